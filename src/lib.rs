@@ -1,0 +1,11 @@
+//! muxraft: many Raft groups per node, with one heartbeat message per peer per
+//! interval whatever the number of groups.
+//!
+//! Layers, top to bottom (see `DESIGN.md`): [`raft`] is one group as a pure
+//! state machine; [`multi`] hosts many groups on a node and multiplexes their
+//! heartbeats; [`wire`] is the byte format; [`storage`] the logs.
+
+pub mod multi;
+pub mod raft;
+pub mod storage;
+pub mod wire;

@@ -1,0 +1,438 @@
+//! The replica: its state, `tick`, and `step`, which applies the term rules
+//! to every message before handing it to the handler of the current role.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use super::progress::Progress;
+use super::quorum::Voters;
+use super::rng::Rng;
+use super::{
+    Config, Entry, EntryKind, Error, HardState, Message, MessageType, RaftLog, ReplicaId, NONE,
+};
+use crate::storage::LogStore;
+
+/// The role a replica plays in its group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Follower,
+    /// Asking for pre-votes: has not incremented its term.
+    PreCandidate,
+    Candidate,
+    Leader,
+}
+
+/// What the host needs to know about a replica at a glance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub id: ReplicaId,
+    pub role: Role,
+    pub term: u64,
+    pub vote: ReplicaId,
+    pub leader: ReplicaId,
+    pub commit: u64,
+    pub applied: u64,
+    pub last_index: u64,
+}
+
+/// A proposal accepted by a leader: it is committed when an entry with this
+/// index *and* term is applied, and lost if another term's entry is applied
+/// at its index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Proposed {
+    pub index: u64,
+    pub term: u64,
+}
+
+/// One replica of one Raft group.
+pub struct Raft<S: LogStore> {
+    pub(super) id: ReplicaId,
+    pub(super) term: u64,
+    pub(super) vote: ReplicaId,
+    pub(super) role: Role,
+    pub(super) leader: ReplicaId,
+    pub(super) log: RaftLog<S>,
+    pub(super) voters: Voters,
+    pub(super) progress: HashMap<ReplicaId, Progress>,
+    pub(super) votes: HashMap<ReplicaId, bool>,
+    pub(super) msgs: Vec<Message>,
+    pub(super) cfg: Config,
+    pub(super) election_elapsed: u32,
+    pub(super) heartbeat_elapsed: u32,
+    pub(super) randomized_election_timeout: u32,
+    pub(super) rng: Rng,
+    /// Hard state and role as last handed out in a `Ready`.
+    pub(super) prev_hard_state: HardState,
+    pub(super) prev_role: (Role, ReplicaId),
+}
+
+impl<S: LogStore> Raft<S> {
+    /// Build a replica from what `store` holds: a fresh group from an empty
+    /// store, a restarted one from the durable hard state and log. `voters`
+    /// are the replica ids of the group (this one among them).
+    pub fn new(cfg: Config, voters: &[ReplicaId], store: S) -> Result<Raft<S>, Error> {
+        cfg.validate()?;
+        let voters = Voters::new(voters);
+        if !voters.contains(cfg.id) {
+            return Err(Error::InvalidConfig("this replica is not among the voters"));
+        }
+        let hs = store.hard_state();
+        if hs.commit > store.last_index() {
+            return Err(Error::Corrupt(format!(
+                "commit {} is past the last stored index {}",
+                hs.commit,
+                store.last_index()
+            )));
+        }
+        let mut r = Raft {
+            id: cfg.id,
+            term: hs.term,
+            vote: hs.vote,
+            role: Role::Follower,
+            leader: NONE,
+            log: RaftLog::new(store, cfg.applied),
+            voters,
+            progress: HashMap::new(),
+            votes: HashMap::new(),
+            msgs: Vec::new(),
+            rng: Rng::new(cfg.seed),
+            cfg,
+            election_elapsed: 0,
+            heartbeat_elapsed: 0,
+            randomized_election_timeout: 0,
+            prev_hard_state: hs,
+            prev_role: (Role::Follower, NONE),
+        };
+        r.reset(hs.term);
+        // `reset` forgets the vote when the term changes; on restart the vote
+        // cast in this term is durable and must be kept, or this replica
+        // could vote twice in one term.
+        r.vote = hs.vote;
+        Ok(r)
+    }
+
+    pub fn id(&self) -> ReplicaId {
+        self.id
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn term(&self) -> u64 {
+        self.term
+    }
+
+    pub fn leader(&self) -> ReplicaId {
+        self.leader
+    }
+
+    pub fn voters(&self) -> &[ReplicaId] {
+        self.voters.ids()
+    }
+
+    pub fn status(&self) -> Status {
+        Status {
+            id: self.id,
+            role: self.role,
+            term: self.term,
+            vote: self.vote,
+            leader: self.leader,
+            commit: self.log.committed,
+            applied: self.log.applied,
+            last_index: self.log.last_index(),
+        }
+    }
+
+    /// The store as of the last `advance`.
+    pub fn store(&self) -> &S {
+        self.log.store()
+    }
+
+    /// Term of the entry at `index`, if the log holds it.
+    pub fn log_term(&self, index: u64) -> Option<u64> {
+        self.log.term(index).ok()
+    }
+
+    /// Has a leader's progress toward `id` caught up with the leader's log?
+    pub fn follower_matched(&self, id: ReplicaId) -> Option<u64> {
+        self.progress.get(&id).map(|p| p.matched)
+    }
+
+    pub(super) fn hard_state(&self) -> HardState {
+        HardState {
+            term: self.term,
+            vote: self.vote,
+            commit: self.log.committed,
+        }
+    }
+
+    /// Advance logical time by one tick.
+    pub fn tick(&mut self) {
+        match self.role {
+            Role::Leader => self.tick_leader(),
+            _ => self.tick_election(),
+        }
+    }
+
+    fn tick_election(&mut self) {
+        self.election_elapsed += 1;
+        if self.election_elapsed >= self.randomized_election_timeout {
+            self.election_elapsed = 0;
+            self.start_election();
+        }
+    }
+
+    fn tick_leader(&mut self) {
+        self.heartbeat_elapsed += 1;
+        self.election_elapsed += 1;
+        if self.election_elapsed >= self.cfg.election_ticks {
+            self.election_elapsed = 0;
+            if self.cfg.check_quorum && !self.quorum_active() {
+                tracing::debug!(id = self.id, term = self.term, "lost contact with quorum; stepping down");
+                self.become_follower(self.term, NONE);
+                return;
+            }
+        }
+        if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks {
+            self.heartbeat_elapsed = 0;
+            if !self.cfg.external_heartbeat {
+                self.broadcast_heartbeat();
+            }
+        }
+    }
+
+    /// CheckQuorum: has a majority been heard from since the last round?
+    /// Resets the marks for the next round.
+    fn quorum_active(&mut self) -> bool {
+        let id = self.id;
+        let active = self.voters.vote_result(|v| {
+            Some(v == id || self.progress.get(&v).is_some_and(|p| p.recent_active))
+        });
+        for (&v, p) in self.progress.iter_mut() {
+            p.recent_active = v == id;
+        }
+        active == super::quorum::VoteResult::Won
+    }
+
+    /// Start an election now (PreVote first when enabled).
+    pub fn campaign(&mut self) {
+        self.start_election();
+    }
+
+    /// Propose a command. Only a leader accepts; the returned index and term
+    /// identify the entry so the host can tell when it commits.
+    pub fn propose(&mut self, data: Bytes) -> Result<Proposed, Error> {
+        if self.role != Role::Leader {
+            return Err(Error::NotLeader {
+                leader: self.leader,
+            });
+        }
+        let index = self.log.last_index() + 1;
+        let entry = Entry {
+            term: self.term,
+            index,
+            kind: EntryKind::Normal,
+            data,
+        };
+        self.append_entries(vec![entry]);
+        self.broadcast_append();
+        Ok(Proposed {
+            index,
+            term: self.term,
+        })
+    }
+
+    /// Step a message from a peer replica.
+    ///
+    /// Term rules first (Raft §5.1), for every kind: a higher term makes this
+    /// replica a follower of that term (unless it is a vote request that the
+    /// lease tells us to ignore, or a pre-vote, which never changes terms); a
+    /// lower term is answered only where that helps the sender learn it is
+    /// stale, and otherwise dropped.
+    pub fn step(&mut self, m: Message) -> Result<(), Error> {
+        if m.to != self.id {
+            return Err(Error::NotForMe { to: m.to });
+        }
+        if m.from == self.id || !self.voters.contains(m.from) {
+            return Err(Error::UnknownPeer(m.from));
+        }
+        if m.term > self.term {
+            match m.msg_type {
+                MessageType::Vote | MessageType::PreVote => {
+                    if self.in_lease() {
+                        // We heard from a live leader within an election
+                        // timeout: a candidate that could not have is
+                        // disrupting, so neither vote nor adopt its term.
+                        return Ok(());
+                    }
+                    if m.msg_type == MessageType::Vote {
+                        self.become_follower(m.term, NONE);
+                    }
+                }
+                MessageType::PreVoteResponse if !m.reject => {
+                    // A granted pre-vote echoes the term we would campaign
+                    // at; it is not a newer term anyone holds.
+                }
+                MessageType::Append | MessageType::Heartbeat => {
+                    self.become_follower(m.term, m.from);
+                }
+                _ => self.become_follower(m.term, NONE),
+            }
+        } else if m.term < self.term {
+            match m.msg_type {
+                MessageType::Append | MessageType::Heartbeat
+                    if self.cfg.check_quorum || self.cfg.pre_vote =>
+                {
+                    // A stale leader (say, one cut off and then reconnected)
+                    // learns our term from the answer and steps down. Without
+                    // it, a PreVote cluster can leave that node stuck.
+                    let kind = match m.msg_type {
+                        MessageType::Append => MessageType::AppendResponse,
+                        _ => MessageType::HeartbeatResponse,
+                    };
+                    self.send(Message::new(kind, self.id, m.from, self.term));
+                }
+                MessageType::PreVote => {
+                    let mut resp =
+                        Message::new(MessageType::PreVoteResponse, self.id, m.from, self.term);
+                    resp.reject = true;
+                    self.send(resp);
+                }
+                _ => {}
+            }
+            return Ok(());
+        }
+
+        match m.msg_type {
+            MessageType::Vote | MessageType::PreVote => self.handle_vote_request(m),
+            _ => match self.role {
+                Role::Leader => self.step_leader(m),
+                Role::Candidate | Role::PreCandidate => self.step_candidate(m),
+                Role::Follower => self.step_follower(m),
+            },
+        }
+        Ok(())
+    }
+
+    fn step_follower(&mut self, m: Message) {
+        match m.msg_type {
+            MessageType::Append => {
+                self.election_elapsed = 0;
+                self.leader = m.from;
+                self.handle_append(m);
+            }
+            MessageType::Heartbeat => {
+                self.election_elapsed = 0;
+                self.leader = m.from;
+                self.handle_heartbeat(m);
+            }
+            _ => {} // late vote responses and the like
+        }
+    }
+
+    fn step_candidate(&mut self, m: Message) {
+        match m.msg_type {
+            MessageType::Append => {
+                self.become_follower(m.term, m.from);
+                self.handle_append(m);
+            }
+            MessageType::Heartbeat => {
+                self.become_follower(m.term, m.from);
+                self.handle_heartbeat(m);
+            }
+            MessageType::VoteResponse if self.role == Role::Candidate => {
+                self.handle_vote_response(m)
+            }
+            MessageType::PreVoteResponse if self.role == Role::PreCandidate => {
+                self.handle_vote_response(m)
+            }
+            _ => {}
+        }
+    }
+
+    fn step_leader(&mut self, m: Message) {
+        match m.msg_type {
+            MessageType::AppendResponse => self.handle_append_response(m),
+            MessageType::HeartbeatResponse => self.handle_heartbeat_response(m),
+            MessageType::Append | MessageType::Heartbeat => {
+                // Two leaders in one term would break election safety; this
+                // can only be a forged or corrupted message.
+                tracing::error!(id = self.id, from = m.from, term = m.term, "leader got append from another leader of its term");
+            }
+            _ => {}
+        }
+    }
+
+    /// Is a leader known and heard from within the election timeout?
+    pub(super) fn in_lease(&self) -> bool {
+        self.cfg.check_quorum
+            && self.leader != NONE
+            && self.election_elapsed < self.cfg.election_ticks
+    }
+
+    /// Common to every role change: timers, votes and progress start over.
+    pub(super) fn reset(&mut self, term: u64) {
+        if self.term != term {
+            self.term = term;
+            self.vote = NONE;
+        }
+        self.leader = NONE;
+        self.election_elapsed = 0;
+        self.heartbeat_elapsed = 0;
+        let e = self.cfg.election_ticks as u64;
+        self.randomized_election_timeout = self.rng.range(e, 2 * e) as u32;
+        self.votes.clear();
+        let next = self.log.last_index() + 1;
+        let max_inflight = self.cfg.max_inflight;
+        self.progress = self
+            .voters
+            .ids()
+            .iter()
+            .map(|&id| (id, Progress::new(next, max_inflight)))
+            .collect();
+        let last = self.log.last_index();
+        if let Some(me) = self.progress.get_mut(&self.id) {
+            me.matched = last;
+        }
+    }
+
+    pub(super) fn become_follower(&mut self, term: u64, leader: ReplicaId) {
+        self.reset(term);
+        self.role = Role::Follower;
+        self.leader = leader;
+    }
+
+    pub(super) fn become_leader(&mut self) {
+        debug_assert!(self.role == Role::Candidate);
+        self.reset(self.term);
+        self.role = Role::Leader;
+        self.leader = self.id;
+        for (&id, p) in self.progress.iter_mut() {
+            p.recent_active = id == self.id;
+        }
+        // Commit entries of earlier terms by committing one of ours (§5.4.2).
+        let noop = Entry {
+            term: self.term,
+            index: self.log.last_index() + 1,
+            kind: EntryKind::Noop,
+            data: Bytes::new(),
+        };
+        self.append_entries(vec![noop]);
+        tracing::debug!(id = self.id, term = self.term, "became leader");
+    }
+
+    /// Append entries created by this leader to its own log.
+    pub(super) fn append_entries(&mut self, entries: Vec<Entry>) {
+        let last = self.log.append(&entries);
+        if let Some(me) = self.progress.get_mut(&self.id) {
+            me.maybe_update(last);
+        }
+        self.maybe_commit();
+    }
+
+    pub(super) fn send(&mut self, m: Message) {
+        self.msgs.push(m);
+    }
+}

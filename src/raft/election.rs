@@ -1,0 +1,109 @@
+//! Elections: PreVote, RequestVote, and the tally.
+
+use super::core::Role;
+use super::quorum::VoteResult;
+use super::{Message, MessageType, Raft, NONE};
+use crate::storage::LogStore;
+
+impl<S: LogStore> Raft<S> {
+    /// The election timer fired (or the host asked): start a pre-election
+    /// when PreVote is on, a real election otherwise.
+    pub(super) fn start_election(&mut self) {
+        if self.role == Role::Leader {
+            return;
+        }
+        if self.cfg.pre_vote {
+            self.become_pre_candidate();
+        } else {
+            self.become_candidate();
+        }
+    }
+
+    /// Ask for pre-votes at `term + 1` without changing our own term or
+    /// vote, so a node that cannot win never disturbs the group.
+    fn become_pre_candidate(&mut self) {
+        // Keep term and vote; only timers and tallies start over.
+        let (term, vote) = (self.term, self.vote);
+        self.reset(term);
+        self.vote = vote;
+        self.role = Role::PreCandidate;
+        self.request_votes(MessageType::PreVote, self.term + 1);
+    }
+
+    fn become_candidate(&mut self) {
+        self.reset(self.term + 1);
+        self.vote = self.id;
+        self.role = Role::Candidate;
+        tracing::debug!(id = self.id, term = self.term, "starting election");
+        self.request_votes(MessageType::Vote, self.term);
+    }
+
+    fn request_votes(&mut self, kind: MessageType, term: u64) {
+        self.votes.insert(self.id, true);
+        if self.tally() == VoteResult::Won {
+            self.on_won();
+            return;
+        }
+        let (index, log_term) = (self.log.last_index(), self.log.last_term());
+        for to in self.followers() {
+            let mut m = Message::new(kind, self.id, to, term);
+            m.index = index;
+            m.log_term = log_term;
+            self.send(m);
+        }
+    }
+
+    fn tally(&self) -> VoteResult {
+        self.voters.vote_result(|id| self.votes.get(&id).copied())
+    }
+
+    fn on_won(&mut self) {
+        match self.role {
+            Role::PreCandidate => self.become_candidate(),
+            Role::Candidate => {
+                self.become_leader();
+                self.broadcast_append();
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn handle_vote_response(&mut self, m: Message) {
+        self.votes.entry(m.from).or_insert(!m.reject);
+        match self.tally() {
+            VoteResult::Won => self.on_won(),
+            VoteResult::Lost => self.become_follower(self.term, NONE),
+            VoteResult::Pending => {}
+        }
+    }
+
+    /// Vote or pre-vote request at a term ≥ ours (the term rules ran).
+    pub(super) fn handle_vote_request(&mut self, m: Message) {
+        let pre = m.msg_type == MessageType::PreVote;
+        // We may vote for m.from if we already did in this term, or have not
+        // voted and know no leader, or — for a pre-vote — it is for a future
+        // term where our vote is still free.
+        let can_vote = self.vote == m.from
+            || (self.vote == NONE && self.leader == NONE)
+            || (pre && m.term > self.term);
+        let grant = can_vote && self.log.is_up_to_date(m.index, m.log_term);
+        let kind = if pre {
+            MessageType::PreVoteResponse
+        } else {
+            MessageType::VoteResponse
+        };
+        // A grant is sent at the requested term (for a pre-vote that is a
+        // term we do not hold yet); a rejection carries our term so the
+        // candidate learns it.
+        let term = if grant { m.term } else { self.term };
+        let mut resp = Message::new(kind, self.id, m.from, term);
+        resp.reject = !grant;
+        if grant && !pre {
+            // Durable before the answer leaves: the Ready carries the new vote
+            // in its hard state, and messages go out only after it is saved.
+            self.election_elapsed = 0;
+            self.vote = m.from;
+        }
+        self.send(resp);
+    }
+}

@@ -1,0 +1,249 @@
+//! The log as the Raft core sees it: entries already recorded in the
+//! [`LogStore`] followed by entries not yet durable ("unstable"), plus the
+//! commit and apply positions.
+
+use super::{Entry, HardState};
+use crate::storage::{LogStore, StorageError};
+
+pub struct RaftLog<S: LogStore> {
+    pub(crate) store: S,
+    /// Entries not yet handed back through `advance`, starting at
+    /// `unstable_offset`. They may overwrite a suffix of the store (a
+    /// follower truncating a conflicting tail).
+    unstable: Vec<Entry>,
+    unstable_offset: u64,
+    /// How many unstable entries were already handed out in a `Ready`.
+    unstable_in_ready: usize,
+    pub committed: u64,
+    pub applied: u64,
+}
+
+impl<S: LogStore> RaftLog<S> {
+    pub fn new(store: S, applied: u64) -> RaftLog<S> {
+        let hs = store.hard_state();
+        let first = store.first_index();
+        let unstable_offset = store.last_index() + 1;
+        // Never claim to have applied something not committed, nor less than
+        // what was compacted away.
+        let applied = applied.min(hs.commit).max(first - 1);
+        RaftLog {
+            store,
+            unstable: Vec::new(),
+            unstable_offset,
+            unstable_in_ready: 0,
+            committed: hs.commit,
+            applied,
+        }
+    }
+
+    pub fn last_index(&self) -> u64 {
+        match self.unstable.len() {
+            0 => self.store.last_index(),
+            n => self.unstable_offset + n as u64 - 1,
+        }
+    }
+
+    pub fn first_index(&self) -> u64 {
+        self.store.first_index()
+    }
+
+    /// Term of the entry at `index`; 0 past the end or before the log.
+    pub fn term(&self, index: u64) -> Result<u64, StorageError> {
+        if index >= self.unstable_offset {
+            let i = (index - self.unstable_offset) as usize;
+            return self
+                .unstable
+                .get(i)
+                .map(|e| e.term)
+                .ok_or(StorageError::Unavailable(index));
+        }
+        self.store.term(index)
+    }
+
+    /// Like `term` but folding "no such entry" into 0, which never matches a
+    /// real term: for comparisons only.
+    pub fn term_or_zero(&self, index: u64) -> u64 {
+        self.term(index).unwrap_or(0)
+    }
+
+    pub fn last_term(&self) -> u64 {
+        self.term_or_zero(self.last_index())
+    }
+
+    pub fn match_term(&self, index: u64, term: u64) -> bool {
+        self.term(index).map(|t| t == term).unwrap_or(false)
+    }
+
+    /// Is a log ending at (`last_index`, `last_term`) at least as up to date
+    /// as ours (Raft §5.4.1)?
+    pub fn is_up_to_date(&self, last_index: u64, last_term: u64) -> bool {
+        let our_term = self.last_term();
+        last_term > our_term || (last_term == our_term && last_index >= self.last_index())
+    }
+
+    /// Entries in `lo..=last_index()`, at most `max_bytes` (at least one).
+    pub fn entries_from(&self, lo: u64, max_bytes: u64) -> Result<Vec<Entry>, StorageError> {
+        self.slice(lo, self.last_index() + 1, max_bytes)
+    }
+
+    pub fn slice(&self, lo: u64, hi: u64, max_bytes: u64) -> Result<Vec<Entry>, StorageError> {
+        if lo >= hi {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        let mut size = 0u64;
+        if lo < self.unstable_offset {
+            out = self.store.entries(lo, hi.min(self.unstable_offset), max_bytes)?;
+            size = out.iter().map(Entry::size).sum();
+            let reached = lo + out.len() as u64;
+            if reached < hi.min(self.unstable_offset) {
+                return Ok(out); // size limit hit inside the store
+            }
+        }
+        if hi > self.unstable_offset {
+            let from = lo.max(self.unstable_offset);
+            let start = (from - self.unstable_offset) as usize;
+            let end = ((hi - self.unstable_offset) as usize).min(self.unstable.len());
+            for e in self.unstable.get(start..end).unwrap_or(&[]) {
+                size += e.size();
+                if !out.is_empty() && size > max_bytes {
+                    break;
+                }
+                out.push(e.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Append entries the leader created itself. Returns the new last index.
+    pub fn append(&mut self, entries: &[Entry]) -> u64 {
+        if let Some(first) = entries.first() {
+            self.truncate_and_append(first.index, entries);
+        }
+        self.last_index()
+    }
+
+    fn truncate_and_append(&mut self, at: u64, entries: &[Entry]) {
+        debug_assert!(at > self.committed, "truncating committed entry {at}");
+        let next = self.unstable_offset + self.unstable.len() as u64;
+        if at == next {
+            self.unstable.extend_from_slice(entries);
+        } else if at <= self.unstable_offset {
+            // Replaces part of the store: the host must overwrite it.
+            self.unstable_offset = at;
+            self.unstable = entries.to_vec();
+            self.unstable_in_ready = 0;
+        } else {
+            let keep = (at - self.unstable_offset) as usize;
+            self.unstable.truncate(keep);
+            self.unstable.extend_from_slice(entries);
+            self.unstable_in_ready = self.unstable_in_ready.min(keep);
+        }
+    }
+
+    /// A follower's consistency check and append (Raft Fig. 2, AppendEntries
+    /// steps 2–5). Returns the last index now known to match the leader, or
+    /// None when the log does not contain (`index`, `log_term`).
+    pub fn maybe_append(
+        &mut self,
+        index: u64,
+        log_term: u64,
+        commit: u64,
+        entries: &[Entry],
+    ) -> Option<u64> {
+        if !self.match_term(index, log_term) {
+            return None;
+        }
+        let last_new = index + entries.len() as u64;
+        // Skip the prefix we already hold; an existing entry that conflicts
+        // (same index, other term) and everything after it is replaced.
+        let conflict = entries
+            .iter()
+            .position(|e| !self.match_term(e.index, e.term));
+        if let Some(pos) = conflict {
+            let at = entries[pos].index;
+            if at <= self.committed {
+                // A leader never sends entries that conflict with committed
+                // ones; refusing keeps a corrupt or malicious peer from
+                // rewriting history.
+                tracing::error!(at, committed = self.committed, "append conflicts with committed entry");
+                return None;
+            }
+            self.truncate_and_append(at, &entries[pos..]);
+        }
+        // Only what this append verified may be committed from it.
+        self.commit_to(commit.min(last_new));
+        Some(last_new)
+    }
+
+    /// The follower's hint for fast back-off: the largest index ≤ `index`
+    /// whose term is ≤ `term`. The leader can skip everything after it.
+    pub fn find_conflict_by_term(&self, index: u64, term: u64) -> (u64, u64) {
+        let mut i = index.min(self.last_index());
+        loop {
+            match self.term(i) {
+                Ok(t) if t > term => i -= 1,
+                Ok(t) => return (i, t),
+                Err(_) => return (i, 0),
+            }
+            if i == 0 {
+                return (0, 0);
+            }
+        }
+    }
+
+    pub fn commit_to(&mut self, index: u64) {
+        if index > self.committed {
+            debug_assert!(index <= self.last_index(), "commit {index} past last");
+            self.committed = index.min(self.last_index());
+        }
+    }
+
+    /// Committed entries not yet handed out for applying, at most `max_bytes`.
+    pub fn next_committed(&self, max_bytes: u64) -> Vec<Entry> {
+        self.slice(self.applied + 1, self.committed + 1, max_bytes)
+            .unwrap_or_default()
+    }
+
+    pub fn has_next_committed(&self) -> bool {
+        self.committed > self.applied
+    }
+
+    pub fn applied_to(&mut self, index: u64) {
+        if index > self.applied {
+            debug_assert!(index <= self.committed);
+            self.applied = index;
+        }
+    }
+
+    /// Unstable entries not yet handed out in a `Ready`.
+    pub fn unstable_for_ready(&mut self) -> Vec<Entry> {
+        let out = self.unstable[self.unstable_in_ready..].to_vec();
+        self.unstable_in_ready = self.unstable.len();
+        out
+    }
+
+    pub fn has_unstable_for_ready(&self) -> bool {
+        self.unstable_in_ready < self.unstable.len()
+    }
+
+    /// The host made entries up to (`index`, `term`) durable: move them into
+    /// the store. A mismatch means the entry was replaced since; keep it.
+    pub fn stable_to(&mut self, index: u64, term: u64, hs: Option<HardState>) {
+        if let Some(hs) = hs {
+            self.store.set_hard_state(hs);
+        }
+        if index < self.unstable_offset || !self.match_term(index, term) {
+            return;
+        }
+        let n = (index - self.unstable_offset + 1) as usize;
+        self.store.append(&self.unstable[..n]);
+        self.unstable.drain(..n);
+        self.unstable_offset = index + 1;
+        self.unstable_in_ready = self.unstable_in_ready.saturating_sub(n);
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+}

@@ -1,0 +1,129 @@
+//! The messages one Raft replica sends another, and the log entries they carry.
+//!
+//! These types are the whole vocabulary of the protocol. They know nothing of
+//! groups or bytes: the multi layer adds the group id and the wire layer the
+//! encoding.
+
+use bytes::Bytes;
+
+/// Identifies a replica. In muxraft a group has at most one replica per node,
+/// so a replica id is the id of the node hosting it. Zero means "none".
+pub type ReplicaId = u64;
+
+/// The id that means "no replica" (no vote cast, no leader known).
+pub const NONE: ReplicaId = 0;
+
+/// What an entry holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum EntryKind {
+    /// A command proposed by the host; delivered to `apply`.
+    #[default]
+    Normal,
+    /// The empty entry a new leader appends so that it can commit entries of
+    /// earlier terms (Raft §5.4.2). Never delivered to the host's `apply`.
+    Noop,
+}
+
+/// One log entry.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Entry {
+    pub term: u64,
+    pub index: u64,
+    pub kind: EntryKind,
+    pub data: Bytes,
+}
+
+impl Entry {
+    /// Bytes this entry costs in a message, used against the per-append size
+    /// limit (payload plus a rough header).
+    pub fn size(&self) -> u64 {
+        self.data.len() as u64 + 16
+    }
+}
+
+/// Term, vote and commit: the state that must be durable before any message
+/// depending on it leaves the node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct HardState {
+    pub term: u64,
+    pub vote: ReplicaId,
+    pub commit: u64,
+}
+
+/// Kinds of Raft message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MessageType {
+    /// RequestVote: `index`/`log_term` are the candidate's last entry.
+    Vote,
+    VoteResponse,
+    /// PreVote (Raft thesis §9.6): same fields as `Vote`, sent with the term
+    /// the candidate *would* use, without incrementing its own.
+    PreVote,
+    PreVoteResponse,
+    /// AppendEntries: `index`/`log_term` name the entry preceding `entries`.
+    Append,
+    /// Answer to `Append`. Accepted: `index` is the last index now known to
+    /// match. Rejected: `index` is the rejected `Append.index`, and
+    /// `reject_hint`/`log_term` carry the follower's hint for fast back-off.
+    AppendResponse,
+    /// Liveness and commit propagation from a leader: `term` and
+    /// `commit` = min(follower's match, leader's commit). Carries no log
+    /// position, so a heartbeat that overtakes an append can never make a
+    /// follower truncate, and never commit past what it has verified.
+    Heartbeat,
+    /// Answer to `Heartbeat`: the follower's term.
+    HeartbeatResponse,
+}
+
+impl MessageType {
+    /// Responses to these carry a term the sender may not have yet; the
+    /// candidate-side variants of vote messages are sent at a future term.
+    pub fn is_response(self) -> bool {
+        matches!(
+            self,
+            MessageType::VoteResponse
+                | MessageType::PreVoteResponse
+                | MessageType::AppendResponse
+                | MessageType::HeartbeatResponse
+        )
+    }
+}
+
+/// A Raft message between two replicas of one group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub msg_type: MessageType,
+    pub from: ReplicaId,
+    pub to: ReplicaId,
+    pub term: u64,
+    /// Vote/PreVote: term of the candidate's last entry. Append: term of the
+    /// entry at `index`. Rejected AppendResponse: term of the follower's entry
+    /// at `reject_hint` (0 if none).
+    pub log_term: u64,
+    /// See [`MessageType`] for its meaning per kind.
+    pub index: u64,
+    pub entries: Vec<Entry>,
+    /// Append / Heartbeat: the commit index the follower may adopt.
+    pub commit: u64,
+    pub reject: bool,
+    /// Rejected AppendResponse: the follower's last index at or below the
+    /// rejected index whose term is ≤ the leader's `log_term`.
+    pub reject_hint: u64,
+}
+
+impl Message {
+    pub fn new(msg_type: MessageType, from: ReplicaId, to: ReplicaId, term: u64) -> Message {
+        Message {
+            msg_type,
+            from,
+            to,
+            term,
+            log_term: 0,
+            index: 0,
+            entries: Vec::new(),
+            commit: 0,
+            reject: false,
+            reject_hint: 0,
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! One Raft group as a deterministic state machine.
+//!
+//! No clocks (time is [`Raft::tick`]), no threads, no sockets, no files. The
+//! host feeds it ticks, messages and proposals, and takes back a [`Ready`]:
+//! what to persist, what to send, what to apply. Heartbeats are their own
+//! message kind carrying only term and a clamped commit index, so the multi
+//! layer can batch them per peer without the group knowing.
+//!
+//! Files: `core.rs` (state, term rules, roles), `election.rs`,
+//! `replication.rs` (appends, heartbeats, commit), `progress.rs` (the
+//! leader's view of each follower), `quorum.rs`, `log.rs` (durable +
+//! unstable log), `ready.rs` (the host contract).
+
+mod config;
+mod core;
+mod election;
+mod log;
+mod message;
+mod progress;
+mod quorum;
+mod ready;
+mod replication;
+mod rng;
+
+pub use self::config::Config;
+pub use self::core::{Proposed, Raft, Role, Status};
+pub use self::log::RaftLog;
+pub use self::message::*;
+pub use self::progress::{Progress, ProgressState};
+pub use self::ready::Ready;
+pub use self::rng::Rng;
+
+/// Why the core refused a call.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Error {
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(&'static str),
+    #[error("not the leader (leader is {leader}, 0 if unknown)")]
+    NotLeader { leader: ReplicaId },
+    #[error("message addressed to replica {to}, not this one")]
+    NotForMe { to: ReplicaId },
+    #[error("message from replica {0}, which is not a member of this group")]
+    UnknownPeer(ReplicaId),
+    #[error("stored state is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,77 @@
+//! `Ready`: everything a replica asks its host to do, and the order to do it
+//! in. This ordering is the contract that keeps acknowledged entries safe.
+
+use super::core::Role;
+use super::{Entry, HardState, Message, Raft, ReplicaId};
+use crate::storage::LogStore;
+
+/// Work for the host, to be done in this order:
+///
+/// 1. make `entries` and `hard_state` durable (entries may replace a suffix of
+///    what was written before, starting at `entries[0].index`);
+/// 2. only then send `messages` — votes and append acknowledgements promise
+///    that state, so they must not leave before it is durable;
+/// 3. apply `committed_entries` in order;
+/// 4. call [`Raft::advance`] with this `Ready`.
+///
+/// No `step`, `tick` or `propose` may happen between `ready` and `advance`.
+#[derive(Debug, Default)]
+pub struct Ready {
+    /// Changed since the last `Ready`; None if not.
+    pub hard_state: Option<HardState>,
+    pub entries: Vec<Entry>,
+    pub messages: Vec<Message>,
+    pub committed_entries: Vec<Entry>,
+    /// Role or known leader changed: (role, term, leader).
+    pub role_change: Option<(Role, u64, ReplicaId)>,
+}
+
+impl Ready {
+    pub fn is_empty(&self) -> bool {
+        self.hard_state.is_none()
+            && self.entries.is_empty()
+            && self.messages.is_empty()
+            && self.committed_entries.is_empty()
+            && self.role_change.is_none()
+    }
+}
+
+impl<S: LogStore> Raft<S> {
+    /// Is there anything for the host to do?
+    pub fn has_ready(&self) -> bool {
+        !self.msgs.is_empty()
+            || self.log.has_unstable_for_ready()
+            || self.log.has_next_committed()
+            || self.hard_state() != self.prev_hard_state
+            || (self.role, self.leader) != self.prev_role
+    }
+
+    /// Take the work accumulated since the last `Ready`.
+    pub fn ready(&mut self) -> Ready {
+        let hs = self.hard_state();
+        let hard_state = (hs != self.prev_hard_state).then_some(hs);
+        self.prev_hard_state = hs;
+        let role = (self.role, self.leader);
+        let role_change = (role != self.prev_role).then_some((self.role, self.term, self.leader));
+        self.prev_role = role;
+        Ready {
+            hard_state,
+            entries: self.log.unstable_for_ready(),
+            messages: std::mem::take(&mut self.msgs),
+            committed_entries: self.log.next_committed(self.cfg.max_apply_bytes),
+            role_change,
+        }
+    }
+
+    /// The host has done what `ready` asked: entries and hard state are
+    /// durable, messages sent, committed entries applied.
+    pub fn advance(&mut self, ready: &Ready) {
+        match ready.entries.last() {
+            Some(last) => self.log.stable_to(last.index, last.term, ready.hard_state),
+            None => self.log.stable_to(0, 0, ready.hard_state),
+        }
+        if let Some(last) = ready.committed_entries.last() {
+            self.log.applied_to(last.index);
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Log replication and heartbeats: what a leader sends, what a follower does
+//! with it, and how answers move the leader's view of each follower.
+
+use super::progress::ProgressState;
+use super::{Entry, Message, MessageType, Raft, ReplicaId};
+use crate::storage::LogStore;
+
+impl<S: LogStore> Raft<S> {
+    /// Send every follower what it lacks (an empty append still carries the
+    /// commit index).
+    pub(super) fn broadcast_append(&mut self) {
+        for to in self.followers() {
+            self.send_append(to, true);
+        }
+    }
+
+    pub(super) fn followers(&self) -> Vec<ReplicaId> {
+        self.voters
+            .ids()
+            .iter()
+            .copied()
+            .filter(|&v| v != self.id)
+            .collect()
+    }
+
+    /// Send `to` an append from its `next` index, unless its progress says to
+    /// wait. Returns whether a message was sent.
+    pub(super) fn send_append(&mut self, to: ReplicaId, send_if_empty: bool) -> bool {
+        let Some(pr) = self.progress.get(&to) else {
+            return false;
+        };
+        if pr.is_paused() {
+            return false;
+        }
+        let prev = pr.next - 1;
+        let Ok(prev_term) = self.log.term(prev) else {
+            // Snapshots will cover a follower behind the compaction point.
+            tracing::warn!(to, prev, "entries needed by follower are not available");
+            return false;
+        };
+        let entries: Vec<Entry> = self
+            .log
+            .entries_from(pr.next, self.cfg.max_append_bytes)
+            .unwrap_or_default();
+        if entries.is_empty() && !send_if_empty {
+            return false;
+        }
+        let last = entries.last().map(|e| e.index);
+        let mut m = Message::new(MessageType::Append, self.id, to, self.term);
+        m.index = prev;
+        m.log_term = prev_term;
+        m.entries = entries;
+        m.commit = self.log.committed;
+        if let Some(pr) = self.progress.get_mut(&to) {
+            pr.sent_entries(last);
+        }
+        self.send(m);
+        true
+    }
+
+    /// One heartbeat to every follower. In the multi layer this is what the
+    /// mux calls once per interval for every group a node leads.
+    pub fn broadcast_heartbeat(&mut self) {
+        if self.role != super::Role::Leader {
+            return;
+        }
+        for to in self.followers() {
+            let matched = self.progress.get(&to).map_or(0, |p| p.matched);
+            let mut m = Message::new(MessageType::Heartbeat, self.id, to, self.term);
+            // MUST NOT forward the commit past what the follower has matched:
+            // a heartbeat can overtake the append that carries those entries,
+            // and the follower cannot verify entries it has not received.
+            m.commit = matched.min(self.log.committed);
+            self.send(m);
+        }
+    }
+
+    pub(super) fn handle_append(&mut self, m: Message) {
+        let mut resp = Message::new(MessageType::AppendResponse, self.id, m.from, self.term);
+        if m.index < self.log.committed {
+            // Everything up to our commit is known to match any leader.
+            resp.index = self.log.committed;
+            self.send(resp);
+            return;
+        }
+        match self
+            .log
+            .maybe_append(m.index, m.log_term, m.commit, &m.entries)
+        {
+            Some(last) => resp.index = last,
+            None => {
+                // Fast back-off: name the last index at or below the leader's
+                // probe whose term is ≤ the probe's term; the leader skips
+                // every index after it that cannot match.
+                let (hint, hint_term) = self.log.find_conflict_by_term(m.index, m.log_term);
+                resp.reject = true;
+                resp.index = m.index;
+                resp.reject_hint = hint;
+                resp.log_term = hint_term;
+            }
+        }
+        self.send(resp);
+    }
+
+    pub(super) fn handle_heartbeat(&mut self, m: Message) {
+        // m.commit ≤ the match the leader recorded for us, which we made
+        // durable before acknowledging: it can never pass our verified log.
+        if m.commit > self.log.last_index() {
+            tracing::warn!(id = self.id, commit = m.commit, last = self.log.last_index(), "heartbeat commit past our log; ignored");
+        } else {
+            self.log.commit_to(m.commit);
+        }
+        let resp = Message::new(MessageType::HeartbeatResponse, self.id, m.from, self.term);
+        self.send(resp);
+    }
+
+    pub(super) fn handle_append_response(&mut self, m: Message) {
+        let from = m.from;
+        let next_probe = if m.reject && m.log_term > 0 {
+            // Our own last index at or below the hint with a term ≤ the
+            // follower's term there: everything between cannot match.
+            self.log.find_conflict_by_term(m.reject_hint, m.log_term).0
+        } else {
+            m.reject_hint
+        };
+        let Some(pr) = self.progress.get_mut(&from) else {
+            return;
+        };
+        pr.recent_active = true;
+        if m.reject {
+            if pr.maybe_decr_to(m.index, next_probe) {
+                if pr.state == ProgressState::Replicate {
+                    pr.become_probe();
+                }
+                self.send_append(from, true);
+            }
+            return;
+        }
+        if !pr.maybe_update(m.index) {
+            return;
+        }
+        match pr.state {
+            ProgressState::Probe => pr.become_replicate(),
+            ProgressState::Replicate => pr.inflights.free_to(m.index),
+        }
+        if self.maybe_commit() {
+            // Followers learn the new commit index.
+            self.broadcast_append();
+        }
+        // Fill the window while there is more to send.
+        while self.send_append(from, false) {}
+    }
+
+    pub(super) fn handle_heartbeat_response(&mut self, m: Message) {
+        let last = self.log.last_index();
+        let Some(pr) = self.progress.get_mut(&m.from) else {
+            return;
+        };
+        pr.recent_active = true;
+        pr.probe_sent = false;
+        if pr.state == ProgressState::Replicate && pr.inflights.full() {
+            pr.inflights.free_first_one();
+        }
+        // A lagging follower is found here: heartbeats carry no log position,
+        // so the leader sends it a real append.
+        if pr.matched < last {
+            self.send_append(m.from, true);
+        }
+    }
+
+    /// Commit the highest index a majority has matched, if it is of this
+    /// term (§5.4.2: never count replicas for an older term's entry).
+    pub(super) fn maybe_commit(&mut self) -> bool {
+        let index = self
+            .voters
+            .committed_index(|id| self.progress.get(&id).map_or(0, |p| p.matched));
+        if index > self.log.committed && self.log.term_or_zero(index) == self.term {
+            self.log.commit_to(index);
+            return true;
+        }
+        false
+    }
+}

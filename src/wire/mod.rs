@@ -1,0 +1,1 @@
+//! The byte format. (in progress)

@@ -1,0 +1,193 @@
+//! The protobuf messages that are the wire format, written by hand with
+//! `prost` derives (there is no `.proto` compilation step).
+//!
+//! These structs are the schema: field numbers and types here are the
+//! contract with every peer, so a field number is never reused or retyped.
+//! New fields get new numbers; proto3 decoders skip fields they do not know,
+//! which is what lets a newer peer add a field without bumping
+//! [`PROTOCOL_VERSION`](super::PROTOCOL_VERSION).
+//!
+//! Nothing outside `wire` sees these types: [`frame`](super::frame) converts
+//! between them and the Rust-side [`Frame`](super::Frame), and validates
+//! everything a peer could get wrong on the way in.
+//!
+//! Repeated `uint64` fields are packed (prost's default for numeric fields,
+//! as in proto3): one tag and one length for the whole column, then the
+//! varints back to back. The heartbeat batches rely on this for their size;
+//! a test in this file checks the wire type.
+
+use bytes::Bytes;
+
+/// Everything one node sends another travels in one envelope.
+///
+/// `from` and `to` are node ids. Since a group has at most one replica per
+/// node, they are also the replica ids of a group message, which therefore
+/// does not repeat them.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct Envelope {
+    #[prost(uint32, tag = "1")]
+    pub version: u32,
+    #[prost(uint64, tag = "2")]
+    pub cluster_id: u64,
+    #[prost(uint64, tag = "3")]
+    pub from: u64,
+    #[prost(uint64, tag = "4")]
+    pub to: u64,
+    #[prost(oneof = "EnvelopeBody", tags = "5, 6, 7")]
+    pub body: Option<EnvelopeBody>,
+}
+
+/// The first four fields of [`Envelope`] alone.
+///
+/// Decoding this first lets the decoder report a version mismatch even when
+/// the body of a newer version would not parse as ours: prost skips the
+/// length-delimited body fields without looking inside them.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct EnvelopeHeader {
+    #[prost(uint32, tag = "1")]
+    pub version: u32,
+    #[prost(uint64, tag = "2")]
+    pub cluster_id: u64,
+    #[prost(uint64, tag = "3")]
+    pub from: u64,
+    #[prost(uint64, tag = "4")]
+    pub to: u64,
+}
+
+/// What an envelope carries; exactly one is required.
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub(crate) enum EnvelopeBody {
+    #[prost(message, tag = "5")]
+    Group(GroupMessage),
+    #[prost(message, tag = "6")]
+    Batch(HeartbeatBatch),
+    #[prost(message, tag = "7")]
+    BatchResponse(HeartbeatBatchResponse),
+}
+
+/// One Raft message addressed to one group.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct GroupMessage {
+    #[prost(uint64, tag = "1")]
+    pub group_id: u64,
+    #[prost(message, optional, tag = "2")]
+    pub msg: Option<RaftMessage>,
+}
+
+/// A Raft message minus `from`/`to`, which are the envelope's.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct RaftMessage {
+    /// See `frame::msg_type_to_wire` for the numbering; 0 is invalid.
+    #[prost(uint32, tag = "1")]
+    pub msg_type: u32,
+    #[prost(uint64, tag = "2")]
+    pub term: u64,
+    #[prost(uint64, tag = "3")]
+    pub log_term: u64,
+    #[prost(uint64, tag = "4")]
+    pub index: u64,
+    #[prost(message, repeated, tag = "5")]
+    pub entries: Vec<Entry>,
+    #[prost(uint64, tag = "6")]
+    pub commit: u64,
+    #[prost(bool, tag = "7")]
+    pub reject: bool,
+    #[prost(uint64, tag = "8")]
+    pub reject_hint: u64,
+}
+
+/// One log entry. `data` is `Bytes` so that decoding from a `Bytes` buffer
+/// shares the payload instead of copying it.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct Entry {
+    #[prost(uint64, tag = "1")]
+    pub term: u64,
+    #[prost(uint64, tag = "2")]
+    pub index: u64,
+    /// See `frame::entry_kind_to_wire`; Normal = 0, Noop = 1.
+    #[prost(uint32, tag = "3")]
+    pub kind: u32,
+    #[prost(bytes = "bytes", tag = "4")]
+    pub data: Bytes,
+}
+
+/// The heartbeats of many groups from one leader node to one follower node,
+/// as columns: row `i` is (group `i`, `terms[i]`, `commits[i]`).
+///
+/// `group_deltas` holds the first group id, then the difference between each
+/// id and the previous one; see [`batch`](super::batch) for why and for the
+/// rules a decoder enforces.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct HeartbeatBatch {
+    #[prost(uint64, repeated, tag = "1")]
+    pub group_deltas: Vec<u64>,
+    #[prost(uint64, repeated, tag = "2")]
+    pub terms: Vec<u64>,
+    #[prost(uint64, repeated, tag = "3")]
+    pub commits: Vec<u64>,
+}
+
+/// The answers of many groups to one [`HeartbeatBatch`], same columnar
+/// layout: row `i` is (group `i`, the follower's `terms[i]`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct HeartbeatBatchResponse {
+    #[prost(uint64, repeated, tag = "1")]
+    pub group_deltas: Vec<u64>,
+    #[prost(uint64, repeated, tag = "2")]
+    pub terms: Vec<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message as _;
+
+    /// Wire type 2 (length-delimited) on a repeated scalar means it is
+    /// packed; wire type 0 would mean one tag per element.
+    #[test]
+    fn repeated_u64_columns_are_packed() {
+        let batch = HeartbeatBatch {
+            group_deltas: vec![1, 1, 1],
+            terms: vec![2, 2, 2],
+            commits: vec![3, 3, 3],
+        };
+        let bytes = batch.encode_to_vec();
+        // field 1, wire type 2, length 3, then three one-byte varints, etc.
+        assert_eq!(
+            bytes,
+            [0x0a, 3, 1, 1, 1, 0x12, 3, 2, 2, 2, 0x1a, 3, 3, 3, 3],
+            "packed columns cost one tag and one length per column"
+        );
+
+        let response = HeartbeatBatchResponse {
+            group_deltas: vec![7, 1],
+            terms: vec![5, 5],
+        };
+        assert_eq!(response.encode_to_vec(), [0x0a, 2, 7, 1, 0x12, 2, 5, 5]);
+    }
+
+    #[test]
+    fn header_decodes_from_a_full_envelope_and_skips_the_body() {
+        let env = Envelope {
+            version: 9,
+            cluster_id: 42,
+            from: 1,
+            to: 2,
+            body: Some(EnvelopeBody::Batch(HeartbeatBatch {
+                group_deltas: vec![1],
+                terms: vec![1],
+                commits: vec![1],
+            })),
+        };
+        let header = EnvelopeHeader::decode(env.encode_to_vec().as_slice());
+        assert_eq!(
+            header,
+            Ok(EnvelopeHeader {
+                version: 9,
+                cluster_id: 42,
+                from: 1,
+                to: 2,
+            })
+        );
+    }
+}
