@@ -65,6 +65,8 @@ pub struct Raft<S: LogStore> {
     /// Hard state and role as last handed out in a `Ready`.
     pub(super) prev_hard_state: HardState,
     pub(super) prev_role: (Role, ReplicaId),
+    /// Elections this replica started (real ones, not pre-votes).
+    pub(super) elections: u64,
 }
 
 impl<S: LogStore> Raft<S> {
@@ -103,6 +105,7 @@ impl<S: LogStore> Raft<S> {
             randomized_election_timeout: 0,
             prev_hard_state: hs,
             prev_role: (Role::Follower, NONE),
+            elections: 0,
         };
         r.reset(hs.term);
         // `reset` forgets the vote when the term changes; on restart the vote
@@ -126,6 +129,11 @@ impl<S: LogStore> Raft<S> {
 
     pub fn leader(&self) -> ReplicaId {
         self.leader
+    }
+
+    /// Number of real elections (term increments as candidate) started.
+    pub fn elections_started(&self) -> u64 {
+        self.elections
     }
 
     pub fn voters(&self) -> &[ReplicaId] {
@@ -190,7 +198,11 @@ impl<S: LogStore> Raft<S> {
         if self.election_elapsed >= self.cfg.election_ticks {
             self.election_elapsed = 0;
             if self.cfg.check_quorum && !self.quorum_active() {
-                tracing::debug!(id = self.id, term = self.term, "lost contact with quorum; stepping down");
+                tracing::debug!(
+                    id = self.id,
+                    term = self.term,
+                    "lost contact with quorum; stepping down"
+                );
                 self.become_follower(self.term, NONE);
                 return;
             }
@@ -359,7 +371,12 @@ impl<S: LogStore> Raft<S> {
             MessageType::Append | MessageType::Heartbeat => {
                 // Two leaders in one term would break election safety; this
                 // can only be a forged or corrupted message.
-                tracing::error!(id = self.id, from = m.from, term = m.term, "leader got append from another leader of its term");
+                tracing::error!(
+                    id = self.id,
+                    from = m.from,
+                    term = m.term,
+                    "leader got append from another leader of its term"
+                );
             }
             _ => {}
         }

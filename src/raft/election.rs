@@ -34,6 +34,7 @@ impl<S: LogStore> Raft<S> {
         self.reset(self.term + 1);
         self.vote = self.id;
         self.role = Role::Candidate;
+        self.elections += 1;
         tracing::debug!(id = self.id, term = self.term, "starting election");
         self.request_votes(MessageType::Vote, self.term);
     }

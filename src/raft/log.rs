@@ -93,7 +93,9 @@ impl<S: LogStore> RaftLog<S> {
         let mut out = Vec::new();
         let mut size = 0u64;
         if lo < self.unstable_offset {
-            out = self.store.entries(lo, hi.min(self.unstable_offset), max_bytes)?;
+            out = self
+                .store
+                .entries(lo, hi.min(self.unstable_offset), max_bytes)?;
             size = out.iter().map(Entry::size).sum();
             let reached = lo + out.len() as u64;
             if reached < hi.min(self.unstable_offset) {
@@ -166,7 +168,11 @@ impl<S: LogStore> RaftLog<S> {
                 // A leader never sends entries that conflict with committed
                 // ones; refusing keeps a corrupt or malicious peer from
                 // rewriting history.
-                tracing::error!(at, committed = self.committed, "append conflicts with committed entry");
+                tracing::error!(
+                    at,
+                    committed = self.committed,
+                    "append conflicts with committed entry"
+                );
                 return None;
             }
             self.truncate_and_append(at, &entries[pos..]);

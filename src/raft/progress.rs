@@ -200,7 +200,10 @@ mod tests {
         let mut r = Progress::new(1, 4);
         r.maybe_update(8);
         r.become_replicate();
-        assert!(!r.maybe_decr_to(8, 0), "rejection at or below match is stale");
+        assert!(
+            !r.maybe_decr_to(8, 0),
+            "rejection at or below match is stale"
+        );
         assert!(r.maybe_decr_to(12, 0));
         assert_eq!(r.next, 9);
     }

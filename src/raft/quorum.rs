@@ -86,8 +86,14 @@ mod tests {
     #[test]
     fn vote_result_counts_majorities() {
         let v = Voters::new(&[1, 2, 3]);
-        assert_eq!(v.vote_result(|id| (id == 1).then_some(true)), VoteResult::Pending);
-        assert_eq!(v.vote_result(|id| (id <= 2).then_some(true)), VoteResult::Won);
+        assert_eq!(
+            v.vote_result(|id| (id == 1).then_some(true)),
+            VoteResult::Pending
+        );
+        assert_eq!(
+            v.vote_result(|id| (id <= 2).then_some(true)),
+            VoteResult::Won
+        );
         assert_eq!(v.vote_result(|id| Some(id == 1)), VoteResult::Lost);
     }
 }

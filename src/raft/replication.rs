@@ -106,7 +106,12 @@ impl<S: LogStore> Raft<S> {
         // m.commit ≤ the match the leader recorded for us, which we made
         // durable before acknowledging: it can never pass our verified log.
         if m.commit > self.log.last_index() {
-            tracing::warn!(id = self.id, commit = m.commit, last = self.log.last_index(), "heartbeat commit past our log; ignored");
+            tracing::warn!(
+                id = self.id,
+                commit = m.commit,
+                last = self.log.last_index(),
+                "heartbeat commit past our log; ignored"
+            );
         } else {
             self.log.commit_to(m.commit);
         }

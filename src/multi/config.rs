@@ -1,0 +1,102 @@
+//! Settings of a node and the groups it hosts.
+
+use crate::wire::DEFAULT_MAX_FRAME_BYTES;
+
+/// How a [`Node`](super::Node) and its groups behave.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// This node's id, unique in the cluster, never 0. It is also the replica
+    /// id of every group replica this node hosts.
+    pub node_id: u64,
+    /// Frames carrying another cluster id are rejected.
+    pub cluster_id: u64,
+    /// Ticks without word from a leader before a follower campaigns; each
+    /// group randomizes within `[election_ticks, 2 * election_ticks)`.
+    pub election_ticks: u32,
+    /// Ticks between heartbeats.
+    pub heartbeat_ticks: u32,
+    /// One `HeartbeatBatch` per peer per interval (true), or one heartbeat
+    /// message per group per follower (false, the naive mode kept for
+    /// comparison).
+    pub batch_heartbeats: bool,
+    pub pre_vote: bool,
+    pub check_quorum: bool,
+    /// Larger proposals are refused with `TooLarge`.
+    pub max_proposal_bytes: usize,
+    /// Entry bytes in one append frame; keeps frames small enough that
+    /// heartbeat batches are never stuck behind a huge payload.
+    pub max_append_bytes: u64,
+    pub max_inflight: usize,
+    /// Incoming frames longer than this are refused unread.
+    pub max_frame_bytes: usize,
+    /// Replicas per group at most.
+    pub max_replicas: usize,
+    /// Seeds the election-timeout randomness of every group (with the group
+    /// id), so a simulation replays exactly.
+    pub seed: u64,
+}
+
+impl NodeConfig {
+    pub fn new(node_id: u64) -> NodeConfig {
+        NodeConfig {
+            node_id,
+            cluster_id: 0,
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+            batch_heartbeats: true,
+            pre_vote: true,
+            check_quorum: true,
+            max_proposal_bytes: 1 << 20,
+            max_append_bytes: 256 << 10,
+            max_inflight: 256,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            max_replicas: 7,
+            seed: node_id,
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), super::Error> {
+        use super::Error::InvalidArgument as bad;
+        if self.node_id == 0 {
+            return Err(bad("node_id must be non-zero".into()));
+        }
+        if self.heartbeat_ticks == 0 {
+            return Err(bad("heartbeat_ticks must be at least 1".into()));
+        }
+        if self.election_ticks <= self.heartbeat_ticks {
+            return Err(bad("election_ticks must exceed heartbeat_ticks".into()));
+        }
+        if self.max_proposal_bytes == 0 || self.max_append_bytes == 0 || self.max_inflight == 0 {
+            return Err(bad("size limits must be non-zero".into()));
+        }
+        // An append carrying one maximal proposal must fit in a frame.
+        if self.max_proposal_bytes as u64 + 4096 > self.max_frame_bytes as u64 {
+            return Err(bad(
+                "max_proposal_bytes does not fit in max_frame_bytes".into()
+            ));
+        }
+        Ok(())
+    }
+
+    /// The configuration of this node's replica of `group_id`.
+    pub(crate) fn raft_config(&self, group_id: u64, applied: u64) -> crate::raft::Config {
+        let mut c = crate::raft::Config::new(self.node_id);
+        c.election_ticks = self.election_ticks;
+        c.heartbeat_ticks = self.heartbeat_ticks;
+        // With batching the node decides when heartbeats go out, so every
+        // group's land in the same batch.
+        c.external_heartbeat = self.batch_heartbeats;
+        c.pre_vote = self.pre_vote;
+        c.check_quorum = self.check_quorum;
+        c.max_append_bytes = self.max_append_bytes;
+        c.max_inflight = self.max_inflight;
+        c.applied = applied;
+        c.seed = mix(self.seed ^ mix(group_id) ^ mix(self.node_id.rotate_left(17)));
+        c
+    }
+}
+
+fn mix(x: u64) -> u64 {
+    let mut r = crate::raft::Rng::new(x);
+    r.next_u64()
+}

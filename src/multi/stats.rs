@@ -1,0 +1,143 @@
+//! Counters for everything a node sends and receives.
+
+/// Kinds of frame, for per-kind counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum FrameKind {
+    Append = 0,
+    AppendResponse,
+    Vote,
+    VoteResponse,
+    PreVote,
+    PreVoteResponse,
+    /// A stand-alone per-group heartbeat (naive mode).
+    Heartbeat,
+    HeartbeatResponse,
+    HeartbeatBatch,
+    HeartbeatBatchResponse,
+}
+
+impl FrameKind {
+    pub const COUNT: usize = 10;
+    pub const ALL: [FrameKind; FrameKind::COUNT] = [
+        FrameKind::Append,
+        FrameKind::AppendResponse,
+        FrameKind::Vote,
+        FrameKind::VoteResponse,
+        FrameKind::PreVote,
+        FrameKind::PreVoteResponse,
+        FrameKind::Heartbeat,
+        FrameKind::HeartbeatResponse,
+        FrameKind::HeartbeatBatch,
+        FrameKind::HeartbeatBatchResponse,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FrameKind::Append => "append",
+            FrameKind::AppendResponse => "append_response",
+            FrameKind::Vote => "vote",
+            FrameKind::VoteResponse => "vote_response",
+            FrameKind::PreVote => "pre_vote",
+            FrameKind::PreVoteResponse => "pre_vote_response",
+            FrameKind::Heartbeat => "heartbeat",
+            FrameKind::HeartbeatResponse => "heartbeat_response",
+            FrameKind::HeartbeatBatch => "heartbeat_batch",
+            FrameKind::HeartbeatBatchResponse => "heartbeat_batch_response",
+        }
+    }
+
+    /// Is this frame liveness traffic (a heartbeat, a batch, or an answer)?
+    pub fn is_heartbeat(self) -> bool {
+        matches!(
+            self,
+            FrameKind::Heartbeat
+                | FrameKind::HeartbeatResponse
+                | FrameKind::HeartbeatBatch
+                | FrameKind::HeartbeatBatchResponse
+        )
+    }
+}
+
+/// Messages and bytes of one kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Count {
+    pub messages: u64,
+    pub bytes: u64,
+}
+
+impl Count {
+    fn add(&mut self, bytes: usize) {
+        self.messages += 1;
+        self.bytes += bytes as u64;
+    }
+}
+
+/// A node's counters since it was created.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub sent: [Count; FrameKind::COUNT],
+    pub received: [Count; FrameKind::COUNT],
+    /// Per-group heartbeats carried inside batches sent.
+    pub group_heartbeats_batched: u64,
+    /// Per-group heartbeat answers carried inside batch responses sent.
+    pub group_heartbeat_responses_batched: u64,
+    /// Real elections started by this node's replicas.
+    pub elections_started: u64,
+    /// Times a replica here saw its group's leader change.
+    pub leader_changes: u64,
+    /// Frames refused: malformed, too large, wrong cluster or destination.
+    pub frames_rejected: u64,
+    /// Messages (or batch entries) for a group not hosted here, or from a
+    /// replica that is not a member: dropped for that group only.
+    pub messages_dropped: u64,
+    pub proposals: u64,
+    pub proposals_committed: u64,
+    pub proposals_failed: u64,
+    pub entries_applied: u64,
+}
+
+impl Stats {
+    pub(crate) fn on_sent(&mut self, kind: FrameKind, bytes: usize) {
+        self.sent[kind as usize].add(bytes);
+    }
+
+    pub(crate) fn on_received(&mut self, kind: FrameKind, bytes: usize) {
+        self.received[kind as usize].add(bytes);
+    }
+
+    pub fn sent_of(&self, kind: FrameKind) -> Count {
+        self.sent[kind as usize]
+    }
+
+    pub fn received_of(&self, kind: FrameKind) -> Count {
+        self.received[kind as usize]
+    }
+
+    /// All frames sent.
+    pub fn messages_sent(&self) -> u64 {
+        self.sent.iter().map(|c| c.messages).sum()
+    }
+
+    pub fn bytes_sent(&self) -> u64 {
+        self.sent.iter().map(|c| c.bytes).sum()
+    }
+
+    pub fn messages_received(&self) -> u64 {
+        self.received.iter().map(|c| c.messages).sum()
+    }
+
+    pub fn bytes_received(&self) -> u64 {
+        self.received.iter().map(|c| c.bytes).sum()
+    }
+
+    /// Liveness frames sent (heartbeats and batches, with their answers).
+    pub fn heartbeat_traffic_sent(&self) -> Count {
+        let mut c = Count::default();
+        for k in FrameKind::ALL.iter().filter(|k| k.is_heartbeat()) {
+            c.messages += self.sent[*k as usize].messages;
+            c.bytes += self.sent[*k as usize].bytes;
+        }
+        c
+    }
+}
