@@ -228,6 +228,11 @@ impl Node {
             .ok_or(Error::NotFound(group_id))
     }
 
+    /// What this node, as leader of `group_id`, knows `follower` has matched.
+    pub fn follower_matched(&self, group_id: u64, follower: u64) -> Option<u64> {
+        self.groups.get(&group_id)?.raft.follower_matched(follower)
+    }
+
     /// Term of the entry at `index` in this replica's log, if held.
     pub fn log_term(&self, group_id: u64, index: u64) -> Option<u64> {
         self.groups.get(&group_id)?.raft.log_term(index)

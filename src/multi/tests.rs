@@ -1,1 +1,567 @@
+//! Node-level behaviour: what the heartbeat mux and demux must keep.
 
+use std::collections::{BTreeMap, VecDeque};
+
+use bytes::Bytes;
+
+use super::*;
+use crate::raft::{MessageType, Role};
+use crate::wire::{
+    decode_frame, encode_frame, Body, Frame, GroupHeartbeat, GroupHeartbeatResponse,
+};
+
+const CLUSTER: u64 = 9;
+
+fn config(id: u64, batch: bool) -> NodeConfig {
+    let mut c = NodeConfig::new(id);
+    c.cluster_id = CLUSTER;
+    c.batch_heartbeats = batch;
+    c
+}
+
+/// A lossless in-memory cluster with a hook to hold back or reorder frames.
+struct Net {
+    nodes: BTreeMap<u64, Node>,
+    queue: VecDeque<OutFrame>,
+    events: BTreeMap<u64, Vec<Event>>,
+    /// Frames to this node are set aside in `held` instead of delivered.
+    hold_for: Option<u64>,
+    held: Vec<OutFrame>,
+}
+
+impl Net {
+    fn new(n: u64, groups: &[u64], batch: bool) -> Net {
+        let members: Vec<u64> = (1..=n).collect();
+        let mut nodes = BTreeMap::new();
+        for id in 1..=n {
+            let mut node = Node::new(config(id, batch)).unwrap();
+            for &g in groups {
+                node.create_group(g, &members).unwrap();
+            }
+            nodes.insert(id, node);
+        }
+        Net {
+            nodes,
+            queue: VecDeque::new(),
+            events: BTreeMap::new(),
+            hold_for: None,
+            held: Vec::new(),
+        }
+    }
+
+    fn node(&mut self, id: u64) -> &mut Node {
+        self.nodes.get_mut(&id).unwrap()
+    }
+
+    /// Run every node's ready into the queue (no delivery).
+    fn collect(&mut self) {
+        for (&id, n) in self.nodes.iter_mut() {
+            while n.has_ready() {
+                let rd = n.ready();
+                self.queue.extend(rd.frames.iter().cloned());
+                self.events
+                    .entry(id)
+                    .or_default()
+                    .extend(rd.events.iter().cloned());
+                n.advance(rd);
+            }
+        }
+    }
+
+    /// Deliver everything until quiet.
+    fn settle(&mut self) {
+        loop {
+            self.collect();
+            let Some(f) = self.queue.pop_front() else {
+                return;
+            };
+            if Some(f.to) == self.hold_for {
+                self.held.push(f);
+                continue;
+            }
+            self.nodes.get_mut(&f.to).unwrap().step(&f.bytes).unwrap();
+        }
+    }
+
+    fn tick(&mut self, n: u32) {
+        for _ in 0..n {
+            for node in self.nodes.values_mut() {
+                node.tick();
+            }
+            self.settle();
+        }
+    }
+
+    fn elect(&mut self, group: u64, leader: u64) {
+        self.node(leader).campaign(group).unwrap();
+        self.settle();
+        assert_eq!(self.role(leader, group), Role::Leader);
+    }
+
+    fn role(&self, id: u64, group: u64) -> Role {
+        self.nodes[&id].group_status(group).unwrap().role
+    }
+
+    fn term(&self, id: u64, group: u64) -> u64 {
+        self.nodes[&id].group_status(group).unwrap().term
+    }
+}
+
+fn frame(from: u64, to: u64, body: Body) -> Bytes {
+    encode_frame(&Frame {
+        cluster_id: CLUSTER,
+        from,
+        to,
+        body,
+    })
+}
+
+fn batch_of(bytes: &Bytes) -> Vec<GroupHeartbeat> {
+    match decode_frame(bytes, usize::MAX).unwrap().body {
+        Body::HeartbeatBatch(b) => b,
+        other => panic!("not a batch: {other:?}"),
+    }
+}
+
+#[test]
+fn one_batch_per_peer_per_interval_whatever_the_number_of_groups() {
+    let groups: Vec<u64> = (1..=50).collect();
+    let mut net = Net::new(3, &groups, true);
+    for &g in &groups {
+        net.elect(g, 1 + g % 3);
+    }
+    net.tick(4);
+    let before: Vec<Stats> = net.nodes.values().map(|n| n.stats().clone()).collect();
+    net.tick(20); // 10 intervals
+    for (i, n) in net.nodes.values().enumerate() {
+        let sent = |k| n.stats().sent_of(k).messages - before[i].sent_of(k).messages;
+        assert_eq!(
+            sent(FrameKind::HeartbeatBatch),
+            2 * 10,
+            "one batch per peer per interval"
+        );
+        assert_eq!(sent(FrameKind::HeartbeatBatchResponse), 2 * 10);
+        assert_eq!(
+            sent(FrameKind::Heartbeat),
+            0,
+            "no per-group heartbeat on the wire"
+        );
+    }
+    // Every node leads a third of the groups: each batch carries ~17 of them.
+    let carried: u64 = net
+        .nodes
+        .values()
+        .map(|n| n.stats().group_heartbeats_batched)
+        .sum();
+    let carried_before: u64 = before.iter().map(|s| s.group_heartbeats_batched).sum();
+    assert_eq!(carried - carried_before, 50 * 2 * 10);
+}
+
+#[test]
+fn naive_mode_sends_one_heartbeat_per_group_per_follower() {
+    let groups: Vec<u64> = (1..=10).collect();
+    let mut net = Net::new(3, &groups, false);
+    for &g in &groups {
+        net.elect(g, 1);
+    }
+    net.tick(4);
+    let before = net.nodes[&1].stats().sent_of(FrameKind::Heartbeat).messages;
+    net.tick(20);
+    let sent = net.nodes[&1].stats().sent_of(FrameKind::Heartbeat).messages - before;
+    assert_eq!(sent, 10 * 2 * 10);
+    assert_eq!(
+        net.nodes[&1]
+            .stats()
+            .sent_of(FrameKind::HeartbeatBatch)
+            .messages,
+        0
+    );
+}
+
+#[test]
+fn higher_term_in_a_batch_makes_that_follower_adopt_it_and_only_that_one() {
+    let mut net = Net::new(3, &[10, 20, 30], true);
+    for g in [10, 20, 30] {
+        net.elect(g, 1);
+    }
+    // Node 2 campaigns alone in group 20 (its messages are dropped): it is a
+    // candidate at a higher term than node 1's batch... then node 1 batches a
+    // heartbeat at an even higher term for group 20.
+    let t20 = net.term(2, 20);
+    let t10 = net.term(2, 10);
+    let beats = vec![
+        GroupHeartbeat {
+            group_id: 10,
+            term: t10,
+            commit: 0,
+        },
+        GroupHeartbeat {
+            group_id: 20,
+            term: t20 + 5,
+            commit: 0,
+        },
+        GroupHeartbeat {
+            group_id: 30,
+            term: net.term(2, 30),
+            commit: 0,
+        },
+    ];
+    net.node(2)
+        .step(&frame(1, 2, Body::HeartbeatBatch(beats)))
+        .unwrap();
+    assert_eq!(net.term(2, 20), t20 + 5, "group 20 adopts the higher term");
+    assert_eq!(net.role(2, 20), Role::Follower);
+    assert_eq!(net.nodes[&2].group_status(20).unwrap().leader, 1);
+    assert_eq!(net.term(2, 10), t10, "group 10 keeps its term");
+    let rd = net.node(2).ready();
+    let answers: Vec<GroupHeartbeatResponse> = rd
+        .frames
+        .iter()
+        .filter(|f| f.kind == FrameKind::HeartbeatBatchResponse)
+        .flat_map(|f| match decode_frame(&f.bytes, usize::MAX).unwrap().body {
+            Body::HeartbeatBatchResponse(a) => a,
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(
+        answers.len(),
+        3,
+        "one answer per group, in one batch response"
+    );
+    assert_eq!(
+        answers[1],
+        GroupHeartbeatResponse {
+            group_id: 20,
+            term: t20 + 5
+        }
+    );
+    net.node(2).advance(rd);
+}
+
+#[test]
+fn stale_leader_steps_down_from_batch_response_others_unaffected() {
+    let mut net = Net::new(3, &[1, 2, 3], true);
+    for g in [1, 2, 3] {
+        net.elect(g, 1);
+    }
+    let term = net.term(1, 2);
+    // Node 2's replica of group 2 answers at a newer term (as if a new leader
+    // had been elected on the other side of a partition).
+    let answers = vec![
+        GroupHeartbeatResponse {
+            group_id: 1,
+            term: net.term(1, 1),
+        },
+        GroupHeartbeatResponse {
+            group_id: 2,
+            term: term + 1,
+        },
+        GroupHeartbeatResponse {
+            group_id: 3,
+            term: net.term(1, 3),
+        },
+    ];
+    net.node(1)
+        .step(&frame(2, 1, Body::HeartbeatBatchResponse(answers)))
+        .unwrap();
+    assert_eq!(
+        net.role(1, 2),
+        Role::Follower,
+        "group 2 learned the higher term"
+    );
+    assert_eq!(net.term(1, 2), term + 1);
+    assert_eq!(net.role(1, 1), Role::Leader, "group 1 unaffected");
+    assert_eq!(net.role(1, 3), Role::Leader, "group 3 unaffected");
+}
+
+#[test]
+fn lower_term_heartbeat_in_batch_is_answered_with_the_higher_term() {
+    let mut net = Net::new(3, &[5], true);
+    net.elect(5, 1);
+    let term = net.term(2, 5);
+    let beats = vec![GroupHeartbeat {
+        group_id: 5,
+        term: term - 1,
+        commit: 0,
+    }];
+    net.node(2)
+        .step(&frame(3, 2, Body::HeartbeatBatch(beats)))
+        .unwrap();
+    let rd = net.node(2).ready();
+    let f = rd
+        .frames
+        .iter()
+        .find(|f| f.to == 3)
+        .expect("an answer to the stale leader");
+    match decode_frame(&f.bytes, usize::MAX).unwrap().body {
+        Body::HeartbeatBatchResponse(a) => {
+            assert_eq!(a, vec![GroupHeartbeatResponse { group_id: 5, term }])
+        }
+        other => panic!("{other:?}"),
+    }
+    net.node(2).advance(rd);
+    assert_eq!(
+        net.nodes[&2].group_status(5).unwrap().leader,
+        1,
+        "the real leader stays"
+    );
+}
+
+#[test]
+fn reordered_heartbeat_never_commits_unverified_entries() {
+    let mut net = Net::new(3, &[7], true);
+    net.elect(7, 1);
+    net.tick(2);
+    let base = net.nodes[&2].group_status(7).unwrap();
+    // The leader replicates 3 entries; everything for node 2 is held back.
+    net.hold_for = Some(2);
+    for i in 0..3 {
+        net.node(1).propose(7, Bytes::from(vec![i])).unwrap();
+    }
+    net.settle(); // node 3 acknowledges: the leader commits the entries
+    let held = std::mem::take(&mut net.held);
+    net.hold_for = None;
+    let leader = net.nodes[&1].group_status(7).unwrap();
+    assert_eq!(leader.commit, base.last_index + 3);
+    assert_eq!(net.nodes[&1].follower_matched(7, 2), Some(base.last_index));
+    // A heartbeat overtakes the held appends. It carries commit clamped to
+    // node 2's match, so node 2 cannot commit entries it has not verified.
+    net.node(1).tick();
+    net.node(1).tick();
+    net.collect();
+    let beat = net
+        .queue
+        .iter()
+        .find(|f| f.to == 2 && f.kind == FrameKind::HeartbeatBatch)
+        .cloned()
+        .expect("a heartbeat batch for node 2");
+    net.queue.clear();
+    assert_eq!(
+        batch_of(&beat.bytes)[0].commit,
+        base.last_index,
+        "clamped to match"
+    );
+    net.node(2).step(&beat.bytes).unwrap();
+    let s2 = net.nodes[&2].group_status(7).unwrap();
+    assert_eq!(s2.last_index, base.last_index, "appends still held back");
+    assert!(
+        s2.commit <= base.last_index,
+        "committed {} unverified",
+        s2.commit
+    );
+    // A forged heartbeat claiming the leader's commit is refused too.
+    let beats = vec![GroupHeartbeat {
+        group_id: 7,
+        term: leader.term,
+        commit: leader.commit,
+    }];
+    net.node(2)
+        .step(&frame(1, 2, Body::HeartbeatBatch(beats)))
+        .unwrap();
+    let s2 = net.nodes[&2].group_status(7).unwrap();
+    assert!(s2.commit <= base.last_index, "forged commit accepted");
+    net.collect();
+    net.queue.clear();
+    // The appends arrive; now it commits.
+    for f in held {
+        net.node(2).step(&f.bytes).unwrap();
+    }
+    net.tick(4);
+    assert_eq!(net.nodes[&2].group_status(7).unwrap().commit, leader.commit);
+}
+
+#[test]
+fn batch_entry_for_unknown_or_foreign_group_is_dropped_for_that_group_only() {
+    let mut net = Net::new(3, &[1, 3], true);
+    net.elect(1, 1);
+    net.elect(3, 1);
+    // Group 2 is not hosted on node 2; node 4 is not a member of group 3.
+    let beats = vec![
+        GroupHeartbeat {
+            group_id: 1,
+            term: net.term(2, 1),
+            commit: 0,
+        },
+        GroupHeartbeat {
+            group_id: 2,
+            term: 99,
+            commit: 0,
+        },
+        GroupHeartbeat {
+            group_id: 3,
+            term: net.term(2, 3),
+            commit: 0,
+        },
+    ];
+    let dropped = net.nodes[&2].stats().messages_dropped;
+    net.node(2)
+        .step(&frame(1, 2, Body::HeartbeatBatch(beats)))
+        .unwrap();
+    assert_eq!(net.nodes[&2].stats().messages_dropped, dropped + 1);
+    let beats = vec![GroupHeartbeat {
+        group_id: 3,
+        term: 50,
+        commit: 0,
+    }];
+    net.node(2)
+        .step(&frame(4, 2, Body::HeartbeatBatch(beats)))
+        .unwrap();
+    assert_eq!(net.nodes[&2].stats().messages_dropped, dropped + 2);
+    assert!(
+        net.term(2, 3) < 50,
+        "a non-member cannot move a group's term"
+    );
+    let rd = net.node(2).ready();
+    let answers: usize = rd
+        .frames
+        .iter()
+        .filter(|f| f.to == 1 && f.kind == FrameKind::HeartbeatBatchResponse)
+        .map(|f| match decode_frame(&f.bytes, usize::MAX).unwrap().body {
+            Body::HeartbeatBatchResponse(a) => {
+                assert!(a.iter().all(|h| h.group_id != 2));
+                a.len()
+            }
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(answers, 2, "groups 1 and 3 answered, group 2 skipped");
+    net.node(2).advance(rd);
+}
+
+#[test]
+fn messages_of_one_group_to_one_peer_leave_in_order() {
+    let mut net = Net::new(3, &[4], true);
+    net.elect(4, 1);
+    net.tick(2);
+    // In replicate state every proposal leaves as its own append.
+    for i in 0..20u8 {
+        net.node(1).propose(4, Bytes::from(vec![i; 100])).unwrap();
+    }
+    net.collect();
+    let mut last = 0;
+    for f in net
+        .queue
+        .iter()
+        .filter(|f| f.to == 2 && f.kind == FrameKind::Append)
+    {
+        let Body::Group { msg, .. } = decode_frame(&f.bytes, usize::MAX).unwrap().body else {
+            unreachable!()
+        };
+        assert_eq!(msg.msg_type, MessageType::Append);
+        assert!(msg.index >= last, "append at {} after {}", msg.index, last);
+        last = msg.index;
+    }
+    assert!(last > 0);
+    net.settle();
+}
+
+#[test]
+fn frames_from_another_cluster_or_for_another_node_are_refused_and_counted() {
+    let mut net = Net::new(3, &[1], true);
+    let beats = vec![GroupHeartbeat {
+        group_id: 1,
+        term: 1,
+        commit: 0,
+    }];
+    let other = encode_frame(&Frame {
+        cluster_id: CLUSTER + 1,
+        from: 1,
+        to: 2,
+        body: Body::HeartbeatBatch(beats.clone()),
+    });
+    assert!(matches!(
+        net.node(2).step(&other),
+        Err(Error::WrongCluster { .. })
+    ));
+    let misrouted = frame(1, 3, Body::HeartbeatBatch(beats));
+    assert!(matches!(
+        net.node(2).step(&misrouted),
+        Err(Error::WrongDestination { .. })
+    ));
+    assert!(matches!(
+        net.node(2).step(b"\x00\x00\x00\x03abc"),
+        Err(Error::Malformed(_))
+    ));
+    assert_eq!(net.nodes[&2].stats().frames_rejected, 3);
+    assert_eq!(net.term(2, 1), 0, "nothing reached the group");
+}
+
+#[test]
+fn proposals_report_their_outcome_once_applied() {
+    let mut net = Net::new(3, &[8], true);
+    net.elect(8, 2);
+    let id = net
+        .node(2)
+        .propose(8, Bytes::from_static(b"hello"))
+        .unwrap();
+    assert!(matches!(
+        net.node(1).propose(8, Bytes::new()),
+        Err(Error::NotLeader { leader: 2, .. })
+    ));
+    net.tick(2);
+    let done: Vec<&Event> = net.events[&2]
+        .iter()
+        .filter(|e| matches!(e, Event::ProposalDone { proposal_id, .. } if *proposal_id == id))
+        .collect();
+    assert_eq!(done.len(), 1);
+    assert!(matches!(done[0], Event::ProposalDone { result: Ok(_), .. }));
+    for id in 1..=3 {
+        let applied: Vec<&Bytes> = net.events[&id]
+            .iter()
+            .filter_map(|e| match e {
+                Event::Applied { data, .. } => Some(data),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(applied, vec![&Bytes::from_static(b"hello")], "node {id}");
+    }
+}
+
+#[test]
+fn removing_a_group_fails_its_pending_proposals() {
+    let mut net = Net::new(3, &[8], true);
+    net.elect(8, 1);
+    let id = net.node(1).propose(8, Bytes::from_static(b"x")).unwrap();
+    net.node(1).remove_group(8).unwrap();
+    let rd = net.node(1).ready();
+    assert!(rd.events.contains(&Event::ProposalDone {
+        group_id: 8,
+        proposal_id: id,
+        result: Err(ProposalError::GroupRemoved)
+    }));
+    net.node(1).advance(rd);
+    assert_eq!(net.node(1).remove_group(8), Err(Error::NotFound(8)));
+}
+
+#[test]
+fn group_creation_validates_its_arguments() {
+    let mut n = Node::new(config(1, true)).unwrap();
+    assert!(matches!(
+        n.create_group(0, &[1]),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        n.create_group(1, &[]),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        n.create_group(1, &[2, 3]),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        n.create_group(1, &[1, 1]),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        n.create_group(1, &[1, 0]),
+        Err(Error::InvalidArgument(_))
+    ));
+    n.create_group(1, &[1, 2, 3]).unwrap();
+    assert_eq!(n.create_group(1, &[1, 2, 3]), Err(Error::AlreadyExists(1)));
+    assert!(matches!(
+        n.propose(1, Bytes::from(vec![0; (1 << 20) + 1])),
+        Err(Error::TooLarge { .. })
+    ));
+    assert_eq!(n.propose(2, Bytes::new()), Err(Error::NotFound(2)));
+    assert!(Node::new(config(0, true)).is_err());
+}

@@ -1,1 +1,1347 @@
+//! Unit tests of the Raft core, one per protocol rule.
+//!
+//! The top of the file is a small deterministic network harness: N replicas,
+//! each with a "durable" `MemStore` the harness writes every `Ready` into
+//! (entries and hard state) before the `Ready`'s messages go on a FIFO queue.
+//! The harness itself checks, on every `Ready` of every test, the host
+//! contract: nothing that promises durable state (a granted vote, an append
+//! acknowledgement) leaves before that state is durable, committed entries
+//! are handed out exactly once, in order, and only once durable.
+//!
+//! Every test carries a one-line comment naming a mutation of the core that
+//! would make it fail.
 
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use bytes::Bytes;
+
+use super::*;
+use crate::storage::{LogStore, MemStore};
+
+// ---------------------------------------------------------------------------
+// Harness
+// ---------------------------------------------------------------------------
+
+type Filter = Box<dyn FnMut(&Message) -> bool>;
+
+struct Replica {
+    cfg: Config,
+    raft: Raft<MemStore>,
+    /// What the host has made durable: the only thing a restart sees.
+    durable: MemStore,
+    /// Every committed entry handed out, in order, across restarts (the
+    /// host's state machine survives a crash with it).
+    applied: Vec<Entry>,
+    /// The index list of each non-empty `committed_entries` batch.
+    apply_batches: Vec<Vec<u64>>,
+    /// Every `Ready::role_change`, across restarts.
+    roles: Vec<(Role, u64, ReplicaId)>,
+}
+
+struct Network {
+    voters: Vec<ReplicaId>,
+    replicas: BTreeMap<ReplicaId, Replica>,
+    /// Messages sent (persisted first) and not yet delivered, in send order.
+    queue: VecDeque<Message>,
+    /// Every message any replica ever sent, dropped or not.
+    sent: Vec<Message>,
+    /// Replicas cut off in both directions.
+    isolated: HashSet<ReplicaId>,
+    /// Kinds dropped on delivery.
+    dropped_kinds: HashSet<MessageType>,
+    /// Extra drop rule.
+    drop_if: Option<Filter>,
+    /// Messages matching this are parked in `held` instead of delivered.
+    hold_if: Option<Filter>,
+    held: Vec<Message>,
+    /// Random loss: (generator, percent dropped).
+    loss: Option<(Rng, u64)>,
+}
+
+fn data(s: impl Into<String>) -> Bytes {
+    Bytes::from(s.into())
+}
+
+/// A log whose entry at index i+1 has term `terms[i]`.
+fn entries_with_terms(terms: &[u64], payload: usize) -> Vec<Entry> {
+    terms
+        .iter()
+        .enumerate()
+        .map(|(i, &term)| Entry {
+            term,
+            index: i as u64 + 1,
+            kind: EntryKind::Normal,
+            data: Bytes::from(vec![b'a' + (term % 26) as u8; payload]),
+        })
+        .collect()
+}
+
+/// A store holding a log with the given terms and the given hard state.
+fn store_with(terms: &[u64], term: u64, commit: u64) -> MemStore {
+    let mut s = MemStore::new();
+    s.append(&entries_with_terms(terms, 8));
+    s.set_hard_state(HardState {
+        term,
+        vote: NONE,
+        commit,
+    });
+    s
+}
+
+/// Drive a stand-alone replica's `Ready`s (its own store is its durable
+/// state) and return the messages it sent.
+fn drain(r: &mut Raft<MemStore>) -> Vec<Message> {
+    let mut out = Vec::new();
+    while r.has_ready() {
+        let rd = r.ready();
+        out.extend(rd.messages.iter().cloned());
+        r.advance(&rd);
+    }
+    out
+}
+
+fn standalone(id: ReplicaId, store: MemStore, f: impl Fn(&mut Config)) -> Raft<MemStore> {
+    let mut cfg = Config::new(id);
+    f(&mut cfg);
+    Raft::new(cfg, &[1, 2, 3], store).expect("valid replica")
+}
+
+impl Network {
+    fn new(n: u64) -> Network {
+        Network::with_config(n, |_| {})
+    }
+
+    fn with_config(n: u64, f: impl Fn(&mut Config)) -> Network {
+        Network::with_stores((1..=n).map(|_| MemStore::new()).collect(), f)
+    }
+
+    /// Replica i+1 starts from `stores[i]`.
+    fn with_stores(stores: Vec<MemStore>, f: impl Fn(&mut Config)) -> Network {
+        let voters: Vec<ReplicaId> = (1..=stores.len() as u64).collect();
+        let mut replicas = BTreeMap::new();
+        for (id, store) in voters.iter().copied().zip(stores) {
+            let mut cfg = Config::new(id);
+            f(&mut cfg);
+            let raft = Raft::new(cfg.clone(), &voters, store.clone()).expect("valid replica");
+            replicas.insert(
+                id,
+                Replica {
+                    cfg,
+                    raft,
+                    durable: store,
+                    applied: Vec::new(),
+                    apply_batches: Vec::new(),
+                    roles: Vec::new(),
+                },
+            );
+        }
+        Network {
+            voters,
+            replicas,
+            queue: VecDeque::new(),
+            sent: Vec::new(),
+            isolated: HashSet::new(),
+            dropped_kinds: HashSet::new(),
+            drop_if: None,
+            hold_if: None,
+            held: Vec::new(),
+            loss: None,
+        }
+    }
+
+    fn ids(&self) -> Vec<ReplicaId> {
+        self.voters.clone()
+    }
+
+    fn replica(&self, id: ReplicaId) -> &Replica {
+        &self.replicas[&id]
+    }
+
+    fn raft(&mut self, id: ReplicaId) -> &mut Raft<MemStore> {
+        &mut self.replicas.get_mut(&id).expect("no such replica").raft
+    }
+
+    fn status(&self, id: ReplicaId) -> Status {
+        self.replicas[&id].raft.status()
+    }
+
+    fn election_ticks(&self) -> u32 {
+        self.replicas.values().next().unwrap().cfg.election_ticks
+    }
+
+    fn tick(&mut self, id: ReplicaId) {
+        self.raft(id).tick();
+    }
+
+    fn tick_all(&mut self) {
+        for id in self.ids() {
+            self.tick(id);
+        }
+    }
+
+    /// `rounds` times: tick everyone once, then deliver until quiet.
+    fn run(&mut self, rounds: u32) {
+        for _ in 0..rounds {
+            self.tick_all();
+            self.deliver_all();
+        }
+    }
+
+    /// Run rounds until `done` holds; panics after `max` rounds.
+    fn run_until(&mut self, max: u32, what: &str, mut done: impl FnMut(&Network) -> bool) {
+        for _ in 0..max {
+            if done(self) {
+                return;
+            }
+            self.tick_all();
+            self.deliver_all();
+        }
+        assert!(done(self), "not reached within {max} rounds: {what}");
+    }
+
+    /// Do one `Ready` the way a correct host does: persist, check, send,
+    /// apply, advance.
+    fn process_ready(&mut self, id: ReplicaId) {
+        let r = self.replicas.get_mut(&id).unwrap();
+        let rd = r.raft.ready();
+        // 1. persist
+        if !rd.entries.is_empty() {
+            r.durable.append(&rd.entries);
+        }
+        if let Some(hs) = rd.hard_state {
+            r.durable.set_hard_state(hs);
+        }
+        if let Some(rc) = rd.role_change {
+            r.roles.push(rc);
+        }
+        // 2. what leaves must only promise what is durable now
+        for m in &rd.messages {
+            assert_eq!(m.from, id, "replica {id} sent a message as {}", m.from);
+            match m.msg_type {
+                MessageType::VoteResponse if !m.reject => {
+                    let hs = r.durable.hard_state();
+                    assert!(
+                        hs.term == m.term && hs.vote == m.to,
+                        "replica {id} granted a vote to {} at term {} before it was durable \
+                         (durable {hs:?})",
+                        m.to,
+                        m.term
+                    );
+                }
+                MessageType::AppendResponse if !m.reject => {
+                    assert!(
+                        r.durable.last_index() >= m.index,
+                        "replica {id} acknowledged index {} with only {} durable",
+                        m.index,
+                        r.durable.last_index()
+                    );
+                }
+                _ => {}
+            }
+        }
+        // 3. apply: exactly once, in order, and only durable entries
+        if !rd.committed_entries.is_empty() {
+            r.apply_batches
+                .push(rd.committed_entries.iter().map(|e| e.index).collect());
+        }
+        for e in &rd.committed_entries {
+            let next = r.applied.last().map_or(1, |a| a.index + 1);
+            assert_eq!(e.index, next, "replica {id} applied out of order or twice");
+            assert_eq!(
+                r.durable.term(e.index),
+                Ok(e.term),
+                "replica {id} applied index {} that is not durable",
+                e.index
+            );
+            r.applied.push(e.clone());
+        }
+        self.sent.extend(rd.messages.iter().cloned());
+        self.queue.extend(rd.messages.iter().cloned());
+        // 4. advance; the core's own store must now mirror the durable one
+        r.raft.advance(&rd);
+        assert_eq!(r.raft.store().last_index(), r.durable.last_index());
+        assert_eq!(r.raft.store().hard_state(), r.durable.hard_state());
+    }
+
+    /// Process every pending `Ready` of every replica.
+    fn flush(&mut self) {
+        for id in self.ids() {
+            let mut n = 0;
+            while self.replicas[&id].raft.has_ready() {
+                self.process_ready(id);
+                n += 1;
+                assert!(n < 10_000, "replica {id} never runs out of Ready");
+            }
+        }
+    }
+
+    fn should_drop(&mut self, m: &Message) -> bool {
+        if self.isolated.contains(&m.from) || self.isolated.contains(&m.to) {
+            return true;
+        }
+        if self.dropped_kinds.contains(&m.msg_type) {
+            return true;
+        }
+        if let Some(f) = self.drop_if.as_mut() {
+            if f(m) {
+                return true;
+            }
+        }
+        if let Some((rng, pct)) = self.loss.as_mut() {
+            if rng.range(0, 100) < *pct {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Deliver queued messages (and whatever they cause) until quiet.
+    fn deliver_all(&mut self) {
+        for _ in 0..1_000_000 {
+            self.flush();
+            let Some(m) = self.queue.pop_front() else {
+                return;
+            };
+            if self.should_drop(&m) {
+                continue;
+            }
+            if self.hold_if.as_mut().is_some_and(|f| f(&m)) {
+                self.held.push(m);
+                continue;
+            }
+            let to = m.to;
+            self.raft(to)
+                .step(m)
+                .expect("harness delivers only valid messages");
+        }
+        panic!("network did not quiesce");
+    }
+
+    /// Step one message straight into its target (no filters) and flush.
+    fn step(&mut self, m: Message) {
+        let to = m.to;
+        self.raft(to).step(m).expect("valid message");
+        self.flush();
+    }
+
+    /// Remove and return the first queued message matching `pred`.
+    fn take_queued(&mut self, pred: impl Fn(&Message) -> bool) -> Message {
+        let i = self
+            .queue
+            .iter()
+            .position(pred)
+            .expect("no such message queued");
+        self.queue.remove(i).unwrap()
+    }
+
+    /// Put held messages back on the queue in the order they were held.
+    fn release_held(&mut self) {
+        self.hold_if = None;
+        self.queue.extend(self.held.drain(..));
+    }
+
+    fn isolate(&mut self, id: ReplicaId) {
+        self.isolated.insert(id);
+    }
+
+    fn heal(&mut self) {
+        self.isolated.clear();
+        self.dropped_kinds.clear();
+        self.drop_if = None;
+    }
+
+    /// The host process dies after what it made durable; whatever the core
+    /// held in memory (including a `Ready` not yet persisted) is gone.
+    fn restart(&mut self, id: ReplicaId) {
+        let voters = self.voters.clone();
+        let r = self.replicas.get_mut(&id).unwrap();
+        let mut cfg = r.cfg.clone();
+        cfg.applied = r.applied.last().map_or(0, |e| e.index);
+        r.raft = Raft::new(cfg, &voters, r.durable.clone()).expect("restart");
+    }
+
+    /// Crash in the middle of a `Ready`: it was taken but neither persisted
+    /// nor sent.
+    fn crash_losing_unpersisted(&mut self, id: ReplicaId) {
+        let r = self.replicas.get_mut(&id).unwrap();
+        if r.raft.has_ready() {
+            let _lost = r.raft.ready();
+        }
+        self.restart(id);
+    }
+
+    fn campaign(&mut self, id: ReplicaId) {
+        self.raft(id).campaign();
+        self.deliver_all();
+    }
+
+    /// Make `id` the leader by an explicit campaign.
+    fn elect(&mut self, id: ReplicaId) {
+        self.campaign(id);
+        assert_eq!(self.status(id).role, Role::Leader, "{id} did not win");
+    }
+
+    fn propose(&mut self, id: ReplicaId, s: impl Into<String>) -> Proposed {
+        self.raft(id).propose(data(s)).expect("leader accepts")
+    }
+
+    /// The leader of the highest term, if any replica is one.
+    fn leader(&self) -> Option<ReplicaId> {
+        self.replicas
+            .values()
+            .filter(|r| r.raft.role() == Role::Leader)
+            .max_by_key(|r| r.raft.term())
+            .map(|r| r.raft.id())
+    }
+
+    fn sent_since(&self, mark: usize) -> &[Message] {
+        &self.sent[mark..]
+    }
+
+    /// Applied commands (Normal entries) of `id`, as strings.
+    fn applied_data(&self, id: ReplicaId) -> Vec<String> {
+        self.replica(id)
+            .applied
+            .iter()
+            .filter(|e| e.kind == EntryKind::Normal)
+            .map(|e| String::from_utf8_lossy(&e.data).into_owned())
+            .collect()
+    }
+
+    /// (term) of every index of `id`'s log.
+    fn log_terms(&mut self, id: ReplicaId) -> Vec<u64> {
+        let last = self.status(id).last_index;
+        let r = self.raft(id);
+        (1..=last).map(|i| r.log_term(i).expect("in log")).collect()
+    }
+}
+
+fn count(msgs: &[Message], pred: impl Fn(&Message) -> bool) -> usize {
+    msgs.iter().filter(|m| pred(m)).count()
+}
+
+// ---------------------------------------------------------------------------
+// Election
+// ---------------------------------------------------------------------------
+
+// Mutation: never starting an election on timeout, a timeout ≥ 2×election_ticks,
+// or skipping PreVote, fails this.
+#[test]
+fn election_timeout_turns_follower_into_precandidate_then_candidate_then_leader() {
+    let mut net = Network::new(3);
+    let e = net.election_ticks();
+    let mut ticks = 0;
+    while net.status(1).role == Role::Follower {
+        net.tick(1);
+        ticks += 1;
+        assert!(ticks < 2 * e, "no campaign within 2×election_ticks");
+    }
+    assert!(
+        ticks >= e,
+        "campaigned after {ticks} < election_ticks ticks"
+    );
+    assert_eq!(net.status(1).role, Role::PreCandidate);
+    assert_eq!(net.status(1).term, 0, "a pre-candidate keeps its term");
+    net.deliver_all();
+    let roles: Vec<(Role, u64)> = net.replica(1).roles.iter().map(|r| (r.0, r.1)).collect();
+    assert_eq!(
+        roles,
+        vec![
+            (Role::PreCandidate, 0),
+            (Role::Candidate, 1),
+            (Role::Leader, 1)
+        ]
+    );
+    for id in [2, 3] {
+        assert_eq!(net.status(id).leader, 1);
+        assert_eq!(net.status(id).term, 1);
+    }
+}
+
+// Mutation: a fixed timeout (no randomization) or a range other than
+// [election_ticks, 2×election_ticks) fails this.
+#[test]
+fn randomized_election_timeouts_differ_by_seed_and_stay_in_range() {
+    let e = 10u32;
+    let mut seen = HashSet::new();
+    for seed in 1..=20u64 {
+        let mut r = standalone(1, MemStore::new(), |c| {
+            c.election_ticks = e;
+            c.seed = seed;
+        });
+        let mut ticks = 0;
+        while r.role() == Role::Follower {
+            r.tick();
+            ticks += 1;
+            assert!(
+                ticks < 2 * e,
+                "seed {seed}: no campaign before 2×election_ticks"
+            );
+        }
+        assert!(ticks >= e, "seed {seed}: campaigned after {ticks} ticks");
+        seen.insert(ticks);
+    }
+    assert!(
+        seen.len() >= 3,
+        "timeouts barely vary across seeds: {seen:?}"
+    );
+}
+
+// Mutation: dropping the `self.vote == NONE` condition (or the durable vote
+// check) in handle_vote_request lets replica 3 vote for both candidates.
+#[test]
+fn replica_votes_at_most_once_per_term() {
+    let mut r = standalone(3, MemStore::new(), |_| {});
+    let vote = |from: ReplicaId| {
+        let mut m = Message::new(MessageType::Vote, from, 3, 1);
+        m.index = 0;
+        m.log_term = 0;
+        m
+    };
+    let answer = |msgs: Vec<Message>, to: ReplicaId| {
+        let resp: Vec<_> = msgs
+            .into_iter()
+            .filter(|m| m.msg_type == MessageType::VoteResponse && m.to == to)
+            .collect();
+        assert_eq!(resp.len(), 1);
+        !resp[0].reject
+    };
+    r.step(vote(1)).unwrap();
+    assert!(
+        answer(drain(&mut r), 1),
+        "first candidate of the term gets the vote"
+    );
+    r.step(vote(2)).unwrap();
+    assert!(
+        !answer(drain(&mut r), 2),
+        "second candidate of the same term is refused"
+    );
+    assert_eq!(r.status().vote, 1);
+    // Re-asking by the one we voted for is answered the same way (a retry).
+    r.step(vote(1)).unwrap();
+    assert!(answer(drain(&mut r), 1));
+}
+
+// Mutation: making is_up_to_date always true lets the stale candidate win.
+#[test]
+fn candidate_with_stale_log_loses_the_election() {
+    let stores = vec![
+        store_with(&[1, 1], 1, 1),
+        store_with(&[1, 1], 1, 1),
+        store_with(&[1], 1, 1),
+    ];
+    let mut net = Network::with_stores(stores, |c| c.pre_vote = false);
+    net.campaign(3);
+    assert_eq!(
+        net.status(3).role,
+        Role::Follower,
+        "a lost election ends as follower"
+    );
+    assert_eq!(net.status(3).term, 2);
+    assert!(
+        net.replica(3).roles.iter().all(|r| r.0 != Role::Leader),
+        "replica 3 must never lead: {:?}",
+        net.replica(3).roles
+    );
+    let granted = count(&net.sent, |m| {
+        m.msg_type == MessageType::VoteResponse && m.to == 3 && !m.reject
+    });
+    assert_eq!(granted, 0);
+    // And the group still elects an up-to-date replica.
+    net.run_until(60, "a leader among 1 and 2", |n| {
+        matches!(n.leader(), Some(1) | Some(2))
+    });
+}
+
+// Mutation: granting a second vote in a term, counting a vote twice, or a
+// candidate ignoring a lost election would produce two leaders of one term;
+// applying uncommitted entries would make applied logs diverge.
+#[test]
+fn at_most_one_leader_per_term_under_loss_partitions_and_restarts() {
+    for seed in 1..=6u64 {
+        let mut net = Network::with_config(5, |c| c.seed = c.id * 7919 + seed);
+        net.loss = Some((Rng::new(seed), 10));
+        let mut rng = Rng::new(seed.wrapping_mul(0x5851_F42D));
+        let mut proposals = 0;
+        for round in 0..300u32 {
+            match rng.range(0, 100) {
+                0..=2 => {
+                    let id = rng.range(1, 6);
+                    net.isolate(id);
+                }
+                3..=6 => net.heal(),
+                7 => {
+                    let id = rng.range(1, 6);
+                    net.restart(id);
+                }
+                _ => {}
+            }
+            for id in net.ids() {
+                if rng.range(0, 100) < 90 {
+                    net.tick(id);
+                }
+            }
+            if round % 5 == 0 {
+                if let Some(l) = net.leader() {
+                    let _ = net.raft(l).propose(data(format!("s{seed}-{round}")));
+                    proposals += 1;
+                }
+            }
+            net.deliver_all();
+        }
+        let mut leaders: HashMap<u64, HashSet<ReplicaId>> = HashMap::new();
+        for r in net.replicas.values() {
+            for &(role, term, leader) in &r.roles {
+                if role == Role::Leader {
+                    leaders.entry(term).or_default().insert(leader);
+                }
+            }
+        }
+        assert!(!leaders.is_empty(), "seed {seed}: no leader ever elected");
+        for (term, ids) in &leaders {
+            assert_eq!(ids.len(), 1, "seed {seed}: term {term} had leaders {ids:?}");
+        }
+        // State machine safety: applied logs agree on their common prefix.
+        let applied: Vec<&Vec<Entry>> = net.replicas.values().map(|r| &r.applied).collect();
+        for a in &applied {
+            for b in &applied {
+                let n = a.len().min(b.len());
+                assert_eq!(a[..n], b[..n], "seed {seed}: applied logs diverge");
+            }
+        }
+        let most = applied.iter().map(|a| a.len()).max().unwrap();
+        assert!(
+            proposals > 0 && most > 1,
+            "seed {seed}: the run made no progress"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// PreVote
+// ---------------------------------------------------------------------------
+
+// Mutation: PreVote incrementing the term (or being skipped) makes the
+// isolated replica's term grow and, on rejoin, depose the leader.
+#[test]
+fn isolated_follower_with_prevote_keeps_its_term_and_does_not_disrupt_on_rejoin() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    let term = net.status(1).term;
+    net.isolate(3);
+    let e = net.election_ticks();
+    net.run(10 * e);
+    assert!(
+        net.replica(3)
+            .roles
+            .iter()
+            .any(|r| r.0 == Role::PreCandidate),
+        "the isolated replica never even timed out"
+    );
+    assert_eq!(
+        net.status(3).term,
+        term,
+        "pre-vote failures must not raise the term"
+    );
+    assert_eq!(net.status(1).role, Role::Leader);
+    net.heal();
+    net.run(10 * e);
+    for id in 1..=3 {
+        let s = net.status(id);
+        assert_eq!(s.term, term, "replica {id} changed term");
+        assert_eq!(s.leader, 1, "replica {id} lost its leader");
+    }
+    assert_eq!(net.status(1).role, Role::Leader);
+    assert_eq!(net.status(3).role, Role::Follower);
+}
+
+// Contrast for the test above: without PreVote the same scenario raises the
+// isolated replica's term and, on rejoin, the group's term.
+#[test]
+fn isolated_follower_without_prevote_raises_its_term_and_disrupts_on_rejoin() {
+    let mut net = Network::with_config(3, |c| c.pre_vote = false);
+    net.elect(1);
+    let term = net.status(1).term;
+    net.isolate(3);
+    let e = net.election_ticks();
+    net.run(10 * e);
+    assert!(
+        net.status(3).term > term,
+        "candidate timeouts raise the term"
+    );
+    net.heal();
+    net.run(10 * e);
+    for id in 1..=3 {
+        assert!(net.status(id).term > term, "replica {id} did not move on");
+    }
+    assert!(net.leader().is_some());
+}
+
+// ---------------------------------------------------------------------------
+// CheckQuorum and the leader lease
+// ---------------------------------------------------------------------------
+
+// Mutation: removing the quorum_active check in tick_leader keeps the cut-off
+// leader leading forever.
+#[test]
+fn leader_cut_off_from_quorum_steps_down_within_two_election_timeouts() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    let e = net.election_ticks();
+    // Connected, it stays leader for a long time.
+    net.run(5 * e);
+    assert_eq!(net.status(1).role, Role::Leader);
+    let term = net.status(1).term;
+    net.isolate(1);
+    let mut ticks = 0;
+    while net.status(1).role == Role::Leader {
+        net.tick(1);
+        net.deliver_all();
+        ticks += 1;
+        assert!(
+            ticks <= 2 * e,
+            "still leader after {ticks} ticks without a quorum"
+        );
+    }
+    assert_eq!(net.status(1).role, Role::Follower);
+    assert_eq!(
+        net.status(1).term,
+        term,
+        "stepping down does not change the term"
+    );
+    assert_eq!(net.status(1).leader, NONE);
+}
+
+// Mutation: removing the in_lease check in step makes the follower adopt the
+// disruptive candidate's term (and possibly vote).
+#[test]
+fn follower_in_lease_ignores_vote_from_higher_term() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    let before = net.status(2);
+    let vote = |term: u64, last: u64, last_term: u64| {
+        let mut m = Message::new(MessageType::Vote, 3, 2, term);
+        m.index = last;
+        m.log_term = last_term;
+        m
+    };
+    let last = before.last_index;
+    let last_term = net.raft(2).log_term(last).unwrap();
+    let mark = net.sent.len();
+    net.step(vote(before.term + 1, last, last_term));
+    assert_eq!(
+        net.status(2),
+        before,
+        "an in-lease follower ignores the vote"
+    );
+    assert_eq!(count(net.sent_since(mark), |m| m.from == 2), 0);
+
+    // Contrast: once the lease ran out the same request is honoured.
+    let e = net.election_ticks();
+    for _ in 0..e {
+        net.tick(2);
+    }
+    net.flush();
+    let mark = net.sent.len();
+    net.step(vote(before.term + 1, last, last_term));
+    assert_eq!(net.status(2).term, before.term + 1);
+    assert_eq!(net.status(2).vote, 3);
+    let granted = count(net.sent_since(mark), |m| {
+        m.msg_type == MessageType::VoteResponse && m.to == 3 && !m.reject
+    });
+    assert_eq!(granted, 1);
+}
+
+// ---------------------------------------------------------------------------
+// Replication
+// ---------------------------------------------------------------------------
+
+// Mutation: committing without a majority, or handing out committed entries
+// out of order, fails this.
+#[test]
+fn proposals_commit_and_apply_in_order_on_every_replica() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    let mut want = Vec::new();
+    for i in 0..10 {
+        let s = format!("p{i}");
+        net.propose(1, s.clone());
+        want.push(s);
+        net.deliver_all();
+    }
+    // A burst proposed before anything is delivered.
+    for i in 10..20 {
+        let s = format!("p{i}");
+        net.propose(1, s.clone());
+        want.push(s);
+    }
+    net.deliver_all();
+    let commit = net.status(1).commit;
+    assert_eq!(commit, 21, "noop + 20 commands");
+    for id in 1..=3 {
+        assert_eq!(net.applied_data(id), want, "replica {id}");
+        assert_eq!(net.status(id).commit, commit, "replica {id}");
+    }
+}
+
+// Mutation: a follower appending without truncating a conflicting suffix
+// (or skipping the prev-entry check) keeps the stale entries.
+#[test]
+fn divergent_uncommitted_tail_is_replaced_after_leader_change() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    net.propose(1, "a");
+    net.deliver_all();
+    net.isolate(1);
+    for i in 0..10 {
+        net.propose(1, format!("stale{i}"));
+    }
+    net.deliver_all();
+    let stale_last = net.status(1).last_index;
+    assert_eq!(stale_last, 12);
+    let e = net.election_ticks();
+    net.run_until(20 * e, "a new leader among 2 and 3", |n| {
+        matches!(n.leader(), Some(2) | Some(3)) && n.status(1).role != Role::Leader
+    });
+    let new = net.leader().unwrap();
+    net.propose(new, "fresh");
+    net.deliver_all();
+    net.heal();
+    net.run_until(20 * e, "replica 1 caught up", |n| {
+        n.status(1).commit == n.status(new).commit && n.status(1).leader == new
+    });
+    assert!(
+        net.status(1).last_index < stale_last,
+        "the stale tail is gone"
+    );
+    assert_eq!(net.log_terms(1), net.log_terms(new));
+    for id in 1..=3 {
+        assert_eq!(net.applied_data(id), ["a", "fresh"], "replica {id}");
+    }
+}
+
+// Mutation: ignoring the follower's reject hint (walking `next` back one index
+// per rejection) needs ~50 rejections here.
+#[test]
+fn fast_backoff_finds_the_match_point_in_few_rejections() {
+    // 1..=5 term 1 everywhere (committed). The leader's side then has 50
+    // entries of term 3, replica 3 has 75 of term 2.
+    let mut leader_terms = vec![1; 5];
+    leader_terms.extend(std::iter::repeat(3).take(50));
+    let mut stale_terms = vec![1; 5];
+    stale_terms.extend(std::iter::repeat(2).take(75));
+    let stores = vec![
+        store_with(&leader_terms, 3, 5),
+        store_with(&leader_terms, 3, 5),
+        store_with(&stale_terms, 2, 5),
+    ];
+    let mut net = Network::with_stores(stores, |_| {});
+    net.elect(1);
+    let rejections = count(&net.sent, |m| {
+        m.msg_type == MessageType::AppendResponse && m.from == 3 && m.reject
+    });
+    assert!(rejections >= 1, "the divergence must be detected");
+    assert!(
+        rejections <= 3,
+        "{rejections} rejections to find the match point"
+    );
+    assert_eq!(net.status(3).last_index, 56);
+    assert_eq!(net.log_terms(3), net.log_terms(1));
+    assert_eq!(net.status(3).commit, 56);
+}
+
+// Mutation: ignoring the in-flight window (is_paused in Replicate) sends an
+// append per proposal to the silent follower.
+#[test]
+fn inflight_window_bounds_appends_to_a_silent_follower() {
+    let mut net = Network::with_config(3, |c| c.max_inflight = 2);
+    net.elect(1); // replica 3 acknowledged the noop: it is in Replicate
+    net.isolate(3);
+    let mark = net.sent.len();
+    for i in 0..20 {
+        net.propose(1, format!("w{i}"));
+        net.deliver_all();
+    }
+    net.run(5); // heartbeats to 3 go unanswered too
+    let appends = count(net.sent_since(mark), |m| {
+        m.msg_type == MessageType::Append && m.to == 3 && !m.entries.is_empty()
+    });
+    assert_eq!(appends, 2, "window of 2 appends with entries");
+    assert_eq!(net.status(1).commit, 21, "the majority keeps committing");
+    // The window does not stall replication forever once 3 answers again.
+    net.heal();
+    net.run_until(40, "replica 3 caught up", |n| n.status(3).commit == 21);
+}
+
+// Mutation: ignoring max_append_bytes sends all 20 entries in one append.
+#[test]
+fn append_size_limit_caps_entries_per_message_but_sends_at_least_one() {
+    let limit = 100;
+    let mut big = MemStore::new();
+    big.append(&entries_with_terms(&[1; 20], 30)); // 46 bytes each
+    big.set_hard_state(HardState {
+        term: 1,
+        vote: NONE,
+        commit: 20,
+    });
+    let stores = vec![big.clone(), big, MemStore::new()];
+    let mut net = Network::with_stores(stores, |c| c.max_append_bytes = limit);
+    net.elect(1);
+    let appends: Vec<&Message> = net
+        .sent
+        .iter()
+        .filter(|m| m.msg_type == MessageType::Append && m.to == 3 && !m.entries.is_empty())
+        .collect();
+    for m in &appends {
+        let bytes: u64 = m.entries.iter().map(Entry::size).sum();
+        assert!(
+            bytes <= limit,
+            "append of {bytes} bytes over the {limit} limit"
+        );
+    }
+    assert!(
+        appends.iter().any(|m| m.entries.len() >= 2),
+        "limit allows 2 per append"
+    );
+    assert_eq!(net.status(3).last_index, 21);
+    assert_eq!(net.status(3).commit, 21);
+
+    // One entry larger than the limit still goes, alone.
+    let mark = net.sent.len();
+    net.propose(1, "x".repeat(500));
+    net.deliver_all();
+    let m = net
+        .sent_since(mark)
+        .iter()
+        .find(|m| m.msg_type == MessageType::Append && m.to == 3 && !m.entries.is_empty())
+        .expect("the large entry is sent");
+    assert_eq!(m.entries.len(), 1);
+    assert_eq!(net.status(3).commit, 22);
+}
+
+// ---------------------------------------------------------------------------
+// Commit rule (Raft §5.4.2, Figure 8)
+// ---------------------------------------------------------------------------
+
+// Mutation: dropping `term_or_zero(index) == self.term` from maybe_commit
+// commits the term-2 entry by counting replicas.
+#[test]
+fn leader_never_commits_an_earlier_term_entry_by_counting_replicas() {
+    // Replica 1 holds [1:t1, 2:t2]; only index 1 is committed.
+    let mut r = standalone(1, store_with(&[1, 2], 2, 1), |c| c.pre_vote = false);
+    r.campaign();
+    assert_eq!(r.role(), Role::Candidate);
+    assert_eq!(r.term(), 3);
+    drain(&mut r);
+    r.step(Message::new(MessageType::VoteResponse, 2, 1, 3))
+        .unwrap();
+    assert_eq!(r.role(), Role::Leader);
+    assert_eq!(r.log_term(3), Some(3), "the leader's own noop at index 3");
+    drain(&mut r);
+    let ack = |from: ReplicaId, index: u64| {
+        let mut m = Message::new(MessageType::AppendResponse, from, 1, 3);
+        m.index = index;
+        m
+    };
+    // Every replica holds the term-2 entry: still not committable.
+    r.step(ack(2, 2)).unwrap();
+    r.step(ack(3, 2)).unwrap();
+    drain(&mut r);
+    assert_eq!(
+        r.status().commit,
+        1,
+        "a term-2 entry is never committed by counting"
+    );
+    // One replica acknowledges the term-3 noop: both commit together.
+    r.step(ack(2, 3)).unwrap();
+    assert_eq!(r.status().commit, 3);
+}
+
+// ---------------------------------------------------------------------------
+// Heartbeats
+// ---------------------------------------------------------------------------
+
+// Mutation: `m.commit = self.log.committed` (no min with the follower's
+// match) in broadcast_heartbeat.
+#[test]
+fn heartbeat_commit_is_clamped_to_the_followers_match() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    net.isolate(3);
+    for i in 0..3 {
+        net.propose(1, format!("c{i}"));
+        net.deliver_all();
+    }
+    let commit = net.status(1).commit;
+    assert_eq!(commit, 4);
+    assert_eq!(net.raft(1).follower_matched(3), Some(1));
+    let mark = net.sent.len();
+    net.raft(1).broadcast_heartbeat();
+    net.flush();
+    let hbs: Vec<&Message> = net.sent_since(mark).iter().collect();
+    assert_eq!(hbs.len(), 2);
+    for m in hbs {
+        assert_eq!(m.msg_type, MessageType::Heartbeat);
+        let want = if m.to == 2 { commit } else { 1 };
+        assert_eq!(m.commit, want, "heartbeat to {}", m.to);
+    }
+}
+
+// Mutation: removing the `m.commit > last_index` guard in handle_heartbeat
+// lets a heartbeat commit past the follower's log.
+#[test]
+fn follower_never_commits_past_its_log_on_a_heartbeat() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    let before = net.status(2);
+    assert_eq!(before.last_index, 1);
+    let mut hb = Message::new(MessageType::Heartbeat, 1, 2, before.term);
+    hb.commit = 10;
+    net.step(hb);
+    let after = net.status(2);
+    assert!(after.commit <= after.last_index);
+    assert_eq!(after.commit, before.commit);
+    // It still answers, so the leader can find out it lags.
+    assert_eq!(
+        net.queue.back().map(|m| (m.msg_type, m.to)),
+        Some((MessageType::HeartbeatResponse, 1))
+    );
+}
+
+// Mutation: an unclamped heartbeat commit here makes replica 2 commit and apply
+// its own divergent term-1 entries, which the leader never sent.
+#[test]
+fn heartbeat_overtaking_append_never_commits_unverified_entries() {
+    // Replica 2 has two uncommitted term-1 entries the new leader lacks.
+    let stores = vec![
+        store_with(&[1], 1, 1),
+        store_with(&[1, 1, 1], 1, 1),
+        store_with(&[1], 1, 1),
+    ];
+    let mut net = Network::with_stores(stores, |_| {});
+    net.hold_if = Some(Box::new(|m| m.to == 2 && m.msg_type == MessageType::Append));
+    net.elect(1);
+    net.propose(1, "x");
+    net.deliver_all();
+    assert_eq!(net.status(1).commit, 3, "committed with replica 3");
+    assert!(!net.held.is_empty(), "appends to 2 are held back");
+    // The heartbeat overtakes the held appends.
+    net.raft(1).broadcast_heartbeat();
+    net.deliver_all();
+    let s2 = net.status(2);
+    assert_eq!(s2.last_index, 3, "still its own divergent log");
+    assert_eq!(s2.commit, 1, "nothing unverified is committed");
+    assert_eq!(net.replica(2).applied.len(), 1);
+    // The appends arrive late; replica 2 converges on the leader's log.
+    net.release_held();
+    net.deliver_all();
+    assert_eq!(net.status(2).commit, 3);
+    assert_eq!(net.log_terms(2), net.log_terms(1));
+    assert_eq!(net.replica(2).applied, net.replica(1).applied);
+    assert_eq!(net.applied_data(2).last().map(String::as_str), Some("x"));
+}
+
+// Mutation: tick_leader sending appends (or nothing) instead of heartbeats.
+#[test]
+fn leader_tick_sends_heartbeats_not_appends() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    let hb = net.replica(1).cfg.heartbeat_ticks;
+    let mark = net.sent.len();
+    for _ in 0..hb {
+        net.tick(1);
+    }
+    net.flush();
+    let from_leader: Vec<&Message> = net
+        .sent_since(mark)
+        .iter()
+        .filter(|m| m.from == 1)
+        .collect();
+    assert_eq!(from_leader.len(), 2, "{from_leader:?}");
+    assert!(from_leader
+        .iter()
+        .all(|m| m.msg_type == MessageType::Heartbeat && m.entries.is_empty()));
+    let mut to: Vec<_> = from_leader.iter().map(|m| m.to).collect();
+    to.sort_unstable();
+    assert_eq!(to, [2, 3]);
+}
+
+// Mutation: tick ignoring external_heartbeat, or broadcast_heartbeat sending
+// other than one heartbeat per follower.
+#[test]
+fn external_heartbeat_mode_sends_only_on_broadcast() {
+    let mut net = Network::with_config(3, |c| c.external_heartbeat = true);
+    net.elect(1);
+    let hb = net.replica(1).cfg.heartbeat_ticks;
+    let e = net.election_ticks();
+    let mark = net.sent.len();
+    // Stay under one election timeout so CheckQuorum does not interfere.
+    for _ in 0..(e - 1).min(3 * hb) {
+        net.tick(1);
+    }
+    net.flush();
+    assert_eq!(count(net.sent_since(mark), |m| m.from == 1), 0);
+    net.raft(1).broadcast_heartbeat();
+    net.flush();
+    let sent = net.sent_since(mark);
+    assert_eq!(sent.len(), 2);
+    assert!(sent.iter().all(|m| m.msg_type == MessageType::Heartbeat));
+    let to: HashSet<_> = sent.iter().map(|m| m.to).collect();
+    assert_eq!(to, HashSet::from([2, 3]));
+}
+
+// ---------------------------------------------------------------------------
+// Term rules
+// ---------------------------------------------------------------------------
+
+// Mutation: a leader ignoring the term of responses stays leader of a stale term.
+#[test]
+fn stale_leader_steps_down_on_a_higher_term_response() {
+    for kind in [MessageType::HeartbeatResponse, MessageType::AppendResponse] {
+        let mut net = Network::new(3);
+        net.elect(1);
+        let term = net.status(1).term;
+        net.step(Message::new(kind, 2, 1, term + 4));
+        let s = net.status(1);
+        assert_eq!(s.role, Role::Follower, "{kind:?}");
+        assert_eq!(s.term, term + 4, "{kind:?}");
+        assert_eq!(s.leader, NONE, "{kind:?}");
+        assert_eq!(s.vote, NONE, "{kind:?}");
+        assert!(net.raft(1).propose(data("late")).is_err());
+    }
+}
+
+// Mutation: dropping the lower-term answer in step leaves a stale leader unaware.
+#[test]
+fn follower_answers_a_lower_term_heartbeat_with_its_own_term() {
+    let mut r = standalone(2, store_with(&[1, 1], 5, 1), |_| {});
+    let mut hb = Message::new(MessageType::Heartbeat, 1, 2, 3);
+    hb.commit = 2;
+    r.step(hb).unwrap();
+    let msgs = drain(&mut r);
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0].msg_type, MessageType::HeartbeatResponse);
+    assert_eq!((msgs[0].to, msgs[0].term), (1, 5));
+    let s = r.status();
+    assert_eq!(
+        (s.term, s.commit, s.leader),
+        (5, 1, NONE),
+        "nothing else changed"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Restart
+// ---------------------------------------------------------------------------
+
+// Mutation: Raft::new not restoring the durable vote lets replica 3 vote
+// twice in term 1.
+#[test]
+fn restarted_replica_still_refuses_a_second_vote_in_its_term() {
+    let mut net = Network::new(3);
+    let vote = |from: ReplicaId| Message::new(MessageType::Vote, from, 3, 1);
+    net.step(vote(1));
+    assert_eq!(net.replica(3).durable.hard_state().vote, 1);
+    net.restart(3);
+    assert_eq!((net.status(3).term, net.status(3).vote), (1, 1));
+    let mark = net.sent.len();
+    net.step(vote(2));
+    let resp: Vec<&Message> = net.sent_since(mark).iter().collect();
+    assert_eq!(resp.len(), 1);
+    assert_eq!(resp[0].msg_type, MessageType::VoteResponse);
+    assert!(resp[0].reject, "voted for 1 in term 1 before the crash");
+}
+
+// Mutation: Raft::new ignoring the stored log or hard state.
+#[test]
+fn restarted_replica_keeps_its_log_and_commit() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    for i in 0..5 {
+        net.propose(1, format!("k{i}"));
+    }
+    net.deliver_all();
+    let before = net.status(2);
+    let terms = net.log_terms(2);
+    assert_eq!(before.commit, 6);
+    net.restart(2);
+    let after = net.status(2);
+    assert_eq!(
+        (
+            after.term,
+            after.vote,
+            after.commit,
+            after.last_index,
+            after.applied
+        ),
+        (
+            before.term,
+            before.vote,
+            before.commit,
+            before.last_index,
+            before.applied
+        )
+    );
+    assert_eq!(net.log_terms(2), terms);
+    // It rejoins and applies new entries without re-applying old ones (the
+    // harness checks exactly-once application).
+    net.propose(1, "after");
+    net.deliver_all();
+    assert_eq!(net.applied_data(2), ["k0", "k1", "k2", "k3", "k4", "after"]);
+}
+
+// Mutation: acknowledging an append before its entries are in a Ready, or
+// Raft::new trusting anything but the store, makes "x" survive the crash or
+// get committed without a durable majority.
+#[test]
+fn entries_not_persisted_before_a_crash_are_gone_after_restart() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    net.isolate(3);
+    let before = net.status(2).last_index;
+    net.propose(1, "x");
+    net.flush();
+    let append = net.take_queued(|m| m.to == 2 && m.msg_type == MessageType::Append);
+    net.raft(2).step(append).unwrap();
+    assert_eq!(net.status(2).last_index, before + 1, "in memory only");
+    let mark = net.sent.len();
+    net.crash_losing_unpersisted(2);
+    assert_eq!(net.status(2).last_index, before);
+    assert_eq!(count(net.sent_since(mark), |m| m.from == 2), 0);
+    net.deliver_all();
+    assert_eq!(
+        net.status(1).commit,
+        before,
+        "x is not durable on a majority"
+    );
+    // The leader finds out through heartbeats and re-sends.
+    net.run_until(10, "x committed", |n| n.status(1).commit == before + 1);
+    net.run(2);
+    assert_eq!(net.applied_data(2), ["x"]);
+}
+
+// ---------------------------------------------------------------------------
+// The Ready contract
+// ---------------------------------------------------------------------------
+
+// Mutation: recording the vote after the Ready that carries the VoteResponse
+// (or not at all) lets a grant leave before the vote is durable.
+#[test]
+fn granted_vote_is_in_the_same_ready_as_its_response() {
+    let mut r = standalone(2, MemStore::new(), |_| {});
+    r.step(Message::new(MessageType::Vote, 1, 2, 1)).unwrap();
+    let rd = r.ready();
+    assert_eq!(
+        rd.hard_state,
+        Some(HardState {
+            term: 1,
+            vote: 1,
+            commit: 0
+        })
+    );
+    assert_eq!(rd.messages.len(), 1);
+    let m = &rd.messages[0];
+    assert_eq!(
+        (m.msg_type, m.to, m.term, m.reject),
+        (MessageType::VoteResponse, 1, 1, false)
+    );
+    r.advance(&rd);
+    assert_eq!(r.store().hard_state().vote, 1);
+}
+
+// Mutation: acknowledging entries in a Ready before the one that hands them
+// out for persisting.
+#[test]
+fn accepted_append_is_acknowledged_in_the_ready_that_persists_it() {
+    let mut r = standalone(2, MemStore::new(), |_| {});
+    let mut m = Message::new(MessageType::Append, 1, 2, 1);
+    m.entries = entries_with_terms(&[1, 1], 4);
+    m.commit = 1;
+    r.step(m).unwrap();
+    let rd = r.ready();
+    let idx: Vec<u64> = rd.entries.iter().map(|e| e.index).collect();
+    assert_eq!(idx, [1, 2]);
+    assert_eq!(rd.hard_state.map(|h| (h.term, h.commit)), Some((1, 1)));
+    let ack: Vec<&Message> = rd
+        .messages
+        .iter()
+        .filter(|m| m.msg_type == MessageType::AppendResponse)
+        .collect();
+    assert_eq!(ack.len(), 1);
+    assert_eq!((ack[0].index, ack[0].reject), (2, false));
+    r.advance(&rd);
+    assert_eq!(r.store().last_index(), 2);
+}
+
+// Mutation: advance not recording applied (repeats) or next_committed starting
+// past applied+1 (skips).
+#[test]
+fn committed_entries_are_handed_out_once_in_order_across_readys() {
+    // max_apply_bytes = 1: every Ready hands out a single entry.
+    let mut net = Network::with_config(3, |c| c.max_apply_bytes = 1);
+    net.elect(1);
+    for i in 0..10 {
+        net.propose(1, format!("r{i}"));
+    }
+    net.deliver_all();
+    for id in 1..=3 {
+        let r = net.replica(id);
+        let flat: Vec<u64> = r.apply_batches.iter().flatten().copied().collect();
+        assert_eq!(flat, (1..=11).collect::<Vec<_>>(), "replica {id}");
+        assert!(r.apply_batches.iter().all(|b| b.len() == 1), "replica {id}");
+    }
+    // Without the limit, batches are larger but still never overlap.
+    let mut net = Network::new(3);
+    net.elect(1);
+    for i in 0..10 {
+        net.propose(1, format!("r{i}"));
+    }
+    net.deliver_all();
+    for id in 1..=3 {
+        let flat: Vec<u64> = net
+            .replica(id)
+            .apply_batches
+            .iter()
+            .flatten()
+            .copied()
+            .collect();
+        assert_eq!(flat, (1..=11).collect::<Vec<_>>(), "replica {id}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Bad input
+// ---------------------------------------------------------------------------
+
+// Mutation: dropping the `to`/membership checks in step lets a misrouted or
+// foreign high-term heartbeat change the term.
+#[test]
+fn misaddressed_or_foreign_messages_are_refused_and_change_nothing() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    let before = net.status(2);
+    let term = before.term + 5;
+    let cases = [
+        (
+            Message::new(MessageType::Heartbeat, 1, 3, term),
+            Error::NotForMe { to: 3 },
+        ),
+        (
+            Message::new(MessageType::Heartbeat, 9, 2, term),
+            Error::UnknownPeer(9),
+        ),
+        (
+            Message::new(MessageType::Vote, 9, 2, term),
+            Error::UnknownPeer(9),
+        ),
+        (
+            Message::new(MessageType::Heartbeat, 2, 2, term),
+            Error::UnknownPeer(2),
+        ),
+    ];
+    for (m, err) in cases {
+        assert_eq!(net.raft(2).step(m.clone()), Err(err), "{m:?}");
+        assert_eq!(net.status(2), before, "{m:?}");
+        assert!(!net.raft(2).has_ready(), "{m:?}");
+    }
+}
