@@ -1089,6 +1089,13 @@ fn run(a: &Args) -> Result<Report, String> {
     })
 }
 
+/// Print to stdout; a closed pipe (`| head`) is not worth a panic.
+fn emit(s: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(s.as_bytes()).and_then(|()| out.flush());
+}
+
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(a) => a,
@@ -1108,9 +1115,9 @@ fn main() -> ExitCode {
         }
     };
     if args.json {
-        println!("{}", report.json());
+        emit(&format!("{}\n", report.json()));
     } else {
-        print!("{}", report.table());
+        emit(&report.table());
     }
     for w in report.warnings() {
         eprintln!("{w}");

@@ -5,7 +5,9 @@
 //! state machine; [`multi`] hosts many groups on a node and multiplexes their
 //! heartbeats; [`wire`] is the byte format; [`storage`] the logs.
 
+pub mod ffi;
 pub mod multi;
 pub mod raft;
+pub mod runtime;
 pub mod storage;
 pub mod wire;

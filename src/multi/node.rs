@@ -297,6 +297,16 @@ impl Node {
     /// group alone and counted, and `Ok` is returned since that is normal
     /// while groups are being created or removed.
     pub fn step(&mut self, frame: &[u8]) -> Result<(), Error> {
+        self.step_frame(frame, None)
+    }
+
+    /// Like [`step`](Node::step), for a host that knows which peer sent the
+    /// frame: one claiming another sender is refused.
+    pub fn step_from(&mut self, from: u64, frame: &[u8]) -> Result<(), Error> {
+        self.step_frame(frame, Some(from))
+    }
+
+    fn step_frame(&mut self, frame: &[u8], sender: Option<u64>) -> Result<(), Error> {
         let f = match decode_frame(frame, self.cfg.max_frame_bytes) {
             Ok(f) => f,
             Err(e) => {
@@ -317,6 +327,14 @@ impl Node {
                 expected: self.cfg.cluster_id,
                 got: f.cluster_id,
             });
+        }
+        if sender.is_some_and(|s| s != f.from) {
+            self.stats.frames_rejected += 1;
+            return Err(Error::InvalidArgument(format!(
+                "frame claims to come from node {}, the host says node {}",
+                f.from,
+                sender.unwrap_or(0)
+            )));
         }
         if f.to != self.cfg.node_id || f.from == self.cfg.node_id {
             self.stats.frames_rejected += 1;

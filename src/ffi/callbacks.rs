@@ -1,0 +1,156 @@
+//! The host's callbacks.
+
+use std::os::raw::c_void;
+
+use bytes::Bytes;
+
+use super::status::{muxraft_status, MUXRAFT_NOT_FOUND, MUXRAFT_NOT_LEADER, MUXRAFT_OK};
+use crate::multi::{Event, ProposalError};
+use crate::raft::Role;
+use crate::runtime::Host;
+
+/// A group replica's role.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum muxraft_role {
+    MUXRAFT_FOLLOWER = 0,
+    /// Campaigning (pre-vote or vote).
+    MUXRAFT_CANDIDATE = 1,
+    MUXRAFT_LEADER = 2,
+}
+
+impl From<Role> for muxraft_role {
+    fn from(r: Role) -> muxraft_role {
+        match r {
+            Role::Follower => muxraft_role::MUXRAFT_FOLLOWER,
+            Role::PreCandidate | Role::Candidate => muxraft_role::MUXRAFT_CANDIDATE,
+            Role::Leader => muxraft_role::MUXRAFT_LEADER,
+        }
+    }
+}
+
+/// Called with every frame for node `to`. `frame` is valid only during the
+/// call: copy it (or hand it to a socket) before returning.
+pub type muxraft_send_fn =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, to: u64, frame: *const u8, len: usize)>;
+/// Called once per committed entry per replica, in log order per group.
+/// `data` (`len` bytes; NULL when `len` is 0) is valid only during the call.
+pub type muxraft_apply_fn = Option<
+    unsafe extern "C" fn(
+        userdata: *mut c_void,
+        group_id: u64,
+        index: u64,
+        data: *const u8,
+        len: usize,
+    ),
+>;
+/// Called when this node's replica of a group changes role or learns of a
+/// new leader (`leader_id` 0: none known).
+pub type muxraft_role_changed_fn = Option<
+    unsafe extern "C" fn(
+        userdata: *mut c_void,
+        group_id: u64,
+        role: muxraft_role,
+        term: u64,
+        leader_id: u64,
+    ),
+>;
+/// Called once per proposal made on this node: `MUXRAFT_OK` with the index
+/// it committed at, or `MUXRAFT_NOT_LEADER` (leadership moved and the entry
+/// was replaced) or `MUXRAFT_NOT_FOUND` (the group was removed), index 0.
+pub type muxraft_proposal_done_fn = Option<
+    unsafe extern "C" fn(
+        userdata: *mut c_void,
+        group_id: u64,
+        proposal_id: u64,
+        status: muxraft_status,
+        index: u64,
+    ),
+>;
+
+/// The host's callbacks. Any of them may be NULL (that event is not
+/// reported; a NULL `send` means the embedded transport carries frames).
+///
+/// Callbacks run on the thread that called `muxraft_tick`, `muxraft_step`,
+/// `muxraft_propose` or `muxraft_group_*` (host-driven mode), or on a muxraft
+/// thread (embedded mode); never on two threads at once for one node. They
+/// may call muxraft again, including on the same node (e.g. propose from
+/// `apply`): such a call does its work and returns, and its callbacks follow
+/// once the current one returns. A callback must not unwind or longjmp.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct muxraft_callbacks {
+    /// Passed as the first argument of every callback; muxraft never reads it.
+    pub userdata: *mut c_void,
+    pub send: muxraft_send_fn,
+    pub apply: muxraft_apply_fn,
+    pub role_changed: muxraft_role_changed_fn,
+    pub proposal_done: muxraft_proposal_done_fn,
+}
+
+/// The callbacks as the Rust side holds them.
+#[derive(Clone, Copy)]
+pub(crate) struct Callbacks(pub muxraft_callbacks);
+
+// SAFETY: muxraft only passes `userdata` back to the host's own functions; the
+// header documents that callbacks may run on another thread than the one
+// that registered them, so the host must make userdata safe to use there.
+unsafe impl Send for Callbacks {}
+unsafe impl Sync for Callbacks {}
+
+impl Host for Callbacks {
+    fn send(&mut self, to: u64, frame: &Bytes) {
+        if let Some(f) = self.0.send {
+            // SAFETY: the host registered `f`; `frame` is valid for `len`
+            // bytes for the duration of the call, as documented.
+            unsafe { f(self.0.userdata, to, frame.as_ptr(), frame.len()) }
+        }
+    }
+
+    fn event(&mut self, ev: &Event) {
+        let ud = self.0.userdata;
+        match ev {
+            Event::Applied {
+                group_id,
+                index,
+                data,
+            } => {
+                if let Some(f) = self.0.apply {
+                    let ptr = if data.is_empty() {
+                        std::ptr::null()
+                    } else {
+                        data.as_ptr()
+                    };
+                    // SAFETY: host function; `data` outlives the call.
+                    unsafe { f(ud, *group_id, *index, ptr, data.len()) }
+                }
+            }
+            Event::RoleChanged {
+                group_id,
+                role,
+                term,
+                leader,
+            } => {
+                if let Some(f) = self.0.role_changed {
+                    // SAFETY: host function; plain values.
+                    unsafe { f(ud, *group_id, (*role).into(), *term, *leader) }
+                }
+            }
+            Event::ProposalDone {
+                group_id,
+                proposal_id,
+                result,
+            } => {
+                if let Some(f) = self.0.proposal_done {
+                    let (status, index) = match result {
+                        Ok(i) => (MUXRAFT_OK, *i),
+                        Err(ProposalError::LeaderChanged) => (MUXRAFT_NOT_LEADER, 0),
+                        Err(ProposalError::GroupRemoved) => (MUXRAFT_NOT_FOUND, 0),
+                    };
+                    // SAFETY: host function; plain values.
+                    unsafe { f(ud, *group_id, *proposal_id, status, index) }
+                }
+            }
+        }
+    }
+}

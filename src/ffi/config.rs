@@ -1,0 +1,143 @@
+//! Node configuration.
+
+use std::ffi::CStr;
+use std::os::raw::c_char;
+
+use crate::multi::NodeConfig;
+
+/// Settings of a node. Always fill it with `muxraft_config_init` first, then
+/// change the fields you need: fields are only ever added at the end, and
+/// `struct_size` tells the library which ones your program knows.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct muxraft_config {
+    /// Size of this struct as the program was compiled; set by
+    /// `muxraft_config_init`. Do not change it.
+    pub struct_size: u32,
+    /// This node's id: non-zero, unique in the cluster.
+    pub node_id: u64,
+    /// Frames carrying another cluster id are refused. Default 0.
+    pub cluster_id: u64,
+    /// Milliseconds per tick. Host-driven mode: call `muxraft_tick` this
+    /// often. Embedded mode: the node's own timer. Default 50.
+    pub tick_ms: u32,
+    /// Ticks between heartbeats. Default 2.
+    pub heartbeat_ticks: u32,
+    /// Ticks without a leader before an election; randomized per group in
+    /// `[election_ticks, 2 * election_ticks)`. Must exceed `heartbeat_ticks`.
+    /// Default 10.
+    pub election_ticks: u32,
+    /// One heartbeat message per peer per interval for all groups (true), or
+    /// one per group per follower (false: for comparison only). Default true.
+    pub batch_heartbeats: bool,
+    /// Proposals larger than this get `MUXRAFT_TOO_LARGE`. Default 1 MiB,
+    /// at most 4 MiB.
+    pub max_proposal_bytes: u32,
+    /// NULL: state lives in memory and is lost when the node is freed.
+    /// Otherwise the directory of the node's durable write-ahead log. The
+    /// string is copied by `muxraft_node_new`.
+    pub data_dir: *const c_char,
+}
+
+const MAX_PROPOSAL_LIMIT: u32 = 4 << 20;
+
+/// The size of the first published version of `muxraft_config`: everything
+/// up to and including `data_dir`. Programs built against it pass at least
+/// this much; fields added later are read only when `struct_size` covers them.
+const CONFIG_V1_SIZE: usize =
+    std::mem::offset_of!(muxraft_config, data_dir) + std::mem::size_of::<*const c_char>();
+
+impl Default for muxraft_config {
+    fn default() -> muxraft_config {
+        let n = NodeConfig::new(0);
+        muxraft_config {
+            struct_size: std::mem::size_of::<muxraft_config>() as u32,
+            node_id: 0,
+            cluster_id: 0,
+            tick_ms: 50,
+            heartbeat_ticks: n.heartbeat_ticks,
+            election_ticks: n.election_ticks,
+            batch_heartbeats: true,
+            max_proposal_bytes: n.max_proposal_bytes as u32,
+            data_dir: std::ptr::null(),
+        }
+    }
+}
+
+/// Fill `config` with the defaults (and set `struct_size`). NULL is ignored.
+#[no_mangle]
+pub unsafe extern "C" fn muxraft_config_init(config: *mut muxraft_config) {
+    super::status::guard_void(|| {
+        if !config.is_null() {
+            // SAFETY: the caller passes a pointer to a muxraft_config it owns
+            // (documented); writing a whole struct is what init is for.
+            unsafe { config.write(muxraft_config::default()) };
+        }
+    })
+}
+
+/// A validated configuration as the Rust side uses it.
+pub(crate) struct Settings {
+    pub node: NodeConfig,
+    pub tick_ms: u32,
+    pub data_dir: Option<std::path::PathBuf>,
+}
+
+/// Read and check a configuration passed by C.
+///
+/// # Safety
+/// `config` must be NULL or point to a `muxraft_config` whose first
+/// `struct_size` bytes are initialized, and `data_dir` must be NULL or a
+/// NUL-terminated string.
+pub(crate) unsafe fn read_config(config: *const muxraft_config) -> Result<Settings, String> {
+    if config.is_null() {
+        return Err("config is NULL".into());
+    }
+    // SAFETY: non-NULL, and the caller guarantees it points to a config; the
+    // first field is always present.
+    let size = unsafe { (*config).struct_size } as usize;
+    if size < CONFIG_V1_SIZE {
+        return Err(format!(
+            "config.struct_size is {size}, expected at least {CONFIG_V1_SIZE}: fill the config with muxraft_config_init"
+        ));
+    }
+    // SAFETY: struct_size says all our fields are there (a newer program's
+    // larger struct has ours as its prefix).
+    let c = unsafe { *config };
+    if c.node_id == 0 {
+        return Err("config.node_id must be non-zero".into());
+    }
+    if c.tick_ms == 0 {
+        return Err("config.tick_ms must be non-zero".into());
+    }
+    if c.max_proposal_bytes == 0 || c.max_proposal_bytes > MAX_PROPOSAL_LIMIT {
+        return Err(format!(
+            "config.max_proposal_bytes must be in 1..={MAX_PROPOSAL_LIMIT}"
+        ));
+    }
+    let data_dir = if c.data_dir.is_null() {
+        None
+    } else {
+        // SAFETY: documented as NUL-terminated.
+        let s = unsafe { CStr::from_ptr(c.data_dir) };
+        let s = s
+            .to_str()
+            .map_err(|_| "config.data_dir is not UTF-8".to_string())?;
+        if s.is_empty() {
+            return Err("config.data_dir is empty (use NULL for in-memory)".into());
+        }
+        Some(std::path::PathBuf::from(s))
+    };
+    let mut node = NodeConfig::new(c.node_id);
+    node.cluster_id = c.cluster_id;
+    node.heartbeat_ticks = c.heartbeat_ticks;
+    node.election_ticks = c.election_ticks;
+    node.batch_heartbeats = c.batch_heartbeats;
+    node.max_proposal_bytes = c.max_proposal_bytes as usize;
+    node.validate().map_err(|e| e.to_string())?;
+    Ok(Settings {
+        node,
+        tick_ms: c.tick_ms,
+        data_dir,
+    })
+}

@@ -1,0 +1,37 @@
+//! The C ABI: the only place with `extern "C"` and raw pointers.
+//!
+//! One module per C concept: `status.rs` (status codes, the thread-local last
+//! error, the panic boundary), `config.rs`, `callbacks.rs`, `node.rs` (the
+//! node handle and every call on it), `stats.rs`. Each exported function
+//! checks its pointers, catches panics, and maps errors to a status; the
+//! logic lives in the Rust API (`multi`, `runtime`).
+//!
+//! `include/muxraft.h` is generated from this module by `build.rs` with
+//! cbindgen; the doc comments here are the header's documentation.
+
+#![allow(non_camel_case_types)]
+
+pub mod callbacks;
+pub mod config;
+pub mod node;
+pub mod stats;
+pub mod status;
+
+/// Version of the C ABI. Bumped on any incompatible change to a function or
+/// struct in `muxraft.h`; it is also the shared library's soname version.
+pub const MUXRAFT_ABI_VERSION: u32 = 1;
+
+/// The ABI version this library implements (`MUXRAFT_ABI_VERSION` of the
+/// header it was built with). A program can compare it with the header's
+/// `MUXRAFT_ABI_VERSION` at start-up to detect a mismatched library.
+#[no_mangle]
+pub extern "C" fn muxraft_abi_version() -> u32 {
+    MUXRAFT_ABI_VERSION
+}
+
+/// The library version as a static NUL-terminated string ("0.1.0").
+/// Never NULL; owned by the library; do not free.
+#[no_mangle]
+pub extern "C" fn muxraft_version() -> *const std::os::raw::c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}

@@ -1,0 +1,192 @@
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use crate::multi::{Error, Event, Node, NodeReady};
+
+/// What the host does with each pass of work, in this order: make writes
+/// durable, send frames, deliver events.
+pub trait Host {
+    /// Make `rd.groups[*].ready.{hard_state, entries}` durable. Nothing is
+    /// sent until this returns `Ok`. In-memory hosts do nothing.
+    fn persist(&mut self, _rd: &NodeReady) -> Result<(), Error> {
+        Ok(())
+    }
+    fn send(&mut self, to: u64, frame: &Bytes);
+    fn event(&mut self, ev: &Event);
+}
+
+thread_local! {
+    /// Nodes this thread is driving right now (innermost last). A call that
+    /// arrives from inside one of their callbacks only queues its input: the
+    /// drive loop already running below it picks the work up.
+    static DRIVING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A node shared between threads, with one drive loop at a time.
+pub struct SharedNode {
+    node: Mutex<Node>,
+    /// Held by the thread running the drive loop, so that only one
+    /// `NodeReady` is outstanding and callbacks are never delivered by two
+    /// threads at once (entries stay in order).
+    driving: Mutex<()>,
+    /// Set when a panic escaped the node's code: its state can no longer be
+    /// trusted, so every later call is refused.
+    poisoned: AtomicBool,
+}
+
+struct DriveGuard(usize);
+
+impl Drop for DriveGuard {
+    fn drop(&mut self) {
+        DRIVING.with(|d| {
+            let mut d = d.borrow_mut();
+            if let Some(pos) = d.iter().rposition(|&x| x == self.0) {
+                d.remove(pos);
+            }
+        });
+    }
+}
+
+impl SharedNode {
+    pub fn new(node: Node) -> SharedNode {
+        SharedNode {
+            node: Mutex::new(node),
+            driving: Mutex::new(()),
+            poisoned: AtomicBool::new(false),
+        }
+    }
+
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
+    }
+
+    pub fn poison(&self) {
+        self.poisoned.store(true, Ordering::Release);
+    }
+
+    /// Run `f` on the node under its lock. Keep `f` short: it blocks every
+    /// other caller.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Node) -> R) -> R {
+        f(&mut self.node.lock())
+    }
+
+    fn key(&self) -> usize {
+        self as *const SharedNode as usize
+    }
+
+    /// Is this thread inside this node's drive loop (i.e. in a callback)?
+    pub fn in_callback(&self) -> bool {
+        let k = self.key();
+        DRIVING.with(|d| d.borrow().contains(&k))
+    }
+
+    /// Process work until there is none: persist, send, deliver events,
+    /// advance. Called after every input. It never waits for another
+    /// thread's callbacks: if this node is already being driven (by this
+    /// thread, from inside a callback, or by another thread), the running
+    /// loop picks the new work up and this returns at once. The node lock is
+    /// never held while the host is called back.
+    pub fn drive(&self, host: &mut dyn Host) -> Result<(), Error> {
+        if self.in_callback() {
+            return Ok(());
+        }
+        loop {
+            let Some(one_driver) = self.driving.try_lock() else {
+                // The driver re-checks for work after it lets go, so work
+                // queued now is not stranded.
+                return Ok(());
+            };
+            self.drive_locked(host)?;
+            drop(one_driver);
+            if !self.node.lock().has_ready() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn drive_locked(&self, host: &mut dyn Host) -> Result<(), Error> {
+        DRIVING.with(|d| d.borrow_mut().push(self.key()));
+        let _guard = DriveGuard(self.key());
+        loop {
+            let rd = {
+                let mut n = self.node.lock();
+                if !n.has_ready() {
+                    return Ok(());
+                }
+                n.ready()
+            };
+            host.persist(&rd)?;
+            for f in &rd.frames {
+                host.send(f.to, &f.bytes);
+            }
+            for ev in &rd.events {
+                host.event(ev);
+            }
+            self.node.lock().advance(rd);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::multi::NodeConfig;
+    use std::sync::Arc;
+
+    struct Recorder<'a> {
+        shared: &'a SharedNode,
+        applied: Vec<u64>,
+        proposed_inside: bool,
+    }
+
+    impl Host for Recorder<'_> {
+        fn send(&mut self, _to: u64, _frame: &Bytes) {}
+        fn event(&mut self, ev: &Event) {
+            if let Event::Applied {
+                group_id, index, ..
+            } = ev
+            {
+                self.applied.push(*index);
+                // Propose from inside the callback: must neither deadlock
+                // nor be applied out of order.
+                if !self.proposed_inside {
+                    self.proposed_inside = true;
+                    self.shared
+                        .with(|n| n.propose(*group_id, Bytes::from_static(b"again")))
+                        .unwrap();
+                    self.shared.drive(&mut NoHost).unwrap();
+                }
+            }
+        }
+    }
+
+    struct NoHost;
+    impl Host for NoHost {
+        fn send(&mut self, _: u64, _: &Bytes) {}
+        fn event(&mut self, _: &Event) {}
+    }
+
+    #[test]
+    fn proposing_from_inside_apply_neither_deadlocks_nor_reorders() {
+        let mut node = Node::new(NodeConfig::new(1)).unwrap();
+        node.create_group(1, &[1]).unwrap();
+        let shared = Arc::new(SharedNode::new(node));
+        shared.with(|n| n.campaign(1)).unwrap();
+        shared.drive(&mut NoHost).unwrap();
+        shared
+            .with(|n| n.propose(1, Bytes::from_static(b"first")))
+            .unwrap();
+        let mut rec = Recorder {
+            shared: &shared,
+            applied: Vec::new(),
+            proposed_inside: false,
+        };
+        shared.drive(&mut rec).unwrap();
+        assert!(rec.proposed_inside);
+        // index 1 is the leader's no-op; 2 = "first", 3 = "again".
+        assert_eq!(rec.applied, vec![2, 3]);
+    }
+}
