@@ -20,7 +20,7 @@
 //!   --json                 one JSON object on one line instead of the table
 //!   --smoke                tiny cluster (3 30 3 5), assert the structural
 //!                          facts, exit non-zero if they fail
-//!   --placement P          contiguous (default) | spread, see `Placement`
+//!   --placement P          spread (default) | contiguous, see `Placement`
 //!   --only M               naive | batched: run one mode only (profiling)
 //!   --repeat R             measure R windows of I intervals per mode on the
 //!                          same cluster (default 1); traffic counts cover all
@@ -60,7 +60,7 @@ enum Placement {
     /// window of K−1 consecutive offsets in 1..N−1 that rotates with
     /// g / N, so every directed pair carries heartbeats once L ≥ N·(N−1)
     /// (the seed's "evenly attributed to N(N−1) paths"), and followers are
-    /// balanced too.
+    /// balanced too. The default: it is the seed's assumption.
     Spread,
 }
 
@@ -120,7 +120,7 @@ fn parse_args() -> Result<Args, String> {
         intervals: 50,
         json: false,
         smoke: false,
-        placement: Placement::Contiguous,
+        placement: Placement::Spread,
         only: Only::Both,
         repeat: 1,
     };

@@ -21,6 +21,8 @@ pub(crate) struct Group {
     pending: VecDeque<Pending>,
     pub last_leader: u64,
     pub last_elections: u64,
+    /// Listed in the node's dirty set (has work for the next `ready`).
+    pub dirty: bool,
 }
 
 impl Group {
@@ -31,12 +33,17 @@ impl Group {
             incarnation,
             pending: VecDeque::new(),
             last_leader: 0,
+            dirty: false,
         }
     }
 
+    /// Remember a proposal until the entry at its index is applied. Kept in
+    /// index order: a node that led, lost leadership and leads again after
+    /// its log was cut back proposes below proposals still waiting from its
+    /// earlier term (those will fail when their index applies another term).
     pub fn track(&mut self, index: u64, term: u64, id: u64) {
-        debug_assert!(self.pending.back().map_or(true, |p| p.index < index));
-        self.pending.push_back(Pending { index, term, id });
+        let at = self.pending.partition_point(|p| p.index <= index);
+        self.pending.insert(at, Pending { index, term, id });
     }
 
     /// Resolve the proposals an applied entry decides: the one at its index
@@ -61,5 +68,40 @@ impl Group {
     /// Every waiting proposal, failed (the group is going away).
     pub fn drain_pending(&mut self) -> impl Iterator<Item = u64> + '_ {
         self.pending.drain(..).map(|p| p.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::{Config, EntryKind};
+
+    fn entry(index: u64, term: u64) -> Entry {
+        Entry {
+            index,
+            term,
+            kind: EntryKind::Normal,
+            data: Default::default(),
+        }
+    }
+
+    #[test]
+    fn proposals_below_older_pending_ones_resolve_by_index_and_term() {
+        let raft = Raft::new(Config::new(1), &[1], MemStore::new()).unwrap();
+        let mut g = Group::new(raft, 1);
+        // Term 2: proposals at 10 and 11 that another leader will overwrite.
+        g.track(10, 2, 100);
+        g.track(11, 2, 101);
+        // Leader again in term 4 after the log was cut back to 8.
+        g.track(9, 4, 102);
+        g.track(10, 4, 103);
+        let mut done = Vec::new();
+        for (i, t) in [(9, 4), (10, 4), (11, 4)] {
+            g.resolve(&entry(i, t), |id, r| done.push((id, r.is_ok())));
+        }
+        assert_eq!(
+            done,
+            vec![(102, true), (100, false), (103, true), (101, false)]
+        );
     }
 }

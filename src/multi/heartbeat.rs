@@ -13,8 +13,6 @@
 //! have been, stepped into its group. An entry for a group this node does not
 //! host is dropped for that group alone.
 
-use std::collections::BTreeMap;
-
 use crate::raft::{Message, MessageType};
 use crate::wire::{GroupHeartbeat, GroupHeartbeatResponse};
 
@@ -24,31 +22,83 @@ pub(crate) type PerPeer<T> = Vec<(u64, Vec<T>)>;
 /// Heartbeats and answers bound for each peer during one `ready` pass.
 #[derive(Default)]
 pub(crate) struct HeartbeatMux {
-    beats: BTreeMap<u64, Vec<GroupHeartbeat>>,
-    answers: BTreeMap<u64, Vec<GroupHeartbeatResponse>>,
+    beats: PeerLists<GroupHeartbeat>,
+    answers: PeerLists<GroupHeartbeatResponse>,
+}
+
+/// One list per peer. A node has few peers and a batch's rows all go to the
+/// same one, so the last peer used is checked first, then a short scan.
+struct PeerLists<T> {
+    lists: Vec<(u64, Vec<T>)>,
+    last: usize,
+}
+
+impl<T> Default for PeerLists<T> {
+    fn default() -> Self {
+        PeerLists {
+            lists: Vec::new(),
+            last: 0,
+        }
+    }
+}
+
+impl<T> PeerLists<T> {
+    fn push(&mut self, peer: u64, item: T) {
+        if self.lists.get(self.last).map(|(p, _)| *p) != Some(peer) {
+            self.last = match self.lists.iter().position(|(p, _)| *p == peer) {
+                Some(i) => i,
+                None => {
+                    self.lists.push((peer, Vec::new()));
+                    self.lists.len() - 1
+                }
+            };
+        }
+        self.lists[self.last].1.push(item);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lists.is_empty()
+    }
+
+    /// Per peer in peer order, each list sorted by group with one row per
+    /// group (its last).
+    fn finish(mut self, group: impl Fn(&T) -> u64 + Copy) -> PerPeer<T> {
+        self.lists.sort_unstable_by_key(|(p, _)| *p);
+        for (_, v) in self.lists.iter_mut() {
+            keep_last_per_group(v, group);
+        }
+        self.lists
+    }
 }
 
 impl HeartbeatMux {
+    pub fn is_empty(&self) -> bool {
+        self.beats.is_empty() && self.answers.is_empty()
+    }
+
     /// Take `m` into a batch if it is a heartbeat or its answer; give it
     /// back otherwise.
     pub fn offer(&mut self, group_id: u64, m: Message) -> Option<Message> {
         match m.msg_type {
             MessageType::Heartbeat => {
-                self.beats.entry(m.to).or_default().push(GroupHeartbeat {
-                    group_id,
-                    term: m.term,
-                    commit: m.commit,
-                });
+                self.beats.push(
+                    m.to,
+                    GroupHeartbeat {
+                        group_id,
+                        term: m.term,
+                        commit: m.commit,
+                    },
+                );
                 None
             }
             MessageType::HeartbeatResponse => {
-                self.answers
-                    .entry(m.to)
-                    .or_default()
-                    .push(GroupHeartbeatResponse {
+                self.answers.push(
+                    m.to,
+                    GroupHeartbeatResponse {
                         group_id,
                         term: m.term,
-                    });
+                    },
+                );
                 None
             }
             _ => Some(m),
@@ -60,23 +110,10 @@ impl HeartbeatMux {
     /// in a pass keeps only its last (a later one supersedes: terms only
     /// grow and commit only advances).
     pub fn finish(self) -> (PerPeer<GroupHeartbeat>, PerPeer<GroupHeartbeatResponse>) {
-        let beats = self
-            .beats
-            .into_iter()
-            .map(|(peer, mut v)| {
-                keep_last_per_group(&mut v, |h| h.group_id);
-                (peer, v)
-            })
-            .collect();
-        let answers = self
-            .answers
-            .into_iter()
-            .map(|(peer, mut v)| {
-                keep_last_per_group(&mut v, |h| h.group_id);
-                (peer, v)
-            })
-            .collect();
-        (beats, answers)
+        (
+            self.beats.finish(|h| h.group_id),
+            self.answers.finish(|h| h.group_id),
+        )
     }
 }
 

@@ -96,6 +96,47 @@ pub struct Node {
     stats: Stats,
     /// Events raised outside a group's `Ready` (a group removed).
     events: Vec<Event>,
+    /// Groups that may have a `Ready`: `ready` visits only these, so an idle
+    /// group costs nothing there.
+    dirty: Vec<u64>,
+    /// Messages already routed (they depended on nothing undurable) and
+    /// waiting for the next `ready`: heartbeat rows per peer, other frames.
+    outbox: Outbox,
+}
+
+/// Where routed messages wait for the next `ready`.
+#[derive(Default)]
+struct Outbox {
+    mux: HeartbeatMux,
+    frames: Vec<OutFrame>,
+}
+
+impl Outbox {
+    fn is_empty(&self) -> bool {
+        self.frames.is_empty() && self.mux.is_empty()
+    }
+
+    /// Route one message of a group: into a heartbeat batch (batched mode)
+    /// or its own frame.
+    fn route(&mut self, cfg: &NodeConfig, stats: &mut Stats, group_id: u64, m: Message) {
+        let m = if cfg.batch_heartbeats {
+            match self.mux.offer(group_id, m) {
+                Some(m) => m,
+                None => return,
+            }
+        } else {
+            m
+        };
+        let (to, kind) = (m.to, frame_kind(m.msg_type));
+        let bytes = encode_frame(&Frame {
+            cluster_id: cfg.cluster_id,
+            from: cfg.node_id,
+            to,
+            body: Body::Group { group_id, msg: m },
+        });
+        stats.on_sent(kind, bytes.len());
+        self.frames.push(OutFrame { to, kind, bytes });
+    }
 }
 
 impl Node {
@@ -109,6 +150,8 @@ impl Node {
             next_incarnation: 1,
             stats: Stats::default(),
             events: Vec::new(),
+            dirty: Vec::new(),
+            outbox: Outbox::default(),
         })
     }
 
@@ -162,6 +205,8 @@ impl Node {
         let incarnation = self.next_incarnation;
         self.next_incarnation += 1;
         self.groups.insert(group_id, Group::new(raft, incarnation));
+        // A restarted replica may have committed entries to apply.
+        self.touched(group_id);
         Ok(())
     }
 
@@ -263,7 +308,23 @@ impl Node {
         self.next_proposal_id += 1;
         g.track(p.index, p.term, id);
         self.stats.proposals += 1;
+        self.touched(group_id);
         Ok(id)
+    }
+
+    /// After an input reached group `group_id`: send at once what depends on
+    /// nothing undurable, and remember the group if it has other work.
+    fn touched(&mut self, group_id: u64) {
+        if let Some(g) = self.groups.get_mut(&group_id) {
+            after_input(
+                &self.cfg,
+                &mut self.stats,
+                &mut self.outbox,
+                &mut self.dirty,
+                group_id,
+                g,
+            );
+        }
     }
 
     /// Make this node's replica campaign now (tests and tools; elections
@@ -274,6 +335,7 @@ impl Node {
             .get_mut(&group_id)
             .ok_or(Error::NotFound(group_id))?;
         g.raft.campaign();
+        self.touched(group_id);
         Ok(())
     }
 
@@ -283,11 +345,13 @@ impl Node {
     pub fn tick(&mut self) {
         self.ticks += 1;
         let beat = self.cfg.batch_heartbeats && self.ticks % self.cfg.heartbeat_ticks as u64 == 0;
-        for g in self.groups.values_mut() {
+        let (cfg, stats, outbox) = (&self.cfg, &mut self.stats, &mut self.outbox);
+        for (&group_id, g) in self.groups.iter_mut() {
             g.raft.tick();
             if beat && g.raft.role() == Role::Leader {
                 g.raft.broadcast_heartbeat();
             }
+            after_input(cfg, stats, outbox, &mut self.dirty, group_id, g);
         }
     }
 
@@ -376,12 +440,21 @@ impl Node {
         if let Err(e) = g.raft.step(m) {
             tracing::debug!(group_id, error = %e, "message dropped");
             self.stats.messages_dropped += 1;
+            return;
         }
+        after_input(
+            &self.cfg,
+            &mut self.stats,
+            &mut self.outbox,
+            &mut self.dirty,
+            group_id,
+            g,
+        );
     }
 
     /// Is there anything for the host to do?
     pub fn has_ready(&self) -> bool {
-        !self.events.is_empty() || self.groups.values().any(|g| g.raft.has_ready())
+        !self.events.is_empty() || !self.dirty.is_empty() || !self.outbox.is_empty()
     }
 
     /// Collect every group's work: writes to persist, frames to send (the
@@ -391,13 +464,15 @@ impl Node {
             events: std::mem::take(&mut self.events),
             ..NodeReady::default()
         };
-        let mut mux = HeartbeatMux::default();
-        let (me, cluster_id, batch) = (
-            self.cfg.node_id,
-            self.cfg.cluster_id,
-            self.cfg.batch_heartbeats,
-        );
-        for (&group_id, g) in self.groups.iter_mut() {
+        // Frames routed earlier go first: messages of a group stay in order.
+        let mut outbox = std::mem::take(&mut self.outbox);
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.sort_unstable();
+        for group_id in dirty {
+            let Some(g) = self.groups.get_mut(&group_id) else {
+                continue; // removed since
+            };
+            g.dirty = false;
             if !g.raft.has_ready() {
                 continue;
             }
@@ -418,22 +493,7 @@ impl Node {
                 });
             }
             for m in rd.messages.drain(..) {
-                let m = if batch {
-                    mux.offer(group_id, m)
-                } else {
-                    Some(m)
-                };
-                if let Some(m) = m {
-                    let (to, kind) = (m.to, frame_kind(m.msg_type));
-                    let bytes = encode_frame(&Frame {
-                        cluster_id,
-                        from: me,
-                        to,
-                        body: Body::Group { group_id, msg: m },
-                    });
-                    self.stats.on_sent(kind, bytes.len());
-                    out.frames.push(OutFrame { to, kind, bytes });
-                }
+                outbox.route(&self.cfg, &mut self.stats, group_id, m);
             }
             for e in &rd.committed_entries {
                 if e.kind == EntryKind::Normal {
@@ -463,7 +523,8 @@ impl Node {
                 ready: rd,
             });
         }
-        let (beats, answers) = mux.finish();
+        out.frames = std::mem::take(&mut outbox.frames);
+        let (beats, answers) = outbox.mux.finish();
         for (to, beats) in beats {
             self.stats.group_heartbeats_batched += beats.len() as u64;
             let body = Body::HeartbeatBatch(beats);
@@ -495,9 +556,30 @@ impl Node {
         for gr in rd.groups {
             match self.groups.get_mut(&gr.group_id) {
                 Some(g) if g.incarnation == gr.incarnation => g.raft.advance(&gr.ready),
-                _ => {} // removed since; nothing to record
+                _ => continue, // removed since; nothing to record
             }
+            // More committed entries than one Ready carries, or messages
+            // that waited for this write: the group has work again.
+            self.touched(gr.group_id);
         }
+    }
+}
+
+/// After an input reached a group: route at once the messages that depend on
+/// nothing undurable, and list the group as dirty if it has other work.
+fn after_input(
+    cfg: &NodeConfig,
+    stats: &mut Stats,
+    outbox: &mut Outbox,
+    dirty: &mut Vec<u64>,
+    group_id: u64,
+    g: &mut Group,
+) {
+    g.raft
+        .send_durable_messages(|m| outbox.route(cfg, stats, group_id, m));
+    if !g.dirty && g.raft.has_ready() {
+        g.dirty = true;
+        dirty.push(group_id);
     }
 }
 

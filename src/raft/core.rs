@@ -1,12 +1,11 @@
 //! The replica: its state, `tick`, and `step`, which applies the term rules
 //! to every message before handing it to the handler of the current role.
 
-use std::collections::HashMap;
-
 use bytes::Bytes;
 
 use super::progress::Progress;
 use super::quorum::Voters;
+use super::replica_map::ReplicaMap;
 use super::rng::Rng;
 use super::{
     Config, Entry, EntryKind, Error, HardState, Message, MessageType, RaftLog, ReplicaId, NONE,
@@ -54,8 +53,8 @@ pub struct Raft<S: LogStore> {
     pub(super) leader: ReplicaId,
     pub(super) log: RaftLog<S>,
     pub(super) voters: Voters,
-    pub(super) progress: HashMap<ReplicaId, Progress>,
-    pub(super) votes: HashMap<ReplicaId, bool>,
+    pub(super) progress: ReplicaMap<Progress>,
+    pub(super) votes: ReplicaMap<bool>,
     pub(super) msgs: Vec<Message>,
     pub(super) cfg: Config,
     pub(super) election_elapsed: u32,
@@ -95,8 +94,8 @@ impl<S: LogStore> Raft<S> {
             leader: NONE,
             log: RaftLog::new(store, cfg.applied),
             voters,
-            progress: HashMap::new(),
-            votes: HashMap::new(),
+            progress: ReplicaMap::default(),
+            votes: ReplicaMap::default(),
             msgs: Vec::new(),
             rng: Rng::new(cfg.seed),
             cfg,
@@ -222,7 +221,7 @@ impl<S: LogStore> Raft<S> {
         let active = self.voters.vote_result(|v| {
             Some(v == id || self.progress.get(&v).is_some_and(|p| p.recent_active))
         });
-        for (&v, p) in self.progress.iter_mut() {
+        for (v, p) in self.progress.iter_mut() {
             p.recent_active = v == id;
         }
         active == super::quorum::VoteResult::Won
@@ -426,7 +425,7 @@ impl<S: LogStore> Raft<S> {
         self.reset(self.term);
         self.role = Role::Leader;
         self.leader = self.id;
-        for (&id, p) in self.progress.iter_mut() {
+        for (id, p) in self.progress.iter_mut() {
             p.recent_active = id == self.id;
         }
         // Commit entries of earlier terms by committing one of ours (§5.4.2).

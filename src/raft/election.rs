@@ -40,7 +40,7 @@ impl<S: LogStore> Raft<S> {
     }
 
     fn request_votes(&mut self, kind: MessageType, term: u64) {
-        self.votes.insert(self.id, true);
+        *self.votes.get_or_insert(self.id, true) = true;
         if self.tally() == VoteResult::Won {
             self.on_won();
             return;
@@ -70,7 +70,8 @@ impl<S: LogStore> Raft<S> {
     }
 
     pub(super) fn handle_vote_response(&mut self, m: Message) {
-        self.votes.entry(m.from).or_insert(!m.reject);
+        // The first answer of a voter counts; a duplicate cannot change it.
+        self.votes.get_or_insert(m.from, !m.reject);
         match self.tally() {
             VoteResult::Won => self.on_won(),
             VoteResult::Lost => self.become_follower(self.term, NONE),

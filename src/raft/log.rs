@@ -229,6 +229,11 @@ impl<S: LogStore> RaftLog<S> {
         out
     }
 
+    /// Is every entry in the log durable (recorded in the store)?
+    pub fn all_stable(&self) -> bool {
+        self.unstable.is_empty()
+    }
+
     pub fn has_unstable_for_ready(&self) -> bool {
         self.unstable_in_ready < self.unstable.len()
     }

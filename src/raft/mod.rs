@@ -19,6 +19,7 @@ mod message;
 mod progress;
 mod quorum;
 mod ready;
+mod replica_map;
 mod replication;
 mod rng;
 

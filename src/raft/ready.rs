@@ -46,6 +46,25 @@ impl<S: LogStore> Raft<S> {
             || (self.role, self.leader) != self.prev_role
     }
 
+    /// Hand the pending messages to `send` now, without a `Ready`, if none of
+    /// them can depend on state that is not yet durable: every entry is in
+    /// the store and the hard state equals the recorded one. Idle heartbeats
+    /// and their answers are such messages, so an idle group costs no
+    /// persist/advance cycle. Returns whether messages were handed over; if
+    /// not, they wait for the next `Ready` (and keep their order).
+    pub fn send_durable_messages(&mut self, mut send: impl FnMut(Message)) -> bool {
+        if self.msgs.is_empty()
+            || !self.log.all_stable()
+            || self.hard_state() != self.log.store().hard_state()
+        {
+            return false;
+        }
+        for m in self.msgs.drain(..) {
+            send(m);
+        }
+        true
+    }
+
     /// Take the work accumulated since the last `Ready`.
     pub fn ready(&mut self) -> Ready {
         let hs = self.hard_state();
