@@ -2,10 +2,10 @@
 
 use std::os::raw::c_void;
 
-use bytes::Bytes;
-
-use super::status::{muxraft_status, MUXRAFT_NOT_FOUND, MUXRAFT_NOT_LEADER, MUXRAFT_OK};
-use crate::multi::{Event, ProposalError};
+use super::status::{
+    muxraft_status, MUXRAFT_NOT_FOUND, MUXRAFT_NOT_LEADER, MUXRAFT_OK, MUXRAFT_SHUTDOWN,
+};
+use crate::multi::{Event, OutFrame, ProposalError};
 use crate::raft::Role;
 use crate::runtime::Host;
 
@@ -99,11 +99,12 @@ unsafe impl Send for Callbacks {}
 unsafe impl Sync for Callbacks {}
 
 impl Host for Callbacks {
-    fn send(&mut self, to: u64, frame: &Bytes) {
+    fn send(&mut self, frame: &OutFrame) {
         if let Some(f) = self.0.send {
-            // SAFETY: the host registered `f`; `frame` is valid for `len`
+            let bytes = &frame.bytes;
+            // SAFETY: the host registered `f`; `bytes` is valid for `len`
             // bytes for the duration of the call, as documented.
-            unsafe { f(self.0.userdata, to, frame.as_ptr(), frame.len()) }
+            unsafe { f(self.0.userdata, frame.to, bytes.as_ptr(), bytes.len()) }
         }
     }
 
@@ -146,6 +147,7 @@ impl Host for Callbacks {
                         Ok(i) => (MUXRAFT_OK, *i),
                         Err(ProposalError::LeaderChanged) => (MUXRAFT_NOT_LEADER, 0),
                         Err(ProposalError::GroupRemoved) => (MUXRAFT_NOT_FOUND, 0),
+                        Err(ProposalError::Shutdown) => (MUXRAFT_SHUTDOWN, 0),
                     };
                     // SAFETY: host function; plain values.
                     unsafe { f(ud, *group_id, *proposal_id, status, index) }

@@ -61,7 +61,7 @@ pub(crate) fn status_of(e: &Error) -> muxraft_status {
         // A well-formed frame that is not for this node: the caller routed it
         // to the wrong node (or a foreign cluster reached it).
         Error::WrongCluster { .. } | Error::WrongDestination { .. } => MUXRAFT_INVALID_ARGUMENT,
-        Error::Corrupt { .. } => MUXRAFT_IO,
+        Error::Corrupt { .. } | Error::Storage(_) => MUXRAFT_IO,
     }
 }
 

@@ -23,6 +23,9 @@ pub enum Error {
     WrongCluster { expected: u64, got: u64 },
     #[error("frame addressed to node {to}, this is node {me}")]
     WrongDestination { to: u64, me: u64 },
+    /// Writing to durable storage failed.
+    #[error("storage failed: {0}")]
+    Storage(String),
     #[error("stored state of group {group} is unusable: {reason}")]
     Corrupt { group: u64, reason: String },
 }
@@ -36,4 +39,8 @@ pub enum ProposalError {
     /// The group was removed from this node.
     #[error("the group was removed")]
     GroupRemoved,
+    /// The node stopped before the proposal committed. It may still commit
+    /// (other replicas have it); its outcome is unknown here.
+    #[error("the node stopped before the proposal committed")]
+    Shutdown,
 }

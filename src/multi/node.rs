@@ -258,6 +258,21 @@ impl Node {
         Ok(())
     }
 
+    /// The node is stopping: every proposal still waiting is reported as
+    /// [`ProposalError::Shutdown`] in the next `ready`.
+    pub fn fail_pending_proposals(&mut self) {
+        for (&group_id, g) in self.groups.iter_mut() {
+            for proposal_id in g.drain_pending() {
+                self.stats.proposals_failed += 1;
+                self.events.push(Event::ProposalDone {
+                    group_id,
+                    proposal_id,
+                    result: Err(ProposalError::Shutdown),
+                });
+            }
+        }
+    }
+
     pub fn group_status(&self, group_id: u64) -> Result<raft::Status, Error> {
         self.groups
             .get(&group_id)

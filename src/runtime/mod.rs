@@ -1,10 +1,10 @@
-//! Running a node: the loop that takes its `NodeReady`, persists, sends,
-//! delivers events and advances.
+//! Running a node: the loop that takes its `NodeReady`, persists it,
+//! sends, delivers events and advances.
 //!
-//! [`SharedNode`] is that loop for a node shared between threads, where the
-//! host moves bytes and time (host-driven mode): inputs may come from any
-//! thread, and from inside the host's own callbacks, without deadlock or
-//! reordering.
+//! - [`SharedNode`]: that loop for a node shared between threads, where
+//!   inputs may come from any thread and from inside the host's callbacks.
+//! - `Runtime` (with the WAL and transport): one node with its storage,
+//!   driven by the host or, after `start`, by its own thread (embedded mode).
 
 mod shared;
 

@@ -1,10 +1,9 @@
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use bytes::Bytes;
 use parking_lot::Mutex;
 
-use crate::multi::{Error, Event, Node, NodeReady};
+use crate::multi::{Error, Event, Node, NodeReady, OutFrame};
 
 /// What the host does with each pass of work, in this order: make writes
 /// durable, send frames, deliver events.
@@ -14,7 +13,7 @@ pub trait Host {
     fn persist(&mut self, _rd: &NodeReady) -> Result<(), Error> {
         Ok(())
     }
-    fn send(&mut self, to: u64, frame: &Bytes);
+    fn send(&mut self, frame: &OutFrame);
     fn event(&mut self, ev: &Event);
 }
 
@@ -120,7 +119,7 @@ impl SharedNode {
             };
             host.persist(&rd)?;
             for f in &rd.frames {
-                host.send(f.to, &f.bytes);
+                host.send(f);
             }
             for ev in &rd.events {
                 host.event(ev);
@@ -133,6 +132,7 @@ impl SharedNode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use crate::multi::NodeConfig;
     use std::sync::Arc;
 
@@ -143,7 +143,7 @@ mod tests {
     }
 
     impl Host for Recorder<'_> {
-        fn send(&mut self, _to: u64, _frame: &Bytes) {}
+        fn send(&mut self, _frame: &OutFrame) {}
         fn event(&mut self, ev: &Event) {
             if let Event::Applied {
                 group_id, index, ..
@@ -165,7 +165,7 @@ mod tests {
 
     struct NoHost;
     impl Host for NoHost {
-        fn send(&mut self, _: u64, _: &Bytes) {}
+        fn send(&mut self, _: &OutFrame) {}
         fn event(&mut self, _: &Event) {}
     }
 
