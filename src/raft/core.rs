@@ -44,6 +44,29 @@ pub struct Proposed {
     pub term: u64,
 }
 
+/// An append's entries must be what a leader of `m.term` could send:
+/// consecutive indexes right after `m.index`, terms never decreasing, none
+/// before `m.log_term` nor after the leader's term. Anything else comes from
+/// a broken or hostile peer and would corrupt the log (a term from the future
+/// makes a log look more up to date than any honest one).
+fn check_append(m: &Message) -> Result<(), Error> {
+    let mut prev_term = m.log_term;
+    for (i, e) in m.entries.iter().enumerate() {
+        if Some(e.index) != m.index.checked_add(1 + i as u64) {
+            return Err(Error::Malformed(
+                "append entries are not consecutive after its index",
+            ));
+        }
+        if e.term < prev_term || e.term > m.term {
+            return Err(Error::Malformed(
+                "append entry terms are out of order or from the future",
+            ));
+        }
+        prev_term = e.term;
+    }
+    Ok(())
+}
+
 /// One replica of one Raft group.
 pub struct Raft<S: LogStore> {
     pub(super) id: ReplicaId,
@@ -268,6 +291,9 @@ impl<S: LogStore> Raft<S> {
         }
         if m.from == self.id || !self.voters.contains(m.from) {
             return Err(Error::UnknownPeer(m.from));
+        }
+        if m.msg_type == MessageType::Append {
+            check_append(&m)?;
         }
         if m.term > self.term {
             match m.msg_type {

@@ -42,6 +42,9 @@ pub enum Error {
     NotForMe { to: ReplicaId },
     #[error("message from replica {0}, which is not a member of this group")]
     UnknownPeer(ReplicaId),
+    /// A message no correct replica sends (refused, nothing changed).
+    #[error("malformed message: {0}")]
+    Malformed(&'static str),
     #[error("stored state is inconsistent: {0}")]
     Corrupt(String),
 }

@@ -121,6 +121,15 @@ impl<S: LogStore> Raft<S> {
 
     pub(super) fn handle_append_response(&mut self, m: Message) {
         let from = m.from;
+        if !m.reject && m.index > self.log.last_index() {
+            // A follower cannot have matched entries this leader never had.
+            tracing::warn!(
+                from,
+                index = m.index,
+                "append response past our log; ignored"
+            );
+            return;
+        }
         let next_probe = if m.reject && m.log_term > 0 {
             // Our own last index at or below the hint with a term ≤ the
             // follower's term there: everything between cannot match.

@@ -3,10 +3,12 @@
 //! The top of the file is a small deterministic network harness: N replicas,
 //! each with a "durable" `MemStore` the harness writes every `Ready` into
 //! (entries and hard state) before the `Ready`'s messages go on a FIFO queue.
-//! The harness itself checks, on every `Ready` of every test, the host
-//! contract: nothing that promises durable state (a granted vote, an append
-//! acknowledgement) leaves before that state is durable, committed entries
-//! are handed out exactly once, in order, and only once durable.
+//! Like the multi layer, it first offers each replica the chance to send
+//! messages early with `send_durable_messages` (unless `eager_send` is off).
+//! The harness itself checks, for every message and `Ready` of every test,
+//! the host contract: nothing that promises durable state (a granted vote, an
+//! append acknowledgement) leaves before that state is durable, committed
+//! entries are handed out exactly once, in order, and only once durable.
 //!
 //! Every test carries a one-line comment naming a mutation of the core that
 //! would make it fail.
@@ -56,6 +58,34 @@ struct Network {
     held: Vec<Message>,
     /// Random loss: (generator, percent dropped).
     loss: Option<(Rng, u64)>,
+    /// Send what `send_durable_messages` allows before taking a `Ready`.
+    eager_send: bool,
+}
+
+/// A message may leave `id` only if what it promises is durable in `durable`.
+fn check_outgoing(id: ReplicaId, durable: &MemStore, m: &Message) {
+    assert_eq!(m.from, id, "replica {id} sent a message as {}", m.from);
+    match m.msg_type {
+        MessageType::VoteResponse if !m.reject => {
+            let hs = durable.hard_state();
+            assert!(
+                hs.term == m.term && hs.vote == m.to,
+                "replica {id} granted a vote to {} at term {} before it was durable \
+                 (durable {hs:?})",
+                m.to,
+                m.term
+            );
+        }
+        MessageType::AppendResponse if !m.reject => {
+            assert!(
+                durable.last_index() >= m.index,
+                "replica {id} acknowledged index {} with only {} durable",
+                m.index,
+                durable.last_index()
+            );
+        }
+        _ => {}
+    }
 }
 
 fn data(s: impl Into<String>) -> Bytes {
@@ -92,12 +122,15 @@ fn store_with(terms: &[u64], term: u64, commit: u64) -> MemStore {
 /// state) and return the messages it sent.
 fn drain(r: &mut Raft<MemStore>) -> Vec<Message> {
     let mut out = Vec::new();
-    while r.has_ready() {
+    for _ in 0..10_000 {
+        if !r.has_ready() {
+            return out;
+        }
         let rd = r.ready();
         out.extend(rd.messages.iter().cloned());
         r.advance(&rd);
     }
-    out
+    panic!("replica {} never runs out of Ready", r.id());
 }
 
 fn standalone(id: ReplicaId, store: MemStore, f: impl Fn(&mut Config)) -> Raft<MemStore> {
@@ -146,6 +179,7 @@ impl Network {
             hold_if: None,
             held: Vec::new(),
             loss: None,
+            eager_send: true,
         }
     }
 
@@ -216,28 +250,7 @@ impl Network {
         }
         // 2. what leaves must only promise what is durable now
         for m in &rd.messages {
-            assert_eq!(m.from, id, "replica {id} sent a message as {}", m.from);
-            match m.msg_type {
-                MessageType::VoteResponse if !m.reject => {
-                    let hs = r.durable.hard_state();
-                    assert!(
-                        hs.term == m.term && hs.vote == m.to,
-                        "replica {id} granted a vote to {} at term {} before it was durable \
-                         (durable {hs:?})",
-                        m.to,
-                        m.term
-                    );
-                }
-                MessageType::AppendResponse if !m.reject => {
-                    assert!(
-                        r.durable.last_index() >= m.index,
-                        "replica {id} acknowledged index {} with only {} durable",
-                        m.index,
-                        r.durable.last_index()
-                    );
-                }
-                _ => {}
-            }
+            check_outgoing(id, &r.durable, m);
         }
         // 3. apply: exactly once, in order, and only durable entries
         if !rd.committed_entries.is_empty() {
@@ -263,9 +276,20 @@ impl Network {
         assert_eq!(r.raft.store().hard_state(), r.durable.hard_state());
     }
 
-    /// Process every pending `Ready` of every replica.
+    /// Send what may leave early, then process every pending `Ready` of
+    /// every replica.
     fn flush(&mut self) {
         for id in self.ids() {
+            if self.eager_send {
+                let r = self.replicas.get_mut(&id).unwrap();
+                let mut early = Vec::new();
+                r.raft.send_durable_messages(|m| early.push(m));
+                for m in &early {
+                    check_outgoing(id, &r.durable, m);
+                }
+                self.sent.extend(early.iter().cloned());
+                self.queue.extend(early);
+            }
             let mut n = 0;
             while self.replicas[&id].raft.has_ready() {
                 self.process_ready(id);
@@ -522,35 +546,123 @@ fn replica_votes_at_most_once_per_term() {
     assert!(answer(drain(&mut r), 1));
 }
 
-// Mutation: making is_up_to_date always true lets the stale candidate win.
+// Mutation: making is_up_to_date always true lets the stale candidate win
+// (or, with PreVote, raise its term).
 #[test]
 fn candidate_with_stale_log_loses_the_election() {
-    let stores = vec![
-        store_with(&[1, 1], 1, 1),
-        store_with(&[1, 1], 1, 1),
-        store_with(&[1], 1, 1),
-    ];
-    let mut net = Network::with_stores(stores, |c| c.pre_vote = false);
-    net.campaign(3);
+    for pre_vote in [false, true] {
+        let stores = vec![
+            store_with(&[1, 1], 1, 1),
+            store_with(&[1, 1], 1, 1),
+            store_with(&[1], 1, 1),
+        ];
+        let mut net = Network::with_stores(stores, |c| c.pre_vote = pre_vote);
+        net.campaign(3);
+        let s = net.status(3);
+        assert_eq!(
+            s.role,
+            Role::Follower,
+            "pre_vote={pre_vote}: a lost election ends as follower"
+        );
+        let want_term = if pre_vote { 1 } else { 2 };
+        assert_eq!(s.term, want_term, "pre_vote={pre_vote}");
+        assert!(
+            net.replica(3).roles.iter().all(|r| r.0 != Role::Leader),
+            "pre_vote={pre_vote}: replica 3 must never lead: {:?}",
+            net.replica(3).roles
+        );
+        let granted = count(&net.sent, |m| {
+            matches!(
+                m.msg_type,
+                MessageType::VoteResponse | MessageType::PreVoteResponse
+            ) && m.to == 3
+                && !m.reject
+        });
+        assert_eq!(granted, 0, "pre_vote={pre_vote}");
+        // And the group still elects an up-to-date replica.
+        net.run_until(60, "a leader among 1 and 2", |n| {
+            matches!(n.leader(), Some(1) | Some(2))
+        });
+    }
+}
+
+// Mutation: a tally that counts answers rather than distinct voters lets a
+// candidate of a 5-replica group win with one repeated grant.
+#[test]
+fn duplicate_vote_grants_count_once() {
+    let mut cfg = Config::new(1);
+    cfg.pre_vote = false;
+    let mut r = Raft::new(cfg, &[1, 2, 3, 4, 5], MemStore::new()).unwrap();
+    r.campaign();
+    drain(&mut r);
+    for _ in 0..3 {
+        r.step(Message::new(MessageType::VoteResponse, 2, 1, 1))
+            .unwrap();
+    }
     assert_eq!(
-        net.status(3).role,
-        Role::Follower,
-        "a lost election ends as follower"
+        r.role(),
+        Role::Candidate,
+        "self + one voter is not a majority of 5"
     );
-    assert_eq!(net.status(3).term, 2);
-    assert!(
-        net.replica(3).roles.iter().all(|r| r.0 != Role::Leader),
-        "replica 3 must never lead: {:?}",
-        net.replica(3).roles
-    );
-    let granted = count(&net.sent, |m| {
-        m.msg_type == MessageType::VoteResponse && m.to == 3 && !m.reject
-    });
-    assert_eq!(granted, 0);
-    // And the group still elects an up-to-date replica.
-    net.run_until(60, "a leader among 1 and 2", |n| {
-        matches!(n.leader(), Some(1) | Some(2))
-    });
+    r.step(Message::new(MessageType::VoteResponse, 3, 1, 1))
+        .unwrap();
+    assert_eq!(r.role(), Role::Leader);
+}
+
+// Mutation: a quorum computed over a fixed 3 (or over followers only) keeps a
+// single replica from electing itself or committing.
+#[test]
+fn single_replica_group_elects_itself_and_commits_alone() {
+    let voters = [1];
+    let mut r = Raft::new(Config::new(1), &voters, MemStore::new()).unwrap();
+    let mut ticks = 0;
+    while r.role() != Role::Leader {
+        r.tick();
+        ticks += 1;
+        assert!(ticks < 20, "no election");
+    }
+    let p = r.propose(data("solo")).unwrap();
+    assert_eq!(r.status().commit, p.index);
+    let rd = r.ready();
+    assert!(rd.messages.is_empty());
+    // Persist before apply: the committed entries are all in `entries` too.
+    let persisted: Vec<u64> = rd.entries.iter().map(|e| e.index).collect();
+    let applied: Vec<u64> = rd.committed_entries.iter().map(|e| e.index).collect();
+    assert_eq!(applied, [1, 2]);
+    assert!(applied.iter().all(|i| persisted.contains(i)));
+    r.advance(&rd);
+    assert!(!r.has_ready());
+}
+
+// Mutation: dropping a check in Config::validate or Raft::new accepts a
+// replica that cannot work (or a store that lies about its commit).
+#[test]
+fn invalid_configs_and_inconsistent_stores_are_refused() {
+    let bad = |f: fn(&mut Config)| {
+        let mut c = Config::new(1);
+        f(&mut c);
+        Raft::new(c, &[1, 2, 3], MemStore::new()).err()
+    };
+    assert!(matches!(bad(|c| c.id = 0), Some(Error::InvalidConfig(_))));
+    assert!(matches!(
+        bad(|c| c.heartbeat_ticks = 0),
+        Some(Error::InvalidConfig(_))
+    ));
+    assert!(matches!(
+        bad(|c| c.election_ticks = c.heartbeat_ticks),
+        Some(Error::InvalidConfig(_))
+    ));
+    assert!(matches!(
+        bad(|c| c.max_inflight = 0),
+        Some(Error::InvalidConfig(_))
+    ));
+    assert!(matches!(bad(|c| c.id = 4), Some(Error::InvalidConfig(_))));
+    // A hard state committing past the stored log.
+    let lying = store_with(&[1, 1], 1, 5);
+    assert!(matches!(
+        Raft::new(Config::new(1), &[1, 2, 3], lying).err(),
+        Some(Error::Corrupt(_))
+    ));
 }
 
 // Mutation: granting a second vote in a term, counting a vote twice, or a
@@ -561,6 +673,7 @@ fn at_most_one_leader_per_term_under_loss_partitions_and_restarts() {
     for seed in 1..=6u64 {
         let mut net = Network::with_config(5, |c| c.seed = c.id * 7919 + seed);
         net.loss = Some((Rng::new(seed), 10));
+        net.eager_send = seed % 2 == 0;
         let mut rng = Rng::new(seed.wrapping_mul(0x5851_F42D));
         let mut proposals = 0;
         for round in 0..300u32 {
@@ -573,6 +686,14 @@ fn at_most_one_leader_per_term_under_loss_partitions_and_restarts() {
                 7 => {
                     let id = rng.range(1, 6);
                     net.restart(id);
+                }
+                8 => {
+                    // A leader crashes between accepting a proposal and
+                    // persisting it: the entry and its appends are lost.
+                    if let Some(l) = net.leader() {
+                        let _ = net.raft(l).propose(data(format!("lost{seed}-{round}")));
+                        net.crash_losing_unpersisted(l);
+                    }
                 }
                 _ => {}
             }
@@ -1190,9 +1311,9 @@ fn restarted_replica_keeps_its_log_and_commit() {
     assert_eq!(net.applied_data(2), ["k0", "k1", "k2", "k3", "k4", "after"]);
 }
 
-// Mutation: acknowledging an append before its entries are in a Ready, or
-// Raft::new trusting anything but the store, makes "x" survive the crash or
-// get committed without a durable majority.
+// Mutation: letting an append ack leave before its entries are durable (e.g.
+// send_durable_messages ignoring unstable entries) makes the harness see an
+// ack for an entry the crash then loses.
 #[test]
 fn entries_not_persisted_before_a_crash_are_gone_after_restart() {
     let mut net = Network::new(3);
@@ -1273,6 +1394,53 @@ fn accepted_append_is_acknowledged_in_the_ready_that_persists_it() {
     assert_eq!(r.store().last_index(), 2);
 }
 
+// Mutation: dropping the hard-state check (or the all-stable check) in
+// send_durable_messages lets a vote grant (or an append ack) out early.
+#[test]
+fn send_durable_messages_holds_back_what_is_not_yet_durable() {
+    let mut r = standalone(2, MemStore::new(), |_| {});
+    let mut early = Vec::new();
+    // A vote grant promises a hard state not yet persisted.
+    r.step(Message::new(MessageType::Vote, 1, 2, 1)).unwrap();
+    assert!(!r.send_durable_messages(|m| early.push(m)));
+    assert!(early.is_empty());
+    let grants = drain(&mut r);
+    assert_eq!(grants.len(), 1, "the grant goes out through the Ready");
+    // An append ack promises entries not yet persisted.
+    let mut m = Message::new(MessageType::Append, 1, 2, 1);
+    m.entries = entries_with_terms(&[1], 4);
+    r.step(m).unwrap();
+    assert!(!r.send_durable_messages(|m| early.push(m)));
+    assert!(early.is_empty());
+    let acks = drain(&mut r);
+    assert_eq!(acks.len(), 1);
+    assert_eq!(
+        (acks[0].msg_type, acks[0].index),
+        (MessageType::AppendResponse, 1)
+    );
+    // A heartbeat that changes nothing durable is answered at once, in order.
+    r.step(Message::new(MessageType::Heartbeat, 1, 2, 1))
+        .unwrap();
+    r.step(Message::new(MessageType::Heartbeat, 1, 2, 1))
+        .unwrap();
+    assert!(r.send_durable_messages(|m| early.push(m)));
+    assert_eq!(early.len(), 2);
+    assert!(early
+        .iter()
+        .all(|m| m.msg_type == MessageType::HeartbeatResponse && m.to == 1));
+    assert!(!r.has_ready(), "nothing left for a Ready");
+    // A heartbeat that moves commit changes the hard state: it waits.
+    let mut hb = Message::new(MessageType::Heartbeat, 1, 2, 1);
+    hb.commit = 1;
+    r.step(hb).unwrap();
+    early.clear();
+    assert!(!r.send_durable_messages(|m| early.push(m)));
+    let rd = r.ready();
+    assert_eq!(rd.hard_state.map(|h| h.commit), Some(1));
+    assert_eq!(rd.messages.len(), 1);
+    r.advance(&rd);
+}
+
 // Mutation: advance not recording applied (repeats) or next_committed starting
 // past applied+1 (skips).
 #[test]
@@ -1344,4 +1512,52 @@ fn misaddressed_or_foreign_messages_are_refused_and_change_nothing() {
         assert_eq!(net.status(2), before, "{m:?}");
         assert!(!net.raft(2).has_ready(), "{m:?}");
     }
+}
+
+/// Step `entries` as an Append (prev = 0/0) into a fresh follower and check
+/// it is refused: nothing handed out to persist, nothing acknowledged, and
+/// the log is still empty.
+fn assert_append_refused(what: &str, term: u64, entries: Vec<Entry>) {
+    let mut r = standalone(2, MemStore::new(), |_| {});
+    let mut m = Message::new(MessageType::Append, 1, 2, term);
+    m.entries = entries;
+    let _ = r.step(m); // Err or a silent drop are both fine
+    let rd = r.ready();
+    assert!(rd.entries.is_empty(), "{what}: handed out {:?}", rd.entries);
+    assert_eq!(r.status().last_index, 0, "{what}");
+    assert!(
+        !rd.messages
+            .iter()
+            .any(|m| m.msg_type == MessageType::AppendResponse && !m.reject && m.index > 0),
+        "{what}: acknowledged {:?}",
+        rd.messages
+    );
+    r.advance(&rd);
+}
+
+fn entry(index: u64, term: u64) -> Entry {
+    Entry {
+        term,
+        index,
+        kind: EntryKind::Normal,
+        data: data(format!("{index}@{term}")),
+    }
+}
+
+// The wire layer leaves "are entries contiguous" to the core (src/wire/mod.rs);
+// a fix is a check in handle_append/maybe_append that entries[i].index ==
+// m.index + 1 + i.
+#[test]
+fn append_with_non_contiguous_entries_is_refused() {
+    assert_append_refused("starts past index+1", 2, vec![entry(5, 2)]);
+    assert_append_refused("gap between entries", 2, vec![entry(1, 2), entry(3, 2)]);
+}
+
+// A leader of term T only holds entries of terms ≤ T, non-decreasing, not
+// below the term of the entry before them; a log holding a term-7 entry sent
+// at term 2 would win elections it must lose.
+#[test]
+fn append_with_impossible_entry_terms_is_refused() {
+    assert_append_refused("entry term above the message term", 2, vec![entry(1, 7)]);
+    assert_append_refused("entry terms decreasing", 2, vec![entry(1, 2), entry(2, 1)]);
 }
