@@ -3,19 +3,25 @@
 CARGO ?= cargo
 SIM_SEEDS ?= 200
 
-.PHONY: all build demo test test-rust sim lint bench clean
+.PHONY: all build demo demo-rust test test-rust sim lint bench clean
+.PHONY: lib header c-examples test-c test-install install
 
 all: build
 
 build:
 	$(CARGO) build --release
 
-## demo: a three-node, 300-group cluster in one process, batched vs naive.
-demo:
+## demo: a three-node, 300-group cluster in one process, batched vs naive,
+## written in C against include/muxraft.h (examples/c/cluster.c).
+demo: c-examples
+	$(C_OUT)/cluster
+
+## demo-rust: the same cluster through the Rust API (examples/local_cluster.rs).
+demo-rust:
 	$(CARGO) run --release --quiet --example local_cluster
 
 ## test: every test the project has.
-test: test-rust
+test: test-rust test-c test-install
 
 # Unit tests, the simulation (its summary is printed), the examples built,
 # and the benchmark in smoke mode, all in one optimized-with-assertions build.
@@ -40,3 +46,156 @@ bench:
 
 clean:
 	$(CARGO) clean
+
+# ---------------------------------------------------------------------------
+# The C ABI: the library as C programs link it, the C examples and tests, and
+# the installation (shared + static library, header, pkg-config file).
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+VALGRIND ?= valgrind
+PKG_CONFIG ?= pkg-config
+
+RELEASE_DIR := target/release
+STATIC_LIB := $(RELEASE_DIR)/libmuxraft.a
+SHARED_LIB := $(RELEASE_DIR)/libmuxraft.so
+C_OUT := target/c
+# The native libraries a program linking libmuxraft.a needs, as rustc
+# reports them; computed once (in a target dir of its own, so that the
+# release build's fingerprints are not disturbed) and cached.
+NATIVE_LIBS_FILE := target/native-libs.txt
+NATIVE_LIBS_FALLBACK := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+NATIVE_LIBS = $(shell cat $(NATIVE_LIBS_FILE) 2>/dev/null)
+ABI_VERSION := $(shell sed -n 's/.*define MUXRAFT_ABI_VERSION \([0-9][0-9]*\).*/\1/p' include/muxraft.h)
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+
+C_FLAGS := -std=c99 -Wall -Wextra -Werror -Iinclude
+CXX_FLAGS := -std=c++17 -Wall -Wextra -Werror -Iinclude
+C_OPT := -O2 -g
+ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+VALGRIND_FLAGS := -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect
+
+C_TEST_SRC := tests/c/test_api.c tests/c/cluster_util.c
+C_TEST_DEPS := $(C_TEST_SRC) tests/c/cluster_util.h include/muxraft.h
+C_EXAMPLES := $(C_OUT)/minimal $(C_OUT)/cluster
+
+.PHONY: FORCE
+FORCE:
+
+## lib: target/release/libmuxraft.{so,a} (soname libmuxraft.so.$(ABI_VERSION)).
+lib: $(STATIC_LIB)
+
+# Cargo decides whether anything needs rebuilding; programs linked against
+# the library are relinked only when the library file actually changed.
+$(STATIC_LIB): FORCE
+	$(CARGO) build --release
+$(SHARED_LIB): $(STATIC_LIB)
+
+## header: regenerate the committed include/muxraft.h from src/ffi/ (cbindgen).
+header:
+	MUXRAFT_UPDATE_HEADER=1 $(CARGO) build --release
+
+$(NATIVE_LIBS_FILE): Cargo.toml Cargo.lock
+	@mkdir -p $(@D)
+	-@CARGO_TARGET_DIR=target/native-libs $(CARGO) clean --release -p muxraft -q 2>/dev/null
+	CARGO_TARGET_DIR=target/native-libs $(CARGO) rustc --release --quiet --lib --crate-type staticlib -- --print native-static-libs 2>&1 \
+	  | sed -n 's/^note: native-static-libs: //p' > $@.tmp
+	@if [ -s $@.tmp ]; then mv $@.tmp $@; else \
+	  echo "warning: rustc did not report native-static-libs; using $(NATIVE_LIBS_FALLBACK)"; \
+	  echo "$(NATIVE_LIBS_FALLBACK)" > $@; rm -f $@.tmp; fi
+	@echo "native libs: $$(cat $@)"
+
+$(C_OUT) $(C_OUT)/lib:
+	mkdir -p $@
+
+# The shared library under its soname, for programs linked against it here.
+$(C_OUT)/lib/libmuxraft.so.$(ABI_VERSION): $(SHARED_LIB) | $(C_OUT)/lib
+	ln -sf ../../release/libmuxraft.so $@
+	ln -sf ../../release/libmuxraft.so $(C_OUT)/lib/libmuxraft.so
+
+## c-examples: examples/c/*.c linked against libmuxraft.a, into target/c/.
+c-examples: $(C_EXAMPLES)
+
+$(C_OUT)/%: examples/c/%.c include/muxraft.h $(STATIC_LIB) $(NATIVE_LIBS_FILE) | $(C_OUT)
+	$(CC) $(C_FLAGS) $(C_OPT) $< $(STATIC_LIB) $(NATIVE_LIBS) -o $@
+
+$(C_OUT)/test_api: $(C_TEST_DEPS) $(STATIC_LIB) $(NATIVE_LIBS_FILE) | $(C_OUT)
+	$(CC) $(C_FLAGS) $(C_OPT) $(C_TEST_SRC) $(STATIC_LIB) $(NATIVE_LIBS) -o $@
+
+$(C_OUT)/test_api_asan: $(C_TEST_DEPS) $(STATIC_LIB) $(NATIVE_LIBS_FILE) | $(C_OUT)
+	$(CC) $(C_FLAGS) -O1 -g $(ASAN_FLAGS) $(C_TEST_SRC) $(STATIC_LIB) $(NATIVE_LIBS) -o $@
+
+$(C_OUT)/cluster_asan: examples/c/cluster.c include/muxraft.h $(STATIC_LIB) $(NATIVE_LIBS_FILE) | $(C_OUT)
+	$(CC) $(C_FLAGS) -O1 -g $(ASAN_FLAGS) $< $(STATIC_LIB) $(NATIVE_LIBS) -o $@
+
+# Linked against the shared library (found through the rpath).
+$(C_OUT)/test_api_shared: $(C_TEST_DEPS) $(C_OUT)/lib/libmuxraft.so.$(ABI_VERSION) | $(C_OUT)
+	$(CC) $(C_FLAGS) $(C_OPT) $(C_TEST_SRC) -L$(C_OUT)/lib -lmuxraft -Wl,-rpath,'$$ORIGIN/lib' -o $@
+
+# The same test compiled as C++: the header (and the test) are C++-clean.
+$(C_OUT)/test_api_cpp: $(C_TEST_DEPS) $(STATIC_LIB) $(NATIVE_LIBS_FILE) | $(C_OUT)
+	$(CXX) $(CXX_FLAGS) -x c++ $(C_TEST_SRC) -x none $(STATIC_LIB) $(NATIVE_LIBS) -o $@
+
+$(C_OUT)/header_cpp: tests/c/header_cpp.cc include/muxraft.h $(STATIC_LIB) $(NATIVE_LIBS_FILE) | $(C_OUT)
+	$(CXX) $(CXX_FLAGS) -Wpedantic $< $(STATIC_LIB) $(NATIVE_LIBS) -o $@
+
+## test-c: the C API tests, plain, under AddressSanitizer + UBSan and under
+## valgrind; the same tests built as C++; the C examples run.
+test-c: $(C_OUT)/test_api $(C_OUT)/test_api_asan $(C_OUT)/test_api_shared \
+        $(C_OUT)/test_api_cpp $(C_OUT)/header_cpp $(C_OUT)/cluster_asan $(C_EXAMPLES)
+	@echo "== C API tests"
+	$(C_OUT)/test_api
+	@echo "== C API tests under AddressSanitizer and UBSan"
+	ASAN_OPTIONS=detect_leaks=1 $(C_OUT)/test_api_asan
+	@echo "== C API tests under valgrind (shared library)"
+	$(VALGRIND) $(VALGRIND_FLAGS) $(C_OUT)/test_api_shared
+	@echo "== C API tests compiled as C++"
+	$(C_OUT)/test_api_cpp
+	$(C_OUT)/header_cpp
+	@echo "== C examples"
+	$(C_OUT)/minimal
+	$(VALGRIND) $(VALGRIND_FLAGS) $(C_OUT)/minimal
+	$(C_OUT)/cluster > $(C_OUT)/cluster.out || { cat $(C_OUT)/cluster.out; exit 1; }
+	@tail -n 1 $(C_OUT)/cluster.out
+	ASAN_OPTIONS=detect_leaks=1 $(C_OUT)/cluster_asan 300 10 > $(C_OUT)/cluster_asan.out || { cat $(C_OUT)/cluster_asan.out; exit 1; }
+	@tail -n 1 $(C_OUT)/cluster_asan.out
+	$(VALGRIND) $(VALGRIND_FLAGS) $(C_OUT)/cluster 60 5 > $(C_OUT)/cluster_valgrind.out || { cat $(C_OUT)/cluster_valgrind.out; exit 1; }
+	@tail -n 1 $(C_OUT)/cluster_valgrind.out
+
+## install: PREFIX/lib/libmuxraft.so.$(ABI_VERSION) (+ libmuxraft.so), libmuxraft.a,
+## PREFIX/include/muxraft.h and PREFIX/lib/pkgconfig/muxraft.pc. DESTDIR is honoured.
+install: $(STATIC_LIB) $(NATIVE_LIBS_FILE)
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 0755 $(SHARED_LIB) $(DESTDIR)$(PREFIX)/lib/libmuxraft.so.$(ABI_VERSION)
+	ln -sf libmuxraft.so.$(ABI_VERSION) $(DESTDIR)$(PREFIX)/lib/libmuxraft.so
+	install -m 0644 $(STATIC_LIB) $(DESTDIR)$(PREFIX)/lib/libmuxraft.a
+	install -m 0644 include/muxraft.h $(DESTDIR)$(PREFIX)/include/muxraft.h
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    -e 's|@ABI_VERSION@|$(ABI_VERSION)|g' -e 's|@NATIVE_LIBS@|$(NATIVE_LIBS)|g' \
+	    muxraft.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/muxraft.pc
+	chmod 0644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/muxraft.pc
+
+## test-install: install into target/, then build examples/c/minimal.c with
+## `pkg-config --cflags --libs muxraft` (shared) and with Libs.private
+## (static) and run both; check the soname.
+INSTALL_TEST_DIR := $(CURDIR)/target/test-install
+test-install: $(STATIC_LIB) $(NATIVE_LIBS_FILE)
+	rm -rf $(INSTALL_TEST_DIR)
+	$(MAKE) --no-print-directory install PREFIX=$(INSTALL_TEST_DIR) DESTDIR=
+	@set -e; d=$(INSTALL_TEST_DIR); \
+	export PKG_CONFIG_PATH=$$d/lib/pkgconfig; \
+	echo "pkg-config --cflags --libs muxraft: $$($(PKG_CONFIG) --cflags --libs muxraft)"; \
+	test "$$($(PKG_CONFIG) --modversion muxraft)" = "$(VERSION)"; \
+	readelf -d $$d/lib/libmuxraft.so.$(ABI_VERSION) | grep -q 'SONAME.*\[libmuxraft\.so\.$(ABI_VERSION)\]' \
+	  || { echo "installed library lacks SONAME libmuxraft.so.$(ABI_VERSION)"; exit 1; }; \
+	echo "installed SONAME: libmuxraft.so.$(ABI_VERSION)"; \
+	$(CC) -std=c99 -Wall -Wextra -Werror examples/c/minimal.c $$($(PKG_CONFIG) --cflags --libs muxraft) -o $$d/minimal; \
+	readelf -d $$d/minimal | grep -q 'NEEDED.*\[libmuxraft\.so\.$(ABI_VERSION)\]' \
+	  || { echo "minimal does not need libmuxraft.so.$(ABI_VERSION)"; exit 1; }; \
+	LD_LIBRARY_PATH=$$d/lib $$d/minimal; \
+	$(CC) -std=c99 -Wall -Wextra -Werror examples/c/minimal.c $$($(PKG_CONFIG) --cflags muxraft) \
+	  -Wl,--as-needed $$d/lib/libmuxraft.a $$($(PKG_CONFIG) --static --libs muxraft) -o $$d/minimal-static; \
+	if readelf -d $$d/minimal-static | grep -q 'NEEDED.*libmuxraft'; then \
+	  echo "minimal-static should not need libmuxraft.so"; exit 1; fi; \
+	$$d/minimal-static > /dev/null; \
+	echo "test-install: ok (shared and static builds from the installed copy)"

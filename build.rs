@@ -24,12 +24,8 @@ fn main() {
         .expect("cbindgen.toml is valid");
     let bindings = cbindgen::Builder::new()
         .with_config(config)
+        // cbindgen follows the `pub mod` lines from here to every file.
         .with_src(crate_dir.join("src/ffi/mod.rs"))
-        .with_src(crate_dir.join("src/ffi/status.rs"))
-        .with_src(crate_dir.join("src/ffi/config.rs"))
-        .with_src(crate_dir.join("src/ffi/callbacks.rs"))
-        .with_src(crate_dir.join("src/ffi/stats.rs"))
-        .with_src(crate_dir.join("src/ffi/node.rs"))
         .generate()
         .expect("the C header can be generated from src/ffi");
     bindings.write_to_file(&out);

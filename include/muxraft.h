@@ -12,6 +12,11 @@
  *    library never frees memory it did not allocate.
  *  - Config structs start with struct_size and are filled with defaults by
  *    muxraft_config_init, so fields can be added without breaking the ABI.
+ *  - Two modes. Host-driven: the host calls muxraft_tick every tick_ms and
+ *    muxraft_step with each frame a peer sent, and carries the frames muxraft
+ *    hands to the send callback. Embedded: the host calls
+ *    muxraft_node_add_peer and muxraft_node_start; muxraft runs its own
+ *    timer, TCP connections and (with data_dir) write-ahead log.
  *  - Thread safety: a node may be used from several threads. Calls on one
  *    node serialize on an internal lock; callbacks of one node never run on
  *    two threads at once, and a call made while another thread is running
@@ -93,8 +98,9 @@ typedef enum muxraft_role {
 } muxraft_role;
 
 /**
- * A node: the groups it hosts, and their state. Opaque; create it with
- * `muxraft_node_new`, free it with `muxraft_node_free`.
+ * A node: the groups it hosts, their storage, and (once started) its own
+ * threads and connections. Opaque; create it with `muxraft_node_new`, free
+ * it with `muxraft_node_free`.
  */
 typedef struct muxraft_node muxraft_node;
 
@@ -158,7 +164,9 @@ typedef void (*muxraft_send_fn)(void *userdata, uint64_t to, const uint8_t *fram
 
 /**
  * Called once per committed entry per replica, in log order per group.
- * `data` (`len` bytes; NULL when `len` is 0) is valid only during the call.
+ * Indexes increase but may skip: Raft's own entries (the empty entry a new
+ * leader appends) take indexes and are not delivered. `data` (`len` bytes;
+ * NULL when `len` is 0) is valid only during the call.
  */
 typedef void (*muxraft_apply_fn)(void *userdata,
                                  uint64_t group_id,
@@ -188,12 +196,16 @@ typedef void (*muxraft_proposal_done_fn)(void *userdata,
                                          uint64_t index);
 
 /**
- * The host's callbacks. Any of them may be NULL (that event is not
- * reported; a NULL `send` means the embedded transport carries frames).
+ * The host's callbacks. Any of them may be NULL: that event is not
+ * reported. `send` is needed only in host-driven mode with groups of more
+ * than one replica; there a NULL `send` discards frames (they are still
+ * counted in `messages_sent`). In embedded mode the transport carries
+ * frames and `send` is never called.
  *
  * Callbacks run on the thread that called `muxraft_tick`, `muxraft_step`,
- * `muxraft_propose` or `muxraft_group_*` (host-driven mode), or on a muxraft
- * thread (embedded mode); never on two threads at once for one node. They
+ * `muxraft_propose`, `muxraft_group_create` or `muxraft_group_remove`
+ * (host-driven mode), or on the node's muxraft thread (embedded mode);
+ * never on two threads at once for one node. They
  * may call muxraft again, including on the same node (e.g. propose from
  * `apply`): such a call does its work and returns, and its callbacks follow
  * once the current one returns. A callback must not unwind or longjmp.
@@ -210,7 +222,8 @@ typedef struct muxraft_callbacks {
 } muxraft_callbacks;
 
 /**
- * A group replica's state, from `muxraft_group_status`.
+ * A group replica's state, from `muxraft_group_status`. Its layout is
+ * fixed for `MUXRAFT_ABI_VERSION` 1.
  */
 typedef struct muxraft_group_info {
   enum muxraft_role role;
@@ -227,7 +240,8 @@ typedef struct muxraft_group_info {
    */
   uint64_t commit_index;
   /**
-   * Highest index delivered to `apply`.
+   * Highest index applied (delivered to `apply`, or one of Raft's own
+   * entries, which are not delivered).
    */
   uint64_t applied_index;
   /**
@@ -237,8 +251,10 @@ typedef struct muxraft_group_info {
 } muxraft_group_info;
 
 /**
- * Counters since the node was created, from `muxraft_node_stats`. Fields
- * are only added at the end, with a new ABI version.
+ * Counters since the node was created, from `muxraft_node_stats`. Its
+ * layout is fixed for `MUXRAFT_ABI_VERSION` 1: new counters come at the end
+ * with a new ABI version (and soname), so a program never receives more
+ * bytes than it allocated.
  */
 typedef struct muxraft_stats {
   /**
@@ -321,32 +337,89 @@ void muxraft_config_init(struct muxraft_config *config);
  * `config` (required) is read and not kept: fill it with
  * `muxraft_config_init` first. `callbacks` may be NULL (no callbacks); the
  * struct is copied, the `userdata` it holds is kept and passed back.
+ * With `config->data_dir` set, the node opens its write-ahead log there
+ * (creating the directory) and recovers every group it holds: those groups
+ * exist when this returns (`muxraft_group_create` on them answers
+ * `MUXRAFT_ALREADY_EXISTS`), and their committed entries are delivered to
+ * `apply` again from index 1 as the node catches up, since the host's state
+ * machine starts empty.
  * On success `*out` receives a node the caller owns and must free with
  * `muxraft_node_free`.
  *
  * Returns `MUXRAFT_OK`; `MUXRAFT_INVALID_ARGUMENT` for a NULL `config` or
- * `out`, a zero `node_id`, `election_ticks <= heartbeat_ticks`, a config not
- * filled by `muxraft_config_init`, or a `data_dir` in a build without
- * durable storage.
+ * `out`, a config not filled by `muxraft_config_init`, a zero `node_id`,
+ * `tick_ms` or `heartbeat_ticks`, `election_ticks <= heartbeat_ticks`, or
+ * `max_proposal_bytes` of 0 or over 4 MiB; `MUXRAFT_IO` when the data
+ * directory cannot be used or its log is corrupt (the message says where).
+ * On failure `*out` is left unchanged.
  */
 enum muxraft_status muxraft_node_new(const struct muxraft_config *config,
                                      const struct muxraft_callbacks *callbacks,
                                      struct muxraft_node **out);
 
 /**
- * Free a node and everything it holds. NULL is a no-op. No call on this
- * node may be running or made afterwards; no callback runs after it returns.
+ * Free a node and everything it holds. NULL is a no-op. A started node is
+ * stopped first (as by `muxraft_node_stop`); when this returns no muxraft
+ * thread of the node is left and no callback runs any more. No other call
+ * on this node may be running or made afterwards, and it must not be called
+ * from inside one of the node's own callbacks.
  */
 void muxraft_node_free(struct muxraft_node *node);
+
+/**
+ * Embedded mode: tell the node where peer `node_id` listens. `address` is
+ * "host:port" (e.g. "127.0.0.1:7001"), read and not kept. Call it for every
+ * other node of the cluster, before or after `muxraft_node_start`.
+ *
+ * Returns `MUXRAFT_OK` or `MUXRAFT_INVALID_ARGUMENT` (NULL pointer, zero or
+ * own id, an address that does not resolve).
+ */
+enum muxraft_status muxraft_node_add_peer(struct muxraft_node *node,
+                                          uint64_t node_id,
+                                          const char *address);
+
+/**
+ * Embedded mode: listen on `listen_address` ("host:port"; read, not kept),
+ * connect to the peers, and run the node on muxraft's own threads: a timer
+ * ticking every `tick_ms`, the TCP transport (one connection per peer pair),
+ * and the write-ahead log when `data_dir` is set. From then on callbacks
+ * arrive on a muxraft thread, one at a time, and `muxraft_propose`,
+ * `muxraft_group_create/remove/status` and `muxraft_node_stats` may be
+ * called from any thread (including from inside a callback);
+ * `muxraft_tick` and `muxraft_step` are refused. The callbacks' `send` is
+ * not used.
+ *
+ * Returns `MUXRAFT_OK`; `MUXRAFT_INVALID_ARGUMENT` (NULL pointer, bad
+ * address, already started); `MUXRAFT_IO` (cannot listen there);
+ * `MUXRAFT_SHUTDOWN` (stopped earlier: a node does not restart, create a
+ * new one).
+ */
+enum muxraft_status muxraft_node_start(struct muxraft_node *node, const char *listen_address);
+
+/**
+ * Embedded mode: stop the node. The pass in progress finishes (whatever
+ * was acknowledged through `proposal_done` is durable); proposals still
+ * waiting are reported with `MUXRAFT_SHUTDOWN` (they may still commit on the
+ * other nodes); then the threads and connections end. When this returns no
+ * muxraft thread of the node is left. Every later call except
+ * `muxraft_group_status`, `muxraft_node_stats` and `muxraft_node_free`
+ * returns `MUXRAFT_SHUTDOWN`. Must not be called from inside a callback.
+ *
+ * Returns `MUXRAFT_OK`, `MUXRAFT_INVALID_ARGUMENT` (NULL, or never
+ * started) or `MUXRAFT_SHUTDOWN` (already stopped).
+ */
+enum muxraft_status muxraft_node_stop(struct muxraft_node *node);
 
 /**
  * Create this node's replica of group `group_id` (non-zero) whose replicas
  * live on the `n_members` nodes listed in `members` (this node among them;
  * 1 to 7 distinct non-zero ids). Create the group on every member node with
- * the same members. `members` is read, not kept.
+ * the same members. `members` is read, not kept. With a `data_dir`, the
+ * group is durable when this returns.
  *
- * Returns `MUXRAFT_OK`, `MUXRAFT_ALREADY_EXISTS`, or
- * `MUXRAFT_INVALID_ARGUMENT` (NULL pointer, zero id, bad member list).
+ * Returns `MUXRAFT_OK`, `MUXRAFT_ALREADY_EXISTS`, `MUXRAFT_INVALID_ARGUMENT`
+ * (NULL pointer, zero id, bad member list), `MUXRAFT_IO` or
+ * `MUXRAFT_SHUTDOWN`.
  */
 enum muxraft_status muxraft_group_create(struct muxraft_node *node,
                                          uint64_t group_id,
@@ -357,7 +430,8 @@ enum muxraft_status muxraft_group_create(struct muxraft_node *node,
  * Remove this node's replica of a group. Proposals still waiting are
  * reported to `proposal_done` with `MUXRAFT_NOT_FOUND`.
  *
- * Returns `MUXRAFT_OK` or `MUXRAFT_NOT_FOUND`.
+ * Returns `MUXRAFT_OK`, `MUXRAFT_NOT_FOUND`, `MUXRAFT_IO` or
+ * `MUXRAFT_SHUTDOWN`.
  */
 enum muxraft_status muxraft_group_remove(struct muxraft_node *node, uint64_t group_id);
 
@@ -374,13 +448,14 @@ enum muxraft_status muxraft_group_status(struct muxraft_node *node,
 /**
  * Propose `len` bytes at `data` (copied; NULL allowed when `len` is 0) to a
  * group this node leads. On `MUXRAFT_OK`, `*out_proposal_id` (if not NULL)
- * receives an id that `proposal_done` reports exactly once: `MUXRAFT_OK`
+ * receives an id — written before any callback runs — that `proposal_done`
+ * reports exactly once: `MUXRAFT_OK`
  * with the entry's index once it is committed (durable on a majority), or
  * why it was not.
  *
  * Returns `MUXRAFT_OK`, `MUXRAFT_NOT_LEADER` (see `muxraft_group_status`
  * for the leader), `MUXRAFT_NOT_FOUND`, `MUXRAFT_TOO_LARGE` (over
- * `max_proposal_bytes`), or `MUXRAFT_INVALID_ARGUMENT`.
+ * `max_proposal_bytes`), `MUXRAFT_INVALID_ARGUMENT` or `MUXRAFT_SHUTDOWN`.
  */
 enum muxraft_status muxraft_propose(struct muxraft_node *node,
                                     uint64_t group_id,
@@ -396,9 +471,10 @@ enum muxraft_status muxraft_propose(struct muxraft_node *node,
  *
  * Returns `MUXRAFT_OK` (a message for a group not hosted here is dropped
  * and counted: that is normal while groups are created), `MUXRAFT_MALFORMED`
- * (not a muxraft frame), `MUXRAFT_TOO_LARGE`, or `MUXRAFT_INVALID_ARGUMENT`
+ * (not a muxraft frame), `MUXRAFT_TOO_LARGE`, `MUXRAFT_INVALID_ARGUMENT`
  * (NULL pointer, zero `from`, a frame from another cluster, addressed to
- * another node, or claiming another sender).
+ * another node, or claiming another sender; or the node is started), or
+ * `MUXRAFT_IO` (the write-ahead log failed).
  */
 enum muxraft_status muxraft_step(struct muxraft_node *node,
                                  uint64_t from,
@@ -410,7 +486,8 @@ enum muxraft_status muxraft_step(struct muxraft_node *node,
  * `tick_ms`). Elections and heartbeats happen here; callbacks run before it
  * returns.
  *
- * Returns `MUXRAFT_OK` or `MUXRAFT_INVALID_ARGUMENT` (NULL node).
+ * Returns `MUXRAFT_OK`, `MUXRAFT_INVALID_ARGUMENT` (NULL node, or the node
+ * is started) or `MUXRAFT_IO` (the write-ahead log failed).
  */
 enum muxraft_status muxraft_tick(struct muxraft_node *node);
 
@@ -425,126 +502,11 @@ enum muxraft_status muxraft_node_stats(struct muxraft_node *node, struct muxraft
  * The message of the last call on this thread that did not return
  * `MUXRAFT_OK` ("" if none). Never NULL. The string is owned by muxraft and
  * valid until the next failing call on this thread; copy it to keep it.
+ * Read it after the call returned, not in the same expression: in
+ * `printf("%d %s", muxraft_tick(n), muxraft_last_error())` the compiler may
+ * evaluate `muxraft_last_error()` first.
  */
 const char *muxraft_last_error(void);
-
-/**
- * The message of the last call on this thread that did not return
- * `MUXRAFT_OK` ("" if none). Never NULL. The string is owned by muxraft and
- * valid until the next failing call on this thread; copy it to keep it.
- */
-const char *muxraft_last_error(void);
-
-/**
- * Fill `config` with the defaults (and set `struct_size`). NULL is ignored.
- */
-void muxraft_config_init(struct muxraft_config *config);
-
-/**
- * Create a node.
- *
- * `config` (required) is read and not kept: fill it with
- * `muxraft_config_init` first. `callbacks` may be NULL (no callbacks); the
- * struct is copied, the `userdata` it holds is kept and passed back.
- * On success `*out` receives a node the caller owns and must free with
- * `muxraft_node_free`.
- *
- * Returns `MUXRAFT_OK`; `MUXRAFT_INVALID_ARGUMENT` for a NULL `config` or
- * `out`, a zero `node_id`, `election_ticks <= heartbeat_ticks`, a config not
- * filled by `muxraft_config_init`, or a `data_dir` in a build without
- * durable storage.
- */
-enum muxraft_status muxraft_node_new(const struct muxraft_config *config,
-                                     const struct muxraft_callbacks *callbacks,
-                                     struct muxraft_node **out);
-
-/**
- * Free a node and everything it holds. NULL is a no-op. No call on this
- * node may be running or made afterwards; no callback runs after it returns.
- */
-void muxraft_node_free(struct muxraft_node *node);
-
-/**
- * Create this node's replica of group `group_id` (non-zero) whose replicas
- * live on the `n_members` nodes listed in `members` (this node among them;
- * 1 to 7 distinct non-zero ids). Create the group on every member node with
- * the same members. `members` is read, not kept.
- *
- * Returns `MUXRAFT_OK`, `MUXRAFT_ALREADY_EXISTS`, or
- * `MUXRAFT_INVALID_ARGUMENT` (NULL pointer, zero id, bad member list).
- */
-enum muxraft_status muxraft_group_create(struct muxraft_node *node,
-                                         uint64_t group_id,
-                                         const uint64_t *members,
-                                         size_t n_members);
-
-/**
- * Remove this node's replica of a group. Proposals still waiting are
- * reported to `proposal_done` with `MUXRAFT_NOT_FOUND`.
- *
- * Returns `MUXRAFT_OK` or `MUXRAFT_NOT_FOUND`.
- */
-enum muxraft_status muxraft_group_remove(struct muxraft_node *node, uint64_t group_id);
-
-/**
- * Fill `*out` with this node's view of a group.
- *
- * Returns `MUXRAFT_OK`, `MUXRAFT_NOT_FOUND`, or `MUXRAFT_INVALID_ARGUMENT`
- * (NULL `out`).
- */
-enum muxraft_status muxraft_group_status(struct muxraft_node *node,
-                                         uint64_t group_id,
-                                         struct muxraft_group_info *out);
-
-/**
- * Propose `len` bytes at `data` (copied; NULL allowed when `len` is 0) to a
- * group this node leads. On `MUXRAFT_OK`, `*out_proposal_id` (if not NULL)
- * receives an id that `proposal_done` reports exactly once: `MUXRAFT_OK`
- * with the entry's index once it is committed (durable on a majority), or
- * why it was not.
- *
- * Returns `MUXRAFT_OK`, `MUXRAFT_NOT_LEADER` (see `muxraft_group_status`
- * for the leader), `MUXRAFT_NOT_FOUND`, `MUXRAFT_TOO_LARGE` (over
- * `max_proposal_bytes`), or `MUXRAFT_INVALID_ARGUMENT`.
- */
-enum muxraft_status muxraft_propose(struct muxraft_node *node,
-                                    uint64_t group_id,
-                                    const uint8_t *data,
-                                    size_t len,
-                                    uint64_t *out_proposal_id);
-
-/**
- * Host-driven mode: hand the node a frame that node `from` sent (`len`
- * bytes at `frame`, read and not kept). Callbacks caused by it run before
- * this returns (unless another thread is already running this node's
- * callbacks, which then runs them).
- *
- * Returns `MUXRAFT_OK` (a message for a group not hosted here is dropped
- * and counted: that is normal while groups are created), `MUXRAFT_MALFORMED`
- * (not a muxraft frame), `MUXRAFT_TOO_LARGE`, or `MUXRAFT_INVALID_ARGUMENT`
- * (NULL pointer, zero `from`, a frame from another cluster, addressed to
- * another node, or claiming another sender).
- */
-enum muxraft_status muxraft_step(struct muxraft_node *node,
-                                 uint64_t from,
-                                 const uint8_t *frame,
-                                 size_t len);
-
-/**
- * Host-driven mode: advance the node's clock by one tick (call it every
- * `tick_ms`). Elections and heartbeats happen here; callbacks run before it
- * returns.
- *
- * Returns `MUXRAFT_OK` or `MUXRAFT_INVALID_ARGUMENT` (NULL node).
- */
-enum muxraft_status muxraft_tick(struct muxraft_node *node);
-
-/**
- * Fill `*out` with the node's counters.
- *
- * Returns `MUXRAFT_OK` or `MUXRAFT_INVALID_ARGUMENT` (NULL pointer).
- */
-enum muxraft_status muxraft_node_stats(struct muxraft_node *node, struct muxraft_stats *out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -10,4 +10,5 @@ pub mod multi;
 pub mod raft;
 pub mod runtime;
 pub mod storage;
+pub mod transport;
 pub mod wire;

@@ -5,9 +5,9 @@ use std::os::raw::c_void;
 use super::status::{
     muxraft_status, MUXRAFT_NOT_FOUND, MUXRAFT_NOT_LEADER, MUXRAFT_OK, MUXRAFT_SHUTDOWN,
 };
-use crate::multi::{Event, OutFrame, ProposalError};
+use crate::multi::{Event, ProposalError};
 use crate::raft::Role;
-use crate::runtime::Host;
+use crate::runtime::Handler;
 
 /// A group replica's role.
 #[repr(C)]
@@ -34,7 +34,9 @@ impl From<Role> for muxraft_role {
 pub type muxraft_send_fn =
     Option<unsafe extern "C" fn(userdata: *mut c_void, to: u64, frame: *const u8, len: usize)>;
 /// Called once per committed entry per replica, in log order per group.
-/// `data` (`len` bytes; NULL when `len` is 0) is valid only during the call.
+/// Indexes increase but may skip: Raft's own entries (the empty entry a new
+/// leader appends) take indexes and are not delivered. `data` (`len` bytes;
+/// NULL when `len` is 0) is valid only during the call.
 pub type muxraft_apply_fn = Option<
     unsafe extern "C" fn(
         userdata: *mut c_void,
@@ -68,12 +70,16 @@ pub type muxraft_proposal_done_fn = Option<
     ),
 >;
 
-/// The host's callbacks. Any of them may be NULL (that event is not
-/// reported; a NULL `send` means the embedded transport carries frames).
+/// The host's callbacks. Any of them may be NULL: that event is not
+/// reported. `send` is needed only in host-driven mode with groups of more
+/// than one replica; there a NULL `send` discards frames (they are still
+/// counted in `messages_sent`). In embedded mode the transport carries
+/// frames and `send` is never called.
 ///
 /// Callbacks run on the thread that called `muxraft_tick`, `muxraft_step`,
-/// `muxraft_propose` or `muxraft_group_*` (host-driven mode), or on a muxraft
-/// thread (embedded mode); never on two threads at once for one node. They
+/// `muxraft_propose`, `muxraft_group_create` or `muxraft_group_remove`
+/// (host-driven mode), or on the node's muxraft thread (embedded mode);
+/// never on two threads at once for one node. They
 /// may call muxraft again, including on the same node (e.g. propose from
 /// `apply`): such a call does its work and returns, and its callbacks follow
 /// once the current one returns. A callback must not unwind or longjmp.
@@ -98,17 +104,16 @@ pub(crate) struct Callbacks(pub muxraft_callbacks);
 unsafe impl Send for Callbacks {}
 unsafe impl Sync for Callbacks {}
 
-impl Host for Callbacks {
-    fn send(&mut self, frame: &OutFrame) {
+impl Handler for Callbacks {
+    fn send(&self, to: u64, frame: &[u8]) {
         if let Some(f) = self.0.send {
-            let bytes = &frame.bytes;
-            // SAFETY: the host registered `f`; `bytes` is valid for `len`
+            // SAFETY: the host registered `f`; `frame` is valid for `len`
             // bytes for the duration of the call, as documented.
-            unsafe { f(self.0.userdata, frame.to, bytes.as_ptr(), bytes.len()) }
+            unsafe { f(self.0.userdata, to, frame.as_ptr(), frame.len()) }
         }
     }
 
-    fn event(&mut self, ev: &Event) {
+    fn event(&self, ev: &Event) {
         let ud = self.0.userdata;
         match ev {
             Event::Applied {

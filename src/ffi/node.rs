@@ -1,7 +1,10 @@
 //! The node handle and every call on it.
 
-use std::os::raw::c_void;
+use std::ffi::CStr;
+use std::os::raw::{c_char, c_void};
 use std::slice;
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -9,55 +12,69 @@ use super::callbacks::{muxraft_callbacks, Callbacks};
 use super::config::{muxraft_config, read_config};
 use super::stats::{muxraft_group_info, muxraft_stats};
 use super::status::*;
-use crate::multi::Node;
-use crate::runtime::SharedNode;
+use crate::runtime::{Error, Runtime, RuntimeConfig};
 
-/// A node: the groups it hosts, and their state. Opaque; create it with
-/// `muxraft_node_new`, free it with `muxraft_node_free`.
+/// A node: the groups it hosts, their storage, and (once started) its own
+/// threads and connections. Opaque; create it with `muxraft_node_new`, free
+/// it with `muxraft_node_free`.
 pub struct muxraft_node {
-    shared: SharedNode,
-    callbacks: Callbacks,
-    /// The embedded runtime's tick interval.
-    #[allow(dead_code)]
-    tick_ms: u32,
+    runtime: Runtime,
 }
 
-/// Borrow the node behind a C pointer, refusing NULL and poisoned nodes, run
-/// `f`, and poison the node if `f` panics.
+/// The status an error of the runtime maps to, with its message recorded.
+fn fail_runtime(e: Error) -> muxraft_status {
+    let status = match &e {
+        Error::Node(n) => return fail_with_node(n),
+        Error::Storage(_) | Error::Network(_) => MUXRAFT_IO,
+        Error::Mode(_) => MUXRAFT_INVALID_ARGUMENT,
+        Error::Shutdown => MUXRAFT_SHUTDOWN,
+    };
+    fail(status, e.to_string())
+}
+
+fn fail_with_node(e: &crate::multi::Error) -> muxraft_status {
+    fail(status_of(e), e.to_string())
+}
+
+fn done(r: Result<(), Error>) -> muxraft_status {
+    match r {
+        Ok(()) => MUXRAFT_OK,
+        Err(e) => fail_runtime(e),
+    }
+}
+
+/// Borrow the node behind a C pointer (refusing NULL), run `f` inside the
+/// panic boundary.
 fn with_node(
     node: *mut muxraft_node,
-    f: impl FnOnce(&muxraft_node) -> muxraft_status,
+    f: impl FnOnce(&Runtime) -> muxraft_status,
 ) -> muxraft_status {
     if node.is_null() {
         return fail(MUXRAFT_INVALID_ARGUMENT, "node is NULL");
     }
     // SAFETY: non-NULL, and the header requires a pointer returned by
     // muxraft_node_new and not yet freed. Only shared references are made:
-    // all mutation goes through the node's locks.
+    // all mutation goes through the runtime's locks.
     let h = unsafe { &*node };
-    if h.shared.is_poisoned() {
-        return fail(
-            MUXRAFT_PANIC,
-            "this node hit an internal error earlier and refuses further calls; free it",
-        );
-    }
-    let status = guard(|| f(h));
+    let status = guard(|| f(&h.runtime));
     if status == MUXRAFT_PANIC {
-        h.shared.poison();
+        h.runtime.poison();
     }
     status
 }
 
-impl muxraft_node {
-    /// Process the work an input caused: callbacks run now, on this thread
-    /// (or on the thread already driving this node).
-    fn drive(&self) -> muxraft_status {
-        let mut cb = self.callbacks;
-        match self.shared.drive(&mut cb) {
-            Ok(()) => MUXRAFT_OK,
-            Err(e) => fail_with(e),
-        }
+/// Read a NUL-terminated UTF-8 string argument.
+///
+/// # Safety
+/// `s` must be NULL or point to a NUL-terminated string.
+unsafe fn c_str<'a>(s: *const c_char, what: &str) -> Result<&'a str, muxraft_status> {
+    if s.is_null() {
+        return Err(fail(MUXRAFT_INVALID_ARGUMENT, format!("{what} is NULL")));
     }
+    // SAFETY: non-NULL and NUL-terminated by the caller's contract.
+    unsafe { CStr::from_ptr(s) }
+        .to_str()
+        .map_err(|_| fail(MUXRAFT_INVALID_ARGUMENT, format!("{what} is not UTF-8")))
 }
 
 /// Create a node.
@@ -65,13 +82,21 @@ impl muxraft_node {
 /// `config` (required) is read and not kept: fill it with
 /// `muxraft_config_init` first. `callbacks` may be NULL (no callbacks); the
 /// struct is copied, the `userdata` it holds is kept and passed back.
+/// With `config->data_dir` set, the node opens its write-ahead log there
+/// (creating the directory) and recovers every group it holds: those groups
+/// exist when this returns (`muxraft_group_create` on them answers
+/// `MUXRAFT_ALREADY_EXISTS`), and their committed entries are delivered to
+/// `apply` again from index 1 as the node catches up, since the host's state
+/// machine starts empty.
 /// On success `*out` receives a node the caller owns and must free with
 /// `muxraft_node_free`.
 ///
 /// Returns `MUXRAFT_OK`; `MUXRAFT_INVALID_ARGUMENT` for a NULL `config` or
-/// `out`, a zero `node_id`, `election_ticks <= heartbeat_ticks`, a config not
-/// filled by `muxraft_config_init`, or a `data_dir` in a build without
-/// durable storage.
+/// `out`, a config not filled by `muxraft_config_init`, a zero `node_id`,
+/// `tick_ms` or `heartbeat_ticks`, `election_ticks <= heartbeat_ticks`, or
+/// `max_proposal_bytes` of 0 or over 4 MiB; `MUXRAFT_IO` when the data
+/// directory cannot be used or its log is corrupt (the message says where).
+/// On failure `*out` is left unchanged.
 #[no_mangle]
 pub unsafe extern "C" fn muxraft_node_new(
     config: *const muxraft_config,
@@ -87,12 +112,6 @@ pub unsafe extern "C" fn muxraft_node_new(
             Ok(s) => s,
             Err(msg) => return fail(MUXRAFT_INVALID_ARGUMENT, msg),
         };
-        if settings.data_dir.is_some() {
-            return fail(
-                MUXRAFT_INVALID_ARGUMENT,
-                "config.data_dir: durable storage is not available in this version; pass NULL",
-            );
-        }
         let callbacks = if callbacks.is_null() {
             muxraft_callbacks {
                 userdata: std::ptr::null_mut::<c_void>(),
@@ -105,24 +124,27 @@ pub unsafe extern "C" fn muxraft_node_new(
             // SAFETY: non-NULL pointer to the host's callbacks struct; copied.
             unsafe { *callbacks }
         };
-        let node = match Node::new(settings.node) {
-            Ok(n) => n,
-            Err(e) => return fail_with(e),
+        let cfg = RuntimeConfig {
+            node: settings.node,
+            tick: Duration::from_millis(settings.tick_ms as u64),
+            data_dir: settings.data_dir,
         };
-        let h = Box::new(muxraft_node {
-            shared: SharedNode::new(node),
-            callbacks: Callbacks(callbacks),
-            tick_ms: settings.tick_ms,
-        });
+        let runtime = match Runtime::new(cfg, Arc::new(Callbacks(callbacks))) {
+            Ok(r) => r,
+            Err(e) => return fail_runtime(e),
+        };
         // SAFETY: `out` is non-NULL and points to writable storage for a
         // pointer (header contract).
-        unsafe { out.write(Box::into_raw(h)) };
+        unsafe { out.write(Box::into_raw(Box::new(muxraft_node { runtime }))) };
         MUXRAFT_OK
     })
 }
 
-/// Free a node and everything it holds. NULL is a no-op. No call on this
-/// node may be running or made afterwards; no callback runs after it returns.
+/// Free a node and everything it holds. NULL is a no-op. A started node is
+/// stopped first (as by `muxraft_node_stop`); when this returns no muxraft
+/// thread of the node is left and no callback runs any more. No other call
+/// on this node may be running or made afterwards, and it must not be called
+/// from inside one of the node's own callbacks.
 #[no_mangle]
 pub unsafe extern "C" fn muxraft_node_free(node: *mut muxraft_node) {
     guard_void(|| {
@@ -133,13 +155,81 @@ pub unsafe extern "C" fn muxraft_node_free(node: *mut muxraft_node) {
     })
 }
 
+/// Embedded mode: tell the node where peer `node_id` listens. `address` is
+/// "host:port" (e.g. "127.0.0.1:7001"), read and not kept. Call it for every
+/// other node of the cluster, before or after `muxraft_node_start`.
+///
+/// Returns `MUXRAFT_OK` or `MUXRAFT_INVALID_ARGUMENT` (NULL pointer, zero or
+/// own id, an address that does not resolve).
+#[no_mangle]
+pub unsafe extern "C" fn muxraft_node_add_peer(
+    node: *mut muxraft_node,
+    node_id: u64,
+    address: *const c_char,
+) -> muxraft_status {
+    with_node(node, |r| {
+        // SAFETY: NULL or NUL-terminated (header contract).
+        let address = match unsafe { c_str(address, "address") } {
+            Ok(a) => a,
+            Err(s) => return s,
+        };
+        done(r.add_peer(node_id, address))
+    })
+}
+
+/// Embedded mode: listen on `listen_address` ("host:port"; read, not kept),
+/// connect to the peers, and run the node on muxraft's own threads: a timer
+/// ticking every `tick_ms`, the TCP transport (one connection per peer pair),
+/// and the write-ahead log when `data_dir` is set. From then on callbacks
+/// arrive on a muxraft thread, one at a time, and `muxraft_propose`,
+/// `muxraft_group_create/remove/status` and `muxraft_node_stats` may be
+/// called from any thread (including from inside a callback);
+/// `muxraft_tick` and `muxraft_step` are refused. The callbacks' `send` is
+/// not used.
+///
+/// Returns `MUXRAFT_OK`; `MUXRAFT_INVALID_ARGUMENT` (NULL pointer, bad
+/// address, already started); `MUXRAFT_IO` (cannot listen there);
+/// `MUXRAFT_SHUTDOWN` (stopped earlier: a node does not restart, create a
+/// new one).
+#[no_mangle]
+pub unsafe extern "C" fn muxraft_node_start(
+    node: *mut muxraft_node,
+    listen_address: *const c_char,
+) -> muxraft_status {
+    with_node(node, |r| {
+        // SAFETY: NULL or NUL-terminated (header contract).
+        let listen = match unsafe { c_str(listen_address, "listen_address") } {
+            Ok(a) => a,
+            Err(s) => return s,
+        };
+        done(r.start(listen))
+    })
+}
+
+/// Embedded mode: stop the node. The pass in progress finishes (whatever
+/// was acknowledged through `proposal_done` is durable); proposals still
+/// waiting are reported with `MUXRAFT_SHUTDOWN` (they may still commit on the
+/// other nodes); then the threads and connections end. When this returns no
+/// muxraft thread of the node is left. Every later call except
+/// `muxraft_group_status`, `muxraft_node_stats` and `muxraft_node_free`
+/// returns `MUXRAFT_SHUTDOWN`. Must not be called from inside a callback.
+///
+/// Returns `MUXRAFT_OK`, `MUXRAFT_INVALID_ARGUMENT` (NULL, or never
+/// started) or `MUXRAFT_SHUTDOWN` (already stopped).
+#[no_mangle]
+pub unsafe extern "C" fn muxraft_node_stop(node: *mut muxraft_node) -> muxraft_status {
+    with_node(node, |r| done(r.stop()))
+}
+
 /// Create this node's replica of group `group_id` (non-zero) whose replicas
 /// live on the `n_members` nodes listed in `members` (this node among them;
 /// 1 to 7 distinct non-zero ids). Create the group on every member node with
-/// the same members. `members` is read, not kept.
+/// the same members. `members` is read, not kept. With a `data_dir`, the
+/// group is durable when this returns.
 ///
-/// Returns `MUXRAFT_OK`, `MUXRAFT_ALREADY_EXISTS`, or
-/// `MUXRAFT_INVALID_ARGUMENT` (NULL pointer, zero id, bad member list).
+/// Returns `MUXRAFT_OK`, `MUXRAFT_ALREADY_EXISTS`, `MUXRAFT_INVALID_ARGUMENT`
+/// (NULL pointer, zero id, bad member list), `MUXRAFT_IO` or
+/// `MUXRAFT_SHUTDOWN`.
 #[no_mangle]
 pub unsafe extern "C" fn muxraft_group_create(
     node: *mut muxraft_node,
@@ -147,7 +237,7 @@ pub unsafe extern "C" fn muxraft_group_create(
     members: *const u64,
     n_members: usize,
 ) -> muxraft_status {
-    with_node(node, |h| {
+    with_node(node, |r| {
         if members.is_null() {
             return fail(MUXRAFT_INVALID_ARGUMENT, "members is NULL");
         }
@@ -156,28 +246,21 @@ pub unsafe extern "C" fn muxraft_group_create(
         }
         // SAFETY: non-NULL, and the caller passes `n_members` readable ids.
         let members = unsafe { slice::from_raw_parts(members, n_members) };
-        match h.shared.with(|n| n.create_group(group_id, members)) {
-            Ok(()) => h.drive(),
-            Err(e) => fail_with(e),
-        }
+        done(r.create_group(group_id, members))
     })
 }
 
 /// Remove this node's replica of a group. Proposals still waiting are
 /// reported to `proposal_done` with `MUXRAFT_NOT_FOUND`.
 ///
-/// Returns `MUXRAFT_OK` or `MUXRAFT_NOT_FOUND`.
+/// Returns `MUXRAFT_OK`, `MUXRAFT_NOT_FOUND`, `MUXRAFT_IO` or
+/// `MUXRAFT_SHUTDOWN`.
 #[no_mangle]
 pub unsafe extern "C" fn muxraft_group_remove(
     node: *mut muxraft_node,
     group_id: u64,
 ) -> muxraft_status {
-    with_node(node, |h| {
-        match h.shared.with(|n| n.remove_group(group_id)) {
-            Ok(()) => h.drive(),
-            Err(e) => fail_with(e),
-        }
-    })
+    with_node(node, |r| done(r.remove_group(group_id)))
 }
 
 /// Fill `*out` with this node's view of a group.
@@ -190,30 +273,31 @@ pub unsafe extern "C" fn muxraft_group_status(
     group_id: u64,
     out: *mut muxraft_group_info,
 ) -> muxraft_status {
-    with_node(node, |h| {
+    with_node(node, |r| {
         if out.is_null() {
             return fail(MUXRAFT_INVALID_ARGUMENT, "out is NULL");
         }
-        match h.shared.with(|n| n.group_status(group_id)) {
+        match r.group_status(group_id) {
             Ok(s) => {
                 // SAFETY: non-NULL pointer to the caller's struct.
                 unsafe { out.write(s.into()) };
                 MUXRAFT_OK
             }
-            Err(e) => fail_with(e),
+            Err(e) => fail_runtime(e),
         }
     })
 }
 
 /// Propose `len` bytes at `data` (copied; NULL allowed when `len` is 0) to a
 /// group this node leads. On `MUXRAFT_OK`, `*out_proposal_id` (if not NULL)
-/// receives an id that `proposal_done` reports exactly once: `MUXRAFT_OK`
+/// receives an id — written before any callback runs — that `proposal_done`
+/// reports exactly once: `MUXRAFT_OK`
 /// with the entry's index once it is committed (durable on a majority), or
 /// why it was not.
 ///
 /// Returns `MUXRAFT_OK`, `MUXRAFT_NOT_LEADER` (see `muxraft_group_status`
 /// for the leader), `MUXRAFT_NOT_FOUND`, `MUXRAFT_TOO_LARGE` (over
-/// `max_proposal_bytes`), or `MUXRAFT_INVALID_ARGUMENT`.
+/// `max_proposal_bytes`), `MUXRAFT_INVALID_ARGUMENT` or `MUXRAFT_SHUTDOWN`.
 #[no_mangle]
 pub unsafe extern "C" fn muxraft_propose(
     node: *mut muxraft_node,
@@ -222,13 +306,13 @@ pub unsafe extern "C" fn muxraft_propose(
     len: usize,
     out_proposal_id: *mut u64,
 ) -> muxraft_status {
-    with_node(node, |h| {
+    with_node(node, |r| {
         let bytes = if len == 0 {
             Bytes::new()
         } else if data.is_null() {
             return fail(MUXRAFT_INVALID_ARGUMENT, "data is NULL but len is not 0");
         } else {
-            let max = h.shared.with(|n| n.config().max_proposal_bytes);
+            let max = r.max_proposal_bytes();
             if len > max {
                 return fail(
                     MUXRAFT_TOO_LARGE,
@@ -238,15 +322,15 @@ pub unsafe extern "C" fn muxraft_propose(
             // SAFETY: non-NULL and the caller passes `len` readable bytes.
             Bytes::copy_from_slice(unsafe { slice::from_raw_parts(data, len) })
         };
-        match h.shared.with(|n| n.propose(group_id, bytes)) {
-            Ok(id) => {
-                if !out_proposal_id.is_null() {
-                    // SAFETY: non-NULL pointer to the caller's u64.
-                    unsafe { out_proposal_id.write(id) };
-                }
-                h.drive()
+        let publish = |id: u64| {
+            if !out_proposal_id.is_null() {
+                // SAFETY: non-NULL pointer to the caller's u64.
+                unsafe { out_proposal_id.write(id) };
             }
-            Err(e) => fail_with(e),
+        };
+        match r.propose_then(group_id, bytes, publish) {
+            Ok(_) => MUXRAFT_OK,
+            Err(e) => fail_runtime(e),
         }
     })
 }
@@ -258,9 +342,10 @@ pub unsafe extern "C" fn muxraft_propose(
 ///
 /// Returns `MUXRAFT_OK` (a message for a group not hosted here is dropped
 /// and counted: that is normal while groups are created), `MUXRAFT_MALFORMED`
-/// (not a muxraft frame), `MUXRAFT_TOO_LARGE`, or `MUXRAFT_INVALID_ARGUMENT`
+/// (not a muxraft frame), `MUXRAFT_TOO_LARGE`, `MUXRAFT_INVALID_ARGUMENT`
 /// (NULL pointer, zero `from`, a frame from another cluster, addressed to
-/// another node, or claiming another sender).
+/// another node, or claiming another sender; or the node is started), or
+/// `MUXRAFT_IO` (the write-ahead log failed).
 #[no_mangle]
 pub unsafe extern "C" fn muxraft_step(
     node: *mut muxraft_node,
@@ -268,7 +353,7 @@ pub unsafe extern "C" fn muxraft_step(
     frame: *const u8,
     len: usize,
 ) -> muxraft_status {
-    with_node(node, |h| {
+    with_node(node, |r| {
         if frame.is_null() {
             return fail(MUXRAFT_INVALID_ARGUMENT, "frame is NULL");
         }
@@ -281,10 +366,7 @@ pub unsafe extern "C" fn muxraft_step(
         // SAFETY: non-NULL and the caller passes `len` readable bytes; the
         // slice does not outlive this call.
         let bytes = unsafe { slice::from_raw_parts(frame, len) };
-        match h.shared.with(|n| n.step_from(from, bytes)) {
-            Ok(()) => h.drive(),
-            Err(e) => fail_with(e),
-        }
+        done(r.step(from, bytes))
     })
 }
 
@@ -292,13 +374,11 @@ pub unsafe extern "C" fn muxraft_step(
 /// `tick_ms`). Elections and heartbeats happen here; callbacks run before it
 /// returns.
 ///
-/// Returns `MUXRAFT_OK` or `MUXRAFT_INVALID_ARGUMENT` (NULL node).
+/// Returns `MUXRAFT_OK`, `MUXRAFT_INVALID_ARGUMENT` (NULL node, or the node
+/// is started) or `MUXRAFT_IO` (the write-ahead log failed).
 #[no_mangle]
 pub unsafe extern "C" fn muxraft_tick(node: *mut muxraft_node) -> muxraft_status {
-    with_node(node, |h| {
-        h.shared.with(|n| n.tick());
-        h.drive()
-    })
+    with_node(node, |r| done(r.tick()))
 }
 
 /// Fill `*out` with the node's counters.
@@ -309,15 +389,13 @@ pub unsafe extern "C" fn muxraft_node_stats(
     node: *mut muxraft_node,
     out: *mut muxraft_stats,
 ) -> muxraft_status {
-    with_node(node, |h| {
+    with_node(node, |r| {
         if out.is_null() {
             return fail(MUXRAFT_INVALID_ARGUMENT, "out is NULL");
         }
-        let s = h
-            .shared
-            .with(|n| muxraft_stats::from_stats(n.stats(), n.group_count()));
+        let (stats, groups) = r.stats();
         // SAFETY: non-NULL pointer to the caller's struct.
-        unsafe { out.write(s) };
+        unsafe { out.write(muxraft_stats::from_stats(&stats, groups)) };
         MUXRAFT_OK
     })
 }

@@ -4,7 +4,8 @@ use super::callbacks::muxraft_role;
 use crate::multi::{FrameKind, Stats};
 use crate::raft::Status;
 
-/// A group replica's state, from `muxraft_group_status`.
+/// A group replica's state, from `muxraft_group_status`. Its layout is
+/// fixed for `MUXRAFT_ABI_VERSION` 1.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct muxraft_group_info {
@@ -15,7 +16,8 @@ pub struct muxraft_group_info {
     pub leader_id: u64,
     /// Highest index known committed.
     pub commit_index: u64,
-    /// Highest index delivered to `apply`.
+    /// Highest index applied (delivered to `apply`, or one of Raft's own
+    /// entries, which are not delivered).
     pub applied_index: u64,
     /// Highest index in this replica's log.
     pub last_index: u64,
@@ -34,8 +36,10 @@ impl From<Status> for muxraft_group_info {
     }
 }
 
-/// Counters since the node was created, from `muxraft_node_stats`. Fields
-/// are only added at the end, with a new ABI version.
+/// Counters since the node was created, from `muxraft_node_stats`. Its
+/// layout is fixed for `MUXRAFT_ABI_VERSION` 1: new counters come at the end
+/// with a new ABI version (and soname), so a program never receives more
+/// bytes than it allocated.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct muxraft_stats {

@@ -65,13 +65,12 @@ pub(crate) fn status_of(e: &Error) -> muxraft_status {
     }
 }
 
-pub(crate) fn fail_with(e: Error) -> muxraft_status {
-    fail(status_of(&e), e.to_string())
-}
-
 /// The message of the last call on this thread that did not return
 /// `MUXRAFT_OK` ("" if none). Never NULL. The string is owned by muxraft and
 /// valid until the next failing call on this thread; copy it to keep it.
+/// Read it after the call returned, not in the same expression: in
+/// `printf("%d %s", muxraft_tick(n), muxraft_last_error())` the compiler may
+/// evaluate `muxraft_last_error()` first.
 #[no_mangle]
 pub extern "C" fn muxraft_last_error() -> *const c_char {
     // The pointer stays valid while the CString in the thread-local is not

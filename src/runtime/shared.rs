@@ -132,8 +132,8 @@ impl SharedNode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
     use crate::multi::NodeConfig;
+    use bytes::Bytes;
     use std::sync::Arc;
 
     struct Recorder<'a> {

@@ -5,8 +5,10 @@
 //! the node-wide write-ahead log rebuilds one `MemStore` per group at start.
 
 mod mem;
+mod wal;
 
 pub use mem::MemStore;
+pub use wal::{crc32c, Recovered, RecoveredGroup, Wal, WalBatch, WalError, WalOptions, WalStats};
 
 use crate::raft::{Entry, HardState};
 

@@ -161,17 +161,21 @@ fn check_prefix(buf: &[u8], max: usize) -> Result<(), WireError> {
             have: buf.len(),
         });
     }
-    let len = frame_length([buf[0], buf[1], buf[2], buf[3]], max)?;
+    // Agreement with the buffer first: noise announcing a huge length is
+    // malformed, not "too large"; only a whole frame over the limit is.
+    let announced = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
     let have = buf.len() - FRAME_HEADER_LEN;
-    match have.cmp(&len) {
-        std::cmp::Ordering::Equal => Ok(()),
+    match have.cmp(&announced) {
         std::cmp::Ordering::Less => Err(WireError::Truncated {
-            need: FRAME_HEADER_LEN + len,
+            need: FRAME_HEADER_LEN.saturating_add(announced),
             have: buf.len(),
         }),
         std::cmp::Ordering::Greater => Err(WireError::Malformed(format!(
-            "length prefix says {len} bytes but {have} follow it"
+            "length prefix says {announced} bytes, {have} follow"
         ))),
+        std::cmp::Ordering::Equal => {
+            frame_length([buf[0], buf[1], buf[2], buf[3]], max).map(|_| ())
+        }
     }
 }
 

@@ -1,0 +1,366 @@
+//! [`Runtime`]: one node with its storage, driven by the host (host-driven
+//! mode) or by its own threads (embedded mode). The C API wraps exactly this.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use super::embedded::Embedded;
+use super::{Error, Host, SharedNode};
+use crate::multi::{self, Event, Node, NodeConfig, NodeReady, OutFrame, Stats};
+use crate::raft::Status;
+use crate::storage::{Wal, WalBatch, WalOptions};
+
+/// How a node runs.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    pub node: NodeConfig,
+    /// Embedded mode: the node's own tick interval.
+    pub tick: Duration,
+    /// None: state in memory only. Some: the write-ahead log's directory;
+    /// groups found there are recovered when the runtime is created.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// What the host is told. Called on the thread that made the call
+/// (host-driven mode) or on the node's thread (embedded mode); never on two
+/// threads at once for one node.
+pub trait Handler: Send + Sync {
+    /// Host-driven mode: a frame for node `to`. Unused in embedded mode.
+    fn send(&self, to: u64, frame: &[u8]);
+    fn event(&self, ev: &Event);
+}
+
+enum Mode {
+    HostDriven,
+    Embedded(Embedded),
+    Stopped,
+}
+
+/// One node: its groups, its storage, and whoever drives it.
+pub struct Runtime {
+    shared: Arc<SharedNode>,
+    wal: Option<Arc<Mutex<Wal>>>,
+    handler: Arc<dyn Handler>,
+    tick: Duration,
+    peers: Mutex<BTreeMap<u64, SocketAddr>>,
+    mode: Mutex<Mode>,
+}
+
+/// Persists to the WAL (if any), then hands frames and events to `send` and
+/// `event`.
+pub(crate) struct Driver<'a, S: FnMut(&OutFrame), E: FnMut(&Event)> {
+    pub wal: Option<&'a Mutex<Wal>>,
+    pub send: S,
+    pub event: E,
+}
+
+impl<S: FnMut(&OutFrame), E: FnMut(&Event)> Host for Driver<'_, S, E> {
+    fn persist(&mut self, rd: &NodeReady) -> Result<(), multi::Error> {
+        let Some(wal) = self.wal else {
+            return Ok(());
+        };
+        let mut batch = WalBatch::default();
+        for gr in &rd.groups {
+            if !gr.ready.entries.is_empty() {
+                batch.entries(gr.group_id, &gr.ready.entries);
+            }
+            if let Some(hs) = gr.ready.hard_state {
+                batch.hard_state(gr.group_id, hs);
+            }
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // One write, one fsync, for every group of this pass.
+        wal.lock()
+            .write(&batch)
+            .map_err(|e| multi::Error::Storage(e.to_string()))
+    }
+
+    fn send(&mut self, frame: &OutFrame) {
+        (self.send)(frame)
+    }
+
+    fn event(&mut self, ev: &Event) {
+        (self.event)(ev)
+    }
+}
+
+fn resolve(addr: &str) -> Result<SocketAddr, Error> {
+    addr.to_socket_addrs()
+        .map_err(|e| multi::Error::InvalidArgument(format!("address {addr:?}: {e}")))?
+        .next()
+        .ok_or_else(|| {
+            multi::Error::InvalidArgument(format!("address {addr:?} resolves to nothing")).into()
+        })
+}
+
+impl Runtime {
+    /// Create a node; with a data directory, open its WAL and recover every
+    /// group it holds.
+    pub fn new(cfg: RuntimeConfig, handler: Arc<dyn Handler>) -> Result<Runtime, Error> {
+        if cfg.tick.is_zero() {
+            return Err(multi::Error::InvalidArgument("tick must be non-zero".into()).into());
+        }
+        let mut node = Node::new(cfg.node)?;
+        let wal = match cfg.data_dir {
+            None => None,
+            Some(dir) => {
+                let (wal, recovered) =
+                    Wal::open(WalOptions::new(dir)).map_err(|e| Error::Storage(e.to_string()))?;
+                tracing::info!(
+                    groups = recovered.groups.len(),
+                    truncated_tail_bytes = recovered.truncated_tail_bytes,
+                    "recovered write-ahead log"
+                );
+                for (group_id, g) in recovered.groups {
+                    node.create_group_with_store(group_id, &g.members, g.store, 0)?;
+                }
+                Some(Arc::new(Mutex::new(wal)))
+            }
+        };
+        Ok(Runtime {
+            shared: Arc::new(SharedNode::new(node)),
+            wal,
+            handler,
+            tick: cfg.tick,
+            peers: Mutex::new(BTreeMap::new()),
+            mode: Mutex::new(Mode::HostDriven),
+        })
+    }
+
+    /// Refuse every further call: a bug was caught inside the node and its
+    /// state can no longer be trusted.
+    pub fn poison(&self) {
+        self.shared.poison();
+    }
+
+    pub fn node_id(&self) -> u64 {
+        self.shared.with(|n| n.id())
+    }
+
+    fn check_usable(&self) -> Result<(), Error> {
+        if self.shared.is_poisoned() {
+            return Err(Error::Storage(
+                "the node failed earlier (storage error or internal bug) and refuses further work"
+                    .into(),
+            ));
+        }
+        if matches!(*self.mode.lock(), Mode::Stopped) {
+            return Err(Error::Shutdown);
+        }
+        Ok(())
+    }
+
+    /// After an input: host-driven, run the work now on this thread;
+    /// embedded, wake the node's thread.
+    fn kick(&self) -> Result<(), Error> {
+        let mode = self.mode.lock();
+        match &*mode {
+            Mode::Embedded(e) => {
+                e.wake();
+                Ok(())
+            }
+            Mode::Stopped => Ok(()),
+            Mode::HostDriven => {
+                drop(mode);
+                self.drive_host()
+            }
+        }
+    }
+
+    fn drive_host(&self) -> Result<(), Error> {
+        let handler = &self.handler;
+        let mut driver = Driver {
+            wal: self.wal.as_deref(),
+            send: |f: &OutFrame| handler.send(f.to, &f.bytes),
+            event: |ev: &Event| handler.event(ev),
+        };
+        self.shared.drive(&mut driver).map_err(|e| {
+            self.shared.poison();
+            match e {
+                multi::Error::Storage(s) => Error::Storage(s),
+                other => Error::Node(other),
+            }
+        })
+    }
+
+    /// Create this node's replica of a group. With a WAL the group's
+    /// creation is durable before this returns.
+    pub fn create_group(&self, group_id: u64, members: &[u64]) -> Result<(), Error> {
+        self.check_usable()?;
+        self.shared.with(|n| -> Result<(), Error> {
+            n.create_group(group_id, members)?;
+            if let Some(wal) = &self.wal {
+                let mut batch = WalBatch::default();
+                batch.create_group(group_id, members);
+                if let Err(e) = wal.lock().write(&batch) {
+                    let _ = n.remove_group(group_id);
+                    return Err(Error::Storage(e.to_string()));
+                }
+            }
+            Ok(())
+        })?;
+        self.kick()
+    }
+
+    pub fn remove_group(&self, group_id: u64) -> Result<(), Error> {
+        self.check_usable()?;
+        self.shared.with(|n| -> Result<(), Error> {
+            n.remove_group(group_id)?;
+            if let Some(wal) = &self.wal {
+                let mut batch = WalBatch::default();
+                batch.remove_group(group_id);
+                let mut wal = wal.lock();
+                wal.write(&batch)
+                    .map_err(|e| Error::Storage(e.to_string()))?;
+                if let Err(e) = wal.delete_unneeded_segments() {
+                    tracing::warn!(error = %e, "could not delete unneeded WAL segments");
+                }
+            }
+            Ok(())
+        })?;
+        self.kick()
+    }
+
+    pub fn group_status(&self, group_id: u64) -> Result<Status, Error> {
+        Ok(self.shared.with(|n| n.group_status(group_id))?)
+    }
+
+    pub fn propose(&self, group_id: u64, data: Bytes) -> Result<u64, Error> {
+        self.propose_then(group_id, data, |_| {})
+    }
+
+    /// Like [`propose`](Runtime::propose), handing the proposal id to
+    /// `accepted` before any callback about it can run (in host-driven mode
+    /// the commit of a single-replica group is reported inside this call).
+    pub fn propose_then(
+        &self,
+        group_id: u64,
+        data: Bytes,
+        accepted: impl FnOnce(u64),
+    ) -> Result<u64, Error> {
+        self.check_usable()?;
+        let id = self.shared.with(|n| n.propose(group_id, data))?;
+        accepted(id);
+        self.kick()?;
+        Ok(id)
+    }
+
+    pub fn stats(&self) -> (Stats, usize) {
+        self.shared.with(|n| (n.stats().clone(), n.group_count()))
+    }
+
+    pub fn max_proposal_bytes(&self) -> usize {
+        self.shared.with(|n| n.config().max_proposal_bytes)
+    }
+
+    fn host_driven(&self) -> Result<(), Error> {
+        self.check_usable()?;
+        match *self.mode.lock() {
+            Mode::HostDriven => Ok(()),
+            Mode::Embedded(_) => Err(Error::Mode(
+                "the node is started: muxraft runs its own timer and transport",
+            )),
+            Mode::Stopped => Err(Error::Shutdown),
+        }
+    }
+
+    /// Host-driven mode: one tick.
+    pub fn tick(&self) -> Result<(), Error> {
+        self.host_driven()?;
+        self.shared.with(|n| n.tick());
+        self.drive_host()
+    }
+
+    /// Host-driven mode: a frame that node `from` sent.
+    pub fn step(&self, from: u64, frame: &[u8]) -> Result<(), Error> {
+        self.host_driven()?;
+        self.shared.with(|n| n.step_from(from, frame))?;
+        self.drive_host()
+    }
+
+    /// Tell the node where peer `node_id` listens ("host:port").
+    pub fn add_peer(&self, node_id: u64, address: &str) -> Result<(), Error> {
+        self.check_usable()?;
+        if node_id == 0 {
+            return Err(
+                multi::Error::InvalidArgument("peer node id must be non-zero".into()).into(),
+            );
+        }
+        if node_id == self.node_id() {
+            return Err(multi::Error::InvalidArgument("a node is not its own peer".into()).into());
+        }
+        let addr = resolve(address)?;
+        self.peers.lock().insert(node_id, addr);
+        if let Mode::Embedded(e) = &*self.mode.lock() {
+            e.add_peer(node_id, addr);
+        }
+        Ok(())
+    }
+
+    /// Embedded mode: listen on `listen`, connect to the peers, and run the
+    /// node on muxraft's own threads until `stop`.
+    pub fn start(&self, listen: &str) -> Result<(), Error> {
+        self.check_usable()?;
+        let addr = resolve(listen)?;
+        let mut mode = self.mode.lock();
+        match &*mode {
+            Mode::HostDriven => {}
+            Mode::Embedded(_) => return Err(Error::Mode("the node is already started")),
+            Mode::Stopped => return Err(Error::Shutdown),
+        }
+        let embedded = Embedded::start(
+            self.shared.clone(),
+            self.wal.clone(),
+            self.handler.clone(),
+            self.tick,
+            addr,
+            &self.peers.lock(),
+        )?;
+        *mode = Mode::Embedded(embedded);
+        Ok(())
+    }
+
+    /// The port the embedded transport listens on (useful with port 0).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        match &*self.mode.lock() {
+            Mode::Embedded(e) => Some(e.local_addr()),
+            _ => None,
+        }
+    }
+
+    /// Embedded mode: stop the node's threads and connections. Writes in
+    /// progress finish (what was acknowledged is durable); proposals still
+    /// waiting are reported with `ProposalError::Shutdown`. Returns when no
+    /// muxraft thread of this node is left. Final: the node cannot restart.
+    pub fn stop(&self) -> Result<(), Error> {
+        let mut mode = self.mode.lock();
+        match std::mem::replace(&mut *mode, Mode::Stopped) {
+            Mode::Embedded(e) => {
+                drop(mode);
+                e.stop();
+                Ok(())
+            }
+            Mode::HostDriven => {
+                *mode = Mode::HostDriven;
+                Err(Error::Mode("the node was not started"))
+            }
+            Mode::Stopped => Err(Error::Shutdown),
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Mode::Embedded(e) = std::mem::replace(&mut *self.mode.lock(), Mode::Stopped) {
+            e.stop();
+        }
+    }
+}

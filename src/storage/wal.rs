@@ -1,0 +1,559 @@
+//! The node-wide write-ahead log: one log shared by every group of a node,
+//! with group commit, a CRC per record, crash recovery and segment deletion.
+//!
+//! # Use
+//!
+//! The runtime collects what one `ready()` pass produced for all groups into
+//! one [`WalBatch`] and calls [`Wal::write`] once: the batch is appended with
+//! one `write_all` (two when a segment rolls) and made durable with **one**
+//! `fdatasync`, whatever the number of groups in it. While that runs, new
+//! input accumulates for the next batch: that is the group commit. Messages
+//! that depend on the batch are sent after `write` returns. [`Wal::open`]
+//! replays the log and returns every live group's members, hard state and
+//! log as a [`MemStore`].
+//!
+//! # On-disk format (version 1)
+//!
+//! The directory holds segment files named by a sequence number that starts
+//! at 1 and is never reused: `00000000000000000001.wal`, `...02.wal`, ...
+//!
+//! ```text
+//! segment = header commit*
+//! header  = magic "MUXRWAL\0" | version:u32 = 1 | reserved:u32 = 0 | seq:u64     (24 bytes)
+//! commit  = Commit record (seq:u64, body_len:u64, count:u32) | body: count records
+//! record  = len:u32 | crc:u32 | type:u8 | payload[len]
+//!           crc = CRC-32C (Castagnoli) over type ++ payload; integers little-endian
+//! ```
+//!
+//! A *commit* frames everything one `write` appended; commit sequence
+//! numbers increase across the whole log. Record types and payloads are
+//! listed in `record.rs`: Checkpoint, Create (group, members), Remove (group),
+//! HardState (group, term, vote, commit), Entries (group, first index, then
+//! term, kind and data of each entry, consecutive indexes), Compact (group,
+//! index).
+//!
+//! **Every segment begins with a Checkpoint record** (first record of its
+//! first commit): the list of live groups with, for each, its incarnation,
+//! members, hard state and compaction point. The incarnation of a group is
+//! the position (segment, offset) of the Create record that made it, so a
+//! group id that was removed and created again is told apart from its
+//! earlier life even when the records in between are gone.
+//!
+//! # Recovery
+//!
+//! Segments are read oldest first and their records applied in order: a
+//! checkpoint reconciles the set of groups (drops those it does not list,
+//! starts afresh those whose incarnation differs), Create starts an empty
+//! log, HardState replaces the hard state, Entries replace the log from
+//! their first index on, Remove drops the group, Compact is remembered. A
+//! record for a group that does not exist, a second Create of a live group,
+//! or entries that leave a hole in a log are `Corrupt` (a hole is tolerated
+//! only while segments are missing in between, i.e. where deletion removed
+//! entries that a later record overwrote; it must be filled by the end).
+//!
+//! A write cut short by a crash can leave any prefix — and, since pages of
+//! an unsynced write reach the disk in any order, any subset — of its last
+//! commit. So in the **last** segment a commit that is incomplete or has a
+//! bad record, with no valid commit record anywhere after it, is a torn tail:
+//! it is cut off the file (reported in [`Recovered::truncated_tail_bytes`])
+//! and the commits before it are recovered whole. A commit is all or
+//! nothing: recovery never sees half a batch. Anything else — a bad record
+//! followed by a valid commit, a bad record in any other segment, a record
+//! with a good CRC that makes no sense — is [`WalError::Corrupt`] naming the
+//! segment and offset; nothing is ever skipped silently. After recovery the
+//! WAL always starts a new segment.
+//!
+//! # Segment deletion
+//!
+//! Strategy: **checkpoint at every segment start, and only entries pin a
+//! segment.** Because each segment starts with a checkpoint of all live
+//! groups, Create, Remove, HardState and Compact records in any segment but
+//! the newest are superseded by the next segment's checkpoint. So an old
+//! segment is needed only while it holds entries of some live group's
+//! current log. [`Wal::delete_unneeded_segments`] deletes every segment but
+//! the active one in which no live log has an entry: all its groups were
+//! removed, or their entries there were overwritten by later records. The
+//! bookkeeping (which index ranges of each live log came from which segment)
+//! lives in memory and is rebuilt by recovery. A live group whose creation
+//! record sits in a deleted segment is still recovered, from the checkpoint
+//! of the next segment.
+//!
+//! [`Wal::compact`] records a compaction point durably and recovery reports
+//! it ([`RecoveredGroup::compacted`]), but entries below it still pin their
+//! segments: a [`MemStore`] can only hold a log that starts at index 1, so
+//! recovery needs every entry from 1 until snapshots give `MemStore` a way
+//! to start above it. Freeing them then is a change in `tracker.rs` (trim
+//! runs at the compaction point) and in recovery (start the log there).
+//!
+//! # Durability
+//!
+//! Each `write` ends with `File::sync_data`; a write that creates a segment
+//! also syncs the directory. The previous segment needs no extra sync when
+//! rolling: its last write already ended with one. If a write or sync fails
+//! the WAL refuses all further calls ([`WalError::Failed`]): what reached the
+//! disk is unknown, and only a reopen (recovery) can tell.
+
+mod batch;
+mod crc32c;
+mod record;
+mod recovery;
+mod segment;
+mod tracker;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use tracing::{debug, info};
+
+pub use batch::WalBatch;
+pub use crc32c::crc32c;
+
+use batch::Op;
+use record::Incarnation;
+use tracker::Tracker;
+
+use super::MemStore;
+
+/// Where the WAL lives and how large its segments grow.
+#[derive(Clone, Debug)]
+pub struct WalOptions {
+    pub dir: PathBuf,
+    /// A new segment is started by the first write after the active one
+    /// reached this size (a segment can exceed it by one batch).
+    pub segment_bytes: u64,
+}
+
+impl WalOptions {
+    pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
+
+    pub fn new(dir: impl Into<PathBuf>) -> WalOptions {
+        WalOptions {
+            dir: dir.into(),
+            segment_bytes: Self::DEFAULT_SEGMENT_BYTES,
+        }
+    }
+}
+
+/// One group as recovery rebuilt it.
+#[derive(Debug)]
+pub struct RecoveredGroup {
+    pub members: Vec<u64>,
+    /// Its durable log and hard state.
+    pub store: MemStore,
+    /// Highest index passed to [`Wal::compact`] for it (0 if none).
+    pub compacted: u64,
+}
+
+/// What recovery rebuilt: every group created and not removed.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    pub groups: BTreeMap<u64, RecoveredGroup>,
+    /// Bytes of torn tail cut off the last segment.
+    pub truncated_tail_bytes: u64,
+    /// Records replayed.
+    pub records: u64,
+    /// Segment files replayed.
+    pub segments: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WalError {
+    #[error("WAL I/O error: {0}")]
+    Io(#[from] io::Error),
+    #[error("WAL corrupt in {} at offset {offset}: {reason}", segment.display())]
+    Corrupt {
+        segment: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+    /// The batch cannot be written (nothing of it was): a record for a group
+    /// that does not exist, entries leaving a gap, ...
+    #[error("invalid WAL batch: {0}")]
+    InvalidBatch(String),
+    /// An earlier write or sync failed; reopen the WAL to recover.
+    #[error("the WAL failed earlier and must be reopened")]
+    Failed,
+}
+
+/// Counters since open.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WalStats {
+    /// fsync calls (file data syncs and directory syncs).
+    pub fsyncs: u64,
+    /// Records written (commit frames not counted).
+    pub records: u64,
+    /// Bytes written to segment files.
+    pub bytes: u64,
+    /// Segment files that exist now.
+    pub segments: usize,
+    /// Segment files deleted.
+    pub segments_deleted: u64,
+}
+
+/// The segment being appended to.
+struct Active {
+    file: File,
+    seq: u64,
+    len: u64,
+}
+
+/// The write-ahead log of one node. See the module documentation.
+pub struct Wal {
+    opts: WalOptions,
+    active: Option<Active>,
+    next_commit: u64,
+    tracker: Tracker,
+    /// Compaction points to record with the next write.
+    pending_compactions: BTreeMap<u64, u64>,
+    stats: WalStats,
+    failed: bool,
+    head: Vec<u8>,
+}
+
+impl Wal {
+    /// Open (creating the directory if needed) and recover. See the module
+    /// documentation for what a torn tail is and what is `Corrupt`.
+    pub fn open(opts: WalOptions) -> Result<(Wal, Recovered), WalError> {
+        fs::create_dir_all(&opts.dir)?;
+        let out = recovery::recover(&opts.dir)?;
+        info!(
+            dir = %opts.dir.display(),
+            groups = out.recovered.groups.len(),
+            records = out.recovered.records,
+            segments = out.recovered.segments,
+            truncated = out.recovered.truncated_tail_bytes,
+            "WAL recovered"
+        );
+        let mut wal = Wal {
+            opts,
+            active: None,
+            next_commit: out.last_commit + 1,
+            tracker: out.tracker,
+            pending_compactions: BTreeMap::new(),
+            stats: WalStats::default(),
+            failed: false,
+            head: Vec::new(),
+        };
+        // Start a fresh segment (it begins with a checkpoint): appends never
+        // go after a tail that recovery had to cut.
+        wal.commit_checked(&[], &WalBatch::default(), out.last_segment + 1)?;
+        Ok((wal, out.recovered))
+    }
+
+    /// Write the batch and make it durable with one fsync; returns when it
+    /// is. Compaction points recorded since the last write go with it. An
+    /// empty batch with nothing pending writes nothing.
+    pub fn write(&mut self, batch: &WalBatch) -> Result<(), WalError> {
+        if self.failed {
+            return Err(WalError::Failed);
+        }
+        if let Some(reason) = &batch.invalid {
+            return Err(WalError::InvalidBatch(reason.clone()));
+        }
+        self.validate(batch)?;
+        let compactions: Vec<(u64, u64)> = std::mem::take(&mut self.pending_compactions)
+            .into_iter()
+            .filter(|&(g, i)| self.tracker.group(g).is_some_and(|s| i > s.compacted))
+            .collect();
+        if batch.ops.is_empty() && compactions.is_empty() {
+            return Ok(());
+        }
+        let next_seq = match &self.active {
+            Some(a) if a.len < self.opts.segment_bytes => None,
+            Some(a) => Some(a.seq + 1),
+            None => return Err(WalError::Failed),
+        };
+        match next_seq {
+            Some(seq) => self.commit_checked(&compactions, batch, seq),
+            None => self
+                .commit(&compactions, batch, None)
+                .inspect_err(|_| self.failed = true),
+        }
+    }
+
+    /// A group no longer needs its entries up to and including `index`.
+    /// Recorded durably with the next write (ignored if the group is gone by
+    /// then). See the module documentation for what it frees today.
+    pub fn compact(&mut self, group_id: u64, index: u64) {
+        let e = self.pending_compactions.entry(group_id).or_insert(index);
+        *e = (*e).max(index);
+    }
+
+    /// Delete every segment except the active one that holds no entry of
+    /// any live group's current log; returns how many were deleted. Cheap
+    /// when there is nothing to delete (one pass over the segment list).
+    pub fn delete_unneeded_segments(&mut self) -> Result<usize, WalError> {
+        if self.failed {
+            return Err(WalError::Failed);
+        }
+        let Some(active) = self.active.as_ref().map(|a| a.seq) else {
+            return Err(WalError::Failed);
+        };
+        let victims = self.tracker.unneeded_segments(active);
+        if victims.is_empty() {
+            return Ok(0);
+        }
+        for &seq in &victims {
+            match fs::remove_file(segment::segment_path(&self.opts.dir, seq)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+            self.tracker.forget_segment(seq);
+        }
+        // Not needed for safety (a segment that comes back after a crash is
+        // replayed harmlessly), but keeps the directory in step.
+        segment::sync_dir(&self.opts.dir)?;
+        self.stats.fsyncs += 1;
+        self.stats.segments_deleted += victims.len() as u64;
+        self.stats.segments = self.tracker.segment_count();
+        debug!(deleted = victims.len(), "deleted unneeded WAL segments");
+        Ok(victims.len())
+    }
+
+    pub fn stats(&self) -> WalStats {
+        self.stats
+    }
+
+    /// Path of the segment being appended to.
+    pub fn active_segment(&self) -> Option<PathBuf> {
+        self.active
+            .as_ref()
+            .map(|a| segment::segment_path(&self.opts.dir, a.seq))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.opts.dir
+    }
+
+    /// Check the batch against the live groups before writing any of it.
+    fn validate(&self, batch: &WalBatch) -> Result<(), WalError> {
+        // Groups the batch itself changed: Some(last index) if live.
+        let mut overlay: HashMap<u64, Option<u64>> = HashMap::new();
+        for op in &batch.ops {
+            let group = match op {
+                Op::Create { group, .. }
+                | Op::Remove { group }
+                | Op::HardState { group, .. }
+                | Op::Entries { group, .. } => *group,
+            };
+            let last = match overlay.get(&group) {
+                Some(&s) => s,
+                None => self.tracker.group(group).map(|g| g.last_index()),
+            };
+            let invalid = |m: String| Err(WalError::InvalidBatch(format!("group {group}: {m}")));
+            match (op, last) {
+                (Op::Create { .. }, Some(_)) => return invalid("created but it exists".into()),
+                (Op::Create { .. }, None) => {
+                    overlay.insert(group, Some(0));
+                }
+                (_, None) => return invalid("does not exist".into()),
+                (Op::Remove { .. }, Some(_)) => {
+                    overlay.insert(group, None);
+                }
+                (Op::HardState { .. }, Some(_)) => {}
+                (
+                    Op::Entries {
+                        first, last: end, ..
+                    },
+                    Some(last),
+                ) => {
+                    if *first > last + 1 {
+                        return invalid(format!(
+                            "entries start at {first} but the log ends at {last}"
+                        ));
+                    }
+                    overlay.insert(group, Some(*end));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// [`commit`](Self::commit) into a new segment `seq`; marks the WAL
+    /// failed on error.
+    fn commit_checked(
+        &mut self,
+        compactions: &[(u64, u64)],
+        batch: &WalBatch,
+        seq: u64,
+    ) -> Result<(), WalError> {
+        self.commit(compactions, batch, Some(seq))
+            .inspect_err(|_| self.failed = true)
+    }
+
+    /// Append one commit — a checkpoint first if starting segment `roll`,
+    /// then the compaction records, then the batch — sync it, and update
+    /// the bookkeeping.
+    fn commit(
+        &mut self,
+        compactions: &[(u64, u64)],
+        batch: &WalBatch,
+        roll: Option<u64>,
+    ) -> Result<(), WalError> {
+        let mut body = Vec::new();
+        let mut count = batch.ops.len() as u32;
+        if roll.is_some() {
+            record::encode_checkpoint(&mut body, &self.tracker.checkpoint())
+                .map_err(WalError::InvalidBatch)?;
+            count += 1;
+        }
+        for &(group, index) in compactions {
+            record::encode_compact(&mut body, group, index);
+            count += 1;
+        }
+        if let Some(seq) = roll {
+            let (file, path) = segment::create_segment(&self.opts.dir, seq)?;
+            debug!(segment = %path.display(), "starting WAL segment");
+            self.active = Some(Active { file, seq, len: 0 });
+            self.tracker.add_segment(seq);
+            self.stats.segments = self.tracker.segment_count();
+        }
+        let Some(active) = self.active.as_mut() else {
+            return Err(WalError::Failed);
+        };
+        let head = &mut self.head;
+        head.clear();
+        if roll.is_some() {
+            segment::encode_header(head, active.seq);
+        }
+        let body_len = (body.len() + batch.buf.len()) as u64;
+        record::encode_commit(head, self.next_commit, body_len, count);
+        head.extend_from_slice(&body);
+        let batch_at = active.len + head.len() as u64;
+
+        active.file.write_all(head)?;
+        if !batch.buf.is_empty() {
+            active.file.write_all(&batch.buf)?;
+        }
+        active.file.sync_data()?;
+        self.stats.fsyncs += 1;
+        if roll.is_some() {
+            segment::sync_dir(&self.opts.dir)?;
+            self.stats.fsyncs += 1;
+        }
+
+        let written = head.len() as u64 + batch.buf.len() as u64;
+        active.len += written;
+        let seq = active.seq;
+        self.stats.bytes += written;
+        self.stats.records += u64::from(count);
+        self.next_commit += 1;
+        self.apply(compactions, batch, seq, batch_at);
+        Ok(())
+    }
+
+    /// The batch is durable: update what we know of the groups.
+    fn apply(&mut self, compactions: &[(u64, u64)], batch: &WalBatch, seq: u64, batch_at: u64) {
+        let t = &mut self.tracker;
+        // The batch was validated against this state, so these cannot fail.
+        for &(group, index) in compactions {
+            let _ = t.compact(group, index);
+        }
+        for op in &batch.ops {
+            let _ = match op {
+                Op::Create {
+                    group,
+                    members,
+                    offset,
+                } => t.create(
+                    *group,
+                    Incarnation {
+                        seq,
+                        offset: batch_at + *offset as u64,
+                    },
+                    members.clone(),
+                ),
+                Op::Remove { group } => t.remove(*group),
+                Op::HardState { group, hs } => t.set_hard_state(*group, *hs),
+                Op::Entries { group, first, last } => t.append(*group, *first, *last, seq),
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::{Entry, EntryKind, HardState};
+    use crate::storage::LogStore;
+    use bytes::Bytes;
+
+    fn tempdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "muxraft-wal-unit-{name}-{}-{:?}",
+            std::process::id(),
+            std::time::SystemTime::now()
+        ));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    fn ents(first: u64, n: u64, term: u64) -> Vec<Entry> {
+        (first..first + n)
+            .map(|i| Entry {
+                term,
+                index: i,
+                kind: EntryKind::Normal,
+                data: Bytes::from(vec![i as u8; 100]),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn runtime_and_recovered_bookkeeping_agree() {
+        let dir = tempdir("bookkeeping");
+        let mut opts = WalOptions::new(&dir);
+        opts.segment_bytes = 2048;
+        let (mut wal, _) = Wal::open(opts.clone()).unwrap();
+        let mut b = WalBatch::default();
+        b.create_group(1, &[1, 2, 3]);
+        b.create_group(2, &[1, 2, 3]);
+        wal.write(&b).unwrap();
+        for round in 0..20u64 {
+            let mut b = WalBatch::default();
+            b.entries(1, &ents(round * 3 + 1, 3, 1));
+            // Group 2 keeps overwriting its first entries.
+            b.entries(2, &ents(1, 2, round + 1));
+            b.hard_state(
+                2,
+                HardState {
+                    term: round + 1,
+                    vote: 1,
+                    commit: 1,
+                },
+            );
+            wal.write(&b).unwrap();
+        }
+        let live: Vec<(u64, u64)> = wal
+            .tracker
+            .segments_snapshot()
+            .into_iter()
+            .collect::<Vec<_>>();
+        drop(wal);
+        let (wal2, rec) = Wal::open(opts).unwrap();
+        let again: Vec<(u64, u64)> = wal2.tracker.segments_snapshot().into_iter().collect();
+        // The reopened WAL has one more (fresh, empty) segment.
+        assert_eq!(&again[..live.len()], &live[..]);
+        assert_eq!(again.len(), live.len() + 1);
+        assert_eq!(rec.groups[&2].store.hard_state().term, 20);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_wal_refuses_further_writes() {
+        let dir = tempdir("failed");
+        let (mut wal, _) = Wal::open(WalOptions::new(&dir)).unwrap();
+        wal.failed = true;
+        let mut b = WalBatch::default();
+        b.create_group(1, &[1]);
+        assert!(matches!(wal.write(&b), Err(WalError::Failed)));
+        assert!(matches!(
+            wal.delete_unneeded_segments(),
+            Err(WalError::Failed)
+        ));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,478 @@
+//! The bytes of one record: framing, checksum, and the payload of each kind.
+//!
+//! ```text
+//! record  = len:u32 | crc:u32 | type:u8 | payload[len]
+//!           crc = CRC-32C(type ++ payload); integers are little-endian
+//! ```
+//!
+//! | type | name       | payload                                                        |
+//! |------|------------|----------------------------------------------------------------|
+//! | 1    | Commit     | seq:u64, body_len:u64, count:u32 (frames the records of one `write`) |
+//! | 2    | Checkpoint | n:u32, n × group-state (see [`GroupCheckpoint`])               |
+//! | 3    | Create     | group:u64, m:u32, m × member:u64                               |
+//! | 4    | Remove     | group:u64                                                      |
+//! | 5    | HardState  | group:u64, term:u64, vote:u64, commit:u64                      |
+//! | 6    | Entries    | group:u64, first:u64, n:u32, n × (term:u64, kind:u8, len:u32, data) |
+//! | 7    | Compact    | group:u64, index:u64                                           |
+//!
+//! group-state = group:u64, incarnation (seq:u64, offset:u64), term:u64,
+//! vote:u64, commit:u64, compacted:u64, m:u32, m × member:u64.
+
+use bytes::Bytes;
+
+use super::crc32c::{crc32c, crc32c_append};
+use crate::raft::{Entry, EntryKind, HardState};
+
+/// Bytes before a record's payload: length, CRC, type.
+pub const RECORD_HEADER: usize = 9;
+/// Payload length of a Commit record.
+pub const COMMIT_PAYLOAD: usize = 20;
+/// A whole Commit record.
+pub const COMMIT_RECORD: usize = RECORD_HEADER + COMMIT_PAYLOAD;
+
+pub const T_COMMIT: u8 = 1;
+pub const T_CHECKPOINT: u8 = 2;
+pub const T_CREATE: u8 = 3;
+pub const T_REMOVE: u8 = 4;
+pub const T_HARD_STATE: u8 = 5;
+pub const T_ENTRIES: u8 = 6;
+pub const T_COMPACT: u8 = 7;
+
+const KIND_NORMAL: u8 = 0;
+const KIND_NOOP: u8 = 1;
+
+/// Which creation of a group id a record belongs to: the position (segment
+/// sequence number, byte offset) of the Create record that made it. Unique
+/// for the life of the WAL because segment numbers are never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Incarnation {
+    pub seq: u64,
+    pub offset: u64,
+}
+
+/// One live group as a Checkpoint record lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupCheckpoint {
+    pub group: u64,
+    pub incarnation: Incarnation,
+    pub members: Vec<u64>,
+    pub hard_state: HardState,
+    pub compacted: u64,
+}
+
+/// A decoded record (Commit records are handled by the segment reader).
+#[derive(Debug)]
+pub enum Record {
+    Checkpoint(Vec<GroupCheckpoint>),
+    Create {
+        group: u64,
+        members: Vec<u64>,
+    },
+    Remove {
+        group: u64,
+    },
+    HardState {
+        group: u64,
+        hs: HardState,
+    },
+    Entries {
+        group: u64,
+        first: u64,
+        entries: Vec<Entry>,
+    },
+    Compact {
+        group: u64,
+        index: u64,
+    },
+}
+
+/// Start a record of type `t` at the end of `buf`; returns where it starts.
+/// Fill the payload, then call [`finish`].
+pub fn begin(buf: &mut Vec<u8>, t: u8) -> usize {
+    let start = buf.len();
+    buf.extend_from_slice(&[0u8; 8]);
+    buf.push(t);
+    start
+}
+
+/// Write the length and CRC of the record begun at `start`. Fails if the
+/// payload does not fit a u32 length.
+pub fn finish(buf: &mut [u8], start: usize) -> Result<(), String> {
+    let len = buf.len() - start - RECORD_HEADER;
+    let len = u32::try_from(len).map_err(|_| format!("record of {len} bytes is too large"))?;
+    let crc = crc32c(&buf[start + 8..]);
+    buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    Ok(())
+}
+
+pub fn put_u64(buf: &mut Vec<u8>, v: u64) {
+    buf.extend_from_slice(&v.to_le_bytes());
+}
+
+pub fn put_u32(buf: &mut Vec<u8>, v: u32) {
+    buf.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put_members(buf: &mut Vec<u8>, members: &[u64]) {
+    put_u32(buf, members.len() as u32);
+    for &m in members {
+        put_u64(buf, m);
+    }
+}
+
+pub fn encode_commit(buf: &mut Vec<u8>, seq: u64, body_len: u64, count: u32) {
+    let start = begin(buf, T_COMMIT);
+    put_u64(buf, seq);
+    put_u64(buf, body_len);
+    put_u32(buf, count);
+    finish(buf, start).expect("fixed-size record");
+}
+
+pub fn encode_checkpoint(buf: &mut Vec<u8>, groups: &[GroupCheckpoint]) -> Result<(), String> {
+    let start = begin(buf, T_CHECKPOINT);
+    put_u32(buf, groups.len() as u32);
+    for g in groups {
+        put_u64(buf, g.group);
+        put_u64(buf, g.incarnation.seq);
+        put_u64(buf, g.incarnation.offset);
+        put_u64(buf, g.hard_state.term);
+        put_u64(buf, g.hard_state.vote);
+        put_u64(buf, g.hard_state.commit);
+        put_u64(buf, g.compacted);
+        put_members(buf, &g.members);
+    }
+    finish(buf, start)
+}
+
+pub fn encode_create(buf: &mut Vec<u8>, group: u64, members: &[u64]) {
+    let start = begin(buf, T_CREATE);
+    put_u64(buf, group);
+    put_members(buf, members);
+    finish(buf, start).expect("member lists are small");
+}
+
+pub fn encode_remove(buf: &mut Vec<u8>, group: u64) {
+    let start = begin(buf, T_REMOVE);
+    put_u64(buf, group);
+    finish(buf, start).expect("fixed-size record");
+}
+
+pub fn encode_hard_state(buf: &mut Vec<u8>, group: u64, hs: &HardState) {
+    let start = begin(buf, T_HARD_STATE);
+    put_u64(buf, group);
+    put_u64(buf, hs.term);
+    put_u64(buf, hs.vote);
+    put_u64(buf, hs.commit);
+    finish(buf, start).expect("fixed-size record");
+}
+
+/// Encode `entries` (consecutive indexes, checked by the caller).
+pub fn encode_entries(buf: &mut Vec<u8>, group: u64, entries: &[Entry]) -> Result<(), String> {
+    let start = begin(buf, T_ENTRIES);
+    put_u64(buf, group);
+    put_u64(buf, entries[0].index);
+    put_u32(buf, entries.len() as u32);
+    for e in entries {
+        put_u64(buf, e.term);
+        buf.push(match e.kind {
+            EntryKind::Normal => KIND_NORMAL,
+            EntryKind::Noop => KIND_NOOP,
+        });
+        let len = u32::try_from(e.data.len())
+            .map_err(|_| format!("entry {} of {} bytes is too large", e.index, e.data.len()))?;
+        put_u32(buf, len);
+        buf.extend_from_slice(&e.data);
+    }
+    let r = finish(buf, start);
+    if r.is_err() {
+        buf.truncate(start);
+    }
+    r
+}
+
+pub fn encode_compact(buf: &mut Vec<u8>, group: u64, index: u64) {
+    let start = begin(buf, T_COMPACT);
+    put_u64(buf, group);
+    put_u64(buf, index);
+    finish(buf, start).expect("fixed-size record");
+}
+
+/// A record header read from bytes (not yet checked against its payload).
+#[derive(Clone, Copy, Debug)]
+pub struct RawHeader {
+    pub len: usize,
+    pub crc: u32,
+    pub t: u8,
+}
+
+pub fn read_header(b: &[u8]) -> RawHeader {
+    RawHeader {
+        len: u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize,
+        crc: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+        t: b[8],
+    }
+}
+
+/// Does `payload` carry the CRC the header claims?
+pub fn crc_matches(h: &RawHeader, payload: &[u8]) -> bool {
+    crc32c_append(crc32c(&[h.t]), payload) == h.crc
+}
+
+/// Reads integers off a payload; every read is bounds-checked.
+pub struct Cursor<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    pub fn new(b: &'a [u8]) -> Cursor<'a> {
+        Cursor { b, pos: 0 }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        if self.b.len() - self.pos < n {
+            return Err(format!(
+                "payload ends at {} but {} more bytes are needed at {}",
+                self.b.len(),
+                n,
+                self.pos
+            ));
+        }
+        let s = &self.b[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    pub fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+
+    pub fn u32(&mut self) -> Result<u32, String> {
+        let s = self.take(4)?;
+        Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    }
+
+    pub fn u64(&mut self) -> Result<u64, String> {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    /// A count of items each at least `min_item` bytes long, checked against
+    /// what is left so that garbage cannot make us allocate without bound.
+    fn count(&mut self, min_item: usize) -> Result<usize, String> {
+        let n = self.u32()? as usize;
+        if n.saturating_mul(min_item) > self.b.len() - self.pos {
+            return Err(format!("count {n} does not fit in the payload"));
+        }
+        Ok(n)
+    }
+
+    fn members(&mut self) -> Result<Vec<u64>, String> {
+        let n = self.count(8)?;
+        (0..n).map(|_| self.u64()).collect()
+    }
+
+    pub fn end(&self) -> Result<(), String> {
+        if self.pos != self.b.len() {
+            return Err(format!(
+                "{} unexpected bytes after the payload",
+                self.b.len() - self.pos
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Decode the payload of a (CRC-checked) record of type `t`.
+pub fn decode(t: u8, payload: &[u8]) -> Result<Record, String> {
+    let mut c = Cursor::new(payload);
+    let rec = match t {
+        T_CHECKPOINT => {
+            let n = c.count(8 * 7 + 4)?;
+            let mut groups = Vec::with_capacity(n);
+            for _ in 0..n {
+                let group = c.u64()?;
+                let incarnation = Incarnation {
+                    seq: c.u64()?,
+                    offset: c.u64()?,
+                };
+                let hard_state = HardState {
+                    term: c.u64()?,
+                    vote: c.u64()?,
+                    commit: c.u64()?,
+                };
+                let compacted = c.u64()?;
+                let members = c.members()?;
+                groups.push(GroupCheckpoint {
+                    group,
+                    incarnation,
+                    members,
+                    hard_state,
+                    compacted,
+                });
+            }
+            Record::Checkpoint(groups)
+        }
+        T_CREATE => Record::Create {
+            group: c.u64()?,
+            members: c.members()?,
+        },
+        T_REMOVE => Record::Remove { group: c.u64()? },
+        T_HARD_STATE => Record::HardState {
+            group: c.u64()?,
+            hs: HardState {
+                term: c.u64()?,
+                vote: c.u64()?,
+                commit: c.u64()?,
+            },
+        },
+        T_ENTRIES => {
+            let group = c.u64()?;
+            let first = c.u64()?;
+            if first == 0 {
+                return Err("entries start at index 0".into());
+            }
+            let n = c.count(8 + 1 + 4)?;
+            if n == 0 {
+                return Err("entries record with no entry".into());
+            }
+            if first.checked_add(n as u64).is_none() {
+                return Err(format!("entries {first}+{n} overflow the index space"));
+            }
+            let mut entries = Vec::with_capacity(n);
+            for i in 0..n as u64 {
+                let term = c.u64()?;
+                let kind = match c.u8()? {
+                    KIND_NORMAL => EntryKind::Normal,
+                    KIND_NOOP => EntryKind::Noop,
+                    k => return Err(format!("unknown entry kind {k}")),
+                };
+                let len = c.u32()? as usize;
+                let data = Bytes::copy_from_slice(c.take(len)?);
+                entries.push(Entry {
+                    term,
+                    index: first + i,
+                    kind,
+                    data,
+                });
+            }
+            Record::Entries {
+                group,
+                first,
+                entries,
+            }
+        }
+        T_COMPACT => Record::Compact {
+            group: c.u64()?,
+            index: c.u64()?,
+        },
+        t => return Err(format!("unknown record type {t}")),
+    };
+    c.end()?;
+    Ok(rec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(buf: &[u8]) -> Record {
+        let h = read_header(buf);
+        assert_eq!(h.len, buf.len() - RECORD_HEADER);
+        let payload = &buf[RECORD_HEADER..];
+        assert!(crc_matches(&h, payload));
+        decode(h.t, payload).unwrap()
+    }
+
+    #[test]
+    fn every_record_kind_round_trips() {
+        let mut b = Vec::new();
+        encode_create(&mut b, 7, &[1, 2, 3]);
+        assert!(
+            matches!(roundtrip(&b), Record::Create { group: 7, members } if members == [1, 2, 3])
+        );
+
+        let hs = HardState {
+            term: 4,
+            vote: 2,
+            commit: 9,
+        };
+        b.clear();
+        encode_hard_state(&mut b, 7, &hs);
+        assert!(matches!(roundtrip(&b), Record::HardState { group: 7, hs: h } if h == hs));
+
+        let entries = vec![
+            Entry {
+                term: 3,
+                index: 5,
+                kind: EntryKind::Noop,
+                data: Bytes::new(),
+            },
+            Entry {
+                term: 4,
+                index: 6,
+                kind: EntryKind::Normal,
+                data: Bytes::from_static(b"hello"),
+            },
+        ];
+        b.clear();
+        encode_entries(&mut b, 7, &entries).unwrap();
+        match roundtrip(&b) {
+            Record::Entries {
+                group: 7,
+                first: 5,
+                entries: got,
+            } => assert_eq!(got, entries),
+            r => panic!("{r:?}"),
+        }
+
+        let cp = vec![GroupCheckpoint {
+            group: 9,
+            incarnation: Incarnation { seq: 3, offset: 77 },
+            members: vec![1, 5],
+            hard_state: hs,
+            compacted: 2,
+        }];
+        b.clear();
+        encode_checkpoint(&mut b, &cp).unwrap();
+        assert!(matches!(roundtrip(&b), Record::Checkpoint(g) if g == cp));
+
+        b.clear();
+        encode_remove(&mut b, 7);
+        assert!(matches!(roundtrip(&b), Record::Remove { group: 7 }));
+        b.clear();
+        encode_compact(&mut b, 7, 12);
+        assert!(matches!(
+            roundtrip(&b),
+            Record::Compact {
+                group: 7,
+                index: 12
+            }
+        ));
+    }
+
+    #[test]
+    fn a_flipped_bit_fails_the_crc() {
+        let mut b = Vec::new();
+        encode_create(&mut b, 7, &[1, 2, 3]);
+        for i in 8..b.len() {
+            let mut c = b.clone();
+            c[i] ^= 0x10;
+            let h = read_header(&c);
+            assert!(!crc_matches(&h, &c[RECORD_HEADER..]), "flip at {i}");
+        }
+    }
+
+    #[test]
+    fn garbage_counts_are_refused_before_allocating() {
+        let mut p = Vec::new();
+        put_u64(&mut p, 1);
+        put_u32(&mut p, u32::MAX);
+        assert!(decode(T_CREATE, &p).is_err());
+        let mut p = Vec::new();
+        put_u32(&mut p, u32::MAX);
+        assert!(decode(T_CHECKPOINT, &p).is_err());
+    }
+}

@@ -1,0 +1,264 @@
+//! Replaying the segments at open: rebuild every live group's log and hard
+//! state, and the bookkeeping that says which segments are still needed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use tracing::{debug, warn};
+
+use super::record::{Incarnation, Record};
+use super::segment::{list_segments, SegmentReader};
+use super::tracker::Tracker;
+use super::{Recovered, RecoveredGroup, WalError};
+use crate::raft::Entry;
+use crate::storage::{LogStore, MemStore};
+
+/// What [`recover`] hands the WAL.
+pub(super) struct Outcome {
+    pub recovered: Recovered,
+    pub tracker: Tracker,
+    /// Highest segment sequence number seen (0 if none).
+    pub last_segment: u64,
+    /// Highest commit sequence number seen (0 if none).
+    pub last_commit: u64,
+}
+
+/// The lowest index a group's log is missing below entries it holds, and
+/// the record that left it.
+struct Gap {
+    at: u64,
+    segment: PathBuf,
+    offset: u64,
+}
+
+/// A group's log as replay rebuilds it. It may have a hole for a while:
+/// entries that a later record overwrote may sit in a segment that was
+/// deleted, while the entries after them survive in a kept one. A later
+/// overwrite must fill every hole before the end of the replay.
+struct GroupLog {
+    entries: BTreeMap<u64, Entry>,
+    gap: Option<Gap>,
+    /// Segments found missing before the last record that touched this log:
+    /// a new hole is allowed only if more are missing by now.
+    missing_ref: u64,
+}
+
+impl GroupLog {
+    fn new(missing_ref: u64) -> GroupLog {
+        GroupLog {
+            entries: BTreeMap::new(),
+            gap: None,
+            missing_ref,
+        }
+    }
+
+    fn append(
+        &mut self,
+        first: u64,
+        entries: Vec<Entry>,
+        missing_now: u64,
+        segment: &Path,
+        offset: u64,
+    ) -> Result<(), String> {
+        drop(self.entries.split_off(&first));
+        if self.gap.as_ref().is_some_and(|g| first <= g.at) {
+            self.gap = None;
+        }
+        let last = self.entries.last_key_value().map_or(0, |(&k, _)| k);
+        // With a hole already open below `first`, whatever lies between it
+        // and `first` is part of it: only an overwrite at or below its start
+        // can fill it, and that drops everything above.
+        if first > last + 1 && self.gap.is_none() {
+            if missing_now <= self.missing_ref {
+                return Err(format!(
+                    "entries start at {first} but the log ends at {last} (a gap)"
+                ));
+            }
+            self.gap = Some(Gap {
+                at: last + 1,
+                segment: segment.to_path_buf(),
+                offset,
+            });
+        }
+        self.missing_ref = missing_now;
+        self.entries
+            .extend(entries.into_iter().map(|e| (e.index, e)));
+        Ok(())
+    }
+}
+
+struct Replay {
+    tracker: Tracker,
+    logs: HashMap<u64, GroupLog>,
+    records: u64,
+    last_commit: u64,
+    /// Segment sequence numbers below the current one that no longer exist
+    /// (numbering starts at 1 and is never reused), and the same count for
+    /// the previous segment read.
+    missing_now: u64,
+    missing_prev: u64,
+}
+
+impl Replay {
+    fn apply(&mut self, seq: u64, offset: u64, rec: Record) -> Result<(), String> {
+        self.records += 1;
+        match rec {
+            Record::Checkpoint(groups) => {
+                let r = self.tracker.reconcile(&groups)?;
+                for g in r.dropped {
+                    self.logs.remove(&g);
+                }
+                for g in r.introduced {
+                    self.logs.insert(g, GroupLog::new(self.missing_prev));
+                }
+            }
+            Record::Create { group, members } => {
+                self.tracker
+                    .create(group, Incarnation { seq, offset }, members)?;
+                self.logs.insert(group, GroupLog::new(self.missing_now));
+            }
+            Record::Remove { group } => {
+                self.tracker.remove(group)?;
+                self.logs.remove(&group);
+            }
+            Record::HardState { group, hs } => self.tracker.set_hard_state(group, hs)?,
+            Record::Compact { group, index } => self.tracker.compact(group, index)?,
+            Record::Entries { .. } => unreachable!("handled by apply_entries"),
+        }
+        Ok(())
+    }
+
+    fn apply_entries(
+        &mut self,
+        seq: u64,
+        segment: &Path,
+        offset: u64,
+        group: u64,
+        first: u64,
+        entries: Vec<Entry>,
+    ) -> Result<(), String> {
+        self.records += 1;
+        let last = first + entries.len() as u64 - 1;
+        self.tracker.append(group, first, last, seq)?;
+        let log = self
+            .logs
+            .get_mut(&group)
+            .ok_or_else(|| format!("entries for group {group}, which does not exist"))?;
+        log.append(first, entries, self.missing_now, segment, offset)
+            .map_err(|e| format!("group {group}: {e}"))
+    }
+
+    fn finish(mut self) -> Result<(BTreeMap<u64, RecoveredGroup>, Tracker), WalError> {
+        let mut groups = BTreeMap::new();
+        for (&id, g) in self.tracker.groups() {
+            let log = self.logs.remove(&id).unwrap_or_else(|| GroupLog::new(0));
+            if let Some(gap) = log.gap {
+                return Err(WalError::Corrupt {
+                    segment: gap.segment,
+                    offset: gap.offset,
+                    reason: format!(
+                        "group {id}: entries from index {} on are missing and no later record replaces them",
+                        gap.at
+                    ),
+                });
+            }
+            let entries: Vec<Entry> = log.entries.into_values().collect();
+            let mut store = MemStore::new();
+            store.set_hard_state(g.hard_state);
+            store.append(&entries);
+            groups.insert(
+                id,
+                RecoveredGroup {
+                    members: g.members.clone(),
+                    store,
+                    compacted: g.compacted,
+                },
+            );
+        }
+        Ok((groups, self.tracker))
+    }
+}
+
+/// Read every segment of `dir` in order and rebuild the groups. A torn tail
+/// of the last segment is cut off the file.
+pub(super) fn recover(dir: &Path) -> Result<Outcome, WalError> {
+    let segments = list_segments(dir)?;
+    let mut replay = Replay {
+        tracker: Tracker::default(),
+        logs: HashMap::new(),
+        records: 0,
+        last_commit: 0,
+        missing_now: 0,
+        missing_prev: 0,
+    };
+    let mut truncated = 0u64;
+    let mut read = 0usize;
+    let last_segment = segments.last().map_or(0, |(seq, _)| *seq);
+    for (i, (seq, path)) in segments.iter().enumerate() {
+        let seq = *seq;
+        let is_last = i + 1 == segments.len();
+        let data = fs::read(path)?;
+        let corrupt = |offset: u64, reason: String| WalError::Corrupt {
+            segment: path.clone(),
+            offset,
+            reason,
+        };
+        let Some(mut reader) = SegmentReader::open(path, seq, &data, is_last)? else {
+            warn!(segment = %path.display(), bytes = data.len(), "removing a segment whose header was never completely written");
+            truncated += data.len() as u64;
+            fs::remove_file(path)?;
+            continue;
+        };
+        replay.missing_prev = replay.missing_now;
+        replay.missing_now = seq.saturating_sub(1).saturating_sub(i as u64);
+        replay.tracker.add_segment(seq);
+        read += 1;
+        while let Some(commit) = reader.next_commit()? {
+            if commit.seq <= replay.last_commit {
+                return Err(corrupt(
+                    commit.offset,
+                    format!(
+                        "commit {} follows commit {}",
+                        commit.seq, replay.last_commit
+                    ),
+                ));
+            }
+            replay.last_commit = commit.seq;
+            for (offset, rec) in commit.records {
+                let r = match rec {
+                    Record::Entries {
+                        group,
+                        first,
+                        entries,
+                    } => replay.apply_entries(seq, path, offset, group, first, entries),
+                    rec => replay.apply(seq, offset, rec),
+                };
+                r.map_err(|reason| corrupt(offset, reason))?;
+            }
+        }
+        if let Some(at) = reader.torn_at {
+            let cut = data.len() as u64 - at;
+            warn!(segment = %path.display(), offset = at, bytes = cut, "truncating a torn tail");
+            let f = OpenOptions::new().write(true).open(path)?;
+            f.set_len(at)?;
+            f.sync_all()?;
+            truncated += cut;
+        }
+        debug!(segment = %path.display(), "replayed");
+    }
+    let records = replay.records;
+    let last_commit = replay.last_commit;
+    let (groups, tracker) = replay.finish()?;
+    Ok(Outcome {
+        recovered: Recovered {
+            groups,
+            truncated_tail_bytes: truncated,
+            records,
+            segments: read,
+        },
+        tracker,
+        last_segment,
+        last_commit,
+    })
+}

@@ -1,0 +1,372 @@
+/* cluster_util.c: see cluster_util.h. */
+#include "cluster_util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void *cu_xmalloc(size_t size)
+{
+    void *p = malloc(size ? size : 1);
+    if (p == NULL) {
+        fprintf(stderr, "cluster_util: out of memory\n");
+        abort();
+    }
+    return p;
+}
+
+static void *cu_xrealloc(void *old, size_t size)
+{
+    void *p = realloc(old, size ? size : 1);
+    if (p == NULL) {
+        fprintf(stderr, "cluster_util: out of memory\n");
+        abort();
+    }
+    return p;
+}
+
+/* ---- callbacks ---------------------------------------------------------- */
+
+static void cu_on_send(void *userdata, uint64_t to, const uint8_t *frame,
+                       size_t len)
+{
+    cu_node *n = (cu_node *)userdata;
+    cu_push(n->cluster, n->id, to, frame, len);
+}
+
+static void cu_on_apply(void *userdata, uint64_t group_id, uint64_t index,
+                        const uint8_t *data, size_t len)
+{
+    cu_node *n = (cu_node *)userdata;
+    if (group_id >= 1 && group_id <= CU_MAX_GROUPS) {
+        cu_log *log = &n->applied[group_id];
+        if (log->n == log->cap) {
+            log->cap = log->cap ? 2 * log->cap : 8;
+            log->v = (cu_entry *)cu_xrealloc(log->v, log->cap * sizeof *log->v);
+        }
+        cu_entry *e = &log->v[log->n++];
+        e->index = index;
+        e->len = len;
+        e->data = (uint8_t *)cu_xmalloc(len);
+        if (len)
+            memcpy(e->data, data, len);
+    }
+    if (n->cluster->on_apply)
+        n->cluster->on_apply(n, group_id, index, data, len);
+}
+
+static void cu_on_role_changed(void *userdata, uint64_t group_id,
+                               muxraft_role role, uint64_t term,
+                               uint64_t leader_id)
+{
+    cu_node *n = (cu_node *)userdata;
+    (void)group_id;
+    (void)role;
+    (void)term;
+    (void)leader_id;
+    n->role_changes++;
+}
+
+static void cu_on_proposal_done(void *userdata, uint64_t group_id,
+                                uint64_t proposal_id, muxraft_status status,
+                                uint64_t index)
+{
+    cu_node *n = (cu_node *)userdata;
+    if (n->n_done == n->cap_done) {
+        n->cap_done = n->cap_done ? 2 * n->cap_done : 16;
+        n->done = (cu_done *)cu_xrealloc(n->done, n->cap_done * sizeof *n->done);
+    }
+    cu_done *d = &n->done[n->n_done++];
+    d->group_id = group_id;
+    d->proposal_id = proposal_id;
+    d->status = status;
+    d->index = index;
+    if (n->cluster->on_done) {
+        cu_done copy = *d; /* the hook may propose, which may grow n->done */
+        n->cluster->on_done(n, &copy);
+    }
+}
+
+/* ---- cluster ------------------------------------------------------------ */
+
+bool cu_init(cu_cluster *c, size_t n_nodes, uint64_t cluster_id,
+             const muxraft_config *base)
+{
+    memset(c, 0, sizeof *c);
+    if (n_nodes == 0 || n_nodes > CU_MAX_NODES)
+        return false;
+    c->n_nodes = n_nodes;
+    for (size_t i = 0; i < n_nodes; i++) {
+        cu_node *n = &c->nodes[i];
+        n->cluster = c;
+        n->id = i + 1;
+
+        muxraft_config config;
+        if (base)
+            config = *base;
+        else
+            muxraft_config_init(&config);
+        config.node_id = n->id;
+        config.cluster_id = cluster_id;
+
+        muxraft_callbacks cb;
+        memset(&cb, 0, sizeof cb);
+        cb.userdata = n;
+        cb.send = cu_on_send;
+        cb.apply = cu_on_apply;
+        cb.role_changed = cu_on_role_changed;
+        cb.proposal_done = cu_on_proposal_done;
+        muxraft_status s = muxraft_node_new(&config, &cb, &n->handle);
+        if (s != MUXRAFT_OK) {
+            fprintf(stderr, "cluster_util: muxraft_node_new(%zu): %d: %s\n",
+                    i + 1, (int)s, muxraft_last_error());
+            cu_free(c);
+            return false;
+        }
+    }
+    return true;
+}
+
+void cu_free(cu_cluster *c)
+{
+    /* Nodes first: freeing a node may still report to callbacks (it must
+     * not, but if it did the logs would still be there). */
+    for (size_t i = 0; i < c->n_nodes; i++) {
+        muxraft_node_free(c->nodes[i].handle);
+        c->nodes[i].handle = NULL;
+    }
+    for (size_t i = 0; i < c->n_nodes; i++) {
+        cu_node *n = &c->nodes[i];
+        for (size_t g = 0; g <= CU_MAX_GROUPS; g++) {
+            for (size_t k = 0; k < n->applied[g].n; k++)
+                free(n->applied[g].v[k].data);
+            free(n->applied[g].v);
+        }
+        free(n->done);
+    }
+    cu_frame *f;
+    while ((f = cu_pop(c)) != NULL)
+        cu_frame_free(f);
+    memset(c, 0, sizeof *c);
+}
+
+bool cu_create_group(cu_cluster *c, uint64_t group_id)
+{
+    uint64_t members[CU_MAX_NODES];
+    for (size_t i = 0; i < c->n_nodes; i++)
+        members[i] = c->nodes[i].id;
+    for (size_t i = 0; i < c->n_nodes; i++) {
+        muxraft_status s = muxraft_group_create(c->nodes[i].handle, group_id,
+                                                members, c->n_nodes);
+        if (s != MUXRAFT_OK) {
+            fprintf(stderr, "cluster_util: group_create(%llu) on node %zu: %d: %s\n",
+                    (unsigned long long)group_id, i + 1, (int)s,
+                    muxraft_last_error());
+            return false;
+        }
+    }
+    return true;
+}
+
+cu_node *cu_node_by_id(cu_cluster *c, uint64_t id)
+{
+    if (id == 0 || id > c->n_nodes)
+        return NULL;
+    return &c->nodes[id - 1];
+}
+
+/* ---- wire --------------------------------------------------------------- */
+
+void cu_push(cu_cluster *c, uint64_t from, uint64_t to, const uint8_t *bytes,
+             size_t len)
+{
+    cu_frame *f = (cu_frame *)cu_xmalloc(sizeof *f);
+    f->next = NULL;
+    f->from = from;
+    f->to = to;
+    f->len = len;
+    f->bytes = (uint8_t *)cu_xmalloc(len);
+    if (len)
+        memcpy(f->bytes, bytes, len);
+    if (c->tail)
+        c->tail->next = f;
+    else
+        c->head = f;
+    c->tail = f;
+    c->queued++;
+}
+
+cu_frame *cu_pop(cu_cluster *c)
+{
+    cu_frame *f = c->head;
+    if (f) {
+        c->head = f->next;
+        if (c->head == NULL)
+            c->tail = NULL;
+        c->queued--;
+        f->next = NULL;
+    }
+    return f;
+}
+
+void cu_frame_free(cu_frame *f)
+{
+    if (f) {
+        free(f->bytes);
+        free(f);
+    }
+}
+
+cu_frame *cu_frame_copy(const cu_frame *f)
+{
+    cu_frame *g = (cu_frame *)cu_xmalloc(sizeof *g);
+    *g = *f;
+    g->next = NULL;
+    g->bytes = (uint8_t *)cu_xmalloc(f->len);
+    if (f->len)
+        memcpy(g->bytes, f->bytes, f->len);
+    return g;
+}
+
+bool cu_drain(cu_cluster *c)
+{
+    bool ok = true;
+    cu_frame *f;
+    while ((f = cu_pop(c)) != NULL) {
+        cu_node *dst = cu_node_by_id(c, f->to);
+        if (dst == NULL) {
+            fprintf(stderr, "cluster_util: frame for unknown node %llu\n",
+                    (unsigned long long)f->to);
+            ok = false;
+        } else {
+            muxraft_status s = muxraft_step(dst->handle, f->from, f->bytes, f->len);
+            if (s != MUXRAFT_OK) {
+                fprintf(stderr, "cluster_util: step %llu->%llu: %d: %s\n",
+                        (unsigned long long)f->from, (unsigned long long)f->to,
+                        (int)s, muxraft_last_error());
+                c->step_failures++;
+                ok = false;
+            }
+        }
+        cu_frame_free(f);
+    }
+    return ok;
+}
+
+bool cu_tick(cu_cluster *c)
+{
+    bool ok = true;
+    for (size_t i = 0; i < c->n_nodes; i++) {
+        muxraft_status s = muxraft_tick(c->nodes[i].handle);
+        if (s != MUXRAFT_OK) {
+            fprintf(stderr, "cluster_util: tick node %zu: %d: %s\n", i + 1,
+                    (int)s, muxraft_last_error());
+            ok = false;
+        }
+    }
+    return cu_drain(c) && ok;
+}
+
+/* ---- queries ------------------------------------------------------------ */
+
+uint64_t cu_leader(cu_cluster *c, uint64_t group_id)
+{
+    uint64_t leader = 0;
+    size_t leading = 0;
+    muxraft_group_info info[CU_MAX_NODES];
+    for (size_t i = 0; i < c->n_nodes; i++) {
+        if (muxraft_group_status(c->nodes[i].handle, group_id, &info[i]) !=
+            MUXRAFT_OK)
+            return 0;
+        if (info[i].role == MUXRAFT_LEADER) {
+            leader = c->nodes[i].id;
+            leading++;
+        }
+    }
+    if (leading != 1)
+        return 0;
+    for (size_t i = 0; i < c->n_nodes; i++)
+        if (info[i].leader_id != leader)
+            return 0;
+    return leader;
+}
+
+uint64_t cu_wait_leader(cu_cluster *c, uint64_t group_id, int max_ticks)
+{
+    for (int t = 0; t <= max_ticks; t++) {
+        uint64_t leader = cu_leader(c, group_id);
+        if (leader)
+            return leader;
+        if (!cu_tick(c))
+            return 0;
+    }
+    return 0;
+}
+
+bool cu_wait_applied(cu_cluster *c, uint64_t group_id, size_t n, int max_ticks)
+{
+    if (group_id < 1 || group_id > CU_MAX_GROUPS)
+        return false;
+    for (int t = 0; t <= max_ticks; t++) {
+        bool all = true;
+        for (size_t i = 0; i < c->n_nodes; i++)
+            if (c->nodes[i].applied[group_id].n < n)
+                all = false;
+        if (all)
+            return true;
+        if (!cu_tick(c))
+            return false;
+    }
+    return false;
+}
+
+bool cu_logs_agree(const cu_cluster *c, uint64_t group_id)
+{
+    if (group_id < 1 || group_id > CU_MAX_GROUPS || c->n_nodes == 0)
+        return false;
+    const cu_log *ref = &c->nodes[0].applied[group_id];
+    for (size_t k = 1; k < ref->n; k++)
+        if (ref->v[k].index <= ref->v[k - 1].index)
+            return false;
+    for (size_t i = 1; i < c->n_nodes; i++) {
+        const cu_log *log = &c->nodes[i].applied[group_id];
+        if (log->n != ref->n)
+            return false;
+        for (size_t k = 0; k < log->n; k++) {
+            const cu_entry *a = &ref->v[k], *b = &log->v[k];
+            if (a->index != b->index || a->len != b->len ||
+                (a->len && memcmp(a->data, b->data, a->len) != 0))
+                return false;
+        }
+    }
+    return true;
+}
+
+bool cu_entry_is(const cu_cluster *c, uint64_t id, uint64_t group_id, size_t k,
+                 const char *s)
+{
+    if (id < 1 || id > c->n_nodes || group_id < 1 || group_id > CU_MAX_GROUPS)
+        return false;
+    const cu_log *log = &c->nodes[id - 1].applied[group_id];
+    if (k >= log->n)
+        return false;
+    size_t len = strlen(s);
+    return log->v[k].len == len && (len == 0 || memcmp(log->v[k].data, s, len) == 0);
+}
+
+const cu_done *cu_find_done(const cu_node *n, uint64_t proposal_id,
+                            size_t *count)
+{
+    const cu_done *found = NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n->n_done; i++) {
+        if (n->done[i].proposal_id == proposal_id) {
+            if (found == NULL)
+                found = &n->done[i];
+            k++;
+        }
+    }
+    if (count)
+        *count = k;
+    return found;
+}

@@ -1,0 +1,1003 @@
+/*
+ * test_api.c: the C API tested from C, through include/muxraft.h only.
+ *
+ * Every misuse the header documents must return its exact status and leave
+ * a message in muxraft_last_error() written by that very call; afterwards a
+ * three-node cluster must still elect, replicate and apply correctly.
+ * Callbacks that call back into muxraft (propose from apply, from
+ * proposal_done, step another node from send) must neither deadlock nor
+ * reorder.
+ *
+ * The last line printed is "N passed, M failed"; the exit status is 0 only
+ * when M is 0. The file is C99 and also compiles as C++.
+ */
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster_util.h"
+#include "muxraft.h"
+
+/* ---- a tiny test framework ---------------------------------------------- */
+
+static int n_passed, n_failed;
+
+static void failure(const char *file, int line, const char *what)
+{
+    n_failed++;
+    fprintf(stderr, "%s:%d: FAILED: %s\n    muxraft_last_error: \"%s\"\n", file,
+            line, what, muxraft_last_error());
+}
+
+#define CHECK(cond)                                                            \
+    do {                                                                       \
+        if (cond)                                                              \
+            n_passed++;                                                        \
+        else                                                                   \
+            failure(__FILE__, __LINE__, "CHECK(" #cond ")");                   \
+    } while (0)
+
+static const char *status_name(int s)
+{
+    switch (s) {
+    case MUXRAFT_OK: return "MUXRAFT_OK";
+    case MUXRAFT_INVALID_ARGUMENT: return "MUXRAFT_INVALID_ARGUMENT";
+    case MUXRAFT_NOT_FOUND: return "MUXRAFT_NOT_FOUND";
+    case MUXRAFT_ALREADY_EXISTS: return "MUXRAFT_ALREADY_EXISTS";
+    case MUXRAFT_NOT_LEADER: return "MUXRAFT_NOT_LEADER";
+    case MUXRAFT_TOO_LARGE: return "MUXRAFT_TOO_LARGE";
+    case MUXRAFT_MALFORMED: return "MUXRAFT_MALFORMED";
+    case MUXRAFT_IO: return "MUXRAFT_IO";
+    case MUXRAFT_SHUTDOWN: return "MUXRAFT_SHUTDOWN";
+    case MUXRAFT_BUSY: return "MUXRAFT_BUSY";
+    case MUXRAFT_PANIC: return "MUXRAFT_PANIC";
+    default: return "(not a muxraft_status)";
+    }
+}
+
+/*
+ * The last error is only replaced by a failing call, so to prove that a
+ * call set its own message we first make another call fail with a known
+ * message (the "primer") and require the message to differ afterwards.
+ */
+enum primer { PRIME_ELECTION_TICKS, PRIME_ZERO_NODE_ID };
+static char primed[512];
+
+static void prime_last_error(enum primer which)
+{
+    muxraft_config config;
+    muxraft_config_init(&config);
+    config.node_id = 1;
+    if (which == PRIME_ZERO_NODE_ID)
+        config.node_id = 0;
+    else
+        config.election_ticks = config.heartbeat_ticks;
+    muxraft_node *node = NULL;
+    if (muxraft_node_new(&config, NULL, &node) == MUXRAFT_OK) {
+        muxraft_node_free(node);
+        primed[0] = '\0';
+        return;
+    }
+    snprintf(primed, sizeof primed, "%s", muxraft_last_error());
+}
+
+/* One check: `got` must be `want`; a failure must come with a fresh,
+ * non-empty message (fresh: different from `primer_msg` when given). */
+static void check_status(const char *file, int line, const char *call, int got,
+                         int want, const char *primer_msg)
+{
+    char what[1024];
+    if (got != want) {
+        snprintf(what, sizeof what, "%s returned %s, expected %s", call,
+                 status_name(got), status_name(want));
+        failure(file, line, what);
+        return;
+    }
+    if (want != MUXRAFT_OK) {
+        const char *msg = muxraft_last_error();
+        if (msg == NULL || msg[0] == '\0') {
+            snprintf(what, sizeof what, "%s: muxraft_last_error() is empty", call);
+            failure(file, line, what);
+            return;
+        }
+        if (primer_msg && primer_msg[0] && strcmp(msg, primer_msg) == 0) {
+            snprintf(what, sizeof what,
+                     "%s: muxraft_last_error() was not set by this call", call);
+            failure(file, line, what);
+            return;
+        }
+    }
+    n_passed++;
+}
+
+#define CHECK_OK(call)                                                         \
+    check_status(__FILE__, __LINE__, #call, (int)(call), MUXRAFT_OK, NULL)
+
+/* `call` must return `want` (not MUXRAFT_OK) and set its own message. */
+#define EXPECT_FAIL_PRIMED(call, want, primer)                                 \
+    do {                                                                       \
+        prime_last_error(primer);                                              \
+        check_status(__FILE__, __LINE__, #call, (int)(call), (want), primed);  \
+    } while (0)
+#define EXPECT_FAIL(call, want)                                                \
+    EXPECT_FAIL_PRIMED(call, want, PRIME_ELECTION_TICKS)
+
+/* A deterministic PRNG (xorshift64*), so that failures replay. */
+static uint64_t rng_state = 0x2545F4914F6CDD1DULL;
+static uint64_t rng_next(void)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545F4914F6CDD1DULL;
+}
+
+static void *xmalloc(size_t size)
+{
+    void *p = malloc(size ? size : 1);
+    if (p == NULL) {
+        fprintf(stderr, "out of memory\n");
+        abort();
+    }
+    return p;
+}
+
+static const uint8_t *bytes_of(const char *s) { return (const uint8_t *)s; }
+
+static muxraft_stats stats_of(muxraft_node *node)
+{
+    muxraft_stats s;
+    memset(&s, 0, sizeof s);
+    CHECK_OK(muxraft_node_stats(node, &s));
+    return s;
+}
+
+#define MAX_TICKS 500
+
+/* ---- version ------------------------------------------------------------ */
+
+static void test_version(void)
+{
+    CHECK(muxraft_abi_version() == MUXRAFT_ABI_VERSION);
+    const char *v = muxraft_version();
+    CHECK(v != NULL);
+    if (v) {
+        unsigned major, minor, patch;
+        CHECK(sscanf(v, "%u.%u.%u", &major, &minor, &patch) == 3);
+        CHECK(muxraft_version() == v); /* static: the same string each time */
+    }
+}
+
+/* ---- configuration and node creation ------------------------------------ */
+
+static void test_config_init(void)
+{
+    muxraft_config_init(NULL); /* ignored */
+
+    muxraft_config c;
+    memset(&c, 0xAB, sizeof c);
+    muxraft_config_init(&c);
+    CHECK(c.struct_size == sizeof(muxraft_config));
+    CHECK(c.node_id == 0);
+    CHECK(c.cluster_id == 0);
+    CHECK(c.tick_ms == 50);
+    CHECK(c.heartbeat_ticks == 2);
+    CHECK(c.election_ticks == 10);
+    CHECK(c.batch_heartbeats == true);
+    CHECK(c.max_proposal_bytes == 1024 * 1024);
+    CHECK(c.data_dir == NULL);
+}
+
+static void test_node_new_misuse(void)
+{
+    muxraft_config c;
+    muxraft_node *node = NULL;
+
+    muxraft_config_init(&c);
+    c.node_id = 1;
+    EXPECT_FAIL(muxraft_node_new(NULL, NULL, &node), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_node_new(&c, NULL, NULL), MUXRAFT_INVALID_ARGUMENT);
+
+    /* zero node id */
+    muxraft_config_init(&c);
+    EXPECT_FAIL(muxraft_node_new(&c, NULL, &node), MUXRAFT_INVALID_ARGUMENT);
+
+    /* a config not filled by muxraft_config_init */
+    memset(&c, 0, sizeof c);
+    c.node_id = 1;
+    c.tick_ms = 50;
+    c.heartbeat_ticks = 2;
+    c.election_ticks = 10;
+    c.batch_heartbeats = true;
+    c.max_proposal_bytes = 1024;
+    EXPECT_FAIL(muxraft_node_new(&c, NULL, &node), MUXRAFT_INVALID_ARGUMENT);
+    c.struct_size = 4; /* smaller than any published muxraft_config */
+    EXPECT_FAIL(muxraft_node_new(&c, NULL, &node), MUXRAFT_INVALID_ARGUMENT);
+
+    /* election_ticks must exceed heartbeat_ticks */
+    muxraft_config_init(&c);
+    c.node_id = 1;
+    c.election_ticks = c.heartbeat_ticks;
+    EXPECT_FAIL_PRIMED(muxraft_node_new(&c, NULL, &node),
+                       MUXRAFT_INVALID_ARGUMENT, PRIME_ZERO_NODE_ID);
+    c.election_ticks = 1;
+    c.heartbeat_ticks = 5;
+    EXPECT_FAIL_PRIMED(muxraft_node_new(&c, NULL, &node),
+                       MUXRAFT_INVALID_ARGUMENT, PRIME_ZERO_NODE_ID);
+
+    /* max_proposal_bytes: "at most 4 MiB" */
+    muxraft_config_init(&c);
+    c.node_id = 1;
+    c.max_proposal_bytes = 4 * 1024 * 1024 + 1;
+    EXPECT_FAIL(muxraft_node_new(&c, NULL, &node), MUXRAFT_INVALID_ARGUMENT);
+    c.max_proposal_bytes = 4 * 1024 * 1024;
+    CHECK_OK(muxraft_node_new(&c, NULL, &node));
+    muxraft_node_free(node);
+    node = NULL;
+
+    /* No callbacks at all is allowed, and such a node works. */
+    muxraft_config_init(&c);
+    c.node_id = 9;
+    CHECK_OK(muxraft_node_new(&c, NULL, &node));
+    CHECK(node != NULL);
+    if (node) {
+        const uint64_t self[] = {9};
+        CHECK_OK(muxraft_group_create(node, 1, self, 1));
+        muxraft_group_info info;
+        memset(&info, 0, sizeof info);
+        for (int t = 0; t < MAX_TICKS && info.role != MUXRAFT_LEADER; t++) {
+            CHECK_OK(muxraft_tick(node));
+            CHECK_OK(muxraft_group_status(node, 1, &info));
+        }
+        CHECK(info.role == MUXRAFT_LEADER && info.leader_id == 9);
+        uint64_t id = 0;
+        CHECK_OK(muxraft_propose(node, 1, bytes_of("x"), 1, &id));
+        CHECK(id != 0);
+        muxraft_node_free(node);
+    }
+    muxraft_node_free(NULL); /* a no-op */
+    CHECK(true);
+}
+
+static void test_null_node(void)
+{
+    const uint64_t members[] = {1};
+    const uint8_t frame[8] = {0, 0, 0, 4, 1, 2, 3, 4};
+    muxraft_group_info info;
+    muxraft_stats stats;
+    uint64_t id;
+    EXPECT_FAIL(muxraft_group_create(NULL, 1, members, 1), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_group_remove(NULL, 1), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_group_status(NULL, 1, &info), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_propose(NULL, 1, bytes_of("x"), 1, &id),
+                MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_step(NULL, 2, frame, sizeof frame), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_tick(NULL), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_node_stats(NULL, &stats), MUXRAFT_INVALID_ARGUMENT);
+}
+
+/* ---- groups and proposals on one node ------------------------------------ */
+
+static void test_single_node(void)
+{
+    muxraft_config base;
+    muxraft_config_init(&base);
+    base.max_proposal_bytes = 16;
+    cu_cluster c;
+    if (!cu_init(&c, 1, 0, &base)) {
+        CHECK(!"cu_init");
+        return;
+    }
+    muxraft_node *n = c.nodes[0].handle;
+    const uint64_t self[] = {1}, others[] = {2, 3}, dup[] = {1, 1, 2},
+                   zero[] = {1, 0}, eight[] = {1, 2, 3, 4, 5, 6, 7, 8};
+    muxraft_group_info info;
+    muxraft_stats stats;
+    uint64_t id = 0;
+
+    /* group_create misuse */
+    EXPECT_FAIL(muxraft_group_create(n, 0, self, 1), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_group_create(n, 1, NULL, 1), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_group_create(n, 1, NULL, 0), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_group_create(n, 1, self, 0), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_group_create(n, 1, others, 2), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_group_create(n, 1, dup, 3), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_group_create(n, 1, zero, 2), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_group_create(n, 1, eight, 8), MUXRAFT_INVALID_ARGUMENT);
+    stats = stats_of(n);
+    CHECK(stats.groups == 0);
+
+    CHECK_OK(muxraft_group_create(n, 1, self, 1));
+    EXPECT_FAIL(muxraft_group_create(n, 1, self, 1), MUXRAFT_ALREADY_EXISTS);
+    EXPECT_FAIL(muxraft_group_create(n, 1, eight, 3), MUXRAFT_ALREADY_EXISTS);
+
+    /* NULL out pointers */
+    EXPECT_FAIL(muxraft_group_status(n, 1, NULL), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_node_stats(n, NULL), MUXRAFT_INVALID_ARGUMENT);
+
+    /* unknown group */
+    EXPECT_FAIL(muxraft_group_status(n, 99, &info), MUXRAFT_NOT_FOUND);
+    EXPECT_FAIL(muxraft_propose(n, 99, bytes_of("x"), 1, &id), MUXRAFT_NOT_FOUND);
+    EXPECT_FAIL(muxraft_group_remove(n, 99), MUXRAFT_NOT_FOUND);
+
+    /* Not elected yet: a fresh replica is a follower. */
+    CHECK_OK(muxraft_group_status(n, 1, &info));
+    CHECK(info.role == MUXRAFT_FOLLOWER);
+    EXPECT_FAIL(muxraft_propose(n, 1, bytes_of("x"), 1, &id), MUXRAFT_NOT_LEADER);
+
+    CHECK(cu_wait_leader(&c, 1, MAX_TICKS) == 1);
+    CHECK(c.nodes[0].role_changes > 0);
+
+    /* propose misuse */
+    EXPECT_FAIL(muxraft_propose(n, 1, NULL, 5, &id), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_propose(n, 1, bytes_of("0123456789abcdefX"), 17, &id),
+                MUXRAFT_TOO_LARGE);
+    {
+        /* far over the limit, and over any frame too */
+        size_t big_len = 5u << 20;
+        uint8_t *big = (uint8_t *)xmalloc(big_len);
+        memset(big, 'b', big_len);
+        EXPECT_FAIL(muxraft_propose(n, 1, big, big_len, &id), MUXRAFT_TOO_LARGE);
+        free(big);
+    }
+
+    /* A success leaves the last error as it was. */
+    char saved[512];
+    snprintf(saved, sizeof saved, "%s", muxraft_last_error());
+
+    /* At the limit; empty with NULL data; without an id. */
+    uint64_t id16 = 0, id0 = 0;
+    CHECK_OK(muxraft_propose(n, 1, bytes_of("0123456789abcdef"), 16, &id16));
+    CHECK(strcmp(saved, muxraft_last_error()) == 0);
+    CHECK_OK(muxraft_propose(n, 1, NULL, 0, &id0));
+    CHECK_OK(muxraft_propose(n, 1, bytes_of("no id"), 5, NULL));
+    CHECK(id16 != 0 && id0 != 0 && id16 != id0);
+    CHECK(cu_wait_applied(&c, 1, 3, MAX_TICKS));
+    CHECK(cu_entry_is(&c, 1, 1, 0, "0123456789abcdef"));
+    CHECK(cu_entry_is(&c, 1, 1, 1, ""));
+    CHECK(cu_entry_is(&c, 1, 1, 2, "no id"));
+    if (c.nodes[0].applied[1].n >= 3) {
+        /* proposal_done names the index the entry was applied at */
+        size_t count = 0;
+        const cu_done *d = cu_find_done(&c.nodes[0], id16, &count);
+        CHECK(count == 1 && d && d->status == MUXRAFT_OK && d->group_id == 1);
+        CHECK(d && d->index == c.nodes[0].applied[1].v[0].index);
+        d = cu_find_done(&c.nodes[0], id0, &count);
+        CHECK(count == 1 && d && d->status == MUXRAFT_OK);
+        CHECK(d && d->index == c.nodes[0].applied[1].v[1].index);
+    }
+    CHECK(c.nodes[0].n_done == 3);
+    CHECK_OK(muxraft_group_status(n, 1, &info));
+    CHECK(info.role == MUXRAFT_LEADER && info.leader_id == 1 && info.term >= 1);
+    CHECK(info.commit_index >= 3 && info.applied_index == info.commit_index);
+    CHECK(info.last_index >= info.commit_index);
+
+    stats = stats_of(n);
+    CHECK(stats.groups == 1);
+    CHECK(stats.proposals == 3 && stats.proposals_committed == 3);
+    CHECK(stats.entries_applied == 3);
+    CHECK(stats.elections_started >= 1);
+
+    /* remove, then the group is unknown; then it can be created again */
+    CHECK_OK(muxraft_group_remove(n, 1));
+    EXPECT_FAIL(muxraft_group_remove(n, 1), MUXRAFT_NOT_FOUND);
+    EXPECT_FAIL(muxraft_group_status(n, 1, &info), MUXRAFT_NOT_FOUND);
+    EXPECT_FAIL(muxraft_propose(n, 1, bytes_of("x"), 1, &id), MUXRAFT_NOT_FOUND);
+    CHECK_OK(muxraft_group_create(n, 1, self, 1));
+    CHECK(cu_wait_leader(&c, 1, MAX_TICKS) == 1);
+    stats = stats_of(n);
+    CHECK(stats.groups == 1);
+
+    cu_free(&c);
+}
+
+/* ---- frames -------------------------------------------------------------- */
+
+/* Tick until some frame is queued; return a copy of the first frame that
+ * matches (from, to) (0: any); everything else is delivered. */
+static cu_frame *capture_frame(cu_cluster *c, uint64_t from, uint64_t to)
+{
+    for (int t = 0; t < MAX_TICKS; t++) {
+        for (size_t i = 0; i < c->n_nodes; i++)
+            CHECK_OK(muxraft_tick(c->nodes[i].handle));
+        cu_frame *f;
+        cu_frame *found = NULL;
+        /* Deliver until we see a match, keep it, deliver the rest. */
+        while ((f = cu_pop(c)) != NULL) {
+            if (found == NULL && (from == 0 || f->from == from) &&
+                (to == 0 || f->to == to)) {
+                found = f;
+                continue;
+            }
+            cu_node *dst = cu_node_by_id(c, f->to);
+            if (dst)
+                CHECK_OK(muxraft_step(dst->handle, f->from, f->bytes, f->len));
+            cu_frame_free(f);
+        }
+        if (found)
+            return found;
+    }
+    return NULL;
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+           (uint32_t)p[3];
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+/* Feed `node` garbage of many lengths; returns how many frames it refused. */
+static uint64_t feed_garbage(muxraft_node *node, uint64_t from)
+{
+    static const size_t large[] = {100, 255, 256, 1000, 4096, 65535, 65536, 1u << 20};
+    uint64_t refused = 0;
+    uint8_t *buf = (uint8_t *)xmalloc(1u << 20);
+    size_t lengths[65 + sizeof large / sizeof large[0]];
+    size_t n_lengths = 0;
+    for (size_t len = 0; len <= 64; len++)
+        lengths[n_lengths++] = len;
+    for (size_t i = 0; i < sizeof large / sizeof large[0]; i++)
+        lengths[n_lengths++] = large[i];
+
+    for (size_t i = 0; i < n_lengths; i++) {
+        size_t len = lengths[i];
+        for (int round = 0; round < 4; round++) {
+            for (size_t k = 0; k < len; k++)
+                buf[k] = (uint8_t)rng_next();
+            /* Pure noise is not a frame. When its first 4 bytes announce
+             * more bytes than follow, it is truncated, or over the frame
+             * limit if they announce that much: either status is right. */
+            prime_last_error(PRIME_ELECTION_TICKS);
+            muxraft_status s = muxraft_step(node, from, buf, len);
+            refused++;
+            int want = MUXRAFT_MALFORMED;
+            if (s == MUXRAFT_TOO_LARGE && len >= 4 && be32(buf) > len - 4)
+                want = MUXRAFT_TOO_LARGE;
+            check_status(__FILE__, __LINE__, "muxraft_step(noise)", (int)s, want,
+                         primed);
+            /* Noise behind a length prefix that matches the buffer. */
+            if (len >= 4) {
+                put_be32(buf, (uint32_t)(len - 4));
+                EXPECT_FAIL(muxraft_step(node, from, buf, len), MUXRAFT_MALFORMED);
+                refused++;
+            }
+        }
+    }
+    free(buf);
+    return refused;
+}
+
+/*
+ * Misuse of a running three-node cluster (groups 1..4 campaigning), then
+ * proof that it still works: elections, replication, application in order,
+ * also for groups created after the misuse.
+ */
+static void test_cluster_misuse(void)
+{
+    cu_cluster c;
+    if (!cu_init(&c, 3, 7, NULL)) {
+        CHECK(!"cu_init");
+        return;
+    }
+    for (uint64_t g = 1; g <= 4; g++)
+        CHECK(cu_create_group(&c, g));
+
+    /* A real frame, from the first campaign. */
+    cu_frame *f = capture_frame(&c, 0, 0);
+    CHECK(f != NULL);
+    if (f == NULL) {
+        cu_free(&c);
+        return;
+    }
+    const uint64_t x = f->from, y = f->to, z = 6 - x - y; /* ids 1+2+3 */
+    muxraft_node *ny = cu_node_by_id(&c, y)->handle;
+    muxraft_node *nz = cu_node_by_id(&c, z)->handle;
+    /* What the garbage tests below assume of the byte format: a 4-byte
+     * big-endian length, then that many bytes. */
+    CHECK(f->len > 4 && be32(f->bytes) == f->len - 4);
+
+    muxraft_stats y0 = stats_of(ny), z0 = stats_of(nz);
+    uint64_t refused_y = 0, refused_z = 0;
+
+    /* Every proper prefix of a real frame is truncated. */
+    for (size_t k = 0; k < f->len; k++) {
+        EXPECT_FAIL(muxraft_step(ny, x, f->bytes, k), MUXRAFT_MALFORMED);
+        refused_y++;
+    }
+    /* ...and a frame with a byte after it is not one frame either. */
+    {
+        uint8_t *longer = (uint8_t *)xmalloc(f->len + 1);
+        memcpy(longer, f->bytes, f->len);
+        longer[f->len] = 0;
+        EXPECT_FAIL(muxraft_step(ny, x, longer, f->len + 1), MUXRAFT_MALFORMED);
+        refused_y++;
+        free(longer);
+    }
+    /* A frame claiming another sender than the host says. */
+    EXPECT_FAIL(muxraft_step(ny, z, f->bytes, f->len), MUXRAFT_INVALID_ARGUMENT);
+    refused_y++;
+    EXPECT_FAIL(muxraft_step(ny, y, f->bytes, f->len), MUXRAFT_INVALID_ARGUMENT);
+    refused_y++;
+    /* A frame addressed to another node. */
+    EXPECT_FAIL(muxraft_step(nz, x, f->bytes, f->len), MUXRAFT_INVALID_ARGUMENT);
+    refused_z++;
+
+    /* Garbage. */
+    refused_y += feed_garbage(ny, x);
+    {
+        uint8_t zero_len[4] = {0, 0, 0, 0};
+        EXPECT_FAIL(muxraft_step(ny, x, zero_len, 4), MUXRAFT_MALFORMED);
+        refused_y++;
+        uint8_t huge[16];
+        memset(huge, 0x5A, sizeof huge);
+        put_be32(huge, 0xFFFFFFFFu); /* announces 4 GiB, holds 12 bytes */
+        EXPECT_FAIL(muxraft_step(ny, x, huge, sizeof huge), MUXRAFT_MALFORMED);
+        refused_y++;
+        /* A whole 16 MiB frame: over the frame limit. */
+        size_t big = (16u << 20) + 4;
+        uint8_t *buf = (uint8_t *)calloc(1, big);
+        CHECK(buf != NULL);
+        if (buf) {
+            put_be32(buf, (uint32_t)(big - 4));
+            EXPECT_FAIL(muxraft_step(ny, x, buf, big), MUXRAFT_TOO_LARGE);
+            refused_y++;
+            free(buf);
+        }
+    }
+
+    /* A well-formed frame from x to y, but of another cluster (id 8). */
+    {
+        cu_cluster foreign;
+        CHECK(cu_init(&foreign, 3, 8, NULL));
+        if (foreign.n_nodes == 3 && cu_create_group(&foreign, 1)) {
+            cu_frame *ff = capture_frame(&foreign, x, y);
+            CHECK(ff != NULL);
+            if (ff) {
+                EXPECT_FAIL(muxraft_step(ny, x, ff->bytes, ff->len),
+                            MUXRAFT_INVALID_ARGUMENT);
+                refused_y++;
+                cu_frame_free(ff);
+            }
+        }
+        cu_free(&foreign);
+    }
+
+    /* NULL frame and zero sender: refused before any frame is read. */
+    EXPECT_FAIL(muxraft_step(ny, x, NULL, 0), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_step(ny, x, NULL, 10), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_step(ny, 0, f->bytes, f->len), MUXRAFT_INVALID_ARGUMENT);
+
+    /* Refused frames are counted, and none was taken for a message. */
+    muxraft_stats y1 = stats_of(ny), z1 = stats_of(nz);
+    CHECK(y1.frames_rejected - y0.frames_rejected >= refused_y);
+    CHECK(y1.frames_rejected - y0.frames_rejected == refused_y);
+    if (y1.frames_rejected - y0.frames_rejected != refused_y)
+        fprintf(stderr, "    frames_rejected grew by %" PRIu64 ", %" PRIu64
+                        " frames were refused\n",
+                y1.frames_rejected - y0.frames_rejected, refused_y);
+    CHECK(z1.frames_rejected - z0.frames_rejected == refused_z);
+    CHECK(y1.messages_received == y0.messages_received);
+    CHECK(z1.messages_received == z0.messages_received);
+
+    /* The real frame, delivered late, is still fine. */
+    CHECK_OK(muxraft_step(ny, x, f->bytes, f->len));
+    CHECK(y1.messages_received + 1 == stats_of(ny).messages_received);
+    cu_frame_free(f);
+    CHECK(cu_drain(&c));
+
+    /* The cluster still works: every group elects a leader... */
+    for (uint64_t g = 5; g <= 8; g++) /* groups created after the misuse */
+        CHECK(cu_create_group(&c, g));
+    uint64_t leader[9] = {0};
+    for (uint64_t g = 1; g <= 8; g++) {
+        leader[g] = cu_wait_leader(&c, g, MAX_TICKS);
+        CHECK(leader[g] != 0);
+    }
+    /* ...followers refuse proposals... */
+    for (uint64_t g = 1; g <= 8; g++) {
+        if (!leader[g])
+            continue;
+        uint64_t follower = leader[g] % 3 + 1, id = 0;
+        EXPECT_FAIL(muxraft_propose(cu_node_by_id(&c, follower)->handle, g,
+                                    bytes_of("nope"), 4, &id),
+                    MUXRAFT_NOT_LEADER);
+        muxraft_group_info info;
+        CHECK_OK(muxraft_group_status(cu_node_by_id(&c, follower)->handle, g, &info));
+        CHECK(info.role == MUXRAFT_FOLLOWER && info.leader_id == leader[g]);
+    }
+    /* ...and leaders replicate, with garbage arriving in between. */
+    enum { ENTRIES = 5 };
+    uint64_t ids[9][ENTRIES];
+    char buf[32];
+    for (uint64_t g = 1; g <= 8; g++) {
+        if (!leader[g])
+            continue;
+        for (int k = 0; k < ENTRIES; k++) {
+            snprintf(buf, sizeof buf, "g%" PRIu64 "-e%d", g, k);
+            CHECK_OK(muxraft_propose(cu_node_by_id(&c, leader[g])->handle, g,
+                                     bytes_of(buf), strlen(buf), &ids[g][k]));
+        }
+    }
+    for (int t = 0; t < 20; t++) {
+        uint8_t noise[40];
+        for (size_t k = 0; k < sizeof noise; k++)
+            noise[k] = (uint8_t)rng_next();
+        put_be32(noise, sizeof noise - 4);
+        for (uint64_t id = 1; id <= 3; id++)
+            EXPECT_FAIL(muxraft_step(cu_node_by_id(&c, id)->handle, id % 3 + 1,
+                                     noise, sizeof noise),
+                        MUXRAFT_MALFORMED);
+        CHECK(cu_tick(&c));
+    }
+    for (uint64_t g = 1; g <= 8; g++) {
+        if (!leader[g])
+            continue;
+        CHECK(cu_wait_applied(&c, g, ENTRIES, MAX_TICKS));
+        CHECK(cu_logs_agree(&c, g));
+        for (uint64_t node = 1; node <= 3; node++) {
+            CHECK(c.nodes[node - 1].applied[g].n == ENTRIES);
+            for (int k = 0; k < ENTRIES; k++) {
+                snprintf(buf, sizeof buf, "g%" PRIu64 "-e%d", g, k);
+                CHECK(cu_entry_is(&c, node, g, (size_t)k, buf));
+            }
+        }
+        for (int k = 0; k < ENTRIES; k++) {
+            size_t count = 0;
+            const cu_done *d = cu_find_done(cu_node_by_id(&c, leader[g]), ids[g][k],
+                                            &count);
+            CHECK(count == 1 && d && d->status == MUXRAFT_OK && d->group_id == g);
+            CHECK(d && d->index == c.nodes[0].applied[g].v[k].index);
+        }
+    }
+
+    /* Every prefix of a large real frame: an append carrying 2000 bytes. */
+    CHECK(cu_create_group(&c, 9));
+    uint64_t l9 = cu_wait_leader(&c, 9, MAX_TICKS);
+    CHECK(l9 != 0);
+    if (l9) {
+        uint8_t payload[2000];
+        for (size_t k = 0; k < sizeof payload; k++)
+            payload[k] = (uint8_t)('a' + k % 26);
+        CHECK(c.queued == 0);
+        CHECK_OK(muxraft_propose(cu_node_by_id(&c, l9)->handle, 9, payload,
+                                 sizeof payload, NULL));
+        /* Take what the propose sent off the wire; find the largest. */
+        cu_frame *sent[8];
+        size_t n_sent = 0, largest = 0;
+        while (n_sent < 8 && (sent[n_sent] = cu_pop(&c)) != NULL) {
+            if (sent[n_sent]->len > sent[largest]->len)
+                largest = n_sent;
+            n_sent++;
+        }
+        CHECK(n_sent > 0 && sent[largest]->len > sizeof payload);
+        if (n_sent > 0) {
+            cu_frame *big = sent[largest];
+            muxraft_node *dst = cu_node_by_id(&c, big->to)->handle;
+            muxraft_stats before = stats_of(dst);
+            for (size_t k = 0; k < big->len; k++)
+                EXPECT_FAIL(muxraft_step(dst, big->from, big->bytes, k),
+                            MUXRAFT_MALFORMED);
+            muxraft_stats after = stats_of(dst);
+            CHECK(after.frames_rejected - before.frames_rejected == big->len);
+        }
+        /* Then deliver them, in order, and the rest of the exchange. */
+        for (size_t i = 0; i < n_sent; i++) {
+            cu_node *dst = cu_node_by_id(&c, sent[i]->to);
+            CHECK_OK(muxraft_step(dst->handle, sent[i]->from, sent[i]->bytes,
+                                  sent[i]->len));
+            cu_frame_free(sent[i]);
+        }
+        CHECK(cu_wait_applied(&c, 9, 1, MAX_TICKS));
+        CHECK(cu_logs_agree(&c, 9));
+        for (size_t i = 0; i < 3; i++) {
+            const cu_log *log = &c.nodes[i].applied[9];
+            CHECK(log->n == 1 && log->v[0].len == sizeof payload &&
+                  memcmp(log->v[0].data, payload, sizeof payload) == 0);
+        }
+    }
+
+    CHECK(c.step_failures == 0);
+    cu_free(&c);
+}
+
+/* ---- removing a group with a proposal in flight --------------------------- */
+
+static void test_remove_pending(void)
+{
+    cu_cluster c;
+    if (!cu_init(&c, 3, 0, NULL)) {
+        CHECK(!"cu_init");
+        return;
+    }
+    CHECK(cu_create_group(&c, 1));
+    uint64_t l = cu_wait_leader(&c, 1, MAX_TICKS);
+    CHECK(l != 0);
+    if (l) {
+        cu_node *ln = cu_node_by_id(&c, l);
+        uint64_t id = 0;
+        CHECK_OK(muxraft_propose(ln->handle, 1, bytes_of("doomed"), 6, &id));
+        size_t count = 0;
+        CHECK(cu_find_done(ln, id, &count) == NULL); /* not committed yet */
+        CHECK_OK(muxraft_group_remove(ln->handle, 1));
+        const cu_done *d = cu_find_done(ln, id, &count);
+        CHECK(count == 1 && d && d->status == MUXRAFT_NOT_FOUND && d->index == 0);
+        /* Frames in flight from and to the removed replica are harmless. */
+        muxraft_stats before = stats_of(ln->handle);
+        for (int t = 0; t < 10; t++)
+            CHECK(cu_tick(&c));
+        muxraft_stats after = stats_of(ln->handle);
+        CHECK(after.messages_dropped > before.messages_dropped);
+        CHECK(after.groups == 0);
+        cu_find_done(ln, id, &count);
+        CHECK(count == 1);
+    }
+    CHECK(c.step_failures == 0);
+    cu_free(&c);
+}
+
+/* ---- callbacks that call muxraft ------------------------------------------ */
+
+struct reentry {
+    uint64_t leader;
+    int propose_in_apply; /* status of propose("pong") from apply */
+    int propose_in_done;  /* status of propose("followup") from proposal_done */
+    int follower_propose; /* status of a propose from a follower's apply */
+    int status_in_apply;
+    uint64_t ping_id, pong_id, followup_id;
+    int pongs, followups;
+};
+static struct reentry reentry;
+
+static bool data_is(const uint8_t *data, size_t len, const char *s)
+{
+    return len == strlen(s) && (len == 0 || memcmp(data, s, len) == 0);
+}
+
+static void reentry_apply(cu_node *n, uint64_t group_id, uint64_t index,
+                          const uint8_t *data, size_t len)
+{
+    (void)index;
+    if (!data_is(data, len, "ping"))
+        return;
+    muxraft_group_info info;
+    reentry.status_in_apply = (int)muxraft_group_status(n->handle, group_id, &info);
+    if (n->id == reentry.leader) {
+        reentry.pongs++;
+        reentry.propose_in_apply = (int)muxraft_propose(
+            n->handle, group_id, bytes_of("pong"), 4, &reentry.pong_id);
+    } else {
+        uint64_t id;
+        reentry.follower_propose = (int)muxraft_propose(
+            n->handle, group_id, bytes_of("nope"), 4, &id);
+    }
+}
+
+static void reentry_done(cu_node *n, const cu_done *d)
+{
+    if (d->proposal_id == reentry.ping_id && n->id == reentry.leader) {
+        reentry.followups++;
+        reentry.propose_in_done = (int)muxraft_propose(
+            n->handle, d->group_id, bytes_of("followup"), 8, &reentry.followup_id);
+    }
+}
+
+static void test_reentrancy(void)
+{
+    cu_cluster c;
+    if (!cu_init(&c, 3, 0, NULL)) {
+        CHECK(!"cu_init");
+        return;
+    }
+    CHECK(cu_create_group(&c, 1));
+    memset(&reentry, 0, sizeof reentry);
+    reentry.leader = cu_wait_leader(&c, 1, MAX_TICKS);
+    reentry.propose_in_apply = reentry.propose_in_done = -1;
+    reentry.follower_propose = reentry.status_in_apply = -1;
+    CHECK(reentry.leader != 0);
+    c.on_apply = reentry_apply;
+    c.on_done = reentry_done;
+    if (reentry.leader) {
+        cu_node *ln = cu_node_by_id(&c, reentry.leader);
+        CHECK_OK(muxraft_propose(ln->handle, 1, bytes_of("ping"), 4, &reentry.ping_id));
+        CHECK(cu_wait_applied(&c, 1, 3, MAX_TICKS));
+        for (int t = 0; t < 5; t++) /* nothing else may arrive */
+            CHECK(cu_tick(&c));
+        CHECK(reentry.propose_in_apply == MUXRAFT_OK);
+        CHECK(reentry.propose_in_done == MUXRAFT_OK);
+        CHECK(reentry.follower_propose == MUXRAFT_NOT_LEADER);
+        CHECK(reentry.status_in_apply == MUXRAFT_OK);
+        CHECK(reentry.pongs == 1 && reentry.followups == 1);
+        CHECK(cu_logs_agree(&c, 1));
+        for (uint64_t id = 1; id <= 3; id++) {
+            const cu_log *log = &c.nodes[id - 1].applied[1];
+            CHECK(log->n == 3);
+            /* ping first; then pong and followup, both once */
+            CHECK(cu_entry_is(&c, id, 1, 0, "ping"));
+            CHECK((cu_entry_is(&c, id, 1, 1, "pong") &&
+                   cu_entry_is(&c, id, 1, 2, "followup")) ||
+                  (cu_entry_is(&c, id, 1, 1, "followup") &&
+                   cu_entry_is(&c, id, 1, 2, "pong")));
+        }
+        size_t count;
+        const cu_done *d = cu_find_done(ln, reentry.pong_id, &count);
+        CHECK(count == 1 && d && d->status == MUXRAFT_OK);
+        d = cu_find_done(ln, reentry.followup_id, &count);
+        CHECK(count == 1 && d && d->status == MUXRAFT_OK);
+    }
+    CHECK(c.step_failures == 0);
+    cu_free(&c);
+}
+
+/* A chain on one node: applying entry k proposes entry k+1, 200 deep. */
+enum { CHAIN = 200 };
+static int chain_failures;
+static void chain_apply(cu_node *n, uint64_t group_id, uint64_t index,
+                        const uint8_t *data, size_t len)
+{
+    (void)index;
+    char buf[16];
+    int k = 0;
+    if (len == 0 || len >= sizeof buf)
+        return;
+    memcpy(buf, data, len);
+    buf[len] = '\0';
+    k = atoi(buf);
+    if (k < CHAIN) {
+        snprintf(buf, sizeof buf, "%d", k + 1);
+        if (muxraft_propose(n->handle, group_id, bytes_of(buf), strlen(buf), NULL) !=
+            MUXRAFT_OK)
+            chain_failures++;
+    }
+}
+
+static void test_reentrancy_chain(void)
+{
+    cu_cluster c;
+    if (!cu_init(&c, 1, 0, NULL)) {
+        CHECK(!"cu_init");
+        return;
+    }
+    CHECK(cu_create_group(&c, 1));
+    CHECK(cu_wait_leader(&c, 1, MAX_TICKS) == 1);
+    chain_failures = 0;
+    c.on_apply = chain_apply;
+    CHECK_OK(muxraft_propose(c.nodes[0].handle, 1, bytes_of("1"), 1, NULL));
+    CHECK(cu_wait_applied(&c, 1, CHAIN, MAX_TICKS));
+    CHECK(chain_failures == 0);
+    const cu_log *log = &c.nodes[0].applied[1];
+    CHECK(log->n == CHAIN);
+    bool in_order = log->n == CHAIN;
+    char buf[32];
+    for (size_t k = 0; in_order && k < log->n; k++) {
+        snprintf(buf, sizeof buf, "%zu", k + 1);
+        in_order = cu_entry_is(&c, 1, 1, k, buf) &&
+                   (k == 0 || log->v[k].index > log->v[k - 1].index);
+    }
+    CHECK(in_order);
+    CHECK(c.nodes[0].n_done == CHAIN);
+    cu_free(&c);
+}
+
+/* The network is a callback: send steps the destination node directly,
+ * from inside another node's callback. */
+static cu_cluster *direct;
+static void direct_send(void *userdata, uint64_t to, const uint8_t *frame,
+                        size_t len)
+{
+    cu_node *n = (cu_node *)userdata;
+    cu_node *dst = cu_node_by_id(direct, to);
+    if (dst == NULL || muxraft_step(dst->handle, n->id, frame, len) != MUXRAFT_OK)
+        direct->step_failures++;
+}
+
+static void test_direct_delivery(void)
+{
+    cu_cluster c;
+    if (!cu_init(&c, 3, 0, NULL)) {
+        CHECK(!"cu_init");
+        return;
+    }
+    /* Replace the nodes with ones whose send delivers at once. */
+    direct = &c;
+    for (size_t i = 0; i < 3; i++) {
+        muxraft_node_free(c.nodes[i].handle);
+        c.nodes[i].handle = NULL;
+    }
+    for (size_t i = 0; i < 3; i++) {
+        muxraft_config config;
+        muxraft_config_init(&config);
+        config.node_id = i + 1;
+        muxraft_callbacks cb;
+        memset(&cb, 0, sizeof cb);
+        cb.userdata = &c.nodes[i];
+        cb.send = direct_send;
+        CHECK_OK(muxraft_node_new(&config, &cb, &c.nodes[i].handle));
+    }
+    const uint64_t members[] = {1, 2, 3};
+    for (size_t i = 0; i < 3; i++)
+        CHECK_OK(muxraft_group_create(c.nodes[i].handle, 1, members, 3));
+    uint64_t l = cu_wait_leader(&c, 1, MAX_TICKS);
+    CHECK(l != 0);
+    if (l) {
+        for (int k = 0; k < 10; k++)
+            CHECK_OK(muxraft_propose(c.nodes[l - 1].handle, 1, bytes_of("d"), 1, NULL));
+        for (int t = 0; t < 10; t++)
+            CHECK(cu_tick(&c));
+        for (size_t i = 0; i < 3; i++) {
+            muxraft_group_info info;
+            CHECK_OK(muxraft_group_status(c.nodes[i].handle, 1, &info));
+            CHECK(info.applied_index >= 10 && info.applied_index == info.commit_index);
+        }
+    }
+    CHECK(c.step_failures == 0);
+    direct = NULL;
+    cu_free(&c);
+}
+
+/* Freeing nodes with proposals pending and frames in flight. */
+static void test_free_busy(void)
+{
+    cu_cluster c;
+    if (!cu_init(&c, 3, 0, NULL)) {
+        CHECK(!"cu_init");
+        return;
+    }
+    for (uint64_t g = 1; g <= 3; g++)
+        CHECK(cu_create_group(&c, g));
+    for (uint64_t g = 1; g <= 3; g++) {
+        uint64_t l = cu_wait_leader(&c, g, MAX_TICKS);
+        CHECK(l != 0);
+        if (l)
+            CHECK_OK(muxraft_propose(c.nodes[l - 1].handle, g, bytes_of("x"), 1, NULL));
+    }
+    CHECK(c.queued > 0);
+    cu_free(&c); /* valgrind and ASan check that nothing leaks */
+    CHECK(true);
+}
+
+/* Run one test function and say how it went. */
+#define RUN(test)                                                              \
+    do {                                                                       \
+        int passed0 = n_passed, failed0 = n_failed;                            \
+        test();                                                                \
+        printf("%-4s %-24s %5d checks\n", n_failed == failed0 ? "ok" : "FAIL", \
+               #test, n_passed - passed0 + n_failed - failed0);                 \
+    } while (0)
+
+int main(void)
+{
+    /* Before anything failed on this thread, the message is empty. */
+    CHECK(muxraft_last_error() != NULL && muxraft_last_error()[0] == '\0');
+    /* The primers work (else the freshness checks would prove nothing). */
+    prime_last_error(PRIME_ZERO_NODE_ID);
+    char other[sizeof primed];
+    snprintf(other, sizeof other, "%s", primed);
+    prime_last_error(PRIME_ELECTION_TICKS);
+    CHECK(other[0] != '\0' && primed[0] != '\0' && strcmp(other, primed) != 0);
+
+    RUN(test_version);
+    RUN(test_config_init);
+    RUN(test_node_new_misuse);
+    RUN(test_null_node);
+    RUN(test_single_node);
+    RUN(test_cluster_misuse);
+    RUN(test_remove_pending);
+    RUN(test_reentrancy);
+    RUN(test_reentrancy_chain);
+    RUN(test_direct_delivery);
+    RUN(test_free_busy);
+
+    printf("%d passed, %d failed\n", n_passed, n_failed);
+    return n_failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
