@@ -212,7 +212,9 @@ impl Runtime {
 
     pub fn remove_group(&self, group_id: u64) -> Result<(), Error> {
         self.check_usable()?;
-        self.shared.with(|n| -> Result<(), Error> {
+        // The removal record must not reach the WAL between a pass taking
+        // this group's writes and persisting them.
+        self.shared.exclusive(|n| -> Result<(), Error> {
             n.remove_group(group_id)?;
             if let Some(wal) = &self.wal {
                 let mut batch = WalBatch::default();

@@ -82,6 +82,18 @@ impl SharedNode {
         DRIVING.with(|d| d.borrow().contains(&k))
     }
 
+    /// Run `f` on the node with no drive pass in flight: a `NodeReady` taken
+    /// but not yet persisted would otherwise still carry writes for
+    /// whatever `f` changes (a group being removed). From inside a callback
+    /// the pass in flight is this thread's own and already persisted.
+    pub fn exclusive<R>(&self, f: impl FnOnce(&mut Node) -> R) -> R {
+        if self.in_callback() {
+            return self.with(f);
+        }
+        let _no_pass = self.driving.lock();
+        self.with(f)
+    }
+
     /// Process work until there is none: persist, send, deliver events,
     /// advance. Called after every input. It never waits for another
     /// thread's callbacks: if this node is already being driven (by this

@@ -4,8 +4,9 @@
 //! # Use
 //!
 //! The runtime collects what one `ready()` pass produced for all groups into
-//! one [`WalBatch`] and calls [`Wal::write`] once: the batch is appended with
-//! one `write_all` (two when a segment rolls) and made durable with **one**
+//! one [`WalBatch`] and calls [`Wal::write`] once: the batch, encoded as it
+//! was filled, is appended behind a small commit header with one `write_all`
+//! (two, to avoid a copy, above 256 KiB) and made durable with **one**
 //! `fdatasync`, whatever the number of groups in it. While that runs, new
 //! input accumulates for the next batch: that is the group commit. Messages
 //! that depend on the batch are sent after `write` returns. [`Wal::open`]
@@ -76,7 +77,9 @@
 //! bookkeeping (which index ranges of each live log came from which segment)
 //! lives in memory and is rebuilt by recovery. A live group whose creation
 //! record sits in a deleted segment is still recovered, from the checkpoint
-//! of the next segment.
+//! of the next segment. The price is the checkpoint at each segment start:
+//! 60 bytes plus 8 per member for each live group (about 8 MB for 100,000
+//! groups of 3, once per 64 MiB segment).
 //!
 //! [`Wal::compact`] records a compaction point durably and recovery reports
 //! it ([`RecoveredGroup::compacted`]), but entries below it still pin their
@@ -92,6 +95,9 @@
 //! rolling: its last write already ended with one. If a write or sync fails
 //! the WAL refuses all further calls ([`WalError::Failed`]): what reached the
 //! disk is unknown, and only a reopen (recovery) can tell.
+//!
+//! One `Wal` per directory: nothing stops a second process from opening the
+//! same directory, and two writers would corrupt it.
 
 mod batch;
 mod crc32c;
@@ -191,6 +197,10 @@ pub struct WalStats {
     /// Segment files deleted.
     pub segments_deleted: u64,
 }
+
+/// Batches up to this size are copied behind the commit header so that the
+/// whole commit goes out in one `write_all`.
+const COPY_BATCH_BELOW: usize = 256 << 10;
 
 /// The segment being appended to.
 struct Active {
@@ -295,22 +305,29 @@ impl Wal {
         if victims.is_empty() {
             return Ok(0);
         }
+        let mut deleted = 0;
+        let mut result = Ok(());
         for &seq in &victims {
             match fs::remove_file(segment::segment_path(&self.opts.dir, seq)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
             }
             self.tracker.forget_segment(seq);
+            deleted += 1;
         }
+        self.stats.segments_deleted += deleted as u64;
+        self.stats.segments = self.tracker.segment_count();
+        result?;
         // Not needed for safety (a segment that comes back after a crash is
         // replayed harmlessly), but keeps the directory in step.
         segment::sync_dir(&self.opts.dir)?;
         self.stats.fsyncs += 1;
-        self.stats.segments_deleted += victims.len() as u64;
-        self.stats.segments = self.tracker.segment_count();
-        debug!(deleted = victims.len(), "deleted unneeded WAL segments");
-        Ok(victims.len())
+        debug!(deleted, "deleted unneeded WAL segments");
+        Ok(deleted)
     }
 
     pub fn stats(&self) -> WalStats {
@@ -424,8 +441,12 @@ impl Wal {
         head.extend_from_slice(&body);
         let batch_at = active.len + head.len() as u64;
 
-        active.file.write_all(head)?;
-        if !batch.buf.is_empty() {
+        // One write_all for the usual small batch; a large one is not copied.
+        if batch.buf.len() <= COPY_BATCH_BELOW {
+            head.extend_from_slice(&batch.buf);
+            active.file.write_all(head)?;
+        } else {
+            active.file.write_all(head)?;
             active.file.write_all(&batch.buf)?;
         }
         active.file.sync_data()?;
@@ -435,7 +456,7 @@ impl Wal {
             self.stats.fsyncs += 1;
         }
 
-        let written = head.len() as u64 + batch.buf.len() as u64;
+        let written = batch_at - active.len + batch.buf.len() as u64;
         active.len += written;
         let seq = active.seq;
         self.stats.bytes += written;

@@ -31,13 +31,23 @@ pub(super) enum Op {
 
 /// One unit of writes, usually everything one node `ready()` pass produced
 /// for all its groups. Records are applied in the order they were added.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct WalBatch {
     pub(super) buf: Vec<u8>,
     pub(super) ops: Vec<Op>,
     /// Set when the caller added something that cannot be written; `write`
     /// refuses the whole batch with this reason.
     pub(super) invalid: Option<String>,
+}
+
+impl std::fmt::Debug for WalBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WalBatch")
+            .field("records", &self.ops.len())
+            .field("bytes", &self.buf.len())
+            .field("invalid", &self.invalid)
+            .finish()
+    }
 }
 
 impl WalBatch {
@@ -48,7 +58,10 @@ impl WalBatch {
     /// Create `group_id` with these members (voters, by node id).
     pub fn create_group(&mut self, group_id: u64, members: &[u64]) {
         let offset = self.buf.len();
-        record::encode_create(&mut self.buf, group_id, members);
+        if let Err(e) = record::encode_create(&mut self.buf, group_id, members) {
+            self.refuse(format!("group {group_id}: {e}"));
+            return;
+        }
         self.ops.push(Op::Create {
             group: group_id,
             members: members.to_vec(),
@@ -77,13 +90,17 @@ impl WalBatch {
         let Some(first) = entries.first() else {
             return;
         };
-        if let Some(w) = entries.windows(2).find(|w| w[1].index != w[0].index + 1) {
+        if let Some(w) = entries
+            .windows(2)
+            .find(|w| w[0].index.checked_add(1) != Some(w[1].index))
+        {
             self.refuse(format!(
                 "group {group_id}: entries are not consecutive ({} then {})",
                 w[0].index, w[1].index
             ));
             return;
         }
+        let last = entries[entries.len() - 1].index;
         if first.index == 0 {
             self.refuse(format!("group {group_id}: entries start at index 0"));
             return;
@@ -95,7 +112,7 @@ impl WalBatch {
         self.ops.push(Op::Entries {
             group: group_id,
             first: first.index,
-            last: first.index + entries.len() as u64 - 1,
+            last,
         });
     }
 

@@ -145,11 +145,15 @@ pub fn encode_checkpoint(buf: &mut Vec<u8>, groups: &[GroupCheckpoint]) -> Resul
     finish(buf, start)
 }
 
-pub fn encode_create(buf: &mut Vec<u8>, group: u64, members: &[u64]) {
+pub fn encode_create(buf: &mut Vec<u8>, group: u64, members: &[u64]) -> Result<(), String> {
     let start = begin(buf, T_CREATE);
     put_u64(buf, group);
     put_members(buf, members);
-    finish(buf, start).expect("member lists are small");
+    let r = finish(buf, start);
+    if r.is_err() {
+        buf.truncate(start);
+    }
+    r
 }
 
 pub fn encode_remove(buf: &mut Vec<u8>, group: u64) {
@@ -338,7 +342,7 @@ pub fn decode(t: u8, payload: &[u8]) -> Result<Record, String> {
             if n == 0 {
                 return Err("entries record with no entry".into());
             }
-            if first.checked_add(n as u64).is_none() {
+            if first.checked_add(n as u64 - 1).is_none() {
                 return Err(format!("entries {first}+{n} overflow the index space"));
             }
             let mut entries = Vec::with_capacity(n);
@@ -389,7 +393,7 @@ mod tests {
     #[test]
     fn every_record_kind_round_trips() {
         let mut b = Vec::new();
-        encode_create(&mut b, 7, &[1, 2, 3]);
+        encode_create(&mut b, 7, &[1, 2, 3]).unwrap();
         assert!(
             matches!(roundtrip(&b), Record::Create { group: 7, members } if members == [1, 2, 3])
         );
@@ -456,7 +460,7 @@ mod tests {
     #[test]
     fn a_flipped_bit_fails_the_crc() {
         let mut b = Vec::new();
-        encode_create(&mut b, 7, &[1, 2, 3]);
+        encode_create(&mut b, 7, &[1, 2, 3]).unwrap();
         for i in 8..b.len() {
             let mut c = b.clone();
             c[i] ^= 0x10;

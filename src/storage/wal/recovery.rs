@@ -149,7 +149,7 @@ impl Replay {
             .map_err(|e| format!("group {group}: {e}"))
     }
 
-    fn finish(mut self) -> Result<(BTreeMap<u64, RecoveredGroup>, Tracker), WalError> {
+    fn finish(mut self, dir: &Path) -> Result<(BTreeMap<u64, RecoveredGroup>, Tracker), WalError> {
         let mut groups = BTreeMap::new();
         for (&id, g) in self.tracker.groups() {
             let log = self.logs.remove(&id).unwrap_or_else(|| GroupLog::new(0));
@@ -164,6 +164,23 @@ impl Replay {
                 });
             }
             let entries: Vec<Entry> = log.entries.into_values().collect();
+            // Guaranteed by the hole tracking; checked rather than left to
+            // MemStore's assertion, since it comes from disk.
+            if let Some((i, e)) = entries
+                .iter()
+                .enumerate()
+                .find(|(i, e)| e.index != *i as u64 + 1)
+            {
+                return Err(WalError::Corrupt {
+                    segment: dir.to_path_buf(),
+                    offset: 0,
+                    reason: format!(
+                        "group {id}: recovered log has index {} at position {}",
+                        e.index,
+                        i + 1
+                    ),
+                });
+            }
             let mut store = MemStore::new();
             store.set_hard_state(g.hard_state);
             store.append(&entries);
@@ -249,7 +266,7 @@ pub(super) fn recover(dir: &Path) -> Result<Outcome, WalError> {
     }
     let records = replay.records;
     let last_commit = replay.last_commit;
-    let (groups, tracker) = replay.finish()?;
+    let (groups, tracker) = replay.finish(dir)?;
     Ok(Outcome {
         recovered: Recovered {
             groups,
