@@ -392,9 +392,19 @@ enum muxraft_status muxraft_node_add_peer(struct muxraft_node *node,
  * Returns `MUXRAFT_OK`; `MUXRAFT_INVALID_ARGUMENT` (NULL pointer, bad
  * address, already started); `MUXRAFT_IO` (cannot listen there);
  * `MUXRAFT_SHUTDOWN` (stopped earlier: a node does not restart, create a
- * new one).
+ * new one). A start that fails leaves the node as it was: it can be
+ * started again (e.g. on another port).
  */
 enum muxraft_status muxraft_node_start(struct muxraft_node *node, const char *listen_address);
+
+/**
+ * Embedded mode: the TCP port the started node listens on (useful after
+ * `muxraft_node_start` with port 0, which picks a free one).
+ *
+ * Returns `MUXRAFT_OK` with `*out_port` set, or `MUXRAFT_INVALID_ARGUMENT`
+ * (NULL pointer, or the node is not started).
+ */
+enum muxraft_status muxraft_node_listen_port(struct muxraft_node *node, uint16_t *out_port);
 
 /**
  * Embedded mode: stop the node. The pass in progress finishes (whatever

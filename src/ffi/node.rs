@@ -190,7 +190,8 @@ pub unsafe extern "C" fn muxraft_node_add_peer(
 /// Returns `MUXRAFT_OK`; `MUXRAFT_INVALID_ARGUMENT` (NULL pointer, bad
 /// address, already started); `MUXRAFT_IO` (cannot listen there);
 /// `MUXRAFT_SHUTDOWN` (stopped earlier: a node does not restart, create a
-/// new one).
+/// new one). A start that fails leaves the node as it was: it can be
+/// started again (e.g. on another port).
 #[no_mangle]
 pub unsafe extern "C" fn muxraft_node_start(
     node: *mut muxraft_node,
@@ -203,6 +204,31 @@ pub unsafe extern "C" fn muxraft_node_start(
             Err(s) => return s,
         };
         done(r.start(listen))
+    })
+}
+
+/// Embedded mode: the TCP port the started node listens on (useful after
+/// `muxraft_node_start` with port 0, which picks a free one).
+///
+/// Returns `MUXRAFT_OK` with `*out_port` set, or `MUXRAFT_INVALID_ARGUMENT`
+/// (NULL pointer, or the node is not started).
+#[no_mangle]
+pub unsafe extern "C" fn muxraft_node_listen_port(
+    node: *mut muxraft_node,
+    out_port: *mut u16,
+) -> muxraft_status {
+    with_node(node, |r| {
+        if out_port.is_null() {
+            return fail(MUXRAFT_INVALID_ARGUMENT, "out_port is NULL");
+        }
+        match r.local_addr() {
+            Some(addr) => {
+                // SAFETY: non-NULL pointer to the caller's u16.
+                unsafe { out_port.write(addr.port()) };
+                MUXRAFT_OK
+            }
+            None => fail(MUXRAFT_INVALID_ARGUMENT, "the node is not started"),
+        }
     })
 }
 

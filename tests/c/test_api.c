@@ -967,6 +967,40 @@ static void test_free_busy(void)
 }
 
 /* Run one test function and say how it went. */
+/* Embedded mode lifecycle: start on port 0, learn the port, refuse
+ * host-driven calls while started, stop, refuse everything after. */
+static void test_embedded_lifecycle(void)
+{
+    muxraft_config c;
+    muxraft_config_init(&c);
+    c.node_id = 41;
+    muxraft_node *n = NULL;
+    CHECK_OK(muxraft_node_new(&c, NULL, &n));
+    uint16_t port = 0;
+    EXPECT_FAIL(muxraft_node_listen_port(n, &port), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_node_stop(n), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_node_start(n, NULL), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_node_start(n, "not an address"), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_node_add_peer(n, 0, "127.0.0.1:1"), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_node_add_peer(n, 41, "127.0.0.1:1"), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_node_add_peer(n, 42, NULL), MUXRAFT_INVALID_ARGUMENT);
+    CHECK_OK(muxraft_node_add_peer(n, 42, "127.0.0.1:9"));
+    CHECK_OK(muxraft_node_start(n, "127.0.0.1:0"));
+    CHECK_OK(muxraft_node_listen_port(n, &port));
+    CHECK(port != 0);
+    EXPECT_FAIL(muxraft_node_listen_port(n, NULL), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_node_start(n, "127.0.0.1:0"), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_tick(n), MUXRAFT_INVALID_ARGUMENT);
+    const uint64_t members[] = {41};
+    CHECK_OK(muxraft_group_create(n, 7, members, 1));
+    CHECK_OK(muxraft_node_stop(n));
+    EXPECT_FAIL(muxraft_node_stop(n), MUXRAFT_SHUTDOWN);
+    EXPECT_FAIL(muxraft_propose(n, 7, (const uint8_t *)"x", 1, NULL), MUXRAFT_SHUTDOWN);
+    muxraft_group_info info;
+    CHECK_OK(muxraft_group_status(n, 7, &info));
+    muxraft_node_free(n);
+}
+
 #define RUN(test)                                                              \
     do {                                                                       \
         int passed0 = n_passed, failed0 = n_failed;                            \
@@ -997,6 +1031,7 @@ int main(void)
     RUN(test_reentrancy_chain);
     RUN(test_direct_delivery);
     RUN(test_free_busy);
+    RUN(test_embedded_lifecycle);
 
     printf("%d passed, %d failed\n", n_passed, n_failed);
     return n_failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;

@@ -1,0 +1,467 @@
+// muxraft.hpp — a header-only C++17 wrapper over the muxraft C API.
+//
+// It adds ownership, exceptions and std::function callbacks to
+// include/muxraft.h and nothing else: every member function is one C call,
+// and its documentation in muxraft.h (threads, modes, what each status means)
+// is the documentation here too.
+//
+//   muxraft::Config     the node's settings, holding muxraft_config_init's defaults
+//   muxraft::Callbacks  std::function callbacks; byte arguments as std::string_view
+//   muxraft::Node       owns a muxraft_node (move-only; freed by its destructor)
+//   muxraft::NodeRef    a non-owning handle to a node, for use inside callbacks
+//   muxraft::Error      thrown for every status other than MUXRAFT_OK: carries the
+//                       muxraft_status and the muxraft_last_error() message
+//
+// Callbacks and exceptions. muxraft calls the Callbacks on the thread of the
+// call that caused them (host-driven mode) or on a muxraft thread (embedded
+// mode), one at a time per node, and a callback may call muxraft again on the
+// same node through a NodeRef (propose from `apply`, for instance). A callback
+// must not let an exception escape: it cannot cross the C library, and the
+// event it was handling (a committed entry, a proposal outcome) cannot be
+// delivered again. The wrapper catches whatever escapes a callback, writes
+// the callback's name and the exception's what() to stderr and calls
+// std::terminate(), exactly as if the callback were noexcept. Catch inside
+// the callback what you can handle there (an Error from a NodeRef call, say).
+//
+// Lifetimes. The Callbacks are kept on the heap, so a Node can be moved at any
+// time, also while a muxraft thread is running its callbacks. Whatever the
+// callbacks capture must outlive the Node. The Node's destructor frees the C
+// node (stopping it first if started); once it returns no callback runs any
+// more. It must not run inside one of that node's own callbacks, and no other
+// call on the node may be running.
+#ifndef MUXRAFT_HPP
+#define MUXRAFT_HPP
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "muxraft.h"
+
+namespace muxraft {
+
+// The C types are used as they are: a status, a role, and the plain structs
+// filled by muxraft_group_status and muxraft_node_stats.
+using Status = muxraft_status;
+using Role = muxraft_role;
+using GroupInfo = muxraft_group_info;
+using Stats = muxraft_stats;
+
+// "MUXRAFT_NOT_LEADER" for MUXRAFT_NOT_LEADER, "unknown" for a number the
+// header does not name.
+inline const char *status_name(Status status) noexcept
+{
+    switch (status) {
+    case MUXRAFT_OK: return "MUXRAFT_OK";
+    case MUXRAFT_INVALID_ARGUMENT: return "MUXRAFT_INVALID_ARGUMENT";
+    case MUXRAFT_NOT_FOUND: return "MUXRAFT_NOT_FOUND";
+    case MUXRAFT_ALREADY_EXISTS: return "MUXRAFT_ALREADY_EXISTS";
+    case MUXRAFT_NOT_LEADER: return "MUXRAFT_NOT_LEADER";
+    case MUXRAFT_TOO_LARGE: return "MUXRAFT_TOO_LARGE";
+    case MUXRAFT_MALFORMED: return "MUXRAFT_MALFORMED";
+    case MUXRAFT_IO: return "MUXRAFT_IO";
+    case MUXRAFT_SHUTDOWN: return "MUXRAFT_SHUTDOWN";
+    case MUXRAFT_BUSY: return "MUXRAFT_BUSY";
+    case MUXRAFT_PANIC: return "MUXRAFT_PANIC";
+    }
+    return "unknown";
+}
+
+// "follower", "candidate", "leader"; "unknown" otherwise.
+inline const char *role_name(Role role) noexcept
+{
+    switch (role) {
+    case MUXRAFT_FOLLOWER: return "follower";
+    case MUXRAFT_CANDIDATE: return "candidate";
+    case MUXRAFT_LEADER: return "leader";
+    }
+    return "unknown";
+}
+
+// muxraft_version(): the library's version ("0.1.0").
+inline const char *version() noexcept { return muxraft_version(); }
+
+// muxraft_abi_version(): compare it with MUXRAFT_ABI_VERSION to detect a
+// library that does not match the header.
+inline std::uint32_t abi_version() noexcept { return muxraft_abi_version(); }
+
+// A muxraft call that did not return MUXRAFT_OK. what() reads
+// "<C function>: <status name>: <message>".
+class Error : public std::runtime_error {
+public:
+    Error(Status status, std::string function, std::string message)
+        : std::runtime_error(function + ": " + status_name(status) + ": " + message),
+          status_(status), function_(std::move(function)), message_(std::move(message))
+    {
+    }
+
+    // The status the C function returned.
+    Status status() const noexcept { return status_; }
+    // The C function that failed, e.g. "muxraft_propose".
+    const std::string &function() const noexcept { return function_; }
+    // muxraft_last_error() right after the failed call.
+    const std::string &message() const noexcept { return message_; }
+
+private:
+    Status status_;
+    std::string function_;
+    std::string message_;
+};
+
+namespace detail {
+
+// Throw the Error for a failed call. `status` is the value the call returned,
+// so muxraft_last_error() is read after the call, on the same thread.
+inline void check(Status status, const char *function)
+{
+    if (status != MUXRAFT_OK)
+        throw Error(status, function, muxraft_last_error());
+}
+
+inline std::string_view bytes(const std::uint8_t *data, std::size_t len) noexcept
+{
+    return len == 0 ? std::string_view()
+                    : std::string_view(reinterpret_cast<const char *>(data), len);
+}
+
+} // namespace detail
+
+// The settings of a node: muxraft_config as C++ values. A default-constructed
+// Config holds the defaults of muxraft_config_init (node_id 0, which has to be
+// set: muxraft_node_new refuses it). See muxraft.h for each field.
+struct Config {
+    std::uint64_t node_id;
+    std::uint64_t cluster_id;
+    std::uint32_t tick_ms;
+    std::uint32_t heartbeat_ticks;
+    std::uint32_t election_ticks;
+    bool batch_heartbeats;
+    std::uint32_t max_proposal_bytes;
+    // Directory of the node's write-ahead log; nullopt: in memory (NULL).
+    std::optional<std::string> data_dir;
+
+    // The defaults of muxraft_config_init.
+    Config() : Config(defaults()) {}
+
+    // The values of a C config (data_dir copied).
+    explicit Config(const muxraft_config &c)
+        : node_id(c.node_id), cluster_id(c.cluster_id), tick_ms(c.tick_ms),
+          heartbeat_ticks(c.heartbeat_ticks), election_ticks(c.election_ticks),
+          batch_heartbeats(c.batch_heartbeats), max_proposal_bytes(c.max_proposal_bytes),
+          data_dir(c.data_dir ? std::optional<std::string>(c.data_dir) : std::nullopt)
+    {
+    }
+
+    // The C struct, from muxraft_config_init with these values written over
+    // it. Its data_dir points into *this: use it while *this is unchanged.
+    muxraft_config to_c() const noexcept
+    {
+        muxraft_config c;
+        muxraft_config_init(&c);
+        c.node_id = node_id;
+        c.cluster_id = cluster_id;
+        c.tick_ms = tick_ms;
+        c.heartbeat_ticks = heartbeat_ticks;
+        c.election_ticks = election_ticks;
+        c.batch_heartbeats = batch_heartbeats;
+        c.max_proposal_bytes = max_proposal_bytes;
+        c.data_dir = data_dir ? data_dir->c_str() : nullptr;
+        return c;
+    }
+
+private:
+    static muxraft_config defaults() noexcept
+    {
+        muxraft_config c;
+        muxraft_config_init(&c);
+        return c;
+    }
+};
+
+// The host's callbacks (muxraft_callbacks without userdata: capture what you
+// need). An empty std::function is passed to muxraft as NULL: that event is
+// not reported. Byte views are valid only during the call; copy them to keep
+// them. See the top of this file for threads and exceptions.
+struct Callbacks {
+    // Host-driven mode: carry `frame` to node `to` and hand it to that node's
+    // step(). Never called in embedded mode.
+    std::function<void(std::uint64_t to, std::string_view frame)> send;
+    // A committed entry, once per replica, in log order per group (indexes
+    // increase and may skip Raft's own entries).
+    std::function<void(std::uint64_t group_id, std::uint64_t index, std::string_view data)> apply;
+    // This replica changed role or learned of a new leader (0: none known).
+    std::function<void(std::uint64_t group_id, Role role, std::uint64_t term,
+                       std::uint64_t leader_id)>
+        role_changed;
+    // The outcome of a proposal made on this node, exactly once per proposal
+    // id: MUXRAFT_OK with its index, or why it failed (index 0).
+    std::function<void(std::uint64_t group_id, std::uint64_t proposal_id, Status status,
+                       std::uint64_t index)>
+        proposal_done;
+};
+
+namespace detail {
+
+// What escapes a callback is reported and ends the process (see the top of
+// the file). Called only from inside a catch handler.
+[[noreturn]] inline void callback_threw(const char *callback) noexcept
+{
+    try {
+        throw;
+    } catch (const std::exception &e) {
+        std::fprintf(stderr, "muxraft: exception escaped the %s callback: %s\n", callback,
+                     e.what());
+    } catch (...) {
+        std::fprintf(stderr, "muxraft: exception escaped the %s callback\n", callback);
+    }
+    std::fflush(stderr);
+    std::terminate();
+}
+
+// The C callbacks: `userdata` is the node's heap-allocated Callbacks.
+struct Trampolines {
+    static void send(void *userdata, std::uint64_t to, const std::uint8_t *frame,
+                     std::size_t len) noexcept
+    {
+        try {
+            static_cast<const Callbacks *>(userdata)->send(to, bytes(frame, len));
+        } catch (...) {
+            callback_threw("send");
+        }
+    }
+
+    static void apply(void *userdata, std::uint64_t group_id, std::uint64_t index,
+                      const std::uint8_t *data, std::size_t len) noexcept
+    {
+        try {
+            static_cast<const Callbacks *>(userdata)->apply(group_id, index, bytes(data, len));
+        } catch (...) {
+            callback_threw("apply");
+        }
+    }
+
+    static void role_changed(void *userdata, std::uint64_t group_id, muxraft_role role,
+                             std::uint64_t term, std::uint64_t leader_id) noexcept
+    {
+        try {
+            static_cast<const Callbacks *>(userdata)->role_changed(group_id, role, term,
+                                                                   leader_id);
+        } catch (...) {
+            callback_threw("role_changed");
+        }
+    }
+
+    static void proposal_done(void *userdata, std::uint64_t group_id,
+                              std::uint64_t proposal_id, muxraft_status status,
+                              std::uint64_t index) noexcept
+    {
+        try {
+            static_cast<const Callbacks *>(userdata)->proposal_done(group_id, proposal_id,
+                                                                    status, index);
+        } catch (...) {
+            callback_threw("proposal_done");
+        }
+    }
+};
+
+// The calls on a node that are allowed from inside its own callbacks, shared
+// by Node and NodeRef. Each is the C function of the same name; each throws
+// Error for a status other than MUXRAFT_OK.
+template <class Self> class NodeCalls {
+public:
+    // muxraft_group_create: this node's replica of `group_id`, whose replicas
+    // live on `members` (this node among them).
+    void create_group(std::uint64_t group_id, const std::uint64_t *members,
+                      std::size_t n_members) const
+    {
+        check(muxraft_group_create(h(), group_id, members, n_members), "muxraft_group_create");
+    }
+    void create_group(std::uint64_t group_id, const std::vector<std::uint64_t> &members) const
+    {
+        create_group(group_id, members.data(), members.size());
+    }
+    void create_group(std::uint64_t group_id, std::initializer_list<std::uint64_t> members) const
+    {
+        create_group(group_id, members.begin(), members.size());
+    }
+
+    // muxraft_group_remove.
+    void remove_group(std::uint64_t group_id) const
+    {
+        check(muxraft_group_remove(h(), group_id), "muxraft_group_remove");
+    }
+
+    // muxraft_group_status: this node's view of the group.
+    GroupInfo group_status(std::uint64_t group_id) const
+    {
+        GroupInfo info{};
+        check(muxraft_group_status(h(), group_id, &info), "muxraft_group_status");
+        return info;
+    }
+
+    // muxraft_propose: the bytes are copied; returns the proposal id that
+    // proposal_done reports (it may already have been reported, on a muxraft
+    // thread, when this returns).
+    std::uint64_t propose(std::uint64_t group_id, const void *data, std::size_t len) const
+    {
+        std::uint64_t id = 0;
+        check(muxraft_propose(h(), group_id, static_cast<const std::uint8_t *>(data), len, &id),
+              "muxraft_propose");
+        return id;
+    }
+    std::uint64_t propose(std::uint64_t group_id, std::string_view data) const
+    {
+        return propose(group_id, data.data(), data.size());
+    }
+
+    // muxraft_tick (host-driven mode): one tick of the node's clock.
+    void tick() const { check(muxraft_tick(h()), "muxraft_tick"); }
+
+    // muxraft_step (host-driven mode): a frame that node `from` sent.
+    void step(std::uint64_t from, std::string_view frame) const
+    {
+        check(muxraft_step(h(), from, reinterpret_cast<const std::uint8_t *>(frame.data()),
+                           frame.size()),
+              "muxraft_step");
+    }
+
+    // muxraft_node_stats: the node's counters.
+    Stats stats() const
+    {
+        Stats s{};
+        check(muxraft_node_stats(h(), &s), "muxraft_node_stats");
+        return s;
+    }
+
+protected:
+    NodeCalls() = default;
+
+private:
+    muxraft_node *h() const noexcept { return static_cast<const Self *>(this)->handle(); }
+};
+
+} // namespace detail
+
+// A non-owning handle to a node, as cheap to copy as a pointer; what a
+// callback captures to call muxraft again. It stays valid while the Node it
+// came from lives (wherever that Node is moved) and dangles once the Node is
+// destroyed. An empty NodeRef holds NULL: its calls throw Error with
+// MUXRAFT_INVALID_ARGUMENT, as the C functions answer for NULL.
+class NodeRef : public detail::NodeCalls<NodeRef> {
+public:
+    NodeRef() noexcept = default;
+    explicit NodeRef(muxraft_node *handle) noexcept : handle_(handle) {}
+
+    muxraft_node *handle() const noexcept { return handle_; }
+    explicit operator bool() const noexcept { return handle_ != nullptr; }
+
+private:
+    muxraft_node *handle_ = nullptr;
+};
+
+// A node, owned: muxraft_node_new in the constructor, muxraft_node_free in
+// the destructor. Move-only; a moved-from (or default-constructed) Node is
+// empty and its calls throw Error with MUXRAFT_INVALID_ARGUMENT.
+class Node : public detail::NodeCalls<Node> {
+public:
+    // An empty node.
+    Node() noexcept = default;
+
+    // muxraft_node_new with `config` and `callbacks`. Throws Error
+    // (MUXRAFT_INVALID_ARGUMENT for a bad config, e.g. node_id 0; MUXRAFT_IO
+    // for an unusable data_dir).
+    explicit Node(const Config &config, Callbacks callbacks = Callbacks())
+        : callbacks_(std::make_unique<Callbacks>(std::move(callbacks)))
+    {
+        muxraft_callbacks cb{};
+        cb.userdata = callbacks_.get();
+        if (callbacks_->send)
+            cb.send = &detail::Trampolines::send;
+        if (callbacks_->apply)
+            cb.apply = &detail::Trampolines::apply;
+        if (callbacks_->role_changed)
+            cb.role_changed = &detail::Trampolines::role_changed;
+        if (callbacks_->proposal_done)
+            cb.proposal_done = &detail::Trampolines::proposal_done;
+        const muxraft_config c = config.to_c();
+        muxraft_node *handle = nullptr;
+        detail::check(muxraft_node_new(&c, &cb, &handle), "muxraft_node_new");
+        handle_ = handle;
+    }
+
+    Node(const Node &) = delete;
+    Node &operator=(const Node &) = delete;
+
+    Node(Node &&other) noexcept
+        : handle_(std::exchange(other.handle_, nullptr)), callbacks_(std::move(other.callbacks_))
+    {
+    }
+
+    // Frees the node held before (as the destructor does), then takes
+    // `other`'s. Assigning a node to itself changes nothing.
+    Node &operator=(Node &&other) noexcept
+    {
+        if (this != &other) {
+            reset();
+            handle_ = std::exchange(other.handle_, nullptr);
+            callbacks_ = std::move(other.callbacks_);
+        }
+        return *this;
+    }
+
+    ~Node() { reset(); }
+
+    // muxraft_node_free now (stopping the node if started), then the
+    // callbacks; the Node is empty afterwards. Not from inside the node's own
+    // callbacks.
+    void reset() noexcept
+    {
+        muxraft_node_free(std::exchange(handle_, nullptr));
+        callbacks_.reset();
+    }
+
+    muxraft_node *handle() const noexcept { return handle_; }
+    explicit operator bool() const noexcept { return handle_ != nullptr; }
+    NodeRef ref() const noexcept { return NodeRef(handle_); }
+
+    // muxraft_node_add_peer (embedded mode): peer `node_id` listens at
+    // `address` ("host:port"). Before or after start().
+    void add_peer(std::uint64_t node_id, const std::string &address)
+    {
+        detail::check(muxraft_node_add_peer(handle_, node_id, address.c_str()),
+                      "muxraft_node_add_peer");
+    }
+
+    // muxraft_node_start (embedded mode): listen on `listen_address`, connect
+    // to the peers, run on muxraft's own threads. A failed start (e.g.
+    // MUXRAFT_IO: cannot listen there) leaves the node as it was.
+    void start(const std::string &listen_address)
+    {
+        detail::check(muxraft_node_start(handle_, listen_address.c_str()), "muxraft_node_start");
+    }
+
+    // muxraft_node_stop (embedded mode): when it returns no muxraft thread
+    // of the node is left; waiting proposals are reported MUXRAFT_SHUTDOWN.
+    // Not from inside a callback. Final: later calls other than
+    // group_status() and stats() throw MUXRAFT_SHUTDOWN.
+    void stop() { detail::check(muxraft_node_stop(handle_), "muxraft_node_stop"); }
+
+private:
+    muxraft_node *handle_ = nullptr;
+    // On the heap, so that the userdata muxraft holds survives moves.
+    std::unique_ptr<Callbacks> callbacks_;
+};
+
+} // namespace muxraft
+
+#endif // MUXRAFT_HPP
