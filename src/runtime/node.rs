@@ -249,7 +249,16 @@ impl Runtime {
         accepted: impl FnOnce(u64),
     ) -> Result<u64, Error> {
         self.check_usable()?;
-        let id = self.shared.with(|n| n.propose(group_id, data))?;
+        let id = {
+            // Held across the check and the proposal: `stop` sets Stopped
+            // under this lock, so a proposal is either accepted before the
+            // node's final pass (which reports it) or refused here.
+            let mode = self.mode.lock();
+            if matches!(*mode, Mode::Stopped) {
+                return Err(Error::Shutdown);
+            }
+            self.shared.with(|n| n.propose(group_id, data))?
+        };
         accepted(id);
         self.kick()?;
         Ok(id)
@@ -361,7 +370,10 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        if let Mode::Embedded(e) = std::mem::replace(&mut *self.mode.lock(), Mode::Stopped) {
+        // Release the mode lock before joining: a callback still running on
+        // the node thread may call in (and is then told Shutdown).
+        let mode = std::mem::replace(&mut *self.mode.lock(), Mode::Stopped);
+        if let Mode::Embedded(e) = mode {
             e.stop();
         }
     }

@@ -1,0 +1,117 @@
+/*
+ * queue_cluster.h: run a cluster of queue_node processes on loopback and
+ * follow what they report (used by demo.c and tests/c/crash_test.c).
+ *
+ * Each process is started with fork/exec, its stdout on a pipe; qc_poll()
+ * reads the pipes and parses every STAT line (see queue_node.c for the
+ * format) into the process's `last` report. Processes are started with
+ * PR_SET_PDEATHSIG (Linux), so they die with the program even when it is
+ * killed; qc_cleanup() kills and reaps every one still running.
+ */
+#ifndef MUXRAFT_QUEUE_CLUSTER_H
+#define MUXRAFT_QUEUE_CLUSTER_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define QC_MAX_NODES 5
+#define QC_MAX_HIST 160   /* latency buckets kept from one STAT line */
+#define QC_HISTORY 128    /* reports remembered per process */
+#define QC_MAX_INCARNATIONS 256
+
+/* One STAT line. */
+typedef struct qc_stat {
+    uint64_t t_ms, id, pid, groups, leading, leaderless;
+    uint64_t hb_msgs, hb_batches, group_hb_batched, hb_bytes, sent, bytes;
+    uint64_t proposing, proposed, commits, failed, inflight;
+    uint64_t p50_us, p99_us, applied, elections, leader_changes, final;
+    size_t n_hist;
+    uint64_t hist_us[QC_MAX_HIST], hist_count[QC_MAX_HIST];
+    uint64_t received_ns; /* when the line arrived (qc_now_ns clock) */
+} qc_stat;
+
+typedef struct qc_proc {
+    uint64_t id;
+    int port;
+    char dir[1024];        /* its data directory */
+    pid_t pid;             /* 0: not running */
+    bool expected;         /* false once we stop or kill it on purpose */
+    int fd;                /* its stdout, -1 when closed */
+    char buf[16384];
+    size_t len;
+    int exit_status;       /* from waitpid, once it ended */
+    uint64_t reports;      /* STAT lines from this incarnation */
+    qc_stat last;          /* the latest of them (valid if reports > 0) */
+    /* A few fields of the latest reports, oldest first, for looking back. */
+    uint64_t hist_ns[QC_HISTORY], hist_applied[QC_HISTORY];
+    size_t hist_n;
+    /* Every pid this node ever ran as, in order. */
+    pid_t incarnations[QC_MAX_INCARNATIONS];
+    size_t n_incarnations;
+} qc_proc;
+
+typedef struct qc_cluster {
+    const char *exe; /* path of queue_node */
+    size_t n;
+    qc_proc procs[QC_MAX_NODES];
+    /* Passed to every process. */
+    unsigned groups, rate, report_ms, cluster_id;
+    bool batch;
+    /* Called for every STAT line, after `last` was updated. */
+    void (*on_stat)(void *userdata, qc_proc *p, const qc_stat *s);
+    void *userdata;
+} qc_cluster;
+
+/* Set by the SIGINT/SIGTERM/SIGHUP handler qc_install_signals() installs. */
+extern volatile sig_atomic_t qc_interrupted;
+
+uint64_t qc_now_ns(void);
+double qc_seconds_since(uint64_t t_ns);
+
+/* SIGINT, SIGTERM and SIGHUP set qc_interrupted; SIGPIPE is ignored. */
+void qc_install_signals(void);
+
+/* Fill `dir` with a new directory under $TMPDIR (or /tmp). */
+bool qc_make_temp_dir(char *dir, size_t size, const char *prefix);
+
+/* Remove a directory tree (like rm -rf). */
+void qc_remove_tree(const char *path);
+
+/* Set up `c` with n nodes (ids 1..n) on free loopback ports, their data
+ * directories under `base` (base/n1, ...). Nothing is started. */
+bool qc_init(qc_cluster *c, const char *exe, size_t n, const char *base);
+
+/* Start (or restart) node i (0-based) from its data directory. */
+bool qc_start(qc_cluster *c, size_t i);
+
+/* Send a signal to node i if it runs. SIGKILL and SIGTERM mark it as
+ * expected to end. */
+void qc_signal(qc_cluster *c, size_t i, int sig);
+
+/* SIGKILL node i and reap it. */
+void qc_kill(qc_cluster *c, size_t i);
+
+/* Read whatever the processes printed, waiting at most timeout_ms for the
+ * first byte. Reaps processes whose stdout closed. */
+void qc_poll(qc_cluster *c, int timeout_ms);
+
+/* Is node i running? */
+bool qc_running(const qc_cluster *c, size_t i);
+
+/* Node i ended although nobody stopped it? (Its exit status is kept.) */
+bool qc_died(const qc_cluster *c, size_t i);
+
+/* The applied count node i reported last at or before t_ns (0 if none). */
+uint64_t qc_applied_at(const qc_cluster *c, size_t i, uint64_t t_ns);
+
+/* SIGTERM every running node and wait (up to timeout_ms) for them to exit;
+ * SIGKILL the ones left. Returns true if every one exited with status 0. */
+bool qc_stop_all(qc_cluster *c, int timeout_ms);
+
+/* SIGKILL and reap every node still running. Safe to call more than once. */
+void qc_cleanup(qc_cluster *c);
+
+#endif

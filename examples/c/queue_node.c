@@ -1,0 +1,720 @@
+/*
+ * queue_node.c: one broker-like process hosting many replicated queues.
+ *
+ * The process is one muxraft node in embedded mode: muxraft runs its own
+ * timer, its own TCP connections to the other nodes and its own durable
+ * write-ahead log in --data-dir. Each queue is a Raft group; group g
+ * (1..G) has its replicas on R of the cluster's nodes, chosen from g (with
+ * 3 nodes and R = 3: on all of them). The process creates its replicas
+ * (after a restart they are recovered from the data directory and already
+ * exist), then proposes small messages "n<id>-i<incarnation>-g<g>-s<seq>"
+ * to the groups it leads, at --rate proposals per second in total, and
+ * measures each one's commit latency (muxraft_propose until proposal_done
+ * reports it committed on a majority).
+ *
+ *   usage: queue_node --id N --listen HOST:PORT [--peer ID=HOST:PORT]...
+ *                     [--data-dir DIR] [--groups G] [--replicas R]
+ *                     [--cluster-id C] [--batch 0|1] [--rate R]
+ *                     [--duration SECONDS] [--report-ms MS]
+ *
+ * Every --report-ms it prints one line to stdout (and flushes it):
+ *
+ *   STAT t_ms=.. id=.. pid=.. groups=.. leading=.. leaderless=..
+ *        hb_msgs=.. hb_batches=.. group_hb_batched=.. hb_bytes=.. sent=..
+ *        bytes=.. proposing=0|1 proposed=.. commits=.. failed=.. inflight=..
+ *        p50_us=.. p99_us=.. applied=.. elections=.. leader_changes=..
+ *        hist=US:COUNT,...
+ *
+ * Counters are totals since this process started. groups = replicas hosted
+ * here, leading = groups this node leads, leaderless = groups for which
+ * this node knows no leader. p50_us, p99_us and hist describe the commit
+ * latencies of the proposals finished since the previous line (hist: the
+ * midpoint of each latency bucket in microseconds and how many fell in it,
+ * so that several lines and nodes can be merged). The last line, printed on
+ * exit, also has final=1.
+ *
+ * Signals: SIGTERM or SIGINT stop the node cleanly (muxraft_node_stop, then
+ * muxraft_node_free) and exit 0; SIGUSR1 stops proposing, SIGUSR2 resumes.
+ *
+ * With --data-dir the process also keeps two logs there, each line written
+ * with a single write(2) on an O_APPEND file so that they survive SIGKILL of
+ * the process (not a machine crash: there is no fsync):
+ *   acked.log          "<group> <index> <payload>" for every proposal that
+ *                      proposal_done reported committed;
+ *   applied.<pid>.log  "<group> <index> <payload>" for every entry applied,
+ *                      one file per incarnation of the process, since after
+ *                      a restart muxraft delivers the committed entries to
+ *                      apply again from the start.
+ *   incarnation        how many times the process started on this directory.
+ */
+#define _GNU_SOURCE /* clock_gettime, sigaction, nanosleep, strdup */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "muxraft.h"
+
+#define MAX_PEERS 15
+#define MAX_INFLIGHT 20000     /* proposals awaiting proposal_done, at most */
+#define LOOP_NS 5000000L       /* the main loop runs every 5 ms */
+#define LEADERS_REFRESH_MS 100 /* re-read which groups we lead */
+
+/* ---------------------------------------------------------------------- */
+/* Small helpers                                                           */
+
+static void die(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "queue_node: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n");
+    exit(EXIT_FAILURE);
+}
+
+static void check(muxraft_status status, const char *what)
+{
+    if (status != MUXRAFT_OK) {
+        fprintf(stderr, "queue_node: %s: status %d: %s\n", what, (int)status,
+                muxraft_last_error());
+        exit(EXIT_FAILURE);
+    }
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (p == NULL)
+        die("%s", "out of memory");
+    return p;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t parse_u64(const char *s, const char *flag)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end != '\0')
+        die("bad number for %s", flag);
+    return (uint64_t)v;
+}
+
+/* Write one whole line with one write(2): after SIGKILL a line is either in
+ * the file or not. */
+static void write_line(int fd, const char *line, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, line, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            die("write to a log in the data directory failed: %s", strerror(errno));
+        line += n;
+        len -= (size_t)n;
+    }
+}
+
+/* "<group> <index> <payload>\n"; bytes that are not printable are shown as
+ * '?', so that a line is always one line. */
+static size_t format_entry(char *buf, size_t size, uint64_t group,
+                           uint64_t index, const uint8_t *data, size_t len)
+{
+    int n = snprintf(buf, size, "%" PRIu64 " %" PRIu64 " ", group, index);
+    size_t at = (size_t)n;
+    for (size_t i = 0; i < len && at + 2 < size; i++) {
+        uint8_t c = data[i];
+        buf[at++] = (c > ' ' && c < 127) ? (char)c : '?';
+    }
+    buf[at++] = '\n';
+    buf[at] = '\0';
+    return at;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Commit latency histogram: 8 buckets per power of two (error < 6.25%)    */
+
+#define HIST_BUCKETS 400
+
+static size_t hist_bucket(uint64_t us)
+{
+    if (us < 16)
+        return (size_t)us;
+    int e = 63 - __builtin_clzll(us); /* 2^e <= us < 2^(e+1), e >= 4 */
+    size_t b = 16 + (size_t)(e - 4) * 8 + (size_t)((us >> (e - 3)) & 7);
+    return b < HIST_BUCKETS ? b : HIST_BUCKETS - 1;
+}
+
+/* The midpoint of bucket b, in microseconds. */
+static uint64_t hist_value(size_t b)
+{
+    if (b < 16)
+        return b;
+    int e = (int)((b - 16) / 8) + 4;
+    uint64_t low = (uint64_t)(8 + (b - 16) % 8) << (e - 3);
+    return low + ((uint64_t)1 << (e - 3)) / 2;
+}
+
+static uint64_t hist_percentile(const uint64_t *h, double p)
+{
+    uint64_t total = 0;
+    for (size_t b = 0; b < HIST_BUCKETS; b++)
+        total += h[b];
+    if (total == 0)
+        return 0;
+    uint64_t rank = (uint64_t)(p * (double)total + 0.999999);
+    if (rank == 0)
+        rank = 1;
+    uint64_t seen = 0;
+    for (size_t b = 0; b < HIST_BUCKETS; b++) {
+        seen += h[b];
+        if (seen >= rank)
+            return hist_value(b);
+    }
+    return hist_value(HIST_BUCKETS - 1);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Proposals awaiting proposal_done: a hash table keyed by proposal id      */
+
+struct pending {
+    uint64_t id; /* 0: free slot */
+    uint64_t group, seq, start_ns;
+};
+
+struct pending_table {
+    struct pending *v;
+    size_t cap, n; /* cap is a power of two, n < cap / 2 */
+};
+
+static size_t slot_of(const struct pending_table *t, uint64_t id)
+{
+    return (size_t)((id * 0x9E3779B97F4A7C15ull) >> 20) & (t->cap - 1);
+}
+
+static void pending_put(struct pending_table *t, struct pending p);
+
+static void pending_grow(struct pending_table *t)
+{
+    struct pending *old = t->v;
+    size_t old_cap = t->cap;
+    t->cap = old_cap ? old_cap * 2 : 1024;
+    t->v = xcalloc(t->cap, sizeof *t->v);
+    t->n = 0;
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i].id != 0)
+            pending_put(t, old[i]);
+    free(old);
+}
+
+static void pending_put(struct pending_table *t, struct pending p)
+{
+    if (2 * (t->n + 1) > t->cap)
+        pending_grow(t);
+    size_t i = slot_of(t, p.id);
+    while (t->v[i].id != 0)
+        i = (i + 1) & (t->cap - 1);
+    t->v[i] = p;
+    t->n++;
+}
+
+/* Remove the entry with `id` into *out; false if there is none. Linear
+ * probing with backward-shift deletion (no tombstones). */
+static bool pending_take(struct pending_table *t, uint64_t id, struct pending *out)
+{
+    if (t->cap == 0)
+        return false;
+    size_t i = slot_of(t, id);
+    while (t->v[i].id != id) {
+        if (t->v[i].id == 0)
+            return false;
+        i = (i + 1) & (t->cap - 1);
+    }
+    *out = t->v[i];
+    t->n--;
+    size_t hole = i;
+    for (size_t j = (i + 1) & (t->cap - 1); t->v[j].id != 0; j = (j + 1) & (t->cap - 1)) {
+        size_t home = slot_of(t, t->v[j].id);
+        /* Move j into the hole if its home is not in (hole, j]. */
+        bool keep = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+        if (!keep) {
+            t->v[hole] = t->v[j];
+            hole = j;
+        }
+    }
+    t->v[hole].id = 0;
+    return true;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The node                                                                */
+
+struct options {
+    uint64_t id, cluster_id;
+    const char *listen, *data_dir;
+    uint64_t peer_ids[MAX_PEERS];
+    const char *peer_addrs[MAX_PEERS];
+    size_t n_peers;
+    uint64_t groups, replicas;
+    bool batch;
+    double rate;
+    uint64_t duration_s, report_ms;
+};
+
+/* Shared by the main thread and the callbacks (which run on a muxraft
+ * thread). `mu` guards the proposal side, `apply_mu` the apply side. */
+struct app {
+    const struct options *opt;
+    uint64_t incarnation;
+    int acked_fd, applied_fd; /* -1 without a data directory */
+
+    pthread_mutex_t mu;
+    struct pending_table pending;
+    uint64_t commits, failed;
+    uint64_t hist[HIST_BUCKETS]; /* since the last STAT line */
+
+    pthread_mutex_t apply_mu;
+    uint64_t applied;
+};
+
+static volatile sig_atomic_t stop_requested = 0;
+static volatile sig_atomic_t proposing = 1;
+
+static void on_signal(int sig)
+{
+    if (sig == SIGUSR1)
+        proposing = 0;
+    else if (sig == SIGUSR2)
+        proposing = 1;
+    else
+        stop_requested = 1;
+}
+
+static void payload(char *buf, size_t size, const struct app *app,
+                    uint64_t group, uint64_t seq)
+{
+    snprintf(buf, size, "n%" PRIu64 "-i%" PRIu64 "-g%" PRIu64 "-s%" PRIu64,
+             app->opt->id, app->incarnation, group, seq);
+}
+
+static void on_apply(void *userdata, uint64_t group_id, uint64_t index,
+                     const uint8_t *data, size_t len)
+{
+    struct app *app = userdata;
+    char line[512];
+    size_t n = format_entry(line, sizeof line, group_id, index, data, len);
+    pthread_mutex_lock(&app->apply_mu);
+    if (app->applied_fd >= 0)
+        write_line(app->applied_fd, line, n);
+    app->applied++;
+    pthread_mutex_unlock(&app->apply_mu);
+}
+
+static void on_proposal_done(void *userdata, uint64_t group_id,
+                             uint64_t proposal_id, muxraft_status status,
+                             uint64_t index)
+{
+    struct app *app = userdata;
+    uint64_t end = now_ns();
+    /* The proposer holds `mu` from muxraft_propose until it has recorded
+     * the proposal, so the entry is always found here. */
+    pthread_mutex_lock(&app->mu);
+    struct pending p;
+    if (pending_take(&app->pending, proposal_id, &p)) {
+        if (status == MUXRAFT_OK) {
+            app->commits++;
+            app->hist[hist_bucket((end - p.start_ns) / 1000)]++;
+            if (app->acked_fd >= 0) {
+                char data[128], line[512];
+                payload(data, sizeof data, app, p.group, p.seq);
+                size_t n = format_entry(line, sizeof line, group_id, index,
+                                        (const uint8_t *)data, strlen(data));
+                write_line(app->acked_fd, line, n);
+            }
+        } else {
+            app->failed++;
+        }
+    }
+    pthread_mutex_unlock(&app->mu);
+}
+
+/* The members of group g: R consecutive nodes of the sorted node list,
+ * starting at a position taken from g (all nodes when there are only R). */
+static size_t group_members(const uint64_t *nodes, size_t n_nodes,
+                            uint64_t replicas, uint64_t g, uint64_t *out)
+{
+    size_t r = replicas < n_nodes ? (size_t)replicas : n_nodes;
+    size_t start = (size_t)((g - 1) % n_nodes);
+    for (size_t i = 0; i < r; i++)
+        out[i] = nodes[(start + i) % n_nodes];
+    return r;
+}
+
+/* mkdir -p */
+static void make_dirs(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s", dir);
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST)
+            die("cannot create %s", path);
+        *p = '/';
+    }
+    if (mkdir(path, 0755) != 0 && errno != EEXIST)
+        die("cannot create %s", path);
+}
+
+static uint64_t read_incarnation(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/incarnation", dir);
+    uint64_t n = 0;
+    FILE *f = fopen(path, "r");
+    if (f) {
+        unsigned long long v;
+        if (fscanf(f, "%llu", &v) == 1)
+            n = v;
+        fclose(f);
+    }
+    n++;
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    f = fopen(tmp, "w");
+    if (f == NULL || fprintf(f, "%" PRIu64 "\n", n) < 0 || fclose(f) != 0 ||
+        rename(tmp, path) != 0)
+        die("cannot write %s", path);
+    return n;
+}
+
+static int open_log(const char *dir, const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0)
+        die("cannot open %s", path);
+    return fd;
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: queue_node --id N --listen HOST:PORT [--peer ID=HOST:PORT]...\n"
+            "                  [--data-dir DIR] [--groups G (300)] [--replicas R (3)]\n"
+            "                  [--cluster-id C (0)] [--batch 0|1 (1)] [--rate PER_SEC (100)]\n"
+            "                  [--duration SECONDS (0: until SIGTERM)] [--report-ms MS (1000)]\n");
+    exit(2);
+}
+
+static void parse_options(int argc, char **argv, struct options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->groups = 300;
+    o->replicas = 3;
+    o->batch = true;
+    o->rate = 100;
+    o->report_ms = 1000;
+    for (int i = 1; i < argc; i++) {
+        const char *flag = argv[i];
+        if (i + 1 >= argc)
+            usage();
+        const char *v = argv[++i];
+        if (strcmp(flag, "--id") == 0) {
+            o->id = parse_u64(v, flag);
+        } else if (strcmp(flag, "--listen") == 0) {
+            o->listen = v;
+        } else if (strcmp(flag, "--peer") == 0) {
+            const char *eq = strchr(v, '=');
+            if (eq == NULL || o->n_peers == MAX_PEERS)
+                usage();
+            char idbuf[32];
+            size_t len = (size_t)(eq - v);
+            if (len == 0 || len >= sizeof idbuf)
+                usage();
+            memcpy(idbuf, v, len);
+            idbuf[len] = '\0';
+            o->peer_ids[o->n_peers] = parse_u64(idbuf, flag);
+            o->peer_addrs[o->n_peers] = eq + 1;
+            o->n_peers++;
+        } else if (strcmp(flag, "--data-dir") == 0) {
+            o->data_dir = v;
+        } else if (strcmp(flag, "--groups") == 0) {
+            o->groups = parse_u64(v, flag);
+        } else if (strcmp(flag, "--replicas") == 0) {
+            o->replicas = parse_u64(v, flag);
+        } else if (strcmp(flag, "--cluster-id") == 0) {
+            o->cluster_id = parse_u64(v, flag);
+        } else if (strcmp(flag, "--batch") == 0) {
+            o->batch = parse_u64(v, flag) != 0;
+        } else if (strcmp(flag, "--rate") == 0) {
+            o->rate = (double)parse_u64(v, flag);
+        } else if (strcmp(flag, "--duration") == 0) {
+            o->duration_s = parse_u64(v, flag);
+        } else if (strcmp(flag, "--report-ms") == 0) {
+            o->report_ms = parse_u64(v, flag);
+        } else {
+            usage();
+        }
+    }
+    if (o->id == 0 || o->listen == NULL || o->groups == 0 || o->groups > 1000000 ||
+        o->replicas == 0 || o->replicas > 7 || o->report_ms == 0)
+        usage();
+}
+
+/* ---------------------------------------------------------------------- */
+
+struct view {
+    uint64_t leading, leaderless;
+};
+
+/* Re-read which groups this node leads into `led` (ids) and count. */
+static struct view read_roles(muxraft_node *node, const bool *hosted,
+                              uint64_t groups, uint64_t *led, size_t *n_led)
+{
+    struct view v = {0, 0};
+    *n_led = 0;
+    for (uint64_t g = 1; g <= groups; g++) {
+        muxraft_group_info info;
+        if (!hosted[g] || muxraft_group_status(node, g, &info) != MUXRAFT_OK)
+            continue;
+        if (info.role == MUXRAFT_LEADER) {
+            v.leading++;
+            led[(*n_led)++] = g;
+        }
+        if (info.leader_id == 0)
+            v.leaderless++;
+    }
+    return v;
+}
+
+static void print_stat(struct app *app, muxraft_node *node, uint64_t t_ms,
+                       uint64_t hosted, struct view v, uint64_t proposed,
+                       bool final)
+{
+    muxraft_stats s;
+    memset(&s, 0, sizeof s);
+    muxraft_node_stats(node, &s);
+
+    uint64_t hist[HIST_BUCKETS];
+    pthread_mutex_lock(&app->mu);
+    memcpy(hist, app->hist, sizeof hist);
+    memset(app->hist, 0, sizeof app->hist);
+    uint64_t commits = app->commits, failed = app->failed;
+    uint64_t inflight = app->pending.n;
+    pthread_mutex_unlock(&app->mu);
+    pthread_mutex_lock(&app->apply_mu);
+    uint64_t applied = app->applied;
+    pthread_mutex_unlock(&app->apply_mu);
+
+    printf("STAT t_ms=%" PRIu64 " id=%" PRIu64 " pid=%ld groups=%" PRIu64
+           " leading=%" PRIu64 " leaderless=%" PRIu64 " hb_msgs=%" PRIu64
+           " hb_batches=%" PRIu64 " group_hb_batched=%" PRIu64 " hb_bytes=%" PRIu64
+           " sent=%" PRIu64 " bytes=%" PRIu64 " proposing=%d proposed=%" PRIu64
+           " commits=%" PRIu64 " failed=%" PRIu64 " inflight=%" PRIu64
+           " p50_us=%" PRIu64 " p99_us=%" PRIu64 " applied=%" PRIu64
+           " elections=%" PRIu64 " leader_changes=%" PRIu64 " hist=",
+           t_ms, app->opt->id, (long)getpid(), hosted, v.leading, v.leaderless,
+           s.heartbeat_messages_sent, s.heartbeat_batches_sent,
+           s.group_heartbeats_batched, s.heartbeat_bytes_sent, s.messages_sent,
+           s.bytes_sent, (int)proposing, proposed, commits, failed, inflight,
+           hist_percentile(hist, 0.50), hist_percentile(hist, 0.99), applied,
+           s.elections_started, s.leader_changes);
+    bool first = true;
+    for (size_t b = 0; b < HIST_BUCKETS; b++) {
+        if (hist[b] == 0)
+            continue;
+        printf("%s%" PRIu64 ":%" PRIu64, first ? "" : ",", hist_value(b), hist[b]);
+        first = false;
+    }
+    printf("%s%s\n", first ? "-" : "", final ? " final=1" : "");
+    fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+    struct options opt;
+    parse_options(argc, argv, &opt);
+
+    /* Signal handlers first: a parent may signal us as soon as we run. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGUSR2, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (muxraft_abi_version() != MUXRAFT_ABI_VERSION) {
+        fprintf(stderr, "queue_node: libmuxraft ABI %u, built for %d\n",
+                muxraft_abi_version(), MUXRAFT_ABI_VERSION);
+        return EXIT_FAILURE;
+    }
+
+    static struct app app; /* static: large, and outlives every callback */
+    app.opt = &opt;
+    app.acked_fd = app.applied_fd = -1;
+    pthread_mutex_init(&app.mu, NULL);
+    pthread_mutex_init(&app.apply_mu, NULL);
+    if (opt.data_dir) {
+        make_dirs(opt.data_dir);
+        app.incarnation = read_incarnation(opt.data_dir);
+        char name[64];
+        snprintf(name, sizeof name, "applied.%ld.log", (long)getpid());
+        app.acked_fd = open_log(opt.data_dir, "acked.log");
+        app.applied_fd = open_log(opt.data_dir, name);
+    } else {
+        app.incarnation = 1;
+    }
+
+    /* Every node of the cluster, sorted: the basis of group placement. */
+    uint64_t nodes[MAX_PEERS + 1];
+    size_t n_nodes = 0;
+    nodes[n_nodes++] = opt.id;
+    for (size_t i = 0; i < opt.n_peers; i++)
+        nodes[n_nodes++] = opt.peer_ids[i];
+    for (size_t i = 1; i < n_nodes; i++)
+        for (size_t j = i; j > 0 && nodes[j - 1] > nodes[j]; j--) {
+            uint64_t t = nodes[j];
+            nodes[j] = nodes[j - 1];
+            nodes[j - 1] = t;
+        }
+
+    muxraft_config config;
+    muxraft_config_init(&config);
+    config.node_id = opt.id;
+    config.cluster_id = opt.cluster_id;
+    config.batch_heartbeats = opt.batch;
+    config.data_dir = opt.data_dir; /* NULL: in memory */
+
+    muxraft_callbacks cb;
+    memset(&cb, 0, sizeof cb);
+    cb.userdata = &app;
+    cb.apply = on_apply;
+    cb.proposal_done = on_proposal_done;
+
+    uint64_t start = now_ns();
+    muxraft_node *node = NULL;
+    check(muxraft_node_new(&config, &cb, &node), "muxraft_node_new");
+    for (size_t i = 0; i < opt.n_peers; i++)
+        check(muxraft_node_add_peer(node, opt.peer_ids[i], opt.peer_addrs[i]),
+              "muxraft_node_add_peer");
+    check(muxraft_node_start(node, opt.listen), "muxraft_node_start");
+
+    bool *hosted = xcalloc(opt.groups + 1, sizeof *hosted);
+    uint64_t n_hosted = 0;
+    for (uint64_t g = 1; g <= opt.groups && !stop_requested; g++) {
+        uint64_t members[8];
+        size_t n = group_members(nodes, n_nodes, opt.replicas, g, members);
+        for (size_t i = 0; i < n; i++)
+            hosted[g] = hosted[g] || members[i] == opt.id;
+        if (!hosted[g])
+            continue;
+        muxraft_status st = muxraft_group_create(node, g, members, n);
+        if (st != MUXRAFT_ALREADY_EXISTS) /* recovered from the data dir */
+            check(st, "muxraft_group_create");
+        n_hosted++;
+    }
+
+    uint64_t *led = xcalloc(opt.groups, sizeof *led);
+    size_t n_led = 0, next = 0;
+    struct view view = read_roles(node, hosted, opt.groups, led, &n_led);
+    uint64_t proposed = 0, seq = 0;
+    double credit = 0;
+    uint64_t last_loop = now_ns(), last_roles = last_loop, last_report = 0;
+    uint64_t deadline = opt.duration_s ? start + opt.duration_s * 1000000000ull : 0;
+
+    while (!stop_requested && (deadline == 0 || now_ns() < deadline)) {
+        uint64_t now = now_ns();
+        if (now - last_roles >= LEADERS_REFRESH_MS * 1000000ull) {
+            view = read_roles(node, hosted, opt.groups, led, &n_led);
+            last_roles = now;
+        }
+        if (now - last_report >= opt.report_ms * 1000000ull) {
+            print_stat(&app, node, (now - start) / 1000000, n_hosted, view,
+                       proposed, false);
+            last_report = now;
+        }
+
+        /* Proposals due since the last pass (at most 100 ms' worth). */
+        credit += opt.rate * (double)(now - last_loop) / 1e9;
+        last_loop = now;
+        if (credit > opt.rate / 10 + 1)
+            credit = opt.rate / 10 + 1;
+        if (!proposing || n_led == 0)
+            credit = 0;
+        while (credit >= 1 && n_led > 0) {
+            credit -= 1;
+            if (next >= n_led)
+                next = 0;
+            uint64_t g = led[next];
+            char data[128];
+            payload(data, sizeof data, &app, g, seq + 1);
+            pthread_mutex_lock(&app.mu);
+            if (app.pending.n >= MAX_INFLIGHT) {
+                pthread_mutex_unlock(&app.mu);
+                credit = 0; /* commits are stuck; do not pile up more */
+                break;
+            }
+            uint64_t id = 0, t = now_ns();
+            muxraft_status st = muxraft_propose(node, g, (const uint8_t *)data,
+                                                strlen(data), &id);
+            if (st == MUXRAFT_OK) {
+                struct pending p = {id, g, seq + 1, t};
+                pending_put(&app.pending, p);
+            }
+            pthread_mutex_unlock(&app.mu);
+            if (st == MUXRAFT_OK) {
+                seq++;
+                proposed++;
+                next++;
+            } else if (st == MUXRAFT_NOT_LEADER || st == MUXRAFT_NOT_FOUND) {
+                led[next] = led[--n_led]; /* no longer ours */
+            } else if (st == MUXRAFT_BUSY) {
+                break;
+            } else {
+                check(st, "muxraft_propose");
+            }
+        }
+
+        struct timespec ts = {0, LOOP_NS};
+        nanosleep(&ts, NULL); /* a signal cuts it short: fine */
+    }
+
+    /* Stop: what was acknowledged is durable; waiting proposals fail. */
+    muxraft_status st = muxraft_node_stop(node);
+    if (st != MUXRAFT_OK)
+        fprintf(stderr, "queue_node: muxraft_node_stop: status %d: %s\n", (int)st,
+                muxraft_last_error());
+    view = read_roles(node, hosted, opt.groups, led, &n_led);
+    print_stat(&app, node, (now_ns() - start) / 1000000, n_hosted, view, proposed,
+               true);
+    muxraft_node_free(node);
+
+    if (app.acked_fd >= 0)
+        close(app.acked_fd);
+    if (app.applied_fd >= 0)
+        close(app.applied_fd);
+    free(app.pending.v);
+    free(hosted);
+    free(led);
+    return st == MUXRAFT_OK ? EXIT_SUCCESS : EXIT_FAILURE;
+}
