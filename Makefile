@@ -3,7 +3,7 @@
 CARGO ?= cargo
 SIM_SEEDS ?= 200
 
-.PHONY: all build demo demo-rust test test-rust sim lint bench clean
+.PHONY: all build demo demo-host demo-rust test test-rust test-crash sim lint bench clean
 .PHONY: lib header c-examples test-c test-install install
 
 all: build
@@ -11,9 +11,16 @@ all: build
 build:
 	$(CARGO) build --release
 
-## demo: a three-node, 300-group cluster in one process, batched vs naive,
-## written in C against include/muxraft.h (examples/c/cluster.c).
+## demo: three queue_node processes on loopback (embedded mode: TCP and a
+## write-ahead log each), 300 groups: leaders, heartbeats batched vs naive,
+## commits and latency, then SIGKILL of a node, failover, restart, catch-up
+## (examples/c/demo.c drives examples/c/queue_node.c).
 demo: c-examples
+	$(C_OUT)/demo $(C_OUT)/queue_node
+
+## demo-host: the same kind of cluster in one process, driven by the host
+## (muxraft_tick/muxraft_step), batched vs naive (examples/c/cluster.c).
+demo-host: c-examples
 	$(C_OUT)/cluster
 
 ## demo-rust: the same cluster through the Rust API (examples/local_cluster.rs).
@@ -21,7 +28,7 @@ demo-rust:
 	$(CARGO) run --release --quiet --example local_cluster
 
 ## test: every test the project has.
-test: test-rust test-c test-install
+test: test-rust test-c test-crash test-install test-cpp test-erlang
 
 # Unit tests, the simulation (its summary is printed), the examples built,
 # and the benchmark in smoke mode, all in one optimized-with-assertions build.
@@ -29,6 +36,7 @@ test-rust:
 	MUXRAFT_SIM_SEEDS=$(SIM_SEEDS) $(CARGO) test --profile ci --lib --tests -- --nocapture
 	$(CARGO) build --profile ci --examples
 	$(CARGO) test --profile ci --bench heartbeat -- --smoke
+	$(CARGO) test --profile ci --bench heartbeat_latency -- --smoke
 
 ## sim: the deterministic simulation alone (SIM_SEEDS=1000 make sim).
 sim:
@@ -43,6 +51,7 @@ bench:
 	$(CARGO) bench --bench heartbeat -- --nodes 3 --groups 100 --replicas 3 --intervals 50
 	$(CARGO) bench --bench heartbeat -- --nodes 5 --groups 1000 --replicas 3 --intervals 50
 	$(CARGO) bench --bench heartbeat -- --nodes 5 --groups 10000 --replicas 5 --intervals 20
+	$(CARGO) bench --bench heartbeat_latency
 
 clean:
 	$(CARGO) clean
@@ -77,7 +86,9 @@ VALGRIND_FLAGS := -q --error-exitcode=1 --leak-check=full --errors-for-leak-kind
 
 C_TEST_SRC := tests/c/test_api.c tests/c/cluster_util.c
 C_TEST_DEPS := $(C_TEST_SRC) tests/c/cluster_util.h include/muxraft.h
-C_EXAMPLES := $(C_OUT)/minimal $(C_OUT)/cluster
+C_EXAMPLES := $(C_OUT)/minimal $(C_OUT)/cluster $(C_OUT)/queue_node $(C_OUT)/demo
+# demo.c and tests/c/crash_test.c run queue_node processes through this.
+QUEUE_CLUSTER := examples/c/queue_cluster.c examples/c/queue_cluster.h
 
 .PHONY: FORCE
 FORCE:
@@ -118,6 +129,20 @@ c-examples: $(C_EXAMPLES)
 
 $(C_OUT)/%: examples/c/%.c include/muxraft.h $(STATIC_LIB) $(NATIVE_LIBS_FILE) | $(C_OUT)
 	$(CC) $(C_FLAGS) $(C_OPT) $< $(STATIC_LIB) $(NATIVE_LIBS) -o $@
+
+$(C_OUT)/demo: examples/c/demo.c $(QUEUE_CLUSTER) | $(C_OUT)
+	$(CC) $(C_FLAGS) $(C_OPT) examples/c/demo.c examples/c/queue_cluster.c -o $@
+
+$(C_OUT)/crash_test: tests/c/crash_test.c $(QUEUE_CLUSTER) | $(C_OUT)
+	$(CC) $(C_FLAGS) -Iexamples/c $(C_OPT) tests/c/crash_test.c examples/c/queue_cluster.c -o $@
+
+## test-crash: three queue_node processes with data directories, proposing;
+## one is killed with SIGKILL and restarted every few seconds; then every
+## acknowledged proposal must be applied exactly once, in the same order, on
+## every replica. MUXRAFT_CRASH_SECONDS (default 30) sets how long the kills
+## go on (see tests/c/crash_test.c for the other knobs).
+test-crash: $(C_OUT)/crash_test $(C_OUT)/queue_node
+	$(C_OUT)/crash_test $(C_OUT)/queue_node
 
 $(C_OUT)/test_api: $(C_TEST_DEPS) $(STATIC_LIB) $(NATIVE_LIBS_FILE) | $(C_OUT)
 	$(CC) $(C_FLAGS) $(C_OPT) $(C_TEST_SRC) $(STATIC_LIB) $(NATIVE_LIBS) -o $@
@@ -199,3 +224,70 @@ test-install: $(STATIC_LIB) $(NATIVE_LIBS_FILE)
 	  echo "minimal-static should not need libmuxraft.so"; exit 1; fi; \
 	$$d/minimal-static > /dev/null; \
 	echo "test-install: ok (shared and static builds from the installed copy)"
+
+# ---------------------------------------------------------------------------
+# The C++ binding: bindings/cpp/muxraft.hpp (header-only C++17), its
+# GoogleTest suite built with AddressSanitizer + UBSan and run with leak
+# detection, and the README's C++ example (bindings/cpp/examples/cluster.cc).
+
+.PHONY: test-cpp
+
+CPP_OUT := target/cpp
+CPP_FLAGS := $(CXX_FLAGS) -Wpedantic -Wshadow -Ibindings/cpp -pthread
+CPP_HEADERS := bindings/cpp/muxraft.hpp include/muxraft.h
+CPP_TEST_SRC := $(wildcard bindings/cpp/test/*.cc)
+CPP_TEST_DEPS := $(CPP_TEST_SRC) $(wildcard bindings/cpp/test/*.hpp) $(CPP_HEADERS)
+# The example's three nodes listen on loopback ports CPP_EXAMPLE_PORT+1..+3.
+CPP_EXAMPLE_PORT ?= 27300
+
+# GoogleTest from Debian's libgtest-dev, which ships libgtest.a and
+# libgtest_main.a; where it ships only the sources, they are built here.
+GTEST_SRC ?= /usr/src/googletest/googletest
+ifeq ($(shell $(CXX) -print-file-name=libgtest.a),libgtest.a)
+GTEST_LIBS := $(CPP_OUT)/gtest/libgtest_main.a $(CPP_OUT)/gtest/libgtest.a
+else
+GTEST_LIBS := -lgtest_main -lgtest
+endif
+
+$(CPP_OUT) $(CPP_OUT)/gtest:
+	mkdir -p $@
+
+GTEST_BUILD = $(CXX) -std=c++17 -O1 -g -pthread -I$(GTEST_SRC) -I$(GTEST_SRC)/include -c
+$(CPP_OUT)/gtest/libgtest.a: | $(CPP_OUT)/gtest
+	$(GTEST_BUILD) $(GTEST_SRC)/src/gtest-all.cc -o $(@D)/gtest-all.o
+	$(AR) rcs $@ $(@D)/gtest-all.o
+$(CPP_OUT)/gtest/libgtest_main.a: | $(CPP_OUT)/gtest
+	$(GTEST_BUILD) $(GTEST_SRC)/src/gtest_main.cc -o $(@D)/gtest_main.o
+	$(AR) rcs $@ $(@D)/gtest_main.o
+
+$(CPP_OUT)/test_cpp_asan: $(CPP_TEST_DEPS) $(STATIC_LIB) $(NATIVE_LIBS_FILE) \
+                          $(filter $(CPP_OUT)/%,$(GTEST_LIBS)) | $(CPP_OUT)
+	$(CXX) $(CPP_FLAGS) -O1 -g $(ASAN_FLAGS) $(CPP_TEST_SRC) $(STATIC_LIB) $(GTEST_LIBS) $(NATIVE_LIBS) -o $@
+
+$(CPP_OUT)/cluster: bindings/cpp/examples/cluster.cc $(CPP_HEADERS) $(STATIC_LIB) $(NATIVE_LIBS_FILE) | $(CPP_OUT)
+	$(CXX) $(CPP_FLAGS) $(C_OPT) $< $(STATIC_LIB) $(NATIVE_LIBS) -o $@
+
+## test-cpp: the C++ binding's tests (GoogleTest) under AddressSanitizer and
+## UBSan with leak detection, and the README's C++ example run.
+test-cpp: $(CPP_OUT)/test_cpp_asan $(CPP_OUT)/cluster
+	@echo "== C++ binding tests (GoogleTest) under AddressSanitizer and UBSan"
+	ASAN_OPTIONS=detect_leaks=1 $(CPP_OUT)/test_cpp_asan
+	@echo "== C++ example (README)"
+	@awk '/^## C\+\+$$/ {s = 1} s && /^```cpp$$/ {c = 1; next} c && /^```$$/ {exit} c' README.md \
+	  | diff -u - bindings/cpp/examples/cluster.cc > /dev/null \
+	  || { echo "README.md's C++ example differs from bindings/cpp/examples/cluster.cc"; exit 1; }
+	$(CPP_OUT)/cluster $(CPP_EXAMPLE_PORT)
+
+# ---------------------------------------------------------------------------
+# The Erlang binding: bindings/erlang/ (rebar3 application, C NIF linking
+# libmuxraft.a, EUnit suite). Offline: Debian's erlang-nox, erlang-dev and
+# rebar3, no hex packages or plugins.
+
+.PHONY: test-erlang
+REBAR3 ?= rebar3
+
+## test-erlang: the NIF built and checked to export only nif_init, the EUnit
+## suite (rebar3 eunit), and the README's Erlang example run.
+test-erlang: $(STATIC_LIB) $(NATIVE_LIBS_FILE)
+	@echo "== Erlang binding (EUnit)"
+	$(MAKE) --no-print-directory -C bindings/erlang test REBAR3=$(REBAR3)

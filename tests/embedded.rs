@@ -843,10 +843,6 @@ fn tick_and_step_on_a_started_runtime_and_every_call_after_stop_are_refused() {
     let _shared = EXCLUSIVE.read();
     let rec = Recorder::new(true);
     let rt = Runtime::new(config(51, 1010, None), rec.clone()).expect("runtime");
-    assert!(
-        matches!(rt.stop(), Err(Error::Mode(_))),
-        "stop before start"
-    );
     assert!(rt.local_addr().is_none());
     rt.create_group(1, &[51]).expect("create before start");
     rt.start("127.0.0.1:0").expect("start");
@@ -1166,4 +1162,21 @@ fn heartbeat_batches_keep_flowing_and_nobody_elects_while_one_group_streams_1mib
     for m in ms {
         m.stop_and_drop();
     }
+}
+
+#[test]
+fn a_host_driven_runtime_can_be_stopped_and_then_refuses_calls() {
+    let _shared = EXCLUSIVE.read();
+    let rec = Recorder::new(false);
+    let rt = Runtime::new(config(56, 1016, None), rec.clone()).expect("runtime");
+    rt.create_group(1, &[56, 57, 58]).expect("create");
+    // Campaign alone: no peer answers, so nothing ever commits.
+    for _ in 0..40 {
+        rt.tick().expect("tick");
+    }
+    let leader = rt.group_status(1).expect("status").role == muxraft::raft::Role::Leader;
+    assert!(!leader, "a lone replica of three cannot win");
+    rt.stop().expect("stop a host-driven runtime");
+    assert!(matches!(rt.stop(), Err(Error::Shutdown)));
+    assert!(matches!(rt.tick(), Err(Error::Shutdown)));
 }

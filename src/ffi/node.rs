@@ -232,16 +232,18 @@ pub unsafe extern "C" fn muxraft_node_listen_port(
     })
 }
 
-/// Embedded mode: stop the node. The pass in progress finishes (whatever
-/// was acknowledged through `proposal_done` is durable); proposals still
-/// waiting are reported with `MUXRAFT_SHUTDOWN` (they may still commit on the
-/// other nodes); then the threads and connections end. When this returns no
-/// muxraft thread of the node is left. Every later call except
-/// `muxraft_group_status`, `muxraft_node_stats` and `muxraft_node_free`
-/// returns `MUXRAFT_SHUTDOWN`. Must not be called from inside a callback.
+/// Stop the node (either mode). The pass in progress finishes (whatever was
+/// acknowledged through `proposal_done` is durable); proposals still waiting
+/// are reported with `MUXRAFT_SHUTDOWN` (they may still commit on the other
+/// nodes). In embedded mode the threads and connections then end, and when
+/// this returns no muxraft thread of the node is left; in host-driven mode
+/// those reports run on the calling thread before this returns. Every later
+/// call except `muxraft_group_status`, `muxraft_node_stats` and
+/// `muxraft_node_free` returns `MUXRAFT_SHUTDOWN`. Must not be called from
+/// inside a callback.
 ///
-/// Returns `MUXRAFT_OK`, `MUXRAFT_INVALID_ARGUMENT` (NULL, or never
-/// started) or `MUXRAFT_SHUTDOWN` (already stopped).
+/// Returns `MUXRAFT_OK`, `MUXRAFT_INVALID_ARGUMENT` (NULL) or
+/// `MUXRAFT_SHUTDOWN` (already stopped).
 #[no_mangle]
 pub unsafe extern "C" fn muxraft_node_stop(node: *mut muxraft_node) -> muxraft_status {
     with_node(node, |r| done(r.stop()))

@@ -565,3 +565,33 @@ fn group_creation_validates_its_arguments() {
     assert_eq!(n.propose(2, Bytes::new()), Err(Error::NotFound(2)));
     assert!(Node::new(config(0, true)).is_err());
 }
+
+#[test]
+fn proposals_waiting_at_shutdown_are_reported_once_as_shutdown() {
+    let mut net = Net::new(3, &[8], true);
+    net.elect(8, 1);
+    let id = net.node(1).propose(8, Bytes::from_static(b"late")).unwrap();
+    net.node(1).fail_pending_proposals();
+    let rd = net.node(1).ready();
+    let outcomes: Vec<&Event> = rd
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::ProposalDone { proposal_id, .. } if *proposal_id == id))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![&Event::ProposalDone {
+            group_id: 8,
+            proposal_id: id,
+            result: Err(ProposalError::Shutdown)
+        }]
+    );
+    net.node(1).advance(rd);
+    // Even when the entry commits later, the outcome is not reported again.
+    net.tick(4);
+    let again = net.events[&1]
+        .iter()
+        .filter(|e| matches!(e, Event::ProposalDone { proposal_id, .. } if *proposal_id == id))
+        .count();
+    assert_eq!(again, 0);
+}

@@ -347,10 +347,11 @@ impl Runtime {
         }
     }
 
-    /// Embedded mode: stop the node's threads and connections. Writes in
-    /// progress finish (what was acknowledged is durable); proposals still
-    /// waiting are reported with `ProposalError::Shutdown`. Returns when no
-    /// muxraft thread of this node is left. Final: the node cannot restart.
+    /// Stop the node, in either mode. Writes in progress finish (what was
+    /// acknowledged is durable); proposals still waiting are reported with
+    /// `ProposalError::Shutdown`; in embedded mode the threads and
+    /// connections end, and this returns when no muxraft thread of this node
+    /// is left. Final: the node cannot restart.
     pub fn stop(&self) -> Result<(), Error> {
         let mut mode = self.mode.lock();
         match std::mem::replace(&mut *mode, Mode::Stopped) {
@@ -360,8 +361,11 @@ impl Runtime {
                 Ok(())
             }
             Mode::HostDriven => {
-                *mode = Mode::HostDriven;
-                Err(Error::Mode("the node was not started"))
+                drop(mode);
+                // The last pass runs here, on the caller's thread, like every
+                // host-driven pass: it reports the failed proposals.
+                self.shared.with(|n| n.fail_pending_proposals());
+                self.drive_host()
             }
             Mode::Stopped => Err(Error::Shutdown),
         }

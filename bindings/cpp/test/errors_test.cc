@@ -237,7 +237,6 @@ TEST(Errors, AFrameForAnotherNodeIsRefused)
 TEST(Errors, ModeMisuseIsRefused)
 {
     muxraft::Node n(config_for(1));
-    EXPECT_TRUE(throws_status([&] { n.stop(); }, MUXRAFT_INVALID_ARGUMENT, "muxraft_node_stop"));
     EXPECT_TRUE(throws_status([&] { n.add_peer(1, "127.0.0.1:1"); }, MUXRAFT_INVALID_ARGUMENT,
                               "muxraft_node_add_peer"));
     EXPECT_TRUE(throws_status([&] { n.add_peer(0, "127.0.0.1:1"); }, MUXRAFT_INVALID_ARGUMENT,

@@ -1,0 +1,831 @@
+/*
+ * muxraft_nif.c: the Erlang NIF over the muxraft C API (include/muxraft.h,
+ * the only interface used here). The Erlang side is src/muxraft.erl.
+ *
+ * The node
+ *   A node is a NIF resource (`nif_node`) holding the muxraft_node*, the
+ *   owner (the process that called start_node, which receives the events),
+ *   and a small state machine under `mtx`. The Erlang term returned by
+ *   start_node (and carried by every event message) is that resource.
+ *
+ *   The muxraft_node* lives exactly as long as the resource: it is created
+ *   in start_node and freed only by the resource destructor, never by
+ *   stop_node, so no call can see a freed handle (a NIF call holds a
+ *   reference to the resource through its argument) and nothing is freed
+ *   twice. stop_node only stops: later calls answer {error, shutdown}
+ *   (group_status/2 and stats/1 keep answering, as in the C API).
+ *
+ * Why a started node keeps itself alive
+ *   In embedded mode the callbacks run on muxraft's node thread and build
+ *   messages containing the resource term (enif_make_resource). Creating a
+ *   new term for a resource whose reference count may already have dropped
+ *   to zero is not allowed (it would resurrect an object being destroyed),
+ *   and erl_nif has no "upgrade a weak reference" operation. So from a
+ *   successful start until the node is stopped, the node holds one
+ *   reference to its own resource (enif_keep_resource), and the resource
+ *   monitors its owner: the node stops when stop_node/1 is called or when
+ *   the owner process exits (like a port), and only then can the resource
+ *   be garbage collected; its destructor then frees the (stopped) node.
+ *   A host-driven node has no threads: its callbacks run inside NIF calls
+ *   that hold the resource, so it is simply freed when garbage collected.
+ *
+ * Sending events
+ *   Every event is built in its own process-independent environment
+ *   (enif_alloc_env) and sent with enif_send. erl_nif requires caller_env
+ *   to be the calling process's environment on a scheduler thread and NULL
+ *   on a thread ERTS did not create. Embedded mode: callbacks run on
+ *   muxraft's thread, caller_env NULL. Host-driven mode: callbacks run
+ *   inside our NIF call (tick, step, propose, create_group, remove_group),
+ *   on a (dirty) scheduler thread: each such NIF stores its env in the
+ *   thread-local `tls_caller_env` for the duration of the muxraft call.
+ *   Data pointers given to callbacks are valid only during the callback, so
+ *   binaries are copied (enif_make_new_binary).
+ *
+ * Schedulers
+ *   Every call that enters muxraft can wait: on the node's internal lock
+ *   (held by the node thread while it ticks every group), on an fsync (with
+ *   data_dir), on DNS and bind (start), on joining threads (stop), or run
+ *   callbacks (host-driven). All of them run on dirty I/O schedulers.
+ */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <erl_nif.h>
+
+#include "muxraft.h"
+
+/* ---- atoms ---------------------------------------------------------------- */
+
+static ERL_NIF_TERM am_ok, am_error, am_undefined, am_true, am_false;
+static ERL_NIF_TERM am_muxraft, am_applied, am_role, am_proposal, am_send;
+static ERL_NIF_TERM am_leader, am_follower, am_candidate;
+static ERL_NIF_TERM am_term, am_commit, am_last_index;
+static ERL_NIF_TERM am_invalid_argument, am_not_found, am_already_exists,
+    am_not_leader, am_too_large, am_malformed, am_io, am_shutdown, am_busy,
+    am_panic, am_unknown;
+/* stats keys */
+static ERL_NIF_TERM am_messages_sent, am_bytes_sent, am_messages_received,
+    am_heartbeat_batches_sent, am_group_heartbeats_batched,
+    am_elections_started, am_frames_rejected, am_heartbeats_sent,
+    am_heartbeat_batch_responses_sent, am_heartbeat_messages_sent,
+    am_heartbeat_bytes_sent, am_bytes_received, am_messages_dropped,
+    am_leader_changes, am_proposals, am_proposals_committed,
+    am_proposals_failed, am_entries_applied, am_groups;
+
+static ERL_NIF_TERM mk_atom(ErlNifEnv *env, const char *name)
+{
+    ERL_NIF_TERM a;
+    if (enif_make_existing_atom(env, name, &a, ERL_NIF_LATIN1))
+        return a;
+    return enif_make_atom(env, name);
+}
+
+static ERL_NIF_TERM status_atom(muxraft_status s)
+{
+    switch (s) {
+    case MUXRAFT_OK: return am_ok;
+    case MUXRAFT_INVALID_ARGUMENT: return am_invalid_argument;
+    case MUXRAFT_NOT_FOUND: return am_not_found;
+    case MUXRAFT_ALREADY_EXISTS: return am_already_exists;
+    case MUXRAFT_NOT_LEADER: return am_not_leader;
+    case MUXRAFT_TOO_LARGE: return am_too_large;
+    case MUXRAFT_MALFORMED: return am_malformed;
+    case MUXRAFT_IO: return am_io;
+    case MUXRAFT_SHUTDOWN: return am_shutdown;
+    case MUXRAFT_BUSY: return am_busy;
+    case MUXRAFT_PANIC: return am_panic;
+    }
+    return am_unknown;
+}
+
+static ERL_NIF_TERM role_atom(muxraft_role r)
+{
+    switch (r) {
+    case MUXRAFT_LEADER: return am_leader;
+    case MUXRAFT_CANDIDATE: return am_candidate;
+    case MUXRAFT_FOLLOWER: return am_follower;
+    }
+    return am_unknown;
+}
+
+/* ---- the node resource ------------------------------------------------------ */
+
+typedef enum {
+    ST_HOST_DRIVEN = 0, /* created, not started: tick/step drive it */
+    ST_STARTED,         /* embedded: muxraft's threads run it */
+    ST_STOPPING,        /* stop_node (or the owner's exit) in progress */
+    ST_STOPPED          /* final: mutating calls answer {error, shutdown} */
+} node_state;
+
+typedef struct {
+    muxraft_node *node; /* freed only by the destructor */
+    ErlNifPid owner;    /* receives the events */
+    ErlNifMutex *mtx;
+    ErlNifCond *cond;   /* signalled when inflight drops to 0 or state moves */
+    node_state state;
+    int inflight;       /* gated calls inside muxraft right now */
+    int self_ref;       /* enif_keep_resource held while started */
+} nif_node;
+
+static ErlNifResourceType *node_type;
+
+/* The env of the process whose NIF call is inside muxraft on this thread,
+ * for callbacks that muxraft runs on that thread (host-driven mode). NULL on
+ * muxraft's own threads. */
+static __thread ErlNifEnv *tls_caller_env;
+
+/* A node is in use by a call that may run callbacks or change it; stop
+ * waits for such calls to leave. Returns 0 (and the call must answer
+ * {error, shutdown}) once the node is stopping or stopped. */
+static int gate_enter(nif_node *n)
+{
+    int ok;
+    enif_mutex_lock(n->mtx);
+    ok = n->state == ST_HOST_DRIVEN || n->state == ST_STARTED;
+    if (ok)
+        n->inflight++;
+    enif_mutex_unlock(n->mtx);
+    return ok;
+}
+
+static void gate_leave(nif_node *n)
+{
+    enif_mutex_lock(n->mtx);
+    if (--n->inflight == 0)
+        enif_cond_broadcast(n->cond);
+    enif_mutex_unlock(n->mtx);
+}
+
+/* Stop the node (either mode). Returns when it is stopped: no muxraft
+ * thread of the node is left and no callback of it will run any more.
+ * Safe to call concurrently and repeatedly. Must not run on a muxraft
+ * thread (it never does: callbacks only send messages). */
+static void stop_node(nif_node *n)
+{
+    int was_started, release;
+
+    enif_mutex_lock(n->mtx);
+    if (n->state == ST_STOPPING) {
+        while (n->state != ST_STOPPED)
+            enif_cond_wait(n->cond, n->mtx);
+        enif_mutex_unlock(n->mtx);
+        return;
+    }
+    if (n->state == ST_STOPPED) {
+        enif_mutex_unlock(n->mtx);
+        return;
+    }
+    was_started = n->state == ST_STARTED;
+    n->state = ST_STOPPING;
+    /* No new gated call enters; wait for those inside muxraft. Once they
+     * have left, no proposal can be accepted after muxraft's stop has
+     * reported the pending ones. */
+    while (n->inflight > 0)
+        enif_cond_wait(n->cond, n->mtx);
+    enif_mutex_unlock(n->mtx);
+
+    if (was_started) {
+        /* Pending proposals are reported (MUXRAFT_SHUTDOWN) by the node
+         * thread, then the threads are joined. */
+        muxraft_node_stop(n->node);
+    }
+
+    enif_mutex_lock(n->mtx);
+    n->state = ST_STOPPED;
+    release = n->self_ref;
+    n->self_ref = 0;
+    enif_cond_broadcast(n->cond);
+    enif_mutex_unlock(n->mtx);
+
+    /* May drop the last reference: the destructor then runs here. */
+    if (release)
+        enif_release_resource(n);
+}
+
+static void node_dtor(ErlNifEnv *env, void *obj)
+{
+    nif_node *n = (nif_node *)obj;
+    (void)env;
+    /* A started node holds a reference to itself until it is stopped, so
+     * the node is never started here: freeing runs no callback. */
+    if (n->node != NULL) {
+        muxraft_node_free(n->node);
+        n->node = NULL;
+    }
+    if (n->cond != NULL)
+        enif_cond_destroy(n->cond);
+    if (n->mtx != NULL)
+        enif_mutex_destroy(n->mtx);
+}
+
+static void *stop_thread_main(void *arg)
+{
+    nif_node *n = (nif_node *)arg;
+    stop_node(n);
+    enif_release_resource(n); /* the reference node_down took */
+    return NULL;
+}
+
+/* The owner exited. A started node stops (and then frees itself once the
+ * last reference goes). Stopping joins threads, which must not block a
+ * scheduler, so it happens on a short-lived detached thread. */
+static void node_down(ErlNifEnv *env, void *obj, ErlNifPid *pid,
+                      ErlNifMonitor *mon)
+{
+    nif_node *n = (nif_node *)obj;
+    int started;
+    pthread_t tid;
+    pthread_attr_t attr;
+    (void)env;
+    (void)pid;
+    (void)mon;
+
+    enif_mutex_lock(n->mtx);
+    started = n->state == ST_STARTED;
+    /* While started the node holds a reference to itself, so taking one
+     * more here is safe; it keeps `n` alive for the thread below even if a
+     * concurrent stop_node/1 drops the self reference first. */
+    if (started)
+        enif_keep_resource(n);
+    enif_mutex_unlock(n->mtx);
+    if (!started)
+        return;
+    if (pthread_attr_init(&attr) == 0) {
+        int ok = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
+                 pthread_create(&tid, &attr, stop_thread_main, n) == 0;
+        pthread_attr_destroy(&attr);
+        if (ok)
+            return;
+    }
+    stop_thread_main(n); /* no thread available: stop here rather than leak */
+}
+
+/* ---- callbacks (muxraft's thread, or the calling thread in host-driven) ---- */
+
+static void deliver(nif_node *n, ErlNifEnv *msg_env, ERL_NIF_TERM event)
+{
+    ErlNifEnv *caller = tls_caller_env;
+    ERL_NIF_TERM msg = enif_make_tuple3(msg_env, am_muxraft,
+                                        enif_make_resource(msg_env, n), event);
+    /* On a scheduler thread enif_send needs the calling process's env; a
+     * callback there always runs inside one of our NIF calls, which set
+     * it. The check keeps a future path that forgets from crashing. */
+    if (caller != NULL || enif_thread_type() == ERL_NIF_THR_UNDEFINED)
+        enif_send(caller, &n->owner, msg_env, msg);
+    enif_free_env(msg_env);
+}
+
+static ERL_NIF_TERM copy_binary(ErlNifEnv *env, const uint8_t *data, size_t len)
+{
+    ERL_NIF_TERM bin;
+    unsigned char *p = enif_make_new_binary(env, len, &bin);
+    if (len > 0)
+        memcpy(p, data, len);
+    return bin;
+}
+
+static void on_send(void *ud, uint64_t to, const uint8_t *frame, size_t len)
+{
+    ErlNifEnv *e = enif_alloc_env();
+    if (e == NULL)
+        return;
+    deliver((nif_node *)ud, e,
+            enif_make_tuple3(e, am_send, enif_make_uint64(e, to),
+                             copy_binary(e, frame, len)));
+}
+
+static void on_apply(void *ud, uint64_t group_id, uint64_t index,
+                     const uint8_t *data, size_t len)
+{
+    ErlNifEnv *e = enif_alloc_env();
+    if (e == NULL)
+        return;
+    deliver((nif_node *)ud, e,
+            enif_make_tuple4(e, am_applied, enif_make_uint64(e, group_id),
+                             enif_make_uint64(e, index),
+                             copy_binary(e, data, len)));
+}
+
+static void on_role_changed(void *ud, uint64_t group_id, muxraft_role role,
+                            uint64_t term, uint64_t leader_id)
+{
+    ErlNifEnv *e = enif_alloc_env();
+    if (e == NULL)
+        return;
+    deliver((nif_node *)ud, e,
+            enif_make_tuple5(e, am_role, enif_make_uint64(e, group_id),
+                             role_atom(role), enif_make_uint64(e, term),
+                             enif_make_uint64(e, leader_id)));
+}
+
+static void on_proposal_done(void *ud, uint64_t group_id, uint64_t proposal_id,
+                             muxraft_status status, uint64_t index)
+{
+    ErlNifEnv *e = enif_alloc_env();
+    ERL_NIF_TERM ev;
+    (void)group_id;
+    if (e == NULL)
+        return;
+    if (status == MUXRAFT_OK)
+        ev = enif_make_tuple4(e, am_proposal, enif_make_uint64(e, proposal_id),
+                              am_ok, enif_make_uint64(e, index));
+    else
+        ev = enif_make_tuple3(e, am_proposal, enif_make_uint64(e, proposal_id),
+                              enif_make_tuple2(e, am_error, status_atom(status)));
+    deliver((nif_node *)ud, e, ev);
+}
+
+/* ---- argument helpers --------------------------------------------------------- */
+
+/* {error, Reason, Message}: the Erlang side keeps Message for last_error/0
+ * and returns {error, Reason}. Call right after the failing muxraft call,
+ * on the same thread (the message is thread-local). */
+static ERL_NIF_TERM error3(ErlNifEnv *env, muxraft_status s)
+{
+    const char *msg = muxraft_last_error();
+    size_t len = strlen(msg);
+    ERL_NIF_TERM bin;
+    unsigned char *p = enif_make_new_binary(env, len, &bin);
+    memcpy(p, msg, len);
+    return enif_make_tuple3(env, am_error, status_atom(s), bin);
+}
+
+static ERL_NIF_TERM error_msg(ErlNifEnv *env, ERL_NIF_TERM reason,
+                              const char *msg)
+{
+    size_t len = strlen(msg);
+    ERL_NIF_TERM bin;
+    unsigned char *p = enif_make_new_binary(env, len, &bin);
+    memcpy(p, msg, len);
+    return enif_make_tuple3(env, am_error, reason, bin);
+}
+
+static ERL_NIF_TERM shutdown_error(ErlNifEnv *env)
+{
+    return error_msg(env, am_shutdown, "the node is stopped");
+}
+
+static int get_node(ErlNifEnv *env, ERL_NIF_TERM t, nif_node **out)
+{
+    return enif_get_resource(env, t, node_type, (void **)out) && (*out)->node != NULL;
+}
+
+static int get_u64(ErlNifEnv *env, ERL_NIF_TERM t, uint64_t *out)
+{
+    ErlNifUInt64 v;
+    if (!enif_get_uint64(env, t, &v))
+        return 0;
+    *out = (uint64_t)v;
+    return 1;
+}
+
+/* `undefined` leaves *out unchanged; otherwise an unsigned 32-bit integer. */
+static int get_opt_u32(ErlNifEnv *env, ERL_NIF_TERM t, uint32_t *out)
+{
+    unsigned int v;
+    if (enif_is_identical(t, am_undefined))
+        return 1;
+    if (!enif_get_uint(env, t, &v))
+        return 0;
+    *out = (uint32_t)v;
+    return 1;
+}
+
+/* A binary without NUL bytes, as a malloc'ed C string (*out NULL for
+ * `undefined` when allowed). */
+static int get_cstr(ErlNifEnv *env, ERL_NIF_TERM t, int allow_undefined,
+                    char **out)
+{
+    ErlNifBinary b;
+    *out = NULL;
+    if (allow_undefined && enif_is_identical(t, am_undefined))
+        return 1;
+    if (!enif_inspect_binary(env, t, &b) || b.size == 0 ||
+        memchr(b.data, 0, b.size) != NULL)
+        return 0;
+    *out = (char *)malloc(b.size + 1);
+    if (*out == NULL)
+        return 0;
+    memcpy(*out, b.data, b.size);
+    (*out)[b.size] = '\0';
+    return 1;
+}
+
+/* ---- NIFs ------------------------------------------------------------------------ */
+
+#define MAX_PEERS 64
+
+/* start_node_nif(NodeId, ClusterId, Listen | undefined, [{PeerId, Addr}],
+ *                DataDir | undefined, TickMs, HeartbeatTicks, ElectionTicks,
+ *                BatchHeartbeats, MaxProposalBytes)
+ *   -> {ok, Node} | {error, Reason, Message}
+ * Numeric options are `undefined` for the library's default. */
+static ERL_NIF_TERM start_node_nif(ErlNifEnv *env, int argc,
+                                   const ERL_NIF_TERM argv[])
+{
+    muxraft_config config;
+    muxraft_callbacks cb;
+    muxraft_status s;
+    uint64_t node_id, cluster_id;
+    char *listen = NULL, *data_dir = NULL;
+    uint64_t peer_ids[MAX_PEERS];
+    char *peer_addrs[MAX_PEERS];
+    unsigned n_peers = 0, len, i;
+    ERL_NIF_TERM list, head, result;
+    nif_node *n = NULL;
+    int arity;
+    const ERL_NIF_TERM *tuple;
+    (void)argc;
+
+    muxraft_config_init(&config);
+    memset(peer_addrs, 0, sizeof peer_addrs);
+    if (!get_u64(env, argv[0], &node_id) || !get_u64(env, argv[1], &cluster_id) ||
+        !get_opt_u32(env, argv[5], &config.tick_ms) ||
+        !get_opt_u32(env, argv[6], &config.heartbeat_ticks) ||
+        !get_opt_u32(env, argv[7], &config.election_ticks) ||
+        !get_opt_u32(env, argv[9], &config.max_proposal_bytes))
+        return enif_make_badarg(env);
+    if (enif_is_identical(argv[8], am_true))
+        config.batch_heartbeats = true;
+    else if (enif_is_identical(argv[8], am_false))
+        config.batch_heartbeats = false;
+    else if (!enif_is_identical(argv[8], am_undefined))
+        return enif_make_badarg(env);
+    if (!enif_get_list_length(env, argv[3], &len) || len > MAX_PEERS)
+        return enif_make_badarg(env);
+    if (!get_cstr(env, argv[2], 1, &listen) || !get_cstr(env, argv[4], 1, &data_dir))
+        goto badarg;
+    list = argv[3];
+    while (enif_get_list_cell(env, list, &head, &list)) {
+        if (!enif_get_tuple(env, head, &arity, &tuple) || arity != 2 ||
+            !get_u64(env, tuple[0], &peer_ids[n_peers]) ||
+            !get_cstr(env, tuple[1], 0, &peer_addrs[n_peers]))
+            goto badarg;
+        n_peers++;
+    }
+
+    n = (nif_node *)enif_alloc_resource(node_type, sizeof *n);
+    if (n == NULL)
+        goto badarg;
+    memset(n, 0, sizeof *n);
+    n->mtx = enif_mutex_create("muxraft_node");
+    n->cond = enif_cond_create("muxraft_node");
+    if (n->mtx == NULL || n->cond == NULL) {
+        result = error_msg(env, am_io, "cannot create a mutex");
+        goto out;
+    }
+    enif_self(env, &n->owner);
+    n->state = ST_HOST_DRIVEN;
+
+    config.node_id = node_id;
+    config.cluster_id = cluster_id;
+    config.data_dir = data_dir;
+
+    memset(&cb, 0, sizeof cb);
+    cb.userdata = n;
+    cb.send = on_send;
+    cb.apply = on_apply;
+    cb.role_changed = on_role_changed;
+    cb.proposal_done = on_proposal_done;
+
+    tls_caller_env = env;
+    s = muxraft_node_new(&config, &cb, &n->node);
+    tls_caller_env = NULL;
+    if (s != MUXRAFT_OK) {
+        result = error3(env, s);
+        goto out;
+    }
+    for (i = 0; i < n_peers; i++) {
+        s = muxraft_node_add_peer(n->node, peer_ids[i], peer_addrs[i]);
+        if (s != MUXRAFT_OK) {
+            result = error3(env, s);
+            goto out;
+        }
+    }
+    if (listen != NULL) {
+        if (enif_monitor_process(env, n, &n->owner, NULL) != 0) {
+            result = error_msg(env, am_invalid_argument,
+                               "cannot monitor the calling process");
+            goto out;
+        }
+        /* The self reference must exist before the first callback. */
+        enif_keep_resource(n);
+        enif_mutex_lock(n->mtx);
+        n->self_ref = 1;
+        n->state = ST_STARTED;
+        enif_mutex_unlock(n->mtx);
+        s = muxraft_node_start(n->node, listen);
+        if (s != MUXRAFT_OK) {
+            result = error3(env, s);
+            enif_mutex_lock(n->mtx);
+            n->state = ST_STOPPED; /* a racing owner-down does nothing */
+            n->self_ref = 0;
+            enif_mutex_unlock(n->mtx);
+            enif_release_resource(n);
+            goto out;
+        }
+    }
+    result = enif_make_tuple2(env, am_ok, enif_make_resource(env, n));
+
+out:
+    if (n != NULL)
+        enif_release_resource(n); /* the term (if any) holds it now */
+    free(listen);
+    free(data_dir);
+    for (i = 0; i < n_peers; i++)
+        free(peer_addrs[i]);
+    return result;
+
+badarg:
+    free(listen);
+    free(data_dir);
+    for (i = 0; i < MAX_PEERS; i++)
+        free(peer_addrs[i]);
+    return enif_make_badarg(env);
+}
+
+#define MAX_MEMBERS 64
+
+/* create_group_nif(Node, GroupId, Members) -> ok | {error, Reason, Message} */
+static ERL_NIF_TERM create_group_nif(ErlNifEnv *env, int argc,
+                                     const ERL_NIF_TERM argv[])
+{
+    nif_node *n;
+    uint64_t group_id, members[MAX_MEMBERS];
+    unsigned len, k = 0;
+    ERL_NIF_TERM list, head;
+    muxraft_status s;
+    (void)argc;
+
+    if (!get_node(env, argv[0], &n) || !get_u64(env, argv[1], &group_id) ||
+        !enif_get_list_length(env, argv[2], &len))
+        return enif_make_badarg(env);
+    if (len > MAX_MEMBERS)
+        return error_msg(env, am_invalid_argument, "too many members");
+    list = argv[2];
+    while (enif_get_list_cell(env, list, &head, &list))
+        if (!get_u64(env, head, &members[k++]))
+            return enif_make_badarg(env);
+    if (!gate_enter(n))
+        return shutdown_error(env);
+    tls_caller_env = env;
+    s = muxraft_group_create(n->node, group_id, members, k);
+    tls_caller_env = NULL;
+    gate_leave(n);
+    return s == MUXRAFT_OK ? am_ok : error3(env, s);
+}
+
+/* remove_group_nif(Node, GroupId) -> ok | {error, Reason, Message} */
+static ERL_NIF_TERM remove_group_nif(ErlNifEnv *env, int argc,
+                                     const ERL_NIF_TERM argv[])
+{
+    nif_node *n;
+    uint64_t group_id;
+    muxraft_status s;
+    (void)argc;
+
+    if (!get_node(env, argv[0], &n) || !get_u64(env, argv[1], &group_id))
+        return enif_make_badarg(env);
+    if (!gate_enter(n))
+        return shutdown_error(env);
+    tls_caller_env = env;
+    s = muxraft_group_remove(n->node, group_id);
+    tls_caller_env = NULL;
+    gate_leave(n);
+    return s == MUXRAFT_OK ? am_ok : error3(env, s);
+}
+
+/* propose_nif(Node, GroupId, Data :: iodata())
+ *   -> {ok, ProposalId} | {error, Reason, Message} */
+static ERL_NIF_TERM propose_nif(ErlNifEnv *env, int argc,
+                                const ERL_NIF_TERM argv[])
+{
+    nif_node *n;
+    uint64_t group_id, id = 0;
+    ErlNifBinary data;
+    muxraft_status s;
+    (void)argc;
+
+    if (!get_node(env, argv[0], &n) || !get_u64(env, argv[1], &group_id) ||
+        !enif_inspect_iolist_as_binary(env, argv[2], &data))
+        return enif_make_badarg(env);
+    if (!gate_enter(n))
+        return shutdown_error(env);
+    tls_caller_env = env;
+    s = muxraft_propose(n->node, group_id, data.data, data.size, &id);
+    tls_caller_env = NULL;
+    gate_leave(n);
+    if (s != MUXRAFT_OK)
+        return error3(env, s);
+    return enif_make_tuple2(env, am_ok, enif_make_uint64(env, id));
+}
+
+/* group_status_nif(Node, GroupId) -> {ok, Map} | {error, Reason, Message} */
+static ERL_NIF_TERM group_status_nif(ErlNifEnv *env, int argc,
+                                     const ERL_NIF_TERM argv[])
+{
+    nif_node *n;
+    uint64_t group_id;
+    muxraft_group_info info;
+    muxraft_status s;
+    ERL_NIF_TERM keys[6], values[6], map;
+    (void)argc;
+
+    if (!get_node(env, argv[0], &n) || !get_u64(env, argv[1], &group_id))
+        return enif_make_badarg(env);
+    /* Allowed after stop (C API): the handle lives until the destructor. */
+    s = muxraft_group_status(n->node, group_id, &info);
+    if (s != MUXRAFT_OK)
+        return error3(env, s);
+    keys[0] = am_role;       values[0] = role_atom(info.role);
+    keys[1] = am_term;       values[1] = enif_make_uint64(env, info.term);
+    keys[2] = am_leader;     values[2] = enif_make_uint64(env, info.leader_id);
+    keys[3] = am_commit;     values[3] = enif_make_uint64(env, info.commit_index);
+    keys[4] = am_applied;    values[4] = enif_make_uint64(env, info.applied_index);
+    keys[5] = am_last_index; values[5] = enif_make_uint64(env, info.last_index);
+    if (!enif_make_map_from_arrays(env, keys, values, 6, &map))
+        return enif_make_badarg(env);
+    return enif_make_tuple2(env, am_ok, map);
+}
+
+/* stats_nif(Node) -> Map | {error, Reason, Message} */
+static ERL_NIF_TERM stats_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    nif_node *n;
+    muxraft_stats st;
+    muxraft_status s;
+    ERL_NIF_TERM keys[19], values[19], map;
+    unsigned k = 0;
+    (void)argc;
+
+    if (!get_node(env, argv[0], &n))
+        return enif_make_badarg(env);
+    s = muxraft_node_stats(n->node, &st);
+    if (s != MUXRAFT_OK)
+        return error3(env, s);
+#define STAT(field)                                          \
+    do {                                                     \
+        keys[k] = am_##field;                                \
+        values[k] = enif_make_uint64(env, st.field);         \
+        k++;                                                 \
+    } while (0)
+    STAT(messages_sent);
+    STAT(bytes_sent);
+    STAT(messages_received);
+    STAT(heartbeat_batches_sent);
+    STAT(group_heartbeats_batched);
+    STAT(elections_started);
+    STAT(frames_rejected);
+    STAT(heartbeats_sent);
+    STAT(heartbeat_batch_responses_sent);
+    STAT(heartbeat_messages_sent);
+    STAT(heartbeat_bytes_sent);
+    STAT(bytes_received);
+    STAT(messages_dropped);
+    STAT(leader_changes);
+    STAT(proposals);
+    STAT(proposals_committed);
+    STAT(proposals_failed);
+    STAT(entries_applied);
+    STAT(groups);
+#undef STAT
+    if (!enif_make_map_from_arrays(env, keys, values, k, &map))
+        return enif_make_badarg(env);
+    return map;
+}
+
+/* stop_node_nif(Node) -> ok */
+static ERL_NIF_TERM stop_node_nif(ErlNifEnv *env, int argc,
+                                  const ERL_NIF_TERM argv[])
+{
+    nif_node *n;
+    (void)argc;
+    if (!get_node(env, argv[0], &n))
+        return enif_make_badarg(env);
+    stop_node(n);
+    return am_ok;
+}
+
+/* tick_nif(Node) -> ok | {error, Reason, Message} */
+static ERL_NIF_TERM tick_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    nif_node *n;
+    muxraft_status s;
+    (void)argc;
+    if (!get_node(env, argv[0], &n))
+        return enif_make_badarg(env);
+    if (!gate_enter(n))
+        return shutdown_error(env);
+    tls_caller_env = env;
+    s = muxraft_tick(n->node);
+    tls_caller_env = NULL;
+    gate_leave(n);
+    return s == MUXRAFT_OK ? am_ok : error3(env, s);
+}
+
+/* step_nif(Node, FromNodeId, Frame :: binary()) -> ok | {error, Reason, Message} */
+static ERL_NIF_TERM step_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    nif_node *n;
+    uint64_t from;
+    ErlNifBinary frame;
+    muxraft_status s;
+    static const uint8_t empty[1] = {0};
+    (void)argc;
+    if (!get_node(env, argv[0], &n) || !get_u64(env, argv[1], &from) ||
+        !enif_inspect_binary(env, argv[2], &frame))
+        return enif_make_badarg(env);
+    if (!gate_enter(n))
+        return shutdown_error(env);
+    tls_caller_env = env;
+    /* An empty binary may have a NULL data pointer; the C API wants a
+     * non-NULL frame (it then answers MALFORMED for length 0). */
+    s = muxraft_step(n->node, from, frame.size ? frame.data : empty, frame.size);
+    tls_caller_env = NULL;
+    gate_leave(n);
+    return s == MUXRAFT_OK ? am_ok : error3(env, s);
+}
+
+/* version_nif() -> {AbiVersion, VersionBinary} */
+static ERL_NIF_TERM version_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    const char *v = muxraft_version();
+    size_t len = strlen(v);
+    ERL_NIF_TERM bin;
+    unsigned char *p = enif_make_new_binary(env, len, &bin);
+    (void)argc;
+    (void)argv;
+    memcpy(p, v, len);
+    return enif_make_tuple2(env, enif_make_uint(env, muxraft_abi_version()), bin);
+}
+
+/* ---- loading ---------------------------------------------------------------------- */
+
+static int open_type(ErlNifEnv *env, ErlNifResourceFlags flags)
+{
+    ErlNifResourceTypeInit init;
+    memset(&init, 0, sizeof init);
+    init.dtor = node_dtor;
+    init.down = node_down;
+    init.members = 3; /* dtor, stop, down */
+    node_type = enif_open_resource_type_x(env, "muxraft_node", &init, flags, NULL);
+    return node_type != NULL;
+}
+
+static void make_atoms(ErlNifEnv *env)
+{
+#define ATOM(name) am_##name = mk_atom(env, #name)
+    ATOM(ok); ATOM(error); ATOM(undefined); ATOM(true); ATOM(false);
+    ATOM(muxraft); ATOM(applied); ATOM(role); ATOM(proposal); ATOM(send);
+    ATOM(leader); ATOM(follower); ATOM(candidate);
+    ATOM(term); ATOM(commit); ATOM(last_index);
+    ATOM(invalid_argument); ATOM(not_found); ATOM(already_exists);
+    ATOM(not_leader); ATOM(too_large); ATOM(malformed); ATOM(io);
+    ATOM(shutdown); ATOM(busy); ATOM(panic); ATOM(unknown);
+    ATOM(messages_sent); ATOM(bytes_sent); ATOM(messages_received);
+    ATOM(heartbeat_batches_sent); ATOM(group_heartbeats_batched);
+    ATOM(elections_started); ATOM(frames_rejected); ATOM(heartbeats_sent);
+    ATOM(heartbeat_batch_responses_sent); ATOM(heartbeat_messages_sent);
+    ATOM(heartbeat_bytes_sent); ATOM(bytes_received); ATOM(messages_dropped);
+    ATOM(leader_changes); ATOM(proposals); ATOM(proposals_committed);
+    ATOM(proposals_failed); ATOM(entries_applied); ATOM(groups);
+#undef ATOM
+}
+
+static int load(ErlNifEnv *env, void **priv, ERL_NIF_TERM info)
+{
+    (void)priv;
+    (void)info;
+    if (muxraft_abi_version() != MUXRAFT_ABI_VERSION)
+        return 1;
+    make_atoms(env);
+    return open_type(env, ERL_NIF_RT_CREATE) ? 0 : 1;
+}
+
+static int upgrade(ErlNifEnv *env, void **priv, void **old_priv, ERL_NIF_TERM info)
+{
+    (void)priv;
+    (void)old_priv;
+    (void)info;
+    make_atoms(env);
+    return open_type(env, ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER) ? 0 : 1;
+}
+
+#define DIRTY ERL_NIF_DIRTY_JOB_IO_BOUND
+
+static ErlNifFunc nif_funcs[] = {
+    {"start_node_nif", 10, start_node_nif, DIRTY},
+    {"create_group_nif", 3, create_group_nif, DIRTY},
+    {"remove_group_nif", 2, remove_group_nif, DIRTY},
+    {"propose_nif", 3, propose_nif, DIRTY},
+    {"group_status_nif", 2, group_status_nif, DIRTY},
+    {"stats_nif", 1, stats_nif, DIRTY},
+    {"stop_node_nif", 1, stop_node_nif, DIRTY},
+    {"tick_nif", 1, tick_nif, DIRTY},
+    {"step_nif", 3, step_nif, DIRTY},
+    {"version_nif", 0, version_nif, 0},
+};
+
+ERL_NIF_INIT(muxraft, nif_funcs, load, NULL, upgrade, NULL)

@@ -1,0 +1,285 @@
+%% @doc Erlang binding of muxraft, a multi-raft library with heartbeat
+%% multiplexing (one heartbeat message per peer per interval for all groups).
+%%
+%% A node is started by a process, its <em>owner</em>, which receives every
+%% event of the node as a message:
+%% <pre>
+%%   {muxraft, Node, {applied, GroupId, Index, Data}}
+%%   {muxraft, Node, {role, GroupId, leader | follower | candidate, Term, LeaderId}}
+%%   {muxraft, Node, {proposal, ProposalId, ok, Index}}
+%%   {muxraft, Node, {proposal, ProposalId, {error, Reason}}}
+%%   {muxraft, Node, {send, ToNodeId, Frame}}          (host-driven mode only)
+%% </pre>
+%% `applied' messages of a group arrive in log order. Every proposal accepted
+%% by {@link propose/3} gets exactly one `proposal' message.
+%%
+%% Two modes:
+%% <ul>
+%% <li><b>Embedded</b> (`listen' given): muxraft runs the node on its own
+%%   threads (timer, TCP transport to `peers', write-ahead log in
+%%   `data_dir'). The node runs until {@link stop_node/1} or until its owner
+%%   exits, like a port; then it is freed when no term refers to it.</li>
+%% <li><b>Host-driven</b> (no `listen'): the host calls {@link tick/1} every
+%%   `tick_ms' and {@link step/3} with every frame a peer sent, and carries
+%%   the `{send, To, Frame}' messages to the peers itself (e.g. over Erlang
+%%   distribution). Callbacks run inside those calls. For events to arrive in
+%%   order, make every call that drives the node (tick, step, propose,
+%%   create_group, remove_group) from one process, normally the owner.</li>
+%% </ul>
+%%
+%% Errors: a call with arguments of the wrong type raises `badarg'; a call
+%% the library refuses returns `{error, Reason}' with `Reason' one of
+%% `invalid_argument | not_found | already_exists | not_leader | too_large |
+%% malformed | io | shutdown | busy | panic'; {@link last_error/0} gives the
+%% library's explanation of the calling process's last such error.
+-module(muxraft).
+
+-export([start_node/1, stop_node/1,
+         create_group/3, remove_group/2,
+         propose/3, group_status/2, stats/1,
+         tick/1, step/3,
+         last_error/0, version/0]).
+
+-export_type([node_handle/0, node_id/0, group_id/0, proposal_id/0,
+              reason/0, role/0, event/0]).
+
+-on_load(load_nif/0).
+
+-type node_handle() :: reference().
+%% The node: a NIF resource. It compares equal to the `Node' in every event
+%% message of that node.
+-type node_id() :: pos_integer().
+-type group_id() :: pos_integer().
+-type proposal_id() :: pos_integer().
+-type role() :: leader | follower | candidate.
+-type reason() :: invalid_argument | not_found | already_exists | not_leader
+                | too_large | malformed | io | shutdown | busy | panic.
+-type event() :: {applied, group_id(), Index :: pos_integer(), Data :: binary()}
+               | {role, group_id(), role(), Term :: non_neg_integer(),
+                  Leader :: non_neg_integer()}
+               | {proposal, proposal_id(), ok, Index :: pos_integer()}
+               | {proposal, proposal_id(), {error, reason()}}
+               | {send, To :: node_id(), Frame :: binary()}.
+
+-define(LAST_ERROR, '$muxraft_last_error').
+
+%% ---------------------------------------------------------------------------
+%% API
+
+%% @doc Create a node and, with `listen', start it (embedded mode).
+%%
+%% Keys: `node_id' (required, non-zero, unique in the cluster),
+%% `cluster_id' (default 0: frames of another cluster are refused),
+%% `listen' ("host:port"; absent: host-driven mode), `peers'
+%% (`#{NodeId => "host:port"}' of the other nodes, embedded mode),
+%% `data_dir' (durable write-ahead log; absent: in memory), and the tuning
+%% keys `tick_ms' (50), `heartbeat_ticks' (2), `election_ticks' (10),
+%% `batch_heartbeats' (true), `max_proposal_bytes' (1 MiB, at most 4 MiB).
+%% Strings may be given as strings or binaries. Unknown keys raise `badarg'.
+%%
+%% The calling process becomes the owner and receives the node's events.
+-spec start_node(#{node_id := node_id(),
+                   cluster_id => non_neg_integer(),
+                   listen => string() | binary(),
+                   peers => #{node_id() => string() | binary()},
+                   data_dir => file:filename_all(),
+                   tick_ms => pos_integer(),
+                   heartbeat_ticks => pos_integer(),
+                   election_ticks => pos_integer(),
+                   batch_heartbeats => boolean(),
+                   max_proposal_bytes => pos_integer()}) ->
+          {ok, node_handle()} | {error, reason()}.
+start_node(Opts) when is_map(Opts) ->
+    Known = [node_id, cluster_id, listen, peers, data_dir, tick_ms,
+             heartbeat_ticks, election_ticks, batch_heartbeats,
+             max_proposal_bytes],
+    [] =:= maps:keys(maps:without(Known, Opts)) orelse error(badarg, [Opts]),
+    NodeId = case Opts of
+                 #{node_id := Id} when is_integer(Id), Id > 0 -> Id;
+                 _ -> error(badarg, [Opts])
+             end,
+    ClusterId = case maps:get(cluster_id, Opts, 0) of
+                    C when is_integer(C), C >= 0 -> C;
+                    _ -> error(badarg, [Opts])
+                end,
+    Listen = opt_string(listen, Opts),
+    DataDir = case maps:find(data_dir, Opts) of
+                  error -> undefined;
+                  {ok, D} -> filename_bin(D, Opts)
+              end,
+    Peers = case maps:get(peers, Opts, #{}) of
+                P when is_map(P) ->
+                    [{Id, to_bin(A, Opts)} || {Id, A} <- lists:sort(maps:to_list(P))];
+                _ -> error(badarg, [Opts])
+            end,
+    lists:all(fun({Id, _}) -> is_integer(Id) andalso Id > 0 end, Peers)
+        orelse error(badarg, [Opts]),
+    Batch = case maps:get(batch_heartbeats, Opts, undefined) of
+                B when is_boolean(B); B =:= undefined -> B;
+                _ -> error(badarg, [Opts])
+            end,
+    result(start_node_nif(NodeId, ClusterId, Listen, Peers, DataDir,
+                          opt_int(tick_ms, Opts),
+                          opt_int(heartbeat_ticks, Opts),
+                          opt_int(election_ticks, Opts),
+                          Batch,
+                          opt_int(max_proposal_bytes, Opts)));
+start_node(Opts) ->
+    error(badarg, [Opts]).
+
+%% @doc Stop the node. Embedded mode: the pass in progress finishes, every
+%% proposal still waiting is reported to the owner as
+%% `{proposal, Id, {error, shutdown}}', then muxraft's threads and
+%% connections end; when this returns no message of the node is on its way
+%% any more. Host-driven mode: waits for the calls in progress; proposals not
+%% yet resolved get no message (the C API has no call that fails them).
+%% Every later call returns `{error, shutdown}', except
+%% {@link group_status/2} and {@link stats/1}, which report the final state.
+%% Idempotent. The node's memory (and open log files) are freed when no term
+%% refers to it; a stopped node writes nothing.
+-spec stop_node(node_handle()) -> ok.
+stop_node(Node) ->
+    stop_node_nif(Node).
+
+%% @doc Create this node's replica of group `GroupId', whose replicas live on
+%% `Members' (1 to 7 distinct node ids, this node among them). Create it on
+%% every member node with the same members. With a `data_dir' the group is
+%% durable when this returns.
+-spec create_group(node_handle(), group_id(), [node_id()]) -> ok | {error, reason()}.
+create_group(Node, GroupId, Members) ->
+    result(create_group_nif(Node, GroupId, Members)).
+
+%% @doc Remove this node's replica of a group. Proposals still waiting are
+%% reported as `{proposal, Id, {error, not_found}}'.
+-spec remove_group(node_handle(), group_id()) -> ok | {error, reason()}.
+remove_group(Node, GroupId) ->
+    result(remove_group_nif(Node, GroupId)).
+
+%% @doc Propose `Data' to a group this node leads. `{ok, ProposalId}': the
+%% owner will receive exactly one `{proposal, ProposalId, ...}' message:
+%% `ok' with the index once committed (durable on a majority), or
+%% `{error, not_leader | not_found | shutdown}'. Otherwise `{error,
+%% not_leader}' (see {@link group_status/2} for the leader), `not_found',
+%% `too_large' (over `max_proposal_bytes') or `shutdown'.
+-spec propose(node_handle(), group_id(), iodata()) ->
+          {ok, proposal_id()} | {error, reason()}.
+propose(Node, GroupId, Data) ->
+    result(propose_nif(Node, GroupId, Data)).
+
+%% @doc This node's view of a group. `leader' is 0 when no leader is known;
+%% `commit', `applied' and `last_index' are log indexes.
+-spec group_status(node_handle(), group_id()) ->
+          {ok, #{role := role(), term := non_neg_integer(),
+                 leader := non_neg_integer(), commit := non_neg_integer(),
+                 applied := non_neg_integer(), last_index := non_neg_integer()}}
+          | {error, reason()}.
+group_status(Node, GroupId) ->
+    result(group_status_nif(Node, GroupId)).
+
+%% @doc The node's counters since it was created (messages and bytes sent and
+%% received, heartbeat batches and the group heartbeats they carried,
+%% elections, proposals, entries applied, groups, ...).
+-spec stats(node_handle()) -> #{atom() => non_neg_integer()}.
+stats(Node) ->
+    case stats_nif(Node) of
+        M when is_map(M) -> M;
+        Error -> error(result(Error), [Node])
+    end.
+
+%% @doc Host-driven mode: advance the node's clock by one tick (call it every
+%% `tick_ms'). Elections and heartbeats happen here; the resulting
+%% `{send, To, Frame}' and other messages are sent before it returns.
+%% `{error, invalid_argument}' for a started (embedded) node.
+-spec tick(node_handle()) -> ok | {error, reason()}.
+tick(Node) ->
+    result(tick_nif(Node)).
+
+%% @doc Host-driven mode: hand the node a `Frame' that node `From' sent (a
+%% `{send, To, Frame}' message of node `From', with `To' this node).
+%% `{error, malformed}' for bytes that are not a muxraft frame,
+%% `{error, invalid_argument}' for a frame of another cluster, for another
+%% node, or for a started node.
+-spec step(node_handle(), node_id(), binary()) -> ok | {error, reason()}.
+step(Node, From, Frame) ->
+    result(step_nif(Node, From, Frame)).
+
+%% @doc The library's explanation of the last `{error, _}' returned to the
+%% calling process by this module (`<<>>' if none).
+-spec last_error() -> binary().
+last_error() ->
+    case get(?LAST_ERROR) of
+        undefined -> <<>>;
+        Msg -> Msg
+    end.
+
+%% @doc The ABI version and the version of the linked muxraft library.
+-spec version() -> {AbiVersion :: pos_integer(), Version :: binary()}.
+version() ->
+    version_nif().
+
+%% ---------------------------------------------------------------------------
+%% Internals
+
+result({error, Reason, Msg}) ->
+    put(?LAST_ERROR, Msg),
+    {error, Reason};
+result(Other) ->
+    Other.
+
+opt_int(Key, Opts) ->
+    case maps:find(Key, Opts) of
+        error -> undefined;
+        {ok, V} when is_integer(V), V >= 0, V < 1 bsl 32 -> V;
+        {ok, _} -> error(badarg, [Opts])
+    end.
+
+opt_string(Key, Opts) ->
+    case maps:find(Key, Opts) of
+        error -> undefined;
+        {ok, V} -> to_bin(V, Opts)
+    end.
+
+to_bin(V, _Opts) when is_binary(V) ->
+    V;
+to_bin(V, Opts) when is_list(V) ->
+    case unicode:characters_to_binary(V) of
+        B when is_binary(B) -> B;
+        _ -> error(badarg, [Opts])
+    end;
+to_bin(_, Opts) ->
+    error(badarg, [Opts]).
+
+filename_bin(V, Opts) when is_binary(V); is_list(V); is_atom(V) ->
+    try filename:flatten(V) of
+        F -> to_bin(F, Opts)
+    catch
+        _:_ -> error(badarg, [Opts])
+    end;
+filename_bin(_, Opts) ->
+    error(badarg, [Opts]).
+
+%% ---------------------------------------------------------------------------
+%% NIFs (c_src/muxraft_nif.c)
+
+load_nif() ->
+    Dir = case code:priv_dir(muxraft) of
+              {error, bad_name} ->
+                  filename:join(filename:dirname(filename:dirname(code:which(?MODULE))),
+                                "priv");
+              D ->
+                  D
+          end,
+    erlang:load_nif(filename:join(Dir, "muxraft_nif"), 0).
+
+start_node_nif(_NodeId, _ClusterId, _Listen, _Peers, _DataDir, _TickMs,
+               _HeartbeatTicks, _ElectionTicks, _Batch, _MaxProposalBytes) ->
+    erlang:nif_error(not_loaded).
+create_group_nif(_Node, _GroupId, _Members) -> erlang:nif_error(not_loaded).
+remove_group_nif(_Node, _GroupId) -> erlang:nif_error(not_loaded).
+propose_nif(_Node, _GroupId, _Data) -> erlang:nif_error(not_loaded).
+group_status_nif(_Node, _GroupId) -> erlang:nif_error(not_loaded).
+stats_nif(_Node) -> erlang:nif_error(not_loaded).
+stop_node_nif(_Node) -> erlang:nif_error(not_loaded).
+tick_nif(_Node) -> erlang:nif_error(not_loaded).
+step_nif(_Node, _From, _Frame) -> erlang:nif_error(not_loaded).
+version_nif() -> erlang:nif_error(not_loaded).

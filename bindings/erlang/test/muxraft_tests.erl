@@ -1,0 +1,619 @@
+%% EUnit tests of the muxraft binding (run by `rebar3 eunit`, from
+%% `make test-erlang` at the repository root).
+%%
+%% Each node is owned by its own process (`owner/3' below), which collects
+%% the node's messages and tells the test process when something changed;
+%% the tests await those notifications instead of sleeping. The one
+%% exception is the thread check of the garbage-collection test, which has
+%% nothing to await and polls /proc, bounded.
+-module(muxraft_tests).
+
+-include_lib("eunit/include/eunit.hrl").
+
+-define(WAIT_MS, 20000).
+
+%% ---------------------------------------------------------------------------
+%% Tests
+
+embedded_cluster_test_() ->
+    {timeout, 120, fun embedded_cluster/0}.
+
+host_driven_cluster_test_() ->
+    {timeout, 120, fun host_driven_cluster/0}.
+
+stop_with_proposals_in_flight_test_() ->
+    {timeout, 120, fun stop_with_proposals_in_flight/0}.
+
+bad_arguments_test_() ->
+    {timeout, 60, fun bad_arguments/0}.
+
+calls_after_stop_test_() ->
+    {timeout, 60, fun calls_after_stop/0}.
+
+garbage_collected_without_stop_test_() ->
+    {timeout, 60, fun garbage_collected_without_stop/0}.
+
+single_node_host_driven_test_() ->
+    {timeout, 60, fun single_node_host_driven/0}.
+
+data_dir_recovery_test_() ->
+    {timeout, 60, fun data_dir_recovery/0}.
+
+%% Three embedded nodes in this VM on loopback, many groups; every group's
+%% proposals are applied in proposal order, identically, on every node.
+embedded_cluster() ->
+    Groups = lists:seq(1, 50),
+    PerGroup = 5,
+    Owners = start_embedded_cluster(101, [1, 2, 3], #{}),
+    try
+        [ok = call(O, fun(N) -> muxraft:create_group(N, G, [1, 2, 3]) end)
+         || O <- Owners, G <- Groups],
+        Leaders = wait_leaders(Owners, Groups),
+        %% Any process may propose in embedded mode: the outcomes go to the
+        %% leader's owner.
+        Proposed = [{G, K, propose_ok(leader_node(Owners, Leaders, G), G, entry(G, K))}
+                    || G <- Groups, K <- lists:seq(1, PerGroup)],
+        wait_until(fun() -> all_applied(Owners, Groups, PerGroup) end),
+        check_logs(Owners, Groups, PerGroup),
+        %% Exactly one outcome per proposal, on the leader's owner, at the
+        %% index where the entry was applied.
+        [begin
+             L = maps:get(G, Leaders),
+             Owner = lists:nth(L, Owners),
+             [{ok, Index}] = outcomes(Owner, Id),
+             {Index, _} = lists:keyfind(entry(G, K), 2, applied(Owner, G))
+         end || {G, K, Id} <- Proposed],
+        %% The heartbeats of all groups travel in batches (sent by the nodes
+        %% that lead groups, once per heartbeat interval: a counter to poll).
+        Stats = fun() -> [call(O, fun muxraft:stats/1) || O <- Owners] end,
+        Sum = fun(Key) -> lists:sum([maps:get(Key, S) || S <- Stats()]) end,
+        ok = poll(fun() -> Sum(heartbeat_batches_sent) > 0 end, 500, 10),
+        ?assert(Sum(group_heartbeats_batched) >= Sum(heartbeat_batches_sent)),
+        [?assertEqual(0, maps:get(heartbeats_sent, S)) || S <- Stats()],
+        [?assertEqual(length(Groups), maps:get(groups, S)) || S <- Stats()]
+    after
+        stop_owners(Owners)
+    end.
+
+%% Three host-driven nodes: each owner ticks its node and carries the
+%% node's {send, To, Frame} messages to the owner of node To as Erlang
+%% messages, which steps them into its node.
+host_driven_cluster() ->
+    Groups = lists:seq(1, 20),
+    PerGroup = 5,
+    Ids = [1, 2, 3],
+    Owners = [start_owner(#{node_id => Id, cluster_id => 202, tick_ms => 10},
+                          #{tick_ms => 10})
+              || Id <- Ids],
+    try
+        Peers = maps:from_list(lists:zip(Ids, Owners)),
+        [O ! {peers, Peers} || O <- Owners],
+        [ok = call(O, fun(N) -> muxraft:create_group(N, G, Ids) end)
+         || O <- Owners, G <- Groups],
+        Leaders = wait_leaders(Owners, Groups),
+        %% Host-driven: callbacks run inside the call, so every call on a
+        %% node is made by its owner (events then arrive in order).
+        Proposed = [{G, K, call(lists:nth(maps:get(G, Leaders), Owners),
+                                fun(N) -> {ok, Id} = muxraft:propose(N, G, entry(G, K)), Id end)}
+                    || G <- Groups, K <- lists:seq(1, PerGroup)],
+        wait_until(fun() -> all_applied(Owners, Groups, PerGroup) end),
+        check_logs(Owners, Groups, PerGroup),
+        [begin
+             Owner = lists:nth(maps:get(G, Leaders), Owners),
+             wait_until(fun() -> outcomes(Owner, Id) =/= [] end),
+             [{ok, _}] = outcomes(Owner, Id)
+         end || {G, _K, Id} <- Proposed],
+        Stats = [call(O, fun muxraft:stats/1) || O <- Owners],
+        [?assert(maps:get(messages_sent, S) > 0) || S <- Stats],
+        [?assert(maps:get(messages_received, S) > 0) || S <- Stats],
+        [?assertEqual(0, maps:get(frames_rejected, S)) || S <- Stats]
+    after
+        stop_owners(Owners)
+    end.
+
+%% A leader stopped while proposals are in flight, some of them proposed
+%% concurrently with the stop: every accepted proposal gets exactly one
+%% outcome (committed, or {error, shutdown}/not_leader), and none after
+%% stop_node/1 returned.
+stop_with_proposals_in_flight() ->
+    Owners = start_embedded_cluster(303, [1, 2, 3], #{}),
+    try
+        [ok = call(O, fun(N) -> muxraft:create_group(N, 1, [1, 2, 3]) end) || O <- Owners],
+        #{1 := L} = wait_leaders(Owners, [1]),
+        LeaderOwner = lists:nth(L, Owners),
+        Node = node_of(LeaderOwner),
+        Self = self(),
+        %% Proposers keep proposing until the node refuses with shutdown.
+        Proposers = [spawn_link(fun() -> Self ! {proposed, self(), propose_until_shutdown(Node, P, 0, [])} end)
+                     || P <- lists:seq(1, 4)],
+        wait_until(fun() -> maps:size(outcomes_all(LeaderOwner)) >= 20 end),
+        ok = muxraft:stop_node(Node),
+        Ids = lists:append([receive {proposed, P, Ids0} -> Ids0 end || P <- Proposers]),
+        ?assert(length(Ids) >= 20),
+        %% Every message was sent before stop_node returned; a round trip
+        %% to the owner (sent afterwards) makes sure it has them all.
+        All = outcomes_all(LeaderOwner),
+        [begin
+             [Outcome] = maps:get(Id, All, missing),
+             ?assert(lists:member(element(1, Outcome), [ok, error])),
+             case Outcome of
+                 {ok, I} -> ?assert(is_integer(I) andalso I > 0);
+                 {error, R} -> ?assert(lists:member(R, [shutdown, not_leader]))
+             end
+         end || Id <- Ids],
+        ?assertEqual(lists:sort(Ids), lists:sort(maps:keys(All))),
+        %% Nothing more comes after stop.
+        {error, shutdown} = muxraft:propose(Node, 1, <<"late">>),
+        Count = length(maps:keys(outcomes_all(LeaderOwner))),
+        ?assertEqual(Count, length(maps:keys(outcomes_all(LeaderOwner))))
+    after
+        stop_owners(Owners)
+    end.
+
+propose_until_shutdown(Node, P, K, Acc) ->
+    case muxraft:propose(Node, 1, <<"p", (integer_to_binary(P))/binary, "-",
+                                    (integer_to_binary(K))/binary>>) of
+        {ok, Id} -> propose_until_shutdown(Node, P, K + 1, [Id | Acc]);
+        {error, shutdown} -> Acc;
+        {error, not_leader} -> propose_until_shutdown(Node, P, K + 1, Acc)
+    end.
+
+%% Wrong types raise badarg; values the library refuses give {error, _};
+%% nothing crashes the VM.
+bad_arguments() ->
+    {ok, H} = muxraft:start_node(#{node_id => 1, cluster_id => 404}),
+    ok = muxraft:create_group(H, 1, [1]),
+    %% start_node
+    ?assertError(badarg, muxraft:start_node(not_a_map)),
+    ?assertError(badarg, muxraft:start_node(#{})),
+    ?assertError(badarg, muxraft:start_node(#{node_id => -1})),
+    ?assertError(badarg, muxraft:start_node(#{node_id => 0})),
+    ?assertError(badarg, muxraft:start_node(#{node_id => 1 bsl 64})),
+    ?assertError(badarg, muxraft:start_node(#{node_id => 1, cluster_id => -1})),
+    ?assertError(badarg, muxraft:start_node(#{node_id => 1, listen => 42})),
+    ?assertError(badarg, muxraft:start_node(#{node_id => 1, listen => "a\0b"})),
+    ?assertError(badarg, muxraft:start_node(#{node_id => 1, peers => [{2, "x"}]})),
+    ?assertError(badarg, muxraft:start_node(#{node_id => 1, peers => #{-2 => "x"}})),
+    ?assertError(badarg, muxraft:start_node(#{node_id => 1, tick_ms => -5})),
+    ?assertError(badarg, muxraft:start_node(#{node_id => 1, batch_heartbeats => yes})),
+    ?assertError(badarg, muxraft:start_node(#{node_id => 1, no_such_option => 1})),
+    ?assertEqual({error, invalid_argument},
+                 muxraft:start_node(#{node_id => 1, tick_ms => 0})),
+    ?assertEqual({error, invalid_argument},
+                 muxraft:start_node(#{node_id => 1, heartbeat_ticks => 5, election_ticks => 5})),
+    ?assertEqual({error, invalid_argument},
+                 muxraft:start_node(#{node_id => 1, max_proposal_bytes => 64 * 1024 * 1024})),
+    ?assertEqual({error, invalid_argument},
+                 muxraft:start_node(#{node_id => 1, listen => "not an address"})),
+    ?assertNotEqual(<<>>, muxraft:last_error()),
+    ?assertEqual({error, invalid_argument},
+                 muxraft:start_node(#{node_id => 1, listen => "127.0.0.1:1",
+                                      peers => #{1 => "127.0.0.1:2"}})),
+    ?assertEqual({error, io},
+                 muxraft:start_node(#{node_id => 1, data_dir => "/proc/muxraft-cannot-be-here"})),
+    %% the port is taken
+    {ok, Sock} = gen_tcp:listen(0, [{ip, {127, 0, 0, 1}}]),
+    {ok, Port} = inet:port(Sock),
+    ?assertEqual({error, io},
+                 muxraft:start_node(#{node_id => 1, listen => "127.0.0.1:" ++ integer_to_list(Port)})),
+    gen_tcp:close(Sock),
+    %% not a node
+    [?assertError(badarg, F(Bad))
+     || Bad <- [make_ref(), self(), 1, <<"node">>, {node}],
+        F <- [fun(B) -> muxraft:propose(B, 1, <<"x">>) end,
+              fun(B) -> muxraft:create_group(B, 1, [1]) end,
+              fun(B) -> muxraft:remove_group(B, 1) end,
+              fun(B) -> muxraft:group_status(B, 1) end,
+              fun(B) -> muxraft:stats(B) end,
+              fun(B) -> muxraft:tick(B) end,
+              fun(B) -> muxraft:step(B, 2, <<"x">>) end,
+              fun(B) -> muxraft:stop_node(B) end]],
+    %% ids
+    ?assertError(badarg, muxraft:create_group(H, -1, [1])),
+    ?assertError(badarg, muxraft:create_group(H, 2, [1, -2])),
+    ?assertError(badarg, muxraft:create_group(H, 2, not_a_list)),
+    ?assertError(badarg, muxraft:create_group(H, 2, [1 | 2])),
+    ?assertError(badarg, muxraft:create_group(H, 1 bsl 64, [1])),
+    ?assertEqual({error, invalid_argument}, muxraft:create_group(H, 0, [1])),
+    ?assertEqual({error, invalid_argument}, muxraft:create_group(H, 2, [])),
+    ?assertEqual({error, invalid_argument}, muxraft:create_group(H, 2, [0])),
+    ?assertEqual({error, invalid_argument}, muxraft:create_group(H, 2, [2, 3])),
+    ?assertEqual({error, invalid_argument}, muxraft:create_group(H, 2, [1, 1])),
+    ?assertEqual({error, invalid_argument}, muxraft:create_group(H, 2, lists:seq(1, 8))),
+    ?assertEqual({error, invalid_argument}, muxraft:create_group(H, 2, lists:seq(1, 1000))),
+    ?assertEqual({error, already_exists}, muxraft:create_group(H, 1, [1])),
+    ?assertError(badarg, muxraft:propose(H, -1, <<"x">>)),
+    ?assertError(badarg, muxraft:propose(H, 1, not_binary)),
+    ?assertError(badarg, muxraft:propose(H, 1, [1, 2, 256])),
+    ?assertEqual({error, not_found}, muxraft:propose(H, 999, <<"x">>)),
+    ?assertEqual({error, not_found}, muxraft:group_status(H, 999)),
+    ?assertEqual({error, not_found}, muxraft:remove_group(H, 999)),
+    ?assertError(badarg, muxraft:group_status(H, -1)),
+    %% not the leader yet (no tick happened), then too large
+    ?assertEqual({error, not_leader}, muxraft:propose(H, 1, <<"x">>)),
+    lead(H, 1),
+    Huge = binary:copy(<<0>>, 2 * 1024 * 1024),
+    ?assertEqual({error, too_large}, muxraft:propose(H, 1, Huge)),
+    ?assertMatch(<<_, _/binary>>, muxraft:last_error()),
+    ?assertEqual({error, too_large}, muxraft:propose(H, 1, [Huge, Huge])),
+    {ok, _} = muxraft:propose(H, 1, [<<"io">>, $l, "ist"]),
+    %% frames
+    ?assertError(badarg, muxraft:step(H, 2, not_binary)),
+    ?assertError(badarg, muxraft:step(H, -2, <<"x">>)),
+    ?assertEqual({error, invalid_argument}, muxraft:step(H, 0, <<"x">>)),
+    ?assertEqual({error, malformed}, muxraft:step(H, 2, <<>>)),
+    ?assertEqual({error, malformed}, muxraft:step(H, 2, <<"garbage">>)),
+    [?assertMatch({error, _}, muxraft:step(H, 2, crypto_free_random(N)))
+     || N <- [1, 4, 5, 16, 100, 1000, 70000]],
+    ?assertMatch({error, _}, muxraft:step(H, 2, <<0, 0, 0, 16, 0:128>>)),
+    ?assertMatch({error, _}, muxraft:step(H, 2, <<255, 255, 255, 255, 1, 2, 3>>)),
+    #{frames_rejected := Rejected} = muxraft:stats(H),
+    ?assert(Rejected > 0),
+    %% the node still works
+    {ok, #{role := leader}} = muxraft:group_status(H, 1),
+    {ok, P} = muxraft:propose(H, 1, <<"still fine">>),
+    receive {muxraft, H, {proposal, P, ok, _}} -> ok after ?WAIT_MS -> error(no_outcome) end,
+    %% embedded-only / host-driven-only calls on the wrong kind of node
+    [Port2] = free_ports(1),
+    {ok, E} = muxraft:start_node(#{node_id => 5, cluster_id => 404,
+                                   listen => "127.0.0.1:" ++ integer_to_list(Port2)}),
+    ?assertEqual({error, invalid_argument}, muxraft:tick(E)),
+    ?assertEqual({error, invalid_argument}, muxraft:step(E, 2, <<"x">>)),
+    ok = muxraft:stop_node(E),
+    ok = muxraft:stop_node(H),
+    flush().
+
+%% After stop_node/1: mutating calls answer {error, shutdown}, status and
+%% stats still answer, stop_node/1 is idempotent. Both modes.
+calls_after_stop() ->
+    [Port] = free_ports(1),
+    {ok, E} = muxraft:start_node(#{node_id => 1, cluster_id => 505,
+                                   listen => "127.0.0.1:" ++ integer_to_list(Port)}),
+    {ok, H} = muxraft:start_node(#{node_id => 1, cluster_id => 505}),
+    [ok = muxraft:create_group(N, 1, [1]) || N <- [E, H]],
+    lead(H, 1),
+    receive {muxraft, E, {role, 1, leader, _, 1}} -> ok after ?WAIT_MS -> error(no_leader) end,
+    [begin
+         ok = muxraft:stop_node(N),
+         ok = muxraft:stop_node(N),
+         ?assertEqual({error, shutdown}, muxraft:propose(N, 1, <<"x">>)),
+         ?assertEqual({error, shutdown}, muxraft:create_group(N, 2, [1])),
+         ?assertEqual({error, shutdown}, muxraft:remove_group(N, 1)),
+         ?assertEqual({error, shutdown}, muxraft:tick(N)),
+         ?assertEqual({error, shutdown}, muxraft:step(N, 2, <<"x">>)),
+         ?assertMatch({ok, #{role := leader}}, muxraft:group_status(N, 1)),
+         ?assertMatch(#{groups := 1}, muxraft:stats(N))
+     end || N <- [E, H]],
+    %% The port is free again: the transport is gone.
+    {ok, E2} = muxraft:start_node(#{node_id => 1, cluster_id => 505,
+                                    listen => "127.0.0.1:" ++ integer_to_list(Port)}),
+    ok = muxraft:stop_node(E2),
+    flush().
+
+%% A process starts an embedded node and exits without stop_node/1: the
+%% node's threads end and the resource is freed; a host-driven node that is
+%% dropped is freed too.
+garbage_collected_without_stop() ->
+    Id = 77,
+    Names = [<<"muxraft-node-77">>, <<"muxraft-tx-77">>],
+    ?assertEqual([], threads_named(Names)),
+    [Port] = free_ports(1),
+    Self = self(),
+    {Pid, Ref} = spawn_monitor(
+                   fun() ->
+                           {ok, N} = muxraft:start_node(
+                                       #{node_id => Id, cluster_id => 606,
+                                         listen => "127.0.0.1:" ++ integer_to_list(Port),
+                                         peers => #{78 => "127.0.0.1:1"}}),
+                           ok = muxraft:create_group(N, 1, [Id, 78]),
+                           {ok, H} = muxraft:start_node(#{node_id => Id}),
+                           ok = muxraft:create_group(H, 1, [Id]),
+                           Self ! {started, self()},
+                           receive exit -> ok end
+                   end),
+    receive {started, Pid} -> ok after ?WAIT_MS -> error(not_started) end,
+    %% The check sees the threads while the node runs (a thread names
+    %% itself once it runs, so this too may take a moment)...
+    ok = poll(fun() -> lists:sort(threads_named(Names)) =:= lists:sort(Names) end, 200, 10),
+    Pid ! exit,
+    receive {'DOWN', Ref, process, Pid, normal} -> ok end,
+    [erlang:garbage_collect(P) || P <- processes()],
+    %% ...and they are gone once the owner exited.
+    ok = poll(fun() -> threads_named(Names) =:= [] end, 200, 50),
+    %% The port is free again.
+    {ok, S} = gen_tcp:listen(Port, [{ip, {127, 0, 0, 1}}, {reuseaddr, true}]),
+    gen_tcp:close(S).
+
+%% One node, one single-member group, driven by this process: the smallest
+%% complete host-driven program (the README's example does the same).
+single_node_host_driven() ->
+    {ok, N} = muxraft:start_node(#{node_id => 1}),
+    ok = muxraft:create_group(N, 1, [1]),
+    lead(N, 1),
+    {ok, P1} = muxraft:propose(N, 1, <<"hello">>),
+    {ok, P2} = muxraft:propose(N, 1, <<"world">>),
+    %% A single-member group commits inside the call.
+    I1 = receive {muxraft, N, {applied, 1, A1, <<"hello">>}} -> A1 after 0 -> error(not_applied) end,
+    receive {muxraft, N, {proposal, P1, ok, I1}} -> ok after 0 -> error(no_outcome) end,
+    I2 = receive {muxraft, N, {applied, 1, A2, <<"world">>}} -> A2 after 0 -> error(not_applied) end,
+    receive {muxraft, N, {proposal, P2, ok, I2}} -> ok after 0 -> error(no_outcome) end,
+    ?assert(I2 > I1),
+    {ok, #{role := leader, leader := 1, term := T, commit := C, applied := C}} =
+        muxraft:group_status(N, 1),
+    ?assert(T >= 1),
+    ?assertEqual(I2, C),
+    ok = muxraft:remove_group(N, 1),
+    ?assertEqual({error, not_found}, muxraft:group_status(N, 1)),
+    {Abi, Vsn} = muxraft:version(),
+    ?assert(is_integer(Abi) andalso is_binary(Vsn)),
+    ok = muxraft:stop_node(N),
+    flush().
+
+%% With a data_dir, a node started again on the same directory (here while
+%% the stopped one is not yet garbage collected) recovers its groups and
+%% delivers their committed entries again from the start.
+data_dir_recovery() ->
+    Dir = filename:join(temp_dir(), "muxraft-eunit-" ++ os:getpid() ++ "-"
+                        ++ integer_to_list(erlang:unique_integer([positive]))),
+    try
+        {ok, N1} = muxraft:start_node(#{node_id => 1, data_dir => Dir}),
+        ok = muxraft:create_group(N1, 1, [1]),
+        lead(N1, 1),
+        Entries = [<<"a">>, <<"b">>, <<"c">>],
+        [{ok, _} = muxraft:propose(N1, 1, E) || E <- Entries],
+        Applied1 = [receive {muxraft, N1, {applied, 1, I, E}} -> {I, E} after ?WAIT_MS -> error(E) end
+                    || E <- Entries],
+        ok = muxraft:stop_node(N1),
+        {ok, N2} = muxraft:start_node(#{node_id => 1, data_dir => list_to_binary(Dir)}),
+        ?assertEqual({error, already_exists}, muxraft:create_group(N2, 1, [1])),
+        lead(N2, 1),
+        Applied2 = [receive {muxraft, N2, {applied, 1, I, E}} -> {I, E} after ?WAIT_MS -> error(E) end
+                    || E <- Entries],
+        ?assertEqual(Applied1, Applied2),
+        ok = muxraft:stop_node(N2)
+    after
+        flush(),
+        rm_rf(Dir)
+    end.
+
+temp_dir() ->
+    case os:getenv("TMPDIR") of
+        false -> "/tmp";
+        "" -> "/tmp";
+        T -> T
+    end.
+
+rm_rf(Dir) ->
+    case file:list_dir(Dir) of
+        {ok, Names} ->
+            [rm_rf(filename:join(Dir, N)) || N <- Names],
+            file:del_dir(Dir);
+        {error, enotdir} ->
+            file:delete(Dir);
+        {error, _} ->
+            ok
+    end.
+
+%% ---------------------------------------------------------------------------
+%% Owners: one process per node, which started it and collects its events.
+
+start_embedded_cluster(ClusterId, Ids, Extra) ->
+    Ports = free_ports(length(Ids)),
+    Addr = fun(P) -> "127.0.0.1:" ++ integer_to_list(P) end,
+    All = lists:zip(Ids, Ports),
+    [start_owner(maps:merge(#{node_id => Id, cluster_id => ClusterId,
+                              tick_ms => 20, listen => Addr(Port),
+                              peers => maps:from_list([{I, Addr(P)} || {I, P} <- All, I =/= Id])},
+                            Extra),
+                 #{})
+     || {Id, Port} <- All].
+
+%% Owner options: tick_ms => T makes the owner drive a host-driven node.
+start_owner(Opts, OwnerOpts) ->
+    Test = self(),
+    Pid = spawn_link(fun() ->
+                             {ok, N} = muxraft:start_node(Opts),
+                             Test ! {owner_started, self(), N},
+                             case OwnerOpts of
+                                 #{tick_ms := T} -> erlang:send_after(T, self(), {tick, T});
+                                 _ -> ok
+                             end,
+                             owner_loop(#{node => N, id => maps:get(node_id, Opts),
+                                          test => Test, peers => #{},
+                                          applied => #{}, roles => #{}, outcomes => #{}})
+                     end),
+    receive {owner_started, Pid, _} -> Pid after ?WAIT_MS -> error(owner_not_started) end.
+
+owner_loop(#{node := N, test := Test} = S) ->
+    receive
+        {muxraft, N, Event} ->
+            S1 = event(Event, S),
+            Test ! {changed, self()},
+            owner_loop(S1);
+        {frame, From, Frame} ->
+            ok = muxraft:step(N, From, Frame),
+            owner_loop(S);
+        {tick, T} ->
+            ok = muxraft:tick(N),
+            erlang:send_after(T, self(), {tick, T}),
+            owner_loop(S);
+        {peers, Peers} ->
+            owner_loop(S#{peers := Peers});
+        {call, From, Ref, Fun} ->
+            From ! {Ref, Fun(N, S)},
+            owner_loop(S);
+        {stop, From, Ref} ->
+            ok = muxraft:stop_node(N),
+            From ! {Ref, ok}
+    end.
+
+event({applied, G, I, D}, #{applied := A} = S) ->
+    S#{applied := maps:update_with(G, fun(L) -> [{I, D} | L] end, [{I, D}], A)};
+event({role, G, Role, Term, Leader}, #{roles := R} = S) ->
+    S#{roles := R#{G => {Role, Term, Leader}}};
+event({proposal, Id, ok, I}, S) ->
+    outcome(Id, {ok, I}, S);
+event({proposal, Id, {error, Reason}}, S) ->
+    outcome(Id, {error, Reason}, S);
+event({send, To, Frame}, #{peers := Peers, id := Me} = S) ->
+    maps:get(To, Peers) ! {frame, Me, Frame},
+    S.
+
+outcome(Id, O, #{outcomes := Os} = S) ->
+    S#{outcomes := maps:update_with(Id, fun(L) -> L ++ [O] end, [O], Os)}.
+
+call(Owner, Fun) when is_function(Fun, 1) ->
+    call_state(Owner, fun(N, _S) -> Fun(N) end).
+
+call_state(Owner, Fun) ->
+    Ref = make_ref(),
+    Owner ! {call, self(), Ref, Fun},
+    receive {Ref, R} -> R after ?WAIT_MS -> error({owner_timeout, Owner}) end.
+
+node_of(Owner) -> call(Owner, fun(N) -> N end).
+
+applied(Owner, G) ->
+    call_state(Owner, fun(_, #{applied := A}) -> lists:reverse(maps:get(G, A, [])) end).
+
+outcomes(Owner, Id) ->
+    maps:get(Id, outcomes_all(Owner), []).
+
+outcomes_all(Owner) ->
+    call_state(Owner, fun(_, #{outcomes := Os}) -> Os end).
+
+roles(Owner) ->
+    call_state(Owner, fun(_, #{roles := R}) -> R end).
+
+stop_owners(Owners) ->
+    [begin
+         Ref = make_ref(),
+         O ! {stop, self(), Ref},
+         receive {Ref, ok} -> ok after ?WAIT_MS -> error({stop_timeout, O}) end
+     end || O <- Owners],
+    flush().
+
+%% ---------------------------------------------------------------------------
+%% Cluster checks
+
+entry(G, K) ->
+    <<"group-", (integer_to_binary(G))/binary, "-entry-", (integer_to_binary(K))/binary>>.
+
+%% #{Group => LeaderId} once, for every group, every owner names the same
+%% leader in the same term and that node says it leads.
+wait_leaders(Owners, Groups) ->
+    Leaders = fun() ->
+                      Views = [roles(O) || O <- Owners],
+                      agreed_leaders(Views, Groups)
+              end,
+    wait_until(fun() -> maps:size(Leaders()) =:= length(Groups) end),
+    Leaders().
+
+agreed_leaders(Views, Groups) ->
+    maps:from_list(
+      [{G, L} || G <- Groups,
+                 {ok, L} <- [agreed_leader([maps:get(G, V, none) || V <- Views])]]).
+
+agreed_leader([{_, Term, L} | _] = Vs) when L > 0, L =< length(Vs) ->
+    Same = lists:all(fun({_, T, L2}) -> T =:= Term andalso L2 =:= L; (none) -> false end, Vs),
+    case Same andalso element(1, lists:nth(L, Vs)) =:= leader of
+        true -> {ok, L};
+        false -> none
+    end;
+agreed_leader(_) ->
+    none.
+
+leader_node(Owners, Leaders, G) ->
+    node_of(lists:nth(maps:get(G, Leaders), Owners)).
+
+propose_ok(Node, G, Data) ->
+    {ok, Id} = muxraft:propose(Node, G, Data),
+    Id.
+
+all_applied(Owners, Groups, PerGroup) ->
+    lists:all(fun(O) ->
+                      A = call_state(O, fun(_, #{applied := A}) -> A end),
+                      lists:all(fun(G) -> length(maps:get(G, A, [])) >= PerGroup end, Groups)
+              end, Owners).
+
+%% Every node applied exactly the group's entries, in proposal order, at
+%% increasing indexes, and all nodes agree on (index, data).
+check_logs(Owners, Groups, PerGroup) ->
+    [begin
+         Logs = [applied(O, G) || O <- Owners],
+         Expected = [entry(G, K) || K <- lists:seq(1, PerGroup)],
+         [?assertEqual(Expected, [D || {_, D} <- Log]) || Log <- Logs],
+         [?assertEqual(lists:usort([I || {I, _} <- Log]), [I || {I, _} <- Log]) || Log <- Logs],
+         [First | Rest] = Logs,
+         [?assertEqual(First, Log) || Log <- Rest]
+     end || G <- Groups],
+    ok.
+
+%% ---------------------------------------------------------------------------
+%% Helpers
+
+%% Tick a host-driven node until it leads group G.
+lead(N, G) ->
+    ok = poll(fun() ->
+                      ok = muxraft:tick(N),
+                      case muxraft:group_status(N, G) of
+                          {ok, #{role := leader}} -> true;
+                          _ -> false
+                      end
+              end, 1000, 0).
+
+%% Re-check Pred whenever an owner reports a change, until it holds.
+wait_until(Pred) ->
+    wait_until(Pred, erlang:monotonic_time(millisecond) + ?WAIT_MS).
+
+wait_until(Pred, Deadline) ->
+    flush_changed(),
+    case Pred() of
+        true ->
+            ok;
+        false ->
+            Left = Deadline - erlang:monotonic_time(millisecond),
+            Left > 0 orelse error(wait_timeout),
+            receive
+                {changed, _} -> wait_until(Pred, Deadline)
+            after Left ->
+                    case Pred() of
+                        true -> ok;
+                        false -> error(wait_timeout)
+                    end
+            end
+    end.
+
+flush_changed() ->
+    receive {changed, _} -> flush_changed() after 0 -> ok end.
+
+flush() ->
+    receive _ -> flush() after 0 -> ok end.
+
+poll(_Pred, 0, _SleepMs) ->
+    error(poll_timeout);
+poll(Pred, Tries, SleepMs) ->
+    case Pred() of
+        true -> ok;
+        false -> timer:sleep(SleepMs), poll(Pred, Tries - 1, SleepMs)
+    end.
+
+%% Ports free right now on 127.0.0.1.
+free_ports(K) ->
+    Socks = [begin {ok, S} = gen_tcp:listen(0, [{ip, {127, 0, 0, 1}}]), S end
+             || _ <- lists:seq(1, K)],
+    Ports = [begin {ok, P} = inet:port(S), P end || S <- Socks],
+    [gen_tcp:close(S) || S <- Socks],
+    Ports.
+
+%% This VM's threads whose name (/proc/self/task/*/comm) is one of Names.
+threads_named(Names) ->
+    {ok, Tasks} = file:list_dir("/proc/self/task"),
+    [Name || T <- Tasks,
+             {ok, Comm} <- [file:read_file(filename:join(["/proc/self/task", T, "comm"]))],
+             Name <- [string:trim(Comm)],
+             lists:member(Name, Names)].
+
+%% Deterministic pseudo-random bytes (no crypto application needed).
+crypto_free_random(N) ->
+    rand:seed(exsss, {N, 7, 11}),
+    << <<(rand:uniform(256) - 1)>> || _ <- lists:seq(1, N) >>.
