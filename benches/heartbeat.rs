@@ -36,6 +36,9 @@ use bytes::Bytes;
 use muxraft::multi::{FrameKind, Node, NodeConfig, Stats};
 use muxraft::raft::Role;
 
+mod common;
+use common::JsonObject;
+
 const HEARTBEAT_TICKS: u32 = 2;
 const ELECTION_TICKS: u32 = 10;
 /// Ticks allowed for the intended leaders to win and every replica to catch up.
@@ -654,7 +657,9 @@ impl Report {
                 / self.batched.as_ref()?.ns_per_group_interval,
         )
     }
+}
 
+impl common::Report for Report {
     fn warnings(&self) -> Vec<String> {
         let mut w = Vec::new();
         for m in [&self.naive, &self.batched].into_iter().flatten() {
@@ -726,11 +731,8 @@ impl Report {
             self.naive.as_ref().map(|m| m.bytes_per_group_heartbeat),
         );
         o.num("measured_reduction", self.measured_reduction());
-        o.num("formula_reduction", Some(self.formula_reduction()));
-        o.num(
-            "seed_formula_reduction_lk",
-            Some(self.seed_formula_reduction()),
-        );
+        o.num("formula_reduction", self.formula_reduction());
+        o.num("seed_formula_reduction_lk", self.seed_formula_reduction());
         for (name, m) in [("naive", &self.naive), ("batched", &self.batched)] {
             let m = m.as_ref();
             o.num(
@@ -741,7 +743,7 @@ impl Report {
         o.num("cpu_ratio", self.cpu_ratio());
         for (name, m) in [("naive", &self.naive), ("batched", &self.batched)] {
             let m = m.as_ref();
-            o.opt_int(&format!("{name}_elections"), m.map(|m| m.elections));
+            o.int(&format!("{name}_elections"), m.map(|m| m.elections));
         }
         for (name, m) in [("naive", &self.naive), ("batched", &self.batched)] {
             let m = m.as_ref();
@@ -749,15 +751,15 @@ impl Report {
                 &format!("{name}_group_heartbeats_per_interval"),
                 m.map(|m| m.group_heartbeats_per_interval),
             );
-            o.opt_int(
+            o.int(
                 &format!("{name}_other_messages"),
                 m.map(|m| m.other_messages),
             );
-            o.opt_int(
+            o.int(
                 &format!("{name}_leader_changes"),
                 m.map(|m| m.leader_changes),
             );
-            o.opt_int(&format!("{name}_settle_ticks"), m.map(|m| m.settle_ticks));
+            o.int(&format!("{name}_settle_ticks"), m.map(|m| m.settle_ticks));
             o.num(
                 &format!("{name}_wall_ms"),
                 m.map(|m| m.wall.as_secs_f64() * 1e3),
@@ -939,6 +941,10 @@ impl Report {
         }
         out
     }
+
+    fn smoke_failures(&self) -> Vec<String> {
+        smoke_failures(self)
+    }
 }
 
 type PhaseFn = fn(&Phases) -> Duration;
@@ -956,62 +962,6 @@ fn fmt_num(v: f64, prec: usize) -> String {
     } else {
         "n/a".to_string()
     }
-}
-
-/// A flat JSON object, built by hand (no serde in this crate).
-#[derive(Default)]
-struct JsonObject {
-    fields: Vec<String>,
-}
-
-impl JsonObject {
-    fn key(k: &str) -> String {
-        // Keys here are ASCII identifiers; escape anyway.
-        format!("\"{}\"", json_escape(k))
-    }
-    fn int(&mut self, k: &str, v: u64) {
-        self.fields.push(format!("{}:{v}", Self::key(k)));
-    }
-    fn opt_int(&mut self, k: &str, v: Option<u64>) {
-        let v = v.map_or("null".to_string(), |v| v.to_string());
-        self.fields.push(format!("{}:{v}", Self::key(k)));
-    }
-    fn num(&mut self, k: &str, v: Option<f64>) {
-        let v = match v {
-            Some(v) if v.is_finite() => {
-                let s = format!("{v:.3}");
-                // Trim "40.000" to "40", keep "7.250" as "7.25".
-                let s = s.trim_end_matches('0').trim_end_matches('.');
-                if s.is_empty() || s == "-" {
-                    "0".to_string()
-                } else {
-                    s.to_string()
-                }
-            }
-            _ => "null".to_string(),
-        };
-        self.fields.push(format!("{}:{v}", Self::key(k)));
-    }
-    fn str(&mut self, k: &str, v: &str) {
-        self.fields
-            .push(format!("{}:\"{}\"", Self::key(k), json_escape(v)));
-    }
-    fn finish(self) -> String {
-        format!("{{{}}}", self.fields.join(","))
-    }
-}
-
-fn json_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------
@@ -1089,49 +1039,20 @@ fn run(a: &Args) -> Result<Report, String> {
     })
 }
 
-/// Print to stdout; a closed pipe (`| head`) is not worth a panic.
-fn emit(s: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(s.as_bytes()).and_then(|()| out.flush());
+impl common::Args for Args {
+    fn json(&self) -> bool {
+        self.json
+    }
+    fn smoke(&self) -> bool {
+        self.smoke
+    }
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("heartbeat bench: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    if cfg!(debug_assertions) && !args.smoke {
-        eprintln!("heartbeat bench: debug build; CPU figures are not meaningful (use cargo bench)");
-    }
-    let report = match run(&args) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("heartbeat bench: FAILED: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if args.json {
-        emit(&format!("{}\n", report.json()));
-    } else {
-        emit(&report.table());
-    }
-    for w in report.warnings() {
-        eprintln!("{w}");
-    }
-    if args.smoke {
-        let failures = smoke_failures(&report);
-        if failures.is_empty() {
-            eprintln!("heartbeat bench: smoke OK");
-        } else {
-            for f in &failures {
-                eprintln!("heartbeat bench: smoke FAILED: {f}");
-            }
-            return ExitCode::FAILURE;
-        }
-    }
-    ExitCode::SUCCESS
+    common::run_main(
+        "heartbeat bench",
+        "CPU figures are not meaningful (use cargo bench)",
+        parse_args,
+        run,
+    )
 }

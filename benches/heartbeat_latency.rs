@@ -60,7 +60,6 @@
 //!   --bench       passed by cargo; ignored
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -72,6 +71,12 @@ use muxraft::raft::Role;
 use muxraft::runtime::{Handler, Runtime, RuntimeConfig};
 use muxraft::transport::{Inbound, Transport, TransportConfig};
 use parking_lot::{Condvar, Mutex};
+
+mod common;
+use common::JsonObject;
+#[path = "../tests/common/mod.rs"]
+mod test_common;
+use test_common::TempDir;
 
 const MIB: usize = 1 << 20;
 /// Priority probe period (transport part).
@@ -429,29 +434,6 @@ impl Handler for Counter {
     }
 }
 
-/// A directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let p = std::env::temp_dir().join(format!(
-            "muxraft-hblat-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[derive(Clone, Copy, Debug, Default)]
 struct NodePhase {
     secs: f64,
@@ -493,7 +475,7 @@ impl NodeBench {
             node.max_proposal_bytes = MIB;
             let data_dir = wal.then(|| {
                 let d = TempDir::new(&format!("node{id}"));
-                let p = d.0.clone();
+                let p = d.path().to_path_buf();
                 dirs.push(d);
                 p
             });
@@ -745,7 +727,7 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-impl Report {
+impl common::Report for Report {
     fn table(&self) -> String {
         let t = &self.transport;
         let n = &self.node;
@@ -877,53 +859,48 @@ impl Report {
     fn json(&self) -> String {
         let t = &self.transport;
         let n = &self.node;
-        let mut f: Vec<(String, String)> = Vec::new();
-        let mut num = |k: &str, v: f64| f.push((k.to_string(), json_num(v)));
-        num("phase_seconds", self.phase_secs);
+        let mut o = JsonObject::default();
+        o.num("phase_seconds", self.phase_secs);
         for (name, p) in [("idle", &t.idle), ("bulk", &t.bulk)] {
-            num(&format!("transport_{name}_probes_sent"), p.sent as f64);
-            num(
+            o.int(&format!("transport_{name}_probes_sent"), p.sent);
+            o.int(
                 &format!("transport_{name}_probes_received"),
-                p.delay.n as f64,
+                p.delay.n as u64,
             );
-            num(&format!("transport_{name}_delay_p50_ms"), p.delay.p50);
-            num(&format!("transport_{name}_delay_p99_ms"), p.delay.p99);
-            num(&format!("transport_{name}_delay_max_ms"), p.delay.max);
-            num(&format!("transport_{name}_prober_stall_max_ms"), p.stall_ms);
+            o.num(&format!("transport_{name}_delay_p50_ms"), p.delay.p50);
+            o.num(&format!("transport_{name}_delay_p99_ms"), p.delay.p99);
+            o.num(&format!("transport_{name}_delay_max_ms"), p.delay.max);
+            o.num(&format!("transport_{name}_prober_stall_max_ms"), p.stall_ms);
         }
-        num("transport_bulk_mib_per_s", t.bulk.bulk_mib_s);
-        num("transport_frames_dropped", t.frames_dropped as f64);
+        o.num("transport_bulk_mib_per_s", t.bulk.bulk_mib_s);
+        o.int("transport_frames_dropped", t.frames_dropped);
         for (name, p) in [("idle", &n.idle), ("bulk", &n.bulk)] {
-            num(&format!("node_{name}_seconds"), p.secs);
+            o.num(&format!("node_{name}_seconds"), p.secs);
             for (side, i) in [("follower", 0), ("leader", 1)] {
-                num(&format!("node_{name}_{side}_batches"), p.batches[i] as f64);
+                o.int(&format!("node_{name}_{side}_batches"), p.batches[i]);
                 let d = &p.inter_arrival[i];
-                num(&format!("node_{name}_{side}_interarrival_p50_ms"), d.p50);
-                num(&format!("node_{name}_{side}_interarrival_p99_ms"), d.p99);
-                num(&format!("node_{name}_{side}_interarrival_max_ms"), d.max);
+                o.num(&format!("node_{name}_{side}_interarrival_p50_ms"), d.p50);
+                o.num(&format!("node_{name}_{side}_interarrival_p99_ms"), d.p99);
+                o.num(&format!("node_{name}_{side}_interarrival_max_ms"), d.max);
             }
-            num(
+            o.num(
                 &format!("node_{name}_sampler_stall_max_ms"),
                 p.max_poll_gap_ms,
             );
-            num(&format!("node_{name}_elections"), p.elections as f64);
-            num(
-                &format!("node_{name}_leader_changes"),
-                p.leader_changes as f64,
-            );
+            o.int(&format!("node_{name}_elections"), p.elections);
+            o.int(&format!("node_{name}_leader_changes"), p.leader_changes);
         }
-        num("node_bulk_committed_mib", n.bulk.committed_mib);
-        num(
+        o.num("node_bulk_committed_mib", n.bulk.committed_mib);
+        o.num(
             "node_bulk_commit_mib_per_s",
             n.bulk.committed_mib / n.bulk.secs,
         );
-        num("node_bulk_failed_proposals", n.bulk.failed_proposals as f64);
-        let mut fields: Vec<String> = f.into_iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
-        fields.push(format!("\"node_bulk_capped\":{}", n.capped));
-        fields.push(format!("\"wal\":{}", self.args.wal));
-        fields.push(format!("\"election_ticks\":{}", self.args.election_ticks));
-        fields.push(format!("\"tick_ms\":{}", TICK.as_millis()));
-        format!("{{{}}}", fields.join(","))
+        o.int("node_bulk_failed_proposals", n.bulk.failed_proposals);
+        o.bool("node_bulk_capped", n.capped);
+        o.bool("wal", self.args.wal);
+        o.int("election_ticks", u64::from(self.args.election_ticks));
+        o.int("tick_ms", TICK.as_millis() as u64);
+        o.finish()
     }
 
     /// What `--smoke` requires; returns the failures.
@@ -980,25 +957,6 @@ impl Report {
     }
 }
 
-fn json_num(v: f64) -> String {
-    if !v.is_finite() {
-        return "null".into();
-    }
-    let s = format!("{v:.3}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s.is_empty() || s == "-" {
-        "0".into()
-    } else {
-        s.to_string()
-    }
-}
-
-fn emit(s: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(s.as_bytes()).and_then(|()| out.flush());
-}
-
 fn run(a: &Args) -> Result<Report, String> {
     let phase = Duration::from_secs_f64(a.seconds / 4.0);
     let transport = measure_transport(phase)?;
@@ -1011,39 +969,20 @@ fn run(a: &Args) -> Result<Report, String> {
     })
 }
 
+impl common::Args for Args {
+    fn json(&self) -> bool {
+        self.json
+    }
+    fn smoke(&self) -> bool {
+        self.smoke
+    }
+}
+
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("heartbeat_latency bench: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    if cfg!(debug_assertions) && !args.smoke {
-        eprintln!("heartbeat_latency bench: debug build; figures are not meaningful");
-    }
-    let report = match run(&args) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("heartbeat_latency bench: FAILED: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if args.json {
-        emit(&format!("{}\n", report.json()));
-    } else {
-        emit(&report.table());
-    }
-    if args.smoke {
-        let failures = report.smoke_failures();
-        if failures.is_empty() {
-            eprintln!("heartbeat_latency bench: smoke OK");
-        } else {
-            for f in &failures {
-                eprintln!("heartbeat_latency bench: smoke FAILED: {f}");
-            }
-            return ExitCode::FAILURE;
-        }
-    }
-    ExitCode::SUCCESS
+    common::run_main(
+        "heartbeat_latency bench",
+        "figures are not meaningful",
+        parse_args,
+        run,
+    )
 }

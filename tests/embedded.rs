@@ -18,7 +18,7 @@
 //! clusters.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -28,6 +28,9 @@ use muxraft::multi::{self, Event, FrameKind, NodeConfig, ProposalError, Stats};
 use muxraft::raft::Role;
 use muxraft::runtime::{Error, Handler, Runtime, RuntimeConfig};
 use parking_lot::{Condvar, Mutex, RwLock};
+
+mod common;
+use common::TempDir;
 
 const TICK: Duration = Duration::from_millis(10);
 const ELECTION_TICKS: u32 = 10;
@@ -45,35 +48,6 @@ fn wait_until(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) {
     while !cond() {
         assert!(Instant::now() < end, "timed out waiting until {what}");
         std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-/// A directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let p = std::env::temp_dir().join(format!(
-            "muxraft-embedded-{name}-{}-{}-{nanos}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        TempDir(p)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -4,42 +4,15 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use muxraft::raft::{Entry, EntryKind, HardState};
 use muxraft::storage::{crc32c, LogStore, Recovered, Wal, WalBatch, WalError, WalOptions};
 
+mod common;
+use common::TempDir;
+
 // ---------------------------------------------------------------- helpers
-
-/// A directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let p = std::env::temp_dir().join(format!(
-            "muxraft-wal-{name}-{}-{}-{nanos}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&p);
-        TempDir(p)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Deterministic xorshift, so every run writes the same bytes.
 struct Rng(u64);
@@ -344,7 +317,7 @@ fn torn_last_commit_is_truncated_at_every_cut_and_the_wal_stays_usable() {
     let base = TempDir::new("torn-base");
     let (before, after, seg, start, end) = wal_with_last_commit(base.path());
     {
-        let (_, rec) = open(&copy_of(base.path(), "torn-intact").0);
+        let (_, rec) = open(copy_of(base.path(), "torn-intact").path());
         assert_recovered(&after, &rec);
     }
     let len = end - start;
