@@ -76,9 +76,10 @@ impl HeartbeatMux {
         self.beats.is_empty() && self.answers.is_empty()
     }
 
-    /// Take `m` into a batch if it is a heartbeat or its answer; give it
-    /// back otherwise.
-    pub fn offer(&mut self, group_id: u64, m: Message) -> Option<Message> {
+    /// Take `m` into a batch if it is a heartbeat or its answer (true);
+    /// other messages are left to the caller (false). Borrows `m`: a row
+    /// copies three numbers out of it, and the caller drops it either way.
+    pub fn offer(&mut self, group_id: u64, m: &Message) -> bool {
         match m.msg_type {
             MessageType::Heartbeat => {
                 self.beats.push(
@@ -89,7 +90,7 @@ impl HeartbeatMux {
                         commit: m.commit,
                     },
                 );
-                None
+                true
             }
             MessageType::HeartbeatResponse => {
                 self.answers.push(
@@ -99,16 +100,18 @@ impl HeartbeatMux {
                         term: m.term,
                     },
                 );
-                None
+                true
             }
-            _ => Some(m),
+            _ => false,
         }
     }
 
-    /// The batches, one per peer and kind. Groups are visited in id order, so
-    /// each list is sorted; a group that produced two heartbeats for one peer
-    /// in a pass keeps only its last (a later one supersedes: terms only
-    /// grow and commit only advances).
+    /// The batches, one per peer and kind, each sorted by group. Rows mostly
+    /// arrive sorted already (ticks visit groups in creation order, which is
+    /// usually id order, and a batch's answers come in the batch's order), so
+    /// sorting is usually one linear pass. A group that produced two
+    /// heartbeats for one peer in a pass keeps only its last (a later one
+    /// supersedes: terms only grow and commit only advances).
     pub fn finish(self) -> (PerPeer<GroupHeartbeat>, PerPeer<GroupHeartbeatResponse>) {
         (
             self.beats.finish(|h| h.group_id),
@@ -118,16 +121,18 @@ impl HeartbeatMux {
 }
 
 fn keep_last_per_group<T>(v: &mut Vec<T>, key: impl Fn(&T) -> u64) {
-    // Stable sort keeps emission order within a group; then keep the last.
+    // Stable sort keeps emission order within a group (and is linear on the
+    // usual already sorted list); then keep the last row of each group, in
+    // place: `dedup_by` drops `later` and keeps `kept`, so move the later
+    // row's values into the kept slot first.
     v.sort_by_key(&key);
-    let mut out: Vec<T> = Vec::with_capacity(v.len());
-    for item in v.drain(..) {
-        match out.last_mut() {
-            Some(last) if key(last) == key(&item) => *last = item,
-            _ => out.push(item),
+    v.dedup_by(|later, kept| {
+        let same = key(later) == key(kept);
+        if same {
+            std::mem::swap(later, kept);
         }
-    }
-    *v = out;
+        same
+    });
 }
 
 /// The stand-alone heartbeat that batch entry `h` from node `from` stands
@@ -159,12 +164,12 @@ mod tests {
             m.commit = commit;
             m
         };
-        assert!(mux.offer(7, hb(2, 3, 10)).is_none());
-        assert!(mux.offer(7, hb(3, 3, 9)).is_none());
-        assert!(mux.offer(9, hb(2, 1, 1)).is_none());
-        assert!(mux.offer(7, hb(2, 4, 11)).is_none());
+        assert!(mux.offer(7, &hb(2, 3, 10)));
+        assert!(mux.offer(7, &hb(3, 3, 9)));
+        assert!(mux.offer(9, &hb(2, 1, 1)));
+        assert!(mux.offer(7, &hb(2, 4, 11)));
         let append = Message::new(MessageType::Append, 1, 2, 3);
-        assert!(mux.offer(7, append).is_some(), "appends are not batched");
+        assert!(!mux.offer(7, &append), "appends are not batched");
         let (beats, answers) = mux.finish();
         assert!(answers.is_empty());
         assert_eq!(beats.len(), 2);

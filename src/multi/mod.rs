@@ -7,6 +7,7 @@ mod error;
 mod group;
 mod heartbeat;
 mod node;
+mod registry;
 mod stats;
 
 pub use config::NodeConfig;

@@ -18,12 +18,11 @@
 //! Only one `NodeReady` may be outstanding at a time; inputs between `ready`
 //! and `advance` are fine.
 
-use std::collections::BTreeMap;
-
 use bytes::Bytes;
 
 use super::group::Group;
 use super::heartbeat::{heartbeat_message, heartbeat_response_message, HeartbeatMux};
+use super::registry::Groups;
 use super::stats::{FrameKind, Stats};
 use super::{Error, NodeConfig, ProposalError};
 use crate::raft::{self, EntryKind, Message, MessageType, Raft, Role};
@@ -89,7 +88,7 @@ impl NodeReady {
 /// Many Raft groups hosted on one node.
 pub struct Node {
     cfg: NodeConfig,
-    groups: BTreeMap<u64, Group>,
+    groups: Groups,
     ticks: u64,
     next_proposal_id: u64,
     next_incarnation: u64,
@@ -119,14 +118,9 @@ impl Outbox {
     /// Route one message of a group: into a heartbeat batch (batched mode)
     /// or its own frame.
     fn route(&mut self, cfg: &NodeConfig, stats: &mut Stats, group_id: u64, m: Message) {
-        let m = if cfg.batch_heartbeats {
-            match self.mux.offer(group_id, m) {
-                Some(m) => m,
-                None => return,
-            }
-        } else {
-            m
-        };
+        if cfg.batch_heartbeats && self.mux.offer(group_id, &m) {
+            return;
+        }
         let (to, kind) = (m.to, frame_kind(m.msg_type));
         let bytes = encode_frame(&Frame {
             cluster_id: cfg.cluster_id,
@@ -144,7 +138,7 @@ impl Node {
         cfg.validate()?;
         Ok(Node {
             cfg,
-            groups: BTreeMap::new(),
+            groups: Groups::default(),
             ticks: 0,
             next_proposal_id: 1,
             next_incarnation: 1,
@@ -171,8 +165,9 @@ impl Node {
         self.groups.len()
     }
 
+    /// The hosted groups' ids, ascending.
     pub fn group_ids(&self) -> impl Iterator<Item = u64> + '_ {
-        self.groups.keys().copied()
+        self.groups.sorted_ids().into_iter()
     }
 
     /// Create this node's replica of a new, empty group.
@@ -190,7 +185,7 @@ impl Node {
         applied: u64,
     ) -> Result<(), Error> {
         self.validate_members(group_id, members)?;
-        if self.groups.contains_key(&group_id) {
+        if self.groups.contains(group_id) {
             return Err(Error::AlreadyExists(group_id));
         }
         let raft = Raft::new(self.cfg.raft_config(group_id, applied), members, store).map_err(
@@ -245,7 +240,7 @@ impl Node {
     pub fn remove_group(&mut self, group_id: u64) -> Result<(), Error> {
         let mut g = self
             .groups
-            .remove(&group_id)
+            .remove(group_id)
             .ok_or(Error::NotFound(group_id))?;
         for proposal_id in g.drain_pending() {
             self.stats.proposals_failed += 1;
@@ -261,7 +256,11 @@ impl Node {
     /// The node is stopping: every proposal still waiting is reported as
     /// [`ProposalError::Shutdown`] in the next `ready`.
     pub fn fail_pending_proposals(&mut self) {
-        for (&group_id, g) in self.groups.iter_mut() {
+        // In id order, so the events do not depend on the slab's layout.
+        for group_id in self.groups.sorted_ids() {
+            let Some(g) = self.groups.get_mut(group_id) else {
+                continue;
+            };
             for proposal_id in g.drain_pending() {
                 self.stats.proposals_failed += 1;
                 self.events.push(Event::ProposalDone {
@@ -275,7 +274,7 @@ impl Node {
 
     pub fn group_status(&self, group_id: u64) -> Result<raft::Status, Error> {
         self.groups
-            .get(&group_id)
+            .get(group_id)
             .map(|g| g.raft.status())
             .ok_or(Error::NotFound(group_id))
     }
@@ -283,19 +282,19 @@ impl Node {
     /// The members of a group hosted here.
     pub fn group_members(&self, group_id: u64) -> Result<Vec<u64>, Error> {
         self.groups
-            .get(&group_id)
+            .get(group_id)
             .map(|g| g.raft.voters().to_vec())
             .ok_or(Error::NotFound(group_id))
     }
 
     /// What this node, as leader of `group_id`, knows `follower` has matched.
     pub fn follower_matched(&self, group_id: u64, follower: u64) -> Option<u64> {
-        self.groups.get(&group_id)?.raft.follower_matched(follower)
+        self.groups.get(group_id)?.raft.follower_matched(follower)
     }
 
     /// Term of the entry at `index` in this replica's log, if held.
     pub fn log_term(&self, group_id: u64, index: u64) -> Option<u64> {
-        self.groups.get(&group_id)?.raft.log_term(index)
+        self.groups.get(group_id)?.raft.log_term(index)
     }
 
     /// Propose a command to a group this node leads. Returns the proposal id
@@ -310,7 +309,7 @@ impl Node {
         }
         let g = self
             .groups
-            .get_mut(&group_id)
+            .get_mut(group_id)
             .ok_or(Error::NotFound(group_id))?;
         let p = g.raft.propose(data).map_err(|e| match e {
             raft::Error::NotLeader { leader } => Error::NotLeader {
@@ -330,7 +329,7 @@ impl Node {
     /// After an input reached group `group_id`: send at once what depends on
     /// nothing undurable, and remember the group if it has other work.
     fn touched(&mut self, group_id: u64) {
-        if let Some(g) = self.groups.get_mut(&group_id) {
+        if let Some(g) = self.groups.get_mut(group_id) {
             after_input(
                 &self.cfg,
                 &mut self.stats,
@@ -347,7 +346,7 @@ impl Node {
     pub fn campaign(&mut self, group_id: u64) -> Result<(), Error> {
         let g = self
             .groups
-            .get_mut(&group_id)
+            .get_mut(group_id)
             .ok_or(Error::NotFound(group_id))?;
         g.raft.campaign();
         self.touched(group_id);
@@ -361,12 +360,17 @@ impl Node {
         self.ticks += 1;
         let beat = self.cfg.batch_heartbeats && self.ticks % self.cfg.heartbeat_ticks as u64 == 0;
         let (cfg, stats, outbox) = (&self.cfg, &mut self.stats, &mut self.outbox);
-        for (&group_id, g) in self.groups.iter_mut() {
-            g.raft.tick();
+        for (group_id, g) in self.groups.iter_mut() {
+            // Most ticks only move a group's timers; those leave nothing for
+            // `after_input` to find, so an idle group costs just its timers.
+            let mut acted = g.raft.tick();
             if beat && g.raft.role() == Role::Leader {
                 g.raft.broadcast_heartbeat();
+                acted = true;
             }
-            after_input(cfg, stats, outbox, &mut self.dirty, group_id, g);
+            if acted {
+                after_input(cfg, stats, outbox, &mut self.dirty, group_id, g);
+            }
         }
     }
 
@@ -448,7 +452,7 @@ impl Node {
     }
 
     fn step_group(&mut self, group_id: u64, m: Message) {
-        let Some(g) = self.groups.get_mut(&group_id) else {
+        let Some(g) = self.groups.get_mut(group_id) else {
             self.stats.messages_dropped += 1;
             return;
         };
@@ -484,7 +488,7 @@ impl Node {
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable();
         for group_id in dirty {
-            let Some(g) = self.groups.get_mut(&group_id) else {
+            let Some(g) = self.groups.get_mut(group_id) else {
                 continue; // removed since
             };
             g.dirty = false;
@@ -569,7 +573,7 @@ impl Node {
     /// The host has persisted, sent and delivered what `rd` asked.
     pub fn advance(&mut self, rd: NodeReady) {
         for gr in rd.groups {
-            match self.groups.get_mut(&gr.group_id) {
+            match self.groups.get_mut(gr.group_id) {
                 Some(g) if g.incarnation == gr.incarnation => g.raft.advance(&gr.ready),
                 _ => continue, // removed since; nothing to record
             }
@@ -592,7 +596,9 @@ fn after_input(
 ) {
     g.raft
         .send_durable_messages(|m| outbox.route(cfg, stats, group_id, m));
-    if !g.dirty && g.raft.has_ready() {
+    // `has_ready` first: it reads cache lines the input just touched, while
+    // `dirty` sits on a line of its own, and an idle group is never dirty.
+    if g.raft.has_ready() && !g.dirty {
         g.dirty = true;
         dirty.push(group_id);
     }

@@ -76,7 +76,10 @@ pub struct Raft<S: LogStore> {
     pub(super) leader: ReplicaId,
     pub(super) log: RaftLog<S>,
     pub(super) voters: Voters,
-    pub(super) progress: ReplicaMap<Progress>,
+    /// A leader's view of each voter, in the order of `voters.ids()`:
+    /// found through the inline voter set, so a heartbeat answer reaches
+    /// its follower's entry without first reading a heap list of ids.
+    pub(super) progress: Vec<Progress>,
     pub(super) votes: ReplicaMap<bool>,
     pub(super) msgs: Vec<Message>,
     pub(super) cfg: Config,
@@ -117,7 +120,7 @@ impl<S: LogStore> Raft<S> {
             leader: NONE,
             log: RaftLog::new(store, cfg.applied),
             voters,
-            progress: ReplicaMap::default(),
+            progress: Vec::new(),
             votes: ReplicaMap::default(),
             msgs: Vec::new(),
             rng: Rng::new(cfg.seed),
@@ -187,7 +190,16 @@ impl<S: LogStore> Raft<S> {
 
     /// Has a leader's progress toward `id` caught up with the leader's log?
     pub fn follower_matched(&self, id: ReplicaId) -> Option<u64> {
-        self.progress.get(&id).map(|p| p.matched)
+        self.progress(id).map(|p| p.matched)
+    }
+
+    /// A leader's view of voter `id`.
+    pub(super) fn progress(&self, id: ReplicaId) -> Option<&Progress> {
+        self.progress.get(self.voters.position(id)?)
+    }
+
+    pub(super) fn progress_mut(&mut self, id: ReplicaId) -> Option<&mut Progress> {
+        self.progress.get_mut(self.voters.position(id)?)
     }
 
     pub(super) fn hard_state(&self) -> HardState {
@@ -199,22 +211,30 @@ impl<S: LogStore> Raft<S> {
     }
 
     /// Advance logical time by one tick.
-    pub fn tick(&mut self) {
+    ///
+    /// Returns false when the tick only moved timers: no message, no change
+    /// of role, term, vote or leader. Then neither `has_ready` nor
+    /// `send_durable_messages` can answer differently than before it, and a
+    /// host hosting many idle groups may skip asking (almost every tick of
+    /// an idle group is such a tick).
+    pub fn tick(&mut self) -> bool {
         match self.role {
             Role::Leader => self.tick_leader(),
             _ => self.tick_election(),
         }
     }
 
-    fn tick_election(&mut self) {
+    fn tick_election(&mut self) -> bool {
         self.election_elapsed += 1;
-        if self.election_elapsed >= self.randomized_election_timeout {
-            self.election_elapsed = 0;
-            self.start_election();
+        if self.election_elapsed < self.randomized_election_timeout {
+            return false;
         }
+        self.election_elapsed = 0;
+        self.start_election();
+        true
     }
 
-    fn tick_leader(&mut self) {
+    fn tick_leader(&mut self) -> bool {
         self.heartbeat_elapsed += 1;
         self.election_elapsed += 1;
         if self.election_elapsed >= self.cfg.election_ticks {
@@ -226,25 +246,27 @@ impl<S: LogStore> Raft<S> {
                     "lost contact with quorum; stepping down"
                 );
                 self.become_follower(self.term, NONE);
-                return;
+                return true;
             }
         }
         if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks {
             self.heartbeat_elapsed = 0;
             if !self.cfg.external_heartbeat {
                 self.broadcast_heartbeat();
+                return true;
             }
         }
+        false
     }
 
     /// CheckQuorum: has a majority been heard from since the last round?
     /// Resets the marks for the next round.
     fn quorum_active(&mut self) -> bool {
         let id = self.id;
-        let active = self.voters.vote_result(|v| {
-            Some(v == id || self.progress.get(&v).is_some_and(|p| p.recent_active))
-        });
-        for (v, p) in self.progress.iter_mut() {
+        let active = self
+            .voters
+            .vote_result(|v| Some(v == id || self.progress(v).is_some_and(|p| p.recent_active)));
+        for (&v, p) in self.voters.ids().iter().zip(&mut self.progress) {
             p.recent_active = v == id;
         }
         active == super::quorum::VoteResult::Won
@@ -342,18 +364,19 @@ impl<S: LogStore> Raft<S> {
             return Ok(());
         }
 
+        // The handlers borrow the message: it is large, and none keeps it.
         match m.msg_type {
-            MessageType::Vote | MessageType::PreVote => self.handle_vote_request(m),
+            MessageType::Vote | MessageType::PreVote => self.handle_vote_request(&m),
             _ => match self.role {
-                Role::Leader => self.step_leader(m),
-                Role::Candidate | Role::PreCandidate => self.step_candidate(m),
-                Role::Follower => self.step_follower(m),
+                Role::Leader => self.step_leader(&m),
+                Role::Candidate | Role::PreCandidate => self.step_candidate(&m),
+                Role::Follower => self.step_follower(&m),
             },
         }
         Ok(())
     }
 
-    fn step_follower(&mut self, m: Message) {
+    fn step_follower(&mut self, m: &Message) {
         match m.msg_type {
             MessageType::Append => {
                 self.election_elapsed = 0;
@@ -369,7 +392,7 @@ impl<S: LogStore> Raft<S> {
         }
     }
 
-    fn step_candidate(&mut self, m: Message) {
+    fn step_candidate(&mut self, m: &Message) {
         match m.msg_type {
             MessageType::Append => {
                 self.become_follower(m.term, m.from);
@@ -389,7 +412,7 @@ impl<S: LogStore> Raft<S> {
         }
     }
 
-    fn step_leader(&mut self, m: Message) {
+    fn step_leader(&mut self, m: &Message) {
         match m.msg_type {
             MessageType::AppendResponse => self.handle_append_response(m),
             MessageType::HeartbeatResponse => self.handle_heartbeat_response(m),
@@ -432,10 +455,10 @@ impl<S: LogStore> Raft<S> {
             .voters
             .ids()
             .iter()
-            .map(|&id| (id, Progress::new(next, max_inflight)))
+            .map(|_| Progress::new(next, max_inflight))
             .collect();
         let last = self.log.last_index();
-        if let Some(me) = self.progress.get_mut(&self.id) {
+        if let Some(me) = self.progress_mut(self.id) {
             me.matched = last;
         }
     }
@@ -451,7 +474,7 @@ impl<S: LogStore> Raft<S> {
         self.reset(self.term);
         self.role = Role::Leader;
         self.leader = self.id;
-        for (id, p) in self.progress.iter_mut() {
+        for (&id, p) in self.voters.ids().iter().zip(&mut self.progress) {
             p.recent_active = id == self.id;
         }
         // Commit entries of earlier terms by committing one of ours (§5.4.2).
@@ -468,7 +491,7 @@ impl<S: LogStore> Raft<S> {
     /// Append entries created by this leader to its own log.
     pub(super) fn append_entries(&mut self, entries: Vec<Entry>) {
         let last = self.log.append(&entries);
-        if let Some(me) = self.progress.get_mut(&self.id) {
+        if let Some(me) = self.progress_mut(self.id) {
             me.maybe_update(last);
         }
         self.maybe_commit();

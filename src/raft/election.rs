@@ -69,7 +69,7 @@ impl<S: LogStore> Raft<S> {
         }
     }
 
-    pub(super) fn handle_vote_response(&mut self, m: Message) {
+    pub(super) fn handle_vote_response(&mut self, m: &Message) {
         // The first answer of a voter counts; a duplicate cannot change it.
         self.votes.get_or_insert(m.from, !m.reject);
         match self.tally() {
@@ -80,7 +80,7 @@ impl<S: LogStore> Raft<S> {
     }
 
     /// Vote or pre-vote request at a term ≥ ours (the term rules ran).
-    pub(super) fn handle_vote_request(&mut self, m: Message) {
+    pub(super) fn handle_vote_request(&mut self, m: &Message) {
         let pre = m.msg_type == MessageType::PreVote;
         // We may vote for m.from if we already did in this term, or have not
         // voted and know no leader, or — for a pre-vote — it is for a future

@@ -20,10 +20,6 @@ impl<V> ReplicaMap<V> {
         self.items.iter().find(|(k, _)| k == id).map(|(_, v)| v)
     }
 
-    pub fn get_mut(&mut self, id: &ReplicaId) -> Option<&mut V> {
-        self.items.iter_mut().find(|(k, _)| k == id).map(|(_, v)| v)
-    }
-
     /// Insert unless present; returns the value held for `id` afterwards.
     pub fn get_or_insert(&mut self, id: ReplicaId, v: V) -> &mut V {
         let pos = match self.items.iter().position(|(k, _)| *k == id) {
@@ -38,17 +34,5 @@ impl<V> ReplicaMap<V> {
 
     pub fn clear(&mut self) {
         self.items.clear();
-    }
-
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = (ReplicaId, &mut V)> {
-        self.items.iter_mut().map(|(k, v)| (*k, v))
-    }
-}
-
-impl<V> FromIterator<(ReplicaId, V)> for ReplicaMap<V> {
-    fn from_iter<I: IntoIterator<Item = (ReplicaId, V)>>(iter: I) -> Self {
-        ReplicaMap {
-            items: iter.into_iter().collect(),
-        }
     }
 }

@@ -26,7 +26,7 @@ impl<S: LogStore> Raft<S> {
     /// Send `to` an append from its `next` index, unless its progress says to
     /// wait. Returns whether a message was sent.
     pub(super) fn send_append(&mut self, to: ReplicaId, send_if_empty: bool) -> bool {
-        let Some(pr) = self.progress.get(&to) else {
+        let Some(pr) = self.progress(to) else {
             return false;
         };
         if pr.is_paused() {
@@ -51,7 +51,7 @@ impl<S: LogStore> Raft<S> {
         m.log_term = prev_term;
         m.entries = entries;
         m.commit = self.log.committed;
-        if let Some(pr) = self.progress.get_mut(&to) {
+        if let Some(pr) = self.progress_mut(to) {
             pr.sent_entries(last);
         }
         self.send(m);
@@ -64,18 +64,21 @@ impl<S: LogStore> Raft<S> {
         if self.role != super::Role::Leader {
             return;
         }
-        for to in self.followers() {
-            let matched = self.progress.get(&to).map_or(0, |p| p.matched);
-            let mut m = Message::new(MessageType::Heartbeat, self.id, to, self.term);
+        // Runs for every group a node leads every interval: no `followers()`
+        // vector, just disjoint borrows of what it reads and `msgs`.
+        let (id, term, committed) = (self.id, self.term, self.log.committed);
+        let followers = self.voters.ids().iter().zip(&self.progress);
+        for (&to, pr) in followers.filter(|(&v, _)| v != id) {
+            let mut m = Message::new(MessageType::Heartbeat, id, to, term);
             // MUST NOT forward the commit past what the follower has matched:
             // a heartbeat can overtake the append that carries those entries,
             // and the follower cannot verify entries it has not received.
-            m.commit = matched.min(self.log.committed);
-            self.send(m);
+            m.commit = pr.matched.min(committed);
+            self.msgs.push(m);
         }
     }
 
-    pub(super) fn handle_append(&mut self, m: Message) {
+    pub(super) fn handle_append(&mut self, m: &Message) {
         let mut resp = Message::new(MessageType::AppendResponse, self.id, m.from, self.term);
         if m.index < self.log.committed {
             // Everything up to our commit is known to match any leader.
@@ -102,7 +105,7 @@ impl<S: LogStore> Raft<S> {
         self.send(resp);
     }
 
-    pub(super) fn handle_heartbeat(&mut self, m: Message) {
+    pub(super) fn handle_heartbeat(&mut self, m: &Message) {
         // m.commit ≤ the match the leader recorded for us, which we made
         // durable before acknowledging: it can never pass our verified log.
         if m.commit > self.log.last_index() {
@@ -119,7 +122,7 @@ impl<S: LogStore> Raft<S> {
         self.send(resp);
     }
 
-    pub(super) fn handle_append_response(&mut self, m: Message) {
+    pub(super) fn handle_append_response(&mut self, m: &Message) {
         let from = m.from;
         if !m.reject && m.index > self.log.last_index() {
             // A follower cannot have matched entries this leader never had.
@@ -137,7 +140,7 @@ impl<S: LogStore> Raft<S> {
         } else {
             m.reject_hint
         };
-        let Some(pr) = self.progress.get_mut(&from) else {
+        let Some(pr) = self.progress_mut(from) else {
             return;
         };
         pr.recent_active = true;
@@ -165,9 +168,9 @@ impl<S: LogStore> Raft<S> {
         while self.send_append(from, false) {}
     }
 
-    pub(super) fn handle_heartbeat_response(&mut self, m: Message) {
+    pub(super) fn handle_heartbeat_response(&mut self, m: &Message) {
         let last = self.log.last_index();
-        let Some(pr) = self.progress.get_mut(&m.from) else {
+        let Some(pr) = self.progress_mut(m.from) else {
             return;
         };
         pr.recent_active = true;
@@ -187,7 +190,7 @@ impl<S: LogStore> Raft<S> {
     pub(super) fn maybe_commit(&mut self) -> bool {
         let index = self
             .voters
-            .committed_index(|id| self.progress.get(&id).map_or(0, |p| p.matched));
+            .committed_index(|id| self.progress(id).map_or(0, |p| p.matched));
         if index > self.log.committed && self.log.term_or_zero(index) == self.term {
             self.log.commit_to(index);
             return true;

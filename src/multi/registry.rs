@@ -1,0 +1,147 @@
+//! The groups a node hosts, found by id.
+//!
+//! With tens of thousands of groups, an idle heartbeat interval costs a node
+//! one lookup per batch row and a few passes over every group (ticks), and
+//! at that scale both are dominated by cache misses. So the layout is chosen
+//! for the cache: the groups live in one contiguous slab that `tick` walks
+//! front to back (a stream the hardware prefetcher follows), and a compact
+//! id → slot index finds a row's group in one probe, where a B-tree keyed by
+//! id descends a chain of dependent misses through nodes holding whole
+//! groups.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use super::group::Group;
+
+/// Hosted groups: a slab in no particular order plus an index by id.
+#[derive(Default)]
+pub(crate) struct Groups {
+    /// Creation order, except that removing a group moves the last one into
+    /// its slot. Deterministic, which the seeded simulation needs.
+    slab: Vec<Group>,
+    /// The id of the group in each slot. A dense list apart from the
+    /// groups: removal and `sorted_ids` read ids without touching a group.
+    ids: Vec<u64>,
+    index: HashMap<u64, usize, BuildHasherDefault<IdHasher>>,
+}
+
+impl Groups {
+    pub fn len(&self) -> usize {
+        self.slab.len()
+    }
+
+    pub fn contains(&self, id: u64) -> bool {
+        self.index.contains_key(&id)
+    }
+
+    pub fn get(&self, id: u64) -> Option<&Group> {
+        self.index.get(&id).map(|&slot| &self.slab[slot])
+    }
+
+    pub fn get_mut(&mut self, id: u64) -> Option<&mut Group> {
+        self.index.get(&id).map(|&slot| &mut self.slab[slot])
+    }
+
+    /// Add a group; the caller has checked that `id` is not hosted yet.
+    pub fn insert(&mut self, id: u64, g: Group) {
+        debug_assert!(!self.contains(id), "group {id} inserted twice");
+        self.index.insert(id, self.slab.len());
+        self.slab.push(g);
+        self.ids.push(id);
+    }
+
+    pub fn remove(&mut self, id: u64) -> Option<Group> {
+        let slot = self.index.remove(&id)?;
+        let g = self.slab.swap_remove(slot);
+        self.ids.swap_remove(slot);
+        if let Some(&moved) = self.ids.get(slot) {
+            self.index.insert(moved, slot);
+        }
+        Some(g)
+    }
+
+    /// Every group in slab order (the cheap order to visit them all in).
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (u64, &mut Group)> {
+        self.ids.iter().copied().zip(self.slab.iter_mut())
+    }
+
+    /// The ids in ascending order, for callers that want a stable listing.
+    pub fn sorted_ids(&self) -> Vec<u64> {
+        let mut ids = self.ids.clone();
+        ids.sort_unstable();
+        ids
+    }
+}
+
+/// Hashes a group id with one folded 64×64→128-bit multiply: a few cycles
+/// against SipHash's few dozen, and without a random seed, so runs replay.
+/// Every bit of the id reaches both ends of the hash, so ids that differ
+/// only in their high bits (say, a shard number shifted up) still spread.
+/// Only the host inserts groups; a peer naming ids in frames merely looks
+/// them up, so it cannot build the long probe chains of a flooding attack.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed here; this keeps other input correct.
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, x: u64) {
+        // An odd constant with well-mixed bits (from the golden ratio).
+        const K: u128 = 0x9E37_79B9_7F4A_7C15;
+        let p = u128::from(self.0 ^ x) * K;
+        self.0 = (p as u64) ^ ((p >> 64) as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::{Config, Raft};
+    use crate::storage::MemStore;
+
+    fn group(incarnation: u64) -> Group {
+        let raft = Raft::new(Config::new(1), &[1], MemStore::new()).unwrap();
+        Group::new(raft, incarnation)
+    }
+
+    #[test]
+    fn remove_moves_the_last_group_and_keeps_every_id_findable() {
+        let mut gs = Groups::default();
+        for id in [30, 10, 20, 40] {
+            gs.insert(id, group(id));
+        }
+        assert_eq!(gs.remove(10).map(|g| g.incarnation), Some(10));
+        assert!(gs.remove(10).is_none());
+        assert!(!gs.contains(10));
+        for id in [20, 30, 40] {
+            assert_eq!(gs.get(id).map(|g| g.incarnation), Some(id));
+        }
+        assert_eq!(gs.remove(40).map(|g| g.incarnation), Some(40));
+        assert_eq!(gs.len(), 2);
+        assert_eq!(gs.sorted_ids(), vec![20, 30]);
+        let visited: Vec<u64> = gs.iter_mut().map(|(id, _)| id).collect();
+        assert_eq!(visited, vec![30, 20]);
+    }
+
+    #[test]
+    fn ids_differing_only_in_high_bits_spread() {
+        let hash = |id: u64| {
+            let mut h = IdHasher::default();
+            h.write_u64(id);
+            h.finish()
+        };
+        let low: std::collections::HashSet<u64> =
+            (0..1024u64).map(|i| hash(i << 40) & 1023).collect();
+        assert!(low.len() > 512, "{} distinct buckets of 1024", low.len());
+    }
+}
