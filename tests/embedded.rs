@@ -437,6 +437,15 @@ fn groups(range: std::ops::RangeInclusive<u64>) -> Vec<u64> {
     range.collect()
 }
 
+/// Create every group in `gs`, with `ids` as members, on every member node.
+fn create_on_all(members: &[&Member], gs: &[u64], ids: &[u64]) {
+    for m in members {
+        for &g in gs {
+            m.rt.create_group(g, ids).expect("create group");
+        }
+    }
+}
+
 // ---------------------------------------------------------------- tests
 
 #[test]
@@ -451,11 +460,7 @@ fn three_embedded_runtimes_elect_commit_and_apply_every_group_in_the_same_order(
     let members: Vec<&Member> = ms.iter().collect();
     connect(&members);
     let gs = groups(1..=50);
-    for m in &members {
-        for &g in &gs {
-            m.rt.create_group(g, &ids).expect("create group");
-        }
-    }
+    create_on_all(&members, &gs, &ids);
     let leaders = wait_for_leaders(&members, &gs);
 
     let committed = propose_round(&members, &leaders, 0..20);
@@ -503,11 +508,7 @@ fn a_runtime_restarted_from_its_wal_recovers_its_groups_catches_up_and_reapplies
     {
         let members: Vec<&Member> = ms.iter().collect();
         connect(&members);
-        for m in &members {
-            for &g in &gs {
-                m.rt.create_group(g, &ids).expect("create group");
-            }
-        }
+        create_on_all(&members, &gs, &ids);
         let leaders = wait_for_leaders(&members, &gs);
         let committed = propose_round(&members, &leaders, 0..20);
         wait_applied(&members, &gs, 20);
@@ -707,11 +708,7 @@ fn stop_while_proposing(cluster: u64, ids: [u64; 2], proposers: usize) -> Result
     let members: Vec<&Member> = ms.iter().collect();
     connect(&members);
     let gs = groups(1..=8);
-    for m in &members {
-        for &g in &gs {
-            m.rt.create_group(g, &ids).expect("create group");
-        }
-    }
+    create_on_all(&members, &gs, &ids);
     let leaders = wait_for_leaders(&members, &gs);
     // The node leading most groups is stopped under its proposers.
     let l = if leaders.values().filter(|&&l| l == ids[0]).count() * 2 >= gs.len() {
@@ -1033,11 +1030,7 @@ fn heartbeat_batches_keep_flowing_and_nobody_elects_while_one_group_streams_1mib
     let members: Vec<&Member> = ms.iter().collect();
     connect(&members);
     let gs = groups(1..=BULK);
-    for m in &members {
-        for &g in &gs {
-            m.rt.create_group(g, &ids).expect("create group");
-        }
-    }
+    create_on_all(&members, &gs, &ids);
     let leaders = wait_for_leaders(&members, &gs);
     let leader = member(&members, leaders[&BULK]);
     let follower = members

@@ -409,20 +409,23 @@ impl Sim {
         }
     }
 
+    /// What node `id` has made durable for group `g`.
+    fn disk(&mut self, id: u64, g: u64) -> &mut MemStore {
+        self.disks
+            .get_mut(&id)
+            .expect("every node has a disk")
+            .groups
+            .entry(g)
+            .or_default()
+    }
+
     fn persist(&mut self, id: u64, rd: &NodeReady, upto: usize) -> Check {
         for gr in rd.groups.iter().take(upto) {
             let g = gr.group_id;
-            let disk = self
-                .disks
-                .get_mut(&id)
-                .unwrap()
-                .groups
-                .entry(g)
-                .or_default();
             if let Some(first) = gr.ready.entries.first() {
                 // Log matching, inductively: an entry (index, term) is the same
                 // everywhere (same data) and always follows the same term.
-                let mut prev_term = disk.term(first.index - 1).unwrap_or(0);
+                let mut prev_term = self.disk(id, g).term(first.index - 1).unwrap_or(0);
                 for e in &gr.ready.entries {
                     let key = (g, e.index, e.term);
                     let val = (prev_term, e.data.clone());
@@ -439,24 +442,10 @@ impl Sim {
                     }
                     prev_term = e.term;
                 }
-                let disk = self
-                    .disks
-                    .get_mut(&id)
-                    .unwrap()
-                    .groups
-                    .entry(g)
-                    .or_default();
-                disk.append(&gr.ready.entries);
+                self.disk(id, g).append(&gr.ready.entries);
             }
             if let Some(hs) = gr.ready.hard_state {
-                let disk = self
-                    .disks
-                    .get_mut(&id)
-                    .unwrap()
-                    .groups
-                    .entry(g)
-                    .or_default();
-                disk.set_hard_state(hs);
+                self.disk(id, g).set_hard_state(hs);
             }
         }
         Ok(())
