@@ -285,7 +285,7 @@ impl Cluster {
             let g = i as u64 + 1;
             for &id in m {
                 nodes[id as usize - 1]
-                    .create_group(g, m)
+                    .create_group(g, 1, m)
                     .map_err(|e| format!("create group {g} on node {id}: {e}"))?;
             }
         }

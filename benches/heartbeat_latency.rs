@@ -503,7 +503,7 @@ impl NodeBench {
         }
         for (_, rt, _) in &rts {
             for g in 1..=BULK_GROUP {
-                rt.create_group(g, &ids).map_err(|e| format!("{e}"))?;
+                rt.create_group(g, 1, &ids).map_err(|e| format!("{e}"))?;
             }
         }
         Ok(NodeBench { rts, _dirs: dirs })

@@ -29,7 +29,7 @@ impl Cluster {
             cfg.batch_heartbeats = batch;
             let mut node = Node::new(cfg).expect("config");
             for g in 1..=GROUPS {
-                node.create_group(g, &[1, 2, 3]).expect("group");
+                node.create_group(g, 1, &[1, 2, 3]).expect("group");
             }
             nodes.insert(id, node);
         }

@@ -83,6 +83,11 @@ typedef enum muxraft_status {
    * A bug inside muxraft was caught; this node refuses further calls.
    */
   MUXRAFT_PANIC = 10,
+  /**
+   * Only in `proposal_done`: the proposal's outcome is unknown (it may or
+   * may not have committed on other replicas).
+   */
+  MUXRAFT_UNKNOWN = 11,
 } muxraft_status;
 
 /**
@@ -185,9 +190,20 @@ typedef void (*muxraft_role_changed_fn)(void *userdata,
                                         uint64_t leader_id);
 
 /**
- * Called once per proposal made on this node: `MUXRAFT_OK` with the index
- * it committed at, or `MUXRAFT_NOT_LEADER` (leadership moved and the entry
- * was replaced) or `MUXRAFT_NOT_FOUND` (the group was removed), index 0.
+ * Called exactly once per proposal accepted on this node, with its outcome:
+ *
+ * - `MUXRAFT_OK`, with the index it committed at: final, it is durable on
+ *   a majority and is applied on every replica.
+ * - `MUXRAFT_NOT_LEADER`, index 0: failed for certain. Leadership moved and
+ *   another entry was committed in its place; it is never applied anywhere.
+ *   Safe to propose again (at the new leader).
+ * - `MUXRAFT_UNKNOWN`, index 0: the outcome is unknown. This node lost
+ *   leadership (and the proposal was still undecided one election timeout
+ *   later) or the group was removed here while it was in flight; it may or
+ *   may not have committed on the other replicas. If it did, it is applied
+ *   like any committed entry (without a second `proposal_done`).
+ * - `MUXRAFT_SHUTDOWN`, index 0: also unknown, because the node stopped
+ *   (see `muxraft_node_stop`).
  */
 typedef void (*muxraft_proposal_done_fn)(void *userdata,
                                          uint64_t group_id,
@@ -426,8 +442,16 @@ enum muxraft_status muxraft_node_stop(struct muxraft_node *node);
  * Create this node's replica of group `group_id` (non-zero) whose replicas
  * live on the `n_members` nodes listed in `members` (this node among them;
  * 1 to 7 distinct non-zero ids). Create the group on every member node with
- * the same members. `members` is read, not kept. With a `data_dir`, the
- * group is durable when this returns.
+ * the same members and the same `incarnation`. `members` is read, not kept.
+ * With a `data_dir`, the group is durable when this returns.
+ *
+ * `incarnation` names this creation of `group_id`: it must differ from
+ * every earlier creation of the same id in the cluster (e.g. the creation
+ * time in nanoseconds, or a counter kept with the queue's metadata), and be
+ * the same on every member. Every message carries it, and a message of
+ * another incarnation is dropped, so that when a queue is deleted and
+ * created again under the same id, nothing of the deleted one (a late
+ * message, a member that has not deleted it yet) ever reaches the new one.
  *
  * Returns `MUXRAFT_OK`, `MUXRAFT_ALREADY_EXISTS`, `MUXRAFT_INVALID_ARGUMENT`
  * (NULL pointer, zero id, bad member list), `MUXRAFT_IO` or
@@ -435,12 +459,14 @@ enum muxraft_status muxraft_node_stop(struct muxraft_node *node);
  */
 enum muxraft_status muxraft_group_create(struct muxraft_node *node,
                                          uint64_t group_id,
+                                         uint64_t incarnation,
                                          const uint64_t *members,
                                          size_t n_members);
 
 /**
  * Remove this node's replica of a group. Proposals still waiting are
- * reported to `proposal_done` with `MUXRAFT_NOT_FOUND`.
+ * reported to `proposal_done` with `MUXRAFT_UNKNOWN` (they may commit on
+ * the other replicas). Its messages not yet sent are dropped.
  *
  * Returns `MUXRAFT_OK`, `MUXRAFT_NOT_FOUND`, `MUXRAFT_IO` or
  * `MUXRAFT_SHUTDOWN`.

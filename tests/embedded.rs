@@ -154,6 +154,7 @@ impl Handler for Recorder {
                     group_id,
                     index,
                     data,
+                    ..
                 } => {
                     let data = if self.keep_data {
                         data.clone()
@@ -441,7 +442,7 @@ fn groups(range: std::ops::RangeInclusive<u64>) -> Vec<u64> {
 fn create_on_all(members: &[&Member], gs: &[u64], ids: &[u64]) {
     for m in members {
         for &g in gs {
-            m.rt.create_group(g, ids).expect("create group");
+            m.rt.create_group(g, 1, ids).expect("create group");
         }
     }
 }
@@ -546,7 +547,7 @@ fn a_runtime_restarted_from_its_wal_recovers_its_groups_catches_up_and_reapplies
         );
         assert!(
             matches!(
-                rt.create_group(g, &ids),
+                rt.create_group(g, 1, &ids),
                 Err(Error::Node(multi::Error::AlreadyExists(x))) if x == g
             ),
             "create_group of recovered group {g} must say AlreadyExists"
@@ -612,7 +613,7 @@ fn stop_and_drop_leave_no_muxraft_thread_behind() {
     let members: Vec<&Member> = ms.iter().collect();
     connect(&members);
     for m in &members {
-        m.rt.create_group(1, &ids).expect("create group");
+        m.rt.create_group(1, 1, &ids).expect("create group");
     }
     // Connected, elected, WAL written, something committed: every thread
     // the runtime has is up.
@@ -665,7 +666,7 @@ fn proposals_waiting_at_stop_are_reported_as_shutdown_exactly_once() {
     let members: Vec<&Member> = ms.iter().collect();
     connect(&members);
     for m in &members {
-        m.rt.create_group(1, &ids).expect("create group");
+        m.rt.create_group(1, 1, &ids).expect("create group");
     }
     let leader_id = wait_for_leaders(&members, &[1])[&1];
     drop(members);
@@ -815,7 +816,7 @@ fn tick_and_step_on_a_started_runtime_and_every_call_after_stop_are_refused() {
     let rec = Recorder::new(true);
     let rt = Runtime::new(config(51, 1010, None), rec.clone()).expect("runtime");
     assert!(rt.local_addr().is_none());
-    rt.create_group(1, &[51]).expect("create before start");
+    rt.create_group(1, 1, &[51]).expect("create before start");
     rt.start("127.0.0.1:0").expect("start");
     assert!(rt.local_addr().is_some_and(|a| a.port() != 0));
     assert!(
@@ -853,7 +854,7 @@ fn tick_and_step_on_a_started_runtime_and_every_call_after_stop_are_refused() {
         "propose"
     );
     assert!(
-        matches!(rt.create_group(2, &[51]), Err(Error::Shutdown)),
+        matches!(rt.create_group(2, 1, &[51]), Err(Error::Shutdown)),
         "create_group"
     );
     assert!(
@@ -926,7 +927,7 @@ fn a_callback_on_the_node_thread_can_propose_and_stop_still_returns() {
     let members: Vec<&Member> = ms.iter().collect();
     connect(&members);
     for m in &members {
-        m.rt.create_group(1, &ids).expect("create group");
+        m.rt.create_group(1, 1, &ids).expect("create group");
     }
     let leader_id = wait_for_leaders(&members, &[1])[&1];
     let l = member(&members, leader_id);
@@ -1136,7 +1137,7 @@ fn a_host_driven_runtime_can_be_stopped_and_then_refuses_calls() {
     let _shared = EXCLUSIVE.read();
     let rec = Recorder::new(false);
     let rt = Runtime::new(config(56, 1016, None), rec.clone()).expect("runtime");
-    rt.create_group(1, &[56, 57, 58]).expect("create");
+    rt.create_group(1, 1, &[56, 57, 58]).expect("create");
     // Campaign alone: no peer answers, so nothing ever commits.
     for _ in 0..40 {
         rt.tick().expect("tick");

@@ -258,7 +258,7 @@ impl Sim {
                 let hs = store.hard_state();
                 store.set_hard_state(HardState { vote: 0, ..hs });
             }
-            node.create_group_with_store(g, &m, store, 0)
+            node.create_group_with_store(g, 1, &m, store, 0)
                 .expect("group from disk");
             self.replicas.insert(
                 (id, g),

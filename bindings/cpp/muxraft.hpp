@@ -73,6 +73,7 @@ inline const char *status_name(Status status) noexcept
     case MUXRAFT_SHUTDOWN: return "MUXRAFT_SHUTDOWN";
     case MUXRAFT_BUSY: return "MUXRAFT_BUSY";
     case MUXRAFT_PANIC: return "MUXRAFT_PANIC";
+    case MUXRAFT_UNKNOWN: return "MUXRAFT_UNKNOWN";
     }
     return "unknown";
 }
@@ -280,19 +281,24 @@ struct Trampolines {
 template <class Self> class NodeCalls {
 public:
     // muxraft_group_create: this node's replica of `group_id`, whose replicas
-    // live on `members` (this node among them).
-    void create_group(std::uint64_t group_id, const std::uint64_t *members,
-                      std::size_t n_members) const
+    // live on `members` (this node among them). `incarnation` names this
+    // creation of the id: the same on every member, different from every
+    // earlier creation of the same id (see the C header).
+    void create_group(std::uint64_t group_id, std::uint64_t incarnation,
+                      const std::uint64_t *members, std::size_t n_members) const
     {
-        check(muxraft_group_create(h(), group_id, members, n_members), "muxraft_group_create");
+        check(muxraft_group_create(h(), group_id, incarnation, members, n_members),
+              "muxraft_group_create");
     }
-    void create_group(std::uint64_t group_id, const std::vector<std::uint64_t> &members) const
+    void create_group(std::uint64_t group_id, std::uint64_t incarnation,
+                      const std::vector<std::uint64_t> &members) const
     {
-        create_group(group_id, members.data(), members.size());
+        create_group(group_id, incarnation, members.data(), members.size());
     }
-    void create_group(std::uint64_t group_id, std::initializer_list<std::uint64_t> members) const
+    void create_group(std::uint64_t group_id, std::uint64_t incarnation,
+                      std::initializer_list<std::uint64_t> members) const
     {
-        create_group(group_id, members.begin(), members.size());
+        create_group(group_id, incarnation, members.begin(), members.size());
     }
 
     // muxraft_group_remove.

@@ -223,7 +223,7 @@ static void cluster_init(struct cluster *c, size_t groups, size_t entries,
         check(muxraft_node_new(&config, &cb, &n->handle), "muxraft_node_new");
 
         for (uint64_t g = 1; g <= groups; g++)
-            check(muxraft_group_create(n->handle, g, members, NODES),
+            check(muxraft_group_create(n->handle, g, 1, members, NODES),
                   "muxraft_group_create");
     }
 }

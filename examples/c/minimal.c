@@ -77,7 +77,7 @@ int main(void)
     check(muxraft_node_new(&config, &callbacks, &node), "muxraft_node_new");
 
     const uint64_t members[] = {1};
-    check(muxraft_group_create(node, GROUP_ID, members, 1),
+    check(muxraft_group_create(node, GROUP_ID, 1, members, 1),
           "muxraft_group_create");
 
     /* Tick until the node has elected itself (election_ticks..2x ticks). */

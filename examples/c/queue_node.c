@@ -628,7 +628,7 @@ int main(int argc, char **argv)
             hosted[g] = hosted[g] || members[i] == opt.id;
         if (!hosted[g])
             continue;
-        muxraft_status st = muxraft_group_create(node, g, members, n);
+        muxraft_status st = muxraft_group_create(node, g, 1, members, n);
         if (st != MUXRAFT_ALREADY_EXISTS) /* recovered from the data dir */
             check(st, "muxraft_group_create");
         n_hosted++;

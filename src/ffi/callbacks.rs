@@ -3,7 +3,7 @@
 use std::os::raw::c_void;
 
 use super::status::{
-    muxraft_status, MUXRAFT_NOT_FOUND, MUXRAFT_NOT_LEADER, MUXRAFT_OK, MUXRAFT_SHUTDOWN,
+    muxraft_status, MUXRAFT_NOT_LEADER, MUXRAFT_OK, MUXRAFT_SHUTDOWN, MUXRAFT_UNKNOWN,
 };
 use crate::multi::{Event, ProposalError};
 use crate::raft::Role;
@@ -57,9 +57,20 @@ pub type muxraft_role_changed_fn = Option<
         leader_id: u64,
     ),
 >;
-/// Called once per proposal made on this node: `MUXRAFT_OK` with the index
-/// it committed at, or `MUXRAFT_NOT_LEADER` (leadership moved and the entry
-/// was replaced) or `MUXRAFT_NOT_FOUND` (the group was removed), index 0.
+/// Called exactly once per proposal accepted on this node, with its outcome:
+///
+/// - `MUXRAFT_OK`, with the index it committed at: final, it is durable on
+///   a majority and is applied on every replica.
+/// - `MUXRAFT_NOT_LEADER`, index 0: failed for certain. Leadership moved and
+///   another entry was committed in its place; it is never applied anywhere.
+///   Safe to propose again (at the new leader).
+/// - `MUXRAFT_UNKNOWN`, index 0: the outcome is unknown. This node lost
+///   leadership (and the proposal was still undecided one election timeout
+///   later) or the group was removed here while it was in flight; it may or
+///   may not have committed on the other replicas. If it did, it is applied
+///   like any committed entry (without a second `proposal_done`).
+/// - `MUXRAFT_SHUTDOWN`, index 0: also unknown, because the node stopped
+///   (see `muxraft_node_stop`).
 pub type muxraft_proposal_done_fn = Option<
     unsafe extern "C" fn(
         userdata: *mut c_void,
@@ -120,6 +131,7 @@ impl Handler for Callbacks {
                 group_id,
                 index,
                 data,
+                ..
             } => {
                 if let Some(f) = self.0.apply {
                     let ptr = if data.is_empty() {
@@ -136,6 +148,7 @@ impl Handler for Callbacks {
                 role,
                 term,
                 leader,
+                ..
             } => {
                 if let Some(f) = self.0.role_changed {
                     // SAFETY: host function; plain values.
@@ -150,8 +163,10 @@ impl Handler for Callbacks {
                 if let Some(f) = self.0.proposal_done {
                     let (status, index) = match result {
                         Ok(i) => (MUXRAFT_OK, *i),
-                        Err(ProposalError::LeaderChanged) => (MUXRAFT_NOT_LEADER, 0),
-                        Err(ProposalError::GroupRemoved) => (MUXRAFT_NOT_FOUND, 0),
+                        Err(ProposalError::Superseded) => (MUXRAFT_NOT_LEADER, 0),
+                        Err(ProposalError::LeadershipLost | ProposalError::GroupRemoved) => {
+                            (MUXRAFT_UNKNOWN, 0)
+                        }
                         Err(ProposalError::Shutdown) => (MUXRAFT_SHUTDOWN, 0),
                     };
                     // SAFETY: host function; plain values.

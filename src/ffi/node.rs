@@ -252,8 +252,16 @@ pub unsafe extern "C" fn muxraft_node_stop(node: *mut muxraft_node) -> muxraft_s
 /// Create this node's replica of group `group_id` (non-zero) whose replicas
 /// live on the `n_members` nodes listed in `members` (this node among them;
 /// 1 to 7 distinct non-zero ids). Create the group on every member node with
-/// the same members. `members` is read, not kept. With a `data_dir`, the
-/// group is durable when this returns.
+/// the same members and the same `incarnation`. `members` is read, not kept.
+/// With a `data_dir`, the group is durable when this returns.
+///
+/// `incarnation` names this creation of `group_id`: it must differ from
+/// every earlier creation of the same id in the cluster (e.g. the creation
+/// time in nanoseconds, or a counter kept with the queue's metadata), and be
+/// the same on every member. Every message carries it, and a message of
+/// another incarnation is dropped, so that when a queue is deleted and
+/// created again under the same id, nothing of the deleted one (a late
+/// message, a member that has not deleted it yet) ever reaches the new one.
 ///
 /// Returns `MUXRAFT_OK`, `MUXRAFT_ALREADY_EXISTS`, `MUXRAFT_INVALID_ARGUMENT`
 /// (NULL pointer, zero id, bad member list), `MUXRAFT_IO` or
@@ -262,6 +270,7 @@ pub unsafe extern "C" fn muxraft_node_stop(node: *mut muxraft_node) -> muxraft_s
 pub unsafe extern "C" fn muxraft_group_create(
     node: *mut muxraft_node,
     group_id: u64,
+    incarnation: u64,
     members: *const u64,
     n_members: usize,
 ) -> muxraft_status {
@@ -274,12 +283,13 @@ pub unsafe extern "C" fn muxraft_group_create(
         }
         // SAFETY: non-NULL, and the caller passes `n_members` readable ids.
         let members = unsafe { slice::from_raw_parts(members, n_members) };
-        done(r.create_group(group_id, members))
+        done(r.create_group(group_id, incarnation, members))
     })
 }
 
 /// Remove this node's replica of a group. Proposals still waiting are
-/// reported to `proposal_done` with `MUXRAFT_NOT_FOUND`.
+/// reported to `proposal_done` with `MUXRAFT_UNKNOWN` (they may commit on
+/// the other replicas). Its messages not yet sent are dropped.
 ///
 /// Returns `MUXRAFT_OK`, `MUXRAFT_NOT_FOUND`, `MUXRAFT_IO` or
 /// `MUXRAFT_SHUTDOWN`.

@@ -33,6 +33,9 @@ pub enum muxraft_status {
     MUXRAFT_BUSY = 9,
     /// A bug inside muxraft was caught; this node refuses further calls.
     MUXRAFT_PANIC = 10,
+    /// Only in `proposal_done`: the proposal's outcome is unknown (it may or
+    /// may not have committed on other replicas).
+    MUXRAFT_UNKNOWN = 11,
 }
 
 pub use muxraft_status::*;

@@ -30,17 +30,37 @@ pub enum Error {
     Corrupt { group: u64, reason: String },
 }
 
-/// Why an accepted proposal did not commit.
+/// Why an accepted proposal has no committed outcome to report.
+///
+/// Every accepted proposal gets exactly one outcome: committed at an index
+/// (`Ok`), failed for certain ([`Superseded`](ProposalError::Superseded):
+/// it is never applied anywhere), or unknown (every other variant: it may
+/// have committed on other replicas, and if it did, it is applied like any
+/// committed entry, but no second outcome is reported).
 #[derive(Clone, Copy, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ProposalError {
-    /// Leadership moved and the new leader's log replaced the entry.
-    #[error("leadership changed before the proposal committed")]
-    LeaderChanged,
-    /// The group was removed from this node.
-    #[error("the group was removed")]
+    /// Failed for certain: another leader's entry was committed at its
+    /// index, so it can never commit.
+    #[error("another entry was committed in the proposal's place")]
+    Superseded,
+    /// Unknown: this node lost leadership before the proposal was decided
+    /// and it was still undecided one election timeout later.
+    #[error("leadership was lost before the proposal was decided; it may still commit")]
+    LeadershipLost,
+    /// Unknown: the group was removed from this node while the proposal was
+    /// in flight (it may commit on the other replicas).
+    #[error("the group was removed while the proposal was in flight; it may still commit")]
     GroupRemoved,
-    /// The node stopped before the proposal committed. It may still commit
-    /// (other replicas have it); its outcome is unknown here.
-    #[error("the node stopped before the proposal committed")]
+    /// Unknown: the node stopped before the proposal was decided (it may
+    /// still commit on the other replicas).
+    #[error("the node stopped before the proposal was decided; it may still commit")]
     Shutdown,
+}
+
+impl ProposalError {
+    /// Is this a certain failure (the entry is never applied anywhere)?
+    /// Otherwise the outcome is unknown.
+    pub fn is_certain(self) -> bool {
+        matches!(self, ProposalError::Superseded)
+    }
 }

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 
 use super::ProposalError;
-use crate::raft::{Entry, Raft};
+use crate::raft::{Entry, Raft, Role};
 use crate::storage::MemStore;
 
 struct Pending {
@@ -15,10 +15,17 @@ struct Pending {
 
 pub(crate) struct Group {
     pub raft: Raft<MemStore>,
-    /// Distinguishes this group from an earlier one with the same id, so a
-    /// `NodeReady` taken before a remove + create is not applied to the new one.
+    /// Which creation of this group id the replica belongs to, as the host
+    /// named it: the same on every member, carried by every message.
     pub incarnation: u64,
+    /// Unique on this node for its life (even if a host reuses an
+    /// incarnation), so that a `NodeReady` taken before a remove + create is
+    /// never applied to the new group.
+    pub generation: u64,
     pending: VecDeque<Pending>,
+    /// Highest proposal id already scheduled to be reported unknown if still
+    /// undecided at its deadline.
+    pub undecided_upto: u64,
     pub last_leader: u64,
     pub last_elections: u64,
     /// Listed in the node's dirty set (has work for the next `ready`).
@@ -26,15 +33,49 @@ pub(crate) struct Group {
 }
 
 impl Group {
-    pub fn new(raft: Raft<MemStore>, incarnation: u64) -> Group {
+    pub fn new(raft: Raft<MemStore>, incarnation: u64, generation: u64) -> Group {
         Group {
             last_elections: raft.elections_started(),
             raft,
             incarnation,
+            generation,
             pending: VecDeque::new(),
+            undecided_upto: 0,
             last_leader: 0,
             dirty: false,
         }
+    }
+
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// The highest id of a waiting proposal that applying entries may never
+    /// decide: this replica no longer leads the term the proposal was made
+    /// in, so nobody here will fill or commit its slot (it may be decided
+    /// elsewhere, or stay undecided in an idle group). None if every waiting
+    /// proposal is of the term this replica leads now.
+    pub fn undecided_max(&self) -> Option<u64> {
+        let (leading, term) = (self.raft.role() == Role::Leader, self.raft.term());
+        self.pending
+            .iter()
+            .filter(|p| !(leading && p.term == term))
+            .map(|p| p.id)
+            .max()
+    }
+
+    /// Take the waiting proposals with ids up to `upto` (their deadline
+    /// passed undecided).
+    pub fn take_undecided(&mut self, upto: u64) -> Vec<u64> {
+        let mut out = Vec::new();
+        self.pending.retain(|p| {
+            let take = p.id <= upto;
+            if take {
+                out.push(p.id);
+            }
+            !take
+        });
+        out
     }
 
     /// Remember a proposal until the entry at its index is applied. Kept in
@@ -47,9 +88,9 @@ impl Group {
     }
 
     /// Resolve the proposals an applied entry decides: the one at its index
-    /// committed if the terms agree (the same entry), and lost otherwise —
-    /// as is any proposal at an earlier index still waiting (its slot was
-    /// filled by another leader's entry).
+    /// committed if the terms agree (the same entry), and failed for certain
+    /// otherwise — as is any proposal at an earlier index still waiting (its
+    /// slot was filled by another leader's entry, which is committed).
     pub fn resolve(&mut self, e: &Entry, mut done: impl FnMut(u64, Result<u64, ProposalError>)) {
         while let Some(p) = self.pending.front() {
             if p.index > e.index {
@@ -58,7 +99,7 @@ impl Group {
             let result = if p.index == e.index && p.term == e.term {
                 Ok(p.index)
             } else {
-                Err(ProposalError::LeaderChanged)
+                Err(ProposalError::Superseded)
             };
             done(p.id, result);
             self.pending.pop_front();
@@ -88,7 +129,7 @@ mod tests {
     #[test]
     fn proposals_below_older_pending_ones_resolve_by_index_and_term() {
         let raft = Raft::new(Config::new(1), &[1], MemStore::new()).unwrap();
-        let mut g = Group::new(raft, 1);
+        let mut g = Group::new(raft, 1, 1);
         // Term 2: proposals at 10 and 11 that another leader will overwrite.
         g.track(10, 2, 100);
         g.track(11, 2, 101);

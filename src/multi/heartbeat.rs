@@ -12,6 +12,12 @@
 //! `Heartbeat` (or `HeartbeatResponse`) message a stand-alone heartbeat would
 //! have been, stepped into its group. An entry for a group this node does not
 //! host is dropped for that group alone.
+//!
+//! Every row belongs to one incarnation of its group (a group id can be
+//! removed and created again). The mux keeps each row's incarnation, and
+//! the node proves them to the receiver with one digest per batch, or one
+//! incarnation per row after the receiver reported a mismatch (see
+//! [`Incarnations`](crate::wire::Incarnations)).
 
 use crate::raft::{Message, MessageType};
 use crate::wire::{GroupHeartbeat, GroupHeartbeatResponse};
@@ -19,11 +25,14 @@ use crate::wire::{GroupHeartbeat, GroupHeartbeatResponse};
 /// One list per peer node, in peer order.
 pub(crate) type PerPeer<T> = Vec<(u64, Vec<T>)>;
 
+/// A row and the incarnation of the group that produced it.
+pub(crate) type Row<T> = (T, u64);
+
 /// Heartbeats and answers bound for each peer during one `ready` pass.
 #[derive(Default)]
 pub(crate) struct HeartbeatMux {
-    beats: PeerLists<GroupHeartbeat>,
-    answers: PeerLists<GroupHeartbeatResponse>,
+    beats: PeerLists<Row<GroupHeartbeat>>,
+    answers: PeerLists<Row<GroupHeartbeatResponse>>,
 }
 
 /// One list per peer. A node has few peers and a batch's rows all go to the
@@ -60,6 +69,20 @@ impl<T> PeerLists<T> {
         self.lists.is_empty()
     }
 
+    /// Make sure `peer` has a list, even an empty one (so that a frame goes
+    /// out to it).
+    fn ensure(&mut self, peer: u64) {
+        if !self.lists.iter().any(|(p, _)| *p == peer) {
+            self.lists.push((peer, Vec::new()));
+        }
+    }
+
+    fn retain(&mut self, keep: impl Fn(&T) -> bool) {
+        for (_, v) in self.lists.iter_mut() {
+            v.retain(&keep);
+        }
+    }
+
     /// Per peer in peer order, each list sorted by group with one row per
     /// group (its last).
     fn finish(mut self, group: impl Fn(&T) -> u64 + Copy) -> PerPeer<T> {
@@ -79,31 +102,40 @@ impl HeartbeatMux {
     /// Take `m` into a batch if it is a heartbeat or its answer (true);
     /// other messages are left to the caller (false). Borrows `m`: a row
     /// copies three numbers out of it, and the caller drops it either way.
-    pub fn offer(&mut self, group_id: u64, m: &Message) -> bool {
+    pub fn offer(&mut self, group_id: u64, incarnation: u64, m: &Message) -> bool {
         match m.msg_type {
             MessageType::Heartbeat => {
-                self.beats.push(
-                    m.to,
-                    GroupHeartbeat {
-                        group_id,
-                        term: m.term,
-                        commit: m.commit,
-                    },
-                );
+                let row = GroupHeartbeat {
+                    group_id,
+                    term: m.term,
+                    commit: m.commit,
+                };
+                self.beats.push(m.to, (row, incarnation));
                 true
             }
             MessageType::HeartbeatResponse => {
-                self.answers.push(
-                    m.to,
-                    GroupHeartbeatResponse {
-                        group_id,
-                        term: m.term,
-                    },
-                );
+                let row = GroupHeartbeatResponse {
+                    group_id,
+                    term: m.term,
+                };
+                self.answers.push(m.to, (row, incarnation));
                 true
             }
             _ => false,
         }
+    }
+
+    /// A response batch goes to `peer` in this pass even if it carries no
+    /// row (it has something to report).
+    pub fn ensure_answer_to(&mut self, peer: u64) {
+        self.answers.ensure(peer);
+    }
+
+    /// Forget every row of `group_id` (the group was removed: nothing of
+    /// it may leave any more).
+    pub fn purge(&mut self, group_id: u64) {
+        self.beats.retain(|(r, _)| r.group_id != group_id);
+        self.answers.retain(|(r, _)| r.group_id != group_id);
     }
 
     /// The batches, one per peer and kind, each sorted by group. Rows mostly
@@ -112,10 +144,15 @@ impl HeartbeatMux {
     /// sorting is usually one linear pass. A group that produced two
     /// heartbeats for one peer in a pass keeps only its last (a later one
     /// supersedes: terms only grow and commit only advances).
-    pub fn finish(self) -> (PerPeer<GroupHeartbeat>, PerPeer<GroupHeartbeatResponse>) {
+    pub fn finish(
+        self,
+    ) -> (
+        PerPeer<Row<GroupHeartbeat>>,
+        PerPeer<Row<GroupHeartbeatResponse>>,
+    ) {
         (
-            self.beats.finish(|h| h.group_id),
-            self.answers.finish(|h| h.group_id),
+            self.beats.finish(|(h, _)| h.group_id),
+            self.answers.finish(|(h, _)| h.group_id),
         )
     }
 }
@@ -164,12 +201,12 @@ mod tests {
             m.commit = commit;
             m
         };
-        assert!(mux.offer(7, &hb(2, 3, 10)));
-        assert!(mux.offer(7, &hb(3, 3, 9)));
-        assert!(mux.offer(9, &hb(2, 1, 1)));
-        assert!(mux.offer(7, &hb(2, 4, 11)));
+        assert!(mux.offer(7, 70, &hb(2, 3, 10)));
+        assert!(mux.offer(7, 70, &hb(3, 3, 9)));
+        assert!(mux.offer(9, 90, &hb(2, 1, 1)));
+        assert!(mux.offer(7, 70, &hb(2, 4, 11)));
         let append = Message::new(MessageType::Append, 1, 2, 3);
-        assert!(!mux.offer(7, &append), "appends are not batched");
+        assert!(!mux.offer(7, 70, &append), "appends are not batched");
         let (beats, answers) = mux.finish();
         assert!(answers.is_empty());
         assert_eq!(beats.len(), 2);
@@ -178,19 +215,43 @@ mod tests {
             (
                 2,
                 vec![
-                    GroupHeartbeat {
-                        group_id: 7,
-                        term: 4,
-                        commit: 11
-                    },
-                    GroupHeartbeat {
-                        group_id: 9,
-                        term: 1,
-                        commit: 1
-                    }
+                    (
+                        GroupHeartbeat {
+                            group_id: 7,
+                            term: 4,
+                            commit: 11
+                        },
+                        70
+                    ),
+                    (
+                        GroupHeartbeat {
+                            group_id: 9,
+                            term: 1,
+                            commit: 1
+                        },
+                        90
+                    )
                 ]
             )
         );
         assert_eq!(beats[1].1.len(), 1);
+    }
+
+    #[test]
+    fn purge_forgets_every_row_of_a_removed_group_and_ensure_sends_an_empty_answer() {
+        let mut mux = HeartbeatMux::default();
+        let mut hb = Message::new(MessageType::Heartbeat, 1, 2, 3);
+        hb.commit = 1;
+        let answer = Message::new(MessageType::HeartbeatResponse, 1, 3, 3);
+        assert!(mux.offer(7, 70, &hb));
+        assert!(mux.offer(8, 80, &hb));
+        assert!(mux.offer(7, 70, &answer));
+        mux.purge(7);
+        mux.ensure_answer_to(4);
+        let (beats, answers) = mux.finish();
+        assert_eq!(beats.len(), 1);
+        assert_eq!(beats[0].1.len(), 1);
+        assert_eq!(beats[0].1[0].0.group_id, 8);
+        assert_eq!(answers, vec![(3, vec![]), (4, vec![])]);
     }
 }

@@ -91,9 +91,25 @@ pub struct Stats {
     /// Messages (or batch entries) for a group not hosted here, or from a
     /// replica that is not a member: dropped for that group only.
     pub messages_dropped: u64,
+    /// Messages and batch rows for another incarnation of a group hosted
+    /// here (an earlier life of a re-created group id, or a later one):
+    /// dropped.
+    pub incarnation_mismatches: u64,
+    /// Heartbeat batches and responses dropped whole because their
+    /// incarnation digest did not match this node's groups (the sender then
+    /// names each row's incarnation for a while).
+    pub batches_dropped_incarnation: u64,
+    /// Heartbeat batches sent with one incarnation per row (after a peer
+    /// reported a mismatch) instead of one digest.
+    pub batches_with_incarnations: u64,
     pub proposals: u64,
     pub proposals_committed: u64,
+    /// Proposals that failed for certain: another entry committed in their
+    /// place.
     pub proposals_failed: u64,
+    /// Proposals whose outcome is unknown: leadership lost before they were
+    /// decided, group removed, node stopped.
+    pub proposals_unknown: u64,
     pub entries_applied: u64,
 }
 

@@ -7,10 +7,44 @@ use bytes::Bytes;
 use super::*;
 use crate::raft::{MessageType, Role};
 use crate::wire::{
-    decode_frame, encode_frame, Body, Frame, GroupHeartbeat, GroupHeartbeatResponse,
+    decode_frame, encode_frame, incarnation_digest, Body, Frame, GroupHeartbeat,
+    GroupHeartbeatResponse, HeartbeatBatch, HeartbeatBatchResponse, Incarnations,
 };
 
 const CLUSTER: u64 = 9;
+
+/// The incarnation every test group is created with.
+fn inc(group_id: u64) -> u64 {
+    0x1000 + group_id
+}
+
+/// A heartbeat batch body for groups created with `inc`, proven by digest.
+fn hb_batch(rows: Vec<GroupHeartbeat>) -> Body {
+    let digest = incarnation_digest(rows.iter().map(|r| (r.group_id, inc(r.group_id))));
+    Body::HeartbeatBatch(HeartbeatBatch {
+        rows,
+        incarnations: Incarnations::Digest(digest),
+    })
+}
+
+/// The same with one incarnation per row.
+fn hb_batch_per_row(rows: Vec<GroupHeartbeat>) -> Body {
+    let incarnations = rows.iter().map(|r| inc(r.group_id)).collect();
+    Body::HeartbeatBatch(HeartbeatBatch {
+        rows,
+        incarnations: Incarnations::PerRow(incarnations),
+    })
+}
+
+/// A heartbeat batch response body for groups created with `inc`.
+fn hb_answers(rows: Vec<GroupHeartbeatResponse>) -> Body {
+    let digest = incarnation_digest(rows.iter().map(|r| (r.group_id, inc(r.group_id))));
+    Body::HeartbeatBatchResponse(HeartbeatBatchResponse {
+        rows,
+        incarnation_digest: digest,
+        incarnation_mismatch: false,
+    })
+}
 
 fn config(id: u64, batch: bool) -> NodeConfig {
     let mut c = NodeConfig::new(id);
@@ -27,6 +61,8 @@ struct Net {
     /// Frames to this node are set aside in `held` instead of delivered.
     hold_for: Option<u64>,
     held: Vec<OutFrame>,
+    /// Frames from this node are lost.
+    drop_from: Option<u64>,
 }
 
 impl Net {
@@ -36,7 +72,7 @@ impl Net {
         for id in 1..=n {
             let mut node = Node::new(config(id, batch)).unwrap();
             for &g in groups {
-                node.create_group(g, &members).unwrap();
+                node.create_group(g, inc(g), &members).unwrap();
             }
             nodes.insert(id, node);
         }
@@ -46,6 +82,7 @@ impl Net {
             events: BTreeMap::new(),
             hold_for: None,
             held: Vec::new(),
+            drop_from: None,
         }
     }
 
@@ -58,7 +95,9 @@ impl Net {
         for (&id, n) in self.nodes.iter_mut() {
             while n.has_ready() {
                 let rd = n.ready();
-                self.queue.extend(rd.frames.iter().cloned());
+                if self.drop_from != Some(id) {
+                    self.queue.extend(rd.frames.iter().cloned());
+                }
                 self.events
                     .entry(id)
                     .or_default()
@@ -118,7 +157,7 @@ fn frame(from: u64, to: u64, body: Body) -> Bytes {
 
 fn batch_of(bytes: &Bytes) -> Vec<GroupHeartbeat> {
     match decode_frame(bytes, usize::MAX).unwrap().body {
-        Body::HeartbeatBatch(b) => b,
+        Body::HeartbeatBatch(b) => b.rows,
         other => panic!("not a batch: {other:?}"),
     }
 }
@@ -206,9 +245,7 @@ fn higher_term_in_a_batch_makes_that_follower_adopt_it_and_only_that_one() {
             commit: 0,
         },
     ];
-    net.node(2)
-        .step(&frame(1, 2, Body::HeartbeatBatch(beats)))
-        .unwrap();
+    net.node(2).step(&frame(1, 2, hb_batch(beats))).unwrap();
     assert_eq!(net.term(2, 20), t20 + 5, "group 20 adopts the higher term");
     assert_eq!(net.role(2, 20), Role::Follower);
     assert_eq!(net.nodes[&2].group_status(20).unwrap().leader, 1);
@@ -219,7 +256,7 @@ fn higher_term_in_a_batch_makes_that_follower_adopt_it_and_only_that_one() {
         .iter()
         .filter(|f| f.kind == FrameKind::HeartbeatBatchResponse)
         .flat_map(|f| match decode_frame(&f.bytes, usize::MAX).unwrap().body {
-            Body::HeartbeatBatchResponse(a) => a,
+            Body::HeartbeatBatchResponse(a) => a.rows,
             _ => unreachable!(),
         })
         .collect();
@@ -261,9 +298,7 @@ fn stale_leader_steps_down_from_batch_response_others_unaffected() {
             term: net.term(1, 3),
         },
     ];
-    net.node(1)
-        .step(&frame(2, 1, Body::HeartbeatBatchResponse(answers)))
-        .unwrap();
+    net.node(1).step(&frame(2, 1, hb_answers(answers))).unwrap();
     assert_eq!(
         net.role(1, 2),
         Role::Follower,
@@ -284,9 +319,7 @@ fn lower_term_heartbeat_in_batch_is_answered_with_the_higher_term() {
         term: term - 1,
         commit: 0,
     }];
-    net.node(2)
-        .step(&frame(3, 2, Body::HeartbeatBatch(beats)))
-        .unwrap();
+    net.node(2).step(&frame(3, 2, hb_batch(beats))).unwrap();
     let rd = net.node(2).ready();
     let f = rd
         .frames
@@ -295,7 +328,7 @@ fn lower_term_heartbeat_in_batch_is_answered_with_the_higher_term() {
         .expect("an answer to the stale leader");
     match decode_frame(&f.bytes, usize::MAX).unwrap().body {
         Body::HeartbeatBatchResponse(a) => {
-            assert_eq!(a, vec![GroupHeartbeatResponse { group_id: 5, term }])
+            assert_eq!(a.rows, vec![GroupHeartbeatResponse { group_id: 5, term }])
         }
         other => panic!("{other:?}"),
     }
@@ -355,9 +388,7 @@ fn reordered_heartbeat_never_commits_unverified_entries() {
         term: leader.term,
         commit: leader.commit,
     }];
-    net.node(2)
-        .step(&frame(1, 2, Body::HeartbeatBatch(beats)))
-        .unwrap();
+    net.node(2).step(&frame(1, 2, hb_batch(beats))).unwrap();
     let s2 = net.nodes[&2].group_status(7).unwrap();
     assert!(s2.commit <= base.last_index, "forged commit accepted");
     net.collect();
@@ -394,8 +425,10 @@ fn batch_entry_for_unknown_or_foreign_group_is_dropped_for_that_group_only() {
         },
     ];
     let dropped = net.nodes[&2].stats().messages_dropped;
+    // With one incarnation per row (a sender that was told of a mismatch),
+    // only the row of the missing group is dropped.
     net.node(2)
-        .step(&frame(1, 2, Body::HeartbeatBatch(beats)))
+        .step(&frame(1, 2, hb_batch_per_row(beats)))
         .unwrap();
     assert_eq!(net.nodes[&2].stats().messages_dropped, dropped + 1);
     let beats = vec![GroupHeartbeat {
@@ -403,9 +436,7 @@ fn batch_entry_for_unknown_or_foreign_group_is_dropped_for_that_group_only() {
         term: 50,
         commit: 0,
     }];
-    net.node(2)
-        .step(&frame(4, 2, Body::HeartbeatBatch(beats)))
-        .unwrap();
+    net.node(2).step(&frame(4, 2, hb_batch(beats))).unwrap();
     assert_eq!(net.nodes[&2].stats().messages_dropped, dropped + 2);
     assert!(
         net.term(2, 3) < 50,
@@ -418,8 +449,9 @@ fn batch_entry_for_unknown_or_foreign_group_is_dropped_for_that_group_only() {
         .filter(|f| f.to == 1 && f.kind == FrameKind::HeartbeatBatchResponse)
         .map(|f| match decode_frame(&f.bytes, usize::MAX).unwrap().body {
             Body::HeartbeatBatchResponse(a) => {
-                assert!(a.iter().all(|h| h.group_id != 2));
-                a.len()
+                assert!(a.rows.iter().all(|h| h.group_id != 2));
+                assert!(a.incarnation_mismatch, "the sender is told");
+                a.rows.len()
             }
             _ => 0,
         })
@@ -467,13 +499,13 @@ fn frames_from_another_cluster_or_for_another_node_are_refused_and_counted() {
         cluster_id: CLUSTER + 1,
         from: 1,
         to: 2,
-        body: Body::HeartbeatBatch(beats.clone()),
+        body: hb_batch(beats.clone()),
     });
     assert!(matches!(
         net.node(2).step(&other),
         Err(Error::WrongCluster { .. })
     ));
-    let misrouted = frame(1, 3, Body::HeartbeatBatch(beats));
+    let misrouted = frame(1, 3, hb_batch(beats));
     assert!(matches!(
         net.node(2).step(&misrouted),
         Err(Error::WrongDestination { .. })
@@ -518,7 +550,7 @@ fn proposals_report_their_outcome_once_applied() {
 }
 
 #[test]
-fn removing_a_group_fails_its_pending_proposals() {
+fn removing_a_group_reports_its_pending_proposals_unknown() {
     let mut net = Net::new(3, &[8], true);
     net.elect(8, 1);
     let id = net.node(1).propose(8, Bytes::from_static(b"x")).unwrap();
@@ -537,27 +569,30 @@ fn removing_a_group_fails_its_pending_proposals() {
 fn group_creation_validates_its_arguments() {
     let mut n = Node::new(config(1, true)).unwrap();
     assert!(matches!(
-        n.create_group(0, &[1]),
+        n.create_group(0, 1, &[1]),
         Err(Error::InvalidArgument(_))
     ));
     assert!(matches!(
-        n.create_group(1, &[]),
+        n.create_group(1, 1, &[]),
         Err(Error::InvalidArgument(_))
     ));
     assert!(matches!(
-        n.create_group(1, &[2, 3]),
+        n.create_group(1, 1, &[2, 3]),
         Err(Error::InvalidArgument(_))
     ));
     assert!(matches!(
-        n.create_group(1, &[1, 1]),
+        n.create_group(1, 1, &[1, 1]),
         Err(Error::InvalidArgument(_))
     ));
     assert!(matches!(
-        n.create_group(1, &[1, 0]),
+        n.create_group(1, 1, &[1, 0]),
         Err(Error::InvalidArgument(_))
     ));
-    n.create_group(1, &[1, 2, 3]).unwrap();
-    assert_eq!(n.create_group(1, &[1, 2, 3]), Err(Error::AlreadyExists(1)));
+    n.create_group(1, 1, &[1, 2, 3]).unwrap();
+    assert_eq!(
+        n.create_group(1, 2, &[1, 2, 3]),
+        Err(Error::AlreadyExists(1))
+    );
     assert!(matches!(
         n.propose(1, Bytes::from(vec![0; (1 << 20) + 1])),
         Err(Error::TooLarge { .. })
@@ -594,4 +629,215 @@ fn proposals_waiting_at_shutdown_are_reported_once_as_shutdown() {
         .filter(|e| matches!(e, Event::ProposalDone { proposal_id, .. } if *proposal_id == id))
         .count();
     assert_eq!(again, 0);
+}
+
+// ---------------------------------------------------------------------------
+// Group lifecycle and proposal outcomes (the safety review's scenarios 1-3).
+
+fn applied_in(net: &Net, node: u64, group: u64, incarnation: u64) -> Vec<Bytes> {
+    net.events
+        .get(&node)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| match e {
+            Event::Applied {
+                group_id,
+                incarnation: i,
+                data,
+                ..
+            } if *group_id == group && *i == incarnation => Some(data.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn outcomes_of(net: &Net, node: u64, id: u64) -> Vec<Result<u64, ProposalError>> {
+    net.events
+        .get(&node)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| match e {
+            Event::ProposalDone {
+                proposal_id,
+                result,
+                ..
+            } if *proposal_id == id => Some(*result),
+            _ => None,
+        })
+        .collect()
+}
+
+// Scenario 1. Mutation: `ready` without the `dirty` check visits an id listed
+// twice (once by the removed group, once by the new one) twice, and hands
+// out the same committed entries twice.
+#[test]
+fn a_group_removed_and_created_again_before_ready_is_readied_once() {
+    let mut n = Node::new(config(1, true)).unwrap();
+    n.create_group(7, 1, &[1]).unwrap();
+    n.campaign(7).unwrap();
+    n.propose(7, Bytes::from_static(b"old")).unwrap();
+    // Group 7 has work listed for the next ready; the host deletes it and
+    // creates it again, and the new group gets input before that ready.
+    n.remove_group(7).unwrap();
+    n.create_group(7, 2, &[1]).unwrap();
+    n.campaign(7).unwrap();
+    n.propose(7, Bytes::from_static(b"new")).unwrap();
+    let mut applied = Vec::new();
+    for _ in 0..10 {
+        if !n.has_ready() {
+            break;
+        }
+        let rd = n.ready();
+        assert!(rd.groups.iter().filter(|g| g.group_id == 7).count() <= 1);
+        assert!(rd.groups.iter().all(|g| g.incarnation == 2));
+        for e in &rd.events {
+            if let Event::Applied { data, .. } = e {
+                applied.push(data.clone());
+            }
+        }
+        n.advance(rd);
+    }
+    assert_eq!(applied, vec![Bytes::from_static(b"new")]);
+}
+
+// Scenario 2. Mutation: stepping a message (or a batch whose digest does not
+// match) into a group of another incarnation lets the deleted queue's
+// messages come back in the new one.
+#[test]
+fn a_removed_groups_frames_never_reach_a_new_group_with_its_id() {
+    const NEW: u64 = 0x2000;
+    let mut net = Net::new(3, &[7], true);
+    // Node 2 hears nothing of the old group: everything for it is in flight.
+    net.hold_for = Some(2);
+    net.elect(7, 1);
+    net.node(1)
+        .propose(7, Bytes::from_static(b"deleted-queue-message"))
+        .unwrap();
+    net.tick(6);
+    assert_eq!(
+        applied_in(&net, 3, 7, inc(7)),
+        vec![Bytes::from_static(b"deleted-queue-message")]
+    );
+    // Node 1 has more of the old group queued when the queue is deleted.
+    net.node(1)
+        .propose(7, Bytes::from_static(b"queued"))
+        .unwrap();
+    net.node(1).tick();
+    net.node(1).tick();
+    let stale = std::mem::take(&mut net.held);
+    assert!(!stale.is_empty());
+    // Every node deletes the queue and creates it again under the same id.
+    for id in 1..=3 {
+        net.node(id).remove_group(7).unwrap();
+        net.node(id).create_group(7, NEW, &[1, 2, 3]).unwrap();
+    }
+    net.hold_for = None;
+    // Nothing of the old incarnation left node 1's outbox after removal.
+    let rd = net.node(1).ready();
+    for f in &rd.frames {
+        if let Body::Group { incarnation, .. } = decode_frame(&f.bytes, usize::MAX).unwrap().body {
+            assert_eq!(incarnation, NEW, "an old frame left after removal");
+        }
+    }
+    net.node(1).advance(rd);
+    // The old frames reach node 2 late: its new group must not move.
+    let before = net.nodes[&2].stats().incarnation_mismatches
+        + net.nodes[&2].stats().batches_dropped_incarnation;
+    for f in &stale {
+        net.node(2).step(&f.bytes).unwrap();
+    }
+    let s = net.nodes[&2].group_status(7).unwrap();
+    assert_eq!((s.term, s.last_index, s.commit), (0, 0, 0), "{s:?}");
+    let after = net.nodes[&2].stats().incarnation_mismatches
+        + net.nodes[&2].stats().batches_dropped_incarnation;
+    assert!(after > before, "stale frames are counted");
+    // The new queue works, and holds only its own messages everywhere.
+    net.settle();
+    net.elect(7, 2);
+    net.node(2)
+        .propose(7, Bytes::from_static(b"new-queue-message"))
+        .unwrap();
+    net.tick(6);
+    for id in 1..=3 {
+        assert_eq!(
+            applied_in(&net, id, 7, NEW),
+            vec![Bytes::from_static(b"new-queue-message")],
+            "node {id}"
+        );
+    }
+}
+
+// While a node that has not deleted the old group yet keeps leading it, its
+// heartbeat batches are refused by the new group's node, which says so; the
+// old leader then names every row's incarnation, and only the old group's
+// row is dropped.
+#[test]
+fn a_node_still_leading_a_removed_group_cannot_reach_the_new_one() {
+    const NEW: u64 = 0x2000;
+    let mut net = Net::new(3, &[5, 7], true);
+    net.elect(5, 1);
+    net.elect(7, 1);
+    // Nodes 2 and 3 delete group 7 and create it again; node 1 lags behind.
+    for id in [2, 3] {
+        net.node(id).remove_group(7).unwrap();
+        net.node(id).create_group(7, NEW, &[1, 2, 3]).unwrap();
+    }
+    net.tick(40);
+    let s2 = net.nodes[&2].stats().clone();
+    assert!(s2.batches_dropped_incarnation > 0, "digest mismatch seen");
+    assert!(
+        s2.incarnation_mismatches > 0,
+        "rows of the old group dropped"
+    );
+    assert!(net.nodes[&1].stats().batches_with_incarnations > 0);
+    // Group 5 kept its leader throughout; the new group 7 elected one of
+    // its own among nodes 2 and 3, in a term the old leader never set.
+    assert_eq!(net.role(1, 5), Role::Leader);
+    let leader = net.nodes[&2].group_status(7).unwrap().leader;
+    assert!(leader == 2 || leader == 3, "new group 7 led by {leader}");
+    // The old group on node 1 hears from no member: CheckQuorum ends it.
+    assert_ne!(net.role(1, 7), Role::Leader);
+}
+
+// Scenario 3. Mutation: without the undecided deadline (`report_undecided`)
+// the proposal at 11 below is never reported.
+#[test]
+fn a_proposal_whose_slot_was_cut_away_in_an_idle_group_is_reported_unknown() {
+    let mut net = Net::new(3, &[9], true);
+    net.elect(9, 1);
+    net.tick(2);
+    // Node 1 is cut off while it accepts two proposals nobody else sees.
+    net.drop_from = Some(1);
+    let a = net.node(1).propose(9, Bytes::from_static(b"a")).unwrap();
+    let b = net.node(1).propose(9, Bytes::from_static(b"b")).unwrap();
+    // Nodes 2 and 3 elect a new leader, whose log ends below b's index.
+    let mut waited = 0;
+    while ![2, 3].iter().any(|&id| net.role(id, 9) == Role::Leader) {
+        net.tick(1);
+        waited += 1;
+        assert!(waited < 100, "no new leader");
+    }
+    net.drop_from = None;
+    // The new leader's entry takes a's slot: failed for certain, as soon as
+    // node 1 applies it. Nothing ever fills b's slot in this idle group:
+    // unknown, one election timeout after node 1 lost leadership.
+    let election = u64::from(config(1, true).election_ticks);
+    for _ in 0..election + 4 {
+        net.tick(1);
+    }
+    assert_ne!(net.role(1, 9), Role::Leader);
+    assert_eq!(
+        outcomes_of(&net, 1, a),
+        vec![Err(ProposalError::Superseded)]
+    );
+    assert_eq!(
+        outcomes_of(&net, 1, b),
+        vec![Err(ProposalError::LeadershipLost)]
+    );
+    net.tick(40);
+    assert_eq!(outcomes_of(&net, 1, a).len(), 1, "exactly one outcome");
+    assert_eq!(outcomes_of(&net, 1, b).len(), 1, "exactly one outcome");
+    for id in 1..=3 {
+        assert!(applied_in(&net, id, 9, inc(9)).is_empty(), "node {id}");
+    }
 }

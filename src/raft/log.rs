@@ -144,15 +144,16 @@ impl<S: LogStore> RaftLog<S> {
     }
 
     /// A follower's consistency check and append (Raft Fig. 2, AppendEntries
-    /// steps 2–5). Returns the last index now known to match the leader, or
-    /// None when the log does not contain (`index`, `log_term`).
+    /// steps 2–5). Returns the last index now known to match the leader and,
+    /// if a conflicting suffix was replaced, the first index replaced; None
+    /// when the log does not contain (`index`, `log_term`).
     pub fn maybe_append(
         &mut self,
         index: u64,
         log_term: u64,
         commit: u64,
         entries: &[Entry],
-    ) -> Option<u64> {
+    ) -> Option<(u64, Option<u64>)> {
         if !self.match_term(index, log_term) {
             return None;
         }
@@ -162,8 +163,12 @@ impl<S: LogStore> RaftLog<S> {
         let conflict = entries
             .iter()
             .position(|e| !self.match_term(e.index, e.term));
+        let mut replaced = None;
         if let Some(pos) = conflict {
             let at = entries[pos].index;
+            if at <= self.last_index() {
+                replaced = Some(at);
+            }
             if at <= self.committed {
                 // A leader never sends entries that conflict with committed
                 // ones; refusing keeps a corrupt or malicious peer from
@@ -179,7 +184,7 @@ impl<S: LogStore> RaftLog<S> {
         }
         // Only what this append verified may be committed from it.
         self.commit_to(commit.min(last_new));
-        Some(last_new)
+        Some((last_new, replaced))
     }
 
     /// The follower's hint for fast back-off: the largest index ≤ `index`

@@ -90,7 +90,12 @@ impl<S: LogStore> Raft<S> {
             .log
             .maybe_append(m.index, m.log_term, m.commit, &m.entries)
         {
-            Some(last) => resp.index = last,
+            Some((last, replaced)) => {
+                resp.index = last;
+                if let Some(at) = replaced {
+                    self.drop_acks_from(at);
+                }
+            }
             None => {
                 // Fast back-off: name the last index at or below the leader's
                 // probe whose term is ≤ the probe's term; the leader skips
@@ -103,6 +108,16 @@ impl<S: LogStore> Raft<S> {
             }
         }
         self.send(resp);
+    }
+
+    /// Entries from `at` on were just replaced before any of them became
+    /// durable in their old form: an acknowledgement still waiting to leave
+    /// that covers them (made for an earlier leader, before this append)
+    /// would promise entries the host is never asked to persist. Drop it: it
+    /// answers a leader of an older term, which needs it no more.
+    fn drop_acks_from(&mut self, at: u64) {
+        self.msgs
+            .retain(|m| !(m.msg_type == MessageType::AppendResponse && !m.reject && m.index >= at));
     }
 
     pub(super) fn handle_heartbeat(&mut self, m: &Message) {

@@ -1561,3 +1561,50 @@ fn append_with_impossible_entry_terms_is_refused() {
     assert_append_refused("entry term above the message term", 2, vec![entry(1, 7)]);
     assert_append_refused("entry terms decreasing", 2, vec![entry(1, 2), entry(2, 1)]);
 }
+
+// Scenario 4 of the safety review. Mutation: not dropping the old leader's
+// acknowledgement when a later append replaces the entries it covers (see
+// `drop_acks_from`) lets it leave beside a log that never held them.
+#[test]
+fn acknowledgement_of_entries_replaced_before_the_ready_never_leaves() {
+    let mut r = standalone(2, MemStore::new(), |_| {});
+    // The leader of term 1 sends three entries...
+    let mut first = Message::new(MessageType::Append, 1, 2, 1);
+    first.entries = vec![entry(1, 1), entry(2, 1), entry(3, 1)];
+    r.step(first).unwrap();
+    // ...and before the host takes a Ready, the leader of term 2 replaces
+    // the last two.
+    let mut second = Message::new(MessageType::Append, 3, 2, 2);
+    second.index = 1;
+    second.log_term = 1;
+    second.entries = vec![entry(2, 2), entry(3, 2)];
+    r.step(second).unwrap();
+    let rd = r.ready();
+    let persisted: Vec<(u64, u64)> = rd.entries.iter().map(|e| (e.index, e.term)).collect();
+    assert_eq!(persisted, [(1, 1), (2, 2), (3, 2)]);
+    for m in &rd.messages {
+        if m.msg_type != MessageType::AppendResponse || m.reject {
+            continue;
+        }
+        // An acknowledgement promises the acknowledged leader's entries up
+        // to m.index: the ones this Ready persists must be those.
+        let leader_term = m.term;
+        let backed = rd
+            .entries
+            .iter()
+            .filter(|e| e.index <= m.index)
+            .all(|e| e.term <= leader_term && (m.to != 1 || e.term == 1));
+        assert!(
+            backed,
+            "ack to {} at term {} for index {} leaves beside {persisted:?}",
+            m.to, m.term, m.index
+        );
+    }
+    assert!(
+        rd.messages.iter().any(|m| m.to == 3
+            && m.msg_type == MessageType::AppendResponse
+            && !m.reject
+            && m.index == 3),
+        "the new leader's append is acknowledged"
+    );
+}

@@ -120,7 +120,8 @@ impl Runtime {
                     "recovered write-ahead log"
                 );
                 for (group_id, g) in recovered.groups {
-                    node.create_group_with_store(group_id, &g.members, g.store, 0)?;
+                    // TODO(incarnation): from the WAL once it records it.
+                    node.create_group_with_store(group_id, 0, &g.members, g.store, 0)?;
                 }
                 Some(Arc::new(Mutex::new(wal)))
             }
@@ -191,12 +192,19 @@ impl Runtime {
         })
     }
 
-    /// Create this node's replica of a group. With a WAL the group's
-    /// creation is durable before this returns.
-    pub fn create_group(&self, group_id: u64, members: &[u64]) -> Result<(), Error> {
+    /// Create this node's replica of a group (see
+    /// [`Node::create_group`](crate::multi::Node::create_group) for what
+    /// `incarnation` must be). With a WAL the group's creation is durable
+    /// before this returns.
+    pub fn create_group(
+        &self,
+        group_id: u64,
+        incarnation: u64,
+        members: &[u64],
+    ) -> Result<(), Error> {
         self.check_usable()?;
         self.shared.with(|n| -> Result<(), Error> {
-            n.create_group(group_id, members)?;
+            n.create_group(group_id, incarnation, members)?;
             if let Some(wal) = &self.wal {
                 let mut batch = WalBatch::default();
                 batch.create_group(group_id, members);
@@ -216,6 +224,9 @@ impl Runtime {
         // this group's writes and persisting them.
         self.shared.exclusive(|n| -> Result<(), Error> {
             n.remove_group(group_id)?;
+            // Events of this pass not yet delivered (when removed from inside
+            // a callback) must not reach the host as the new group's.
+            self.shared.note_removal();
             if let Some(wal) = &self.wal {
                 let mut batch = WalBatch::default();
                 batch.remove_group(group_id);

@@ -1,5 +1,5 @@
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
@@ -34,6 +34,10 @@ pub struct SharedNode {
     /// Set when a panic escaped the node's code: its state can no longer be
     /// trusted, so every later call is refused.
     poisoned: AtomicBool,
+    /// Groups removed so far: when it moves during a pass (a callback
+    /// removed a group), the pass's remaining events are checked against
+    /// the groups still hosted.
+    removals: AtomicU64,
 }
 
 struct DriveGuard(usize);
@@ -55,6 +59,7 @@ impl SharedNode {
             node: Mutex::new(node),
             driving: Mutex::new(()),
             poisoned: AtomicBool::new(false),
+            removals: AtomicU64::new(0),
         }
     }
 
@@ -64,6 +69,11 @@ impl SharedNode {
 
     pub fn poison(&self) {
         self.poisoned.store(true, Ordering::Release);
+    }
+
+    /// A group was removed (see `removals`).
+    pub fn note_removal(&self) {
+        self.removals.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Run `f` on the node under its lock. Keep `f` short: it blocks every
@@ -118,22 +128,46 @@ impl SharedNode {
         }
     }
 
+    /// Is `ev` about a group a callback removed during this pass (so that a
+    /// group created again under its id would be told the old one's
+    /// news)? Outcomes of proposals are always delivered: each is owed
+    /// exactly once.
+    fn is_stale(&self, ev: &Event) -> bool {
+        let (group_id, incarnation) = match ev {
+            Event::Applied {
+                group_id,
+                incarnation,
+                ..
+            }
+            | Event::RoleChanged {
+                group_id,
+                incarnation,
+                ..
+            } => (*group_id, *incarnation),
+            Event::ProposalDone { .. } => return false,
+        };
+        self.node.lock().group_incarnation(group_id) != Some(incarnation)
+    }
+
     fn drive_locked(&self, host: &mut dyn Host) -> Result<(), Error> {
         DRIVING.with(|d| d.borrow_mut().push(self.key()));
         let _guard = DriveGuard(self.key());
         loop {
-            let rd = {
+            let (rd, removals) = {
                 let mut n = self.node.lock();
                 if !n.has_ready() {
                     return Ok(());
                 }
-                n.ready()
+                (n.ready(), self.removals.load(Ordering::Acquire))
             };
             host.persist(&rd)?;
             for f in &rd.frames {
                 host.send(f);
             }
             for ev in &rd.events {
+                if self.removals.load(Ordering::Acquire) != removals && self.is_stale(ev) {
+                    continue;
+                }
                 host.event(ev);
             }
             self.node.lock().advance(rd);
@@ -184,7 +218,7 @@ mod tests {
     #[test]
     fn proposing_from_inside_apply_neither_deadlocks_nor_reorders() {
         let mut node = Node::new(NodeConfig::new(1)).unwrap();
-        node.create_group(1, &[1]).unwrap();
+        node.create_group(1, 1, &[1]).unwrap();
         let shared = Arc::new(SharedNode::new(node));
         shared.with(|n| n.campaign(1)).unwrap();
         shared.drive(&mut NoHost).unwrap();

@@ -35,7 +35,7 @@ use super::proto;
 use super::WireError;
 
 /// The heartbeat one leader group sends its follower on the peer node,
-/// inside a [`HeartbeatBatch`](super::Body::HeartbeatBatch).
+/// inside a [`HeartbeatBatch`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct GroupHeartbeat {
     pub group_id: u64,
@@ -48,7 +48,7 @@ pub struct GroupHeartbeat {
 }
 
 /// One group's answer to a [`GroupHeartbeat`], inside a
-/// [`HeartbeatBatchResponse`](super::Body::HeartbeatBatchResponse).
+/// [`HeartbeatBatchResponse`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct GroupHeartbeatResponse {
     pub group_id: u64,
@@ -56,21 +56,108 @@ pub struct GroupHeartbeatResponse {
     pub term: u64,
 }
 
+/// How a batch proves which incarnation of each group its rows belong to.
+///
+/// A group id can be removed and created again; rows of the earlier
+/// incarnation (late, or from a node that has not removed it yet) must never
+/// reach the later one. Sending every row's incarnation would double a
+/// batch, so normally a batch carries one digest of all its
+/// (group id, incarnation) pairs ([`incarnation_digest`]): a receiver that
+/// hosts exactly those incarnations computes the same number, and a single
+/// row of another incarnation always changes it. A receiver that finds a
+/// mismatch drops the whole batch and says so in its response; the sender
+/// then names each row's incarnation for a while, so that only the rows of
+/// other incarnations are dropped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Incarnations {
+    /// [`incarnation_digest`] of every row's (group id, incarnation).
+    Digest(u64),
+    /// The incarnation of each row's group, in row order.
+    PerRow(Vec<u64>),
+}
+
+impl Default for Incarnations {
+    fn default() -> Self {
+        Incarnations::Digest(0)
+    }
+}
+
+/// The heartbeats of many groups from one node to another.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeartbeatBatch {
+    /// Ascending by group id once decoded; the encoder accepts any order.
+    pub rows: Vec<GroupHeartbeat>,
+    pub incarnations: Incarnations,
+}
+
+/// The answers of many groups to a [`HeartbeatBatch`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeartbeatBatchResponse {
+    /// Ascending by group id once decoded; the encoder accepts any order.
+    pub rows: Vec<GroupHeartbeatResponse>,
+    /// [`incarnation_digest`] of every row's (group id, incarnation). A
+    /// response names no incarnation per row: it answers rows the responder
+    /// already matched, so a mismatch is a rare race (a group re-created in
+    /// between) and the whole response is dropped.
+    pub incarnation_digest: u64,
+    /// The last batch the responder received from this node named group
+    /// incarnations it does not host: send incarnations per row.
+    pub incarnation_mismatch: bool,
+}
+
+/// The contribution of one row to an incarnation digest. For a given group
+/// id, two different incarnations always give different values (both
+/// steps are bijections), so one stale row always changes a digest.
+pub fn incarnation_row_hash(group_id: u64, incarnation: u64) -> u64 {
+    fn mix(mut z: u64) -> u64 {
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    mix(group_id ^ mix(incarnation.wrapping_add(0x9E37_79B9_7F4A_7C15)))
+}
+
+/// The digest of a batch's (group id, incarnation) pairs: the wrapping sum
+/// of their row hashes, so it does not depend on row order and can be
+/// computed while the rows are visited.
+pub fn incarnation_digest(pairs: impl IntoIterator<Item = (u64, u64)>) -> u64 {
+    pairs
+        .into_iter()
+        .fold(0u64, |d, (g, i)| d.wrapping_add(incarnation_row_hash(g, i)))
+}
+
 /// Encodes heartbeats as columns, sorted by group id.
-pub(super) fn encode_heartbeats(beats: &[GroupHeartbeat]) -> proto::HeartbeatBatch {
+pub(super) fn encode_heartbeats(batch: &HeartbeatBatch) -> proto::HeartbeatBatch {
+    let rows = &batch.rows;
     let mut out = proto::HeartbeatBatch {
-        group_deltas: Vec::with_capacity(beats.len()),
-        terms: Vec::with_capacity(beats.len()),
-        commits: Vec::with_capacity(beats.len()),
+        group_deltas: Vec::with_capacity(rows.len()),
+        terms: Vec::with_capacity(rows.len()),
+        commits: Vec::with_capacity(rows.len()),
+        incarnation_digest: 0,
+        incarnations: Vec::new(),
+    };
+    let per_row = match &batch.incarnations {
+        Incarnations::Digest(d) => {
+            out.incarnation_digest = *d;
+            None
+        }
+        Incarnations::PerRow(incs) => {
+            debug_assert_eq!(incs.len(), rows.len(), "one incarnation per row");
+            out.incarnations.reserve(rows.len());
+            Some(incs)
+        }
     };
     let mut ids = DeltaEncoder::default();
     let dropped = for_each_ascending(
-        beats,
+        rows,
         |b| b.group_id,
-        |b| {
+        |i, b| {
             out.group_deltas.push(ids.delta(b.group_id));
             out.terms.push(b.term);
             out.commits.push(b.commit);
+            if let Some(incs) = per_row {
+                out.incarnations.push(incs.get(i).copied().unwrap_or(0));
+            }
         },
     );
     report_duplicates(dropped, "heartbeat batch");
@@ -79,24 +166,25 @@ pub(super) fn encode_heartbeats(beats: &[GroupHeartbeat]) -> proto::HeartbeatBat
 
 /// Decodes and validates a heartbeat batch; rows come out in ascending
 /// group-id order.
-pub(super) fn decode_heartbeats(
-    batch: proto::HeartbeatBatch,
-) -> Result<Vec<GroupHeartbeat>, WireError> {
+pub(super) fn decode_heartbeats(batch: proto::HeartbeatBatch) -> Result<HeartbeatBatch, WireError> {
     let proto::HeartbeatBatch {
         group_deltas,
         terms,
         commits,
+        incarnation_digest,
+        incarnations,
     } = batch;
-    check_columns(
-        "heartbeat batch",
-        &[
-            ("group_deltas", group_deltas.len()),
-            ("terms", terms.len()),
-            ("commits", commits.len()),
-        ],
-    )?;
+    let mut columns = vec![
+        ("group_deltas", group_deltas.len()),
+        ("terms", terms.len()),
+        ("commits", commits.len()),
+    ];
+    if !incarnations.is_empty() {
+        columns.push(("incarnations", incarnations.len()));
+    }
+    check_columns("heartbeat batch", &columns)?;
     let mut ids = DeltaDecoder::default();
-    group_deltas
+    let rows = group_deltas
         .iter()
         .zip(terms)
         .zip(commits)
@@ -107,22 +195,29 @@ pub(super) fn decode_heartbeats(
                 commit,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, WireError>>()?;
+    let incarnations = if incarnations.is_empty() {
+        Incarnations::Digest(incarnation_digest)
+    } else {
+        Incarnations::PerRow(incarnations)
+    };
+    Ok(HeartbeatBatch { rows, incarnations })
 }
 
 /// Encodes heartbeat responses as columns, sorted by group id.
-pub(super) fn encode_responses(
-    responses: &[GroupHeartbeatResponse],
-) -> proto::HeartbeatBatchResponse {
+pub(super) fn encode_responses(response: &HeartbeatBatchResponse) -> proto::HeartbeatBatchResponse {
+    let rows = &response.rows;
     let mut out = proto::HeartbeatBatchResponse {
-        group_deltas: Vec::with_capacity(responses.len()),
-        terms: Vec::with_capacity(responses.len()),
+        group_deltas: Vec::with_capacity(rows.len()),
+        terms: Vec::with_capacity(rows.len()),
+        incarnation_digest: response.incarnation_digest,
+        incarnation_mismatch: response.incarnation_mismatch,
     };
     let mut ids = DeltaEncoder::default();
     let dropped = for_each_ascending(
-        responses,
+        rows,
         |r| r.group_id,
-        |r| {
+        |_, r| {
             out.group_deltas.push(ids.delta(r.group_id));
             out.terms.push(r.term);
         },
@@ -135,17 +230,19 @@ pub(super) fn encode_responses(
 /// ascending group-id order.
 pub(super) fn decode_responses(
     response: proto::HeartbeatBatchResponse,
-) -> Result<Vec<GroupHeartbeatResponse>, WireError> {
+) -> Result<HeartbeatBatchResponse, WireError> {
     let proto::HeartbeatBatchResponse {
         group_deltas,
         terms,
+        incarnation_digest,
+        incarnation_mismatch,
     } = response;
     check_columns(
         "heartbeat batch response",
         &[("group_deltas", group_deltas.len()), ("terms", terms.len())],
     )?;
     let mut ids = DeltaDecoder::default();
-    group_deltas
+    let rows = group_deltas
         .iter()
         .zip(terms)
         .map(|(&delta, term)| {
@@ -154,25 +251,34 @@ pub(super) fn decode_responses(
                 term,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, WireError>>()?;
+    Ok(HeartbeatBatchResponse {
+        rows,
+        incarnation_digest,
+        incarnation_mismatch,
+    })
 }
 
-/// Calls `emit` once per distinct id, in strictly ascending id order, and
-/// returns how many rows were dropped as duplicates (the first row of each
-/// id in input order is kept).
+/// Calls `emit` once per distinct id, in strictly ascending id order, with
+/// the row's position in `items`, and returns how many rows were dropped as
+/// duplicates (the first row of each id in input order is kept).
 ///
 /// Already-sorted input, the common case since the multi layer sorts, is
 /// walked in place without allocating.
-fn for_each_ascending<T>(items: &[T], id: impl Fn(&T) -> u64, mut emit: impl FnMut(&T)) -> usize {
+fn for_each_ascending<T>(
+    items: &[T],
+    id: impl Fn(&T) -> u64,
+    mut emit: impl FnMut(usize, &T),
+) -> usize {
     if items.windows(2).all(|w| id(&w[0]) < id(&w[1])) {
-        items.iter().for_each(emit);
+        items.iter().enumerate().for_each(|(i, t)| emit(i, t));
         return 0;
     }
-    let mut sorted: Vec<&T> = items.iter().collect();
+    let mut sorted: Vec<(usize, &T)> = items.iter().enumerate().collect();
     // Stable, so the first row of a duplicated id stays first and is kept.
-    sorted.sort_by_key(|item| id(item));
-    sorted.dedup_by_key(|item| id(item));
-    sorted.iter().for_each(|item| emit(item));
+    sorted.sort_by_key(|(_, item)| id(item));
+    sorted.dedup_by_key(|(_, item)| id(item));
+    sorted.iter().for_each(|&(i, item)| emit(i, item));
     items.len() - sorted.len()
 }
 
@@ -258,6 +364,20 @@ mod tests {
         }
     }
 
+    fn batch(rows: Vec<GroupHeartbeat>) -> HeartbeatBatch {
+        HeartbeatBatch {
+            rows,
+            incarnations: Incarnations::Digest(0),
+        }
+    }
+
+    fn answers(rows: Vec<GroupHeartbeatResponse>) -> HeartbeatBatchResponse {
+        HeartbeatBatchResponse {
+            rows,
+            ..Default::default()
+        }
+    }
+
     fn assert_malformed<T: std::fmt::Debug>(result: Result<T, WireError>, needle: &str) {
         match result {
             Err(WireError::Malformed(msg)) => {
@@ -270,21 +390,86 @@ mod tests {
     #[test]
     fn sorted_batch_round_trips_with_delta_encoded_ids() {
         let beats = vec![beat(5, 1, 10), beat(7, 2, 20), beat(1000, 3, 30)];
-        let encoded = encode_heartbeats(&beats);
+        let encoded = encode_heartbeats(&batch(beats.clone()));
         assert_eq!(encoded.group_deltas, [5, 2, 993]);
-        assert_eq!(decode_heartbeats(encoded), Ok(beats));
+        assert_eq!(decode_heartbeats(encoded), Ok(batch(beats)));
     }
 
     #[test]
     fn unsorted_batch_round_trips_sorted_without_touching_the_input() {
         let beats = vec![beat(30, 3, 300), beat(10, 1, 100), beat(20, 2, 200)];
         let before = beats.clone();
-        let decoded = decode_heartbeats(encode_heartbeats(&beats));
+        let decoded = decode_heartbeats(encode_heartbeats(&batch(beats.clone())));
         assert_eq!(
             decoded,
-            Ok(vec![beat(10, 1, 100), beat(20, 2, 200), beat(30, 3, 300)])
+            Ok(batch(vec![
+                beat(10, 1, 100),
+                beat(20, 2, 200),
+                beat(30, 3, 300)
+            ]))
         );
         assert_eq!(beats, before);
+    }
+
+    #[test]
+    fn per_row_incarnations_follow_their_rows_when_sorted() {
+        let unsorted = HeartbeatBatch {
+            rows: vec![beat(30, 3, 300), beat(10, 1, 100), beat(20, 2, 200)],
+            incarnations: Incarnations::PerRow(vec![333, 111, 222]),
+        };
+        let decoded = decode_heartbeats(encode_heartbeats(&unsorted)).unwrap();
+        assert_eq!(
+            decoded.rows,
+            vec![beat(10, 1, 100), beat(20, 2, 200), beat(30, 3, 300)]
+        );
+        assert_eq!(
+            decoded.incarnations,
+            Incarnations::PerRow(vec![111, 222, 333])
+        );
+    }
+
+    #[test]
+    fn digest_and_mismatch_flag_round_trip() {
+        let b = HeartbeatBatch {
+            rows: vec![beat(1, 1, 1)],
+            incarnations: Incarnations::Digest(u64::MAX - 3),
+        };
+        assert_eq!(decode_heartbeats(encode_heartbeats(&b)), Ok(b));
+        let r = HeartbeatBatchResponse {
+            rows: vec![GroupHeartbeatResponse {
+                group_id: 4,
+                term: 2,
+            }],
+            incarnation_digest: 0xDEAD_BEEF,
+            incarnation_mismatch: true,
+        };
+        assert_eq!(decode_responses(encode_responses(&r)), Ok(r));
+    }
+
+    /// One stale row always changes the digest, whatever the other rows:
+    /// the row hash is a bijection of the incarnation for a given group.
+    #[test]
+    fn one_row_of_another_incarnation_always_changes_the_digest() {
+        let pairs: Vec<(u64, u64)> = (0..200).map(|g| (g, g * 31 + 7)).collect();
+        let d = incarnation_digest(pairs.iter().copied());
+        let mut reversed = pairs.clone();
+        reversed.reverse();
+        assert_eq!(d, incarnation_digest(reversed), "order does not matter");
+        for stale in [0usize, 57, 199] {
+            for other in [0u64, 1, u64::MAX, pairs[stale].1 + 1] {
+                if other == pairs[stale].1 {
+                    continue;
+                }
+                let mut p = pairs.clone();
+                p[stale].1 = other;
+                assert_ne!(incarnation_digest(p), d, "row {stale} as {other}");
+            }
+        }
+        assert_ne!(
+            incarnation_row_hash(1, 2),
+            incarnation_row_hash(2, 1),
+            "group and incarnation are not interchangeable"
+        );
     }
 
     #[test]
@@ -299,14 +484,20 @@ mod tests {
                 term: 1,
             },
         ];
-        let decoded = decode_responses(encode_responses(&responses));
-        assert_eq!(decoded, Ok(vec![responses[1], responses[0]]));
+        let decoded = decode_responses(encode_responses(&answers(responses.to_vec())));
+        assert_eq!(decoded, Ok(answers(vec![responses[1], responses[0]])));
     }
 
     #[test]
     fn empty_batches_round_trip() {
-        assert_eq!(decode_heartbeats(encode_heartbeats(&[])), Ok(vec![]));
-        assert_eq!(decode_responses(encode_responses(&[])), Ok(vec![]));
+        assert_eq!(
+            decode_heartbeats(encode_heartbeats(&batch(vec![]))),
+            Ok(batch(vec![]))
+        );
+        assert_eq!(
+            decode_responses(encode_responses(&answers(vec![]))),
+            Ok(answers(vec![]))
+        );
     }
 
     #[test]
@@ -317,14 +508,17 @@ mod tests {
             beat(u64::MAX - 1, 1, 1),
             beat(u64::MAX, 2, 2),
         ];
-        assert_eq!(decode_heartbeats(encode_heartbeats(&beats)), Ok(beats));
+        assert_eq!(
+            decode_heartbeats(encode_heartbeats(&batch(beats.clone()))),
+            Ok(batch(beats))
+        );
     }
 
     #[test]
     fn duplicate_ids_keep_the_first_row_in_input_order() {
         let rows = [(3, 'a'), (1, 'b'), (3, 'c'), (2, 'd'), (1, 'e')];
         let mut kept = Vec::new();
-        let dropped = for_each_ascending(&rows, |r| r.0, |r| kept.push(*r));
+        let dropped = for_each_ascending(&rows, |r| r.0, |_, r| kept.push(*r));
         assert_eq!(kept, [(1, 'b'), (2, 'd'), (3, 'a')]);
         assert_eq!(dropped, 2);
     }
@@ -333,7 +527,7 @@ mod tests {
     #[cfg(debug_assertions)]
     #[should_panic(expected = "duplicate group ids are a caller bug")]
     fn duplicate_ids_are_a_caller_bug_caught_in_debug_builds() {
-        encode_heartbeats(&[beat(1, 1, 1), beat(1, 2, 2)]);
+        encode_heartbeats(&batch(vec![beat(1, 1, 1), beat(1, 2, 2)]));
     }
 
     #[test]
@@ -342,11 +536,13 @@ mod tests {
             group_deltas: vec![4, 0],
             terms: vec![1, 1],
             commits: vec![1, 1],
+            ..Default::default()
         };
         assert_malformed(decode_heartbeats(batch), "not strictly increasing");
         let response = proto::HeartbeatBatchResponse {
             group_deltas: vec![4, 1, 0],
             terms: vec![1, 1, 1],
+            ..Default::default()
         };
         assert_malformed(decode_responses(response), "zero delta at row 2");
     }
@@ -357,9 +553,10 @@ mod tests {
             group_deltas: vec![0, 1],
             terms: vec![1, 1],
             commits: vec![1, 1],
+            ..Default::default()
         };
         assert_eq!(
-            decode_heartbeats(batch),
+            decode_heartbeats(batch).map(|b| b.rows),
             Ok(vec![beat(0, 1, 1), beat(1, 1, 1)])
         );
     }
@@ -370,11 +567,13 @@ mod tests {
             group_deltas: vec![u64::MAX - 1, 1, 1],
             terms: vec![1, 1, 1],
             commits: vec![1, 1, 1],
+            ..Default::default()
         };
         assert_malformed(decode_heartbeats(batch), "overflows u64 at row 2");
         let response = proto::HeartbeatBatchResponse {
             group_deltas: vec![2, u64::MAX],
             terms: vec![1, 1],
+            ..Default::default()
         };
         assert_malformed(decode_responses(response), "overflows");
     }
@@ -385,19 +584,30 @@ mod tests {
             group_deltas: vec![1, 1],
             terms: vec![1, 1],
             commits: vec![1],
+            ..Default::default()
         };
         assert_malformed(decode_heartbeats(short_commits), "column commits");
         let long_terms = proto::HeartbeatBatch {
             group_deltas: vec![1],
             terms: vec![1, 1],
             commits: vec![1],
+            ..Default::default()
         };
         assert_malformed(decode_heartbeats(long_terms), "column terms");
         let response = proto::HeartbeatBatchResponse {
             group_deltas: vec![1, 1],
             terms: vec![],
+            ..Default::default()
         };
         assert_malformed(decode_responses(response), "column terms");
+        let short_incarnations = proto::HeartbeatBatch {
+            group_deltas: vec![1, 1],
+            terms: vec![1, 1],
+            commits: vec![1, 1],
+            incarnations: vec![7],
+            ..Default::default()
+        };
+        assert_malformed(decode_heartbeats(short_incarnations), "column incarnations");
     }
 
     /// Whole-frame bytes (length prefix and envelope included) divided by
@@ -424,17 +634,29 @@ mod tests {
                 to: 7,
                 body,
             };
-            let request = encode_frame(&frame(Body::HeartbeatBatch(beats.clone()))).len();
-            let response =
-                encode_frame(&frame(Body::HeartbeatBatchResponse(responses.clone()))).len();
+            // A real digest: 8 bytes for the whole batch, not per group.
+            let digest = incarnation_digest(beats.iter().map(|b| (b.group_id, 1)));
+            let request = encode_frame(&frame(Body::HeartbeatBatch(HeartbeatBatch {
+                rows: beats.clone(),
+                incarnations: Incarnations::Digest(digest),
+            })))
+            .len();
+            let response = encode_frame(&frame(Body::HeartbeatBatchResponse(
+                HeartbeatBatchResponse {
+                    rows: responses.clone(),
+                    incarnation_digest: digest,
+                    incarnation_mismatch: false,
+                },
+            )))
+            .len();
             let request_per_group = request as f64 / GROUPS as f64;
             let response_per_group = response as f64 / GROUPS as f64;
             println!(
                 "{label}: request {request} B = {request_per_group:.3} B/group \
                  (columns alone {} B), response {response} B = {response_per_group:.3} B/group \
                  (columns alone {} B)",
-                encode_heartbeats(&beats).encoded_len(),
-                encode_responses(&responses).encoded_len(),
+                encode_heartbeats(&batch(beats.clone())).encoded_len(),
+                encode_responses(&answers(responses.clone())).encoded_len(),
             );
             assert!(request_per_group <= 6.0, "{label}: {request_per_group}");
             assert!(response_per_group <= 3.0, "{label}: {response_per_group}");

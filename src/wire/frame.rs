@@ -9,7 +9,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::Message as _;
 
-use super::batch::{self, GroupHeartbeat, GroupHeartbeatResponse};
+use super::batch::{self, HeartbeatBatch, HeartbeatBatchResponse};
 use super::{proto, WireError, PROTOCOL_VERSION};
 use crate::raft::{Entry, EntryKind, Message, MessageType};
 
@@ -31,15 +31,20 @@ pub struct Frame {
 /// What a frame carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Body {
-    /// One Raft message for one group. On encoding, `msg.from`/`msg.to` must
-    /// equal the frame's `from`/`to` (they are not sent twice); on decoding
-    /// they are filled in from the frame.
-    Group { group_id: u64, msg: Message },
+    /// One Raft message for one group replica: (group id, incarnation). On
+    /// encoding, `msg.from`/`msg.to` must equal the frame's `from`/`to`
+    /// (they are not sent twice); on decoding they are filled in from the
+    /// frame.
+    Group {
+        group_id: u64,
+        incarnation: u64,
+        msg: Message,
+    },
     /// Heartbeats of many groups. Encoding accepts any order; decoding
     /// yields strictly ascending group ids.
-    HeartbeatBatch(Vec<GroupHeartbeat>),
+    HeartbeatBatch(HeartbeatBatch),
     /// Per-group answers to a heartbeat batch, same ordering rules.
-    HeartbeatBatchResponse(Vec<GroupHeartbeatResponse>),
+    HeartbeatBatchResponse(HeartbeatBatchResponse),
 }
 
 impl Frame {
@@ -198,7 +203,11 @@ fn malformed(err: prost::DecodeError) -> WireError {
 
 fn to_envelope(frame: &Frame) -> proto::Envelope {
     let body = match &frame.body {
-        Body::Group { group_id, msg } => {
+        Body::Group {
+            group_id,
+            incarnation,
+            msg,
+        } => {
             debug_assert_eq!(
                 (msg.from, msg.to),
                 (frame.from, frame.to),
@@ -206,6 +215,7 @@ fn to_envelope(frame: &Frame) -> proto::Envelope {
             );
             proto::EnvelopeBody::Group(proto::GroupMessage {
                 group_id: *group_id,
+                incarnation: *incarnation,
                 msg: Some(raft_message_to_wire(msg)),
             })
         }
@@ -247,6 +257,7 @@ fn from_envelope(envelope: proto::Envelope) -> Result<Frame, WireError> {
                 .ok_or_else(|| WireError::Malformed("group message has no Raft message".into()))?;
             Body::Group {
                 group_id: group.group_id,
+                incarnation: group.incarnation,
                 msg: raft_message_from_wire(msg, from, to)?,
             }
         }
@@ -379,6 +390,7 @@ fn entry_kind_from_wire(n: u32) -> Result<EntryKind, WireError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::batch::{GroupHeartbeat, GroupHeartbeatResponse, Incarnations};
     use super::super::DEFAULT_MAX_FRAME_BYTES;
     use super::*;
 
@@ -434,7 +446,11 @@ mod tests {
             cluster_id: 0xC1,
             from: msg.from,
             to: msg.to,
-            body: Body::Group { group_id: 77, msg },
+            body: Body::Group {
+                group_id: 77,
+                incarnation: 0xABCD_EF01_2345,
+                msg,
+            },
         }
     }
 
@@ -443,18 +459,21 @@ mod tests {
             cluster_id: 0xC1,
             from: 1,
             to: 2,
-            body: Body::HeartbeatBatch(vec![
-                GroupHeartbeat {
-                    group_id: 10,
-                    term: 1,
-                    commit: 5,
-                },
-                GroupHeartbeat {
-                    group_id: 12,
-                    term: 2,
-                    commit: 6,
-                },
-            ]),
+            body: Body::HeartbeatBatch(HeartbeatBatch {
+                rows: vec![
+                    GroupHeartbeat {
+                        group_id: 10,
+                        term: 1,
+                        commit: 5,
+                    },
+                    GroupHeartbeat {
+                        group_id: 12,
+                        term: 2,
+                        commit: 6,
+                    },
+                ],
+                incarnations: Incarnations::Digest(0x1234_5678_9ABC_DEF0),
+            }),
         }
     }
 
@@ -517,16 +536,20 @@ mod tests {
             cluster_id: 0xC1,
             from: 2,
             to: 1,
-            body: Body::HeartbeatBatchResponse(vec![
-                GroupHeartbeatResponse {
-                    group_id: 10,
-                    term: 1,
-                },
-                GroupHeartbeatResponse {
-                    group_id: u64::MAX,
-                    term: 3,
-                },
-            ]),
+            body: Body::HeartbeatBatchResponse(HeartbeatBatchResponse {
+                rows: vec![
+                    GroupHeartbeatResponse {
+                        group_id: 10,
+                        term: 1,
+                    },
+                    GroupHeartbeatResponse {
+                        group_id: u64::MAX,
+                        term: 3,
+                    },
+                ],
+                incarnation_digest: 99,
+                incarnation_mismatch: true,
+            }),
         };
         assert_eq!(decode_frame(&encode_frame(&response), MAX), Ok(response));
     }
@@ -536,8 +559,8 @@ mod tests {
     #[test]
     fn empty_batches_round_trip_as_liveness_signals() {
         for body in [
-            Body::HeartbeatBatch(vec![]),
-            Body::HeartbeatBatchResponse(vec![]),
+            Body::HeartbeatBatch(HeartbeatBatch::default()),
+            Body::HeartbeatBatchResponse(HeartbeatBatchResponse::default()),
         ] {
             let frame = Frame {
                 cluster_id: 0,
@@ -555,7 +578,7 @@ mod tests {
         let Body::HeartbeatBatch(beats) = &mut frame.body else {
             unreachable!()
         };
-        beats.reverse();
+        beats.rows.reverse();
         let decoded = decode_frame(&encode_frame(&frame), MAX);
         assert_eq!(decoded, Ok(batch_frame()));
     }
@@ -586,7 +609,7 @@ mod tests {
 
     #[test]
     fn decode_rejects_wrong_version() {
-        for version in [0, 2, u32::MAX] {
+        for version in [0, 1, 3, u32::MAX] {
             let mut envelope = valid_envelope();
             envelope.version = version;
             let result = decode_frame(&frame_envelope(&envelope), MAX);
@@ -599,7 +622,7 @@ mod tests {
     #[test]
     fn version_is_reported_even_when_the_body_does_not_parse() {
         let header = proto::EnvelopeHeader {
-            version: 2,
+            version: PROTOCOL_VERSION + 1,
             cluster_id: 1,
             from: 1,
             to: 2,
@@ -610,7 +633,10 @@ mod tests {
         payload.extend_from_slice(&[0x2a, 3, 0xff, 0xff, 0xff]);
         let mut buf = (payload.len() as u32).to_be_bytes().to_vec();
         buf.extend_from_slice(&payload);
-        assert_eq!(decode_frame(&buf, MAX), Err(WireError::Version(2)));
+        assert_eq!(
+            decode_frame(&buf, MAX),
+            Err(WireError::Version(PROTOCOL_VERSION + 1))
+        );
     }
 
     #[test]
@@ -665,6 +691,7 @@ mod tests {
         let mut envelope = valid_envelope();
         envelope.body = Some(proto::EnvelopeBody::Group(proto::GroupMessage {
             group_id: 1,
+            incarnation: 0,
             msg: None,
         }));
         assert_malformed(
@@ -724,6 +751,7 @@ mod tests {
                 proto::HeartbeatBatchResponse {
                     group_deltas: vec![5, 1, 0],
                     terms: vec![1, 1, 1],
+                    ..Default::default()
                 },
             )),
             ..valid_envelope()
@@ -741,6 +769,7 @@ mod tests {
                 group_deltas: vec![5, 1],
                 terms: vec![1, 1],
                 commits: vec![1, 1, 1],
+                ..Default::default()
             })),
             ..valid_envelope()
         };
@@ -754,6 +783,7 @@ mod tests {
                 group_deltas: vec![u64::MAX, 1],
                 terms: vec![1, 1],
                 commits: vec![1, 1],
+                ..Default::default()
             })),
             ..valid_envelope()
         };
@@ -951,14 +981,16 @@ mod tests {
                 cluster_id: 9,
                 from: 2,
                 to: 1,
-                body: Body::HeartbeatBatchResponse(
-                    (1..50)
+                body: Body::HeartbeatBatchResponse(HeartbeatBatchResponse {
+                    rows: (1..50)
                         .map(|i| GroupHeartbeatResponse {
                             group_id: i * 3,
                             term: i,
                         })
                         .collect(),
-                ),
+                    incarnation_digest: 5,
+                    incarnation_mismatch: false,
+                }),
             },
         ]
         .iter()

@@ -9,13 +9,16 @@
 //! one body:
 //!
 //! - a **group message**: one Raft [`Message`](crate::raft::Message) for one
-//!   group (votes, appends, and their responses; a stand-alone heartbeat is
-//!   possible too). Its `from`/`to` are the envelope's, since a group has at
-//!   most one replica per node and so replica id == node id;
+//!   group replica, named by (group id, incarnation) (votes, appends, and
+//!   their responses; a stand-alone heartbeat is possible too). Its
+//!   `from`/`to` are the envelope's, since a group has at most one replica
+//!   per node and so replica id == node id;
 //! - a **heartbeat batch**: the heartbeats of every group the sender leads
 //!   that has a follower on the receiver, one batch per peer per interval
 //!   whatever the number of groups, sent even when empty because the batch
-//!   is also the node-level liveness signal;
+//!   is also the node-level liveness signal. Which incarnation each row's
+//!   group is, is proven by one digest for the whole batch (or, after a
+//!   mismatch, one incarnation per row): see [`Incarnations`];
 //! - a **heartbeat batch response**: the receiver's per-group answers.
 //!
 //! The length prefix lets a stream reader check the size against a limit
@@ -50,7 +53,10 @@ mod batch;
 mod frame;
 mod proto;
 
-pub use batch::{GroupHeartbeat, GroupHeartbeatResponse};
+pub use batch::{
+    incarnation_digest, incarnation_row_hash, GroupHeartbeat, GroupHeartbeatResponse,
+    HeartbeatBatch, HeartbeatBatchResponse, Incarnations,
+};
 pub use frame::{
     decode_frame, decode_frame_bytes, encode_frame, frame_length, split_frame, try_encode_frame,
     Body, Frame, FRAME_HEADER_LEN,
@@ -59,7 +65,11 @@ pub use frame::{
 /// The version every envelope carries. A peer speaking another version is
 /// refused with [`WireError::Version`]; compatible additions (new fields)
 /// do not need a new version.
-pub const PROTOCOL_VERSION: u32 = 1;
+///
+/// Version 2 added group incarnations (group messages name theirs, batches
+/// prove theirs with a digest): a version 1 peer would accept rows of a
+/// removed group's earlier life, so the two do not talk.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The default limit on the envelope size of one frame (the bytes after the
 /// length prefix). Appends are split well below this by the Raft layer; the

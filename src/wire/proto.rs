@@ -65,13 +65,17 @@ pub(crate) enum EnvelopeBody {
     BatchResponse(HeartbeatBatchResponse),
 }
 
-/// One Raft message addressed to one group.
+/// One Raft message addressed to one group replica: (group id,
+/// incarnation). A receiver whose replica of the group is another
+/// incarnation drops the message.
 #[derive(Clone, PartialEq, prost::Message)]
 pub(crate) struct GroupMessage {
     #[prost(uint64, tag = "1")]
     pub group_id: u64,
     #[prost(message, optional, tag = "2")]
     pub msg: Option<RaftMessage>,
+    #[prost(uint64, tag = "3")]
+    pub incarnation: u64,
 }
 
 /// A Raft message minus `from`/`to`, which are the envelope's.
@@ -117,6 +121,10 @@ pub(crate) struct Entry {
 /// `group_deltas` holds the first group id, then the difference between each
 /// id and the previous one; see [`batch`](super::batch) for why and for the
 /// rules a decoder enforces.
+///
+/// Which incarnation of each group a row belongs to is proven either by
+/// `incarnation_digest` alone (one number for the whole batch) or, when
+/// `incarnations` is not empty, by one incarnation per row.
 #[derive(Clone, PartialEq, prost::Message)]
 pub(crate) struct HeartbeatBatch {
     #[prost(uint64, repeated, tag = "1")]
@@ -125,6 +133,10 @@ pub(crate) struct HeartbeatBatch {
     pub terms: Vec<u64>,
     #[prost(uint64, repeated, tag = "3")]
     pub commits: Vec<u64>,
+    #[prost(fixed64, tag = "4")]
+    pub incarnation_digest: u64,
+    #[prost(uint64, repeated, tag = "5")]
+    pub incarnations: Vec<u64>,
 }
 
 /// The answers of many groups to one [`HeartbeatBatch`], same columnar
@@ -135,6 +147,12 @@ pub(crate) struct HeartbeatBatchResponse {
     pub group_deltas: Vec<u64>,
     #[prost(uint64, repeated, tag = "2")]
     pub terms: Vec<u64>,
+    #[prost(fixed64, tag = "3")]
+    pub incarnation_digest: u64,
+    /// The last batch this node received from the peer named group
+    /// incarnations it does not host.
+    #[prost(bool, tag = "4")]
+    pub incarnation_mismatch: bool,
 }
 
 #[cfg(test)]
@@ -150,6 +168,7 @@ mod tests {
             group_deltas: vec![1, 1, 1],
             terms: vec![2, 2, 2],
             commits: vec![3, 3, 3],
+            ..Default::default()
         };
         let bytes = batch.encode_to_vec();
         // field 1, wire type 2, length 3, then three one-byte varints, etc.
@@ -162,6 +181,7 @@ mod tests {
         let response = HeartbeatBatchResponse {
             group_deltas: vec![7, 1],
             terms: vec![5, 5],
+            ..Default::default()
         };
         assert_eq!(response.encode_to_vec(), [0x0a, 2, 7, 1, 0x12, 2, 5, 5]);
     }
@@ -177,6 +197,7 @@ mod tests {
                 group_deltas: vec![1],
                 terms: vec![1],
                 commits: vec![1],
+                ..Default::default()
             })),
         };
         let header = EnvelopeHeader::decode(env.encode_to_vec().as_slice());

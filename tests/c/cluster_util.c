@@ -156,7 +156,7 @@ bool cu_create_group(cu_cluster *c, uint64_t group_id)
     for (size_t i = 0; i < c->n_nodes; i++)
         members[i] = c->nodes[i].id;
     for (size_t i = 0; i < c->n_nodes; i++) {
-        muxraft_status s = muxraft_group_create(c->nodes[i].handle, group_id,
+        muxraft_status s = muxraft_group_create(c->nodes[i].handle, group_id, 1,
                                                 members, c->n_nodes);
         if (s != MUXRAFT_OK) {
             fprintf(stderr, "cluster_util: group_create(%llu) on node %zu: %d: %s\n",

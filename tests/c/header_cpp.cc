@@ -61,9 +61,9 @@ int main()
     Node node(raw);
 
     const uint64_t members[] = {1};
-    expect(muxraft_group_create(node.get(), 7, members, 1) == MUXRAFT_OK,
+    expect(muxraft_group_create(node.get(), 7, 1, members, 1) == MUXRAFT_OK,
            "muxraft_group_create");
-    expect(muxraft_group_create(node.get(), 7, members, 1) == MUXRAFT_ALREADY_EXISTS,
+    expect(muxraft_group_create(node.get(), 7, 1, members, 1) == MUXRAFT_ALREADY_EXISTS,
            "duplicate group");
 
     muxraft_group_info info{};

@@ -54,6 +54,7 @@ static const char *status_name(int s)
     case MUXRAFT_SHUTDOWN: return "MUXRAFT_SHUTDOWN";
     case MUXRAFT_BUSY: return "MUXRAFT_BUSY";
     case MUXRAFT_PANIC: return "MUXRAFT_PANIC";
+    case MUXRAFT_UNKNOWN: return "MUXRAFT_UNKNOWN";
     default: return "(not a muxraft_status)";
     }
 }
@@ -245,7 +246,7 @@ static void test_node_new_misuse(void)
     CHECK(node != NULL);
     if (node) {
         const uint64_t self[] = {9};
-        CHECK_OK(muxraft_group_create(node, 1, self, 1));
+        CHECK_OK(muxraft_group_create(node, 1, 1, self, 1));
         muxraft_group_info info;
         memset(&info, 0, sizeof info);
         for (int t = 0; t < MAX_TICKS && info.role != MUXRAFT_LEADER; t++) {
@@ -269,7 +270,7 @@ static void test_null_node(void)
     muxraft_group_info info;
     muxraft_stats stats;
     uint64_t id;
-    EXPECT_FAIL(muxraft_group_create(NULL, 1, members, 1), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_group_create(NULL, 1, 1, members, 1), MUXRAFT_INVALID_ARGUMENT);
     EXPECT_FAIL(muxraft_group_remove(NULL, 1), MUXRAFT_INVALID_ARGUMENT);
     EXPECT_FAIL(muxraft_group_status(NULL, 1, &info), MUXRAFT_INVALID_ARGUMENT);
     EXPECT_FAIL(muxraft_propose(NULL, 1, bytes_of("x"), 1, &id),
@@ -299,20 +300,20 @@ static void test_single_node(void)
     uint64_t id = 0;
 
     /* group_create misuse */
-    EXPECT_FAIL(muxraft_group_create(n, 0, self, 1), MUXRAFT_INVALID_ARGUMENT);
-    EXPECT_FAIL(muxraft_group_create(n, 1, NULL, 1), MUXRAFT_INVALID_ARGUMENT);
-    EXPECT_FAIL(muxraft_group_create(n, 1, NULL, 0), MUXRAFT_INVALID_ARGUMENT);
-    EXPECT_FAIL(muxraft_group_create(n, 1, self, 0), MUXRAFT_INVALID_ARGUMENT);
-    EXPECT_FAIL(muxraft_group_create(n, 1, others, 2), MUXRAFT_INVALID_ARGUMENT);
-    EXPECT_FAIL(muxraft_group_create(n, 1, dup, 3), MUXRAFT_INVALID_ARGUMENT);
-    EXPECT_FAIL(muxraft_group_create(n, 1, zero, 2), MUXRAFT_INVALID_ARGUMENT);
-    EXPECT_FAIL(muxraft_group_create(n, 1, eight, 8), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_group_create(n, 0, 1, self, 1), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_group_create(n, 1, 1, NULL, 1), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_group_create(n, 1, 1, NULL, 0), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_group_create(n, 1, 1, self, 0), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_group_create(n, 1, 1, others, 2), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_group_create(n, 1, 1, dup, 3), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_group_create(n, 1, 1, zero, 2), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_group_create(n, 1, 1, eight, 8), MUXRAFT_INVALID_ARGUMENT);
     stats = stats_of(n);
     CHECK(stats.groups == 0);
 
-    CHECK_OK(muxraft_group_create(n, 1, self, 1));
-    EXPECT_FAIL(muxraft_group_create(n, 1, self, 1), MUXRAFT_ALREADY_EXISTS);
-    EXPECT_FAIL(muxraft_group_create(n, 1, eight, 3), MUXRAFT_ALREADY_EXISTS);
+    CHECK_OK(muxraft_group_create(n, 1, 1, self, 1));
+    EXPECT_FAIL(muxraft_group_create(n, 1, 1, self, 1), MUXRAFT_ALREADY_EXISTS);
+    EXPECT_FAIL(muxraft_group_create(n, 1, 1, eight, 3), MUXRAFT_ALREADY_EXISTS);
 
     /* NULL out pointers */
     EXPECT_FAIL(muxraft_group_status(n, 1, NULL), MUXRAFT_INVALID_ARGUMENT);
@@ -386,7 +387,7 @@ static void test_single_node(void)
     EXPECT_FAIL(muxraft_group_remove(n, 1), MUXRAFT_NOT_FOUND);
     EXPECT_FAIL(muxraft_group_status(n, 1, &info), MUXRAFT_NOT_FOUND);
     EXPECT_FAIL(muxraft_propose(n, 1, bytes_of("x"), 1, &id), MUXRAFT_NOT_FOUND);
-    CHECK_OK(muxraft_group_create(n, 1, self, 1));
+    CHECK_OK(muxraft_group_create(n, 1, 2, self, 1));
     CHECK(cu_wait_leader(&c, 1, MAX_TICKS) == 1);
     stats = stats_of(n);
     CHECK(stats.groups == 1);
@@ -731,7 +732,7 @@ static void test_remove_pending(void)
         CHECK(cu_find_done(ln, id, &count) == NULL); /* not committed yet */
         CHECK_OK(muxraft_group_remove(ln->handle, 1));
         const cu_done *d = cu_find_done(ln, id, &count);
-        CHECK(count == 1 && d && d->status == MUXRAFT_NOT_FOUND && d->index == 0);
+        CHECK(count == 1 && d && d->status == MUXRAFT_UNKNOWN && d->index == 0);
         /* Frames in flight from and to the removed replica are harmless. */
         muxraft_stats before = stats_of(ln->handle);
         for (int t = 0; t < 10; t++)
@@ -926,7 +927,7 @@ static void test_direct_delivery(void)
     }
     const uint64_t members[] = {1, 2, 3};
     for (size_t i = 0; i < 3; i++)
-        CHECK_OK(muxraft_group_create(c.nodes[i].handle, 1, members, 3));
+        CHECK_OK(muxraft_group_create(c.nodes[i].handle, 1, 1, members, 3));
     uint64_t l = cu_wait_leader(&c, 1, MAX_TICKS);
     CHECK(l != 0);
     if (l) {
@@ -991,7 +992,7 @@ static void test_embedded_lifecycle(void)
     EXPECT_FAIL(muxraft_node_start(n, "127.0.0.1:0"), MUXRAFT_INVALID_ARGUMENT);
     EXPECT_FAIL(muxraft_tick(n), MUXRAFT_INVALID_ARGUMENT);
     const uint64_t members[] = {41};
-    CHECK_OK(muxraft_group_create(n, 7, members, 1));
+    CHECK_OK(muxraft_group_create(n, 7, 1, members, 1));
     CHECK_OK(muxraft_node_stop(n));
     EXPECT_FAIL(muxraft_node_stop(n), MUXRAFT_SHUTDOWN);
     EXPECT_FAIL(muxraft_propose(n, 7, (const uint8_t *)"x", 1, NULL), MUXRAFT_SHUTDOWN);

@@ -72,7 +72,7 @@ int main(int argc, char **argv)
                 if (peer != id)
                     node.add_peer(peer, address(peer));
             node.start(address(id));
-            node.create_group(queue, {1, 2, 3});
+            node.create_group(queue, 1, {1, 2, 3});
         }
 
         std::unique_lock<std::mutex> lock(mu);

@@ -135,7 +135,7 @@ TEST(Embedded, ThreeNodesOnLoopbackApplyManyGroupsInOrder)
                 nodes[id - 1].add_peer(peer, address[peer]);
     for (std::uint64_t g = 1; g <= kGroups; ++g)
         for (auto &n : nodes)
-            n.create_group(g, {1, 2, 3});
+            n.create_group(g, 1, {1, 2, 3});
 
     // Every group elects a leader that all three nodes know.
     auto leader_of = [&](std::uint64_t g) -> std::uint64_t {

@@ -55,7 +55,7 @@ muxraft::Config config_for(std::uint64_t id)
 muxraft::Node elected_node(std::uint64_t group)
 {
     muxraft::Node n(config_for(1));
-    n.create_group(group, {1});
+    n.create_group(group, 1, {1});
     for (int t = 0; t < 200 && n.group_status(group).role != MUXRAFT_LEADER; ++t)
         n.tick();
     return n;
@@ -124,20 +124,20 @@ TEST(Errors, BadConfigIsRefused)
 TEST(Errors, NullGroupIdIsRefused)
 {
     muxraft::Node n(config_for(1));
-    EXPECT_TRUE(throws_status([&] { n.create_group(0, {1}); }, MUXRAFT_INVALID_ARGUMENT,
+    EXPECT_TRUE(throws_status([&] { n.create_group(0, 1, {1}); }, MUXRAFT_INVALID_ARGUMENT,
                               "muxraft_group_create"));
 }
 
 TEST(Errors, BadMemberListsAreRefused)
 {
     muxraft::Node n(config_for(1));
-    EXPECT_TRUE(throws_status([&] { n.create_group(1, nullptr, 1); }, MUXRAFT_INVALID_ARGUMENT,
+    EXPECT_TRUE(throws_status([&] { n.create_group(1, 1, nullptr, 1); }, MUXRAFT_INVALID_ARGUMENT,
                               "muxraft_group_create"));
-    EXPECT_TRUE(throws_status([&] { n.create_group(1, {}); }, MUXRAFT_INVALID_ARGUMENT,
+    EXPECT_TRUE(throws_status([&] { n.create_group(1, 1, {}); }, MUXRAFT_INVALID_ARGUMENT,
                               "muxraft_group_create"));
-    EXPECT_TRUE(throws_status([&] { n.create_group(1, {2, 3}); }, MUXRAFT_INVALID_ARGUMENT,
+    EXPECT_TRUE(throws_status([&] { n.create_group(1, 1, {2, 3}); }, MUXRAFT_INVALID_ARGUMENT,
                               "muxraft_group_create"));
-    EXPECT_TRUE(throws_status([&] { n.create_group(1, {1, 1, 2}); }, MUXRAFT_INVALID_ARGUMENT,
+    EXPECT_TRUE(throws_status([&] { n.create_group(1, 1, {1, 1, 2}); }, MUXRAFT_INVALID_ARGUMENT,
                               "muxraft_group_create"));
 }
 
@@ -154,11 +154,11 @@ TEST(Errors, UnknownGroupIsNotFound)
 TEST(Errors, DuplicateGroupAlreadyExists)
 {
     muxraft::Node n(config_for(1));
-    n.create_group(5, {1});
-    EXPECT_TRUE(throws_status([&] { n.create_group(5, {1}); }, MUXRAFT_ALREADY_EXISTS,
+    n.create_group(5, 1, {1});
+    EXPECT_TRUE(throws_status([&] { n.create_group(5, 1, {1}); }, MUXRAFT_ALREADY_EXISTS,
                               "muxraft_group_create"));
     n.remove_group(5);
-    n.create_group(5, {1}); // gone, so it can be created again
+    n.create_group(5, 2, {1}); // gone, so it can be created again
 }
 
 TEST(Errors, ProposalToAFollowerIsNotLeader)
@@ -180,7 +180,7 @@ TEST(Errors, ProposalOverTheLimitIsTooLarge)
     muxraft::Config config = config_for(1);
     config.max_proposal_bytes = 16;
     muxraft::Node n(config);
-    n.create_group(1, {1});
+    n.create_group(1, 1, {1});
     for (int t = 0; t < 200 && n.group_status(1).role != MUXRAFT_LEADER; ++t)
         n.tick();
     ASSERT_EQ(n.group_status(1).role, MUXRAFT_LEADER);
@@ -254,7 +254,7 @@ TEST(Errors, ModeMisuseIsRefused)
     EXPECT_TRUE(throws_status([&] { n.stop(); }, MUXRAFT_SHUTDOWN, "muxraft_node_stop"));
     EXPECT_TRUE(throws_status([&] { n.start("127.0.0.1:0"); }, MUXRAFT_SHUTDOWN,
                               "muxraft_node_start"));
-    EXPECT_TRUE(throws_status([&] { n.create_group(1, {1}); }, MUXRAFT_SHUTDOWN,
+    EXPECT_TRUE(throws_status([&] { n.create_group(1, 1, {1}); }, MUXRAFT_SHUTDOWN,
                               "muxraft_group_create"));
     n.stats(); // still allowed
 }
@@ -321,7 +321,7 @@ TEST(ErrorsDeathTest, ExceptionEscapingACallbackTerminates)
                 throw std::runtime_error("state machine full");
             };
             muxraft::Node n(config_for(1), std::move(cb));
-            n.create_group(1, {1});
+            n.create_group(1, 1, {1});
             for (int t = 0; t < 200 && n.group_status(1).role != MUXRAFT_LEADER; ++t)
                 n.tick();
             n.propose(1, "boom");

@@ -87,7 +87,7 @@ public:
     void create_group(std::uint64_t group)
     {
         for (auto &n : nodes)
-            n.create_group(group, members());
+            n.create_group(group, 1, members());
     }
 
     // Deliver frames until the wire is empty.

@@ -78,7 +78,7 @@ TEST(Move, MoveConstructedNodeKeepsItsCallbacks)
 {
     Probe probe;
     muxraft::Node a = make_node(1, probe);
-    a.create_group(1, {1});
+    a.create_group(1, 1, {1});
     muxraft_node *handle = a.handle();
 
     muxraft::Node b(std::move(a));
@@ -99,7 +99,7 @@ TEST(Move, MoveAssignIntoEmptyNode)
     muxraft::Node b;
     {
         muxraft::Node a = make_node(1, probe);
-        a.create_group(1, {1});
+        a.create_group(1, 1, {1});
         b = std::move(a);
         EXPECT_FALSE(a);
     } // a (empty) destroyed: nothing freed
@@ -111,11 +111,11 @@ TEST(Move, MoveAssignIntoLiveNodeFreesTheOldOne)
 {
     Probe old_probe, new_probe;
     muxraft::Node target = make_node(1, old_probe);
-    target.create_group(1, {1});
+    target.create_group(1, 1, {1});
     round_trip(target, 1, "old", old_probe);
 
     muxraft::Node source = make_node(2, new_probe);
-    source.create_group(2, {2});
+    source.create_group(2, 1, {2});
     target = std::move(source);
 
     EXPECT_TRUE(old_probe.callbacks_freed()); // the node held before is gone
@@ -130,7 +130,7 @@ TEST(Move, SelfMoveAssignChangesNothing)
 {
     Probe probe;
     muxraft::Node a = make_node(1, probe);
-    a.create_group(1, {1});
+    a.create_group(1, 1, {1});
     muxraft_node *handle = a.handle();
     muxraft::Node &alias = a; // through a reference, as generic code would
     a = std::move(alias);
@@ -144,7 +144,7 @@ TEST(Move, DestructorFreesNodeAndCallbacks)
     Probe probe;
     {
         muxraft::Node a = make_node(1, probe);
-        a.create_group(1, {1});
+        a.create_group(1, 1, {1});
         round_trip(a, 1, "x", probe);
         EXPECT_FALSE(probe.callbacks_freed());
     }
@@ -166,7 +166,7 @@ TEST(Move, NodesInAGrowingVector)
     std::vector<muxraft::NodeRef> refs;
     for (std::uint64_t i = 0; i < probes.size(); ++i) {
         nodes.push_back(make_node(i + 1, probes[i]));
-        nodes.back().create_group(7, {i + 1});
+        nodes.back().create_group(7, 1, {i + 1});
         refs.push_back(nodes.back().ref());
     }
     for (std::uint64_t i = 0; i < nodes.size(); ++i) {
@@ -193,7 +193,7 @@ TEST(Move, StartedNodeMovedAndDestroyedLeavesNoThread)
     {
         muxraft::Node a = make_node(1, probe);
         a.start("127.0.0.1:0");
-        a.create_group(1, {1});
+        a.create_group(1, 1, {1});
         EXPECT_GT(thread_count(), threads_before);
         muxraft::Node b(std::move(a));
         muxraft::Node c;
@@ -210,8 +210,8 @@ TEST(Move, ChurnOfNodes)
     for (int round = 0; round < 100; ++round) {
         Probe probe;
         muxraft::Node n = make_node(1, probe);
-        n.create_group(1, {1});
-        n.create_group(2, {1, 2, 3});
+        n.create_group(1, 1, {1});
+        n.create_group(2, 1, {1, 2, 3});
         muxraft::Node m(std::move(n));
         n = std::move(m);
         round_trip(n, 1, "r" + std::to_string(round), probe);

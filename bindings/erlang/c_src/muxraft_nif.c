@@ -96,6 +96,7 @@ static ERL_NIF_TERM status_atom(muxraft_status s)
     case MUXRAFT_SHUTDOWN: return am_shutdown;
     case MUXRAFT_BUSY: return am_busy;
     case MUXRAFT_PANIC: return am_panic;
+    case MUXRAFT_UNKNOWN: return am_unknown;
     }
     return am_unknown;
 }
@@ -548,30 +549,32 @@ badarg:
 
 #define MAX_MEMBERS 64
 
-/* create_group_nif(Node, GroupId, Members) -> ok | {error, Reason, Message} */
+/* create_group_nif(Node, GroupId, Incarnation, Members)
+ *   -> ok | {error, Reason, Message} */
 static ERL_NIF_TERM create_group_nif(ErlNifEnv *env, int argc,
                                      const ERL_NIF_TERM argv[])
 {
     nif_node *n;
-    uint64_t group_id, members[MAX_MEMBERS];
+    uint64_t group_id, incarnation, members[MAX_MEMBERS];
     unsigned len, k = 0;
     ERL_NIF_TERM list, head;
     muxraft_status s;
     (void)argc;
 
     if (!get_node(env, argv[0], &n) || !get_u64(env, argv[1], &group_id) ||
-        !enif_get_list_length(env, argv[2], &len))
+        !get_u64(env, argv[2], &incarnation) ||
+        !enif_get_list_length(env, argv[3], &len))
         return enif_make_badarg(env);
     if (len > MAX_MEMBERS)
         return error_msg(env, am_invalid_argument, "too many members");
-    list = argv[2];
+    list = argv[3];
     while (enif_get_list_cell(env, list, &head, &list))
         if (!get_u64(env, head, &members[k++]))
             return enif_make_badarg(env);
     if (!gate_enter(n))
         return shutdown_error(env);
     tls_caller_env = env;
-    s = muxraft_group_create(n->node, group_id, members, k);
+    s = muxraft_group_create(n->node, group_id, incarnation, members, k);
     tls_caller_env = NULL;
     gate_leave(n);
     return s == MUXRAFT_OK ? am_ok : error3(env, s);
@@ -817,7 +820,7 @@ static int upgrade(ErlNifEnv *env, void **priv, void **old_priv, ERL_NIF_TERM in
 
 static ErlNifFunc nif_funcs[] = {
     {"start_node_nif", 10, start_node_nif, DIRTY},
-    {"create_group_nif", 3, create_group_nif, DIRTY},
+    {"create_group_nif", 4, create_group_nif, DIRTY},
     {"remove_group_nif", 2, remove_group_nif, DIRTY},
     {"propose_nif", 3, propose_nif, DIRTY},
     {"group_status_nif", 2, group_status_nif, DIRTY},

@@ -38,7 +38,7 @@ replica(Parent, Id, Addrs) ->
                                       cluster_id => 1,
                                       listen => maps:get(Id, Addrs),
                                       peers => maps:remove(Id, Addrs)}),
-    [ok = muxraft:create_group(Node, G, maps:keys(Addrs)) || G <- lists:seq(1, ?GROUPS)],
+    [ok = muxraft:create_group(Node, G, 1, maps:keys(Addrs)) || G <- lists:seq(1, ?GROUPS)],
     replica_loop(Parent, Id, Node).
 
 replica_loop(Parent, Id, Node) ->

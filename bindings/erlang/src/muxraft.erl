@@ -30,12 +30,12 @@
 %% Errors: a call with arguments of the wrong type raises `badarg'; a call
 %% the library refuses returns `{error, Reason}' with `Reason' one of
 %% `invalid_argument | not_found | already_exists | not_leader | too_large |
-%% malformed | io | shutdown | busy | panic'; {@link last_error/0} gives the
+%% malformed | io | shutdown | busy | panic | unknown'; {@link last_error/0} gives the
 %% library's explanation of the calling process's last such error.
 -module(muxraft).
 
 -export([start_node/1, stop_node/1,
-         create_group/3, remove_group/2,
+         create_group/4, remove_group/2,
          propose/3, group_status/2, stats/1,
          tick/1, step/3,
          last_error/0, version/0]).
@@ -50,10 +50,13 @@
 %% message of that node.
 -type node_id() :: pos_integer().
 -type group_id() :: pos_integer().
+-type incarnation() :: non_neg_integer().
+%% Names one creation of a group id: the same on every member, different
+%% from every earlier creation of the same id (see `muxraft_group_create').
 -type proposal_id() :: pos_integer().
 -type role() :: leader | follower | candidate.
 -type reason() :: invalid_argument | not_found | already_exists | not_leader
-                | too_large | malformed | io | shutdown | busy | panic.
+                | too_large | malformed | io | shutdown | busy | panic | unknown.
 -type event() :: {applied, group_id(), Index :: pos_integer(), Data :: binary()}
                | {role, group_id(), role(), Term :: non_neg_integer(),
                   Leader :: non_neg_integer()}
@@ -143,22 +146,31 @@ stop_node(Node) ->
 
 %% @doc Create this node's replica of group `GroupId', whose replicas live on
 %% `Members' (1 to 7 distinct node ids, this node among them). Create it on
-%% every member node with the same members. With a `data_dir' the group is
-%% durable when this returns.
--spec create_group(node_handle(), group_id(), [node_id()]) -> ok | {error, reason()}.
-create_group(Node, GroupId, Members) ->
-    result(create_group_nif(Node, GroupId, Members)).
+%% every member node with the same members and the same `Incarnation', a
+%% value that differs from every earlier creation of `GroupId' (e.g.
+%% `erlang:system_time(nanosecond)' when the queue is declared, stored with
+%% its metadata): messages of another incarnation are dropped, so a deleted
+%% queue's messages never reach a new queue with the same id. With a
+%% `data_dir' the group is durable when this returns.
+-spec create_group(node_handle(), group_id(), incarnation(), [node_id()]) ->
+          ok | {error, reason()}.
+create_group(Node, GroupId, Incarnation, Members) ->
+    result(create_group_nif(Node, GroupId, Incarnation, Members)).
 
 %% @doc Remove this node's replica of a group. Proposals still waiting are
-%% reported as `{proposal, Id, {error, not_found}}'.
+%% reported as `{proposal, Id, {error, unknown}}' (they may still commit on
+%% the other replicas).
 -spec remove_group(node_handle(), group_id()) -> ok | {error, reason()}.
 remove_group(Node, GroupId) ->
     result(remove_group_nif(Node, GroupId)).
 
 %% @doc Propose `Data' to a group this node leads. `{ok, ProposalId}': the
 %% owner will receive exactly one `{proposal, ProposalId, ...}' message:
-%% `ok' with the index once committed (durable on a majority), or
-%% `{error, not_leader | not_found | shutdown}'. Otherwise `{error,
+%% `ok' with the index once committed (durable on a majority);
+%% `{error, not_leader}': failed for certain (another entry took its place,
+%% it is never applied); `{error, unknown | shutdown}': the outcome is
+%% unknown (leadership lost, group removed, node stopped: it may still have
+%% committed on the other replicas). Otherwise `{error,
 %% not_leader}' (see {@link group_status/2} for the leader), `not_found',
 %% `too_large' (over `max_proposal_bytes') or `shutdown'.
 -spec propose(node_handle(), group_id(), iodata()) ->
@@ -274,7 +286,7 @@ load_nif() ->
 start_node_nif(_NodeId, _ClusterId, _Listen, _Peers, _DataDir, _TickMs,
                _HeartbeatTicks, _ElectionTicks, _Batch, _MaxProposalBytes) ->
     erlang:nif_error(not_loaded).
-create_group_nif(_Node, _GroupId, _Members) -> erlang:nif_error(not_loaded).
+create_group_nif(_Node, _GroupId, _Incarnation, _Members) -> erlang:nif_error(not_loaded).
 remove_group_nif(_Node, _GroupId) -> erlang:nif_error(not_loaded).
 propose_nif(_Node, _GroupId, _Data) -> erlang:nif_error(not_loaded).
 group_status_nif(_Node, _GroupId) -> erlang:nif_error(not_loaded).

@@ -46,7 +46,7 @@ embedded_cluster() ->
     PerGroup = 5,
     Owners = start_embedded_cluster(101, [1, 2, 3], #{}),
     try
-        [ok = call(O, fun(N) -> muxraft:create_group(N, G, [1, 2, 3]) end)
+        [ok = call(O, fun(N) -> muxraft:create_group(N, G, 1, [1, 2, 3]) end)
          || O <- Owners, G <- Groups],
         Leaders = wait_leaders(Owners, Groups),
         %% Any process may propose in embedded mode: the outcomes go to the
@@ -88,7 +88,7 @@ host_driven_cluster() ->
     try
         Peers = maps:from_list(lists:zip(Ids, Owners)),
         [O ! {peers, Peers} || O <- Owners],
-        [ok = call(O, fun(N) -> muxraft:create_group(N, G, Ids) end)
+        [ok = call(O, fun(N) -> muxraft:create_group(N, G, 1, Ids) end)
          || O <- Owners, G <- Groups],
         Leaders = wait_leaders(Owners, Groups),
         %% Host-driven: callbacks run inside the call, so every call on a
@@ -118,7 +118,7 @@ host_driven_cluster() ->
 stop_with_proposals_in_flight() ->
     Owners = start_embedded_cluster(303, [1, 2, 3], #{}),
     try
-        [ok = call(O, fun(N) -> muxraft:create_group(N, 1, [1, 2, 3]) end) || O <- Owners],
+        [ok = call(O, fun(N) -> muxraft:create_group(N, 1, 1, [1, 2, 3]) end) || O <- Owners],
         #{1 := L} = wait_leaders(Owners, [1]),
         LeaderOwner = lists:nth(L, Owners),
         Node = node_of(LeaderOwner),
@@ -162,7 +162,7 @@ propose_until_shutdown(Node, P, K, Acc) ->
 %% nothing crashes the VM.
 bad_arguments() ->
     {ok, H} = muxraft:start_node(#{node_id => 1, cluster_id => 404}),
-    ok = muxraft:create_group(H, 1, [1]),
+    ok = muxraft:create_group(H, 1, 1, [1]),
     %% start_node
     ?assertError(badarg, muxraft:start_node(not_a_map)),
     ?assertError(badarg, muxraft:start_node(#{})),
@@ -201,7 +201,7 @@ bad_arguments() ->
     [?assertError(badarg, F(Bad))
      || Bad <- [make_ref(), self(), 1, <<"node">>, {node}],
         F <- [fun(B) -> muxraft:propose(B, 1, <<"x">>) end,
-              fun(B) -> muxraft:create_group(B, 1, [1]) end,
+              fun(B) -> muxraft:create_group(B, 1, 1, [1]) end,
               fun(B) -> muxraft:remove_group(B, 1) end,
               fun(B) -> muxraft:group_status(B, 1) end,
               fun(B) -> muxraft:stats(B) end,
@@ -209,19 +209,20 @@ bad_arguments() ->
               fun(B) -> muxraft:step(B, 2, <<"x">>) end,
               fun(B) -> muxraft:stop_node(B) end]],
     %% ids
-    ?assertError(badarg, muxraft:create_group(H, -1, [1])),
-    ?assertError(badarg, muxraft:create_group(H, 2, [1, -2])),
-    ?assertError(badarg, muxraft:create_group(H, 2, not_a_list)),
-    ?assertError(badarg, muxraft:create_group(H, 2, [1 | 2])),
-    ?assertError(badarg, muxraft:create_group(H, 1 bsl 64, [1])),
-    ?assertEqual({error, invalid_argument}, muxraft:create_group(H, 0, [1])),
-    ?assertEqual({error, invalid_argument}, muxraft:create_group(H, 2, [])),
-    ?assertEqual({error, invalid_argument}, muxraft:create_group(H, 2, [0])),
-    ?assertEqual({error, invalid_argument}, muxraft:create_group(H, 2, [2, 3])),
-    ?assertEqual({error, invalid_argument}, muxraft:create_group(H, 2, [1, 1])),
-    ?assertEqual({error, invalid_argument}, muxraft:create_group(H, 2, lists:seq(1, 8))),
-    ?assertEqual({error, invalid_argument}, muxraft:create_group(H, 2, lists:seq(1, 1000))),
-    ?assertEqual({error, already_exists}, muxraft:create_group(H, 1, [1])),
+    ?assertError(badarg, muxraft:create_group(H, -1, 1, [1])),
+    ?assertError(badarg, muxraft:create_group(H, 2, 1, [1, -2])),
+    ?assertError(badarg, muxraft:create_group(H, 2, 1, not_a_list)),
+    ?assertError(badarg, muxraft:create_group(H, 2, 1, [1 | 2])),
+    ?assertError(badarg, muxraft:create_group(H, 1 bsl 64, 1, [1])),
+    ?assertError(badarg, muxraft:create_group(H, 2, -1, [1])),
+    ?assertEqual({error, invalid_argument}, muxraft:create_group(H, 0, 1, [1])),
+    ?assertEqual({error, invalid_argument}, muxraft:create_group(H, 2, 1, [])),
+    ?assertEqual({error, invalid_argument}, muxraft:create_group(H, 2, 1, [0])),
+    ?assertEqual({error, invalid_argument}, muxraft:create_group(H, 2, 1, [2, 3])),
+    ?assertEqual({error, invalid_argument}, muxraft:create_group(H, 2, 1, [1, 1])),
+    ?assertEqual({error, invalid_argument}, muxraft:create_group(H, 2, 1, lists:seq(1, 8))),
+    ?assertEqual({error, invalid_argument}, muxraft:create_group(H, 2, 1, lists:seq(1, 1000))),
+    ?assertEqual({error, already_exists}, muxraft:create_group(H, 1, 1, [1])),
     ?assertError(badarg, muxraft:propose(H, -1, <<"x">>)),
     ?assertError(badarg, muxraft:propose(H, 1, not_binary)),
     ?assertError(badarg, muxraft:propose(H, 1, [1, 2, 256])),
@@ -270,14 +271,14 @@ calls_after_stop() ->
     {ok, E} = muxraft:start_node(#{node_id => 1, cluster_id => 505,
                                    listen => "127.0.0.1:" ++ integer_to_list(Port)}),
     {ok, H} = muxraft:start_node(#{node_id => 1, cluster_id => 505}),
-    [ok = muxraft:create_group(N, 1, [1]) || N <- [E, H]],
+    [ok = muxraft:create_group(N, 1, 1, [1]) || N <- [E, H]],
     lead(H, 1),
     receive {muxraft, E, {role, 1, leader, _, 1}} -> ok after ?WAIT_MS -> error(no_leader) end,
     [begin
          ok = muxraft:stop_node(N),
          ok = muxraft:stop_node(N),
          ?assertEqual({error, shutdown}, muxraft:propose(N, 1, <<"x">>)),
-         ?assertEqual({error, shutdown}, muxraft:create_group(N, 2, [1])),
+         ?assertEqual({error, shutdown}, muxraft:create_group(N, 2, 1, [1])),
          ?assertEqual({error, shutdown}, muxraft:remove_group(N, 1)),
          ?assertEqual({error, shutdown}, muxraft:tick(N)),
          ?assertEqual({error, shutdown}, muxraft:step(N, 2, <<"x">>)),
@@ -305,9 +306,9 @@ garbage_collected_without_stop() ->
                                        #{node_id => Id, cluster_id => 606,
                                          listen => "127.0.0.1:" ++ integer_to_list(Port),
                                          peers => #{78 => "127.0.0.1:1"}}),
-                           ok = muxraft:create_group(N, 1, [Id, 78]),
+                           ok = muxraft:create_group(N, 1, 1, [Id, 78]),
                            {ok, H} = muxraft:start_node(#{node_id => Id}),
-                           ok = muxraft:create_group(H, 1, [Id]),
+                           ok = muxraft:create_group(H, 1, 1, [Id]),
                            Self ! {started, self()},
                            receive exit -> ok end
                    end),
@@ -328,7 +329,7 @@ garbage_collected_without_stop() ->
 %% complete host-driven program (the README's example does the same).
 single_node_host_driven() ->
     {ok, N} = muxraft:start_node(#{node_id => 1}),
-    ok = muxraft:create_group(N, 1, [1]),
+    ok = muxraft:create_group(N, 1, 1, [1]),
     lead(N, 1),
     {ok, P1} = muxraft:propose(N, 1, <<"hello">>),
     {ok, P2} = muxraft:propose(N, 1, <<"world">>),
@@ -357,7 +358,7 @@ data_dir_recovery() ->
                         ++ integer_to_list(erlang:unique_integer([positive]))),
     try
         {ok, N1} = muxraft:start_node(#{node_id => 1, data_dir => Dir}),
-        ok = muxraft:create_group(N1, 1, [1]),
+        ok = muxraft:create_group(N1, 1, 1, [1]),
         lead(N1, 1),
         Entries = [<<"a">>, <<"b">>, <<"c">>],
         [{ok, _} = muxraft:propose(N1, 1, E) || E <- Entries],
@@ -365,7 +366,7 @@ data_dir_recovery() ->
                     || E <- Entries],
         ok = muxraft:stop_node(N1),
         {ok, N2} = muxraft:start_node(#{node_id => 1, data_dir => list_to_binary(Dir)}),
-        ?assertEqual({error, already_exists}, muxraft:create_group(N2, 1, [1])),
+        ?assertEqual({error, already_exists}, muxraft:create_group(N2, 1, 1, [1])),
         lead(N2, 1),
         Applied2 = [receive {muxraft, N2, {applied, 1, I, E}} -> {I, E} after ?WAIT_MS -> error(E) end
                     || E <- Entries],
