@@ -402,6 +402,84 @@ fn a_segment_whose_header_was_never_written_is_dropped() {
     assert_recovered(&after, &rec);
 }
 
+/// A commit record as the format lays it out: len | crc | type 1 | payload,
+/// payload = seq, body_len, count. What a client can put in a proposal.
+fn forged_commit(seq: u64, body_len: u64, count: u32) -> Vec<u8> {
+    let mut typed = vec![1u8];
+    typed.extend_from_slice(&seq.to_le_bytes());
+    typed.extend_from_slice(&body_len.to_le_bytes());
+    typed.extend_from_slice(&count.to_le_bytes());
+    let mut rec = Vec::new();
+    rec.extend_from_slice(&(typed.len() as u32 - 1).to_le_bytes());
+    rec.extend_from_slice(&crc32c(&typed).to_le_bytes());
+    rec.extend_from_slice(&typed);
+    rec
+}
+
+/// A proposal carries byte-exact commit records with plausible next
+/// sequence numbers. The write that carries it is torn: its first page
+/// never reaches the disk, later pages do. Recovery must cut the torn
+/// commit, not mistake the forged records for later commits and refuse
+/// to open.
+#[test]
+fn a_commit_record_forged_in_a_payload_does_not_block_recovery_of_a_torn_tail() {
+    for cut_too in [false, true] {
+        let dir = TempDir::new("hostile");
+        let mut model = Model::default();
+        let (mut wal, _) = open(dir.path()); // commit 1 (checkpoint)
+        let mut w = Writer::new(&mut model);
+        w.create(1, &[1, 2, 3]).entries(1, &entries(1, 5, 1, 100));
+        w.write(&mut wal); // commit 2
+        w.entries(1, &entries(6, 5, 1, 100)).hs(1, hs(1, 1, 5));
+        w.write(&mut wal); // commit 3
+        let before = w.model.clone();
+
+        let mut data = vec![b'x'; 8192];
+        let mut forged = Vec::new();
+        for seq in 4..8 {
+            forged.extend_from_slice(&forged_commit(seq, 0, 0));
+        }
+        data.extend_from_slice(&forged);
+        data.extend_from_slice(&[b'y'; 100]);
+        let seg = wal.active_segment().unwrap();
+        let start = fs::metadata(&seg).unwrap().len();
+        w.entries(1, &[entry(11, 1, &data)]);
+        w.write(&mut wal); // commit 4, the hostile one
+        let end = fs::metadata(&seg).unwrap().len();
+        drop(wal);
+
+        // The crash: the first page of the write reads as zeros.
+        let mut bytes = fs::read(&seg).unwrap();
+        let page_end = ((start / 4096 + 1) * 4096) as usize;
+        bytes[start as usize..page_end].fill(0);
+        let at = find(&bytes, &forged).unwrap();
+        assert!(at > page_end, "the forged records survive the crash");
+        if cut_too {
+            bytes.truncate(at + forged.len() + 10);
+        }
+        let torn = bytes.len() as u64 - start;
+        assert!(end >= start + torn);
+        fs::write(&seg, &bytes).unwrap();
+
+        let (mut wal, rec) = match Wal::open(WalOptions::new(dir.path())) {
+            Ok(r) => r,
+            Err(e) => panic!("cut_too={cut_too}: recovery refused a torn tail: {e}"),
+        };
+        assert_eq!(rec.truncated_tail_bytes, torn);
+        assert_recovered(&before, &rec);
+        assert_eq!(fs::metadata(&seg).unwrap().len(), start, "file cut back");
+
+        // And the WAL goes on.
+        let mut model = before.clone();
+        let mut w = Writer::new(&mut model);
+        w.entries(1, &entries(11, 1, 2, 10)).hs(1, hs(2, 1, 10));
+        w.write(&mut wal);
+        drop(wal);
+        let (_, rec) = open(dir.path());
+        assert_recovered(&model, &rec);
+    }
+}
+
 // ------------------------------------------------------- corruption
 
 const MARKER: &[u8] = b"<<this entry gets corrupted>>";
