@@ -8,7 +8,10 @@ mod mem;
 mod wal;
 
 pub use mem::MemStore;
-pub use wal::{crc32c, Recovered, RecoveredGroup, Wal, WalBatch, WalError, WalOptions, WalStats};
+pub use wal::{
+    crc32c, RealFs, Recovered, RecoveredGroup, Wal, WalBatch, WalError, WalFile, WalFs, WalOptions,
+    WalStats,
+};
 
 use crate::raft::{Entry, HardState};
 

@@ -90,31 +90,37 @@
 //!
 //! # Durability
 //!
-//! Each `write` ends with `File::sync_data`; a write that creates a segment
-//! also syncs the directory. The previous segment needs no extra sync when
+//! Each `write` ends with [`WalFile::sync_data`] (`fdatasync`); a write
+//! that creates a segment also syncs the directory, as does recovery when it
+//! removes a segment. The previous segment needs no extra sync when
 //! rolling: its last write already ended with one. If a write or sync fails
 //! the WAL refuses all further calls ([`WalError::Failed`]): what reached the
 //! disk is unknown, and only a reopen (recovery) can tell.
+//!
+//! Every file operation goes through a [`WalFs`]: [`RealFs`] (`std::fs`)
+//! for [`Wal::open`], any other with [`Wal::open_with`].
 //!
 //! One `Wal` per directory: nothing stops a second process from opening the
 //! same directory, and two writers would corrupt it.
 
 mod batch;
 mod crc32c;
+mod fs;
 mod record;
 mod recovery;
 mod segment;
 mod tracker;
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tracing::{debug, info};
 
 pub use batch::WalBatch;
 pub use crc32c::crc32c;
+pub use fs::{RealFs, WalFile, WalFs};
 
 use batch::Op;
 use record::Incarnation;
@@ -204,7 +210,7 @@ const COPY_BATCH_BELOW: usize = 256 << 10;
 
 /// The segment being appended to.
 struct Active {
-    file: File,
+    file: Box<dyn WalFile>,
     seq: u64,
     len: u64,
 }
@@ -212,6 +218,7 @@ struct Active {
 /// The write-ahead log of one node. See the module documentation.
 pub struct Wal {
     opts: WalOptions,
+    fs: Arc<dyn WalFs>,
     active: Option<Active>,
     next_commit: u64,
     tracker: Tracker,
@@ -226,8 +233,13 @@ impl Wal {
     /// Open (creating the directory if needed) and recover. See the module
     /// documentation for what a torn tail is and what is `Corrupt`.
     pub fn open(opts: WalOptions) -> Result<(Wal, Recovered), WalError> {
-        fs::create_dir_all(&opts.dir)?;
-        let out = recovery::recover(&opts.dir)?;
+        Wal::open_with(opts, Arc::new(RealFs))
+    }
+
+    /// [`open`](Self::open) on another file system (see [`WalFs`]).
+    pub fn open_with(opts: WalOptions, fs: Arc<dyn WalFs>) -> Result<(Wal, Recovered), WalError> {
+        fs.create_dir_all(&opts.dir)?;
+        let out = recovery::recover(fs.as_ref(), &opts.dir)?;
         info!(
             dir = %opts.dir.display(),
             groups = out.recovered.groups.len(),
@@ -238,6 +250,7 @@ impl Wal {
         );
         let mut wal = Wal {
             opts,
+            fs,
             active: None,
             next_commit: out.last_commit + 1,
             tracker: out.tracker,
@@ -308,7 +321,7 @@ impl Wal {
         let mut deleted = 0;
         let mut result = Ok(());
         for &seq in &victims {
-            match fs::remove_file(segment::segment_path(&self.opts.dir, seq)) {
+            match self.fs.remove(&segment::segment_path(&self.opts.dir, seq)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => {
@@ -324,7 +337,7 @@ impl Wal {
         result?;
         // Not needed for safety (a segment that comes back after a crash is
         // replayed harmlessly), but keeps the directory in step.
-        segment::sync_dir(&self.opts.dir)?;
+        self.fs.sync_dir(&self.opts.dir)?;
         self.stats.fsyncs += 1;
         debug!(deleted, "deleted unneeded WAL segments");
         Ok(deleted)
@@ -422,7 +435,7 @@ impl Wal {
             count += 1;
         }
         if let Some(seq) = roll {
-            let (file, path) = segment::create_segment(&self.opts.dir, seq)?;
+            let (file, path) = segment::create_segment(self.fs.as_ref(), &self.opts.dir, seq)?;
             debug!(segment = %path.display(), "starting WAL segment");
             self.active = Some(Active { file, seq, len: 0 });
             self.tracker.add_segment(seq);
@@ -444,15 +457,15 @@ impl Wal {
         // One write_all for the usual small batch; a large one is not copied.
         if batch.buf.len() <= COPY_BATCH_BELOW {
             head.extend_from_slice(&batch.buf);
-            active.file.write_all(head)?;
+            active.file.append(head)?;
         } else {
-            active.file.write_all(head)?;
-            active.file.write_all(&batch.buf)?;
+            active.file.append(head)?;
+            active.file.append(&batch.buf)?;
         }
         active.file.sync_data()?;
         self.stats.fsyncs += 1;
         if roll.is_some() {
-            segment::sync_dir(&self.opts.dir)?;
+            self.fs.sync_dir(&self.opts.dir)?;
             self.stats.fsyncs += 1;
         }
 
@@ -501,6 +514,7 @@ mod tests {
     use crate::raft::{Entry, EntryKind, HardState};
     use crate::storage::LogStore;
     use bytes::Bytes;
+    use std::fs;
 
     fn tempdir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!(

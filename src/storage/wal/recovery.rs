@@ -2,11 +2,11 @@
 //! state, and the bookkeeping that says which segments are still needed.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use tracing::{debug, warn};
 
+use super::fs::WalFs;
 use super::record::{Incarnation, Record};
 use super::segment::{list_segments, SegmentReader};
 use super::tracker::Tracker;
@@ -199,8 +199,8 @@ impl Replay {
 
 /// Read every segment of `dir` in order and rebuild the groups. A torn tail
 /// of the last segment is cut off the file.
-pub(super) fn recover(dir: &Path) -> Result<Outcome, WalError> {
-    let segments = list_segments(dir)?;
+pub(super) fn recover(fs: &dyn WalFs, dir: &Path) -> Result<Outcome, WalError> {
+    let segments = list_segments(fs, dir)?;
     let mut replay = Replay {
         tracker: Tracker::default(),
         logs: HashMap::new(),
@@ -215,7 +215,7 @@ pub(super) fn recover(dir: &Path) -> Result<Outcome, WalError> {
     for (i, (seq, path)) in segments.iter().enumerate() {
         let seq = *seq;
         let is_last = i + 1 == segments.len();
-        let data = fs::read(path)?;
+        let data = fs.read(path)?;
         let corrupt = |offset: u64, reason: String| WalError::Corrupt {
             segment: path.clone(),
             offset,
@@ -224,7 +224,10 @@ pub(super) fn recover(dir: &Path) -> Result<Outcome, WalError> {
         let Some(mut reader) = SegmentReader::open(path, seq, &data, is_last)? else {
             warn!(segment = %path.display(), bytes = data.len(), "removing a segment whose header was never completely written");
             truncated += data.len() as u64;
-            fs::remove_file(path)?;
+            fs.remove(path)?;
+            // Durably: were it to come back after another crash, it would
+            // no longer be the last segment, and would read as corruption.
+            fs.sync_dir(dir)?;
             continue;
         };
         replay.missing_prev = replay.missing_now;
@@ -257,9 +260,7 @@ pub(super) fn recover(dir: &Path) -> Result<Outcome, WalError> {
         if let Some(at) = reader.torn_at {
             let cut = data.len() as u64 - at;
             warn!(segment = %path.display(), offset = at, bytes = cut, "truncating a torn tail");
-            let f = OpenOptions::new().write(true).open(path)?;
-            f.set_len(at)?;
-            f.sync_all()?;
+            fs.truncate(path, at)?;
             truncated += cut;
         }
         debug!(segment = %path.display(), "replayed");

@@ -1,10 +1,10 @@
 //! Segment files: their names and header, and reading the commits they hold
 //! back, telling a torn tail from corruption.
 
-use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
+use super::fs::{WalFile, WalFs};
 use super::record::{self, Record, COMMIT_RECORD, RECORD_HEADER, T_CHECKPOINT, T_COMMIT};
 use super::WalError;
 
@@ -35,12 +35,11 @@ fn parse_segment_name(name: &str) -> Option<u64> {
 }
 
 /// The segment files in `dir`, oldest first. Other files are ignored.
-pub fn list_segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+pub fn list_segments(fs: &dyn WalFs, dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     let mut out = Vec::new();
-    for e in fs::read_dir(dir)? {
-        let e = e?;
-        if let Some(seq) = e.file_name().to_str().and_then(parse_segment_name) {
-            out.push((seq, e.path()));
+    for name in fs.list(dir)? {
+        if let Some(seq) = parse_segment_name(&name) {
+            out.push((seq, dir.join(name)));
         }
     }
     out.sort_unstable_by_key(|(seq, _)| *seq);
@@ -55,18 +54,14 @@ pub fn encode_header(buf: &mut Vec<u8>, seq: u64) {
 }
 
 /// Create segment `seq` (it must not exist yet), open for appending.
-pub fn create_segment(dir: &Path, seq: u64) -> io::Result<(File, PathBuf)> {
+pub fn create_segment(
+    fs: &dyn WalFs,
+    dir: &Path,
+    seq: u64,
+) -> io::Result<(Box<dyn WalFile>, PathBuf)> {
     let path = segment_path(dir, seq);
-    let file = OpenOptions::new()
-        .create_new(true)
-        .append(true)
-        .open(&path)?;
+    let file = fs.create_new(&path)?;
     Ok((file, path))
-}
-
-/// Make the directory entry of files created (or removed) in `dir` durable.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 /// The records one `write` appended, framed by a Commit record.
