@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use muxraft::raft::{Entry, EntryKind, HardState};
-use muxraft::storage::{crc32c, LogStore, Recovered, Wal, WalBatch, WalError, WalOptions};
+use muxraft::storage::{crc32c, LogStore, MemFs, Recovered, Wal, WalBatch, WalError, WalOptions};
 
 mod common;
 use common::TempDir;
@@ -664,6 +665,63 @@ fn invalid_batches_are_refused_and_nothing_is_written() {
     drop(wal);
     let (_, rec) = open(dir.path());
     assert_recovered(&model, &rec);
+}
+
+/// A WAL on a MemFs (tiny segments, so writes also roll).
+fn open_mem(fs: &MemFs, segment_bytes: u64) -> Result<(Wal, Recovered), WalError> {
+    let mut o = WalOptions::new("/mem/wal");
+    o.segment_bytes = segment_bytes;
+    Wal::open_with(o, Arc::new(fs.clone()))
+}
+
+#[test]
+fn a_failed_write_or_sync_fails_the_wal_until_it_is_reopened() {
+    // Each way a write can fail: a short append, a failed data sync, a
+    // failed directory sync when rolling, a failed segment creation.
+    // (segment_bytes 1: every write starts a segment.)
+    type Arm = fn(&MemFs);
+    let faults: [(&str, u64, Arm); 6] = [
+        ("append", 1 << 20, MemFs::fail_next_append),
+        ("sync", 1 << 20, MemFs::fail_next_sync),
+        ("append when rolling", 1, MemFs::fail_next_append),
+        ("sync when rolling", 1, MemFs::fail_next_sync),
+        ("dir sync", 1, |fs| fs.fail_after(3)), // create, append, sync, dir sync
+        ("create", 1, |fs| fs.fail_after(0)),
+    ];
+    for (what, segment_bytes, arm) in faults {
+        let fs = MemFs::new(1);
+        let mut model = Model::default();
+        let (mut wal, _) = open_mem(&fs, segment_bytes).unwrap();
+        let mut w = Writer::new(&mut model);
+        w.create(1, &[1, 2, 3]).entries(1, &entries(1, 3, 1, 10));
+        w.write(&mut wal);
+        let durable = w.model.clone();
+
+        let mut b = WalBatch::default();
+        b.entries(1, &entries(4, 2, 1, 5000));
+        arm(&fs);
+        assert!(
+            matches!(wal.write(&b), Err(WalError::Io(_))),
+            "{what}: the write fails"
+        );
+        assert!(!fs.fault_pending(), "{what}: the fault was hit");
+        assert!(matches!(wal.write(&b), Err(WalError::Failed)), "{what}");
+        assert!(
+            matches!(wal.delete_unneeded_segments(), Err(WalError::Failed)),
+            "{what}"
+        );
+        drop(wal);
+
+        // Reopened (no crash): the failed write is there whole or not at all.
+        let (_, rec) = open_mem(&fs, segment_bytes).unwrap();
+        let mut attempted = durable.clone();
+        Writer::new(&mut attempted).entries(1, &entries(4, 2, 1, 5000));
+        if rec.groups[&1].store.last_index() == 3 {
+            assert_recovered(&durable, &rec);
+        } else {
+            assert_recovered(&attempted, &rec);
+        }
+    }
 }
 
 // ------------------------------------------------- segments and deletion

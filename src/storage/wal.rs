@@ -98,7 +98,9 @@
 //! disk is unknown, and only a reopen (recovery) can tell.
 //!
 //! Every file operation goes through a [`WalFs`]: [`RealFs`] (`std::fs`)
-//! for [`Wal::open`], any other with [`Wal::open_with`].
+//! for [`Wal::open`], any other with [`Wal::open_with`], such as [`MemFs`],
+//! which keeps files in memory and simulates crashes that lose what was
+//! not synced (for tests and deterministic simulations).
 //!
 //! One `Wal` per directory: nothing stops a second process from opening the
 //! same directory, and two writers would corrupt it.
@@ -120,7 +122,7 @@ use tracing::{debug, info};
 
 pub use batch::WalBatch;
 pub use crc32c::crc32c;
-pub use fs::{RealFs, WalFile, WalFs};
+pub use fs::{MemFs, MemFsStats, RealFs, WalFile, WalFs, MEMFS_PAGE};
 
 use batch::Op;
 use record::Incarnation;
@@ -236,7 +238,8 @@ impl Wal {
         Wal::open_with(opts, Arc::new(RealFs))
     }
 
-    /// [`open`](Self::open) on another file system (see [`WalFs`]).
+    /// [`open`](Self::open) on another file system, such as a [`MemFs`]
+    /// that simulates crashes.
     pub fn open_with(opts: WalOptions, fs: Arc<dyn WalFs>) -> Result<(Wal, Recovered), WalError> {
         fs.create_dir_all(&opts.dir)?;
         let out = recovery::recover(fs.as_ref(), &opts.dir)?;
