@@ -15,6 +15,9 @@ use common::TempDir;
 
 // ---------------------------------------------------------------- helpers
 
+/// Bytes of a segment header (format version 2).
+const SEGMENT_HEADER: u64 = 32;
+
 /// Deterministic xorshift, so every run writes the same bytes.
 struct Rng(u64);
 
@@ -152,9 +155,13 @@ fn open(dir: &Path) -> (Wal, Recovered) {
 }
 
 fn open_small(dir: &Path, segment_bytes: u64) -> (Wal, Recovered) {
+    open_small_result(dir, segment_bytes).unwrap()
+}
+
+fn open_small_result(dir: &Path, segment_bytes: u64) -> Result<(Wal, Recovered), WalError> {
     let mut o = WalOptions::new(dir);
     o.segment_bytes = segment_bytes;
-    Wal::open(o).unwrap()
+    Wal::open(o)
 }
 
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
@@ -322,9 +329,9 @@ fn torn_last_commit_is_truncated_at_every_cut_and_the_wal_stays_usable() {
         assert_recovered(&after, &rec);
     }
     let len = end - start;
-    // Inside the commit header, right after it, inside the record header,
-    // in the middle of the payload, one byte short.
-    for cut in [1, 10, 28, 29, 30, 40, len / 2, len - 1] {
+    // Inside the commit record (37 bytes), right after it, inside the
+    // record header, in the middle of the payload, one byte short.
+    for cut in [1, 10, 36, 37, 38, 48, len / 2, len - 1] {
         let copy = copy_of(base.path(), "torn");
         let f = copy.path().join(seg.file_name().unwrap());
         fs::OpenOptions::new()
@@ -366,7 +373,7 @@ fn garbage_after_the_last_commit_is_truncated() {
     let tails: Vec<Vec<u8>> = vec![
         rng.bytes(1),
         rng.bytes(8),
-        rng.bytes(29),
+        rng.bytes(37), // as long as a commit record
         rng.bytes(4096),
         vec![0u8; 512],  // a file extended with zeros
         vec![0xFF; 100], // erased flash
@@ -403,13 +410,18 @@ fn a_segment_whose_header_was_never_written_is_dropped() {
     assert_recovered(&after, &rec);
 }
 
-/// A commit record as the format lays it out: len | crc | type 1 | payload,
-/// payload = seq, body_len, count. What a client can put in a proposal.
-fn forged_commit(seq: u64, body_len: u64, count: u32) -> Vec<u8> {
+/// A commit record as a client can forge one in a proposal: len | crc |
+/// type 1 | payload with crc = CRC-32C(type ++ payload), payload = seq,
+/// body_len, count as format version 1 laid it out or, with `salt`, as
+/// version 2 does (seq, body_len, count, salt) with a guessed salt.
+fn forged_commit(seq: u64, body_len: u64, count: u32, salt: Option<u64>) -> Vec<u8> {
     let mut typed = vec![1u8];
     typed.extend_from_slice(&seq.to_le_bytes());
     typed.extend_from_slice(&body_len.to_le_bytes());
     typed.extend_from_slice(&count.to_le_bytes());
+    if let Some(salt) = salt {
+        typed.extend_from_slice(&salt.to_le_bytes());
+    }
     let mut rec = Vec::new();
     rec.extend_from_slice(&(typed.len() as u32 - 1).to_le_bytes());
     rec.extend_from_slice(&crc32c(&typed).to_le_bytes());
@@ -417,68 +429,225 @@ fn forged_commit(seq: u64, body_len: u64, count: u32) -> Vec<u8> {
     rec
 }
 
+/// How a crash tore the write that carried the forged records.
+#[derive(Clone, Copy, Debug)]
+enum Tear {
+    /// Its first page reads as zeros, the later ones made it.
+    FirstPageLost,
+    /// The same, and the file ends a little after the forged records.
+    FirstPageLostAndCut,
+    /// Its second page reads as zeros (the commit record is intact).
+    SecondPageLost,
+}
+
 /// A proposal carries byte-exact commit records with plausible next
-/// sequence numbers. The write that carries it is torn: its first page
-/// never reaches the disk, later pages do. Recovery must cut the torn
-/// commit, not mistake the forged records for later commits and refuse
-/// to open.
+/// sequence numbers (laid out as in format version 1, and as in version 2
+/// with guessed salts). The write that carries it is torn: some page never
+/// reaches the disk, the pages with the forged records do. Recovery must
+/// cut the torn commit, not take the forged records for later commits and
+/// refuse to open — also when that write started a new segment, whose
+/// header is then lost with the first page.
 #[test]
 fn a_commit_record_forged_in_a_payload_does_not_block_recovery_of_a_torn_tail() {
-    for cut_too in [false, true] {
-        let dir = TempDir::new("hostile");
-        let mut model = Model::default();
-        let (mut wal, _) = open(dir.path()); // commit 1 (checkpoint)
-        let mut w = Writer::new(&mut model);
-        w.create(1, &[1, 2, 3]).entries(1, &entries(1, 5, 1, 100));
-        w.write(&mut wal); // commit 2
-        w.entries(1, &entries(6, 5, 1, 100)).hs(1, hs(1, 1, 5));
-        w.write(&mut wal); // commit 3
-        let before = w.model.clone();
-
-        let mut data = vec![b'x'; 8192];
-        let mut forged = Vec::new();
-        for seq in 4..8 {
-            forged.extend_from_slice(&forged_commit(seq, 0, 0));
+    for new_segment in [false, true] {
+        for tear in [
+            Tear::FirstPageLost,
+            Tear::FirstPageLostAndCut,
+            Tear::SecondPageLost,
+        ] {
+            hostile_payload_torn(new_segment, tear);
         }
-        data.extend_from_slice(&forged);
-        data.extend_from_slice(&[b'y'; 100]);
-        let seg = wal.active_segment().unwrap();
-        let start = fs::metadata(&seg).unwrap().len();
-        w.entries(1, &[entry(11, 1, &data)]);
-        w.write(&mut wal); // commit 4, the hostile one
-        let end = fs::metadata(&seg).unwrap().len();
-        drop(wal);
-
-        // The crash: the first page of the write reads as zeros.
-        let mut bytes = fs::read(&seg).unwrap();
-        let page_end = ((start / 4096 + 1) * 4096) as usize;
-        bytes[start as usize..page_end].fill(0);
-        let at = find(&bytes, &forged).unwrap();
-        assert!(at > page_end, "the forged records survive the crash");
-        if cut_too {
-            bytes.truncate(at + forged.len() + 10);
-        }
-        let torn = bytes.len() as u64 - start;
-        assert!(end >= start + torn);
-        fs::write(&seg, &bytes).unwrap();
-
-        let (mut wal, rec) = match Wal::open(WalOptions::new(dir.path())) {
-            Ok(r) => r,
-            Err(e) => panic!("cut_too={cut_too}: recovery refused a torn tail: {e}"),
-        };
-        assert_eq!(rec.truncated_tail_bytes, torn);
-        assert_recovered(&before, &rec);
-        assert_eq!(fs::metadata(&seg).unwrap().len(), start, "file cut back");
-
-        // And the WAL goes on.
-        let mut model = before.clone();
-        let mut w = Writer::new(&mut model);
-        w.entries(1, &entries(11, 1, 2, 10)).hs(1, hs(2, 1, 10));
-        w.write(&mut wal);
-        drop(wal);
-        let (_, rec) = open(dir.path());
-        assert_recovered(&model, &rec);
     }
+}
+
+fn hostile_payload_torn(new_segment: bool, tear: Tear) {
+    let what = format!("new_segment={new_segment} {tear:?}");
+    let dir = TempDir::new("hostile");
+    let segment_bytes = if new_segment { 1 } else { 64 << 20 };
+    let mut model = Model::default();
+    let (mut wal, _) = open_small(dir.path(), segment_bytes); // commit 1
+    let mut w = Writer::new(&mut model);
+    w.create(1, &[1, 2, 3]).entries(1, &entries(1, 5, 1, 100));
+    w.write(&mut wal); // commit 2
+    w.entries(1, &entries(6, 5, 1, 100)).hs(1, hs(1, 1, 5));
+    w.write(&mut wal); // commit 3
+    let before = w.model.clone();
+
+    let mut forged = Vec::new();
+    for seq in 4..8 {
+        forged.extend_from_slice(&forged_commit(seq, 0, 0, None));
+        for salt in [0, 1, seq, u64::MAX] {
+            forged.extend_from_slice(&forged_commit(seq, 0, 0, Some(salt)));
+        }
+    }
+    let mut data = vec![b'x'; 8192];
+    data.extend_from_slice(&forged);
+    data.extend_from_slice(&[b'y'; 100]);
+    let seg_before = wal.active_segment().unwrap();
+    let len_before = fs::metadata(&seg_before).unwrap().len() as usize;
+    w.entries(1, &[entry(11, 1, &data)]);
+    w.write(&mut wal); // commit 4, the hostile one
+    let seg = wal.active_segment().unwrap();
+    drop(wal);
+    assert_eq!(seg != seg_before, new_segment);
+    // Where the hostile write starts.
+    let start = if new_segment { 0 } else { len_before };
+
+    let mut bytes = fs::read(&seg).unwrap();
+    let page_end = (start / 4096 + 1) * 4096;
+    match tear {
+        Tear::FirstPageLost | Tear::FirstPageLostAndCut => bytes[start..page_end].fill(0),
+        Tear::SecondPageLost => bytes[page_end..page_end + 4096].fill(0),
+    }
+    let at = find(&bytes, &forged).expect("the forged records survive the crash");
+    assert!(at >= page_end + 4096, "{what}");
+    if let Tear::FirstPageLostAndCut = tear {
+        bytes.truncate(at + forged.len() + 10);
+    }
+    // A new segment whose header is intact keeps it.
+    let header_lost = new_segment && !matches!(tear, Tear::SecondPageLost);
+    let cut_at = if new_segment && !header_lost {
+        SEGMENT_HEADER as usize
+    } else {
+        start
+    };
+    let torn = (bytes.len() - cut_at) as u64;
+    fs::write(&seg, &bytes).unwrap();
+
+    let (mut wal, rec) = match open_small_result(dir.path(), segment_bytes) {
+        Ok(r) => r,
+        Err(e) => panic!("{what}: recovery refused a torn tail: {e}"),
+    };
+    assert_eq!(rec.truncated_tail_bytes, torn, "{what}");
+    assert_recovered(&before, &rec);
+    if header_lost {
+        assert!(!seg.exists(), "{what}: the torn segment is removed");
+    } else {
+        assert_eq!(
+            fs::metadata(&seg).unwrap().len(),
+            cut_at as u64,
+            "{what}: file cut back"
+        );
+    }
+
+    // And the WAL goes on.
+    let mut model = before.clone();
+    let mut w = Writer::new(&mut model);
+    w.entries(1, &entries(11, 1, 2, 10)).hs(1, hs(2, 1, 10));
+    w.write(&mut wal);
+    drop(wal);
+    let (_, rec) = open_small(dir.path(), segment_bytes);
+    assert_recovered(&model, &rec);
+}
+
+/// Commits of a WAL, each with its segment and where it starts: the
+/// segment's length before each write.
+fn write_commits(dir: &Path, n: u64) -> Vec<(PathBuf, u64)> {
+    let mut model = Model::default();
+    let (mut wal, _) = open(dir);
+    let mut starts = Vec::new();
+    let mut w = Writer::new(&mut model);
+    w.create(1, &[1, 2, 3]);
+    for i in 1..=n {
+        let seg = wal.active_segment().unwrap();
+        starts.push((seg.clone(), fs::metadata(&seg).unwrap().len()));
+        w.entries(1, &entries(i, 1, 1, 50)).hs(1, hs(1, 1, i - 1));
+        w.write(&mut wal);
+    }
+    drop(wal);
+    starts
+}
+
+/// Rule (b): a commit record that does not count, followed by genuine
+/// (salted, newer) commits, is corruption, not a torn tail — whatever part
+/// of it is damaged.
+#[test]
+fn a_damaged_commit_record_followed_by_later_commits_is_reported() {
+    let base = TempDir::new("commit-header-base");
+    let starts = write_commits(base.path(), 10);
+    let (seg, at) = starts[4].clone();
+    let at = at as usize;
+    // Length, CRC, type, seq, body_len, count, salt; then the whole record.
+    type Damage = fn(&mut [u8], usize);
+    let damages: [(&str, Damage); 8] = [
+        ("length", |d, at| d[at] ^= 0x01),
+        ("crc", |d, at| d[at + 5] ^= 0x40),
+        ("type", |d, at| d[at + 8] = 2),
+        ("seq", |d, at| d[at + 9] ^= 0x01),
+        ("body_len", |d, at| d[at + 17] ^= 0x02),
+        ("count", |d, at| d[at + 25] ^= 0x01),
+        ("salt", |d, at| d[at + 36] ^= 0x80),
+        ("zeroed", |d, at| d[at..at + 37].fill(0)),
+    ];
+    for (what, damage) in damages {
+        let copy = copy_of(base.path(), "commit-header");
+        let f = copy.path().join(seg.file_name().unwrap());
+        let mut data = fs::read(&f).unwrap();
+        damage(&mut data, at);
+        fs::write(&f, &data).unwrap();
+        match Wal::open(WalOptions::new(copy.path())) {
+            Err(WalError::Corrupt {
+                segment,
+                offset,
+                reason,
+            }) => {
+                assert_eq!(segment, f, "{what}");
+                assert_eq!(offset, at as u64, "{what}");
+                assert!(reason.contains("follows"), "{what}: {reason}");
+            }
+            Err(e) => panic!("{what}: wrong error: {e}"),
+            Ok(_) => panic!("{what}: a damaged commit was skipped or cut"),
+        }
+        assert_eq!(fs::read(&f).unwrap(), data, "{what}: nothing truncated");
+    }
+    // The same damage to the last commit is a torn tail.
+    let (seg, at) = starts[9].clone();
+    let f = base.path().join(seg.file_name().unwrap());
+    let mut data = fs::read(&f).unwrap();
+    let len = data.len() as u64;
+    data[at as usize + 5] ^= 0x40;
+    fs::write(&f, &data).unwrap();
+    let (_, rec) = open(base.path());
+    assert_eq!(rec.truncated_tail_bytes, len - at);
+    assert_eq!(rec.groups[&1].store.last_index(), 9);
+}
+
+#[test]
+fn a_damaged_header_of_a_last_segment_with_commits_is_reported() {
+    let dir = TempDir::new("damaged-header");
+    let starts = write_commits(dir.path(), 3);
+    let seg = starts[0].0.clone();
+    let mut data = fs::read(&seg).unwrap();
+    data[0] ^= 0xFF; // bad magic; the salt after it is intact
+    fs::write(&seg, &data).unwrap();
+    match Wal::open(WalOptions::new(dir.path())) {
+        Err(WalError::Corrupt { reason, .. }) => assert!(reason.contains("magic"), "{reason}"),
+        r => panic!("expected Corrupt, got {:?}", r.map(|_| ())),
+    }
+}
+
+#[test]
+fn version_1_segments_are_refused_by_name() {
+    let dir = TempDir::new("v1");
+    fs::create_dir_all(dir.path()).unwrap();
+    // A version 1 segment: 24-byte header, then an (unsalted) commit.
+    let mut data = b"MUXRWAL\0".to_vec();
+    data.extend_from_slice(&1u32.to_le_bytes());
+    data.extend_from_slice(&0u32.to_le_bytes());
+    data.extend_from_slice(&1u64.to_le_bytes());
+    data.extend_from_slice(&forged_commit(1, 0, 0, None));
+    let f = dir.path().join(format!("{:020}.wal", 1));
+    fs::write(&f, &data).unwrap();
+    match Wal::open(WalOptions::new(dir.path())) {
+        Err(WalError::Corrupt {
+            segment, reason, ..
+        }) => {
+            assert_eq!(segment, f);
+            assert!(reason.contains("version 1"), "{reason}");
+        }
+        r => panic!("expected Corrupt, got {:?}", r.map(|_| ())),
+    }
+    assert_eq!(fs::read(&f).unwrap(), data, "left alone");
 }
 
 // ------------------------------------------------------- corruption
@@ -972,7 +1141,11 @@ fn random_history_with_crashes(seed: u64) -> u64 {
             drop(wal);
             let mut expect = 0;
             if wrote && rng.below(2) == 0 {
-                let start = if seg == seg_before { len_before } else { 24 };
+                let start = if seg == seg_before {
+                    len_before
+                } else {
+                    SEGMENT_HEADER
+                };
                 let end = fs::metadata(&seg).unwrap().len();
                 let cut = start + 1 + rng.below(end - start - 1);
                 let f = fs::OpenOptions::new().write(true).open(&seg).unwrap();

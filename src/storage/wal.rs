@@ -13,18 +13,32 @@
 //! replays the log and returns every live group's members, hard state and
 //! log as a [`MemStore`].
 //!
-//! # On-disk format (version 1)
+//! # On-disk format (version 2)
 //!
 //! The directory holds segment files named by a sequence number that starts
 //! at 1 and is never reused: `00000000000000000001.wal`, `...02.wal`, ...
 //!
 //! ```text
 //! segment = header commit*
-//! header  = magic "MUXRWAL\0" | version:u32 = 1 | reserved:u32 = 0 | seq:u64     (24 bytes)
-//! commit  = Commit record (seq:u64, body_len:u64, count:u32) | body: count records
+//! header  = magic "MUXRWAL\0" | version:u32 = 2 | reserved:u32 = 0 | seq:u64 | salt:u64   (32 bytes)
+//! commit  = Commit record (seq:u64, body_len:u64, count:u32, salt:u64) | body: count records
 //! record  = len:u32 | crc:u32 | type:u8 | payload[len]
 //!           crc = CRC-32C (Castagnoli) over type ++ payload; integers little-endian
 //! ```
+//!
+//! The **salt** is a random 64-bit number, not 0, drawn for each segment when
+//! it is created ([`WalFs::salt`]: operating-system randomness for
+//! [`RealFs`]) and written only in the segment's header and in each of its
+//! commit records. **A commit record counts** — as the start of a commit,
+//! or as evidence that a commit exists further on — only if its length,
+//! type and CRC are right *and* its salt equals its segment's salt. Why:
+//! entry payloads are chosen by clients and CRC-32C is not keyed, so a
+//! payload can hold a byte-exact record of any type with a good CRC; but no
+//! client ever sees a salt, so a forged commit record would have to guess 64
+//! random bits to count. Other records carry no salt and need none: they are
+//! only read where the framing of a counted commit places them, never found
+//! by scanning bytes. Version 1 segments (no salt) are refused as
+//! [`WalError::Corrupt`] naming the version; there is no migration.
 //!
 //! A *commit* frames everything one `write` appended; commit sequence
 //! numbers increase across the whole log. Record types and payloads are
@@ -53,16 +67,39 @@
 //! entries that a later record overwrote; it must be filled by the end).
 //!
 //! A write cut short by a crash can leave any prefix — and, since pages of
-//! an unsynced write reach the disk in any order, any subset — of its last
-//! commit. So in the **last** segment a commit that is incomplete or has a
-//! bad record, with no valid commit record anywhere after it, is a torn tail:
-//! it is cut off the file (reported in [`Recovered::truncated_tail_bytes`])
-//! and the commits before it are recovered whole. A commit is all or
-//! nothing: recovery never sees half a batch. Anything else — a bad record
-//! followed by a valid commit, a bad record in any other segment, a record
-//! with a good CRC that makes no sense — is [`WalError::Corrupt`] naming the
+//! an unsynced write reach the disk in any order, any subset of the pages —
+//! of its commit. Each write is synced before the next one starts, so only
+//! the last commit of the last segment can be torn. Where the commit at
+//! offset `p` of the **last** segment does not read whole, recovery decides
+//! with the log's own framing where it can, and only ever with commit
+//! records that count:
+//!
+//! * **(a)** its commit record counts but its body is incomplete or holds a
+//!   record with a bad CRC: a torn tail, unless a counted commit record
+//!   starts exactly at `p + 37 + body_len`, where the framing puts the next
+//!   commit — then a later write followed it, and it is `Corrupt`;
+//! * **(b)** no commit record that counts starts at `p` (bad length, type,
+//!   CRC or salt, or too few bytes left): a torn tail, unless a counted
+//!   commit record with a higher sequence number than the last good commit
+//!   exists anywhere after `p` — then it is `Corrupt`;
+//! * the header of the last segment is incomplete or has a bad magic (the
+//!   write that created it was torn): the whole file is a torn tail and is
+//!   removed, unless a counted commit record (with the salt the header bytes
+//!   still hold, if not 0) follows — then it is `Corrupt`.
+//!
+//! A torn tail is cut off the file (reported in
+//! [`Recovered::truncated_tail_bytes`]) and the commits before it are
+//! recovered whole. A commit is all or nothing: recovery never sees half a
+//! batch. Anything else — a bad record with a counted commit after it as
+//! above, a bad record in any other segment, a record with a good CRC that
+//! makes no sense (a commit record inside a body, a count that does not
+//! match, an undecodable payload) — is [`WalError::Corrupt`] naming the
 //! segment and offset; nothing is ever skipped silently. After recovery the
-//! WAL always starts a new segment.
+//! WAL always starts a new segment, so nothing is ever appended after a cut.
+//!
+//! Since payload bytes never count as commit records, a proposal that holds
+//! forged commit records cannot turn a torn tail into `Corrupt` (which would
+//! keep the node from restarting), nor make recovery take it for a commit.
 //!
 //! # Segment deletion
 //!
@@ -214,6 +251,8 @@ const COPY_BATCH_BELOW: usize = 256 << 10;
 struct Active {
     file: Box<dyn WalFile>,
     seq: u64,
+    /// Written in its header and in each of its commit records.
+    salt: u64,
     len: u64,
 }
 
@@ -440,7 +479,17 @@ impl Wal {
         if let Some(seq) = roll {
             let (file, path) = segment::create_segment(self.fs.as_ref(), &self.opts.dir, seq)?;
             debug!(segment = %path.display(), "starting WAL segment");
-            self.active = Some(Active { file, seq, len: 0 });
+            // 0 is "no salt" in a damaged header (see segment.rs).
+            let salt = match self.fs.salt() {
+                0 => 1,
+                s => s,
+            };
+            self.active = Some(Active {
+                file,
+                seq,
+                salt,
+                len: 0,
+            });
             self.tracker.add_segment(seq);
             self.stats.segments = self.tracker.segment_count();
         }
@@ -450,10 +499,10 @@ impl Wal {
         let head = &mut self.head;
         head.clear();
         if roll.is_some() {
-            segment::encode_header(head, active.seq);
+            segment::encode_header(head, active.seq, active.salt);
         }
         let body_len = (body.len() + batch.buf.len()) as u64;
-        record::encode_commit(head, self.next_commit, body_len, count);
+        record::encode_commit(head, self.next_commit, body_len, count, active.salt);
         head.extend_from_slice(&body);
         let batch_at = active.len + head.len() as u64;
 

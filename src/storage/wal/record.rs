@@ -7,7 +7,7 @@
 //!
 //! | type | name       | payload                                                        |
 //! |------|------------|----------------------------------------------------------------|
-//! | 1    | Commit     | seq:u64, body_len:u64, count:u32 (frames the records of one `write`) |
+//! | 1    | Commit     | seq:u64, body_len:u64, count:u32, salt:u64 (frames the records of one `write`) |
 //! | 2    | Checkpoint | n:u32, n × group-state (see [`GroupCheckpoint`])               |
 //! | 3    | Create     | group:u64, m:u32, m × member:u64                               |
 //! | 4    | Remove     | group:u64                                                      |
@@ -17,6 +17,13 @@
 //!
 //! group-state = group:u64, incarnation (seq:u64, offset:u64), term:u64,
 //! vote:u64, commit:u64, compacted:u64, m:u32, m × member:u64.
+//!
+//! Only a Commit record carries the salt of its segment (see `segment.rs`):
+//! recovery looks for commit records by scanning bytes in a torn tail, and
+//! the salt is what tells a real one from one forged in an entry's payload,
+//! whose CRC can be just as good (CRC-32C is not keyed). Other records are
+//! only decoded where a real commit's framing places them, so they need no
+//! salt.
 
 use bytes::Bytes;
 
@@ -26,7 +33,7 @@ use crate::raft::{Entry, EntryKind, HardState};
 /// Bytes before a record's payload: length, CRC, type.
 pub const RECORD_HEADER: usize = 9;
 /// Payload length of a Commit record.
-pub const COMMIT_PAYLOAD: usize = 20;
+pub const COMMIT_PAYLOAD: usize = 28;
 /// A whole Commit record.
 pub const COMMIT_RECORD: usize = RECORD_HEADER + COMMIT_PAYLOAD;
 
@@ -121,12 +128,42 @@ fn put_members(buf: &mut Vec<u8>, members: &[u64]) {
     }
 }
 
-pub fn encode_commit(buf: &mut Vec<u8>, seq: u64, body_len: u64, count: u32) {
+/// The payload of a Commit record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommitHeader {
+    pub seq: u64,
+    pub body_len: u64,
+    pub count: u32,
+    pub salt: u64,
+}
+
+pub fn encode_commit(buf: &mut Vec<u8>, seq: u64, body_len: u64, count: u32, salt: u64) {
     let start = begin(buf, T_COMMIT);
     put_u64(buf, seq);
     put_u64(buf, body_len);
     put_u32(buf, count);
+    put_u64(buf, salt);
     finish(buf, start).expect("fixed-size record");
+}
+
+/// Decode a Commit payload of [`COMMIT_PAYLOAD`] bytes.
+pub fn decode_commit(payload: &[u8]) -> CommitHeader {
+    assert_eq!(
+        payload.len(),
+        COMMIT_PAYLOAD,
+        "a commit payload has a fixed size"
+    );
+    let u64_at = |at: usize| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&payload[at..at + 8]);
+        u64::from_le_bytes(a)
+    };
+    CommitHeader {
+        seq: u64_at(0),
+        body_len: u64_at(8),
+        count: u32::from_le_bytes([payload[16], payload[17], payload[18], payload[19]]),
+        salt: u64_at(20),
+    }
 }
 
 pub fn encode_checkpoint(buf: &mut Vec<u8>, groups: &[GroupCheckpoint]) -> Result<(), String> {

@@ -221,7 +221,8 @@ pub(super) fn recover(fs: &dyn WalFs, dir: &Path) -> Result<Outcome, WalError> {
             offset,
             reason,
         };
-        let Some(mut reader) = SegmentReader::open(path, seq, &data, is_last)? else {
+        let Some(mut reader) = SegmentReader::open(path, seq, &data, is_last, replay.last_commit)?
+        else {
             warn!(segment = %path.display(), bytes = data.len(), "removing a segment whose header was never completely written");
             truncated += data.len() as u64;
             fs.remove(path)?;
