@@ -67,10 +67,14 @@ fn hs(term: u64, vote: u64, commit: u64) -> HardState {
 #[derive(Clone, Debug, Default)]
 struct Model {
     groups: BTreeMap<u64, ModelGroup>,
+    /// Incarnations handed out so far: each creation gets a new one, as a
+    /// host would give a group id created again.
+    incarnations: u64,
 }
 
 #[derive(Clone, Debug, Default)]
 struct ModelGroup {
+    incarnation: u64,
     members: Vec<u64>,
     hs: HardState,
     log: Vec<Entry>,
@@ -91,10 +95,13 @@ impl<'a> Writer<'a> {
     }
 
     fn create(&mut self, g: u64, members: &[u64]) -> &mut Self {
-        self.batch.create_group(g, members);
+        self.model.incarnations += 1;
+        let incarnation = 1000 + self.model.incarnations;
+        self.batch.create_group(g, incarnation, members);
         self.model.groups.insert(
             g,
             ModelGroup {
+                incarnation,
                 members: members.to_vec(),
                 ..ModelGroup::default()
             },
@@ -109,14 +116,16 @@ impl<'a> Writer<'a> {
     }
 
     fn hs(&mut self, g: u64, h: HardState) -> &mut Self {
-        self.batch.hard_state(g, h);
-        self.model.groups.get_mut(&g).unwrap().hs = h;
+        let m = self.model.groups.get_mut(&g).unwrap();
+        self.batch.hard_state(g, m.incarnation, h);
+        m.hs = h;
         self
     }
 
     fn entries(&mut self, g: u64, es: &[Entry]) -> &mut Self {
-        self.batch.entries(g, es);
-        let log = &mut self.model.groups.get_mut(&g).unwrap().log;
+        let m = self.model.groups.get_mut(&g).unwrap();
+        self.batch.entries(g, m.incarnation, es);
+        let log = &mut m.log;
         log.truncate(es[0].index as usize - 1);
         log.extend_from_slice(es);
         self
@@ -134,6 +143,7 @@ fn assert_recovered(model: &Model, rec: &Recovered) {
     assert_eq!(got, want, "recovered groups");
     for (id, m) in &model.groups {
         let g = &rec.groups[id];
+        assert_eq!(g.incarnation, m.incarnation, "group {id} incarnation");
         assert_eq!(g.members, m.members, "group {id} members");
         assert_eq!(g.store.hard_state(), m.hs, "group {id} hard state");
         assert_eq!(g.store.first_index(), 1, "group {id} first index");
@@ -389,7 +399,7 @@ fn garbage_after_the_last_commit_is_truncated() {
         assert_recovered(&after, &rec);
         assert_eq!(fs::metadata(&f).unwrap().len(), end);
         let mut b = WalBatch::default();
-        b.hard_state(1, hs(77, 1, 0));
+        b.hard_state(1, after.groups[&1].incarnation, hs(77, 1, 0));
         wal.write(&b).unwrap();
         drop(wal);
         let (_, rec) = open(copy.path());
@@ -805,25 +815,26 @@ fn invalid_batches_are_refused_and_nothing_is_written() {
     w.create(1, &[1]).entries(1, &entries(1, 3, 1, 4));
     w.write(&mut wal);
     let bytes = wal.stats().bytes;
+    let inc = model.groups[&1].incarnation;
 
     let refused = |wal: &mut Wal, b: &WalBatch| {
         assert!(matches!(wal.write(b), Err(WalError::InvalidBatch(_))));
     };
     let mut b = WalBatch::default();
-    b.hard_state(2, hs(1, 0, 0));
+    b.hard_state(2, inc, hs(1, 0, 0));
     refused(&mut wal, &b);
     let mut b = WalBatch::default();
-    b.entries(1, &entries(5, 1, 1, 4)); // leaves a gap after 3
+    b.entries(1, inc, &entries(5, 1, 1, 4)); // leaves a gap after 3
     refused(&mut wal, &b);
     let mut b = WalBatch::default();
-    b.create_group(1, &[1]);
+    b.create_group(1, inc + 1, &[1]);
     refused(&mut wal, &b);
     let mut b = WalBatch::default();
-    b.entries(1, &[entry(4, 1, b"a"), entry(6, 1, b"b")]);
+    b.entries(1, inc, &[entry(4, 1, b"a"), entry(6, 1, b"b")]);
     refused(&mut wal, &b);
     let mut b = WalBatch::default();
     b.remove_group(1);
-    b.hard_state(1, hs(1, 0, 0));
+    b.hard_state(1, inc, hs(1, 0, 0));
     refused(&mut wal, &b);
     assert_eq!(wal.stats().bytes, bytes);
 
@@ -867,7 +878,7 @@ fn a_failed_write_or_sync_fails_the_wal_until_it_is_reopened() {
         let durable = w.model.clone();
 
         let mut b = WalBatch::default();
-        b.entries(1, &entries(4, 2, 1, 5000));
+        b.entries(1, durable.groups[&1].incarnation, &entries(4, 2, 1, 5000));
         arm(&fs);
         assert!(
             matches!(wal.write(&b), Err(WalError::Io(_))),
@@ -893,6 +904,82 @@ fn a_failed_write_or_sync_fails_the_wal_until_it_is_reopened() {
     }
 }
 
+/// A host persisting the Ready of a group id that was removed and created
+/// again (a new incarnation) must not write into the new group's log: the
+/// WAL refuses the whole batch, naming the group and both incarnations.
+#[test]
+fn a_batch_for_another_incarnation_of_a_group_is_refused_whole() {
+    let dir = TempDir::new("incarnation");
+    let (mut wal, _) = open_small(dir.path(), 512);
+    let mut b = WalBatch::default();
+    b.create_group(7, 1, &[1, 2, 3]);
+    b.entries(7, 1, &entries(1, 3, 1, 8));
+    b.create_group(8, 5, &[1]);
+    wal.write(&b).unwrap();
+    // Group 7 is removed and created again as incarnation 2.
+    let mut b = WalBatch::default();
+    b.remove_group(7);
+    b.create_group(7, 2, &[4, 5, 6]);
+    wal.write(&b).unwrap();
+    let bytes = wal.stats().bytes;
+
+    let refused = |wal: &mut Wal, b: &WalBatch, theirs: u64, ours: u64| match wal.write(b) {
+        Err(WalError::InvalidBatch(m)) => assert!(
+            m.contains("group 7")
+                && m.contains(&format!("incarnation {theirs}"))
+                && m.contains(&format!("incarnation {ours}")),
+            "{m}"
+        ),
+        r => panic!("expected InvalidBatch, got {:?}", r.map(|_| ())),
+    };
+    // Stale entries and hard state of incarnation 1, next to valid records
+    // of group 8.
+    let mut b = WalBatch::default();
+    b.entries(8, 5, &entries(1, 1, 1, 8));
+    b.entries(7, 1, &entries(4, 1, 1, 8));
+    refused(&mut wal, &b, 1, 2);
+    let mut b = WalBatch::default();
+    b.hard_state(8, 5, hs(1, 1, 0));
+    b.hard_state(7, 1, hs(1, 1, 3));
+    refused(&mut wal, &b, 1, 2);
+    // A number from the future is refused as well.
+    let mut b = WalBatch::default();
+    b.entries(7, 3, &entries(1, 1, 1, 8));
+    refused(&mut wal, &b, 3, 2);
+    // Removed and created again within the batch: later records must name
+    // the new incarnation.
+    let mut b = WalBatch::default();
+    b.remove_group(7);
+    b.create_group(7, 3, &[1]);
+    b.hard_state(7, 2, hs(1, 1, 0));
+    refused(&mut wal, &b, 2, 3);
+    assert_eq!(wal.stats().bytes, bytes, "nothing written");
+
+    // The WAL is still usable, and recovery returns the incarnations.
+    let mut b = WalBatch::default();
+    b.entries(7, 2, &entries(1, 2, 4, 8));
+    b.hard_state(7, 2, hs(4, 4, 1));
+    b.entries(8, 5, &entries(1, 1, 1, 8));
+    wal.write(&b).unwrap();
+    // More segments: their checkpoints list both groups with their
+    // incarnations, which recovery checks against the Create records.
+    for i in 0..10 {
+        let mut b = WalBatch::default();
+        b.entries(8, 5, &entries(2 + i, 1, 1, 100));
+        wal.write(&b).unwrap();
+    }
+    assert!(wal.stats().segments > 2);
+    wal.delete_unneeded_segments().unwrap();
+    drop(wal);
+    let (_, rec) = open_small(dir.path(), 512);
+    assert_eq!(rec.groups[&7].incarnation, 2);
+    assert_eq!(rec.groups[&7].members, vec![4, 5, 6]);
+    assert_eq!(rec.groups[&7].store.last_index(), 2);
+    assert_eq!(rec.groups[&7].store.term(1), Ok(4));
+    assert_eq!(rec.groups[&8].incarnation, 5);
+    assert_eq!(rec.groups[&8].store.last_index(), 11);
+}
+
 // ------------------------------------------------- segments and deletion
 
 #[test]
@@ -916,7 +1003,7 @@ fn a_rolling_write_costs_one_data_sync_and_one_directory_sync() {
     let dir = TempDir::new("roll-fsync");
     let (mut wal, _) = open_small(dir.path(), 1);
     let mut b = WalBatch::default();
-    b.create_group(1, &[1]);
+    b.create_group(1, 1, &[1]);
     let before = wal.stats();
     wal.write(&b).unwrap();
     let after = wal.stats();

@@ -42,23 +42,36 @@
 //!
 //! A *commit* frames everything one `write` appended; commit sequence
 //! numbers increase across the whole log. Record types and payloads are
-//! listed in `record.rs`: Checkpoint, Create (group, members), Remove (group),
-//! HardState (group, term, vote, commit), Entries (group, first index, then
-//! term, kind and data of each entry, consecutive indexes), Compact (group,
-//! index).
+//! listed in `record.rs`: Checkpoint, Create (group, incarnation, members),
+//! Remove (group), HardState (group, term, vote, commit), Entries (group,
+//! first index, then term, kind and data of each entry, consecutive
+//! indexes), Compact (group, index).
 //!
 //! **Every segment begins with a Checkpoint record** (first record of its
-//! first commit): the list of live groups with, for each, its incarnation,
-//! members, hard state and compaction point. The incarnation of a group is
-//! the position (segment, offset) of the Create record that made it, so a
-//! group id that was removed and created again is told apart from its
-//! earlier life even when the records in between are gone.
+//! first commit): the list of live groups with, for each, its creation, its
+//! incarnation, members, hard state and compaction point.
+//!
+//! Two notions tell the lives of a group id apart, and must not be confused:
+//!
+//! * the **incarnation** is the host's number for a group replica, the same
+//!   on every member ([`WalBatch::create_group`]), which a group id removed
+//!   and created again changes. The WAL stores it (Create record,
+//!   checkpoints), returns it ([`RecoveredGroup::incarnation`]) and checks
+//!   it: [`WalBatch::entries`] and [`WalBatch::hard_state`] name it too, and
+//!   [`Wal::write`] refuses a batch whose records name another incarnation
+//!   than the live group's ([`WalError::InvalidBatch`]), so the Ready of a
+//!   removed group cannot land in the log of its successor. It is not
+//!   written in HardState and Entries records.
+//! * the **creation** (`Creation` in the code) is the position (segment,
+//!   offset) of the Create record that made the live group. Recovery relies
+//!   on it, not on the host's numbers, to tell a group id's lives apart even
+//!   when the records in between are gone (deleted segments).
 //!
 //! # Recovery
 //!
 //! Segments are read oldest first and their records applied in order: a
 //! checkpoint reconciles the set of groups (drops those it does not list,
-//! starts afresh those whose incarnation differs), Create starts an empty
+//! starts afresh those whose creation differs), Create starts an empty
 //! log, HardState replaces the hard state, Entries replace the log from
 //! their first index on, Remove drops the group, Compact is remembered. A
 //! record for a group that does not exist, a second Create of a live group,
@@ -115,7 +128,7 @@
 //! lives in memory and is rebuilt by recovery. A live group whose creation
 //! record sits in a deleted segment is still recovered, from the checkpoint
 //! of the next segment. The price is the checkpoint at each segment start:
-//! 60 bytes plus 8 per member for each live group (about 8 MB for 100,000
+//! 68 bytes plus 8 per member for each live group (about 9 MB for 100,000
 //! groups of 3, once per 64 MiB segment).
 //!
 //! [`Wal::compact`] records a compaction point durably and recovery reports
@@ -162,7 +175,7 @@ pub use crc32c::crc32c;
 pub use fs::{MemFs, MemFsStats, RealFs, WalFile, WalFs, MEMFS_PAGE};
 
 use batch::Op;
-use record::Incarnation;
+use record::Creation;
 use tracker::Tracker;
 
 use super::MemStore;
@@ -190,6 +203,9 @@ impl WalOptions {
 /// One group as recovery rebuilt it.
 #[derive(Debug)]
 pub struct RecoveredGroup {
+    /// The incarnation number the host created it with
+    /// ([`WalBatch::create_group`]).
+    pub incarnation: u64,
     pub members: Vec<u64>,
     /// Its durable log and hard state.
     pub store: MemStore,
@@ -402,24 +418,40 @@ impl Wal {
 
     /// Check the batch against the live groups before writing any of it.
     fn validate(&self, batch: &WalBatch) -> Result<(), WalError> {
-        // Groups the batch itself changed: Some(last index) if live.
-        let mut overlay: HashMap<u64, Option<u64>> = HashMap::new();
+        // Groups the batch itself changed: Some((incarnation, last index))
+        // if live.
+        let mut overlay: HashMap<u64, Option<(u64, u64)>> = HashMap::new();
         for op in &batch.ops {
-            let group = match op {
-                Op::Create { group, .. }
-                | Op::Remove { group }
-                | Op::HardState { group, .. }
-                | Op::Entries { group, .. } => *group,
+            let (group, incarnation) = match op {
+                Op::Create { group, .. } | Op::Remove { group } => (*group, None),
+                Op::HardState {
+                    group, incarnation, ..
+                }
+                | Op::Entries {
+                    group, incarnation, ..
+                } => (*group, Some(*incarnation)),
             };
-            let last = match overlay.get(&group) {
+            let live = match overlay.get(&group) {
                 Some(&s) => s,
-                None => self.tracker.group(group).map(|g| g.last_index()),
+                None => self
+                    .tracker
+                    .group(group)
+                    .map(|g| (g.incarnation, g.last_index())),
             };
             let invalid = |m: String| Err(WalError::InvalidBatch(format!("group {group}: {m}")));
-            match (op, last) {
+            if let (Some(theirs), Some((ours, _))) = (incarnation, live) {
+                if theirs != ours {
+                    // A write for an earlier (or later) life of the group id:
+                    // it must not land in this one's log.
+                    return invalid(format!(
+                        "record for incarnation {theirs}, but the live group is incarnation {ours}"
+                    ));
+                }
+            }
+            match (op, live) {
                 (Op::Create { .. }, Some(_)) => return invalid("created but it exists".into()),
-                (Op::Create { .. }, None) => {
-                    overlay.insert(group, Some(0));
+                (Op::Create { incarnation, .. }, None) => {
+                    overlay.insert(group, Some((*incarnation, 0)));
                 }
                 (_, None) => return invalid("does not exist".into()),
                 (Op::Remove { .. }, Some(_)) => {
@@ -430,14 +462,14 @@ impl Wal {
                     Op::Entries {
                         first, last: end, ..
                     },
-                    Some(last),
+                    Some((incarnation, last)),
                 ) => {
                     if *first > last + 1 {
                         return invalid(format!(
                             "entries start at {first} but the log ends at {last}"
                         ));
                     }
-                    overlay.insert(group, Some(*end));
+                    overlay.insert(group, Some((incarnation, *end)));
                 }
             }
         }
@@ -542,19 +574,23 @@ impl Wal {
             let _ = match op {
                 Op::Create {
                     group,
+                    incarnation,
                     members,
                     offset,
                 } => t.create(
                     *group,
-                    Incarnation {
+                    Creation {
                         seq,
                         offset: batch_at + *offset as u64,
                     },
+                    *incarnation,
                     members.clone(),
                 ),
                 Op::Remove { group } => t.remove(*group),
-                Op::HardState { group, hs } => t.set_hard_state(*group, *hs),
-                Op::Entries { group, first, last } => t.append(*group, *first, *last, seq),
+                Op::HardState { group, hs, .. } => t.set_hard_state(*group, *hs),
+                Op::Entries {
+                    group, first, last, ..
+                } => t.append(*group, *first, *last, seq),
             };
         }
     }
@@ -596,16 +632,17 @@ mod tests {
         opts.segment_bytes = 2048;
         let (mut wal, _) = Wal::open(opts.clone()).unwrap();
         let mut b = WalBatch::default();
-        b.create_group(1, &[1, 2, 3]);
-        b.create_group(2, &[1, 2, 3]);
+        b.create_group(1, 1, &[1, 2, 3]);
+        b.create_group(2, 1, &[1, 2, 3]);
         wal.write(&b).unwrap();
         for round in 0..20u64 {
             let mut b = WalBatch::default();
-            b.entries(1, &ents(round * 3 + 1, 3, 1));
+            b.entries(1, 1, &ents(round * 3 + 1, 3, 1));
             // Group 2 keeps overwriting its first entries.
-            b.entries(2, &ents(1, 2, round + 1));
+            b.entries(2, 1, &ents(1, 2, round + 1));
             b.hard_state(
                 2,
+                1,
                 HardState {
                     term: round + 1,
                     vote: 1,
@@ -635,7 +672,7 @@ mod tests {
         let (mut wal, _) = Wal::open(WalOptions::new(&dir)).unwrap();
         wal.failed = true;
         let mut b = WalBatch::default();
-        b.create_group(1, &[1]);
+        b.create_group(1, 1, &[1]);
         assert!(matches!(wal.write(&b), Err(WalError::Failed)));
         assert!(matches!(
             wal.delete_unneeded_segments(),

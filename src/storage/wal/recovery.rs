@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use tracing::{debug, warn};
 
 use super::fs::WalFs;
-use super::record::{Incarnation, Record};
+use super::record::{Creation, Record};
 use super::segment::{list_segments, SegmentReader};
 use super::tracker::Tracker;
 use super::{Recovered, RecoveredGroup, WalError};
@@ -113,9 +113,13 @@ impl Replay {
                     self.logs.insert(g, GroupLog::new(self.missing_prev));
                 }
             }
-            Record::Create { group, members } => {
+            Record::Create {
+                group,
+                incarnation,
+                members,
+            } => {
                 self.tracker
-                    .create(group, Incarnation { seq, offset }, members)?;
+                    .create(group, Creation { seq, offset }, incarnation, members)?;
                 self.logs.insert(group, GroupLog::new(self.missing_now));
             }
             Record::Remove { group } => {
@@ -187,6 +191,7 @@ impl Replay {
             groups.insert(
                 id,
                 RecoveredGroup {
+                    incarnation: g.incarnation,
                     members: g.members.clone(),
                     store,
                     compacted: g.compacted,
