@@ -141,9 +141,14 @@
 //! # Durability
 //!
 //! Each `write` ends with [`WalFile::sync_data`] (`fdatasync`); a write
-//! that creates a segment also syncs the directory, as does recovery when it
-//! removes a segment. The previous segment needs no extra sync when
-//! rolling: its last write already ended with one. If a write or sync fails
+//! that creates a segment also syncs the directory. The previous segment
+//! needs no extra sync when rolling: its last write already ended with one.
+//! Recovery, before the WAL writes anything, cuts the torn tail if any and
+//! makes the last segment and the directory durable (truncate + sync, then a
+//! directory sync): what it read may come from a write whose sync failed,
+//! read back from the page cache after a restart without a power loss, and
+//! nothing may be built on bytes that a later power loss could take away.
+//! Recovery changes nothing in the directory when it reports `Corrupt`. If a write or sync fails
 //! the WAL refuses all further calls ([`WalError::Failed`]): what reached the
 //! disk is unknown, and only a reopen (recovery) can tell.
 //!

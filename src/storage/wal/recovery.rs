@@ -14,6 +14,14 @@ use super::{Recovered, RecoveredGroup, WalError};
 use crate::raft::Entry;
 use crate::storage::{LogStore, MemStore};
 
+/// What recovery does to the last segment after reading it.
+enum Tail<'a> {
+    /// Its header was never completely written: remove it.
+    Remove(&'a Path),
+    /// Keep (and make durable) its first bytes, cutting any torn tail.
+    Keep(&'a Path, u64),
+}
+
 /// What [`recover`] hands the WAL.
 pub(super) struct Outcome {
     pub recovered: Recovered,
@@ -217,6 +225,8 @@ pub(super) fn recover(fs: &dyn WalFs, dir: &Path) -> Result<Outcome, WalError> {
     let mut truncated = 0u64;
     let mut read = 0usize;
     let last_segment = segments.last().map_or(0, |(seq, _)| *seq);
+    // What to do to the last segment once everything has been read.
+    let mut tail: Option<Tail> = None;
     for (i, (seq, path)) in segments.iter().enumerate() {
         let seq = *seq;
         let is_last = i + 1 == segments.len();
@@ -230,10 +240,7 @@ pub(super) fn recover(fs: &dyn WalFs, dir: &Path) -> Result<Outcome, WalError> {
         else {
             warn!(segment = %path.display(), bytes = data.len(), "removing a segment whose header was never completely written");
             truncated += data.len() as u64;
-            fs.remove(path)?;
-            // Durably: were it to come back after another crash, it would
-            // no longer be the last segment, and would read as corruption.
-            fs.sync_dir(dir)?;
+            tail = Some(Tail::Remove(path));
             continue;
         };
         replay.missing_prev = replay.missing_now;
@@ -263,17 +270,39 @@ pub(super) fn recover(fs: &dyn WalFs, dir: &Path) -> Result<Outcome, WalError> {
                 r.map_err(|reason| corrupt(offset, reason))?;
             }
         }
-        if let Some(at) = reader.torn_at {
-            let cut = data.len() as u64 - at;
-            warn!(segment = %path.display(), offset = at, bytes = cut, "truncating a torn tail");
-            fs.truncate(path, at)?;
-            truncated += cut;
+        let len = match reader.torn_at {
+            Some(at) => {
+                let cut = data.len() as u64 - at;
+                warn!(segment = %path.display(), offset = at, bytes = cut, "truncating a torn tail");
+                truncated += cut;
+                at
+            }
+            None => data.len() as u64,
+        };
+        if is_last {
+            tail = Some(Tail::Keep(path, len));
         }
         debug!(segment = %path.display(), "replayed");
     }
     let records = replay.records;
     let last_commit = replay.last_commit;
     let (groups, tracker) = replay.finish(dir)?;
+    // Only now that everything was read without error is the directory
+    // changed: a refused open leaves it as it was.
+    match tail {
+        None => {}
+        // Durably (below): were it to come back after another crash, it
+        // would no longer be the last segment, and read as corruption.
+        Some(Tail::Remove(path)) => fs.remove(path)?,
+        // Cut the torn tail, if any, and in any case make what was
+        // recovered durable: it may come from a write whose sync failed,
+        // read back from the page cache by a restart without a power loss.
+        // Nothing may be built on it before it is on disk.
+        Some(Tail::Keep(path, len)) => fs.truncate(path, len)?,
+    }
+    // Likewise the directory entry of the last segment, whose creation may
+    // not have been synced either, before a new segment follows it.
+    fs.sync_dir(dir)?;
     Ok(Outcome {
         recovered: Recovered {
             groups,
