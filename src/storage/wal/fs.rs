@@ -177,6 +177,14 @@ pub struct MemFsStats {
     pub injected_errors: u64,
     /// [`MemFs::crash`] calls.
     pub crashes: u64,
+    /// Files whose creation a crash undid.
+    pub files_vanished: u64,
+    /// Files whose removal a crash undid.
+    pub files_restored: u64,
+    /// Unsynced bytes crashes dropped off the end of files.
+    pub bytes_lost: u64,
+    /// Pages crashes zeroed in the unsynced bytes they kept.
+    pub pages_zeroed: u64,
 }
 
 /// Which operations an injected error waits for.
@@ -294,14 +302,21 @@ impl MemFs {
             rng = rng.wrapping_add(1);
             mix(rng ^ seed.rotate_left(17))
         };
-        let mut st = self.state.lock();
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
         st.epoch += 1;
-        st.stats.crashes += 1;
         st.fault = None;
+        let stats = &mut st.stats;
+        stats.crashes += 1;
         st.files.retain(|_, f| {
             if f.linked != f.link_durable && next() % 2 == 0 {
                 // The creation or the removal is lost.
                 f.linked = !f.linked;
+                if f.linked {
+                    stats.files_restored += 1;
+                } else {
+                    stats.files_vanished += 1;
+                }
             }
             if !f.linked {
                 return false;
@@ -315,6 +330,7 @@ impl MemFs {
                 };
                 let end = f.synced + keep;
                 f.data.truncate(end);
+                stats.bytes_lost += (unsynced - keep) as u64;
                 if keep > 0 && next() % 2 == 0 {
                     // Some pages of the kept region never made it.
                     let mut page = f.synced / MEMFS_PAGE * MEMFS_PAGE;
@@ -323,6 +339,7 @@ impl MemFs {
                             let lo = page.max(f.synced);
                             let hi = (page + MEMFS_PAGE).min(end);
                             f.data[lo..hi].fill(0);
+                            stats.pages_zeroed += 1;
                         }
                         page += MEMFS_PAGE;
                     }
