@@ -148,9 +148,11 @@
 //! directory sync): what it read may come from a write whose sync failed,
 //! read back from the page cache after a restart without a power loss, and
 //! nothing may be built on bytes that a later power loss could take away.
-//! Recovery changes nothing in the directory when it reports `Corrupt`. If a write or sync fails
-//! the WAL refuses all further calls ([`WalError::Failed`]): what reached the
-//! disk is unknown, and only a reopen (recovery) can tell.
+//! Recovery changes nothing in the directory when it reports `Corrupt`.
+//!
+//! If a write or sync fails the WAL refuses all further calls
+//! ([`WalError::Failed`]): what reached the disk is unknown, and only a
+//! reopen (recovery) can tell.
 //!
 //! Every file operation goes through a [`WalFs`]: [`RealFs`] (`std::fs`)
 //! for [`Wal::open`], any other with [`Wal::open_with`], such as [`MemFs`],
