@@ -640,6 +640,53 @@ fn a_damaged_commit_record_followed_by_later_commits_is_reported() {
     assert_eq!(rec.groups[&1].store.last_index(), 9);
 }
 
+/// A lost page zeroes the length field of a record header while the CRC
+/// and type after it survive on the next page: the record reads as an empty
+/// record with the original CRC. Record CRCs are not salted, so a client who
+/// chose the payload can have made that CRC equal CRC-32C of the type byte
+/// alone, and the damaged record passes its CRC check but cannot decode. In
+/// the last commit that is a torn tail (rule a), not corruption; with a
+/// later commit after it, it is corruption.
+#[test]
+fn a_record_with_a_good_crc_that_cannot_decode_in_a_torn_commit_is_cut() {
+    // What the damaged record header looks like: length 0, the forged CRC,
+    // type Entries.
+    let forge = |d: &mut [u8], record_at: usize| {
+        d[record_at..record_at + 4].fill(0);
+        d[record_at + 4..record_at + 8].copy_from_slice(&crc32c(&[6]).to_le_bytes());
+        assert_eq!(d[record_at + 8], 6, "an Entries record");
+    };
+    const COMMIT_RECORD: usize = 37;
+
+    // The last commit: cut as a torn tail.
+    let base = TempDir::new("forged-crc");
+    let (before, _, seg, start, end) = wal_with_last_commit(base.path());
+    let mut data = fs::read(&seg).unwrap();
+    forge(&mut data, start as usize + COMMIT_RECORD);
+    fs::write(&seg, &data).unwrap();
+    let (_, rec) = match Wal::open(WalOptions::new(base.path())) {
+        Ok(r) => r,
+        Err(e) => panic!("recovery refused a torn tail: {e}"),
+    };
+    assert_eq!(rec.truncated_tail_bytes, end - start);
+    assert_recovered(&before, &rec);
+
+    // A commit in the middle, with later commits after it: corruption.
+    let dir = TempDir::new("forged-crc-middle");
+    let starts = write_commits(dir.path(), 10);
+    let (seg, at) = starts[4].clone();
+    let mut data = fs::read(&seg).unwrap();
+    forge(&mut data, at as usize + COMMIT_RECORD);
+    fs::write(&seg, &data).unwrap();
+    match Wal::open(WalOptions::new(dir.path())) {
+        Err(WalError::Corrupt { offset, reason, .. }) => {
+            assert_eq!(offset, at + COMMIT_RECORD as u64);
+            assert!(reason.contains("follows"), "{reason}");
+        }
+        r => panic!("expected Corrupt, got {:?}", r.map(|_| ())),
+    }
+}
+
 #[test]
 fn a_damaged_header_of_a_last_segment_with_commits_is_reported() {
     let dir = TempDir::new("damaged-header");

@@ -87,10 +87,13 @@
 //! with the log's own framing where it can, and only ever with commit
 //! records that count:
 //!
-//! * **(a)** its commit record counts but its body is incomplete or holds a
-//!   record with a bad CRC: a torn tail, unless a counted commit record
-//!   starts exactly at `p + 37 + body_len`, where the framing puts the next
-//!   commit — then a later write followed it, and it is `Corrupt`;
+//! * **(a)** its commit record counts but its body is incomplete or bad (a
+//!   record with a bad CRC, or one that makes no sense although its CRC is
+//!   good: a lost page can zero a record's length and leave its CRC, which
+//!   a client can choose, since record CRCs are not salted): a torn tail,
+//!   unless a counted commit record starts exactly at `p + 37 + body_len`,
+//!   where the framing puts the next commit — then a later write followed
+//!   it, and it is `Corrupt`;
 //! * **(b)** no commit record that counts starts at `p` (bad length, type,
 //!   CRC or salt, or too few bytes left): a torn tail, unless a counted
 //!   commit record with a higher sequence number than the last good commit
@@ -103,11 +106,10 @@
 //! A torn tail is cut off the file (reported in
 //! [`Recovered::truncated_tail_bytes`]) and the commits before it are
 //! recovered whole. A commit is all or nothing: recovery never sees half a
-//! batch. Anything else — a bad record with a counted commit after it as
-//! above, a bad record in any other segment, a record with a good CRC that
-//! makes no sense (a commit record inside a body, a count that does not
-//! match, an undecodable payload) — is [`WalError::Corrupt`] naming the
-//! segment and offset; nothing is ever skipped silently. After recovery the
+//! batch. Anything else — a bad commit with a counted commit after it as
+//! above, a bad record in any other segment, a record of a whole commit that
+//! the replay cannot apply — is [`WalError::Corrupt`] naming the segment and
+//! offset; nothing is ever skipped silently. After recovery the
 //! WAL always starts a new segment, so nothing is ever appended after a cut.
 //!
 //! Since payload bytes never count as commit records, a proposal that holds

@@ -101,17 +101,24 @@ enum Bad {
     /// or salt, or too few bytes). Rule (b): in the last segment, a torn
     /// tail unless a counted commit with a higher sequence number follows.
     Header { reason: String },
-    /// The commit record counts but its body is incomplete or has a record
-    /// with a bad CRC. Rule (a): in the last segment, a torn tail unless a
-    /// counted commit starts at `next`, where the framing puts the next
-    /// commit (`None`: beyond any file).
+    /// The commit record counts but its body is incomplete or bad: a record
+    /// with a bad CRC, or one that makes no sense although its CRC is good.
+    /// Rule (a): in the last segment, a torn tail unless a counted commit
+    /// starts at `next`, where the framing puts the next commit (`None`:
+    /// beyond any file).
+    ///
+    /// Why a good CRC is not enough to call a body record corrupt: a lost
+    /// page can zero the length field of a record header while its CRC and
+    /// type survive on the next page; the record then reads as an empty
+    /// record with the original CRC, and a client who chose the payload can
+    /// have made that CRC equal CRC-32C of the type byte alone (record CRCs
+    /// are not salted). Such a record cannot decode, and must not turn a torn
+    /// write into corruption.
     Body {
         offset: usize,
         reason: String,
         next: Option<usize>,
     },
-    /// Corruption wherever it is: records with good CRCs that make no sense.
-    Corrupt { offset: usize, reason: String },
 }
 
 /// Reads the commits of one segment held in memory.
@@ -250,7 +257,6 @@ impl<'a> SegmentReader<'a> {
                     format!("{reason}, yet the next commit ({}) follows it", h.seq),
                 ),
             },
-            Bad::Corrupt { offset, reason } => (offset, reason),
         };
         Err(WalError::Corrupt {
             segment: self.path.to_path_buf(),
@@ -295,38 +301,34 @@ impl<'a> SegmentReader<'a> {
                 })
             }
         };
-        let torn = |offset: usize, reason: String| Bad::Body {
+        let bad = |offset: usize, reason: String| Bad::Body {
             offset,
             reason,
             next: Some(end),
         };
-        let corrupt = |offset: usize, reason: String| Bad::Corrupt { offset, reason };
         let mut records = Vec::with_capacity(h.count.min(1 << 16) as usize);
         let mut p = body;
         while p < end {
             if end - p < RECORD_HEADER {
-                return Err(torn(
-                    p,
-                    "record header crosses the end of its commit".into(),
-                ));
+                return Err(bad(p, "record header crosses the end of its commit".into()));
             }
             let rh = record::read_header(&d[p..p + RECORD_HEADER]);
             if rh.len > end - p - RECORD_HEADER {
-                return Err(torn(
+                return Err(bad(
                     p,
                     format!("record of {} bytes crosses the end of its commit", rh.len),
                 ));
             }
             let payload = &d[p + RECORD_HEADER..p + RECORD_HEADER + rh.len];
             if !record::crc_matches(&rh, payload) {
-                return Err(torn(p, "record CRC mismatch".into()));
+                return Err(bad(p, "record CRC mismatch".into()));
             }
             if rh.t == T_COMMIT {
-                return Err(corrupt(p, "commit record inside a commit".into()));
+                return Err(bad(p, "commit record inside a commit".into()));
             }
             let first_of_segment = self.commits == 0 && records.is_empty();
             if first_of_segment != (rh.t == T_CHECKPOINT) {
-                return Err(corrupt(
+                return Err(bad(
                     p,
                     if first_of_segment {
                         "segment does not start with a checkpoint".into()
@@ -335,18 +337,15 @@ impl<'a> SegmentReader<'a> {
                     },
                 ));
             }
-            let rec = record::decode(rh.t, payload).map_err(|e| corrupt(p, e))?;
+            let rec = record::decode(rh.t, payload).map_err(|e| bad(p, e))?;
             records.push((p as u64, rec));
             p += RECORD_HEADER + rh.len;
         }
         if records.is_empty() && self.commits == 0 {
-            return Err(corrupt(
-                pos,
-                "segment does not start with a checkpoint".into(),
-            ));
+            return Err(bad(pos, "segment does not start with a checkpoint".into()));
         }
         if records.len() as u64 != u64::from(h.count) {
-            return Err(corrupt(
+            return Err(bad(
                 pos,
                 format!(
                     "commit announces {} records but holds {}",
