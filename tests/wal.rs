@@ -4,15 +4,21 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use muxraft::raft::{Entry, EntryKind, HardState};
-use muxraft::storage::{crc32c, LogStore, Recovered, Wal, WalBatch, WalError, WalOptions};
+use muxraft::storage::{
+    crc32c, LogStore, MemFs, MemFsStats, Recovered, Wal, WalBatch, WalError, WalOptions,
+};
 
 mod common;
 use common::TempDir;
 
 // ---------------------------------------------------------------- helpers
+
+/// Bytes of a segment header (format version 2).
+const SEGMENT_HEADER: u64 = 32;
 
 /// Deterministic xorshift, so every run writes the same bytes.
 struct Rng(u64);
@@ -63,10 +69,14 @@ fn hs(term: u64, vote: u64, commit: u64) -> HardState {
 #[derive(Clone, Debug, Default)]
 struct Model {
     groups: BTreeMap<u64, ModelGroup>,
+    /// Incarnations handed out so far: each creation gets a new one, as a
+    /// host would give a group id created again.
+    incarnations: u64,
 }
 
 #[derive(Clone, Debug, Default)]
 struct ModelGroup {
+    incarnation: u64,
     members: Vec<u64>,
     hs: HardState,
     log: Vec<Entry>,
@@ -87,10 +97,13 @@ impl<'a> Writer<'a> {
     }
 
     fn create(&mut self, g: u64, members: &[u64]) -> &mut Self {
-        self.batch.create_group(g, members);
+        self.model.incarnations += 1;
+        let incarnation = 1000 + self.model.incarnations;
+        self.batch.create_group(g, incarnation, members);
         self.model.groups.insert(
             g,
             ModelGroup {
+                incarnation,
                 members: members.to_vec(),
                 ..ModelGroup::default()
             },
@@ -105,14 +118,16 @@ impl<'a> Writer<'a> {
     }
 
     fn hs(&mut self, g: u64, h: HardState) -> &mut Self {
-        self.batch.hard_state(g, h);
-        self.model.groups.get_mut(&g).unwrap().hs = h;
+        let m = self.model.groups.get_mut(&g).unwrap();
+        self.batch.hard_state(g, m.incarnation, h);
+        m.hs = h;
         self
     }
 
     fn entries(&mut self, g: u64, es: &[Entry]) -> &mut Self {
-        self.batch.entries(g, es);
-        let log = &mut self.model.groups.get_mut(&g).unwrap().log;
+        let m = self.model.groups.get_mut(&g).unwrap();
+        self.batch.entries(g, m.incarnation, es);
+        let log = &mut m.log;
         log.truncate(es[0].index as usize - 1);
         log.extend_from_slice(es);
         self
@@ -125,25 +140,42 @@ impl<'a> Writer<'a> {
 }
 
 fn assert_recovered(model: &Model, rec: &Recovered) {
+    if let Some(diff) = differs(model, rec) {
+        panic!("recovered state differs from the model: {diff}");
+    }
+}
+
+/// How the recovered state differs from the model, if it does.
+fn differs(model: &Model, rec: &Recovered) -> Option<String> {
     let want: Vec<u64> = model.groups.keys().copied().collect();
     let got: Vec<u64> = rec.groups.keys().copied().collect();
-    assert_eq!(got, want, "recovered groups");
+    if got != want {
+        return Some(format!("groups {got:?}, expected {want:?}"));
+    }
     for (id, m) in &model.groups {
         let g = &rec.groups[id];
-        assert_eq!(g.members, m.members, "group {id} members");
-        assert_eq!(g.store.hard_state(), m.hs, "group {id} hard state");
-        assert_eq!(g.store.first_index(), 1, "group {id} first index");
-        assert_eq!(
-            g.store.last_index(),
-            m.log.len() as u64,
-            "group {id} last index"
-        );
         let log = g
             .store
             .entries(1, g.store.last_index() + 1, u64::MAX)
-            .unwrap();
-        assert!(log == m.log, "group {id}: recovered entries differ");
+            .unwrap_or_default();
+        let diff = if g.incarnation != m.incarnation {
+            format!("incarnation {} vs {}", g.incarnation, m.incarnation)
+        } else if g.members != m.members {
+            format!("members {:?} vs {:?}", g.members, m.members)
+        } else if g.store.hard_state() != m.hs {
+            format!("hard state {:?} vs {:?}", g.store.hard_state(), m.hs)
+        } else if g.store.first_index() != 1 {
+            format!("first index {}", g.store.first_index())
+        } else if g.store.last_index() != m.log.len() as u64 {
+            format!("last index {} vs {}", g.store.last_index(), m.log.len())
+        } else if log != m.log {
+            "entries differ".into()
+        } else {
+            continue;
+        };
+        return Some(format!("group {id}: {diff}"));
     }
+    None
 }
 
 fn open(dir: &Path) -> (Wal, Recovered) {
@@ -151,9 +183,13 @@ fn open(dir: &Path) -> (Wal, Recovered) {
 }
 
 fn open_small(dir: &Path, segment_bytes: u64) -> (Wal, Recovered) {
+    open_small_result(dir, segment_bytes).unwrap()
+}
+
+fn open_small_result(dir: &Path, segment_bytes: u64) -> Result<(Wal, Recovered), WalError> {
     let mut o = WalOptions::new(dir);
     o.segment_bytes = segment_bytes;
-    Wal::open(o).unwrap()
+    Wal::open(o)
 }
 
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
@@ -321,9 +357,9 @@ fn torn_last_commit_is_truncated_at_every_cut_and_the_wal_stays_usable() {
         assert_recovered(&after, &rec);
     }
     let len = end - start;
-    // Inside the commit header, right after it, inside the record header,
-    // in the middle of the payload, one byte short.
-    for cut in [1, 10, 28, 29, 30, 40, len / 2, len - 1] {
+    // Inside the commit record (37 bytes), right after it, inside the
+    // record header, in the middle of the payload, one byte short.
+    for cut in [1, 10, 36, 37, 38, 48, len / 2, len - 1] {
         let copy = copy_of(base.path(), "torn");
         let f = copy.path().join(seg.file_name().unwrap());
         fs::OpenOptions::new()
@@ -365,7 +401,7 @@ fn garbage_after_the_last_commit_is_truncated() {
     let tails: Vec<Vec<u8>> = vec![
         rng.bytes(1),
         rng.bytes(8),
-        rng.bytes(29),
+        rng.bytes(37), // as long as a commit record
         rng.bytes(4096),
         vec![0u8; 512],  // a file extended with zeros
         vec![0xFF; 100], // erased flash
@@ -381,7 +417,7 @@ fn garbage_after_the_last_commit_is_truncated() {
         assert_recovered(&after, &rec);
         assert_eq!(fs::metadata(&f).unwrap().len(), end);
         let mut b = WalBatch::default();
-        b.hard_state(1, hs(77, 1, 0));
+        b.hard_state(1, after.groups[&1].incarnation, hs(77, 1, 0));
         wal.write(&b).unwrap();
         drop(wal);
         let (_, rec) = open(copy.path());
@@ -400,6 +436,293 @@ fn a_segment_whose_header_was_never_written_is_dropped() {
     let (_, rec) = open(dir.path());
     assert_eq!(rec.truncated_tail_bytes, 4);
     assert_recovered(&after, &rec);
+}
+
+/// A commit record as a client can forge one in a proposal: len | crc |
+/// type 1 | payload with crc = CRC-32C(type ++ payload), payload = seq,
+/// body_len, count as format version 1 laid it out or, with `salt`, as
+/// version 2 does (seq, body_len, count, salt) with a guessed salt.
+fn forged_commit(seq: u64, body_len: u64, count: u32, salt: Option<u64>) -> Vec<u8> {
+    let mut typed = vec![1u8];
+    typed.extend_from_slice(&seq.to_le_bytes());
+    typed.extend_from_slice(&body_len.to_le_bytes());
+    typed.extend_from_slice(&count.to_le_bytes());
+    if let Some(salt) = salt {
+        typed.extend_from_slice(&salt.to_le_bytes());
+    }
+    let mut rec = Vec::new();
+    rec.extend_from_slice(&(typed.len() as u32 - 1).to_le_bytes());
+    rec.extend_from_slice(&crc32c(&typed).to_le_bytes());
+    rec.extend_from_slice(&typed);
+    rec
+}
+
+/// How a crash tore the write that carried the forged records.
+#[derive(Clone, Copy, Debug)]
+enum Tear {
+    /// Its first page reads as zeros, the later ones made it.
+    FirstPageLost,
+    /// The same, and the file ends a little after the forged records.
+    FirstPageLostAndCut,
+    /// Its second page reads as zeros (the commit record is intact).
+    SecondPageLost,
+}
+
+/// A proposal carries byte-exact commit records with plausible next
+/// sequence numbers (laid out as in format version 1, and as in version 2
+/// with guessed salts). The write that carries it is torn: some page never
+/// reaches the disk, the pages with the forged records do. Recovery must
+/// cut the torn commit, not take the forged records for later commits and
+/// refuse to open — also when that write started a new segment, whose
+/// header is then lost with the first page.
+#[test]
+fn a_commit_record_forged_in_a_payload_does_not_block_recovery_of_a_torn_tail() {
+    for new_segment in [false, true] {
+        for tear in [
+            Tear::FirstPageLost,
+            Tear::FirstPageLostAndCut,
+            Tear::SecondPageLost,
+        ] {
+            hostile_payload_torn(new_segment, tear);
+        }
+    }
+}
+
+fn hostile_payload_torn(new_segment: bool, tear: Tear) {
+    let what = format!("new_segment={new_segment} {tear:?}");
+    let dir = TempDir::new("hostile");
+    let segment_bytes = if new_segment { 1 } else { 64 << 20 };
+    let mut model = Model::default();
+    let (mut wal, _) = open_small(dir.path(), segment_bytes); // commit 1
+    let mut w = Writer::new(&mut model);
+    w.create(1, &[1, 2, 3]).entries(1, &entries(1, 5, 1, 100));
+    w.write(&mut wal); // commit 2
+    w.entries(1, &entries(6, 5, 1, 100)).hs(1, hs(1, 1, 5));
+    w.write(&mut wal); // commit 3
+    let before = w.model.clone();
+
+    let mut forged = Vec::new();
+    for seq in 4..8 {
+        forged.extend_from_slice(&forged_commit(seq, 0, 0, None));
+        for salt in [0, 1, seq, u64::MAX] {
+            forged.extend_from_slice(&forged_commit(seq, 0, 0, Some(salt)));
+        }
+    }
+    let mut data = vec![b'x'; 8192];
+    data.extend_from_slice(&forged);
+    data.extend_from_slice(&[b'y'; 100]);
+    let seg_before = wal.active_segment().unwrap();
+    let len_before = fs::metadata(&seg_before).unwrap().len() as usize;
+    w.entries(1, &[entry(11, 1, &data)]);
+    w.write(&mut wal); // commit 4, the hostile one
+    let seg = wal.active_segment().unwrap();
+    drop(wal);
+    assert_eq!(seg != seg_before, new_segment);
+    // Where the hostile write starts.
+    let start = if new_segment { 0 } else { len_before };
+
+    let mut bytes = fs::read(&seg).unwrap();
+    let page_end = (start / 4096 + 1) * 4096;
+    match tear {
+        Tear::FirstPageLost | Tear::FirstPageLostAndCut => bytes[start..page_end].fill(0),
+        Tear::SecondPageLost => bytes[page_end..page_end + 4096].fill(0),
+    }
+    let at = find(&bytes, &forged).expect("the forged records survive the crash");
+    assert!(at >= page_end + 4096, "{what}");
+    if let Tear::FirstPageLostAndCut = tear {
+        bytes.truncate(at + forged.len() + 10);
+    }
+    // A new segment whose header is intact keeps it.
+    let header_lost = new_segment && !matches!(tear, Tear::SecondPageLost);
+    let cut_at = if new_segment && !header_lost {
+        SEGMENT_HEADER as usize
+    } else {
+        start
+    };
+    let torn = (bytes.len() - cut_at) as u64;
+    fs::write(&seg, &bytes).unwrap();
+
+    let (mut wal, rec) = match open_small_result(dir.path(), segment_bytes) {
+        Ok(r) => r,
+        Err(e) => panic!("{what}: recovery refused a torn tail: {e}"),
+    };
+    assert_eq!(rec.truncated_tail_bytes, torn, "{what}");
+    assert_recovered(&before, &rec);
+    if header_lost {
+        assert!(!seg.exists(), "{what}: the torn segment is removed");
+    } else {
+        assert_eq!(
+            fs::metadata(&seg).unwrap().len(),
+            cut_at as u64,
+            "{what}: file cut back"
+        );
+    }
+
+    // And the WAL goes on.
+    let mut model = before.clone();
+    let mut w = Writer::new(&mut model);
+    w.entries(1, &entries(11, 1, 2, 10)).hs(1, hs(2, 1, 10));
+    w.write(&mut wal);
+    drop(wal);
+    let (_, rec) = open_small(dir.path(), segment_bytes);
+    assert_recovered(&model, &rec);
+}
+
+/// Commits of a WAL, each with its segment and where it starts: the
+/// segment's length before each write.
+fn write_commits(dir: &Path, n: u64) -> Vec<(PathBuf, u64)> {
+    let mut model = Model::default();
+    let (mut wal, _) = open(dir);
+    let mut starts = Vec::new();
+    let mut w = Writer::new(&mut model);
+    w.create(1, &[1, 2, 3]);
+    for i in 1..=n {
+        let seg = wal.active_segment().unwrap();
+        starts.push((seg.clone(), fs::metadata(&seg).unwrap().len()));
+        w.entries(1, &entries(i, 1, 1, 50)).hs(1, hs(1, 1, i - 1));
+        w.write(&mut wal);
+    }
+    drop(wal);
+    starts
+}
+
+/// Rule (b): a commit record that does not count, followed by genuine
+/// (salted, newer) commits, is corruption, not a torn tail — whatever part
+/// of it is damaged.
+#[test]
+fn a_damaged_commit_record_followed_by_later_commits_is_reported() {
+    let base = TempDir::new("commit-header-base");
+    let starts = write_commits(base.path(), 10);
+    let (seg, at) = starts[4].clone();
+    let at = at as usize;
+    // Length, CRC, type, seq, body_len, count, salt; then the whole record.
+    type Damage = fn(&mut [u8], usize);
+    let damages: [(&str, Damage); 8] = [
+        ("length", |d, at| d[at] ^= 0x01),
+        ("crc", |d, at| d[at + 5] ^= 0x40),
+        ("type", |d, at| d[at + 8] = 2),
+        ("seq", |d, at| d[at + 9] ^= 0x01),
+        ("body_len", |d, at| d[at + 17] ^= 0x02),
+        ("count", |d, at| d[at + 25] ^= 0x01),
+        ("salt", |d, at| d[at + 36] ^= 0x80),
+        ("zeroed", |d, at| d[at..at + 37].fill(0)),
+    ];
+    for (what, damage) in damages {
+        let copy = copy_of(base.path(), "commit-header");
+        let f = copy.path().join(seg.file_name().unwrap());
+        let mut data = fs::read(&f).unwrap();
+        damage(&mut data, at);
+        fs::write(&f, &data).unwrap();
+        match Wal::open(WalOptions::new(copy.path())) {
+            Err(WalError::Corrupt {
+                segment,
+                offset,
+                reason,
+            }) => {
+                assert_eq!(segment, f, "{what}");
+                assert_eq!(offset, at as u64, "{what}");
+                assert!(reason.contains("follows"), "{what}: {reason}");
+            }
+            Err(e) => panic!("{what}: wrong error: {e}"),
+            Ok(_) => panic!("{what}: a damaged commit was skipped or cut"),
+        }
+        assert_eq!(fs::read(&f).unwrap(), data, "{what}: nothing truncated");
+    }
+    // The same damage to the last commit is a torn tail.
+    let (seg, at) = starts[9].clone();
+    let f = base.path().join(seg.file_name().unwrap());
+    let mut data = fs::read(&f).unwrap();
+    let len = data.len() as u64;
+    data[at as usize + 5] ^= 0x40;
+    fs::write(&f, &data).unwrap();
+    let (_, rec) = open(base.path());
+    assert_eq!(rec.truncated_tail_bytes, len - at);
+    assert_eq!(rec.groups[&1].store.last_index(), 9);
+}
+
+/// A lost page zeroes the length field of a record header while the CRC
+/// and type after it survive on the next page: the record reads as an empty
+/// record with the original CRC. Record CRCs are not salted, so a client who
+/// chose the payload can have made that CRC equal CRC-32C of the type byte
+/// alone, and the damaged record passes its CRC check but cannot decode. In
+/// the last commit that is a torn tail (rule a), not corruption; with a
+/// later commit after it, it is corruption.
+#[test]
+fn a_record_with_a_good_crc_that_cannot_decode_in_a_torn_commit_is_cut() {
+    // What the damaged record header looks like: length 0, the forged CRC,
+    // type Entries.
+    let forge = |d: &mut [u8], record_at: usize| {
+        d[record_at..record_at + 4].fill(0);
+        d[record_at + 4..record_at + 8].copy_from_slice(&crc32c(&[6]).to_le_bytes());
+        assert_eq!(d[record_at + 8], 6, "an Entries record");
+    };
+    const COMMIT_RECORD: usize = 37;
+
+    // The last commit: cut as a torn tail.
+    let base = TempDir::new("forged-crc");
+    let (before, _, seg, start, end) = wal_with_last_commit(base.path());
+    let mut data = fs::read(&seg).unwrap();
+    forge(&mut data, start as usize + COMMIT_RECORD);
+    fs::write(&seg, &data).unwrap();
+    let (_, rec) = match Wal::open(WalOptions::new(base.path())) {
+        Ok(r) => r,
+        Err(e) => panic!("recovery refused a torn tail: {e}"),
+    };
+    assert_eq!(rec.truncated_tail_bytes, end - start);
+    assert_recovered(&before, &rec);
+
+    // A commit in the middle, with later commits after it: corruption.
+    let dir = TempDir::new("forged-crc-middle");
+    let starts = write_commits(dir.path(), 10);
+    let (seg, at) = starts[4].clone();
+    let mut data = fs::read(&seg).unwrap();
+    forge(&mut data, at as usize + COMMIT_RECORD);
+    fs::write(&seg, &data).unwrap();
+    match Wal::open(WalOptions::new(dir.path())) {
+        Err(WalError::Corrupt { offset, reason, .. }) => {
+            assert_eq!(offset, at + COMMIT_RECORD as u64);
+            assert!(reason.contains("follows"), "{reason}");
+        }
+        r => panic!("expected Corrupt, got {:?}", r.map(|_| ())),
+    }
+}
+
+#[test]
+fn a_damaged_header_of_a_last_segment_with_commits_is_reported() {
+    let dir = TempDir::new("damaged-header");
+    let starts = write_commits(dir.path(), 3);
+    let seg = starts[0].0.clone();
+    let mut data = fs::read(&seg).unwrap();
+    data[0] ^= 0xFF; // bad magic; the salt after it is intact
+    fs::write(&seg, &data).unwrap();
+    match Wal::open(WalOptions::new(dir.path())) {
+        Err(WalError::Corrupt { reason, .. }) => assert!(reason.contains("magic"), "{reason}"),
+        r => panic!("expected Corrupt, got {:?}", r.map(|_| ())),
+    }
+}
+
+#[test]
+fn version_1_segments_are_refused_by_name() {
+    let dir = TempDir::new("v1");
+    fs::create_dir_all(dir.path()).unwrap();
+    // A version 1 segment: 24-byte header, then an (unsalted) commit.
+    let mut data = b"MUXRWAL\0".to_vec();
+    data.extend_from_slice(&1u32.to_le_bytes());
+    data.extend_from_slice(&0u32.to_le_bytes());
+    data.extend_from_slice(&1u64.to_le_bytes());
+    data.extend_from_slice(&forged_commit(1, 0, 0, None));
+    let f = dir.path().join(format!("{:020}.wal", 1));
+    fs::write(&f, &data).unwrap();
+    match Wal::open(WalOptions::new(dir.path())) {
+        Err(WalError::Corrupt {
+            segment, reason, ..
+        }) => {
+            assert_eq!(segment, f);
+            assert!(reason.contains("version 1"), "{reason}");
+        }
+        r => panic!("expected Corrupt, got {:?}", r.map(|_| ())),
+    }
+    assert_eq!(fs::read(&f).unwrap(), data, "left alone");
 }
 
 // ------------------------------------------------------- corruption
@@ -557,25 +880,26 @@ fn invalid_batches_are_refused_and_nothing_is_written() {
     w.create(1, &[1]).entries(1, &entries(1, 3, 1, 4));
     w.write(&mut wal);
     let bytes = wal.stats().bytes;
+    let inc = model.groups[&1].incarnation;
 
     let refused = |wal: &mut Wal, b: &WalBatch| {
         assert!(matches!(wal.write(b), Err(WalError::InvalidBatch(_))));
     };
     let mut b = WalBatch::default();
-    b.hard_state(2, hs(1, 0, 0));
+    b.hard_state(2, inc, hs(1, 0, 0));
     refused(&mut wal, &b);
     let mut b = WalBatch::default();
-    b.entries(1, &entries(5, 1, 1, 4)); // leaves a gap after 3
+    b.entries(1, inc, &entries(5, 1, 1, 4)); // leaves a gap after 3
     refused(&mut wal, &b);
     let mut b = WalBatch::default();
-    b.create_group(1, &[1]);
+    b.create_group(1, inc + 1, &[1]);
     refused(&mut wal, &b);
     let mut b = WalBatch::default();
-    b.entries(1, &[entry(4, 1, b"a"), entry(6, 1, b"b")]);
+    b.entries(1, inc, &[entry(4, 1, b"a"), entry(6, 1, b"b")]);
     refused(&mut wal, &b);
     let mut b = WalBatch::default();
     b.remove_group(1);
-    b.hard_state(1, hs(1, 0, 0));
+    b.hard_state(1, inc, hs(1, 0, 0));
     refused(&mut wal, &b);
     assert_eq!(wal.stats().bytes, bytes);
 
@@ -586,6 +910,139 @@ fn invalid_batches_are_refused_and_nothing_is_written() {
     drop(wal);
     let (_, rec) = open(dir.path());
     assert_recovered(&model, &rec);
+}
+
+/// A WAL on a MemFs (tiny segments, so writes also roll).
+fn open_mem(fs: &MemFs, segment_bytes: u64) -> Result<(Wal, Recovered), WalError> {
+    let mut o = WalOptions::new("/mem/wal");
+    o.segment_bytes = segment_bytes;
+    Wal::open_with(o, Arc::new(fs.clone()))
+}
+
+#[test]
+fn a_failed_write_or_sync_fails_the_wal_until_it_is_reopened() {
+    // Each way a write can fail: a short append, a failed data sync, a
+    // failed directory sync when rolling, a failed segment creation.
+    // (segment_bytes 1: every write starts a segment.)
+    type Arm = fn(&MemFs);
+    let faults: [(&str, u64, Arm); 6] = [
+        ("append", 1 << 20, MemFs::fail_next_append),
+        ("sync", 1 << 20, MemFs::fail_next_sync),
+        ("append when rolling", 1, MemFs::fail_next_append),
+        ("sync when rolling", 1, MemFs::fail_next_sync),
+        ("dir sync", 1, |fs| fs.fail_after(3)), // create, append, sync, dir sync
+        ("create", 1, |fs| fs.fail_after(0)),
+    ];
+    for (what, segment_bytes, arm) in faults {
+        let fs = MemFs::new(1);
+        let mut model = Model::default();
+        let (mut wal, _) = open_mem(&fs, segment_bytes).unwrap();
+        let mut w = Writer::new(&mut model);
+        w.create(1, &[1, 2, 3]).entries(1, &entries(1, 3, 1, 10));
+        w.write(&mut wal);
+        let durable = w.model.clone();
+
+        let mut b = WalBatch::default();
+        b.entries(1, durable.groups[&1].incarnation, &entries(4, 2, 1, 5000));
+        arm(&fs);
+        assert!(
+            matches!(wal.write(&b), Err(WalError::Io(_))),
+            "{what}: the write fails"
+        );
+        assert!(!fs.fault_pending(), "{what}: the fault was hit");
+        assert!(matches!(wal.write(&b), Err(WalError::Failed)), "{what}");
+        assert!(
+            matches!(wal.delete_unneeded_segments(), Err(WalError::Failed)),
+            "{what}"
+        );
+        drop(wal);
+
+        // Reopened (no crash): the failed write is there whole or not at all.
+        let (_, rec) = open_mem(&fs, segment_bytes).unwrap();
+        let mut attempted = durable.clone();
+        Writer::new(&mut attempted).entries(1, &entries(4, 2, 1, 5000));
+        if rec.groups[&1].store.last_index() == 3 {
+            assert_recovered(&durable, &rec);
+        } else {
+            assert_recovered(&attempted, &rec);
+        }
+    }
+}
+
+/// A host persisting the Ready of a group id that was removed and created
+/// again (a new incarnation) must not write into the new group's log: the
+/// WAL refuses the whole batch, naming the group and both incarnations.
+#[test]
+fn a_batch_for_another_incarnation_of_a_group_is_refused_whole() {
+    let dir = TempDir::new("incarnation");
+    let (mut wal, _) = open_small(dir.path(), 512);
+    let mut b = WalBatch::default();
+    b.create_group(7, 1, &[1, 2, 3]);
+    b.entries(7, 1, &entries(1, 3, 1, 8));
+    b.create_group(8, 5, &[1]);
+    wal.write(&b).unwrap();
+    // Group 7 is removed and created again as incarnation 2.
+    let mut b = WalBatch::default();
+    b.remove_group(7);
+    b.create_group(7, 2, &[4, 5, 6]);
+    wal.write(&b).unwrap();
+    let bytes = wal.stats().bytes;
+
+    let refused = |wal: &mut Wal, b: &WalBatch, theirs: u64, ours: u64| match wal.write(b) {
+        Err(WalError::InvalidBatch(m)) => assert!(
+            m.contains("group 7")
+                && m.contains(&format!("incarnation {theirs}"))
+                && m.contains(&format!("incarnation {ours}")),
+            "{m}"
+        ),
+        r => panic!("expected InvalidBatch, got {:?}", r.map(|_| ())),
+    };
+    // Stale entries and hard state of incarnation 1, next to valid records
+    // of group 8.
+    let mut b = WalBatch::default();
+    b.entries(8, 5, &entries(1, 1, 1, 8));
+    b.entries(7, 1, &entries(4, 1, 1, 8));
+    refused(&mut wal, &b, 1, 2);
+    let mut b = WalBatch::default();
+    b.hard_state(8, 5, hs(1, 1, 0));
+    b.hard_state(7, 1, hs(1, 1, 3));
+    refused(&mut wal, &b, 1, 2);
+    // A number from the future is refused as well.
+    let mut b = WalBatch::default();
+    b.entries(7, 3, &entries(1, 1, 1, 8));
+    refused(&mut wal, &b, 3, 2);
+    // Removed and created again within the batch: later records must name
+    // the new incarnation.
+    let mut b = WalBatch::default();
+    b.remove_group(7);
+    b.create_group(7, 3, &[1]);
+    b.hard_state(7, 2, hs(1, 1, 0));
+    refused(&mut wal, &b, 2, 3);
+    assert_eq!(wal.stats().bytes, bytes, "nothing written");
+
+    // The WAL is still usable, and recovery returns the incarnations.
+    let mut b = WalBatch::default();
+    b.entries(7, 2, &entries(1, 2, 4, 8));
+    b.hard_state(7, 2, hs(4, 4, 1));
+    b.entries(8, 5, &entries(1, 1, 1, 8));
+    wal.write(&b).unwrap();
+    // More segments: their checkpoints list both groups with their
+    // incarnations, which recovery checks against the Create records.
+    for i in 0..10 {
+        let mut b = WalBatch::default();
+        b.entries(8, 5, &entries(2 + i, 1, 1, 100));
+        wal.write(&b).unwrap();
+    }
+    assert!(wal.stats().segments > 2);
+    wal.delete_unneeded_segments().unwrap();
+    drop(wal);
+    let (_, rec) = open_small(dir.path(), 512);
+    assert_eq!(rec.groups[&7].incarnation, 2);
+    assert_eq!(rec.groups[&7].members, vec![4, 5, 6]);
+    assert_eq!(rec.groups[&7].store.last_index(), 2);
+    assert_eq!(rec.groups[&7].store.term(1), Ok(4));
+    assert_eq!(rec.groups[&8].incarnation, 5);
+    assert_eq!(rec.groups[&8].store.last_index(), 11);
 }
 
 // ------------------------------------------------- segments and deletion
@@ -611,7 +1068,7 @@ fn a_rolling_write_costs_one_data_sync_and_one_directory_sync() {
     let dir = TempDir::new("roll-fsync");
     let (mut wal, _) = open_small(dir.path(), 1);
     let mut b = WalBatch::default();
-    b.create_group(1, &[1]);
+    b.create_group(1, 1, &[1]);
     let before = wal.stats();
     wal.write(&b).unwrap();
     let after = wal.stats();
@@ -788,6 +1245,39 @@ fn random_histories_with_deletion_and_crashes_recover_exactly() {
     assert!(torn > 0, "no commit was ever torn");
 }
 
+/// Add 1 to 4 random operations on groups 1..=8 to the batch: creations
+/// (with a new incarnation), removals, appends, overwrites of a suffix
+/// (entries of up to `max_size` bytes), hard states.
+fn random_batch(w: &mut Writer, rng: &mut Rng, step: u64, max_size: u64) {
+    for _ in 0..1 + rng.below(4) {
+        let g = 1 + rng.below(8);
+        let exists = w.model.groups.contains_key(&g);
+        match rng.below(10) {
+            0 if exists => {
+                w.remove(g);
+            }
+            0 | 1 if !exists => {
+                w.create(g, &[g, g + 1]);
+            }
+            _ if exists => {
+                let last = w.model.groups[&g].log.len() as u64;
+                let first = if last > 0 && rng.below(4) == 0 {
+                    1 + rng.below(last)
+                } else {
+                    last + 1
+                };
+                let n = 1 + rng.below(3);
+                let size = rng.below(max_size) as usize;
+                w.entries(g, &entries(first, n, step + 1, size));
+                if rng.below(2) == 0 {
+                    w.hs(g, hs(step + 1, g, first - 1));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// One random history; returns how many times its last commit was torn.
 fn random_history_with_crashes(seed: u64) -> u64 {
     let dir = TempDir::new("random");
@@ -801,33 +1291,7 @@ fn random_history_with_crashes(seed: u64) -> u64 {
         let seg_before = wal.active_segment().unwrap();
         let len_before = fs::metadata(&seg_before).unwrap().len();
         let mut w = Writer::new(&mut model);
-        for _ in 0..1 + rng.below(4) {
-            let g = 1 + rng.below(8);
-            let exists = w.model.groups.contains_key(&g);
-            match rng.below(10) {
-                0 if exists => {
-                    w.remove(g);
-                }
-                0 | 1 if !exists => {
-                    w.create(g, &[g, g + 1]);
-                }
-                _ if exists => {
-                    let last = w.model.groups[&g].log.len() as u64;
-                    let first = if last > 0 && rng.below(4) == 0 {
-                        1 + rng.below(last)
-                    } else {
-                        last + 1
-                    };
-                    let n = 1 + rng.below(3);
-                    let size = rng.below(120) as usize;
-                    w.entries(g, &entries(first, n, step + 1, size));
-                    if rng.below(2) == 0 {
-                        w.hs(g, hs(step + 1, g, first - 1));
-                    }
-                }
-                _ => {}
-            }
-        }
+        random_batch(&mut w, &mut rng, step, 120);
         let wrote = !w.batch.is_empty();
         w.write(&mut wal);
         if rng.below(12) == 0 {
@@ -836,7 +1300,11 @@ fn random_history_with_crashes(seed: u64) -> u64 {
             drop(wal);
             let mut expect = 0;
             if wrote && rng.below(2) == 0 {
-                let start = if seg == seg_before { len_before } else { 24 };
+                let start = if seg == seg_before {
+                    len_before
+                } else {
+                    SEGMENT_HEADER
+                };
                 let end = fs::metadata(&seg).unwrap().len();
                 let cut = start + 1 + rng.below(end - start - 1);
                 let f = fs::OpenOptions::new().write(true).open(&seg).unwrap();
@@ -861,4 +1329,186 @@ fn random_history_with_crashes(seed: u64) -> u64 {
     assert_recovered(&model, &rec);
     assert!(deleted > 0, "seed {seed}: nothing was ever deleted");
     torn
+}
+
+// ------------------------------------------------- crashes on a MemFs
+
+/// What the MemFs crash histories went through, summed over seeds.
+#[derive(Debug, Default)]
+struct CrashCounts {
+    crashes: u64,
+    failed_writes: u64,
+    /// Failed writes that recovery kept whole, and that it dropped whole.
+    kept: u64,
+    dropped: u64,
+    failed_opens: u64,
+    failed_deletions: u64,
+    truncated_bytes: u64,
+    segments_deleted: u64,
+    rolls: u64,
+}
+
+/// Random histories on a [`MemFs`] — groups created (each time with a new
+/// incarnation), removed, appended to, overwritten, hard states,
+/// compaction, small segments and deletion — with failures and power losses
+/// anywhere: a write whose append, data sync, directory sync or segment
+/// creation fails; a deletion that fails half way; a recovery that fails;
+/// a crash at a quiet moment. A crash loses what was not synced: a random
+/// prefix of the last write survives, pages of it read as zeros, files
+/// created or removed since the last directory sync may vanish or come
+/// back. Every recovery must succeed and return exactly the state of the
+/// acknowledged writes, plus — for a write that failed — that write whole
+/// or not at all. Seeded and reproducible: `MUXRAFT_WAL_SEEDS` raises the
+/// number of seeds.
+#[test]
+fn memfs_crashes_anywhere_recover_exactly_the_acknowledged_writes() {
+    let seeds: u64 = std::env::var("MUXRAFT_WAL_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100);
+    let mut n = CrashCounts::default();
+    let mut fs = MemFsStats::default();
+    for seed in 1..=seeds {
+        let s = memfs_crash_history(seed, &mut n);
+        fs.files_vanished += s.files_vanished;
+        fs.files_restored += s.files_restored;
+        fs.bytes_lost += s.bytes_lost;
+        fs.pages_zeroed += s.pages_zeroed;
+    }
+    eprintln!("MemFs crash histories ({seeds} seeds): {n:?} {fs:?}");
+    assert!(fs.files_vanished > 0 && fs.files_restored > 0, "{fs:?}");
+    assert!(fs.bytes_lost > 0 && fs.pages_zeroed > 0, "{fs:?}");
+    assert!(n.crashes > 10 * seeds, "{n:?}");
+    assert!(n.kept > 0 && n.dropped > 0, "{n:?}");
+    assert!(n.failed_opens > 0 && n.failed_deletions > 0, "{n:?}");
+    assert!(n.truncated_bytes > 0, "{n:?}");
+    assert!(n.segments_deleted > 0 && n.rolls > 0, "{n:?}");
+}
+
+/// Arm one random injected error on `fs`.
+fn arm_random_fault(fs: &MemFs, rng: &mut Rng) {
+    match rng.below(3) {
+        0 => fs.fail_next_append(),
+        1 => fs.fail_next_sync(),
+        _ => fs.fail_after(rng.below(5)),
+    }
+}
+
+/// One history; returns what its crashes did.
+fn memfs_crash_history(seed: u64, n: &mut CrashCounts) -> MemFsStats {
+    let fs = MemFs::new(seed);
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let segment_bytes = 512 + rng.below(4096);
+    let ctx = |step: u64| format!("seed {seed} step {step}");
+
+    // Reopen after a failure or a crash: recovery itself may fail (then
+    // the power goes out again) but must end up succeeding.
+    let reopen = |rng: &mut Rng, n: &mut CrashCounts, crash: bool| -> (Wal, Recovered) {
+        let mut crash = crash;
+        loop {
+            if crash {
+                fs.crash(rng.next());
+                n.crashes += 1;
+            }
+            fs.clear_fault();
+            if rng.below(4) == 0 {
+                arm_random_fault(&fs, rng);
+            }
+            match open_mem(&fs, segment_bytes) {
+                Ok((wal, rec)) => {
+                    fs.clear_fault();
+                    n.truncated_bytes += rec.truncated_tail_bytes;
+                    return (wal, rec);
+                }
+                Err(WalError::Io(_)) => {
+                    n.failed_opens += 1;
+                    crash = rng.below(2) == 0;
+                }
+                Err(e) => panic!("seed {seed}: recovery failed: {e}"),
+            }
+        }
+    };
+
+    let mut model = Model::default();
+    let (mut wal, _) = reopen(&mut rng, n, false);
+    for step in 0..200u64 {
+        let segments = wal.stats().segments;
+        let mut attempted = model.clone();
+        let mut w = Writer::new(&mut attempted);
+        random_batch(&mut w, &mut rng, step, 300);
+        if rng.below(8) == 0 {
+            arm_random_fault(&fs, &mut rng);
+        }
+        match wal.write(&w.batch) {
+            Ok(()) => {
+                fs.clear_fault(); // armed for an operation the write never did
+                model = attempted;
+                n.rolls += u64::from(wal.stats().segments > segments);
+            }
+            Err(WalError::Io(_)) => {
+                // Unknown what reached the disk. A restart, with or without
+                // a power loss.
+                n.failed_writes += 1;
+                drop(wal);
+                let crash = rng.below(3) != 0;
+                let (w2, rec) = reopen(&mut rng, n, crash);
+                wal = w2;
+                match (differs(&model, &rec), differs(&attempted, &rec)) {
+                    (None, _) => n.dropped += 1,
+                    (_, None) => {
+                        n.kept += 1;
+                        model = attempted;
+                    }
+                    (Some(a), Some(b)) => panic!(
+                        "{}: after a failed write, neither the state before it ({a}) nor after it ({b})",
+                        ctx(step)
+                    ),
+                }
+                continue;
+            }
+            Err(e) => panic!("{}: {e}", ctx(step)),
+        }
+        if rng.below(5) == 0 {
+            let g = 1 + rng.below(8);
+            wal.compact(g, rng.below(10));
+        }
+        if rng.below(3) == 0 {
+            let fault = rng.below(4) == 0;
+            if fault {
+                fs.fail_after(rng.below(3));
+            }
+            match wal.delete_unneeded_segments() {
+                Ok(d) => n.segments_deleted += d as u64,
+                Err(WalError::Io(_)) => {
+                    // Deleting changes no state, whatever reached the disk.
+                    n.failed_deletions += 1;
+                    drop(wal);
+                    let crash = rng.below(2) == 0;
+                    let (w2, rec) = reopen(&mut rng, n, crash);
+                    wal = w2;
+                    if let Some(d) = differs(&model, &rec) {
+                        panic!("{}: after a failed deletion: {d}", ctx(step));
+                    }
+                    continue;
+                }
+                Err(e) => panic!("{}: {e}", ctx(step)),
+            }
+            fs.clear_fault();
+        }
+        if rng.below(15) == 0 {
+            // Power loss at a quiet moment: every acknowledged write stays.
+            drop(wal);
+            let (w2, rec) = reopen(&mut rng, n, true);
+            wal = w2;
+            if let Some(d) = differs(&model, &rec) {
+                panic!("{}: after a crash: {d}", ctx(step));
+            }
+        }
+    }
+    drop(wal);
+    let (_, rec) = reopen(&mut rng, n, true);
+    if let Some(d) = differs(&model, &rec) {
+        panic!("seed {seed}: at the end: {d}");
+    }
+    fs.stats()
 }

@@ -67,11 +67,12 @@ impl<S: FnMut(&OutFrame), E: FnMut(&Event)> Host for Driver<'_, S, E> {
         };
         let mut batch = WalBatch::default();
         for gr in &rd.groups {
+            // TODO(incarnation): pass the group's incarnation.
             if !gr.ready.entries.is_empty() {
-                batch.entries(gr.group_id, &gr.ready.entries);
+                batch.entries(gr.group_id, 0, &gr.ready.entries);
             }
             if let Some(hs) = gr.ready.hard_state {
-                batch.hard_state(gr.group_id, hs);
+                batch.hard_state(gr.group_id, 0, hs);
             }
         }
         if batch.is_empty() {
@@ -207,7 +208,8 @@ impl Runtime {
             n.create_group(group_id, incarnation, members)?;
             if let Some(wal) = &self.wal {
                 let mut batch = WalBatch::default();
-                batch.create_group(group_id, members);
+                // TODO(incarnation): the host's incarnation of the group.
+                batch.create_group(group_id, 0, members);
                 if let Err(e) = wal.lock().write(&batch) {
                     let _ = n.remove_group(group_id);
                     return Err(Error::Storage(e.to_string()));

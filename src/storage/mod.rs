@@ -3,12 +3,17 @@
 //! [`LogStore`] is what the Raft core reads its log from and records into once
 //! the host has made entries durable. [`MemStore`] keeps everything in memory;
 //! the node-wide write-ahead log rebuilds one `MemStore` per group at start.
+//! The WAL does its file I/O through [`WalFs`]: [`RealFs`] on disk, or
+//! [`MemFs`] in memory with simulated crashes.
 
 mod mem;
 mod wal;
 
 pub use mem::MemStore;
-pub use wal::{crc32c, Recovered, RecoveredGroup, Wal, WalBatch, WalError, WalOptions, WalStats};
+pub use wal::{
+    crc32c, MemFs, MemFsStats, RealFs, Recovered, RecoveredGroup, Wal, WalBatch, WalError, WalFile,
+    WalFs, WalOptions, WalStats, MEMFS_PAGE,
+};
 
 use crate::raft::{Entry, HardState};
 

@@ -13,38 +13,65 @@
 //! replays the log and returns every live group's members, hard state and
 //! log as a [`MemStore`].
 //!
-//! # On-disk format (version 1)
+//! # On-disk format (version 2)
 //!
 //! The directory holds segment files named by a sequence number that starts
 //! at 1 and is never reused: `00000000000000000001.wal`, `...02.wal`, ...
 //!
 //! ```text
 //! segment = header commit*
-//! header  = magic "MUXRWAL\0" | version:u32 = 1 | reserved:u32 = 0 | seq:u64     (24 bytes)
-//! commit  = Commit record (seq:u64, body_len:u64, count:u32) | body: count records
+//! header  = magic "MUXRWAL\0" | version:u32 = 2 | reserved:u32 = 0 | seq:u64 | salt:u64   (32 bytes)
+//! commit  = Commit record (seq:u64, body_len:u64, count:u32, salt:u64) | body: count records
 //! record  = len:u32 | crc:u32 | type:u8 | payload[len]
 //!           crc = CRC-32C (Castagnoli) over type ++ payload; integers little-endian
 //! ```
 //!
+//! The **salt** is a random 64-bit number, not 0, drawn for each segment when
+//! it is created ([`WalFs::salt`]: operating-system randomness for
+//! [`RealFs`]) and written only in the segment's header and in each of its
+//! commit records. **A commit record counts** — as the start of a commit,
+//! or as evidence that a commit exists further on — only if its length,
+//! type and CRC are right *and* its salt equals its segment's salt. Why:
+//! entry payloads are chosen by clients and CRC-32C is not keyed, so a
+//! payload can hold a byte-exact record of any type with a good CRC; but no
+//! client ever sees a salt, so a forged commit record would have to guess 64
+//! random bits to count. Other records carry no salt and need none: they are
+//! only read where the framing of a counted commit places them, never found
+//! by scanning bytes. Version 1 segments (no salt) are refused as
+//! [`WalError::Corrupt`] naming the version; there is no migration.
+//!
 //! A *commit* frames everything one `write` appended; commit sequence
 //! numbers increase across the whole log. Record types and payloads are
-//! listed in `record.rs`: Checkpoint, Create (group, members), Remove (group),
-//! HardState (group, term, vote, commit), Entries (group, first index, then
-//! term, kind and data of each entry, consecutive indexes), Compact (group,
-//! index).
+//! listed in `record.rs`: Checkpoint, Create (group, incarnation, members),
+//! Remove (group), HardState (group, term, vote, commit), Entries (group,
+//! first index, then term, kind and data of each entry, consecutive
+//! indexes), Compact (group, index).
 //!
 //! **Every segment begins with a Checkpoint record** (first record of its
-//! first commit): the list of live groups with, for each, its incarnation,
-//! members, hard state and compaction point. The incarnation of a group is
-//! the position (segment, offset) of the Create record that made it, so a
-//! group id that was removed and created again is told apart from its
-//! earlier life even when the records in between are gone.
+//! first commit): the list of live groups with, for each, its creation, its
+//! incarnation, members, hard state and compaction point.
+//!
+//! Two notions tell the lives of a group id apart, and must not be confused:
+//!
+//! * the **incarnation** is the host's number for a group replica, the same
+//!   on every member ([`WalBatch::create_group`]), which a group id removed
+//!   and created again changes. The WAL stores it (Create record,
+//!   checkpoints), returns it ([`RecoveredGroup::incarnation`]) and checks
+//!   it: [`WalBatch::entries`] and [`WalBatch::hard_state`] name it too, and
+//!   [`Wal::write`] refuses a batch whose records name another incarnation
+//!   than the live group's ([`WalError::InvalidBatch`]), so the Ready of a
+//!   removed group cannot land in the log of its successor. It is not
+//!   written in HardState and Entries records.
+//! * the **creation** (`Creation` in the code) is the position (segment,
+//!   offset) of the Create record that made the live group. Recovery relies
+//!   on it, not on the host's numbers, to tell a group id's lives apart even
+//!   when the records in between are gone (deleted segments).
 //!
 //! # Recovery
 //!
 //! Segments are read oldest first and their records applied in order: a
 //! checkpoint reconciles the set of groups (drops those it does not list,
-//! starts afresh those whose incarnation differs), Create starts an empty
+//! starts afresh those whose creation differs), Create starts an empty
 //! log, HardState replaces the hard state, Entries replace the log from
 //! their first index on, Remove drops the group, Compact is remembered. A
 //! record for a group that does not exist, a second Create of a live group,
@@ -53,16 +80,41 @@
 //! entries that a later record overwrote; it must be filled by the end).
 //!
 //! A write cut short by a crash can leave any prefix — and, since pages of
-//! an unsynced write reach the disk in any order, any subset — of its last
-//! commit. So in the **last** segment a commit that is incomplete or has a
-//! bad record, with no valid commit record anywhere after it, is a torn tail:
-//! it is cut off the file (reported in [`Recovered::truncated_tail_bytes`])
-//! and the commits before it are recovered whole. A commit is all or
-//! nothing: recovery never sees half a batch. Anything else — a bad record
-//! followed by a valid commit, a bad record in any other segment, a record
-//! with a good CRC that makes no sense — is [`WalError::Corrupt`] naming the
-//! segment and offset; nothing is ever skipped silently. After recovery the
-//! WAL always starts a new segment.
+//! an unsynced write reach the disk in any order, any subset of the pages —
+//! of its commit. Each write is synced before the next one starts, so only
+//! the last commit of the last segment can be torn. Where the commit at
+//! offset `p` of the **last** segment does not read whole, recovery decides
+//! with the log's own framing where it can, and only ever with commit
+//! records that count:
+//!
+//! * **(a)** its commit record counts but its body is incomplete or bad (a
+//!   record with a bad CRC, or one that makes no sense although its CRC is
+//!   good: a lost page can zero a record's length and leave its CRC, which
+//!   a client can choose, since record CRCs are not salted): a torn tail,
+//!   unless a counted commit record starts exactly at `p + 37 + body_len`,
+//!   where the framing puts the next commit — then a later write followed
+//!   it, and it is `Corrupt`;
+//! * **(b)** no commit record that counts starts at `p` (bad length, type,
+//!   CRC or salt, or too few bytes left): a torn tail, unless a counted
+//!   commit record with a higher sequence number than the last good commit
+//!   exists anywhere after `p` — then it is `Corrupt`;
+//! * the header of the last segment is incomplete or has a bad magic (the
+//!   write that created it was torn): the whole file is a torn tail and is
+//!   removed, unless a counted commit record (with the salt the header bytes
+//!   still hold, if not 0) follows — then it is `Corrupt`.
+//!
+//! A torn tail is cut off the file (reported in
+//! [`Recovered::truncated_tail_bytes`]) and the commits before it are
+//! recovered whole. A commit is all or nothing: recovery never sees half a
+//! batch. Anything else — a bad commit with a counted commit after it as
+//! above, a bad record in any other segment, a record of a whole commit that
+//! the replay cannot apply — is [`WalError::Corrupt`] naming the segment and
+//! offset; nothing is ever skipped silently. After recovery the
+//! WAL always starts a new segment, so nothing is ever appended after a cut.
+//!
+//! Since payload bytes never count as commit records, a proposal that holds
+//! forged commit records cannot turn a torn tail into `Corrupt` (which would
+//! keep the node from restarting), nor make recovery take it for a commit.
 //!
 //! # Segment deletion
 //!
@@ -78,7 +130,7 @@
 //! lives in memory and is rebuilt by recovery. A live group whose creation
 //! record sits in a deleted segment is still recovered, from the checkpoint
 //! of the next segment. The price is the checkpoint at each segment start:
-//! 60 bytes plus 8 per member for each live group (about 8 MB for 100,000
+//! 68 bytes plus 8 per member for each live group (about 9 MB for 100,000
 //! groups of 3, once per 64 MiB segment).
 //!
 //! [`Wal::compact`] records a compaction point durably and recovery reports
@@ -90,34 +142,49 @@
 //!
 //! # Durability
 //!
-//! Each `write` ends with `File::sync_data`; a write that creates a segment
-//! also syncs the directory. The previous segment needs no extra sync when
-//! rolling: its last write already ended with one. If a write or sync fails
-//! the WAL refuses all further calls ([`WalError::Failed`]): what reached the
-//! disk is unknown, and only a reopen (recovery) can tell.
+//! Each `write` ends with [`WalFile::sync_data`] (`fdatasync`); a write
+//! that creates a segment also syncs the directory. The previous segment
+//! needs no extra sync when rolling: its last write already ended with one.
+//! Recovery, before the WAL writes anything, cuts the torn tail if any and
+//! makes the last segment and the directory durable (truncate + sync, then a
+//! directory sync): what it read may come from a write whose sync failed,
+//! read back from the page cache after a restart without a power loss, and
+//! nothing may be built on bytes that a later power loss could take away.
+//! Recovery changes nothing in the directory when it reports `Corrupt`.
+//!
+//! If a write or sync fails the WAL refuses all further calls
+//! ([`WalError::Failed`]): what reached the disk is unknown, and only a
+//! reopen (recovery) can tell.
+//!
+//! Every file operation goes through a [`WalFs`]: [`RealFs`] (`std::fs`)
+//! for [`Wal::open`], any other with [`Wal::open_with`], such as [`MemFs`],
+//! which keeps files in memory and simulates crashes that lose what was
+//! not synced (for tests and deterministic simulations).
 //!
 //! One `Wal` per directory: nothing stops a second process from opening the
 //! same directory, and two writers would corrupt it.
 
 mod batch;
 mod crc32c;
+mod fs;
 mod record;
 mod recovery;
 mod segment;
 mod tracker;
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tracing::{debug, info};
 
 pub use batch::WalBatch;
 pub use crc32c::crc32c;
+pub use fs::{MemFs, MemFsStats, RealFs, WalFile, WalFs, MEMFS_PAGE};
 
 use batch::Op;
-use record::Incarnation;
+use record::Creation;
 use tracker::Tracker;
 
 use super::MemStore;
@@ -145,6 +212,9 @@ impl WalOptions {
 /// One group as recovery rebuilt it.
 #[derive(Debug)]
 pub struct RecoveredGroup {
+    /// The incarnation number the host created it with
+    /// ([`WalBatch::create_group`]).
+    pub incarnation: u64,
     pub members: Vec<u64>,
     /// Its durable log and hard state.
     pub store: MemStore,
@@ -204,14 +274,17 @@ const COPY_BATCH_BELOW: usize = 256 << 10;
 
 /// The segment being appended to.
 struct Active {
-    file: File,
+    file: Box<dyn WalFile>,
     seq: u64,
+    /// Written in its header and in each of its commit records.
+    salt: u64,
     len: u64,
 }
 
 /// The write-ahead log of one node. See the module documentation.
 pub struct Wal {
     opts: WalOptions,
+    fs: Arc<dyn WalFs>,
     active: Option<Active>,
     next_commit: u64,
     tracker: Tracker,
@@ -226,8 +299,14 @@ impl Wal {
     /// Open (creating the directory if needed) and recover. See the module
     /// documentation for what a torn tail is and what is `Corrupt`.
     pub fn open(opts: WalOptions) -> Result<(Wal, Recovered), WalError> {
-        fs::create_dir_all(&opts.dir)?;
-        let out = recovery::recover(&opts.dir)?;
+        Wal::open_with(opts, Arc::new(RealFs))
+    }
+
+    /// [`open`](Self::open) on another file system, such as a [`MemFs`]
+    /// that simulates crashes.
+    pub fn open_with(opts: WalOptions, fs: Arc<dyn WalFs>) -> Result<(Wal, Recovered), WalError> {
+        fs.create_dir_all(&opts.dir)?;
+        let out = recovery::recover(fs.as_ref(), &opts.dir)?;
         info!(
             dir = %opts.dir.display(),
             groups = out.recovered.groups.len(),
@@ -238,6 +317,7 @@ impl Wal {
         );
         let mut wal = Wal {
             opts,
+            fs,
             active: None,
             next_commit: out.last_commit + 1,
             tracker: out.tracker,
@@ -308,7 +388,7 @@ impl Wal {
         let mut deleted = 0;
         let mut result = Ok(());
         for &seq in &victims {
-            match fs::remove_file(segment::segment_path(&self.opts.dir, seq)) {
+            match self.fs.remove(&segment::segment_path(&self.opts.dir, seq)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => {
@@ -324,7 +404,7 @@ impl Wal {
         result?;
         // Not needed for safety (a segment that comes back after a crash is
         // replayed harmlessly), but keeps the directory in step.
-        segment::sync_dir(&self.opts.dir)?;
+        self.fs.sync_dir(&self.opts.dir)?;
         self.stats.fsyncs += 1;
         debug!(deleted, "deleted unneeded WAL segments");
         Ok(deleted)
@@ -347,24 +427,40 @@ impl Wal {
 
     /// Check the batch against the live groups before writing any of it.
     fn validate(&self, batch: &WalBatch) -> Result<(), WalError> {
-        // Groups the batch itself changed: Some(last index) if live.
-        let mut overlay: HashMap<u64, Option<u64>> = HashMap::new();
+        // Groups the batch itself changed: Some((incarnation, last index))
+        // if live.
+        let mut overlay: HashMap<u64, Option<(u64, u64)>> = HashMap::new();
         for op in &batch.ops {
-            let group = match op {
-                Op::Create { group, .. }
-                | Op::Remove { group }
-                | Op::HardState { group, .. }
-                | Op::Entries { group, .. } => *group,
+            let (group, incarnation) = match op {
+                Op::Create { group, .. } | Op::Remove { group } => (*group, None),
+                Op::HardState {
+                    group, incarnation, ..
+                }
+                | Op::Entries {
+                    group, incarnation, ..
+                } => (*group, Some(*incarnation)),
             };
-            let last = match overlay.get(&group) {
+            let live = match overlay.get(&group) {
                 Some(&s) => s,
-                None => self.tracker.group(group).map(|g| g.last_index()),
+                None => self
+                    .tracker
+                    .group(group)
+                    .map(|g| (g.incarnation, g.last_index())),
             };
             let invalid = |m: String| Err(WalError::InvalidBatch(format!("group {group}: {m}")));
-            match (op, last) {
+            if let (Some(theirs), Some((ours, _))) = (incarnation, live) {
+                if theirs != ours {
+                    // A write for an earlier (or later) life of the group id:
+                    // it must not land in this one's log.
+                    return invalid(format!(
+                        "record for incarnation {theirs}, but the live group is incarnation {ours}"
+                    ));
+                }
+            }
+            match (op, live) {
                 (Op::Create { .. }, Some(_)) => return invalid("created but it exists".into()),
-                (Op::Create { .. }, None) => {
-                    overlay.insert(group, Some(0));
+                (Op::Create { incarnation, .. }, None) => {
+                    overlay.insert(group, Some((*incarnation, 0)));
                 }
                 (_, None) => return invalid("does not exist".into()),
                 (Op::Remove { .. }, Some(_)) => {
@@ -375,14 +471,14 @@ impl Wal {
                     Op::Entries {
                         first, last: end, ..
                     },
-                    Some(last),
+                    Some((incarnation, last)),
                 ) => {
                     if *first > last + 1 {
                         return invalid(format!(
                             "entries start at {first} but the log ends at {last}"
                         ));
                     }
-                    overlay.insert(group, Some(*end));
+                    overlay.insert(group, Some((incarnation, *end)));
                 }
             }
         }
@@ -422,9 +518,19 @@ impl Wal {
             count += 1;
         }
         if let Some(seq) = roll {
-            let (file, path) = segment::create_segment(&self.opts.dir, seq)?;
+            let (file, path) = segment::create_segment(self.fs.as_ref(), &self.opts.dir, seq)?;
             debug!(segment = %path.display(), "starting WAL segment");
-            self.active = Some(Active { file, seq, len: 0 });
+            // 0 is "no salt" in a damaged header (see segment.rs).
+            let salt = match self.fs.salt() {
+                0 => 1,
+                s => s,
+            };
+            self.active = Some(Active {
+                file,
+                seq,
+                salt,
+                len: 0,
+            });
             self.tracker.add_segment(seq);
             self.stats.segments = self.tracker.segment_count();
         }
@@ -434,25 +540,25 @@ impl Wal {
         let head = &mut self.head;
         head.clear();
         if roll.is_some() {
-            segment::encode_header(head, active.seq);
+            segment::encode_header(head, active.seq, active.salt);
         }
         let body_len = (body.len() + batch.buf.len()) as u64;
-        record::encode_commit(head, self.next_commit, body_len, count);
+        record::encode_commit(head, self.next_commit, body_len, count, active.salt);
         head.extend_from_slice(&body);
         let batch_at = active.len + head.len() as u64;
 
         // One write_all for the usual small batch; a large one is not copied.
         if batch.buf.len() <= COPY_BATCH_BELOW {
             head.extend_from_slice(&batch.buf);
-            active.file.write_all(head)?;
+            active.file.append(head)?;
         } else {
-            active.file.write_all(head)?;
-            active.file.write_all(&batch.buf)?;
+            active.file.append(head)?;
+            active.file.append(&batch.buf)?;
         }
         active.file.sync_data()?;
         self.stats.fsyncs += 1;
         if roll.is_some() {
-            segment::sync_dir(&self.opts.dir)?;
+            self.fs.sync_dir(&self.opts.dir)?;
             self.stats.fsyncs += 1;
         }
 
@@ -477,19 +583,23 @@ impl Wal {
             let _ = match op {
                 Op::Create {
                     group,
+                    incarnation,
                     members,
                     offset,
                 } => t.create(
                     *group,
-                    Incarnation {
+                    Creation {
                         seq,
                         offset: batch_at + *offset as u64,
                     },
+                    *incarnation,
                     members.clone(),
                 ),
                 Op::Remove { group } => t.remove(*group),
-                Op::HardState { group, hs } => t.set_hard_state(*group, *hs),
-                Op::Entries { group, first, last } => t.append(*group, *first, *last, seq),
+                Op::HardState { group, hs, .. } => t.set_hard_state(*group, *hs),
+                Op::Entries {
+                    group, first, last, ..
+                } => t.append(*group, *first, *last, seq),
             };
         }
     }
@@ -501,6 +611,7 @@ mod tests {
     use crate::raft::{Entry, EntryKind, HardState};
     use crate::storage::LogStore;
     use bytes::Bytes;
+    use std::fs;
 
     fn tempdir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!(
@@ -530,16 +641,17 @@ mod tests {
         opts.segment_bytes = 2048;
         let (mut wal, _) = Wal::open(opts.clone()).unwrap();
         let mut b = WalBatch::default();
-        b.create_group(1, &[1, 2, 3]);
-        b.create_group(2, &[1, 2, 3]);
+        b.create_group(1, 1, &[1, 2, 3]);
+        b.create_group(2, 1, &[1, 2, 3]);
         wal.write(&b).unwrap();
         for round in 0..20u64 {
             let mut b = WalBatch::default();
-            b.entries(1, &ents(round * 3 + 1, 3, 1));
+            b.entries(1, 1, &ents(round * 3 + 1, 3, 1));
             // Group 2 keeps overwriting its first entries.
-            b.entries(2, &ents(1, 2, round + 1));
+            b.entries(2, 1, &ents(1, 2, round + 1));
             b.hard_state(
                 2,
+                1,
                 HardState {
                     term: round + 1,
                     vote: 1,
@@ -569,7 +681,7 @@ mod tests {
         let (mut wal, _) = Wal::open(WalOptions::new(&dir)).unwrap();
         wal.failed = true;
         let mut b = WalBatch::default();
-        b.create_group(1, &[1]);
+        b.create_group(1, 1, &[1]);
         assert!(matches!(wal.write(&b), Err(WalError::Failed)));
         assert!(matches!(
             wal.delete_unneeded_segments(),

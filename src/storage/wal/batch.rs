@@ -11,19 +11,24 @@ use crate::raft::{Entry, HardState};
 pub(super) enum Op {
     Create {
         group: u64,
+        incarnation: u64,
         members: Vec<u64>,
-        /// Where the record starts in the batch buffer (for its incarnation).
+        /// Where the record starts in the batch buffer (for its creation).
         offset: usize,
     },
     Remove {
         group: u64,
     },
+    /// `incarnation` is checked against the live group, not written.
     HardState {
         group: u64,
+        incarnation: u64,
         hs: HardState,
     },
+    /// `incarnation` is checked against the live group, not written.
     Entries {
         group: u64,
+        incarnation: u64,
         first: u64,
         last: u64,
     },
@@ -56,14 +61,19 @@ impl WalBatch {
     }
 
     /// Create `group_id` with these members (voters, by node id).
-    pub fn create_group(&mut self, group_id: u64, members: &[u64]) {
+    /// `incarnation` is the host's number for this life of the group id (the
+    /// same on every member); it is stored, recovered
+    /// ([`RecoveredGroup::incarnation`](super::RecoveredGroup::incarnation))
+    /// and checked against every later record of the group.
+    pub fn create_group(&mut self, group_id: u64, incarnation: u64, members: &[u64]) {
         let offset = self.buf.len();
-        if let Err(e) = record::encode_create(&mut self.buf, group_id, members) {
+        if let Err(e) = record::encode_create(&mut self.buf, group_id, incarnation, members) {
             self.refuse(format!("group {group_id}: {e}"));
             return;
         }
         self.ops.push(Op::Create {
             group: group_id,
+            incarnation,
             members: members.to_vec(),
             offset,
         });
@@ -76,17 +86,22 @@ impl WalBatch {
     }
 
     /// Record the group's hard state (replaces the previous one).
-    pub fn hard_state(&mut self, group_id: u64, hs: HardState) {
+    /// [`Wal::write`](super::Wal::write) refuses the batch unless the live
+    /// group `group_id` is `incarnation` (the number is not written).
+    pub fn hard_state(&mut self, group_id: u64, incarnation: u64, hs: HardState) {
         record::encode_hard_state(&mut self.buf, group_id, &hs);
         self.ops.push(Op::HardState {
             group: group_id,
+            incarnation,
             hs,
         });
     }
 
     /// Record entries with consecutive indexes; they replace the group's log
     /// from `entries[0].index` on. An empty slice records nothing.
-    pub fn entries(&mut self, group_id: u64, entries: &[Entry]) {
+    /// [`Wal::write`](super::Wal::write) refuses the batch unless the live
+    /// group `group_id` is `incarnation` (the number is not written).
+    pub fn entries(&mut self, group_id: u64, incarnation: u64, entries: &[Entry]) {
         let Some(first) = entries.first() else {
             return;
         };
@@ -111,6 +126,7 @@ impl WalBatch {
         }
         self.ops.push(Op::Entries {
             group: group_id,
+            incarnation,
             first: first.index,
             last,
         });

@@ -7,16 +7,31 @@
 //!
 //! | type | name       | payload                                                        |
 //! |------|------------|----------------------------------------------------------------|
-//! | 1    | Commit     | seq:u64, body_len:u64, count:u32 (frames the records of one `write`) |
+//! | 1    | Commit     | seq:u64, body_len:u64, count:u32, salt:u64 (frames the records of one `write`) |
 //! | 2    | Checkpoint | n:u32, n × group-state (see [`GroupCheckpoint`])               |
-//! | 3    | Create     | group:u64, m:u32, m × member:u64                               |
+//! | 3    | Create     | group:u64, incarnation:u64, m:u32, m × member:u64              |
 //! | 4    | Remove     | group:u64                                                      |
 //! | 5    | HardState  | group:u64, term:u64, vote:u64, commit:u64                      |
 //! | 6    | Entries    | group:u64, first:u64, n:u32, n × (term:u64, kind:u8, len:u32, data) |
 //! | 7    | Compact    | group:u64, index:u64                                           |
 //!
-//! group-state = group:u64, incarnation (seq:u64, offset:u64), term:u64,
-//! vote:u64, commit:u64, compacted:u64, m:u32, m × member:u64.
+//! group-state = group:u64, creation (seq:u64, offset:u64), incarnation:u64,
+//! term:u64, vote:u64, commit:u64, compacted:u64, m:u32, m × member:u64.
+//!
+//! Two notions, not to be confused: the *incarnation* is the host's number
+//! for a group replica (the same on every member, told to the WAL by
+//! [`WalBatch::create_group`](super::WalBatch::create_group)); the
+//! *creation* ([`Creation`]) is where in this WAL the Create record of the
+//! live group sits, which recovery uses to tell a group id's lives apart
+//! whatever numbers the host chose. HardState and Entries records carry
+//! neither: they belong to the group live when they were written.
+//!
+//! Only a Commit record carries the salt of its segment (see `segment.rs`):
+//! recovery looks for commit records by scanning bytes in a torn tail, and
+//! the salt is what tells a real one from one forged in an entry's payload,
+//! whose CRC can be just as good (CRC-32C is not keyed). Other records are
+//! only decoded where a real commit's framing places them, so they need no
+//! salt.
 
 use bytes::Bytes;
 
@@ -26,7 +41,7 @@ use crate::raft::{Entry, EntryKind, HardState};
 /// Bytes before a record's payload: length, CRC, type.
 pub const RECORD_HEADER: usize = 9;
 /// Payload length of a Commit record.
-pub const COMMIT_PAYLOAD: usize = 20;
+pub const COMMIT_PAYLOAD: usize = 28;
 /// A whole Commit record.
 pub const COMMIT_RECORD: usize = RECORD_HEADER + COMMIT_PAYLOAD;
 
@@ -43,9 +58,11 @@ const KIND_NOOP: u8 = 1;
 
 /// Which creation of a group id a record belongs to: the position (segment
 /// sequence number, byte offset) of the Create record that made it. Unique
-/// for the life of the WAL because segment numbers are never reused.
+/// for the life of the WAL because segment numbers are never reused. (Not
+/// the host's incarnation number, which the WAL stores but does not rely
+/// on.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Incarnation {
+pub struct Creation {
     pub seq: u64,
     pub offset: u64,
 }
@@ -54,7 +71,9 @@ pub struct Incarnation {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupCheckpoint {
     pub group: u64,
-    pub incarnation: Incarnation,
+    pub creation: Creation,
+    /// The host's incarnation number of the group.
+    pub incarnation: u64,
     pub members: Vec<u64>,
     pub hard_state: HardState,
     pub compacted: u64,
@@ -66,6 +85,7 @@ pub enum Record {
     Checkpoint(Vec<GroupCheckpoint>),
     Create {
         group: u64,
+        incarnation: u64,
         members: Vec<u64>,
     },
     Remove {
@@ -121,12 +141,42 @@ fn put_members(buf: &mut Vec<u8>, members: &[u64]) {
     }
 }
 
-pub fn encode_commit(buf: &mut Vec<u8>, seq: u64, body_len: u64, count: u32) {
+/// The payload of a Commit record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommitHeader {
+    pub seq: u64,
+    pub body_len: u64,
+    pub count: u32,
+    pub salt: u64,
+}
+
+pub fn encode_commit(buf: &mut Vec<u8>, seq: u64, body_len: u64, count: u32, salt: u64) {
     let start = begin(buf, T_COMMIT);
     put_u64(buf, seq);
     put_u64(buf, body_len);
     put_u32(buf, count);
+    put_u64(buf, salt);
     finish(buf, start).expect("fixed-size record");
+}
+
+/// Decode a Commit payload of [`COMMIT_PAYLOAD`] bytes.
+pub fn decode_commit(payload: &[u8]) -> CommitHeader {
+    assert_eq!(
+        payload.len(),
+        COMMIT_PAYLOAD,
+        "a commit payload has a fixed size"
+    );
+    let u64_at = |at: usize| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&payload[at..at + 8]);
+        u64::from_le_bytes(a)
+    };
+    CommitHeader {
+        seq: u64_at(0),
+        body_len: u64_at(8),
+        count: u32::from_le_bytes([payload[16], payload[17], payload[18], payload[19]]),
+        salt: u64_at(20),
+    }
 }
 
 pub fn encode_checkpoint(buf: &mut Vec<u8>, groups: &[GroupCheckpoint]) -> Result<(), String> {
@@ -134,8 +184,9 @@ pub fn encode_checkpoint(buf: &mut Vec<u8>, groups: &[GroupCheckpoint]) -> Resul
     put_u32(buf, groups.len() as u32);
     for g in groups {
         put_u64(buf, g.group);
-        put_u64(buf, g.incarnation.seq);
-        put_u64(buf, g.incarnation.offset);
+        put_u64(buf, g.creation.seq);
+        put_u64(buf, g.creation.offset);
+        put_u64(buf, g.incarnation);
         put_u64(buf, g.hard_state.term);
         put_u64(buf, g.hard_state.vote);
         put_u64(buf, g.hard_state.commit);
@@ -145,9 +196,15 @@ pub fn encode_checkpoint(buf: &mut Vec<u8>, groups: &[GroupCheckpoint]) -> Resul
     finish(buf, start)
 }
 
-pub fn encode_create(buf: &mut Vec<u8>, group: u64, members: &[u64]) -> Result<(), String> {
+pub fn encode_create(
+    buf: &mut Vec<u8>,
+    group: u64,
+    incarnation: u64,
+    members: &[u64],
+) -> Result<(), String> {
     let start = begin(buf, T_CREATE);
     put_u64(buf, group);
+    put_u64(buf, incarnation);
     put_members(buf, members);
     let r = finish(buf, start);
     if r.is_err() {
@@ -294,14 +351,15 @@ pub fn decode(t: u8, payload: &[u8]) -> Result<Record, String> {
     let mut c = Cursor::new(payload);
     let rec = match t {
         T_CHECKPOINT => {
-            let n = c.count(8 * 7 + 4)?;
+            let n = c.count(8 * 8 + 4)?;
             let mut groups = Vec::with_capacity(n);
             for _ in 0..n {
                 let group = c.u64()?;
-                let incarnation = Incarnation {
+                let creation = Creation {
                     seq: c.u64()?,
                     offset: c.u64()?,
                 };
+                let incarnation = c.u64()?;
                 let hard_state = HardState {
                     term: c.u64()?,
                     vote: c.u64()?,
@@ -311,6 +369,7 @@ pub fn decode(t: u8, payload: &[u8]) -> Result<Record, String> {
                 let members = c.members()?;
                 groups.push(GroupCheckpoint {
                     group,
+                    creation,
                     incarnation,
                     members,
                     hard_state,
@@ -321,6 +380,7 @@ pub fn decode(t: u8, payload: &[u8]) -> Result<Record, String> {
         }
         T_CREATE => Record::Create {
             group: c.u64()?,
+            incarnation: c.u64()?,
             members: c.members()?,
         },
         T_REMOVE => Record::Remove { group: c.u64()? },
@@ -393,10 +453,11 @@ mod tests {
     #[test]
     fn every_record_kind_round_trips() {
         let mut b = Vec::new();
-        encode_create(&mut b, 7, &[1, 2, 3]).unwrap();
-        assert!(
-            matches!(roundtrip(&b), Record::Create { group: 7, members } if members == [1, 2, 3])
-        );
+        encode_create(&mut b, 7, 41, &[1, 2, 3]).unwrap();
+        assert!(matches!(
+            roundtrip(&b),
+            Record::Create { group: 7, incarnation: 41, members } if members == [1, 2, 3]
+        ));
 
         let hs = HardState {
             term: 4,
@@ -434,7 +495,8 @@ mod tests {
 
         let cp = vec![GroupCheckpoint {
             group: 9,
-            incarnation: Incarnation { seq: 3, offset: 77 },
+            creation: Creation { seq: 3, offset: 77 },
+            incarnation: 12,
             members: vec![1, 5],
             hard_state: hs,
             compacted: 2,
@@ -460,7 +522,7 @@ mod tests {
     #[test]
     fn a_flipped_bit_fails_the_crc() {
         let mut b = Vec::new();
-        encode_create(&mut b, 7, &[1, 2, 3]).unwrap();
+        encode_create(&mut b, 7, 1, &[1, 2, 3]).unwrap();
         for i in 8..b.len() {
             let mut c = b.clone();
             c[i] ^= 0x10;

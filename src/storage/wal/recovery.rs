@@ -2,17 +2,25 @@
 //! state, and the bookkeeping that says which segments are still needed.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use tracing::{debug, warn};
 
-use super::record::{Incarnation, Record};
+use super::fs::WalFs;
+use super::record::{Creation, Record};
 use super::segment::{list_segments, SegmentReader};
 use super::tracker::Tracker;
 use super::{Recovered, RecoveredGroup, WalError};
 use crate::raft::Entry;
 use crate::storage::{LogStore, MemStore};
+
+/// What recovery does to the last segment after reading it.
+enum Tail<'a> {
+    /// Its header was never completely written: remove it.
+    Remove(&'a Path),
+    /// Keep (and make durable) its first bytes, cutting any torn tail.
+    Keep(&'a Path, u64),
+}
 
 /// What [`recover`] hands the WAL.
 pub(super) struct Outcome {
@@ -113,9 +121,13 @@ impl Replay {
                     self.logs.insert(g, GroupLog::new(self.missing_prev));
                 }
             }
-            Record::Create { group, members } => {
+            Record::Create {
+                group,
+                incarnation,
+                members,
+            } => {
                 self.tracker
-                    .create(group, Incarnation { seq, offset }, members)?;
+                    .create(group, Creation { seq, offset }, incarnation, members)?;
                 self.logs.insert(group, GroupLog::new(self.missing_now));
             }
             Record::Remove { group } => {
@@ -187,6 +199,7 @@ impl Replay {
             groups.insert(
                 id,
                 RecoveredGroup {
+                    incarnation: g.incarnation,
                     members: g.members.clone(),
                     store,
                     compacted: g.compacted,
@@ -199,8 +212,8 @@ impl Replay {
 
 /// Read every segment of `dir` in order and rebuild the groups. A torn tail
 /// of the last segment is cut off the file.
-pub(super) fn recover(dir: &Path) -> Result<Outcome, WalError> {
-    let segments = list_segments(dir)?;
+pub(super) fn recover(fs: &dyn WalFs, dir: &Path) -> Result<Outcome, WalError> {
+    let segments = list_segments(fs, dir)?;
     let mut replay = Replay {
         tracker: Tracker::default(),
         logs: HashMap::new(),
@@ -212,19 +225,22 @@ pub(super) fn recover(dir: &Path) -> Result<Outcome, WalError> {
     let mut truncated = 0u64;
     let mut read = 0usize;
     let last_segment = segments.last().map_or(0, |(seq, _)| *seq);
+    // What to do to the last segment once everything has been read.
+    let mut tail: Option<Tail> = None;
     for (i, (seq, path)) in segments.iter().enumerate() {
         let seq = *seq;
         let is_last = i + 1 == segments.len();
-        let data = fs::read(path)?;
+        let data = fs.read(path)?;
         let corrupt = |offset: u64, reason: String| WalError::Corrupt {
             segment: path.clone(),
             offset,
             reason,
         };
-        let Some(mut reader) = SegmentReader::open(path, seq, &data, is_last)? else {
+        let Some(mut reader) = SegmentReader::open(path, seq, &data, is_last, replay.last_commit)?
+        else {
             warn!(segment = %path.display(), bytes = data.len(), "removing a segment whose header was never completely written");
             truncated += data.len() as u64;
-            fs::remove_file(path)?;
+            tail = Some(Tail::Remove(path));
             continue;
         };
         replay.missing_prev = replay.missing_now;
@@ -254,19 +270,39 @@ pub(super) fn recover(dir: &Path) -> Result<Outcome, WalError> {
                 r.map_err(|reason| corrupt(offset, reason))?;
             }
         }
-        if let Some(at) = reader.torn_at {
-            let cut = data.len() as u64 - at;
-            warn!(segment = %path.display(), offset = at, bytes = cut, "truncating a torn tail");
-            let f = OpenOptions::new().write(true).open(path)?;
-            f.set_len(at)?;
-            f.sync_all()?;
-            truncated += cut;
+        let len = match reader.torn_at {
+            Some(at) => {
+                let cut = data.len() as u64 - at;
+                warn!(segment = %path.display(), offset = at, bytes = cut, "truncating a torn tail");
+                truncated += cut;
+                at
+            }
+            None => data.len() as u64,
+        };
+        if is_last {
+            tail = Some(Tail::Keep(path, len));
         }
         debug!(segment = %path.display(), "replayed");
     }
     let records = replay.records;
     let last_commit = replay.last_commit;
     let (groups, tracker) = replay.finish(dir)?;
+    // Only now that everything was read without error is the directory
+    // changed: a refused open leaves it as it was.
+    match tail {
+        None => {}
+        // Durably (below): were it to come back after another crash, it
+        // would no longer be the last segment, and read as corruption.
+        Some(Tail::Remove(path)) => fs.remove(path)?,
+        // Cut the torn tail, if any, and in any case make what was
+        // recovered durable: it may come from a write whose sync failed,
+        // read back from the page cache by a restart without a power loss.
+        // Nothing may be built on it before it is on disk.
+        Some(Tail::Keep(path, len)) => fs.truncate(path, len)?,
+    }
+    // Likewise the directory entry of the last segment, whose creation may
+    // not have been synced either, before a new segment follows it.
+    fs.sync_dir(dir)?;
     Ok(Outcome {
         recovered: Recovered {
             groups,

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::record::{GroupCheckpoint, Incarnation};
+use super::record::{Creation, GroupCheckpoint};
 use crate::raft::HardState;
 
 /// Entries `first..=last` of a group's current log were written in segment
@@ -26,7 +26,10 @@ struct Run {
 
 #[derive(Clone, Debug)]
 pub(super) struct GroupState {
-    pub incarnation: Incarnation,
+    /// Where its Create record is: tells its lives apart in recovery.
+    pub creation: Creation,
+    /// The host's incarnation number, checked against each batch.
+    pub incarnation: u64,
     pub members: Vec<u64>,
     pub hard_state: HardState,
     /// Entries up to here are no longer needed by the group (see
@@ -36,8 +39,9 @@ pub(super) struct GroupState {
 }
 
 impl GroupState {
-    fn new(incarnation: Incarnation, members: Vec<u64>) -> GroupState {
+    fn new(creation: Creation, incarnation: u64, members: Vec<u64>) -> GroupState {
         GroupState {
+            creation,
             incarnation,
             members,
             hard_state: HardState::default(),
@@ -55,10 +59,10 @@ impl GroupState {
 /// What a checkpoint changed in the registry during recovery.
 #[derive(Debug, Default)]
 pub(super) struct Reconciled {
-    /// Groups recovery knew that the checkpoint does not list (or lists as a
-    /// newer incarnation): their state must be dropped.
+    /// Groups recovery knew that the checkpoint does not list (or lists with
+    /// a later creation): their state must be dropped.
     pub dropped: Vec<u64>,
-    /// Groups (incarnations) the checkpoint lists that recovery did not know.
+    /// Groups (creations) the checkpoint lists that recovery did not know.
     pub introduced: Vec<u64>,
 }
 
@@ -95,14 +99,15 @@ impl Tracker {
     pub fn create(
         &mut self,
         group: u64,
-        incarnation: Incarnation,
+        creation: Creation,
+        incarnation: u64,
         members: Vec<u64>,
     ) -> Result<(), String> {
         if self.groups.contains_key(&group) {
             return Err(format!("group {group} is created twice"));
         }
         self.groups
-            .insert(group, GroupState::new(incarnation, members));
+            .insert(group, GroupState::new(creation, incarnation, members));
         Ok(())
     }
 
@@ -162,6 +167,7 @@ impl Tracker {
             .iter()
             .map(|(&group, g)| GroupCheckpoint {
                 group,
+                creation: g.creation,
                 incarnation: g.incarnation,
                 members: g.members.clone(),
                 hard_state: g.hard_state,
@@ -173,8 +179,9 @@ impl Tracker {
     }
 
     /// Make the registry what a checkpoint says it is (recovery): groups it
-    /// does not list are dropped, groups it lists with an incarnation we do
-    /// not know start afresh, known ones take its members and hard state.
+    /// does not list are dropped, groups it lists with a creation we do not
+    /// know start afresh, known ones take its members and hard state. A known
+    /// creation listed with another incarnation number is an error.
     pub fn reconcile(&mut self, listed: &[GroupCheckpoint]) -> Result<Reconciled, String> {
         let mut by_id: HashMap<u64, &GroupCheckpoint> = HashMap::with_capacity(listed.len());
         for cp in listed {
@@ -186,7 +193,7 @@ impl Tracker {
         let stale: Vec<u64> = self
             .groups
             .iter()
-            .filter(|(id, g)| !matches!(by_id.get(id), Some(cp) if cp.incarnation == g.incarnation))
+            .filter(|(id, g)| !matches!(by_id.get(id), Some(cp) if cp.creation == g.creation))
             .map(|(&id, _)| id)
             .collect();
         for id in stale {
@@ -196,8 +203,14 @@ impl Tracker {
         for cp in listed {
             let g = self.groups.entry(cp.group).or_insert_with(|| {
                 out.introduced.push(cp.group);
-                GroupState::new(cp.incarnation, Vec::new())
+                GroupState::new(cp.creation, cp.incarnation, Vec::new())
             });
+            if g.incarnation != cp.incarnation {
+                return Err(format!(
+                    "checkpoint lists group {} as incarnation {} but it was created as {}",
+                    cp.group, cp.incarnation, g.incarnation
+                ));
+            }
             g.members.clone_from(&cp.members);
             g.hard_state = cp.hard_state;
             g.compacted = g.compacted.max(cp.compacted);
@@ -241,8 +254,8 @@ fn release(segments: &mut BTreeMap<u64, u64>, seq: u64) {
 mod tests {
     use super::*;
 
-    fn inc(seq: u64) -> Incarnation {
-        Incarnation { seq, offset: 0 }
+    fn at(seq: u64) -> Creation {
+        Creation { seq, offset: 0 }
     }
 
     #[test]
@@ -251,7 +264,7 @@ mod tests {
         for s in 1..=4 {
             t.add_segment(s);
         }
-        t.create(1, inc(1), vec![1]).unwrap();
+        t.create(1, at(1), 10, vec![1]).unwrap();
         t.append(1, 1, 10, 1).unwrap();
         t.append(1, 11, 20, 2).unwrap();
         t.append(1, 21, 30, 3).unwrap();
@@ -273,12 +286,12 @@ mod tests {
     }
 
     #[test]
-    fn reconcile_drops_unlisted_and_replaced_incarnations() {
+    fn reconcile_drops_unlisted_and_replaced_creations() {
         let mut t = Tracker::default();
         t.add_segment(1);
-        t.create(1, inc(1), vec![1]).unwrap();
-        t.create(2, inc(1), vec![1]).unwrap();
-        t.create(3, inc(1), vec![1]).unwrap();
+        t.create(1, at(1), 10, vec![1]).unwrap();
+        t.create(2, at(1), 10, vec![1]).unwrap();
+        t.create(3, at(1), 10, vec![1]).unwrap();
         t.append(3, 1, 3, 1).unwrap();
         let hs = HardState {
             term: 2,
@@ -287,7 +300,8 @@ mod tests {
         };
         let cp = |group, seq| GroupCheckpoint {
             group,
-            incarnation: inc(seq),
+            creation: at(seq),
+            incarnation: seq * 10,
             members: vec![1, 2],
             hard_state: hs,
             compacted: 0,
@@ -302,9 +316,14 @@ mod tests {
         assert_eq!(
             t.group(3).unwrap().last_index(),
             3,
-            "same incarnation keeps its log"
+            "same creation keeps its log"
         );
         assert_eq!(t.group(3).unwrap().hard_state, hs);
+        assert_eq!(t.group(2).unwrap().incarnation, 50);
         assert!(t.reconcile(&[cp(2, 5), cp(2, 5)]).is_err());
+        // The same creation with another incarnation number makes no sense.
+        let mut odd = cp(3, 1);
+        odd.incarnation = 11;
+        assert!(t.reconcile(&[odd]).is_err());
     }
 }
