@@ -3,7 +3,7 @@
 CARGO ?= cargo
 SIM_SEEDS ?= 200
 
-.PHONY: all build demo demo-host demo-rust test test-rust test-crash sim lint bench clean
+.PHONY: all build demo demo-host demo-rust test test-rust test-crash sim mutants lint bench clean
 .PHONY: lib header c-examples test-c test-install install
 
 all: build
@@ -41,6 +41,13 @@ test-rust:
 ## sim: the deterministic simulation alone (SIM_SEEDS=1000 make sim).
 sim:
 	MUXRAFT_SIM_SEEDS=$(SIM_SEEDS) $(CARGO) test --profile ci --test simulation -- --nocapture
+
+## mutants: put each known bug back into a copy of the tree, one at a time,
+## and show which unit test and whether the simulation catches it
+## (scripts/mutants.py; SIM_SEEDS sets the seeds per simulation run,
+## MUTANTS=name runs only the mutants whose name contains it).
+mutants:
+	SIM_SEEDS=$(SIM_SEEDS) python3 scripts/mutants.py
 
 lint:
 	$(CARGO) fmt --all -- --check

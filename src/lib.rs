@@ -10,5 +10,7 @@ pub mod multi;
 pub mod raft;
 pub mod runtime;
 pub mod storage;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod transport;
 pub mod wire;

@@ -13,5 +13,5 @@ mod node;
 mod shared;
 
 pub use error::Error;
-pub use node::{Handler, Runtime, RuntimeConfig};
+pub use node::{wal_batch, Handler, Runtime, RuntimeConfig};
 pub use shared::{Host, SharedNode};

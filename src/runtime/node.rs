@@ -52,6 +52,22 @@ pub struct Runtime {
     mode: Mutex<Mode>,
 }
 
+/// The writes one `NodeReady` asks for, as one WAL batch (one write, one
+/// fsync): every group's entries and hard state, each for the incarnation
+/// the ready was taken from.
+pub fn wal_batch(rd: &NodeReady) -> WalBatch {
+    let mut batch = WalBatch::default();
+    for gr in &rd.groups {
+        if !gr.ready.entries.is_empty() {
+            batch.entries(gr.group_id, gr.incarnation, &gr.ready.entries);
+        }
+        if let Some(hs) = gr.ready.hard_state {
+            batch.hard_state(gr.group_id, gr.incarnation, hs);
+        }
+    }
+    batch
+}
+
 /// Persists to the WAL (if any), then hands frames and events to `send` and
 /// `event`.
 pub(crate) struct Driver<'a, S: FnMut(&OutFrame), E: FnMut(&Event)> {
@@ -65,16 +81,7 @@ impl<S: FnMut(&OutFrame), E: FnMut(&Event)> Host for Driver<'_, S, E> {
         let Some(wal) = self.wal else {
             return Ok(());
         };
-        let mut batch = WalBatch::default();
-        for gr in &rd.groups {
-            // TODO(incarnation): pass the group's incarnation.
-            if !gr.ready.entries.is_empty() {
-                batch.entries(gr.group_id, 0, &gr.ready.entries);
-            }
-            if let Some(hs) = gr.ready.hard_state {
-                batch.hard_state(gr.group_id, 0, hs);
-            }
-        }
+        let batch = wal_batch(rd);
         if batch.is_empty() {
             return Ok(());
         }
@@ -121,8 +128,7 @@ impl Runtime {
                     "recovered write-ahead log"
                 );
                 for (group_id, g) in recovered.groups {
-                    // TODO(incarnation): from the WAL once it records it.
-                    node.create_group_with_store(group_id, 0, &g.members, g.store, 0)?;
+                    node.create_group_with_store(group_id, g.incarnation, &g.members, g.store, 0)?;
                 }
                 Some(Arc::new(Mutex::new(wal)))
             }
@@ -208,8 +214,7 @@ impl Runtime {
             n.create_group(group_id, incarnation, members)?;
             if let Some(wal) = &self.wal {
                 let mut batch = WalBatch::default();
-                // TODO(incarnation): the host's incarnation of the group.
-                batch.create_group(group_id, 0, members);
+                batch.create_group(group_id, incarnation, members);
                 if let Err(e) = wal.lock().write(&batch) {
                     let _ = n.remove_group(group_id);
                     return Err(Error::Storage(e.to_string()));

@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""make mutants: put each known bug back into a copy of the tree, one at a
+time, and show that the tests catch it.
+
+Every mutant is a literal replacement in one file (the script stops if the
+text is not found exactly once, so a mutant cannot silently go stale) and
+the tests expected to catch it: unit tests by name, and the seeded
+simulation. The unmutated copy must pass the same tests first; a mutant is
+CAUGHT when at least one of its tests fails. The copy lives in
+target/mutants/ and builds in its own target directory, so the working tree
+is never touched.
+
+    make mutants                   # every mutant, simulation with 200 seeds
+    MUTANTS=figure8 make mutants   # the mutants whose name contains this
+    SIM_SEEDS=50 make mutants      # fewer seeds per simulation run
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORK = os.path.join(ROOT, "target", "mutants")
+TREE = os.path.join(WORK, "tree")
+SIM_SEEDS = os.environ.get("SIM_SEEDS", "200")
+
+
+def unit(name):
+    return ("unit", name)
+
+
+SIM = ("sim", None)
+
+MUTANTS = [
+    {
+        "name": "vote-twice",
+        "what": "a replica votes for a second candidate in the term it already voted in",
+        "file": "src/raft/election.rs",
+        "find": "|| (self.vote == NONE && self.leader == NONE)",
+        "replace": "|| self.leader == NONE",
+        "tests": [unit("raft::tests::replica_votes_at_most_once_per_term"), SIM],
+    },
+    {
+        "name": "weak-up-to-date",
+        "what": "the up-to-date check compares last terms only, not last indexes",
+        "file": "src/raft/log.rs",
+        "find": "last_term > our_term || (last_term == our_term && last_index >= self.last_index())",
+        "replace": "last_term >= our_term",
+        "tests": [unit("raft::tests::candidate_with_stale_log_loses_the_election"), SIM],
+    },
+    {
+        "name": "no-heartbeat-clamp",
+        "what": "a heartbeat carries the leader's commit, not min(match, commit)",
+        "file": "src/raft/replication.rs",
+        "find": "m.commit = pr.matched.min(committed);",
+        "replace": "m.commit = committed;",
+        "tests": [
+            unit("raft::tests::heartbeat_commit_is_clamped_to_the_followers_match"),
+            unit("multi::tests::reordered_heartbeat_never_commits_unverified_entries"),
+            SIM,
+        ],
+    },
+    {
+        "name": "resolve-by-index",
+        "what": "a proposal is resolved by its index only, not its index and term",
+        "file": "src/multi/group.rs",
+        "find": "let result = if p.index == e.index && p.term == e.term {",
+        "replace": "let result = if p.index == e.index {",
+        "tests": [
+            unit("multi::group::tests::proposals_below_older_pending_ones_resolve_by_index_and_term"),
+            SIM,
+        ],
+    },
+    {
+        "name": "figure8",
+        "what": "a leader commits an entry of an earlier term by counting replicas (Raft paper, Figure 8)",
+        "file": "src/raft/replication.rs",
+        "find": "if index > self.log.committed && self.log.term_or_zero(index) == self.term {",
+        "replace": "if index > self.log.committed {",
+        "tests": [unit("raft::tests::leader_never_commits_an_earlier_term_entry_by_counting_replicas"), SIM],
+    },
+    {
+        "name": "no-dirty-dedup",
+        "what": "ready() visits a group id listed twice (removed and created again) twice",
+        "file": "src/multi/node.rs",
+        "find": "if !g.dirty {\n                // Listed twice",
+        "replace": "if false {\n                // Listed twice",
+        "tests": [unit("multi::tests::a_group_removed_and_created_again_before_ready_is_readied_once"), SIM],
+    },
+    {
+        "name": "other-incarnation",
+        "what": "a message or a batch of another incarnation of a group is stepped into it",
+        "file": "src/multi/node.rs",
+        "find": "if incarnation.is_some_and(|i| i != g.incarnation) {",
+        "replace": "if incarnation.is_some_and(|i| i != g.incarnation) && false {",
+        "also": [
+            ("src/multi/node.rs", "        sum == digest\n", "        let _ = (sum, digest);\n        true\n"),
+        ],
+        "tests": [
+            unit("multi::tests::a_removed_groups_frames_never_reach_a_new_group_with_its_id"),
+            SIM,
+        ],
+    },
+    {
+        "name": "ack-of-replaced-entries",
+        "what": "an acknowledgement made for an older leader leaves after its entries were replaced unpersisted",
+        "file": "src/raft/replication.rs",
+        "find": "                    self.drop_acks_from(at);",
+        "replace": "                    let _ = at;",
+        "tests": [unit("raft::tests::acknowledgement_of_entries_replaced_before_the_ready_never_leaves"), SIM],
+    },
+    {
+        "name": "no-unknown-deadline",
+        "what": "a proposal that leadership loss leaves undecided is never reported",
+        "file": "src/multi/node.rs",
+        "find": "        self.report_undecided();\n",
+        "replace": "",
+        "tests": [unit("multi::tests::a_proposal_whose_slot_was_cut_away_in_an_idle_group_is_reported_unknown"), SIM],
+    },
+]
+
+
+def sh(cmd, env=None, cwd=TREE):
+    e = dict(os.environ)
+    e["CARGO_TARGET_DIR"] = os.path.join(WORK, "target")
+    if env:
+        e.update(env)
+    p = subprocess.run(cmd, cwd=cwd, env=e, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return p.returncode, p.stdout
+
+
+def copy_tree():
+    if os.path.exists(TREE):
+        shutil.rmtree(TREE)
+    rc, out = sh(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT)
+    if rc != 0:
+        sys.exit("git ls-files failed:\n" + out)
+    for rel in out.split("\n"):
+        if not rel or not os.path.isfile(os.path.join(ROOT, rel)):
+            continue
+        dst = os.path.join(TREE, rel)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copy2(os.path.join(ROOT, rel), dst)
+
+
+def replace_once(rel, find, replace):
+    path = os.path.join(TREE, rel)
+    with open(path) as f:
+        text = f.read()
+    n = text.count(find)
+    if n != 1:
+        sys.exit(f"mutant text found {n} times in {rel} (expected once): {find!r}")
+    with open(path, "w") as f:
+        f.write(text.replace(find, replace))
+    return text
+
+
+def run_test(kind, name):
+    """Returns (passed, summary line)."""
+    if kind == "unit":
+        rc, out = sh(["cargo", "test", "--profile", "ci", "--lib", name, "--", "--exact"])
+        if "running 0 tests" in out or " 0 passed; 0 failed" in out:
+            sys.exit(f"unit test {name} does not exist:\n{out[-2000:]}")
+    else:
+        rc, out = sh(
+            ["cargo", "test", "--profile", "ci", "--test", "simulation",
+             "simulation_is_safe_and_live", "--", "--nocapture"],
+            env={"MUXRAFT_SIM_SEEDS": SIM_SEEDS},
+        )
+    if rc == 0:
+        return True, "passed"
+    for line in out.split("\n"):
+        if "simulation seed" in line and "failed" in line:
+            return False, line.strip()[:150]
+    for line in out.split("\n"):
+        if "panicked at" in line or "error[" in line:
+            return False, line.strip()[:150]
+    return False, "failed"
+
+
+def label(kind, name):
+    return f"simulation ({SIM_SEEDS} seeds x 2 modes)" if kind == "sim" else name.split("::")[-1]
+
+
+def main():
+    only = os.environ.get("MUTANTS", "")
+    mutants = [m for m in MUTANTS if only in m["name"]]
+    os.makedirs(WORK, exist_ok=True)
+    copy_tree()
+    print(f"== the unmutated tree must pass every test used below (tree copy in {TREE})")
+    tests = []
+    for m in mutants:
+        for t in m["tests"]:
+            if t not in tests:
+                tests.append(t)
+    for kind, name in tests:
+        ok, summary = run_test(kind, name)
+        print(f"   {label(kind, name)}: {summary}")
+        if not ok:
+            sys.exit("the unmutated tree fails a test: fix that first")
+    rows = []
+    for m in mutants:
+        start = time.time()
+        originals = {}
+        for rel, find, repl in [(m["file"], m["find"], m["replace"])] + m.get("also", []):
+            text = replace_once(rel, find, repl)
+            originals.setdefault(rel, text)
+        results = []
+        for kind, name in m["tests"]:
+            ok, summary = run_test(kind, name)
+            results.append((label(kind, name), ok, summary))
+        for rel, text in originals.items():
+            with open(os.path.join(TREE, rel), "w") as f:
+                f.write(text)
+        caught = any(not ok for _, ok, _ in results)
+        rows.append((m, caught, results, time.time() - start))
+        print(f"== {m['name']}: {'CAUGHT' if caught else 'MISSED'} ({time.time() - start:.0f} s)")
+        for lab, ok, summary in results:
+            print(f"   {lab}: {'not caught' if ok else 'caught: ' + summary}")
+    print()
+    print("| mutant | bug | unit test | simulation |")
+    print("|---|---|---|---|")
+    for m, caught, results, _ in rows:
+        unit_cells = [("caught" if not ok else "passed") + f" ({lab})" for lab, ok, _ in results if not lab.startswith("simulation")]
+        sim_cells = [("caught: " + s.split("failed: ")[-1][:90] if not ok else "not caught") for lab, ok, s in results if lab.startswith("simulation")]
+        print(f"| {m['name']} | {m['what']} | {'; '.join(unit_cells) or '-'} | {'; '.join(sim_cells) or '-'} |")
+    missed = [m["name"] for m, caught, _, _ in rows if not caught]
+    if missed:
+        sys.exit(f"MISSED: {', '.join(missed)}")
+    print(f"\nall {len(rows)} mutants caught")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,554 @@
+//! The invariants a simulation checks, fed with everything the nodes hand
+//! out: what they persist, what they send (decoded), what they apply and
+//! report. Each check names the invariant it guards; a violation is an
+//! `Err` with a message that says what was seen.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use bytes::Bytes;
+
+use crate::multi::{Event, NodeReady, ProposalError};
+use crate::raft::{Entry, EntryKind, MessageType, Role};
+use crate::storage::{LogStore, MemStore};
+use crate::wire::{decode_frame, Body};
+
+/// A group replica's identity across the cluster: (group id, incarnation).
+pub type GroupKey = (u64, u64);
+
+/// A committed entry as the checker knows it.
+#[derive(Clone, Debug)]
+struct Committed {
+    term: u64,
+    data: Bytes,
+    /// An upper bound of the term in which it was first committed: the
+    /// smallest term a replica was in when its commit index first covered
+    /// it. Leaders of later terms must hold it (leader completeness).
+    commit_term: u64,
+}
+
+/// One life of one replica (a restart starts a new state machine).
+#[derive(Default)]
+struct Replica {
+    applied: u64,
+    seen: HashSet<Bytes>,
+}
+
+#[derive(Clone, Debug)]
+struct Proposal {
+    payload: Bytes,
+    key: GroupKey,
+    outcome: Option<Result<u64, ProposalError>>,
+}
+
+/// What the checker counted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CheckStats {
+    pub proposals: u64,
+    pub committed: u64,
+    pub failed_certain: u64,
+    pub unknown: u64,
+    pub entries_applied: u64,
+    pub leaderships: u64,
+    pub votes_checked: u64,
+    pub acks_checked: u64,
+    /// Acknowledgements whose leader's entry at the index was unknown to
+    /// the checker, so only the index was checked.
+    pub acks_checked_by_index_only: u64,
+}
+
+pub type Check = Result<(), String>;
+
+/// The durable state of one node as the checker models it: what the host
+/// persisted, per group, updated after every successful write.
+#[derive(Clone, Default)]
+pub struct Durable {
+    pub groups: HashMap<u64, (u64, MemStore)>,
+}
+
+impl Durable {
+    /// Record what a ready asks to persist (the host has made it durable).
+    pub fn persist(&mut self, rd: &NodeReady) {
+        for gr in &rd.groups {
+            let (inc, store) = self
+                .groups
+                .entry(gr.group_id)
+                .or_insert_with(|| (gr.incarnation, MemStore::new()));
+            if *inc != gr.incarnation {
+                continue; // a removed group's ready: not persisted
+            }
+            if !gr.ready.entries.is_empty() {
+                store.append(&gr.ready.entries);
+            }
+            if let Some(hs) = gr.ready.hard_state {
+                store.set_hard_state(hs);
+            }
+        }
+    }
+
+    fn store(&self, group: u64, inc: u64) -> Option<&MemStore> {
+        self.groups
+            .get(&group)
+            .and_then(|(i, s)| (*i == inc).then_some(s))
+    }
+}
+
+#[derive(Default)]
+pub struct Checker {
+    /// (group, incarnation, term) -> the one node that led it.
+    leaders: HashMap<(u64, u64, u64), u64>,
+    /// (group, incarnation, index, term) -> (term of the previous entry, data).
+    entry_prev: HashMap<(u64, u64, u64, u64), (u64, Bytes)>,
+    committed: HashMap<GroupKey, BTreeMap<u64, Committed>>,
+    /// (node, group, incarnation) -> commit index last seen persisted.
+    commit_seen: HashMap<(u64, u64, u64), u64>,
+    /// (group, incarnation, term) -> the leader's log as its appends showed
+    /// it: index -> term.
+    leader_logs: HashMap<(u64, u64, u64), BTreeMap<u64, u64>>,
+    /// (node, life, group, incarnation) -> its state machine.
+    replicas: HashMap<(u64, u64, u64, u64), Replica>,
+    /// (node, life, proposal id) -> the proposal.
+    proposals: HashMap<(u64, u64, u64), Proposal>,
+    /// Acknowledged payloads: where they committed.
+    acked: BTreeMap<Bytes, (GroupKey, u64)>,
+    failed_certain: HashSet<Bytes>,
+    applied_anywhere: HashSet<Bytes>,
+    pub stats: CheckStats,
+}
+
+impl Checker {
+    pub fn on_propose(&mut self, node: u64, life: u64, id: u64, key: GroupKey, payload: Bytes) {
+        self.stats.proposals += 1;
+        self.proposals.insert(
+            (node, life, id),
+            Proposal {
+                payload,
+                key,
+                outcome: None,
+            },
+        );
+    }
+
+    /// A node persisted `rd` and its durable state is now `durable`: log
+    /// matching on the entries, and the commit bounds of newly committed
+    /// indexes.
+    pub fn on_persisted(&mut self, node: u64, rd: &NodeReady, durable: &Durable) -> Check {
+        for gr in &rd.groups {
+            let (g, inc) = (gr.group_id, gr.incarnation);
+            let Some(store) = durable.store(g, inc) else {
+                continue;
+            };
+            if let Some(first) = gr.ready.entries.first() {
+                let mut prev_term = store.term(first.index - 1).unwrap_or(0);
+                for e in &gr.ready.entries {
+                    let key = (g, inc, e.index, e.term);
+                    let val = (prev_term, e.data.clone());
+                    match self.entry_prev.get(&key) {
+                        Some(seen) if *seen != val => {
+                            return Err(format!(
+                                "log matching violated: group {g}/{inc} entry ({}, term {}) on node {node} follows term {prev_term} with {:?}; elsewhere it follows term {} with {:?}",
+                                e.index, e.term, e.data, seen.0, seen.1
+                            ));
+                        }
+                        Some(_) => {}
+                        None => {
+                            self.entry_prev.insert(key, val);
+                        }
+                    }
+                    prev_term = e.term;
+                }
+            }
+            if let Some(hs) = gr.ready.hard_state {
+                let prev = self.commit_seen.entry((node, g, inc)).or_insert(0);
+                if hs.commit > *prev {
+                    let from = *prev + 1;
+                    *prev = hs.commit;
+                    for idx in from..=hs.commit {
+                        let Ok(term) = store.term(idx) else {
+                            return Err(format!(
+                                "node {node} group {g}/{inc} committed index {idx} it does not hold durably (commit {})",
+                                hs.commit
+                            ));
+                        };
+                        let data = store
+                            .entries(idx, idx + 1, u64::MAX)
+                            .ok()
+                            .and_then(|v| v.into_iter().next())
+                            .map(|e| e.data)
+                            .unwrap_or_default();
+                        self.note_committed(node, (g, inc), idx, term, data, hs.term)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn note_committed(
+        &mut self,
+        node: u64,
+        key: GroupKey,
+        index: u64,
+        term: u64,
+        data: Bytes,
+        commit_term: u64,
+    ) -> Check {
+        let slot = self.committed.entry(key).or_default();
+        match slot.get_mut(&index) {
+            Some(c) if (c.term, &c.data) != (term, &data) => Err(format!(
+                "state machine safety violated: group {}/{} index {index} committed as (term {term}, {data:?}) on node {node}, as (term {}, {:?}) elsewhere",
+                key.0, key.1, c.term, c.data
+            )),
+            Some(c) => {
+                c.commit_term = c.commit_term.min(commit_term);
+                Ok(())
+            }
+            None => {
+                slot.insert(
+                    index,
+                    Committed {
+                        term,
+                        data,
+                        commit_term,
+                    },
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// The frames of a ready, about to leave `node` whose durable state is
+    /// `durable`: nothing may promise what is not durable, and the leaders
+    /// they reveal must be unique per term. `incarnation_of` gives the
+    /// sender's incarnation of a group (heartbeat rows do not carry it).
+    pub fn on_send(
+        &mut self,
+        node: u64,
+        rd: &NodeReady,
+        durable: &Durable,
+        incarnation_of: impl Fn(u64) -> Option<u64>,
+    ) -> Check {
+        for f in &rd.frames {
+            let frame = decode_frame(&f.bytes, usize::MAX)
+                .map_err(|e| format!("node {node} sent a frame it cannot decode: {e}"))?;
+            match frame.body {
+                Body::Group {
+                    group_id,
+                    incarnation,
+                    msg,
+                } => {
+                    let key = (group_id, incarnation);
+                    match msg.msg_type {
+                        MessageType::Append | MessageType::Heartbeat => {
+                            self.leadership(node, key, msg.term, "sent an append")?;
+                            if msg.msg_type == MessageType::Append {
+                                let log = self
+                                    .leader_logs
+                                    .entry((group_id, incarnation, msg.term))
+                                    .or_default();
+                                if msg.index > 0 {
+                                    log.insert(msg.index, msg.log_term);
+                                }
+                                for e in &msg.entries {
+                                    log.insert(e.index, e.term);
+                                }
+                            }
+                        }
+                        MessageType::VoteResponse if !msg.reject => {
+                            self.stats.votes_checked += 1;
+                            let hs = durable.store(group_id, incarnation).map(|s| s.hard_state());
+                            let backed = hs.is_some_and(|hs| {
+                                hs.term > msg.term || (hs.term == msg.term && hs.vote == msg.to)
+                            });
+                            if !backed {
+                                return Err(format!(
+                                    "durability violated: node {node} granted group {group_id}/{incarnation} vote to {} at term {} with durable hard state {hs:?}",
+                                    msg.to, msg.term
+                                ));
+                            }
+                        }
+                        MessageType::AppendResponse if !msg.reject => {
+                            self.stats.acks_checked += 1;
+                            let store = durable.store(group_id, incarnation);
+                            let last = store.map_or(0, |s| s.last_index());
+                            if last < msg.index {
+                                return Err(format!(
+                                    "durability violated: node {node} acknowledged group {group_id}/{incarnation} index {} at term {} with {last} durable",
+                                    msg.index, msg.term
+                                ));
+                            }
+                            let expected = self
+                                .leader_logs
+                                .get(&(group_id, incarnation, msg.term))
+                                .and_then(|l| l.get(&msg.index).copied())
+                                .or_else(|| {
+                                    self.committed
+                                        .get(&key)
+                                        .and_then(|c| c.get(&msg.index))
+                                        .map(|c| c.term)
+                                });
+                            match expected {
+                                None => self.stats.acks_checked_by_index_only += 1,
+                                Some(_) if msg.index == 0 => {}
+                                Some(t) => {
+                                    let have = store.and_then(|s| s.term(msg.index).ok());
+                                    if have != Some(t) {
+                                        return Err(format!(
+                                            "durability violated: node {node} acknowledged group {group_id}/{incarnation} index {} to the leader of term {} (whose entry there has term {t}) but holds term {have:?} there durably",
+                                            msg.index, msg.term
+                                        ));
+                                    }
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                Body::HeartbeatBatch(batch) => {
+                    for row in &batch.rows {
+                        let Some(inc) = incarnation_of(row.group_id) else {
+                            return Err(format!(
+                                "node {node} sent a heartbeat row for group {}, which it does not host",
+                                row.group_id
+                            ));
+                        };
+                        self.leadership(node, (row.group_id, inc), row.term, "sent a heartbeat")?;
+                    }
+                }
+                Body::HeartbeatBatchResponse(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Election safety: at most one leader per group incarnation and term.
+    fn leadership(&mut self, node: u64, key: GroupKey, term: u64, how: &str) -> Check {
+        match self.leaders.insert((key.0, key.1, term), node) {
+            Some(other) if other != node => Err(format!(
+                "election safety violated: group {}/{} term {term} has leaders {other} and {node} ({node} {how})",
+                key.0, key.1
+            )),
+            Some(_) => Ok(()),
+            None => {
+                self.stats.leaderships += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// What node `node` (in its life `life`) applied and reported in `rd`.
+    /// `log_term` reads the node's current log (for leader completeness).
+    pub fn on_ready(
+        &mut self,
+        node: u64,
+        life: u64,
+        rd: &NodeReady,
+        log_term: impl Fn(u64, u64) -> Option<u64>,
+    ) -> Check {
+        for gr in &rd.groups {
+            let key = (gr.group_id, gr.incarnation);
+            for e in &gr.ready.committed_entries {
+                self.on_applied(node, life, key, e)?;
+            }
+            if let Some((Role::Leader, term, _)) = gr.ready.role_change {
+                self.leadership(node, key, term, "became leader")?;
+                self.leader_completeness(node, key, term, &log_term)?;
+            }
+        }
+        for ev in &rd.events {
+            if let Event::ProposalDone {
+                proposal_id,
+                result,
+                ..
+            } = ev
+            {
+                self.on_outcome(node, life, *proposal_id, *result)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn on_applied(&mut self, node: u64, life: u64, key: GroupKey, e: &Entry) -> Check {
+        let rep = self.replicas.entry((node, life, key.0, key.1)).or_default();
+        if e.index != rep.applied + 1 {
+            return Err(format!(
+                "node {node} group {}/{} applied index {} after {} (a gap or a repeat)",
+                key.0, key.1, e.index, rep.applied
+            ));
+        }
+        rep.applied = e.index;
+        if e.kind == EntryKind::Normal {
+            self.stats.entries_applied += 1;
+            if !rep.seen.insert(e.data.clone()) {
+                return Err(format!(
+                    "node {node} group {}/{} applied {:?} twice",
+                    key.0, key.1, e.data
+                ));
+            }
+            if self.failed_certain.contains(&e.data) {
+                return Err(format!(
+                    "node {node} applied {:?}, which was reported failed for certain",
+                    e.data
+                ));
+            }
+            self.applied_anywhere.insert(e.data.clone());
+        }
+        match self.committed.get(&key).and_then(|c| c.get(&e.index)) {
+            Some(c) if (c.term, &c.data) != (e.term, &e.data) => Err(format!(
+                "state machine safety violated: node {node} applied group {}/{} index {} as (term {}, {:?}); it committed as (term {}, {:?})",
+                key.0, key.1, e.index, e.term, e.data, c.term, c.data
+            )),
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "node {node} applied group {}/{} index {} before any replica persisted its commit",
+                key.0, key.1, e.index
+            )),
+        }
+    }
+
+    /// Every entry committed in a term before `term` is in the new leader's
+    /// log (Raft's leader completeness). Entries committed later need not be:
+    /// a delayed vote can elect a leader of an older term after them.
+    fn leader_completeness(
+        &self,
+        node: u64,
+        key: GroupKey,
+        term: u64,
+        log_term: &impl Fn(u64, u64) -> Option<u64>,
+    ) -> Check {
+        let Some(entries) = self.committed.get(&key) else {
+            return Ok(());
+        };
+        for (&index, c) in entries {
+            if c.commit_term < term && log_term(key.0, index) != Some(c.term) {
+                return Err(format!(
+                    "leader completeness violated: node {node} leads group {}/{} in term {term} without entry ({index}, term {}) committed by term {}",
+                    key.0, key.1, c.term, c.commit_term
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_outcome(
+        &mut self,
+        node: u64,
+        life: u64,
+        id: u64,
+        result: Result<u64, ProposalError>,
+    ) -> Check {
+        let Some(p) = self.proposals.get_mut(&(node, life, id)) else {
+            return Err(format!(
+                "node {node} reported an outcome for proposal {id}, which it never accepted"
+            ));
+        };
+        if let Some(first) = p.outcome {
+            return Err(format!(
+                "node {node} reported proposal {id} ({:?}) twice: {first:?}, then {result:?}",
+                p.payload
+            ));
+        }
+        p.outcome = Some(result);
+        let (payload, key) = (p.payload.clone(), p.key);
+        match result {
+            Ok(index) => {
+                self.stats.committed += 1;
+                let at = self.committed.get(&key).and_then(|c| c.get(&index));
+                if at.map(|c| &c.data) != Some(&payload) {
+                    return Err(format!(
+                        "proposal {payload:?} acknowledged at {}/{}#{index}, which holds {at:?}",
+                        key.0, key.1
+                    ));
+                }
+                self.acked.insert(payload, (key, index));
+            }
+            Err(e) if e.is_certain() => {
+                self.stats.failed_certain += 1;
+                if self.applied_anywhere.contains(&payload) {
+                    return Err(format!(
+                        "proposal {payload:?} reported failed for certain ({e:?}) but it was applied"
+                    ));
+                }
+                self.failed_certain.insert(payload);
+            }
+            Err(_) => self.stats.unknown += 1,
+        }
+        Ok(())
+    }
+
+    /// Proposals accepted by `node` in `life` that have no outcome yet.
+    pub fn undecided(&self, node: u64, life: u64) -> Vec<(u64, Bytes)> {
+        let mut v: Vec<(u64, Bytes)> = self
+            .proposals
+            .iter()
+            .filter(|((n, l, _), p)| *n == node && *l == life && p.outcome.is_none())
+            .map(|((_, _, id), p)| (*id, p.payload.clone()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Acknowledged proposals of a group incarnation.
+    pub fn acked_of(&self, key: GroupKey) -> Vec<(Bytes, u64)> {
+        self.acked
+            .iter()
+            .filter(|(_, (k, _))| *k == key)
+            .map(|(p, (_, i))| (p.clone(), *i))
+            .collect()
+    }
+
+    /// Has `node` in `life` applied `payload` in this group incarnation?
+    pub fn has_applied(&self, node: u64, life: u64, key: GroupKey, payload: &Bytes) -> bool {
+        self.replicas
+            .get(&(node, life, key.0, key.1))
+            .is_some_and(|r| r.seen.contains(payload))
+    }
+
+    /// The index `node` in `life` applied up to in this group incarnation.
+    pub fn applied_index(&self, node: u64, life: u64, key: GroupKey) -> u64 {
+        self.replicas
+            .get(&(node, life, key.0, key.1))
+            .map_or(0, |r| r.applied)
+    }
+}
+
+impl Checker {
+    /// A node restarted with `durable` recovered from its disk: its log must
+    /// agree with every entry seen before, and what it holds committed is
+    /// committed (a torn write may have carried a commit no ready showed).
+    pub fn on_recovered(&mut self, node: u64, durable: &Durable) -> Check {
+        let mut groups: Vec<(&u64, &(u64, MemStore))> = durable.groups.iter().collect();
+        groups.sort_by_key(|(g, _)| **g);
+        for (&g, (inc, store)) in groups {
+            let inc = *inc;
+            let hs = store.hard_state();
+            let (first, last) = (store.first_index(), store.last_index());
+            let entries = store.entries(first, last + 1, u64::MAX).unwrap_or_default();
+            let mut prev_term = store.term(first - 1).unwrap_or(0);
+            for e in &entries {
+                let key = (g, inc, e.index, e.term);
+                let val = (prev_term, e.data.clone());
+                if let Some(seen) = self.entry_prev.get(&key) {
+                    if *seen != val {
+                        return Err(format!(
+                            "log matching violated after recovery: node {node} group {g}/{inc} entry ({}, term {}) follows term {prev_term}; elsewhere term {}",
+                            e.index, e.term, seen.0
+                        ));
+                    }
+                } else {
+                    self.entry_prev.insert(key, val);
+                }
+                prev_term = e.term;
+            }
+            let seen = self.commit_seen.entry((node, g, inc)).or_insert(0);
+            let from = (*seen + 1).max(first);
+            *seen = (*seen).max(hs.commit);
+            for e in entries
+                .iter()
+                .filter(|e| e.index >= from && e.index <= hs.commit)
+            {
+                self.note_committed(node, (g, inc), e.index, e.term, e.data.clone(), hs.term)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,818 @@
+//! A cluster of muxraft nodes in one process, driven tick by tick.
+//!
+//! Each node runs the real [`Node`] with the real write-ahead log on its own
+//! [`MemFs`], persisting every `NodeReady` the way the runtime does, and
+//! talks to the others through a [`Net`]. The cluster also plays the host:
+//! it keeps the broker's metadata (which incarnation of each group id
+//! exists, and on which nodes) and applies it to each node, at once or
+//! spread over time the way real brokers do. Everything a node hands out
+//! goes through the [`Checker`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::check::{Check, Checker, Durable};
+use super::net::Net;
+use super::Rng;
+use crate::multi::{Node, NodeConfig};
+use crate::raft::{HardState, Role};
+use crate::runtime::wal_batch;
+use crate::storage::{LogStore, MemFs, MemStore, Wal, WalBatch, WalOptions};
+
+/// How the nodes of a cluster are set up.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    pub nodes: u64,
+    pub batch_heartbeats: bool,
+    pub election_ticks: u32,
+    pub heartbeat_ticks: u32,
+    pub max_append_bytes: u64,
+    pub max_inflight: usize,
+    pub seed: u64,
+    /// Keep each node's groups in the real WAL on an in-memory file system
+    /// (crashes then keep exactly what was made durable). Without it a
+    /// crash loses everything: only for runs without crashes.
+    pub wal: bool,
+    pub segment_bytes: u64,
+}
+
+impl ClusterConfig {
+    pub fn new(nodes: u64, seed: u64) -> ClusterConfig {
+        ClusterConfig {
+            nodes,
+            batch_heartbeats: true,
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+            max_append_bytes: 512,
+            max_inflight: 8,
+            seed,
+            wal: true,
+            segment_bytes: 16 << 10,
+        }
+    }
+}
+
+/// The host's record of one group: what a broker's metadata store holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupSpec {
+    pub incarnation: u64,
+    pub members: Vec<u64>,
+}
+
+/// Faults and habits of the nodes themselves (the network has its own).
+#[derive(Clone, Debug, Default)]
+pub struct NodeFaults {
+    /// Per write: the power fails after the write and before its fsync
+    /// completes (the node crashes with a torn tail).
+    pub torn_write: f64,
+    /// Per `NodeReady`: inputs (frames, a proposal, a tick) reach the node
+    /// between `ready` and `advance`, as they do in the runtime.
+    pub input_between: f64,
+    /// Per `NodeReady`: the node crashes after persisting it and before
+    /// sending its frames, or after sending them and before `advance` (a
+    /// process dies at any point of its loop).
+    pub crash_in_loop: f64,
+    /// Crashes of all kinds leave at least this many nodes up (torn writes
+    /// and `crash_in_loop` respect it; whole-cluster crashes are explicit).
+    pub min_up: u64,
+    /// A restarted node forgets the vote it cast (an injected bug that the
+    /// checker must catch).
+    pub forget_vote_on_restart: bool,
+}
+
+/// Counters of what the cluster did to its nodes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClusterStats {
+    pub crashes: u64,
+    /// Of which in the middle of the host loop (before or after sending).
+    pub crashes_in_loop: u64,
+    pub torn_writes: u64,
+    pub torn_writes_kept: u64,
+    pub cluster_crashes: u64,
+    pub pauses: u64,
+    pub inputs_between: u64,
+    pub groups_removed: u64,
+    pub groups_created: u64,
+    pub proposals_refused: u64,
+    pub elections: u64,
+    pub stale_incarnation_drops: u64,
+}
+
+/// A host operation waiting for its time on one node.
+struct PendingOp {
+    at: u64,
+    node: u64,
+    /// Runs in the middle of delivering frames (after some were stepped,
+    /// before the node's next `ready`) rather than right after the ticks.
+    mid_delivery: bool,
+    op: HostOp,
+}
+
+/// A change of the host's metadata reaching one node.
+#[derive(Clone, Debug)]
+enum HostOp {
+    Remove { group: u64, incarnation: u64 },
+    Create { group: u64, spec: GroupSpec },
+}
+
+struct SimNode {
+    node: Option<Node>,
+    wal: Option<Wal>,
+    fs: MemFs,
+    /// Restarts so far: a new life starts a new state machine.
+    life: u64,
+    paused_until: u64,
+    /// Ticks per simulated tick, in percent (tick skew between nodes).
+    rate: u64,
+    credit: u64,
+    durable: Durable,
+    /// The durable state if the write that tore had reached the disk whole.
+    torn: Option<Durable>,
+    elections: u64,
+}
+
+pub struct Cluster {
+    pub cfg: ClusterConfig,
+    pub now: u64,
+    pub rng: Rng,
+    pub net: Net,
+    pub checker: Checker,
+    pub faults: NodeFaults,
+    pub stats: ClusterStats,
+    /// The host's metadata: the live incarnation and members of each group.
+    pub groups: BTreeMap<u64, GroupSpec>,
+    nodes: BTreeMap<u64, SimNode>,
+    ops: Vec<PendingOp>,
+    next_payload: u64,
+}
+
+fn wal_dir() -> PathBuf {
+    PathBuf::from("/wal")
+}
+
+impl Cluster {
+    pub fn new(cfg: ClusterConfig) -> Cluster {
+        let mut rng = Rng::new(cfg.seed);
+        let mut nodes = BTreeMap::new();
+        for id in 1..=cfg.nodes {
+            nodes.insert(
+                id,
+                SimNode {
+                    node: None,
+                    wal: None,
+                    fs: MemFs::new(rng.next_u64()),
+                    life: 0,
+                    paused_until: 0,
+                    rate: 100,
+                    credit: 0,
+                    durable: Durable::default(),
+                    torn: None,
+                    elections: 0,
+                },
+            );
+        }
+        let mut c = Cluster {
+            cfg,
+            now: 0,
+            rng,
+            net: Net::default(),
+            checker: Checker::default(),
+            faults: NodeFaults::default(),
+            stats: ClusterStats::default(),
+            groups: BTreeMap::new(),
+            nodes,
+            ops: Vec::new(),
+            next_payload: 0,
+        };
+        for id in c.ids() {
+            c.start(id).expect("a fresh node starts");
+        }
+        c
+    }
+
+    pub fn ids(&self) -> Vec<u64> {
+        self.nodes.keys().copied().collect()
+    }
+
+    pub fn node(&self, id: u64) -> Option<&Node> {
+        self.nodes.get(&id).and_then(|n| n.node.as_ref())
+    }
+
+    pub fn node_mut(&mut self, id: u64) -> Option<&mut Node> {
+        self.nodes.get_mut(&id).and_then(|n| n.node.as_mut())
+    }
+
+    pub fn is_up(&self, id: u64) -> bool {
+        self.node(id).is_some()
+    }
+
+    pub fn up_count(&self) -> u64 {
+        self.nodes.values().filter(|n| n.node.is_some()).count() as u64
+    }
+
+    pub fn life(&self, id: u64) -> u64 {
+        self.nodes[&id].life
+    }
+
+    pub fn is_paused(&self, id: u64) -> bool {
+        self.nodes[&id].paused_until > self.now
+    }
+
+    fn node_config(&self, id: u64) -> NodeConfig {
+        let mut c = NodeConfig::new(id);
+        c.cluster_id = 42;
+        c.batch_heartbeats = self.cfg.batch_heartbeats;
+        c.election_ticks = self.cfg.election_ticks;
+        c.heartbeat_ticks = self.cfg.heartbeat_ticks;
+        c.max_append_bytes = self.cfg.max_append_bytes;
+        c.max_inflight = self.cfg.max_inflight;
+        c.seed = self
+            .cfg
+            .seed
+            .wrapping_mul(31)
+            .wrapping_add(id * 1000 + self.nodes[&id].life);
+        c
+    }
+
+    // -- nodes coming and going --------------------------------------------
+
+    /// Start (or restart) node `id` from what its disk holds, then bring its
+    /// groups in line with the host's metadata.
+    fn start(&mut self, id: u64) -> Check {
+        let mut node = Node::new(self.node_config(id)).expect("valid config");
+        let forget_vote = self.faults.forget_vote_on_restart;
+        let sn = self.nodes.get_mut(&id).expect("node");
+        let mut durable = Durable::default();
+        if self.cfg.wal {
+            let mut opts = WalOptions::new(wal_dir());
+            opts.segment_bytes = self.cfg.segment_bytes;
+            let (wal, recovered) = Wal::open_with(opts, Arc::new(sn.fs.clone()))
+                .map_err(|e| format!("node {id} cannot recover its WAL: {e}"))?;
+            for (&g, rg) in &recovered.groups {
+                durable.groups.insert(g, (rg.incarnation, rg.store.clone()));
+            }
+            // What recovery rebuilt is exactly what was durable: the state
+            // after the last write that completed, or after the torn one.
+            let matches = |d: &Durable| same_durable(d, &durable);
+            if !matches(&sn.durable) {
+                match sn.torn.take() {
+                    Some(t) if matches(&t) => self.stats.torn_writes_kept += 1,
+                    _ => {
+                        return Err(format!(
+                            "node {id}: recovery returned a state that was never durable: {}",
+                            describe_durable(&durable)
+                        ))
+                    }
+                }
+            }
+            sn.torn = None;
+            for (g, rg) in recovered.groups {
+                let mut store = rg.store;
+                if forget_vote {
+                    let hs = store.hard_state();
+                    store.set_hard_state(HardState { vote: 0, ..hs });
+                }
+                node.create_group_with_store(g, rg.incarnation, &rg.members, store, 0)
+                    .map_err(|e| format!("node {id} group {g} from disk: {e}"))?;
+            }
+            sn.wal = Some(wal);
+        }
+        sn.durable = durable;
+        sn.node = Some(node);
+        self.checker.on_recovered(id, &self.nodes[&id].durable)?;
+        // The host reconciles: groups deleted while the node was down go,
+        // groups created meanwhile come.
+        let hosted: Vec<(u64, u64)> = self.nodes[&id]
+            .durable
+            .groups
+            .iter()
+            .map(|(&g, (inc, _))| (g, *inc))
+            .collect();
+        for (g, inc) in hosted {
+            let keep = self
+                .groups
+                .get(&g)
+                .is_some_and(|s| s.incarnation == inc && s.members.contains(&id));
+            if !keep {
+                self.host_remove(id, g)?;
+            }
+        }
+        let wanted: Vec<(u64, GroupSpec)> = self
+            .groups
+            .iter()
+            .filter(|(_, s)| s.members.contains(&id))
+            .map(|(&g, s)| (g, s.clone()))
+            .collect();
+        for (g, spec) in wanted {
+            if self
+                .node(id)
+                .is_some_and(|n| n.group_incarnation(g).is_none())
+            {
+                self.host_create(id, g, &spec)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Crash node `id`: everything not durable is lost.
+    pub fn crash(&mut self, id: u64) {
+        let seed = self.rng.next_u64();
+        let sn = self.nodes.get_mut(&id).expect("node");
+        if let Some(n) = sn.node.take() {
+            sn.elections += n.stats().elections_started;
+            self.stats.stale_incarnation_drops +=
+                n.stats().incarnation_mismatches + n.stats().batches_dropped_incarnation;
+        }
+        sn.wal = None;
+        sn.fs.clear_fault();
+        sn.fs.crash(seed);
+        sn.life += 1;
+        sn.paused_until = 0;
+        self.stats.crashes += 1;
+    }
+
+    pub fn restart(&mut self, id: u64) -> Check {
+        if self.is_up(id) {
+            return Ok(());
+        }
+        self.start(id)
+    }
+
+    /// Node `id` stops ticking and stepping for `ticks` ticks; frames for it
+    /// wait.
+    pub fn pause(&mut self, id: u64, ticks: u64) {
+        self.stats.pauses += 1;
+        let until = self.now + ticks;
+        self.nodes.get_mut(&id).expect("node").paused_until = until;
+    }
+
+    /// Node `id` ticks `percent` times per 100 simulated ticks.
+    pub fn set_tick_rate(&mut self, id: u64, percent: u64) {
+        self.nodes.get_mut(&id).expect("node").rate = percent;
+    }
+
+    // -- the host ------------------------------------------------------------
+
+    /// Create group `g` (a new incarnation) on its members: at once (before
+    /// their next `ready`), or each member within `spread` ticks.
+    pub fn create_group(&mut self, g: u64, spec: GroupSpec, spread: u64) -> Check {
+        self.groups.insert(g, spec.clone());
+        for &m in &spec.members {
+            let op = HostOp::Create {
+                group: g,
+                spec: spec.clone(),
+            };
+            self.schedule(m, spread, op);
+        }
+        self.run_ops(false)
+    }
+
+    fn schedule(&mut self, node: u64, spread: u64, op: HostOp) {
+        let at = self.now + self.rng.below(spread + 1);
+        let mid_delivery = spread > 0 && self.rng.chance(0.5);
+        self.ops.push(PendingOp {
+            at,
+            node,
+            mid_delivery,
+            op,
+        });
+    }
+
+    /// Delete group `g` on its members: at once, or each within `spread`.
+    pub fn remove_group(&mut self, g: u64, spread: u64) -> Check {
+        let Some(spec) = self.groups.remove(&g) else {
+            return Ok(());
+        };
+        for &m in &spec.members {
+            let op = HostOp::Remove {
+                group: g,
+                incarnation: spec.incarnation,
+            };
+            self.schedule(m, spread, op);
+        }
+        self.run_ops(false)
+    }
+
+    /// Run the host operations due now in this phase (and any overdue).
+    fn run_ops(&mut self, mid_delivery: bool) -> Check {
+        let now = self.now;
+        let (due, later): (Vec<_>, Vec<_>) = self
+            .ops
+            .drain(..)
+            .partition(|o| o.at < now || (o.at == now && o.mid_delivery == mid_delivery));
+        self.ops = later;
+        for PendingOp { node: id, op, .. } in due {
+            if !self.is_up(id) {
+                continue; // it reconciles when it comes back
+            }
+            match op {
+                HostOp::Remove { group, incarnation } => {
+                    if self.node(id).and_then(|n| n.group_incarnation(group)) == Some(incarnation) {
+                        self.host_remove(id, group)?;
+                    }
+                }
+                HostOp::Create { group, spec } => {
+                    // Only if it is still what the metadata says.
+                    if self.groups.get(&group) != Some(&spec) {
+                        continue;
+                    }
+                    match self.node(id).and_then(|n| n.group_incarnation(group)) {
+                        Some(i) if i == spec.incarnation => {}
+                        Some(_) => {
+                            self.host_remove(id, group)?;
+                            self.host_create(id, group, &spec)?;
+                        }
+                        None => self.host_create(id, group, &spec)?,
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn host_create(&mut self, id: u64, g: u64, spec: &GroupSpec) -> Check {
+        let sn = self.nodes.get_mut(&id).expect("node");
+        let Some(node) = sn.node.as_mut() else {
+            return Ok(());
+        };
+        node.create_group(g, spec.incarnation, &spec.members)
+            .map_err(|e| format!("node {id} cannot create group {g}: {e}"))?;
+        if let Some(wal) = sn.wal.as_mut() {
+            let mut b = WalBatch::default();
+            b.create_group(g, spec.incarnation, &spec.members);
+            wal.write(&b)
+                .map_err(|e| format!("node {id} WAL create {g}: {e}"))?;
+        }
+        sn.durable
+            .groups
+            .insert(g, (spec.incarnation, MemStore::new()));
+        self.stats.groups_created += 1;
+        Ok(())
+    }
+
+    fn host_remove(&mut self, id: u64, g: u64) -> Check {
+        let sn = self.nodes.get_mut(&id).expect("node");
+        let Some(node) = sn.node.as_mut() else {
+            return Ok(());
+        };
+        let _ = node.remove_group(g);
+        if let Some(wal) = sn.wal.as_mut() {
+            let mut b = WalBatch::default();
+            b.remove_group(g);
+            wal.write(&b)
+                .map_err(|e| format!("node {id} WAL remove {g}: {e}"))?;
+            wal.delete_unneeded_segments()
+                .map_err(|e| format!("node {id} WAL segment deletion: {e}"))?;
+        }
+        sn.durable.groups.remove(&g);
+        self.stats.groups_removed += 1;
+        Ok(())
+    }
+
+    /// Propose a fresh payload to group `g` at whichever member leads its
+    /// live incarnation. Returns the payload if a leader accepted it.
+    pub fn propose(&mut self, g: u64) -> Option<Bytes> {
+        let spec = self.groups.get(&g)?.clone();
+        let leader = spec.members.iter().copied().find(|&id| {
+            !self.is_paused(id)
+                && self.node(id).is_some_and(|n| {
+                    n.group_incarnation(g) == Some(spec.incarnation)
+                        && n.group_status(g).is_ok_and(|s| s.role == Role::Leader)
+                })
+        })?;
+        self.next_payload += 1;
+        let mut payload = format!(
+            "s{}-g{g}-i{}-p{}",
+            self.cfg.seed, spec.incarnation, self.next_payload
+        );
+        // Some payloads are large, so that appends split at
+        // `max_append_bytes` and a follower may match part of a batch.
+        if self.rng.chance(0.2) {
+            let pad = self.rng.below(2 * self.cfg.max_append_bytes) as usize;
+            payload.push_str(&".".repeat(pad));
+        }
+        self.propose_at(leader, g, Bytes::from(payload))
+    }
+
+    fn propose_at(&mut self, id: u64, g: u64, payload: Bytes) -> Option<Bytes> {
+        let life = self.nodes[&id].life;
+        let node = self.node_mut(id)?;
+        let inc = node.group_incarnation(g)?;
+        match node.propose(g, payload.clone()) {
+            Ok(pid) => {
+                self.checker
+                    .on_propose(id, life, pid, (g, inc), payload.clone());
+                Some(payload)
+            }
+            Err(_) => {
+                self.stats.proposals_refused += 1;
+                None
+            }
+        }
+    }
+
+    // -- time ----------------------------------------------------------------
+
+    /// One simulated tick: a tick for every running node (as many as its
+    /// rate gives), then the host operations that are due (between a node's
+    /// tick and its next `ready`, as a host thread may), then every frame
+    /// due is delivered and every node's work processed until the network is
+    /// quiet for this instant.
+    pub fn tick(&mut self) -> Check {
+        self.now += 1;
+        for id in self.ids() {
+            if self.is_paused(id) || !self.is_up(id) {
+                continue;
+            }
+            let sn = self.nodes.get_mut(&id).expect("node");
+            sn.credit += sn.rate;
+            while sn.credit >= 100 {
+                sn.credit -= 100;
+                if let Some(n) = sn.node.as_mut() {
+                    n.tick();
+                }
+            }
+        }
+        self.run_ops(false)?;
+        for id in self.ids() {
+            self.drain(id)?;
+        }
+        self.deliver()
+    }
+
+    fn deliver(&mut self) -> Check {
+        loop {
+            let now = self.now;
+            let due = {
+                let nodes = &self.nodes;
+                self.net.take_due(
+                    &mut self.rng,
+                    now,
+                    |id| nodes.get(&id).is_some_and(|n| n.node.is_some()),
+                    |id| nodes.get(&id).is_some_and(|n| n.paused_until > now),
+                )
+            };
+            if due.is_empty() {
+                return Ok(());
+            }
+            let mut touched = BTreeSet::new();
+            // Host operations may land between a node's inputs and its
+            // next `ready` (a broker thread deleting a queue while the node
+            // thread steps frames).
+            let ops_at = self.rng.below(due.len() as u64 + 1) as usize;
+            for (i, f) in due.into_iter().enumerate() {
+                if i == ops_at {
+                    self.run_ops(true)?;
+                }
+                self.step(f.to, &f.bytes)?;
+                touched.insert(f.to);
+            }
+            self.run_ops(true)?;
+            for id in touched {
+                self.drain(id)?;
+            }
+        }
+    }
+
+    fn step(&mut self, id: u64, bytes: &[u8]) -> Check {
+        let Some(n) = self.node_mut(id) else {
+            return Ok(());
+        };
+        n.step(bytes)
+            .map_err(|e| format!("node {id} refused a well-formed frame: {e}"))
+    }
+
+    /// Process every ready of node `id`: persist (which may tear and crash
+    /// the node), check what leaves, let inputs in between, send, deliver
+    /// events to the checker, advance.
+    pub fn drain(&mut self, id: u64) -> Check {
+        for _ in 0..10_000 {
+            let may_crash = self.up_count() > self.faults.min_up.max(1);
+            let torn = may_crash && self.rng.chance(self.faults.torn_write);
+            let between = self.rng.chance(self.faults.input_between);
+            let crash_at = if may_crash && self.rng.chance(self.faults.crash_in_loop) {
+                1 + self.rng.below(2)
+            } else {
+                0
+            };
+            let sn = self.nodes.get_mut(&id).expect("node");
+            if sn.paused_until > self.now {
+                return Ok(());
+            }
+            let Some(node) = sn.node.as_mut() else {
+                return Ok(());
+            };
+            if !node.has_ready() {
+                return Ok(());
+            }
+            let rd = node.ready();
+            // 1. Durable first.
+            let batch = wal_batch(&rd);
+            if let Some(wal) = sn.wal.as_mut() {
+                if !batch.is_empty() {
+                    if torn {
+                        sn.fs.fail_next_sync();
+                    }
+                    if wal.write(&batch).is_err() {
+                        // The power failed during the write: the node is
+                        // gone, with whatever part of it reached the disk.
+                        let mut whole = sn.durable.clone();
+                        whole.persist(&rd);
+                        sn.torn = Some(whole);
+                        self.stats.torn_writes += 1;
+                        self.crash(id);
+                        return Ok(());
+                    }
+                }
+            }
+            sn.durable.persist(&rd);
+            let life = sn.life;
+            let node = sn.node.as_ref().expect("running");
+            self.checker.on_persisted(id, &rd, &sn.durable)?;
+            // 2. What leaves must be backed by what is durable.
+            self.checker
+                .on_send(id, &rd, &sn.durable, |g| node.group_incarnation(g))?;
+            // 3. What it applied and reported.
+            self.checker
+                .on_ready(id, life, &rd, |g, i| node.log_term(g, i))?;
+            if between {
+                self.stats.inputs_between += 1;
+                self.inputs_between(id)?;
+            }
+            if crash_at == 1 {
+                self.stats.crashes_in_loop += 1;
+                self.crash(id);
+                return Ok(());
+            }
+            for f in &rd.frames {
+                self.net
+                    .send(&mut self.rng, self.now, id, f.to, f.bytes.clone());
+            }
+            if crash_at == 2 {
+                self.stats.crashes_in_loop += 1;
+                self.crash(id);
+                return Ok(());
+            }
+            if let Some(n) = self.node_mut(id) {
+                n.advance(rd);
+            }
+        }
+        Err(format!("node {id} never runs out of work"))
+    }
+
+    /// Inputs that reach a node while its `NodeReady` is being persisted and
+    /// sent: frames due for it, a proposal, or a tick.
+    fn inputs_between(&mut self, id: u64) -> Check {
+        match self.rng.below(3) {
+            0 => {
+                let frames = self.net.take_due_for(self.now, id, 3);
+                for f in frames {
+                    self.step(id, &f.bytes)?;
+                }
+            }
+            1 => {
+                let gs: Vec<u64> = self.groups.keys().copied().collect();
+                if let Some(&g) = gs.get(self.rng.below(gs.len() as u64) as usize) {
+                    self.next_payload += 1;
+                    let payload =
+                        Bytes::from(format!("s{}-g{g}-b{}", self.cfg.seed, self.next_payload));
+                    let _ = self.propose_at(id, g, payload);
+                }
+            }
+            _ => {
+                if let Some(n) = self.node_mut(id) {
+                    n.tick();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // -- the end -------------------------------------------------------------
+
+    /// Heal the network, restart every crashed node and unpause every node.
+    pub fn heal(&mut self) -> Check {
+        self.net.heal();
+        for id in self.ids() {
+            self.nodes.get_mut(&id).expect("node").paused_until = 0;
+            self.set_tick_rate(id, 100);
+            self.restart(id)?;
+        }
+        // Host operations still queued take effect now.
+        for op in self.ops.iter_mut() {
+            op.at = op.at.min(self.now);
+        }
+        self.run_ops(false)?;
+        self.run_ops(true)
+    }
+
+    /// Is every group led, with every replica applied up to its leader's
+    /// commit and every acknowledged proposal applied everywhere?
+    pub fn settled(&self) -> Check {
+        for (&g, spec) in &self.groups {
+            let key = (g, spec.incarnation);
+            let mut leaders = Vec::new();
+            for &id in &spec.members {
+                let n = self.node(id).ok_or(format!("node {id} is down"))?;
+                if n.group_incarnation(g) != Some(spec.incarnation) {
+                    return Err(format!(
+                        "node {id} does not host group {g}/{}",
+                        spec.incarnation
+                    ));
+                }
+                if n.group_status(g).is_ok_and(|s| s.role == Role::Leader) {
+                    leaders.push(id);
+                }
+            }
+            let &[leader] = leaders.as_slice() else {
+                return Err(format!("group {g} has leaders {leaders:?}"));
+            };
+            let commit = self
+                .node(leader)
+                .and_then(|n| n.group_status(g).ok())
+                .map_or(0, |s| s.commit);
+            for &id in &spec.members {
+                let life = self.life(id);
+                let applied = self.checker.applied_index(id, life, key);
+                if applied < commit {
+                    return Err(format!("group {g} node {id} applied {applied} of {commit}"));
+                }
+            }
+            for (payload, index) in self.checker.acked_of(key) {
+                for &id in &spec.members {
+                    if !self.checker.has_applied(id, self.life(id), key, &payload) {
+                        return Err(format!(
+                            "acknowledged proposal {payload:?} ({g}#{index}) not applied on node {id}"
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Proposals accepted by running nodes that still have no outcome.
+    pub fn undecided(&self) -> Vec<(u64, u64, Bytes)> {
+        let mut out = Vec::new();
+        for id in self.ids() {
+            if self.is_up(id) {
+                for (pid, payload) in self.checker.undecided(id, self.life(id)) {
+                    out.push((id, pid, payload));
+                }
+            }
+        }
+        out
+    }
+
+    /// Elections started by every node in every life.
+    pub fn elections(&self) -> u64 {
+        self.nodes
+            .values()
+            .map(|n| n.elections + n.node.as_ref().map_or(0, |n| n.stats().elections_started))
+            .sum()
+    }
+
+    /// Frames and rows dropped for belonging to another incarnation, all
+    /// nodes and lives.
+    pub fn stale_drops(&self) -> u64 {
+        self.stats.stale_incarnation_drops
+            + self
+                .nodes
+                .values()
+                .filter_map(|n| n.node.as_ref())
+                .map(|n| n.stats().incarnation_mismatches + n.stats().batches_dropped_incarnation)
+                .sum::<u64>()
+    }
+}
+
+fn same_store(a: &MemStore, b: &MemStore) -> bool {
+    a.hard_state() == b.hard_state()
+        && a.first_index() == b.first_index()
+        && a.last_index() == b.last_index()
+        && a.entries(a.first_index(), a.last_index() + 1, u64::MAX)
+            .ok()
+            == b.entries(b.first_index(), b.last_index() + 1, u64::MAX)
+                .ok()
+}
+
+fn same_durable(a: &Durable, b: &Durable) -> bool {
+    a.groups.len() == b.groups.len()
+        && a.groups.iter().all(|(g, (inc, s))| {
+            b.groups
+                .get(g)
+                .is_some_and(|(i, t)| i == inc && same_store(s, t))
+        })
+}
+
+fn describe_durable(d: &Durable) -> String {
+    let mut v: Vec<String> = d
+        .groups
+        .iter()
+        .map(|(g, (inc, s))| format!("{g}/{inc}: last {} {:?}", s.last_index(), s.hard_state()))
+        .collect();
+    v.sort();
+    v.join(", ")
+}
