@@ -7,10 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use muxraft::raft::{Entry, EntryKind, HardState};
-use muxraft::storage::{
-    crc32c, LogStore, MemFs, MemFsStats, Recovered, Wal, WalBatch, WalError, WalOptions,
-};
+use muxraft::raft::{Entry, EntryKind, HardState, LogStore};
+use muxraft::storage::{crc32c, MemFs, MemFsStats, Recovered, Wal, WalBatch, WalError, WalOptions};
 
 mod common;
 use common::TempDir;

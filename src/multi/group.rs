@@ -4,8 +4,8 @@
 use std::collections::VecDeque;
 
 use super::ProposalError;
+use crate::raft::MemStore;
 use crate::raft::{Entry, Raft, Role};
-use crate::storage::MemStore;
 
 struct Pending {
     index: u64,

@@ -27,8 +27,8 @@ use super::heartbeat::{heartbeat_message, heartbeat_response_message, HeartbeatM
 use super::registry::Groups;
 use super::stats::{FrameKind, Stats};
 use super::{Error, NodeConfig, ProposalError};
+use crate::raft::MemStore;
 use crate::raft::{self, EntryKind, Message, MessageType, Raft, Role};
-use crate::storage::MemStore;
 use crate::wire::{
     decode_frame, encode_frame, incarnation_digest, incarnation_row_hash, Body, Frame,
     HeartbeatBatch, HeartbeatBatchResponse, Incarnations, WireError,

@@ -106,8 +106,8 @@ impl Hasher for IdHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::raft::MemStore;
     use crate::raft::{Config, Raft};
-    use crate::storage::MemStore;
 
     fn group(incarnation: u64) -> Group {
         let raft = Raft::new(Config::new(1), &[1], MemStore::new()).unwrap();

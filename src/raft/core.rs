@@ -7,10 +7,10 @@ use super::progress::Progress;
 use super::quorum::Voters;
 use super::replica_map::ReplicaMap;
 use super::rng::Rng;
+use super::LogStore;
 use super::{
     Config, Entry, EntryKind, Error, HardState, Message, MessageType, RaftLog, ReplicaId, NONE,
 };
-use crate::storage::LogStore;
 
 /// The role a replica plays in its group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

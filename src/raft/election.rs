@@ -2,8 +2,8 @@
 
 use super::core::Role;
 use super::quorum::VoteResult;
+use super::LogStore;
 use super::{Message, MessageType, Raft, NONE};
-use crate::storage::LogStore;
 
 impl<S: LogStore> Raft<S> {
     /// The election timer fired (or the host asked): start a pre-election

@@ -3,7 +3,7 @@
 //! commit and apply positions.
 
 use super::{Entry, HardState};
-use crate::storage::{LogStore, StorageError};
+use super::{LogStore, StorageError};
 
 pub struct RaftLog<S: LogStore> {
     pub(crate) store: S,

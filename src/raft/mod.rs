@@ -9,12 +9,15 @@
 //! Files: `core.rs` (state, term rules, roles), `election.rs`,
 //! `replication.rs` (appends, heartbeats, commit), `progress.rs` (the
 //! leader's view of each follower), `quorum.rs`, `log.rs` (durable +
-//! unstable log), `ready.rs` (the host contract).
+//! unstable log), `ready.rs` (the host contract), `storage.rs` (the
+//! `LogStore` interface the log is read through) and `mem_store.rs` (the
+//! in-memory `LogStore`).
 
 mod config;
 mod core;
 mod election;
 mod log;
+mod mem_store;
 mod message;
 mod progress;
 mod quorum;
@@ -22,14 +25,17 @@ mod ready;
 mod replica_map;
 mod replication;
 mod rng;
+mod storage;
 
 pub use self::config::Config;
 pub use self::core::{Proposed, Raft, Role, Status};
 pub use self::log::RaftLog;
+pub use self::mem_store::MemStore;
 pub use self::message::*;
 pub use self::progress::{Progress, ProgressState};
 pub use self::ready::Ready;
 pub use self::rng::Rng;
+pub use self::storage::{LogStore, StorageError};
 
 /// Why the core refused a call.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -2,8 +2,8 @@
 //! in. This ordering is the contract that keeps acknowledged entries safe.
 
 use super::core::Role;
+use super::LogStore;
 use super::{Entry, HardState, Message, Raft, ReplicaId};
-use crate::storage::LogStore;
 
 /// Work for the host, to be done in this order:
 ///

@@ -2,8 +2,8 @@
 //! with it, and how answers move the leader's view of each follower.
 
 use super::progress::ProgressState;
+use super::LogStore;
 use super::{Entry, Message, MessageType, Raft, ReplicaId};
-use crate::storage::LogStore;
 
 impl<S: LogStore> Raft<S> {
     /// Send every follower what it lacks (an empty append still carries the

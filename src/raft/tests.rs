@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use bytes::Bytes;
 
 use super::*;
-use crate::storage::{LogStore, MemStore};
+use super::{LogStore, MemStore};
 
 // ---------------------------------------------------------------------------
 // Harness

@@ -187,7 +187,7 @@ use batch::Op;
 use record::Creation;
 use tracker::Tracker;
 
-use super::MemStore;
+use crate::raft::MemStore;
 
 /// Where the WAL lives and how large its segments grow.
 #[derive(Clone, Debug)]
@@ -608,8 +608,8 @@ impl Wal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::raft::LogStore;
     use crate::raft::{Entry, EntryKind, HardState};
-    use crate::storage::LogStore;
     use bytes::Bytes;
     use std::fs;
 

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use crate::multi::{Event, NodeReady, ProposalError};
 use crate::raft::{Entry, EntryKind, MessageType, Role};
-use crate::storage::{LogStore, MemStore};
+use crate::raft::{LogStore, MemStore};
 use crate::wire::{decode_frame, Body};
 
 /// A group replica's identity across the cluster: (group id, incarnation).

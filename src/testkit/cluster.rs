@@ -19,8 +19,9 @@ use super::net::Net;
 use super::Rng;
 use crate::multi::{Node, NodeConfig};
 use crate::raft::{HardState, Role};
+use crate::raft::{LogStore, MemStore};
 use crate::runtime::wal_batch;
-use crate::storage::{LogStore, MemFs, MemStore, Wal, WalBatch, WalOptions};
+use crate::storage::{MemFs, Wal, WalBatch, WalOptions};
 
 /// How the nodes of a cluster are set up.
 #[derive(Clone, Debug)]

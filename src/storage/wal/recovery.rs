@@ -12,7 +12,7 @@ use super::segment::{list_segments, SegmentReader};
 use super::tracker::Tracker;
 use super::{Recovered, RecoveredGroup, WalError};
 use crate::raft::Entry;
-use crate::storage::{LogStore, MemStore};
+use crate::raft::{LogStore, MemStore};
 
 /// What recovery does to the last segment after reading it.
 enum Tail<'a> {

@@ -1,5 +1,8 @@
-use super::{LogStore, StorageError};
-use crate::raft::{Entry, HardState};
+//! An in-memory [`LogStore`]: what every group runs on. The write-ahead log
+//! rebuilds one per group at start, and the node records into it what the
+//! host made durable.
+
+use super::{Entry, HardState, LogStore, StorageError};
 
 /// An in-memory [`LogStore`].
 #[derive(Clone, Debug, Default)]
