@@ -7,21 +7,35 @@
 
 use std::path::PathBuf;
 
-/// Must match `MUXRAFT_ABI_VERSION` in src/ffi/mod.rs: the soname carries it
+/// `MUXRAFT_ABI_VERSION` as src/ffi/mod.rs defines it: the one place it is
+/// written. The header's define and the shared library's soname carry it,
 /// so that programs linked against one ABI never load another.
-const ABI_VERSION: u32 = 1;
+fn abi_version(crate_dir: &std::path::Path) -> u32 {
+    let src = std::fs::read_to_string(crate_dir.join("src/ffi/mod.rs")).expect("src/ffi/mod.rs");
+    src.lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("pub const MUXRAFT_ABI_VERSION: u32 = ")?
+                .strip_suffix(';')?
+                .parse()
+                .ok()
+        })
+        .expect("src/ffi/mod.rs defines `pub const MUXRAFT_ABI_VERSION: u32 = N;`")
+}
 
 fn main() {
+    let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    let abi = abi_version(&crate_dir);
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
-        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libmuxraft.so.{ABI_VERSION}");
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libmuxraft.so.{abi}");
     }
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-env-changed=MUXRAFT_UPDATE_HEADER");
-    let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it")).join("muxraft.h");
-    let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
+    let mut config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
         .expect("cbindgen.toml is valid");
+    config.after_includes = Some(format!("\n#define MUXRAFT_ABI_VERSION {abi}\n"));
     let bindings = cbindgen::Builder::new()
         .with_config(config)
         // cbindgen follows the `pub mod` lines from here to every file.

@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use muxraft::multi::{FrameKind, Node, NodeConfig, Stats};
 use muxraft::raft::Role;
+use muxraft::wire::{decode_frame_bytes, encode_frame, DEFAULT_MAX_FRAME_BYTES};
 
 mod common;
 use common::JsonObject;
@@ -330,9 +331,12 @@ impl Cluster {
                     let t = Instant::now();
                     let mut rd = self.nodes[i].ready();
                     // Persist: a no-op, the groups' stores are in memory.
-                    // Send: onto the wire, in order.
-                    for f in rd.frames.drain(..) {
-                        self.wire.push_back((f.to, f.bytes));
+                    // Send: encoded onto the wire, in order.
+                    let cluster_id = self.nodes[i].config().cluster_id;
+                    for m in rd.messages.drain(..) {
+                        let bytes = encode_frame(cluster_id, &m);
+                        self.nodes[i].record_bytes_sent(m.body.kind(), bytes.len());
+                        self.wire.push_back((m.to, bytes));
                     }
                     // Events (role changes, applies): nothing to do here.
                     let t2 = Instant::now();
@@ -350,8 +354,13 @@ impl Cluster {
                     .nodes
                     .get_mut(to as usize - 1)
                     .ok_or_else(|| format!("frame for unknown node {to}"))?;
-                n.step(&bytes)
+                let len = bytes.len();
+                let f = decode_frame_bytes(bytes, DEFAULT_MAX_FRAME_BYTES)
+                    .map_err(|e| format!("node {to} cannot decode a frame: {e}"))?;
+                let kind = f.envelope.body.kind();
+                n.step(f.envelope)
                     .map_err(|e| format!("node {to} refused a frame: {e}"))?;
+                n.record_bytes_received(kind, len);
                 self.frames_delivered += 1;
             }
             self.phases.step += t.elapsed();

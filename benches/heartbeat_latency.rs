@@ -68,7 +68,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use muxraft::multi::{Event, FrameKind, NodeConfig, Stats};
 use muxraft::raft::Role;
-use muxraft::runtime::{Handler, Runtime, RuntimeConfig};
+use muxraft::runtime::{Host, Runtime, RuntimeConfig};
 use muxraft::transport::{Inbound, Transport, TransportConfig};
 use parking_lot::{Condvar, Mutex};
 
@@ -412,8 +412,8 @@ struct Counter {
     applied_bytes: AtomicU64,
 }
 
-impl Handler for Counter {
-    fn send(&self, _to: u64, _frame: &[u8]) {}
+impl Host for Counter {
+    fn send(&self, _to: u64, _frame: &[u8], _liveness: bool) {}
 
     fn event(&self, ev: &Event) {
         match ev {
@@ -482,9 +482,9 @@ impl NodeBench {
             let counter = Arc::new(Counter::default());
             let rt = Runtime::new(
                 RuntimeConfig {
-                    node,
                     tick: TICK,
                     data_dir,
+                    ..RuntimeConfig::new(node)
                 },
                 counter.clone(),
             )

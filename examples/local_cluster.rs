@@ -1,6 +1,8 @@
 //! A three-node cluster hosting 300 groups, all in one process, with frames
 //! carried by an in-memory queue. Shows leaders being elected, entries being
-//! replicated, and what heartbeat batching saves.
+//! replicated, and what heartbeat batching saves. It uses the sans-I/O Rust
+//! API directly: `multi::Node` takes and hands out typed messages, and
+//! `wire` turns them into the bytes a real transport would carry.
 //!
 //!     cargo run --release --example local_cluster
 
@@ -9,6 +11,9 @@ use std::collections::{BTreeMap, VecDeque};
 use bytes::Bytes;
 use muxraft::multi::{Event, FrameKind, Node, NodeConfig};
 use muxraft::raft::Role;
+use muxraft::wire::{decode_frame_bytes, encode_frame, DEFAULT_MAX_FRAME_BYTES};
+
+const CLUSTER_ID: u64 = 7;
 
 const NODES: u64 = 3;
 const GROUPS: u64 = 300;
@@ -25,7 +30,7 @@ impl Cluster {
         let mut nodes = BTreeMap::new();
         for id in 1..=NODES {
             let mut cfg = NodeConfig::new(id);
-            cfg.cluster_id = 7;
+            cfg.cluster_id = CLUSTER_ID;
             cfg.batch_heartbeats = batch;
             let mut node = Node::new(cfg).expect("config");
             for g in 1..=GROUPS {
@@ -55,8 +60,11 @@ impl Cluster {
                 while n.has_ready() {
                     let rd = n.ready();
                     // In memory: nothing to persist. Send, then deliver events.
-                    self.wire
-                        .extend(rd.frames.iter().map(|f| (f.to, f.bytes.clone())));
+                    self.wire.extend(
+                        rd.messages
+                            .iter()
+                            .map(|m| (m.to, encode_frame(CLUSTER_ID, m))),
+                    );
                     for ev in &rd.events {
                         match ev {
                             Event::Applied {
@@ -77,7 +85,9 @@ impl Cluster {
                 return;
             };
             if let Some(n) = self.nodes.get_mut(&to) {
-                n.step(&frame).expect("frame from a peer");
+                let f = decode_frame_bytes(frame, DEFAULT_MAX_FRAME_BYTES).expect("a frame");
+                assert_eq!(f.cluster_id, CLUSTER_ID);
+                n.step(f.envelope).expect("frame from a peer");
             }
         }
     }

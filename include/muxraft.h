@@ -10,8 +10,17 @@
  *  - Handles are opaque. Every muxraft_node_new has a muxraft_node_free.
  *  - Pointers passed in are only read during the call unless stated; the
  *    library never frees memory it did not allocate.
- *  - Config structs start with struct_size and are filled with defaults by
- *    muxraft_config_init, so fields can be added without breaking the ABI.
+ *  - Every struct starts with uint32_t struct_size, set by its _init
+ *    function (muxraft_config_init, muxraft_callbacks_init, muxraft_stats_init,
+ *    muxraft_group_info_init) to the size your program was compiled with.
+ *    Fields are only ever added at the end: the library reads only the
+ *    fields your struct_size covers (the others take their defaults) and
+ *    writes only those, so a program built against an older header keeps
+ *    working with a newer library of the same MUXRAFT_ABI_VERSION.
+ *  - Every function may return MUXRAFT_PANIC: a bug inside muxraft was caught
+ *    at the boundary (no unwinding into C); the node then refuses every
+ *    further call with MUXRAFT_PANIC. muxraft_status_str names a status.
+ *  - Group ids are any uint64_t, 0 included. Node ids are non-zero.
  *  - Two modes. Host-driven: the host calls muxraft_tick every tick_ms and
  *    muxraft_step with each frame a peer sent, and carries the frames muxraft
  *    hands to the send callback. Embedded: the host calls
@@ -22,6 +31,24 @@
  *    two threads at once, and a call made while another thread is running
  *    the node's callbacks returns without waiting for them (that thread
  *    delivers the callbacks it causes).
+ *
+ * Host-driven frames
+ *  - A frame is an opaque byte string of at most 8 MiB + 4 bytes: a 4-byte
+ *    big-endian length N, then N bytes. The send callback hands over exactly
+ *    one frame per call; pass each, whole and unchanged, to muxraft_step on
+ *    node `to` with `from` set to the sending node's id. If your transport
+ *    is a byte stream, the length prefix is what splits it into frames (a
+ *    prefix over 8 MiB means the stream is broken: close it).
+ *  - The host may drop, delay, duplicate or reorder frames (Raft tolerates
+ *    all of these), but should keep the frames from one node to another in
+ *    order when it can: a heartbeat batch overtaking an append is safe, only
+ *    slower. Frames sent with `liveness` true (heartbeat batches and their
+ *    answers) carry the liveness of every group at once: send them ahead of
+ *    bulk frames, never queued behind megabytes of entries.
+ *  - A frame from another cluster, another sender, another destination, or
+ *    that is not a frame at all, is refused (MUXRAFT_INVALID_ARGUMENT or
+ *    MUXRAFT_MALFORMED) and counted; drop it and carry on. Authenticating
+ *    peers is the host transport's job in this mode.
  */
 
 #ifndef MUXRAFT_H
@@ -31,64 +58,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MUXRAFT_ABI_VERSION 1
+#define MUXRAFT_ABI_VERSION 2
 
-
-/**
- * Result of every fallible call. The numbers are stable: a retired code is
- * kept as a comment and never reused.
- */
-typedef enum muxraft_status {
-  /**
-   * Success.
-   */
-  MUXRAFT_OK = 0,
-  /**
-   * A NULL pointer, a zero id, a bad length, or a value out of range.
-   */
-  MUXRAFT_INVALID_ARGUMENT = 1,
-  /**
-   * No group with that id on this node.
-   */
-  MUXRAFT_NOT_FOUND = 2,
-  /**
-   * A group with that id already exists on this node.
-   */
-  MUXRAFT_ALREADY_EXISTS = 3,
-  /**
-   * This node is not the group's leader; `muxraft_group_status` names it.
-   */
-  MUXRAFT_NOT_LEADER = 4,
-  /**
-   * A proposal over `max_proposal_bytes`, or a frame over the frame limit.
-   */
-  MUXRAFT_TOO_LARGE = 5,
-  /**
-   * Bytes that are not a muxraft frame (garbage, truncated, wrong version).
-   */
-  MUXRAFT_MALFORMED = 6,
-  /**
-   * Storage or network failure.
-   */
-  MUXRAFT_IO = 7,
-  /**
-   * The node is stopped or stopping.
-   */
-  MUXRAFT_SHUTDOWN = 8,
-  /**
-   * The call is not possible right now (e.g. a queue is full); retry.
-   */
-  MUXRAFT_BUSY = 9,
-  /**
-   * A bug inside muxraft was caught; this node refuses further calls.
-   */
-  MUXRAFT_PANIC = 10,
-  /**
-   * Only in `proposal_done`: the proposal's outcome is unknown (it may or
-   * may not have committed on other replicas).
-   */
-  MUXRAFT_UNKNOWN = 11,
-} muxraft_status;
 
 /**
  * A group replica's role.
@@ -103,6 +74,66 @@ typedef enum muxraft_role {
 } muxraft_role;
 
 /**
+ * Result of every fallible call. The numbers are stable: a retired code is
+ * kept as a comment and never reused.
+ */
+typedef enum muxraft_status {
+  /**
+   * Success.
+   */
+  MUXRAFT_OK = 0,
+  /**
+   * A NULL pointer, a bad length, a value out of range, a struct whose
+   * `struct_size` is not set, or a call the node's mode does not allow.
+   */
+  MUXRAFT_INVALID_ARGUMENT = 1,
+  /**
+   * No group with that id on this node.
+   */
+  MUXRAFT_NOT_FOUND = 2,
+  /**
+   * A group with that id already exists on this node.
+   */
+  MUXRAFT_ALREADY_EXISTS = 3,
+  /**
+   * This node is not the group's leader; `muxraft_group_status` names it.
+   * In `proposal_done`: the proposal failed for certain.
+   */
+  MUXRAFT_NOT_LEADER = 4,
+  /**
+   * A proposal over `max_proposal_bytes`, or a frame over the frame limit.
+   */
+  MUXRAFT_TOO_LARGE = 5,
+  /**
+   * Bytes that are not a muxraft frame (garbage, truncated, wrong version).
+   */
+  MUXRAFT_MALFORMED = 6,
+  /**
+   * Storage or network failure. After a failed write the node refuses
+   * every further call with `MUXRAFT_IO`.
+   */
+  MUXRAFT_IO = 7,
+  /**
+   * The node is stopped or stopping.
+   */
+  MUXRAFT_SHUTDOWN = 8,
+  /**
+   * The call is not possible right now (e.g. a queue is full); retry.
+   */
+  MUXRAFT_BUSY = 9,
+  /**
+   * A bug inside muxraft was caught; this node refuses every further
+   * call with `MUXRAFT_PANIC` (free it and create a new one).
+   */
+  MUXRAFT_PANIC = 10,
+  /**
+   * Only in `proposal_done`: the proposal's outcome is unknown (it may or
+   * may not have committed on other replicas).
+   */
+  MUXRAFT_UNKNOWN = 11,
+} muxraft_status;
+
+/**
  * A node: the groups it hosts, their storage, and (once started) its own
  * threads and connections. Opaque; create it with `muxraft_node_new`, free
  * it with `muxraft_node_free`.
@@ -110,9 +141,103 @@ typedef enum muxraft_role {
 typedef struct muxraft_node muxraft_node;
 
 /**
+ * Host-driven mode: called with every frame for node `to`. `frame` is
+ * valid only during the call: copy it (or hand it to a socket) before
+ * returning. See "Host-driven frames" at the top of this header for what a
+ * frame is and what the host may do with it.
+ *
+ * `liveness` is true for heartbeat batches and their answers (and, in the
+ * naive mode, per-group heartbeats): send those ahead of other frames.
+ */
+typedef void (*muxraft_send_fn)(void *userdata,
+                                uint64_t to,
+                                const uint8_t *frame,
+                                size_t len,
+                                bool liveness);
+
+/**
+ * Called once per committed entry per replica, in log order per group.
+ * Indexes increase but may skip: Raft's own entries (the empty entry a new
+ * leader appends) take indexes and are not delivered. `data` (`len` bytes;
+ * NULL when `len` is 0) is valid only during the call.
+ */
+typedef void (*muxraft_apply_fn)(void *userdata,
+                                 uint64_t group_id,
+                                 uint64_t index,
+                                 const uint8_t *data,
+                                 size_t len);
+
+/**
+ * Called when this node's replica of a group changes role or learns of a
+ * new leader (`leader_id` 0: none known).
+ */
+typedef void (*muxraft_role_changed_fn)(void *userdata,
+                                        uint64_t group_id,
+                                        enum muxraft_role role,
+                                        uint64_t term,
+                                        uint64_t leader_id);
+
+/**
+ * Called exactly once per proposal accepted on this node, with its outcome:
+ *
+ * - `MUXRAFT_OK`, with the index it committed at: final, it is durable on
+ *   a majority and is applied on every replica.
+ * - `MUXRAFT_NOT_LEADER`, index 0: failed for certain. Leadership moved and
+ *   another entry was committed in its place; it is never applied anywhere.
+ *   Safe to propose again (at the new leader).
+ * - `MUXRAFT_UNKNOWN`, index 0: the outcome is unknown. This node lost
+ *   leadership (and the proposal was still undecided one election timeout
+ *   later) or the group was removed here while it was in flight; it may or
+ *   may not have committed on the other replicas. If it did, it is applied
+ *   like any committed entry (without a second `proposal_done`).
+ * - `MUXRAFT_SHUTDOWN`, index 0: also unknown, because the node stopped
+ *   (see `muxraft_node_stop`).
+ */
+typedef void (*muxraft_proposal_done_fn)(void *userdata,
+                                         uint64_t group_id,
+                                         uint64_t proposal_id,
+                                         enum muxraft_status status,
+                                         uint64_t index);
+
+/**
+ * The host's callbacks. Fill the struct with `muxraft_callbacks_init`
+ * (which sets `struct_size` and every callback to NULL), then set the ones
+ * you need: callbacks are only ever added at the end, and one your program
+ * does not know of is not called. Any of them may be NULL: that event is
+ * not reported. `send` is needed only in host-driven mode with groups of
+ * more than one replica; there a NULL `send` discards frames (they are
+ * still counted in `messages_sent`). In embedded mode the transport carries
+ * frames and `send` is never called.
+ *
+ * Callbacks run on the thread that called `muxraft_tick`, `muxraft_step`,
+ * `muxraft_propose`, `muxraft_group_create` or `muxraft_group_remove`
+ * (host-driven mode), or on the node's muxraft thread (embedded mode);
+ * never on two threads at once for one node. They
+ * may call muxraft again, including on the same node (e.g. propose from
+ * `apply`): such a call does its work and returns, and its callbacks follow
+ * once the current one returns. A callback must not unwind or longjmp.
+ */
+typedef struct muxraft_callbacks {
+  /**
+   * Size of this struct as the program was compiled; set by
+   * `muxraft_callbacks_init`. Do not change it.
+   */
+  uint32_t struct_size;
+  /**
+   * Passed as the first argument of every callback; muxraft never reads it.
+   */
+  void *userdata;
+  muxraft_send_fn send;
+  muxraft_apply_fn apply;
+  muxraft_role_changed_fn role_changed;
+  muxraft_proposal_done_fn proposal_done;
+} muxraft_callbacks;
+
+/**
  * Settings of a node. Always fill it with `muxraft_config_init` first, then
  * change the fields you need: fields are only ever added at the end, and
- * `struct_size` tells the library which ones your program knows.
+ * `struct_size` tells the library which ones your program knows (the
+ * others take their defaults).
  */
 typedef struct muxraft_config {
   /**
@@ -162,86 +287,17 @@ typedef struct muxraft_config {
 } muxraft_config;
 
 /**
- * Called with every frame for node `to`. `frame` is valid only during the
- * call: copy it (or hand it to a socket) before returning.
- */
-typedef void (*muxraft_send_fn)(void *userdata, uint64_t to, const uint8_t *frame, size_t len);
-
-/**
- * Called once per committed entry per replica, in log order per group.
- * Indexes increase but may skip: Raft's own entries (the empty entry a new
- * leader appends) take indexes and are not delivered. `data` (`len` bytes;
- * NULL when `len` is 0) is valid only during the call.
- */
-typedef void (*muxraft_apply_fn)(void *userdata,
-                                 uint64_t group_id,
-                                 uint64_t index,
-                                 const uint8_t *data,
-                                 size_t len);
-
-/**
- * Called when this node's replica of a group changes role or learns of a
- * new leader (`leader_id` 0: none known).
- */
-typedef void (*muxraft_role_changed_fn)(void *userdata,
-                                        uint64_t group_id,
-                                        enum muxraft_role role,
-                                        uint64_t term,
-                                        uint64_t leader_id);
-
-/**
- * Called exactly once per proposal accepted on this node, with its outcome:
- *
- * - `MUXRAFT_OK`, with the index it committed at: final, it is durable on
- *   a majority and is applied on every replica.
- * - `MUXRAFT_NOT_LEADER`, index 0: failed for certain. Leadership moved and
- *   another entry was committed in its place; it is never applied anywhere.
- *   Safe to propose again (at the new leader).
- * - `MUXRAFT_UNKNOWN`, index 0: the outcome is unknown. This node lost
- *   leadership (and the proposal was still undecided one election timeout
- *   later) or the group was removed here while it was in flight; it may or
- *   may not have committed on the other replicas. If it did, it is applied
- *   like any committed entry (without a second `proposal_done`).
- * - `MUXRAFT_SHUTDOWN`, index 0: also unknown, because the node stopped
- *   (see `muxraft_node_stop`).
- */
-typedef void (*muxraft_proposal_done_fn)(void *userdata,
-                                         uint64_t group_id,
-                                         uint64_t proposal_id,
-                                         enum muxraft_status status,
-                                         uint64_t index);
-
-/**
- * The host's callbacks. Any of them may be NULL: that event is not
- * reported. `send` is needed only in host-driven mode with groups of more
- * than one replica; there a NULL `send` discards frames (they are still
- * counted in `messages_sent`). In embedded mode the transport carries
- * frames and `send` is never called.
- *
- * Callbacks run on the thread that called `muxraft_tick`, `muxraft_step`,
- * `muxraft_propose`, `muxraft_group_create` or `muxraft_group_remove`
- * (host-driven mode), or on the node's muxraft thread (embedded mode);
- * never on two threads at once for one node. They
- * may call muxraft again, including on the same node (e.g. propose from
- * `apply`): such a call does its work and returns, and its callbacks follow
- * once the current one returns. A callback must not unwind or longjmp.
- */
-typedef struct muxraft_callbacks {
-  /**
-   * Passed as the first argument of every callback; muxraft never reads it.
-   */
-  void *userdata;
-  muxraft_send_fn send;
-  muxraft_apply_fn apply;
-  muxraft_role_changed_fn role_changed;
-  muxraft_proposal_done_fn proposal_done;
-} muxraft_callbacks;
-
-/**
- * A group replica's state, from `muxraft_group_status`. Its layout is
- * fixed for `MUXRAFT_ABI_VERSION` 1.
+ * A group replica's state, from `muxraft_group_status`. Set `struct_size`
+ * with `muxraft_group_info_init` before the call; fields are only ever
+ * added at the end, and the library writes only the ones `struct_size`
+ * covers.
  */
 typedef struct muxraft_group_info {
+  /**
+   * Size of this struct as the program was compiled; set by
+   * `muxraft_group_info_init`. Not written by the library.
+   */
+  uint32_t struct_size;
   enum muxraft_role role;
   /**
    * Current term.
@@ -264,15 +320,25 @@ typedef struct muxraft_group_info {
    * Highest index in this replica's log.
    */
   uint64_t last_index;
+  /**
+   * Which creation of the group id this replica belongs to (the value
+   * given to `muxraft_group_create`).
+   */
+  uint64_t incarnation;
 } muxraft_group_info;
 
 /**
- * Counters since the node was created, from `muxraft_node_stats`. Its
- * layout is fixed for `MUXRAFT_ABI_VERSION` 1: new counters come at the end
- * with a new ABI version (and soname), so a program never receives more
- * bytes than it allocated.
+ * Counters since the node was created, from `muxraft_node_stats`. Set
+ * `struct_size` with `muxraft_stats_init` before the call; counters are
+ * only ever added at the end, and the library writes only the ones
+ * `struct_size` covers.
  */
 typedef struct muxraft_stats {
+  /**
+   * Size of this struct as the program was compiled; set by
+   * `muxraft_stats_init`. Not written by the library.
+   */
+  uint32_t struct_size;
   /**
    * Frames handed to `send` (or the transport), of every kind.
    */
@@ -318,11 +384,68 @@ typedef struct muxraft_stats {
    */
   uint64_t messages_dropped;
   uint64_t leader_changes;
+  /**
+   * Proposals accepted.
+   */
   uint64_t proposals;
+  /**
+   * Of those: committed (`proposal_done` with `MUXRAFT_OK`).
+   */
   uint64_t proposals_committed;
+  /**
+   * Of those: failed for certain (`MUXRAFT_NOT_LEADER`).
+   */
   uint64_t proposals_failed;
   uint64_t entries_applied;
+  /**
+   * Groups hosted now (a gauge).
+   */
   uint64_t groups;
+  /**
+   * Of the proposals: outcome unknown (`MUXRAFT_UNKNOWN`,
+   * `MUXRAFT_SHUTDOWN`).
+   */
+  uint64_t proposals_unknown;
+  /**
+   * Messages and heartbeat rows dropped because they belong to another
+   * incarnation of a group hosted here (an earlier life of a re-created
+   * queue, or a node that has not deleted it yet).
+   */
+  uint64_t incarnation_mismatches;
+  /**
+   * Heartbeat batches and responses dropped whole because their
+   * incarnation digest did not match (the sender then names each row's
+   * incarnation for a while).
+   */
+  uint64_t batches_dropped_incarnation;
+  /**
+   * Embedded mode (0 otherwise): connections established with peers
+   * (handshakes completed, either side).
+   */
+  uint64_t connections_established;
+  /**
+   * Embedded mode: of those, to a peer connected to before (the
+   * connection was lost or replaced and came back).
+   */
+  uint64_t reconnects;
+  /**
+   * Embedded mode: handshakes refused (another cluster, unknown node,
+   * bad version, timeout) on either side.
+   */
+  uint64_t handshakes_refused;
+  /**
+   * Embedded mode: dials that failed before a handshake.
+   */
+  uint64_t dial_failures;
+  /**
+   * Embedded mode: frames the transport dropped before writing them (its
+   * queue to a peer full, or a frame it cannot send).
+   */
+  uint64_t transport_frames_dropped;
+  /**
+   * Embedded mode: bytes waiting in the transport's queues now (a gauge).
+   */
+  uint64_t bytes_queued;
 } muxraft_stats;
 
 #ifdef __cplusplus
@@ -343,6 +466,12 @@ uint32_t muxraft_abi_version(void);
 const char *muxraft_version(void);
 
 /**
+ * Fill `callbacks` with no callbacks, NULL userdata, and `struct_size`.
+ * NULL is ignored.
+ */
+void muxraft_callbacks_init(struct muxraft_callbacks *callbacks);
+
+/**
  * Fill `config` with the defaults (and set `struct_size`). NULL is ignored.
  */
 void muxraft_config_init(struct muxraft_config *config);
@@ -351,8 +480,9 @@ void muxraft_config_init(struct muxraft_config *config);
  * Create a node.
  *
  * `config` (required) is read and not kept: fill it with
- * `muxraft_config_init` first. `callbacks` may be NULL (no callbacks); the
- * struct is copied, the `userdata` it holds is kept and passed back.
+ * `muxraft_config_init` first. `callbacks` may be NULL (no callbacks);
+ * otherwise fill it with `muxraft_callbacks_init` first; the struct is
+ * copied, the `userdata` it holds is kept and passed back.
  * With `config->data_dir` set, the node opens its write-ahead log there
  * (creating the directory) and recovers every group it holds: those groups
  * exist when this returns (`muxraft_group_create` on them answers
@@ -363,11 +493,12 @@ void muxraft_config_init(struct muxraft_config *config);
  * `muxraft_node_free`.
  *
  * Returns `MUXRAFT_OK`; `MUXRAFT_INVALID_ARGUMENT` for a NULL `config` or
- * `out`, a config not filled by `muxraft_config_init`, a zero `node_id`,
- * `tick_ms` or `heartbeat_ticks`, `election_ticks <= heartbeat_ticks`, or
- * `max_proposal_bytes` of 0 or over 4 MiB; `MUXRAFT_IO` when the data
- * directory cannot be used or its log is corrupt (the message says where).
- * On failure `*out` is left unchanged.
+ * `out`, a config or callbacks struct whose `struct_size` was not set by
+ * its `_init` function, a zero `node_id`, `tick_ms` or `heartbeat_ticks`,
+ * `election_ticks <= heartbeat_ticks`, or `max_proposal_bytes` of 0 or
+ * over 4 MiB; `MUXRAFT_IO` when the data directory cannot be used or its
+ * log is corrupt (the message says where); `MUXRAFT_PANIC`. On failure
+ * `*out` is left unchanged.
  */
 enum muxraft_status muxraft_node_new(const struct muxraft_config *config,
                                      const struct muxraft_callbacks *callbacks,
@@ -387,8 +518,9 @@ void muxraft_node_free(struct muxraft_node *node);
  * "host:port" (e.g. "127.0.0.1:7001"), read and not kept. Call it for every
  * other node of the cluster, before or after `muxraft_node_start`.
  *
- * Returns `MUXRAFT_OK` or `MUXRAFT_INVALID_ARGUMENT` (NULL pointer, zero or
- * own id, an address that does not resolve).
+ * Returns `MUXRAFT_OK`; `MUXRAFT_INVALID_ARGUMENT` (NULL pointer, zero or
+ * own id, an address that does not resolve); `MUXRAFT_SHUTDOWN` (stopped);
+ * `MUXRAFT_IO` (the node's storage failed earlier); `MUXRAFT_PANIC`.
  */
 enum muxraft_status muxraft_node_add_peer(struct muxraft_node *node,
                                           uint64_t node_id,
@@ -406,10 +538,11 @@ enum muxraft_status muxraft_node_add_peer(struct muxraft_node *node,
  * not used.
  *
  * Returns `MUXRAFT_OK`; `MUXRAFT_INVALID_ARGUMENT` (NULL pointer, bad
- * address, already started); `MUXRAFT_IO` (cannot listen there);
- * `MUXRAFT_SHUTDOWN` (stopped earlier: a node does not restart, create a
- * new one). A start that fails leaves the node as it was: it can be
- * started again (e.g. on another port).
+ * address, already started); `MUXRAFT_IO` (cannot listen there, or the
+ * node's storage failed earlier); `MUXRAFT_SHUTDOWN` (stopped earlier: a
+ * node does not restart, create a new one); `MUXRAFT_PANIC`. A start that
+ * fails leaves the node as it was: it can be started again (e.g. on another
+ * port).
  */
 enum muxraft_status muxraft_node_start(struct muxraft_node *node, const char *listen_address);
 
@@ -417,8 +550,8 @@ enum muxraft_status muxraft_node_start(struct muxraft_node *node, const char *li
  * Embedded mode: the TCP port the started node listens on (useful after
  * `muxraft_node_start` with port 0, which picks a free one).
  *
- * Returns `MUXRAFT_OK` with `*out_port` set, or `MUXRAFT_INVALID_ARGUMENT`
- * (NULL pointer, or the node is not started).
+ * Returns `MUXRAFT_OK` with `*out_port` set; `MUXRAFT_INVALID_ARGUMENT`
+ * (NULL pointer, or the node is not started); `MUXRAFT_PANIC`.
  */
 enum muxraft_status muxraft_node_listen_port(struct muxraft_node *node, uint16_t *out_port);
 
@@ -433,17 +566,19 @@ enum muxraft_status muxraft_node_listen_port(struct muxraft_node *node, uint16_t
  * `muxraft_node_free` returns `MUXRAFT_SHUTDOWN`. Must not be called from
  * inside a callback.
  *
- * Returns `MUXRAFT_OK`, `MUXRAFT_INVALID_ARGUMENT` (NULL) or
- * `MUXRAFT_SHUTDOWN` (already stopped).
+ * Returns `MUXRAFT_OK`; `MUXRAFT_INVALID_ARGUMENT` (NULL);
+ * `MUXRAFT_SHUTDOWN` (already stopped); `MUXRAFT_IO` (host-driven: the
+ * final pass could not write to storage); `MUXRAFT_PANIC`.
  */
 enum muxraft_status muxraft_node_stop(struct muxraft_node *node);
 
 /**
- * Create this node's replica of group `group_id` (non-zero) whose replicas
- * live on the `n_members` nodes listed in `members` (this node among them;
- * 1 to 7 distinct non-zero ids). Create the group on every member node with
- * the same members and the same `incarnation`. `members` is read, not kept.
- * With a `data_dir`, the group is durable when this returns.
+ * Create this node's replica of group `group_id` (any value, 0 included)
+ * whose replicas live on the `n_members` nodes listed in `members` (this
+ * node among them; 1 to 7 distinct non-zero ids). Create the group on every
+ * member node with the same members and the same `incarnation`. `members`
+ * is read, not kept. With a `data_dir`, the group is durable when this
+ * returns.
  *
  * `incarnation` names this creation of `group_id`: it must differ from
  * every earlier creation of the same id in the cluster (e.g. the creation
@@ -453,9 +588,10 @@ enum muxraft_status muxraft_node_stop(struct muxraft_node *node);
  * created again under the same id, nothing of the deleted one (a late
  * message, a member that has not deleted it yet) ever reaches the new one.
  *
- * Returns `MUXRAFT_OK`, `MUXRAFT_ALREADY_EXISTS`, `MUXRAFT_INVALID_ARGUMENT`
- * (NULL pointer, zero id, bad member list), `MUXRAFT_IO` or
- * `MUXRAFT_SHUTDOWN`.
+ * Returns `MUXRAFT_OK`; `MUXRAFT_ALREADY_EXISTS`;
+ * `MUXRAFT_INVALID_ARGUMENT` (NULL pointer, bad member list); `MUXRAFT_IO`
+ * (the creation could not be written, or the node's storage failed
+ * earlier); `MUXRAFT_SHUTDOWN`; `MUXRAFT_PANIC`.
  */
 enum muxraft_status muxraft_group_create(struct muxraft_node *node,
                                          uint64_t group_id,
@@ -468,16 +604,18 @@ enum muxraft_status muxraft_group_create(struct muxraft_node *node,
  * reported to `proposal_done` with `MUXRAFT_UNKNOWN` (they may commit on
  * the other replicas). Its messages not yet sent are dropped.
  *
- * Returns `MUXRAFT_OK`, `MUXRAFT_NOT_FOUND`, `MUXRAFT_IO` or
- * `MUXRAFT_SHUTDOWN`.
+ * Returns `MUXRAFT_OK`; `MUXRAFT_NOT_FOUND`; `MUXRAFT_INVALID_ARGUMENT`
+ * (NULL node); `MUXRAFT_IO` (the removal could not be written, or the
+ * node's storage failed earlier); `MUXRAFT_SHUTDOWN`; `MUXRAFT_PANIC`.
  */
 enum muxraft_status muxraft_group_remove(struct muxraft_node *node, uint64_t group_id);
 
 /**
- * Fill `*out` with this node's view of a group.
+ * Fill `*out` with this node's view of a group: as much of it as
+ * `out->struct_size` holds (set it with `muxraft_group_info_init`).
  *
- * Returns `MUXRAFT_OK`, `MUXRAFT_NOT_FOUND`, or `MUXRAFT_INVALID_ARGUMENT`
- * (NULL `out`).
+ * Returns `MUXRAFT_OK`; `MUXRAFT_NOT_FOUND`; `MUXRAFT_INVALID_ARGUMENT`
+ * (NULL pointer, `struct_size` not set); `MUXRAFT_PANIC`.
  */
 enum muxraft_status muxraft_group_status(struct muxraft_node *node,
                                          uint64_t group_id,
@@ -487,13 +625,14 @@ enum muxraft_status muxraft_group_status(struct muxraft_node *node,
  * Propose `len` bytes at `data` (copied; NULL allowed when `len` is 0) to a
  * group this node leads. On `MUXRAFT_OK`, `*out_proposal_id` (if not NULL)
  * receives an id — written before any callback runs — that `proposal_done`
- * reports exactly once: `MUXRAFT_OK`
- * with the entry's index once it is committed (durable on a majority), or
- * why it was not.
+ * reports exactly once (see `muxraft_proposal_done_fn` for the outcomes).
  *
- * Returns `MUXRAFT_OK`, `MUXRAFT_NOT_LEADER` (see `muxraft_group_status`
- * for the leader), `MUXRAFT_NOT_FOUND`, `MUXRAFT_TOO_LARGE` (over
- * `max_proposal_bytes`), `MUXRAFT_INVALID_ARGUMENT` or `MUXRAFT_SHUTDOWN`.
+ * Returns `MUXRAFT_OK`; `MUXRAFT_NOT_LEADER` (see `muxraft_group_status`
+ * for the leader: leadership moves, so this is routine); `MUXRAFT_NOT_FOUND`;
+ * `MUXRAFT_TOO_LARGE` (over `max_proposal_bytes`);
+ * `MUXRAFT_INVALID_ARGUMENT` (NULL node, NULL `data` with a non-zero
+ * `len`); `MUXRAFT_IO` (the node's storage failed earlier);
+ * `MUXRAFT_SHUTDOWN`; `MUXRAFT_PANIC`.
  */
 enum muxraft_status muxraft_propose(struct muxraft_node *node,
                                     uint64_t group_id,
@@ -503,16 +642,19 @@ enum muxraft_status muxraft_propose(struct muxraft_node *node,
 
 /**
  * Host-driven mode: hand the node a frame that node `from` sent (`len`
- * bytes at `frame`, read and not kept). Callbacks caused by it run before
- * this returns (unless another thread is already running this node's
- * callbacks, which then runs them).
+ * bytes at `frame`, read and not kept; see "Host-driven frames" at the top
+ * of this header). Callbacks caused by it run before this returns (unless
+ * another thread is already running this node's callbacks, which then runs
+ * them).
  *
- * Returns `MUXRAFT_OK` (a message for a group not hosted here is dropped
- * and counted: that is normal while groups are created), `MUXRAFT_MALFORMED`
- * (not a muxraft frame), `MUXRAFT_TOO_LARGE`, `MUXRAFT_INVALID_ARGUMENT`
- * (NULL pointer, zero `from`, a frame from another cluster, addressed to
- * another node, or claiming another sender; or the node is started), or
- * `MUXRAFT_IO` (the write-ahead log failed).
+ * Returns `MUXRAFT_OK` (a message for a group not hosted here, or of
+ * another incarnation of it, is dropped and counted: that is normal while
+ * groups are created and removed); `MUXRAFT_MALFORMED` (not a muxraft
+ * frame: drop it); `MUXRAFT_TOO_LARGE` (over the frame limit);
+ * `MUXRAFT_INVALID_ARGUMENT` (NULL pointer, zero `from`, a frame from
+ * another cluster, addressed to another node, or claiming another sender;
+ * or the node is started); `MUXRAFT_IO` (the write-ahead log failed, now
+ * or earlier); `MUXRAFT_SHUTDOWN`; `MUXRAFT_PANIC`.
  */
 enum muxraft_status muxraft_step(struct muxraft_node *node,
                                  uint64_t from,
@@ -524,17 +666,38 @@ enum muxraft_status muxraft_step(struct muxraft_node *node,
  * `tick_ms`). Elections and heartbeats happen here; callbacks run before it
  * returns.
  *
- * Returns `MUXRAFT_OK`, `MUXRAFT_INVALID_ARGUMENT` (NULL node, or the node
- * is started) or `MUXRAFT_IO` (the write-ahead log failed).
+ * Returns `MUXRAFT_OK`; `MUXRAFT_INVALID_ARGUMENT` (NULL node, or the node
+ * is started); `MUXRAFT_IO` (the write-ahead log failed, now or earlier);
+ * `MUXRAFT_SHUTDOWN`; `MUXRAFT_PANIC`.
  */
 enum muxraft_status muxraft_tick(struct muxraft_node *node);
 
 /**
- * Fill `*out` with the node's counters.
+ * Fill `*out` with the node's counters: as many as `out->struct_size`
+ * holds (set it with `muxraft_stats_init`).
  *
- * Returns `MUXRAFT_OK` or `MUXRAFT_INVALID_ARGUMENT` (NULL pointer).
+ * Returns `MUXRAFT_OK`; `MUXRAFT_INVALID_ARGUMENT` (NULL pointer,
+ * `struct_size` not set); `MUXRAFT_PANIC`.
  */
 enum muxraft_status muxraft_node_stats(struct muxraft_node *node, struct muxraft_stats *out);
+
+/**
+ * Set `info->struct_size` (and zero the rest). NULL is ignored.
+ */
+void muxraft_group_info_init(struct muxraft_group_info *info);
+
+/**
+ * Set `stats->struct_size` (and zero the counters). NULL is ignored.
+ */
+void muxraft_stats_init(struct muxraft_stats *stats);
+
+/**
+ * The name of a status as a static NUL-terminated string
+ * ("MUXRAFT_NOT_LEADER"); "MUXRAFT_UNKNOWN_STATUS" for a number that is no
+ * status. Never NULL; owned by the library; do not free. Takes an `int` so
+ * that any number is safe to pass.
+ */
+const char *muxraft_status_str(int status);
 
 /**
  * The message of the last call on this thread that did not return

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use muxraft::multi::{self, Event, FrameKind, NodeConfig, ProposalError, Stats};
 use muxraft::raft::Role;
-use muxraft::runtime::{Error, Handler, Runtime, RuntimeConfig};
+use muxraft::runtime::{Error, Host, Runtime, RuntimeConfig};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 mod common;
@@ -64,7 +64,7 @@ struct Recorded {
     done: BTreeMap<u64, Vec<Outcome>>,
     /// Bytes of applied commands, per group.
     applied_bytes: BTreeMap<u64, u64>,
-    /// `Handler::send` calls: embedded mode must never use it.
+    /// `Host::send` calls: embedded mode must never use it.
     sends: u64,
 }
 
@@ -141,8 +141,8 @@ impl Recorder {
     }
 }
 
-impl Handler for Recorder {
-    fn send(&self, _to: u64, _frame: &[u8]) {
+impl Host for Recorder {
+    fn send(&self, _to: u64, _frame: &[u8], _liveness: bool) {
         self.rec.lock().sends += 1;
     }
 
@@ -198,9 +198,9 @@ fn config(id: u64, cluster: u64, data_dir: Option<&Path>) -> RuntimeConfig {
     node.election_ticks = ELECTION_TICKS;
     node.heartbeat_ticks = HEARTBEAT_TICKS;
     RuntimeConfig {
-        node,
         tick: TICK,
         data_dir: data_dir.map(Path::to_path_buf),
+        ..RuntimeConfig::new(node)
     }
 }
 

@@ -1,13 +1,15 @@
 //! The host's callbacks.
 
+use std::mem::{offset_of, size_of};
 use std::os::raw::c_void;
 
+use super::sized::read_sized;
 use super::status::{
     muxraft_status, MUXRAFT_NOT_LEADER, MUXRAFT_OK, MUXRAFT_SHUTDOWN, MUXRAFT_UNKNOWN,
 };
 use crate::multi::{Event, ProposalError};
 use crate::raft::Role;
-use crate::runtime::Handler;
+use crate::runtime::Host;
 
 /// A group replica's role.
 #[repr(C)]
@@ -29,10 +31,22 @@ impl From<Role> for muxraft_role {
     }
 }
 
-/// Called with every frame for node `to`. `frame` is valid only during the
-/// call: copy it (or hand it to a socket) before returning.
-pub type muxraft_send_fn =
-    Option<unsafe extern "C" fn(userdata: *mut c_void, to: u64, frame: *const u8, len: usize)>;
+/// Host-driven mode: called with every frame for node `to`. `frame` is
+/// valid only during the call: copy it (or hand it to a socket) before
+/// returning. See "Host-driven frames" at the top of this header for what a
+/// frame is and what the host may do with it.
+///
+/// `liveness` is true for heartbeat batches and their answers (and, in the
+/// naive mode, per-group heartbeats): send those ahead of other frames.
+pub type muxraft_send_fn = Option<
+    unsafe extern "C" fn(
+        userdata: *mut c_void,
+        to: u64,
+        frame: *const u8,
+        len: usize,
+        liveness: bool,
+    ),
+>;
 /// Called once per committed entry per replica, in log order per group.
 /// Indexes increase but may skip: Raft's own entries (the empty entry a new
 /// leader appends) take indexes and are not delivered. `data` (`len` bytes;
@@ -81,10 +95,13 @@ pub type muxraft_proposal_done_fn = Option<
     ),
 >;
 
-/// The host's callbacks. Any of them may be NULL: that event is not
-/// reported. `send` is needed only in host-driven mode with groups of more
-/// than one replica; there a NULL `send` discards frames (they are still
-/// counted in `messages_sent`). In embedded mode the transport carries
+/// The host's callbacks. Fill the struct with `muxraft_callbacks_init`
+/// (which sets `struct_size` and every callback to NULL), then set the ones
+/// you need: callbacks are only ever added at the end, and one your program
+/// does not know of is not called. Any of them may be NULL: that event is
+/// not reported. `send` is needed only in host-driven mode with groups of
+/// more than one replica; there a NULL `send` discards frames (they are
+/// still counted in `messages_sent`). In embedded mode the transport carries
 /// frames and `send` is never called.
 ///
 /// Callbacks run on the thread that called `muxraft_tick`, `muxraft_step`,
@@ -97,12 +114,71 @@ pub type muxraft_proposal_done_fn = Option<
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct muxraft_callbacks {
+    /// Size of this struct as the program was compiled; set by
+    /// `muxraft_callbacks_init`. Do not change it.
+    pub struct_size: u32,
     /// Passed as the first argument of every callback; muxraft never reads it.
     pub userdata: *mut c_void,
     pub send: muxraft_send_fn,
     pub apply: muxraft_apply_fn,
     pub role_changed: muxraft_role_changed_fn,
     pub proposal_done: muxraft_proposal_done_fn,
+}
+
+impl Default for muxraft_callbacks {
+    fn default() -> muxraft_callbacks {
+        muxraft_callbacks {
+            struct_size: size_of::<muxraft_callbacks>() as u32,
+            userdata: std::ptr::null_mut(),
+            send: None,
+            apply: None,
+            role_changed: None,
+            proposal_done: None,
+        }
+    }
+}
+
+/// Fill `callbacks` with no callbacks, NULL userdata, and `struct_size`.
+/// NULL is ignored.
+#[no_mangle]
+pub unsafe extern "C" fn muxraft_callbacks_init(callbacks: *mut muxraft_callbacks) {
+    super::status::guard_void(|| {
+        if !callbacks.is_null() {
+            // SAFETY: the caller passes a pointer to a muxraft_callbacks it
+            // owns (documented); writing a whole struct is what init is for.
+            unsafe { callbacks.write(muxraft_callbacks::default()) };
+        }
+    })
+}
+
+/// The smallest `struct_size` accepted: through `userdata`.
+const CALLBACKS_MIN_SIZE: usize =
+    offset_of!(muxraft_callbacks, userdata) + size_of::<*mut c_void>();
+
+/// Read the callbacks a program passed (NULL: none): the ones its
+/// `struct_size` covers, NULL for the rest.
+///
+/// # Safety
+/// `callbacks` must be NULL or point to a `muxraft_callbacks` whose first
+/// `struct_size` bytes are readable.
+pub(crate) unsafe fn read_callbacks(
+    callbacks: *const muxraft_callbacks,
+) -> Result<Callbacks, String> {
+    if callbacks.is_null() {
+        return Ok(Callbacks(muxraft_callbacks::default()));
+    }
+    // SAFETY: non-NULL with `struct_size` readable bytes (contract); every
+    // bit pattern of a pointer or an optional function pointer is valid.
+    let cb = unsafe {
+        read_sized(
+            callbacks,
+            muxraft_callbacks::default(),
+            CALLBACKS_MIN_SIZE,
+            "muxraft_callbacks",
+            |_| {},
+        )
+    }?;
+    Ok(Callbacks(cb))
 }
 
 /// The callbacks as the Rust side holds them.
@@ -115,12 +191,12 @@ pub(crate) struct Callbacks(pub muxraft_callbacks);
 unsafe impl Send for Callbacks {}
 unsafe impl Sync for Callbacks {}
 
-impl Handler for Callbacks {
-    fn send(&self, to: u64, frame: &[u8]) {
+impl Host for Callbacks {
+    fn send(&self, to: u64, frame: &[u8], liveness: bool) {
         if let Some(f) = self.0.send {
             // SAFETY: the host registered `f`; `frame` is valid for `len`
             // bytes for the duration of the call, as documented.
-            unsafe { f(self.0.userdata, to, frame.as_ptr(), frame.len()) }
+            unsafe { f(self.0.userdata, to, frame.as_ptr(), frame.len(), liveness) }
         }
     }
 

@@ -1,13 +1,16 @@
 //! Node configuration.
 
 use std::ffi::CStr;
+use std::mem::{offset_of, size_of};
 use std::os::raw::c_char;
 
+use super::sized::read_sized;
 use crate::multi::NodeConfig;
 
 /// Settings of a node. Always fill it with `muxraft_config_init` first, then
 /// change the fields you need: fields are only ever added at the end, and
-/// `struct_size` tells the library which ones your program knows.
+/// `struct_size` tells the library which ones your program knows (the
+/// others take their defaults).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct muxraft_config {
@@ -41,17 +44,15 @@ pub struct muxraft_config {
 
 const MAX_PROPOSAL_LIMIT: u32 = 4 << 20;
 
-/// The size of the first published version of `muxraft_config`: everything
-/// up to and including `data_dir`. Programs built against it pass at least
-/// this much; fields added later are read only when `struct_size` covers them.
-const CONFIG_V1_SIZE: usize =
-    std::mem::offset_of!(muxraft_config, data_dir) + std::mem::size_of::<*const c_char>();
+/// The smallest `struct_size` accepted: through `node_id`, the one field
+/// without a default.
+const CONFIG_MIN_SIZE: usize = offset_of!(muxraft_config, node_id) + size_of::<u64>();
 
 impl Default for muxraft_config {
     fn default() -> muxraft_config {
         let n = NodeConfig::new(0);
         muxraft_config {
-            struct_size: std::mem::size_of::<muxraft_config>() as u32,
+            struct_size: size_of::<muxraft_config>() as u32,
             node_id: 0,
             cluster_id: 0,
             tick_ms: 50,
@@ -83,27 +84,30 @@ pub(crate) struct Settings {
     pub data_dir: Option<std::path::PathBuf>,
 }
 
-/// Read and check a configuration passed by C.
+/// Read and check a configuration passed by C: the fields its `struct_size`
+/// covers, defaults for the rest.
 ///
 /// # Safety
 /// `config` must be NULL or point to a `muxraft_config` whose first
-/// `struct_size` bytes are initialized, and `data_dir` must be NULL or a
-/// NUL-terminated string.
+/// `struct_size` bytes are readable, and `data_dir` (when covered) must be
+/// NULL or a NUL-terminated string.
 pub(crate) unsafe fn read_config(config: *const muxraft_config) -> Result<Settings, String> {
     if config.is_null() {
         return Err("config is NULL".into());
     }
-    // SAFETY: non-NULL, and the caller guarantees it points to a config; the
-    // first field is always present.
-    let size = unsafe { (*config).struct_size } as usize;
-    if size < CONFIG_V1_SIZE {
-        return Err(format!(
-            "config.struct_size is {size}, expected at least {CONFIG_V1_SIZE}: fill the config with muxraft_config_init"
-        ));
-    }
-    // SAFETY: struct_size says all our fields are there (a newer program's
-    // larger struct has ours as its prefix).
-    let c = unsafe { *config };
+    let batch_at = offset_of!(muxraft_config, batch_heartbeats);
+    // SAFETY: non-NULL with `struct_size` readable bytes (contract). The
+    // only field not every bit pattern of is valid is the bool, normalized
+    // before the bytes become a struct.
+    let c = unsafe {
+        read_sized(
+            config,
+            muxraft_config::default(),
+            CONFIG_MIN_SIZE,
+            "muxraft_config",
+            |bytes| bytes[batch_at] = u8::from(bytes[batch_at] != 0),
+        )
+    }?;
     if c.node_id == 0 {
         return Err("config.node_id must be non-zero".into());
     }

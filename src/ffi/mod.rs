@@ -1,8 +1,10 @@
 //! The C ABI: the only place with `extern "C"` and raw pointers.
 //!
-//! One module per C concept: `status.rs` (status codes, the thread-local last
-//! error, the panic boundary), `config.rs`, `callbacks.rs`, `node.rs` (the
-//! node handle and every call on it), `stats.rs`. Each exported function
+//! One module per C concept: `status.rs` (status codes and their names, the
+//! thread-local last error, the one mapping from errors to statuses, the
+//! panic boundary), `config.rs`, `callbacks.rs`, `node.rs` (the node handle
+//! and every call on it), `stats.rs`, and `sized.rs` (how structs that start
+//! with `struct_size` are read and written, so that they can grow). Each exported function
 //! checks its pointers, catches panics, and maps errors to a status; the
 //! logic lives in the Rust API (`multi`, `runtime`).
 //!
@@ -18,12 +20,15 @@
 pub mod callbacks;
 pub mod config;
 pub mod node;
+mod sized;
 pub mod stats;
 pub mod status;
 
 /// Version of the C ABI. Bumped on any incompatible change to a function or
 /// struct in `muxraft.h`; it is also the shared library's soname version.
-pub const MUXRAFT_ABI_VERSION: u32 = 1;
+/// Adding a field at the end of a struct that starts with `struct_size`, or
+/// a new function, is compatible and does not bump it.
+pub const MUXRAFT_ABI_VERSION: u32 = 2;
 
 /// The ABI version this library implements (`MUXRAFT_ABI_VERSION` of the
 /// header it was built with). A program can compare it with the header's

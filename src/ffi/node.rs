@@ -1,14 +1,14 @@
 //! The node handle and every call on it.
 
 use std::ffi::CStr;
-use std::os::raw::{c_char, c_void};
+use std::os::raw::c_char;
 use std::slice;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::callbacks::{muxraft_callbacks, Callbacks};
+use super::callbacks::{muxraft_callbacks, read_callbacks};
 use super::config::{muxraft_config, read_config};
 use super::stats::{muxraft_group_info, muxraft_stats};
 use super::status::*;
@@ -21,30 +21,16 @@ pub struct muxraft_node {
     runtime: Runtime,
 }
 
-/// The status an error of the runtime maps to, with its message recorded.
-fn fail_runtime(e: Error) -> muxraft_status {
-    let status = match &e {
-        Error::Node(n) => return fail_with_node(n),
-        Error::Storage(_) | Error::Network(_) => MUXRAFT_IO,
-        Error::Mode(_) => MUXRAFT_INVALID_ARGUMENT,
-        Error::Shutdown => MUXRAFT_SHUTDOWN,
-    };
-    fail(status, e.to_string())
-}
-
-fn fail_with_node(e: &crate::multi::Error) -> muxraft_status {
-    fail(status_of(e), e.to_string())
-}
-
 fn done(r: Result<(), Error>) -> muxraft_status {
     match r {
         Ok(()) => MUXRAFT_OK,
-        Err(e) => fail_runtime(e),
+        Err(e) => fail_with(&e),
     }
 }
 
 /// Borrow the node behind a C pointer (refusing NULL), run `f` inside the
-/// panic boundary.
+/// panic boundary. A panic poisons the node: every later call answers
+/// `MUXRAFT_PANIC`.
 fn with_node(
     node: *mut muxraft_node,
     f: impl FnOnce(&Runtime) -> muxraft_status,
@@ -80,8 +66,9 @@ unsafe fn c_str<'a>(s: *const c_char, what: &str) -> Result<&'a str, muxraft_sta
 /// Create a node.
 ///
 /// `config` (required) is read and not kept: fill it with
-/// `muxraft_config_init` first. `callbacks` may be NULL (no callbacks); the
-/// struct is copied, the `userdata` it holds is kept and passed back.
+/// `muxraft_config_init` first. `callbacks` may be NULL (no callbacks);
+/// otherwise fill it with `muxraft_callbacks_init` first; the struct is
+/// copied, the `userdata` it holds is kept and passed back.
 /// With `config->data_dir` set, the node opens its write-ahead log there
 /// (creating the directory) and recovers every group it holds: those groups
 /// exist when this returns (`muxraft_group_create` on them answers
@@ -92,11 +79,12 @@ unsafe fn c_str<'a>(s: *const c_char, what: &str) -> Result<&'a str, muxraft_sta
 /// `muxraft_node_free`.
 ///
 /// Returns `MUXRAFT_OK`; `MUXRAFT_INVALID_ARGUMENT` for a NULL `config` or
-/// `out`, a config not filled by `muxraft_config_init`, a zero `node_id`,
-/// `tick_ms` or `heartbeat_ticks`, `election_ticks <= heartbeat_ticks`, or
-/// `max_proposal_bytes` of 0 or over 4 MiB; `MUXRAFT_IO` when the data
-/// directory cannot be used or its log is corrupt (the message says where).
-/// On failure `*out` is left unchanged.
+/// `out`, a config or callbacks struct whose `struct_size` was not set by
+/// its `_init` function, a zero `node_id`, `tick_ms` or `heartbeat_ticks`,
+/// `election_ticks <= heartbeat_ticks`, or `max_proposal_bytes` of 0 or
+/// over 4 MiB; `MUXRAFT_IO` when the data directory cannot be used or its
+/// log is corrupt (the message says where); `MUXRAFT_PANIC`. On failure
+/// `*out` is left unchanged.
 #[no_mangle]
 pub unsafe extern "C" fn muxraft_node_new(
     config: *const muxraft_config,
@@ -112,26 +100,18 @@ pub unsafe extern "C" fn muxraft_node_new(
             Ok(s) => s,
             Err(msg) => return fail(MUXRAFT_INVALID_ARGUMENT, msg),
         };
-        let callbacks = if callbacks.is_null() {
-            muxraft_callbacks {
-                userdata: std::ptr::null_mut::<c_void>(),
-                send: None,
-                apply: None,
-                role_changed: None,
-                proposal_done: None,
-            }
-        } else {
-            // SAFETY: non-NULL pointer to the host's callbacks struct; copied.
-            unsafe { *callbacks }
+        // SAFETY: NULL or a callbacks struct of `struct_size` readable
+        // bytes (header contract); copied.
+        let callbacks = match unsafe { read_callbacks(callbacks) } {
+            Ok(c) => c,
+            Err(msg) => return fail(MUXRAFT_INVALID_ARGUMENT, msg),
         };
-        let cfg = RuntimeConfig {
-            node: settings.node,
-            tick: Duration::from_millis(settings.tick_ms as u64),
-            data_dir: settings.data_dir,
-        };
-        let runtime = match Runtime::new(cfg, Arc::new(Callbacks(callbacks))) {
+        let mut cfg = RuntimeConfig::new(settings.node);
+        cfg.tick = Duration::from_millis(settings.tick_ms as u64);
+        cfg.data_dir = settings.data_dir;
+        let runtime = match Runtime::new(cfg, Arc::new(callbacks)) {
             Ok(r) => r,
-            Err(e) => return fail_runtime(e),
+            Err(e) => return fail_with(&e),
         };
         // SAFETY: `out` is non-NULL and points to writable storage for a
         // pointer (header contract).
@@ -159,8 +139,9 @@ pub unsafe extern "C" fn muxraft_node_free(node: *mut muxraft_node) {
 /// "host:port" (e.g. "127.0.0.1:7001"), read and not kept. Call it for every
 /// other node of the cluster, before or after `muxraft_node_start`.
 ///
-/// Returns `MUXRAFT_OK` or `MUXRAFT_INVALID_ARGUMENT` (NULL pointer, zero or
-/// own id, an address that does not resolve).
+/// Returns `MUXRAFT_OK`; `MUXRAFT_INVALID_ARGUMENT` (NULL pointer, zero or
+/// own id, an address that does not resolve); `MUXRAFT_SHUTDOWN` (stopped);
+/// `MUXRAFT_IO` (the node's storage failed earlier); `MUXRAFT_PANIC`.
 #[no_mangle]
 pub unsafe extern "C" fn muxraft_node_add_peer(
     node: *mut muxraft_node,
@@ -188,10 +169,11 @@ pub unsafe extern "C" fn muxraft_node_add_peer(
 /// not used.
 ///
 /// Returns `MUXRAFT_OK`; `MUXRAFT_INVALID_ARGUMENT` (NULL pointer, bad
-/// address, already started); `MUXRAFT_IO` (cannot listen there);
-/// `MUXRAFT_SHUTDOWN` (stopped earlier: a node does not restart, create a
-/// new one). A start that fails leaves the node as it was: it can be
-/// started again (e.g. on another port).
+/// address, already started); `MUXRAFT_IO` (cannot listen there, or the
+/// node's storage failed earlier); `MUXRAFT_SHUTDOWN` (stopped earlier: a
+/// node does not restart, create a new one); `MUXRAFT_PANIC`. A start that
+/// fails leaves the node as it was: it can be started again (e.g. on another
+/// port).
 #[no_mangle]
 pub unsafe extern "C" fn muxraft_node_start(
     node: *mut muxraft_node,
@@ -210,8 +192,8 @@ pub unsafe extern "C" fn muxraft_node_start(
 /// Embedded mode: the TCP port the started node listens on (useful after
 /// `muxraft_node_start` with port 0, which picks a free one).
 ///
-/// Returns `MUXRAFT_OK` with `*out_port` set, or `MUXRAFT_INVALID_ARGUMENT`
-/// (NULL pointer, or the node is not started).
+/// Returns `MUXRAFT_OK` with `*out_port` set; `MUXRAFT_INVALID_ARGUMENT`
+/// (NULL pointer, or the node is not started); `MUXRAFT_PANIC`.
 #[no_mangle]
 pub unsafe extern "C" fn muxraft_node_listen_port(
     node: *mut muxraft_node,
@@ -242,18 +224,20 @@ pub unsafe extern "C" fn muxraft_node_listen_port(
 /// `muxraft_node_free` returns `MUXRAFT_SHUTDOWN`. Must not be called from
 /// inside a callback.
 ///
-/// Returns `MUXRAFT_OK`, `MUXRAFT_INVALID_ARGUMENT` (NULL) or
-/// `MUXRAFT_SHUTDOWN` (already stopped).
+/// Returns `MUXRAFT_OK`; `MUXRAFT_INVALID_ARGUMENT` (NULL);
+/// `MUXRAFT_SHUTDOWN` (already stopped); `MUXRAFT_IO` (host-driven: the
+/// final pass could not write to storage); `MUXRAFT_PANIC`.
 #[no_mangle]
 pub unsafe extern "C" fn muxraft_node_stop(node: *mut muxraft_node) -> muxraft_status {
     with_node(node, |r| done(r.stop()))
 }
 
-/// Create this node's replica of group `group_id` (non-zero) whose replicas
-/// live on the `n_members` nodes listed in `members` (this node among them;
-/// 1 to 7 distinct non-zero ids). Create the group on every member node with
-/// the same members and the same `incarnation`. `members` is read, not kept.
-/// With a `data_dir`, the group is durable when this returns.
+/// Create this node's replica of group `group_id` (any value, 0 included)
+/// whose replicas live on the `n_members` nodes listed in `members` (this
+/// node among them; 1 to 7 distinct non-zero ids). Create the group on every
+/// member node with the same members and the same `incarnation`. `members`
+/// is read, not kept. With a `data_dir`, the group is durable when this
+/// returns.
 ///
 /// `incarnation` names this creation of `group_id`: it must differ from
 /// every earlier creation of the same id in the cluster (e.g. the creation
@@ -263,9 +247,10 @@ pub unsafe extern "C" fn muxraft_node_stop(node: *mut muxraft_node) -> muxraft_s
 /// created again under the same id, nothing of the deleted one (a late
 /// message, a member that has not deleted it yet) ever reaches the new one.
 ///
-/// Returns `MUXRAFT_OK`, `MUXRAFT_ALREADY_EXISTS`, `MUXRAFT_INVALID_ARGUMENT`
-/// (NULL pointer, zero id, bad member list), `MUXRAFT_IO` or
-/// `MUXRAFT_SHUTDOWN`.
+/// Returns `MUXRAFT_OK`; `MUXRAFT_ALREADY_EXISTS`;
+/// `MUXRAFT_INVALID_ARGUMENT` (NULL pointer, bad member list); `MUXRAFT_IO`
+/// (the creation could not be written, or the node's storage failed
+/// earlier); `MUXRAFT_SHUTDOWN`; `MUXRAFT_PANIC`.
 #[no_mangle]
 pub unsafe extern "C" fn muxraft_group_create(
     node: *mut muxraft_node,
@@ -291,8 +276,9 @@ pub unsafe extern "C" fn muxraft_group_create(
 /// reported to `proposal_done` with `MUXRAFT_UNKNOWN` (they may commit on
 /// the other replicas). Its messages not yet sent are dropped.
 ///
-/// Returns `MUXRAFT_OK`, `MUXRAFT_NOT_FOUND`, `MUXRAFT_IO` or
-/// `MUXRAFT_SHUTDOWN`.
+/// Returns `MUXRAFT_OK`; `MUXRAFT_NOT_FOUND`; `MUXRAFT_INVALID_ARGUMENT`
+/// (NULL node); `MUXRAFT_IO` (the removal could not be written, or the
+/// node's storage failed earlier); `MUXRAFT_SHUTDOWN`; `MUXRAFT_PANIC`.
 #[no_mangle]
 pub unsafe extern "C" fn muxraft_group_remove(
     node: *mut muxraft_node,
@@ -301,10 +287,11 @@ pub unsafe extern "C" fn muxraft_group_remove(
     with_node(node, |r| done(r.remove_group(group_id)))
 }
 
-/// Fill `*out` with this node's view of a group.
+/// Fill `*out` with this node's view of a group: as much of it as
+/// `out->struct_size` holds (set it with `muxraft_group_info_init`).
 ///
-/// Returns `MUXRAFT_OK`, `MUXRAFT_NOT_FOUND`, or `MUXRAFT_INVALID_ARGUMENT`
-/// (NULL `out`).
+/// Returns `MUXRAFT_OK`; `MUXRAFT_NOT_FOUND`; `MUXRAFT_INVALID_ARGUMENT`
+/// (NULL pointer, `struct_size` not set); `MUXRAFT_PANIC`.
 #[no_mangle]
 pub unsafe extern "C" fn muxraft_group_status(
     node: *mut muxraft_node,
@@ -315,13 +302,16 @@ pub unsafe extern "C" fn muxraft_group_status(
         if out.is_null() {
             return fail(MUXRAFT_INVALID_ARGUMENT, "out is NULL");
         }
-        match r.group_status(group_id) {
-            Ok(s) => {
-                // SAFETY: non-NULL pointer to the caller's struct.
-                unsafe { out.write(s.into()) };
-                MUXRAFT_OK
+        match r.group_info(group_id) {
+            // SAFETY: non-NULL pointer to the caller's struct of
+            // `struct_size` writable bytes (header contract).
+            Ok((status, incarnation)) => {
+                match unsafe { muxraft_group_info::new(status, incarnation).write_to(out) } {
+                    Ok(()) => MUXRAFT_OK,
+                    Err(msg) => fail(MUXRAFT_INVALID_ARGUMENT, msg),
+                }
             }
-            Err(e) => fail_runtime(e),
+            Err(e) => fail_with(&e),
         }
     })
 }
@@ -329,13 +319,14 @@ pub unsafe extern "C" fn muxraft_group_status(
 /// Propose `len` bytes at `data` (copied; NULL allowed when `len` is 0) to a
 /// group this node leads. On `MUXRAFT_OK`, `*out_proposal_id` (if not NULL)
 /// receives an id — written before any callback runs — that `proposal_done`
-/// reports exactly once: `MUXRAFT_OK`
-/// with the entry's index once it is committed (durable on a majority), or
-/// why it was not.
+/// reports exactly once (see `muxraft_proposal_done_fn` for the outcomes).
 ///
-/// Returns `MUXRAFT_OK`, `MUXRAFT_NOT_LEADER` (see `muxraft_group_status`
-/// for the leader), `MUXRAFT_NOT_FOUND`, `MUXRAFT_TOO_LARGE` (over
-/// `max_proposal_bytes`), `MUXRAFT_INVALID_ARGUMENT` or `MUXRAFT_SHUTDOWN`.
+/// Returns `MUXRAFT_OK`; `MUXRAFT_NOT_LEADER` (see `muxraft_group_status`
+/// for the leader: leadership moves, so this is routine); `MUXRAFT_NOT_FOUND`;
+/// `MUXRAFT_TOO_LARGE` (over `max_proposal_bytes`);
+/// `MUXRAFT_INVALID_ARGUMENT` (NULL node, NULL `data` with a non-zero
+/// `len`); `MUXRAFT_IO` (the node's storage failed earlier);
+/// `MUXRAFT_SHUTDOWN`; `MUXRAFT_PANIC`.
 #[no_mangle]
 pub unsafe extern "C" fn muxraft_propose(
     node: *mut muxraft_node,
@@ -368,22 +359,25 @@ pub unsafe extern "C" fn muxraft_propose(
         };
         match r.propose_then(group_id, bytes, publish) {
             Ok(_) => MUXRAFT_OK,
-            Err(e) => fail_runtime(e),
+            Err(e) => fail_with(&e),
         }
     })
 }
 
 /// Host-driven mode: hand the node a frame that node `from` sent (`len`
-/// bytes at `frame`, read and not kept). Callbacks caused by it run before
-/// this returns (unless another thread is already running this node's
-/// callbacks, which then runs them).
+/// bytes at `frame`, read and not kept; see "Host-driven frames" at the top
+/// of this header). Callbacks caused by it run before this returns (unless
+/// another thread is already running this node's callbacks, which then runs
+/// them).
 ///
-/// Returns `MUXRAFT_OK` (a message for a group not hosted here is dropped
-/// and counted: that is normal while groups are created), `MUXRAFT_MALFORMED`
-/// (not a muxraft frame), `MUXRAFT_TOO_LARGE`, `MUXRAFT_INVALID_ARGUMENT`
-/// (NULL pointer, zero `from`, a frame from another cluster, addressed to
-/// another node, or claiming another sender; or the node is started), or
-/// `MUXRAFT_IO` (the write-ahead log failed).
+/// Returns `MUXRAFT_OK` (a message for a group not hosted here, or of
+/// another incarnation of it, is dropped and counted: that is normal while
+/// groups are created and removed); `MUXRAFT_MALFORMED` (not a muxraft
+/// frame: drop it); `MUXRAFT_TOO_LARGE` (over the frame limit);
+/// `MUXRAFT_INVALID_ARGUMENT` (NULL pointer, zero `from`, a frame from
+/// another cluster, addressed to another node, or claiming another sender;
+/// or the node is started); `MUXRAFT_IO` (the write-ahead log failed, now
+/// or earlier); `MUXRAFT_SHUTDOWN`; `MUXRAFT_PANIC`.
 #[no_mangle]
 pub unsafe extern "C" fn muxraft_step(
     node: *mut muxraft_node,
@@ -412,16 +406,19 @@ pub unsafe extern "C" fn muxraft_step(
 /// `tick_ms`). Elections and heartbeats happen here; callbacks run before it
 /// returns.
 ///
-/// Returns `MUXRAFT_OK`, `MUXRAFT_INVALID_ARGUMENT` (NULL node, or the node
-/// is started) or `MUXRAFT_IO` (the write-ahead log failed).
+/// Returns `MUXRAFT_OK`; `MUXRAFT_INVALID_ARGUMENT` (NULL node, or the node
+/// is started); `MUXRAFT_IO` (the write-ahead log failed, now or earlier);
+/// `MUXRAFT_SHUTDOWN`; `MUXRAFT_PANIC`.
 #[no_mangle]
 pub unsafe extern "C" fn muxraft_tick(node: *mut muxraft_node) -> muxraft_status {
     with_node(node, |r| done(r.tick()))
 }
 
-/// Fill `*out` with the node's counters.
+/// Fill `*out` with the node's counters: as many as `out->struct_size`
+/// holds (set it with `muxraft_stats_init`).
 ///
-/// Returns `MUXRAFT_OK` or `MUXRAFT_INVALID_ARGUMENT` (NULL pointer).
+/// Returns `MUXRAFT_OK`; `MUXRAFT_INVALID_ARGUMENT` (NULL pointer,
+/// `struct_size` not set); `MUXRAFT_PANIC`.
 #[no_mangle]
 pub unsafe extern "C" fn muxraft_node_stats(
     node: *mut muxraft_node,
@@ -431,9 +428,12 @@ pub unsafe extern "C" fn muxraft_node_stats(
         if out.is_null() {
             return fail(MUXRAFT_INVALID_ARGUMENT, "out is NULL");
         }
-        let (stats, groups) = r.stats();
-        // SAFETY: non-NULL pointer to the caller's struct.
-        unsafe { out.write(muxraft_stats::from_stats(&stats, groups)) };
-        MUXRAFT_OK
+        let (stats, groups, transport) = r.stats();
+        // SAFETY: non-NULL pointer to the caller's struct of `struct_size`
+        // writable bytes (header contract).
+        match unsafe { muxraft_stats::new(&stats, groups, &transport).write_to(out) } {
+            Ok(()) => MUXRAFT_OK,
+            Err(msg) => fail(MUXRAFT_INVALID_ARGUMENT, msg),
+        }
     })
 }

@@ -1,14 +1,25 @@
-//! Node statistics and group status as C structs.
+//! Node statistics and group status as C structs that grow: each starts
+//! with `struct_size`, set by its `_init` function, and the library writes
+//! only what the caller's size holds (see `sized.rs`).
+
+use std::mem::{offset_of, size_of};
 
 use super::callbacks::muxraft_role;
+use super::sized::write_sized;
 use crate::multi::{FrameKind, Stats};
 use crate::raft::Status;
+use crate::transport::TransportStats;
 
-/// A group replica's state, from `muxraft_group_status`. Its layout is
-/// fixed for `MUXRAFT_ABI_VERSION` 1.
+/// A group replica's state, from `muxraft_group_status`. Set `struct_size`
+/// with `muxraft_group_info_init` before the call; fields are only ever
+/// added at the end, and the library writes only the ones `struct_size`
+/// covers.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct muxraft_group_info {
+    /// Size of this struct as the program was compiled; set by
+    /// `muxraft_group_info_init`. Not written by the library.
+    pub struct_size: u32,
     pub role: muxraft_role,
     /// Current term.
     pub term: u64,
@@ -21,28 +32,72 @@ pub struct muxraft_group_info {
     pub applied_index: u64,
     /// Highest index in this replica's log.
     pub last_index: u64,
+    /// Which creation of the group id this replica belongs to (the value
+    /// given to `muxraft_group_create`).
+    pub incarnation: u64,
 }
 
-impl From<Status> for muxraft_group_info {
-    fn from(s: Status) -> muxraft_group_info {
+impl muxraft_group_info {
+    pub(crate) fn new(s: Status, incarnation: u64) -> muxraft_group_info {
         muxraft_group_info {
+            struct_size: size_of::<muxraft_group_info>() as u32,
             role: s.role.into(),
             term: s.term,
             leader_id: s.leader,
             commit_index: s.commit,
             applied_index: s.applied,
             last_index: s.last_index,
+            incarnation,
         }
+    }
+
+    /// Write into the caller's struct, as much as its `struct_size` holds.
+    ///
+    /// # Safety
+    /// `out` must be non-NULL and point to `struct_size` writable bytes.
+    pub(crate) unsafe fn write_to(&self, out: *mut muxraft_group_info) -> Result<(), String> {
+        // SAFETY: forwarded contract.
+        unsafe { write_sized(out, self, GROUP_INFO_MIN_SIZE, "muxraft_group_info") }
     }
 }
 
-/// Counters since the node was created, from `muxraft_node_stats`. Its
-/// layout is fixed for `MUXRAFT_ABI_VERSION` 1: new counters come at the end
-/// with a new ABI version (and soname), so a program never receives more
-/// bytes than it allocated.
+/// The smallest `struct_size` accepted: through `role`.
+const GROUP_INFO_MIN_SIZE: usize = offset_of!(muxraft_group_info, role) + size_of::<muxraft_role>();
+
+/// Set `info->struct_size` (and zero the rest). NULL is ignored.
+#[no_mangle]
+pub unsafe extern "C" fn muxraft_group_info_init(info: *mut muxraft_group_info) {
+    super::status::guard_void(|| {
+        if !info.is_null() {
+            let v = muxraft_group_info::new(
+                Status {
+                    id: 0,
+                    role: crate::raft::Role::Follower,
+                    term: 0,
+                    vote: 0,
+                    leader: 0,
+                    commit: 0,
+                    applied: 0,
+                    last_index: 0,
+                },
+                0,
+            );
+            // SAFETY: the caller passes a pointer to a struct it owns.
+            unsafe { info.write(v) };
+        }
+    })
+}
+
+/// Counters since the node was created, from `muxraft_node_stats`. Set
+/// `struct_size` with `muxraft_stats_init` before the call; counters are
+/// only ever added at the end, and the library writes only the ones
+/// `struct_size` covers.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct muxraft_stats {
+    /// Size of this struct as the program was compiled; set by
+    /// `muxraft_stats_init`. Not written by the library.
+    pub struct_size: u32,
     /// Frames handed to `send` (or the transport), of every kind.
     pub messages_sent: u64,
     pub bytes_sent: u64,
@@ -68,17 +123,67 @@ pub struct muxraft_stats {
     /// Messages for a group not hosted here, or from a non-member.
     pub messages_dropped: u64,
     pub leader_changes: u64,
+    /// Proposals accepted.
     pub proposals: u64,
+    /// Of those: committed (`proposal_done` with `MUXRAFT_OK`).
     pub proposals_committed: u64,
+    /// Of those: failed for certain (`MUXRAFT_NOT_LEADER`).
     pub proposals_failed: u64,
     pub entries_applied: u64,
+    /// Groups hosted now (a gauge).
     pub groups: u64,
+    /// Of the proposals: outcome unknown (`MUXRAFT_UNKNOWN`,
+    /// `MUXRAFT_SHUTDOWN`).
+    pub proposals_unknown: u64,
+    /// Messages and heartbeat rows dropped because they belong to another
+    /// incarnation of a group hosted here (an earlier life of a re-created
+    /// queue, or a node that has not deleted it yet).
+    pub incarnation_mismatches: u64,
+    /// Heartbeat batches and responses dropped whole because their
+    /// incarnation digest did not match (the sender then names each row's
+    /// incarnation for a while).
+    pub batches_dropped_incarnation: u64,
+    /// Embedded mode (0 otherwise): connections established with peers
+    /// (handshakes completed, either side).
+    pub connections_established: u64,
+    /// Embedded mode: of those, to a peer connected to before (the
+    /// connection was lost or replaced and came back).
+    pub reconnects: u64,
+    /// Embedded mode: handshakes refused (another cluster, unknown node,
+    /// bad version, timeout) on either side.
+    pub handshakes_refused: u64,
+    /// Embedded mode: dials that failed before a handshake.
+    pub dial_failures: u64,
+    /// Embedded mode: frames the transport dropped before writing them (its
+    /// queue to a peer full, or a frame it cannot send).
+    pub transport_frames_dropped: u64,
+    /// Embedded mode: bytes waiting in the transport's queues now (a gauge).
+    pub bytes_queued: u64,
+}
+
+/// The smallest `struct_size` accepted: through `messages_sent`.
+const STATS_MIN_SIZE: usize = offset_of!(muxraft_stats, messages_sent) + size_of::<u64>();
+
+/// Set `stats->struct_size` (and zero the counters). NULL is ignored.
+#[no_mangle]
+pub unsafe extern "C" fn muxraft_stats_init(stats: *mut muxraft_stats) {
+    super::status::guard_void(|| {
+        if !stats.is_null() {
+            let v = muxraft_stats {
+                struct_size: size_of::<muxraft_stats>() as u32,
+                ..muxraft_stats::default()
+            };
+            // SAFETY: the caller passes a pointer to a struct it owns.
+            unsafe { stats.write(v) };
+        }
+    })
 }
 
 impl muxraft_stats {
-    pub(crate) fn from_stats(s: &Stats, groups: usize) -> muxraft_stats {
+    pub(crate) fn new(s: &Stats, groups: usize, t: &TransportStats) -> muxraft_stats {
         let hb = s.heartbeat_traffic_sent();
         muxraft_stats {
+            struct_size: size_of::<muxraft_stats>() as u32,
             messages_sent: s.messages_sent(),
             bytes_sent: s.bytes_sent(),
             messages_received: s.messages_received(),
@@ -98,6 +203,24 @@ impl muxraft_stats {
             proposals_failed: s.proposals_failed,
             entries_applied: s.entries_applied,
             groups: groups as u64,
+            proposals_unknown: s.proposals_unknown,
+            incarnation_mismatches: s.incarnation_mismatches,
+            batches_dropped_incarnation: s.batches_dropped_incarnation,
+            connections_established: t.connections_established,
+            reconnects: t.reconnects,
+            handshakes_refused: t.handshakes_refused + t.handshakes_rejected_by_peer,
+            dial_failures: t.dial_failures,
+            transport_frames_dropped: t.frames_dropped,
+            bytes_queued: t.queued_bytes,
         }
+    }
+
+    /// Write into the caller's struct, as much as its `struct_size` holds.
+    ///
+    /// # Safety
+    /// `out` must be non-NULL and point to `struct_size` writable bytes.
+    pub(crate) unsafe fn write_to(&self, out: *mut muxraft_stats) -> Result<(), String> {
+        // SAFETY: forwarded contract.
+        unsafe { write_sized(out, self, STATS_MIN_SIZE, "muxraft_stats") }
     }
 }

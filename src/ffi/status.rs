@@ -1,10 +1,14 @@
-//! Status codes, the thread-local last error, and the panic boundary.
+//! Status codes, their names, the thread-local last error, the one mapping
+//! from the runtime's errors to statuses, and the panic boundary.
 
 use std::cell::RefCell;
 use std::ffi::CString;
-use std::os::raw::c_char;
+use std::os::raw::{c_char, c_int};
 
-use crate::multi::Error;
+use crate::multi;
+use crate::raft;
+use crate::runtime::Error;
+use crate::wire::WireError;
 
 /// Result of every fallible call. The numbers are stable: a retired code is
 /// kept as a comment and never reused.
@@ -13,25 +17,29 @@ use crate::multi::Error;
 pub enum muxraft_status {
     /// Success.
     MUXRAFT_OK = 0,
-    /// A NULL pointer, a zero id, a bad length, or a value out of range.
+    /// A NULL pointer, a bad length, a value out of range, a struct whose
+    /// `struct_size` is not set, or a call the node's mode does not allow.
     MUXRAFT_INVALID_ARGUMENT = 1,
     /// No group with that id on this node.
     MUXRAFT_NOT_FOUND = 2,
     /// A group with that id already exists on this node.
     MUXRAFT_ALREADY_EXISTS = 3,
     /// This node is not the group's leader; `muxraft_group_status` names it.
+    /// In `proposal_done`: the proposal failed for certain.
     MUXRAFT_NOT_LEADER = 4,
     /// A proposal over `max_proposal_bytes`, or a frame over the frame limit.
     MUXRAFT_TOO_LARGE = 5,
     /// Bytes that are not a muxraft frame (garbage, truncated, wrong version).
     MUXRAFT_MALFORMED = 6,
-    /// Storage or network failure.
+    /// Storage or network failure. After a failed write the node refuses
+    /// every further call with `MUXRAFT_IO`.
     MUXRAFT_IO = 7,
     /// The node is stopped or stopping.
     MUXRAFT_SHUTDOWN = 8,
     /// The call is not possible right now (e.g. a queue is full); retry.
     MUXRAFT_BUSY = 9,
-    /// A bug inside muxraft was caught; this node refuses further calls.
+    /// A bug inside muxraft was caught; this node refuses every further
+    /// call with `MUXRAFT_PANIC` (free it and create a new one).
     MUXRAFT_PANIC = 10,
     /// Only in `proposal_done`: the proposal's outcome is unknown (it may or
     /// may not have committed on other replicas).
@@ -39,6 +47,30 @@ pub enum muxraft_status {
 }
 
 pub use muxraft_status::*;
+
+/// The name of a status as a static NUL-terminated string
+/// ("MUXRAFT_NOT_LEADER"); "MUXRAFT_UNKNOWN_STATUS" for a number that is no
+/// status. Never NULL; owned by the library; do not free. Takes an `int` so
+/// that any number is safe to pass.
+#[no_mangle]
+pub extern "C" fn muxraft_status_str(status: c_int) -> *const c_char {
+    let name: &'static str = match status {
+        0 => "MUXRAFT_OK\0",
+        1 => "MUXRAFT_INVALID_ARGUMENT\0",
+        2 => "MUXRAFT_NOT_FOUND\0",
+        3 => "MUXRAFT_ALREADY_EXISTS\0",
+        4 => "MUXRAFT_NOT_LEADER\0",
+        5 => "MUXRAFT_TOO_LARGE\0",
+        6 => "MUXRAFT_MALFORMED\0",
+        7 => "MUXRAFT_IO\0",
+        8 => "MUXRAFT_SHUTDOWN\0",
+        9 => "MUXRAFT_BUSY\0",
+        10 => "MUXRAFT_PANIC\0",
+        11 => "MUXRAFT_UNKNOWN\0",
+        _ => "MUXRAFT_UNKNOWN_STATUS\0",
+    };
+    name.as_ptr().cast()
+}
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
@@ -52,19 +84,40 @@ pub(crate) fn fail(status: muxraft_status, msg: impl Into<String>) -> muxraft_st
     status
 }
 
-/// The status an error of the Rust API maps to.
+/// Record a runtime error as this thread's last error and return its
+/// status: the one place where errors become statuses.
+pub(crate) fn fail_with(e: &Error) -> muxraft_status {
+    fail(status_of(e), e.to_string())
+}
+
+/// The status of a runtime error.
 pub(crate) fn status_of(e: &Error) -> muxraft_status {
     match e {
-        Error::InvalidArgument(_) => MUXRAFT_INVALID_ARGUMENT,
-        Error::NotFound(_) => MUXRAFT_NOT_FOUND,
-        Error::AlreadyExists(_) => MUXRAFT_ALREADY_EXISTS,
-        Error::NotLeader { .. } => MUXRAFT_NOT_LEADER,
-        Error::TooLarge { .. } => MUXRAFT_TOO_LARGE,
-        Error::Malformed(_) => MUXRAFT_MALFORMED,
-        // A well-formed frame that is not for this node: the caller routed it
-        // to the wrong node (or a foreign cluster reached it).
-        Error::WrongCluster { .. } | Error::WrongDestination { .. } => MUXRAFT_INVALID_ARGUMENT,
-        Error::Corrupt { .. } | Error::Storage(_) => MUXRAFT_IO,
+        Error::Node(n) => match n {
+            multi::Error::InvalidArgument(_) => MUXRAFT_INVALID_ARGUMENT,
+            multi::Error::NotFound(_) => MUXRAFT_NOT_FOUND,
+            multi::Error::AlreadyExists(_) => MUXRAFT_ALREADY_EXISTS,
+            multi::Error::NotLeader { .. } => MUXRAFT_NOT_LEADER,
+            multi::Error::TooLarge { .. } => MUXRAFT_TOO_LARGE,
+            // A well-formed frame that is not for this node: the caller
+            // routed it to the wrong node.
+            multi::Error::WrongDestination { .. } => MUXRAFT_INVALID_ARGUMENT,
+            // Stored state that contradicts itself is a storage problem;
+            // anything else the core refuses is a bad argument.
+            multi::Error::Raft { source, .. } => match source {
+                raft::Error::Corrupt(_) => MUXRAFT_IO,
+                _ => MUXRAFT_INVALID_ARGUMENT,
+            },
+        },
+        Error::Wire(WireError::TooLarge { .. }) => MUXRAFT_TOO_LARGE,
+        Error::Wire(_) => MUXRAFT_MALFORMED,
+        // A well-formed frame of another cluster, or from another sender
+        // than the host says: misrouted.
+        Error::WrongCluster { .. } | Error::WrongSender { .. } => MUXRAFT_INVALID_ARGUMENT,
+        Error::Storage(_) | Error::Network(_) | Error::Failed => MUXRAFT_IO,
+        Error::Mode(_) => MUXRAFT_INVALID_ARGUMENT,
+        Error::Shutdown => MUXRAFT_SHUTDOWN,
+        Error::Panicked => MUXRAFT_PANIC,
     }
 }
 

@@ -1,7 +1,5 @@
 //! Settings of a node and the groups it hosts.
 
-use crate::wire::DEFAULT_MAX_FRAME_BYTES;
-
 /// How a [`Node`](super::Node) and its groups behave.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -27,8 +25,6 @@ pub struct NodeConfig {
     /// heartbeat batches are never stuck behind a huge payload.
     pub max_append_bytes: u64,
     pub max_inflight: usize,
-    /// Incoming frames longer than this are refused unread.
-    pub max_frame_bytes: usize,
     /// Replicas per group at most.
     pub max_replicas: usize,
     /// Seeds the election-timeout randomness of every group (with the group
@@ -49,7 +45,6 @@ impl NodeConfig {
             max_proposal_bytes: 1 << 20,
             max_append_bytes: 256 << 10,
             max_inflight: 256,
-            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             max_replicas: 7,
             seed: node_id,
         }
@@ -68,12 +63,6 @@ impl NodeConfig {
         }
         if self.max_proposal_bytes == 0 || self.max_append_bytes == 0 || self.max_inflight == 0 {
             return Err(bad("size limits must be non-zero".into()));
-        }
-        // An append carrying one maximal proposal must fit in a frame.
-        if self.max_proposal_bytes as u64 + 4096 > self.max_frame_bytes as u64 {
-            return Err(bad(
-                "max_proposal_bytes does not fit in max_frame_bytes".into()
-            ));
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
-use crate::wire::WireError;
+use crate::raft;
 
-/// Why a node refused a call or a frame.
+/// Why a node refused a call or a message. Errors of the layers around it
+/// (bytes, storage, network) belong to those layers.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Error {
     #[error("invalid argument: {0}")]
@@ -9,25 +10,25 @@ pub enum Error {
     NotFound(u64),
     #[error("group {0} already exists")]
     AlreadyExists(u64),
-    #[error("this node is not the leader of group {group} (leader: {leader}, 0 if unknown)")]
-    NotLeader { group: u64, leader: u64 },
+    #[error("this node is not the leader of group {group_id} (leader: {leader}, 0 if unknown)")]
+    NotLeader { group_id: u64, leader: u64 },
     #[error("{what} of {len} bytes exceeds the limit of {max}")]
     TooLarge {
         what: &'static str,
         len: usize,
         max: usize,
     },
-    #[error("malformed frame: {0}")]
-    Malformed(WireError),
-    #[error("frame from cluster {got}, this node is in cluster {expected}")]
-    WrongCluster { expected: u64, got: u64 },
-    #[error("frame addressed to node {to}, this is node {me}")]
-    WrongDestination { to: u64, me: u64 },
-    /// Writing to durable storage failed.
-    #[error("storage failed: {0}")]
-    Storage(String),
-    #[error("stored state of group {group} is unusable: {reason}")]
-    Corrupt { group: u64, reason: String },
+    /// A message from node `from` addressed to node `to` reached node `me`.
+    #[error("message from node {from} to node {to} reached node {me}")]
+    WrongDestination { to: u64, from: u64, me: u64 },
+    /// The Raft core refused a group (a configuration it cannot run, a
+    /// recovered store that contradicts itself).
+    #[error("group {group_id}: {source}")]
+    Raft {
+        group_id: u64,
+        #[source]
+        source: raft::Error,
+    },
 }
 
 /// Why an accepted proposal has no committed outcome to report.

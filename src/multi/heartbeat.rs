@@ -1,26 +1,39 @@
 //! The heartbeat mux and demux: the reason muxraft exists.
 //!
 //! Sending side (mux): once per heartbeat interval the node asks every group
-//! it leads for its heartbeats (`Raft::broadcast_heartbeat`); when the node
-//! routes the resulting messages, every `Heartbeat` bound for peer P is
-//! packed into P's one `HeartbeatBatch`, and every `HeartbeatResponse` into
-//! P's one `HeartbeatBatchResponse`. A per-group heartbeat carries only
-//! (group, term, commit), where the group already clamped commit to the
-//! follower's match, so nothing is lost by dropping the rest of the message.
+//! it leads for its heartbeats (`Raft::broadcast_heartbeat`, in
+//! `raft/replication.rs`); as the node routes the resulting messages, every
+//! `Heartbeat` bound for peer P becomes a row of P's one `HeartbeatBatch`,
+//! and every `HeartbeatResponse` a row of P's one `HeartbeatBatchResponse`
+//! ([`HeartbeatMux::offer`]). A row carries only (group, term, commit),
+//! where the group already clamped commit to the follower's match, so
+//! nothing is lost by dropping the rest of the message. At `ready` the rows
+//! leave as one batch per peer ([`flush`]); the wire layer encodes a batch
+//! as columns (`wire/batch.rs`).
 //!
-//! Receiving side (demux): each entry of a batch becomes exactly the
-//! `Heartbeat` (or `HeartbeatResponse`) message a stand-alone heartbeat would
-//! have been, stepped into its group. An entry for a group this node does not
-//! host is dropped for that group alone.
+//! Receiving side (demux): each row of a batch is stepped into its group
+//! with exactly what a stand-alone heartbeat would have delivered
+//! (`Raft::step_heartbeat`), and each answer with `step_heartbeat_response`.
+//! A row for a group this node does not host is dropped for that group
+//! alone.
 //!
 //! Every row belongs to one incarnation of its group (a group id can be
-//! removed and created again). The mux keeps each row's incarnation, and
-//! the node proves them to the receiver with one digest per batch, or one
-//! incarnation per row after the receiver reported a mismatch (see
-//! [`Incarnations`](crate::wire::Incarnations)).
+//! removed and created again), and rows of another incarnation must never
+//! reach a group. A batch proves the incarnations of all its rows with one
+//! digest ([`incarnation_digest`]); a receiver whose groups do not match it
+//! drops the whole batch and says so in its response, and the sender then
+//! names each row's incarnation for a few batches ([`IncarnationProofs`]),
+//! so that only the rows of other incarnations are dropped.
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::message::{
+    incarnation_digest, incarnation_row_hash, Body, Envelope, GroupHeartbeat,
+    GroupHeartbeatResponse, HeartbeatBatch, HeartbeatBatchResponse, Incarnations,
+};
+use super::node::Node;
+use super::stats::Stats;
 use crate::raft::{Message, MessageType};
-use crate::wire::{GroupHeartbeat, GroupHeartbeatResponse};
 
 /// One list per peer node, in peer order.
 pub(crate) type PerPeer<T> = Vec<(u64, Vec<T>)>;
@@ -172,26 +185,152 @@ fn keep_last_per_group<T>(v: &mut Vec<T>, key: impl Fn(&T) -> u64) {
     });
 }
 
-/// The stand-alone heartbeat that batch entry `h` from node `from` stands
-/// for.
-pub(crate) fn heartbeat_message(from: u64, to: u64, h: &GroupHeartbeat) -> Message {
-    let mut m = Message::new(MessageType::Heartbeat, from, to, h.term);
-    m.commit = h.commit;
-    m
+/// After a peer reports an incarnation mismatch, this many heartbeat batches
+/// to it name each row's incarnation before the node goes back to a digest.
+const PER_ROW_BATCHES: u32 = 8;
+
+/// How this node proves the incarnations of its batches' rows to each peer,
+/// and what it owes each peer in return.
+#[derive(Default)]
+pub(crate) struct IncarnationProofs {
+    /// Peers whose heartbeat batches name each row's incarnation, and for
+    /// how many more batches.
+    per_row: BTreeMap<u64, u32>,
+    /// Peers whose last batch named incarnations not hosted here: the next
+    /// response to each says so.
+    report_mismatch: BTreeSet<u64>,
 }
 
-/// The stand-alone heartbeat answer that response entry `h` stands for.
-pub(crate) fn heartbeat_response_message(
+impl IncarnationProofs {
+    /// Is there a report owed to a peer (so a response must go out)?
+    pub fn owes_report(&self) -> bool {
+        !self.report_mismatch.is_empty()
+    }
+}
+
+/// Turn the rows gathered during one pass into one batch (and one answer
+/// batch) per peer, each with the proof of its rows' incarnations.
+pub(crate) fn flush(
+    mux: HeartbeatMux,
+    proofs: &mut IncarnationProofs,
     from: u64,
-    to: u64,
-    h: &GroupHeartbeatResponse,
-) -> Message {
-    Message::new(MessageType::HeartbeatResponse, from, to, h.term)
+    stats: &mut Stats,
+    out: &mut Vec<Envelope>,
+) {
+    let mut mux = mux;
+    for &peer in &proofs.report_mismatch {
+        mux.ensure_answer_to(peer);
+    }
+    let (beats, answers) = mux.finish();
+    for (to, rows) in beats {
+        stats.group_heartbeats_batched += rows.len() as u64;
+        let incarnations = match proofs.per_row.get_mut(&to) {
+            Some(left) => {
+                *left -= 1;
+                if *left == 0 {
+                    proofs.per_row.remove(&to);
+                }
+                stats.batches_with_incarnations += 1;
+                Incarnations::PerRow(rows.iter().map(|(_, i)| *i).collect())
+            }
+            None => Incarnations::Digest(incarnation_digest(
+                rows.iter().map(|(h, i)| (h.group_id, *i)),
+            )),
+        };
+        let body = Body::HeartbeatBatch(HeartbeatBatch {
+            rows: rows.into_iter().map(|(h, _)| h).collect(),
+            incarnations,
+        });
+        out.push(Envelope { from, to, body });
+    }
+    for (to, rows) in answers {
+        stats.group_heartbeat_responses_batched += rows.len() as u64;
+        let body = Body::HeartbeatBatchResponse(HeartbeatBatchResponse {
+            incarnation_digest: incarnation_digest(rows.iter().map(|(h, i)| (h.group_id, *i))),
+            incarnation_mismatch: proofs.report_mismatch.remove(&to),
+            rows: rows.into_iter().map(|(h, _)| h).collect(),
+        });
+        out.push(Envelope { from, to, body });
+    }
+}
+
+/// The demux, as part of the node: it needs the node's groups.
+impl Node {
+    /// Do the groups hosted here have exactly the incarnations `digest`
+    /// stands for (one row per group id in `group_ids`)?
+    fn digest_matches(&self, group_ids: impl Iterator<Item = u64>, digest: u64) -> bool {
+        let mut sum = 0u64;
+        for group_id in group_ids {
+            match self.groups.get(group_id) {
+                Some(g) => sum = sum.wrapping_add(incarnation_row_hash(group_id, g.incarnation)),
+                None => return false,
+            }
+        }
+        sum == digest
+    }
+
+    /// Demux a heartbeat batch from node `from`: each row is stepped into
+    /// its group, if the group hosted here is the incarnation the row
+    /// belongs to.
+    pub(super) fn step_heartbeat_batch(&mut self, from: u64, batch: HeartbeatBatch) {
+        let mismatch = match batch.incarnations {
+            Incarnations::Digest(digest) => {
+                if self.digest_matches(batch.rows.iter().map(|h| h.group_id), digest) {
+                    for h in &batch.rows {
+                        self.step_row(h.group_id, None, |r| {
+                            r.step_heartbeat(from, h.term, h.commit)
+                        });
+                    }
+                    false
+                } else {
+                    // Which rows are of another incarnation cannot be told:
+                    // drop them all, and ask for incarnations per row.
+                    self.stats.batches_dropped_incarnation += 1;
+                    true
+                }
+            }
+            Incarnations::PerRow(incarnations) => {
+                let mut mismatch = false;
+                for (h, inc) in batch.rows.iter().zip(incarnations) {
+                    let stepped = self.step_row(h.group_id, Some(inc), |r| {
+                        r.step_heartbeat(from, h.term, h.commit)
+                    });
+                    mismatch |= !stepped.same_incarnation();
+                }
+                mismatch
+            }
+        };
+        if mismatch {
+            self.proofs.report_mismatch.insert(from);
+        }
+    }
+
+    /// Demux a heartbeat batch response from node `from`; a digest that
+    /// does not match drops it whole (a group was re-created while the
+    /// batch was out).
+    pub(super) fn step_heartbeat_answers(&mut self, from: u64, answers: HeartbeatBatchResponse) {
+        if answers.incarnation_mismatch {
+            self.proofs.per_row.insert(from, PER_ROW_BATCHES);
+        }
+        if !self.digest_matches(
+            answers.rows.iter().map(|h| h.group_id),
+            answers.incarnation_digest,
+        ) {
+            self.stats.batches_dropped_incarnation += 1;
+            return;
+        }
+        for h in &answers.rows {
+            self.step_row(h.group_id, None, |r| {
+                r.step_heartbeat_response(from, h.term)
+            });
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::raft::{Message, MessageType};
 
     #[test]
     fn mux_packs_per_peer_and_keeps_the_last_heartbeat_of_a_group() {

@@ -1,18 +1,33 @@
 //! Many groups on one node: the group registry, tick fan-out, message
 //! routing, and the heartbeat mux that sends one batch per peer per interval
 //! whatever the number of groups (`heartbeat.rs`).
+//!
+//! Files: `node.rs` (the node: groups come and go, inputs in, `NodeReady`
+//! out), `heartbeat.rs` (the mux and demux, and how batches prove their
+//! rows' incarnations), `message.rs` (the typed messages between nodes),
+//! `outbox.rs` (messages waiting for the next `ready`), `group.rs` (one
+//! group and its proposals), `proposals.rs` (deadlines of undecided
+//! proposals), `registry.rs` (groups by id), `config.rs`, `error.rs`,
+//! `stats.rs`. This layer never sees bytes: `wire` encodes its messages.
 
 mod config;
 mod error;
 mod group;
 mod heartbeat;
+mod message;
 mod node;
+mod outbox;
+mod proposals;
 mod registry;
 mod stats;
 
 pub use config::NodeConfig;
 pub use error::{Error, ProposalError};
-pub use node::{Event, GroupReady, Node, NodeReady, OutFrame};
+pub use message::{
+    incarnation_digest, incarnation_row_hash, Body, Envelope, GroupHeartbeat,
+    GroupHeartbeatResponse, HeartbeatBatch, HeartbeatBatchResponse, Incarnations,
+};
+pub use node::{Event, GroupReady, Node, NodeReady};
 pub use stats::{Count, FrameKind, Stats};
 
 #[cfg(test)]

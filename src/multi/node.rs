@@ -1,17 +1,19 @@
 //! A node: many groups, one set of peers. Ticks fan out to every group,
-//! outgoing messages are routed (and heartbeats batched) per peer, incoming
-//! frames are split and stepped into their groups.
+//! outgoing messages are routed (and heartbeats batched, `heartbeat.rs`) per
+//! peer, incoming messages are split and stepped into their groups.
 //!
-//! The node, like each group, is sans-I/O. The host loop is:
+//! The node, like each group, is sans-I/O and sans-bytes: it takes typed
+//! [`Envelope`]s in and hands typed envelopes out; the wire layer encodes
+//! them. The host loop is:
 //!
 //! ```text
 //! loop {
-//!     node.tick() / node.step(frame) / node.propose(..)   // inputs, any time
+//!     node.tick() / node.step(envelope) / node.propose(..)   // inputs, any time
 //!     let rd = node.ready();
-//!     persist rd.groups[*].ready.{hard_state, entries}    // 1. durable first
-//!     send rd.frames                                      // 2. then send
-//!     deliver rd.events in order                          // 3. apply, report
-//!     node.advance(rd);                                   // 4. done
+//!     persist rd.groups[*].ready.{hard_state, entries}       // 1. durable first
+//!     send rd.messages                                       // 2. then send
+//!     deliver rd.events in order                             // 3. apply, report
+//!     node.advance(rd);                                      // 4. done
 //! }
 //! ```
 //!
@@ -20,34 +22,18 @@
 
 use bytes::Bytes;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-
 use super::group::Group;
-use super::heartbeat::{heartbeat_message, heartbeat_response_message, HeartbeatMux};
+use super::heartbeat::{self, IncarnationProofs};
+use super::message::{Body, Envelope};
+use super::outbox::Outbox;
+use super::proposals::Undecided;
 use super::registry::Groups;
 use super::stats::{FrameKind, Stats};
 use super::{Error, NodeConfig, ProposalError};
-use crate::raft::MemStore;
-use crate::raft::{self, EntryKind, Message, MessageType, Raft, Role};
-use crate::wire::{
-    decode_frame, encode_frame, incarnation_digest, incarnation_row_hash, Body, Frame,
-    HeartbeatBatch, HeartbeatBatchResponse, Incarnations, WireError,
-};
-
-/// After a peer reports an incarnation mismatch, this many heartbeat batches
-/// to it name each row's incarnation before the node goes back to a digest.
-const PER_ROW_BATCHES: u32 = 8;
-
-/// A frame to send to node `to`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OutFrame {
-    pub to: u64,
-    pub kind: FrameKind,
-    pub bytes: Bytes,
-}
+use crate::raft::{self, EntryKind, MemStore, Raft, Role};
 
 /// A group's share of a [`NodeReady`]: what to persist for it. Its messages
-/// were already routed into frames.
+/// are in [`NodeReady::messages`].
 #[derive(Debug)]
 pub struct GroupReady {
     pub group_id: u64,
@@ -92,24 +78,26 @@ pub enum Event {
 #[derive(Debug, Default)]
 pub struct NodeReady {
     pub groups: Vec<GroupReady>,
-    pub frames: Vec<OutFrame>,
+    /// What to send, in order per destination: messages of one group to
+    /// one peer stay in the order they were made.
+    pub messages: Vec<Envelope>,
     pub events: Vec<Event>,
 }
 
 impl NodeReady {
     pub fn is_empty(&self) -> bool {
-        self.groups.is_empty() && self.frames.is_empty() && self.events.is_empty()
+        self.groups.is_empty() && self.messages.is_empty() && self.events.is_empty()
     }
 }
 
 /// Many Raft groups hosted on one node.
 pub struct Node {
     cfg: NodeConfig,
-    groups: Groups,
+    pub(super) groups: Groups,
     ticks: u64,
     next_proposal_id: u64,
     next_generation: u64,
-    stats: Stats,
+    pub(super) stats: Stats,
     /// Events raised outside a group's `Ready` (a group removed, proposals
     /// whose outcome became unknown).
     events: Vec<Event>,
@@ -119,74 +107,28 @@ pub struct Node {
     /// `ready` visits a listed id only while its group's `dirty` flag is set.
     dirty: Vec<u64>,
     /// Messages already routed (they depended on nothing undurable) and
-    /// waiting for the next `ready`: heartbeat rows per peer, other frames.
+    /// waiting for the next `ready`.
     outbox: Outbox,
-    /// Proposals to report as unknown if still undecided at a deadline, in
-    /// deadline order.
-    undecided: VecDeque<Undecided>,
-    /// Peers whose heartbeat batches name each row's incarnation, and for
-    /// how many more batches.
-    per_row_incarnations: BTreeMap<u64, u32>,
-    /// Peers whose last batch named group incarnations not hosted here: the
-    /// next response to each says so.
-    report_mismatch: BTreeSet<u64>,
+    undecided: Undecided,
+    pub(super) proofs: IncarnationProofs,
 }
 
-/// Proposals of one group, up to a proposal id, that applying entries may
-/// never decide on this node.
-struct Undecided {
-    deadline: u64,
-    group_id: u64,
-    generation: u64,
-    upto: u64,
+/// What became of a message handed to a group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Stepped {
+    Ok,
+    /// No group with that id here.
+    NoGroup,
+    /// The group here is another incarnation.
+    OtherIncarnation,
+    /// The group refused it (not a member, malformed, ...).
+    Refused,
 }
 
-/// Where routed messages wait for the next `ready`.
-#[derive(Default)]
-struct Outbox {
-    mux: HeartbeatMux,
-    /// Frames with the group they belong to, so that removing a group can
-    /// take back what it had not sent yet.
-    frames: Vec<(u64, OutFrame)>,
-}
-
-impl Outbox {
-    fn is_empty(&self) -> bool {
-        self.frames.is_empty() && self.mux.is_empty()
-    }
-
-    /// Route one message of a group: into a heartbeat batch (batched mode)
-    /// or its own frame.
-    fn route(
-        &mut self,
-        cfg: &NodeConfig,
-        stats: &mut Stats,
-        group_id: u64,
-        incarnation: u64,
-        m: Message,
-    ) {
-        if cfg.batch_heartbeats && self.mux.offer(group_id, incarnation, &m) {
-            return;
-        }
-        let (to, kind) = (m.to, frame_kind(m.msg_type));
-        let bytes = encode_frame(&Frame {
-            cluster_id: cfg.cluster_id,
-            from: cfg.node_id,
-            to,
-            body: Body::Group {
-                group_id,
-                incarnation,
-                msg: m,
-            },
-        });
-        stats.on_sent(kind, bytes.len());
-        self.frames.push((group_id, OutFrame { to, kind, bytes }));
-    }
-
-    /// Take back everything of a removed group that has not left yet.
-    fn purge(&mut self, group_id: u64) {
-        self.frames.retain(|(g, _)| *g != group_id);
-        self.mux.purge(group_id);
+impl Stepped {
+    /// Did the message name the incarnation hosted here?
+    pub fn same_incarnation(self) -> bool {
+        matches!(self, Stepped::Ok | Stepped::Refused)
     }
 }
 
@@ -203,9 +145,8 @@ impl Node {
             events: Vec::new(),
             dirty: Vec::new(),
             outbox: Outbox::default(),
-            undecided: VecDeque::new(),
-            per_row_incarnations: BTreeMap::new(),
-            report_mismatch: BTreeSet::new(),
+            undecided: Undecided::default(),
+            proofs: IncarnationProofs::default(),
         })
     }
 
@@ -219,6 +160,23 @@ impl Node {
 
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// The layer that encodes this node's messages reports their sizes
+    /// here, so that every per-kind counter is in [`Stats`].
+    pub fn record_bytes_sent(&mut self, kind: FrameKind, bytes: usize) {
+        self.stats.on_bytes_sent(kind, bytes);
+    }
+
+    /// The layer that decodes messages for this node reports their sizes.
+    pub fn record_bytes_received(&mut self, kind: FrameKind, bytes: usize) {
+        self.stats.on_bytes_received(kind, bytes);
+    }
+
+    /// The layer that decodes messages for this node refused one
+    /// (malformed, too large, another cluster).
+    pub fn record_rejected(&mut self) {
+        self.stats.frames_rejected += 1;
     }
 
     pub fn group_count(&self) -> usize {
@@ -257,19 +215,12 @@ impl Node {
         store: MemStore,
         applied: u64,
     ) -> Result<(), Error> {
-        self.validate_members(group_id, members)?;
+        self.validate_members(members)?;
         if self.groups.contains(group_id) {
             return Err(Error::AlreadyExists(group_id));
         }
-        let raft = Raft::new(self.cfg.raft_config(group_id, applied), members, store).map_err(
-            |e| match e {
-                raft::Error::Corrupt(reason) => Error::Corrupt {
-                    group: group_id,
-                    reason,
-                },
-                other => Error::InvalidArgument(other.to_string()),
-            },
-        )?;
+        let raft = Raft::new(self.cfg.raft_config(group_id, applied), members, store)
+            .map_err(|source| Error::Raft { group_id, source })?;
         let generation = self.next_generation;
         self.next_generation += 1;
         self.groups
@@ -279,11 +230,8 @@ impl Node {
         Ok(())
     }
 
-    fn validate_members(&self, group_id: u64, members: &[u64]) -> Result<(), Error> {
+    fn validate_members(&self, members: &[u64]) -> Result<(), Error> {
         let bad = |s: String| Err(Error::InvalidArgument(s));
-        if group_id == 0 {
-            return bad("group id 0 is reserved".into());
-        }
         if members.is_empty() || members.len() > self.cfg.max_replicas {
             return bad(format!(
                 "a group needs 1 to {} members, got {}",
@@ -318,14 +266,7 @@ impl Node {
             .groups
             .remove(group_id)
             .ok_or(Error::NotFound(group_id))?;
-        for proposal_id in g.drain_pending() {
-            self.stats.proposals_unknown += 1;
-            self.events.push(Event::ProposalDone {
-                group_id,
-                proposal_id,
-                result: Err(ProposalError::GroupRemoved),
-            });
-        }
+        self.report_all(group_id, &mut g, ProposalError::GroupRemoved);
         self.outbox.purge(group_id);
         Ok(())
     }
@@ -335,17 +276,27 @@ impl Node {
     pub fn fail_pending_proposals(&mut self) {
         // In id order, so the events do not depend on the slab's layout.
         for group_id in self.groups.sorted_ids() {
-            let Some(g) = self.groups.get_mut(group_id) else {
-                continue;
-            };
-            for proposal_id in g.drain_pending() {
-                self.stats.proposals_unknown += 1;
-                self.events.push(Event::ProposalDone {
-                    group_id,
-                    proposal_id,
-                    result: Err(ProposalError::Shutdown),
-                });
+            let mut pending = Vec::new();
+            if let Some(g) = self.groups.get_mut(group_id) {
+                pending.extend(g.drain_pending());
             }
+            self.report_unknown(group_id, pending, ProposalError::Shutdown);
+        }
+    }
+
+    fn report_all(&mut self, group_id: u64, g: &mut Group, why: ProposalError) {
+        let pending: Vec<u64> = g.drain_pending().collect();
+        self.report_unknown(group_id, pending, why);
+    }
+
+    fn report_unknown(&mut self, group_id: u64, proposals: Vec<u64>, why: ProposalError) {
+        for proposal_id in proposals {
+            self.stats.proposals_unknown += 1;
+            self.events.push(Event::ProposalDone {
+                group_id,
+                proposal_id,
+                result: Err(why),
+            });
         }
     }
 
@@ -394,11 +345,8 @@ impl Node {
             .get_mut(group_id)
             .ok_or(Error::NotFound(group_id))?;
         let p = g.raft.propose(data).map_err(|e| match e {
-            raft::Error::NotLeader { leader } => Error::NotLeader {
-                group: group_id,
-                leader,
-            },
-            other => Error::InvalidArgument(other.to_string()),
+            raft::Error::NotLeader { leader } => Error::NotLeader { group_id, leader },
+            source => Error::Raft { group_id, source },
         })?;
         let id = self.next_proposal_id;
         self.next_proposal_id += 1;
@@ -412,14 +360,7 @@ impl Node {
     /// nothing undurable, and remember the group if it has other work.
     fn touched(&mut self, group_id: u64) {
         if let Some(g) = self.groups.get_mut(group_id) {
-            after_input(
-                &self.cfg,
-                &mut self.stats,
-                &mut self.outbox,
-                &mut self.dirty,
-                group_id,
-                g,
-            );
+            after_input(&self.cfg, &mut self.outbox, &mut self.dirty, group_id, g);
         }
     }
 
@@ -436,13 +377,14 @@ impl Node {
     }
 
     /// One tick for every group. With batching, every heartbeat interval the
-    /// node also asks each group it leads for its heartbeats, so they all
-    /// leave in the same batches.
+    /// node also asks each group it leads for its heartbeats
+    /// (`Raft::broadcast_heartbeat`), so that they all leave in the same
+    /// batches (`heartbeat.rs`).
     pub fn tick(&mut self) {
         self.ticks += 1;
         self.report_undecided();
         let beat = self.cfg.batch_heartbeats && self.ticks % self.cfg.heartbeat_ticks as u64 == 0;
-        let (cfg, stats, outbox) = (&self.cfg, &mut self.stats, &mut self.outbox);
+        let (cfg, outbox) = (&self.cfg, &mut self.outbox);
         for (group_id, g) in self.groups.iter_mut() {
             // Most ticks only move a group's timers; those leave nothing for
             // `after_input` to find, so an idle group costs just its timers.
@@ -452,42 +394,28 @@ impl Node {
                 acted = true;
             }
             if acted {
-                after_input(cfg, stats, outbox, &mut self.dirty, group_id, g);
+                after_input(cfg, outbox, &mut self.dirty, group_id, g);
             }
         }
     }
 
-    /// Proposals still undecided at their deadline are reported unknown.
+    /// Proposals still undecided at their deadline are reported unknown
+    /// (see `proposals.rs`).
     fn report_undecided(&mut self) {
-        while self
-            .undecided
-            .front()
-            .is_some_and(|u| u.deadline <= self.ticks)
-        {
-            let Some(u) = self.undecided.pop_front() else {
-                break;
-            };
-            let Some(g) = self.groups.get_mut(u.group_id) else {
+        while let Some((group_id, generation, upto)) = self.undecided.pop_due(self.ticks) {
+            let Some(g) = self.groups.get_mut(group_id) else {
                 continue;
             };
-            if g.generation != u.generation {
+            if g.generation != generation {
                 continue; // removed (its proposals were reported then)
             }
-            for proposal_id in g.take_undecided(u.upto) {
-                self.stats.proposals_unknown += 1;
-                self.events.push(Event::ProposalDone {
-                    group_id: u.group_id,
-                    proposal_id,
-                    result: Err(ProposalError::LeadershipLost),
-                });
-            }
+            let due = g.take_undecided(upto);
+            self.report_unknown(group_id, due, ProposalError::LeadershipLost);
         }
     }
 
     /// After a group's role or term changed: proposals that applying
-    /// entries here may never decide get a deadline of one election timeout
-    /// to be decided by then (the new leader commits or replaces them), and
-    /// are reported unknown after it.
+    /// entries here may never decide are due one election timeout later.
     fn schedule_undecided(&mut self, group_id: u64) {
         let Some(g) = self.groups.get_mut(group_id) else {
             return;
@@ -499,158 +427,49 @@ impl Node {
             return;
         }
         g.undecided_upto = upto;
-        self.undecided.push_back(Undecided {
-            deadline: self.ticks + u64::from(self.cfg.election_ticks),
-            group_id,
-            generation: g.generation,
-            upto,
-        });
+        let at = self.ticks + u64::from(self.cfg.election_ticks);
+        self.undecided.schedule(at, group_id, g.generation, upto);
     }
 
-    /// Step one frame a peer sent. A frame that cannot be trusted (malformed,
-    /// too large, another cluster, another destination) is refused whole and
+    /// Step a message a peer sent (decoded by the caller). One addressed to
+    /// another node, or claiming to come from this one, is refused and
     /// counted; a message for a group not hosted here is dropped for that
     /// group alone and counted, and `Ok` is returned since that is normal
     /// while groups are being created or removed.
-    pub fn step(&mut self, frame: &[u8]) -> Result<(), Error> {
-        self.step_frame(frame, None)
-    }
-
-    /// Like [`step`](Node::step), for a host that knows which peer sent the
-    /// frame: one claiming another sender is refused.
-    pub fn step_from(&mut self, from: u64, frame: &[u8]) -> Result<(), Error> {
-        self.step_frame(frame, Some(from))
-    }
-
-    fn step_frame(&mut self, frame: &[u8], sender: Option<u64>) -> Result<(), Error> {
-        let f = match decode_frame(frame, self.cfg.max_frame_bytes) {
-            Ok(f) => f,
-            Err(e) => {
-                self.stats.frames_rejected += 1;
-                return Err(match e {
-                    WireError::TooLarge { len, max } => Error::TooLarge {
-                        what: "frame",
-                        len,
-                        max,
-                    },
-                    other => Error::Malformed(other),
-                });
-            }
-        };
-        if f.cluster_id != self.cfg.cluster_id {
-            self.stats.frames_rejected += 1;
-            return Err(Error::WrongCluster {
-                expected: self.cfg.cluster_id,
-                got: f.cluster_id,
-            });
-        }
-        if sender.is_some_and(|s| s != f.from) {
-            self.stats.frames_rejected += 1;
-            return Err(Error::InvalidArgument(format!(
-                "frame claims to come from node {}, the host says node {}",
-                f.from,
-                sender.unwrap_or(0)
-            )));
-        }
-        if f.to != self.cfg.node_id || f.from == self.cfg.node_id {
+    pub fn step(&mut self, env: Envelope) -> Result<(), Error> {
+        if env.to != self.cfg.node_id || env.from == self.cfg.node_id {
             self.stats.frames_rejected += 1;
             return Err(Error::WrongDestination {
-                to: f.to,
+                to: env.to,
+                from: env.from,
                 me: self.cfg.node_id,
             });
         }
-        let (from, to) = (f.from, f.to);
-        match f.body {
+        self.stats.on_received(env.body.kind());
+        let from = env.from;
+        match env.body {
             Body::Group {
                 group_id,
                 incarnation,
                 msg,
             } => {
-                self.stats
-                    .on_received(frame_kind(msg.msg_type), frame.len());
-                self.step_group(group_id, Some(incarnation), msg);
+                self.step_row(group_id, Some(incarnation), |r| r.step(msg));
             }
-            Body::HeartbeatBatch(batch) => {
-                self.stats
-                    .on_received(FrameKind::HeartbeatBatch, frame.len());
-                self.step_heartbeat_batch(from, to, batch);
-            }
-            Body::HeartbeatBatchResponse(answers) => {
-                self.stats
-                    .on_received(FrameKind::HeartbeatBatchResponse, frame.len());
-                self.step_heartbeat_answers(from, to, answers);
-            }
+            Body::HeartbeatBatch(batch) => self.step_heartbeat_batch(from, batch),
+            Body::HeartbeatBatchResponse(answers) => self.step_heartbeat_answers(from, answers),
         }
         Ok(())
     }
 
-    /// Do the groups hosted here have exactly the incarnations `digest`
-    /// stands for (one row per group id in `group_ids`)?
-    fn digest_matches(&self, group_ids: impl Iterator<Item = u64>, digest: u64) -> bool {
-        let mut sum = 0u64;
-        for group_id in group_ids {
-            match self.groups.get(group_id) {
-                Some(g) => sum = sum.wrapping_add(incarnation_row_hash(group_id, g.incarnation)),
-                None => return false,
-            }
-        }
-        sum == digest
-    }
-
-    /// Demux a heartbeat batch: each row is stepped into its group, if the
-    /// group hosted here is the incarnation the sender's row belongs to.
-    fn step_heartbeat_batch(&mut self, from: u64, to: u64, batch: HeartbeatBatch) {
-        let mismatch = match batch.incarnations {
-            Incarnations::Digest(digest) => {
-                if self.digest_matches(batch.rows.iter().map(|h| h.group_id), digest) {
-                    for h in &batch.rows {
-                        self.step_group(h.group_id, None, heartbeat_message(from, to, h));
-                    }
-                    false
-                } else {
-                    // Which rows are of another incarnation cannot be told:
-                    // drop them all, and ask for incarnations per row.
-                    self.stats.batches_dropped_incarnation += 1;
-                    true
-                }
-            }
-            Incarnations::PerRow(incarnations) => {
-                let mut mismatch = false;
-                for (h, inc) in batch.rows.iter().zip(incarnations) {
-                    let stepped =
-                        self.step_group(h.group_id, Some(inc), heartbeat_message(from, to, h));
-                    mismatch |= stepped == Stepped::OtherIncarnation;
-                    mismatch |= stepped == Stepped::NoGroup;
-                }
-                mismatch
-            }
-        };
-        if mismatch {
-            self.report_mismatch.insert(from);
-        }
-    }
-
-    /// Demux a heartbeat batch response; a digest that does not match drops
-    /// it whole (a group was re-created while the batch was out).
-    fn step_heartbeat_answers(&mut self, from: u64, to: u64, answers: HeartbeatBatchResponse) {
-        if answers.incarnation_mismatch {
-            self.per_row_incarnations.insert(from, PER_ROW_BATCHES);
-        }
-        if !self.digest_matches(
-            answers.rows.iter().map(|h| h.group_id),
-            answers.incarnation_digest,
-        ) {
-            self.stats.batches_dropped_incarnation += 1;
-            return;
-        }
-        for h in &answers.rows {
-            self.step_group(h.group_id, None, heartbeat_response_message(from, to, h));
-        }
-    }
-
-    /// Step a message into a group. `incarnation` is the sender's, or None
-    /// when the caller already checked it (a batch whose digest matched).
-    fn step_group(&mut self, group_id: u64, incarnation: Option<u64>, m: Message) -> Stepped {
+    /// Hand an input to a group replica. `incarnation` is the sender's, or
+    /// None when the caller already checked it (a batch whose digest
+    /// matched).
+    pub(super) fn step_row(
+        &mut self,
+        group_id: u64,
+        incarnation: Option<u64>,
+        input: impl FnOnce(&mut Raft<MemStore>) -> Result<(), raft::Error>,
+    ) -> Stepped {
         let Some(g) = self.groups.get_mut(group_id) else {
             self.stats.messages_dropped += 1;
             return Stepped::NoGroup;
@@ -661,19 +480,12 @@ impl Node {
             self.stats.incarnation_mismatches += 1;
             return Stepped::OtherIncarnation;
         }
-        if let Err(e) = g.raft.step(m) {
+        if let Err(e) = input(&mut g.raft) {
             tracing::debug!(group_id, error = %e, "message dropped");
             self.stats.messages_dropped += 1;
             return Stepped::Refused;
         }
-        after_input(
-            &self.cfg,
-            &mut self.stats,
-            &mut self.outbox,
-            &mut self.dirty,
-            group_id,
-            g,
-        );
+        after_input(&self.cfg, &mut self.outbox, &mut self.dirty, group_id, g);
         Stepped::Ok
     }
 
@@ -682,17 +494,17 @@ impl Node {
         !self.events.is_empty()
             || !self.dirty.is_empty()
             || !self.outbox.is_empty()
-            || !self.report_mismatch.is_empty()
+            || self.proofs.owes_report()
     }
 
-    /// Collect every group's work: writes to persist, frames to send (the
+    /// Collect every group's work: writes to persist, messages to send (the
     /// heartbeats of all groups packed into one batch per peer), and events.
     pub fn ready(&mut self) -> NodeReady {
         let mut out = NodeReady {
             events: std::mem::take(&mut self.events),
             ..NodeReady::default()
         };
-        // Frames routed earlier go first: messages of a group stay in order.
+        // Messages routed earlier go first: a group's messages stay in order.
         let mut outbox = std::mem::take(&mut self.outbox);
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable();
@@ -732,7 +544,7 @@ impl Node {
                 changed.push(group_id);
             }
             for m in rd.messages.drain(..) {
-                outbox.route(&self.cfg, &mut self.stats, group_id, incarnation, m);
+                outbox.route(self.cfg.batch_heartbeats, group_id, incarnation, m);
             }
             for e in &rd.committed_entries {
                 if e.kind == EntryKind::Normal {
@@ -767,55 +579,19 @@ impl Node {
         for group_id in changed {
             self.schedule_undecided(group_id);
         }
-        out.frames = outbox.frames.drain(..).map(|(_, f)| f).collect();
-        for &peer in &self.report_mismatch {
-            outbox.mux.ensure_answer_to(peer);
-        }
-        let (beats, answers) = outbox.mux.finish();
-        for (to, rows) in beats {
-            self.stats.group_heartbeats_batched += rows.len() as u64;
-            let incarnations = match self.per_row_incarnations.get_mut(&to) {
-                Some(left) => {
-                    *left -= 1;
-                    if *left == 0 {
-                        self.per_row_incarnations.remove(&to);
-                    }
-                    self.stats.batches_with_incarnations += 1;
-                    Incarnations::PerRow(rows.iter().map(|(_, i)| *i).collect())
-                }
-                None => Incarnations::Digest(incarnation_digest(
-                    rows.iter().map(|(h, i)| (h.group_id, *i)),
-                )),
-            };
-            let body = Body::HeartbeatBatch(HeartbeatBatch {
-                rows: rows.into_iter().map(|(h, _)| h).collect(),
-                incarnations,
-            });
-            out.frames
-                .push(self.frame(to, FrameKind::HeartbeatBatch, body));
-        }
-        for (to, rows) in answers {
-            self.stats.group_heartbeat_responses_batched += rows.len() as u64;
-            let body = Body::HeartbeatBatchResponse(HeartbeatBatchResponse {
-                incarnation_digest: incarnation_digest(rows.iter().map(|(h, i)| (h.group_id, *i))),
-                incarnation_mismatch: self.report_mismatch.remove(&to),
-                rows: rows.into_iter().map(|(h, _)| h).collect(),
-            });
-            out.frames
-                .push(self.frame(to, FrameKind::HeartbeatBatchResponse, body));
+        out.messages = outbox.messages.into_iter().map(|(_, m)| m).collect();
+        let from = self.cfg.node_id;
+        heartbeat::flush(
+            outbox.mux,
+            &mut self.proofs,
+            from,
+            &mut self.stats,
+            &mut out.messages,
+        );
+        for m in &out.messages {
+            self.stats.on_sent(m.body.kind());
         }
         out
-    }
-
-    fn frame(&mut self, to: u64, kind: FrameKind, body: Body) -> OutFrame {
-        let bytes = encode_frame(&Frame {
-            cluster_id: self.cfg.cluster_id,
-            from: self.cfg.node_id,
-            to,
-            body,
-        });
-        self.stats.on_sent(kind, bytes.len());
-        OutFrame { to, kind, bytes }
     }
 
     /// The host has persisted, sent and delivered what `rd` asked.
@@ -836,7 +612,6 @@ impl Node {
 /// nothing undurable, and list the group as dirty if it has other work.
 fn after_input(
     cfg: &NodeConfig,
-    stats: &mut Stats,
     outbox: &mut Outbox,
     dirty: &mut Vec<u64>,
     group_id: u64,
@@ -844,36 +619,11 @@ fn after_input(
 ) {
     let incarnation = g.incarnation;
     g.raft
-        .send_durable_messages(|m| outbox.route(cfg, stats, group_id, incarnation, m));
+        .send_durable_messages(|m| outbox.route(cfg.batch_heartbeats, group_id, incarnation, m));
     // `has_ready` first: it reads cache lines the input just touched, while
     // `dirty` sits on a line of its own, and an idle group is never dirty.
     if g.raft.has_ready() && !g.dirty {
         g.dirty = true;
         dirty.push(group_id);
-    }
-}
-
-/// What became of a message handed to a group.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Stepped {
-    Ok,
-    /// No group with that id here.
-    NoGroup,
-    /// The group here is another incarnation.
-    OtherIncarnation,
-    /// The group refused it (not a member, malformed, ...).
-    Refused,
-}
-
-fn frame_kind(t: MessageType) -> FrameKind {
-    match t {
-        MessageType::Append => FrameKind::Append,
-        MessageType::AppendResponse => FrameKind::AppendResponse,
-        MessageType::Vote => FrameKind::Vote,
-        MessageType::VoteResponse => FrameKind::VoteResponse,
-        MessageType::PreVote => FrameKind::PreVote,
-        MessageType::PreVoteResponse => FrameKind::PreVoteResponse,
-        MessageType::Heartbeat => FrameKind::Heartbeat,
-        MessageType::HeartbeatResponse => FrameKind::HeartbeatResponse,
     }
 }

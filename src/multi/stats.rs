@@ -59,18 +59,11 @@ impl FrameKind {
     }
 }
 
-/// Messages and bytes of one kind.
+/// Messages of one kind, and the bytes their encoding took.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Count {
     pub messages: u64,
     pub bytes: u64,
-}
-
-impl Count {
-    fn add(&mut self, bytes: usize) {
-        self.messages += 1;
-        self.bytes += bytes as u64;
-    }
 }
 
 /// A node's counters since it was created.
@@ -86,7 +79,8 @@ pub struct Stats {
     pub elections_started: u64,
     /// Times a replica here saw its group's leader change.
     pub leader_changes: u64,
-    /// Frames refused: malformed, too large, wrong cluster or destination.
+    /// Frames refused: malformed, too large, wrong cluster or destination
+    /// (the decoding layer reports the first three).
     pub frames_rejected: u64,
     /// Messages (or batch entries) for a group not hosted here, or from a
     /// replica that is not a member: dropped for that group only.
@@ -114,12 +108,22 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub(crate) fn on_sent(&mut self, kind: FrameKind, bytes: usize) {
-        self.sent[kind as usize].add(bytes);
+    /// A message of this kind was handed out to be sent.
+    pub(crate) fn on_sent(&mut self, kind: FrameKind) {
+        self.sent[kind as usize].messages += 1;
     }
 
-    pub(crate) fn on_received(&mut self, kind: FrameKind, bytes: usize) {
-        self.received[kind as usize].add(bytes);
+    /// Its encoding took this many bytes (reported by the encoding layer).
+    pub(crate) fn on_bytes_sent(&mut self, kind: FrameKind, bytes: usize) {
+        self.sent[kind as usize].bytes += bytes as u64;
+    }
+
+    pub(crate) fn on_received(&mut self, kind: FrameKind) {
+        self.received[kind as usize].messages += 1;
+    }
+
+    pub(crate) fn on_bytes_received(&mut self, kind: FrameKind, bytes: usize) {
+        self.received[kind as usize].bytes += bytes as u64;
     }
 
     pub fn sent_of(&self, kind: FrameKind) -> Count {

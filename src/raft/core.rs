@@ -307,13 +307,21 @@ impl<S: LogStore> Raft<S> {
     /// lease tells us to ignore, or a pre-vote, which never changes terms); a
     /// lower term is answered only where that helps the sender learn it is
     /// stale, and otherwise dropped.
+    ///
+    /// Heartbeats and their answers have a path of their own
+    /// ([`step_heartbeat`](Raft::step_heartbeat) in `replication.rs`, with
+    /// the same term rules), which the node's heartbeat demux calls
+    /// directly.
     pub fn step(&mut self, m: Message) -> Result<(), Error> {
         if m.to != self.id {
             return Err(Error::NotForMe { to: m.to });
         }
-        if m.from == self.id || !self.voters.contains(m.from) {
-            return Err(Error::UnknownPeer(m.from));
+        match m.msg_type {
+            MessageType::Heartbeat => return self.step_heartbeat(m.from, m.term, m.commit),
+            MessageType::HeartbeatResponse => return self.step_heartbeat_response(m.from, m.term),
+            _ => {}
         }
+        self.check_peer(m.from)?;
         if m.msg_type == MessageType::Append {
             check_append(&m)?;
         }
@@ -334,24 +342,20 @@ impl<S: LogStore> Raft<S> {
                     // A granted pre-vote echoes the term we would campaign
                     // at; it is not a newer term anyone holds.
                 }
-                MessageType::Append | MessageType::Heartbeat => {
+                MessageType::Append => {
                     self.become_follower(m.term, m.from);
                 }
                 _ => self.become_follower(m.term, NONE),
             }
         } else if m.term < self.term {
             match m.msg_type {
-                MessageType::Append | MessageType::Heartbeat
-                    if self.cfg.check_quorum || self.cfg.pre_vote =>
-                {
+                MessageType::Append if self.cfg.check_quorum || self.cfg.pre_vote => {
                     // A stale leader (say, one cut off and then reconnected)
                     // learns our term from the answer and steps down. Without
                     // it, a PreVote cluster can leave that node stuck.
-                    let kind = match m.msg_type {
-                        MessageType::Append => MessageType::AppendResponse,
-                        _ => MessageType::HeartbeatResponse,
-                    };
-                    self.send(Message::new(kind, self.id, m.from, self.term));
+                    let resp =
+                        Message::new(MessageType::AppendResponse, self.id, m.from, self.term);
+                    self.send(resp);
                 }
                 MessageType::PreVote => {
                     let mut resp =
@@ -377,18 +381,11 @@ impl<S: LogStore> Raft<S> {
     }
 
     fn step_follower(&mut self, m: &Message) {
-        match m.msg_type {
-            MessageType::Append => {
-                self.election_elapsed = 0;
-                self.leader = m.from;
-                self.handle_append(m);
-            }
-            MessageType::Heartbeat => {
-                self.election_elapsed = 0;
-                self.leader = m.from;
-                self.handle_heartbeat(m);
-            }
-            _ => {} // late vote responses and the like
+        // Other kinds (late vote responses and the like) need nothing.
+        if m.msg_type == MessageType::Append {
+            self.election_elapsed = 0;
+            self.leader = m.from;
+            self.handle_append(m);
         }
     }
 
@@ -397,10 +394,6 @@ impl<S: LogStore> Raft<S> {
             MessageType::Append => {
                 self.become_follower(m.term, m.from);
                 self.handle_append(m);
-            }
-            MessageType::Heartbeat => {
-                self.become_follower(m.term, m.from);
-                self.handle_heartbeat(m);
             }
             MessageType::VoteResponse if self.role == Role::Candidate => {
                 self.handle_vote_response(m)
@@ -415,19 +408,29 @@ impl<S: LogStore> Raft<S> {
     fn step_leader(&mut self, m: &Message) {
         match m.msg_type {
             MessageType::AppendResponse => self.handle_append_response(m),
-            MessageType::HeartbeatResponse => self.handle_heartbeat_response(m),
-            MessageType::Append | MessageType::Heartbeat => {
-                // Two leaders in one term would break election safety; this
-                // can only be a forged or corrupted message.
-                tracing::error!(
-                    id = self.id,
-                    from = m.from,
-                    term = m.term,
-                    "leader got append from another leader of its term"
-                );
-            }
+            MessageType::Append => self.another_leader(m.from, m.term),
             _ => {}
         }
+    }
+
+    /// A message only a peer replica sends, from a voter other than us?
+    pub(super) fn check_peer(&self, from: ReplicaId) -> Result<(), Error> {
+        if from == self.id || !self.voters.contains(from) {
+            return Err(Error::UnknownPeer(from));
+        }
+        Ok(())
+    }
+
+    /// An append or heartbeat reached the leader from another leader of its
+    /// own term. Two leaders in one term would break election safety; this
+    /// can only be a forged or corrupted message.
+    pub(super) fn another_leader(&self, from: ReplicaId, term: u64) {
+        tracing::error!(
+            id = self.id,
+            from,
+            term,
+            "leader got an append or heartbeat from another leader of its term"
+        );
     }
 
     /// Is a leader known and heard from within the election timeout?

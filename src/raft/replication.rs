@@ -1,9 +1,10 @@
 //! Log replication and heartbeats: what a leader sends, what a follower does
 //! with it, and how answers move the leader's view of each follower.
 
+use super::core::Role;
 use super::progress::ProgressState;
 use super::LogStore;
-use super::{Entry, Message, MessageType, Raft, ReplicaId};
+use super::{Entry, Error, Message, MessageType, Raft, ReplicaId, NONE};
 
 impl<S: LogStore> Raft<S> {
     /// Send every follower what it lacks (an empty append still carries the
@@ -120,21 +121,71 @@ impl<S: LogStore> Raft<S> {
             .retain(|m| !(m.msg_type == MessageType::AppendResponse && !m.reject && m.index >= at));
     }
 
-    pub(super) fn handle_heartbeat(&mut self, m: &Message) {
-        // m.commit ≤ the match the leader recorded for us, which we made
+    /// A heartbeat from `from`, leader of `term`, with `commit` = min(our
+    /// match, its commit): the whole of Raft's rules for it in one place.
+    /// `step` comes here for a `Heartbeat` message, and the node's
+    /// heartbeat demux calls it for each row of a batch.
+    ///
+    /// Term rules as for any message: a higher term makes us its follower; a
+    /// lower one is answered with our term (with PreVote or CheckQuorum on),
+    /// so that a stale leader learns it and steps down.
+    pub fn step_heartbeat(&mut self, from: ReplicaId, term: u64, commit: u64) -> Result<(), Error> {
+        self.check_peer(from)?;
+        if term > self.term {
+            self.become_follower(term, from);
+        } else if term < self.term {
+            if self.cfg.check_quorum || self.cfg.pre_vote {
+                self.send(Message::new(
+                    MessageType::HeartbeatResponse,
+                    self.id,
+                    from,
+                    self.term,
+                ));
+            }
+            return Ok(());
+        }
+        match self.role {
+            Role::Follower => {
+                self.election_elapsed = 0;
+                self.leader = from;
+            }
+            Role::PreCandidate | Role::Candidate => self.become_follower(term, from),
+            Role::Leader => {
+                self.another_leader(from, term);
+                return Ok(());
+            }
+        }
+        // commit ≤ the match the leader recorded for us, which we made
         // durable before acknowledging: it can never pass our verified log.
-        if m.commit > self.log.last_index() {
+        if commit > self.log.last_index() {
             tracing::warn!(
                 id = self.id,
-                commit = m.commit,
+                commit,
                 last = self.log.last_index(),
                 "heartbeat commit past our log; ignored"
             );
         } else {
-            self.log.commit_to(m.commit);
+            self.log.commit_to(commit);
         }
-        let resp = Message::new(MessageType::HeartbeatResponse, self.id, m.from, self.term);
-        self.send(resp);
+        self.send(Message::new(
+            MessageType::HeartbeatResponse,
+            self.id,
+            from,
+            self.term,
+        ));
+        Ok(())
+    }
+
+    /// The answer of follower `from` (at `term`) to our heartbeat. A higher
+    /// term means we are a stale leader: we step down.
+    pub fn step_heartbeat_response(&mut self, from: ReplicaId, term: u64) -> Result<(), Error> {
+        self.check_peer(from)?;
+        if term > self.term {
+            self.become_follower(term, NONE);
+        } else if term == self.term && self.role == Role::Leader {
+            self.handle_heartbeat_response(from);
+        }
+        Ok(())
     }
 
     pub(super) fn handle_append_response(&mut self, m: &Message) {
@@ -183,9 +234,9 @@ impl<S: LogStore> Raft<S> {
         while self.send_append(from, false) {}
     }
 
-    pub(super) fn handle_heartbeat_response(&mut self, m: &Message) {
+    fn handle_heartbeat_response(&mut self, from: ReplicaId) {
         let last = self.log.last_index();
-        let Some(pr) = self.progress_mut(m.from) else {
+        let Some(pr) = self.progress_mut(from) else {
             return;
         };
         pr.recent_active = true;
@@ -196,7 +247,7 @@ impl<S: LogStore> Raft<S> {
         // A lagging follower is found here: heartbeats carry no log position,
         // so the leader sends it a real append.
         if pr.matched < last {
-            self.send_append(m.from, true);
+            self.send_append(from, true);
         }
     }
 

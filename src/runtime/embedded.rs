@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 
-use super::node::{Driver, Handler};
-use super::{Error, SharedNode};
-use crate::multi::{Event, OutFrame};
+use super::codec::{step_frame, OutFrame};
+use super::drive::{Pass, SharedNode};
+use super::error::Error;
+use super::host::Host;
 use crate::storage::Wal;
-use crate::transport::{Transport, TransportConfig};
+use crate::transport::{Transport, TransportConfig, TransportStats};
 
 #[derive(Default)]
 struct Inbox {
@@ -49,15 +50,16 @@ impl Embedded {
     pub fn start(
         shared: Arc<SharedNode>,
         wal: Option<Arc<Mutex<Wal>>>,
-        handler: Arc<dyn Handler>,
+        host: Arc<dyn Host>,
         tick: Duration,
+        max_frame: usize,
         listen: SocketAddr,
         peers: &BTreeMap<u64, SocketAddr>,
     ) -> Result<Embedded, Error> {
         let signal = Arc::new(Signal::default());
-        let (node_id, cluster_id, max_frame) = shared.with(|n| {
+        let (node_id, cluster_id) = shared.with(|n| {
             let c = n.config();
-            (c.node_id, c.cluster_id, c.max_frame_bytes)
+            (c.node_id, c.cluster_id)
         });
         let mut tcfg = TransportConfig::new(node_id, cluster_id, listen);
         tcfg.max_frame_bytes = max_frame;
@@ -77,7 +79,7 @@ impl Embedded {
             let (signal, transport) = (signal.clone(), transport.clone());
             std::thread::Builder::new()
                 .name(format!("muxraft-node-{node_id}"))
-                .spawn(move || run(shared, wal, handler, signal, transport, tick))
+                .spawn(move || run(shared, wal, host, signal, transport, tick, max_frame))
                 .map_err(|e| Error::Network(format!("cannot spawn the node thread: {e}")))?
         };
         Ok(Embedded {
@@ -97,6 +99,10 @@ impl Embedded {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.transport.local_addr()
+    }
+
+    pub fn transport_stats(&self) -> TransportStats {
+        self.transport.stats()
     }
 
     /// Stop the node thread (it finishes its current pass), then the
@@ -122,16 +128,18 @@ impl Embedded {
 fn run(
     shared: Arc<SharedNode>,
     wal: Option<Arc<Mutex<Wal>>>,
-    handler: Arc<dyn Handler>,
+    host: Arc<dyn Host>,
     signal: Arc<Signal>,
     transport: Arc<Transport>,
     tick: Duration,
+    max_frame: usize,
 ) {
     let mut next_tick = Instant::now() + tick;
-    let mut driver = Driver {
+    let send = |f: OutFrame| transport.send(f.to, f.bytes, f.kind.is_heartbeat());
+    let pass = Pass {
         wal: wal.as_deref(),
-        send: |f: &OutFrame| transport.send(f.to, f.bytes.clone(), f.kind.is_heartbeat()),
-        event: |ev: &Event| handler.event(ev),
+        send: &send,
+        host: host.as_ref(),
     };
     loop {
         let (frames, stop) = {
@@ -146,7 +154,7 @@ fn run(
         };
         if stop {
             shared.with(|n| n.fail_pending_proposals());
-            if let Err(e) = shared.drive(&mut driver) {
+            if let Err(e) = shared.drive(&pass) {
                 tracing::error!(error = %e, "final pass at stop failed");
             }
             return;
@@ -163,18 +171,17 @@ fn run(
         }
         if !frames.is_empty() {
             shared.with(|n| {
-                for (from, frame) in &frames {
+                for (from, frame) in frames {
                     // Refused frames are counted in the node's stats.
-                    if let Err(e) = n.step_from(*from, frame) {
+                    if let Err(e) = step_frame(n, max_frame, Some(from), frame) {
                         tracing::debug!(from, error = %e, "frame refused");
                     }
                 }
             });
         }
-        if let Err(e) = shared.drive(&mut driver) {
-            // A storage failure: stop promising anything.
+        if let Err(e) = shared.drive(&pass) {
+            // A storage failure: the node refuses all work from now on.
             tracing::error!(error = %e, "node failed; it stops here");
-            shared.poison();
             return;
         }
     }

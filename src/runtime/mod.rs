@@ -1,17 +1,399 @@
-//! Running a node: the loop that takes its `NodeReady`, persists it,
-//! sends, delivers events and advances.
+//! Running a node: a [`Runtime`] is one node with its storage (memory or
+//! the write-ahead log), driven by the host (host-driven mode: `tick` and
+//! `step` on the host's threads, frames out through the [`Host`]) or, after
+//! `start`, by its own thread, timer and TCP transport (embedded mode). The
+//! C API wraps exactly this.
 //!
-//! - [`SharedNode`]: that loop for a node shared between threads, where
-//!   inputs may come from any thread and from inside the host's callbacks.
-//! - [`Runtime`]: one node with its storage (memory or the WAL), driven by
-//!   the host (`tick`/`step`, frames out through the [`Handler`]) or, after
-//!   `start`, by its own thread, timer and TCP transport (embedded mode).
+//! Files, each importing only those listed before it: `error.rs` (why a
+//! call failed), `host.rs` (the [`Host`] trait: what the node tells its
+//! host), `codec.rs` (frames to typed messages and back, with their byte
+//! counts), `drive.rs` (the drive loop: persist, send, deliver, advance, for
+//! a node shared between threads), `embedded.rs` (the node's own thread and
+//! transport); this file holds the [`Runtime`] itself.
 
+mod codec;
+mod drive;
 mod embedded;
 mod error;
-mod node;
-mod shared;
+mod host;
 
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+#[cfg(any(test, feature = "testkit"))]
+pub(crate) use codec::encode;
+pub(crate) use codec::step_frame;
+pub use codec::OutFrame;
+pub use drive::wal_batch;
 pub use error::Error;
-pub use node::{wal_batch, Handler, Runtime, RuntimeConfig};
-pub use shared::{Host, SharedNode};
+pub use host::Host;
+
+use drive::{Pass, SharedNode};
+use embedded::Embedded;
+
+use crate::multi::{self, Node, NodeConfig, Stats};
+use crate::raft::Status;
+use crate::storage::{Wal, WalBatch, WalOptions};
+use crate::transport::TransportStats;
+use crate::wire::DEFAULT_MAX_FRAME_BYTES;
+
+/// How a node runs.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    pub node: NodeConfig,
+    /// Embedded mode: the node's own tick interval.
+    pub tick: Duration,
+    /// None: state in memory only. Some: the write-ahead log's directory;
+    /// groups found there are recovered when the runtime is created.
+    pub data_dir: Option<PathBuf>,
+    /// Frames (envelopes) longer than this are refused unread, from a peer
+    /// or from the host.
+    pub max_frame_bytes: usize,
+}
+
+impl RuntimeConfig {
+    pub fn new(node: NodeConfig) -> RuntimeConfig {
+        RuntimeConfig {
+            node,
+            tick: Duration::from_millis(50),
+            data_dir: None,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+        }
+    }
+}
+
+enum Mode {
+    HostDriven,
+    Embedded(Embedded),
+    Stopped,
+}
+
+/// One node: its groups, its storage, and whoever drives it.
+pub struct Runtime {
+    shared: Arc<SharedNode>,
+    wal: Option<Arc<Mutex<Wal>>>,
+    host: Arc<dyn Host>,
+    tick: Duration,
+    max_frame_bytes: usize,
+    peers: Mutex<BTreeMap<u64, SocketAddr>>,
+    mode: Mutex<Mode>,
+}
+
+fn resolve(addr: &str) -> Result<SocketAddr, Error> {
+    addr.to_socket_addrs()
+        .map_err(|e| Error::invalid(format!("address {addr:?}: {e}")))?
+        .next()
+        .ok_or_else(|| Error::invalid(format!("address {addr:?} resolves to nothing")))
+}
+
+impl Runtime {
+    /// Create a node; with a data directory, open its WAL and recover every
+    /// group it holds.
+    pub fn new(cfg: RuntimeConfig, host: Arc<dyn Host>) -> Result<Runtime, Error> {
+        if cfg.tick.is_zero() {
+            return Err(Error::invalid("tick must be non-zero"));
+        }
+        // An append carrying one maximal proposal must fit in a frame.
+        if cfg.node.max_proposal_bytes as u64 + 4096 > cfg.max_frame_bytes as u64 {
+            return Err(Error::invalid(
+                "max_proposal_bytes does not fit in max_frame_bytes",
+            ));
+        }
+        let mut node = Node::new(cfg.node)?;
+        let wal = match cfg.data_dir {
+            None => None,
+            Some(dir) => {
+                let (wal, recovered) = Wal::open(WalOptions::new(dir))?;
+                tracing::info!(
+                    groups = recovered.groups.len(),
+                    truncated_tail_bytes = recovered.truncated_tail_bytes,
+                    "recovered write-ahead log"
+                );
+                for (group_id, g) in recovered.groups {
+                    node.create_group_with_store(group_id, g.incarnation, &g.members, g.store, 0)?;
+                }
+                Some(Arc::new(Mutex::new(wal)))
+            }
+        };
+        Ok(Runtime {
+            shared: Arc::new(SharedNode::new(node)),
+            wal,
+            host,
+            tick: cfg.tick,
+            max_frame_bytes: cfg.max_frame_bytes,
+            peers: Mutex::new(BTreeMap::new()),
+            mode: Mutex::new(Mode::HostDriven),
+        })
+    }
+
+    /// Refuse every further call: a bug was caught inside the node and its
+    /// state can no longer be trusted.
+    pub fn poison(&self) {
+        self.shared.poison();
+    }
+
+    pub fn node_id(&self) -> u64 {
+        self.shared.with(|n| n.id())
+    }
+
+    fn check_usable(&self) -> Result<(), Error> {
+        self.shared.check()?;
+        if matches!(*self.mode.lock(), Mode::Stopped) {
+            return Err(Error::Shutdown);
+        }
+        Ok(())
+    }
+
+    /// After an input: host-driven, run the work now on this thread;
+    /// embedded, wake the node's thread.
+    fn kick(&self) -> Result<(), Error> {
+        let mode = self.mode.lock();
+        match &*mode {
+            Mode::Embedded(e) => {
+                e.wake();
+                Ok(())
+            }
+            Mode::Stopped => Ok(()),
+            Mode::HostDriven => {
+                drop(mode);
+                self.drive_host()
+            }
+        }
+    }
+
+    fn drive_host(&self) -> Result<(), Error> {
+        let host = self.host.as_ref();
+        let send = |f: OutFrame| host.send(f.to, &f.bytes, f.kind.is_heartbeat());
+        self.shared.drive(&Pass {
+            wal: self.wal.as_deref(),
+            send: &send,
+            host,
+        })
+    }
+
+    /// Create this node's replica of a group (see
+    /// [`Node::create_group`](crate::multi::Node::create_group) for what
+    /// `incarnation` must be). With a WAL the group's creation is durable
+    /// before this returns.
+    pub fn create_group(
+        &self,
+        group_id: u64,
+        incarnation: u64,
+        members: &[u64],
+    ) -> Result<(), Error> {
+        self.check_usable()?;
+        self.shared.with(|n| -> Result<(), Error> {
+            n.create_group(group_id, incarnation, members)?;
+            if let Some(wal) = &self.wal {
+                let mut batch = WalBatch::default();
+                batch.create_group(group_id, incarnation, members);
+                if let Err(e) = wal.lock().write(&batch) {
+                    let _ = n.remove_group(group_id);
+                    return Err(e.into());
+                }
+            }
+            Ok(())
+        })?;
+        self.kick()
+    }
+
+    pub fn remove_group(&self, group_id: u64) -> Result<(), Error> {
+        self.check_usable()?;
+        // The removal record must not reach the WAL between a pass taking
+        // this group's writes and persisting them.
+        self.shared.exclusive(|n| -> Result<(), Error> {
+            n.remove_group(group_id)?;
+            // Events of this pass not yet delivered (when removed from inside
+            // a callback) must not reach the host as the new group's.
+            self.shared.note_removal();
+            if let Some(wal) = &self.wal {
+                let mut batch = WalBatch::default();
+                batch.remove_group(group_id);
+                let mut wal = wal.lock();
+                wal.write(&batch)?;
+                if let Err(e) = wal.delete_unneeded_segments() {
+                    tracing::warn!(error = %e, "could not delete unneeded WAL segments");
+                }
+            }
+            Ok(())
+        })?;
+        self.kick()
+    }
+
+    pub fn group_status(&self, group_id: u64) -> Result<Status, Error> {
+        Ok(self.shared.with(|n| n.group_status(group_id))?)
+    }
+
+    /// A group's status and incarnation.
+    pub fn group_info(&self, group_id: u64) -> Result<(Status, u64), Error> {
+        Ok(self
+            .shared
+            .with(|n| -> Result<(Status, u64), multi::Error> {
+                let s = n.group_status(group_id)?;
+                Ok((s, n.group_incarnation(group_id).unwrap_or(0)))
+            })?)
+    }
+
+    pub fn propose(&self, group_id: u64, data: Bytes) -> Result<u64, Error> {
+        self.propose_then(group_id, data, |_| {})
+    }
+
+    /// Like [`propose`](Runtime::propose), handing the proposal id to
+    /// `accepted` before any callback about it can run (in host-driven mode
+    /// the commit of a single-replica group is reported inside this call).
+    pub fn propose_then(
+        &self,
+        group_id: u64,
+        data: Bytes,
+        accepted: impl FnOnce(u64),
+    ) -> Result<u64, Error> {
+        self.check_usable()?;
+        let id = {
+            // Held across the check and the proposal: `stop` sets Stopped
+            // under this lock, so a proposal is either accepted before the
+            // node's final pass (which reports it) or refused here.
+            let mode = self.mode.lock();
+            if matches!(*mode, Mode::Stopped) {
+                return Err(Error::Shutdown);
+            }
+            self.shared.with(|n| n.propose(group_id, data))?
+        };
+        accepted(id);
+        self.kick()?;
+        Ok(id)
+    }
+
+    /// The node's counters, its number of groups, and (embedded mode) the
+    /// transport's counters.
+    pub fn stats(&self) -> (Stats, usize, TransportStats) {
+        let (stats, groups) = self.shared.with(|n| (n.stats().clone(), n.group_count()));
+        let transport = match &*self.mode.lock() {
+            Mode::Embedded(e) => e.transport_stats(),
+            _ => TransportStats::default(),
+        };
+        (stats, groups, transport)
+    }
+
+    pub fn max_proposal_bytes(&self) -> usize {
+        self.shared.with(|n| n.config().max_proposal_bytes)
+    }
+
+    fn host_driven(&self) -> Result<(), Error> {
+        self.check_usable()?;
+        match *self.mode.lock() {
+            Mode::HostDriven => Ok(()),
+            Mode::Embedded(_) => Err(Error::Mode(
+                "the node is started: muxraft runs its own timer and transport",
+            )),
+            Mode::Stopped => Err(Error::Shutdown),
+        }
+    }
+
+    /// Host-driven mode: one tick.
+    pub fn tick(&self) -> Result<(), Error> {
+        self.host_driven()?;
+        self.shared.with(|n| n.tick());
+        self.drive_host()
+    }
+
+    /// Host-driven mode: a frame (length prefix included) that node `from`
+    /// sent.
+    pub fn step(&self, from: u64, frame: &[u8]) -> Result<(), Error> {
+        self.host_driven()?;
+        let frame = Bytes::copy_from_slice(frame);
+        let max = self.max_frame_bytes;
+        self.shared
+            .with(|n| step_frame(n, max, Some(from), frame))?;
+        self.drive_host()
+    }
+
+    /// Tell the node where peer `node_id` listens ("host:port").
+    pub fn add_peer(&self, node_id: u64, address: &str) -> Result<(), Error> {
+        self.check_usable()?;
+        if node_id == 0 {
+            return Err(Error::invalid("peer node id must be non-zero"));
+        }
+        if node_id == self.node_id() {
+            return Err(Error::invalid("a node is not its own peer"));
+        }
+        let addr = resolve(address)?;
+        self.peers.lock().insert(node_id, addr);
+        if let Mode::Embedded(e) = &*self.mode.lock() {
+            e.add_peer(node_id, addr);
+        }
+        Ok(())
+    }
+
+    /// Embedded mode: listen on `listen`, connect to the peers, and run the
+    /// node on muxraft's own threads until `stop`.
+    pub fn start(&self, listen: &str) -> Result<(), Error> {
+        self.check_usable()?;
+        let addr = resolve(listen)?;
+        let mut mode = self.mode.lock();
+        match &*mode {
+            Mode::HostDriven => {}
+            Mode::Embedded(_) => return Err(Error::Mode("the node is already started")),
+            Mode::Stopped => return Err(Error::Shutdown),
+        }
+        let embedded = Embedded::start(
+            self.shared.clone(),
+            self.wal.clone(),
+            self.host.clone(),
+            self.tick,
+            self.max_frame_bytes,
+            addr,
+            &self.peers.lock(),
+        )?;
+        *mode = Mode::Embedded(embedded);
+        Ok(())
+    }
+
+    /// The port the embedded transport listens on (useful with port 0).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        match &*self.mode.lock() {
+            Mode::Embedded(e) => Some(e.local_addr()),
+            _ => None,
+        }
+    }
+
+    /// Stop the node, in either mode. Writes in progress finish (what was
+    /// acknowledged is durable); proposals still waiting are reported with
+    /// `ProposalError::Shutdown`; in embedded mode the threads and
+    /// connections end, and this returns when no muxraft thread of this node
+    /// is left. Final: the node cannot restart.
+    pub fn stop(&self) -> Result<(), Error> {
+        let mut mode = self.mode.lock();
+        match std::mem::replace(&mut *mode, Mode::Stopped) {
+            Mode::Embedded(e) => {
+                drop(mode);
+                e.stop();
+                Ok(())
+            }
+            Mode::HostDriven => {
+                drop(mode);
+                // The last pass runs here, on the caller's thread, like every
+                // host-driven pass: it reports the failed proposals.
+                self.shared.with(|n| n.fail_pending_proposals());
+                self.drive_host()
+            }
+            Mode::Stopped => Err(Error::Shutdown),
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        // Release the mode lock before joining: a callback still running on
+        // the node thread may call in (and is then told Shutdown).
+        let mode = std::mem::replace(&mut *self.mode.lock(), Mode::Stopped);
+        if let Mode::Embedded(e) = mode {
+            e.stop();
+        }
+    }
+}

@@ -7,10 +7,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use bytes::Bytes;
 
-use crate::multi::{Event, NodeReady, ProposalError};
-use crate::raft::{Entry, EntryKind, MessageType, Role};
-use crate::raft::{LogStore, MemStore};
-use crate::wire::{decode_frame, Body};
+use crate::multi::{Body, Event, NodeReady, ProposalError};
+use crate::raft::{Entry, EntryKind, LogStore, MemStore, MessageType, Role};
 
 /// A group replica's identity across the cluster: (group id, incarnation).
 pub type GroupKey = (u64, u64);
@@ -227,15 +225,14 @@ impl Checker {
         durable: &Durable,
         incarnation_of: impl Fn(u64) -> Option<u64>,
     ) -> Check {
-        for f in &rd.frames {
-            let frame = decode_frame(&f.bytes, usize::MAX)
-                .map_err(|e| format!("node {node} sent a frame it cannot decode: {e}"))?;
-            match frame.body {
+        for m in &rd.messages {
+            match &m.body {
                 Body::Group {
                     group_id,
                     incarnation,
                     msg,
                 } => {
+                    let (group_id, incarnation) = (*group_id, *incarnation);
                     let key = (group_id, incarnation);
                     match msg.msg_type {
                         MessageType::Append | MessageType::Heartbeat => {

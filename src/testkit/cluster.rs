@@ -20,8 +20,9 @@ use super::Rng;
 use crate::multi::{Node, NodeConfig};
 use crate::raft::{HardState, Role};
 use crate::raft::{LogStore, MemStore};
-use crate::runtime::wal_batch;
+use crate::runtime::{encode, step_frame, wal_batch};
 use crate::storage::{MemFs, Wal, WalBatch, WalOptions};
+use crate::wire::DEFAULT_MAX_FRAME_BYTES;
 
 /// How the nodes of a cluster are set up.
 #[derive(Clone, Debug)]
@@ -568,7 +569,7 @@ impl Cluster {
                 if i == ops_at {
                     self.run_ops(true)?;
                 }
-                self.step(f.to, &f.bytes)?;
+                self.step(f.to, f.from, f.bytes)?;
                 touched.insert(f.to);
             }
             self.run_ops(true)?;
@@ -578,11 +579,11 @@ impl Cluster {
         }
     }
 
-    fn step(&mut self, id: u64, bytes: &[u8]) -> Check {
+    fn step(&mut self, id: u64, from: u64, bytes: Bytes) -> Check {
         let Some(n) = self.node_mut(id) else {
             return Ok(());
         };
-        n.step(bytes)
+        step_frame(n, DEFAULT_MAX_FRAME_BYTES, Some(from), bytes)
             .map_err(|e| format!("node {id} refused a well-formed frame: {e}"))
     }
 
@@ -648,9 +649,12 @@ impl Cluster {
                 self.crash(id);
                 return Ok(());
             }
-            for f in &rd.frames {
-                self.net
-                    .send(&mut self.rng, self.now, id, f.to, f.bytes.clone());
+            let frames: Vec<_> = match self.node_mut(id) {
+                Some(n) => rd.messages.iter().map(|m| encode(n, m)).collect(),
+                None => Vec::new(),
+            };
+            for f in frames {
+                self.net.send(&mut self.rng, self.now, id, f.to, f.bytes);
             }
             if crash_at == 2 {
                 self.stats.crashes_in_loop += 1;
@@ -671,7 +675,7 @@ impl Cluster {
             0 => {
                 let frames = self.net.take_due_for(self.now, id, 3);
                 for f in frames {
-                    self.step(id, &f.bytes)?;
+                    self.step(id, f.from, f.bytes)?;
                 }
             }
             1 => {

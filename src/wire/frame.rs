@@ -9,42 +9,27 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::Message as _;
 
-use super::batch::{self, HeartbeatBatch, HeartbeatBatchResponse};
+use super::batch;
 use super::{proto, WireError, PROTOCOL_VERSION};
+use crate::multi::{Body, Envelope};
 use crate::raft::{Entry, EntryKind, Message, MessageType};
 
 /// Bytes of the length prefix in front of every envelope.
 pub const FRAME_HEADER_LEN: usize = 4;
 
-/// Everything one node sends another in one frame.
+/// Everything one node sends another in one frame: the multi layer's
+/// [`Envelope`] and the cluster it belongs to.
+///
+/// In a group message `msg.from`/`msg.to` equal the envelope's `from`/`to`:
+/// they are not sent twice, and decoding fills them in from the envelope. A
+/// heartbeat batch may be encoded in any row order; decoding yields
+/// strictly ascending group ids. On a decoded frame `from` and `to` are
+/// never 0.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Frame {
     /// The cluster the sender belongs to; see [`Frame::check_cluster`].
     pub cluster_id: u64,
-    /// Sending node id; never 0 on a decoded frame.
-    pub from: u64,
-    /// Receiving node id; never 0 on a decoded frame.
-    pub to: u64,
-    pub body: Body,
-}
-
-/// What a frame carries.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Body {
-    /// One Raft message for one group replica: (group id, incarnation). On
-    /// encoding, `msg.from`/`msg.to` must equal the frame's `from`/`to`
-    /// (they are not sent twice); on decoding they are filled in from the
-    /// frame.
-    Group {
-        group_id: u64,
-        incarnation: u64,
-        msg: Message,
-    },
-    /// Heartbeats of many groups. Encoding accepts any order; decoding
-    /// yields strictly ascending group ids.
-    HeartbeatBatch(HeartbeatBatch),
-    /// Per-group answers to a heartbeat batch, same ordering rules.
-    HeartbeatBatchResponse(HeartbeatBatchResponse),
+    pub envelope: Envelope,
 }
 
 impl Frame {
@@ -62,7 +47,8 @@ impl Frame {
     }
 }
 
-/// Encodes a frame, length prefix included.
+/// Encodes `envelope` as a frame of cluster `cluster_id`, length prefix
+/// included.
 ///
 /// # Panics
 ///
@@ -70,8 +56,8 @@ impl Frame {
 /// express. Only a group message with gigabytes of entries can get there;
 /// callers that do not bound entry sizes themselves should use
 /// [`try_encode_frame`] with the peer's limit instead.
-pub fn encode_frame(frame: &Frame) -> Bytes {
-    match try_encode_frame(frame, u32::MAX as usize) {
+pub fn encode_frame(cluster_id: u64, envelope: &Envelope) -> Bytes {
+    match try_encode_frame(cluster_id, envelope, u32::MAX as usize) {
         Ok(bytes) => bytes,
         Err(err) => panic!("cannot encode frame: {err}"),
     }
@@ -80,8 +66,12 @@ pub fn encode_frame(frame: &Frame) -> Bytes {
 /// Encodes a frame, length prefix included, unless its envelope (the bytes
 /// after the prefix) is over `max` bytes, in which case the peer would refuse
 /// it anyway.
-pub fn try_encode_frame(frame: &Frame, max: usize) -> Result<Bytes, WireError> {
-    let envelope = to_envelope(frame);
+pub fn try_encode_frame(
+    cluster_id: u64,
+    envelope: &Envelope,
+    max: usize,
+) -> Result<Bytes, WireError> {
+    let envelope = to_envelope(cluster_id, envelope);
     let len = envelope.encoded_len();
     let max = max.min(u32::MAX as usize);
     if len > max {
@@ -201,7 +191,7 @@ fn malformed(err: prost::DecodeError) -> WireError {
     WireError::Malformed(err.to_string())
 }
 
-fn to_envelope(frame: &Frame) -> proto::Envelope {
+fn to_envelope(cluster_id: u64, frame: &Envelope) -> proto::Envelope {
     let body = match &frame.body {
         Body::Group {
             group_id,
@@ -226,7 +216,7 @@ fn to_envelope(frame: &Frame) -> proto::Envelope {
     };
     proto::Envelope {
         version: PROTOCOL_VERSION,
-        cluster_id: frame.cluster_id,
+        cluster_id,
         from: frame.from,
         to: frame.to,
         body: Some(body),
@@ -270,9 +260,7 @@ fn from_envelope(envelope: proto::Envelope) -> Result<Frame, WireError> {
     };
     Ok(Frame {
         cluster_id,
-        from,
-        to,
-        body,
+        envelope: Envelope { from, to, body },
     })
 }
 
@@ -390,9 +378,24 @@ fn entry_kind_from_wire(n: u32) -> Result<EntryKind, WireError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::batch::{GroupHeartbeat, GroupHeartbeatResponse, Incarnations};
     use super::super::DEFAULT_MAX_FRAME_BYTES;
     use super::*;
+    use crate::multi::{
+        GroupHeartbeat, GroupHeartbeatResponse, HeartbeatBatch, HeartbeatBatchResponse,
+        Incarnations,
+    };
+
+    /// A frame as the tests build them: envelope fields inline.
+    fn framed(cluster_id: u64, from: u64, to: u64, body: Body) -> Frame {
+        Frame {
+            cluster_id,
+            envelope: Envelope { from, to, body },
+        }
+    }
+
+    fn enc(f: &Frame) -> Bytes {
+        encode_frame(f.cluster_id, &f.envelope)
+    }
 
     const MAX: usize = DEFAULT_MAX_FRAME_BYTES;
 
@@ -442,24 +445,24 @@ mod tests {
     }
 
     fn group_frame(msg: Message) -> Frame {
-        Frame {
-            cluster_id: 0xC1,
-            from: msg.from,
-            to: msg.to,
-            body: Body::Group {
+        framed(
+            0xC1,
+            msg.from,
+            msg.to,
+            Body::Group {
                 group_id: 77,
                 incarnation: 0xABCD_EF01_2345,
                 msg,
             },
-        }
+        )
     }
 
     fn batch_frame() -> Frame {
-        Frame {
-            cluster_id: 0xC1,
-            from: 1,
-            to: 2,
-            body: Body::HeartbeatBatch(HeartbeatBatch {
+        framed(
+            0xC1,
+            1,
+            2,
+            Body::HeartbeatBatch(HeartbeatBatch {
                 rows: vec![
                     GroupHeartbeat {
                         group_id: 10,
@@ -474,7 +477,7 @@ mod tests {
                 ],
                 incarnations: Incarnations::Digest(0x1234_5678_9ABC_DEF0),
             }),
-        }
+        )
     }
 
     /// Frames a hand-built envelope, for inputs the encoder refuses to make.
@@ -486,7 +489,10 @@ mod tests {
     }
 
     fn valid_envelope() -> proto::Envelope {
-        to_envelope(&group_frame(full_message(MessageType::Append)))
+        {
+            let f = group_frame(full_message(MessageType::Append));
+            to_envelope(f.cluster_id, &f.envelope)
+        }
     }
 
     fn assert_malformed<T: std::fmt::Debug>(result: Result<T, WireError>, needle: &str) {
@@ -502,7 +508,7 @@ mod tests {
     fn every_message_type_round_trips_with_entries() {
         for msg_type in ALL_TYPES {
             let frame = group_frame(full_message(msg_type));
-            let bytes = encode_frame(&frame);
+            let bytes = enc(&frame);
             assert_eq!(decode_frame(&bytes, MAX), Ok(frame.clone()), "{msg_type:?}");
             assert_eq!(decode_frame_bytes(bytes, MAX), Ok(frame), "{msg_type:?}");
         }
@@ -511,16 +517,20 @@ mod tests {
     #[test]
     fn message_with_all_default_fields_round_trips() {
         let frame = group_frame(Message::new(MessageType::Heartbeat, 1, 2, 0));
-        assert_eq!(decode_frame(&encode_frame(&frame), MAX), Ok(frame));
+        assert_eq!(decode_frame(&enc(&frame), MAX), Ok(frame));
     }
 
     #[test]
     fn decoded_group_message_takes_from_and_to_from_the_envelope() {
         let frame = group_frame(full_message(MessageType::Vote));
         let Ok(Frame {
-            body: Body::Group { msg, .. },
+            envelope:
+                Envelope {
+                    body: Body::Group { msg, .. },
+                    ..
+                },
             ..
-        }) = decode_frame(&encode_frame(&frame), MAX)
+        }) = decode_frame(&enc(&frame), MAX)
         else {
             panic!("expected a group frame");
         };
@@ -530,13 +540,13 @@ mod tests {
     #[test]
     fn heartbeat_batch_and_response_round_trip() {
         let frame = batch_frame();
-        assert_eq!(decode_frame(&encode_frame(&frame), MAX), Ok(frame));
+        assert_eq!(decode_frame(&enc(&frame), MAX), Ok(frame));
 
-        let response = Frame {
-            cluster_id: 0xC1,
-            from: 2,
-            to: 1,
-            body: Body::HeartbeatBatchResponse(HeartbeatBatchResponse {
+        let response = framed(
+            0xC1,
+            2,
+            1,
+            Body::HeartbeatBatchResponse(HeartbeatBatchResponse {
                 rows: vec![
                     GroupHeartbeatResponse {
                         group_id: 10,
@@ -550,8 +560,8 @@ mod tests {
                 incarnation_digest: 99,
                 incarnation_mismatch: true,
             }),
-        };
-        assert_eq!(decode_frame(&encode_frame(&response), MAX), Ok(response));
+        );
+        assert_eq!(decode_frame(&enc(&response), MAX), Ok(response));
     }
 
     /// An empty batch is the node-level liveness signal, so it must survive
@@ -562,30 +572,25 @@ mod tests {
             Body::HeartbeatBatch(HeartbeatBatch::default()),
             Body::HeartbeatBatchResponse(HeartbeatBatchResponse::default()),
         ] {
-            let frame = Frame {
-                cluster_id: 0,
-                from: 1,
-                to: 2,
-                body,
-            };
-            assert_eq!(decode_frame(&encode_frame(&frame), MAX), Ok(frame));
+            let frame = framed(0, 1, 2, body);
+            assert_eq!(decode_frame(&enc(&frame), MAX), Ok(frame));
         }
     }
 
     #[test]
     fn unsorted_batch_frame_decodes_sorted() {
         let mut frame = batch_frame();
-        let Body::HeartbeatBatch(beats) = &mut frame.body else {
+        let Body::HeartbeatBatch(beats) = &mut frame.envelope.body else {
             unreachable!()
         };
         beats.rows.reverse();
-        let decoded = decode_frame(&encode_frame(&frame), MAX);
+        let decoded = decode_frame(&enc(&frame), MAX);
         assert_eq!(decoded, Ok(batch_frame()));
     }
 
     #[test]
     fn frame_starts_with_big_endian_envelope_length() {
-        let bytes = encode_frame(&batch_frame());
+        let bytes = enc(&batch_frame());
         let len = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
         assert_eq!(len, bytes.len() - FRAME_HEADER_LEN);
     }
@@ -702,7 +707,7 @@ mod tests {
 
     #[test]
     fn decode_rejects_truncated_frame() {
-        let bytes = encode_frame(&batch_frame());
+        let bytes = enc(&batch_frame());
         assert_eq!(
             decode_frame(&bytes[..3], MAX),
             Err(WireError::Truncated { need: 4, have: 3 })
@@ -719,7 +724,7 @@ mod tests {
 
     #[test]
     fn decode_rejects_bytes_after_the_announced_length() {
-        let mut bytes = encode_frame(&batch_frame()).to_vec();
+        let mut bytes = enc(&batch_frame()).to_vec();
         bytes.push(0);
         assert_malformed(decode_frame(&bytes, MAX), "length prefix says");
     }
@@ -731,7 +736,7 @@ mod tests {
 
     #[test]
     fn decode_rejects_frame_over_max() {
-        let bytes = encode_frame(&group_frame(full_message(MessageType::Append)));
+        let bytes = enc(&group_frame(full_message(MessageType::Append)));
         let len = bytes.len() - FRAME_HEADER_LEN;
         assert!(decode_frame(&bytes, len).is_ok());
         assert_eq!(
@@ -826,10 +831,7 @@ mod tests {
             group_frame(full_message(MessageType::Append)),
             batch_frame(),
         ];
-        let stream: Vec<u8> = frames
-            .iter()
-            .flat_map(|f| encode_frame(f).to_vec())
-            .collect();
+        let stream: Vec<u8> = frames.iter().flat_map(|f| enc(f).to_vec()).collect();
 
         // Byte by byte: a frame appears exactly when its last byte arrives.
         let mut buf = BytesMut::new();
@@ -855,10 +857,10 @@ mod tests {
 
     #[test]
     fn decode_frame_bytes_shares_entry_payloads_with_the_frame() {
-        let bytes = encode_frame(&group_frame(full_message(MessageType::Append)));
+        let bytes = enc(&group_frame(full_message(MessageType::Append)));
         let range = bytes.as_ptr_range();
         let frame = decode_frame_bytes(bytes.clone(), MAX).expect("valid frame");
-        let Body::Group { msg, .. } = frame.body else {
+        let Body::Group { msg, .. } = frame.envelope.body else {
             panic!("expected a group frame");
         };
         let payload = &msg.entries[2].data;
@@ -869,10 +871,10 @@ mod tests {
     #[test]
     fn try_encode_frame_refuses_frame_over_max() {
         let frame = group_frame(full_message(MessageType::Append));
-        let len = encode_frame(&frame).len() - FRAME_HEADER_LEN;
-        assert!(try_encode_frame(&frame, len).is_ok());
+        let len = enc(&frame).len() - FRAME_HEADER_LEN;
+        assert!(try_encode_frame(frame.cluster_id, &frame.envelope, len).is_ok());
         assert_eq!(
-            try_encode_frame(&frame, len - 1),
+            try_encode_frame(frame.cluster_id, &frame.envelope, len - 1),
             Err(WireError::TooLarge { len, max: len - 1 })
         );
     }
@@ -917,7 +919,7 @@ mod tests {
         let shared = decode_frame_bytes(Bytes::copy_from_slice(buf), max);
         assert_eq!(copied, shared);
         if let Ok(frame) = copied {
-            assert_eq!(decode_frame(&encode_frame(&frame), MAX), Ok(frame));
+            assert_eq!(decode_frame(&enc(&frame), MAX), Ok(frame));
         }
         let mut stream = BytesMut::from(buf);
         while let Ok(Some(frame)) = split_frame(&mut stream, max) {
@@ -955,7 +957,7 @@ mod tests {
             group_frame(full_message(MessageType::Append)),
             batch_frame(),
         ] {
-            let bytes = encode_frame(&frame);
+            let bytes = enc(&frame);
             for cut in 0..bytes.len() {
                 let prefix = &bytes[..cut];
                 assert!(decode_frame(prefix, MAX).is_err(), "cut at {cut}");
@@ -977,11 +979,11 @@ mod tests {
             group_frame(full_message(MessageType::Append)),
             group_frame(full_message(MessageType::AppendResponse)),
             batch_frame(),
-            Frame {
-                cluster_id: 9,
-                from: 2,
-                to: 1,
-                body: Body::HeartbeatBatchResponse(HeartbeatBatchResponse {
+            framed(
+                9,
+                2,
+                1,
+                Body::HeartbeatBatchResponse(HeartbeatBatchResponse {
                     rows: (1..50)
                         .map(|i| GroupHeartbeatResponse {
                             group_id: i * 3,
@@ -991,10 +993,10 @@ mod tests {
                     incarnation_digest: 5,
                     incarnation_mismatch: false,
                 }),
-            },
+            ),
         ]
         .iter()
-        .map(|f| encode_frame(f).to_vec())
+        .map(|f| enc(f).to_vec())
         .collect();
         for round in 0..20_000 {
             let mut buf = frames[round % frames.len()].clone();

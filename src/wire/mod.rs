@@ -18,7 +18,8 @@
 //!   whatever the number of groups, sent even when empty because the batch
 //!   is also the node-level liveness signal. Which incarnation each row's
 //!   group is, is proven by one digest for the whole batch (or, after a
-//!   mismatch, one incarnation per row): see [`Incarnations`];
+//!   mismatch, one incarnation per row): see
+//!   [`Incarnations`](crate::multi::Incarnations);
 //! - a **heartbeat batch response**: the receiver's per-group answers.
 //!
 //! The length prefix lets a stream reader check the size against a limit
@@ -53,13 +54,9 @@ mod batch;
 mod frame;
 mod proto;
 
-pub use batch::{
-    incarnation_digest, incarnation_row_hash, GroupHeartbeat, GroupHeartbeatResponse,
-    HeartbeatBatch, HeartbeatBatchResponse, Incarnations,
-};
 pub use frame::{
     decode_frame, decode_frame_bytes, encode_frame, frame_length, split_frame, try_encode_frame,
-    Body, Frame, FRAME_HEADER_LEN,
+    Frame, FRAME_HEADER_LEN,
 };
 
 /// The version every envelope carries. A peer speaking another version is

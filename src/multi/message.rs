@@ -1,0 +1,147 @@
+//! What one node says to another, as typed values. The multi layer takes
+//! these in ([`Node::step`](super::Node::step)) and hands them out
+//! ([`NodeReady::messages`](super::NodeReady)); only the wire layer turns
+//! them into bytes and back (and documents the byte format).
+
+use super::FrameKind;
+use crate::raft::{Message, MessageType};
+
+/// A message from node `from` to node `to`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    pub from: u64,
+    pub to: u64,
+    pub body: Body,
+}
+
+/// What an envelope carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// One Raft message for one group replica: (group id, incarnation).
+    /// Its `from`/`to` are the envelope's: a group has at most one replica
+    /// per node, so replica id == node id.
+    Group {
+        group_id: u64,
+        incarnation: u64,
+        msg: Message,
+    },
+    /// The heartbeats of every group the sender leads with a follower on the
+    /// receiver, for one interval: one per peer per interval, whatever the
+    /// number of groups (see `heartbeat.rs`).
+    HeartbeatBatch(HeartbeatBatch),
+    /// The receiver's per-group answers to a heartbeat batch.
+    HeartbeatBatchResponse(HeartbeatBatchResponse),
+}
+
+impl Body {
+    /// The kind of frame this is, for per-kind counters and for the
+    /// transport's priority lane (liveness traffic first).
+    pub fn kind(&self) -> FrameKind {
+        match self {
+            Body::Group { msg, .. } => match msg.msg_type {
+                MessageType::Append => FrameKind::Append,
+                MessageType::AppendResponse => FrameKind::AppendResponse,
+                MessageType::Vote => FrameKind::Vote,
+                MessageType::VoteResponse => FrameKind::VoteResponse,
+                MessageType::PreVote => FrameKind::PreVote,
+                MessageType::PreVoteResponse => FrameKind::PreVoteResponse,
+                MessageType::Heartbeat => FrameKind::Heartbeat,
+                MessageType::HeartbeatResponse => FrameKind::HeartbeatResponse,
+            },
+            Body::HeartbeatBatch(_) => FrameKind::HeartbeatBatch,
+            Body::HeartbeatBatchResponse(_) => FrameKind::HeartbeatBatchResponse,
+        }
+    }
+}
+
+/// The heartbeat one leader group sends its follower on the peer node,
+/// inside a [`HeartbeatBatch`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct GroupHeartbeat {
+    pub group_id: u64,
+    /// The leader's term.
+    pub term: u64,
+    /// min(follower's match index, leader's commit): never past what the
+    /// follower has verified, so a heartbeat that overtakes an append cannot
+    /// make the follower commit unverified entries.
+    pub commit: u64,
+}
+
+/// One group's answer to a [`GroupHeartbeat`], inside a
+/// [`HeartbeatBatchResponse`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct GroupHeartbeatResponse {
+    pub group_id: u64,
+    /// The follower's term, so that a stale leader learns it and steps down.
+    pub term: u64,
+}
+
+/// How a batch proves which incarnation of each group its rows belong to.
+///
+/// A group id can be removed and created again; rows of the earlier
+/// incarnation (late, or from a node that has not removed it yet) must never
+/// reach the later one. Sending every row's incarnation would double a
+/// batch, so normally a batch carries one digest of all its
+/// (group id, incarnation) pairs ([`incarnation_digest`]): a receiver that
+/// hosts exactly those incarnations computes the same number, and a single
+/// row of another incarnation always changes it. A receiver that finds a
+/// mismatch drops the whole batch and says so in its response; the sender
+/// then names each row's incarnation for a while, so that only the rows of
+/// other incarnations are dropped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Incarnations {
+    /// [`incarnation_digest`] of every row's (group id, incarnation).
+    Digest(u64),
+    /// The incarnation of each row's group, in row order.
+    PerRow(Vec<u64>),
+}
+
+impl Default for Incarnations {
+    fn default() -> Self {
+        Incarnations::Digest(0)
+    }
+}
+
+/// The heartbeats of many groups from one node to another.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeartbeatBatch {
+    /// Ascending by group id once decoded; the encoder accepts any order.
+    pub rows: Vec<GroupHeartbeat>,
+    pub incarnations: Incarnations,
+}
+
+/// The answers of many groups to a [`HeartbeatBatch`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeartbeatBatchResponse {
+    /// Ascending by group id once decoded; the encoder accepts any order.
+    pub rows: Vec<GroupHeartbeatResponse>,
+    /// [`incarnation_digest`] of every row's (group id, incarnation). A
+    /// response names no incarnation per row: it answers rows the responder
+    /// already matched, so a mismatch is a rare race (a group re-created in
+    /// between) and the whole response is dropped.
+    pub incarnation_digest: u64,
+    /// The last batch the responder received from this node named group
+    /// incarnations it does not host: send incarnations per row.
+    pub incarnation_mismatch: bool,
+}
+
+/// The contribution of one row to an incarnation digest. For a given group
+/// id, two different incarnations always give different values (both
+/// steps are bijections), so one stale row always changes a digest.
+pub fn incarnation_row_hash(group_id: u64, incarnation: u64) -> u64 {
+    fn mix(mut z: u64) -> u64 {
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    mix(group_id ^ mix(incarnation.wrapping_add(0x9E37_79B9_7F4A_7C15)))
+}
+
+/// The digest of a batch's (group id, incarnation) pairs: the wrapping sum
+/// of their row hashes, so it does not depend on row order and can be
+/// computed while the rows are visited.
+pub fn incarnation_digest(pairs: impl IntoIterator<Item = (u64, u64)>) -> u64 {
+    pairs
+        .into_iter()
+        .fold(0u64, |d, (g, i)| d.wrapping_add(incarnation_row_hash(g, i)))
+}

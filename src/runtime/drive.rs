@@ -1,0 +1,308 @@
+//! The drive loop: take the node's `NodeReady`, make its writes durable,
+//! send its messages, deliver its events, advance; again until there is no
+//! work. [`SharedNode`] runs it for a node shared between threads, where
+//! inputs may come from any thread and from inside the host's callbacks.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+
+use parking_lot::Mutex;
+
+use super::codec::{encode_only, OutFrame};
+use super::error::Error;
+use super::host::Host;
+use crate::multi::{Event, FrameKind, Node, NodeReady};
+use crate::storage::{Wal, WalBatch};
+
+/// The writes one `NodeReady` asks for, as one WAL batch (one write, one
+/// fsync): every group's entries and hard state, each for the incarnation
+/// the ready was taken from.
+pub fn wal_batch(rd: &NodeReady) -> WalBatch {
+    let mut batch = WalBatch::default();
+    for gr in &rd.groups {
+        if !gr.ready.entries.is_empty() {
+            batch.entries(gr.group_id, gr.incarnation, &gr.ready.entries);
+        }
+        if let Some(hs) = gr.ready.hard_state {
+            batch.hard_state(gr.group_id, gr.incarnation, hs);
+        }
+    }
+    batch
+}
+
+/// Where one node's passes go: its WAL (if any), where encoded frames are
+/// sent, and the host that hears the events.
+pub(crate) struct Pass<'a> {
+    pub wal: Option<&'a Mutex<Wal>>,
+    pub send: &'a dyn Fn(OutFrame),
+    pub host: &'a dyn Host,
+}
+
+thread_local! {
+    /// Nodes this thread is driving right now (innermost last). A call that
+    /// arrives from inside one of their callbacks only queues its input: the
+    /// drive loop already running below it picks the work up.
+    static DRIVING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+const HEALTHY: u8 = 0;
+const STORAGE_FAILED: u8 = 1;
+const PANICKED: u8 = 2;
+
+/// A node shared between threads, with one drive loop at a time.
+pub(crate) struct SharedNode {
+    node: Mutex<Node>,
+    /// Held by the thread running the drive loop, so that only one
+    /// `NodeReady` is outstanding and callbacks are never delivered by two
+    /// threads at once (entries stay in order).
+    driving: Mutex<()>,
+    /// Why the node refuses all work, if it does: a failed write (what
+    /// reached the disk is unknown) or a caught panic (its state can no
+    /// longer be trusted).
+    failure: AtomicU8,
+    /// Groups removed so far: when it moves during a pass (a callback
+    /// removed a group), the pass's remaining events are checked against
+    /// the groups still hosted.
+    removals: AtomicU64,
+}
+
+struct DriveGuard(usize);
+
+impl Drop for DriveGuard {
+    fn drop(&mut self) {
+        DRIVING.with(|d| {
+            let mut d = d.borrow_mut();
+            if let Some(pos) = d.iter().rposition(|&x| x == self.0) {
+                d.remove(pos);
+            }
+        });
+    }
+}
+
+impl SharedNode {
+    pub fn new(node: Node) -> SharedNode {
+        SharedNode {
+            node: Mutex::new(node),
+            driving: Mutex::new(()),
+            failure: AtomicU8::new(HEALTHY),
+            removals: AtomicU64::new(0),
+        }
+    }
+
+    /// `Ok` while the node accepts work; the reason it refuses otherwise.
+    pub fn check(&self) -> Result<(), Error> {
+        match self.failure.load(Ordering::Acquire) {
+            HEALTHY => Ok(()),
+            STORAGE_FAILED => Err(Error::Failed),
+            _ => Err(Error::Panicked),
+        }
+    }
+
+    /// A panic escaped the node's code: refuse everything from now on.
+    pub fn poison(&self) {
+        self.failure.store(PANICKED, Ordering::Release);
+    }
+
+    fn fail_storage(&self) {
+        let _ = self.failure.compare_exchange(
+            HEALTHY,
+            STORAGE_FAILED,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+    }
+
+    /// A group was removed (see `removals`).
+    pub fn note_removal(&self) {
+        self.removals.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Run `f` on the node under its lock. Keep `f` short: it blocks every
+    /// other caller.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Node) -> R) -> R {
+        f(&mut self.node.lock())
+    }
+
+    fn key(&self) -> usize {
+        self as *const SharedNode as usize
+    }
+
+    /// Is this thread inside this node's drive loop (i.e. in a callback)?
+    pub fn in_callback(&self) -> bool {
+        let k = self.key();
+        DRIVING.with(|d| d.borrow().contains(&k))
+    }
+
+    /// Run `f` on the node with no drive pass in flight: a `NodeReady` taken
+    /// but not yet persisted would otherwise still carry writes for
+    /// whatever `f` changes (a group being removed). From inside a callback
+    /// the pass in flight is this thread's own and already persisted.
+    pub fn exclusive<R>(&self, f: impl FnOnce(&mut Node) -> R) -> R {
+        if self.in_callback() {
+            return self.with(f);
+        }
+        let _no_pass = self.driving.lock();
+        self.with(f)
+    }
+
+    /// Process work until there is none: persist, send, deliver events,
+    /// advance. Called after every input. It never waits for another
+    /// thread's callbacks: if this node is already being driven (by this
+    /// thread, from inside a callback, or by another thread), the running
+    /// loop picks the new work up and this returns at once. The node lock is
+    /// never held while the host is called back. A failed write fails the
+    /// node ([`Error::Failed`] from then on).
+    pub fn drive(&self, pass: &Pass) -> Result<(), Error> {
+        if self.in_callback() {
+            return Ok(());
+        }
+        loop {
+            self.check()?;
+            let Some(one_driver) = self.driving.try_lock() else {
+                // The driver re-checks for work after it lets go, so work
+                // queued now is not stranded.
+                return Ok(());
+            };
+            let r = self.drive_locked(pass);
+            drop(one_driver);
+            if let Err(e) = r {
+                if matches!(e, Error::Storage(_)) {
+                    self.fail_storage();
+                }
+                return Err(e);
+            }
+            if !self.node.lock().has_ready() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn drive_locked(&self, pass: &Pass) -> Result<(), Error> {
+        DRIVING.with(|d| d.borrow_mut().push(self.key()));
+        let _guard = DriveGuard(self.key());
+        loop {
+            let (rd, removals, cluster_id) = {
+                let mut n = self.node.lock();
+                if !n.has_ready() {
+                    return Ok(());
+                }
+                let cluster_id = n.config().cluster_id;
+                (n.ready(), self.removals.load(Ordering::Acquire), cluster_id)
+            };
+            // 1. Durable first: one write and one fsync for every group.
+            if let Some(wal) = pass.wal {
+                let batch = wal_batch(&rd);
+                if !batch.is_empty() {
+                    wal.lock().write(&batch)?;
+                }
+            }
+            // 2. Then send.
+            let mut bytes = [0usize; FrameKind::COUNT];
+            for m in &rd.messages {
+                let f = encode_only(cluster_id, m);
+                bytes[f.kind as usize] += f.bytes.len();
+                (pass.send)(f);
+            }
+            // 3. Then tell the host.
+            for ev in &rd.events {
+                if self.removals.load(Ordering::Acquire) != removals && self.is_stale(ev) {
+                    continue;
+                }
+                pass.host.event(ev);
+            }
+            // 4. Done.
+            let mut n = self.node.lock();
+            for kind in FrameKind::ALL {
+                if bytes[kind as usize] > 0 {
+                    n.record_bytes_sent(kind, bytes[kind as usize]);
+                }
+            }
+            n.advance(rd);
+        }
+    }
+
+    /// Is `ev` about a group a callback removed during this pass (so that a
+    /// group created again under its id would be told the old one's
+    /// news)? Outcomes of proposals are always delivered: each is owed
+    /// exactly once.
+    fn is_stale(&self, ev: &Event) -> bool {
+        let (group_id, incarnation) = match ev {
+            Event::Applied {
+                group_id,
+                incarnation,
+                ..
+            }
+            | Event::RoleChanged {
+                group_id,
+                incarnation,
+                ..
+            } => (*group_id, *incarnation),
+            Event::ProposalDone { .. } => return false,
+        };
+        self.node.lock().group_incarnation(group_id) != Some(incarnation)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::multi::NodeConfig;
+    use bytes::Bytes;
+    use std::sync::Arc;
+
+    struct Recorder {
+        shared: Arc<SharedNode>,
+        applied: Mutex<Vec<u64>>,
+    }
+
+    impl Host for Recorder {
+        fn send(&self, _to: u64, _frame: &[u8], _liveness: bool) {}
+        fn event(&self, ev: &Event) {
+            if let Event::Applied {
+                group_id, index, ..
+            } = ev
+            {
+                let first = {
+                    let mut a = self.applied.lock();
+                    a.push(*index);
+                    a.len() == 1
+                };
+                // Propose from inside the callback: must neither deadlock
+                // nor be applied out of order.
+                if first {
+                    self.shared
+                        .with(|n| n.propose(*group_id, Bytes::from_static(b"again")))
+                        .unwrap();
+                    self.shared.drive(&no_pass(self)).unwrap();
+                }
+            }
+        }
+    }
+
+    fn no_pass(host: &dyn Host) -> Pass<'_> {
+        Pass {
+            wal: None,
+            send: &|_| {},
+            host,
+        }
+    }
+
+    #[test]
+    fn proposing_from_inside_apply_neither_deadlocks_nor_reorders() {
+        let mut node = Node::new(NodeConfig::new(1)).unwrap();
+        node.create_group(1, 1, &[1]).unwrap();
+        let shared = Arc::new(SharedNode::new(node));
+        shared.with(|n| n.campaign(1)).unwrap();
+        let rec = Recorder {
+            shared: shared.clone(),
+            applied: Mutex::new(Vec::new()),
+        };
+        shared.drive(&no_pass(&rec)).unwrap();
+        shared
+            .with(|n| n.propose(1, Bytes::from_static(b"first")))
+            .unwrap();
+        shared.drive(&no_pass(&rec)).unwrap();
+        // index 1 is the leader's no-op; 2 = "first", 3 = "again".
+        assert_eq!(*rec.applied.lock(), vec![2, 3]);
+    }
+}
