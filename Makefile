@@ -2,6 +2,10 @@
 
 CARGO ?= cargo
 SIM_SEEDS ?= 200
+# The library the Makefile builds and installs carries its soname
+# (libmuxraft.so.<ABI>); a plain `cargo build` leaves it without one (see
+# build.rs).
+export MUXRAFT_SONAME := 1
 
 .PHONY: all build demo demo-host demo-rust test test-rust test-crash sim mutants lint bench clean
 .PHONY: lib header c-examples test-c test-install install

@@ -26,7 +26,14 @@ fn abi_version(crate_dir: &std::path::Path) -> u32 {
 fn main() {
     let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let abi = abi_version(&crate_dir);
-    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+    // The soname is set only when the Makefile builds the library it
+    // installs (MUXRAFT_SONAME=1): a plain `cargo build --release` leaves a
+    // libmuxraft.so that programs link and load under that very name, rather
+    // than one whose soname (libmuxraft.so.N) names a file that exists only
+    // once `make` created it.
+    println!("cargo:rerun-if-env-changed=MUXRAFT_SONAME");
+    let soname = std::env::var_os("MUXRAFT_SONAME").is_some_and(|v| v == "1");
+    if soname && std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libmuxraft.so.{abi}");
     }
     println!("cargo:rerun-if-changed=src/ffi");

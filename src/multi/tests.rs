@@ -1,11 +1,10 @@
 //! Node-level behaviour: what the heartbeat mux and demux must keep.
 
-use std::collections::{BTreeMap, VecDeque};
-
 use bytes::Bytes;
 
 use super::*;
 use crate::raft::{MessageType, Role};
+use crate::testkit::{Cluster, ClusterConfig, GroupSpec};
 
 const CLUSTER: u64 = 9;
 
@@ -49,96 +48,100 @@ fn config(id: u64, batch: bool) -> NodeConfig {
     c
 }
 
-/// A lossless in-memory cluster with a hook to hold back or reorder frames.
+/// A lossless cluster of nodes 1..=n hosting `groups` on every node: the
+/// testkit's cluster (the one the simulation and the benchmarks run on),
+/// in memory, recording every event, with a few shorthands.
 struct Net {
-    nodes: BTreeMap<u64, Node>,
-    queue: VecDeque<Envelope>,
-    events: BTreeMap<u64, Vec<Event>>,
-    /// Frames to this node are set aside in `held` instead of delivered.
-    hold_for: Option<u64>,
-    held: Vec<Envelope>,
-    /// Frames from this node are lost.
-    drop_from: Option<u64>,
+    c: Cluster,
 }
 
 impl Net {
     fn new(n: u64, groups: &[u64], batch: bool) -> Net {
+        let mut cfg = ClusterConfig::new(n, 1);
+        cfg.batch_heartbeats = batch;
+        cfg.wal = false;
+        // The tests take some readies by hand, which the checker would not
+        // see: their own assertions check what they are about.
+        cfg.check = false;
+        cfg.record_events = true;
+        let mut c = Cluster::new(cfg);
         let members: Vec<u64> = (1..=n).collect();
-        let mut nodes = BTreeMap::new();
-        for id in 1..=n {
-            let mut node = Node::new(config(id, batch)).unwrap();
-            for &g in groups {
-                node.create_group(g, inc(g), &members).unwrap();
-            }
-            nodes.insert(id, node);
+        for &g in groups {
+            let spec = GroupSpec {
+                incarnation: inc(g),
+                members: members.clone(),
+            };
+            c.create_group(g, spec, 0).unwrap();
         }
-        Net {
-            nodes,
-            queue: VecDeque::new(),
-            events: BTreeMap::new(),
-            hold_for: None,
-            held: Vec::new(),
-            drop_from: None,
-        }
+        Net { c }
     }
 
     fn node(&mut self, id: u64) -> &mut Node {
-        self.nodes.get_mut(&id).unwrap()
+        self.c.node_mut(id).unwrap()
     }
 
-    /// Run every node's ready into the queue (no delivery).
+    fn n(&self, id: u64) -> &Node {
+        self.c.node(id).unwrap()
+    }
+
+    fn ids(&self) -> Vec<u64> {
+        self.c.ids()
+    }
+
+    /// Run every node's ready; what they send stays in flight.
     fn collect(&mut self) {
-        for (&id, n) in self.nodes.iter_mut() {
-            while n.has_ready() {
-                let rd = n.ready();
-                if self.drop_from != Some(id) {
-                    self.queue.extend(rd.messages.iter().cloned());
-                }
-                self.events
-                    .entry(id)
-                    .or_default()
-                    .extend(rd.events.iter().cloned());
-                n.advance(rd);
-            }
-        }
+        self.c.collect().unwrap();
+    }
+
+    /// The messages in flight, in send order.
+    fn queue(&self) -> Vec<Envelope> {
+        self.c.in_flight()
+    }
+
+    fn clear_queue(&mut self) {
+        self.c.net.clear();
     }
 
     /// Deliver everything until quiet.
     fn settle(&mut self) {
-        loop {
-            self.collect();
-            let Some(f) = self.queue.pop_front() else {
-                return;
-            };
-            if Some(f.to) == self.hold_for {
-                self.held.push(f);
-                continue;
-            }
-            self.nodes.get_mut(&f.to).unwrap().step(f).unwrap();
-        }
+        self.c.settle().unwrap();
     }
 
     fn tick(&mut self, n: u32) {
         for _ in 0..n {
-            for node in self.nodes.values_mut() {
-                node.tick();
-            }
-            self.settle();
+            self.c.tick().unwrap();
         }
     }
 
+    /// Frames to node `id` (or to nobody) are held back from now on.
+    fn hold_for(&mut self, id: Option<u64>) {
+        self.c.net.hold_to = id;
+    }
+
+    fn take_held(&mut self) -> Vec<Envelope> {
+        self.c.take_held()
+    }
+
+    /// Frames from node `id` (or from nobody) are lost from now on.
+    fn drop_from(&mut self, id: Option<u64>) {
+        self.c.net.drop_from = id;
+    }
+
+    fn events(&self, id: u64) -> &[Event] {
+        self.c.events.get(&id).map_or(&[], Vec::as_slice)
+    }
+
     fn elect(&mut self, group: u64, leader: u64) {
-        self.node(leader).campaign(group).unwrap();
-        self.settle();
+        self.c.campaign(leader, group).unwrap();
         assert_eq!(self.role(leader, group), Role::Leader);
     }
 
     fn role(&self, id: u64, group: u64) -> Role {
-        self.nodes[&id].group_status(group).unwrap().role
+        self.n(id).group_status(group).unwrap().role
     }
 
     fn term(&self, id: u64, group: u64) -> u64 {
-        self.nodes[&id].group_status(group).unwrap().term
+        self.n(id).group_status(group).unwrap().term
     }
 }
 
@@ -161,9 +164,14 @@ fn one_batch_per_peer_per_interval_whatever_the_number_of_groups() {
         net.elect(g, 1 + g % 3);
     }
     net.tick(4);
-    let before: Vec<Stats> = net.nodes.values().map(|n| n.stats().clone()).collect();
+    let before: Vec<Stats> = net
+        .ids()
+        .iter()
+        .map(|&id| net.n(id).stats().clone())
+        .collect();
     net.tick(20); // 10 intervals
-    for (i, n) in net.nodes.values().enumerate() {
+    for (i, id) in net.ids().into_iter().enumerate() {
+        let n = net.n(id);
         let sent = |k| n.stats().sent_of(k).messages - before[i].sent_of(k).messages;
         assert_eq!(
             sent(FrameKind::HeartbeatBatch),
@@ -179,9 +187,9 @@ fn one_batch_per_peer_per_interval_whatever_the_number_of_groups() {
     }
     // Every node leads a third of the groups: each batch carries ~17 of them.
     let carried: u64 = net
-        .nodes
-        .values()
-        .map(|n| n.stats().group_heartbeats_batched)
+        .ids()
+        .iter()
+        .map(|&id| net.n(id).stats().group_heartbeats_batched)
         .sum();
     let carried_before: u64 = before.iter().map(|s| s.group_heartbeats_batched).sum();
     assert_eq!(carried - carried_before, 50 * 2 * 10);
@@ -195,15 +203,12 @@ fn naive_mode_sends_one_heartbeat_per_group_per_follower() {
         net.elect(g, 1);
     }
     net.tick(4);
-    let before = net.nodes[&1].stats().sent_of(FrameKind::Heartbeat).messages;
+    let before = net.n(1).stats().sent_of(FrameKind::Heartbeat).messages;
     net.tick(20);
-    let sent = net.nodes[&1].stats().sent_of(FrameKind::Heartbeat).messages - before;
+    let sent = net.n(1).stats().sent_of(FrameKind::Heartbeat).messages - before;
     assert_eq!(sent, 10 * 2 * 10);
     assert_eq!(
-        net.nodes[&1]
-            .stats()
-            .sent_of(FrameKind::HeartbeatBatch)
-            .messages,
+        net.n(1).stats().sent_of(FrameKind::HeartbeatBatch).messages,
         0
     );
 }
@@ -239,7 +244,7 @@ fn higher_term_in_a_batch_makes_that_follower_adopt_it_and_only_that_one() {
     net.node(2).step(frame(1, 2, hb_batch(beats))).unwrap();
     assert_eq!(net.term(2, 20), t20 + 5, "group 20 adopts the higher term");
     assert_eq!(net.role(2, 20), Role::Follower);
-    assert_eq!(net.nodes[&2].group_status(20).unwrap().leader, 1);
+    assert_eq!(net.n(2).group_status(20).unwrap().leader, 1);
     assert_eq!(net.term(2, 10), t10, "group 10 keeps its term");
     let rd = net.node(2).ready();
     let answers: Vec<GroupHeartbeatResponse> = rd
@@ -325,7 +330,7 @@ fn lower_term_heartbeat_in_batch_is_answered_with_the_higher_term() {
     }
     net.node(2).advance(rd);
     assert_eq!(
-        net.nodes[&2].group_status(5).unwrap().leader,
+        net.n(2).group_status(5).unwrap().leader,
         1,
         "the real leader stays"
     );
@@ -336,37 +341,36 @@ fn reordered_heartbeat_never_commits_unverified_entries() {
     let mut net = Net::new(3, &[7], true);
     net.elect(7, 1);
     net.tick(2);
-    let base = net.nodes[&2].group_status(7).unwrap();
+    let base = net.n(2).group_status(7).unwrap();
     // The leader replicates 3 entries; everything for node 2 is held back.
-    net.hold_for = Some(2);
+    net.hold_for(Some(2));
     for i in 0..3 {
         net.node(1).propose(7, Bytes::from(vec![i])).unwrap();
     }
     net.settle(); // node 3 acknowledges: the leader commits the entries
-    let held = std::mem::take(&mut net.held);
-    net.hold_for = None;
-    let leader = net.nodes[&1].group_status(7).unwrap();
+    let held = net.take_held();
+    net.hold_for(None);
+    let leader = net.n(1).group_status(7).unwrap();
     assert_eq!(leader.commit, base.last_index + 3);
-    assert_eq!(net.nodes[&1].follower_matched(7, 2), Some(base.last_index));
+    assert_eq!(net.n(1).follower_matched(7, 2), Some(base.last_index));
     // A heartbeat overtakes the held appends. It carries commit clamped to
     // node 2's match, so node 2 cannot commit entries it has not verified.
     net.node(1).tick();
     net.node(1).tick();
     net.collect();
     let beat = net
-        .queue
-        .iter()
+        .queue()
+        .into_iter()
         .find(|f| f.to == 2 && f.body.kind() == FrameKind::HeartbeatBatch)
-        .cloned()
         .expect("a heartbeat batch for node 2");
-    net.queue.clear();
+    net.clear_queue();
     assert_eq!(
         batch_of(&beat)[0].commit,
         base.last_index,
         "clamped to match"
     );
     net.node(2).step(beat).unwrap();
-    let s2 = net.nodes[&2].group_status(7).unwrap();
+    let s2 = net.n(2).group_status(7).unwrap();
     assert_eq!(s2.last_index, base.last_index, "appends still held back");
     assert!(
         s2.commit <= base.last_index,
@@ -380,16 +384,16 @@ fn reordered_heartbeat_never_commits_unverified_entries() {
         commit: leader.commit,
     }];
     net.node(2).step(frame(1, 2, hb_batch(beats))).unwrap();
-    let s2 = net.nodes[&2].group_status(7).unwrap();
+    let s2 = net.n(2).group_status(7).unwrap();
     assert!(s2.commit <= base.last_index, "forged commit accepted");
     net.collect();
-    net.queue.clear();
+    net.clear_queue();
     // The appends arrive; now it commits.
     for f in held {
         net.node(2).step(f.clone()).unwrap();
     }
     net.tick(4);
-    assert_eq!(net.nodes[&2].group_status(7).unwrap().commit, leader.commit);
+    assert_eq!(net.n(2).group_status(7).unwrap().commit, leader.commit);
 }
 
 #[test]
@@ -415,20 +419,20 @@ fn batch_entry_for_unknown_or_foreign_group_is_dropped_for_that_group_only() {
             commit: 0,
         },
     ];
-    let dropped = net.nodes[&2].stats().messages_dropped;
+    let dropped = net.n(2).stats().messages_dropped;
     // With one incarnation per row (a sender that was told of a mismatch),
     // only the row of the missing group is dropped.
     net.node(2)
         .step(frame(1, 2, hb_batch_per_row(beats)))
         .unwrap();
-    assert_eq!(net.nodes[&2].stats().messages_dropped, dropped + 1);
+    assert_eq!(net.n(2).stats().messages_dropped, dropped + 1);
     let beats = vec![GroupHeartbeat {
         group_id: 3,
         term: 50,
         commit: 0,
     }];
     net.node(2).step(frame(4, 2, hb_batch(beats))).unwrap();
-    assert_eq!(net.nodes[&2].stats().messages_dropped, dropped + 2);
+    assert_eq!(net.n(2).stats().messages_dropped, dropped + 2);
     assert!(
         net.term(2, 3) < 50,
         "a non-member cannot move a group's term"
@@ -463,8 +467,8 @@ fn messages_of_one_group_to_one_peer_leave_in_order() {
     net.collect();
     let mut last = 0;
     for f in net
-        .queue
-        .iter()
+        .queue()
+        .into_iter()
         .filter(|f| f.to == 2 && f.body.kind() == FrameKind::Append)
     {
         let Body::Group { msg, .. } = f.body.clone() else {
@@ -496,7 +500,7 @@ fn messages_for_another_node_or_from_this_one_are_refused_and_counted() {
         net.node(2).step(from_self),
         Err(Error::WrongDestination { .. })
     ));
-    assert_eq!(net.nodes[&2].stats().frames_rejected, 2);
+    assert_eq!(net.n(2).stats().frames_rejected, 2);
     assert_eq!(net.term(2, 1), 0, "nothing reached the group");
 }
 
@@ -513,14 +517,16 @@ fn proposals_report_their_outcome_once_applied() {
         Err(Error::NotLeader { leader: 2, .. })
     ));
     net.tick(2);
-    let done: Vec<&Event> = net.events[&2]
+    let done: Vec<&Event> = net
+        .events(2)
         .iter()
         .filter(|e| matches!(e, Event::ProposalDone { proposal_id, .. } if *proposal_id == id))
         .collect();
     assert_eq!(done.len(), 1);
     assert!(matches!(done[0], Event::ProposalDone { result: Ok(_), .. }));
     for id in 1..=3 {
-        let applied: Vec<&Bytes> = net.events[&id]
+        let applied: Vec<&Bytes> = net
+            .events(id)
             .iter()
             .filter_map(|e| match e {
                 Event::Applied { data, .. } => Some(data),
@@ -604,7 +610,8 @@ fn proposals_waiting_at_shutdown_are_reported_once_as_shutdown() {
     net.node(1).advance(rd);
     // Even when the entry commits later, the outcome is not reported again.
     net.tick(4);
-    let again = net.events[&1]
+    let again = net
+        .events(1)
         .iter()
         .filter(|e| matches!(e, Event::ProposalDone { proposal_id, .. } if *proposal_id == id))
         .count();
@@ -615,10 +622,8 @@ fn proposals_waiting_at_shutdown_are_reported_once_as_shutdown() {
 // Group lifecycle and proposal outcomes (the safety review's scenarios 1-3).
 
 fn applied_in(net: &Net, node: u64, group: u64, incarnation: u64) -> Vec<Bytes> {
-    net.events
-        .get(&node)
-        .into_iter()
-        .flatten()
+    net.events(node)
+        .iter()
         .filter_map(|e| match e {
             Event::Applied {
                 group_id,
@@ -632,10 +637,8 @@ fn applied_in(net: &Net, node: u64, group: u64, incarnation: u64) -> Vec<Bytes> 
 }
 
 fn outcomes_of(net: &Net, node: u64, id: u64) -> Vec<Result<u64, ProposalError>> {
-    net.events
-        .get(&node)
-        .into_iter()
-        .flatten()
+    net.events(node)
+        .iter()
         .filter_map(|e| match e {
             Event::ProposalDone {
                 proposal_id,
@@ -688,7 +691,7 @@ fn a_removed_groups_frames_never_reach_a_new_group_with_its_id() {
     const NEW: u64 = 0x2000;
     let mut net = Net::new(3, &[7], true);
     // Node 2 hears nothing of the old group: everything for it is in flight.
-    net.hold_for = Some(2);
+    net.hold_for(Some(2));
     net.elect(7, 1);
     net.node(1)
         .propose(7, Bytes::from_static(b"deleted-queue-message"))
@@ -704,14 +707,14 @@ fn a_removed_groups_frames_never_reach_a_new_group_with_its_id() {
         .unwrap();
     net.node(1).tick();
     net.node(1).tick();
-    let stale = std::mem::take(&mut net.held);
+    let stale = net.take_held();
     assert!(!stale.is_empty());
     // Every node deletes the queue and creates it again under the same id.
     for id in 1..=3 {
         net.node(id).remove_group(7).unwrap();
         net.node(id).create_group(7, NEW, &[1, 2, 3]).unwrap();
     }
-    net.hold_for = None;
+    net.hold_for(None);
     // Nothing of the old incarnation left node 1's outbox after removal.
     let rd = net.node(1).ready();
     for f in &rd.messages {
@@ -721,15 +724,15 @@ fn a_removed_groups_frames_never_reach_a_new_group_with_its_id() {
     }
     net.node(1).advance(rd);
     // The old frames reach node 2 late: its new group must not move.
-    let before = net.nodes[&2].stats().incarnation_mismatches
-        + net.nodes[&2].stats().batches_dropped_incarnation;
+    let before =
+        net.n(2).stats().incarnation_mismatches + net.n(2).stats().batches_dropped_incarnation;
     for f in &stale {
         net.node(2).step(f.clone()).unwrap();
     }
-    let s = net.nodes[&2].group_status(7).unwrap();
+    let s = net.n(2).group_status(7).unwrap();
     assert_eq!((s.term, s.last_index, s.commit), (0, 0, 0), "{s:?}");
-    let after = net.nodes[&2].stats().incarnation_mismatches
-        + net.nodes[&2].stats().batches_dropped_incarnation;
+    let after =
+        net.n(2).stats().incarnation_mismatches + net.n(2).stats().batches_dropped_incarnation;
     assert!(after > before, "stale frames are counted");
     // The new queue works, and holds only its own messages everywhere.
     net.settle();
@@ -763,17 +766,17 @@ fn a_node_still_leading_a_removed_group_cannot_reach_the_new_one() {
         net.node(id).create_group(7, NEW, &[1, 2, 3]).unwrap();
     }
     net.tick(40);
-    let s2 = net.nodes[&2].stats().clone();
+    let s2 = net.n(2).stats().clone();
     assert!(s2.batches_dropped_incarnation > 0, "digest mismatch seen");
     assert!(
         s2.incarnation_mismatches > 0,
         "rows of the old group dropped"
     );
-    assert!(net.nodes[&1].stats().batches_with_incarnations > 0);
+    assert!(net.n(1).stats().batches_with_incarnations > 0);
     // Group 5 kept its leader throughout; the new group 7 elected one of
     // its own among nodes 2 and 3, in a term the old leader never set.
     assert_eq!(net.role(1, 5), Role::Leader);
-    let leader = net.nodes[&2].group_status(7).unwrap().leader;
+    let leader = net.n(2).group_status(7).unwrap().leader;
     assert!(leader == 2 || leader == 3, "new group 7 led by {leader}");
     // The old group on node 1 hears from no member: CheckQuorum ends it.
     assert_ne!(net.role(1, 7), Role::Leader);
@@ -787,7 +790,7 @@ fn a_proposal_whose_slot_was_cut_away_in_an_idle_group_is_reported_unknown() {
     net.elect(9, 1);
     net.tick(2);
     // Node 1 is cut off while it accepts two proposals nobody else sees.
-    net.drop_from = Some(1);
+    net.drop_from(Some(1));
     let a = net.node(1).propose(9, Bytes::from_static(b"a")).unwrap();
     let b = net.node(1).propose(9, Bytes::from_static(b"b")).unwrap();
     // Nodes 2 and 3 elect a new leader, whose log ends below b's index.
@@ -797,7 +800,7 @@ fn a_proposal_whose_slot_was_cut_away_in_an_idle_group_is_reported_unknown() {
         waited += 1;
         assert!(waited < 100, "no new leader");
     }
-    net.drop_from = None;
+    net.drop_from(None);
     // The new leader's entry takes a's slot: failed for certain, as soon as
     // node 1 applies it. Nothing ever fills b's slot in this idle group:
     // unknown, one election timeout after node 1 lost leadership.

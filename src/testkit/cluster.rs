@@ -11,13 +11,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use super::check::{Check, Checker, Durable};
 use super::net::Net;
 use super::Rng;
-use crate::multi::{Node, NodeConfig};
+use crate::multi::{Envelope, Event, Node, NodeConfig};
 use crate::raft::{HardState, Role};
 use crate::raft::{LogStore, MemStore};
 use crate::runtime::{encode, step_frame, wal_batch};
@@ -39,6 +40,28 @@ pub struct ClusterConfig {
     /// crash loses everything: only for runs without crashes.
     pub wal: bool,
     pub segment_bytes: u64,
+    /// Feed everything to the [`Checker`] (off for benchmarks, which measure
+    /// the nodes alone).
+    pub check: bool,
+    /// Keep every event each node reports, in [`Cluster::events`].
+    pub record_events: bool,
+    /// Time the phases of the host loop, in [`Cluster::phases`].
+    pub timing: bool,
+}
+
+/// Where the time of the host loop went (with [`ClusterConfig::timing`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Phases {
+    /// `Node::tick` on every node.
+    pub tick: Duration,
+    /// `Node::has_ready` and `Node::ready`.
+    pub ready: Duration,
+    /// Persisting, encoding and sending what a ready asked.
+    pub send: Duration,
+    /// `Node::advance`.
+    pub advance: Duration,
+    /// Decoding and stepping frames.
+    pub step: Duration,
 }
 
 impl ClusterConfig {
@@ -53,6 +76,20 @@ impl ClusterConfig {
             seed,
             wal: true,
             segment_bytes: 16 << 10,
+            check: true,
+            record_events: false,
+            timing: false,
+        }
+    }
+
+    /// A lossless, memory-only cluster that checks nothing: what the
+    /// benchmarks measure.
+    pub fn bench(nodes: u64, seed: u64) -> ClusterConfig {
+        ClusterConfig {
+            wal: false,
+            check: false,
+            timing: true,
+            ..ClusterConfig::new(nodes, seed)
         }
     }
 }
@@ -146,6 +183,9 @@ pub struct Cluster {
     pub stats: ClusterStats,
     /// The host's metadata: the live incarnation and members of each group.
     pub groups: BTreeMap<u64, GroupSpec>,
+    /// Every event each node reported (with `record_events`).
+    pub events: BTreeMap<u64, Vec<Event>>,
+    pub phases: Phases,
     nodes: BTreeMap<u64, SimNode>,
     ops: Vec<PendingOp>,
     next_payload: u64,
@@ -185,6 +225,8 @@ impl Cluster {
             faults: NodeFaults::default(),
             stats: ClusterStats::default(),
             groups: BTreeMap::new(),
+            events: BTreeMap::new(),
+            phases: Phases::default(),
             nodes,
             ops: Vec::new(),
             next_payload: 0,
@@ -525,6 +567,7 @@ impl Cluster {
     /// quiet for this instant.
     pub fn tick(&mut self) -> Check {
         self.now += 1;
+        let t = self.cfg.timing.then(Instant::now);
         for id in self.ids() {
             if self.is_paused(id) || !self.is_up(id) {
                 continue;
@@ -538,11 +581,50 @@ impl Cluster {
                 }
             }
         }
+        if let Some(t) = t {
+            self.phases.tick += t.elapsed();
+        }
         self.run_ops(false)?;
+        self.settle()
+    }
+
+    /// Process every node's work and deliver every frame due now, until the
+    /// network is quiet for this instant (no time passes).
+    pub fn settle(&mut self) -> Check {
         for id in self.ids() {
             self.drain(id)?;
         }
         self.deliver()
+    }
+
+    /// Process every node's work without delivering anything: what they
+    /// send stays in flight (see [`Net::frames`], [`decode`]).
+    pub fn collect(&mut self) -> Check {
+        for id in self.ids() {
+            self.drain(id)?;
+        }
+        Ok(())
+    }
+
+    /// The messages in flight, decoded, in send order: (to, message).
+    pub fn in_flight(&self) -> Vec<Envelope> {
+        self.net.frames().iter().map(|f| decode(&f.bytes)).collect()
+    }
+
+    /// Take the frames [`Net::hold_to`] set aside, decoded, in send order.
+    pub fn take_held(&mut self) -> Vec<Envelope> {
+        let mut held = std::mem::take(&mut self.net.held);
+        held.sort_by_key(|f| f.seq);
+        held.iter().map(|f| decode(&f.bytes)).collect()
+    }
+
+    /// Make node `id`'s replica of group `g` campaign now.
+    pub fn campaign(&mut self, id: u64, g: u64) -> Check {
+        if let Some(n) = self.node_mut(id) {
+            n.campaign(g)
+                .map_err(|e| format!("node {id} cannot campaign for {g}: {e}"))?;
+        }
+        self.settle()
     }
 
     fn deliver(&mut self) -> Check {
@@ -580,17 +662,25 @@ impl Cluster {
     }
 
     fn step(&mut self, id: u64, from: u64, bytes: Bytes) -> Check {
+        let t = self.cfg.timing.then(Instant::now);
         let Some(n) = self.node_mut(id) else {
             return Ok(());
         };
-        step_frame(n, DEFAULT_MAX_FRAME_BYTES, Some(from), bytes)
-            .map_err(|e| format!("node {id} refused a well-formed frame: {e}"))
+        let r = step_frame(n, DEFAULT_MAX_FRAME_BYTES, Some(from), bytes)
+            .map_err(|e| format!("node {id} refused a well-formed frame: {e}"));
+        if let Some(t) = t {
+            self.phases.step += t.elapsed();
+        }
+        r
     }
 
     /// Process every ready of node `id`: persist (which may tear and crash
     /// the node), check what leaves, let inputs in between, send, deliver
     /// events to the checker, advance.
     pub fn drain(&mut self, id: u64) -> Check {
+        if !self.cfg.check {
+            return self.drain_unchecked(id);
+        }
         for _ in 0..10_000 {
             let may_crash = self.up_count() > self.faults.min_up.max(1);
             let torn = may_crash && self.rng.chance(self.faults.torn_write);
@@ -640,6 +730,12 @@ impl Cluster {
             // 3. What it applied and reported.
             self.checker
                 .on_ready(id, life, &rd, |g, i| node.log_term(g, i))?;
+            if self.cfg.record_events {
+                self.events
+                    .entry(id)
+                    .or_default()
+                    .extend(rd.events.iter().cloned());
+            }
             if between {
                 self.stats.inputs_between += 1;
                 self.inputs_between(id)?;
@@ -663,6 +759,61 @@ impl Cluster {
             }
             if let Some(n) = self.node_mut(id) {
                 n.advance(rd);
+            }
+        }
+        Err(format!("node {id} never runs out of work"))
+    }
+
+    /// `drain` without the checker, the shadow disk or fault injection: the
+    /// host loop alone, as the benchmarks measure it.
+    fn drain_unchecked(&mut self, id: u64) -> Check {
+        let timing = self.cfg.timing;
+        let sn = self.nodes.get_mut(&id).expect("node");
+        if sn.paused_until > self.now {
+            return Ok(());
+        }
+        let Some(node) = sn.node.as_mut() else {
+            return Ok(());
+        };
+        for _ in 0..10_000 {
+            let t = timing.then(Instant::now);
+            if !node.has_ready() {
+                if let Some(t) = t {
+                    self.phases.ready += t.elapsed();
+                }
+                return Ok(());
+            }
+            let rd = node.ready();
+            let t = t.map(|t| {
+                let now = Instant::now();
+                self.phases.ready += now - t;
+                now
+            });
+            if let Some(wal) = sn.wal.as_mut() {
+                let batch = wal_batch(&rd);
+                if !batch.is_empty() {
+                    wal.write(&batch)
+                        .map_err(|e| format!("node {id} WAL write: {e}"))?;
+                }
+            }
+            if self.cfg.record_events {
+                self.events
+                    .entry(id)
+                    .or_default()
+                    .extend(rd.events.iter().cloned());
+            }
+            for m in &rd.messages {
+                let f = encode(node, m);
+                self.net.send(&mut self.rng, self.now, id, f.to, f.bytes);
+            }
+            let t = t.map(|t| {
+                let now = Instant::now();
+                self.phases.send += now - t;
+                now
+            });
+            node.advance(rd);
+            if let Some(t) = t {
+                self.phases.advance += t.elapsed();
             }
         }
         Err(format!("node {id} never runs out of work"))
@@ -791,6 +942,13 @@ impl Cluster {
                 .map(|n| n.stats().incarnation_mismatches + n.stats().batches_dropped_incarnation)
                 .sum::<u64>()
     }
+}
+
+/// Decode a frame the cluster's nodes sent (a test inspecting the network).
+pub fn decode(bytes: &Bytes) -> Envelope {
+    crate::wire::decode_frame(bytes, usize::MAX)
+        .expect("the nodes send well-formed frames")
+        .envelope
 }
 
 fn same_store(a: &MemStore, b: &MemStore) -> bool {

@@ -18,6 +18,6 @@ mod net;
 mod rng;
 
 pub use check::{Check, CheckStats, Checker, Durable, GroupKey};
-pub use cluster::{Cluster, ClusterConfig, ClusterStats, GroupSpec, NodeFaults};
+pub use cluster::{decode, Cluster, ClusterConfig, ClusterStats, GroupSpec, NodeFaults, Phases};
 pub use net::{InFlight, Net, NetFaults, NetStats};
 pub use rng::Rng;

@@ -58,12 +58,18 @@ pub struct Net {
     blocked: BTreeSet<(u64, u64)>,
     pub faults: NetFaults,
     pub stats: NetStats,
+    /// Frames to this node are set aside in `held` when due, instead of
+    /// delivered (a test releases them when it wants).
+    pub hold_to: Option<u64>,
+    pub held: Vec<InFlight>,
+    /// Frames from this node are lost.
+    pub drop_from: Option<u64>,
 }
 
 impl Net {
     pub fn send(&mut self, rng: &mut Rng, now: u64, from: u64, to: u64, bytes: Bytes) {
         self.stats.sent += 1;
-        if rng.chance(self.faults.loss) {
+        if self.drop_from == Some(from) || rng.chance(self.faults.loss) {
             self.stats.lost += 1;
             return;
         }
@@ -144,6 +150,8 @@ impl Net {
                 self.stats.to_dead += 1;
             } else if self.is_cut(f.from, f.to) {
                 self.stats.cut += 1;
+            } else if self.hold_to == Some(f.to) {
+                self.held.push(f);
             } else {
                 self.stats.delivered += 1;
                 out.push(f);
@@ -172,6 +180,13 @@ impl Net {
 
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
+    }
+
+    /// The frames in flight, in send order.
+    pub fn frames(&self) -> Vec<&InFlight> {
+        let mut v: Vec<&InFlight> = self.in_flight.iter().collect();
+        v.sort_by_key(|f| f.seq);
+        v
     }
 
     /// Forget everything in flight (a test that wants a quiet network).
