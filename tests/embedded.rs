@@ -1148,3 +1148,23 @@ fn a_host_driven_runtime_can_be_stopped_and_then_refuses_calls() {
     assert!(matches!(rt.stop(), Err(Error::Shutdown)));
     assert!(matches!(rt.tick(), Err(Error::Shutdown)));
 }
+
+/// After a bug was caught at the boundary (the C API poisons the runtime
+/// when a panic reaches it), every call says so (MUXRAFT_PANIC in C), not
+/// that storage failed.
+#[test]
+fn a_poisoned_runtime_refuses_every_call_as_panicked() {
+    let _shared = EXCLUSIVE.read();
+    let rec = Recorder::new(false);
+    let rt = Runtime::new(config(59, 1017, None), rec.clone()).expect("runtime");
+    rt.create_group(0, 1, &[59])
+        .expect("group id 0 is a group id");
+    rt.poison();
+    assert!(matches!(rt.tick(), Err(Error::Panicked)));
+    assert!(matches!(
+        rt.propose(0, Bytes::from_static(b"x")),
+        Err(Error::Panicked)
+    ));
+    assert!(matches!(rt.create_group(1, 1, &[59]), Err(Error::Panicked)));
+    assert!(matches!(rt.remove_group(0), Err(Error::Panicked)));
+}

@@ -157,3 +157,40 @@ pub(crate) fn guard(body: impl FnOnce() -> muxraft_status) -> muxraft_status {
 pub(crate) fn guard_void(body: impl FnOnce()) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    #[test]
+    fn every_status_has_its_name_and_other_numbers_are_unknown() {
+        let name = |n: c_int| {
+            // SAFETY: muxraft_status_str returns a static NUL-terminated string.
+            unsafe { CStr::from_ptr(muxraft_status_str(n)) }
+                .to_str()
+                .unwrap()
+        };
+        assert_eq!(name(MUXRAFT_OK as c_int), "MUXRAFT_OK");
+        assert_eq!(name(MUXRAFT_NOT_LEADER as c_int), "MUXRAFT_NOT_LEADER");
+        assert_eq!(name(MUXRAFT_UNKNOWN as c_int), "MUXRAFT_UNKNOWN");
+        for n in [-1, 12, c_int::MAX, c_int::MIN] {
+            assert_eq!(name(n), "MUXRAFT_UNKNOWN_STATUS");
+        }
+    }
+
+    #[test]
+    fn a_caught_panic_and_a_failed_write_map_to_their_own_statuses() {
+        assert_eq!(status_of(&Error::Panicked), MUXRAFT_PANIC);
+        assert_eq!(status_of(&Error::Failed), MUXRAFT_IO);
+        let torn = Error::Wire(WireError::Truncated { need: 9, have: 3 });
+        assert_eq!(status_of(&torn), MUXRAFT_MALFORMED);
+        let big = Error::Wire(WireError::TooLarge { len: 9, max: 3 });
+        assert_eq!(status_of(&big), MUXRAFT_TOO_LARGE);
+        let corrupt = Error::Node(multi::Error::Raft {
+            group_id: 0,
+            source: raft::Error::Corrupt("commit past the log".into()),
+        });
+        assert_eq!(status_of(&corrupt), MUXRAFT_IO);
+    }
+}
