@@ -96,7 +96,7 @@ MUTANTS = [
         "find": "if incarnation.is_some_and(|i| i != g.incarnation) {",
         "replace": "if incarnation.is_some_and(|i| i != g.incarnation) && false {",
         "also": [
-            ("src/multi/node.rs", "        sum == digest\n", "        let _ = (sum, digest);\n        true\n"),
+            ("src/multi/heartbeat.rs", "        sum == digest\n", "        let _ = (sum, digest);\n        true\n"),
         ],
         "tests": [
             unit("multi::tests::a_removed_groups_frames_never_reach_a_new_group_with_its_id"),
