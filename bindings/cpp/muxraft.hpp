@@ -11,6 +11,13 @@
 //   muxraft::NodeRef    a non-owning handle to a node, for use inside callbacks
 //   muxraft::Error      thrown for every status other than MUXRAFT_OK: carries the
 //                       muxraft_status and the muxraft_last_error() message
+//   muxraft::ProposeResult  what try_propose returns instead of throwing: the
+//                       status and, with MUXRAFT_OK, the proposal id
+//
+// Routine outcomes. A proposal to a node that does not lead the group
+// (MUXRAFT_NOT_LEADER) is routine: leadership moves. propose() throws it as
+// an Error like any other status; try_propose() returns it (and every other
+// status) without throwing, for the loops that retry at the new leader.
 //
 // Callbacks and exceptions. muxraft calls the Callbacks on the thread of the
 // call that caused them (host-driven mode) or on a muxraft thread (embedded
@@ -51,31 +58,19 @@
 namespace muxraft {
 
 // The C types are used as they are: a status, a role, and the plain structs
-// filled by muxraft_group_status and muxraft_node_stats.
+// filled by muxraft_group_status and muxraft_node_stats (group_status() and
+// stats() set their struct_size with muxraft_group_info_init and
+// muxraft_stats_init).
 using Status = muxraft_status;
 using Role = muxraft_role;
 using GroupInfo = muxraft_group_info;
 using Stats = muxraft_stats;
 
-// "MUXRAFT_NOT_LEADER" for MUXRAFT_NOT_LEADER, "unknown" for a number the
-// header does not name.
+// muxraft_status_str: "MUXRAFT_NOT_LEADER" for MUXRAFT_NOT_LEADER,
+// "MUXRAFT_UNKNOWN_STATUS" for a number that is no status.
 inline const char *status_name(Status status) noexcept
 {
-    switch (status) {
-    case MUXRAFT_OK: return "MUXRAFT_OK";
-    case MUXRAFT_INVALID_ARGUMENT: return "MUXRAFT_INVALID_ARGUMENT";
-    case MUXRAFT_NOT_FOUND: return "MUXRAFT_NOT_FOUND";
-    case MUXRAFT_ALREADY_EXISTS: return "MUXRAFT_ALREADY_EXISTS";
-    case MUXRAFT_NOT_LEADER: return "MUXRAFT_NOT_LEADER";
-    case MUXRAFT_TOO_LARGE: return "MUXRAFT_TOO_LARGE";
-    case MUXRAFT_MALFORMED: return "MUXRAFT_MALFORMED";
-    case MUXRAFT_IO: return "MUXRAFT_IO";
-    case MUXRAFT_SHUTDOWN: return "MUXRAFT_SHUTDOWN";
-    case MUXRAFT_BUSY: return "MUXRAFT_BUSY";
-    case MUXRAFT_PANIC: return "MUXRAFT_PANIC";
-    case MUXRAFT_UNKNOWN: return "MUXRAFT_UNKNOWN";
-    }
-    return "unknown";
+    return muxraft_status_str(static_cast<int>(status));
 }
 
 // "follower", "candidate", "leader"; "unknown" otherwise.
@@ -137,6 +132,15 @@ inline std::string_view bytes(const std::uint8_t *data, std::size_t len) noexcep
 
 } // namespace detail
 
+// What try_propose returns: the status of muxraft_propose and, with
+// MUXRAFT_OK, the proposal id that proposal_done reports (0 otherwise).
+struct [[nodiscard]] ProposeResult {
+    Status status;
+    std::uint64_t id;
+
+    bool ok() const noexcept { return status == MUXRAFT_OK; }
+};
+
 // The settings of a node: muxraft_config as C++ values. A default-constructed
 // Config holds the defaults of muxraft_config_init (node_id 0, which has to be
 // set: muxraft_node_new refuses it). See muxraft.h for each field.
@@ -195,8 +199,10 @@ private:
 // them. See the top of this file for threads and exceptions.
 struct Callbacks {
     // Host-driven mode: carry `frame` to node `to` and hand it to that node's
-    // step(). Never called in embedded mode.
-    std::function<void(std::uint64_t to, std::string_view frame)> send;
+    // step(). `liveness` is true for heartbeat batches and their answers:
+    // send those ahead of other frames (see "Host-driven frames" in
+    // muxraft.h). Never called in embedded mode.
+    std::function<void(std::uint64_t to, std::string_view frame, bool liveness)> send;
     // A committed entry, once per replica, in log order per group (indexes
     // increase and may skip Raft's own entries).
     std::function<void(std::uint64_t group_id, std::uint64_t index, std::string_view data)> apply;
@@ -205,7 +211,9 @@ struct Callbacks {
                        std::uint64_t leader_id)>
         role_changed;
     // The outcome of a proposal made on this node, exactly once per proposal
-    // id: MUXRAFT_OK with its index, or why it failed (index 0).
+    // id: MUXRAFT_OK with its index; MUXRAFT_NOT_LEADER: failed for certain
+    // (propose it again); MUXRAFT_UNKNOWN or MUXRAFT_SHUTDOWN: it may or may
+    // not have committed (index 0 but for MUXRAFT_OK).
     std::function<void(std::uint64_t group_id, std::uint64_t proposal_id, Status status,
                        std::uint64_t index)>
         proposal_done;
@@ -232,10 +240,10 @@ namespace detail {
 // The C callbacks: `userdata` is the node's heap-allocated Callbacks.
 struct Trampolines {
     static void send(void *userdata, std::uint64_t to, const std::uint8_t *frame,
-                     std::size_t len) noexcept
+                     std::size_t len, bool liveness) noexcept
     {
         try {
-            static_cast<const Callbacks *>(userdata)->send(to, bytes(frame, len));
+            static_cast<const Callbacks *>(userdata)->send(to, bytes(frame, len), liveness);
         } catch (...) {
             callback_threw("send");
         }
@@ -310,24 +318,45 @@ public:
     // muxraft_group_status: this node's view of the group.
     GroupInfo group_status(std::uint64_t group_id) const
     {
-        GroupInfo info{};
+        GroupInfo info;
+        muxraft_group_info_init(&info);
         check(muxraft_group_status(h(), group_id, &info), "muxraft_group_status");
         return info;
     }
 
     // muxraft_propose: the bytes are copied; returns the proposal id that
     // proposal_done reports (it may already have been reported, on a muxraft
-    // thread, when this returns).
+    // thread, when this returns). Throws Error for every other status,
+    // MUXRAFT_NOT_LEADER included: where leadership can move, use
+    // try_propose.
     std::uint64_t propose(std::uint64_t group_id, const void *data, std::size_t len) const
     {
-        std::uint64_t id = 0;
-        check(muxraft_propose(h(), group_id, static_cast<const std::uint8_t *>(data), len, &id),
-              "muxraft_propose");
-        return id;
+        const ProposeResult r = try_propose(group_id, data, len);
+        check(r.status, "muxraft_propose");
+        return r.id;
     }
     std::uint64_t propose(std::uint64_t group_id, std::string_view data) const
     {
         return propose(group_id, data.data(), data.size());
+    }
+
+    // muxraft_propose without exceptions: every status is returned, with the
+    // proposal id when it is MUXRAFT_OK. MUXRAFT_NOT_LEADER is routine (see
+    // group_status() for the leader); for any status but MUXRAFT_OK,
+    // muxraft_last_error() on this thread says why, until the next failing
+    // call.
+    [[nodiscard]] ProposeResult try_propose(std::uint64_t group_id, const void *data,
+                                            std::size_t len) const noexcept
+    {
+        std::uint64_t id = 0;
+        const Status status =
+            muxraft_propose(h(), group_id, static_cast<const std::uint8_t *>(data), len, &id);
+        return ProposeResult{status, status == MUXRAFT_OK ? id : 0};
+    }
+    [[nodiscard]] ProposeResult try_propose(std::uint64_t group_id,
+                                            std::string_view data) const noexcept
+    {
+        return try_propose(group_id, data.data(), data.size());
     }
 
     // muxraft_tick (host-driven mode): one tick of the node's clock.
@@ -344,7 +373,8 @@ public:
     // muxraft_node_stats: the node's counters.
     Stats stats() const
     {
-        Stats s{};
+        Stats s;
+        muxraft_stats_init(&s);
         check(muxraft_node_stats(h(), &s), "muxraft_node_stats");
         return s;
     }
@@ -389,7 +419,8 @@ public:
     explicit Node(const Config &config, Callbacks callbacks = Callbacks())
         : callbacks_(std::make_unique<Callbacks>(std::move(callbacks)))
     {
-        muxraft_callbacks cb{};
+        muxraft_callbacks cb;
+        muxraft_callbacks_init(&cb);
         cb.userdata = callbacks_.get();
         if (callbacks_->send)
             cb.send = &detail::Trampolines::send;

@@ -7,10 +7,12 @@
  *   - time: every loop iteration calls muxraft_tick() once on every node
  *     (simulated time: one iteration is one tick of config.tick_ms; there is
  *     no sleeping);
- *   - network: the `send` callback copies each outgoing frame into a FIFO
- *     queue, and the loop hands every queued frame to its destination with
- *     muxraft_step() until the queue is empty (frames sent while stepping are
- *     queued and delivered too).
+ *   - network: the `send` callback copies each outgoing frame into one of
+ *     two FIFO queues, liveness frames (heartbeat batches and their answers,
+ *     which muxraft flags) apart from the others, and the loop hands every
+ *     queued frame to its destination with muxraft_step() until both are
+ *     empty, liveness frames first, as a real transport should send them
+ *     (frames sent while stepping are queued and delivered too).
  *
  * It waits until every group has elected a leader, makes every leader propose
  * K entries (default 10) per group, checks that all three nodes applied every
@@ -44,8 +46,8 @@
 static void check(muxraft_status status, const char *what)
 {
     if (status != MUXRAFT_OK) {
-        fprintf(stderr, "error: %s: status %d: %s\n", what, (int)status,
-                muxraft_last_error());
+        fprintf(stderr, "error: %s: %s: %s\n", what,
+                muxraft_status_str((int)status), muxraft_last_error());
         exit(EXIT_FAILURE);
     }
 }
@@ -61,7 +63,7 @@ static void *xmalloc(size_t size)
 }
 
 /* ---------------------------------------------------------------------- */
-/* The network: a FIFO of frames                                           */
+/* The network: FIFOs of frames                                           */
 
 struct frame {
     struct frame *next;
@@ -138,15 +140,24 @@ struct node {
 struct cluster {
     size_t groups, entries; /* G groups, K entries proposed per group */
     struct node nodes[NODES];
-    struct queue wire;
+    struct queue liveness; /* heartbeat batches and their answers: first */
+    struct queue wire;     /* every other frame */
     unsigned long ticks;
 };
 
 static void on_send(void *userdata, uint64_t to, const uint8_t *frame,
-                    size_t len)
+                    size_t len, bool liveness)
 {
     struct node *n = userdata;
-    queue_push(&n->cluster->wire, n->id, to, frame, len);
+    queue_push(liveness ? &n->cluster->liveness : &n->cluster->wire, n->id, to,
+               frame, len);
+}
+
+/* The next frame to deliver: liveness frames go ahead of the others. */
+static struct frame *next_frame(struct cluster *c)
+{
+    struct frame *f = queue_pop(&c->liveness);
+    return f ? f : queue_pop(&c->wire);
 }
 
 static void on_apply(void *userdata, uint64_t group_id, uint64_t index,
@@ -185,9 +196,9 @@ static void on_proposal_done(void *userdata, uint64_t group_id,
         n->proposals_ok++;
     } else {
         n->proposals_failed++;
-        fprintf(stderr, "node %llu: proposal to group %llu failed: status %d\n",
+        fprintf(stderr, "node %llu: proposal to group %llu failed: %s\n",
                 (unsigned long long)n->id, (unsigned long long)group_id,
-                (int)status);
+                muxraft_status_str((int)status));
     }
 }
 
@@ -215,7 +226,8 @@ static void cluster_init(struct cluster *c, size_t groups, size_t entries,
         config.cluster_id = CLUSTER_ID;
         config.batch_heartbeats = batch_heartbeats;
 
-        muxraft_callbacks cb = {0};
+        muxraft_callbacks cb;
+        muxraft_callbacks_init(&cb); /* struct_size, and every callback NULL */
         cb.userdata = n;
         cb.send = on_send;
         cb.apply = on_apply;
@@ -241,15 +253,15 @@ static void cluster_free(struct cluster *c)
         free(n->applied);
     }
     struct frame *f;
-    while ((f = queue_pop(&c->wire)) != NULL)
+    while ((f = next_frame(c)) != NULL)
         frame_free(f);
 }
 
-/* Deliver queued frames until none is left. */
+/* Deliver queued frames until none is left, liveness frames first. */
 static void cluster_drain(struct cluster *c)
 {
     struct frame *f;
-    while ((f = queue_pop(&c->wire)) != NULL) {
+    while ((f = next_frame(c)) != NULL) {
         if (f->to >= 1 && f->to <= NODES)
             check(muxraft_step(c->nodes[f->to - 1].handle, f->from, f->bytes,
                                f->len),
@@ -274,6 +286,7 @@ static uint64_t group_leader(struct cluster *c, uint64_t g)
     size_t leading = 0;
     muxraft_group_info info[NODES];
     for (size_t i = 0; i < NODES; i++) {
+        muxraft_group_info_init(&info[i]); /* struct_size */
         check(muxraft_group_status(c->nodes[i].handle, g, &info[i]),
               "muxraft_group_status");
         if (info[i].role == MUXRAFT_LEADER) {
@@ -380,6 +393,7 @@ static void stats_sum(const struct cluster *c, muxraft_stats *sum)
     memset(sum, 0, sizeof *sum);
     for (size_t i = 0; i < NODES; i++) {
         muxraft_stats s;
+        muxraft_stats_init(&s); /* struct_size */
         check(muxraft_node_stats(c->nodes[i].handle, &s), "muxraft_node_stats");
         sum->messages_sent += s.messages_sent;
         sum->heartbeat_batches_sent += s.heartbeat_batches_sent;
@@ -537,9 +551,10 @@ int main(int argc, char **argv)
     }
     printf("muxraft %s C demo: %d nodes, %zu Raft groups of %d replicas, in one process.\n",
            muxraft_version(), NODES, groups, NODES);
-    printf("The program is the clock (muxraft_tick) and the network (a frame queue\n"
-           "fed by the send callback, emptied with muxraft_step). Each group's\n"
-           "leader proposes %zu entries; every replica must apply them in order.\n",
+    printf("The program is the clock (muxraft_tick) and the network (frame queues\n"
+           "fed by the send callback, emptied with muxraft_step, liveness frames\n"
+           "first). Each group's leader proposes %zu entries; every replica must\n"
+           "apply them in order.\n",
            entries);
 
     struct result batched, naive;

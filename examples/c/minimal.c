@@ -31,8 +31,8 @@ struct app {
 static void check(muxraft_status status, const char *what)
 {
     if (status != MUXRAFT_OK) {
-        fprintf(stderr, "%s failed: status %d: %s\n", what, (int)status,
-                muxraft_last_error());
+        fprintf(stderr, "%s failed: %s: %s\n", what,
+                muxraft_status_str((int)status), muxraft_last_error());
         exit(EXIT_FAILURE);
     }
 }
@@ -67,7 +67,8 @@ int main(void)
     muxraft_config_init(&config); /* defaults, and struct_size */
     config.node_id = 1;
 
-    muxraft_callbacks callbacks = {0};
+    muxraft_callbacks callbacks;
+    muxraft_callbacks_init(&callbacks); /* struct_size, every callback NULL */
     callbacks.userdata = &app;
     callbacks.apply = on_apply;
     callbacks.proposal_done = on_proposal_done;
@@ -82,6 +83,7 @@ int main(void)
 
     /* Tick until the node has elected itself (election_ticks..2x ticks). */
     muxraft_group_info info;
+    muxraft_group_info_init(&info); /* struct_size */
     int ticks = 0;
     for (;;) {
         check(muxraft_group_status(node, GROUP_ID, &info),
@@ -113,7 +115,7 @@ int main(void)
         check(muxraft_tick(node), "muxraft_tick");
     }
     if (app.outcome != MUXRAFT_OK) {
-        fprintf(stderr, "proposal failed: status %d\n", (int)app.outcome);
+        fprintf(stderr, "proposal failed: %s\n", muxraft_status_str((int)app.outcome));
         muxraft_node_free(node);
         return EXIT_FAILURE;
     }

@@ -83,8 +83,8 @@ static void die(const char *fmt, const char *arg)
 static void check(muxraft_status status, const char *what)
 {
     if (status != MUXRAFT_OK) {
-        fprintf(stderr, "queue_node: %s: status %d: %s\n", what, (int)status,
-                muxraft_last_error());
+        fprintf(stderr, "queue_node: %s: %s: %s\n", what,
+                muxraft_status_str((int)status), muxraft_last_error());
         exit(EXIT_FAILURE);
     }
 }
@@ -492,6 +492,7 @@ static struct view read_roles(muxraft_node *node, const bool *hosted,
     *n_led = 0;
     for (uint64_t g = 1; g <= groups; g++) {
         muxraft_group_info info;
+        muxraft_group_info_init(&info); /* struct_size */
         if (!hosted[g] || muxraft_group_status(node, g, &info) != MUXRAFT_OK)
             continue;
         if (info.role == MUXRAFT_LEADER) {
@@ -509,7 +510,7 @@ static void print_stat(struct app *app, muxraft_node *node, uint64_t t_ms,
                        bool final)
 {
     muxraft_stats s;
-    memset(&s, 0, sizeof s);
+    muxraft_stats_init(&s); /* struct_size, and every counter 0 */
     muxraft_node_stats(node, &s);
 
     uint64_t hist[HIST_BUCKETS];
@@ -606,7 +607,7 @@ int main(int argc, char **argv)
     config.data_dir = opt.data_dir; /* NULL: in memory */
 
     muxraft_callbacks cb;
-    memset(&cb, 0, sizeof cb);
+    muxraft_callbacks_init(&cb); /* struct_size, and every callback NULL */
     cb.userdata = &app;
     cb.apply = on_apply;
     cb.proposal_done = on_proposal_done;
@@ -702,8 +703,8 @@ int main(int argc, char **argv)
     /* Stop: what was acknowledged is durable; waiting proposals fail. */
     muxraft_status st = muxraft_node_stop(node);
     if (st != MUXRAFT_OK)
-        fprintf(stderr, "queue_node: muxraft_node_stop: status %d: %s\n", (int)st,
-                muxraft_last_error());
+        fprintf(stderr, "queue_node: muxraft_node_stop: %s: %s\n",
+                muxraft_status_str((int)st), muxraft_last_error());
     view = read_roles(node, hosted, opt.groups, led, &n_led);
     print_stat(&app, node, (now_ns() - start) / 1000000, n_hosted, view, proposed,
                true);

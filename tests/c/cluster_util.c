@@ -28,17 +28,21 @@ static void *cu_xrealloc(void *old, size_t size)
 /* ---- callbacks ---------------------------------------------------------- */
 
 static void cu_on_send(void *userdata, uint64_t to, const uint8_t *frame,
-                       size_t len)
+                       size_t len, bool liveness)
 {
     cu_node *n = (cu_node *)userdata;
-    cu_push(n->cluster, n->id, to, frame, len);
+    if (liveness)
+        n->sent_liveness++;
+    else
+        n->sent_bulk++;
+    cu_push(n->cluster, n->id, to, frame, len, liveness);
 }
 
 static void cu_on_apply(void *userdata, uint64_t group_id, uint64_t index,
                         const uint8_t *data, size_t len)
 {
     cu_node *n = (cu_node *)userdata;
-    if (group_id >= 1 && group_id <= CU_MAX_GROUPS) {
+    if (group_id <= CU_MAX_GROUPS) {
         cu_log *log = &n->applied[group_id];
         if (log->n == log->cap) {
             log->cap = log->cap ? 2 * log->cap : 8;
@@ -110,7 +114,7 @@ bool cu_init(cu_cluster *c, size_t n_nodes, uint64_t cluster_id,
         config.cluster_id = cluster_id;
 
         muxraft_callbacks cb;
-        memset(&cb, 0, sizeof cb);
+        muxraft_callbacks_init(&cb);
         cb.userdata = n;
         cb.send = cu_on_send;
         cb.apply = cu_on_apply;
@@ -118,8 +122,8 @@ bool cu_init(cu_cluster *c, size_t n_nodes, uint64_t cluster_id,
         cb.proposal_done = cu_on_proposal_done;
         muxraft_status s = muxraft_node_new(&config, &cb, &n->handle);
         if (s != MUXRAFT_OK) {
-            fprintf(stderr, "cluster_util: muxraft_node_new(%zu): %d: %s\n",
-                    i + 1, (int)s, muxraft_last_error());
+            fprintf(stderr, "cluster_util: muxraft_node_new(%zu): %s: %s\n",
+                    i + 1, muxraft_status_str((int)s), muxraft_last_error());
             cu_free(c);
             return false;
         }
@@ -159,8 +163,22 @@ bool cu_create_group(cu_cluster *c, uint64_t group_id)
         muxraft_status s = muxraft_group_create(c->nodes[i].handle, group_id, 1,
                                                 members, c->n_nodes);
         if (s != MUXRAFT_OK) {
-            fprintf(stderr, "cluster_util: group_create(%llu) on node %zu: %d: %s\n",
-                    (unsigned long long)group_id, i + 1, (int)s,
+            fprintf(stderr, "cluster_util: group_create(%llu) on node %zu: %s: %s\n",
+                    (unsigned long long)group_id, i + 1, muxraft_status_str((int)s),
+                    muxraft_last_error());
+            return false;
+        }
+    }
+    return true;
+}
+
+bool cu_remove_group(cu_cluster *c, uint64_t group_id)
+{
+    for (size_t i = 0; i < c->n_nodes; i++) {
+        muxraft_status s = muxraft_group_remove(c->nodes[i].handle, group_id);
+        if (s != MUXRAFT_OK) {
+            fprintf(stderr, "cluster_util: group_remove(%llu) on node %zu: %s: %s\n",
+                    (unsigned long long)group_id, i + 1, muxraft_status_str((int)s),
                     muxraft_last_error());
             return false;
         }
@@ -178,13 +196,14 @@ cu_node *cu_node_by_id(cu_cluster *c, uint64_t id)
 /* ---- wire --------------------------------------------------------------- */
 
 void cu_push(cu_cluster *c, uint64_t from, uint64_t to, const uint8_t *bytes,
-             size_t len)
+             size_t len, bool liveness)
 {
     cu_frame *f = (cu_frame *)cu_xmalloc(sizeof *f);
     f->next = NULL;
     f->from = from;
     f->to = to;
     f->len = len;
+    f->liveness = liveness;
     f->bytes = (uint8_t *)cu_xmalloc(len);
     if (len)
         memcpy(f->bytes, bytes, len);
@@ -241,9 +260,9 @@ bool cu_drain(cu_cluster *c)
         } else {
             muxraft_status s = muxraft_step(dst->handle, f->from, f->bytes, f->len);
             if (s != MUXRAFT_OK) {
-                fprintf(stderr, "cluster_util: step %llu->%llu: %d: %s\n",
+                fprintf(stderr, "cluster_util: step %llu->%llu: %s: %s\n",
                         (unsigned long long)f->from, (unsigned long long)f->to,
-                        (int)s, muxraft_last_error());
+                        muxraft_status_str((int)s), muxraft_last_error());
                 c->step_failures++;
                 ok = false;
             }
@@ -259,8 +278,8 @@ bool cu_tick(cu_cluster *c)
     for (size_t i = 0; i < c->n_nodes; i++) {
         muxraft_status s = muxraft_tick(c->nodes[i].handle);
         if (s != MUXRAFT_OK) {
-            fprintf(stderr, "cluster_util: tick node %zu: %d: %s\n", i + 1,
-                    (int)s, muxraft_last_error());
+            fprintf(stderr, "cluster_util: tick node %zu: %s: %s\n", i + 1,
+                    muxraft_status_str((int)s), muxraft_last_error());
             ok = false;
         }
     }
@@ -275,6 +294,7 @@ uint64_t cu_leader(cu_cluster *c, uint64_t group_id)
     size_t leading = 0;
     muxraft_group_info info[CU_MAX_NODES];
     for (size_t i = 0; i < c->n_nodes; i++) {
+        muxraft_group_info_init(&info[i]);
         if (muxraft_group_status(c->nodes[i].handle, group_id, &info[i]) !=
             MUXRAFT_OK)
             return 0;
@@ -305,7 +325,7 @@ uint64_t cu_wait_leader(cu_cluster *c, uint64_t group_id, int max_ticks)
 
 bool cu_wait_applied(cu_cluster *c, uint64_t group_id, size_t n, int max_ticks)
 {
-    if (group_id < 1 || group_id > CU_MAX_GROUPS)
+    if (group_id > CU_MAX_GROUPS)
         return false;
     for (int t = 0; t <= max_ticks; t++) {
         bool all = true;
@@ -322,7 +342,7 @@ bool cu_wait_applied(cu_cluster *c, uint64_t group_id, size_t n, int max_ticks)
 
 bool cu_logs_agree(const cu_cluster *c, uint64_t group_id)
 {
-    if (group_id < 1 || group_id > CU_MAX_GROUPS || c->n_nodes == 0)
+    if (group_id > CU_MAX_GROUPS || c->n_nodes == 0)
         return false;
     const cu_log *ref = &c->nodes[0].applied[group_id];
     for (size_t k = 1; k < ref->n; k++)
@@ -345,7 +365,7 @@ bool cu_logs_agree(const cu_cluster *c, uint64_t group_id)
 bool cu_entry_is(const cu_cluster *c, uint64_t id, uint64_t group_id, size_t k,
                  const char *s)
 {
-    if (id < 1 || id > c->n_nodes || group_id < 1 || group_id > CU_MAX_GROUPS)
+    if (id < 1 || id > c->n_nodes || group_id > CU_MAX_GROUPS)
         return false;
     const cu_log *log = &c->nodes[id - 1].applied[group_id];
     if (k >= log->n)

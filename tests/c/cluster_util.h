@@ -19,13 +19,14 @@
 #include "muxraft.h"
 
 #define CU_MAX_NODES 5
-#define CU_MAX_GROUPS 64 /* group ids 1..CU_MAX_GROUPS are recorded */
+#define CU_MAX_GROUPS 64 /* group ids 0..CU_MAX_GROUPS are recorded */
 
 typedef struct cu_frame {
     struct cu_frame *next;
     uint64_t from, to;
     size_t len;
     uint8_t *bytes;
+    bool liveness; /* as the send callback said */
 } cu_frame;
 
 /* One entry as `apply` reported it. */
@@ -62,6 +63,8 @@ struct cu_node {
     cu_done *done;                     /* proposal outcomes, in order */
     size_t n_done, cap_done;
     size_t role_changes;
+    /* Frames this node's send callback handed over, by its liveness flag. */
+    uint64_t sent_liveness, sent_bulk;
 };
 
 struct cu_cluster {
@@ -83,14 +86,17 @@ bool cu_init(cu_cluster *c, size_t n_nodes, uint64_t cluster_id,
              const muxraft_config *base);
 void cu_free(cu_cluster *c);
 
-/* Create group `group_id` on every node, with every node as a member. */
+/* Create group `group_id` (any id, 0 included) on every node, with every
+ * node as a member, incarnation 1. */
 bool cu_create_group(cu_cluster *c, uint64_t group_id);
+/* Remove group `group_id` from every node. */
+bool cu_remove_group(cu_cluster *c, uint64_t group_id);
 
 cu_node *cu_node_by_id(cu_cluster *c, uint64_t id);
 
 /* The wire. */
 void cu_push(cu_cluster *c, uint64_t from, uint64_t to, const uint8_t *bytes,
-             size_t len);
+             size_t len, bool liveness);
 cu_frame *cu_pop(cu_cluster *c); /* NULL when empty; free with cu_frame_free */
 void cu_frame_free(cu_frame *f);
 cu_frame *cu_frame_copy(const cu_frame *f);

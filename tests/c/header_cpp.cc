@@ -1,6 +1,7 @@
 // header_cpp.cc: include/muxraft.h used from C++17, the way a C++ broker
 // would: RAII ownership of the node, a lambda as callback, enums and
 // structs as plain C++ types. Built with -Wall -Wextra -Wpedantic -Werror.
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -23,6 +24,12 @@ static_assert(std::is_trivially_copyable<muxraft_stats>::value, "C struct");
 static_assert(MUXRAFT_OK == 0, "MUXRAFT_OK is 0");
 static_assert(MUXRAFT_PANIC == 10, "status numbers are stable");
 static_assert(MUXRAFT_LEADER == 2, "role numbers are stable");
+static_assert(MUXRAFT_UNKNOWN == 11, "status numbers are stable");
+// Every struct starts with its struct_size (ABI 2).
+static_assert(offsetof(muxraft_config, struct_size) == 0, "struct_size first");
+static_assert(offsetof(muxraft_callbacks, struct_size) == 0, "struct_size first");
+static_assert(offsetof(muxraft_stats, struct_size) == 0, "struct_size first");
+static_assert(offsetof(muxraft_group_info, struct_size) == 0, "struct_size first");
 
 int failures = 0;
 
@@ -48,7 +55,8 @@ int main()
     config.node_id = 1;
 
     std::vector<std::string> applied;
-    muxraft_callbacks cb{};
+    muxraft_callbacks cb;
+    muxraft_callbacks_init(&cb); // struct_size, every callback NULL
     cb.userdata = &applied;
     cb.apply = [](void *ud, uint64_t, uint64_t, const uint8_t *data, size_t len) {
         static_cast<std::vector<std::string> *>(ud)->emplace_back(
@@ -66,7 +74,8 @@ int main()
     expect(muxraft_group_create(node.get(), 7, 1, members, 1) == MUXRAFT_ALREADY_EXISTS,
            "duplicate group");
 
-    muxraft_group_info info{};
+    muxraft_group_info info;
+    muxraft_group_info_init(&info);
     for (int t = 0; t < 100 && info.role != MUXRAFT_LEADER; ++t) {
         expect(muxraft_tick(node.get()) == MUXRAFT_OK, "muxraft_tick");
         expect(muxraft_group_status(node.get(), 7, &info) == MUXRAFT_OK,
@@ -84,12 +93,18 @@ int main()
         expect(muxraft_tick(node.get()) == MUXRAFT_OK, "muxraft_tick");
     expect(applied.size() == 1 && applied[0] == hello, "applied");
 
-    muxraft_stats stats{};
+    muxraft_stats stats;
+    muxraft_stats_init(&stats);
     expect(muxraft_node_stats(node.get(), &stats) == MUXRAFT_OK && stats.groups == 1,
            "muxraft_node_stats");
     expect(muxraft_node_stats(nullptr, &stats) == MUXRAFT_INVALID_ARGUMENT &&
                std::strlen(muxraft_last_error()) > 0,
            "NULL node");
+    expect(std::string(muxraft_status_str(MUXRAFT_NOT_LEADER)) == "MUXRAFT_NOT_LEADER",
+           "muxraft_status_str");
+    muxraft_stats zeroed{}; // struct_size 0: not set by muxraft_stats_init
+    expect(muxraft_node_stats(node.get(), &zeroed) == MUXRAFT_INVALID_ARGUMENT,
+           "struct_size 0 refused");
 
     node.reset();
     std::printf("header_cpp: %s\n", failures == 0 ? "ok" : "FAILED");

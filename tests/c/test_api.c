@@ -12,7 +12,9 @@
  * when M is 0. The file is C99 and also compiles as C++.
  */
 #include <inttypes.h>
+#include <limits.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,25 +41,6 @@ static void failure(const char *file, int line, const char *what)
         else                                                                   \
             failure(__FILE__, __LINE__, "CHECK(" #cond ")");                   \
     } while (0)
-
-static const char *status_name(int s)
-{
-    switch (s) {
-    case MUXRAFT_OK: return "MUXRAFT_OK";
-    case MUXRAFT_INVALID_ARGUMENT: return "MUXRAFT_INVALID_ARGUMENT";
-    case MUXRAFT_NOT_FOUND: return "MUXRAFT_NOT_FOUND";
-    case MUXRAFT_ALREADY_EXISTS: return "MUXRAFT_ALREADY_EXISTS";
-    case MUXRAFT_NOT_LEADER: return "MUXRAFT_NOT_LEADER";
-    case MUXRAFT_TOO_LARGE: return "MUXRAFT_TOO_LARGE";
-    case MUXRAFT_MALFORMED: return "MUXRAFT_MALFORMED";
-    case MUXRAFT_IO: return "MUXRAFT_IO";
-    case MUXRAFT_SHUTDOWN: return "MUXRAFT_SHUTDOWN";
-    case MUXRAFT_BUSY: return "MUXRAFT_BUSY";
-    case MUXRAFT_PANIC: return "MUXRAFT_PANIC";
-    case MUXRAFT_UNKNOWN: return "MUXRAFT_UNKNOWN";
-    default: return "(not a muxraft_status)";
-    }
-}
 
 /*
  * The last error is only replaced by a failing call, so to prove that a
@@ -93,7 +76,7 @@ static void check_status(const char *file, int line, const char *call, int got,
     char what[1024];
     if (got != want) {
         snprintf(what, sizeof what, "%s returned %s, expected %s", call,
-                 status_name(got), status_name(want));
+                 muxraft_status_str(got), muxraft_status_str(want));
         failure(file, line, what);
         return;
     }
@@ -151,9 +134,18 @@ static const uint8_t *bytes_of(const char *s) { return (const uint8_t *)s; }
 static muxraft_stats stats_of(muxraft_node *node)
 {
     muxraft_stats s;
-    memset(&s, 0, sizeof s);
+    muxraft_stats_init(&s);
     CHECK_OK(muxraft_node_stats(node, &s));
     return s;
+}
+
+/* This node's view of a group; the call must succeed. */
+static muxraft_group_info info_of(muxraft_node *node, uint64_t group_id)
+{
+    muxraft_group_info info;
+    muxraft_group_info_init(&info);
+    CHECK_OK(muxraft_group_status(node, group_id, &info));
+    return info;
 }
 
 #define MAX_TICKS 500
@@ -170,6 +162,53 @@ static void test_version(void)
         CHECK(sscanf(v, "%u.%u.%u", &major, &minor, &patch) == 3);
         CHECK(muxraft_version() == v); /* static: the same string each time */
     }
+}
+
+/* ---- status names -------------------------------------------------------- */
+
+static void test_status_str(void)
+{
+    /* Every status by number, with its exact name. */
+    static const char *const names[] = {
+        "MUXRAFT_OK",         "MUXRAFT_INVALID_ARGUMENT", "MUXRAFT_NOT_FOUND",
+        "MUXRAFT_ALREADY_EXISTS", "MUXRAFT_NOT_LEADER",   "MUXRAFT_TOO_LARGE",
+        "MUXRAFT_MALFORMED",  "MUXRAFT_IO",               "MUXRAFT_SHUTDOWN",
+        "MUXRAFT_BUSY",       "MUXRAFT_PANIC",            "MUXRAFT_UNKNOWN",
+    };
+    for (int s = 0; s < (int)(sizeof names / sizeof names[0]); s++) {
+        const char *name = muxraft_status_str(s);
+        CHECK(name != NULL && strcmp(name, names[s]) == 0);
+        if (name == NULL || strcmp(name, names[s]) != 0)
+            fprintf(stderr, "    muxraft_status_str(%d) is \"%s\", expected \"%s\"\n", s,
+                    name ? name : "(null)", names[s]);
+        CHECK(muxraft_status_str(s) == name); /* static: the same string each time */
+    }
+    /* ...and by the header's names (the enum's numbers match the names). */
+#define NAMED(status) CHECK(strcmp(muxraft_status_str(status), #status) == 0)
+    NAMED(MUXRAFT_OK);
+    NAMED(MUXRAFT_INVALID_ARGUMENT);
+    NAMED(MUXRAFT_NOT_FOUND);
+    NAMED(MUXRAFT_ALREADY_EXISTS);
+    NAMED(MUXRAFT_NOT_LEADER);
+    NAMED(MUXRAFT_TOO_LARGE);
+    NAMED(MUXRAFT_MALFORMED);
+    NAMED(MUXRAFT_IO);
+    NAMED(MUXRAFT_SHUTDOWN);
+    NAMED(MUXRAFT_BUSY);
+    NAMED(MUXRAFT_PANIC);
+    NAMED(MUXRAFT_UNKNOWN);
+#undef NAMED
+    /* Any other number is safe to pass and has one name. */
+    static const int others[] = {-1, 12, 1000, INT_MIN, INT_MAX};
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        const char *name = muxraft_status_str(others[i]);
+        CHECK(name != NULL && strcmp(name, "MUXRAFT_UNKNOWN_STATUS") == 0);
+    }
+    /* Naming a status is not a failing call: the last error stays. */
+    prime_last_error(PRIME_ZERO_NODE_ID);
+    (void)muxraft_status_str(4);
+    (void)muxraft_status_str(-1);
+    CHECK(strcmp(muxraft_last_error(), primed) == 0);
 }
 
 /* ---- configuration and node creation ------------------------------------ */
@@ -248,7 +287,7 @@ static void test_node_new_misuse(void)
         const uint64_t self[] = {9};
         CHECK_OK(muxraft_group_create(node, 1, 1, self, 1));
         muxraft_group_info info;
-        memset(&info, 0, sizeof info);
+        muxraft_group_info_init(&info);
         for (int t = 0; t < MAX_TICKS && info.role != MUXRAFT_LEADER; t++) {
             CHECK_OK(muxraft_tick(node));
             CHECK_OK(muxraft_group_status(node, 1, &info));
@@ -269,6 +308,8 @@ static void test_null_node(void)
     const uint8_t frame[8] = {0, 0, 0, 4, 1, 2, 3, 4};
     muxraft_group_info info;
     muxraft_stats stats;
+    muxraft_group_info_init(&info);
+    muxraft_stats_init(&stats);
     uint64_t id;
     EXPECT_FAIL(muxraft_group_create(NULL, 1, 1, members, 1), MUXRAFT_INVALID_ARGUMENT);
     EXPECT_FAIL(muxraft_group_remove(NULL, 1), MUXRAFT_INVALID_ARGUMENT);
@@ -278,6 +319,559 @@ static void test_null_node(void)
     EXPECT_FAIL(muxraft_step(NULL, 2, frame, sizeof frame), MUXRAFT_INVALID_ARGUMENT);
     EXPECT_FAIL(muxraft_tick(NULL), MUXRAFT_INVALID_ARGUMENT);
     EXPECT_FAIL(muxraft_node_stats(NULL, &stats), MUXRAFT_INVALID_ARGUMENT);
+}
+
+/* ---- structs that grow: struct_size ---------------------------------------- */
+
+/* The counters of muxraft_stats, in header order. */
+#define STATS_FIELDS(X)                                                        \
+    X(messages_sent) X(bytes_sent) X(messages_received)                        \
+    X(heartbeat_batches_sent) X(group_heartbeats_batched)                      \
+    X(elections_started) X(frames_rejected) X(heartbeats_sent)                 \
+    X(heartbeat_batch_responses_sent) X(heartbeat_messages_sent)               \
+    X(heartbeat_bytes_sent) X(bytes_received) X(messages_dropped)              \
+    X(leader_changes) X(proposals) X(proposals_committed)                      \
+    X(proposals_failed) X(entries_applied) X(groups) X(proposals_unknown)      \
+    X(incarnation_mismatches) X(batches_dropped_incarnation)                   \
+    X(connections_established) X(reconnects) X(handshakes_refused)             \
+    X(dial_failures) X(transport_frames_dropped) X(bytes_queued)
+
+/* The u64 fields of muxraft_group_info, in header order (role is apart). */
+#define GROUP_INFO_FIELDS(X)                                                   \
+    X(term) X(leader_id) X(commit_index) X(applied_index) X(last_index)        \
+    X(incarnation)
+
+static bool all_bytes(const uint8_t *p, size_t n, uint8_t v)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != v)
+            return false;
+    return true;
+}
+
+static bool says_struct_size(void)
+{
+    return strstr(muxraft_last_error(), "struct_size") != NULL;
+}
+
+/* The _init functions: struct_size is the struct's size, the rest cleared. */
+static void test_init_functions(void)
+{
+    muxraft_callbacks_init(NULL); /* ignored */
+    muxraft_stats_init(NULL);
+    muxraft_group_info_init(NULL);
+
+    muxraft_callbacks cb;
+    memset(&cb, 0xAB, sizeof cb);
+    muxraft_callbacks_init(&cb);
+    CHECK(cb.struct_size == sizeof(muxraft_callbacks));
+    CHECK(cb.userdata == NULL && cb.send == NULL && cb.apply == NULL &&
+          cb.role_changed == NULL && cb.proposal_done == NULL);
+
+    muxraft_stats s;
+    memset(&s, 0xAB, sizeof s);
+    muxraft_stats_init(&s);
+    CHECK(s.struct_size == sizeof(muxraft_stats));
+#define ZERO(field) CHECK(s.field == 0);
+    STATS_FIELDS(ZERO)
+#undef ZERO
+
+    muxraft_group_info info;
+    memset(&info, 0xAB, sizeof info);
+    muxraft_group_info_init(&info);
+    CHECK(info.struct_size == sizeof(muxraft_group_info));
+    CHECK(info.role == MUXRAFT_FOLLOWER);
+#define ZERO(field) CHECK(info.field == 0);
+    GROUP_INFO_FIELDS(ZERO)
+#undef ZERO
+}
+
+/* A struct whose struct_size was never set (`= {0}`, memset) is refused,
+ * with a message naming struct_size; the struct is left as it was. */
+static void test_struct_size_unset(void)
+{
+    muxraft_config config;
+    muxraft_config_init(&config);
+    config.node_id = 1;
+    muxraft_node *node = NULL;
+
+    muxraft_callbacks cb;
+    memset(&cb, 0, sizeof cb);
+    EXPECT_FAIL(muxraft_node_new(&config, &cb, &node), MUXRAFT_INVALID_ARGUMENT);
+    CHECK(says_struct_size());
+    CHECK(node == NULL);
+
+    CHECK_OK(muxraft_node_new(&config, NULL, &node));
+    if (node == NULL)
+        return;
+    const uint64_t self[] = {1};
+    CHECK_OK(muxraft_group_create(node, 3, 1, self, 1));
+
+    muxraft_stats s;
+    memset(&s, 0, sizeof s);
+    EXPECT_FAIL(muxraft_node_stats(node, &s), MUXRAFT_INVALID_ARGUMENT);
+    CHECK(says_struct_size());
+    CHECK(all_bytes((const uint8_t *)&s, sizeof s, 0));
+
+    muxraft_group_info info;
+    memset(&info, 0, sizeof info);
+    EXPECT_FAIL(muxraft_group_status(node, 3, &info), MUXRAFT_INVALID_ARGUMENT);
+    CHECK(says_struct_size());
+    CHECK(all_bytes((const uint8_t *)&info, sizeof info, 0));
+
+    /* Set by the _init functions, the same calls work. */
+    muxraft_stats_init(&s);
+    CHECK_OK(muxraft_node_stats(node, &s));
+    CHECK(s.groups == 1);
+    muxraft_group_info_init(&info);
+    CHECK_OK(muxraft_group_status(node, 3, &info));
+    CHECK(info.incarnation == 1);
+    muxraft_node_free(node);
+}
+
+/*
+ * A program compiled against an older header holds smaller structs: the
+ * same fields up to some point and none after. These tests build such
+ * structs as that program's memory holds them: exactly `size` bytes on the
+ * heap (ASan and valgrind report any access past them), the fields it knows
+ * filled, struct_size = size. They are filled by copying the first `size`
+ * bytes of a full struct, not with the _init functions (which run in the
+ * library and fill the library's own sizeof).
+ */
+static void set_struct_size(void *p, size_t size)
+{
+    const uint32_t struct_size = (uint32_t)size;
+    memcpy(p, &struct_size, sizeof struct_size);
+}
+
+static void *older(const void *full, size_t size)
+{
+    uint8_t *p = (uint8_t *)xmalloc(size);
+    memcpy(p, full, size);
+    set_struct_size(p, size);
+    return p;
+}
+
+/* A directory muxraft cannot create: a node that reads it fails. */
+#define UNUSABLE_DIR "/proc/muxraft-test-not-a-directory"
+
+/* Tick a node with a single-member group `g` until it leads it. */
+static bool lead_alone(muxraft_node *node, uint64_t g)
+{
+    for (int t = 0; t < MAX_TICKS; t++) {
+        muxraft_group_info info;
+        muxraft_group_info_init(&info);
+        if (muxraft_group_status(node, g, &info) != MUXRAFT_OK)
+            return false;
+        if (info.role == MUXRAFT_LEADER)
+            return true;
+        if (muxraft_tick(node) != MUXRAFT_OK)
+            return false;
+    }
+    return false;
+}
+
+/* Proposals of `ok` bytes commit on `node` (leader of group g), `ok + 1`
+ * bytes are refused with MUXRAFT_TOO_LARGE. */
+static void check_proposal_limit(muxraft_node *node, uint64_t g, size_t ok)
+{
+    uint8_t *buf = (uint8_t *)xmalloc(ok + 1);
+    memset(buf, 'p', ok + 1);
+    uint64_t id = 0;
+    CHECK_OK(muxraft_propose(node, g, buf, ok, &id));
+    CHECK(id != 0);
+    EXPECT_FAIL(muxraft_propose(node, g, buf, ok + 1, &id), MUXRAFT_TOO_LARGE);
+    free(buf);
+}
+
+static void test_older_config(void)
+{
+    const uint64_t self[] = {1};
+    muxraft_node *node = NULL;
+    muxraft_config full;
+
+    /* What the full struct would do: its data_dir cannot be used. */
+    muxraft_config_init(&full);
+    full.node_id = 1;
+    full.max_proposal_bytes = 1000;
+    full.data_dir = UNUSABLE_DIR;
+    EXPECT_FAIL(muxraft_node_new(&full, NULL, &node), MUXRAFT_IO);
+
+    /* Before data_dir: the node is in memory (data_dir takes its default,
+     * NULL), and the fields the struct holds are used. */
+    {
+        muxraft_config *c = (muxraft_config *)older(&full, offsetof(muxraft_config, data_dir));
+        node = NULL;
+        CHECK_OK(muxraft_node_new(c, NULL, &node));
+        free(c); /* read during the call only */
+        if (node) {
+            CHECK_OK(muxraft_group_create(node, 1, 1, self, 1));
+            CHECK(lead_alone(node, 1));
+            check_proposal_limit(node, 1, 1000);
+            muxraft_node_free(node);
+        }
+    }
+
+    /* Before max_proposal_bytes: it takes its default, 1 MiB. */
+    full.max_proposal_bytes = 16;
+    {
+        muxraft_config *c =
+            (muxraft_config *)older(&full, offsetof(muxraft_config, max_proposal_bytes));
+        node = NULL;
+        CHECK_OK(muxraft_node_new(c, NULL, &node));
+        free(c);
+        if (node) {
+            CHECK_OK(muxraft_group_create(node, 1, 1, self, 1));
+            CHECK(lead_alone(node, 1));
+            check_proposal_limit(node, 1, 1024 * 1024);
+            muxraft_node_free(node);
+        }
+    }
+    /* ...and the fields it holds are read: a bad one is refused. */
+    full.election_ticks = full.heartbeat_ticks;
+    {
+        muxraft_config *c =
+            (muxraft_config *)older(&full, offsetof(muxraft_config, max_proposal_bytes));
+        node = NULL;
+        EXPECT_FAIL_PRIMED(muxraft_node_new(c, NULL, &node), MUXRAFT_INVALID_ARGUMENT,
+                           PRIME_ZERO_NODE_ID);
+        CHECK(node == NULL);
+        free(c);
+    }
+
+    /* The smallest config: through node_id. Every other field is a default
+     * (the bad values after node_id are not read). */
+    const size_t min = offsetof(muxraft_config, node_id) + sizeof(uint64_t);
+    full.tick_ms = 0;
+    full.election_ticks = 1;
+    {
+        muxraft_config *c = (muxraft_config *)older(&full, min);
+        node = NULL;
+        CHECK_OK(muxraft_node_new(c, NULL, &node));
+        free(c);
+        if (node) {
+            CHECK_OK(muxraft_group_create(node, 1, 1, self, 1));
+            CHECK(lead_alone(node, 1));
+            check_proposal_limit(node, 1, 1024 * 1024);
+            muxraft_node_free(node);
+        }
+    }
+    /* Smaller than that, it cannot be a config. */
+    const size_t too_small[] = {min - 1, 4, 0};
+    for (size_t i = 0; i < sizeof too_small / sizeof too_small[0]; i++) {
+        muxraft_config *c = (muxraft_config *)older(&full, too_small[i] < 4 ? 4 : too_small[i]);
+        set_struct_size(c, too_small[i]);
+        node = NULL;
+        EXPECT_FAIL(muxraft_node_new(c, NULL, &node), MUXRAFT_INVALID_ARGUMENT);
+        CHECK(says_struct_size());
+        CHECK(node == NULL);
+        free(c);
+    }
+
+    /* A newer program's larger struct: the fields this library knows are
+     * read, the rest ignored. */
+    {
+        const size_t size = sizeof(muxraft_config) + 32;
+        muxraft_config_init(&full);
+        full.node_id = 1;
+        full.max_proposal_bytes = 100;
+        uint8_t *buf = (uint8_t *)xmalloc(size);
+        memset(buf, 0xFF, size);
+        memcpy(buf, &full, sizeof full);
+        set_struct_size(buf, size);
+        node = NULL;
+        CHECK_OK(muxraft_node_new((const muxraft_config *)buf, NULL, &node));
+        free(buf);
+        if (node) {
+            CHECK_OK(muxraft_group_create(node, 1, 1, self, 1));
+            CHECK(lead_alone(node, 1));
+            check_proposal_limit(node, 1, 100);
+            muxraft_node_free(node);
+        }
+    }
+}
+
+/* What the callbacks of test_older_callbacks saw. */
+struct older_log {
+    int applied, role_changes, done, forbidden;
+};
+static void older_apply(void *ud, uint64_t g, uint64_t index, const uint8_t *data,
+                        size_t len)
+{
+    (void)g; (void)index; (void)data; (void)len;
+    ((struct older_log *)ud)->applied++;
+}
+static void older_role(void *ud, uint64_t g, muxraft_role role, uint64_t term,
+                       uint64_t leader)
+{
+    (void)g; (void)role; (void)term; (void)leader;
+    ((struct older_log *)ud)->role_changes++;
+}
+static void older_done(void *ud, uint64_t g, uint64_t id, muxraft_status status,
+                       uint64_t index)
+{
+    (void)g; (void)id; (void)index;
+    if (status == MUXRAFT_OK)
+        ((struct older_log *)ud)->done++;
+}
+/* Set in the full struct past the older struct's end: must never run. */
+static void forbidden_role(void *ud, uint64_t g, muxraft_role role, uint64_t term,
+                           uint64_t leader)
+{
+    (void)g; (void)role; (void)term; (void)leader;
+    ((struct older_log *)ud)->forbidden++;
+}
+static void forbidden_done(void *ud, uint64_t g, uint64_t id, muxraft_status status,
+                           uint64_t index)
+{
+    (void)g; (void)id; (void)status; (void)index;
+    ((struct older_log *)ud)->forbidden++;
+}
+static void forbidden_apply(void *ud, uint64_t g, uint64_t index, const uint8_t *data,
+                            size_t len)
+{
+    (void)g; (void)index; (void)data; (void)len;
+    ((struct older_log *)ud)->forbidden++;
+}
+
+/* A node with callbacks `cb` (freed once the node exists), one
+ * single-member group, elected, three proposals committed. */
+static muxraft_node *run_with_callbacks(muxraft_callbacks *cb)
+{
+    muxraft_config config;
+    muxraft_config_init(&config);
+    config.node_id = 1;
+    muxraft_node *node = NULL;
+    CHECK_OK(muxraft_node_new(&config, cb, &node));
+    free(cb); /* copied by muxraft_node_new */
+    if (node == NULL)
+        return NULL;
+    const uint64_t self[] = {1};
+    CHECK_OK(muxraft_group_create(node, 1, 1, self, 1));
+    CHECK(lead_alone(node, 1));
+    for (int k = 0; k < 3; k++)
+        CHECK_OK(muxraft_propose(node, 1, bytes_of("e"), 1, NULL));
+    for (int t = 0; t < 20; t++)
+        CHECK_OK(muxraft_tick(node));
+    muxraft_stats s = stats_of(node);
+    CHECK(s.proposals_committed == 3 && s.entries_applied == 3);
+    return node;
+}
+
+static void test_older_callbacks(void)
+{
+    struct older_log log;
+    muxraft_callbacks full;
+    muxraft_node *node;
+
+    /* Before proposal_done: apply and role_changed are called,
+     * proposal_done (which the program does not know of) never. */
+    memset(&log, 0, sizeof log);
+    muxraft_callbacks_init(&full);
+    full.userdata = &log;
+    full.apply = older_apply;
+    full.role_changed = older_role;
+    full.proposal_done = forbidden_done;
+    node = run_with_callbacks(
+        (muxraft_callbacks *)older(&full, offsetof(muxraft_callbacks, proposal_done)));
+    CHECK(log.applied == 3 && log.role_changes > 0 && log.forbidden == 0);
+    muxraft_node_free(node);
+
+    /* Before role_changed: only apply. */
+    memset(&log, 0, sizeof log);
+    full.role_changed = forbidden_role;
+    node = run_with_callbacks(
+        (muxraft_callbacks *)older(&full, offsetof(muxraft_callbacks, role_changed)));
+    CHECK(log.applied == 3 && log.role_changes == 0 && log.forbidden == 0);
+    muxraft_node_free(node);
+
+    /* The smallest: through userdata, no callback at all. */
+    memset(&log, 0, sizeof log);
+    full.apply = forbidden_apply;
+    const size_t min = offsetof(muxraft_callbacks, userdata) + sizeof(void *);
+    node = run_with_callbacks((muxraft_callbacks *)older(&full, min));
+    CHECK(log.forbidden == 0);
+    muxraft_node_free(node);
+
+    /* Smaller than that: refused. */
+    const size_t too_small[] = {min - 1, 8, 4, 0};
+    for (size_t i = 0; i < sizeof too_small / sizeof too_small[0]; i++) {
+        muxraft_callbacks *cb =
+            (muxraft_callbacks *)older(&full, too_small[i] < 4 ? 4 : too_small[i]);
+        set_struct_size(cb, too_small[i]);
+        muxraft_config config;
+        muxraft_config_init(&config);
+        config.node_id = 1;
+        node = NULL;
+        EXPECT_FAIL(muxraft_node_new(&config, cb, &node), MUXRAFT_INVALID_ARGUMENT);
+        CHECK(says_struct_size());
+        CHECK(node == NULL);
+        free(cb);
+    }
+
+    /* A newer program's larger struct: every callback this library knows
+     * is called, the bytes after them are not read as callbacks. */
+    memset(&log, 0, sizeof log);
+    full.apply = older_apply;
+    full.role_changed = older_role;
+    full.proposal_done = older_done;
+    {
+        const size_t size = sizeof(muxraft_callbacks) + 32;
+        uint8_t *buf = (uint8_t *)xmalloc(size);
+        memset(buf, 0xFF, size); /* not a callback anyone could call */
+        memcpy(buf, &full, sizeof full);
+        set_struct_size(buf, size);
+        node = run_with_callbacks((muxraft_callbacks *)buf);
+        CHECK(log.applied == 3 && log.role_changes > 0 && log.done == 3);
+        muxraft_node_free(node);
+    }
+}
+
+/*
+ * muxraft_node_stats and muxraft_group_status into older and newer structs.
+ * Each is called twice: into exactly `size` bytes (for ASan and valgrind),
+ * and into `size` bytes followed by a guard that must stay untouched (for
+ * the plain run).
+ */
+enum { GUARD = 64 };
+
+/* The library filled a `size`-byte stats struct at `p`: struct_size is as
+ * the caller set it, the counters it holds equal `want`'s. */
+static void check_stats_prefix(const uint8_t *p, size_t size, const muxraft_stats *want)
+{
+    muxraft_stats got;
+    memset(&got, 0, sizeof got);
+    memcpy(&got, p, size < sizeof got ? size : sizeof got);
+    CHECK(got.struct_size == size);
+#define SAME(field)                                                             \
+    if (offsetof(muxraft_stats, field) + sizeof(uint64_t) <= size)              \
+        CHECK(got.field == want->field);
+    STATS_FIELDS(SAME)
+#undef SAME
+}
+
+static void stats_into(muxraft_node *node, size_t size, const muxraft_stats *want)
+{
+    /* Exactly `size` bytes. */
+    uint8_t *p = (uint8_t *)xmalloc(size);
+    memset(p, 0xAB, size);
+    set_struct_size(p, size);
+    CHECK_OK(muxraft_node_stats(node, (muxraft_stats *)p));
+    check_stats_prefix(p, size, want);
+    free(p);
+    /* With a guard after them. */
+    p = (uint8_t *)xmalloc(size + GUARD);
+    memset(p, 0xAB, size + GUARD);
+    set_struct_size(p, size);
+    CHECK_OK(muxraft_node_stats(node, (muxraft_stats *)p));
+    check_stats_prefix(p, size, want);
+    CHECK(all_bytes(p + size, GUARD, 0xAB));
+    free(p);
+}
+
+static void check_info_prefix(const uint8_t *p, size_t size, const muxraft_group_info *want)
+{
+    muxraft_group_info got;
+    memset(&got, 0, sizeof got);
+    memcpy(&got, p, size < sizeof got ? size : sizeof got);
+    CHECK(got.struct_size == size);
+    CHECK(got.role == want->role);
+#define SAME(field)                                                             \
+    if (offsetof(muxraft_group_info, field) + sizeof(uint64_t) <= size)         \
+        CHECK(got.field == want->field);
+    GROUP_INFO_FIELDS(SAME)
+#undef SAME
+}
+
+static void info_into(muxraft_node *node, uint64_t g, size_t size,
+                      const muxraft_group_info *want)
+{
+    uint8_t *p = (uint8_t *)xmalloc(size);
+    memset(p, 0xAB, size);
+    set_struct_size(p, size);
+    CHECK_OK(muxraft_group_status(node, g, (muxraft_group_info *)p));
+    check_info_prefix(p, size, want);
+    free(p);
+    p = (uint8_t *)xmalloc(size + GUARD);
+    memset(p, 0xAB, size + GUARD);
+    set_struct_size(p, size);
+    CHECK_OK(muxraft_group_status(node, g, (muxraft_group_info *)p));
+    check_info_prefix(p, size, want);
+    CHECK(all_bytes(p + size, GUARD, 0xAB));
+    free(p);
+}
+
+/* struct_size below the minimum: refused, and nothing written. */
+static void refused_sizes(muxraft_node *node, uint64_t g, const size_t *sizes, size_t n,
+                          bool stats)
+{
+    for (size_t i = 0; i < n; i++) {
+        const size_t alloc = (sizes[i] < 4 ? 4 : sizes[i]) + GUARD;
+        uint8_t *p = (uint8_t *)xmalloc(alloc);
+        memset(p, 0xAB, alloc);
+        set_struct_size(p, sizes[i]);
+        if (stats)
+            EXPECT_FAIL(muxraft_node_stats(node, (muxraft_stats *)p),
+                        MUXRAFT_INVALID_ARGUMENT);
+        else
+            EXPECT_FAIL(muxraft_group_status(node, g, (muxraft_group_info *)p),
+                        MUXRAFT_INVALID_ARGUMENT);
+        CHECK(says_struct_size());
+        CHECK(all_bytes(p + 4, alloc - 4, 0xAB));
+        free(p);
+    }
+}
+
+static void test_older_stats_and_info(void)
+{
+    cu_cluster c;
+    if (!cu_init(&c, 1, 0, NULL)) {
+        CHECK(!"cu_init");
+        return;
+    }
+    muxraft_node *n = c.nodes[0].handle;
+    const uint64_t self[] = {1};
+    CHECK_OK(muxraft_group_create(n, 4, 77, self, 1));
+    CHECK(cu_wait_leader(&c, 4, MAX_TICKS) == 1);
+    for (int k = 0; k < 5; k++)
+        CHECK_OK(muxraft_propose(n, 4, bytes_of("s"), 1, NULL));
+    CHECK(cu_wait_applied(&c, 4, 5, MAX_TICKS));
+    /* No tick or call between here and the end changes a counter. */
+    const muxraft_stats want = stats_of(n);
+    CHECK(want.entries_applied == 5 && want.proposals_committed == 5 && want.groups == 1);
+    const muxraft_group_info want_info = info_of(n, 4);
+    CHECK(want_info.role == MUXRAFT_LEADER && want_info.incarnation == 77 &&
+          want_info.applied_index == want_info.last_index);
+
+    /* Older: through entries_applied; the smallest (through messages_sent);
+     * one counter short of this header's. */
+    stats_into(n, offsetof(muxraft_stats, entries_applied) + sizeof(uint64_t), &want);
+    stats_into(n, offsetof(muxraft_stats, messages_sent) + sizeof(uint64_t), &want);
+    stats_into(n, offsetof(muxraft_stats, bytes_queued), &want);
+    /* This header's, and a newer, larger one (only the library's size is
+     * written: the guard check covers the bytes past it). */
+    stats_into(n, sizeof(muxraft_stats), &want);
+    stats_into(n, sizeof(muxraft_stats) + 40, &want);
+    {
+        const size_t too_small[] = {offsetof(muxraft_stats, messages_sent) + 7, 8, 4, 0};
+        refused_sizes(n, 4, too_small, sizeof too_small / sizeof too_small[0], true);
+    }
+
+    /* Group info: through last_index (no incarnation); through role only. */
+    info_into(n, 4, offsetof(muxraft_group_info, last_index) + sizeof(uint64_t), &want_info);
+    info_into(n, 4, offsetof(muxraft_group_info, role) + sizeof(muxraft_role), &want_info);
+    info_into(n, 4, sizeof(muxraft_group_info), &want_info);
+    info_into(n, 4, sizeof(muxraft_group_info) + 40, &want_info);
+    {
+        const size_t too_small[] = {offsetof(muxraft_group_info, role) + 3, 4, 0};
+        refused_sizes(n, 4, too_small, sizeof too_small / sizeof too_small[0], false);
+    }
+
+    /* Nothing moved meanwhile (the comparisons above were fair). */
+    const muxraft_stats again = stats_of(n);
+    CHECK(again.entries_applied == want.entries_applied &&
+          again.messages_sent == want.messages_sent);
+    cu_free(&c);
 }
 
 /* ---- groups and proposals on one node ------------------------------------ */
@@ -297,10 +891,10 @@ static void test_single_node(void)
                    zero[] = {1, 0}, eight[] = {1, 2, 3, 4, 5, 6, 7, 8};
     muxraft_group_info info;
     muxraft_stats stats;
+    muxraft_group_info_init(&info);
     uint64_t id = 0;
 
-    /* group_create misuse */
-    EXPECT_FAIL(muxraft_group_create(n, 0, 1, self, 1), MUXRAFT_INVALID_ARGUMENT);
+    /* group_create misuse (group id 0 is a valid id: test_group_zero) */
     EXPECT_FAIL(muxraft_group_create(n, 1, 1, NULL, 1), MUXRAFT_INVALID_ARGUMENT);
     EXPECT_FAIL(muxraft_group_create(n, 1, 1, NULL, 0), MUXRAFT_INVALID_ARGUMENT);
     EXPECT_FAIL(muxraft_group_create(n, 1, 1, self, 0), MUXRAFT_INVALID_ARGUMENT);
@@ -392,6 +986,152 @@ static void test_single_node(void)
     stats = stats_of(n);
     CHECK(stats.groups == 1);
 
+    cu_free(&c);
+}
+
+/* ---- group id 0 (every uint64_t is a group id) ----------------------------- */
+
+static void test_group_zero(void)
+{
+    cu_cluster c;
+    if (!cu_init(&c, 1, 0, NULL)) {
+        CHECK(!"cu_init");
+        return;
+    }
+    muxraft_node *n = c.nodes[0].handle;
+    const uint64_t self[] = {1};
+    muxraft_group_info info;
+    muxraft_group_info_init(&info);
+    size_t count = 0;
+    uint64_t id0 = 0, id1 = 0, idmax = 0;
+
+    CHECK_OK(muxraft_group_create(n, 0, 5, self, 1));
+    EXPECT_FAIL(muxraft_group_create(n, 0, 5, self, 1), MUXRAFT_ALREADY_EXISTS);
+    /* Neighbours: nothing of group 0 may reach them, nor theirs group 0. */
+    CHECK_OK(muxraft_group_create(n, 1, 1, self, 1));
+    CHECK_OK(muxraft_group_create(n, UINT64_MAX, 1, self, 1));
+    CHECK(stats_of(n).groups == 3);
+    info = info_of(n, 0);
+    CHECK(info.role == MUXRAFT_FOLLOWER && info.incarnation == 5);
+    EXPECT_FAIL(muxraft_propose(n, 0, bytes_of("early"), 5, &id0), MUXRAFT_NOT_LEADER);
+
+    CHECK(cu_wait_leader(&c, 0, MAX_TICKS) == 1);
+    CHECK(cu_wait_leader(&c, 1, MAX_TICKS) == 1);
+    CHECK(cu_wait_leader(&c, UINT64_MAX, MAX_TICKS) == 1);
+    info = info_of(n, 0);
+    CHECK(info.role == MUXRAFT_LEADER && info.leader_id == 1 && info.incarnation == 5);
+
+    CHECK_OK(muxraft_propose(n, 0, bytes_of("zero"), 4, &id0));
+    CHECK_OK(muxraft_propose(n, 1, bytes_of("one"), 3, &id1));
+    CHECK_OK(muxraft_propose(n, UINT64_MAX, bytes_of("max"), 3, &idmax));
+    CHECK(id0 != 0 && id1 != 0 && idmax != 0 && id0 != id1 && id0 != idmax);
+    CHECK(cu_wait_applied(&c, 0, 1, MAX_TICKS));
+    CHECK(cu_wait_applied(&c, 1, 1, MAX_TICKS));
+    for (int t = 0; t < 5; t++)
+        CHECK(cu_tick(&c));
+    CHECK(c.nodes[0].applied[0].n == 1 && cu_entry_is(&c, 1, 0, 0, "zero"));
+    CHECK(c.nodes[0].applied[1].n == 1 && cu_entry_is(&c, 1, 1, 0, "one"));
+    const cu_done *d = cu_find_done(&c.nodes[0], id0, &count);
+    CHECK(count == 1 && d && d->status == MUXRAFT_OK && d->group_id == 0);
+    CHECK(d && c.nodes[0].applied[0].n == 1 && d->index == c.nodes[0].applied[0].v[0].index);
+    d = cu_find_done(&c.nodes[0], idmax, &count);
+    CHECK(count == 1 && d && d->status == MUXRAFT_OK && d->group_id == UINT64_MAX);
+    info = info_of(n, 0);
+    CHECK(info.commit_index >= 1 && info.applied_index == info.commit_index);
+
+    /* Remove group 0: gone, its neighbours untouched. */
+    CHECK_OK(muxraft_group_remove(n, 0));
+    EXPECT_FAIL(muxraft_group_status(n, 0, &info), MUXRAFT_NOT_FOUND);
+    EXPECT_FAIL(muxraft_propose(n, 0, bytes_of("x"), 1, &id0), MUXRAFT_NOT_FOUND);
+    EXPECT_FAIL(muxraft_group_remove(n, 0), MUXRAFT_NOT_FOUND);
+    CHECK_OK(muxraft_group_remove(n, UINT64_MAX));
+    CHECK(stats_of(n).groups == 1);
+    CHECK(info_of(n, 1).role == MUXRAFT_LEADER);
+
+    /* ...and create it again, as a new incarnation. */
+    CHECK_OK(muxraft_group_create(n, 0, 6, self, 1));
+    CHECK(cu_wait_leader(&c, 0, MAX_TICKS) == 1);
+    CHECK(info_of(n, 0).incarnation == 6);
+    CHECK_OK(muxraft_propose(n, 0, bytes_of("again"), 5, NULL));
+    CHECK(cu_wait_applied(&c, 0, 2, MAX_TICKS));
+    CHECK(cu_entry_is(&c, 1, 0, 1, "again"));
+    CHECK(c.step_failures == 0);
+    cu_free(&c);
+}
+
+/* Group 0 in the three-node host-driven cluster: elected, replicated,
+ * removed with a proposal and frames in flight. */
+static void test_group_zero_cluster(void)
+{
+    cu_cluster c;
+    if (!cu_init(&c, 3, 0, NULL)) {
+        CHECK(!"cu_init");
+        return;
+    }
+    CHECK(cu_create_group(&c, 0));
+    CHECK(cu_create_group(&c, 1));
+    const uint64_t l = cu_wait_leader(&c, 0, MAX_TICKS);
+    CHECK(l != 0);
+    CHECK(cu_wait_leader(&c, 1, MAX_TICKS) != 0);
+    if (l) {
+        muxraft_node *ln = cu_node_by_id(&c, l)->handle;
+        const uint64_t follower = l % 3 + 1;
+        uint64_t id = 0;
+        EXPECT_FAIL(muxraft_propose(cu_node_by_id(&c, follower)->handle, 0,
+                                    bytes_of("nope"), 4, &id),
+                    MUXRAFT_NOT_LEADER);
+        CHECK(info_of(cu_node_by_id(&c, follower)->handle, 0).leader_id == l);
+
+        enum { ENTRIES = 5 };
+        uint64_t ids[ENTRIES];
+        char buf[32];
+        for (int k = 0; k < ENTRIES; k++) {
+            snprintf(buf, sizeof buf, "z-e%d", k);
+            CHECK_OK(muxraft_propose(ln, 0, bytes_of(buf), strlen(buf), &ids[k]));
+        }
+        CHECK(cu_wait_applied(&c, 0, ENTRIES, MAX_TICKS));
+        CHECK(cu_logs_agree(&c, 0));
+        for (uint64_t node = 1; node <= 3; node++) {
+            CHECK(c.nodes[node - 1].applied[0].n == ENTRIES);
+            CHECK(c.nodes[node - 1].applied[1].n == 0); /* nothing leaked */
+            for (int k = 0; k < ENTRIES; k++) {
+                snprintf(buf, sizeof buf, "z-e%d", k);
+                CHECK(cu_entry_is(&c, node, 0, (size_t)k, buf));
+            }
+        }
+        for (int k = 0; k < ENTRIES; k++) {
+            size_t count = 0;
+            const cu_done *d = cu_find_done(cu_node_by_id(&c, l), ids[k], &count);
+            CHECK(count == 1 && d && d->status == MUXRAFT_OK && d->group_id == 0);
+            CHECK(d && c.nodes[l - 1].applied[0].n == ENTRIES &&
+                  d->index == c.nodes[l - 1].applied[0].v[k].index);
+        }
+
+        /* A proposal whose frames are still on the wire when every node
+         * removes the group: its outcome is unknown; the frames are
+         * dropped without an error. */
+        CHECK(c.queued == 0);
+        CHECK_OK(muxraft_propose(ln, 0, bytes_of("last"), 4, &id));
+        CHECK(c.queued > 0);
+        const muxraft_stats before = stats_of(ln);
+        CHECK(cu_remove_group(&c, 0));
+        size_t count = 0;
+        const cu_done *d = cu_find_done(cu_node_by_id(&c, l), id, &count);
+        CHECK(count == 1 && d && d->status == MUXRAFT_UNKNOWN && d->index == 0 &&
+              d->group_id == 0);
+        CHECK(stats_of(ln).proposals_unknown == before.proposals_unknown + 1);
+        for (int t = 0; t < 10; t++)
+            CHECK(cu_tick(&c));
+        for (uint64_t node = 1; node <= 3; node++) {
+            muxraft_group_info info;
+            muxraft_group_info_init(&info);
+            EXPECT_FAIL(muxraft_group_status(cu_node_by_id(&c, node)->handle, 0, &info),
+                        MUXRAFT_NOT_FOUND);
+            CHECK(stats_of(cu_node_by_id(&c, node)->handle).groups == 1);
+        }
+        CHECK(cu_wait_leader(&c, 1, MAX_TICKS) != 0);
+    }
+    CHECK(c.step_failures == 0);
     cu_free(&c);
 }
 
@@ -613,8 +1353,7 @@ static void test_cluster_misuse(void)
         EXPECT_FAIL(muxraft_propose(cu_node_by_id(&c, follower)->handle, g,
                                     bytes_of("nope"), 4, &id),
                     MUXRAFT_NOT_LEADER);
-        muxraft_group_info info;
-        CHECK_OK(muxraft_group_status(cu_node_by_id(&c, follower)->handle, g, &info));
+        muxraft_group_info info = info_of(cu_node_by_id(&c, follower)->handle, g);
         CHECK(info.role == MUXRAFT_FOLLOWER && info.leader_id == leader[g]);
     }
     /* ...and leaders replicate, with garbage arriving in between. */
@@ -747,6 +1486,131 @@ static void test_remove_pending(void)
     cu_free(&c);
 }
 
+/* ---- the send callback's liveness flag -------------------------------------- */
+
+/* Every frame flagged liveness is a liveness frame by the counters (a
+ * heartbeat, a batch, or an answer to either), every other frame is not;
+ * an idle cluster sends nothing else; host-driven nodes count no
+ * transport traffic. */
+static void liveness_run(bool batch)
+{
+    muxraft_config base;
+    muxraft_config_init(&base);
+    base.batch_heartbeats = batch;
+    cu_cluster c;
+    if (!cu_init(&c, 3, 0, &base)) {
+        CHECK(!"cu_init");
+        return;
+    }
+    enum { GROUPS = 6 };
+    for (uint64_t g = 1; g <= GROUPS; g++)
+        CHECK(cu_create_group(&c, g));
+    for (uint64_t g = 1; g <= GROUPS; g++) {
+        uint64_t l = cu_wait_leader(&c, g, MAX_TICKS);
+        CHECK(l != 0);
+        if (l)
+            CHECK_OK(muxraft_propose(cu_node_by_id(&c, l)->handle, g, bytes_of("bulk"), 4,
+                                     NULL));
+    }
+    for (uint64_t g = 1; g <= GROUPS; g++)
+        CHECK(cu_wait_applied(&c, g, 1, MAX_TICKS));
+    for (int t = 0; t < 40; t++) /* settle */
+        CHECK(cu_tick(&c));
+
+    uint64_t bulk_before[CU_MAX_NODES], liveness_before[CU_MAX_NODES];
+    for (size_t i = 0; i < 3; i++) {
+        const cu_node *n = &c.nodes[i];
+        const muxraft_stats s = stats_of(n->handle);
+        CHECK(n->sent_liveness == s.heartbeat_messages_sent);
+        CHECK(n->sent_bulk == s.messages_sent - s.heartbeat_messages_sent);
+        CHECK(n->sent_bulk > 0); /* votes, appends */
+        if (batch)
+            CHECK(s.heartbeat_messages_sent ==
+                  s.heartbeat_batches_sent + s.heartbeat_batch_responses_sent);
+        else
+            CHECK(s.heartbeat_batches_sent == 0 && s.heartbeat_batch_responses_sent == 0);
+        CHECK(s.connections_established == 0 && s.reconnects == 0 &&
+              s.handshakes_refused == 0 && s.dial_failures == 0 &&
+              s.transport_frames_dropped == 0 && s.bytes_queued == 0);
+        bulk_before[i] = n->sent_bulk;
+        liveness_before[i] = n->sent_liveness;
+    }
+    /* Idle: liveness frames only. */
+    for (int t = 0; t < 40; t++)
+        CHECK(cu_tick(&c));
+    uint64_t liveness_sent = 0;
+    for (size_t i = 0; i < 3; i++) {
+        const cu_node *n = &c.nodes[i];
+        CHECK(n->sent_bulk == bulk_before[i]);
+        liveness_sent += n->sent_liveness - liveness_before[i];
+        const muxraft_stats s = stats_of(n->handle);
+        CHECK(n->sent_liveness == s.heartbeat_messages_sent);
+    }
+    CHECK(liveness_sent > 0);
+    CHECK(c.step_failures == 0);
+    cu_free(&c);
+}
+
+static void test_liveness_flag(void)
+{
+    liveness_run(true);
+    liveness_run(false);
+}
+
+/* ---- incarnations -------------------------------------------------------------- */
+
+/* A node that deleted a group and created it again (a new incarnation)
+ * while the others still run the old one drops their messages and counts
+ * them; the old group's entries never reach the new replica. */
+static void test_incarnation_mismatch(void)
+{
+    cu_cluster c;
+    if (!cu_init(&c, 3, 0, NULL)) {
+        CHECK(!"cu_init");
+        return;
+    }
+    CHECK(cu_create_group(&c, 1)); /* incarnation 1 */
+    CHECK(cu_create_group(&c, 2));
+    const uint64_t l = cu_wait_leader(&c, 1, MAX_TICKS);
+    CHECK(l != 0);
+    CHECK(cu_wait_leader(&c, 2, MAX_TICKS) != 0);
+    if (l) {
+        muxraft_node *ln = cu_node_by_id(&c, l)->handle;
+        CHECK_OK(muxraft_propose(ln, 1, bytes_of("old"), 3, NULL));
+        CHECK(cu_wait_applied(&c, 1, 1, MAX_TICKS));
+
+        const uint64_t y = l % 3 + 1;
+        muxraft_node *ny = cu_node_by_id(&c, y)->handle;
+        const uint64_t members[] = {1, 2, 3};
+        CHECK_OK(muxraft_group_remove(ny, 1));
+        CHECK_OK(muxraft_group_create(ny, 1, 2, members, 3));
+        CHECK(info_of(ny, 1).incarnation == 2);
+        CHECK(info_of(ln, 1).incarnation == 1);
+
+        uint64_t before = 0, after = 0;
+        for (uint64_t id = 1; id <= 3; id++) {
+            const muxraft_stats s = stats_of(cu_node_by_id(&c, id)->handle);
+            before += s.incarnation_mismatches + s.batches_dropped_incarnation;
+        }
+        CHECK_OK(muxraft_propose(ln, 1, bytes_of("still old"), 9, NULL));
+        for (int t = 0; t < 60; t++)
+            CHECK(cu_tick(&c));
+        for (uint64_t id = 1; id <= 3; id++) {
+            const muxraft_stats s = stats_of(cu_node_by_id(&c, id)->handle);
+            after += s.incarnation_mismatches + s.batches_dropped_incarnation;
+        }
+        CHECK(after > before);
+        /* y's new replica applied nothing of the old group after its
+         * re-creation; the other two applied both entries. */
+        CHECK(c.nodes[y - 1].applied[1].n == 1);
+        CHECK(c.nodes[l - 1].applied[1].n == 2);
+        /* Group 2 is untouched. */
+        CHECK(cu_wait_leader(&c, 2, MAX_TICKS) != 0);
+    }
+    CHECK(c.step_failures == 0);
+    cu_free(&c);
+}
+
 /* ---- callbacks that call muxraft ------------------------------------------ */
 
 struct reentry {
@@ -772,6 +1636,7 @@ static void reentry_apply(cu_node *n, uint64_t group_id, uint64_t index,
     if (!data_is(data, len, "ping"))
         return;
     muxraft_group_info info;
+    muxraft_group_info_init(&info);
     reentry.status_in_apply = (int)muxraft_group_status(n->handle, group_id, &info);
     if (n->id == reentry.leader) {
         reentry.pongs++;
@@ -894,8 +1759,9 @@ static void test_reentrancy_chain(void)
  * from inside another node's callback. */
 static cu_cluster *direct;
 static void direct_send(void *userdata, uint64_t to, const uint8_t *frame,
-                        size_t len)
+                        size_t len, bool liveness)
 {
+    (void)liveness;
     cu_node *n = (cu_node *)userdata;
     cu_node *dst = cu_node_by_id(direct, to);
     if (dst == NULL || muxraft_step(dst->handle, n->id, frame, len) != MUXRAFT_OK)
@@ -920,7 +1786,7 @@ static void test_direct_delivery(void)
         muxraft_config_init(&config);
         config.node_id = i + 1;
         muxraft_callbacks cb;
-        memset(&cb, 0, sizeof cb);
+        muxraft_callbacks_init(&cb);
         cb.userdata = &c.nodes[i];
         cb.send = direct_send;
         CHECK_OK(muxraft_node_new(&config, &cb, &c.nodes[i].handle));
@@ -936,8 +1802,7 @@ static void test_direct_delivery(void)
         for (int t = 0; t < 10; t++)
             CHECK(cu_tick(&c));
         for (size_t i = 0; i < 3; i++) {
-            muxraft_group_info info;
-            CHECK_OK(muxraft_group_status(c.nodes[i].handle, 1, &info));
+            muxraft_group_info info = info_of(c.nodes[i].handle, 1);
             CHECK(info.applied_index >= 10 && info.applied_index == info.commit_index);
         }
     }
@@ -967,7 +1832,6 @@ static void test_free_busy(void)
     CHECK(true);
 }
 
-/* Run one test function and say how it went. */
 /* Embedded mode lifecycle: start on port 0, learn the port, refuse
  * host-driven calls while started, stop, refuse everything after. */
 static void test_embedded_lifecycle(void)
@@ -996,16 +1860,17 @@ static void test_embedded_lifecycle(void)
     CHECK_OK(muxraft_node_stop(n));
     EXPECT_FAIL(muxraft_node_stop(n), MUXRAFT_SHUTDOWN);
     EXPECT_FAIL(muxraft_propose(n, 7, (const uint8_t *)"x", 1, NULL), MUXRAFT_SHUTDOWN);
-    muxraft_group_info info;
-    CHECK_OK(muxraft_group_status(n, 7, &info));
+    muxraft_group_info info = info_of(n, 7);
+    CHECK(info.incarnation == 1);
     muxraft_node_free(n);
 }
 
+/* Run one test function and say how it went. */
 #define RUN(test)                                                              \
     do {                                                                       \
         int passed0 = n_passed, failed0 = n_failed;                            \
         test();                                                                \
-        printf("%-4s %-24s %5d checks\n", n_failed == failed0 ? "ok" : "FAIL", \
+        printf("%-4s %-26s %5d checks\n", n_failed == failed0 ? "ok" : "FAIL", \
                #test, n_passed - passed0 + n_failed - failed0);                 \
     } while (0)
 
@@ -1021,12 +1886,22 @@ int main(void)
     CHECK(other[0] != '\0' && primed[0] != '\0' && strcmp(other, primed) != 0);
 
     RUN(test_version);
+    RUN(test_status_str);
     RUN(test_config_init);
     RUN(test_node_new_misuse);
     RUN(test_null_node);
+    RUN(test_init_functions);
+    RUN(test_struct_size_unset);
+    RUN(test_older_config);
+    RUN(test_older_callbacks);
+    RUN(test_older_stats_and_info);
     RUN(test_single_node);
+    RUN(test_group_zero);
+    RUN(test_group_zero_cluster);
     RUN(test_cluster_misuse);
     RUN(test_remove_pending);
+    RUN(test_liveness_flag);
+    RUN(test_incarnation_mismatch);
     RUN(test_reentrancy);
     RUN(test_reentrancy_chain);
     RUN(test_direct_delivery);

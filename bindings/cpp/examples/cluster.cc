@@ -1,7 +1,8 @@
 // A three-node muxraft cluster in one process, in embedded mode: each node
 // runs its own timer and TCP transport on loopback. One group (one
 // replicated queue) on all three nodes; the leader proposes three messages
-// and every node applies them, in order.
+// (at whichever node leads when each is proposed) and every node applies
+// them, in order.
 //
 //   usage: cluster [BASE_PORT]     (nodes listen on BASE_PORT+1..+3; default 7100)
 #include <chrono>
@@ -57,6 +58,9 @@ int main(int argc, char **argv)
                 }
                 changed.notify_all();
             };
+            // Once per accepted proposal: MUXRAFT_OK with its index, or
+            // MUXRAFT_NOT_LEADER (failed for certain), MUXRAFT_UNKNOWN or
+            // MUXRAFT_SHUTDOWN (it may have committed).
             callbacks.proposal_done = [](std::uint64_t, std::uint64_t proposal, muxraft::Status status,
                                          std::uint64_t index) {
                 std::printf("proposal %llu: %s at index %llu\n",
@@ -75,18 +79,34 @@ int main(int argc, char **argv)
             node.create_group(queue, 1, {1, 2, 3});
         }
 
+        // Propose each message at the node that leads the queue. Leadership
+        // can move at any time, so MUXRAFT_NOT_LEADER is routine: try_propose
+        // returns it (propose() would throw it), and we propose again at the
+        // leader that node names.
         std::unique_lock<std::mutex> lock(mu);
-        if (!changed.wait_for(lock, std::chrono::seconds(10), [&] { return leader != 0; })) {
-            std::fprintf(stderr, "no leader elected\n");
-            return EXIT_FAILURE;
+        for (const std::string &m : messages) {
+            for (;;) {
+                if (!changed.wait_for(lock, std::chrono::seconds(10), [&] { return leader != 0; })) {
+                    std::fprintf(stderr, "no leader elected\n");
+                    return EXIT_FAILURE;
+                }
+                const std::uint64_t at = leader;
+                lock.unlock(); // callbacks need the mutex while we call muxraft
+                const muxraft::ProposeResult r = nodes[at - 1].try_propose(queue, m);
+                if (r.ok()) {
+                    lock.lock();
+                    break;
+                }
+                if (r.status != MUXRAFT_NOT_LEADER)
+                    throw muxraft::Error(r.status, "muxraft_propose", muxraft_last_error());
+                // The leader `at` knows of (0: none yet; role_changed will say).
+                const std::uint64_t named = nodes[at - 1].group_status(queue).leader_id;
+                lock.lock();
+                if (leader == at)
+                    leader = named;
+            }
         }
-        muxraft::Node &leader_node = nodes[leader - 1];
-        lock.unlock(); // callbacks need the mutex while we propose
 
-        for (const std::string &m : messages)
-            leader_node.propose(queue, m); // throws muxraft::Error (e.g. MUXRAFT_NOT_LEADER)
-
-        lock.lock();
         const bool all = changed.wait_for(lock, std::chrono::seconds(10), [&] {
             for (std::uint64_t id = 1; id <= 3; ++id)
                 if (applied[id].size() < messages.size())

@@ -108,7 +108,9 @@ TEST(Embedded, ThreeNodesOnLoopbackApplyManyGroupsInOrder)
             seen.done[{id, proposal}] = {status, index};
             seen.cv.notify_all();
         };
-        cb.send = [](std::uint64_t, std::string_view) { ADD_FAILURE() << "send in embedded mode"; };
+        cb.send = [](std::uint64_t, std::string_view, bool) {
+            ADD_FAILURE() << "send in embedded mode";
+        };
         nodes.emplace_back(config, std::move(cb));
     }
     // Before any node starts, so no callback reads them while they are written.
@@ -180,6 +182,15 @@ TEST(Embedded, ThreeNodesOnLoopbackApplyManyGroupsInOrder)
                         return false;
             return true;
         })) << "proposals not applied everywhere";
+    }
+
+    // The transport's counters (embedded mode only): every node connected
+    // to its two peers; nothing is queued once everything was applied.
+    for (std::uint64_t id = 1; id <= kNodes; ++id) {
+        const muxraft::Stats stats = nodes[id - 1].stats();
+        EXPECT_EQ(stats.struct_size, sizeof(muxraft::Stats));
+        EXPECT_GE(stats.connections_established, kNodes - 1) << "node " << id;
+        EXPECT_EQ(stats.proposals_unknown, 0u) << "node " << id;
     }
 
     for (auto &n : nodes)

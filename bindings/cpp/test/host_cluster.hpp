@@ -2,8 +2,8 @@
 // C++ tests, written against muxraft.hpp only.
 //
 // Nodes 1..n share one FIFO wire: each node's send callback appends a copy
-// of the frame, and drain() steps every queued frame into its destination
-// until the wire is empty. Time moves only with tick(). The callbacks record
+// of the frame (with its liveness flag), and drain() steps every queued
+// frame into its destination until the wire is empty. Time moves only with tick(). The callbacks record
 // what each node applied and every proposal outcome.
 #ifndef MUXRAFT_CPP_TEST_HOST_CLUSTER_HPP
 #define MUXRAFT_CPP_TEST_HOST_CLUSTER_HPP
@@ -36,6 +36,7 @@ struct Done {
 struct Frame {
     std::uint64_t from, to;
     std::string bytes;
+    bool liveness;
 };
 
 class HostCluster {
@@ -48,8 +49,9 @@ public:
         for (std::uint64_t id = 1; id <= n; ++id) {
             base.node_id = id;
             muxraft::Callbacks cb;
-            cb.send = [this, id](std::uint64_t to, std::string_view frame) {
-                wire.push_back(Frame{id, to, std::string(frame)});
+            cb.send = [this, id](std::uint64_t to, std::string_view frame, bool liveness) {
+                wire.push_back(Frame{id, to, std::string(frame), liveness});
+                ++(liveness ? sent_liveness : sent_bulk)[id];
             };
             cb.apply = [this, id](std::uint64_t group, std::uint64_t index, std::string_view data) {
                 applied[{id, group}].push_back(Entry{index, std::string(data)});
@@ -84,10 +86,16 @@ public:
         return m;
     }
 
-    void create_group(std::uint64_t group)
+    void create_group(std::uint64_t group, std::uint64_t incarnation = 1)
     {
         for (auto &n : nodes)
-            n.create_group(group, 1, members());
+            n.create_group(group, incarnation, members());
+    }
+
+    void remove_group(std::uint64_t group)
+    {
+        for (auto &n : nodes)
+            n.remove_group(group);
     }
 
     // Deliver frames until the wire is empty.
@@ -167,6 +175,8 @@ public:
     std::size_t done_reports = 0;
     std::size_t role_changes = 0;
     std::size_t frames_carried = 0;
+    // Frames each node's send callback handed over, by liveness flag.
+    std::map<std::uint64_t, std::uint64_t> sent_liveness, sent_bulk;
     // Last, so destroyed first: nothing the callbacks use is gone before the
     // nodes are.
     std::vector<muxraft::Node> nodes;

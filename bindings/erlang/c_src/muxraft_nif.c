@@ -61,10 +61,8 @@
 static ERL_NIF_TERM am_ok, am_error, am_undefined, am_true, am_false;
 static ERL_NIF_TERM am_muxraft, am_applied, am_role, am_proposal, am_send;
 static ERL_NIF_TERM am_leader, am_follower, am_candidate;
-static ERL_NIF_TERM am_term, am_commit, am_last_index;
-static ERL_NIF_TERM am_invalid_argument, am_not_found, am_already_exists,
-    am_not_leader, am_too_large, am_malformed, am_io, am_shutdown, am_busy,
-    am_panic, am_unknown;
+static ERL_NIF_TERM am_term, am_commit, am_last_index, am_incarnation;
+static ERL_NIF_TERM am_invalid_argument, am_io, am_shutdown, am_unknown;
 /* stats keys */
 static ERL_NIF_TERM am_messages_sent, am_bytes_sent, am_messages_received,
     am_heartbeat_batches_sent, am_group_heartbeats_batched,
@@ -72,7 +70,11 @@ static ERL_NIF_TERM am_messages_sent, am_bytes_sent, am_messages_received,
     am_heartbeat_batch_responses_sent, am_heartbeat_messages_sent,
     am_heartbeat_bytes_sent, am_bytes_received, am_messages_dropped,
     am_leader_changes, am_proposals, am_proposals_committed,
-    am_proposals_failed, am_entries_applied, am_groups;
+    am_proposals_failed, am_entries_applied, am_groups,
+    am_proposals_unknown, am_incarnation_mismatches,
+    am_batches_dropped_incarnation, am_connections_established,
+    am_reconnects, am_handshakes_refused, am_dial_failures,
+    am_transport_frames_dropped, am_bytes_queued;
 
 static ERL_NIF_TERM mk_atom(ErlNifEnv *env, const char *name)
 {
@@ -82,23 +84,22 @@ static ERL_NIF_TERM mk_atom(ErlNifEnv *env, const char *name)
     return enif_make_atom(env, name);
 }
 
-static ERL_NIF_TERM status_atom(muxraft_status s)
+/* A status as the atom of its name, muxraft_status_str without the
+ * "MUXRAFT_" prefix, in lower case: MUXRAFT_NOT_LEADER is 'not_leader',
+ * MUXRAFT_UNKNOWN 'unknown', and a number that is no status
+ * ("MUXRAFT_UNKNOWN_STATUS") 'unknown_status'. */
+static ERL_NIF_TERM status_atom(ErlNifEnv *env, muxraft_status s)
 {
-    switch (s) {
-    case MUXRAFT_OK: return am_ok;
-    case MUXRAFT_INVALID_ARGUMENT: return am_invalid_argument;
-    case MUXRAFT_NOT_FOUND: return am_not_found;
-    case MUXRAFT_ALREADY_EXISTS: return am_already_exists;
-    case MUXRAFT_NOT_LEADER: return am_not_leader;
-    case MUXRAFT_TOO_LARGE: return am_too_large;
-    case MUXRAFT_MALFORMED: return am_malformed;
-    case MUXRAFT_IO: return am_io;
-    case MUXRAFT_SHUTDOWN: return am_shutdown;
-    case MUXRAFT_BUSY: return am_busy;
-    case MUXRAFT_PANIC: return am_panic;
-    case MUXRAFT_UNKNOWN: return am_unknown;
-    }
-    return am_unknown;
+    static const char prefix[] = "MUXRAFT_";
+    const char *name = muxraft_status_str((int)s);
+    char buf[64];
+    size_t i;
+    if (strncmp(name, prefix, sizeof prefix - 1) == 0)
+        name += sizeof prefix - 1;
+    for (i = 0; name[i] != '\0' && i < sizeof buf - 1; i++)
+        buf[i] = (name[i] >= 'A' && name[i] <= 'Z') ? (char)(name[i] - 'A' + 'a') : name[i];
+    buf[i] = '\0';
+    return mk_atom(env, buf);
 }
 
 static ERL_NIF_TERM role_atom(muxraft_role r)
@@ -287,14 +288,16 @@ static ERL_NIF_TERM copy_binary(ErlNifEnv *env, const uint8_t *data, size_t len)
     return bin;
 }
 
-static void on_send(void *ud, uint64_t to, const uint8_t *frame, size_t len)
+static void on_send(void *ud, uint64_t to, const uint8_t *frame, size_t len,
+                    bool liveness)
 {
     ErlNifEnv *e = enif_alloc_env();
     if (e == NULL)
         return;
     deliver((nif_node *)ud, e,
-            enif_make_tuple3(e, am_send, enif_make_uint64(e, to),
-                             copy_binary(e, frame, len)));
+            enif_make_tuple4(e, am_send, enif_make_uint64(e, to),
+                             copy_binary(e, frame, len),
+                             liveness ? am_true : am_false));
 }
 
 static void on_apply(void *ud, uint64_t group_id, uint64_t index,
@@ -334,7 +337,7 @@ static void on_proposal_done(void *ud, uint64_t group_id, uint64_t proposal_id,
                               am_ok, enif_make_uint64(e, index));
     else
         ev = enif_make_tuple3(e, am_proposal, enif_make_uint64(e, proposal_id),
-                              enif_make_tuple2(e, am_error, status_atom(status)));
+                              enif_make_tuple2(e, am_error, status_atom(e, status)));
     deliver((nif_node *)ud, e, ev);
 }
 
@@ -350,7 +353,7 @@ static ERL_NIF_TERM error3(ErlNifEnv *env, muxraft_status s)
     ERL_NIF_TERM bin;
     unsigned char *p = enif_make_new_binary(env, len, &bin);
     memcpy(p, msg, len);
-    return enif_make_tuple3(env, am_error, status_atom(s), bin);
+    return enif_make_tuple3(env, am_error, status_atom(env, s), bin);
 }
 
 static ERL_NIF_TERM error_msg(ErlNifEnv *env, ERL_NIF_TERM reason,
@@ -484,7 +487,7 @@ static ERL_NIF_TERM start_node_nif(ErlNifEnv *env, int argc,
     config.cluster_id = cluster_id;
     config.data_dir = data_dir;
 
-    memset(&cb, 0, sizeof cb);
+    muxraft_callbacks_init(&cb); /* struct_size, every callback NULL */
     cb.userdata = n;
     cb.send = on_send;
     cb.apply = on_apply;
@@ -633,12 +636,13 @@ static ERL_NIF_TERM group_status_nif(ErlNifEnv *env, int argc,
     uint64_t group_id;
     muxraft_group_info info;
     muxraft_status s;
-    ERL_NIF_TERM keys[6], values[6], map;
+    ERL_NIF_TERM keys[7], values[7], map;
     (void)argc;
 
     if (!get_node(env, argv[0], &n) || !get_u64(env, argv[1], &group_id))
         return enif_make_badarg(env);
     /* Allowed after stop (C API): the handle lives until the destructor. */
+    muxraft_group_info_init(&info);
     s = muxraft_group_status(n->node, group_id, &info);
     if (s != MUXRAFT_OK)
         return error3(env, s);
@@ -648,7 +652,8 @@ static ERL_NIF_TERM group_status_nif(ErlNifEnv *env, int argc,
     keys[3] = am_commit;     values[3] = enif_make_uint64(env, info.commit_index);
     keys[4] = am_applied;    values[4] = enif_make_uint64(env, info.applied_index);
     keys[5] = am_last_index; values[5] = enif_make_uint64(env, info.last_index);
-    if (!enif_make_map_from_arrays(env, keys, values, 6, &map))
+    keys[6] = am_incarnation; values[6] = enif_make_uint64(env, info.incarnation);
+    if (!enif_make_map_from_arrays(env, keys, values, 7, &map))
         return enif_make_badarg(env);
     return enif_make_tuple2(env, am_ok, map);
 }
@@ -659,12 +664,13 @@ static ERL_NIF_TERM stats_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
     nif_node *n;
     muxraft_stats st;
     muxraft_status s;
-    ERL_NIF_TERM keys[19], values[19], map;
+    ERL_NIF_TERM keys[28], values[28], map;
     unsigned k = 0;
     (void)argc;
 
     if (!get_node(env, argv[0], &n))
         return enif_make_badarg(env);
+    muxraft_stats_init(&st);
     s = muxraft_node_stats(n->node, &st);
     if (s != MUXRAFT_OK)
         return error3(env, s);
@@ -693,6 +699,15 @@ static ERL_NIF_TERM stats_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
     STAT(proposals_failed);
     STAT(entries_applied);
     STAT(groups);
+    STAT(proposals_unknown);
+    STAT(incarnation_mismatches);
+    STAT(batches_dropped_incarnation);
+    STAT(connections_established);
+    STAT(reconnects);
+    STAT(handshakes_refused);
+    STAT(dial_failures);
+    STAT(transport_frames_dropped);
+    STAT(bytes_queued);
 #undef STAT
     if (!enif_make_map_from_arrays(env, keys, values, k, &map))
         return enif_make_badarg(env);
@@ -783,10 +798,8 @@ static void make_atoms(ErlNifEnv *env)
     ATOM(ok); ATOM(error); ATOM(undefined); ATOM(true); ATOM(false);
     ATOM(muxraft); ATOM(applied); ATOM(role); ATOM(proposal); ATOM(send);
     ATOM(leader); ATOM(follower); ATOM(candidate);
-    ATOM(term); ATOM(commit); ATOM(last_index);
-    ATOM(invalid_argument); ATOM(not_found); ATOM(already_exists);
-    ATOM(not_leader); ATOM(too_large); ATOM(malformed); ATOM(io);
-    ATOM(shutdown); ATOM(busy); ATOM(panic); ATOM(unknown);
+    ATOM(term); ATOM(commit); ATOM(last_index); ATOM(incarnation);
+    ATOM(invalid_argument); ATOM(io); ATOM(shutdown); ATOM(unknown);
     ATOM(messages_sent); ATOM(bytes_sent); ATOM(messages_received);
     ATOM(heartbeat_batches_sent); ATOM(group_heartbeats_batched);
     ATOM(elections_started); ATOM(frames_rejected); ATOM(heartbeats_sent);
@@ -794,6 +807,10 @@ static void make_atoms(ErlNifEnv *env)
     ATOM(heartbeat_bytes_sent); ATOM(bytes_received); ATOM(messages_dropped);
     ATOM(leader_changes); ATOM(proposals); ATOM(proposals_committed);
     ATOM(proposals_failed); ATOM(entries_applied); ATOM(groups);
+    ATOM(proposals_unknown); ATOM(incarnation_mismatches);
+    ATOM(batches_dropped_incarnation); ATOM(connections_established);
+    ATOM(reconnects); ATOM(handshakes_refused); ATOM(dial_failures);
+    ATOM(transport_frames_dropped); ATOM(bytes_queued);
 #undef ATOM
 }
 

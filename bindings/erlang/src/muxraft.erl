@@ -8,10 +8,13 @@
 %%   {muxraft, Node, {role, GroupId, leader | follower | candidate, Term, LeaderId}}
 %%   {muxraft, Node, {proposal, ProposalId, ok, Index}}
 %%   {muxraft, Node, {proposal, ProposalId, {error, Reason}}}
-%%   {muxraft, Node, {send, ToNodeId, Frame}}          (host-driven mode only)
+%%   {muxraft, Node, {send, ToNodeId, Frame, Liveness}} (host-driven mode only)
 %% </pre>
 %% `applied' messages of a group arrive in log order. Every proposal accepted
-%% by {@link propose/3} gets exactly one `proposal' message.
+%% by {@link propose/3} gets exactly one `proposal' message. `Liveness' is
+%% `true' for heartbeat batches and their answers: a transport should send
+%% those ahead of other frames, never queued behind megabytes of entries.
+%% Group ids are any integer from 0 to 2^64-1; node ids are non-zero.
 %%
 %% Two modes:
 %% <ul>
@@ -21,17 +24,20 @@
 %%   exits, like a port; then it is freed when no term refers to it.</li>
 %% <li><b>Host-driven</b> (no `listen'): the host calls {@link tick/1} every
 %%   `tick_ms' and {@link step/3} with every frame a peer sent, and carries
-%%   the `{send, To, Frame}' messages to the peers itself (e.g. over Erlang
-%%   distribution). Callbacks run inside those calls. For events to arrive in
-%%   order, make every call that drives the node (tick, step, propose,
-%%   create_group, remove_group) from one process, normally the owner.</li>
+%%   the `{send, To, Frame, Liveness}' messages to the peers itself (e.g.
+%%   over Erlang distribution). Callbacks run inside those calls. For events
+%%   to arrive in order, make every call that drives the node (tick, step,
+%%   propose, create_group, remove_group) from one process, normally the
+%%   owner.</li>
 %% </ul>
 %%
 %% Errors: a call with arguments of the wrong type raises `badarg'; a call
 %% the library refuses returns `{error, Reason}' with `Reason' one of
 %% `invalid_argument | not_found | already_exists | not_leader | too_large |
-%% malformed | io | shutdown | busy | panic | unknown'; {@link last_error/0} gives the
-%% library's explanation of the calling process's last such error.
+%% malformed | io | shutdown | busy | panic | unknown' (the name of the C
+%% status, as `muxraft_status_str' gives it, without `MUXRAFT_' and in lower
+%% case); {@link last_error/0} gives the library's explanation of the
+%% calling process's last such error.
 -module(muxraft).
 
 -export([start_node/1, stop_node/1,
@@ -49,7 +55,8 @@
 %% The node: a NIF resource. It compares equal to the `Node' in every event
 %% message of that node.
 -type node_id() :: pos_integer().
--type group_id() :: pos_integer().
+-type group_id() :: non_neg_integer().
+%% Any integer from 0 to 2^64-1.
 -type incarnation() :: non_neg_integer().
 %% Names one creation of a group id: the same on every member, different
 %% from every earlier creation of the same id (see `muxraft_group_create').
@@ -62,7 +69,7 @@
                   Leader :: non_neg_integer()}
                | {proposal, proposal_id(), ok, Index :: pos_integer()}
                | {proposal, proposal_id(), {error, reason()}}
-               | {send, To :: node_id(), Frame :: binary()}.
+               | {send, To :: node_id(), Frame :: binary(), Liveness :: boolean()}.
 
 -define(LAST_ERROR, '$muxraft_last_error').
 
@@ -135,7 +142,8 @@ start_node(Opts) ->
 %% `{proposal, Id, {error, shutdown}}', then muxraft's threads and
 %% connections end; when this returns no message of the node is on its way
 %% any more. Host-driven mode: waits for the calls in progress; proposals not
-%% yet resolved get no message (the C API has no call that fails them).
+%% yet resolved get no message (the binding does not call
+%% `muxraft_node_stop' on a host-driven node).
 %% Every later call returns `{error, shutdown}', except
 %% {@link group_status/2} and {@link stats/1}, which report the final state.
 %% Idempotent. The node's memory (and open log files) are freed when no term
@@ -179,18 +187,32 @@ propose(Node, GroupId, Data) ->
     result(propose_nif(Node, GroupId, Data)).
 
 %% @doc This node's view of a group. `leader' is 0 when no leader is known;
-%% `commit', `applied' and `last_index' are log indexes.
+%% `commit', `applied' and `last_index' are log indexes; `incarnation' is
+%% the one the group was created with.
 -spec group_status(node_handle(), group_id()) ->
           {ok, #{role := role(), term := non_neg_integer(),
                  leader := non_neg_integer(), commit := non_neg_integer(),
-                 applied := non_neg_integer(), last_index := non_neg_integer()}}
+                 applied := non_neg_integer(), last_index := non_neg_integer(),
+                 incarnation := incarnation()}}
           | {error, reason()}.
 group_status(Node, GroupId) ->
     result(group_status_nif(Node, GroupId)).
 
-%% @doc The node's counters since it was created (messages and bytes sent and
-%% received, heartbeat batches and the group heartbeats they carried,
-%% elections, proposals, entries applied, groups, ...).
+%% @doc The node's counters since it was created, the fields of the C
+%% `muxraft_stats' (see muxraft.h for each):
+%% `messages_sent', `bytes_sent', `messages_received', `bytes_received',
+%% `heartbeat_batches_sent', `group_heartbeats_batched',
+%% `heartbeat_batch_responses_sent', `heartbeats_sent',
+%% `heartbeat_messages_sent' (every liveness frame), `heartbeat_bytes_sent',
+%% `elections_started', `leader_changes', `frames_rejected',
+%% `messages_dropped', `proposals', `proposals_committed',
+%% `proposals_failed' (`not_leader' outcomes), `proposals_unknown'
+%% (`unknown' and `shutdown' outcomes), `entries_applied', `groups' (hosted
+%% now), `incarnation_mismatches' and `batches_dropped_incarnation'
+%% (messages of another incarnation of a group dropped), and the embedded
+%% transport's `connections_established', `reconnects',
+%% `handshakes_refused', `dial_failures', `transport_frames_dropped' and
+%% `bytes_queued' (a gauge), which are 0 on a host-driven node.
 -spec stats(node_handle()) -> #{atom() => non_neg_integer()}.
 stats(Node) ->
     case stats_nif(Node) of
@@ -200,14 +222,14 @@ stats(Node) ->
 
 %% @doc Host-driven mode: advance the node's clock by one tick (call it every
 %% `tick_ms'). Elections and heartbeats happen here; the resulting
-%% `{send, To, Frame}' and other messages are sent before it returns.
+%% `{send, To, Frame, Liveness}' and other messages are sent before it returns.
 %% `{error, invalid_argument}' for a started (embedded) node.
 -spec tick(node_handle()) -> ok | {error, reason()}.
 tick(Node) ->
     result(tick_nif(Node)).
 
 %% @doc Host-driven mode: hand the node a `Frame' that node `From' sent (a
-%% `{send, To, Frame}' message of node `From', with `To' this node).
+%% `{send, To, Frame, Liveness}' message of node `From', with `To' this node).
 %% `{error, malformed}' for bytes that are not a muxraft frame,
 %% `{error, invalid_argument}' for a frame of another cluster, for another
 %% node, or for a started node.

@@ -1,11 +1,13 @@
 %% EUnit tests of the muxraft binding (run by `rebar3 eunit`, from
 %% `make test-erlang` at the repository root).
 %%
-%% Each node is owned by its own process (`owner/3' below), which collects
-%% the node's messages and tells the test process when something changed;
-%% the tests await those notifications instead of sleeping. The one
-%% exception is the thread check of the garbage-collection test, which has
-%% nothing to await and polls /proc, bounded.
+%% Each node of the cluster tests is owned by its own process (`owner/3'
+%% below), which collects the node's messages and tells the test process
+%% when something changed; the tests await those notifications instead of
+%% sleeping. The one exception is the thread check of the
+%% garbage-collection test, which has nothing to await and polls /proc,
+%% bounded. The other tests own host-driven nodes in the test process
+%% itself: a call's events are in its mailbox when the call returns.
 -module(muxraft_tests).
 
 -include_lib("eunit/include/eunit.hrl").
@@ -39,6 +41,12 @@ single_node_host_driven_test_() ->
 data_dir_recovery_test_() ->
     {timeout, 60, fun data_dir_recovery/0}.
 
+group_zero_test_() ->
+    {timeout, 60, fun group_zero/0}.
+
+liveness_flag_test_() ->
+    {timeout, 60, fun liveness_flag/0}.
+
 %% Three embedded nodes in this VM on loopback, many groups; every group's
 %% proposals are applied in proposal order, identically, on every node.
 embedded_cluster() ->
@@ -70,7 +78,12 @@ embedded_cluster() ->
         ok = poll(fun() -> Sum(heartbeat_batches_sent) > 0 end, 500, 10),
         ?assert(Sum(group_heartbeats_batched) >= Sum(heartbeat_batches_sent)),
         [?assertEqual(0, maps:get(heartbeats_sent, S)) || S <- Stats()],
-        [?assertEqual(length(Groups), maps:get(groups, S)) || S <- Stats()]
+        [?assertEqual(length(Groups), maps:get(groups, S)) || S <- Stats()],
+        %% The transport's counters: every node connected to its two peers.
+        [?assert(maps:get(connections_established, S) >= 2) || S <- Stats()],
+        [?assertEqual(0, maps:get(proposals_unknown, S)) || S <- Stats()],
+        [?assertMatch({ok, #{incarnation := 1}},
+                      call(O, fun(N) -> muxraft:group_status(N, 1) end)) || O <- Owners]
     after
         stop_owners(Owners)
     end.
@@ -79,7 +92,7 @@ embedded_cluster() ->
 %% node's {send, To, Frame} messages to the owner of node To as Erlang
 %% messages, which steps them into its node.
 host_driven_cluster() ->
-    Groups = lists:seq(1, 20),
+    Groups = lists:seq(0, 19), % group 0 is a group like any other
     PerGroup = 5,
     Ids = [1, 2, 3],
     Owners = [start_owner(#{node_id => Id, cluster_id => 202, tick_ms => 10},
@@ -138,7 +151,7 @@ stop_with_proposals_in_flight() ->
              ?assert(lists:member(element(1, Outcome), [ok, error])),
              case Outcome of
                  {ok, I} -> ?assert(is_integer(I) andalso I > 0);
-                 {error, R} -> ?assert(lists:member(R, [shutdown, not_leader]))
+                 {error, R} -> ?assert(lists:member(R, [shutdown, not_leader, unknown]))
              end
          end || Id <- Ids],
         ?assertEqual(lists:sort(Ids), lists:sort(maps:keys(All))),
@@ -215,7 +228,6 @@ bad_arguments() ->
     ?assertError(badarg, muxraft:create_group(H, 2, 1, [1 | 2])),
     ?assertError(badarg, muxraft:create_group(H, 1 bsl 64, 1, [1])),
     ?assertError(badarg, muxraft:create_group(H, 2, -1, [1])),
-    ?assertEqual({error, invalid_argument}, muxraft:create_group(H, 0, 1, [1])),
     ?assertEqual({error, invalid_argument}, muxraft:create_group(H, 2, 1, [])),
     ?assertEqual({error, invalid_argument}, muxraft:create_group(H, 2, 1, [0])),
     ?assertEqual({error, invalid_argument}, muxraft:create_group(H, 2, 1, [2, 3])),
@@ -377,6 +389,133 @@ data_dir_recovery() ->
         rm_rf(Dir)
     end.
 
+%% Group id 0 is a group id like any other (as is 2^64-1): created,
+%% proposed to, applied, removed, created again.
+group_zero() ->
+    {ok, N} = muxraft:start_node(#{node_id => 1}),
+    Max = 1 bsl 64 - 1,
+    ok = muxraft:create_group(N, 0, 5, [1]),
+    ok = muxraft:create_group(N, 1, 1, [1]),
+    ok = muxraft:create_group(N, Max, 1, [1]),
+    ?assertEqual({error, already_exists}, muxraft:create_group(N, 0, 5, [1])),
+    ?assertMatch({ok, #{role := follower, incarnation := 5}}, muxraft:group_status(N, 0)),
+    ?assertEqual({error, not_leader}, muxraft:propose(N, 0, <<"early">>)),
+    lead(N, 0),
+    lead(N, 1),
+    lead(N, Max),
+    {ok, P} = muxraft:propose(N, 0, <<"zero">>),
+    {ok, PMax} = muxraft:propose(N, Max, <<"max">>),
+    I = receive {muxraft, N, {applied, 0, A, <<"zero">>}} -> A after ?WAIT_MS -> error(not_applied) end,
+    receive {muxraft, N, {proposal, P, ok, I}} -> ok after ?WAIT_MS -> error(no_outcome) end,
+    receive {muxraft, N, {applied, Max, _, <<"max">>}} -> ok after ?WAIT_MS -> error(not_applied) end,
+    receive {muxraft, N, {proposal, PMax, ok, _}} -> ok after ?WAIT_MS -> error(no_outcome) end,
+    %% Nothing of group 0 reached group 1.
+    receive {muxraft, N, {applied, 1, _, _} = E} -> error({unexpected, E}) after 0 -> ok end,
+    {ok, #{role := leader, leader := 1, commit := C, applied := C}} = muxraft:group_status(N, 0),
+    ?assertEqual(I, C),
+    ?assertMatch(#{groups := 3}, muxraft:stats(N)),
+    ok = muxraft:remove_group(N, 0),
+    ?assertEqual({error, not_found}, muxraft:group_status(N, 0)),
+    ?assertEqual({error, not_found}, muxraft:propose(N, 0, <<"gone">>)),
+    ?assertEqual({error, not_found}, muxraft:remove_group(N, 0)),
+    ok = muxraft:remove_group(N, Max),
+    ?assertMatch(#{groups := 1}, muxraft:stats(N)),
+    %% Created again, as a new incarnation.
+    ok = muxraft:create_group(N, 0, 6, [1]),
+    ?assertMatch({ok, #{incarnation := 6}}, muxraft:group_status(N, 0)),
+    lead(N, 0),
+    {ok, _} = muxraft:propose(N, 0, <<"again">>),
+    receive {muxraft, N, {applied, 0, _, <<"again">>}} -> ok after ?WAIT_MS -> error(not_applied) end,
+    ok = muxraft:stop_node(N),
+    flush().
+
+%% Three host-driven nodes owned by this process, which carries their
+%% frames itself: the Liveness flag of {send, To, Frame, Liveness} marks
+%% exactly the frames the heartbeat counters count, an idle cluster sends
+%% nothing else, and group 0 replicates like any group.
+liveness_flag() ->
+    Ids = [1, 2, 3],
+    Nodes = maps:from_list([begin
+                                {ok, N} = muxraft:start_node(#{node_id => Id, cluster_id => 808}),
+                                {Id, N}
+                            end || Id <- Ids]),
+    IdOf = maps:from_list([{N, Id} || {Id, N} <- maps:to_list(Nodes)]),
+    Groups = [0, 1, 2],
+    [ok = muxraft:create_group(N, G, 1, Ids) || N <- maps:values(Nodes), G <- Groups],
+    S0 = hd_ticks(Nodes, IdOf, #{}, 100),
+    Leaders = [{G, hd_leader(Nodes, G)} || G <- Groups],
+    [?assertNotEqual(none, L) || {_, L} <- Leaders],
+    [{ok, _} = muxraft:propose(maps:get(L, Nodes), G, <<"g", (integer_to_binary(G))/binary>>)
+     || {G, L} <- Leaders],
+    S1 = hd_ticks(Nodes, IdOf, S0, 40),
+    %% Every node applied every group's entry; group 0's is its own.
+    [?assertEqual([<<"g", (integer_to_binary(G))/binary>>],
+                  [D || {_, D} <- maps:get({applied, Id, G}, S1, [])])
+     || Id <- Ids, G <- Groups],
+    Check = fun(S) ->
+                    [begin
+                         #{heartbeat_messages_sent := Hb, messages_sent := All} =
+                             muxraft:stats(maps:get(Id, Nodes)),
+                         ?assertEqual(Hb, maps:get({liveness, Id}, S, 0)),
+                         ?assertEqual(All - Hb, maps:get({bulk, Id}, S, 0))
+                     end || Id <- Ids]
+            end,
+    Check(S1),
+    [?assert(maps:get({bulk, Id}, S1, 0) > 0) || Id <- Ids],
+    %% Idle: liveness frames only.
+    S2 = hd_ticks(Nodes, IdOf, S1, 40),
+    Check(S2),
+    [?assertEqual(maps:get({bulk, Id}, S1), maps:get({bulk, Id}, S2)) || Id <- Ids],
+    [?assert(maps:get({liveness, Id}, S2) > maps:get({liveness, Id}, S1)) || Id <- Ids],
+    %% A proposal still in flight when its group is removed: its outcome is
+    %% unknown (it may have committed on the other replicas).
+    {2, L2} = lists:keyfind(2, 1, Leaders),
+    LN = maps:get(L2, Nodes),
+    {ok, P2} = muxraft:propose(LN, 2, <<"in flight">>),
+    ok = muxraft:remove_group(LN, 2),
+    receive {muxraft, LN, {proposal, P2, Outcome}} -> ?assertEqual({error, unknown}, Outcome)
+    after ?WAIT_MS -> error(no_outcome)
+    end,
+    ?assertMatch(#{proposals_unknown := 1, groups := 2}, muxraft:stats(LN)),
+    [ok = muxraft:stop_node(N) || N <- maps:values(Nodes)],
+    flush().
+
+%% Tick every node K times, carrying all frames after each tick.
+hd_ticks(_Nodes, _IdOf, S, 0) ->
+    S;
+hd_ticks(Nodes, IdOf, S, K) ->
+    [ok = muxraft:tick(N) || N <- maps:values(Nodes)],
+    hd_ticks(Nodes, IdOf, hd_deliver(Nodes, IdOf, S), K - 1).
+
+%% Handle this process's node messages until there are none: frames are
+%% stepped into their destination (and counted by sender and flag),
+%% applied entries recorded.
+hd_deliver(Nodes, IdOf, S) ->
+    receive
+        {muxraft, N, {send, To, Frame, Liveness}} when is_boolean(Liveness) ->
+            From = maps:get(N, IdOf),
+            ok = muxraft:step(maps:get(To, Nodes), From, Frame),
+            Key = {case Liveness of true -> liveness; false -> bulk end, From},
+            hd_deliver(Nodes, IdOf, maps:update_with(Key, fun(X) -> X + 1 end, 1, S));
+        {muxraft, N, {applied, G, I, D}} ->
+            Key = {applied, maps:get(N, IdOf), G},
+            hd_deliver(Nodes, IdOf, maps:update_with(Key, fun(L) -> L ++ [{I, D}] end, [{I, D}], S));
+        {muxraft, _N, {role, _, _, _, _}} ->
+            hd_deliver(Nodes, IdOf, S);
+        {muxraft, _N, {proposal, _, ok, _}} ->
+            hd_deliver(Nodes, IdOf, S)
+    after 0 ->
+            S
+    end.
+
+%% The node id that leads group G, if exactly one does.
+hd_leader(Nodes, G) ->
+    case [Id || {Id, N} <- maps:to_list(Nodes),
+                {ok, #{role := leader}} <- [muxraft:group_status(N, G)]] of
+        [L] -> L;
+        _ -> none
+    end.
+
 temp_dir() ->
     case os:getenv("TMPDIR") of
         false -> "/tmp";
@@ -456,7 +595,7 @@ event({proposal, Id, ok, I}, S) ->
     outcome(Id, {ok, I}, S);
 event({proposal, Id, {error, Reason}}, S) ->
     outcome(Id, {error, Reason}, S);
-event({send, To, Frame}, #{peers := Peers, id := Me} = S) ->
+event({send, To, Frame, Liveness}, #{peers := Peers, id := Me} = S) when is_boolean(Liveness) ->
     maps:get(To, Peers) ! {frame, Me, Frame},
     S.
 
