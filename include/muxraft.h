@@ -10,9 +10,10 @@
  *  - Handles are opaque. Every muxraft_node_new has a muxraft_node_free.
  *  - Pointers passed in are only read during the call unless stated; the
  *    library never frees memory it did not allocate.
- *  - Every struct starts with uint32_t struct_size, set by its _init
- *    function (muxraft_config_init, muxraft_callbacks_init, muxraft_stats_init,
- *    muxraft_group_info_init) to the size your program was compiled with.
+ *  - Every struct starts with uint32_t struct_size, set by its _init macro
+ *    (muxraft_config_init, muxraft_callbacks_init, muxraft_stats_init,
+ *    muxraft_group_info_init: each passes sizeof the struct as your program
+ *    was compiled to its _init_sized function) to that size.
  *    Fields are only ever added at the end: the library reads only the
  *    fields your struct_size covers (the others take their defaults) and
  *    writes only those, so a program built against an older header keeps
@@ -123,7 +124,9 @@ typedef enum muxraft_status {
   MUXRAFT_BUSY = 9,
   /**
    * A bug inside muxraft was caught; this node refuses every further
-   * call with `MUXRAFT_PANIC` (free it and create a new one).
+   * call with `MUXRAFT_PANIC` (free it and create a new one), except
+   * `muxraft_group_status` and `muxraft_node_stats`, which still answer
+   * for diagnosis.
    */
   MUXRAFT_PANIC = 10,
   /**
@@ -147,7 +150,8 @@ typedef struct muxraft_node muxraft_node;
  * frame is and what the host may do with it.
  *
  * `liveness` is true for heartbeat batches and their answers (and, in the
- * naive mode, per-group heartbeats): send those ahead of other frames.
+ * naive mode, per-group heartbeats and their answers): send those ahead of
+ * other frames.
  */
 typedef void (*muxraft_send_fn)(void *userdata,
                                 uint64_t to,
@@ -466,15 +470,21 @@ uint32_t muxraft_abi_version(void);
 const char *muxraft_version(void);
 
 /**
- * Fill `callbacks` with no callbacks, NULL userdata, and `struct_size`.
- * NULL is ignored.
+ * Fill the first `size` bytes of `callbacks` with no callbacks and NULL
+ * userdata, and set `struct_size` (see `muxraft_config_init_sized`). Call
+ * it as `muxraft_callbacks_init(&callbacks)`, a macro that passes the size
+ * your program was compiled with. NULL is ignored.
  */
-void muxraft_callbacks_init(struct muxraft_callbacks *callbacks);
+void muxraft_callbacks_init_sized(struct muxraft_callbacks *callbacks, size_t size);
 
 /**
- * Fill `config` with the defaults (and set `struct_size`). NULL is ignored.
+ * Fill the first `size` bytes of `config` with the defaults and set
+ * `struct_size` to `size` (or to this library's size, if smaller). Call it
+ * as `muxraft_config_init(&config)`, a macro that passes
+ * `sizeof config` as your program was compiled: a library newer than your
+ * header then writes only the fields your program knows. NULL is ignored.
  */
-void muxraft_config_init(struct muxraft_config *config);
+void muxraft_config_init_sized(struct muxraft_config *config, size_t size);
 
 /**
  * Create a node.
@@ -682,14 +692,20 @@ enum muxraft_status muxraft_tick(struct muxraft_node *node);
 enum muxraft_status muxraft_node_stats(struct muxraft_node *node, struct muxraft_stats *out);
 
 /**
- * Set `info->struct_size` (and zero the rest). NULL is ignored.
+ * Zero the first `size` bytes of `info` and set `struct_size` (see
+ * `muxraft_config_init_sized`). Call it as `muxraft_group_info_init(&info)`,
+ * a macro that passes the size your program was compiled with. NULL is
+ * ignored.
  */
-void muxraft_group_info_init(struct muxraft_group_info *info);
+void muxraft_group_info_init_sized(struct muxraft_group_info *info, size_t size);
 
 /**
- * Set `stats->struct_size` (and zero the counters). NULL is ignored.
+ * Zero the first `size` bytes of `stats` and set `struct_size` (see
+ * `muxraft_config_init_sized`). Call it as `muxraft_stats_init(&stats)`, a
+ * macro that passes the size your program was compiled with. NULL is
+ * ignored.
  */
-void muxraft_stats_init(struct muxraft_stats *stats);
+void muxraft_stats_init_sized(struct muxraft_stats *stats, size_t size);
 
 /**
  * The name of a status as a static NUL-terminated string
@@ -714,3 +730,13 @@ const char *muxraft_last_error(void);
 #endif  // __cplusplus
 
 #endif  /* MUXRAFT_H */
+
+/**
+ * Initialize a struct with the size your program was compiled with: these
+ * macros pass `sizeof *(p)` to the `_init_sized` functions, so a library
+ * newer than your header writes only the fields your program knows.
+ */
+#define muxraft_config_init(p) muxraft_config_init_sized((p), sizeof *(p))
+#define muxraft_callbacks_init(p) muxraft_callbacks_init_sized((p), sizeof *(p))
+#define muxraft_stats_init(p) muxraft_stats_init_sized((p), sizeof *(p))
+#define muxraft_group_info_init(p) muxraft_group_info_init_sized((p), sizeof *(p))

@@ -37,7 +37,8 @@ impl From<Role> for muxraft_role {
 /// frame is and what the host may do with it.
 ///
 /// `liveness` is true for heartbeat batches and their answers (and, in the
-/// naive mode, per-group heartbeats): send those ahead of other frames.
+/// naive mode, per-group heartbeats and their answers): send those ahead of
+/// other frames.
 pub type muxraft_send_fn = Option<
     unsafe extern "C" fn(
         userdata: *mut c_void,
@@ -138,16 +139,18 @@ impl Default for muxraft_callbacks {
     }
 }
 
-/// Fill `callbacks` with no callbacks, NULL userdata, and `struct_size`.
-/// NULL is ignored.
+/// Fill the first `size` bytes of `callbacks` with no callbacks and NULL
+/// userdata, and set `struct_size` (see `muxraft_config_init_sized`). Call
+/// it as `muxraft_callbacks_init(&callbacks)`, a macro that passes the size
+/// your program was compiled with. NULL is ignored.
 #[no_mangle]
-pub unsafe extern "C" fn muxraft_callbacks_init(callbacks: *mut muxraft_callbacks) {
+pub unsafe extern "C" fn muxraft_callbacks_init_sized(
+    callbacks: *mut muxraft_callbacks,
+    size: usize,
+) {
     super::status::guard_void(|| {
-        if !callbacks.is_null() {
-            // SAFETY: the caller passes a pointer to a muxraft_callbacks it
-            // owns (documented); writing a whole struct is what init is for.
-            unsafe { callbacks.write(muxraft_callbacks::default()) };
-        }
+        // SAFETY: NULL or a struct of `size` writable bytes (header contract).
+        unsafe { super::sized::init_sized(callbacks, size, muxraft_callbacks::default()) }
     })
 }
 

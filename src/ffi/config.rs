@@ -65,15 +65,16 @@ impl Default for muxraft_config {
     }
 }
 
-/// Fill `config` with the defaults (and set `struct_size`). NULL is ignored.
+/// Fill the first `size` bytes of `config` with the defaults and set
+/// `struct_size` to `size` (or to this library's size, if smaller). Call it
+/// as `muxraft_config_init(&config)`, a macro that passes
+/// `sizeof config` as your program was compiled: a library newer than your
+/// header then writes only the fields your program knows. NULL is ignored.
 #[no_mangle]
-pub unsafe extern "C" fn muxraft_config_init(config: *mut muxraft_config) {
+pub unsafe extern "C" fn muxraft_config_init_sized(config: *mut muxraft_config, size: usize) {
     super::status::guard_void(|| {
-        if !config.is_null() {
-            // SAFETY: the caller passes a pointer to a muxraft_config it owns
-            // (documented); writing a whole struct is what init is for.
-            unsafe { config.write(muxraft_config::default()) };
-        }
+        // SAFETY: NULL or a struct of `size` writable bytes (header contract).
+        unsafe { super::sized::init_sized(config, size, muxraft_config::default()) }
     })
 }
 

@@ -302,6 +302,10 @@ pub unsafe extern "C" fn muxraft_group_status(
         if out.is_null() {
             return fail(MUXRAFT_INVALID_ARGUMENT, "out is NULL");
         }
+        // SAFETY: non-NULL pointer to the caller's struct (header contract).
+        if let Err(msg) = unsafe { muxraft_group_info::check(out) } {
+            return fail(MUXRAFT_INVALID_ARGUMENT, msg);
+        }
         match r.group_info(group_id) {
             // SAFETY: non-NULL pointer to the caller's struct of
             // `struct_size` writable bytes (header contract).

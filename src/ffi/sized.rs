@@ -26,6 +26,15 @@ unsafe fn declared_size<T>(ptr: *const T, min: usize, what: &str) -> Result<usiz
     Ok(size.min(size_of::<T>()))
 }
 
+/// Check a caller's `struct_size` (see [`declared_size`]).
+///
+/// # Safety
+/// `ptr` must be non-NULL and point to at least 4 readable bytes.
+pub(crate) unsafe fn check_size<T>(ptr: *const T, min: usize, what: &str) -> Result<(), String> {
+    // SAFETY: forwarded contract.
+    unsafe { declared_size(ptr, min, what) }.map(|_| ())
+}
+
 /// Read a struct the caller passed: the bytes its `struct_size` covers, over
 /// `defaults` for the rest. `fix` runs on the raw bytes before they become a
 /// `T` (to normalize fields such as `bool` that not every bit pattern of).
@@ -55,6 +64,26 @@ pub(crate) unsafe fn read_sized<T: Copy>(
         fix(bytes);
     }
     Ok(value)
+}
+
+/// Initialize the caller's struct of `size` bytes (the size its program was
+/// compiled with) from `value`: the first min(`size`, ours) bytes, with
+/// `struct_size` set to that. A NULL pointer or a size too small to hold
+/// `struct_size` is ignored.
+///
+/// # Safety
+/// `out` must be NULL or point to `size` writable bytes.
+pub(crate) unsafe fn init_sized<T: Copy>(out: *mut T, size: usize, value: T) {
+    let n = size.min(size_of::<T>());
+    if out.is_null() || n < size_of::<u32>() {
+        return;
+    }
+    let mut value = value;
+    // SAFETY: `value` is a live T whose first field is the u32 struct_size.
+    unsafe { (&mut value as *mut T).cast::<u32>().write_unaligned(n as u32) };
+    // SAFETY: the caller's struct holds at least `n` writable bytes (its
+    // declared size, capped at ours); `value` is a T of at least `n` bytes.
+    unsafe { std::ptr::copy_nonoverlapping((&value as *const T).cast::<u8>(), out.cast::<u8>(), n) };
 }
 
 /// Write `value` into the caller's struct, only the bytes its `struct_size`

@@ -5,7 +5,7 @@
 use std::mem::{offset_of, size_of};
 
 use super::callbacks::muxraft_role;
-use super::sized::write_sized;
+use super::sized::{init_sized, write_sized};
 use crate::multi::{FrameKind, Stats};
 use crate::raft::Status;
 use crate::transport::TransportStats;
@@ -51,6 +51,15 @@ impl muxraft_group_info {
         }
     }
 
+    /// Check the caller's `struct_size` before anything else.
+    ///
+    /// # Safety
+    /// `out` must be non-NULL and point to `struct_size` readable bytes.
+    pub(crate) unsafe fn check(out: *const muxraft_group_info) -> Result<(), String> {
+        // SAFETY: forwarded contract.
+        unsafe { super::sized::check_size(out, GROUP_INFO_MIN_SIZE, "muxraft_group_info") }
+    }
+
     /// Write into the caller's struct, as much as its `struct_size` holds.
     ///
     /// # Safety
@@ -64,11 +73,14 @@ impl muxraft_group_info {
 /// The smallest `struct_size` accepted: through `role`.
 const GROUP_INFO_MIN_SIZE: usize = offset_of!(muxraft_group_info, role) + size_of::<muxraft_role>();
 
-/// Set `info->struct_size` (and zero the rest). NULL is ignored.
+/// Zero the first `size` bytes of `info` and set `struct_size` (see
+/// `muxraft_config_init_sized`). Call it as `muxraft_group_info_init(&info)`,
+/// a macro that passes the size your program was compiled with. NULL is
+/// ignored.
 #[no_mangle]
-pub unsafe extern "C" fn muxraft_group_info_init(info: *mut muxraft_group_info) {
+pub unsafe extern "C" fn muxraft_group_info_init_sized(info: *mut muxraft_group_info, size: usize) {
     super::status::guard_void(|| {
-        if !info.is_null() {
+        {
             let v = muxraft_group_info::new(
                 Status {
                     id: 0,
@@ -82,8 +94,8 @@ pub unsafe extern "C" fn muxraft_group_info_init(info: *mut muxraft_group_info) 
                 },
                 0,
             );
-            // SAFETY: the caller passes a pointer to a struct it owns.
-            unsafe { info.write(v) };
+            // SAFETY: NULL or a struct of `size` writable bytes (contract).
+            unsafe { init_sized(info, size, v) };
         }
     })
 }
@@ -164,18 +176,15 @@ pub struct muxraft_stats {
 /// The smallest `struct_size` accepted: through `messages_sent`.
 const STATS_MIN_SIZE: usize = offset_of!(muxraft_stats, messages_sent) + size_of::<u64>();
 
-/// Set `stats->struct_size` (and zero the counters). NULL is ignored.
+/// Zero the first `size` bytes of `stats` and set `struct_size` (see
+/// `muxraft_config_init_sized`). Call it as `muxraft_stats_init(&stats)`, a
+/// macro that passes the size your program was compiled with. NULL is
+/// ignored.
 #[no_mangle]
-pub unsafe extern "C" fn muxraft_stats_init(stats: *mut muxraft_stats) {
+pub unsafe extern "C" fn muxraft_stats_init_sized(stats: *mut muxraft_stats, size: usize) {
     super::status::guard_void(|| {
-        if !stats.is_null() {
-            let v = muxraft_stats {
-                struct_size: size_of::<muxraft_stats>() as u32,
-                ..muxraft_stats::default()
-            };
-            // SAFETY: the caller passes a pointer to a struct it owns.
-            unsafe { stats.write(v) };
-        }
+        // SAFETY: NULL or a struct of `size` writable bytes (contract).
+        unsafe { init_sized(stats, size, muxraft_stats::default()) }
     })
 }
 

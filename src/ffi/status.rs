@@ -39,7 +39,9 @@ pub enum muxraft_status {
     /// The call is not possible right now (e.g. a queue is full); retry.
     MUXRAFT_BUSY = 9,
     /// A bug inside muxraft was caught; this node refuses every further
-    /// call with `MUXRAFT_PANIC` (free it and create a new one).
+    /// call with `MUXRAFT_PANIC` (free it and create a new one), except
+    /// `muxraft_group_status` and `muxraft_node_stats`, which still answer
+    /// for diagnosis.
     MUXRAFT_PANIC = 10,
     /// Only in `proposal_done`: the proposal's outcome is unknown (it may or
     /// may not have committed on other replicas).

@@ -106,8 +106,9 @@ impl Embedded {
     }
 
     /// Stop the node thread (it finishes its current pass), then the
-    /// transport; returns when both have exited.
-    pub fn stop(mut self) {
+    /// transport; returns when both have exited, with the transport's final
+    /// counters.
+    pub fn stop(mut self) -> TransportStats {
         self.signal.notify(|i| i.stop = true);
         if let Some(t) = self.thread.take() {
             if t.thread().id() == std::thread::current().id() {
@@ -118,10 +119,12 @@ impl Embedded {
                 tracing::error!("muxraft node thread panicked");
             }
         }
+        let stats = self.transport.stats();
         match Arc::try_unwrap(self.transport) {
             Ok(t) => t.stop(),
             Err(_) => tracing::error!("transport still referenced at stop"),
         }
+        stats
     }
 }
 

@@ -83,6 +83,8 @@ pub struct Runtime {
     max_frame_bytes: usize,
     peers: Mutex<BTreeMap<u64, SocketAddr>>,
     mode: Mutex<Mode>,
+    /// The transport's counters when it stopped (they stay readable).
+    last_transport: Mutex<TransportStats>,
 }
 
 fn resolve(addr: &str) -> Result<SocketAddr, Error> {
@@ -129,6 +131,7 @@ impl Runtime {
             max_frame_bytes: cfg.max_frame_bytes,
             peers: Mutex::new(BTreeMap::new()),
             mode: Mutex::new(Mode::HostDriven),
+            last_transport: Mutex::new(TransportStats::default()),
         })
     }
 
@@ -275,7 +278,7 @@ impl Runtime {
         let (stats, groups) = self.shared.with(|n| (n.stats().clone(), n.group_count()));
         let transport = match &*self.mode.lock() {
             Mode::Embedded(e) => e.transport_stats(),
-            _ => TransportStats::default(),
+            _ => self.last_transport.lock().clone(),
         };
         (stats, groups, transport)
     }
@@ -372,7 +375,8 @@ impl Runtime {
         match std::mem::replace(&mut *mode, Mode::Stopped) {
             Mode::Embedded(e) => {
                 drop(mode);
-                e.stop();
+                let transport = e.stop();
+                *self.last_transport.lock() = transport;
                 Ok(())
             }
             Mode::HostDriven => {
@@ -393,7 +397,7 @@ impl Drop for Runtime {
         // the node thread may call in (and is then told Shutdown).
         let mode = std::mem::replace(&mut *self.mode.lock(), Mode::Stopped);
         if let Mode::Embedded(e) = mode {
-            e.stop();
+            let _ = e.stop();
         }
     }
 }

@@ -215,7 +215,7 @@ static void test_status_str(void)
 
 static void test_config_init(void)
 {
-    muxraft_config_init(NULL); /* ignored */
+    muxraft_config_init_sized(NULL, sizeof(muxraft_config)); /* ignored */
 
     muxraft_config c;
     memset(&c, 0xAB, sizeof c);
@@ -357,9 +357,9 @@ static bool says_struct_size(void)
 /* The _init functions: struct_size is the struct's size, the rest cleared. */
 static void test_init_functions(void)
 {
-    muxraft_callbacks_init(NULL); /* ignored */
-    muxraft_stats_init(NULL);
-    muxraft_group_info_init(NULL);
+    muxraft_callbacks_init_sized(NULL, sizeof(muxraft_callbacks)); /* ignored */
+    muxraft_stats_init_sized(NULL, sizeof(muxraft_stats));
+    muxraft_group_info_init_sized(NULL, sizeof(muxraft_group_info));
 
     muxraft_callbacks cb;
     memset(&cb, 0xAB, sizeof cb);
@@ -384,6 +384,71 @@ static void test_init_functions(void)
 #define ZERO(field) CHECK(info.field == 0);
     GROUP_INFO_FIELDS(ZERO)
 #undef ZERO
+}
+
+/* A program built against an older, smaller header initializes its structs
+ * through the same macros, which pass its own sizeof: the library writes
+ * only that many bytes and sets struct_size to it. A size too small to hold
+ * struct_size itself writes nothing. */
+static void init_config(void *p, size_t n) { muxraft_config_init_sized((muxraft_config *)p, n); }
+static void init_callbacks(void *p, size_t n) { muxraft_callbacks_init_sized((muxraft_callbacks *)p, n); }
+static void init_stats(void *p, size_t n) { muxraft_stats_init_sized((muxraft_stats *)p, n); }
+static void init_info(void *p, size_t n) { muxraft_group_info_init_sized((muxraft_group_info *)p, n); }
+
+static void test_init_with_an_older_size(void)
+{
+    /* Each struct sits in a full-size buffer filled with a marker; init is
+     * told an older, smaller size and must write only that many bytes. */
+    union {
+        muxraft_config config;
+        muxraft_callbacks callbacks;
+        muxraft_stats stats;
+        muxraft_group_info info;
+    } u;
+    const unsigned char *bytes = (const unsigned char *)&u;
+    struct {
+        const char *name;
+        size_t older;
+        size_t full;
+        void (*init)(void *, size_t);
+    } cases[] = {
+        {"config/data_dir", offsetof(muxraft_config, data_dir),
+         sizeof(muxraft_config), init_config},
+        {"config/max_proposal_bytes",
+         offsetof(muxraft_config, max_proposal_bytes), sizeof(muxraft_config),
+         init_config},
+        {"callbacks", offsetof(muxraft_callbacks, proposal_done),
+         sizeof(muxraft_callbacks), init_callbacks},
+        {"stats", offsetof(muxraft_stats, groups), sizeof(muxraft_stats),
+         init_stats},
+        {"group_info", offsetof(muxraft_group_info, incarnation),
+         sizeof(muxraft_group_info), init_info},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        memset(&u, 0xAB, sizeof u);
+        cases[i].init(&u, cases[i].older);
+        uint32_t written;
+        memcpy(&written, bytes, sizeof written);
+        if (written != cases[i].older)
+            fprintf(stderr, "  %s: struct_size %u, want %zu\n", cases[i].name,
+                    written, cases[i].older);
+        CHECK(written == cases[i].older);
+        size_t past = 0;
+        for (size_t b = cases[i].older; b < cases[i].full; b++)
+            past += bytes[b] != 0xAB;
+        if (past)
+            fprintf(stderr, "  %s: %zu bytes written past the older size\n",
+                    cases[i].name, past);
+        CHECK(past == 0);
+    }
+    /* Defaults still land in the fields the older size covers. */
+    memset(&u, 0, sizeof u);
+    muxraft_config_init_sized(&u.config, offsetof(muxraft_config, data_dir));
+    CHECK(u.config.tick_ms == 50 && u.config.election_ticks == 10);
+    /* Too small to hold struct_size: nothing is written. */
+    uint8_t tiny[3] = {0xAB, 0xAB, 0xAB};
+    muxraft_stats_init_sized((muxraft_stats *)(void *)tiny, sizeof tiny);
+    CHECK(tiny[0] == 0xAB && tiny[1] == 0xAB && tiny[2] == 0xAB);
 }
 
 /* A struct whose struct_size was never set (`= {0}`, memset) is refused,
@@ -1892,6 +1957,7 @@ int main(void)
     RUN(test_null_node);
     RUN(test_init_functions);
     RUN(test_struct_size_unset);
+    RUN(test_init_with_an_older_size);
     RUN(test_older_config);
     RUN(test_older_callbacks);
     RUN(test_older_stats_and_info);
