@@ -5,6 +5,7 @@
 //! state machine; [`multi`] hosts many groups on a node and multiplexes their
 //! heartbeats; [`wire`] is the byte format; [`storage`] the logs.
 
+pub mod crc32c;
 pub mod ffi;
 pub mod multi;
 pub mod raft;

@@ -173,7 +173,7 @@ impl Host for Recorder {
                     .entry(*proposal_id)
                     .or_default()
                     .push((*group_id, *result)),
-                Event::RoleChanged { .. } => {}
+                _ => {}
             }
         }
         self.cv.notify_all();

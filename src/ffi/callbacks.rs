@@ -95,6 +95,31 @@ pub type muxraft_proposal_done_fn = Option<
         index: u64,
     ),
 >;
+/// Called when the host must set its state machine of a group to a
+/// snapshot: `data` (`len` bytes; NULL when `len` is 0, valid only during
+/// the call) is the state after applying `index`, whose entry had `term`.
+/// Called on a follower that installs a snapshot its leader sent (it fell
+/// behind the leader's log), and by `muxraft_node_new` for each group
+/// recovered from a snapshot on disk. Always before any `apply` of a later
+/// index of that group; `apply` then resumes after `index`.
+pub type muxraft_restore_fn = Option<
+    unsafe extern "C" fn(
+        userdata: *mut c_void,
+        group_id: u64,
+        index: u64,
+        term: u64,
+        data: *const u8,
+        len: usize,
+    ),
+>;
+/// Called once when a group's log since its last snapshot grew past
+/// `snapshot_threshold_entries` entries or `snapshot_threshold_bytes` bytes
+/// of payload: the host should take a snapshot
+/// (`muxraft_group_snapshot`) at an index it has applied (`applied` is the
+/// last one). Called again only after a snapshot was taken.
+pub type muxraft_snapshot_needed_fn = Option<
+    unsafe extern "C" fn(userdata: *mut c_void, group_id: u64, applied: u64, entries: u64, bytes: u64),
+>;
 
 /// The host's callbacks. Fill the struct with `muxraft_callbacks_init`
 /// (which sets `struct_size` and every callback to NULL), then set the ones
@@ -124,6 +149,8 @@ pub struct muxraft_callbacks {
     pub apply: muxraft_apply_fn,
     pub role_changed: muxraft_role_changed_fn,
     pub proposal_done: muxraft_proposal_done_fn,
+    pub restore: muxraft_restore_fn,
+    pub snapshot_needed: muxraft_snapshot_needed_fn,
 }
 
 impl Default for muxraft_callbacks {
@@ -135,6 +162,8 @@ impl Default for muxraft_callbacks {
             apply: None,
             role_changed: None,
             proposal_done: None,
+            restore: None,
+            snapshot_needed: None,
         }
     }
 }
@@ -250,6 +279,35 @@ impl Host for Callbacks {
                     };
                     // SAFETY: host function; plain values.
                     unsafe { f(ud, *group_id, *proposal_id, status, index) }
+                }
+            }
+            Event::Restore {
+                group_id,
+                index,
+                term,
+                data,
+                ..
+            } => {
+                if let Some(f) = self.0.restore {
+                    let ptr = if data.is_empty() {
+                        std::ptr::null()
+                    } else {
+                        data.as_ptr()
+                    };
+                    // SAFETY: host function; `data` outlives the call.
+                    unsafe { f(ud, *group_id, *index, *term, ptr, data.len()) }
+                }
+            }
+            Event::SnapshotNeeded {
+                group_id,
+                applied,
+                entries,
+                bytes,
+                ..
+            } => {
+                if let Some(f) = self.0.snapshot_needed {
+                    // SAFETY: host function; plain values.
+                    unsafe { f(ud, *group_id, *applied, *entries, *bytes) }
                 }
             }
         }

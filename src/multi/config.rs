@@ -27,6 +27,23 @@ pub struct NodeConfig {
     pub max_inflight: usize,
     /// Replicas per group at most.
     pub max_replicas: usize,
+    /// Snapshots travel in chunks of this many bytes.
+    pub snapshot_chunk_bytes: u64,
+    /// A snapshot transfer without progress for this many ticks is
+    /// abandoned (and started again by the leader).
+    pub snapshot_timeout_ticks: u64,
+    /// A follower refuses snapshots larger than this (it holds one whole
+    /// in memory while receiving it).
+    pub max_snapshot_bytes: u64,
+    /// The host is told a group should take a snapshot
+    /// ([`Event::SnapshotNeeded`](super::Event::SnapshotNeeded)) once this
+    /// many entries were applied since its last one...
+    pub snapshot_threshold_entries: u64,
+    /// ...or its log holds this many bytes of payload.
+    pub snapshot_threshold_bytes: u64,
+    /// After a snapshot at index I the log keeps entries after I minus this
+    /// many, so that a follower a little behind catches up by appends.
+    pub snapshot_trailing_entries: u64,
     /// Seeds the election-timeout randomness of every group (with the group
     /// id), so a simulation replays exactly.
     pub seed: u64,
@@ -46,6 +63,12 @@ impl NodeConfig {
             max_append_bytes: 256 << 10,
             max_inflight: 256,
             max_replicas: 7,
+            snapshot_chunk_bytes: 1 << 20,
+            snapshot_timeout_ticks: 600,
+            max_snapshot_bytes: 1 << 30,
+            snapshot_threshold_entries: 10_000,
+            snapshot_threshold_bytes: 64 << 20,
+            snapshot_trailing_entries: 1024,
             seed: node_id,
         }
     }
@@ -64,11 +87,21 @@ impl NodeConfig {
         if self.max_proposal_bytes == 0 || self.max_append_bytes == 0 || self.max_inflight == 0 {
             return Err(bad("size limits must be non-zero".into()));
         }
+        if self.snapshot_chunk_bytes == 0 || self.snapshot_timeout_ticks == 0 {
+            return Err(bad(
+                "snapshot_chunk_bytes and snapshot_timeout_ticks must be non-zero".into(),
+            ));
+        }
         Ok(())
     }
 
     /// The configuration of this node's replica of `group_id`.
-    pub(crate) fn raft_config(&self, group_id: u64, applied: u64) -> crate::raft::Config {
+    pub(crate) fn raft_config(
+        &self,
+        group_id: u64,
+        applied: u64,
+        can_vote: bool,
+    ) -> crate::raft::Config {
         let mut c = crate::raft::Config::new(self.node_id);
         c.election_ticks = self.election_ticks;
         c.heartbeat_ticks = self.heartbeat_ticks;
@@ -80,6 +113,8 @@ impl NodeConfig {
         c.max_append_bytes = self.max_append_bytes;
         c.max_inflight = self.max_inflight;
         c.applied = applied;
+        c.can_vote = can_vote;
+        c.snapshot_trailing_entries = self.snapshot_trailing_entries;
         c.seed = mix(self.seed ^ mix(group_id) ^ mix(self.node_id.rotate_left(17)));
         c
     }

@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 
+use super::snapshot::{Held, Incoming};
 use super::ProposalError;
 use crate::raft::MemStore;
 use crate::raft::{Entry, Raft, Role};
@@ -30,6 +31,15 @@ pub(crate) struct Group {
     pub last_elections: u64,
     /// Listed in the node's dirty set (has work for the next `ready`).
     pub dirty: bool,
+    /// The latest snapshot's bytes (taken here, received, or loaded from
+    /// disk at restart), for followers that need it.
+    pub snapshot: Option<Held>,
+    /// A snapshot being received from the leader.
+    pub incoming: Option<Incoming>,
+    /// A whole snapshot received, waiting for the `Ready` that installs it.
+    pub received: Option<Held>,
+    /// The host was told to take a snapshot and has not yet.
+    pub hinted: bool,
 }
 
 impl Group {
@@ -43,6 +53,10 @@ impl Group {
             undecided_upto: 0,
             last_leader: 0,
             dirty: false,
+            snapshot: None,
+            incoming: None,
+            received: None,
+            hinted: false,
         }
     }
 

@@ -3,8 +3,10 @@
 //! ([`NodeReady::messages`](super::NodeReady)); only the wire layer turns
 //! them into bytes and back (and documents the byte format).
 
+use bytes::Bytes;
+
 use super::FrameKind;
-use crate::raft::{Message, MessageType};
+use crate::raft::{Message, MessageType, SnapshotMeta};
 
 /// A message from node `from` to node `to`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +33,38 @@ pub enum Body {
     HeartbeatBatch(HeartbeatBatch),
     /// The receiver's per-group answers to a heartbeat batch.
     HeartbeatBatchResponse(HeartbeatBatchResponse),
+    /// A piece of a snapshot, from a leader to a follower behind its
+    /// compaction point (`snapshot.rs`).
+    SnapshotChunk(SnapshotChunk),
+    /// The follower's answer to a chunk: how much of the snapshot it holds.
+    SnapshotAck(SnapshotAck),
+}
+
+/// A piece of a group's snapshot: `data` holds bytes `offset..offset +
+/// data.len()` of the `total_len` bytes whose CRC-32C is `crc`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotChunk {
+    pub group_id: u64,
+    pub incarnation: u64,
+    /// The sending leader's term.
+    pub term: u64,
+    pub meta: SnapshotMeta,
+    pub total_len: u64,
+    pub crc: u32,
+    pub offset: u64,
+    pub data: Bytes,
+}
+
+/// A follower's answer to a [`SnapshotChunk`]: it holds the first
+/// `received` bytes of the snapshot at `index` (0: start again).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotAck {
+    pub group_id: u64,
+    pub incarnation: u64,
+    /// The follower's term.
+    pub term: u64,
+    pub index: u64,
+    pub received: u64,
 }
 
 impl Body {
@@ -47,7 +81,11 @@ impl Body {
                 MessageType::PreVoteResponse => FrameKind::PreVoteResponse,
                 MessageType::Heartbeat => FrameKind::Heartbeat,
                 MessageType::HeartbeatResponse => FrameKind::HeartbeatResponse,
+                // Never sent as such: it travels as chunks.
+                MessageType::Snapshot => FrameKind::SnapshotChunk,
             },
+            Body::SnapshotChunk(_) => FrameKind::SnapshotChunk,
+            Body::SnapshotAck(_) => FrameKind::SnapshotAck,
             Body::HeartbeatBatch(_) => FrameKind::HeartbeatBatch,
             Body::HeartbeatBatchResponse(_) => FrameKind::HeartbeatBatchResponse,
         }

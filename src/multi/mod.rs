@@ -7,8 +7,9 @@
 //! rows' incarnations), `message.rs` (the typed messages between nodes),
 //! `outbox.rs` (messages waiting for the next `ready`), `group.rs` (one
 //! group and its proposals), `proposals.rs` (deadlines of undecided
-//! proposals), `registry.rs` (groups by id), `config.rs`, `error.rs`,
-//! `stats.rs`. This layer never sees bytes: `wire` encodes its messages.
+//! proposals), `snapshot.rs` (snapshots sent to followers in chunks),
+//! `registry.rs` (groups by id), `config.rs`, `error.rs`, `stats.rs`. This
+//! layer never sees bytes: `wire` encodes its messages.
 
 mod config;
 mod error;
@@ -19,13 +20,15 @@ mod node;
 mod outbox;
 mod proposals;
 mod registry;
+mod snapshot;
 mod stats;
 
 pub use config::NodeConfig;
 pub use error::{Error, ProposalError};
 pub use message::{
     incarnation_digest, incarnation_row_hash, Body, Envelope, GroupHeartbeat,
-    GroupHeartbeatResponse, HeartbeatBatch, HeartbeatBatchResponse, Incarnations,
+    GroupHeartbeatResponse, HeartbeatBatch, HeartbeatBatchResponse, Incarnations, SnapshotAck,
+    SnapshotChunk,
 };
 pub use node::{Event, GroupReady, Node, NodeReady};
 pub use stats::{Count, FrameKind, Stats};

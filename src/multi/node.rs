@@ -28,9 +28,10 @@ use super::message::{Body, Envelope};
 use super::outbox::Outbox;
 use super::proposals::Undecided;
 use super::registry::Groups;
+use super::snapshot::{Held, Outgoing};
 use super::stats::{FrameKind, Stats};
 use super::{Error, NodeConfig, ProposalError};
-use crate::raft::{self, EntryKind, MemStore, Raft, Role};
+use crate::raft::{self, EntryKind, LogStore, MemStore, Raft, Role, SnapshotMeta};
 
 /// A group's share of a [`NodeReady`]: what to persist for it. Its messages
 /// are in [`NodeReady::messages`].
@@ -43,10 +44,15 @@ pub struct GroupReady {
     pub incarnation: u64,
     generation: u64,
     pub ready: raft::Ready,
+    /// The bytes of `ready.snapshot`, when the leader sent one: persist them
+    /// with it.
+    pub snapshot_data: Option<Bytes>,
 }
 
-/// Something to tell the host, in the order it happened.
+/// Something to tell the host, in the order it happened. More kinds may be
+/// added: match with a catch-all arm.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// This node's replica of the group changed role, or learned of a new
     /// leader (`leader` is 0 when none is known).
@@ -72,6 +78,27 @@ pub enum Event {
         proposal_id: u64,
         result: Result<u64, ProposalError>,
     },
+    /// The host must set its state machine of the group to `data`, the
+    /// state after applying `index` (whose entry had `term`): a snapshot
+    /// the leader sent, or (after a restart) the latest one on disk. Always
+    /// before any `Applied` of a later index.
+    Restore {
+        group_id: u64,
+        incarnation: u64,
+        index: u64,
+        term: u64,
+        data: Bytes,
+    },
+    /// The group's log grew past `snapshot_threshold_entries` or
+    /// `snapshot_threshold_bytes` since its last snapshot: the host should
+    /// take one (told once until it does).
+    SnapshotNeeded {
+        group_id: u64,
+        incarnation: u64,
+        applied: u64,
+        entries: u64,
+        bytes: u64,
+    },
 }
 
 /// Everything the host must do for one pass; see the module docs for order.
@@ -94,7 +121,7 @@ impl NodeReady {
 pub struct Node {
     cfg: NodeConfig,
     pub(super) groups: Groups,
-    ticks: u64,
+    pub(super) ticks: u64,
     next_proposal_id: u64,
     next_generation: u64,
     pub(super) stats: Stats,
@@ -111,6 +138,9 @@ pub struct Node {
     outbox: Outbox,
     undecided: Undecided,
     pub(super) proofs: IncarnationProofs,
+    /// Snapshots being sent to followers, and groups receiving one.
+    pub(super) transfers: Vec<Outgoing>,
+    pub(super) receiving: Vec<(u64, u64)>,
 }
 
 /// What became of a message handed to a group.
@@ -147,6 +177,8 @@ impl Node {
             outbox: Outbox::default(),
             undecided: Undecided::default(),
             proofs: IncarnationProofs::default(),
+            transfers: Vec::new(),
+            receiving: Vec::new(),
         })
     }
 
@@ -215,12 +247,41 @@ impl Node {
         store: MemStore,
         applied: u64,
     ) -> Result<(), Error> {
+        self.insert_group(group_id, incarnation, members, store, applied, true)
+    }
+
+    /// Create this node's replica of a group that already exists on the
+    /// other members, after this node lost its durable state for it (its
+    /// data directory was wiped): an empty replica that its leader brings up
+    /// to date (by a snapshot and appends). It may have voted in terms it no
+    /// longer knows of, and acknowledged entries it no longer holds, so it
+    /// never votes nor campaigns; it replicates, and its acknowledgements
+    /// count. (Replacing it by a full member is a membership change.)
+    pub fn rejoin_group(
+        &mut self,
+        group_id: u64,
+        incarnation: u64,
+        members: &[u64],
+    ) -> Result<(), Error> {
+        self.insert_group(group_id, incarnation, members, MemStore::new(), 0, false)
+    }
+
+    fn insert_group(
+        &mut self,
+        group_id: u64,
+        incarnation: u64,
+        members: &[u64],
+        store: MemStore,
+        applied: u64,
+        can_vote: bool,
+    ) -> Result<(), Error> {
         self.validate_members(members)?;
         if self.groups.contains(group_id) {
             return Err(Error::AlreadyExists(group_id));
         }
-        let raft = Raft::new(self.cfg.raft_config(group_id, applied), members, store)
-            .map_err(|source| Error::Raft { group_id, source })?;
+        let cfg = self.cfg.raft_config(group_id, applied, can_vote);
+        let raft =
+            Raft::new(cfg, members, store).map_err(|source| Error::Raft { group_id, source })?;
         let generation = self.next_generation;
         self.next_generation += 1;
         self.groups
@@ -356,9 +417,75 @@ impl Node {
         Ok(id)
     }
 
+    /// The snapshot the host would take of group `group_id` at `index`
+    /// (checked: applied, and after the current one), without taking it.
+    pub fn snapshot_meta_at(&self, group_id: u64, index: u64) -> Result<SnapshotMeta, Error> {
+        let g = self.groups.get(group_id).ok_or(Error::NotFound(group_id))?;
+        g.raft
+            .snapshot_meta_at(index)
+            .map_err(|source| Error::Raft { group_id, source })
+    }
+
+    /// The host made a snapshot of group `group_id` durable: `data` is its
+    /// state after applying `meta.index` (from [`snapshot_meta_at`]). The
+    /// log is compacted up to the trailing window; returns the compaction
+    /// point (index, term) for the durable log to follow.
+    ///
+    /// [`snapshot_meta_at`]: Node::snapshot_meta_at
+    pub fn take_snapshot(
+        &mut self,
+        group_id: u64,
+        meta: SnapshotMeta,
+        data: Bytes,
+    ) -> Result<(u64, u64), Error> {
+        let g = self
+            .groups
+            .get_mut(group_id)
+            .ok_or(Error::NotFound(group_id))?;
+        let point = g
+            .raft
+            .snapshot_taken(meta.clone())
+            .map_err(|source| Error::Raft { group_id, source })?;
+        g.snapshot = Some(Held::new(meta, data));
+        g.hinted = false;
+        self.stats.snapshots_taken += 1;
+        Ok(point)
+    }
+
+    /// After a restart: group `group_id` was recovered from a snapshot whose
+    /// bytes are `data` (its store holds the snapshot's meta). The host is
+    /// told to restore them before anything later is applied.
+    pub fn restore_snapshot(&mut self, group_id: u64, data: Bytes) -> Result<(), Error> {
+        let g = self
+            .groups
+            .get_mut(group_id)
+            .ok_or(Error::NotFound(group_id))?;
+        let meta = g.raft.store().snapshot().clone();
+        if meta.index == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "group {group_id} was not recovered from a snapshot"
+            )));
+        }
+        self.events.push(Event::Restore {
+            group_id,
+            incarnation: g.incarnation,
+            index: meta.index,
+            term: meta.term,
+            data: data.clone(),
+        });
+        g.snapshot = Some(Held::new(meta, data));
+        Ok(())
+    }
+
+    /// Queue a message of group `group_id` for the next `ready` (taken back
+    /// if the group is removed first).
+    pub(super) fn queue_message(&mut self, group_id: u64, env: Envelope) {
+        self.outbox.messages.push((group_id, env));
+    }
+
     /// After an input reached group `group_id`: send at once what depends on
     /// nothing undurable, and remember the group if it has other work.
-    fn touched(&mut self, group_id: u64) {
+    pub(super) fn touched(&mut self, group_id: u64) {
         if let Some(g) = self.groups.get_mut(group_id) {
             after_input(&self.cfg, &mut self.outbox, &mut self.dirty, group_id, g);
         }
@@ -383,6 +510,9 @@ impl Node {
     pub fn tick(&mut self) {
         self.ticks += 1;
         self.report_undecided();
+        if self.has_transfers() {
+            self.expire_snapshot_transfers();
+        }
         let beat = self.cfg.batch_heartbeats && self.ticks % self.cfg.heartbeat_ticks as u64 == 0;
         let (cfg, outbox) = (&self.cfg, &mut self.outbox);
         for (group_id, g) in self.groups.iter_mut() {
@@ -457,6 +587,8 @@ impl Node {
             }
             Body::HeartbeatBatch(batch) => self.step_heartbeat_batch(from, batch),
             Body::HeartbeatBatchResponse(answers) => self.step_heartbeat_answers(from, answers),
+            Body::SnapshotChunk(c) => self.step_snapshot_chunk(from, c),
+            Body::SnapshotAck(a) => self.step_snapshot_ack(from, a),
         }
         Ok(())
     }
@@ -543,6 +675,31 @@ impl Node {
             if g.has_pending() && (rd.role_change.is_some() || rd.hard_state.is_some()) {
                 changed.push(group_id);
             }
+            // A snapshot from the leader: its bytes go with it to be
+            // persisted, and the host restores it before any later apply.
+            let mut snapshot_data = None;
+            match (&rd.snapshot, g.received.take()) {
+                (Some(meta), Some(held)) if held.meta == *meta => {
+                    self.stats.snapshots_installed += 1;
+                    out.events.push(Event::Restore {
+                        group_id,
+                        incarnation,
+                        index: meta.index,
+                        term: meta.term,
+                        data: held.data.clone(),
+                    });
+                    snapshot_data = Some(held.data.clone());
+                    g.hinted = false;
+                    g.snapshot = Some(held);
+                }
+                (Some(meta), _) => {
+                    // Cannot happen: the core installs only what the node
+                    // received whole. Persisting the meta without its bytes
+                    // would lose the state, so fail loudly.
+                    panic!("group {group_id}: snapshot {meta:?} installed without its bytes");
+                }
+                (None, _) => {}
+            }
             for m in rd.messages.drain(..) {
                 outbox.route(self.cfg.batch_heartbeats, group_id, incarnation, m);
             }
@@ -569,16 +726,26 @@ impl Node {
                     });
                 });
             }
+            if let Some(ev) = snapshot_hint(&self.cfg, group_id, g) {
+                out.events.push(ev);
+            }
             out.groups.push(GroupReady {
                 group_id,
                 incarnation,
                 generation: g.generation,
                 ready: rd,
+                snapshot_data,
             });
         }
         for group_id in changed {
             self.schedule_undecided(group_id);
         }
+        let requests = std::mem::take(&mut outbox.snapshots);
+        if !requests.is_empty() {
+            self.start_snapshot_transfers(requests);
+        }
+        // Chunks and acknowledgements queued by transfers go out too.
+        outbox.messages.append(&mut self.outbox.messages);
         out.messages = outbox.messages.into_iter().map(|(_, m)| m).collect();
         let from = self.cfg.node_id;
         heartbeat::flush(
@@ -606,6 +773,28 @@ impl Node {
             self.touched(gr.group_id);
         }
     }
+}
+
+/// Tell the host once when a group's log since its last snapshot grew past a
+/// threshold.
+fn snapshot_hint(cfg: &NodeConfig, group_id: u64, g: &mut Group) -> Option<Event> {
+    if g.hinted {
+        return None;
+    }
+    let s = g.raft.status();
+    let entries = s.applied.saturating_sub(g.raft.store().snapshot().index);
+    let bytes = g.raft.store().payload_bytes();
+    if entries < cfg.snapshot_threshold_entries && bytes < cfg.snapshot_threshold_bytes {
+        return None;
+    }
+    g.hinted = true;
+    Some(Event::SnapshotNeeded {
+        group_id,
+        incarnation: g.incarnation,
+        applied: s.applied,
+        entries,
+        bytes,
+    })
 }
 
 /// After an input reached a group: route at once the messages that depend on

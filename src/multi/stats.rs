@@ -15,10 +15,12 @@ pub enum FrameKind {
     HeartbeatResponse,
     HeartbeatBatch,
     HeartbeatBatchResponse,
+    SnapshotChunk,
+    SnapshotAck,
 }
 
 impl FrameKind {
-    pub const COUNT: usize = 10;
+    pub const COUNT: usize = 12;
     pub const ALL: [FrameKind; FrameKind::COUNT] = [
         FrameKind::Append,
         FrameKind::AppendResponse,
@@ -30,6 +32,8 @@ impl FrameKind {
         FrameKind::HeartbeatResponse,
         FrameKind::HeartbeatBatch,
         FrameKind::HeartbeatBatchResponse,
+        FrameKind::SnapshotChunk,
+        FrameKind::SnapshotAck,
     ];
 
     pub fn name(self) -> &'static str {
@@ -44,6 +48,8 @@ impl FrameKind {
             FrameKind::HeartbeatResponse => "heartbeat_response",
             FrameKind::HeartbeatBatch => "heartbeat_batch",
             FrameKind::HeartbeatBatchResponse => "heartbeat_batch_response",
+            FrameKind::SnapshotChunk => "snapshot_chunk",
+            FrameKind::SnapshotAck => "snapshot_ack",
         }
     }
 
@@ -105,6 +111,16 @@ pub struct Stats {
     /// decided, group removed, node stopped.
     pub proposals_unknown: u64,
     pub entries_applied: u64,
+    /// Snapshots the host took of this node's groups.
+    pub snapshots_taken: u64,
+    /// Snapshots this node's groups installed from their leader.
+    pub snapshots_installed: u64,
+    /// Snapshot transfers started to followers, and those abandoned for
+    /// lack of progress.
+    pub snapshot_transfers_started: u64,
+    pub snapshot_transfers_failed: u64,
+    /// Snapshots received whole whose CRC did not match (received again).
+    pub snapshot_crc_failures: u64,
 }
 
 impl Stats {

@@ -32,6 +32,16 @@ pub struct Config {
     pub max_apply_bytes: u64,
     /// Index the host's state machine has already applied (on restart).
     pub applied: u64,
+    /// When the host takes a snapshot at index I, the log keeps the entries
+    /// from I − `snapshot_trailing_entries` + 1 on, so that a follower a
+    /// little behind catches up by appends rather than by a snapshot.
+    pub snapshot_trailing_entries: u64,
+    /// False for a replica whose durable state was lost (its node's data
+    /// directory was wiped) and that rejoins its group: it may have voted in
+    /// terms it no longer knows of, and acknowledged entries it no longer
+    /// holds, so it never votes, never campaigns and never grants a
+    /// pre-vote. It still replicates, and its acknowledgements count.
+    pub can_vote: bool,
     /// Seed of the replica's election-timeout randomness: the same seed gives
     /// the same timeouts, which is what makes simulations replayable.
     pub seed: u64,
@@ -50,6 +60,8 @@ impl Config {
             max_inflight: 256,
             max_apply_bytes: 4 << 20,
             applied: 0,
+            snapshot_trailing_entries: 1024,
+            can_vote: true,
             seed: id,
         }
     }

@@ -325,6 +325,12 @@ impl<S: LogStore> Raft<S> {
         if m.msg_type == MessageType::Append {
             check_append(&m)?;
         }
+        if m.msg_type == MessageType::Snapshot {
+            match m.snapshot.as_deref() {
+                Some(s) if s.index > 0 && s.term <= m.term => {}
+                _ => return Err(Error::Malformed("snapshot message without a valid snapshot")),
+            }
+        }
         if m.term > self.term {
             match m.msg_type {
                 MessageType::Vote | MessageType::PreVote => {
@@ -342,14 +348,16 @@ impl<S: LogStore> Raft<S> {
                     // A granted pre-vote echoes the term we would campaign
                     // at; it is not a newer term anyone holds.
                 }
-                MessageType::Append => {
+                MessageType::Append | MessageType::Snapshot => {
                     self.become_follower(m.term, m.from);
                 }
                 _ => self.become_follower(m.term, NONE),
             }
         } else if m.term < self.term {
             match m.msg_type {
-                MessageType::Append if self.cfg.check_quorum || self.cfg.pre_vote => {
+                MessageType::Append | MessageType::Snapshot
+                    if self.cfg.check_quorum || self.cfg.pre_vote =>
+                {
                     // A stale leader (say, one cut off and then reconnected)
                     // learns our term from the answer and steps down. Without
                     // it, a PreVote cluster can leave that node stuck.
@@ -381,11 +389,18 @@ impl<S: LogStore> Raft<S> {
     }
 
     fn step_follower(&mut self, m: &Message) {
-        // Other kinds (late vote responses and the like) need nothing.
-        if m.msg_type == MessageType::Append {
-            self.election_elapsed = 0;
-            self.leader = m.from;
-            self.handle_append(m);
+        match m.msg_type {
+            MessageType::Append => {
+                self.election_elapsed = 0;
+                self.leader = m.from;
+                self.handle_append(m);
+            }
+            MessageType::Snapshot => {
+                self.election_elapsed = 0;
+                self.leader = m.from;
+                self.handle_snapshot(m);
+            }
+            _ => {} // late vote responses and the like
         }
     }
 
@@ -394,6 +409,10 @@ impl<S: LogStore> Raft<S> {
             MessageType::Append => {
                 self.become_follower(m.term, m.from);
                 self.handle_append(m);
+            }
+            MessageType::Snapshot => {
+                self.become_follower(m.term, m.from);
+                self.handle_snapshot(m);
             }
             MessageType::VoteResponse if self.role == Role::Candidate => {
                 self.handle_vote_response(m)
@@ -408,7 +427,7 @@ impl<S: LogStore> Raft<S> {
     fn step_leader(&mut self, m: &Message) {
         match m.msg_type {
             MessageType::AppendResponse => self.handle_append_response(m),
-            MessageType::Append => self.another_leader(m.from, m.term),
+            MessageType::Append | MessageType::Snapshot => self.another_leader(m.from, m.term),
             _ => {}
         }
     }

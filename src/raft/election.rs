@@ -9,7 +9,7 @@ impl<S: LogStore> Raft<S> {
     /// The election timer fired (or the host asked): start a pre-election
     /// when PreVote is on, a real election otherwise.
     pub(super) fn start_election(&mut self) {
-        if self.role == Role::Leader {
+        if self.role == Role::Leader || !self.cfg.can_vote {
             return;
         }
         if self.cfg.pre_vote {
@@ -88,7 +88,10 @@ impl<S: LogStore> Raft<S> {
         let can_vote = self.vote == m.from
             || (self.vote == NONE && self.leader == NONE)
             || (pre && m.term > self.term);
-        let grant = can_vote && self.log.is_up_to_date(m.index, m.log_term);
+        // A replica that lost its durable state (`can_vote` false) may have
+        // voted in this term before, and may lack entries it acknowledged.
+        let grant =
+            self.cfg.can_vote && can_vote && self.log.is_up_to_date(m.index, m.log_term);
         let kind = if pre {
             MessageType::PreVoteResponse
         } else {

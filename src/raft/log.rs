@@ -2,11 +2,16 @@
 //! [`LogStore`] followed by entries not yet durable ("unstable"), plus the
 //! commit and apply positions.
 
-use super::{Entry, HardState};
+use super::{Entry, HardState, SnapshotMeta};
 use super::{LogStore, StorageError};
 
 pub struct RaftLog<S: LogStore> {
     pub(crate) store: S,
+    /// A snapshot received from a leader that replaces the whole log, not
+    /// yet made durable by the host (handed out in the next `Ready`).
+    pending_snapshot: Option<SnapshotMeta>,
+    /// Whether `pending_snapshot` was already handed out in a `Ready`.
+    pending_snapshot_in_ready: bool,
     /// Entries not yet handed back through `advance`, starting at
     /// `unstable_offset`. They may overwrite a suffix of the store (a
     /// follower truncating a conflicting tail).
@@ -28,6 +33,8 @@ impl<S: LogStore> RaftLog<S> {
         let applied = applied.min(hs.commit).max(first - 1);
         RaftLog {
             store,
+            pending_snapshot: None,
+            pending_snapshot_in_ready: false,
             unstable: Vec::new(),
             unstable_offset,
             unstable_in_ready: 0,
@@ -37,18 +44,76 @@ impl<S: LogStore> RaftLog<S> {
     }
 
     pub fn last_index(&self) -> u64 {
-        match self.unstable.len() {
-            0 => self.store.last_index(),
-            n => self.unstable_offset + n as u64 - 1,
+        match (self.unstable.len(), &self.pending_snapshot) {
+            (0, Some(s)) => s.index,
+            (0, None) => self.store.last_index(),
+            (n, _) => self.unstable_offset + n as u64 - 1,
         }
     }
 
     pub fn first_index(&self) -> u64 {
-        self.store.first_index()
+        match &self.pending_snapshot {
+            Some(s) => s.index + 1,
+            None => self.store.first_index(),
+        }
+    }
+
+    /// The latest snapshot covering this log (a received one not yet
+    /// durable included).
+    pub fn snapshot(&self) -> &SnapshotMeta {
+        self.pending_snapshot
+            .as_ref()
+            .unwrap_or_else(|| self.store.snapshot())
+    }
+
+    /// Replace the whole log by a snapshot from a leader: nothing before or
+    /// at its index remains, its index is committed, and the host must make
+    /// it durable (and restore its state machine from it) before anything
+    /// after it is applied.
+    pub fn restore(&mut self, meta: SnapshotMeta) {
+        self.unstable_offset = meta.index + 1;
+        self.unstable.clear();
+        self.unstable_in_ready = 0;
+        self.committed = meta.index;
+        self.pending_snapshot = Some(meta);
+        self.pending_snapshot_in_ready = false;
+    }
+
+    pub fn has_pending_snapshot_for_ready(&self) -> bool {
+        self.pending_snapshot.is_some() && !self.pending_snapshot_in_ready
+    }
+
+    /// The received snapshot to hand out in a `Ready`, once.
+    pub fn pending_snapshot_for_ready(&mut self) -> Option<SnapshotMeta> {
+        if self.pending_snapshot_in_ready {
+            return None;
+        }
+        self.pending_snapshot_in_ready = true;
+        self.pending_snapshot.clone()
+    }
+
+    /// The host made the received snapshot `meta` durable and restored its
+    /// state machine from it.
+    pub fn snapshot_stable(&mut self, meta: &SnapshotMeta) {
+        if self.pending_snapshot.as_ref() != Some(meta) {
+            return; // replaced by a later one since
+        }
+        self.pending_snapshot = None;
+        self.pending_snapshot_in_ready = false;
+        self.store.apply_snapshot(meta.clone());
+        self.applied = self.applied.max(meta.index);
     }
 
     /// Term of the entry at `index`; 0 past the end or before the log.
     pub fn term(&self, index: u64) -> Result<u64, StorageError> {
+        if let Some(s) = &self.pending_snapshot {
+            if index == s.index {
+                return Ok(s.term);
+            }
+            if index < s.index {
+                return Err(StorageError::Compacted(index));
+            }
+        }
         if index >= self.unstable_offset {
             let i = (index - self.unstable_offset) as usize;
             return self
@@ -89,6 +154,9 @@ impl<S: LogStore> RaftLog<S> {
     pub fn slice(&self, lo: u64, hi: u64, max_bytes: u64) -> Result<Vec<Entry>, StorageError> {
         if lo >= hi {
             return Ok(Vec::new());
+        }
+        if self.pending_snapshot.as_ref().is_some_and(|s| lo <= s.index) {
+            return Err(StorageError::Compacted(lo));
         }
         let mut out = Vec::new();
         let mut size = 0u64;
@@ -211,13 +279,18 @@ impl<S: LogStore> RaftLog<S> {
     }
 
     /// Committed entries not yet handed out for applying, at most `max_bytes`.
+    /// None while a received snapshot waits to be restored: nothing after it
+    /// may be applied before it.
     pub fn next_committed(&self, max_bytes: u64) -> Vec<Entry> {
+        if self.pending_snapshot.is_some() {
+            return Vec::new();
+        }
         self.slice(self.applied + 1, self.committed + 1, max_bytes)
             .unwrap_or_default()
     }
 
     pub fn has_next_committed(&self) -> bool {
-        self.committed > self.applied
+        self.committed > self.applied && self.pending_snapshot.is_none()
     }
 
     pub fn applied_to(&mut self, index: u64) {
@@ -236,7 +309,7 @@ impl<S: LogStore> RaftLog<S> {
 
     /// Is every entry in the log durable (recorded in the store)?
     pub fn all_stable(&self) -> bool {
-        self.unstable.is_empty()
+        self.unstable.is_empty() && self.pending_snapshot.is_none()
     }
 
     pub fn has_unstable_for_ready(&self) -> bool {
@@ -261,5 +334,15 @@ impl<S: LogStore> RaftLog<S> {
 
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    /// The host took a snapshot at `meta.index` (applied, and durable in
+    /// this log): record it, and drop the durable entries up to `compact_to`.
+    pub fn snapshot_taken(&mut self, meta: SnapshotMeta, compact_to: u64) {
+        self.store.set_snapshot(meta);
+        let upto = compact_to
+            .min(self.applied)
+            .min(self.unstable_offset.saturating_sub(1));
+        self.store.compact(upto);
     }
 }

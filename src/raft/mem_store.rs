@@ -2,16 +2,22 @@
 //! rebuilds one per group at start, and the node records into it what the
 //! host made durable.
 
-use super::{Entry, HardState, LogStore, StorageError};
+use super::{Entry, HardState, LogStore, SnapshotMeta, StorageError};
 
 /// An in-memory [`LogStore`].
 #[derive(Clone, Debug, Default)]
 pub struct MemStore {
     hard_state: HardState,
-    /// Index and term of the entry before `entries[0]` (0/0 for a new log).
+    /// Index and term of the entry before `entries[0]` (0/0 for a new log):
+    /// the compaction point.
     offset_index: u64,
     offset_term: u64,
     entries: Vec<Entry>,
+    /// The latest snapshot; at or after the compaction point (a trailing
+    /// window of entries may be kept below it).
+    snapshot: SnapshotMeta,
+    /// Bytes of payload held.
+    bytes: u64,
 }
 
 impl MemStore {
@@ -19,10 +25,42 @@ impl MemStore {
         MemStore::default()
     }
 
+    /// A log rebuilt from durable state: `snapshot`, then `entries`
+    /// following the compaction point (`compacted_index`, `compacted_term`).
+    pub fn restored(
+        hs: HardState,
+        snapshot: SnapshotMeta,
+        compacted_index: u64,
+        compacted_term: u64,
+        entries: Vec<Entry>,
+    ) -> MemStore {
+        debug_assert!(compacted_index <= snapshot.index.max(compacted_index));
+        let mut s = MemStore {
+            hard_state: hs,
+            offset_index: compacted_index,
+            offset_term: compacted_term,
+            entries: Vec::new(),
+            snapshot,
+            bytes: 0,
+        };
+        s.append(&entries);
+        s
+    }
+
     /// Number of bytes of payload held (for statistics).
     pub fn payload_bytes(&self) -> u64 {
-        self.entries.iter().map(|e| e.data.len() as u64).sum()
+        self.bytes
     }
+
+    /// Number of entries held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
 }
 
 impl LogStore for MemStore {
@@ -88,8 +126,56 @@ impl LogStore for MemStore {
             self.last_index()
         );
         let keep = (first.index - self.offset_index - 1) as usize;
+        let dropped: u64 = self.entries[keep.min(self.entries.len())..]
+            .iter()
+            .map(|e| e.data.len() as u64)
+            .sum();
         self.entries.truncate(keep);
         self.entries.extend_from_slice(entries);
+        self.bytes = self.bytes - dropped + entries.iter().map(|e| e.data.len() as u64).sum::<u64>();
+    }
+
+    fn snapshot(&self) -> &SnapshotMeta {
+        &self.snapshot
+    }
+
+    /// Record a snapshot taken at `meta.index`, which this log holds (or
+    /// held). Entries are kept; [`compact`](Self::compact) drops them.
+    fn set_snapshot(&mut self, meta: SnapshotMeta) {
+        debug_assert!(meta.index >= self.snapshot.index);
+        self.snapshot = meta;
+    }
+
+    /// Drop the entries up to and including `index` (at most the last
+    /// index). The term of `index` is kept, so that log matching works
+    /// across the compaction point. Memory is given back.
+    fn compact(&mut self, index: u64) {
+        if index <= self.offset_index {
+            return;
+        }
+        let index = index.min(self.last_index());
+        let Ok(term) = self.term(index) else {
+            return;
+        };
+        let n = (index - self.offset_index) as usize;
+        let freed: u64 = self.entries[..n].iter().map(|e| e.data.len() as u64).sum();
+        self.entries.drain(..n);
+        if self.entries.capacity() > 64 && self.entries.capacity() > 4 * self.entries.len() {
+            self.entries.shrink_to(2 * self.entries.len());
+        }
+        self.bytes -= freed;
+        self.offset_index = index;
+        self.offset_term = term;
+    }
+
+    /// Replace the whole log by a snapshot received from a leader: no
+    /// entries, the next one after the snapshot.
+    fn apply_snapshot(&mut self, meta: SnapshotMeta) {
+        self.entries = Vec::new();
+        self.bytes = 0;
+        self.offset_index = meta.index;
+        self.offset_term = meta.term;
+        self.snapshot = meta;
     }
 }
 
@@ -128,5 +214,41 @@ mod tests {
         assert_eq!(s.entries(1, 4, u64::MAX).unwrap().len(), 3);
         assert!(s.entries(0, 2, 100).is_err());
         assert!(s.entries(1, 5, 100).is_err());
+    }
+
+    #[test]
+    fn compaction_keeps_the_term_of_its_point_and_frees_the_entries() {
+        let mut s = MemStore::new();
+        s.append(&[ent(1, 1), ent(2, 1), ent(3, 2), ent(4, 2)]);
+        assert_eq!(s.payload_bytes(), 40);
+        s.compact(2);
+        assert_eq!((s.first_index(), s.last_index()), (3, 4));
+        assert_eq!(s.term(2), Ok(1), "log matching across the point");
+        assert_eq!(s.term(1), Err(StorageError::Compacted(1)));
+        assert!(s.entries(2, 4, u64::MAX).is_err());
+        assert_eq!(s.entries(3, 5, u64::MAX).unwrap().len(), 2);
+        assert_eq!(s.payload_bytes(), 20);
+        s.compact(1); // already compacted: nothing
+        assert_eq!(s.first_index(), 3);
+        s.append(&[ent(5, 3)]);
+        assert_eq!(s.last_index(), 5);
+    }
+
+    #[test]
+    fn an_installed_snapshot_replaces_the_log() {
+        let mut s = MemStore::new();
+        s.append(&[ent(1, 1), ent(2, 1)]);
+        let meta = SnapshotMeta {
+            index: 10,
+            term: 3,
+            voters: vec![1, 2, 3],
+        };
+        s.apply_snapshot(meta.clone());
+        assert_eq!((s.first_index(), s.last_index()), (11, 10));
+        assert_eq!(s.term(10), Ok(3));
+        assert_eq!(s.snapshot(), &meta);
+        assert_eq!(s.payload_bytes(), 0);
+        s.append(&[ent(11, 3)]);
+        assert_eq!(s.last_index(), 11);
     }
 }

@@ -41,6 +41,17 @@ impl Entry {
     }
 }
 
+/// A snapshot of a group's state machine as Raft sees it: the state after
+/// applying `index` (whose entry had `term`), with the voters of that time.
+/// The state's bytes belong to the host and travel beside it (the multi
+/// layer sends them in chunks).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct SnapshotMeta {
+    pub index: u64,
+    pub term: u64,
+    pub voters: Vec<ReplicaId>,
+}
+
 /// Term, vote and commit: the state that must be durable before any message
 /// depending on it leaves the node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -73,6 +84,13 @@ pub enum MessageType {
     Heartbeat,
     /// Answer to `Heartbeat`: the follower's term.
     HeartbeatResponse,
+    /// The leader's log no longer holds the entries the follower needs:
+    /// install the snapshot `snapshot` names. A leader emits it when a
+    /// follower is behind its compaction point; its bytes travel as chunks
+    /// (the multi layer), and the follower's node steps it only once the
+    /// whole snapshot arrived and was verified. Answered with an
+    /// `AppendResponse` at the snapshot's index.
+    Snapshot,
 }
 
 impl MessageType {
@@ -109,6 +127,8 @@ pub struct Message {
     /// Rejected AppendResponse: the follower's last index at or below the
     /// rejected index whose term is ≤ the leader's `log_term`.
     pub reject_hint: u64,
+    /// Snapshot: which snapshot to install.
+    pub snapshot: Option<Box<SnapshotMeta>>,
 }
 
 impl Message {
@@ -124,6 +144,7 @@ impl Message {
             commit: 0,
             reject: false,
             reject_hint: 0,
+            snapshot: None,
         }
     }
 }

@@ -53,6 +53,10 @@ pub enum Error {
     Malformed(&'static str),
     #[error("stored state is inconsistent: {0}")]
     Corrupt(String),
+    /// A snapshot the host reported cannot be taken (not applied yet, not
+    /// newer than the current one).
+    #[error("snapshot refused: {0}")]
+    Snapshot(String),
 }
 
 #[cfg(test)]

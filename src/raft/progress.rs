@@ -11,6 +11,10 @@ pub enum ProgressState {
     /// The follower's log matches up to `matched`; appends are pipelined
     /// optimistically, bounded by the in-flight window.
     Replicate,
+    /// The follower needs entries the leader compacted away: a snapshot at
+    /// `pending_snapshot` is on its way. No appends until the follower
+    /// acknowledges it (or the transfer fails).
+    Snapshot,
 }
 
 /// A bounded window of appends sent but not yet acknowledged, remembered by
@@ -79,6 +83,8 @@ pub struct Progress {
     pub inflights: Inflights,
     /// Heard from since the last CheckQuorum round.
     pub recent_active: bool,
+    /// In `Snapshot`: the index of the snapshot being sent.
+    pub pending_snapshot: u64,
 }
 
 impl Progress {
@@ -90,6 +96,7 @@ impl Progress {
             probe_sent: false,
             inflights: Inflights::new(max_inflight),
             recent_active: false,
+            pending_snapshot: 0,
         }
     }
 
@@ -98,13 +105,28 @@ impl Progress {
         match self.state {
             ProgressState::Probe => self.probe_sent,
             ProgressState::Replicate => self.inflights.full(),
+            ProgressState::Snapshot => true,
         }
     }
 
     pub fn become_probe(&mut self) {
+        // After a snapshot, the follower holds at least its index.
+        let from = match self.state {
+            ProgressState::Snapshot => self.matched.max(self.pending_snapshot),
+            _ => self.matched,
+        };
         self.state = ProgressState::Probe;
         self.probe_sent = false;
-        self.next = self.matched + 1;
+        self.next = from + 1;
+        self.pending_snapshot = 0;
+        self.inflights.reset();
+    }
+
+    /// A snapshot at `index` is being sent to the follower.
+    pub fn become_snapshot(&mut self, index: u64) {
+        self.state = ProgressState::Snapshot;
+        self.pending_snapshot = index;
+        self.probe_sent = false;
         self.inflights.reset();
     }
 
@@ -137,6 +159,7 @@ impl Progress {
                 }
             }
             ProgressState::Probe => self.probe_sent = true,
+            ProgressState::Snapshot => {}
         }
     }
 
@@ -144,6 +167,10 @@ impl Progress {
     /// leader should try next (from the follower's hint). Returns false when
     /// the rejection is stale (a duplicate or a reordered old answer).
     pub fn maybe_decr_to(&mut self, rejected: u64, probe_to: u64) -> bool {
+        if self.state == ProgressState::Snapshot {
+            // An answer to an append sent before the snapshot started.
+            return false;
+        }
         if self.state == ProgressState::Replicate {
             // In replicate state appends go out in order from matched+1; a
             // rejection at or below matched is an old answer.

@@ -3,20 +3,26 @@
 
 use super::core::Role;
 use super::LogStore;
-use super::{Entry, HardState, Message, Raft, ReplicaId};
+use super::{Entry, HardState, Message, Raft, ReplicaId, SnapshotMeta};
 
 /// Work for the host, to be done in this order:
 ///
-/// 1. make `entries` and `hard_state` durable (entries may replace a suffix of
-///    what was written before, starting at `entries[0].index`);
+/// 1. make `snapshot` (a snapshot received from the leader: it replaces the
+///    whole log), then `entries` and `hard_state`, durable (entries may
+///    replace a suffix of what was written before, starting at
+///    `entries[0].index`);
 /// 2. only then send `messages` — votes and append acknowledgements promise
 ///    that state, so they must not leave before it is durable;
-/// 3. apply `committed_entries` in order;
+/// 3. restore the state machine from `snapshot`, then apply
+///    `committed_entries` in order (never any of a ready that carries a
+///    snapshot: they follow in the next);
 /// 4. call [`Raft::advance`] with this `Ready`.
 ///
 /// No `step`, `tick` or `propose` may happen between `ready` and `advance`.
 #[derive(Debug, Default)]
 pub struct Ready {
+    /// A snapshot from the leader that replaces the log.
+    pub snapshot: Option<SnapshotMeta>,
     /// Changed since the last `Ready`; None if not.
     pub hard_state: Option<HardState>,
     pub entries: Vec<Entry>,
@@ -28,7 +34,8 @@ pub struct Ready {
 
 impl Ready {
     pub fn is_empty(&self) -> bool {
-        self.hard_state.is_none()
+        self.snapshot.is_none()
+            && self.hard_state.is_none()
             && self.entries.is_empty()
             && self.messages.is_empty()
             && self.committed_entries.is_empty()
@@ -40,6 +47,7 @@ impl<S: LogStore> Raft<S> {
     /// Is there anything for the host to do?
     pub fn has_ready(&self) -> bool {
         !self.msgs.is_empty()
+            || self.log.has_pending_snapshot_for_ready()
             || self.log.has_unstable_for_ready()
             || self.log.has_next_committed()
             || self.hard_state() != self.prev_hard_state
@@ -74,6 +82,7 @@ impl<S: LogStore> Raft<S> {
         let role_change = (role != self.prev_role).then_some((self.role, self.term, self.leader));
         self.prev_role = role;
         Ready {
+            snapshot: self.log.pending_snapshot_for_ready(),
             hard_state,
             entries: self.log.unstable_for_ready(),
             messages: std::mem::take(&mut self.msgs),
@@ -85,6 +94,9 @@ impl<S: LogStore> Raft<S> {
     /// The host has done what `ready` asked: entries and hard state are
     /// durable, messages sent, committed entries applied.
     pub fn advance(&mut self, ready: &Ready) {
+        if let Some(meta) = &ready.snapshot {
+            self.log.snapshot_stable(meta);
+        }
         match ready.entries.last() {
             Some(last) => self.log.stable_to(last.index, last.term, ready.hard_state),
             None => self.log.stable_to(0, 0, ready.hard_state),

@@ -4,7 +4,7 @@
 use super::core::Role;
 use super::progress::ProgressState;
 use super::LogStore;
-use super::{Entry, Error, Message, MessageType, Raft, ReplicaId, NONE};
+use super::{Entry, Error, Message, MessageType, Raft, ReplicaId, SnapshotMeta, NONE};
 
 impl<S: LogStore> Raft<S> {
     /// Send every follower what it lacks (an empty append still carries the
@@ -35,9 +35,8 @@ impl<S: LogStore> Raft<S> {
         }
         let prev = pr.next - 1;
         let Ok(prev_term) = self.log.term(prev) else {
-            // Snapshots will cover a follower behind the compaction point.
-            tracing::warn!(to, prev, "entries needed by follower are not available");
-            return false;
+            // The follower is behind the compaction point.
+            return self.send_snapshot(to);
         };
         let entries: Vec<Entry> = self
             .log
@@ -57,6 +56,106 @@ impl<S: LogStore> Raft<S> {
         }
         self.send(m);
         true
+    }
+
+    /// The follower needs entries compacted away: send it the latest
+    /// snapshot (its bytes travel as chunks, see the multi layer), and pause
+    /// appends until it is installed or the transfer fails.
+    fn send_snapshot(&mut self, to: ReplicaId) -> bool {
+        let meta = self.log.snapshot().clone();
+        if meta.index == 0 {
+            tracing::error!(to, "entries a follower needs are gone and there is no snapshot");
+            return false;
+        }
+        let Some(pr) = self.progress_mut(to) else {
+            return false;
+        };
+        pr.become_snapshot(meta.index);
+        let mut m = Message::new(MessageType::Snapshot, self.id, to, self.term);
+        m.snapshot = Some(Box::new(meta));
+        self.send(m);
+        true
+    }
+
+    /// The transfer of the snapshot to `to` failed (or was abandoned):
+    /// probe again, which sends a fresh snapshot if it still needs one.
+    pub fn report_snapshot_failed(&mut self, to: ReplicaId) {
+        if let Some(pr) = self.progress_mut(to) {
+            if pr.state == ProgressState::Snapshot {
+                pr.become_probe();
+            }
+        }
+    }
+
+    /// A whole snapshot from the leader `m.from` arrived: install it unless
+    /// the log already holds what it covers.
+    pub(super) fn handle_snapshot(&mut self, m: &Message) {
+        let Some(meta) = m.snapshot.as_deref() else {
+            return;
+        };
+        let mut resp = Message::new(MessageType::AppendResponse, self.id, m.from, self.term);
+        if meta.index <= self.log.committed {
+            resp.index = self.log.committed;
+        } else if self.log.match_term(meta.index, meta.term) {
+            // The log already holds it: its prefix matches the leader's.
+            self.log.commit_to(meta.index);
+            resp.index = meta.index;
+        } else {
+            tracing::debug!(
+                id = self.id,
+                index = meta.index,
+                term = meta.term,
+                "installing a snapshot from the leader"
+            );
+            self.log.restore(meta.clone());
+            resp.index = meta.index;
+        }
+        // Leaves once the snapshot is durable (the Ready carries it).
+        self.send(resp);
+    }
+
+    /// The snapshot the host would take at `index` (which it has applied,
+    /// after the current snapshot): its meta, checked.
+    pub fn snapshot_meta_at(&self, index: u64) -> Result<SnapshotMeta, Error> {
+        if index > self.log.applied {
+            return Err(Error::Snapshot(format!(
+                "index {index} is not applied yet (applied {})",
+                self.log.applied
+            )));
+        }
+        let current = self.log.snapshot().index;
+        if index <= current {
+            return Err(Error::Snapshot(format!(
+                "index {index} is not after the current snapshot at {current}"
+            )));
+        }
+        let term = self
+            .log
+            .term(index)
+            .map_err(|e| Error::Snapshot(format!("index {index}: {e}")))?;
+        Ok(SnapshotMeta {
+            index,
+            term,
+            voters: self.voters.ids().to_vec(),
+        })
+    }
+
+    /// The host made a snapshot durable (`meta` from
+    /// [`snapshot_meta_at`](Raft::snapshot_meta_at)): record it, and drop the
+    /// log up to its index minus the trailing window. Returns the compaction
+    /// point, (index, term).
+    pub fn snapshot_taken(&mut self, meta: SnapshotMeta) -> Result<(u64, u64), Error> {
+        let current = self.log.snapshot().index;
+        if meta.index <= current || self.log.term(meta.index) != Ok(meta.term) {
+            return Err(Error::Snapshot(format!(
+                "snapshot at {} (term {}) no longer fits this log (snapshot at {current})",
+                meta.index, meta.term
+            )));
+        }
+        let compact_to = meta.index.saturating_sub(self.cfg.snapshot_trailing_entries);
+        self.log.snapshot_taken(meta, compact_to);
+        let point = self.log.first_index() - 1;
+        Ok((point, self.log.term_or_zero(point)))
     }
 
     /// One heartbeat to every follower. In the multi layer this is what the
@@ -225,6 +324,12 @@ impl<S: LogStore> Raft<S> {
         match pr.state {
             ProgressState::Probe => pr.become_replicate(),
             ProgressState::Replicate => pr.inflights.free_to(m.index),
+            ProgressState::Snapshot => {
+                if pr.matched >= pr.pending_snapshot {
+                    pr.become_probe();
+                    pr.become_replicate();
+                }
+            }
         }
         if self.maybe_commit() {
             // Followers learn the new commit index.

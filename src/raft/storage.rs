@@ -7,7 +7,7 @@
 //! layer) rebuilds one [`MemStore`](super::MemStore) per group
 //! from disk at start.
 
-use super::{Entry, HardState};
+use super::{Entry, HardState, SnapshotMeta};
 
 /// Errors a store can report to the Raft core.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -41,4 +41,15 @@ pub trait LogStore {
     /// Record entries that are now durable. `entries[0].index` may be at most
     /// `last_index() + 1`; anything at or after it is replaced.
     fn append(&mut self, entries: &[Entry]);
+    /// The latest snapshot covering this log (index 0 when there is none).
+    fn snapshot(&self) -> &SnapshotMeta;
+    /// Record a snapshot taken at `meta.index`, an index this log holds or
+    /// held; entries are kept (see [`compact`](LogStore::compact)).
+    fn set_snapshot(&mut self, meta: SnapshotMeta);
+    /// Drop the entries up to and including `index` (a durable, applied
+    /// index); the term at `index` stays known.
+    fn compact(&mut self, index: u64);
+    /// Replace the whole log by a snapshot received from a leader (now
+    /// durable): no entries; the next one follows the snapshot.
+    fn apply_snapshot(&mut self, meta: SnapshotMeta);
 }

@@ -38,6 +38,8 @@ struct Replica {
     apply_batches: Vec<Vec<u64>>,
     /// Every `Ready::role_change`, across restarts.
     roles: Vec<(Role, u64, ReplicaId)>,
+    /// Every snapshot the replica installed from its leader.
+    restored: Vec<SnapshotMeta>,
 }
 
 struct Network {
@@ -165,6 +167,7 @@ impl Network {
                     applied: Vec::new(),
                     apply_batches: Vec::new(),
                     roles: Vec::new(),
+                    restored: Vec::new(),
                 },
             );
         }
@@ -239,6 +242,14 @@ impl Network {
         let r = self.replicas.get_mut(&id).unwrap();
         let rd = r.raft.ready();
         // 1. persist
+        if let Some(meta) = &rd.snapshot {
+            assert!(
+                rd.committed_entries.is_empty(),
+                "entries applied in the ready that installs a snapshot"
+            );
+            r.durable.apply_snapshot(meta.clone());
+            r.restored.push(meta.clone());
+        }
         if !rd.entries.is_empty() {
             r.durable.append(&rd.entries);
         }
@@ -258,7 +269,8 @@ impl Network {
                 .push(rd.committed_entries.iter().map(|e| e.index).collect());
         }
         for e in &rd.committed_entries {
-            let next = r.applied.last().map_or(1, |a| a.index + 1);
+            let restored = r.restored.last().map_or(0, |s| s.index);
+            let next = r.applied.last().map_or(1, |a| a.index + 1).max(restored + 1);
             assert_eq!(e.index, next, "replica {id} applied out of order or twice");
             assert_eq!(
                 r.durable.term(e.index),
@@ -416,6 +428,19 @@ impl Network {
             .filter(|r| r.raft.role() == Role::Leader)
             .max_by_key(|r| r.raft.term())
             .map(|r| r.raft.id())
+    }
+
+    /// The host of `id` takes a snapshot at its applied index and makes it
+    /// durable; the log is compacted (the durable store follows).
+    fn snapshot(&mut self, id: ReplicaId) -> SnapshotMeta {
+        let applied = self.status(id).applied;
+        let r = self.replicas.get_mut(&id).unwrap();
+        let meta = r.raft.snapshot_meta_at(applied).expect("a snapshot");
+        let (point, _) = r.raft.snapshot_taken(meta.clone()).expect("taken");
+        r.durable.set_snapshot(meta.clone());
+        r.durable.compact(point);
+        assert_eq!(r.raft.store().first_index(), r.durable.first_index());
+        meta
     }
 
     fn sent_since(&self, mark: usize) -> &[Message] {
@@ -1607,4 +1632,151 @@ fn acknowledgement_of_entries_replaced_before_the_ready_never_leaves() {
             && m.index == 3),
         "the new leader's append is acknowledged"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Snapshots and log compaction
+
+// Mutation: sending appends (or nothing) to a follower behind the compaction
+// point leaves it behind forever.
+#[test]
+fn a_follower_behind_the_compaction_point_is_brought_up_by_a_snapshot() {
+    let mut net = Network::with_config(3, |c| c.snapshot_trailing_entries = 2);
+    net.elect(1);
+    net.isolate(3);
+    for i in 0..20 {
+        net.propose(1, format!("e{i}"));
+        net.deliver_all();
+    }
+    let meta = net.snapshot(1);
+    assert!(net.status(1).last_index > 20);
+    assert!(net.raft(1).store().first_index() > 5, "compacted");
+    let mark = net.sent.len();
+    net.heal();
+    net.run_until(30, "follower 3 caught up", |n| {
+        n.status(3).commit == n.status(1).commit && n.status(3).last_index == n.status(1).last_index
+    });
+    let snaps = count(net.sent_since(mark), |m| {
+        m.msg_type == MessageType::Snapshot && m.to == 3
+    });
+    assert!(snaps >= 1, "a snapshot was sent to 3");
+    assert_eq!(net.replica(3).restored.last(), Some(&meta));
+    // Appends resume after it: a new proposal reaches 3 as an append.
+    net.propose(1, "after");
+    net.run(4);
+    assert!(net.applied_data(3).contains(&"after".to_string()));
+}
+
+// Mutation: a trailing window of 0 sends a snapshot to a follower a few
+// entries behind.
+#[test]
+fn a_follower_a_little_behind_catches_up_by_appends_within_the_trailing_window() {
+    let mut net = Network::with_config(3, |c| c.snapshot_trailing_entries = 100);
+    net.elect(1);
+    net.isolate(3);
+    for i in 0..10 {
+        net.propose(1, format!("e{i}"));
+        net.deliver_all();
+    }
+    net.snapshot(1);
+    let mark = net.sent.len();
+    net.heal();
+    net.run(6);
+    assert_eq!(net.status(3).commit, net.status(1).commit);
+    assert_eq!(
+        count(net.sent_since(mark), |m| m.msg_type == MessageType::Snapshot),
+        0,
+        "no snapshot for a follower within the window"
+    );
+    assert!(net.replica(3).restored.is_empty());
+}
+
+// Mutation: acknowledging the snapshot before the Ready (or applying entries
+// in the Ready that installs it) breaks the host contract the harness checks.
+#[test]
+fn a_received_snapshot_is_durable_before_its_acknowledgement_and_restored_before_later_entries() {
+    let mut r = standalone(2, MemStore::new(), |_| {});
+    let mut m = Message::new(MessageType::Snapshot, 1, 2, 3);
+    let meta = SnapshotMeta {
+        index: 10,
+        term: 2,
+        voters: vec![1, 2, 3],
+    };
+    m.snapshot = Some(Box::new(meta.clone()));
+    r.step(m).unwrap();
+    assert!(
+        !r.send_durable_messages(|_| panic!("nothing may leave before the snapshot is durable")),
+        "held back"
+    );
+    let rd = r.ready();
+    assert_eq!(rd.snapshot.as_ref(), Some(&meta));
+    assert!(rd.committed_entries.is_empty());
+    let ack: Vec<&Message> = rd
+        .messages
+        .iter()
+        .filter(|m| m.msg_type == MessageType::AppendResponse)
+        .collect();
+    assert_eq!(ack.len(), 1);
+    assert_eq!((ack[0].index, ack[0].reject), (10, false));
+    r.advance(&rd);
+    assert_eq!(r.store().snapshot(), &meta);
+    assert_eq!((r.status().commit, r.status().applied), (10, 10));
+    // The log continues after it.
+    let mut a = Message::new(MessageType::Append, 1, 2, 3);
+    a.index = 10;
+    a.log_term = 2;
+    a.entries = vec![entry(11, 3)];
+    a.commit = 11;
+    r.step(a).unwrap();
+    let rd = r.ready();
+    assert_eq!(rd.committed_entries.first().map(|e| e.index), Some(11));
+}
+
+// A snapshot message naming nothing, or a term after its sender's, is refused.
+#[test]
+fn a_malformed_snapshot_message_is_refused_and_changes_nothing() {
+    let mut r = standalone(2, MemStore::new(), |_| {});
+    let m = Message::new(MessageType::Snapshot, 1, 2, 3);
+    assert!(matches!(r.step(m), Err(Error::Malformed(_))));
+    let mut m = Message::new(MessageType::Snapshot, 1, 2, 3);
+    m.snapshot = Some(Box::new(SnapshotMeta {
+        index: 5,
+        term: 4,
+        voters: vec![],
+    }));
+    assert!(matches!(r.step(m), Err(Error::Malformed(_))));
+    assert_eq!(r.status().commit, 0);
+}
+
+#[test]
+fn a_snapshot_is_taken_only_of_applied_state_after_the_current_one() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    net.propose(1, "a");
+    net.run(2);
+    let applied = net.status(1).applied;
+    assert!(net.raft(1).snapshot_meta_at(applied + 1).is_err(), "not applied");
+    let meta = net.snapshot(1);
+    assert_eq!(meta.index, applied);
+    assert!(net.raft(1).snapshot_meta_at(applied).is_err(), "not after the current");
+    assert_eq!(meta.voters, vec![1, 2, 3]);
+}
+
+// Mutation: a replica that lost its state and still votes can elect a
+// leader without committed entries, or vote twice in a term.
+#[test]
+fn a_replica_that_cannot_vote_never_campaigns_nor_grants_a_vote() {
+    let mut r = standalone(3, MemStore::new(), |c| c.can_vote = false);
+    for _ in 0..100 {
+        r.tick();
+    }
+    assert_eq!(r.role(), Role::Follower, "it never campaigns");
+    for kind in [MessageType::PreVote, MessageType::Vote] {
+        r.step(Message::new(kind, 1, 3, 5)).unwrap();
+        let msgs = drain(&mut r);
+        assert!(
+            msgs.iter().all(|m| m.reject),
+            "{kind:?} granted by a replica that cannot vote: {msgs:?}"
+        );
+    }
 }

@@ -236,6 +236,16 @@ impl SharedNode {
                 group_id,
                 incarnation,
                 ..
+            }
+            | Event::Restore {
+                group_id,
+                incarnation,
+                ..
+            }
+            | Event::SnapshotNeeded {
+                group_id,
+                incarnation,
+                ..
             } => (*group_id, *incarnation),
             Event::ProposalDone { .. } => return false,
         };

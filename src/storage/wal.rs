@@ -165,7 +165,6 @@
 //! same directory, and two writers would corrupt it.
 
 mod batch;
-mod crc32c;
 mod fs;
 mod record;
 mod recovery;
@@ -180,7 +179,7 @@ use std::sync::Arc;
 use tracing::{debug, info};
 
 pub use batch::WalBatch;
-pub use crc32c::crc32c;
+pub use crate::crc32c::crc32c;
 pub use fs::{MemFs, MemFsStats, RealFs, WalFile, WalFs, MEMFS_PAGE};
 
 use batch::Op;

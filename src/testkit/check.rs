@@ -311,7 +311,11 @@ impl Checker {
                         self.leadership(node, (row.group_id, inc), row.term, "sent a heartbeat")?;
                     }
                 }
-                Body::HeartbeatBatchResponse(_) => {}
+                Body::HeartbeatBatchResponse(_) | Body::SnapshotAck(_) => {}
+                Body::SnapshotChunk(c) => {
+                    // A leader sends snapshot chunks of its term.
+                    self.leadership(node, (c.group_id, c.incarnation), c.term, "sent a snapshot")?;
+                }
             }
         }
         Ok(())

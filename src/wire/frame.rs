@@ -11,8 +11,8 @@ use prost::Message as _;
 
 use super::batch;
 use super::{proto, WireError, PROTOCOL_VERSION};
-use crate::multi::{Body, Envelope};
-use crate::raft::{Entry, EntryKind, Message, MessageType};
+use crate::multi::{Body, Envelope, SnapshotAck, SnapshotChunk};
+use crate::raft::{Entry, EntryKind, Message, MessageType, SnapshotMeta};
 
 /// Bytes of the length prefix in front of every envelope.
 pub const FRAME_HEADER_LEN: usize = 4;
@@ -213,6 +213,25 @@ fn to_envelope(cluster_id: u64, frame: &Envelope) -> proto::Envelope {
         Body::HeartbeatBatchResponse(responses) => {
             proto::EnvelopeBody::BatchResponse(batch::encode_responses(responses))
         }
+        Body::SnapshotChunk(c) => proto::EnvelopeBody::SnapshotChunk(proto::SnapshotChunk {
+            group_id: c.group_id,
+            incarnation: c.incarnation,
+            term: c.term,
+            index: c.meta.index,
+            snapshot_term: c.meta.term,
+            voters: c.meta.voters.clone(),
+            total_len: c.total_len,
+            crc: c.crc,
+            offset: c.offset,
+            data: c.data.clone(),
+        }),
+        Body::SnapshotAck(a) => proto::EnvelopeBody::SnapshotAck(proto::SnapshotAck {
+            group_id: a.group_id,
+            incarnation: a.incarnation,
+            term: a.term,
+            index: a.index,
+            received: a.received,
+        }),
     };
     proto::Envelope {
         version: PROTOCOL_VERSION,
@@ -257,10 +276,54 @@ fn from_envelope(envelope: proto::Envelope) -> Result<Frame, WireError> {
         Some(proto::EnvelopeBody::BatchResponse(responses)) => {
             Body::HeartbeatBatchResponse(batch::decode_responses(responses)?)
         }
+        Some(proto::EnvelopeBody::SnapshotChunk(c)) => Body::SnapshotChunk(snapshot_chunk(c)?),
+        Some(proto::EnvelopeBody::SnapshotAck(a)) => Body::SnapshotAck(SnapshotAck {
+            group_id: a.group_id,
+            incarnation: a.incarnation,
+            term: a.term,
+            index: a.index,
+            received: a.received,
+        }),
     };
     Ok(Frame {
         cluster_id,
         envelope: Envelope { from, to, body },
+    })
+}
+
+/// A chunk must be a piece of a snapshot that exists (index > 0, a term no
+/// later than the sender's) and lie within it.
+fn snapshot_chunk(c: proto::SnapshotChunk) -> Result<SnapshotChunk, WireError> {
+    if c.index == 0 {
+        return Err(WireError::Malformed("snapshot chunk of index 0".into()));
+    }
+    if c.snapshot_term > c.term {
+        return Err(WireError::Malformed(
+            "snapshot chunk of a term after its sender's".into(),
+        ));
+    }
+    let within = matches!(c.offset.checked_add(c.data.len() as u64), Some(end) if end <= c.total_len);
+    if !within {
+        return Err(WireError::Malformed(format!(
+            "snapshot chunk at {} of {} bytes runs past the snapshot's {} bytes",
+            c.offset,
+            c.data.len(),
+            c.total_len
+        )));
+    }
+    Ok(SnapshotChunk {
+        group_id: c.group_id,
+        incarnation: c.incarnation,
+        term: c.term,
+        meta: SnapshotMeta {
+            index: c.index,
+            term: c.snapshot_term,
+            voters: c.voters,
+        },
+        total_len: c.total_len,
+        crc: c.crc,
+        offset: c.offset,
+        data: c.data,
     })
 }
 
@@ -314,6 +377,7 @@ fn raft_message_from_wire(
         commit: msg.commit,
         reject: msg.reject,
         reject_hint: msg.reject_hint,
+        snapshot: None,
     })
 }
 
@@ -328,6 +392,9 @@ const WIRE_APPEND: u32 = 5;
 const WIRE_APPEND_RESPONSE: u32 = 6;
 const WIRE_HEARTBEAT: u32 = 7;
 const WIRE_HEARTBEAT_RESPONSE: u32 = 8;
+/// Reserved: a snapshot never travels as a group message (its chunks do, as
+/// bodies of their own), so decoding refuses it.
+const WIRE_SNAPSHOT_RESERVED: u32 = 9;
 
 fn msg_type_to_wire(t: MessageType) -> u32 {
     match t {
@@ -339,6 +406,7 @@ fn msg_type_to_wire(t: MessageType) -> u32 {
         MessageType::AppendResponse => WIRE_APPEND_RESPONSE,
         MessageType::Heartbeat => WIRE_HEARTBEAT,
         MessageType::HeartbeatResponse => WIRE_HEARTBEAT_RESPONSE,
+        MessageType::Snapshot => WIRE_SNAPSHOT_RESERVED,
     }
 }
 
@@ -352,6 +420,11 @@ fn msg_type_from_wire(n: u32) -> Result<MessageType, WireError> {
         WIRE_APPEND_RESPONSE => MessageType::AppendResponse,
         WIRE_HEARTBEAT => MessageType::Heartbeat,
         WIRE_HEARTBEAT_RESPONSE => MessageType::HeartbeatResponse,
+        WIRE_SNAPSHOT_RESERVED => {
+            return Err(WireError::Malformed(
+                "a snapshot travels as chunks, not as a group message".into(),
+            ))
+        }
         _ => return Err(WireError::Malformed(format!("unknown message type {n}"))),
     })
 }
@@ -441,6 +514,7 @@ mod tests {
             commit: 99,
             reject: true,
             reject_hint: 42,
+            snapshot: None,
         }
     }
 
@@ -656,7 +730,7 @@ mod tests {
 
     #[test]
     fn decode_rejects_unknown_message_type() {
-        for msg_type in [0, 9, u32::MAX] {
+        for msg_type in [0, 10, u32::MAX] {
             let mut envelope = valid_envelope();
             if let Some(proto::EnvelopeBody::Group(group)) = &mut envelope.body {
                 if let Some(msg) = &mut group.msg {
@@ -668,6 +742,22 @@ mod tests {
                 &format!("unknown message type {msg_type}"),
             );
         }
+    }
+
+    /// A stray or forged snapshot message must never reach a group: only a
+    /// whole, verified transfer installs a snapshot.
+    #[test]
+    fn decode_refuses_a_snapshot_as_a_group_message() {
+        let mut envelope = valid_envelope();
+        if let Some(proto::EnvelopeBody::Group(group)) = &mut envelope.body {
+            if let Some(msg) = &mut group.msg {
+                msg.msg_type = WIRE_SNAPSHOT_RESERVED;
+            }
+        }
+        assert_malformed(
+            decode_frame(&frame_envelope(&envelope), MAX),
+            "travels as chunks",
+        );
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub(crate) struct Envelope {
     pub from: u64,
     #[prost(uint64, tag = "4")]
     pub to: u64,
-    #[prost(oneof = "EnvelopeBody", tags = "5, 6, 7")]
+    #[prost(oneof = "EnvelopeBody", tags = "5, 6, 7, 8, 9")]
     pub body: Option<EnvelopeBody>,
 }
 
@@ -63,6 +63,51 @@ pub(crate) enum EnvelopeBody {
     Batch(HeartbeatBatch),
     #[prost(message, tag = "7")]
     BatchResponse(HeartbeatBatchResponse),
+    #[prost(message, tag = "8")]
+    SnapshotChunk(SnapshotChunk),
+    #[prost(message, tag = "9")]
+    SnapshotAck(SnapshotAck),
+}
+
+/// A piece of a group's snapshot (see `multi::SnapshotChunk`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct SnapshotChunk {
+    #[prost(uint64, tag = "1")]
+    pub group_id: u64,
+    #[prost(uint64, tag = "2")]
+    pub incarnation: u64,
+    #[prost(uint64, tag = "3")]
+    pub term: u64,
+    /// The snapshot: its index, the term of that entry, its voters.
+    #[prost(uint64, tag = "4")]
+    pub index: u64,
+    #[prost(uint64, tag = "5")]
+    pub snapshot_term: u64,
+    #[prost(uint64, repeated, tag = "6")]
+    pub voters: Vec<u64>,
+    #[prost(uint64, tag = "7")]
+    pub total_len: u64,
+    #[prost(fixed32, tag = "8")]
+    pub crc: u32,
+    #[prost(uint64, tag = "9")]
+    pub offset: u64,
+    #[prost(bytes = "bytes", tag = "10")]
+    pub data: Bytes,
+}
+
+/// A follower's answer to a snapshot chunk.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct SnapshotAck {
+    #[prost(uint64, tag = "1")]
+    pub group_id: u64,
+    #[prost(uint64, tag = "2")]
+    pub incarnation: u64,
+    #[prost(uint64, tag = "3")]
+    pub term: u64,
+    #[prost(uint64, tag = "4")]
+    pub index: u64,
+    #[prost(uint64, tag = "5")]
+    pub received: u64,
 }
 
 /// One Raft message addressed to one group replica: (group id,

@@ -35,7 +35,7 @@
 
 use bytes::Bytes;
 
-use super::crc32c::{crc32c, crc32c_append};
+use crate::crc32c::{crc32c, crc32c_append};
 use crate::raft::{Entry, EntryKind, HardState};
 
 /// Bytes before a record's payload: length, CRC, type.

@@ -1,4 +1,5 @@
-//! CRC-32C (Castagnoli), the checksum of every WAL record.
+//! CRC-32C (Castagnoli): the checksum of every WAL record and of every
+//! snapshot (on disk and in transfer).
 //!
 //! Table-driven, eight bytes per step ("slicing-by-8"): eight 256-entry
 //! tables built at compile time, so checksumming a 1 MiB entry costs well
