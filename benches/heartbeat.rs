@@ -3,6 +3,7 @@
 //!     cargo bench --bench heartbeat -- --nodes 5 --groups 1000 --replicas 3 --intervals 50
 //!     cargo bench --bench heartbeat -- --nodes 5 --groups 10000 --replicas 5 --json
 //!     cargo bench --bench heartbeat -- --smoke        # what CI runs
+//!     cargo bench --bench heartbeat -- --help         # every flag
 //!
 //! The crate's in-process cluster ([`muxraft::testkit::Cluster`], as
 //! [`ClusterConfig::bench`] sets it up: no WAL, no checker, a lossless
@@ -18,23 +19,11 @@
 //! demux, step, respond. The rows "of which ..." are the cluster's
 //! [`Phases`]; "ready+send" (JSON key `ready`) is `Node::ready` plus
 //! encoding the frames and queueing them on the network.
-//!
-//! Options:
-//!   --nodes N --groups L --replicas K --intervals I   (defaults 5 1000 3 50)
-//!   --json                 one JSON object on one line instead of the table
-//!   --smoke                tiny cluster (3 30 3 5), assert the structural
-//!                          facts, exit non-zero if they fail
-//!   --placement P          spread (default) | contiguous, see `Placement`
-//!   --only M               naive | batched: run one mode only (profiling)
-//!   --repeat R             measure R windows of I intervals per mode on the
-//!                          same cluster (default 1); traffic counts cover all
-//!                          windows, CPU figures come from the fastest window
-//!                          (damps noise from other processes on the machine)
-//!   --bench                passed by cargo; ignored
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use clap::{Parser, ValueEnum};
 use muxraft::multi::{FrameKind, NodeConfig, Stats};
 use muxraft::raft::Role;
 use muxraft::testkit::{Cluster, ClusterConfig, GroupSpec, Phases};
@@ -58,7 +47,7 @@ const DRAIN_INTERVALS: u64 = 3;
 // ---------------------------------------------------------------------------
 // Arguments
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Placement {
     /// Group g has members ((g + j) mod N) + 1 for j in 0..K; its leader is
     /// the first. Leaders are balanced, but a leader on node a only ever has
@@ -101,114 +90,67 @@ impl Placement {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Only {
+    /// Both modes, naive first
     Both,
+    /// Per-group heartbeats only
     Naive,
+    /// One batch per peer only
     Batched,
 }
 
-#[derive(Clone, Debug)]
+/// Idle heartbeat traffic and CPU of an in-process cluster, naive
+/// (one heartbeat per group per follower) vs batched (one batch per peer).
+#[derive(Parser, Clone, Debug)]
+#[command(name = "heartbeat", bin_name = "cargo bench --bench heartbeat --")]
 struct Args {
+    /// Nodes in the cluster (N)
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = at_least_1())]
     nodes: u64,
+    /// Groups the cluster hosts (L)
+    #[arg(long, value_name = "L", default_value_t = 1000, value_parser = at_least_1())]
     groups: u64,
+    /// Replicas of each group (K), at most N and NodeConfig::max_replicas
+    #[arg(long, value_name = "K", default_value_t = 3, value_parser = at_least_1())]
     replicas: u64,
+    /// Heartbeat intervals measured per window (I), 2 ticks each
+    #[arg(long, value_name = "I", default_value_t = 50, value_parser = at_least_1())]
     intervals: u64,
+    /// One JSON object on one line instead of the table
+    #[arg(long)]
     json: bool,
+    /// Tiny cluster (3 nodes, 30 groups, 3 replicas, 5 intervals, both modes,
+    /// one window): assert the structural facts, exit non-zero if they fail
+    #[arg(long)]
     smoke: bool,
+    /// Which nodes host each group's replicas
+    #[arg(long, value_name = "P", value_enum, default_value_t = Placement::Spread)]
     placement: Placement,
+    /// Run one mode only (profiling)
+    #[arg(long, value_name = "M", value_enum, default_value_t = Only::Both)]
     only: Only,
+    /// Measure R windows of I intervals per mode on the same cluster; traffic
+    /// counts cover all windows, CPU figures come from the fastest window
+    /// (damps noise from other processes on the machine)
+    #[arg(long, value_name = "R", default_value_t = 1, value_parser = at_least_1())]
     repeat: u64,
+    #[command(flatten)]
+    cargo: common::CargoArgs,
+}
+
+/// The counts above: 0 would measure nothing.
+fn at_least_1() -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(1..)
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args {
-        nodes: 5,
-        groups: 1000,
-        replicas: 3,
-        intervals: 50,
-        json: false,
-        smoke: false,
-        placement: Placement::Spread,
-        only: Only::Both,
-        repeat: 1,
-    };
-    let mut explicit_size = false;
-    let mut it = std::env::args().skip(1).peekable();
-    while let Some(raw) = it.next() {
-        // Accept both `--flag value` and `--flag=value`.
-        let (flag, inline) = match raw.split_once('=') {
-            Some((f, v)) if raw.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (raw.clone(), None),
-        };
-        let mut value = |name: &str| -> Result<String, String> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => it.next().ok_or_else(|| format!("{name} needs a value")),
-            }
-        };
-        let mut number = |name: &str| -> Result<u64, String> {
-            let v = value(name)?;
-            v.parse::<u64>()
-                .map_err(|_| format!("{name}: `{v}` is not a non-negative integer"))
-        };
-        match flag.as_str() {
-            "--nodes" => {
-                a.nodes = number("--nodes")?;
-                explicit_size = true;
-            }
-            "--groups" => {
-                a.groups = number("--groups")?;
-                explicit_size = true;
-            }
-            "--replicas" => {
-                a.replicas = number("--replicas")?;
-                explicit_size = true;
-            }
-            "--intervals" => {
-                a.intervals = number("--intervals")?;
-                explicit_size = true;
-            }
-            "--repeat" => a.repeat = number("--repeat")?,
-            "--json" => a.json = true,
-            "--smoke" => a.smoke = true,
-            "--placement" => {
-                a.placement = match value("--placement")?.as_str() {
-                    "contiguous" => Placement::Contiguous,
-                    "spread" => Placement::Spread,
-                    other => {
-                        return Err(format!(
-                            "--placement: `{other}` (expected contiguous or spread)"
-                        ))
-                    }
-                }
-            }
-            "--only" => {
-                a.only = match value("--only")?.as_str() {
-                    "naive" => Only::Naive,
-                    "batched" => Only::Batched,
-                    "both" => Only::Both,
-                    other => {
-                        return Err(format!(
-                            "--only: `{other}` (expected naive, batched or both)"
-                        ))
-                    }
-                }
-            }
-            "--bench" => {} // cargo bench passes it
-            "-h" | "--help" => {
-                eprintln!(
-                    "usage: cargo bench --bench heartbeat -- [--nodes N] [--groups L] \
-                     [--replicas K] [--intervals I] [--json] [--smoke] \
-                     [--placement contiguous|spread] [--only naive|batched] [--repeat R]"
-                );
-                std::process::exit(0);
-            }
-            other => eprintln!("heartbeat bench: ignoring unknown argument `{other}`"),
-        }
-    }
+    let (mut a, m) = common::parse_command_line::<Args>("heartbeat bench");
     if a.smoke {
-        if explicit_size {
+        if ["nodes", "groups", "replicas", "intervals"]
+            .iter()
+            .any(|id| common::given(&m, id))
+        {
             eprintln!("heartbeat bench: --smoke uses 3 nodes, 30 groups, 3 replicas, 5 intervals; size flags ignored");
         }
         a.nodes = 3;
@@ -217,9 +159,6 @@ fn parse_args() -> Result<Args, String> {
         a.intervals = 5;
         a.only = Only::Both;
         a.repeat = 1;
-    }
-    if a.nodes < 1 || a.groups < 1 || a.replicas < 1 || a.intervals < 1 || a.repeat < 1 {
-        return Err("nodes, groups, replicas, intervals and repeat must all be at least 1".into());
     }
     if a.replicas > a.nodes {
         return Err(format!(
