@@ -47,17 +47,7 @@
 //!     busy; when the canary shows a 60 ms stall, a heartbeat that arrived
 //!     60 ms late tells about the machine, not the library's queues.
 //!
-//! Options:
-//!   --seconds S   total measuring time, split in four phases (default 10)
-//!   --json        one JSON object on one line instead of the tables
-//!   --smoke       S = 2; exit non-zero if any election or leader change
-//!                 happened during node load, a priority probe took longer
-//!                 than 1 s or was lost, or a phase saw no heartbeat at all
-//!   --wal         node part with write-ahead logs in temporary directories
-//!   --max-mib M   stop the node bulk phase after M MiB committed
-//!   --election-ticks E   node part's election timeout in 10 ms ticks
-//!                 (default 50; 10, i.e. 100-200 ms, is a stress setting)
-//!   --bench       passed by cargo; ignored
+//! `--help` lists the options.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -66,6 +56,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use clap::Parser;
 use muxraft::multi::{Event, FrameKind, NodeConfig, Stats};
 use muxraft::raft::Role;
 use muxraft::runtime::{Host, Runtime, RuntimeConfig};
@@ -102,82 +93,53 @@ const SETUP_DEADLINE: Duration = Duration::from_secs(30);
 // ---------------------------------------------------------------------------
 // Arguments
 
-#[derive(Clone, Debug)]
+/// Heartbeat latency under bulk load: do liveness frames still get through
+/// quickly while a replication stream saturates the same connection?
+#[derive(Parser, Clone, Debug)]
+#[command(
+    name = "heartbeat_latency",
+    bin_name = "cargo bench --bench heartbeat_latency --"
+)]
 struct Args {
+    /// Total measuring time in seconds (at least 0.4), split in four equal
+    /// phases
+    #[arg(long, value_name = "S", default_value_t = 10.0, value_parser = seconds)]
     seconds: f64,
+    /// One JSON object on one line instead of the tables
+    #[arg(long)]
     json: bool,
+    /// Measure 2 s (S = 2); exit non-zero if any election or leader change happened during
+    /// node load, a priority probe took longer than 1 s or was lost, or a
+    /// phase saw no heartbeat at all
+    #[arg(long)]
     smoke: bool,
+    /// Node part with write-ahead logs in temporary directories
+    #[arg(long)]
     wal: bool,
+    /// Stop the node bulk phase after M MiB committed
+    #[arg(long, value_name = "M", default_value_t = 3072, value_parser = clap::value_parser!(u64).range(1..))]
     max_mib: u64,
+    /// Node part's election timeout in 10 ms ticks (10, i.e. 100-200 ms, is
+    /// a stress setting)
+    #[arg(long, value_name = "E", default_value_t = ELECTION_TICKS,
+          value_parser = clap::value_parser!(u32).range(HEARTBEAT_TICKS as i64 + 1..))]
     election_ticks: u32,
+    #[command(flatten)]
+    cargo: common::CargoArgs,
+}
+
+/// `--seconds`: a finite number of at least 0.4.
+fn seconds(v: &str) -> Result<f64, String> {
+    v.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.4)
+        .ok_or_else(|| "not a number >= 0.4".to_string())
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args {
-        seconds: 10.0,
-        json: false,
-        smoke: false,
-        wal: false,
-        max_mib: 3072,
-        election_ticks: ELECTION_TICKS,
-    };
-    let mut explicit_seconds = false;
-    let mut it = std::env::args().skip(1);
-    while let Some(raw) = it.next() {
-        let (flag, inline) = match raw.split_once('=') {
-            Some((f, v)) if raw.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (raw.clone(), None),
-        };
-        let mut value = |name: &str| -> Result<String, String> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => it.next().ok_or_else(|| format!("{name} needs a value")),
-            }
-        };
-        match flag.as_str() {
-            "--seconds" => {
-                let v = value("--seconds")?;
-                a.seconds = v
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|s| s.is_finite() && *s >= 0.4)
-                    .ok_or_else(|| format!("--seconds: `{v}` is not a number >= 0.4"))?;
-                explicit_seconds = true;
-            }
-            "--max-mib" => {
-                let v = value("--max-mib")?;
-                a.max_mib = v
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|m| *m > 0)
-                    .ok_or_else(|| format!("--max-mib: `{v}` is not a positive integer"))?;
-            }
-            "--election-ticks" => {
-                let v = value("--election-ticks")?;
-                a.election_ticks = v
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|e| *e > HEARTBEAT_TICKS)
-                    .ok_or_else(|| {
-                        format!("--election-ticks: `{v}` is not an integer > {HEARTBEAT_TICKS}")
-                    })?;
-            }
-            "--json" => a.json = true,
-            "--smoke" => a.smoke = true,
-            "--wal" => a.wal = true,
-            "--bench" => {}
-            "-h" | "--help" => {
-                eprintln!(
-                    "usage: cargo bench --bench heartbeat_latency -- [--seconds S] [--json] \
-                     [--smoke] [--wal] [--max-mib M] [--election-ticks E]"
-                );
-                std::process::exit(0);
-            }
-            other => eprintln!("heartbeat_latency bench: ignoring unknown argument `{other}`"),
-        }
-    }
+    let (mut a, m) = common::parse_command_line::<Args>("heartbeat_latency bench");
     if a.smoke {
-        if explicit_seconds {
+        if common::given(&m, "seconds") {
             eprintln!("heartbeat_latency bench: --smoke measures 2 s; --seconds ignored");
         }
         a.seconds = 2.0;

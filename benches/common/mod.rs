@@ -1,8 +1,46 @@
-//! What the benchmark binaries share: the `main` skeleton, printing, and a
-//! hand-built JSON object (no serde in this crate). Each bench says
-//! `mod common;`; Cargo does not treat this directory as a bench target.
+//! What the benchmark binaries share: the `main` skeleton, the command line
+//! bits cargo adds, printing, and a hand-built JSON object (no serde in this
+//! crate). Each bench says `mod common;`; Cargo does not treat this
+//! directory as a bench target.
 
 use std::process::ExitCode;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Parser};
+
+/// What cargo puts on a bench's command line besides the bench's own flags:
+/// `--bench` (always, from `cargo bench`) and the name filter of `cargo
+/// bench FILTER`. Each bench flattens this into its arguments so that both
+/// are accepted; neither means anything here.
+#[derive(clap::Args, Clone, Debug)]
+#[allow(dead_code)] // parsed to be accepted, never read
+pub struct CargoArgs {
+    /// Passed by `cargo bench`; ignored
+    #[arg(long)]
+    bench: bool,
+    /// The name filter of `cargo bench FILTER`; ignored
+    #[arg(value_name = "FILTER")]
+    filter: Vec<String>,
+}
+
+/// Parse the command line into `A`. Bad arguments print clap's message and
+/// exit with 2, `--help` prints the help and exits with 0. Also returns the
+/// matches, for [`given`]. A name filter gets a note on stderr, every line
+/// of which starts with `name`.
+pub fn parse_command_line<A: Parser>(name: &str) -> (A, ArgMatches) {
+    let m = A::command().get_matches();
+    let a = A::from_arg_matches(&m).unwrap_or_else(|e| e.exit());
+    for f in m.get_many::<String>("filter").into_iter().flatten() {
+        eprintln!("{name}: ignoring the name filter `{f}`");
+    }
+    (a, m)
+}
+
+/// Did the command line give the argument `id` (a field name), rather than
+/// leave it at its default?
+pub fn given(m: &ArgMatches, id: &str) -> bool {
+    m.value_source(id) == Some(ValueSource::CommandLine)
+}
 
 /// The flags `run_main` acts on.
 pub trait Args {

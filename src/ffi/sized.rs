@@ -80,10 +80,16 @@ pub(crate) unsafe fn init_sized<T: Copy>(out: *mut T, size: usize, value: T) {
     }
     let mut value = value;
     // SAFETY: `value` is a live T whose first field is the u32 struct_size.
-    unsafe { (&mut value as *mut T).cast::<u32>().write_unaligned(n as u32) };
+    unsafe {
+        (&mut value as *mut T)
+            .cast::<u32>()
+            .write_unaligned(n as u32)
+    };
     // SAFETY: the caller's struct holds at least `n` writable bytes (its
     // declared size, capped at ours); `value` is a T of at least `n` bytes.
-    unsafe { std::ptr::copy_nonoverlapping((&value as *const T).cast::<u8>(), out.cast::<u8>(), n) };
+    unsafe {
+        std::ptr::copy_nonoverlapping((&value as *const T).cast::<u8>(), out.cast::<u8>(), n)
+    };
 }
 
 /// Write `value` into the caller's struct, only the bytes its `struct_size`

@@ -60,7 +60,7 @@ pub type Check = Result<(), String>;
 /// persisted, per group, updated after every successful write.
 #[derive(Clone, Default)]
 pub struct Durable {
-    pub groups: HashMap<u64, (u64, MemStore)>,
+    pub groups: BTreeMap<u64, (u64, MemStore)>,
 }
 
 impl Durable {
