@@ -391,7 +391,7 @@ impl Host for Counter {
                 self.done.lock().insert(*proposal_id, result.is_ok());
                 self.cv.notify_all();
             }
-            Event::RoleChanged { .. } => {}
+            _ => {}
         }
     }
 }

@@ -118,7 +118,13 @@ pub type muxraft_restore_fn = Option<
 /// (`muxraft_group_snapshot`) at an index it has applied (`applied` is the
 /// last one). Called again only after a snapshot was taken.
 pub type muxraft_snapshot_needed_fn = Option<
-    unsafe extern "C" fn(userdata: *mut c_void, group_id: u64, applied: u64, entries: u64, bytes: u64),
+    unsafe extern "C" fn(
+        userdata: *mut c_void,
+        group_id: u64,
+        applied: u64,
+        entries: u64,
+        bytes: u64,
+    ),
 >;
 
 /// The host's callbacks. Fill the struct with `muxraft_callbacks_init`

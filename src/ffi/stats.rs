@@ -91,6 +91,8 @@ pub unsafe extern "C" fn muxraft_group_info_init_sized(info: *mut muxraft_group_
                     commit: 0,
                     applied: 0,
                     last_index: 0,
+                    first_index: 0,
+                    snapshot_index: 0,
                 },
                 0,
             );

@@ -34,4 +34,6 @@ pub use node::{Event, GroupReady, Node, NodeReady};
 pub use stats::{Count, FrameKind, Stats};
 
 #[cfg(test)]
+mod snapshot_tests;
+#[cfg(test)]
 mod tests;

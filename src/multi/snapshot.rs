@@ -78,7 +78,8 @@ impl Node {
                 continue;
             }
             let generation = g.generation;
-            self.transfers.retain(|t| !(t.group_id == group_id && t.to == m.to));
+            self.transfers
+                .retain(|t| !(t.group_id == group_id && t.to == m.to));
             self.transfers.push(Outgoing {
                 group_id,
                 generation,
@@ -180,7 +181,11 @@ impl Node {
                 return;
             };
             if crc32c(&inc.buf) != inc.crc {
-                tracing::warn!(group_id, index, "snapshot failed its CRC; receiving it again");
+                tracing::warn!(
+                    group_id,
+                    index,
+                    "snapshot failed its CRC; receiving it again"
+                );
                 self.stats.snapshot_crc_failures += 1;
                 received = 0;
             } else {
@@ -221,7 +226,10 @@ impl Node {
             return;
         };
         let total = match self.groups.get(a.group_id) {
-            Some(g) if g.incarnation == a.incarnation && g.generation == self.transfers[pos].generation => {
+            Some(g)
+                if g.incarnation == a.incarnation
+                    && g.generation == self.transfers[pos].generation =>
+            {
                 g.snapshot.as_ref().map_or(0, |h| h.data.len() as u64)
             }
             _ => {

@@ -33,6 +33,10 @@ pub struct Status {
     pub commit: u64,
     pub applied: u64,
     pub last_index: u64,
+    /// The first index the log still holds (1 until it is compacted).
+    pub first_index: u64,
+    /// Index of the latest snapshot (0: none).
+    pub snapshot_index: u64,
 }
 
 /// A proposal accepted by a leader: it is committed when an entry with this
@@ -175,6 +179,8 @@ impl<S: LogStore> Raft<S> {
             commit: self.log.committed,
             applied: self.log.applied,
             last_index: self.log.last_index(),
+            first_index: self.log.first_index(),
+            snapshot_index: self.log.snapshot().index,
         }
     }
 
@@ -328,7 +334,11 @@ impl<S: LogStore> Raft<S> {
         if m.msg_type == MessageType::Snapshot {
             match m.snapshot.as_deref() {
                 Some(s) if s.index > 0 && s.term <= m.term => {}
-                _ => return Err(Error::Malformed("snapshot message without a valid snapshot")),
+                _ => {
+                    return Err(Error::Malformed(
+                        "snapshot message without a valid snapshot",
+                    ))
+                }
             }
         }
         if m.term > self.term {

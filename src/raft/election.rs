@@ -90,8 +90,7 @@ impl<S: LogStore> Raft<S> {
             || (pre && m.term > self.term);
         // A replica that lost its durable state (`can_vote` false) may have
         // voted in this term before, and may lack entries it acknowledged.
-        let grant =
-            self.cfg.can_vote && can_vote && self.log.is_up_to_date(m.index, m.log_term);
+        let grant = self.cfg.can_vote && can_vote && self.log.is_up_to_date(m.index, m.log_term);
         let kind = if pre {
             MessageType::PreVoteResponse
         } else {

@@ -155,7 +155,11 @@ impl<S: LogStore> RaftLog<S> {
         if lo >= hi {
             return Ok(Vec::new());
         }
-        if self.pending_snapshot.as_ref().is_some_and(|s| lo <= s.index) {
+        if self
+            .pending_snapshot
+            .as_ref()
+            .is_some_and(|s| lo <= s.index)
+        {
             return Err(StorageError::Compacted(lo));
         }
         let mut out = Vec::new();

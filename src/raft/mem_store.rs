@@ -60,7 +60,6 @@ impl MemStore {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
-
 }
 
 impl LogStore for MemStore {
@@ -132,7 +131,8 @@ impl LogStore for MemStore {
             .sum();
         self.entries.truncate(keep);
         self.entries.extend_from_slice(entries);
-        self.bytes = self.bytes - dropped + entries.iter().map(|e| e.data.len() as u64).sum::<u64>();
+        self.bytes =
+            self.bytes - dropped + entries.iter().map(|e| e.data.len() as u64).sum::<u64>();
     }
 
     fn snapshot(&self) -> &SnapshotMeta {

@@ -64,7 +64,10 @@ impl<S: LogStore> Raft<S> {
     fn send_snapshot(&mut self, to: ReplicaId) -> bool {
         let meta = self.log.snapshot().clone();
         if meta.index == 0 {
-            tracing::error!(to, "entries a follower needs are gone and there is no snapshot");
+            tracing::error!(
+                to,
+                "entries a follower needs are gone and there is no snapshot"
+            );
             return false;
         }
         let Some(pr) = self.progress_mut(to) else {
@@ -152,7 +155,9 @@ impl<S: LogStore> Raft<S> {
                 meta.index, meta.term
             )));
         }
-        let compact_to = meta.index.saturating_sub(self.cfg.snapshot_trailing_entries);
+        let compact_to = meta
+            .index
+            .saturating_sub(self.cfg.snapshot_trailing_entries);
         self.log.snapshot_taken(meta, compact_to);
         let point = self.log.first_index() - 1;
         Ok((point, self.log.term_or_zero(point)))

@@ -270,7 +270,11 @@ impl Network {
         }
         for e in &rd.committed_entries {
             let restored = r.restored.last().map_or(0, |s| s.index);
-            let next = r.applied.last().map_or(1, |a| a.index + 1).max(restored + 1);
+            let next = r
+                .applied
+                .last()
+                .map_or(1, |a| a.index + 1)
+                .max(restored + 1);
             assert_eq!(e.index, next, "replica {id} applied out of order or twice");
             assert_eq!(
                 r.durable.term(e.index),
@@ -1684,7 +1688,8 @@ fn a_follower_a_little_behind_catches_up_by_appends_within_the_trailing_window()
     net.run(6);
     assert_eq!(net.status(3).commit, net.status(1).commit);
     assert_eq!(
-        count(net.sent_since(mark), |m| m.msg_type == MessageType::Snapshot),
+        count(net.sent_since(mark), |m| m.msg_type
+            == MessageType::Snapshot),
         0,
         "no snapshot for a follower within the window"
     );
@@ -1755,10 +1760,16 @@ fn a_snapshot_is_taken_only_of_applied_state_after_the_current_one() {
     net.propose(1, "a");
     net.run(2);
     let applied = net.status(1).applied;
-    assert!(net.raft(1).snapshot_meta_at(applied + 1).is_err(), "not applied");
+    assert!(
+        net.raft(1).snapshot_meta_at(applied + 1).is_err(),
+        "not applied"
+    );
     let meta = net.snapshot(1);
     assert_eq!(meta.index, applied);
-    assert!(net.raft(1).snapshot_meta_at(applied).is_err(), "not after the current");
+    assert!(
+        net.raft(1).snapshot_meta_at(applied).is_err(),
+        "not after the current"
+    );
     assert_eq!(meta.voters, vec![1, 2, 3]);
 }
 

@@ -178,8 +178,8 @@ use std::sync::Arc;
 
 use tracing::{debug, info};
 
-pub use batch::WalBatch;
 pub use crate::crc32c::crc32c;
+pub use batch::WalBatch;
 pub use fs::{MemFs, MemFsStats, RealFs, WalFile, WalFs, MEMFS_PAGE};
 
 use batch::Op;

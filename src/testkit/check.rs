@@ -28,7 +28,82 @@ struct Committed {
 #[derive(Default)]
 struct Replica {
     applied: u64,
+    /// The simulated state machine: a running hash of every entry applied
+    /// (index, term and data) and the number of commands among them. A
+    /// snapshot carries both ([`SimState`]).
+    state: SimState,
+    /// Payloads applied in this life since its last restore.
     seen: HashSet<Bytes>,
+}
+
+/// The state of the simulated state machine after applying `index`: what a
+/// snapshot of it holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SimState {
+    pub index: u64,
+    pub hash: u64,
+    pub commands: u64,
+}
+
+const SIM_MAGIC: &[u8; 8] = b"MXSIMSNP";
+
+impl SimState {
+    fn apply(&mut self, e: &Entry) {
+        let mut h = self.hash ^ mix(e.index) ^ mix(e.term).rotate_left(7);
+        for chunk in e.data.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            h = mix(h ^ u64::from_le_bytes(b));
+        }
+        self.hash = mix(h ^ e.data.len() as u64);
+        self.index = e.index;
+        if e.kind == EntryKind::Normal {
+            self.commands += 1;
+        }
+    }
+
+    /// The snapshot bytes: the state, then `pad` bytes that depend on it (so
+    /// that snapshots of any size travel, and a byte changed on the way is
+    /// caught by the decoder as well as by the transfer's CRC).
+    pub fn encode(&self, pad: usize) -> Bytes {
+        let mut b = Vec::with_capacity(32 + pad);
+        b.extend_from_slice(SIM_MAGIC);
+        b.extend_from_slice(&self.index.to_le_bytes());
+        b.extend_from_slice(&self.hash.to_le_bytes());
+        b.extend_from_slice(&self.commands.to_le_bytes());
+        let mut x = self.hash;
+        for _ in 0..pad {
+            x = mix(x);
+            b.push(x as u8);
+        }
+        Bytes::from(b)
+    }
+
+    pub fn decode(data: &[u8]) -> Result<SimState, String> {
+        if data.len() < 32 || &data[..8] != SIM_MAGIC {
+            return Err(format!("not a simulated snapshot ({} bytes)", data.len()));
+        }
+        let u = |at: usize| u64::from_le_bytes(data[at..at + 8].try_into().expect("8 bytes"));
+        let st = SimState {
+            index: u(8),
+            hash: u(16),
+            commands: u(24),
+        };
+        if st.encode(data.len() - 32) != data {
+            return Err(format!(
+                "simulated snapshot at {} has bad padding",
+                st.index
+            ));
+        }
+        Ok(st)
+    }
+}
+
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 #[derive(Clone, Debug)]
@@ -46,6 +121,9 @@ pub struct CheckStats {
     pub failed_certain: u64,
     pub unknown: u64,
     pub entries_applied: u64,
+    /// Snapshots restored (installed from a leader, or at a restart), each
+    /// checked against the state the replicas reached by applying entries.
+    pub restores_checked: u64,
     pub leaderships: u64,
     pub votes_checked: u64,
     pub acks_checked: u64,
@@ -73,6 +151,9 @@ impl Durable {
                 .or_insert_with(|| (gr.incarnation, MemStore::new()));
             if *inc != gr.incarnation {
                 continue; // a removed group's ready: not persisted
+            }
+            if let Some(meta) = &gr.ready.snapshot {
+                store.apply_snapshot(meta.clone());
             }
             if !gr.ready.entries.is_empty() {
                 store.append(&gr.ready.entries);
@@ -104,6 +185,10 @@ pub struct Checker {
     leader_logs: HashMap<(u64, u64, u64), BTreeMap<u64, u64>>,
     /// (node, life, group, incarnation) -> its state machine.
     replicas: HashMap<(u64, u64, u64, u64), Replica>,
+    /// The state machine's state after each index, as the first replica to
+    /// reach it computed it: every other replica must reach the same,
+    /// whether by applying entries or by restoring a snapshot.
+    states: HashMap<GroupKey, BTreeMap<u64, SimState>>,
     /// (node, life, proposal id) -> the proposal.
     proposals: HashMap<(u64, u64, u64), Proposal>,
     /// Acknowledged payloads: where they committed.
@@ -135,6 +220,12 @@ impl Checker {
             let Some(store) = durable.store(g, inc) else {
                 continue;
             };
+            if let Some(meta) = &gr.ready.snapshot {
+                // Installed from a leader: committed, and what it covers
+                // was checked when the leader's replicas committed it.
+                let prev = self.commit_seen.entry((node, g, inc)).or_insert(0);
+                *prev = (*prev).max(meta.index);
+            }
             if let Some(first) = gr.ready.entries.first() {
                 let mut prev_term = store.term(first.index - 1).unwrap_or(0);
                 for e in &gr.ready.entries {
@@ -160,7 +251,7 @@ impl Checker {
                 if hs.commit > *prev {
                     let from = *prev + 1;
                     *prev = hs.commit;
-                    for idx in from..=hs.commit {
+                    for idx in from.max(store.first_index())..=hs.commit {
                         let Ok(term) = store.term(idx) else {
                             return Err(format!(
                                 "node {node} group {g}/{inc} committed index {idx} it does not hold durably (commit {})",
@@ -337,14 +428,30 @@ impl Checker {
     }
 
     /// What node `node` (in its life `life`) applied and reported in `rd`.
-    /// `log_term` reads the node's current log (for leader completeness).
+    /// `log_term` reads the node's current log (for leader completeness):
+    /// `Err(first)` for an index its log no longer holds, `first` being the
+    /// first index it still holds.
     pub fn on_ready(
         &mut self,
         node: u64,
         life: u64,
         rd: &NodeReady,
-        log_term: impl Fn(u64, u64) -> Option<u64>,
+        log_term: impl Fn(u64, u64) -> Result<Option<u64>, u64>,
     ) -> Check {
+        // A restore comes before anything applied after it (the runtime
+        // delivers the events in this order).
+        for ev in &rd.events {
+            if let Event::Restore {
+                group_id,
+                incarnation,
+                index,
+                term,
+                data,
+            } = ev
+            {
+                self.on_restore(node, life, (*group_id, *incarnation), *index, *term, data)?;
+            }
+        }
         for gr in &rd.groups {
             let key = (gr.group_id, gr.incarnation);
             for e in &gr.ready.committed_entries {
@@ -368,6 +475,66 @@ impl Checker {
         Ok(())
     }
 
+    /// The replica's state machine was set to a snapshot at `index`.
+    fn on_restore(
+        &mut self,
+        node: u64,
+        life: u64,
+        key: GroupKey,
+        index: u64,
+        term: u64,
+        data: &Bytes,
+    ) -> Check {
+        let st = SimState::decode(data).map_err(|e| {
+            format!(
+                "node {node} group {}/{} restored garbage: {e}",
+                key.0, key.1
+            )
+        })?;
+        if st.index != index {
+            return Err(format!(
+                "node {node} group {}/{} was told to restore index {index} with a snapshot of index {}",
+                key.0, key.1, st.index
+            ));
+        }
+        let rep = self.replicas.entry((node, life, key.0, key.1)).or_default();
+        if index <= rep.applied {
+            return Err(format!(
+                "node {node} group {}/{} restored a snapshot at {index} after applying {} (an index applied twice)",
+                key.0, key.1, rep.applied
+            ));
+        }
+        rep.applied = index;
+        rep.state = st;
+        rep.seen.clear();
+        self.stats.restores_checked += 1;
+        if let Some(c) = self.committed.get(&key).and_then(|c| c.get(&index)) {
+            if c.term != term {
+                return Err(format!(
+                    "node {node} group {}/{} restored a snapshot at {index} of term {term}; the entry committed there has term {}",
+                    key.0, key.1, c.term
+                ));
+            }
+        }
+        self.check_state(node, key, st)
+    }
+
+    /// Every replica's state at an index is the same, however it got there.
+    fn check_state(&mut self, node: u64, key: GroupKey, st: SimState) -> Check {
+        let states = self.states.entry(key).or_default();
+        match states.get(&st.index) {
+            Some(s) if *s != st => Err(format!(
+                "state machine safety violated: node {node} group {}/{} reached {st:?}; another replica reached {s:?}",
+                key.0, key.1
+            )),
+            Some(_) => Ok(()),
+            None => {
+                states.insert(st.index, st);
+                Ok(())
+            }
+        }
+    }
+
     fn on_applied(&mut self, node: u64, life: u64, key: GroupKey, e: &Entry) -> Check {
         let rep = self.replicas.entry((node, life, key.0, key.1)).or_default();
         if e.index != rep.applied + 1 {
@@ -377,6 +544,8 @@ impl Checker {
             ));
         }
         rep.applied = e.index;
+        rep.state.apply(e);
+        let st = rep.state;
         if e.kind == EntryKind::Normal {
             self.stats.entries_applied += 1;
             if !rep.seen.insert(e.data.clone()) {
@@ -394,16 +563,21 @@ impl Checker {
             self.applied_anywhere.insert(e.data.clone());
         }
         match self.committed.get(&key).and_then(|c| c.get(&e.index)) {
-            Some(c) if (c.term, &c.data) != (e.term, &e.data) => Err(format!(
-                "state machine safety violated: node {node} applied group {}/{} index {} as (term {}, {:?}); it committed as (term {}, {:?})",
-                key.0, key.1, e.index, e.term, e.data, c.term, c.data
-            )),
-            Some(_) => Ok(()),
-            None => Err(format!(
-                "node {node} applied group {}/{} index {} before any replica persisted its commit",
-                key.0, key.1, e.index
-            )),
+            Some(c) if (c.term, &c.data) != (e.term, &e.data) => {
+                return Err(format!(
+                    "state machine safety violated: node {node} applied group {}/{} index {} as (term {}, {:?}); it committed as (term {}, {:?})",
+                    key.0, key.1, e.index, e.term, e.data, c.term, c.data
+                ))
+            }
+            Some(_) => {}
+            None => {
+                return Err(format!(
+                    "node {node} applied group {}/{} index {} before any replica persisted its commit",
+                    key.0, key.1, e.index
+                ))
+            }
         }
+        self.check_state(node, key, st)
     }
 
     /// Every entry committed in a term before `term` is in the new leader's
@@ -414,17 +588,26 @@ impl Checker {
         node: u64,
         key: GroupKey,
         term: u64,
-        log_term: &impl Fn(u64, u64) -> Option<u64>,
+        log_term: &impl Fn(u64, u64) -> Result<Option<u64>, u64>,
     ) -> Check {
         let Some(entries) = self.committed.get(&key) else {
             return Ok(());
         };
         for (&index, c) in entries {
-            if c.commit_term < term && log_term(key.0, index) != Some(c.term) {
-                return Err(format!(
-                    "leader completeness violated: node {node} leads group {}/{} in term {term} without entry ({index}, term {}) committed by term {}",
-                    key.0, key.1, c.term, c.commit_term
-                ));
+            if c.commit_term >= term {
+                continue;
+            }
+            match log_term(key.0, index) {
+                Ok(Some(t)) if t == c.term => {}
+                // Compacted away: the leader's snapshot covers it (only
+                // applied, hence committed, entries are ever compacted).
+                Err(_) => {}
+                have => {
+                    return Err(format!(
+                        "leader completeness violated: node {node} leads group {}/{} in term {term} without entry ({index}, term {}) committed by term {} (it holds {have:?})",
+                        key.0, key.1, c.term, c.commit_term
+                    ))
+                }
             }
         }
         Ok(())
@@ -497,11 +680,17 @@ impl Checker {
             .collect()
     }
 
-    /// Has `node` in `life` applied `payload` in this group incarnation?
-    pub fn has_applied(&self, node: u64, life: u64, key: GroupKey, payload: &Bytes) -> bool {
+    /// The state machine of `node` in `life` for a group incarnation (what
+    /// a snapshot taken now holds).
+    pub fn state(&self, node: u64, life: u64, key: GroupKey) -> Option<SimState> {
         self.replicas
             .get(&(node, life, key.0, key.1))
-            .is_some_and(|r| r.seen.contains(payload))
+            .map(|r| r.state)
+    }
+
+    /// Node `node` lost its disk: nothing it said before binds it.
+    pub fn on_wiped(&mut self, node: u64) {
+        self.commit_seen.retain(|&(n, _, _), _| n != node);
     }
 
     /// The index `node` in `life` applied up to in this group incarnation.

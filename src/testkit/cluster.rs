@@ -37,6 +37,11 @@ pub struct ClusterConfig {
     pub heartbeat_ticks: u32,
     pub max_append_bytes: u64,
     pub max_inflight: usize,
+    /// The nodes' snapshot settings (see [`NodeConfig`]).
+    pub snapshot_trailing_entries: u64,
+    pub snapshot_chunk_bytes: u64,
+    pub snapshot_timeout_ticks: u64,
+    pub snapshot_threshold_entries: u64,
     pub seed: u64,
     /// Keep each node's groups in the real WAL on an in-memory file system
     /// (crashes then keep exactly what was made durable). Without it a
@@ -89,6 +94,10 @@ impl ClusterConfig {
             heartbeat_ticks: 2,
             max_append_bytes: 512,
             max_inflight: 8,
+            snapshot_trailing_entries: 4,
+            snapshot_chunk_bytes: 64,
+            snapshot_timeout_ticks: 60,
+            snapshot_threshold_entries: 10_000,
             seed,
             wal: true,
             segment_bytes: 16 << 10,
@@ -154,6 +163,8 @@ pub struct ClusterStats {
     pub proposals_refused: u64,
     pub elections: u64,
     pub stale_incarnation_drops: u64,
+    /// Snapshots the hosts took.
+    pub snapshots: u64,
 }
 
 /// A host operation waiting for its time on one node.
@@ -289,6 +300,10 @@ impl Cluster {
         c.heartbeat_ticks = self.cfg.heartbeat_ticks;
         c.max_append_bytes = self.cfg.max_append_bytes;
         c.max_inflight = self.cfg.max_inflight;
+        c.snapshot_trailing_entries = self.cfg.snapshot_trailing_entries;
+        c.snapshot_chunk_bytes = self.cfg.snapshot_chunk_bytes;
+        c.snapshot_timeout_ticks = self.cfg.snapshot_timeout_ticks;
+        c.snapshot_threshold_entries = self.cfg.snapshot_threshold_entries;
         c.seed = self
             .cfg
             .seed
@@ -532,6 +547,40 @@ impl Cluster {
         Ok(())
     }
 
+    /// The host of node `id` takes a snapshot of its replica of group `g`:
+    /// its state machine as it is now (with `pad` bytes more, so that it
+    /// travels in several chunks). Returns the snapshot's index, or None if
+    /// there is nothing new to snapshot.
+    pub fn snapshot(&mut self, id: u64, g: u64, pad: usize) -> Result<Option<u64>, String> {
+        let life = self.life(id);
+        let Some(node) = self.node(id) else {
+            return Ok(None);
+        };
+        let Some(inc) = node.group_incarnation(g) else {
+            return Ok(None);
+        };
+        let Some(st) = self.checker.state(id, life, (g, inc)) else {
+            return Ok(None);
+        };
+        let Ok(meta) = node.snapshot_meta_at(g, st.index) else {
+            return Ok(None); // not after the current snapshot
+        };
+        let data = st.encode(pad);
+        let sn = self.nodes.get_mut(&id).expect("node");
+        let node = sn.node.as_mut().expect("running");
+        let (point, _term) = node
+            .take_snapshot(g, meta.clone(), data)
+            .map_err(|e| format!("node {id} group {g}: snapshot at {}: {e}", meta.index))?;
+        if let Some((i, store)) = sn.durable.groups.get_mut(&g) {
+            if *i == inc {
+                store.set_snapshot(meta.clone());
+                store.compact(point);
+            }
+        }
+        self.stats.snapshots += 1;
+        Ok(Some(meta.index))
+    }
+
     /// Propose a fresh payload to group `g` at whichever member leads its
     /// live incarnation. Returns the payload if a leader accepted it.
     pub fn propose(&mut self, g: u64) -> Option<Bytes> {
@@ -746,7 +795,13 @@ impl Cluster {
                 .on_send(id, &rd, &sn.durable, |g| node.group_incarnation(g))?;
             // 3. What it applied and reported.
             self.checker
-                .on_ready(id, life, &rd, |g, i| node.log_term(g, i))?;
+                .on_ready(id, life, &rd, |g, i| match node.log_term(g, i) {
+                    Some(t) => Ok(Some(t)),
+                    None => match node.group_status(g) {
+                        Ok(s) if i < s.first_index => Err(s.first_index),
+                        _ => Ok(None),
+                    },
+                })?;
             if self.cfg.record_events {
                 self.events
                     .entry(id)
@@ -916,9 +971,12 @@ impl Cluster {
                     return Err(format!("group {g} node {id} applied {applied} of {commit}"));
                 }
             }
+            // Every acknowledged proposal is in every replica's state: it
+            // applied past its index (by entries or by a snapshot, and the
+            // checker compares the states at each index).
             for (payload, index) in self.checker.acked_of(key) {
                 for &id in &spec.members {
-                    if !self.checker.has_applied(id, self.life(id), key, &payload) {
+                    if self.checker.applied_index(id, self.life(id), key) < index {
                         return Err(format!(
                             "acknowledged proposal {payload:?} ({g}#{index}) not applied on node {id}"
                         ));

@@ -302,7 +302,8 @@ fn snapshot_chunk(c: proto::SnapshotChunk) -> Result<SnapshotChunk, WireError> {
             "snapshot chunk of a term after its sender's".into(),
         ));
     }
-    let within = matches!(c.offset.checked_add(c.data.len() as u64), Some(end) if end <= c.total_len);
+    let within =
+        matches!(c.offset.checked_add(c.data.len() as u64), Some(end) if end <= c.total_len);
     if !within {
         return Err(WireError::Malformed(format!(
             "snapshot chunk at {} of {} bytes runs past the snapshot's {} bytes",
