@@ -94,6 +94,9 @@ pub struct Raft<S: LogStore> {
     /// Hard state and role as last handed out in a `Ready`.
     pub(super) prev_hard_state: HardState,
     pub(super) prev_role: (Role, ReplicaId),
+    /// Last index handed out for applying in a `Ready` (the host may have
+    /// applied it, and snapshot its state there, before `advance`).
+    pub(super) handed_out: u64,
     /// Elections this replica started (real ones, not pre-votes).
     pub(super) elections: u64,
 }
@@ -134,6 +137,7 @@ impl<S: LogStore> Raft<S> {
             randomized_election_timeout: 0,
             prev_hard_state: hs,
             prev_role: (Role::Follower, NONE),
+            handed_out: 0,
             elections: 0,
         };
         r.reset(hs.term);

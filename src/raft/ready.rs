@@ -81,12 +81,16 @@ impl<S: LogStore> Raft<S> {
         let role = (self.role, self.leader);
         let role_change = (role != self.prev_role).then_some((self.role, self.term, self.leader));
         self.prev_role = role;
+        let committed_entries = self.log.next_committed(self.cfg.max_apply_bytes);
+        if let Some(last) = committed_entries.last() {
+            self.handed_out = last.index;
+        }
         Ready {
             snapshot: self.log.pending_snapshot_for_ready(),
             hard_state,
             entries: self.log.unstable_for_ready(),
             messages: std::mem::take(&mut self.msgs),
-            committed_entries: self.log.next_committed(self.cfg.max_apply_bytes),
+            committed_entries,
             role_change,
         }
     }

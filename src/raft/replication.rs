@@ -120,10 +120,12 @@ impl<S: LogStore> Raft<S> {
     /// The snapshot the host would take at `index` (which it has applied,
     /// after the current snapshot): its meta, checked.
     pub fn snapshot_meta_at(&self, index: u64) -> Result<SnapshotMeta, Error> {
-        if index > self.log.applied {
+        // Handed out in a `Ready` counts as applied: a host snapshots its
+        // state from inside its apply callback, before `advance`.
+        let applied = self.log.applied.max(self.handed_out);
+        if index > applied {
             return Err(Error::Snapshot(format!(
-                "index {index} is not applied yet (applied {})",
-                self.log.applied
+                "index {index} is not applied yet (applied {applied})"
             )));
         }
         let current = self.log.snapshot().index;

@@ -1773,6 +1773,32 @@ fn a_snapshot_is_taken_only_of_applied_state_after_the_current_one() {
     assert_eq!(meta.voters, vec![1, 2, 3]);
 }
 
+// Mutation: allowing only `applied` refuses the snapshot a host takes from
+// inside its apply callback; allowing `commit` lets it claim state it has not
+// been given.
+#[test]
+fn a_snapshot_may_be_taken_of_entries_handed_out_before_advance() {
+    let voters = [1];
+    let mut r = Raft::new(Config::new(1), &voters, MemStore::new()).unwrap();
+    while r.role() != Role::Leader {
+        r.tick();
+    }
+    let rd = r.ready();
+    r.advance(&rd);
+    r.propose(data("a")).unwrap();
+    let rd = r.ready();
+    let last = rd.committed_entries.last().expect("committed").index;
+    // The host applies `last` and snapshots its state there, in the callback.
+    r.propose(data("b")).unwrap(); // committed, not handed out
+    assert!(r.status().commit > last);
+    assert!(r.snapshot_meta_at(last + 1).is_err(), "not handed out yet");
+    let meta = r
+        .snapshot_meta_at(last)
+        .expect("handed out counts as applied");
+    r.advance(&rd);
+    r.snapshot_taken(meta).expect("taken after advance");
+}
+
 // Mutation: a replica that lost its state and still votes can elect a
 // leader without committed entries, or vote twice in a term.
 #[test]
