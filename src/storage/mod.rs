@@ -12,6 +12,6 @@
 mod wal;
 
 pub use wal::{
-    crc32c, MemFs, MemFsStats, RealFs, Recovered, RecoveredGroup, Wal, WalBatch, WalError, WalFile,
-    WalFs, WalOptions, WalStats, MEMFS_PAGE,
+    crc32c, MemFs, MemFsStats, Pinned, RealFs, Recovered, RecoveredGroup, SegmentInfo, Wal,
+    WalBatch, WalError, WalFile, WalFs, WalOptions, WalStats, MEMFS_PAGE,
 };
