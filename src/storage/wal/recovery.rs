@@ -176,10 +176,13 @@ struct Replay {
     records: u64,
     last_commit: u64,
     /// Segment sequence numbers below the current one that no longer exist
-    /// (numbering starts at 1 and is never reused), and the same count for
-    /// the previous segment read.
+    /// (numbering starts at 1 and is never reused).
     missing_now: u64,
-    missing_prev: u64,
+    /// The same count at the last checkpoint replayed. Not simply at the
+    /// previous segment read: a segment can hold no commit at all (the
+    /// header of a segment whose first write was torn, cut back by a later
+    /// recovery), hence no checkpoint.
+    missing_at_checkpoint: u64,
 }
 
 impl Replay {
@@ -191,9 +194,14 @@ impl Replay {
                 for g in r.dropped {
                     self.logs.remove(&g);
                 }
+                // A group the last checkpoint did not list, and whose Create
+                // record was not replayed, was created in a segment missing
+                // since: its entries can only be in segments missing since.
                 for g in r.introduced {
-                    self.logs.insert(g, GroupLog::new(self.missing_prev));
+                    self.logs
+                        .insert(g, GroupLog::new(self.missing_at_checkpoint));
                 }
+                self.missing_at_checkpoint = self.missing_now;
                 // A Compact or Install record in a deleted segment is known
                 // only from here.
                 for cp in &groups {
@@ -331,7 +339,7 @@ pub(super) fn recover(fs: &dyn WalFs, dir: &Path) -> Result<Outcome, WalError> {
         records: 0,
         last_commit: 0,
         missing_now: 0,
-        missing_prev: 0,
+        missing_at_checkpoint: 0,
     };
     let mut truncated = 0u64;
     let mut read = 0usize;
@@ -354,7 +362,6 @@ pub(super) fn recover(fs: &dyn WalFs, dir: &Path) -> Result<Outcome, WalError> {
             tail = Some(Tail::Remove(path));
             continue;
         };
-        replay.missing_prev = replay.missing_now;
         replay.missing_now = seq.saturating_sub(1).saturating_sub(i as u64);
         replay.tracker.add_segment(seq);
         read += 1;
