@@ -9,7 +9,10 @@
 //! the protocol and live in [`raft`](crate::raft); this layer depends on
 //! `raft` only for those types.
 
+mod snapshots;
 mod wal;
+
+pub use snapshots::{SnapshotStore, SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
 
 pub use wal::{
     crc32c, MemFs, MemFsStats, Pinned, RealFs, Recovered, RecoveredGroup, SegmentInfo, Wal,

@@ -19,7 +19,7 @@
 //! no longer needs its entries up to an index (usually a trailing window
 //! below the snapshot stays, for followers slightly behind). When a
 //! follower received a snapshot from its leader, its bytes are saved first
-//! (`SnapshotStore::save`), then the batch carries
+//! ([`SnapshotStore::save`](crate::storage::SnapshotStore::save)), then the batch carries
 //! [`WalBatch::install_snapshot`]: the log is replaced. Either can free old
 //! segments; after a write, [`Wal::needs_maintenance`] says whether to call
 //! [`Wal::delete_unneeded_segments`] (see "Segment deletion" for the policy

@@ -201,7 +201,7 @@ impl WalBatch {
     /// `index + 1` (whatever it held before, above or below). Entries from
     /// `index + 1` may follow in the same batch. Save the snapshot's bytes
     /// durably *before* writing this (see
-    /// `SnapshotStore::save`):
+    /// [`SnapshotStore::save`](crate::storage::SnapshotStore::save)):
     /// recovery then finds a snapshot for every install it replays.
     ///
     /// [`Wal::write`](super::Wal::write) refuses the batch if `index` is 0

@@ -26,7 +26,8 @@ pub trait WalFile: Send {
     fn sync_data(&mut self) -> io::Result<()>;
 }
 
-/// The file system a [`Wal`](super::Wal) and a `SnapshotStore` live in.
+/// The file system a [`Wal`](super::Wal) and a
+/// [`SnapshotStore`](crate::storage::SnapshotStore) live in.
 /// Paths are a directory joined with a file name.
 pub trait WalFs: Send + Sync {
     /// Create `dir` and its parents if missing.
