@@ -45,7 +45,9 @@
 //! returns, and not before. A crash at any point leaves either no file
 //! under the final name, or a complete one (its bytes were synced before
 //! the rename); whatever the crash left under the temporary name is
-//! deleted at the next open. Only after the new file is durable are older
+//! deleted at the next open, which also syncs the directory (a file
+//! renamed by a save whose directory sync failed is then durable before
+//! anything relies on it). Only after the new file is durable are older
 //! files deleted, so a crash never leaves a group with fewer snapshots
 //! than it had.
 //!
@@ -165,8 +167,15 @@ impl std::fmt::Debug for SnapshotStore {
 
 impl SnapshotStore {
     /// Open the store in `dir`, creating the directory if needed: delete
-    /// leftover `*.tmp` files (saves a crash interrupted) and index the
-    /// snapshot files by name and size, without reading them.
+    /// leftover `*.tmp` files (saves a crash interrupted), index the
+    /// snapshot files by name and size, without reading them, and make the
+    /// directory durable.
+    ///
+    /// Why the directory sync: a save whose directory sync failed leaves
+    /// its file under the final name but not durably so; after a restart
+    /// without a power loss it is listed like any other, and recovery may
+    /// build on it (complete an install, let the WAL drop the entries it
+    /// covers). A later power loss must not take it away.
     pub fn open(fs: Arc<dyn WalFs>, dir: impl Into<PathBuf>) -> io::Result<SnapshotStore> {
         let dir = dir.into();
         fs.create_dir_all(&dir)?;
@@ -185,10 +194,8 @@ impl SnapshotStore {
                 files.insert(key, fs.file_len(&path)?);
             }
         }
-        if removed > 0 {
-            fs.sync_dir(&dir)?;
-        }
-        debug!(dir = %dir.display(), files = files.len(), "snapshot store opened");
+        fs.sync_dir(&dir)?;
+        debug!(dir = %dir.display(), files = files.len(), removed, "snapshot store opened");
         Ok(SnapshotStore {
             fs,
             dir,
@@ -680,6 +687,25 @@ mod tests {
             }
         }
         assert!(ok > 0 && new > ok && old > 0, "ok {ok} new {new} old {old}");
+    }
+
+    /// The save's directory sync fails: its file is there, but a power
+    /// loss could take it away. A restart without a power loss lists it,
+    /// and recovery may build on it; so open makes it durable.
+    #[test]
+    fn open_makes_a_file_whose_save_failed_at_the_directory_sync_durable() {
+        for seed in 0..20 {
+            let fs = MemFs::new(seed);
+            let mut s = open(&fs);
+            // create, 3 appends, data sync, rename: then the directory sync.
+            fs.fail_after(6);
+            assert!(s.save(1, 1, &meta(100), &data(100)).is_err());
+            assert!(!fs.fault_pending(), "the directory sync failed");
+            let s = open(&fs);
+            assert_eq!(loaded(&s, 1), Some(100));
+            fs.crash(seed);
+            assert_eq!(loaded(&open(&fs), 1), Some(100), "seed {seed}");
+        }
     }
 
     #[test]
