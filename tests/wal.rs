@@ -1,5 +1,6 @@
 //! The node-wide WAL: what a crash leaves, what recovery rebuilds, what it
-//! refuses, what group commit costs, and which segments may be deleted.
+//! refuses, what group commit costs, and which segments may be deleted;
+//! and with the snapshot files beside it, what a node's storage recovers.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -7,8 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use muxraft::raft::{Entry, EntryKind, HardState, LogStore};
-use muxraft::storage::{crc32c, MemFs, MemFsStats, Recovered, Wal, WalBatch, WalError, WalOptions};
+use muxraft::raft::{Entry, EntryKind, HardState, LogStore, SnapshotMeta};
+use muxraft::storage::{
+    crc32c, open_storage, MemFs, MemFsStats, Recovered, RecoveredNode, Storage, StorageOptions,
+    Wal, WalBatch, WalError, WalOptions,
+};
 
 mod common;
 use common::TempDir;
@@ -2008,4 +2012,284 @@ fn a_header_only_segment_left_by_a_failed_open_does_not_turn_a_deletion_into_cor
         Err(e) => panic!("a legitimate deletion read as corruption: {e}"),
     };
     assert_recovered(&model, &rec);
+}
+
+// ------------------------------------- snapshots and the WAL, together
+
+/// The leader's log of group `g`, which every replica here follows: entry
+/// `i` has a term and data that depend only on (g, i), so a replica's log
+/// is always a prefix of it and a snapshot at `i` is "the state after i".
+fn leader_entry(g: u64, i: u64) -> Entry {
+    entry(i, leader_term(i), format!("g{g}#{i}").as_bytes())
+}
+
+fn leader_term(i: u64) -> u64 {
+    1 + i / 40
+}
+
+fn leader_entries(g: u64, first: u64, last: u64) -> Vec<Entry> {
+    (first..=last).map(|i| leader_entry(g, i)).collect()
+}
+
+fn leader_state(g: u64, i: u64) -> Vec<u8> {
+    format!("state of g{g} after {i}").into_bytes()
+}
+
+fn leader_snapshot(i: u64) -> SnapshotMeta {
+    SnapshotMeta {
+        index: i,
+        term: leader_term(i),
+        voters: vec![1, 2, 3],
+    }
+}
+
+/// What the node acknowledged durable for one group: every entry up to
+/// `last` (in its log or below its snapshot), and a snapshot at `snapshot`.
+#[derive(Clone, Copy, Debug, Default)]
+struct Acked {
+    last: u64,
+    snapshot: u64,
+    compacted: u64,
+}
+
+#[derive(Debug, Default)]
+struct StorageCounts {
+    restarts: u64,
+    crashes: u64,
+    failures: u64,
+    snapshots: u64,
+    installs: u64,
+    installs_completed: u64,
+    rewrites: u64,
+    segments_deleted: u64,
+}
+
+const STORAGE_GROUPS: u64 = 3;
+
+/// Hosts that snapshot and compact, followers that install their leader's
+/// snapshots, the runtime un-pinning old segments by rewriting the logs
+/// `pinning` names, small segments and deletion — with any file operation
+/// failing now and then, and power losses: every restart must recover
+/// every group (never lost), each log a prefix of the leader's, each
+/// snapshot the leader's state at its index, and nothing acknowledged
+/// missing.
+#[test]
+fn snapshots_compaction_and_installs_survive_crashes_at_any_step() {
+    let seeds: u64 = std::env::var("MUXRAFT_WAL_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let mut n = StorageCounts::default();
+    for seed in 1..=seeds {
+        storage_crash_history(seed, &mut n);
+    }
+    eprintln!("storage crash histories ({seeds} seeds): {n:?}");
+    assert!(n.crashes > seeds && n.failures > seeds, "{n:?}");
+    assert!(
+        n.snapshots > 0 && n.installs > 0 && n.installs_completed > 0,
+        "{n:?}"
+    );
+    assert!(n.rewrites > 0 && n.segments_deleted > 0, "{n:?}");
+}
+
+fn open_node(fs: &MemFs) -> Result<(Storage, RecoveredNode), WalError> {
+    let opts = StorageOptions {
+        segment_bytes: 1024,
+        ..StorageOptions::default()
+    };
+    open_storage(Path::new("/mem/node"), Arc::new(fs.clone()), opts)
+}
+
+/// Check what recovery rebuilt against the leader and what was
+/// acknowledged, and return what the node holds now per group.
+fn check_recovered(seed: u64, node: &RecoveredNode, acked: &[Acked]) -> Vec<Acked> {
+    let mut now = Vec::new();
+    for g in 1..=STORAGE_GROUPS {
+        let r = &node.groups[&g];
+        let a = acked[g as usize];
+        let ctx = format!("seed {seed} group {g} (acked {a:?})");
+        assert!(!r.lost, "{ctx}: lost");
+        let s = &r.store;
+        let (first, last) = (s.first_index(), s.last_index());
+        assert_eq!(
+            s.entries(first, last + 1, u64::MAX).unwrap(),
+            leader_entries(g, first, last),
+            "{ctx}: not the leader's log"
+        );
+        if first > 1 {
+            assert_eq!(s.term(first - 1), Ok(leader_term(first - 1)), "{ctx}");
+        }
+        let snap = match &r.snapshot {
+            Some((m, data)) => {
+                assert_eq!(*m, leader_snapshot(m.index), "{ctx}");
+                assert_eq!(&data[..], &leader_state(g, m.index)[..], "{ctx}");
+                assert_eq!(s.snapshot(), m, "{ctx}");
+                assert!(m.index + 1 >= first, "{ctx}: a hole below the log");
+                assert!(s.hard_state().commit >= m.index, "{ctx}");
+                m.index
+            }
+            None => {
+                assert_eq!(first, 1, "{ctx}: compacted without a snapshot");
+                0
+            }
+        };
+        assert!(
+            last >= a.last,
+            "{ctx}: acknowledged entries lost (last {last})"
+        );
+        assert!(
+            snap >= a.snapshot,
+            "{ctx}: acknowledged snapshot lost ({snap})"
+        );
+        now.push(Acked {
+            last,
+            snapshot: snap,
+            compacted: first - 1,
+        });
+    }
+    now.insert(0, Acked::default());
+    now
+}
+
+fn storage_crash_history(seed: u64, n: &mut StorageCounts) {
+    let fs = MemFs::new(seed);
+    let mut rng = Rng(seed.wrapping_mul(0xA24B_AED4_963E_E407) | 1);
+    let inc = |g: u64| 100 + g;
+    let (mut st, _) = open_node(&fs).unwrap();
+    let mut b = WalBatch::new();
+    for g in 1..=STORAGE_GROUPS {
+        b.create_group(g, inc(g), &[1, 2, 3]);
+    }
+    st.wal.write(&b).unwrap();
+    let mut acked = vec![Acked::default(); STORAGE_GROUPS as usize + 1];
+
+    for step in 0..150u64 {
+        let g = 1 + rng.below(STORAGE_GROUPS);
+        let a = acked[g as usize];
+        if rng.below(6) == 0 {
+            fs.fail_after(rng.below(8));
+        }
+        let mut b = WalBatch::new();
+        let result: Result<(), String> = match rng.below(12) {
+            // The host snapshots at its last index and compacts, keeping
+            // a window of 3 entries: the file first, then the record.
+            0 | 1 if a.last > a.snapshot => {
+                let i = a.last;
+                st.snapshots
+                    .save(g, inc(g), &leader_snapshot(i), &leader_state(g, i))
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| {
+                        acked[g as usize].snapshot = i;
+                        n.snapshots += 1;
+                        let c = i.saturating_sub(3).max(a.compacted);
+                        b.compact(g, inc(g), c, leader_term(c));
+                        st.wal.write(&b).map_err(|e| e.to_string())?;
+                        acked[g as usize].compacted = c;
+                        Ok(())
+                    })
+            }
+            // A follower far behind installs its leader's snapshot: the
+            // file first, then the Install record (with entries after it).
+            2 => {
+                let i = a.last + 1 + rng.below(30);
+                st.snapshots
+                    .save(g, inc(g), &leader_snapshot(i), &leader_state(g, i))
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| {
+                        n.installs += 1;
+                        let more = rng.below(3);
+                        b.install_snapshot(g, inc(g), i, leader_term(i));
+                        b.entries(g, inc(g), &leader_entries(g, i + 1, i + more));
+                        st.wal.write(&b).map_err(|e| e.to_string())?;
+                        acked[g as usize] = Acked {
+                            last: i + more,
+                            snapshot: i,
+                            compacted: i,
+                        };
+                        Ok(())
+                    })
+            }
+            // The runtime's maintenance: delete, un-pin the oldest segment
+            // by rewriting the logs that hold it, delete again.
+            3 => {
+                let mut r = st.wal.delete_unneeded_segments();
+                if let Ok(d) = r {
+                    n.segments_deleted += d as u64;
+                    for p in st.wal.pinning(2) {
+                        let last = acked[p.group as usize].last;
+                        assert_eq!(p.last_index, last, "seed {seed} step {step}");
+                        b.rewrite_entries(
+                            p.group,
+                            p.incarnation,
+                            &leader_entries(p.group, p.first_index, last),
+                        );
+                        n.rewrites += 1;
+                    }
+                    r = st
+                        .wal
+                        .write(&b)
+                        .and_then(|()| st.wal.delete_unneeded_segments());
+                    if let Ok(d) = r {
+                        n.segments_deleted += d as u64;
+                    }
+                }
+                r.map(|_| ()).map_err(|e| e.to_string())
+            }
+            // Appends from the leader, committed.
+            _ => {
+                let k = 1 + rng.below(4);
+                b.entries(g, inc(g), &leader_entries(g, a.last + 1, a.last + k));
+                b.hard_state(
+                    g,
+                    inc(g),
+                    HardState {
+                        term: leader_term(a.last + k),
+                        vote: 1,
+                        commit: a.last + k,
+                    },
+                );
+                st.wal.write(&b).map_err(|e| e.to_string()).map(|()| {
+                    acked[g as usize].last = a.last + k;
+                })
+            }
+        };
+        fs.clear_fault();
+        let restart = match result {
+            Ok(()) => rng.below(20) == 0,
+            Err(e) => {
+                assert!(!e.contains("invalid"), "seed {seed} step {step}: {e}");
+                n.failures += 1;
+                true
+            }
+        };
+        if restart {
+            drop(st);
+            n.restarts += 1;
+            let node = loop {
+                if rng.below(3) != 0 {
+                    fs.crash(rng.next());
+                    n.crashes += 1;
+                }
+                if rng.below(4) == 0 {
+                    fs.fail_after(rng.below(6));
+                }
+                let r = open_node(&fs);
+                fs.clear_fault();
+                match r {
+                    Ok((s, node)) => {
+                        st = s;
+                        break node;
+                    }
+                    Err(WalError::Io(_)) => n.failures += 1,
+                    Err(e) => panic!("seed {seed} step {step}: {e}"),
+                }
+            };
+            n.installs_completed += node.installs_completed as u64;
+            acked = check_recovered(seed, &node, &acked);
+        }
+    }
+    drop(st);
+    fs.crash(rng.next());
+    let (_, node) = open_node(&fs).unwrap();
+    check_recovered(seed, &node, &acked);
 }

@@ -12,7 +12,7 @@
 //! that depend on the batch are sent after `write` returns. [`Wal::open`]
 //! replays the log and returns every live group's members, hard state and
 //! log as a [`MemStore`] (a node opens its WAL and its snapshots together
-//! with `open_storage`).
+//! with [`open_storage`](crate::storage::open_storage)).
 //!
 //! Snapshots and the WAL meet in two records. When the host saved a
 //! snapshot of a group, the batch carries [`WalBatch::compact`]: the log
@@ -108,8 +108,8 @@
 //! up to its index (an Entries record straddling it is trimmed), Install
 //! empties the log. The rebuilt [`MemStore`] starts after the compaction
 //! point ([`RecoveredGroup::compacted_index`]); its snapshot meta is left
-//! at index 0: snapshots live beside the WAL, and `open_storage` joins the
-//! two.
+//! at index 0: snapshots live beside the WAL, and
+//! [`open_storage`](crate::storage::open_storage) joins the two.
 //!
 //! A record for a group that does not exist, a second Create of a live
 //! group, entries at or below the compaction point, an install below it, or
@@ -299,7 +299,7 @@ pub struct RecoveredGroup {
     /// compaction point: `store.first_index()` is `compacted_index + 1`,
     /// and `store.term(compacted_index)` is `compacted_term`. Its snapshot
     /// meta is the default (index 0): the WAL does not hold snapshots (see
-    /// `open_storage`, which adds them).
+    /// [`open_storage`](crate::storage::open_storage), which adds them).
     pub store: MemStore,
     /// The compaction point: entries up to and including this index were
     /// compacted ([`WalBatch::compact`]) or replaced by an installed
@@ -402,6 +402,17 @@ pub struct Wal {
     stats: WalStats,
     failed: bool,
     head: Vec<u8>,
+}
+
+impl std::fmt::Debug for Wal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal")
+            .field("dir", &self.opts.dir)
+            .field("active", &self.active.as_ref().map(|a| a.seq))
+            .field("stats", &self.stats)
+            .field("failed", &self.failed)
+            .finish()
+    }
 }
 
 impl Wal {
