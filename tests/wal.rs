@@ -10,8 +10,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use muxraft::raft::{Entry, EntryKind, HardState, LogStore, SnapshotMeta};
 use muxraft::storage::{
-    crc32c, open_storage, MemFs, MemFsStats, Recovered, RecoveredNode, Storage, StorageOptions,
-    Wal, WalBatch, WalError, WalOptions,
+    crc32c, open_storage, MemFs, MemFsStats, RealFs, Recovered, RecoveredNode, Storage,
+    StorageOptions, Wal, WalBatch, WalError, WalOptions,
 };
 
 mod common;
@@ -2292,4 +2292,67 @@ fn storage_crash_history(seed: u64, n: &mut StorageCounts) {
     fs.crash(rng.next());
     let (_, node) = open_node(&fs).unwrap();
     check_recovered(seed, &node, &acked);
+}
+
+/// The same on disk: snapshot files are renamed into place and synced with
+/// std::fs, and a node's directory holds the WAL and `snapshots/`.
+#[test]
+fn a_node_on_the_real_file_system_recovers_its_snapshots_and_compacted_logs() {
+    let dir = TempDir::new("storage");
+    let open = || open_storage(dir.path(), Arc::new(RealFs), StorageOptions::default()).unwrap();
+    let (mut st, _) = open();
+    let mut b = WalBatch::new();
+    b.create_group(1, 5, &[1, 2, 3]);
+    b.entries(1, 5, &leader_entries(1, 1, 30));
+    st.wal.write(&b).unwrap();
+    st.snapshots
+        .save(1, 5, &leader_snapshot(25), &leader_state(1, 25))
+        .unwrap();
+    let mut b = WalBatch::new();
+    b.compact(1, 5, 22, leader_term(22));
+    st.wal.write(&b).unwrap();
+    drop(st);
+    let (st, node) = open();
+    let r = &node.groups[&1];
+    assert!(!r.lost);
+    assert_eq!(r.snapshot.as_ref().unwrap().0, leader_snapshot(25));
+    assert_eq!((r.store.first_index(), r.store.last_index()), (23, 30));
+    let snaps = dir.path().join("snapshots");
+    let names: Vec<String> = fs::read_dir(&snaps)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["00000000000000000001-00000000000000000005-00000000000000000025.snap"]
+    );
+    assert_eq!(
+        st.snapshots.total_bytes(),
+        fs::metadata(snaps.join(&names[0])).unwrap().len()
+    );
+}
+
+/// A snapshot file above the size limit is refused like a damaged one.
+#[test]
+fn a_snapshot_larger_than_the_limit_is_not_loaded_at_recovery() {
+    let fs = MemFs::new(1);
+    let (mut st, _) = open_node(&fs).unwrap();
+    let mut b = WalBatch::new();
+    b.create_group(1, 5, &[1]);
+    b.entries(1, 5, &leader_entries(1, 1, 10));
+    st.wal.write(&b).unwrap();
+    st.snapshots
+        .save(1, 5, &leader_snapshot(8), &vec![7; 4096])
+        .unwrap();
+    drop(st);
+    let opts = StorageOptions {
+        max_snapshot_bytes: 4096,
+        ..StorageOptions::default()
+    };
+    let (_, node) = open_storage(Path::new("/mem/node"), Arc::new(fs.clone()), opts).unwrap();
+    assert!(node.groups[&1].snapshot.is_none(), "refused");
+    assert_eq!(node.bad_snapshot_files, 1);
+    assert!(!node.groups[&1].lost, "the log from 1 is still whole");
+    let (_, node) = open_node(&fs).unwrap();
+    assert_eq!(node.groups[&1].snapshot.as_ref().unwrap().0.index, 8);
 }
