@@ -11,7 +11,19 @@
 //! input accumulates for the next batch: that is the group commit. Messages
 //! that depend on the batch are sent after `write` returns. [`Wal::open`]
 //! replays the log and returns every live group's members, hard state and
-//! log as a [`MemStore`].
+//! log as a [`MemStore`] (a node opens its WAL and its snapshots together
+//! with [`open_storage`](crate::storage::open_storage)).
+//!
+//! Snapshots and the WAL meet in two records. When the host saved a
+//! snapshot of a group, the batch carries [`WalBatch::compact`]: the log
+//! no longer needs its entries up to an index (usually a trailing window
+//! below the snapshot stays, for followers slightly behind). When a
+//! follower received a snapshot from its leader, its bytes are saved first
+//! ([`SnapshotStore::save`](crate::storage::SnapshotStore::save)), then the batch carries
+//! [`WalBatch::install_snapshot`]: the log is replaced. Either can free old
+//! segments; after a write, [`Wal::needs_maintenance`] says whether to call
+//! [`Wal::delete_unneeded_segments`] (see "Segment deletion" for the policy
+//! that keeps idle groups from pinning segments for ever).
 //!
 //! # On-disk format (version 2)
 //!
@@ -45,11 +57,27 @@
 //! listed in `record.rs`: Checkpoint, Create (group, incarnation, members),
 //! Remove (group), HardState (group, term, vote, commit), Entries (group,
 //! first index, then term, kind and data of each entry, consecutive
-//! indexes), Compact (group, index).
+//! indexes), Compact (group, index, term), Install (group, index, term).
+//!
+//! A group's log starts after its **compaction point** (index, term):
+//! (0, 0) for a new group. *Compact* moves it up to `index` — the entries up
+//! to and including `index` are no longer needed, and `term` is the term
+//! of the entry at `index`, kept so that log matching works across the
+//! point after recovery. *Install* replaces the log by a snapshot at
+//! (index, term): no entry is left, the next one is `index + 1`, and an
+//! Entries record starting there may follow in the same commit. The WAL
+//! never writes an Entries record that starts at or below the compaction
+//! point.
 //!
 //! **Every segment begins with a Checkpoint record** (first record of its
 //! first commit): the list of live groups with, for each, its creation, its
-//! incarnation, members, hard state and compaction point.
+//! incarnation, members, hard state, compaction point (index, term) and the
+//! last index of its log.
+//!
+//! The format is still version 2: Compact gained its term, Install and the
+//! checkpoint's compaction term and last index are new, and none of this
+//! was ever released. A directory written by a build before it is not
+//! supported (it may be refused as corrupt, or misread).
 //!
 //! Two notions tell the lives of a group id apart, and must not be confused:
 //!
@@ -57,11 +85,12 @@
 //!   on every member ([`WalBatch::create_group`]), which a group id removed
 //!   and created again changes. The WAL stores it (Create record,
 //!   checkpoints), returns it ([`RecoveredGroup::incarnation`]) and checks
-//!   it: [`WalBatch::entries`] and [`WalBatch::hard_state`] name it too, and
-//!   [`Wal::write`] refuses a batch whose records name another incarnation
-//!   than the live group's ([`WalError::InvalidBatch`]), so the Ready of a
-//!   removed group cannot land in the log of its successor. It is not
-//!   written in HardState and Entries records.
+//!   it: [`WalBatch::entries`], [`WalBatch::hard_state`],
+//!   [`WalBatch::compact`] and [`WalBatch::install_snapshot`] name it too,
+//!   and [`Wal::write`] refuses a batch whose records name another
+//!   incarnation than the live group's ([`WalError::InvalidBatch`]), so the
+//!   Ready of a removed group cannot land in the log of its successor. It
+//!   is not written in HardState, Entries, Compact and Install records.
 //! * the **creation** (`Creation` in the code) is the position (segment,
 //!   offset) of the Create record that made the live group. Recovery relies
 //!   on it, not on the host's numbers, to tell a group id's lives apart even
@@ -71,13 +100,25 @@
 //!
 //! Segments are read oldest first and their records applied in order: a
 //! checkpoint reconciles the set of groups (drops those it does not list,
-//! starts afresh those whose creation differs), Create starts an empty
+//! starts afresh those whose creation differs, and gives every group it
+//! lists its compaction point and its last index — which is how a Compact
+//! or Install record in a deleted segment is known), Create starts an empty
 //! log, HardState replaces the hard state, Entries replace the log from
-//! their first index on, Remove drops the group, Compact is remembered. A
-//! record for a group that does not exist, a second Create of a live group,
-//! or entries that leave a hole in a log are `Corrupt` (a hole is tolerated
-//! only while segments are missing in between, i.e. where deletion removed
-//! entries that a later record overwrote; it must be filled by the end).
+//! their first index on, Remove drops the group, Compact drops the entries
+//! up to its index (an Entries record straddling it is trimmed), Install
+//! empties the log. The rebuilt [`MemStore`] starts after the compaction
+//! point ([`RecoveredGroup::compacted_index`]); its snapshot meta is left
+//! at index 0: snapshots live beside the WAL, and
+//! [`open_storage`](crate::storage::open_storage) joins the two.
+//!
+//! A record for a group that does not exist, a second Create of a live
+//! group, entries at or below the compaction point, an install below it, or
+//! entries that leave a hole in a log are `Corrupt`. A hole is tolerated
+//! only while segments are missing in between — where deletion removed
+//! entries that a later record overwrote or compacted — and must be gone by
+//! the end: filled by an overwrite, compacted past, or emptied by an
+//! install. The log a hole is judged against starts at the compaction point
+//! plus one.
 //!
 //! A write cut short by a crash can leave any prefix — and, since pages of
 //! an unsynced write reach the disk in any order, any subset of the pages —
@@ -118,27 +159,60 @@
 //!
 //! # Segment deletion
 //!
-//! Strategy: **checkpoint at every segment start, and only entries pin a
-//! segment.** Because each segment starts with a checkpoint of all live
-//! groups, Create, Remove, HardState and Compact records in any segment but
-//! the newest are superseded by the next segment's checkpoint. So an old
-//! segment is needed only while it holds entries of some live group's
-//! current log. [`Wal::delete_unneeded_segments`] deletes every segment but
-//! the active one in which no live log has an entry: all its groups were
-//! removed, or their entries there were overwritten by later records. The
-//! bookkeeping (which index ranges of each live log came from which segment)
-//! lives in memory and is rebuilt by recovery. A live group whose creation
-//! record sits in a deleted segment is still recovered, from the checkpoint
-//! of the next segment. The price is the checkpoint at each segment start:
-//! 68 bytes plus 8 per member for each live group (about 9 MB for 100,000
-//! groups of 3, once per 64 MiB segment).
+//! Strategy: **checkpoint at every segment start, and only entries of
+//! current logs pin a segment.** Because each segment starts with a
+//! checkpoint of all live groups, Create, Remove, HardState, Compact and
+//! Install records in any segment but the newest are superseded by the next
+//! segment's checkpoint. So an old segment is needed only while it holds
+//! entries of some live group's current log: entries above its compaction
+//! point that no later record replaced. [`Wal::delete_unneeded_segments`]
+//! deletes every segment but the active one in which no live log has an
+//! entry: all its groups were removed, compacted past it or installed a
+//! snapshot, or their entries there were overwritten by later records. The
+//! bookkeeping (which index ranges of each live log came from which
+//! segment) lives in memory and is rebuilt by recovery. A live group whose
+//! creation record sits in a deleted segment is still recovered, from the
+//! checkpoint of the next segment. The price is the checkpoint at each
+//! segment start: 84 bytes plus 8 per member for each live group (about
+//! 10.8 MB for 100,000 groups of 3, once per segment).
 //!
-//! [`Wal::compact`] records a compaction point durably and recovery reports
-//! it ([`RecoveredGroup::compacted`]), but entries below it still pin their
-//! segments: a [`MemStore`] can only hold a log that starts at index 1, so
-//! recovery needs every entry from 1 until snapshots give `MemStore` a way
-//! to start above it. Freeing them then is a change in `tracker.rs` (trim
-//! runs at the compaction point) and in recovery (start the log there).
+//! **Un-pinning.** Compaction frees what lies below a group's compaction
+//! point, but a group that stops writing keeps its last entries — the
+//! trailing window below its snapshot, or its whole short log — in
+//! whatever segment they were written to, and that segment can then never
+//! be deleted. The WAL does not move entries on its own; it tells the
+//! runtime what to move:
+//!
+//! * [`Wal::segments`] lists every segment with its size and an estimate
+//!   of its *live bytes* (the records live logs still need there, scaled
+//!   down in proportion when a compaction or an overwrite trimmed them);
+//!   [`Wal::live_bytes_in`] gives one.
+//! * [`Wal::pinning`] lists the groups that hold the oldest segments,
+//!   oldest first: for each, the oldest segment it has entries in, the
+//!   first index there, its last index and the bytes a rewrite would copy.
+//! * Rewriting a listed group's log from that first index to its current
+//!   last index with [`WalBatch::rewrite_entries`] (the same entries, read
+//!   from its store) moves them to the active segment: an Entries record
+//!   replaces the log from its first index, so the log does not change, but
+//!   no older segment holds any of it any more. The write is refused if the
+//!   entries do not end at the group's last index, which would cut the log.
+//!
+//! The intended policy, run when [`Wal::needs_maintenance`] says something
+//! changed (a roll, a compaction, an install, a removal or an overwrite):
+//! delete what is unneeded; then, while the oldest non-active segment's
+//! live bytes are small next to its size (say under a quarter), or more
+//! segments than a budget exist, rewrite the groups `pinning` lists for
+//! that segment — as long as the bytes to rewrite stay small next to the
+//! segment size — and delete again. The rewritten bytes go to the active
+//! segment and, if the group stays idle, are moved again when that segment
+//! becomes the oldest: an idle group costs its retained log once per
+//! segment cycle, never a segment for ever. A group with a long
+//! uncompacted log (snapshots disabled) is expensive to move: the size
+//! check leaves it pinning.
+//!
+//! Segment size: with groups snapshotting often, small segments (4–16 MiB,
+//! [`WalOptions::segment_bytes`]) free space sooner and keep the directory
+//! small; each costs a checkpoint of all live groups.
 //!
 //! # Durability
 //!
@@ -181,6 +255,7 @@ use tracing::{debug, info};
 pub use crate::crc32c::crc32c;
 pub use batch::WalBatch;
 pub use fs::{MemFs, MemFsStats, RealFs, WalFile, WalFs, MEMFS_PAGE};
+pub use tracker::Pinned;
 
 use batch::Op;
 use record::Creation;
@@ -193,7 +268,12 @@ use crate::raft::MemStore;
 pub struct WalOptions {
     pub dir: PathBuf,
     /// A new segment is started by the first write after the active one
-    /// reached this size (a segment can exceed it by one batch).
+    /// reached this size (a segment can exceed it by one batch). A segment
+    /// is deleted whole, once nothing in it is needed: when groups snapshot
+    /// and compact often, small segments (4–16 MiB) keep the directory
+    /// small and free space sooner. Each segment begins with a checkpoint of
+    /// every live group (84 bytes + 8 per member each), which bounds how
+    /// small is sensible.
     pub segment_bytes: u64,
 }
 
@@ -215,10 +295,20 @@ pub struct RecoveredGroup {
     /// ([`WalBatch::create_group`]).
     pub incarnation: u64,
     pub members: Vec<u64>,
-    /// Its durable log and hard state.
+    /// Its durable log and hard state. The log starts after the
+    /// compaction point: `store.first_index()` is `compacted_index + 1`,
+    /// and `store.term(compacted_index)` is `compacted_term`. Its snapshot
+    /// meta is the default (index 0): the WAL does not hold snapshots (see
+    /// [`open_storage`](crate::storage::open_storage), which adds them).
     pub store: MemStore,
-    /// Highest index passed to [`Wal::compact`] for it (0 if none).
-    pub compacted: u64,
+    /// The compaction point: entries up to and including this index were
+    /// compacted ([`WalBatch::compact`]) or replaced by an installed
+    /// snapshot ([`WalBatch::install_snapshot`]); 0 if none. A log with a
+    /// compaction point above 0 can only be used with a snapshot at or
+    /// above it.
+    pub compacted_index: u64,
+    /// Term of the entry at `compacted_index` (0 if none).
+    pub compacted_term: u64,
 }
 
 /// What recovery rebuilt: every group created and not removed.
@@ -271,6 +361,25 @@ pub struct WalStats {
 /// whole commit goes out in one `write_all`.
 const COPY_BATCH_BELOW: usize = 256 << 10;
 
+/// One segment file as the WAL sees it ([`Wal::segments`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// Its sequence number (file name).
+    pub seq: u64,
+    /// Size of the file.
+    pub bytes: u64,
+    /// Estimated bytes of entries in it that live groups' current logs
+    /// still hold (the records that wrote them, scaled down in proportion
+    /// when an overwrite or a compaction trimmed them). 0 means it is no
+    /// longer needed (unless it is the active one).
+    pub live_bytes: u64,
+    /// Index ranges of live logs that point into it (at most one per group
+    /// and record): 0 means it is no longer needed.
+    pub runs: u64,
+    /// It is the segment being appended to (never deleted).
+    pub active: bool,
+}
+
 /// The segment being appended to.
 struct Active {
     file: Box<dyn WalFile>,
@@ -287,11 +396,23 @@ pub struct Wal {
     active: Option<Active>,
     next_commit: u64,
     tracker: Tracker,
-    /// Compaction points to record with the next write.
-    pending_compactions: BTreeMap<u64, u64>,
+    /// Something happened since the last `delete_unneeded_segments` that
+    /// may let it delete a segment, or the pinning policy un-pin one.
+    maintenance: bool,
     stats: WalStats,
     failed: bool,
     head: Vec<u8>,
+}
+
+impl std::fmt::Debug for Wal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal")
+            .field("dir", &self.opts.dir)
+            .field("active", &self.active.as_ref().map(|a| a.seq))
+            .field("stats", &self.stats)
+            .field("failed", &self.failed)
+            .finish()
+    }
 }
 
 impl Wal {
@@ -320,20 +441,23 @@ impl Wal {
             active: None,
             next_commit: out.last_commit + 1,
             tracker: out.tracker,
-            pending_compactions: BTreeMap::new(),
+            // Segments may have become unneeded before a crash that came
+            // before their deletion.
+            maintenance: true,
             stats: WalStats::default(),
             failed: false,
             head: Vec::new(),
         };
         // Start a fresh segment (it begins with a checkpoint): appends never
         // go after a tail that recovery had to cut.
-        wal.commit_checked(&[], &WalBatch::default(), out.last_segment + 1)?;
+        wal.commit_checked(&WalBatch::default(), out.last_segment + 1)?;
         Ok((wal, out.recovered))
     }
 
     /// Write the batch and make it durable with one fsync; returns when it
-    /// is. Compaction points recorded since the last write go with it. An
-    /// empty batch with nothing pending writes nothing.
+    /// is. An empty batch writes nothing. A batch that is invalid as a whole
+    /// ([`WalError::InvalidBatch`], see the methods of [`WalBatch`]) writes
+    /// nothing either and leaves the WAL usable.
     pub fn write(&mut self, batch: &WalBatch) -> Result<(), WalError> {
         if self.failed {
             return Err(WalError::Failed);
@@ -342,11 +466,7 @@ impl Wal {
             return Err(WalError::InvalidBatch(reason.clone()));
         }
         self.validate(batch)?;
-        let compactions: Vec<(u64, u64)> = std::mem::take(&mut self.pending_compactions)
-            .into_iter()
-            .filter(|&(g, i)| self.tracker.group(g).is_some_and(|s| i > s.compacted))
-            .collect();
-        if batch.ops.is_empty() && compactions.is_empty() {
+        if batch.ops.is_empty() {
             return Ok(());
         }
         let next_seq = match &self.active {
@@ -355,19 +475,9 @@ impl Wal {
             None => return Err(WalError::Failed),
         };
         match next_seq {
-            Some(seq) => self.commit_checked(&compactions, batch, seq),
-            None => self
-                .commit(&compactions, batch, None)
-                .inspect_err(|_| self.failed = true),
+            Some(seq) => self.commit_checked(batch, seq),
+            None => self.commit(batch, None).inspect_err(|_| self.failed = true),
         }
-    }
-
-    /// A group no longer needs its entries up to and including `index`.
-    /// Recorded durably with the next write (ignored if the group is gone by
-    /// then). See the module documentation for what it frees today.
-    pub fn compact(&mut self, group_id: u64, index: u64) {
-        let e = self.pending_compactions.entry(group_id).or_insert(index);
-        *e = (*e).max(index);
     }
 
     /// Delete every segment except the active one that holds no entry of
@@ -382,6 +492,7 @@ impl Wal {
         };
         let victims = self.tracker.unneeded_segments(active);
         if victims.is_empty() {
+            self.maintenance = false;
             return Ok(0);
         }
         let mut deleted = 0;
@@ -405,8 +516,65 @@ impl Wal {
         // replayed harmlessly), but keeps the directory in step.
         self.fs.sync_dir(&self.opts.dir)?;
         self.stats.fsyncs += 1;
+        self.maintenance = false;
         debug!(deleted, "deleted unneeded WAL segments");
         Ok(deleted)
+    }
+
+    /// Whether a segment rolled, or a group was compacted, installed a
+    /// snapshot, was removed or overwrote entries, since the last successful
+    /// [`delete_unneeded_segments`](Self::delete_unneeded_segments) (or the
+    /// open): only then can it delete anything, or can the segment list
+    /// ([`segments`](Self::segments)) have changed in a way that matters to
+    /// the un-pinning policy. A cheap flag: check it after each write.
+    pub fn needs_maintenance(&self) -> bool {
+        self.maintenance
+    }
+
+    /// Every segment file, oldest first, with its size and an estimate of
+    /// the bytes live logs still need in it. One pass over the segments.
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        let active = self.active.as_ref().map(|a| a.seq);
+        self.tracker
+            .segments()
+            .map(|(seq, s)| SegmentInfo {
+                seq,
+                bytes: s.bytes,
+                live_bytes: s.live_bytes,
+                runs: s.runs,
+                active: Some(seq) == active,
+            })
+            .collect()
+    }
+
+    /// Estimated bytes of segment `seq` that live logs still need (see
+    /// [`SegmentInfo::live_bytes`]); `None` if there is no such segment.
+    pub fn live_bytes_in(&self, seq: u64) -> Option<u64> {
+        self.tracker.segment(seq).map(|s| s.live_bytes)
+    }
+
+    /// The groups that keep old segments from being deleted: up to `max` of
+    /// them, those whose log reaches into the oldest segment first. Each
+    /// group is listed once, under the oldest segment it has entries in
+    /// ([`Pinned::seq`]), with the first index of its log there.
+    ///
+    /// To un-pin: for each listed group still live with that incarnation,
+    /// read its entries from `first_index` to its **current** last durable
+    /// index from its store and add them to a batch with
+    /// [`WalBatch::rewrite_entries`] (the same bytes go to the active
+    /// segment; the log does not change). Once written, the group no longer
+    /// has entries in any older segment, and
+    /// [`delete_unneeded_segments`](Self::delete_unneeded_segments) deletes
+    /// the segments nobody else needs. See the module documentation
+    /// ("Segment deletion") for when it is worth it.
+    ///
+    /// Cost: one pass over the live groups (not per write: call it when the
+    /// policy decided to un-pin a segment).
+    pub fn pinning(&self, max: usize) -> Vec<Pinned> {
+        match &self.active {
+            Some(a) => self.tracker.pinning(a.seq, max),
+            None => Vec::new(),
+        }
     }
 
     pub fn stats(&self) -> WalStats {
@@ -426,9 +594,15 @@ impl Wal {
 
     /// Check the batch against the live groups before writing any of it.
     fn validate(&self, batch: &WalBatch) -> Result<(), WalError> {
-        // Groups the batch itself changed: Some((incarnation, last index))
-        // if live.
-        let mut overlay: HashMap<u64, Option<(u64, u64)>> = HashMap::new();
+        /// A live group as the records before the current one leave it.
+        #[derive(Clone, Copy)]
+        struct Live {
+            incarnation: u64,
+            last: u64,
+            compacted: u64,
+        }
+        // Groups the batch itself changed: Some if live.
+        let mut overlay: HashMap<u64, Option<Live>> = HashMap::new();
         for op in &batch.ops {
             let (group, incarnation) = match op {
                 Op::Create { group, .. } | Op::Remove { group } => (*group, None),
@@ -437,83 +611,118 @@ impl Wal {
                 }
                 | Op::Entries {
                     group, incarnation, ..
+                }
+                | Op::Compact {
+                    group, incarnation, ..
+                }
+                | Op::Install {
+                    group, incarnation, ..
                 } => (*group, Some(*incarnation)),
             };
             let live = match overlay.get(&group) {
                 Some(&s) => s,
-                None => self
-                    .tracker
-                    .group(group)
-                    .map(|g| (g.incarnation, g.last_index())),
+                None => self.tracker.group(group).map(|g| Live {
+                    incarnation: g.incarnation,
+                    last: g.last_index(),
+                    compacted: g.compacted_index,
+                }),
             };
             let invalid = |m: String| Err(WalError::InvalidBatch(format!("group {group}: {m}")));
-            if let (Some(theirs), Some((ours, _))) = (incarnation, live) {
-                if theirs != ours {
+            if let (Some(theirs), Some(ours)) = (incarnation, live) {
+                if theirs != ours.incarnation {
                     // A write for an earlier (or later) life of the group id:
                     // it must not land in this one's log.
                     return invalid(format!(
-                        "record for incarnation {theirs}, but the live group is incarnation {ours}"
+                        "record for incarnation {theirs}, but the live group is incarnation {}",
+                        ours.incarnation
                     ));
                 }
             }
-            match (op, live) {
+            let next = match (op, live) {
                 (Op::Create { .. }, Some(_)) => return invalid("created but it exists".into()),
-                (Op::Create { incarnation, .. }, None) => {
-                    overlay.insert(group, Some((*incarnation, 0)));
-                }
+                (Op::Create { incarnation, .. }, None) => Some(Live {
+                    incarnation: *incarnation,
+                    last: 0,
+                    compacted: 0,
+                }),
                 (_, None) => return invalid("does not exist".into()),
-                (Op::Remove { .. }, Some(_)) => {
-                    overlay.insert(group, None);
-                }
-                (Op::HardState { .. }, Some(_)) => {}
+                (Op::Remove { .. }, Some(_)) => None,
+                (Op::HardState { .. }, Some(g)) => Some(g),
                 (
                     Op::Entries {
-                        first, last: end, ..
+                        first,
+                        last: end,
+                        rewrite,
+                        ..
                     },
-                    Some((incarnation, last)),
+                    Some(g),
                 ) => {
-                    if *first > last + 1 {
+                    if *first <= g.compacted {
                         return invalid(format!(
-                            "entries start at {first} but the log ends at {last}"
+                            "entries start at {first}, at or below the compaction point {}",
+                            g.compacted
                         ));
                     }
-                    overlay.insert(group, Some((incarnation, *end)));
+                    if *first > g.last + 1 {
+                        return invalid(format!(
+                            "entries start at {first} but the log ends at {}",
+                            g.last
+                        ));
+                    }
+                    if *rewrite && *end != g.last {
+                        return invalid(format!(
+                            "a rewrite of entries {first}..={end} would cut the log, which ends at {}",
+                            g.last
+                        ));
+                    }
+                    Some(Live { last: *end, ..g })
                 }
-            }
+                (Op::Compact { index, .. }, Some(g)) => {
+                    if *index > g.last {
+                        return invalid(format!(
+                            "compaction to {index} but the log ends at {}",
+                            g.last
+                        ));
+                    }
+                    Some(Live {
+                        compacted: g.compacted.max(*index),
+                        ..g
+                    })
+                }
+                (Op::Install { index, .. }, Some(g)) => {
+                    if *index < g.compacted {
+                        return invalid(format!(
+                            "snapshot install at {index}, below the compaction point {}",
+                            g.compacted
+                        ));
+                    }
+                    Some(Live {
+                        last: *index,
+                        compacted: *index,
+                        ..g
+                    })
+                }
+            };
+            overlay.insert(group, next);
         }
         Ok(())
     }
 
     /// [`commit`](Self::commit) into a new segment `seq`; marks the WAL
     /// failed on error.
-    fn commit_checked(
-        &mut self,
-        compactions: &[(u64, u64)],
-        batch: &WalBatch,
-        seq: u64,
-    ) -> Result<(), WalError> {
-        self.commit(compactions, batch, Some(seq))
+    fn commit_checked(&mut self, batch: &WalBatch, seq: u64) -> Result<(), WalError> {
+        self.commit(batch, Some(seq))
             .inspect_err(|_| self.failed = true)
     }
 
     /// Append one commit — a checkpoint first if starting segment `roll`,
-    /// then the compaction records, then the batch — sync it, and update
-    /// the bookkeeping.
-    fn commit(
-        &mut self,
-        compactions: &[(u64, u64)],
-        batch: &WalBatch,
-        roll: Option<u64>,
-    ) -> Result<(), WalError> {
+    /// then the batch — sync it, and update the bookkeeping.
+    fn commit(&mut self, batch: &WalBatch, roll: Option<u64>) -> Result<(), WalError> {
         let mut body = Vec::new();
         let mut count = batch.ops.len() as u32;
         if roll.is_some() {
             record::encode_checkpoint(&mut body, &self.tracker.checkpoint())
                 .map_err(WalError::InvalidBatch)?;
-            count += 1;
-        }
-        for &(group, index) in compactions {
-            record::encode_compact(&mut body, group, index);
             count += 1;
         }
         if let Some(seq) = roll {
@@ -532,6 +741,7 @@ impl Wal {
             });
             self.tracker.add_segment(seq);
             self.stats.segments = self.tracker.segment_count();
+            self.maintenance = true;
         }
         let Some(active) = self.active.as_mut() else {
             return Err(WalError::Failed);
@@ -563,21 +773,19 @@ impl Wal {
 
         let written = batch_at - active.len + batch.buf.len() as u64;
         active.len += written;
-        let seq = active.seq;
+        let (seq, len) = (active.seq, active.len);
+        self.tracker.set_segment_bytes(seq, len);
         self.stats.bytes += written;
         self.stats.records += u64::from(count);
         self.next_commit += 1;
-        self.apply(compactions, batch, seq, batch_at);
+        self.apply(batch, seq, batch_at);
         Ok(())
     }
 
     /// The batch is durable: update what we know of the groups.
-    fn apply(&mut self, compactions: &[(u64, u64)], batch: &WalBatch, seq: u64, batch_at: u64) {
+    fn apply(&mut self, batch: &WalBatch, seq: u64, batch_at: u64) {
         let t = &mut self.tracker;
         // The batch was validated against this state, so these cannot fail.
-        for &(group, index) in compactions {
-            let _ = t.compact(group, index);
-        }
         for op in &batch.ops {
             let _ = match op {
                 Op::Create {
@@ -594,11 +802,34 @@ impl Wal {
                     *incarnation,
                     members.clone(),
                 ),
-                Op::Remove { group } => t.remove(*group),
+                Op::Remove { group } => {
+                    self.maintenance = true;
+                    t.remove(*group)
+                }
                 Op::HardState { group, hs, .. } => t.set_hard_state(*group, *hs),
                 Op::Entries {
-                    group, first, last, ..
-                } => t.append(*group, *first, *last, seq),
+                    group,
+                    first,
+                    last,
+                    bytes,
+                    ..
+                } => t
+                    .append(*group, *first, *last, seq, *bytes)
+                    .map(|overwrote| {
+                        self.maintenance |= overwrote;
+                    }),
+                Op::Compact {
+                    group, index, term, ..
+                } => {
+                    self.maintenance = true;
+                    t.compact(*group, *index, *term)
+                }
+                Op::Install {
+                    group, index, term, ..
+                } => {
+                    self.maintenance = true;
+                    t.install(*group, *index, *term)
+                }
             };
         }
     }
@@ -642,6 +873,8 @@ mod tests {
         let mut b = WalBatch::default();
         b.create_group(1, 1, &[1, 2, 3]);
         b.create_group(2, 1, &[1, 2, 3]);
+        b.create_group(3, 1, &[1, 2, 3]);
+        b.entries(3, 1, &ents(1, 5, 1));
         wal.write(&b).unwrap();
         for round in 0..20u64 {
             let mut b = WalBatch::default();
@@ -657,20 +890,34 @@ mod tests {
                     commit: 1,
                 },
             );
+            // Group 1 compacts behind itself; group 3 installs snapshots.
+            if round > 2 {
+                b.compact(1, 1, round * 3 - 4, 1);
+            }
+            if round % 5 == 4 {
+                b.install_snapshot(3, 1, round * 10, round);
+                b.entries(3, 1, &ents(round * 10 + 1, 2, round));
+            }
             wal.write(&b).unwrap();
         }
-        let live: Vec<(u64, u64)> = wal
+        let live: Vec<(u64, tracker::SegmentState)> = wal
             .tracker
             .segments_snapshot()
             .into_iter()
             .collect::<Vec<_>>();
         drop(wal);
         let (wal2, rec) = Wal::open(opts).unwrap();
-        let again: Vec<(u64, u64)> = wal2.tracker.segments_snapshot().into_iter().collect();
+        let again: Vec<(u64, tracker::SegmentState)> =
+            wal2.tracker.segments_snapshot().into_iter().collect();
         // The reopened WAL has one more (fresh, empty) segment.
         assert_eq!(&again[..live.len()], &live[..]);
         assert_eq!(again.len(), live.len() + 1);
         assert_eq!(rec.groups[&2].store.hard_state().term, 20);
+        assert_eq!(rec.groups[&1].compacted_index, 53);
+        assert_eq!(rec.groups[&3].store.first_index(), 191);
+        assert!(live
+            .iter()
+            .any(|(_, s)| s.live_bytes > 0 && s.live_bytes < s.bytes));
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -31,6 +31,25 @@ pub(super) enum Op {
         incarnation: u64,
         first: u64,
         last: u64,
+        /// Length of the record.
+        bytes: u64,
+        /// From [`WalBatch::rewrite_entries`]: must end at the group's last
+        /// index.
+        rewrite: bool,
+    },
+    /// `incarnation` is checked against the live group, not written.
+    Compact {
+        group: u64,
+        incarnation: u64,
+        index: u64,
+        term: u64,
+    },
+    /// `incarnation` is checked against the live group, not written.
+    Install {
+        group: u64,
+        incarnation: u64,
+        index: u64,
+        term: u64,
     },
 }
 
@@ -100,8 +119,28 @@ impl WalBatch {
     /// Record entries with consecutive indexes; they replace the group's log
     /// from `entries[0].index` on. An empty slice records nothing.
     /// [`Wal::write`](super::Wal::write) refuses the batch unless the live
-    /// group `group_id` is `incarnation` (the number is not written).
+    /// group `group_id` is `incarnation` (the number is not written), the
+    /// entries start after the group's compaction point and no later than
+    /// just after its last index.
     pub fn entries(&mut self, group_id: u64, incarnation: u64, entries: &[Entry]) {
+        self.add_entries(group_id, incarnation, entries, false);
+    }
+
+    /// Record entries the group's log already holds again, in the segment
+    /// being written, so that the old segments holding them can be deleted
+    /// (see [`Wal::pinning`](super::Wal::pinning)). Written exactly like
+    /// [`entries`](Self::entries), with one more check:
+    /// [`Wal::write`](super::Wal::write) refuses the batch unless the
+    /// entries end at the group's last index (counting records earlier in
+    /// the batch), since an Entries record replaces the log from its first
+    /// index on and a rewrite that ends short would cut off the entries
+    /// after it. Pass the entries from `first_index` to the *current* last
+    /// durable index, with their terms and data unchanged.
+    pub fn rewrite_entries(&mut self, group_id: u64, incarnation: u64, entries: &[Entry]) {
+        self.add_entries(group_id, incarnation, entries, true);
+    }
+
+    fn add_entries(&mut self, group_id: u64, incarnation: u64, entries: &[Entry], rewrite: bool) {
         let Some(first) = entries.first() else {
             return;
         };
@@ -120,6 +159,7 @@ impl WalBatch {
             self.refuse(format!("group {group_id}: entries start at index 0"));
             return;
         }
+        let start = self.buf.len();
         if let Err(e) = record::encode_entries(&mut self.buf, group_id, entries) {
             self.refuse(format!("group {group_id}: {e}"));
             return;
@@ -129,6 +169,55 @@ impl WalBatch {
             incarnation,
             first: first.index,
             last,
+            bytes: (self.buf.len() - start) as u64,
+            rewrite,
+        });
+    }
+
+    /// The group no longer needs its entries up to and including `index`
+    /// (typically: the host saved a snapshot at or above it, and a trailing
+    /// window of entries stays below the snapshot for slow followers);
+    /// `term` is the term of the entry at `index`, kept so that log matching
+    /// works across the compaction point after recovery. Old segments that
+    /// held only such entries can then be deleted.
+    ///
+    /// At or below the group's current compaction point it is a no-op (an
+    /// install may have moved the point meanwhile). [`Wal::write`](super::Wal::write)
+    /// refuses the batch if `index` is above the group's last index
+    /// (counting records earlier in the batch), or unless the live group
+    /// `group_id` is `incarnation`.
+    pub fn compact(&mut self, group_id: u64, incarnation: u64, index: u64, term: u64) {
+        record::encode_compact(&mut self.buf, group_id, index, term);
+        self.ops.push(Op::Compact {
+            group: group_id,
+            incarnation,
+            index,
+            term,
+        });
+    }
+
+    /// The group's log is replaced by a snapshot at (`index`, `term`)
+    /// received from its leader: it holds no entry, and its next one is
+    /// `index + 1` (whatever it held before, above or below). Entries from
+    /// `index + 1` may follow in the same batch. Save the snapshot's bytes
+    /// durably *before* writing this (see
+    /// [`SnapshotStore::save`](crate::storage::SnapshotStore::save)):
+    /// recovery then finds a snapshot for every install it replays.
+    ///
+    /// [`Wal::write`](super::Wal::write) refuses the batch if `index` is 0
+    /// or below the group's compaction point, or unless the live group
+    /// `group_id` is `incarnation`.
+    pub fn install_snapshot(&mut self, group_id: u64, incarnation: u64, index: u64, term: u64) {
+        if index == 0 {
+            self.refuse(format!("group {group_id}: snapshot install at index 0"));
+            return;
+        }
+        record::encode_install(&mut self.buf, group_id, index, term);
+        self.ops.push(Op::Install {
+            group: group_id,
+            incarnation,
+            index,
+            term,
         });
     }
 

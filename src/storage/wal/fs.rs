@@ -2,11 +2,12 @@
 //! same WAL code runs on the real file system ([`RealFs`]) and, in tests and
 //! simulations, on an in-memory one that can crash ([`MemFs`]).
 //!
-//! The contract is the POSIX one the WAL relies on: bytes appended to a
-//! file are durable once [`WalFile::sync_data`] returns; the creation or
-//! removal of a file is durable once [`WalFs::sync_dir`] of its directory
-//! returns; [`WalFs::truncate`] is durable when it returns. Anything not
-//! made durable may be lost by a crash, in part or in any order.
+//! The contract is the POSIX one the WAL and the snapshot store rely on:
+//! bytes appended to a file are durable once [`WalFile::sync_data`]
+//! returns; the creation, removal or renaming of a file is durable once
+//! [`WalFs::sync_dir`] of its directory returns; [`WalFs::truncate`] is
+//! durable when it returns. Anything not made durable may be lost by a
+//! crash, in part or in any order.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
@@ -25,8 +26,9 @@ pub trait WalFile: Send {
     fn sync_data(&mut self) -> io::Result<()>;
 }
 
-/// The file system a [`Wal`](super::Wal) lives in. Paths are the WAL
-/// directory joined with a segment's file name.
+/// The file system a [`Wal`](super::Wal) and a
+/// [`SnapshotStore`](crate::storage::SnapshotStore) live in.
+/// Paths are a directory joined with a file name.
 pub trait WalFs: Send + Sync {
     /// Create `dir` and its parents if missing.
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
@@ -40,6 +42,13 @@ pub trait WalFs: Send + Sync {
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn WalFile>>;
     /// Remove a file; durable only after [`sync_dir`](Self::sync_dir).
     fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Rename the file `from` to `to`, in the same directory (`rename(2)`);
+    /// durable only after [`sync_dir`](Self::sync_dir) of it. Whether `to`
+    /// may exist already is up to the implementation: callers must not
+    /// rely on replacing a file.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Size of a file in bytes.
+    fn file_len(&self, path: &Path) -> io::Result<u64>;
     /// Cut a file to `len` bytes and make that durable before returning.
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
     /// Make the creations and removals of files in `dir` durable.
@@ -98,6 +107,14 @@ impl WalFs for RealFs {
         fs::remove_file(path)
     }
 
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        Ok(fs::metadata(path)?.len())
+    }
+
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
         let f = OpenOptions::new().write(true).open(path)?;
         f.set_len(len)?;
@@ -149,7 +166,12 @@ fn os_random_u64() -> u64 {
 ///   on file offsets) may read as zeros: pages of a write reach the disk in
 ///   any order;
 /// * a file created since the last directory sync may vanish, a file
-///   removed since then may come back (with its bytes as above).
+///   removed since then may come back (with its bytes as above);
+/// * a rename is a link of the new name (to the same bytes, durable as far
+///   as they were synced) and an unlink of the old one, and a crash before
+///   the next directory sync may undo each of them independently: the file
+///   can end up under both names, either, or — harsher than most file
+///   systems — neither.
 ///
 /// File handles opened before a crash fail afterwards. Errors can be
 /// injected ([`fail_next_append`](Self::fail_next_append),
@@ -158,7 +180,10 @@ fn os_random_u64() -> u64 {
 ///
 /// Simplifications: directories themselves are always durable; a file that
 /// is created and removed between two directory syncs is simply gone;
-/// appending to a removed file is an error (POSIX would accept it).
+/// appending to a removed or renamed file is an error (POSIX would accept
+/// it); a rename onto an existing file is refused (`AlreadyExists`; POSIX
+/// would replace it), and onto the name of a removed file whose removal is
+/// not durable yet makes that removal durable.
 #[derive(Clone)]
 pub struct MemFs {
     state: Arc<Mutex<MemState>>,
@@ -370,7 +395,8 @@ impl MemFs {
     }
 
     /// Let `ops` operations that change something (create, append, sync,
-    /// directory sync, remove, truncate) succeed, then fail the next one.
+    /// directory sync, remove, rename, truncate) succeed, then fail the
+    /// next one.
     /// Replaces any error injected before and not yet triggered.
     pub fn fail_after(&self, ops: u64) {
         self.state.lock().fault = Some(Fault {
@@ -560,6 +586,47 @@ impl WalFs for MemFs {
         Ok(())
     }
 
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut st = self.state.lock();
+        st.file(from)?;
+        if !to.parent().is_some_and(|d| st.dirs.contains(d)) {
+            return Err(not_found(to));
+        }
+        if st.file(to).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{}: exists (MemFs)", to.display()),
+            ));
+        }
+        st.inject(FaultOn::Any)?;
+        // Unlink the old name (as `remove` does)...
+        let f = st.file_mut(from)?;
+        let (data, synced) = (f.data.clone(), f.synced);
+        if f.link_durable {
+            f.linked = false;
+        } else {
+            st.files.remove(from);
+        }
+        // ... and link the new one to the same bytes, not durably.
+        st.next_id += 1;
+        let id = st.next_id;
+        st.files.insert(
+            to.to_path_buf(),
+            MemFile {
+                id,
+                data,
+                synced,
+                linked: true,
+                link_durable: false,
+            },
+        );
+        Ok(())
+    }
+
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        Ok(self.state.lock().file(path)?.data.len() as u64)
+    }
+
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
         let mut st = self.state.lock();
         st.file(path)?;
@@ -736,6 +803,86 @@ mod tests {
         assert!(!fs.fault_pending());
         fs.sync_dir(&dir()).unwrap();
         assert_eq!(fs.stats().injected_errors, 3);
+    }
+
+    #[test]
+    fn a_rename_needs_a_directory_sync_and_a_crash_may_undo_either_half() {
+        let mut seen = BTreeSet::new();
+        for seed in 0..200 {
+            let fs = MemFs::new(1);
+            let (a, mut f) = file(&fs, "a");
+            f.append(b"snapshot").unwrap();
+            f.sync_data().unwrap();
+            fs.sync_dir(&dir()).unwrap();
+            let b = dir().join("b");
+            fs.rename(&a, &b).unwrap();
+            assert_eq!(fs.files(), vec![b.clone()]);
+            assert_eq!(fs.file_len(&b).unwrap(), 8);
+            assert!(f.append(b"x").is_err(), "the handle went with the old name");
+            fs.crash(seed);
+            for p in [&a, &b] {
+                if let Some(d) = fs.contents(p) {
+                    assert_eq!(d, b"snapshot", "seed {seed}");
+                }
+            }
+            seen.insert((fs.contents(&a).is_some(), fs.contents(&b).is_some()));
+        }
+        assert_eq!(seen.len(), 4, "old, new, both and neither: {seen:?}");
+
+        // Made durable, only the new name is left.
+        let fs = MemFs::new(1);
+        let (a, mut f) = file(&fs, "a");
+        f.append(b"snapshot").unwrap();
+        f.sync_data().unwrap();
+        fs.sync_dir(&dir()).unwrap();
+        let b = dir().join("b");
+        fs.rename(&a, &b).unwrap();
+        fs.sync_dir(&dir()).unwrap();
+        fs.crash(5);
+        assert_eq!(fs.files(), vec![b.clone()]);
+        assert_eq!(fs.contents(&b).unwrap(), b"snapshot");
+    }
+
+    #[test]
+    fn a_renamed_file_keeps_only_its_synced_bytes_for_sure() {
+        let mut partial = 0;
+        for seed in 0..100 {
+            let fs = MemFs::new(1);
+            let (a, mut f) = file(&fs, "a");
+            f.append(&[1; 100]).unwrap();
+            f.sync_data().unwrap();
+            f.append(&[2; 100]).unwrap();
+            let b = dir().join("b");
+            fs.rename(&a, &b).unwrap();
+            assert_eq!(fs.unsynced_bytes(&b), Some(100));
+            fs.sync_dir(&dir()).unwrap();
+            fs.crash(seed);
+            let d = fs.contents(&b).unwrap();
+            assert!(d.len() >= 100 && d[..100] == [1; 100], "seed {seed}");
+            partial += usize::from(d.len() < 200);
+        }
+        assert!(partial > 0);
+    }
+
+    #[test]
+    fn rename_refuses_missing_sources_and_existing_targets_and_counts_as_an_operation() {
+        let fs = MemFs::new(1);
+        let (a, _) = file(&fs, "a");
+        let (b, _) = file(&fs, "b");
+        let kind = |r: io::Result<()>| r.err().map(|e| e.kind());
+        assert_eq!(
+            kind(fs.rename(&dir().join("x"), &dir().join("y"))),
+            Some(io::ErrorKind::NotFound)
+        );
+        assert_eq!(kind(fs.rename(&a, &b)), Some(io::ErrorKind::AlreadyExists));
+        assert_eq!(
+            kind(fs.rename(&a, Path::new("/elsewhere/a"))),
+            Some(io::ErrorKind::NotFound)
+        );
+        fs.fail_after(0);
+        assert!(fs.rename(&a, &dir().join("c")).is_err());
+        assert_eq!(fs.files(), vec![a, b], "a failed rename changes nothing");
+        assert_eq!(fs.stats().injected_errors, 1);
     }
 
     #[test]

@@ -13,18 +13,32 @@
 //! | 4    | Remove     | group:u64                                                      |
 //! | 5    | HardState  | group:u64, term:u64, vote:u64, commit:u64                      |
 //! | 6    | Entries    | group:u64, first:u64, n:u32, n × (term:u64, kind:u8, len:u32, data) |
-//! | 7    | Compact    | group:u64, index:u64                                           |
+//! | 7    | Compact    | group:u64, index:u64, term:u64                                 |
+//! | 8    | Install    | group:u64, index:u64, term:u64                                 |
 //!
 //! group-state = group:u64, creation (seq:u64, offset:u64), incarnation:u64,
-//! term:u64, vote:u64, commit:u64, compacted:u64, m:u32, m × member:u64.
+//! term:u64, vote:u64, commit:u64, compacted_index:u64, compacted_term:u64,
+//! last_index:u64, m:u32, m × member:u64.
+//!
+//! Compact: the group no longer needs its entries up to and including
+//! `index`; the entry at `index` had `term` (kept so that log matching works
+//! across the compaction point after recovery). Install: the group's log is
+//! replaced by a snapshot at (`index`, `term`): it is empty, and its next
+//! entry is `index + 1` (an Entries record starting there may follow in the
+//! same commit). Both move the group's *compaction point*, which the
+//! checkpoint carries as (compacted_index, compacted_term). The checkpoint
+//! also carries the last index of each group's log: an install can make a
+//! log shorter without an Entries record, and when the segment holding the
+//! Install record is deleted, that is how recovery learns it.
 //!
 //! Two notions, not to be confused: the *incarnation* is the host's number
 //! for a group replica (the same on every member, told to the WAL by
 //! [`WalBatch::create_group`](super::WalBatch::create_group)); the
 //! *creation* ([`Creation`]) is where in this WAL the Create record of the
 //! live group sits, which recovery uses to tell a group id's lives apart
-//! whatever numbers the host chose. HardState and Entries records carry
-//! neither: they belong to the group live when they were written.
+//! whatever numbers the host chose. HardState, Entries, Compact and
+//! Install records carry neither: they belong to the group live when they
+//! were written.
 //!
 //! Only a Commit record carries the salt of its segment (see `segment.rs`):
 //! recovery looks for commit records by scanning bytes in a torn tail, and
@@ -52,6 +66,7 @@ pub const T_REMOVE: u8 = 4;
 pub const T_HARD_STATE: u8 = 5;
 pub const T_ENTRIES: u8 = 6;
 pub const T_COMPACT: u8 = 7;
+pub const T_INSTALL: u8 = 8;
 
 const KIND_NORMAL: u8 = 0;
 const KIND_NOOP: u8 = 1;
@@ -76,7 +91,12 @@ pub struct GroupCheckpoint {
     pub incarnation: u64,
     pub members: Vec<u64>,
     pub hard_state: HardState,
-    pub compacted: u64,
+    /// The compaction point: entries up to here are gone, and this is the
+    /// index and term of the last of them (0, 0 if none).
+    pub compacted_index: u64,
+    pub compacted_term: u64,
+    /// Last index of the log (`compacted_index` when it holds no entry).
+    pub last_index: u64,
 }
 
 /// A decoded record (Commit records are handled by the segment reader).
@@ -103,6 +123,12 @@ pub enum Record {
     Compact {
         group: u64,
         index: u64,
+        term: u64,
+    },
+    Install {
+        group: u64,
+        index: u64,
+        term: u64,
     },
 }
 
@@ -190,7 +216,9 @@ pub fn encode_checkpoint(buf: &mut Vec<u8>, groups: &[GroupCheckpoint]) -> Resul
         put_u64(buf, g.hard_state.term);
         put_u64(buf, g.hard_state.vote);
         put_u64(buf, g.hard_state.commit);
-        put_u64(buf, g.compacted);
+        put_u64(buf, g.compacted_index);
+        put_u64(buf, g.compacted_term);
+        put_u64(buf, g.last_index);
         put_members(buf, &g.members);
     }
     finish(buf, start)
@@ -228,6 +256,16 @@ pub fn encode_hard_state(buf: &mut Vec<u8>, group: u64, hs: &HardState) {
     finish(buf, start).expect("fixed-size record");
 }
 
+/// Bytes of the Entries record that holds `entries` (header included):
+/// what [`encode_entries`] appends.
+pub fn entries_record_len(entries: &[Entry]) -> u64 {
+    let payload: u64 = entries
+        .iter()
+        .map(|e| 8 + 1 + 4 + e.data.len() as u64)
+        .sum();
+    (RECORD_HEADER + 8 + 8 + 4) as u64 + payload
+}
+
 /// Encode `entries` (consecutive indexes, checked by the caller).
 pub fn encode_entries(buf: &mut Vec<u8>, group: u64, entries: &[Entry]) -> Result<(), String> {
     let start = begin(buf, T_ENTRIES);
@@ -252,10 +290,19 @@ pub fn encode_entries(buf: &mut Vec<u8>, group: u64, entries: &[Entry]) -> Resul
     r
 }
 
-pub fn encode_compact(buf: &mut Vec<u8>, group: u64, index: u64) {
+pub fn encode_compact(buf: &mut Vec<u8>, group: u64, index: u64, term: u64) {
     let start = begin(buf, T_COMPACT);
     put_u64(buf, group);
     put_u64(buf, index);
+    put_u64(buf, term);
+    finish(buf, start).expect("fixed-size record");
+}
+
+pub fn encode_install(buf: &mut Vec<u8>, group: u64, index: u64, term: u64) {
+    let start = begin(buf, T_INSTALL);
+    put_u64(buf, group);
+    put_u64(buf, index);
+    put_u64(buf, term);
     finish(buf, start).expect("fixed-size record");
 }
 
@@ -351,7 +398,7 @@ pub fn decode(t: u8, payload: &[u8]) -> Result<Record, String> {
     let mut c = Cursor::new(payload);
     let rec = match t {
         T_CHECKPOINT => {
-            let n = c.count(8 * 8 + 4)?;
+            let n = c.count(10 * 8 + 4)?;
             let mut groups = Vec::with_capacity(n);
             for _ in 0..n {
                 let group = c.u64()?;
@@ -365,7 +412,14 @@ pub fn decode(t: u8, payload: &[u8]) -> Result<Record, String> {
                     vote: c.u64()?,
                     commit: c.u64()?,
                 };
-                let compacted = c.u64()?;
+                let compacted_index = c.u64()?;
+                let compacted_term = c.u64()?;
+                let last_index = c.u64()?;
+                if last_index < compacted_index {
+                    return Err(format!(
+                        "group {group} ends at {last_index}, below its compaction point {compacted_index}"
+                    ));
+                }
                 let members = c.members()?;
                 groups.push(GroupCheckpoint {
                     group,
@@ -373,7 +427,9 @@ pub fn decode(t: u8, payload: &[u8]) -> Result<Record, String> {
                     incarnation,
                     members,
                     hard_state,
-                    compacted,
+                    compacted_index,
+                    compacted_term,
+                    last_index,
                 });
             }
             Record::Checkpoint(groups)
@@ -431,7 +487,15 @@ pub fn decode(t: u8, payload: &[u8]) -> Result<Record, String> {
         T_COMPACT => Record::Compact {
             group: c.u64()?,
             index: c.u64()?,
+            term: c.u64()?,
         },
+        T_INSTALL => {
+            let (group, index, term) = (c.u64()?, c.u64()?, c.u64()?);
+            if index == 0 {
+                return Err("snapshot install at index 0".into());
+            }
+            Record::Install { group, index, term }
+        }
         t => return Err(format!("unknown record type {t}")),
     };
     c.end()?;
@@ -484,6 +548,7 @@ mod tests {
         ];
         b.clear();
         encode_entries(&mut b, 7, &entries).unwrap();
+        assert_eq!(entries_record_len(&entries), b.len() as u64);
         match roundtrip(&b) {
             Record::Entries {
                 group: 7,
@@ -499,7 +564,9 @@ mod tests {
             incarnation: 12,
             members: vec![1, 5],
             hard_state: hs,
-            compacted: 2,
+            compacted_index: 2,
+            compacted_term: 1,
+            last_index: 7,
         }];
         b.clear();
         encode_checkpoint(&mut b, &cp).unwrap();
@@ -509,12 +576,23 @@ mod tests {
         encode_remove(&mut b, 7);
         assert!(matches!(roundtrip(&b), Record::Remove { group: 7 }));
         b.clear();
-        encode_compact(&mut b, 7, 12);
+        encode_compact(&mut b, 7, 12, 3);
         assert!(matches!(
             roundtrip(&b),
             Record::Compact {
                 group: 7,
-                index: 12
+                index: 12,
+                term: 3
+            }
+        ));
+        b.clear();
+        encode_install(&mut b, 7, 40, 5);
+        assert!(matches!(
+            roundtrip(&b),
+            Record::Install {
+                group: 7,
+                index: 40,
+                term: 5
             }
         ));
     }
@@ -540,5 +618,26 @@ mod tests {
         let mut p = Vec::new();
         put_u32(&mut p, u32::MAX);
         assert!(decode(T_CHECKPOINT, &p).is_err());
+    }
+
+    #[test]
+    fn nonsense_compaction_points_do_not_decode() {
+        let mut b = Vec::new();
+        encode_install(&mut b, 7, 0, 1);
+        assert!(decode(T_INSTALL, &b[RECORD_HEADER..]).is_err());
+        let cp = GroupCheckpoint {
+            group: 1,
+            creation: Creation { seq: 1, offset: 32 },
+            incarnation: 1,
+            members: vec![1],
+            hard_state: HardState::default(),
+            compacted_index: 9,
+            compacted_term: 1,
+            last_index: 8,
+        };
+        b.clear();
+        encode_checkpoint(&mut b, &[cp]).unwrap();
+        let e = decode(T_CHECKPOINT, &b[RECORD_HEADER..]).unwrap_err();
+        assert!(e.contains("below its compaction point"), "{e}");
     }
 }

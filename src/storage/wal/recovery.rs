@@ -7,12 +7,11 @@ use std::path::{Path, PathBuf};
 use tracing::{debug, warn};
 
 use super::fs::WalFs;
-use super::record::{Creation, Record};
+use super::record::{self, Creation, Record};
 use super::segment::{list_segments, SegmentReader};
 use super::tracker::Tracker;
 use super::{Recovered, RecoveredGroup, WalError};
-use crate::raft::Entry;
-use crate::raft::{LogStore, MemStore};
+use crate::raft::{Entry, MemStore, SnapshotMeta};
 
 /// What recovery does to the last segment after reading it.
 enum Tail<'a> {
@@ -40,15 +39,20 @@ struct Gap {
     offset: u64,
 }
 
-/// A group's log as replay rebuilds it. It may have a hole for a while:
-/// entries that a later record overwrote may sit in a segment that was
-/// deleted, while the entries after them survive in a kept one. A later
-/// overwrite must fill every hole before the end of the replay.
+/// A group's log as replay rebuilds it: the entries after its compaction
+/// point. It may have a hole for a while: entries that a later record
+/// overwrote may sit in a segment that was deleted, while the entries after
+/// them survive in a kept one. A later overwrite, a compaction past the hole
+/// or a snapshot install must do away with every hole before the end of the
+/// replay.
 struct GroupLog {
     entries: BTreeMap<u64, Entry>,
+    /// The compaction point: the log starts after it.
+    compacted: u64,
     gap: Option<Gap>,
-    /// Segments found missing before the last record that touched this log:
-    /// a new hole is allowed only if more are missing by now.
+    /// Segments found missing before the last record that told what the
+    /// log holds (Create, Entries, Install): a new hole is allowed only if
+    /// more are missing by now.
     missing_ref: u64,
 }
 
@@ -56,9 +60,17 @@ impl GroupLog {
     fn new(missing_ref: u64) -> GroupLog {
         GroupLog {
             entries: BTreeMap::new(),
+            compacted: 0,
             gap: None,
             missing_ref,
         }
+    }
+
+    /// Last index of the log (the compaction point when it holds nothing).
+    fn last(&self) -> u64 {
+        self.entries
+            .last_key_value()
+            .map_or(self.compacted, |(&k, _)| k)
     }
 
     fn append(
@@ -69,11 +81,18 @@ impl GroupLog {
         segment: &Path,
         offset: u64,
     ) -> Result<(), String> {
+        if first <= self.compacted {
+            // The WAL never writes this (it refuses the batch).
+            return Err(format!(
+                "entries start at {first}, at or below the compaction point {}",
+                self.compacted
+            ));
+        }
         drop(self.entries.split_off(&first));
         if self.gap.as_ref().is_some_and(|g| first <= g.at) {
             self.gap = None;
         }
-        let last = self.entries.last_key_value().map_or(0, |(&k, _)| k);
+        let last = self.last();
         // With a hole already open below `first`, whatever lies between it
         // and `first` is part of it: only an overwrite at or below its start
         // can fill it, and that drops everything above.
@@ -94,6 +113,61 @@ impl GroupLog {
             .extend(entries.into_iter().map(|e| (e.index, e)));
         Ok(())
     }
+
+    /// Entries up to and including `index` are gone: drop them (trimming
+    /// what an Entries record straddling `index` wrote). A hole at or
+    /// below `index` is gone with them; what is left of the log must then
+    /// run without a hole from `index + 1`, or the hole starts at the first
+    /// index missing there. At or below the current point: nothing.
+    ///
+    /// Unlike an overwrite, this does not say what the log holds above
+    /// `index` (entries written there may sit in a deleted segment), so
+    /// `missing_ref` stays.
+    fn compact(&mut self, index: u64) {
+        if index <= self.compacted {
+            return;
+        }
+        self.compacted = index;
+        self.entries = self.entries.split_off(&(index + 1));
+        let Some(gap) = &mut self.gap else {
+            return;
+        };
+        if gap.at > index {
+            return;
+        }
+        // What is left above the point, from `index + 1`: the first index
+        // missing below the last one held, if any.
+        let missing = (index + 1..)
+            .zip(self.entries.keys())
+            .find(|&(expect, &k)| k != expect);
+        match missing {
+            Some((at, _)) => gap.at = at,
+            None => self.gap = None,
+        }
+    }
+
+    /// A checkpoint says the log ends at `last`: whatever is held above it
+    /// is stale (an install shortened the log, and its record is in a
+    /// deleted segment). Entries held up to `last` may still be stale too,
+    /// but only where a later record replaces them (else the segment with
+    /// the right ones would have been kept and replayed).
+    fn truncate(&mut self, last: u64) {
+        drop(self.entries.split_off(&(last + 1)));
+        let held = self.last();
+        if self.gap.as_ref().is_some_and(|g| g.at > held) {
+            // Nothing held above it any more: a short log, not a hole.
+            self.gap = None;
+        }
+    }
+
+    /// The log is replaced by a snapshot at `index`: empty, continuing at
+    /// `index + 1`. Says exactly what the log holds, holes or not.
+    fn install(&mut self, index: u64, missing_now: u64) {
+        self.entries.clear();
+        self.compacted = index;
+        self.gap = None;
+        self.missing_ref = missing_now;
+    }
 }
 
 struct Replay {
@@ -102,10 +176,13 @@ struct Replay {
     records: u64,
     last_commit: u64,
     /// Segment sequence numbers below the current one that no longer exist
-    /// (numbering starts at 1 and is never reused), and the same count for
-    /// the previous segment read.
+    /// (numbering starts at 1 and is never reused).
     missing_now: u64,
-    missing_prev: u64,
+    /// The same count at the last checkpoint replayed. Not simply at the
+    /// previous segment read: a segment can hold no commit at all (the
+    /// header of a segment whose first write was torn, cut back by a later
+    /// recovery), hence no checkpoint.
+    missing_at_checkpoint: u64,
 }
 
 impl Replay {
@@ -117,8 +194,21 @@ impl Replay {
                 for g in r.dropped {
                     self.logs.remove(&g);
                 }
+                // A group the last checkpoint did not list, and whose Create
+                // record was not replayed, was created in a segment missing
+                // since: its entries can only be in segments missing since.
                 for g in r.introduced {
-                    self.logs.insert(g, GroupLog::new(self.missing_prev));
+                    self.logs
+                        .insert(g, GroupLog::new(self.missing_at_checkpoint));
+                }
+                self.missing_at_checkpoint = self.missing_now;
+                // A Compact or Install record in a deleted segment is known
+                // only from here.
+                for cp in &groups {
+                    if let Some(log) = self.logs.get_mut(&cp.group) {
+                        log.compact(cp.compacted_index);
+                        log.truncate(cp.last_index);
+                    }
                 }
             }
             Record::Create {
@@ -135,10 +225,24 @@ impl Replay {
                 self.logs.remove(&group);
             }
             Record::HardState { group, hs } => self.tracker.set_hard_state(group, hs)?,
-            Record::Compact { group, index } => self.tracker.compact(group, index)?,
+            Record::Compact { group, index, term } => {
+                self.tracker.compact(group, index, term)?;
+                self.log(group)?.compact(index);
+            }
+            Record::Install { group, index, term } => {
+                self.tracker.install(group, index, term)?;
+                let missing_now = self.missing_now;
+                self.log(group)?.install(index, missing_now);
+            }
             Record::Entries { .. } => unreachable!("handled by apply_entries"),
         }
         Ok(())
+    }
+
+    fn log(&mut self, group: u64) -> Result<&mut GroupLog, String> {
+        self.logs
+            .get_mut(&group)
+            .ok_or_else(|| format!("group {group} does not exist"))
     }
 
     fn apply_entries(
@@ -152,12 +256,11 @@ impl Replay {
     ) -> Result<(), String> {
         self.records += 1;
         let last = first + entries.len() as u64 - 1;
-        self.tracker.append(group, first, last, seq)?;
-        let log = self
-            .logs
-            .get_mut(&group)
-            .ok_or_else(|| format!("entries for group {group}, which does not exist"))?;
-        log.append(first, entries, self.missing_now, segment, offset)
+        let bytes = record::entries_record_len(&entries);
+        self.tracker.append(group, first, last, seq, bytes)?;
+        let missing_now = self.missing_now;
+        self.log(group)?
+            .append(first, entries, missing_now, segment, offset)
             .map_err(|e| format!("group {group}: {e}"))
     }
 
@@ -175,34 +278,50 @@ impl Replay {
                     ),
                 });
             }
+            if log.compacted != g.compacted_index {
+                return Err(WalError::Corrupt {
+                    segment: dir.to_path_buf(),
+                    offset: 0,
+                    reason: format!(
+                        "group {id}: log compacted to {} but the group to {}",
+                        log.compacted, g.compacted_index
+                    ),
+                });
+            }
             let entries: Vec<Entry> = log.entries.into_values().collect();
             // Guaranteed by the hole tracking; checked rather than left to
             // MemStore's assertion, since it comes from disk.
             if let Some((i, e)) = entries
                 .iter()
                 .enumerate()
-                .find(|(i, e)| e.index != *i as u64 + 1)
+                .find(|(i, e)| e.index != g.compacted_index + *i as u64 + 1)
             {
                 return Err(WalError::Corrupt {
                     segment: dir.to_path_buf(),
                     offset: 0,
                     reason: format!(
-                        "group {id}: recovered log has index {} at position {}",
+                        "group {id}: recovered log has index {} at position {} after the compaction point {}",
                         e.index,
-                        i + 1
+                        i + 1,
+                        g.compacted_index
                     ),
                 });
             }
-            let mut store = MemStore::new();
-            store.set_hard_state(g.hard_state);
-            store.append(&entries);
+            let store = MemStore::restored(
+                g.hard_state,
+                SnapshotMeta::default(),
+                g.compacted_index,
+                g.compacted_term,
+                entries,
+            );
             groups.insert(
                 id,
                 RecoveredGroup {
                     incarnation: g.incarnation,
                     members: g.members.clone(),
                     store,
-                    compacted: g.compacted,
+                    compacted_index: g.compacted_index,
+                    compacted_term: g.compacted_term,
                 },
             );
         }
@@ -220,7 +339,7 @@ pub(super) fn recover(fs: &dyn WalFs, dir: &Path) -> Result<Outcome, WalError> {
         records: 0,
         last_commit: 0,
         missing_now: 0,
-        missing_prev: 0,
+        missing_at_checkpoint: 0,
     };
     let mut truncated = 0u64;
     let mut read = 0usize;
@@ -243,7 +362,6 @@ pub(super) fn recover(fs: &dyn WalFs, dir: &Path) -> Result<Outcome, WalError> {
             tail = Some(Tail::Remove(path));
             continue;
         };
-        replay.missing_prev = replay.missing_now;
         replay.missing_now = seq.saturating_sub(1).saturating_sub(i as u64);
         replay.tracker.add_segment(seq);
         read += 1;
@@ -279,6 +397,7 @@ pub(super) fn recover(fs: &dyn WalFs, dir: &Path) -> Result<Outcome, WalError> {
             }
             None => data.len() as u64,
         };
+        replay.tracker.set_segment_bytes(seq, len);
         if is_last {
             tail = Some(Tail::Keep(path, len));
         }
