@@ -388,6 +388,44 @@ fn remove_and_recreate_recovers_only_the_new_incarnation() {
     assert_recovered(&model, &rec);
 }
 
+/// A replica that rejoined after losing its state stays marked as such for
+/// its whole life: the mark is in its Create record, and in every
+/// checkpoint after the segment holding that record is deleted. Mutation:
+/// dropping the flag from the checkpoint lets it vote after a restart.
+#[test]
+fn a_rejoined_replica_stays_rejoined_across_restarts_and_segment_deletion() {
+    let dir = TempDir::new("rejoined");
+    let (mut wal, _) = open_small(dir.path(), 4096);
+    let mut b = WalBatch::new();
+    b.rejoin_group(1, 10, &[1, 2, 3]);
+    b.create_group(2, 20, &[1, 2, 3]);
+    wal.write(&b).unwrap();
+    // Group 1 compacts its entries away while group 2 writes on, so the
+    // segment with the Create records goes.
+    let mut last = 0;
+    for i in 0..40u64 {
+        let mut b = WalBatch::new();
+        b.entries(1, 10, &entries(i * 4 + 1, 4, 1, 200));
+        b.entries(2, 20, &entries(i * 4 + 1, 4, 1, 200));
+        wal.write(&b).unwrap();
+        last = i * 4 + 4;
+        let mut c = WalBatch::new();
+        c.compact(1, 10, last, 1);
+        c.compact(2, 20, last, 1);
+        wal.write(&c).unwrap();
+        wal.delete_unneeded_segments().unwrap();
+    }
+    assert!(wal.stats().segments_deleted > 0, "{:?}", wal.stats());
+    assert!(!segment_files(dir.path())
+        .iter()
+        .any(|p| p.ends_with("00000000000000000001.wal")));
+    drop(wal);
+    let (_, rec) = open_small(dir.path(), 4096);
+    assert!(rec.groups[&1].rejoined);
+    assert!(!rec.groups[&2].rejoined);
+    assert_eq!(rec.groups[&1].compacted_index, last);
+}
+
 // ------------------------------------------------------- torn tails
 
 /// A WAL whose last commit is one entries record; returns the model before

@@ -40,9 +40,39 @@ pub struct muxraft_config {
     /// Otherwise the directory of the node's durable write-ahead log. The
     /// string is copied by `muxraft_node_new`.
     pub data_dir: *const c_char,
+    /// The `snapshot_needed` callback fires once a group applied this many
+    /// entries since its last snapshot (0: never by count). Default 10000.
+    pub snapshot_threshold_entries: u64,
+    /// ...or once its log holds this many bytes of payload (0: never by
+    /// size). Default 8 MiB.
+    pub snapshot_threshold_bytes: u64,
+    /// After a snapshot at index I, the log keeps the entries after
+    /// I - `snapshot_trailing_entries`, so that a follower a little behind
+    /// catches up by appends rather than by a whole snapshot. Default 1024.
+    pub snapshot_trailing_entries: u64,
+    /// Snapshots travel to followers in chunks of this many bytes (at most
+    /// 4 MiB). Default 1 MiB.
+    pub snapshot_chunk_bytes: u32,
+    /// A snapshot transfer that makes no progress for this long is
+    /// abandoned by both sides (the leader starts a new one). It measures
+    /// the network, not the host's `restore`. Default 30000.
+    pub snapshot_timeout_ms: u32,
+    /// A follower refuses snapshots larger than this: it holds one whole in
+    /// memory while receiving it. Default 1 GiB.
+    pub max_snapshot_bytes: u64,
+    /// With `data_dir`: the write-ahead log starts a new segment file after
+    /// this many bytes, and deletes old ones once nothing live needs them.
+    /// Default 16 MiB.
+    pub wal_segment_bytes: u64,
 }
 
 const MAX_PROPOSAL_LIMIT: u32 = 4 << 20;
+const MAX_SNAPSHOT_CHUNK: u32 = 4 << 20;
+const DEFAULT_SNAPSHOT_TIMEOUT_MS: u32 = 30_000;
+const DEFAULT_WAL_SEGMENT_BYTES: u64 = 16 << 20;
+/// Below this, every few writes would start a segment (each begins with a
+/// checkpoint of every group).
+const MIN_WAL_SEGMENT_BYTES: u64 = 64 << 10;
 
 /// The smallest `struct_size` accepted: through `node_id`, the one field
 /// without a default.
@@ -61,6 +91,13 @@ impl Default for muxraft_config {
             batch_heartbeats: true,
             max_proposal_bytes: n.max_proposal_bytes as u32,
             data_dir: std::ptr::null(),
+            snapshot_threshold_entries: n.snapshot_threshold_entries,
+            snapshot_threshold_bytes: n.snapshot_threshold_bytes,
+            snapshot_trailing_entries: n.snapshot_trailing_entries,
+            snapshot_chunk_bytes: n.snapshot_chunk_bytes as u32,
+            snapshot_timeout_ms: DEFAULT_SNAPSHOT_TIMEOUT_MS,
+            max_snapshot_bytes: n.max_snapshot_bytes,
+            wal_segment_bytes: DEFAULT_WAL_SEGMENT_BYTES,
         }
     }
 }
@@ -83,6 +120,7 @@ pub(crate) struct Settings {
     pub node: NodeConfig,
     pub tick_ms: u32,
     pub data_dir: Option<std::path::PathBuf>,
+    pub wal_segment_bytes: u64,
 }
 
 /// Read and check a configuration passed by C: the fields its `struct_size`
@@ -139,10 +177,37 @@ pub(crate) unsafe fn read_config(config: *const muxraft_config) -> Result<Settin
     node.election_ticks = c.election_ticks;
     node.batch_heartbeats = c.batch_heartbeats;
     node.max_proposal_bytes = c.max_proposal_bytes as usize;
+    if c.snapshot_chunk_bytes == 0 || c.snapshot_chunk_bytes > MAX_SNAPSHOT_CHUNK {
+        return Err(format!(
+            "config.snapshot_chunk_bytes must be in 1..={MAX_SNAPSHOT_CHUNK}"
+        ));
+    }
+    if c.snapshot_timeout_ms < c.tick_ms {
+        return Err("config.snapshot_timeout_ms must be at least tick_ms".into());
+    }
+    if c.wal_segment_bytes < MIN_WAL_SEGMENT_BYTES {
+        return Err(format!(
+            "config.wal_segment_bytes must be at least {MIN_WAL_SEGMENT_BYTES}"
+        ));
+    }
+    // 0 turns a threshold off.
+    node.snapshot_threshold_entries = match c.snapshot_threshold_entries {
+        0 => u64::MAX,
+        n => n,
+    };
+    node.snapshot_threshold_bytes = match c.snapshot_threshold_bytes {
+        0 => u64::MAX,
+        n => n,
+    };
+    node.snapshot_trailing_entries = c.snapshot_trailing_entries;
+    node.snapshot_chunk_bytes = c.snapshot_chunk_bytes as u64;
+    node.snapshot_timeout_ticks = (c.snapshot_timeout_ms / c.tick_ms) as u64;
+    node.max_snapshot_bytes = c.max_snapshot_bytes;
     node.validate().map_err(|e| e.to_string())?;
     Ok(Settings {
         node,
         tick_ms: c.tick_ms,
         data_dir,
+        wal_segment_bytes: c.wal_segment_bytes,
     })
 }

@@ -67,7 +67,7 @@ impl NodeConfig {
             snapshot_timeout_ticks: 600,
             max_snapshot_bytes: 1 << 30,
             snapshot_threshold_entries: 10_000,
-            snapshot_threshold_bytes: 64 << 20,
+            snapshot_threshold_bytes: 8 << 20,
             snapshot_trailing_entries: 1024,
             seed: node_id,
         }

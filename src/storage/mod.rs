@@ -113,6 +113,9 @@ pub struct RecoveredReplica {
     /// The host's incarnation number of the group.
     pub incarnation: u64,
     pub members: Vec<u64>,
+    /// It rejoined once after losing its state
+    /// ([`WalBatch::rejoin_group`]): it must never vote.
+    pub rejoined: bool,
     /// Hard state, log and snapshot meta (`store.snapshot()`, index 0 when
     /// there is no snapshot). The log starts after the compaction point.
     pub store: MemStore,
@@ -175,6 +178,7 @@ pub fn open_storage(
         let RecoveredGroup {
             incarnation,
             members,
+            rejoined,
             mut store,
             compacted_index,
             ..
@@ -221,6 +225,7 @@ pub fn open_storage(
             RecoveredReplica {
                 incarnation,
                 members,
+                rejoined,
                 store,
                 snapshot,
                 lost,

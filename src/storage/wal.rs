@@ -295,6 +295,9 @@ pub struct RecoveredGroup {
     /// ([`WalBatch::create_group`]).
     pub incarnation: u64,
     pub members: Vec<u64>,
+    /// Created by [`WalBatch::rejoin_group`]: this replica lost its state
+    /// once and must never vote.
+    pub rejoined: bool,
     /// Its durable log and hard state. The log starts after the
     /// compaction point: `store.first_index()` is `compacted_index + 1`,
     /// and `store.term(compacted_index)` is `compacted_term`. Its snapshot
@@ -792,6 +795,7 @@ impl Wal {
                     group,
                     incarnation,
                     members,
+                    rejoined,
                     offset,
                 } => t.create(
                     *group,
@@ -801,6 +805,7 @@ impl Wal {
                     },
                     *incarnation,
                     members.clone(),
+                    *rejoined,
                 ),
                 Op::Remove { group } => {
                     self.maintenance = true;

@@ -13,6 +13,7 @@ pub(super) enum Op {
         group: u64,
         incarnation: u64,
         members: Vec<u64>,
+        rejoined: bool,
         /// Where the record starts in the batch buffer (for its creation).
         offset: usize,
     },
@@ -85,8 +86,23 @@ impl WalBatch {
     /// ([`RecoveredGroup::incarnation`](super::RecoveredGroup::incarnation))
     /// and checked against every later record of the group.
     pub fn create_group(&mut self, group_id: u64, incarnation: u64, members: &[u64]) {
+        self.create(group_id, incarnation, members, false);
+    }
+
+    /// Create a group replica that rejoins its group after this node lost
+    /// its state (its data directory was wiped, or its snapshot is gone): it
+    /// starts empty, and recovery reports it
+    /// [`rejoined`](super::RecoveredGroup::rejoined) for as long as it lives,
+    /// because it must never vote (it may have voted and acknowledged
+    /// before, and no longer knows what).
+    pub fn rejoin_group(&mut self, group_id: u64, incarnation: u64, members: &[u64]) {
+        self.create(group_id, incarnation, members, true);
+    }
+
+    fn create(&mut self, group_id: u64, incarnation: u64, members: &[u64], rejoined: bool) {
         let offset = self.buf.len();
-        if let Err(e) = record::encode_create(&mut self.buf, group_id, incarnation, members) {
+        let r = record::encode_create(&mut self.buf, group_id, incarnation, members, rejoined);
+        if let Err(e) = r {
             self.refuse(format!("group {group_id}: {e}"));
             return;
         }
@@ -94,6 +110,7 @@ impl WalBatch {
             group: group_id,
             incarnation,
             members: members.to_vec(),
+            rejoined,
             offset,
         });
     }

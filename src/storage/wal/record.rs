@@ -90,6 +90,8 @@ pub struct GroupCheckpoint {
     /// The host's incarnation number of the group.
     pub incarnation: u64,
     pub members: Vec<u64>,
+    /// The replica rejoined after losing its state (never votes).
+    pub rejoined: bool,
     pub hard_state: HardState,
     /// The compaction point: entries up to here are gone, and this is the
     /// index and term of the last of them (0, 0 if none).
@@ -106,6 +108,7 @@ pub enum Record {
     Create {
         group: u64,
         incarnation: u64,
+        rejoined: bool,
         members: Vec<u64>,
     },
     Remove {
@@ -219,6 +222,7 @@ pub fn encode_checkpoint(buf: &mut Vec<u8>, groups: &[GroupCheckpoint]) -> Resul
         put_u64(buf, g.compacted_index);
         put_u64(buf, g.compacted_term);
         put_u64(buf, g.last_index);
+        buf.push(u8::from(g.rejoined));
         put_members(buf, &g.members);
     }
     finish(buf, start)
@@ -229,10 +233,12 @@ pub fn encode_create(
     group: u64,
     incarnation: u64,
     members: &[u64],
+    rejoined: bool,
 ) -> Result<(), String> {
     let start = begin(buf, T_CREATE);
     put_u64(buf, group);
     put_u64(buf, incarnation);
+    buf.push(u8::from(rejoined));
     put_members(buf, members);
     let r = finish(buf, start);
     if r.is_err() {
@@ -356,6 +362,15 @@ impl<'a> Cursor<'a> {
         Ok(self.take(1)?[0])
     }
 
+    /// A byte that must be 0 or 1.
+    pub fn flag(&mut self) -> Result<bool, String> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            b => Err(format!("flag byte {b} is neither 0 nor 1")),
+        }
+    }
+
     pub fn u32(&mut self) -> Result<u32, String> {
         let s = self.take(4)?;
         Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
@@ -398,7 +413,7 @@ pub fn decode(t: u8, payload: &[u8]) -> Result<Record, String> {
     let mut c = Cursor::new(payload);
     let rec = match t {
         T_CHECKPOINT => {
-            let n = c.count(10 * 8 + 4)?;
+            let n = c.count(10 * 8 + 1 + 4)?;
             let mut groups = Vec::with_capacity(n);
             for _ in 0..n {
                 let group = c.u64()?;
@@ -420,12 +435,14 @@ pub fn decode(t: u8, payload: &[u8]) -> Result<Record, String> {
                         "group {group} ends at {last_index}, below its compaction point {compacted_index}"
                     ));
                 }
+                let rejoined = c.flag()?;
                 let members = c.members()?;
                 groups.push(GroupCheckpoint {
                     group,
                     creation,
                     incarnation,
                     members,
+                    rejoined,
                     hard_state,
                     compacted_index,
                     compacted_term,
@@ -437,6 +454,7 @@ pub fn decode(t: u8, payload: &[u8]) -> Result<Record, String> {
         T_CREATE => Record::Create {
             group: c.u64()?,
             incarnation: c.u64()?,
+            rejoined: c.flag()?,
             members: c.members()?,
         },
         T_REMOVE => Record::Remove { group: c.u64()? },
@@ -517,10 +535,16 @@ mod tests {
     #[test]
     fn every_record_kind_round_trips() {
         let mut b = Vec::new();
-        encode_create(&mut b, 7, 41, &[1, 2, 3]).unwrap();
+        encode_create(&mut b, 7, 41, &[1, 2, 3], false).unwrap();
         assert!(matches!(
             roundtrip(&b),
-            Record::Create { group: 7, incarnation: 41, members } if members == [1, 2, 3]
+            Record::Create { group: 7, incarnation: 41, rejoined: false, members } if members == [1, 2, 3]
+        ));
+        let mut b = Vec::new();
+        encode_create(&mut b, 8, 42, &[4], true).unwrap();
+        assert!(matches!(
+            roundtrip(&b),
+            Record::Create { group: 8, incarnation: 42, rejoined: true, members } if members == [4]
         ));
 
         let hs = HardState {
@@ -562,6 +586,7 @@ mod tests {
             group: 9,
             creation: Creation { seq: 3, offset: 77 },
             incarnation: 12,
+            rejoined: true,
             members: vec![1, 5],
             hard_state: hs,
             compacted_index: 2,
@@ -600,7 +625,7 @@ mod tests {
     #[test]
     fn a_flipped_bit_fails_the_crc() {
         let mut b = Vec::new();
-        encode_create(&mut b, 7, 1, &[1, 2, 3]).unwrap();
+        encode_create(&mut b, 7, 1, &[1, 2, 3], false).unwrap();
         for i in 8..b.len() {
             let mut c = b.clone();
             c[i] ^= 0x10;
@@ -629,6 +654,7 @@ mod tests {
             group: 1,
             creation: Creation { seq: 1, offset: 32 },
             incarnation: 1,
+            rejoined: false,
             members: vec![1],
             hard_state: HardState::default(),
             compacted_index: 9,

@@ -214,10 +214,16 @@ impl Replay {
             Record::Create {
                 group,
                 incarnation,
+                rejoined,
                 members,
             } => {
-                self.tracker
-                    .create(group, Creation { seq, offset }, incarnation, members)?;
+                self.tracker.create(
+                    group,
+                    Creation { seq, offset },
+                    incarnation,
+                    members,
+                    rejoined,
+                )?;
                 self.logs.insert(group, GroupLog::new(self.missing_now));
             }
             Record::Remove { group } => {
@@ -319,6 +325,7 @@ impl Replay {
                 RecoveredGroup {
                     incarnation: g.incarnation,
                     members: g.members.clone(),
+                    rejoined: g.rejoined,
                     store,
                     compacted_index: g.compacted_index,
                     compacted_term: g.compacted_term,

@@ -62,6 +62,8 @@ pub(super) struct GroupState {
     /// The host's incarnation number, checked against each batch.
     pub incarnation: u64,
     pub members: Vec<u64>,
+    /// Created by a rejoin after the replica lost its state: it never votes.
+    pub rejoined: bool,
     pub hard_state: HardState,
     /// The compaction point: entries up to and including `compacted_index`
     /// are gone (compacted, or replaced by an installed snapshot); the entry
@@ -78,6 +80,7 @@ impl GroupState {
             creation,
             incarnation,
             members,
+            rejoined: false,
             hard_state: HardState::default(),
             compacted_index: 0,
             compacted_term: 0,
@@ -183,12 +186,14 @@ impl Tracker {
         creation: Creation,
         incarnation: u64,
         members: Vec<u64>,
+        rejoined: bool,
     ) -> Result<(), String> {
         if self.groups.contains_key(&group) {
             return Err(format!("group {group} is created twice"));
         }
-        self.groups
-            .insert(group, GroupState::new(creation, incarnation, members));
+        let mut g = GroupState::new(creation, incarnation, members);
+        g.rejoined = rejoined;
+        self.groups.insert(group, g);
         Ok(())
     }
 
@@ -324,6 +329,7 @@ impl Tracker {
                 creation: g.creation,
                 incarnation: g.incarnation,
                 members: g.members.clone(),
+                rejoined: g.rejoined,
                 hard_state: g.hard_state,
                 compacted_index: g.compacted_index,
                 compacted_term: g.compacted_term,
@@ -378,6 +384,7 @@ impl Tracker {
                 ));
             }
             g.members.clone_from(&cp.members);
+            g.rejoined = cp.rejoined;
             g.hard_state = cp.hard_state;
             // (At the same index, an install may have changed the term.)
             g.compacted_term = cp.compacted_term;
@@ -494,7 +501,7 @@ mod tests {
         for s in 1..=4 {
             t.add_segment(s);
         }
-        t.create(1, at(1), 10, vec![1]).unwrap();
+        t.create(1, at(1), 10, vec![1], false).unwrap();
         t.append(1, 1, 10, 1, 100).unwrap();
         t.append(1, 11, 20, 2, 100).unwrap();
         t.append(1, 21, 30, 3, 100).unwrap();
@@ -519,9 +526,9 @@ mod tests {
     fn reconcile_drops_unlisted_and_replaced_creations() {
         let mut t = Tracker::default();
         t.add_segment(1);
-        t.create(1, at(1), 10, vec![1]).unwrap();
-        t.create(2, at(1), 10, vec![1]).unwrap();
-        t.create(3, at(1), 10, vec![1]).unwrap();
+        t.create(1, at(1), 10, vec![1], false).unwrap();
+        t.create(2, at(1), 10, vec![1], false).unwrap();
+        t.create(3, at(1), 10, vec![1], false).unwrap();
         t.append(3, 1, 3, 1, 100).unwrap();
         let hs = HardState {
             term: 2,
@@ -532,6 +539,7 @@ mod tests {
             group,
             creation: at(seq),
             incarnation: seq * 10,
+            rejoined: false,
             members: vec![1, 2],
             hard_state: hs,
             compacted_index: 0,
@@ -565,7 +573,7 @@ mod tests {
         for s in 1..=4 {
             t.add_segment(s);
         }
-        t.create(1, at(1), 10, vec![1]).unwrap();
+        t.create(1, at(1), 10, vec![1], false).unwrap();
         t.append(1, 1, 10, 1, 1000).unwrap();
         t.append(1, 11, 20, 2, 1000).unwrap();
         t.append(1, 21, 30, 3, 1000).unwrap();
@@ -597,7 +605,7 @@ mod tests {
         for s in 1..=3 {
             t.add_segment(s);
         }
-        t.create(1, at(1), 10, vec![1]).unwrap();
+        t.create(1, at(1), 10, vec![1], false).unwrap();
         t.append(1, 1, 10, 1, 100).unwrap();
         t.append(1, 11, 12, 2, 100).unwrap();
         t.install(1, 5, 4).unwrap();
@@ -618,8 +626,8 @@ mod tests {
         for s in 1..=3 {
             t.add_segment(s);
         }
-        t.create(1, at(1), 10, vec![1]).unwrap();
-        t.create(2, at(1), 10, vec![1]).unwrap();
+        t.create(1, at(1), 10, vec![1], false).unwrap();
+        t.create(2, at(1), 10, vec![1], false).unwrap();
         t.append(1, 1, 4, 1, 400).unwrap();
         t.append(1, 5, 8, 1, 400).unwrap(); // merges into one run
         t.append(2, 1, 2, 1, 50).unwrap();
@@ -641,7 +649,7 @@ mod tests {
             t.add_segment(s);
         }
         for g in 1..=4 {
-            t.create(g, at(1), 10 + g, vec![1]).unwrap();
+            t.create(g, at(1), 10 + g, vec![1], false).unwrap();
         }
         t.append(3, 1, 5, 1, 100).unwrap();
         t.append(3, 6, 9, 2, 80).unwrap();
