@@ -188,6 +188,12 @@ impl<S: LogStore> Raft<S> {
         }
     }
 
+    /// Bytes of payload of the entries not yet durable (the store holds
+    /// the others).
+    pub fn unstable_payload_bytes(&self) -> u64 {
+        self.log.unstable_payload_bytes()
+    }
+
     /// The store as of the last `advance`.
     pub fn store(&self) -> &S {
         self.log.store()
@@ -201,6 +207,11 @@ impl<S: LogStore> Raft<S> {
     /// Has a leader's progress toward `id` caught up with the leader's log?
     pub fn follower_matched(&self, id: ReplicaId) -> Option<u64> {
         self.progress(id).map(|p| p.matched)
+    }
+
+    /// A leader's view of follower `id`, for diagnostics.
+    pub fn describe_progress(&self, id: ReplicaId) -> Option<String> {
+        self.progress(id).map(|p| format!("{p:?}"))
     }
 
     /// A leader's view of voter `id`.

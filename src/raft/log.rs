@@ -28,9 +28,13 @@ impl<S: LogStore> RaftLog<S> {
         let hs = store.hard_state();
         let first = store.first_index();
         let unstable_offset = store.last_index() + 1;
+        // A snapshot holds only committed entries: its index is committed
+        // even if the hard state saved with it is older (a snapshot install
+        // can become durable before the commit that came with it).
+        let committed = hs.commit.max(first - 1);
         // Never claim to have applied something not committed, nor less than
         // what was compacted away.
-        let applied = applied.min(hs.commit).max(first - 1);
+        let applied = applied.min(committed).max(first - 1);
         RaftLog {
             store,
             pending_snapshot: None,
@@ -38,7 +42,7 @@ impl<S: LogStore> RaftLog<S> {
             unstable: Vec::new(),
             unstable_offset,
             unstable_in_ready: 0,
-            committed: hs.commit,
+            committed,
             applied,
         }
     }
@@ -338,6 +342,11 @@ impl<S: LogStore> RaftLog<S> {
 
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    /// Bytes of payload of the entries not yet durable.
+    pub fn unstable_payload_bytes(&self) -> u64 {
+        self.unstable.iter().map(|e| e.data.len() as u64).sum()
     }
 
     /// The host took a snapshot at `meta.index` (applied, and durable in

@@ -171,12 +171,23 @@ impl Progress {
             // An answer to an append sent before the snapshot started.
             return false;
         }
-        if self.state == ProgressState::Replicate {
-            // In replicate state appends go out in order from matched+1; a
-            // rejection at or below matched is an old answer.
-            if rejected <= self.matched {
+        if rejected <= self.matched {
+            if probe_to >= self.matched {
+                // An old answer: it says nothing we do not know.
                 return false;
             }
+            // It lacks an entry it acknowledged: it lost its log (a replica
+            // that rejoined after its disk was wiped), or this is an old
+            // answer overtaken by later ones. Believe it: keeping `matched`
+            // would probe at it for ever, while lowering it only withholds
+            // the follower's vote from later commits, keeps more log for it
+            // and, if the answer was old, costs one probe.
+            self.matched = probe_to;
+            self.become_probe();
+            return true;
+        }
+        if self.state == ProgressState::Replicate {
+            // In replicate state appends go out in order from matched+1.
             self.next = self.matched + 1;
             return true;
         }
@@ -193,6 +204,28 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Found by the simulation (seed 12, with wiped disks): a follower that
+    // lost its log refuses the probe at its old match with hint 0; keeping
+    // `matched` made the leader probe there again at once, for ever.
+    #[test]
+    fn a_probe_refused_at_the_match_resets_the_match() {
+        let mut p = Progress::new(1, 2);
+        assert!(p.maybe_update(26));
+        assert_eq!(p.next, 27);
+        p.become_probe();
+        assert!(p.maybe_decr_to(26, 0));
+        assert_eq!((p.matched, p.next), (0, 1));
+        // In replicate state too (the follower says so when a heartbeat
+        // commits past its log).
+        assert!(p.maybe_update(26));
+        p.become_replicate();
+        assert!(p.maybe_decr_to(26, 3));
+        assert_eq!((p.matched, p.next, p.state), (3, 4, ProgressState::Probe));
+        // An old refusal below what it matched since says nothing new.
+        assert!(p.maybe_update(30));
+        assert!(!p.maybe_decr_to(20, 30));
+    }
 
     #[test]
     fn replicate_window_pauses_when_full_and_frees_on_ack() {
@@ -228,8 +261,8 @@ mod tests {
         r.maybe_update(8);
         r.become_replicate();
         assert!(
-            !r.maybe_decr_to(8, 0),
-            "rejection at or below match is stale"
+            !r.maybe_decr_to(8, 8),
+            "rejection at or below match, hinting at the match, is stale"
         );
         assert!(r.maybe_decr_to(12, 0));
         assert_eq!(r.next, 9);

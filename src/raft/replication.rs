@@ -85,8 +85,27 @@ impl<S: LogStore> Raft<S> {
     pub fn report_snapshot_failed(&mut self, to: ReplicaId) {
         if let Some(pr) = self.progress_mut(to) {
             if pr.state == ProgressState::Snapshot {
+                // Nothing of the snapshot is known to have arrived: probe
+                // from what the follower matched.
+                pr.pending_snapshot = 0;
                 pr.become_probe();
             }
+        }
+    }
+
+    /// The follower `to` holds the whole snapshot being sent to it: probe
+    /// from after it at once, rather than wait for the follower's answer
+    /// (which may be lost, and nothing would ask again).
+    pub fn report_snapshot_sent(&mut self, to: ReplicaId) {
+        let Some(pr) = self.progress_mut(to) else {
+            return;
+        };
+        if pr.state != ProgressState::Snapshot {
+            return;
+        }
+        pr.become_probe();
+        if self.role == Role::Leader {
+            self.send_append(to, true);
         }
     }
 
@@ -264,12 +283,18 @@ impl<S: LogStore> Raft<S> {
         // commit ≤ the match the leader recorded for us, which we made
         // durable before acknowledging: it can never pass our verified log.
         if commit > self.log.last_index() {
-            tracing::warn!(
-                id = self.id,
-                commit,
-                last = self.log.last_index(),
-                "heartbeat commit past our log; ignored"
-            );
+            // The leader saw us match `commit`, so we lost what we made
+            // durable: the disk was wiped and this replica rejoined. Tell
+            // it where our log really ends, or it never sends us anything
+            // again (it believes we have all it has).
+            let last = self.log.last_index();
+            tracing::warn!(id = self.id, commit, last, "heartbeat commit past our log");
+            let mut lost = Message::new(MessageType::AppendResponse, self.id, from, self.term);
+            lost.reject = true;
+            lost.index = commit;
+            lost.reject_hint = last;
+            lost.log_term = self.log.term(last).unwrap_or(0);
+            self.send(lost);
         } else {
             self.log.commit_to(commit);
         }

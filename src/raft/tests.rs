@@ -400,6 +400,19 @@ impl Network {
         r.raft = Raft::new(cfg, &voters, r.durable.clone()).expect("restart");
     }
 
+    /// `id` loses its disk and comes back empty, unable to vote (what a
+    /// replica that rejoins does).
+    fn wipe(&mut self, id: ReplicaId) {
+        let voters = self.voters.clone();
+        let r = self.replicas.get_mut(&id).unwrap();
+        r.durable = MemStore::new();
+        r.applied.clear();
+        let mut cfg = r.cfg.clone();
+        cfg.applied = 0;
+        cfg.can_vote = false;
+        r.raft = Raft::new(cfg, &voters, MemStore::new()).expect("rejoin");
+    }
+
     /// Crash in the middle of a `Ready`: it was taken but neither persisted
     /// nor sent.
     fn crash_losing_unpersisted(&mut self, id: ReplicaId) {
@@ -1671,6 +1684,42 @@ fn a_follower_behind_the_compaction_point_is_brought_up_by_a_snapshot() {
     assert!(net.applied_data(3).contains(&"after".to_string()));
 }
 
+// Mutation: waiting for the follower's answer alone leaves the leader in
+// the snapshot state forever when that answer is lost (nothing asks again).
+#[test]
+fn a_leader_told_its_snapshot_arrived_probes_on_even_if_the_answer_is_lost() {
+    let mut net = Network::with_config(3, |c| c.snapshot_trailing_entries = 2);
+    net.elect(1);
+    net.isolate(3);
+    for i in 0..20 {
+        net.propose(1, format!("e{i}"));
+        net.deliver_all();
+    }
+    let meta = net.snapshot(1);
+    net.heal();
+    // Node 3's acknowledgements are lost (its rejections are not, so the
+    // leader finds out it needs the snapshot).
+    net.drop_if = Some(Box::new(|m: &Message| {
+        m.from == 3 && m.msg_type == MessageType::AppendResponse && !m.reject
+    }));
+    net.run(6);
+    assert_eq!(net.replica(3).restored.last(), Some(&meta), "3 installed it");
+    assert!(net.raft(1).follower_matched(3).unwrap() < meta.index);
+    net.run(6);
+    assert!(
+        net.raft(1).follower_matched(3).unwrap() < meta.index,
+        "without the report, the leader never learns"
+    );
+    net.drop_if = None;
+    // The transfer layer saw every byte arrive.
+    net.raft(1).report_snapshot_sent(3);
+    net.run(4);
+    assert!(net.raft(1).follower_matched(3).unwrap() >= meta.index);
+    net.propose(1, "after");
+    net.run(4);
+    assert!(net.applied_data(3).contains(&"after".to_string()));
+}
+
 // Mutation: a trailing window of 0 sends a snapshot to a follower a few
 // entries behind.
 #[test]
@@ -1816,4 +1865,67 @@ fn a_replica_that_cannot_vote_never_campaigns_nor_grants_a_vote() {
             "{kind:?} granted by a replica that cannot vote: {msgs:?}"
         );
     }
+}
+
+// Found by the simulation (seed 12): a follower restarts from a snapshot at
+// 25 whose saved hard state still says commit 19 (the install became durable
+// before the commit that came with it). If it believed commit 19, an append
+// probing at 19 would find index 19 compacted away and be rejected with hint
+// 0, the leader would probe at 19 again, and the pair would loop for ever.
+#[test]
+fn a_replica_restarted_from_a_snapshot_counts_its_index_as_committed() {
+    let meta = SnapshotMeta {
+        index: 25,
+        term: 4,
+        voters: vec![1, 2, 3],
+    };
+    let hs = HardState {
+        term: 4,
+        vote: 0,
+        commit: 19,
+    };
+    let store = MemStore::restored(hs, meta, 25, 4, Vec::new());
+    let mut r = standalone(2, store, |_| {});
+    assert_eq!((r.status().commit, r.status().applied), (25, 25));
+    let mut a = Message::new(MessageType::Append, 1, 2, 4);
+    a.index = 19;
+    a.log_term = 4;
+    a.entries = (20..=27).map(|i| entry(i, 4)).collect();
+    a.commit = 27;
+    r.step(a).unwrap();
+    let rd = r.ready();
+    let resp: Vec<(u64, bool)> = rd
+        .messages
+        .iter()
+        .filter(|m| m.msg_type == MessageType::AppendResponse)
+        .map(|m| (m.index, m.reject))
+        .collect();
+    assert_eq!(resp, vec![(25, false)], "answered with the snapshot's index");
+}
+
+// Found by the simulation (seeds 12 and 129, wiped disks): a leader that saw
+// a follower match everything sends it nothing but heartbeats. Once that
+// follower lost its disk and rejoined empty, it must say so (it cannot take
+// the heartbeat's commit), and the leader must believe it, or the follower
+// stays empty for ever, or the pair probe each other in a tight loop.
+#[test]
+fn a_follower_that_lost_its_log_is_brought_back_by_its_leader() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    for i in 0..5 {
+        net.propose(1, format!("m{i}"));
+    }
+    net.run(2);
+    let want = net.applied_data(1);
+    assert_eq!(net.applied_data(3), want);
+    net.wipe(3);
+    assert!(net.applied_data(3).is_empty());
+    let ticks = net.election_ticks();
+    net.run_until(ticks * 2, "the wiped follower catches up", |n| {
+        n.applied_data(3) == want
+    });
+    // It is followed like any other from then on.
+    net.propose(1, "after");
+    net.run(2);
+    assert_eq!(net.applied_data(3), net.applied_data(1));
 }
