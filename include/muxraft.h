@@ -204,6 +204,35 @@ typedef void (*muxraft_proposal_done_fn)(void *userdata,
                                          uint64_t index);
 
 /**
+ * Called when the host must set its state machine of a group to a
+ * snapshot: `data` (`len` bytes; NULL when `len` is 0, valid only during
+ * the call) is the state after applying `index`, whose entry had `term`.
+ * Called on a follower that installs a snapshot its leader sent (it fell
+ * behind the leader's log), and by `muxraft_node_new` for each group
+ * recovered from a snapshot on disk. Always before any `apply` of a later
+ * index of that group; `apply` then resumes after `index`.
+ */
+typedef void (*muxraft_restore_fn)(void *userdata,
+                                   uint64_t group_id,
+                                   uint64_t index,
+                                   uint64_t term,
+                                   const uint8_t *data,
+                                   size_t len);
+
+/**
+ * Called once when a group's log since its last snapshot grew past
+ * `snapshot_threshold_entries` entries or `snapshot_threshold_bytes` bytes
+ * of payload: the host should take a snapshot
+ * (`muxraft_group_snapshot`) at an index it has applied (`applied` is the
+ * last one). Called again only after a snapshot was taken.
+ */
+typedef void (*muxraft_snapshot_needed_fn)(void *userdata,
+                                           uint64_t group_id,
+                                           uint64_t applied,
+                                           uint64_t entries,
+                                           uint64_t bytes);
+
+/**
  * The host's callbacks. Fill the struct with `muxraft_callbacks_init`
  * (which sets `struct_size` and every callback to NULL), then set the ones
  * you need: callbacks are only ever added at the end, and one your program
@@ -235,6 +264,8 @@ typedef struct muxraft_callbacks {
   muxraft_apply_fn apply;
   muxraft_role_changed_fn role_changed;
   muxraft_proposal_done_fn proposal_done;
+  muxraft_restore_fn restore;
+  muxraft_snapshot_needed_fn snapshot_needed;
 } muxraft_callbacks;
 
 /**
@@ -288,6 +319,44 @@ typedef struct muxraft_config {
    * string is copied by `muxraft_node_new`.
    */
   const char *data_dir;
+  /**
+   * The `snapshot_needed` callback fires once a group applied this many
+   * entries since its last snapshot (0: never by count). Default 10000.
+   */
+  uint64_t snapshot_threshold_entries;
+  /**
+   * ...or once its log holds this many bytes of payload (0: never by
+   * size). Default 8 MiB.
+   */
+  uint64_t snapshot_threshold_bytes;
+  /**
+   * After a snapshot at index I, the log keeps the entries after
+   * I - `snapshot_trailing_entries`, so that a follower a little behind
+   * catches up by appends rather than by a whole snapshot. Default 1024.
+   */
+  uint64_t snapshot_trailing_entries;
+  /**
+   * Snapshots travel to followers in chunks of this many bytes (at most
+   * 4 MiB). Default 1 MiB.
+   */
+  uint32_t snapshot_chunk_bytes;
+  /**
+   * A snapshot transfer that makes no progress for this long is
+   * abandoned by both sides (the leader starts a new one). It measures
+   * the network, not the host's `restore`. Default 30000.
+   */
+  uint32_t snapshot_timeout_ms;
+  /**
+   * A follower refuses snapshots larger than this: it holds one whole in
+   * memory while receiving it. Default 1 GiB.
+   */
+  uint64_t max_snapshot_bytes;
+  /**
+   * With `data_dir`: the write-ahead log starts a new segment file after
+   * this many bytes, and deletes old ones once nothing live needs them.
+   * Default 16 MiB.
+   */
+  uint64_t wal_segment_bytes;
 } muxraft_config;
 
 /**
@@ -329,6 +398,29 @@ typedef struct muxraft_group_info {
    * given to `muxraft_group_create`).
    */
   uint64_t incarnation;
+  /**
+   * Index of the latest snapshot (0: none): the host's, or one installed
+   * from the leader.
+   */
+  uint64_t snapshot_index;
+  /**
+   * The first index the log still holds (1 until it is compacted; the
+   * entries before it are in the snapshot).
+   */
+  uint64_t first_index;
+  /**
+   * Bytes of payload the log holds in memory, and of the latest
+   * snapshot kept in memory for followers that need it.
+   */
+  uint64_t log_bytes_memory;
+  uint64_t snapshot_bytes_memory;
+  /**
+   * With `data_dir`: bytes of this group's log in the write-ahead log
+   * (an estimate: the records that wrote its live entries), and of its
+   * snapshot files.
+   */
+  uint64_t log_bytes_disk;
+  uint64_t snapshot_bytes_disk;
 } muxraft_group_info;
 
 /**
@@ -450,6 +542,41 @@ typedef struct muxraft_stats {
    * Embedded mode: bytes waiting in the transport's queues now (a gauge).
    */
   uint64_t bytes_queued;
+  /**
+   * Snapshots the host took (`muxraft_group_snapshot`), and snapshots
+   * this node's replicas installed from their leaders.
+   */
+  uint64_t snapshots_taken;
+  uint64_t snapshots_installed;
+  /**
+   * Snapshot transfers this node started as a leader, and those it
+   * abandoned for lack of progress (started again later).
+   */
+  uint64_t snapshot_transfers_started;
+  uint64_t snapshot_transfers_failed;
+  /**
+   * Snapshots received whole whose CRC did not match (received again).
+   */
+  uint64_t snapshot_crc_failures;
+  /**
+   * With `data_dir`: write-ahead log segment files now, and their bytes.
+   */
+  uint64_t wal_segments;
+  uint64_t wal_bytes;
+  /**
+   * With `data_dir`: segment files deleted since the node started.
+   */
+  uint64_t wal_segments_deleted;
+  /**
+   * With `data_dir`: bytes of small logs rewritten forward so that an
+   * idle group does not keep an old segment alive.
+   */
+  uint64_t wal_bytes_rewritten;
+  /**
+   * With `data_dir`: snapshot files now, and their bytes.
+   */
+  uint64_t snapshot_files;
+  uint64_t snapshot_file_bytes;
 } muxraft_stats;
 
 #ifdef __cplusplus
@@ -608,6 +735,63 @@ enum muxraft_status muxraft_group_create(struct muxraft_node *node,
                                          uint64_t incarnation,
                                          const uint64_t *members,
                                          size_t n_members);
+
+/**
+ * Create this node's replica of a group that exists on the other members,
+ * after this node lost what it held of it: its data directory was deleted
+ * or replaced (a failed disk), so `muxraft_node_new` recovered nothing for
+ * a group the broker's metadata says this node is a member of. Use
+ * `muxraft_group_create` only for a group that is new on every member:
+ * a replica created empty must not act as one that never existed, since it
+ * may have voted and acknowledged entries before it lost them.
+ *
+ * The replica starts empty; its leader brings it up to date with a
+ * snapshot (`restore` is called) and appends, after which it applies what
+ * the others apply. It **never votes nor campaigns**, for as long as it
+ * lives (the mark is durable): its acknowledgements count toward commits,
+ * but a group with such a replica tolerates one failure less for
+ * elections. To make it a full member again, remove it from the group and
+ * add a new replica through a membership change.
+ *
+ * Returns `MUXRAFT_OK`; `MUXRAFT_ALREADY_EXISTS` (the group was recovered:
+ * nothing was lost); `MUXRAFT_INVALID_ARGUMENT` (NULL pointer, bad member
+ * list); `MUXRAFT_IO`; `MUXRAFT_SHUTDOWN`; `MUXRAFT_PANIC`.
+ */
+enum muxraft_status muxraft_group_rejoin(struct muxraft_node *node,
+                                         uint64_t group_id,
+                                         uint64_t incarnation,
+                                         const uint64_t *members,
+                                         size_t n_members);
+
+/**
+ * Tell the node that the host's state machine of `group_id`, after
+ * applying `index`, is the `len` bytes at `data` (copied; NULL allowed
+ * when `len` is 0): a snapshot. `index` must be one the host has applied
+ * (from inside the `apply` callback of `index` included) and after the
+ * group's current snapshot.
+ *
+ * **Returns once the snapshot is durable** (a file written, synced and
+ * renamed in `data_dir`) and the log compacted: entries up to
+ * `index - snapshot_trailing_entries` are dropped from memory and from the
+ * write-ahead log, which can then delete its old segments. Followers that
+ * fall behind the compaction point get this snapshot through their
+ * `restore` callback. Without `data_dir` the snapshot is kept in memory.
+ * May be called from any thread, and from inside a callback; it blocks
+ * while the file is written.
+ *
+ * Returns `MUXRAFT_OK`; `MUXRAFT_NOT_FOUND`; `MUXRAFT_INVALID_ARGUMENT`
+ * (NULL node, NULL `data` with a non-zero `len`, `index` not applied yet
+ * or not after the current snapshot); `MUXRAFT_TOO_LARGE` (over
+ * `max_snapshot_bytes`); `MUXRAFT_IO` (the file could not be written:
+ * nothing changed; or the compaction could not be recorded: the node
+ * refuses further work, as after any failed write); `MUXRAFT_SHUTDOWN`;
+ * `MUXRAFT_PANIC`.
+ */
+enum muxraft_status muxraft_group_snapshot(struct muxraft_node *node,
+                                           uint64_t group_id,
+                                           uint64_t index,
+                                           const uint8_t *data,
+                                           size_t len);
 
 /**
  * Remove this node's replica of a group. Proposals still waiting are

@@ -109,6 +109,7 @@ pub unsafe extern "C" fn muxraft_node_new(
         let mut cfg = RuntimeConfig::new(settings.node);
         cfg.tick = Duration::from_millis(settings.tick_ms as u64);
         cfg.data_dir = settings.data_dir;
+        cfg.wal_segment_bytes = settings.wal_segment_bytes;
         let runtime = match Runtime::new(cfg, Arc::new(callbacks)) {
             Ok(r) => r,
             Err(e) => return fail_with(&e),
@@ -272,6 +273,97 @@ pub unsafe extern "C" fn muxraft_group_create(
     })
 }
 
+/// Create this node's replica of a group that exists on the other members,
+/// after this node lost what it held of it: its data directory was deleted
+/// or replaced (a failed disk), so `muxraft_node_new` recovered nothing for
+/// a group the broker's metadata says this node is a member of. Use
+/// `muxraft_group_create` only for a group that is new on every member:
+/// a replica created empty must not act as one that never existed, since it
+/// may have voted and acknowledged entries before it lost them.
+///
+/// The replica starts empty; its leader brings it up to date with a
+/// snapshot (`restore` is called) and appends, after which it applies what
+/// the others apply. It **never votes nor campaigns**, for as long as it
+/// lives (the mark is durable): its acknowledgements count toward commits,
+/// but a group with such a replica tolerates one failure less for
+/// elections. To make it a full member again, remove it from the group and
+/// add a new replica through a membership change.
+///
+/// Returns `MUXRAFT_OK`; `MUXRAFT_ALREADY_EXISTS` (the group was recovered:
+/// nothing was lost); `MUXRAFT_INVALID_ARGUMENT` (NULL pointer, bad member
+/// list); `MUXRAFT_IO`; `MUXRAFT_SHUTDOWN`; `MUXRAFT_PANIC`.
+#[no_mangle]
+pub unsafe extern "C" fn muxraft_group_rejoin(
+    node: *mut muxraft_node,
+    group_id: u64,
+    incarnation: u64,
+    members: *const u64,
+    n_members: usize,
+) -> muxraft_status {
+    with_node(node, |r| {
+        if members.is_null() {
+            return fail(MUXRAFT_INVALID_ARGUMENT, "members is NULL");
+        }
+        if n_members > 64 {
+            return fail(MUXRAFT_INVALID_ARGUMENT, "n_members is implausibly large");
+        }
+        // SAFETY: non-NULL, and the caller passes `n_members` readable ids.
+        let members = unsafe { slice::from_raw_parts(members, n_members) };
+        done(r.rejoin_group(group_id, incarnation, members))
+    })
+}
+
+/// Tell the node that the host's state machine of `group_id`, after
+/// applying `index`, is the `len` bytes at `data` (copied; NULL allowed
+/// when `len` is 0): a snapshot. `index` must be one the host has applied
+/// (from inside the `apply` callback of `index` included) and after the
+/// group's current snapshot.
+///
+/// **Returns once the snapshot is durable** (a file written, synced and
+/// renamed in `data_dir`) and the log compacted: entries up to
+/// `index - snapshot_trailing_entries` are dropped from memory and from the
+/// write-ahead log, which can then delete its old segments. Followers that
+/// fall behind the compaction point get this snapshot through their
+/// `restore` callback. Without `data_dir` the snapshot is kept in memory.
+/// May be called from any thread, and from inside a callback; it blocks
+/// while the file is written.
+///
+/// Returns `MUXRAFT_OK`; `MUXRAFT_NOT_FOUND`; `MUXRAFT_INVALID_ARGUMENT`
+/// (NULL node, NULL `data` with a non-zero `len`, `index` not applied yet
+/// or not after the current snapshot); `MUXRAFT_TOO_LARGE` (over
+/// `max_snapshot_bytes`); `MUXRAFT_IO` (the file could not be written:
+/// nothing changed; or the compaction could not be recorded: the node
+/// refuses further work, as after any failed write); `MUXRAFT_SHUTDOWN`;
+/// `MUXRAFT_PANIC`.
+#[no_mangle]
+pub unsafe extern "C" fn muxraft_group_snapshot(
+    node: *mut muxraft_node,
+    group_id: u64,
+    index: u64,
+    data: *const u8,
+    len: usize,
+) -> muxraft_status {
+    with_node(node, |r| {
+        if data.is_null() && len > 0 {
+            return fail(MUXRAFT_INVALID_ARGUMENT, "data is NULL");
+        }
+        let max = r.max_snapshot_bytes();
+        if len as u64 > max {
+            return fail(
+                MUXRAFT_TOO_LARGE,
+                format!("snapshot of {len} bytes is over max_snapshot_bytes ({max})"),
+            );
+        }
+        let bytes = if len == 0 {
+            Bytes::new()
+        } else {
+            // SAFETY: non-NULL, and the caller passes `len` readable bytes.
+            Bytes::copy_from_slice(unsafe { slice::from_raw_parts(data, len) })
+        };
+        done(r.snapshot(group_id, index, bytes))
+    })
+}
+
 /// Remove this node's replica of a group. Proposals still waiting are
 /// reported to `proposal_done` with `MUXRAFT_UNKNOWN` (they may commit on
 /// the other replicas). Its messages not yet sent are dropped.
@@ -309,12 +401,10 @@ pub unsafe extern "C" fn muxraft_group_status(
         match r.group_info(group_id) {
             // SAFETY: non-NULL pointer to the caller's struct of
             // `struct_size` writable bytes (header contract).
-            Ok((status, incarnation)) => {
-                match unsafe { muxraft_group_info::new(status, incarnation).write_to(out) } {
-                    Ok(()) => MUXRAFT_OK,
-                    Err(msg) => fail(MUXRAFT_INVALID_ARGUMENT, msg),
-                }
-            }
+            Ok(info) => match unsafe { muxraft_group_info::new(&info).write_to(out) } {
+                Ok(()) => MUXRAFT_OK,
+                Err(msg) => fail(MUXRAFT_INVALID_ARGUMENT, msg),
+            },
             Err(e) => fail_with(&e),
         }
     })
@@ -432,10 +522,10 @@ pub unsafe extern "C" fn muxraft_node_stats(
         if out.is_null() {
             return fail(MUXRAFT_INVALID_ARGUMENT, "out is NULL");
         }
-        let (stats, groups, transport) = r.stats();
+        let (stats, groups, transport, disk) = r.stats();
         // SAFETY: non-NULL pointer to the caller's struct of `struct_size`
         // writable bytes (header contract).
-        match unsafe { muxraft_stats::new(&stats, groups, &transport).write_to(out) } {
+        match unsafe { muxraft_stats::new(&stats, groups, &transport, &disk).write_to(out) } {
             Ok(()) => MUXRAFT_OK,
             Err(msg) => fail(MUXRAFT_INVALID_ARGUMENT, msg),
         }

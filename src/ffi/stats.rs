@@ -8,6 +8,7 @@ use super::callbacks::muxraft_role;
 use super::sized::{init_sized, write_sized};
 use crate::multi::{FrameKind, Stats};
 use crate::raft::Status;
+use crate::runtime::{DiskStats, GroupInfo};
 use crate::transport::TransportStats;
 
 /// A group replica's state, from `muxraft_group_status`. Set `struct_size`
@@ -35,10 +36,26 @@ pub struct muxraft_group_info {
     /// Which creation of the group id this replica belongs to (the value
     /// given to `muxraft_group_create`).
     pub incarnation: u64,
+    /// Index of the latest snapshot (0: none): the host's, or one installed
+    /// from the leader.
+    pub snapshot_index: u64,
+    /// The first index the log still holds (1 until it is compacted; the
+    /// entries before it are in the snapshot).
+    pub first_index: u64,
+    /// Bytes of payload the log holds in memory, and of the latest
+    /// snapshot kept in memory for followers that need it.
+    pub log_bytes_memory: u64,
+    pub snapshot_bytes_memory: u64,
+    /// With `data_dir`: bytes of this group's log in the write-ahead log
+    /// (an estimate: the records that wrote its live entries), and of its
+    /// snapshot files.
+    pub log_bytes_disk: u64,
+    pub snapshot_bytes_disk: u64,
 }
 
 impl muxraft_group_info {
-    pub(crate) fn new(s: Status, incarnation: u64) -> muxraft_group_info {
+    pub(crate) fn new(i: &GroupInfo) -> muxraft_group_info {
+        let s = &i.status;
         muxraft_group_info {
             struct_size: size_of::<muxraft_group_info>() as u32,
             role: s.role.into(),
@@ -47,7 +64,13 @@ impl muxraft_group_info {
             commit_index: s.commit,
             applied_index: s.applied,
             last_index: s.last_index,
-            incarnation,
+            incarnation: i.incarnation,
+            snapshot_index: s.snapshot_index,
+            first_index: s.first_index,
+            log_bytes_memory: i.log_bytes_memory,
+            snapshot_bytes_memory: i.snapshot_bytes_memory,
+            log_bytes_disk: i.log_bytes_disk,
+            snapshot_bytes_disk: i.snapshot_bytes_disk,
         }
     }
 
@@ -81,8 +104,8 @@ const GROUP_INFO_MIN_SIZE: usize = offset_of!(muxraft_group_info, role) + size_o
 pub unsafe extern "C" fn muxraft_group_info_init_sized(info: *mut muxraft_group_info, size: usize) {
     super::status::guard_void(|| {
         {
-            let v = muxraft_group_info::new(
-                Status {
+            let v = muxraft_group_info::new(&GroupInfo {
+                status: Status {
                     id: 0,
                     role: crate::raft::Role::Follower,
                     term: 0,
@@ -94,8 +117,12 @@ pub unsafe extern "C" fn muxraft_group_info_init_sized(info: *mut muxraft_group_
                     first_index: 0,
                     snapshot_index: 0,
                 },
-                0,
-            );
+                incarnation: 0,
+                log_bytes_memory: 0,
+                snapshot_bytes_memory: 0,
+                log_bytes_disk: 0,
+                snapshot_bytes_disk: 0,
+            });
             // SAFETY: NULL or a struct of `size` writable bytes (contract).
             unsafe { init_sized(info, size, v) };
         }
@@ -173,6 +200,27 @@ pub struct muxraft_stats {
     pub transport_frames_dropped: u64,
     /// Embedded mode: bytes waiting in the transport's queues now (a gauge).
     pub bytes_queued: u64,
+    /// Snapshots the host took (`muxraft_group_snapshot`), and snapshots
+    /// this node's replicas installed from their leaders.
+    pub snapshots_taken: u64,
+    pub snapshots_installed: u64,
+    /// Snapshot transfers this node started as a leader, and those it
+    /// abandoned for lack of progress (started again later).
+    pub snapshot_transfers_started: u64,
+    pub snapshot_transfers_failed: u64,
+    /// Snapshots received whole whose CRC did not match (received again).
+    pub snapshot_crc_failures: u64,
+    /// With `data_dir`: write-ahead log segment files now, and their bytes.
+    pub wal_segments: u64,
+    pub wal_bytes: u64,
+    /// With `data_dir`: segment files deleted since the node started.
+    pub wal_segments_deleted: u64,
+    /// With `data_dir`: bytes of small logs rewritten forward so that an
+    /// idle group does not keep an old segment alive.
+    pub wal_bytes_rewritten: u64,
+    /// With `data_dir`: snapshot files now, and their bytes.
+    pub snapshot_files: u64,
+    pub snapshot_file_bytes: u64,
 }
 
 /// The smallest `struct_size` accepted: through `messages_sent`.
@@ -191,7 +239,12 @@ pub unsafe extern "C" fn muxraft_stats_init_sized(stats: *mut muxraft_stats, siz
 }
 
 impl muxraft_stats {
-    pub(crate) fn new(s: &Stats, groups: usize, t: &TransportStats) -> muxraft_stats {
+    pub(crate) fn new(
+        s: &Stats,
+        groups: usize,
+        t: &TransportStats,
+        d: &DiskStats,
+    ) -> muxraft_stats {
         let hb = s.heartbeat_traffic_sent();
         muxraft_stats {
             struct_size: size_of::<muxraft_stats>() as u32,
@@ -223,6 +276,17 @@ impl muxraft_stats {
             dial_failures: t.dial_failures,
             transport_frames_dropped: t.frames_dropped,
             bytes_queued: t.queued_bytes,
+            snapshots_taken: s.snapshots_taken,
+            snapshots_installed: s.snapshots_installed,
+            snapshot_transfers_started: s.snapshot_transfers_started,
+            snapshot_transfers_failed: s.snapshot_transfers_failed,
+            snapshot_crc_failures: s.snapshot_crc_failures,
+            wal_segments: d.wal_segments,
+            wal_bytes: d.wal_bytes,
+            wal_segments_deleted: d.wal_segments_deleted,
+            wal_bytes_rewritten: d.bytes_rewritten,
+            snapshot_files: d.snapshot_files,
+            snapshot_file_bytes: d.snapshot_bytes,
         }
     }
 

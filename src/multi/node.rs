@@ -250,6 +250,46 @@ impl Node {
         self.insert_group(group_id, incarnation, members, store, applied, true)
     }
 
+    /// [`create_group_with_store`](Node::create_group_with_store) for a
+    /// replica that storage recovered with its mark of having rejoined
+    /// (`rejoined`: see [`rejoin_group`](Node::rejoin_group)), which it
+    /// keeps: it never votes.
+    pub fn recover_group(
+        &mut self,
+        group_id: u64,
+        incarnation: u64,
+        members: &[u64],
+        store: MemStore,
+        applied: u64,
+        rejoined: bool,
+    ) -> Result<(), Error> {
+        self.insert_group(group_id, incarnation, members, store, applied, !rejoined)
+    }
+
+    /// Entries `from..=` the end of group `group_id`'s durable log (what
+    /// the host made durable and the node recorded at `advance`), with the
+    /// group's incarnation; None if the log no longer holds `from` (it was
+    /// compacted) or the group is unknown. For rewriting a log forward in
+    /// the WAL: call it with no `NodeReady` outstanding.
+    pub fn durable_entries(&self, group_id: u64, from: u64) -> Option<(u64, Vec<raft::Entry>)> {
+        let g = self.groups.get(group_id)?;
+        let store = g.raft.store();
+        if from < store.first_index() || from > store.last_index() {
+            return None;
+        }
+        let entries = store.entries(from, store.last_index() + 1, u64::MAX).ok()?;
+        Some((g.incarnation, entries))
+    }
+
+    /// Bytes of payload group `group_id`'s log holds in memory (durable and
+    /// not yet durable entries), and of the snapshot it keeps for followers.
+    pub fn group_memory(&self, group_id: u64) -> Option<(u64, u64)> {
+        let g = self.groups.get(group_id)?;
+        let snapshot = g.snapshot.as_ref().map_or(0, |h| h.data.len() as u64);
+        let log = g.raft.store().payload_bytes() + g.raft.unstable_payload_bytes();
+        Some((log, snapshot))
+    }
+
     /// Create this node's replica of a group that already exists on the
     /// other members, after this node lost its durable state for it (its
     /// data directory was wiped): an empty replica that its leader brings up
@@ -387,6 +427,18 @@ impl Node {
     }
 
     /// Term of the entry at `index` in this replica's log, if held.
+    /// The leader's view of follower `follower` in group `group_id`, for
+    /// diagnostics (a simulation's failure report).
+    pub fn describe_progress(&self, group_id: u64, follower: u64) -> Option<String> {
+        let g = self.groups.get(group_id)?;
+        let transfer = self.transfers.iter().any(|t| t.is_for(group_id, follower));
+        Some(format!(
+            "{} transfer={transfer} snapshot_held={:?}",
+            g.raft.describe_progress(follower)?,
+            g.snapshot.as_ref().map(|h| h.meta.index)
+        ))
+    }
+
     pub fn log_term(&self, group_id: u64, index: u64) -> Option<u64> {
         self.groups.get(group_id)?.raft.log_term(index)
     }

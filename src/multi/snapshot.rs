@@ -22,7 +22,7 @@ use bytes::Bytes;
 use super::message::{Body, Envelope, SnapshotAck, SnapshotChunk};
 use super::node::Node;
 use crate::crc32c::crc32c;
-use crate::raft::{Message, MessageType, SnapshotMeta};
+use crate::raft::{Message, MessageType, Role, SnapshotMeta};
 
 /// A snapshot a group holds: what the host gave (or the leader sent), for
 /// sending on to followers.
@@ -55,9 +55,18 @@ pub(crate) struct Incoming {
 pub(crate) struct Outgoing {
     group_id: u64,
     generation: u64,
+    /// The leader's term when the transfer started: chunks go out in it,
+    /// and only while this node still leads in it.
+    term: u64,
     to: u64,
     index: u64,
     last_progress: u64,
+}
+
+impl Outgoing {
+    pub(super) fn is_for(&self, group_id: u64, to: u64) -> bool {
+        self.group_id == group_id && self.to == to
+    }
 }
 
 impl Node {
@@ -83,18 +92,19 @@ impl Node {
             self.transfers.push(Outgoing {
                 group_id,
                 generation,
+                term: m.term,
                 to: m.to,
                 index: wanted,
                 last_progress: self.ticks,
             });
             self.stats.snapshot_transfers_started += 1;
-            self.send_chunk(group_id, m.to, 0);
+            self.send_chunk(group_id, m.term, m.to, 0);
         }
     }
 
     /// Queue the chunk of group `group_id`'s snapshot starting at `offset`
     /// for follower `to`.
-    fn send_chunk(&mut self, group_id: u64, to: u64, offset: u64) {
+    fn send_chunk(&mut self, group_id: u64, term: u64, to: u64, offset: u64) {
         let Some(g) = self.groups.get(group_id) else {
             return;
         };
@@ -107,7 +117,7 @@ impl Node {
         let chunk = SnapshotChunk {
             group_id,
             incarnation: g.incarnation,
-            term: g.raft.term(),
+            term,
             meta: h.meta.clone(),
             total_len: total,
             crc: h.crc,
@@ -225,24 +235,44 @@ impl Node {
         else {
             return;
         };
-        let total = match self.groups.get(a.group_id) {
-            Some(g)
-                if g.incarnation == a.incarnation
-                    && g.generation == self.transfers[pos].generation =>
-            {
-                g.snapshot.as_ref().map_or(0, |h| h.data.len() as u64)
-            }
-            _ => {
-                self.transfers.swap_remove(pos);
-                return;
-            }
+        let (generation, term) = (self.transfers[pos].generation, self.transfers[pos].term);
+        let Some(g) = self
+            .groups
+            .get_mut(a.group_id)
+            .filter(|g| g.incarnation == a.incarnation && g.generation == generation)
+        else {
+            // The group is gone (or is another one now).
+            self.transfers.swap_remove(pos);
+            return;
         };
-        self.transfers[pos].last_progress = self.ticks;
-        if a.received >= total {
+        if g.raft.role() != Role::Leader || g.raft.term() != term {
+            // We no longer lead in the term the transfer began in: a chunk
+            // sent now would claim a leadership we do not hold.
             self.transfers.swap_remove(pos);
             return;
         }
-        self.send_chunk(a.group_id, from, a.received);
+        let total = match &g.snapshot {
+            Some(h) if h.meta.index == a.index => h.data.len() as u64,
+            _ => {
+                // The host took a newer snapshot meanwhile: this one cannot
+                // be sent on. Probe again, which sends the newer one if the
+                // follower still needs it.
+                self.transfers.swap_remove(pos);
+                g.raft.report_snapshot_failed(from);
+                self.touched(a.group_id);
+                return;
+            }
+        };
+        if a.received >= total {
+            // The follower holds it all: its Raft core installs it and
+            // answers, but that answer may be lost; probe after it now.
+            self.transfers.swap_remove(pos);
+            g.raft.report_snapshot_sent(from);
+            self.touched(a.group_id);
+            return;
+        }
+        self.transfers[pos].last_progress = self.ticks;
+        self.send_chunk(a.group_id, term, from, a.received);
     }
 
     /// Abandon transfers (both ways) without progress for the timeout.

@@ -316,3 +316,57 @@ fn a_chunk_from_a_stale_leader_or_another_incarnation_is_ignored() {
     assert_eq!(status(&c, 3).snapshot_index, 0);
     assert_eq!(status(&c, 3).leader, 1);
 }
+
+// Found by the simulation (seed 816): a follower's acknowledgement reached a
+// leader that had meanwhile stepped down, and the old leader sent the next
+// chunk stamped with its new term, in which another node leads: a chunk
+// claiming a leadership nobody gave it (the checker calls it two leaders in
+// one term).
+#[test]
+fn a_leader_that_stepped_down_sends_no_more_chunks() {
+    let mut c = cluster(|_| {});
+    write_without_3(&mut c, 30);
+    c.snapshot(1, G, 300).unwrap().expect("a snapshot");
+    let term = status(&c, 1).term;
+    c.net.heal();
+    // The first chunk reaches node 3 by hand...
+    c.net.hold_to = Some(3);
+    let mut delivered = false;
+    for _ in 0..40 {
+        c.tick().unwrap();
+        for env in c.take_held() {
+            delivered |= matches!(env.body, Body::SnapshotChunk(_));
+            let frame = crate::wire::encode_frame(c.cfg.cluster_id, &env);
+            crate::runtime::step_frame(c.node_mut(3).unwrap(), usize::MAX, Some(env.from), frame)
+                .unwrap();
+        }
+        if delivered {
+            break;
+        }
+    }
+    assert!(delivered);
+    // ...and its acknowledgement waits while node 1, hearing nobody, steps
+    // down and node 2 is elected.
+    c.net.hold_to = Some(1);
+    for _ in 0..200 {
+        c.tick().unwrap();
+        if role(&c, 2) == Role::Leader {
+            break;
+        }
+    }
+    assert_eq!(role(&c, 2), Role::Leader);
+    assert!(status(&c, 2).term > term);
+    c.net.hold_to = None;
+    let chunks_before = c.node(1).unwrap().stats().sent[FrameKind::SnapshotChunk as usize].messages;
+    for env in c.take_held() {
+        let frame = crate::wire::encode_frame(c.cfg.cluster_id, &env);
+        crate::runtime::step_frame(c.node_mut(1).unwrap(), usize::MAX, Some(env.from), frame)
+            .unwrap();
+    }
+    // The checker sees every frame node 1 sends from here on.
+    c.collect().unwrap();
+    settle(&mut c);
+    let chunks_after = c.node(1).unwrap().stats().sent[FrameKind::SnapshotChunk as usize].messages;
+    assert_eq!(chunks_after, chunks_before, "no chunk after stepping down");
+    assert_eq!(status(&c, 3).applied, status(&c, 2).applied);
+}

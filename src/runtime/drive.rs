@@ -9,31 +9,15 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use parking_lot::Mutex;
 
 use super::codec::{encode_only, OutFrame};
+use super::disk::Disk;
 use super::error::Error;
 use super::host::Host;
-use crate::multi::{Event, FrameKind, Node, NodeReady};
-use crate::storage::{Wal, WalBatch};
-
-/// The writes one `NodeReady` asks for, as one WAL batch (one write, one
-/// fsync): every group's entries and hard state, each for the incarnation
-/// the ready was taken from.
-pub fn wal_batch(rd: &NodeReady) -> WalBatch {
-    let mut batch = WalBatch::default();
-    for gr in &rd.groups {
-        if !gr.ready.entries.is_empty() {
-            batch.entries(gr.group_id, gr.incarnation, &gr.ready.entries);
-        }
-        if let Some(hs) = gr.ready.hard_state {
-            batch.hard_state(gr.group_id, gr.incarnation, hs);
-        }
-    }
-    batch
-}
+use crate::multi::{Event, FrameKind, Node};
 
 /// Where one node's passes go: its WAL (if any), where encoded frames are
 /// sent, and the host that hears the events.
 pub(crate) struct Pass<'a> {
-    pub wal: Option<&'a Mutex<Wal>>,
+    pub disk: Option<&'a Disk>,
     pub send: &'a dyn Fn(OutFrame),
     pub host: &'a dyn Host,
 }
@@ -103,7 +87,7 @@ impl SharedNode {
         self.failure.store(PANICKED, Ordering::Release);
     }
 
-    fn fail_storage(&self) {
+    pub fn fail_storage(&self) {
         let _ = self.failure.compare_exchange(
             HEALTHY,
             STORAGE_FAILED,
@@ -184,17 +168,19 @@ impl SharedNode {
             let (rd, removals, cluster_id) = {
                 let mut n = self.node.lock();
                 if !n.has_ready() {
+                    // No pass in flight: the node's store is the durable
+                    // log, which upkeep may rewrite forward.
+                    if let Some(disk) = pass.disk {
+                        disk.upkeep(&n)?;
+                    }
                     return Ok(());
                 }
                 let cluster_id = n.config().cluster_id;
                 (n.ready(), self.removals.load(Ordering::Acquire), cluster_id)
             };
             // 1. Durable first: one write and one fsync for every group.
-            if let Some(wal) = pass.wal {
-                let batch = wal_batch(&rd);
-                if !batch.is_empty() {
-                    wal.lock().write(&batch)?;
-                }
+            if let Some(disk) = pass.disk {
+                disk.persist(&rd)?;
             }
             // 2. Then send.
             let mut bytes = [0usize; FrameKind::COUNT];
@@ -291,7 +277,7 @@ mod tests {
 
     fn no_pass(host: &dyn Host) -> Pass<'_> {
         Pass {
-            wal: None,
+            disk: None,
             send: &|_| {},
             host,
         }

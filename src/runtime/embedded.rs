@@ -12,10 +12,10 @@ use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 
 use super::codec::{step_frame, OutFrame};
+use super::disk::Disk;
 use super::drive::{Pass, SharedNode};
 use super::error::Error;
 use super::host::Host;
-use crate::storage::Wal;
 use crate::transport::{Transport, TransportConfig, TransportStats};
 
 #[derive(Default)]
@@ -49,7 +49,7 @@ pub(crate) struct Embedded {
 impl Embedded {
     pub fn start(
         shared: Arc<SharedNode>,
-        wal: Option<Arc<Mutex<Wal>>>,
+        disk: Option<Arc<Disk>>,
         host: Arc<dyn Host>,
         tick: Duration,
         max_frame: usize,
@@ -79,7 +79,7 @@ impl Embedded {
             let (signal, transport) = (signal.clone(), transport.clone());
             std::thread::Builder::new()
                 .name(format!("muxraft-node-{node_id}"))
-                .spawn(move || run(shared, wal, host, signal, transport, tick, max_frame))
+                .spawn(move || run(shared, disk, host, signal, transport, tick, max_frame))
                 .map_err(|e| Error::Network(format!("cannot spawn the node thread: {e}")))?
         };
         Ok(Embedded {
@@ -130,7 +130,7 @@ impl Embedded {
 
 fn run(
     shared: Arc<SharedNode>,
-    wal: Option<Arc<Mutex<Wal>>>,
+    disk: Option<Arc<Disk>>,
     host: Arc<dyn Host>,
     signal: Arc<Signal>,
     transport: Arc<Transport>,
@@ -140,7 +140,7 @@ fn run(
     let mut next_tick = Instant::now() + tick;
     let send = |f: OutFrame| transport.send(f.to, f.bytes, f.kind.is_heartbeat());
     let pass = Pass {
-        wal: wal.as_deref(),
+        disk: disk.as_deref(),
         send: &send,
         host: host.as_ref(),
     };

@@ -7,11 +7,14 @@
 //! Files, each importing only those listed before it: `error.rs` (why a
 //! call failed), `host.rs` (the [`Host`] trait: what the node tells its
 //! host), `codec.rs` (frames to typed messages and back, with their byte
-//! counts), `drive.rs` (the drive loop: persist, send, deliver, advance, for
-//! a node shared between threads), `embedded.rs` (the node's own thread and
+//! counts), `disk.rs` (the write-ahead log and snapshot files as the runtime
+//! uses them: persist a pass, recover, keep the directory bounded),
+//! `drive.rs` (the drive loop: persist, send, deliver, advance, for a node
+//! shared between threads), `embedded.rs` (the node's own thread and
 //! transport); this file holds the [`Runtime`] itself.
 
 mod codec;
+mod disk;
 mod drive;
 mod embedded;
 mod error;
@@ -30,16 +33,18 @@ use parking_lot::Mutex;
 pub(crate) use codec::encode;
 pub(crate) use codec::step_frame;
 pub use codec::OutFrame;
-pub use drive::wal_batch;
+pub(crate) use disk::Disk;
+pub use disk::{wal_batch, DiskStats, Recovery};
 pub use error::Error;
 pub use host::Host;
 
+use disk::check_snapshot_size;
 use drive::{Pass, SharedNode};
 use embedded::Embedded;
 
 use crate::multi::{self, Node, NodeConfig, Stats};
 use crate::raft::Status;
-use crate::storage::{Wal, WalBatch, WalOptions};
+use crate::storage::{RealFs, StorageOptions, WalBatch, WalOptions};
 use crate::transport::TransportStats;
 use crate::wire::DEFAULT_MAX_FRAME_BYTES;
 
@@ -55,6 +60,8 @@ pub struct RuntimeConfig {
     /// Frames (envelopes) longer than this are refused unread, from a peer
     /// or from the host.
     pub max_frame_bytes: usize,
+    /// With a data directory: the WAL's segment size.
+    pub wal_segment_bytes: u64,
 }
 
 impl RuntimeConfig {
@@ -64,6 +71,7 @@ impl RuntimeConfig {
             tick: Duration::from_millis(50),
             data_dir: None,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            wal_segment_bytes: WalOptions::DEFAULT_SEGMENT_BYTES,
         }
     }
 }
@@ -74,10 +82,27 @@ enum Mode {
     Stopped,
 }
 
+/// A group replica as [`Runtime::group_info`] sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupInfo {
+    pub status: Status,
+    pub incarnation: u64,
+    /// Payload bytes of the log in memory, and of the latest snapshot kept
+    /// there for followers that need it.
+    pub log_bytes_memory: u64,
+    pub snapshot_bytes_memory: u64,
+    /// With a data directory: bytes of the group's log in the WAL (an
+    /// estimate), and of its snapshot files.
+    pub log_bytes_disk: u64,
+    pub snapshot_bytes_disk: u64,
+}
+
 /// One node: its groups, its storage, and whoever drives it.
 pub struct Runtime {
     shared: Arc<SharedNode>,
-    wal: Option<Arc<Mutex<Wal>>>,
+    disk: Option<Arc<Disk>>,
+    /// What recovery found at creation.
+    recovery: Recovery,
     host: Arc<dyn Host>,
     tick: Duration,
     max_frame_bytes: usize,
@@ -107,32 +132,56 @@ impl Runtime {
                 "max_proposal_bytes does not fit in max_frame_bytes",
             ));
         }
+        // A chunk of a snapshot must fit in a frame too.
+        if cfg.node.snapshot_chunk_bytes + 4096 > cfg.max_frame_bytes as u64 {
+            return Err(Error::invalid(
+                "snapshot_chunk_bytes does not fit in max_frame_bytes",
+            ));
+        }
+        let max_snapshot_bytes = cfg.node.max_snapshot_bytes;
         let mut node = Node::new(cfg.node)?;
-        let wal = match cfg.data_dir {
+        let mut recovery = Recovery::default();
+        let disk = match cfg.data_dir {
             None => None,
             Some(dir) => {
-                let (wal, recovered) = Wal::open(WalOptions::new(dir))?;
+                let opts = StorageOptions {
+                    segment_bytes: cfg.wal_segment_bytes,
+                    max_snapshot_bytes,
+                };
+                let (disk, recovered) = Disk::open(&dir, Arc::new(RealFs), opts)?;
                 tracing::info!(
                     groups = recovered.groups.len(),
                     truncated_tail_bytes = recovered.truncated_tail_bytes,
-                    "recovered write-ahead log"
+                    bad_snapshot_files = recovered.bad_snapshot_files,
+                    "recovered the data directory"
                 );
-                for (group_id, g) in recovered.groups {
-                    node.create_group_with_store(group_id, g.incarnation, &g.members, g.store, 0)?;
-                }
-                Some(Arc::new(Mutex::new(wal)))
+                recovery = disk.recover_into(&mut node, recovered)?;
+                Some(Arc::new(disk))
             }
         };
-        Ok(Runtime {
+        let rt = Runtime {
             shared: Arc::new(SharedNode::new(node)),
-            wal,
+            disk,
+            recovery,
             host,
             tick: cfg.tick,
             max_frame_bytes: cfg.max_frame_bytes,
             peers: Mutex::new(BTreeMap::new()),
             mode: Mutex::new(Mode::HostDriven),
             last_transport: Mutex::new(TransportStats::default()),
-        })
+        };
+        if rt.recovery.restored > 0 {
+            // The host restores its state machines now, before anything
+            // else can reach it (committed entries after a snapshot are
+            // applied in the same pass, after it).
+            rt.drive_host()?;
+        }
+        Ok(rt)
+    }
+
+    /// What recovery found when this runtime was created.
+    pub fn recovery(&self) -> Recovery {
+        self.recovery
     }
 
     /// Refuse every further call: a bug was caught inside the node and its
@@ -174,7 +223,7 @@ impl Runtime {
         let host = self.host.as_ref();
         let send = |f: OutFrame| host.send(f.to, &f.bytes, f.kind.is_heartbeat());
         self.shared.drive(&Pass {
-            wal: self.wal.as_deref(),
+            disk: self.disk.as_deref(),
             send: &send,
             host,
         })
@@ -193,16 +242,89 @@ impl Runtime {
         self.check_usable()?;
         self.shared.with(|n| -> Result<(), Error> {
             n.create_group(group_id, incarnation, members)?;
-            if let Some(wal) = &self.wal {
+            if let Some(disk) = &self.disk {
                 let mut batch = WalBatch::default();
                 batch.create_group(group_id, incarnation, members);
-                if let Err(e) = wal.lock().write(&batch) {
+                if let Err(e) = disk.write(&batch) {
                     let _ = n.remove_group(group_id);
-                    return Err(e.into());
+                    return Err(e);
                 }
             }
             Ok(())
         })?;
+        self.kick()
+    }
+
+    /// Create this node's replica of a group that exists on the other
+    /// members, after this node lost what it held of it (its data directory
+    /// was deleted or replaced): see
+    /// [`Node::rejoin_group`](crate::multi::Node::rejoin_group). The replica
+    /// never votes, for as long as it lives (the mark is durable).
+    pub fn rejoin_group(
+        &self,
+        group_id: u64,
+        incarnation: u64,
+        members: &[u64],
+    ) -> Result<(), Error> {
+        self.check_usable()?;
+        self.shared.with(|n| -> Result<(), Error> {
+            n.rejoin_group(group_id, incarnation, members)?;
+            if let Some(disk) = &self.disk {
+                let mut batch = WalBatch::default();
+                batch.rejoin_group(group_id, incarnation, members);
+                if let Err(e) = disk.write(&batch) {
+                    let _ = n.remove_group(group_id);
+                    return Err(e);
+                }
+            }
+            Ok(())
+        })?;
+        self.kick()
+    }
+
+    /// The host's state machine of group `group_id` after applying `index`
+    /// is `data`: make it durable (a snapshot file), then compact the
+    /// group's log up to the trailing window and record that in the WAL.
+    /// Returns once the snapshot is durable and the log compacted. `index`
+    /// must have been applied (handed to the host, from inside its apply
+    /// callback included) and be after the group's current snapshot.
+    pub fn snapshot(&self, group_id: u64, index: u64, data: Bytes) -> Result<(), Error> {
+        self.check_usable()?;
+        let max = self.shared.with(|n| n.config().max_snapshot_bytes);
+        check_snapshot_size(&data, max)?;
+        let (meta, incarnation) = self.shared.with(|n| -> Result<_, multi::Error> {
+            let inc = n
+                .group_incarnation(group_id)
+                .ok_or(multi::Error::NotFound(group_id))?;
+            Ok((n.snapshot_meta_at(group_id, index)?, inc))
+        })?;
+        // Durable first, outside the node's lock (it may be large).
+        if let Some(disk) = &self.disk {
+            disk.save_snapshot(group_id, incarnation, &meta, &data)?;
+        }
+        // No pass in flight while the log is compacted and the compaction
+        // recorded: upkeep, which rewrites logs from the node's store, must
+        // not see one without the other.
+        let r = self.shared.exclusive(|n| -> Result<(), Error> {
+            if n.group_incarnation(group_id) != Some(incarnation) {
+                // Removed (and maybe created again) meanwhile.
+                return Err(multi::Error::NotFound(group_id).into());
+            }
+            let (point, term) = n.take_snapshot(group_id, meta, data)?;
+            if let Some(disk) = &self.disk {
+                let mut batch = WalBatch::default();
+                batch.compact(group_id, incarnation, point, term);
+                disk.write(&batch)?;
+            }
+            Ok(())
+        });
+        if let Err(Error::Storage(e)) = r {
+            // The compaction is done in memory but its record may not be:
+            // what reached the disk is unknown.
+            self.shared.fail_storage();
+            return Err(Error::Storage(e));
+        }
+        r?;
         self.kick()
     }
 
@@ -215,14 +337,11 @@ impl Runtime {
             // Events of this pass not yet delivered (when removed from inside
             // a callback) must not reach the host as the new group's.
             self.shared.note_removal();
-            if let Some(wal) = &self.wal {
+            if let Some(disk) = &self.disk {
                 let mut batch = WalBatch::default();
                 batch.remove_group(group_id);
-                let mut wal = wal.lock();
-                wal.write(&batch)?;
-                if let Err(e) = wal.delete_unneeded_segments() {
-                    tracing::warn!(error = %e, "could not delete unneeded WAL segments");
-                }
+                disk.write(&batch)?;
+                disk.forget_group(group_id);
             }
             Ok(())
         })?;
@@ -233,14 +352,24 @@ impl Runtime {
         Ok(self.shared.with(|n| n.group_status(group_id))?)
     }
 
-    /// A group's status and incarnation.
-    pub fn group_info(&self, group_id: u64) -> Result<(Status, u64), Error> {
-        Ok(self
-            .shared
-            .with(|n| -> Result<(Status, u64), multi::Error> {
-                let s = n.group_status(group_id)?;
-                Ok((s, n.group_incarnation(group_id).unwrap_or(0)))
-            })?)
+    /// A group's status, incarnation and the bytes it holds.
+    pub fn group_info(&self, group_id: u64) -> Result<GroupInfo, Error> {
+        let mut info = self.shared.with(|n| -> Result<GroupInfo, multi::Error> {
+            let status = n.group_status(group_id)?;
+            let (log_memory, snapshot_memory) = n.group_memory(group_id).unwrap_or_default();
+            Ok(GroupInfo {
+                status,
+                incarnation: n.group_incarnation(group_id).unwrap_or(0),
+                log_bytes_memory: log_memory,
+                snapshot_bytes_memory: snapshot_memory,
+                log_bytes_disk: 0,
+                snapshot_bytes_disk: 0,
+            })
+        })?;
+        if let Some(disk) = &self.disk {
+            (info.log_bytes_disk, info.snapshot_bytes_disk) = disk.group_bytes(group_id);
+        }
+        Ok(info)
     }
 
     pub fn propose(&self, group_id: u64, data: Bytes) -> Result<u64, Error> {
@@ -272,15 +401,20 @@ impl Runtime {
         Ok(id)
     }
 
-    /// The node's counters, its number of groups, and (embedded mode) the
-    /// transport's counters.
-    pub fn stats(&self) -> (Stats, usize, TransportStats) {
+    /// The node's counters, its number of groups, (embedded mode) the
+    /// transport's counters, and (with a data directory) storage's.
+    pub fn stats(&self) -> (Stats, usize, TransportStats, DiskStats) {
         let (stats, groups) = self.shared.with(|n| (n.stats().clone(), n.group_count()));
         let transport = match &*self.mode.lock() {
             Mode::Embedded(e) => e.transport_stats(),
             _ => self.last_transport.lock().clone(),
         };
-        (stats, groups, transport)
+        let disk = self.disk.as_ref().map(|d| d.stats()).unwrap_or_default();
+        (stats, groups, transport, disk)
+    }
+
+    pub fn max_snapshot_bytes(&self) -> u64 {
+        self.shared.with(|n| n.config().max_snapshot_bytes)
     }
 
     pub fn max_proposal_bytes(&self) -> usize {
@@ -346,7 +480,7 @@ impl Runtime {
         }
         let embedded = Embedded::start(
             self.shared.clone(),
-            self.wal.clone(),
+            self.disk.clone(),
             self.host.clone(),
             self.tick,
             self.max_frame_bytes,

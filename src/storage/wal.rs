@@ -584,6 +584,12 @@ impl Wal {
         self.stats
     }
 
+    /// Estimated bytes of `group`'s current log in the segment files (the
+    /// records that wrote its entries; see [`SegmentInfo::live_bytes`]).
+    pub fn log_bytes(&self, group: u64) -> u64 {
+        self.tracker.log_bytes(group)
+    }
+
     /// Path of the segment being appended to.
     pub fn active_segment(&self) -> Option<PathBuf> {
         self.active

@@ -319,6 +319,14 @@ impl Tracker {
         Ok(())
     }
 
+    /// Estimated bytes of the entries of `group`'s current log (0 if it is
+    /// not live).
+    pub fn log_bytes(&self, group: u64) -> u64 {
+        self.groups
+            .get(&group)
+            .map_or(0, |g| g.runs.iter().map(|r| r.bytes).sum())
+    }
+
     /// Every live group, sorted by id, as a Checkpoint record lists it.
     pub fn checkpoint(&self) -> Vec<GroupCheckpoint> {
         let mut out: Vec<GroupCheckpoint> = self

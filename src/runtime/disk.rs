@@ -1,0 +1,334 @@
+//! A node's durable storage as the runtime uses it: the write-ahead log and
+//! the snapshot files (`crate::storage`), with what the runtime does to
+//! them — persist a pass, take a host's snapshot, recover groups into a
+//! fresh node, and keep the directory bounded. The testkit's hosts use the
+//! same functions, so the simulation exercises exactly this code.
+//!
+//! Order of writes, and why:
+//!
+//! * A pass: the files of snapshots received from leaders first, then one
+//!   WAL batch (their Install records, entries, hard states). The Install
+//!   record names a snapshot that must already be durable; a crash between
+//!   the two leaves a snapshot file the WAL does not know, and recovery
+//!   completes the install (`storage::open_storage`).
+//! * A host's snapshot: the file (durable when `SnapshotStore::save`
+//!   returns), then the node compacts its log, then the WAL records the
+//!   compaction. Until that record is durable, recovery still has the
+//!   whole log and uses the newest snapshot it finds.
+//! * Upkeep, with no pass in flight: delete segments nothing needs; then
+//!   rewrite forward the logs of groups that pin old segments, when they
+//!   are small, so that an idle group never keeps a segment alive.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use super::error::Error;
+use crate::multi::{Node, NodeReady};
+use crate::raft::SnapshotMeta;
+use crate::storage::{
+    open_storage, RecoveredNode, SnapshotStore, StorageOptions, Wal, WalBatch, WalError, WalFs,
+};
+
+/// Counters of what storage did since the node started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DiskStats {
+    /// WAL segment files that exist now, and their bytes.
+    pub wal_segments: u64,
+    pub wal_bytes: u64,
+    /// Segment files deleted.
+    pub wal_segments_deleted: u64,
+    /// Logs rewritten forward to free an old segment, and their bytes.
+    pub logs_rewritten: u64,
+    pub bytes_rewritten: u64,
+    /// Snapshot files, and their bytes.
+    pub snapshot_files: u64,
+    pub snapshot_bytes: u64,
+}
+
+/// What recovery found, for the host's log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Recovery {
+    pub groups: usize,
+    /// Groups whose state machine starts from a snapshot.
+    pub restored: usize,
+    /// Groups whose state could not be rebuilt (their log was compacted and
+    /// no valid snapshot covers it): rejoined as fresh replicas.
+    pub lost: usize,
+}
+
+/// The writes one `NodeReady` asks for, as one WAL batch (one write, one
+/// fsync): for every group, the snapshot it installs (whose file must be
+/// durable first: [`Disk::persist`]), its entries and hard state, each for
+/// the incarnation the ready was taken from.
+pub fn wal_batch(rd: &NodeReady) -> WalBatch {
+    let mut batch = WalBatch::default();
+    for gr in &rd.groups {
+        if let Some(meta) = &gr.ready.snapshot {
+            batch.install_snapshot(gr.group_id, gr.incarnation, meta.index, meta.term);
+        }
+        if !gr.ready.entries.is_empty() {
+            batch.entries(gr.group_id, gr.incarnation, &gr.ready.entries);
+        }
+        if let Some(hs) = gr.ready.hard_state {
+            batch.hard_state(gr.group_id, gr.incarnation, hs);
+        }
+    }
+    batch
+}
+
+/// The write-ahead log and the snapshot files of one node.
+pub(crate) struct Disk {
+    wal: Mutex<Wal>,
+    snapshots: Mutex<SnapshotStore>,
+    segment_bytes: u64,
+    /// Counters the WAL does not keep.
+    rewrites: Mutex<(u64, u64)>,
+}
+
+impl std::fmt::Debug for Disk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Disk")
+            .field("segment_bytes", &self.segment_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io(e: std::io::Error) -> Error {
+    Error::Storage(WalError::Io(e))
+}
+
+impl Disk {
+    /// Open (and recover) the storage in `dir`.
+    pub fn open(
+        dir: &Path,
+        fs: Arc<dyn WalFs>,
+        opts: StorageOptions,
+    ) -> Result<(Disk, RecoveredNode), Error> {
+        let segment_bytes = opts.segment_bytes;
+        let (storage, recovered) = open_storage(dir, fs, opts)?;
+        let disk = Disk {
+            wal: Mutex::new(storage.wal),
+            snapshots: Mutex::new(storage.snapshots),
+            segment_bytes,
+            rewrites: Mutex::new((0, 0)),
+        };
+        Ok((disk, recovered))
+    }
+
+    /// Create `node`'s groups from what recovery found: each with its log,
+    /// at the snapshot it starts from (the host is told to restore it,
+    /// before anything later is applied), keeping the mark of a replica
+    /// that rejoined. A group whose state is lost is written anew as a
+    /// rejoining replica.
+    pub fn recover_into(
+        &self,
+        node: &mut Node,
+        recovered: RecoveredNode,
+    ) -> Result<Recovery, Error> {
+        let mut out = Recovery {
+            groups: recovered.groups.len(),
+            ..Recovery::default()
+        };
+        for (group_id, g) in recovered.groups {
+            if g.lost {
+                tracing::error!(
+                    group_id,
+                    incarnation = g.incarnation,
+                    "group state lost (compacted log without a valid snapshot): rejoining as a fresh replica that never votes"
+                );
+                let mut batch = WalBatch::new();
+                batch.remove_group(group_id);
+                batch.rejoin_group(group_id, g.incarnation, &g.members);
+                self.write(&batch)?;
+                self.snapshots.lock().remove_group(group_id).map_err(io)?;
+                node.rejoin_group(group_id, g.incarnation, &g.members)?;
+                out.lost += 1;
+                continue;
+            }
+            let applied = g.snapshot.as_ref().map_or(0, |(m, _)| m.index);
+            node.recover_group(
+                group_id,
+                g.incarnation,
+                &g.members,
+                g.store,
+                applied,
+                g.rejoined,
+            )?;
+            if let Some((_, data)) = g.snapshot {
+                node.restore_snapshot(group_id, data)?;
+                out.restored += 1;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Make what `rd` asks durable: the files of the snapshots it installs,
+    /// then one WAL batch (one write, one fsync).
+    pub fn persist(&self, rd: &NodeReady) -> Result<(), Error> {
+        self.save_received_snapshots(rd)?;
+        self.write(&wal_batch(rd))
+    }
+
+    /// The first half of [`persist`](Disk::persist): the files of the
+    /// snapshots `rd` installs.
+    pub fn save_received_snapshots(&self, rd: &NodeReady) -> Result<(), Error> {
+        for gr in &rd.groups {
+            if let (Some(meta), Some(data)) = (&gr.ready.snapshot, &gr.snapshot_data) {
+                self.snapshots
+                    .lock()
+                    .save(gr.group_id, gr.incarnation, meta, data)
+                    .map_err(io)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Write a batch (nothing if it is empty).
+    pub fn write(&self, batch: &WalBatch) -> Result<(), Error> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        Ok(self.wal.lock().write(batch)?)
+    }
+
+    /// Make a host's snapshot durable (its file), before the node compacts.
+    pub fn save_snapshot(
+        &self,
+        group_id: u64,
+        incarnation: u64,
+        meta: &SnapshotMeta,
+        data: &[u8],
+    ) -> Result<(), Error> {
+        self.snapshots
+            .lock()
+            .save(group_id, incarnation, meta, data)
+            .map_err(io)
+    }
+
+    /// The group was removed (its removal is durable in the WAL): its
+    /// snapshot files go.
+    pub fn forget_group(&self, group_id: u64) {
+        if let Err(e) = self.snapshots.lock().remove_group(group_id) {
+            // Recovery deletes the files of groups it does not know.
+            tracing::warn!(group_id, error = %e, "could not delete a removed group's snapshot files");
+        }
+    }
+
+    /// Bytes of a group's log in the WAL (an estimate), and of its snapshot
+    /// files.
+    pub fn group_bytes(&self, group_id: u64) -> (u64, u64) {
+        let log = self.wal.lock().log_bytes(group_id);
+        (log, self.snapshots.lock().bytes(group_id))
+    }
+
+    pub fn stats(&self) -> DiskStats {
+        let (segments, wal_bytes, deleted) = {
+            let wal = self.wal.lock();
+            let segs = wal.segments();
+            (
+                segs.len() as u64,
+                segs.iter().map(|s| s.bytes).sum(),
+                wal.stats().segments_deleted,
+            )
+        };
+        let (files, snapshot_bytes) = {
+            let s = self.snapshots.lock();
+            (s.count() as u64, s.total_bytes())
+        };
+        let (logs, bytes) = *self.rewrites.lock();
+        DiskStats {
+            wal_segments: segments,
+            wal_bytes,
+            wal_segments_deleted: deleted,
+            logs_rewritten: logs,
+            bytes_rewritten: bytes,
+            snapshot_files: files,
+            snapshot_bytes,
+        }
+    }
+
+    /// Keep the directory bounded; call with no `NodeReady` of `node`
+    /// outstanding (its store is then exactly the durable log). Cheap when
+    /// nothing changed since the last call.
+    ///
+    /// Deletes the segments no live log needs. Then, if more than two old
+    /// segments remain, rewrites forward (into the active segment) the logs
+    /// of the groups pinning the oldest of them when those segments hold
+    /// little that is live (at most a quarter of a segment): an idle group
+    /// with a few entries, or a slow one spread thinly over many segments.
+    /// At most half a segment is rewritten per call, so upkeep costs at
+    /// most half again what the groups write. A group with much live data
+    /// in old segments is left alone: its snapshot threshold makes its host
+    /// take a snapshot, and the compaction frees them.
+    pub fn upkeep(&self, node: &Node) -> Result<(), Error> {
+        let mut wal = self.wal.lock();
+        if !wal.needs_maintenance() {
+            return Ok(());
+        }
+        wal.delete_unneeded_segments()?;
+        let segments = wal.segments();
+        let old: Vec<_> = segments.iter().filter(|s| !s.active).collect();
+        if old.len() <= 2 {
+            return Ok(());
+        }
+        let sparse: Vec<u64> = old[..old.len() - 2]
+            .iter()
+            .filter(|s| s.live_bytes <= self.segment_bytes / 4)
+            .map(|s| s.seq)
+            .collect();
+        if sparse.is_empty() {
+            return Ok(());
+        }
+        let budget = self.segment_bytes / 2;
+        let mut spent = 0;
+        let mut batch = WalBatch::new();
+        let mut logs = 0;
+        for p in wal.pinning(usize::MAX) {
+            if !sparse.contains(&p.seq) {
+                continue;
+            }
+            if spent + p.bytes > budget {
+                break;
+            }
+            // The node's store is the durable log; a group compacted in
+            // memory but not yet in the WAL (a snapshot being recorded) no
+            // longer holds `first_index`: its compaction frees it anyway.
+            let Some((incarnation, entries)) = node.durable_entries(p.group, p.first_index) else {
+                continue;
+            };
+            if incarnation != p.incarnation || entries.last().map(|e| e.index) != Some(p.last_index)
+            {
+                continue;
+            }
+            batch.rewrite_entries(p.group, p.incarnation, &entries);
+            spent += p.bytes;
+            logs += 1;
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        wal.write(&batch)?;
+        let deleted = wal.delete_unneeded_segments()?;
+        tracing::debug!(logs, bytes = spent, deleted, "rewrote sparse logs forward");
+        let mut r = self.rewrites.lock();
+        r.0 += logs;
+        r.1 += spent;
+        Ok(())
+    }
+}
+
+/// The snapshot data of a host's snapshot, checked against the node's
+/// limit.
+pub(crate) fn check_snapshot_size(data: &Bytes, max: u64) -> Result<(), Error> {
+    if data.len() as u64 > max {
+        return Err(Error::Node(crate::multi::Error::TooLarge {
+            what: "snapshot",
+            len: data.len(),
+            max: max as usize,
+        }));
+    }
+    Ok(())
+}
