@@ -47,10 +47,13 @@ struct Faults {
     skew: bool,
     lifecycle: bool,
     inputs_between: bool,
+    /// One node's data directory is deleted, some of the times it crashes:
+    /// it comes back empty and rejoins its groups (never voting again).
+    wipes: bool,
 }
 
 impl Faults {
-    fn kinds(&self) -> [(&'static str, bool); 12] {
+    fn kinds(&self) -> [(&'static str, bool); 13] {
         [
             ("loss", self.net.loss > 0.0),
             ("dup", self.net.duplicate > 0.0),
@@ -64,6 +67,7 @@ impl Faults {
             ("skew", self.skew),
             ("lifecycle", self.lifecycle),
             ("between", self.inputs_between),
+            ("wipe", self.wipes),
         ]
     }
 }
@@ -78,6 +82,15 @@ struct Scenario {
     liveness_ticks: u64,
     faults: Faults,
     forget_vote_on_restart: bool,
+    /// Per tick: how likely a host takes a snapshot of one of its groups.
+    snapshot_rate: f64,
+    /// The nodes' trailing window, snapshot chunk size and transfer timeout.
+    trailing: u64,
+    chunk_bytes: u64,
+    snapshot_timeout: u64,
+    /// The one node whose disk may be wiped (a second one would leave
+    /// groups of three with one voter).
+    wiped_node: u64,
 }
 
 impl Scenario {
@@ -85,7 +98,7 @@ impl Scenario {
         let mut r = Rng::new(seed ^ 0x5EED);
         let nodes = 3 + r.below(3); // 3..=5
                                     // Every seed turns one kind on for sure, so each kind gets its share.
-        let kind = seed % 12;
+        let kind = seed % 13;
         let on = |r: &mut Rng, k: u64, p: f64| kind == k || r.chance(p);
         let faults = Faults {
             net: NetFaults {
@@ -114,6 +127,7 @@ impl Scenario {
             skew: on(&mut r, 9, 0.25),
             lifecycle: on(&mut r, 10, 0.35),
             inputs_between: on(&mut r, 11, 0.4),
+            wipes: on(&mut r, 12, 0.15),
         };
         Scenario {
             seed,
@@ -124,6 +138,11 @@ impl Scenario {
             liveness_ticks: 1500,
             faults,
             forget_vote_on_restart: false,
+            snapshot_rate: [0.0, 0.05, 0.2, 0.5][r.below(4) as usize],
+            trailing: r.below(12),
+            chunk_bytes: 16 + r.below(200),
+            snapshot_timeout: 30 + r.below(90),
+            wiped_node: 1 + r.below(nodes),
         }
     }
 }
@@ -160,6 +179,12 @@ struct Totals {
     acks_checked: u64,
     acks_by_index_only: u64,
     slowest_settle: u64,
+    snapshots: u64,
+    snapshots_torn: u64,
+    installs: u64,
+    restores_checked: u64,
+    wipes: u64,
+    rejoined: u64,
 }
 
 struct Run {
@@ -177,6 +202,9 @@ impl Run {
     fn new(sc: Scenario) -> Result<Run, String> {
         let mut cfg = ClusterConfig::new(sc.nodes, sc.seed);
         cfg.batch_heartbeats = sc.batch;
+        cfg.snapshot_trailing_entries = sc.trailing;
+        cfg.snapshot_chunk_bytes = sc.chunk_bytes;
+        cfg.snapshot_timeout_ticks = sc.snapshot_timeout;
         let mut c = Cluster::new(cfg);
         c.net.faults = sc.faults.net.clone();
         c.faults = NodeFaults {
@@ -186,6 +214,7 @@ impl Run {
             // A majority stays up (whole-cluster crashes aside).
             min_up: sc.nodes / 2 + 1,
             forget_vote_on_restart: sc.forget_vote_on_restart,
+            torn_snapshot: if sc.faults.torn_writes { 0.05 } else { 0.0 },
         };
         let mut rng = Rng::new(sc.seed ^ 0xFA17);
         if sc.faults.skew {
@@ -324,6 +353,14 @@ impl Run {
                 self.crashed_until.insert(id, at);
             }
         }
+        if f.wipes && self.may_crash_one() && self.rng.chance(0.003) {
+            let id = self.sc.wiped_node;
+            if self.c.is_up(id) {
+                self.c.wipe(id);
+                let at = now + 5 + self.rng.below(60);
+                self.crashed_until.insert(id, at);
+            }
+        }
         if f.pauses && self.rng.chance(0.02) {
             let id = 1 + self.rng.below(self.sc.nodes);
             if self.c.is_up(id) && !self.c.is_paused(id) {
@@ -364,7 +401,24 @@ impl Run {
         }
     }
 
+    /// Hosts snapshot their groups now and then, at whatever they applied.
+    fn snapshot_some(&mut self) -> Result<(), String> {
+        if !self.rng.chance(self.sc.snapshot_rate) {
+            return Ok(());
+        }
+        let gs: Vec<u64> = self.c.groups.keys().copied().collect();
+        let Some(&g) = gs.get(self.rng.below(gs.len() as u64) as usize) else {
+            return Ok(());
+        };
+        let members = self.c.groups[&g].members.clone();
+        let id = *self.rng.pick(&members);
+        let pad = self.rng.below(400) as usize;
+        self.c.snapshot(id, g, pad)?;
+        Ok(())
+    }
+
     fn step(&mut self, faults: bool) -> Result<(), String> {
+        self.snapshot_some().map_err(|e| self.fail(e))?;
         if faults {
             self.inject_faults().map_err(|e| self.fail(e))?;
             self.propose_some();
@@ -380,6 +434,7 @@ fn run(sc: Scenario) -> Result<Totals, String> {
     }
     run.c.heal().map_err(|e| run.fail(e))?;
     run.c.faults.torn_write = 0.0;
+    run.c.faults.torn_snapshot = 0.0;
     run.c.faults.crash_in_loop = 0.0;
     run.c.net.faults = NetFaults::default();
     let start = run.c.now;
@@ -446,6 +501,12 @@ fn run(sc: Scenario) -> Result<Totals, String> {
         acks_checked: k.acks_checked,
         acks_by_index_only: k.acks_checked_by_index_only,
         slowest_settle: settled_at - start,
+        snapshots: s.snapshots,
+        snapshots_torn: s.snapshots_torn,
+        installs: run.c.installs(),
+        restores_checked: k.restores_checked,
+        wipes: s.wipes,
+        rejoined: s.groups_rejoined,
         ..Totals::default()
     };
     for (name, on) in sc.faults.kinds() {
@@ -486,6 +547,12 @@ fn add(total: &mut Totals, t: &Totals) {
     total.acks_checked += t.acks_checked;
     total.acks_by_index_only += t.acks_by_index_only;
     total.slowest_settle = total.slowest_settle.max(t.slowest_settle);
+    total.snapshots += t.snapshots;
+    total.snapshots_torn += t.snapshots_torn;
+    total.installs += t.installs;
+    total.restores_checked += t.restores_checked;
+    total.wipes += t.wipes;
+    total.rejoined += t.rejoined;
 }
 
 fn seeds() -> Vec<u64> {
@@ -513,7 +580,7 @@ fn run_mode(batch: bool) -> Totals {
     }
     let t = &total;
     println!(
-        "mode {}: {} seeds ok\n  seeds per fault: {:?}\n  network: {} frames, {} lost, {} duplicated, {} cut; {} partitions, {} one-way cuts\n  nodes: {} crashes ({} in the middle of the host loop, {} whole-cluster), {} torn writes ({} kept whole), {} pauses, {} inputs between ready and advance\n  groups: {} removed, {} created; {} frames or rows of another incarnation dropped\n  proposals: {} accepted, {} committed, {} failed for certain, {} unknown; {} entries applied\n  checks: {} leaderships, {} vote grants and {} acknowledgements checked against the disk ({} by index only)\n  elections {}; slowest settle {} ticks",
+        "mode {}: {} seeds ok\n  seeds per fault: {:?}\n  network: {} frames, {} lost, {} duplicated, {} cut; {} partitions, {} one-way cuts\n  nodes: {} crashes ({} in the middle of the host loop, {} whole-cluster), {} torn writes ({} kept whole), {} pauses, {} inputs between ready and advance\n  groups: {} removed, {} created; {} frames or rows of another incarnation dropped\n  proposals: {} accepted, {} committed, {} failed for certain, {} unknown; {} entries applied\n  checks: {} leaderships, {} vote grants and {} acknowledgements checked against the disk ({} by index only)\n  snapshots: {} taken ({} interrupted by a crash), {} installed from a leader, {} restores checked against the replicas' states; {} disks wiped, {} groups rejoined\n  elections {}; slowest settle {} ticks",
         if batch { "batched" } else { "naive" },
         t.seeds,
         t.kinds,
@@ -542,6 +609,12 @@ fn run_mode(batch: bool) -> Totals {
         t.votes_checked,
         t.acks_checked,
         t.acks_by_index_only,
+        t.snapshots,
+        t.snapshots_torn,
+        t.installs,
+        t.restores_checked,
+        t.wipes,
+        t.rejoined,
         t.elections,
         t.slowest_settle
     );

@@ -1703,7 +1703,11 @@ fn a_leader_told_its_snapshot_arrived_probes_on_even_if_the_answer_is_lost() {
         m.from == 3 && m.msg_type == MessageType::AppendResponse && !m.reject
     }));
     net.run(6);
-    assert_eq!(net.replica(3).restored.last(), Some(&meta), "3 installed it");
+    assert_eq!(
+        net.replica(3).restored.last(),
+        Some(&meta),
+        "3 installed it"
+    );
     assert!(net.raft(1).follower_matched(3).unwrap() < meta.index);
     net.run(6);
     assert!(
@@ -1900,7 +1904,11 @@ fn a_replica_restarted_from_a_snapshot_counts_its_index_as_committed() {
         .filter(|m| m.msg_type == MessageType::AppendResponse)
         .map(|m| (m.index, m.reject))
         .collect();
-    assert_eq!(resp, vec![(25, false)], "answered with the snapshot's index");
+    assert_eq!(
+        resp,
+        vec![(25, false)],
+        "answered with the snapshot's index"
+    );
 }
 
 // Found by the simulation (seeds 12 and 129, wiped disks): a leader that saw

@@ -164,6 +164,32 @@ impl Durable {
         }
     }
 
+    /// Only the snapshots `rd` installs, as recovery completes them when
+    /// their files are durable and the WAL batch after them is not.
+    pub fn install(&mut self, rd: &NodeReady) {
+        for gr in &rd.groups {
+            let Some(meta) = &gr.ready.snapshot else {
+                continue;
+            };
+            let Some((inc, store)) = self.groups.get_mut(&gr.group_id) else {
+                continue;
+            };
+            if *inc != gr.incarnation {
+                continue;
+            }
+            // As `storage::open_storage` completes it: a log that already
+            // holds the snapshot's entry keeps its entries.
+            if meta.index > store.last_index() || store.term(meta.index) != Ok(meta.term) {
+                store.apply_snapshot(meta.clone());
+            } else {
+                store.set_snapshot(meta.clone());
+            }
+            let mut hs = store.hard_state();
+            hs.commit = hs.commit.max(meta.index);
+            store.set_hard_state(hs);
+        }
+    }
+
     fn store(&self, group: u64, inc: u64) -> Option<&MemStore> {
         self.groups
             .get(&group)
@@ -374,9 +400,12 @@ impl Checker {
                                         .and_then(|c| c.get(&msg.index))
                                         .map(|c| c.term)
                                 });
+                            // Compacted away: applied, hence committed, and
+                            // the same everywhere (state machine safety).
+                            let compacted = store.is_some_and(|s| msg.index < s.first_index());
                             match expected {
                                 None => self.stats.acks_checked_by_index_only += 1,
-                                Some(_) if msg.index == 0 => {}
+                                Some(_) if msg.index == 0 || compacted => {}
                                 Some(t) => {
                                     let have = store.and_then(|s| s.term(msg.index).ok());
                                     if have != Some(t) {

@@ -21,8 +21,8 @@ use super::Rng;
 use crate::multi::{Envelope, Event, Node, NodeConfig};
 use crate::raft::{HardState, Role};
 use crate::raft::{LogStore, MemStore};
-use crate::runtime::{encode, step_frame, wal_batch};
-use crate::storage::{MemFs, Wal, WalBatch, WalOptions};
+use crate::runtime::{encode, step_frame, wal_batch, Disk};
+use crate::storage::{MemFs, StorageOptions, WalBatch};
 use crate::wire::DEFAULT_MAX_FRAME_BYTES;
 
 /// How the nodes of a cluster are set up.
@@ -145,6 +145,9 @@ pub struct NodeFaults {
     /// A restarted node forgets the vote it cast (an injected bug that the
     /// checker must catch).
     pub forget_vote_on_restart: bool,
+    /// Per host snapshot: the power fails at some step of making it
+    /// durable (the file, its rename, the compaction record).
+    pub torn_snapshot: f64,
 }
 
 /// Counters of what the cluster did to its nodes.
@@ -163,8 +166,13 @@ pub struct ClusterStats {
     pub proposals_refused: u64,
     pub elections: u64,
     pub stale_incarnation_drops: u64,
-    /// Snapshots the hosts took.
+    /// Snapshots the hosts took, and of those, the ones a crash
+    /// interrupted.
     pub snapshots: u64,
+    pub snapshots_torn: u64,
+    /// Data directories deleted (nodes that came back empty and rejoined).
+    pub wipes: u64,
+    pub groups_rejoined: u64,
 }
 
 /// A host operation waiting for its time on one node.
@@ -186,17 +194,25 @@ enum HostOp {
 
 struct SimNode {
     node: Option<Node>,
-    wal: Option<Wal>,
+    disk: Option<Disk>,
     fs: MemFs,
+    /// Groups (id, incarnation) this node hosted when its disk was wiped:
+    /// it rejoins them when it comes back (and never votes in them).
+    lost: BTreeSet<(u64, u64)>,
     /// Restarts so far: a new life starts a new state machine.
     life: u64,
     paused_until: u64,
     /// Ticks per simulated tick, in percent (tick skew between nodes).
     rate: u64,
     credit: u64,
+    /// Snapshots installed by this node's earlier lives.
+    installs: u64,
     durable: Durable,
-    /// The durable state if the write that tore had reached the disk whole.
-    torn: Option<Durable>,
+    /// Other durable states recovery may rightly return after the crash
+    /// that interrupted a write: as if the torn write had reached the disk
+    /// whole, or (a snapshot file saved, the WAL batch after it lost) with
+    /// just the snapshot installed.
+    torn: Vec<Durable>,
     elections: u64,
 }
 
@@ -231,14 +247,16 @@ impl Cluster {
                 id,
                 SimNode {
                     node: None,
-                    wal: None,
+                    disk: None,
                     fs: MemFs::new(rng.next_u64()),
+                    lost: BTreeSet::new(),
                     life: 0,
                     paused_until: 0,
                     rate: 100,
                     credit: 0,
+                    installs: 0,
                     durable: Durable::default(),
-                    torn: None,
+                    torn: Vec::new(),
                     elections: 0,
                 },
             );
@@ -322,44 +340,53 @@ impl Cluster {
         let sn = self.nodes.get_mut(&id).expect("node");
         let mut durable = Durable::default();
         if self.cfg.wal {
-            let mut opts = WalOptions::new(wal_dir());
-            opts.segment_bytes = self.cfg.segment_bytes;
-            let (wal, recovered) = Wal::open_with(opts, Arc::new(sn.fs.clone()))
-                .map_err(|e| format!("node {id} cannot recover its WAL: {e}"))?;
+            let opts = StorageOptions {
+                segment_bytes: self.cfg.segment_bytes,
+                max_snapshot_bytes: u64::MAX,
+            };
+            let (disk, mut recovered) = Disk::open(&wal_dir(), Arc::new(sn.fs.clone()), opts)
+                .map_err(|e| format!("node {id} cannot recover its storage: {e}"))?;
             for (&g, rg) in &recovered.groups {
+                if rg.lost {
+                    return Err(format!(
+                        "node {id} lost group {g}: its log was compacted and no snapshot covers it"
+                    ));
+                }
                 durable.groups.insert(g, (rg.incarnation, rg.store.clone()));
             }
             // What recovery rebuilt is exactly what was durable: the state
-            // after the last write that completed, or after the torn one.
+            // after the last write that completed, or one of those the
+            // interrupted one allows.
             let matches = |d: &Durable| same_durable(d, &durable);
             if !matches(&sn.durable) {
-                match sn.torn.take() {
-                    Some(t) if matches(&t) => self.stats.torn_writes_kept += 1,
-                    _ => {
+                match sn.torn.iter().position(matches) {
+                    Some(_) => self.stats.torn_writes_kept += 1,
+                    None => {
                         return Err(format!(
-                            "node {id}: recovery returned a state that was never durable: {}",
-                            describe_durable(&durable)
+                            "node {id}: recovery returned a state that was never durable: {}\n  expected {}",
+                            describe_durable(&durable),
+                            describe_durable(&sn.durable)
                         ))
                     }
                 }
             }
-            sn.torn = None;
-            for (g, rg) in recovered.groups {
-                let mut store = rg.store;
-                if forget_vote {
-                    let hs = store.hard_state();
-                    store.set_hard_state(HardState { vote: 0, ..hs });
+            sn.torn.clear();
+            if forget_vote {
+                for rg in recovered.groups.values_mut() {
+                    let hs = rg.store.hard_state();
+                    rg.store.set_hard_state(HardState { vote: 0, ..hs });
                 }
-                node.create_group_with_store(g, rg.incarnation, &rg.members, store, 0)
-                    .map_err(|e| format!("node {id} group {g} from disk: {e}"))?;
             }
-            sn.wal = Some(wal);
+            disk.recover_into(&mut node, recovered)
+                .map_err(|e| format!("node {id}: groups from disk: {e}"))?;
+            sn.disk = Some(disk);
         }
         sn.durable = durable;
         sn.node = Some(node);
         self.checker.on_recovered(id, &self.nodes[&id].durable)?;
         // The host reconciles: groups deleted while the node was down go,
-        // groups created meanwhile come.
+        // groups created meanwhile come; those it hosted before its disk was
+        // wiped, it rejoins.
         let hosted: Vec<(u64, u64)> = self.nodes[&id]
             .durable
             .groups
@@ -386,7 +413,11 @@ impl Cluster {
                 .node(id)
                 .is_some_and(|n| n.group_incarnation(g).is_none())
             {
-                self.host_create(id, g, &spec)?;
+                if self.nodes[&id].lost.contains(&(g, spec.incarnation)) {
+                    self.host_rejoin(id, g, &spec)?;
+                } else {
+                    self.host_create(id, g, &spec)?;
+                }
             }
         }
         Ok(())
@@ -398,15 +429,44 @@ impl Cluster {
         let sn = self.nodes.get_mut(&id).expect("node");
         if let Some(n) = sn.node.take() {
             sn.elections += n.stats().elections_started;
+            sn.installs += n.stats().snapshots_installed;
             self.stats.stale_incarnation_drops +=
                 n.stats().incarnation_mismatches + n.stats().batches_dropped_incarnation;
         }
-        sn.wal = None;
+        sn.disk = None;
         sn.fs.clear_fault();
         sn.fs.crash(seed);
         sn.life += 1;
         sn.paused_until = 0;
         self.stats.crashes += 1;
+    }
+
+    /// Crash node `id` and delete its data directory (a failed disk
+    /// replaced): it comes back empty, and its host rejoins the groups it
+    /// hosted, as replicas that never vote.
+    pub fn wipe(&mut self, id: u64) {
+        if self.is_up(id) {
+            self.crash(id);
+        }
+        let seed = self.rng.next_u64();
+        let sn = self.nodes.get_mut(&id).expect("node");
+        let hosted: Vec<(u64, u64)> = sn
+            .durable
+            .groups
+            .iter()
+            .map(|(&g, (inc, _))| (g, *inc))
+            .chain(
+                sn.torn
+                    .iter()
+                    .flat_map(|d| d.groups.iter().map(|(&g, (inc, _))| (g, *inc))),
+            )
+            .collect();
+        sn.lost.extend(hosted);
+        sn.fs = MemFs::new(seed);
+        sn.durable = Durable::default();
+        sn.torn.clear();
+        self.checker.on_wiped(id);
+        self.stats.wipes += 1;
     }
 
     pub fn restart(&mut self, id: u64) -> Check {
@@ -509,22 +569,42 @@ impl Cluster {
     }
 
     fn host_create(&mut self, id: u64, g: u64, spec: &GroupSpec) -> Check {
+        self.host_add(id, g, spec, false)
+    }
+
+    fn host_rejoin(&mut self, id: u64, g: u64, spec: &GroupSpec) -> Check {
+        self.host_add(id, g, spec, true)
+    }
+
+    fn host_add(&mut self, id: u64, g: u64, spec: &GroupSpec, rejoin: bool) -> Check {
         let sn = self.nodes.get_mut(&id).expect("node");
         let Some(node) = sn.node.as_mut() else {
             return Ok(());
         };
-        node.create_group(g, spec.incarnation, &spec.members)
-            .map_err(|e| format!("node {id} cannot create group {g}: {e}"))?;
-        if let Some(wal) = sn.wal.as_mut() {
+        let r = if rejoin {
+            node.rejoin_group(g, spec.incarnation, &spec.members)
+        } else {
+            node.create_group(g, spec.incarnation, &spec.members)
+        };
+        r.map_err(|e| format!("node {id} cannot create group {g}: {e}"))?;
+        if let Some(disk) = &sn.disk {
             let mut b = WalBatch::default();
-            b.create_group(g, spec.incarnation, &spec.members);
-            wal.write(&b)
+            if rejoin {
+                b.rejoin_group(g, spec.incarnation, &spec.members);
+            } else {
+                b.create_group(g, spec.incarnation, &spec.members);
+            }
+            disk.write(&b)
                 .map_err(|e| format!("node {id} WAL create {g}: {e}"))?;
         }
         sn.durable
             .groups
             .insert(g, (spec.incarnation, MemStore::new()));
-        self.stats.groups_created += 1;
+        if rejoin {
+            self.stats.groups_rejoined += 1;
+        } else {
+            self.stats.groups_created += 1;
+        }
         Ok(())
     }
 
@@ -534,13 +614,14 @@ impl Cluster {
             return Ok(());
         };
         let _ = node.remove_group(g);
-        if let Some(wal) = sn.wal.as_mut() {
+        if let Some(disk) = &sn.disk {
             let mut b = WalBatch::default();
             b.remove_group(g);
-            wal.write(&b)
+            disk.write(&b)
                 .map_err(|e| format!("node {id} WAL remove {g}: {e}"))?;
-            wal.delete_unneeded_segments()
-                .map_err(|e| format!("node {id} WAL segment deletion: {e}"))?;
+            disk.forget_group(g);
+            disk.upkeep(node)
+                .map_err(|e| format!("node {id} storage upkeep: {e}"))?;
         }
         sn.durable.groups.remove(&g);
         self.stats.groups_removed += 1;
@@ -549,8 +630,11 @@ impl Cluster {
 
     /// The host of node `id` takes a snapshot of its replica of group `g`:
     /// its state machine as it is now (with `pad` bytes more, so that it
-    /// travels in several chunks). Returns the snapshot's index, or None if
-    /// there is nothing new to snapshot.
+    /// travels in several chunks), made durable as the runtime does it (the
+    /// file, then the compaction), where a power failure may strike at any
+    /// step (with [`NodeFaults::torn_snapshot`]). Returns the snapshot's
+    /// index, or None if there was nothing new to snapshot or the node
+    /// crashed.
     pub fn snapshot(&mut self, id: u64, g: u64, pad: usize) -> Result<Option<u64>, String> {
         let life = self.life(id);
         let Some(node) = self.node(id) else {
@@ -566,17 +650,45 @@ impl Cluster {
             return Ok(None); // not after the current snapshot
         };
         let data = st.encode(pad);
+        let may_crash = self.up_count() > self.faults.min_up.max(1);
+        let torn = may_crash && self.rng.chance(self.faults.torn_snapshot);
+        let fail_at = self.rng.below(12);
         let sn = self.nodes.get_mut(&id).expect("node");
+        if torn {
+            sn.fs.fail_after(fail_at);
+        }
+        if let Some(disk) = &sn.disk {
+            if disk.save_snapshot(g, inc, &meta, &data).is_err() {
+                // Whether the file survives or not, the log and hard state
+                // are as they were (recovery uses the file if it is whole).
+                self.stats.snapshots_torn += 1;
+                self.crash(id);
+                return Ok(None);
+            }
+        }
         let node = sn.node.as_mut().expect("running");
-        let (point, _term) = node
+        let (point, term) = node
             .take_snapshot(g, meta.clone(), data)
             .map_err(|e| format!("node {id} group {g}: snapshot at {}: {e}", meta.index))?;
-        if let Some((i, store)) = sn.durable.groups.get_mut(&g) {
+        let mut compacted = sn.durable.clone();
+        if let Some((i, store)) = compacted.groups.get_mut(&g) {
             if *i == inc {
                 store.set_snapshot(meta.clone());
                 store.compact(point);
             }
         }
+        if let Some(disk) = &sn.disk {
+            let mut b = WalBatch::default();
+            b.compact(g, inc, point, term);
+            if disk.write(&b).is_err() {
+                sn.torn = vec![compacted];
+                self.stats.snapshots_torn += 1;
+                self.crash(id);
+                return Ok(None);
+            }
+        }
+        sn.fs.clear_fault();
+        sn.durable = compacted;
         self.stats.snapshots += 1;
         Ok(Some(meta.index))
     }
@@ -693,8 +805,17 @@ impl Cluster {
     }
 
     fn deliver(&mut self) -> Check {
-        loop {
+        // Frames stepped in the last few rounds, named if the loop never ends.
+        let mut last: Vec<String> = Vec::new();
+        for round in 0.. {
             let now = self.now;
+            if round == 100_000 {
+                // Frames that keep causing frames within one instant: a
+                // livelock between nodes. Say which.
+                return Err(format!(
+                    "the network never quiets at tick {now}; last frames stepped: {last:#?}"
+                ));
+            }
             let due = {
                 let nodes = &self.nodes;
                 self.net.take_due(
@@ -706,6 +827,12 @@ impl Cluster {
             };
             if due.is_empty() {
                 return Ok(());
+            }
+            if round >= 99_996 {
+                last.extend(
+                    due.iter()
+                        .map(|f| format!("{}->{}: {:?}", f.from, f.to, decode(&f.bytes).body)),
+                );
             }
             let mut touched = BTreeSet::new();
             // Host operations may land between a node's inputs and its
@@ -730,6 +857,7 @@ impl Cluster {
                 self.drain(id)?;
             }
         }
+        unreachable!("the loop returns")
     }
 
     fn step(&mut self, id: u64, from: u64, bytes: Bytes) -> Check {
@@ -764,22 +892,41 @@ impl Cluster {
                 return Ok(());
             };
             if !node.has_ready() {
+                // As the runtime's drive loop: upkeep once the node is idle.
+                if let Some(disk) = &sn.disk {
+                    disk.upkeep(node)
+                        .map_err(|e| format!("node {id} storage upkeep: {e}"))?;
+                }
                 return Ok(());
             }
             let rd = node.ready();
-            // 1. Durable first.
+            // 1. Durable first: the files of the snapshots it installs,
+            // then one WAL batch (as `Disk::persist`, in two halves so that
+            // the model knows which completed).
             let batch = wal_batch(&rd);
-            if let Some(wal) = sn.wal.as_mut() {
-                if !batch.is_empty() {
+            let installs = rd.groups.iter().any(|gr| gr.ready.snapshot.is_some());
+            if let Some(disk) = &sn.disk {
+                if !batch.is_empty() || installs {
                     if torn {
                         sn.fs.fail_next_sync();
                     }
-                    if wal.write(&batch).is_err() {
+                    let saved = disk.save_received_snapshots(&rd);
+                    let written = saved.is_ok() && disk.write(&batch).is_ok();
+                    if !written {
                         // The power failed during the write: the node is
                         // gone, with whatever part of it reached the disk.
+                        // A snapshot file that is whole makes recovery
+                        // complete its install, batch or no batch.
                         let mut whole = sn.durable.clone();
                         whole.persist(&rd);
-                        sn.torn = Some(whole);
+                        let mut installed = sn.durable.clone();
+                        installed.install(&rd);
+                        if saved.is_ok() {
+                            sn.durable = installed;
+                            sn.torn = vec![whole];
+                        } else {
+                            sn.torn = vec![installed];
+                        }
                         self.stats.torn_writes += 1;
                         self.crash(id);
                         return Ok(());
@@ -863,12 +1010,9 @@ impl Cluster {
                 self.phases.ready += now - t;
                 now
             });
-            if let Some(wal) = sn.wal.as_mut() {
-                let batch = wal_batch(&rd);
-                if !batch.is_empty() {
-                    wal.write(&batch)
-                        .map_err(|e| format!("node {id} WAL write: {e}"))?;
-                }
+            if let Some(disk) = &sn.disk {
+                disk.persist(&rd)
+                    .map_err(|e| format!("node {id} storage write: {e}"))?;
             }
             if self.cfg.record_events {
                 self.events
@@ -968,7 +1112,13 @@ impl Cluster {
                 let life = self.life(id);
                 let applied = self.checker.applied_index(id, life, key);
                 if applied < commit {
-                    return Err(format!("group {g} node {id} applied {applied} of {commit}"));
+                    let st = |n: u64| self.node(n).and_then(|x| x.group_status(g).ok());
+                    return Err(format!(
+                        "group {g} node {id} applied {applied} of {commit}\n  node {id}: {:?}\n  leader {leader}: {:?}\n  leader's progress of {id}: {:?}",
+                        st(id),
+                        st(leader),
+                        self.node(leader).and_then(|n| n.describe_progress(g, id))
+                    ));
                 }
             }
             // Every acknowledged proposal is in every replica's state: it
@@ -1005,6 +1155,14 @@ impl Cluster {
         self.nodes
             .values()
             .map(|n| n.elections + n.node.as_ref().map_or(0, |n| n.stats().elections_started))
+            .sum()
+    }
+
+    /// Snapshots installed from a leader, by every node in every life.
+    pub fn installs(&self) -> u64 {
+        self.nodes
+            .values()
+            .map(|n| n.installs + n.node.as_ref().map_or(0, |n| n.stats().snapshots_installed))
             .sum()
     }
 
