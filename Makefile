@@ -147,13 +147,18 @@ $(C_OUT)/demo: examples/c/demo.c $(QUEUE_CLUSTER) | $(C_OUT)
 $(C_OUT)/crash_test: tests/c/crash_test.c $(QUEUE_CLUSTER) | $(C_OUT)
 	$(CC) $(C_FLAGS) -Iexamples/c $(C_OPT) tests/c/crash_test.c examples/c/queue_cluster.c -o $@
 
-## test-crash: three queue_node processes with data directories, proposing;
-## one is killed with SIGKILL and restarted every few seconds; then every
-## acknowledged proposal must be applied exactly once, in the same order, on
-## every replica. MUXRAFT_CRASH_SECONDS (default 30) sets how long the kills
-## go on (see tests/c/crash_test.c for the other knobs).
+## test-crash: three queue_node processes with data directories, proposing
+## and taking snapshots; one is killed with SIGKILL and restarted every few
+## seconds; then every acknowledged proposal must be applied exactly once, in
+## the same order, on every replica, and every replica's state at an index
+## must be the same however it got there. Run twice: then again with node 3's
+## data deleted before half of its restarts (it rejoins by snapshot).
+## MUXRAFT_CRASH_SECONDS (default 30) sets how long the kills go on (see
+## tests/c/crash_test.c for the other knobs).
 test-crash: $(C_OUT)/crash_test $(C_OUT)/queue_node
 	$(C_OUT)/crash_test $(C_OUT)/queue_node
+	MUXRAFT_CRASH_WIPE=50 MUXRAFT_CRASH_SECONDS=$${MUXRAFT_CRASH_SECONDS:-20} \
+		$(C_OUT)/crash_test $(C_OUT)/queue_node
 
 $(C_OUT)/test_api: $(C_TEST_DEPS) $(STATIC_LIB) $(NATIVE_LIBS_FILE) | $(C_OUT)
 	$(CC) $(C_FLAGS) $(C_OPT) $(C_TEST_SRC) $(STATIC_LIB) $(NATIVE_LIBS) -o $@

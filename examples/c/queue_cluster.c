@@ -161,8 +161,8 @@ bool qc_start(qc_cluster *c, size_t i)
     }
 
     /* The argument list. */
-    char args[32][128];
-    char *argv[40];
+    char args[48][128];
+    char *argv[56];
     size_t a = 0, k = 0;
 #define ARG(...) (snprintf(args[k], sizeof args[k], __VA_ARGS__), argv[a++] = args[k++])
     argv[a++] = (char *)c->exe;
@@ -190,6 +190,16 @@ bool qc_start(qc_cluster *c, size_t i)
     ARG("%u", c->rate);
     ARG("--report-ms");
     ARG("%u", c->report_ms);
+    if (c->snapshot_every > 0) {
+        ARG("--snapshot-every");
+        ARG("%u", c->snapshot_every);
+        ARG("--snapshot-pad");
+        ARG("%u", c->snapshot_pad);
+    }
+    if (c->no_app_logs) {
+        ARG("--app-logs");
+        ARG("0");
+    }
     argv[a] = NULL;
 #undef ARG
 
@@ -301,6 +311,8 @@ static bool parse_stat(char *line, qc_stat *s)
         F(hb_msgs) F(hb_batches) F(group_hb_batched) F(hb_bytes) F(sent) F(bytes)
         F(proposing) F(proposed) F(commits) F(failed) F(inflight)
         F(p50_us) F(p99_us) F(applied) F(elections) F(leader_changes) F(final)
+        F(snapshots) F(restores) F(installed) F(wal_segments) F(wal_bytes)
+        F(snapshot_bytes) F(log_bytes) F(rss_kb) F(index_sum)
 #undef F
         if (strcmp(k, "hist") == 0) {
             const char *q = v;

@@ -28,6 +28,8 @@ typedef struct qc_stat {
     uint64_t hb_msgs, hb_batches, group_hb_batched, hb_bytes, sent, bytes;
     uint64_t proposing, proposed, commits, failed, inflight;
     uint64_t p50_us, p99_us, applied, elections, leader_changes, final;
+    uint64_t snapshots, restores, installed, wal_segments, wal_bytes, snapshot_bytes;
+    uint64_t log_bytes, rss_kb, index_sum;
     size_t n_hist;
     uint64_t hist_us[QC_MAX_HIST], hist_count[QC_MAX_HIST];
     uint64_t received_ns; /* when the line arrived (qc_now_ns clock) */
@@ -60,6 +62,10 @@ typedef struct qc_cluster {
     /* Passed to every process. */
     unsigned groups, rate, report_ms, cluster_id;
     bool batch;
+    /* --snapshot-every (0: not passed), --snapshot-pad, and --app-logs 0
+     * when no_app_logs. */
+    unsigned snapshot_every, snapshot_pad;
+    bool no_app_logs;
     /* Called for every STAT line, after `last` was updated. */
     void (*on_stat)(void *userdata, qc_proc *p, const qc_stat *s);
     void *userdata;

@@ -16,6 +16,23 @@
  *                     [--data-dir DIR] [--groups G] [--replicas R]
  *                     [--cluster-id C] [--batch 0|1] [--rate R]
  *                     [--duration SECONDS] [--report-ms MS]
+ *                     [--snapshot-every N] [--snapshot-pad BYTES]
+ *                     [--rejoin 0|1] [--app-logs 0|1]
+ *
+ * Each queue's state machine is a count of the messages applied and a
+ * running hash of them (FNV-1a over index and payload). With
+ * --snapshot-every N the node takes a snapshot of a group (its count and
+ * hash, and --snapshot-pad bytes of filler, as a queue's contents would
+ * be) whenever muxraft's snapshot_needed hint says N entries were applied
+ * since the last one; muxraft then compacts the log, and a restart
+ * restores each group from its snapshot (the restore callback) and applies
+ * only what followed.
+ *
+ * muxraft keeps its data in DIR/raft. If that directory is missing on a
+ * restart (the disk was replaced, or someone deleted it), the node lost
+ * what it held and rejoins its groups (muxraft_group_rejoin) instead of
+ * creating them: the leaders bring it back with snapshots and appends.
+ * --rejoin 1 forces that.
  *
  * Every --report-ms it prints one line to stdout (and flushes it):
  *
@@ -23,7 +40,9 @@
  *        hb_msgs=.. hb_batches=.. group_hb_batched=.. hb_bytes=.. sent=..
  *        bytes=.. proposing=0|1 proposed=.. commits=.. failed=.. inflight=..
  *        p50_us=.. p99_us=.. applied=.. elections=.. leader_changes=..
- *        hist=US:COUNT,...
+ *        hist=US:COUNT,... snapshots=.. restores=.. installed=..
+ *        wal_segments=.. wal_bytes=.. snapshot_bytes=.. log_bytes=.. rss_kb=..
+ *        index_sum=..
  *
  * Counters are totals since this process started. groups = replicas hosted
  * here, leading = groups this node leads, leaderless = groups for which
@@ -31,7 +50,14 @@
  * latencies of the proposals finished since the previous line (hist: the
  * midpoint of each latency bucket in microseconds and how many fell in it,
  * so that several lines and nodes can be merged). The last line, printed on
- * exit, also has final=1.
+ * exit, also has final=1. snapshots = snapshots this process took,
+ * restores = restore callbacks (at start and from leaders), installed =
+ * snapshots installed from a leader; wal_segments, wal_bytes and
+ * snapshot_bytes = muxraft's files in DIR/raft now; log_bytes = bytes of
+ * log held in memory over all groups; rss_kb = the process's resident
+ * memory; index_sum = the sum over the groups hosted here of the last
+ * index applied or restored (equal on nodes that host the same groups
+ * once they caught up, whatever each applied since it started).
  *
  * Signals: SIGTERM or SIGINT stop the node cleanly (muxraft_node_stop, then
  * muxraft_node_free) and exit 0; SIGUSR1 stops proposing, SIGUSR2 resumes.
@@ -41,11 +67,12 @@
  * the process (not a machine crash: there is no fsync):
  *   acked.log          "<group> <index> <payload>" for every proposal that
  *                      proposal_done reported committed;
- *   applied.<pid>.log  "<group> <index> <payload>" for every entry applied,
- *                      one file per incarnation of the process, since after
- *                      a restart muxraft delivers the committed entries to
- *                      apply again from the start.
+ *   applied.<pid>.log  "<group> <index> <payload> <hash>" for every entry
+ *                      applied, and "<group> <index> restore:<count> <hash>"
+ *                      for every snapshot restored, with the group's hash
+ *                      after it; one file per incarnation of the process.
  *   incarnation        how many times the process started on this directory.
+ * --app-logs 0 leaves out acked.log and applied.<pid>.log (for long runs).
  */
 #define _GNU_SOURCE /* clock_gettime, sigaction, nanosleep, strdup */
 #include <errno.h>
@@ -58,6 +85,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -273,7 +301,37 @@ struct options {
     bool batch;
     double rate;
     uint64_t duration_s, report_ms;
+    uint64_t snapshot_every, snapshot_pad;
+    bool rejoin, app_logs;
 };
+
+/* A queue's state machine: what it applied, as a count and a hash. */
+struct queue_state {
+    uint64_t index; /* the last index applied or restored */
+    uint64_t count; /* messages applied */
+    uint64_t hash;  /* FNV-1a over every (index, payload) */
+    bool snapshot_wanted;
+};
+
+#define FNV_OFFSET 0xcbf29ce484222325ull
+#define FNV_PRIME 0x100000001b3ull
+
+static uint64_t fnv_bytes(uint64_t h, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= FNV_PRIME;
+    }
+    return h;
+}
+
+static uint64_t queue_hash(uint64_t h, uint64_t index, const uint8_t *data, size_t len)
+{
+    uint8_t le[8];
+    for (int i = 0; i < 8; i++)
+        le[i] = (uint8_t)(index >> (8 * i));
+    return fnv_bytes(fnv_bytes(h, le, sizeof le), data, len);
+}
 
 /* Shared by the main thread and the callbacks (which run on a muxraft
  * thread). `mu` guards the proposal side, `apply_mu` the apply side. */
@@ -289,6 +347,8 @@ struct app {
 
     pthread_mutex_t apply_mu;
     uint64_t applied;
+    struct queue_state *queues; /* 1..groups */
+    uint64_t restores, snapshots_wanted;
 };
 
 static volatile sig_atomic_t stop_requested = 0;
@@ -311,17 +371,121 @@ static void payload(char *buf, size_t size, const struct app *app,
              app->opt->id, app->incarnation, group, seq);
 }
 
+/* " <hash>\n" in place of the newline format_entry ended `line` with. */
+static size_t add_hash(char *line, size_t n, size_t size, uint64_t hash)
+{
+    int k = snprintf(line + n - 1, size - (n - 1), " %016" PRIx64 "\n", hash);
+    return n - 1 + (size_t)k;
+}
+
 static void on_apply(void *userdata, uint64_t group_id, uint64_t index,
                      const uint8_t *data, size_t len)
 {
     struct app *app = userdata;
     char line[512];
-    size_t n = format_entry(line, sizeof line, group_id, index, data, len);
+    size_t n = format_entry(line, sizeof line - 24, group_id, index, data, len);
     pthread_mutex_lock(&app->apply_mu);
+    if (group_id >= 1 && group_id <= app->opt->groups) {
+        struct queue_state *q = &app->queues[group_id];
+        q->index = index;
+        q->count++;
+        q->hash = queue_hash(q->hash, index, data, len);
+        n = add_hash(line, n, sizeof line, q->hash);
+    }
     if (app->applied_fd >= 0)
         write_line(app->applied_fd, line, n);
     app->applied++;
     pthread_mutex_unlock(&app->apply_mu);
+}
+
+/* A snapshot's bytes: "<count> <hash>", then filler up to the pad size. */
+static void on_restore(void *userdata, uint64_t group_id, uint64_t index,
+                       uint64_t term, const uint8_t *data, size_t len)
+{
+    (void)term;
+    struct app *app = userdata;
+    char text[64] = {0};
+    memcpy(text, data, len < sizeof text - 1 ? len : sizeof text - 1);
+    unsigned long long count = 0, hash = 0;
+    if (sscanf(text, "%llu %llx", &count, &hash) != 2) {
+        fprintf(stderr, "queue_node: group %" PRIu64 ": a snapshot at %" PRIu64
+                        " that this program did not write\n", group_id, index);
+        exit(EXIT_FAILURE);
+    }
+    char line[256];
+    int n = snprintf(line, sizeof line, "%" PRIu64 " %" PRIu64 " restore:%llu %016llx\n",
+                     group_id, index, count, hash);
+    pthread_mutex_lock(&app->apply_mu);
+    if (group_id >= 1 && group_id <= app->opt->groups) {
+        struct queue_state *q = &app->queues[group_id];
+        q->index = index;
+        q->count = count;
+        q->hash = hash;
+    }
+    if (app->applied_fd >= 0)
+        write_line(app->applied_fd, line, (size_t)n);
+    app->restores++;
+    pthread_mutex_unlock(&app->apply_mu);
+}
+
+/* muxraft's hint: the group's log grew past the threshold since its last
+ * snapshot. The main loop takes the snapshot (not this callback: writing
+ * the file would hold up the node's thread). */
+static void on_snapshot_needed(void *userdata, uint64_t group_id, uint64_t applied,
+                               uint64_t entries, uint64_t bytes)
+{
+    (void)applied, (void)entries, (void)bytes;
+    struct app *app = userdata;
+    pthread_mutex_lock(&app->apply_mu);
+    if (app->opt->snapshot_every > 0 && group_id >= 1 && group_id <= app->opt->groups &&
+        !app->queues[group_id].snapshot_wanted) {
+        app->queues[group_id].snapshot_wanted = true;
+        app->snapshots_wanted++;
+    }
+    pthread_mutex_unlock(&app->apply_mu);
+}
+
+/* Take the snapshots muxraft asked for; returns how many were taken. */
+static uint64_t take_snapshots(struct app *app, muxraft_node *node, uint8_t *buf)
+{
+    uint64_t taken = 0;
+    for (uint64_t g = 1; g <= app->opt->groups; g++) {
+        pthread_mutex_lock(&app->apply_mu);
+        struct queue_state q = app->queues[g];
+        app->queues[g].snapshot_wanted = false;
+        if (q.snapshot_wanted)
+            app->snapshots_wanted--;
+        bool none_left = app->snapshots_wanted == 0;
+        pthread_mutex_unlock(&app->apply_mu);
+        if (q.snapshot_wanted) {
+            /* The state as of q.index, which is applied. */
+            int n = snprintf((char *)buf, 64, "%" PRIu64 " %016" PRIx64, q.count, q.hash);
+            size_t len = (size_t)n + 1;
+            if (app->opt->snapshot_pad > len)
+                len = app->opt->snapshot_pad;
+            muxraft_status st = muxraft_group_snapshot(node, g, q.index, buf, len);
+            if (st == MUXRAFT_OK)
+                taken++;
+            else if (st != MUXRAFT_INVALID_ARGUMENT && st != MUXRAFT_NOT_FOUND)
+                check(st, "muxraft_group_snapshot");
+            /* INVALID_ARGUMENT: a snapshot restored meanwhile covers it. */
+        }
+        if (none_left)
+            break;
+    }
+    return taken;
+}
+
+static uint64_t rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long pages = 0, resident = 0;
+    if (f) {
+        if (fscanf(f, "%llu %llu", &pages, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return (uint64_t)resident * (uint64_t)(sysconf(_SC_PAGESIZE) / 1024);
 }
 
 static void on_proposal_done(void *userdata, uint64_t group_id,
@@ -419,7 +583,9 @@ static void usage(void)
             "usage: queue_node --id N --listen HOST:PORT [--peer ID=HOST:PORT]...\n"
             "                  [--data-dir DIR] [--groups G (300)] [--replicas R (3)]\n"
             "                  [--cluster-id C (0)] [--batch 0|1 (1)] [--rate PER_SEC (100)]\n"
-            "                  [--duration SECONDS (0: until SIGTERM)] [--report-ms MS (1000)]\n");
+            "                  [--duration SECONDS (0: until SIGTERM)] [--report-ms MS (1000)]\n"
+            "                  [--snapshot-every N (0: never)] [--snapshot-pad BYTES (0)]\n"
+            "                  [--rejoin 0|1 (0)] [--app-logs 0|1 (1)]\n");
     exit(2);
 }
 
@@ -431,6 +597,7 @@ static void parse_options(int argc, char **argv, struct options *o)
     o->batch = true;
     o->rate = 100;
     o->report_ms = 1000;
+    o->app_logs = true;
     for (int i = 1; i < argc; i++) {
         const char *flag = argv[i];
         if (i + 1 >= argc)
@@ -469,12 +636,21 @@ static void parse_options(int argc, char **argv, struct options *o)
             o->duration_s = parse_u64(v, flag);
         } else if (strcmp(flag, "--report-ms") == 0) {
             o->report_ms = parse_u64(v, flag);
+        } else if (strcmp(flag, "--snapshot-every") == 0) {
+            o->snapshot_every = parse_u64(v, flag);
+        } else if (strcmp(flag, "--snapshot-pad") == 0) {
+            o->snapshot_pad = parse_u64(v, flag);
+        } else if (strcmp(flag, "--rejoin") == 0) {
+            o->rejoin = parse_u64(v, flag) != 0;
+        } else if (strcmp(flag, "--app-logs") == 0) {
+            o->app_logs = parse_u64(v, flag) != 0;
         } else {
             usage();
         }
     }
     if (o->id == 0 || o->listen == NULL || o->groups == 0 || o->groups > 1000000 ||
-        o->replicas == 0 || o->replicas > 7 || o->report_ms == 0)
+        o->replicas == 0 || o->replicas > 7 || o->report_ms == 0 ||
+        o->snapshot_pad > (64u << 20))
         usage();
 }
 
@@ -482,13 +658,14 @@ static void parse_options(int argc, char **argv, struct options *o)
 
 struct view {
     uint64_t leading, leaderless;
+    uint64_t log_bytes; /* held in memory, over every group */
 };
 
 /* Re-read which groups this node leads into `led` (ids) and count. */
 static struct view read_roles(muxraft_node *node, const bool *hosted,
                               uint64_t groups, uint64_t *led, size_t *n_led)
 {
-    struct view v = {0, 0};
+    struct view v = {0, 0, 0};
     *n_led = 0;
     for (uint64_t g = 1; g <= groups; g++) {
         muxraft_group_info info;
@@ -501,13 +678,14 @@ static struct view read_roles(muxraft_node *node, const bool *hosted,
         }
         if (info.leader_id == 0)
             v.leaderless++;
+        v.log_bytes += info.log_bytes_memory;
     }
     return v;
 }
 
 static void print_stat(struct app *app, muxraft_node *node, uint64_t t_ms,
                        uint64_t hosted, struct view v, uint64_t proposed,
-                       bool final)
+                       uint64_t snapshots, uint64_t log_bytes, bool final)
 {
     muxraft_stats s;
     muxraft_stats_init(&s); /* struct_size, and every counter 0 */
@@ -521,7 +699,9 @@ static void print_stat(struct app *app, muxraft_node *node, uint64_t t_ms,
     uint64_t inflight = app->pending.n;
     pthread_mutex_unlock(&app->mu);
     pthread_mutex_lock(&app->apply_mu);
-    uint64_t applied = app->applied;
+    uint64_t applied = app->applied, restores = app->restores, index_sum = 0;
+    for (uint64_t g = 1; g <= app->opt->groups; g++)
+        index_sum += app->queues[g].index;
     pthread_mutex_unlock(&app->apply_mu);
 
     printf("STAT t_ms=%" PRIu64 " id=%" PRIu64 " pid=%ld groups=%" PRIu64
@@ -544,7 +724,12 @@ static void print_stat(struct app *app, muxraft_node *node, uint64_t t_ms,
         printf("%s%" PRIu64 ":%" PRIu64, first ? "" : ",", hist_value(b), hist[b]);
         first = false;
     }
-    printf("%s%s\n", first ? "-" : "", final ? " final=1" : "");
+    printf("%s snapshots=%" PRIu64 " restores=%" PRIu64 " installed=%" PRIu64
+           " wal_segments=%" PRIu64 " wal_bytes=%" PRIu64 " snapshot_bytes=%" PRIu64
+           " log_bytes=%" PRIu64 " rss_kb=%" PRIu64 " index_sum=%" PRIu64 "%s\n",
+           first ? "-" : "", snapshots, restores, s.snapshots_installed, s.wal_segments,
+           s.wal_bytes, s.snapshot_file_bytes, log_bytes, rss_kb(), index_sum,
+           final ? " final=1" : "");
     fflush(stdout);
 }
 
@@ -575,13 +760,28 @@ int main(int argc, char **argv)
     app.acked_fd = app.applied_fd = -1;
     pthread_mutex_init(&app.mu, NULL);
     pthread_mutex_init(&app.apply_mu, NULL);
+    app.queues = xcalloc(opt.groups + 1, sizeof *app.queues);
+    for (uint64_t g = 0; g <= opt.groups; g++)
+        app.queues[g].hash = FNV_OFFSET;
+    char raft_dir[4096];
+    bool rejoin = opt.rejoin;
     if (opt.data_dir) {
         make_dirs(opt.data_dir);
         app.incarnation = read_incarnation(opt.data_dir);
-        char name[64];
-        snprintf(name, sizeof name, "applied.%ld.log", (long)getpid());
-        app.acked_fd = open_log(opt.data_dir, "acked.log");
-        app.applied_fd = open_log(opt.data_dir, name);
+        snprintf(raft_dir, sizeof raft_dir, "%s/raft", opt.data_dir);
+        struct stat st;
+        if (stat(raft_dir, &st) != 0 && app.incarnation > 1) {
+            /* We ran here before, and what muxraft kept is gone. */
+            fprintf(stderr, "queue_node: %s is missing: rejoining every group\n", raft_dir);
+            rejoin = true;
+        }
+        make_dirs(raft_dir);
+        if (opt.app_logs) {
+            char name[64];
+            snprintf(name, sizeof name, "applied.%ld.log", (long)getpid());
+            app.acked_fd = open_log(opt.data_dir, "acked.log");
+            app.applied_fd = open_log(opt.data_dir, name);
+        }
     } else {
         app.incarnation = 1;
     }
@@ -604,13 +804,19 @@ int main(int argc, char **argv)
     config.node_id = opt.id;
     config.cluster_id = opt.cluster_id;
     config.batch_heartbeats = opt.batch;
-    config.data_dir = opt.data_dir; /* NULL: in memory */
+    config.data_dir = opt.data_dir ? raft_dir : NULL; /* NULL: in memory */
+    if (opt.snapshot_every > 0) {
+        config.snapshot_threshold_entries = opt.snapshot_every;
+        config.snapshot_threshold_bytes = 0; /* by count only: predictable */
+    }
 
     muxraft_callbacks cb;
     muxraft_callbacks_init(&cb); /* struct_size, and every callback NULL */
     cb.userdata = &app;
     cb.apply = on_apply;
     cb.proposal_done = on_proposal_done;
+    cb.restore = on_restore;
+    cb.snapshot_needed = on_snapshot_needed;
 
     uint64_t start = now_ns();
     muxraft_node *node = NULL;
@@ -629,16 +835,18 @@ int main(int argc, char **argv)
             hosted[g] = hosted[g] || members[i] == opt.id;
         if (!hosted[g])
             continue;
-        muxraft_status st = muxraft_group_create(node, g, 1, members, n);
+        muxraft_status st = rejoin ? muxraft_group_rejoin(node, g, 1, members, n)
+                                   : muxraft_group_create(node, g, 1, members, n);
         if (st != MUXRAFT_ALREADY_EXISTS) /* recovered from the data dir */
-            check(st, "muxraft_group_create");
+            check(st, rejoin ? "muxraft_group_rejoin" : "muxraft_group_create");
         n_hosted++;
     }
 
     uint64_t *led = xcalloc(opt.groups, sizeof *led);
     size_t n_led = 0, next = 0;
     struct view view = read_roles(node, hosted, opt.groups, led, &n_led);
-    uint64_t proposed = 0, seq = 0;
+    uint64_t proposed = 0, seq = 0, snapshots = 0;
+    uint8_t *snap_buf = xcalloc(opt.snapshot_pad > 64 ? opt.snapshot_pad : 64, 1);
     double credit = 0;
     uint64_t last_loop = now_ns(), last_roles = last_loop, last_report = 0;
     uint64_t deadline = opt.duration_s ? start + opt.duration_s * 1000000000ull : 0;
@@ -651,7 +859,7 @@ int main(int argc, char **argv)
         }
         if (now - last_report >= opt.report_ms * 1000000ull) {
             print_stat(&app, node, (now - start) / 1000000, n_hosted, view,
-                       proposed, false);
+                       proposed, snapshots, view.log_bytes, false);
             last_report = now;
         }
 
@@ -696,6 +904,8 @@ int main(int argc, char **argv)
             }
         }
 
+        snapshots += take_snapshots(&app, node, snap_buf);
+
         struct timespec ts = {0, LOOP_NS};
         nanosleep(&ts, NULL); /* a signal cuts it short: fine */
     }
@@ -707,7 +917,7 @@ int main(int argc, char **argv)
                 muxraft_status_str((int)st), muxraft_last_error());
     view = read_roles(node, hosted, opt.groups, led, &n_led);
     print_stat(&app, node, (now_ns() - start) / 1000000, n_hosted, view, proposed,
-               true);
+               snapshots, view.log_bytes, true);
     muxraft_node_free(node);
 
     if (app.acked_fd >= 0)
@@ -715,6 +925,8 @@ int main(int argc, char **argv)
     if (app.applied_fd >= 0)
         close(app.applied_fd);
     free(app.pending.v);
+    free(app.queues);
+    free(snap_buf);
     free(hosted);
     free(led);
     return st == MUXRAFT_OK ? EXIT_SUCCESS : EXIT_FAILURE;

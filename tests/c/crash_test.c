@@ -2,28 +2,45 @@
  * crash_test.c: crash safety end to end, with real processes.
  *
  * Three queue_node processes (examples/c/queue_node.c) on loopback, each
- * with a data directory (its muxraft write-ahead log), host G groups of
- * three replicas and propose continuously to the groups they lead. Every
- * few seconds one of them, chosen at random, is killed with SIGKILL and
- * restarted from its data directory. Then proposals stop, the cluster
- * settles, every process gets SIGTERM, and the logs the processes kept are
- * checked (queue_node writes each acknowledged proposal to acked.log and
- * each applied entry to applied.<pid>.log, one file per incarnation):
+ * with a data directory (its muxraft write-ahead log and snapshots), host G
+ * groups of three replicas, propose continuously to the groups they lead
+ * and take a snapshot of a group every --snapshot-every entries. Every few
+ * seconds one of them, chosen at random, is killed with SIGKILL and
+ * restarted from its data directory; with MUXRAFT_CRASH_WIPE, node 3's
+ * muxraft data is deleted before some of its restarts, and it rejoins its
+ * groups. Then proposals stop, the cluster settles, every process gets
+ * SIGTERM, and the logs the processes kept are checked. queue_node writes
+ * each acknowledged proposal to acked.log, and to applied.<pid>.log (one
+ * file per incarnation) each applied entry and each restored snapshot, with
+ * the group's state (a running hash) after it:
  *
  *   order       in every incarnation of every replica, a group's indexes
- *               increase and no payload is applied twice;
- *   agreement   the last incarnations of the three replicas of a group
- *               applied exactly the same entries at the same indexes;
- *   prefix      what any earlier incarnation applied is a prefix of that
- *               (a restarted replica re-applies from index 1);
+ *               increase (nothing is applied twice, nothing at or below a
+ *               restored snapshot is applied again) and no payload is
+ *               applied twice;
+ *   state       wherever a group's state at an index was seen (on any
+ *               replica, in any incarnation, by applying entries or by
+ *               restoring a snapshot), it is the same, and so is the entry
+ *               applied at that index;
+ *   agreement   the last incarnations of the three replicas of a group end
+ *               at the same index with the same state;
  *   acked       every proposal acknowledged (proposal_done OK) by any
- *               incarnation is in every replica's final sequence at the
- *               index it was acknowledged at (so exactly once: see order).
+ *               incarnation was applied at the index it was acknowledged
+ *               at, and every replica's final state is at or past it (so it
+ *               is in every final state, exactly once: see order, state);
+ *   unique      no payload sits at two indexes of a group.
  *
  *   usage: crash_test [PATH_TO_QUEUE_NODE]
  *   environment: MUXRAFT_CRASH_SECONDS (30)    how long the kills go on
  *                MUXRAFT_CRASH_INTERVAL_MS (3000)  mean time between kills
  *                MUXRAFT_CRASH_GROUPS (60), MUXRAFT_CRASH_RATE (100 per node)
+ *                MUXRAFT_CRASH_SNAPSHOT_EVERY (25 entries; 0: never)
+ *                MUXRAFT_CRASH_WIPE (0)    percent of node 3's restarts that
+ *                                          delete its muxraft data first
+ *                                          (one node only: a replica that
+ *                                          rejoined never votes, so two
+ *                                          would leave groups without a
+ *                                          quorum of voters)
  *                MUXRAFT_CRASH_SEED        the kill schedule (default: clock)
  *                MUXRAFT_CRASH_KEEP=1      keep the data directories
  *
@@ -168,18 +185,25 @@ static uint32_t intern(const char *s)
 struct seq {
     uint64_t *index;
     uint32_t *payload;
+    uint64_t *hash;   /* the group's state after the line (0: not given) */
+    bool *restore;    /* a restored snapshot, not an applied entry */
     size_t n, cap;
 };
 
-static void seq_push(struct seq *s, uint64_t index, uint32_t payload)
+static void seq_push(struct seq *s, uint64_t index, uint32_t payload, uint64_t hash,
+                     bool restore)
 {
     if (s->n == s->cap) {
         s->cap = s->cap ? 2 * s->cap : 64;
         s->index = xrealloc(s->index, s->cap * sizeof *s->index);
         s->payload = xrealloc(s->payload, s->cap * sizeof *s->payload);
+        s->hash = xrealloc(s->hash, s->cap * sizeof *s->hash);
+        s->restore = xrealloc(s->restore, s->cap * sizeof *s->restore);
     }
     s->index[s->n] = index;
     s->payload[s->n] = payload;
+    s->hash[s->n] = hash;
+    s->restore[s->n] = restore;
     s->n++;
 }
 
@@ -190,8 +214,8 @@ struct log {
     bool exists;
 };
 
-/* Read "<group> <index> <payload>" lines. A line cut short (no newline at
- * the end) is ignored: a SIGKILL during a write. */
+/* Read "<group> <index> <payload> [<hash>]" lines. A line cut short (no
+ * newline at the end) is ignored: a SIGKILL during a write. */
 static void read_log(const char *path, unsigned groups, struct log *log,
                      size_t *bad_lines)
 {
@@ -207,14 +231,15 @@ static void read_log(const char *path, unsigned groups, struct log *log,
         if (len == 0 || line[len - 1] != '\n')
             continue;
         line[len - 1] = '\0';
-        unsigned long long g, idx;
+        unsigned long long g, idx, hash = 0;
         char payload[512];
-        if (sscanf(line, "%llu %llu %511s", &g, &idx, payload) != 3 || g == 0 ||
-            g > groups) {
+        int n = sscanf(line, "%llu %llu %511s %llx", &g, &idx, payload, &hash);
+        if (n < 3 || g == 0 || g > groups) {
             (*bad_lines)++;
             continue;
         }
-        seq_push(&log->groups[g], idx, intern(payload));
+        bool restore = strncmp(payload, "restore:", 8) == 0;
+        seq_push(&log->groups[g], idx, intern(payload), hash, restore);
         log->lines++;
     }
     fclose(f);
@@ -227,6 +252,8 @@ static void free_log(struct log *log, unsigned groups)
     for (unsigned g = 0; g <= groups; g++) {
         free(log->groups[g].index);
         free(log->groups[g].payload);
+        free(log->groups[g].hash);
+        free(log->groups[g].restore);
     }
     free(log->groups);
     log->groups = NULL;
@@ -292,8 +319,10 @@ static bool all_led(qc_cluster *c, void *arg)
     return leading == c->groups;
 }
 
-/* Proposals stopped and finished, every node applied as much as the
- * others, and that has not changed for SETTLE_STABLE_S. */
+/* Proposals stopped and finished, every node's groups are at the same
+ * indexes as the others' (index_sum: each restarted process applied less
+ * than the others since it started), and that has not changed for
+ * SETTLE_STABLE_S. */
 struct settle {
     uint64_t since_ns, applied, stable_since_ns;
 };
@@ -304,10 +333,10 @@ static bool settled(qc_cluster *c, void *arg)
     bool ok = all_led(c, &s->since_ns);
     for (size_t i = 0; ok && i < c->n; i++) {
         const qc_stat *st = &c->procs[i].last;
-        ok = !st->proposing && st->inflight == 0 && st->applied == c->procs[0].last.applied;
+        ok = !st->proposing && st->inflight == 0 && st->index_sum == c->procs[0].last.index_sum;
     }
-    if (!ok || c->procs[0].last.applied != s->applied) {
-        s->applied = ok ? c->procs[0].last.applied : UINT64_MAX;
+    if (!ok || c->procs[0].last.index_sum != s->applied) {
+        s->applied = ok ? c->procs[0].last.index_sum : UINT64_MAX;
         s->stable_since_ns = qc_now_ns();
         return false;
     }
@@ -334,26 +363,33 @@ struct acked {
     size_t node;
 };
 
-static bool seq_equal(const struct seq *a, const struct seq *b, size_t n)
+/* One line of any applied log of a group, for comparing across them. */
+struct seen_line {
+    uint64_t index, hash;
+    uint32_t payload;
+    bool restore;
+};
+
+static int by_index(const void *a, const void *b)
 {
-    for (size_t k = 0; k < n; k++)
-        if (a->index[k] != b->index[k] || a->payload[k] != b->payload[k])
-            return false;
-    return true;
+    const struct seen_line *x = a, *y = b;
+    if (x->index != y->index)
+        return x->index < y->index ? -1 : 1;
+    return (int)x->restore - (int)y->restore; /* entries before restores */
 }
 
-/* Position of `index` in s (indexes increase), or SIZE_MAX. */
-static size_t seq_find(const struct seq *s, uint64_t index)
+/* The first line at `index` in v (sorted by index), or SIZE_MAX. */
+static size_t lines_find(const struct seen_line *v, size_t n, uint64_t index)
 {
-    size_t lo = 0, hi = s->n;
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (s->index[mid] < index)
+        if (v[mid].index < index)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return lo < s->n && s->index[lo] == index ? lo : SIZE_MAX;
+    return lo < n && v[lo].index == index ? lo : SIZE_MAX;
 }
 
 static void verify(unsigned groups)
@@ -361,7 +397,7 @@ static void verify(unsigned groups)
     /* Every incarnation's applied log; the last one of each node apart. */
     struct log *logs[NODES];
     size_t n_logs[NODES];
-    size_t bad_lines = 0, files = 0, entries = 0, final_entries = 0;
+    size_t bad_lines = 0, files = 0, entries = 0, final_entries = 0, restores = 0;
     for (size_t i = 0; i < NODES; i++) {
         qc_proc *p = &cluster.procs[i];
         n_logs[i] = p->n_incarnations;
@@ -409,14 +445,18 @@ static void verify(unsigned groups)
                 const struct seq *s = &logs[i][k].groups[g];
                 stamp++;
                 for (size_t e = 0; e < s->n; e++) {
+                    restores += s->restore[e];
                     if (e > 0 && s->index[e] <= s->index[e - 1]) {
                         check(false, "group %u, node %zu pid %d: index %" PRIu64
-                                     " applied after %" PRIu64,
+                                     " %s after %" PRIu64,
                               g, i + 1, (int)cluster.procs[i].incarnations[k],
-                              s->index[e], s->index[e - 1]);
+                              s->index[e], s->restore[e] ? "restored" : "applied",
+                              s->index[e - 1]);
                         ok = false;
                         break;
                     }
+                    if (s->restore[e])
+                        continue;
                     if (seen[s->payload[e]] == stamp) {
                         check(false, "group %u, node %zu pid %d: \"%s\" applied twice", g,
                               i + 1, (int)cluster.procs[i].incarnations[k],
@@ -432,69 +472,114 @@ static void verify(unsigned groups)
     }
     free(seen);
 
-    /* agreement and prefix. */
+    /* state, unique, agreement and acked, group by group, over every line
+     * of every log. */
+    uint64_t *at_index = calloc(n_strings + 1, sizeof *at_index); /* payload -> index */
+    uint32_t *at_stamp = calloc(n_strings + 1, sizeof *at_stamp);
+    size_t states_compared = 0, missing = 0;
+    struct seen_line *v = NULL;
+    size_t cap_v = 0;
     for (unsigned g = 1; g <= groups; g++) {
+        size_t n = 0;
+        for (size_t i = 0; i < NODES; i++)
+            for (size_t k = 0; k < n_logs[i]; k++) {
+                const struct seq *s = &logs[i][k].groups[g];
+                if (n + s->n > cap_v) {
+                    cap_v = 2 * (n + s->n);
+                    v = xrealloc(v, cap_v * sizeof *v);
+                }
+                for (size_t e = 0; e < s->n; e++) {
+                    struct seen_line l = {s->index[e], s->hash[e], s->payload[e], s->restore[e]};
+                    v[n++] = l;
+                }
+            }
+        qsort(v, n, sizeof *v, by_index);
+
+        bool state_ok = true, unique_ok = true;
+        stamp++;
+        for (size_t e = 0; e < n; e++) {
+            if (e > 0 && v[e].index == v[e - 1].index) {
+                states_compared++;
+                if (v[e].hash != v[e - 1].hash && state_ok) {
+                    check(false, "group %u: two states at index %" PRIu64 " (%016" PRIx64
+                                 " and %016" PRIx64 "%s)",
+                          g, v[e].index, v[e - 1].hash, v[e].hash,
+                          v[e].restore ? ", the second restored" : "");
+                    state_ok = false;
+                }
+                if (!v[e].restore && !v[e - 1].restore && v[e].payload != v[e - 1].payload &&
+                    state_ok) {
+                    check(false, "group %u: index %" PRIu64 " applied as \"%s\" and \"%s\"", g,
+                          v[e].index, strings[v[e - 1].payload], strings[v[e].payload]);
+                    state_ok = false;
+                }
+            }
+            if (v[e].restore)
+                continue;
+            uint32_t pl = v[e].payload;
+            if (at_stamp[pl] == stamp && at_index[pl] != v[e].index && unique_ok) {
+                check(false, "group %u: \"%s\" applied at index %" PRIu64 " and %" PRIu64, g,
+                      strings[pl], at_index[pl], v[e].index);
+                unique_ok = false;
+            }
+            at_stamp[pl] = stamp;
+            at_index[pl] = v[e].index;
+        }
+        if (state_ok)
+            check(true, "state");
+        if (unique_ok)
+            check(true, "unique");
+
+        /* agreement: the last incarnations end at the same index and state. */
         const struct seq *ref = &logs[0][n_logs[0] - 1].groups[g];
-        bool same = true;
-        for (size_t i = 1; i < NODES; i++) {
+        bool same = ref->n > 0;
+        if (!same)
+            check(false, "group %u: node 1's last incarnation applied and restored nothing", g);
+        for (size_t i = 1; same && i < NODES; i++) {
             const struct seq *s = &logs[i][n_logs[i] - 1].groups[g];
-            if (s->n != ref->n || !seq_equal(s, ref, s->n)) {
-                size_t at = 0;
-                while (at < s->n && at < ref->n && s->index[at] == ref->index[at] &&
-                       s->payload[at] == ref->payload[at])
-                    at++;
-                check(false, "group %u: node %zu applied %zu entries, node 1 %zu; "
-                             "they differ from position %zu",
-                      g, i + 1, s->n, ref->n, at);
+            if (s->n == 0 || s->index[s->n - 1] != ref->index[ref->n - 1] ||
+                s->hash[s->n - 1] != ref->hash[ref->n - 1]) {
+                check(false, "group %u: node %zu ends at index %" PRIu64 ", node 1 at %" PRIu64,
+                      g, i + 1, s->n ? s->index[s->n - 1] : 0, ref->index[ref->n - 1]);
                 same = false;
             }
         }
         if (same)
             check(true, "agreement");
 
-        bool prefix = true;
-        for (size_t i = 0; i < NODES; i++) {
-            const struct seq *fin = &logs[i][n_logs[i] - 1].groups[g];
-            for (size_t k = 0; k + 1 < n_logs[i]; k++) {
-                const struct seq *s = &logs[i][k].groups[g];
-                if (s->n > fin->n || !seq_equal(s, fin, s->n)) {
-                    check(false, "group %u: what node %zu pid %d applied (%zu entries) is "
-                                 "not a prefix of what its last incarnation applied (%zu)",
-                          g, i + 1, (int)cluster.procs[i].incarnations[k], s->n, fin->n);
-                    prefix = false;
-                }
+        /* acked: applied at its index, and every final state past it. */
+        bool acked_ok = true;
+        for (size_t a = 0; a < n_acked; a++) {
+            const struct acked *x = &acked[a];
+            if (x->group != g)
+                continue;
+            size_t at = lines_find(v, n, x->index);
+            bool applied = false;
+            for (size_t e = at; e != SIZE_MAX && e < n && v[e].index == x->index; e++)
+                applied |= !v[e].restore && v[e].payload == x->payload;
+            size_t behind = 0;
+            for (size_t i = 0; i < NODES; i++) {
+                const struct seq *fin = &logs[i][n_logs[i] - 1].groups[g];
+                if (fin->n == 0 || fin->index[fin->n - 1] < x->index)
+                    behind = i + 1;
             }
-        }
-        if (prefix)
-            check(true, "prefix");
-    }
-
-    /* acked: at its index, in every replica's final sequence. */
-    bool *group_ok = calloc(groups + 1, sizeof *group_ok);
-    for (unsigned g = 1; g <= groups; g++)
-        group_ok[g] = true;
-    size_t missing = 0;
-    for (size_t a = 0; a < n_acked; a++) {
-        const struct acked *x = &acked[a];
-        for (size_t i = 0; i < NODES; i++) {
-            const struct seq *fin = &logs[i][n_logs[i] - 1].groups[x->group];
-            size_t at = seq_find(fin, x->index);
-            if (at == SIZE_MAX || fin->payload[at] != x->payload) {
+            if (!applied || behind) {
                 if (missing++ < 3)
                     check(false, "group %u: \"%s\", acknowledged to node %zu at index %" PRIu64
-                                 ", is not there on node %zu (%s)",
-                          x->group, strings[x->payload], x->node + 1, x->index, i + 1,
-                          at == SIZE_MAX ? "no entry at that index" : strings[fin->payload[at]]);
+                                 ", %s",
+                          g, strings[x->payload], x->node + 1, x->index,
+                          !applied ? "was never applied there" : "is past a final state");
                 else
                     n_failed++;
-                group_ok[x->group] = false;
+                acked_ok = false;
             }
         }
-    }
-    for (unsigned g = 1; g <= groups; g++)
-        if (group_ok[g])
+        if (acked_ok)
             check(true, "acked");
-    free(group_ok);
+    }
+    free(v);
+    free(at_index);
+    free(at_stamp);
 
     /* The same proposal is never acknowledged twice. */
     uint32_t *acks = calloc(n_strings + 1, sizeof *acks);
@@ -505,9 +590,10 @@ static void verify(unsigned groups)
     check(dup == 0, "%zu proposals were acknowledged twice", dup);
     free(acks);
 
-    printf("verified: %zu acknowledged proposals; %zu applied entries in %zu log files "
-           "(%zu in the last incarnations)\n",
-           n_acked, entries, files, final_entries);
+    printf("verified: %zu acknowledged proposals; %zu applied entries and %zu restored "
+           "snapshots in %zu log files (%zu lines in the last incarnations); %zu states "
+           "compared across replicas\n",
+           n_acked, entries - restores, restores, files, final_entries, states_compared);
 
     free(acked);
     for (size_t i = 0; i < NODES; i++) {
@@ -526,6 +612,8 @@ int main(int argc, char **argv)
     uint64_t interval_ms = env_u64("MUXRAFT_CRASH_INTERVAL_MS", 3000);
     unsigned groups = (unsigned)env_u64("MUXRAFT_CRASH_GROUPS", 60);
     unsigned rate = (unsigned)env_u64("MUXRAFT_CRASH_RATE", 100);
+    unsigned snapshot_every = (unsigned)env_u64("MUXRAFT_CRASH_SNAPSHOT_EVERY", 25);
+    unsigned wipe_percent = (unsigned)env_u64("MUXRAFT_CRASH_WIPE", 0);
     uint64_t seed = env_u64("MUXRAFT_CRASH_SEED", qc_now_ns() ^ (uint64_t)getpid());
     keep_dir = env_u64("MUXRAFT_CRASH_KEEP", 0) != 0;
     if (seed == 0)
@@ -550,11 +638,15 @@ int main(int argc, char **argv)
     cluster.rate = rate;
     cluster.report_ms = REPORT_MS;
     cluster.batch = true;
+    cluster.snapshot_every = snapshot_every;
+    cluster.snapshot_pad = 2000; /* a queue state of some size, not a few bytes */
 
     printf("crash test: %d queue_node processes, %u groups of 3 replicas, %u proposals/s "
-           "per node;\nSIGKILL + restart of a random node about every %.1f s for %" PRIu64
-           " s (MUXRAFT_CRASH_SEED=%" PRIu64 ")\ndata: %s (kept on failure)\n",
-           NODES, groups, rate, (double)interval_ms / 1000, seconds, seed, base_dir);
+           "per node, a snapshot every %u entries;\nSIGKILL + restart of a random node about "
+           "every %.1f s for %" PRIu64 " s, node 3's data wiped at %u%% of its restarts "
+           "(MUXRAFT_CRASH_SEED=%" PRIu64 ")\ndata: %s (kept on failure)\n",
+           NODES, groups, rate, snapshot_every, (double)interval_ms / 1000, seconds,
+           wipe_percent, seed, base_dir);
     fflush(stdout);
     uint64_t t0 = qc_now_ns();
     bool died = false;
@@ -568,7 +660,7 @@ int main(int argc, char **argv)
         printf("every group has a leader after %.1f s\n", qc_seconds_since(t0));
 
     /* The kills. */
-    uint64_t kills = 0, kill_start = qc_now_ns();
+    uint64_t kills = 0, wipes = 0, kill_start = qc_now_ns();
     while (led && qc_seconds_since(kill_start) < (double)seconds) {
         double gap = (double)interval_ms / 1000 * (0.5 + (double)(rng_next() % 1000) / 1000);
         wait_for(gap, NULL, NULL, &died);
@@ -579,14 +671,24 @@ int main(int argc, char **argv)
         acked_before[victim] += cluster.procs[victim].reports ? cluster.procs[victim].last.commits : 0;
         qc_kill(&cluster, victim);
         kills++;
+        bool wipe = victim == NODES - 1 && rng_next() % 100 < wipe_percent;
+        if (wipe) {
+            /* A replaced disk: what muxraft kept is gone (queue_node's own
+             * logs, which this test reads, stay). */
+            char raft[1200];
+            snprintf(raft, sizeof raft, "%.1000s/raft", cluster.procs[victim].dir);
+            qc_remove_tree(raft);
+            wipes++;
+        }
         wait_for(down, NULL, NULL, &died);
         if (!qc_start(&cluster, victim)) {
             check(false, "cannot restart node %zu", victim + 1);
             break;
         }
-        printf("  %5.1f s  kill %2" PRIu64 ": node %zu (pid %d), down %.1f s; about %" PRIu64
+        printf("  %5.1f s  kill %2" PRIu64 ": node %zu (pid %d), down %.1f s%s; about %" PRIu64
                " proposals acknowledged so far\n",
-               qc_seconds_since(t0), kills, victim + 1, (int)pid, down, acked);
+               qc_seconds_since(t0), kills, victim + 1, (int)pid, down,
+               wipe ? ", its data wiped" : "", acked);
         fflush(stdout);
     }
     check(!died, "a node ended without being killed (see above)");
@@ -612,13 +714,15 @@ int main(int argc, char **argv)
     bool ok = wait_for(SETTLE_TIMEOUT_S, settled, &st, &died);
     check(ok, "the cluster did not settle within %.0f s after proposals stopped "
               "(applied %" PRIu64 ", %" PRIu64 ", %" PRIu64 ")",
-          SETTLE_TIMEOUT_S, cluster.procs[0].last.applied, cluster.procs[1].last.applied,
-          cluster.procs[2].last.applied);
-    printf("settled %.1f s after proposals stopped: every node applied %" PRIu64 " entries\n",
-           qc_seconds_since(st.since_ns), cluster.procs[0].last.applied);
+          SETTLE_TIMEOUT_S, cluster.procs[0].last.index_sum, cluster.procs[1].last.index_sum,
+          cluster.procs[2].last.index_sum);
+    printf("settled %.1f s after proposals stopped: every node's groups at the same indexes "
+           "(sum %" PRIu64 ")\n",
+           qc_seconds_since(st.since_ns), cluster.procs[0].last.index_sum);
     check(qc_stop_all(&cluster, 15000), "a node did not stop cleanly on SIGTERM");
 
-    printf("kills: %" PRIu64 " in %.0f s\n", kills, (double)seconds);
+    printf("kills: %" PRIu64 " in %.0f s, %" PRIu64 " of them with the data wiped\n", kills,
+           (double)seconds, wipes);
     verify(groups);
     if (n_failed > 0)
         keep_dir = true; /* for a post-mortem */
