@@ -12,7 +12,11 @@
  *      second and commit latency;
  *   3. a SIGKILL of the node leading the most groups, the time until each
  *      of its groups has a new leader, its restart from its data directory
- *      and its catching up.
+ *      (each queue restored from its latest snapshot, only what followed
+ *      applied) and its catching up;
+ *   4. another node's muxraft data deleted (a replaced disk): it rejoins
+ *      its queues, its leaders send it snapshots, and it ends with the same
+ *      state as the others.
  * It finishes on its own in well under a minute, kills its processes on
  * every way out (including Ctrl-C), removes its temporary directory, and
  * exits non-zero if anything went wrong.
@@ -44,6 +48,7 @@
 #define DOWN_S 1.0      /* how long the killed node stays down after failover */
 #define CATCHUP_TIMEOUT_S 30.0
 #define SETTLE_TIMEOUT_S 15.0
+#define SNAPSHOT_EVERY 10 /* entries per queue; a broker would use thousands */
 
 /* What the exit paths must clean up. */
 static qc_cluster *live_cluster;
@@ -206,6 +211,9 @@ static void start_cluster(qc_cluster *c, const char *exe, bool batch, const char
     c->rate = RATE;
     c->report_ms = REPORT_MS;
     c->batch = batch;
+    c->snapshot_every = SNAPSHOT_EVERY;
+    c->snapshot_pad = 256;
+    c->snapshot_trailing = 5;
     live_cluster = c;
     uint64_t t0 = qc_now_ns();
     for (size_t i = 0; i < NODES; i++)
@@ -266,8 +274,9 @@ struct caught_up_arg {
     double lag_s;
 };
 
-/* The restarted node has applied at least what every other node had
- * applied lag_s earlier. */
+/* The restarted node's queues are where every other node's were lag_s
+ * earlier (index_sum: the sum over the queues of the last index applied or
+ * restored). */
 static bool caught_up(qc_cluster *c, void *arg)
 {
     const struct caught_up_arg *a = arg;
@@ -276,23 +285,61 @@ static bool caught_up(qc_cluster *c, void *arg)
         return false;
     uint64_t then = v->last.received_ns - (uint64_t)(a->lag_s * 1e9);
     for (size_t i = 0; i < c->n; i++)
-        if (i != a->victim && v->last.applied < qc_applied_at(c, i, then))
+        if (i != a->victim && v->last.index_sum < qc_index_sum_at(c, i, then))
             return false;
     return true;
 }
 
-/* Proposals stopped: every node applied the same entries, nothing is in
- * flight, every group has a leader; in reports after *since_ns. */
+/* Proposals stopped: every node's queues are at the same indexes with the
+ * same state, nothing is in flight, every group has a leader; in reports
+ * after *since_ns. */
 static bool settled(qc_cluster *c, void *arg)
 {
     if (!all_led(c, arg))
         return false;
     for (size_t i = 0; i < c->n; i++) {
         const qc_stat *s = &c->procs[i].last;
-        if (s->proposing || s->inflight || s->applied != c->procs[0].last.applied)
+        if (s->proposing || s->inflight || s->index_sum != c->procs[0].last.index_sum ||
+            s->state != c->procs[0].last.state)
             return false;
     }
     return true;
+}
+
+/* Restart node `victim` (already down) and print its catching up until it
+ * is within lag_s of the others. */
+static void watch_catch_up(qc_cluster *c, size_t victim, uint64_t t_restart)
+{
+    struct caught_up_arg cu = {victim, 0.2};
+    uint64_t seen = 0;
+    double next_line = 0;
+    for (;;) {
+        double t = qc_seconds_since(t_restart);
+        if (t >= CATCHUP_TIMEOUT_S)
+            fail("node %zu did not catch up within %.0f s", victim + 1, CATCHUP_TIMEOUT_S);
+        bool done = caught_up(c, &cu);
+        /* A line for its first report, then one a second, and the last. */
+        const qc_stat *v = &c->procs[victim].last;
+        if (c->procs[victim].reports > seen && (t >= next_line || done)) {
+            seen = c->procs[victim].reports;
+            uint64_t others = 0;
+            for (size_t i = 0; i < NODES; i++)
+                if (i != victim && c->procs[i].last.index_sum > others)
+                    others = c->procs[i].last.index_sum;
+            printf("  +%.1f s  restored %3" PRIu64 " snapshots (%3" PRIu64
+                   " received from leaders), skipped %5" PRIu64 " entries,\n"
+                   "           applied %5" PRIu64 "; its queues at %5" PRIu64
+                   " entries in all, the others' at %5" PRIu64 "\n",
+                   t, v->restores, v->installed, v->skipped, v->applied, v->index_sum, others);
+            fflush(stdout);
+            next_line = t + 1.0;
+        }
+        if (done)
+            break;
+        wait_for(c, 0.02, NULL, NULL);
+    }
+    printf("  caught up %.1f s after the restart (under %.1f s behind the others)\n",
+           qc_seconds_since(t_restart), cu.lag_s);
 }
 
 static uint64_t sum_elections(const qc_cluster *c)
@@ -341,8 +388,11 @@ int main(int argc, char **argv)
         "per pair of nodes per interval, whatever the number of groups. We run the\n"
         "cluster without batching (for comparison), then with it; then we kill the\n"
         "busiest process with SIGKILL, time the failover, restart it from its data\n"
-        "directory and watch it catch up.\n\n",
-        RATE, GROUPS);
+        "directory and watch it catch up; last we delete another node's data (a\n"
+        "replaced disk) and watch it rejoin. Each queue's state (a count and a hash\n"
+        "of its messages) is snapshotted every %d entries, and muxraft then drops\n"
+        "the log before the snapshot.\n\n",
+        RATE, GROUPS, SNAPSHOT_EVERY);
 
     static struct window_hist hist;
     static qc_cluster naive_c, c;
@@ -449,41 +499,47 @@ int main(int argc, char **argv)
            (double)(commits_down1 - commits_down0) / qc_seconds_since(t_down0));
 
     /* Restart it from its data directory. */
+    uint64_t snapshots = 0;
+    for (size_t i = 0; i < NODES; i++)
+        snapshots += c.procs[i].last.snapshots;
     uint64_t elections0 = sum_elections(&c) - c.procs[victim].last.elections;
     uint64_t t_restart = qc_now_ns();
     if (!qc_start(&c, victim))
         fail("cannot restart node %zu", victim + 1);
-    printf("Restart node %zu from its data directory (pid %d); its state machine starts\n"
-           "empty, so it re-applies every committed entry from index 1:\n",
-           victim + 1, (int)c.procs[victim].pid);
+    printf("Restart node %zu from its data directory (pid %d). The nodes took %" PRIu64
+           " snapshots so far;\n"
+           "each queue is restored from its latest one (the restore callback) and applies\n"
+           "only the entries that followed it:\n",
+           victim + 1, (int)c.procs[victim].pid, snapshots);
     fflush(stdout);
-    struct caught_up_arg cu = {victim, 0.2};
-    uint64_t seen = 0;
-    double next_line = 0;
-    for (;;) {
-        double t = qc_seconds_since(t_restart);
-        if (t >= CATCHUP_TIMEOUT_S)
-            fail("node %zu did not catch up within %.0f s", victim + 1, CATCHUP_TIMEOUT_S);
-        bool done = caught_up(&c, &cu);
-        /* A line for its first report, then one a second, and the last. */
-        if (c.procs[victim].reports > seen && (t >= next_line || done)) {
-            seen = c.procs[victim].reports;
-            uint64_t others = 0;
-            for (size_t i = 0; i < NODES; i++)
-                if (i != victim && c.procs[i].last.applied > others)
-                    others = c.procs[i].last.applied;
-            printf("  +%.1f s  node %zu has applied %6" PRIu64 " entries, the others %6" PRIu64 "\n",
-                   t, victim + 1, c.procs[victim].last.applied, others);
-            fflush(stdout);
-            next_line = t + 1.0;
-        }
-        if (done)
-            break;
-        wait_for(&c, 0.02, NULL, NULL);
-    }
-    printf("  caught up %.1f s after the restart (under %.1f s behind the others);\n"
+    watch_catch_up(&c, victim, t_restart);
+    const qc_stat *vs = &c.procs[victim].last;
+    printf("  its queues hold %" PRIu64 " entries: it skipped the %" PRIu64
+           " its snapshots covered and applied %" PRIu64 "\n"
+           "  (those after its snapshots, and the new ones);\n"
            "  elections caused by its return: %" PRIu64 " (PreVote: no disruption)\n",
-           qc_seconds_since(t_restart), cu.lag_s, sum_elections(&c) - elections0);
+           vs->index_sum, vs->skipped, vs->applied, sum_elections(&c) - elections0);
+    if (vs->restores == 0 || vs->skipped == 0)
+        fail("the restarted node restored no snapshot");
+
+    /* Delete another node's data: it must rejoin. */
+    size_t wiped = (victim + 1) % NODES;
+    pid_t wiped_pid = c.procs[wiped].pid;
+    qc_kill(&c, wiped);
+    char raft_dir[1200];
+    snprintf(raft_dir, sizeof raft_dir, "%.1000s/raft", c.procs[wiped].dir);
+    qc_remove_tree(raft_dir);
+    printf("\nSIGKILL node %zu (pid %d) and delete its muxraft data (%s), as if its\n"
+           "disk had been replaced. Restarted, it finds the directory gone and rejoins\n"
+           "its queues (muxraft_group_rejoin); their leaders send it snapshots:\n",
+           wiped + 1, (int)wiped_pid, raft_dir);
+    fflush(stdout);
+    uint64_t t_rejoin = qc_now_ns();
+    if (!qc_start(&c, wiped))
+        fail("cannot restart node %zu", wiped + 1);
+    watch_catch_up(&c, wiped, t_rejoin);
+    if (c.procs[wiped].last.installed == 0)
+        fail("the wiped node installed no snapshot from a leader");
 
     /* Stop proposing; every node must end with exactly the same entries. */
     for (size_t i = 0; i < NODES; i++)
@@ -491,11 +547,13 @@ int main(int argc, char **argv)
     uint64_t t_pause = qc_now_ns();
     if (!wait_for(&c, SETTLE_TIMEOUT_S, settled, &t_pause))
         fail("after proposals stopped the nodes did not agree within %.0f s "
-             "(applied: %" PRIu64 ", %" PRIu64 ", %" PRIu64 ")",
-             SETTLE_TIMEOUT_S, c.procs[0].last.applied, c.procs[1].last.applied,
-             c.procs[2].last.applied);
-    printf("Proposals stopped: the 3 nodes applied the same %" PRIu64 " entries.\n",
-           c.procs[0].last.applied);
+             "(entries: %" PRIu64 ", %" PRIu64 ", %" PRIu64 ")",
+             SETTLE_TIMEOUT_S, c.procs[0].last.index_sum, c.procs[1].last.index_sum,
+             c.procs[2].last.index_sum);
+    printf("\nProposals stopped: the 3 nodes' %d queues hold the same %" PRIu64
+           " entries, with the\nsame state (hash %016" PRIx64 ") on every node, the wiped one "
+           "included.\n",
+           GROUPS, c.procs[0].last.index_sum, c.procs[0].last.state);
     if (!qc_stop_all(&c, 10000))
         fail("the nodes did not stop cleanly on SIGTERM");
     live_cluster = NULL;

@@ -196,6 +196,10 @@ bool qc_start(qc_cluster *c, size_t i)
         ARG("--snapshot-pad");
         ARG("%u", c->snapshot_pad);
     }
+    if (c->snapshot_trailing > 0) {
+        ARG("--snapshot-trailing");
+        ARG("%u", c->snapshot_trailing);
+    }
     if (c->no_app_logs) {
         ARG("--app-logs");
         ARG("0");
@@ -312,8 +316,12 @@ static bool parse_stat(char *line, qc_stat *s)
         F(proposing) F(proposed) F(commits) F(failed) F(inflight)
         F(p50_us) F(p99_us) F(applied) F(elections) F(leader_changes) F(final)
         F(snapshots) F(restores) F(installed) F(wal_segments) F(wal_bytes)
-        F(snapshot_bytes) F(log_bytes) F(rss_kb) F(index_sum)
+        F(snapshot_bytes) F(log_bytes) F(rss_kb) F(index_sum) F(skipped)
 #undef F
+        if (strcmp(k, "state") == 0) {
+            s->state = (uint64_t)strtoull(v, NULL, 16);
+            continue;
+        }
         if (strcmp(k, "hist") == 0) {
             const char *q = v;
             while (*q && *q != '-' && s->n_hist < QC_MAX_HIST) {
@@ -346,10 +354,13 @@ static void on_line(qc_cluster *c, qc_proc *p, char *line)
         memmove(p->hist_ns, p->hist_ns + 1, (QC_HISTORY - 1) * sizeof p->hist_ns[0]);
         memmove(p->hist_applied, p->hist_applied + 1,
                 (QC_HISTORY - 1) * sizeof p->hist_applied[0]);
+        memmove(p->hist_index_sum, p->hist_index_sum + 1,
+                (QC_HISTORY - 1) * sizeof p->hist_index_sum[0]);
         p->hist_n--;
     }
     p->hist_ns[p->hist_n] = s.received_ns;
     p->hist_applied[p->hist_n] = s.applied;
+    p->hist_index_sum[p->hist_n] = s.index_sum;
     p->hist_n++;
     if (c->on_stat)
         c->on_stat(c->userdata, p, &p->last);
@@ -412,6 +423,15 @@ uint64_t qc_applied_at(const qc_cluster *c, size_t i, uint64_t t_ns)
     uint64_t v = 0;
     for (size_t k = 0; k < p->hist_n && p->hist_ns[k] <= t_ns; k++)
         v = p->hist_applied[k];
+    return v;
+}
+
+uint64_t qc_index_sum_at(const qc_cluster *c, size_t i, uint64_t t_ns)
+{
+    const qc_proc *p = &c->procs[i];
+    uint64_t v = 0;
+    for (size_t k = 0; k < p->hist_n && p->hist_ns[k] <= t_ns; k++)
+        v = p->hist_index_sum[k];
     return v;
 }
 

@@ -29,7 +29,7 @@ typedef struct qc_stat {
     uint64_t proposing, proposed, commits, failed, inflight;
     uint64_t p50_us, p99_us, applied, elections, leader_changes, final;
     uint64_t snapshots, restores, installed, wal_segments, wal_bytes, snapshot_bytes;
-    uint64_t log_bytes, rss_kb, index_sum;
+    uint64_t log_bytes, rss_kb, index_sum, skipped, state;
     size_t n_hist;
     uint64_t hist_us[QC_MAX_HIST], hist_count[QC_MAX_HIST];
     uint64_t received_ns; /* when the line arrived (qc_now_ns clock) */
@@ -48,7 +48,7 @@ typedef struct qc_proc {
     uint64_t reports;      /* STAT lines from this incarnation */
     qc_stat last;          /* the latest of them (valid if reports > 0) */
     /* A few fields of the latest reports, oldest first, for looking back. */
-    uint64_t hist_ns[QC_HISTORY], hist_applied[QC_HISTORY];
+    uint64_t hist_ns[QC_HISTORY], hist_applied[QC_HISTORY], hist_index_sum[QC_HISTORY];
     size_t hist_n;
     /* Every pid this node ever ran as, in order. */
     pid_t incarnations[QC_MAX_INCARNATIONS];
@@ -62,9 +62,10 @@ typedef struct qc_cluster {
     /* Passed to every process. */
     unsigned groups, rate, report_ms, cluster_id;
     bool batch;
-    /* --snapshot-every (0: not passed), --snapshot-pad, and --app-logs 0
+    /* --snapshot-every (0: not passed), --snapshot-pad, --snapshot-trailing
+     * (0: not passed), and --app-logs 0
      * when no_app_logs. */
-    unsigned snapshot_every, snapshot_pad;
+    unsigned snapshot_every, snapshot_pad, snapshot_trailing;
     bool no_app_logs;
     /* Called for every STAT line, after `last` was updated. */
     void (*on_stat)(void *userdata, qc_proc *p, const qc_stat *s);
@@ -112,6 +113,9 @@ bool qc_died(const qc_cluster *c, size_t i);
 
 /* The applied count node i reported last at or before t_ns (0 if none). */
 uint64_t qc_applied_at(const qc_cluster *c, size_t i, uint64_t t_ns);
+
+/* The index_sum node i reported last at or before t_ns (0 if none). */
+uint64_t qc_index_sum_at(const qc_cluster *c, size_t i, uint64_t t_ns);
 
 /* SIGTERM every running node and wait (up to timeout_ms) for them to exit;
  * SIGKILL the ones left. Returns true if every one exited with status 0. */

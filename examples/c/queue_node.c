@@ -17,6 +17,7 @@
  *                     [--cluster-id C] [--batch 0|1] [--rate R]
  *                     [--duration SECONDS] [--report-ms MS]
  *                     [--snapshot-every N] [--snapshot-pad BYTES]
+ *                     [--snapshot-trailing N]
  *                     [--rejoin 0|1] [--app-logs 0|1]
  *
  * Each queue's state machine is a count of the messages applied and a
@@ -26,7 +27,9 @@
  * be) whenever muxraft's snapshot_needed hint says N entries were applied
  * since the last one; muxraft then compacts the log, and a restart
  * restores each group from its snapshot (the restore callback) and applies
- * only what followed.
+ * only what followed. --snapshot-trailing sets how many entries before a
+ * snapshot the log keeps for followers a little behind (muxraft's
+ * snapshot_trailing_entries).
  *
  * muxraft keeps its data in DIR/raft. If that directory is missing on a
  * restart (the disk was replaced, or someone deleted it), the node lost
@@ -42,7 +45,7 @@
  *        p50_us=.. p99_us=.. applied=.. elections=.. leader_changes=..
  *        hist=US:COUNT,... snapshots=.. restores=.. installed=..
  *        wal_segments=.. wal_bytes=.. snapshot_bytes=.. log_bytes=.. rss_kb=..
- *        index_sum=..
+ *        index_sum=.. skipped=.. state=..
  *
  * Counters are totals since this process started. groups = replicas hosted
  * here, leading = groups this node leads, leaderless = groups for which
@@ -57,7 +60,10 @@
  * log held in memory over all groups; rss_kb = the process's resident
  * memory; index_sum = the sum over the groups hosted here of the last
  * index applied or restored (equal on nodes that host the same groups
- * once they caught up, whatever each applied since it started).
+ * once they caught up, whatever each applied since it started); skipped =
+ * entries this process did not apply because a restored snapshot covered
+ * them; state = a hash of every hosted queue's state (equal on nodes
+ * hosting the same groups once they caught up).
  *
  * Signals: SIGTERM or SIGINT stop the node cleanly (muxraft_node_stop, then
  * muxraft_node_free) and exit 0; SIGUSR1 stops proposing, SIGUSR2 resumes.
@@ -301,7 +307,7 @@ struct options {
     bool batch;
     double rate;
     uint64_t duration_s, report_ms;
-    uint64_t snapshot_every, snapshot_pad;
+    uint64_t snapshot_every, snapshot_pad, snapshot_trailing;
     bool rejoin, app_logs;
 };
 
@@ -349,6 +355,7 @@ struct app {
     uint64_t applied;
     struct queue_state *queues; /* 1..groups */
     uint64_t restores, snapshots_wanted;
+    uint64_t skipped; /* entries covered by restored snapshots */
 };
 
 static volatile sig_atomic_t stop_requested = 0;
@@ -418,6 +425,7 @@ static void on_restore(void *userdata, uint64_t group_id, uint64_t index,
     pthread_mutex_lock(&app->apply_mu);
     if (group_id >= 1 && group_id <= app->opt->groups) {
         struct queue_state *q = &app->queues[group_id];
+        app->skipped += index > q->index ? index - q->index : 0;
         q->index = index;
         q->count = count;
         q->hash = hash;
@@ -585,6 +593,7 @@ static void usage(void)
             "                  [--cluster-id C (0)] [--batch 0|1 (1)] [--rate PER_SEC (100)]\n"
             "                  [--duration SECONDS (0: until SIGTERM)] [--report-ms MS (1000)]\n"
             "                  [--snapshot-every N (0: never)] [--snapshot-pad BYTES (0)]\n"
+            "                  [--snapshot-trailing N (muxraft's default)]\n"
             "                  [--rejoin 0|1 (0)] [--app-logs 0|1 (1)]\n");
     exit(2);
 }
@@ -638,6 +647,8 @@ static void parse_options(int argc, char **argv, struct options *o)
             o->report_ms = parse_u64(v, flag);
         } else if (strcmp(flag, "--snapshot-every") == 0) {
             o->snapshot_every = parse_u64(v, flag);
+        } else if (strcmp(flag, "--snapshot-trailing") == 0) {
+            o->snapshot_trailing = parse_u64(v, flag);
         } else if (strcmp(flag, "--snapshot-pad") == 0) {
             o->snapshot_pad = parse_u64(v, flag);
         } else if (strcmp(flag, "--rejoin") == 0) {
@@ -700,8 +711,13 @@ static void print_stat(struct app *app, muxraft_node *node, uint64_t t_ms,
     pthread_mutex_unlock(&app->mu);
     pthread_mutex_lock(&app->apply_mu);
     uint64_t applied = app->applied, restores = app->restores, index_sum = 0;
-    for (uint64_t g = 1; g <= app->opt->groups; g++)
-        index_sum += app->queues[g].index;
+    uint64_t skipped = app->skipped, state = FNV_OFFSET;
+    for (uint64_t g = 1; g <= app->opt->groups; g++) {
+        const struct queue_state *q = &app->queues[g];
+        index_sum += q->index;
+        if (q->index > 0)
+            state = queue_hash(state, q->index, (const uint8_t *)&q->hash, sizeof q->hash);
+    }
     pthread_mutex_unlock(&app->apply_mu);
 
     printf("STAT t_ms=%" PRIu64 " id=%" PRIu64 " pid=%ld groups=%" PRIu64
@@ -726,10 +742,11 @@ static void print_stat(struct app *app, muxraft_node *node, uint64_t t_ms,
     }
     printf("%s snapshots=%" PRIu64 " restores=%" PRIu64 " installed=%" PRIu64
            " wal_segments=%" PRIu64 " wal_bytes=%" PRIu64 " snapshot_bytes=%" PRIu64
-           " log_bytes=%" PRIu64 " rss_kb=%" PRIu64 " index_sum=%" PRIu64 "%s\n",
+           " log_bytes=%" PRIu64 " rss_kb=%" PRIu64 " index_sum=%" PRIu64 " skipped=%" PRIu64
+           " state=%016" PRIx64 "%s\n",
            first ? "-" : "", snapshots, restores, s.snapshots_installed, s.wal_segments,
-           s.wal_bytes, s.snapshot_file_bytes, log_bytes, rss_kb(), index_sum,
-           final ? " final=1" : "");
+           s.wal_bytes, s.snapshot_file_bytes, log_bytes, rss_kb(), index_sum, skipped,
+           state, final ? " final=1" : "");
     fflush(stdout);
 }
 
@@ -809,6 +826,8 @@ int main(int argc, char **argv)
         config.snapshot_threshold_entries = opt.snapshot_every;
         config.snapshot_threshold_bytes = 0; /* by count only: predictable */
     }
+    if (opt.snapshot_trailing > 0)
+        config.snapshot_trailing_entries = opt.snapshot_trailing;
 
     muxraft_callbacks cb;
     muxraft_callbacks_init(&cb); /* struct_size, and every callback NULL */

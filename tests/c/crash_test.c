@@ -640,6 +640,7 @@ int main(int argc, char **argv)
     cluster.batch = true;
     cluster.snapshot_every = snapshot_every;
     cluster.snapshot_pad = 2000; /* a queue state of some size, not a few bytes */
+    cluster.snapshot_trailing = 10; /* compact the log: followers get snapshots */
 
     printf("crash test: %d queue_node processes, %u groups of 3 replicas, %u proposals/s "
            "per node, a snapshot every %u entries;\nSIGKILL + restart of a random node about "
