@@ -196,6 +196,14 @@ bool qc_start(qc_cluster *c, size_t i)
         ARG("--snapshot-pad");
         ARG("%u", c->snapshot_pad);
     }
+    if (c->snapshot_bytes > 0) {
+        ARG("--snapshot-bytes");
+        ARG("%u", c->snapshot_bytes);
+    }
+    if (c->wal_segment_mib > 0) {
+        ARG("--wal-segment-mib");
+        ARG("%u", c->wal_segment_mib);
+    }
     if (c->snapshot_trailing > 0) {
         ARG("--snapshot-trailing");
         ARG("%u", c->snapshot_trailing);

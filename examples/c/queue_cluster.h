@@ -65,7 +65,8 @@ typedef struct qc_cluster {
     /* --snapshot-every (0: not passed), --snapshot-pad, --snapshot-trailing
      * (0: not passed), and --app-logs 0
      * when no_app_logs. */
-    unsigned snapshot_every, snapshot_pad, snapshot_trailing;
+    unsigned snapshot_every, snapshot_pad, snapshot_trailing, snapshot_bytes;
+    unsigned wal_segment_mib; /* 0: not passed */
     bool no_app_logs;
     /* Called for every STAT line, after `last` was updated. */
     void (*on_stat)(void *userdata, qc_proc *p, const qc_stat *s);

@@ -17,7 +17,8 @@
  *                     [--cluster-id C] [--batch 0|1] [--rate R]
  *                     [--duration SECONDS] [--report-ms MS]
  *                     [--snapshot-every N] [--snapshot-pad BYTES]
- *                     [--snapshot-trailing N]
+ *                     [--snapshot-trailing N] [--snapshot-bytes BYTES]
+ *                     [--wal-segment-mib MIB]
  *                     [--rejoin 0|1] [--app-logs 0|1]
  *
  * Each queue's state machine is a count of the messages applied and a
@@ -29,7 +30,10 @@
  * restores each group from its snapshot (the restore callback) and applies
  * only what followed. --snapshot-trailing sets how many entries before a
  * snapshot the log keeps for followers a little behind (muxraft's
- * snapshot_trailing_entries).
+ * snapshot_trailing_entries). --snapshot-bytes also asks for a snapshot
+ * once a group's log holds that many bytes of payload (muxraft's
+ * snapshot_threshold_bytes; 0, the default here: by count only), and
+ * --wal-segment-mib sets the size of muxraft's WAL segments.
  *
  * muxraft keeps its data in DIR/raft. If that directory is missing on a
  * restart (the disk was replaced, or someone deleted it), the node lost
@@ -307,7 +311,8 @@ struct options {
     bool batch;
     double rate;
     uint64_t duration_s, report_ms;
-    uint64_t snapshot_every, snapshot_pad, snapshot_trailing;
+    uint64_t snapshot_every, snapshot_pad, snapshot_trailing, snapshot_bytes;
+    uint64_t wal_segment_mib;
     bool rejoin, app_logs;
 };
 
@@ -594,6 +599,7 @@ static void usage(void)
             "                  [--duration SECONDS (0: until SIGTERM)] [--report-ms MS (1000)]\n"
             "                  [--snapshot-every N (0: never)] [--snapshot-pad BYTES (0)]\n"
             "                  [--snapshot-trailing N (muxraft's default)]\n"
+            "                  [--snapshot-bytes BYTES (0)] [--wal-segment-mib MIB (default)]\n"
             "                  [--rejoin 0|1 (0)] [--app-logs 0|1 (1)]\n");
     exit(2);
 }
@@ -647,6 +653,10 @@ static void parse_options(int argc, char **argv, struct options *o)
             o->report_ms = parse_u64(v, flag);
         } else if (strcmp(flag, "--snapshot-every") == 0) {
             o->snapshot_every = parse_u64(v, flag);
+        } else if (strcmp(flag, "--snapshot-bytes") == 0) {
+            o->snapshot_bytes = parse_u64(v, flag);
+        } else if (strcmp(flag, "--wal-segment-mib") == 0) {
+            o->wal_segment_mib = parse_u64(v, flag);
         } else if (strcmp(flag, "--snapshot-trailing") == 0) {
             o->snapshot_trailing = parse_u64(v, flag);
         } else if (strcmp(flag, "--snapshot-pad") == 0) {
@@ -824,8 +834,10 @@ int main(int argc, char **argv)
     config.data_dir = opt.data_dir ? raft_dir : NULL; /* NULL: in memory */
     if (opt.snapshot_every > 0) {
         config.snapshot_threshold_entries = opt.snapshot_every;
-        config.snapshot_threshold_bytes = 0; /* by count only: predictable */
+        config.snapshot_threshold_bytes = opt.snapshot_bytes; /* 0: by count only */
     }
+    if (opt.wal_segment_mib > 0)
+        config.wal_segment_bytes = opt.wal_segment_mib << 20;
     if (opt.snapshot_trailing > 0)
         config.snapshot_trailing_entries = opt.snapshot_trailing;
 
