@@ -167,10 +167,12 @@ soak: $(C_OUT)/soak $(C_OUT)/queue_node
 ## data deleted before half of its restarts (it rejoins by snapshot).
 ## MUXRAFT_CRASH_SECONDS (default 30) sets how long the kills go on (see
 ## tests/c/crash_test.c for the other knobs).
-test-crash: $(C_OUT)/crash_test $(C_OUT)/queue_node
+## Also the soak benchmark in smoke mode (10 s, bounds on the WAL checked).
+test-crash: $(C_OUT)/crash_test $(C_OUT)/queue_node $(C_OUT)/soak
 	$(C_OUT)/crash_test $(C_OUT)/queue_node
 	MUXRAFT_CRASH_WIPE=50 MUXRAFT_CRASH_SECONDS=$${MUXRAFT_CRASH_SECONDS:-20} \
 		$(C_OUT)/crash_test $(C_OUT)/queue_node
+	$(C_OUT)/soak --smoke --queue-node $(C_OUT)/queue_node
 
 $(C_OUT)/test_api: $(C_TEST_DEPS) $(STATIC_LIB) $(NATIVE_LIBS_FILE) | $(C_OUT)
 	$(CC) $(C_FLAGS) $(C_OPT) $(C_TEST_SRC) $(STATIC_LIB) $(NATIVE_LIBS) -o $@
