@@ -167,12 +167,17 @@ impl SharedNode {
         loop {
             let (rd, removals, cluster_id) = {
                 let mut n = self.node.lock();
+                // No pass in flight: the node's store is the durable log,
+                // which upkeep may rewrite forward. Between every two
+                // passes, not only once the node is idle: a node that
+                // always has work (a host proposing from its callbacks, an
+                // embedded node proposed to faster than it syncs) would
+                // otherwise never delete a segment. Cheap when nothing
+                // changed.
+                if let Some(disk) = pass.disk {
+                    disk.upkeep(&n)?;
+                }
                 if !n.has_ready() {
-                    // No pass in flight: the node's store is the durable
-                    // log, which upkeep may rewrite forward.
-                    if let Some(disk) = pass.disk {
-                        disk.upkeep(&n)?;
-                    }
                     return Ok(());
                 }
                 let cluster_id = n.config().cluster_id;

@@ -891,12 +891,12 @@ impl Cluster {
             let Some(node) = sn.node.as_mut() else {
                 return Ok(());
             };
+            // As the runtime's drive loop: upkeep between every two passes.
+            if let Some(disk) = &sn.disk {
+                disk.upkeep(node)
+                    .map_err(|e| format!("node {id} storage upkeep: {e}"))?;
+            }
             if !node.has_ready() {
-                // As the runtime's drive loop: upkeep once the node is idle.
-                if let Some(disk) = &sn.disk {
-                    disk.upkeep(node)
-                        .map_err(|e| format!("node {id} storage upkeep: {e}"))?;
-                }
                 return Ok(());
             }
             let rd = node.ready();
