@@ -154,6 +154,16 @@ struct Config {
     std::uint32_t max_proposal_bytes;
     // Directory of the node's write-ahead log; nullopt: in memory (NULL).
     std::optional<std::string> data_dir;
+    // Snapshots: when snapshot_needed fires (0 turns a threshold off), how
+    // much log a snapshot leaves behind, how they travel to followers and
+    // how large they may be; and the size of a write-ahead log segment.
+    std::uint64_t snapshot_threshold_entries;
+    std::uint64_t snapshot_threshold_bytes;
+    std::uint64_t snapshot_trailing_entries;
+    std::uint32_t snapshot_chunk_bytes;
+    std::uint32_t snapshot_timeout_ms;
+    std::uint64_t max_snapshot_bytes;
+    std::uint64_t wal_segment_bytes;
 
     // The defaults of muxraft_config_init.
     Config() : Config(defaults()) {}
@@ -163,7 +173,12 @@ struct Config {
         : node_id(c.node_id), cluster_id(c.cluster_id), tick_ms(c.tick_ms),
           heartbeat_ticks(c.heartbeat_ticks), election_ticks(c.election_ticks),
           batch_heartbeats(c.batch_heartbeats), max_proposal_bytes(c.max_proposal_bytes),
-          data_dir(c.data_dir ? std::optional<std::string>(c.data_dir) : std::nullopt)
+          data_dir(c.data_dir ? std::optional<std::string>(c.data_dir) : std::nullopt),
+          snapshot_threshold_entries(c.snapshot_threshold_entries),
+          snapshot_threshold_bytes(c.snapshot_threshold_bytes),
+          snapshot_trailing_entries(c.snapshot_trailing_entries),
+          snapshot_chunk_bytes(c.snapshot_chunk_bytes), snapshot_timeout_ms(c.snapshot_timeout_ms),
+          max_snapshot_bytes(c.max_snapshot_bytes), wal_segment_bytes(c.wal_segment_bytes)
     {
     }
 
@@ -181,6 +196,13 @@ struct Config {
         c.batch_heartbeats = batch_heartbeats;
         c.max_proposal_bytes = max_proposal_bytes;
         c.data_dir = data_dir ? data_dir->c_str() : nullptr;
+        c.snapshot_threshold_entries = snapshot_threshold_entries;
+        c.snapshot_threshold_bytes = snapshot_threshold_bytes;
+        c.snapshot_trailing_entries = snapshot_trailing_entries;
+        c.snapshot_chunk_bytes = snapshot_chunk_bytes;
+        c.snapshot_timeout_ms = snapshot_timeout_ms;
+        c.max_snapshot_bytes = max_snapshot_bytes;
+        c.wal_segment_bytes = wal_segment_bytes;
         return c;
     }
 
@@ -217,6 +239,19 @@ struct Callbacks {
     std::function<void(std::uint64_t group_id, std::uint64_t proposal_id, Status status,
                        std::uint64_t index)>
         proposal_done;
+    // Set the group's state machine to `data`, the state after applying
+    // `index` (whose entry had `term`): a snapshot the leader sent, or, in
+    // the Node's constructor, the one a data_dir holds. Always before any
+    // apply of a later index of the group; apply then resumes after `index`.
+    std::function<void(std::uint64_t group_id, std::uint64_t index, std::uint64_t term,
+                       std::string_view data)>
+        restore;
+    // The group's log since its last snapshot passed a threshold: take a
+    // snapshot (snapshot()) at an index applied, `applied` the last one.
+    // Told once until a snapshot is taken.
+    std::function<void(std::uint64_t group_id, std::uint64_t applied, std::uint64_t entries,
+                       std::uint64_t bytes)>
+        snapshot_needed;
 };
 
 namespace detail {
@@ -281,6 +316,28 @@ struct Trampolines {
             callback_threw("proposal_done");
         }
     }
+
+    static void restore(void *userdata, std::uint64_t group_id, std::uint64_t index,
+                        std::uint64_t term, const std::uint8_t *data, std::size_t len) noexcept
+    {
+        try {
+            static_cast<const Callbacks *>(userdata)->restore(group_id, index, term,
+                                                              bytes(data, len));
+        } catch (...) {
+            callback_threw("restore");
+        }
+    }
+
+    static void snapshot_needed(void *userdata, std::uint64_t group_id, std::uint64_t applied,
+                                std::uint64_t entries, std::uint64_t log_bytes) noexcept
+    {
+        try {
+            static_cast<const Callbacks *>(userdata)->snapshot_needed(group_id, applied, entries,
+                                                                      log_bytes);
+        } catch (...) {
+            callback_threw("snapshot_needed");
+        }
+    }
 };
 
 // The calls on a node that are allowed from inside its own callbacks, shared
@@ -307,6 +364,43 @@ public:
                       std::initializer_list<std::uint64_t> members) const
     {
         create_group(group_id, incarnation, members.begin(), members.size());
+    }
+
+    // muxraft_group_rejoin: this node's replica of a group that exists on
+    // the other members, after this node lost what it held of it (its
+    // data_dir was deleted): it starts empty, its leader restores it, and it
+    // never votes. MUXRAFT_ALREADY_EXISTS if the group was recovered.
+    void rejoin_group(std::uint64_t group_id, std::uint64_t incarnation,
+                      const std::uint64_t *members, std::size_t n_members) const
+    {
+        check(muxraft_group_rejoin(h(), group_id, incarnation, members, n_members),
+              "muxraft_group_rejoin");
+    }
+    void rejoin_group(std::uint64_t group_id, std::uint64_t incarnation,
+                      const std::vector<std::uint64_t> &members) const
+    {
+        rejoin_group(group_id, incarnation, members.data(), members.size());
+    }
+    void rejoin_group(std::uint64_t group_id, std::uint64_t incarnation,
+                      std::initializer_list<std::uint64_t> members) const
+    {
+        rejoin_group(group_id, incarnation, members.begin(), members.size());
+    }
+
+    // muxraft_group_snapshot: the group's state after applying `index` (an
+    // index applied, from inside apply too, after the current snapshot) is
+    // `data` (copied). Returns once the snapshot is durable and the log
+    // compacted; blocks while the file is written.
+    void snapshot(std::uint64_t group_id, std::uint64_t index, const void *data,
+                  std::size_t len) const
+    {
+        check(muxraft_group_snapshot(h(), group_id, index,
+                                     static_cast<const std::uint8_t *>(data), len),
+              "muxraft_group_snapshot");
+    }
+    void snapshot(std::uint64_t group_id, std::uint64_t index, std::string_view data) const
+    {
+        snapshot(group_id, index, data.data(), data.size());
     }
 
     // muxraft_group_remove.
@@ -430,6 +524,10 @@ public:
             cb.role_changed = &detail::Trampolines::role_changed;
         if (callbacks_->proposal_done)
             cb.proposal_done = &detail::Trampolines::proposal_done;
+        if (callbacks_->restore)
+            cb.restore = &detail::Trampolines::restore;
+        if (callbacks_->snapshot_needed)
+            cb.snapshot_needed = &detail::Trampolines::snapshot_needed;
         const muxraft_config c = config.to_c();
         muxraft_node *handle = nullptr;
         detail::check(muxraft_node_new(&c, &cb, &handle), "muxraft_node_new");

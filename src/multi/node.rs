@@ -778,7 +778,8 @@ impl Node {
                     });
                 });
             }
-            if let Some(ev) = snapshot_hint(&self.cfg, group_id, g) {
+            let handed_out = rd.committed_entries.last().map(|e| e.index);
+            if let Some(ev) = snapshot_hint(&self.cfg, group_id, g, handed_out) {
                 out.events.push(ev);
             }
             out.groups.push(GroupReady {
@@ -828,14 +829,26 @@ impl Node {
 }
 
 /// Tell the host once when a group's log since its last snapshot grew past a
-/// threshold.
-fn snapshot_hint(cfg: &NodeConfig, group_id: u64, g: &mut Group) -> Option<Event> {
+/// threshold. Counted with what this pass hands out (`handed_out`: the last
+/// committed entry in it), which the host applies before it reads the hint:
+/// counted only from the last `advance`, the hint would come a pass late,
+/// naming an index before the host's last, and not at all if the group
+/// then went idle.
+fn snapshot_hint(
+    cfg: &NodeConfig,
+    group_id: u64,
+    g: &mut Group,
+    handed_out: Option<u64>,
+) -> Option<Event> {
     if g.hinted {
         return None;
     }
     let s = g.raft.status();
-    let entries = s.applied.saturating_sub(g.raft.store().snapshot().index);
-    let bytes = g.raft.store().payload_bytes();
+    let applied = handed_out.map_or(s.applied, |i| i.max(s.applied));
+    let entries = applied.saturating_sub(g.raft.store().snapshot().index);
+    // The whole log: the store as of the last advance, and the entries
+    // appended since.
+    let bytes = g.raft.store().payload_bytes() + g.raft.unstable_payload_bytes();
     if entries < cfg.snapshot_threshold_entries && bytes < cfg.snapshot_threshold_bytes {
         return None;
     }
@@ -843,7 +856,7 @@ fn snapshot_hint(cfg: &NodeConfig, group_id: u64, g: &mut Group) -> Option<Event
     Some(Event::SnapshotNeeded {
         group_id,
         incarnation: g.incarnation,
-        applied: s.applied,
+        applied,
         entries,
         bytes,
     })

@@ -283,6 +283,49 @@ fn the_host_is_told_once_when_a_group_should_take_a_snapshot() {
     );
 }
 
+/// The hint comes in the pass that hands out the entry crossing the
+/// threshold, naming it, even when nothing is proposed afterwards (counted
+/// only from the last advance it came a pass late, naming the entry before,
+/// and never for a group that then went idle).
+#[test]
+fn the_hint_names_the_entry_that_crossed_the_threshold_when_the_group_goes_idle() {
+    let mut c = cluster(|cfg| {
+        cfg.snapshot_threshold_entries = 10;
+        cfg.record_events = true;
+    });
+    let hint = |c: &Cluster| {
+        c.events[&1].iter().find_map(|e| match e {
+            Event::SnapshotNeeded {
+                group_id: G,
+                applied,
+                entries,
+                ..
+            } => Some((*applied, *entries)),
+            _ => None,
+        })
+    };
+    while status(&c, 1).applied < 10 {
+        assert_eq!(hint(&c), None, "not before the threshold");
+        c.propose(G);
+        settle(&mut c);
+    }
+    for _ in 0..20 {
+        c.tick().unwrap();
+    }
+    let last_applied = c.events[&1]
+        .iter()
+        .filter_map(|e| match e {
+            Event::Applied {
+                group_id: G, index, ..
+            } => Some(*index),
+            _ => None,
+        })
+        .last()
+        .unwrap();
+    assert_eq!(last_applied, status(&c, 1).applied);
+    assert_eq!(hint(&c), Some((last_applied, last_applied)));
+}
+
 #[test]
 fn a_chunk_from_a_stale_leader_or_another_incarnation_is_ignored() {
     let mut c = cluster(|_| {});

@@ -1,9 +1,15 @@
 /* cluster_util.c: see cluster_util.h. */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L /* mkdtemp, lstat, opendir */
+#endif
 #include "cluster_util.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static void *cu_xmalloc(size_t size)
 {
@@ -65,10 +71,11 @@ static void cu_on_role_changed(void *userdata, uint64_t group_id,
 {
     cu_node *n = (cu_node *)userdata;
     (void)group_id;
-    (void)role;
     (void)term;
     (void)leader_id;
     n->role_changes++;
+    if (role == MUXRAFT_CANDIDATE)
+        n->campaigns++;
 }
 
 static void cu_on_proposal_done(void *userdata, uint64_t group_id,
@@ -91,10 +98,75 @@ static void cu_on_proposal_done(void *userdata, uint64_t group_id,
     }
 }
 
+static void cu_on_restore(void *userdata, uint64_t group_id, uint64_t index,
+                          uint64_t term, const uint8_t *data, size_t len)
+{
+    cu_node *n = (cu_node *)userdata;
+    if (n->n_restores == n->cap_restores) {
+        n->cap_restores = n->cap_restores ? 2 * n->cap_restores : 4;
+        n->restores = (cu_restore *)cu_xrealloc(n->restores,
+                                                n->cap_restores * sizeof *n->restores);
+    }
+    cu_restore *r = &n->restores[n->n_restores++];
+    r->group_id = group_id;
+    r->index = index;
+    r->term = term;
+    r->len = len;
+    r->data = (uint8_t *)cu_xmalloc(len);
+    if (len)
+        memcpy(r->data, data, len);
+    r->applied_before = group_id <= CU_MAX_GROUPS ? n->applied[group_id].n : 0;
+    if (n->cluster->on_restore) {
+        cu_restore copy = *r; /* the hook may cause another restore */
+        n->cluster->on_restore(n, &copy);
+    }
+}
+
+static void cu_on_snapshot_needed(void *userdata, uint64_t group_id,
+                                  uint64_t applied, uint64_t entries, uint64_t bytes)
+{
+    cu_node *n = (cu_node *)userdata;
+    if (n->n_hints == n->cap_hints) {
+        n->cap_hints = n->cap_hints ? 2 * n->cap_hints : 4;
+        n->hints = (cu_hint *)cu_xrealloc(n->hints, n->cap_hints * sizeof *n->hints);
+    }
+    cu_hint *h = &n->hints[n->n_hints++];
+    h->group_id = group_id;
+    h->applied = applied;
+    h->entries = entries;
+    h->bytes = bytes;
+}
+
 /* ---- cluster ------------------------------------------------------------ */
 
-bool cu_init(cu_cluster *c, size_t n_nodes, uint64_t cluster_id,
-             const muxraft_config *base)
+/* Create node `n`'s muxraft node from n->config, with the recording
+ * callbacks. */
+static bool cu_node_new(cu_node *n)
+{
+    muxraft_callbacks cb;
+    muxraft_callbacks_init(&cb);
+    cb.userdata = n;
+    cb.send = cu_on_send;
+    cb.apply = cu_on_apply;
+    cb.role_changed = cu_on_role_changed;
+    cb.proposal_done = cu_on_proposal_done;
+    cb.restore = cu_on_restore;
+    cb.snapshot_needed = cu_on_snapshot_needed;
+    if (n->dir[0])
+        n->config.data_dir = n->dir;
+    muxraft_status s = muxraft_node_new(&n->config, &cb, &n->handle);
+    if (s != MUXRAFT_OK) {
+        fprintf(stderr, "cluster_util: muxraft_node_new(%llu): %s: %s\n",
+                (unsigned long long)n->id, muxraft_status_str((int)s),
+                muxraft_last_error());
+        n->handle = NULL;
+        return false;
+    }
+    return true;
+}
+
+static bool cu_init_dirs(cu_cluster *c, size_t n_nodes, uint64_t cluster_id,
+                         const muxraft_config *base, const char *dir)
 {
     memset(c, 0, sizeof *c);
     if (n_nodes == 0 || n_nodes > CU_MAX_NODES)
@@ -104,32 +176,49 @@ bool cu_init(cu_cluster *c, size_t n_nodes, uint64_t cluster_id,
         cu_node *n = &c->nodes[i];
         n->cluster = c;
         n->id = i + 1;
-
-        muxraft_config config;
         if (base)
-            config = *base;
+            n->config = *base;
         else
-            muxraft_config_init(&config);
-        config.node_id = n->id;
-        config.cluster_id = cluster_id;
-
-        muxraft_callbacks cb;
-        muxraft_callbacks_init(&cb);
-        cb.userdata = n;
-        cb.send = cu_on_send;
-        cb.apply = cu_on_apply;
-        cb.role_changed = cu_on_role_changed;
-        cb.proposal_done = cu_on_proposal_done;
-        muxraft_status s = muxraft_node_new(&config, &cb, &n->handle);
-        if (s != MUXRAFT_OK) {
-            fprintf(stderr, "cluster_util: muxraft_node_new(%zu): %s: %s\n",
-                    i + 1, muxraft_status_str((int)s), muxraft_last_error());
+            muxraft_config_init(&n->config);
+        n->config.node_id = n->id;
+        n->config.cluster_id = cluster_id;
+        if (dir)
+            snprintf(n->dir, sizeof n->dir, "%s/node-%zu", dir, i + 1);
+    }
+    for (size_t i = 0; i < n_nodes; i++) {
+        if (!cu_node_new(&c->nodes[i])) {
             cu_free(c);
             return false;
         }
     }
     return true;
 }
+
+bool cu_init(cu_cluster *c, size_t n_nodes, uint64_t cluster_id,
+             const muxraft_config *base)
+{
+    return cu_init_dirs(c, n_nodes, cluster_id, base, NULL);
+}
+
+bool cu_init_durable(cu_cluster *c, size_t n_nodes, uint64_t cluster_id,
+                     const muxraft_config *base, const char *dir)
+{
+    return cu_init_dirs(c, n_nodes, cluster_id, base, dir);
+}
+
+bool cu_restart(cu_cluster *c, uint64_t id, bool wipe)
+{
+    cu_node *n = cu_node_by_id(c, id);
+    if (n == NULL)
+        return false;
+    muxraft_node_free(n->handle);
+    n->handle = NULL;
+    if (wipe && n->dir[0])
+        cu_remove_dir(n->dir);
+    return cu_node_new(n);
+}
+
+void cu_isolate(cu_cluster *c, uint64_t id) { c->isolated = id; }
 
 void cu_free(cu_cluster *c)
 {
@@ -147,6 +236,10 @@ void cu_free(cu_cluster *c)
             free(n->applied[g].v);
         }
         free(n->done);
+        for (size_t k = 0; k < n->n_restores; k++)
+            free(n->restores[k].data);
+        free(n->restores);
+        free(n->hints);
     }
     cu_frame *f;
     while ((f = cu_pop(c)) != NULL)
@@ -253,7 +346,9 @@ bool cu_drain(cu_cluster *c)
     cu_frame *f;
     while ((f = cu_pop(c)) != NULL) {
         cu_node *dst = cu_node_by_id(c, f->to);
-        if (dst == NULL) {
+        if (c->isolated != 0 && (f->from == c->isolated || f->to == c->isolated)) {
+            c->frames_dropped++;
+        } else if (dst == NULL) {
             fprintf(stderr, "cluster_util: frame for unknown node %llu\n",
                     (unsigned long long)f->to);
             ok = false;
@@ -374,6 +469,17 @@ bool cu_entry_is(const cu_cluster *c, uint64_t id, uint64_t group_id, size_t k,
     return log->v[k].len == len && (len == 0 || memcmp(log->v[k].data, s, len) == 0);
 }
 
+bool cu_applied_after_restore(const cu_node *n, const cu_restore *r)
+{
+    if (r->group_id > CU_MAX_GROUPS)
+        return false;
+    const cu_log *log = &n->applied[r->group_id];
+    for (size_t k = r->applied_before; k < log->n; k++)
+        if (log->v[k].index <= r->index)
+            return false;
+    return true;
+}
+
 const cu_done *cu_find_done(const cu_node *n, uint64_t proposal_id,
                             size_t *count)
 {
@@ -389,4 +495,41 @@ const cu_done *cu_find_done(const cu_node *n, uint64_t proposal_id,
     if (count)
         *count = k;
     return found;
+}
+
+/* ---- directories ---------------------------------------------------------- */
+
+bool cu_temp_dir(char *out, size_t size)
+{
+    const char *tmp = getenv("TMPDIR");
+    if (tmp == NULL || tmp[0] == '\0')
+        tmp = "/tmp";
+    if (snprintf(out, size, "%s/muxraft-c-test-XXXXXX", tmp) >= (int)size)
+        return false;
+    return mkdtemp(out) != NULL;
+}
+
+void cu_remove_dir(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return;
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        if (d != NULL) {
+            struct dirent *e;
+            char child[1024];
+            while ((e = readdir(d)) != NULL) {
+                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                    continue;
+                if (snprintf(child, sizeof child, "%s/%s", path, e->d_name) <
+                    (int)sizeof child)
+                    cu_remove_dir(child);
+            }
+            closedir(d);
+        }
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
 }

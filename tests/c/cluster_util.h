@@ -4,7 +4,11 @@
  * Nodes 1..n share one FIFO "wire": each node's `send` callback appends a
  * copy of the frame, and cu_drain() steps every queued frame into its
  * destination until the queue is empty. Time only moves with cu_tick().
- * The callbacks record what each node applied and every proposal outcome.
+ * The callbacks record what each node applied, every proposal outcome,
+ * every snapshot restored and every snapshot_needed hint. A cluster made
+ * by cu_init_durable gives each node a data directory of its own, and
+ * cu_restart frees a node and creates it again on the same directory (or
+ * on a fresh one, as after a lost disk). cu_isolate cuts one node off.
  *
  * Written in the common subset of C99 and C++ so that the tests can be
  * compiled as both.
@@ -41,6 +45,21 @@ typedef struct cu_log {
     size_t n, cap;
 } cu_log;
 
+/* One `restore` call. `applied_before` is how many entries of the group
+ * the node had applied (in its cu_log) when it came: the entries recorded
+ * after it are the ones applied after the restore. */
+typedef struct cu_restore {
+    uint64_t group_id, index, term;
+    size_t len;
+    uint8_t *data;
+    size_t applied_before;
+} cu_restore;
+
+/* One `snapshot_needed` call. */
+typedef struct cu_hint {
+    uint64_t group_id, applied, entries, bytes;
+} cu_hint;
+
 /* One `proposal_done` report. */
 typedef struct cu_done {
     uint64_t group_id, proposal_id, index;
@@ -54,6 +73,7 @@ typedef struct cu_cluster cu_cluster;
 typedef void (*cu_apply_hook)(cu_node *n, uint64_t group_id, uint64_t index,
                               const uint8_t *data, size_t len);
 typedef void (*cu_done_hook)(cu_node *n, const cu_done *done);
+typedef void (*cu_restore_hook)(cu_node *n, const cu_restore *r);
 
 struct cu_node {
     cu_cluster *cluster;
@@ -63,8 +83,15 @@ struct cu_node {
     cu_done *done;                     /* proposal outcomes, in order */
     size_t n_done, cap_done;
     size_t role_changes;
+    size_t campaigns; /* role_changed to MUXRAFT_CANDIDATE (pre-vote or vote) */
     /* Frames this node's send callback handed over, by its liveness flag. */
     uint64_t sent_liveness, sent_bulk;
+    cu_restore *restores; /* `restore` calls, in order (data copied) */
+    size_t n_restores, cap_restores;
+    cu_hint *hints; /* `snapshot_needed` calls, in order */
+    size_t n_hints, cap_hints;
+    muxraft_config config; /* as created; data_dir points to dir below */
+    char dir[256];         /* its data directory ("" for none) */
 };
 
 struct cu_cluster {
@@ -76,7 +103,11 @@ struct cu_cluster {
     size_t step_failures;
     cu_apply_hook on_apply;
     cu_done_hook on_done;
+    cu_restore_hook on_restore;
     void *hook_data;
+    /* A node id whose frames, sent or received, cu_drain drops (0: none). */
+    uint64_t isolated;
+    size_t frames_dropped;
 };
 
 /* Start nodes 1..n_nodes (ids), from `base` if not NULL (its node_id is
@@ -85,6 +116,24 @@ struct cu_cluster {
 bool cu_init(cu_cluster *c, size_t n_nodes, uint64_t cluster_id,
              const muxraft_config *base);
 void cu_free(cu_cluster *c);
+
+/* Like cu_init, each node with the data directory "<dir>/node-<id>". */
+bool cu_init_durable(cu_cluster *c, size_t n_nodes, uint64_t cluster_id,
+                     const muxraft_config *base, const char *dir);
+
+/* Free node `id` and create it again with the same config and callbacks
+ * (its records are kept; a restore during muxraft_node_new is recorded).
+ * With `wipe`, its data directory is deleted first, as after a lost disk.
+ * False, with the cause printed, if it cannot be created. */
+bool cu_restart(cu_cluster *c, uint64_t id, bool wipe);
+
+/* Drop every frame from or to node `id` (0: deliver everything again). */
+void cu_isolate(cu_cluster *c, uint64_t id);
+
+/* A fresh directory under $TMPDIR (or /tmp) into `out`; false on failure. */
+bool cu_temp_dir(char *out, size_t size);
+/* Delete a directory and everything under it (no-op if absent). */
+void cu_remove_dir(const char *path);
 
 /* Create group `group_id` (any id, 0 included) on every node, with every
  * node as a member, incarnation 1. */
@@ -121,6 +170,10 @@ bool cu_logs_agree(const cu_cluster *c, uint64_t group_id);
 /* Node `id`'s applied entry `k` of `group_id` equals the string `s`. */
 bool cu_entry_is(const cu_cluster *c, uint64_t id, uint64_t group_id, size_t k,
                  const char *s);
+
+/* Every entry node `n` applied of r->group_id after its restore `r` (from
+ * r->applied_before on) has an index above r->index. */
+bool cu_applied_after_restore(const cu_node *n, const cu_restore *r);
 
 /* The proposal_done report for `proposal_id` on node `n`: NULL if none; the
  * number of reports for it in *count. */

@@ -229,6 +229,13 @@ static void test_config_init(void)
     CHECK(c.batch_heartbeats == true);
     CHECK(c.max_proposal_bytes == 1024 * 1024);
     CHECK(c.data_dir == NULL);
+    CHECK(c.snapshot_threshold_entries == 10000);
+    CHECK(c.snapshot_threshold_bytes == 8u << 20);
+    CHECK(c.snapshot_trailing_entries == 1024);
+    CHECK(c.snapshot_chunk_bytes == 1u << 20);
+    CHECK(c.snapshot_timeout_ms == 30000);
+    CHECK(c.max_snapshot_bytes == (uint64_t)1 << 30);
+    CHECK(c.wal_segment_bytes == 16u << 20);
 }
 
 static void test_node_new_misuse(void)
@@ -278,6 +285,29 @@ static void test_node_new_misuse(void)
     muxraft_node_free(node);
     node = NULL;
 
+    /* snapshot_chunk_bytes: 1 to 4 MiB */
+    muxraft_config_init(&c);
+    c.node_id = 1;
+    c.snapshot_chunk_bytes = 0;
+    EXPECT_FAIL(muxraft_node_new(&c, NULL, &node), MUXRAFT_INVALID_ARGUMENT);
+    c.snapshot_chunk_bytes = 4 * 1024 * 1024 + 1;
+    EXPECT_FAIL(muxraft_node_new(&c, NULL, &node), MUXRAFT_INVALID_ARGUMENT);
+    c.snapshot_chunk_bytes = 4 * 1024 * 1024;
+    CHECK_OK(muxraft_node_new(&c, NULL, &node));
+    muxraft_node_free(node);
+    node = NULL;
+    /* a transfer timeout shorter than a tick */
+    muxraft_config_init(&c);
+    c.node_id = 1;
+    c.snapshot_timeout_ms = c.tick_ms - 1;
+    EXPECT_FAIL(muxraft_node_new(&c, NULL, &node), MUXRAFT_INVALID_ARGUMENT);
+    /* WAL segments under 64 KiB */
+    muxraft_config_init(&c);
+    c.node_id = 1;
+    c.wal_segment_bytes = 64 * 1024 - 1;
+    EXPECT_FAIL(muxraft_node_new(&c, NULL, &node), MUXRAFT_INVALID_ARGUMENT);
+    CHECK(node == NULL);
+
     /* No callbacks at all is allowed, and such a node works. */
     muxraft_config_init(&c);
     c.node_id = 9;
@@ -319,6 +349,9 @@ static void test_null_node(void)
     EXPECT_FAIL(muxraft_step(NULL, 2, frame, sizeof frame), MUXRAFT_INVALID_ARGUMENT);
     EXPECT_FAIL(muxraft_tick(NULL), MUXRAFT_INVALID_ARGUMENT);
     EXPECT_FAIL(muxraft_node_stats(NULL, &stats), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_group_snapshot(NULL, 1, 1, bytes_of("s"), 1),
+                MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_group_rejoin(NULL, 1, 1, members, 1), MUXRAFT_INVALID_ARGUMENT);
 }
 
 /* ---- structs that grow: struct_size ---------------------------------------- */
@@ -334,12 +367,17 @@ static void test_null_node(void)
     X(proposals_failed) X(entries_applied) X(groups) X(proposals_unknown)      \
     X(incarnation_mismatches) X(batches_dropped_incarnation)                   \
     X(connections_established) X(reconnects) X(handshakes_refused)             \
-    X(dial_failures) X(transport_frames_dropped) X(bytes_queued)
+    X(dial_failures) X(transport_frames_dropped) X(bytes_queued)             \
+    X(snapshots_taken) X(snapshots_installed) X(snapshot_transfers_started)  \
+    X(snapshot_transfers_failed) X(snapshot_crc_failures) X(wal_segments)    \
+    X(wal_bytes) X(wal_segments_deleted) X(wal_bytes_rewritten)              \
+    X(snapshot_files) X(snapshot_file_bytes)
 
 /* The u64 fields of muxraft_group_info, in header order (role is apart). */
 #define GROUP_INFO_FIELDS(X)                                                   \
     X(term) X(leader_id) X(commit_index) X(applied_index) X(last_index)        \
-    X(incarnation)
+    X(incarnation) X(snapshot_index) X(first_index) X(log_bytes_memory)       \
+    X(snapshot_bytes_memory) X(log_bytes_disk) X(snapshot_bytes_disk)
 
 static bool all_bytes(const uint8_t *p, size_t n, uint8_t v)
 {
@@ -366,7 +404,8 @@ static void test_init_functions(void)
     muxraft_callbacks_init(&cb);
     CHECK(cb.struct_size == sizeof(muxraft_callbacks));
     CHECK(cb.userdata == NULL && cb.send == NULL && cb.apply == NULL &&
-          cb.role_changed == NULL && cb.proposal_done == NULL);
+          cb.role_changed == NULL && cb.proposal_done == NULL &&
+          cb.restore == NULL && cb.snapshot_needed == NULL);
 
     muxraft_stats s;
     memset(&s, 0xAB, sizeof s);
@@ -423,6 +462,15 @@ static void test_init_with_an_older_size(void)
          init_stats},
         {"group_info", offsetof(muxraft_group_info, incarnation),
          sizeof(muxraft_group_info), init_info},
+        /* The sizes before snapshots were added. */
+        {"config/pre-snapshot", offsetof(muxraft_config, snapshot_threshold_entries),
+         sizeof(muxraft_config), init_config},
+        {"callbacks/pre-snapshot", offsetof(muxraft_callbacks, restore),
+         sizeof(muxraft_callbacks), init_callbacks},
+        {"stats/pre-snapshot", offsetof(muxraft_stats, snapshots_taken),
+         sizeof(muxraft_stats), init_stats},
+        {"group_info/pre-snapshot", offsetof(muxraft_group_info, snapshot_index),
+         sizeof(muxraft_group_info), init_info},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         memset(&u, 0xAB, sizeof u);
@@ -445,6 +493,10 @@ static void test_init_with_an_older_size(void)
     memset(&u, 0, sizeof u);
     muxraft_config_init_sized(&u.config, offsetof(muxraft_config, data_dir));
     CHECK(u.config.tick_ms == 50 && u.config.election_ticks == 10);
+    memset(&u, 0, sizeof u);
+    muxraft_config_init_sized(&u.config, offsetof(muxraft_config, snapshot_threshold_entries));
+    CHECK(u.config.max_proposal_bytes == 1024 * 1024 && u.config.data_dir == NULL);
+    CHECK(u.config.struct_size == offsetof(muxraft_config, snapshot_threshold_entries));
     /* Too small to hold struct_size: nothing is written. */
     uint8_t tiny[3] = {0xAB, 0xAB, 0xAB};
     muxraft_stats_init_sized((muxraft_stats *)(void *)tiny, sizeof tiny);
@@ -633,6 +685,40 @@ static void test_older_config(void)
         free(c);
     }
 
+    /* Before the snapshot fields (ABI 2 as first published): they take
+     * their defaults. The values past the older size would be refused
+     * (chunk size 0), or would show: a 16-byte snapshot limit, no trailing
+     * entries kept after a snapshot. */
+    muxraft_config_init(&full);
+    full.node_id = 1;
+    full.snapshot_trailing_entries = 0;
+    full.snapshot_chunk_bytes = 0;
+    full.max_snapshot_bytes = 16;
+    EXPECT_FAIL(muxraft_node_new(&full, NULL, &node), MUXRAFT_INVALID_ARGUMENT);
+    {
+        muxraft_config *c = (muxraft_config *)older(
+            &full, offsetof(muxraft_config, snapshot_threshold_entries));
+        node = NULL;
+        CHECK_OK(muxraft_node_new(c, NULL, &node));
+        free(c);
+        if (node) {
+            CHECK_OK(muxraft_group_create(node, 1, 1, self, 1));
+            CHECK(lead_alone(node, 1));
+            for (int k = 0; k < 3; k++)
+                CHECK_OK(muxraft_propose(node, 1, bytes_of("e"), 1, NULL));
+            const muxraft_group_info before = info_of(node, 1);
+            CHECK(before.applied_index >= 3);
+            uint8_t state[100];
+            memset(state, 's', sizeof state);
+            CHECK_OK(muxraft_group_snapshot(node, 1, before.applied_index, state,
+                                            sizeof state));
+            const muxraft_group_info after = info_of(node, 1);
+            CHECK(after.snapshot_index == before.applied_index);
+            CHECK(after.first_index == 1); /* 1024 trailing entries kept */
+            muxraft_node_free(node);
+        }
+    }
+
     /* A newer program's larger struct: the fields this library knows are
      * read, the rest ignored. */
     {
@@ -659,12 +745,16 @@ static void test_older_config(void)
 /* What the callbacks of test_older_callbacks saw. */
 struct older_log {
     int applied, role_changes, done, forbidden;
+    uint64_t first_index; /* of the first entry applied (0: none yet) */
 };
 static void older_apply(void *ud, uint64_t g, uint64_t index, const uint8_t *data,
                         size_t len)
 {
-    (void)g; (void)index; (void)data; (void)len;
-    ((struct older_log *)ud)->applied++;
+    (void)g; (void)data; (void)len;
+    struct older_log *log = (struct older_log *)ud;
+    log->applied++;
+    if (log->first_index == 0)
+        log->first_index = index;
 }
 static void older_role(void *ud, uint64_t g, muxraft_role role, uint64_t term,
                        uint64_t leader)
@@ -696,6 +786,18 @@ static void forbidden_apply(void *ud, uint64_t g, uint64_t index, const uint8_t 
                             size_t len)
 {
     (void)g; (void)index; (void)data; (void)len;
+    ((struct older_log *)ud)->forbidden++;
+}
+static void forbidden_restore(void *ud, uint64_t g, uint64_t index, uint64_t term,
+                              const uint8_t *data, size_t len)
+{
+    (void)g; (void)index; (void)term; (void)data; (void)len;
+    ((struct older_log *)ud)->forbidden++;
+}
+static void forbidden_hint(void *ud, uint64_t g, uint64_t applied, uint64_t entries,
+                           uint64_t bytes)
+{
+    (void)g; (void)applied; (void)entries; (void)bytes;
     ((struct older_log *)ud)->forbidden++;
 }
 
@@ -790,6 +892,60 @@ static void test_older_callbacks(void)
         CHECK(log.applied == 3 && log.role_changes > 0 && log.done == 3);
         muxraft_node_free(node);
     }
+
+    /* Before restore (the callbacks of ABI 2 as first published), on a node
+     * that takes a snapshot, with snapshot_needed due at every entry, and
+     * is created again on its data directory: neither restore nor
+     * snapshot_needed is ever called, and apply resumes after the
+     * snapshot. */
+    char dir[256];
+    CHECK(cu_temp_dir(dir, sizeof dir));
+    memset(&log, 0, sizeof log);
+    full.apply = older_apply;
+    full.role_changed = older_role;
+    full.proposal_done = older_done;
+    full.restore = forbidden_restore;
+    full.snapshot_needed = forbidden_hint;
+    muxraft_config config;
+    muxraft_config_init(&config);
+    config.node_id = 1;
+    config.data_dir = dir;
+    config.snapshot_threshold_entries = 1;
+    config.snapshot_trailing_entries = 0;
+    const uint64_t self[] = {1};
+    uint64_t snap = 0;
+    for (int life = 0; life < 2; life++) {
+        muxraft_callbacks *cb =
+            (muxraft_callbacks *)older(&full, offsetof(muxraft_callbacks, restore));
+        node = NULL;
+        log.applied = 0;
+        log.first_index = 0;
+        CHECK_OK(muxraft_node_new(&config, cb, &node));
+        free(cb);
+        if (node == NULL)
+            break;
+        if (life == 0) {
+            CHECK_OK(muxraft_group_create(node, 1, 1, self, 1));
+            CHECK(lead_alone(node, 1));
+            for (int k = 0; k < 3; k++)
+                CHECK_OK(muxraft_propose(node, 1, bytes_of("e"), 1, NULL));
+            snap = info_of(node, 1).applied_index;
+            CHECK(log.applied == 3 && snap >= 3);
+            CHECK_OK(muxraft_group_snapshot(node, 1, snap, bytes_of("state"), 5));
+            CHECK_OK(muxraft_propose(node, 1, bytes_of("after"), 5, NULL));
+            CHECK(log.applied == 4);
+        } else {
+            CHECK(lead_alone(node, 1));
+            for (int t = 0; t < 20; t++)
+                CHECK_OK(muxraft_tick(node));
+            CHECK(info_of(node, 1).snapshot_index == snap);
+            /* "after" again, and nothing the snapshot holds */
+            CHECK(log.applied == 1 && log.first_index > snap);
+        }
+        muxraft_node_free(node);
+    }
+    CHECK(log.forbidden == 0);
+    cu_remove_dir(dir);
 }
 
 /*
@@ -890,7 +1046,10 @@ static void refused_sizes(muxraft_node *node, uint64_t g, const size_t *sizes, s
 static void test_older_stats_and_info(void)
 {
     cu_cluster c;
-    if (!cu_init(&c, 1, 0, NULL)) {
+    muxraft_config base;
+    muxraft_config_init(&base);
+    base.snapshot_trailing_entries = 0;
+    if (!cu_init(&c, 1, 0, &base)) {
         CHECK(!"cu_init");
         return;
     }
@@ -901,18 +1060,28 @@ static void test_older_stats_and_info(void)
     for (int k = 0; k < 5; k++)
         CHECK_OK(muxraft_propose(n, 4, bytes_of("s"), 1, NULL));
     CHECK(cu_wait_applied(&c, 4, 5, MAX_TICKS));
+    /* A snapshot, so that the fields added with snapshots are not 0. */
+    CHECK_OK(muxraft_group_snapshot(n, 4, info_of(n, 4).applied_index - 1,
+                                    bytes_of("snap"), 4));
     /* No tick or call between here and the end changes a counter. */
     const muxraft_stats want = stats_of(n);
     CHECK(want.entries_applied == 5 && want.proposals_committed == 5 && want.groups == 1);
+    CHECK(want.snapshots_taken == 1);
     const muxraft_group_info want_info = info_of(n, 4);
     CHECK(want_info.role == MUXRAFT_LEADER && want_info.incarnation == 77 &&
           want_info.applied_index == want_info.last_index);
+    CHECK(want_info.snapshot_index == want_info.applied_index - 1 &&
+          want_info.first_index == want_info.applied_index &&
+          want_info.log_bytes_memory > 0 && want_info.snapshot_bytes_memory == 4);
 
     /* Older: through entries_applied; the smallest (through messages_sent);
      * one counter short of this header's. */
     stats_into(n, offsetof(muxraft_stats, entries_applied) + sizeof(uint64_t), &want);
     stats_into(n, offsetof(muxraft_stats, messages_sent) + sizeof(uint64_t), &want);
     stats_into(n, offsetof(muxraft_stats, bytes_queued), &want);
+    /* Before snapshots were added; one counter short of this header's. */
+    stats_into(n, offsetof(muxraft_stats, snapshots_taken), &want);
+    stats_into(n, offsetof(muxraft_stats, snapshot_file_bytes), &want);
     /* This header's, and a newer, larger one (only the library's size is
      * written: the guard check covers the bytes past it). */
     stats_into(n, sizeof(muxraft_stats), &want);
@@ -925,6 +1094,9 @@ static void test_older_stats_and_info(void)
     /* Group info: through last_index (no incarnation); through role only. */
     info_into(n, 4, offsetof(muxraft_group_info, last_index) + sizeof(uint64_t), &want_info);
     info_into(n, 4, offsetof(muxraft_group_info, role) + sizeof(muxraft_role), &want_info);
+    /* Before snapshots were added (through incarnation); one field short. */
+    info_into(n, 4, offsetof(muxraft_group_info, snapshot_index), &want_info);
+    info_into(n, 4, offsetof(muxraft_group_info, snapshot_bytes_disk), &want_info);
     info_into(n, 4, sizeof(muxraft_group_info), &want_info);
     info_into(n, 4, sizeof(muxraft_group_info) + 40, &want_info);
     {
@@ -1930,6 +2102,572 @@ static void test_embedded_lifecycle(void)
     muxraft_node_free(n);
 }
 
+/* ---- snapshots ------------------------------------------------------------ */
+
+static bool bytes_equal(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+    return alen == blen && (alen == 0 || memcmp(a, b, alen) == 0);
+}
+
+/* The last index node `n` applied of `g` (0: none). */
+static uint64_t last_applied(const cu_node *n, uint64_t g)
+{
+    const cu_log *log = &n->applied[g];
+    return log->n ? log->v[log->n - 1].index : 0;
+}
+
+/* Propose `s` at node `l` (which leads g). */
+static void propose_str(cu_cluster *c, uint64_t l, uint64_t g, const char *s)
+{
+    CHECK_OK(muxraft_propose(cu_node_by_id(c, l)->handle, g, bytes_of(s), strlen(s), NULL));
+}
+
+/* Tick until node `id` applied at least `n` entries of `g`. */
+static bool wait_node_applied(cu_cluster *c, uint64_t id, uint64_t g, size_t n)
+{
+    for (int t = 0; t <= MAX_TICKS; t++) {
+        if (cu_node_by_id(c, id)->applied[g].n >= n)
+            return true;
+        if (!cu_tick(c))
+            return false;
+    }
+    return false;
+}
+
+/* Take a snapshot on one node; check what group_status and the counters
+ * say; every misuse refused with its status, changing nothing. */
+static void test_snapshot_single_node(void)
+{
+    muxraft_config base;
+    muxraft_config_init(&base);
+    base.snapshot_trailing_entries = 2;
+    base.max_snapshot_bytes = 64;
+    cu_cluster c;
+    if (!cu_init(&c, 1, 0, &base)) {
+        CHECK(!"cu_init");
+        return;
+    }
+    muxraft_node *n = c.nodes[0].handle;
+    const uint64_t self[] = {1};
+    CHECK_OK(muxraft_group_create(n, 1, 1, self, 1));
+    CHECK(cu_wait_leader(&c, 1, MAX_TICKS) == 1);
+    muxraft_group_info info = info_of(n, 1);
+    CHECK(info.snapshot_index == 0 && info.first_index == 1);
+    CHECK(info.snapshot_bytes_memory == 0 && info.log_bytes_disk == 0 &&
+          info.snapshot_bytes_disk == 0);
+
+    const char *entries[] = {"e0", "e1", "e2", "e3", "e4", "e5"};
+    for (int k = 0; k < 6; k++)
+        propose_str(&c, 1, 1, entries[k]);
+    CHECK(cu_wait_applied(&c, 1, 6, MAX_TICKS));
+    const muxraft_group_info before = info_of(n, 1);
+    const uint64_t applied = before.applied_index;
+    CHECK(applied == last_applied(&c.nodes[0], 1));
+    CHECK(before.log_bytes_memory >= 12); /* six 2-byte entries */
+
+    uint8_t state[65];
+    memset(state, 'S', sizeof state);
+    /* Misuse. */
+    EXPECT_FAIL(muxraft_group_snapshot(n, 1, applied, NULL, 5), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_group_snapshot(n, 99, applied, state, 8), MUXRAFT_NOT_FOUND);
+    EXPECT_FAIL(muxraft_group_snapshot(n, 1, applied + 1, state, 8),
+                MUXRAFT_INVALID_ARGUMENT); /* not applied */
+    EXPECT_FAIL(muxraft_group_snapshot(n, 1, UINT64_MAX, state, 8),
+                MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_group_snapshot(n, 1, 0, state, 8),
+                MUXRAFT_INVALID_ARGUMENT); /* not after "no snapshot" (0) */
+    EXPECT_FAIL(muxraft_group_snapshot(n, 1, applied, state, 65), MUXRAFT_TOO_LARGE);
+    CHECK(strstr(muxraft_last_error(), "max_snapshot_bytes") != NULL);
+    {
+        size_t big_len = 5u << 20;
+        uint8_t *big = (uint8_t *)xmalloc(big_len);
+        memset(big, 'b', big_len);
+        EXPECT_FAIL(muxraft_group_snapshot(n, 1, applied, big, big_len), MUXRAFT_TOO_LARGE);
+        free(big);
+    }
+    /* ...changed nothing. */
+    info = info_of(n, 1);
+    CHECK(info.snapshot_index == 0 && info.first_index == 1);
+    CHECK(stats_of(n).snapshots_taken == 0);
+
+    /* At the size limit, one entry before the last applied. */
+    CHECK_OK(muxraft_group_snapshot(n, 1, applied - 1, state, 64));
+    info = info_of(n, 1);
+    CHECK(info.snapshot_index == applied - 1);
+    /* The log keeps the entries after snapshot_index - trailing (2). */
+    CHECK(info.first_index == applied - 2);
+    CHECK(info.last_index == before.last_index && info.applied_index == applied);
+    CHECK(info.snapshot_bytes_memory == 64);
+    CHECK(info.log_bytes_memory < before.log_bytes_memory);
+    CHECK(info.log_bytes_disk == 0 && info.snapshot_bytes_disk == 0); /* no data_dir */
+    muxraft_stats s = stats_of(n);
+    CHECK(s.snapshots_taken == 1 && s.snapshots_installed == 0);
+    CHECK(s.wal_segments == 0 && s.snapshot_files == 0 && s.snapshot_file_bytes == 0);
+
+    /* Not after the current snapshot. */
+    EXPECT_FAIL(muxraft_group_snapshot(n, 1, applied - 1, state, 8),
+                MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_group_snapshot(n, 1, applied - 2, state, 8),
+                MUXRAFT_INVALID_ARGUMENT);
+    CHECK(info_of(n, 1).snapshot_index == applied - 1);
+
+    /* An empty state, NULL data. */
+    CHECK_OK(muxraft_group_snapshot(n, 1, applied, NULL, 0));
+    info = info_of(n, 1);
+    CHECK(info.snapshot_index == applied && info.first_index == applied - 1);
+    CHECK(info.snapshot_bytes_memory == 0);
+    CHECK(stats_of(n).snapshots_taken == 2);
+
+    /* The group goes on. */
+    propose_str(&c, 1, 1, "after");
+    CHECK(cu_wait_applied(&c, 1, 7, MAX_TICKS));
+    CHECK(cu_entry_is(&c, 1, 1, 6, "after") && last_applied(&c.nodes[0], 1) > applied);
+    CHECK(c.nodes[0].n_restores == 0); /* the host's own snapshots restore nothing */
+
+    /* Rejoining a group that exists. */
+    EXPECT_FAIL(muxraft_group_rejoin(n, 1, 1, self, 1), MUXRAFT_ALREADY_EXISTS);
+    EXPECT_FAIL(muxraft_group_rejoin(n, 2, 1, NULL, 1), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_group_rejoin(n, 2, 1, self, 0), MUXRAFT_INVALID_ARGUMENT);
+    {
+        const uint64_t others[] = {2, 3};
+        EXPECT_FAIL(muxraft_group_rejoin(n, 2, 1, others, 2), MUXRAFT_INVALID_ARGUMENT);
+    }
+    CHECK(stats_of(n).groups == 1);
+
+    /* A removed group is not found. */
+    CHECK_OK(muxraft_group_remove(n, 1));
+    EXPECT_FAIL(muxraft_group_snapshot(n, 1, applied, state, 8), MUXRAFT_NOT_FOUND);
+
+    /* After stop. */
+    CHECK_OK(muxraft_group_create(n, 3, 1, self, 1));
+    CHECK(cu_wait_leader(&c, 3, MAX_TICKS) == 1);
+    propose_str(&c, 1, 3, "x");
+    const uint64_t at = info_of(n, 3).applied_index;
+    CHECK(at > 0);
+    CHECK_OK(muxraft_node_stop(n));
+    EXPECT_FAIL(muxraft_group_snapshot(n, 3, at, state, 8), MUXRAFT_SHUTDOWN);
+    EXPECT_FAIL(muxraft_group_rejoin(n, 4, 1, self, 1), MUXRAFT_SHUTDOWN);
+    CHECK(info_of(n, 3).snapshot_index == 0);
+    cu_free(&c);
+}
+
+/* A snapshot taken from inside `apply`, at the index being applied, by
+ * every replica. */
+static int in_apply_ok, in_apply_failed;
+static void snapshot_in_apply(cu_node *n, uint64_t group_id, uint64_t index,
+                              const uint8_t *data, size_t len)
+{
+    if (data_is(data, len, "snap")) {
+        if (muxraft_group_snapshot(n->handle, group_id, index, bytes_of("state"), 5) ==
+            MUXRAFT_OK)
+            in_apply_ok++;
+        else
+            in_apply_failed++;
+    }
+}
+
+static void test_snapshot_from_apply(void)
+{
+    muxraft_config base;
+    muxraft_config_init(&base);
+    base.snapshot_trailing_entries = 0;
+    cu_cluster c;
+    if (!cu_init(&c, 3, 0, &base)) {
+        CHECK(!"cu_init");
+        return;
+    }
+    CHECK(cu_create_group(&c, 1));
+    const uint64_t l = cu_wait_leader(&c, 1, MAX_TICKS);
+    CHECK(l != 0);
+    if (l) {
+        c.on_apply = snapshot_in_apply;
+        propose_str(&c, l, 1, "a");
+        propose_str(&c, l, 1, "snap");
+        propose_str(&c, l, 1, "b");
+        CHECK(cu_wait_applied(&c, 1, 3, MAX_TICKS));
+        CHECK(cu_logs_agree(&c, 1));
+        CHECK(in_apply_ok == 3 && in_apply_failed == 0);
+        /* Each at the index of "snap", the second entry. */
+        for (uint64_t id = 1; id <= 3; id++) {
+            muxraft_group_info info = info_of(cu_node_by_id(&c, id)->handle, 1);
+            CHECK(c.nodes[id - 1].applied[1].n == 3 &&
+                  info.snapshot_index == c.nodes[id - 1].applied[1].v[1].index);
+            CHECK(stats_of(cu_node_by_id(&c, id)->handle).snapshots_taken == 1);
+        }
+    }
+    CHECK(c.step_failures == 0);
+    cu_free(&c);
+}
+
+/* snapshot_needed: once past the entry threshold, then not again until a
+ * snapshot is taken; `applied` is what the host last applied. */
+static void test_snapshot_needed(void)
+{
+    muxraft_config base;
+    muxraft_config_init(&base);
+    base.snapshot_threshold_entries = 5;
+    base.snapshot_threshold_bytes = 0; /* off */
+    cu_cluster c;
+    if (!cu_init(&c, 1, 0, &base)) {
+        CHECK(!"cu_init");
+        return;
+    }
+    muxraft_node *n = c.nodes[0].handle;
+    cu_node *cn = &c.nodes[0];
+    const uint64_t self[] = {1};
+    CHECK_OK(muxraft_group_create(n, 1, 1, self, 1));
+    CHECK(cu_wait_leader(&c, 1, MAX_TICKS) == 1);
+
+    uint64_t snap = 0;
+    for (int round = 0; round < 2; round++) {
+        const size_t hints0 = cn->n_hints;
+        /* Below the threshold: no hint; at it, exactly one. */
+        while (info_of(n, 1).applied_index - snap < 5) {
+            CHECK(cn->n_hints == hints0);
+            propose_str(&c, 1, 1, "e");
+            CHECK(cu_tick(&c));
+        }
+        CHECK(cn->n_hints == hints0 + 1);
+        if (cn->n_hints != hints0 + 1)
+            break;
+        const cu_hint h = cn->hints[hints0];
+        CHECK(h.group_id == 1);
+        CHECK(h.applied == last_applied(cn, 1) && h.applied == info_of(n, 1).applied_index);
+        CHECK(h.entries == h.applied - snap && h.entries >= 5);
+        CHECK(h.bytes > 0);
+        /* Not again while no snapshot is taken. */
+        for (int k = 0; k < 8; k++)
+            propose_str(&c, 1, 1, "e");
+        for (int t = 0; t < 5; t++)
+            CHECK(cu_tick(&c));
+        CHECK(cn->n_hints == hints0 + 1);
+        snap = info_of(n, 1).applied_index;
+        CHECK_OK(muxraft_group_snapshot(n, 1, snap, bytes_of("s"), 1));
+        for (int t = 0; t < 5; t++)
+            CHECK(cu_tick(&c));
+        CHECK(cn->n_hints == hints0 + 1);
+    }
+    CHECK(cn->n_hints == 2);
+
+    /* By size: 100 bytes of payload. */
+    muxraft_config_init(&base);
+    base.snapshot_threshold_entries = 0; /* off */
+    base.snapshot_threshold_bytes = 100;
+    cu_free(&c);
+    if (!cu_init(&c, 1, 0, &base)) {
+        CHECK(!"cu_init");
+        return;
+    }
+    n = c.nodes[0].handle;
+    cn = &c.nodes[0];
+    CHECK_OK(muxraft_group_create(n, 1, 1, self, 1));
+    CHECK(cu_wait_leader(&c, 1, MAX_TICKS) == 1);
+    uint8_t chunk[40];
+    memset(chunk, 'p', sizeof chunk);
+    for (int k = 0; k < 2; k++)
+        CHECK_OK(muxraft_propose(n, 1, chunk, sizeof chunk, NULL));
+    CHECK(cu_tick(&c));
+    CHECK(cn->n_hints == 0); /* 80 bytes */
+    CHECK_OK(muxraft_propose(n, 1, chunk, sizeof chunk, NULL));
+    CHECK(cu_tick(&c));
+    CHECK(cn->n_hints == 1);
+    if (cn->n_hints == 1)
+        CHECK(cn->hints[0].bytes >= 120 && cn->hints[0].applied == last_applied(cn, 1));
+    cu_free(&c);
+}
+
+/* A node with a data directory, freed and created again: muxraft_node_new
+ * restores each group that has a snapshot, with the bytes given to
+ * muxraft_group_snapshot, before it applies anything later; apply resumes
+ * after the snapshot. A group without a snapshot replays from 1. */
+static void test_snapshot_restart(void)
+{
+    char dir[256];
+    if (!cu_temp_dir(dir, sizeof dir)) {
+        CHECK(!"cu_temp_dir");
+        return;
+    }
+    muxraft_config base;
+    muxraft_config_init(&base);
+    base.snapshot_trailing_entries = 1;
+    base.snapshot_threshold_entries = 0;
+    base.snapshot_threshold_bytes = 0;
+    cu_cluster c;
+    if (!cu_init_durable(&c, 1, 0, &base, dir)) {
+        CHECK(!"cu_init_durable");
+        cu_remove_dir(dir);
+        return;
+    }
+    cu_node *cn = &c.nodes[0];
+    const uint64_t self[] = {1};
+    CHECK_OK(muxraft_group_create(cn->handle, 1, 1, self, 1));
+    CHECK_OK(muxraft_group_create(cn->handle, 2, 1, self, 1));
+    CHECK(cu_wait_leader(&c, 1, MAX_TICKS) == 1);
+    CHECK(cu_wait_leader(&c, 2, MAX_TICKS) == 1);
+    propose_str(&c, 1, 1, "a");
+    propose_str(&c, 1, 1, "b");
+    propose_str(&c, 1, 1, "c");
+    propose_str(&c, 1, 2, "x");
+    CHECK(cu_wait_applied(&c, 1, 3, MAX_TICKS) && cu_wait_applied(&c, 2, 1, MAX_TICKS));
+    if (cn->applied[1].n < 3 || cn->applied[2].n < 1) {
+        cu_free(&c);
+        cu_remove_dir(dir);
+        return;
+    }
+    const uint64_t snap = cn->applied[1].v[2].index; /* "c" */
+    const uint64_t term = info_of(cn->handle, 1).term;
+    static const char state[] = "state after a, b, c";
+    CHECK_OK(muxraft_group_snapshot(cn->handle, 1, snap, bytes_of(state), strlen(state)));
+    const muxraft_group_info at_snap = info_of(cn->handle, 1);
+    CHECK(at_snap.snapshot_index == snap && at_snap.first_index == snap);
+    CHECK(at_snap.snapshot_bytes_disk > strlen(state)); /* the file: header + bytes */
+    CHECK(at_snap.log_bytes_disk > 0);
+    const muxraft_stats s = stats_of(cn->handle);
+    CHECK(s.snapshot_files == 1 && s.snapshot_file_bytes == at_snap.snapshot_bytes_disk);
+    CHECK(s.wal_segments >= 1 && s.wal_bytes > 0);
+    propose_str(&c, 1, 1, "d");
+    propose_str(&c, 1, 1, "e");
+    CHECK(cu_wait_applied(&c, 1, 5, MAX_TICKS));
+
+    for (int life = 1; life <= 2; life++) {
+        const size_t applied_before = cn->applied[1].n;
+        const size_t restores_before = cn->n_restores;
+        CHECK(cu_restart(&c, 1, false));
+        if (cn->handle == NULL)
+            break;
+        /* Restored inside muxraft_node_new, group 1 only, before any apply
+         * of a later index. */
+        CHECK(cn->n_restores == restores_before + 1);
+        if (cn->n_restores != restores_before + 1)
+            break;
+        const cu_restore *r = &cn->restores[restores_before];
+        CHECK(r->group_id == 1 && r->index == snap && r->term == term);
+        CHECK(bytes_equal(r->data, r->len, bytes_of(state), strlen(state)));
+        CHECK(r->applied_before == applied_before);
+        const muxraft_group_info info = info_of(cn->handle, 1);
+        CHECK(info.snapshot_index == snap && info.first_index == at_snap.first_index);
+        CHECK(info.snapshot_bytes_disk == at_snap.snapshot_bytes_disk);
+        CHECK(stats_of(cn->handle).snapshots_installed == 0); /* recovered, not installed */
+        /* Then "d" and "e" again, at their indexes, and nothing before. */
+        CHECK(cu_wait_applied(&c, 1, applied_before + 2, MAX_TICKS));
+        CHECK(cu_applied_after_restore(cn, r));
+        const cu_log *log = &cn->applied[1];
+        CHECK(log->n == applied_before + 2);
+        if (log->n == applied_before + 2) {
+            CHECK(cu_entry_is(&c, 1, 1, applied_before, "d") &&
+                  cu_entry_is(&c, 1, 1, applied_before + 1, "e"));
+            CHECK(log->v[applied_before].index == log->v[3].index &&
+                  log->v[applied_before + 1].index == log->v[4].index);
+        }
+        /* Group 2 never had a snapshot: "x" again, from the start. */
+        CHECK(cu_wait_applied(&c, 2, (size_t)life + 1, MAX_TICKS));
+        CHECK(cu_entry_is(&c, 1, 2, (size_t)life, "x"));
+    }
+    CHECK(c.step_failures == 0);
+    cu_free(&c);
+    cu_remove_dir(dir);
+}
+
+/* Tick until node `id` has had `restores` restore calls; false after
+ * MAX_TICKS. */
+static bool tick_until_restored(cu_cluster *c, uint64_t id, size_t restores)
+{
+    for (int t = 0; t <= MAX_TICKS; t++) {
+        if (cu_node_by_id(c, id)->n_restores >= restores)
+            return true;
+        if (!cu_tick(c))
+            return false;
+    }
+    return false;
+}
+
+/* A follower cut off while the leader compacted past what it holds gets
+ * the leader's snapshot through `restore` (in several chunks), then the
+ * entries after it; it never applies what the snapshot holds. */
+static void test_snapshot_install(void)
+{
+    muxraft_config base;
+    muxraft_config_init(&base);
+    base.snapshot_trailing_entries = 0;
+    base.snapshot_chunk_bytes = 256;
+    cu_cluster c;
+    if (!cu_init(&c, 3, 0, &base)) {
+        CHECK(!"cu_init");
+        return;
+    }
+    CHECK(cu_create_group(&c, 1));
+    const uint64_t l = cu_wait_leader(&c, 1, MAX_TICKS);
+    CHECK(l != 0);
+    if (l == 0) {
+        cu_free(&c);
+        return;
+    }
+    const uint64_t f = l % 3 + 1, o = 6 - l - f;
+    muxraft_node *ln = cu_node_by_id(&c, l)->handle;
+    cu_node *fn = cu_node_by_id(&c, f);
+    for (int k = 0; k < 3; k++)
+        propose_str(&c, l, 1, "before");
+    CHECK(cu_wait_applied(&c, 1, 3, MAX_TICKS));
+
+    cu_isolate(&c, f);
+    for (int k = 0; k < 5; k++)
+        propose_str(&c, l, 1, "missed");
+    CHECK(wait_node_applied(&c, l, 1, 8) && wait_node_applied(&c, o, 1, 8));
+    CHECK(fn->applied[1].n == 3);
+    const uint64_t snap = info_of(ln, 1).applied_index;
+    const uint64_t term = info_of(ln, 1).term;
+    uint8_t state[1000];
+    for (size_t i = 0; i < sizeof state; i++)
+        state[i] = (uint8_t)(i * 7 + 1);
+    CHECK_OK(muxraft_group_snapshot(ln, 1, snap, state, sizeof state));
+    CHECK(info_of(ln, 1).first_index == snap + 1);
+    propose_str(&c, l, 1, "after");
+    CHECK(wait_node_applied(&c, l, 1, 9));
+
+    cu_isolate(&c, 0);
+    CHECK(tick_until_restored(&c, f, 1));
+    CHECK(wait_node_applied(&c, f, 1, 4));
+    CHECK(cu_leader(&c, 1) == l); /* no election on the way */
+    CHECK(fn->n_restores == 1);
+    if (fn->n_restores == 1) {
+        const cu_restore *r = &fn->restores[0];
+        CHECK(r->group_id == 1 && r->index == snap && r->term == term);
+        CHECK(bytes_equal(r->data, r->len, state, sizeof state));
+        CHECK(r->applied_before == 3);
+        CHECK(cu_applied_after_restore(fn, r));
+    }
+    /* "before" x3, then "after": the "missed" entries came as the snapshot. */
+    CHECK(fn->applied[1].n == 4 && cu_entry_is(&c, f, 1, 3, "after"));
+    if (fn->applied[1].n == 4)
+        CHECK(fn->applied[1].v[3].index == last_applied(cu_node_by_id(&c, l), 1));
+    const muxraft_group_info fi = info_of(fn->handle, 1);
+    CHECK(fi.snapshot_index == snap && fi.applied_index > snap);
+    CHECK(fi.snapshot_bytes_memory == sizeof state);
+    const muxraft_stats fs = stats_of(fn->handle), ls = stats_of(ln);
+    CHECK(fs.snapshots_installed == 1 && fs.snapshots_taken == 0);
+    CHECK(ls.snapshots_taken == 1 && ls.snapshot_transfers_started >= 1);
+    CHECK(ls.snapshot_crc_failures == 0 && fs.snapshot_crc_failures == 0);
+    CHECK(cu_node_by_id(&c, o)->n_restores == 0 && cu_node_by_id(&c, l)->n_restores == 0);
+    CHECK(c.step_failures == 0);
+    cu_free(&c);
+}
+
+/* A node whose data directory was deleted: created again, it has no group;
+ * muxraft_group_rejoin brings its replica back, which gets the leader's
+ * snapshot through `restore`, then applies what the others apply, and
+ * never campaigns, not even after a restart. */
+static void test_rejoin(void)
+{
+    char dir[256];
+    if (!cu_temp_dir(dir, sizeof dir)) {
+        CHECK(!"cu_temp_dir");
+        return;
+    }
+    muxraft_config base;
+    muxraft_config_init(&base);
+    base.snapshot_trailing_entries = 0;
+    cu_cluster c;
+    if (!cu_init_durable(&c, 3, 0, &base, dir)) {
+        CHECK(!"cu_init_durable");
+        cu_remove_dir(dir);
+        return;
+    }
+    CHECK(cu_create_group(&c, 1));
+    const uint64_t l = cu_wait_leader(&c, 1, MAX_TICKS);
+    CHECK(l != 0);
+    if (l == 0) {
+        cu_free(&c);
+        cu_remove_dir(dir);
+        return;
+    }
+    const uint64_t f = l % 3 + 1, o = 6 - l - f;
+    const uint64_t members[] = {1, 2, 3};
+    muxraft_node *ln = cu_node_by_id(&c, l)->handle;
+    cu_node *fn = cu_node_by_id(&c, f);
+    for (int k = 0; k < 5; k++)
+        propose_str(&c, l, 1, "r");
+    CHECK(cu_wait_applied(&c, 1, 5, MAX_TICKS));
+    const uint64_t snap = info_of(ln, 1).applied_index;
+    static const char state[] = "five entries of r";
+    CHECK_OK(muxraft_group_snapshot(ln, 1, snap, bytes_of(state), strlen(state)));
+
+    /* The group is there: nothing to rejoin. */
+    EXPECT_FAIL(muxraft_group_rejoin(fn->handle, 1, 1, members, 3), MUXRAFT_ALREADY_EXISTS);
+
+    /* The disk is lost. */
+    CHECK(cu_restart(&c, f, true));
+    if (fn->handle == NULL) {
+        cu_free(&c);
+        cu_remove_dir(dir);
+        return;
+    }
+    muxraft_group_info info;
+    muxraft_group_info_init(&info);
+    EXPECT_FAIL(muxraft_group_status(fn->handle, 1, &info), MUXRAFT_NOT_FOUND);
+    CHECK(stats_of(fn->handle).groups == 0 && fn->n_restores == 0);
+    CHECK_OK(muxraft_group_rejoin(fn->handle, 1, 1, members, 3));
+    EXPECT_FAIL(muxraft_group_rejoin(fn->handle, 1, 1, members, 3), MUXRAFT_ALREADY_EXISTS);
+    EXPECT_FAIL(muxraft_group_create(fn->handle, 1, 1, members, 3), MUXRAFT_ALREADY_EXISTS);
+    info = info_of(fn->handle, 1);
+    CHECK(info.role == MUXRAFT_FOLLOWER && info.incarnation == 1 && info.last_index == 0);
+
+    CHECK(tick_until_restored(&c, f, 1));
+    CHECK(fn->n_restores == 1);
+    if (fn->n_restores == 1) {
+        const cu_restore *r = &fn->restores[0];
+        CHECK(r->group_id == 1 && r->index == snap);
+        CHECK(bytes_equal(r->data, r->len, bytes_of(state), strlen(state)));
+        CHECK(r->applied_before == 5); /* its records from before the loss */
+    }
+    propose_str(&c, l, 1, "new");
+    CHECK(wait_node_applied(&c, f, 1, 6));
+    CHECK(cu_entry_is(&c, f, 1, 5, "new"));
+    if (fn->n_restores == 1)
+        CHECK(cu_applied_after_restore(fn, &fn->restores[0]));
+    CHECK(stats_of(fn->handle).snapshots_installed == 1);
+    CHECK(info_of(fn->handle, 1).snapshot_index == snap);
+
+    /* It never campaigns: cut off for 10 election timeouts, it does not
+     * even pre-vote, while the other follower, cut off as long, does. */
+    for (int round = 0; round < 2; round++) {
+        const uint64_t id = round == 0 ? f : o;
+        cu_node *cn = cu_node_by_id(&c, id);
+        const size_t campaigns = cn->campaigns;
+        const uint64_t elections = stats_of(cn->handle).elections_started;
+        cu_isolate(&c, id);
+        for (int t = 0; t < 10 * 2 * 10; t++)
+            CHECK(cu_tick(&c));
+        cu_isolate(&c, 0);
+        if (id == f)
+            CHECK(cn->campaigns == campaigns &&
+                  stats_of(cn->handle).elections_started == elections);
+        else
+            CHECK(cn->campaigns > campaigns);
+        CHECK(cu_wait_leader(&c, 1, MAX_TICKS) != 0);
+    }
+
+    /* The mark is durable: restarted (disk intact) it restores the
+     * snapshot it installed, and still never campaigns. */
+    CHECK(cu_restart(&c, f, false));
+    if (fn->handle != NULL) {
+        CHECK(fn->n_restores == 2);
+        if (fn->n_restores == 2)
+            CHECK(fn->restores[1].index == snap &&
+                  bytes_equal(fn->restores[1].data, fn->restores[1].len, bytes_of(state),
+                              strlen(state)));
+        const size_t campaigns = fn->campaigns;
+        cu_isolate(&c, f);
+        for (int t = 0; t < 10 * 2 * 10; t++)
+            CHECK(cu_tick(&c));
+        cu_isolate(&c, 0);
+        CHECK(fn->campaigns == campaigns && stats_of(fn->handle).elections_started == 0);
+        CHECK(info_of(fn->handle, 1).role == MUXRAFT_FOLLOWER);
+    }
+    CHECK(c.step_failures == 0);
+    cu_free(&c);
+    cu_remove_dir(dir);
+}
+
 /* Run one test function and say how it went. */
 #define RUN(test)                                                              \
     do {                                                                       \
@@ -1973,6 +2711,12 @@ int main(void)
     RUN(test_direct_delivery);
     RUN(test_free_busy);
     RUN(test_embedded_lifecycle);
+    RUN(test_snapshot_single_node);
+    RUN(test_snapshot_from_apply);
+    RUN(test_snapshot_needed);
+    RUN(test_snapshot_restart);
+    RUN(test_snapshot_install);
+    RUN(test_rejoin);
 
     printf("%d passed, %d failed\n", n_passed, n_failed);
     return n_failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;

@@ -4,13 +4,17 @@
 // Nodes 1..n share one FIFO wire: each node's send callback appends a copy
 // of the frame (with its liveness flag), and drain() steps every queued
 // frame into its destination until the wire is empty. Time moves only with tick(). The callbacks record
-// what each node applied and every proposal outcome.
+// what each node applied, every proposal outcome, every restore and every
+// snapshot_needed hint. With a data root, node id keeps its write-ahead log
+// in "<root>/node-<id>", and restart() creates it again there (or on an
+// empty directory, as after a lost disk). `isolated` cuts one node off.
 #ifndef MUXRAFT_CPP_TEST_HOST_CLUSTER_HPP
 #define MUXRAFT_CPP_TEST_HOST_CLUSTER_HPP
 
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <string>
@@ -33,6 +37,18 @@ struct Done {
     std::uint64_t index;
 };
 
+struct Restore {
+    std::uint64_t index, term;
+    std::string data;
+    // How many entries of the group the node had applied when it came: the
+    // ones recorded after it were applied after the restore.
+    std::size_t applied_before;
+};
+
+struct Hint {
+    std::uint64_t applied, entries, bytes;
+};
+
 struct Frame {
     std::uint64_t from, to;
     std::string bytes;
@@ -44,31 +60,14 @@ public:
     // Called after an apply was recorded: (node id, group, index, data).
     std::function<void(std::uint64_t, std::uint64_t, std::uint64_t, std::string_view)> on_apply;
 
-    explicit HostCluster(std::size_t n, muxraft::Config base = muxraft::Config())
+    explicit HostCluster(std::size_t n, muxraft::Config base = muxraft::Config(),
+                         std::string data_root = std::string())
+        : base_(std::move(base)), data_root_(std::move(data_root))
     {
         for (std::uint64_t id = 1; id <= n; ++id) {
-            base.node_id = id;
-            muxraft::Callbacks cb;
-            cb.send = [this, id](std::uint64_t to, std::string_view frame, bool liveness) {
-                wire.push_back(Frame{id, to, std::string(frame), liveness});
-                ++(liveness ? sent_liveness : sent_bulk)[id];
-            };
-            cb.apply = [this, id](std::uint64_t group, std::uint64_t index, std::string_view data) {
-                applied[{id, group}].push_back(Entry{index, std::string(data)});
-                if (on_apply)
-                    on_apply(id, group, index, data);
-            };
-            cb.role_changed = [this](std::uint64_t, muxraft::Role, std::uint64_t, std::uint64_t) {
-                ++role_changes;
-            };
-            cb.proposal_done = [this, id](std::uint64_t group, std::uint64_t proposal,
-                                          muxraft::Status status, std::uint64_t index) {
-                done[id].emplace(proposal, Done{group, status, index});
-                ++done_reports;
-            };
             // Growing the vector moves the Nodes already in it: their
             // callbacks must keep working.
-            nodes.emplace_back(base, std::move(cb));
+            nodes.emplace_back(config_of(id), callbacks_for(id));
         }
     }
 
@@ -77,6 +76,28 @@ public:
     HostCluster &operator=(const HostCluster &) = delete;
 
     muxraft::Node &node(std::uint64_t id) { return nodes.at(id - 1); }
+
+    // Node id's config: the base one with its id and data directory.
+    muxraft::Config config_of(std::uint64_t id) const
+    {
+        muxraft::Config c = base_;
+        c.node_id = id;
+        if (!data_root_.empty())
+            c.data_dir = data_root_ + "/node-" + std::to_string(id);
+        return c;
+    }
+
+    // Free node `id` and create it again with the same config and callbacks
+    // (the records are kept); with `wipe`, its data directory is deleted
+    // first. The old node is freed before the new one opens the directory.
+    void restart(std::uint64_t id, bool wipe)
+    {
+        node(id).reset();
+        const muxraft::Config c = config_of(id);
+        if (wipe && c.data_dir)
+            std::filesystem::remove_all(*c.data_dir);
+        node(id) = muxraft::Node(c, callbacks_for(id));
+    }
 
     std::vector<std::uint64_t> members() const
     {
@@ -104,6 +125,10 @@ public:
         while (!wire.empty()) {
             Frame f = std::move(wire.front());
             wire.pop_front();
+            if (isolated != 0 && (f.from == isolated || f.to == isolated)) {
+                ++frames_dropped;
+                continue;
+            }
             ++frames_carried;
             node(f.to).step(f.from, f.bytes);
         }
@@ -175,11 +200,59 @@ public:
     std::size_t done_reports = 0;
     std::size_t role_changes = 0;
     std::size_t frames_carried = 0;
+    // A node whose frames, sent or received, drain() drops (0: none).
+    std::uint64_t isolated = 0;
+    std::size_t frames_dropped = 0;
+    std::map<std::pair<std::uint64_t, std::uint64_t>, std::vector<Restore>> restores; // (node, group)
+    std::map<std::pair<std::uint64_t, std::uint64_t>, std::vector<Hint>> hints;       // (node, group)
+    // Times each node's replicas turned candidate (pre-vote or vote).
+    std::map<std::uint64_t, std::size_t> campaigns;
     // Frames each node's send callback handed over, by liveness flag.
     std::map<std::uint64_t, std::uint64_t> sent_liveness, sent_bulk;
+private:
+    muxraft::Config base_;
+    std::string data_root_;
+
+public:
     // Last, so destroyed first: nothing the callbacks use is gone before the
     // nodes are.
     std::vector<muxraft::Node> nodes;
+
+private:
+    muxraft::Callbacks callbacks_for(std::uint64_t id)
+    {
+        muxraft::Callbacks cb;
+        cb.send = [this, id](std::uint64_t to, std::string_view frame, bool liveness) {
+            wire.push_back(Frame{id, to, std::string(frame), liveness});
+            ++(liveness ? sent_liveness : sent_bulk)[id];
+        };
+        cb.apply = [this, id](std::uint64_t group, std::uint64_t index, std::string_view data) {
+            applied[{id, group}].push_back(Entry{index, std::string(data)});
+            if (on_apply)
+                on_apply(id, group, index, data);
+        };
+        cb.role_changed = [this, id](std::uint64_t, muxraft::Role role, std::uint64_t,
+                                     std::uint64_t) {
+            ++role_changes;
+            if (role == MUXRAFT_CANDIDATE)
+                ++campaigns[id];
+        };
+        cb.proposal_done = [this, id](std::uint64_t group, std::uint64_t proposal,
+                                      muxraft::Status status, std::uint64_t index) {
+            done[id].emplace(proposal, Done{group, status, index});
+            ++done_reports;
+        };
+        cb.restore = [this, id](std::uint64_t group, std::uint64_t index, std::uint64_t term,
+                                std::string_view data) {
+            restores[{id, group}].push_back(
+                Restore{index, term, std::string(data), applied[{id, group}].size()});
+        };
+        cb.snapshot_needed = [this, id](std::uint64_t group, std::uint64_t applied_index,
+                                        std::uint64_t entries, std::uint64_t bytes) {
+            hints[{id, group}].push_back(Hint{applied_index, entries, bytes});
+        };
+        return cb;
+    }
 };
 
 } // namespace muxraft_test

@@ -35,9 +35,18 @@
  *   to be the calling process's environment on a scheduler thread and NULL
  *   on a thread ERTS did not create. Embedded mode: callbacks run on
  *   muxraft's thread, caller_env NULL. Host-driven mode: callbacks run
- *   inside our NIF call (tick, step, propose, create_group, remove_group),
- *   on a (dirty) scheduler thread: each such NIF stores its env in the
- *   thread-local `tls_caller_env` for the duration of the muxraft call.
+ *   inside our NIF call (start_node, tick, step, propose, create_group,
+ *   rejoin_group, remove_group, snapshot), on a (dirty) scheduler thread:
+ *   each such NIF stores its env in the thread-local `tls_caller_env` for
+ *   the duration of the muxraft call.
+ *
+ * Order
+ *   muxraft calls a node's callbacks one at a time, on one thread per call
+ *   (its node thread in embedded mode), in the order of the events: a
+ *   group's `restore` before any `apply` of a later index. Each callback
+ *   sends its message before it returns, so the owner receives them in
+ *   that order: `{restore, ...}` before the `{applied, ...}` that follow
+ *   it.
  *   Data pointers given to callbacks are valid only during the callback, so
  *   binaries are copied (enif_make_new_binary).
  *
@@ -60,8 +69,11 @@
 
 static ERL_NIF_TERM am_ok, am_error, am_undefined, am_true, am_false;
 static ERL_NIF_TERM am_muxraft, am_applied, am_role, am_proposal, am_send;
+static ERL_NIF_TERM am_restore, am_snapshot_needed;
 static ERL_NIF_TERM am_leader, am_follower, am_candidate;
 static ERL_NIF_TERM am_term, am_commit, am_last_index, am_incarnation;
+static ERL_NIF_TERM am_snapshot_index, am_first_index, am_log_bytes_memory,
+    am_snapshot_bytes_memory, am_log_bytes_disk, am_snapshot_bytes_disk;
 static ERL_NIF_TERM am_invalid_argument, am_io, am_shutdown, am_unknown;
 /* stats keys */
 static ERL_NIF_TERM am_messages_sent, am_bytes_sent, am_messages_received,
@@ -74,7 +86,11 @@ static ERL_NIF_TERM am_messages_sent, am_bytes_sent, am_messages_received,
     am_proposals_unknown, am_incarnation_mismatches,
     am_batches_dropped_incarnation, am_connections_established,
     am_reconnects, am_handshakes_refused, am_dial_failures,
-    am_transport_frames_dropped, am_bytes_queued;
+    am_transport_frames_dropped, am_bytes_queued, am_snapshots_taken,
+    am_snapshots_installed, am_snapshot_transfers_started,
+    am_snapshot_transfers_failed, am_snapshot_crc_failures, am_wal_segments,
+    am_wal_bytes, am_wal_segments_deleted, am_wal_bytes_rewritten,
+    am_snapshot_files, am_snapshot_file_bytes;
 
 static ERL_NIF_TERM mk_atom(ErlNifEnv *env, const char *name)
 {
@@ -341,6 +357,31 @@ static void on_proposal_done(void *ud, uint64_t group_id, uint64_t proposal_id,
     deliver((nif_node *)ud, e, ev);
 }
 
+/* The term is not in the message: Raft's, of no use to the state machine. */
+static void on_restore(void *ud, uint64_t group_id, uint64_t index, uint64_t term,
+                       const uint8_t *data, size_t len)
+{
+    ErlNifEnv *e = enif_alloc_env();
+    (void)term;
+    if (e == NULL)
+        return;
+    deliver((nif_node *)ud, e,
+            enif_make_tuple4(e, am_restore, enif_make_uint64(e, group_id),
+                             enif_make_uint64(e, index), copy_binary(e, data, len)));
+}
+
+static void on_snapshot_needed(void *ud, uint64_t group_id, uint64_t applied,
+                               uint64_t entries, uint64_t bytes)
+{
+    ErlNifEnv *e = enif_alloc_env();
+    if (e == NULL)
+        return;
+    deliver((nif_node *)ud, e,
+            enif_make_tuple5(e, am_snapshot_needed, enif_make_uint64(e, group_id),
+                             enif_make_uint64(e, applied), enif_make_uint64(e, entries),
+                             enif_make_uint64(e, bytes)));
+}
+
 /* ---- argument helpers --------------------------------------------------------- */
 
 /* {error, Reason, Message}: the Erlang side keeps Message for last_error/0
@@ -397,6 +438,14 @@ static int get_opt_u32(ErlNifEnv *env, ERL_NIF_TERM t, uint32_t *out)
     return 1;
 }
 
+/* `undefined` leaves *out unchanged; otherwise an unsigned 64-bit integer. */
+static int get_opt_u64(ErlNifEnv *env, ERL_NIF_TERM t, uint64_t *out)
+{
+    if (enif_is_identical(t, am_undefined))
+        return 1;
+    return get_u64(env, t, out);
+}
+
 /* A binary without NUL bytes, as a malloc'ed C string (*out NULL for
  * `undefined` when allowed). */
 static int get_cstr(ErlNifEnv *env, ERL_NIF_TERM t, int allow_undefined,
@@ -423,9 +472,14 @@ static int get_cstr(ErlNifEnv *env, ERL_NIF_TERM t, int allow_undefined,
 
 /* start_node_nif(NodeId, ClusterId, Listen | undefined, [{PeerId, Addr}],
  *                DataDir | undefined, TickMs, HeartbeatTicks, ElectionTicks,
- *                BatchHeartbeats, MaxProposalBytes)
+ *                BatchHeartbeats, MaxProposalBytes,
+ *                {SnapshotThresholdEntries, SnapshotThresholdBytes,
+ *                 SnapshotTrailingEntries, SnapshotChunkBytes,
+ *                 SnapshotTimeoutMs, MaxSnapshotBytes, WalSegmentBytes})
  *   -> {ok, Node} | {error, Reason, Message}
- * Numeric options are `undefined` for the library's default. */
+ * Numeric options are `undefined` for the library's default. With a
+ * data_dir, the `restore` messages of the groups recovered from a snapshot
+ * are sent to the caller before this returns. */
 static ERL_NIF_TERM start_node_nif(ErlNifEnv *env, int argc,
                                    const ERL_NIF_TERM argv[])
 {
@@ -450,6 +504,15 @@ static ERL_NIF_TERM start_node_nif(ErlNifEnv *env, int argc,
         !get_opt_u32(env, argv[6], &config.heartbeat_ticks) ||
         !get_opt_u32(env, argv[7], &config.election_ticks) ||
         !get_opt_u32(env, argv[9], &config.max_proposal_bytes))
+        return enif_make_badarg(env);
+    if (!enif_get_tuple(env, argv[10], &arity, &tuple) || arity != 7 ||
+        !get_opt_u64(env, tuple[0], &config.snapshot_threshold_entries) ||
+        !get_opt_u64(env, tuple[1], &config.snapshot_threshold_bytes) ||
+        !get_opt_u64(env, tuple[2], &config.snapshot_trailing_entries) ||
+        !get_opt_u32(env, tuple[3], &config.snapshot_chunk_bytes) ||
+        !get_opt_u32(env, tuple[4], &config.snapshot_timeout_ms) ||
+        !get_opt_u64(env, tuple[5], &config.max_snapshot_bytes) ||
+        !get_opt_u64(env, tuple[6], &config.wal_segment_bytes))
         return enif_make_badarg(env);
     if (enif_is_identical(argv[8], am_true))
         config.batch_heartbeats = true;
@@ -493,6 +556,8 @@ static ERL_NIF_TERM start_node_nif(ErlNifEnv *env, int argc,
     cb.apply = on_apply;
     cb.role_changed = on_role_changed;
     cb.proposal_done = on_proposal_done;
+    cb.restore = on_restore;
+    cb.snapshot_needed = on_snapshot_needed;
 
     tls_caller_env = env;
     s = muxraft_node_new(&config, &cb, &n->node);
@@ -552,17 +617,19 @@ badarg:
 
 #define MAX_MEMBERS 64
 
-/* create_group_nif(Node, GroupId, Incarnation, Members)
- *   -> ok | {error, Reason, Message} */
-static ERL_NIF_TERM create_group_nif(ErlNifEnv *env, int argc,
-                                     const ERL_NIF_TERM argv[])
+typedef muxraft_status (*group_fn)(muxraft_node *, uint64_t, uint64_t,
+                                   const uint64_t *, size_t);
+
+/* create_group_nif and rejoin_group_nif: (Node, GroupId, Incarnation,
+ * Members) -> ok | {error, Reason, Message} */
+static ERL_NIF_TERM group_members_call(ErlNifEnv *env, const ERL_NIF_TERM argv[],
+                                       group_fn call)
 {
     nif_node *n;
     uint64_t group_id, incarnation, members[MAX_MEMBERS];
     unsigned len, k = 0;
     ERL_NIF_TERM list, head;
     muxraft_status s;
-    (void)argc;
 
     if (!get_node(env, argv[0], &n) || !get_u64(env, argv[1], &group_id) ||
         !get_u64(env, argv[2], &incarnation) ||
@@ -577,7 +644,46 @@ static ERL_NIF_TERM create_group_nif(ErlNifEnv *env, int argc,
     if (!gate_enter(n))
         return shutdown_error(env);
     tls_caller_env = env;
-    s = muxraft_group_create(n->node, group_id, incarnation, members, k);
+    s = call(n->node, group_id, incarnation, members, k);
+    tls_caller_env = NULL;
+    gate_leave(n);
+    return s == MUXRAFT_OK ? am_ok : error3(env, s);
+}
+
+static ERL_NIF_TERM create_group_nif(ErlNifEnv *env, int argc,
+                                     const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    return group_members_call(env, argv, muxraft_group_create);
+}
+
+static ERL_NIF_TERM rejoin_group_nif(ErlNifEnv *env, int argc,
+                                     const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    return group_members_call(env, argv, muxraft_group_rejoin);
+}
+
+/* snapshot_nif(Node, GroupId, Index, Data :: iodata())
+ *   -> ok | {error, Reason, Message}
+ * Returns once the snapshot is durable (it writes a file with data_dir). */
+static ERL_NIF_TERM snapshot_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    nif_node *n;
+    uint64_t group_id, index;
+    ErlNifBinary data;
+    muxraft_status s;
+    (void)argc;
+
+    if (!get_node(env, argv[0], &n) || !get_u64(env, argv[1], &group_id) ||
+        !get_u64(env, argv[2], &index) ||
+        !enif_inspect_iolist_as_binary(env, argv[3], &data))
+        return enif_make_badarg(env);
+    if (!gate_enter(n))
+        return shutdown_error(env);
+    tls_caller_env = env;
+    /* An empty binary may have a NULL data pointer: allowed with length 0. */
+    s = muxraft_group_snapshot(n->node, group_id, index, data.data, data.size);
     tls_caller_env = NULL;
     gate_leave(n);
     return s == MUXRAFT_OK ? am_ok : error3(env, s);
@@ -636,7 +742,7 @@ static ERL_NIF_TERM group_status_nif(ErlNifEnv *env, int argc,
     uint64_t group_id;
     muxraft_group_info info;
     muxraft_status s;
-    ERL_NIF_TERM keys[7], values[7], map;
+    ERL_NIF_TERM keys[13], values[13], map;
     (void)argc;
 
     if (!get_node(env, argv[0], &n) || !get_u64(env, argv[1], &group_id))
@@ -653,7 +759,15 @@ static ERL_NIF_TERM group_status_nif(ErlNifEnv *env, int argc,
     keys[4] = am_applied;    values[4] = enif_make_uint64(env, info.applied_index);
     keys[5] = am_last_index; values[5] = enif_make_uint64(env, info.last_index);
     keys[6] = am_incarnation; values[6] = enif_make_uint64(env, info.incarnation);
-    if (!enif_make_map_from_arrays(env, keys, values, 7, &map))
+    keys[7] = am_snapshot_index; values[7] = enif_make_uint64(env, info.snapshot_index);
+    keys[8] = am_first_index; values[8] = enif_make_uint64(env, info.first_index);
+    keys[9] = am_log_bytes_memory; values[9] = enif_make_uint64(env, info.log_bytes_memory);
+    keys[10] = am_snapshot_bytes_memory;
+    values[10] = enif_make_uint64(env, info.snapshot_bytes_memory);
+    keys[11] = am_log_bytes_disk; values[11] = enif_make_uint64(env, info.log_bytes_disk);
+    keys[12] = am_snapshot_bytes_disk;
+    values[12] = enif_make_uint64(env, info.snapshot_bytes_disk);
+    if (!enif_make_map_from_arrays(env, keys, values, 13, &map))
         return enif_make_badarg(env);
     return enif_make_tuple2(env, am_ok, map);
 }
@@ -664,7 +778,7 @@ static ERL_NIF_TERM stats_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
     nif_node *n;
     muxraft_stats st;
     muxraft_status s;
-    ERL_NIF_TERM keys[28], values[28], map;
+    ERL_NIF_TERM keys[39], values[39], map;
     unsigned k = 0;
     (void)argc;
 
@@ -708,6 +822,17 @@ static ERL_NIF_TERM stats_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
     STAT(dial_failures);
     STAT(transport_frames_dropped);
     STAT(bytes_queued);
+    STAT(snapshots_taken);
+    STAT(snapshots_installed);
+    STAT(snapshot_transfers_started);
+    STAT(snapshot_transfers_failed);
+    STAT(snapshot_crc_failures);
+    STAT(wal_segments);
+    STAT(wal_bytes);
+    STAT(wal_segments_deleted);
+    STAT(wal_bytes_rewritten);
+    STAT(snapshot_files);
+    STAT(snapshot_file_bytes);
 #undef STAT
     if (!enif_make_map_from_arrays(env, keys, values, k, &map))
         return enif_make_badarg(env);
@@ -797,8 +922,11 @@ static void make_atoms(ErlNifEnv *env)
 #define ATOM(name) am_##name = mk_atom(env, #name)
     ATOM(ok); ATOM(error); ATOM(undefined); ATOM(true); ATOM(false);
     ATOM(muxraft); ATOM(applied); ATOM(role); ATOM(proposal); ATOM(send);
+    ATOM(restore); ATOM(snapshot_needed);
     ATOM(leader); ATOM(follower); ATOM(candidate);
     ATOM(term); ATOM(commit); ATOM(last_index); ATOM(incarnation);
+    ATOM(snapshot_index); ATOM(first_index); ATOM(log_bytes_memory);
+    ATOM(snapshot_bytes_memory); ATOM(log_bytes_disk); ATOM(snapshot_bytes_disk);
     ATOM(invalid_argument); ATOM(io); ATOM(shutdown); ATOM(unknown);
     ATOM(messages_sent); ATOM(bytes_sent); ATOM(messages_received);
     ATOM(heartbeat_batches_sent); ATOM(group_heartbeats_batched);
@@ -811,6 +939,11 @@ static void make_atoms(ErlNifEnv *env)
     ATOM(batches_dropped_incarnation); ATOM(connections_established);
     ATOM(reconnects); ATOM(handshakes_refused); ATOM(dial_failures);
     ATOM(transport_frames_dropped); ATOM(bytes_queued);
+    ATOM(snapshots_taken); ATOM(snapshots_installed);
+    ATOM(snapshot_transfers_started); ATOM(snapshot_transfers_failed);
+    ATOM(snapshot_crc_failures); ATOM(wal_segments); ATOM(wal_bytes);
+    ATOM(wal_segments_deleted); ATOM(wal_bytes_rewritten); ATOM(snapshot_files);
+    ATOM(snapshot_file_bytes);
 #undef ATOM
 }
 
@@ -836,8 +969,10 @@ static int upgrade(ErlNifEnv *env, void **priv, void **old_priv, ERL_NIF_TERM in
 #define DIRTY ERL_NIF_DIRTY_JOB_IO_BOUND
 
 static ErlNifFunc nif_funcs[] = {
-    {"start_node_nif", 10, start_node_nif, DIRTY},
+    {"start_node_nif", 11, start_node_nif, DIRTY},
     {"create_group_nif", 4, create_group_nif, DIRTY},
+    {"rejoin_group_nif", 4, rejoin_group_nif, DIRTY},
+    {"snapshot_nif", 4, snapshot_nif, DIRTY},
     {"remove_group_nif", 2, remove_group_nif, DIRTY},
     {"propose_nif", 3, propose_nif, DIRTY},
     {"group_status_nif", 2, group_status_nif, DIRTY},

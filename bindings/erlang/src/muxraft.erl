@@ -5,12 +5,23 @@
 %% event of the node as a message:
 %% <pre>
 %%   {muxraft, Node, {applied, GroupId, Index, Data}}
+%%   {muxraft, Node, {restore, GroupId, Index, Data}}
+%%   {muxraft, Node, {snapshot_needed, GroupId, Applied, Entries, Bytes}}
 %%   {muxraft, Node, {role, GroupId, leader | follower | candidate, Term, LeaderId}}
 %%   {muxraft, Node, {proposal, ProposalId, ok, Index}}
 %%   {muxraft, Node, {proposal, ProposalId, {error, Reason}}}
 %%   {muxraft, Node, {send, ToNodeId, Frame, Liveness}} (host-driven mode only)
 %% </pre>
-%% `applied' messages of a group arrive in log order. Every proposal accepted
+%% `applied' messages of a group arrive in log order. `restore' tells the
+%% owner to set its state machine of the group to `Data', the state after
+%% applying `Index': a snapshot its leader sent (this replica fell behind
+%% the leader's log), or, with a `data_dir', the latest one on disk (sent
+%% by {@link start_node/1} before it returns). It arrives before any
+%% `applied' message of a later index of the group; `applied' then resumes
+%% after `Index'. `snapshot_needed' says once that a group's log since its
+%% last snapshot passed `snapshot_threshold_entries' or
+%% `snapshot_threshold_bytes': take one with {@link snapshot/4} (`Applied'
+%% is the last index applied). Every proposal accepted
 %% by {@link propose/3} gets exactly one `proposal' message. `Liveness' is
 %% `true' for heartbeat batches and their answers: a transport should send
 %% those ahead of other frames, never queued behind megabytes of entries.
@@ -27,8 +38,8 @@
 %%   the `{send, To, Frame, Liveness}' messages to the peers itself (e.g.
 %%   over Erlang distribution). Callbacks run inside those calls. For events
 %%   to arrive in order, make every call that drives the node (tick, step,
-%%   propose, create_group, remove_group) from one process, normally the
-%%   owner.</li>
+%%   propose, create_group, rejoin_group, remove_group, snapshot) from one
+%%   process, normally the owner.</li>
 %% </ul>
 %%
 %% Errors: a call with arguments of the wrong type raises `badarg'; a call
@@ -41,8 +52,8 @@
 -module(muxraft).
 
 -export([start_node/1, stop_node/1,
-         create_group/4, remove_group/2,
-         propose/3, group_status/2, stats/1,
+         create_group/4, rejoin_group/4, remove_group/2,
+         propose/3, snapshot/4, group_status/2, stats/1,
          tick/1, step/3,
          last_error/0, version/0]).
 
@@ -65,6 +76,9 @@
 -type reason() :: invalid_argument | not_found | already_exists | not_leader
                 | too_large | malformed | io | shutdown | busy | panic | unknown.
 -type event() :: {applied, group_id(), Index :: pos_integer(), Data :: binary()}
+               | {restore, group_id(), Index :: pos_integer(), Data :: binary()}
+               | {snapshot_needed, group_id(), Applied :: non_neg_integer(),
+                  Entries :: non_neg_integer(), Bytes :: non_neg_integer()}
                | {role, group_id(), role(), Term :: non_neg_integer(),
                   Leader :: non_neg_integer()}
                | {proposal, proposal_id(), ok, Index :: pos_integer()}
@@ -84,8 +98,15 @@
 %% (`#{NodeId => "host:port"}' of the other nodes, embedded mode),
 %% `data_dir' (durable write-ahead log; absent: in memory), and the tuning
 %% keys `tick_ms' (50), `heartbeat_ticks' (2), `election_ticks' (10),
-%% `batch_heartbeats' (true), `max_proposal_bytes' (1 MiB, at most 4 MiB).
-%% Strings may be given as strings or binaries. Unknown keys raise `badarg'.
+%% `batch_heartbeats' (true), `max_proposal_bytes' (1 MiB, at most 4 MiB),
+%% and for snapshots `snapshot_threshold_entries' (10000; 0: never by
+%% count) and `snapshot_threshold_bytes' (8 MiB; 0: never by size), when
+%% `snapshot_needed' is sent; `snapshot_trailing_entries' (1024), the log
+%% kept behind a snapshot; `snapshot_chunk_bytes' (1 MiB, at most 4 MiB)
+%% and `snapshot_timeout_ms' (30000), how snapshots travel to followers;
+%% `max_snapshot_bytes' (1 GiB); `wal_segment_bytes' (16 MiB, at least
+%% 64 KiB). Strings may be given as strings or binaries. Unknown keys raise
+%% `badarg'.
 %%
 %% The calling process becomes the owner and receives the node's events.
 -spec start_node(#{node_id := node_id(),
@@ -97,12 +118,22 @@
                    heartbeat_ticks => pos_integer(),
                    election_ticks => pos_integer(),
                    batch_heartbeats => boolean(),
-                   max_proposal_bytes => pos_integer()}) ->
+                   max_proposal_bytes => pos_integer(),
+                   snapshot_threshold_entries => non_neg_integer(),
+                   snapshot_threshold_bytes => non_neg_integer(),
+                   snapshot_trailing_entries => non_neg_integer(),
+                   snapshot_chunk_bytes => pos_integer(),
+                   snapshot_timeout_ms => pos_integer(),
+                   max_snapshot_bytes => non_neg_integer(),
+                   wal_segment_bytes => pos_integer()}) ->
           {ok, node_handle()} | {error, reason()}.
 start_node(Opts) when is_map(Opts) ->
     Known = [node_id, cluster_id, listen, peers, data_dir, tick_ms,
              heartbeat_ticks, election_ticks, batch_heartbeats,
-             max_proposal_bytes],
+             max_proposal_bytes, snapshot_threshold_entries,
+             snapshot_threshold_bytes, snapshot_trailing_entries,
+             snapshot_chunk_bytes, snapshot_timeout_ms, max_snapshot_bytes,
+             wal_segment_bytes],
     [] =:= maps:keys(maps:without(Known, Opts)) orelse error(badarg, [Opts]),
     NodeId = case Opts of
                  #{node_id := Id} when is_integer(Id), Id > 0 -> Id;
@@ -133,7 +164,14 @@ start_node(Opts) when is_map(Opts) ->
                           opt_int(heartbeat_ticks, Opts),
                           opt_int(election_ticks, Opts),
                           Batch,
-                          opt_int(max_proposal_bytes, Opts)));
+                          opt_int(max_proposal_bytes, Opts),
+                          {opt_u64(snapshot_threshold_entries, Opts),
+                           opt_u64(snapshot_threshold_bytes, Opts),
+                           opt_u64(snapshot_trailing_entries, Opts),
+                           opt_int(snapshot_chunk_bytes, Opts),
+                           opt_int(snapshot_timeout_ms, Opts),
+                           opt_u64(max_snapshot_bytes, Opts),
+                           opt_u64(wal_segment_bytes, Opts)}));
 start_node(Opts) ->
     error(badarg, [Opts]).
 
@@ -165,6 +203,19 @@ stop_node(Node) ->
 create_group(Node, GroupId, Incarnation, Members) ->
     result(create_group_nif(Node, GroupId, Incarnation, Members)).
 
+%% @doc Create this node's replica of a group that exists on the other
+%% members, after this node lost what it held of it: its `data_dir' was
+%% deleted or replaced, so {@link start_node/1} recovered nothing of a
+%% group the broker's metadata says this node is a member of (use
+%% {@link create_group/4} only for a group new on every member). The
+%% replica starts empty; its leader sends it a snapshot (a `restore'
+%% message) and the entries after it. It never votes nor campaigns, for as
+%% long as it lives. `{error, already_exists}' if the group was recovered.
+-spec rejoin_group(node_handle(), group_id(), incarnation(), [node_id()]) ->
+          ok | {error, reason()}.
+rejoin_group(Node, GroupId, Incarnation, Members) ->
+    result(rejoin_group_nif(Node, GroupId, Incarnation, Members)).
+
 %% @doc Remove this node's replica of a group. Proposals still waiting are
 %% reported as `{proposal, Id, {error, unknown}}' (they may still commit on
 %% the other replicas).
@@ -186,14 +237,39 @@ remove_group(Node, GroupId) ->
 propose(Node, GroupId, Data) ->
     result(propose_nif(Node, GroupId, Data)).
 
+%% @doc Tell the node that the owner's state machine of `GroupId', after
+%% applying `Index', is `Data' (iodata, copied): a snapshot. `Index' must
+%% be one applied (an `applied' message received) and after the group's
+%% current snapshot. Returns once the snapshot is durable (with a
+%% `data_dir', a file written and synced) and the log compacted up to
+%% `Index' minus `snapshot_trailing_entries'; followers behind that point
+%% get `Data' in a `restore' message. `{error, invalid_argument}' for an
+%% index not applied or not after the current snapshot, `not_found',
+%% `too_large' (over `max_snapshot_bytes'), `io' or `shutdown'.
+-spec snapshot(node_handle(), group_id(), Index :: non_neg_integer(), iodata()) ->
+          ok | {error, reason()}.
+snapshot(Node, GroupId, Index, Data) ->
+    result(snapshot_nif(Node, GroupId, Index, Data)).
+
 %% @doc This node's view of a group. `leader' is 0 when no leader is known;
 %% `commit', `applied' and `last_index' are log indexes; `incarnation' is
-%% the one the group was created with.
+%% the one the group was created with; `snapshot_index' is the latest
+%% snapshot's (0: none) and `first_index' the first index the log still
+%% holds; `log_bytes_memory' and `snapshot_bytes_memory' are the bytes of
+%% payload the log and the latest snapshot hold in memory,
+%% `log_bytes_disk' and `snapshot_bytes_disk' those on disk (with a
+%% `data_dir').
 -spec group_status(node_handle(), group_id()) ->
           {ok, #{role := role(), term := non_neg_integer(),
                  leader := non_neg_integer(), commit := non_neg_integer(),
                  applied := non_neg_integer(), last_index := non_neg_integer(),
-                 incarnation := incarnation()}}
+                 incarnation := incarnation(),
+                 snapshot_index := non_neg_integer(),
+                 first_index := non_neg_integer(),
+                 log_bytes_memory := non_neg_integer(),
+                 snapshot_bytes_memory := non_neg_integer(),
+                 log_bytes_disk := non_neg_integer(),
+                 snapshot_bytes_disk := non_neg_integer()}}
           | {error, reason()}.
 group_status(Node, GroupId) ->
     result(group_status_nif(Node, GroupId)).
@@ -212,7 +288,13 @@ group_status(Node, GroupId) ->
 %% (messages of another incarnation of a group dropped), and the embedded
 %% transport's `connections_established', `reconnects',
 %% `handshakes_refused', `dial_failures', `transport_frames_dropped' and
-%% `bytes_queued' (a gauge), which are 0 on a host-driven node.
+%% `bytes_queued' (a gauge), which are 0 on a host-driven node; for
+%% snapshots `snapshots_taken' (by {@link snapshot/4}),
+%% `snapshots_installed' (from a leader), `snapshot_transfers_started' and
+%% `snapshot_transfers_failed' (as a leader), `snapshot_crc_failures'; and
+%% with a `data_dir', `wal_segments' and `wal_bytes' (now),
+%% `wal_segments_deleted', `wal_bytes_rewritten', `snapshot_files' and
+%% `snapshot_file_bytes' (now).
 -spec stats(node_handle()) -> #{atom() => non_neg_integer()}.
 stats(Node) ->
     case stats_nif(Node) of
@@ -267,6 +349,13 @@ opt_int(Key, Opts) ->
         {ok, _} -> error(badarg, [Opts])
     end.
 
+opt_u64(Key, Opts) ->
+    case maps:find(Key, Opts) of
+        error -> undefined;
+        {ok, V} when is_integer(V), V >= 0, V < 1 bsl 64 -> V;
+        {ok, _} -> error(badarg, [Opts])
+    end.
+
 opt_string(Key, Opts) ->
     case maps:find(Key, Opts) of
         error -> undefined;
@@ -306,9 +395,12 @@ load_nif() ->
     erlang:load_nif(filename:join(Dir, "muxraft_nif"), 0).
 
 start_node_nif(_NodeId, _ClusterId, _Listen, _Peers, _DataDir, _TickMs,
-               _HeartbeatTicks, _ElectionTicks, _Batch, _MaxProposalBytes) ->
+               _HeartbeatTicks, _ElectionTicks, _Batch, _MaxProposalBytes,
+               _SnapshotOpts) ->
     erlang:nif_error(not_loaded).
 create_group_nif(_Node, _GroupId, _Incarnation, _Members) -> erlang:nif_error(not_loaded).
+rejoin_group_nif(_Node, _GroupId, _Incarnation, _Members) -> erlang:nif_error(not_loaded).
+snapshot_nif(_Node, _GroupId, _Index, _Data) -> erlang:nif_error(not_loaded).
 remove_group_nif(_Node, _GroupId) -> erlang:nif_error(not_loaded).
 propose_nif(_Node, _GroupId, _Data) -> erlang:nif_error(not_loaded).
 group_status_nif(_Node, _GroupId) -> erlang:nif_error(not_loaded).

@@ -47,6 +47,18 @@ group_zero_test_() ->
 liveness_flag_test_() ->
     {timeout, 60, fun liveness_flag/0}.
 
+snapshot_single_node_test_() ->
+    {timeout, 60, fun snapshot_single_node/0}.
+
+snapshot_needed_test_() ->
+    {timeout, 60, fun snapshot_needed/0}.
+
+restore_after_restart_test_() ->
+    {timeout, 60, fun restore_after_restart/0}.
+
+rejoin_after_lost_data_test_() ->
+    {timeout, 120, fun rejoin_after_lost_data/0}.
+
 %% Three embedded nodes in this VM on loopback, many groups; every group's
 %% proposals are applied in proposal order, identically, on every node.
 embedded_cluster() ->
@@ -190,6 +202,14 @@ bad_arguments() ->
     ?assertError(badarg, muxraft:start_node(#{node_id => 1, tick_ms => -5})),
     ?assertError(badarg, muxraft:start_node(#{node_id => 1, batch_heartbeats => yes})),
     ?assertError(badarg, muxraft:start_node(#{node_id => 1, no_such_option => 1})),
+    ?assertError(badarg, muxraft:start_node(#{node_id => 1, max_snapshot_bytes => -1})),
+    ?assertError(badarg, muxraft:start_node(#{node_id => 1, snapshot_threshold_entries => 1 bsl 64})),
+    ?assertError(badarg, muxraft:start_node(#{node_id => 1, snapshot_chunk_bytes => 1 bsl 32})),
+    ?assertError(badarg, muxraft:start_node(#{node_id => 1, wal_segment_bytes => x})),
+    ?assertEqual({error, invalid_argument},
+                 muxraft:start_node(#{node_id => 1, snapshot_chunk_bytes => 0})),
+    ?assertEqual({error, invalid_argument},
+                 muxraft:start_node(#{node_id => 1, wal_segment_bytes => 1024})),
     ?assertEqual({error, invalid_argument},
                  muxraft:start_node(#{node_id => 1, tick_ms => 0})),
     ?assertEqual({error, invalid_argument},
@@ -220,6 +240,8 @@ bad_arguments() ->
               fun(B) -> muxraft:stats(B) end,
               fun(B) -> muxraft:tick(B) end,
               fun(B) -> muxraft:step(B, 2, <<"x">>) end,
+              fun(B) -> muxraft:snapshot(B, 1, 1, <<"x">>) end,
+              fun(B) -> muxraft:rejoin_group(B, 1, 1, [1]) end,
               fun(B) -> muxraft:stop_node(B) end]],
     %% ids
     ?assertError(badarg, muxraft:create_group(H, -1, 1, [1])),
@@ -480,6 +502,218 @@ liveness_flag() ->
     [ok = muxraft:stop_node(N) || N <- maps:values(Nodes)],
     flush().
 
+%% A snapshot on one host-driven node: its effect on group_status and the
+%% counters, every refusal, and the calls after stop.
+snapshot_single_node() ->
+    {ok, N} = muxraft:start_node(#{node_id => 1, snapshot_trailing_entries => 1,
+                                   max_snapshot_bytes => 64}),
+    ok = muxraft:create_group(N, 1, 1, [1]),
+    lead(N, 1),
+    ?assertMatch({ok, #{snapshot_index := 0, first_index := 1, snapshot_bytes_memory := 0,
+                        log_bytes_disk := 0, snapshot_bytes_disk := 0}},
+                 muxraft:group_status(N, 1)),
+    Entries = [<<"e", (integer_to_binary(K))/binary>> || K <- lists:seq(1, 5)],
+    [{ok, _} = muxraft:propose(N, 1, E) || E <- Entries],
+    Applied = [receive {muxraft, N, {applied, 1, I, E}} -> I after 0 -> error({not_applied, E}) end
+               || E <- Entries],
+    Last = lists:last(Applied),
+    {ok, #{applied := Last, log_bytes_memory := Before}} = muxraft:group_status(N, 1),
+    %% Refused, changing nothing.
+    ?assertEqual({error, not_found}, muxraft:snapshot(N, 9, Last, <<"s">>)),
+    ?assertEqual({error, invalid_argument}, muxraft:snapshot(N, 1, Last + 1, <<"s">>)),
+    ?assertEqual({error, invalid_argument}, muxraft:snapshot(N, 1, 0, <<"s">>)),
+    ?assertEqual({error, too_large}, muxraft:snapshot(N, 1, Last, binary:copy(<<"x">>, 65))),
+    ?assertNotEqual(nomatch, binary:match(muxraft:last_error(), <<"max_snapshot_bytes">>)),
+    ?assertError(badarg, muxraft:snapshot(N, 1, -1, <<"s">>)),
+    ?assertError(badarg, muxraft:snapshot(N, -1, Last, <<"s">>)),
+    ?assertError(badarg, muxraft:snapshot(N, 1, Last, not_iodata)),
+    ?assertError(badarg, muxraft:snapshot(N, 1, Last, [1, 256])),
+    ?assertMatch({ok, #{snapshot_index := 0}}, muxraft:group_status(N, 1)),
+    ?assertMatch(#{snapshots_taken := 0}, muxraft:stats(N)),
+    %% At the size limit, as iodata, one entry before the last.
+    ok = muxraft:snapshot(N, 1, Last - 1, [binary:copy(<<"x">>, 60), "abcd"]),
+    {ok, #{snapshot_index := SI, first_index := FI, snapshot_bytes_memory := 64,
+           log_bytes_memory := After, last_index := Last}} = muxraft:group_status(N, 1),
+    ?assertEqual({Last - 1, Last - 1}, {SI, FI}), % one trailing entry kept
+    ?assert(After < Before),
+    ?assertEqual({error, invalid_argument}, muxraft:snapshot(N, 1, Last - 1, <<"s">>)),
+    ?assertEqual({error, invalid_argument}, muxraft:snapshot(N, 1, Last - 2, <<"s">>)),
+    ok = muxraft:snapshot(N, 1, Last, <<>>),
+    ?assertMatch({ok, #{snapshot_index := Last, snapshot_bytes_memory := 0}},
+                 muxraft:group_status(N, 1)),
+    ?assertMatch(#{snapshots_taken := 2, snapshots_installed := 0, wal_segments := 0,
+                   snapshot_files := 0}, muxraft:stats(N)),
+    %% The host's own snapshots restore nothing; the group goes on.
+    receive {muxraft, N, {restore, _, _, _} = R} -> error({unexpected, R}) after 0 -> ok end,
+    {ok, _} = muxraft:propose(N, 1, <<"after">>),
+    receive {muxraft, N, {applied, 1, IA, <<"after">>}} -> ?assert(IA > Last)
+    after 0 -> error(not_applied)
+    end,
+    %% Rejoin refused.
+    ?assertEqual({error, already_exists}, muxraft:rejoin_group(N, 1, 1, [1])),
+    ?assertEqual({error, invalid_argument}, muxraft:rejoin_group(N, 2, 1, [2, 3])),
+    ?assertEqual({error, invalid_argument}, muxraft:rejoin_group(N, 2, 1, [])),
+    ?assertError(badarg, muxraft:rejoin_group(N, 2, 1, not_a_list)),
+    ?assertError(badarg, muxraft:rejoin_group(N, 2, -1, [1])),
+    %% After stop.
+    ok = muxraft:stop_node(N),
+    ?assertEqual({error, shutdown}, muxraft:snapshot(N, 1, Last + 1, <<"s">>)),
+    ?assertEqual({error, shutdown}, muxraft:rejoin_group(N, 2, 1, [1])),
+    ?assertMatch({ok, #{snapshot_index := Last}}, muxraft:group_status(N, 1)),
+    flush().
+
+%% snapshot_needed: once the log since the last snapshot holds the
+%% threshold's entries, naming the last index applied; not again until a
+%% snapshot is taken.
+snapshot_needed() ->
+    {ok, N} = muxraft:start_node(#{node_id => 1, snapshot_threshold_entries => 4,
+                                   snapshot_threshold_bytes => 0}),
+    ok = muxraft:create_group(N, 1, 1, [1]),
+    lead(N, 1),
+    {I1, Hint1} = propose_until_hint(N, 0),
+    ?assertMatch({snapshot_needed, 1, I1, I1, _}, Hint1), % entries: all, no snapshot yet
+    ?assertEqual({ok, I1}, applied_index(N)),
+    %% Not again until a snapshot is taken...
+    [{ok, _} = muxraft:propose(N, 1, <<"e">>) || _ <- lists:seq(1, 6)],
+    receive {muxraft, N, {snapshot_needed, _, _, _, _} = H} -> error({unexpected, H}) after 0 -> ok end,
+    {ok, Snap} = applied_index(N),
+    ok = muxraft:snapshot(N, 1, Snap, <<"s">>),
+    flush(),
+    %% ...then after 4 more entries.
+    {I2, Hint2} = propose_until_hint(N, Snap),
+    ?assertEqual(Snap + 4, I2),
+    ?assertMatch({snapshot_needed, 1, I2, 4, _}, Hint2),
+    ok = muxraft:stop_node(N),
+    flush().
+
+%% Propose one entry at a time until a snapshot_needed message comes, which
+%% must be with the entry that brings the log since Snap to 4 entries.
+propose_until_hint(N, Snap) ->
+    {ok, _} = muxraft:propose(N, 1, <<"e">>),
+    I = receive {muxraft, N, {applied, 1, A, <<"e">>}} -> A after 0 -> error(not_applied) end,
+    receive
+        {muxraft, N, {snapshot_needed, _, _, _, _} = Hint} ->
+            ?assert(I - Snap >= 4),
+            {I, Hint}
+    after 0 ->
+            ?assert(I - Snap < 4),
+            propose_until_hint(N, Snap)
+    end.
+
+applied_index(N) ->
+    case muxraft:group_status(N, 1) of
+        {ok, #{applied := A}} -> {ok, A};
+        Error -> Error
+    end.
+
+%% A node started again on its data_dir sends the restore message of a
+%% group with a snapshot before start_node/1 returns and before any applied
+%% message of a later index; applied resumes after the snapshot.
+restore_after_restart() ->
+    Dir = unique_dir(),
+    try
+        Opts = #{node_id => 1, data_dir => Dir, snapshot_trailing_entries => 0},
+        {ok, N1} = muxraft:start_node(Opts),
+        ok = muxraft:create_group(N1, 1, 1, [1]),
+        ok = muxraft:create_group(N1, 2, 1, [1]),
+        lead(N1, 1),
+        lead(N1, 2),
+        Applied = [begin
+                       {ok, _} = muxraft:propose(N1, 1, E),
+                       receive {muxraft, N1, {applied, 1, I, E}} -> I after ?WAIT_MS -> error(E) end
+                   end || E <- [<<"a">>, <<"b">>]],
+        Snap = lists:last(Applied),
+        ok = muxraft:snapshot(N1, 1, Snap, <<"a+b">>),
+        {ok, #{snapshot_bytes_disk := OnDisk}} = muxraft:group_status(N1, 1),
+        ?assert(OnDisk > 0),
+        ?assertMatch(#{snapshot_files := 1}, muxraft:stats(N1)),
+        {ok, _} = muxraft:propose(N1, 1, <<"c">>),
+        IC = receive {muxraft, N1, {applied, 1, C, <<"c">>}} -> C after ?WAIT_MS -> error(c) end,
+        {ok, _} = muxraft:propose(N1, 2, <<"x">>),
+        ok = muxraft:stop_node(N1),
+        flush(),
+        {ok, N2} = muxraft:start_node(Opts),
+        %% Already in the mailbox, before anything applied of group 1.
+        receive
+            {muxraft, N2, {Kind, 1, _, _} = First} when Kind =:= restore; Kind =:= applied ->
+                ?assertEqual({restore, 1, Snap, <<"a+b">>}, First)
+        after 0 ->
+                error(no_restore)
+        end,
+        lead(N2, 1),
+        lead(N2, 2),
+        receive {muxraft, N2, {applied, 1, I1, D1}} -> ?assertEqual({IC, <<"c">>}, {I1, D1})
+        after ?WAIT_MS -> error(not_applied)
+        end,
+        %% Group 2 has no snapshot: replayed from the start, not restored.
+        receive {muxraft, N2, {applied, 2, _, D2}} -> ?assertEqual(<<"x">>, D2)
+        after ?WAIT_MS -> error(not_applied)
+        end,
+        receive {muxraft, N2, {restore, _, _, _} = R} -> error({unexpected, R}) after 0 -> ok end,
+        ?assertMatch({ok, #{snapshot_index := Snap}}, muxraft:group_status(N2, 1)),
+        ok = muxraft:stop_node(N2)
+    after
+        flush(),
+        rm_rf(Dir)
+    end.
+
+%% Three host-driven nodes with data directories, driven by this process.
+%% A follower's directory is deleted; started again it has no group, and
+%% rejoin_group brings its replica back: the leader's snapshot arrives as a
+%% restore message before the applied messages that follow it.
+rejoin_after_lost_data() ->
+    Root = unique_dir(),
+    Ids = [1, 2, 3],
+    DirOf = fun(Id) -> filename:join(Root, "node-" ++ integer_to_list(Id)) end,
+    Opts = fun(Id) -> #{node_id => Id, cluster_id => 909, data_dir => DirOf(Id),
+                        snapshot_trailing_entries => 0}
+           end,
+    Start = fun(Id) -> {ok, N} = muxraft:start_node(Opts(Id)), N end,
+    Nodes0 = maps:from_list([{Id, Start(Id)} || Id <- Ids]),
+    try
+        IdOf0 = maps:from_list([{N, Id} || {Id, N} <- maps:to_list(Nodes0)]),
+        [ok = muxraft:create_group(N, 1, 1, Ids) || N <- maps:values(Nodes0)],
+        S0 = hd_ticks(Nodes0, IdOf0, #{}, 100),
+        L = hd_leader(Nodes0, 1),
+        ?assertNotEqual(none, L),
+        F = L rem 3 + 1,
+        LN = maps:get(L, Nodes0),
+        [{ok, _} = muxraft:propose(LN, 1, <<"old">>) || _ <- lists:seq(1, 3)],
+        S1 = hd_ticks(Nodes0, IdOf0, S0, 40),
+        ?assertEqual(3, length(maps:get({applied, F, 1}, S1, []))),
+        {ok, Snap} = applied_index(LN),
+        ok = muxraft:snapshot(LN, 1, Snap, <<"three olds">>),
+        %% F's disk is lost.
+        ok = muxraft:stop_node(maps:get(F, Nodes0)),
+        rm_rf(DirOf(F)),
+        FN = Start(F),
+        ?assertEqual({error, not_found}, muxraft:group_status(FN, 1)),
+        ok = muxraft:rejoin_group(FN, 1, 1, Ids),
+        ?assertEqual({error, already_exists}, muxraft:rejoin_group(FN, 1, 1, Ids)),
+        Nodes1 = Nodes0#{F := FN},
+        IdOf1 = IdOf0#{FN => F},
+        S2 = hd_ticks(Nodes1, IdOf1, S1, 60),
+        %% Restored by the leader, after the 3 entries it applied before the
+        %% loss.
+        ?assertEqual([{Snap, <<"three olds">>, 3}], maps:get({restore, F, 1}, S2, [])),
+        {ok, _} = muxraft:propose(LN, 1, <<"new">>),
+        S3 = hd_ticks(Nodes1, IdOf1, S2, 40),
+        [_, _, _, {INew, <<"new">>}] = maps:get({applied, F, 1}, S3),
+        ?assert(INew > Snap),
+        ?assertMatch({ok, #{snapshot_index := Snap}}, muxraft:group_status(FN, 1)),
+        ?assertMatch(#{snapshots_installed := 1, elections_started := 0}, muxraft:stats(FN)),
+        [?assertEqual(error, maps:find({restore, Id, 1}, S3)) || Id <- Ids, Id =/= F],
+        [ok = muxraft:stop_node(N) || N <- maps:values(Nodes1)]
+    after
+        [muxraft:stop_node(N) || N <- maps:values(Nodes0)],
+        flush(),
+        rm_rf(Root)
+    end.
+
+unique_dir() ->
+    filename:join(temp_dir(), "muxraft-eunit-" ++ os:getpid() ++ "-"
+                  ++ integer_to_list(erlang:unique_integer([positive]))).
+
 %% Tick every node K times, carrying all frames after each tick.
 hd_ticks(_Nodes, _IdOf, S, 0) ->
     S;
@@ -489,7 +723,7 @@ hd_ticks(Nodes, IdOf, S, K) ->
 
 %% Handle this process's node messages until there are none: frames are
 %% stepped into their destination (and counted by sender and flag),
-%% applied entries recorded.
+%% applied entries and restores recorded, in the order they came.
 hd_deliver(Nodes, IdOf, S) ->
     receive
         {muxraft, N, {send, To, Frame, Liveness}} when is_boolean(Liveness) ->
@@ -500,6 +734,11 @@ hd_deliver(Nodes, IdOf, S) ->
         {muxraft, N, {applied, G, I, D}} ->
             Key = {applied, maps:get(N, IdOf), G},
             hd_deliver(Nodes, IdOf, maps:update_with(Key, fun(L) -> L ++ [{I, D}] end, [{I, D}], S));
+        {muxraft, N, {restore, G, I, D}} ->
+            %% With how many entries the node had applied when it came.
+            Id = maps:get(N, IdOf),
+            R = {I, D, length(maps:get({applied, Id, G}, S, []))},
+            hd_deliver(Nodes, IdOf, maps:update_with({restore, Id, G}, fun(L) -> L ++ [R] end, [R], S));
         {muxraft, _N, {role, _, _, _, _}} ->
             hd_deliver(Nodes, IdOf, S);
         {muxraft, _N, {proposal, _, ok, _}} ->
