@@ -666,13 +666,17 @@ int main(int argc, char **argv)
         double gap = (double)interval_ms / 1000 * (0.5 + (double)(rng_next() % 1000) / 1000);
         wait_for(gap, NULL, NULL, &died);
         size_t victim = (size_t)(rng_next() % NODES);
+        /* A wipe run must wipe: the third kill goes to node 3 if none did. */
+        bool force_wipe = wipe_percent > 0 && wipes == 0 && kills >= 2;
+        if (force_wipe)
+            victim = NODES - 1;
         double down = (double)(rng_next() % 1000) / 1000; /* 0-1 s down */
         uint64_t acked = total_acked();
         pid_t pid = cluster.procs[victim].pid;
         acked_before[victim] += cluster.procs[victim].reports ? cluster.procs[victim].last.commits : 0;
         qc_kill(&cluster, victim);
         kills++;
-        bool wipe = victim == NODES - 1 && rng_next() % 100 < wipe_percent;
+        bool wipe = victim == NODES - 1 && (force_wipe || rng_next() % 100 < wipe_percent);
         if (wipe) {
             /* A replaced disk: what muxraft kept is gone (queue_node's own
              * logs, which this test reads, stay). */
@@ -694,6 +698,7 @@ int main(int argc, char **argv)
     }
     check(!died, "a node ended without being killed (see above)");
     check(kills > 0 || !led, "no kill happened");
+    check(wipe_percent == 0 || wipes > 0 || !led, "no restart wiped the data");
 
     /* Stop proposing (once every node can take the signal) and settle. */
     uint64_t t_reports = qc_now_ns();
