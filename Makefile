@@ -41,6 +41,7 @@ test-rust:
 	$(CARGO) build --profile ci --examples
 	$(CARGO) test --profile ci --bench heartbeat -- --smoke
 	$(CARGO) test --profile ci --bench heartbeat_latency -- --smoke
+	$(CARGO) test --profile ci --bench restart -- --smoke
 
 ## sim: the deterministic simulation alone (SIM_SEEDS=1000 make sim).
 sim:
@@ -57,12 +58,15 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-## bench: heartbeat cost, naive vs batched, for three cluster sizes.
+## bench: heartbeat cost, naive vs batched, for three cluster sizes;
+## heartbeat latency under load; restart time after 10,000 and 1,000,000
+## committed entries, with snapshots vs replaying the whole log.
 bench:
 	$(CARGO) bench --bench heartbeat -- --nodes 3 --groups 100 --replicas 3 --intervals 50
 	$(CARGO) bench --bench heartbeat -- --nodes 5 --groups 1000 --replicas 3 --intervals 50
 	$(CARGO) bench --bench heartbeat -- --nodes 5 --groups 10000 --replicas 5 --intervals 20
 	$(CARGO) bench --bench heartbeat_latency
+	$(CARGO) bench --bench restart
 	$(MAKE) soak
 
 clean:
