@@ -260,17 +260,33 @@ pub unsafe extern "C" fn muxraft_group_create(
     members: *const u64,
     n_members: usize,
 ) -> muxraft_status {
-    with_node(node, |r| {
-        if members.is_null() {
-            return fail(MUXRAFT_INVALID_ARGUMENT, "members is NULL");
-        }
-        if n_members > 64 {
-            return fail(MUXRAFT_INVALID_ARGUMENT, "n_members is implausibly large");
-        }
-        // SAFETY: non-NULL, and the caller passes `n_members` readable ids.
-        let members = unsafe { slice::from_raw_parts(members, n_members) };
-        done(r.create_group(group_id, incarnation, members))
+    // SAFETY: the caller passes `n_members` readable ids at `members`.
+    with_node(node, |r| match unsafe { members_of(members, n_members) } {
+        Ok(members) => done(r.create_group(group_id, incarnation, members)),
+        Err(status) => status,
     })
+}
+
+/// The member list a caller passed, or the status that refuses it.
+///
+/// # Safety
+/// `members`, if not NULL, points to `n_members` readable ids that outlive
+/// the returned slice.
+unsafe fn members_of<'a>(
+    members: *const u64,
+    n_members: usize,
+) -> Result<&'a [u64], muxraft_status> {
+    if members.is_null() {
+        return Err(fail(MUXRAFT_INVALID_ARGUMENT, "members is NULL"));
+    }
+    if n_members > 64 {
+        return Err(fail(
+            MUXRAFT_INVALID_ARGUMENT,
+            "n_members is implausibly large",
+        ));
+    }
+    // SAFETY: non-NULL, and the caller passes `n_members` readable ids.
+    Ok(unsafe { slice::from_raw_parts(members, n_members) })
 }
 
 /// Create this node's replica of a group that exists on the other members,
@@ -300,16 +316,10 @@ pub unsafe extern "C" fn muxraft_group_rejoin(
     members: *const u64,
     n_members: usize,
 ) -> muxraft_status {
-    with_node(node, |r| {
-        if members.is_null() {
-            return fail(MUXRAFT_INVALID_ARGUMENT, "members is NULL");
-        }
-        if n_members > 64 {
-            return fail(MUXRAFT_INVALID_ARGUMENT, "n_members is implausibly large");
-        }
-        // SAFETY: non-NULL, and the caller passes `n_members` readable ids.
-        let members = unsafe { slice::from_raw_parts(members, n_members) };
-        done(r.rejoin_group(group_id, incarnation, members))
+    // SAFETY: the caller passes `n_members` readable ids at `members`.
+    with_node(node, |r| match unsafe { members_of(members, n_members) } {
+        Ok(members) => done(r.rejoin_group(group_id, incarnation, members)),
+        Err(status) => status,
     })
 }
 

@@ -239,20 +239,7 @@ impl Runtime {
         incarnation: u64,
         members: &[u64],
     ) -> Result<(), Error> {
-        self.check_usable()?;
-        self.shared.with(|n| -> Result<(), Error> {
-            n.create_group(group_id, incarnation, members)?;
-            if let Some(disk) = &self.disk {
-                let mut batch = WalBatch::default();
-                batch.create_group(group_id, incarnation, members);
-                if let Err(e) = disk.write(&batch) {
-                    let _ = n.remove_group(group_id);
-                    return Err(e);
-                }
-            }
-            Ok(())
-        })?;
-        self.kick()
+        self.add_group(group_id, incarnation, members, false)
     }
 
     /// Create this node's replica of a group that exists on the other
@@ -266,12 +253,29 @@ impl Runtime {
         incarnation: u64,
         members: &[u64],
     ) -> Result<(), Error> {
+        self.add_group(group_id, incarnation, members, true)
+    }
+
+    /// Create or rejoin a replica in the node, then make it durable; if the
+    /// write fails the replica is taken out again.
+    fn add_group(
+        &self,
+        group_id: u64,
+        incarnation: u64,
+        members: &[u64],
+        rejoin: bool,
+    ) -> Result<(), Error> {
         self.check_usable()?;
         self.shared.with(|n| -> Result<(), Error> {
-            n.rejoin_group(group_id, incarnation, members)?;
-            if let Some(disk) = &self.disk {
-                let mut batch = WalBatch::default();
+            let mut batch = WalBatch::default();
+            if rejoin {
+                n.rejoin_group(group_id, incarnation, members)?;
                 batch.rejoin_group(group_id, incarnation, members);
+            } else {
+                n.create_group(group_id, incarnation, members)?;
+                batch.create_group(group_id, incarnation, members);
+            }
+            if let Some(disk) = &self.disk {
                 if let Err(e) = disk.write(&batch) {
                     let _ = n.remove_group(group_id);
                     return Err(e);
