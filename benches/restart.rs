@@ -36,15 +36,14 @@
 //!
 //! What to expect: with snapshots, a restart reads the snapshot files and
 //! the WAL segments still live, and re-applies at most `--snapshot-every`
-//! (plus a round) entries per group, whatever H; its WAL replay covers the
-//! retained logs (`--trailing` plus the entries since the snapshot, per
-//! group), so once every group took a snapshot its cost stops growing with
-//! H. It does not drop below that either: with the defaults the retained
-//! logs (100 x 1,024 trailing entries) are ten times the whole 10,000-entry
-//! history, which no group has snapshotted yet. Where H per group is a
-//! multiple of the interval (1,000,000 over 100 groups: 10,000 each) the
-//! last round ends on a snapshot and nothing is re-applied; other sizes
-//! re-apply up to the bound. Naive, a restart replays and re-applies
+//! (plus a round) entries per group, whatever H; its WAL replay covers only
+//! the entries since each group's snapshot (the `--trailing` window below
+//! a snapshot is kept in memory, not on disk), and once the live logs are
+//! a small part of the segment files upkeep moves them to a fresh segment
+//! and deletes the rest. Where H per group is a multiple of the interval
+//! (1,000,000 over 100 groups: 10,000 each) the last round ends on a
+//! snapshot, nothing is re-applied and the WAL is one small segment; other
+//! sizes re-apply up to the bound. Naive, a restart replays and re-applies
 //! everything. The files are read from the page cache (they were just
 //! written), so the times are mostly CPU; each restart also creates a WAL
 //! segment (two fsyncs), which adds the disk's sync latency.

@@ -47,8 +47,10 @@ pub struct muxraft_config {
     /// size). Default 8 MiB.
     pub snapshot_threshold_bytes: u64,
     /// After a snapshot at index I, the log keeps the entries after
-    /// I - `snapshot_trailing_entries`, so that a follower a little behind
-    /// catches up by appends rather than by a whole snapshot. Default 1024.
+    /// I - `snapshot_trailing_entries` in memory, so that a follower a
+    /// little behind catches up by appends rather than by a whole snapshot.
+    /// On disk the log starts after I: a restarted node sends the snapshot
+    /// instead. Default 1024.
     pub snapshot_trailing_entries: u64,
     /// Snapshots travel to followers in chunks of this many bytes (at most
     /// 4 MiB). Default 1 MiB.

@@ -330,11 +330,13 @@ pub unsafe extern "C" fn muxraft_group_rejoin(
 /// group's current snapshot.
 ///
 /// **Returns once the snapshot is durable** (a file written, synced and
-/// renamed in `data_dir`) and the log compacted: entries up to
-/// `index - snapshot_trailing_entries` are dropped from memory and from the
-/// write-ahead log, which can then delete its old segments. Followers that
-/// fall behind the compaction point get this snapshot through their
-/// `restore` callback. Without `data_dir` the snapshot is kept in memory.
+/// renamed in `data_dir`) and the log compacted: entries up to `index`
+/// leave the write-ahead log, which can then delete its old segments, and
+/// entries up to `index - snapshot_trailing_entries` leave memory (the
+/// trailing window serves followers a little behind; it is not kept on
+/// disk, and after a restart they get the snapshot). Followers that fall
+/// behind the compaction point get this snapshot through their `restore`
+/// callback. Without `data_dir` the snapshot is kept in memory.
 /// May be called from any thread, and from inside a callback; it blocks
 /// while the file is written.
 ///

@@ -166,8 +166,14 @@ impl<S: LogStore> Raft<S> {
 
     /// The host made a snapshot durable (`meta` from
     /// [`snapshot_meta_at`](Raft::snapshot_meta_at)): record it, and drop the
-    /// log up to its index minus the trailing window. Returns the compaction
-    /// point, (index, term).
+    /// in-memory log up to its index minus the trailing window. Returns the
+    /// snapshot's (index, term): where the **durable** log may be compacted
+    /// to. It needs nothing the snapshot covers — the trailing window serves
+    /// followers a little behind from memory, and after a restart they get
+    /// the snapshot instead — so recovery never reads those entries and the
+    /// WAL segments holding them can go at once. (The index was applied,
+    /// and a host makes entries durable before applying them; a caller that
+    /// cannot be sure caps it at the end of its durable log.)
     pub fn snapshot_taken(&mut self, meta: SnapshotMeta) -> Result<(u64, u64), Error> {
         let current = self.log.snapshot().index;
         if meta.index <= current || self.log.term(meta.index) != Ok(meta.term) {
@@ -179,9 +185,9 @@ impl<S: LogStore> Raft<S> {
         let compact_to = meta
             .index
             .saturating_sub(self.cfg.snapshot_trailing_entries);
+        let point = (meta.index, meta.term);
         self.log.snapshot_taken(meta, compact_to);
-        let point = self.log.first_index() - 1;
-        Ok((point, self.log.term_or_zero(point)))
+        Ok(point)
     }
 
     /// One heartbeat to every follower. In the multi layer this is what the

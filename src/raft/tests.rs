@@ -456,7 +456,10 @@ impl Network {
         let (point, _) = r.raft.snapshot_taken(meta.clone()).expect("taken");
         r.durable.set_snapshot(meta.clone());
         r.durable.compact(point);
-        assert_eq!(r.raft.store().first_index(), r.durable.first_index());
+        // The durable log is compacted to the snapshot; memory keeps the
+        // trailing window below it.
+        assert_eq!(point, meta.index);
+        assert!(r.raft.store().first_index() <= r.durable.first_index());
         meta
     }
 

@@ -208,6 +208,35 @@ impl Disk {
             .map_err(io)
     }
 
+    /// The node took a host's snapshot of group `group_id` and may compact
+    /// its durable log to `point` (from `Node::take_snapshot`): record the
+    /// compaction in the WAL, capped at the end of the group's log there
+    /// (with the term `node` knows at the capped index). Returns the point
+    /// recorded, if any.
+    pub fn record_compaction(
+        &self,
+        node: &Node,
+        group_id: u64,
+        incarnation: u64,
+        point: (u64, u64),
+    ) -> Result<Option<(u64, u64)>, Error> {
+        let mut wal = self.wal.lock();
+        let Some(last) = wal.last_index(group_id) else {
+            return Ok(None);
+        };
+        let point = match point {
+            (index, term) if index <= last => (index, term),
+            _ => match node.log_term(group_id, last) {
+                Some(term) => (last, term),
+                None => return Ok(None),
+            },
+        };
+        let mut batch = WalBatch::default();
+        batch.compact(group_id, incarnation, point.0, point.1);
+        wal.write(&batch)?;
+        Ok(Some(point))
+    }
+
     /// The group was removed (its removal is durable in the WAL): its
     /// snapshot files go.
     pub fn forget_group(&self, group_id: u64) {
@@ -251,18 +280,27 @@ impl Disk {
     }
 
     /// Keep the directory bounded; call with no `NodeReady` of `node`
-    /// outstanding (its store is then exactly the durable log). Cheap when
-    /// nothing changed since the last call.
+    /// outstanding (its store is then exactly the durable log, plus the
+    /// trailing windows below snapshots, which the WAL no longer needs).
+    /// Cheap when nothing changed since the last call.
     ///
-    /// Deletes the segments no live log needs. Then, if more than two old
-    /// segments remain, rewrites forward (into the active segment) the logs
-    /// of the groups pinning the oldest of them when those segments hold
-    /// little that is live (at most a quarter of a segment): an idle group
-    /// with a few entries, or a slow one spread thinly over many segments.
-    /// At most half a segment is rewritten per call, so upkeep costs at
-    /// most half again what the groups write. A group with much live data
-    /// in old segments is left alone: its snapshot threshold makes its host
-    /// take a snapshot, and the compaction frees them.
+    /// 1. Deletes the segments no live log needs.
+    /// 2. **Mostly dead WAL**: when the live logs are at most an eighth of
+    ///    the segment files and at most half a segment, and moving them
+    ///    would free at least a quarter of a segment, writes them into a
+    ///    fresh segment (after its checkpoint) and deletes every older one.
+    ///    This is what makes a node whose groups snapshotted and went quiet
+    ///    restart by reading almost nothing, whatever its history; it costs
+    ///    at most an eighth of what was written since the last time.
+    /// 3. **Pinned old segments**: if more than two old segments remain,
+    ///    rewrites forward (into the active segment) the logs of the groups
+    ///    pinning the oldest of them when those segments hold little that is
+    ///    live (at most a quarter of a segment): an idle group with a few
+    ///    entries, or a slow one spread thinly over many segments. At most
+    ///    half a segment is rewritten per call, so upkeep costs at most half
+    ///    again what the groups write. A group with much live data in old
+    ///    segments is left alone: its snapshot threshold makes its host
+    ///    take a snapshot, and the compaction frees them.
     pub fn upkeep(&self, node: &Node) -> Result<(), Error> {
         let mut wal = self.wal.lock();
         if !wal.needs_maintenance() {
@@ -270,6 +308,25 @@ impl Disk {
         }
         wal.delete_unneeded_segments()?;
         let segments = wal.segments();
+        let total: u64 = segments.iter().map(|s| s.bytes).sum();
+        let live: u64 = segments.iter().map(|s| s.live_bytes).sum();
+        let freed = total.saturating_sub(live + wal.segment_base_bytes());
+        if live <= total / 8 && live <= self.segment_bytes / 2 && freed >= self.segment_bytes / 4 {
+            // Only if every live log can be moved: one left behind would
+            // keep its segment, and the next call would roll again.
+            if let Some((batch, logs, bytes)) = rewrites(node, &wal.live_logs(), u64::MAX, true) {
+                wal.write_in_new_segment(&batch)?;
+                let deleted = wal.delete_unneeded_segments()?;
+                tracing::debug!(
+                    logs,
+                    bytes,
+                    deleted,
+                    "moved the live logs to a fresh segment"
+                );
+                self.count_rewrites(logs, bytes);
+                return Ok(());
+            }
+        }
         let old: Vec<_> = segments.iter().filter(|s| !s.active).collect();
         if old.len() <= 2 {
             return Ok(());
@@ -282,42 +339,65 @@ impl Disk {
         if sparse.is_empty() {
             return Ok(());
         }
-        let budget = self.segment_bytes / 2;
-        let mut spent = 0;
-        let mut batch = WalBatch::new();
-        let mut logs = 0;
-        for p in wal.pinning(usize::MAX) {
-            if !sparse.contains(&p.seq) {
-                continue;
-            }
-            if spent + p.bytes > budget {
-                break;
-            }
-            // The node's store is the durable log; a group compacted in
-            // memory but not yet in the WAL (a snapshot being recorded) no
-            // longer holds `first_index`: its compaction frees it anyway.
-            let Some((incarnation, entries)) = node.durable_entries(p.group, p.first_index) else {
-                continue;
-            };
-            if incarnation != p.incarnation || entries.last().map(|e| e.index) != Some(p.last_index)
-            {
-                continue;
-            }
-            batch.rewrite_entries(p.group, p.incarnation, &entries);
-            spent += p.bytes;
-            logs += 1;
-        }
-        if batch.is_empty() {
+        let pins: Vec<_> = wal
+            .pinning(usize::MAX)
+            .into_iter()
+            .filter(|p| sparse.contains(&p.seq))
+            .collect();
+        let Some((batch, logs, bytes)) = rewrites(node, &pins, self.segment_bytes / 2, false)
+        else {
             return Ok(());
-        }
+        };
         wal.write(&batch)?;
         let deleted = wal.delete_unneeded_segments()?;
-        tracing::debug!(logs, bytes = spent, deleted, "rewrote sparse logs forward");
-        let mut r = self.rewrites.lock();
-        r.0 += logs;
-        r.1 += spent;
+        tracing::debug!(logs, bytes, deleted, "rewrote sparse logs forward");
+        self.count_rewrites(logs, bytes);
         Ok(())
     }
+
+    fn count_rewrites(&self, logs: u64, bytes: u64) {
+        let mut r = self.rewrites.lock();
+        r.0 += logs;
+        r.1 += bytes;
+    }
+}
+
+/// A batch that rewrites forward the logs `pins` lists (each from its
+/// first index there to its current end, read from `node`'s store), in
+/// order, until `budget` bytes; with the number of logs and bytes. None if
+/// there is nothing to write, or, with `all`, if some log cannot be moved.
+fn rewrites(
+    node: &Node,
+    pins: &[crate::storage::Pinned],
+    budget: u64,
+    all: bool,
+) -> Option<(WalBatch, u64, u64)> {
+    let mut batch = WalBatch::new();
+    let (mut logs, mut spent) = (0, 0);
+    for p in pins {
+        if spent + p.bytes > budget {
+            break;
+        }
+        // The node's store holds the durable log (and maybe a trailing
+        // window below it); a group compacted in memory but not yet in the
+        // WAL (a snapshot being recorded) no longer holds `first_index`:
+        // its compaction frees it anyway.
+        let entries = node
+            .durable_entries(p.group, p.first_index)
+            .filter(|(inc, e)| {
+                *inc == p.incarnation && e.last().map(|e| e.index) == Some(p.last_index)
+            });
+        match entries {
+            Some((_, entries)) => {
+                batch.rewrite_entries(p.group, p.incarnation, &entries);
+                spent += p.bytes;
+                logs += 1;
+            }
+            None if all => return None,
+            None => {}
+        }
+    }
+    (all || !batch.is_empty()).then_some((batch, logs, spent))
 }
 
 /// The snapshot data of a host's snapshot, checked against the node's

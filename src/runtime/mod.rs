@@ -314,11 +314,9 @@ impl Runtime {
                 // Removed (and maybe created again) meanwhile.
                 return Err(multi::Error::NotFound(group_id).into());
             }
-            let (point, term) = n.take_snapshot(group_id, meta, data)?;
+            let point = n.take_snapshot(group_id, meta, data)?;
             if let Some(disk) = &self.disk {
-                let mut batch = WalBatch::default();
-                batch.compact(group_id, incarnation, point, term);
-                disk.write(&batch)?;
+                disk.record_compaction(n, group_id, incarnation, point)?;
             }
             Ok(())
         });

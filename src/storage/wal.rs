@@ -197,9 +197,17 @@
 //!   no older segment holds any of it any more. The write is refused if the
 //!   entries do not end at the group's last index, which would cut the log.
 //!
+//! **Starting afresh.** When the live logs are a small part of all the
+//! segment files (every group snapshotted, say), the runtime can write them
+//! all into a new segment with [`Wal::write_in_new_segment`] (listing them
+//! with [`Wal::live_logs`]): once that is durable every older segment is
+//! unneeded. [`Wal::segment_base_bytes`] is what the new segment costs
+//! before it holds anything (its checkpoint).
+//!
 //! The intended policy, run when [`Wal::needs_maintenance`] says something
 //! changed (a roll, a compaction, an install, a removal or an overwrite):
-//! delete what is unneeded; then, while the oldest non-active segment's
+//! delete what is unneeded; start afresh if that frees much for little;
+//! then, while the oldest non-active segment's
 //! live bytes are small next to its size (say under a quarter), or more
 //! segments than a budget exist, rewrite the groups `pinning` lists for
 //! that segment — as long as the bytes to rewrite stay small next to the
@@ -390,6 +398,9 @@ struct Active {
     /// Written in its header and in each of its commit records.
     salt: u64,
     len: u64,
+    /// Bytes of its header, first commit record and checkpoint: what any
+    /// new segment would cost before holding anything.
+    base: u64,
 }
 
 /// The write-ahead log of one node. See the module documentation.
@@ -481,6 +492,31 @@ impl Wal {
             Some(seq) => self.commit_checked(batch, seq),
             None => self.commit(batch, None).inspect_err(|_| self.failed = true),
         }
+    }
+
+    /// Write the batch as [`write`](Self::write) does, but as the first
+    /// commit of a new segment (after its checkpoint), even if it is empty
+    /// and the active segment is not full. For reclaiming space: once the
+    /// live logs of older segments are rewritten into it, all of them can
+    /// go (see "Segment deletion").
+    pub fn write_in_new_segment(&mut self, batch: &WalBatch) -> Result<(), WalError> {
+        if self.failed {
+            return Err(WalError::Failed);
+        }
+        if let Some(reason) = &batch.invalid {
+            return Err(WalError::InvalidBatch(reason.clone()));
+        }
+        self.validate(batch)?;
+        let Some(seq) = self.active.as_ref().map(|a| a.seq + 1) else {
+            return Err(WalError::Failed);
+        };
+        self.commit_checked(batch, seq)
+    }
+
+    /// Bytes a new segment costs before it holds anything (its header and
+    /// the checkpoint of every live group), as the active one did.
+    pub fn segment_base_bytes(&self) -> u64 {
+        self.active.as_ref().map_or(0, |a| a.base)
     }
 
     /// Delete every segment except the active one that holds no entry of
@@ -578,6 +614,21 @@ impl Wal {
             Some(a) => self.tracker.pinning(a.seq, max),
             None => Vec::new(),
         }
+    }
+
+    /// Every live group that has entries in the segment files, each with
+    /// the oldest segment it has entries in and the first index there (as
+    /// [`pinning`](Self::pinning), the active segment included). One pass
+    /// over the live groups.
+    pub fn live_logs(&self) -> Vec<Pinned> {
+        // Segment numbers start at 1: "active = 0" excludes nothing.
+        self.tracker.pinning(0, usize::MAX)
+    }
+
+    /// The last index of `group`'s log in the WAL (its compaction point if
+    /// the log is empty); None if it is not live.
+    pub fn last_index(&self, group: u64) -> Option<u64> {
+        self.tracker.group(group).map(|g| g.last_index())
     }
 
     pub fn stats(&self) -> WalStats {
@@ -747,6 +798,7 @@ impl Wal {
                 seq,
                 salt,
                 len: 0,
+                base: (segment::SEGMENT_HEADER + record::COMMIT_RECORD + body.len()) as u64,
             });
             self.tracker.add_segment(seq);
             self.stats.segments = self.tracker.segment_count();

@@ -667,24 +667,36 @@ impl Cluster {
             }
         }
         let node = sn.node.as_mut().expect("running");
-        let (point, term) = node
+        let (index, term) = node
             .take_snapshot(g, meta.clone(), data)
             .map_err(|e| format!("node {id} group {g}: snapshot at {}: {e}", meta.index))?;
+        // As the durable model has it: the WAL caps the point at its end.
         let mut compacted = sn.durable.clone();
+        let mut point = (index, term);
         if let Some((i, store)) = compacted.groups.get_mut(&g) {
             if *i == inc {
+                let last = store.last_index();
+                if index > last {
+                    point = (last, store.term(last).unwrap_or(0));
+                }
                 store.set_snapshot(meta.clone());
-                store.compact(point);
+                store.compact(point.0);
             }
         }
         if let Some(disk) = &sn.disk {
-            let mut b = WalBatch::default();
-            b.compact(g, inc, point, term);
-            if disk.write(&b).is_err() {
-                sn.torn = vec![compacted];
-                self.stats.snapshots_torn += 1;
-                self.crash(id);
-                return Ok(None);
+            match disk.record_compaction(node, g, inc, (index, term)) {
+                Ok(Some(p)) if p != point => {
+                    return Err(format!(
+                        "node {id} group {g}: compaction recorded at {p:?}, the durable model says {point:?}"
+                    ))
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    sn.torn = vec![compacted];
+                    self.stats.snapshots_torn += 1;
+                    self.crash(id);
+                    return Ok(None);
+                }
             }
         }
         sn.fs.clear_fault();
