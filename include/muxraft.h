@@ -331,8 +331,10 @@ typedef struct muxraft_config {
   uint64_t snapshot_threshold_bytes;
   /**
    * After a snapshot at index I, the log keeps the entries after
-   * I - `snapshot_trailing_entries`, so that a follower a little behind
-   * catches up by appends rather than by a whole snapshot. Default 1024.
+   * I - `snapshot_trailing_entries` in memory, so that a follower a
+   * little behind catches up by appends rather than by a whole snapshot.
+   * On disk the log starts after I: a restarted node sends the snapshot
+   * instead. Default 1024.
    */
   uint64_t snapshot_trailing_entries;
   /**
@@ -771,11 +773,13 @@ enum muxraft_status muxraft_group_rejoin(struct muxraft_node *node,
  * group's current snapshot.
  *
  * **Returns once the snapshot is durable** (a file written, synced and
- * renamed in `data_dir`) and the log compacted: entries up to
- * `index - snapshot_trailing_entries` are dropped from memory and from the
- * write-ahead log, which can then delete its old segments. Followers that
- * fall behind the compaction point get this snapshot through their
- * `restore` callback. Without `data_dir` the snapshot is kept in memory.
+ * renamed in `data_dir`) and the log compacted: entries up to `index`
+ * leave the write-ahead log, which can then delete its old segments, and
+ * entries up to `index - snapshot_trailing_entries` leave memory (the
+ * trailing window serves followers a little behind; it is not kept on
+ * disk, and after a restart they get the snapshot). Followers that fall
+ * behind the compaction point get this snapshot through their `restore`
+ * callback. Without `data_dir` the snapshot is kept in memory.
  * May be called from any thread, and from inside a callback; it blocks
  * while the file is written.
  *

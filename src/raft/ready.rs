@@ -25,6 +25,12 @@ pub struct Ready {
     pub snapshot: Option<SnapshotMeta>,
     /// Changed since the last `Ready`; None if not.
     pub hard_state: Option<HardState>,
+    /// The term or the vote in `hard_state` changed (not only the commit
+    /// index). Term and vote must be durable before `messages` leave; a
+    /// commit index that alone moved may be made durable along with the
+    /// entries (a lower commit after a restart is relearned from the
+    /// leader), as the runtime's WAL batch does.
+    pub term_or_vote_changed: bool,
     pub entries: Vec<Entry>,
     pub messages: Vec<Message>,
     pub committed_entries: Vec<Entry>,
@@ -77,6 +83,8 @@ impl<S: LogStore> Raft<S> {
     pub fn ready(&mut self) -> Ready {
         let hs = self.hard_state();
         let hard_state = (hs != self.prev_hard_state).then_some(hs);
+        let term_or_vote_changed =
+            hs.term != self.prev_hard_state.term || hs.vote != self.prev_hard_state.vote;
         self.prev_hard_state = hs;
         let role = (self.role, self.leader);
         let role_change = (role != self.prev_role).then_some((self.role, self.term, self.leader));
@@ -88,6 +96,7 @@ impl<S: LogStore> Raft<S> {
         Ready {
             snapshot: self.log.pending_snapshot_for_ready(),
             hard_state,
+            term_or_vote_changed,
             entries: self.log.unstable_for_ready(),
             messages: std::mem::take(&mut self.msgs),
             committed_entries,

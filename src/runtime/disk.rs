@@ -62,18 +62,23 @@ pub struct Recovery {
 /// The writes one `NodeReady` asks for, as one WAL batch (one write, one
 /// fsync): for every group, the snapshot it installs (whose file must be
 /// durable first: [`Disk::persist`]), its entries and hard state, each for
-/// the incarnation the ready was taken from.
+/// the incarnation the ready was taken from. A group that writes entries
+/// and whose term and vote did not change has its commit index written in
+/// the entries record, not in a HardState record of its own: under load,
+/// that record was 41 of the ~100 bytes the WAL spent per small entry.
 pub fn wal_batch(rd: &NodeReady) -> WalBatch {
     let mut batch = WalBatch::default();
     for gr in &rd.groups {
-        if let Some(meta) = &gr.ready.snapshot {
-            batch.install_snapshot(gr.group_id, gr.incarnation, meta.index, meta.term);
+        let (g, inc, rd) = (gr.group_id, gr.incarnation, &gr.ready);
+        if let Some(meta) = &rd.snapshot {
+            batch.install_snapshot(g, inc, meta.index, meta.term);
         }
-        if !gr.ready.entries.is_empty() {
-            batch.entries(gr.group_id, gr.incarnation, &gr.ready.entries);
-        }
-        if let Some(hs) = gr.ready.hard_state {
-            batch.hard_state(gr.group_id, gr.incarnation, hs);
+        let commit = rd.hard_state.map_or(0, |hs| hs.commit);
+        batch.entries_with_commit(g, inc, &rd.entries, commit);
+        if let Some(hs) = rd.hard_state {
+            if rd.entries.is_empty() || rd.term_or_vote_changed {
+                batch.hard_state(g, inc, hs);
+            }
         }
     }
     batch

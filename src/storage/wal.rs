@@ -56,8 +56,9 @@
 //! numbers increase across the whole log. Record types and payloads are
 //! listed in `record.rs`: Checkpoint, Create (group, incarnation, members),
 //! Remove (group), HardState (group, term, vote, commit), Entries (group,
-//! first index, then term, kind and data of each entry, consecutive
-//! indexes), Compact (group, index, term), Install (group, index, term).
+//! first index, the group's commit index, then term, kind and data of each
+//! entry, consecutive indexes; varints, about 3 bytes per entry besides its
+//! data), Compact (group, index, term), Install (group, index, term).
 //!
 //! A group's log starts after its **compaction point** (index, term):
 //! (0, 0) for a new group. *Compact* moves it up to `index` — the entries up
@@ -874,12 +875,14 @@ impl Wal {
                     group,
                     first,
                     last,
+                    commit,
                     bytes,
                     ..
                 } => t
                     .append(*group, *first, *last, seq, *bytes)
-                    .map(|overwrote| {
+                    .and_then(|overwrote| {
                         self.maintenance |= overwrote;
+                        t.raise_commit(*group, *commit)
                     }),
                 Op::Compact {
                     group, index, term, ..

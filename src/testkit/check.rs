@@ -158,8 +158,16 @@ impl Durable {
             if !gr.ready.entries.is_empty() {
                 store.append(&gr.ready.entries);
             }
+            // As `runtime::wal_batch` writes it: with entries and the same
+            // term and vote, only the commit index is recorded.
             if let Some(hs) = gr.ready.hard_state {
-                store.set_hard_state(hs);
+                if gr.ready.entries.is_empty() || gr.ready.term_or_vote_changed {
+                    store.set_hard_state(hs);
+                } else {
+                    let mut durable = store.hard_state();
+                    durable.commit = durable.commit.max(hs.commit);
+                    store.set_hard_state(durable);
+                }
             }
         }
     }

@@ -32,6 +32,8 @@ pub(super) enum Op {
         incarnation: u64,
         first: u64,
         last: u64,
+        /// The group's commit index then (0: not told).
+        commit: u64,
         /// Length of the record.
         bytes: u64,
         /// From [`WalBatch::rewrite_entries`]: must end at the group's last
@@ -140,7 +142,21 @@ impl WalBatch {
     /// entries start after the group's compaction point and no later than
     /// just after its last index.
     pub fn entries(&mut self, group_id: u64, incarnation: u64, entries: &[Entry]) {
-        self.add_entries(group_id, incarnation, entries, false);
+        self.add_entries(group_id, incarnation, entries, 0, false);
+    }
+
+    /// [`entries`](Self::entries), and the group's commit index is now
+    /// `commit`: recovery raises the group's commit to it, so a batch that
+    /// writes a group's entries needs no [`hard_state`](Self::hard_state)
+    /// record when only the commit index moved (term and vote did not).
+    pub fn entries_with_commit(
+        &mut self,
+        group_id: u64,
+        incarnation: u64,
+        entries: &[Entry],
+        commit: u64,
+    ) {
+        self.add_entries(group_id, incarnation, entries, commit, false);
     }
 
     /// Record entries the group's log already holds again, in the segment
@@ -154,10 +170,17 @@ impl WalBatch {
     /// after it. Pass the entries from `first_index` to the *current* last
     /// durable index, with their terms and data unchanged.
     pub fn rewrite_entries(&mut self, group_id: u64, incarnation: u64, entries: &[Entry]) {
-        self.add_entries(group_id, incarnation, entries, true);
+        self.add_entries(group_id, incarnation, entries, 0, true);
     }
 
-    fn add_entries(&mut self, group_id: u64, incarnation: u64, entries: &[Entry], rewrite: bool) {
+    fn add_entries(
+        &mut self,
+        group_id: u64,
+        incarnation: u64,
+        entries: &[Entry],
+        commit: u64,
+        rewrite: bool,
+    ) {
         let Some(first) = entries.first() else {
             return;
         };
@@ -177,7 +200,7 @@ impl WalBatch {
             return;
         }
         let start = self.buf.len();
-        if let Err(e) = record::encode_entries(&mut self.buf, group_id, entries) {
+        if let Err(e) = record::encode_entries(&mut self.buf, group_id, commit, entries) {
             self.refuse(format!("group {group_id}: {e}"));
             return;
         }
@@ -186,6 +209,7 @@ impl WalBatch {
             incarnation,
             first: first.index,
             last,
+            commit,
             bytes: (self.buf.len() - start) as u64,
             rewrite,
         });

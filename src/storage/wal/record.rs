@@ -12,9 +12,18 @@
 //! | 3    | Create     | group:u64, incarnation:u64, m:u32, m × member:u64              |
 //! | 4    | Remove     | group:u64                                                      |
 //! | 5    | HardState  | group:u64, term:u64, vote:u64, commit:u64                      |
-//! | 6    | Entries    | group:u64, first:u64, n:u32, n × (term:u64, kind:u8, len:u32, data) |
+//! | 6    | Entries    | group:v, first:v, commit:v, n:v, base_term:v, n × (term_step:v, kind:u8, len:v, data) |
 //! | 7    | Compact    | group:u64, index:u64, term:u64                                 |
 //! | 8    | Install    | group:u64, index:u64, term:u64                                 |
+//!
+//! `v` is an unsigned LEB128 varint (7 bits per byte, low first, at most 10
+//! bytes, no overlong forms). Entries are the bulk of a WAL, and most are
+//! small: an entry costs 3 bytes besides its data (the term as a step from
+//! the previous entry's, starting at `base_term`: terms never decrease
+//! along a log), and a record about 20 bytes besides its entries. `commit`
+//! is the group's commit index when the entries were written (0: not
+//! told): recovery raises the group's commit to it, so that a batch that
+//! writes entries needs no HardState record when only the commit moved.
 //!
 //! group-state = group:u64, creation (seq:u64, offset:u64), incarnation:u64,
 //! term:u64, vote:u64, commit:u64, compacted_index:u64, compacted_term:u64,
@@ -121,7 +130,11 @@ pub enum Record {
     Entries {
         group: u64,
         first: u64,
+        /// The group's commit index then (0: not told).
+        commit: u64,
         entries: Vec<Entry>,
+        /// Bytes of the whole record, header included.
+        len: u64,
     },
     Compact {
         group: u64,
@@ -161,6 +174,15 @@ pub fn put_u64(buf: &mut Vec<u8>, v: u64) {
 
 pub fn put_u32(buf: &mut Vec<u8>, v: u32) {
     buf.extend_from_slice(&v.to_le_bytes());
+}
+
+/// An unsigned LEB128 varint.
+pub fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        buf.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
 }
 
 fn put_members(buf: &mut Vec<u8>, members: &[u64]) {
@@ -262,38 +284,54 @@ pub fn encode_hard_state(buf: &mut Vec<u8>, group: u64, hs: &HardState) {
     finish(buf, start).expect("fixed-size record");
 }
 
-/// Bytes of the Entries record that holds `entries` (header included):
-/// what [`encode_entries`] appends.
-pub fn entries_record_len(entries: &[Entry]) -> u64 {
-    let payload: u64 = entries
-        .iter()
-        .map(|e| 8 + 1 + 4 + e.data.len() as u64)
-        .sum();
-    (RECORD_HEADER + 8 + 8 + 4) as u64 + payload
+/// Encode `entries` (consecutive indexes, checked by the caller; terms
+/// must not decrease) of `group`, whose commit index is `commit` (0: not
+/// told).
+pub fn encode_entries(
+    buf: &mut Vec<u8>,
+    group: u64,
+    commit: u64,
+    entries: &[Entry],
+) -> Result<(), String> {
+    let start = begin(buf, T_ENTRIES);
+    let r = encode_entries_payload(buf, group, commit, entries).and_then(|()| finish(buf, start));
+    if r.is_err() {
+        buf.truncate(start);
+    }
+    r
 }
 
-/// Encode `entries` (consecutive indexes, checked by the caller).
-pub fn encode_entries(buf: &mut Vec<u8>, group: u64, entries: &[Entry]) -> Result<(), String> {
-    let start = begin(buf, T_ENTRIES);
-    put_u64(buf, group);
-    put_u64(buf, entries[0].index);
-    put_u32(buf, entries.len() as u32);
+fn encode_entries_payload(
+    buf: &mut Vec<u8>,
+    group: u64,
+    commit: u64,
+    entries: &[Entry],
+) -> Result<(), String> {
+    put_varint(buf, group);
+    put_varint(buf, entries[0].index);
+    put_varint(buf, commit);
+    put_varint(buf, entries.len() as u64);
+    let mut term = entries[0].term;
+    put_varint(buf, term);
     for e in entries {
-        put_u64(buf, e.term);
+        let step = e.term.checked_sub(term).ok_or_else(|| {
+            format!(
+                "entry {} has term {}, below the previous entry's {term}",
+                e.index, e.term
+            )
+        })?;
+        term = e.term;
+        put_varint(buf, step);
         buf.push(match e.kind {
             EntryKind::Normal => KIND_NORMAL,
             EntryKind::Noop => KIND_NOOP,
         });
         let len = u32::try_from(e.data.len())
             .map_err(|_| format!("entry {} of {} bytes is too large", e.index, e.data.len()))?;
-        put_u32(buf, len);
+        put_varint(buf, u64::from(len));
         buf.extend_from_slice(&e.data);
     }
-    let r = finish(buf, start);
-    if r.is_err() {
-        buf.truncate(start);
-    }
-    r
+    Ok(())
 }
 
 pub fn encode_compact(buf: &mut Vec<u8>, group: u64, index: u64, term: u64) {
@@ -382,6 +420,39 @@ impl<'a> Cursor<'a> {
         Ok(u64::from_le_bytes(a))
     }
 
+    /// An unsigned LEB128 varint: at most 10 bytes, no bits beyond 64, no
+    /// overlong form (a final byte of 0 after the first).
+    pub fn varint(&mut self) -> Result<u64, String> {
+        let at = self.pos;
+        let mut v: u64 = 0;
+        for i in 0..10 {
+            let b = self.u8()?;
+            let bits = u64::from(b & 0x7f);
+            if i == 9 && b > 1 {
+                return Err(format!("varint at {at} exceeds 64 bits"));
+            }
+            v |= bits << (7 * i);
+            if b & 0x80 == 0 {
+                if i > 0 && b == 0 {
+                    return Err(format!("overlong varint at {at}"));
+                }
+                return Ok(v);
+            }
+        }
+        Err(format!("varint at {at} exceeds 64 bits"))
+    }
+
+    /// A varint count of items each at least `min_item` bytes long, checked
+    /// against what is left (see [`count`](Self::count)).
+    fn varint_count(&mut self, min_item: usize) -> Result<usize, String> {
+        let n = self.varint()?;
+        let left = self.b.len() - self.pos;
+        match usize::try_from(n) {
+            Ok(n) if n.saturating_mul(min_item) <= left => Ok(n),
+            _ => Err(format!("count {n} does not fit in the payload")),
+        }
+    }
+
     /// A count of items each at least `min_item` bytes long, checked against
     /// what is left so that garbage cannot make us allocate without bound.
     fn count(&mut self, min_item: usize) -> Result<usize, String> {
@@ -467,27 +538,36 @@ pub fn decode(t: u8, payload: &[u8]) -> Result<Record, String> {
             },
         },
         T_ENTRIES => {
-            let group = c.u64()?;
-            let first = c.u64()?;
+            let group = c.varint()?;
+            let first = c.varint()?;
             if first == 0 {
                 return Err("entries start at index 0".into());
             }
-            let n = c.count(8 + 1 + 4)?;
+            let commit = c.varint()?;
+            // term step, kind, length: at least 3 bytes each.
+            let n = c.varint_count(3)?;
             if n == 0 {
                 return Err("entries record with no entry".into());
             }
             if first.checked_add(n as u64 - 1).is_none() {
                 return Err(format!("entries {first}+{n} overflow the index space"));
             }
+            let mut term = c.varint()?;
             let mut entries = Vec::with_capacity(n);
             for i in 0..n as u64 {
-                let term = c.u64()?;
+                term = term
+                    .checked_add(c.varint()?)
+                    .ok_or_else(|| format!("entry {} has a term beyond 2^64", first + i))?;
                 let kind = match c.u8()? {
                     KIND_NORMAL => EntryKind::Normal,
                     KIND_NOOP => EntryKind::Noop,
                     k => return Err(format!("unknown entry kind {k}")),
                 };
-                let len = c.u32()? as usize;
+                let len = c.varint()?;
+                let len = usize::try_from(len)
+                    .ok()
+                    .filter(|&l| l <= u32::MAX as usize)
+                    .ok_or_else(|| format!("entry length {len} is too large"))?;
                 let data = Bytes::copy_from_slice(c.take(len)?);
                 entries.push(Entry {
                     term,
@@ -499,7 +579,9 @@ pub fn decode(t: u8, payload: &[u8]) -> Result<Record, String> {
             Record::Entries {
                 group,
                 first,
+                commit,
                 entries,
+                len: (RECORD_HEADER + payload.len()) as u64,
             }
         }
         T_COMPACT => Record::Compact {
@@ -571,16 +653,50 @@ mod tests {
             },
         ];
         b.clear();
-        encode_entries(&mut b, 7, &entries).unwrap();
-        assert_eq!(entries_record_len(&entries), b.len() as u64);
+        encode_entries(&mut b, 7, 6, &entries).unwrap();
+        // header 9; group, first, commit, n, base term: 1 byte each; per
+        // entry: term step, kind, length (1 byte each), data.
+        assert_eq!(b.len(), 9 + 5 + 3 + (3 + 5));
         match roundtrip(&b) {
             Record::Entries {
                 group: 7,
                 first: 5,
+                commit: 6,
                 entries: got,
-            } => assert_eq!(got, entries),
+                len,
+            } => {
+                assert_eq!(got, entries);
+                assert_eq!(len, b.len() as u64);
+            }
             r => panic!("{r:?}"),
         }
+        // Large numbers take more bytes and still round-trip.
+        let far = vec![Entry {
+            term: u64::MAX,
+            index: u64::MAX,
+            kind: EntryKind::Normal,
+            data: Bytes::from(vec![7u8; 300]),
+        }];
+        b.clear();
+        encode_entries(&mut b, u64::MAX, u64::MAX, &far).unwrap();
+        match roundtrip(&b) {
+            Record::Entries {
+                group: u64::MAX,
+                first: u64::MAX,
+                commit: u64::MAX,
+                entries: got,
+                ..
+            } => assert_eq!(got, far),
+            r => panic!("{r:?}"),
+        }
+        // Terms never decrease along a log: refused, nothing written.
+        let mut backwards = entries.clone();
+        backwards.reverse();
+        backwards[0].index = 5;
+        backwards[1].index = 6;
+        b.clear();
+        assert!(encode_entries(&mut b, 7, 0, &backwards).is_err());
+        assert!(b.is_empty());
 
         let cp = vec![GroupCheckpoint {
             group: 9,
@@ -643,6 +759,29 @@ mod tests {
         let mut p = Vec::new();
         put_u32(&mut p, u32::MAX);
         assert!(decode(T_CHECKPOINT, &p).is_err());
+    }
+
+    #[test]
+    fn bad_varints_are_refused() {
+        // 11 bytes, more than 64 bits, an overlong zero, a cut-off one.
+        for bad in [
+            &[0xFFu8; 11][..],
+            &[0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x02],
+            &[0x80, 0x00],
+            &[0x80],
+        ] {
+            assert!(Cursor::new(bad).varint().is_err(), "{bad:?}");
+        }
+        let max = [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01];
+        assert_eq!(Cursor::new(&max).varint(), Ok(u64::MAX));
+        assert_eq!(Cursor::new(&[0]).varint(), Ok(0));
+        // An entries record claiming more entries than its bytes can hold.
+        let mut p = Vec::new();
+        for v in [1, 1, 0, u64::MAX, 1] {
+            put_varint(&mut p, v);
+        }
+        let e = decode(T_ENTRIES, &p).unwrap_err();
+        assert!(e.contains("does not fit"), "{e}");
     }
 
     #[test]

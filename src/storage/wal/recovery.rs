@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use tracing::{debug, warn};
 
 use super::fs::WalFs;
-use super::record::{self, Creation, Record};
+use super::record::{Creation, Record};
 use super::segment::{list_segments, SegmentReader};
 use super::tracker::Tracker;
 use super::{Recovered, RecoveredGroup, WalError};
@@ -170,6 +170,16 @@ impl GroupLog {
     }
 }
 
+/// The fields of a decoded Entries record.
+struct EntriesRecord {
+    group: u64,
+    first: u64,
+    commit: u64,
+    entries: Vec<Entry>,
+    /// Bytes of the record, header included.
+    bytes: u64,
+}
+
 struct Replay {
     tracker: Tracker,
     logs: HashMap<u64, GroupLog>,
@@ -256,14 +266,19 @@ impl Replay {
         seq: u64,
         segment: &Path,
         offset: u64,
-        group: u64,
-        first: u64,
-        entries: Vec<Entry>,
+        rec: EntriesRecord,
     ) -> Result<(), String> {
+        let EntriesRecord {
+            group,
+            first,
+            commit,
+            entries,
+            bytes,
+        } = rec;
         self.records += 1;
         let last = first + entries.len() as u64 - 1;
-        let bytes = record::entries_record_len(&entries);
         self.tracker.append(group, first, last, seq, bytes)?;
+        self.tracker.raise_commit(group, commit)?;
         let missing_now = self.missing_now;
         self.log(group)?
             .append(first, entries, missing_now, segment, offset)
@@ -388,8 +403,21 @@ pub(super) fn recover(fs: &dyn WalFs, dir: &Path) -> Result<Outcome, WalError> {
                     Record::Entries {
                         group,
                         first,
+                        commit,
                         entries,
-                    } => replay.apply_entries(seq, path, offset, group, first, entries),
+                        len,
+                    } => replay.apply_entries(
+                        seq,
+                        path,
+                        offset,
+                        EntriesRecord {
+                            group,
+                            first,
+                            commit,
+                            entries,
+                            bytes: len,
+                        },
+                    ),
                     rec => replay.apply(seq, offset, rec),
                 };
                 r.map_err(|reason| corrupt(offset, reason))?;

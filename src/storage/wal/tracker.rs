@@ -208,6 +208,14 @@ impl Tracker {
         Ok(())
     }
 
+    /// An Entries record told the group's commit index: raise it (a commit
+    /// index never goes back; 0 tells nothing).
+    pub fn raise_commit(&mut self, group: u64, commit: u64) -> Result<(), String> {
+        let g = self.group_mut(group)?;
+        g.hard_state.commit = g.hard_state.commit.max(commit);
+        Ok(())
+    }
+
     pub fn set_hard_state(&mut self, group: u64, hs: HardState) -> Result<(), String> {
         self.group_mut(group)?.hard_state = hs;
         Ok(())
