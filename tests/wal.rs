@@ -362,7 +362,7 @@ fn overwrite_below_the_last_index_is_what_recovery_returns() {
     assert_eq!(s.term(5), Ok(1));
 }
 
-/// The commit index an Entries record carries raises the group's commit
+/// The commit index an Entries or a Commits record carries raises the group's commit
 /// at recovery and in the next segment's checkpoint; it never lowers it,
 /// and a HardState record still sets term and vote.
 #[test]
@@ -380,11 +380,25 @@ fn the_commit_an_entries_record_carries_is_recovered_and_never_lowers_it() {
     let mut b = WalBatch::new();
     b.entries_with_commit(1, 1, &entries(9, 1, 2, 8), 5); // stale: ignored
     wal.write(&b).unwrap();
+    // A group that writes no entries: a Commits record. Not for another
+    // incarnation of the group, nor a group that does not exist.
+    let mut b = WalBatch::new();
+    b.create_group(2, 1, &[1]);
+    b.commits(&[(1, 1, 8), (2, 1, 0)]);
+    wal.write(&b).unwrap();
+    for bad in [(1, 2, 9), (3, 1, 9)] {
+        let mut b = WalBatch::new();
+        b.commits(&[bad]);
+        assert!(
+            matches!(wal.write(&b), Err(WalError::InvalidBatch(_))),
+            "{bad:?}"
+        );
+    }
     drop(wal);
     let (mut wal, rec) = open_mem(&fs, 1 << 20).unwrap();
     let s = &rec.groups[&1].store;
     assert_eq!(s.last_index(), 9);
-    assert_eq!(s.hard_state(), hs(2, 3, 7));
+    assert_eq!(s.hard_state(), hs(2, 3, 8));
     // Recovery started a new segment: its checkpoint carries it too, once
     // the old segments are gone.
     let mut b = WalBatch::new();
@@ -394,7 +408,7 @@ fn the_commit_an_entries_record_carries_is_recovered_and_never_lowers_it() {
     assert_eq!(wal.segments().len(), 1);
     drop(wal);
     let (_, rec) = open_mem(&fs, 1 << 20).unwrap();
-    assert_eq!(rec.groups[&1].store.hard_state(), hs(2, 3, 7));
+    assert_eq!(rec.groups[&1].store.hard_state(), hs(2, 3, 8));
 }
 
 #[test]

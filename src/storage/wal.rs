@@ -58,7 +58,8 @@
 //! Remove (group), HardState (group, term, vote, commit), Entries (group,
 //! first index, the group's commit index, then term, kind and data of each
 //! entry, consecutive indexes; varints, about 3 bytes per entry besides its
-//! data), Compact (group, index, term), Install (group, index, term).
+//! data), Compact (group, index, term), Install (group, index, term),
+//! Commits (group and commit index of each group whose commit alone moved).
 //!
 //! A group's log starts after its **compaction point** (index, term):
 //! (0, 0) for a new group. *Compact* moves it up to `index` — the entries up
@@ -670,6 +671,9 @@ impl Wal {
                 Op::HardState {
                     group, incarnation, ..
                 }
+                | Op::Commit {
+                    group, incarnation, ..
+                }
                 | Op::Entries {
                     group, incarnation, ..
                 }
@@ -708,7 +712,7 @@ impl Wal {
                 }),
                 (_, None) => return invalid("does not exist".into()),
                 (Op::Remove { .. }, Some(_)) => None,
-                (Op::HardState { .. }, Some(g)) => Some(g),
+                (Op::HardState { .. } | Op::Commit { .. }, Some(g)) => Some(g),
                 (
                     Op::Entries {
                         first,
@@ -780,7 +784,7 @@ impl Wal {
     /// then the batch — sync it, and update the bookkeeping.
     fn commit(&mut self, batch: &WalBatch, roll: Option<u64>) -> Result<(), WalError> {
         let mut body = Vec::new();
-        let mut count = batch.ops.len() as u32;
+        let mut count = batch.records;
         if roll.is_some() {
             record::encode_checkpoint(&mut body, &self.tracker.checkpoint())
                 .map_err(WalError::InvalidBatch)?;
@@ -871,6 +875,7 @@ impl Wal {
                     t.remove(*group)
                 }
                 Op::HardState { group, hs, .. } => t.set_hard_state(*group, *hs),
+                Op::Commit { group, commit, .. } => t.raise_commit(*group, *commit),
                 Op::Entries {
                     group,
                     first,

@@ -158,10 +158,11 @@ impl Durable {
             if !gr.ready.entries.is_empty() {
                 store.append(&gr.ready.entries);
             }
-            // As `runtime::wal_batch` writes it: with entries and the same
-            // term and vote, only the commit index is recorded.
+            // As `runtime::wal_batch` writes it: with the same term and
+            // vote, only the commit index is recorded (raised, never
+            // lowered), in the entries record or a Commits record.
             if let Some(hs) = gr.ready.hard_state {
-                if gr.ready.entries.is_empty() || gr.ready.term_or_vote_changed {
+                if gr.ready.term_or_vote_changed {
                     store.set_hard_state(hs);
                 } else {
                     let mut durable = store.hard_state();

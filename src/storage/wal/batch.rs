@@ -26,6 +26,13 @@ pub(super) enum Op {
         incarnation: u64,
         hs: HardState,
     },
+    /// One group of a Commits record. `incarnation` is checked against the
+    /// live group, not written.
+    Commit {
+        group: u64,
+        incarnation: u64,
+        commit: u64,
+    },
     /// `incarnation` is checked against the live group, not written.
     Entries {
         group: u64,
@@ -62,6 +69,9 @@ pub(super) enum Op {
 pub struct WalBatch {
     pub(super) buf: Vec<u8>,
     pub(super) ops: Vec<Op>,
+    /// Records encoded in `buf` (a Commits record is one record but an op
+    /// per group).
+    pub(super) records: u32,
     /// Set when the caller added something that cannot be written; `write`
     /// refuses the whole batch with this reason.
     pub(super) invalid: Option<String>,
@@ -70,7 +80,7 @@ pub struct WalBatch {
 impl std::fmt::Debug for WalBatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WalBatch")
-            .field("records", &self.ops.len())
+            .field("records", &self.records)
             .field("bytes", &self.buf.len())
             .field("invalid", &self.invalid)
             .finish()
@@ -108,6 +118,7 @@ impl WalBatch {
             self.refuse(format!("group {group_id}: {e}"));
             return;
         }
+        self.records += 1;
         self.ops.push(Op::Create {
             group: group_id,
             incarnation,
@@ -120,6 +131,7 @@ impl WalBatch {
     /// Remove `group_id` and everything recorded for it.
     pub fn remove_group(&mut self, group_id: u64) {
         record::encode_remove(&mut self.buf, group_id);
+        self.records += 1;
         self.ops.push(Op::Remove { group: group_id });
     }
 
@@ -128,11 +140,34 @@ impl WalBatch {
     /// group `group_id` is `incarnation` (the number is not written).
     pub fn hard_state(&mut self, group_id: u64, incarnation: u64, hs: HardState) {
         record::encode_hard_state(&mut self.buf, group_id, &hs);
+        self.records += 1;
         self.ops.push(Op::HardState {
             group: group_id,
             incarnation,
             hs,
         });
+    }
+
+    /// Record the commit index of each (group, incarnation, commit) in
+    /// `commits`, in one Commits record (a few bytes per group): for groups
+    /// whose commit index alone moved (term and vote did not, and they write
+    /// no entries, which would carry it). Recovery raises each group's
+    /// commit to it, never lowers it. [`Wal::write`](super::Wal::write)
+    /// refuses the batch unless each group is live with that incarnation.
+    /// An empty list records nothing.
+    pub fn commits(&mut self, commits: &[(u64, u64, u64)]) {
+        if commits.is_empty() {
+            return;
+        }
+        record::encode_commits(&mut self.buf, commits.iter().map(|&(g, _, c)| (g, c)));
+        self.records += 1;
+        for &(group, incarnation, commit) in commits {
+            self.ops.push(Op::Commit {
+                group,
+                incarnation,
+                commit,
+            });
+        }
     }
 
     /// Record entries with consecutive indexes; they replace the group's log
@@ -204,6 +239,7 @@ impl WalBatch {
             self.refuse(format!("group {group_id}: {e}"));
             return;
         }
+        self.records += 1;
         self.ops.push(Op::Entries {
             group: group_id,
             incarnation,
@@ -229,6 +265,7 @@ impl WalBatch {
     /// `group_id` is `incarnation`.
     pub fn compact(&mut self, group_id: u64, incarnation: u64, index: u64, term: u64) {
         record::encode_compact(&mut self.buf, group_id, index, term);
+        self.records += 1;
         self.ops.push(Op::Compact {
             group: group_id,
             incarnation,
@@ -254,6 +291,7 @@ impl WalBatch {
             return;
         }
         record::encode_install(&mut self.buf, group_id, index, term);
+        self.records += 1;
         self.ops.push(Op::Install {
             group: group_id,
             incarnation,
@@ -276,6 +314,7 @@ impl WalBatch {
     pub fn clear(&mut self) {
         self.buf.clear();
         self.ops.clear();
+        self.records = 0;
         self.invalid = None;
     }
 

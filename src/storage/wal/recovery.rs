@@ -241,6 +241,11 @@ impl Replay {
                 self.logs.remove(&group);
             }
             Record::HardState { group, hs } => self.tracker.set_hard_state(group, hs)?,
+            Record::Commits(pairs) => {
+                for (group, commit) in pairs {
+                    self.tracker.raise_commit(group, commit)?;
+                }
+            }
             Record::Compact { group, index, term } => {
                 self.tracker.compact(group, index, term)?;
                 self.log(group)?.compact(index);
