@@ -12,6 +12,7 @@ is never touched.
 
     make mutants                   # every mutant, simulation with 200 seeds
     MUTANTS=figure8 make mutants   # the mutants whose name contains this
+    MUTANTS=a,b make mutants       # ... any of these
     SIM_SEEDS=50 make mutants      # fewer seeds per simulation run
 """
 
@@ -29,6 +30,11 @@ SIM_SEEDS = os.environ.get("SIM_SEEDS", "200")
 
 def unit(name):
     return ("unit", name)
+
+
+def itest(target, name):
+    """An integration test: tests/<target>.rs, test function `name`."""
+    return ("itest", f"{target}::{name}")
 
 
 SIM = ("sim", None)
@@ -119,6 +125,63 @@ MUTANTS = [
         "replace": "",
         "tests": [unit("multi::tests::a_proposal_whose_slot_was_cut_away_in_an_idle_group_is_reported_unknown"), SIM],
     },
+    {
+        "name": "rejoined-votes",
+        "what": "a replica that rejoined after losing its disk votes (it may have voted in a term it forgot)",
+        "file": "src/raft/election.rs",
+        "find": "let grant = self.cfg.can_vote && can_vote",
+        "replace": "let grant = can_vote",
+        "also": [("src/raft/election.rs", "if self.role == Role::Leader || !self.cfg.can_vote {", "if self.role == Role::Leader {")],
+        "tests": [unit("raft::tests::a_replica_that_cannot_vote_never_campaigns_nor_grants_a_vote"), SIM],
+    },
+    {
+        "name": "lost-log-not-believed",
+        "what": "a leader ignores a rejection below what the follower matched (a follower that lost its log is probed for ever)",
+        "file": "src/raft/progress.rs",
+        "find": "            self.matched = probe_to;\n            self.become_probe();\n            return true;",
+        "replace": "            return false;",
+        "tests": [unit("raft::tests::a_follower_that_lost_its_log_is_brought_back_by_its_leader"), SIM],
+    },
+    {
+        "name": "chunk-after-stepdown",
+        "what": "a node that no longer leads in the transfer's term sends the next snapshot chunk",
+        "file": "src/multi/snapshot.rs",
+        "find": "if g.raft.role() != Role::Leader || g.raft.term() != term {",
+        "replace": "if false {",
+        "tests": [unit("multi::snapshot_tests::a_leader_that_stepped_down_sends_no_more_chunks"), SIM],
+    },
+    {
+        "name": "commit-lowered",
+        "what": "a stale commit index in an entries or Commits record lowers the recovered commit",
+        "file": "src/storage/wal/tracker.rs",
+        "find": "g.hard_state.commit = g.hard_state.commit.max(commit);",
+        "replace": "if commit > 0 { g.hard_state.commit = commit; }",
+        "tests": [itest("wal", "the_commit_an_entries_record_carries_is_recovered_and_never_lowers_it")],
+    },
+    {
+        "name": "trailing-window-on-disk",
+        "what": "the durable log keeps the trailing window below a snapshot (restart reads it, its segments stay)",
+        "file": "src/raft/replication.rs",
+        "find": "let point = (meta.index, meta.term);",
+        "replace": "let point = (compact_to.max(self.log.first_index() - 1), self.log.term_or_zero(compact_to.max(self.log.first_index() - 1)));",
+        "tests": [itest("storage_upkeep", "once_every_busy_group_snapshotted_the_wal_is_one_small_segment")],
+    },
+    {
+        "name": "no-fresh-segment",
+        "what": "upkeep never moves the few live logs out of segments full of dead entries",
+        "file": "src/runtime/disk.rs",
+        "find": "if live <= total / 8 && live <= self.segment_bytes / 2",
+        "replace": "if false && live <= total / 8 && live <= self.segment_bytes / 2",
+        "tests": [itest("storage_upkeep", "once_every_busy_group_snapshotted_the_wal_is_one_small_segment")],
+    },
+    {
+        "name": "entries-pin-frames",
+        "what": "small entries stay slices of the frame they came in (memory grows with the snapshot interval)",
+        "file": "src/wire/frame.rs",
+        "find": "    if data.len() < SHARE_ENTRIES_FROM {",
+        "replace": "    if false {",
+        "tests": [unit("wire::frame::tests::a_small_entry_decoded_from_a_shared_buffer_does_not_keep_the_buffer_alive")],
+    },
 ]
 
 
@@ -159,10 +222,15 @@ def replace_once(rel, find, replace):
 
 def run_test(kind, name):
     """Returns (passed, summary line)."""
-    if kind == "unit":
-        rc, out = sh(["cargo", "test", "--profile", "ci", "--lib", name, "--", "--exact"])
+    if kind in ("unit", "itest"):
+        if kind == "unit":
+            where, test = ["--lib"], name
+        else:
+            target, test = name.split("::", 1)
+            where = ["--test", target]
+        rc, out = sh(["cargo", "test", "--profile", "ci", *where, test, "--", "--exact"])
         if "running 0 tests" in out or " 0 passed; 0 failed" in out:
-            sys.exit(f"unit test {name} does not exist:\n{out[-2000:]}")
+            sys.exit(f"test {name} does not exist:\n{out[-2000:]}")
     else:
         rc, out = sh(
             ["cargo", "test", "--profile", "ci", "--test", "simulation",
@@ -185,8 +253,8 @@ def label(kind, name):
 
 
 def main():
-    only = os.environ.get("MUTANTS", "")
-    mutants = [m for m in MUTANTS if only in m["name"]]
+    only = os.environ.get("MUTANTS", "").split(",")
+    mutants = [m for m in MUTANTS if any(o in m["name"] for o in only)]
     os.makedirs(WORK, exist_ok=True)
     copy_tree()
     print(f"== the unmutated tree must pass every test used below (tree copy in {TREE})")

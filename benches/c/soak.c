@@ -23,9 +23,10 @@
  *               [--smoke]
  *
  * --snapshot-bytes asks for a snapshot also once a group's log holds that
- * many bytes of payload (80000: about 5,000 of queue_node's messages,
- * since each entry costs about 100 bytes of WAL for 16 of payload: with
- * 10,000 entries alone the WAL peaks near 95 MiB; 0 turns it off);
+ * many bytes of payload (80000: about 5,000 of queue_node's 16-byte
+ * messages; 0 turns it off: with 10,000 entries alone, each entry costing
+ * about 44 bytes of WAL, the WAL peaks near 60 MiB before the first round
+ * of snapshots);
  * --segment-mib sets the WAL segment size (a segment is deleted whole, so
  * the directory bound includes one).
  *
