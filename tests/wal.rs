@@ -380,6 +380,9 @@ fn the_commit_an_entries_record_carries_is_recovered_and_never_lowers_it() {
     let mut b = WalBatch::new();
     b.entries_with_commit(1, 1, &entries(9, 1, 2, 8), 5); // stale: ignored
     wal.write(&b).unwrap();
+    drop(wal);
+    let (mut wal, rec) = open_mem(&fs, 1 << 20).unwrap();
+    assert_eq!(rec.groups[&1].store.hard_state(), hs(2, 3, 7));
     // A group that writes no entries: a Commits record. Not for another
     // incarnation of the group, nor a group that does not exist.
     let mut b = WalBatch::new();
@@ -409,6 +412,31 @@ fn the_commit_an_entries_record_carries_is_recovered_and_never_lowers_it() {
     drop(wal);
     let (_, rec) = open_mem(&fs, 1 << 20).unwrap();
     assert_eq!(rec.groups[&1].store.hard_state(), hs(2, 3, 8));
+}
+
+/// One writer per directory: a second `Wal` on a directory in use is
+/// refused (in this process too), and the directory is free once the first
+/// is dropped. Without the lock both would append to the same segments.
+#[test]
+fn a_directory_in_use_is_refused_until_its_wal_is_dropped() {
+    let dir = TempDir::new("in-use");
+    let (wal, _) = open(dir.path());
+    match Wal::open(WalOptions::new(dir.path())) {
+        Err(WalError::InUse { dir: d, holder }) => {
+            assert_eq!(d, dir.path());
+            assert!(holder.contains("this process"), "{holder}");
+        }
+        other => panic!("expected InUse, got {other:?}"),
+    }
+    let e = Wal::open(WalOptions::new(dir.path()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("in use") && e.contains(&dir.path().display().to_string()),
+        "{e}"
+    );
+    drop(wal);
+    let (_wal, _) = open(dir.path());
 }
 
 #[test]

@@ -20,6 +20,7 @@
 pub mod callbacks;
 pub mod config;
 pub mod node;
+pub(crate) mod os;
 mod sized;
 pub mod stats;
 pub mod status;

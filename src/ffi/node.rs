@@ -72,9 +72,13 @@ unsafe fn c_str<'a>(s: *const c_char, what: &str) -> Result<&'a str, muxraft_sta
 /// With `config->data_dir` set, the node opens its write-ahead log there
 /// (creating the directory) and recovers every group it holds: those groups
 /// exist when this returns (`muxraft_group_create` on them answers
-/// `MUXRAFT_ALREADY_EXISTS`), and their committed entries are delivered to
-/// `apply` again from index 1 as the node catches up, since the host's state
-/// machine starts empty.
+/// `MUXRAFT_ALREADY_EXISTS`). Since the host's state machine starts empty,
+/// each group's latest snapshot is handed to `restore` (before this
+/// returns) and its committed entries after it are delivered to `apply`
+/// again as the node catches up (from index 1 for a group without a
+/// snapshot). One node per data directory: the directory is locked
+/// (`flock` on `data_dir/LOCK`) while the node lives, and opening one that
+/// another node holds, in this process or another, fails.
 /// On success `*out` receives a node the caller owns and must free with
 /// `muxraft_node_free`.
 ///
@@ -82,8 +86,10 @@ unsafe fn c_str<'a>(s: *const c_char, what: &str) -> Result<&'a str, muxraft_sta
 /// `out`, a config or callbacks struct whose `struct_size` was not set by
 /// its `_init` function, a zero `node_id`, `tick_ms` or `heartbeat_ticks`,
 /// `election_ticks <= heartbeat_ticks`, or `max_proposal_bytes` of 0 or
-/// over 4 MiB; `MUXRAFT_IO` when the data directory cannot be used or its
-/// log is corrupt (the message says where); `MUXRAFT_PANIC`. On failure
+/// over 4 MiB; `MUXRAFT_BUSY` when another node (of this process or
+/// another; the message names the process) has the data directory open;
+/// `MUXRAFT_IO` when the data directory cannot be used or its log is
+/// corrupt (the message says where); `MUXRAFT_PANIC`. On failure
 /// `*out` is left unchanged.
 #[no_mangle]
 pub unsafe extern "C" fn muxraft_node_new(

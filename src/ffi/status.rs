@@ -36,7 +36,8 @@ pub enum muxraft_status {
     MUXRAFT_IO = 7,
     /// The node is stopped or stopping.
     MUXRAFT_SHUTDOWN = 8,
-    /// The call is not possible right now (e.g. a queue is full); retry.
+    /// The call is not possible right now (e.g. a queue is full, or the
+    /// data directory is in use by another node); retry.
     MUXRAFT_BUSY = 9,
     /// A bug inside muxraft was caught; this node refuses every further
     /// call with `MUXRAFT_PANIC` (free it and create a new one), except
@@ -116,6 +117,8 @@ pub(crate) fn status_of(e: &Error) -> muxraft_status {
         // A well-formed frame of another cluster, or from another sender
         // than the host says: misrouted.
         Error::WrongCluster { .. } | Error::WrongSender { .. } => MUXRAFT_INVALID_ARGUMENT,
+        // Another node has the data directory open: not now.
+        Error::Storage(crate::storage::WalError::InUse { .. }) => MUXRAFT_BUSY,
         Error::Storage(_) | Error::Network(_) | Error::Failed => MUXRAFT_IO,
         Error::Mode(_) => MUXRAFT_INVALID_ARGUMENT,
         Error::Shutdown => MUXRAFT_SHUTDOWN,

@@ -70,8 +70,8 @@ use crate::raft::{LogStore, MemStore, SnapshotMeta};
 pub use snapshots::{SnapshotStore, SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
 
 pub use wal::{
-    crc32c, MemFs, MemFsStats, Pinned, RealFs, Recovered, RecoveredGroup, SegmentInfo, Wal,
-    WalBatch, WalError, WalFile, WalFs, WalOptions, WalStats, MEMFS_PAGE,
+    crc32c, DirLock, MemFs, MemFsStats, Pinned, RealFs, Recovered, RecoveredGroup, SegmentInfo,
+    Wal, WalBatch, WalError, WalFile, WalFs, WalOptions, WalStats, LOCK_FILE, MEMFS_PAGE,
 };
 
 /// Name of the snapshot directory inside a node's data directory.

@@ -264,7 +264,7 @@ use tracing::{debug, info};
 
 pub use crate::crc32c::crc32c;
 pub use batch::WalBatch;
-pub use fs::{MemFs, MemFsStats, RealFs, WalFile, WalFs, MEMFS_PAGE};
+pub use fs::{DirLock, MemFs, MemFsStats, RealFs, WalFile, WalFs, LOCK_FILE, MEMFS_PAGE};
 pub use tracker::Pinned;
 
 use batch::Op;
@@ -340,6 +340,11 @@ pub struct Recovered {
 pub enum WalError {
     #[error("WAL I/O error: {0}")]
     Io(#[from] io::Error),
+    /// Another `Wal` holds the directory: another process or this one
+    /// (`holder` says which, with its process id when known). Two writers
+    /// would corrupt it.
+    #[error("data directory {} is in use by {holder}: one process, one node per data directory", dir.display())]
+    InUse { dir: PathBuf, holder: String },
     #[error("WAL corrupt in {} at offset {offset}: {reason}", segment.display())]
     Corrupt {
         segment: PathBuf,
@@ -418,6 +423,8 @@ pub struct Wal {
     stats: WalStats,
     failed: bool,
     head: Vec<u8>,
+    /// The directory is ours while this lives.
+    _lock: DirLock,
 }
 
 impl std::fmt::Debug for Wal {
@@ -442,6 +449,8 @@ impl Wal {
     /// that simulates crashes.
     pub fn open_with(opts: WalOptions, fs: Arc<dyn WalFs>) -> Result<(Wal, Recovered), WalError> {
         fs.create_dir_all(&opts.dir)?;
+        // Before reading anything: another writer may be appending.
+        let lock = fs.lock_dir(&opts.dir)?;
         let out = recovery::recover(fs.as_ref(), &opts.dir)?;
         info!(
             dir = %opts.dir.display(),
@@ -463,6 +472,7 @@ impl Wal {
             stats: WalStats::default(),
             failed: false,
             head: Vec::new(),
+            _lock: lock,
         };
         // Start a fresh segment (it begins with a checkpoint): appends never
         // go after a tail that recovery had to cut.

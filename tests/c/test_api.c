@@ -11,6 +11,9 @@
  * The last line printed is "N passed, M failed"; the exit status is 0 only
  * when M is 0. The file is C99 and also compiles as C++.
  */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L /* kill, fork, pipe under -std=c99 */
+#endif
 #include <inttypes.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -19,6 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cluster_util.h"
 #include "muxraft.h"
@@ -2421,7 +2427,9 @@ static void test_snapshot_restart(void)
     const muxraft_group_info at_snap = info_of(cn->handle, 1);
     CHECK(at_snap.snapshot_index == snap && at_snap.first_index == snap);
     CHECK(at_snap.snapshot_bytes_disk > strlen(state)); /* the file: header + bytes */
-    CHECK(at_snap.log_bytes_disk > 0);
+    /* The trailing window ("c") stays in memory only: the write-ahead log
+     * keeps nothing the snapshot covers. */
+    CHECK(at_snap.log_bytes_disk == 0);
     const muxraft_stats s = stats_of(cn->handle);
     CHECK(s.snapshot_files == 1 && s.snapshot_file_bytes == at_snap.snapshot_bytes_disk);
     CHECK(s.wal_segments >= 1 && s.wal_bytes > 0);
@@ -2445,7 +2453,10 @@ static void test_snapshot_restart(void)
         CHECK(bytes_equal(r->data, r->len, bytes_of(state), strlen(state)));
         CHECK(r->applied_before == applied_before);
         const muxraft_group_info info = info_of(cn->handle, 1);
-        CHECK(info.snapshot_index == snap && info.first_index == at_snap.first_index);
+        /* The log starts after the snapshot: the trailing window was
+         * never on disk. */
+        CHECK(info.snapshot_index == snap && info.first_index == snap + 1);
+        CHECK(info.log_bytes_disk > 0); /* "d" and "e" */
         CHECK(info.snapshot_bytes_disk == at_snap.snapshot_bytes_disk);
         CHECK(stats_of(cn->handle).snapshots_installed == 0); /* recovered, not installed */
         /* Then "d" and "e" again, at their indexes, and nothing before. */
@@ -2677,6 +2688,69 @@ static void test_rejoin(void)
                #test, n_passed - passed0 + n_failed - failed0);                 \
     } while (0)
 
+/* One node per data directory: a second node on a directory in use, in
+ * this process or another, gets MUXRAFT_BUSY and a message naming the
+ * holder; the directory is free again once the holder is freed or killed
+ * (SIGKILL leaves no stale lock). Without the lock both would append to the
+ * same write-ahead log. */
+static void test_data_dir_in_use(void)
+{
+    char dir[256];
+    if (!cu_temp_dir(dir, sizeof dir)) {
+        CHECK(!"cu_temp_dir");
+        return;
+    }
+    muxraft_config config;
+    muxraft_config_init(&config);
+    config.node_id = 1;
+    config.data_dir = dir;
+    muxraft_node *a = NULL, *b = NULL;
+    CHECK_OK(muxraft_node_new(&config, NULL, &a));
+    EXPECT_FAIL(muxraft_node_new(&config, NULL, &b), MUXRAFT_BUSY);
+    CHECK(b == NULL);
+    CHECK(strstr(muxraft_last_error(), "in use") != NULL);
+    CHECK(strstr(muxraft_last_error(), "this process") != NULL);
+    CHECK(strstr(muxraft_last_error(), dir) != NULL);
+    muxraft_node_free(a);
+    a = NULL;
+    CHECK_OK(muxraft_node_new(&config, NULL, &a));
+    muxraft_node_free(a);
+    a = NULL;
+
+    /* Another process holds it. */
+    int ready[2];
+    if (pipe(ready) != 0) {
+        CHECK(!"pipe");
+        cu_remove_dir(dir);
+        return;
+    }
+    fflush(stdout);
+    pid_t child = fork();
+    if (child == 0) {
+        muxraft_node *held = NULL;
+        char ok = muxraft_node_new(&config, NULL, &held) == MUXRAFT_OK ? 'y' : 'n';
+        if (write(ready[1], &ok, 1) != 1)
+            _exit(2);
+        pause(); /* until SIGKILL */
+        _exit(0);
+    }
+    char got = 0;
+    CHECK(child > 0 && read(ready[0], &got, 1) == 1 && got == 'y');
+    close(ready[0]);
+    close(ready[1]);
+    EXPECT_FAIL(muxraft_node_new(&config, NULL, &b), MUXRAFT_BUSY);
+    char pid[32];
+    snprintf(pid, sizeof pid, "process %d", (int)child);
+    CHECK(strstr(muxraft_last_error(), pid) != NULL);
+    if (child > 0) {
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+    }
+    CHECK_OK(muxraft_node_new(&config, NULL, &b));
+    muxraft_node_free(b);
+    cu_remove_dir(dir);
+}
+
 int main(void)
 {
     /* Before anything failed on this thread, the message is empty. */
@@ -2717,6 +2791,7 @@ int main(void)
     RUN(test_snapshot_restart);
     RUN(test_snapshot_install);
     RUN(test_rejoin);
+    RUN(test_data_dir_in_use);
 
     printf("%d passed, %d failed\n", n_passed, n_failed);
     return n_failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;

@@ -57,7 +57,36 @@ pub trait WalFs: Send + Sync {
     /// the format documentation of the WAL). It must be unpredictable to
     /// whoever writes entry payloads; it need not be cryptographic.
     fn salt(&self) -> u64;
+    /// Take `dir` for this process, for as long as the returned lock lives
+    /// (a [`Wal`](super::Wal) holds it while open): a second open of the
+    /// same directory, by this process or another, fails with
+    /// [`WalError::InUse`](super::WalError::InUse) rather than two writers
+    /// corrupting it. [`RealFs`] takes an `flock` on `dir/LOCK`; the default
+    /// takes nothing (an in-memory file system has one owner, its test).
+    fn lock_dir(&self, dir: &Path) -> Result<DirLock, super::WalError> {
+        let _ = dir;
+        Ok(DirLock(None))
+    }
 }
+
+/// A directory taken by [`WalFs::lock_dir`]; dropping it lets it go.
+pub struct DirLock(#[allow(dead_code)] Option<File>);
+
+impl std::fmt::Debug for DirLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "DirLock(held)"
+        } else {
+            "DirLock(none)"
+        })
+    }
+}
+
+/// Name of the lock file [`RealFs`] keeps in a data directory. It holds the
+/// process id of the last process that took it, for the error message; the
+/// lock is the `flock` on it, not its content, so a process killed with
+/// SIGKILL leaves nothing to clean up.
+pub const LOCK_FILE: &str = "LOCK";
 
 /// The real file system, through `std::fs`: what [`Wal::open`](super::Wal::open)
 /// uses.
@@ -79,6 +108,34 @@ impl WalFile for RealFile {
 impl WalFs for RealFs {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         fs::create_dir_all(dir)
+    }
+
+    fn lock_dir(&self, dir: &Path) -> Result<DirLock, super::WalError> {
+        let path = dir.join(LOCK_FILE);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        if !crate::ffi::os::try_lock_exclusive(&file)? {
+            let mut content = String::new();
+            let _ = file.read_to_string(&mut content);
+            let holder = match content.trim().parse::<u32>() {
+                Ok(pid) if pid == std::process::id() => {
+                    format!("this process (pid {pid}: another node is open on it)")
+                }
+                Ok(pid) => format!("process {pid}"),
+                Err(_) => "another process".to_string(),
+            };
+            return Err(super::WalError::InUse {
+                dir: dir.to_path_buf(),
+                holder,
+            });
+        }
+        file.set_len(0)?;
+        file.write_all(format!("{}\n", std::process::id()).as_bytes())?;
+        Ok(DirLock(Some(file)))
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
