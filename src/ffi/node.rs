@@ -226,10 +226,11 @@ pub unsafe extern "C" fn muxraft_node_listen_port(
 /// are reported with `MUXRAFT_SHUTDOWN` (they may still commit on the other
 /// nodes). In embedded mode the threads and connections then end, and when
 /// this returns no muxraft thread of the node is left; in host-driven mode
-/// those reports run on the calling thread before this returns. Every later
-/// call except `muxraft_group_status`, `muxraft_node_stats` and
-/// `muxraft_node_free` returns `MUXRAFT_SHUTDOWN`. Must not be called from
-/// inside a callback.
+/// those reports run on the calling thread before this returns. The data
+/// directory is then free: a new node may open it before this one is
+/// freed. Every later call except `muxraft_group_status`,
+/// `muxraft_node_stats` and `muxraft_node_free` returns `MUXRAFT_SHUTDOWN`.
+/// Must not be called from inside a callback.
 ///
 /// Returns `MUXRAFT_OK`; `MUXRAFT_INVALID_ARGUMENT` (NULL);
 /// `MUXRAFT_SHUTDOWN` (already stopped); `MUXRAFT_IO` (host-driven: the

@@ -195,6 +195,12 @@ impl Disk {
         Ok(())
     }
 
+    /// The node stopped: write nothing more and let the data directory go
+    /// (a new node may open it while this one is not yet freed).
+    pub fn close(&self) {
+        self.wal.lock().close();
+    }
+
     /// Write a batch (nothing if it is empty).
     pub fn write(&self, batch: &WalBatch) -> Result<(), Error> {
         if batch.is_empty() {

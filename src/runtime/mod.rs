@@ -513,6 +513,7 @@ impl Runtime {
                 drop(mode);
                 let transport = e.stop();
                 *self.last_transport.lock() = transport;
+                self.release_data_dir();
                 Ok(())
             }
             Mode::HostDriven => {
@@ -520,9 +521,22 @@ impl Runtime {
                 // The last pass runs here, on the caller's thread, like every
                 // host-driven pass: it reports the failed proposals.
                 self.shared.with(|n| n.fail_pending_proposals());
-                self.drive_host()
+                let r = self.drive_host();
+                self.release_data_dir();
+                r
             }
             Mode::Stopped => Err(Error::Shutdown),
+        }
+    }
+}
+
+impl Runtime {
+    /// After the last pass of a stop: nothing writes any more, and a new
+    /// node may open the data directory while this one is not yet freed
+    /// (an Erlang resource waits for the garbage collector).
+    fn release_data_dir(&self) {
+        if let Some(disk) = &self.disk {
+            disk.close();
         }
     }
 }

@@ -531,6 +531,15 @@ impl Wal {
         self.active.as_ref().map_or(0, |a| a.base)
     }
 
+    /// Stop writing for good and let the directory go: another `Wal` may
+    /// open it from now on. Later writes fail with [`WalError::Failed`];
+    /// [`segments`](Self::segments) and [`stats`](Self::stats) still answer.
+    pub fn close(&mut self) {
+        self.failed = true;
+        self.active = None;
+        self._lock = DirLock::none();
+    }
+
     /// Delete every segment except the active one that holds no entry of
     /// any live group's current log; returns how many were deleted. Cheap
     /// when there is nothing to delete (one pass over the segment list).

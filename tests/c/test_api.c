@@ -2711,11 +2711,14 @@ static void test_data_dir_in_use(void)
     CHECK(strstr(muxraft_last_error(), "in use") != NULL);
     CHECK(strstr(muxraft_last_error(), "this process") != NULL);
     CHECK(strstr(muxraft_last_error(), dir) != NULL);
+    /* Stopped (not yet freed): the directory is free. */
+    CHECK_OK(muxraft_node_stop(a));
+    CHECK_OK(muxraft_node_new(&config, NULL, &b));
     muxraft_node_free(a);
     a = NULL;
-    CHECK_OK(muxraft_node_new(&config, NULL, &a));
-    muxraft_node_free(a);
-    a = NULL;
+    EXPECT_FAIL(muxraft_node_new(&config, NULL, &a), MUXRAFT_BUSY);
+    muxraft_node_free(b);
+    b = NULL;
 
     /* Another process holds it. */
     int ready[2];

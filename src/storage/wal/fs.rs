@@ -65,12 +65,19 @@ pub trait WalFs: Send + Sync {
     /// takes nothing (an in-memory file system has one owner, its test).
     fn lock_dir(&self, dir: &Path) -> Result<DirLock, super::WalError> {
         let _ = dir;
-        Ok(DirLock(None))
+        Ok(DirLock::none())
     }
 }
 
 /// A directory taken by [`WalFs::lock_dir`]; dropping it lets it go.
 pub struct DirLock(#[allow(dead_code)] Option<File>);
+
+impl DirLock {
+    /// A lock that holds nothing.
+    pub fn none() -> DirLock {
+        DirLock(None)
+    }
+}
 
 impl std::fmt::Debug for DirLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
