@@ -36,9 +36,9 @@
  *   on a thread ERTS did not create. Embedded mode: callbacks run on
  *   muxraft's thread, caller_env NULL. Host-driven mode: callbacks run
  *   inside our NIF call (start_node, tick, step, propose, create_group,
- *   rejoin_group, remove_group, snapshot), on a (dirty) scheduler thread:
- *   each such NIF stores its env in the thread-local `tls_caller_env` for
- *   the duration of the muxraft call.
+ *   rejoin_group, remove_group, snapshot, stop_node), on a (dirty)
+ *   scheduler thread: each such NIF stores its env in the thread-local
+ *   `tls_caller_env` for the duration of the muxraft call.
  *
  * Order
  *   muxraft calls a node's callbacks one at a time, on one thread per call
@@ -177,12 +177,16 @@ static void gate_leave(nif_node *n)
 }
 
 /* Stop the node (either mode). Returns when it is stopped: no muxraft
- * thread of the node is left and no callback of it will run any more.
+ * thread of the node is left and no callback of it will run any more, and
+ * the node's data directory is free for a new node (it is locked while the
+ * node runs, and the resource may wait long for the garbage collector).
  * Safe to call concurrently and repeatedly. Must not run on a muxraft
- * thread (it never does: callbacks only send messages). */
+ * thread (it never does: callbacks only send messages). A host-driven node
+ * runs its last pass on this thread: its callbacks use `tls_caller_env`,
+ * which the caller sets (or leaves NULL on a thread ERTS did not create). */
 static void stop_node(nif_node *n)
 {
-    int was_started, release;
+    int release;
 
     enif_mutex_lock(n->mtx);
     if (n->state == ST_STOPPING) {
@@ -195,7 +199,6 @@ static void stop_node(nif_node *n)
         enif_mutex_unlock(n->mtx);
         return;
     }
-    was_started = n->state == ST_STARTED;
     n->state = ST_STOPPING;
     /* No new gated call enters; wait for those inside muxraft. Once they
      * have left, no proposal can be accepted after muxraft's stop has
@@ -204,11 +207,11 @@ static void stop_node(nif_node *n)
         enif_cond_wait(n->cond, n->mtx);
     enif_mutex_unlock(n->mtx);
 
-    if (was_started) {
-        /* Pending proposals are reported (MUXRAFT_SHUTDOWN) by the node
-         * thread, then the threads are joined. */
-        muxraft_node_stop(n->node);
-    }
+    /* Pending proposals are reported (MUXRAFT_SHUTDOWN): by the node
+     * thread, which is then joined, when started; here, in the last
+     * host-driven pass, otherwise. Its status (a failed final write) is
+     * not the caller's concern: the node is stopped either way. */
+    muxraft_node_stop(n->node);
 
     enif_mutex_lock(n->mtx);
     n->state = ST_STOPPED;
@@ -847,7 +850,9 @@ static ERL_NIF_TERM stop_node_nif(ErlNifEnv *env, int argc,
     (void)argc;
     if (!get_node(env, argv[0], &n))
         return enif_make_badarg(env);
+    tls_caller_env = env;
     stop_node(n);
+    tls_caller_env = NULL;
     return am_ok;
 }
 

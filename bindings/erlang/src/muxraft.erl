@@ -179,13 +179,15 @@ start_node(Opts) ->
 %% proposal still waiting is reported to the owner as
 %% `{proposal, Id, {error, shutdown}}', then muxraft's threads and
 %% connections end; when this returns no message of the node is on its way
-%% any more. Host-driven mode: waits for the calls in progress; proposals not
-%% yet resolved get no message (the binding does not call
-%% `muxraft_node_stop' on a host-driven node).
+%% any more. Host-driven mode: waits for the calls in progress, then runs the
+%% node's last pass in the calling process, which reports every proposal
+%% still waiting the same way.
 %% Every later call returns `{error, shutdown}', except
 %% {@link group_status/2} and {@link stats/1}, which report the final state.
-%% Idempotent. The node's memory (and open log files) are freed when no term
-%% refers to it; a stopped node writes nothing.
+%% Idempotent. The node's memory is freed when no term refers to it; a
+%% stopped node writes nothing and has let its `data_dir' go, so a new node
+%% may open it at once (while a node runs, `start_node/1' on its `data_dir'
+%% answers `{error, busy}').
 -spec stop_node(node_handle()) -> ok.
 stop_node(Node) ->
     stop_node_nif(Node).

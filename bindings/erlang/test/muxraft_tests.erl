@@ -41,6 +41,9 @@ single_node_host_driven_test_() ->
 data_dir_recovery_test_() ->
     {timeout, 60, fun data_dir_recovery/0}.
 
+data_dir_in_use_test_() ->
+    {timeout, 60, fun data_dir_in_use/0}.
+
 group_zero_test_() ->
     {timeout, 60, fun group_zero/0}.
 
@@ -405,6 +408,24 @@ data_dir_recovery() ->
         Applied2 = [receive {muxraft, N2, {applied, 1, I, E}} -> {I, E} after ?WAIT_MS -> error(E) end
                     || E <- Entries],
         ?assertEqual(Applied1, Applied2),
+        ok = muxraft:stop_node(N2)
+    after
+        flush(),
+        rm_rf(Dir)
+    end.
+
+%% One node per data_dir: a second start_node/1 on a directory in use
+%% answers {error, busy} (the message names the holder); once the first is
+%% stopped, even before it is garbage collected, the directory is free.
+data_dir_in_use() ->
+    Dir = unique_dir(),
+    try
+        {ok, N1} = muxraft:start_node(#{node_id => 1, data_dir => Dir}),
+        ?assertEqual({error, busy}, muxraft:start_node(#{node_id => 1, data_dir => Dir})),
+        Msg = unicode:characters_to_list(muxraft:last_error()),
+        ?assertNotEqual(nomatch, string:find(Msg, "in use")),
+        ok = muxraft:stop_node(N1),
+        {ok, N2} = muxraft:start_node(#{node_id => 1, data_dir => Dir}),
         ok = muxraft:stop_node(N2)
     after
         flush(),
