@@ -360,6 +360,28 @@ typedef struct muxraft_config {
    * Default 16 MiB.
    */
   uint64_t wal_segment_bytes;
+  /**
+   * Backpressure: `muxraft_propose` answers `MUXRAFT_BUSY` at once, and
+   * proposes nothing, when the group already has this many proposals
+   * made on this node and not yet decided (0: no limit). Default 4096.
+   */
+  uint64_t max_pending_proposals_per_group;
+  /**
+   * ...or the node has this many over all its groups (0: no limit).
+   * Default 262144.
+   */
+  uint64_t max_pending_proposals;
+  /**
+   * ...or the group's entries not yet durable on this node hold this
+   * many bytes of payload (a proposal is always accepted when none are
+   * waiting; 0: no limit). Default 16 MiB.
+   */
+  uint64_t max_unsynced_bytes_per_group;
+  /**
+   * ...or the node's do, over all its groups (0: no limit). Default
+   * 256 MiB.
+   */
+  uint64_t max_unsynced_bytes;
 } muxraft_config;
 
 /**
@@ -424,6 +446,14 @@ typedef struct muxraft_group_info {
    */
   uint64_t log_bytes_disk;
   uint64_t snapshot_bytes_disk;
+  /**
+   * Backpressure (on the leader): proposals made on this node still
+   * waiting to be decided, and payload bytes of entries not yet durable
+   * here. `muxraft_propose` answers `MUXRAFT_BUSY` when they reach
+   * `max_pending_proposals_per_group` or `max_unsynced_bytes_per_group`.
+   */
+  uint64_t pending_proposals;
+  uint64_t unsynced_bytes;
 } muxraft_group_info;
 
 /**
@@ -580,6 +610,15 @@ typedef struct muxraft_stats {
    */
   uint64_t snapshot_files;
   uint64_t snapshot_file_bytes;
+  /**
+   * Backpressure: proposals refused with `MUXRAFT_BUSY` since the node
+   * started; and now (gauges) proposals in flight over all groups
+   * (accepted here, not yet decided) and payload bytes of entries not
+   * yet durable here (counted at each proposal and each pass).
+   */
+  uint64_t proposals_refused_busy;
+  uint64_t pending_proposals;
+  uint64_t unsynced_bytes;
 } muxraft_stats;
 
 #ifdef __cplusplus

@@ -91,6 +91,10 @@ struct Scenario {
     /// The one node whose disk may be wiped (a second one would leave
     /// groups of three with one voter).
     wiped_node: u64,
+    /// Tight backpressure limits (proposals in flight per group and per
+    /// node, bytes not yet durable per group and per node), with bursts of
+    /// proposals to one group that run into them; None: the defaults.
+    pressure: Option<[u64; 4]>,
 }
 
 impl Scenario {
@@ -143,6 +147,15 @@ impl Scenario {
             chunk_bytes: 16 + r.below(200),
             snapshot_timeout: 30 + r.below(90),
             wiped_node: 1 + r.below(nodes),
+            // Drawn last: the draws above stay what they were for a seed.
+            pressure: r.chance(0.3).then(|| {
+                [
+                    1 + r.below(6),
+                    4 + r.below(30),
+                    64 + r.below(2000),
+                    256 + r.below(8000),
+                ]
+            }),
         }
     }
 }
@@ -185,6 +198,7 @@ struct Totals {
     restores_checked: u64,
     wipes: u64,
     rejoined: u64,
+    busy: u64,
 }
 
 struct Run {
@@ -205,6 +219,12 @@ impl Run {
         cfg.snapshot_trailing_entries = sc.trailing;
         cfg.snapshot_chunk_bytes = sc.chunk_bytes;
         cfg.snapshot_timeout_ticks = sc.snapshot_timeout;
+        if let Some([group, node, group_bytes, node_bytes]) = sc.pressure {
+            cfg.max_pending_proposals_per_group = group;
+            cfg.max_pending_proposals = node;
+            cfg.max_unsynced_bytes_per_group = group_bytes;
+            cfg.max_unsynced_bytes = node_bytes;
+        }
         let mut c = Cluster::new(cfg);
         c.net.faults = sc.faults.net.clone();
         c.faults = NodeFaults {
@@ -396,7 +416,16 @@ impl Run {
             }
             let gs: Vec<u64> = self.c.groups.keys().copied().collect();
             if let Some(&g) = gs.get(self.rng.below(gs.len() as u64) as usize) {
-                let _ = self.c.propose(g);
+                // Under tight limits, now and then a burst to one group
+                // that runs into them (refused with Busy: the checker makes
+                // sure none of those is ever applied).
+                let burst = match self.sc.pressure {
+                    Some(_) if self.rng.chance(0.2) => 2 + self.rng.below(10),
+                    _ => 1,
+                };
+                for _ in 0..burst {
+                    let _ = self.c.propose(g);
+                }
             }
         }
     }
@@ -507,11 +536,13 @@ fn run(sc: Scenario) -> Result<Totals, String> {
         restores_checked: k.restores_checked,
         wipes: s.wipes,
         rejoined: s.groups_rejoined,
+        busy: s.proposals_busy,
         ..Totals::default()
     };
     for (name, on) in sc.faults.kinds() {
         t.kinds.insert(name, on as u64);
     }
+    t.kinds.insert("backpressure", sc.pressure.is_some() as u64);
     Ok(t)
 }
 
@@ -553,6 +584,7 @@ fn add(total: &mut Totals, t: &Totals) {
     total.restores_checked += t.restores_checked;
     total.wipes += t.wipes;
     total.rejoined += t.rejoined;
+    total.busy += t.busy;
 }
 
 fn seeds() -> Vec<u64> {
@@ -580,7 +612,7 @@ fn run_mode(batch: bool) -> Totals {
     }
     let t = &total;
     println!(
-        "mode {}: {} seeds ok\n  seeds per fault: {:?}\n  network: {} frames, {} lost, {} duplicated, {} cut; {} partitions, {} one-way cuts\n  nodes: {} crashes ({} in the middle of the host loop, {} whole-cluster), {} torn writes ({} kept whole), {} pauses, {} inputs between ready and advance\n  groups: {} removed, {} created; {} frames or rows of another incarnation dropped\n  proposals: {} accepted, {} committed, {} failed for certain, {} unknown; {} entries applied\n  checks: {} leaderships, {} vote grants and {} acknowledgements checked against the disk ({} by index only)\n  snapshots: {} taken ({} interrupted by a crash), {} installed from a leader, {} restores checked against the replicas' states; {} disks wiped, {} groups rejoined\n  elections {}; slowest settle {} ticks",
+        "mode {}: {} seeds ok\n  seeds per fault: {:?}\n  network: {} frames, {} lost, {} duplicated, {} cut; {} partitions, {} one-way cuts\n  nodes: {} crashes ({} in the middle of the host loop, {} whole-cluster), {} torn writes ({} kept whole), {} pauses, {} inputs between ready and advance\n  groups: {} removed, {} created; {} frames or rows of another incarnation dropped\n  proposals: {} accepted, {} committed, {} failed for certain, {} unknown, {} refused busy; {} entries applied\n  checks: {} leaderships, {} vote grants and {} acknowledgements checked against the disk ({} by index only)\n  snapshots: {} taken ({} interrupted by a crash), {} installed from a leader, {} restores checked against the replicas' states; {} disks wiped, {} groups rejoined\n  elections {}; slowest settle {} ticks",
         if batch { "batched" } else { "naive" },
         t.seeds,
         t.kinds,
@@ -604,6 +636,7 @@ fn run_mode(batch: bool) -> Totals {
         t.committed,
         t.failed_certain,
         t.unknown,
+        t.busy,
         t.applied,
         t.leaderships,
         t.votes_checked,

@@ -66,6 +66,20 @@ pub struct muxraft_config {
     /// this many bytes, and deletes old ones once nothing live needs them.
     /// Default 16 MiB.
     pub wal_segment_bytes: u64,
+    /// Backpressure: `muxraft_propose` answers `MUXRAFT_BUSY` at once, and
+    /// proposes nothing, when the group already has this many proposals
+    /// made on this node and not yet decided (0: no limit). Default 4096.
+    pub max_pending_proposals_per_group: u64,
+    /// ...or the node has this many over all its groups (0: no limit).
+    /// Default 262144.
+    pub max_pending_proposals: u64,
+    /// ...or the group's entries not yet durable on this node hold this
+    /// many bytes of payload (a proposal is always accepted when none are
+    /// waiting; 0: no limit). Default 16 MiB.
+    pub max_unsynced_bytes_per_group: u64,
+    /// ...or the node's do, over all its groups (0: no limit). Default
+    /// 256 MiB.
+    pub max_unsynced_bytes: u64,
 }
 
 const MAX_PROPOSAL_LIMIT: u32 = 4 << 20;
@@ -100,6 +114,10 @@ impl Default for muxraft_config {
             snapshot_timeout_ms: DEFAULT_SNAPSHOT_TIMEOUT_MS,
             max_snapshot_bytes: n.max_snapshot_bytes,
             wal_segment_bytes: DEFAULT_WAL_SEGMENT_BYTES,
+            max_pending_proposals_per_group: n.max_pending_proposals_per_group,
+            max_pending_proposals: n.max_pending_proposals,
+            max_unsynced_bytes_per_group: n.max_unsynced_bytes_per_group,
+            max_unsynced_bytes: n.max_unsynced_bytes,
         }
     }
 }
@@ -205,6 +223,12 @@ pub(crate) unsafe fn read_config(config: *const muxraft_config) -> Result<Settin
     node.snapshot_chunk_bytes = c.snapshot_chunk_bytes as u64;
     node.snapshot_timeout_ticks = (c.snapshot_timeout_ms / c.tick_ms) as u64;
     node.max_snapshot_bytes = c.max_snapshot_bytes;
+    // 0 lifts a limit.
+    let limit = |v: u64| if v == 0 { u64::MAX } else { v };
+    node.max_pending_proposals_per_group = limit(c.max_pending_proposals_per_group);
+    node.max_pending_proposals = limit(c.max_pending_proposals);
+    node.max_unsynced_bytes_per_group = limit(c.max_unsynced_bytes_per_group);
+    node.max_unsynced_bytes = limit(c.max_unsynced_bytes);
     node.validate().map_err(|e| e.to_string())?;
     Ok(Settings {
         node,

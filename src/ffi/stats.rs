@@ -51,6 +51,12 @@ pub struct muxraft_group_info {
     /// snapshot files.
     pub log_bytes_disk: u64,
     pub snapshot_bytes_disk: u64,
+    /// Backpressure (on the leader): proposals made on this node still
+    /// waiting to be decided, and payload bytes of entries not yet durable
+    /// here. `muxraft_propose` answers `MUXRAFT_BUSY` when they reach
+    /// `max_pending_proposals_per_group` or `max_unsynced_bytes_per_group`.
+    pub pending_proposals: u64,
+    pub unsynced_bytes: u64,
 }
 
 impl muxraft_group_info {
@@ -71,6 +77,8 @@ impl muxraft_group_info {
             snapshot_bytes_memory: i.snapshot_bytes_memory,
             log_bytes_disk: i.log_bytes_disk,
             snapshot_bytes_disk: i.snapshot_bytes_disk,
+            pending_proposals: i.pending_proposals,
+            unsynced_bytes: i.unsynced_bytes,
         }
     }
 
@@ -122,6 +130,8 @@ pub unsafe extern "C" fn muxraft_group_info_init_sized(info: *mut muxraft_group_
                 snapshot_bytes_memory: 0,
                 log_bytes_disk: 0,
                 snapshot_bytes_disk: 0,
+                pending_proposals: 0,
+                unsynced_bytes: 0,
             });
             // SAFETY: NULL or a struct of `size` writable bytes (contract).
             unsafe { init_sized(info, size, v) };
@@ -221,6 +231,13 @@ pub struct muxraft_stats {
     /// With `data_dir`: snapshot files now, and their bytes.
     pub snapshot_files: u64,
     pub snapshot_file_bytes: u64,
+    /// Backpressure: proposals refused with `MUXRAFT_BUSY` since the node
+    /// started; and now (gauges) proposals in flight over all groups
+    /// (accepted here, not yet decided) and payload bytes of entries not
+    /// yet durable here (counted at each proposal and each pass).
+    pub proposals_refused_busy: u64,
+    pub pending_proposals: u64,
+    pub unsynced_bytes: u64,
 }
 
 /// The smallest `struct_size` accepted: through `messages_sent`.
@@ -287,6 +304,9 @@ impl muxraft_stats {
             wal_bytes_rewritten: d.bytes_rewritten,
             snapshot_files: d.snapshot_files,
             snapshot_file_bytes: d.snapshot_bytes,
+            proposals_refused_busy: s.proposals_refused_busy,
+            pending_proposals: s.pending_proposals,
+            unsynced_bytes: s.unsynced_bytes,
         }
     }
 

@@ -101,6 +101,7 @@ pub(crate) fn status_of(e: &Error) -> muxraft_status {
             multi::Error::NotFound(_) => MUXRAFT_NOT_FOUND,
             multi::Error::AlreadyExists(_) => MUXRAFT_ALREADY_EXISTS,
             multi::Error::NotLeader { .. } => MUXRAFT_NOT_LEADER,
+            multi::Error::Busy { .. } => MUXRAFT_BUSY,
             multi::Error::TooLarge { .. } => MUXRAFT_TOO_LARGE,
             // A well-formed frame that is not for this node: the caller
             // routed it to the wrong node.

@@ -47,9 +47,29 @@ pub struct NodeConfig {
     /// Seeds the election-timeout randomness of every group (with the group
     /// id), so a simulation replays exactly.
     pub seed: u64,
+    /// Backpressure: a proposal to a group that already has this many
+    /// proposals in flight (accepted here, not yet decided) is refused with
+    /// [`Error::Busy`](super::Error::Busy) at once. `u64::MAX`: no limit.
+    pub max_pending_proposals_per_group: u64,
+    /// ...or when the node has this many in flight over all its groups.
+    pub max_pending_proposals: u64,
+    /// ...or when the group's entries not yet durable here hold this many
+    /// bytes of payload (a proposal is accepted when none are, whatever its
+    /// size up to `max_proposal_bytes`).
+    pub max_unsynced_bytes_per_group: u64,
+    /// ...or when the node's do, over all its groups.
+    pub max_unsynced_bytes: u64,
 }
 
 impl NodeConfig {
+    /// As RabbitMQ's Ra caps a leader's pipeline: enough to keep a group's
+    /// appends batched, small enough that a flooded group cannot hold the
+    /// node's memory.
+    pub const DEFAULT_MAX_PENDING_PROPOSALS_PER_GROUP: u64 = 4096;
+    pub const DEFAULT_MAX_PENDING_PROPOSALS: u64 = 256 * 1024;
+    pub const DEFAULT_MAX_UNSYNCED_BYTES_PER_GROUP: u64 = 16 << 20;
+    pub const DEFAULT_MAX_UNSYNCED_BYTES: u64 = 256 << 20;
+
     pub fn new(node_id: u64) -> NodeConfig {
         NodeConfig {
             node_id,
@@ -70,6 +90,10 @@ impl NodeConfig {
             snapshot_threshold_bytes: 8 << 20,
             snapshot_trailing_entries: 1024,
             seed: node_id,
+            max_pending_proposals_per_group: Self::DEFAULT_MAX_PENDING_PROPOSALS_PER_GROUP,
+            max_pending_proposals: Self::DEFAULT_MAX_PENDING_PROPOSALS,
+            max_unsynced_bytes_per_group: Self::DEFAULT_MAX_UNSYNCED_BYTES_PER_GROUP,
+            max_unsynced_bytes: Self::DEFAULT_MAX_UNSYNCED_BYTES,
         }
     }
 

@@ -18,6 +18,17 @@ pub enum Error {
         len: usize,
         max: usize,
     },
+    /// Backpressure: the group or the node is over one of its limits on
+    /// proposals in flight or bytes not yet durable (see
+    /// [`NodeConfig`](super::NodeConfig)); nothing was proposed. Retry
+    /// once earlier proposals are decided.
+    #[error("group {group_id}: busy, {what} is {value} (limit {limit}); retry once earlier proposals are decided")]
+    Busy {
+        group_id: u64,
+        what: &'static str,
+        value: u64,
+        limit: u64,
+    },
     /// A message from node `from` addressed to node `to` reached node `me`.
     #[error("message from node {from} to node {to} reached node {me}")]
     WrongDestination { to: u64, from: u64, me: u64 },

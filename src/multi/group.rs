@@ -40,6 +40,9 @@ pub(crate) struct Group {
     pub received: Option<Held>,
     /// The host was told to take a snapshot and has not yet.
     pub hinted: bool,
+    /// The group's bytes not yet durable as last counted in the node's
+    /// total (`Node::account_unsynced`).
+    pub unsynced_counted: u64,
 }
 
 impl Group {
@@ -57,11 +60,17 @@ impl Group {
             incoming: None,
             received: None,
             hinted: false,
+            unsynced_counted: 0,
         }
     }
 
     pub fn has_pending(&self) -> bool {
         !self.pending.is_empty()
+    }
+
+    /// Proposals made here still waiting to be decided.
+    pub fn pending_len(&self) -> u64 {
+        self.pending.len() as u64
     }
 
     /// The highest id of a waiting proposal that applying entries may never

@@ -194,6 +194,23 @@ impl Node {
         &self.stats
     }
 
+    /// The backpressure gauges counted again from every group, the slow
+    /// way: (proposals in flight, bytes not yet durable as counted), to
+    /// check [`Stats::pending_proposals`] and [`Stats::unsynced_bytes`]
+    /// against (tests and the simulation).
+    pub fn pressure_recounted(&self) -> (u64, u64) {
+        self.groups.iter().fold((0, 0), |(p, u), (_, g)| {
+            (p + g.pending_len(), u + g.unsynced_counted)
+        })
+    }
+
+    /// Proposals in flight in group `group_id` and its payload bytes not
+    /// yet durable here.
+    pub fn group_pressure(&self, group_id: u64) -> Option<(u64, u64)> {
+        let g = self.groups.get(group_id)?;
+        Some((g.pending_len(), g.raft.unstable_payload_bytes()))
+    }
+
     /// The layer that encodes this node's messages reports their sizes
     /// here, so that every per-kind counter is in [`Stats`].
     pub fn record_bytes_sent(&mut self, kind: FrameKind, bytes: usize) {
@@ -381,12 +398,19 @@ impl Node {
             if let Some(g) = self.groups.get_mut(group_id) {
                 pending.extend(g.drain_pending());
             }
+            take(&mut self.stats.pending_proposals, pending.len() as u64);
             self.report_unknown(group_id, pending, ProposalError::Shutdown);
         }
     }
 
     fn report_all(&mut self, group_id: u64, g: &mut Group, why: ProposalError) {
         let pending: Vec<u64> = g.drain_pending().collect();
+        take(&mut self.stats.pending_proposals, pending.len() as u64);
+        // The group is going away: its bytes leave the node's count too.
+        take(
+            &mut self.stats.unsynced_bytes,
+            std::mem::take(&mut g.unsynced_counted),
+        );
         self.report_unknown(group_id, pending, why);
     }
 
@@ -457,6 +481,13 @@ impl Node {
             .groups
             .get_mut(group_id)
             .ok_or(Error::NotFound(group_id))?;
+        if g.raft.role() == Role::Leader {
+            // A follower answers NotLeader below: that tells more.
+            if let Err(e) = check_pressure(&self.cfg, &self.stats, group_id, g, data.len()) {
+                self.stats.proposals_refused_busy += 1;
+                return Err(e);
+            }
+        }
         let p = g.raft.propose(data).map_err(|e| match e {
             raft::Error::NotLeader { leader } => Error::NotLeader { group_id, leader },
             source => Error::Raft { group_id, source },
@@ -464,6 +495,8 @@ impl Node {
         let id = self.next_proposal_id;
         self.next_proposal_id += 1;
         g.track(p.index, p.term, id);
+        self.stats.pending_proposals += 1;
+        account_unsynced(&mut self.stats, g);
         self.stats.proposals += 1;
         self.touched(group_id);
         Ok(id)
@@ -592,6 +625,7 @@ impl Node {
                 continue; // removed (its proposals were reported then)
             }
             let due = g.take_undecided(upto);
+            take(&mut self.stats.pending_proposals, due.len() as u64);
             self.report_unknown(group_id, due, ProposalError::LeadershipLost);
         }
     }
@@ -767,6 +801,7 @@ impl Node {
                 }
                 let (events, stats) = (&mut out.events, &mut self.stats);
                 g.resolve(e, |proposal_id, result| {
+                    take(&mut stats.pending_proposals, 1);
                     match result {
                         Ok(_) => stats.proposals_committed += 1,
                         Err(_) => stats.proposals_failed += 1,
@@ -818,7 +853,10 @@ impl Node {
     pub fn advance(&mut self, rd: NodeReady) {
         for gr in rd.groups {
             match self.groups.get_mut(gr.group_id) {
-                Some(g) if g.generation == gr.generation => g.raft.advance(&gr.ready),
+                Some(g) if g.generation == gr.generation => {
+                    g.raft.advance(&gr.ready);
+                    account_unsynced(&mut self.stats, g);
+                }
                 _ => continue, // removed since; nothing to record
             }
             // More committed entries than one Ready carries, or messages
@@ -826,6 +864,80 @@ impl Node {
             self.touched(gr.group_id);
         }
     }
+}
+
+/// Backpressure: may group `g` (led here) take a proposal of `len` bytes?
+/// Busy if it or the node is at a limit on proposals in flight, or would
+/// pass one on bytes not yet durable (one proposal always fits when none
+/// are waiting to be written: a limit below `max_proposal_bytes` must not
+/// make a proposal impossible).
+fn check_pressure(
+    cfg: &NodeConfig,
+    stats: &Stats,
+    group_id: u64,
+    g: &Group,
+    len: usize,
+) -> Result<(), Error> {
+    let busy = |what, value, limit| {
+        Err(Error::Busy {
+            group_id,
+            what,
+            value,
+            limit,
+        })
+    };
+    let pending = g.pending_len();
+    if pending >= cfg.max_pending_proposals_per_group {
+        return busy(
+            "the group's proposals in flight",
+            pending,
+            cfg.max_pending_proposals_per_group,
+        );
+    }
+    if stats.pending_proposals >= cfg.max_pending_proposals {
+        return busy(
+            "the node's proposals in flight",
+            stats.pending_proposals,
+            cfg.max_pending_proposals,
+        );
+    }
+    let len = len as u64;
+    let unsynced = g.raft.unstable_payload_bytes();
+    if unsynced > 0 && unsynced.saturating_add(len) > cfg.max_unsynced_bytes_per_group {
+        return busy(
+            "the group's bytes not yet durable",
+            unsynced,
+            cfg.max_unsynced_bytes_per_group,
+        );
+    }
+    let total = stats.unsynced_bytes;
+    if total > 0 && total.saturating_add(len) > cfg.max_unsynced_bytes {
+        return busy(
+            "the node's bytes not yet durable",
+            total,
+            cfg.max_unsynced_bytes,
+        );
+    }
+    Ok(())
+}
+
+/// Take `n` off a gauge the node keeps by hand. Counts that went wrong
+/// would refuse proposals for ever (or never): tests and the simulation
+/// check them (`Node::pressure_recounted`), and a release build at least
+/// does not wrap.
+fn take(gauge: &mut u64, n: u64) {
+    debug_assert!(*gauge >= n, "gauge {gauge} below {n}");
+    *gauge = gauge.saturating_sub(n);
+}
+
+/// Bring the node's count of bytes not yet durable up to date with group
+/// `g`'s (after a proposal, and after each pass that made some durable).
+/// Entries a follower received count from its next pass on.
+fn account_unsynced(stats: &mut Stats, g: &mut Group) {
+    let now = g.raft.unstable_payload_bytes();
+    take(&mut stats.unsynced_bytes, g.unsynced_counted);
+    stats.unsynced_bytes += now;
+    g.unsynced_counted = now;
 }
 
 /// Tell the host once when a group's log since its last snapshot grew past a

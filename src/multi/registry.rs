@@ -62,6 +62,11 @@ impl Groups {
     }
 
     /// Every group in slab order (the cheap order to visit them all in).
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &Group)> {
+        self.ids.iter().copied().zip(self.slab.iter())
+    }
+
+    /// Every group in slab order, mutably.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (u64, &mut Group)> {
         self.ids.iter().copied().zip(self.slab.iter_mut())
     }

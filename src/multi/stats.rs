@@ -121,6 +121,13 @@ pub struct Stats {
     pub snapshot_transfers_failed: u64,
     /// Snapshots received whole whose CRC did not match (received again).
     pub snapshot_crc_failures: u64,
+    /// Proposals refused with `Busy` (backpressure).
+    pub proposals_refused_busy: u64,
+    /// Gauges, now: proposals in flight (accepted, not yet decided) over
+    /// all groups, and payload bytes of entries not yet durable here (as of
+    /// the last proposal or pass of each group).
+    pub pending_proposals: u64,
+    pub unsynced_bytes: u64,
 }
 
 impl Stats {

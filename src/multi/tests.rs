@@ -57,6 +57,10 @@ struct Net {
 
 impl Net {
     fn new(n: u64, groups: &[u64], batch: bool) -> Net {
+        Net::with(n, groups, batch, |_| {})
+    }
+
+    fn with(n: u64, groups: &[u64], batch: bool, tweak: impl FnOnce(&mut ClusterConfig)) -> Net {
         let mut cfg = ClusterConfig::new(n, 1);
         cfg.batch_heartbeats = batch;
         cfg.wal = false;
@@ -64,6 +68,7 @@ impl Net {
         // see: their own assertions check what they are about.
         cfg.check = false;
         cfg.record_events = true;
+        tweak(&mut cfg);
         let mut c = Cluster::new(cfg);
         let members: Vec<u64> = (1..=n).collect();
         for &g in groups {
@@ -823,4 +828,95 @@ fn a_proposal_whose_slot_was_cut_away_in_an_idle_group_is_reported_unknown() {
     for id in 1..=3 {
         assert!(applied_in(&net, id, 9, inc(9)).is_empty(), "node {id}");
     }
+}
+
+// Backpressure: a leader refuses a proposal with Busy, at once and without
+// proposing anything, when the group or the node is at its limit of
+// proposals in flight, and accepts again once they are decided.
+#[test]
+fn a_group_at_its_limit_of_proposals_in_flight_is_busy_until_they_commit() {
+    let mut net = Net::with(3, &[8, 9], true, |c| {
+        c.max_pending_proposals_per_group = 3;
+        c.max_pending_proposals = 5;
+    });
+    net.elect(8, 1);
+    net.elect(9, 1);
+    for i in 0..3 {
+        net.node(1)
+            .propose(8, Bytes::from(format!("a{i}")))
+            .unwrap();
+    }
+    let last = net.n(1).group_status(8).unwrap().last_index;
+    match net.node(1).propose(8, Bytes::from_static(b"refused")) {
+        Err(Error::Busy {
+            group_id: 8,
+            value: 3,
+            limit: 3,
+            ..
+        }) => {}
+        other => panic!("expected Busy, got {other:?}"),
+    }
+    assert_eq!(
+        net.n(1).group_status(8).unwrap().last_index,
+        last,
+        "nothing proposed"
+    );
+    // The node's limit: 3 + 2 in group 9 reach 5.
+    net.node(1).propose(9, Bytes::from_static(b"b0")).unwrap();
+    net.node(1).propose(9, Bytes::from_static(b"b1")).unwrap();
+    assert!(matches!(
+        net.node(1).propose(9, Bytes::from_static(b"refused")),
+        Err(Error::Busy {
+            group_id: 9,
+            limit: 5,
+            ..
+        })
+    ));
+    let s = net.n(1).stats();
+    assert_eq!((s.pending_proposals, s.proposals_refused_busy), (5, 2));
+    assert_eq!(net.n(1).pressure_recounted().0, 5);
+    // A follower answers NotLeader, not Busy.
+    assert!(matches!(
+        net.node(2).propose(8, Bytes::new()),
+        Err(Error::NotLeader { .. })
+    ));
+    // Once they commit, the group takes proposals again.
+    net.tick(2);
+    net.settle();
+    assert_eq!(net.n(1).stats().pending_proposals, 0);
+    net.node(1)
+        .propose(8, Bytes::from_static(b"after"))
+        .unwrap();
+    net.settle();
+    let applied = applied_in(&net, 2, 8, inc(8));
+    assert!(applied.contains(&Bytes::from_static(b"after")));
+    assert!(!applied.contains(&Bytes::from_static(b"refused")));
+}
+
+// Backpressure on bytes: proposals pile up in a group while nothing is
+// made durable (no ready taken); past the group's limit of bytes not yet
+// durable they are refused, and a single proposal larger than the limit is
+// still accepted when nothing waits (else it could never be proposed).
+#[test]
+fn bytes_not_yet_durable_past_the_limit_are_refused() {
+    let mut net = Net::with(3, &[8], true, |c| c.max_unsynced_bytes_per_group = 100);
+    net.elect(8, 1);
+    net.node(1).propose(8, Bytes::from(vec![1u8; 150])).unwrap();
+    assert!(matches!(
+        net.node(1).propose(8, Bytes::from(vec![2u8; 10])),
+        Err(Error::Busy {
+            value: 150,
+            limit: 100,
+            ..
+        })
+    ));
+    assert_eq!(net.n(1).group_pressure(8), Some((1, 150)));
+    assert_eq!(net.n(1).stats().unsynced_bytes, 150);
+    // Durable: room again.
+    net.collect();
+    assert_eq!(net.n(1).stats().unsynced_bytes, 0);
+    net.node(1).propose(8, Bytes::from(vec![3u8; 60])).unwrap();
+    net.node(1).propose(8, Bytes::from(vec![4u8; 40])).unwrap();
+    assert!(net.node(1).propose(8, Bytes::from(vec![5u8; 1])).is_err());
+    assert_eq!(net.n(1).pressure_recounted(), (3, 100));
 }

@@ -17,6 +17,9 @@ pub struct RaftLog<S: LogStore> {
     /// follower truncating a conflicting tail).
     unstable: Vec<Entry>,
     unstable_offset: u64,
+    /// Payload bytes of `unstable`, kept as it changes: backpressure reads
+    /// it on every proposal.
+    unstable_bytes: u64,
     /// How many unstable entries were already handed out in a `Ready`.
     unstable_in_ready: usize,
     pub committed: u64,
@@ -41,6 +44,7 @@ impl<S: LogStore> RaftLog<S> {
             pending_snapshot_in_ready: false,
             unstable: Vec::new(),
             unstable_offset,
+            unstable_bytes: 0,
             unstable_in_ready: 0,
             committed,
             applied,
@@ -77,6 +81,7 @@ impl<S: LogStore> RaftLog<S> {
     pub fn restore(&mut self, meta: SnapshotMeta) {
         self.unstable_offset = meta.index + 1;
         self.unstable.clear();
+        self.unstable_bytes = 0;
         self.unstable_in_ready = 0;
         self.committed = meta.index;
         self.pending_snapshot = Some(meta);
@@ -211,12 +216,15 @@ impl<S: LogStore> RaftLog<S> {
             self.unstable_offset = at;
             self.unstable = entries.to_vec();
             self.unstable_in_ready = 0;
+            self.unstable_bytes = 0;
         } else {
             let keep = (at - self.unstable_offset) as usize;
+            self.unstable_bytes -= payload_bytes(&self.unstable[keep..]);
             self.unstable.truncate(keep);
             self.unstable.extend_from_slice(entries);
             self.unstable_in_ready = self.unstable_in_ready.min(keep);
         }
+        self.unstable_bytes += payload_bytes(entries);
     }
 
     /// A follower's consistency check and append (Raft Fig. 2, AppendEntries
@@ -335,6 +343,7 @@ impl<S: LogStore> RaftLog<S> {
         }
         let n = (index - self.unstable_offset + 1) as usize;
         self.store.append(&self.unstable[..n]);
+        self.unstable_bytes -= payload_bytes(&self.unstable[..n]);
         self.unstable.drain(..n);
         self.unstable_offset = index + 1;
         self.unstable_in_ready = self.unstable_in_ready.saturating_sub(n);
@@ -344,9 +353,10 @@ impl<S: LogStore> RaftLog<S> {
         &self.store
     }
 
-    /// Bytes of payload of the entries not yet durable.
+    /// Bytes of payload of the entries not yet durable. O(1).
     pub fn unstable_payload_bytes(&self) -> u64 {
-        self.unstable.iter().map(|e| e.data.len() as u64).sum()
+        debug_assert_eq!(self.unstable_bytes, payload_bytes(&self.unstable));
+        self.unstable_bytes
     }
 
     /// The host took a snapshot at `meta.index` (applied, and durable in
@@ -358,4 +368,8 @@ impl<S: LogStore> RaftLog<S> {
             .min(self.unstable_offset.saturating_sub(1));
         self.store.compact(upto);
     }
+}
+
+fn payload_bytes(entries: &[Entry]) -> u64 {
+    entries.iter().map(|e| e.data.len() as u64).sum()
 }

@@ -95,6 +95,10 @@ pub struct GroupInfo {
     /// estimate), and of its snapshot files.
     pub log_bytes_disk: u64,
     pub snapshot_bytes_disk: u64,
+    /// Backpressure: proposals made here still waiting to be decided, and
+    /// payload bytes of entries not yet durable here.
+    pub pending_proposals: u64,
+    pub unsynced_bytes: u64,
 }
 
 /// One node: its groups, its storage, and whoever drives it.
@@ -359,6 +363,7 @@ impl Runtime {
         let mut info = self.shared.with(|n| -> Result<GroupInfo, multi::Error> {
             let status = n.group_status(group_id)?;
             let (log_memory, snapshot_memory) = n.group_memory(group_id).unwrap_or_default();
+            let (pending, unsynced) = n.group_pressure(group_id).unwrap_or_default();
             Ok(GroupInfo {
                 status,
                 incarnation: n.group_incarnation(group_id).unwrap_or(0),
@@ -366,6 +371,8 @@ impl Runtime {
                 snapshot_bytes_memory: snapshot_memory,
                 log_bytes_disk: 0,
                 snapshot_bytes_disk: 0,
+                pending_proposals: pending,
+                unsynced_bytes: unsynced,
             })
         })?;
         if let Some(disk) = &self.disk {

@@ -117,6 +117,8 @@ struct Proposal {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CheckStats {
     pub proposals: u64,
+    /// Proposals refused (`Busy`), checked never to be applied.
+    pub refused: u64,
     pub committed: u64,
     pub failed_certain: u64,
     pub unknown: u64,
@@ -230,10 +232,19 @@ pub struct Checker {
     acked: BTreeMap<Bytes, (GroupKey, u64)>,
     failed_certain: HashSet<Bytes>,
     applied_anywhere: HashSet<Bytes>,
+    /// Payloads a node refused (`Busy`): never to be applied.
+    refused: HashSet<Bytes>,
     pub stats: CheckStats,
 }
 
 impl Checker {
+    /// A node refused to propose `payload` (backpressure): nothing of it
+    /// may ever be applied.
+    pub fn on_refused(&mut self, payload: Bytes) {
+        self.stats.refused += 1;
+        self.refused.insert(payload);
+    }
+
     pub fn on_propose(&mut self, node: u64, life: u64, id: u64, key: GroupKey, payload: Bytes) {
         self.stats.proposals += 1;
         self.proposals.insert(
@@ -590,6 +601,12 @@ impl Checker {
                 return Err(format!(
                     "node {node} group {}/{} applied {:?} twice",
                     key.0, key.1, e.data
+                ));
+            }
+            if self.refused.contains(&e.data) {
+                return Err(format!(
+                    "node {node} applied {:?}, which a leader refused as busy",
+                    e.data
                 ));
             }
             if self.failed_certain.contains(&e.data) {

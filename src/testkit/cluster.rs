@@ -42,6 +42,13 @@ pub struct ClusterConfig {
     pub snapshot_chunk_bytes: u64,
     pub snapshot_timeout_ticks: u64,
     pub snapshot_threshold_entries: u64,
+    /// The nodes' backpressure limits (see [`NodeConfig`]): proposals in
+    /// flight per group and per node, bytes not yet durable per group and
+    /// per node.
+    pub max_pending_proposals_per_group: u64,
+    pub max_pending_proposals: u64,
+    pub max_unsynced_bytes_per_group: u64,
+    pub max_unsynced_bytes: u64,
     pub seed: u64,
     /// Keep each node's groups in the real WAL on an in-memory file system
     /// (crashes then keep exactly what was made durable). Without it a
@@ -98,6 +105,10 @@ impl ClusterConfig {
             snapshot_chunk_bytes: 64,
             snapshot_timeout_ticks: 60,
             snapshot_threshold_entries: 10_000,
+            max_pending_proposals_per_group: NodeConfig::DEFAULT_MAX_PENDING_PROPOSALS_PER_GROUP,
+            max_pending_proposals: NodeConfig::DEFAULT_MAX_PENDING_PROPOSALS,
+            max_unsynced_bytes_per_group: NodeConfig::DEFAULT_MAX_UNSYNCED_BYTES_PER_GROUP,
+            max_unsynced_bytes: NodeConfig::DEFAULT_MAX_UNSYNCED_BYTES,
             seed,
             wal: true,
             segment_bytes: 16 << 10,
@@ -164,6 +175,8 @@ pub struct ClusterStats {
     pub groups_removed: u64,
     pub groups_created: u64,
     pub proposals_refused: u64,
+    /// Of those, refused with `Busy` (backpressure).
+    pub proposals_busy: u64,
     pub elections: u64,
     pub stale_incarnation_drops: u64,
     /// Snapshots the hosts took, and of those, the ones a crash
@@ -322,6 +335,10 @@ impl Cluster {
         c.snapshot_chunk_bytes = self.cfg.snapshot_chunk_bytes;
         c.snapshot_timeout_ticks = self.cfg.snapshot_timeout_ticks;
         c.snapshot_threshold_entries = self.cfg.snapshot_threshold_entries;
+        c.max_pending_proposals_per_group = self.cfg.max_pending_proposals_per_group;
+        c.max_pending_proposals = self.cfg.max_pending_proposals;
+        c.max_unsynced_bytes_per_group = self.cfg.max_unsynced_bytes_per_group;
+        c.max_unsynced_bytes = self.cfg.max_unsynced_bytes;
         c.seed = self
             .cfg
             .seed
@@ -740,8 +757,13 @@ impl Cluster {
                     .on_propose(id, life, pid, (g, inc), payload.clone());
                 Some(payload)
             }
-            Err(_) => {
+            Err(e) => {
                 self.stats.proposals_refused += 1;
+                if matches!(e, crate::multi::Error::Busy { .. }) {
+                    self.stats.proposals_busy += 1;
+                    // Refused: it must never be applied anywhere.
+                    self.checker.on_refused(payload);
+                }
                 None
             }
         }
@@ -990,6 +1012,15 @@ impl Cluster {
             }
             if let Some(n) = self.node_mut(id) {
                 n.advance(rd);
+                // The backpressure gauges, kept by hand, against a recount.
+                let (pending, unsynced) = n.pressure_recounted();
+                let s = n.stats();
+                if (s.pending_proposals, s.unsynced_bytes) != (pending, unsynced) {
+                    return Err(format!(
+                        "node {id}: backpressure gauges say {} proposals in flight and {} bytes not yet durable; the groups hold {pending} and {unsynced}",
+                        s.pending_proposals, s.unsynced_bytes
+                    ));
+                }
             }
         }
         Err(format!("node {id} never runs out of work"))

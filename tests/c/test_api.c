@@ -242,6 +242,10 @@ static void test_config_init(void)
     CHECK(c.snapshot_timeout_ms == 30000);
     CHECK(c.max_snapshot_bytes == (uint64_t)1 << 30);
     CHECK(c.wal_segment_bytes == 16u << 20);
+    CHECK(c.max_pending_proposals_per_group == 4096);
+    CHECK(c.max_pending_proposals == 262144);
+    CHECK(c.max_unsynced_bytes_per_group == 16u << 20);
+    CHECK(c.max_unsynced_bytes == 256u << 20);
 }
 
 static void test_node_new_misuse(void)
@@ -462,6 +466,15 @@ static void test_init_with_an_older_size(void)
         {"config/max_proposal_bytes",
          offsetof(muxraft_config, max_proposal_bytes), sizeof(muxraft_config),
          init_config},
+        {"config/max_pending_proposals_per_group",
+         offsetof(muxraft_config, max_pending_proposals_per_group),
+         sizeof(muxraft_config), init_config},
+        {"stats/proposals_refused_busy",
+         offsetof(muxraft_stats, proposals_refused_busy), sizeof(muxraft_stats),
+         init_stats},
+        {"group_info/pending_proposals",
+         offsetof(muxraft_group_info, pending_proposals),
+         sizeof(muxraft_group_info), init_info},
         {"callbacks", offsetof(muxraft_callbacks, proposal_done),
          sizeof(muxraft_callbacks), init_callbacks},
         {"stats", offsetof(muxraft_stats, groups), sizeof(muxraft_stats),
@@ -2754,6 +2767,67 @@ static void test_data_dir_in_use(void)
     cu_remove_dir(dir);
 }
 
+/* Backpressure: with frames held, proposals stay in flight on the leader;
+ * at max_pending_proposals_per_group the next one gets MUXRAFT_BUSY at once
+ * (nothing proposed, the message says which limit), the stats and the group
+ * info show the pressure, and once the frames flow and the proposals
+ * commit, proposing works again. 0 lifts a limit. */
+static void test_backpressure(void)
+{
+    muxraft_config base;
+    muxraft_config_init(&base);
+    base.max_pending_proposals_per_group = 2;
+    cu_cluster c;
+    if (!cu_init(&c, 3, 0, &base)) {
+        CHECK(!"cu_init");
+        return;
+    }
+    CHECK(cu_create_group(&c, 5));
+    const uint64_t l = cu_wait_leader(&c, 5, MAX_TICKS);
+    CHECK(l != 0);
+    if (l == 0) {
+        cu_free(&c);
+        return;
+    }
+    muxraft_node *leader = cu_node_by_id(&c, l)->handle;
+    /* Nothing delivered between these calls: nothing commits. */
+    propose_str(&c, l, 5, "one");
+    propose_str(&c, l, 5, "two");
+    const uint64_t last = info_of(leader, 5).last_index;
+    uint64_t id = 77;
+    EXPECT_FAIL(muxraft_propose(leader, 5, bytes_of("three"), 5, &id), MUXRAFT_BUSY);
+    CHECK(id == 77); /* untouched */
+    CHECK(strstr(muxraft_last_error(), "proposals in flight") != NULL);
+    const muxraft_group_info info = info_of(leader, 5);
+    CHECK(info.last_index == last && info.pending_proposals == 2);
+    muxraft_stats s = stats_of(leader);
+    CHECK(s.proposals_refused_busy == 1 && s.pending_proposals == 2);
+    CHECK(cu_wait_applied(&c, 5, 2, MAX_TICKS));
+    CHECK(stats_of(leader).pending_proposals == 0);
+    propose_str(&c, l, 5, "three");
+    CHECK(cu_wait_applied(&c, 5, 3, MAX_TICKS));
+    CHECK(cu_entry_is(&c, l, 5, 2, "three"));
+    cu_free(&c);
+
+    /* 0: no limit. */
+    base.max_pending_proposals_per_group = 0;
+    if (!cu_init(&c, 3, 0, &base)) {
+        CHECK(!"cu_init");
+        return;
+    }
+    CHECK(cu_create_group(&c, 5));
+    const uint64_t l2 = cu_wait_leader(&c, 5, MAX_TICKS);
+    CHECK(l2 != 0);
+    if (l2 != 0) {
+        int accepted = 0;
+        for (int i = 0; i < 5000; i++)
+            accepted += muxraft_propose(cu_node_by_id(&c, l2)->handle, 5, bytes_of("x"), 1,
+                                        NULL) == MUXRAFT_OK;
+        CHECK(accepted == 5000); /* past the default's 4096 */
+    }
+    cu_free(&c);
+}
+
 int main(void)
 {
     /* Before anything failed on this thread, the message is empty. */
@@ -2795,6 +2869,7 @@ int main(void)
     RUN(test_snapshot_install);
     RUN(test_rejoin);
     RUN(test_data_dir_in_use);
+    RUN(test_backpressure);
 
     printf("%d passed, %d failed\n", n_passed, n_failed);
     return n_failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
