@@ -49,7 +49,7 @@
  *        p50_us=.. p99_us=.. applied=.. elections=.. leader_changes=..
  *        hist=US:COUNT,... snapshots=.. restores=.. installed=..
  *        wal_segments=.. wal_bytes=.. snapshot_bytes=.. log_bytes=.. rss_kb=..
- *        index_sum=.. skipped=.. state=..
+ *        index_sum=.. skipped=.. state=.. busy=..
  *
  * Counters are totals since this process started. groups = replicas hosted
  * here, leading = groups this node leads, leaderless = groups for which
@@ -67,7 +67,9 @@
  * once they caught up, whatever each applied since it started); skipped =
  * entries this process did not apply because a restored snapshot covered
  * them; state = a hash of every hosted queue's state (equal on nodes
- * hosting the same groups once they caught up).
+ * hosting the same groups once they caught up); busy = proposals muxraft
+ * refused with MUXRAFT_BUSY (backpressure; this process proposes again
+ * later).
  *
  * Signals: SIGTERM or SIGINT stop the node cleanly (muxraft_node_stop, then
  * muxraft_node_free) and exit 0; SIGUSR1 stops proposing, SIGUSR2 resumes.
@@ -753,10 +755,10 @@ static void print_stat(struct app *app, muxraft_node *node, uint64_t t_ms,
     printf("%s snapshots=%" PRIu64 " restores=%" PRIu64 " installed=%" PRIu64
            " wal_segments=%" PRIu64 " wal_bytes=%" PRIu64 " snapshot_bytes=%" PRIu64
            " log_bytes=%" PRIu64 " rss_kb=%" PRIu64 " index_sum=%" PRIu64 " skipped=%" PRIu64
-           " state=%016" PRIx64 "%s\n",
+           " state=%016" PRIx64 " busy=%" PRIu64 "%s\n",
            first ? "-" : "", snapshots, restores, s.snapshots_installed, s.wal_segments,
            s.wal_bytes, s.snapshot_file_bytes, log_bytes, rss_kb(), index_sum, skipped,
-           state, final ? " final=1" : "");
+           state, s.proposals_refused_busy, final ? " final=1" : "");
     fflush(stdout);
 }
 
