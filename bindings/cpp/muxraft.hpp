@@ -15,9 +15,13 @@
 //                       status and, with MUXRAFT_OK, the proposal id
 //
 // Routine outcomes. A proposal to a node that does not lead the group
-// (MUXRAFT_NOT_LEADER) is routine: leadership moves. propose() throws it as
-// an Error like any other status; try_propose() returns it (and every other
-// status) without throwing, for the loops that retry at the new leader.
+// (MUXRAFT_NOT_LEADER) is routine: leadership moves. So is MUXRAFT_BUSY from a
+// proposal: backpressure, the limits of proposals in flight or of bytes not
+// yet durable (Config's max_pending_* and max_unsynced_*) were reached and
+// nothing was proposed. propose() throws them as an Error like any other
+// status; try_propose() returns them (and every other status) without
+// throwing, for the loops that retry at the new leader or once earlier
+// proposals are decided.
 //
 // Callbacks and exceptions. muxraft calls the Callbacks on the thread of the
 // call that caused them (host-driven mode) or on a muxraft thread (embedded
@@ -164,6 +168,15 @@ struct Config {
     std::uint32_t snapshot_timeout_ms;
     std::uint64_t max_snapshot_bytes;
     std::uint64_t wal_segment_bytes;
+    // Backpressure: propose() throws, and try_propose() returns,
+    // MUXRAFT_BUSY (nothing proposed) while the group or the node has this
+    // many proposals made here and not yet decided, or this many payload
+    // bytes not yet durable here (0: no limit). Retry once earlier
+    // proposals are decided; group_status() and stats() show the gauges.
+    std::uint64_t max_pending_proposals_per_group;
+    std::uint64_t max_pending_proposals;
+    std::uint64_t max_unsynced_bytes_per_group;
+    std::uint64_t max_unsynced_bytes;
 
     // The defaults of muxraft_config_init.
     Config() : Config(defaults()) {}
@@ -178,7 +191,11 @@ struct Config {
           snapshot_threshold_bytes(c.snapshot_threshold_bytes),
           snapshot_trailing_entries(c.snapshot_trailing_entries),
           snapshot_chunk_bytes(c.snapshot_chunk_bytes), snapshot_timeout_ms(c.snapshot_timeout_ms),
-          max_snapshot_bytes(c.max_snapshot_bytes), wal_segment_bytes(c.wal_segment_bytes)
+          max_snapshot_bytes(c.max_snapshot_bytes), wal_segment_bytes(c.wal_segment_bytes),
+          max_pending_proposals_per_group(c.max_pending_proposals_per_group),
+          max_pending_proposals(c.max_pending_proposals),
+          max_unsynced_bytes_per_group(c.max_unsynced_bytes_per_group),
+          max_unsynced_bytes(c.max_unsynced_bytes)
     {
     }
 
@@ -203,6 +220,10 @@ struct Config {
         c.snapshot_timeout_ms = snapshot_timeout_ms;
         c.max_snapshot_bytes = max_snapshot_bytes;
         c.wal_segment_bytes = wal_segment_bytes;
+        c.max_pending_proposals_per_group = max_pending_proposals_per_group;
+        c.max_pending_proposals = max_pending_proposals;
+        c.max_unsynced_bytes_per_group = max_unsynced_bytes_per_group;
+        c.max_unsynced_bytes = max_unsynced_bytes;
         return c;
     }
 
@@ -421,7 +442,8 @@ public:
     // muxraft_propose: the bytes are copied; returns the proposal id that
     // proposal_done reports (it may already have been reported, on a muxraft
     // thread, when this returns). Throws Error for every other status,
-    // MUXRAFT_NOT_LEADER included: where leadership can move, use
+    // MUXRAFT_NOT_LEADER and MUXRAFT_BUSY (backpressure) included: where
+    // leadership can move or the limits of Config can be reached, use
     // try_propose.
     std::uint64_t propose(std::uint64_t group_id, const void *data, std::size_t len) const
     {
@@ -436,7 +458,9 @@ public:
 
     // muxraft_propose without exceptions: every status is returned, with the
     // proposal id when it is MUXRAFT_OK. MUXRAFT_NOT_LEADER is routine (see
-    // group_status() for the leader); for any status but MUXRAFT_OK,
+    // group_status() for the leader), and so is MUXRAFT_BUSY (backpressure:
+    // nothing proposed; retry once earlier proposals are decided); for any
+    // status but MUXRAFT_OK,
     // muxraft_last_error() on this thread says why, until the next failing
     // call.
     [[nodiscard]] ProposeResult try_propose(std::uint64_t group_id, const void *data,

@@ -74,6 +74,8 @@ static ERL_NIF_TERM am_leader, am_follower, am_candidate;
 static ERL_NIF_TERM am_term, am_commit, am_last_index, am_incarnation;
 static ERL_NIF_TERM am_snapshot_index, am_first_index, am_log_bytes_memory,
     am_snapshot_bytes_memory, am_log_bytes_disk, am_snapshot_bytes_disk;
+/* group info and stats keys */
+static ERL_NIF_TERM am_pending_proposals, am_unsynced_bytes;
 static ERL_NIF_TERM am_invalid_argument, am_io, am_shutdown, am_unknown;
 /* stats keys */
 static ERL_NIF_TERM am_messages_sent, am_bytes_sent, am_messages_received,
@@ -90,7 +92,7 @@ static ERL_NIF_TERM am_messages_sent, am_bytes_sent, am_messages_received,
     am_snapshots_installed, am_snapshot_transfers_started,
     am_snapshot_transfers_failed, am_snapshot_crc_failures, am_wal_segments,
     am_wal_bytes, am_wal_segments_deleted, am_wal_bytes_rewritten,
-    am_snapshot_files, am_snapshot_file_bytes;
+    am_snapshot_files, am_snapshot_file_bytes, am_proposals_refused_busy;
 
 static ERL_NIF_TERM mk_atom(ErlNifEnv *env, const char *name)
 {
@@ -478,7 +480,9 @@ static int get_cstr(ErlNifEnv *env, ERL_NIF_TERM t, int allow_undefined,
  *                BatchHeartbeats, MaxProposalBytes,
  *                {SnapshotThresholdEntries, SnapshotThresholdBytes,
  *                 SnapshotTrailingEntries, SnapshotChunkBytes,
- *                 SnapshotTimeoutMs, MaxSnapshotBytes, WalSegmentBytes})
+ *                 SnapshotTimeoutMs, MaxSnapshotBytes, WalSegmentBytes},
+ *                {MaxPendingProposalsPerGroup, MaxPendingProposals,
+ *                 MaxUnsyncedBytesPerGroup, MaxUnsyncedBytes})
  *   -> {ok, Node} | {error, Reason, Message}
  * Numeric options are `undefined` for the library's default. With a
  * data_dir, the `restore` messages of the groups recovered from a snapshot
@@ -516,6 +520,12 @@ static ERL_NIF_TERM start_node_nif(ErlNifEnv *env, int argc,
         !get_opt_u32(env, tuple[4], &config.snapshot_timeout_ms) ||
         !get_opt_u64(env, tuple[5], &config.max_snapshot_bytes) ||
         !get_opt_u64(env, tuple[6], &config.wal_segment_bytes))
+        return enif_make_badarg(env);
+    if (!enif_get_tuple(env, argv[11], &arity, &tuple) || arity != 4 ||
+        !get_opt_u64(env, tuple[0], &config.max_pending_proposals_per_group) ||
+        !get_opt_u64(env, tuple[1], &config.max_pending_proposals) ||
+        !get_opt_u64(env, tuple[2], &config.max_unsynced_bytes_per_group) ||
+        !get_opt_u64(env, tuple[3], &config.max_unsynced_bytes))
         return enif_make_badarg(env);
     if (enif_is_identical(argv[8], am_true))
         config.batch_heartbeats = true;
@@ -745,7 +755,7 @@ static ERL_NIF_TERM group_status_nif(ErlNifEnv *env, int argc,
     uint64_t group_id;
     muxraft_group_info info;
     muxraft_status s;
-    ERL_NIF_TERM keys[13], values[13], map;
+    ERL_NIF_TERM keys[15], values[15], map;
     (void)argc;
 
     if (!get_node(env, argv[0], &n) || !get_u64(env, argv[1], &group_id))
@@ -770,7 +780,10 @@ static ERL_NIF_TERM group_status_nif(ErlNifEnv *env, int argc,
     keys[11] = am_log_bytes_disk; values[11] = enif_make_uint64(env, info.log_bytes_disk);
     keys[12] = am_snapshot_bytes_disk;
     values[12] = enif_make_uint64(env, info.snapshot_bytes_disk);
-    if (!enif_make_map_from_arrays(env, keys, values, 13, &map))
+    keys[13] = am_pending_proposals;
+    values[13] = enif_make_uint64(env, info.pending_proposals);
+    keys[14] = am_unsynced_bytes; values[14] = enif_make_uint64(env, info.unsynced_bytes);
+    if (!enif_make_map_from_arrays(env, keys, values, 15, &map))
         return enif_make_badarg(env);
     return enif_make_tuple2(env, am_ok, map);
 }
@@ -781,7 +794,7 @@ static ERL_NIF_TERM stats_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
     nif_node *n;
     muxraft_stats st;
     muxraft_status s;
-    ERL_NIF_TERM keys[39], values[39], map;
+    ERL_NIF_TERM keys[42], values[42], map;
     unsigned k = 0;
     (void)argc;
 
@@ -836,6 +849,9 @@ static ERL_NIF_TERM stats_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
     STAT(wal_bytes_rewritten);
     STAT(snapshot_files);
     STAT(snapshot_file_bytes);
+    STAT(proposals_refused_busy);
+    STAT(pending_proposals);
+    STAT(unsynced_bytes);
 #undef STAT
     if (!enif_make_map_from_arrays(env, keys, values, k, &map))
         return enif_make_badarg(env);
@@ -948,7 +964,8 @@ static void make_atoms(ErlNifEnv *env)
     ATOM(snapshot_transfers_started); ATOM(snapshot_transfers_failed);
     ATOM(snapshot_crc_failures); ATOM(wal_segments); ATOM(wal_bytes);
     ATOM(wal_segments_deleted); ATOM(wal_bytes_rewritten); ATOM(snapshot_files);
-    ATOM(snapshot_file_bytes);
+    ATOM(snapshot_file_bytes); ATOM(proposals_refused_busy);
+    ATOM(pending_proposals); ATOM(unsynced_bytes);
 #undef ATOM
 }
 
@@ -974,7 +991,7 @@ static int upgrade(ErlNifEnv *env, void **priv, void **old_priv, ERL_NIF_TERM in
 #define DIRTY ERL_NIF_DIRTY_JOB_IO_BOUND
 
 static ErlNifFunc nif_funcs[] = {
-    {"start_node_nif", 11, start_node_nif, DIRTY},
+    {"start_node_nif", 12, start_node_nif, DIRTY},
     {"create_group_nif", 4, create_group_nif, DIRTY},
     {"rejoin_group_nif", 4, rejoin_group_nif, DIRTY},
     {"snapshot_nif", 4, snapshot_nif, DIRTY},

@@ -105,8 +105,13 @@
 %% kept behind a snapshot; `snapshot_chunk_bytes' (1 MiB, at most 4 MiB)
 %% and `snapshot_timeout_ms' (30000), how snapshots travel to followers;
 %% `max_snapshot_bytes' (1 GiB); `wal_segment_bytes' (16 MiB, at least
-%% 64 KiB). Strings may be given as strings or binaries. Unknown keys raise
-%% `badarg'.
+%% 64 KiB); and for backpressure (0: no limit) `max_pending_proposals_per_group'
+%% (4096) and `max_pending_proposals' (262144), the proposals made on this
+%% node and not yet decided, in a group and over all groups, and
+%% `max_unsynced_bytes_per_group' (16 MiB) and `max_unsynced_bytes'
+%% (256 MiB), the payload bytes not yet durable here: at a limit
+%% {@link propose/3} answers `{error, busy}' at once. Strings may be given
+%% as strings or binaries. Unknown keys raise `badarg'.
 %%
 %% The calling process becomes the owner and receives the node's events.
 -spec start_node(#{node_id := node_id(),
@@ -125,7 +130,11 @@
                    snapshot_chunk_bytes => pos_integer(),
                    snapshot_timeout_ms => pos_integer(),
                    max_snapshot_bytes => non_neg_integer(),
-                   wal_segment_bytes => pos_integer()}) ->
+                   wal_segment_bytes => pos_integer(),
+                   max_pending_proposals_per_group => non_neg_integer(),
+                   max_pending_proposals => non_neg_integer(),
+                   max_unsynced_bytes_per_group => non_neg_integer(),
+                   max_unsynced_bytes => non_neg_integer()}) ->
           {ok, node_handle()} | {error, reason()}.
 start_node(Opts) when is_map(Opts) ->
     Known = [node_id, cluster_id, listen, peers, data_dir, tick_ms,
@@ -133,7 +142,9 @@ start_node(Opts) when is_map(Opts) ->
              max_proposal_bytes, snapshot_threshold_entries,
              snapshot_threshold_bytes, snapshot_trailing_entries,
              snapshot_chunk_bytes, snapshot_timeout_ms, max_snapshot_bytes,
-             wal_segment_bytes],
+             wal_segment_bytes, max_pending_proposals_per_group,
+             max_pending_proposals, max_unsynced_bytes_per_group,
+             max_unsynced_bytes],
     [] =:= maps:keys(maps:without(Known, Opts)) orelse error(badarg, [Opts]),
     NodeId = case Opts of
                  #{node_id := Id} when is_integer(Id), Id > 0 -> Id;
@@ -171,7 +182,11 @@ start_node(Opts) when is_map(Opts) ->
                            opt_int(snapshot_chunk_bytes, Opts),
                            opt_int(snapshot_timeout_ms, Opts),
                            opt_u64(max_snapshot_bytes, Opts),
-                           opt_u64(wal_segment_bytes, Opts)}));
+                           opt_u64(wal_segment_bytes, Opts)},
+                          {opt_u64(max_pending_proposals_per_group, Opts),
+                           opt_u64(max_pending_proposals, Opts),
+                           opt_u64(max_unsynced_bytes_per_group, Opts),
+                           opt_u64(max_unsynced_bytes, Opts)}));
 start_node(Opts) ->
     error(badarg, [Opts]).
 
@@ -232,8 +247,11 @@ remove_group(Node, GroupId) ->
 %% it is never applied); `{error, unknown | shutdown}': the outcome is
 %% unknown (leadership lost, group removed, node stopped: it may still have
 %% committed on the other replicas). Otherwise `{error,
-%% not_leader}' (see {@link group_status/2} for the leader), `not_found',
-%% `too_large' (over `max_proposal_bytes') or `shutdown'.
+%% not_leader}' (see {@link group_status/2} for the leader), `busy'
+%% (backpressure: nothing proposed, the group or the node is at a limit of
+%% {@link start_node/1}, `max_pending_proposals*' or `max_unsynced_bytes*';
+%% retry once earlier proposals are decided), `not_found', `too_large' (over
+%% `max_proposal_bytes') or `shutdown'.
 -spec propose(node_handle(), group_id(), iodata()) ->
           {ok, proposal_id()} | {error, reason()}.
 propose(Node, GroupId, Data) ->
@@ -260,7 +278,10 @@ snapshot(Node, GroupId, Index, Data) ->
 %% holds; `log_bytes_memory' and `snapshot_bytes_memory' are the bytes of
 %% payload the log and the latest snapshot hold in memory,
 %% `log_bytes_disk' and `snapshot_bytes_disk' those on disk (with a
-%% `data_dir').
+%% `data_dir'); `pending_proposals' and `unsynced_bytes' (on the leader)
+%% are the proposals made on this node and not yet decided and the payload
+%% bytes not yet durable here; at the group's limits of
+%% {@link start_node/1} {@link propose/3} answers `{error, busy}'.
 -spec group_status(node_handle(), group_id()) ->
           {ok, #{role := role(), term := non_neg_integer(),
                  leader := non_neg_integer(), commit := non_neg_integer(),
@@ -271,7 +292,9 @@ snapshot(Node, GroupId, Index, Data) ->
                  log_bytes_memory := non_neg_integer(),
                  snapshot_bytes_memory := non_neg_integer(),
                  log_bytes_disk := non_neg_integer(),
-                 snapshot_bytes_disk := non_neg_integer()}}
+                 snapshot_bytes_disk := non_neg_integer(),
+                 pending_proposals := non_neg_integer(),
+                 unsynced_bytes := non_neg_integer()}}
           | {error, reason()}.
 group_status(Node, GroupId) ->
     result(group_status_nif(Node, GroupId)).
@@ -296,7 +319,10 @@ group_status(Node, GroupId) ->
 %% `snapshot_transfers_failed' (as a leader), `snapshot_crc_failures'; and
 %% with a `data_dir', `wal_segments' and `wal_bytes' (now),
 %% `wal_segments_deleted', `wal_bytes_rewritten', `snapshot_files' and
-%% `snapshot_file_bytes' (now).
+%% `snapshot_file_bytes' (now); for backpressure `proposals_refused_busy'
+%% (`{error, busy}' from {@link propose/3}) and the gauges
+%% `pending_proposals' (proposals in flight over all groups) and
+%% `unsynced_bytes' (payload bytes not yet durable here).
 -spec stats(node_handle()) -> #{atom() => non_neg_integer()}.
 stats(Node) ->
     case stats_nif(Node) of
@@ -398,7 +424,7 @@ load_nif() ->
 
 start_node_nif(_NodeId, _ClusterId, _Listen, _Peers, _DataDir, _TickMs,
                _HeartbeatTicks, _ElectionTicks, _Batch, _MaxProposalBytes,
-               _SnapshotOpts) ->
+               _SnapshotOpts, _BackpressureOpts) ->
     erlang:nif_error(not_loaded).
 create_group_nif(_Node, _GroupId, _Incarnation, _Members) -> erlang:nif_error(not_loaded).
 rejoin_group_nif(_Node, _GroupId, _Incarnation, _Members) -> erlang:nif_error(not_loaded).

@@ -62,6 +62,9 @@ restore_after_restart_test_() ->
 rejoin_after_lost_data_test_() ->
     {timeout, 120, fun rejoin_after_lost_data/0}.
 
+backpressure_test_() ->
+    {timeout, 60, fun backpressure/0}.
+
 %% Three embedded nodes in this VM on loopback, many groups; every group's
 %% proposals are applied in proposal order, identically, on every node.
 embedded_cluster() ->
@@ -209,6 +212,10 @@ bad_arguments() ->
     ?assertError(badarg, muxraft:start_node(#{node_id => 1, snapshot_threshold_entries => 1 bsl 64})),
     ?assertError(badarg, muxraft:start_node(#{node_id => 1, snapshot_chunk_bytes => 1 bsl 32})),
     ?assertError(badarg, muxraft:start_node(#{node_id => 1, wal_segment_bytes => x})),
+    ?assertError(badarg, muxraft:start_node(#{node_id => 1, max_pending_proposals_per_group => -1})),
+    ?assertError(badarg, muxraft:start_node(#{node_id => 1, max_pending_proposals => x})),
+    ?assertError(badarg, muxraft:start_node(#{node_id => 1, max_unsynced_bytes_per_group => 1 bsl 64})),
+    ?assertError(badarg, muxraft:start_node(#{node_id => 1, max_unsynced_bytes => 1.0})),
     ?assertEqual({error, invalid_argument},
                  muxraft:start_node(#{node_id => 1, snapshot_chunk_bytes => 0})),
     ?assertEqual({error, invalid_argument},
@@ -731,6 +738,68 @@ rejoin_after_lost_data() ->
         rm_rf(Root)
     end.
 
+%% Backpressure on three host-driven nodes owned by this process: with the
+%% frames held, the leader's proposals stay in flight; at
+%% max_pending_proposals_per_group the next propose is {error, busy} at once
+%% (nothing proposed), stats/1 and group_status/2 show it, and once the
+%% frames flow the proposals commit and proposing works again. The refused
+%% payload is never applied.
+backpressure() ->
+    Ids = [1, 2, 3],
+    Limits = #{max_pending_proposals_per_group => 2, max_pending_proposals => 100,
+               max_unsynced_bytes_per_group => 0, max_unsynced_bytes => 1 bsl 30},
+    Nodes = maps:from_list([begin
+                                {ok, N} = muxraft:start_node(Limits#{node_id => Id,
+                                                                     cluster_id => 1010}),
+                                {Id, N}
+                            end || Id <- Ids]),
+    try
+        IdOf = maps:from_list([{N, Id} || {Id, N} <- maps:to_list(Nodes)]),
+        [ok = muxraft:create_group(N, 1, 1, Ids) || N <- maps:values(Nodes)],
+        S0 = hd_ticks(Nodes, IdOf, #{}, 100),
+        L = hd_leader(Nodes, 1),
+        ?assertNotEqual(none, L),
+        LN = maps:get(L, Nodes),
+        ?assertMatch({ok, #{pending_proposals := 0, unsynced_bytes := 0}},
+                     muxraft:group_status(LN, 1)),
+        ?assertMatch(#{proposals_refused_busy := 0, pending_proposals := 0,
+                       unsynced_bytes := 0}, muxraft:stats(LN)),
+        %% Nothing delivered between these calls: nothing commits.
+        {ok, P1} = muxraft:propose(LN, 1, <<"one">>),
+        {ok, P2} = muxraft:propose(LN, 1, <<"two">>),
+        {ok, #{last_index := Last, pending_proposals := 2}} = muxraft:group_status(LN, 1),
+        ?assertEqual({error, busy}, muxraft:propose(LN, 1, <<"refused">>)),
+        Msg = unicode:characters_to_list(muxraft:last_error()),
+        ?assertNotEqual(nomatch, string:find(Msg, "proposals in flight")),
+        {ok, Info} = muxraft:group_status(LN, 1),
+        ?assertMatch(#{last_index := Last, pending_proposals := 2}, Info), % nothing proposed
+        ?assert(is_integer(maps:get(unsynced_bytes, Info))),
+        Stats = muxraft:stats(LN),
+        ?assertMatch(#{proposals_refused_busy := 1, pending_proposals := 2}, Stats),
+        ?assert(is_integer(maps:get(unsynced_bytes, Stats))),
+        %% A follower still answers not_leader.
+        ?assertEqual({error, not_leader}, muxraft:propose(maps:get(L rem 3 + 1, Nodes), 1, <<"x">>)),
+        %% The frames flow: both commit, and the pressure is gone.
+        S1 = hd_ticks(Nodes, IdOf, S0, 40),
+        ?assertEqual([P1, P2], maps:get({committed, L}, S1, [])),
+        [?assertEqual([<<"one">>, <<"two">>], [D || {_, D} <- maps:get({applied, Id, 1}, S1, [])])
+         || Id <- Ids],
+        ?assertMatch({ok, #{pending_proposals := 0}}, muxraft:group_status(LN, 1)),
+        ?assertMatch(#{proposals_refused_busy := 1, pending_proposals := 0,
+                       proposals_committed := 2}, muxraft:stats(LN)),
+        %% Proposing works again; the refused payload was never applied.
+        {ok, P3} = muxraft:propose(LN, 1, <<"after">>),
+        S2 = hd_ticks(Nodes, IdOf, S1, 40),
+        ?assertEqual([P1, P2, P3], maps:get({committed, L}, S2)),
+        [?assertEqual([<<"one">>, <<"two">>, <<"after">>],
+                      [D || {_, D} <- maps:get({applied, Id, 1}, S2, [])])
+         || Id <- Ids],
+        [ok = muxraft:stop_node(N) || N <- maps:values(Nodes)]
+    after
+        [muxraft:stop_node(N) || N <- maps:values(Nodes)],
+        flush()
+    end.
+
 unique_dir() ->
     filename:join(temp_dir(), "muxraft-eunit-" ++ os:getpid() ++ "-"
                   ++ integer_to_list(erlang:unique_integer([positive]))).
@@ -744,7 +813,8 @@ hd_ticks(Nodes, IdOf, S, K) ->
 
 %% Handle this process's node messages until there are none: frames are
 %% stepped into their destination (and counted by sender and flag),
-%% applied entries and restores recorded, in the order they came.
+%% applied entries, restores and the ids of the proposals committed
+%% recorded, in the order they came.
 hd_deliver(Nodes, IdOf, S) ->
     receive
         {muxraft, N, {send, To, Frame, Liveness}} when is_boolean(Liveness) ->
@@ -762,8 +832,9 @@ hd_deliver(Nodes, IdOf, S) ->
             hd_deliver(Nodes, IdOf, maps:update_with({restore, Id, G}, fun(L) -> L ++ [R] end, [R], S));
         {muxraft, _N, {role, _, _, _, _}} ->
             hd_deliver(Nodes, IdOf, S);
-        {muxraft, _N, {proposal, _, ok, _}} ->
-            hd_deliver(Nodes, IdOf, S)
+        {muxraft, N, {proposal, P, ok, _}} ->
+            Key = {committed, maps:get(N, IdOf)},
+            hd_deliver(Nodes, IdOf, maps:update_with(Key, fun(L) -> L ++ [P] end, [P], S))
     after 0 ->
             S
     end.
