@@ -60,7 +60,8 @@ lint:
 
 ## bench: heartbeat cost, naive vs batched, for three cluster sizes;
 ## heartbeat latency under load; restart time after 10,000 and 1,000,000
-## committed entries, with snapshots vs replaying the whole log.
+## committed entries, with snapshots vs replaying the whole log; the soak;
+## throughput and latency under an open-loop load past saturation.
 bench:
 	$(CARGO) bench --bench heartbeat -- --nodes 3 --groups 100 --replicas 3 --intervals 50
 	$(CARGO) bench --bench heartbeat -- --nodes 5 --groups 1000 --replicas 3 --intervals 50
@@ -68,6 +69,7 @@ bench:
 	$(CARGO) bench --bench heartbeat_latency
 	$(CARGO) bench --bench restart
 	$(MAKE) soak
+	$(MAKE) bench-throughput
 
 clean:
 	$(CARGO) clean
@@ -155,6 +157,21 @@ $(C_OUT)/crash_test: tests/c/crash_test.c $(QUEUE_CLUSTER) | $(C_OUT)
 $(C_OUT)/soak: benches/c/soak.c $(QUEUE_CLUSTER) | $(C_OUT)
 	$(CC) $(C_FLAGS) -Iexamples/c $(C_OPT) benches/c/soak.c examples/c/queue_cluster.c -o $@
 
+$(C_OUT)/throughput: benches/c/throughput.c $(QUEUE_CLUSTER) | $(C_OUT)
+	$(CC) $(C_FLAGS) -Iexamples/c $(C_OPT) benches/c/throughput.c examples/c/queue_cluster.c -lm -o $@
+
+## bench-throughput: three queue_node processes with data directories (WAL
+## synced), 1,000 groups, 16-byte payloads, an open-loop offered load that
+## doubles until the commits per second stop growing and then goes past
+## saturation, naive then batched heartbeats: per step commits/s, p50/p99/
+## p999 commit latency, CPU per commit, elections, leader changes and BUSY
+## refusals; the plot of p99 against throughput in target/throughput.svg
+## (benches/c/throughput.c; THROUGHPUT_FLAGS adds flags, e.g.
+## THROUGHPUT_FLAGS='--rates 5000,10000,20000 --step-seconds 5 --json').
+.PHONY: bench-throughput
+bench-throughput: $(C_OUT)/throughput $(C_OUT)/queue_node
+	$(C_OUT)/throughput --queue-node $(C_OUT)/queue_node $(THROUGHPUT_FLAGS)
+
 ## soak: three queue_node processes with data directories, 100 groups, at
 ## least 10,000 commits/s for 120 s with snapshots every 10,000 entries per
 ## group: the data directories stay under 64 MiB plus the snapshots and the
@@ -171,12 +188,15 @@ soak: $(C_OUT)/soak $(C_OUT)/queue_node
 ## data deleted before half of its restarts (it rejoins by snapshot).
 ## MUXRAFT_CRASH_SECONDS (default 30) sets how long the kills go on (see
 ## tests/c/crash_test.c for the other knobs).
-## Also the soak benchmark in smoke mode (10 s, bounds on the WAL checked).
-test-crash: $(C_OUT)/crash_test $(C_OUT)/queue_node $(C_OUT)/soak
+## Also the soak benchmark in smoke mode (10 s, bounds on the WAL checked)
+## and the throughput benchmark in smoke mode (about 17 s: 100 groups, two
+## short steps per mode; each must commit a third of its offered rate).
+test-crash: $(C_OUT)/crash_test $(C_OUT)/queue_node $(C_OUT)/soak $(C_OUT)/throughput
 	$(C_OUT)/crash_test $(C_OUT)/queue_node
 	MUXRAFT_CRASH_WIPE=50 MUXRAFT_CRASH_SECONDS=$${MUXRAFT_CRASH_SECONDS:-20} \
 		$(C_OUT)/crash_test $(C_OUT)/queue_node
 	$(C_OUT)/soak --smoke --queue-node $(C_OUT)/queue_node
+	$(C_OUT)/throughput --smoke --queue-node $(C_OUT)/queue_node
 
 $(C_OUT)/test_api: $(C_TEST_DEPS) $(STATIC_LIB) $(NATIVE_LIBS_FILE) | $(C_OUT)
 	$(CC) $(C_FLAGS) $(C_OPT) $(C_TEST_SRC) $(STATIC_LIB) $(NATIVE_LIBS) -o $@

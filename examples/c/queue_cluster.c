@@ -130,6 +130,8 @@ bool qc_init(qc_cluster *c, const char *exe, size_t n, const char *base)
     c->report_ms = 1000;
     c->cluster_id = 7;
     c->batch = true;
+    c->max_inflight = -1;
+    c->max_pending_per_group = -1;
     srand((unsigned)(qc_now_ns() ^ (uint64_t)getpid()));
     int ports[QC_MAX_NODES];
     for (size_t i = 0; i < n; i++) {
@@ -161,8 +163,8 @@ bool qc_start(qc_cluster *c, size_t i)
     }
 
     /* The argument list. */
-    char args[48][128];
-    char *argv[56];
+    char args[64][128];
+    char *argv[72];
     size_t a = 0, k = 0;
 #define ARG(...) (snprintf(args[k], sizeof args[k], __VA_ARGS__), argv[a++] = args[k++])
     argv[a++] = (char *)c->exe;
@@ -211,6 +213,26 @@ bool qc_start(qc_cluster *c, size_t i)
     if (c->no_app_logs) {
         ARG("--app-logs");
         ARG("0");
+    }
+    if (c->payload_bytes > 0) {
+        ARG("--payload-bytes");
+        ARG("%u", c->payload_bytes);
+    }
+    if (c->open_loop) {
+        ARG("--open-loop");
+        ARG("1");
+    }
+    if (c->rate_file) {
+        ARG("--rate-file");
+        argv[a++] = (char *)c->rate_file;
+    }
+    if (c->max_inflight >= 0) {
+        ARG("--max-inflight");
+        ARG("%lld", c->max_inflight);
+    }
+    if (c->max_pending_per_group >= 0) {
+        ARG("--max-pending-per-group");
+        ARG("%lld", c->max_pending_per_group);
     }
     argv[a] = NULL;
 #undef ARG
@@ -325,6 +347,7 @@ static bool parse_stat(char *line, qc_stat *s)
         F(p50_us) F(p99_us) F(applied) F(elections) F(leader_changes) F(final)
         F(snapshots) F(restores) F(installed) F(wal_segments) F(wal_bytes)
         F(snapshot_bytes) F(log_bytes) F(rss_kb) F(index_sum) F(skipped)
+        F(busy) F(shed) F(rate)
 #undef F
         if (strcmp(k, "state") == 0) {
             s->state = (uint64_t)strtoull(v, NULL, 16);

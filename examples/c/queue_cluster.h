@@ -1,6 +1,7 @@
 /*
  * queue_cluster.h: run a cluster of queue_node processes on loopback and
- * follow what they report (used by demo.c and tests/c/crash_test.c).
+ * follow what they report (used by demo.c, tests/c/crash_test.c,
+ * benches/c/soak.c and benches/c/throughput.c).
  *
  * Each process is started with fork/exec, its stdout on a pipe; qc_poll()
  * reads the pipes and parses every STAT line (see queue_node.c for the
@@ -18,7 +19,7 @@
 #include <sys/types.h>
 
 #define QC_MAX_NODES 5
-#define QC_MAX_HIST 160   /* latency buckets kept from one STAT line */
+#define QC_MAX_HIST 400   /* latency buckets kept from one STAT line (all) */
 #define QC_HISTORY 128    /* reports remembered per process */
 #define QC_MAX_INCARNATIONS 256
 
@@ -30,6 +31,9 @@ typedef struct qc_stat {
     uint64_t p50_us, p99_us, applied, elections, leader_changes, final;
     uint64_t snapshots, restores, installed, wal_segments, wal_bytes, snapshot_bytes;
     uint64_t log_bytes, rss_kb, index_sum, skipped, state;
+    uint64_t busy; /* proposals muxraft refused with MUXRAFT_BUSY */
+    uint64_t shed; /* proposals the process's schedule called for, not made */
+    uint64_t rate; /* proposals per second the process offers now */
     size_t n_hist;
     uint64_t hist_us[QC_MAX_HIST], hist_count[QC_MAX_HIST];
     uint64_t received_ns; /* when the line arrived (qc_now_ns clock) */
@@ -68,6 +72,13 @@ typedef struct qc_cluster {
     unsigned snapshot_every, snapshot_pad, snapshot_trailing, snapshot_bytes;
     unsigned wal_segment_mib; /* 0: not passed */
     bool no_app_logs;
+    /* Load: --payload-bytes (0: not passed), --open-loop 1 when open_loop,
+     * --rate-file (NULL: not passed), --max-inflight and
+     * --max-pending-per-group (negative: not passed; qc_init sets -1). */
+    unsigned payload_bytes;
+    bool open_loop;
+    const char *rate_file;
+    long long max_inflight, max_pending_per_group;
     /* Called for every STAT line, after `last` was updated. */
     void (*on_stat)(void *userdata, qc_proc *p, const qc_stat *s);
     void *userdata;

@@ -20,6 +20,9 @@
  *                     [--snapshot-trailing N] [--snapshot-bytes BYTES]
  *                     [--wal-segment-mib MIB]
  *                     [--rejoin 0|1] [--app-logs 0|1]
+ *                     [--payload-bytes N] [--max-inflight N]
+ *                     [--max-pending-per-group N] [--open-loop 0|1]
+ *                     [--rate-file PATH]
  *
  * Each queue's state machine is a count of the messages applied and a
  * running hash of them (FNV-1a over index and payload). With
@@ -41,6 +44,22 @@
  * creating them: the leaders bring it back with snapshots and appends.
  * --rejoin 1 forces that.
  *
+ * Load (for benches/c/throughput.c): --payload-bytes N makes every message
+ * exactly N bytes (its text padded with '.', or cut short: then messages
+ * are no longer unique, which only the app logs would notice). At most
+ * --max-inflight proposals (default 20000; 0: no cap) wait for their
+ * outcome; at the cap this process sheds what its schedule calls for.
+ * --max-pending-per-group sets muxraft's max_pending_proposals_per_group
+ * (0: no limit; default: muxraft's). By default a proposal muxraft refuses
+ * with MUXRAFT_BUSY is tried again on the next pass (up to 100 ms of
+ * proposals are carried over); with --open-loop 1 it is counted and
+ * dropped, and the process goes on to the next group at the same pace: the
+ * offered load does not depend on how fast proposals complete.
+ * --rate-file PATH: the file holds one number, the proposals per second of
+ * the whole cluster; this process re-reads it every 100 ms and offers its
+ * share, RATE x (groups it leads) / G, spread evenly over the groups it
+ * leads. While the file is missing or unreadable, --rate applies.
+ *
  * Every --report-ms it prints one line to stdout (and flushes it):
  *
  *   STAT t_ms=.. id=.. pid=.. groups=.. leading=.. leaderless=..
@@ -49,7 +68,7 @@
  *        p50_us=.. p99_us=.. applied=.. elections=.. leader_changes=..
  *        hist=US:COUNT,... snapshots=.. restores=.. installed=..
  *        wal_segments=.. wal_bytes=.. snapshot_bytes=.. log_bytes=.. rss_kb=..
- *        index_sum=.. skipped=.. state=.. busy=..
+ *        index_sum=.. skipped=.. state=.. busy=.. shed=.. rate=..
  *
  * Counters are totals since this process started. groups = replicas hosted
  * here, leading = groups this node leads, leaderless = groups for which
@@ -69,7 +88,10 @@
  * them; state = a hash of every hosted queue's state (equal on nodes
  * hosting the same groups once they caught up); busy = proposals muxraft
  * refused with MUXRAFT_BUSY (backpressure; this process proposes again
- * later).
+ * later, or, with --open-loop 1, drops them); shed = proposals this
+ * process's schedule called for and it did not make (at --max-inflight, or
+ * more than 100 ms behind schedule); rate = the proposals per second it
+ * offers now.
  *
  * Signals: SIGTERM or SIGINT stop the node cleanly (muxraft_node_stop, then
  * muxraft_node_free) and exit 0; SIGUSR1 stops proposing, SIGUSR2 resumes.
@@ -105,7 +127,7 @@
 #include "muxraft.h"
 
 #define MAX_PEERS 15
-#define MAX_INFLIGHT 20000     /* proposals awaiting proposal_done, at most */
+#define MAX_INFLIGHT 20000     /* default --max-inflight */
 #define LOOP_NS 5000000L       /* the main loop runs every 5 ms */
 #define LEADERS_REFRESH_MS 100 /* re-read which groups we lead */
 
@@ -316,6 +338,11 @@ struct options {
     uint64_t snapshot_every, snapshot_pad, snapshot_trailing, snapshot_bytes;
     uint64_t wal_segment_mib;
     bool rejoin, app_logs;
+    uint64_t payload_bytes; /* 0: the message text as it is */
+    uint64_t max_inflight;  /* 0: no cap */
+    int64_t max_pending_per_group; /* -1: muxraft's default */
+    bool open_loop;
+    const char *rate_file;
 };
 
 /* A queue's state machine: what it applied, as a count and a hash. */
@@ -357,6 +384,8 @@ struct app {
     struct pending_table pending;
     uint64_t commits, failed;
     uint64_t hist[HIST_BUCKETS]; /* since the last STAT line */
+    char *done_buf; /* on_proposal_done's message buffer */
+    size_t buf_size;
 
     pthread_mutex_t apply_mu;
     uint64_t applied;
@@ -378,11 +407,21 @@ static void on_signal(int sig)
         stop_requested = 1;
 }
 
-static void payload(char *buf, size_t size, const struct app *app,
-                    uint64_t group, uint64_t seq)
+/* The message for (group, seq) into buf (of size > --payload-bytes and
+ * >= 128); returns its length. */
+static size_t payload(char *buf, size_t size, const struct app *app,
+                      uint64_t group, uint64_t seq)
 {
-    snprintf(buf, size, "n%" PRIu64 "-i%" PRIu64 "-g%" PRIu64 "-s%" PRIu64,
-             app->opt->id, app->incarnation, group, seq);
+    int n = snprintf(buf, size, "n%" PRIu64 "-i%" PRIu64 "-g%" PRIu64 "-s%" PRIu64,
+                     app->opt->id, app->incarnation, group, seq);
+    size_t len = (size_t)n, want = (size_t)app->opt->payload_bytes;
+    if (want > 0 && want < size) {
+        if (len < want)
+            memset(buf + len, '.', want - len);
+        len = want;
+        buf[len] = '\0';
+    }
+    return len;
 }
 
 /* " <hash>\n" in place of the newline format_entry ended `line` with. */
@@ -491,6 +530,20 @@ static uint64_t take_snapshots(struct app *app, muxraft_node *node, uint8_t *buf
     return taken;
 }
 
+/* The number in `path` (a rate file); false if there is none. */
+static bool read_rate(const char *path, double *rate)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    double v;
+    bool ok = fscanf(f, "%lf", &v) == 1 && v >= 0;
+    fclose(f);
+    if (ok)
+        *rate = v;
+    return ok;
+}
+
 static uint64_t rss_kb(void)
 {
     FILE *f = fopen("/proc/self/statm", "r");
@@ -518,10 +571,10 @@ static void on_proposal_done(void *userdata, uint64_t group_id,
             app->commits++;
             app->hist[hist_bucket((end - p.start_ns) / 1000)]++;
             if (app->acked_fd >= 0) {
-                char data[128], line[512];
-                payload(data, sizeof data, app, p.group, p.seq);
+                char line[512];
+                size_t len = payload(app->done_buf, app->buf_size, app, p.group, p.seq);
                 size_t n = format_entry(line, sizeof line, group_id, index,
-                                        (const uint8_t *)data, strlen(data));
+                                        (const uint8_t *)app->done_buf, len);
                 write_line(app->acked_fd, line, n);
             }
         } else {
@@ -602,7 +655,10 @@ static void usage(void)
             "                  [--snapshot-every N (0: never)] [--snapshot-pad BYTES (0)]\n"
             "                  [--snapshot-trailing N (muxraft's default)]\n"
             "                  [--snapshot-bytes BYTES (0)] [--wal-segment-mib MIB (default)]\n"
-            "                  [--rejoin 0|1 (0)] [--app-logs 0|1 (1)]\n");
+            "                  [--rejoin 0|1 (0)] [--app-logs 0|1 (1)]\n"
+            "                  [--payload-bytes N (0: as it is)] [--max-inflight N (20000; 0: none)]\n"
+            "                  [--max-pending-per-group N (muxraft's default; 0: none)]\n"
+            "                  [--open-loop 0|1 (0)] [--rate-file PATH]\n");
     exit(2);
 }
 
@@ -615,6 +671,8 @@ static void parse_options(int argc, char **argv, struct options *o)
     o->rate = 100;
     o->report_ms = 1000;
     o->app_logs = true;
+    o->max_inflight = MAX_INFLIGHT;
+    o->max_pending_per_group = -1;
     for (int i = 1; i < argc; i++) {
         const char *flag = argv[i];
         if (i + 1 >= argc)
@@ -667,13 +725,23 @@ static void parse_options(int argc, char **argv, struct options *o)
             o->rejoin = parse_u64(v, flag) != 0;
         } else if (strcmp(flag, "--app-logs") == 0) {
             o->app_logs = parse_u64(v, flag) != 0;
+        } else if (strcmp(flag, "--payload-bytes") == 0) {
+            o->payload_bytes = parse_u64(v, flag);
+        } else if (strcmp(flag, "--max-inflight") == 0) {
+            o->max_inflight = parse_u64(v, flag);
+        } else if (strcmp(flag, "--max-pending-per-group") == 0) {
+            o->max_pending_per_group = (int64_t)parse_u64(v, flag);
+        } else if (strcmp(flag, "--open-loop") == 0) {
+            o->open_loop = parse_u64(v, flag) != 0;
+        } else if (strcmp(flag, "--rate-file") == 0) {
+            o->rate_file = v;
         } else {
             usage();
         }
     }
     if (o->id == 0 || o->listen == NULL || o->groups == 0 || o->groups > 1000000 ||
         o->replicas == 0 || o->replicas > 7 || o->report_ms == 0 ||
-        o->snapshot_pad > (64u << 20))
+        o->snapshot_pad > (64u << 20) || o->payload_bytes > (1u << 20))
         usage();
 }
 
@@ -706,8 +774,13 @@ static struct view read_roles(muxraft_node *node, const bool *hosted,
     return v;
 }
 
+struct load {
+    uint64_t proposed, shed;
+    double rate; /* offered now, per second */
+};
+
 static void print_stat(struct app *app, muxraft_node *node, uint64_t t_ms,
-                       uint64_t hosted, struct view v, uint64_t proposed,
+                       uint64_t hosted, struct view v, struct load load,
                        uint64_t snapshots, uint64_t log_bytes, bool final)
 {
     muxraft_stats s;
@@ -742,7 +815,7 @@ static void print_stat(struct app *app, muxraft_node *node, uint64_t t_ms,
            t_ms, app->opt->id, (long)getpid(), hosted, v.leading, v.leaderless,
            s.heartbeat_messages_sent, s.heartbeat_batches_sent,
            s.group_heartbeats_batched, s.heartbeat_bytes_sent, s.messages_sent,
-           s.bytes_sent, (int)proposing, proposed, commits, failed, inflight,
+           s.bytes_sent, (int)proposing, load.proposed, commits, failed, inflight,
            hist_percentile(hist, 0.50), hist_percentile(hist, 0.99), applied,
            s.elections_started, s.leader_changes);
     bool first = true;
@@ -755,10 +828,10 @@ static void print_stat(struct app *app, muxraft_node *node, uint64_t t_ms,
     printf("%s snapshots=%" PRIu64 " restores=%" PRIu64 " installed=%" PRIu64
            " wal_segments=%" PRIu64 " wal_bytes=%" PRIu64 " snapshot_bytes=%" PRIu64
            " log_bytes=%" PRIu64 " rss_kb=%" PRIu64 " index_sum=%" PRIu64 " skipped=%" PRIu64
-           " state=%016" PRIx64 " busy=%" PRIu64 "%s\n",
+           " state=%016" PRIx64 " busy=%" PRIu64 " shed=%" PRIu64 " rate=%.0f%s\n",
            first ? "-" : "", snapshots, restores, s.snapshots_installed, s.wal_segments,
            s.wal_bytes, s.snapshot_file_bytes, log_bytes, rss_kb(), index_sum, skipped,
-           state, s.proposals_refused_busy, final ? " final=1" : "");
+           state, s.proposals_refused_busy, load.shed, load.rate, final ? " final=1" : "");
     fflush(stdout);
 }
 
@@ -790,6 +863,8 @@ int main(int argc, char **argv)
     pthread_mutex_init(&app.mu, NULL);
     pthread_mutex_init(&app.apply_mu, NULL);
     app.queues = xcalloc(opt.groups + 1, sizeof *app.queues);
+    app.buf_size = opt.payload_bytes >= 128 ? (size_t)opt.payload_bytes + 1 : 128;
+    app.done_buf = xcalloc(app.buf_size, 1);
     for (uint64_t g = 0; g <= opt.groups; g++)
         app.queues[g].hash = FNV_OFFSET;
     char raft_dir[4096];
@@ -842,6 +917,8 @@ int main(int argc, char **argv)
         config.wal_segment_bytes = opt.wal_segment_mib << 20;
     if (opt.snapshot_trailing > 0)
         config.snapshot_trailing_entries = opt.snapshot_trailing;
+    if (opt.max_pending_per_group >= 0)
+        config.max_pending_proposals_per_group = (uint64_t)opt.max_pending_per_group;
 
     muxraft_callbacks cb;
     muxraft_callbacks_init(&cb); /* struct_size, and every callback NULL */
@@ -878,9 +955,11 @@ int main(int argc, char **argv)
     uint64_t *led = xcalloc(opt.groups, sizeof *led);
     size_t n_led = 0, next = 0;
     struct view view = read_roles(node, hosted, opt.groups, led, &n_led);
-    uint64_t proposed = 0, seq = 0, snapshots = 0;
+    uint64_t seq = 0, snapshots = 0;
+    struct load load = {0, 0, opt.rate};
     uint8_t *snap_buf = xcalloc(opt.snapshot_pad > 64 ? opt.snapshot_pad : 64, 1);
-    double credit = 0;
+    char *data = xcalloc(app.buf_size, 1);
+    double credit = 0, shed = 0;
     uint64_t last_loop = now_ns(), last_roles = last_loop, last_report = 0;
     uint64_t deadline = opt.duration_s ? start + opt.duration_s * 1000000000ull : 0;
 
@@ -889,36 +968,44 @@ int main(int argc, char **argv)
         if (now - last_roles >= LEADERS_REFRESH_MS * 1000000ull) {
             view = read_roles(node, hosted, opt.groups, led, &n_led);
             last_roles = now;
+            double cluster_rate;
+            if (opt.rate_file && read_rate(opt.rate_file, &cluster_rate))
+                load.rate = cluster_rate * (double)n_led / (double)opt.groups;
+            else
+                load.rate = opt.rate;
         }
         if (now - last_report >= opt.report_ms * 1000000ull) {
-            print_stat(&app, node, (now - start) / 1000000, n_hosted, view,
-                       proposed, snapshots, view.log_bytes, false);
+            load.shed = (uint64_t)shed;
+            print_stat(&app, node, (now - start) / 1000000, n_hosted, view, load,
+                       snapshots, view.log_bytes, false);
             last_report = now;
         }
 
-        /* Proposals due since the last pass (at most 100 ms' worth). */
-        credit += opt.rate * (double)(now - last_loop) / 1e9;
+        /* Proposals due since the last pass (at most 100 ms' worth: the
+         * rest is shed). */
+        credit += load.rate * (double)(now - last_loop) / 1e9;
         last_loop = now;
-        if (credit > opt.rate / 10 + 1)
-            credit = opt.rate / 10 + 1;
         if (!proposing || n_led == 0)
             credit = 0;
+        if (credit > load.rate / 10 + 1) {
+            shed += credit - (load.rate / 10 + 1);
+            credit = load.rate / 10 + 1;
+        }
         while (credit >= 1 && n_led > 0) {
-            credit -= 1;
             if (next >= n_led)
                 next = 0;
             uint64_t g = led[next];
-            char data[128];
-            payload(data, sizeof data, &app, g, seq + 1);
+            size_t len = payload(data, app.buf_size, &app, g, seq + 1);
             pthread_mutex_lock(&app.mu);
-            if (app.pending.n >= MAX_INFLIGHT) {
+            if (opt.max_inflight > 0 && app.pending.n >= opt.max_inflight) {
                 pthread_mutex_unlock(&app.mu);
-                credit = 0; /* commits are stuck; do not pile up more */
+                shed += (double)(uint64_t)credit;
+                credit -= (double)(uint64_t)credit; /* commits are stuck; do not pile up more */
                 break;
             }
+            credit -= 1;
             uint64_t id = 0, t = now_ns();
-            muxraft_status st = muxraft_propose(node, g, (const uint8_t *)data,
-                                                strlen(data), &id);
+            muxraft_status st = muxraft_propose(node, g, (const uint8_t *)data, len, &id);
             if (st == MUXRAFT_OK) {
                 struct pending p = {id, g, seq + 1, t};
                 pending_put(&app.pending, p);
@@ -926,12 +1013,14 @@ int main(int argc, char **argv)
             pthread_mutex_unlock(&app.mu);
             if (st == MUXRAFT_OK) {
                 seq++;
-                proposed++;
+                load.proposed++;
                 next++;
             } else if (st == MUXRAFT_NOT_LEADER || st == MUXRAFT_NOT_FOUND) {
                 led[next] = led[--n_led]; /* no longer ours */
             } else if (st == MUXRAFT_BUSY) {
-                break;
+                if (!opt.open_loop)
+                    break; /* the rest of the credit: on the next pass */
+                next++; /* counted (busy=) and dropped; on to the next group */
             } else {
                 check(st, "muxraft_propose");
             }
@@ -949,7 +1038,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "queue_node: muxraft_node_stop: %s: %s\n",
                 muxraft_status_str((int)st), muxraft_last_error());
     view = read_roles(node, hosted, opt.groups, led, &n_led);
-    print_stat(&app, node, (now_ns() - start) / 1000000, n_hosted, view, proposed,
+    load.shed = (uint64_t)shed;
+    print_stat(&app, node, (now_ns() - start) / 1000000, n_hosted, view, load,
                snapshots, view.log_bytes, true);
     muxraft_node_free(node);
 
@@ -960,6 +1050,8 @@ int main(int argc, char **argv)
     free(app.pending.v);
     free(app.queues);
     free(snap_buf);
+    free(data);
+    free(app.done_buf);
     free(hosted);
     free(led);
     return st == MUXRAFT_OK ? EXIT_SUCCESS : EXIT_FAILURE;
