@@ -742,10 +742,11 @@ fn stop_while_proposing(cluster: u64, ids: [u64; 2], proposers: usize) -> Result
                             started.fetch_add(1, Ordering::Relaxed);
                         }
                         Err(Error::Shutdown) => return,
-                        // Leadership may move under load; keep going.
-                        Err(Error::Node(multi::Error::NotLeader { .. })) => {
-                            std::thread::yield_now()
-                        }
+                        // Leadership may move under load, and a tight loop
+                        // meets backpressure; keep going.
+                        Err(Error::Node(
+                            multi::Error::NotLeader { .. } | multi::Error::Busy { .. },
+                        )) => std::thread::yield_now(),
                         Err(e) => panic!("propose: {e}"),
                     }
                 }
