@@ -849,6 +849,32 @@ impl Node {
         out
     }
 
+    /// The heartbeat batches (and their answers) routed since the last
+    /// `ready`, now, without a `ready`: what may leave while a pass is
+    /// being written. Only rows that depend on nothing undurable are ever
+    /// routed there (`Raft::send_durable_messages`), so they may go ahead
+    /// of the pass's own messages, as the transport's liveness lane lets
+    /// them anyway. Everything else waits for the next `ready`. Callable
+    /// between `ready` and `advance`.
+    pub fn take_liveness(&mut self) -> Vec<Envelope> {
+        let mut out = Vec::new();
+        if self.outbox.mux.is_empty() && !self.proofs.owes_report() {
+            return out;
+        }
+        let mux = std::mem::take(&mut self.outbox.mux);
+        heartbeat::flush(
+            mux,
+            &mut self.proofs,
+            self.cfg.node_id,
+            &mut self.stats,
+            &mut out,
+        );
+        for m in &out {
+            self.stats.on_sent(m.body.kind());
+        }
+        out
+    }
+
     /// The host has persisted, sent and delivered what `rd` asked.
     pub fn advance(&mut self, rd: NodeReady) {
         for gr in rd.groups {

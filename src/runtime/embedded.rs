@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 
-use super::codec::{step_frame, OutFrame};
+use super::codec::{encode_only, step_frame, OutFrame};
 use super::disk::Disk;
 use super::drive::{Pass, SharedNode};
 use super::error::Error;
@@ -40,10 +40,43 @@ impl Signal {
     }
 }
 
+/// What the writer thread waits on: work for a pass, or the stop.
+#[derive(Default)]
+struct WriterSignal {
+    state: Mutex<(bool, bool)>, // (work, stop)
+    cv: Condvar,
+}
+
+impl WriterSignal {
+    fn work(&self) {
+        self.state.lock().0 = true;
+        self.cv.notify_one();
+    }
+
+    fn stop(&self) {
+        self.state.lock().1 = true;
+        self.cv.notify_one();
+    }
+
+    /// Wait for work or the stop; returns whether to stop. The flag is
+    /// taken: work that arrives during the pass sets it again.
+    fn wait(&self) -> bool {
+        let mut st = self.state.lock();
+        while !st.0 && !st.1 {
+            self.cv.wait(&mut st);
+        }
+        st.0 = false;
+        st.1
+    }
+}
+
 pub(crate) struct Embedded {
     signal: Arc<Signal>,
+    writer: Arc<WriterSignal>,
     transport: Arc<Transport>,
     thread: Option<JoinHandle<()>>,
+    /// The writer thread, which runs the host's callbacks.
+    writer_thread: Arc<Mutex<Option<std::thread::ThreadId>>>,
 }
 
 impl Embedded {
@@ -57,6 +90,7 @@ impl Embedded {
         peers: &BTreeMap<u64, SocketAddr>,
     ) -> Result<Embedded, Error> {
         let signal = Arc::new(Signal::default());
+        let writer = Arc::new(WriterSignal::default());
         let (node_id, cluster_id) = shared.with(|n| {
             let c = n.config();
             (c.node_id, c.cluster_id)
@@ -75,22 +109,44 @@ impl Embedded {
             transport.add_peer(id, addr);
         }
         let transport = Arc::new(transport);
+        let writer_thread = Arc::new(Mutex::new(None));
         let thread = {
-            let (signal, transport) = (signal.clone(), transport.clone());
+            let (signal, writer, transport, writer_thread) = (
+                signal.clone(),
+                writer.clone(),
+                transport.clone(),
+                writer_thread.clone(),
+            );
             std::thread::Builder::new()
                 .name(format!("muxraft-node-{node_id}"))
-                .spawn(move || run(shared, disk, host, signal, transport, tick, max_frame))
+                .spawn(move || {
+                    let io = Io {
+                        shared,
+                        disk,
+                        host,
+                        signal,
+                        writer,
+                        transport,
+                        tick,
+                        max_frame,
+                        node_id,
+                    };
+                    io.run(&writer_thread)
+                })
                 .map_err(|e| Error::Network(format!("cannot spawn the node thread: {e}")))?
         };
         Ok(Embedded {
             signal,
+            writer,
             transport,
             thread: Some(thread),
+            writer_thread,
         })
     }
 
+    /// A host call left work for a pass.
     pub fn wake(&self) {
-        self.signal.notify(|i| i.wake = true);
+        self.writer.work();
     }
 
     pub fn add_peer(&self, id: u64, addr: SocketAddr) {
@@ -105,15 +161,16 @@ impl Embedded {
         self.transport.stats()
     }
 
-    /// Stop the node thread (it finishes its current pass), then the
-    /// transport; returns when both have exited, with the transport's final
-    /// counters.
+    /// Stop the node's threads (the writer finishes its current pass and
+    /// runs the last one), then the transport; returns when all have
+    /// exited, with the transport's final counters.
     pub fn stop(mut self) -> TransportStats {
         self.signal.notify(|i| i.stop = true);
         if let Some(t) = self.thread.take() {
-            if t.thread().id() == std::thread::current().id() {
+            let me = std::thread::current().id();
+            if *self.writer_thread.lock() == Some(me) || t.thread().id() == me {
                 tracing::error!(
-                    "muxraft node stopped from its own callback; its thread exits on return"
+                    "muxraft node stopped from its own callback; its threads exit on return"
                 );
             } else if t.join().is_err() {
                 tracing::error!("muxraft node thread panicked");
@@ -128,16 +185,155 @@ impl Embedded {
     }
 }
 
-fn run(
+/// The node's two threads and what they share.
+///
+/// * The **node thread** (`Io::run`) takes the inputs: ticks on the timer,
+///   frames from the transport. After each, it sends at once the heartbeat
+///   batches and answers the node routed (`Node::take_liveness`: rows of
+///   groups whose state is durable), and tells the writer when there is
+///   work for a pass. It never waits for the disk, so heartbeats keep
+///   their interval while an fsync runs.
+/// * The **writer thread** runs the drive loop (`SharedNode::drive`): take
+///   the `NodeReady`, write and fsync it (group commit: everything that
+///   arrived during the previous fsync goes in the next one), send what
+///   depended on it, deliver the callbacks, advance. The host's callbacks
+///   run on it, one at a time.
+///
+/// The node's lock is held by either only for short steps; it is never
+/// held across an fsync or a callback.
+struct Io {
     shared: Arc<SharedNode>,
     disk: Option<Arc<Disk>>,
     host: Arc<dyn Host>,
     signal: Arc<Signal>,
+    writer: Arc<WriterSignal>,
     transport: Arc<Transport>,
     tick: Duration,
     max_frame: usize,
+    node_id: u64,
+}
+
+impl Io {
+    fn run(self, writer_thread: &Mutex<Option<std::thread::ThreadId>>) {
+        let writer = {
+            let (shared, disk, host, signal, transport) = (
+                self.shared.clone(),
+                self.disk.clone(),
+                self.host.clone(),
+                self.writer.clone(),
+                self.transport.clone(),
+            );
+            std::thread::Builder::new()
+                .name(format!("muxraft-wal-{}", self.node_id))
+                .spawn(move || write_loop(shared, disk, host, signal, transport))
+        };
+        let writer = match writer {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot spawn the writer thread; the node runs without it");
+                // Degraded: one thread does both, as before the writer.
+                return self.input_loop(true);
+            }
+        };
+        *writer_thread.lock() = Some(writer.thread().id());
+        self.input_loop(false);
+        self.writer.stop();
+        if writer.join().is_err() {
+            tracing::error!("muxraft writer thread panicked");
+        }
+    }
+
+    /// Ticks and frames until the stop. `drive_here`: no writer thread.
+    fn input_loop(&self, drive_here: bool) {
+        let mut next_tick = Instant::now() + self.tick;
+        let send = |f: OutFrame| self.transport.send(f.to, f.bytes, f.kind.is_heartbeat());
+        let pass = Pass {
+            disk: self.disk.as_deref(),
+            send: &send,
+            host: self.host.as_ref(),
+        };
+        loop {
+            let (frames, wake, stop) = {
+                let mut inbox = self.signal.inbox.lock();
+                while inbox.frames.is_empty() && !inbox.wake && !inbox.stop {
+                    if self.signal.cv.wait_until(&mut inbox, next_tick).timed_out() {
+                        break;
+                    }
+                }
+                let wake = std::mem::take(&mut inbox.wake);
+                (std::mem::take(&mut inbox.frames), wake, inbox.stop)
+            };
+            if stop {
+                if drive_here {
+                    final_pass(&self.shared, &pass);
+                }
+                return;
+            }
+            let now = Instant::now();
+            let mut input = wake;
+            if now >= next_tick {
+                self.shared.with(|n| n.tick());
+                input = true;
+                next_tick += self.tick;
+                if next_tick < now {
+                    // Fell behind (a slow callback in the degraded mode, or
+                    // a descheduled thread): do not replay missed ticks.
+                    next_tick = now + self.tick;
+                }
+            }
+            if !frames.is_empty() {
+                input = true;
+                self.shared.with(|n| {
+                    for (from, frame) in frames {
+                        // Refused frames are counted in the node's stats.
+                        if let Err(e) = step_frame(n, self.max_frame, Some(from), frame) {
+                            tracing::debug!(from, error = %e, "frame refused");
+                        }
+                    }
+                });
+            }
+            if !input {
+                continue;
+            }
+            if drive_here {
+                if let Err(e) = self.shared.drive(&pass) {
+                    tracing::error!(error = %e, "node failed; it stops here");
+                    return;
+                }
+                continue;
+            }
+            // Heartbeats first, without waiting for a pass in flight.
+            let (liveness, cluster_id, more) = self.shared.with(|n| {
+                (n.take_liveness(), n.config().cluster_id, n.has_ready())
+            });
+            if !liveness.is_empty() {
+                let frames: Vec<OutFrame> =
+                    liveness.iter().map(|m| encode_only(cluster_id, m)).collect();
+                self.shared.with(|n| {
+                    for f in &frames {
+                        n.record_bytes_sent(f.kind, f.bytes.len());
+                    }
+                });
+                for f in frames {
+                    send(f);
+                }
+            }
+            if more {
+                self.writer.work();
+            }
+        }
+    }
+}
+
+/// The writer thread: a pass whenever there is work, until the stop; then
+/// the last pass, which reports the proposals still waiting.
+fn write_loop(
+    shared: Arc<SharedNode>,
+    disk: Option<Arc<Disk>>,
+    host: Arc<dyn Host>,
+    signal: Arc<WriterSignal>,
+    transport: Arc<Transport>,
 ) {
-    let mut next_tick = Instant::now() + tick;
     let send = |f: OutFrame| transport.send(f.to, f.bytes, f.kind.is_heartbeat());
     let pass = Pass {
         disk: disk.as_deref(),
@@ -145,47 +341,21 @@ fn run(
         host: host.as_ref(),
     };
     loop {
-        let (frames, stop) = {
-            let mut inbox = signal.inbox.lock();
-            while inbox.frames.is_empty() && !inbox.wake && !inbox.stop {
-                if signal.cv.wait_until(&mut inbox, next_tick).timed_out() {
-                    break;
-                }
-            }
-            inbox.wake = false;
-            (std::mem::take(&mut inbox.frames), inbox.stop)
-        };
-        if stop {
-            shared.with(|n| n.fail_pending_proposals());
-            if let Err(e) = shared.drive(&pass) {
-                tracing::error!(error = %e, "final pass at stop failed");
-            }
+        if signal.wait() {
+            final_pass(&shared, &pass);
             return;
-        }
-        let now = Instant::now();
-        if now >= next_tick {
-            shared.with(|n| n.tick());
-            next_tick += tick;
-            if next_tick < now {
-                // Fell behind (a long fsync or a slow callback): do not
-                // replay missed ticks in a burst.
-                next_tick = now + tick;
-            }
-        }
-        if !frames.is_empty() {
-            shared.with(|n| {
-                for (from, frame) in frames {
-                    // Refused frames are counted in the node's stats.
-                    if let Err(e) = step_frame(n, max_frame, Some(from), frame) {
-                        tracing::debug!(from, error = %e, "frame refused");
-                    }
-                }
-            });
         }
         if let Err(e) = shared.drive(&pass) {
             // A storage failure: the node refuses all work from now on.
             tracing::error!(error = %e, "node failed; it stops here");
             return;
         }
+    }
+}
+
+fn final_pass(shared: &SharedNode, pass: &Pass) {
+    shared.with(|n| n.fail_pending_proposals());
+    if let Err(e) = shared.drive(pass) {
+        tracing::error!(error = %e, "final pass at stop failed");
     }
 }
