@@ -303,12 +303,14 @@ impl Io {
                 continue;
             }
             // Heartbeats first, without waiting for a pass in flight.
-            let (liveness, cluster_id, more) = self.shared.with(|n| {
-                (n.take_liveness(), n.config().cluster_id, n.has_ready())
-            });
+            let (liveness, cluster_id, more) = self
+                .shared
+                .with(|n| (n.take_liveness(), n.config().cluster_id, n.has_ready()));
             if !liveness.is_empty() {
-                let frames: Vec<OutFrame> =
-                    liveness.iter().map(|m| encode_only(cluster_id, m)).collect();
+                let frames: Vec<OutFrame> = liveness
+                    .iter()
+                    .map(|m| encode_only(cluster_id, m))
+                    .collect();
                 self.shared.with(|n| {
                     for f in &frames {
                         n.record_bytes_sent(f.kind, f.bytes.len());
