@@ -243,7 +243,7 @@ static void test_config_init(void)
     CHECK(c.max_snapshot_bytes == (uint64_t)1 << 30);
     CHECK(c.wal_segment_bytes == 16u << 20);
     CHECK(c.max_pending_proposals_per_group == 4096);
-    CHECK(c.max_pending_proposals == 262144);
+    CHECK(c.max_pending_proposals == 16384);
     CHECK(c.max_unsynced_bytes_per_group == 16u << 20);
     CHECK(c.max_unsynced_bytes == 256u << 20);
 }
