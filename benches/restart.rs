@@ -418,6 +418,10 @@ fn config(a: &Args, dir: &Path, snapshots: bool) -> RuntimeConfig {
         u64::MAX
     };
     node.snapshot_threshold_bytes = u64::MAX;
+    // A round of every group is in flight at once (100 x 1,000 by
+    // default): more than the node-wide backpressure default, which is
+    // about latency under overload, not what this bench measures.
+    node.max_pending_proposals = u64::MAX;
     let mut cfg = RuntimeConfig::new(node);
     cfg.data_dir = Some(dir.to_path_buf());
     cfg.wal_segment_bytes = a.segment_kib << 10;
