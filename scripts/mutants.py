@@ -175,6 +175,14 @@ MUTANTS = [
         "tests": [itest("storage_upkeep", "once_every_busy_group_snapshotted_the_wal_is_one_small_segment")],
     },
     {
+        "name": "leader-counts-undurable",
+        "what": "a leader counts itself toward commit before its own entries are durable (its appends leave first)",
+        "file": "src/raft/core.rs",
+        "find": "    pub(super) fn append_entries(&mut self, entries: Vec<Entry>) {\n        self.log.append(&entries);\n    }",
+        "replace": "    pub(super) fn append_entries(&mut self, entries: Vec<Entry>) {\n        let last = self.log.append(&entries);\n        if let Some(me) = self.progress_mut(self.id) {\n            me.maybe_update(last);\n        }\n        self.maybe_commit();\n    }",
+        "tests": [unit("raft::tests::a_leader_counts_itself_toward_commit_only_once_its_entries_are_durable"), SIM],
+    },
+    {
         "name": "entries-pin-frames",
         "what": "small entries stay slices of the frame they came in (memory grows with the snapshot interval)",
         "file": "src/wire/frame.rs",

@@ -105,15 +105,23 @@ pub enum Event {
 #[derive(Debug, Default)]
 pub struct NodeReady {
     pub groups: Vec<GroupReady>,
-    /// What to send, in order per destination: messages of one group to
-    /// one peer stay in the order they were made.
+    /// What may be sent **before** the writes are durable: a leader's
+    /// appends (Raft lets a leader replicate while it writes its own log:
+    /// it counts itself toward commit only once durable) and messages
+    /// routed earlier that depend on nothing undurable. Send these first.
+    pub early: Vec<Envelope>,
+    /// What to send once the writes are durable. Messages of one group to
+    /// one peer stay in the order they were made (`early` first).
     pub messages: Vec<Envelope>,
     pub events: Vec<Event>,
 }
 
 impl NodeReady {
     pub fn is_empty(&self) -> bool {
-        self.groups.is_empty() && self.messages.is_empty() && self.events.is_empty()
+        self.groups.is_empty()
+            && self.early.is_empty()
+            && self.messages.is_empty()
+            && self.events.is_empty()
     }
 }
 
@@ -723,7 +731,13 @@ impl Node {
             ..NodeReady::default()
         };
         // Messages routed earlier go first: a group's messages stay in order.
+        // They depend on nothing undurable, so they may leave early, and so
+        // may a leader's appends made in this pass, after them.
         let mut outbox = std::mem::take(&mut self.outbox);
+        let mut early: Vec<Envelope> = std::mem::take(&mut outbox.messages)
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect();
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable();
         let mut changed = Vec::new();
@@ -786,8 +800,21 @@ impl Node {
                 }
                 (None, _) => {}
             }
+            let leading = g.raft.role() == Role::Leader;
             for m in rd.messages.drain(..) {
-                outbox.route(self.cfg.batch_heartbeats, group_id, incarnation, m);
+                if leading && m.msg_type == crate::raft::MessageType::Append {
+                    early.push(Envelope {
+                        from: m.from,
+                        to: m.to,
+                        body: Body::Group {
+                            group_id,
+                            incarnation,
+                            msg: m,
+                        },
+                    });
+                } else {
+                    outbox.route(self.cfg.batch_heartbeats, group_id, incarnation, m);
+                }
             }
             for e in &rd.committed_entries {
                 if e.kind == EntryKind::Normal {
@@ -843,7 +870,8 @@ impl Node {
             &mut self.stats,
             &mut out.messages,
         );
-        for m in &out.messages {
+        out.early = early;
+        for m in out.early.iter().chain(&out.messages) {
             self.stats.on_sent(m.body.kind());
         }
         out

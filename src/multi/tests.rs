@@ -722,7 +722,7 @@ fn a_removed_groups_frames_never_reach_a_new_group_with_its_id() {
     net.hold_for(None);
     // Nothing of the old incarnation left node 1's outbox after removal.
     let rd = net.node(1).ready();
-    for f in &rd.messages {
+    for f in rd.early.iter().chain(&rd.messages) {
         if let Body::Group { incarnation, .. } = f.body {
             assert_eq!(incarnation, NEW, "an old frame left after removal");
         }

@@ -504,9 +504,11 @@ impl<S: LogStore> Raft<S> {
             .iter()
             .map(|_| Progress::new(next, max_inflight))
             .collect();
-        let last = self.log.last_index();
+        // A replica counts itself toward commit only for what is durable
+        // here: a leader's appends may leave before its own write.
+        let stable = self.log.stable_last_index().min(self.log.last_index());
         if let Some(me) = self.progress_mut(self.id) {
-            me.matched = last;
+            me.matched = stable;
         }
     }
 
@@ -535,13 +537,28 @@ impl<S: LogStore> Raft<S> {
         tracing::debug!(id = self.id, term = self.term, "became leader");
     }
 
-    /// Append entries created by this leader to its own log.
+    /// Append entries created by this leader to its own log. The leader
+    /// counts itself for them once they are durable (`advance`), not now:
+    /// its appends to followers may leave before its own write.
     pub(super) fn append_entries(&mut self, entries: Vec<Entry>) {
-        let last = self.log.append(&entries);
-        if let Some(me) = self.progress_mut(self.id) {
-            me.maybe_update(last);
+        self.log.append(&entries);
+    }
+
+    /// The host made the log durable up to its stable end: a leader now
+    /// counts itself for it, and may commit.
+    pub(super) fn self_durable(&mut self) {
+        if self.role != Role::Leader {
+            return;
         }
-        self.maybe_commit();
+        let stable = self.log.stable_last_index();
+        let updated = match self.progress_mut(self.id) {
+            Some(me) => me.maybe_update(stable),
+            None => false,
+        };
+        if updated && self.maybe_commit() {
+            // Followers learn the new commit index.
+            self.broadcast_append();
+        }
     }
 
     pub(super) fn send(&mut self, m: Message) {

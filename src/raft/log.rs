@@ -349,6 +349,12 @@ impl<S: LogStore> RaftLog<S> {
         self.unstable_in_ready = self.unstable_in_ready.saturating_sub(n);
     }
 
+    /// The last index of the durable log (the store's; entries after it
+    /// are not yet durable).
+    pub fn stable_last_index(&self) -> u64 {
+        self.unstable_offset - 1
+    }
+
     pub fn store(&self) -> &S {
         &self.store
     }

@@ -114,6 +114,7 @@ impl<S: LogStore> Raft<S> {
             Some(last) => self.log.stable_to(last.index, last.term, ready.hard_state),
             None => self.log.stable_to(0, 0, ready.hard_state),
         }
+        self.self_durable();
         if let Some(last) = ready.committed_entries.last() {
             self.log.applied_to(last.index);
         }

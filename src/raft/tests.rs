@@ -667,14 +667,18 @@ fn single_replica_group_elects_itself_and_commits_alone() {
         assert!(ticks < 20, "no election");
     }
     let p = r.propose(data("solo")).unwrap();
-    assert_eq!(r.status().commit, p.index);
+    // The leader counts itself once its entries are durable, not before.
+    assert_eq!(r.status().commit, 0);
     let rd = r.ready();
     assert!(rd.messages.is_empty());
-    // Persist before apply: the committed entries are all in `entries` too.
     let persisted: Vec<u64> = rd.entries.iter().map(|e| e.index).collect();
+    assert_eq!(persisted, [1, 2]);
+    assert!(rd.committed_entries.is_empty());
+    r.advance(&rd);
+    assert_eq!(r.status().commit, p.index);
+    let rd = r.ready();
     let applied: Vec<u64> = rd.committed_entries.iter().map(|e| e.index).collect();
     assert_eq!(applied, [1, 2]);
-    assert!(applied.iter().all(|i| persisted.contains(i)));
     r.advance(&rd);
     assert!(!r.has_ready());
 }
@@ -1835,17 +1839,25 @@ fn a_snapshot_is_taken_only_of_applied_state_after_the_current_one() {
 #[test]
 fn a_snapshot_may_be_taken_of_entries_handed_out_before_advance() {
     let voters = [1];
-    let mut r = Raft::new(Config::new(1), &voters, MemStore::new()).unwrap();
+    let mut cfg = Config::new(1);
+    cfg.max_apply_bytes = 1; // one entry per Ready
+    let mut r = Raft::new(cfg, &voters, MemStore::new()).unwrap();
     while r.role() != Role::Leader {
         r.tick();
     }
+    r.propose(data("a")).unwrap();
+    r.propose(data("b")).unwrap();
+    // Durable: the no-op, "a" and "b" commit.
     let rd = r.ready();
     r.advance(&rd);
-    r.propose(data("a")).unwrap();
-    let rd = r.ready();
+    let mut rd = r.ready();
+    while rd.committed_entries.last().map(|e| e.data.as_ref()) != Some(&b"a"[..]) {
+        r.advance(&rd);
+        rd = r.ready();
+    }
     let last = rd.committed_entries.last().expect("committed").index;
-    // The host applies `last` and snapshots its state there, in the callback.
-    r.propose(data("b")).unwrap(); // committed, not handed out
+    // The host applies `last` and snapshots its state there, in the callback;
+    // "b" is committed, not handed out.
     assert!(r.status().commit > last);
     assert!(r.snapshot_meta_at(last + 1).is_err(), "not handed out yet");
     let meta = r
@@ -1939,4 +1951,60 @@ fn a_follower_that_lost_its_log_is_brought_back_by_its_leader() {
     net.propose(1, "after");
     net.run(2);
     assert_eq!(net.applied_data(3), net.applied_data(1));
+}
+
+// A leader's appends may leave before its own write (the drive loop sends
+// them first), so the leader must count itself toward commit only for what
+// its own disk holds. Mutation: counting itself at append time commits an
+// entry that one follower's disk holds when the leader's does not (a leader
+// crash then loses a committed entry in a group of three).
+#[test]
+fn a_leader_counts_itself_toward_commit_only_once_its_entries_are_durable() {
+    let voters = [1, 2, 3];
+    let cfg = |id| {
+        let mut c = Config::new(id);
+        c.pre_vote = false;
+        c
+    };
+    let mut l = Raft::new(cfg(1), &voters, MemStore::new()).unwrap();
+    let mut f = Raft::new(cfg(2), &voters, MemStore::new()).unwrap();
+    l.campaign();
+    let rd = l.ready();
+    l.advance(&rd);
+    l.step(Message::new(MessageType::VoteResponse, 2, 1, l.term()))
+        .unwrap();
+    assert_eq!(l.role(), Role::Leader);
+    let term = l.term();
+    // The no-op and "x" in the leader's log, not yet durable.
+    let p = l.propose(data("x")).unwrap();
+    let rd = l.ready();
+    assert_eq!(rd.entries.last().map(|e| e.index), Some(p.index));
+    // The follower gets the appends (sent early), makes them durable and
+    // acknowledges before the leader's own write completed.
+    for m in rd.messages.iter().filter(|m| m.to == 2) {
+        f.step(m.clone()).unwrap();
+    }
+    let frd = f.ready();
+    f.advance(&frd);
+    let acks: Vec<Message> = frd.messages.into_iter().filter(|m| m.to == 1).collect();
+    // (The leader probes first: the append carries the no-op, index 1.)
+    let acked = acks
+        .iter()
+        .filter(|m| m.msg_type == MessageType::AppendResponse && !m.reject)
+        .map(|m| m.index)
+        .max()
+        .expect("an acknowledgement");
+    assert!(acked >= 1);
+    for m in acks {
+        l.step(m).unwrap();
+    }
+    assert_eq!(
+        l.status().commit,
+        0,
+        "committed with one durable copy out of three"
+    );
+    // Its own write done: leader + follower are a majority.
+    l.advance(&rd);
+    assert_eq!(l.status().commit, acked);
+    assert_eq!(l.term(), term);
 }

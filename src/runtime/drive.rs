@@ -183,12 +183,18 @@ impl SharedNode {
                 let cluster_id = n.config().cluster_id;
                 (n.ready(), self.removals.load(Ordering::Acquire), cluster_id)
             };
+            // 0. A leader's appends go out while it writes its own log.
+            let mut bytes = [0usize; FrameKind::COUNT];
+            for m in &rd.early {
+                let f = encode_only(cluster_id, m);
+                bytes[f.kind as usize] += f.bytes.len();
+                (pass.send)(f);
+            }
             // 1. Durable first: one write and one fsync for every group.
             if let Some(disk) = pass.disk {
                 disk.persist(&rd)?;
             }
-            // 2. Then send.
-            let mut bytes = [0usize; FrameKind::COUNT];
+            // 2. Then what depended on it.
             for m in &rd.messages {
                 let f = encode_only(cluster_id, m);
                 bytes[f.kind as usize] += f.bytes.len();

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use bytes::Bytes;
 
-use crate::multi::{Body, Event, NodeReady, ProposalError};
+use crate::multi::{Body, Envelope, Event, NodeReady, ProposalError};
 use crate::raft::{Entry, EntryKind, LogStore, MemStore, MessageType, Role};
 
 /// A group replica's identity across the cluster: (group id, incarnation).
@@ -358,11 +358,11 @@ impl Checker {
     pub fn on_send(
         &mut self,
         node: u64,
-        rd: &NodeReady,
+        messages: &[Envelope],
         durable: &Durable,
         incarnation_of: impl Fn(u64) -> Option<u64>,
     ) -> Check {
-        for m in &rd.messages {
+        for m in messages {
             match &m.body {
                 Body::Group {
                     group_id,

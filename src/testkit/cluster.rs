@@ -934,6 +934,20 @@ impl Cluster {
                 return Ok(());
             }
             let rd = node.ready();
+            // 0. As the runtime's drive loop: a leader's appends leave
+            // before its own write (a crash in the write below leaves them
+            // on the network, with entries the leader's disk never got).
+            if !rd.early.is_empty() {
+                let early: Vec<_> = rd.early.iter().map(|m| encode(node, m)).collect();
+                let node_ref = sn.node.as_ref().expect("running");
+                self.checker.on_send(id, &rd.early, &sn.durable, |g| {
+                    node_ref.group_incarnation(g)
+                })?;
+                for f in early {
+                    self.net.send(&mut self.rng, self.now, id, f.to, f.bytes);
+                }
+            }
+            let sn = self.nodes.get_mut(&id).expect("node");
             // 1. Durable first: the files of the snapshots it installs,
             // then one WAL batch (as `Disk::persist`, in two halves so that
             // the model knows which completed).
@@ -973,7 +987,7 @@ impl Cluster {
             self.checker.on_persisted(id, &rd, &sn.durable)?;
             // 2. What leaves must be backed by what is durable.
             self.checker
-                .on_send(id, &rd, &sn.durable, |g| node.group_incarnation(g))?;
+                .on_send(id, &rd.messages, &sn.durable, |g| node.group_incarnation(g))?;
             // 3. What it applied and reported.
             self.checker
                 .on_ready(id, life, &rd, |g, i| match node.log_term(g, i) {
@@ -1063,7 +1077,7 @@ impl Cluster {
                     .or_default()
                     .extend(rd.events.iter().cloned());
             }
-            for m in &rd.messages {
+            for m in rd.early.iter().chain(&rd.messages) {
                 let f = encode(node, m);
                 self.net.send(&mut self.rng, self.now, id, f.to, f.bytes);
             }
