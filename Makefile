@@ -157,7 +157,10 @@ $(C_OUT)/crash_test: tests/c/crash_test.c $(QUEUE_CLUSTER) | $(C_OUT)
 $(C_OUT)/soak: benches/c/soak.c $(QUEUE_CLUSTER) | $(C_OUT)
 	$(CC) $(C_FLAGS) -Iexamples/c $(C_OPT) benches/c/soak.c examples/c/queue_cluster.c -o $@
 
-$(C_OUT)/throughput: benches/c/throughput.c $(QUEUE_CLUSTER) | $(C_OUT)
+# queue_node prints, and throughput merges, the same latency histogram.
+$(C_OUT)/queue_node: examples/c/latency_hist.h
+
+$(C_OUT)/throughput: benches/c/throughput.c examples/c/latency_hist.h $(QUEUE_CLUSTER) | $(C_OUT)
 	$(CC) $(C_FLAGS) -Iexamples/c $(C_OPT) benches/c/throughput.c examples/c/queue_cluster.c -lm -o $@
 
 ## bench-throughput: three queue_node processes with data directories (WAL

@@ -67,13 +67,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "latency_hist.h"
 #include "queue_cluster.h"
 
 #define NODES 3
 #define REPORT_MS 250
 #define LEADERS_TIMEOUT_S 60.0
 #define MAX_STEPS 32
-#define HIST_BUCKETS 400 /* as queue_node.c */
 
 static qc_cluster cluster;
 static char base_dir[512];
@@ -88,44 +88,12 @@ static void cleanup(void)
 }
 
 /* ---------------------------------------------------------------------- */
-/* Latency histogram: queue_node's buckets (8 per power of two); a STAT     */
-/* line gives each bucket's midpoint, which maps back to the bucket.        */
-
-static size_t hist_bucket(uint64_t us)
-{
-    if (us < 16)
-        return (size_t)us;
-    int e = 63 - __builtin_clzll(us);
-    size_t b = 16 + (size_t)(e - 4) * 8 + (size_t)((us >> (e - 3)) & 7);
-    return b < HIST_BUCKETS ? b : HIST_BUCKETS - 1;
-}
-
-static uint64_t hist_value(size_t b)
-{
-    if (b < 16)
-        return b;
-    int e = (int)((b - 16) / 8) + 4;
-    uint64_t low = (uint64_t)(8 + (b - 16) % 8) << (e - 3);
-    return low + ((uint64_t)1 << (e - 3)) / 2;
-}
+/* Latency histogram: queue_node's buckets (latency_hist.h); a STAT line   */
+/* gives each bucket's midpoint, which maps back to the bucket.             */
 
 static double hist_percentile_ms(const uint64_t *h, double p)
 {
-    uint64_t total = 0;
-    for (size_t b = 0; b < HIST_BUCKETS; b++)
-        total += h[b];
-    if (total == 0)
-        return 0;
-    uint64_t rank = (uint64_t)(p * (double)total + 0.999999);
-    if (rank == 0)
-        rank = 1;
-    uint64_t seen = 0;
-    for (size_t b = 0; b < HIST_BUCKETS; b++) {
-        seen += h[b];
-        if (seen >= rank)
-            return (double)hist_value(b) / 1000.0;
-    }
-    return (double)hist_value(HIST_BUCKETS - 1) / 1000.0;
+    return (double)hist_percentile(h, p) / 1000.0;
 }
 
 /* ---------------------------------------------------------------------- */

@@ -124,6 +124,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "latency_hist.h"
 #include "muxraft.h"
 
 #define MAX_PEERS 15
@@ -208,47 +209,7 @@ static size_t format_entry(char *buf, size_t size, uint64_t group,
 }
 
 /* ---------------------------------------------------------------------- */
-/* Commit latency histogram: 8 buckets per power of two (error < 6.25%)    */
-
-#define HIST_BUCKETS 400
-
-static size_t hist_bucket(uint64_t us)
-{
-    if (us < 16)
-        return (size_t)us;
-    int e = 63 - __builtin_clzll(us); /* 2^e <= us < 2^(e+1), e >= 4 */
-    size_t b = 16 + (size_t)(e - 4) * 8 + (size_t)((us >> (e - 3)) & 7);
-    return b < HIST_BUCKETS ? b : HIST_BUCKETS - 1;
-}
-
-/* The midpoint of bucket b, in microseconds. */
-static uint64_t hist_value(size_t b)
-{
-    if (b < 16)
-        return b;
-    int e = (int)((b - 16) / 8) + 4;
-    uint64_t low = (uint64_t)(8 + (b - 16) % 8) << (e - 3);
-    return low + ((uint64_t)1 << (e - 3)) / 2;
-}
-
-static uint64_t hist_percentile(const uint64_t *h, double p)
-{
-    uint64_t total = 0;
-    for (size_t b = 0; b < HIST_BUCKETS; b++)
-        total += h[b];
-    if (total == 0)
-        return 0;
-    uint64_t rank = (uint64_t)(p * (double)total + 0.999999);
-    if (rank == 0)
-        rank = 1;
-    uint64_t seen = 0;
-    for (size_t b = 0; b < HIST_BUCKETS; b++) {
-        seen += h[b];
-        if (seen >= rank)
-            return hist_value(b);
-    }
-    return hist_value(HIST_BUCKETS - 1);
-}
+/* Commit latency histogram: latency_hist.h                                */
 
 /* ---------------------------------------------------------------------- */
 /* Proposals awaiting proposal_done: a hash table keyed by proposal id      */

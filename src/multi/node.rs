@@ -803,15 +803,7 @@ impl Node {
             let leading = g.raft.role() == Role::Leader;
             for m in rd.messages.drain(..) {
                 if leading && m.msg_type == crate::raft::MessageType::Append {
-                    early.push(Envelope {
-                        from: m.from,
-                        to: m.to,
-                        body: Body::Group {
-                            group_id,
-                            incarnation,
-                            msg: m,
-                        },
-                    });
+                    early.push(super::outbox::group_envelope(group_id, incarnation, m));
                 } else {
                     outbox.route(self.cfg.batch_heartbeats, group_id, incarnation, m);
                 }

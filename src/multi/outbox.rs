@@ -32,16 +32,8 @@ impl Outbox {
             self.snapshots.push((group_id, m));
             return;
         }
-        let env = Envelope {
-            from: m.from,
-            to: m.to,
-            body: Body::Group {
-                group_id,
-                incarnation,
-                msg: m,
-            },
-        };
-        self.messages.push((group_id, env));
+        self.messages
+            .push((group_id, group_envelope(group_id, incarnation, m)));
     }
 
     /// Take back everything of a removed group that has not left yet.
@@ -49,5 +41,19 @@ impl Outbox {
         self.messages.retain(|(g, _)| *g != group_id);
         self.snapshots.retain(|(g, _)| *g != group_id);
         self.mux.purge(group_id);
+    }
+}
+
+/// Message `m` of group replica (`group_id`, `incarnation`), as the
+/// envelope it travels in on its own.
+pub(crate) fn group_envelope(group_id: u64, incarnation: u64, m: Message) -> Envelope {
+    Envelope {
+        from: m.from,
+        to: m.to,
+        body: Body::Group {
+            group_id,
+            incarnation,
+            msg: m,
+        },
     }
 }

@@ -485,13 +485,7 @@ impl Wal {
     /// ([`WalError::InvalidBatch`], see the methods of [`WalBatch`]) writes
     /// nothing either and leaves the WAL usable.
     pub fn write(&mut self, batch: &WalBatch) -> Result<(), WalError> {
-        if self.failed {
-            return Err(WalError::Failed);
-        }
-        if let Some(reason) = &batch.invalid {
-            return Err(WalError::InvalidBatch(reason.clone()));
-        }
-        self.validate(batch)?;
+        self.check_writable(batch)?;
         if batch.ops.is_empty() {
             return Ok(());
         }
@@ -512,13 +506,7 @@ impl Wal {
     /// live logs of older segments are rewritten into it, all of them can
     /// go (see "Segment deletion").
     pub fn write_in_new_segment(&mut self, batch: &WalBatch) -> Result<(), WalError> {
-        if self.failed {
-            return Err(WalError::Failed);
-        }
-        if let Some(reason) = &batch.invalid {
-            return Err(WalError::InvalidBatch(reason.clone()));
-        }
-        self.validate(batch)?;
+        self.check_writable(batch)?;
         let Some(seq) = self.active.as_ref().map(|a| a.seq + 1) else {
             return Err(WalError::Failed);
         };
@@ -671,6 +659,18 @@ impl Wal {
 
     pub fn dir(&self) -> &Path {
         &self.opts.dir
+    }
+
+    /// The WAL has not failed and the batch is valid as a whole (see
+    /// [`validate`](Self::validate)).
+    fn check_writable(&self, batch: &WalBatch) -> Result<(), WalError> {
+        if self.failed {
+            return Err(WalError::Failed);
+        }
+        if let Some(reason) = &batch.invalid {
+            return Err(WalError::InvalidBatch(reason.clone()));
+        }
+        self.validate(batch)
     }
 
     /// Check the batch against the live groups before writing any of it.
