@@ -368,9 +368,10 @@ typedef struct muxraft_config {
   uint64_t max_pending_proposals_per_group;
   /**
    * ...or the node has this many over all its groups (0: no limit).
-   * Default 16384: with a node committing some 30,000 proposals a second,
-   * about half a second of queue, so that under overload the latency of
-   * accepted proposals stays bounded and the excess is refused.
+   * Default 4096: with a node committing some 30,000 proposals a second,
+   * about 140 ms of queue, so that under overload the latency of
+   * accepted proposals stays bounded, the excess is refused, and
+   * leadership holds.
    */
   uint64_t max_pending_proposals;
   /**

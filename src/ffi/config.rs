@@ -71,9 +71,10 @@ pub struct muxraft_config {
     /// made on this node and not yet decided (0: no limit). Default 4096.
     pub max_pending_proposals_per_group: u64,
     /// ...or the node has this many over all its groups (0: no limit).
-    /// Default 16384: with a node committing some 30,000 proposals a second,
-    /// about half a second of queue, so that under overload the latency of
-    /// accepted proposals stays bounded and the excess is refused.
+    /// Default 4096: with a node committing some 30,000 proposals a second,
+    /// about 140 ms of queue, so that under overload the latency of
+    /// accepted proposals stays bounded, the excess is refused, and
+    /// leadership holds.
     pub max_pending_proposals: u64,
     /// ...or the group's entries not yet durable on this node hold this
     /// many bytes of payload (a proposal is always accepted when none are

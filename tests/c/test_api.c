@@ -243,7 +243,7 @@ static void test_config_init(void)
     CHECK(c.max_snapshot_bytes == (uint64_t)1 << 30);
     CHECK(c.wal_segment_bytes == 16u << 20);
     CHECK(c.max_pending_proposals_per_group == 4096);
-    CHECK(c.max_pending_proposals == 16384);
+    CHECK(c.max_pending_proposals == 4096);
     CHECK(c.max_unsynced_bytes_per_group == 16u << 20);
     CHECK(c.max_unsynced_bytes == 256u << 20);
 }
@@ -2813,8 +2813,9 @@ static void test_backpressure(void)
     CHECK(cu_entry_is(&c, l, 5, 2, "three"));
     cu_free(&c);
 
-    /* 0: no limit. */
+    /* 0: no limit (the group's and the node's). */
     base.max_pending_proposals_per_group = 0;
+    base.max_pending_proposals = 0;
     if (!cu_init(&c, 3, 0, &base)) {
         CHECK(!"cu_init");
         return;
@@ -2827,7 +2828,7 @@ static void test_backpressure(void)
         for (int i = 0; i < 5000; i++)
             accepted += muxraft_propose(cu_node_by_id(&c, l2)->handle, 5, bytes_of("x"), 1,
                                         NULL) == MUXRAFT_OK;
-        CHECK(accepted == 5000); /* past the default's 4096 */
+        CHECK(accepted == 5000); /* past the defaults' 4096 */
     }
     cu_free(&c);
 }

@@ -41,7 +41,7 @@ TEST(Backpressure, ConfigCarriesTheLimits)
     EXPECT_EQ(d.max_unsynced_bytes_per_group, defaults.max_unsynced_bytes_per_group);
     EXPECT_EQ(d.max_unsynced_bytes, defaults.max_unsynced_bytes);
     EXPECT_EQ(d.max_pending_proposals_per_group, 4096u);
-    EXPECT_EQ(d.max_pending_proposals, 16384u);
+    EXPECT_EQ(d.max_pending_proposals, 4096u);
     EXPECT_EQ(d.max_unsynced_bytes_per_group, 16u << 20);
     EXPECT_EQ(d.max_unsynced_bytes, 256u << 20);
 

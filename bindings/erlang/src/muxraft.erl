@@ -106,7 +106,7 @@
 %% and `snapshot_timeout_ms' (30000), how snapshots travel to followers;
 %% `max_snapshot_bytes' (1 GiB); `wal_segment_bytes' (16 MiB, at least
 %% 64 KiB); and for backpressure (0: no limit) `max_pending_proposals_per_group'
-%% (4096) and `max_pending_proposals' (16384), the proposals made on this
+%% (4096) and `max_pending_proposals' (4096), the proposals made on this
 %% node and not yet decided, in a group and over all groups, and
 %% `max_unsynced_bytes_per_group' (16 MiB) and `max_unsynced_bytes'
 %% (256 MiB), the payload bytes not yet durable here: at a limit
