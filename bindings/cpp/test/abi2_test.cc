@@ -16,28 +16,11 @@
 #include "muxraft.hpp"
 
 using muxraft_test::HostCluster;
+using muxraft_test::kMaxTicks;
+using muxraft_test::config_for;
+using muxraft_test::lead;
 
 namespace {
-
-constexpr int kMaxTicks = 2000;
-
-muxraft::Config config_for(std::uint64_t id)
-{
-    muxraft::Config c;
-    c.node_id = id;
-    return c;
-}
-
-// Tick `n` until it leads `group` (a single-member group).
-bool lead(muxraft::Node &n, std::uint64_t group)
-{
-    for (int t = 0; t < kMaxTicks; ++t) {
-        if (n.group_status(group).role == MUXRAFT_LEADER)
-            return true;
-        n.tick();
-    }
-    return false;
-}
 
 } // namespace
 

@@ -15,10 +15,9 @@
 #include "muxraft.hpp"
 
 using muxraft_test::HostCluster;
+using muxraft_test::kMaxTicks;
 
 namespace {
-
-constexpr int kMaxTicks = 2000;
 
 // Every node of `c` applied at least `n` entries of `group`.
 bool all_applied(HostCluster &c, std::uint64_t group, std::size_t n)

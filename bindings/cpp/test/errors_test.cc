@@ -11,6 +11,8 @@
 #include "host_cluster.hpp"
 #include "muxraft.hpp"
 
+using muxraft_test::config_for;
+
 namespace {
 
 // Run `call`; it must throw muxraft::Error with `status`, from C function
@@ -42,13 +44,6 @@ namespace {
         return ::testing::AssertionFailure() << "threw another exception: " << e.what();
     }
     return ::testing::AssertionFailure() << "did not throw";
-}
-
-muxraft::Config config_for(std::uint64_t id)
-{
-    muxraft::Config c;
-    c.node_id = id;
-    return c;
 }
 
 // A single-member group that node 1 leads.

@@ -26,6 +26,28 @@
 
 namespace muxraft_test {
 
+// Ticks the tests allow for anything to happen.
+constexpr int kMaxTicks = 2000;
+
+// A default configuration for node `id`.
+inline muxraft::Config config_for(std::uint64_t id)
+{
+    muxraft::Config c;
+    c.node_id = id;
+    return c;
+}
+
+// Tick `n` until it leads `group` (a single-member group).
+inline bool lead(muxraft::Node &n, std::uint64_t group)
+{
+    for (int t = 0; t < kMaxTicks; ++t) {
+        if (n.group_status(group).role == MUXRAFT_LEADER)
+            return true;
+        n.tick();
+    }
+    return false;
+}
+
 struct Entry {
     std::uint64_t index;
     std::string data;

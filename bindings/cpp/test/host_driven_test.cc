@@ -11,13 +11,12 @@
 
 using muxraft_test::Entry;
 using muxraft_test::HostCluster;
+using muxraft_test::kMaxTicks;
 
 namespace {
 
 constexpr std::uint64_t kGroups = 20;
 constexpr int kEntries = 5;
-constexpr int kMaxTicks = 2000;
-
 std::string payload(std::uint64_t group, int k)
 {
     return "group " + std::to_string(group) + " entry " + std::to_string(k);
