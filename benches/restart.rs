@@ -67,7 +67,7 @@ mod common;
 use common::JsonObject;
 #[path = "../tests/common/mod.rs"]
 mod test_common;
-use test_common::TempDir;
+use test_common::{Machine, TempDir};
 
 const NODE: u64 = 1;
 const CLUSTER_ID: u64 = 0x5253; // "RS"
@@ -173,49 +173,6 @@ fn parse_args() -> Result<Args, String> {
 
 // ---------------------------------------------------------------------------
 // The host: a digest per group, and the writer
-
-/// A group's state machine: every entry applied folds into a digest.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Machine {
-    applied: u64,
-    count: u64,
-    digest: u64,
-}
-
-impl Machine {
-    fn apply(&mut self, index: u64, data: &[u8]) {
-        self.applied = index;
-        self.count += 1;
-        let mut h = self.digest ^ 0xcbf2_9ce4_8422_2325;
-        for b in index.to_le_bytes().iter().chain(data) {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        self.digest = h;
-    }
-
-    fn encode(&self) -> Bytes {
-        let mut v = Vec::with_capacity(24);
-        for x in [self.applied, self.count, self.digest] {
-            v.extend_from_slice(&x.to_le_bytes());
-        }
-        Bytes::from(v)
-    }
-
-    fn decode(b: &[u8]) -> Option<Machine> {
-        let x = |i: usize| {
-            Some(u64::from_le_bytes(
-                b.get(i * 8..i * 8 + 8)?.try_into().ok()?,
-            ))
-        };
-        (b.len() == 24).then_some(())?;
-        Some(Machine {
-            applied: x(0)?,
-            count: x(1)?,
-            digest: x(2)?,
-        })
-    }
-}
 
 #[derive(Default)]
 struct Group {

@@ -29,7 +29,7 @@ use muxraft::runtime::{DiskStats, Host, Runtime, RuntimeConfig};
 use parking_lot::Mutex;
 
 mod common;
-use common::TempDir;
+use common::{Machine, TempDir};
 
 const NODE: u64 = 1;
 const IDLE: u64 = 1;
@@ -59,51 +59,6 @@ fn payload(group: u64, n: u64) -> Bytes {
     let mut v = format!("g{group}-n{n}-").into_bytes();
     v.resize(PAYLOAD_BYTES, b'a' + (n % 26) as u8);
     Bytes::from(v)
-}
-
-/// A group's state machine: every entry applied folds into a digest.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Machine {
-    applied: u64,
-    count: u64,
-    digest: u64,
-}
-
-impl Machine {
-    fn apply(&mut self, index: u64, data: &[u8]) {
-        assert!(
-            index > self.applied,
-            "index {index} applied after {}",
-            self.applied
-        );
-        self.applied = index;
-        self.count += 1;
-        // FNV-1a over the index and the data, chained.
-        let mut h = self.digest ^ 0xcbf2_9ce4_8422_2325;
-        for b in index.to_le_bytes().iter().chain(data) {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        self.digest = h;
-    }
-
-    fn encode(&self) -> Bytes {
-        let mut v = Vec::with_capacity(24);
-        for x in [self.applied, self.count, self.digest] {
-            v.extend_from_slice(&x.to_le_bytes());
-        }
-        Bytes::from(v)
-    }
-
-    fn decode(b: &[u8]) -> Machine {
-        assert_eq!(b.len(), 24, "snapshot data length");
-        let x = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap());
-        Machine {
-            applied: x(0),
-            count: x(1),
-            digest: x(2),
-        }
-    }
 }
 
 /// What the segment files looked like at one sample.
@@ -187,7 +142,7 @@ impl TestHost {
             let mut st = self.st.lock();
             st.samples.push(sample);
             st.stats.push(disk);
-            let m = st.machines[&BUSY].clone();
+            let m = st.machines[&BUSY];
             let snapshot = if m.count >= st.next_snapshot {
                 st.next_snapshot += SNAPSHOT_EVERY;
                 let data = m.encode();
@@ -226,10 +181,13 @@ impl Host for TestHost {
                 ..
             } => {
                 let mut st = self.st.lock();
-                st.machines
-                    .entry(*group_id)
-                    .or_default()
-                    .apply(*index, data);
+                let m = st.machines.entry(*group_id).or_default();
+                assert!(
+                    *index > m.applied,
+                    "index {index} applied after {}",
+                    m.applied
+                );
+                m.apply(*index, data);
                 st.applied
                     .entry(*group_id)
                     .or_default()
@@ -243,7 +201,7 @@ impl Host for TestHost {
                 ..
             } => {
                 let mut st = self.st.lock();
-                let m = Machine::decode(data);
+                let m = Machine::decode(data).expect("snapshot data length");
                 assert_eq!(m.applied, *index, "snapshot data names its index");
                 st.machines.insert(*group_id, m);
                 st.restores.push((*group_id, *index, data.clone()));
@@ -329,7 +287,7 @@ fn a_group_idle_while_another_writes_keeps_no_old_segment_alive_and_both_survive
         let st = host.st.lock();
         assert_eq!(st.error, None);
         (
-            st.machines[&BUSY].clone(),
+            st.machines[&BUSY],
             st.applied[&BUSY].clone(),
             st.snapshots.clone(),
             st.samples.clone(),
@@ -470,7 +428,7 @@ fn once_every_busy_group_snapshotted_the_wal_is_one_small_segment() {
     let (busy, last_snapshot) = {
         let st = host.st.lock();
         assert_eq!(st.error, None);
-        (st.machines[&BUSY].clone(), st.snapshots.last().cloned())
+        (st.machines[&BUSY], st.snapshots.last().cloned())
     };
     assert_eq!(busy.count, ENTRIES);
     let (last_snapshot, last_data) = last_snapshot.expect("snapshots taken");
