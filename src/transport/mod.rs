@@ -32,10 +32,11 @@
 //! [`Transport::send`] never blocks: it queues the frame for the peer and
 //! wakes its writer. Each peer has two queues, priority (heartbeat batches
 //! and their answers) and bulk (everything else). The writer of a connection
-//! writes one whole frame at a time and takes a priority frame whenever one
-//! is waiting, so a priority frame waits at most for the one frame being
-//! written when it was queued (plus what the kernel's socket buffer already
-//! holds): heartbeats never wait behind a backlog of large appends. The
+//! gathers queued frames, priority frames first, into one vectored write of
+//! up to 64 KiB (or one larger frame), so a priority frame waits at most for
+//! the write in progress when it was queued (plus what the kernel's socket
+//! buffer already holds): heartbeats never wait behind a backlog of large
+//! appends, and many small frames cost one syscall. The
 //! bytes queued per peer are bounded by `max_queued_bytes`: beyond it bulk
 //! frames are dropped and counted (Raft retransmits); priority frames are
 //! not dropped for space while the peer is connected, only while it is down.
@@ -45,9 +46,9 @@
 //! # What a lost connection loses
 //!
 //! Frames still queued when a connection dies stay queued and go out on the
-//! next connection. The frame being written when it dies is put back at the
-//! front of its queue if none of its bytes had been written; if some had,
-//! it is lost, and so are frames already handed to the kernel that the peer
+//! next connection. The frames being written when it dies are put back at
+//! the front of their queues, in order, if none of their bytes had been
+//! written; a frame written in part is lost, and so are frames already handed to the kernel that the peer
 //! never read. The receiver never delivers the partial frame (it reads whole
 //! frames or nothing), and Raft retransmits whatever was lost. Lost frames
 //! are not counted (the transport cannot know which ones the peer read).

@@ -73,6 +73,16 @@ impl OutQueue {
         Some((frame, false))
     }
 
+    /// The next frame to write, as [`OutQueue::pop`], if it is at most
+    /// `room` bytes long or `any` is set; `None` leaves it queued.
+    pub fn pop_within(&mut self, room: usize, any: bool) -> Option<(Bytes, bool)> {
+        let next = self.priority.front().or_else(|| self.bulk.front())?;
+        if !any && next.len() > room {
+            return None;
+        }
+        self.pop()
+    }
+
     /// Bytes queued in both queues.
     pub fn queued_bytes(&self) -> usize {
         self.priority_bytes + self.bulk_bytes
