@@ -27,6 +27,12 @@ pub enum Body {
         incarnation: u64,
         msg: Message,
     },
+    /// Group messages of many groups, in one frame: the codec packs the
+    /// appends and append answers a pass sends one peer (see
+    /// `runtime::codec::encode_all`), so that a busy node pays one frame,
+    /// not one per group. Never empty once decoded. Each message counts as
+    /// its own kind in the stats.
+    Groups(Vec<GroupMessage>),
     /// The heartbeats of every group the sender leads with a follower on the
     /// receiver, for one interval: one per peer per interval, whatever the
     /// number of groups (see `heartbeat.rs`).
@@ -38,6 +44,15 @@ pub enum Body {
     SnapshotChunk(SnapshotChunk),
     /// The follower's answer to a chunk: how much of the snapshot it holds.
     SnapshotAck(SnapshotAck),
+}
+
+/// One Raft message for one group replica inside [`Body::Groups`]: the
+/// fields of [`Body::Group`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupMessage {
+    pub group_id: u64,
+    pub incarnation: u64,
+    pub msg: Message,
 }
 
 /// A piece of a group's snapshot: `data` holds bytes `offset..offset +
@@ -72,23 +87,31 @@ impl Body {
     /// transport's priority lane (liveness traffic first).
     pub fn kind(&self) -> FrameKind {
         match self {
-            Body::Group { msg, .. } => match msg.msg_type {
-                MessageType::Append => FrameKind::Append,
-                MessageType::AppendResponse => FrameKind::AppendResponse,
-                MessageType::Vote => FrameKind::Vote,
-                MessageType::VoteResponse => FrameKind::VoteResponse,
-                MessageType::PreVote => FrameKind::PreVote,
-                MessageType::PreVoteResponse => FrameKind::PreVoteResponse,
-                MessageType::Heartbeat => FrameKind::Heartbeat,
-                MessageType::HeartbeatResponse => FrameKind::HeartbeatResponse,
-                // Never sent as such: it travels as chunks.
-                MessageType::Snapshot => FrameKind::SnapshotChunk,
-            },
+            Body::Group { msg, .. } => msg_kind(msg),
+            // The first message's kind: what a pass packs are appends and
+            // their answers, bulk traffic.
+            Body::Groups(msgs) => msgs.first().map_or(FrameKind::Append, |m| msg_kind(&m.msg)),
             Body::SnapshotChunk(_) => FrameKind::SnapshotChunk,
             Body::SnapshotAck(_) => FrameKind::SnapshotAck,
             Body::HeartbeatBatch(_) => FrameKind::HeartbeatBatch,
             Body::HeartbeatBatchResponse(_) => FrameKind::HeartbeatBatchResponse,
         }
+    }
+}
+
+/// The kind of frame a group message is.
+pub(crate) fn msg_kind(msg: &Message) -> FrameKind {
+    match msg.msg_type {
+        MessageType::Append => FrameKind::Append,
+        MessageType::AppendResponse => FrameKind::AppendResponse,
+        MessageType::Vote => FrameKind::Vote,
+        MessageType::VoteResponse => FrameKind::VoteResponse,
+        MessageType::PreVote => FrameKind::PreVote,
+        MessageType::PreVoteResponse => FrameKind::PreVoteResponse,
+        MessageType::Heartbeat => FrameKind::Heartbeat,
+        MessageType::HeartbeatResponse => FrameKind::HeartbeatResponse,
+        // Never sent as such: it travels as chunks.
+        MessageType::Snapshot => FrameKind::SnapshotChunk,
     }
 }
 

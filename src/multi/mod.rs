@@ -25,10 +25,11 @@ mod stats;
 
 pub use config::NodeConfig;
 pub use error::{Error, ProposalError};
+pub(crate) use message::msg_kind;
 pub use message::{
     incarnation_digest, incarnation_row_hash, Body, Envelope, GroupHeartbeat,
-    GroupHeartbeatResponse, HeartbeatBatch, HeartbeatBatchResponse, Incarnations, SnapshotAck,
-    SnapshotChunk,
+    GroupHeartbeatResponse, GroupMessage, HeartbeatBatch, HeartbeatBatchResponse, Incarnations,
+    SnapshotAck, SnapshotChunk,
 };
 pub use node::{Event, GroupReady, Node, NodeReady};
 pub use stats::{Count, FrameKind, Stats};

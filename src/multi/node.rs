@@ -24,7 +24,7 @@ use bytes::Bytes;
 
 use super::group::Group;
 use super::heartbeat::{self, IncarnationProofs};
-use super::message::{Body, Envelope};
+use super::message::{msg_kind, Body, Envelope};
 use super::outbox::Outbox;
 use super::proposals::Undecided;
 use super::registry::Groups;
@@ -669,7 +669,9 @@ impl Node {
                 me: self.cfg.node_id,
             });
         }
-        self.stats.on_received(env.body.kind());
+        if !matches!(env.body, Body::Groups(_)) {
+            self.stats.on_received(env.body.kind());
+        }
         let from = env.from;
         match env.body {
             Body::Group {
@@ -678,6 +680,12 @@ impl Node {
                 msg,
             } => {
                 self.step_row(group_id, Some(incarnation), |r| r.step(msg));
+            }
+            Body::Groups(msgs) => {
+                for m in msgs {
+                    self.stats.on_received(msg_kind(&m.msg));
+                    self.step_row(m.group_id, Some(m.incarnation), |r| r.step(m.msg));
+                }
             }
             Body::HeartbeatBatch(batch) => self.step_heartbeat_batch(from, batch),
             Body::HeartbeatBatchResponse(answers) => self.step_heartbeat_answers(from, answers),

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use parking_lot::Mutex;
 
-use super::codec::{encode_only, OutFrame};
+use super::codec::{encode_all, OutFrame};
 use super::disk::Disk;
 use super::error::Error;
 use super::host::Host;
@@ -185,9 +185,7 @@ impl SharedNode {
             };
             // 0. A leader's appends go out while it writes its own log.
             let mut bytes = [0usize; FrameKind::COUNT];
-            for m in &rd.early {
-                let f = encode_only(cluster_id, m);
-                bytes[f.kind as usize] += f.bytes.len();
+            for f in encode_all(cluster_id, &rd.early, &mut bytes) {
                 (pass.send)(f);
             }
             // 1. Durable first: one write and one fsync for every group.
@@ -195,9 +193,7 @@ impl SharedNode {
                 disk.persist(&rd)?;
             }
             // 2. Then what depended on it.
-            for m in &rd.messages {
-                let f = encode_only(cluster_id, m);
-                bytes[f.kind as usize] += f.bytes.len();
+            for f in encode_all(cluster_id, &rd.messages, &mut bytes) {
                 (pass.send)(f);
             }
             // 3. Then tell the host.

@@ -452,6 +452,11 @@ impl Checker {
                     }
                 }
                 Body::HeartbeatBatchResponse(_) | Body::SnapshotAck(_) => {}
+                Body::Groups(_) => {
+                    return Err(format!(
+                        "node {node} handed out packed group messages: packing is the codec's job"
+                    ));
+                }
                 Body::SnapshotChunk(c) => {
                     // A leader sends snapshot chunks of its term.
                     self.leadership(node, (c.group_id, c.incarnation), c.term, "sent a snapshot")?;

@@ -819,14 +819,18 @@ impl Cluster {
 
     /// The messages in flight, decoded, in send order: (to, message).
     pub fn in_flight(&self) -> Vec<Envelope> {
-        self.net.frames().iter().map(|f| decode(&f.bytes)).collect()
+        self.net
+            .frames()
+            .iter()
+            .flat_map(|f| decode(&f.bytes))
+            .collect()
     }
 
     /// Take the frames [`Net::hold_to`] set aside, decoded, in send order.
     pub fn take_held(&mut self) -> Vec<Envelope> {
         let mut held = std::mem::take(&mut self.net.held);
         held.sort_by_key(|f| f.seq);
-        held.iter().map(|f| decode(&f.bytes)).collect()
+        held.iter().flat_map(|f| decode(&f.bytes)).collect()
     }
 
     /// Make node `id`'s replica of group `g` campaign now.
@@ -865,7 +869,7 @@ impl Cluster {
             if round >= 99_996 {
                 last.extend(
                     due.iter()
-                        .map(|f| format!("{}->{}: {:?}", f.from, f.to, decode(&f.bytes).body)),
+                        .map(|f| format!("{}->{}: {:?}", f.from, f.to, decode(&f.bytes))),
                 );
             }
             let mut touched = BTreeSet::new();
@@ -938,7 +942,7 @@ impl Cluster {
             // before its own write (a crash in the write below leaves them
             // on the network, with entries the leader's disk never got).
             if !rd.early.is_empty() {
-                let early: Vec<_> = rd.early.iter().map(|m| encode(node, m)).collect();
+                let early = encode(node, &rd.early);
                 let node_ref = sn.node.as_ref().expect("running");
                 self.checker.on_send(id, &rd.early, &sn.durable, |g| {
                     node_ref.group_incarnation(g)
@@ -1013,7 +1017,7 @@ impl Cluster {
                 return Ok(());
             }
             let frames: Vec<_> = match self.node_mut(id) {
-                Some(n) => rd.messages.iter().map(|m| encode(n, m)).collect(),
+                Some(n) => encode(n, &rd.messages),
                 None => Vec::new(),
             };
             for f in frames {
@@ -1077,8 +1081,10 @@ impl Cluster {
                     .or_default()
                     .extend(rd.events.iter().cloned());
             }
-            for m in rd.early.iter().chain(&rd.messages) {
-                let f = encode(node, m);
+            for f in encode(node, &rd.early)
+                .into_iter()
+                .chain(encode(node, &rd.messages))
+            {
                 self.net.send(&mut self.rng, self.now, id, f.to, f.bytes);
             }
             let t = t.map(|t| {
@@ -1236,11 +1242,28 @@ impl Cluster {
     }
 }
 
-/// Decode a frame the cluster's nodes sent (a test inspecting the network).
-pub fn decode(bytes: &Bytes) -> Envelope {
-    crate::wire::decode_frame(bytes, usize::MAX)
+/// Decode a frame the cluster's nodes sent (a test inspecting the
+/// network): its envelope, or one envelope per group message of a frame
+/// that packs several ([`Body::Groups`](crate::multi::Body::Groups)).
+pub fn decode(bytes: &Bytes) -> Vec<Envelope> {
+    let env = crate::wire::decode_frame(bytes, usize::MAX)
         .expect("the nodes send well-formed frames")
-        .envelope
+        .envelope;
+    match env.body {
+        crate::multi::Body::Groups(msgs) => msgs
+            .into_iter()
+            .map(|m| Envelope {
+                from: env.from,
+                to: env.to,
+                body: crate::multi::Body::Group {
+                    group_id: m.group_id,
+                    incarnation: m.incarnation,
+                    msg: m.msg,
+                },
+            })
+            .collect(),
+        body => vec![Envelope { body, ..env }],
+    }
 }
 
 fn same_store(a: &MemStore, b: &MemStore) -> bool {

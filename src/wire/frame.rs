@@ -11,7 +11,7 @@ use prost::Message as _;
 
 use super::batch;
 use super::{proto, WireError, PROTOCOL_VERSION};
-use crate::multi::{Body, Envelope, SnapshotAck, SnapshotChunk};
+use crate::multi::{Body, Envelope, GroupMessage, SnapshotAck, SnapshotChunk};
 use crate::raft::{Entry, EntryKind, Message, MessageType, SnapshotMeta};
 
 /// Bytes of the length prefix in front of every envelope.
@@ -88,6 +88,53 @@ pub fn try_encode_frame(
             max: err.remaining(),
         })?;
     Ok(buf.freeze())
+}
+
+/// Encodes one frame of cluster `cluster_id` carrying the group messages
+/// `msgs` from node `from` to node `to`, as [`Body::Groups`] would (without
+/// building the body: the messages are borrowed). Every one of `msgs` must
+/// be a [`Body::Group`] between `from` and `to`; others are skipped (a
+/// debug build panics).
+///
+/// # Panics
+///
+/// If the envelope is over `u32::MAX` bytes (see [`encode_frame`]).
+pub fn encode_groups_frame(cluster_id: u64, from: u64, to: u64, msgs: &[&Envelope]) -> Bytes {
+    let messages = msgs
+        .iter()
+        .filter_map(|env| match &env.body {
+            Body::Group {
+                group_id,
+                incarnation,
+                msg,
+            } if env.from == from && env.to == to => Some(proto::GroupMessage {
+                group_id: *group_id,
+                incarnation: *incarnation,
+                msg: Some(raft_message_to_wire(msg)),
+            }),
+            _ => {
+                debug_assert!(false, "not a group message from {from} to {to}: {env:?}");
+                None
+            }
+        })
+        .collect();
+    let envelope = proto::Envelope {
+        version: PROTOCOL_VERSION,
+        cluster_id,
+        from,
+        to,
+        body: Some(proto::EnvelopeBody::Groups(proto::GroupMessages {
+            messages,
+        })),
+    };
+    let len = envelope.encoded_len();
+    let prefix = u32::try_from(len).expect("a frame of group messages is under 4 GiB");
+    let mut buf = BytesMut::with_capacity(FRAME_HEADER_LEN + len);
+    buf.put_u32(prefix);
+    envelope
+        .encode(&mut buf)
+        .expect("the buffer was sized for the envelope");
+    buf.freeze()
 }
 
 /// Reads a length prefix and checks it before anything is buffered: the
@@ -211,6 +258,19 @@ fn to_envelope(cluster_id: u64, frame: &Envelope) -> proto::Envelope {
                 msg: Some(raft_message_to_wire(msg)),
             })
         }
+        Body::Groups(msgs) => proto::EnvelopeBody::Groups(proto::GroupMessages {
+            messages: msgs
+                .iter()
+                .map(|m| {
+                    debug_assert_eq!((m.msg.from, m.msg.to), (frame.from, frame.to));
+                    proto::GroupMessage {
+                        group_id: m.group_id,
+                        incarnation: m.incarnation,
+                        msg: Some(raft_message_to_wire(&m.msg)),
+                    }
+                })
+                .collect(),
+        }),
         Body::HeartbeatBatch(beats) => proto::EnvelopeBody::Batch(batch::encode_heartbeats(beats)),
         Body::HeartbeatBatchResponse(responses) => {
             proto::EnvelopeBody::BatchResponse(batch::encode_responses(responses))
@@ -263,14 +323,24 @@ fn from_envelope(envelope: proto::Envelope) -> Result<Frame, WireError> {
     let body = match body {
         None => return Err(WireError::Malformed("envelope has no body".into())),
         Some(proto::EnvelopeBody::Group(group)) => {
-            let msg = group
-                .msg
-                .ok_or_else(|| WireError::Malformed("group message has no Raft message".into()))?;
+            let m = group_message(group, from, to)?;
             Body::Group {
-                group_id: group.group_id,
-                incarnation: group.incarnation,
-                msg: raft_message_from_wire(msg, from, to)?,
+                group_id: m.group_id,
+                incarnation: m.incarnation,
+                msg: m.msg,
             }
+        }
+        Some(proto::EnvelopeBody::Groups(groups)) => {
+            if groups.messages.is_empty() {
+                return Err(WireError::Malformed("group messages frame is empty".into()));
+            }
+            Body::Groups(
+                groups
+                    .messages
+                    .into_iter()
+                    .map(|g| group_message(g, from, to))
+                    .collect::<Result<_, _>>()?,
+            )
         }
         Some(proto::EnvelopeBody::Batch(beats)) => {
             Body::HeartbeatBatch(batch::decode_heartbeats(beats)?)
@@ -290,6 +360,21 @@ fn from_envelope(envelope: proto::Envelope) -> Result<Frame, WireError> {
     Ok(Frame {
         cluster_id,
         envelope: Envelope { from, to, body },
+    })
+}
+
+fn group_message(
+    group: proto::GroupMessage,
+    from: u64,
+    to: u64,
+) -> Result<GroupMessage, WireError> {
+    let msg = group
+        .msg
+        .ok_or_else(|| WireError::Malformed("group message has no Raft message".into()))?;
+    Ok(GroupMessage {
+        group_id: group.group_id,
+        incarnation: group.incarnation,
+        msg: raft_message_from_wire(msg, from, to)?,
     })
 }
 
@@ -598,6 +683,82 @@ mod tests {
             }
             other => panic!("expected Malformed({needle:?}), got {other:?}"),
         }
+    }
+
+    #[test]
+    fn group_messages_of_many_groups_round_trip_in_one_frame() {
+        let envs: Vec<Envelope> = (1..=3)
+            .map(|g| {
+                let mut msg = full_message(if g == 2 {
+                    MessageType::AppendResponse
+                } else {
+                    MessageType::Append
+                });
+                msg.term += g;
+                Envelope {
+                    from: msg.from,
+                    to: msg.to,
+                    body: Body::Group {
+                        group_id: g * 10,
+                        incarnation: g,
+                        msg,
+                    },
+                }
+            })
+            .collect();
+        let refs: Vec<&Envelope> = envs.iter().collect();
+        let bytes = encode_groups_frame(0xC1, 3, 7, &refs);
+        let expected = framed(
+            0xC1,
+            3,
+            7,
+            Body::Groups(
+                envs.iter()
+                    .map(|e| match &e.body {
+                        Body::Group {
+                            group_id,
+                            incarnation,
+                            msg,
+                        } => GroupMessage {
+                            group_id: *group_id,
+                            incarnation: *incarnation,
+                            msg: msg.clone(),
+                        },
+                        _ => unreachable!(),
+                    })
+                    .collect(),
+            ),
+        );
+        assert_eq!(decode_frame(&bytes, MAX), Ok(expected.clone()));
+        // The same bytes as encoding the body itself.
+        assert_eq!(enc(&expected), bytes);
+        assert_eq!(decode_frame_bytes(bytes, MAX), Ok(expected));
+    }
+
+    #[test]
+    fn a_frame_of_group_messages_must_hold_one_and_each_must_be_whole() {
+        let mut env = valid_envelope();
+        env.body = Some(proto::EnvelopeBody::Groups(proto::GroupMessages {
+            messages: Vec::new(),
+        }));
+        assert_malformed(decode_frame(&frame_envelope(&env), MAX), "empty");
+        let Some(proto::EnvelopeBody::Group(good)) = valid_envelope().body else {
+            unreachable!()
+        };
+        let mut bad = good.clone();
+        bad.msg = None;
+        env.body = Some(proto::EnvelopeBody::Groups(proto::GroupMessages {
+            messages: vec![good.clone(), bad],
+        }));
+        assert_malformed(decode_frame(&frame_envelope(&env), MAX), "no Raft message");
+        let mut bad = good.clone();
+        if let Some(m) = bad.msg.as_mut() {
+            m.msg_type = 0;
+        }
+        env.body = Some(proto::EnvelopeBody::Groups(proto::GroupMessages {
+            messages: vec![good, bad],
+        }));
+        assert!(decode_frame(&frame_envelope(&env), MAX).is_err());
     }
 
     #[test]

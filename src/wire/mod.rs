@@ -13,6 +13,10 @@
 //!   their responses; a stand-alone heartbeat is possible too). Its
 //!   `from`/`to` are the envelope's, since a group has at most one replica
 //!   per node and so replica id == node id;
+//! - **group messages**: several group messages between the same two
+//!   nodes, of any groups (the codec packs the appends and append answers
+//!   one pass sends a peer, up to 256 KiB a frame, so that a busy node
+//!   answers a thousand groups with one frame, not a thousand);
 //! - a **heartbeat batch**: the heartbeats of every group the sender leads
 //!   that has a follower on the receiver, one batch per peer per interval
 //!   whatever the number of groups, sent even when empty because the batch
@@ -43,7 +47,8 @@
 //! Decoding never panics and never allocates more than a small multiple of
 //! the input length. It rejects a frame over the caller's size limit, a
 //! length prefix that disagrees with the buffer, another protocol version,
-//! a zero node id, a missing body, an unknown message type or entry kind,
+//! a zero node id, a missing body, an empty group messages body, an
+//! unknown message type or entry kind,
 //! and a batch whose group ids are not strictly increasing or whose columns
 //! differ in length. Checking the cluster id against the local one is
 //! [`Frame::check_cluster`]. What the wire layer does not check is Raft
@@ -55,8 +60,8 @@ mod frame;
 mod proto;
 
 pub use frame::{
-    decode_frame, decode_frame_bytes, encode_frame, frame_length, split_frame, try_encode_frame,
-    Frame, FRAME_HEADER_LEN,
+    decode_frame, decode_frame_bytes, encode_frame, encode_groups_frame, frame_length, split_frame,
+    try_encode_frame, Frame, FRAME_HEADER_LEN,
 };
 
 /// The version every envelope carries. A peer speaking another version is
@@ -65,7 +70,9 @@ pub use frame::{
 ///
 /// Version 2 added group incarnations (group messages name theirs, batches
 /// prove theirs with a digest): a version 1 peer would accept rows of a
-/// removed group's earlier life, so the two do not talk.
+/// removed group's earlier life, so the two do not talk. The group messages
+/// body (field 10) is part of version 2 from its start: no release spoke
+/// version 2 without it.
 pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The default limit on the envelope size of one frame (the bytes after the

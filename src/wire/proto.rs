@@ -33,7 +33,7 @@ pub(crate) struct Envelope {
     pub from: u64,
     #[prost(uint64, tag = "4")]
     pub to: u64,
-    #[prost(oneof = "EnvelopeBody", tags = "5, 6, 7, 8, 9")]
+    #[prost(oneof = "EnvelopeBody", tags = "5, 6, 7, 8, 9, 10")]
     pub body: Option<EnvelopeBody>,
 }
 
@@ -67,6 +67,16 @@ pub(crate) enum EnvelopeBody {
     SnapshotChunk(SnapshotChunk),
     #[prost(message, tag = "9")]
     SnapshotAck(SnapshotAck),
+    #[prost(message, tag = "10")]
+    Groups(GroupMessages),
+}
+
+/// Group messages of many groups between the same two nodes (appends and
+/// their answers, packed by the sender's codec).
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct GroupMessages {
+    #[prost(message, repeated, tag = "1")]
+    pub messages: Vec<GroupMessage>,
 }
 
 /// A piece of a group's snapshot (see `multi::SnapshotChunk`).
