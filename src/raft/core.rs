@@ -86,6 +86,11 @@ pub struct Raft<S: LogStore> {
     pub(super) progress: Vec<Progress>,
     pub(super) votes: ReplicaMap<bool>,
     pub(super) msgs: Vec<Message>,
+    /// Entries were proposed since the last `ready`: the leader sends them
+    /// then, in one append per follower, however many proposals came in
+    /// meanwhile (messages only leave at `ready`, so waiting costs no
+    /// latency).
+    pub(super) proposed: bool,
     pub(super) cfg: Config,
     pub(super) election_elapsed: u32,
     pub(super) heartbeat_elapsed: u32,
@@ -130,6 +135,7 @@ impl<S: LogStore> Raft<S> {
             progress: Vec::new(),
             votes: ReplicaMap::default(),
             msgs: Vec::new(),
+            proposed: false,
             rng: Rng::new(cfg.seed),
             cfg,
             election_elapsed: 0,
@@ -314,7 +320,8 @@ impl<S: LogStore> Raft<S> {
             data,
         };
         self.append_entries(vec![entry]);
-        self.broadcast_append();
+        // Sent at `ready`, with whatever else is proposed before it.
+        self.proposed = true;
         Ok(Proposed {
             index,
             term: self.term,
@@ -491,6 +498,7 @@ impl<S: LogStore> Raft<S> {
             self.vote = NONE;
         }
         self.leader = NONE;
+        self.proposed = false;
         self.election_elapsed = 0;
         self.heartbeat_elapsed = 0;
         let e = self.cfg.election_ticks as u64;

@@ -60,6 +60,19 @@ impl<S: LogStore> Raft<S> {
             || (self.role, self.leader) != self.prev_role
     }
 
+    /// A leader sends what was proposed since the last `Ready`: one append
+    /// per follower for all of it, not one per proposal; more only where
+    /// it exceeds `max_append_bytes`, as far as the follower's flow control
+    /// allows (each send moves its `next` on, or pauses it).
+    fn send_proposed(&mut self) {
+        if !std::mem::take(&mut self.proposed) || self.role != Role::Leader {
+            return;
+        }
+        for to in self.followers() {
+            while self.send_append(to, false) {}
+        }
+    }
+
     /// Hand the pending messages to `send` now, without a `Ready`, if none of
     /// them can depend on state that is not yet durable: every entry is in
     /// the store and the hard state equals the recorded one. Idle heartbeats
@@ -81,6 +94,7 @@ impl<S: LogStore> Raft<S> {
 
     /// Take the work accumulated since the last `Ready`.
     pub fn ready(&mut self) -> Ready {
+        self.send_proposed();
         let hs = self.hard_state();
         let hard_state = (hs != self.prev_hard_state).then_some(hs);
         let term_or_vote_changed =

@@ -2008,3 +2008,61 @@ fn a_leader_counts_itself_toward_commit_only_once_its_entries_are_durable() {
     assert_eq!(l.status().commit, acked);
     assert_eq!(l.term(), term);
 }
+
+// Batching on the data path: a leader proposed to N times between two
+// readies used to send N appends per follower (one per proposal), and each
+// follower answered each one.
+#[test]
+fn proposals_between_two_readies_leave_in_one_append_per_follower() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    net.flush();
+    let mark = net.sent.len();
+    let first = net.propose(1, "a").index;
+    for s in ["b", "c", "d", "e"] {
+        net.propose(1, s);
+    }
+    net.flush();
+    let appends: Vec<&Message> = net
+        .sent_since(mark)
+        .iter()
+        .filter(|m| m.msg_type == MessageType::Append && m.from == 1)
+        .collect();
+    assert_eq!(appends.len(), 2, "one append per follower: {appends:?}");
+    for m in appends {
+        let idx: Vec<u64> = m.entries.iter().map(|e| e.index).collect();
+        assert_eq!(idx, (first..first + 5).collect::<Vec<_>>());
+    }
+    net.deliver_all();
+    let with_entries = count(net.sent_since(mark), |m| {
+        m.msg_type == MessageType::Append && !m.entries.is_empty()
+    });
+    assert_eq!(
+        with_entries, 2,
+        "so one answer per follower for the entries"
+    );
+    assert_eq!(net.applied_data(2), ["a", "b", "c", "d", "e"]);
+}
+
+// ...and proposals beyond one append's size still go out at once, in as
+// many appends as the size needs, as far as the follower's window allows.
+#[test]
+fn proposals_over_one_appends_size_leave_in_several_appends_at_once() {
+    let mut net = Network::with_config(3, |c| c.max_append_bytes = 100);
+    net.elect(1);
+    net.flush();
+    let mark = net.sent.len();
+    for i in 0..10 {
+        net.propose(1, format!("{i:0>60}"));
+    }
+    net.process_ready(1);
+    let appends = count(net.sent_since(mark), |m| {
+        m.msg_type == MessageType::Append && m.to == 2
+    });
+    assert!(
+        appends >= 5,
+        "{appends} appends for 600 bytes of 100-byte appends"
+    );
+    net.deliver_all();
+    assert_eq!(net.applied_data(3).len(), 10);
+}
