@@ -86,11 +86,14 @@ pub struct Raft<S: LogStore> {
     pub(super) progress: Vec<Progress>,
     pub(super) votes: ReplicaMap<bool>,
     pub(super) msgs: Vec<Message>,
-    /// Entries were proposed since the last `ready`: the leader sends them
-    /// then, in one append per follower, however many proposals came in
-    /// meanwhile (messages only leave at `ready`, so waiting costs no
-    /// latency).
-    pub(super) proposed: bool,
+    /// A leader has appends to send at the next `ready`: entries were
+    /// proposed, or a follower's window opened. Sent then, in one append
+    /// per follower however many proposals and answers came in meanwhile
+    /// (messages only leave at `ready`, so waiting costs no latency).
+    pub(super) send_pending: bool,
+    /// The commit index moved since the last `ready`: followers that get
+    /// no append with entries then get an empty one that carries it.
+    pub(super) commit_pending: bool,
     pub(super) cfg: Config,
     pub(super) election_elapsed: u32,
     pub(super) heartbeat_elapsed: u32,
@@ -135,7 +138,8 @@ impl<S: LogStore> Raft<S> {
             progress: Vec::new(),
             votes: ReplicaMap::default(),
             msgs: Vec::new(),
-            proposed: false,
+            send_pending: false,
+            commit_pending: false,
             rng: Rng::new(cfg.seed),
             cfg,
             election_elapsed: 0,
@@ -321,7 +325,7 @@ impl<S: LogStore> Raft<S> {
         };
         self.append_entries(vec![entry]);
         // Sent at `ready`, with whatever else is proposed before it.
-        self.proposed = true;
+        self.send_pending = true;
         Ok(Proposed {
             index,
             term: self.term,
@@ -498,7 +502,8 @@ impl<S: LogStore> Raft<S> {
             self.vote = NONE;
         }
         self.leader = NONE;
-        self.proposed = false;
+        self.send_pending = false;
+        self.commit_pending = false;
         self.election_elapsed = 0;
         self.heartbeat_elapsed = 0;
         let e = self.cfg.election_ticks as u64;
@@ -564,8 +569,8 @@ impl<S: LogStore> Raft<S> {
             None => false,
         };
         if updated && self.maybe_commit() {
-            // Followers learn the new commit index.
-            self.broadcast_append();
+            // Followers learn the new commit index at the next `ready`.
+            self.commit_pending = true;
         }
     }
 

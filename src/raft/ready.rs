@@ -53,6 +53,8 @@ impl<S: LogStore> Raft<S> {
     /// Is there anything for the host to do?
     pub fn has_ready(&self) -> bool {
         !self.msgs.is_empty()
+            || self.send_pending
+            || self.commit_pending
             || self.log.has_pending_snapshot_for_ready()
             || self.log.has_unstable_for_ready()
             || self.log.has_next_committed()
@@ -60,16 +62,27 @@ impl<S: LogStore> Raft<S> {
             || (self.role, self.leader) != self.prev_role
     }
 
-    /// A leader sends what was proposed since the last `Ready`: one append
-    /// per follower for all of it, not one per proposal; more only where
-    /// it exceeds `max_append_bytes`, as far as the follower's flow control
-    /// allows (each send moves its `next` on, or pauses it).
-    fn send_proposed(&mut self) {
-        if !std::mem::take(&mut self.proposed) || self.role != Role::Leader {
+    /// A leader sends what was proposed, and what followers' answers made
+    /// room for, since the last `Ready`: one append per follower for all
+    /// of it, not one per proposal or answer; more only where it exceeds
+    /// `max_append_bytes`, as far as the follower's flow control allows
+    /// (each send moves its `next` on, or pauses it). A new commit index
+    /// rides on those appends; a follower that gets none gets an empty one
+    /// for it.
+    fn send_pending_appends(&mut self) {
+        let send = std::mem::take(&mut self.send_pending);
+        let commit = std::mem::take(&mut self.commit_pending);
+        if !(send || commit) || self.role != Role::Leader {
             return;
         }
         for to in self.followers() {
-            while self.send_append(to, false) {}
+            let mut sent = false;
+            while self.send_append(to, false) {
+                sent = true;
+            }
+            if commit && !sent {
+                self.send_append(to, true);
+            }
         }
     }
 
@@ -94,7 +107,7 @@ impl<S: LogStore> Raft<S> {
 
     /// Take the work accumulated since the last `Ready`.
     pub fn ready(&mut self) -> Ready {
-        self.send_proposed();
+        self.send_pending_appends();
         let hs = self.hard_state();
         let hard_state = (hs != self.prev_hard_state).then_some(hs);
         let term_or_vote_changed =

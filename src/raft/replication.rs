@@ -370,11 +370,15 @@ impl<S: LogStore> Raft<S> {
             }
         }
         if self.maybe_commit() {
-            // Followers learn the new commit index.
-            self.broadcast_append();
+            // Followers learn the new commit index at `ready`, with the
+            // entries proposed meanwhile if there are any.
+            self.commit_pending = true;
         }
-        // Fill the window while there is more to send.
-        while self.send_append(from, false) {}
+        // Fill the window at `ready`, with everything proposed by then.
+        let last = self.log.last_index();
+        if self.progress(from).is_some_and(|pr| pr.next <= last) {
+            self.send_pending = true;
+        }
     }
 
     fn handle_heartbeat_response(&mut self, from: ReplicaId) {

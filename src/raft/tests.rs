@@ -2066,3 +2066,45 @@ fn proposals_over_one_appends_size_leave_in_several_appends_at_once() {
     net.deliver_all();
     assert_eq!(net.applied_data(3).len(), 10);
 }
+
+// A new commit index used to go out at once in an empty append per
+// follower, and the entries proposed in the same pass in another.
+#[test]
+fn a_new_commit_index_rides_on_the_append_of_what_was_proposed_meanwhile() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    net.deliver_all();
+    net.propose(1, "a");
+    net.flush();
+    // The followers' acknowledgements of "a" arrive, then "b" is proposed,
+    // both before the leader's next ready.
+    for _ in 0..2 {
+        let m = net.take_queued(|m| m.msg_type == MessageType::Append && m.from == 1);
+        net.step(m);
+    }
+    let acks: Vec<Message> = (0..2)
+        .map(|_| net.take_queued(|m| m.msg_type == MessageType::AppendResponse && m.to == 1))
+        .collect();
+    let committed = net.status(1).commit;
+    for m in acks {
+        net.raft(1).step(m).unwrap();
+    }
+    assert!(net.status(1).commit > committed, "the acks commit \"a\"");
+    net.propose(1, "b");
+    let mark = net.sent.len();
+    net.process_ready(1);
+    let appends: Vec<&Message> = net
+        .sent_since(mark)
+        .iter()
+        .filter(|m| m.msg_type == MessageType::Append)
+        .collect();
+    assert_eq!(appends.len(), 2, "{appends:?}");
+    for m in appends {
+        assert_eq!(m.entries.len(), 1, "\"b\" rides along: {m:?}");
+        assert_eq!(m.commit, net.status(1).commit);
+    }
+    // With nothing proposed, the commit index goes out alone.
+    net.deliver_all();
+    assert_eq!(net.applied_data(2), ["a", "b"]);
+    assert_eq!(net.applied_data(3), ["a", "b"]);
+}
