@@ -107,6 +107,8 @@ C_TEST_DEPS := $(C_TEST_SRC) tests/c/cluster_util.h include/muxraft.h
 C_EXAMPLES := $(C_OUT)/minimal $(C_OUT)/cluster $(C_OUT)/queue_node $(C_OUT)/demo
 # demo.c and tests/c/crash_test.c run queue_node processes through this.
 QUEUE_CLUSTER := examples/c/queue_cluster.c examples/c/queue_cluster.h
+# crash_test.c and throughput.c --verify check queue_node's app logs with this.
+LOG_VERIFY := examples/c/log_verify.c examples/c/log_verify.h
 
 .PHONY: FORCE
 FORCE:
@@ -151,8 +153,9 @@ $(C_OUT)/%: examples/c/%.c include/muxraft.h $(STATIC_LIB) $(NATIVE_LIBS_FILE) |
 $(C_OUT)/demo: examples/c/demo.c $(QUEUE_CLUSTER) | $(C_OUT)
 	$(CC) $(C_FLAGS) $(C_OPT) examples/c/demo.c examples/c/queue_cluster.c -o $@
 
-$(C_OUT)/crash_test: tests/c/crash_test.c $(QUEUE_CLUSTER) | $(C_OUT)
-	$(CC) $(C_FLAGS) -Iexamples/c $(C_OPT) tests/c/crash_test.c examples/c/queue_cluster.c -o $@
+$(C_OUT)/crash_test: tests/c/crash_test.c $(QUEUE_CLUSTER) $(LOG_VERIFY) | $(C_OUT)
+	$(CC) $(C_FLAGS) -Iexamples/c $(C_OPT) tests/c/crash_test.c examples/c/queue_cluster.c \
+		examples/c/log_verify.c -o $@
 
 $(C_OUT)/soak: benches/c/soak.c $(QUEUE_CLUSTER) | $(C_OUT)
 	$(CC) $(C_FLAGS) -Iexamples/c $(C_OPT) benches/c/soak.c examples/c/queue_cluster.c -o $@
@@ -160,8 +163,10 @@ $(C_OUT)/soak: benches/c/soak.c $(QUEUE_CLUSTER) | $(C_OUT)
 # queue_node prints, and throughput merges, the same latency histogram.
 $(C_OUT)/queue_node: examples/c/latency_hist.h
 
-$(C_OUT)/throughput: benches/c/throughput.c examples/c/latency_hist.h $(QUEUE_CLUSTER) | $(C_OUT)
-	$(CC) $(C_FLAGS) -Iexamples/c $(C_OPT) benches/c/throughput.c examples/c/queue_cluster.c -lm -o $@
+$(C_OUT)/throughput: benches/c/throughput.c examples/c/latency_hist.h $(QUEUE_CLUSTER) \
+		$(LOG_VERIFY) | $(C_OUT)
+	$(CC) $(C_FLAGS) -Iexamples/c $(C_OPT) benches/c/throughput.c examples/c/queue_cluster.c \
+		examples/c/log_verify.c -lm -o $@
 
 ## bench-throughput: three queue_node processes with data directories (WAL
 ## synced), 1,000 groups, 16-byte payloads, an open-loop offered load that
@@ -171,6 +176,12 @@ $(C_OUT)/throughput: benches/c/throughput.c examples/c/latency_hist.h $(QUEUE_CL
 ## refusals; the plot of p99 against throughput in target/throughput.svg
 ## (benches/c/throughput.c; THROUGHPUT_FLAGS adds flags, e.g.
 ## THROUGHPUT_FLAGS='--rates 5000,10000,20000 --step-seconds 5 --json').
+## THROUGHPUT_FLAGS=--verify keeps queue_node's app logs (32-byte payloads;
+## the logging costs CPU) and, after each mode's last step, stops proposals,
+## lets the cluster settle, stops it and checks every log as test-crash does:
+## it prints "verify: N acknowledged proposals, L lost, ..." and fails unless
+## no acknowledged proposal was lost, none applied twice or out of order, and
+## every replica ends in the same state.
 .PHONY: bench-throughput
 bench-throughput: $(C_OUT)/throughput $(C_OUT)/queue_node
 	$(C_OUT)/throughput --queue-node $(C_OUT)/queue_node $(THROUGHPUT_FLAGS)

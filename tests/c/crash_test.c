@@ -9,26 +9,13 @@
  * restarted from its data directory; with MUXRAFT_CRASH_WIPE, node 3's
  * muxraft data is deleted before some of its restarts, and it rejoins its
  * groups. Then proposals stop, the cluster settles, every process gets
- * SIGTERM, and the logs the processes kept are checked. queue_node writes
- * each acknowledged proposal to acked.log, and to applied.<pid>.log (one
- * file per incarnation) each applied entry and each restored snapshot, with
- * the group's state (a running hash) after it:
- *
- *   order       in every incarnation of every replica, a group's indexes
- *               increase (nothing is applied twice, nothing at or below a
- *               restored snapshot is applied again) and no payload is
- *               applied twice;
- *   state       wherever a group's state at an index was seen (on any
- *               replica, in any incarnation, by applying entries or by
- *               restoring a snapshot), it is the same, and so is the entry
- *               applied at that index;
- *   agreement   the last incarnations of the three replicas of a group end
- *               at the same index with the same state;
- *   acked       every proposal acknowledged (proposal_done OK) by any
- *               incarnation was applied at the index it was acknowledged
- *               at, and every replica's final state is at or past it (so it
- *               is in every final state, exactly once: see order, state);
- *   unique      no payload sits at two indexes of a group.
+ * SIGTERM, and the logs the processes kept are checked by
+ * examples/c/log_verify.c: queue_node writes each acknowledged proposal to
+ * acked.log, and to applied.<pid>.log (one file per incarnation) each
+ * applied entry and each restored snapshot, with the group's state after
+ * it; order, state, unique, agreement and acked (every acknowledged
+ * proposal is in every replica's final state, exactly once) are checked
+ * per group, over every incarnation (see log_verify.h).
  *
  *   usage: crash_test [PATH_TO_QUEUE_NODE]
  *   environment: MUXRAFT_CRASH_SECONDS (30)    how long the kills go on
@@ -57,6 +44,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "log_verify.h"
 #include "queue_cluster.h"
 
 #define NODES 3
@@ -89,16 +77,6 @@ static void check(bool ok, const char *fmt, ...)
     va_end(ap);
 }
 
-static void *xrealloc(void *p, size_t size)
-{
-    p = realloc(p, size ? size : 1);
-    if (p == NULL) {
-        fprintf(stderr, "out of memory\n");
-        exit(EXIT_FAILURE);
-    }
-    return p;
-}
-
 static uint64_t env_u64(const char *name, uint64_t dflt)
 {
     const char *v = getenv(name);
@@ -122,141 +100,6 @@ static uint64_t rng_next(void)
     rng_state ^= rng_state << 25;
     rng_state ^= rng_state >> 27;
     return rng_state * 0x2545F4914F6CDD1Dull;
-}
-
-/* ---- payloads, interned ------------------------------------------------- */
-
-static char **strings;
-static size_t n_strings;
-static uint32_t *slots; /* open addressing: string id + 1, 0 = empty */
-static size_t n_slots;
-
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return h;
-}
-
-static uint32_t intern(const char *s);
-
-static void intern_grow(void)
-{
-    size_t old = n_slots;
-    uint32_t *old_slots = slots;
-    n_slots = old ? old * 2 : 1 << 16;
-    slots = calloc(n_slots, sizeof *slots);
-    if (slots == NULL) {
-        fprintf(stderr, "out of memory\n");
-        exit(EXIT_FAILURE);
-    }
-    for (size_t i = 0; i < old; i++) {
-        if (old_slots[i] == 0)
-            continue;
-        size_t j = hash_str(strings[old_slots[i] - 1]) & (n_slots - 1);
-        while (slots[j] != 0)
-            j = (j + 1) & (n_slots - 1);
-        slots[j] = old_slots[i];
-    }
-    free(old_slots);
-}
-
-static uint32_t intern(const char *s)
-{
-    if (2 * (n_strings + 1) > n_slots)
-        intern_grow();
-    size_t j = hash_str(s) & (n_slots - 1);
-    while (slots[j] != 0) {
-        if (strcmp(strings[slots[j] - 1], s) == 0)
-            return slots[j] - 1;
-        j = (j + 1) & (n_slots - 1);
-    }
-    if ((n_strings & (n_strings - 1)) == 0) /* grow at powers of two */
-        strings = xrealloc(strings, (n_strings ? 2 * n_strings : 1) * sizeof *strings);
-    strings[n_strings] = strdup(s);
-    slots[j] = (uint32_t)n_strings + 1;
-    return (uint32_t)n_strings++;
-}
-
-/* ---- the logs ------------------------------------------------------------ */
-
-/* One group's entries, in the order a file lists them. */
-struct seq {
-    uint64_t *index;
-    uint32_t *payload;
-    uint64_t *hash;   /* the group's state after the line (0: not given) */
-    bool *restore;    /* a restored snapshot, not an applied entry */
-    size_t n, cap;
-};
-
-static void seq_push(struct seq *s, uint64_t index, uint32_t payload, uint64_t hash,
-                     bool restore)
-{
-    if (s->n == s->cap) {
-        s->cap = s->cap ? 2 * s->cap : 64;
-        s->index = xrealloc(s->index, s->cap * sizeof *s->index);
-        s->payload = xrealloc(s->payload, s->cap * sizeof *s->payload);
-        s->hash = xrealloc(s->hash, s->cap * sizeof *s->hash);
-        s->restore = xrealloc(s->restore, s->cap * sizeof *s->restore);
-    }
-    s->index[s->n] = index;
-    s->payload[s->n] = payload;
-    s->hash[s->n] = hash;
-    s->restore[s->n] = restore;
-    s->n++;
-}
-
-/* A log file: per group (1..groups), its entries. */
-struct log {
-    struct seq *groups;
-    size_t lines;
-    bool exists;
-};
-
-/* Read "<group> <index> <payload> [<hash>]" lines. A line cut short (no
- * newline at the end) is ignored: a SIGKILL during a write. */
-static void read_log(const char *path, unsigned groups, struct log *log,
-                     size_t *bad_lines)
-{
-    log->groups = calloc(groups + 1, sizeof *log->groups);
-    log->lines = 0;
-    FILE *f = fopen(path, "r");
-    log->exists = f != NULL;
-    if (f == NULL)
-        return;
-    char line[1024];
-    while (fgets(line, sizeof line, f)) {
-        size_t len = strlen(line);
-        if (len == 0 || line[len - 1] != '\n')
-            continue;
-        line[len - 1] = '\0';
-        unsigned long long g, idx, hash = 0;
-        char payload[512];
-        int n = sscanf(line, "%llu %llu %511s %llx", &g, &idx, payload, &hash);
-        if (n < 3 || g == 0 || g > groups) {
-            (*bad_lines)++;
-            continue;
-        }
-        bool restore = strncmp(payload, "restore:", 8) == 0;
-        seq_push(&log->groups[g], idx, intern(payload), hash, restore);
-        log->lines++;
-    }
-    fclose(f);
-}
-
-static void free_log(struct log *log, unsigned groups)
-{
-    if (log->groups == NULL)
-        return;
-    for (unsigned g = 0; g <= groups; g++) {
-        free(log->groups[g].index);
-        free(log->groups[g].payload);
-        free(log->groups[g].hash);
-        free(log->groups[g].restore);
-    }
-    free(log->groups);
-    log->groups = NULL;
 }
 
 /* ---- running the cluster ------------------------------------------------- */
@@ -356,251 +199,14 @@ static uint64_t total_acked(void)
 
 /* ---- verification ---------------------------------------------------------- */
 
-struct acked {
-    unsigned group;
-    uint64_t index;
-    uint32_t payload;
-    size_t node;
-};
-
-/* One line of any applied log of a group, for comparing across them. */
-struct seen_line {
-    uint64_t index, hash;
-    uint32_t payload;
-    bool restore;
-};
-
-static int by_index(const void *a, const void *b)
+/* log_verify's checks count here like the others. */
+static void verify_check(void *arg, bool ok, const char *what)
 {
-    const struct seen_line *x = a, *y = b;
-    if (x->index != y->index)
-        return x->index < y->index ? -1 : 1;
-    return (int)x->restore - (int)y->restore; /* entries before restores */
-}
-
-/* The first line at `index` in v (sorted by index), or SIZE_MAX. */
-static size_t lines_find(const struct seen_line *v, size_t n, uint64_t index)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (v[mid].index < index)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < n && v[lo].index == index ? lo : SIZE_MAX;
-}
-
-static void verify(unsigned groups)
-{
-    /* Every incarnation's applied log; the last one of each node apart. */
-    struct log *logs[NODES];
-    size_t n_logs[NODES];
-    size_t bad_lines = 0, files = 0, entries = 0, final_entries = 0, restores = 0;
-    for (size_t i = 0; i < NODES; i++) {
-        qc_proc *p = &cluster.procs[i];
-        n_logs[i] = p->n_incarnations;
-        logs[i] = calloc(n_logs[i], sizeof *logs[i]);
-        for (size_t k = 0; k < n_logs[i]; k++) {
-            char path[1200];
-            snprintf(path, sizeof path, "%s/applied.%d.log", p->dir, (int)p->incarnations[k]);
-            read_log(path, groups, &logs[i][k], &bad_lines);
-            files += logs[i][k].exists;
-            entries += logs[i][k].lines;
-        }
-        check(logs[i][n_logs[i] - 1].exists, "node %zu: its last applied log is missing", i + 1);
-        final_entries += logs[i][n_logs[i] - 1].lines;
-    }
-
-    /* Acknowledged proposals, from every node's acked.log. */
-    struct acked *acked = NULL;
-    size_t n_acked = 0, cap_acked = 0;
-    for (size_t i = 0; i < NODES; i++) {
-        char path[1200];
-        snprintf(path, sizeof path, "%s/acked.log", cluster.procs[i].dir);
-        struct log a;
-        read_log(path, groups, &a, &bad_lines);
-        for (unsigned g = 1; g <= groups; g++)
-            for (size_t k = 0; k < a.groups[g].n; k++) {
-                if (n_acked == cap_acked) {
-                    cap_acked = cap_acked ? 2 * cap_acked : 1024;
-                    acked = xrealloc(acked, cap_acked * sizeof *acked);
-                }
-                struct acked x = {g, a.groups[g].index[k], a.groups[g].payload[k], i};
-                acked[n_acked++] = x;
-            }
-        free_log(&a, groups);
-    }
-    check(bad_lines == 0, "%zu log lines could not be parsed", bad_lines);
-    check(n_acked > 0, "no proposal was acknowledged");
-
-    /* order: per incarnation, per group, indexes increase, payloads unique. */
-    uint32_t *seen = calloc(n_strings + 1, sizeof *seen); /* stamp per (file, group) */
-    uint32_t stamp = 0;
-    for (unsigned g = 1; g <= groups; g++) {
-        bool ok = true;
-        for (size_t i = 0; i < NODES; i++)
-            for (size_t k = 0; k < n_logs[i]; k++) {
-                const struct seq *s = &logs[i][k].groups[g];
-                stamp++;
-                for (size_t e = 0; e < s->n; e++) {
-                    restores += s->restore[e];
-                    if (e > 0 && s->index[e] <= s->index[e - 1]) {
-                        check(false, "group %u, node %zu pid %d: index %" PRIu64
-                                     " %s after %" PRIu64,
-                              g, i + 1, (int)cluster.procs[i].incarnations[k],
-                              s->index[e], s->restore[e] ? "restored" : "applied",
-                              s->index[e - 1]);
-                        ok = false;
-                        break;
-                    }
-                    if (s->restore[e])
-                        continue;
-                    if (seen[s->payload[e]] == stamp) {
-                        check(false, "group %u, node %zu pid %d: \"%s\" applied twice", g,
-                              i + 1, (int)cluster.procs[i].incarnations[k],
-                              strings[s->payload[e]]);
-                        ok = false;
-                        break;
-                    }
-                    seen[s->payload[e]] = stamp;
-                }
-            }
-        if (ok)
-            check(true, "order");
-    }
-    free(seen);
-
-    /* state, unique, agreement and acked, group by group, over every line
-     * of every log. */
-    uint64_t *at_index = calloc(n_strings + 1, sizeof *at_index); /* payload -> index */
-    uint32_t *at_stamp = calloc(n_strings + 1, sizeof *at_stamp);
-    size_t states_compared = 0, missing = 0;
-    struct seen_line *v = NULL;
-    size_t cap_v = 0;
-    for (unsigned g = 1; g <= groups; g++) {
-        size_t n = 0;
-        for (size_t i = 0; i < NODES; i++)
-            for (size_t k = 0; k < n_logs[i]; k++) {
-                const struct seq *s = &logs[i][k].groups[g];
-                if (n + s->n > cap_v) {
-                    cap_v = 2 * (n + s->n);
-                    v = xrealloc(v, cap_v * sizeof *v);
-                }
-                for (size_t e = 0; e < s->n; e++) {
-                    struct seen_line l = {s->index[e], s->hash[e], s->payload[e], s->restore[e]};
-                    v[n++] = l;
-                }
-            }
-        qsort(v, n, sizeof *v, by_index);
-
-        bool state_ok = true, unique_ok = true;
-        stamp++;
-        for (size_t e = 0; e < n; e++) {
-            if (e > 0 && v[e].index == v[e - 1].index) {
-                states_compared++;
-                if (v[e].hash != v[e - 1].hash && state_ok) {
-                    check(false, "group %u: two states at index %" PRIu64 " (%016" PRIx64
-                                 " and %016" PRIx64 "%s)",
-                          g, v[e].index, v[e - 1].hash, v[e].hash,
-                          v[e].restore ? ", the second restored" : "");
-                    state_ok = false;
-                }
-                if (!v[e].restore && !v[e - 1].restore && v[e].payload != v[e - 1].payload &&
-                    state_ok) {
-                    check(false, "group %u: index %" PRIu64 " applied as \"%s\" and \"%s\"", g,
-                          v[e].index, strings[v[e - 1].payload], strings[v[e].payload]);
-                    state_ok = false;
-                }
-            }
-            if (v[e].restore)
-                continue;
-            uint32_t pl = v[e].payload;
-            if (at_stamp[pl] == stamp && at_index[pl] != v[e].index && unique_ok) {
-                check(false, "group %u: \"%s\" applied at index %" PRIu64 " and %" PRIu64, g,
-                      strings[pl], at_index[pl], v[e].index);
-                unique_ok = false;
-            }
-            at_stamp[pl] = stamp;
-            at_index[pl] = v[e].index;
-        }
-        if (state_ok)
-            check(true, "state");
-        if (unique_ok)
-            check(true, "unique");
-
-        /* agreement: the last incarnations end at the same index and state. */
-        const struct seq *ref = &logs[0][n_logs[0] - 1].groups[g];
-        bool same = ref->n > 0;
-        if (!same)
-            check(false, "group %u: node 1's last incarnation applied and restored nothing", g);
-        for (size_t i = 1; same && i < NODES; i++) {
-            const struct seq *s = &logs[i][n_logs[i] - 1].groups[g];
-            if (s->n == 0 || s->index[s->n - 1] != ref->index[ref->n - 1] ||
-                s->hash[s->n - 1] != ref->hash[ref->n - 1]) {
-                check(false, "group %u: node %zu ends at index %" PRIu64 ", node 1 at %" PRIu64,
-                      g, i + 1, s->n ? s->index[s->n - 1] : 0, ref->index[ref->n - 1]);
-                same = false;
-            }
-        }
-        if (same)
-            check(true, "agreement");
-
-        /* acked: applied at its index, and every final state past it. */
-        bool acked_ok = true;
-        for (size_t a = 0; a < n_acked; a++) {
-            const struct acked *x = &acked[a];
-            if (x->group != g)
-                continue;
-            size_t at = lines_find(v, n, x->index);
-            bool applied = false;
-            for (size_t e = at; e != SIZE_MAX && e < n && v[e].index == x->index; e++)
-                applied |= !v[e].restore && v[e].payload == x->payload;
-            size_t behind = 0;
-            for (size_t i = 0; i < NODES; i++) {
-                const struct seq *fin = &logs[i][n_logs[i] - 1].groups[g];
-                if (fin->n == 0 || fin->index[fin->n - 1] < x->index)
-                    behind = i + 1;
-            }
-            if (!applied || behind) {
-                if (missing++ < 3)
-                    check(false, "group %u: \"%s\", acknowledged to node %zu at index %" PRIu64
-                                 ", %s",
-                          g, strings[x->payload], x->node + 1, x->index,
-                          !applied ? "was never applied there" : "is past a final state");
-                else
-                    n_failed++;
-                acked_ok = false;
-            }
-        }
-        if (acked_ok)
-            check(true, "acked");
-    }
-    free(v);
-    free(at_index);
-    free(at_stamp);
-
-    /* The same proposal is never acknowledged twice. */
-    uint32_t *acks = calloc(n_strings + 1, sizeof *acks);
-    size_t dup = 0;
-    for (size_t a = 0; a < n_acked; a++)
-        if (acks[acked[a].payload]++ == 1)
-            dup++;
-    check(dup == 0, "%zu proposals were acknowledged twice", dup);
-    free(acks);
-
-    printf("verified: %zu acknowledged proposals; %zu applied entries and %zu restored "
-           "snapshots in %zu log files (%zu lines in the last incarnations); %zu states "
-           "compared across replicas\n",
-           n_acked, entries - restores, restores, files, final_entries, states_compared);
-
-    free(acked);
-    for (size_t i = 0; i < NODES; i++) {
-        for (size_t k = 0; k < n_logs[i]; k++)
-            free_log(&logs[i][k], groups);
-        free(logs[i]);
-    }
+    (void)arg;
+    if (what != NULL)
+        check(ok, "%s", what);
+    else
+        n_failed++; /* one more lost proposal, not shown */
 }
 
 /* ---------------------------------------------------------------------- */
@@ -729,7 +335,9 @@ int main(int argc, char **argv)
 
     printf("kills: %" PRIu64 " in %.0f s, %" PRIu64 " of them with the data wiped\n", kills,
            (double)seconds, wipes);
-    verify(groups);
+    lv_summary summary;
+    lv_verify(&cluster, groups, verify_check, NULL, &summary);
+    lv_print_summary(stdout, &summary);
     if (n_failed > 0)
         keep_dir = true; /* for a post-mortem */
     printf("crash test took %.0f s%s%s\n", qc_seconds_since(t0),
