@@ -385,6 +385,17 @@ typedef struct muxraft_config {
    * 256 MiB.
    */
   uint64_t max_unsynced_bytes;
+  /**
+   * Idle groups go quiet: a leader whose followers hold its whole log,
+   * with nothing committed but unapplied and nothing pending, tells them
+   * so after a few quiet heartbeat intervals, and from then on the group
+   * is neither ticked nor has a heartbeat row, on any replica, until a
+   * proposal, a message or the loss of its leader's node wakes it. The
+   * per-pair heartbeat batch, sent every interval even when empty, is
+   * what tells a node its peers are alive. Only with
+   * `batch_heartbeats`. Default true.
+   */
+  bool quiesce;
 } muxraft_config;
 
 /**
@@ -622,6 +633,37 @@ typedef struct muxraft_stats {
   uint64_t proposals_refused_busy;
   uint64_t pending_proposals;
   uint64_t unsynced_bytes;
+  /**
+   * Quiescence (gauges): groups hosted here that are awake (ticked,
+   * sending heartbeat rows) and quiesced (idle: no ticks, no rows,
+   * covered by the node-level liveness of their leader's node).
+   */
+  uint64_t groups_awake;
+  uint64_t groups_quiesced;
+  /**
+   * Times a group here went quiet since the node started, and times a
+   * quiet group woke up, by cause: a call of the host's (proposal,
+   * campaign); a message from its leader; a message from another
+   * replica; its leader's node lost or restarted; a peer with one of its
+   * replicas returned.
+   */
+  uint64_t quiesced_total;
+  uint64_t wakeups_host;
+  uint64_t wakeups_leader_message;
+  uint64_t wakeups_follower_message;
+  uint64_t wakeups_peer_lost;
+  uint64_t wakeups_peer_returned;
+  /**
+   * Node-level liveness: the nodes that host replicas of groups hosted
+   * here, and (gauge) those this node hears (a frame from it within an
+   * election timeout); times a peer was lost, heard again, or seen to
+   * restart. `muxraft_node_peers` lists each with its liveness epoch.
+   */
+  uint64_t peers;
+  uint64_t peers_heard;
+  uint64_t peers_lost;
+  uint64_t peers_returned;
+  uint64_t peers_restarted;
 } muxraft_stats;
 
 #ifdef __cplusplus

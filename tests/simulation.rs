@@ -31,6 +31,7 @@
 
 use std::collections::BTreeMap;
 
+use muxraft::raft::Role;
 use muxraft::testkit::{Cluster, ClusterConfig, GroupSpec, NetFaults, NodeFaults, Rng};
 
 /// The faults one seed injects. Drawn from the seed, so that every kind is
@@ -72,12 +73,33 @@ impl Faults {
     }
 }
 
+/// How heartbeats travel: batched with idle groups going quiet (the
+/// default), batched with every group awake, or one message per group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Quiesced,
+    Awake,
+    Naive,
+}
+
+impl Mode {
+    const ALL: [Mode; 3] = [Mode::Quiesced, Mode::Awake, Mode::Naive];
+
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Quiesced => "quiesced",
+            Mode::Awake => "batched-awake",
+            Mode::Naive => "naive",
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Scenario {
     seed: u64,
     nodes: u64,
     groups: u64,
-    batch: bool,
+    mode: Mode,
     fault_ticks: u64,
     liveness_ticks: u64,
     faults: Faults,
@@ -98,7 +120,7 @@ struct Scenario {
 }
 
 impl Scenario {
-    fn from_seed(seed: u64, batch: bool) -> Scenario {
+    fn from_seed(seed: u64, mode: Mode) -> Scenario {
         let mut r = Rng::new(seed ^ 0x5EED);
         let nodes = 3 + r.below(3); // 3..=5
                                     // Every seed turns one kind on for sure, so each kind gets its share.
@@ -137,7 +159,7 @@ impl Scenario {
             seed,
             nodes,
             groups: 6 + r.below(10),
-            batch,
+            mode,
             fault_ticks: 400 + r.below(400),
             liveness_ticks: 1500,
             faults,
@@ -199,6 +221,7 @@ struct Totals {
     wipes: u64,
     rejoined: u64,
     busy: u64,
+    quiet: QuietTotals,
 }
 
 struct Run {
@@ -215,7 +238,8 @@ struct Run {
 impl Run {
     fn new(sc: Scenario) -> Result<Run, String> {
         let mut cfg = ClusterConfig::new(sc.nodes, sc.seed);
-        cfg.batch_heartbeats = sc.batch;
+        cfg.batch_heartbeats = sc.mode != Mode::Naive;
+        cfg.quiesce = sc.mode == Mode::Quiesced;
         cfg.snapshot_trailing_entries = sc.trailing;
         cfg.snapshot_chunk_bytes = sc.chunk_bytes;
         cfg.snapshot_timeout_ticks = sc.snapshot_timeout;
@@ -287,7 +311,7 @@ impl Run {
         format!(
             "{what}\n  at tick {} (mode {}, faults {:?})\n  replay: MUXRAFT_SIM_SEED={} cargo test --release --test simulation -- --nocapture",
             self.c.now,
-            if self.sc.batch { "batched" } else { "naive" },
+            self.sc.mode.name(),
             self.sc
                 .faults
                 .kinds()
@@ -414,8 +438,19 @@ impl Run {
             if !self.rng.chance(0.5) {
                 continue;
             }
-            let gs: Vec<u64> = self.c.groups.keys().copied().collect();
-            if let Some(&g) = gs.get(self.rng.below(gs.len() as u64) as usize) {
+            // Groups take turns being busy, a third at a time for 100
+            // ticks, so that the others idle long enough to go quiet (and
+            // are woken again, under whatever faults are on then).
+            let phase = self.c.now / 100;
+            let gs: Vec<u64> = self
+                .c
+                .groups
+                .keys()
+                .enumerate()
+                .filter(|(i, _)| (*i as u64 + phase) % 3 == 0)
+                .map(|(_, &g)| g)
+                .collect();
+            if let Some(&g) = gs.get(self.rng.below(gs.len().max(1) as u64) as usize) {
                 // Under tight limits, now and then a burst to one group
                 // that runs into them (refused with Busy: the checker makes
                 // sure none of those is ever applied).
@@ -453,6 +488,172 @@ impl Run {
             self.propose_some();
         }
         self.c.tick().map_err(|e| self.fail(e))
+    }
+}
+
+/// What the quiescence phase saw.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct QuietTotals {
+    /// Ticks until every group was quiet on every replica (the slowest
+    /// of the two times it is checked).
+    slowest_quiet: u64,
+    /// Ticks from the crash of the busiest leader's node to every group
+    /// led again.
+    slowest_failover: u64,
+    groups_failed_over: u64,
+}
+
+/// Idle groups go quiet on every replica; the node leading the most groups
+/// dies while they are quiet: exactly its groups wake and are led again
+/// within a bound, the others keep their leader and term; it returns, is
+/// caught up, and everything goes quiet again.
+fn quiet_phase(run: &mut Run) -> Result<QuietTotals, String> {
+    let mut t = QuietTotals {
+        slowest_quiet: wait_all_quiet(run)?,
+        ..QuietTotals::default()
+    };
+    // Who leads what, now.
+    let mut led: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    let mut count: BTreeMap<u64, u64> = BTreeMap::new();
+    for (&g, spec) in &run.c.groups {
+        for &id in &spec.members {
+            let st = run.c.node(id).and_then(|n| n.group_status(g).ok());
+            if let Some(st) = st.filter(|s| s.role == Role::Leader) {
+                led.insert(g, (id, st.term));
+                *count.entry(id).or_default() += 1;
+            }
+        }
+    }
+    let Some((&victim, _)) = count.iter().max_by_key(|&(&id, &n)| (n, id)) else {
+        return Ok(t);
+    };
+    run.c.crash(victim);
+    let start = run.c.now;
+    let bound = 4 * 10; // four election timeouts of 10 ticks
+    loop {
+        run.step(false)?;
+        let mut pending = Vec::new();
+        for (&g, &(leader, term)) in &led {
+            let spec = &run.c.groups[&g];
+            let leaders: Vec<(u64, u64)> = spec
+                .members
+                .iter()
+                .filter_map(|&id| {
+                    let st = run.c.node(id)?.group_status(g).ok()?;
+                    (st.role == Role::Leader).then_some((id, st.term))
+                })
+                .collect();
+            if leader != victim {
+                // Led elsewhere: untouched.
+                if leaders != [(leader, term)] {
+                    return Err(run.fail(format!(
+                        "quiescence: group {g}, led by {leader} at term {term}, changed to {leaders:?} when node {victim} died"
+                    )));
+                }
+            } else if leaders.len() != 1 {
+                // Only a group whose live voters are a majority can elect
+                // (a replica that rejoined with a wiped disk never votes).
+                let voting = spec
+                    .members
+                    .iter()
+                    .filter(|&&id| run.c.node(id).and_then(|n| n.group_can_vote(g)) == Some(true))
+                    .count();
+                if voting > spec.members.len() / 2 {
+                    pending.push(g);
+                }
+            }
+        }
+        if pending.is_empty() {
+            break;
+        }
+        if run.c.now - start > bound {
+            let g = pending[0];
+            let states: Vec<String> = run.c.groups[&g]
+                .members
+                .iter()
+                .filter_map(|&m| {
+                    let n = run.c.node(m)?;
+                    Some(format!(
+                        "node {m}: quiet {} {:?}",
+                        n.is_quiesced(g),
+                        n.group_status(g).ok()
+                    ))
+                })
+                .collect();
+            return Err(run.fail(format!(
+                "quiescence: groups {pending:?} of dead node {victim} not led again {bound} ticks after it died; group {g}:\n    {}",
+                states.join("\n    ")
+            )));
+        }
+    }
+    t.slowest_failover = run.c.now - start;
+    t.groups_failed_over = led
+        .keys()
+        .filter(|g| led[g].0 == victim)
+        .filter(|g| {
+            run.c.groups[g]
+                .members
+                .iter()
+                .filter_map(|&id| run.c.node(id)?.group_status(**g).ok())
+                .any(|s| s.role == Role::Leader)
+        })
+        .count() as u64;
+    run.c.restart(victim).map_err(|e| run.fail(e))?;
+    let mut settled = false;
+    for _ in 0..run.sc.liveness_ticks {
+        run.step(false)?;
+        if run.c.settled().is_ok() {
+            settled = true;
+            break;
+        }
+    }
+    if !settled {
+        let e = run.c.settled().err().unwrap_or_default();
+        return Err(run.fail(format!(
+            "quiescence: not settled after node {victim} returned: {e}"
+        )));
+    }
+    t.slowest_quiet = t.slowest_quiet.max(wait_all_quiet(run)?);
+    Ok(t)
+}
+
+/// Ticks (with nothing proposed) until every group is quiet on every
+/// replica; an error after 300.
+fn wait_all_quiet(run: &mut Run) -> Result<u64, String> {
+    let start = run.c.now;
+    loop {
+        let mut awake = None;
+        for (&g, spec) in &run.c.groups {
+            for &id in &spec.members {
+                if run.c.node(id).is_some_and(|n| !n.is_quiesced(g)) {
+                    awake = Some((g, id));
+                }
+            }
+        }
+        let Some((g, id)) = awake else {
+            return Ok(run.c.now - start);
+        };
+        if run.c.now - start > 300 {
+            let st = run.c.node(id).and_then(|n| n.group_status(g).ok());
+            let others: Vec<String> = run.c.groups[&g]
+                .members
+                .iter()
+                .filter_map(|&m| {
+                    let n = run.c.node(m)?;
+                    Some(format!(
+                        "node {m}: quiet {} {:?}; hears {:?}",
+                        n.is_quiesced(g),
+                        n.group_status(g).ok(),
+                        n.peer_liveness()
+                    ))
+                })
+                .collect();
+            return Err(run.fail(format!(
+                "quiescence: group {g} still awake on node {id} after 300 idle ticks: {st:?}\n    {}",
+                others.join("\n    ")
+            )));
+        }
+        run.step(false)?;
     }
 }
 
@@ -498,6 +699,10 @@ fn run(sc: Scenario) -> Result<Totals, String> {
             &undecided[..undecided.len().min(3)]
         )));
     }
+    let mut quiet = QuietTotals::default();
+    if sc.mode == Mode::Quiesced {
+        quiet = quiet_phase(&mut run)?;
+    }
     let s = &run.c.stats;
     let k = &run.c.checker.stats;
     let n = &run.c.net.stats;
@@ -537,6 +742,7 @@ fn run(sc: Scenario) -> Result<Totals, String> {
         wipes: s.wipes,
         rejoined: s.groups_rejoined,
         busy: s.proposals_busy,
+        quiet,
         ..Totals::default()
     };
     for (name, on) in sc.faults.kinds() {
@@ -585,6 +791,9 @@ fn add(total: &mut Totals, t: &Totals) {
     total.wipes += t.wipes;
     total.rejoined += t.rejoined;
     total.busy += t.busy;
+    total.quiet.slowest_quiet = total.quiet.slowest_quiet.max(t.quiet.slowest_quiet);
+    total.quiet.slowest_failover = total.quiet.slowest_failover.max(t.quiet.slowest_failover);
+    total.quiet.groups_failed_over += t.quiet.groups_failed_over;
 }
 
 fn seeds() -> Vec<u64> {
@@ -602,10 +811,10 @@ fn seeds() -> Vec<u64> {
     (base..base + n).collect()
 }
 
-fn run_mode(batch: bool) -> Totals {
+fn run_mode(mode: Mode) -> Totals {
     let mut total = Totals::default();
     for seed in seeds() {
-        match run(Scenario::from_seed(seed, batch)) {
+        match run(Scenario::from_seed(seed, mode)) {
             Ok(t) => add(&mut total, &t),
             Err(e) => panic!("simulation seed {seed} failed: {e}"),
         }
@@ -613,7 +822,7 @@ fn run_mode(batch: bool) -> Totals {
     let t = &total;
     println!(
         "mode {}: {} seeds ok\n  seeds per fault: {:?}\n  network: {} frames, {} lost, {} duplicated, {} cut; {} partitions, {} one-way cuts\n  nodes: {} crashes ({} in the middle of the host loop, {} whole-cluster), {} torn writes ({} kept whole), {} pauses, {} inputs between ready and advance\n  groups: {} removed, {} created; {} frames or rows of another incarnation dropped\n  proposals: {} accepted, {} committed, {} failed for certain, {} unknown, {} refused busy; {} entries applied\n  checks: {} leaderships, {} vote grants and {} acknowledgements checked against the disk ({} by index only)\n  snapshots: {} taken ({} interrupted by a crash), {} installed from a leader, {} restores checked against the replicas' states; {} disks wiped, {} groups rejoined\n  elections {}; slowest settle {} ticks",
-        if batch { "batched" } else { "naive" },
+        mode.name(),
         t.seeds,
         t.kinds,
         t.frames,
@@ -651,17 +860,31 @@ fn run_mode(batch: bool) -> Totals {
         t.elections,
         t.slowest_settle
     );
+    if mode == Mode::Quiesced {
+        println!(
+            "  quiescence: every group quiet on every replica within {} idle ticks; {} groups of a dead leader's node led again, the slowest after {} ticks, none led elsewhere disturbed",
+            t.quiet.slowest_quiet, t.quiet.groups_failed_over, t.quiet.slowest_failover
+        );
+    }
     total
 }
 
-/// Both modes under the same seeds: both safe and live.
+/// Every mode under the same seeds: all safe and live.
 #[test]
-fn simulation_is_safe_and_live_with_and_without_batching() {
-    let batched = run_mode(true);
-    let naive = run_mode(false);
+fn simulation_is_safe_and_live_in_every_mode() {
+    let totals: Vec<(Mode, Totals)> = Mode::ALL.iter().map(|&m| (m, run_mode(m))).collect();
+    let line = |what: &str, f: &dyn Fn(&Totals) -> u64| {
+        let parts: Vec<String> = totals
+            .iter()
+            .map(|(m, t)| format!("{} {}", m.name(), f(t)))
+            .collect();
+        format!("{what}: {}", parts.join(" vs "))
+    };
     println!(
-        "elections over {} seeds: batched {} vs naive {}; frames batched {} vs naive {}",
-        batched.seeds, batched.elections, naive.elections, batched.frames, naive.frames
+        "over {} seeds per mode: {}; {}",
+        totals[0].1.seeds,
+        line("elections", &|t| t.elections),
+        line("frames", &|t| t.frames)
     );
 }
 
@@ -674,11 +897,11 @@ fn a_seed_replays_exactly() {
     // them in once came from a `HashMap` and changed from run to run.
     let mut differ = Vec::new();
     for seed in [3, 172] {
-        for batch in [true, false] {
-            let first = run(Scenario::from_seed(seed, batch));
+        for mode in Mode::ALL {
+            let first = run(Scenario::from_seed(seed, mode));
             for _ in 0..4 {
-                if run(Scenario::from_seed(seed, batch)) != first {
-                    differ.push((seed, batch));
+                if run(Scenario::from_seed(seed, mode)) != first {
+                    differ.push((seed, mode));
                     break;
                 }
             }
@@ -686,7 +909,7 @@ fn a_seed_replays_exactly() {
     }
     assert!(
         differ.is_empty(),
-        "runs that did not replay (seed, batched): {differ:?}"
+        "runs that did not replay (seed, mode): {differ:?}"
     );
 }
 
@@ -697,7 +920,7 @@ fn a_seed_replays_exactly() {
 fn checker_catches_a_node_that_forgets_its_vote() {
     let mut caught = None;
     for seed in 1..400 {
-        let mut sc = Scenario::from_seed(seed, true);
+        let mut sc = Scenario::from_seed(seed, Mode::Quiesced);
         sc.forget_vote_on_restart = true;
         sc.faults.crashes = true;
         sc.faults.net.loss = 0.1;

@@ -83,6 +83,15 @@ pub struct muxraft_config {
     /// ...or the node's do, over all its groups (0: no limit). Default
     /// 256 MiB.
     pub max_unsynced_bytes: u64,
+    /// Idle groups go quiet: a leader whose followers hold its whole log,
+    /// with nothing committed but unapplied and nothing pending, tells them
+    /// so after a few quiet heartbeat intervals, and from then on the group
+    /// is neither ticked nor has a heartbeat row, on any replica, until a
+    /// proposal, a message or the loss of its leader's node wakes it. The
+    /// per-pair heartbeat batch, sent every interval even when empty, is
+    /// what tells a node its peers are alive. Only with
+    /// `batch_heartbeats`. Default true.
+    pub quiesce: bool,
 }
 
 const MAX_PROPOSAL_LIMIT: u32 = 4 << 20;
@@ -121,6 +130,7 @@ impl Default for muxraft_config {
             max_pending_proposals: n.max_pending_proposals,
             max_unsynced_bytes_per_group: n.max_unsynced_bytes_per_group,
             max_unsynced_bytes: n.max_unsynced_bytes,
+            quiesce: n.quiesce,
         }
     }
 }
@@ -136,6 +146,23 @@ pub unsafe extern "C" fn muxraft_config_init_sized(config: *mut muxraft_config, 
         // SAFETY: NULL or a struct of `size` writable bytes (header contract).
         unsafe { super::sized::init_sized(config, size, muxraft_config::default()) }
     })
+}
+
+/// A session id for a node starting now: random per process and per
+/// start, never 0 (see `NodeConfig::session`).
+fn random_session() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // Randomly keyed per process; the clock and a counter tell starts in
+    // one process apart.
+    static STARTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    h.write_u128(now);
+    h.write_u64(STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    h.write_u32(std::process::id());
+    h.finish() | 1
 }
 
 /// A validated configuration as the Rust side uses it.
@@ -158,6 +185,7 @@ pub(crate) unsafe fn read_config(config: *const muxraft_config) -> Result<Settin
         return Err("config is NULL".into());
     }
     let batch_at = offset_of!(muxraft_config, batch_heartbeats);
+    let quiesce_at = offset_of!(muxraft_config, quiesce);
     // SAFETY: non-NULL with `struct_size` readable bytes (contract). The
     // only field not every bit pattern of is valid is the bool, normalized
     // before the bytes become a struct.
@@ -167,7 +195,13 @@ pub(crate) unsafe fn read_config(config: *const muxraft_config) -> Result<Settin
             muxraft_config::default(),
             CONFIG_MIN_SIZE,
             "muxraft_config",
-            |bytes| bytes[batch_at] = u8::from(bytes[batch_at] != 0),
+            |bytes| {
+                for at in [batch_at, quiesce_at] {
+                    if let Some(b) = bytes.get_mut(at) {
+                        *b = u8::from(*b != 0);
+                    }
+                }
+            },
         )
     }?;
     if c.node_id == 0 {
@@ -199,6 +233,8 @@ pub(crate) unsafe fn read_config(config: *const muxraft_config) -> Result<Settin
     node.heartbeat_ticks = c.heartbeat_ticks;
     node.election_ticks = c.election_ticks;
     node.batch_heartbeats = c.batch_heartbeats;
+    node.quiesce = c.quiesce && c.batch_heartbeats;
+    node.session = random_session();
     node.max_proposal_bytes = c.max_proposal_bytes as usize;
     if c.snapshot_chunk_bytes == 0 || c.snapshot_chunk_bytes > MAX_SNAPSHOT_CHUNK {
         return Err(format!(

@@ -541,10 +541,11 @@ pub unsafe extern "C" fn muxraft_node_stats(
         if out.is_null() {
             return fail(MUXRAFT_INVALID_ARGUMENT, "out is NULL");
         }
-        let (stats, groups, transport, disk) = r.stats();
+        let (stats, groups, transport, disk, quiet) = r.stats();
+        let s = muxraft_stats::new(&stats, groups, &transport, &disk, &quiet);
         // SAFETY: non-NULL pointer to the caller's struct of `struct_size`
         // writable bytes (header contract).
-        match unsafe { muxraft_stats::new(&stats, groups, &transport, &disk).write_to(out) } {
+        match unsafe { s.write_to(out) } {
             Ok(()) => MUXRAFT_OK,
             Err(msg) => fail(MUXRAFT_INVALID_ARGUMENT, msg),
         }

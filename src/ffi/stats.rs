@@ -6,7 +6,7 @@ use std::mem::{offset_of, size_of};
 
 use super::callbacks::muxraft_role;
 use super::sized::{init_sized, write_sized};
-use crate::multi::{FrameKind, Stats};
+use crate::multi::{FrameKind, QuietGauges, Stats, WakeCause};
 use crate::raft::Status;
 use crate::runtime::{DiskStats, GroupInfo};
 use crate::transport::TransportStats;
@@ -238,6 +238,31 @@ pub struct muxraft_stats {
     pub proposals_refused_busy: u64,
     pub pending_proposals: u64,
     pub unsynced_bytes: u64,
+    /// Quiescence (gauges): groups hosted here that are awake (ticked,
+    /// sending heartbeat rows) and quiesced (idle: no ticks, no rows,
+    /// covered by the node-level liveness of their leader's node).
+    pub groups_awake: u64,
+    pub groups_quiesced: u64,
+    /// Times a group here went quiet since the node started, and times a
+    /// quiet group woke up, by cause: a call of the host's (proposal,
+    /// campaign); a message from its leader; a message from another
+    /// replica; its leader's node lost or restarted; a peer with one of its
+    /// replicas returned.
+    pub quiesced_total: u64,
+    pub wakeups_host: u64,
+    pub wakeups_leader_message: u64,
+    pub wakeups_follower_message: u64,
+    pub wakeups_peer_lost: u64,
+    pub wakeups_peer_returned: u64,
+    /// Node-level liveness: the nodes that host replicas of groups hosted
+    /// here, and (gauge) those this node hears (a frame from it within an
+    /// election timeout); times a peer was lost, heard again, or seen to
+    /// restart. `muxraft_node_peers` lists each with its liveness epoch.
+    pub peers: u64,
+    pub peers_heard: u64,
+    pub peers_lost: u64,
+    pub peers_returned: u64,
+    pub peers_restarted: u64,
 }
 
 /// The smallest `struct_size` accepted: through `messages_sent`.
@@ -261,7 +286,9 @@ impl muxraft_stats {
         groups: usize,
         t: &TransportStats,
         d: &DiskStats,
+        q: &QuietGauges,
     ) -> muxraft_stats {
+        let woke = |c: WakeCause| s.wakeups[c as usize];
         let hb = s.heartbeat_traffic_sent();
         muxraft_stats {
             struct_size: size_of::<muxraft_stats>() as u32,
@@ -307,6 +334,19 @@ impl muxraft_stats {
             proposals_refused_busy: s.proposals_refused_busy,
             pending_proposals: s.pending_proposals,
             unsynced_bytes: s.unsynced_bytes,
+            groups_awake: q.groups_awake,
+            groups_quiesced: q.groups_quiesced,
+            quiesced_total: s.quiesced,
+            wakeups_host: woke(WakeCause::Host),
+            wakeups_leader_message: woke(WakeCause::LeaderMessage),
+            wakeups_follower_message: woke(WakeCause::FollowerMessage),
+            wakeups_peer_lost: woke(WakeCause::PeerLost),
+            wakeups_peer_returned: woke(WakeCause::PeerReturned),
+            peers: q.peers,
+            peers_heard: q.peers_heard,
+            peers_lost: s.peers_lost,
+            peers_returned: s.peers_returned,
+            peers_restarted: s.peers_restarted,
         }
     }
 

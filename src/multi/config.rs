@@ -17,6 +17,14 @@ pub struct NodeConfig {
     /// message per group per follower (false, the naive mode kept for
     /// comparison).
     pub batch_heartbeats: bool,
+    /// Idle groups go quiet: no rows, no ticks, until something needs them
+    /// (see `quiesce.rs`). Only with `batch_heartbeats`, whose per-pair
+    /// batch is the liveness signal that covers quiet groups. Default on.
+    pub quiesce: bool,
+    /// Named in this node's heartbeat batches so that peers notice a
+    /// restart; pick a new random value each time the node starts (0:
+    /// derived from `seed`).
+    pub session: u64,
     pub pre_vote: bool,
     pub check_quorum: bool,
     /// Larger proposals are refused with `TooLarge`.
@@ -81,6 +89,8 @@ impl NodeConfig {
             election_ticks: 10,
             heartbeat_ticks: 2,
             batch_heartbeats: true,
+            quiesce: true,
+            session: 0,
             pre_vote: true,
             check_quorum: true,
             max_proposal_bytes: 1 << 20,

@@ -43,6 +43,24 @@ pub(crate) struct Group {
     /// The group's bytes not yet durable as last counted in the node's
     /// total (`Node::account_unsynced`).
     pub unsynced_counted: u64,
+    /// Awake, going quiet, or quiet (see `quiesce.rs`).
+    pub quiet: Quiet,
+}
+
+/// Where a group stands with quiescence (see `quiesce.rs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Quiet {
+    /// Ticked. For a leader, `idle` counts the heartbeat intervals in a row
+    /// in which it could have gone quiet.
+    Awake { idle: u32 },
+    /// A leader whose heartbeat rows carry the quiesce notice, and the
+    /// followers that answered it by going quiet.
+    Quiescing { acked: Vec<u64> },
+    /// A quiet leader.
+    Leader,
+    /// A quiet follower of the leader on node `leader`, which this node
+    /// heard in liveness `epoch` when it went quiet.
+    Follower { leader: u64, epoch: u64 },
 }
 
 impl Group {
@@ -61,6 +79,7 @@ impl Group {
             received: None,
             hinted: false,
             unsynced_counted: 0,
+            quiet: Quiet::Awake { idle: 0 },
         }
     }
 

@@ -46,6 +46,10 @@ pub(crate) type Row<T> = (T, u64);
 pub(crate) struct HeartbeatMux {
     beats: PeerLists<Row<GroupHeartbeat>>,
     answers: PeerLists<Row<GroupHeartbeatResponse>>,
+    /// Per peer, the groups whose row to it carries the quiesce notice.
+    quiesce: PeerLists<u64>,
+    /// Per peer, the groups whose answer to it says "gone quiet".
+    quiesced: PeerLists<u64>,
 }
 
 /// One list per peer. A node has few peers and a batch's rows all go to the
@@ -139,9 +143,26 @@ impl HeartbeatMux {
     }
 
     /// A response batch goes to `peer` in this pass even if it carries no
-    /// row (it has something to report).
+    /// row (it answers a batch, or has something to report).
     pub fn ensure_answer_to(&mut self, peer: u64) {
         self.answers.ensure(peer);
+    }
+
+    /// A heartbeat batch goes to `peer` in this pass even if it carries no
+    /// row: the batch is the node-level liveness signal.
+    pub fn ensure_beat_to(&mut self, peer: u64) {
+        self.beats.ensure(peer);
+    }
+
+    /// The row of `group_id` to `peer` in this pass carries the quiesce
+    /// notice (if the group has a row there; see [`flush`]).
+    pub fn mark_quiesce(&mut self, peer: u64, group_id: u64) {
+        self.quiesce.push(peer, group_id);
+    }
+
+    /// The answer of `group_id` to `peer` in this pass says it went quiet.
+    pub fn mark_quiesced(&mut self, peer: u64, group_id: u64) {
+        self.quiesced.push(peer, group_id);
     }
 
     /// Forget every row of `group_id` (the group was removed: nothing of
@@ -149,6 +170,8 @@ impl HeartbeatMux {
     pub fn purge(&mut self, group_id: u64) {
         self.beats.retain(|(r, _)| r.group_id != group_id);
         self.answers.retain(|(r, _)| r.group_id != group_id);
+        self.quiesce.retain(|&g| g != group_id);
+        self.quiesced.retain(|&g| g != group_id);
     }
 
     /// The batches, one per peer and kind, each sorted by group. Rows mostly
@@ -157,15 +180,35 @@ impl HeartbeatMux {
     /// sorting is usually one linear pass. A group that produced two
     /// heartbeats for one peer in a pass keeps only its last (a later one
     /// supersedes: terms only grow and commit only advances).
+    #[cfg(test)]
     pub fn finish(
         self,
     ) -> (
         PerPeer<Row<GroupHeartbeat>>,
         PerPeer<Row<GroupHeartbeatResponse>>,
     ) {
+        self.finish_with_flags().0
+    }
+
+    /// [`finish`](Self::finish), and per peer the groups marked with
+    /// [`mark_quiesce`](Self::mark_quiesce) and
+    /// [`mark_quiesced`](Self::mark_quiesced) (sorted, one entry per group).
+    #[allow(clippy::type_complexity)]
+    fn finish_with_flags(
+        self,
+    ) -> (
         (
-            self.beats.finish(|(h, _)| h.group_id),
-            self.answers.finish(|(h, _)| h.group_id),
+            PerPeer<Row<GroupHeartbeat>>,
+            PerPeer<Row<GroupHeartbeatResponse>>,
+        ),
+        (PerPeer<u64>, PerPeer<u64>),
+    ) {
+        (
+            (
+                self.beats.finish(|(h, _)| h.group_id),
+                self.answers.finish(|(h, _)| h.group_id),
+            ),
+            (self.quiesce.finish(|&g| g), self.quiesced.finish(|&g| g)),
         )
     }
 }
@@ -214,6 +257,7 @@ pub(crate) fn flush(
     mux: HeartbeatMux,
     proofs: &mut IncarnationProofs,
     from: u64,
+    session: u64,
     stats: &mut Stats,
     out: &mut Vec<Envelope>,
 ) {
@@ -221,7 +265,15 @@ pub(crate) fn flush(
     for &peer in &proofs.report_mismatch {
         mux.ensure_answer_to(peer);
     }
-    let (beats, answers) = mux.finish();
+    let ((beats, answers), (quiesce, quiesced)) = mux.finish_with_flags();
+    // The marked groups that have a row in the peer's batch.
+    let flags = |lists: &PerPeer<u64>, to: u64, has_row: &dyn Fn(u64) -> bool| -> Vec<u64> {
+        lists
+            .iter()
+            .find(|(p, _)| *p == to)
+            .map(|(_, ids)| ids.iter().copied().filter(|&g| has_row(g)).collect())
+            .unwrap_or_default()
+    };
     for (to, rows) in beats {
         stats.group_heartbeats_batched += rows.len() as u64;
         let incarnations = match proofs.per_row.get_mut(&to) {
@@ -237,18 +289,32 @@ pub(crate) fn flush(
                 rows.iter().map(|(h, i)| (h.group_id, *i)),
             )),
         };
+        let rows: Vec<GroupHeartbeat> = rows.into_iter().map(|(h, _)| h).collect();
+        let quiesce = flags(&quiesce, to, &|g| {
+            rows.binary_search_by_key(&g, |h| h.group_id).is_ok()
+        });
+        stats.quiesce_notices_sent += quiesce.len() as u64;
         let body = Body::HeartbeatBatch(HeartbeatBatch {
-            rows: rows.into_iter().map(|(h, _)| h).collect(),
+            rows,
             incarnations,
+            quiesce,
+            session,
         });
         out.push(Envelope { from, to, body });
     }
     for (to, rows) in answers {
         stats.group_heartbeat_responses_batched += rows.len() as u64;
+        let incarnation_digest = incarnation_digest(rows.iter().map(|(h, i)| (h.group_id, *i)));
+        let rows: Vec<GroupHeartbeatResponse> = rows.into_iter().map(|(h, _)| h).collect();
+        let quiesced = flags(&quiesced, to, &|g| {
+            rows.binary_search_by_key(&g, |h| h.group_id).is_ok()
+        });
         let body = Body::HeartbeatBatchResponse(HeartbeatBatchResponse {
-            incarnation_digest: incarnation_digest(rows.iter().map(|(h, i)| (h.group_id, *i))),
+            incarnation_digest,
             incarnation_mismatch: proofs.report_mismatch.remove(&to),
-            rows: rows.into_iter().map(|(h, _)| h).collect(),
+            rows,
+            quiesced,
+            session,
         });
         out.push(Envelope { from, to, body });
     }
@@ -273,13 +339,22 @@ impl Node {
     /// its group, if the group hosted here is the incarnation the row
     /// belongs to.
     pub(super) fn step_heartbeat_batch(&mut self, from: u64, batch: HeartbeatBatch) {
+        // Every batch is answered, rows or not: the answer is the peer's
+        // liveness signal from this node as much as the batch is ours.
+        self.outbox.mux.ensure_answer_to(from);
+        let notice = |g: u64| batch.quiesce.binary_search(&g).is_ok();
         let mismatch = match batch.incarnations {
             Incarnations::Digest(digest) => {
                 if self.digest_matches(batch.rows.iter().map(|h| h.group_id), digest) {
                     for h in &batch.rows {
+                        let notice = notice(h.group_id);
+                        self.before_row(from, h.group_id, notice);
                         self.step_row(h.group_id, None, |r| {
                             r.step_heartbeat(from, h.term, h.commit)
                         });
+                        if notice {
+                            self.after_notice(from, h.group_id, h.term, h.commit);
+                        }
                     }
                     false
                 } else {
@@ -292,10 +367,21 @@ impl Node {
             Incarnations::PerRow(incarnations) => {
                 let mut mismatch = false;
                 for (h, inc) in batch.rows.iter().zip(incarnations) {
+                    let same = self
+                        .groups
+                        .get(h.group_id)
+                        .is_some_and(|g| g.incarnation == inc);
+                    let notice = notice(h.group_id);
+                    if same {
+                        self.before_row(from, h.group_id, notice);
+                    }
                     let stepped = self.step_row(h.group_id, Some(inc), |r| {
                         r.step_heartbeat(from, h.term, h.commit)
                     });
                     mismatch |= !stepped.same_incarnation();
+                    if same && notice {
+                        self.after_notice(from, h.group_id, h.term, h.commit);
+                    }
                 }
                 mismatch
             }
@@ -320,9 +406,12 @@ impl Node {
             return;
         }
         for h in &answers.rows {
-            self.step_row(h.group_id, None, |r| {
-                r.step_heartbeat_response(from, h.term)
-            });
+            let quiet = answers.quiesced.binary_search(&h.group_id).is_ok();
+            if self.before_answer(from, h.group_id, quiet) {
+                self.step_row(h.group_id, None, |r| {
+                    r.step_heartbeat_response(from, h.term)
+                });
+            }
         }
     }
 }

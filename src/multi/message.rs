@@ -169,6 +169,14 @@ pub struct HeartbeatBatch {
     /// Ascending by group id once decoded; the encoder accepts any order.
     pub rows: Vec<GroupHeartbeat>,
     pub incarnations: Incarnations,
+    /// The groups whose row carries the quiesce notice: the leader is
+    /// going quiet and asks the follower to stop expecting its heartbeats
+    /// (see `quiesce.rs`). Each is the group of a row; ascending once
+    /// decoded.
+    pub quiesce: Vec<u64>,
+    /// The sender's session: drawn at random when its node starts, so that
+    /// a restart is noticed even when it was too quick to miss a batch.
+    pub session: u64,
 }
 
 /// The answers of many groups to a [`HeartbeatBatch`].
@@ -184,6 +192,11 @@ pub struct HeartbeatBatchResponse {
     /// The last batch the responder received from this node named group
     /// incarnations it does not host: send incarnations per row.
     pub incarnation_mismatch: bool,
+    /// The groups whose row answers a quiesce notice by going quiet. Each
+    /// is the group of a row; ascending once decoded.
+    pub quiesced: Vec<u64>,
+    /// The responder's session (see [`HeartbeatBatch::session`]).
+    pub session: u64,
 }
 
 /// The contribution of one row to an incarnation digest. For a given group

@@ -15,10 +15,12 @@ mod config;
 mod error;
 mod group;
 mod heartbeat;
+mod liveness;
 mod message;
 mod node;
 mod outbox;
 mod proposals;
+mod quiesce;
 mod registry;
 mod snapshot;
 mod stats;
@@ -32,7 +34,8 @@ pub use message::{
     SnapshotAck, SnapshotChunk,
 };
 pub use node::{Event, GroupReady, Node, NodeReady};
-pub use stats::{Count, FrameKind, Stats};
+pub use quiesce::{QuietGauges, QUIET_INTERVALS};
+pub use stats::{Count, FrameKind, Stats, WakeCause};
 
 #[cfg(test)]
 mod snapshot_tests;

@@ -23,12 +23,15 @@
 use bytes::Bytes;
 
 use super::group::Group;
+use super::group::Quiet;
 use super::heartbeat::{self, IncarnationProofs};
+use super::liveness::Peers;
 use super::message::{msg_kind, Body, Envelope};
 use super::outbox::Outbox;
 use super::proposals::Undecided;
 use super::registry::Groups;
 use super::snapshot::{Held, Outgoing};
+use super::stats::WakeCause;
 use super::stats::{FrameKind, Stats};
 use super::{Error, NodeConfig, ProposalError};
 use crate::raft::{self, EntryKind, LogStore, MemStore, Raft, Role, SnapshotMeta};
@@ -127,7 +130,7 @@ impl NodeReady {
 
 /// Many Raft groups hosted on one node.
 pub struct Node {
-    cfg: NodeConfig,
+    pub(super) cfg: NodeConfig,
     pub(super) groups: Groups,
     pub(super) ticks: u64,
     next_proposal_id: u64,
@@ -143,12 +146,17 @@ pub struct Node {
     dirty: Vec<u64>,
     /// Messages already routed (they depended on nothing undurable) and
     /// waiting for the next `ready`.
-    outbox: Outbox,
+    pub(super) outbox: Outbox,
     undecided: Undecided,
     pub(super) proofs: IncarnationProofs,
     /// Snapshots being sent to followers, and groups receiving one.
     pub(super) transfers: Vec<Outgoing>,
     pub(super) receiving: Vec<(u64, u64)>,
+    /// The nodes hosting replicas of groups hosted here, and whether this
+    /// node hears them (`liveness.rs`).
+    pub(super) peers: Peers,
+    /// This node's session, named in its heartbeat batches.
+    pub(super) session: u64,
 }
 
 /// What became of a message handed to a group.
@@ -174,7 +182,6 @@ impl Node {
     pub fn new(cfg: NodeConfig) -> Result<Node, Error> {
         cfg.validate()?;
         Ok(Node {
-            cfg,
             groups: Groups::default(),
             ticks: 0,
             next_proposal_id: 1,
@@ -187,6 +194,13 @@ impl Node {
             proofs: IncarnationProofs::default(),
             transfers: Vec::new(),
             receiving: Vec::new(),
+            peers: Peers::default(),
+            session: if cfg.session != 0 {
+                cfg.session
+            } else {
+                crate::raft::Rng::new(cfg.seed ^ 0x5E55_1015).next_u64()
+            },
+            cfg,
         })
     }
 
@@ -349,6 +363,9 @@ impl Node {
             Raft::new(cfg, members, store).map_err(|source| Error::Raft { group_id, source })?;
         let generation = self.next_generation;
         self.next_generation += 1;
+        let me = self.cfg.node_id;
+        self.peers
+            .add_group(members.iter().copied().filter(|&m| m != me), self.ticks);
         self.groups
             .insert(group_id, Group::new(raft, incarnation, generation));
         // A restarted replica may have committed entries to apply.
@@ -394,6 +411,9 @@ impl Node {
             .ok_or(Error::NotFound(group_id))?;
         self.report_all(group_id, &mut g, ProposalError::GroupRemoved);
         self.outbox.purge(group_id);
+        let me = self.cfg.node_id;
+        self.peers
+            .remove_group(g.raft.voters().iter().copied().filter(|&m| m != me));
         Ok(())
     }
 
@@ -484,6 +504,15 @@ impl Node {
                 len: data.len(),
                 max: self.cfg.max_proposal_bytes,
             });
+        }
+        if self
+            .groups
+            .get(group_id)
+            .is_some_and(|g| g.raft.role() == Role::Leader)
+        {
+            // Anything but `idle: 0` means the leader counts toward going
+            // quiet, or is quiet: a proposal needs it.
+            self.wake(group_id, WakeCause::Host);
         }
         let g = self
             .groups
@@ -587,6 +616,7 @@ impl Node {
     /// Make this node's replica campaign now (tests and tools; elections
     /// otherwise start on their own).
     pub fn campaign(&mut self, group_id: u64) -> Result<(), Error> {
+        self.wake(group_id, WakeCause::Host);
         let g = self
             .groups
             .get_mut(group_id)
@@ -606,19 +636,38 @@ impl Node {
         if self.has_transfers() {
             self.expire_snapshot_transfers();
         }
+        if self.cfg.batch_heartbeats {
+            self.check_liveness();
+        }
         let beat = self.cfg.batch_heartbeats && self.ticks % self.cfg.heartbeat_ticks as u64 == 0;
+        if beat {
+            // The per-pair batch goes out every interval, rows or not: it
+            // is the liveness signal that covers quiet groups.
+            for peer in self.peers.ids() {
+                self.outbox.mux.ensure_beat_to(peer);
+            }
+        }
+        let quiesce = beat && self.cfg.quiesce;
+        let mut leaders = Vec::new();
         let (cfg, outbox) = (&self.cfg, &mut self.outbox);
-        for (group_id, g) in self.groups.iter_mut() {
+        // Quiet groups are not ticked: they are not in this walk at all.
+        for (group_id, g) in self.groups.iter_awake_mut() {
             // Most ticks only move a group's timers; those leave nothing for
             // `after_input` to find, so an idle group costs just its timers.
             let mut acted = g.raft.tick();
             if beat && g.raft.role() == Role::Leader {
                 g.raft.broadcast_heartbeat();
                 acted = true;
+                if quiesce {
+                    leaders.push(group_id);
+                }
             }
             if acted {
                 after_input(cfg, outbox, &mut self.dirty, group_id, g);
             }
+        }
+        for group_id in leaders {
+            self.quiesce_beat(group_id);
         }
     }
 
@@ -673,24 +722,38 @@ impl Node {
             self.stats.on_received(env.body.kind());
         }
         let from = env.from;
+        let session = match &env.body {
+            Body::HeartbeatBatch(b) => Some(b.session),
+            Body::HeartbeatBatchResponse(b) => Some(b.session),
+            _ => None,
+        };
+        self.heard_from(from, session.filter(|&s| s != 0));
         match env.body {
             Body::Group {
                 group_id,
                 incarnation,
                 msg,
             } => {
+                self.wake_for_message(from, group_id);
                 self.step_row(group_id, Some(incarnation), |r| r.step(msg));
             }
             Body::Groups(msgs) => {
                 for m in msgs {
                     self.stats.on_received(msg_kind(&m.msg));
+                    self.wake_for_message(from, m.group_id);
                     self.step_row(m.group_id, Some(m.incarnation), |r| r.step(m.msg));
                 }
             }
             Body::HeartbeatBatch(batch) => self.step_heartbeat_batch(from, batch),
             Body::HeartbeatBatchResponse(answers) => self.step_heartbeat_answers(from, answers),
-            Body::SnapshotChunk(c) => self.step_snapshot_chunk(from, c),
-            Body::SnapshotAck(a) => self.step_snapshot_ack(from, a),
+            Body::SnapshotChunk(c) => {
+                self.wake_for_message(from, c.group_id);
+                self.step_snapshot_chunk(from, c)
+            }
+            Body::SnapshotAck(a) => {
+                self.wake_for_message(from, a.group_id);
+                self.step_snapshot_ack(from, a)
+            }
         }
         Ok(())
     }
@@ -768,6 +831,10 @@ impl Node {
             g.last_elections = elections;
             let incarnation = g.incarnation;
             if let Some((role, term, leader)) = rd.role_change {
+                if role != Role::Leader && matches!(g.quiet, Quiet::Quiescing { .. }) {
+                    // It stepped down while asking its followers to go quiet.
+                    g.quiet = Quiet::Awake { idle: 0 };
+                }
                 if leader != 0 && leader != g.last_leader {
                     self.stats.leader_changes += 1;
                     g.last_leader = leader;
@@ -867,6 +934,7 @@ impl Node {
             outbox.mux,
             &mut self.proofs,
             from,
+            self.session,
             &mut self.stats,
             &mut out.messages,
         );
@@ -894,6 +962,7 @@ impl Node {
             mux,
             &mut self.proofs,
             self.cfg.node_id,
+            self.session,
             &mut self.stats,
             &mut out,
         );

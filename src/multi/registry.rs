@@ -14,12 +14,16 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use super::group::Group;
 
-/// Hosted groups: a slab in no particular order plus an index by id.
+/// Hosted groups: a slab in no particular order plus an index by id. The
+/// awake groups (those not quiesced) are the slab's first `awake` slots, so
+/// that a tick walks only them: a quiesced group costs a tick nothing.
 #[derive(Default)]
 pub(crate) struct Groups {
-    /// Creation order, except that removing a group moves the last one into
-    /// its slot. Deterministic, which the seeded simulation needs.
+    /// Awake groups first, then quiesced ones; within each part, creation
+    /// order except where removing, quiescing or waking a group swapped
+    /// two. Deterministic, which the seeded simulation needs.
     slab: Vec<Group>,
+    awake: usize,
     /// The id of the group in each slot. A dense list apart from the
     /// groups: removal and `sorted_ids` read ids without touching a group.
     ids: Vec<u64>,
@@ -43,32 +47,88 @@ impl Groups {
         self.index.get(&id).map(|&slot| &mut self.slab[slot])
     }
 
-    /// Add a group; the caller has checked that `id` is not hosted yet.
+    /// Add a group, awake; the caller has checked that `id` is not hosted
+    /// yet.
     pub fn insert(&mut self, id: u64, g: Group) {
         debug_assert!(!self.contains(id), "group {id} inserted twice");
         self.index.insert(id, self.slab.len());
         self.slab.push(g);
         self.ids.push(id);
+        self.swap_slots(self.slab.len() - 1, self.awake);
+        self.awake += 1;
     }
 
     pub fn remove(&mut self, id: u64) -> Option<Group> {
-        let slot = self.index.remove(&id)?;
-        let g = self.slab.swap_remove(slot);
-        self.ids.swap_remove(slot);
-        if let Some(&moved) = self.ids.get(slot) {
-            self.index.insert(moved, slot);
+        let mut slot = *self.index.get(&id)?;
+        if slot < self.awake {
+            // Out of the awake part first, so that it stays contiguous.
+            self.swap_slots(slot, self.awake - 1);
+            self.awake -= 1;
+            slot = self.awake;
         }
-        Some(g)
+        let last = self.slab.len() - 1;
+        self.swap_slots(slot, last);
+        self.index.remove(&id);
+        self.ids.pop();
+        self.slab.pop()
+    }
+
+    /// Exchange two slots, keeping the index right.
+    fn swap_slots(&mut self, a: usize, b: usize) {
+        if a == b {
+            return;
+        }
+        self.slab.swap(a, b);
+        self.ids.swap(a, b);
+        self.index.insert(self.ids[a], a);
+        self.index.insert(self.ids[b], b);
+    }
+
+    /// Is `id` hosted and awake?
+    pub fn is_awake(&self, id: u64) -> bool {
+        self.index.get(&id).is_some_and(|&slot| slot < self.awake)
+    }
+
+    /// Take `id` out of the awake part (it quiesced). False if it was not
+    /// awake (or not hosted).
+    pub fn sleep(&mut self, id: u64) -> bool {
+        match self.index.get(&id) {
+            Some(&slot) if slot < self.awake => {
+                self.swap_slots(slot, self.awake - 1);
+                self.awake -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Put `id` back in the awake part. False if it was awake already (or
+    /// not hosted).
+    pub fn wake(&mut self, id: u64) -> bool {
+        match self.index.get(&id) {
+            Some(&slot) if slot >= self.awake => {
+                self.swap_slots(slot, self.awake);
+                self.awake += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// How many groups are awake.
+    pub fn awake_len(&self) -> usize {
+        self.awake
+    }
+
+    /// The awake groups, mutably, in slab order.
+    pub fn iter_awake_mut(&mut self) -> impl Iterator<Item = (u64, &mut Group)> {
+        let n = self.awake;
+        self.ids[..n].iter().copied().zip(self.slab[..n].iter_mut())
     }
 
     /// Every group in slab order (the cheap order to visit them all in).
     pub fn iter(&self) -> impl Iterator<Item = (u64, &Group)> {
         self.ids.iter().copied().zip(self.slab.iter())
-    }
-
-    /// Every group in slab order, mutably.
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = (u64, &mut Group)> {
-        self.ids.iter().copied().zip(self.slab.iter_mut())
     }
 
     /// The ids in ascending order, for callers that want a stable listing.
@@ -134,8 +194,32 @@ mod tests {
         assert_eq!(gs.remove(40).map(|g| g.incarnation), Some(40));
         assert_eq!(gs.len(), 2);
         assert_eq!(gs.sorted_ids(), vec![20, 30]);
-        let visited: Vec<u64> = gs.iter_mut().map(|(id, _)| id).collect();
+        let visited: Vec<u64> = gs.iter().map(|(id, _)| id).collect();
         assert_eq!(visited, vec![30, 20]);
+    }
+
+    #[test]
+    fn the_awake_groups_stay_in_front_through_sleep_wake_insert_and_remove() {
+        let mut gs = Groups::default();
+        for id in 1..=6 {
+            gs.insert(id, group(id));
+        }
+        assert!(gs.sleep(2) && gs.sleep(5) && !gs.sleep(5));
+        assert!(!gs.sleep(99));
+        gs.insert(7, group(7));
+        assert!(gs.remove(2).is_some(), "a quiesced group");
+        assert!(gs.remove(3).is_some(), "an awake one");
+        assert!(gs.wake(5) && !gs.wake(5));
+        assert!(gs.sleep(1));
+        let mut awake: Vec<u64> = gs.iter_awake_mut().map(|(id, _)| id).collect();
+        awake.sort_unstable();
+        assert_eq!(awake, vec![4, 5, 6, 7]);
+        assert_eq!(gs.awake_len(), 4);
+        assert!(!gs.is_awake(1) && gs.is_awake(4));
+        for id in [1, 4, 5, 6, 7] {
+            assert_eq!(gs.get(id).map(|g| g.incarnation), Some(id), "{id}");
+        }
+        assert_eq!(gs.sorted_ids(), vec![1, 4, 5, 6, 7]);
     }
 
     #[test]

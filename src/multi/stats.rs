@@ -128,6 +128,54 @@ pub struct Stats {
     /// the last proposal or pass of each group).
     pub pending_proposals: u64,
     pub unsynced_bytes: u64,
+    /// Times a group here went quiet (see `quiesce.rs`), and quiesce
+    /// notices sent in heartbeat rows.
+    pub quiesced: u64,
+    pub quiesce_notices_sent: u64,
+    /// Times a quiet group here woke up, by cause.
+    pub wakeups: [u64; WakeCause::COUNT],
+    /// Times this node stopped hearing a peer, heard it again, or saw it
+    /// restart (a new session).
+    pub peers_lost: u64,
+    pub peers_returned: u64,
+    pub peers_restarted: u64,
+}
+
+/// Why a quiet group woke up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WakeCause {
+    /// A proposal, a campaign or another call of the host's.
+    Host = 0,
+    /// A message or heartbeat row from the group's leader.
+    LeaderMessage,
+    /// A message or answer row from another replica.
+    FollowerMessage,
+    /// The node of the group's leader was lost or restarted, or a quiet
+    /// leader stopped hearing a quorum.
+    PeerLost,
+    /// A peer with a replica of the group came back.
+    PeerReturned,
+}
+
+impl WakeCause {
+    pub const COUNT: usize = 5;
+    pub const ALL: [WakeCause; WakeCause::COUNT] = [
+        WakeCause::Host,
+        WakeCause::LeaderMessage,
+        WakeCause::FollowerMessage,
+        WakeCause::PeerLost,
+        WakeCause::PeerReturned,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            WakeCause::Host => "host",
+            WakeCause::LeaderMessage => "leader_message",
+            WakeCause::FollowerMessage => "follower_message",
+            WakeCause::PeerLost => "peer_lost",
+            WakeCause::PeerReturned => "peer_returned",
+        }
+    }
 }
 
 impl Stats {

@@ -19,6 +19,7 @@ fn hb_batch(rows: Vec<GroupHeartbeat>) -> Body {
     Body::HeartbeatBatch(HeartbeatBatch {
         rows,
         incarnations: Incarnations::Digest(digest),
+        ..Default::default()
     })
 }
 
@@ -28,6 +29,7 @@ fn hb_batch_per_row(rows: Vec<GroupHeartbeat>) -> Body {
     Body::HeartbeatBatch(HeartbeatBatch {
         rows,
         incarnations: Incarnations::PerRow(incarnations),
+        ..Default::default()
     })
 }
 
@@ -38,6 +40,7 @@ fn hb_answers(rows: Vec<GroupHeartbeatResponse>) -> Body {
         rows,
         incarnation_digest: digest,
         incarnation_mismatch: false,
+        ..Default::default()
     })
 }
 
@@ -164,7 +167,8 @@ fn batch_of(env: &Envelope) -> Vec<GroupHeartbeat> {
 #[test]
 fn one_batch_per_peer_per_interval_whatever_the_number_of_groups() {
     let groups: Vec<u64> = (1..=50).collect();
-    let mut net = Net::new(3, &groups, true);
+    // Awake groups (no quiescence): every one has a row in every batch.
+    let mut net = Net::with(3, &groups, true, |c| c.quiesce = false);
     for &g in &groups {
         net.elect(g, 1 + g % 3);
     }
@@ -919,4 +923,193 @@ fn bytes_not_yet_durable_past_the_limit_are_refused() {
     net.node(1).propose(8, Bytes::from(vec![4u8; 40])).unwrap();
     assert!(net.node(1).propose(8, Bytes::from(vec![5u8; 1])).is_err());
     assert_eq!(net.n(1).pressure_recounted(), (3, 100));
+}
+
+// ---- quiescence ------------------------------------------------------------
+
+fn all_quiet(net: &Net, groups: &[u64]) -> bool {
+    net.ids()
+        .iter()
+        .all(|&id| groups.iter().all(|&g| net.n(id).is_quiesced(g)))
+}
+
+fn quiet_net(n: u64, groups: &[u64]) -> Net {
+    let mut net = Net::new(n, groups, true);
+    for &g in groups {
+        net.elect(g, 1 + g % n);
+    }
+    net.tick(40);
+    assert!(all_quiet(&net, groups), "{:?}", counts(&net));
+    net
+}
+
+fn counts(net: &Net) -> Vec<(usize, usize)> {
+    net.ids()
+        .iter()
+        .map(|&id| net.n(id).quiet_counts())
+        .collect()
+}
+
+fn sent(net: &Net, id: u64, kind: FrameKind) -> u64 {
+    net.n(id).stats().sent_of(kind).messages
+}
+
+fn elections(net: &Net) -> u64 {
+    net.ids()
+        .iter()
+        .map(|&id| net.n(id).stats().elections_started)
+        .sum()
+}
+
+#[test]
+fn idle_groups_go_quiet_on_every_replica_and_then_cost_no_row() {
+    let groups: Vec<u64> = (1..=12).collect();
+    let mut net = quiet_net(3, &groups);
+    let rows: Vec<u64> = net
+        .ids()
+        .iter()
+        .map(|&id| net.n(id).stats().group_heartbeats_batched)
+        .collect();
+    let batches: Vec<u64> = net
+        .ids()
+        .iter()
+        .map(|&id| sent(&net, id, FrameKind::HeartbeatBatch))
+        .collect();
+    let before = elections(&net);
+    net.tick(20); // 10 intervals
+    for (i, id) in net.ids().into_iter().enumerate() {
+        let n = net.n(id);
+        assert_eq!(n.stats().group_heartbeats_batched, rows[i], "no row at all");
+        assert_eq!(
+            sent(&net, id, FrameKind::HeartbeatBatch) - batches[i],
+            2 * 10,
+            "still one (empty) batch per peer per interval: the liveness signal"
+        );
+        assert_eq!(n.quiet_counts(), (0, 12), "no group in the tick loop");
+    }
+    assert_eq!(elections(&net), before);
+}
+
+// Without quiescence nothing changes: rows every interval, nobody quiet.
+#[test]
+fn without_quiescence_idle_groups_stay_awake() {
+    let groups: Vec<u64> = (1..=4).collect();
+    let mut net = Net::with(3, &groups, true, |c| c.quiesce = false);
+    for &g in &groups {
+        net.elect(g, 1);
+    }
+    net.tick(40);
+    assert_eq!(counts(&net), vec![(4, 0); 3]);
+}
+
+#[test]
+fn a_proposal_wakes_a_quiet_group_on_every_replica_and_it_goes_quiet_again() {
+    let groups: Vec<u64> = (1..=3).collect();
+    let mut net = quiet_net(3, &groups);
+    let leader = 1 + 2 % 3;
+    let before = elections(&net);
+    net.c.propose(2).expect("the leader takes it");
+    net.settle();
+    for id in net.ids() {
+        assert!(!net.n(id).is_quiesced(2), "node {id} woke");
+        assert!(
+            net.n(id).is_quiesced(1) && net.n(id).is_quiesced(3),
+            "others stay quiet"
+        );
+    }
+    net.tick(40);
+    assert!(all_quiet(&net, &groups));
+    assert_eq!(
+        elections(&net),
+        before,
+        "waking and quiescing cost no election"
+    );
+    assert_eq!(
+        net.role(leader, 2),
+        Role::Leader,
+        "the woken leader kept its role"
+    );
+}
+
+// The quiesce notice lost: the leader repeats it until every follower
+// answered, and only then goes quiet itself.
+#[test]
+fn a_lost_quiesce_notice_is_repeated() {
+    let groups = [5u64];
+    let mut net = Net::new(3, &groups, true);
+    net.elect(5, 1);
+    net.drop_from(Some(1));
+    net.tick(8);
+    assert!(
+        !net.n(1).is_quiesced(5),
+        "no answer heard: the leader stays awake"
+    );
+    net.drop_from(None);
+    net.tick(30);
+    assert!(all_quiet(&net, &groups), "{:?}", counts(&net));
+    assert_eq!(net.role(1, 5), Role::Leader);
+}
+
+// The leader's node dies while its groups are quiet: exactly its groups
+// wake and are led again, fast; the groups led elsewhere stay quiet.
+#[test]
+fn when_a_leaders_node_dies_only_its_groups_wake_and_are_led_again() {
+    let groups: Vec<u64> = (1..=9).collect();
+    let mut net = quiet_net(3, &groups);
+    let theirs: Vec<u64> = groups.iter().copied().filter(|g| 1 + g % 3 == 1).collect();
+    net.c.crash(1);
+    let mut ticks = 0;
+    while theirs
+        .iter()
+        .any(|&g| [2u64, 3].iter().all(|&id| net.role(id, g) != Role::Leader))
+    {
+        net.tick(1);
+        ticks += 1;
+        assert!(ticks <= 20, "not led again after {ticks} ticks");
+    }
+    // Lost after an election timeout (10 ticks), then one survivor per
+    // group campaigns within the window.
+    assert!(ticks <= 15, "{ticks} ticks");
+    for g in groups.iter().filter(|g| !theirs.contains(g)) {
+        for id in [2u64, 3] {
+            assert!(
+                net.n(id).is_quiesced(*g),
+                "group {g} led elsewhere woke on {id}"
+            );
+        }
+    }
+    let lost: u64 = [2u64, 3]
+        .iter()
+        .map(|&id| net.n(id).stats().peers_lost)
+        .sum();
+    assert_eq!(lost, 2, "each survivor lost node 1 once");
+}
+
+// A follower's node is down while its group goes quiet; when it comes back
+// the leader wakes, catches it up, and the group goes quiet again.
+#[test]
+fn a_group_quiet_around_a_dead_follower_wakes_and_catches_it_up_when_it_returns() {
+    let groups = [7u64];
+    let mut net = Net::new(3, &groups, true);
+    net.elect(7, 1);
+    net.c.crash(3);
+    for _ in 0..5 {
+        net.c.propose(7).expect("leader");
+    }
+    net.tick(60);
+    assert!(
+        net.n(1).is_quiesced(7) && net.n(2).is_quiesced(7),
+        "{:?}",
+        counts(&net)
+    );
+    let commit = net.n(1).group_status(7).unwrap().commit;
+    net.c.restart(3).unwrap();
+    net.tick(60);
+    assert_eq!(
+        net.n(3).group_status(7).unwrap().commit,
+        commit,
+        "caught up"
+    );
+    assert!(all_quiet(&net, &groups), "{:?}", counts(&net));
+    assert_eq!(net.role(1, 7), Role::Leader);
 }

@@ -179,6 +179,12 @@ impl<S: LogStore> Raft<S> {
         self.elections
     }
 
+    /// Does this replica vote and campaign? (Not one that rejoined with an
+    /// empty disk: see `Config::can_vote`.)
+    pub fn can_vote(&self) -> bool {
+        self.cfg.can_vote
+    }
+
     pub fn voters(&self) -> &[ReplicaId] {
         self.voters.ids()
     }

@@ -20,6 +20,7 @@ mod log;
 mod mem_store;
 mod message;
 mod progress;
+mod quiet;
 mod quorum;
 mod ready;
 mod replica_map;

@@ -42,7 +42,7 @@ use disk::check_snapshot_size;
 use drive::{Pass, SharedNode};
 use embedded::Embedded;
 
-use crate::multi::{self, Node, NodeConfig, Stats};
+use crate::multi::{self, Node, NodeConfig, QuietGauges, Stats};
 use crate::raft::Status;
 use crate::storage::{RealFs, StorageOptions, WalBatch, WalOptions};
 use crate::transport::TransportStats;
@@ -411,15 +411,18 @@ impl Runtime {
     }
 
     /// The node's counters, its number of groups, (embedded mode) the
-    /// transport's counters, and (with a data directory) storage's.
-    pub fn stats(&self) -> (Stats, usize, TransportStats, DiskStats) {
-        let (stats, groups) = self.shared.with(|n| (n.stats().clone(), n.group_count()));
+    /// transport's counters, (with a data directory) storage's, and the
+    /// quiescence and liveness gauges.
+    pub fn stats(&self) -> (Stats, usize, TransportStats, DiskStats, QuietGauges) {
+        let (stats, groups, quiet) = self
+            .shared
+            .with(|n| (n.stats().clone(), n.group_count(), n.quiet_gauges()));
         let transport = match &*self.mode.lock() {
             Mode::Embedded(e) => e.transport_stats(),
             _ => self.last_transport.lock().clone(),
         };
         let disk = self.disk.as_ref().map(|d| d.stats()).unwrap_or_default();
-        (stats, groups, transport, disk)
+        (stats, groups, transport, disk, quiet)
     }
 
     pub fn max_snapshot_bytes(&self) -> u64 {

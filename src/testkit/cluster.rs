@@ -33,6 +33,8 @@ pub struct ClusterConfig {
     /// so it changes their size: a benchmark that counts bytes keeps its own.
     pub cluster_id: u64,
     pub batch_heartbeats: bool,
+    /// Idle groups go quiet (batched mode only; see `multi/quiesce.rs`).
+    pub quiesce: bool,
     pub election_ticks: u32,
     pub heartbeat_ticks: u32,
     pub max_append_bytes: u64,
@@ -97,6 +99,7 @@ impl ClusterConfig {
             nodes,
             cluster_id: 42,
             batch_heartbeats: true,
+            quiesce: true,
             election_ticks: 10,
             heartbeat_ticks: 2,
             max_append_bytes: 512,
@@ -327,6 +330,7 @@ impl Cluster {
         let mut c = NodeConfig::new(id);
         c.cluster_id = self.cfg.cluster_id;
         c.batch_heartbeats = self.cfg.batch_heartbeats;
+        c.quiesce = self.cfg.quiesce;
         c.election_ticks = self.cfg.election_ticks;
         c.heartbeat_ticks = self.cfg.heartbeat_ticks;
         c.max_append_bytes = self.cfg.max_append_bytes;

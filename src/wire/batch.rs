@@ -46,6 +46,8 @@ pub(super) fn encode_heartbeats(batch: &HeartbeatBatch) -> proto::HeartbeatBatch
         commits: Vec::with_capacity(rows.len()),
         incarnation_digest: 0,
         incarnations: Vec::new(),
+        quiesce_deltas: encode_subset(&batch.quiesce),
+        session: batch.session,
     };
     let per_row = match &batch.incarnations {
         Incarnations::Digest(d) => {
@@ -84,6 +86,8 @@ pub(super) fn decode_heartbeats(batch: proto::HeartbeatBatch) -> Result<Heartbea
         commits,
         incarnation_digest,
         incarnations,
+        quiesce_deltas,
+        session,
     } = batch;
     let mut columns = vec![
         ("group_deltas", group_deltas.len()),
@@ -112,7 +116,13 @@ pub(super) fn decode_heartbeats(batch: proto::HeartbeatBatch) -> Result<Heartbea
     } else {
         Incarnations::PerRow(incarnations)
     };
-    Ok(HeartbeatBatch { rows, incarnations })
+    let quiesce = decode_subset("quiesce", &quiesce_deltas, rows.iter().map(|r| r.group_id))?;
+    Ok(HeartbeatBatch {
+        rows,
+        incarnations,
+        quiesce,
+        session,
+    })
 }
 
 /// Encodes heartbeat responses as columns, sorted by group id.
@@ -123,6 +133,8 @@ pub(super) fn encode_responses(response: &HeartbeatBatchResponse) -> proto::Hear
         terms: Vec::with_capacity(rows.len()),
         incarnation_digest: response.incarnation_digest,
         incarnation_mismatch: response.incarnation_mismatch,
+        quiesced_deltas: encode_subset(&response.quiesced),
+        session: response.session,
     };
     let mut ids = DeltaEncoder::default();
     let dropped = for_each_ascending(
@@ -147,6 +159,8 @@ pub(super) fn decode_responses(
         terms,
         incarnation_digest,
         incarnation_mismatch,
+        quiesced_deltas,
+        session,
     } = response;
     check_columns(
         "heartbeat batch response",
@@ -163,11 +177,49 @@ pub(super) fn decode_responses(
             })
         })
         .collect::<Result<Vec<_>, WireError>>()?;
+    let quiesced = decode_subset(
+        "quiesced",
+        &quiesced_deltas,
+        rows.iter().map(|r| r.group_id),
+    )?;
     Ok(HeartbeatBatchResponse {
         rows,
         incarnation_digest,
         incarnation_mismatch,
+        quiesced,
+        session,
     })
+}
+
+/// Delta-codes a set of group ids (a subset of a batch's rows), sorted and
+/// without duplicates whatever the caller's order.
+fn encode_subset(ids: &[u64]) -> Vec<u64> {
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut enc = DeltaEncoder::default();
+    sorted.into_iter().map(|id| enc.delta(id)).collect()
+}
+
+/// Decodes a delta-coded subset of a batch's group ids (`rows`, ascending):
+/// strictly ascending, and every id one of the rows'.
+fn decode_subset(
+    what: &str,
+    deltas: &[u64],
+    mut rows: impl Iterator<Item = u64>,
+) -> Result<Vec<u64>, WireError> {
+    let mut dec = DeltaDecoder::default();
+    let mut out = Vec::with_capacity(deltas.len());
+    for &delta in deltas {
+        let id = dec.next(delta)?;
+        if !rows.any(|r| r == id) {
+            return Err(WireError::Malformed(format!(
+                "{what}: group {id} has no row in the batch"
+            )));
+        }
+        out.push(id);
+    }
+    Ok(out)
 }
 
 /// Calls `emit` once per distinct id, in strictly ascending id order, with
@@ -280,6 +332,7 @@ mod tests {
         HeartbeatBatch {
             rows,
             incarnations: Incarnations::Digest(0),
+            ..Default::default()
         }
     }
 
@@ -328,6 +381,7 @@ mod tests {
         let unsorted = HeartbeatBatch {
             rows: vec![beat(30, 3, 300), beat(10, 1, 100), beat(20, 2, 200)],
             incarnations: Incarnations::PerRow(vec![333, 111, 222]),
+            ..Default::default()
         };
         let decoded = decode_heartbeats(encode_heartbeats(&unsorted)).unwrap();
         assert_eq!(
@@ -345,6 +399,7 @@ mod tests {
         let b = HeartbeatBatch {
             rows: vec![beat(1, 1, 1)],
             incarnations: Incarnations::Digest(u64::MAX - 3),
+            ..Default::default()
         };
         assert_eq!(decode_heartbeats(encode_heartbeats(&b)), Ok(b));
         let r = HeartbeatBatchResponse {
@@ -354,6 +409,7 @@ mod tests {
             }],
             incarnation_digest: 0xDEAD_BEEF,
             incarnation_mismatch: true,
+            ..Default::default()
         };
         assert_eq!(decode_responses(encode_responses(&r)), Ok(r));
     }
@@ -552,6 +608,7 @@ mod tests {
                 &frame(Body::HeartbeatBatch(HeartbeatBatch {
                     rows: beats.clone(),
                     incarnations: Incarnations::Digest(digest),
+                    ..Default::default()
                 })),
             )
             .len();
@@ -561,6 +618,7 @@ mod tests {
                     rows: responses.clone(),
                     incarnation_digest: digest,
                     incarnation_mismatch: false,
+                    ..Default::default()
                 })),
             )
             .len();

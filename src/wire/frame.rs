@@ -657,6 +657,7 @@ mod tests {
                     },
                 ],
                 incarnations: Incarnations::Digest(0x1234_5678_9ABC_DEF0),
+                ..Default::default()
             }),
         )
     }
@@ -853,6 +854,7 @@ mod tests {
                 ],
                 incarnation_digest: 99,
                 incarnation_mismatch: true,
+                ..Default::default()
             }),
         );
         assert_eq!(decode_frame(&enc(&response), MAX), Ok(response));
@@ -1289,6 +1291,7 @@ mod tests {
                         .collect(),
                     incarnation_digest: 5,
                     incarnation_mismatch: false,
+                    ..Default::default()
                 }),
             ),
         ]

@@ -192,6 +192,12 @@ pub(crate) struct HeartbeatBatch {
     pub incarnation_digest: u64,
     #[prost(uint64, repeated, tag = "5")]
     pub incarnations: Vec<u64>,
+    /// The groups whose row carries the quiesce notice, delta-coded as
+    /// `group_deltas`; each must be the group of a row.
+    #[prost(uint64, repeated, tag = "6")]
+    pub quiesce_deltas: Vec<u64>,
+    #[prost(fixed64, tag = "7")]
+    pub session: u64,
 }
 
 /// The answers of many groups to one [`HeartbeatBatch`], same columnar
@@ -208,6 +214,12 @@ pub(crate) struct HeartbeatBatchResponse {
     /// incarnations it does not host.
     #[prost(bool, tag = "4")]
     pub incarnation_mismatch: bool,
+    /// The groups whose row answers a quiesce notice by going quiet,
+    /// delta-coded as `group_deltas`; each must be the group of a row.
+    #[prost(uint64, repeated, tag = "5")]
+    pub quiesced_deltas: Vec<u64>,
+    #[prost(fixed64, tag = "6")]
+    pub session: u64,
 }
 
 #[cfg(test)]

@@ -1,0 +1,110 @@
+//! What a replica needs for quiescence (the multi layer decides when; see
+//! `multi/quiesce.rs`): may it go quiet, and how it resumes.
+//!
+//! A quiesced replica is simply not ticked: its timers stand still. So
+//! going quiet must leave nothing that a timer would have driven (no
+//! message to retry, no entry to replicate, nothing to commit or apply),
+//! and waking must set the timers so that the replica behaves as if it had
+//! been ticked against a healthy peer all along: a leader counts the
+//! followers whose nodes it hears as recently active (it must not step down
+//! on its first CheckQuorum), a follower either keeps its lease (its
+//! leader is alive) or drops it and campaigns soon (its leader's node is
+//! gone).
+
+use super::core::{Raft, Role};
+use super::progress::ProgressState;
+use super::NONE;
+use super::{LogStore, ReplicaId};
+
+impl<S: LogStore> Raft<S> {
+    /// May this leader go quiet? Everything is durable, committed and
+    /// applied; nothing waits to be sent; and every follower for which
+    /// `counted` holds (those on nodes this node hears) has the whole log
+    /// (and no snapshot is on its way to it). Those followers and the leader
+    /// must be a quorum.
+    pub fn quiet_leader(&self, counted: impl Fn(ReplicaId) -> bool) -> bool {
+        let last = self.log.last_index();
+        if self.role != Role::Leader
+            || self.send_pending
+            || self.commit_pending
+            || !self.msgs.is_empty()
+            || !self.log.all_stable()
+            || self.log.has_pending_snapshot_for_ready()
+            || self.log.committed != last
+            || self.log.applied != last
+            || self.log.term_or_zero(last) != self.term
+        {
+            return false;
+        }
+        let mut caught_up = 0;
+        for (&id, pr) in self.voters.ids().iter().zip(&self.progress) {
+            if id == self.id {
+                caught_up += 1;
+                continue;
+            }
+            if !counted(id) {
+                continue;
+            }
+            // Probing with the whole log matched is fine too: there is
+            // nothing left to probe for, and no append would be sent.
+            if pr.matched != last || pr.state == ProgressState::Snapshot {
+                return false;
+            }
+            caught_up += 1;
+        }
+        caught_up > self.voters.ids().len() / 2
+    }
+
+    /// May this follower go quiet on a quiesce notice from `leader` at
+    /// `term` whose commit index is `commit` (already stepped)? It holds
+    /// exactly the leader's committed log, durably, and owes no message.
+    pub fn quiet_follower(&self, leader: ReplicaId, term: u64, commit: u64) -> bool {
+        self.role == Role::Follower
+            && self.leader == leader
+            && self.term == term
+            && self.log.last_index() == commit
+            && self.log.committed == commit
+            && self.log.all_stable()
+            && !self.log.has_pending_snapshot_for_ready()
+            && self.msgs.is_empty()
+    }
+
+    /// A quiesced leader resumes: its followers whose nodes are `heard`
+    /// count as recently active, and its CheckQuorum and heartbeat timers
+    /// start over.
+    pub fn wake_leader(&mut self, heard: impl Fn(ReplicaId) -> bool) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let me = self.id;
+        for (&id, pr) in self.voters.ids().iter().zip(&mut self.progress) {
+            pr.recent_active = id == me || heard(id);
+        }
+        self.election_elapsed = 0;
+        self.heartbeat_elapsed = 0;
+    }
+
+    /// A quiesced follower resumes `elapsed` ticks into its election
+    /// timeout: 0 when its leader's message woke it; close to the timeout
+    /// when something else did, so that it campaigns unless the leader
+    /// (woken too) reasserts itself within about a heartbeat interval.
+    pub fn wake_follower(&mut self, elapsed: u32) {
+        if self.role == Role::Leader {
+            return;
+        }
+        self.election_elapsed = elapsed.min(self.cfg.election_ticks.saturating_sub(1));
+    }
+
+    /// The node of this follower's leader is gone: forget the leader (its
+    /// lease no longer holds, so this replica answers others' pre-votes on
+    /// the log alone) and campaign in `after` ticks.
+    pub fn leader_lost(&mut self, after: u32) {
+        if self.role == Role::Leader {
+            return;
+        }
+        self.leader = NONE;
+        self.election_elapsed = self
+            .randomized_election_timeout
+            .saturating_sub(after.max(1));
+    }
+}
