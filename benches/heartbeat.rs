@@ -196,6 +196,8 @@ impl Bench {
         let mut cfg = ClusterConfig::bench(a.nodes, SEED);
         cfg.cluster_id = CLUSTER_ID;
         cfg.batch_heartbeats = batch;
+        // "batched" is every group awake, each with a row in every batch.
+        cfg.quiesce = false;
         cfg.heartbeat_ticks = HEARTBEAT_TICKS;
         cfg.election_ticks = ELECTION_TICKS;
         cfg.max_append_bytes = defaults.max_append_bytes;
