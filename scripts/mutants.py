@@ -190,6 +190,30 @@ MUTANTS = [
         "replace": "    if false {",
         "tests": [unit("wire::frame::tests::a_small_entry_decoded_from_a_shared_buffer_does_not_keep_the_buffer_alive")],
     },
+    {
+        "name": "quiet-without-answers",
+        "what": "a leader goes quiet as soon as it sends the quiesce notice, without waiting for its followers' answers",
+        "file": "src/multi/quiesce.rs",
+        "find": "        if !waiting {",
+        "replace": "        if true {",
+        "tests": [unit("multi::tests::a_lost_quiesce_notice_is_repeated"), SIM],
+    },
+    {
+        "name": "wake-every-follower-on-loss",
+        "what": "a lost peer wakes every follower group here, not only those whose leader was on it",
+        "file": "src/multi/quiesce.rs",
+        "find": "_ => g.raft.role() != Role::Leader && g.raft.leader() == peer,",
+        "replace": "_ => g.raft.role() != Role::Leader,",
+        "tests": [unit("multi::tests::when_a_leaders_node_dies_only_its_groups_wake_and_are_led_again"), SIM],
+    },
+    {
+        "name": "no-campaign-stagger",
+        "what": "every survivor of a dead leader's node campaigns at once (split votes)",
+        "file": "src/multi/quiesce.rs",
+        "find": "    1 + jitter + rank as u32 * (election_ticks / 2).max(1)",
+        "replace": "    let _ = (jitter, rank, election_ticks);\n    1",
+        "tests": [unit("multi::quiesce::tests::exactly_one_survivor_campaigns_first_and_the_first_ones_spread")],
+    },
 ]
 
 
@@ -257,7 +281,7 @@ def run_test(kind, name):
 
 
 def label(kind, name):
-    return f"simulation ({SIM_SEEDS} seeds x 2 modes)" if kind == "sim" else name.split("::")[-1]
+    return f"simulation ({SIM_SEEDS} seeds x 3 modes)" if kind == "sim" else name.split("::")[-1]
 
 
 def main():

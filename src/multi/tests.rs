@@ -1006,7 +1006,7 @@ fn without_quiescence_idle_groups_stay_awake() {
 fn a_proposal_wakes_a_quiet_group_on_every_replica_and_it_goes_quiet_again() {
     let groups: Vec<u64> = (1..=3).collect();
     let mut net = quiet_net(3, &groups);
-    let leader = 2; // group g is led by node 1 + g % 3
+    let leader = 3; // group g is led by node 1 + g % 3
     let before = elections(&net);
     net.c.propose(2).expect("the leader takes it");
     net.settle();
@@ -1112,4 +1112,83 @@ fn a_group_quiet_around_a_dead_follower_wakes_and_catches_it_up_when_it_returns(
     );
     assert!(all_quiet(&net, &groups), "{:?}", counts(&net));
     assert_eq!(net.role(1, 7), Role::Leader);
+}
+
+// A node paused for less than an election timeout (a GC pause, SIGSTOP)
+// costs no election, quiet groups or not.
+#[test]
+fn a_pause_shorter_than_the_election_timeout_causes_no_election() {
+    let groups: Vec<u64> = (1..=6).collect();
+    let mut net = quiet_net(3, &groups);
+    let before = elections(&net);
+    net.c.pause(1, 8);
+    net.tick(40);
+    assert_eq!(elections(&net), before);
+    assert!(all_quiet(&net, &groups), "{:?}", counts(&net));
+}
+
+// A partial partition: node 3 cannot reach the leader's node, node 2 can.
+// Node 3's replica campaigns; node 2, which hears the leader, refuses it
+// (its lease holds, quiet or woken) and the leader keeps its term.
+#[test]
+fn a_follower_cut_from_the_leaders_node_alone_does_not_depose_it() {
+    let groups = [4u64];
+    let mut net = quiet_net(3, &groups);
+    let leader = 2; // group g is led by node 1 + g % 3
+    let term = net.term(leader, 4);
+    net.c.net.cut_one_way(leader, 3);
+    net.c.net.cut_one_way(3, leader);
+    net.tick(80);
+    assert_eq!(net.role(leader, 4), Role::Leader);
+    assert_eq!(net.term(leader, 4), term, "no new term reached the leader");
+    net.c.net.heal();
+    net.tick(60);
+    assert_eq!(net.role(leader, 4), Role::Leader);
+    assert!(all_quiet(&net, &groups), "{:?}", counts(&net));
+}
+
+// One way: the leader's node still hears node 3 but node 3 does not hear
+// it. Node 3's replica campaigns (its leader's node is lost to it), node
+// 2's refuses; once the link is back everything is quiet again.
+#[test]
+fn a_one_way_cut_from_the_leaders_node_heals_quietly() {
+    let groups = [4u64, 5];
+    let mut net = quiet_net(3, &groups);
+    net.c.net.cut_one_way(2, 3);
+    net.tick(80);
+    assert_eq!(net.role(2, 4), Role::Leader, "group 4 keeps its leader");
+    net.c.net.heal();
+    net.tick(80);
+    let leaders = |g| {
+        net.ids()
+            .into_iter()
+            .filter(|&id| net.role(id, g) == Role::Leader)
+            .count()
+    };
+    assert_eq!((leaders(4), leaders(5)), (1, 1));
+    assert!(all_quiet(&net, &groups), "{:?}", counts(&net));
+}
+
+// Every node restarted in turn while the groups are quiet: each comes back
+// awake, is caught up, and everything goes quiet again, every group led.
+#[test]
+fn a_rolling_restart_while_groups_are_quiet_ends_quiet_and_led() {
+    let groups: Vec<u64> = (1..=6).collect();
+    let mut net = quiet_net(3, &groups);
+    for id in [1u64, 2, 3] {
+        net.c.crash(id);
+        net.tick(4);
+        net.c.restart(id).unwrap();
+        net.tick(60);
+    }
+    net.tick(60);
+    for &g in &groups {
+        let leaders = net
+            .ids()
+            .into_iter()
+            .filter(|&id| net.role(id, g) == Role::Leader)
+            .count();
+        assert_eq!(leaders, 1, "group {g}");
+    }
+    assert!(all_quiet(&net, &groups), "{:?}", counts(&net));
 }
