@@ -177,6 +177,15 @@ struct Config {
     std::uint64_t max_pending_proposals;
     std::uint64_t max_unsynced_bytes_per_group;
     std::uint64_t max_unsynced_bytes;
+    // Quiescence (default true; only with batch_heartbeats, ignored
+    // without): a group with nothing to do goes quiet on every replica (no
+    // ticks, no heartbeat rows) until a proposal, a message or the loss of
+    // its leader's node wakes it; the per-pair heartbeat batch, sent every
+    // interval even when empty, tells each node its peers are alive.
+    // stats() shows groups_awake and groups_quiesced (gauges),
+    // quiesced_total and the wakeups_* counters by cause, and the peers_*
+    // of node-level liveness. false keeps every group awake.
+    bool quiesce;
 
     // The defaults of muxraft_config_init.
     Config() : Config(defaults()) {}
@@ -195,7 +204,7 @@ struct Config {
           max_pending_proposals_per_group(c.max_pending_proposals_per_group),
           max_pending_proposals(c.max_pending_proposals),
           max_unsynced_bytes_per_group(c.max_unsynced_bytes_per_group),
-          max_unsynced_bytes(c.max_unsynced_bytes)
+          max_unsynced_bytes(c.max_unsynced_bytes), quiesce(c.quiesce)
     {
     }
 
@@ -224,6 +233,7 @@ struct Config {
         c.max_pending_proposals = max_pending_proposals;
         c.max_unsynced_bytes_per_group = max_unsynced_bytes_per_group;
         c.max_unsynced_bytes = max_unsynced_bytes;
+        c.quiesce = quiesce;
         return c;
     }
 
@@ -488,7 +498,9 @@ public:
               "muxraft_step");
     }
 
-    // muxraft_node_stats: the node's counters.
+    // muxraft_node_stats: the node's counters and gauges (see muxraft_stats
+    // in muxraft.h), quiescence (groups_awake, groups_quiesced,
+    // quiesced_total, wakeups_*) and node-level liveness (peers_*) included.
     Stats stats() const
     {
         Stats s;

@@ -92,7 +92,11 @@ static ERL_NIF_TERM am_messages_sent, am_bytes_sent, am_messages_received,
     am_snapshots_installed, am_snapshot_transfers_started,
     am_snapshot_transfers_failed, am_snapshot_crc_failures, am_wal_segments,
     am_wal_bytes, am_wal_segments_deleted, am_wal_bytes_rewritten,
-    am_snapshot_files, am_snapshot_file_bytes, am_proposals_refused_busy;
+    am_snapshot_files, am_snapshot_file_bytes, am_proposals_refused_busy,
+    am_groups_awake, am_groups_quiesced, am_quiesced_total, am_wakeups_host,
+    am_wakeups_leader_message, am_wakeups_follower_message,
+    am_wakeups_peer_lost, am_wakeups_peer_returned, am_peers, am_peers_heard,
+    am_peers_lost, am_peers_returned, am_peers_restarted;
 
 static ERL_NIF_TERM mk_atom(ErlNifEnv *env, const char *name)
 {
@@ -482,11 +486,12 @@ static int get_cstr(ErlNifEnv *env, ERL_NIF_TERM t, int allow_undefined,
  *                 SnapshotTrailingEntries, SnapshotChunkBytes,
  *                 SnapshotTimeoutMs, MaxSnapshotBytes, WalSegmentBytes},
  *                {MaxPendingProposalsPerGroup, MaxPendingProposals,
- *                 MaxUnsyncedBytesPerGroup, MaxUnsyncedBytes})
+ *                 MaxUnsyncedBytesPerGroup, MaxUnsyncedBytes},
+ *                Quiesce)
  *   -> {ok, Node} | {error, Reason, Message}
- * Numeric options are `undefined` for the library's default. With a
- * data_dir, the `restore` messages of the groups recovered from a snapshot
- * are sent to the caller before this returns. */
+ * Numeric options, BatchHeartbeats and Quiesce are `undefined` for the
+ * library's default. With a data_dir, the `restore` messages of the groups
+ * recovered from a snapshot are sent to the caller before this returns. */
 static ERL_NIF_TERM start_node_nif(ErlNifEnv *env, int argc,
                                    const ERL_NIF_TERM argv[])
 {
@@ -532,6 +537,12 @@ static ERL_NIF_TERM start_node_nif(ErlNifEnv *env, int argc,
     else if (enif_is_identical(argv[8], am_false))
         config.batch_heartbeats = false;
     else if (!enif_is_identical(argv[8], am_undefined))
+        return enif_make_badarg(env);
+    if (enif_is_identical(argv[12], am_true))
+        config.quiesce = true;
+    else if (enif_is_identical(argv[12], am_false))
+        config.quiesce = false;
+    else if (!enif_is_identical(argv[12], am_undefined))
         return enif_make_badarg(env);
     if (!enif_get_list_length(env, argv[3], &len) || len > MAX_PEERS)
         return enif_make_badarg(env);
@@ -794,7 +805,7 @@ static ERL_NIF_TERM stats_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
     nif_node *n;
     muxraft_stats st;
     muxraft_status s;
-    ERL_NIF_TERM keys[42], values[42], map;
+    ERL_NIF_TERM keys[55], values[55], map;
     unsigned k = 0;
     (void)argc;
 
@@ -852,6 +863,19 @@ static ERL_NIF_TERM stats_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
     STAT(proposals_refused_busy);
     STAT(pending_proposals);
     STAT(unsynced_bytes);
+    STAT(groups_awake);
+    STAT(groups_quiesced);
+    STAT(quiesced_total);
+    STAT(wakeups_host);
+    STAT(wakeups_leader_message);
+    STAT(wakeups_follower_message);
+    STAT(wakeups_peer_lost);
+    STAT(wakeups_peer_returned);
+    STAT(peers);
+    STAT(peers_heard);
+    STAT(peers_lost);
+    STAT(peers_returned);
+    STAT(peers_restarted);
 #undef STAT
     if (!enif_make_map_from_arrays(env, keys, values, k, &map))
         return enif_make_badarg(env);
@@ -966,6 +990,11 @@ static void make_atoms(ErlNifEnv *env)
     ATOM(wal_segments_deleted); ATOM(wal_bytes_rewritten); ATOM(snapshot_files);
     ATOM(snapshot_file_bytes); ATOM(proposals_refused_busy);
     ATOM(pending_proposals); ATOM(unsynced_bytes);
+    ATOM(groups_awake); ATOM(groups_quiesced); ATOM(quiesced_total);
+    ATOM(wakeups_host); ATOM(wakeups_leader_message);
+    ATOM(wakeups_follower_message); ATOM(wakeups_peer_lost);
+    ATOM(wakeups_peer_returned); ATOM(peers); ATOM(peers_heard);
+    ATOM(peers_lost); ATOM(peers_returned); ATOM(peers_restarted);
 #undef ATOM
 }
 
@@ -991,7 +1020,7 @@ static int upgrade(ErlNifEnv *env, void **priv, void **old_priv, ERL_NIF_TERM in
 #define DIRTY ERL_NIF_DIRTY_JOB_IO_BOUND
 
 static ErlNifFunc nif_funcs[] = {
-    {"start_node_nif", 12, start_node_nif, DIRTY},
+    {"start_node_nif", 13, start_node_nif, DIRTY},
     {"create_group_nif", 4, create_group_nif, DIRTY},
     {"rejoin_group_nif", 4, rejoin_group_nif, DIRTY},
     {"snapshot_nif", 4, snapshot_nif, DIRTY},

@@ -110,8 +110,15 @@
 %% node and not yet decided, in a group and over all groups, and
 %% `max_unsynced_bytes_per_group' (16 MiB) and `max_unsynced_bytes'
 %% (256 MiB), the payload bytes not yet durable here: at a limit
-%% {@link propose/3} answers `{error, busy}' at once. Strings may be given
-%% as strings or binaries. Unknown keys raise `badarg'.
+%% {@link propose/3} answers `{error, busy}' at once; and `quiesce' (true;
+%% only with `batch_heartbeats', ignored without): a group with nothing to
+%% do goes quiet on every replica (no ticks, no heartbeat rows) until a
+%% proposal, a message or the loss of its leader's node wakes it, while the
+%% per-pair heartbeat batch, sent every interval even when empty, tells
+%% each node its peers are alive ({@link stats/1} shows `groups_awake',
+%% `groups_quiesced', the wakeups and the peers); `false' keeps every group
+%% awake. Strings may be given as strings or binaries. Unknown keys raise
+%% `badarg'.
 %%
 %% The calling process becomes the owner and receives the node's events.
 -spec start_node(#{node_id := node_id(),
@@ -134,7 +141,8 @@
                    max_pending_proposals_per_group => non_neg_integer(),
                    max_pending_proposals => non_neg_integer(),
                    max_unsynced_bytes_per_group => non_neg_integer(),
-                   max_unsynced_bytes => non_neg_integer()}) ->
+                   max_unsynced_bytes => non_neg_integer(),
+                   quiesce => boolean()}) ->
           {ok, node_handle()} | {error, reason()}.
 start_node(Opts) when is_map(Opts) ->
     Known = [node_id, cluster_id, listen, peers, data_dir, tick_ms,
@@ -144,7 +152,7 @@ start_node(Opts) when is_map(Opts) ->
              snapshot_chunk_bytes, snapshot_timeout_ms, max_snapshot_bytes,
              wal_segment_bytes, max_pending_proposals_per_group,
              max_pending_proposals, max_unsynced_bytes_per_group,
-             max_unsynced_bytes],
+             max_unsynced_bytes, quiesce],
     [] =:= maps:keys(maps:without(Known, Opts)) orelse error(badarg, [Opts]),
     NodeId = case Opts of
                  #{node_id := Id} when is_integer(Id), Id > 0 -> Id;
@@ -166,10 +174,8 @@ start_node(Opts) when is_map(Opts) ->
             end,
     lists:all(fun({Id, _}) -> is_integer(Id) andalso Id > 0 end, Peers)
         orelse error(badarg, [Opts]),
-    Batch = case maps:get(batch_heartbeats, Opts, undefined) of
-                B when is_boolean(B); B =:= undefined -> B;
-                _ -> error(badarg, [Opts])
-            end,
+    Batch = opt_bool(batch_heartbeats, Opts),
+    Quiesce = opt_bool(quiesce, Opts),
     result(start_node_nif(NodeId, ClusterId, Listen, Peers, DataDir,
                           opt_int(tick_ms, Opts),
                           opt_int(heartbeat_ticks, Opts),
@@ -186,7 +192,8 @@ start_node(Opts) when is_map(Opts) ->
                           {opt_u64(max_pending_proposals_per_group, Opts),
                            opt_u64(max_pending_proposals, Opts),
                            opt_u64(max_unsynced_bytes_per_group, Opts),
-                           opt_u64(max_unsynced_bytes, Opts)}));
+                           opt_u64(max_unsynced_bytes, Opts)},
+                          Quiesce));
 start_node(Opts) ->
     error(badarg, [Opts]).
 
@@ -322,7 +329,18 @@ group_status(Node, GroupId) ->
 %% `snapshot_file_bytes' (now); for backpressure `proposals_refused_busy'
 %% (`{error, busy}' from {@link propose/3}) and the gauges
 %% `pending_proposals' (proposals in flight over all groups) and
-%% `unsynced_bytes' (payload bytes not yet durable here).
+%% `unsynced_bytes' (payload bytes not yet durable here); for quiescence
+%% (see `quiesce' in {@link start_node/1}) the gauges `groups_awake'
+%% (ticked, sending heartbeat rows) and `groups_quiesced' (quiet), and
+%% `quiesced_total' (times a group here went quiet) and the times a quiet
+%% group woke, by cause: `wakeups_host' (a call here: a proposal, a
+%% campaign), `wakeups_leader_message' (a message from its leader),
+%% `wakeups_follower_message' (from another replica), `wakeups_peer_lost'
+%% (its leader's node lost or restarted) and `wakeups_peer_returned' (a
+%% node with one of its replicas returned); and for node-level liveness
+%% `peers' (the nodes hosting replicas of groups hosted here) and
+%% `peers_heard' (those heard within an election timeout), gauges, and
+%% `peers_lost', `peers_returned' and `peers_restarted'.
 -spec stats(node_handle()) -> #{atom() => non_neg_integer()}.
 stats(Node) ->
     case stats_nif(Node) of
@@ -377,6 +395,12 @@ opt_int(Key, Opts) ->
         {ok, _} -> error(badarg, [Opts])
     end.
 
+opt_bool(Key, Opts) ->
+    case maps:get(Key, Opts, undefined) of
+        B when is_boolean(B); B =:= undefined -> B;
+        _ -> error(badarg, [Opts])
+    end.
+
 opt_u64(Key, Opts) ->
     case maps:find(Key, Opts) of
         error -> undefined;
@@ -424,7 +448,7 @@ load_nif() ->
 
 start_node_nif(_NodeId, _ClusterId, _Listen, _Peers, _DataDir, _TickMs,
                _HeartbeatTicks, _ElectionTicks, _Batch, _MaxProposalBytes,
-               _SnapshotOpts, _BackpressureOpts) ->
+               _SnapshotOpts, _BackpressureOpts, _Quiesce) ->
     erlang:nif_error(not_loaded).
 create_group_nif(_Node, _GroupId, _Incarnation, _Members) -> erlang:nif_error(not_loaded).
 rejoin_group_nif(_Node, _GroupId, _Incarnation, _Members) -> erlang:nif_error(not_loaded).

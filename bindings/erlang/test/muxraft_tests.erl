@@ -65,6 +65,15 @@ rejoin_after_lost_data_test_() ->
 backpressure_test_() ->
     {timeout, 60, fun backpressure/0}.
 
+quiesce_option_test_() ->
+    {timeout, 60, fun quiesce_option/0}.
+
+quiesce_idle_groups_test_() ->
+    {timeout, 60, fun quiesce_idle_groups/0}.
+
+quiesce_off_test_() ->
+    {timeout, 60, fun quiesce_off/0}.
+
 %% Three embedded nodes in this VM on loopback, many groups; every group's
 %% proposals are applied in proposal order, identically, on every node.
 embedded_cluster() ->
@@ -799,6 +808,173 @@ backpressure() ->
         [muxraft:stop_node(N) || N <- maps:values(Nodes)],
         flush()
     end.
+
+-define(QUIESCE_STATS, [groups_awake, groups_quiesced, quiesced_total, wakeups_host,
+                        wakeups_leader_message, wakeups_follower_message,
+                        wakeups_peer_lost, wakeups_peer_returned, peers, peers_heard,
+                        peers_lost, peers_returned, peers_restarted]).
+-define(QUIESCE_GROUPS, 6).
+
+%% start_node/1 takes `quiesce' true and false, with and without batched
+%% heartbeats, and nothing else; stats/1 has the quiescence and liveness
+%% keys.
+quiesce_option() ->
+    [begin
+         {ok, N} = muxraft:start_node(#{node_id => 1, cluster_id => 1111, quiesce => Q,
+                                        batch_heartbeats => B}),
+         ok = muxraft:create_group(N, 1, 1, [1]),
+         Stats = muxraft:stats(N),
+         [?assert(is_integer(maps:get(K, Stats))) || K <- ?QUIESCE_STATS],
+         ?assertMatch(#{peers := 0, peers_heard := 0, groups_awake := 1,
+                        groups_quiesced := 0}, Stats),
+         ok = muxraft:stop_node(N)
+     end || Q <- [false, true], B <- [false, true]],
+    [?assertError(badarg, muxraft:start_node(#{node_id => 1, quiesce => Bad}))
+     || Bad <- [1, yes, "true", <<"false">>]],
+    flush().
+
+%% Three host-driven nodes owned by this process, quiesce on (the default
+%% too, but said): with no proposals, groups_awake counts down to 0 and
+%% never up on every node and groups_quiesced reaches every group; the
+%% per-pair batches then carry no rows and the leaders stay. A proposal
+%% wakes its group, which commits and goes quiet again.
+quiesce_idle_groups() ->
+    Groups = lists:seq(1, ?QUIESCE_GROUPS),
+    {Nodes, IdOf} = hd_cluster(#{quiesce => true, cluster_id => 1212}),
+    try
+        [ok = muxraft:create_group(N, G, 1, [1, 2, 3]) || N <- maps:values(Nodes), G <- Groups],
+        S0 = hd_ticks_until(Nodes, IdOf, #{}, fun() -> hd_all_led(Nodes, Groups) end),
+        %% groups_awake of every node, sampled before each tick.
+        {S1, Samples} = hd_sample_until(Nodes, IdOf, S0, fun() -> hd_all_quiet(Nodes) end, 2000, []),
+        ?assertNotEqual(timeout, Samples),
+        [begin
+             Awake = [maps:get(Id, Sample) || Sample <- Samples],
+             ?assert(hd(Awake) > 0),
+             ?assert(hd(Awake) =< ?QUIESCE_GROUPS),
+             ?assertEqual(0, lists:last(Awake)),
+             ?assertEqual(Awake, lists:reverse(lists:sort(Awake))), % never up
+             ?assertMatch(#{groups := ?QUIESCE_GROUPS, groups_quiesced := ?QUIESCE_GROUPS,
+                            groups_awake := 0, wakeups_host := 0, wakeups_peer_lost := 0,
+                            peers := 2, peers_heard := 2, peers_lost := 0,
+                            peers_returned := 0, peers_restarted := 0},
+                          muxraft:stats(N)),
+             ?assert(maps:get(quiesced_total, muxraft:stats(N)) >= ?QUIESCE_GROUPS)
+         end || {Id, N} <- maps:to_list(Nodes)],
+        %% Quiet: batches every interval, no rows in them, no elections.
+        Leaders = [{G, hd_leader(Nodes, G)} || G <- Groups],
+        Before = maps:map(fun(_, N) -> muxraft:stats(N) end, Nodes),
+        S2 = hd_ticks(Nodes, IdOf, S1, 40),
+        [begin
+             B = maps:get(Id, Before),
+             A = muxraft:stats(N),
+             ?assert(maps:get(heartbeat_batches_sent, A) > maps:get(heartbeat_batches_sent, B)),
+             ?assertEqual(maps:get(group_heartbeats_batched, B), maps:get(group_heartbeats_batched, A)),
+             ?assertEqual(maps:get(elections_started, B), maps:get(elections_started, A)),
+             ?assertMatch(#{groups_quiesced := ?QUIESCE_GROUPS, peers_heard := 2}, A)
+         end || {Id, N} <- maps:to_list(Nodes)],
+        ?assertEqual(Leaders, [{G, hd_leader(Nodes, G)} || G <- Groups]),
+        %% A proposal wakes its group: on the leader at once (a host call),
+        %% on the followers by the leader's message.
+        {3, L} = lists:keyfind(3, 1, Leaders),
+        LN = maps:get(L, Nodes),
+        {ok, P} = muxraft:propose(LN, 3, <<"wake up">>),
+        ?assertMatch(#{groups_awake := 1, groups_quiesced := ?QUIESCE_GROUPS - 1},
+                     muxraft:stats(LN)),
+        ?assertEqual(maps:get(wakeups_host, maps:get(L, Before)) + 1,
+                     maps:get(wakeups_host, muxraft:stats(LN))),
+        S3 = hd_ticks(Nodes, IdOf, S2, 20),
+        ?assertEqual([P], maps:get({committed, L}, S3, [])),
+        [?assertEqual([<<"wake up">>], [D || {_, D} <- maps:get({applied, Id, 3}, S3, [])])
+         || Id <- maps:keys(Nodes)],
+        [?assert(maps:get(wakeups_leader_message, muxraft:stats(N))
+                 > maps:get(wakeups_leader_message, maps:get(Id, Before)))
+         || {Id, N} <- maps:to_list(Nodes), Id =/= L],
+        {_, Again} = hd_sample_until(Nodes, IdOf, S3, fun() -> hd_all_quiet(Nodes) end, 2000, []),
+        ?assertNotEqual(timeout, Again),
+        [?assert(maps:get(quiesced_total, muxraft:stats(N))
+                 > maps:get(quiesced_total, maps:get(Id, Before)))
+         || {Id, N} <- maps:to_list(Nodes)],
+        [ok = muxraft:stop_node(N) || N <- maps:values(Nodes)]
+    after
+        [muxraft:stop_node(N) || N <- maps:values(Nodes)],
+        flush()
+    end.
+
+%% With quiesce false, or without batched heartbeats (which quiesce needs),
+%% every group stays awake however long it idles.
+quiesce_off() ->
+    Groups = lists:seq(1, ?QUIESCE_GROUPS),
+    [begin
+         {Nodes, IdOf} = hd_cluster(Opts#{cluster_id => 1313}),
+         try
+             [ok = muxraft:create_group(N, G, 1, [1, 2, 3])
+              || N <- maps:values(Nodes), G <- Groups],
+             S0 = hd_ticks_until(Nodes, IdOf, #{}, fun() -> hd_all_led(Nodes, Groups) end),
+             %% Checked before each of 100 ticks.
+             Awake = fun() ->
+                             [?assertMatch(#{groups_awake := ?QUIESCE_GROUPS,
+                                             groups_quiesced := 0},
+                                           muxraft:stats(N)) || N <- maps:values(Nodes)],
+                             false
+                     end,
+             {_, timeout} = hd_sample_until(Nodes, IdOf, S0, Awake, 100, []),
+             [?assertMatch(#{groups_awake := ?QUIESCE_GROUPS, groups_quiesced := 0,
+                             quiesced_total := 0, wakeups_host := 0,
+                             wakeups_leader_message := 0, wakeups_follower_message := 0,
+                             wakeups_peer_lost := 0, wakeups_peer_returned := 0},
+                           muxraft:stats(N))
+              || N <- maps:values(Nodes)],
+             [ok = muxraft:stop_node(N) || N <- maps:values(Nodes)]
+         after
+             [muxraft:stop_node(N) || N <- maps:values(Nodes)],
+             flush()
+         end
+     end || Opts <- [#{quiesce => false}, #{quiesce => true, batch_heartbeats => false}]],
+    ok.
+
+%% Nodes 1..3, host-driven, owned by this process: {IdToNode, NodeToId}.
+hd_cluster(Opts) ->
+    Nodes = maps:from_list([begin
+                                {ok, N} = muxraft:start_node(Opts#{node_id => Id}),
+                                {Id, N}
+                            end || Id <- [1, 2, 3]]),
+    {Nodes, maps:from_list([{N, Id} || {Id, N} <- maps:to_list(Nodes)])}.
+
+%% Tick until Pred() holds (at most 2000 ticks).
+hd_ticks_until(Nodes, IdOf, S, Pred) ->
+    case hd_sample_until(Nodes, IdOf, S, Pred, 2000, []) of
+        {S1, timeout} -> error({timeout, S1});
+        {S1, _} -> S1
+    end.
+
+%% Tick until Pred() holds, at most Max ticks; before each tick and when
+%% Pred() holds, sample groups_awake of every node (#{Id => Awake}).
+%% {S, Samples} in order, or {S, timeout}. Every sample checks that
+%% groups_awake + groups_quiesced = groups.
+hd_sample_until(Nodes, IdOf, S, Pred, Max, Acc) ->
+    Sample = maps:map(fun(_, N) ->
+                              #{groups_awake := A, groups_quiesced := Q, groups := G} =
+                                  muxraft:stats(N),
+                              ?assertEqual(G, A + Q),
+                              A
+                      end, Nodes),
+    case Pred() of
+        true -> {S, lists:reverse([Sample | Acc])};
+        false when Max =:= 0 -> {S, timeout};
+        false -> hd_sample_until(Nodes, IdOf, hd_ticks(Nodes, IdOf, S, 1), Pred, Max - 1,
+                                 [Sample | Acc])
+    end.
+
+hd_all_led(Nodes, Groups) ->
+    lists:all(fun(G) -> hd_leader(Nodes, G) =/= none end, Groups).
+
+hd_all_quiet(Nodes) ->
+    lists:all(fun(N) ->
+                      case muxraft:stats(N) of
+                          #{groups_awake := 0, groups_quiesced := ?QUIESCE_GROUPS} -> true;
+                          _ -> false
+                      end
+              end, maps:values(Nodes)).
 
 unique_dir() ->
     filename:join(temp_dir(), "muxraft-eunit-" ++ os:getpid() ++ "-"
