@@ -399,6 +399,30 @@ typedef struct muxraft_config {
 } muxraft_config;
 
 /**
+ * One peer of a node, as `muxraft_node_peers` lists it. This struct never
+ * changes (what else a peer needs would come with another function).
+ */
+typedef struct muxraft_peer {
+  /**
+   * The peer's node id: a node that hosts a replica of a group hosted
+   * here.
+   */
+  uint64_t node_id;
+  /**
+   * 1 if a frame from it arrived within the last election timeout (the
+   * heartbeat batch it sends every interval, rows or not), else 0.
+   */
+  uint64_t heard;
+  /**
+   * Its liveness epoch on this node: 1 at first, then one more each
+   * time it is lost (not heard for an election timeout) or seen to
+   * restart. Quiet groups trust their leader's node only in the epoch
+   * they went quiet in.
+   */
+  uint64_t epoch;
+} muxraft_peer;
+
+/**
  * A group replica's state, from `muxraft_group_status`. Set `struct_size`
  * with `muxraft_group_info_init` before the call; fields are only ever
  * added at the end, and the library writes only the ones `struct_size`
@@ -899,6 +923,21 @@ enum muxraft_status muxraft_group_snapshot(struct muxraft_node *node,
  * node's storage failed earlier); `MUXRAFT_SHUTDOWN`; `MUXRAFT_PANIC`.
  */
 enum muxraft_status muxraft_group_remove(struct muxraft_node *node, uint64_t group_id);
+
+/**
+ * List this node's peers (the nodes hosting replicas of its groups), in
+ * node id order, with whether it hears each and its liveness epoch. Writes
+ * at most `capacity` of them to `out` (which may be NULL when `capacity`
+ * is 0) and sets `*count` to how many peers there are: call it with 0 and
+ * NULL to size the array.
+ *
+ * Returns `MUXRAFT_OK`; `MUXRAFT_INVALID_ARGUMENT` (NULL node or `count`,
+ * NULL `out` with a non-zero `capacity`); `MUXRAFT_PANIC`.
+ */
+enum muxraft_status muxraft_node_peers(struct muxraft_node *node,
+                                       struct muxraft_peer *out,
+                                       size_t capacity,
+                                       size_t *count);
 
 /**
  * Fill `*out` with this node's view of a group: as much of it as

@@ -398,6 +398,66 @@ pub unsafe extern "C" fn muxraft_group_remove(
     with_node(node, |r| done(r.remove_group(group_id)))
 }
 
+/// One peer of a node, as `muxraft_node_peers` lists it. This struct never
+/// changes (what else a peer needs would come with another function).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct muxraft_peer {
+    /// The peer's node id: a node that hosts a replica of a group hosted
+    /// here.
+    pub node_id: u64,
+    /// 1 if a frame from it arrived within the last election timeout (the
+    /// heartbeat batch it sends every interval, rows or not), else 0.
+    pub heard: u64,
+    /// Its liveness epoch on this node: 1 at first, then one more each
+    /// time it is lost (not heard for an election timeout) or seen to
+    /// restart. Quiet groups trust their leader's node only in the epoch
+    /// they went quiet in.
+    pub epoch: u64,
+}
+
+/// List this node's peers (the nodes hosting replicas of its groups), in
+/// node id order, with whether it hears each and its liveness epoch. Writes
+/// at most `capacity` of them to `out` (which may be NULL when `capacity`
+/// is 0) and sets `*count` to how many peers there are: call it with 0 and
+/// NULL to size the array.
+///
+/// Returns `MUXRAFT_OK`; `MUXRAFT_INVALID_ARGUMENT` (NULL node or `count`,
+/// NULL `out` with a non-zero `capacity`); `MUXRAFT_PANIC`.
+#[no_mangle]
+pub unsafe extern "C" fn muxraft_node_peers(
+    node: *mut muxraft_node,
+    out: *mut muxraft_peer,
+    capacity: usize,
+    count: *mut usize,
+) -> muxraft_status {
+    with_node(node, |r| {
+        if count.is_null() {
+            return fail(MUXRAFT_INVALID_ARGUMENT, "count is NULL");
+        }
+        if out.is_null() && capacity > 0 {
+            return fail(
+                MUXRAFT_INVALID_ARGUMENT,
+                "out is NULL but capacity is not 0",
+            );
+        }
+        let peers = r.peer_liveness();
+        for (i, &(node_id, heard, epoch)) in peers.iter().take(capacity).enumerate() {
+            let p = muxraft_peer {
+                node_id,
+                heard: u64::from(heard),
+                epoch,
+            };
+            // SAFETY: `out` holds `capacity` writable elements (header
+            // contract) and `i < capacity`.
+            unsafe { out.add(i).write(p) };
+        }
+        // SAFETY: non-NULL, writable (contract).
+        unsafe { count.write(peers.len()) };
+        MUXRAFT_OK
+    })
+}
+
 /// Fill `*out` with this node's view of a group: as much of it as
 /// `out->struct_size` holds (set it with `muxraft_group_info_init`).
 ///

@@ -425,6 +425,11 @@ impl Runtime {
         (stats, groups, transport, disk, quiet)
     }
 
+    /// Each peer with whether this node hears it and its liveness epoch.
+    pub fn peer_liveness(&self) -> Vec<(u64, bool, u64)> {
+        self.shared.with(|n| n.peer_liveness())
+    }
+
     pub fn max_snapshot_bytes(&self) -> u64 {
         self.shared.with(|n| n.config().max_snapshot_bytes)
     }

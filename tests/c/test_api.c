@@ -2833,6 +2833,46 @@ static void test_backpressure(void)
     cu_free(&c);
 }
 
+/* Node-level liveness as the host sees it: the peers of a node, whether it
+ * hears each and their epochs; misuse refused. */
+static void test_peers(void)
+{
+    muxraft_config config;
+    muxraft_config_init(&config);
+    config.node_id = 1;
+    CHECK(config.quiesce); /* on by default */
+    muxraft_node *node = NULL;
+    CHECK_OK(muxraft_node_new(&config, NULL, &node));
+    if (node == NULL)
+        return;
+    size_t count = 99;
+    CHECK_OK(muxraft_node_peers(node, NULL, 0, &count));
+    CHECK(count == 0); /* no group: no peer */
+    const uint64_t members[] = {1, 2, 3};
+    CHECK_OK(muxraft_group_create(node, 9, 1, members, 3));
+    muxraft_peer peers[4];
+    memset(peers, 0xAB, sizeof peers);
+    CHECK_OK(muxraft_node_peers(node, peers, 4, &count));
+    CHECK(count == 2);
+    CHECK(peers[0].node_id == 2 && peers[0].heard == 1 && peers[0].epoch == 1);
+    CHECK(peers[1].node_id == 3 && peers[1].heard == 1 && peers[1].epoch == 1);
+    /* Nothing heard from either for an election timeout: both lost. */
+    for (uint32_t i = 0; i <= config.election_ticks; i++)
+        CHECK_OK(muxraft_tick(node));
+    memset(peers, 0, sizeof peers);
+    CHECK_OK(muxraft_node_peers(node, peers, 1, &count));
+    CHECK(count == 2); /* all of them counted, one written */
+    CHECK(peers[0].node_id == 2 && peers[0].heard == 0 && peers[0].epoch == 2);
+    CHECK(peers[1].node_id == 0); /* untouched */
+    muxraft_stats s = stats_of(node);
+    CHECK(s.peers == 2 && s.peers_heard == 0 && s.peers_lost == 2);
+    CHECK(s.groups_awake == 1 && s.groups_quiesced == 0);
+    EXPECT_FAIL(muxraft_node_peers(node, NULL, 1, &count), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_node_peers(node, peers, 4, NULL), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_node_peers(NULL, peers, 4, &count), MUXRAFT_INVALID_ARGUMENT);
+    muxraft_node_free(node);
+}
+
 int main(void)
 {
     /* Before anything failed on this thread, the message is empty. */
@@ -2875,6 +2915,7 @@ int main(void)
     RUN(test_rejoin);
     RUN(test_data_dir_in_use);
     RUN(test_backpressure);
+    RUN(test_peers);
 
     printf("%d passed, %d failed\n", n_passed, n_failed);
     return n_failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
