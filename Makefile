@@ -61,7 +61,8 @@ lint:
 ## bench: heartbeat cost, naive vs batched, for three cluster sizes;
 ## heartbeat latency under load; restart time after 10,000 and 1,000,000
 ## committed entries, with snapshots vs replaying the whole log; the soak;
-## throughput and latency under an open-loop load past saturation.
+## throughput and latency under an open-loop load past saturation; what
+## idle groups cost (bench-idle); the failover time (bench-failover).
 bench:
 	$(CARGO) bench --bench heartbeat -- --nodes 3 --groups 100 --replicas 3 --intervals 50
 	$(CARGO) bench --bench heartbeat -- --nodes 5 --groups 1000 --replicas 3 --intervals 50
@@ -70,6 +71,8 @@ bench:
 	$(CARGO) bench --bench restart
 	$(MAKE) soak
 	$(MAKE) bench-throughput
+	$(MAKE) bench-idle
+	$(MAKE) bench-failover
 
 clean:
 	$(CARGO) clean
@@ -185,6 +188,38 @@ $(C_OUT)/throughput: benches/c/throughput.c examples/c/latency_hist.h $(QUEUE_CL
 .PHONY: bench-throughput
 bench-throughput: $(C_OUT)/throughput $(C_OUT)/queue_node
 	$(C_OUT)/throughput --queue-node $(C_OUT)/queue_node $(THROUGHPUT_FLAGS)
+
+$(C_OUT)/idle: benches/c/idle.c $(QUEUE_CLUSTER) | $(C_OUT)
+	$(CC) $(C_FLAGS) -Iexamples/c $(C_OPT) benches/c/idle.c examples/c/queue_cluster.c -o $@
+
+$(C_OUT)/failover: benches/c/failover.c $(QUEUE_CLUSTER) | $(C_OUT)
+	$(CC) $(C_FLAGS) -Iexamples/c $(C_OPT) benches/c/failover.c examples/c/queue_cluster.c -o $@
+
+## bench-idle: what idle groups cost. Three queue_node processes with data
+## directories, no proposals, 100,000 groups of 3 replicas: once every group
+## has a leader and is quiet (--quiesce 1, the default), each process's CPU
+## (% of one core, /proc/<pid>/stat) over 60 s and its RSS per group replica;
+## then the same with every group awake (--quiesce 0, heartbeat rows
+## batched), and without batching (--batch 0) at 10,000 groups; startup and
+## election times too (benches/c/idle.c; IDLE_FLAGS adds flags, e.g.
+## IDLE_FLAGS='--groups 20000 --seconds 20 --json'). Fails if a quiesced
+## process uses 2% of a core or more.
+.PHONY: bench-idle
+bench-idle: $(C_OUT)/idle $(C_OUT)/queue_node
+	$(C_OUT)/idle --queue-node $(C_OUT)/queue_node $(IDLE_FLAGS)
+
+## bench-failover: three queue_node processes with data directories, 1,000
+## idle groups, muxraft's default timeouts; 10 times: SIGKILL the node
+## leading about a third of the groups, time until every group has a leader
+## again, count elections (none may touch a group the dead node did not
+## lead), restart it and let the groups go quiet again (a fresh cluster once
+## no node leads a quarter to a half of the groups); with --quiesce 1
+## (target: at most 1.1 s every run) and --quiesce 0 for comparison
+## (benches/c/failover.c; FAILOVER_FLAGS adds flags, e.g.
+## FAILOVER_FLAGS='--runs 20 --json').
+.PHONY: bench-failover
+bench-failover: $(C_OUT)/failover $(C_OUT)/queue_node
+	$(C_OUT)/failover --queue-node $(C_OUT)/queue_node $(FAILOVER_FLAGS)
 
 ## soak: three queue_node processes with data directories, 100 groups, at
 ## least 10,000 commits/s for 120 s with snapshots every 10,000 entries per

@@ -10,11 +10,16 @@
  *   2. the same cluster with batching: groups and leaders per node,
  *      heartbeat messages per second per peer in both runs, commits per
  *      second and commit latency;
- *   3. a SIGKILL of the node leading the most groups, the time until each
- *      of its groups has a new leader, its restart from its data directory
+ *   3. proposals paused: the idle groups go quiet on every replica
+ *      (muxraft's quiescence: no ticks, no heartbeat rows), CPU and
+ *      heartbeat traffic under load and once quiet;
+ *   4. a SIGKILL of the node leading the most groups while its groups are
+ *      quiet, the time until each of them has a new leader (and how many
+ *      elections that took, none in the other groups), proposals resumed,
+ *      its restart from its data directory
  *      (each queue restored from its latest snapshot, only what followed
  *      applied) and its catching up;
- *   4. another node's muxraft data deleted (a replaced disk): it rejoins
+ *   5. another node's muxraft data deleted (a replaced disk): it rejoins
  *      its queues, its leaders send it snapshots, and it ends with the same
  *      state as the others.
  * It finishes on its own in well under a minute, kills its processes on
@@ -48,6 +53,8 @@
 #define DOWN_S 1.0      /* how long the killed node stays down after failover */
 #define CATCHUP_TIMEOUT_S 30.0
 #define SETTLE_TIMEOUT_S 15.0
+#define QUIET_TIMEOUT_S 10.0
+#define QUIET_WINDOW_S 3.0
 #define SNAPSHOT_EVERY 10 /* entries per queue; a broker would use thousands */
 
 /* What the exit paths must clean up. */
@@ -198,7 +205,30 @@ struct measured {
     double hb_msgs, hb_bytes, carried; /* per node per peer per second */
     double commits;                    /* whole cluster, per second */
     double p50_ms, p99_ms;
+    double cpu_pct;                    /* per node (mean), % of one core */
 };
+
+/* CPU of every node, in clock ticks, and when it was read. */
+struct cpu_mark {
+    uint64_t ticks[NODES], ns;
+};
+
+static void cpu_mark(const qc_cluster *c, struct cpu_mark *m)
+{
+    for (size_t i = 0; i < NODES; i++)
+        m->ticks[i] = qc_cpu_ticks(c->procs[i].pid);
+    m->ns = qc_now_ns();
+}
+
+/* Mean CPU per node between two marks, in % of one core. */
+static double cpu_pct(const struct cpu_mark *a, const struct cpu_mark *b)
+{
+    double ticks = 0;
+    for (size_t i = 0; i < NODES; i++)
+        ticks += (double)(b->ticks[i] - a->ticks[i]);
+    double s = (double)(b->ns - a->ns) / 1e9;
+    return s > 0 ? 100.0 * ticks / (double)sysconf(_SC_CLK_TCK) / s / NODES : 0;
+}
 
 static void start_cluster(qc_cluster *c, const char *exe, bool batch, const char *sub,
                           double *elect_s)
@@ -228,15 +258,19 @@ static void measure(qc_cluster *c, double window_s, struct measured *m)
 {
     struct window_hist *w = c->userdata;
     qc_stat before[NODES], after[NODES];
+    struct cpu_mark cpu0, cpu1;
     pause_for(c, WARMUP_S);
     for (size_t i = 0; i < NODES; i++)
         before[i] = c->procs[i].last;
+    cpu_mark(c, &cpu0);
     memset(w, 0, sizeof *w);
     w->on = true;
     pause_for(c, window_s);
     w->on = false;
     for (size_t i = 0; i < NODES; i++)
         after[i] = c->procs[i].last;
+    cpu_mark(c, &cpu1);
+    m->cpu_pct = cpu_pct(&cpu0, &cpu1);
 
     m->hb_msgs = m->hb_bytes = m->carried = m->commits = 0;
     for (size_t i = 0; i < NODES; i++) {
@@ -264,6 +298,47 @@ static const char *human_bytes(double b, char *buf, size_t size)
     else
         snprintf(buf, size, "%.0f B", b);
     return buf;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Idle groups go quiet                                                    */
+
+/* Every group quiet on every node, in reports after *since_ns. */
+static bool all_quiet(qc_cluster *c, void *arg)
+{
+    uint64_t since = *(const uint64_t *)arg;
+    for (size_t i = 0; i < c->n; i++) {
+        const qc_proc *p = &c->procs[i];
+        if (p->reports == 0 || p->last.received_ns <= since || p->last.quiesced != GROUPS)
+            return false;
+    }
+    return true;
+}
+
+/* Heartbeat traffic (per node per peer per second) and CPU (per node) of
+ * the quiet cluster over window_s. */
+static void measure_quiet(qc_cluster *c, double window_s, struct measured *m)
+{
+    qc_stat before[NODES], after[NODES];
+    struct cpu_mark cpu0, cpu1;
+    for (size_t i = 0; i < NODES; i++)
+        before[i] = c->procs[i].last;
+    cpu_mark(c, &cpu0);
+    pause_for(c, window_s);
+    for (size_t i = 0; i < NODES; i++)
+        after[i] = c->procs[i].last;
+    cpu_mark(c, &cpu1);
+    memset(m, 0, sizeof *m);
+    for (size_t i = 0; i < NODES; i++) {
+        double dt = (double)(after[i].t_ms - before[i].t_ms) / 1000.0;
+        if (dt <= 0)
+            fail("node %zu sent no report while measuring", i + 1);
+        double per_peer = dt * (NODES - 1) * NODES;
+        m->hb_msgs += (double)(after[i].hb_msgs - before[i].hb_msgs) / per_peer;
+        m->hb_bytes += (double)(after[i].hb_bytes - before[i].hb_bytes) / per_peer;
+        m->carried += (double)(after[i].group_hb_batched - before[i].group_hb_batched) / per_peer;
+    }
+    m->cpu_pct = cpu_pct(&cpu0, &cpu1);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -389,7 +464,9 @@ int main(int argc, char **argv)
         "cluster without batching (for comparison), then with it; then we kill the\n"
         "busiest process with SIGKILL, time the failover, restart it from its data\n"
         "directory and watch it catch up; last we delete another node's data (a\n"
-        "replaced disk) and watch it rejoin. Each queue's state (a count and a hash\n"
+        "replaced disk) and watch it rejoin. Before the kill we pause the proposals:\n"
+        "idle queues go quiet (no ticks, no per-queue heartbeats), and only the loss\n"
+        "of a leader's node wakes its queues. Each queue's state (a count and a hash\n"
         "of its messages) is snapshotted every %d entries, and muxraft then drops\n"
         "the log before the snapshot.\n\n",
         RATE, GROUPS, SNAPSHOT_EVERY);
@@ -460,6 +537,36 @@ int main(int argc, char **argv)
     if (batched.hb_msgs <= 0 || naive.hb_msgs <= batched.hb_msgs)
         fail("batching did not reduce the heartbeat messages");
 
+    /* Pause the proposals: the idle groups go quiet. */
+    for (size_t i = 0; i < NODES; i++)
+        qc_signal(&c, i, SIGUSR1);
+    uint64_t t_idle = qc_now_ns();
+    if (!wait_for(&c, QUIET_TIMEOUT_S, all_quiet, &t_idle))
+        fail("the idle groups did not all go quiet within %.0f s (quiet: %" PRIu64 ", %" PRIu64
+             ", %" PRIu64 " of %d)",
+             QUIET_TIMEOUT_S, c.procs[0].last.quiesced, c.procs[1].last.quiesced,
+             c.procs[2].last.quiesced, GROUPS);
+    double quiet_after_s = qc_seconds_since(t_idle);
+    struct measured quiet;
+    measure_quiet(&c, QUIET_WINDOW_S, &quiet);
+    printf("Proposals paused (SIGUSR1): all %d groups are quiet on every node %.1f s later\n"
+           "(quiesced: %" PRIu64 ", %" PRIu64 ", %" PRIu64 "; awake: %" PRIu64 ", %" PRIu64
+           ", %" PRIu64 ").\n",
+           GROUPS, quiet_after_s, c.procs[0].last.quiesced, c.procs[1].last.quiesced,
+           c.procs[2].last.quiesced, c.procs[0].last.awake, c.procs[1].last.awake,
+           c.procs[2].last.awake);
+    printf("%-44s %10s %10s\n", "Measured, per second", "load", "quiet");
+    printf("%-44s %9.1f%% %9.1f%%\n", "  CPU per node (% of one core)", batched.cpu_pct,
+           quiet.cpu_pct);
+    printf("%-44s %10.1f %10.1f\n", "  heartbeat messages, per node per peer", batched.hb_msgs,
+           quiet.hb_msgs);
+    printf("%-44s %10.0f %10.0f\n", "  group heartbeats carried in those batches",
+           batched.carried, quiet.carried);
+    printf("(an empty batch still goes to each peer every interval: it tells a node that\n"
+           " its peers, and so the leaders of its quiet groups, are alive)\n\n");
+    if (quiet.carried > 0)
+        fail("quiet groups still sent heartbeat rows");
+
     /* Kill the node that leads the most groups. */
     size_t victim = 0;
     for (size_t i = 1; i < NODES; i++)
@@ -467,10 +574,13 @@ int main(int argc, char **argv)
             victim = i;
     uint64_t led = c.procs[victim].last.leading;
     pid_t old_pid = c.procs[victim].pid;
+    qc_stat at_kill[NODES];
+    for (size_t i = 0; i < NODES; i++)
+        at_kill[i] = c.procs[i].last;
     uint64_t t_kill = qc_now_ns();
     qc_kill(&c, victim);
-    printf("SIGKILL node %zu (pid %d), the leader of %" PRIu64 " groups.\n", victim + 1,
-           (int)old_pid, led);
+    printf("SIGKILL node %zu (pid %d), the leader of %" PRIu64 " groups, all quiet.\n",
+           victim + 1, (int)old_pid, led);
     fflush(stdout);
     if (!wait_for(&c, FAILOVER_TIMEOUT_S, all_led, &t_kill))
         fail("the groups of node %zu had no new leader %.0f s later", victim + 1,
@@ -483,10 +593,30 @@ int main(int argc, char **argv)
             printf("%snode %zu leads %" PRIu64, sep, i + 1, c.procs[i].last.leading);
             sep = ", ";
         }
-    printf("\n  (the slowest of its %" PRIu64 " groups: a follower campaigns after 0.5-1 s of\n"
-           "  silence, and a group whose two followers campaign at once needs a second round)\n",
-           led);
+    printf("\n");
+    /* Let a late second campaign show up in the counts. */
+    pause_for(&c, 0.5);
+    uint64_t survivor_elections = 0, moves_other = 0; /* see queue_node's term_bumps */
+    uint64_t vid = c.procs[victim].id;
+    for (size_t i = 0; i < NODES; i++) {
+        if (i == victim)
+            continue;
+        const qc_stat *a = &at_kill[i], *b = &c.procs[i].last;
+        survivor_elections += b->elections - a->elections;
+        uint64_t other = 0;
+        for (size_t k = 0; k <= QC_MAX_ID; k++)
+            if (k != vid)
+                other += b->term_bumps[k] - a->term_bumps[k];
+        moves_other = other > moves_other ? other : moves_other;
+    }
+    printf("  (its groups were quiet: the survivors noticed its node was gone after an\n"
+           "  election timeout without its heartbeat batch, 0.5 s, and one survivor per\n"
+           "  group campaigned at once); %" PRIu64 " elections for its %" PRIu64
+           " groups, %" PRIu64 " in the %" PRIu64 "\n  groups the others lead (those stayed quiet)\n",
+           survivor_elections, led, moves_other, (uint64_t)GROUPS - led);
     fflush(stdout);
+    for (size_t i = 0; i < NODES; i++)
+        qc_signal(&c, i, SIGUSR2); /* proposals resume */
 
     uint64_t commits_down0 = 0, commits_down1 = 0;
     uint64_t t_down0 = qc_now_ns();

@@ -132,6 +132,7 @@ bool qc_init(qc_cluster *c, const char *exe, size_t n, const char *base)
     c->batch = true;
     c->max_inflight = -1;
     c->max_pending_per_group = -1;
+    c->quiesce = -1;
     srand((unsigned)(qc_now_ns() ^ (uint64_t)getpid()));
     int ports[QC_MAX_NODES];
     for (size_t i = 0; i < n; i++) {
@@ -233,6 +234,14 @@ bool qc_start(qc_cluster *c, size_t i)
     if (c->max_pending_per_group >= 0) {
         ARG("--max-pending-per-group");
         ARG("%lld", c->max_pending_per_group);
+    }
+    if (c->quiesce >= 0) {
+        ARG("--quiesce");
+        ARG("%d", c->quiesce ? 1 : 0);
+    }
+    if (c->roles_ms > 0) {
+        ARG("--roles-ms");
+        ARG("%u", c->roles_ms);
     }
     argv[a] = NULL;
 #undef ARG
@@ -347,10 +356,26 @@ static bool parse_stat(char *line, qc_stat *s)
         F(p50_us) F(p99_us) F(applied) F(elections) F(leader_changes) F(final)
         F(snapshots) F(restores) F(installed) F(wal_segments) F(wal_bytes)
         F(snapshot_bytes) F(log_bytes) F(rss_kb) F(index_sum) F(skipped)
-        F(busy) F(shed) F(rate)
+        F(busy) F(shed) F(rate) F(awake) F(quiesced) F(peers_heard)
 #undef F
         if (strcmp(k, "state") == 0) {
             s->state = (uint64_t)strtoull(v, NULL, 16);
+            continue;
+        }
+        if (strcmp(k, "term_bumps") == 0) { /* ID:N,... */
+            const char *q = v;
+            while (*q) {
+                char *end;
+                uint64_t id = strtoull(q, &end, 10);
+                if (*end != ':')
+                    break;
+                uint64_t n = strtoull(end + 1, &end, 10);
+                if (id <= QC_MAX_ID)
+                    s->term_bumps[id] = n;
+                if (*end != ',')
+                    break;
+                q = end + 1;
+            }
             continue;
         }
         if (strcmp(k, "hist") == 0) {
@@ -446,6 +471,42 @@ void qc_poll(qc_cluster *c, int timeout_ms)
     for (nfds_t k = 0; k < n; k++)
         if (pfd[k].revents & (POLLIN | POLLHUP | POLLERR))
             read_from(c, who[k]);
+}
+
+uint64_t qc_cpu_ticks(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    if (p == NULL)
+        return 0;
+    /* After ")": state (field 3) ... utime (14), stime (15). */
+    unsigned long long utime = 0, stime = 0;
+    if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+               &stime) != 2)
+        return 0;
+    return (uint64_t)(utime + stime);
+}
+
+uint64_t qc_rss_kb(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    unsigned long long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %llu", &kb) == 1)
+            break;
+    fclose(f);
+    return (uint64_t)kb;
 }
 
 uint64_t qc_applied_at(const qc_cluster *c, size_t i, uint64_t t_ns)

@@ -22,6 +22,7 @@
 #define QC_MAX_HIST 400   /* latency buckets kept from one STAT line (all) */
 #define QC_HISTORY 128    /* reports remembered per process */
 #define QC_MAX_INCARNATIONS 256
+#define QC_MAX_ID 15      /* term_bumps are kept for node ids 0..QC_MAX_ID */
 
 /* One STAT line. */
 typedef struct qc_stat {
@@ -34,6 +35,11 @@ typedef struct qc_stat {
     uint64_t busy; /* proposals muxraft refused with MUXRAFT_BUSY */
     uint64_t shed; /* proposals the process's schedule called for, not made */
     uint64_t rate; /* proposals per second the process offers now */
+    /* Quiescence: groups awake and quiet now, peers heard now; the moves of
+     * the groups' terms by their last known leader (index: node id, 0 for
+     * none known). */
+    uint64_t awake, quiesced, peers_heard;
+    uint64_t term_bumps[QC_MAX_ID + 1];
     size_t n_hist;
     uint64_t hist_us[QC_MAX_HIST], hist_count[QC_MAX_HIST];
     uint64_t received_ns; /* when the line arrived (qc_now_ns clock) */
@@ -79,6 +85,10 @@ typedef struct qc_cluster {
     bool open_loop;
     const char *rate_file;
     long long max_inflight, max_pending_per_group;
+    /* --quiesce (negative: not passed, queue_node's default 1; qc_init sets
+     * -1) and --roles-ms (0: not passed, queue_node's default 100). */
+    int quiesce;
+    unsigned roles_ms;
     /* Called for every STAT line, after `last` was updated. */
     void (*on_stat)(void *userdata, qc_proc *p, const qc_stat *s);
     void *userdata;
@@ -122,6 +132,14 @@ bool qc_running(const qc_cluster *c, size_t i);
 
 /* Node i ended although nobody stopped it? (Its exit status is kept.) */
 bool qc_died(const qc_cluster *c, size_t i);
+
+/* utime + stime of a process in clock ticks (sysconf(_SC_CLK_TCK) a
+ * second), from /proc/<pid>/stat; 0 if unknown. */
+uint64_t qc_cpu_ticks(pid_t pid);
+
+/* A process's resident memory (VmRSS of /proc/<pid>/status) in kB; 0 if
+ * unknown. */
+uint64_t qc_rss_kb(pid_t pid);
 
 /* The applied count node i reported last at or before t_ns (0 if none). */
 uint64_t qc_applied_at(const qc_cluster *c, size_t i, uint64_t t_ns);

@@ -22,7 +22,7 @@
  *                     [--rejoin 0|1] [--app-logs 0|1]
  *                     [--payload-bytes N] [--max-inflight N]
  *                     [--max-pending-per-group N] [--open-loop 0|1]
- *                     [--rate-file PATH]
+ *                     [--rate-file PATH] [--quiesce 0|1] [--roles-ms MS]
  *
  * Each queue's state machine is a count of the messages applied and a
  * running hash of them (FNV-1a over index and payload). With
@@ -69,6 +69,7 @@
  *        hist=US:COUNT,... snapshots=.. restores=.. installed=..
  *        wal_segments=.. wal_bytes=.. snapshot_bytes=.. log_bytes=.. rss_kb=..
  *        index_sum=.. skipped=.. state=.. busy=.. shed=.. rate=..
+ *        awake=.. quiesced=.. peers_heard=.. term_bumps=ID:N,...
  *
  * Counters are totals since this process started. groups = replicas hosted
  * here, leading = groups this node leads, leaderless = groups for which
@@ -91,7 +92,29 @@
  * later, or, with --open-loop 1, drops them); shed = proposals this
  * process's schedule called for and it did not make (at --max-inflight, or
  * more than 100 ms behind schedule); rate = the proposals per second it
- * offers now.
+ * offers now. awake and quiesced = the groups hosted here that are awake
+ * and that are quiet now (muxraft's groups_awake, groups_quiesced);
+ * peers_heard = the peers this node hears now (a frame from each within an
+ * election timeout); term_bumps = how far the terms of the groups hosted
+ * here moved on (each step is an election somewhere in the group), by the
+ * group's last leader known before the move ("0:N": groups that never had
+ * one; e.g. "0:300,1:2,2:0,3:5"), as seen each time this process re-reads
+ * its groups' roles: after a node dies, the survivors' steps counted under
+ * the dead node's id are the elections that replaced it, and any under
+ * the others' ids are elections in groups it did not lead.
+ *
+ * --quiesce 0|1 sets muxraft's `quiesce` (default 1, muxraft's default):
+ * idle groups go quiet on every replica, and only the loss of a leader's
+ * node wakes its groups. --roles-ms MS: how often at most this process
+ * re-reads the role, leader, term and log size of each of its groups
+ * (default 100; the leading, leaderless, log_bytes and term_bumps fields,
+ * and the groups it proposes to, are as of the last time). It re-reads them
+ * only when something happened since: a role_changed callback, an entry
+ * applied, a snapshot restored or taken (a read of 100,000 groups costs
+ * tens of milliseconds of CPU; an idle process does not pay it). Its main
+ * loop runs every 5 ms while it proposes; while it has nothing to propose
+ * (rate 0, or paused by SIGUSR1) it wakes only for its STAT lines and the
+ * rate file, at least every 100 ms.
  *
  * Signals: SIGTERM or SIGINT stop the node cleanly (muxraft_node_stop, then
  * muxraft_node_free) and exit 0; SIGUSR1 stops proposing, SIGUSR2 resumes.
@@ -129,8 +152,9 @@
 
 #define MAX_PEERS 15
 #define MAX_INFLIGHT 20000     /* default --max-inflight */
-#define LOOP_NS 5000000L       /* the main loop runs every 5 ms */
-#define LEADERS_REFRESH_MS 100 /* re-read which groups we lead */
+#define LOOP_NS 5000000L       /* the main loop runs every 5 ms while proposing */
+#define IDLE_LOOP_NS 100000000L /* ...and at least every 100 ms otherwise */
+#define LEADERS_REFRESH_MS 100 /* default --roles-ms; the rate file's period */
 
 /* ---------------------------------------------------------------------- */
 /* Small helpers                                                           */
@@ -304,6 +328,8 @@ struct options {
     int64_t max_pending_per_group; /* -1: muxraft's default */
     bool open_loop;
     const char *rate_file;
+    bool quiesce;
+    uint64_t roles_ms;
 };
 
 /* A queue's state machine: what it applied, as a count and a hash. */
@@ -353,6 +379,8 @@ struct app {
     struct queue_state *queues; /* 1..groups */
     uint64_t restores, snapshots_wanted;
     uint64_t skipped; /* entries covered by restored snapshots */
+
+    uint64_t role_events; /* role_changed callbacks (atomic) */
 };
 
 static volatile sig_atomic_t stop_requested = 0;
@@ -458,6 +486,18 @@ static void on_snapshot_needed(void *userdata, uint64_t group_id, uint64_t appli
         app->snapshots_wanted++;
     }
     pthread_mutex_unlock(&app->apply_mu);
+}
+
+/* A replica changed role or learned of a leader: the main loop re-reads
+ * the roles (see read_roles) only after such an event, an apply or a
+ * snapshot, so that an idle process does not read 100,000 groups' states
+ * over and over. */
+static void on_role_changed(void *userdata, uint64_t group_id, muxraft_role role,
+                            uint64_t term, uint64_t leader_id)
+{
+    (void)group_id, (void)role, (void)term, (void)leader_id;
+    struct app *app = userdata;
+    __atomic_fetch_add(&app->role_events, 1, __ATOMIC_SEQ_CST);
 }
 
 /* Take the snapshots muxraft asked for; returns how many were taken. */
@@ -619,7 +659,8 @@ static void usage(void)
             "                  [--rejoin 0|1 (0)] [--app-logs 0|1 (1)]\n"
             "                  [--payload-bytes N (0: as it is)] [--max-inflight N (20000; 0: none)]\n"
             "                  [--max-pending-per-group N (muxraft's default; 0: none)]\n"
-            "                  [--open-loop 0|1 (0)] [--rate-file PATH]\n");
+            "                  [--open-loop 0|1 (0)] [--rate-file PATH]\n"
+            "                  [--quiesce 0|1 (1)] [--roles-ms MS (100)]\n");
     exit(2);
 }
 
@@ -634,6 +675,8 @@ static void parse_options(int argc, char **argv, struct options *o)
     o->app_logs = true;
     o->max_inflight = MAX_INFLIGHT;
     o->max_pending_per_group = -1;
+    o->quiesce = true;
+    o->roles_ms = LEADERS_REFRESH_MS;
     for (int i = 1; i < argc; i++) {
         const char *flag = argv[i];
         if (i + 1 >= argc)
@@ -696,12 +739,16 @@ static void parse_options(int argc, char **argv, struct options *o)
             o->open_loop = parse_u64(v, flag) != 0;
         } else if (strcmp(flag, "--rate-file") == 0) {
             o->rate_file = v;
+        } else if (strcmp(flag, "--quiesce") == 0) {
+            o->quiesce = parse_u64(v, flag) != 0;
+        } else if (strcmp(flag, "--roles-ms") == 0) {
+            o->roles_ms = parse_u64(v, flag);
         } else {
             usage();
         }
     }
     if (o->id == 0 || o->listen == NULL || o->groups == 0 || o->groups > 1000000 ||
-        o->replicas == 0 || o->replicas > 7 || o->report_ms == 0 ||
+        o->replicas == 0 || o->replicas > 7 || o->report_ms == 0 || o->roles_ms == 0 ||
         o->snapshot_pad > (64u << 20) || o->payload_bytes > (1u << 20))
         usage();
 }
@@ -713,9 +760,20 @@ struct view {
     uint64_t log_bytes; /* held in memory, over every group */
 };
 
+/* Per group, for term_bumps: its term and its last known leader when the
+ * roles were last read; and the moves of the terms counted so far, by that
+ * leader (index 0: none known; node ids above MAX_TERM_ID share the last
+ * slot). */
+#define MAX_TERM_ID 15
+struct terms {
+    uint64_t *term, *leader; /* 1..groups */
+    uint64_t bumps[MAX_TERM_ID + 1];
+};
+
 /* Re-read which groups this node leads into `led` (ids) and count. */
 static struct view read_roles(muxraft_node *node, const bool *hosted,
-                              uint64_t groups, uint64_t *led, size_t *n_led)
+                              uint64_t groups, uint64_t *led, size_t *n_led,
+                              struct terms *t)
 {
     struct view v = {0, 0, 0};
     *n_led = 0;
@@ -731,6 +789,13 @@ static struct view read_roles(muxraft_node *node, const bool *hosted,
         if (info.leader_id == 0)
             v.leaderless++;
         v.log_bytes += info.log_bytes_memory;
+        if (info.term > t->term[g]) {
+            uint64_t by = t->leader[g] < MAX_TERM_ID ? t->leader[g] : MAX_TERM_ID;
+            t->bumps[by] += info.term - t->term[g];
+            t->term[g] = info.term;
+        }
+        if (info.leader_id != 0)
+            t->leader[g] = info.leader_id;
     }
     return v;
 }
@@ -742,7 +807,8 @@ struct load {
 
 static void print_stat(struct app *app, muxraft_node *node, uint64_t t_ms,
                        uint64_t hosted, struct view v, struct load load,
-                       uint64_t snapshots, uint64_t log_bytes, bool final)
+                       uint64_t snapshots, uint64_t log_bytes, const struct terms *t,
+                       bool final)
 {
     muxraft_stats s;
     muxraft_stats_init(&s); /* struct_size, and every counter 0 */
@@ -756,13 +822,22 @@ static void print_stat(struct app *app, muxraft_node *node, uint64_t t_ms,
     uint64_t inflight = app->pending.n;
     pthread_mutex_unlock(&app->mu);
     pthread_mutex_lock(&app->apply_mu);
-    uint64_t applied = app->applied, restores = app->restores, index_sum = 0;
-    uint64_t skipped = app->skipped, state = FNV_OFFSET;
-    for (uint64_t g = 1; g <= app->opt->groups; g++) {
-        const struct queue_state *q = &app->queues[g];
-        index_sum += q->index;
-        if (q->index > 0)
-            state = queue_hash(state, q->index, (const uint8_t *)&q->hash, sizeof q->hash);
+    uint64_t applied = app->applied, restores = app->restores;
+    uint64_t skipped = app->skipped;
+    /* The queues change only by an apply or a restore: an idle process
+     * does not walk 100,000 of them every line. */
+    static uint64_t seen_applied = UINT64_MAX, seen_restores, index_sum, state;
+    if (applied != seen_applied || restores != seen_restores) {
+        seen_applied = applied;
+        seen_restores = restores;
+        index_sum = 0;
+        state = FNV_OFFSET;
+        for (uint64_t g = 1; g <= app->opt->groups; g++) {
+            const struct queue_state *q = &app->queues[g];
+            index_sum += q->index;
+            if (q->index > 0)
+                state = queue_hash(state, q->index, (const uint8_t *)&q->hash, sizeof q->hash);
+        }
     }
     pthread_mutex_unlock(&app->apply_mu);
 
@@ -789,10 +864,25 @@ static void print_stat(struct app *app, muxraft_node *node, uint64_t t_ms,
     printf("%s snapshots=%" PRIu64 " restores=%" PRIu64 " installed=%" PRIu64
            " wal_segments=%" PRIu64 " wal_bytes=%" PRIu64 " snapshot_bytes=%" PRIu64
            " log_bytes=%" PRIu64 " rss_kb=%" PRIu64 " index_sum=%" PRIu64 " skipped=%" PRIu64
-           " state=%016" PRIx64 " busy=%" PRIu64 " shed=%" PRIu64 " rate=%.0f%s\n",
+           " state=%016" PRIx64 " busy=%" PRIu64 " shed=%" PRIu64 " rate=%.0f",
            first ? "-" : "", snapshots, restores, s.snapshots_installed, s.wal_segments,
            s.wal_bytes, s.snapshot_file_bytes, log_bytes, rss_kb(), index_sum, skipped,
-           state, s.proposals_refused_busy, load.shed, load.rate, final ? " final=1" : "");
+           state, s.proposals_refused_busy, load.shed, load.rate);
+    printf(" awake=%" PRIu64 " quiesced=%" PRIu64 " peers_heard=%" PRIu64 " term_bumps=",
+           s.groups_awake, s.groups_quiesced, s.peers_heard);
+    first = true;
+    for (size_t k = 0; k <= MAX_TERM_ID; k++) {
+        if (t->bumps[k] == 0 && k != 0 && k != app->opt->id) {
+            bool member = false; /* list every node of the cluster, bumps or not */
+            for (size_t i = 0; i < app->opt->n_peers; i++)
+                member = member || app->opt->peer_ids[i] == k;
+            if (!member)
+                continue;
+        }
+        printf("%s%zu:%" PRIu64, first ? "" : ",", k, t->bumps[k]);
+        first = false;
+    }
+    printf("%s\n", final ? " final=1" : "");
     fflush(stdout);
 }
 
@@ -869,6 +959,7 @@ int main(int argc, char **argv)
     config.node_id = opt.id;
     config.cluster_id = opt.cluster_id;
     config.batch_heartbeats = opt.batch;
+    config.quiesce = opt.quiesce;
     config.data_dir = opt.data_dir ? raft_dir : NULL; /* NULL: in memory */
     if (opt.snapshot_every > 0) {
         config.snapshot_threshold_entries = opt.snapshot_every;
@@ -888,6 +979,7 @@ int main(int argc, char **argv)
     cb.proposal_done = on_proposal_done;
     cb.restore = on_restore;
     cb.snapshot_needed = on_snapshot_needed;
+    cb.role_changed = on_role_changed;
 
     uint64_t start = now_ns();
     muxraft_node *node = NULL;
@@ -915,20 +1007,41 @@ int main(int argc, char **argv)
 
     uint64_t *led = xcalloc(opt.groups, sizeof *led);
     size_t n_led = 0, next = 0;
-    struct view view = read_roles(node, hosted, opt.groups, led, &n_led);
+    static struct terms terms; /* static: zeroed */
+    terms.term = xcalloc(opt.groups + 1, sizeof *terms.term);
+    terms.leader = xcalloc(opt.groups + 1, sizeof *terms.leader);
+    struct view view = read_roles(node, hosted, opt.groups, led, &n_led, &terms);
     uint64_t seq = 0, snapshots = 0;
     struct load load = {0, 0, opt.rate};
     uint8_t *snap_buf = xcalloc(opt.snapshot_pad > 64 ? opt.snapshot_pad : 64, 1);
     char *data = xcalloc(app.buf_size, 1);
     double credit = 0, shed = 0;
     uint64_t last_loop = now_ns(), last_roles = last_loop, last_report = 0;
+    uint64_t last_rate = last_loop; /* the rate file is re-read every 100 ms */
+    /* What had happened when the roles were last read: role events, and
+     * entries applied, snapshots restored and taken. */
+    uint64_t roles_seen[4] = {UINT64_MAX, 0, 0, 0};
     uint64_t deadline = opt.duration_s ? start + opt.duration_s * 1000000000ull : 0;
 
     while (!stop_requested && (deadline == 0 || now_ns() < deadline)) {
         uint64_t now = now_ns();
-        if (now - last_roles >= LEADERS_REFRESH_MS * 1000000ull) {
-            view = read_roles(node, hosted, opt.groups, led, &n_led);
+        uint64_t happened[4];
+        happened[0] = __atomic_load_n(&app.role_events, __ATOMIC_SEQ_CST);
+        pthread_mutex_lock(&app.apply_mu);
+        happened[1] = app.applied;
+        happened[2] = app.restores;
+        pthread_mutex_unlock(&app.apply_mu);
+        happened[3] = snapshots;
+        if (now - last_roles >= opt.roles_ms * 1000000ull &&
+            memcmp(happened, roles_seen, sizeof happened) != 0) {
+            /* Read after `happened`: an event during the read is seen next
+             * time. */
+            memcpy(roles_seen, happened, sizeof happened);
+            view = read_roles(node, hosted, opt.groups, led, &n_led, &terms);
             last_roles = now;
+        }
+        if (now - last_rate >= LEADERS_REFRESH_MS * 1000000ull) {
+            last_rate = now;
             double cluster_rate;
             if (opt.rate_file && read_rate(opt.rate_file, &cluster_rate))
                 load.rate = cluster_rate * (double)n_led / (double)opt.groups;
@@ -938,7 +1051,7 @@ int main(int argc, char **argv)
         if (now - last_report >= opt.report_ms * 1000000ull) {
             load.shed = (uint64_t)shed;
             print_stat(&app, node, (now - start) / 1000000, n_hosted, view, load,
-                       snapshots, view.log_bytes, false);
+                       snapshots, view.log_bytes, &terms, false);
             last_report = now;
         }
 
@@ -989,7 +1102,21 @@ int main(int argc, char **argv)
 
         snapshots += take_snapshots(&app, node, snap_buf);
 
-        struct timespec ts = {0, LOOP_NS};
+        /* With nothing to propose, sleep until the next STAT line (or the
+         * next look at the rate file), at most 100 ms: an idle process
+         * does not wake 200 times a second. */
+        long sleep_ns = LOOP_NS;
+        if (!proposing || load.rate <= 0) {
+            uint64_t t = now_ns(), due = last_report + opt.report_ms * 1000000ull;
+            if (opt.rate_file && last_rate + LEADERS_REFRESH_MS * 1000000ull < due)
+                due = last_rate + LEADERS_REFRESH_MS * 1000000ull;
+            uint64_t wait = due > t ? due - t : 0;
+            if (wait > (uint64_t)IDLE_LOOP_NS)
+                wait = IDLE_LOOP_NS;
+            if (wait > (uint64_t)LOOP_NS)
+                sleep_ns = (long)wait;
+        }
+        struct timespec ts = {0, sleep_ns};
         nanosleep(&ts, NULL); /* a signal cuts it short: fine */
     }
 
@@ -998,10 +1125,10 @@ int main(int argc, char **argv)
     if (st != MUXRAFT_OK)
         fprintf(stderr, "queue_node: muxraft_node_stop: %s: %s\n",
                 muxraft_status_str((int)st), muxraft_last_error());
-    view = read_roles(node, hosted, opt.groups, led, &n_led);
+    view = read_roles(node, hosted, opt.groups, led, &n_led, &terms);
     load.shed = (uint64_t)shed;
     print_stat(&app, node, (now_ns() - start) / 1000000, n_hosted, view, load,
-               snapshots, view.log_bytes, true);
+               snapshots, view.log_bytes, &terms, true);
     muxraft_node_free(node);
 
     if (app.acked_fd >= 0)
@@ -1015,5 +1142,7 @@ int main(int argc, char **argv)
     free(app.done_buf);
     free(hosted);
     free(led);
+    free(terms.term);
+    free(terms.leader);
     return st == MUXRAFT_OK ? EXIT_SUCCESS : EXIT_FAILURE;
 }
