@@ -1,7 +1,8 @@
 /*
  * queue_cluster.h: run a cluster of queue_node processes on loopback and
  * follow what they report (used by demo.c, tests/c/crash_test.c,
- * benches/c/soak.c and benches/c/throughput.c).
+ * benches/c/soak.c, benches/c/throughput.c, benches/c/idle.c and
+ * benches/c/failover.c).
  *
  * Each process is started with fork/exec, its stdout on a pipe; qc_poll()
  * reads the pipes and parses every STAT line (see queue_node.c for the
