@@ -65,16 +65,14 @@
 #define MAX_RUNS 1000
 #define REPORT_MS 20
 #define ROLES_MS 10
+#define PROG "failover" /* what its messages begin with */
 
 static qc_cluster cluster;
 static char base_dir[512];
 
 static void cleanup(void)
 {
-    qc_cleanup(&cluster);
-    if (base_dir[0])
-        qc_remove_tree(base_dir);
-    base_dir[0] = '\0';
+    qc_teardown(&cluster, base_dir, false);
 }
 
 struct options {
@@ -100,53 +98,10 @@ struct run {
 
 static FILE *human; /* the table: stdout, or stderr with --json */
 
-static bool any_died(void)
+/* The elections every node but `victim` started, as last reported. */
+static uint64_t survivor_elections(size_t victim)
 {
-    for (size_t i = 0; i < NODES; i++)
-        if (qc_died(&cluster, i)) {
-            fprintf(stderr, "failover: node %zu died (status 0x%x)\n", i + 1,
-                    (unsigned)cluster.procs[i].exit_status);
-            return true;
-        }
-    return false;
-}
-
-/* Poll for `seconds`; false if a node died or we were interrupted. */
-static bool run_for(double seconds)
-{
-    uint64_t t0 = qc_now_ns();
-    while (qc_seconds_since(t0) < seconds) {
-        qc_poll(&cluster, 20);
-        if (any_died() || qc_interrupted)
-            return false;
-    }
-    return true;
-}
-
-/* Every running node reported after since_ns, with no group leaderless, and
- * between them they lead every group. */
-static bool all_led(unsigned groups, uint64_t since_ns)
-{
-    uint64_t leading = 0;
-    for (size_t i = 0; i < NODES; i++) {
-        const qc_proc *p = &cluster.procs[i];
-        if (!qc_running(&cluster, i))
-            continue;
-        if (p->reports == 0 || p->last.received_ns <= since_ns || p->last.groups != groups ||
-            p->last.leaderless != 0)
-            return false;
-        leading += p->last.leading;
-    }
-    return leading == groups;
-}
-
-static uint64_t elections(bool survivors_only, size_t victim)
-{
-    uint64_t e = 0;
-    for (size_t i = 0; i < NODES; i++)
-        if (!(survivors_only && i == victim))
-            e += cluster.procs[i].last.elections;
-    return e;
+    return QC_SUM(&cluster, elections) - cluster.procs[victim].last.elections;
 }
 
 /* Wait until every group is led and the cluster settled: every group quiet
@@ -155,18 +110,14 @@ static bool settle(const struct options *o, int mode, uint64_t since_ns, double 
 {
     uint64_t t0 = qc_now_ns(), stable_since = t0, last = UINT64_MAX;
     for (;;) {
-        qc_poll(&cluster, 20);
-        if (any_died() || qc_interrupted)
+        if (!qc_poll_alive(&cluster, 20, PROG))
             return false;
         bool done = false;
-        if (all_led(o->groups, since_ns)) {
+        if (qc_all_led(&cluster, since_ns)) {
             if (mode == 0) {
-                done = true;
-                for (size_t i = 0; i < NODES; i++)
-                    done = done && cluster.procs[i].last.quiesced == o->groups &&
-                           cluster.procs[i].last.awake == 0;
+                done = qc_all_quiet(&cluster);
             } else {
-                uint64_t e = elections(false, 0);
+                uint64_t e = QC_SUM(&cluster, elections);
                 if (e != last) {
                     last = e;
                     stable_since = qc_now_ns();
@@ -239,8 +190,7 @@ static bool new_cluster(const struct options *o, int mode, double *took_s)
             fprintf(stderr, "failover: a node did not stop cleanly\n");
         cleanup();
     }
-    if (!qc_make_temp_dir(base_dir, sizeof base_dir, "muxraft-failover") ||
-        !qc_init(&cluster, o->exe, NODES, base_dir))
+    if (!qc_init_temp(&cluster, o->exe, NODES, base_dir, sizeof base_dir, "muxraft-failover"))
         return false;
     cluster.groups = o->groups;
     cluster.rate = 0;
@@ -249,9 +199,8 @@ static bool new_cluster(const struct options *o, int mode, double *took_s)
     cluster.quiesce = mode == 0;
     cluster.no_app_logs = true;
     uint64_t t0 = qc_now_ns();
-    for (size_t i = 0; i < NODES; i++)
-        if (!qc_start(&cluster, i))
-            return false;
+    if (!qc_start_all(&cluster))
+        return false;
     double settled;
     if (!settle(o, mode, 0, &settled))
         return false;
@@ -281,8 +230,7 @@ static bool one_run(const struct options *o, int mode, struct run *r)
     qc_kill(&cluster, victim);
     bool first = false;
     for (;;) {
-        qc_poll(&cluster, 5);
-        if (any_died() || qc_interrupted)
+        if (!qc_poll_alive(&cluster, 5, PROG))
             return false;
         uint64_t leading = 0;
         uint64_t latest = 0;
@@ -296,7 +244,7 @@ static bool one_run(const struct options *o, int mode, struct run *r)
             first = true;
             r->first_ms = (double)(latest - t_kill) / 1e6;
         }
-        if (all_led(o->groups, t_kill)) {
+        if (qc_all_led(&cluster, t_kill)) {
             r->all_ms = (double)(qc_now_ns() - t_kill) / 1e6;
             if (!first)
                 r->first_ms = r->all_ms;
@@ -309,7 +257,7 @@ static bool one_run(const struct options *o, int mode, struct run *r)
         }
     }
     /* Late elections (a second survivor campaigning) count too. */
-    if (!run_for(o->linger_s))
+    if (!qc_run_for(&cluster, o->linger_s, 20, PROG))
         return false;
     for (size_t i = 0; i < NODES; i++) {
         if (i == victim)
@@ -325,14 +273,14 @@ static bool one_run(const struct options *o, int mode, struct run *r)
     }
 
     /* Bring it back and let everything settle (and go quiet) again. */
-    uint64_t e0 = elections(true, victim);
+    uint64_t e0 = survivor_elections(victim);
     uint64_t t_restart = qc_now_ns();
     if (!qc_start(&cluster, victim))
         return false;
     if (!settle(o, mode, t_restart, &r->resettle_s))
         return false;
     /* Its own counters start again at 0 with the new process. */
-    r->return_elections = elections(true, victim) - e0 + cluster.procs[victim].last.elections;
+    r->return_elections = survivor_elections(victim) - e0 + cluster.procs[victim].last.elections;
     return true;
 }
 
@@ -459,36 +407,19 @@ int main(int argc, char **argv)
     o.stable_s = 3;
     o.settle_timeout_s = 60;
     o.modes[0] = o.modes[1] = true;
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i];
-        if (strcmp(f, "--json") == 0) {
-            o.json = true;
-            continue;
-        }
-        if (i + 1 >= argc)
-            usage();
-        const char *v = argv[++i];
-        if (strcmp(f, "--queue-node") == 0) {
-            o.exe = v;
-        } else if (strcmp(f, "--groups") == 0) {
-            o.groups = (unsigned)strtoul(v, NULL, 10);
-        } else if (strcmp(f, "--runs") == 0) {
-            o.runs = (unsigned)strtoul(v, NULL, 10);
-        } else if (strcmp(f, "--target-ms") == 0) {
-            o.target_ms = atof(v);
-        } else if (strcmp(f, "--linger-seconds") == 0) {
-            o.linger_s = atof(v);
-        } else if (strcmp(f, "--stable-seconds") == 0) {
-            o.stable_s = atof(v);
-        } else if (strcmp(f, "--settle-timeout") == 0) {
-            o.settle_timeout_s = atof(v);
-        } else if (strcmp(f, "--modes") == 0) {
-            o.modes[0] = strstr(v, "quiesced") != NULL;
-            o.modes[1] = strstr(v, "awake") != NULL;
-        } else {
-            usage();
-        }
-    }
+    const qc_arg args[] = {
+        QC_SWITCH("--json", &o.json),
+        QC_STRING("--queue-node", &o.exe),
+        QC_UNSIGNED("--groups", &o.groups),
+        QC_UNSIGNED("--runs", &o.runs),
+        QC_DOUBLE("--target-ms", &o.target_ms),
+        QC_DOUBLE("--linger-seconds", &o.linger_s),
+        QC_DOUBLE("--stable-seconds", &o.stable_s),
+        QC_DOUBLE("--settle-timeout", &o.settle_timeout_s),
+        QC_MODES("--modes", o.modes, mode_names, 2),
+    };
+    if (!qc_parse_args(argc, argv, args, sizeof args / sizeof args[0]))
+        usage();
     if (o.groups < NODES || o.groups > 1000000 || o.runs == 0 || o.runs > MAX_RUNS ||
         !(o.modes[0] || o.modes[1]) || access(o.exe, X_OK) != 0)
         usage();

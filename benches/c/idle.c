@@ -53,7 +53,6 @@
  * percent of a core (the target: under 2% with 100,000 idle groups).
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,16 +63,14 @@
 
 #define NODES 3
 #define MAX_MODES 3
+#define PROG "idle" /* what its messages begin with */
 
 static qc_cluster cluster;
 static char base_dir[512];
 
 static void cleanup(void)
 {
-    qc_cleanup(&cluster);
-    if (base_dir[0])
-        qc_remove_tree(base_dir);
-    base_dir[0] = '\0';
+    qc_teardown(&cluster, base_dir, false);
 }
 
 struct options {
@@ -103,97 +100,11 @@ struct run {
 
 static FILE *human; /* the table: stdout, or stderr with --json */
 
-/* CPU ticks of a process's threads named "muxraft-..." (muxraft's timer and
- * node thread, transport, write-ahead log), from /proc/<pid>/task. */
-static uint64_t muxraft_ticks(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%ld/task", (long)pid);
-    DIR *d = opendir(path);
-    if (d == NULL)
-        return 0;
-    uint64_t total = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char file[128], comm[64] = "";
-        snprintf(file, sizeof file, "%s/%.20s/comm", path, e->d_name);
-        FILE *f = fopen(file, "r");
-        if (f == NULL)
-            continue;
-        if (fgets(comm, sizeof comm, f) == NULL)
-            comm[0] = '\0';
-        fclose(f);
-        if (strncmp(comm, "muxraft", 7) != 0)
-            continue;
-        snprintf(file, sizeof file, "%s/%.20s/stat", path, e->d_name);
-        f = fopen(file, "r");
-        if (f == NULL)
-            continue;
-        char buf[1024];
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        const char *q = strrchr(buf, ')');
-        unsigned long long ut = 0, st = 0;
-        if (q && sscanf(q + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-                        &st) == 2)
-            total += ut + st;
-    }
-    closedir(d);
-    return total;
-}
-
-static bool any_died(void)
-{
-    for (size_t i = 0; i < NODES; i++)
-        if (qc_died(&cluster, i)) {
-            fprintf(stderr, "idle: node %zu died (status 0x%x)\n", i + 1,
-                    (unsigned)cluster.procs[i].exit_status);
-            return true;
-        }
-    return false;
-}
-
-static uint64_t sum_of(size_t offset)
-{
-    uint64_t n = 0;
-    for (size_t i = 0; i < NODES; i++)
-        n += *(const uint64_t *)((const char *)&cluster.procs[i].last + offset);
-    return n;
-}
-
-/* Every node reported, after since_ns, its groups all created and led. */
-static bool all_led(unsigned groups, uint64_t since_ns)
-{
-    uint64_t leading = 0;
-    for (size_t i = 0; i < NODES; i++) {
-        const qc_proc *p = &cluster.procs[i];
-        if (p->reports == 0 || p->last.received_ns <= since_ns || p->last.groups != groups ||
-            p->last.leaderless != 0)
-            return false;
-        leading += p->last.leading;
-    }
-    return leading == groups;
-}
-
-static bool all_quiet(unsigned groups)
-{
-    for (size_t i = 0; i < NODES; i++) {
-        const qc_stat *s = &cluster.procs[i].last;
-        if (s->quiesced != groups || s->awake != 0)
-            return false;
-    }
-    return true;
-}
-
 /* Start a cluster for mode m and wait until it settled; false if a node
  * died, we were interrupted or it did not settle in time. */
 static bool start_and_settle(const struct options *o, int m, struct run *r)
 {
-    if (!qc_make_temp_dir(base_dir, sizeof base_dir, "muxraft-idle") ||
-        !qc_init(&cluster, o->exe, NODES, base_dir))
+    if (!qc_init_temp(&cluster, o->exe, NODES, base_dir, sizeof base_dir, "muxraft-idle"))
         return false;
     cluster.groups = r->groups;
     cluster.rate = 0;
@@ -203,9 +114,8 @@ static bool start_and_settle(const struct options *o, int m, struct run *r)
     cluster.quiesce = m == 0;
     cluster.no_app_logs = true;
     uint64_t t0 = qc_now_ns();
-    for (size_t i = 0; i < NODES; i++)
-        if (!qc_start(&cluster, i))
-            return false;
+    if (!qc_start_all(&cluster))
+        return false;
     fprintf(human, "== %s: %u groups (--batch %d --quiesce %d); data in %s\n", mode_names[m],
             r->groups, cluster.batch, cluster.quiesce, base_dir);
     fflush(human);
@@ -214,8 +124,7 @@ static bool start_and_settle(const struct options *o, int m, struct run *r)
     uint64_t stable_since = 0, last_elections = UINT64_MAX, led_ns = 0;
     double next_progress = 30;
     for (;;) {
-        qc_poll(&cluster, 100);
-        if (any_died() || qc_interrupted)
+        if (!qc_poll_alive(&cluster, 100, PROG))
             return false;
         double t = qc_seconds_since(t0);
         if (!created) {
@@ -227,7 +136,7 @@ static bool start_and_settle(const struct options *o, int m, struct run *r)
                 r->created_s = t;
             }
         }
-        if (created && !led && all_led(r->groups, 0)) {
+        if (created && !led && qc_all_led(&cluster, 0)) {
             led = true;
             led_ns = qc_now_ns();
             r->led_s = t;
@@ -235,10 +144,10 @@ static bool start_and_settle(const struct options *o, int m, struct run *r)
         if (led) {
             bool done;
             if (m == 0) {
-                done = all_quiet(r->groups) && all_led(r->groups, led_ns);
+                done = qc_all_quiet(&cluster) && qc_all_led(&cluster, led_ns);
             } else {
-                uint64_t e = sum_of(offsetof(qc_stat, elections));
-                if (e != last_elections || !all_led(r->groups, 0)) {
+                uint64_t e = QC_SUM(&cluster, elections);
+                if (e != last_elections || !qc_all_led(&cluster, 0)) {
                     last_elections = e;
                     stable_since = qc_now_ns();
                 }
@@ -282,96 +191,98 @@ static bool start_and_settle(const struct options *o, int m, struct run *r)
     return true;
 }
 
+/* What the measured window keeps from the report that opens it. */
+struct window {
+    uint64_t ticks0[NODES], lib0[NODES], ns0[NODES];
+    qc_stat s0[NODES];
+    struct run *r;
+};
+
+/* Wait for the next report of each node (the first after the call) and
+ * call at() for each as it arrives; false if a node died, we were
+ * interrupted or a report is missing limit_s after start_ns. */
+static bool each_next_report(uint64_t start_ns, double limit_s,
+                             void (*at)(struct window *w, size_t i, const qc_proc *p),
+                             struct window *w)
+{
+    bool have[NODES] = {false, false, false};
+    uint64_t seen[NODES];
+    for (size_t i = 0; i < NODES; i++)
+        seen[i] = cluster.procs[i].reports;
+    for (;;) {
+        if (!qc_poll_alive(&cluster, 20, PROG))
+            return false;
+        bool all = true;
+        for (size_t i = 0; i < NODES; i++) {
+            const qc_proc *p = &cluster.procs[i];
+            if (!have[i] && p->reports > seen[i]) {
+                at(w, i, p);
+                have[i] = true;
+            }
+            all = all && have[i];
+        }
+        if (all)
+            return true;
+        if (qc_seconds_since(start_ns) > limit_s) {
+            fprintf(stderr, "idle: no report for a minute\n");
+            return false;
+        }
+    }
+}
+
+static void open_window(struct window *w, size_t i, const qc_proc *p)
+{
+    w->ticks0[i] = qc_cpu_ticks(p->pid);
+    w->lib0[i] = qc_threads_cpu_ticks(p->pid, "muxraft");
+    w->ns0[i] = qc_now_ns();
+    w->s0[i] = p->last;
+}
+
+static void close_window(struct window *w, size_t i, const qc_proc *p)
+{
+    uint64_t ticks = qc_cpu_ticks(p->pid), ns = qc_now_ns();
+    uint64_t lib = qc_threads_cpu_ticks(p->pid, "muxraft");
+    const qc_stat *a = &w->s0[i], *b = &p->last;
+    struct node_result *n = &w->r->nodes[i];
+    double wall = (double)(ns - w->ns0[i]) / 1e9;
+    double dt = (double)(b->t_ms - a->t_ms) / 1000.0;
+    if (dt <= 0)
+        dt = 1e-3;
+    n->id = p->id;
+    n->pid = (uint64_t)p->pid;
+    n->groups = b->groups;
+    n->leading = b->leading;
+    n->awake = b->awake;
+    n->quiesced = b->quiesced;
+    n->peers_heard = b->peers_heard;
+    n->cpu_pct = qc_cpu_pct((double)(ticks - w->ticks0[i]), wall);
+    n->muxraft_pct = qc_cpu_pct((double)(lib - w->lib0[i]), wall);
+    uint64_t rss = qc_rss_kb(p->pid);
+    n->rss_mib = (double)rss / 1024.0;
+    n->rss_per_replica = b->groups ? (double)rss * 1024.0 / (double)b->groups : 0;
+    n->hb_per_s = (double)(b->hb_msgs - a->hb_msgs) / dt;
+    n->sent_per_s = (double)(b->sent - a->sent) / dt;
+    n->elections = b->elections - a->elections;
+    n->leader_changes = b->leader_changes - a->leader_changes;
+    w->r->seconds = wall;
+}
+
 /* The measured window. */
 static bool measure(const struct options *o, struct run *r)
 {
     /* The window opens at the next report of each node, so that the
      * counters of STAT lines are read over the same span as the CPU. */
-    uint64_t ticks0[NODES], lib0[NODES], ns0[NODES];
-    qc_stat s0[NODES];
+    struct window w;
+    w.r = r;
     uint64_t opened = qc_now_ns();
-    bool have0[NODES] = {false, false, false};
-    uint64_t seen[NODES];
-    for (size_t i = 0; i < NODES; i++)
-        seen[i] = cluster.procs[i].reports;
-    for (;;) {
-        qc_poll(&cluster, 20);
-        if (any_died() || qc_interrupted)
-            return false;
-        bool all = true;
-        for (size_t i = 0; i < NODES; i++) {
-            qc_proc *p = &cluster.procs[i];
-            if (!have0[i] && p->reports > seen[i]) {
-                ticks0[i] = qc_cpu_ticks(p->pid);
-                lib0[i] = muxraft_ticks(p->pid);
-                ns0[i] = qc_now_ns();
-                s0[i] = p->last;
-                have0[i] = true;
-            }
-            all = all && have0[i];
-        }
-        if (all)
-            break;
-        if (qc_seconds_since(opened) > 60 + o->report_ms / 1000.0) {
-            fprintf(stderr, "idle: no report for a minute\n");
-            return false;
-        }
-    }
+    if (!each_next_report(opened, 60 + o->report_ms / 1000.0, open_window, &w))
+        return false;
     uint64_t t0 = qc_now_ns();
-    while (qc_seconds_since(t0) < o->seconds) {
-        qc_poll(&cluster, 200);
-        if (any_died() || qc_interrupted)
-            return false;
-    }
+    if (!qc_run_for(&cluster, o->seconds, 200, PROG))
+        return false;
     /* ...and closes at the next report of each node after --seconds. */
-    bool have1[NODES] = {false, false, false};
-    for (size_t i = 0; i < NODES; i++)
-        seen[i] = cluster.procs[i].reports;
-    double hz = (double)sysconf(_SC_CLK_TCK);
-    for (;;) {
-        qc_poll(&cluster, 20);
-        if (any_died() || qc_interrupted)
-            return false;
-        bool all = true;
-        for (size_t i = 0; i < NODES; i++) {
-            qc_proc *p = &cluster.procs[i];
-            if (!have1[i] && p->reports > seen[i]) {
-                uint64_t ticks = qc_cpu_ticks(p->pid), ns = qc_now_ns();
-                uint64_t lib = muxraft_ticks(p->pid);
-                const qc_stat *a = &s0[i], *b = &p->last;
-                struct node_result *n = &r->nodes[i];
-                double wall = (double)(ns - ns0[i]) / 1e9;
-                double dt = (double)(b->t_ms - a->t_ms) / 1000.0;
-                if (dt <= 0)
-                    dt = 1e-3;
-                n->id = p->id;
-                n->pid = (uint64_t)p->pid;
-                n->groups = b->groups;
-                n->leading = b->leading;
-                n->awake = b->awake;
-                n->quiesced = b->quiesced;
-                n->peers_heard = b->peers_heard;
-                n->cpu_pct = 100.0 * (double)(ticks - ticks0[i]) / hz / wall;
-                n->muxraft_pct = 100.0 * (double)(lib - lib0[i]) / hz / wall;
-                uint64_t rss = qc_rss_kb(p->pid);
-                n->rss_mib = (double)rss / 1024.0;
-                n->rss_per_replica = b->groups ? (double)rss * 1024.0 / (double)b->groups : 0;
-                n->hb_per_s = (double)(b->hb_msgs - a->hb_msgs) / dt;
-                n->sent_per_s = (double)(b->sent - a->sent) / dt;
-                n->elections = b->elections - a->elections;
-                n->leader_changes = b->leader_changes - a->leader_changes;
-                r->seconds = wall;
-                have1[i] = true;
-            }
-            all = all && have1[i];
-        }
-        if (all)
-            break;
-        if (qc_seconds_since(t0) > o->seconds + 60 + o->report_ms / 1000.0) {
-            fprintf(stderr, "idle: no report for a minute\n");
-            return false;
-        }
-    }
+    if (!each_next_report(t0, o->seconds + 60 + o->report_ms / 1000.0, close_window, &w))
+        return false;
     FILE *f = fopen("/proc/loadavg", "r");
     if (f) {
         if (fscanf(f, "%lf", &r->loadavg) != 1)
@@ -443,38 +354,20 @@ int main(int argc, char **argv)
     o.settle_timeout_s = 600;
     o.max_cpu = 2;
     o.modes[0] = o.modes[1] = o.modes[2] = true;
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i];
-        if (strcmp(f, "--json") == 0) {
-            o.json = true;
-            continue;
-        }
-        if (i + 1 >= argc)
-            usage();
-        const char *v = argv[++i];
-        if (strcmp(f, "--queue-node") == 0) {
-            o.exe = v;
-        } else if (strcmp(f, "--groups") == 0) {
-            o.groups = (unsigned)strtoul(v, NULL, 10);
-        } else if (strcmp(f, "--naive-groups") == 0) {
-            o.naive_groups = (unsigned)strtoul(v, NULL, 10);
-        } else if (strcmp(f, "--seconds") == 0) {
-            o.seconds = atof(v);
-        } else if (strcmp(f, "--report-ms") == 0) {
-            o.report_ms = (unsigned)strtoul(v, NULL, 10);
-        } else if (strcmp(f, "--stable-seconds") == 0) {
-            o.stable_s = atof(v);
-        } else if (strcmp(f, "--settle-timeout") == 0) {
-            o.settle_timeout_s = atof(v);
-        } else if (strcmp(f, "--max-cpu") == 0) {
-            o.max_cpu = atof(v);
-        } else if (strcmp(f, "--modes") == 0) {
-            for (int m = 0; m < MAX_MODES; m++)
-                o.modes[m] = strstr(v, mode_names[m]) != NULL;
-        } else {
-            usage();
-        }
-    }
+    const qc_arg args[] = {
+        QC_SWITCH("--json", &o.json),
+        QC_STRING("--queue-node", &o.exe),
+        QC_UNSIGNED("--groups", &o.groups),
+        QC_UNSIGNED("--naive-groups", &o.naive_groups),
+        QC_DOUBLE("--seconds", &o.seconds),
+        QC_UNSIGNED("--report-ms", &o.report_ms),
+        QC_DOUBLE("--stable-seconds", &o.stable_s),
+        QC_DOUBLE("--settle-timeout", &o.settle_timeout_s),
+        QC_DOUBLE("--max-cpu", &o.max_cpu),
+        QC_MODES("--modes", o.modes, mode_names, MAX_MODES),
+    };
+    if (!qc_parse_args(argc, argv, args, sizeof args / sizeof args[0]))
+        usage();
     if (o.groups == 0 || o.groups > 1000000 || o.naive_groups == 0 ||
         o.naive_groups > 1000000 || o.seconds <= 0 || o.report_ms == 0 ||
         !(o.modes[0] || o.modes[1] || o.modes[2]) || access(o.exe, X_OK) != 0)

@@ -54,10 +54,7 @@ static char base_dir[512];
 
 static void cleanup(void)
 {
-    qc_cleanup(&cluster);
-    if (base_dir[0])
-        qc_remove_tree(base_dir);
-    base_dir[0] = '\0';
+    qc_teardown(&cluster, base_dir, false);
 }
 
 /* Bytes of the regular files under `path`; *wal gets those named *.wal. */
@@ -94,14 +91,6 @@ static double mib(uint64_t b)
     return (double)b / (1024.0 * 1024.0);
 }
 
-static uint64_t committed(void)
-{
-    uint64_t n = 0;
-    for (size_t i = 0; i < NODES; i++)
-        n += cluster.procs[i].last.commits;
-    return n;
-}
-
 static void usage(void)
 {
     fprintf(stderr, "usage: soak [--queue-node PATH] [--seconds S] [--groups G] [--rate R]\n"
@@ -110,85 +99,83 @@ static void usage(void)
     exit(2);
 }
 
+struct options {
+    const char *exe;
+    unsigned seconds, groups, rate, snapshot_every, report_s;
+    unsigned min_rate, max_wal_mib, max_rss_growth;
+    unsigned snapshot_bytes, segment_mib;
+};
+
+/* --smoke: short, small, every check relaxed but the data directory bound. */
+static void set_smoke(void *value, const char *arg)
+{
+    struct options *o = value;
+    (void)arg;
+    o->seconds = 10, o->groups = 30, o->rate = 300, o->snapshot_every = 100, o->report_s = 2;
+    o->snapshot_bytes = 0;
+    o->min_rate = 100, o->max_rss_growth = 1000;
+}
+
 int main(int argc, char **argv)
 {
-    const char *exe = "target/c/queue_node";
-    unsigned seconds = 120, groups = 100, rate = 3500, snapshot_every = 10000, report_s = 10;
-    unsigned min_rate = 10000, max_wal_mib = 64, max_rss_growth = 10;
-    unsigned snapshot_bytes = 80000, segment_mib = 8;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--smoke") == 0) {
-            seconds = 10, groups = 30, rate = 300, snapshot_every = 100, report_s = 2;
-            snapshot_bytes = 0;
-            min_rate = 100, max_rss_growth = 1000;
-            continue;
-        }
-        if (i + 1 >= argc)
-            usage();
-        const char *f = argv[i], *v = argv[++i];
-        unsigned n = (unsigned)strtoul(v, NULL, 10);
-        if (strcmp(f, "--queue-node") == 0)
-            exe = v;
-        else if (strcmp(f, "--seconds") == 0)
-            seconds = n;
-        else if (strcmp(f, "--groups") == 0)
-            groups = n;
-        else if (strcmp(f, "--rate") == 0)
-            rate = n;
-        else if (strcmp(f, "--snapshot-every") == 0)
-            snapshot_every = n;
-        else if (strcmp(f, "--report") == 0)
-            report_s = n;
-        else if (strcmp(f, "--min-rate") == 0)
-            min_rate = n;
-        else if (strcmp(f, "--max-wal-mib") == 0)
-            max_wal_mib = n;
-        else if (strcmp(f, "--max-rss-growth") == 0)
-            max_rss_growth = n;
-        else if (strcmp(f, "--snapshot-bytes") == 0)
-            snapshot_bytes = n;
-        else if (strcmp(f, "--segment-mib") == 0)
-            segment_mib = n;
-        else
-            usage();
-    }
-    if (seconds < 2 || groups == 0 || report_s == 0 || access(exe, X_OK) != 0)
+    struct options o = {.exe = "target/c/queue_node",
+                        .seconds = 120,
+                        .groups = 100,
+                        .rate = 3500,
+                        .snapshot_every = 10000,
+                        .report_s = 10,
+                        .min_rate = 10000,
+                        .max_wal_mib = 64,
+                        .max_rss_growth = 10,
+                        .snapshot_bytes = 80000,
+                        .segment_mib = 8};
+    const qc_arg args[] = {
+        QC_ACTION("--smoke", &o, set_smoke),
+        QC_STRING("--queue-node", &o.exe),
+        QC_UNSIGNED("--seconds", &o.seconds),
+        QC_UNSIGNED("--groups", &o.groups),
+        QC_UNSIGNED("--rate", &o.rate),
+        QC_UNSIGNED("--snapshot-every", &o.snapshot_every),
+        QC_UNSIGNED("--report", &o.report_s),
+        QC_UNSIGNED("--min-rate", &o.min_rate),
+        QC_UNSIGNED("--max-wal-mib", &o.max_wal_mib),
+        QC_UNSIGNED("--max-rss-growth", &o.max_rss_growth),
+        QC_UNSIGNED("--snapshot-bytes", &o.snapshot_bytes),
+        QC_UNSIGNED("--segment-mib", &o.segment_mib),
+    };
+    if (!qc_parse_args(argc, argv, args, sizeof args / sizeof args[0]))
+        usage();
+    if (o.seconds < 2 || o.groups == 0 || o.report_s == 0 || access(o.exe, X_OK) != 0)
         usage();
     qc_install_signals();
     atexit(cleanup);
-    if (!qc_make_temp_dir(base_dir, sizeof base_dir, "muxraft-soak") ||
-        !qc_init(&cluster, exe, NODES, base_dir))
+    if (!qc_init_temp(&cluster, o.exe, NODES, base_dir, sizeof base_dir, "muxraft-soak"))
         return EXIT_FAILURE;
-    cluster.groups = groups;
-    cluster.rate = rate;
+    cluster.groups = o.groups;
+    cluster.rate = o.rate;
     cluster.report_ms = REPORT_MS;
     cluster.batch = true;
-    cluster.snapshot_every = snapshot_every;
-    cluster.snapshot_bytes = snapshot_bytes;
-    cluster.wal_segment_mib = segment_mib;
+    cluster.snapshot_every = o.snapshot_every;
+    cluster.snapshot_bytes = o.snapshot_bytes;
+    cluster.wal_segment_mib = o.segment_mib;
     cluster.no_app_logs = true; /* its own logs would be most of the disk */
 
     printf("soak: %d queue_node processes, %u groups of 3 replicas, up to %u proposals/s per "
-           "node,\na snapshot every %u entries per group", NODES, groups, rate, snapshot_every);
-    if (snapshot_bytes)
-        printf(" or %u bytes of log", snapshot_bytes);
-    printf(", WAL segments of %u MiB, %u s; data in %s\n\n", segment_mib, seconds, base_dir);
-    for (size_t i = 0; i < NODES; i++)
-        if (!qc_start(&cluster, i))
-            return EXIT_FAILURE;
+           "node,\na snapshot every %u entries per group",
+           NODES, o.groups, o.rate, o.snapshot_every);
+    if (o.snapshot_bytes)
+        printf(" or %u bytes of log", o.snapshot_bytes);
+    printf(", WAL segments of %u MiB, %u s; data in %s\n\n", o.segment_mib, o.seconds, base_dir);
+    if (!qc_start_all(&cluster))
+        return EXIT_FAILURE;
     uint64_t t0 = qc_now_ns();
     for (;;) {
-        uint64_t leading = 0;
-        bool ok = true;
-        for (size_t i = 0; i < NODES; i++) {
+        for (size_t i = 0; i < NODES; i++)
             if (qc_died(&cluster, i)) {
                 fprintf(stderr, "soak: node %zu died\n", i + 1);
                 return EXIT_FAILURE;
             }
-            ok = ok && cluster.procs[i].reports > 0 && cluster.procs[i].last.leaderless == 0;
-            leading += cluster.procs[i].last.leading;
-        }
-        if (ok && leading == groups)
+        if (qc_all_led(&cluster, 0))
             break;
         if (qc_seconds_since(t0) > LEADERS_TIMEOUT_S) {
             fprintf(stderr, "soak: no leader for every group after %.0f s\n", LEADERS_TIMEOUT_S);
@@ -201,12 +188,12 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < NODES; i++)
         printf(" | n%zu: dir MiB (wal+snap)  log MiB  RSS MiB", i + 1);
     printf("\n");
-    uint64_t start = qc_now_ns(), last = start, last_commits = committed();
+    uint64_t start = qc_now_ns(), last = start, last_commits = QC_SUM(&cluster, commits);
     uint64_t max_wal[NODES] = {0}, max_snap[NODES] = {0}, max_dir[NODES] = {0};
     double rss_first[NODES] = {0}, rss_second[NODES] = {0}, rss_end[NODES] = {0};
     unsigned reports = 0;
     bool died = false;
-    while (qc_seconds_since(start) < seconds && !qc_interrupted) {
+    while (qc_seconds_since(start) < o.seconds && !qc_interrupted) {
         qc_poll(&cluster, 50);
         for (size_t i = 0; i < NODES; i++)
             if (qc_died(&cluster, i))
@@ -225,9 +212,9 @@ int main(int argc, char **argv)
             if (all > max_dir[i])
                 max_dir[i] = all;
         }
-        if (qc_seconds_since(last) < report_s)
+        if (qc_seconds_since(last) < o.report_s)
             continue;
-        uint64_t now = qc_now_ns(), c = committed();
+        uint64_t now = qc_now_ns(), c = QC_SUM(&cluster, commits);
         printf("%6.0f %10.0f", (double)(now - start) / 1e9,
                (double)(c - last_commits) / ((double)(now - last) / 1e9));
         reports++;
@@ -239,8 +226,8 @@ int main(int argc, char **argv)
             double rss = (double)s->rss_kb / 1024.0;
             printf(" | %8.1f (%5.1f+%4.1f) %8.1f %8.1f", mib(all), mib(wal), mib(all - wal),
                    mib(s->log_bytes), rss);
-            double *peak =
-                qc_seconds_since(start) <= seconds / 2.0 + report_s / 2.0 ? rss_first : rss_second;
+            bool first_half = qc_seconds_since(start) <= o.seconds / 2.0 + o.report_s / 2.0;
+            double *peak = first_half ? rss_first : rss_second;
             if (rss > peak[i])
                 peak[i] = rss;
             rss_end[i] = rss;
@@ -251,11 +238,8 @@ int main(int argc, char **argv)
         last_commits = c;
     }
     double elapsed = qc_seconds_since(start);
-    uint64_t total = committed();
-    uint64_t snaps = 0, segments_deleted = 0;
-    for (size_t i = 0; i < NODES; i++)
-        snaps += cluster.procs[i].last.snapshots;
-    (void)segments_deleted;
+    uint64_t total = QC_SUM(&cluster, commits);
+    uint64_t snaps = QC_SUM(&cluster, snapshots);
     bool stopped = qc_stop_all(&cluster, 15000);
 
     int failed = 0;
@@ -268,20 +252,20 @@ int main(int argc, char **argv)
                "%.1f MiB at the end\n",
                i + 1, mib(max_dir[i]), mib(max_wal[i]), mib(max_snap[i]), rss_first[i],
                rss_second[i], rss_end[i]);
-        if (mib(max_wal[i]) >= max_wal_mib) {
+        if (mib(max_wal[i]) >= o.max_wal_mib) {
             printf("  FAILED: the WAL of node %zu reached %.1f MiB (limit %u MiB)\n", i + 1,
-                   mib(max_wal[i]), max_wal_mib);
+                   mib(max_wal[i]), o.max_wal_mib);
             failed++;
         }
         if (reports >= 2 && rss_first[i] > 0 &&
-            rss_second[i] > rss_first[i] * (1.0 + max_rss_growth / 100.0)) {
+            rss_second[i] > rss_first[i] * (1.0 + o.max_rss_growth / 100.0)) {
             printf("  FAILED: node %zu peaked at %.1f MiB in the second half, %.1f in the first\n",
                    i + 1, rss_second[i], rss_first[i]);
             failed++;
         }
     }
-    if ((double)total / elapsed < min_rate) {
-        printf("FAILED: %.0f commits per second, under %u\n", (double)total / elapsed, min_rate);
+    if ((double)total / elapsed < o.min_rate) {
+        printf("FAILED: %.0f commits per second, under %u\n", (double)total / elapsed, o.min_rate);
         failed++;
     }
     if (died || !stopped) {

@@ -97,6 +97,7 @@
 #define SETTLE_STABLE_S 1.0
 #define MAX_PROBLEMS_SHOWN 10
 #define VERIFY_PAYLOAD_BYTES 32 /* "n3-i1-g1000-s12345678" and room to spare */
+#define PROG "throughput" /* what its messages begin with */
 
 static qc_cluster cluster;
 static char base_dir[512];
@@ -105,10 +106,7 @@ static bool keep_dir; /* the logs did not verify: keep them */
 
 static void cleanup(void)
 {
-    qc_cleanup(&cluster);
-    if (base_dir[0] && !keep_dir)
-        qc_remove_tree(base_dir);
-    base_dir[0] = '\0';
+    qc_teardown(&cluster, base_dir, keep_dir);
     keep_dir = false;
 }
 
@@ -139,28 +137,6 @@ static struct {
     uint64_t hist[HIST_BUCKETS];
 } win;
 
-/* utime + stime of a process, in clock ticks (0 if unknown). */
-static uint64_t cpu_ticks(pid_t pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
-    if (p == NULL)
-        return 0;
-    /* After ")": state (field 3) ... utime (14), stime (15). */
-    unsigned long long utime = 0, stime = 0;
-    if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
-               &stime) != 2)
-        return 0;
-    return (uint64_t)(utime + stime);
-}
-
 static void on_stat(void *userdata, qc_proc *p, const qc_stat *s)
 {
     (void)userdata;
@@ -168,7 +144,7 @@ static void on_stat(void *userdata, qc_proc *p, const qc_stat *s)
     if (i >= NODES || win.phase == IDLE)
         return;
     struct sample now = {s->t_ms,      s->proposed, s->commits, s->elections,
-                         s->leader_changes, s->busy, s->shed, cpu_ticks(p->pid)};
+                         s->leader_changes, s->busy, s->shed, qc_cpu_ticks(p->pid)};
     if (!win.has_base[i]) {
         if (win.phase == OPENING || win.phase == MEASURING) {
             win.base[i] = now; /* its latencies are from before the window */
@@ -205,9 +181,11 @@ struct options {
     bool json, smoke, verify, payload_set;
 };
 
+static const char *const mode_names[2] = {"naive", "batched"};
+
 static const char *mode_name(int batched)
 {
-    return batched ? "batched" : "naive";
+    return mode_names[batched ? 1 : 0];
 }
 
 static FILE *human; /* the table: stdout, or stderr with --json */
@@ -225,52 +203,27 @@ static bool write_rate(unsigned rate)
     return true;
 }
 
-static bool any_died(void)
-{
-    for (size_t i = 0; i < NODES; i++)
-        if (qc_died(&cluster, i)) {
-            fprintf(stderr, "throughput: node %zu died (status 0x%x)\n", i + 1,
-                    (unsigned)cluster.procs[i].exit_status);
-            return true;
-        }
-    return false;
-}
-
-/* Poll for `seconds`; false if a node died or we were interrupted. */
-static bool run_for(double seconds)
-{
-    uint64_t t0 = qc_now_ns();
-    while (qc_seconds_since(t0) < seconds) {
-        qc_poll(&cluster, 50);
-        if (any_died() || qc_interrupted)
-            return false;
-    }
-    return true;
-}
-
 /* One step at `rate`: warm-up, then the measured window. */
 static bool run_step(const struct options *o, unsigned rate, struct step *out)
 {
     if (!write_rate(rate))
         return false;
     memset(&win, 0, sizeof win);
-    if (!run_for(o->warmup_s))
+    if (!qc_run_for(&cluster, o->warmup_s, 50, PROG))
         return false;
     win.phase = OPENING; /* the next line of each node opens its window */
     uint64_t t0 = qc_now_ns();
     while (!(win.has_base[0] && win.has_base[1] && win.has_base[2])) {
-        qc_poll(&cluster, 50);
-        if (any_died() || qc_interrupted || qc_seconds_since(t0) > 30)
+        if (!qc_poll_alive(&cluster, 50, PROG) || qc_seconds_since(t0) > 30)
             return false;
     }
     win.phase = MEASURING;
-    if (!run_for(o->step_s))
+    if (!qc_run_for(&cluster, o->step_s, 50, PROG))
         return false;
     win.phase = CLOSING; /* the next line of each node closes its window */
     t0 = qc_now_ns();
     while (!(win.has_end[0] && win.has_end[1] && win.has_end[2])) {
-        qc_poll(&cluster, 50);
-        if (any_died() || qc_interrupted || qc_seconds_since(t0) > 30)
+        if (!qc_poll_alive(&cluster, 50, PROG) || qc_seconds_since(t0) > 30)
             return false;
     }
     win.phase = IDLE;
@@ -333,8 +286,7 @@ static void print_step(const struct options *o, int batched, size_t n, const str
 /* Start a fresh cluster for one mode; wait until every group has a leader. */
 static bool start_cluster(const struct options *o, int batched)
 {
-    if (!qc_make_temp_dir(base_dir, sizeof base_dir, "muxraft-throughput") ||
-        !qc_init(&cluster, o->exe, NODES, base_dir))
+    if (!qc_init_temp(&cluster, o->exe, NODES, base_dir, sizeof base_dir, "muxraft-throughput"))
         return false;
     snprintf(rate_file, sizeof rate_file, "%s/rate", base_dir);
     if (!write_rate(0))
@@ -351,20 +303,13 @@ static bool start_cluster(const struct options *o, int batched)
     cluster.max_pending_per_group = o->max_pending_per_group;
     cluster.on_stat = on_stat;
     memset(&win, 0, sizeof win);
-    for (size_t i = 0; i < NODES; i++)
-        if (!qc_start(&cluster, i))
-            return false;
+    if (!qc_start_all(&cluster))
+        return false;
     uint64_t t0 = qc_now_ns();
     for (;;) {
-        uint64_t leading = 0;
-        bool ok = true;
-        if (any_died() || qc_interrupted)
+        if (qc_any_died(&cluster, PROG) || qc_interrupted)
             return false;
-        for (size_t i = 0; i < NODES; i++) {
-            ok = ok && cluster.procs[i].reports > 0 && cluster.procs[i].last.leaderless == 0;
-            leading += cluster.procs[i].last.leading;
-        }
-        if (ok && leading == o->groups)
+        if (qc_all_led(&cluster, 0))
             break;
         if (qc_seconds_since(t0) > LEADERS_TIMEOUT_S) {
             fprintf(stderr, "throughput: no leader for every group after %.0f s\n",
@@ -413,8 +358,7 @@ static bool settle(const struct options *o)
         qc_signal(&cluster, i, SIGUSR1);
     uint64_t t0 = qc_now_ns(), stable_since = t0, sum = UINT64_MAX;
     for (;;) {
-        qc_poll(&cluster, 50);
-        if (any_died() || qc_interrupted)
+        if (!qc_poll_alive(&cluster, 50, PROG))
             return false;
         if (!quiet_and_equal(o, t0)) {
             sum = UINT64_MAX;
@@ -684,6 +628,37 @@ static size_t parse_rates(const char *v, unsigned *out)
     return n;
 }
 
+/* --smoke: 100 groups, rates 500,1000, steps of 2 s after 1 s of warm-up. */
+static void set_smoke(void *value, const char *arg)
+{
+    struct options *o = value;
+    (void)arg;
+    o->smoke = true;
+    o->groups = 100;
+    o->n_rates = parse_rates("500,1000", o->rates);
+    o->step_s = 2;
+    o->warmup_s = 1;
+}
+
+static void set_rates(void *value, const char *arg)
+{
+    struct options *o = value;
+    o->n_rates = parse_rates(arg, o->rates);
+}
+
+static void set_payload_bytes(void *value, const char *arg)
+{
+    struct options *o = value;
+    o->payload_bytes = (unsigned)strtoul(arg, NULL, 10);
+    o->payload_set = true;
+}
+
+/* --max-pending-per-group: strtoul's value, as a long long. */
+static void set_long_long(void *value, const char *arg)
+{
+    *(long long *)value = (long long)strtoul(arg, NULL, 10);
+}
+
 int main(int argc, char **argv)
 {
     struct options o;
@@ -698,56 +673,24 @@ int main(int argc, char **argv)
     o.warmup_s = 3;
     o.max_pending_per_group = -1;
     o.modes[0] = o.modes[1] = true;
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i];
-        if (strcmp(f, "--smoke") == 0) {
-            o.smoke = true;
-            o.groups = 100;
-            o.n_rates = parse_rates("500,1000", o.rates);
-            o.step_s = 2;
-            o.warmup_s = 1;
-            continue;
-        }
-        if (strcmp(f, "--json") == 0) {
-            o.json = true;
-            continue;
-        }
-        if (strcmp(f, "--verify") == 0) {
-            o.verify = true;
-            continue;
-        }
-        if (i + 1 >= argc)
-            usage();
-        const char *v = argv[++i];
-        unsigned long n = strtoul(v, NULL, 10);
-        if (strcmp(f, "--queue-node") == 0) {
-            o.exe = v;
-        } else if (strcmp(f, "--groups") == 0) {
-            o.groups = (unsigned)n;
-        } else if (strcmp(f, "--payload-bytes") == 0) {
-            o.payload_bytes = (unsigned)n;
-            o.payload_set = true;
-        } else if (strcmp(f, "--rates") == 0) {
-            o.n_rates = parse_rates(v, o.rates);
-        } else if (strcmp(f, "--start-rate") == 0) {
-            o.start_rate = (unsigned)n;
-        } else if (strcmp(f, "--max-steps") == 0) {
-            o.max_steps = (unsigned)n;
-        } else if (strcmp(f, "--step-seconds") == 0) {
-            o.step_s = atof(v);
-        } else if (strcmp(f, "--warmup-seconds") == 0) {
-            o.warmup_s = atof(v);
-        } else if (strcmp(f, "--max-pending-per-group") == 0) {
-            o.max_pending_per_group = (long long)n;
-        } else if (strcmp(f, "--svg") == 0) {
-            o.svg = v;
-        } else if (strcmp(f, "--modes") == 0) {
-            o.modes[0] = strstr(v, "naive") != NULL;
-            o.modes[1] = strstr(v, "batched") != NULL;
-        } else {
-            usage();
-        }
-    }
+    const qc_arg args[] = {
+        QC_ACTION("--smoke", &o, set_smoke),
+        QC_SWITCH("--json", &o.json),
+        QC_SWITCH("--verify", &o.verify),
+        QC_STRING("--queue-node", &o.exe),
+        QC_UNSIGNED("--groups", &o.groups),
+        QC_CALL("--payload-bytes", &o, set_payload_bytes),
+        QC_CALL("--rates", &o, set_rates),
+        QC_UNSIGNED("--start-rate", &o.start_rate),
+        QC_UNSIGNED("--max-steps", &o.max_steps),
+        QC_DOUBLE("--step-seconds", &o.step_s),
+        QC_DOUBLE("--warmup-seconds", &o.warmup_s),
+        QC_CALL("--max-pending-per-group", &o.max_pending_per_group, set_long_long),
+        QC_STRING("--svg", &o.svg),
+        QC_MODES("--modes", o.modes, mode_names, 2),
+    };
+    if (!qc_parse_args(argc, argv, args, sizeof args / sizeof args[0]))
+        usage();
     if (o.verify && !o.payload_set)
         o.payload_bytes = VERIFY_PAYLOAD_BYTES;
     if (o.verify && o.payload_bytes < VERIFY_PAYLOAD_BYTES) {

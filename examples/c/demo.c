@@ -63,12 +63,8 @@ static char base_dir[512];
 
 static void cleanup(void)
 {
-    if (live_cluster)
-        qc_cleanup(live_cluster);
+    qc_teardown(live_cluster, base_dir, false);
     live_cluster = NULL;
-    if (base_dir[0])
-        qc_remove_tree(base_dir);
-    base_dir[0] = '\0';
 }
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -183,18 +179,7 @@ static void pause_for(qc_cluster *c, double seconds)
  * that arrived after *since_ns, and every running node created its groups. */
 static bool all_led(qc_cluster *c, void *arg)
 {
-    uint64_t since = arg ? *(const uint64_t *)arg : 0;
-    uint64_t leading = 0;
-    for (size_t i = 0; i < c->n; i++) {
-        const qc_proc *p = &c->procs[i];
-        if (!qc_running(c, i))
-            continue;
-        if (p->reports == 0 || p->last.received_ns <= since || p->last.groups != GROUPS ||
-            p->last.leaderless != 0)
-            return false;
-        leading += p->last.leading;
-    }
-    return leading == GROUPS;
+    return qc_all_led(c, arg ? *(const uint64_t *)arg : 0);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -227,11 +212,13 @@ static double cpu_pct(const struct cpu_mark *a, const struct cpu_mark *b)
     for (size_t i = 0; i < NODES; i++)
         ticks += (double)(b->ticks[i] - a->ticks[i]);
     double s = (double)(b->ns - a->ns) / 1e9;
-    return s > 0 ? 100.0 * ticks / (double)sysconf(_SC_CLK_TCK) / s / NODES : 0;
+    return s > 0 ? qc_cpu_pct(ticks, s) / NODES : 0;
 }
 
+/* A fresh cluster in base_dir/sub whose STAT lines feed `hist`; returns
+ * once every group has a leader, *elect_s later. */
 static void start_cluster(qc_cluster *c, const char *exe, bool batch, const char *sub,
-                          double *elect_s)
+                          struct window_hist *hist, double *elect_s)
 {
     char dir[600];
     snprintf(dir, sizeof dir, "%s/%s", base_dir, sub);
@@ -244,11 +231,12 @@ static void start_cluster(qc_cluster *c, const char *exe, bool batch, const char
     c->snapshot_every = SNAPSHOT_EVERY;
     c->snapshot_pad = 256;
     c->snapshot_trailing = 5;
+    c->on_stat = on_stat;
+    c->userdata = hist;
     live_cluster = c;
     uint64_t t0 = qc_now_ns();
-    for (size_t i = 0; i < NODES; i++)
-        if (!qc_start(c, i))
-            fail("cannot start %s", exe);
+    if (!qc_start_all(c))
+        fail("cannot start %s", exe);
     if (!wait_for(c, LEADERS_TIMEOUT_S, all_led, NULL))
         fail("not every group had a leader %.0f s after start", LEADERS_TIMEOUT_S);
     *elect_s = qc_seconds_since(t0);
@@ -287,6 +275,19 @@ static void measure(qc_cluster *c, double window_s, struct measured *m)
     m->p99_ms = window_percentile_ms(w, 0.99);
     if (m->commits <= 0)
         fail("nothing was committed while measuring");
+}
+
+/* One of the two measured runs: batching off (run 1), then on (run 2). */
+static void measured_run(qc_cluster *c, const char *exe, bool batch, struct window_hist *hist,
+                         double window_s, struct measured *m)
+{
+    fputs(batch ? "[run 2/2] batching on:  " : "[run 1/2] batching off: ", stdout);
+    fflush(stdout);
+    start_cluster(c, exe, batch, batch ? "batched" : "naive", hist, &m->elect_s);
+    printf("all groups have leaders after %.1f s; measuring %.0f s\n%s", m->elect_s, window_s,
+           batch ? "\n" : "");
+    fflush(stdout);
+    measure(c, window_s, m);
 }
 
 static const char *human_bytes(double b, char *buf, size_t size)
@@ -417,14 +418,6 @@ static void watch_catch_up(qc_cluster *c, size_t victim, uint64_t t_restart)
            qc_seconds_since(t_restart), cu.lag_s);
 }
 
-static uint64_t sum_elections(const qc_cluster *c)
-{
-    uint64_t e = 0;
-    for (size_t i = 0; i < c->n; i++)
-        e += c->procs[i].last.elections;
-    return e;
-}
-
 /* ---------------------------------------------------------------------- */
 
 static void find_queue_node(const char *argv0, char *out, size_t size)
@@ -476,29 +469,13 @@ int main(int argc, char **argv)
     struct measured naive, batched;
 
     /* Run 1: batching off, for comparison. */
-    printf("[run 1/2] batching off: ");
-    fflush(stdout);
-    start_cluster(&naive_c, exe, false, "naive", &naive.elect_s);
-    naive_c.on_stat = on_stat;
-    naive_c.userdata = &hist;
-    printf("all groups have leaders after %.1f s; measuring %.0f s\n", naive.elect_s,
-           NAIVE_WINDOW_S);
-    fflush(stdout);
-    measure(&naive_c, NAIVE_WINDOW_S, &naive);
+    measured_run(&naive_c, exe, false, &hist, NAIVE_WINDOW_S, &naive);
     if (!qc_stop_all(&naive_c, 10000))
         fail("the nodes of run 1 did not stop cleanly");
     live_cluster = NULL;
 
     /* Run 2: batching on (the default). */
-    printf("[run 2/2] batching on:  ");
-    fflush(stdout);
-    start_cluster(&c, exe, true, "batched", &batched.elect_s);
-    c.on_stat = on_stat;
-    c.userdata = &hist;
-    printf("all groups have leaders after %.1f s; measuring %.0f s\n\n", batched.elect_s,
-           BATCH_WINDOW_S);
-    fflush(stdout);
-    measure(&c, BATCH_WINDOW_S, &batched);
+    measured_run(&c, exe, true, &hist, BATCH_WINDOW_S, &batched);
 
     printf("%-34s", "Nodes (run 2)");
     for (size_t i = 0; i < NODES; i++)
@@ -618,21 +595,16 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < NODES; i++)
         qc_signal(&c, i, SIGUSR2); /* proposals resume */
 
-    uint64_t commits_down0 = 0, commits_down1 = 0;
     uint64_t t_down0 = qc_now_ns();
-    for (size_t i = 0; i < NODES; i++)
-        commits_down0 += i == victim ? 0 : c.procs[i].last.commits;
+    uint64_t commits_down0 = QC_SUM(&c, commits) - c.procs[victim].last.commits;
     pause_for(&c, DOWN_S);
-    for (size_t i = 0; i < NODES; i++)
-        commits_down1 += i == victim ? 0 : c.procs[i].last.commits;
+    uint64_t commits_down1 = QC_SUM(&c, commits) - c.procs[victim].last.commits;
     printf("  with one node down the other two commit %.0f proposals/s\n",
            (double)(commits_down1 - commits_down0) / qc_seconds_since(t_down0));
 
     /* Restart it from its data directory. */
-    uint64_t snapshots = 0;
-    for (size_t i = 0; i < NODES; i++)
-        snapshots += c.procs[i].last.snapshots;
-    uint64_t elections0 = sum_elections(&c) - c.procs[victim].last.elections;
+    uint64_t snapshots = QC_SUM(&c, snapshots);
+    uint64_t elections0 = QC_SUM(&c, elections) - c.procs[victim].last.elections;
     uint64_t t_restart = qc_now_ns();
     if (!qc_start(&c, victim))
         fail("cannot restart node %zu", victim + 1);
@@ -648,7 +620,7 @@ int main(int argc, char **argv)
            " its snapshots covered and applied %" PRIu64 "\n"
            "  (those after its snapshots, and the new ones);\n"
            "  elections caused by its return: %" PRIu64 " (PreVote: no disruption)\n",
-           vs->index_sum, vs->skipped, vs->applied, sum_elections(&c) - elections0);
+           vs->index_sum, vs->skipped, vs->applied, QC_SUM(&c, elections) - elections0);
     if (vs->restores == 0 || vs->skipped == 0)
         fail("the restarted node restored no snapshot");
 

@@ -6,6 +6,7 @@
 #include "queue_cluster.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -473,10 +474,10 @@ void qc_poll(qc_cluster *c, int timeout_ms)
             read_from(c, who[k]);
 }
 
-uint64_t qc_cpu_ticks(pid_t pid)
+/* utime + stime from a /proc stat file (of a process or a thread). */
+static uint64_t stat_ticks(const char *path)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    char buf[1024];
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return 0;
@@ -492,6 +493,47 @@ uint64_t qc_cpu_ticks(pid_t pid)
                &stime) != 2)
         return 0;
     return (uint64_t)(utime + stime);
+}
+
+uint64_t qc_cpu_ticks(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    return stat_ticks(path);
+}
+
+uint64_t qc_threads_cpu_ticks(pid_t pid, const char *prefix)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/task", (long)pid);
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return 0;
+    uint64_t total = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char file[128], comm[64] = "";
+        snprintf(file, sizeof file, "%s/%.20s/comm", path, e->d_name);
+        FILE *f = fopen(file, "r");
+        if (f == NULL)
+            continue;
+        if (fgets(comm, sizeof comm, f) == NULL)
+            comm[0] = '\0';
+        fclose(f);
+        if (strncmp(comm, prefix, strlen(prefix)) != 0)
+            continue;
+        snprintf(file, sizeof file, "%s/%.20s/stat", path, e->d_name);
+        total += stat_ticks(file);
+    }
+    closedir(d);
+    return total;
+}
+
+double qc_cpu_pct(double ticks, double seconds)
+{
+    return 100.0 * ticks / (double)sysconf(_SC_CLK_TCK) / seconds;
 }
 
 uint64_t qc_rss_kb(pid_t pid)
@@ -565,4 +607,136 @@ void qc_cleanup(qc_cluster *c)
 {
     for (size_t i = 0; i < c->n; i++)
         qc_kill(c, i);
+}
+
+void qc_teardown(qc_cluster *c, char *dir, bool keep_dir)
+{
+    if (c)
+        qc_cleanup(c);
+    if (dir[0] && !keep_dir)
+        qc_remove_tree(dir);
+    dir[0] = '\0';
+}
+
+bool qc_init_temp(qc_cluster *c, const char *exe, size_t n, char *dir, size_t size,
+                  const char *prefix)
+{
+    return qc_make_temp_dir(dir, size, prefix) && qc_init(c, exe, n, dir);
+}
+
+bool qc_start_all(qc_cluster *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (!qc_start(c, i))
+            return false;
+    return true;
+}
+
+bool qc_any_died(const qc_cluster *c, const char *who)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (qc_died(c, i)) {
+            fprintf(stderr, "%s: node %zu died (status 0x%x)\n", who, i + 1,
+                    (unsigned)c->procs[i].exit_status);
+            return true;
+        }
+    return false;
+}
+
+bool qc_poll_alive(qc_cluster *c, int timeout_ms, const char *who)
+{
+    qc_poll(c, timeout_ms);
+    return !(qc_any_died(c, who) || qc_interrupted);
+}
+
+bool qc_run_for(qc_cluster *c, double seconds, int poll_ms, const char *who)
+{
+    uint64_t t0 = qc_now_ns();
+    while (qc_seconds_since(t0) < seconds)
+        if (!qc_poll_alive(c, poll_ms, who))
+            return false;
+    return true;
+}
+
+bool qc_all_led(const qc_cluster *c, uint64_t since_ns)
+{
+    uint64_t leading = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        const qc_proc *p = &c->procs[i];
+        if (!qc_running(c, i))
+            continue;
+        if (p->reports == 0 || p->last.received_ns <= since_ns || p->last.groups != c->groups ||
+            p->last.leaderless != 0)
+            return false;
+        leading += p->last.leading;
+    }
+    return leading == c->groups;
+}
+
+bool qc_all_quiet(const qc_cluster *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        const qc_stat *s = &c->procs[i].last;
+        if (s->quiesced != c->groups || s->awake != 0)
+            return false;
+    }
+    return true;
+}
+
+uint64_t qc_sum_field(const qc_cluster *c, size_t offset)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < c->n; i++)
+        n += *(const uint64_t *)((const char *)&c->procs[i].last + offset);
+    return n;
+}
+
+static const qc_arg *find_arg(const qc_arg *args, size_t n, const char *flag)
+{
+    for (size_t k = 0; k < n; k++)
+        if (strcmp(args[k].flag, flag) == 0)
+            return &args[k];
+    return NULL;
+}
+
+bool qc_parse_args(int argc, char **argv, const qc_arg *args, size_t n)
+{
+    for (int i = 1; i < argc; i++) {
+        const qc_arg *a = find_arg(args, n, argv[i]);
+        if (a == NULL)
+            return false;
+        if (a->kind == QC_ARG_SWITCH) {
+            *(bool *)a->value = true;
+            continue;
+        }
+        if (a->kind == QC_ARG_ACTION) {
+            a->call(a->value, NULL);
+            continue;
+        }
+        if (i + 1 >= argc)
+            return false;
+        const char *v = argv[++i];
+        switch (a->kind) {
+        case QC_ARG_STRING:
+            *(const char **)a->value = v;
+            break;
+        case QC_ARG_UNSIGNED:
+            *(unsigned *)a->value = (unsigned)strtoul(v, NULL, 10);
+            break;
+        case QC_ARG_DOUBLE:
+            *(double *)a->value = atof(v);
+            break;
+        case QC_ARG_MODES:
+            for (size_t m = 0; m < a->n_names; m++)
+                ((bool *)a->value)[m] = strstr(v, a->names[m]) != NULL;
+            break;
+        case QC_ARG_CALL:
+            a->call(a->value, v);
+            break;
+        case QC_ARG_SWITCH:
+        case QC_ARG_ACTION:
+            break;
+        }
+    }
+    return true;
 }

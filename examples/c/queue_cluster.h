@@ -155,4 +155,86 @@ bool qc_stop_all(qc_cluster *c, int timeout_ms);
 /* SIGKILL and reap every node still running. Safe to call more than once. */
 void qc_cleanup(qc_cluster *c);
 
+/* ---- Helpers the programs running a cluster share ---------------------- */
+
+/* The exit path of a program: qc_cleanup(c) (unless c is NULL), then remove
+ * the tree `dir` (unless keep_dir) and clear `dir`, so that a second call
+ * does nothing. */
+void qc_teardown(qc_cluster *c, char *dir, bool keep_dir);
+
+/* qc_make_temp_dir(dir, size, prefix), then qc_init(c, exe, n, dir). */
+bool qc_init_temp(qc_cluster *c, const char *exe, size_t n, char *dir, size_t size,
+                  const char *prefix);
+
+/* qc_start every node, in order; false at the first that does not start. */
+bool qc_start_all(qc_cluster *c);
+
+/* Did a node end although nobody stopped it? Prints "WHO: node N died
+ * (status 0x..)" to stderr for the first one found. */
+bool qc_any_died(const qc_cluster *c, const char *who);
+
+/* qc_poll(c, timeout_ms); false if a node then died on its own (as
+ * qc_any_died says) or qc_interrupted is set. */
+bool qc_poll_alive(qc_cluster *c, int timeout_ms, const char *who);
+
+/* qc_poll_alive(c, poll_ms, who) for `seconds`; false as soon as that is. */
+bool qc_run_for(qc_cluster *c, double seconds, int poll_ms, const char *who);
+
+/* Every running node reported after since_ns that it hosts its c->groups
+ * groups and knows a leader for each, and between them they lead all. */
+bool qc_all_led(const qc_cluster *c, uint64_t since_ns);
+
+/* Every node's latest report has all c->groups groups quiet, none awake. */
+bool qc_all_quiet(const qc_cluster *c);
+
+/* The sum over the nodes of a uint64_t field of their latest reports (the
+ * field's offsetof in qc_stat); QC_SUM(c, commits) names the field. */
+uint64_t qc_sum_field(const qc_cluster *c, size_t offset);
+#define QC_SUM(c, field) qc_sum_field((c), offsetof(qc_stat, field))
+
+/* CPU ticks (as qc_cpu_ticks) of the threads of a process whose names
+ * begin with `prefix` (e.g. "muxraft": muxraft's own threads), from
+ * /proc/<pid>/task/<tid>/{comm,stat}; 0 if unknown. */
+uint64_t qc_threads_cpu_ticks(pid_t pid, const char *prefix);
+
+/* CPU ticks over `seconds` as a percentage of one core. */
+double qc_cpu_pct(double ticks, double seconds);
+
+/* ---- Command-line flags ------------------------------------------------- */
+
+/* What a flag of a qc_parse_args() table does. */
+typedef enum qc_arg_kind {
+    QC_ARG_SWITCH,   /* takes no value: *(bool *)value = true */
+    QC_ARG_STRING,   /* *(const char **)value = the next argument */
+    QC_ARG_UNSIGNED, /* *(unsigned *)value = strtoul(next argument) */
+    QC_ARG_DOUBLE,   /* *(double *)value = atof(next argument) */
+    QC_ARG_MODES,    /* ((bool *)value)[m] = whether the next argument holds names[m] */
+    QC_ARG_CALL,     /* call(value, next argument) */
+    QC_ARG_ACTION,   /* takes no value: call(value, NULL) */
+} qc_arg_kind;
+
+typedef struct qc_arg {
+    const char *flag; /* "--groups" */
+    qc_arg_kind kind;
+    void *value;
+    const char *const *names; /* QC_ARG_MODES: the mode names, n_names of them */
+    size_t n_names;
+    void (*call)(void *value, const char *arg); /* QC_ARG_CALL, QC_ARG_ACTION */
+} qc_arg;
+
+/* Table entries; the pointer's type is checked. */
+#define QC_TYPED_(type, p) ((void *)(1 ? (p) : (type *)0))
+#define QC_SWITCH(flag, p) {(flag), QC_ARG_SWITCH, QC_TYPED_(bool, p), NULL, 0, NULL}
+#define QC_STRING(flag, p) {(flag), QC_ARG_STRING, QC_TYPED_(const char *, p), NULL, 0, NULL}
+#define QC_UNSIGNED(flag, p) {(flag), QC_ARG_UNSIGNED, QC_TYPED_(unsigned, p), NULL, 0, NULL}
+#define QC_DOUBLE(flag, p) {(flag), QC_ARG_DOUBLE, QC_TYPED_(double, p), NULL, 0, NULL}
+#define QC_MODES(flag, p, names, n) {(flag), QC_ARG_MODES, QC_TYPED_(bool, p), (names), (n), NULL}
+#define QC_CALL(flag, p, fn) {(flag), QC_ARG_CALL, (p), NULL, 0, (fn)}
+#define QC_ACTION(flag, p, fn) {(flag), QC_ARG_ACTION, (p), NULL, 0, (fn)}
+
+/* Apply argv[1..argc-1], in order, as the n flags of `args` say (a flag
+ * given twice: the last wins). False on a flag not in the table or one
+ * missing its value (the caller prints its usage). */
+bool qc_parse_args(int argc, char **argv, const qc_arg *args, size_t n);
+
 #endif
