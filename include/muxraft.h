@@ -234,6 +234,29 @@ typedef void (*muxraft_snapshot_needed_fn)(void *userdata,
                                            uint64_t bytes);
 
 /**
+ * Called exactly once per read accepted by `muxraft_read_index` on this
+ * node, with its outcome:
+ *
+ * - `MUXRAFT_OK`, with the read's index: a quorum confirmed this node's
+ *   leadership after the read was taken, and every entry up to `index` has
+ *   been delivered to `apply` (before this call). Serve the read from the
+ *   state machine now: it reflects every write acknowledged before the
+ *   read was taken (linearizable). Entries after `index` may have been
+ *   applied too; that is fine.
+ * - `MUXRAFT_NOT_LEADER`, index 0: this node stopped leading the group
+ *   before the read was confirmed. Nothing was read; take it again at the
+ *   new leader.
+ * - `MUXRAFT_NOT_FOUND`, index 0: the group was removed here meanwhile.
+ * - `MUXRAFT_SHUTDOWN`, index 0: the node stopped (see
+ *   `muxraft_node_stop`).
+ */
+typedef void (*muxraft_read_done_fn)(void *userdata,
+                                     uint64_t group_id,
+                                     uint64_t read_id,
+                                     enum muxraft_status status,
+                                     uint64_t index);
+
+/**
  * The host's callbacks. Fill the struct with `muxraft_callbacks_init`
  * (which sets `struct_size` and every callback to NULL), then set the ones
  * you need: callbacks are only ever added at the end, and one your program
@@ -244,8 +267,8 @@ typedef void (*muxraft_snapshot_needed_fn)(void *userdata,
  * frames and `send` is never called.
  *
  * Callbacks run on the thread that called `muxraft_tick`, `muxraft_step`,
- * `muxraft_propose`, `muxraft_group_create` or `muxraft_group_remove`
- * (host-driven mode), or on the node's muxraft thread (embedded mode);
+ * `muxraft_propose`, `muxraft_read_index`, `muxraft_group_create` or
+ * `muxraft_group_remove` (host-driven mode), or on the node's muxraft thread (embedded mode);
  * never on two threads at once for one node. They
  * may call muxraft again, including on the same node (e.g. propose from
  * `apply`): such a call does its work and returns, and its callbacks follow
@@ -267,6 +290,7 @@ typedef struct muxraft_callbacks {
   muxraft_proposal_done_fn proposal_done;
   muxraft_restore_fn restore;
   muxraft_snapshot_needed_fn snapshot_needed;
+  muxraft_read_done_fn read_done;
 } muxraft_callbacks;
 
 /**
@@ -396,6 +420,17 @@ typedef struct muxraft_config {
    * `batch_heartbeats`. Default true.
    */
   bool quiesce;
+  /**
+   * `muxraft_read_index` refuses a read with `MUXRAFT_BUSY` when the
+   * group already has this many reads taken and not yet reported (0: no
+   * limit). Default 4096.
+   */
+  uint64_t max_pending_reads_per_group;
+  /**
+   * ...or the node has this many over all its groups (0: no limit).
+   * Default 65536.
+   */
+  uint64_t max_pending_reads;
 } muxraft_config;
 
 /**
@@ -688,6 +723,24 @@ typedef struct muxraft_stats {
   uint64_t peers_lost;
   uint64_t peers_returned;
   uint64_t peers_restarted;
+  /**
+   * Reads (`muxraft_read_index`) taken on this node; of those, served
+   * (`read_done` with `MUXRAFT_OK`) and failed (any other status); reads
+   * refused with `MUXRAFT_BUSY`; and now (gauge) reads taken and not yet
+   * reported.
+   */
+  uint64_t reads;
+  uint64_t reads_served;
+  uint64_t reads_failed;
+  uint64_t reads_refused_busy;
+  uint64_t pending_reads;
+  /**
+   * Heartbeat rows sent carrying a read round, and answers received
+   * echoing one: with batching, all the reads of one interval in a
+   * group share one round.
+   */
+  uint64_t read_rounds_sent;
+  uint64_t read_rounds_answered;
 } muxraft_stats;
 
 #ifdef __cplusplus
@@ -786,7 +839,8 @@ enum muxraft_status muxraft_node_add_peer(struct muxraft_node *node,
  * ticking every `tick_ms`, the TCP transport (one connection per peer pair),
  * and the write-ahead log when `data_dir` is set. From then on callbacks
  * arrive on a muxraft thread, one at a time, and `muxraft_propose`,
- * `muxraft_group_create/remove/status` and `muxraft_node_stats` may be
+ * `muxraft_read_index`, `muxraft_group_create/remove/status` and
+ * `muxraft_node_stats` may be
  * called from any thread (including from inside a callback);
  * `muxraft_tick` and `muxraft_step` are refused. The callbacks' `send` is
  * not used.
@@ -968,6 +1022,31 @@ enum muxraft_status muxraft_propose(struct muxraft_node *node,
                                     const uint8_t *data,
                                     size_t len,
                                     uint64_t *out_proposal_id);
+
+/**
+ * Take a linearizable read of a group this node leads, without writing
+ * to the log (Raft's read index). On `MUXRAFT_OK`, `*out_read_id` (if not
+ * NULL) receives an id — written before any callback runs — that
+ * `read_done` reports exactly once: with `MUXRAFT_OK` and an index once a
+ * quorum confirmed this node still leads and every entry up to that index
+ * was delivered to `apply`; serve the read from the state machine then.
+ * See `muxraft_read_done_fn` for the other outcomes.
+ *
+ * With `batch_heartbeats` (the default), every read taken during a
+ * heartbeat interval is confirmed by that interval's heartbeat batches: no
+ * extra message, a wait of at most about one interval plus a round trip.
+ * In the naive mode each read sends a heartbeat round of its own. A quiet
+ * group wakes up (and goes quiet again once idle).
+ *
+ * Returns `MUXRAFT_OK`; `MUXRAFT_NOT_LEADER` (read at the leader: see
+ * `muxraft_group_status`); `MUXRAFT_NOT_FOUND`; `MUXRAFT_BUSY` (over
+ * `max_pending_reads_per_group` or `max_pending_reads`: retry once reads
+ * are reported); `MUXRAFT_INVALID_ARGUMENT` (NULL node); `MUXRAFT_IO`;
+ * `MUXRAFT_SHUTDOWN`; `MUXRAFT_PANIC`.
+ */
+enum muxraft_status muxraft_read_index(struct muxraft_node *node,
+                                       uint64_t group_id,
+                                       uint64_t *out_read_id);
 
 /**
  * Host-driven mode: hand the node a frame that node `from` sent (`len`

@@ -214,6 +214,38 @@ MUTANTS = [
         "replace": "    let _ = (jitter, rank, election_ticks);\n    1",
         "tests": [unit("multi::quiesce::tests::exactly_one_survivor_campaigns_first_and_the_first_ones_spread")],
     },
+    {
+        "name": "read-without-quorum",
+        "what": "a leader serves a read without a quorum confirming its leadership (a deposed leader reads stale state)",
+        "file": "src/raft/read.rs",
+        "find": "        let answered = self.voters.committed_index(|id| {",
+        "replace": "        let answered = u64::MAX | self.voters.committed_index(|id| {",
+        "tests": [unit("raft::tests::a_read_waits_for_a_quorum_to_answer_a_heartbeat_sent_after_it"), SIM],
+    },
+    {
+        "name": "read-on-an-earlier-round",
+        "what": "a read waits for the round already out when it came, whose answers prove nothing about leadership at read time",
+        "file": "src/raft/read.rs",
+        "find": "        let round = self.read_round + 1;",
+        "replace": "        let round = self.read_round;",
+        "tests": [unit("raft::tests::answers_to_a_round_sent_before_a_read_do_not_confirm_it")],
+    },
+    {
+        "name": "read-before-first-commit",
+        "what": "a new leader serves reads before committing an entry of its term (its commit index may be behind)",
+        "file": "src/raft/read.rs",
+        "find": "        if !self.reads_waiting() || self.role != Role::Leader || !self.committed_in_term() {",
+        "replace": "        if !self.reads_waiting() || self.role != Role::Leader {",
+        "tests": [unit("raft::tests::reads_on_a_new_leader_wait_for_its_first_commit"), SIM],
+    },
+    {
+        "name": "batch-answers-drop-the-round",
+        "what": "a batch's answer rows do not echo the read round of the rows they answer (batched reads never served)",
+        "file": "src/multi/heartbeat.rs",
+        "find": "                let round = round_of(&answers.rounds, h.group_id);",
+        "replace": "                let round = 0;",
+        "tests": [unit("multi::tests::reads_taken_during_an_interval_ride_on_its_batches_and_cost_no_frame")],
+    },
 ]
 
 

@@ -221,6 +221,10 @@ struct Totals {
     wipes: u64,
     rejoined: u64,
     busy: u64,
+    /// Reads taken, served (each checked linearizable), failed.
+    reads: u64,
+    reads_served: u64,
+    reads_failed: u64,
     quiet: QuietTotals,
 }
 
@@ -463,6 +467,18 @@ impl Run {
                 }
             }
         }
+        // Reads of any group, busy or quiet (a read wakes it), at any
+        // member that believes it leads: a deposed leader's must fail,
+        // never be served stale (the checker's linearizability check).
+        if self.rng.chance(0.3) {
+            let gs: Vec<u64> = self.c.groups.keys().copied().collect();
+            if !gs.is_empty() {
+                let g = *self.rng.pick(&gs);
+                for _ in 0..1 + self.rng.below(3) {
+                    self.c.read(g);
+                }
+            }
+        }
     }
 
     /// Hosts snapshot their groups now and then, at whatever they applied.
@@ -699,6 +715,14 @@ fn run(sc: Scenario) -> Result<Totals, String> {
             &undecided[..undecided.len().min(3)]
         )));
     }
+    let unread = run.c.reads_pending();
+    if !unread.is_empty() {
+        return Err(run.fail(format!(
+            "{} reads on running nodes were never reported, e.g. {:?}",
+            unread.len(),
+            &unread[..unread.len().min(3)]
+        )));
+    }
     let mut quiet = QuietTotals::default();
     if sc.mode == Mode::Quiesced {
         quiet = quiet_phase(&mut run)?;
@@ -742,6 +766,9 @@ fn run(sc: Scenario) -> Result<Totals, String> {
         wipes: s.wipes,
         rejoined: s.groups_rejoined,
         busy: s.proposals_busy,
+        reads: k.reads,
+        reads_served: k.reads_served,
+        reads_failed: k.reads_failed,
         quiet,
         ..Totals::default()
     };
@@ -791,6 +818,9 @@ fn add(total: &mut Totals, t: &Totals) {
     total.wipes += t.wipes;
     total.rejoined += t.rejoined;
     total.busy += t.busy;
+    total.reads += t.reads;
+    total.reads_served += t.reads_served;
+    total.reads_failed += t.reads_failed;
     total.quiet.slowest_quiet = total.quiet.slowest_quiet.max(t.quiet.slowest_quiet);
     total.quiet.slowest_failover = total.quiet.slowest_failover.max(t.quiet.slowest_failover);
     total.quiet.groups_failed_over += t.quiet.groups_failed_over;
@@ -821,7 +851,7 @@ fn run_mode(mode: Mode) -> Totals {
     }
     let t = &total;
     println!(
-        "mode {}: {} seeds ok\n  seeds per fault: {:?}\n  network: {} frames, {} lost, {} duplicated, {} cut; {} partitions, {} one-way cuts\n  nodes: {} crashes ({} in the middle of the host loop, {} whole-cluster), {} torn writes ({} kept whole), {} pauses, {} inputs between ready and advance\n  groups: {} removed, {} created; {} frames or rows of another incarnation dropped\n  proposals: {} accepted, {} committed, {} failed for certain, {} unknown, {} refused busy; {} entries applied\n  checks: {} leaderships, {} vote grants and {} acknowledgements checked against the disk ({} by index only)\n  snapshots: {} taken ({} interrupted by a crash), {} installed from a leader, {} restores checked against the replicas' states; {} disks wiped, {} groups rejoined\n  elections {}; slowest settle {} ticks",
+        "mode {}: {} seeds ok\n  seeds per fault: {:?}\n  network: {} frames, {} lost, {} duplicated, {} cut; {} partitions, {} one-way cuts\n  nodes: {} crashes ({} in the middle of the host loop, {} whole-cluster), {} torn writes ({} kept whole), {} pauses, {} inputs between ready and advance\n  groups: {} removed, {} created; {} frames or rows of another incarnation dropped\n  proposals: {} accepted, {} committed, {} failed for certain, {} unknown, {} refused busy; {} entries applied\n  reads: {} taken, {} served (each checked linearizable), {} failed\n  checks: {} leaderships, {} vote grants and {} acknowledgements checked against the disk ({} by index only)\n  snapshots: {} taken ({} interrupted by a crash), {} installed from a leader, {} restores checked against the replicas' states; {} disks wiped, {} groups rejoined\n  elections {}; slowest settle {} ticks",
         mode.name(),
         t.seeds,
         t.kinds,
@@ -847,6 +877,9 @@ fn run_mode(mode: Mode) -> Totals {
         t.unknown,
         t.busy,
         t.applied,
+        t.reads,
+        t.reads_served,
+        t.reads_failed,
         t.leaderships,
         t.votes_checked,
         t.acks_checked,

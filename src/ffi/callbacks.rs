@@ -5,9 +5,10 @@ use std::os::raw::c_void;
 
 use super::sized::read_sized;
 use super::status::{
-    muxraft_status, MUXRAFT_NOT_LEADER, MUXRAFT_OK, MUXRAFT_SHUTDOWN, MUXRAFT_UNKNOWN,
+    muxraft_status, MUXRAFT_NOT_FOUND, MUXRAFT_NOT_LEADER, MUXRAFT_OK, MUXRAFT_SHUTDOWN,
+    MUXRAFT_UNKNOWN,
 };
-use crate::multi::{Event, ProposalError};
+use crate::multi::{Event, ProposalError, ReadError};
 use crate::raft::Role;
 use crate::runtime::Host;
 
@@ -126,6 +127,30 @@ pub type muxraft_snapshot_needed_fn = Option<
         bytes: u64,
     ),
 >;
+/// Called exactly once per read accepted by `muxraft_read_index` on this
+/// node, with its outcome:
+///
+/// - `MUXRAFT_OK`, with the read's index: a quorum confirmed this node's
+///   leadership after the read was taken, and every entry up to `index` has
+///   been delivered to `apply` (before this call). Serve the read from the
+///   state machine now: it reflects every write acknowledged before the
+///   read was taken (linearizable). Entries after `index` may have been
+///   applied too; that is fine.
+/// - `MUXRAFT_NOT_LEADER`, index 0: this node stopped leading the group
+///   before the read was confirmed. Nothing was read; take it again at the
+///   new leader.
+/// - `MUXRAFT_NOT_FOUND`, index 0: the group was removed here meanwhile.
+/// - `MUXRAFT_SHUTDOWN`, index 0: the node stopped (see
+///   `muxraft_node_stop`).
+pub type muxraft_read_done_fn = Option<
+    unsafe extern "C" fn(
+        userdata: *mut c_void,
+        group_id: u64,
+        read_id: u64,
+        status: muxraft_status,
+        index: u64,
+    ),
+>;
 
 /// The host's callbacks. Fill the struct with `muxraft_callbacks_init`
 /// (which sets `struct_size` and every callback to NULL), then set the ones
@@ -137,8 +162,8 @@ pub type muxraft_snapshot_needed_fn = Option<
 /// frames and `send` is never called.
 ///
 /// Callbacks run on the thread that called `muxraft_tick`, `muxraft_step`,
-/// `muxraft_propose`, `muxraft_group_create` or `muxraft_group_remove`
-/// (host-driven mode), or on the node's muxraft thread (embedded mode);
+/// `muxraft_propose`, `muxraft_read_index`, `muxraft_group_create` or
+/// `muxraft_group_remove` (host-driven mode), or on the node's muxraft thread (embedded mode);
 /// never on two threads at once for one node. They
 /// may call muxraft again, including on the same node (e.g. propose from
 /// `apply`): such a call does its work and returns, and its callbacks follow
@@ -157,6 +182,7 @@ pub struct muxraft_callbacks {
     pub proposal_done: muxraft_proposal_done_fn,
     pub restore: muxraft_restore_fn,
     pub snapshot_needed: muxraft_snapshot_needed_fn,
+    pub read_done: muxraft_read_done_fn,
 }
 
 impl Default for muxraft_callbacks {
@@ -170,6 +196,7 @@ impl Default for muxraft_callbacks {
             proposal_done: None,
             restore: None,
             snapshot_needed: None,
+            read_done: None,
         }
     }
 }
@@ -314,6 +341,22 @@ impl Host for Callbacks {
                 if let Some(f) = self.0.snapshot_needed {
                     // SAFETY: host function; plain values.
                     unsafe { f(ud, *group_id, *applied, *entries, *bytes) }
+                }
+            }
+            Event::ReadDone {
+                group_id,
+                read_id,
+                result,
+            } => {
+                if let Some(f) = self.0.read_done {
+                    let (status, index) = match result {
+                        Ok(i) => (MUXRAFT_OK, *i),
+                        Err(ReadError::LeadershipLost) => (MUXRAFT_NOT_LEADER, 0),
+                        Err(ReadError::GroupRemoved) => (MUXRAFT_NOT_FOUND, 0),
+                        Err(ReadError::Shutdown) => (MUXRAFT_SHUTDOWN, 0),
+                    };
+                    // SAFETY: host function; plain values.
+                    unsafe { f(ud, *group_id, *read_id, status, index) }
                 }
             }
         }

@@ -92,6 +92,13 @@ pub struct muxraft_config {
     /// what tells a node its peers are alive. Only with
     /// `batch_heartbeats`. Default true.
     pub quiesce: bool,
+    /// `muxraft_read_index` refuses a read with `MUXRAFT_BUSY` when the
+    /// group already has this many reads taken and not yet reported (0: no
+    /// limit). Default 4096.
+    pub max_pending_reads_per_group: u64,
+    /// ...or the node has this many over all its groups (0: no limit).
+    /// Default 65536.
+    pub max_pending_reads: u64,
 }
 
 const MAX_PROPOSAL_LIMIT: u32 = 4 << 20;
@@ -131,6 +138,8 @@ impl Default for muxraft_config {
             max_unsynced_bytes_per_group: n.max_unsynced_bytes_per_group,
             max_unsynced_bytes: n.max_unsynced_bytes,
             quiesce: n.quiesce,
+            max_pending_reads_per_group: n.max_pending_reads_per_group,
+            max_pending_reads: n.max_pending_reads,
         }
     }
 }
@@ -268,6 +277,8 @@ pub(crate) unsafe fn read_config(config: *const muxraft_config) -> Result<Settin
     node.max_pending_proposals = limit(c.max_pending_proposals);
     node.max_unsynced_bytes_per_group = limit(c.max_unsynced_bytes_per_group);
     node.max_unsynced_bytes = limit(c.max_unsynced_bytes);
+    node.max_pending_reads_per_group = limit(c.max_pending_reads_per_group);
+    node.max_pending_reads = limit(c.max_pending_reads);
     node.validate().map_err(|e| e.to_string())?;
     Ok(Settings {
         node,

@@ -170,7 +170,8 @@ pub unsafe extern "C" fn muxraft_node_add_peer(
 /// ticking every `tick_ms`, the TCP transport (one connection per peer pair),
 /// and the write-ahead log when `data_dir` is set. From then on callbacks
 /// arrive on a muxraft thread, one at a time, and `muxraft_propose`,
-/// `muxraft_group_create/remove/status` and `muxraft_node_stats` may be
+/// `muxraft_read_index`, `muxraft_group_create/remove/status` and
+/// `muxraft_node_stats` may be
 /// called from any thread (including from inside a callback);
 /// `muxraft_tick` and `muxraft_step` are refused. The callbacks' `send` is
 /// not used.
@@ -531,6 +532,45 @@ pub unsafe extern "C" fn muxraft_propose(
             }
         };
         match r.propose_then(group_id, bytes, publish) {
+            Ok(_) => MUXRAFT_OK,
+            Err(e) => fail_with(&e),
+        }
+    })
+}
+
+/// Take a linearizable read of a group this node leads, without writing
+/// to the log (Raft's read index). On `MUXRAFT_OK`, `*out_read_id` (if not
+/// NULL) receives an id — written before any callback runs — that
+/// `read_done` reports exactly once: with `MUXRAFT_OK` and an index once a
+/// quorum confirmed this node still leads and every entry up to that index
+/// was delivered to `apply`; serve the read from the state machine then.
+/// See `muxraft_read_done_fn` for the other outcomes.
+///
+/// With `batch_heartbeats` (the default), every read taken during a
+/// heartbeat interval is confirmed by that interval's heartbeat batches: no
+/// extra message, a wait of at most about one interval plus a round trip.
+/// In the naive mode each read sends a heartbeat round of its own. A quiet
+/// group wakes up (and goes quiet again once idle).
+///
+/// Returns `MUXRAFT_OK`; `MUXRAFT_NOT_LEADER` (read at the leader: see
+/// `muxraft_group_status`); `MUXRAFT_NOT_FOUND`; `MUXRAFT_BUSY` (over
+/// `max_pending_reads_per_group` or `max_pending_reads`: retry once reads
+/// are reported); `MUXRAFT_INVALID_ARGUMENT` (NULL node); `MUXRAFT_IO`;
+/// `MUXRAFT_SHUTDOWN`; `MUXRAFT_PANIC`.
+#[no_mangle]
+pub unsafe extern "C" fn muxraft_read_index(
+    node: *mut muxraft_node,
+    group_id: u64,
+    out_read_id: *mut u64,
+) -> muxraft_status {
+    with_node(node, |r| {
+        let publish = |id: u64| {
+            if !out_read_id.is_null() {
+                // SAFETY: non-NULL pointer to the caller's u64.
+                unsafe { out_read_id.write(id) };
+            }
+        };
+        match r.read_index_then(group_id, publish) {
             Ok(_) => MUXRAFT_OK,
             Err(e) => fail_with(&e),
         }

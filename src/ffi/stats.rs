@@ -263,6 +263,20 @@ pub struct muxraft_stats {
     pub peers_lost: u64,
     pub peers_returned: u64,
     pub peers_restarted: u64,
+    /// Reads (`muxraft_read_index`) taken on this node; of those, served
+    /// (`read_done` with `MUXRAFT_OK`) and failed (any other status); reads
+    /// refused with `MUXRAFT_BUSY`; and now (gauge) reads taken and not yet
+    /// reported.
+    pub reads: u64,
+    pub reads_served: u64,
+    pub reads_failed: u64,
+    pub reads_refused_busy: u64,
+    pub pending_reads: u64,
+    /// Heartbeat rows sent carrying a read round, and answers received
+    /// echoing one: with batching, all the reads of one interval in a
+    /// group share one round.
+    pub read_rounds_sent: u64,
+    pub read_rounds_answered: u64,
 }
 
 /// The smallest `struct_size` accepted: through `messages_sent`.
@@ -347,6 +361,13 @@ impl muxraft_stats {
             peers_lost: s.peers_lost,
             peers_returned: s.peers_returned,
             peers_restarted: s.peers_restarted,
+            reads: s.reads,
+            reads_served: s.reads_served,
+            reads_failed: s.reads_failed,
+            reads_refused_busy: s.reads_refused_busy,
+            pending_reads: s.pending_reads,
+            read_rounds_sent: s.read_rounds_sent,
+            read_rounds_answered: s.read_rounds_answered,
         }
     }
 

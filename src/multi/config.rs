@@ -67,6 +67,11 @@ pub struct NodeConfig {
     pub max_unsynced_bytes_per_group: u64,
     /// ...or when the node's do, over all its groups.
     pub max_unsynced_bytes: u64,
+    /// Reads (`Node::read_index`) taken on a group and not yet reported:
+    /// one more is refused with [`Error::Busy`](super::Error::Busy).
+    pub max_pending_reads_per_group: u64,
+    /// ...or over all the node's groups.
+    pub max_pending_reads: u64,
 }
 
 impl NodeConfig {
@@ -81,6 +86,11 @@ impl NodeConfig {
     pub const DEFAULT_MAX_PENDING_PROPOSALS: u64 = 4096;
     pub const DEFAULT_MAX_UNSYNCED_BYTES_PER_GROUP: u64 = 16 << 20;
     pub const DEFAULT_MAX_UNSYNCED_BYTES: u64 = 256 << 20;
+    /// A read waits at most about one heartbeat interval: 4,096 per group
+    /// and 65,536 per node (a few MiB) cover far more reads per interval
+    /// than a node serves.
+    pub const DEFAULT_MAX_PENDING_READS_PER_GROUP: u64 = 4096;
+    pub const DEFAULT_MAX_PENDING_READS: u64 = 65536;
 
     pub fn new(node_id: u64) -> NodeConfig {
         NodeConfig {
@@ -108,6 +118,8 @@ impl NodeConfig {
             max_pending_proposals: Self::DEFAULT_MAX_PENDING_PROPOSALS,
             max_unsynced_bytes_per_group: Self::DEFAULT_MAX_UNSYNCED_BYTES_PER_GROUP,
             max_unsynced_bytes: Self::DEFAULT_MAX_UNSYNCED_BYTES,
+            max_pending_reads_per_group: Self::DEFAULT_MAX_PENDING_READS_PER_GROUP,
+            max_pending_reads: Self::DEFAULT_MAX_PENDING_READS,
         }
     }
 

@@ -76,3 +76,19 @@ impl ProposalError {
         matches!(self, ProposalError::Superseded)
     }
 }
+
+/// Why a read taken with `Node::read_index` was not served. Reads change
+/// nothing, so a failed read is simply taken again (at the new leader).
+#[derive(Clone, Copy, Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReadError {
+    /// This node stopped leading the group before a quorum confirmed the
+    /// read.
+    #[error("leadership was lost before the read was confirmed")]
+    LeadershipLost,
+    /// The group was removed from this node while the read was pending.
+    #[error("the group was removed while the read was pending")]
+    GroupRemoved,
+    /// The node stopped while the read was pending.
+    #[error("the node stopped while the read was pending")]
+    Shutdown,
+}

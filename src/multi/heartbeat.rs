@@ -50,6 +50,10 @@ pub(crate) struct HeartbeatMux {
     quiesce: PeerLists<u64>,
     /// Per peer, the groups whose answer to it says "gone quiet".
     quiesced: PeerLists<u64>,
+    /// Per peer, (group, read round) of the heartbeats and of the answers
+    /// that carry one (`raft/read.rs`).
+    beat_rounds: PeerLists<(u64, u64)>,
+    answer_rounds: PeerLists<(u64, u64)>,
 }
 
 /// One list per peer. A node has few peers and a batch's rows all go to the
@@ -128,6 +132,9 @@ impl HeartbeatMux {
                     commit: m.commit,
                 };
                 self.beats.push(m.to, (row, incarnation));
+                if m.index != 0 {
+                    self.beat_rounds.push(m.to, (group_id, m.index));
+                }
                 true
             }
             MessageType::HeartbeatResponse => {
@@ -136,6 +143,9 @@ impl HeartbeatMux {
                     term: m.term,
                 };
                 self.answers.push(m.to, (row, incarnation));
+                if m.index != 0 {
+                    self.answer_rounds.push(m.to, (group_id, m.index));
+                }
                 true
             }
             _ => false,
@@ -172,6 +182,8 @@ impl HeartbeatMux {
         self.answers.retain(|(r, _)| r.group_id != group_id);
         self.quiesce.retain(|&g| g != group_id);
         self.quiesced.retain(|&g| g != group_id);
+        self.beat_rounds.retain(|&(g, _)| g != group_id);
+        self.answer_rounds.retain(|&(g, _)| g != group_id);
     }
 
     /// The batches, one per peer and kind, each sorted by group. Rows mostly
@@ -187,7 +199,8 @@ impl HeartbeatMux {
         PerPeer<Row<GroupHeartbeat>>,
         PerPeer<Row<GroupHeartbeatResponse>>,
     ) {
-        self.finish_with_flags().0
+        let (rows, _, _) = self.finish_with_flags();
+        rows
     }
 
     /// [`finish`](Self::finish), and per peer the groups marked with
@@ -202,6 +215,7 @@ impl HeartbeatMux {
             PerPeer<Row<GroupHeartbeatResponse>>,
         ),
         (PerPeer<u64>, PerPeer<u64>),
+        (PerPeer<(u64, u64)>, PerPeer<(u64, u64)>),
     ) {
         (
             (
@@ -209,8 +223,29 @@ impl HeartbeatMux {
                 self.answers.finish(|(h, _)| h.group_id),
             ),
             (self.quiesce.finish(|&g| g), self.quiesced.finish(|&g| g)),
+            (
+                finish_rounds(self.beat_rounds),
+                finish_rounds(self.answer_rounds),
+            ),
         )
     }
+}
+
+/// Per peer, (group, round) sorted by group with one entry per group, its
+/// highest round (a later round confirms everything an earlier one would).
+fn finish_rounds(lists: PeerLists<(u64, u64)>) -> PerPeer<(u64, u64)> {
+    let mut lists = lists.lists;
+    for (_, v) in lists.iter_mut() {
+        v.sort_unstable();
+        v.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                kept.1 = kept.1.max(later.1);
+            }
+            same
+        });
+    }
+    lists
 }
 
 fn keep_last_per_group<T>(v: &mut Vec<T>, key: impl Fn(&T) -> u64) {
@@ -265,7 +300,17 @@ pub(crate) fn flush(
     for &peer in &proofs.report_mismatch {
         mux.ensure_answer_to(peer);
     }
-    let ((beats, answers), (quiesce, quiesced)) = mux.finish_with_flags();
+    let ((beats, answers), (quiesce, quiesced), (beat_rounds, answer_rounds)) =
+        mux.finish_with_flags();
+    // The rounds of the rows in the peer's batch (a row dropped since, by
+    // `purge`, takes its round with it); the wire keeps one per group.
+    let rounds = |lists: &PerPeer<(u64, u64)>, to: u64, has_row: &dyn Fn(u64) -> bool| {
+        lists
+            .iter()
+            .find(|(p, _)| *p == to)
+            .map(|(_, r)| r.iter().copied().filter(|&(g, _)| has_row(g)).collect())
+            .unwrap_or_default()
+    };
     // The marked groups that have a row in the peer's batch.
     let flags = |lists: &PerPeer<u64>, to: u64, has_row: &dyn Fn(u64) -> bool| -> Vec<u64> {
         lists
@@ -294,11 +339,16 @@ pub(crate) fn flush(
             rows.binary_search_by_key(&g, |h| h.group_id).is_ok()
         });
         stats.quiesce_notices_sent += quiesce.len() as u64;
+        let rounds: Vec<(u64, u64)> = rounds(&beat_rounds, to, &|g| {
+            rows.binary_search_by_key(&g, |h| h.group_id).is_ok()
+        });
+        stats.read_rounds_sent += rounds.len() as u64;
         let body = Body::HeartbeatBatch(HeartbeatBatch {
             rows,
             incarnations,
             quiesce,
             session,
+            rounds,
         });
         out.push(Envelope { from, to, body });
     }
@@ -309,15 +359,30 @@ pub(crate) fn flush(
         let quiesced = flags(&quiesced, to, &|g| {
             rows.binary_search_by_key(&g, |h| h.group_id).is_ok()
         });
+        let rounds = rounds(&answer_rounds, to, &|g| {
+            rows.binary_search_by_key(&g, |h| h.group_id).is_ok()
+        });
         let body = Body::HeartbeatBatchResponse(HeartbeatBatchResponse {
             incarnation_digest,
             incarnation_mismatch: proofs.report_mismatch.remove(&to),
             rows,
             quiesced,
             session,
+            rounds,
         });
         out.push(Envelope { from, to, body });
     }
+}
+
+/// The read round a batch's row of `group_id` carries (0: none); `rounds`
+/// is ascending by group.
+fn round_of(rounds: &[(u64, u64)], group_id: u64) -> u64 {
+    if rounds.is_empty() {
+        return 0;
+    }
+    rounds
+        .binary_search_by_key(&group_id, |&(g, _)| g)
+        .map_or(0, |i| rounds[i].1)
 }
 
 /// The demux, as part of the node: it needs the node's groups.
@@ -343,14 +408,17 @@ impl Node {
         // liveness signal from this node as much as the batch is ours.
         self.outbox.mux.ensure_answer_to(from);
         let notice = |g: u64| batch.quiesce.binary_search(&g).is_ok();
+        let rounds = &batch.rounds;
+        let round = |g: u64| round_of(rounds, g);
         let mismatch = match batch.incarnations {
             Incarnations::Digest(digest) => {
                 if self.digest_matches(batch.rows.iter().map(|h| h.group_id), digest) {
                     for h in &batch.rows {
                         let notice = notice(h.group_id);
                         self.before_row(from, h.group_id, notice);
+                        let round = round(h.group_id);
                         self.step_row(h.group_id, None, |r| {
-                            r.step_heartbeat(from, h.term, h.commit)
+                            r.step_heartbeat_round(from, h.term, h.commit, round)
                         });
                         if notice {
                             self.after_notice(from, h.group_id, h.term, h.commit);
@@ -375,8 +443,9 @@ impl Node {
                     if same {
                         self.before_row(from, h.group_id, notice);
                     }
+                    let round = round(h.group_id);
                     let stepped = self.step_row(h.group_id, Some(inc), |r| {
-                        r.step_heartbeat(from, h.term, h.commit)
+                        r.step_heartbeat_round(from, h.term, h.commit, round)
                     });
                     mismatch |= !stepped.same_incarnation();
                     if same && notice {
@@ -408,8 +477,12 @@ impl Node {
         for h in &answers.rows {
             let quiet = answers.quiesced.binary_search(&h.group_id).is_ok();
             if self.before_answer(from, h.group_id, quiet) {
+                let round = round_of(&answers.rounds, h.group_id);
+                if round != 0 {
+                    self.stats.read_rounds_answered += 1;
+                }
                 self.step_row(h.group_id, None, |r| {
-                    r.step_heartbeat_response(from, h.term)
+                    r.step_heartbeat_response_round(from, h.term, round)
                 });
             }
         }

@@ -177,6 +177,11 @@ pub struct HeartbeatBatch {
     /// The sender's session: drawn at random when its node starts, so that
     /// a restart is noticed even when it was too quick to miss a batch.
     pub session: u64,
+    /// (group, read round) of the rows that carry a read round: the
+    /// group's leader has reads waiting, and the answer to that row echoes
+    /// the round (`raft/read.rs`). Each is the group of a row; ascending
+    /// once decoded. Empty unless reads are pending.
+    pub rounds: Vec<(u64, u64)>,
 }
 
 /// The answers of many groups to a [`HeartbeatBatch`].
@@ -197,6 +202,10 @@ pub struct HeartbeatBatchResponse {
     pub quiesced: Vec<u64>,
     /// The responder's session (see [`HeartbeatBatch::session`]).
     pub session: u64,
+    /// (group, read round) of the rows that answer a row carrying a read
+    /// round, echoing it. Each is the group of a row; ascending once
+    /// decoded.
+    pub rounds: Vec<(u64, u64)>,
 }
 
 /// The contribution of one row to an incarnation digest. For a given group

@@ -26,7 +26,7 @@ mod snapshot;
 mod stats;
 
 pub use config::NodeConfig;
-pub use error::{Error, ProposalError};
+pub use error::{Error, ProposalError, ReadError};
 pub(crate) use message::msg_kind;
 pub use message::{
     incarnation_digest, incarnation_row_hash, Body, Envelope, GroupHeartbeat,

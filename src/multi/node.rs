@@ -33,7 +33,7 @@ use super::registry::Groups;
 use super::snapshot::{Held, Outgoing};
 use super::stats::WakeCause;
 use super::stats::{FrameKind, Stats};
-use super::{Error, NodeConfig, ProposalError};
+use super::{Error, NodeConfig, ProposalError, ReadError};
 use crate::raft::{self, EntryKind, LogStore, MemStore, Raft, Role, SnapshotMeta};
 
 /// A group's share of a [`NodeReady`]: what to persist for it. Its messages
@@ -91,6 +91,15 @@ pub enum Event {
         index: u64,
         term: u64,
         data: Bytes,
+    },
+    /// A read taken with [`Node::read_index`]: `Ok(index)` once the
+    /// leadership was confirmed and every entry up to `index` was
+    /// delivered as `Applied` (before this event): serve it from the state
+    /// machine now. Exactly one per accepted read.
+    ReadDone {
+        group_id: u64,
+        read_id: u64,
+        result: Result<u64, ReadError>,
     },
     /// The group's log grew past `snapshot_threshold_entries` or
     /// `snapshot_threshold_bytes` since its last snapshot: the host should
@@ -410,6 +419,8 @@ impl Node {
             .remove(group_id)
             .ok_or(Error::NotFound(group_id))?;
         self.report_all(group_id, &mut g, ProposalError::GroupRemoved);
+        let reads = g.raft.take_all_reads();
+        self.report_reads_failed(group_id, reads, ReadError::GroupRemoved);
         self.outbox.purge(group_id);
         let me = self.cfg.node_id;
         self.peers
@@ -418,16 +429,20 @@ impl Node {
     }
 
     /// The node is stopping: every proposal still waiting is reported as
-    /// [`ProposalError::Shutdown`] in the next `ready`.
+    /// [`ProposalError::Shutdown`] in the next `ready`, and every read
+    /// still pending as [`ReadError::Shutdown`].
     pub fn fail_pending_proposals(&mut self) {
         // In id order, so the events do not depend on the slab's layout.
         for group_id in self.groups.sorted_ids() {
             let mut pending = Vec::new();
+            let mut reads = Vec::new();
             if let Some(g) = self.groups.get_mut(group_id) {
                 pending.extend(g.drain_pending());
+                reads = g.raft.take_all_reads();
             }
             take(&mut self.stats.pending_proposals, pending.len() as u64);
             self.report_unknown(group_id, pending, ProposalError::Shutdown);
+            self.report_reads_failed(group_id, reads, ReadError::Shutdown);
         }
     }
 
@@ -440,6 +455,17 @@ impl Node {
             std::mem::take(&mut g.unsynced_counted),
         );
         self.report_unknown(group_id, pending, why);
+    }
+
+    fn report_reads_failed(&mut self, group_id: u64, reads: Vec<u64>, why: ReadError) {
+        take(&mut self.stats.pending_reads, reads.len() as u64);
+        self.stats.reads_failed += reads.len() as u64;
+        self.events
+            .extend(reads.into_iter().map(|read_id| Event::ReadDone {
+                group_id,
+                read_id,
+                result: Err(why),
+            }));
     }
 
     fn report_unknown(&mut self, group_id: u64, proposals: Vec<u64>, why: ProposalError) {
@@ -535,6 +561,62 @@ impl Node {
         self.stats.pending_proposals += 1;
         account_unsynced(&mut self.stats, g);
         self.stats.proposals += 1;
+        self.touched(group_id);
+        Ok(id)
+    }
+
+    /// Take a linearizable read of a group this node leads (Raft's read
+    /// index): the returned id comes back in one [`Event::ReadDone`],
+    /// with the index to serve it at once the leadership is confirmed by a
+    /// quorum's answers to the next heartbeat round and that index is
+    /// applied. With batched heartbeats every read taken during an interval
+    /// rides on the interval's batches, so reads cost no extra message; in
+    /// the naive mode each read sends a heartbeat round of its own (as
+    /// etcd/raft does). A quiet group wakes up.
+    pub fn read_index(&mut self, group_id: u64) -> Result<u64, Error> {
+        let g = self.groups.get(group_id).ok_or(Error::NotFound(group_id))?;
+        if g.raft.role() != Role::Leader {
+            return Err(Error::NotLeader {
+                group_id,
+                leader: g.raft.leader(),
+            });
+        }
+        let pending = g.raft.pending_reads() as u64;
+        let busy = if pending >= self.cfg.max_pending_reads_per_group {
+            Some((
+                "reads pending in the group",
+                pending,
+                self.cfg.max_pending_reads_per_group,
+            ))
+        } else if self.stats.pending_reads >= self.cfg.max_pending_reads {
+            Some((
+                "reads pending on the node",
+                self.stats.pending_reads,
+                self.cfg.max_pending_reads,
+            ))
+        } else {
+            None
+        };
+        if let Some((what, value, limit)) = busy {
+            self.stats.reads_refused_busy += 1;
+            return Err(Error::Busy {
+                group_id,
+                what,
+                value,
+                limit,
+            });
+        }
+        self.wake(group_id, WakeCause::Host);
+        let now = !self.cfg.batch_heartbeats;
+        let g = self.groups.get_mut(group_id).expect("checked above");
+        let id = self.next_proposal_id;
+        g.raft.read_index(id, now).map_err(|e| match e {
+            raft::Error::NotLeader { leader } => Error::NotLeader { group_id, leader },
+            source => Error::Raft { group_id, source },
+        })?;
+        self.next_proposal_id += 1;
+        self.stats.reads += 1;
+        self.stats.pending_reads += 1;
         self.touched(group_id);
         Ok(id)
     }
@@ -905,6 +987,25 @@ impl Node {
                         proposal_id,
                         result,
                     });
+                });
+            }
+            // Reads after the entries they read (the host applies those
+            // first, in event order).
+            let served = rd.reads.iter().map(|r| (r.id, Ok(r.index)));
+            let lost = rd
+                .reads_failed
+                .iter()
+                .map(|&id| (id, Err(ReadError::LeadershipLost)));
+            for (read_id, result) in served.chain(lost) {
+                take(&mut self.stats.pending_reads, 1);
+                match result {
+                    Ok(_) => self.stats.reads_served += 1,
+                    Err(_) => self.stats.reads_failed += 1,
+                }
+                out.events.push(Event::ReadDone {
+                    group_id,
+                    read_id,
+                    result,
                 });
             }
             let handed_out = rd.committed_entries.last().map(|e| e.index);

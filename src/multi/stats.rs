@@ -139,6 +139,18 @@ pub struct Stats {
     pub peers_lost: u64,
     pub peers_returned: u64,
     pub peers_restarted: u64,
+    /// Reads taken (`Node::read_index`), served (confirmed and applied),
+    /// failed (leadership lost, group removed, node stopped), and refused
+    /// with `Busy`; and now (gauge) reads taken and not yet reported.
+    pub reads: u64,
+    pub reads_served: u64,
+    pub reads_failed: u64,
+    pub reads_refused_busy: u64,
+    pub pending_reads: u64,
+    /// Heartbeat rows sent carrying a read round, and answer rows received
+    /// echoing one.
+    pub read_rounds_sent: u64,
+    pub read_rounds_answered: u64,
 }
 
 /// Why a quiet group woke up.

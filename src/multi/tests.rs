@@ -1192,3 +1192,198 @@ fn a_rolling_restart_while_groups_are_quiet_ends_quiet_and_led() {
     }
     assert!(all_quiet(&net, &groups), "{:?}", counts(&net));
 }
+
+// ---------------------------------------------------------------------------
+// Reads (read index through the batches)
+// ---------------------------------------------------------------------------
+
+/// The outcomes of reads on node `id`, in order: (group, read id, result).
+fn reads_done(net: &Net, id: u64) -> Vec<(u64, u64, Result<u64, ReadError>)> {
+    net.events(id)
+        .iter()
+        .filter_map(|e| match e {
+            Event::ReadDone {
+                group_id,
+                read_id,
+                result,
+            } => Some((*group_id, *read_id, *result)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn frames_sent(net: &Net) -> u64 {
+    net.ids()
+        .iter()
+        .map(|&id| net.n(id).stats().messages_sent())
+        .sum()
+}
+
+// Mutation: a read confirmed without the round's answers, or a round per
+// read (extra frames), or answers that do not echo the round (reads never
+// served) fails this.
+#[test]
+fn reads_taken_during_an_interval_ride_on_its_batches_and_cost_no_frame() {
+    let groups: Vec<u64> = (1..=20).collect();
+    let mut net = Net::with(3, &groups, true, |c| c.quiesce = false);
+    for &g in &groups {
+        net.elect(g, 1);
+    }
+    net.tick(4);
+    // What an interval costs without reads.
+    let f0 = frames_sent(&net);
+    net.tick(2);
+    let per_interval = frames_sent(&net) - f0;
+    let mut ids = Vec::new();
+    for &g in &groups {
+        for _ in 0..5 {
+            ids.push((g, net.node(1).read_index(g).unwrap()));
+        }
+    }
+    assert!(reads_done(&net, 1).is_empty(), "served before any round");
+    let f1 = frames_sent(&net);
+    net.tick(2);
+    assert_eq!(
+        frames_sent(&net) - f1,
+        per_interval,
+        "100 reads cost no frame: they ride on the interval's batches"
+    );
+    let done = reads_done(&net, 1);
+    assert_eq!(done.len(), ids.len(), "one interval serves them all");
+    for (g, id) in ids {
+        let commit = net.n(1).group_status(g).unwrap().commit;
+        assert!(done.contains(&(g, id, Ok(commit))), "group {g} read {id}");
+    }
+    assert_eq!(net.n(1).stats().reads_served, 100);
+    assert_eq!(net.n(1).stats().pending_reads, 0);
+}
+
+// Mutation: a read taken at a commit index below a write acknowledged
+// before it (e.g. the leader's index before its commit moved) fails this.
+#[test]
+fn a_read_covers_every_write_acknowledged_before_it() {
+    let mut net = Net::new(3, &[4], true);
+    net.elect(4, 2);
+    let p = net.node(2).propose(4, Bytes::from_static(b"w")).unwrap();
+    net.tick(4);
+    let written = outcomes_of(&net, 2, p);
+    let Some(Ok(written)) = written.first().copied() else {
+        panic!("write not acknowledged: {written:?}");
+    };
+    let r = net.node(2).read_index(4).unwrap();
+    net.tick(4);
+    let events = net.events(2);
+    let (read_at, index) = events
+        .iter()
+        .enumerate()
+        .find_map(|(i, e)| match e {
+            Event::ReadDone {
+                read_id,
+                result: Ok(index),
+                ..
+            } if *read_id == r => Some((i, *index)),
+            _ => None,
+        })
+        .expect("read served");
+    assert!(
+        index >= written,
+        "read at {index}, write acknowledged at {written}"
+    );
+    let applied_at = events
+        .iter()
+        .position(|e| matches!(e, Event::Applied { index, .. } if *index == written))
+        .unwrap();
+    assert!(applied_at < read_at);
+}
+
+// Mutation: a read not waking its quiet group waits forever (no row, no
+// round).
+#[test]
+fn a_read_wakes_a_quiet_group_and_is_served() {
+    let groups: Vec<u64> = (1..=3).collect();
+    let mut net = quiet_net(3, &groups);
+    let leader = 3; // group g is led by node 1 + g % 3
+    let r = net.node(leader).read_index(2).unwrap();
+    net.tick(4);
+    assert!(matches!(
+        reads_done(&net, leader).as_slice(),
+        [(2, id, Ok(_))] if *id == r
+    ));
+    net.tick(40);
+    assert!(all_quiet(&net, &groups), "quiet again once served");
+}
+
+// Mutation: the naive mode waiting for the tick (no round of its own).
+#[test]
+fn in_the_naive_mode_a_read_sends_its_own_round_at_once() {
+    let mut net = Net::new(3, &[6], false);
+    net.elect(6, 1);
+    let r = net.node(1).read_index(6).unwrap();
+    net.settle();
+    assert!(matches!(reads_done(&net, 1).as_slice(), [(6, id, Ok(_))] if *id == r));
+}
+
+// Mutation: a deposed leader confirming reads on answers of a newer term.
+#[test]
+fn a_leader_cut_off_fails_its_reads_instead_of_serving_them() {
+    let mut net = Net::new(3, &[7], true);
+    net.elect(7, 1);
+    net.tick(4);
+    net.drop_from(Some(1));
+    let r = net.node(1).read_index(7).unwrap();
+    // CheckQuorum: it steps down within two election timeouts, and its
+    // unconfirmed read fails.
+    net.tick(60);
+    assert_ne!(net.role(1, 7), Role::Leader);
+    assert_eq!(
+        reads_done(&net, 1),
+        vec![(7, r, Err(ReadError::LeadershipLost))]
+    );
+    assert_eq!(net.n(1).stats().pending_reads, 0);
+}
+
+// Mutation: no limit on pending reads (unbounded memory), or removal and
+// shutdown forgetting them (a read never reported).
+#[test]
+fn reads_are_bounded_and_each_is_reported_once_on_removal_and_shutdown() {
+    let mut net = Net::with(3, &[1, 2], true, |c| c.max_pending_reads_per_group = 3);
+    net.elect(1, 1);
+    net.elect(2, 1);
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(net.node(1).read_index(1).unwrap());
+    }
+    assert!(matches!(
+        net.node(1).read_index(1),
+        Err(Error::Busy { group_id: 1, .. })
+    ));
+    assert_eq!(net.n(1).stats().reads_refused_busy, 1);
+    assert!(matches!(
+        net.node(2).read_index(1),
+        Err(Error::NotLeader { leader: 1, .. })
+    ));
+    let other = net.node(1).read_index(2).unwrap();
+    net.node(1).remove_group(1).unwrap();
+    net.node(1).fail_pending_proposals();
+    let rd = net.node(1).ready();
+    let mut reported: Vec<(u64, Result<u64, ReadError>)> = rd
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ReadDone {
+                read_id, result, ..
+            } => Some((*read_id, *result)),
+            _ => None,
+        })
+        .collect();
+    net.node(1).advance(rd);
+    reported.sort_by_key(|r| r.0);
+    let mut want: Vec<(u64, Result<u64, ReadError>)> = ids
+        .iter()
+        .map(|&id| (id, Err(ReadError::GroupRemoved)))
+        .collect();
+    want.push((other, Err(ReadError::Shutdown)));
+    want.sort_by_key(|r| r.0);
+    assert_eq!(reported, want);
+    assert_eq!(net.n(1).stats().pending_reads, 0);
+}

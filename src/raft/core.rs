@@ -107,6 +107,11 @@ pub struct Raft<S: LogStore> {
     pub(super) handed_out: u64,
     /// Elections this replica started (real ones, not pre-votes).
     pub(super) elections: u64,
+    /// Reads taken while leading (`read.rs`); None while there are none.
+    pub(super) reads: Option<Box<super::read::Reads>>,
+    /// The last heartbeat round sent for reads. Only grows, across terms
+    /// too, so that an answer can never confirm a read of a later round.
+    pub(super) read_round: u64,
 }
 
 impl<S: LogStore> Raft<S> {
@@ -149,6 +154,8 @@ impl<S: LogStore> Raft<S> {
             prev_role: (Role::Follower, NONE),
             handed_out: 0,
             elections: 0,
+            reads: None,
+            read_round: 0,
         };
         r.reset(hs.term);
         // `reset` forgets the vote when the term changes; on restart the vote
@@ -355,8 +362,12 @@ impl<S: LogStore> Raft<S> {
             return Err(Error::NotForMe { to: m.to });
         }
         match m.msg_type {
-            MessageType::Heartbeat => return self.step_heartbeat(m.from, m.term, m.commit),
-            MessageType::HeartbeatResponse => return self.step_heartbeat_response(m.from, m.term),
+            MessageType::Heartbeat => {
+                return self.step_heartbeat_round(m.from, m.term, m.commit, m.index)
+            }
+            MessageType::HeartbeatResponse => {
+                return self.step_heartbeat_response_round(m.from, m.term, m.index)
+            }
             _ => {}
         }
         self.check_peer(m.from)?;
@@ -503,6 +514,9 @@ impl<S: LogStore> Raft<S> {
 
     /// Common to every role change: timers, votes and progress start over.
     pub(super) fn reset(&mut self, term: u64) {
+        // A leader's unconfirmed reads end with its leadership (a new
+        // leader of the same replica starts afresh).
+        self.fail_waiting_reads();
         if self.term != term {
             self.term = term;
             self.vote = NONE;

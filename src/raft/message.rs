@@ -81,8 +81,10 @@ pub enum MessageType {
     /// `commit` = min(follower's match, leader's commit). Carries no log
     /// position, so a heartbeat that overtakes an append can never make a
     /// follower truncate, and never commit past what it has verified.
+    /// `index` is the read round it belongs to (0: none; see `read.rs`).
     Heartbeat,
-    /// Answer to `Heartbeat`: the follower's term.
+    /// Answer to `Heartbeat`: the follower's term, and in `index` the
+    /// heartbeat's read round.
     HeartbeatResponse,
     /// The leader's log no longer holds the entries the follower needs:
     /// install the snapshot `snapshot` names. A leader emits it when a

@@ -7,7 +7,8 @@
 //! layer can batch them per peer without the group knowing.
 //!
 //! Files: `core.rs` (state, term rules, roles), `election.rs`,
-//! `replication.rs` (appends, heartbeats, commit), `progress.rs` (the
+//! `replication.rs` (appends, heartbeats, commit), `read.rs` (the read
+//! index), `progress.rs` (the
 //! leader's view of each follower), `quorum.rs`, `log.rs` (durable +
 //! unstable log), `ready.rs` (the host contract), `storage.rs` (the
 //! `LogStore` interface the log is read through) and `mem_store.rs` (the
@@ -22,6 +23,7 @@ mod message;
 mod progress;
 mod quiet;
 mod quorum;
+mod read;
 mod ready;
 mod replica_map;
 mod replication;
@@ -34,6 +36,7 @@ pub use self::log::RaftLog;
 pub use self::mem_store::MemStore;
 pub use self::message::*;
 pub use self::progress::{Progress, ProgressState};
+pub use self::read::ReadState;
 pub use self::ready::Ready;
 pub use self::rng::Rng;
 pub use self::storage::{LogStore, StorageError};

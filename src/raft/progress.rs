@@ -85,6 +85,9 @@ pub struct Progress {
     pub recent_active: bool,
     /// In `Snapshot`: the index of the snapshot being sent.
     pub pending_snapshot: u64,
+    /// The highest heartbeat round this follower answered at the leader's
+    /// term (`read.rs`).
+    pub read_round: u64,
 }
 
 impl Progress {
@@ -97,6 +100,7 @@ impl Progress {
             inflights: Inflights::new(max_inflight),
             recent_active: false,
             pending_snapshot: 0,
+            read_round: 0,
         }
     }
 

@@ -33,6 +33,7 @@ impl<S: LogStore> Raft<S> {
             || self.log.committed != last
             || self.log.applied != last
             || self.log.term_or_zero(last) != self.term
+            || self.reads.is_some()
         {
             return false;
         }

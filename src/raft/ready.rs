@@ -3,7 +3,7 @@
 
 use super::core::Role;
 use super::LogStore;
-use super::{Entry, HardState, Message, Raft, ReplicaId, SnapshotMeta};
+use super::{Entry, HardState, Message, Raft, ReadState, ReplicaId, SnapshotMeta};
 
 /// Work for the host, to be done in this order:
 ///
@@ -36,6 +36,12 @@ pub struct Ready {
     pub committed_entries: Vec<Entry>,
     /// Role or known leader changed: (role, term, leader).
     pub role_change: Option<(Role, u64, ReplicaId)>,
+    /// Reads (`Raft::read_index`) confirmed at an index the host has
+    /// applied once it applied this ready's `committed_entries` (and its
+    /// snapshot): serve them after those, from the state machine.
+    pub reads: Vec<ReadState>,
+    /// Reads lost with the leadership before they were confirmed.
+    pub reads_failed: Vec<u64>,
 }
 
 impl Ready {
@@ -46,6 +52,8 @@ impl Ready {
             && self.messages.is_empty()
             && self.committed_entries.is_empty()
             && self.role_change.is_none()
+            && self.reads.is_empty()
+            && self.reads_failed.is_empty()
     }
 }
 
@@ -60,6 +68,7 @@ impl<S: LogStore> Raft<S> {
             || self.log.has_next_committed()
             || self.hard_state() != self.prev_hard_state
             || (self.role, self.leader) != self.prev_role
+            || self.reads_ready(self.handed_out.max(self.log.applied))
     }
 
     /// A leader sends what was proposed, and what followers' answers made
@@ -120,14 +129,22 @@ impl<S: LogStore> Raft<S> {
         if let Some(last) = committed_entries.last() {
             self.handed_out = last.index;
         }
+        let snapshot = self.log.pending_snapshot_for_ready();
+        let applied = self
+            .handed_out
+            .max(self.log.applied)
+            .max(snapshot.as_ref().map_or(0, |s| s.index));
+        let (reads, reads_failed) = self.take_reads(applied);
         Ready {
-            snapshot: self.log.pending_snapshot_for_ready(),
+            snapshot,
             hard_state,
             term_or_vote_changed,
             entries: self.log.unstable_for_ready(),
             messages: std::mem::take(&mut self.msgs),
             committed_entries,
             role_change,
+            reads,
+            reads_failed,
         }
     }
 

@@ -198,6 +198,7 @@ impl<S: LogStore> Raft<S> {
         }
         // Runs for every group a node leads every interval: no `followers()`
         // vector, just disjoint borrows of what it reads and `msgs`.
+        let round = self.next_read_round();
         let (id, term, committed) = (self.id, self.term, self.log.committed);
         let followers = self.voters.ids().iter().zip(&self.progress);
         for (&to, pr) in followers.filter(|(&v, _)| v != id) {
@@ -206,6 +207,7 @@ impl<S: LogStore> Raft<S> {
             // a heartbeat can overtake the append that carries those entries,
             // and the follower cannot verify entries it has not received.
             m.commit = pr.matched.min(committed);
+            m.index = round;
             self.msgs.push(m);
         }
     }
@@ -261,6 +263,18 @@ impl<S: LogStore> Raft<S> {
     /// lower one is answered with our term (with PreVote or CheckQuorum on),
     /// so that a stale leader learns it and steps down.
     pub fn step_heartbeat(&mut self, from: ReplicaId, term: u64, commit: u64) -> Result<(), Error> {
+        self.step_heartbeat_round(from, term, commit, 0)
+    }
+
+    /// [`step_heartbeat`](Raft::step_heartbeat) of a heartbeat of read
+    /// round `round`, which the answer echoes (`read.rs`).
+    pub fn step_heartbeat_round(
+        &mut self,
+        from: ReplicaId,
+        term: u64,
+        commit: u64,
+        round: u64,
+    ) -> Result<(), Error> {
         self.check_peer(from)?;
         if term > self.term {
             self.become_follower(term, from);
@@ -304,23 +318,33 @@ impl<S: LogStore> Raft<S> {
         } else {
             self.log.commit_to(commit);
         }
-        self.send(Message::new(
-            MessageType::HeartbeatResponse,
-            self.id,
-            from,
-            self.term,
-        ));
+        let mut answer = Message::new(MessageType::HeartbeatResponse, self.id, from, self.term);
+        answer.index = round;
+        self.send(answer);
         Ok(())
     }
 
     /// The answer of follower `from` (at `term`) to our heartbeat. A higher
     /// term means we are a stale leader: we step down.
     pub fn step_heartbeat_response(&mut self, from: ReplicaId, term: u64) -> Result<(), Error> {
+        self.step_heartbeat_response_round(from, term, 0)
+    }
+
+    /// [`step_heartbeat_response`](Raft::step_heartbeat_response) of an
+    /// answer to read round `round` (0: none). The heartbeat demux calls it
+    /// with the round of the row the answer answers.
+    pub fn step_heartbeat_response_round(
+        &mut self,
+        from: ReplicaId,
+        term: u64,
+        round: u64,
+    ) -> Result<(), Error> {
         self.check_peer(from)?;
         if term > self.term {
             self.become_follower(term, NONE);
         } else if term == self.term && self.role == Role::Leader {
             self.handle_heartbeat_response(from);
+            self.read_round_answered(from, round);
         }
         Ok(())
     }
@@ -406,6 +430,8 @@ impl<S: LogStore> Raft<S> {
             .committed_index(|id| self.progress(id).map_or(0, |p| p.matched));
         if index > self.log.committed && self.log.term_or_zero(index) == self.term {
             self.log.commit_to(index);
+            // Reads taken before this leader's first commit wait for it.
+            self.confirm_reads();
             return true;
         }
         false

@@ -40,6 +40,9 @@ struct Replica {
     roles: Vec<(Role, u64, ReplicaId)>,
     /// Every snapshot the replica installed from its leader.
     restored: Vec<SnapshotMeta>,
+    /// Reads handed out, each checked to come after its index was applied.
+    reads: Vec<ReadState>,
+    reads_failed: Vec<u64>,
 }
 
 struct Network {
@@ -168,6 +171,8 @@ impl Network {
                     apply_batches: Vec::new(),
                     roles: Vec::new(),
                     restored: Vec::new(),
+                    reads: Vec::new(),
+                    reads_failed: Vec::new(),
                 },
             );
         }
@@ -284,6 +289,17 @@ impl Network {
             );
             r.applied.push(e.clone());
         }
+        // 3b. reads: served from a state machine that has applied their index
+        let applied = r.applied.last().map_or(0, |e| e.index);
+        let applied = applied.max(r.restored.last().map_or(0, |s| s.index));
+        for read in &rd.reads {
+            assert!(
+                read.index <= applied,
+                "replica {id} handed out read {read:?} with only {applied} applied"
+            );
+        }
+        r.reads.extend(rd.reads.iter().copied());
+        r.reads_failed.extend(rd.reads_failed.iter().copied());
         self.sent.extend(rd.messages.iter().cloned());
         self.queue.extend(rd.messages.iter().cloned());
         // 4. advance; the core's own store must now mirror the durable one
@@ -2107,4 +2123,200 @@ fn a_new_commit_index_rides_on_the_append_of_what_was_proposed_meanwhile() {
     net.deliver_all();
     assert_eq!(net.applied_data(2), ["a", "b"]);
     assert_eq!(net.applied_data(3), ["a", "b"]);
+}
+
+// ---------------------------------------------------------------------------
+// Reads (read index)
+// ---------------------------------------------------------------------------
+
+/// Ids of the reads `id` handed out so far.
+fn read_ids(net: &Network, id: ReplicaId) -> Vec<u64> {
+    net.replica(id).reads.iter().map(|r| r.id).collect()
+}
+
+/// One heartbeat broadcast from `id`, queued (not delivered).
+fn beat(net: &mut Network, id: ReplicaId) {
+    net.raft(id).broadcast_heartbeat();
+    net.flush();
+}
+
+// Mutation: confirming a read without waiting for a quorum's answers (or
+// on answers of the round before it) hands it out before any heartbeat.
+#[test]
+fn a_read_waits_for_a_quorum_to_answer_a_heartbeat_sent_after_it() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    net.propose(1, "w1");
+    net.deliver_all();
+    let commit = net.status(1).commit;
+    net.raft(1).read_index(7, false).unwrap();
+    net.deliver_all();
+    assert!(read_ids(&net, 1).is_empty(), "confirmed without a round");
+    beat(&mut net, 1);
+    net.deliver_all();
+    assert_eq!(
+        net.replica(1).reads,
+        vec![ReadState {
+            id: 7,
+            index: commit
+        }]
+    );
+    assert_eq!(net.raft(1).pending_reads(), 0);
+}
+
+// Mutation: a read waiting for the round that was already out when it came
+// (round = last sent, not the next) is confirmed by answers to a heartbeat
+// that left before it: those prove nothing about leadership at read time.
+#[test]
+fn answers_to_a_round_sent_before_a_read_do_not_confirm_it() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    net.raft(1).read_index(1, false).unwrap();
+    // Round 1 goes out (for read 1) and its answers are held back.
+    net.hold_if = Some(Box::new(|m| m.msg_type == MessageType::HeartbeatResponse));
+    beat(&mut net, 1);
+    net.deliver_all();
+    assert_eq!(net.held.len(), 2);
+    net.raft(1).read_index(2, false).unwrap();
+    net.release_held();
+    net.deliver_all();
+    assert_eq!(read_ids(&net, 1), vec![1], "round 1 confirms read 1 only");
+    beat(&mut net, 1);
+    net.deliver_all();
+    assert_eq!(read_ids(&net, 1), vec![1, 2]);
+}
+
+// Mutation: counting an answer of any term (or any answer at all) lets a
+// deposed leader confirm a read at a stale index after a new leader
+// committed writes it cannot see.
+#[test]
+fn a_deposed_leader_fails_its_reads_and_never_confirms_them() {
+    // Without CheckQuorum the cut-off leader keeps believing it leads.
+    let mut net = Network::with_config(3, |c| c.check_quorum = false);
+    net.elect(1);
+    net.propose(1, "w1");
+    net.deliver_all();
+    net.isolate(1);
+    // 2 takes over and commits a write 1 never sees.
+    let e = net.election_ticks();
+    for _ in 0..3 * e {
+        net.tick(2);
+        net.deliver_all();
+        if net.status(2).role == Role::Leader {
+            break;
+        }
+    }
+    assert_eq!(net.status(2).role, Role::Leader);
+    net.propose(2, "w2");
+    net.deliver_all();
+    assert_eq!(net.status(1).role, Role::Leader, "1 does not know yet");
+    net.raft(1).read_index(9, false).unwrap();
+    net.heal();
+    beat(&mut net, 1);
+    net.deliver_all();
+    assert!(read_ids(&net, 1).is_empty(), "a stale read was confirmed");
+    assert_eq!(net.replica(1).reads_failed, vec![9]);
+    assert_ne!(net.status(1).role, Role::Leader);
+}
+
+// Mutation: without the wait for the leader's first commit of its term, a
+// read taken right after an election is confirmed at the previous leader's
+// (older) commit index.
+#[test]
+fn reads_on_a_new_leader_wait_for_its_first_commit() {
+    // Without CheckQuorum, 3 votes for 2 at once (no lease to wait out).
+    let mut net = Network::with_config(3, |c| c.check_quorum = false);
+    net.elect(1);
+    net.propose(1, "w1");
+    // The followers get w1 but the commit that w1 reached never leaves 1.
+    net.drop_if = Some(Box::new(|m| {
+        m.from == 1 && m.msg_type != MessageType::AppendResponse && m.commit > 1
+    }));
+    net.deliver_all();
+    net.drop_if = None;
+    let committed = net.status(1).commit;
+    assert!(net.status(2).commit < committed);
+    // 2 is elected; its no-op is held back, so it has not committed in its
+    // term yet.
+    net.isolate(1);
+    net.hold_if = Some(Box::new(|m| m.msg_type == MessageType::Append));
+    net.raft(2).campaign();
+    net.deliver_all();
+    assert_eq!(net.status(2).role, Role::Leader);
+    net.raft(2).read_index(5, false).unwrap();
+    // Its round is answered by 3 while the no-op is still held back.
+    beat(&mut net, 2);
+    net.deliver_all();
+    assert!(net.raft(2).status().commit < net.raft(2).status().last_index);
+    assert!(
+        read_ids(&net, 2).is_empty(),
+        "confirmed before the term's first commit"
+    );
+    net.release_held();
+    net.deliver_all();
+    let index = net.replica(2).reads.first().map(|r| r.index);
+    assert!(
+        index >= Some(committed),
+        "read at {index:?}, below the commit index {committed} of the earlier leader"
+    );
+}
+
+// Mutation: a group of one waiting for answers that never come.
+#[test]
+fn a_single_replica_group_confirms_a_read_at_once() {
+    let mut net = Network::new(1);
+    net.elect(1);
+    net.propose(1, "w");
+    net.deliver_all();
+    net.raft(1).read_index(3, false).unwrap();
+    net.deliver_all();
+    assert_eq!(
+        net.replica(1).reads,
+        vec![ReadState {
+            id: 3,
+            index: net.status(1).commit
+        }]
+    );
+}
+
+// Mutation: a heartbeat round per read (or a round that confirms only the
+// oldest read) costs more messages or leaves reads waiting.
+#[test]
+fn one_heartbeat_round_confirms_every_read_taken_before_it() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    for id in 0..100 {
+        net.raft(1).read_index(id, false).unwrap();
+    }
+    net.deliver_all();
+    let mark = net.sent.len();
+    beat(&mut net, 1);
+    net.deliver_all();
+    assert_eq!(read_ids(&net, 1), (0..100).collect::<Vec<_>>());
+    assert_eq!(net.sent_since(mark).len(), 4, "two heartbeats, two answers");
+    // With no read waiting, heartbeats carry no round.
+    let mark = net.sent.len();
+    beat(&mut net, 1);
+    assert!(net.sent_since(mark).iter().all(|m| m.index == 0));
+}
+
+// Mutation: `now` ignored (the read waits for the next tick's heartbeat).
+#[test]
+fn a_read_taken_now_sends_its_own_round() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    net.raft(1).read_index(1, true).unwrap();
+    net.deliver_all();
+    assert_eq!(read_ids(&net, 1), vec![1]);
+}
+
+// Mutation: a follower accepting reads (it cannot know the commit index).
+#[test]
+fn a_follower_refuses_reads_and_names_the_leader() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    assert_eq!(
+        net.raft(2).read_index(1, false),
+        Err(Error::NotLeader { leader: 1 })
+    );
 }

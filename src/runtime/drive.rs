@@ -216,8 +216,8 @@ impl SharedNode {
 
     /// Is `ev` about a group a callback removed during this pass (so that a
     /// group created again under its id would be told the old one's
-    /// news)? Outcomes of proposals are always delivered: each is owed
-    /// exactly once.
+    /// news)? Outcomes of proposals and reads are always delivered: each is
+    /// owed exactly once.
     fn is_stale(&self, ev: &Event) -> bool {
         let (group_id, incarnation) = match ev {
             Event::Applied {
@@ -240,7 +240,7 @@ impl SharedNode {
                 incarnation,
                 ..
             } => (*group_id, *incarnation),
-            Event::ProposalDone { .. } => return false,
+            Event::ProposalDone { .. } | Event::ReadDone { .. } => return false,
         };
         self.node.lock().group_incarnation(group_id) != Some(incarnation)
     }

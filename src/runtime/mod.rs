@@ -410,6 +410,25 @@ impl Runtime {
         Ok(id)
     }
 
+    /// Take a linearizable read of a group this node leads (see
+    /// `Node::read_index`); `accepted` gets its id before any callback can
+    /// report it.
+    pub fn read_index_then(&self, group_id: u64, accepted: impl FnOnce(u64)) -> Result<u64, Error> {
+        self.check_usable()?;
+        let id = {
+            // As for proposals: a read is accepted before the final pass
+            // (which reports it) or refused here.
+            let mode = self.mode.lock();
+            if matches!(*mode, Mode::Stopped) {
+                return Err(Error::Shutdown);
+            }
+            self.shared.with(|n| n.read_index(group_id))?
+        };
+        accepted(id);
+        self.kick()?;
+        Ok(id)
+    }
+
     /// The node's counters, its number of groups, (embedded mode) the
     /// transport's counters, (with a data directory) storage's, and the
     /// quiescence and liveness gauges.

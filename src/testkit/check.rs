@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use bytes::Bytes;
 
-use crate::multi::{Body, Envelope, Event, NodeReady, ProposalError};
+use crate::multi::{Body, Envelope, Event, NodeReady, ProposalError, ReadError};
 use crate::raft::{Entry, EntryKind, LogStore, MemStore, MessageType, Role};
 
 /// A group replica's identity across the cluster: (group id, incarnation).
@@ -132,6 +132,22 @@ pub struct CheckStats {
     /// Acknowledgements whose leader's entry at the index was unknown to
     /// the checker, so only the index was checked.
     pub acks_checked_by_index_only: u64,
+    /// Reads taken, served (each checked to be linearizable), and failed.
+    pub reads: u64,
+    pub reads_served: u64,
+    pub reads_failed: u64,
+}
+
+/// A read as the checker knows it: its group and the least state it must
+/// observe.
+#[derive(Clone, Debug)]
+struct Read {
+    key: GroupKey,
+    /// When it was taken: the highest index of a write acknowledged, or
+    /// observed by a read served, in its group. A linearizable read
+    /// observes at least that.
+    floor: u64,
+    done: bool,
 }
 
 pub type Check = Result<(), String>;
@@ -234,6 +250,12 @@ pub struct Checker {
     applied_anywhere: HashSet<Bytes>,
     /// Payloads a node refused (`Busy`): never to be applied.
     refused: HashSet<Bytes>,
+    /// (node, life, read id) -> the read.
+    reads: HashMap<(u64, u64, u64), Read>,
+    /// Per group incarnation: the highest index a write was acknowledged
+    /// at or a served read observed, so far (what a read taken now must
+    /// observe).
+    read_floor: HashMap<GroupKey, u64>,
     pub stats: CheckStats,
 }
 
@@ -255,6 +277,81 @@ impl Checker {
                 outcome: None,
             },
         );
+    }
+
+    /// `node` took read `id` of a group: it must observe every write
+    /// acknowledged, and everything any read served has observed, before
+    /// now.
+    pub fn on_read(&mut self, node: u64, life: u64, id: u64, key: GroupKey) {
+        self.stats.reads += 1;
+        let floor = self.read_floor.get(&key).copied().unwrap_or(0);
+        self.reads.insert(
+            (node, life, id),
+            Read {
+                key,
+                floor,
+                done: false,
+            },
+        );
+    }
+
+    /// Reads taken by `node` in `life` that have no outcome yet.
+    pub fn reads_pending(&self, node: u64, life: u64) -> Vec<u64> {
+        let mut v: Vec<u64> = self
+            .reads
+            .iter()
+            .filter(|((n, l, _), r)| *n == node && *l == life && !r.done)
+            .map(|((_, _, id), _)| *id)
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// A read's outcome, reported after everything the same ready applied:
+    /// served only once the replica applied its index, and linearizable
+    /// (the state it is served from, the replica's applied index now,
+    /// covers its floor).
+    fn on_read_done(
+        &mut self,
+        node: u64,
+        life: u64,
+        id: u64,
+        result: Result<u64, ReadError>,
+    ) -> Check {
+        let Some(read) = self.reads.get_mut(&(node, life, id)) else {
+            return Err(format!(
+                "node {node} reported read {id}, which it never took"
+            ));
+        };
+        if read.done {
+            return Err(format!("node {node} reported read {id} twice"));
+        }
+        read.done = true;
+        let (key, floor) = (read.key, read.floor);
+        let index = match result {
+            Ok(index) => index,
+            Err(_) => {
+                self.stats.reads_failed += 1;
+                return Ok(());
+            }
+        };
+        self.stats.reads_served += 1;
+        let applied = self.applied_index(node, life, key);
+        if applied < index {
+            return Err(format!(
+                "node {node} served read {id} of group {}/{} at index {index} having applied only {applied}",
+                key.0, key.1
+            ));
+        }
+        if applied < floor {
+            return Err(format!(
+                "linearizability violated: node {node} served read {id} of group {}/{} from state at {applied} (read index {index}); a write acknowledged or a read served before it started had index {floor}",
+                key.0, key.1
+            ));
+        }
+        let f = self.read_floor.entry(key).or_default();
+        *f = (*f).max(applied);
+        Ok(())
     }
 
     /// A node persisted `rd` and its durable state is now `durable`: log
@@ -517,13 +614,16 @@ impl Checker {
             }
         }
         for ev in &rd.events {
-            if let Event::ProposalDone {
-                proposal_id,
-                result,
-                ..
-            } = ev
-            {
-                self.on_outcome(node, life, *proposal_id, *result)?;
+            match ev {
+                Event::ProposalDone {
+                    proposal_id,
+                    result,
+                    ..
+                } => self.on_outcome(node, life, *proposal_id, *result)?,
+                Event::ReadDone {
+                    read_id, result, ..
+                } => self.on_read_done(node, life, *read_id, *result)?,
+                _ => {}
             }
         }
         Ok(())
@@ -704,6 +804,8 @@ impl Checker {
                     ));
                 }
                 self.acked.insert(payload, (key, index));
+                let f = self.read_floor.entry(key).or_default();
+                *f = (*f).max(index);
             }
             Err(e) if e.is_certain() => {
                 self.stats.failed_certain += 1;

@@ -51,6 +51,8 @@ pub struct ClusterConfig {
     pub max_pending_proposals: u64,
     pub max_unsynced_bytes_per_group: u64,
     pub max_unsynced_bytes: u64,
+    /// Reads pending per group before `read_index` is refused as busy.
+    pub max_pending_reads_per_group: u64,
     pub seed: u64,
     /// Keep each node's groups in the real WAL on an in-memory file system
     /// (crashes then keep exactly what was made durable). Without it a
@@ -112,6 +114,7 @@ impl ClusterConfig {
             max_pending_proposals: NodeConfig::DEFAULT_MAX_PENDING_PROPOSALS,
             max_unsynced_bytes_per_group: NodeConfig::DEFAULT_MAX_UNSYNCED_BYTES_PER_GROUP,
             max_unsynced_bytes: NodeConfig::DEFAULT_MAX_UNSYNCED_BYTES,
+            max_pending_reads_per_group: NodeConfig::DEFAULT_MAX_PENDING_READS_PER_GROUP,
             seed,
             wal: true,
             segment_bytes: 16 << 10,
@@ -189,6 +192,9 @@ pub struct ClusterStats {
     /// Data directories deleted (nodes that came back empty and rejoined).
     pub wipes: u64,
     pub groups_rejoined: u64,
+    /// Reads refused by the leader that was asked (busy, or no longer
+    /// leading by the time it was asked).
+    pub reads_refused: u64,
 }
 
 /// A host operation waiting for its time on one node.
@@ -343,6 +349,7 @@ impl Cluster {
         c.max_pending_proposals = self.cfg.max_pending_proposals;
         c.max_unsynced_bytes_per_group = self.cfg.max_unsynced_bytes_per_group;
         c.max_unsynced_bytes = self.cfg.max_unsynced_bytes;
+        c.max_pending_reads_per_group = self.cfg.max_pending_reads_per_group;
         c.seed = self
             .cfg
             .seed
@@ -749,6 +756,57 @@ impl Cluster {
             payload.push_str(&".".repeat(pad));
         }
         self.propose_at(leader, g, Bytes::from(payload))
+    }
+
+    /// Take a linearizable read of group `g` at whichever member leads its
+    /// live incarnation; the checker then checks what it is served.
+    /// Returns whether a leader took it.
+    pub fn read(&mut self, g: u64) -> bool {
+        let Some(spec) = self.groups.get(&g).cloned() else {
+            return false;
+        };
+        // Any member that believes it leads, even a deposed one: those
+        // are the reads that must fail rather than be served stale.
+        let leaders: Vec<u64> = spec
+            .members
+            .iter()
+            .copied()
+            .filter(|&id| {
+                !self.is_paused(id)
+                    && self.node(id).is_some_and(|n| {
+                        n.group_incarnation(g) == Some(spec.incarnation)
+                            && n.group_status(g).is_ok_and(|s| s.role == Role::Leader)
+                    })
+            })
+            .collect();
+        let Some(&id) = leaders.get(self.rng.below(leaders.len().max(1) as u64) as usize) else {
+            return false;
+        };
+        let life = self.nodes[&id].life;
+        let node = self.node_mut(id).expect("up");
+        match node.read_index(g) {
+            Ok(rid) => {
+                self.checker.on_read(id, life, rid, (g, spec.incarnation));
+                true
+            }
+            Err(_) => {
+                self.stats.reads_refused += 1;
+                false
+            }
+        }
+    }
+
+    /// Reads taken by running nodes that still have no outcome.
+    pub fn reads_pending(&self) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        for id in self.ids() {
+            if self.is_up(id) {
+                for rid in self.checker.reads_pending(id, self.life(id)) {
+                    out.push((id, rid));
+                }
+            }
+        }
+        out
     }
 
     fn propose_at(&mut self, id: u64, g: u64, payload: Bytes) -> Option<Bytes> {

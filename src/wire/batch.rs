@@ -48,7 +48,10 @@ pub(super) fn encode_heartbeats(batch: &HeartbeatBatch) -> proto::HeartbeatBatch
         incarnations: Vec::new(),
         quiesce_deltas: encode_subset(&batch.quiesce),
         session: batch.session,
+        read_group_deltas: Vec::new(),
+        read_rounds: Vec::new(),
     };
+    (out.read_group_deltas, out.read_rounds) = encode_rounds(&batch.rounds);
     let per_row = match &batch.incarnations {
         Incarnations::Digest(d) => {
             out.incarnation_digest = *d;
@@ -88,6 +91,8 @@ pub(super) fn decode_heartbeats(batch: proto::HeartbeatBatch) -> Result<Heartbea
         incarnations,
         quiesce_deltas,
         session,
+        read_group_deltas,
+        read_rounds,
     } = batch;
     let mut columns = vec![
         ("group_deltas", group_deltas.len()),
@@ -117,11 +122,17 @@ pub(super) fn decode_heartbeats(batch: proto::HeartbeatBatch) -> Result<Heartbea
         Incarnations::PerRow(incarnations)
     };
     let quiesce = decode_subset("quiesce", &quiesce_deltas, rows.iter().map(|r| r.group_id))?;
+    let rounds = decode_rounds(
+        &read_group_deltas,
+        read_rounds,
+        rows.iter().map(|r| r.group_id),
+    )?;
     Ok(HeartbeatBatch {
         rows,
         incarnations,
         quiesce,
         session,
+        rounds,
     })
 }
 
@@ -135,7 +146,10 @@ pub(super) fn encode_responses(response: &HeartbeatBatchResponse) -> proto::Hear
         incarnation_mismatch: response.incarnation_mismatch,
         quiesced_deltas: encode_subset(&response.quiesced),
         session: response.session,
+        read_group_deltas: Vec::new(),
+        read_rounds: Vec::new(),
     };
+    (out.read_group_deltas, out.read_rounds) = encode_rounds(&response.rounds);
     let mut ids = DeltaEncoder::default();
     let dropped = for_each_ascending(
         rows,
@@ -161,6 +175,8 @@ pub(super) fn decode_responses(
         incarnation_mismatch,
         quiesced_deltas,
         session,
+        read_group_deltas,
+        read_rounds,
     } = response;
     check_columns(
         "heartbeat batch response",
@@ -182,12 +198,18 @@ pub(super) fn decode_responses(
         &quiesced_deltas,
         rows.iter().map(|r| r.group_id),
     )?;
+    let rounds = decode_rounds(
+        &read_group_deltas,
+        read_rounds,
+        rows.iter().map(|r| r.group_id),
+    )?;
     Ok(HeartbeatBatchResponse {
         rows,
         incarnation_digest,
         incarnation_mismatch,
         quiesced,
         session,
+        rounds,
     })
 }
 
@@ -199,6 +221,45 @@ fn encode_subset(ids: &[u64]) -> Vec<u64> {
     sorted.dedup();
     let mut enc = DeltaEncoder::default();
     sorted.into_iter().map(|id| enc.delta(id)).collect()
+}
+
+/// Encodes (group, read round) pairs as a delta-coded subset of the rows'
+/// groups and a column of rounds: sorted by group, one per group (its
+/// highest round).
+fn encode_rounds(rounds: &[(u64, u64)]) -> (Vec<u64>, Vec<u64>) {
+    if rounds.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    let mut sorted = rounds.to_vec();
+    sorted.sort_unstable();
+    // Sorted by (group, round): the last of each group has its highest.
+    sorted.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            kept.1 = later.1;
+        }
+        same
+    });
+    let mut enc = DeltaEncoder::default();
+    sorted.iter().map(|&(g, r)| (enc.delta(g), r)).unzip()
+}
+
+/// Decodes the read rounds of a batch: groups as a subset of the rows'
+/// (`rows`, ascending), one round per group.
+fn decode_rounds(
+    group_deltas: &[u64],
+    rounds: Vec<u64>,
+    rows: impl Iterator<Item = u64>,
+) -> Result<Vec<(u64, u64)>, WireError> {
+    if group_deltas.len() != rounds.len() {
+        return Err(WireError::Malformed(format!(
+            "read rounds: {} groups but {} rounds",
+            group_deltas.len(),
+            rounds.len()
+        )));
+    }
+    let groups = decode_subset("read rounds", group_deltas, rows)?;
+    Ok(groups.into_iter().zip(rounds).collect())
 }
 
 /// Decodes a delta-coded subset of a batch's group ids (`rows`, ascending):

@@ -198,6 +198,13 @@ pub(crate) struct HeartbeatBatch {
     pub quiesce_deltas: Vec<u64>,
     #[prost(fixed64, tag = "7")]
     pub session: u64,
+    /// The rows that carry a read round: their groups, delta-coded as
+    /// `group_deltas` (each the group of a row), and the rounds, one per
+    /// group. Empty unless reads are pending.
+    #[prost(uint64, repeated, tag = "8")]
+    pub read_group_deltas: Vec<u64>,
+    #[prost(uint64, repeated, tag = "9")]
+    pub read_rounds: Vec<u64>,
 }
 
 /// The answers of many groups to one [`HeartbeatBatch`], same columnar
@@ -220,6 +227,12 @@ pub(crate) struct HeartbeatBatchResponse {
     pub quiesced_deltas: Vec<u64>,
     #[prost(fixed64, tag = "6")]
     pub session: u64,
+    /// The rows that answer a row carrying a read round, and the rounds
+    /// they echo (as in [`HeartbeatBatch`]).
+    #[prost(uint64, repeated, tag = "7")]
+    pub read_group_deltas: Vec<u64>,
+    #[prost(uint64, repeated, tag = "8")]
+    pub read_rounds: Vec<u64>,
 }
 
 #[cfg(test)]
