@@ -42,6 +42,7 @@ test-rust:
 	$(CARGO) test --profile ci --bench heartbeat -- --smoke
 	$(CARGO) test --profile ci --bench heartbeat_latency -- --smoke
 	$(CARGO) test --profile ci --bench restart -- --smoke
+	$(CARGO) test --profile ci --bench reads -- --smoke
 
 ## sim: the deterministic simulation alone (SIM_SEEDS=1000 make sim).
 sim:
@@ -62,13 +63,15 @@ lint:
 ## heartbeat latency under load; restart time after 10,000 and 1,000,000
 ## committed entries, with snapshots vs replaying the whole log; the soak;
 ## throughput and latency under an open-loop load past saturation; what
-## idle groups cost (bench-idle); the failover time (bench-failover).
+## idle groups cost (bench-idle); the failover time (bench-failover);
+## read-index throughput, batched vs a round per read (benches/reads.rs).
 bench:
 	$(CARGO) bench --bench heartbeat -- --nodes 3 --groups 100 --replicas 3 --intervals 50
 	$(CARGO) bench --bench heartbeat -- --nodes 5 --groups 1000 --replicas 3 --intervals 50
 	$(CARGO) bench --bench heartbeat -- --nodes 5 --groups 10000 --replicas 5 --intervals 20
 	$(CARGO) bench --bench heartbeat_latency
 	$(CARGO) bench --bench restart
+	$(CARGO) bench --bench reads
 	$(MAKE) soak
 	$(MAKE) bench-throughput
 	$(MAKE) bench-idle
