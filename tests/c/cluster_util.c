@@ -137,6 +137,28 @@ static void cu_on_snapshot_needed(void *userdata, uint64_t group_id,
     h->bytes = bytes;
 }
 
+static void cu_on_read_done(void *userdata, uint64_t group_id, uint64_t read_id,
+                            muxraft_status status, uint64_t index)
+{
+    cu_node *n = (cu_node *)userdata;
+    if (n->n_reads == n->cap_reads) {
+        n->cap_reads = n->cap_reads ? 2 * n->cap_reads : 8;
+        n->reads = (cu_read *)cu_xrealloc(n->reads, n->cap_reads * sizeof *n->reads);
+    }
+    cu_read *r = &n->reads[n->n_reads++];
+    r->group_id = group_id;
+    r->read_id = read_id;
+    r->status = status;
+    r->index = index;
+    r->applied_n = 0;
+    r->last_applied = 0;
+    if (group_id <= CU_MAX_GROUPS) {
+        const cu_log *log = &n->applied[group_id];
+        r->applied_n = log->n;
+        r->last_applied = log->n ? log->v[log->n - 1].index : 0;
+    }
+}
+
 /* ---- cluster ------------------------------------------------------------ */
 
 /* Create node `n`'s muxraft node from n->config, with the recording
@@ -152,9 +174,21 @@ static bool cu_node_new(cu_node *n)
     cb.proposal_done = cu_on_proposal_done;
     cb.restore = cu_on_restore;
     cb.snapshot_needed = cu_on_snapshot_needed;
+    cb.read_done = cu_on_read_done;
     if (n->dir[0])
         n->config.data_dir = n->dir;
-    muxraft_status s = muxraft_node_new(&n->config, &cb, &n->handle);
+    muxraft_status s;
+    if (n->config_size != 0 && n->config_size < sizeof n->config) {
+        /* Exactly config_size bytes, as an older program's struct. */
+        uint8_t *older = (uint8_t *)cu_xmalloc(n->config_size);
+        const uint32_t size = (uint32_t)n->config_size;
+        memcpy(older, &n->config, n->config_size);
+        memcpy(older, &size, sizeof size);
+        s = muxraft_node_new((const muxraft_config *)(void *)older, &cb, &n->handle);
+        free(older);
+    } else {
+        s = muxraft_node_new(&n->config, &cb, &n->handle);
+    }
     if (s != MUXRAFT_OK) {
         fprintf(stderr, "cluster_util: muxraft_node_new(%llu): %s: %s\n",
                 (unsigned long long)n->id, muxraft_status_str((int)s),
@@ -240,6 +274,7 @@ void cu_free(cu_cluster *c)
             free(n->restores[k].data);
         free(n->restores);
         free(n->hints);
+        free(n->reads);
     }
     cu_frame *f;
     while ((f = cu_pop(c)) != NULL)
@@ -489,6 +524,22 @@ const cu_done *cu_find_done(const cu_node *n, uint64_t proposal_id,
         if (n->done[i].proposal_id == proposal_id) {
             if (found == NULL)
                 found = &n->done[i];
+            k++;
+        }
+    }
+    if (count)
+        *count = k;
+    return found;
+}
+
+const cu_read *cu_find_read(const cu_node *n, uint64_t read_id, size_t *count)
+{
+    const cu_read *found = NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n->n_reads; i++) {
+        if (n->reads[i].read_id == read_id) {
+            if (found == NULL)
+                found = &n->reads[i];
             k++;
         }
     }

@@ -5,7 +5,8 @@
  * copy of the frame, and cu_drain() steps every queued frame into its
  * destination until the queue is empty. Time only moves with cu_tick().
  * The callbacks record what each node applied, every proposal outcome,
- * every snapshot restored and every snapshot_needed hint. A cluster made
+ * every read outcome, every snapshot restored and every snapshot_needed
+ * hint. A cluster made
  * by cu_init_durable gives each node a data directory of its own, and
  * cu_restart frees a node and creates it again on the same directory (or
  * on a fresh one, as after a lost disk). cu_isolate cuts one node off.
@@ -66,6 +67,16 @@ typedef struct cu_done {
     muxraft_status status;
 } cu_done;
 
+/* One `read_done` report. `applied_n` and `last_applied` are how many
+ * entries of the group the node had applied (in its cu_log), and the index
+ * of the last one (0: none), when it came. */
+typedef struct cu_read {
+    uint64_t group_id, read_id, index;
+    muxraft_status status;
+    size_t applied_n;
+    uint64_t last_applied;
+} cu_read;
+
 typedef struct cu_node cu_node;
 typedef struct cu_cluster cu_cluster;
 
@@ -90,7 +101,14 @@ struct cu_node {
     size_t n_restores, cap_restores;
     cu_hint *hints; /* `snapshot_needed` calls, in order */
     size_t n_hints, cap_hints;
+    cu_read *reads; /* `read_done` reports, in order */
+    size_t n_reads, cap_reads;
     muxraft_config config; /* as created; data_dir points to dir below */
+    /* 0: the node is created from `config` as it is. Otherwise from the
+     * first `config_size` bytes of it, in a buffer of exactly that size
+     * with struct_size set to it: a program built against an older header
+     * (set it, then cu_restart). */
+    size_t config_size;
     char dir[256];         /* its data directory ("" for none) */
 };
 
@@ -163,6 +181,10 @@ uint64_t cu_wait_leader(cu_cluster *c, uint64_t group_id, int max_ticks);
 
 /* Tick until every node applied at least `n` entries of `group_id`. */
 bool cu_wait_applied(cu_cluster *c, uint64_t group_id, size_t n, int max_ticks);
+
+/* The read_done report for `read_id` on node `n`: NULL if none; the number
+ * of reports for it in *count. */
+const cu_read *cu_find_read(const cu_node *n, uint64_t read_id, size_t *count);
 
 /* Every node applied the same (index, data) sequence for `group_id`. */
 bool cu_logs_agree(const cu_cluster *c, uint64_t group_id);

@@ -246,6 +246,9 @@ static void test_config_init(void)
     CHECK(c.max_pending_proposals == 4096);
     CHECK(c.max_unsynced_bytes_per_group == 16u << 20);
     CHECK(c.max_unsynced_bytes == 256u << 20);
+    CHECK(c.quiesce == true);
+    CHECK(c.max_pending_reads_per_group == 4096);
+    CHECK(c.max_pending_reads == 65536);
 }
 
 static void test_node_new_misuse(void)
@@ -381,7 +384,9 @@ static void test_null_node(void)
     X(snapshots_taken) X(snapshots_installed) X(snapshot_transfers_started)  \
     X(snapshot_transfers_failed) X(snapshot_crc_failures) X(wal_segments)    \
     X(wal_bytes) X(wal_segments_deleted) X(wal_bytes_rewritten)              \
-    X(snapshot_files) X(snapshot_file_bytes)
+    X(snapshot_files) X(snapshot_file_bytes) X(reads) X(reads_served)        \
+    X(reads_failed) X(reads_refused_busy) X(pending_reads)                   \
+    X(read_rounds_sent) X(read_rounds_answered)
 
 /* The u64 fields of muxraft_group_info, in header order (role is apart). */
 #define GROUP_INFO_FIELDS(X)                                                   \
@@ -415,7 +420,7 @@ static void test_init_functions(void)
     CHECK(cb.struct_size == sizeof(muxraft_callbacks));
     CHECK(cb.userdata == NULL && cb.send == NULL && cb.apply == NULL &&
           cb.role_changed == NULL && cb.proposal_done == NULL &&
-          cb.restore == NULL && cb.snapshot_needed == NULL);
+          cb.restore == NULL && cb.snapshot_needed == NULL && cb.read_done == NULL);
 
     muxraft_stats s;
     memset(&s, 0xAB, sizeof s);
@@ -490,6 +495,13 @@ static void test_init_with_an_older_size(void)
          sizeof(muxraft_stats), init_stats},
         {"group_info/pre-snapshot", offsetof(muxraft_group_info, snapshot_index),
          sizeof(muxraft_group_info), init_info},
+        /* The sizes before reads were added. */
+        {"config/pre-read", offsetof(muxraft_config, max_pending_reads_per_group),
+         sizeof(muxraft_config), init_config},
+        {"callbacks/pre-read", offsetof(muxraft_callbacks, read_done),
+         sizeof(muxraft_callbacks), init_callbacks},
+        {"stats/pre-read", offsetof(muxraft_stats, reads), sizeof(muxraft_stats),
+         init_stats},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         memset(&u, 0xAB, sizeof u);
@@ -516,6 +528,9 @@ static void test_init_with_an_older_size(void)
     muxraft_config_init_sized(&u.config, offsetof(muxraft_config, snapshot_threshold_entries));
     CHECK(u.config.max_proposal_bytes == 1024 * 1024 && u.config.data_dir == NULL);
     CHECK(u.config.struct_size == offsetof(muxraft_config, snapshot_threshold_entries));
+    memset(&u, 0, sizeof u);
+    muxraft_config_init_sized(&u.config, offsetof(muxraft_config, max_pending_reads_per_group));
+    CHECK(u.config.quiesce == true && u.config.max_unsynced_bytes == 256u << 20);
     /* Too small to hold struct_size: nothing is written. */
     uint8_t tiny[3] = {0xAB, 0xAB, 0xAB};
     muxraft_stats_init_sized((muxraft_stats *)(void *)tiny, sizeof tiny);
@@ -738,6 +753,41 @@ static void test_older_config(void)
         }
     }
 
+    /* Before the read limits: they take their defaults (4096 and 65536),
+     * not the 1 and 1 past the older size, which would refuse a second
+     * read pending in the group (the full struct: test_read_index). Three
+     * nodes, so that reads wait for a heartbeat round. */
+    {
+        muxraft_config base;
+        muxraft_config_init(&base);
+        base.max_pending_reads_per_group = 1;
+        base.max_pending_reads = 1;
+        cu_cluster c;
+        if (cu_init(&c, 3, 0, &base)) {
+            for (uint64_t id = 1; id <= 3; id++) {
+                cu_node_by_id(&c, id)->config_size =
+                    offsetof(muxraft_config, max_pending_reads_per_group);
+                CHECK(cu_restart(&c, id, false));
+            }
+            CHECK(cu_create_group(&c, 1));
+            const uint64_t l = cu_wait_leader(&c, 1, MAX_TICKS);
+            CHECK(l != 0);
+            if (l != 0) {
+                muxraft_node *leader = cu_node_by_id(&c, l)->handle;
+                for (int k = 0; k < 3; k++)
+                    CHECK_OK(muxraft_read_index(leader, 1, NULL));
+                CHECK(stats_of(leader).pending_reads == 3);
+                for (int t = 0; t < 20 && stats_of(leader).pending_reads > 0; t++)
+                    CHECK(cu_tick(&c));
+                CHECK(cu_node_by_id(&c, l)->n_reads == 3);
+                CHECK(stats_of(leader).reads_served == 3);
+            }
+            cu_free(&c);
+        } else {
+            CHECK(!"cu_init");
+        }
+    }
+
     /* A newer program's larger struct: the fields this library knows are
      * read, the rest ignored. */
     {
@@ -763,7 +813,7 @@ static void test_older_config(void)
 
 /* What the callbacks of test_older_callbacks saw. */
 struct older_log {
-    int applied, role_changes, done, forbidden;
+    int applied, role_changes, done, reads, forbidden;
     uint64_t first_index; /* of the first entry applied (0: none yet) */
 };
 static void older_apply(void *ud, uint64_t g, uint64_t index, const uint8_t *data,
@@ -787,6 +837,13 @@ static void older_done(void *ud, uint64_t g, uint64_t id, muxraft_status status,
     (void)g; (void)id; (void)index;
     if (status == MUXRAFT_OK)
         ((struct older_log *)ud)->done++;
+}
+static void older_read(void *ud, uint64_t g, uint64_t id, muxraft_status status,
+                       uint64_t index)
+{
+    (void)g; (void)id; (void)index;
+    if (status == MUXRAFT_OK)
+        ((struct older_log *)ud)->reads++;
 }
 /* Set in the full struct past the older struct's end: must never run. */
 static void forbidden_role(void *ud, uint64_t g, muxraft_role role, uint64_t term,
@@ -819,6 +876,28 @@ static void forbidden_hint(void *ud, uint64_t g, uint64_t applied, uint64_t entr
     (void)g; (void)applied; (void)entries; (void)bytes;
     ((struct older_log *)ud)->forbidden++;
 }
+static void forbidden_read(void *ud, uint64_t g, uint64_t id, muxraft_status status,
+                           uint64_t index)
+{
+    (void)g; (void)id; (void)status; (void)index;
+    ((struct older_log *)ud)->forbidden++;
+}
+
+/* A read of group 1 on `node` (which leads it alone): it is served, as the
+ * counters say, whether or not read_done is there to report it. */
+static void read_served(muxraft_node *node)
+{
+    const muxraft_stats before = stats_of(node);
+    uint64_t id = 0;
+    CHECK_OK(muxraft_read_index(node, 1, &id));
+    CHECK(id != 0);
+    for (int t = 0; t < 5; t++)
+        CHECK_OK(muxraft_tick(node));
+    const muxraft_stats after = stats_of(node);
+    CHECK(after.reads == before.reads + 1);
+    CHECK(after.reads_served == before.reads_served + 1);
+    CHECK(after.pending_reads == 0 && after.reads_failed == before.reads_failed);
+}
 
 /* A node with callbacks `cb` (freed once the node exists), one
  * single-member group, elected, three proposals committed. */
@@ -850,13 +929,27 @@ static void test_older_callbacks(void)
     muxraft_callbacks full;
     muxraft_node *node;
 
-    /* Before proposal_done: apply and role_changed are called,
-     * proposal_done (which the program does not know of) never. */
+    /* Before read_done (the callbacks before reads were added): every
+     * other callback is called, read_done never, and a read is still
+     * served. */
     memset(&log, 0, sizeof log);
     muxraft_callbacks_init(&full);
     full.userdata = &log;
     full.apply = older_apply;
     full.role_changed = older_role;
+    full.proposal_done = older_done;
+    full.read_done = forbidden_read;
+    node = run_with_callbacks(
+        (muxraft_callbacks *)older(&full, offsetof(muxraft_callbacks, read_done)));
+    if (node)
+        read_served(node);
+    CHECK(log.applied == 3 && log.role_changes > 0 && log.done == 3);
+    CHECK(log.reads == 0 && log.forbidden == 0);
+    muxraft_node_free(node);
+
+    /* Before proposal_done: apply and role_changed are called,
+     * proposal_done (which the program does not know of) never. */
+    memset(&log, 0, sizeof log);
     full.proposal_done = forbidden_done;
     node = run_with_callbacks(
         (muxraft_callbacks *)older(&full, offsetof(muxraft_callbacks, proposal_done)));
@@ -901,6 +994,7 @@ static void test_older_callbacks(void)
     full.apply = older_apply;
     full.role_changed = older_role;
     full.proposal_done = older_done;
+    full.read_done = older_read;
     {
         const size_t size = sizeof(muxraft_callbacks) + 32;
         uint8_t *buf = (uint8_t *)xmalloc(size);
@@ -908,7 +1002,9 @@ static void test_older_callbacks(void)
         memcpy(buf, &full, sizeof full);
         set_struct_size(buf, size);
         node = run_with_callbacks((muxraft_callbacks *)buf);
-        CHECK(log.applied == 3 && log.role_changes > 0 && log.done == 3);
+        if (node)
+            read_served(node);
+        CHECK(log.applied == 3 && log.role_changes > 0 && log.done == 3 && log.reads == 1);
         muxraft_node_free(node);
     }
 
@@ -1082,10 +1178,14 @@ static void test_older_stats_and_info(void)
     /* A snapshot, so that the fields added with snapshots are not 0. */
     CHECK_OK(muxraft_group_snapshot(n, 4, info_of(n, 4).applied_index - 1,
                                     bytes_of("snap"), 4));
+    /* A read (a group of one serves it at once), so that the read
+     * counters are not 0. */
+    CHECK_OK(muxraft_read_index(n, 4, NULL));
     /* No tick or call between here and the end changes a counter. */
     const muxraft_stats want = stats_of(n);
     CHECK(want.entries_applied == 5 && want.proposals_committed == 5 && want.groups == 1);
     CHECK(want.snapshots_taken == 1);
+    CHECK(want.reads == 1 && want.reads_served == 1 && want.pending_reads == 0);
     const muxraft_group_info want_info = info_of(n, 4);
     CHECK(want_info.role == MUXRAFT_LEADER && want_info.incarnation == 77 &&
           want_info.applied_index == want_info.last_index);
@@ -1101,6 +1201,9 @@ static void test_older_stats_and_info(void)
     /* Before snapshots were added; one counter short of this header's. */
     stats_into(n, offsetof(muxraft_stats, snapshots_taken), &want);
     stats_into(n, offsetof(muxraft_stats, snapshot_file_bytes), &want);
+    /* Before reads were added; one counter short of this header's. */
+    stats_into(n, offsetof(muxraft_stats, reads), &want);
+    stats_into(n, offsetof(muxraft_stats, read_rounds_answered), &want);
     /* This header's, and a newer, larger one (only the library's size is
      * written: the guard check covers the bytes past it). */
     stats_into(n, sizeof(muxraft_stats), &want);
@@ -2833,6 +2936,286 @@ static void test_backpressure(void)
     cu_free(&c);
 }
 
+/* ---- linearizable reads (read index) ---------------------------------------- */
+
+/* Tick until node `n` has had `k` read_done reports; false after MAX_TICKS. */
+static bool tick_until_reads(cu_cluster *c, const cu_node *n, size_t k)
+{
+    for (int t = 0; t < MAX_TICKS; t++) {
+        if (n->n_reads >= k)
+            return true;
+        if (!cu_tick(c))
+            return false;
+    }
+    return n->n_reads >= k;
+}
+
+/* Tick until node `n` has had a proposal_done report for `id`. */
+static const cu_done *tick_until_done(cu_cluster *c, const cu_node *n, uint64_t id)
+{
+    for (int t = 0; t < MAX_TICKS; t++) {
+        const cu_done *d = cu_find_done(n, id, NULL);
+        if (d)
+            return d;
+        if (!cu_tick(c))
+            return NULL;
+    }
+    return cu_find_done(n, id, NULL);
+}
+
+/* Node `n` applied an entry of group `g` at `index`, among its first
+ * `within` entries. */
+static bool applied_within(const cu_node *n, uint64_t g, uint64_t index, size_t within)
+{
+    const cu_log *log = &n->applied[g];
+    for (size_t k = 0; k < within && k < log->n; k++)
+        if (log->v[k].index == index)
+            return true;
+    return false;
+}
+
+/* A three-node cluster with group `g` elected: the leader's cu_node, NULL
+ * (with the failure counted) if there is none. */
+static cu_node *read_cluster(cu_cluster *c, const muxraft_config *base, uint64_t g)
+{
+    if (!cu_init(c, 3, 0, base)) {
+        CHECK(!"cu_init");
+        return NULL;
+    }
+    CHECK(cu_create_group(c, g));
+    const uint64_t l = cu_wait_leader(c, g, MAX_TICKS);
+    CHECK(l != 0);
+    if (l == 0) {
+        cu_free(c);
+        return NULL;
+    }
+    return cu_node_by_id(c, l);
+}
+
+/*
+ * muxraft_read_index and read_done: misuse refused at once; on the leader a
+ * read is reported exactly once, after a heartbeat round a quorum answered,
+ * with MUXRAFT_OK and an index at or past every proposal acknowledged
+ * before it, and after `apply` delivered that proposal's entry; the stats
+ * count it. A read pending when the leader loses its leadership, when the
+ * group is removed, or when the node stops, is reported NOT_LEADER,
+ * NOT_FOUND or SHUTDOWN.
+ */
+static void test_read_index(void)
+{
+    cu_cluster c;
+    cu_node *ln = read_cluster(&c, NULL, 1);
+    if (ln == NULL)
+        return;
+    muxraft_node *leader = ln->handle;
+    cu_node *fn = cu_node_by_id(&c, ln->id % 3 + 1);
+    uint64_t rid = 77;
+
+    /* Misuse and routine refusals: nothing taken, the id untouched. */
+    EXPECT_FAIL(muxraft_read_index(NULL, 1, &rid), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_read_index(NULL, 1, NULL), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_read_index(leader, 99, &rid), MUXRAFT_NOT_FOUND);
+    EXPECT_FAIL(muxraft_read_index(fn->handle, 99, &rid), MUXRAFT_NOT_FOUND);
+    EXPECT_FAIL(muxraft_read_index(fn->handle, 1, &rid), MUXRAFT_NOT_LEADER);
+    CHECK(rid == 77);
+    muxraft_stats s = stats_of(leader);
+    CHECK(s.reads == 0 && s.pending_reads == 0 && s.reads_refused_busy == 0);
+    CHECK(stats_of(fn->handle).reads == 0);
+
+    /* A proposal acknowledged before the read is taken. */
+    uint64_t pid = 0;
+    CHECK_OK(muxraft_propose(leader, 1, bytes_of("written"), 7, &pid));
+    const cu_done *d = tick_until_done(&c, ln, pid);
+    CHECK(d && d->status == MUXRAFT_OK);
+    const uint64_t written = d ? d->index : UINT64_MAX;
+
+    /* The read: reported only once a quorum answered a heartbeat sent after
+     * it, so not before frames travel. */
+    char saved[512];
+    snprintf(saved, sizeof saved, "%s", muxraft_last_error());
+    CHECK_OK(muxraft_read_index(leader, 1, &rid));
+    CHECK(rid != 77 && rid != 0);
+    CHECK(strcmp(saved, muxraft_last_error()) == 0); /* a success sets nothing */
+    CHECK(ln->n_reads == 0);
+    s = stats_of(leader);
+    CHECK(s.reads == 1 && s.pending_reads == 1 && s.reads_served == 0);
+    CHECK(tick_until_reads(&c, ln, 1));
+    size_t count = 0;
+    const cu_read *r = cu_find_read(ln, rid, &count);
+    CHECK(count == 1 && r != NULL);
+    if (r) {
+        CHECK(r->status == MUXRAFT_OK && r->group_id == 1);
+        CHECK(r->index >= written);
+        /* `apply` delivered the acknowledged entry before read_done came. */
+        CHECK(r->last_applied >= written);
+        CHECK(applied_within(ln, 1, written, r->applied_n));
+        const muxraft_group_info info = info_of(leader, 1);
+        CHECK(r->index <= info.commit_index && r->index <= info.applied_index);
+    }
+    s = stats_of(leader);
+    CHECK(s.reads == 1 && s.reads_served == 1 && s.reads_failed == 0);
+    CHECK(s.pending_reads == 0 && s.reads_refused_busy == 0);
+    CHECK(s.read_rounds_sent >= 1 && s.read_rounds_answered >= 1);
+    /* Exactly once, and only on the node that took it. */
+    for (int t = 0; t < 20; t++)
+        CHECK(cu_tick(&c));
+    cu_find_read(ln, rid, &count);
+    CHECK(count == 1 && ln->n_reads == 1);
+    for (uint64_t id = 1; id <= 3; id++)
+        if (id != ln->id)
+            CHECK(cu_node_by_id(&c, id)->n_reads == 0);
+
+    /* Without an out pointer: taken and reported all the same. Three more
+     * in the same interval, with an id each. */
+    CHECK_OK(muxraft_read_index(leader, 1, NULL));
+    uint64_t ids[3] = {0, 0, 0};
+    for (int k = 0; k < 3; k++)
+        CHECK_OK(muxraft_read_index(leader, 1, &ids[k]));
+    CHECK(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2] && ids[0] != rid);
+    CHECK(stats_of(leader).pending_reads == 4);
+    CHECK(tick_until_reads(&c, ln, 5));
+    CHECK(ln->n_reads == 5);
+    for (size_t k = 1; k < ln->n_reads; k++)
+        CHECK(ln->reads[k].status == MUXRAFT_OK && ln->reads[k].index >= written);
+    for (int k = 0; k < 3; k++) {
+        cu_find_read(ln, ids[k], &count);
+        CHECK(count == 1);
+    }
+    s = stats_of(leader);
+    CHECK(s.reads == 5 && s.reads_served == 5 && s.pending_reads == 0);
+
+    /* Pending when the group is removed here: NOT_FOUND, reported by the
+     * removal itself. */
+    CHECK_OK(muxraft_read_index(leader, 1, &rid));
+    CHECK_OK(muxraft_group_remove(leader, 1));
+    r = cu_find_read(ln, rid, &count);
+    CHECK(count == 1 && r && r->status == MUXRAFT_NOT_FOUND && r->index == 0 &&
+          r->group_id == 1);
+    s = stats_of(leader);
+    CHECK(s.reads == 6 && s.reads_failed == 1 && s.pending_reads == 0);
+    EXPECT_FAIL(muxraft_read_index(leader, 1, &rid), MUXRAFT_NOT_FOUND);
+    for (int t = 0; t < 10; t++)
+        CHECK(cu_tick(&c));
+    CHECK(ln->n_reads == 6);
+
+    /* Pending when the leader loses its leadership: NOT_LEADER. Cut off,
+     * it cannot confirm the read; the others elect a new leader, and once
+     * it hears of it the read fails. */
+    CHECK(cu_create_group(&c, 2));
+    const uint64_t l2 = cu_wait_leader(&c, 2, MAX_TICKS);
+    CHECK(l2 != 0);
+    if (l2 != 0) {
+        cu_node *old = cu_node_by_id(&c, l2);
+        const size_t before = old->n_reads;
+        CHECK_OK(muxraft_read_index(old->handle, 2, &rid));
+        cu_isolate(&c, l2);
+        uint64_t other = 0;
+        for (int t = 0; t < MAX_TICKS && other == 0; t++) {
+            CHECK(cu_tick(&c));
+            for (uint64_t id = 1; id <= 3; id++)
+                if (id != l2 && info_of(cu_node_by_id(&c, id)->handle, 2).role ==
+                                    MUXRAFT_LEADER)
+                    other = id;
+        }
+        CHECK(other != 0);
+        cu_isolate(&c, 0);
+        CHECK(tick_until_reads(&c, old, before + 1));
+        r = cu_find_read(old, rid, &count);
+        CHECK(count == 1 && r && r->status == MUXRAFT_NOT_LEADER && r->index == 0);
+        CHECK(info_of(old->handle, 2).role != MUXRAFT_LEADER);
+        CHECK(stats_of(old->handle).pending_reads == 0);
+    }
+
+    /* Pending when the node stops: SHUTDOWN, reported before the stop
+     * returns; then every read is refused with SHUTDOWN. */
+    const uint64_t l3 = cu_wait_leader(&c, 2, MAX_TICKS);
+    CHECK(l3 != 0);
+    if (l3 != 0) {
+        cu_node *sn = cu_node_by_id(&c, l3);
+        const size_t before = sn->n_reads;
+        const muxraft_stats b = stats_of(sn->handle);
+        CHECK_OK(muxraft_read_index(sn->handle, 2, &rid));
+        CHECK(sn->n_reads == before);
+        CHECK_OK(muxraft_node_stop(sn->handle));
+        r = cu_find_read(sn, rid, &count);
+        CHECK(count == 1 && r && r->status == MUXRAFT_SHUTDOWN && r->index == 0 &&
+              r->group_id == 2);
+        CHECK(sn->n_reads == before + 1);
+        EXPECT_FAIL(muxraft_read_index(sn->handle, 2, &rid), MUXRAFT_SHUTDOWN);
+        s = stats_of(sn->handle);
+        CHECK(s.reads == b.reads + 1 && s.reads_failed == b.reads_failed + 1);
+        CHECK(s.pending_reads == 0);
+    }
+    cu_free(&c);
+}
+
+/* The limits of reads pending: at max_pending_reads_per_group (and at
+ * max_pending_reads, over the node) a read is refused with MUXRAFT_BUSY at
+ * once and counted; once the reads pending are reported, reading works
+ * again. 0 lifts a limit. */
+static void test_read_index_busy(void)
+{
+    muxraft_config base;
+    muxraft_config_init(&base);
+    base.max_pending_reads_per_group = 1;
+    cu_cluster c;
+    cu_node *ln = read_cluster(&c, &base, 1);
+    if (ln == NULL)
+        return;
+    uint64_t first = 0, rid = 77;
+    CHECK_OK(muxraft_read_index(ln->handle, 1, &first));
+    EXPECT_FAIL(muxraft_read_index(ln->handle, 1, &rid), MUXRAFT_BUSY);
+    CHECK(rid == 77);
+    CHECK(strstr(muxraft_last_error(), "reads pending in the group") != NULL);
+    EXPECT_FAIL(muxraft_read_index(ln->handle, 1, NULL), MUXRAFT_BUSY);
+    muxraft_stats s = stats_of(ln->handle);
+    CHECK(s.reads == 1 && s.pending_reads == 1 && s.reads_refused_busy == 2);
+    CHECK(tick_until_reads(&c, ln, 1));
+    CHECK(ln->n_reads == 1 && ln->reads[0].read_id == first &&
+          ln->reads[0].status == MUXRAFT_OK);
+    CHECK_OK(muxraft_read_index(ln->handle, 1, &rid));
+    CHECK(tick_until_reads(&c, ln, 2));
+    CHECK(ln->n_reads == 2 && ln->reads[1].read_id == rid);
+    s = stats_of(ln->handle);
+    CHECK(s.reads == 2 && s.reads_served == 2 && s.pending_reads == 0 &&
+          s.reads_refused_busy == 2);
+    cu_free(&c);
+
+    /* The node's limit. */
+    muxraft_config_init(&base);
+    base.max_pending_reads = 2;
+    ln = read_cluster(&c, &base, 1);
+    if (ln == NULL)
+        return;
+    CHECK_OK(muxraft_read_index(ln->handle, 1, NULL));
+    CHECK_OK(muxraft_read_index(ln->handle, 1, NULL));
+    EXPECT_FAIL(muxraft_read_index(ln->handle, 1, NULL), MUXRAFT_BUSY);
+    CHECK(strstr(muxraft_last_error(), "reads pending on the node") != NULL);
+    s = stats_of(ln->handle);
+    CHECK(s.reads == 2 && s.pending_reads == 2 && s.reads_refused_busy == 1);
+    CHECK(tick_until_reads(&c, ln, 2));
+    CHECK_OK(muxraft_read_index(ln->handle, 1, NULL));
+    CHECK(tick_until_reads(&c, ln, 3));
+    CHECK(stats_of(ln->handle).reads_served == 3);
+    cu_free(&c);
+
+    /* 0: no limit (the group's and the node's). */
+    muxraft_config_init(&base);
+    base.max_pending_reads_per_group = 0;
+    base.max_pending_reads = 0;
+    ln = read_cluster(&c, &base, 1);
+    if (ln == NULL)
+        return;
+    int accepted = 0;
+    for (int i = 0; i < 5000; i++)
+        accepted += muxraft_read_index(ln->handle, 1, NULL) == MUXRAFT_OK;
+    CHECK(accepted == 5000); /* past the default 4096 per group */
+    CHECK(tick_until_reads(&c, ln, 5000));
+    s = stats_of(ln->handle);
+    CHECK(s.reads_served == 5000 && s.pending_reads == 0 && s.reads_refused_busy == 0);
+    cu_free(&c);
+}
+
 /* Node-level liveness as the host sees it: the peers of a node, whether it
  * hears each and their epochs; misuse refused. */
 static void test_peers(void)
@@ -2916,6 +3299,8 @@ int main(void)
     RUN(test_data_dir_in_use);
     RUN(test_backpressure);
     RUN(test_peers);
+    RUN(test_read_index);
+    RUN(test_read_index_busy);
 
     printf("%d passed, %d failed\n", n_passed, n_failed);
     return n_failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
