@@ -13,6 +13,9 @@
 //                       muxraft_status and the muxraft_last_error() message
 //   muxraft::ProposeResult  what try_propose returns instead of throwing: the
 //                       status and, with MUXRAFT_OK, the proposal id
+//   muxraft::ReadResult what try_read_index returns instead of throwing: the
+//                       status and, with MUXRAFT_OK, the read id
+//   muxraft::Peer       a peer of the node as node_peers() lists it (muxraft_peer)
 //
 // Routine outcomes. A proposal to a node that does not lead the group
 // (MUXRAFT_NOT_LEADER) is routine: leadership moves. So is MUXRAFT_BUSY from a
@@ -21,7 +24,9 @@
 // nothing was proposed. propose() throws them as an Error like any other
 // status; try_propose() returns them (and every other status) without
 // throwing, for the loops that retry at the new leader or once earlier
-// proposals are decided.
+// proposals are decided. Reads are the same: read_index() throws
+// MUXRAFT_NOT_LEADER and MUXRAFT_BUSY (Config's max_pending_reads*),
+// try_read_index() returns them.
 //
 // Callbacks and exceptions. muxraft calls the Callbacks on the thread of the
 // call that caused them (host-driven mode) or on a muxraft thread (embedded
@@ -62,13 +67,15 @@
 namespace muxraft {
 
 // The C types are used as they are: a status, a role, and the plain structs
-// filled by muxraft_group_status and muxraft_node_stats (group_status() and
-// stats() set their struct_size with muxraft_group_info_init and
-// muxraft_stats_init).
+// filled by muxraft_group_status, muxraft_node_stats and muxraft_node_peers
+// (group_status() and stats() set their struct_size with
+// muxraft_group_info_init and muxraft_stats_init; muxraft_peer has none:
+// node_id, heard (1 or 0) and epoch).
 using Status = muxraft_status;
 using Role = muxraft_role;
 using GroupInfo = muxraft_group_info;
 using Stats = muxraft_stats;
+using Peer = muxraft_peer;
 
 // muxraft_status_str: "MUXRAFT_NOT_LEADER" for MUXRAFT_NOT_LEADER,
 // "MUXRAFT_UNKNOWN_STATUS" for a number that is no status.
@@ -145,6 +152,15 @@ struct [[nodiscard]] ProposeResult {
     bool ok() const noexcept { return status == MUXRAFT_OK; }
 };
 
+// What try_read_index returns: the status of muxraft_read_index and, with
+// MUXRAFT_OK, the read id that read_done reports (0 otherwise).
+struct [[nodiscard]] ReadResult {
+    Status status;
+    std::uint64_t id;
+
+    bool ok() const noexcept { return status == MUXRAFT_OK; }
+};
+
 // The settings of a node: muxraft_config as C++ values. A default-constructed
 // Config holds the defaults of muxraft_config_init (node_id 0, which has to be
 // set: muxraft_node_new refuses it). See muxraft.h for each field.
@@ -186,6 +202,11 @@ struct Config {
     // quiesced_total and the wakeups_* counters by cause, and the peers_*
     // of node-level liveness. false keeps every group awake.
     bool quiesce;
+    // Reads: read_index() throws, and try_read_index() returns,
+    // MUXRAFT_BUSY (nothing taken) while the group or the node has this
+    // many reads taken and not yet reported to read_done (0: no limit).
+    std::uint64_t max_pending_reads_per_group;
+    std::uint64_t max_pending_reads;
 
     // The defaults of muxraft_config_init.
     Config() : Config(defaults()) {}
@@ -204,7 +225,9 @@ struct Config {
           max_pending_proposals_per_group(c.max_pending_proposals_per_group),
           max_pending_proposals(c.max_pending_proposals),
           max_unsynced_bytes_per_group(c.max_unsynced_bytes_per_group),
-          max_unsynced_bytes(c.max_unsynced_bytes), quiesce(c.quiesce)
+          max_unsynced_bytes(c.max_unsynced_bytes), quiesce(c.quiesce),
+          max_pending_reads_per_group(c.max_pending_reads_per_group),
+          max_pending_reads(c.max_pending_reads)
     {
     }
 
@@ -234,6 +257,8 @@ struct Config {
         c.max_unsynced_bytes_per_group = max_unsynced_bytes_per_group;
         c.max_unsynced_bytes = max_unsynced_bytes;
         c.quiesce = quiesce;
+        c.max_pending_reads_per_group = max_pending_reads_per_group;
+        c.max_pending_reads = max_pending_reads;
         return c;
     }
 
@@ -283,6 +308,16 @@ struct Callbacks {
     std::function<void(std::uint64_t group_id, std::uint64_t applied, std::uint64_t entries,
                        std::uint64_t bytes)>
         snapshot_needed;
+    // The outcome of a read taken on this node (read_index()), exactly once
+    // per read id: MUXRAFT_OK with its index (a quorum confirmed this node
+    // still led after the read was taken, and apply has delivered every
+    // entry up to `index`: serve the read from the state machine now);
+    // MUXRAFT_NOT_LEADER (leadership lost first: take it again at the new
+    // leader), MUXRAFT_NOT_FOUND (the group was removed here) or
+    // MUXRAFT_SHUTDOWN (the node stopped), with index 0.
+    std::function<void(std::uint64_t group_id, std::uint64_t read_id, Status status,
+                       std::uint64_t index)>
+        read_done;
 };
 
 namespace detail {
@@ -367,6 +402,16 @@ struct Trampolines {
                                                                       log_bytes);
         } catch (...) {
             callback_threw("snapshot_needed");
+        }
+    }
+
+    static void read_done(void *userdata, std::uint64_t group_id, std::uint64_t read_id,
+                          muxraft_status status, std::uint64_t index) noexcept
+    {
+        try {
+            static_cast<const Callbacks *>(userdata)->read_done(group_id, read_id, status, index);
+        } catch (...) {
+            callback_threw("read_done");
         }
     }
 };
@@ -487,6 +532,33 @@ public:
         return try_propose(group_id, data.data(), data.size());
     }
 
+    // muxraft_read_index: a linearizable read of a group this node leads,
+    // without writing to the log; returns the read id that read_done
+    // reports exactly once (it may already have been reported when this
+    // returns: at once in a group of one, or on a muxraft thread). Serve
+    // the read when read_done says MUXRAFT_OK. Throws Error for every
+    // other status, MUXRAFT_NOT_LEADER and MUXRAFT_BUSY (Config's
+    // max_pending_reads*) included: where leadership can move or the
+    // limits can be reached, use try_read_index.
+    std::uint64_t read_index(std::uint64_t group_id) const
+    {
+        const ReadResult r = try_read_index(group_id);
+        check(r.status, "muxraft_read_index");
+        return r.id;
+    }
+
+    // muxraft_read_index without exceptions: every status is returned, with
+    // the read id when it is MUXRAFT_OK. MUXRAFT_NOT_LEADER (read at the
+    // leader group_status() names) and MUXRAFT_BUSY (nothing taken; retry
+    // once earlier reads are reported) are routine; for any status but
+    // MUXRAFT_OK, muxraft_last_error() on this thread says why.
+    [[nodiscard]] ReadResult try_read_index(std::uint64_t group_id) const noexcept
+    {
+        std::uint64_t id = 0;
+        const Status status = muxraft_read_index(h(), group_id, &id);
+        return ReadResult{status, status == MUXRAFT_OK ? id : 0};
+    }
+
     // muxraft_tick (host-driven mode): one tick of the node's clock.
     void tick() const { check(muxraft_tick(h()), "muxraft_tick"); }
 
@@ -500,13 +572,36 @@ public:
 
     // muxraft_node_stats: the node's counters and gauges (see muxraft_stats
     // in muxraft.h), quiescence (groups_awake, groups_quiesced,
-    // quiesced_total, wakeups_*) and node-level liveness (peers_*) included.
+    // quiesced_total, wakeups_*), node-level liveness (peers_*) and reads
+    // (reads, reads_served, reads_failed, reads_refused_busy,
+    // pending_reads, read_rounds_sent, read_rounds_answered) included.
     Stats stats() const
     {
         Stats s;
         muxraft_stats_init(&s);
         check(muxraft_node_stats(h(), &s), "muxraft_node_stats");
         return s;
+    }
+
+    // muxraft_node_peers: the nodes hosting replicas of this node's groups,
+    // in node id order, each with `heard` (1: a frame from it arrived
+    // within the last election timeout) and its liveness `epoch`. Sized
+    // with a first call, filled with a second (again if peers were added
+    // meanwhile).
+    std::vector<Peer> node_peers() const
+    {
+        std::vector<Peer> peers;
+        for (;;) {
+            std::size_t count = 0;
+            check(muxraft_node_peers(h(), peers.empty() ? nullptr : peers.data(), peers.size(),
+                                     &count),
+                  "muxraft_node_peers");
+            if (count <= peers.size()) {
+                peers.resize(count);
+                return peers;
+            }
+            peers.resize(count);
+        }
     }
 
 protected:
@@ -564,6 +659,8 @@ public:
             cb.restore = &detail::Trampolines::restore;
         if (callbacks_->snapshot_needed)
             cb.snapshot_needed = &detail::Trampolines::snapshot_needed;
+        if (callbacks_->read_done)
+            cb.read_done = &detail::Trampolines::read_done;
         const muxraft_config c = config.to_c();
         muxraft_node *handle = nullptr;
         detail::check(muxraft_node_new(&c, &cb, &handle), "muxraft_node_new");

@@ -1,6 +1,7 @@
 // embedded_test.cc: three Nodes in embedded mode on loopback (muxraft's own
 // timer, TCP transport and threads), many groups, proposals applied in the
-// same order on every node, then stop.
+// same order on every node, a read of every group at its leader reported
+// after the proposals' entries were applied, then stop.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -12,6 +13,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -64,6 +66,11 @@ struct Observed {
     std::map<std::pair<std::uint64_t, std::uint64_t>, std::pair<muxraft::Status, std::uint64_t>> done;
     std::size_t out_of_order = 0;
     std::size_t reentrant_ok = 0, reentrant_failed = 0;
+    // (node, read id) -> (status, index, entries of the group applied then)
+    std::map<std::pair<std::uint64_t, std::uint64_t>,
+             std::tuple<muxraft::Status, std::uint64_t, std::size_t>>
+        reads;
+    std::size_t read_reports = 0;
 };
 
 } // namespace
@@ -106,6 +113,13 @@ TEST(Embedded, ThreeNodesOnLoopbackApplyManyGroupsInOrder)
                                        muxraft::Status status, std::uint64_t index) {
             std::lock_guard<std::mutex> lock(seen.mu);
             seen.done[{id, proposal}] = {status, index};
+            seen.cv.notify_all();
+        };
+        cb.read_done = [&seen, id](std::uint64_t group, std::uint64_t read,
+                                   muxraft::Status status, std::uint64_t index) {
+            std::lock_guard<std::mutex> lock(seen.mu);
+            seen.reads[{id, read}] = {status, index, seen.applied[{id, group}].size()};
+            ++seen.read_reports;
             seen.cv.notify_all();
         };
         cb.send = [](std::uint64_t, std::string_view, bool) {
@@ -184,6 +198,38 @@ TEST(Embedded, ThreeNodesOnLoopbackApplyManyGroupsInOrder)
         })) << "proposals not applied everywhere";
     }
 
+    // A read of every group at its leader, reported on a muxraft thread once
+    // a quorum confirmed it and the entries acknowledged above are applied.
+    // Leadership may have moved meanwhile: then the read is NOT_LEADER.
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> read_ids; // (node, read id)
+    for (std::uint64_t g = 1; g <= kGroups; ++g) {
+        const muxraft::ReadResult r = nodes[leaders[g] - 1].try_read_index(g);
+        if (r.ok()) {
+            read_ids.emplace_back(leaders[g], r.id);
+        } else {
+            EXPECT_EQ(r.status, MUXRAFT_NOT_LEADER) << muxraft::status_name(r.status);
+        }
+    }
+    EXPECT_GE(read_ids.size(), kGroups - 2);
+    {
+        std::unique_lock<std::mutex> lock(seen.mu);
+        ASSERT_TRUE(seen.cv.wait_for(lock, kDeadline,
+                                     [&] { return seen.read_reports >= read_ids.size(); }))
+            << "reads not reported";
+        std::size_t served = 0;
+        for (const auto &read : read_ids) {
+            ASSERT_EQ(seen.reads.count(read), 1u);
+            const auto &[status, index, applied] = seen.reads[read];
+            if (status == MUXRAFT_NOT_LEADER)
+                continue;
+            EXPECT_EQ(status, MUXRAFT_OK) << muxraft::status_name(status);
+            EXPECT_GT(index, static_cast<std::uint64_t>(kEntries));
+            EXPECT_GE(applied, static_cast<std::size_t>(kEntries));
+            ++served;
+        }
+        EXPECT_GE(served + 2, read_ids.size());
+    }
+
     // The transport's counters (embedded mode only): every node connected
     // to its two peers; nothing is queued once everything was applied.
     for (std::uint64_t id = 1; id <= kNodes; ++id) {
@@ -212,6 +258,7 @@ TEST(Embedded, ThreeNodesOnLoopbackApplyManyGroupsInOrder)
     EXPECT_EQ(seen.out_of_order, 0u);
     EXPECT_EQ(seen.reentrant_failed, 0u);
     EXPECT_EQ(seen.reentrant_ok, kNodes * kGroups * kEntries);
+    EXPECT_EQ(seen.read_reports, read_ids.size()); // once each
 
     for (std::uint64_t id = 1; id <= kNodes; ++id) {
         muxraft::Stats stats = nodes[id - 1].stats(); // allowed after stop

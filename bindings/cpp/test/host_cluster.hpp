@@ -4,8 +4,8 @@
 // Nodes 1..n share one FIFO wire: each node's send callback appends a copy
 // of the frame (with its liveness flag), and drain() steps every queued
 // frame into its destination until the wire is empty. Time moves only with tick(). The callbacks record
-// what each node applied, every proposal outcome, every restore and every
-// snapshot_needed hint. With a data root, node id keeps its write-ahead log
+// what each node applied, every proposal outcome, every read outcome, every
+// restore and every snapshot_needed hint. With a data root, node id keeps its write-ahead log
 // in "<root>/node-<id>", and restart() creates it again there (or on an
 // empty directory, as after a lost disk). `isolated` cuts one node off.
 #ifndef MUXRAFT_CPP_TEST_HOST_CLUSTER_HPP
@@ -69,6 +69,16 @@ struct Restore {
 
 struct Hint {
     std::uint64_t applied, entries, bytes;
+};
+
+// One read_done report, with how many entries of the group the node had
+// applied when it came and the index of the last one (0: none).
+struct Read {
+    std::uint64_t group_id, read_id;
+    muxraft::Status status;
+    std::uint64_t index;
+    std::size_t applied_count;
+    std::uint64_t last_applied;
 };
 
 struct Frame {
@@ -220,6 +230,7 @@ public:
     std::map<std::pair<std::uint64_t, std::uint64_t>, std::vector<Entry>> applied;
     std::map<std::uint64_t, std::map<std::uint64_t, Done>> done; // node -> proposal id -> outcome
     std::size_t done_reports = 0;
+    std::map<std::uint64_t, std::vector<Read>> reads; // node -> read outcomes, in order
     std::size_t role_changes = 0;
     std::size_t frames_carried = 0;
     // A node whose frames, sent or received, drain() drops (0: none).
@@ -272,6 +283,12 @@ private:
         cb.snapshot_needed = [this, id](std::uint64_t group, std::uint64_t applied_index,
                                         std::uint64_t entries, std::uint64_t bytes) {
             hints[{id, group}].push_back(Hint{applied_index, entries, bytes});
+        };
+        cb.read_done = [this, id](std::uint64_t group, std::uint64_t read,
+                                  muxraft::Status status, std::uint64_t index) {
+            const auto &log = applied[{id, group}];
+            reads[id].push_back(Read{group, read, status, index, log.size(),
+                                     log.empty() ? 0 : log.back().index});
         };
         return cb;
     }
