@@ -35,8 +35,8 @@
  *   to be the calling process's environment on a scheduler thread and NULL
  *   on a thread ERTS did not create. Embedded mode: callbacks run on
  *   muxraft's thread, caller_env NULL. Host-driven mode: callbacks run
- *   inside our NIF call (start_node, tick, step, propose, create_group,
- *   rejoin_group, remove_group, snapshot, stop_node), on a (dirty)
+ *   inside our NIF call (start_node, tick, step, propose, read_index,
+ *   create_group, rejoin_group, remove_group, snapshot, stop_node), on a (dirty)
  *   scheduler thread: each such NIF stores its env in the thread-local
  *   `tls_caller_env` for the duration of the muxraft call.
  *
@@ -69,7 +69,9 @@
 
 static ERL_NIF_TERM am_ok, am_error, am_undefined, am_true, am_false;
 static ERL_NIF_TERM am_muxraft, am_applied, am_role, am_proposal, am_send;
-static ERL_NIF_TERM am_restore, am_snapshot_needed;
+static ERL_NIF_TERM am_restore, am_snapshot_needed, am_read;
+/* node_peers keys */
+static ERL_NIF_TERM am_node_id, am_heard, am_epoch;
 static ERL_NIF_TERM am_leader, am_follower, am_candidate;
 static ERL_NIF_TERM am_term, am_commit, am_last_index, am_incarnation;
 static ERL_NIF_TERM am_snapshot_index, am_first_index, am_log_bytes_memory,
@@ -96,7 +98,9 @@ static ERL_NIF_TERM am_messages_sent, am_bytes_sent, am_messages_received,
     am_groups_awake, am_groups_quiesced, am_quiesced_total, am_wakeups_host,
     am_wakeups_leader_message, am_wakeups_follower_message,
     am_wakeups_peer_lost, am_wakeups_peer_returned, am_peers, am_peers_heard,
-    am_peers_lost, am_peers_returned, am_peers_restarted;
+    am_peers_lost, am_peers_returned, am_peers_restarted, am_reads,
+    am_reads_served, am_reads_failed, am_reads_refused_busy, am_pending_reads,
+    am_read_rounds_sent, am_read_rounds_answered;
 
 static ERL_NIF_TERM mk_atom(ErlNifEnv *env, const char *name)
 {
@@ -366,6 +370,25 @@ static void on_proposal_done(void *ud, uint64_t group_id, uint64_t proposal_id,
     deliver((nif_node *)ud, e, ev);
 }
 
+/* As a proposal's outcome: {read, ReadId, ok, Index} or
+ * {read, ReadId, {error, Reason}}. */
+static void on_read_done(void *ud, uint64_t group_id, uint64_t read_id,
+                         muxraft_status status, uint64_t index)
+{
+    ErlNifEnv *e = enif_alloc_env();
+    ERL_NIF_TERM ev;
+    (void)group_id;
+    if (e == NULL)
+        return;
+    if (status == MUXRAFT_OK)
+        ev = enif_make_tuple4(e, am_read, enif_make_uint64(e, read_id), am_ok,
+                              enif_make_uint64(e, index));
+    else
+        ev = enif_make_tuple3(e, am_read, enif_make_uint64(e, read_id),
+                              enif_make_tuple2(e, am_error, status_atom(e, status)));
+    deliver((nif_node *)ud, e, ev);
+}
+
 /* The term is not in the message: Raft's, of no use to the state machine. */
 static void on_restore(void *ud, uint64_t group_id, uint64_t index, uint64_t term,
                        const uint8_t *data, size_t len)
@@ -487,7 +510,7 @@ static int get_cstr(ErlNifEnv *env, ERL_NIF_TERM t, int allow_undefined,
  *                 SnapshotTimeoutMs, MaxSnapshotBytes, WalSegmentBytes},
  *                {MaxPendingProposalsPerGroup, MaxPendingProposals,
  *                 MaxUnsyncedBytesPerGroup, MaxUnsyncedBytes},
- *                Quiesce)
+ *                Quiesce, {MaxPendingReadsPerGroup, MaxPendingReads})
  *   -> {ok, Node} | {error, Reason, Message}
  * Numeric options, BatchHeartbeats and Quiesce are `undefined` for the
  * library's default. With a data_dir, the `restore` messages of the groups
@@ -531,6 +554,10 @@ static ERL_NIF_TERM start_node_nif(ErlNifEnv *env, int argc,
         !get_opt_u64(env, tuple[1], &config.max_pending_proposals) ||
         !get_opt_u64(env, tuple[2], &config.max_unsynced_bytes_per_group) ||
         !get_opt_u64(env, tuple[3], &config.max_unsynced_bytes))
+        return enif_make_badarg(env);
+    if (!enif_get_tuple(env, argv[13], &arity, &tuple) || arity != 2 ||
+        !get_opt_u64(env, tuple[0], &config.max_pending_reads_per_group) ||
+        !get_opt_u64(env, tuple[1], &config.max_pending_reads))
         return enif_make_badarg(env);
     if (enif_is_identical(argv[8], am_true))
         config.batch_heartbeats = true;
@@ -582,6 +609,7 @@ static ERL_NIF_TERM start_node_nif(ErlNifEnv *env, int argc,
     cb.proposal_done = on_proposal_done;
     cb.restore = on_restore;
     cb.snapshot_needed = on_snapshot_needed;
+    cb.read_done = on_read_done;
 
     tls_caller_env = env;
     s = muxraft_node_new(&config, &cb, &n->node);
@@ -758,6 +786,74 @@ static ERL_NIF_TERM propose_nif(ErlNifEnv *env, int argc,
     return enif_make_tuple2(env, am_ok, enif_make_uint64(env, id));
 }
 
+/* read_index_nif(Node, GroupId) -> {ok, ReadId} | {error, Reason, Message} */
+static ERL_NIF_TERM read_index_nif(ErlNifEnv *env, int argc,
+                                   const ERL_NIF_TERM argv[])
+{
+    nif_node *n;
+    uint64_t group_id, id = 0;
+    muxraft_status s;
+    (void)argc;
+
+    if (!get_node(env, argv[0], &n) || !get_u64(env, argv[1], &group_id))
+        return enif_make_badarg(env);
+    if (!gate_enter(n))
+        return shutdown_error(env);
+    tls_caller_env = env;
+    s = muxraft_read_index(n->node, group_id, &id);
+    tls_caller_env = NULL;
+    gate_leave(n);
+    if (s != MUXRAFT_OK)
+        return error3(env, s);
+    return enif_make_tuple2(env, am_ok, enif_make_uint64(env, id));
+}
+
+/* node_peers_nif(Node) -> [#{node_id, heard, epoch}] | {error, Reason, Message}
+ * In node id order. Sized with a first call, filled with a second (again
+ * if peers were added meanwhile, in embedded mode). */
+static ERL_NIF_TERM node_peers_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    nif_node *n;
+    muxraft_peer *peers = NULL;
+    size_t cap = 0, count = 0, i;
+    muxraft_status s;
+    ERL_NIF_TERM list, keys[3], values[3], map;
+    (void)argc;
+
+    if (!get_node(env, argv[0], &n))
+        return enif_make_badarg(env);
+    /* Like group_status and stats: the handle lives until the destructor,
+     * and the call runs no callback. */
+    for (;;) {
+        s = muxraft_node_peers(n->node, peers, cap, &count);
+        if (s != MUXRAFT_OK) {
+            enif_free(peers);
+            return error3(env, s);
+        }
+        if (count <= cap)
+            break;
+        enif_free(peers);
+        cap = count;
+        peers = (muxraft_peer *)enif_alloc(cap * sizeof *peers);
+        if (peers == NULL)
+            return error_msg(env, am_io, "out of memory");
+    }
+    list = enif_make_list(env, 0);
+    for (i = count; i > 0; i--) {
+        const muxraft_peer *p = &peers[i - 1];
+        keys[0] = am_node_id; values[0] = enif_make_uint64(env, p->node_id);
+        keys[1] = am_heard;   values[1] = p->heard ? am_true : am_false;
+        keys[2] = am_epoch;   values[2] = enif_make_uint64(env, p->epoch);
+        if (!enif_make_map_from_arrays(env, keys, values, 3, &map)) {
+            enif_free(peers);
+            return enif_make_badarg(env);
+        }
+        list = enif_make_list_cell(env, map, list);
+    }
+    enif_free(peers);
+    return list;
+}
+
 /* group_status_nif(Node, GroupId) -> {ok, Map} | {error, Reason, Message} */
 static ERL_NIF_TERM group_status_nif(ErlNifEnv *env, int argc,
                                      const ERL_NIF_TERM argv[])
@@ -805,7 +901,7 @@ static ERL_NIF_TERM stats_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
     nif_node *n;
     muxraft_stats st;
     muxraft_status s;
-    ERL_NIF_TERM keys[55], values[55], map;
+    ERL_NIF_TERM keys[62], values[62], map;
     unsigned k = 0;
     (void)argc;
 
@@ -876,6 +972,13 @@ static ERL_NIF_TERM stats_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
     STAT(peers_lost);
     STAT(peers_returned);
     STAT(peers_restarted);
+    STAT(reads);
+    STAT(reads_served);
+    STAT(reads_failed);
+    STAT(reads_refused_busy);
+    STAT(pending_reads);
+    STAT(read_rounds_sent);
+    STAT(read_rounds_answered);
 #undef STAT
     if (!enif_make_map_from_arrays(env, keys, values, k, &map))
         return enif_make_badarg(env);
@@ -967,7 +1070,8 @@ static void make_atoms(ErlNifEnv *env)
 #define ATOM(name) am_##name = mk_atom(env, #name)
     ATOM(ok); ATOM(error); ATOM(undefined); ATOM(true); ATOM(false);
     ATOM(muxraft); ATOM(applied); ATOM(role); ATOM(proposal); ATOM(send);
-    ATOM(restore); ATOM(snapshot_needed);
+    ATOM(restore); ATOM(snapshot_needed); ATOM(read);
+    ATOM(node_id); ATOM(heard); ATOM(epoch);
     ATOM(leader); ATOM(follower); ATOM(candidate);
     ATOM(term); ATOM(commit); ATOM(last_index); ATOM(incarnation);
     ATOM(snapshot_index); ATOM(first_index); ATOM(log_bytes_memory);
@@ -995,6 +1099,9 @@ static void make_atoms(ErlNifEnv *env)
     ATOM(wakeups_follower_message); ATOM(wakeups_peer_lost);
     ATOM(wakeups_peer_returned); ATOM(peers); ATOM(peers_heard);
     ATOM(peers_lost); ATOM(peers_returned); ATOM(peers_restarted);
+    ATOM(reads); ATOM(reads_served); ATOM(reads_failed);
+    ATOM(reads_refused_busy); ATOM(pending_reads); ATOM(read_rounds_sent);
+    ATOM(read_rounds_answered);
 #undef ATOM
 }
 
@@ -1020,12 +1127,14 @@ static int upgrade(ErlNifEnv *env, void **priv, void **old_priv, ERL_NIF_TERM in
 #define DIRTY ERL_NIF_DIRTY_JOB_IO_BOUND
 
 static ErlNifFunc nif_funcs[] = {
-    {"start_node_nif", 13, start_node_nif, DIRTY},
+    {"start_node_nif", 14, start_node_nif, DIRTY},
     {"create_group_nif", 4, create_group_nif, DIRTY},
     {"rejoin_group_nif", 4, rejoin_group_nif, DIRTY},
     {"snapshot_nif", 4, snapshot_nif, DIRTY},
     {"remove_group_nif", 2, remove_group_nif, DIRTY},
     {"propose_nif", 3, propose_nif, DIRTY},
+    {"read_index_nif", 2, read_index_nif, DIRTY},
+    {"node_peers_nif", 1, node_peers_nif, DIRTY},
     {"group_status_nif", 2, group_status_nif, DIRTY},
     {"stats_nif", 1, stats_nif, DIRTY},
     {"stop_node_nif", 1, stop_node_nif, DIRTY},

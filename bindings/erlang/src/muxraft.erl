@@ -10,6 +10,8 @@
 %%   {muxraft, Node, {role, GroupId, leader | follower | candidate, Term, LeaderId}}
 %%   {muxraft, Node, {proposal, ProposalId, ok, Index}}
 %%   {muxraft, Node, {proposal, ProposalId, {error, Reason}}}
+%%   {muxraft, Node, {read, ReadId, ok, Index}}
+%%   {muxraft, Node, {read, ReadId, {error, Reason}}}
 %%   {muxraft, Node, {send, ToNodeId, Frame, Liveness}} (host-driven mode only)
 %% </pre>
 %% `applied' messages of a group arrive in log order. `restore' tells the
@@ -22,7 +24,10 @@
 %% last snapshot passed `snapshot_threshold_entries' or
 %% `snapshot_threshold_bytes': take one with {@link snapshot/4} (`Applied'
 %% is the last index applied). Every proposal accepted
-%% by {@link propose/3} gets exactly one `proposal' message. `Liveness' is
+%% by {@link propose/3} gets exactly one `proposal' message, and every read
+%% taken by {@link read_index/2} exactly one `read' message: `ok' once the
+%% `applied' messages up to `Index' have been sent (serve the read from the
+%% state machine then). `Liveness' is
 %% `true' for heartbeat batches and their answers: a transport should send
 %% those ahead of other frames, never queued behind megabytes of entries.
 %% Group ids are any integer from 0 to 2^64-1; node ids are non-zero.
@@ -38,8 +43,8 @@
 %%   the `{send, To, Frame, Liveness}' messages to the peers itself (e.g.
 %%   over Erlang distribution). Callbacks run inside those calls. For events
 %%   to arrive in order, make every call that drives the node (tick, step,
-%%   propose, create_group, rejoin_group, remove_group, snapshot) from one
-%%   process, normally the owner.</li>
+%%   propose, read_index, create_group, rejoin_group, remove_group,
+%%   snapshot) from one process, normally the owner.</li>
 %% </ul>
 %%
 %% Errors: a call with arguments of the wrong type raises `badarg'; a call
@@ -53,12 +58,13 @@
 
 -export([start_node/1, stop_node/1,
          create_group/4, rejoin_group/4, remove_group/2,
-         propose/3, snapshot/4, group_status/2, stats/1,
+         propose/3, read_index/2, snapshot/4, group_status/2, stats/1,
+         node_peers/1,
          tick/1, step/3,
          last_error/0, version/0]).
 
 -export_type([node_handle/0, node_id/0, group_id/0, proposal_id/0,
-              reason/0, role/0, event/0]).
+              read_id/0, peer/0, reason/0, role/0, event/0]).
 
 -on_load(load_nif/0).
 
@@ -72,6 +78,12 @@
 %% Names one creation of a group id: the same on every member, different
 %% from every earlier creation of the same id (see `muxraft_group_create').
 -type proposal_id() :: pos_integer().
+-type read_id() :: pos_integer().
+-type peer() :: #{node_id := node_id(), heard := boolean(),
+                  epoch := pos_integer()}.
+%% A node hosting replicas of this node's groups: `heard' if a frame from it
+%% arrived within the last election timeout; `epoch' is its liveness epoch
+%% here (1 at first, one more each time it is lost or seen to restart).
 -type role() :: leader | follower | candidate.
 -type reason() :: invalid_argument | not_found | already_exists | not_leader
                 | too_large | malformed | io | shutdown | busy | panic | unknown.
@@ -83,6 +95,8 @@
                   Leader :: non_neg_integer()}
                | {proposal, proposal_id(), ok, Index :: pos_integer()}
                | {proposal, proposal_id(), {error, reason()}}
+               | {read, read_id(), ok, Index :: non_neg_integer()}
+               | {read, read_id(), {error, reason()}}
                | {send, To :: node_id(), Frame :: binary(), Liveness :: boolean()}.
 
 -define(LAST_ERROR, '$muxraft_last_error').
@@ -117,8 +131,11 @@
 %% per-pair heartbeat batch, sent every interval even when empty, tells
 %% each node its peers are alive ({@link stats/1} shows `groups_awake',
 %% `groups_quiesced', the wakeups and the peers); `false' keeps every group
-%% awake. Strings may be given as strings or binaries. Unknown keys raise
-%% `badarg'.
+%% awake; and for reads (0: no limit) `max_pending_reads_per_group' (4096)
+%% and `max_pending_reads' (65536), the reads taken and not yet reported,
+%% in a group and over all groups: at a limit {@link read_index/2} answers
+%% `{error, busy}' at once. Strings may be given as strings or binaries.
+%% Unknown keys raise `badarg'.
 %%
 %% The calling process becomes the owner and receives the node's events.
 -spec start_node(#{node_id := node_id(),
@@ -142,7 +159,9 @@
                    max_pending_proposals => non_neg_integer(),
                    max_unsynced_bytes_per_group => non_neg_integer(),
                    max_unsynced_bytes => non_neg_integer(),
-                   quiesce => boolean()}) ->
+                   quiesce => boolean(),
+                   max_pending_reads_per_group => non_neg_integer(),
+                   max_pending_reads => non_neg_integer()}) ->
           {ok, node_handle()} | {error, reason()}.
 start_node(Opts) when is_map(Opts) ->
     Known = [node_id, cluster_id, listen, peers, data_dir, tick_ms,
@@ -152,7 +171,8 @@ start_node(Opts) when is_map(Opts) ->
              snapshot_chunk_bytes, snapshot_timeout_ms, max_snapshot_bytes,
              wal_segment_bytes, max_pending_proposals_per_group,
              max_pending_proposals, max_unsynced_bytes_per_group,
-             max_unsynced_bytes, quiesce],
+             max_unsynced_bytes, quiesce, max_pending_reads_per_group,
+             max_pending_reads],
     [] =:= maps:keys(maps:without(Known, Opts)) orelse error(badarg, [Opts]),
     NodeId = case Opts of
                  #{node_id := Id} when is_integer(Id), Id > 0 -> Id;
@@ -193,13 +213,16 @@ start_node(Opts) when is_map(Opts) ->
                            opt_u64(max_pending_proposals, Opts),
                            opt_u64(max_unsynced_bytes_per_group, Opts),
                            opt_u64(max_unsynced_bytes, Opts)},
-                          Quiesce));
+                          Quiesce,
+                          {opt_u64(max_pending_reads_per_group, Opts),
+                           opt_u64(max_pending_reads, Opts)}));
 start_node(Opts) ->
     error(badarg, [Opts]).
 
 %% @doc Stop the node. Embedded mode: the pass in progress finishes, every
 %% proposal still waiting is reported to the owner as
-%% `{proposal, Id, {error, shutdown}}', then muxraft's threads and
+%% `{proposal, Id, {error, shutdown}}' (and every read not yet reported as
+%% `{read, Id, {error, shutdown}}'), then muxraft's threads and
 %% connections end; when this returns no message of the node is on its way
 %% any more. Host-driven mode: waits for the calls in progress, then runs the
 %% node's last pass in the calling process, which reports every proposal
@@ -242,7 +265,8 @@ rejoin_group(Node, GroupId, Incarnation, Members) ->
 
 %% @doc Remove this node's replica of a group. Proposals still waiting are
 %% reported as `{proposal, Id, {error, unknown}}' (they may still commit on
-%% the other replicas).
+%% the other replicas), reads not yet reported as
+%% `{read, Id, {error, not_found}}'.
 -spec remove_group(node_handle(), group_id()) -> ok | {error, reason()}.
 remove_group(Node, GroupId) ->
     result(remove_group_nif(Node, GroupId)).
@@ -263,6 +287,25 @@ remove_group(Node, GroupId) ->
           {ok, proposal_id()} | {error, reason()}.
 propose(Node, GroupId, Data) ->
     result(propose_nif(Node, GroupId, Data)).
+
+%% @doc Take a linearizable read of a group this node leads, without
+%% writing to the log (Raft's read index). `{ok, ReadId}': the owner will
+%% receive exactly one `{read, ReadId, ...}' message: `ok' with an index
+%% once a quorum confirmed, after the read was taken, that this node still
+%% leads, and every `applied' message up to that index was sent before it:
+%% serve the read from the state machine then (it reflects every proposal
+%% acknowledged before the read was taken); `{error, not_leader}': the node
+%% lost the leadership first (take the read again at the new leader);
+%% `{error, not_found}': the group was removed; `{error, shutdown}': the
+%% node stopped. Otherwise `{error, not_leader}' (see {@link group_status/2}
+%% for the leader), `busy' (the group or the node has
+%% `max_pending_reads_per_group' or `max_pending_reads' reads not yet
+%% reported; nothing taken), `not_found' or `shutdown'. With batched
+%% heartbeats the reads of one interval are confirmed by that interval's
+%% heartbeat batches.
+-spec read_index(node_handle(), group_id()) -> {ok, read_id()} | {error, reason()}.
+read_index(Node, GroupId) ->
+    result(read_index_nif(Node, GroupId)).
 
 %% @doc Tell the node that the owner's state machine of `GroupId', after
 %% applying `Index', is `Data' (iodata, copied): a snapshot. `Index' must
@@ -340,11 +383,27 @@ group_status(Node, GroupId) ->
 %% node with one of its replicas returned); and for node-level liveness
 %% `peers' (the nodes hosting replicas of groups hosted here) and
 %% `peers_heard' (those heard within an election timeout), gauges, and
-%% `peers_lost', `peers_returned' and `peers_restarted'.
+%% `peers_lost', `peers_returned' and `peers_restarted' (see
+%% {@link node_peers/1}); and for reads ({@link read_index/2}) `reads'
+%% (taken), `reads_served' (`ok' outcomes), `reads_failed' (any other),
+%% `reads_refused_busy' (`{error, busy}' from `read_index/2'), the gauge
+%% `pending_reads' (taken, not yet reported), `read_rounds_sent' (heartbeat
+%% rows carrying a read round) and `read_rounds_answered'.
 -spec stats(node_handle()) -> #{atom() => non_neg_integer()}.
 stats(Node) ->
     case stats_nif(Node) of
         M when is_map(M) -> M;
+        Error -> error(result(Error), [Node])
+    end.
+
+%% @doc This node's peers, the nodes hosting replicas of its groups, in
+%% node id order, each with whether this node hears it (a frame from it
+%% within the last election timeout) and its liveness epoch (see
+%% the type `peer()').
+-spec node_peers(node_handle()) -> [peer()].
+node_peers(Node) ->
+    case node_peers_nif(Node) of
+        L when is_list(L) -> L;
         Error -> error(result(Error), [Node])
     end.
 
@@ -448,13 +507,15 @@ load_nif() ->
 
 start_node_nif(_NodeId, _ClusterId, _Listen, _Peers, _DataDir, _TickMs,
                _HeartbeatTicks, _ElectionTicks, _Batch, _MaxProposalBytes,
-               _SnapshotOpts, _BackpressureOpts, _Quiesce) ->
+               _SnapshotOpts, _BackpressureOpts, _Quiesce, _ReadOpts) ->
     erlang:nif_error(not_loaded).
 create_group_nif(_Node, _GroupId, _Incarnation, _Members) -> erlang:nif_error(not_loaded).
 rejoin_group_nif(_Node, _GroupId, _Incarnation, _Members) -> erlang:nif_error(not_loaded).
 snapshot_nif(_Node, _GroupId, _Index, _Data) -> erlang:nif_error(not_loaded).
 remove_group_nif(_Node, _GroupId) -> erlang:nif_error(not_loaded).
 propose_nif(_Node, _GroupId, _Data) -> erlang:nif_error(not_loaded).
+read_index_nif(_Node, _GroupId) -> erlang:nif_error(not_loaded).
+node_peers_nif(_Node) -> erlang:nif_error(not_loaded).
 group_status_nif(_Node, _GroupId) -> erlang:nif_error(not_loaded).
 stats_nif(_Node) -> erlang:nif_error(not_loaded).
 stop_node_nif(_Node) -> erlang:nif_error(not_loaded).

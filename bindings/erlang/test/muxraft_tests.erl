@@ -74,6 +74,18 @@ quiesce_idle_groups_test_() ->
 quiesce_off_test_() ->
     {timeout, 60, fun quiesce_off/0}.
 
+read_index_test_() ->
+    {timeout, 60, fun read_index/0}.
+
+read_index_limits_test_() ->
+    {timeout, 60, fun read_index_limits/0}.
+
+read_index_pending_fails_test_() ->
+    {timeout, 60, fun read_index_pending_fails/0}.
+
+node_peers_test_() ->
+    {timeout, 60, fun node_peers/0}.
+
 %% Three embedded nodes in this VM on loopback, many groups; every group's
 %% proposals are applied in proposal order, identically, on every node.
 embedded_cluster() ->
@@ -98,6 +110,21 @@ embedded_cluster() ->
              [{ok, Index}] = outcomes(Owner, Id),
              {Index, _} = lists:keyfind(entry(G, K), 2, applied(Owner, G))
          end || {G, K, Id} <- Proposed],
+        %% A read of every group at its leader, taken by this process: its
+        %% outcome goes to the leader's owner, once, with an index at or
+        %% past every proposal acknowledged above, after those entries'
+        %% `applied' messages.
+        Reads = [{G, R} || G <- Groups,
+                           {ok, R} <- [muxraft:read_index(leader_node(Owners, Leaders, G), G)]],
+        ?assertEqual(length(Groups), length(Reads)),
+        [begin
+             Owner = lists:nth(maps:get(G, Leaders), Owners),
+             wait_until(fun() -> outcomes(Owner, {read, R}) =/= [] end),
+             [{ok, I}] = outcomes(Owner, {read, R}),
+             ?assert(I >= lists:max([Ix || {G2, _, Id} <- Proposed, G2 =:= G,
+                                           [{ok, Ix}] <- [outcomes(Owner, Id)]]))
+         end || {G, R} <- Reads],
+        [?assertMatch(#{pending_reads := 0}, call(O, fun muxraft:stats/1)) || O <- Owners],
         %% The heartbeats of all groups travel in batches (sent by the nodes
         %% that lead groups, once per heartbeat interval: a counter to poll).
         Stats = fun() -> [call(O, fun muxraft:stats/1) || O <- Owners] end,
@@ -261,6 +288,8 @@ bad_arguments() ->
               fun(B) -> muxraft:step(B, 2, <<"x">>) end,
               fun(B) -> muxraft:snapshot(B, 1, 1, <<"x">>) end,
               fun(B) -> muxraft:rejoin_group(B, 1, 1, [1]) end,
+              fun(B) -> muxraft:read_index(B, 1) end,
+              fun(B) -> muxraft:node_peers(B) end,
               fun(B) -> muxraft:stop_node(B) end]],
     %% ids
     ?assertError(badarg, muxraft:create_group(H, -1, 1, [1])),
@@ -331,6 +360,7 @@ calls_after_stop() ->
          ok = muxraft:stop_node(N),
          ok = muxraft:stop_node(N),
          ?assertEqual({error, shutdown}, muxraft:propose(N, 1, <<"x">>)),
+         ?assertEqual({error, shutdown}, muxraft:read_index(N, 1)),
          ?assertEqual({error, shutdown}, muxraft:create_group(N, 2, 1, [1])),
          ?assertEqual({error, shutdown}, muxraft:remove_group(N, 1)),
          ?assertEqual({error, shutdown}, muxraft:tick(N)),
@@ -932,6 +962,165 @@ quiesce_off() ->
      end || Opts <- [#{quiesce => false}, #{quiesce => true, batch_heartbeats => false}]],
     ok.
 
+%% Three host-driven nodes: refusals (badarg, not_leader, not_found); a read
+%% taken after a proposal was acknowledged is reported exactly once, not
+%% before frames travel, as {read, R, ok, I} with I at or past the
+%% proposal's index, after the proposal's `applied' message; the stats
+%% count it; read_index/2 works again afterwards.
+read_index() ->
+    {Nodes, IdOf} = hd_cluster(#{cluster_id => 1414}),
+    try
+        [ok = muxraft:create_group(N, 1, 1, [1, 2, 3]) || N <- maps:values(Nodes)],
+        S0 = hd_ticks_until(Nodes, IdOf, #{}, fun() -> hd_all_led(Nodes, [1]) end),
+        L = hd_leader(Nodes, 1),
+        LN = maps:get(L, Nodes),
+        FN = maps:get(L rem 3 + 1, Nodes),
+        ?assertError(badarg, muxraft:read_index(LN, -1)),
+        ?assertError(badarg, muxraft:read_index(LN, 1 bsl 64)),
+        ?assertError(badarg, muxraft:read_index(make_ref(), 1)),
+        ?assertEqual({error, not_leader}, muxraft:read_index(FN, 1)),
+        ?assertNotEqual(<<>>, muxraft:last_error()),
+        ?assertEqual({error, not_found}, muxraft:read_index(LN, 99)),
+        ?assertEqual({error, not_found}, muxraft:read_index(FN, 99)),
+        Stats0 = muxraft:stats(LN),
+        [?assert(is_integer(maps:get(K, Stats0)))
+         || K <- [reads, reads_served, reads_failed, reads_refused_busy, pending_reads,
+                  read_rounds_sent, read_rounds_answered]],
+        ?assertMatch(#{reads := 0, pending_reads := 0, reads_refused_busy := 0}, Stats0),
+        %% A proposal acknowledged before the read.
+        {ok, P} = muxraft:propose(LN, 1, <<"written">>),
+        S1 = hd_ticks_until_s(Nodes, IdOf, S0,
+                              fun(S) -> maps:is_key({proposal_index, P}, S) end, 200),
+        Written = maps:get({proposal_index, P}, S1),
+        {ok, R} = muxraft:read_index(LN, 1),
+        ?assert(is_integer(R) andalso R > 0),
+        receive {muxraft, _, {read, _, _, _} = Early} -> error({early, Early});
+                {muxraft, _, {read, _, _} = Early} -> error({early, Early})
+        after 0 -> ok
+        end,
+        ?assertMatch(#{reads := 1, pending_reads := 1, reads_served := 0}, muxraft:stats(LN)),
+        S2 = hd_ticks_until_s(Nodes, IdOf, S1, fun(S) -> maps:is_key({reads, L}, S) end, 200),
+        [{R, {ok, I}, Applied}] = maps:get({reads, L}, S2),
+        ?assert(I >= Written),
+        ?assert(lists:member(Written, maps:get(1, Applied, []))),
+        {ok, #{commit := C}} = muxraft:group_status(LN, 1),
+        ?assert(I =< C),
+        #{reads := 1, reads_served := 1, reads_failed := 0, pending_reads := 0,
+          reads_refused_busy := 0, read_rounds_sent := Sent, read_rounds_answered := Answered} =
+            muxraft:stats(LN),
+        ?assert(Sent >= 1),
+        ?assert(Answered >= 1),
+        %% Exactly once, and only on the leader.
+        S3 = hd_ticks(Nodes, IdOf, S2, 20),
+        ?assertEqual(1, length(maps:get({reads, L}, S3))),
+        [?assertNot(maps:is_key({reads, Id}, S3)) || Id <- [1, 2, 3], Id =/= L],
+        %% Again, twice in one interval.
+        {ok, R2} = muxraft:read_index(LN, 1),
+        {ok, R3} = muxraft:read_index(LN, 1),
+        ?assertEqual(3, length(lists:usort([R, R2, R3]))),
+        S4 = hd_ticks_until_s(Nodes, IdOf, S3,
+                              fun(S) -> length(maps:get({reads, L}, S)) =:= 3 end, 200),
+        [{R2, {ok, _}, _}, {R3, {ok, _}, _}] = tl(maps:get({reads, L}, S4)),
+        ?assertMatch(#{reads := 3, reads_served := 3, pending_reads := 0}, muxraft:stats(LN)),
+        [ok = muxraft:stop_node(N) || N <- maps:values(Nodes)]
+    after
+        [muxraft:stop_node(N) || N <- maps:values(Nodes)],
+        flush()
+    end.
+
+%% max_pending_reads_per_group and max_pending_reads: {error, busy} at once
+%% (nothing taken, counted, the message says which limit); room again once
+%% the reads are reported. Bad values raise badarg.
+read_index_limits() ->
+    [?assertError(badarg, muxraft:start_node(#{node_id => 1, K => V}))
+     || K <- [max_pending_reads_per_group, max_pending_reads], V <- [-1, 1 bsl 64, x, 1.0]],
+    [begin
+         {Nodes, IdOf} = hd_cluster(Opts#{cluster_id => 1515}),
+         try
+             [ok = muxraft:create_group(N, 1, 1, [1, 2, 3]) || N <- maps:values(Nodes)],
+             S0 = hd_ticks_until(Nodes, IdOf, #{}, fun() -> hd_all_led(Nodes, [1]) end),
+             L = hd_leader(Nodes, 1),
+             LN = maps:get(L, Nodes),
+             {ok, R1} = muxraft:read_index(LN, 1),
+             ?assertEqual({error, busy}, muxraft:read_index(LN, 1)),
+             Msg = unicode:characters_to_list(muxraft:last_error()),
+             ?assertNotEqual(nomatch, string:find(Msg, Which)),
+             ?assertMatch(#{reads := 1, pending_reads := 1, reads_refused_busy := 1},
+                          muxraft:stats(LN)),
+             S1 = hd_ticks_until_s(Nodes, IdOf, S0, fun(S) -> maps:is_key({reads, L}, S) end, 200),
+             [{R1, {ok, _}, _}] = maps:get({reads, L}, S1),
+             {ok, _} = muxraft:read_index(LN, 1),
+             [ok = muxraft:stop_node(N) || N <- maps:values(Nodes)]
+         after
+             [muxraft:stop_node(N) || N <- maps:values(Nodes)],
+             flush()
+         end
+     end || {Opts, Which} <- [{#{max_pending_reads_per_group => 1}, "reads pending in the group"},
+                              {#{max_pending_reads => 1}, "reads pending on the node"}]],
+    ok.
+
+%% A read pending when its group is removed is reported
+%% {error, not_found}, by remove_group/2 itself; one pending when the node
+%% stops, {error, shutdown}, by stop_node/1; afterwards read_index/2 answers
+%% {error, shutdown}.
+read_index_pending_fails() ->
+    {Nodes, IdOf} = hd_cluster(#{cluster_id => 1616}),
+    try
+        [ok = muxraft:create_group(N, G, 1, [1, 2, 3]) || N <- maps:values(Nodes), G <- [1, 2]],
+        _ = hd_ticks_until(Nodes, IdOf, #{}, fun() -> hd_all_led(Nodes, [1, 2]) end),
+        LN1 = maps:get(hd_leader(Nodes, 1), Nodes),
+        {ok, R1} = muxraft:read_index(LN1, 1),
+        ok = muxraft:remove_group(LN1, 1),
+        receive {muxraft, LN1, {read, R1, O1}} -> ?assertEqual({error, not_found}, O1)
+        after 0 -> error(no_read_outcome)
+        end,
+        ?assertMatch(#{reads_failed := 1, pending_reads := 0}, muxraft:stats(LN1)),
+        ?assertEqual({error, not_found}, muxraft:read_index(LN1, 1)),
+        LN2 = maps:get(hd_leader(Nodes, 2), Nodes),
+        {ok, R2} = muxraft:read_index(LN2, 2),
+        ok = muxraft:stop_node(LN2),
+        receive {muxraft, LN2, {read, R2, O2}} -> ?assertEqual({error, shutdown}, O2)
+        after 0 -> error(no_read_outcome)
+        end,
+        ?assertEqual({error, shutdown}, muxraft:read_index(LN2, 2)),
+        ?assertMatch(#{pending_reads := 0}, muxraft:stats(LN2)),
+        %% Nothing more about either read.
+        receive {muxraft, _, {read, R, _}} when R =:= R1; R =:= R2 -> error(twice)
+        after 0 -> ok
+        end
+    after
+        [muxraft:stop_node(N) || N <- maps:values(Nodes)],
+        flush()
+    end.
+
+%% node_peers/1: the other members of this node's groups, in id order,
+%% heard (epoch 1) at first, lost after an election timeout without a frame
+%% (epoch 2); in a cluster whose frames flow, heard.
+node_peers() ->
+    ?assertError(badarg, muxraft:node_peers(make_ref())),
+    {ok, N} = muxraft:start_node(#{node_id => 1, election_ticks => 10}),
+    ?assertEqual([], muxraft:node_peers(N)),
+    ok = muxraft:create_group(N, 9, 1, [3, 1, 2]),
+    ?assertEqual([#{node_id => 2, heard => true, epoch => 1},
+                  #{node_id => 3, heard => true, epoch => 1}], muxraft:node_peers(N)),
+    [ok = muxraft:tick(N) || _ <- lists:seq(1, 11)],
+    ?assertEqual([#{node_id => 2, heard => false, epoch => 2},
+                  #{node_id => 3, heard => false, epoch => 2}], muxraft:node_peers(N)),
+    ?assertMatch(#{peers := 2, peers_heard := 0, peers_lost := 2}, muxraft:stats(N)),
+    ok = muxraft:stop_node(N),
+    flush(),
+    {Nodes, IdOf} = hd_cluster(#{cluster_id => 1717}),
+    try
+        [ok = muxraft:create_group(M, 1, 1, [1, 2, 3]) || M <- maps:values(Nodes)],
+        _ = hd_ticks(Nodes, IdOf, #{}, 30),
+        [?assertEqual([#{node_id => P, heard => true, epoch => 1} || P <- [1, 2, 3], P =/= Id],
+                      muxraft:node_peers(maps:get(Id, Nodes)))
+         || Id <- [1, 2, 3]]
+    after
+        [muxraft:stop_node(M) || M <- maps:values(Nodes)],
+        flush()
+    end.
+
 %% Nodes 1..3, host-driven, owned by this process: {IdToNode, NodeToId}.
 hd_cluster(Opts) ->
     Nodes = maps:from_list([begin
@@ -1008,11 +1197,33 @@ hd_deliver(Nodes, IdOf, S) ->
             hd_deliver(Nodes, IdOf, maps:update_with({restore, Id, G}, fun(L) -> L ++ [R] end, [R], S));
         {muxraft, _N, {role, _, _, _, _}} ->
             hd_deliver(Nodes, IdOf, S);
-        {muxraft, N, {proposal, P, ok, _}} ->
+        {muxraft, N, {proposal, P, ok, I}} ->
             Key = {committed, maps:get(N, IdOf)},
-            hd_deliver(Nodes, IdOf, maps:update_with(Key, fun(L) -> L ++ [P] end, [P], S))
+            S1 = maps:update_with(Key, fun(L) -> L ++ [P] end, [P], S),
+            hd_deliver(Nodes, IdOf, S1#{{proposal_index, P} => I});
+        {muxraft, N, {read, R, ok, I}} ->
+            hd_deliver(Nodes, IdOf, hd_read(maps:get(N, IdOf), R, {ok, I}, S));
+        {muxraft, N, {read, R, {error, Reason}}} ->
+            hd_deliver(Nodes, IdOf, hd_read(maps:get(N, IdOf), R, {error, Reason}, S))
     after 0 ->
             S
+    end.
+
+%% A read outcome of node Id, in order, with the indexes of the entries the
+%% node had applied, per group, when it came: {reads, Id} => [{R, Outcome,
+%% #{G => [Index]}}].
+hd_read(Id, R, Outcome, S) ->
+    Applied = maps:from_list([{G, [I || {I, _} <- L]} || {{applied, Id2, G}, L} <- maps:to_list(S),
+                                                         Id2 =:= Id]),
+    maps:update_with({reads, Id}, fun(L) -> L ++ [{R, Outcome, Applied}] end,
+                     [{R, Outcome, Applied}], S).
+
+%% Tick until Pred(S) holds, at most Max ticks; the state then.
+hd_ticks_until_s(Nodes, IdOf, S, Pred, Max) ->
+    case Pred(S) of
+        true -> S;
+        false when Max =:= 0 -> error({timeout, S});
+        false -> hd_ticks_until_s(Nodes, IdOf, hd_ticks(Nodes, IdOf, S, 1), Pred, Max - 1)
     end.
 
 %% The node id that leads group G, if exactly one does.
@@ -1102,6 +1313,10 @@ event({proposal, Id, ok, I}, S) ->
     outcome(Id, {ok, I}, S);
 event({proposal, Id, {error, Reason}}, S) ->
     outcome(Id, {error, Reason}, S);
+event({read, Id, ok, I}, S) ->
+    outcome({read, Id}, {ok, I}, S);
+event({read, Id, {error, Reason}}, S) ->
+    outcome({read, Id}, {error, Reason}, S);
 event({send, To, Frame, Liveness}, #{peers := Peers, id := Me} = S) when is_boolean(Liveness) ->
     maps:get(To, Peers) ! {frame, Me, Frame},
     S.
