@@ -246,6 +246,22 @@ MUTANTS = [
         "replace": "                let round = 0;",
         "tests": [unit("multi::tests::reads_taken_during_an_interval_ride_on_its_batches_and_cost_no_frame")],
     },
+    {
+        "name": "compact-on-highest-ack",
+        "what": "a row goes compact once any later batch was received, though the batch with its full row was lost",
+        "file": "src/multi/heartbeat.rs",
+        "find": "            && self.acked_bits & (1 << (self.acked - seq)) != 0",
+        "replace": "            && self.acked_bits != u64::MAX",
+        "tests": [unit("multi::heartbeat::compaction_tests::a_lost_full_row_is_not_covered_by_a_later_batch_received")],
+    },
+    {
+        "name": "compact-row-read-by-a-non-follower",
+        "what": "a replica that does not follow the sender reads a compact row as a heartbeat of its own term",
+        "file": "src/raft/replication.rs",
+        "find": "        if self.role != Role::Follower || self.leader != from {\n            return Ok(None);",
+        "replace": "        if false {\n            return Ok(None);",
+        "tests": [unit("multi::compact_tests::a_follower_that_does_not_follow_the_sender_asks_for_a_full_row")],
+    },
 ]
 
 

@@ -229,8 +229,10 @@ pub unsafe extern "C" fn muxraft_node_listen_port(
 /// this returns no muxraft thread of the node is left; in host-driven mode
 /// those reports run on the calling thread before this returns. The data
 /// directory is then free: a new node may open it before this one is
-/// freed. Every later call except `muxraft_group_status`,
-/// `muxraft_node_stats` and `muxraft_node_free` returns `MUXRAFT_SHUTDOWN`.
+/// freed. Every later call except the read-only `muxraft_group_status`,
+/// `muxraft_group_info`, `muxraft_node_stats` and `muxraft_node_peers`
+/// (the node as it was when it stopped) and `muxraft_node_free` returns
+/// `MUXRAFT_SHUTDOWN`.
 /// Must not be called from inside a callback.
 ///
 /// Returns `MUXRAFT_OK`; `MUXRAFT_INVALID_ARGUMENT` (NULL);

@@ -19,10 +19,10 @@ pub enum Error {
         max: usize,
     },
     /// Backpressure: the group or the node is over one of its limits on
-    /// proposals in flight or bytes not yet durable (see
-    /// [`NodeConfig`](super::NodeConfig)); nothing was proposed. Retry
-    /// once earlier proposals are decided.
-    #[error("group {group_id}: busy, {what} is {value} (limit {limit}); retry once earlier proposals are decided")]
+    /// proposals in flight, bytes not yet durable, or reads pending (see
+    /// [`NodeConfig`](super::NodeConfig)); nothing was taken. Retry once
+    /// earlier ones are decided (proposals) or reported (reads).
+    #[error("group {group_id}: busy, {what} is {value} (limit {limit}); retry once earlier ones are done")]
     Busy {
         group_id: u64,
         what: &'static str,

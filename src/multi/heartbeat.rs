@@ -24,6 +24,21 @@
 //! drops the whole batch and says so in its response, and the sender then
 //! names each row's incarnation for a few batches ([`IncarnationProofs`]),
 //! so that only the rows of other incarnations are dropped.
+//!
+//! Compact rows ([`Compaction`]): a group that is awake but unchanged sends
+//! the same (term, commit) every interval. The sender numbers its batches
+//! to each peer; the peer's answers say which of the last 64 it received
+//! and stepped. Once the batch with a group's full row is known received,
+//! the following rows with the same values go compact: the group id alone
+//! (its term 0 in the decoded batch), about one byte. The follower reads a
+//! compact row as a heartbeat from its leader at the term it follows it in,
+//! with no new commit; one that does not follow the sender (it restarted,
+//! campaigned, or never got the full row) uses nothing of it and asks for
+//! a full row instead. An answer whose term is the term of the row it
+//! answers leaves the term out too. Why a compact row is safe even when a
+//! sender wrongly believes its full row arrived: the follower then uses
+//! only what it already holds (its own term, which is at most the leader's,
+//! and no commit), see `Raft::step_heartbeat_compact`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -31,7 +46,7 @@ use super::message::{
     incarnation_digest, incarnation_row_hash, Body, Envelope, GroupHeartbeat,
     GroupHeartbeatResponse, HeartbeatBatch, HeartbeatBatchResponse, Incarnations,
 };
-use super::node::Node;
+use super::node::{Node, Stepped};
 use super::stats::Stats;
 use crate::raft::{Message, MessageType};
 
@@ -54,6 +69,11 @@ pub(crate) struct HeartbeatMux {
     /// that carry one (`raft/read.rs`).
     beat_rounds: PeerLists<(u64, u64)>,
     answer_rounds: PeerLists<(u64, u64)>,
+    /// Per peer, (group, term) of the rows stepped from its batches in
+    /// this pass: an answer at that term leaves the term out.
+    row_terms: PeerLists<(u64, u64)>,
+    /// Per peer, the groups whose compact row could not be used.
+    need_full: PeerLists<u64>,
 }
 
 /// One list per peer. A node has few peers and a batch's rows all go to the
@@ -175,6 +195,17 @@ impl HeartbeatMux {
         self.quiesced.push(peer, group_id);
     }
 
+    /// Group `group_id`'s row from `peer` was stepped at `term` (the row's,
+    /// or for a compact row the term it stood for).
+    pub fn row_stepped(&mut self, peer: u64, group_id: u64, term: u64) {
+        self.row_terms.push(peer, (group_id, term));
+    }
+
+    /// Group `group_id` could not use `peer`'s compact row.
+    pub fn need_full(&mut self, peer: u64, group_id: u64) {
+        self.need_full.push(peer, group_id);
+    }
+
     /// Forget every row of `group_id` (the group was removed: nothing of
     /// it may leave any more).
     pub fn purge(&mut self, group_id: u64) {
@@ -184,6 +215,7 @@ impl HeartbeatMux {
         self.quiesced.retain(|&g| g != group_id);
         self.beat_rounds.retain(|&(g, _)| g != group_id);
         self.answer_rounds.retain(|&(g, _)| g != group_id);
+        self.row_terms.retain(|&(g, _)| g != group_id);
     }
 
     /// The batches, one per peer and kind, each sorted by group. Rows mostly
@@ -199,7 +231,7 @@ impl HeartbeatMux {
         PerPeer<Row<GroupHeartbeat>>,
         PerPeer<Row<GroupHeartbeatResponse>>,
     ) {
-        let (rows, _, _) = self.finish_with_flags();
+        let (rows, _, _, _) = self.finish_with_flags();
         rows
     }
 
@@ -216,6 +248,7 @@ impl HeartbeatMux {
         ),
         (PerPeer<u64>, PerPeer<u64>),
         (PerPeer<(u64, u64)>, PerPeer<(u64, u64)>),
+        (PerPeer<(u64, u64)>, PerPeer<u64>),
     ) {
         (
             (
@@ -226,6 +259,10 @@ impl HeartbeatMux {
             (
                 finish_rounds(self.beat_rounds),
                 finish_rounds(self.answer_rounds),
+            ),
+            (
+                self.row_terms.finish(|&(g, _)| g),
+                self.need_full.finish(|&g| g),
             ),
         )
     }
@@ -263,6 +300,201 @@ fn keep_last_per_group<T>(v: &mut Vec<T>, key: impl Fn(&T) -> u64) {
     });
 }
 
+/// A full row stands for the compact rows after it for this many batches
+/// to its peer (the window of batches a peer's answer acknowledges); then
+/// the group sends a full row again.
+const BASE_WINDOW: u64 = 64;
+
+/// What a full row told a peer: its group's compact rows stand for it once
+/// batch `seq` is known received.
+#[derive(Clone, Copy, Debug)]
+struct Base {
+    group: u64,
+    /// The group's incarnation: a row of another never stands for it.
+    incarnation: u64,
+    term: u64,
+    commit: u64,
+    seq: u64,
+}
+
+/// Compact rows and answers, per peer: see the module docs.
+#[derive(Default)]
+pub(crate) struct Compaction {
+    peers: Vec<PeerRows>,
+}
+
+#[derive(Default)]
+struct PeerRows {
+    peer: u64,
+    /// The peer's session, as its batches and answers name it: a new one
+    /// (a restart) forgets everything below.
+    session: u64,
+    /// As a sender: the number of the last batch sent to the peer, the
+    /// peer's latest acknowledgement (highest batch received and the bits
+    /// of the 64 up to it), and the full rows sent, ascending by group.
+    sent: u64,
+    acked: u64,
+    acked_bits: u64,
+    bases: Vec<Base>,
+    scratch: Vec<Base>,
+    /// As a receiver: the highest batch number received from the peer and
+    /// the bits of the 64 up to it, and whether the next answer owes them.
+    received: u64,
+    received_bits: u64,
+    owe_ack: bool,
+}
+
+impl PeerRows {
+    fn forget(&mut self) {
+        self.acked = 0;
+        self.acked_bits = 0;
+        self.bases.clear();
+        self.received = 0;
+        self.received_bits = 0;
+        self.owe_ack = false;
+    }
+
+    /// Did the peer receive (and step) our batch `seq`?
+    fn was_received(&self, seq: u64) -> bool {
+        seq != 0
+            && seq <= self.acked
+            && self.acked - seq < BASE_WINDOW
+            && self.acked_bits & (1 << (self.acked - seq)) != 0
+    }
+
+    /// Number the batch about to leave with `rows` (ascending by group)
+    /// and make compact every row whose full row the peer received with
+    /// the same values; the rows in `full` (ascending) stay full. Returns
+    /// the batch number.
+    fn compact(&mut self, rows: &mut [Row<GroupHeartbeat>], full: &[u64]) -> u64 {
+        self.sent += 1;
+        let seq = self.sent;
+        let mut old = std::mem::take(&mut self.bases).into_iter().peekable();
+        let mut new = std::mem::take(&mut self.scratch);
+        new.clear();
+        let fresh = |b: &Base| b.seq + BASE_WINDOW > seq;
+        for (row, incarnation) in rows.iter_mut() {
+            let incarnation = *incarnation;
+            // Bases of groups without a row here stay while fresh.
+            while let Some(b) = old.next_if(|b| b.group < row.group_id) {
+                if fresh(&b) {
+                    new.push(b);
+                }
+            }
+            let prev = old.next_if(|b| b.group == row.group_id);
+            let same = prev.is_some_and(|b| {
+                b.incarnation == incarnation
+                    && b.term == row.term
+                    && b.commit == row.commit
+                    && fresh(&b)
+                    && self.was_received(b.seq)
+                    && full.binary_search(&row.group_id).is_err()
+            });
+            match prev {
+                Some(b) if same => {
+                    row.term = 0;
+                    row.commit = 0;
+                    new.push(b);
+                }
+                _ => new.push(Base {
+                    group: row.group_id,
+                    incarnation,
+                    term: row.term,
+                    commit: row.commit,
+                    seq,
+                }),
+            }
+        }
+        new.extend(old.filter(|b| fresh(b)));
+        self.bases = new;
+        // The drained vector's allocation is reused next time.
+        self.scratch = Vec::new();
+        seq
+    }
+
+    /// The peer received our batches up to `ack` (`bits`, see
+    /// [`HeartbeatBatchResponse::ack_bits`]).
+    fn acknowledged(&mut self, ack: u64, bits: u64) {
+        if ack > self.sent {
+            // Not a batch of this life of ours (a late answer from before
+            // a restart): ignore.
+            return;
+        }
+        if ack > self.acked {
+            self.acked = ack;
+            self.acked_bits = bits;
+        } else if ack == self.acked {
+            self.acked_bits |= bits;
+        }
+    }
+
+    /// The peer could not use our compact rows of `groups` (ascending):
+    /// their next rows go full.
+    fn need_full(&mut self, groups: &[u64]) {
+        self.bases
+            .retain(|b| groups.binary_search(&b.group).is_err());
+    }
+
+    /// We received and stepped the peer's batch `seq`.
+    fn received(&mut self, seq: u64) {
+        if seq == 0 {
+            return;
+        }
+        if seq > self.received {
+            let shift = seq - self.received;
+            self.received_bits = if shift >= 64 {
+                0
+            } else {
+                self.received_bits << shift
+            };
+            self.received = seq;
+        }
+        let back = self.received - seq;
+        if back < BASE_WINDOW {
+            self.received_bits |= 1 << back;
+        }
+        self.owe_ack = true;
+    }
+}
+
+impl Compaction {
+    fn peer(&mut self, peer: u64) -> &mut PeerRows {
+        let i = match self.peers.iter().position(|p| p.peer == peer) {
+            Some(i) => i,
+            None => {
+                self.peers.push(PeerRows {
+                    peer,
+                    ..Default::default()
+                });
+                self.peers.len() - 1
+            }
+        };
+        &mut self.peers[i]
+    }
+
+    /// A frame from `peer` named its `session`: if it is a new one, the
+    /// peer restarted and knows nothing of our rows, nor we of its batches.
+    fn session(&mut self, peer: u64, session: u64) -> &mut PeerRows {
+        let p = self.peer(peer);
+        if session != 0 && p.session != session {
+            if p.session != 0 {
+                p.forget();
+            }
+            p.session = session;
+        }
+        p
+    }
+
+    /// The peer dropped a batch of ours whole (incarnation mismatch): it
+    /// did not step those rows, so none of ours stands as received.
+    fn mismatch(&mut self, peer: u64) {
+        let p = self.peer(peer);
+        p.acked = 0;
+        p.acked_bits = 0;
+        p.bases.clear();
+    }
+}
+
 /// After a peer reports an incarnation mismatch, this many heartbeat batches
 /// to it name each row's incarnation before the node goes back to a digest.
 const PER_ROW_BATCHES: u32 = 8;
@@ -291,6 +523,7 @@ impl IncarnationProofs {
 pub(crate) fn flush(
     mux: HeartbeatMux,
     proofs: &mut IncarnationProofs,
+    compaction: &mut Compaction,
     from: u64,
     session: u64,
     stats: &mut Stats,
@@ -300,8 +533,12 @@ pub(crate) fn flush(
     for &peer in &proofs.report_mismatch {
         mux.ensure_answer_to(peer);
     }
-    let ((beats, answers), (quiesce, quiesced), (beat_rounds, answer_rounds)) =
-        mux.finish_with_flags();
+    let (
+        (beats, answers),
+        (quiesce, quiesced),
+        (beat_rounds, answer_rounds),
+        (row_terms, need_full),
+    ) = mux.finish_with_flags();
     // The rounds of the rows in the peer's batch (a row dropped since, by
     // `purge`, takes its round with it); the wire keeps one per group.
     let rounds = |lists: &PerPeer<(u64, u64)>, to: u64, has_row: &dyn Fn(u64) -> bool| {
@@ -334,10 +571,19 @@ pub(crate) fn flush(
                 rows.iter().map(|(h, i)| (h.group_id, *i)),
             )),
         };
-        let rows: Vec<GroupHeartbeat> = rows.into_iter().map(|(h, _)| h).collect();
+        let mut rows = rows;
         let quiesce = flags(&quiesce, to, &|g| {
-            rows.binary_search_by_key(&g, |h| h.group_id).is_ok()
+            rows.binary_search_by_key(&g, |(h, _)| h.group_id).is_ok()
         });
+        // Rows with the quiesce notice stay full: the follower checks the
+        // commit it carries.
+        let seq = if rows.is_empty() {
+            0
+        } else {
+            compaction.peer(to).compact(&mut rows, &quiesce)
+        };
+        let rows: Vec<GroupHeartbeat> = rows.into_iter().map(|(h, _)| h).collect();
+        stats.compact_rows_sent += rows.iter().filter(|h| h.term == 0).count() as u64;
         stats.quiesce_notices_sent += quiesce.len() as u64;
         let rounds: Vec<(u64, u64)> = rounds(&beat_rounds, to, &|g| {
             rows.binary_search_by_key(&g, |h| h.group_id).is_ok()
@@ -349,13 +595,38 @@ pub(crate) fn flush(
             quiesce,
             session,
             rounds,
+            seq,
         });
         out.push(Envelope { from, to, body });
     }
     for (to, rows) in answers {
         stats.group_heartbeat_responses_batched += rows.len() as u64;
         let incarnation_digest = incarnation_digest(rows.iter().map(|(h, i)| (h.group_id, *i)));
-        let rows: Vec<GroupHeartbeatResponse> = rows.into_iter().map(|(h, _)| h).collect();
+        let mut rows: Vec<GroupHeartbeatResponse> = rows.into_iter().map(|(h, _)| h).collect();
+        let p = compaction.peer(to);
+        let (ack_seq, ack_bits) = if std::mem::take(&mut p.owe_ack) {
+            (p.received, p.received_bits)
+        } else {
+            (0, 0)
+        };
+        if ack_seq != 0 {
+            // An answer at the term of the row it answers leaves it out.
+            let answered = row_terms
+                .iter()
+                .find(|(p, _)| *p == to)
+                .map_or(&[][..], |(_, t)| t.as_slice());
+            for r in rows.iter_mut() {
+                if let Ok(i) = answered.binary_search_by_key(&r.group_id, |&(g, _)| g) {
+                    if answered[i].1 == r.term {
+                        r.term = 0;
+                    }
+                }
+            }
+        }
+        let need_full = need_full
+            .iter()
+            .find(|(p, _)| *p == to)
+            .map_or_else(Vec::new, |(_, g)| g.clone());
         let quiesced = flags(&quiesced, to, &|g| {
             rows.binary_search_by_key(&g, |h| h.group_id).is_ok()
         });
@@ -369,6 +640,9 @@ pub(crate) fn flush(
             quiesced,
             session,
             rounds,
+            ack_seq,
+            ack_bits,
+            need_full,
         });
         out.push(Envelope { from, to, body });
     }
@@ -407,23 +681,27 @@ impl Node {
         // Every batch is answered, rows or not: the answer is the peer's
         // liveness signal from this node as much as the batch is ours.
         self.outbox.mux.ensure_answer_to(from);
-        let notice = |g: u64| batch.quiesce.binary_search(&g).is_ok();
+        self.compaction.session(from, batch.session);
+        // Only a numbered batch has compact rows (term 0), and those carry
+        // no notice (the sender keeps notice rows full).
+        let compact = batch.seq != 0;
+        let notice = |h: &GroupHeartbeat| {
+            !(compact && h.term == 0) && batch.quiesce.binary_search(&h.group_id).is_ok()
+        };
         let rounds = &batch.rounds;
         let round = |g: u64| round_of(rounds, g);
         let mismatch = match batch.incarnations {
             Incarnations::Digest(digest) => {
                 if self.digest_matches(batch.rows.iter().map(|h| h.group_id), digest) {
                     for h in &batch.rows {
-                        let notice = notice(h.group_id);
+                        let notice = notice(h);
                         self.before_row(from, h.group_id, notice);
-                        let round = round(h.group_id);
-                        self.step_row(h.group_id, None, |r| {
-                            r.step_heartbeat_round(from, h.term, h.commit, round)
-                        });
+                        self.step_beat(from, h, compact, None, round(h.group_id));
                         if notice {
                             self.after_notice(from, h.group_id, h.term, h.commit);
                         }
                     }
+                    self.compaction.peer(from).received(batch.seq);
                     false
                 } else {
                     // Which rows are of another incarnation cannot be told:
@@ -439,18 +717,18 @@ impl Node {
                         .groups
                         .get(h.group_id)
                         .is_some_and(|g| g.incarnation == inc);
-                    let notice = notice(h.group_id);
+                    let notice = notice(h);
                     if same {
                         self.before_row(from, h.group_id, notice);
                     }
-                    let round = round(h.group_id);
-                    let stepped = self.step_row(h.group_id, Some(inc), |r| {
-                        r.step_heartbeat_round(from, h.term, h.commit, round)
-                    });
+                    let stepped = self.step_beat(from, h, compact, Some(inc), round(h.group_id));
                     mismatch |= !stepped.same_incarnation();
                     if same && notice {
                         self.after_notice(from, h.group_id, h.term, h.commit);
                     }
+                }
+                if !mismatch {
+                    self.compaction.peer(from).received(batch.seq);
                 }
                 mismatch
             }
@@ -460,12 +738,58 @@ impl Node {
         }
     }
 
+    /// Step one heartbeat row from `from` into its group: a full row as
+    /// it is, a compact one as the group's follower reads it (or, if it
+    /// cannot, ask for a full row). Notes the term it was stepped at, for
+    /// the answer.
+    fn step_beat(
+        &mut self,
+        from: u64,
+        h: &GroupHeartbeat,
+        compact: bool,
+        incarnation: Option<u64>,
+        round: u64,
+    ) -> Stepped {
+        if !(compact && h.term == 0) {
+            let stepped = self.step_row(h.group_id, incarnation, |r| {
+                r.step_heartbeat_round(from, h.term, h.commit, round)
+            });
+            if stepped == Stepped::Ok {
+                self.outbox.mux.row_stepped(from, h.group_id, h.term);
+            }
+            return stepped;
+        }
+        let mut used = None;
+        let stepped = self.step_row(h.group_id, incarnation, |r| {
+            used = r.step_heartbeat_compact(from, round)?;
+            Ok(())
+        });
+        if stepped == Stepped::Ok {
+            match used {
+                Some(term) => self.outbox.mux.row_stepped(from, h.group_id, term),
+                None => {
+                    self.stats.compact_rows_refused += 1;
+                    self.outbox.mux.need_full(from, h.group_id);
+                }
+            }
+        }
+        stepped
+    }
+
     /// Demux a heartbeat batch response from node `from`; a digest that
     /// does not match drops it whole (a group was re-created while the
     /// batch was out).
     pub(super) fn step_heartbeat_answers(&mut self, from: u64, answers: HeartbeatBatchResponse) {
+        let p = self.compaction.session(from, answers.session);
+        if answers.ack_seq != 0 {
+            p.acknowledged(answers.ack_seq, answers.ack_bits);
+        }
+        if !answers.need_full.is_empty() {
+            p.need_full(&answers.need_full);
+        }
         if answers.incarnation_mismatch {
             self.proofs.per_row.insert(from, PER_ROW_BATCHES);
+            self.compaction.mismatch(from);
         }
         if !self.digest_matches(
             answers.rows.iter().map(|h| h.group_id),
@@ -481,8 +805,15 @@ impl Node {
                 if round != 0 {
                     self.stats.read_rounds_answered += 1;
                 }
+                // Term 0: the term of the row it answers, as far as this
+                // leader can tell its own (see `Raft::step_heartbeat_compact`
+                // for why that is all an answer needs).
                 self.step_row(h.group_id, None, |r| {
-                    r.step_heartbeat_response_round(from, h.term, round)
+                    let term = match h.term {
+                        0 if answers.ack_seq != 0 => r.term(),
+                        t => t,
+                    };
+                    r.step_heartbeat_response_round(from, term, round)
                 });
             }
         }
@@ -554,5 +885,155 @@ mod tests {
         assert_eq!(beats[0].1.len(), 1);
         assert_eq!(beats[0].1[0].0.group_id, 8);
         assert_eq!(answers, vec![(3, vec![]), (4, vec![])]);
+    }
+}
+
+#[cfg(test)]
+mod compaction_tests {
+    use super::*;
+
+    fn row(group_id: u64, term: u64, commit: u64) -> Row<GroupHeartbeat> {
+        (
+            GroupHeartbeat {
+                group_id,
+                term,
+                commit,
+            },
+            100 + group_id,
+        )
+    }
+
+    fn compact_groups(rows: &[Row<GroupHeartbeat>]) -> Vec<u64> {
+        rows.iter()
+            .filter(|(h, _)| h.term == 0)
+            .map(|(h, _)| h.group_id)
+            .collect()
+    }
+
+    /// The follower's side: what its answers acknowledge.
+    fn ack_of(receiver: &PeerRows) -> (u64, u64) {
+        (receiver.received, receiver.received_bits)
+    }
+
+    // Mutation: compacting before the full row's batch is acknowledged (or
+    // on any acknowledgement at all) sends rows the follower cannot read.
+    #[test]
+    fn a_row_goes_compact_only_once_the_batch_of_its_full_row_was_received() {
+        let (mut tx, mut rx) = (PeerRows::default(), PeerRows::default());
+        let mut rows = vec![row(1, 3, 10), row(2, 3, 20)];
+        let s1 = tx.compact(&mut rows, &[]);
+        assert!(compact_groups(&rows).is_empty(), "first rows are full");
+        // Not yet acknowledged: full again (and that batch is the one whose
+        // receipt counts now).
+        let mut again = vec![row(1, 3, 10), row(2, 3, 20)];
+        let s2 = tx.compact(&mut again, &[]);
+        assert!(compact_groups(&again).is_empty());
+        rx.received(s1);
+        let (ack, bits) = ack_of(&rx);
+        tx.acknowledged(ack, bits);
+        let mut third = vec![row(1, 3, 10)];
+        tx.compact(&mut third, &[]);
+        assert!(
+            compact_groups(&third).is_empty(),
+            "its last full row was in {s2}"
+        );
+        rx.received(s2);
+        let (ack, bits) = ack_of(&rx);
+        tx.acknowledged(ack, bits);
+        // Group 1's last full row was in the third batch, not received yet;
+        // group 2's in s2.
+        let mut rows = vec![row(1, 3, 10), row(2, 3, 20)];
+        tx.compact(&mut rows, &[]);
+        assert_eq!(compact_groups(&rows), vec![2]);
+        let s5 = tx.sent;
+        rx.received(s5);
+        let (ack, bits) = ack_of(&rx);
+        tx.acknowledged(ack, bits);
+        let mut rows = vec![row(1, 3, 10), row(2, 3, 21)];
+        tx.compact(&mut rows, &[]);
+        assert_eq!(compact_groups(&rows), vec![1], "group 2's commit moved");
+        // A notice row stays full whatever.
+        let mut rows = vec![row(1, 3, 10)];
+        tx.compact(&mut rows, &[1]);
+        assert!(compact_groups(&rows).is_empty());
+    }
+
+    // Mutation: taking the highest batch number received as "every batch
+    // up to it received" compacts a row whose full row was lost.
+    #[test]
+    fn a_lost_full_row_is_not_covered_by_a_later_batch_received() {
+        let (mut tx, mut rx) = (PeerRows::default(), PeerRows::default());
+        let mut a = vec![row(1, 3, 10)];
+        let lost = tx.compact(&mut a, &[]);
+        // The next batch carries only another group's row and arrives.
+        let mut b = vec![row(2, 3, 20)];
+        let got = tx.compact(&mut b, &[]);
+        assert!(got > lost);
+        rx.received(got);
+        let (ack, bits) = ack_of(&rx);
+        tx.acknowledged(ack, bits);
+        let mut rows = vec![row(1, 3, 10), row(2, 3, 20)];
+        tx.compact(&mut rows, &[]);
+        assert_eq!(
+            compact_groups(&rows),
+            vec![2],
+            "group 1's full row was in the lost batch"
+        );
+    }
+
+    // Mutation: a base matched by group id alone lets a re-created group
+    // inherit the old incarnation's row.
+    #[test]
+    fn a_row_of_another_incarnation_or_term_goes_full() {
+        let (mut tx, mut rx) = (PeerRows::default(), PeerRows::default());
+        let mut rows = vec![row(1, 3, 10), row(2, 3, 20)];
+        let s = tx.compact(&mut rows, &[]);
+        rx.received(s);
+        let (ack, bits) = ack_of(&rx);
+        tx.acknowledged(ack, bits);
+        let mut rows = vec![row(1, 4, 10), (row(2, 3, 20).0, 999)];
+        tx.compact(&mut rows, &[]);
+        assert!(compact_groups(&rows).is_empty());
+    }
+
+    #[test]
+    fn need_full_and_a_restart_of_the_peer_send_full_rows_again() {
+        let (mut tx, mut rx) = (PeerRows::default(), PeerRows::default());
+        let mut rows = vec![row(1, 3, 10), row(2, 3, 20)];
+        let s = tx.compact(&mut rows, &[]);
+        rx.received(s);
+        let (ack, bits) = ack_of(&rx);
+        tx.acknowledged(ack, bits);
+        tx.need_full(&[2]);
+        let mut rows = vec![row(1, 3, 10), row(2, 3, 20)];
+        tx.compact(&mut rows, &[]);
+        assert_eq!(compact_groups(&rows), vec![1]);
+        let mut c = Compaction::default();
+        c.session(9, 1);
+        c.peer(9).acked = 5;
+        c.session(9, 2);
+        assert_eq!(c.peer(9).acked, 0, "a new session forgets");
+    }
+
+    #[test]
+    fn acknowledgement_bits_cover_the_64_batches_up_to_the_highest() {
+        let mut rx = PeerRows::default();
+        for s in [1, 2, 4, 70] {
+            rx.received(s);
+        }
+        assert_eq!(rx.received, 70);
+        assert_eq!(rx.received_bits, 1, "1, 2 and 4 are out of the window");
+        rx.received(68);
+        assert_eq!(rx.received_bits, 0b101);
+        let mut tx = PeerRows {
+            sent: 70,
+            ..Default::default()
+        };
+        tx.acknowledged(70, 0b101);
+        assert!(tx.was_received(70) && tx.was_received(68));
+        assert!(!tx.was_received(69) && !tx.was_received(4));
+        // An acknowledgement of a batch this life never sent is ignored.
+        tx.acknowledged(71, 1);
+        assert_eq!(tx.acked, 70);
     }
 }

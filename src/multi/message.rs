@@ -120,7 +120,8 @@ pub(crate) fn msg_kind(msg: &Message) -> FrameKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct GroupHeartbeat {
     pub group_id: u64,
-    /// The leader's term.
+    /// The leader's term; 0 in a compact row (see [`HeartbeatBatch::seq`]),
+    /// whose term and commit are those of the group's last full row.
     pub term: u64,
     /// min(follower's match index, leader's commit): never past what the
     /// follower has verified, so a heartbeat that overtakes an append cannot
@@ -133,7 +134,9 @@ pub struct GroupHeartbeat {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct GroupHeartbeatResponse {
     pub group_id: u64,
-    /// The follower's term, so that a stale leader learns it and steps down.
+    /// The follower's term, so that a stale leader learns it and steps
+    /// down; 0 when it is the term of the row answered (see
+    /// [`HeartbeatBatchResponse::ack_seq`]).
     pub term: u64,
 }
 
@@ -182,6 +185,11 @@ pub struct HeartbeatBatch {
     /// the round (`raft/read.rs`). Each is the group of a row; ascending
     /// once decoded. Empty unless reads are pending.
     pub rounds: Vec<(u64, u64)>,
+    /// The sender's number for this batch to this receiver (growing; 0:
+    /// none). Rows of a numbered batch may be compact: a row with term 0
+    /// stands for "the same term and commit as the last full row of this
+    /// group you received from me" (see `heartbeat.rs`).
+    pub seq: u64,
 }
 
 /// The answers of many groups to a [`HeartbeatBatch`].
@@ -206,6 +214,16 @@ pub struct HeartbeatBatchResponse {
     /// round, echoing it. Each is the group of a row; ascending once
     /// decoded.
     pub rounds: Vec<(u64, u64)>,
+    /// The highest batch number the responder received from this node (0:
+    /// none). Rows of an answer with one may have term 0: "the term of the
+    /// row this answers".
+    pub ack_seq: u64,
+    /// Which of the 64 batches up to `ack_seq` the responder received (and
+    /// stepped): bit i for batch `ack_seq - i`.
+    pub ack_bits: u64,
+    /// Groups whose compact row the responder could not use: send them a
+    /// full row. Ascending once decoded.
+    pub need_full: Vec<u64>,
 }
 
 /// The contribution of one row to an incarnation digest. For a given group

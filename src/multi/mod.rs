@@ -5,7 +5,8 @@
 //! Files: `node.rs` (the node: groups come and go, inputs in, `NodeReady`
 //! out), `heartbeat.rs` (the mux and demux, and how batches prove their
 //! rows' incarnations), `message.rs` (the typed messages between nodes),
-//! `outbox.rs` (messages waiting for the next `ready`), `group.rs` (one
+//! `outbox.rs` (messages waiting for the next `ready`), `liveness.rs` and
+//! `quiesce.rs` (node-level liveness, idle groups going quiet), `group.rs` (one
 //! group and its proposals), `proposals.rs` (deadlines of undecided
 //! proposals), `snapshot.rs` (snapshots sent to followers in chunks),
 //! `registry.rs` (groups by id), `config.rs`, `error.rs`, `stats.rs`. This
@@ -37,6 +38,8 @@ pub use node::{Event, GroupReady, Node, NodeReady};
 pub use quiesce::{QuietGauges, QUIET_INTERVALS};
 pub use stats::{Count, FrameKind, Stats, WakeCause};
 
+#[cfg(test)]
+mod compact_tests;
 #[cfg(test)]
 mod snapshot_tests;
 #[cfg(test)]

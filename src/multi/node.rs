@@ -24,7 +24,7 @@ use bytes::Bytes;
 
 use super::group::Group;
 use super::group::Quiet;
-use super::heartbeat::{self, IncarnationProofs};
+use super::heartbeat::{self, Compaction, IncarnationProofs};
 use super::liveness::Peers;
 use super::message::{msg_kind, Body, Envelope};
 use super::outbox::Outbox;
@@ -158,6 +158,8 @@ pub struct Node {
     pub(super) outbox: Outbox,
     undecided: Undecided,
     pub(super) proofs: IncarnationProofs,
+    /// Compact heartbeat rows: batch numbers and full rows per peer.
+    pub(super) compaction: Compaction,
     /// Snapshots being sent to followers, and groups receiving one.
     pub(super) transfers: Vec<Outgoing>,
     pub(super) receiving: Vec<(u64, u64)>,
@@ -201,6 +203,7 @@ impl Node {
             outbox: Outbox::default(),
             undecided: Undecided::default(),
             proofs: IncarnationProofs::default(),
+            compaction: Compaction::default(),
             transfers: Vec::new(),
             receiving: Vec::new(),
             peers: Peers::default(),
@@ -1034,6 +1037,7 @@ impl Node {
         heartbeat::flush(
             outbox.mux,
             &mut self.proofs,
+            &mut self.compaction,
             from,
             self.session,
             &mut self.stats,
@@ -1062,6 +1066,7 @@ impl Node {
         heartbeat::flush(
             mux,
             &mut self.proofs,
+            &mut self.compaction,
             self.cfg.node_id,
             self.session,
             &mut self.stats,

@@ -151,6 +151,11 @@ pub struct Stats {
     /// echoing one.
     pub read_rounds_sent: u64,
     pub read_rounds_answered: u64,
+    /// Heartbeat rows sent compact (the group id alone: unchanged since a
+    /// full row the peer received), and compact rows received that this
+    /// node could not use (it asked for full ones).
+    pub compact_rows_sent: u64,
+    pub compact_rows_refused: u64,
 }
 
 /// Why a quiet group woke up.

@@ -324,6 +324,31 @@ impl<S: LogStore> Raft<S> {
         Ok(())
     }
 
+    /// A compact heartbeat row from `from` (the multi layer's batches):
+    /// "the same term and commit as my last full row". Used only by a
+    /// follower of `from`, as a heartbeat at the term it follows `from` in
+    /// and with no new commit; returns that term, or None if this replica
+    /// does not follow `from` (then the sender must send a full row).
+    ///
+    /// Safe even if this replica never received that full row: it follows
+    /// `from` at its own term T', so `from` led T'; the sender's term T is
+    /// at least T' (terms only grow), and a replica at T' <= T that answers
+    /// has voted in no term above T, which is all an answer counts for
+    /// (CheckQuorum, read rounds). Nothing is committed from it.
+    pub fn step_heartbeat_compact(
+        &mut self,
+        from: ReplicaId,
+        round: u64,
+    ) -> Result<Option<u64>, Error> {
+        self.check_peer(from)?;
+        if self.role != Role::Follower || self.leader != from {
+            return Ok(None);
+        }
+        let (term, commit) = (self.term, self.log.committed);
+        self.step_heartbeat_round(from, term, commit, round)?;
+        Ok(Some(term))
+    }
+
     /// The answer of follower `from` (at `term`) to our heartbeat. A higher
     /// term means we are a stale leader: we step down.
     pub fn step_heartbeat_response(&mut self, from: ReplicaId, term: u64) -> Result<(), Error> {

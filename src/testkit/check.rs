@@ -250,6 +250,9 @@ pub struct Checker {
     applied_anywhere: HashSet<Bytes>,
     /// Payloads a node refused (`Busy`): never to be applied.
     refused: HashSet<Bytes>,
+    /// (sender, receiver, group, incarnation) -> the term of the last full
+    /// heartbeat row sent (what a compact row stands for).
+    last_full_row: HashMap<(u64, u64, u64, u64), u64>,
     /// (node, life, read id) -> the read.
     reads: HashMap<(u64, u64, u64), Read>,
     /// Per group incarnation: the highest index a write was acknowledged
@@ -545,7 +548,25 @@ impl Checker {
                                 row.group_id
                             ));
                         };
-                        self.leadership(node, (row.group_id, inc), row.term, "sent a heartbeat")?;
+                        // A compact row (term 0 in a numbered batch) stands
+                        // for the term of the group's last full row to that
+                        // node: the sender still leads that term.
+                        let full = (node, m.to, row.group_id, inc);
+                        let term = if batch.seq != 0 && row.term == 0 {
+                            match self.last_full_row.get(&full) {
+                                Some(&t) => t,
+                                None => {
+                                    return Err(format!(
+                                        "node {node} sent node {} a compact row of group {} before any full row",
+                                        m.to, row.group_id
+                                    ))
+                                }
+                            }
+                        } else {
+                            self.last_full_row.insert(full, row.term);
+                            row.term
+                        };
+                        self.leadership(node, (row.group_id, inc), term, "sent a heartbeat")?;
                     }
                 }
                 Body::HeartbeatBatchResponse(_) | Body::SnapshotAck(_) => {}

@@ -50,8 +50,13 @@ pub(super) fn encode_heartbeats(batch: &HeartbeatBatch) -> proto::HeartbeatBatch
         session: batch.session,
         read_group_deltas: Vec::new(),
         read_rounds: Vec::new(),
+        seq: batch.seq,
+        full_deltas: Vec::new(),
     };
     (out.read_group_deltas, out.read_rounds) = encode_rounds(&batch.rounds);
+    // A numbered batch lists its full rows; the others are compact.
+    let compact = batch.seq != 0;
+    let mut full = DeltaEncoder::default();
     let per_row = match &batch.incarnations {
         Incarnations::Digest(d) => {
             out.incarnation_digest = *d;
@@ -69,8 +74,13 @@ pub(super) fn encode_heartbeats(batch: &HeartbeatBatch) -> proto::HeartbeatBatch
         |b| b.group_id,
         |i, b| {
             out.group_deltas.push(ids.delta(b.group_id));
-            out.terms.push(b.term);
-            out.commits.push(b.commit);
+            if !compact || b.term != 0 {
+                if compact {
+                    out.full_deltas.push(full.delta(b.group_id));
+                }
+                out.terms.push(b.term);
+                out.commits.push(b.commit);
+            }
             if let Some(incs) = per_row {
                 out.incarnations.push(incs.get(i).copied().unwrap_or(0));
             }
@@ -93,29 +103,73 @@ pub(super) fn decode_heartbeats(batch: proto::HeartbeatBatch) -> Result<Heartbea
         session,
         read_group_deltas,
         read_rounds,
+        seq,
+        full_deltas,
     } = batch;
-    let mut columns = vec![
-        ("group_deltas", group_deltas.len()),
-        ("terms", terms.len()),
-        ("commits", commits.len()),
-    ];
-    if !incarnations.is_empty() {
-        columns.push(("incarnations", incarnations.len()));
+    if seq == 0 && !full_deltas.is_empty() {
+        return Err(WireError::Malformed(
+            "heartbeat batch: full rows listed in a batch without a number".into(),
+        ));
     }
-    check_columns("heartbeat batch", &columns)?;
     let mut ids = DeltaDecoder::default();
-    let rows = group_deltas
+    let group_ids = group_deltas
         .iter()
-        .zip(terms)
-        .zip(commits)
-        .map(|((&delta, term), commit)| {
-            Ok(GroupHeartbeat {
-                group_id: ids.next(delta)?,
+        .map(|&d| ids.next(d))
+        .collect::<Result<Vec<u64>, WireError>>()?;
+    // Which rows carry a term and a commit: all, or those listed.
+    let full = if seq == 0 {
+        None
+    } else {
+        Some(decode_subset(
+            "full rows",
+            &full_deltas,
+            group_ids.iter().copied(),
+        )?)
+    };
+    let with_values = full.as_ref().map_or(group_ids.len(), Vec::len);
+    check_columns(
+        "heartbeat batch",
+        &[
+            ("full rows", with_values),
+            ("terms", terms.len()),
+            ("commits", commits.len()),
+        ],
+    )?;
+    if !incarnations.is_empty() {
+        check_columns(
+            "heartbeat batch",
+            &[
+                ("group_deltas", group_ids.len()),
+                ("incarnations", incarnations.len()),
+            ],
+        )?;
+    }
+    if terms.contains(&0) {
+        return Err(WireError::Malformed(
+            "heartbeat batch: a full row of term 0".into(),
+        ));
+    }
+    let mut values = terms.into_iter().zip(commits);
+    let mut next_full = full.as_ref().map(|f| f.iter().copied().peekable());
+    let rows = group_ids
+        .into_iter()
+        .map(|group_id| {
+            let is_full = match next_full.as_mut() {
+                None => true,
+                Some(f) => f.next_if_eq(&group_id).is_some(),
+            };
+            let (term, commit) = if is_full {
+                values.next().expect("one value per full row, checked")
+            } else {
+                (0, 0)
+            };
+            GroupHeartbeat {
+                group_id,
                 term,
                 commit,
-            })
+            }
         })
-        .collect::<Result<Vec<_>, WireError>>()?;
+        .collect::<Vec<_>>();
     let incarnations = if incarnations.is_empty() {
         Incarnations::Digest(incarnation_digest)
     } else {
@@ -133,6 +187,7 @@ pub(super) fn decode_heartbeats(batch: proto::HeartbeatBatch) -> Result<Heartbea
         quiesce,
         session,
         rounds,
+        seq,
     })
 }
 
@@ -148,15 +203,28 @@ pub(super) fn encode_responses(response: &HeartbeatBatchResponse) -> proto::Hear
         session: response.session,
         read_group_deltas: Vec::new(),
         read_rounds: Vec::new(),
+        ack_seq: response.ack_seq,
+        ack_bits: response.ack_bits,
+        explicit_deltas: Vec::new(),
+        need_full_deltas: encode_subset(&response.need_full),
     };
     (out.read_group_deltas, out.read_rounds) = encode_rounds(&response.rounds);
+    // With a batch number, only rows whose term differs from the row they
+    // answer carry it.
+    let compact = response.ack_seq != 0;
+    let mut explicit = DeltaEncoder::default();
     let mut ids = DeltaEncoder::default();
     let dropped = for_each_ascending(
         rows,
         |r| r.group_id,
         |_, r| {
             out.group_deltas.push(ids.delta(r.group_id));
-            out.terms.push(r.term);
+            if !compact || r.term != 0 {
+                if compact {
+                    out.explicit_deltas.push(explicit.delta(r.group_id));
+                }
+                out.terms.push(r.term);
+            }
         },
     );
     report_duplicates(dropped, "heartbeat batch response");
@@ -177,22 +245,60 @@ pub(super) fn decode_responses(
         session,
         read_group_deltas,
         read_rounds,
+        ack_seq,
+        ack_bits,
+        explicit_deltas,
+        need_full_deltas,
     } = response;
+    if ack_seq == 0 && !explicit_deltas.is_empty() {
+        return Err(WireError::Malformed(
+            "heartbeat batch response: explicit terms listed without a batch number".into(),
+        ));
+    }
+    let mut ids = DeltaDecoder::default();
+    let group_ids = group_deltas
+        .iter()
+        .map(|&d| ids.next(d))
+        .collect::<Result<Vec<u64>, WireError>>()?;
+    let explicit = if ack_seq == 0 {
+        None
+    } else {
+        Some(decode_subset(
+            "explicit terms",
+            &explicit_deltas,
+            group_ids.iter().copied(),
+        )?)
+    };
+    let with_terms = explicit.as_ref().map_or(group_ids.len(), Vec::len);
     check_columns(
         "heartbeat batch response",
-        &[("group_deltas", group_deltas.len()), ("terms", terms.len())],
+        &[("rows with a term", with_terms), ("terms", terms.len())],
     )?;
-    let mut ids = DeltaDecoder::default();
-    let rows = group_deltas
-        .iter()
-        .zip(terms)
-        .map(|(&delta, term)| {
-            Ok(GroupHeartbeatResponse {
-                group_id: ids.next(delta)?,
-                term,
-            })
+    if terms.contains(&0) {
+        return Err(WireError::Malformed(
+            "heartbeat batch response: an explicit term 0".into(),
+        ));
+    }
+    let mut terms = terms.into_iter();
+    let mut next_explicit = explicit.as_ref().map(|f| f.iter().copied().peekable());
+    let rows = group_ids
+        .into_iter()
+        .map(|group_id| {
+            let has_term = match next_explicit.as_mut() {
+                None => true,
+                Some(f) => f.next_if_eq(&group_id).is_some(),
+            };
+            GroupHeartbeatResponse {
+                group_id,
+                term: if has_term {
+                    terms.next().expect("one term per listed row, checked")
+                } else {
+                    0
+                },
+            }
         })
-        .collect::<Result<Vec<_>, WireError>>()?;
+        .collect::<Vec<_>>();
+    let need_full = decode_ids("need full", &need_full_deltas)?;
     let quiesced = decode_subset(
         "quiesced",
         &quiesced_deltas,
@@ -210,6 +316,9 @@ pub(super) fn decode_responses(
         quiesced,
         session,
         rounds,
+        ack_seq,
+        ack_bits,
+        need_full,
     })
 }
 
@@ -221,6 +330,18 @@ fn encode_subset(ids: &[u64]) -> Vec<u64> {
     sorted.dedup();
     let mut enc = DeltaEncoder::default();
     sorted.into_iter().map(|id| enc.delta(id)).collect()
+}
+
+/// Decodes a delta-coded list of group ids (strictly ascending).
+fn decode_ids(what: &str, deltas: &[u64]) -> Result<Vec<u64>, WireError> {
+    let mut dec = DeltaDecoder::default();
+    deltas
+        .iter()
+        .map(|&d| {
+            dec.next(d)
+                .map_err(|e| WireError::Malformed(format!("{what}: {e}")))
+        })
+        .collect()
 }
 
 /// Encodes (group, read round) pairs as a delta-coded subset of the rows'
@@ -533,7 +654,7 @@ mod tests {
     fn extreme_ids_and_values_round_trip() {
         let beats = vec![
             beat(0, u64::MAX, u64::MAX),
-            beat(1, 0, 0),
+            beat(1, 1, 0),
             beat(u64::MAX - 1, 1, 1),
             beat(u64::MAX, 2, 2),
         ];

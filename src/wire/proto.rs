@@ -205,6 +205,17 @@ pub(crate) struct HeartbeatBatch {
     pub read_group_deltas: Vec<u64>,
     #[prost(uint64, repeated, tag = "9")]
     pub read_rounds: Vec<u64>,
+    /// This node's number for the batch (per peer, growing; 0: none). A
+    /// numbered batch is compact: only the rows listed in `full_deltas`
+    /// (delta-coded as `group_deltas`, each the group of a row) have a term
+    /// and a commit in `terms` and `commits`; every other row is compact,
+    /// "the same term and commit as the last full row of this group you
+    /// received", which the sender only writes once the receiver's answers
+    /// acknowledged that row's batch.
+    #[prost(uint64, tag = "10")]
+    pub seq: u64,
+    #[prost(uint64, repeated, tag = "11")]
+    pub full_deltas: Vec<u64>,
 }
 
 /// The answers of many groups to one [`HeartbeatBatch`], same columnar
@@ -233,6 +244,23 @@ pub(crate) struct HeartbeatBatchResponse {
     pub read_group_deltas: Vec<u64>,
     #[prost(uint64, repeated, tag = "8")]
     pub read_rounds: Vec<u64>,
+    /// The highest batch number received from the peer (0: none). When not
+    /// 0 the answer is compact: only the rows listed in `explicit_deltas`
+    /// have a term in `terms`; every other row's term is the term of the
+    /// row it answers.
+    #[prost(uint64, tag = "9")]
+    pub ack_seq: u64,
+    /// Which of the 64 batches up to `ack_seq` were received: bit i for
+    /// batch `ack_seq - i` (bit 0, `ack_seq` itself, always set).
+    #[prost(fixed64, tag = "12")]
+    pub ack_bits: u64,
+    #[prost(uint64, repeated, tag = "10")]
+    pub explicit_deltas: Vec<u64>,
+    /// Groups whose compact row could not be used (this replica does not
+    /// follow the sender at the term the row stands for): send them full.
+    /// Delta-coded, not necessarily groups of rows.
+    #[prost(uint64, repeated, tag = "11")]
+    pub need_full_deltas: Vec<u64>,
 }
 
 #[cfg(test)]
