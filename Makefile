@@ -267,13 +267,40 @@ $(C_OUT)/test_api_shared: $(C_TEST_DEPS) $(C_OUT)/lib/libmuxraft.so.$(ABI_VERSIO
 $(C_OUT)/test_api_cpp: $(C_TEST_DEPS) $(STATIC_LIB) $(NATIVE_LIBS_FILE) | $(C_OUT)
 	$(CXX) $(CXX_FLAGS) -x c++ $(C_TEST_SRC) -x none $(STATIC_LIB) $(NATIVE_LIBS) -o $@
 
+# tests/c/misuse.c: every exported function misused, a table row per misuse.
+# misuse_exports.h lists every function include/muxraft.h declares (a line
+# that starts a declaration, not a comment, typedef or macro), so that the
+# test fails when a function has no row.
+MISUSE_SRC := tests/c/misuse.c tests/c/cluster_util.c
+MISUSE_DEPS := $(MISUSE_SRC) tests/c/cluster_util.h include/muxraft.h $(C_OUT)/misuse_exports.h
+MISUSE_FLAGS := -I$(C_OUT)
+
+$(C_OUT)/misuse_exports.h: include/muxraft.h | $(C_OUT)
+	sed -n 's/^[a-z][^(*]*[ *]\(muxraft_[a-z0-9_]*\)(.*/"\1",/p' $< > $@.tmp
+	@test -s $@.tmp || { echo "no function declaration found in $<"; rm -f $@.tmp; exit 1; }
+	mv $@.tmp $@
+
+$(C_OUT)/misuse: $(MISUSE_DEPS) $(STATIC_LIB) $(NATIVE_LIBS_FILE) | $(C_OUT)
+	$(CC) $(C_FLAGS) $(MISUSE_FLAGS) $(C_OPT) $(MISUSE_SRC) $(STATIC_LIB) $(NATIVE_LIBS) -o $@
+
+$(C_OUT)/misuse_asan: $(MISUSE_DEPS) $(STATIC_LIB) $(NATIVE_LIBS_FILE) | $(C_OUT)
+	$(CC) $(C_FLAGS) $(MISUSE_FLAGS) -O1 -g $(ASAN_FLAGS) $(MISUSE_SRC) $(STATIC_LIB) $(NATIVE_LIBS) -o $@
+
+$(C_OUT)/misuse_shared: $(MISUSE_DEPS) $(C_OUT)/lib/libmuxraft.so.$(ABI_VERSION) | $(C_OUT)
+	$(CC) $(C_FLAGS) $(MISUSE_FLAGS) $(C_OPT) $(MISUSE_SRC) -L$(C_OUT)/lib -lmuxraft -Wl,-rpath,'$$ORIGIN/lib' -o $@
+
+$(C_OUT)/misuse_cpp: $(MISUSE_DEPS) $(STATIC_LIB) $(NATIVE_LIBS_FILE) | $(C_OUT)
+	$(CXX) $(CXX_FLAGS) $(MISUSE_FLAGS) -x c++ $(MISUSE_SRC) -x none $(STATIC_LIB) $(NATIVE_LIBS) -o $@
+
 $(C_OUT)/header_cpp: tests/c/header_cpp.cc include/muxraft.h $(STATIC_LIB) $(NATIVE_LIBS_FILE) | $(C_OUT)
 	$(CXX) $(CXX_FLAGS) -Wpedantic $< $(STATIC_LIB) $(NATIVE_LIBS) -o $@
 
-## test-c: the C API tests, plain, under AddressSanitizer + UBSan and under
-## valgrind; the same tests built as C++; the C examples run.
+## test-c: the C API tests and the misuse table (tests/c/misuse.c), plain,
+## under AddressSanitizer + UBSan and under valgrind; the same tests built
+## as C++; the C examples run.
 test-c: $(C_OUT)/test_api $(C_OUT)/test_api_asan $(C_OUT)/test_api_shared \
-        $(C_OUT)/test_api_cpp $(C_OUT)/header_cpp $(C_OUT)/cluster_asan $(C_EXAMPLES)
+        $(C_OUT)/test_api_cpp $(C_OUT)/header_cpp $(C_OUT)/cluster_asan $(C_EXAMPLES) \
+        $(C_OUT)/misuse $(C_OUT)/misuse_asan $(C_OUT)/misuse_shared $(C_OUT)/misuse_cpp
 	@echo "== C API tests"
 	$(C_OUT)/test_api
 	@echo "== C API tests under AddressSanitizer and UBSan"
@@ -283,6 +310,11 @@ test-c: $(C_OUT)/test_api $(C_OUT)/test_api_asan $(C_OUT)/test_api_shared \
 	@echo "== C API tests compiled as C++"
 	$(C_OUT)/test_api_cpp
 	$(C_OUT)/header_cpp
+	@echo "== C API misuse table, plain, under AddressSanitizer and UBSan, under valgrind (shared), as C++"
+	$(C_OUT)/misuse
+	ASAN_OPTIONS=detect_leaks=1 $(C_OUT)/misuse_asan
+	$(VALGRIND) $(VALGRIND_FLAGS) $(C_OUT)/misuse_shared
+	$(C_OUT)/misuse_cpp
 	@echo "== C examples"
 	$(C_OUT)/minimal
 	$(VALGRIND) $(VALGRIND_FLAGS) $(C_OUT)/minimal
