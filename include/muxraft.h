@@ -267,9 +267,12 @@ typedef void (*muxraft_read_done_fn)(void *userdata,
  * frames and `send` is never called.
  *
  * Callbacks run on the thread that called `muxraft_tick`, `muxraft_step`,
- * `muxraft_propose`, `muxraft_read_index`, `muxraft_group_create` or
- * `muxraft_group_remove` (host-driven mode), or on the node's muxraft thread (embedded mode);
- * never on two threads at once for one node. They
+ * `muxraft_propose`, `muxraft_read_index`,
+ * `muxraft_group_transfer_leader`, `muxraft_group_create` or
+ * `muxraft_group_remove` (host-driven mode), or on the node's muxraft
+ * thread (embedded mode); also inside `muxraft_node_new` (`restore` of
+ * groups recovered from disk) and `muxraft_node_stop` (outcomes still
+ * owed); never on two threads at once for one node. They
  * may call muxraft again, including on the same node (e.g. propose from
  * `apply`): such a call does its work and returns, and its callbacks follow
  * once the current one returns. A callback must not unwind or longjmp.
@@ -741,6 +744,19 @@ typedef struct muxraft_stats {
    */
   uint64_t read_rounds_sent;
   uint64_t read_rounds_answered;
+  /**
+   * Heartbeat rows sent compact (the group id alone: term and commit
+   * unchanged since a full row the peer acknowledged), and compact rows
+   * received that this node could not use (it asked for a full row).
+   */
+  uint64_t compact_rows_sent;
+  uint64_t compact_rows_refused;
+  /**
+   * Leader balance: the groups this node leads now (gauge), and the
+   * leadership transfers it started (`muxraft_group_transfer_leader`).
+   */
+  uint64_t groups_led;
+  uint64_t transfers_started;
 } muxraft_stats;
 
 #ifdef __cplusplus
@@ -800,8 +816,10 @@ void muxraft_config_init_sized(struct muxraft_config *config, size_t size);
  * Returns `MUXRAFT_OK`; `MUXRAFT_INVALID_ARGUMENT` for a NULL `config` or
  * `out`, a config or callbacks struct whose `struct_size` was not set by
  * its `_init` function, a zero `node_id`, `tick_ms` or `heartbeat_ticks`,
- * `election_ticks <= heartbeat_ticks`, or `max_proposal_bytes` of 0 or
- * over 4 MiB; `MUXRAFT_BUSY` when another node (of this process or
+ * `election_ticks <= heartbeat_ticks`, `max_proposal_bytes` or
+ * `snapshot_chunk_bytes` of 0 or over 4 MiB, `snapshot_timeout_ms` below
+ * `tick_ms`, `wal_segment_bytes` under 64 KiB, or an empty `data_dir`
+ * (NULL means in memory); `MUXRAFT_BUSY` when another node (of this process or
  * another; the message names the process) has the data directory open;
  * `MUXRAFT_IO` when the data directory cannot be used or its log is
  * corrupt (the message says where); `MUXRAFT_PANIC`. On failure
@@ -859,7 +877,7 @@ enum muxraft_status muxraft_node_start(struct muxraft_node *node, const char *li
  * `muxraft_node_start` with port 0, which picks a free one).
  *
  * Returns `MUXRAFT_OK` with `*out_port` set; `MUXRAFT_INVALID_ARGUMENT`
- * (NULL pointer, or the node is not started); `MUXRAFT_PANIC`.
+ * (NULL pointer, or the node is not started, or stopped); `MUXRAFT_PANIC`.
  */
 enum muxraft_status muxraft_node_listen_port(struct muxraft_node *node, uint16_t *out_port);
 
@@ -871,10 +889,13 @@ enum muxraft_status muxraft_node_listen_port(struct muxraft_node *node, uint16_t
  * this returns no muxraft thread of the node is left; in host-driven mode
  * those reports run on the calling thread before this returns. The data
  * directory is then free: a new node may open it before this one is
- * freed. Every later call except the read-only `muxraft_group_status`,
- * `muxraft_group_info`, `muxraft_node_stats` and `muxraft_node_peers`
- * (the node as it was when it stopped) and `muxraft_node_free` returns
- * `MUXRAFT_SHUTDOWN`.
+ * freed. Every later call returns `MUXRAFT_SHUTDOWN`, except: the
+ * read-only `muxraft_group_status`, `muxraft_node_stats` and
+ * `muxraft_node_peers` (the node as it was when it stopped);
+ * `muxraft_node_listen_port` (`MUXRAFT_INVALID_ARGUMENT`: no longer
+ * listening); `muxraft_node_free`; and calls whose arguments are wrong
+ * on their face (a NULL pointer, a length over a limit), which get that
+ * status first.
  * Must not be called from inside a callback.
  *
  * Returns `MUXRAFT_OK`; `MUXRAFT_INVALID_ARGUMENT` (NULL);
@@ -1049,6 +1070,30 @@ enum muxraft_status muxraft_propose(struct muxraft_node *node,
 enum muxraft_status muxraft_read_index(struct muxraft_node *node,
                                        uint64_t group_id,
                                        uint64_t *out_read_id);
+
+/**
+ * Hand leadership of a group this node leads to its replica on node
+ * `to_node_id` (Raft's leadership transfer: the leader catches the target
+ * up, then tells it to campaign at once; its election is granted even by
+ * voters that still hear this leader). Returns at once: `role_changed`
+ * reports the new leader on every replica, usually within a few round
+ * trips; a transfer the target has not completed within an election
+ * timeout is abandoned, and this node leads on. While a transfer is under
+ * way `muxraft_propose` on this node returns `MUXRAFT_NOT_LEADER` (propose
+ * at the target). A transfer to this node itself does nothing; a new one
+ * replaces one under way. Leaders piled up on the survivors after a
+ * restart are moved back this way, one group at a time.
+ *
+ * Returns `MUXRAFT_OK`; `MUXRAFT_NOT_LEADER` (this node does not lead the
+ * group); `MUXRAFT_NOT_FOUND`; `MUXRAFT_INVALID_ARGUMENT` (NULL node, or
+ * `to_node_id` is not a voter of the group); `MUXRAFT_BUSY` (this leader
+ * is not replicating to the target now: it is unreachable, being probed
+ * or receiving a snapshot; retry later); `MUXRAFT_IO`;
+ * `MUXRAFT_SHUTDOWN`; `MUXRAFT_PANIC`.
+ */
+enum muxraft_status muxraft_group_transfer_leader(struct muxraft_node *node,
+                                                  uint64_t group_id,
+                                                  uint64_t to_node_id);
 
 /**
  * Host-driven mode: hand the node a frame that node `from` sent (`len`

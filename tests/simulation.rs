@@ -225,6 +225,8 @@ struct Totals {
     reads: u64,
     reads_served: u64,
     reads_failed: u64,
+    transfers: u64,
+    transfers_refused: u64,
     quiet: QuietTotals,
 }
 
@@ -465,6 +467,16 @@ impl Run {
                 for _ in 0..burst {
                     let _ = self.c.propose(g);
                 }
+            }
+        }
+        // Now and then a leader hands its group to another member, under
+        // whatever faults are on (the checker: one leader per term, no
+        // committed entry lost).
+        if self.rng.chance(0.05) {
+            let gs: Vec<u64> = self.c.groups.keys().copied().collect();
+            if !gs.is_empty() {
+                let g = *self.rng.pick(&gs);
+                self.c.transfer(g);
             }
         }
         // Reads of any group, busy or quiet (a read wakes it), at any
@@ -769,6 +781,8 @@ fn run(sc: Scenario) -> Result<Totals, String> {
         reads: k.reads,
         reads_served: k.reads_served,
         reads_failed: k.reads_failed,
+        transfers: s.transfers,
+        transfers_refused: s.transfers_refused,
         quiet,
         ..Totals::default()
     };
@@ -821,6 +835,8 @@ fn add(total: &mut Totals, t: &Totals) {
     total.reads += t.reads;
     total.reads_served += t.reads_served;
     total.reads_failed += t.reads_failed;
+    total.transfers += t.transfers;
+    total.transfers_refused += t.transfers_refused;
     total.quiet.slowest_quiet = total.quiet.slowest_quiet.max(t.quiet.slowest_quiet);
     total.quiet.slowest_failover = total.quiet.slowest_failover.max(t.quiet.slowest_failover);
     total.quiet.groups_failed_over += t.quiet.groups_failed_over;
@@ -851,7 +867,7 @@ fn run_mode(mode: Mode) -> Totals {
     }
     let t = &total;
     println!(
-        "mode {}: {} seeds ok\n  seeds per fault: {:?}\n  network: {} frames, {} lost, {} duplicated, {} cut; {} partitions, {} one-way cuts\n  nodes: {} crashes ({} in the middle of the host loop, {} whole-cluster), {} torn writes ({} kept whole), {} pauses, {} inputs between ready and advance\n  groups: {} removed, {} created; {} frames or rows of another incarnation dropped\n  proposals: {} accepted, {} committed, {} failed for certain, {} unknown, {} refused busy; {} entries applied\n  reads: {} taken, {} served (each checked linearizable), {} failed\n  checks: {} leaderships, {} vote grants and {} acknowledgements checked against the disk ({} by index only)\n  snapshots: {} taken ({} interrupted by a crash), {} installed from a leader, {} restores checked against the replicas' states; {} disks wiped, {} groups rejoined\n  elections {}; slowest settle {} ticks",
+        "mode {}: {} seeds ok\n  seeds per fault: {:?}\n  network: {} frames, {} lost, {} duplicated, {} cut; {} partitions, {} one-way cuts\n  nodes: {} crashes ({} in the middle of the host loop, {} whole-cluster), {} torn writes ({} kept whole), {} pauses, {} inputs between ready and advance\n  groups: {} removed, {} created; {} frames or rows of another incarnation dropped\n  proposals: {} accepted, {} committed, {} failed for certain, {} unknown, {} refused busy; {} entries applied\n  reads: {} taken, {} served (each checked linearizable), {} failed\n  leadership transfers: {} started, {} refused\n  checks: {} leaderships, {} vote grants and {} acknowledgements checked against the disk ({} by index only)\n  snapshots: {} taken ({} interrupted by a crash), {} installed from a leader, {} restores checked against the replicas' states; {} disks wiped, {} groups rejoined\n  elections {}; slowest settle {} ticks",
         mode.name(),
         t.seeds,
         t.kinds,
@@ -880,6 +896,8 @@ fn run_mode(mode: Mode) -> Totals {
         t.reads,
         t.reads_served,
         t.reads_failed,
+        t.transfers,
+        t.transfers_refused,
         t.leaderships,
         t.votes_checked,
         t.acks_checked,

@@ -162,9 +162,12 @@ pub type muxraft_read_done_fn = Option<
 /// frames and `send` is never called.
 ///
 /// Callbacks run on the thread that called `muxraft_tick`, `muxraft_step`,
-/// `muxraft_propose`, `muxraft_read_index`, `muxraft_group_create` or
-/// `muxraft_group_remove` (host-driven mode), or on the node's muxraft thread (embedded mode);
-/// never on two threads at once for one node. They
+/// `muxraft_propose`, `muxraft_read_index`,
+/// `muxraft_group_transfer_leader`, `muxraft_group_create` or
+/// `muxraft_group_remove` (host-driven mode), or on the node's muxraft
+/// thread (embedded mode); also inside `muxraft_node_new` (`restore` of
+/// groups recovered from disk) and `muxraft_node_stop` (outcomes still
+/// owed); never on two threads at once for one node. They
 /// may call muxraft again, including on the same node (e.g. propose from
 /// `apply`): such a call does its work and returns, and its callbacks follow
 /// once the current one returns. A callback must not unwind or longjmp.

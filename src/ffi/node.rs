@@ -85,8 +85,10 @@ unsafe fn c_str<'a>(s: *const c_char, what: &str) -> Result<&'a str, muxraft_sta
 /// Returns `MUXRAFT_OK`; `MUXRAFT_INVALID_ARGUMENT` for a NULL `config` or
 /// `out`, a config or callbacks struct whose `struct_size` was not set by
 /// its `_init` function, a zero `node_id`, `tick_ms` or `heartbeat_ticks`,
-/// `election_ticks <= heartbeat_ticks`, or `max_proposal_bytes` of 0 or
-/// over 4 MiB; `MUXRAFT_BUSY` when another node (of this process or
+/// `election_ticks <= heartbeat_ticks`, `max_proposal_bytes` or
+/// `snapshot_chunk_bytes` of 0 or over 4 MiB, `snapshot_timeout_ms` below
+/// `tick_ms`, `wal_segment_bytes` under 64 KiB, or an empty `data_dir`
+/// (NULL means in memory); `MUXRAFT_BUSY` when another node (of this process or
 /// another; the message names the process) has the data directory open;
 /// `MUXRAFT_IO` when the data directory cannot be used or its log is
 /// corrupt (the message says where); `MUXRAFT_PANIC`. On failure
@@ -201,7 +203,7 @@ pub unsafe extern "C" fn muxraft_node_start(
 /// `muxraft_node_start` with port 0, which picks a free one).
 ///
 /// Returns `MUXRAFT_OK` with `*out_port` set; `MUXRAFT_INVALID_ARGUMENT`
-/// (NULL pointer, or the node is not started); `MUXRAFT_PANIC`.
+/// (NULL pointer, or the node is not started, or stopped); `MUXRAFT_PANIC`.
 #[no_mangle]
 pub unsafe extern "C" fn muxraft_node_listen_port(
     node: *mut muxraft_node,
@@ -229,10 +231,13 @@ pub unsafe extern "C" fn muxraft_node_listen_port(
 /// this returns no muxraft thread of the node is left; in host-driven mode
 /// those reports run on the calling thread before this returns. The data
 /// directory is then free: a new node may open it before this one is
-/// freed. Every later call except the read-only `muxraft_group_status`,
-/// `muxraft_group_info`, `muxraft_node_stats` and `muxraft_node_peers`
-/// (the node as it was when it stopped) and `muxraft_node_free` returns
-/// `MUXRAFT_SHUTDOWN`.
+/// freed. Every later call returns `MUXRAFT_SHUTDOWN`, except: the
+/// read-only `muxraft_group_status`, `muxraft_node_stats` and
+/// `muxraft_node_peers` (the node as it was when it stopped);
+/// `muxraft_node_listen_port` (`MUXRAFT_INVALID_ARGUMENT`: no longer
+/// listening); `muxraft_node_free`; and calls whose arguments are wrong
+/// on their face (a NULL pointer, a length over a limit), which get that
+/// status first.
 /// Must not be called from inside a callback.
 ///
 /// Returns `MUXRAFT_OK`; `MUXRAFT_INVALID_ARGUMENT` (NULL);
@@ -579,6 +584,33 @@ pub unsafe extern "C" fn muxraft_read_index(
     })
 }
 
+/// Hand leadership of a group this node leads to its replica on node
+/// `to_node_id` (Raft's leadership transfer: the leader catches the target
+/// up, then tells it to campaign at once; its election is granted even by
+/// voters that still hear this leader). Returns at once: `role_changed`
+/// reports the new leader on every replica, usually within a few round
+/// trips; a transfer the target has not completed within an election
+/// timeout is abandoned, and this node leads on. While a transfer is under
+/// way `muxraft_propose` on this node returns `MUXRAFT_NOT_LEADER` (propose
+/// at the target). A transfer to this node itself does nothing; a new one
+/// replaces one under way. Leaders piled up on the survivors after a
+/// restart are moved back this way, one group at a time.
+///
+/// Returns `MUXRAFT_OK`; `MUXRAFT_NOT_LEADER` (this node does not lead the
+/// group); `MUXRAFT_NOT_FOUND`; `MUXRAFT_INVALID_ARGUMENT` (NULL node, or
+/// `to_node_id` is not a voter of the group); `MUXRAFT_BUSY` (this leader
+/// is not replicating to the target now: it is unreachable, being probed
+/// or receiving a snapshot; retry later); `MUXRAFT_IO`;
+/// `MUXRAFT_SHUTDOWN`; `MUXRAFT_PANIC`.
+#[no_mangle]
+pub unsafe extern "C" fn muxraft_group_transfer_leader(
+    node: *mut muxraft_node,
+    group_id: u64,
+    to_node_id: u64,
+) -> muxraft_status {
+    with_node(node, |r| done(r.transfer_leader(group_id, to_node_id)))
+}
+
 /// Host-driven mode: hand the node a frame that node `from` sent (`len`
 /// bytes at `frame`, read and not kept; see "Host-driven frames" at the top
 /// of this header). Callbacks caused by it run before this returns (unless
@@ -609,6 +641,11 @@ pub unsafe extern "C" fn muxraft_step(
                 MUXRAFT_INVALID_ARGUMENT,
                 "from must be a node id (non-zero)",
             );
+        }
+        // Checked before any byte is read or copied: the caller's length
+        // must not size an allocation, nor a slice past the frame limit.
+        if len > r.max_step_len() {
+            return fail_with(&r.refuse_oversized(len));
         }
         // SAFETY: non-NULL and the caller passes `len` readable bytes; the
         // slice does not outlive this call.

@@ -277,6 +277,15 @@ pub struct muxraft_stats {
     /// group share one round.
     pub read_rounds_sent: u64,
     pub read_rounds_answered: u64,
+    /// Heartbeat rows sent compact (the group id alone: term and commit
+    /// unchanged since a full row the peer acknowledged), and compact rows
+    /// received that this node could not use (it asked for a full row).
+    pub compact_rows_sent: u64,
+    pub compact_rows_refused: u64,
+    /// Leader balance: the groups this node leads now (gauge), and the
+    /// leadership transfers it started (`muxraft_group_transfer_leader`).
+    pub groups_led: u64,
+    pub transfers_started: u64,
 }
 
 /// The smallest `struct_size` accepted: through `messages_sent`.
@@ -368,6 +377,10 @@ impl muxraft_stats {
             pending_reads: s.pending_reads,
             read_rounds_sent: s.read_rounds_sent,
             read_rounds_answered: s.read_rounds_answered,
+            compact_rows_sent: s.compact_rows_sent,
+            compact_rows_refused: s.compact_rows_refused,
+            groups_led: s.groups_led,
+            transfers_started: s.transfers_started,
         }
     }
 

@@ -110,6 +110,8 @@ pub(crate) fn status_of(e: &Error) -> muxraft_status {
             // anything else the core refuses is a bad argument.
             multi::Error::Raft { source, .. } => match source {
                 raft::Error::Corrupt(_) => MUXRAFT_IO,
+                // Not now: the leader is not replicating to the target.
+                raft::Error::TransferNotCaughtUp(_) => MUXRAFT_BUSY,
                 _ => MUXRAFT_INVALID_ARGUMENT,
             },
         },

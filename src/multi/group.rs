@@ -28,6 +28,9 @@ pub(crate) struct Group {
     /// undecided at its deadline.
     pub undecided_upto: u64,
     pub last_leader: u64,
+    /// This replica leads (as of the last `Ready`), counted in the node's
+    /// `groups_led`.
+    pub leading: bool,
     pub last_elections: u64,
     /// Listed in the node's dirty set (has work for the next `ready`).
     pub dirty: bool,
@@ -73,6 +76,7 @@ impl Group {
             pending: VecDeque::new(),
             undecided_upto: 0,
             last_leader: 0,
+            leading: false,
             dirty: false,
             snapshot: None,
             incoming: None,

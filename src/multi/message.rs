@@ -112,6 +112,8 @@ pub(crate) fn msg_kind(msg: &Message) -> FrameKind {
         MessageType::HeartbeatResponse => FrameKind::HeartbeatResponse,
         // Never sent as such: it travels as chunks.
         MessageType::Snapshot => FrameKind::SnapshotChunk,
+        // Election traffic, and rare: counted with the votes it causes.
+        MessageType::TimeoutNow => FrameKind::Vote,
     }
 }
 

@@ -422,6 +422,9 @@ impl Node {
             .remove(group_id)
             .ok_or(Error::NotFound(group_id))?;
         self.report_all(group_id, &mut g, ProposalError::GroupRemoved);
+        if g.leading {
+            take(&mut self.stats.groups_led, 1);
+        }
         let reads = g.raft.take_all_reads();
         self.report_reads_failed(group_id, reads, ReadError::GroupRemoved);
         self.outbox.purge(group_id);
@@ -622,6 +625,35 @@ impl Node {
         self.stats.pending_reads += 1;
         self.touched(group_id);
         Ok(id)
+    }
+
+    /// Hand leadership of a group this node leads to the replica on node
+    /// `to` (Raft's leadership transfer, `raft/transfer.rs`). Returns at
+    /// once; the new leader shows as an [`Event::RoleChanged`], and a
+    /// transfer the target does not complete within an election timeout is
+    /// abandoned. Until then proposals are refused with `NotLeader` naming
+    /// `to`. Refused with `NotLeader` on a follower, `Raft` with
+    /// `TransferNotVoter` if `to` is not a voter, `TransferNotCaughtUp` if
+    /// the leader is not replicating to it. A quiet group wakes up.
+    pub fn transfer_leader(&mut self, group_id: u64, to: u64) -> Result<(), Error> {
+        let g = self.groups.get(group_id).ok_or(Error::NotFound(group_id))?;
+        if g.raft.role() != Role::Leader {
+            return Err(Error::NotLeader {
+                group_id,
+                leader: g.raft.leader(),
+            });
+        }
+        self.wake(group_id, WakeCause::Host);
+        let g = self.groups.get_mut(group_id).expect("checked above");
+        g.raft.transfer_leader(to).map_err(|e| match e {
+            raft::Error::NotLeader { leader } => Error::NotLeader { group_id, leader },
+            source => Error::Raft { group_id, source },
+        })?;
+        if to != self.cfg.node_id {
+            self.stats.transfers_started += 1;
+        }
+        self.touched(group_id);
+        Ok(())
     }
 
     /// The snapshot the host would take of group `group_id` at `index`
@@ -916,6 +948,15 @@ impl Node {
             g.last_elections = elections;
             let incarnation = g.incarnation;
             if let Some((role, term, leader)) = rd.role_change {
+                let leading = role == Role::Leader;
+                if leading != g.leading {
+                    g.leading = leading;
+                    if leading {
+                        self.stats.groups_led += 1;
+                    } else {
+                        take(&mut self.stats.groups_led, 1);
+                    }
+                }
                 if role != Role::Leader && matches!(g.quiet, Quiet::Quiescing { .. }) {
                     // It stepped down while asking its followers to go quiet.
                     g.quiet = Quiet::Awake { idle: 0 };

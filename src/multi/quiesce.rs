@@ -131,10 +131,14 @@ impl Node {
                     self.cfg.election_ticks - self.cfg.heartbeat_ticks - 1
                 };
                 g.raft.wake_follower(elapsed);
-                // Woken by something other than its leader: wake the
-                // leader too, with an answer row (one that does not say
-                // "quiet"), so that its heartbeats reach us again.
-                if let (false, Quiet::Follower { leader, .. }) = (from_leader, was) {
+                // Wake the leader too, with an answer row (one that does
+                // not say "quiet"), so that its heartbeats reach us again:
+                // also when its own message woke us, since that message
+                // may be a late one from before it went quiet (a delayed
+                // append or TimeoutNow), and a quiet leader would then
+                // never send again. An awake leader takes the row as any
+                // heartbeat answer.
+                if let Quiet::Follower { leader, .. } = was {
                     let mut m = Message::new(
                         MessageType::HeartbeatResponse,
                         self.cfg.node_id,

@@ -156,6 +156,10 @@ pub struct Stats {
     /// node could not use (it asked for full ones).
     pub compact_rows_sent: u64,
     pub compact_rows_refused: u64,
+    /// Leadership transfers this node started (`Node::transfer_leader`),
+    /// and (gauge) the groups this node leads now.
+    pub transfers_started: u64,
+    pub groups_led: u64,
 }
 
 /// Why a quiet group woke up.

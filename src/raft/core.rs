@@ -112,6 +112,11 @@ pub struct Raft<S: LogStore> {
     /// The last heartbeat round sent for reads. Only grows, across terms
     /// too, so that an answer can never confirm a read of a later round.
     pub(super) read_round: u64,
+    /// A leader handing leadership over (`transfer.rs`): the target (NONE
+    /// if none), the ticks since it started, and transfers started.
+    pub(super) lead_transferee: ReplicaId,
+    pub(super) transfer_elapsed: u32,
+    pub(super) transfers: u64,
 }
 
 impl<S: LogStore> Raft<S> {
@@ -156,6 +161,9 @@ impl<S: LogStore> Raft<S> {
             elections: 0,
             reads: None,
             read_round: 0,
+            lead_transferee: NONE,
+            transfer_elapsed: 0,
+            transfers: 0,
         };
         r.reset(hs.term);
         // `reset` forgets the vote when the term changes; on restart the vote
@@ -281,6 +289,7 @@ impl<S: LogStore> Raft<S> {
     fn tick_leader(&mut self) -> bool {
         self.heartbeat_elapsed += 1;
         self.election_elapsed += 1;
+        let gave_up = self.tick_transfer();
         if self.election_elapsed >= self.cfg.election_ticks {
             self.election_elapsed = 0;
             if self.cfg.check_quorum && !self.quorum_active() {
@@ -300,7 +309,7 @@ impl<S: LogStore> Raft<S> {
                 return true;
             }
         }
-        false
+        gave_up
     }
 
     /// CheckQuorum: has a majority been heard from since the last round?
@@ -327,6 +336,12 @@ impl<S: LogStore> Raft<S> {
         if self.role != Role::Leader {
             return Err(Error::NotLeader {
                 leader: self.leader,
+            });
+        }
+        if self.lead_transferee != NONE {
+            // Handing over: the target is about to lead; propose there.
+            return Err(Error::NotLeader {
+                leader: self.lead_transferee,
             });
         }
         let index = self.log.last_index() + 1;
@@ -387,7 +402,9 @@ impl<S: LogStore> Raft<S> {
         if m.term > self.term {
             match m.msg_type {
                 MessageType::Vote | MessageType::PreVote => {
-                    if self.in_lease() {
+                    // A transfer's campaign was asked for by the leader
+                    // itself: the lease does not hold against it.
+                    if self.in_lease() && !(m.msg_type == MessageType::Vote && m.transfer) {
                         // We heard from a live leader within an election
                         // timeout: a candidate that could not have is
                         // disrupting, so neither vote nor adopt its term.
@@ -453,6 +470,7 @@ impl<S: LogStore> Raft<S> {
                 self.leader = m.from;
                 self.handle_snapshot(m);
             }
+            MessageType::TimeoutNow => self.handle_timeout_now(m),
             _ => {} // late vote responses and the like
         }
     }
@@ -514,9 +532,10 @@ impl<S: LogStore> Raft<S> {
 
     /// Common to every role change: timers, votes and progress start over.
     pub(super) fn reset(&mut self, term: u64) {
-        // A leader's unconfirmed reads end with its leadership (a new
-        // leader of the same replica starts afresh).
+        // A leader's unconfirmed reads and its transfer end with its
+        // leadership (a new leader of the same replica starts afresh).
         self.fail_waiting_reads();
+        self.lead_transferee = NONE;
         if self.term != term {
             self.term = term;
             self.vote = NONE;

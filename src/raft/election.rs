@@ -27,19 +27,29 @@ impl<S: LogStore> Raft<S> {
         self.reset(term);
         self.vote = vote;
         self.role = Role::PreCandidate;
-        self.request_votes(MessageType::PreVote, self.term + 1);
+        self.request_votes(MessageType::PreVote, self.term + 1, false);
     }
 
     fn become_candidate(&mut self) {
+        self.become_candidate_with(false);
+    }
+
+    /// Campaign at once for a leadership transfer (`transfer.rs`): no
+    /// PreVote, and the vote requests say the leader asked for it.
+    pub(super) fn campaign_transfer(&mut self) {
+        self.become_candidate_with(true);
+    }
+
+    fn become_candidate_with(&mut self, transfer: bool) {
         self.reset(self.term + 1);
         self.vote = self.id;
         self.role = Role::Candidate;
         self.elections += 1;
         tracing::debug!(id = self.id, term = self.term, "starting election");
-        self.request_votes(MessageType::Vote, self.term);
+        self.request_votes(MessageType::Vote, self.term, transfer);
     }
 
-    fn request_votes(&mut self, kind: MessageType, term: u64) {
+    fn request_votes(&mut self, kind: MessageType, term: u64, transfer: bool) {
         *self.votes.get_or_insert(self.id, true) = true;
         if self.tally() == VoteResult::Won {
             self.on_won();
@@ -50,6 +60,7 @@ impl<S: LogStore> Raft<S> {
             let mut m = Message::new(kind, self.id, to, term);
             m.index = index;
             m.log_term = log_term;
+            m.transfer = transfer;
             self.send(m);
         }
     }

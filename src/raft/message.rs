@@ -93,6 +93,10 @@ pub enum MessageType {
     /// whole snapshot arrived and was verified. Answered with an
     /// `AppendResponse` at the snapshot's index.
     Snapshot,
+    /// Leadership transfer (Raft thesis §3.10): the leader, having caught
+    /// the receiver up, asks it to campaign at once. The receiver skips
+    /// PreVote and sets `transfer` on its vote requests.
+    TimeoutNow,
 }
 
 impl MessageType {
@@ -131,6 +135,10 @@ pub struct Message {
     pub reject_hint: u64,
     /// Snapshot: which snapshot to install.
     pub snapshot: Option<Box<SnapshotMeta>>,
+    /// Vote: the candidate campaigns because its leader handed leadership
+    /// over (`TimeoutNow`): voters grant it even within their lease, which
+    /// otherwise makes them ignore candidates while a leader is alive.
+    pub transfer: bool,
 }
 
 impl Message {
@@ -147,6 +155,7 @@ impl Message {
             reject: false,
             reject_hint: 0,
             snapshot: None,
+            transfer: false,
         }
     }
 }

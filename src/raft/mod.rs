@@ -8,7 +8,7 @@
 //!
 //! Files: `core.rs` (state, term rules, roles), `election.rs`,
 //! `replication.rs` (appends, heartbeats, commit), `read.rs` (the read
-//! index), `progress.rs` (the
+//! index), `transfer.rs` (leadership transfer), `progress.rs` (the
 //! leader's view of each follower), `quorum.rs`, `log.rs` (durable +
 //! unstable log), `ready.rs` (the host contract), `storage.rs` (the
 //! `LogStore` interface the log is read through) and `mem_store.rs` (the
@@ -29,6 +29,7 @@ mod replica_map;
 mod replication;
 mod rng;
 mod storage;
+mod transfer;
 
 pub use self::config::Config;
 pub use self::core::{Proposed, Raft, Role, Status};
@@ -61,6 +62,13 @@ pub enum Error {
     /// newer than the current one).
     #[error("snapshot refused: {0}")]
     Snapshot(String),
+    /// A leadership transfer to a replica that is not a voter.
+    #[error("leadership transfer refused: replica {0} is not a voter of the group")]
+    TransferNotVoter(ReplicaId),
+    /// A leadership transfer to a replica the leader is not replicating to
+    /// (unreachable, probing, or receiving a snapshot).
+    #[error("leadership transfer refused: replica {0} is not caught up")]
+    TransferNotCaughtUp(ReplicaId),
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ impl<S: LogStore> Raft<S> {
             || self.log.applied != last
             || self.log.term_or_zero(last) != self.term
             || self.reads.is_some()
+            || self.lead_transferee != NONE
         {
             return false;
         }

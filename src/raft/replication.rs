@@ -428,6 +428,9 @@ impl<S: LogStore> Raft<S> {
         if self.progress(from).is_some_and(|pr| pr.next <= last) {
             self.send_pending = true;
         }
+        if from == self.lead_transferee {
+            self.maybe_send_timeout_now();
+        }
     }
 
     fn handle_heartbeat_response(&mut self, from: ReplicaId) {

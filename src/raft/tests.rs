@@ -2320,3 +2320,111 @@ fn a_follower_refuses_reads_and_names_the_leader() {
         Err(Error::NotLeader { leader: 1 })
     );
 }
+
+// ---------------------------------------------------------------------------
+// Leadership transfer
+// ---------------------------------------------------------------------------
+
+// Mutation: a transfer campaign whose votes do not carry `transfer` (or
+// voters that ignore it) is refused by voters in their lease, and the
+// transfer never completes.
+#[test]
+fn leadership_moves_to_a_caught_up_voter_in_one_election_despite_leases() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    net.propose(1, "w");
+    net.deliver_all();
+    let term = net.status(1).term;
+    net.raft(1).transfer_leader(2).unwrap();
+    net.deliver_all();
+    assert_eq!(net.status(2).role, Role::Leader);
+    assert_eq!(
+        net.status(2).term,
+        term + 1,
+        "one election, no pre-vote round"
+    );
+    assert_eq!(net.status(1).role, Role::Follower);
+    assert_eq!(net.status(1).leader, 2);
+    assert_eq!(net.applied_data(2), vec!["w".to_string()]);
+}
+
+// Mutation: sending TimeoutNow before the target matches the leader's log
+// lets it lose the election (its log is behind the old leader's).
+#[test]
+fn a_lagging_target_is_caught_up_before_it_is_told_to_campaign() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    // Node 3 misses three writes; node 2 has them.
+    net.drop_if = Some(Box::new(|m| m.to == 3 && m.msg_type == MessageType::Append));
+    for i in 0..3 {
+        net.propose(1, format!("w{i}"));
+        net.deliver_all();
+    }
+    net.drop_if = None;
+    assert!(net.raft(1).follower_matched(3) < Some(net.status(1).last_index));
+    let mark = net.sent.len();
+    net.raft(1).transfer_leader(3).unwrap();
+    net.deliver_all();
+    let timeout_now: Vec<&Message> = net
+        .sent_since(mark)
+        .iter()
+        .filter(|m| m.msg_type == MessageType::TimeoutNow)
+        .collect();
+    assert_eq!(timeout_now.len(), 1);
+    assert_eq!(net.status(3).role, Role::Leader);
+    assert_eq!(net.applied_data(3).len(), 3);
+}
+
+// Mutation: proposals taken during a transfer would be appended by a
+// leader about to step down (and likely lost or reported unknown).
+#[test]
+fn proposals_during_a_transfer_are_refused_naming_the_target() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    net.isolate(2);
+    net.raft(1).transfer_leader(2).unwrap();
+    assert_eq!(
+        net.raft(1).propose(data("x")),
+        Err(Error::NotLeader { leader: 2 })
+    );
+    assert_eq!(net.raft(1).transferring_to(), Some(2));
+    // The target never answers: abandoned after an election timeout, and
+    // the leader takes proposals again.
+    for _ in 0..net.election_ticks() {
+        net.tick(1);
+    }
+    assert_eq!(net.raft(1).transferring_to(), None);
+    assert_eq!(net.status(1).role, Role::Leader);
+    assert!(net.raft(1).propose(data("y")).is_ok());
+}
+
+// Mutation: accepting any target (a non-voter, or one the leader is not
+// replicating to) starts transfers that cannot complete.
+#[test]
+fn transfers_to_non_voters_or_unreachable_voters_are_refused() {
+    // Without CheckQuorum, node 2 votes for the restarted node 1 at once.
+    let mut net = Network::with_config(3, |c| c.check_quorum = false);
+    net.elect(1);
+    assert_eq!(
+        net.raft(1).transfer_leader(9),
+        Err(Error::TransferNotVoter(9))
+    );
+    assert_eq!(
+        net.raft(2).transfer_leader(3),
+        Err(Error::NotLeader { leader: 1 })
+    );
+    // A leader that just restarted probing node 3 does not know it is
+    // reachable.
+    net.isolate(3);
+    net.crash_losing_unpersisted(1);
+    net.elect(1);
+    assert_eq!(
+        net.raft(1).transfer_leader(3),
+        Err(Error::TransferNotCaughtUp(3))
+    );
+    assert_eq!(
+        net.raft(1).transfer_leader(1),
+        Ok(()),
+        "to itself: nothing to do"
+    );
+}

@@ -429,6 +429,20 @@ impl Runtime {
         Ok(id)
     }
 
+    /// Hand leadership of a group this node leads to node `to` (see
+    /// `Node::transfer_leader`).
+    pub fn transfer_leader(&self, group_id: u64, to: u64) -> Result<(), Error> {
+        self.check_usable()?;
+        {
+            let mode = self.mode.lock();
+            if matches!(*mode, Mode::Stopped) {
+                return Err(Error::Shutdown);
+            }
+            self.shared.with(|n| n.transfer_leader(group_id, to))?;
+        }
+        self.kick()
+    }
+
     /// The node's counters, its number of groups, (embedded mode) the
     /// transport's counters, (with a data directory) storage's, and the
     /// quiescence and liveness gauges.
@@ -457,6 +471,21 @@ impl Runtime {
         self.shared.with(|n| n.config().max_proposal_bytes)
     }
 
+    /// The longest frame `step` takes: the 4-byte prefix and the limit.
+    pub fn max_step_len(&self) -> usize {
+        self.max_frame_bytes.saturating_add(4)
+    }
+
+    /// A frame of `len` bytes, over `max_step_len`, handed to `step`:
+    /// counted as refused, and the error to return.
+    pub fn refuse_oversized(&self, len: usize) -> Error {
+        self.shared.with(|n| n.record_rejected());
+        Error::Wire(crate::wire::WireError::TooLarge {
+            len: len.saturating_sub(4),
+            max: self.max_frame_bytes,
+        })
+    }
+
     fn host_driven(&self) -> Result<(), Error> {
         self.check_usable()?;
         match *self.mode.lock() {
@@ -479,8 +508,14 @@ impl Runtime {
     /// sent.
     pub fn step(&self, from: u64, frame: &[u8]) -> Result<(), Error> {
         self.host_driven()?;
-        let frame = Bytes::copy_from_slice(frame);
         let max = self.max_frame_bytes;
+        // Refused before it is copied: a caller's length is not to be
+        // trusted with an allocation (a frame is a 4-byte prefix and at
+        // most `max` bytes).
+        if frame.len() > self.max_step_len() {
+            return Err(self.refuse_oversized(frame.len()));
+        }
+        let frame = Bytes::copy_from_slice(frame);
         self.shared
             .with(|n| step_frame(n, max, Some(from), frame))?;
         self.drive_host()

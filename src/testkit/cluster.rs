@@ -195,6 +195,10 @@ pub struct ClusterStats {
     /// Reads refused by the leader that was asked (busy, or no longer
     /// leading by the time it was asked).
     pub reads_refused: u64,
+    /// Leadership transfers started, and refused (not leading any more,
+    /// target not caught up).
+    pub transfers: u64,
+    pub transfers_refused: u64,
 }
 
 /// A host operation waiting for its time on one node.
@@ -791,6 +795,43 @@ impl Cluster {
             }
             Err(_) => {
                 self.stats.reads_refused += 1;
+                false
+            }
+        }
+    }
+
+    /// Ask whichever member leads group `g` to hand leadership to another
+    /// member, picked at random. Returns whether a transfer started.
+    pub fn transfer(&mut self, g: u64) -> bool {
+        let Some(spec) = self.groups.get(&g).cloned() else {
+            return false;
+        };
+        let leader = spec.members.iter().copied().find(|&id| {
+            !self.is_paused(id)
+                && self.node(id).is_some_and(|n| {
+                    n.group_incarnation(g) == Some(spec.incarnation)
+                        && n.group_status(g).is_ok_and(|s| s.role == Role::Leader)
+                })
+        });
+        let Some(leader) = leader else {
+            return false;
+        };
+        let others: Vec<u64> = spec
+            .members
+            .iter()
+            .copied()
+            .filter(|&m| m != leader)
+            .collect();
+        let Some(&to) = others.get(self.rng.below(others.len().max(1) as u64) as usize) else {
+            return false;
+        };
+        match self.node_mut(leader).expect("up").transfer_leader(g, to) {
+            Ok(()) => {
+                self.stats.transfers += 1;
+                true
+            }
+            Err(_) => {
+                self.stats.transfers_refused += 1;
                 false
             }
         }

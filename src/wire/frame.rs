@@ -434,6 +434,7 @@ fn raft_message_to_wire(msg: &Message) -> proto::RaftMessage {
         commit: msg.commit,
         reject: msg.reject,
         reject_hint: msg.reject_hint,
+        transfer: msg.transfer,
     }
 }
 
@@ -466,6 +467,7 @@ fn raft_message_from_wire(
         reject: msg.reject,
         reject_hint: msg.reject_hint,
         snapshot: None,
+        transfer: msg.transfer,
     })
 }
 
@@ -483,6 +485,7 @@ const WIRE_HEARTBEAT_RESPONSE: u32 = 8;
 /// Reserved: a snapshot never travels as a group message (its chunks do, as
 /// bodies of their own), so decoding refuses it.
 const WIRE_SNAPSHOT_RESERVED: u32 = 9;
+const WIRE_TIMEOUT_NOW: u32 = 10;
 
 /// Entries of at least this many bytes stay slices of the frame they came
 /// in; smaller ones are copied (see [`own_unless_large`]).
@@ -514,6 +517,7 @@ fn msg_type_to_wire(t: MessageType) -> u32 {
         MessageType::Heartbeat => WIRE_HEARTBEAT,
         MessageType::HeartbeatResponse => WIRE_HEARTBEAT_RESPONSE,
         MessageType::Snapshot => WIRE_SNAPSHOT_RESERVED,
+        MessageType::TimeoutNow => WIRE_TIMEOUT_NOW,
     }
 }
 
@@ -527,6 +531,7 @@ fn msg_type_from_wire(n: u32) -> Result<MessageType, WireError> {
         WIRE_APPEND_RESPONSE => MessageType::AppendResponse,
         WIRE_HEARTBEAT => MessageType::Heartbeat,
         WIRE_HEARTBEAT_RESPONSE => MessageType::HeartbeatResponse,
+        WIRE_TIMEOUT_NOW => MessageType::TimeoutNow,
         WIRE_SNAPSHOT_RESERVED => {
             return Err(WireError::Malformed(
                 "a snapshot travels as chunks, not as a group message".into(),
@@ -579,7 +584,7 @@ mod tests {
 
     const MAX: usize = DEFAULT_MAX_FRAME_BYTES;
 
-    const ALL_TYPES: [MessageType; 8] = [
+    const ALL_TYPES: [MessageType; 9] = [
         MessageType::Vote,
         MessageType::VoteResponse,
         MessageType::PreVote,
@@ -588,6 +593,7 @@ mod tests {
         MessageType::AppendResponse,
         MessageType::Heartbeat,
         MessageType::HeartbeatResponse,
+        MessageType::TimeoutNow,
     ];
 
     fn full_message(msg_type: MessageType) -> Message {
@@ -622,6 +628,7 @@ mod tests {
             reject: true,
             reject_hint: 42,
             snapshot: None,
+            transfer: true,
         }
     }
 
@@ -952,7 +959,7 @@ mod tests {
 
     #[test]
     fn decode_rejects_unknown_message_type() {
-        for msg_type in [0, 10, u32::MAX] {
+        for msg_type in [0, 11, u32::MAX] {
             let mut envelope = valid_envelope();
             if let Some(proto::EnvelopeBody::Group(group)) = &mut envelope.body {
                 if let Some(msg) = &mut group.msg {

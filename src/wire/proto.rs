@@ -153,6 +153,9 @@ pub(crate) struct RaftMessage {
     pub reject: bool,
     #[prost(uint64, tag = "8")]
     pub reject_hint: u64,
+    /// Vote: a campaign its leader asked for (leadership transfer).
+    #[prost(bool, tag = "9")]
+    pub transfer: bool,
 }
 
 /// One log entry. `data` is `Bytes` so that decoding from a `Bytes` buffer

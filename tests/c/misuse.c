@@ -741,6 +741,22 @@ static bool is(const char *s, const char *want)
       muxraft_read_index(f->node, TRIO, &f->id), MUXRAFT_NOT_LEADER)           \
     X(muxraft_read_index, "after stop", STOPPED,                               \
       muxraft_read_index(f->node, SOLO, &f->id), MUXRAFT_SHUTDOWN)             \
+    /* -- muxraft_group_transfer_leader ------------------------------------ */ \
+    X(muxraft_group_transfer_leader, "NULL node", NONE,                        \
+      muxraft_group_transfer_leader(NULL, SOLO, 2), MUXRAFT_INVALID_ARGUMENT)  \
+    X(muxraft_group_transfer_leader, "unknown group", HOST,                    \
+      muxraft_group_transfer_leader(f->node, NO_GROUP, 2), MUXRAFT_NOT_FOUND)  \
+    X(muxraft_group_transfer_leader, "a group it does not lead", HOST,         \
+      muxraft_group_transfer_leader(f->node, TRIO, 2), MUXRAFT_NOT_LEADER)     \
+    X(muxraft_group_transfer_leader, "to itself: nothing to do", HOST,         \
+      muxraft_group_transfer_leader(f->node, SOLO, 1), MUXRAFT_OK)             \
+    X(muxraft_group_transfer_leader, "to a node that is not a voter", HOST,    \
+      muxraft_group_transfer_leader(f->node, SOLO, 9), MUXRAFT_INVALID_ARGUMENT) \
+    X(muxraft_group_transfer_leader, "to node UINT64_MAX", HOST,               \
+      muxraft_group_transfer_leader(f->node, SOLO, UINT64_MAX),                \
+      MUXRAFT_INVALID_ARGUMENT)                                                \
+    X(muxraft_group_transfer_leader, "after stop", STOPPED,                    \
+      muxraft_group_transfer_leader(f->node, SOLO, 1), MUXRAFT_SHUTDOWN)       \
     /* -- muxraft_step ------------------------------------------------------ */ \
     X(muxraft_step, "NULL node", NONE,                                         \
       muxraft_step(NULL, 1, f->garbage, sizeof f->garbage),                    \
@@ -754,6 +770,8 @@ static bool is(const char *s, const char *want)
       MUXRAFT_INVALID_ARGUMENT)                                                \
     X(muxraft_step, "len 0", HOST, muxraft_step(f->other, 1, f->frame, 0),     \
       MUXRAFT_MALFORMED)                                                       \
+    X(muxraft_step, "len SIZE_MAX (refused before reading)", HOST,             \
+      muxraft_step(f->other, 1, f->frame, SIZE_MAX), MUXRAFT_TOO_LARGE)        \
     X(muxraft_step, "truncated by one byte", HOST,                             \
       muxraft_step(f->other, 1, f->frame, f->frame_len - 1), MUXRAFT_MALFORMED) \
     X(muxraft_step, "a prefix announcing 4 GiB", HOST,                         \

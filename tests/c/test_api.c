@@ -2993,6 +2993,47 @@ static cu_node *read_cluster(cu_cluster *c, const muxraft_config *base, uint64_t
 }
 
 /*
+ * muxraft_group_transfer_leader: the group moves to the node asked for in
+ * a few ticks, reported by role_changed on every node, with no other
+ * election; proposals on the old leader are refused meanwhile and accepted
+ * at the new one; groups_led and transfers_started follow. Misuse is
+ * refused at once.
+ */
+static void test_transfer_leader(void)
+{
+    cu_cluster c;
+    cu_node *ln = read_cluster(&c, NULL, 1);
+    if (ln == NULL)
+        return;
+    const uint64_t from = ln->id, to = ln->id % 3 + 1;
+    cu_node *tn = cu_node_by_id(&c, to);
+    EXPECT_FAIL(muxraft_group_transfer_leader(NULL, 1, to), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_group_transfer_leader(ln->handle, 99, to), MUXRAFT_NOT_FOUND);
+    EXPECT_FAIL(muxraft_group_transfer_leader(tn->handle, 1, from), MUXRAFT_NOT_LEADER);
+    EXPECT_FAIL(muxraft_group_transfer_leader(ln->handle, 1, 42), MUXRAFT_INVALID_ARGUMENT);
+    CHECK_OK(muxraft_group_transfer_leader(ln->handle, 1, from)); /* itself */
+    CHECK(stats_of(ln->handle).groups_led == 1);
+    const size_t campaigns = tn->campaigns;
+    CHECK_OK(muxraft_group_transfer_leader(ln->handle, 1, to));
+    CHECK(stats_of(ln->handle).transfers_started == 1);
+    uint64_t pid = 0;
+    EXPECT_FAIL(muxraft_propose(ln->handle, 1, bytes_of("x"), 1, &pid), MUXRAFT_NOT_LEADER);
+    uint64_t leader = 0;
+    for (int t = 0; t < 20 && leader != to; t++) {
+        CHECK(cu_tick(&c));
+        leader = cu_leader(&c, 1);
+    }
+    CHECK(leader == to);
+    CHECK(tn->campaigns == campaigns + 1); /* one election, no pre-vote round */
+    CHECK(stats_of(ln->handle).groups_led == 0);
+    CHECK(stats_of(tn->handle).groups_led == 1);
+    CHECK_OK(muxraft_propose(tn->handle, 1, bytes_of("after"), 5, &pid));
+    const cu_done *d = tick_until_done(&c, tn, pid);
+    CHECK(d && d->status == MUXRAFT_OK);
+    cu_free(&c);
+}
+
+/*
  * muxraft_read_index and read_done: misuse refused at once; on the leader a
  * read is reported exactly once, after a heartbeat round a quorum answered,
  * with MUXRAFT_OK and an index at or past every proposal acknowledged
@@ -3300,6 +3341,7 @@ int main(void)
     RUN(test_backpressure);
     RUN(test_peers);
     RUN(test_read_index);
+    RUN(test_transfer_leader);
     RUN(test_read_index_busy);
 
     printf("%d passed, %d failed\n", n_passed, n_failed);
