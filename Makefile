@@ -297,12 +297,15 @@ $(C_OUT)/header_cpp: tests/c/header_cpp.cc include/muxraft.h $(STATIC_LIB) $(NAT
 
 ## test-c: the C API tests and the misuse table (tests/c/misuse.c), plain,
 ## under AddressSanitizer + UBSan and under valgrind; the same tests built
-## as C++; the C examples run.
+## as C++; the metrics text of a live cluster read by a real Prometheus
+## parser (prometheus_client, tests/c/check_metrics.py); the C examples run.
 test-c: $(C_OUT)/test_api $(C_OUT)/test_api_asan $(C_OUT)/test_api_shared \
         $(C_OUT)/test_api_cpp $(C_OUT)/header_cpp $(C_OUT)/cluster_asan $(C_EXAMPLES) \
         $(C_OUT)/misuse $(C_OUT)/misuse_asan $(C_OUT)/misuse_shared $(C_OUT)/misuse_cpp
 	@echo "== C API tests"
-	$(C_OUT)/test_api
+	MUXRAFT_METRICS_OUT=$(C_OUT)/metrics.txt $(C_OUT)/test_api
+	@echo "== the metrics text, parsed by prometheus_client"
+	python3 tests/c/check_metrics.py $(C_OUT)/metrics.txt
 	@echo "== C API tests under AddressSanitizer and UBSan"
 	ASAN_OPTIONS=detect_leaks=1 $(C_OUT)/test_api_asan
 	@echo "== C API tests under valgrind (shared library)"

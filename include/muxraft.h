@@ -102,7 +102,9 @@ typedef enum muxraft_status {
    */
   MUXRAFT_NOT_LEADER = 4,
   /**
-   * A proposal over `max_proposal_bytes`, or a frame over the frame limit.
+   * A proposal over `max_proposal_bytes`, or a frame over the frame
+   * limit; or a buffer too small for the text asked for (the call says
+   * how many bytes it needs).
    */
   MUXRAFT_TOO_LARGE = 5,
   /**
@@ -434,6 +436,13 @@ typedef struct muxraft_config {
    * Default 65536.
    */
   uint64_t max_pending_reads;
+  /**
+   * `muxraft_node_metrics_text` renders per-group series (a `group`
+   * label: role, term, indexes, log bytes) only while the node hosts at
+   * most this many groups. Default 0: never, so that a node with 100,000
+   * groups does not produce 100,000 series unless asked to.
+   */
+  uint64_t metrics_per_group_max;
 } muxraft_config;
 
 /**
@@ -792,6 +801,43 @@ void muxraft_callbacks_init_sized(struct muxraft_callbacks *callbacks, size_t si
  * header then writes only the fields your program knows. NULL is ignored.
  */
 void muxraft_config_init_sized(struct muxraft_config *config, size_t size);
+
+/**
+ * Render the node's counters and gauges in the Prometheus text exposition
+ * format (version 0.0.4), for a `/metrics` endpoint: `# HELP` and `# TYPE`
+ * once per metric, names prefixed `muxraft_`, counters ending in `_total`,
+ * and a `node` label with this node's id on every sample. It holds every
+ * counter and gauge of `muxraft_stats` (messages and bytes by `kind` of
+ * frame, elections, leader changes, proposals and their outcomes, reads,
+ * backpressure, quiescence and wakeups by `cause`, snapshots, write-ahead
+ * log, transport), each peer's liveness (`muxraft_peer_heard` and
+ * `muxraft_peer_epoch` with a `peer` label) and, only while the node hosts
+ * at most `config.metrics_per_group_max` groups (default 0: never),
+ * per-group gauges with a `group` label.
+ *
+ * Size: without per-group series the text does not grow with the number
+ * of groups: about 15 KB for a node of a 3-node cluster (measured: 15,044
+ * bytes with 1,000 groups, 15,048 with 100,000), and at most 20 KiB plus
+ * 200 bytes per peer whatever the counters hold. Each group with per-group
+ * series adds about 420 bytes (at most 1 KiB): 430 KB for 1,000 groups.
+ *
+ * Writes the text and a terminating NUL to `buf` when the `len` bytes
+ * there hold them, and sets `*needed` (if not NULL) to the bytes they take,
+ * NUL included. Call it with NULL and 0 to ask for the size; the counters
+ * move between two calls, so allocate a little more (say `*needed + 1024`)
+ * and call again if it is still too small. Numbers are copied under the
+ * node's lock and formatted after it is released. Answers after
+ * `muxraft_node_stop` too (the node as it was when it stopped).
+ *
+ * Returns `MUXRAFT_OK`; `MUXRAFT_TOO_LARGE` when `len` is smaller than
+ * `*needed` (then only an empty string is written, at `buf[0]`, when `len`
+ * is not 0); `MUXRAFT_INVALID_ARGUMENT` (NULL node, NULL `buf` with a
+ * non-zero `len`); `MUXRAFT_PANIC`.
+ */
+enum muxraft_status muxraft_node_metrics_text(struct muxraft_node *node,
+                                              char *buf,
+                                              size_t len,
+                                              size_t *needed);
 
 /**
  * Create a node.

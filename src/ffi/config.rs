@@ -99,6 +99,11 @@ pub struct muxraft_config {
     /// ...or the node has this many over all its groups (0: no limit).
     /// Default 65536.
     pub max_pending_reads: u64,
+    /// `muxraft_node_metrics_text` renders per-group series (a `group`
+    /// label: role, term, indexes, log bytes) only while the node hosts at
+    /// most this many groups. Default 0: never, so that a node with 100,000
+    /// groups does not produce 100,000 series unless asked to.
+    pub metrics_per_group_max: u64,
 }
 
 const MAX_PROPOSAL_LIMIT: u32 = 4 << 20;
@@ -140,6 +145,7 @@ impl Default for muxraft_config {
             quiesce: n.quiesce,
             max_pending_reads_per_group: n.max_pending_reads_per_group,
             max_pending_reads: n.max_pending_reads,
+            metrics_per_group_max: 0,
         }
     }
 }
@@ -180,6 +186,7 @@ pub(crate) struct Settings {
     pub tick_ms: u32,
     pub data_dir: Option<std::path::PathBuf>,
     pub wal_segment_bytes: u64,
+    pub metrics_per_group_max: u64,
 }
 
 /// Read and check a configuration passed by C: the fields its `struct_size`
@@ -285,5 +292,6 @@ pub(crate) unsafe fn read_config(config: *const muxraft_config) -> Result<Settin
         tick_ms: c.tick_ms,
         data_dir,
         wal_segment_bytes: c.wal_segment_bytes,
+        metrics_per_group_max: c.metrics_per_group_max,
     })
 }

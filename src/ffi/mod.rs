@@ -3,7 +3,8 @@
 //! One module per C concept: `status.rs` (status codes and their names, the
 //! thread-local last error, the one mapping from errors to statuses, the
 //! panic boundary), `config.rs`, `callbacks.rs`, `node.rs` (the node handle
-//! and every call on it), `stats.rs`, and `sized.rs` (how structs that start
+//! and every call on it), `stats.rs`, `metrics.rs` (the counters and gauges
+//! as Prometheus text), and `sized.rs` (how structs that start
 //! with `struct_size` are read and written, so that they can grow). Each exported function
 //! checks its pointers, catches panics, and maps errors to a status; the
 //! logic lives in the Rust API (`multi`, `runtime`).
@@ -19,6 +20,7 @@
 
 pub mod callbacks;
 pub mod config;
+pub mod metrics;
 pub mod node;
 pub(crate) mod os;
 mod sized;

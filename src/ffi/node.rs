@@ -31,7 +31,7 @@ fn done(r: Result<(), Error>) -> muxraft_status {
 /// Borrow the node behind a C pointer (refusing NULL), run `f` inside the
 /// panic boundary. A panic poisons the node: every later call answers
 /// `MUXRAFT_PANIC`.
-fn with_node(
+pub(super) fn with_node(
     node: *mut muxraft_node,
     f: impl FnOnce(&Runtime) -> muxraft_status,
 ) -> muxraft_status {
@@ -118,6 +118,7 @@ pub unsafe extern "C" fn muxraft_node_new(
         cfg.tick = Duration::from_millis(settings.tick_ms as u64);
         cfg.data_dir = settings.data_dir;
         cfg.wal_segment_bytes = settings.wal_segment_bytes;
+        cfg.metrics_per_group_max = settings.metrics_per_group_max;
         let runtime = match Runtime::new(cfg, Arc::new(callbacks)) {
             Ok(r) => r,
             Err(e) => return fail_with(&e),

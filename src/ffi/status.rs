@@ -27,7 +27,9 @@ pub enum muxraft_status {
     /// This node is not the group's leader; `muxraft_group_status` names it.
     /// In `proposal_done`: the proposal failed for certain.
     MUXRAFT_NOT_LEADER = 4,
-    /// A proposal over `max_proposal_bytes`, or a frame over the frame limit.
+    /// A proposal over `max_proposal_bytes`, or a frame over the frame
+    /// limit; or a buffer too small for the text asked for (the call says
+    /// how many bytes it needs).
     MUXRAFT_TOO_LARGE = 5,
     /// Bytes that are not a muxraft frame (garbage, truncated, wrong version).
     MUXRAFT_MALFORMED = 6,

@@ -11,7 +11,8 @@
 //! uses them: persist a pass, recover, keep the directory bounded),
 //! `drive.rs` (the drive loop: persist, send, deliver, advance, for a node
 //! shared between threads), `embedded.rs` (the node's own thread and
-//! transport); this file holds the [`Runtime`] itself.
+//! transport), `metrics.rs` (the counters and gauges as Prometheus text);
+//! this file holds the [`Runtime`] itself.
 
 mod codec;
 mod disk;
@@ -19,6 +20,7 @@ mod drive;
 mod embedded;
 mod error;
 mod host;
+mod metrics;
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -37,6 +39,7 @@ pub(crate) use disk::Disk;
 pub use disk::{wal_batch, DiskStats, Recovery};
 pub use error::Error;
 pub use host::Host;
+pub use metrics::{render as render_metrics, GroupRow, Metrics};
 
 use disk::check_snapshot_size;
 use drive::{Pass, SharedNode};
@@ -62,6 +65,10 @@ pub struct RuntimeConfig {
     pub max_frame_bytes: usize,
     /// With a data directory: the WAL's segment size.
     pub wal_segment_bytes: u64,
+    /// [`Runtime::metrics`] includes per-group rows only when the node
+    /// hosts at most this many groups (0: never), so that a node with
+    /// 100,000 groups does not render 100,000 series unless asked to.
+    pub metrics_per_group_max: u64,
 }
 
 impl RuntimeConfig {
@@ -72,6 +79,7 @@ impl RuntimeConfig {
             data_dir: None,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             wal_segment_bytes: WalOptions::DEFAULT_SEGMENT_BYTES,
+            metrics_per_group_max: 0,
         }
     }
 }
@@ -114,6 +122,7 @@ pub struct Runtime {
     mode: Mutex<Mode>,
     /// The transport's counters when it stopped (they stay readable).
     last_transport: Mutex<TransportStats>,
+    metrics_per_group_max: u64,
 }
 
 fn resolve(addr: &str) -> Result<SocketAddr, Error> {
@@ -173,6 +182,7 @@ impl Runtime {
             peers: Mutex::new(BTreeMap::new()),
             mode: Mutex::new(Mode::HostDriven),
             last_transport: Mutex::new(TransportStats::default()),
+            metrics_per_group_max: cfg.metrics_per_group_max,
         };
         if rt.recovery.restored > 0 {
             // The host restores its state machines now, before anything
@@ -456,6 +466,59 @@ impl Runtime {
         };
         let disk = self.disk.as_ref().map(|d| d.stats()).unwrap_or_default();
         (stats, groups, transport, disk, quiet)
+    }
+
+    /// The numbers a metrics scrape renders: copied under the node's lock,
+    /// which is held no longer than the copy (one pass over the groups only
+    /// when the per-group rows are wanted). Render them with
+    /// [`render_metrics`], outside any lock.
+    pub fn metrics(&self) -> Metrics {
+        let max = self.metrics_per_group_max;
+        let mut m = self.shared.with(|n| {
+            let groups = n.group_count() as u64;
+            let group_rows = if groups > 0 && groups <= max {
+                n.group_ids()
+                    .filter_map(|id| {
+                        let status = n.group_status(id).ok()?;
+                        let (log_bytes_memory, _) = n.group_memory(id).unwrap_or_default();
+                        Some(GroupRow {
+                            group_id: id,
+                            status,
+                            log_bytes_memory,
+                            log_bytes_disk: 0,
+                        })
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            Metrics {
+                node_id: n.id(),
+                stats: n.stats().clone(),
+                groups,
+                quiet: n.quiet_gauges(),
+                peers: n.peer_liveness(),
+                group_rows,
+                ..Metrics::default()
+            }
+        });
+        m.transport = match &*self.mode.lock() {
+            Mode::Embedded(e) => e.transport_stats(),
+            _ => self.last_transport.lock().clone(),
+        };
+        if let Some(disk) = &self.disk {
+            m.disk = disk.stats();
+            for row in &mut m.group_rows {
+                row.log_bytes_disk = disk.group_bytes(row.group_id).0;
+            }
+        }
+        m
+    }
+
+    /// The node's counters and gauges as Prometheus text (see
+    /// [`Runtime::metrics`] and [`render_metrics`]).
+    pub fn metrics_text(&self) -> String {
+        render_metrics(&self.metrics())
     }
 
     /// Each peer with whether this node hears it and its liveness epoch.

@@ -249,6 +249,7 @@ static void test_config_init(void)
     CHECK(c.quiesce == true);
     CHECK(c.max_pending_reads_per_group == 4096);
     CHECK(c.max_pending_reads == 65536);
+    CHECK(c.metrics_per_group_max == 0);
 }
 
 static void test_node_new_misuse(void)
@@ -3297,6 +3298,91 @@ static void test_peers(void)
     muxraft_node_free(node);
 }
 
+/* The node's metrics text (muxraft_node_metrics_text), NUL-terminated in a
+ * buffer from malloc; NULL (with the failure counted) if it cannot be had. */
+static char *metrics_of(muxraft_node *node)
+{
+    size_t needed = 0;
+    EXPECT_FAIL(muxraft_node_metrics_text(node, NULL, 0, &needed), MUXRAFT_TOO_LARGE);
+    CHECK(needed > 1);
+    /* The counters may move between the two calls: some headroom. */
+    size_t len = needed + 1024;
+    char *buf = (char *)xmalloc(len);
+    size_t again = 0;
+    CHECK_OK(muxraft_node_metrics_text(node, buf, len, &again));
+    CHECK(again >= needed && again <= len && strlen(buf) + 1 == again);
+    return buf;
+}
+
+/*
+ * muxraft_node_metrics_text: the size asked with NULL and 0; a buffer one
+ * byte short refused with MUXRAFT_TOO_LARGE and only an empty string written;
+ * node-level samples with the node label, per-peer liveness; per-group series
+ * only while the node hosts at most metrics_per_group_max groups. With
+ * MUXRAFT_METRICS_OUT set, node 1's text of a live three-node cluster is
+ * written there for tests/c/check_metrics.py (a real Prometheus parser).
+ */
+static void test_metrics_text(void)
+{
+    muxraft_config base;
+    muxraft_config_init(&base);
+    CHECK(base.metrics_per_group_max == 0); /* per-group series off */
+    base.metrics_per_group_max = 4;
+    cu_cluster c;
+    cu_node *ln = read_cluster(&c, &base, 1);
+    if (ln == NULL)
+        return;
+    CHECK(cu_create_group(&c, 2) && cu_create_group(&c, 3));
+    uint64_t pid = 0;
+    CHECK_OK(muxraft_propose(ln->handle, 1, bytes_of("metered"), 7, &pid));
+    const cu_done *d = tick_until_done(&c, ln, pid);
+    CHECK(d && d->status == MUXRAFT_OK);
+    muxraft_node *n1 = cu_node_by_id(&c, 1)->handle;
+
+    char *text = metrics_of(n1);
+    CHECK(strstr(text, "# TYPE muxraft_groups gauge\nmuxraft_groups{node=\"1\"} 3\n") != NULL);
+    CHECK(strstr(text, "# TYPE muxraft_proposals_total counter\n") != NULL);
+    CHECK(strstr(text, "muxraft_peer_heard{node=\"1\",peer=\"2\"} 1\n") != NULL);
+    CHECK(strstr(text, "muxraft_group_term{node=\"1\",group=\"3\"} ") != NULL);
+
+    /* One byte short: refused, the size said again, only "" written. */
+    size_t n = strlen(text);
+    char *small = (char *)xmalloc(n);
+    memset(small, 'x', n);
+    size_t needed = 0;
+    EXPECT_FAIL(muxraft_node_metrics_text(n1, small, n, &needed), MUXRAFT_TOO_LARGE);
+    CHECK(needed >= n + 1);
+    CHECK(small[0] == '\0' && (n < 2 || small[1] == 'x'));
+    free(small);
+    EXPECT_FAIL(muxraft_node_metrics_text(n1, NULL, 16, &needed), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_node_metrics_text(NULL, NULL, 0, &needed), MUXRAFT_INVALID_ARGUMENT);
+
+    const char *out = getenv("MUXRAFT_METRICS_OUT");
+    if (out != NULL && out[0] != '\0') {
+        FILE *f = fopen(out, "w");
+        CHECK(f != NULL);
+        if (f) {
+            CHECK(fputs(text, f) >= 0);
+            CHECK(fclose(f) == 0);
+        }
+    }
+    free(text);
+
+    /* Past the switch: node-level series only. */
+    CHECK(cu_create_group(&c, 4) && cu_create_group(&c, 5));
+    text = metrics_of(n1);
+    CHECK(strstr(text, "muxraft_groups{node=\"1\"} 5\n") != NULL);
+    CHECK(strstr(text, "group=\"") == NULL);
+    free(text);
+
+    /* A stopped node still answers (as it was when it stopped). */
+    CHECK_OK(muxraft_node_stop(n1));
+    text = metrics_of(n1);
+    CHECK(strstr(text, "muxraft_groups{node=\"1\"} 5\n") != NULL);
+    free(text);
+    cu_free(&c);
+}
+
 int main(void)
 {
     /* Before anything failed on this thread, the message is empty. */
@@ -3343,6 +3429,7 @@ int main(void)
     RUN(test_read_index);
     RUN(test_transfer_leader);
     RUN(test_read_index_busy);
+    RUN(test_metrics_text);
 
     printf("%d passed, %d failed\n", n_passed, n_failed);
     return n_failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
