@@ -207,6 +207,9 @@ struct Config {
     // many reads taken and not yet reported to read_done (0: no limit).
     std::uint64_t max_pending_reads_per_group;
     std::uint64_t max_pending_reads;
+    // metrics_text() renders per-group series (a `group` label) only while
+    // the node hosts at most this many groups (default 0: never).
+    std::uint64_t metrics_per_group_max;
 
     // The defaults of muxraft_config_init.
     Config() : Config(defaults()) {}
@@ -227,7 +230,7 @@ struct Config {
           max_unsynced_bytes_per_group(c.max_unsynced_bytes_per_group),
           max_unsynced_bytes(c.max_unsynced_bytes), quiesce(c.quiesce),
           max_pending_reads_per_group(c.max_pending_reads_per_group),
-          max_pending_reads(c.max_pending_reads)
+          max_pending_reads(c.max_pending_reads), metrics_per_group_max(c.metrics_per_group_max)
     {
     }
 
@@ -259,6 +262,7 @@ struct Config {
         c.quiesce = quiesce;
         c.max_pending_reads_per_group = max_pending_reads_per_group;
         c.max_pending_reads = max_pending_reads;
+        c.metrics_per_group_max = metrics_per_group_max;
         return c;
     }
 
@@ -581,6 +585,29 @@ public:
         muxraft_stats_init(&s);
         check(muxraft_node_stats(h(), &s), "muxraft_node_stats");
         return s;
+    }
+
+    // muxraft_node_metrics_text: the node's counters and gauges in the
+    // Prometheus text format (0.0.4), for a /metrics endpoint; about 15 KB
+    // whatever the number of groups unless Config::metrics_per_group_max
+    // turns per-group series on. Sized with a first call, filled with a
+    // second (again if the counters grew meanwhile).
+    std::string metrics_text() const
+    {
+        std::string text;
+        std::size_t needed = 0;
+        for (;;) {
+            muxraft_status s =
+                muxraft_node_metrics_text(h(), text.empty() ? nullptr : text.data(), text.size(),
+                                          &needed);
+            if (s == MUXRAFT_OK) {
+                text.resize(needed - 1); // drop the NUL
+                return text;
+            }
+            if (s != MUXRAFT_TOO_LARGE || needed <= text.size())
+                check(s, "muxraft_node_metrics_text");
+            text.resize(needed + 1024); // headroom: the counters move
+        }
     }
 
     // muxraft_node_peers: the nodes hosting replicas of this node's groups,
