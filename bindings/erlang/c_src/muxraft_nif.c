@@ -555,9 +555,11 @@ static ERL_NIF_TERM start_node_nif(ErlNifEnv *env, int argc,
         !get_opt_u64(env, tuple[2], &config.max_unsynced_bytes_per_group) ||
         !get_opt_u64(env, tuple[3], &config.max_unsynced_bytes))
         return enif_make_badarg(env);
-    if (!enif_get_tuple(env, argv[13], &arity, &tuple) || arity != 2 ||
+    /* The read limits, then the metrics' per-group switch. */
+    if (!enif_get_tuple(env, argv[13], &arity, &tuple) || arity != 3 ||
         !get_opt_u64(env, tuple[0], &config.max_pending_reads_per_group) ||
-        !get_opt_u64(env, tuple[1], &config.max_pending_reads))
+        !get_opt_u64(env, tuple[1], &config.max_pending_reads) ||
+        !get_opt_u64(env, tuple[2], &config.metrics_per_group_max))
         return enif_make_badarg(env);
     if (enif_is_identical(argv[8], am_true))
         config.batch_heartbeats = true;
@@ -854,6 +856,41 @@ static ERL_NIF_TERM node_peers_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM 
     return list;
 }
 
+/* metrics_text_nif(Node) -> Binary | {error, Reason, Message}
+ * muxraft_node_metrics_text without its NUL. Sized with a first call,
+ * filled with a second (again, with more room, if the counters grew). */
+static ERL_NIF_TERM metrics_text_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    nif_node *n;
+    ErlNifBinary bin;
+    size_t needed = 0;
+    muxraft_status s;
+    (void)argc;
+
+    if (!get_node(env, argv[0], &n))
+        return enif_make_badarg(env);
+    /* Like stats: allowed after stop, runs no callback. */
+    s = muxraft_node_metrics_text(n->node, NULL, 0, &needed);
+    if (s != MUXRAFT_TOO_LARGE)
+        return error3(env, s);
+    for (;;) {
+        /* Headroom: the counters move between the two calls. */
+        if (!enif_alloc_binary(needed + 1024, &bin))
+            return error_msg(env, am_io, "out of memory");
+        s = muxraft_node_metrics_text(n->node, (char *)bin.data, bin.size, &needed);
+        if (s == MUXRAFT_OK)
+            break;
+        enif_release_binary(&bin);
+        if (s != MUXRAFT_TOO_LARGE)
+            return error3(env, s);
+    }
+    if (!enif_realloc_binary(&bin, needed - 1)) {
+        enif_release_binary(&bin);
+        return error_msg(env, am_io, "out of memory");
+    }
+    return enif_make_binary(env, &bin);
+}
+
 /* group_status_nif(Node, GroupId) -> {ok, Map} | {error, Reason, Message} */
 static ERL_NIF_TERM group_status_nif(ErlNifEnv *env, int argc,
                                      const ERL_NIF_TERM argv[])
@@ -1135,6 +1172,7 @@ static ErlNifFunc nif_funcs[] = {
     {"propose_nif", 3, propose_nif, DIRTY},
     {"read_index_nif", 2, read_index_nif, DIRTY},
     {"node_peers_nif", 1, node_peers_nif, DIRTY},
+    {"metrics_text_nif", 1, metrics_text_nif, DIRTY},
     {"group_status_nif", 2, group_status_nif, DIRTY},
     {"stats_nif", 1, stats_nif, DIRTY},
     {"stop_node_nif", 1, stop_node_nif, DIRTY},

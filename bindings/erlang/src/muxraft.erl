@@ -59,7 +59,7 @@
 -export([start_node/1, stop_node/1,
          create_group/4, rejoin_group/4, remove_group/2,
          propose/3, read_index/2, snapshot/4, group_status/2, stats/1,
-         node_peers/1,
+         node_peers/1, metrics/1, metrics_text/1,
          tick/1, step/3,
          last_error/0, version/0]).
 
@@ -134,7 +134,9 @@
 %% awake; and for reads (0: no limit) `max_pending_reads_per_group' (4096)
 %% and `max_pending_reads' (65536), the reads taken and not yet reported,
 %% in a group and over all groups: at a limit {@link read_index/2} answers
-%% `{error, busy}' at once. Strings may be given as strings or binaries.
+%% `{error, busy}' at once; and `metrics_per_group_max' (0: never), the
+%% most groups the node may host for {@link metrics_text/1} to render
+%% per-group series. Strings may be given as strings or binaries.
 %% Unknown keys raise `badarg'.
 %%
 %% The calling process becomes the owner and receives the node's events.
@@ -161,7 +163,8 @@
                    max_unsynced_bytes => non_neg_integer(),
                    quiesce => boolean(),
                    max_pending_reads_per_group => non_neg_integer(),
-                   max_pending_reads => non_neg_integer()}) ->
+                   max_pending_reads => non_neg_integer(),
+                   metrics_per_group_max => non_neg_integer()}) ->
           {ok, node_handle()} | {error, reason()}.
 start_node(Opts) when is_map(Opts) ->
     Known = [node_id, cluster_id, listen, peers, data_dir, tick_ms,
@@ -172,7 +175,7 @@ start_node(Opts) when is_map(Opts) ->
              wal_segment_bytes, max_pending_proposals_per_group,
              max_pending_proposals, max_unsynced_bytes_per_group,
              max_unsynced_bytes, quiesce, max_pending_reads_per_group,
-             max_pending_reads],
+             max_pending_reads, metrics_per_group_max],
     [] =:= maps:keys(maps:without(Known, Opts)) orelse error(badarg, [Opts]),
     NodeId = case Opts of
                  #{node_id := Id} when is_integer(Id), Id > 0 -> Id;
@@ -215,7 +218,8 @@ start_node(Opts) when is_map(Opts) ->
                            opt_u64(max_unsynced_bytes, Opts)},
                           Quiesce,
                           {opt_u64(max_pending_reads_per_group, Opts),
-                           opt_u64(max_pending_reads, Opts)}));
+                           opt_u64(max_pending_reads, Opts),
+                           opt_u64(metrics_per_group_max, Opts)}));
 start_node(Opts) ->
     error(badarg, [Opts]).
 
@@ -407,6 +411,40 @@ node_peers(Node) ->
         Error -> error(result(Error), [Node])
     end.
 
+%% @doc The node's counters and gauges in the Prometheus text exposition
+%% format (0.0.4), as a broker's `/metrics' handler serves them: names
+%% prefixed `muxraft_', counters ending in `_total', a `node' label on every
+%% sample; about 15 KB whatever the number of groups, unless
+%% `metrics_per_group_max' (see {@link start_node/1}) turns per-group series
+%% on. Answers after {@link stop_node/1} too.
+-spec metrics_text(node_handle()) -> binary().
+metrics_text(Node) ->
+    case metrics_text_nif(Node) of
+        B when is_binary(B) -> B;
+        Error -> error(result(Error), [Node])
+    end.
+
+%% @doc The node-level samples of {@link metrics_text/1} (those labelled
+%% with the node alone) as a map from the metric's name, as Prometheus
+%% names it, to its value: `#{muxraft_groups => 3,
+%% muxraft_proposals_total => 10, ...}'. The series with more labels (by
+%% kind of frame, wakeup cause, peer, group) are in the text only.
+-spec metrics(node_handle()) -> #{atom() => non_neg_integer()}.
+metrics(Node) ->
+    Text = metrics_text(Node),
+    Label = iolist_to_binary(["{node=\"", integer_to_binary(node_id_of(Text)), "\"} "]),
+    maps:from_list(
+      [{binary_to_atom(Name, utf8), binary_to_integer(Value)}
+       || Line <- binary:split(Text, <<"\n">>, [global, trim_all]),
+          binary:first(Line) =/= $#,
+          [Name, Value] <- [binary:split(Line, Label)]]).
+
+%% The node id the text's samples carry (every sample has the label).
+node_id_of(Text) ->
+    {match, [Id]} = re:run(Text, <<"\\{node=\"([0-9]+)\"">>,
+                           [{capture, all_but_first, binary}]),
+    binary_to_integer(Id).
+
 %% @doc Host-driven mode: advance the node's clock by one tick (call it every
 %% `tick_ms'). Elections and heartbeats happen here; the resulting
 %% `{send, To, Frame, Liveness}' and other messages are sent before it returns.
@@ -516,6 +554,7 @@ remove_group_nif(_Node, _GroupId) -> erlang:nif_error(not_loaded).
 propose_nif(_Node, _GroupId, _Data) -> erlang:nif_error(not_loaded).
 read_index_nif(_Node, _GroupId) -> erlang:nif_error(not_loaded).
 node_peers_nif(_Node) -> erlang:nif_error(not_loaded).
+metrics_text_nif(_Node) -> erlang:nif_error(not_loaded).
 group_status_nif(_Node, _GroupId) -> erlang:nif_error(not_loaded).
 stats_nif(_Node) -> erlang:nif_error(not_loaded).
 stop_node_nif(_Node) -> erlang:nif_error(not_loaded).

@@ -86,6 +86,9 @@ read_index_pending_fails_test_() ->
 node_peers_test_() ->
     {timeout, 60, fun node_peers/0}.
 
+metrics_test_() ->
+    {timeout, 60, fun metrics/0}.
+
 %% Three embedded nodes in this VM on loopback, many groups; every group's
 %% proposals are applied in proposal order, identically, on every node.
 embedded_cluster() ->
@@ -290,6 +293,8 @@ bad_arguments() ->
               fun(B) -> muxraft:rejoin_group(B, 1, 1, [1]) end,
               fun(B) -> muxraft:read_index(B, 1) end,
               fun(B) -> muxraft:node_peers(B) end,
+              fun(B) -> muxraft:metrics(B) end,
+              fun(B) -> muxraft:metrics_text(B) end,
               fun(B) -> muxraft:stop_node(B) end]],
     %% ids
     ?assertError(badarg, muxraft:create_group(H, -1, 1, [1])),
@@ -1118,6 +1123,41 @@ node_peers() ->
          || Id <- [1, 2, 3]]
     after
         [muxraft:stop_node(M) || M <- maps:values(Nodes)],
+        flush()
+    end.
+
+%% metrics_text/1 and metrics/1 of a host-driven cluster: the text with the
+%% node label on its samples, per-group series only up to
+%% metrics_per_group_max; the map of node-level samples agrees with stats/1;
+%% both answer after stop.
+metrics() ->
+    ?assertError(badarg, muxraft:metrics_text(make_ref())),
+    ?assertError(badarg, muxraft:start_node(#{node_id => 1, metrics_per_group_max => -1})),
+    {Nodes, IdOf} = hd_cluster(#{cluster_id => 1818, metrics_per_group_max => 2}),
+    N2 = maps:get(2, Nodes),
+    try
+        [ok = muxraft:create_group(M, G, 1, [1, 2, 3]) || M <- maps:values(Nodes), G <- [1, 2]],
+        _ = hd_ticks(Nodes, IdOf, #{}, 30),
+        Text = muxraft:metrics_text(N2),
+        ?assert(is_binary(Text)),
+        ?assertMatch({_, _}, binary:match(Text, <<"# TYPE muxraft_proposals_total counter\n">>)),
+        ?assertMatch({_, _}, binary:match(Text, <<"muxraft_groups{node=\"2\"} 2\n">>)),
+        ?assertMatch({_, _}, binary:match(Text, <<"muxraft_group_term{node=\"2\",group=\"1\"} ">>)),
+        M = muxraft:metrics(N2),
+        #{groups := Groups, elections_started := Elections} = muxraft:stats(N2),
+        ?assertEqual(2, Groups),
+        ?assertMatch(#{muxraft_groups := 2, muxraft_peers := 2}, M),
+        ?assertEqual(Elections, maps:get(muxraft_elections_started_total, M)),
+        ?assert(maps:size(M) > 50),
+        %% Per-group series carry a group label: not node-level.
+        ?assertNot(maps:is_key(muxraft_group_term, M)),
+        ?assert(maps:is_key(muxraft_group_heartbeats_batched_total, M)),
+        [ok = muxraft:create_group(X, 3, 1, [1, 2, 3]) || X <- maps:values(Nodes)],
+        ?assertEqual(nomatch, binary:match(muxraft:metrics_text(N2), <<"group=\"">>)),
+        ok = muxraft:stop_node(N2),
+        ?assertMatch(#{muxraft_groups := 3}, muxraft:metrics(N2))
+    after
+        [muxraft:stop_node(X) || X <- maps:values(Nodes)],
         flush()
     end.
 
