@@ -128,8 +128,8 @@ typedef enum muxraft_status {
   /**
    * A bug inside muxraft was caught; this node refuses every further
    * call with `MUXRAFT_PANIC` (free it and create a new one), except
-   * `muxraft_group_status` and `muxraft_node_stats`, which still answer
-   * for diagnosis.
+   * `muxraft_group_status`, `muxraft_node_stats` and
+   * `muxraft_node_metrics_text`, which still answer for diagnosis.
    */
   MUXRAFT_PANIC = 10,
   /**
@@ -903,8 +903,8 @@ enum muxraft_status muxraft_node_add_peer(struct muxraft_node *node,
  * ticking every `tick_ms`, the TCP transport (one connection per peer pair),
  * and the write-ahead log when `data_dir` is set. From then on callbacks
  * arrive on a muxraft thread, one at a time, and `muxraft_propose`,
- * `muxraft_read_index`, `muxraft_group_create/remove/status` and
- * `muxraft_node_stats` may be
+ * `muxraft_read_index`, `muxraft_group_create/remove/status`,
+ * `muxraft_node_stats` and `muxraft_node_metrics_text` may be
  * called from any thread (including from inside a callback);
  * `muxraft_tick` and `muxraft_step` are refused. The callbacks' `send` is
  * not used.
@@ -936,12 +936,12 @@ enum muxraft_status muxraft_node_listen_port(struct muxraft_node *node, uint16_t
  * those reports run on the calling thread before this returns. The data
  * directory is then free: a new node may open it before this one is
  * freed. Every later call returns `MUXRAFT_SHUTDOWN`, except: the
- * read-only `muxraft_group_status`, `muxraft_node_stats` and
- * `muxraft_node_peers` (the node as it was when it stopped);
- * `muxraft_node_listen_port` (`MUXRAFT_INVALID_ARGUMENT`: no longer
- * listening); `muxraft_node_free`; and calls whose arguments are wrong
- * on their face (a NULL pointer, a length over a limit), which get that
- * status first.
+ * read-only `muxraft_group_status`, `muxraft_node_stats`,
+ * `muxraft_node_peers` and `muxraft_node_metrics_text` (the node as it
+ * was when it stopped); `muxraft_node_listen_port`
+ * (`MUXRAFT_INVALID_ARGUMENT`: no longer listening); `muxraft_node_free`;
+ * and calls whose arguments are wrong on their face (a NULL pointer, a
+ * length over a limit), which get that status first.
  * Must not be called from inside a callback.
  *
  * Returns `MUXRAFT_OK`; `MUXRAFT_INVALID_ARGUMENT` (NULL);

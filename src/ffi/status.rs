@@ -43,8 +43,8 @@ pub enum muxraft_status {
     MUXRAFT_BUSY = 9,
     /// A bug inside muxraft was caught; this node refuses every further
     /// call with `MUXRAFT_PANIC` (free it and create a new one), except
-    /// `muxraft_group_status` and `muxraft_node_stats`, which still answer
-    /// for diagnosis.
+    /// `muxraft_group_status`, `muxraft_node_stats` and
+    /// `muxraft_node_metrics_text`, which still answer for diagnosis.
     MUXRAFT_PANIC = 10,
     /// Only in `proposal_done`: the proposal's outcome is unknown (it may or
     /// may not have committed on other replicas).
