@@ -14,7 +14,11 @@ Usage: check_metrics.py FILE
 
 import sys
 
-from prometheus_client.parser import text_string_to_metric_families
+try:
+    from prometheus_client.parser import text_string_to_metric_families
+except ImportError:
+    sys.exit("check_metrics: needs prometheus_client "
+             "(python3 -m pip install prometheus_client; .ci/run does it)")
 
 
 def main(path):
