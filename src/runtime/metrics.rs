@@ -209,6 +209,16 @@ pub fn render(m: &Metrics) -> String {
     // Groups and quiescence.
     w.gauge("groups", "Groups hosted.", m.groups);
     w.gauge(
+        "groups_led",
+        "Groups this node leads now (leader balance across nodes).",
+        s.groups_led,
+    );
+    w.counter(
+        "transfers_started_total",
+        "Leadership transfers this node started.",
+        s.transfers_started,
+    );
+    w.gauge(
         "groups_awake",
         "Groups hosted here that are awake (ticked, with heartbeat rows).",
         m.quiet.groups_awake,
