@@ -26,7 +26,9 @@
 // throwing, for the loops that retry at the new leader or once earlier
 // proposals are decided. Reads are the same: read_index() throws
 // MUXRAFT_NOT_LEADER and MUXRAFT_BUSY (Config's max_pending_reads*),
-// try_read_index() returns them.
+// try_read_index() returns them. So do leadership transfers:
+// transfer_leader() throws MUXRAFT_NOT_LEADER and MUXRAFT_BUSY (the leader
+// is not replicating to the target now), try_transfer_leader() returns them.
 //
 // Callbacks and exceptions. muxraft calls the Callbacks on the thread of the
 // call that caused them (host-driven mode) or on a muxraft thread (embedded
@@ -563,6 +565,32 @@ public:
         return ReadResult{status, status == MUXRAFT_OK ? id : 0};
     }
 
+    // muxraft_group_transfer_leader: hand leadership of a group this node
+    // leads to its replica on node `to_node_id`. Returns at once; the new
+    // leader is reported by role_changed on every replica (a transfer not
+    // completed within an election timeout is abandoned and this node leads
+    // on). Meanwhile propose() here throws MUXRAFT_NOT_LEADER: propose at
+    // the target. A transfer to this node itself does nothing. Throws Error
+    // for every other status: MUXRAFT_NOT_LEADER (this node does not lead
+    // the group), MUXRAFT_NOT_FOUND, MUXRAFT_INVALID_ARGUMENT (`to_node_id`
+    // is not a voter of the group), MUXRAFT_BUSY (the leader is not
+    // replicating to the target now: retry later), MUXRAFT_SHUTDOWN; where
+    // leadership can move or the target can lag, use try_transfer_leader.
+    void transfer_leader(std::uint64_t group_id, std::uint64_t to_node_id) const
+    {
+        check(try_transfer_leader(group_id, to_node_id), "muxraft_group_transfer_leader");
+    }
+
+    // muxraft_group_transfer_leader without exceptions: every status is
+    // returned. MUXRAFT_NOT_LEADER and MUXRAFT_BUSY are routine for a
+    // rebalancing loop (skip the group, or retry later); for any status but
+    // MUXRAFT_OK, muxraft_last_error() on this thread says why.
+    [[nodiscard]] Status try_transfer_leader(std::uint64_t group_id,
+                                             std::uint64_t to_node_id) const noexcept
+    {
+        return muxraft_group_transfer_leader(h(), group_id, to_node_id);
+    }
+
     // muxraft_tick (host-driven mode): one tick of the node's clock.
     void tick() const { check(muxraft_tick(h()), "muxraft_tick"); }
 
@@ -578,7 +606,9 @@ public:
     // in muxraft.h), quiescence (groups_awake, groups_quiesced,
     // quiesced_total, wakeups_*), node-level liveness (peers_*) and reads
     // (reads, reads_served, reads_failed, reads_refused_busy,
-    // pending_reads, read_rounds_sent, read_rounds_answered) included.
+    // pending_reads, read_rounds_sent, read_rounds_answered), compact
+    // heartbeat rows (compact_rows_sent, compact_rows_refused) and leader
+    // balance (groups_led, a gauge; transfers_started) included.
     Stats stats() const
     {
         Stats s;

@@ -4,8 +4,8 @@
 // Nodes 1..n share one FIFO wire: each node's send callback appends a copy
 // of the frame (with its liveness flag), and drain() steps every queued
 // frame into its destination until the wire is empty. Time moves only with tick(). The callbacks record
-// what each node applied, every proposal outcome, every read outcome, every
-// restore and every snapshot_needed hint. With a data root, node id keeps its write-ahead log
+// what each node applied, every role change, every proposal outcome, every
+// read outcome, every restore and every snapshot_needed hint. With a data root, node id keeps its write-ahead log
 // in "<root>/node-<id>", and restart() creates it again there (or on an
 // empty directory, as after a lost disk). `isolated` cuts one node off.
 #ifndef MUXRAFT_CPP_TEST_HOST_CLUSTER_HPP
@@ -79,6 +79,13 @@ struct Read {
     std::uint64_t index;
     std::size_t applied_count;
     std::uint64_t last_applied;
+};
+
+// One role_changed report.
+struct RoleChange {
+    std::uint64_t group_id;
+    muxraft::Role role;
+    std::uint64_t term, leader_id;
 };
 
 struct Frame {
@@ -232,6 +239,7 @@ public:
     std::size_t done_reports = 0;
     std::map<std::uint64_t, std::vector<Read>> reads; // node -> read outcomes, in order
     std::size_t role_changes = 0;
+    std::map<std::uint64_t, std::vector<RoleChange>> roles; // node -> reports, in order
     std::size_t frames_carried = 0;
     // A node whose frames, sent or received, drain() drops (0: none).
     std::uint64_t isolated = 0;
@@ -264,9 +272,10 @@ private:
             if (on_apply)
                 on_apply(id, group, index, data);
         };
-        cb.role_changed = [this, id](std::uint64_t, muxraft::Role role, std::uint64_t,
-                                     std::uint64_t) {
+        cb.role_changed = [this, id](std::uint64_t group, muxraft::Role role, std::uint64_t term,
+                                     std::uint64_t leader_id) {
             ++role_changes;
+            roles[id].push_back(RoleChange{group, role, term, leader_id});
             if (role == MUXRAFT_CANDIDATE)
                 ++campaigns[id];
         };
