@@ -36,7 +36,8 @@
  *   on a thread ERTS did not create. Embedded mode: callbacks run on
  *   muxraft's thread, caller_env NULL. Host-driven mode: callbacks run
  *   inside our NIF call (start_node, tick, step, propose, read_index,
- *   create_group, rejoin_group, remove_group, snapshot, stop_node), on a (dirty)
+ *   transfer_leader, create_group, rejoin_group, remove_group, snapshot,
+ *   stop_node), on a (dirty)
  *   scheduler thread: each such NIF stores its env in the thread-local
  *   `tls_caller_env` for the duration of the muxraft call.
  *
@@ -100,7 +101,8 @@ static ERL_NIF_TERM am_messages_sent, am_bytes_sent, am_messages_received,
     am_wakeups_peer_lost, am_wakeups_peer_returned, am_peers, am_peers_heard,
     am_peers_lost, am_peers_returned, am_peers_restarted, am_reads,
     am_reads_served, am_reads_failed, am_reads_refused_busy, am_pending_reads,
-    am_read_rounds_sent, am_read_rounds_answered;
+    am_read_rounds_sent, am_read_rounds_answered, am_compact_rows_sent,
+    am_compact_rows_refused, am_groups_led, am_transfers_started;
 
 static ERL_NIF_TERM mk_atom(ErlNifEnv *env, const char *name)
 {
@@ -810,6 +812,30 @@ static ERL_NIF_TERM read_index_nif(ErlNifEnv *env, int argc,
     return enif_make_tuple2(env, am_ok, enif_make_uint64(env, id));
 }
 
+/* transfer_leader_nif(Node, GroupId, ToNodeId) -> ok | {error, Reason, Message}
+ * Returns at once; the new leader arrives as {role, ...} messages. Gated
+ * and with the caller's env like propose: in host-driven mode the call
+ * sends frames (the `send` callback runs inside it). */
+static ERL_NIF_TERM transfer_leader_nif(ErlNifEnv *env, int argc,
+                                        const ERL_NIF_TERM argv[])
+{
+    nif_node *n;
+    uint64_t group_id, to;
+    muxraft_status s;
+    (void)argc;
+
+    if (!get_node(env, argv[0], &n) || !get_u64(env, argv[1], &group_id) ||
+        !get_u64(env, argv[2], &to))
+        return enif_make_badarg(env);
+    if (!gate_enter(n))
+        return shutdown_error(env);
+    tls_caller_env = env;
+    s = muxraft_group_transfer_leader(n->node, group_id, to);
+    tls_caller_env = NULL;
+    gate_leave(n);
+    return s == MUXRAFT_OK ? am_ok : error3(env, s);
+}
+
 /* node_peers_nif(Node) -> [#{node_id, heard, epoch}] | {error, Reason, Message}
  * In node id order. Sized with a first call, filled with a second (again
  * if peers were added meanwhile, in embedded mode). */
@@ -938,7 +964,7 @@ static ERL_NIF_TERM stats_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
     nif_node *n;
     muxraft_stats st;
     muxraft_status s;
-    ERL_NIF_TERM keys[62], values[62], map;
+    ERL_NIF_TERM keys[66], values[66], map;
     unsigned k = 0;
     (void)argc;
 
@@ -1016,6 +1042,10 @@ static ERL_NIF_TERM stats_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
     STAT(pending_reads);
     STAT(read_rounds_sent);
     STAT(read_rounds_answered);
+    STAT(compact_rows_sent);
+    STAT(compact_rows_refused);
+    STAT(groups_led);
+    STAT(transfers_started);
 #undef STAT
     if (!enif_make_map_from_arrays(env, keys, values, k, &map))
         return enif_make_badarg(env);
@@ -1138,7 +1168,8 @@ static void make_atoms(ErlNifEnv *env)
     ATOM(peers_lost); ATOM(peers_returned); ATOM(peers_restarted);
     ATOM(reads); ATOM(reads_served); ATOM(reads_failed);
     ATOM(reads_refused_busy); ATOM(pending_reads); ATOM(read_rounds_sent);
-    ATOM(read_rounds_answered);
+    ATOM(read_rounds_answered); ATOM(compact_rows_sent);
+    ATOM(compact_rows_refused); ATOM(groups_led); ATOM(transfers_started);
 #undef ATOM
 }
 
@@ -1171,6 +1202,7 @@ static ErlNifFunc nif_funcs[] = {
     {"remove_group_nif", 2, remove_group_nif, DIRTY},
     {"propose_nif", 3, propose_nif, DIRTY},
     {"read_index_nif", 2, read_index_nif, DIRTY},
+    {"transfer_leader_nif", 3, transfer_leader_nif, DIRTY},
     {"node_peers_nif", 1, node_peers_nif, DIRTY},
     {"metrics_text_nif", 1, metrics_text_nif, DIRTY},
     {"group_status_nif", 2, group_status_nif, DIRTY},

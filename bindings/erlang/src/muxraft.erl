@@ -43,8 +43,8 @@
 %%   the `{send, To, Frame, Liveness}' messages to the peers itself (e.g.
 %%   over Erlang distribution). Callbacks run inside those calls. For events
 %%   to arrive in order, make every call that drives the node (tick, step,
-%%   propose, read_index, create_group, rejoin_group, remove_group,
-%%   snapshot) from one process, normally the owner.</li>
+%%   propose, read_index, transfer_leader, create_group, rejoin_group,
+%%   remove_group, snapshot) from one process, normally the owner.</li>
 %% </ul>
 %%
 %% Errors: a call with arguments of the wrong type raises `badarg'; a call
@@ -58,7 +58,8 @@
 
 -export([start_node/1, stop_node/1,
          create_group/4, rejoin_group/4, remove_group/2,
-         propose/3, read_index/2, snapshot/4, group_status/2, stats/1,
+         propose/3, read_index/2, transfer_leader/3, snapshot/4,
+         group_status/2, stats/1,
          node_peers/1, metrics/1, metrics_text/1,
          tick/1, step/3,
          last_error/0, version/0]).
@@ -311,6 +312,25 @@ propose(Node, GroupId, Data) ->
 read_index(Node, GroupId) ->
     result(read_index_nif(Node, GroupId)).
 
+%% @doc Hand leadership of a group this node leads to its replica on node
+%% `ToNodeId' (Raft's leadership transfer: the leader catches the target
+%% up, then tells it to campaign at once), e.g. to move leaders back onto a
+%% node after a restart piled them up on the others. Returns at once: the
+%% new leader arrives as `{role, GroupId, _, Term, ToNodeId}' messages on
+%% every replica, usually within a few round trips; a transfer the target
+%% has not completed within an election timeout is abandoned and this node
+%% leads on. Meanwhile {@link propose/3} here answers `{error, not_leader}'
+%% (propose at the target). A transfer to this node itself does nothing; a
+%% new one replaces one under way. `{error, not_leader}' if this node does
+%% not lead the group, `busy' if it is not replicating to the target now
+%% (unreachable, being probed or receiving a snapshot: retry later),
+%% `invalid_argument' if `ToNodeId' is not a voter of the group,
+%% `not_found' or `shutdown'.
+-spec transfer_leader(node_handle(), group_id(), ToNodeId :: node_id()) ->
+          ok | {error, reason()}.
+transfer_leader(Node, GroupId, ToNodeId) ->
+    result(transfer_leader_nif(Node, GroupId, ToNodeId)).
+
 %% @doc Tell the node that the owner's state machine of `GroupId', after
 %% applying `Index', is `Data' (iodata, copied): a snapshot. `Index' must
 %% be one applied (an `applied' message received) and after the group's
@@ -392,7 +412,11 @@ group_status(Node, GroupId) ->
 %% (taken), `reads_served' (`ok' outcomes), `reads_failed' (any other),
 %% `reads_refused_busy' (`{error, busy}' from `read_index/2'), the gauge
 %% `pending_reads' (taken, not yet reported), `read_rounds_sent' (heartbeat
-%% rows carrying a read round) and `read_rounds_answered'.
+%% rows carrying a read round) and `read_rounds_answered'; `compact_rows_sent'
+%% (heartbeat rows sent as the group id alone) and `compact_rows_refused'
+%% (compact rows received that this node could not use); and for leader
+%% balance the gauge `groups_led' (groups this node leads now) and
+%% `transfers_started' (by {@link transfer_leader/3}).
 -spec stats(node_handle()) -> #{atom() => non_neg_integer()}.
 stats(Node) ->
     case stats_nif(Node) of
@@ -553,6 +577,7 @@ snapshot_nif(_Node, _GroupId, _Index, _Data) -> erlang:nif_error(not_loaded).
 remove_group_nif(_Node, _GroupId) -> erlang:nif_error(not_loaded).
 propose_nif(_Node, _GroupId, _Data) -> erlang:nif_error(not_loaded).
 read_index_nif(_Node, _GroupId) -> erlang:nif_error(not_loaded).
+transfer_leader_nif(_Node, _GroupId, _ToNodeId) -> erlang:nif_error(not_loaded).
 node_peers_nif(_Node) -> erlang:nif_error(not_loaded).
 metrics_text_nif(_Node) -> erlang:nif_error(not_loaded).
 group_status_nif(_Node, _GroupId) -> erlang:nif_error(not_loaded).

@@ -89,6 +89,12 @@ node_peers_test_() ->
 metrics_test_() ->
     {timeout, 60, fun metrics/0}.
 
+transfer_leader_test_() ->
+    {timeout, 60, fun transfer_leader/0}.
+
+transfer_leader_busy_test_() ->
+    {timeout, 60, fun transfer_leader_busy/0}.
+
 %% Three embedded nodes in this VM on loopback, many groups; every group's
 %% proposals are applied in proposal order, identically, on every node.
 embedded_cluster() ->
@@ -1098,6 +1104,109 @@ read_index_pending_fails() ->
         flush()
     end.
 
+%% transfer_leader/3 on three host-driven nodes: refusals (badarg,
+%% not_leader, not_found, invalid_argument for a node that is no voter);
+%% a transfer to the node itself does nothing; a real one makes the
+%% target lead within a few ticks, told to every node by a `role' message,
+%% while the old leader refuses proposals; the new leader commits them;
+%% groups_led and transfers_started follow; after stop_node/1, shutdown.
+transfer_leader() ->
+    {Nodes, IdOf} = hd_cluster(#{cluster_id => 1818}),
+    try
+        [ok = muxraft:create_group(N, 1, 1, [1, 2, 3]) || N <- maps:values(Nodes)],
+        S0 = hd_ticks_until(Nodes, IdOf, #{}, fun() -> hd_all_led(Nodes, [1]) end),
+        L = hd_leader(Nodes, 1),
+        T = L rem 3 + 1,
+        LN = maps:get(L, Nodes),
+        TN = maps:get(T, Nodes),
+        ?assertError(badarg, muxraft:transfer_leader(make_ref(), 1, T)),
+        ?assertError(badarg, muxraft:transfer_leader(LN, -1, T)),
+        ?assertError(badarg, muxraft:transfer_leader(LN, 1, 1 bsl 64)),
+        ?assertError(badarg, muxraft:transfer_leader(LN, 1, x)),
+        ?assertEqual({error, not_leader}, muxraft:transfer_leader(TN, 1, L)),
+        ?assertNotEqual(<<>>, muxraft:last_error()),
+        ?assertEqual({error, not_found}, muxraft:transfer_leader(LN, 99, T)),
+        ?assertEqual({error, invalid_argument}, muxraft:transfer_leader(LN, 1, 42)),
+        Stats0 = muxraft:stats(LN),
+        [?assert(is_integer(maps:get(K, Stats0)))
+         || K <- [groups_led, transfers_started, compact_rows_sent, compact_rows_refused]],
+        ?assertMatch(#{groups_led := 1, transfers_started := 0}, Stats0),
+        ?assertMatch(#{groups_led := 0}, muxraft:stats(TN)),
+        ok = muxraft:transfer_leader(LN, 1, L),    % itself: nothing to do
+        ?assertMatch(#{transfers_started := 0}, muxraft:stats(LN)),
+        S1 = hd_ticks(Nodes, IdOf, S0, 3),
+        ?assertEqual(L, hd_leader(Nodes, 1)),
+        %% The transfer: the old leader refuses proposals meanwhile.
+        ok = muxraft:transfer_leader(LN, 1, T),
+        ?assertMatch(#{transfers_started := 1}, muxraft:stats(LN)),
+        ?assertEqual({error, not_leader}, muxraft:propose(LN, 1, <<"during">>)),
+        S2 = hd_ticks_until_s(Nodes, IdOf, maps:remove(roles, S1),
+                              fun(S) ->
+                                      hd_leader(Nodes, 1) =:= T andalso
+                                          lists:all(fun(Id) -> told_leader(S, Id, 1, T) end,
+                                                    [1, 2, 3])
+                              end, 50),
+        {ok, #{role := follower, leader := T}} = muxraft:group_status(LN, 1),
+        ?assertMatch(#{groups_led := 0, transfers_started := 1}, muxraft:stats(LN)),
+        ?assertMatch(#{groups_led := 1, transfers_started := 0}, muxraft:stats(TN)),
+        {ok, P} = muxraft:propose(TN, 1, <<"after">>),
+        _ = hd_ticks_until_s(Nodes, IdOf, S2,
+                             fun(S) -> maps:is_key({proposal_index, P}, S) end, 200),
+        ?assertEqual({error, not_leader}, muxraft:propose(LN, 1, <<"old">>)),
+        ok = muxraft:stop_node(TN),
+        ?assertEqual({error, shutdown}, muxraft:transfer_leader(TN, 1, L))
+    after
+        [muxraft:stop_node(N) || N <- maps:values(Nodes)],
+        flush()
+    end.
+
+%% A leader that has never heard from the target (node 3, cut off since
+%% the group was created) is not replicating to it: {error, busy}, nothing
+%% started, and it keeps leading. Once node 3 is reachable and caught up,
+%% the same call answers ok and node 3 leads.
+transfer_leader_busy() ->
+    {Nodes, IdOf} = hd_cluster(#{cluster_id => 1919}),
+    try
+        [ok = muxraft:create_group(N, 1, 1, [1, 2, 3]) || N <- maps:values(Nodes)],
+        Cut = #{isolated => 3},
+        S0 = hd_ticks_until_s(Nodes, IdOf, Cut,
+                              fun(_) -> lists:member(hd_leader(Nodes, 1), [1, 2]) end, 2000),
+        L = hd_leader(Nodes, 1),
+        LN = maps:get(L, Nodes),
+        {ok, P} = muxraft:propose(LN, 1, <<"while 3 is away">>),
+        S1 = hd_ticks_until_s(Nodes, IdOf, S0,
+                              fun(S) -> maps:is_key({proposal_index, P}, S) end, 200),
+        ?assertEqual({error, busy}, muxraft:transfer_leader(LN, 1, 3)),
+        ?assertNotEqual(<<>>, muxraft:last_error()),
+        ?assertMatch(#{transfers_started := 0, groups_led := 1}, muxraft:stats(LN)),
+        {ok, _} = muxraft:propose(LN, 1, <<"still leading">>),
+        %% Reachable again: busy until the leader replicates to node 3.
+        S2 = hd_ticks_until_s(Nodes, IdOf, maps:remove(isolated, S1),
+                              fun(_) ->
+                                      case muxraft:transfer_leader(LN, 1, 3) of
+                                          ok -> true;
+                                          {error, busy} -> false
+                                      end
+                              end, 2000),
+        ?assertMatch(#{transfers_started := 1}, muxraft:stats(LN)),
+        _ = hd_ticks_until_s(Nodes, IdOf, S2, fun(_) -> hd_leader(Nodes, 1) =:= 3 end, 50),
+        ?assertMatch(#{groups_led := 1}, muxraft:stats(maps:get(3, Nodes))),
+        ?assertMatch(#{groups_led := 0}, muxraft:stats(LN)),
+        {ok, #{commit := C}} = muxraft:group_status(maps:get(3, Nodes), 1),
+        ?assert(C >= maps:get({proposal_index, P}, S1))
+    after
+        [muxraft:stop_node(N) || N <- maps:values(Nodes)],
+        flush()
+    end.
+
+%% Whether node Id received, since `roles' was last cleared from S, a
+%% `role' message naming Leader the leader of group G (as leader on
+%% Leader itself, as follower elsewhere).
+told_leader(S, Id, G, Leader) ->
+    Want = case Id of Leader -> leader; _ -> follower end,
+    Told = maps:get({roles, Id}, maps:get(roles, S, #{}), []),
+    lists:any(fun({G2, R, _Term, Ld}) -> {G2, R, Ld} =:= {G, Want, Leader} end, Told).
+
 %% node_peers/1: the other members of this node's groups, in id order,
 %% heard (epoch 1) at first, lost after an election timeout without a frame
 %% (epoch 2); in a cluster whose frames flow, heard.
@@ -1217,16 +1326,22 @@ hd_ticks(Nodes, IdOf, S, K) ->
     hd_ticks(Nodes, IdOf, hd_deliver(Nodes, IdOf, S), K - 1).
 
 %% Handle this process's node messages until there are none: frames are
-%% stepped into their destination (and counted by sender and flag),
-%% applied entries, restores and the ids of the proposals committed
-%% recorded, in the order they came.
+%% stepped into their destination (and counted by sender and flag), or
+%% dropped if they come from or go to the node S's `isolated' names;
+%% applied entries, restores, role messages (under `roles') and the ids of
+%% the proposals committed recorded, in the order they came.
 hd_deliver(Nodes, IdOf, S) ->
     receive
         {muxraft, N, {send, To, Frame, Liveness}} when is_boolean(Liveness) ->
             From = maps:get(N, IdOf),
-            ok = muxraft:step(maps:get(To, Nodes), From, Frame),
-            Key = {case Liveness of true -> liveness; false -> bulk end, From},
-            hd_deliver(Nodes, IdOf, maps:update_with(Key, fun(X) -> X + 1 end, 1, S));
+            Cut = maps:get(isolated, S, none),
+            case From =:= Cut orelse To =:= Cut of
+                true -> hd_deliver(Nodes, IdOf, S);  % dropped
+                false ->
+                    ok = muxraft:step(maps:get(To, Nodes), From, Frame),
+                    Key = {case Liveness of true -> liveness; false -> bulk end, From},
+                    hd_deliver(Nodes, IdOf, maps:update_with(Key, fun(X) -> X + 1 end, 1, S))
+            end;
         {muxraft, N, {applied, G, I, D}} ->
             Key = {applied, maps:get(N, IdOf), G},
             hd_deliver(Nodes, IdOf, maps:update_with(Key, fun(L) -> L ++ [{I, D}] end, [{I, D}], S));
@@ -1235,8 +1350,11 @@ hd_deliver(Nodes, IdOf, S) ->
             Id = maps:get(N, IdOf),
             R = {I, D, length(maps:get({applied, Id, G}, S, []))},
             hd_deliver(Nodes, IdOf, maps:update_with({restore, Id, G}, fun(L) -> L ++ [R] end, [R], S));
-        {muxraft, _N, {role, _, _, _, _}} ->
-            hd_deliver(Nodes, IdOf, S);
+        {muxraft, N, {role, G, Role, Term, Leader}} ->
+            Id = maps:get(N, IdOf),
+            Roles = maps:update_with({roles, Id}, fun(L) -> L ++ [{G, Role, Term, Leader}] end,
+                                     [{G, Role, Term, Leader}], maps:get(roles, S, #{})),
+            hd_deliver(Nodes, IdOf, S#{roles => Roles});
         {muxraft, N, {proposal, P, ok, I}} ->
             Key = {committed, maps:get(N, IdOf)},
             S1 = maps:update_with(Key, fun(L) -> L ++ [P] end, [P], S),
