@@ -40,7 +40,11 @@
 //! on the group, so the new leaders spread over the survivors), within a
 //! short window that spreads hundreds of elections out, and the others
 //! only if it did not win within half an election timeout, so that two
-//! survivors rarely split the vote. Groups led elsewhere stay quiet. When a
+//! survivors rarely split the vote. In a quiet group every one of them
+//! first waits a heartbeat interval: another survivor may lose the peer up
+//! to an interval and a tick later than this node, and until then it holds
+//! the old leader's lease and drops pre-votes unanswered, which would cost
+//! the group a second round. Groups led elsewhere stay quiet. When a
 //! peer returns (or restarts), the quiet groups led here with a replica on
 //! it wake up and catch it up. A quiet leader that no longer hears a quorum
 //! wakes up, so that its CheckQuorum deposes it.
@@ -311,7 +315,7 @@ impl Node {
                 self.stats.peers_restarted += 1;
                 // Its replicas start over: the groups it led need a leader,
                 // and the quiet ones led here must catch it up.
-                self.leader_node_gone(peer);
+                self.leader_node_gone(peer, true);
                 self.peer_returned(peer);
             }
         }
@@ -326,31 +330,47 @@ impl Node {
         for peer in lost {
             self.stats.peers_lost += 1;
             tracing::debug!(node = self.cfg.node_id, peer, "peer lost");
-            self.leader_node_gone(peer);
+            self.leader_node_gone(peer, false);
             self.quorum_check_after_loss();
         }
     }
 
-    /// The node `peer` is gone (lost, or restarted): every group here
+    /// The node `peer` is gone (lost, or `restarted`): every group here
     /// whose leader is on it forgets that leader and campaigns, staggered.
-    fn leader_node_gone(&mut self, peer: u64) {
+    fn leader_node_gone(&mut self, peer: u64, restarted: bool) {
         let mut affected = Vec::new();
         for (group_id, g) in self.groups.iter() {
-            let led_there = match g.quiet {
-                Quiet::Follower { leader, .. } => leader == peer,
-                _ => g.raft.role() != Role::Leader && g.raft.leader() == peer,
+            let (led_there, quiet) = match g.quiet {
+                Quiet::Follower { leader, .. } => (leader == peer, true),
+                _ => (
+                    g.raft.role() != Role::Leader && g.raft.leader() == peer,
+                    false,
+                ),
             };
             if led_there {
-                affected.push(group_id);
+                affected.push((group_id, quiet));
             }
         }
         affected.sort_unstable();
-        for group_id in affected {
+        for (group_id, quiet) in affected {
             self.wake(group_id, WakeCause::PeerLost);
             let me = self.cfg.node_id;
-            let (election, window) = (self.cfg.election_ticks, self.cfg.heartbeat_ticks);
+            let (election, interval) = (self.cfg.election_ticks, self.cfg.heartbeat_ticks);
+            // A quiet replica on another survivor holds the old leader's
+            // lease, and drops our pre-votes unanswered, until its node
+            // loses the peer too: less than an interval and a tick after
+            // this node (the peer's last frames may have reached it an
+            // interval after ours, and ticks are not in phase). So a quiet
+            // group first waits an interval (the stagger starts at 1), and
+            // so does any group when the peer restarted (a replica's lease
+            // may outlast a quick restart). An awake replica's lease ends an
+            // election timeout after the peer's last heartbeat row, which
+            // every survivor got in the same batch: by the time this node
+            // loses the peer, a tick later than that at least, it is over.
+            let settle = if quiet || restarted { interval } else { 0 };
             if let Some(g) = self.groups.get_mut(group_id) {
-                let after = campaign_delay(group_id, me, peer, g.raft.voters(), election, window);
+                let voters = g.raft.voters();
+                let after = campaign_delay(group_id, me, peer, voters, election, interval, settle);
                 g.raft.leader_lost(after);
             }
         }
@@ -399,11 +419,13 @@ impl Node {
 /// Ticks until this node's replica of `group_id` campaigns after the
 /// leader's node `dead` was lost. The survivors (the voters but `dead`)
 /// are ranked starting from one chosen by the group id, so that new
-/// leaders spread over them: the first campaigns within `window` ticks
-/// (spread by group, so that hundreds of groups do not campaign in the
-/// same tick), each later one half an election timeout after the one
-/// before, by when the first has normally won and its heartbeat has reset
-/// the others' timers.
+/// leaders spread over them: the first campaigns `settle` ticks (see
+/// `leader_node_gone`) and then within `window` ticks (spread by group, so
+/// that hundreds of groups do not campaign in the same tick), each later
+/// one half an election timeout after the one before, by when the first
+/// has normally won and its heartbeat has reset the others' timers. Each
+/// later one also waits `settle` more, so that waiting it does not bring
+/// two survivors whose clocks run at different rates closer together.
 fn campaign_delay(
     group_id: u64,
     me: u64,
@@ -411,6 +433,7 @@ fn campaign_delay(
     voters: &[u64],
     election_ticks: u32,
     window: u32,
+    settle: u32,
 ) -> u32 {
     let mut survivors: Vec<u64> = voters.iter().copied().filter(|&v| v != dead).collect();
     survivors.sort_unstable();
@@ -420,7 +443,7 @@ fn campaign_delay(
     let pos = survivors.iter().position(|&v| v == me).unwrap_or(0);
     let rank = (pos + survivors.len() - first) % survivors.len().max(1);
     let jitter = ((h >> 32) % u64::from(window.max(1))) as u32;
-    1 + jitter + rank as u32 * (election_ticks / 2).max(1)
+    1 + settle + jitter + rank as u32 * ((election_ticks / 2).max(1) + settle)
 }
 
 /// A well-mixed function of a group id (the same on every node).
@@ -442,7 +465,7 @@ mod tests {
         for g in 1..=300 {
             let d: Vec<u32> = [2u64, 3]
                 .iter()
-                .map(|&me| campaign_delay(g, me, 1, &voters, 10, 2))
+                .map(|&me| campaign_delay(g, me, 1, &voters, 10, 2, 0))
                 .collect();
             let (lo, hi) = (d[0].min(d[1]), d[0].max(d[1]));
             assert!(

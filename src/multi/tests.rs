@@ -1389,3 +1389,81 @@ fn reads_are_bounded_and_each_is_reported_once_on_removal_and_shutdown() {
     assert_eq!(reported, want);
     assert_eq!(net.n(1).stats().pending_reads, 0);
 }
+
+// ---------------------------------------------------------------------------
+// Failover when the survivors lose the leader's node at different ticks
+// ---------------------------------------------------------------------------
+
+fn received(net: &Net, ids: &[u64], kind: FrameKind) -> u64 {
+    ids.iter()
+        .map(|&id| net.n(id).stats().received_of(kind).messages)
+        .sum()
+}
+
+fn elections_on(net: &Net, ids: &[u64]) -> u64 {
+    ids.iter()
+        .map(|&id| net.n(id).stats().elections_started)
+        .sum()
+}
+
+// Two survivors need not lose the dead node in the same tick: one may have
+// heard it up to a heartbeat interval later than the other (its last frame
+// an answer to its own batch, sent after the dead node's last batch). Here
+// node 2 misses node 1's last batch, so node 3 loses node 1 an interval
+// after node 2. The survivor ranked first must not ask for pre-votes while
+// the other still holds node 1's lease, which drops them and leaves the
+// group to a second round: every group of node 1 is led again after one
+// pre-vote and one election, within the lag plus the liveness timeout plus
+// the campaign window.
+#[test]
+fn survivors_that_lose_the_leaders_node_an_interval_apart_elect_in_one_round() {
+    let groups: Vec<u64> = (1..=60).collect();
+    let mut net = quiet_net(3, &groups);
+    let theirs: Vec<u64> = groups.iter().copied().filter(|g| 1 + g % 3 == 1).collect();
+    let survivors = [2u64, 3];
+    let (election, interval) = (10u32, 2u32);
+    assert_eq!(net.c.cfg.election_ticks, election);
+    assert_eq!(net.c.cfg.heartbeat_ticks, interval);
+    assert_eq!(net.c.now % u64::from(interval), 0, "node 1 just beat");
+    let pre_votes = received(&net, &survivors, FrameKind::PreVote);
+    let votes = received(&net, &survivors, FrameKind::Vote);
+    let before = elections_on(&net, &survivors);
+    // Node 1's next batch reaches node 3 only; then node 1 dies.
+    net.c.net.cut_one_way(1, 2);
+    net.tick(interval);
+    net.c.crash(1);
+    net.c.net.heal();
+    let mut ticks = 0;
+    while theirs
+        .iter()
+        .any(|&g| survivors.iter().all(|&id| net.role(id, g) != Role::Leader))
+    {
+        net.tick(1);
+        ticks += 1;
+        assert!(ticks <= 40, "not led again after {ticks} ticks");
+    }
+    let n = theirs.len() as u64;
+    assert_eq!(
+        received(&net, &survivors, FrameKind::PreVote) - pre_votes,
+        n,
+        "one pre-vote per group, none dropped by a lease"
+    );
+    assert_eq!(received(&net, &survivors, FrameKind::Vote) - votes, n);
+    assert_eq!(
+        elections_on(&net, &survivors) - before,
+        n,
+        "one election per group"
+    );
+    // Node 3 loses node 1 election + 1 ticks after the batch it got at the
+    // crash, and campaigns first within 1 + interval + the window.
+    let bound = election + 1 + 1 + interval + (interval - 1);
+    assert!(ticks <= bound, "{ticks} ticks, more than {bound}");
+    for g in groups.iter().filter(|g| !theirs.contains(g)) {
+        for id in survivors {
+            assert!(
+                net.n(id).is_quiesced(*g),
+                "group {g} led elsewhere woke on {id}"
+            );
+        }
+    }
+}

@@ -110,3 +110,73 @@ impl<S: LogStore> Raft<S> {
             .saturating_sub(after.max(1));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Config, MemStore, Message, Raft};
+    use super::*;
+
+    /// Replicas 1..=3 of one group, each its own durable store.
+    fn group() -> Vec<Raft<MemStore>> {
+        (1..=3)
+            .map(|id| Raft::new(Config::new(id), &[1, 2, 3], MemStore::new()).unwrap())
+            .collect()
+    }
+
+    /// Run every replica's readies and deliver what they send, but what
+    /// `lost` says, until nothing moves.
+    fn pump(rs: &mut [Raft<MemStore>], lost: impl Fn(&Message) -> bool) {
+        loop {
+            let mut sent = Vec::new();
+            for r in rs.iter_mut() {
+                while r.has_ready() {
+                    let rd = r.ready();
+                    sent.extend(rd.messages.iter().cloned());
+                    r.advance(&rd);
+                }
+            }
+            if sent.is_empty() {
+                return;
+            }
+            for m in sent.into_iter().filter(|m| !lost(m)) {
+                let to = m.to as usize - 1;
+                rs[to].step(m).unwrap();
+            }
+        }
+    }
+
+    // Mutation: `pr.state != ProgressState::Replicate` in place of the
+    // Snapshot test (a probed follower holding the whole log keeps its
+    // leader awake), or dropping `pr.matched != last` for probed followers.
+    #[test]
+    fn a_probed_follower_blocks_quiet_only_while_it_lacks_entries() {
+        let mut rs = group();
+        rs[0].campaign();
+        pump(&mut rs, |_| false);
+        assert_eq!(rs[0].role(), Role::Leader);
+        assert!(rs[0].quiet_leader(|_| true), "all caught up, replicating");
+        let last = rs[0].log.last_index();
+        rs[0].progress_mut(2).unwrap().become_probe();
+        let pr = rs[0].progress(2).unwrap();
+        assert_eq!((pr.state, pr.matched), (ProgressState::Probe, last));
+        assert!(
+            rs[0].quiet_leader(|_| true),
+            "probing with the whole log matched: nothing left to send"
+        );
+        // An entry that reaches replica 3 only: 2, still probed, is behind.
+        rs[0].propose(bytes::Bytes::from_static(b"x")).unwrap();
+        pump(&mut rs, |m| m.to == 2);
+        let pr = rs[0].progress(2).unwrap();
+        assert_eq!((pr.state, pr.matched), (ProgressState::Probe, last));
+        assert_eq!(rs[0].log.committed, last + 1, "committed with 3");
+        assert_eq!(rs[0].log.applied, last + 1);
+        assert!(
+            !rs[0].quiet_leader(|_| true),
+            "a probed follower that lacks an entry blocks"
+        );
+        assert!(
+            rs[0].quiet_leader(|id| id != 2),
+            "unless its node is not heard"
+        );
+    }
+}
