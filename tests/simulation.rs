@@ -557,7 +557,13 @@ fn quiet_phase(run: &mut Run) -> Result<QuietTotals, String> {
     };
     run.c.crash(victim);
     let start = run.c.now;
-    let bound = 4 * 10; // four election timeouts of 10 ticks
+    // Losing the peer takes an election timeout, the staggered campaigns
+    // up to another; a round the survivors split costs up to two more
+    // (each candidate's randomized timeout). Six timeouts of 10 ticks allow
+    // one split round: they are rare (the stagger), not impossible (a
+    // survivor that loses the peer late, or a replica that cannot vote,
+    // leaves no spare vote), and the slowest failover is reported.
+    let bound = 6 * 10;
     loop {
         run.step(false)?;
         let mut pending = Vec::new();

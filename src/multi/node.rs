@@ -851,24 +851,24 @@ impl Node {
                 incarnation,
                 msg,
             } => {
-                self.wake_for_message(from, group_id);
+                self.wake_for_message(from, group_id, msg.msg_type);
                 self.step_row(group_id, Some(incarnation), |r| r.step(msg));
             }
             Body::Groups(msgs) => {
                 for m in msgs {
                     self.stats.on_received(msg_kind(&m.msg));
-                    self.wake_for_message(from, m.group_id);
+                    self.wake_for_message(from, m.group_id, m.msg.msg_type);
                     self.step_row(m.group_id, Some(m.incarnation), |r| r.step(m.msg));
                 }
             }
             Body::HeartbeatBatch(batch) => self.step_heartbeat_batch(from, batch),
             Body::HeartbeatBatchResponse(answers) => self.step_heartbeat_answers(from, answers),
             Body::SnapshotChunk(c) => {
-                self.wake_for_message(from, c.group_id);
+                self.wake_for_message(from, c.group_id, raft::MessageType::Snapshot);
                 self.step_snapshot_chunk(from, c)
             }
             Body::SnapshotAck(a) => {
-                self.wake_for_message(from, a.group_id);
+                self.wake_for_message(from, a.group_id, raft::MessageType::Snapshot);
                 self.step_snapshot_ack(from, a)
             }
         }
@@ -982,6 +982,20 @@ impl Node {
             match (&rd.snapshot, g.received.take()) {
                 (Some(meta), Some(held)) if held.meta == *meta => {
                     self.stats.snapshots_installed += 1;
+                    // Proposals made here that the snapshot jumps over:
+                    // their outcome is unknown (not decided by entries).
+                    let covered = g.take_covered_by_snapshot(meta.index);
+                    if !covered.is_empty() {
+                        take(&mut self.stats.pending_proposals, covered.len() as u64);
+                        self.stats.proposals_unknown += covered.len() as u64;
+                        out.events.extend(covered.into_iter().map(|proposal_id| {
+                            Event::ProposalDone {
+                                group_id,
+                                proposal_id,
+                                result: Err(ProposalError::LeadershipLost),
+                            }
+                        }));
+                    }
                     out.events.push(Event::Restore {
                         group_id,
                         incarnation,
