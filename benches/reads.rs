@@ -244,6 +244,37 @@ impl Bench {
         t
     }
 
+    /// Count the reads reported since the last call: served (with their
+    /// wait in ticks) or failed; each must be one of `taken`.
+    fn reads_done(
+        &mut self,
+        taken: &mut HashMap<(u64, u64), u64>,
+        served: &mut u64,
+        failed: &mut u64,
+        waits: &mut Vec<u64>,
+    ) -> Result<(), String> {
+        for (id, events) in std::mem::take(&mut self.c.events) {
+            for ev in events {
+                if let Event::ReadDone {
+                    read_id, result, ..
+                } = ev
+                {
+                    let at = taken
+                        .remove(&(id, read_id))
+                        .ok_or("a read reported twice or never taken")?;
+                    match result {
+                        Ok(_) => {
+                            *served += 1;
+                            waits.push(self.c.now - at);
+                        }
+                        Err(_) => *failed += 1,
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Run `ticks` ticks taking `per_tick[i % len]` reads at tick i,
     /// round-robin over the groups from `next`. Returns (served, failed,
     /// waits in ticks, cpu).
@@ -271,47 +302,12 @@ impl Bench {
             }
             self.c.tick()?;
             cpu += start.elapsed();
-            for (id, events) in std::mem::take(&mut self.c.events) {
-                for ev in events {
-                    if let Event::ReadDone {
-                        read_id, result, ..
-                    } = ev
-                    {
-                        let at = taken
-                            .remove(&(id, read_id))
-                            .ok_or("a read reported twice or never taken")?;
-                        match result {
-                            Ok(_) => {
-                                served += 1;
-                                waits.push(self.c.now - at);
-                            }
-                            Err(_) => failed += 1,
-                        }
-                    }
-                }
-            }
+            self.reads_done(&mut taken, &mut served, &mut failed, &mut waits)?;
         }
         // Let the last interval's reads finish (not counted in the CPU).
         for _ in 0..2 * self.heartbeat_ticks {
             self.c.tick()?;
-            for (id, events) in std::mem::take(&mut self.c.events) {
-                for ev in events {
-                    if let Event::ReadDone {
-                        read_id, result, ..
-                    } = ev
-                    {
-                        if let Some(at) = taken.remove(&(id, read_id)) {
-                            match result {
-                                Ok(_) => {
-                                    served += 1;
-                                    waits.push(self.c.now - at);
-                                }
-                                Err(_) => failed += 1,
-                            }
-                        }
-                    }
-                }
-            }
+            self.reads_done(&mut taken, &mut served, &mut failed, &mut waits)?;
         }
         if !taken.is_empty() {
             return Err(format!("{} reads never reported", taken.len()));

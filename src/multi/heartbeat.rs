@@ -915,6 +915,13 @@ mod compaction_tests {
         (receiver.received, receiver.received_bits)
     }
 
+    /// The follower receives batch `seq` and its answer reaches the sender.
+    fn deliver(tx: &mut PeerRows, rx: &mut PeerRows, seq: u64) {
+        rx.received(seq);
+        let (ack, bits) = ack_of(rx);
+        tx.acknowledged(ack, bits);
+    }
+
     // Mutation: compacting before the full row's batch is acknowledged (or
     // on any acknowledgement at all) sends rows the follower cannot read.
     #[test]
@@ -928,27 +935,21 @@ mod compaction_tests {
         let mut again = vec![row(1, 3, 10), row(2, 3, 20)];
         let s2 = tx.compact(&mut again, &[]);
         assert!(compact_groups(&again).is_empty());
-        rx.received(s1);
-        let (ack, bits) = ack_of(&rx);
-        tx.acknowledged(ack, bits);
+        deliver(&mut tx, &mut rx, s1);
         let mut third = vec![row(1, 3, 10)];
         tx.compact(&mut third, &[]);
         assert!(
             compact_groups(&third).is_empty(),
             "its last full row was in {s2}"
         );
-        rx.received(s2);
-        let (ack, bits) = ack_of(&rx);
-        tx.acknowledged(ack, bits);
+        deliver(&mut tx, &mut rx, s2);
         // Group 1's last full row was in the third batch, not received yet;
         // group 2's in s2.
         let mut rows = vec![row(1, 3, 10), row(2, 3, 20)];
         tx.compact(&mut rows, &[]);
         assert_eq!(compact_groups(&rows), vec![2]);
         let s5 = tx.sent;
-        rx.received(s5);
-        let (ack, bits) = ack_of(&rx);
-        tx.acknowledged(ack, bits);
+        deliver(&mut tx, &mut rx, s5);
         let mut rows = vec![row(1, 3, 10), row(2, 3, 21)];
         tx.compact(&mut rows, &[]);
         assert_eq!(compact_groups(&rows), vec![1], "group 2's commit moved");
@@ -969,9 +970,7 @@ mod compaction_tests {
         let mut b = vec![row(2, 3, 20)];
         let got = tx.compact(&mut b, &[]);
         assert!(got > lost);
-        rx.received(got);
-        let (ack, bits) = ack_of(&rx);
-        tx.acknowledged(ack, bits);
+        deliver(&mut tx, &mut rx, got);
         let mut rows = vec![row(1, 3, 10), row(2, 3, 20)];
         tx.compact(&mut rows, &[]);
         assert_eq!(
@@ -988,9 +987,7 @@ mod compaction_tests {
         let (mut tx, mut rx) = (PeerRows::default(), PeerRows::default());
         let mut rows = vec![row(1, 3, 10), row(2, 3, 20)];
         let s = tx.compact(&mut rows, &[]);
-        rx.received(s);
-        let (ack, bits) = ack_of(&rx);
-        tx.acknowledged(ack, bits);
+        deliver(&mut tx, &mut rx, s);
         let mut rows = vec![row(1, 4, 10), (row(2, 3, 20).0, 999)];
         tx.compact(&mut rows, &[]);
         assert!(compact_groups(&rows).is_empty());
@@ -1001,9 +998,7 @@ mod compaction_tests {
         let (mut tx, mut rx) = (PeerRows::default(), PeerRows::default());
         let mut rows = vec![row(1, 3, 10), row(2, 3, 20)];
         let s = tx.compact(&mut rows, &[]);
-        rx.received(s);
-        let (ack, bits) = ack_of(&rx);
-        tx.acknowledged(ack, bits);
+        deliver(&mut tx, &mut rx, s);
         tx.need_full(&[2]);
         let mut rows = vec![row(1, 3, 10), row(2, 3, 20)];
         tx.compact(&mut rows, &[]);
