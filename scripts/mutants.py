@@ -210,8 +210,8 @@ MUTANTS = [
         "name": "no-campaign-stagger",
         "what": "every survivor of a dead leader's node campaigns at once (split votes)",
         "file": "src/multi/quiesce.rs",
-        "find": "    1 + jitter + rank as u32 * (election_ticks / 2).max(1)",
-        "replace": "    let _ = (jitter, rank, election_ticks);\n    1",
+        "find": "    1 + settle + jitter + rank as u32 * ((election_ticks / 2).max(1) + settle)",
+        "replace": "    let _ = (jitter, rank, election_ticks);\n    1 + settle",
         "tests": [unit("multi::quiesce::tests::exactly_one_survivor_campaigns_first_and_the_first_ones_spread")],
     },
     {
