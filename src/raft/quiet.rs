@@ -99,15 +99,18 @@ impl<S: LogStore> Raft<S> {
 
     /// The node of this follower's leader is gone: forget the leader (its
     /// lease no longer holds, so this replica answers others' pre-votes on
-    /// the log alone) and campaign in `after` ticks.
+    /// the log alone) and campaign in `after` ticks, even if that is past
+    /// its randomized election timeout (a survivor ranked late waits for
+    /// its turn, rather than campaign at a random tick that may be another
+    /// one's).
     pub fn leader_lost(&mut self, after: u32) {
         if self.role == Role::Leader {
             return;
         }
         self.leader = NONE;
-        self.election_elapsed = self
-            .randomized_election_timeout
-            .saturating_sub(after.max(1));
+        let after = after.max(1);
+        self.randomized_election_timeout = self.randomized_election_timeout.max(after);
+        self.election_elapsed = self.randomized_election_timeout - after;
     }
 }
 
@@ -178,5 +181,26 @@ mod tests {
             rs[0].quiet_leader(|id| id != 2),
             "unless its node is not heard"
         );
+    }
+
+    // Mutation: `saturating_sub(after)` in leader_lost: a survivor ranked
+    // past its randomized timeout campaigns at a random tick, maybe with
+    // the one ranked before it.
+    #[test]
+    fn a_replica_whose_leader_is_lost_campaigns_after_exactly_the_ticks_asked() {
+        for after in [1, 4, 19, 25, 40] {
+            let mut rs = group();
+            rs[0].campaign();
+            pump(&mut rs, |_| false);
+            let f = &mut rs[1];
+            f.leader_lost(after);
+            assert_eq!(f.leader, NONE);
+            for t in 1..after {
+                f.tick();
+                assert_eq!(f.role(), Role::Follower, "tick {t} of {after}");
+            }
+            f.tick();
+            assert_eq!(f.role(), Role::PreCandidate, "after {after} ticks");
+        }
     }
 }
