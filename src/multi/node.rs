@@ -851,24 +851,24 @@ impl Node {
                 incarnation,
                 msg,
             } => {
-                self.wake_for_message(from, group_id, msg.msg_type);
+                self.wake_for_message(from, group_id);
                 self.step_row(group_id, Some(incarnation), |r| r.step(msg));
             }
             Body::Groups(msgs) => {
                 for m in msgs {
                     self.stats.on_received(msg_kind(&m.msg));
-                    self.wake_for_message(from, m.group_id, m.msg.msg_type);
+                    self.wake_for_message(from, m.group_id);
                     self.step_row(m.group_id, Some(m.incarnation), |r| r.step(m.msg));
                 }
             }
             Body::HeartbeatBatch(batch) => self.step_heartbeat_batch(from, batch),
             Body::HeartbeatBatchResponse(answers) => self.step_heartbeat_answers(from, answers),
             Body::SnapshotChunk(c) => {
-                self.wake_for_message(from, c.group_id, raft::MessageType::Snapshot);
+                self.wake_for_message(from, c.group_id);
                 self.step_snapshot_chunk(from, c)
             }
             Body::SnapshotAck(a) => {
-                self.wake_for_message(from, a.group_id, raft::MessageType::Snapshot);
+                self.wake_for_message(from, a.group_id);
                 self.step_snapshot_ack(from, a)
             }
         }

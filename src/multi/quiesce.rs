@@ -139,7 +139,7 @@ impl Node {
                 // not say "quiet"), so that its heartbeats reach us again:
                 // also when its own message woke us, since that message
                 // may be a late one from before it went quiet (a delayed
-                // append), and a quiet leader would then never send
+                // append or TimeoutNow), and a quiet leader would then never send
                 // again. An awake leader takes the row as any heartbeat
                 // answer.
                 if let Quiet::Follower { leader, .. } = was {
@@ -160,19 +160,9 @@ impl Node {
 
     /// A group message (or snapshot piece) from node `from` for `group_id`
     /// is about to be stepped: it wakes the group if it is quiet.
-    pub(super) fn wake_for_message(&mut self, from: u64, group_id: u64, kind: MessageType) {
+    pub(super) fn wake_for_message(&mut self, from: u64, group_id: u64) {
         let cause = match self.groups.get(group_id).map(|g| &g.quiet) {
-            // A `TimeoutNow` reaching a quiet follower is a late one: its
-            // leader went quiet after giving the transfer up (a live
-            // transfer keeps the leader awake, and its rows wake us first).
-            // Waking as for its leader's message would leave this replica
-            // awake alone for good, its leader quiet: wake as for another
-            // replica's, which wakes the leader too.
-            Some(Quiet::Follower { leader, .. })
-                if *leader == from && kind != MessageType::TimeoutNow =>
-            {
-                WakeCause::LeaderMessage
-            }
+            Some(Quiet::Follower { leader, .. }) if *leader == from => WakeCause::LeaderMessage,
             Some(Quiet::Follower { .. } | Quiet::Leader) => WakeCause::FollowerMessage,
             _ => return,
         };
@@ -243,7 +233,7 @@ impl Node {
                     if leader == from && self.peers.heard_in(leader, epoch)
             );
         if !repeated {
-            self.wake_for_message(from, group_id, MessageType::Heartbeat);
+            self.wake_for_message(from, group_id);
         }
     }
 
