@@ -22,6 +22,8 @@
 #include <utility>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "muxraft.hpp"
 
 namespace muxraft_test {
@@ -302,6 +304,29 @@ private:
         return cb;
     }
 };
+
+// `call` must throw muxraft::Error with `status` from C function
+// `function`, carrying muxraft_last_error() as its message.
+inline ::testing::AssertionResult throws_from(const std::function<void()> &call,
+                                              muxraft::Status status, const char *function)
+{
+    try {
+        call();
+    } catch (const muxraft::Error &e) {
+        if (e.status() != status)
+            return ::testing::AssertionFailure()
+                   << "status " << muxraft::status_name(e.status()) << ", expected "
+                   << muxraft::status_name(status) << " (" << e.what() << ")";
+        if (e.function() != function)
+            return ::testing::AssertionFailure() << "function " << e.function();
+        if (e.message().empty() || e.message() != muxraft_last_error())
+            return ::testing::AssertionFailure() << "message \"" << e.message() << "\"";
+        return ::testing::AssertionSuccess();
+    } catch (const std::exception &e) {
+        return ::testing::AssertionFailure() << "threw another exception: " << e.what();
+    }
+    return ::testing::AssertionFailure() << "did not throw";
+}
 
 } // namespace muxraft_test
 

@@ -19,28 +19,6 @@ using muxraft_test::kMaxTicks;
 
 namespace {
 
-// Run `call`; it must throw muxraft::Error with `status` from
-// muxraft_read_index, carrying muxraft_last_error().
-::testing::AssertionResult read_throws(const std::function<void()> &call, muxraft::Status status)
-{
-    try {
-        call();
-    } catch (const muxraft::Error &e) {
-        if (e.status() != status)
-            return ::testing::AssertionFailure()
-                   << "status " << muxraft::status_name(e.status()) << ", expected "
-                   << muxraft::status_name(status) << " (" << e.what() << ")";
-        if (e.function() != "muxraft_read_index")
-            return ::testing::AssertionFailure() << "function " << e.function();
-        if (e.message().empty() || e.message() != muxraft_last_error())
-            return ::testing::AssertionFailure() << "message \"" << e.message() << "\"";
-        return ::testing::AssertionSuccess();
-    } catch (const std::exception &e) {
-        return ::testing::AssertionFailure() << "threw another exception: " << e.what();
-    }
-    return ::testing::AssertionFailure() << "did not throw";
-}
-
 // The read_done reports of node `id` for read `read_id`.
 std::vector<Read> reports(HostCluster &c, std::uint64_t id, std::uint64_t read_id)
 {
@@ -163,16 +141,16 @@ TEST(Reads, RefusalsAreReturnedOrThrown)
     EXPECT_EQ(r.status, MUXRAFT_NOT_LEADER);
     EXPECT_EQ(r.id, 0u);
     EXPECT_FALSE(r.ok());
-    EXPECT_TRUE(read_throws([&] { (void)follower.read_index(1); }, MUXRAFT_NOT_LEADER));
+    EXPECT_TRUE(muxraft_test::throws_from([&] { (void)follower.read_index(1); }, MUXRAFT_NOT_LEADER, "muxraft_read_index"));
     EXPECT_EQ(n.try_read_index(99).status, MUXRAFT_NOT_FOUND);
-    EXPECT_TRUE(read_throws([&] { (void)n.read_index(99); }, MUXRAFT_NOT_FOUND));
+    EXPECT_TRUE(muxraft_test::throws_from([&] { (void)n.read_index(99); }, MUXRAFT_NOT_FOUND, "muxraft_read_index"));
 
     // At the group's limit: MUXRAFT_BUSY, nothing taken.
     const std::uint64_t first = n.read_index(1);
     r = n.try_read_index(1);
     EXPECT_EQ(r.status, MUXRAFT_BUSY);
     EXPECT_EQ(r.id, 0u);
-    EXPECT_TRUE(read_throws([&] { (void)n.read_index(1); }, MUXRAFT_BUSY));
+    EXPECT_TRUE(muxraft_test::throws_from([&] { (void)n.read_index(1); }, MUXRAFT_BUSY, "muxraft_read_index"));
     muxraft::Stats s = n.stats();
     EXPECT_EQ(s.reads, 1u);
     EXPECT_EQ(s.pending_reads, 1u);
@@ -185,8 +163,8 @@ TEST(Reads, RefusalsAreReturnedOrThrown)
     // An empty node and an empty NodeRef are NULL.
     muxraft::Node empty;
     EXPECT_EQ(empty.try_read_index(1).status, MUXRAFT_INVALID_ARGUMENT);
-    EXPECT_TRUE(read_throws([&] { (void)muxraft::NodeRef().read_index(1); },
-                            MUXRAFT_INVALID_ARGUMENT));
+    EXPECT_TRUE(muxraft_test::throws_from([&] { (void)muxraft::NodeRef().read_index(1); },
+                            MUXRAFT_INVALID_ARGUMENT, "muxraft_read_index"));
 }
 
 // A read pending when its group is removed is reported MUXRAFT_NOT_FOUND
@@ -223,7 +201,7 @@ TEST(Reads, PendingReadsFailWhenTheGroupIsRemovedOrTheNodeStops)
     EXPECT_EQ(got[0].index, 0u);
     EXPECT_EQ(c.reads[l2].size(), before + 1);
     EXPECT_EQ(m.try_read_index(2).status, MUXRAFT_SHUTDOWN);
-    EXPECT_TRUE(read_throws([&] { (void)m.read_index(2); }, MUXRAFT_SHUTDOWN));
+    EXPECT_TRUE(muxraft_test::throws_from([&] { (void)m.read_index(2); }, MUXRAFT_SHUTDOWN, "muxraft_read_index"));
     const muxraft::Stats s = m.stats();
     EXPECT_EQ(s.pending_reads, 0u);
     EXPECT_GE(s.reads_failed, 1u);

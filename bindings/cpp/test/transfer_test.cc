@@ -17,29 +17,6 @@ using muxraft_test::kMaxTicks;
 
 namespace {
 
-// Run `call`; it must throw muxraft::Error with `status` from
-// muxraft_group_transfer_leader, carrying muxraft_last_error().
-::testing::AssertionResult transfer_throws(const std::function<void()> &call,
-                                           muxraft::Status status)
-{
-    try {
-        call();
-    } catch (const muxraft::Error &e) {
-        if (e.status() != status)
-            return ::testing::AssertionFailure()
-                   << "status " << muxraft::status_name(e.status()) << ", expected "
-                   << muxraft::status_name(status) << " (" << e.what() << ")";
-        if (e.function() != "muxraft_group_transfer_leader")
-            return ::testing::AssertionFailure() << "function " << e.function();
-        if (e.message().empty() || e.message() != muxraft_last_error())
-            return ::testing::AssertionFailure() << "message \"" << e.message() << "\"";
-        return ::testing::AssertionSuccess();
-    } catch (const std::exception &e) {
-        return ::testing::AssertionFailure() << "threw another exception: " << e.what();
-    }
-    return ::testing::AssertionFailure() << "did not throw";
-}
-
 // Whether node `id` was told by role_changed, after its report number
 // `from`, that `leader` leads `group` (as leader itself, or as follower).
 bool told_leader(HostCluster &c, std::uint64_t id, std::size_t from, std::uint64_t group,
@@ -123,17 +100,17 @@ TEST(TransferLeader, RefusalsAreReturnedOrThrown)
     muxraft::Node &follower = c.node(f);
 
     EXPECT_EQ(follower.try_transfer_leader(1, l), MUXRAFT_NOT_LEADER);
-    EXPECT_TRUE(transfer_throws([&] { follower.transfer_leader(1, l); }, MUXRAFT_NOT_LEADER));
+    EXPECT_TRUE(muxraft_test::throws_from([&] { follower.transfer_leader(1, l); }, MUXRAFT_NOT_LEADER, "muxraft_group_transfer_leader"));
     EXPECT_EQ(n.try_transfer_leader(99, f), MUXRAFT_NOT_FOUND);
-    EXPECT_TRUE(transfer_throws([&] { n.transfer_leader(99, f); }, MUXRAFT_NOT_FOUND));
+    EXPECT_TRUE(muxraft_test::throws_from([&] { n.transfer_leader(99, f); }, MUXRAFT_NOT_FOUND, "muxraft_group_transfer_leader"));
     EXPECT_EQ(n.try_transfer_leader(1, 42), MUXRAFT_INVALID_ARGUMENT);
-    EXPECT_TRUE(transfer_throws([&] { n.transfer_leader(1, 42); }, MUXRAFT_INVALID_ARGUMENT));
+    EXPECT_TRUE(muxraft_test::throws_from([&] { n.transfer_leader(1, 42); }, MUXRAFT_INVALID_ARGUMENT, "muxraft_group_transfer_leader"));
     EXPECT_FALSE(muxraft_last_error()[0] == '\0');
 
     muxraft::Node empty;
     EXPECT_EQ(empty.try_transfer_leader(1, 2), MUXRAFT_INVALID_ARGUMENT);
-    EXPECT_TRUE(transfer_throws([&] { muxraft::NodeRef().transfer_leader(1, 2); },
-                                MUXRAFT_INVALID_ARGUMENT));
+    EXPECT_TRUE(muxraft_test::throws_from([&] { muxraft::NodeRef().transfer_leader(1, 2); },
+                                MUXRAFT_INVALID_ARGUMENT, "muxraft_group_transfer_leader"));
 
     EXPECT_EQ(n.stats().transfers_started, 0u);
     EXPECT_EQ(follower.stats().transfers_started, 0u);
@@ -143,7 +120,7 @@ TEST(TransferLeader, RefusalsAreReturnedOrThrown)
 
     n.stop();
     EXPECT_EQ(n.try_transfer_leader(1, f), MUXRAFT_SHUTDOWN);
-    EXPECT_TRUE(transfer_throws([&] { n.transfer_leader(1, f); }, MUXRAFT_SHUTDOWN));
+    EXPECT_TRUE(muxraft_test::throws_from([&] { n.transfer_leader(1, f); }, MUXRAFT_SHUTDOWN, "muxraft_group_transfer_leader"));
 }
 
 // A leader that has never heard from the target is not replicating to it:
@@ -169,7 +146,7 @@ TEST(TransferLeader, BusyUntilTheLeaderReplicatesToTheTarget)
     ASSERT_TRUE(c.tick_until([&] { return c.done[l].count(p) == 1; }, kMaxTicks));
 
     EXPECT_EQ(n.try_transfer_leader(1, 3), MUXRAFT_BUSY);
-    EXPECT_TRUE(transfer_throws([&] { n.transfer_leader(1, 3); }, MUXRAFT_BUSY));
+    EXPECT_TRUE(muxraft_test::throws_from([&] { n.transfer_leader(1, 3); }, MUXRAFT_BUSY, "muxraft_group_transfer_leader"));
     EXPECT_EQ(n.stats().transfers_started, 0u);
     EXPECT_EQ(n.try_propose(1, "still leading").status, MUXRAFT_OK);
 
