@@ -2155,6 +2155,7 @@ fn leader_snapshot(i: u64) -> SnapshotMeta {
         index: i,
         term: leader_term(i),
         voters: vec![1, 2, 3],
+        ..Default::default()
     }
 }
 

@@ -218,6 +218,7 @@ fn a_snapshot_over_max_snapshot_bytes_is_refused() {
             index: 30,
             term: status(&c, 1).term,
             voters: vec![1, 2, 3],
+            ..Default::default()
         },
         total_len: (1 << 30) + 1,
         crc: 0,
@@ -335,6 +336,7 @@ fn a_chunk_from_a_stale_leader_or_another_incarnation_is_ignored() {
             index: 50,
             term: t,
             voters: vec![1, 2, 3],
+            ..Default::default()
         };
         let data = Bytes::from_static(b"0123456789");
         let env = Envelope {

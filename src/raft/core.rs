@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 
+use super::membership::Membership;
 use super::progress::Progress;
 use super::quorum::Voters;
 use super::replica_map::ReplicaMap;
@@ -79,10 +80,24 @@ pub struct Raft<S: LogStore> {
     pub(super) role: Role,
     pub(super) leader: ReplicaId,
     pub(super) log: RaftLog<S>,
+    /// The voters of `conf`, kept inline for the quorum arithmetic that
+    /// runs on every answer.
     pub(super) voters: Voters,
-    /// A leader's view of each voter, in the order of `voters.ids()`:
-    /// found through the inline voter set, so a heartbeat answer reaches
-    /// its follower's entry without first reading a heap list of ids.
+    /// The membership in effect: the latest configuration in the log
+    /// (`membership.rs`).
+    pub(super) conf: Membership,
+    /// Index of the entry that set `conf` (0: creation or snapshot).
+    pub(super) conf_index: u64,
+    /// Bumped whenever `conf` changes.
+    pub(super) conf_version: u64,
+    /// The membership the group was created with (what holds before any
+    /// configuration entry or snapshot).
+    pub(super) initial_conf: Membership,
+    /// A leader's view of each member, voters first in the order of
+    /// `voters.ids()`, then non-voters in the order of `conf.learners`:
+    /// a voter's is found through the inline voter set, so a heartbeat
+    /// answer reaches its follower's entry without first reading a heap
+    /// list of ids.
     pub(super) progress: Vec<Progress>,
     pub(super) votes: ReplicaMap<bool>,
     pub(super) msgs: Vec<Message>,
@@ -122,13 +137,13 @@ pub struct Raft<S: LogStore> {
 impl<S: LogStore> Raft<S> {
     /// Build a replica from what `store` holds: a fresh group from an empty
     /// store, a restarted one from the durable hard state and log. `voters`
-    /// are the replica ids of the group (this one among them).
+    /// are the replica ids the group was created with; the membership is
+    /// the latest configuration in the log or the snapshot if there is
+    /// one. An empty `voters` makes a replica that joins an existing group
+    /// (`membership.rs`): it learns the membership from its leader.
     pub fn new(cfg: Config, voters: &[ReplicaId], store: S) -> Result<Raft<S>, Error> {
         cfg.validate()?;
-        let voters = Voters::new(voters);
-        if !voters.contains(cfg.id) {
-            return Err(Error::InvalidConfig("this replica is not among the voters"));
-        }
+        let initial_conf = Membership::with_voters(voters);
         let hs = store.hard_state();
         if hs.commit > store.last_index() {
             return Err(Error::Corrupt(format!(
@@ -144,7 +159,11 @@ impl<S: LogStore> Raft<S> {
             role: Role::Follower,
             leader: NONE,
             log: RaftLog::new(store, cfg.applied),
-            voters,
+            voters: Voters::new(&[]),
+            conf: Membership::default(),
+            conf_index: 0,
+            conf_version: 0,
+            initial_conf,
             progress: Vec::new(),
             votes: ReplicaMap::default(),
             msgs: Vec::new(),
@@ -165,6 +184,10 @@ impl<S: LogStore> Raft<S> {
             transfer_elapsed: 0,
             transfers: 0,
         };
+        let (conf, index) = r.latest_conf();
+        r.voters = Voters::new(&conf.voters);
+        r.conf = conf;
+        r.conf_index = index;
         r.reset(hs.term);
         // `reset` forgets the vote when the term changes; on restart the vote
         // cast in this term is durable and must be kept, or this replica
@@ -202,6 +225,11 @@ impl<S: LogStore> Raft<S> {
 
     pub fn voters(&self) -> &[ReplicaId] {
         self.voters.ids()
+    }
+
+    /// Every member: voters, then non-voters.
+    pub fn member_ids(&self) -> Vec<ReplicaId> {
+        self.conf.ids().collect()
     }
 
     pub fn status(&self) -> Status {
@@ -245,13 +273,32 @@ impl<S: LogStore> Raft<S> {
         self.progress(id).map(|p| format!("{p:?}"))
     }
 
-    /// A leader's view of voter `id`.
+    /// A leader's view of member `id`.
     pub(super) fn progress(&self, id: ReplicaId) -> Option<&Progress> {
-        self.progress.get(self.voters.position(id)?)
+        self.progress.get(self.member_position(id)?)
     }
 
     pub(super) fn progress_mut(&mut self, id: ReplicaId) -> Option<&mut Progress> {
-        self.progress.get_mut(self.voters.position(id)?)
+        let at = self.member_position(id)?;
+        self.progress.get_mut(at)
+    }
+
+    /// Where member `id`'s progress is: voters first, then non-voters.
+    fn member_position(&self, id: ReplicaId) -> Option<usize> {
+        self.voters.position(id).or_else(|| {
+            let at = self.conf.learners.iter().position(|&l| l == id)?;
+            Some(self.voters.ids().len() + at)
+        })
+    }
+
+    /// Every member with the leader's view of it (voters first).
+    pub(super) fn members_progress(&self) -> impl Iterator<Item = (ReplicaId, &Progress)> {
+        self.voters
+            .ids()
+            .iter()
+            .chain(&self.conf.learners)
+            .copied()
+            .zip(&self.progress)
     }
 
     pub(super) fn hard_state(&self) -> HardState {
@@ -304,6 +351,8 @@ impl<S: LogStore> Raft<S> {
         }
         if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks {
             self.heartbeat_elapsed = 0;
+            // A promotion waiting for another change to commit.
+            self.maybe_promote();
             if !self.cfg.external_heartbeat {
                 self.broadcast_heartbeat();
                 return true;
@@ -319,7 +368,8 @@ impl<S: LogStore> Raft<S> {
         let active = self
             .voters
             .vote_result(|v| Some(v == id || self.progress(v).is_some_and(|p| p.recent_active)));
-        for (&v, p) in self.voters.ids().iter().zip(&mut self.progress) {
+        let ids = self.voters.ids().iter().chain(&self.conf.learners);
+        for (&v, p) in ids.zip(&mut self.progress) {
             p.recent_active = v == id;
         }
         active == super::quorum::VoteResult::Won
@@ -386,6 +436,15 @@ impl<S: LogStore> Raft<S> {
             _ => {}
         }
         self.check_peer(m.from)?;
+        if matches!(m.msg_type, MessageType::Vote | MessageType::PreVote)
+            && !self.voters.contains(m.from)
+        {
+            // Refusing a vote is always safe, and a candidate that won
+            // votes from voters that do not know it as a voter could be one
+            // removed (or not yet added) that disrupts the group: the
+            // majority that committed its addition knows it.
+            return Err(Error::UnknownPeer(m.from));
+        }
         if m.msg_type == MessageType::Append {
             check_append(&m)?;
         }
@@ -503,9 +562,17 @@ impl<S: LogStore> Raft<S> {
         }
     }
 
-    /// A message only a peer replica sends, from a voter other than us?
+    /// A message only a peer replica sends, from another replica?
+    ///
+    /// Not checked against the membership: a replica whose log lags may
+    /// not yet know the member that now leads it, or the non-voter that
+    /// answers it, and Raft lets any replica send (Raft thesis §4.1: a
+    /// server handles requests without consulting its configuration).
+    /// What a message may change is limited instead: only voters' votes
+    /// and acknowledgements count, and answers from non-members find no
+    /// progress to move.
     pub(super) fn check_peer(&self, from: ReplicaId) -> Result<(), Error> {
-        if from == self.id || !self.voters.contains(from) {
+        if from == self.id || from == NONE {
             return Err(Error::UnknownPeer(from));
         }
         Ok(())
@@ -550,10 +617,8 @@ impl<S: LogStore> Raft<S> {
         self.votes.clear();
         let next = self.log.last_index() + 1;
         let max_inflight = self.cfg.max_inflight;
-        self.progress = self
-            .voters
-            .ids()
-            .iter()
+        let members = self.voters.ids().len() + self.conf.learners.len();
+        self.progress = (0..members)
             .map(|_| Progress::new(next, max_inflight))
             .collect();
         // A replica counts itself toward commit only for what is durable
@@ -575,7 +640,8 @@ impl<S: LogStore> Raft<S> {
         self.reset(self.term);
         self.role = Role::Leader;
         self.leader = self.id;
-        for (&id, p) in self.voters.ids().iter().zip(&mut self.progress) {
+        let ids = self.voters.ids().iter().chain(&self.conf.learners);
+        for (&id, p) in ids.zip(&mut self.progress) {
             p.recent_active = id == self.id;
         }
         // Commit entries of earlier terms by committing one of ours (§5.4.2).

@@ -9,7 +9,9 @@ impl<S: LogStore> Raft<S> {
     /// The election timer fired (or the host asked): start a pre-election
     /// when PreVote is on, a real election otherwise.
     pub(super) fn start_election(&mut self) {
-        if self.role == Role::Leader || !self.cfg.can_vote {
+        // Non-voters (learners, removed replicas, a joining replica that
+        // has not heard of its group yet) never campaign.
+        if self.role == Role::Leader || !self.cfg.can_vote || !self.voters.contains(self.id) {
             return;
         }
         if self.cfg.pre_vote {
@@ -56,7 +58,14 @@ impl<S: LogStore> Raft<S> {
             return;
         }
         let (index, log_term) = (self.log.last_index(), self.log.last_term());
-        for to in self.followers() {
+        let voters: Vec<_> = self
+            .voters
+            .ids()
+            .iter()
+            .copied()
+            .filter(|&v| v != self.id)
+            .collect();
+        for to in voters {
             let mut m = Message::new(kind, self.id, to, term);
             m.index = index;
             m.log_term = log_term;

@@ -242,6 +242,7 @@ mod tests {
             index: 10,
             term: 3,
             voters: vec![1, 2, 3],
+            ..Default::default()
         };
         s.apply_snapshot(meta.clone());
         assert_eq!((s.first_index(), s.last_index()), (11, 10));

@@ -22,6 +22,10 @@ pub enum EntryKind {
     /// The empty entry a new leader appends so that it can commit entries of
     /// earlier terms (Raft §5.4.2). Never delivered to the host's `apply`.
     Noop,
+    /// A new membership of the group (`membership.rs`): the whole member
+    /// list, in effect from the moment it is in a replica's log. Reported
+    /// to the host when applied, never delivered to `apply`.
+    Config,
 }
 
 /// One log entry.
@@ -42,7 +46,8 @@ impl Entry {
 }
 
 /// A snapshot of a group's state machine as Raft sees it: the state after
-/// applying `index` (whose entry had `term`), with the voters of that time.
+/// applying `index` (whose entry had `term`), with the membership of that
+/// time (voters; non-voters, and which of them are promotable).
 /// The state's bytes belong to the host and travel beside it (the multi
 /// layer sends them in chunks).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -50,6 +55,19 @@ pub struct SnapshotMeta {
     pub index: u64,
     pub term: u64,
     pub voters: Vec<ReplicaId>,
+    pub learners: Vec<ReplicaId>,
+    pub promotable: Vec<ReplicaId>,
+}
+
+impl SnapshotMeta {
+    /// The membership this snapshot records.
+    pub fn membership(&self) -> super::Membership {
+        super::Membership {
+            voters: self.voters.clone(),
+            learners: self.learners.clone(),
+            promotable: self.promotable.clone(),
+        }
+    }
 }
 
 /// Term, vote and commit: the state that must be durable before any message

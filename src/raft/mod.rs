@@ -8,7 +8,8 @@
 //!
 //! Files: `core.rs` (state, term rules, roles), `election.rs`,
 //! `replication.rs` (appends, heartbeats, commit), `read.rs` (the read
-//! index), `transfer.rs` (leadership transfer), `progress.rs` (the
+//! index), `transfer.rs` (leadership transfer), `membership.rs`
+//! (membership changes), `progress.rs` (the
 //! leader's view of each follower), `quorum.rs`, `log.rs` (durable +
 //! unstable log), `ready.rs` (the host contract), `storage.rs` (the
 //! `LogStore` interface the log is read through) and `mem_store.rs` (the
@@ -19,6 +20,7 @@ mod core;
 mod election;
 mod log;
 mod mem_store;
+mod membership;
 mod message;
 mod progress;
 mod quiet;
@@ -35,6 +37,7 @@ pub use self::config::Config;
 pub use self::core::{Proposed, Raft, Role, Status};
 pub use self::log::RaftLog;
 pub use self::mem_store::MemStore;
+pub use self::membership::{ConfChange, MemberRole, Membership, MAX_MEMBERS};
 pub use self::message::*;
 pub use self::progress::{Progress, ProgressState};
 pub use self::read::ReadState;
@@ -69,6 +72,13 @@ pub enum Error {
     /// (unreachable, probing, or receiving a snapshot).
     #[error("leadership transfer refused: replica {0} is not caught up")]
     TransferNotCaughtUp(ReplicaId),
+    /// A membership change while another is in flight, or before the
+    /// leader committed an entry of its term (`membership.rs`).
+    #[error("membership change refused: another change is in flight or the leader is new")]
+    ConfChangeBusy,
+    /// A membership change that cannot be made.
+    #[error("membership change refused: {0}")]
+    ConfChangeInvalid(&'static str),
 }
 
 #[cfg(test)]

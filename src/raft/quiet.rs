@@ -38,10 +38,15 @@ impl<S: LogStore> Raft<S> {
         {
             return false;
         }
+        if !self.conf.promotable.is_empty() {
+            // A promotion is still to come.
+            return false;
+        }
         let mut caught_up = 0;
-        for (&id, pr) in self.voters.ids().iter().zip(&self.progress) {
+        for (id, pr) in self.members_progress() {
+            let voter = self.voters.contains(id);
             if id == self.id {
-                caught_up += 1;
+                caught_up += usize::from(voter);
                 continue;
             }
             if !counted(id) {
@@ -52,9 +57,9 @@ impl<S: LogStore> Raft<S> {
             if pr.matched != last || pr.state == ProgressState::Snapshot {
                 return false;
             }
-            caught_up += 1;
+            caught_up += usize::from(voter);
         }
-        caught_up > self.voters.ids().len() / 2
+        caught_up >= self.voters.quorum()
     }
 
     /// May this follower go quiet on a quiesce notice from `leader` at
@@ -79,7 +84,8 @@ impl<S: LogStore> Raft<S> {
             return;
         }
         let me = self.id;
-        for (&id, pr) in self.voters.ids().iter().zip(&mut self.progress) {
+        let ids = self.voters.ids().iter().chain(&self.conf.learners);
+        for (&id, pr) in ids.zip(&mut self.progress) {
             pr.recent_active = id == me || heard(id);
         }
         self.election_elapsed = 0;

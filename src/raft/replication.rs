@@ -15,13 +15,9 @@ impl<S: LogStore> Raft<S> {
         }
     }
 
+    /// Every other member, voters and non-voters: all get the log.
     pub(super) fn followers(&self) -> Vec<ReplicaId> {
-        self.voters
-            .ids()
-            .iter()
-            .copied()
-            .filter(|&v| v != self.id)
-            .collect()
+        self.conf.ids().filter(|&v| v != self.id).collect()
     }
 
     /// Send `to` an append from its `next` index, unless its progress says to
@@ -130,6 +126,8 @@ impl<S: LogStore> Raft<S> {
                 "installing a snapshot from the leader"
             );
             self.log.restore(meta.clone());
+            // The snapshot's membership, until later entries change it.
+            self.refresh_conf();
             resp.index = meta.index;
         }
         // Leaves once the snapshot is durable (the Ready carries it).
@@ -157,10 +155,13 @@ impl<S: LogStore> Raft<S> {
             .log
             .term(index)
             .map_err(|e| Error::Snapshot(format!("index {index}: {e}")))?;
+        let conf = self.conf_at(index);
         Ok(SnapshotMeta {
             index,
             term,
-            voters: self.voters.ids().to_vec(),
+            voters: conf.voters,
+            learners: conf.learners,
+            promotable: conf.promotable,
         })
     }
 
@@ -200,8 +201,8 @@ impl<S: LogStore> Raft<S> {
         // vector, just disjoint borrows of what it reads and `msgs`.
         let round = self.next_read_round();
         let (id, term, committed) = (self.id, self.term, self.log.committed);
-        let followers = self.voters.ids().iter().zip(&self.progress);
-        for (&to, pr) in followers.filter(|(&v, _)| v != id) {
+        let followers = self.voters.ids().iter().chain(&self.conf.learners);
+        for (&to, pr) in followers.zip(&self.progress).filter(|(&v, _)| v != id) {
             let mut m = Message::new(MessageType::Heartbeat, id, to, term);
             // MUST NOT forward the commit past what the follower has matched:
             // a heartbeat can overtake the append that carries those entries,
@@ -228,6 +229,12 @@ impl<S: LogStore> Raft<S> {
                 resp.index = last;
                 if let Some(at) = replaced {
                     self.drop_acks_from(at);
+                }
+                // A configuration arrived, or one was replaced: the
+                // membership is the log's latest (`membership.rs`).
+                let undone = replaced.is_some_and(|at| at <= self.conf_index);
+                if undone || m.entries.iter().any(|e| e.kind == super::EntryKind::Config) {
+                    self.refresh_conf();
                 }
             }
             None => {
@@ -431,6 +438,9 @@ impl<S: LogStore> Raft<S> {
         if from == self.lead_transferee {
             self.maybe_send_timeout_now();
         }
+        if self.conf.promotable.contains(&from) {
+            self.maybe_promote();
+        }
     }
 
     fn handle_heartbeat_response(&mut self, from: ReplicaId) {
@@ -460,6 +470,8 @@ impl<S: LogStore> Raft<S> {
             self.log.commit_to(index);
             // Reads taken before this leader's first commit wait for it.
             self.confirm_reads();
+            // A committed change may end this leader's term here.
+            self.after_commit_conf();
             return true;
         }
         false

@@ -32,6 +32,9 @@ impl<S: LogStore> Raft<S> {
             self.lead_transferee = NONE;
             return Ok(());
         }
+        if !self.voters.contains(to) {
+            return Err(Error::TransferNotVoter(to));
+        }
         let Some(pr) = self.progress(to) else {
             return Err(Error::TransferNotVoter(to));
         };
@@ -106,7 +109,11 @@ impl<S: LogStore> Raft<S> {
     /// `TimeoutNow` from our leader: campaign now, without PreVote, with
     /// `transfer` on the vote requests.
     pub(super) fn handle_timeout_now(&mut self, m: &Message) {
-        if self.role == Role::Leader || m.from != self.leader || !self.cfg.can_vote {
+        if self.role == Role::Leader
+            || m.from != self.leader
+            || !self.cfg.can_vote
+            || !self.voters.contains(self.id)
+        {
             return;
         }
         tracing::debug!(id = self.id, term = self.term, "taking over leadership");

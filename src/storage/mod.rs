@@ -283,6 +283,7 @@ mod tests {
             index,
             term,
             voters: vec![1, 2, 3],
+            ..Default::default()
         }
     }
 

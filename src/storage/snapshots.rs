@@ -21,16 +21,19 @@
 //! index), one snapshot per file:
 //!
 //! ```text
-//! file   = magic "MUXRSNAP" | version:u32 = 1 | reserved:u32 = 0
+//! file   = magic "MUXRSNAP" | version:u32 (1 or 2) | reserved:u32 = 0
 //!        | group:u64 | incarnation:u64 | index:u64 | term:u64
 //!        | n:u32 | n × voter:u64
+//!        | version 2 only: nl:u32 | nl × non-voter:u64
+//!        |                 np:u32 | np × promotable:u64
 //!        | data_len:u64 | data[data_len]
 //!        | crc:u32                    CRC-32C over every byte before it
 //! ```
 //!
 //! Integers are little-endian. `index` and `term` are those of the last
-//! entry the state covers, `voters` the group's voters at that index
-//! ([`SnapshotMeta`]); `data` is the host's bytes, opaque here. A file is
+//! entry the state covers, the member lists the group's membership at that
+//! index ([`SnapshotMeta`]; a group without non-voters is written as
+//! version 1, the layout without their lists); `data` is the host's bytes, opaque here. A file is
 //! *valid* when its length is exactly what its counts say, its magic,
 //! version and CRC are right, and its group, incarnation and index are
 //! those of its name. Any other file in the directory is ignored, except
@@ -95,8 +98,9 @@ use crate::raft::SnapshotMeta;
 
 /// First bytes of every snapshot file.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"MUXRSNAP";
-/// Format version written (the only one read).
-pub const SNAPSHOT_VERSION: u32 = 1;
+/// Format version written for a membership with non-voters (and read,
+/// with version 1: voters only).
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 /// Bytes before the voters: magic, version, reserved, group, incarnation,
 /// index, term, voter count.
@@ -228,9 +232,20 @@ impl SnapshotStore {
                 format!("group {group}: a snapshot at index 0"),
             ));
         }
-        let voters = u32::try_from(meta.voters.len()).map_err(|_| {
-            io::Error::new(io::ErrorKind::InvalidInput, "too many voters in a snapshot")
-        })?;
+        let too_many = |_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "too many members in a snapshot",
+            )
+        };
+        let voters = u32::try_from(meta.voters.len()).map_err(too_many)?;
+        let learners = u32::try_from(meta.learners.len()).map_err(too_many)?;
+        let promotable = u32::try_from(meta.promotable.len()).map_err(too_many)?;
+        let version: u32 = if learners == 0 && promotable == 0 {
+            1
+        } else {
+            2
+        };
         let key = Key {
             group,
             incarnation,
@@ -239,7 +254,7 @@ impl SnapshotStore {
         let path = self.path(&key);
         let mut head = Vec::with_capacity(FIXED_HEAD + 8 * meta.voters.len() + 8);
         head.extend_from_slice(&SNAPSHOT_MAGIC);
-        head.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
+        head.extend_from_slice(&version.to_le_bytes());
         head.extend_from_slice(&0u32.to_le_bytes());
         for v in [group, incarnation, meta.index, meta.term] {
             head.extend_from_slice(&v.to_le_bytes());
@@ -247,6 +262,14 @@ impl SnapshotStore {
         head.extend_from_slice(&voters.to_le_bytes());
         for v in &meta.voters {
             head.extend_from_slice(&v.to_le_bytes());
+        }
+        if version == 2 {
+            for (n, list) in [(learners, &meta.learners), (promotable, &meta.promotable)] {
+                head.extend_from_slice(&n.to_le_bytes());
+                for v in list {
+                    head.extend_from_slice(&v.to_le_bytes());
+                }
+            }
         }
         head.extend_from_slice(&(data.len() as u64).to_le_bytes());
         let crc = crc32c_append(crc32c(&head), data);
@@ -496,7 +519,7 @@ fn parse(b: &[u8]) -> Result<Parsed, String> {
         u64::from_le_bytes(a)
     };
     let version = u32_at(8);
-    if version != SNAPSHOT_VERSION {
+    if version != 1 && version != SNAPSHOT_VERSION {
         return Err(format!(
             "unsupported snapshot format version {version} (this build reads {SNAPSHOT_VERSION})"
         ));
@@ -514,7 +537,24 @@ fn parse(b: &[u8]) -> Result<Parsed, String> {
         return Err(format!("{n} voters do not fit in the file"));
     }
     let voters: Vec<u64> = (0..n).map(|i| u64_at(FIXED_HEAD + 8 * i)).collect();
-    let len_at = FIXED_HEAD + 8 * n;
+    let mut len_at = FIXED_HEAD + 8 * n;
+    let mut lists = [Vec::new(), Vec::new()];
+    if version == 2 {
+        for list in &mut lists {
+            // A count, its ids, and still the data length and CRC after.
+            if len_at + 4 + FIXED_TAIL > b.len() {
+                return Err("member lists do not fit in the file".into());
+            }
+            let k = u32_at(len_at) as usize;
+            len_at += 4;
+            if k.saturating_mul(8) > b.len() - len_at - FIXED_TAIL {
+                return Err(format!("{k} members do not fit in the file"));
+            }
+            *list = (0..k).map(|i| u64_at(len_at + 8 * i)).collect();
+            len_at += 8 * k;
+        }
+    }
+    let [learners, promotable] = lists;
     let data_len = u64_at(len_at);
     let data_at = len_at + 8;
     if data_len != (crc_at - data_at) as u64 {
@@ -536,6 +576,8 @@ fn parse(b: &[u8]) -> Result<Parsed, String> {
             index,
             term,
             voters,
+            learners,
+            promotable,
         },
         data: data_at..crc_at,
     })
@@ -559,6 +601,7 @@ mod tests {
             index,
             term: index / 10 + 1,
             voters: vec![1, 2, 3],
+            ..Default::default()
         }
     }
 
@@ -622,6 +665,7 @@ mod tests {
             index: 5,
             term: 2,
             voters: Vec::new(),
+            ..Default::default()
         };
         s.save(9, 4, &empty, b"").unwrap();
         save(&mut s, 1, 100);

@@ -286,6 +286,8 @@ fn to_envelope(cluster_id: u64, frame: &Envelope) -> proto::Envelope {
             crc: c.crc,
             offset: c.offset,
             data: c.data.clone(),
+            learners: c.meta.learners.clone(),
+            promotable: c.meta.promotable.clone(),
         }),
         Body::SnapshotAck(a) => proto::EnvelopeBody::SnapshotAck(proto::SnapshotAck {
             group_id: a.group_id,
@@ -407,6 +409,8 @@ fn snapshot_chunk(c: proto::SnapshotChunk) -> Result<SnapshotChunk, WireError> {
             index: c.index,
             term: c.snapshot_term,
             voters: c.voters,
+            learners: c.learners,
+            promotable: c.promotable,
         },
         total_len: c.total_len,
         crc: c.crc,
@@ -545,11 +549,13 @@ fn msg_type_from_wire(n: u32) -> Result<MessageType, WireError> {
 // that the common kind costs no bytes (proto3 omits default values).
 const WIRE_ENTRY_NORMAL: u32 = 0;
 const WIRE_ENTRY_NOOP: u32 = 1;
+const WIRE_ENTRY_CONFIG: u32 = 2;
 
 fn entry_kind_to_wire(kind: EntryKind) -> u32 {
     match kind {
         EntryKind::Normal => WIRE_ENTRY_NORMAL,
         EntryKind::Noop => WIRE_ENTRY_NOOP,
+        EntryKind::Config => WIRE_ENTRY_CONFIG,
     }
 }
 
@@ -557,6 +563,7 @@ fn entry_kind_from_wire(n: u32) -> Result<EntryKind, WireError> {
     match n {
         WIRE_ENTRY_NORMAL => Ok(EntryKind::Normal),
         WIRE_ENTRY_NOOP => Ok(EntryKind::Noop),
+        WIRE_ENTRY_CONFIG => Ok(EntryKind::Config),
         _ => Err(WireError::Malformed(format!("unknown entry kind {n}"))),
     }
 }
@@ -994,12 +1001,12 @@ mod tests {
         let mut envelope = valid_envelope();
         if let Some(proto::EnvelopeBody::Group(group)) = &mut envelope.body {
             if let Some(msg) = &mut group.msg {
-                msg.entries[1].kind = 2;
+                msg.entries[1].kind = 7;
             }
         }
         assert_malformed(
             decode_frame(&frame_envelope(&envelope), MAX),
-            "unknown entry kind 2",
+            "unknown entry kind 7",
         );
     }
 

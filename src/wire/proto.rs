@@ -103,6 +103,11 @@ pub(crate) struct SnapshotChunk {
     pub offset: u64,
     #[prost(bytes = "bytes", tag = "10")]
     pub data: Bytes,
+    /// The snapshot's non-voters, and which of them are promotable.
+    #[prost(uint64, repeated, tag = "11")]
+    pub learners: Vec<u64>,
+    #[prost(uint64, repeated, tag = "12")]
+    pub promotable: Vec<u64>,
 }
 
 /// A follower's answer to a snapshot chunk.
@@ -166,7 +171,7 @@ pub(crate) struct Entry {
     pub term: u64,
     #[prost(uint64, tag = "2")]
     pub index: u64,
-    /// See `frame::entry_kind_to_wire`; Normal = 0, Noop = 1.
+    /// See `frame::entry_kind_to_wire`; Normal = 0, Noop = 1, Config = 2.
     #[prost(uint32, tag = "3")]
     pub kind: u32,
     #[prost(bytes = "bytes", tag = "4")]

@@ -84,6 +84,7 @@ pub const T_COMMITS: u8 = 9;
 
 const KIND_NORMAL: u8 = 0;
 const KIND_NOOP: u8 = 1;
+const KIND_CONFIG: u8 = 2;
 
 /// Which creation of a group id a record belongs to: the position (segment
 /// sequence number, byte offset) of the Create record that made it. Unique
@@ -332,6 +333,7 @@ fn encode_entries_payload(
         buf.push(match e.kind {
             EntryKind::Normal => KIND_NORMAL,
             EntryKind::Noop => KIND_NOOP,
+            EntryKind::Config => KIND_CONFIG,
         });
         let len = u32::try_from(e.data.len())
             .map_err(|_| format!("entry {} of {} bytes is too large", e.index, e.data.len()))?;
@@ -580,6 +582,7 @@ pub fn decode(t: u8, payload: &[u8]) -> Result<Record, String> {
                 let kind = match c.u8()? {
                     KIND_NORMAL => EntryKind::Normal,
                     KIND_NOOP => EntryKind::Noop,
+                    KIND_CONFIG => EntryKind::Config,
                     k => return Err(format!("unknown entry kind {k}")),
                 };
                 let len = c.varint()?;
