@@ -9,7 +9,7 @@ use super::status::{
     MUXRAFT_UNKNOWN,
 };
 use crate::multi::{Event, ProposalError, ReadError};
-use crate::raft::Role;
+use crate::raft::{MemberRole, Role};
 use crate::runtime::Host;
 
 /// A group replica's role.
@@ -32,6 +32,47 @@ impl From<Role> for muxraft_role {
     }
 }
 
+/// A member's role in a group: `MUXRAFT_VOTER` (counts toward elections
+/// and commit), `MUXRAFT_NONVOTER` (receives the log, never votes) or
+/// `MUXRAFT_PROMOTABLE` (a non-voter that its leader makes a voter once it
+/// has caught up).
+pub type muxraft_member_role = u32;
+pub const MUXRAFT_VOTER: muxraft_member_role = 0;
+pub const MUXRAFT_NONVOTER: muxraft_member_role = 1;
+pub const MUXRAFT_PROMOTABLE: muxraft_member_role = 2;
+
+pub(crate) fn member_role_to_c(r: MemberRole) -> muxraft_member_role {
+    match r {
+        MemberRole::Voter => MUXRAFT_VOTER,
+        MemberRole::NonVoter => MUXRAFT_NONVOTER,
+        MemberRole::Promotable => MUXRAFT_PROMOTABLE,
+    }
+}
+
+pub(crate) fn member_role_from_c(r: muxraft_member_role) -> Option<MemberRole> {
+    match r {
+        MUXRAFT_VOTER => Some(MemberRole::Voter),
+        MUXRAFT_NONVOTER => Some(MemberRole::NonVoter),
+        MUXRAFT_PROMOTABLE => Some(MemberRole::Promotable),
+        _ => None,
+    }
+}
+
+/// One member of a group (`muxraft_group_members`, `members_changed`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct muxraft_member {
+    /// The node hosting the member's replica.
+    pub node_id: u64,
+    /// On the group's leader (`muxraft_group_members` called there): the
+    /// highest index known to match the leader's log on that member (for
+    /// the leader itself, its own durable end). 0 elsewhere and in
+    /// `members_changed`.
+    pub match_index: u64,
+    /// `MUXRAFT_VOTER`, `MUXRAFT_NONVOTER` or `MUXRAFT_PROMOTABLE`.
+    pub role: muxraft_member_role,
+}
+
 /// Host-driven mode: called with every frame for node `to`. `frame` is
 /// valid only during the call: copy it (or hand it to a socket) before
 /// returning. See "Host-driven frames" at the top of this header for what a
@@ -51,7 +92,8 @@ pub type muxraft_send_fn = Option<
 >;
 /// Called once per committed entry per replica, in log order per group.
 /// Indexes increase but may skip: Raft's own entries (the empty entry a new
-/// leader appends) take indexes and are not delivered. `data` (`len` bytes;
+/// leader appends, membership changes: see `members_changed`) take indexes
+/// and are not delivered. `data` (`len` bytes;
 /// NULL when `len` is 0) is valid only during the call.
 pub type muxraft_apply_fn = Option<
     unsafe extern "C" fn(
@@ -152,6 +194,26 @@ pub type muxraft_read_done_fn = Option<
     ),
 >;
 
+/// Called when a membership of the group is applied on this replica: the
+/// change proposed with `muxraft_group_add_member` or
+/// `muxraft_group_remove_member` (or an automatic promotion) committed at
+/// `index`, or a snapshot installed at `index` carried it. `members`
+/// (`count` of them, voters first; valid only during the call) is the
+/// whole membership from then on. If this node is not among them, its
+/// replica was removed: it no longer takes part, and the host may call
+/// `muxraft_group_remove` once it no longer needs the replica's state.
+/// Reported in log order with `apply`; a change proposed and then lost
+/// (its leader lost leadership first) is never reported.
+pub type muxraft_members_changed_fn = Option<
+    unsafe extern "C" fn(
+        userdata: *mut c_void,
+        group_id: u64,
+        index: u64,
+        members: *const muxraft_member,
+        count: usize,
+    ),
+>;
+
 /// The host's callbacks. Fill the struct with `muxraft_callbacks_init`
 /// (which sets `struct_size` and every callback to NULL), then set the ones
 /// you need: callbacks are only ever added at the end, and one your program
@@ -186,6 +248,7 @@ pub struct muxraft_callbacks {
     pub restore: muxraft_restore_fn,
     pub snapshot_needed: muxraft_snapshot_needed_fn,
     pub read_done: muxraft_read_done_fn,
+    pub members_changed: muxraft_members_changed_fn,
 }
 
 impl Default for muxraft_callbacks {
@@ -200,6 +263,7 @@ impl Default for muxraft_callbacks {
             restore: None,
             snapshot_needed: None,
             read_done: None,
+            members_changed: None,
         }
     }
 }
@@ -344,6 +408,25 @@ impl Host for Callbacks {
                 if let Some(f) = self.0.snapshot_needed {
                     // SAFETY: host function; plain values.
                     unsafe { f(ud, *group_id, *applied, *entries, *bytes) }
+                }
+            }
+            Event::MembersChanged {
+                group_id,
+                index,
+                members,
+                ..
+            } => {
+                if let Some(f) = self.0.members_changed {
+                    let list: Vec<muxraft_member> = members
+                        .iter()
+                        .map(|&(node_id, role)| muxraft_member {
+                            node_id,
+                            match_index: 0,
+                            role: member_role_to_c(role),
+                        })
+                        .collect();
+                    // SAFETY: host function; `list` outlives the call.
+                    unsafe { f(ud, *group_id, *index, list.as_ptr(), list.len()) }
                 }
             }
             Event::ReadDone {

@@ -20,6 +20,7 @@
 
 pub mod callbacks;
 pub mod config;
+pub mod membership;
 pub mod metrics;
 pub mod node;
 pub(crate) mod os;

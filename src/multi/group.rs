@@ -48,6 +48,10 @@ pub(crate) struct Group {
     pub unsynced_counted: u64,
     /// Awake, going quiet, or quiet (see `quiesce.rs`).
     pub quiet: Quiet,
+    /// The members as last counted in the node's per-peer group counts,
+    /// and the membership version they were read at (`Raft::conf_version`).
+    pub members: Vec<u64>,
+    pub conf_version: u64,
 }
 
 /// Where a group stands with quiescence (see `quiesce.rs`).
@@ -84,6 +88,8 @@ impl Group {
             hinted: false,
             unsynced_counted: 0,
             quiet: Quiet::Awake { idle: 0 },
+            members: Vec::new(),
+            conf_version: u64::MAX,
         }
     }
 

@@ -17,6 +17,7 @@ mod error;
 mod group;
 mod heartbeat;
 mod liveness;
+mod membership;
 mod message;
 mod node;
 mod outbox;
@@ -28,6 +29,7 @@ mod stats;
 
 pub use config::NodeConfig;
 pub use error::{Error, ProposalError, ReadError};
+pub use membership::MemberInfo;
 pub(crate) use message::msg_kind;
 pub use message::{
     incarnation_digest, incarnation_row_hash, Body, Envelope, GroupHeartbeat,

@@ -101,6 +101,18 @@ pub enum Event {
         read_id: u64,
         result: Result<u64, ReadError>,
     },
+    /// A membership of the group was applied on this replica: the
+    /// configuration entry at `index` (or a snapshot installed at `index`
+    /// that carries it). `members` lists every member with its role,
+    /// voters first. A replica not in the list was removed from the group:
+    /// it no longer takes part, and the host may remove it
+    /// ([`Node::remove_group`]) once it no longer needs its state.
+    MembersChanged {
+        group_id: u64,
+        incarnation: u64,
+        index: u64,
+        members: Vec<(u64, raft::MemberRole)>,
+    },
     /// The group's log grew past `snapshot_threshold_entries` or
     /// `snapshot_threshold_bytes` since its last snapshot: the host should
     /// take one (told once until it does).
@@ -298,6 +310,7 @@ impl Node {
         store: MemStore,
         applied: u64,
     ) -> Result<(), Error> {
+        self.validate_members(members)?;
         self.insert_group(group_id, incarnation, members, store, applied, true)
     }
 
@@ -354,10 +367,13 @@ impl Node {
         incarnation: u64,
         members: &[u64],
     ) -> Result<(), Error> {
+        self.validate_members(members)?;
         self.insert_group(group_id, incarnation, members, MemStore::new(), 0, false)
     }
 
-    fn insert_group(
+    /// `members` empty: a replica that joins an existing group
+    /// ([`join_group`](Node::join_group)), or one recovered after it did.
+    pub(super) fn insert_group(
         &mut self,
         group_id: u64,
         incarnation: u64,
@@ -366,7 +382,9 @@ impl Node {
         applied: u64,
         can_vote: bool,
     ) -> Result<(), Error> {
-        self.validate_members(members)?;
+        if !members.is_empty() {
+            self.validate_members(members)?;
+        }
         if self.groups.contains(group_id) {
             return Err(Error::AlreadyExists(group_id));
         }
@@ -375,11 +393,11 @@ impl Node {
             Raft::new(cfg, members, store).map_err(|source| Error::Raft { group_id, source })?;
         let generation = self.next_generation;
         self.next_generation += 1;
-        let me = self.cfg.node_id;
-        self.peers
-            .add_group(members.iter().copied().filter(|&m| m != me), self.ticks);
         self.groups
             .insert(group_id, Group::new(raft, incarnation, generation));
+        // The peers it shares with: of its membership, which a recovered
+        // replica may have changed since its creation.
+        self.sync_members(group_id);
         // A restarted replica may have committed entries to apply.
         self.touched(group_id);
         Ok(())
@@ -428,9 +446,7 @@ impl Node {
         let reads = g.raft.take_all_reads();
         self.report_reads_failed(group_id, reads, ReadError::GroupRemoved);
         self.outbox.purge(group_id);
-        let me = self.cfg.node_id;
-        self.peers
-            .remove_group(g.raft.voters().iter().copied().filter(|&m| m != me));
+        self.peers.remove_group(g.members.iter().copied());
         Ok(())
     }
 
@@ -929,6 +945,7 @@ impl Node {
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable();
         let mut changed = Vec::new();
+        let mut conf_changed = Vec::new();
         for group_id in dirty {
             let Some(g) = self.groups.get_mut(group_id) else {
                 continue; // removed since
@@ -943,6 +960,9 @@ impl Node {
                 continue;
             }
             let mut rd = g.raft.ready();
+            if g.raft.conf_version() != g.conf_version {
+                conf_changed.push(group_id);
+            }
             let elections = g.raft.elections_started();
             self.stats.elections_started += elections - g.last_elections;
             g.last_elections = elections;
@@ -1003,6 +1023,14 @@ impl Node {
                         term: meta.term,
                         data: held.data.clone(),
                     });
+                    if !meta.voters.is_empty() {
+                        out.events.push(Event::MembersChanged {
+                            group_id,
+                            incarnation,
+                            index: meta.index,
+                            members: meta.membership().members(),
+                        });
+                    }
                     snapshot_data = Some(held.data.clone());
                     g.hinted = false;
                     g.snapshot = Some(held);
@@ -1032,6 +1060,15 @@ impl Node {
                         index: e.index,
                         data: e.data.clone(),
                     });
+                } else if e.kind == EntryKind::Config {
+                    if let Some(m) = raft::Membership::decode(&e.data) {
+                        out.events.push(Event::MembersChanged {
+                            group_id,
+                            incarnation,
+                            index: e.index,
+                            members: m.members(),
+                        });
+                    }
                 }
                 let (events, stats) = (&mut out.events, &mut self.stats);
                 g.resolve(e, |proposal_id, result| {
@@ -1080,6 +1117,9 @@ impl Node {
         }
         for group_id in changed {
             self.schedule_undecided(group_id);
+        }
+        for group_id in conf_changed {
+            self.sync_members(group_id);
         }
         let requests = std::mem::take(&mut outbox.snapshots);
         if !requests.is_empty() {

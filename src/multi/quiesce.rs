@@ -198,7 +198,7 @@ impl Node {
         // Every row carries the notice from now on, also to the followers
         // already quiet: a row without it would wake them.
         let mut waiting = false;
-        for &v in g.raft.voters() {
+        for v in g.raft.member_ids() {
             if v != me && peers.is_heard(v) {
                 outbox.mux.mark_quiesce(v, group_id);
                 waiting |= !acked.contains(&v);
@@ -291,7 +291,7 @@ impl Node {
                 let peers = &self.peers;
                 let all = g
                     .raft
-                    .voters()
+                    .member_ids()
                     .iter()
                     .all(|&v| v == me || !peers.is_heard(v) || acked.contains(&v));
                 if all && g.raft.quiet_leader(|id| peers.is_heard(id)) {
@@ -381,7 +381,7 @@ impl Node {
     fn peer_returned(&mut self, peer: u64) {
         let mut affected = Vec::new();
         for (group_id, g) in self.groups.iter() {
-            if matches!(g.quiet, Quiet::Leader) && g.raft.voters().contains(&peer) {
+            if matches!(g.quiet, Quiet::Leader) && g.raft.membership().contains(peer) {
                 affected.push(group_id);
             }
         }

@@ -239,6 +239,11 @@ impl SharedNode {
                 group_id,
                 incarnation,
                 ..
+            }
+            | Event::MembersChanged {
+                group_id,
+                incarnation,
+                ..
             } => (*group_id, *incarnation),
             Event::ProposalDone { .. } | Event::ReadDone { .. } => return false,
         };

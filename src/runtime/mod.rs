@@ -45,7 +45,8 @@ use disk::check_snapshot_size;
 use drive::{Pass, SharedNode};
 use embedded::Embedded;
 
-use crate::multi::{self, Node, NodeConfig, QuietGauges, Stats};
+use crate::multi::{self, MemberInfo, Node, NodeConfig, QuietGauges, Stats};
+use crate::raft::MemberRole;
 use crate::raft::Status;
 use crate::storage::{RealFs, StorageOptions, WalBatch, WalOptions};
 use crate::transport::TransportStats;
@@ -253,7 +254,15 @@ impl Runtime {
         incarnation: u64,
         members: &[u64],
     ) -> Result<(), Error> {
-        self.add_group(group_id, incarnation, members, false)
+        self.add_group(group_id, incarnation, members, Creation::Create)
+    }
+
+    /// Create this node's empty replica of an existing group that it is
+    /// being added to (see
+    /// [`Node::join_group`](crate::multi::Node::join_group)); durable
+    /// before this returns, like a creation.
+    pub fn join_group(&self, group_id: u64, incarnation: u64) -> Result<(), Error> {
+        self.add_group(group_id, incarnation, &[], Creation::Join)
     }
 
     /// Create this node's replica of a group that exists on the other
@@ -267,7 +276,7 @@ impl Runtime {
         incarnation: u64,
         members: &[u64],
     ) -> Result<(), Error> {
-        self.add_group(group_id, incarnation, members, true)
+        self.add_group(group_id, incarnation, members, Creation::Rejoin)
     }
 
     /// Create or rejoin a replica in the node, then make it durable; if the
@@ -277,17 +286,26 @@ impl Runtime {
         group_id: u64,
         incarnation: u64,
         members: &[u64],
-        rejoin: bool,
+        how: Creation,
     ) -> Result<(), Error> {
         self.check_usable()?;
         self.shared.with(|n| -> Result<(), Error> {
             let mut batch = WalBatch::default();
-            if rejoin {
-                n.rejoin_group(group_id, incarnation, members)?;
-                batch.rejoin_group(group_id, incarnation, members);
-            } else {
-                n.create_group(group_id, incarnation, members)?;
-                batch.create_group(group_id, incarnation, members);
+            match how {
+                Creation::Rejoin => {
+                    n.rejoin_group(group_id, incarnation, members)?;
+                    batch.rejoin_group(group_id, incarnation, members);
+                }
+                Creation::Create => {
+                    n.create_group(group_id, incarnation, members)?;
+                    batch.create_group(group_id, incarnation, members);
+                }
+                // No members of its own: recovered as a joiner, it learns
+                // them again from its log.
+                Creation::Join => {
+                    n.join_group(group_id, incarnation)?;
+                    batch.create_group(group_id, incarnation, &[]);
+                }
             }
             if let Some(disk) = &self.disk {
                 if let Err(e) = disk.write(&batch) {
@@ -451,6 +469,42 @@ impl Runtime {
             self.shared.with(|n| n.transfer_leader(group_id, to))?;
         }
         self.kick()
+    }
+
+    /// Propose adding `member` to a group this node leads, or changing its
+    /// role (see `Node::add_member`); returns the configuration entry's
+    /// index.
+    pub fn add_member(&self, group_id: u64, member: u64, role: MemberRole) -> Result<u64, Error> {
+        self.leader_call(|n| n.add_member(group_id, member, role))
+    }
+
+    /// Propose removing `member` from a group this node leads (see
+    /// `Node::remove_member`).
+    pub fn remove_member(&self, group_id: u64, member: u64) -> Result<u64, Error> {
+        self.leader_call(|n| n.remove_member(group_id, member))
+    }
+
+    /// The group's members as this replica sees them.
+    pub fn members(&self, group_id: u64) -> Result<Vec<MemberInfo>, Error> {
+        Ok(self.shared.with(|n| n.members(group_id))?)
+    }
+
+    /// A call on the node that may start work (then the node thread is
+    /// woken): refused once stopped.
+    fn leader_call<T>(
+        &self,
+        f: impl FnOnce(&mut Node) -> Result<T, multi::Error>,
+    ) -> Result<T, Error> {
+        self.check_usable()?;
+        let out = {
+            let mode = self.mode.lock();
+            if matches!(*mode, Mode::Stopped) {
+                return Err(Error::Shutdown);
+            }
+            self.shared.with(f)?
+        };
+        self.kick()?;
+        Ok(out)
     }
 
     /// The node's counters, its number of groups, (embedded mode) the
@@ -682,4 +736,15 @@ impl Drop for Runtime {
             let _ = e.stop();
         }
     }
+}
+
+/// How a replica comes to a node (`Runtime::add_group`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Creation {
+    /// A new group.
+    Create,
+    /// An existing group after this node lost its state (never votes).
+    Rejoin,
+    /// An existing group this node is being added to.
+    Join,
 }
