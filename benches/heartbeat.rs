@@ -280,6 +280,7 @@ impl Bench {
             let spec = GroupSpec {
                 incarnation: 1,
                 members: m.clone(),
+                ..Default::default()
             };
             cluster
                 .create_group(g, spec, 0)

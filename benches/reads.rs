@@ -177,6 +177,7 @@ impl Bench {
             let spec = GroupSpec {
                 incarnation: 1,
                 members: m.clone(),
+                ..Default::default()
             };
             c.create_group(g, spec, 0)
                 .map_err(|e| format!("create group {g}: {e}"))?;

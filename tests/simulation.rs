@@ -31,7 +31,7 @@
 
 use std::collections::BTreeMap;
 
-use muxraft::raft::Role;
+use muxraft::raft::{MemberRole, Role};
 use muxraft::testkit::{Cluster, ClusterConfig, GroupSpec, NetFaults, NodeFaults, Rng};
 
 /// The faults one seed injects. Drawn from the seed, so that every kind is
@@ -227,6 +227,11 @@ struct Totals {
     reads_failed: u64,
     transfers: u64,
     transfers_refused: u64,
+    membership_changes: u64,
+    membership_refused: u64,
+    members_dropped: u64,
+    adds_lost: u64,
+    quorum_checks: u64,
     quiet: QuietTotals,
 }
 
@@ -310,6 +315,7 @@ impl Run {
             // Incarnations as a broker might make them: large, and unique.
             incarnation: self.sc.seed.wrapping_mul(1_000_003) ^ (self.next_incarnation << 40),
             members,
+            ..Default::default()
         }
     }
 
@@ -479,6 +485,23 @@ impl Run {
                 self.c.transfer(g);
             }
         }
+        // Membership changes (add as voter, non-voter or promotable;
+        // promote; remove, the leader too), under whatever faults are on:
+        // the checker keeps one leader per term and every committed entry
+        // across memberships, and checks every commit is held by a quorum
+        // of the leader's voters.
+        if self.rng.chance(0.03) {
+            let gs: Vec<u64> = self.c.groups.keys().copied().collect();
+            if !gs.is_empty() {
+                let g = *self.rng.pick(&gs);
+                let never = if self.sc.faults.wipes {
+                    self.sc.wiped_node
+                } else {
+                    0
+                };
+                self.c.change_members(g, 5, never);
+            }
+        }
         // Reads of any group, busy or quiet (a read wakes it), at any
         // member that believes it leads: a deposed leader's must fail,
         // never be served stale (the checker's linearizability check).
@@ -585,14 +608,23 @@ fn quiet_phase(run: &mut Run) -> Result<QuietTotals, String> {
                     )));
                 }
             } else if leaders.len() != 1 {
-                // Only a group whose live voters are a majority can elect
-                // (a replica that rejoined with a wiped disk never votes).
-                let voting = spec
+                // Only a group whose live voters are a majority of its
+                // voters can elect (a replica that rejoined with a wiped
+                // disk never votes; non-voters never do).
+                let voters: Vec<u64> = spec
                     .members
+                    .iter()
+                    .find_map(|&id| run.c.node(id)?.members(g).ok())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|m| m.role == MemberRole::Voter)
+                    .map(|m| m.node_id)
+                    .collect();
+                let voting = voters
                     .iter()
                     .filter(|&&id| run.c.node(id).and_then(|n| n.group_can_vote(g)) == Some(true))
                     .count();
-                if voting > spec.members.len() / 2 {
+                if voting > voters.len() / 2 {
                     pending.push(g);
                 }
             }
@@ -608,9 +640,13 @@ fn quiet_phase(run: &mut Run) -> Result<QuietTotals, String> {
                 .filter_map(|&m| {
                     let n = run.c.node(m)?;
                     Some(format!(
-                        "node {m}: quiet {} {:?}",
+                        "node {m}: quiet {} {:?} members {:?} can vote {:?}",
                         n.is_quiesced(g),
-                        n.group_status(g).ok()
+                        n.group_status(g).ok(),
+                        n.members(g)
+                            .ok()
+                            .map(|v| v.iter().map(|x| (x.node_id, x.role)).collect::<Vec<_>>()),
+                        n.group_can_vote(g)
                     ))
                 })
                 .collect();
@@ -789,6 +825,11 @@ fn run(sc: Scenario) -> Result<Totals, String> {
         reads_failed: k.reads_failed,
         transfers: s.transfers,
         transfers_refused: s.transfers_refused,
+        membership_changes: s.membership_changes,
+        membership_refused: s.membership_refused,
+        members_dropped: s.members_dropped,
+        adds_lost: s.adds_lost,
+        quorum_checks: s.quorum_checks,
         quiet,
         ..Totals::default()
     };
@@ -843,6 +884,11 @@ fn add(total: &mut Totals, t: &Totals) {
     total.reads_failed += t.reads_failed;
     total.transfers += t.transfers;
     total.transfers_refused += t.transfers_refused;
+    total.membership_changes += t.membership_changes;
+    total.membership_refused += t.membership_refused;
+    total.members_dropped += t.members_dropped;
+    total.adds_lost += t.adds_lost;
+    total.quorum_checks += t.quorum_checks;
     total.quiet.slowest_quiet = total.quiet.slowest_quiet.max(t.quiet.slowest_quiet);
     total.quiet.slowest_failover = total.quiet.slowest_failover.max(t.quiet.slowest_failover);
     total.quiet.groups_failed_over += t.quiet.groups_failed_over;
@@ -873,7 +919,7 @@ fn run_mode(mode: Mode) -> Totals {
     }
     let t = &total;
     println!(
-        "mode {}: {} seeds ok\n  seeds per fault: {:?}\n  network: {} frames, {} lost, {} duplicated, {} cut; {} partitions, {} one-way cuts\n  nodes: {} crashes ({} in the middle of the host loop, {} whole-cluster), {} torn writes ({} kept whole), {} pauses, {} inputs between ready and advance\n  groups: {} removed, {} created; {} frames or rows of another incarnation dropped\n  proposals: {} accepted, {} committed, {} failed for certain, {} unknown, {} refused busy; {} entries applied\n  reads: {} taken, {} served (each checked linearizable), {} failed\n  leadership transfers: {} started, {} refused\n  checks: {} leaderships, {} vote grants and {} acknowledgements checked against the disk ({} by index only)\n  snapshots: {} taken ({} interrupted by a crash), {} installed from a leader, {} restores checked against the replicas' states; {} disks wiped, {} groups rejoined\n  elections {}; slowest settle {} ticks",
+        "mode {}: {} seeds ok\n  seeds per fault: {:?}\n  network: {} frames, {} lost, {} duplicated, {} cut; {} partitions, {} one-way cuts\n  nodes: {} crashes ({} in the middle of the host loop, {} whole-cluster), {} torn writes ({} kept whole), {} pauses, {} inputs between ready and advance\n  groups: {} removed, {} created; {} frames or rows of another incarnation dropped\n  proposals: {} accepted, {} committed, {} failed for certain, {} unknown, {} refused busy; {} entries applied\n  reads: {} taken, {} served (each checked linearizable), {} failed\n  leadership transfers: {} started, {} refused\n  membership: {} changes taken, {} refused; {} replicas deleted after their removal applied ({} lost additions); {} commits checked held by a quorum of the leader's voters\n  checks: {} leaderships, {} vote grants and {} acknowledgements checked against the disk ({} by index only)\n  snapshots: {} taken ({} interrupted by a crash), {} installed from a leader, {} restores checked against the replicas' states; {} disks wiped, {} groups rejoined\n  elections {}; slowest settle {} ticks",
         mode.name(),
         t.seeds,
         t.kinds,
@@ -904,6 +950,11 @@ fn run_mode(mode: Mode) -> Totals {
         t.reads_failed,
         t.transfers,
         t.transfers_refused,
+        t.membership_changes,
+        t.membership_refused,
+        t.members_dropped,
+        t.adds_lost,
+        t.quorum_checks,
         t.leaderships,
         t.votes_checked,
         t.acks_checked,

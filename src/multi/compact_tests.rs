@@ -19,6 +19,7 @@ fn awake() -> Cluster {
         let spec = GroupSpec {
             incarnation: 1,
             members: vec![1, 2, 3],
+            ..Default::default()
         };
         c.create_group(g, spec, 0).unwrap();
         c.campaign(1, g).unwrap();

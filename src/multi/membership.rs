@@ -116,6 +116,12 @@ impl Node {
             .collect())
     }
 
+    /// Is a membership change of group `group_id` in the log and not yet
+    /// committed (as this replica knows)? None if the group is unknown.
+    pub fn membership_pending(&self, group_id: u64) -> Option<bool> {
+        Some(self.groups.get(group_id)?.raft.conf_change_pending())
+    }
+
     /// Create this node's replica of an existing group that it is about to
     /// be added to (or was just added to): empty, with no membership of its
     /// own, it never campaigns and waits for the group's leader to send it

@@ -447,6 +447,17 @@ impl Node {
         self.report_reads_failed(group_id, reads, ReadError::GroupRemoved);
         self.outbox.purge(group_id);
         self.peers.remove_group(g.members.iter().copied());
+        // News of the removed replica not yet handed out (a restore queued
+        // by recovery, say) must not reach the host as a later replica's
+        // of the same id; outcomes of proposals and reads are owed.
+        self.events.retain(|e| match e {
+            Event::RoleChanged { group_id: g, .. }
+            | Event::Applied { group_id: g, .. }
+            | Event::Restore { group_id: g, .. }
+            | Event::SnapshotNeeded { group_id: g, .. }
+            | Event::MembersChanged { group_id: g, .. } => *g != group_id,
+            Event::ProposalDone { .. } | Event::ReadDone { .. } => true,
+        });
         Ok(())
     }
 

@@ -25,6 +25,7 @@ fn cluster(tweak: impl FnOnce(&mut ClusterConfig)) -> Cluster {
     let spec = GroupSpec {
         incarnation: INC,
         members: vec![1, 2, 3],
+        ..Default::default()
     };
     c.create_group(G, spec, 0).unwrap();
     c.campaign(1, G).unwrap();

@@ -78,6 +78,7 @@ impl Net {
             let spec = GroupSpec {
                 incarnation: inc(g),
                 members: members.clone(),
+                ..Default::default()
             };
             c.create_group(g, spec, 0).unwrap();
         }

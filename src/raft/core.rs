@@ -324,6 +324,16 @@ impl<S: LogStore> Raft<S> {
     }
 
     fn tick_election(&mut self) -> bool {
+        if !self.cfg.can_vote || !self.voters.contains(self.id) {
+            // A replica that never campaigns (a non-voter, one that lost
+            // its disk, a joiner) lets its timer run on: its lease on the
+            // last leader it heard from ends an election timeout after it,
+            // and stays ended, so it answers candidates on their logs
+            // alone (restarting the timer would renew the lease each
+            // timeout and leave candidates that need its vote waiting).
+            self.election_elapsed = self.election_elapsed.saturating_add(1);
+            return false;
+        }
         self.election_elapsed += 1;
         if self.election_elapsed < self.randomized_election_timeout {
             return false;
@@ -436,15 +446,6 @@ impl<S: LogStore> Raft<S> {
             _ => {}
         }
         self.check_peer(m.from)?;
-        if matches!(m.msg_type, MessageType::Vote | MessageType::PreVote)
-            && !self.voters.contains(m.from)
-        {
-            // Refusing a vote is always safe, and a candidate that won
-            // votes from voters that do not know it as a voter could be one
-            // removed (or not yet added) that disrupts the group: the
-            // majority that committed its addition knows it.
-            return Err(Error::UnknownPeer(m.from));
-        }
         if m.msg_type == MessageType::Append {
             check_append(&m)?;
         }

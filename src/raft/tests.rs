@@ -1566,26 +1566,31 @@ fn committed_entries_are_handed_out_once_in_order_across_readys() {
 // Bad input
 // ---------------------------------------------------------------------------
 
-// Mutation: dropping the `to`/voter checks in step lets a misrouted
-// heartbeat or a non-voter's vote request change the term.
+// Mutation: dropping the `to`/sender checks in step lets a misrouted
+// heartbeat change the term. (A vote request from a replica outside this
+// one's membership is handled like any other: a replica whose membership
+// lags, or one that joined and knows none yet, must still vote for the
+// new voters; a disruptive removed replica is held off by PreVote and the
+// lease, as any other.)
 #[test]
 fn misaddressed_or_foreign_messages_are_refused_and_change_nothing() {
     let mut net = Network::new(3);
     net.elect(1);
     let before = net.status(2);
     let term = before.term + 5;
+    // Within its lease, a vote request from a stranger changes nothing.
+    for kind in [MessageType::Vote, MessageType::PreVote] {
+        net.raft(2).step(Message::new(kind, 9, 2, term)).unwrap();
+        assert_eq!(net.status(2), before);
+    }
     let cases = [
         (
             Message::new(MessageType::Heartbeat, 1, 3, term),
             Error::NotForMe { to: 3 },
         ),
         (
-            Message::new(MessageType::Vote, 9, 2, term),
-            Error::UnknownPeer(9),
-        ),
-        (
-            Message::new(MessageType::PreVote, 9, 2, term),
-            Error::UnknownPeer(9),
+            Message::new(MessageType::Heartbeat, 0, 2, term),
+            Error::UnknownPeer(0),
         ),
         (
             Message::new(MessageType::Heartbeat, 2, 2, term),

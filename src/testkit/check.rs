@@ -710,6 +710,13 @@ impl Checker {
         }
     }
 
+    /// The host deleted node `node`'s replica of `key` (the group was
+    /// deleted, or the replica removed from it): one created there again
+    /// (re-added to the group) starts from nothing.
+    pub fn on_replica_deleted(&mut self, node: u64, life: u64, key: GroupKey) {
+        self.replicas.remove(&(node, life, key.0, key.1));
+    }
+
     fn on_applied(&mut self, node: u64, life: u64, key: GroupKey, e: &Entry) -> Check {
         let rep = self.replicas.entry((node, life, key.0, key.1)).or_default();
         if e.index != rep.applied + 1 {

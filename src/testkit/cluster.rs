@@ -137,10 +137,15 @@ impl ClusterConfig {
 }
 
 /// The host's record of one group: what a broker's metadata store holds.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct GroupSpec {
     pub incarnation: u64,
+    /// The nodes hosting a replica: the creation's members, then as
+    /// membership changes add and remove them (`membership.rs`).
     pub members: Vec<u64>,
+    /// Of `members`, those added later: a restarted node joins these
+    /// (`Node::join_group`) rather than creating them.
+    pub joined: Vec<u64>,
 }
 
 /// Faults and habits of the nodes themselves (the network has its own).
@@ -199,6 +204,15 @@ pub struct ClusterStats {
     /// target not caught up).
     pub transfers: u64,
     pub transfers_refused: u64,
+    /// Membership changes a leader took, and refused (busy, not leading);
+    /// replicas the host deleted after their removal (or a lost addition)
+    /// was applied, of which lost additions; commits checked to be held by
+    /// a quorum of the leader's voters.
+    pub membership_changes: u64,
+    pub membership_refused: u64,
+    pub members_dropped: u64,
+    pub adds_lost: u64,
+    pub quorum_checks: u64,
 }
 
 /// A host operation waiting for its time on one node.
@@ -213,9 +227,20 @@ struct PendingOp {
 
 /// A change of the host's metadata reaching one node.
 #[derive(Clone, Debug)]
-enum HostOp {
-    Remove { group: u64, incarnation: u64 },
-    Create { group: u64, spec: GroupSpec },
+pub(super) enum HostOp {
+    Remove {
+        group: u64,
+        incarnation: u64,
+    },
+    Create {
+        group: u64,
+        spec: GroupSpec,
+    },
+    /// The node was added to the group: it creates an empty replica.
+    Join {
+        group: u64,
+        incarnation: u64,
+    },
 }
 
 struct SimNode {
@@ -258,6 +283,13 @@ pub struct Cluster {
     nodes: BTreeMap<u64, SimNode>,
     ops: Vec<PendingOp>,
     next_payload: u64,
+    /// Additions a leader took, by (group, node): (incarnation, index of
+    /// the configuration entry), until a membership shows their fate.
+    pub(super) pending_adds: BTreeMap<(u64, u64), (u64, u64)>,
+    /// The index of the latest membership applied anywhere, per group.
+    pub(super) conf_index: BTreeMap<(u64, u64), u64>,
+    /// The commit index last seen per (node, group, incarnation).
+    pub(super) commit_seen: BTreeMap<(u64, u64, u64), u64>,
 }
 
 fn wal_dir() -> PathBuf {
@@ -301,6 +333,9 @@ impl Cluster {
             nodes,
             ops: Vec::new(),
             next_payload: 0,
+            pending_adds: BTreeMap::new(),
+            conf_index: BTreeMap::new(),
+            commit_seen: BTreeMap::new(),
         };
         for id in c.ids() {
             c.start(id).expect("a fresh node starts");
@@ -447,6 +482,8 @@ impl Cluster {
             {
                 if self.nodes[&id].lost.contains(&(g, spec.incarnation)) {
                     self.host_rejoin(id, g, &spec)?;
+                } else if spec.joined.contains(&id) {
+                    self.host_join(id, g, spec.incarnation)?;
                 } else {
                     self.host_create(id, g, &spec)?;
                 }
@@ -537,7 +574,7 @@ impl Cluster {
         self.run_ops(false)
     }
 
-    fn schedule(&mut self, node: u64, spread: u64, op: HostOp) {
+    pub(super) fn schedule(&mut self, node: u64, spread: u64, op: HostOp) {
         let at = self.now + self.rng.below(spread + 1);
         let mid_delivery = spread > 0 && self.rng.chance(0.5);
         self.ops.push(PendingOp {
@@ -553,6 +590,7 @@ impl Cluster {
         let Some(spec) = self.groups.remove(&g) else {
             return Ok(());
         };
+        self.pending_adds.retain(|&(pg, _), _| pg != g);
         for &m in &spec.members {
             let op = HostOp::Remove {
                 group: g,
@@ -581,9 +619,23 @@ impl Cluster {
                         self.host_remove(id, group)?;
                     }
                 }
+                HostOp::Join { group, incarnation } => {
+                    let wanted = self
+                        .groups
+                        .get(&group)
+                        .is_some_and(|s| s.incarnation == incarnation && s.members.contains(&id));
+                    let hosted = self.node(id).and_then(|n| n.group_incarnation(group));
+                    if wanted && hosted.is_none() {
+                        self.host_join(id, group, incarnation)?;
+                    }
+                }
                 HostOp::Create { group, spec } => {
-                    // Only if it is still what the metadata says.
-                    if self.groups.get(&group) != Some(&spec) {
+                    // Only if it is still what the metadata says (members
+                    // added since join; removed ones are not created).
+                    let same = self.groups.get(&group).is_some_and(|s| {
+                        s.incarnation == spec.incarnation && s.members.contains(&id)
+                    });
+                    if !same {
                         continue;
                     }
                     match self.node(id).and_then(|n| n.group_incarnation(group)) {
@@ -640,12 +692,46 @@ impl Cluster {
         Ok(())
     }
 
+    fn host_join(&mut self, id: u64, g: u64, incarnation: u64) -> Check {
+        let sn = self.nodes.get_mut(&id).expect("node");
+        let Some(node) = sn.node.as_mut() else {
+            return Ok(());
+        };
+        node.join_group(g, incarnation)
+            .map_err(|e| format!("node {id} cannot join group {g}: {e}"))?;
+        if let Some(disk) = &sn.disk {
+            let mut b = WalBatch::default();
+            b.create_group(g, incarnation, &[]);
+            disk.write(&b)
+                .map_err(|e| format!("node {id} WAL join {g}: {e}"))?;
+        }
+        sn.durable.groups.insert(g, (incarnation, MemStore::new()));
+        self.stats.groups_created += 1;
+        Ok(())
+    }
+
+    /// Did node `id` lose its disk while hosting group `g`/`inc`?
+    pub(super) fn lost_on(&self, id: u64, g: u64, inc: u64) -> bool {
+        self.nodes
+            .get(&id)
+            .is_some_and(|n| n.lost.contains(&(g, inc)))
+    }
+
+    /// What node `id` has made durable (as the checker sees it).
+    pub(super) fn durable_of(&self, id: u64) -> Option<&Durable> {
+        self.nodes.get(&id).map(|n| &n.durable)
+    }
+
     fn host_remove(&mut self, id: u64, g: u64) -> Check {
         let sn = self.nodes.get_mut(&id).expect("node");
         let Some(node) = sn.node.as_mut() else {
             return Ok(());
         };
+        let inc = node.group_incarnation(g);
         let _ = node.remove_group(g);
+        if let Some(inc) = inc {
+            self.checker.on_replica_deleted(id, sn.life, (g, inc));
+        }
         if let Some(disk) = &sn.disk {
             let mut b = WalBatch::default();
             b.remove_group(g);
@@ -899,6 +985,9 @@ impl Cluster {
             self.phases.tick += t.elapsed();
         }
         self.run_ops(false)?;
+        if !self.pending_adds.is_empty() {
+            self.resolve_lost_adds();
+        }
         self.settle()
     }
 
@@ -1110,6 +1199,8 @@ impl Cluster {
                     .or_default()
                     .extend(rd.events.iter().cloned());
             }
+            let groups: Vec<u64> = rd.groups.iter().map(|gr| gr.group_id).collect();
+            self.after_ready_membership(id, &rd.events, &groups)?;
             if between {
                 self.stats.inputs_between += 1;
                 self.inputs_between(id)?;
@@ -1268,7 +1359,32 @@ impl Cluster {
                 }
             }
             let &[leader] = leaders.as_slice() else {
-                return Err(format!("group {g} has leaders {leaders:?}"));
+                let views: Vec<String> = self
+                    .ids()
+                    .into_iter()
+                    .filter_map(|id| {
+                        let n = self.node(id)?;
+                        let s = n.group_status(g).ok()?;
+                        Some(format!(
+                            "node {id}: {:?} term {} leader {} commit {} last {}, members {:?}",
+                            s.role,
+                            s.term,
+                            s.leader,
+                            s.commit,
+                            s.last_index,
+                            n.members(g)
+                                .ok()?
+                                .iter()
+                                .map(|m| (m.node_id, m.role))
+                                .collect::<Vec<_>>()
+                        ))
+                    })
+                    .collect();
+                return Err(format!(
+                    "group {g} has leaders {leaders:?} (hosts {:?})\n  {}",
+                    spec.members,
+                    views.join("\n  ")
+                ));
             };
             let commit = self
                 .node(leader)

@@ -14,6 +14,7 @@
 
 mod check;
 mod cluster;
+mod membership;
 mod net;
 mod rng;
 
