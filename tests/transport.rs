@@ -1,6 +1,7 @@
 //! The TCP transport: frames between real sockets on loopback, one
 //! connection per pair, reconnect after a cut mid-frame, refused handshakes,
-//! oversized lengths, heartbeat priority, and a clean stop.
+//! the cluster secret, oversized lengths, heartbeat priority, and a clean
+//! stop.
 //!
 //! Nothing here sleeps to wait for an outcome: every wait polls a condition
 //! with a bounded deadline ([`wait_until`]). The only sleeps are in the test
@@ -13,8 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use muxraft::transport::handshake::{HandshakeMessage, Hello, RefuseReason, HELLO_LEN};
-use muxraft::transport::{Inbound, Transport, TransportConfig};
+use muxraft::transport::auth::{self, Role, Transcript, NONCE_LEN, PROOF_LEN};
+use muxraft::transport::handshake::{self, HandshakeMessage, Hello, RefuseReason, HELLO_LEN};
+use muxraft::transport::{ClusterSecret, Inbound, Transport, TransportConfig};
 use parking_lot::Mutex;
 
 const CLUSTER: u64 = 7;
@@ -691,4 +693,212 @@ fn stop_closes_the_listener_and_connections_and_joins_the_thread() {
     wait_until("the peer's thread gone", || {
         threads_named("muxraft-tx-78") == 0
     });
+}
+
+fn secret(byte: u8) -> ClusterSecret {
+    ClusterSecret::new(&[byte; 32]).expect("a valid secret")
+}
+
+/// A node of `CLUSTER` with `secret` (or none).
+fn start_secret(id: u64, secret: Option<ClusterSecret>) -> Node {
+    let mut cfg = TransportConfig::new(id, CLUSTER, any_port());
+    cfg.cluster_secret = secret;
+    Node::start_with(cfg)
+}
+
+/// Two nodes with these secrets that know each other (1 dials 2).
+fn secret_pair(a: Option<ClusterSecret>, b: Option<ClusterSecret>) -> (Node, Node) {
+    let (a, b) = (start_secret(1, a), start_secret(2, b));
+    a.t.add_peer(2, b.addr());
+    b.t.add_peer(1, a.addr());
+    (a, b)
+}
+
+#[test]
+fn nodes_with_the_same_secret_connect_and_carry_frames_both_ways() {
+    let (a, b) = secret_pair(Some(secret(1)), Some(secret(1)));
+    for seq in 0..100 {
+        a.t.send(2, frame(seq, size_for(seq)), seq % 10 == 0);
+        b.t.send(1, frame(seq, size_for(seq)), false);
+    }
+    wait_until("100 frames each way", || {
+        a.received() == 100 && b.received() == 100
+    });
+    assert_eq!(a.seqs(2), (0..100).collect::<Vec<_>>());
+    for n in [&a, &b] {
+        let s = n.t.stats();
+        assert_eq!(s.connections_established, 1, "node {}: {s:?}", n.id);
+        assert_eq!(s.handshakes_refused + s.handshakes_rejected_by_peer, 0);
+        assert_eq!(s.auth_refused, 0);
+    }
+    a.t.stop();
+    b.t.stop();
+}
+
+/// Waits until `refuser` refused at least two handshakes for the secret
+/// and `refused` saw them, then checks that nothing got through.
+fn assert_refused_for_the_secret(refuser: &Node, refused: &Node, frames_to: &Node) {
+    wait_until("two refusals for the secret", || {
+        refuser.t.stats().auth_refused >= 2 && refused.t.stats().handshakes_rejected_by_peer >= 2
+    });
+    let s = refuser.t.stats();
+    assert!(s.handshakes_refused >= s.auth_refused, "{s:?}");
+    assert_eq!(frames_to.received(), 0);
+    for n in [refuser, refused] {
+        assert_eq!(n.t.stats().connections_established, 0, "node {}", n.id);
+    }
+    assert!(!refuser.t.connected(refused.id) && !refused.t.connected(refuser.id));
+}
+
+#[test]
+fn a_peer_with_another_secret_is_refused_counted_and_never_connects() {
+    let (a, b) = secret_pair(Some(secret(1)), Some(secret(2)));
+    for seq in 0..10 {
+        a.t.send(2, frame(seq, 100), seq == 0);
+    }
+    // The dialer checks the acceptor's proof first: it refuses, and tells
+    // the acceptor why.
+    assert_refused_for_the_secret(&a, &b, &b);
+    a.t.stop();
+    b.t.stop();
+}
+
+#[test]
+fn a_peer_without_a_secret_is_refused_by_one_with_and_the_reverse() {
+    // The dialer has none: the acceptor refuses its plain hello.
+    let (a, b) = secret_pair(None, Some(secret(1)));
+    a.t.send(2, frame(1, 100), false);
+    assert_refused_for_the_secret(&b, &a, &b);
+    let (mut s, answer) = raw_hello(b.addr(), &Hello::new(CLUSTER, 1).encode());
+    assert_eq!(answer, refusal(RefuseReason::SecretRequired));
+    assert_eq!(read_until_closed(&mut s), 0);
+    a.t.stop();
+    b.t.stop();
+
+    // The acceptor has none: it refuses a hello that comes with a nonce.
+    let (a, b) = secret_pair(Some(secret(1)), None);
+    a.t.send(2, frame(1, 100), false);
+    assert_refused_for_the_secret(&b, &a, &b);
+    a.t.stop();
+    b.t.stop();
+}
+
+/// A dialer's authenticating hello as node 1, with `nonce`.
+fn auth_hello(nonce: &[u8; NONCE_LEN]) -> Vec<u8> {
+    let mut hello = Hello::new(CLUSTER, 1).authenticating().encode().to_vec();
+    hello.extend_from_slice(nonce);
+    hello
+}
+
+/// Reads the acceptor's answer to an authenticating hello: its nonce and
+/// its proof.
+fn read_auth_answer(s: &mut TcpStream) -> ([u8; NONCE_LEN], [u8; PROOF_LEN]) {
+    let mut head = [0u8; HELLO_LEN];
+    s.read_exact(&mut head).expect("the acceptor's hello");
+    assert_eq!(
+        HandshakeMessage::decode(&head),
+        HandshakeMessage::Hello(Hello::new(CLUSTER, 2).authenticating())
+    );
+    let (mut nonce, mut proof) = ([0u8; NONCE_LEN], [0u8; PROOF_LEN]);
+    s.read_exact(&mut nonce).expect("the acceptor's nonce");
+    s.read_exact(&mut proof).expect("the acceptor's proof");
+    (nonce, proof)
+}
+
+/// Sends `proof` as the dialer's and returns the acceptor's verdict.
+fn send_proof(s: &mut TcpStream, proof: &[u8; PROOF_LEN]) -> HandshakeMessage {
+    let mut msg = handshake::proof_head().to_vec();
+    msg.extend_from_slice(proof);
+    s.write_all(&msg).expect("write the proof");
+    let mut head = [0u8; HELLO_LEN];
+    s.read_exact(&mut head).expect("the verdict");
+    HandshakeMessage::decode(&head)
+}
+
+#[test]
+fn a_reflected_a_replayed_and_a_wrongly_keyed_proof_are_refused() {
+    let b = start_secret(2, Some(secret(1)));
+    b.t.add_peer(1, any_port());
+    let refusals = || b.t.stats().auth_refused;
+
+    // Reflection: no secret needed to try it, the acceptor's own proof
+    // sent back as the dialer's.
+    let nonce = auth::nonce().expect("nonce");
+    let mut s = raw_hello_auth(&b, &nonce);
+    let (_, acceptors_proof) = read_auth_answer(&mut s);
+    assert_eq!(
+        send_proof(&mut s, &acceptors_proof),
+        HandshakeMessage::Refusal(RefuseReason::BadProof.code())
+    );
+    assert_eq!(read_until_closed(&mut s), 0);
+    wait_until("the reflection counted", || refusals() == 1);
+
+    // A proof made with another secret.
+    let mut s = raw_hello_auth(&b, &nonce);
+    let (acceptor_nonce, _) = read_auth_answer(&mut s);
+    let transcript = Transcript {
+        cluster_id: CLUSTER,
+        dialer_id: 1,
+        acceptor_id: 2,
+        dialer_nonce: nonce,
+        acceptor_nonce,
+    };
+    assert_eq!(
+        send_proof(&mut s, &transcript.prove(&secret(2), Role::Dialer)),
+        HandshakeMessage::Refusal(RefuseReason::BadProof.code())
+    );
+    wait_until("the wrong key counted", || refusals() == 2);
+
+    // Replay: a genuine proof recorded on one connection (which it opens),
+    // then replayed with the same nonce on the next one.
+    let mut s = raw_hello_auth(&b, &nonce);
+    let (acceptor_nonce, acceptors_proof) = read_auth_answer(&mut s);
+    let recorded = Transcript {
+        cluster_id: CLUSTER,
+        dialer_id: 1,
+        acceptor_id: 2,
+        dialer_nonce: nonce,
+        acceptor_nonce,
+    };
+    assert!(recorded.verify(&secret(1), Role::Acceptor, &acceptors_proof));
+    let genuine = recorded.prove(&secret(1), Role::Dialer);
+    assert_eq!(send_proof(&mut s, &genuine), HandshakeMessage::Accepted);
+    wait_until("the genuine connection", || b.t.connected(1));
+    drop(s);
+    let mut s = raw_hello_auth(&b, &nonce);
+    let (fresh, _) = read_auth_answer(&mut s);
+    assert_ne!(fresh, acceptor_nonce, "the acceptor's nonce is fresh");
+    assert_eq!(
+        send_proof(&mut s, &genuine),
+        HandshakeMessage::Refusal(RefuseReason::BadProof.code())
+    );
+    wait_until("the replay counted", || refusals() == 3);
+    assert_eq!(b.t.stats().connections_established, 1);
+    b.t.stop();
+}
+
+/// Connects to `b` and sends an authenticating hello as node 1.
+fn raw_hello_auth(b: &Node, nonce: &[u8; NONCE_LEN]) -> TcpStream {
+    let mut s = TcpStream::connect(b.addr()).expect("connect");
+    s.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    s.write_all(&auth_hello(nonce)).expect("write hello");
+    s
+}
+
+#[test]
+fn a_peer_silent_after_the_acceptors_proof_is_dropped_after_the_timeout() {
+    let mut cfg = TransportConfig::new(2, CLUSTER, any_port());
+    cfg.cluster_secret = Some(secret(1));
+    cfg.handshake_timeout = Duration::from_millis(200);
+    let b = Node::start_with(cfg);
+    b.t.add_peer(1, any_port());
+    let mut s = raw_hello_auth(&b, &auth::nonce().expect("nonce"));
+    read_auth_answer(&mut s);
+    // No proof: the acceptor gives up.
+    assert_eq!(read_until_closed(&mut s), 0);
+    wait_until("the timeout counted", || {
+        b.t.stats().handshakes_refused == 1
+    });
+    assert_eq!(b.t.stats().connections_established, 0);
+    b.t.stop();
 }

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::auth::ClusterSecret;
 use crate::wire::DEFAULT_MAX_FRAME_BYTES;
 
 /// Default bound on the bytes queued for one peer: 64 MiB.
@@ -11,7 +12,7 @@ pub const DEFAULT_MAX_QUEUED_BYTES: usize = 64 << 20;
 pub const DEFAULT_RECONNECT_MIN: Duration = Duration::from_millis(50);
 /// Default longest reconnect delay.
 pub const DEFAULT_RECONNECT_MAX: Duration = Duration::from_secs(2);
-/// Default limit on connecting plus exchanging hellos.
+/// Default limit on connecting plus the whole handshake.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How a [`Transport`](super::Transport) runs. Build it with
@@ -43,16 +44,23 @@ pub struct TransportConfig {
     pub reconnect_min: Duration,
     /// Longest delay between two dials of one peer.
     pub reconnect_max: Duration,
-    /// Limit on connecting and exchanging hellos, on both sides. A peer that
-    /// does not complete the handshake in time is dropped (and counted as
-    /// refused on the accepting side).
+    /// Limit on connecting and the whole handshake (hellos and, with a
+    /// cluster secret, proofs), on both sides. A peer that does not
+    /// complete the handshake in time is dropped (and counted as refused on
+    /// the accepting side), so a silent peer cannot hold a connection slot.
     pub handshake_timeout: Duration,
+    /// None: peers are not authenticated (only their cluster and node ids
+    /// are checked). Some: every connection proves, both ways, that the
+    /// other side has the same secret (see [`handshake`](super::handshake));
+    /// a node with a secret and one without refuse each other. Every node
+    /// of a cluster needs the same setting.
+    pub cluster_secret: Option<ClusterSecret>,
 }
 
 impl TransportConfig {
     /// A configuration with the defaults: frames up to
     /// [`DEFAULT_MAX_FRAME_BYTES`], 64 MiB queued per peer, reconnect delays
-    /// from 50 ms to 2 s, and a 5 s handshake timeout.
+    /// from 50 ms to 2 s, a 5 s handshake timeout, and no cluster secret.
     pub fn new(node_id: u64, cluster_id: u64, listen: SocketAddr) -> Self {
         TransportConfig {
             node_id,
@@ -63,6 +71,7 @@ impl TransportConfig {
             reconnect_min: DEFAULT_RECONNECT_MIN,
             reconnect_max: DEFAULT_RECONNECT_MAX,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            cluster_secret: None,
         }
     }
 }

@@ -50,6 +50,9 @@ pub(crate) async fn dial_loop(shared: Arc<Shared>, peer: Arc<Peer>) {
                     continue;
                 }
             }
+            Ok(Err(err)) if err.is_auth() => {
+                tracing::warn!(node = shared.cfg.node_id, peer = peer.id, %addr, %err, "dial failed: cluster secret");
+            }
             Ok(Err(err)) => {
                 tracing::debug!(node = shared.cfg.node_id, peer = peer.id, %addr, %err, "dial failed");
             }

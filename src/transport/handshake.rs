@@ -1,23 +1,53 @@
 //! The handshake that opens every connection, before any frame.
 //!
-//! The dialer (the node with the lower id) sends a fixed-size hello:
+//! Every handshake message starts with a fixed-size head of [`HELLO_LEN`]
+//! bytes, all big-endian:
 //!
 //! ```text
-//! magic "MUXR" (4 bytes) | protocol version (u32) | cluster id (u64) | node id (u64)
+//! magic (4 bytes) | protocol version or code (u32) | cluster id (u64) | node id (u64)
 //! ```
 //!
-//! all big-endian, [`HELLO_LEN`] bytes in all. The acceptor checks the magic,
-//! the version ([`PROTOCOL_VERSION`]), the cluster id (equal to its own),
-//! and the node id: a peer it knows (added with
+//! The magic says what it is: "MUXR" a hello, "MUXA" a hello from a node
+//! with a cluster secret (followed by more, below), "MUXX" a refusal (the
+//! [`RefuseReason`] code where the version goes, zeros after), "MUXP" a
+//! proof of the secret (zeros after, then the proof), "MUXK" the final
+//! acceptance (zeros after).
+//!
+//! # Without a cluster secret
+//!
+//! The dialer (the node with the lower id) sends its hello. The acceptor
+//! checks the magic, the version ([`PROTOCOL_VERSION`]), that the dialer
+//! has no secret either, the cluster id (equal to its own), and the node
+//! id: a peer it knows (added with
 //! [`Transport::add_peer`](super::Transport::add_peer)) whose id is lower
 //! than its own, since only the lower id of a pair dials. If all hold it
-//! answers with its own hello; otherwise it answers with a refusal of the
-//! same size — magic "MUXX", the [`RefuseReason`] code where the version
-//! goes, zeros after — closes the connection and counts it. The dialer
-//! checks the answer in turn: a hello with the right magic, version and
-//! cluster, from the node it meant to reach; anything else and it closes
-//! the connection and counts it. Both sides bound the whole exchange with
-//! the handshake timeout.
+//! answers with its own hello; otherwise it answers with a refusal, closes
+//! the connection and counts it. The dialer checks the answer in turn: a
+//! hello with the right magic, version and cluster, from the node it meant
+//! to reach; anything else and it closes the connection and counts it.
+//!
+//! # With a cluster secret
+//!
+//! Both sides prove they know the secret, without sending it (see
+//! [`auth`](super::auth) for the proofs and what they protect against):
+//!
+//! 1. The dialer sends its "MUXA" hello, then a fresh random nonce.
+//! 2. The acceptor checks it as above (refusing a dialer without a secret),
+//!    then answers with its own "MUXA" hello, a fresh nonce of its own, and
+//!    its proof over both nonces.
+//! 3. The dialer checks the hello and the proof; if the proof is wrong it
+//!    sends a refusal and closes. Otherwise it sends its own proof.
+//! 4. The acceptor checks that proof and answers "MUXK" (or a refusal);
+//!    only then does either side count the connection established.
+//!
+//! A node with a secret refuses a node without one, and the reverse: a
+//! cluster turns the secret on for all its nodes at once (a rolling change
+//! splits it while it runs). Refusals for the secret are counted apart
+//! ([`TransportStats::auth_refused`](super::TransportStats::auth_refused))
+//! and logged as warnings with the reason.
+//!
+//! Both sides bound the whole exchange with the handshake timeout, so a
+//! peer that goes silent mid-handshake cannot hold a connection slot.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,15 +55,23 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::auth::{self, Role, Transcript, NONCE_LEN, PROOF_LEN};
 use super::peer::Peer;
 use super::shared::Shared;
 use super::stats::bump;
 use crate::wire::PROTOCOL_VERSION;
 
-/// Bytes of a hello, and of a refusal.
+/// Bytes of the head every handshake message starts with.
 pub const HELLO_LEN: usize = 24;
-/// First bytes of a hello.
+/// First bytes of a hello from a node without a cluster secret.
 pub const HELLO_MAGIC: [u8; 4] = *b"MUXR";
+/// First bytes of a hello from a node with a cluster secret; a nonce
+/// follows (and, from the acceptor, its proof).
+pub const AUTH_HELLO_MAGIC: [u8; 4] = *b"MUXA";
+/// First bytes of the dialer's proof of the secret; the proof follows.
+pub const PROOF_MAGIC: [u8; 4] = *b"MUXP";
+/// First bytes of the acceptor's final acceptance of a dialer's proof.
+pub const ACCEPTED_MAGIC: [u8; 4] = *b"MUXK";
 /// First bytes of a refusal.
 pub const REFUSAL_MAGIC: [u8; 4] = *b"MUXX";
 
@@ -43,29 +81,50 @@ pub struct Hello {
     pub version: u32,
     pub cluster_id: u64,
     pub node_id: u64,
+    /// The node has a cluster secret: a nonce follows this hello.
+    pub authenticating: bool,
 }
 
 impl Hello {
-    /// The hello of a node speaking this build's protocol version.
+    /// The hello of a node without a cluster secret speaking this build's
+    /// protocol version.
     pub fn new(cluster_id: u64, node_id: u64) -> Self {
         Hello {
             version: PROTOCOL_VERSION,
             cluster_id,
             node_id,
+            authenticating: false,
+        }
+    }
+
+    /// The same hello from a node with a cluster secret.
+    pub fn authenticating(self) -> Self {
+        Hello {
+            authenticating: true,
+            ..self
         }
     }
 
     pub fn encode(&self) -> [u8; HELLO_LEN] {
-        let mut buf = [0u8; HELLO_LEN];
-        buf[0..4].copy_from_slice(&HELLO_MAGIC);
-        buf[4..8].copy_from_slice(&self.version.to_be_bytes());
-        buf[8..16].copy_from_slice(&self.cluster_id.to_be_bytes());
-        buf[16..24].copy_from_slice(&self.node_id.to_be_bytes());
-        buf
+        let magic = if self.authenticating {
+            AUTH_HELLO_MAGIC
+        } else {
+            HELLO_MAGIC
+        };
+        head(magic, self.version, self.cluster_id, self.node_id)
     }
 }
 
-/// Why an acceptor refused a hello. The numbers are the wire codes.
+fn head(magic: [u8; 4], word: u32, cluster_id: u64, node_id: u64) -> [u8; HELLO_LEN] {
+    let mut buf = [0u8; HELLO_LEN];
+    buf[0..4].copy_from_slice(&magic);
+    buf[4..8].copy_from_slice(&word.to_be_bytes());
+    buf[8..16].copy_from_slice(&cluster_id.to_be_bytes());
+    buf[16..24].copy_from_slice(&node_id.to_be_bytes());
+    buf
+}
+
+/// Why a handshake was refused. The numbers are the wire codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RefuseReason {
     #[error("not a muxraft hello")]
@@ -78,6 +137,12 @@ pub enum RefuseReason {
     UnknownNode = 4,
     #[error("the lower node id must dial")]
     WrongDirection = 5,
+    #[error("the refusing node has a cluster secret and the other has none")]
+    SecretRequired = 6,
+    #[error("the other node has a cluster secret and the refusing node has none")]
+    SecretUnexpected = 7,
+    #[error("wrong proof of the cluster secret (the two nodes have different secrets)")]
+    BadProof = 8,
 }
 
 impl RefuseReason {
@@ -92,28 +157,50 @@ impl RefuseReason {
             RefuseReason::Cluster,
             RefuseReason::UnknownNode,
             RefuseReason::WrongDirection,
+            RefuseReason::SecretRequired,
+            RefuseReason::SecretUnexpected,
+            RefuseReason::BadProof,
         ]
         .into_iter()
         .find(|r| r.code() == code)
     }
 
+    /// Is this a refusal for the cluster secret?
+    pub fn is_auth(self) -> bool {
+        matches!(
+            self,
+            RefuseReason::SecretRequired | RefuseReason::SecretUnexpected | RefuseReason::BadProof
+        )
+    }
+
     /// The refusal message carrying this reason.
     pub fn encode(self) -> [u8; HELLO_LEN] {
-        let mut buf = [0u8; HELLO_LEN];
-        buf[0..4].copy_from_slice(&REFUSAL_MAGIC);
-        buf[4..8].copy_from_slice(&self.code().to_be_bytes());
-        buf
+        head(REFUSAL_MAGIC, self.code(), 0, 0)
     }
 }
 
-/// A [`HELLO_LEN`]-byte handshake message, read.
+/// The head of the dialer's proof message ([`PROOF_LEN`] bytes follow).
+pub fn proof_head() -> [u8; HELLO_LEN] {
+    head(PROOF_MAGIC, 0, 0, 0)
+}
+
+/// The acceptor's final acceptance.
+pub fn accepted() -> [u8; HELLO_LEN] {
+    head(ACCEPTED_MAGIC, 0, 0, 0)
+}
+
+/// A [`HELLO_LEN`]-byte handshake head, read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HandshakeMessage {
     /// A hello; its version and ids are not checked yet.
     Hello(Hello),
+    /// The dialer's proof of the secret follows.
+    Proof,
+    /// The acceptor accepted the dialer's proof.
+    Accepted,
     /// A refusal with its code (an unknown code is kept as is).
     Refusal(u32),
-    /// Neither.
+    /// None of these.
     Garbage,
 }
 
@@ -122,23 +209,26 @@ impl HandshakeMessage {
         let u32_at =
             |at: usize| u32::from_be_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
         let u64_at = |at: usize| (u64::from(u32_at(at)) << 32) | u64::from(u32_at(at + 4));
-        if buf[0..4] == HELLO_MAGIC {
-            HandshakeMessage::Hello(Hello {
+        let magic = [buf[0], buf[1], buf[2], buf[3]];
+        match magic {
+            HELLO_MAGIC | AUTH_HELLO_MAGIC => HandshakeMessage::Hello(Hello {
                 version: u32_at(4),
                 cluster_id: u64_at(8),
                 node_id: u64_at(16),
-            })
-        } else if buf[0..4] == REFUSAL_MAGIC {
-            HandshakeMessage::Refusal(u32_at(4))
-        } else {
-            HandshakeMessage::Garbage
+                authenticating: magic == AUTH_HELLO_MAGIC,
+            }),
+            PROOF_MAGIC => HandshakeMessage::Proof,
+            ACCEPTED_MAGIC => HandshakeMessage::Accepted,
+            REFUSAL_MAGIC => HandshakeMessage::Refusal(u32_at(4)),
+            _ => HandshakeMessage::Garbage,
         }
     }
 }
 
 /// The acceptor's decision on a dialer's hello: `Ok` with the dialer's node
-/// id, or the reason to refuse it. `is_known` says whether a node id was
-/// added as a peer.
+/// id, or the reason to refuse it. `own.authenticating` says whether this
+/// node has a cluster secret; `is_known` whether a node id was added as a
+/// peer.
 pub(crate) fn check_dialer(
     msg: HandshakeMessage,
     own: Hello,
@@ -149,6 +239,11 @@ pub(crate) fn check_dialer(
     };
     if hello.version != PROTOCOL_VERSION {
         return Err(RefuseReason::Version);
+    }
+    match (own.authenticating, hello.authenticating) {
+        (true, false) => return Err(RefuseReason::SecretRequired),
+        (false, true) => return Err(RefuseReason::SecretUnexpected),
+        _ => {}
     }
     if hello.cluster_id != own.cluster_id {
         return Err(RefuseReason::Cluster);
@@ -162,103 +257,249 @@ pub(crate) fn check_dialer(
     Ok(hello.node_id)
 }
 
+/// The dialer's decision on the acceptor's hello: `Ok` if it is the hello
+/// of `peer_id` in our cluster, with a secret exactly when we have one.
+pub(crate) fn check_acceptor(
+    msg: HandshakeMessage,
+    own: Hello,
+    peer_id: u64,
+) -> Result<(), HandshakeError> {
+    let hello = match msg {
+        HandshakeMessage::Hello(hello) => hello,
+        HandshakeMessage::Refusal(code) => return Err(HandshakeError::RejectedByPeer(code)),
+        _ => return Err(HandshakeError::BadAnswer("not a hello".into())),
+    };
+    if hello.version != PROTOCOL_VERSION {
+        return Err(HandshakeError::BadAnswer(format!(
+            "protocol version {}",
+            hello.version
+        )));
+    }
+    match (own.authenticating, hello.authenticating) {
+        (true, false) => return Err(HandshakeError::Refused(RefuseReason::SecretRequired)),
+        (false, true) => return Err(HandshakeError::Refused(RefuseReason::SecretUnexpected)),
+        _ => {}
+    }
+    if hello.cluster_id != own.cluster_id {
+        return Err(HandshakeError::BadAnswer(format!(
+            "cluster {}",
+            hello.cluster_id
+        )));
+    }
+    if hello.node_id != peer_id {
+        return Err(HandshakeError::BadAnswer(format!(
+            "node {} answered",
+            hello.node_id
+        )));
+    }
+    Ok(())
+}
+
 /// Why a handshake failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum HandshakeError {
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
-    #[error("refused the peer's hello: {0}")]
+    #[error("refused the peer: {0}")]
     Refused(RefuseReason),
-    #[error("the peer refused our hello (code {0})")]
+    #[error("the peer refused us: {}", refusal_text(*.0))]
     RejectedByPeer(u32),
     #[error("bad answer: {0}")]
     BadAnswer(String),
 }
 
-/// The accepting side: reads and checks the dialer's hello, answers, and
-/// returns the authenticated peer. Refusals are answered and counted here;
-/// the caller counts a timeout.
-pub(crate) async fn accept(
-    shared: &Shared,
-    stream: &mut TcpStream,
-) -> Result<Arc<Peer>, HandshakeError> {
-    let mut buf = [0u8; HELLO_LEN];
-    if let Err(err) = stream.read_exact(&mut buf).await {
-        bump(&shared.stats.handshakes_refused);
-        return Err(err.into());
+fn refusal_text(code: u32) -> String {
+    match RefuseReason::from_code(code) {
+        Some(reason) => reason.to_string(),
+        None => format!("code {code}"),
     }
-    let own = Hello::new(shared.cfg.cluster_id, shared.cfg.node_id);
-    let checked = check_dialer(HandshakeMessage::decode(&buf), own, |id| {
-        shared.known_peer(id).is_some()
-    });
-    // The peer is looked up again: it cannot be forgotten in between (peers
-    // are never removed), but this keeps the check and the lookup together.
-    let peer = checked.and_then(|id| shared.known_peer(id).ok_or(RefuseReason::UnknownNode));
-    match peer {
-        Ok(peer) => {
-            stream.write_all(&own.encode()).await?;
-            Ok(peer)
-        }
-        Err(reason) => {
-            bump(&shared.stats.handshakes_refused);
-            // Best effort: the connection is closed either way.
-            let _ = stream.write_all(&reason.encode()).await;
-            let _ = stream.shutdown().await;
-            Err(HandshakeError::Refused(reason))
+}
+
+impl HandshakeError {
+    /// Did the handshake fail for the cluster secret (on either side)?
+    pub fn is_auth(&self) -> bool {
+        match self {
+            HandshakeError::Refused(reason) => reason.is_auth(),
+            HandshakeError::RejectedByPeer(code) => {
+                RefuseReason::from_code(*code).is_some_and(RefuseReason::is_auth)
+            }
+            _ => false,
         }
     }
 }
 
+/// This node's hello.
+fn own_hello(shared: &Shared) -> Hello {
+    let hello = Hello::new(shared.cfg.cluster_id, shared.cfg.node_id);
+    if shared.cfg.cluster_secret.is_some() {
+        hello.authenticating()
+    } else {
+        hello
+    }
+}
+
+/// Counts a refusal of this node's (and, apart, one for the secret).
+fn count_refusal(shared: &Shared, reason: Option<RefuseReason>) {
+    bump(&shared.stats.handshakes_refused);
+    if reason.is_some_and(RefuseReason::is_auth) {
+        bump(&shared.stats.auth_refused);
+    }
+}
+
+/// Sends a refusal (best effort: the connection is closed either way),
+/// counts it and returns the error.
+async fn refuse(shared: &Shared, stream: &mut TcpStream, reason: RefuseReason) -> HandshakeError {
+    count_refusal(shared, Some(reason));
+    let _ = stream.write_all(&reason.encode()).await;
+    let _ = stream.shutdown().await;
+    HandshakeError::Refused(reason)
+}
+
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<HandshakeMessage> {
+    let mut buf = [0u8; HELLO_LEN];
+    stream.read_exact(&mut buf).await?;
+    Ok(HandshakeMessage::decode(&buf))
+}
+
+async fn read_array<const N: usize>(stream: &mut TcpStream) -> std::io::Result<[u8; N]> {
+    let mut buf = [0u8; N];
+    stream.read_exact(&mut buf).await?;
+    Ok(buf)
+}
+
+/// The accepting side: reads and checks the dialer's hello (and, with a
+/// cluster secret, exchanges proofs), answers, and returns the
+/// authenticated peer. Refusals are answered and counted here, and so is a
+/// dialer that stops answering; the caller counts a timeout.
+pub(crate) async fn accept(
+    shared: &Shared,
+    stream: &mut TcpStream,
+) -> Result<Arc<Peer>, HandshakeError> {
+    let result = accept_inner(shared, stream).await;
+    if let Err(HandshakeError::Io(_)) = result {
+        count_refusal(shared, None);
+    }
+    result
+}
+
+async fn accept_inner(
+    shared: &Shared,
+    stream: &mut TcpStream,
+) -> Result<Arc<Peer>, HandshakeError> {
+    let msg = read_head(stream).await?;
+    let own = own_hello(shared);
+    let checked = check_dialer(msg, own, |id| shared.known_peer(id).is_some());
+    // The peer is looked up again: it cannot be forgotten in between (peers
+    // are never removed), but this keeps the check and the lookup together.
+    let peer = checked.and_then(|id| shared.known_peer(id).ok_or(RefuseReason::UnknownNode));
+    let peer = match peer {
+        Ok(peer) => peer,
+        Err(reason) => return Err(refuse(shared, stream, reason).await),
+    };
+    let Some(secret) = &shared.cfg.cluster_secret else {
+        stream.write_all(&own.encode()).await?;
+        return Ok(peer);
+    };
+    let dialer_nonce = read_array::<NONCE_LEN>(stream).await?;
+    let transcript = Transcript {
+        cluster_id: own.cluster_id,
+        dialer_id: peer.id,
+        acceptor_id: own.node_id,
+        dialer_nonce,
+        acceptor_nonce: auth::nonce()?,
+    };
+    let mut answer = Vec::with_capacity(HELLO_LEN + NONCE_LEN + PROOF_LEN);
+    answer.extend_from_slice(&own.encode());
+    answer.extend_from_slice(&transcript.acceptor_nonce);
+    answer.extend_from_slice(&transcript.prove(secret, Role::Acceptor));
+    stream.write_all(&answer).await?;
+    match read_head(stream).await? {
+        HandshakeMessage::Proof => {}
+        HandshakeMessage::Refusal(code) => {
+            bump(&shared.stats.handshakes_rejected_by_peer);
+            return Err(HandshakeError::RejectedByPeer(code));
+        }
+        _ => return Err(refuse(shared, stream, RefuseReason::BadMagic).await),
+    }
+    let proof = read_array::<PROOF_LEN>(stream).await?;
+    if !transcript.verify(secret, Role::Dialer, &proof) {
+        return Err(refuse(shared, stream, RefuseReason::BadProof).await);
+    }
+    stream.write_all(&accepted()).await?;
+    Ok(peer)
+}
+
 /// The dialing side: connects to `addr`, sends our hello and checks the
-/// answer is the hello of `peer_id` in our cluster. Failures are counted
+/// answer is the hello of `peer_id` in our cluster (with a cluster secret,
+/// exchanging proofs and waiting for the acceptance). Failures are counted
 /// here; the caller counts a timeout.
 pub(crate) async fn dial(
     shared: &Shared,
     peer_id: u64,
     addr: SocketAddr,
 ) -> Result<TcpStream, HandshakeError> {
-    let mut stream = match exchange(shared, addr).await {
+    let mut stream = match TcpStream::connect(addr).await {
         Ok(stream) => stream,
         Err(err) => {
             bump(&shared.stats.dial_failures);
-            return Err(err);
+            return Err(err.into());
         }
     };
-    let mut buf = [0u8; HELLO_LEN];
-    if let Err(err) = stream.read_exact(&mut buf).await {
-        bump(&shared.stats.dial_failures);
-        return Err(err.into());
-    }
-    let result = match HandshakeMessage::decode(&buf) {
-        HandshakeMessage::Hello(hello) if hello.version != PROTOCOL_VERSION => Err(
-            HandshakeError::BadAnswer(format!("protocol version {}", hello.version)),
-        ),
-        HandshakeMessage::Hello(hello) if hello.cluster_id != shared.cfg.cluster_id => Err(
-            HandshakeError::BadAnswer(format!("cluster {}", hello.cluster_id)),
-        ),
-        HandshakeMessage::Hello(hello) if hello.node_id != peer_id => Err(
-            HandshakeError::BadAnswer(format!("node {} answered", hello.node_id)),
-        ),
-        HandshakeMessage::Hello(_) => Ok(stream),
-        HandshakeMessage::Refusal(code) => {
-            bump(&shared.stats.handshakes_rejected_by_peer);
-            return Err(HandshakeError::RejectedByPeer(code));
-        }
-        HandshakeMessage::Garbage => Err(HandshakeError::BadAnswer("not a hello".into())),
+    let err = match dial_inner(shared, peer_id, &mut stream).await {
+        Ok(()) => return Ok(stream),
+        Err(err) => err,
     };
-    if result.is_err() {
-        bump(&shared.stats.handshakes_refused);
+    match &err {
+        HandshakeError::Io(_) => bump(&shared.stats.dial_failures),
+        HandshakeError::RejectedByPeer(_) => bump(&shared.stats.handshakes_rejected_by_peer),
+        HandshakeError::Refused(reason) => {
+            count_refusal(shared, Some(*reason));
+            // Tell the acceptor why, so that its log says it too.
+            let _ = stream.write_all(&reason.encode()).await;
+        }
+        HandshakeError::BadAnswer(_) => count_refusal(shared, None),
     }
-    result
+    let _ = stream.shutdown().await;
+    Err(err)
 }
 
-/// Connects and sends our hello.
-async fn exchange(shared: &Shared, addr: SocketAddr) -> Result<TcpStream, HandshakeError> {
-    let mut stream = TcpStream::connect(addr).await?;
+async fn dial_inner(
+    shared: &Shared,
+    peer_id: u64,
+    stream: &mut TcpStream,
+) -> Result<(), HandshakeError> {
     stream.set_nodelay(true)?;
-    let hello = Hello::new(shared.cfg.cluster_id, shared.cfg.node_id);
-    stream.write_all(&hello.encode()).await?;
-    Ok(stream)
+    let own = own_hello(shared);
+    let Some(secret) = &shared.cfg.cluster_secret else {
+        stream.write_all(&own.encode()).await?;
+        return check_acceptor(read_head(stream).await?, own, peer_id);
+    };
+    let dialer_nonce = auth::nonce()?;
+    let mut hello = Vec::with_capacity(HELLO_LEN + NONCE_LEN);
+    hello.extend_from_slice(&own.encode());
+    hello.extend_from_slice(&dialer_nonce);
+    stream.write_all(&hello).await?;
+    check_acceptor(read_head(stream).await?, own, peer_id)?;
+    let transcript = Transcript {
+        cluster_id: own.cluster_id,
+        dialer_id: own.node_id,
+        acceptor_id: peer_id,
+        dialer_nonce,
+        acceptor_nonce: read_array::<NONCE_LEN>(stream).await?,
+    };
+    let proof = read_array::<PROOF_LEN>(stream).await?;
+    if !transcript.verify(secret, Role::Acceptor, &proof) {
+        return Err(HandshakeError::Refused(RefuseReason::BadProof));
+    }
+    let mut answer = Vec::with_capacity(HELLO_LEN + PROOF_LEN);
+    answer.extend_from_slice(&proof_head());
+    answer.extend_from_slice(&transcript.prove(secret, Role::Dialer));
+    stream.write_all(&answer).await?;
+    match read_head(stream).await? {
+        HandshakeMessage::Accepted => Ok(()),
+        HandshakeMessage::Refusal(code) => Err(HandshakeError::RejectedByPeer(code)),
+        _ => Err(HandshakeError::BadAnswer("not an acceptance".into())),
+    }
 }
 
 #[cfg(test)]
@@ -272,7 +513,7 @@ mod tests {
             HandshakeMessage::decode(&hello.encode()),
             HandshakeMessage::Hello(hello)
         );
-        for code in 1..=5 {
+        for code in 1..=8 {
             let reason = RefuseReason::from_code(code).expect("known code");
             assert_eq!(
                 HandshakeMessage::decode(&reason.encode()),
@@ -280,6 +521,20 @@ mod tests {
             );
         }
         assert_eq!(RefuseReason::from_code(0), None);
+        assert_eq!(RefuseReason::from_code(9), None);
+        let auth = hello.authenticating();
+        assert_eq!(
+            HandshakeMessage::decode(&auth.encode()),
+            HandshakeMessage::Hello(auth)
+        );
+        assert_eq!(
+            HandshakeMessage::decode(&proof_head()),
+            HandshakeMessage::Proof
+        );
+        assert_eq!(
+            HandshakeMessage::decode(&accepted()),
+            HandshakeMessage::Accepted
+        );
         assert_eq!(
             HandshakeMessage::decode(&[0xAB; HELLO_LEN]),
             HandshakeMessage::Garbage
@@ -310,5 +565,58 @@ mod tests {
         assert_eq!(check(Hello::new(9, 0)), Err(RefuseReason::UnknownNode));
         assert_eq!(check(Hello::new(9, 5)), Err(RefuseReason::UnknownNode));
         assert_eq!(check(Hello::new(9, 8)), Err(RefuseReason::WrongDirection));
+    }
+
+    #[test]
+    fn acceptor_refuses_a_dialer_whose_secret_setting_differs() {
+        let known = |id: u64| id == 1;
+        let plain = Hello::new(9, 1);
+        let secret = plain.authenticating();
+        let check = |own: Hello, h: Hello| check_dialer(HandshakeMessage::Hello(h), own, known);
+        assert_eq!(check(Hello::new(9, 5).authenticating(), secret), Ok(1));
+        assert_eq!(check(Hello::new(9, 5), plain), Ok(1));
+        assert_eq!(
+            check(Hello::new(9, 5).authenticating(), plain),
+            Err(RefuseReason::SecretRequired)
+        );
+        assert_eq!(
+            check(Hello::new(9, 5), secret),
+            Err(RefuseReason::SecretUnexpected)
+        );
+        assert!(RefuseReason::SecretRequired.is_auth());
+        assert!(RefuseReason::BadProof.is_auth());
+        assert!(!RefuseReason::Cluster.is_auth());
+    }
+
+    #[test]
+    fn dialer_checks_the_acceptors_hello_and_secret_setting() {
+        let own = Hello::new(9, 1).authenticating();
+        let answer = |h: Hello| check_acceptor(HandshakeMessage::Hello(h), own, 5);
+        assert!(answer(Hello::new(9, 5).authenticating()).is_ok());
+        assert!(matches!(
+            answer(Hello::new(9, 5)),
+            Err(HandshakeError::Refused(RefuseReason::SecretRequired))
+        ));
+        assert!(matches!(
+            answer(Hello::new(9, 6).authenticating()),
+            Err(HandshakeError::BadAnswer(_))
+        ));
+        assert!(matches!(
+            answer(Hello::new(8, 5).authenticating()),
+            Err(HandshakeError::BadAnswer(_))
+        ));
+        let refused = check_acceptor(HandshakeMessage::Refusal(8), own, 5).unwrap_err();
+        assert!(refused.is_auth());
+        assert!(refused.to_string().contains("wrong proof"), "{refused}");
+        assert!(!HandshakeError::RejectedByPeer(3).is_auth());
+        let plain = Hello::new(9, 1);
+        assert!(matches!(
+            check_acceptor(
+                HandshakeMessage::Hello(Hello::new(9, 5).authenticating()),
+                plain,
+                5
+            ),
+            Err(HandshakeError::Refused(RefuseReason::SecretUnexpected))
+        ));
     }
 }

@@ -50,6 +50,9 @@ async fn accept_one(shared: Arc<Shared>, mut stream: TcpStream, remote: SocketAd
     shared.pending_handshakes.fetch_sub(1, Ordering::AcqRel);
     match result {
         Ok(Ok(peer)) => connection::run(&shared, &peer, stream, std::future::pending()).await,
+        Ok(Err(err)) if err.is_auth() => {
+            tracing::warn!(node = shared.cfg.node_id, %remote, %err, "handshake failed: cluster secret");
+        }
         Ok(Err(err)) => {
             tracing::warn!(node = shared.cfg.node_id, %remote, %err, "handshake refused");
         }

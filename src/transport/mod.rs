@@ -8,7 +8,10 @@
 //! only accepts, and only from lower ids it knows. The connection opens with
 //! a handshake (see [`handshake`]) carrying the protocol version, the cluster
 //! id and the node id; a peer with another cluster, an unknown node id, the
-//! wrong dialing direction or another version is refused and counted. If a
+//! wrong dialing direction or another version is refused and counted. With
+//! a cluster secret configured, both sides also prove they know it (a keyed
+//! MAC over fresh nonces, never the secret itself); a peer that fails, or
+//! that has no secret, is refused, counted and logged. If a
 //! second connection from the same peer arrives (the peer restarted, or its
 //! old connection is half-dead), the newer replaces the older, which is
 //! closed.
@@ -62,6 +65,7 @@
 //! [`Transport::stop`] (or dropping the transport) closes every connection
 //! and the listener and joins the thread.
 
+pub mod auth;
 mod backoff;
 mod config;
 mod connection;
@@ -80,6 +84,7 @@ use std::thread::JoinHandle;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+pub use auth::ClusterSecret;
 pub use config::{
     TransportConfig, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_RECONNECT_MAX,
     DEFAULT_RECONNECT_MIN,

@@ -16,8 +16,13 @@ pub struct TransportStats {
     /// version, another cluster, an unknown node id, a node id that should
     /// not dial this node (the lower id dials), or a hello that did not
     /// arrive in time; on the dialing side an answer that is not a valid
-    /// hello of the cluster and node it meant to reach.
+    /// hello of the cluster and node it meant to reach; on either side a
+    /// peer that fails the cluster secret (below).
     pub handshakes_refused: u64,
+    /// Of those, the refusals for the cluster secret: the peer has none and
+    /// this node has one, or the reverse, or its proof is wrong (another
+    /// secret). Each is logged as a warning with the reason.
+    pub auth_refused: u64,
     /// Dials the peer answered with a refusal.
     pub handshakes_rejected_by_peer: u64,
     /// Dials that failed before a hello could be exchanged (connection
@@ -47,6 +52,7 @@ pub(crate) struct Counters {
     pub connections_established: AtomicU64,
     pub reconnects: AtomicU64,
     pub handshakes_refused: AtomicU64,
+    pub auth_refused: AtomicU64,
     pub handshakes_rejected_by_peer: AtomicU64,
     pub dial_failures: AtomicU64,
     pub frames_sent: AtomicU64,
@@ -75,6 +81,7 @@ impl Counters {
             connections_established: get(&self.connections_established),
             reconnects: get(&self.reconnects),
             handshakes_refused: get(&self.handshakes_refused),
+            auth_refused: get(&self.auth_refused),
             handshakes_rejected_by_peer: get(&self.handshakes_rejected_by_peer),
             dial_failures: get(&self.dial_failures),
             frames_sent: get(&self.frames_sent),
