@@ -492,6 +492,24 @@ typedef struct muxraft_config {
    * groups does not produce 100,000 series unless asked to.
    */
   uint64_t metrics_per_group_max;
+  /**
+   * Embedded mode: a secret shared by every node of the cluster
+   * (`cluster_secret_len` bytes, 16 to 1024, any bytes: use e.g. 32
+   * random ones), copied by `muxraft_node_new`. Every connection between
+   * two nodes then proves, both ways, that the other side has the same
+   * secret: each side sends a fresh random nonce and answers with
+   * HMAC-SHA256 of the secret over both nonces and both node ids; the
+   * secret itself never travels. A peer with another secret, or none,
+   * is refused, counted in `muxraft_stats.peers_refused_auth` and logged
+   * with the reason; a node without a secret likewise refuses a peer
+   * that has one, so turn it on for every node of a cluster together.
+   * It authenticates who opens a connection, not the frames after it:
+   * they travel in the clear. Default NULL and 0: no secret (peers are
+   * known by their cluster and node ids alone). Host-driven mode
+   * ignores it: the host's transport owns the links between nodes.
+   */
+  const uint8_t *cluster_secret;
+  size_t cluster_secret_len;
 } muxraft_config;
 
 /**
@@ -815,6 +833,14 @@ typedef struct muxraft_stats {
    */
   uint64_t groups_led;
   uint64_t transfers_started;
+  /**
+   * Embedded mode: handshakes refused for the cluster secret (see
+   * `muxraft_config.cluster_secret`), by this node or by the peer: a
+   * peer with another secret, or without one while this node has one,
+   * or the reverse. Each is logged as a warning with the reason. Also
+   * counted in `handshakes_refused`.
+   */
+  uint64_t peers_refused_auth;
 } muxraft_stats;
 
 #define MUXRAFT_VOTER 0
@@ -1004,8 +1030,9 @@ enum muxraft_status muxraft_node_metrics_text(struct muxraft_node *node,
  * its `_init` function, a zero `node_id`, `tick_ms` or `heartbeat_ticks`,
  * `election_ticks <= heartbeat_ticks`, `max_proposal_bytes` or
  * `snapshot_chunk_bytes` of 0 or over 4 MiB, `snapshot_timeout_ms` below
- * `tick_ms`, `wal_segment_bytes` under 64 KiB, or an empty `data_dir`
- * (NULL means in memory); `MUXRAFT_BUSY` when another node (of this process or
+ * `tick_ms`, `wal_segment_bytes` under 64 KiB, an empty `data_dir`
+ * (NULL means in memory), or a `cluster_secret` of fewer than 16 or more
+ * than 1024 bytes, or NULL with a non-zero length; `MUXRAFT_BUSY` when another node (of this process or
  * another; the message names the process) has the data directory open;
  * `MUXRAFT_IO` when the data directory cannot be used or its log is
  * corrupt (the message says where); `MUXRAFT_PANIC`. On failure

@@ -27,6 +27,7 @@ use bytes::Bytes;
 use muxraft::multi::{self, Event, FrameKind, NodeConfig, ProposalError, Stats};
 use muxraft::raft::Role;
 use muxraft::runtime::{Error, Host, Runtime, RuntimeConfig};
+use muxraft::transport::ClusterSecret;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 mod common;
@@ -484,6 +485,65 @@ fn three_embedded_runtimes_elect_commit_and_apply_every_group_in_the_same_order(
         );
         assert_eq!(s.frames_rejected, 0, "node {} rejected frames", m.id);
     }
+    drop(members);
+    for m in ms {
+        m.stop_and_drop();
+    }
+}
+
+#[test]
+fn runtimes_sharing_a_cluster_secret_replicate_and_one_with_another_secret_is_kept_out() {
+    let _shared = EXCLUSIVE.read();
+    const CLUSTER: u64 = 1071;
+    let ids = [71, 72, 73];
+    let secret = |b: u8| Some(ClusterSecret::new(&[b; 32]).expect("a valid secret"));
+    let ms: Vec<Member> = ids
+        .iter()
+        .map(|&id| {
+            let mut cfg = config(id, CLUSTER, None);
+            // 73 has another secret.
+            cfg.cluster_secret = secret(if id == 73 { 2 } else { 1 });
+            Member::start(cfg, Recorder::new(true))
+        })
+        .collect();
+    let members: Vec<&Member> = ms.iter().collect();
+    connect(&members);
+    let gs = groups(1..=5);
+    create_on_all(&members, &gs, &ids);
+    // 71 and 72 are a majority: they elect and commit without 73.
+    let good = [members[0], members[1]];
+    let leaders = wait_for_leaders(&good, &gs);
+    assert!(leaders.values().all(|&l| l != 73));
+    let committed = propose_round(&good, &leaders, 0..5);
+    assert_eq!(committed.len(), 5 * 5);
+    wait_applied(&good, &gs, 5);
+    assert_same_applied(&good, &gs, 5);
+
+    let transport = |m: &Member| m.rt.stats().2;
+    wait_until(
+        "73 refused by both others, for the secret",
+        DEADLINE,
+        || {
+            let t = transport(members[2]);
+            t.auth_refused + t.auth_rejected_by_peer >= 2
+        },
+    );
+    for m in &members {
+        let t = transport(m);
+        if m.id == 73 {
+            assert_eq!(t.connections_established, 0, "node 73: {t:?}");
+        } else {
+            assert!(t.connections_established >= 1, "node {}: {t:?}", m.id);
+        }
+        assert_eq!(m.stats().frames_rejected, 0, "node {}", m.id);
+    }
+    assert_eq!(
+        transport(members[0]).auth_refused + transport(members[0]).auth_rejected_by_peer,
+        transport(members[0]).handshakes_refused
+            + transport(members[0]).handshakes_rejected_by_peer,
+        "71 refused nothing but 73, and for the secret"
+    );
+    assert!(gs.iter().all(|&g| members[2].rec.applied_count(g) == 0));
     drop(members);
     for m in ms {
         m.stop_and_drop();

@@ -6,6 +6,7 @@ use std::os::raw::c_char;
 
 use super::sized::read_sized;
 use crate::multi::NodeConfig;
+use crate::transport::ClusterSecret;
 
 /// Settings of a node. Always fill it with `muxraft_config_init` first, then
 /// change the fields you need: fields are only ever added at the end, and
@@ -104,6 +105,22 @@ pub struct muxraft_config {
     /// most this many groups. Default 0: never, so that a node with 100,000
     /// groups does not produce 100,000 series unless asked to.
     pub metrics_per_group_max: u64,
+    /// Embedded mode: a secret shared by every node of the cluster
+    /// (`cluster_secret_len` bytes, 16 to 1024, any bytes: use e.g. 32
+    /// random ones), copied by `muxraft_node_new`. Every connection between
+    /// two nodes then proves, both ways, that the other side has the same
+    /// secret: each side sends a fresh random nonce and answers with
+    /// HMAC-SHA256 of the secret over both nonces and both node ids; the
+    /// secret itself never travels. A peer with another secret, or none,
+    /// is refused, counted in `muxraft_stats.peers_refused_auth` and logged
+    /// with the reason; a node without a secret likewise refuses a peer
+    /// that has one, so turn it on for every node of a cluster together.
+    /// It authenticates who opens a connection, not the frames after it:
+    /// they travel in the clear. Default NULL and 0: no secret (peers are
+    /// known by their cluster and node ids alone). Host-driven mode
+    /// ignores it: the host's transport owns the links between nodes.
+    pub cluster_secret: *const u8,
+    pub cluster_secret_len: usize,
 }
 
 const MAX_PROPOSAL_LIMIT: u32 = 4 << 20;
@@ -146,6 +163,8 @@ impl Default for muxraft_config {
             max_pending_reads_per_group: n.max_pending_reads_per_group,
             max_pending_reads: n.max_pending_reads,
             metrics_per_group_max: 0,
+            cluster_secret: std::ptr::null(),
+            cluster_secret_len: 0,
         }
     }
 }
@@ -187,6 +206,7 @@ pub(crate) struct Settings {
     pub data_dir: Option<std::path::PathBuf>,
     pub wal_segment_bytes: u64,
     pub metrics_per_group_max: u64,
+    pub cluster_secret: Option<ClusterSecret>,
 }
 
 /// Read and check a configuration passed by C: the fields its `struct_size`
@@ -194,8 +214,9 @@ pub(crate) struct Settings {
 ///
 /// # Safety
 /// `config` must be NULL or point to a `muxraft_config` whose first
-/// `struct_size` bytes are readable, and `data_dir` (when covered) must be
-/// NULL or a NUL-terminated string.
+/// `struct_size` bytes are readable, `data_dir` (when covered) must be
+/// NULL or a NUL-terminated string, and `cluster_secret` (when covered)
+/// NULL or `cluster_secret_len` readable bytes.
 pub(crate) unsafe fn read_config(config: *const muxraft_config) -> Result<Settings, String> {
     if config.is_null() {
         return Err("config is NULL".into());
@@ -287,11 +308,22 @@ pub(crate) unsafe fn read_config(config: *const muxraft_config) -> Result<Settin
     node.max_pending_reads_per_group = limit(c.max_pending_reads_per_group);
     node.max_pending_reads = limit(c.max_pending_reads);
     node.validate().map_err(|e| e.to_string())?;
+    let cluster_secret = match (c.cluster_secret.is_null(), c.cluster_secret_len) {
+        (_, 0) => None,
+        (true, _) => return Err("config.cluster_secret is NULL but its length is not 0".into()),
+        (false, len) => {
+            // SAFETY: non-NULL with `len` readable bytes (header contract);
+            // copied at once.
+            let bytes = unsafe { std::slice::from_raw_parts(c.cluster_secret, len) };
+            Some(ClusterSecret::new(bytes).map_err(|e| format!("config.cluster_secret: {e}"))?)
+        }
+    };
     Ok(Settings {
         node,
         tick_ms: c.tick_ms,
         data_dir,
         wal_segment_bytes: c.wal_segment_bytes,
         metrics_per_group_max: c.metrics_per_group_max,
+        cluster_secret,
     })
 }

@@ -87,8 +87,9 @@ unsafe fn c_str<'a>(s: *const c_char, what: &str) -> Result<&'a str, muxraft_sta
 /// its `_init` function, a zero `node_id`, `tick_ms` or `heartbeat_ticks`,
 /// `election_ticks <= heartbeat_ticks`, `max_proposal_bytes` or
 /// `snapshot_chunk_bytes` of 0 or over 4 MiB, `snapshot_timeout_ms` below
-/// `tick_ms`, `wal_segment_bytes` under 64 KiB, or an empty `data_dir`
-/// (NULL means in memory); `MUXRAFT_BUSY` when another node (of this process or
+/// `tick_ms`, `wal_segment_bytes` under 64 KiB, an empty `data_dir`
+/// (NULL means in memory), or a `cluster_secret` of fewer than 16 or more
+/// than 1024 bytes, or NULL with a non-zero length; `MUXRAFT_BUSY` when another node (of this process or
 /// another; the message names the process) has the data directory open;
 /// `MUXRAFT_IO` when the data directory cannot be used or its log is
 /// corrupt (the message says where); `MUXRAFT_PANIC`. On failure
@@ -119,6 +120,7 @@ pub unsafe extern "C" fn muxraft_node_new(
         cfg.data_dir = settings.data_dir;
         cfg.wal_segment_bytes = settings.wal_segment_bytes;
         cfg.metrics_per_group_max = settings.metrics_per_group_max;
+        cfg.cluster_secret = settings.cluster_secret;
         let runtime = match Runtime::new(cfg, Arc::new(callbacks)) {
             Ok(r) => r,
             Err(e) => return fail_with(&e),

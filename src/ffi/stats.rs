@@ -286,6 +286,12 @@ pub struct muxraft_stats {
     /// leadership transfers it started (`muxraft_group_transfer_leader`).
     pub groups_led: u64,
     pub transfers_started: u64,
+    /// Embedded mode: handshakes refused for the cluster secret (see
+    /// `muxraft_config.cluster_secret`), by this node or by the peer: a
+    /// peer with another secret, or without one while this node has one,
+    /// or the reverse. Each is logged as a warning with the reason. Also
+    /// counted in `handshakes_refused`.
+    pub peers_refused_auth: u64,
 }
 
 /// The smallest `struct_size` accepted: through `messages_sent`.
@@ -381,6 +387,7 @@ impl muxraft_stats {
             compact_rows_refused: s.compact_rows_refused,
             groups_led: s.groups_led,
             transfers_started: s.transfers_started,
+            peers_refused_auth: t.auth_refused + t.auth_rejected_by_peer,
         }
     }
 

@@ -16,7 +16,14 @@ use super::disk::Disk;
 use super::drive::{Pass, SharedNode};
 use super::error::Error;
 use super::host::Host;
-use crate::transport::{Transport, TransportConfig, TransportStats};
+use crate::transport::{ClusterSecret, Transport, TransportConfig, TransportStats};
+
+/// What the embedded transport takes from the node's configuration.
+pub(crate) struct Link {
+    pub listen: SocketAddr,
+    pub max_frame: usize,
+    pub cluster_secret: Option<ClusterSecret>,
+}
 
 #[derive(Default)]
 struct Inbox {
@@ -85,8 +92,7 @@ impl Embedded {
         disk: Option<Arc<Disk>>,
         host: Arc<dyn Host>,
         tick: Duration,
-        max_frame: usize,
-        listen: SocketAddr,
+        link: Link,
         peers: &BTreeMap<u64, SocketAddr>,
     ) -> Result<Embedded, Error> {
         let signal = Arc::new(Signal::default());
@@ -95,8 +101,10 @@ impl Embedded {
             let c = n.config();
             (c.node_id, c.cluster_id)
         });
-        let mut tcfg = TransportConfig::new(node_id, cluster_id, listen);
+        let max_frame = link.max_frame;
+        let mut tcfg = TransportConfig::new(node_id, cluster_id, link.listen);
         tcfg.max_frame_bytes = max_frame;
+        tcfg.cluster_secret = link.cluster_secret;
         let inbound_signal = signal.clone();
         let transport = Transport::start(
             tcfg,

@@ -374,8 +374,18 @@ pub fn render(m: &Metrics) -> String {
     );
     w.counter(
         "transport_handshakes_rejected_by_peer_total",
-        "Dials the peer answered with a refusal.",
+        "Handshakes the peer refused.",
         t.handshakes_rejected_by_peer,
+    );
+    w.counter(
+        "transport_handshakes_refused_auth_total",
+        "Handshakes this node refused for the cluster secret (another secret, or none on one side).",
+        t.auth_refused,
+    );
+    w.counter(
+        "transport_handshakes_rejected_by_peer_auth_total",
+        "Handshakes the peer refused for the cluster secret.",
+        t.auth_rejected_by_peer,
     );
     w.counter(
         "transport_dial_failures_total",

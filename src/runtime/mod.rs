@@ -43,13 +43,13 @@ pub use metrics::{render as render_metrics, GroupRow, Metrics};
 
 use disk::check_snapshot_size;
 use drive::{Pass, SharedNode};
-use embedded::Embedded;
+use embedded::{Embedded, Link};
 
 use crate::multi::{self, MemberInfo, Node, NodeConfig, QuietGauges, Stats};
 use crate::raft::MemberRole;
 use crate::raft::Status;
 use crate::storage::{RealFs, StorageOptions, WalBatch, WalOptions};
-use crate::transport::TransportStats;
+use crate::transport::{ClusterSecret, TransportStats};
 use crate::wire::DEFAULT_MAX_FRAME_BYTES;
 
 /// How a node runs.
@@ -70,6 +70,12 @@ pub struct RuntimeConfig {
     /// hosts at most this many groups (0: never), so that a node with
     /// 100,000 groups does not render 100,000 series unless asked to.
     pub metrics_per_group_max: u64,
+    /// Embedded mode: None, peers are not authenticated; Some, every
+    /// connection proves both ways that the peer has this same secret (see
+    /// [`crate::transport::handshake`]), and a peer without it is refused.
+    /// Host-driven mode does not use it: the host's transport owns the
+    /// links between nodes, and their security.
+    pub cluster_secret: Option<ClusterSecret>,
 }
 
 impl RuntimeConfig {
@@ -81,6 +87,7 @@ impl RuntimeConfig {
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             wal_segment_bytes: WalOptions::DEFAULT_SEGMENT_BYTES,
             metrics_per_group_max: 0,
+            cluster_secret: None,
         }
     }
 }
@@ -124,6 +131,7 @@ pub struct Runtime {
     /// The transport's counters when it stopped (they stay readable).
     last_transport: Mutex<TransportStats>,
     metrics_per_group_max: u64,
+    cluster_secret: Option<ClusterSecret>,
 }
 
 fn resolve(addr: &str) -> Result<SocketAddr, Error> {
@@ -184,6 +192,7 @@ impl Runtime {
             mode: Mutex::new(Mode::HostDriven),
             last_transport: Mutex::new(TransportStats::default()),
             metrics_per_group_max: cfg.metrics_per_group_max,
+            cluster_secret: cfg.cluster_secret,
         };
         if rt.recovery.restored > 0 {
             // The host restores its state machines now, before anything
@@ -671,8 +680,11 @@ impl Runtime {
             self.disk.clone(),
             self.host.clone(),
             self.tick,
-            self.max_frame_bytes,
-            addr,
+            Link {
+                listen: addr,
+                max_frame: self.max_frame_bytes,
+                cluster_secret: self.cluster_secret.clone(),
+            },
             &self.peers.lock(),
         )?;
         *mode = Mode::Embedded(embedded);

@@ -346,6 +346,14 @@ fn count_refusal(shared: &Shared, reason: Option<RefuseReason>) {
     }
 }
 
+/// Counts a refusal of the peer's (and, apart, one for the secret).
+fn count_rejection(shared: &Shared, err: &HandshakeError) {
+    bump(&shared.stats.handshakes_rejected_by_peer);
+    if err.is_auth() {
+        bump(&shared.stats.auth_rejected_by_peer);
+    }
+}
+
 /// Sends a refusal (best effort: the connection is closed either way),
 /// counts it and returns the error.
 async fn refuse(shared: &Shared, stream: &mut TcpStream, reason: RefuseReason) -> HandshakeError {
@@ -416,8 +424,9 @@ async fn accept_inner(
     match read_head(stream).await? {
         HandshakeMessage::Proof => {}
         HandshakeMessage::Refusal(code) => {
-            bump(&shared.stats.handshakes_rejected_by_peer);
-            return Err(HandshakeError::RejectedByPeer(code));
+            let err = HandshakeError::RejectedByPeer(code);
+            count_rejection(shared, &err);
+            return Err(err);
         }
         _ => return Err(refuse(shared, stream, RefuseReason::BadMagic).await),
     }
@@ -451,7 +460,7 @@ pub(crate) async fn dial(
     };
     match &err {
         HandshakeError::Io(_) => bump(&shared.stats.dial_failures),
-        HandshakeError::RejectedByPeer(_) => bump(&shared.stats.handshakes_rejected_by_peer),
+        HandshakeError::RejectedByPeer(_) => count_rejection(shared, &err),
         HandshakeError::Refused(reason) => {
             count_refusal(shared, Some(*reason));
             // Tell the acceptor why, so that its log says it too.

@@ -23,8 +23,12 @@ pub struct TransportStats {
     /// this node has one, or the reverse, or its proof is wrong (another
     /// secret). Each is logged as a warning with the reason.
     pub auth_refused: u64,
-    /// Dials the peer answered with a refusal.
+    /// Handshakes the peer refused: dials it answered with a refusal, and
+    /// (with a cluster secret) acceptances whose proof the dialer refused.
     pub handshakes_rejected_by_peer: u64,
+    /// Of those, the refusals for the cluster secret (this node's proof
+    /// was wrong, or one of the two has no secret).
+    pub auth_rejected_by_peer: u64,
     /// Dials that failed before a hello could be exchanged (connection
     /// refused, unreachable, timeout).
     pub dial_failures: u64,
@@ -53,6 +57,7 @@ pub(crate) struct Counters {
     pub reconnects: AtomicU64,
     pub handshakes_refused: AtomicU64,
     pub auth_refused: AtomicU64,
+    pub auth_rejected_by_peer: AtomicU64,
     pub handshakes_rejected_by_peer: AtomicU64,
     pub dial_failures: AtomicU64,
     pub frames_sent: AtomicU64,
@@ -83,6 +88,7 @@ impl Counters {
             handshakes_refused: get(&self.handshakes_refused),
             auth_refused: get(&self.auth_refused),
             handshakes_rejected_by_peer: get(&self.handshakes_rejected_by_peer),
+            auth_rejected_by_peer: get(&self.auth_rejected_by_peer),
             dial_failures: get(&self.dial_failures),
             frames_sent: get(&self.frames_sent),
             bytes_sent: get(&self.bytes_sent),
