@@ -2260,6 +2260,53 @@ static bool applied_at_least(const muxraft_group_info *info, uint64_t index)
  * connects nor applies anything, and peers_refused_auth counts the
  * refusals on every node.
  */
+/* Three started nodes, 1 and 2 sharing a secret, 3 with another, each
+ * told where the others listen: 1 and 2 elect and commit without 3. */
+static void check_secret_cluster(muxraft_node *nodes[3])
+{
+    const uint64_t members[] = {1, 2, 3};
+    for (int i = 0; i < 3; i++)
+        CHECK_OK(muxraft_group_create(nodes[i], 5, 1, members, 3));
+    int leader = -1;
+    for (int t = 0; t < 2000 && leader < 0; t++) {
+        for (int i = 0; i < 2; i++)
+            if (info_of(nodes[i], 5).role == MUXRAFT_LEADER)
+                leader = i;
+        if (leader < 0)
+            sleep_ms(10);
+    }
+    CHECK(leader >= 0);
+    if (leader < 0)
+        return;
+    CHECK_OK(muxraft_propose(nodes[leader], 5, bytes_of("kept"), 4, NULL));
+    const uint64_t index = info_of(nodes[leader], 5).last_index;
+    CHECK(wait_group(nodes[0], 5, applied_at_least, index));
+    CHECK(wait_group(nodes[1], 5, applied_at_least, index));
+    /* 1 and 2 each refuse 3 (they dial it, and check its proof first). */
+    for (int t = 0; t < 2000 && stats_of(nodes[2]).peers_refused_auth < 2; t++)
+        sleep_ms(10);
+    CHECK(info_of(nodes[2], 5).applied_index == 0);
+    CHECK(info_of(nodes[2], 5).role != MUXRAFT_LEADER);
+
+    muxraft_stats s[3];
+    for (int i = 0; i < 3; i++)
+        s[i] = stats_of(nodes[i]);
+    CHECK(s[2].connections_established == 0);
+    CHECK(s[2].peers_refused_auth >= 2); /* by 1 and by 2, at least once each */
+    CHECK(s[2].handshakes_refused >= s[2].peers_refused_auth);
+    for (int i = 0; i < 2; i++) {
+        CHECK(s[i].connections_established >= 1); /* 1 with 2 */
+        CHECK(s[i].peers_refused_auth >= 1);      /* 3 */
+    }
+}
+
+/*
+ * Embedded mode with cluster_secret: a secret under 16 bytes, or NULL with a
+ * length, is refused at creation. Three nodes on loopback, 1 and 2 sharing a
+ * secret and 3 with another: 1 and 2 elect and commit without 3, 3 never
+ * connects nor applies anything, and peers_refused_auth counts the
+ * refusals on every node.
+ */
 static void test_cluster_secret(void)
 {
     static const uint8_t good[32] = "the secret of nodes one and two";
@@ -2281,59 +2328,26 @@ static void test_cluster_secret(void)
     CHECK(nodes[0] == NULL);
 
     uint16_t ports[3] = {0, 0, 0};
-    for (int i = 0; i < 3; i++) {
+    bool started = true;
+    for (int i = 0; i < 3 && started; i++) {
         c.node_id = (uint64_t)i + 1;
         c.cluster_secret = i == 2 ? other : good;
         c.cluster_secret_len = sizeof good;
         CHECK_OK(muxraft_node_new(&c, NULL, &nodes[i]));
-        if (nodes[i] == NULL)
-            goto out;
-        CHECK_OK(muxraft_node_start(nodes[i], "127.0.0.1:0"));
-        CHECK_OK(muxraft_node_listen_port(nodes[i], &ports[i]));
+        started = nodes[i] != NULL && muxraft_node_start(nodes[i], "127.0.0.1:0") == MUXRAFT_OK &&
+                  muxraft_node_listen_port(nodes[i], &ports[i]) == MUXRAFT_OK;
+        CHECK(started);
     }
-    const uint64_t members[] = {1, 2, 3};
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 3 && started; i++) {
         for (int j = 0; j < 3; j++) {
             char addr[32];
             snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)ports[j]);
             if (i != j)
                 CHECK_OK(muxraft_node_add_peer(nodes[i], (uint64_t)j + 1, addr));
         }
-        CHECK_OK(muxraft_group_create(nodes[i], 5, 1, members, 3));
     }
-    /* 1 and 2 are a majority: one of them leads and commits. */
-    int leader = -1;
-    for (int t = 0; t < 2000 && leader < 0; t++) {
-        for (int i = 0; i < 2; i++)
-            if (info_of(nodes[i], 5).role == MUXRAFT_LEADER)
-                leader = i;
-        if (leader < 0)
-            sleep_ms(10);
-    }
-    CHECK(leader >= 0);
-    if (leader < 0)
-        goto out;
-    CHECK_OK(muxraft_propose(nodes[leader], 5, bytes_of("kept"), 4, NULL));
-    const uint64_t index = info_of(nodes[leader], 5).last_index;
-    CHECK(wait_group(nodes[0], 5, applied_at_least, index));
-    CHECK(wait_group(nodes[1], 5, applied_at_least, index));
-    /* 1 and 2 each refuse 3 (they dial it, and check its proof first). */
-    for (int t = 0; t < 2000 && stats_of(nodes[2]).peers_refused_auth < 2; t++)
-        sleep_ms(10);
-    CHECK(info_of(nodes[2], 5).applied_index == 0);
-    CHECK(info_of(nodes[2], 5).role != MUXRAFT_LEADER);
-
-    muxraft_stats s[3];
-    for (int i = 0; i < 3; i++)
-        s[i] = stats_of(nodes[i]);
-    CHECK(s[2].connections_established == 0);
-    CHECK(s[2].peers_refused_auth >= 2); /* by 1 and by 2, at least once each */
-    CHECK(s[2].handshakes_refused >= s[2].peers_refused_auth);
-    for (int i = 0; i < 2; i++) {
-        CHECK(s[i].connections_established >= 1); /* 1 with 2 */
-        CHECK(s[i].peers_refused_auth >= 1);      /* 3 */
-    }
-out:
+    if (started)
+        check_secret_cluster(nodes);
     for (int i = 0; i < 3; i++)
         muxraft_node_free(nodes[i]);
 }
