@@ -212,11 +212,19 @@ struct Config {
     // metrics_text() renders per-group series (a `group` label) only while
     // the node hosts at most this many groups (default 0: never).
     std::uint64_t metrics_per_group_max;
+    // Embedded mode: the secret every node of the cluster shares (16 to
+    // 1024 bytes; empty, the default: none). Each connection then proves,
+    // both ways, that the peer has the same one (HMAC-SHA256 over fresh
+    // nonces; the secret never travels); a peer with another secret, or
+    // none, is refused and counted in stats().peers_refused_auth. Set it on
+    // every node or none. Host-driven mode ignores it (the host's transport
+    // owns the links). muxraft_node_new copies it.
+    std::vector<std::uint8_t> cluster_secret;
 
     // The defaults of muxraft_config_init.
     Config() : Config(defaults()) {}
 
-    // The values of a C config (data_dir copied).
+    // The values of a C config (data_dir and cluster_secret copied).
     explicit Config(const muxraft_config &c)
         : node_id(c.node_id), cluster_id(c.cluster_id), tick_ms(c.tick_ms),
           heartbeat_ticks(c.heartbeat_ticks), election_ticks(c.election_ticks),
@@ -232,12 +240,17 @@ struct Config {
           max_unsynced_bytes_per_group(c.max_unsynced_bytes_per_group),
           max_unsynced_bytes(c.max_unsynced_bytes), quiesce(c.quiesce),
           max_pending_reads_per_group(c.max_pending_reads_per_group),
-          max_pending_reads(c.max_pending_reads), metrics_per_group_max(c.metrics_per_group_max)
+          max_pending_reads(c.max_pending_reads), metrics_per_group_max(c.metrics_per_group_max),
+          cluster_secret(c.cluster_secret ? std::vector<std::uint8_t>(
+                                                c.cluster_secret,
+                                                c.cluster_secret + c.cluster_secret_len)
+                                          : std::vector<std::uint8_t>())
     {
     }
 
     // The C struct, from muxraft_config_init with these values written over
-    // it. Its data_dir points into *this: use it while *this is unchanged.
+    // it. Its data_dir and cluster_secret point into *this: use it while
+    // *this is unchanged.
     muxraft_config to_c() const noexcept
     {
         muxraft_config c;
@@ -265,6 +278,8 @@ struct Config {
         c.max_pending_reads_per_group = max_pending_reads_per_group;
         c.max_pending_reads = max_pending_reads;
         c.metrics_per_group_max = metrics_per_group_max;
+        c.cluster_secret = cluster_secret.empty() ? nullptr : cluster_secret.data();
+        c.cluster_secret_len = cluster_secret.size();
         return c;
     }
 

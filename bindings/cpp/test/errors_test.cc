@@ -90,6 +90,15 @@ TEST(Errors, ConfigHoldsTheCDefaults)
     const muxraft::Config again(back);
     EXPECT_EQ(again.node_id, 9u);
     EXPECT_EQ(again.data_dir, std::optional<std::string>("/tmp/x"));
+    // The cluster secret: none by default, copied both ways.
+    EXPECT_TRUE(config.cluster_secret.empty());
+    EXPECT_EQ(c.cluster_secret, nullptr);
+    EXPECT_EQ(c.cluster_secret_len, 0u);
+    config.cluster_secret.assign(32, 0x5A);
+    const muxraft_config with_secret = config.to_c();
+    ASSERT_EQ(with_secret.cluster_secret_len, 32u);
+    EXPECT_EQ(with_secret.cluster_secret, config.cluster_secret.data());
+    EXPECT_EQ(muxraft::Config(with_secret).cluster_secret, config.cluster_secret);
     EXPECT_EQ(muxraft::abi_version(), static_cast<std::uint32_t>(MUXRAFT_ABI_VERSION));
     EXPECT_STREQ(muxraft::version(), muxraft_version());
 }
@@ -114,6 +123,11 @@ TEST(Errors, BadConfigIsRefused)
     c.data_dir = ""; // passed as "", not NULL: the C API refuses it
     EXPECT_TRUE(throws_status([&] { muxraft::Node n(c); }, MUXRAFT_INVALID_ARGUMENT,
                               "muxraft_node_new"));
+    c = config_for(1);
+    c.cluster_secret.assign(15, 1); // under the 16 bytes required
+    EXPECT_TRUE(throws_status([&] { muxraft::Node n(c); }, MUXRAFT_INVALID_ARGUMENT,
+                              "muxraft_node_new"));
+    EXPECT_NE(std::string(muxraft_last_error()).find("cluster_secret"), std::string::npos);
 }
 
 TEST(Errors, BadMemberListsAreRefused)
