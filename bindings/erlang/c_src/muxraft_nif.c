@@ -102,7 +102,8 @@ static ERL_NIF_TERM am_messages_sent, am_bytes_sent, am_messages_received,
     am_peers_lost, am_peers_returned, am_peers_restarted, am_reads,
     am_reads_served, am_reads_failed, am_reads_refused_busy, am_pending_reads,
     am_read_rounds_sent, am_read_rounds_answered, am_compact_rows_sent,
-    am_compact_rows_refused, am_groups_led, am_transfers_started;
+    am_compact_rows_refused, am_groups_led, am_transfers_started,
+    am_peers_refused_auth;
 
 static ERL_NIF_TERM mk_atom(ErlNifEnv *env, const char *name)
 {
@@ -512,8 +513,10 @@ static int get_cstr(ErlNifEnv *env, ERL_NIF_TERM t, int allow_undefined,
  *                 SnapshotTimeoutMs, MaxSnapshotBytes, WalSegmentBytes},
  *                {MaxPendingProposalsPerGroup, MaxPendingProposals,
  *                 MaxUnsyncedBytesPerGroup, MaxUnsyncedBytes},
- *                Quiesce, {MaxPendingReadsPerGroup, MaxPendingReads})
+ *                Quiesce, {MaxPendingReadsPerGroup, MaxPendingReads,
+ *                 MetricsPerGroupMax}, ClusterSecret | undefined)
  *   -> {ok, Node} | {error, Reason, Message}
+ * ClusterSecret is a binary (its bytes are copied by muxraft_node_new).
  * Numeric options, BatchHeartbeats and Quiesce are `undefined` for the
  * library's default. With a data_dir, the `restore` messages of the groups
  * recovered from a snapshot are sent to the caller before this returns. */
@@ -563,6 +566,16 @@ static ERL_NIF_TERM start_node_nif(ErlNifEnv *env, int argc,
         !get_opt_u64(env, tuple[1], &config.max_pending_reads) ||
         !get_opt_u64(env, tuple[2], &config.metrics_per_group_max))
         return enif_make_badarg(env);
+    if (!enif_is_identical(argv[14], am_undefined)) {
+        ErlNifBinary secret;
+        /* Valid for this call; muxraft_node_new copies it. An empty binary
+         * reaches the library as length 0 (none), so the Erlang side
+         * refuses it first. */
+        if (!enif_inspect_binary(env, argv[14], &secret) || secret.size == 0)
+            return enif_make_badarg(env);
+        config.cluster_secret = secret.data;
+        config.cluster_secret_len = secret.size;
+    }
     if (enif_is_identical(argv[8], am_true))
         config.batch_heartbeats = true;
     else if (enif_is_identical(argv[8], am_false))
@@ -964,7 +977,7 @@ static ERL_NIF_TERM stats_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
     nif_node *n;
     muxraft_stats st;
     muxraft_status s;
-    ERL_NIF_TERM keys[66], values[66], map;
+    ERL_NIF_TERM keys[67], values[67], map;
     unsigned k = 0;
     (void)argc;
 
@@ -1046,6 +1059,7 @@ static ERL_NIF_TERM stats_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
     STAT(compact_rows_refused);
     STAT(groups_led);
     STAT(transfers_started);
+    STAT(peers_refused_auth);
 #undef STAT
     if (!enif_make_map_from_arrays(env, keys, values, k, &map))
         return enif_make_badarg(env);
@@ -1170,6 +1184,7 @@ static void make_atoms(ErlNifEnv *env)
     ATOM(reads_refused_busy); ATOM(pending_reads); ATOM(read_rounds_sent);
     ATOM(read_rounds_answered); ATOM(compact_rows_sent);
     ATOM(compact_rows_refused); ATOM(groups_led); ATOM(transfers_started);
+    ATOM(peers_refused_auth);
 #undef ATOM
 }
 
@@ -1195,7 +1210,7 @@ static int upgrade(ErlNifEnv *env, void **priv, void **old_priv, ERL_NIF_TERM in
 #define DIRTY ERL_NIF_DIRTY_JOB_IO_BOUND
 
 static ErlNifFunc nif_funcs[] = {
-    {"start_node_nif", 14, start_node_nif, DIRTY},
+    {"start_node_nif", 15, start_node_nif, DIRTY},
     {"create_group_nif", 4, create_group_nif, DIRTY},
     {"rejoin_group_nif", 4, rejoin_group_nif, DIRTY},
     {"snapshot_nif", 4, snapshot_nif, DIRTY},

@@ -137,7 +137,14 @@
 %% in a group and over all groups: at a limit {@link read_index/2} answers
 %% `{error, busy}' at once; and `metrics_per_group_max' (0: never), the
 %% most groups the node may host for {@link metrics_text/1} to render
-%% per-group series. Strings may be given as strings or binaries.
+%% per-group series; and `cluster_secret' (embedded mode; a binary of 16 to
+%% 1024 bytes shared by every node of the cluster; absent: none): every
+%% connection between two nodes then proves, both ways, that the peer has
+%% the same secret (HMAC-SHA256 over fresh nonces; the secret never
+%% travels), and a peer with another secret, or none, is refused and
+%% counted in `peers_refused_auth' of {@link stats/1}; set it on every node
+%% or none (a host-driven node ignores it: the host's transport owns the
+%% links). Strings may be given as strings or binaries.
 %% Unknown keys raise `badarg'.
 %%
 %% The calling process becomes the owner and receives the node's events.
@@ -165,7 +172,8 @@
                    quiesce => boolean(),
                    max_pending_reads_per_group => non_neg_integer(),
                    max_pending_reads => non_neg_integer(),
-                   metrics_per_group_max => non_neg_integer()}) ->
+                   metrics_per_group_max => non_neg_integer(),
+                   cluster_secret => binary()}) ->
           {ok, node_handle()} | {error, reason()}.
 start_node(Opts) when is_map(Opts) ->
     Known = [node_id, cluster_id, listen, peers, data_dir, tick_ms,
@@ -176,7 +184,7 @@ start_node(Opts) when is_map(Opts) ->
              wal_segment_bytes, max_pending_proposals_per_group,
              max_pending_proposals, max_unsynced_bytes_per_group,
              max_unsynced_bytes, quiesce, max_pending_reads_per_group,
-             max_pending_reads, metrics_per_group_max],
+             max_pending_reads, metrics_per_group_max, cluster_secret],
     [] =:= maps:keys(maps:without(Known, Opts)) orelse error(badarg, [Opts]),
     NodeId = case Opts of
                  #{node_id := Id} when is_integer(Id), Id > 0 -> Id;
@@ -198,6 +206,11 @@ start_node(Opts) when is_map(Opts) ->
             end,
     lists:all(fun({Id, _}) -> is_integer(Id) andalso Id > 0 end, Peers)
         orelse error(badarg, [Opts]),
+    Secret = case maps:find(cluster_secret, Opts) of
+                 error -> undefined;
+                 {ok, S} when is_binary(S), byte_size(S) > 0 -> S;
+                 _ -> error(badarg, [Opts])
+             end,
     Batch = opt_bool(batch_heartbeats, Opts),
     Quiesce = opt_bool(quiesce, Opts),
     result(start_node_nif(NodeId, ClusterId, Listen, Peers, DataDir,
@@ -220,7 +233,8 @@ start_node(Opts) when is_map(Opts) ->
                           Quiesce,
                           {opt_u64(max_pending_reads_per_group, Opts),
                            opt_u64(max_pending_reads, Opts),
-                           opt_u64(metrics_per_group_max, Opts)}));
+                           opt_u64(metrics_per_group_max, Opts)},
+                          Secret));
 start_node(Opts) ->
     error(badarg, [Opts]).
 
@@ -416,7 +430,9 @@ group_status(Node, GroupId) ->
 %% (heartbeat rows sent as the group id alone) and `compact_rows_refused'
 %% (compact rows received that this node could not use); and for leader
 %% balance the gauge `groups_led' (groups this node leads now) and
-%% `transfers_started' (by {@link transfer_leader/3}).
+%% `transfers_started' (by {@link transfer_leader/3}); and
+%% `peers_refused_auth', handshakes refused for the cluster secret (see
+%% `cluster_secret' in {@link start_node/1}), by this node or its peer.
 -spec stats(node_handle()) -> #{atom() => non_neg_integer()}.
 stats(Node) ->
     case stats_nif(Node) of
@@ -569,7 +585,8 @@ load_nif() ->
 
 start_node_nif(_NodeId, _ClusterId, _Listen, _Peers, _DataDir, _TickMs,
                _HeartbeatTicks, _ElectionTicks, _Batch, _MaxProposalBytes,
-               _SnapshotOpts, _BackpressureOpts, _Quiesce, _ReadOpts) ->
+               _SnapshotOpts, _BackpressureOpts, _Quiesce, _ReadOpts,
+               _ClusterSecret) ->
     erlang:nif_error(not_loaded).
 create_group_nif(_Node, _GroupId, _Incarnation, _Members) -> erlang:nif_error(not_loaded).
 rejoin_group_nif(_Node, _GroupId, _Incarnation, _Members) -> erlang:nif_error(not_loaded).
