@@ -96,6 +96,7 @@ typedef struct fixture {
     muxraft_group_info info;
     muxraft_stats stats;
     muxraft_peer peers[8];
+    muxraft_member members[8];
     size_t count;
     uint64_t id;
     uint16_t out_port;
@@ -762,6 +763,158 @@ static bool is(const char *s, const char *want)
       MUXRAFT_INVALID_ARGUMENT)                                                \
     X(muxraft_group_transfer_leader, "after stop", STOPPED,                    \
       muxraft_group_transfer_leader(f->node, SOLO, 1), MUXRAFT_SHUTDOWN)       \
+    /* -- muxraft_group_add_member ---------------------------------------- */ \
+    X(muxraft_group_add_member, "NULL node", NONE,                             \
+      muxraft_group_add_member(NULL, SOLO, 2, MUXRAFT_NONVOTER),               \
+      MUXRAFT_INVALID_ARGUMENT)                                                \
+    X(muxraft_group_add_member, "unknown group", HOST,                         \
+      muxraft_group_add_member(f->node, NO_GROUP, 2, MUXRAFT_NONVOTER),        \
+      MUXRAFT_NOT_FOUND)                                                       \
+    X(muxraft_group_add_member, "group UINT64_MAX, unknown", HOST,             \
+      muxraft_group_add_member(f->node, UINT64_MAX, 2, MUXRAFT_NONVOTER),      \
+      MUXRAFT_NOT_FOUND)                                                       \
+    X(muxraft_group_add_member, "member 0", HOST,                              \
+      muxraft_group_add_member(f->node, SOLO, 0, MUXRAFT_NONVOTER),            \
+      MUXRAFT_INVALID_ARGUMENT)                                                \
+    X(muxraft_group_add_member, "role 7, no role", HOST,                       \
+      muxraft_group_add_member(f->node, SOLO, 2, 7), MUXRAFT_INVALID_ARGUMENT) \
+    X(muxraft_group_add_member, "role UINT32_MAX", HOST,                       \
+      muxraft_group_add_member(f->node, SOLO, 2, UINT32_MAX),                  \
+      MUXRAFT_INVALID_ARGUMENT)                                                \
+    X(muxraft_group_add_member, "a group it does not lead", HOST,              \
+      muxraft_group_add_member(f->node, TRIO, 4, MUXRAFT_NONVOTER),            \
+      MUXRAFT_NOT_LEADER)                                                      \
+    X(muxraft_group_add_member, "itself, already a voter", HOST,               \
+      muxraft_group_add_member(f->node, SOLO, 1, MUXRAFT_VOTER),               \
+      MUXRAFT_INVALID_ARGUMENT)                                                \
+    X(muxraft_group_add_member, "a non-voter: listed at once", HOST,           \
+      THEN(muxraft_group_add_member(f->node, SOLO, 2, MUXRAFT_NONVOTER),       \
+           muxraft_group_members(f->node, SOLO, f->members, 8, &f->count) ==   \
+                   MUXRAFT_OK &&                                               \
+               f->count == 2 && f->members[1].node_id == 2 &&                  \
+               f->members[1].role == MUXRAFT_NONVOTER),                        \
+      MUXRAFT_OK)                                                              \
+    X(muxraft_group_add_member, "member UINT64_MAX, promotable", HOST,         \
+      muxraft_group_add_member(f->node, SOLO, UINT64_MAX, MUXRAFT_PROMOTABLE), \
+      MUXRAFT_OK)                                                              \
+    X(muxraft_group_add_member, "while a voter that never answers is added",   \
+      HOST,                                                                    \
+      (muxraft_group_add_member(f->node, SOLO, 2, MUXRAFT_VOTER),              \
+       muxraft_group_add_member(f->node, SOLO, 3, MUXRAFT_NONVOTER)),          \
+      MUXRAFT_BUSY)                                                            \
+    X(muxraft_group_add_member, "on a replica that joined, leading nothing",   \
+      HOST,                                                                    \
+      (muxraft_group_join(f->other, SOLO, 1),                                  \
+       muxraft_group_add_member(f->other, SOLO, 3, MUXRAFT_NONVOTER)),         \
+      MUXRAFT_NOT_LEADER)                                                      \
+    X(muxraft_group_add_member, "after stop", STOPPED,                         \
+      muxraft_group_add_member(f->node, SOLO, 2, MUXRAFT_NONVOTER),            \
+      MUXRAFT_SHUTDOWN)                                                        \
+    X(muxraft_group_add_member, "after stop (started)", STARTED_STOPPED,       \
+      muxraft_group_add_member(f->node, SOLO, 2, MUXRAFT_NONVOTER),            \
+      MUXRAFT_SHUTDOWN)                                                        \
+    /* -- muxraft_group_remove_member ------------------------------------- */ \
+    X(muxraft_group_remove_member, "NULL node", NONE,                          \
+      muxraft_group_remove_member(NULL, SOLO, 2), MUXRAFT_INVALID_ARGUMENT)    \
+    X(muxraft_group_remove_member, "unknown group", HOST,                      \
+      muxraft_group_remove_member(f->node, NO_GROUP, 2), MUXRAFT_NOT_FOUND)    \
+    X(muxraft_group_remove_member, "member 0", HOST,                           \
+      muxraft_group_remove_member(f->node, SOLO, 0), MUXRAFT_INVALID_ARGUMENT) \
+    X(muxraft_group_remove_member, "a group it does not lead", HOST,           \
+      muxraft_group_remove_member(f->node, TRIO, 2), MUXRAFT_NOT_LEADER)       \
+    X(muxraft_group_remove_member, "a node that is no member", HOST,           \
+      muxraft_group_remove_member(f->node, SOLO, 9), MUXRAFT_INVALID_ARGUMENT) \
+    X(muxraft_group_remove_member, "node UINT64_MAX, no member", HOST,         \
+      muxraft_group_remove_member(f->node, SOLO, UINT64_MAX),                  \
+      MUXRAFT_INVALID_ARGUMENT)                                                \
+    X(muxraft_group_remove_member, "the last voter (itself)", HOST,            \
+      muxraft_group_remove_member(f->node, SOLO, 1), MUXRAFT_INVALID_ARGUMENT) \
+    X(muxraft_group_remove_member, "while a voter that never answers is added", \
+      HOST,                                                                    \
+      (muxraft_group_add_member(f->node, SOLO, 2, MUXRAFT_VOTER),              \
+       muxraft_group_remove_member(f->node, SOLO, 2)), MUXRAFT_BUSY)           \
+    X(muxraft_group_remove_member, "on a replica that joined", HOST,           \
+      (muxraft_group_join(f->other, SOLO, 1),                                  \
+       muxraft_group_remove_member(f->other, SOLO, 1)), MUXRAFT_NOT_LEADER)    \
+    X(muxraft_group_remove_member, "after stop", STOPPED,                      \
+      muxraft_group_remove_member(f->node, SOLO, 2), MUXRAFT_SHUTDOWN)         \
+    /* -- muxraft_group_members ------------------------------------------- */ \
+    X(muxraft_group_members, "NULL node", NONE,                                \
+      muxraft_group_members(NULL, SOLO, f->members, 8, &f->count),             \
+      MUXRAFT_INVALID_ARGUMENT)                                                \
+    X(muxraft_group_members, "NULL out, capacity 1", HOST,                     \
+      muxraft_group_members(f->node, SOLO, NULL, 1, &f->count),                \
+      MUXRAFT_INVALID_ARGUMENT)                                                \
+    /* HEADER: "capacity 0 (with out NULL) asks for the count", and the    \
+     * answer is MUXRAFT_TOO_LARGE (capacity < *count), unlike              \
+     * muxraft_node_peers, which answers MUXRAFT_OK when it truncates.      \
+     * MUXRAFT_OK only for a group with no member (joined, not yet fed). */ \
+    X(muxraft_group_members, "NULL out, capacity 0: the count", HOST,          \
+      THEN(muxraft_group_members(f->node, TRIO, NULL, 0, &f->count),           \
+           f->count == 3), MUXRAFT_TOO_LARGE)                                  \
+    X(muxraft_group_members, "NULL count", HOST,                               \
+      THEN(muxraft_group_members(f->node, SOLO, f->members, 8, NULL),          \
+           f->members[0].node_id == 1), MUXRAFT_OK)                            \
+    X(muxraft_group_members, "NULL out and count, capacity 0", HOST,           \
+      muxraft_group_members(f->node, SOLO, NULL, 0, NULL), MUXRAFT_TOO_LARGE)  \
+    X(muxraft_group_members, "unknown group", HOST,                            \
+      muxraft_group_members(f->node, NO_GROUP, f->members, 8, &f->count),      \
+      MUXRAFT_NOT_FOUND)                                                       \
+    X(muxraft_group_members, "group UINT64_MAX, unknown", HOST,                \
+      muxraft_group_members(f->node, UINT64_MAX, f->members, 8, &f->count),    \
+      MUXRAFT_NOT_FOUND)                                                       \
+    X(muxraft_group_members, "capacity 2 of 3: the first 2 written", HOST,     \
+      THEN(muxraft_group_members(f->node, TRIO, f->members, 2, &f->count),     \
+           f->count == 3 && f->members[0].node_id == 1 &&                      \
+               f->members[1].node_id == 2 && f->members[2].node_id == 0),      \
+      MUXRAFT_TOO_LARGE)                                                       \
+    X(muxraft_group_members, "capacity SIZE_MAX", HOST,                        \
+      THEN(muxraft_group_members(f->node, TRIO, f->members, SIZE_MAX,          \
+                                 &f->count),                                   \
+           f->count == 3 && f->members[2].node_id == 3 &&                      \
+               f->members[2].role == MUXRAFT_VOTER), MUXRAFT_OK)               \
+    X(muxraft_group_members, "on the leader: its own match_index", HOST,       \
+      THEN(muxraft_group_members(f->node, SOLO, f->members, 8, &f->count),     \
+           f->count == 1 && f->members[0].role == MUXRAFT_VOTER &&             \
+               f->members[0].match_index >= f->applied), MUXRAFT_OK)           \
+    X(muxraft_group_members, "not leading: match_index 0", HOST,               \
+      THEN(muxraft_group_members(f->node, TRIO, f->members, 8, &f->count),     \
+           f->count == 3 && f->members[0].match_index == 0), MUXRAFT_OK)       \
+    X(muxraft_group_members, "a group joined: no member yet", HOST,            \
+      THEN((muxraft_group_join(f->other, SOLO, 1),                             \
+            muxraft_group_members(f->other, SOLO, NULL, 0, &f->count)),        \
+           f->count == 0), MUXRAFT_OK)                                         \
+    X(muxraft_group_members, "after stop (read-only: answers)", STOPPED,       \
+      THEN(muxraft_group_members(f->node, TRIO, f->members, 8, &f->count),     \
+           f->count == 3), MUXRAFT_OK)                                         \
+    /* -- muxraft_group_join ---------------------------------------------- */ \
+    X(muxraft_group_join, "NULL node", NONE, muxraft_group_join(NULL, 1, 1),   \
+      MUXRAFT_INVALID_ARGUMENT)                                                \
+    X(muxraft_group_join, "a group it hosts", HOST,                            \
+      muxraft_group_join(f->node, SOLO, 1), MUXRAFT_ALREADY_EXISTS)            \
+    X(muxraft_group_join, "a group it hosts, other incarnation", HOST,         \
+      muxraft_group_join(f->node, TRIO, 2), MUXRAFT_ALREADY_EXISTS)            \
+    X(muxraft_group_join, "joined twice", HOST,                                \
+      (muxraft_group_join(f->other, SOLO, 1),                                  \
+       muxraft_group_join(f->other, SOLO, 1)), MUXRAFT_ALREADY_EXISTS)         \
+    X(muxraft_group_join, "a group new here", HOST,                            \
+      THEN(muxraft_group_join(f->other, SOLO, 1),                              \
+           muxraft_group_status(f->other, SOLO, &f->info) == MUXRAFT_OK &&     \
+               f->info.role == MUXRAFT_FOLLOWER && f->info.incarnation == 1),  \
+      MUXRAFT_OK)                                                              \
+    X(muxraft_group_join, "group 0, incarnation 0", HOST,                      \
+      muxraft_group_join(f->other, 0, 0), MUXRAFT_OK)                          \
+    X(muxraft_group_join, "group and incarnation UINT64_MAX", HOST,            \
+      muxraft_group_join(f->other, UINT64_MAX, UINT64_MAX), MUXRAFT_OK)        \
+    X(muxraft_group_join, "again after remove", HOST,                          \
+      (muxraft_group_remove(f->node, SOLO), muxraft_group_join(f->node, SOLO, 2)), \
+      MUXRAFT_OK)                                                              \
+    X(muxraft_group_join, "a started node", STARTED,                           \
+      muxraft_group_join(f->node, 1, 1), MUXRAFT_OK)                           \
+    X(muxraft_group_join, "after stop", STOPPED,                               \
+      muxraft_group_join(f->node, 1, 1), MUXRAFT_SHUTDOWN)                     \
+    X(muxraft_group_join, "after stop (started)", STARTED_STOPPED,             \
+      muxraft_group_join(f->node, 1, 1), MUXRAFT_SHUTDOWN)                     \
     /* -- muxraft_node_metrics_text ---------------------------------------- */ \
     X(muxraft_node_metrics_text, "NULL node", NONE,                            \
       muxraft_node_metrics_text(NULL, metrics_buf, sizeof metrics_buf, &f->needed),    \
