@@ -70,10 +70,15 @@ static void cu_on_role_changed(void *userdata, uint64_t group_id,
                                uint64_t leader_id)
 {
     cu_node *n = (cu_node *)userdata;
-    (void)group_id;
-    (void)term;
-    (void)leader_id;
-    n->role_changes++;
+    if (n->role_changes == n->cap_roles) {
+        n->cap_roles = n->cap_roles ? 2 * n->cap_roles : 8;
+        n->roles = (cu_role *)cu_xrealloc(n->roles, n->cap_roles * sizeof *n->roles);
+    }
+    cu_role *r = &n->roles[n->role_changes++];
+    r->group_id = group_id;
+    r->role = role;
+    r->term = term;
+    r->leader_id = leader_id;
     if (role == MUXRAFT_CANDIDATE)
         n->campaigns++;
 }
@@ -159,6 +164,24 @@ static void cu_on_read_done(void *userdata, uint64_t group_id, uint64_t read_id,
     }
 }
 
+static void cu_on_members_changed(void *userdata, uint64_t group_id, uint64_t index,
+                                  const muxraft_member *members, size_t count)
+{
+    cu_node *n = (cu_node *)userdata;
+    if (n->n_memberships == n->cap_memberships) {
+        n->cap_memberships = n->cap_memberships ? 2 * n->cap_memberships : 4;
+        n->memberships = (cu_members *)cu_xrealloc(
+            n->memberships, n->cap_memberships * sizeof *n->memberships);
+    }
+    cu_members *m = &n->memberships[n->n_memberships++];
+    memset(m, 0, sizeof *m);
+    m->group_id = group_id;
+    m->index = index;
+    m->count = count;
+    for (size_t i = 0; i < count && i < CU_MAX_MEMBERS; i++)
+        m->members[i] = members[i];
+}
+
 /* ---- cluster ------------------------------------------------------------ */
 
 /* Create node `n`'s muxraft node from n->config, with the recording
@@ -175,6 +198,7 @@ static bool cu_node_new(cu_node *n)
     cb.restore = cu_on_restore;
     cb.snapshot_needed = cu_on_snapshot_needed;
     cb.read_done = cu_on_read_done;
+    cb.members_changed = cu_on_members_changed;
     if (n->dir[0])
         n->config.data_dir = n->dir;
     muxraft_status s;
@@ -275,6 +299,8 @@ void cu_free(cu_cluster *c)
         free(n->restores);
         free(n->hints);
         free(n->reads);
+        free(n->roles);
+        free(n->memberships);
     }
     cu_frame *f;
     while ((f = cu_pop(c)) != NULL)
@@ -530,6 +556,22 @@ const cu_done *cu_find_done(const cu_node *n, uint64_t proposal_id,
     if (count)
         *count = k;
     return found;
+}
+
+const cu_members *cu_last_members(const cu_node *n, uint64_t group_id)
+{
+    for (size_t i = n->n_memberships; i > 0; i--)
+        if (n->memberships[i - 1].group_id == group_id)
+            return &n->memberships[i - 1];
+    return NULL;
+}
+
+bool cu_has_member(const cu_members *m, uint64_t id, muxraft_member_role role)
+{
+    for (size_t i = 0; m != NULL && i < m->count && i < CU_MAX_MEMBERS; i++)
+        if (m->members[i].node_id == id)
+            return m->members[i].role == role;
+    return false;
 }
 
 const cu_read *cu_find_read(const cu_node *n, uint64_t read_id, size_t *count)

@@ -4,9 +4,9 @@
  * Nodes 1..n share one FIFO "wire": each node's `send` callback appends a
  * copy of the frame, and cu_drain() steps every queued frame into its
  * destination until the queue is empty. Time only moves with cu_tick().
- * The callbacks record what each node applied, every proposal outcome,
- * every read outcome, every snapshot restored and every snapshot_needed
- * hint. A cluster made
+ * The callbacks record what each node applied, every role change, every
+ * proposal outcome, every read outcome, every snapshot restored, every
+ * snapshot_needed hint and every membership reported. A cluster made
  * by cu_init_durable gives each node a data directory of its own, and
  * cu_restart frees a node and creates it again on the same directory (or
  * on a fresh one, as after a lost disk). cu_isolate cuts one node off.
@@ -77,6 +77,22 @@ typedef struct cu_read {
     uint64_t last_applied;
 } cu_read;
 
+/* One `role_changed` report. */
+typedef struct cu_role {
+    uint64_t group_id, term, leader_id;
+    muxraft_role role;
+} cu_role;
+
+#define CU_MAX_MEMBERS 8
+
+/* One `members_changed` report (the members copied; at most
+ * CU_MAX_MEMBERS of them, `count` as reported). */
+typedef struct cu_members {
+    uint64_t group_id, index;
+    size_t count;
+    muxraft_member members[CU_MAX_MEMBERS];
+} cu_members;
+
 typedef struct cu_node cu_node;
 typedef struct cu_cluster cu_cluster;
 
@@ -95,6 +111,10 @@ struct cu_node {
     size_t n_done, cap_done;
     size_t role_changes;
     size_t campaigns; /* role_changed to MUXRAFT_CANDIDATE (pre-vote or vote) */
+    cu_role *roles;   /* `role_changed` reports, in order */
+    size_t cap_roles; /* (role_changes of them) */
+    cu_members *memberships; /* `members_changed` reports, in order */
+    size_t n_memberships, cap_memberships;
     /* Frames this node's send callback handed over, by its liveness flag. */
     uint64_t sent_liveness, sent_bulk;
     cu_restore *restores; /* `restore` calls, in order (data copied) */
@@ -185,6 +205,12 @@ bool cu_wait_applied(cu_cluster *c, uint64_t group_id, size_t n, int max_ticks);
 /* The read_done report for `read_id` on node `n`: NULL if none; the number
  * of reports for it in *count. */
 const cu_read *cu_find_read(const cu_node *n, uint64_t read_id, size_t *count);
+
+/* The last `members_changed` report of `group_id` on node `n`: NULL if
+ * none. */
+const cu_members *cu_last_members(const cu_node *n, uint64_t group_id);
+/* Whether `m` lists node `id` with `role`. */
+bool cu_has_member(const cu_members *m, uint64_t id, muxraft_member_role role);
 
 /* Every node applied the same (index, data) sequence for `group_id`. */
 bool cu_logs_agree(const cu_cluster *c, uint64_t group_id);

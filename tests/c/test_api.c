@@ -368,6 +368,11 @@ static void test_null_node(void)
     EXPECT_FAIL(muxraft_group_snapshot(NULL, 1, 1, bytes_of("s"), 1),
                 MUXRAFT_INVALID_ARGUMENT);
     EXPECT_FAIL(muxraft_group_rejoin(NULL, 1, 1, members, 1), MUXRAFT_INVALID_ARGUMENT);
+    size_t count;
+    EXPECT_FAIL(muxraft_group_add_member(NULL, 1, 2, MUXRAFT_VOTER), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_group_remove_member(NULL, 1, 2), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_group_members(NULL, 1, NULL, 0, &count), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_group_join(NULL, 1, 1), MUXRAFT_INVALID_ARGUMENT);
 }
 
 /* ---- structs that grow: struct_size ---------------------------------------- */
@@ -816,7 +821,7 @@ static void test_older_config(void)
 
 /* What the callbacks of test_older_callbacks saw. */
 struct older_log {
-    int applied, role_changes, done, reads, forbidden;
+    int applied, role_changes, done, reads, memberships, forbidden;
     uint64_t first_index; /* of the first entry applied (0: none yet) */
 };
 static void older_apply(void *ud, uint64_t g, uint64_t index, const uint8_t *data,
@@ -847,6 +852,12 @@ static void older_read(void *ud, uint64_t g, uint64_t id, muxraft_status status,
     (void)g; (void)id; (void)index;
     if (status == MUXRAFT_OK)
         ((struct older_log *)ud)->reads++;
+}
+static void older_members(void *ud, uint64_t g, uint64_t index, const muxraft_member *m,
+                          size_t count)
+{
+    (void)g; (void)index; (void)m; (void)count;
+    ((struct older_log *)ud)->memberships++;
 }
 /* Set in the full struct past the older struct's end: must never run. */
 static void forbidden_role(void *ud, uint64_t g, muxraft_role role, uint64_t term,
@@ -884,6 +895,28 @@ static void forbidden_read(void *ud, uint64_t g, uint64_t id, muxraft_status sta
 {
     (void)g; (void)id; (void)status; (void)index;
     ((struct older_log *)ud)->forbidden++;
+}
+static void forbidden_members(void *ud, uint64_t g, uint64_t index, const muxraft_member *m,
+                              size_t count)
+{
+    (void)g; (void)index; (void)m; (void)count;
+    ((struct older_log *)ud)->forbidden++;
+}
+
+/* A non-voter on node 2 added to group 1, which `node` leads alone: the
+ * change commits (node 2 does not count) and muxraft_group_members lists
+ * it, whether or not members_changed is there to report it. */
+static void nonvoter_added(muxraft_node *node)
+{
+    CHECK_OK(muxraft_group_add_member(node, 1, 2, MUXRAFT_NONVOTER));
+    for (int t = 0; t < 5; t++)
+        CHECK_OK(muxraft_tick(node));
+    muxraft_member m[2];
+    size_t count = 0;
+    CHECK_OK(muxraft_group_members(node, 1, m, 2, &count));
+    CHECK(count == 2 && m[1].node_id == 2 && m[1].role == MUXRAFT_NONVOTER);
+    /* Committed: another change is accepted. */
+    CHECK_OK(muxraft_group_remove_member(node, 1, 2));
 }
 
 /* A read of group 1 on `node` (which leads it alone): it is served, as the
@@ -932,15 +965,31 @@ static void test_older_callbacks(void)
     muxraft_callbacks full;
     muxraft_node *node;
 
-    /* Before read_done (the callbacks before reads were added): every
-     * other callback is called, read_done never, and a read is still
-     * served. */
+    /* Before members_changed (the callbacks before membership changes):
+     * every other callback is called, members_changed never, and the
+     * membership still changes. */
     memset(&log, 0, sizeof log);
     muxraft_callbacks_init(&full);
     full.userdata = &log;
     full.apply = older_apply;
     full.role_changed = older_role;
     full.proposal_done = older_done;
+    full.read_done = older_read;
+    full.members_changed = forbidden_members;
+    node = run_with_callbacks(
+        (muxraft_callbacks *)older(&full, offsetof(muxraft_callbacks, members_changed)));
+    if (node) {
+        read_served(node);
+        nonvoter_added(node);
+    }
+    CHECK(log.applied == 3 && log.done == 3 && log.reads == 1);
+    CHECK(log.memberships == 0 && log.forbidden == 0);
+    muxraft_node_free(node);
+
+    /* Before read_done (the callbacks before reads were added): every
+     * other callback is called, read_done never, and a read is still
+     * served. */
+    memset(&log, 0, sizeof log);
     full.read_done = forbidden_read;
     node = run_with_callbacks(
         (muxraft_callbacks *)older(&full, offsetof(muxraft_callbacks, read_done)));
@@ -998,6 +1047,7 @@ static void test_older_callbacks(void)
     full.role_changed = older_role;
     full.proposal_done = older_done;
     full.read_done = older_read;
+    full.members_changed = older_members;
     {
         const size_t size = sizeof(muxraft_callbacks) + 32;
         uint8_t *buf = (uint8_t *)xmalloc(size);
@@ -1005,9 +1055,12 @@ static void test_older_callbacks(void)
         memcpy(buf, &full, sizeof full);
         set_struct_size(buf, size);
         node = run_with_callbacks((muxraft_callbacks *)buf);
-        if (node)
+        if (node) {
             read_served(node);
+            nonvoter_added(node);
+        }
         CHECK(log.applied == 3 && log.role_changes > 0 && log.done == 3 && log.reads == 1);
+        CHECK(log.memberships >= 1);
         muxraft_node_free(node);
     }
 
@@ -3510,6 +3563,362 @@ static void test_metrics_text(void)
     cu_free(&c);
 }
 
+/* ---- membership changes ------------------------------------------------------ */
+
+/* The node among `ids` (n of them) that leads group `g`, if exactly one of
+ * them does and every one of them names it; 0 otherwise. Unlike cu_leader,
+ * nodes outside `ids` (not members, or not yet) are not asked. */
+static uint64_t leader_among(cu_cluster *c, uint64_t g, const uint64_t *ids, size_t n)
+{
+    uint64_t leader = 0;
+    size_t leading = 0;
+    for (size_t i = 0; i < n; i++) {
+        muxraft_group_info info;
+        muxraft_group_info_init(&info);
+        if (muxraft_group_status(cu_node_by_id(c, ids[i])->handle, g, &info) != MUXRAFT_OK)
+            return 0;
+        if (info.role == MUXRAFT_LEADER) {
+            leader = ids[i];
+            leading++;
+        }
+    }
+    if (leading != 1)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        muxraft_group_info info;
+        muxraft_group_info_init(&info);
+        if (muxraft_group_status(cu_node_by_id(c, ids[i])->handle, g, &info) != MUXRAFT_OK ||
+            info.leader_id != leader)
+            return 0;
+    }
+    return leader;
+}
+
+static uint64_t wait_leader_among(cu_cluster *c, uint64_t g, const uint64_t *ids, size_t n)
+{
+    for (int t = 0; t <= MAX_TICKS; t++) {
+        const uint64_t l = leader_among(c, g, ids, n);
+        if (l != 0)
+            return l;
+        if (!cu_tick(c))
+            return 0;
+    }
+    return 0;
+}
+
+/* The last membership node `id` reported for `g` has exactly `count`
+ * members, every one a voter, `absent` (0: none) not among them. */
+static bool reported_voters(cu_cluster *c, uint64_t id, uint64_t g, size_t count,
+                            uint64_t absent)
+{
+    const cu_members *m = cu_last_members(cu_node_by_id(c, id), g);
+    if (m == NULL || m->count != count)
+        return false;
+    for (size_t i = 0; i < m->count; i++)
+        if (m->members[i].role != MUXRAFT_VOTER || m->members[i].node_id == absent)
+            return false;
+    return true;
+}
+
+/* `members_changed` on node `n` reported memberships of `g` at increasing
+ * indexes, each listing its voters first, and every one with
+ * match_index 0. */
+static bool memberships_in_order(const cu_node *n, uint64_t g)
+{
+    uint64_t last = 0;
+    for (size_t k = 0; k < n->n_memberships; k++) {
+        const cu_members *m = &n->memberships[k];
+        if (m->group_id != g)
+            continue;
+        if (m->index <= last)
+            return false;
+        last = m->index;
+        bool voters = true;
+        for (size_t i = 0; i < m->count && i < CU_MAX_MEMBERS; i++) {
+            if (m->members[i].match_index != 0)
+                return false;
+            if (m->members[i].role != MUXRAFT_VOTER)
+                voters = false;
+            else if (!voters)
+                return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * A group of nodes 1..3 grows to node 4 and loses its leader:
+ * - node 4 joins (muxraft_group_join: empty, no members, no campaign) and
+ *   the leader adds it as MUXRAFT_PROMOTABLE; the leader lists it at once;
+ *   a second change meanwhile is MUXRAFT_BUSY;
+ * - every node, node 4 included, reports through members_changed the
+ *   membership with 4 voters (node 4 promoted once caught up), and node 4
+ *   applied the entries proposed before it joined, at their indexes;
+ * - muxraft_group_members on the leader shows each member's match_index
+ *   (0 on a follower);
+ * - the leader removes itself: another of nodes 1..4 is elected (its
+ *   role_changed says so), every remaining node reports 3 voters without
+ *   it, and so does the old leader, which no longer takes part.
+ * Refused at once: MUXRAFT_NOT_LEADER on a follower, MUXRAFT_INVALID_ARGUMENT
+ * for removing a node that is no member, adding member 0 or an unknown
+ * role.
+ */
+static void test_membership(void)
+{
+    enum { G = 1 };
+    cu_cluster c;
+    if (!cu_init(&c, 4, 0, NULL)) {
+        CHECK(!"cu_init");
+        return;
+    }
+    const uint64_t trio[] = {1, 2, 3};
+    for (uint64_t id = 1; id <= 3; id++)
+        CHECK_OK(muxraft_group_create(cu_node_by_id(&c, id)->handle, G, 1, trio, 3));
+    const uint64_t l = wait_leader_among(&c, G, trio, 3);
+    CHECK(l != 0);
+    if (l == 0) {
+        cu_free(&c);
+        return;
+    }
+    cu_node *ln = cu_node_by_id(&c, l), *n4 = cu_node_by_id(&c, 4);
+    cu_node *fn = cu_node_by_id(&c, l % 3 + 1);
+    propose_str(&c, l, G, "a");
+    propose_str(&c, l, G, "b");
+    propose_str(&c, l, G, "c");
+    for (uint64_t id = 1; id <= 3; id++)
+        CHECK(wait_node_applied(&c, id, G, 3));
+    /* Creation reports no membership: it was given, not applied. */
+    CHECK(ln->n_memberships == 0);
+
+    /* Node 4's empty replica: no member, no leader, never a candidate. */
+    CHECK_OK(muxraft_group_join(n4->handle, G, 1));
+    EXPECT_FAIL(muxraft_group_join(n4->handle, G, 1), MUXRAFT_ALREADY_EXISTS);
+    size_t count = 99;
+    CHECK_OK(muxraft_group_members(n4->handle, G, NULL, 0, &count));
+    CHECK(count == 0);
+    /* Sizing a group with members: MUXRAFT_TOO_LARGE and the count. */
+    EXPECT_FAIL(muxraft_group_members(ln->handle, G, NULL, 0, &count), MUXRAFT_TOO_LARGE);
+    CHECK(count == 3);
+    for (int t = 0; t < 30; t++)
+        CHECK(cu_tick(&c));
+    CHECK(n4->campaigns == 0 && info_of(n4->handle, G).role == MUXRAFT_FOLLOWER);
+    CHECK(n4->applied[G].n == 0); /* nobody sends it anything yet */
+
+    EXPECT_FAIL(muxraft_group_add_member(fn->handle, G, 4, MUXRAFT_PROMOTABLE),
+                MUXRAFT_NOT_LEADER);
+    EXPECT_FAIL(muxraft_group_add_member(ln->handle, G, 0, MUXRAFT_PROMOTABLE),
+                MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_group_add_member(ln->handle, G, 4, 7), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_group_add_member(ln->handle, G, fn->id, MUXRAFT_VOTER),
+                MUXRAFT_INVALID_ARGUMENT); /* already a voter */
+    EXPECT_FAIL(muxraft_group_remove_member(ln->handle, G, 9), MUXRAFT_INVALID_ARGUMENT);
+    EXPECT_FAIL(muxraft_group_remove_member(fn->handle, G, 3), MUXRAFT_NOT_LEADER);
+    EXPECT_FAIL(muxraft_group_add_member(ln->handle, 99, 4, MUXRAFT_PROMOTABLE),
+                MUXRAFT_NOT_FOUND);
+
+    CHECK_OK(muxraft_group_add_member(ln->handle, G, 4, MUXRAFT_PROMOTABLE));
+    /* In the leader's log, so listed at once, committed or not. */
+    muxraft_member m[CU_MAX_MEMBERS];
+    CHECK_OK(muxraft_group_members(ln->handle, G, m, CU_MAX_MEMBERS, &count));
+    CHECK(count == 4 && m[3].node_id == 4 && m[3].role == MUXRAFT_PROMOTABLE);
+    /* One change at a time. */
+    EXPECT_FAIL(muxraft_group_add_member(ln->handle, G, 4, MUXRAFT_VOTER), MUXRAFT_BUSY);
+    EXPECT_FAIL(muxraft_group_remove_member(ln->handle, G, fn->id), MUXRAFT_BUSY);
+
+    bool done = false;
+    for (int t = 0; t <= MAX_TICKS && !done; t++) {
+        done = n4->applied[G].n >= 3;
+        for (uint64_t id = 1; id <= 4; id++)
+            done = done && reported_voters(&c, id, G, 4, 0);
+        if (!done)
+            CHECK(cu_tick(&c));
+    }
+    CHECK(done);
+    if (!done) {
+        cu_free(&c);
+        return;
+    }
+    /* The entries proposed before it joined, at the same indexes. */
+    CHECK(cu_entry_is(&c, 4, G, 0, "a") && cu_entry_is(&c, 4, G, 1, "b") &&
+          cu_entry_is(&c, 4, G, 2, "c"));
+    CHECK(n4->applied[G].v[2].index == ln->applied[G].v[2].index);
+    /* The same memberships reported everywhere, in log order; node 4 first
+     * learned the one that added it (as promotable), then its promotion. */
+    const cu_members *last = cu_last_members(ln, G);
+    for (uint64_t id = 1; id <= 4; id++) {
+        const cu_node *n = cu_node_by_id(&c, id);
+        CHECK(memberships_in_order(n, G));
+        CHECK(cu_last_members(n, G)->index == last->index);
+    }
+    CHECK(n4->n_memberships >= 1 && n4->memberships[0].count == 4 &&
+          cu_has_member(&n4->memberships[0], 4, MUXRAFT_PROMOTABLE));
+    CHECK(ln->n_memberships == 2 && cu_has_member(&ln->memberships[0], 4, MUXRAFT_PROMOTABLE));
+    CHECK(n4->campaigns == 0);
+
+    /* A proposal now needs 3 of 4; node 4 applies it too. */
+    propose_str(&c, l, G, "d");
+    CHECK(cu_wait_applied(&c, G, 4, MAX_TICKS));
+    CHECK(cu_logs_agree(&c, G));
+    for (int t = 0; t < 5; t++)
+        CHECK(cu_tick(&c));
+
+    /* match_index on the leader: every member holds the leader's log. */
+    const muxraft_group_info li = info_of(ln->handle, G);
+    CHECK_OK(muxraft_group_members(ln->handle, G, m, CU_MAX_MEMBERS, &count));
+    CHECK(count == 4);
+    for (size_t i = 0; i < count && i < CU_MAX_MEMBERS; i++) {
+        CHECK(m[i].node_id == i + 1 && m[i].role == MUXRAFT_VOTER);
+        CHECK(m[i].match_index == li.last_index);
+    }
+    /* On a follower: the members, with no match_index. */
+    CHECK_OK(muxraft_group_members(n4->handle, G, m, CU_MAX_MEMBERS, &count));
+    CHECK(count == 4 && m[3].node_id == 4 && m[3].match_index == 0 && m[0].match_index == 0);
+    /* Too small an array: the count, and as many as fit. */
+    EXPECT_FAIL(muxraft_group_members(ln->handle, G, m, 2, &count), MUXRAFT_TOO_LARGE);
+    CHECK(count == 4 && m[0].node_id == 1 && m[1].node_id == 2);
+
+    /* The leader removes itself. */
+    size_t roles_seen[5];
+    for (uint64_t id = 1; id <= 4; id++)
+        roles_seen[id] = cu_node_by_id(&c, id)->role_changes;
+    CHECK_OK(muxraft_group_remove_member(ln->handle, G, l));
+    EXPECT_FAIL(muxraft_group_add_member(ln->handle, G, 5, MUXRAFT_NONVOTER), MUXRAFT_BUSY);
+    uint64_t rest[3];
+    size_t n_rest = 0;
+    for (uint64_t id = 1; id <= 4; id++)
+        if (id != l)
+            rest[n_rest++] = id;
+    uint64_t nl = 0;
+    done = false;
+    for (int t = 0; t <= MAX_TICKS && !done; t++) {
+        nl = leader_among(&c, G, rest, 3);
+        done = nl != 0 && reported_voters(&c, l, G, 3, l);
+        for (size_t i = 0; i < 3; i++)
+            done = done && reported_voters(&c, rest[i], G, 3, l);
+        if (!done)
+            CHECK(cu_tick(&c));
+    }
+    CHECK(done);
+    if (!done) {
+        cu_free(&c);
+        return;
+    }
+    CHECK(nl != l);
+    /* role_changed told the new leader it leads, and the others who. */
+    for (size_t i = 0; i < 3; i++) {
+        const cu_node *n = cu_node_by_id(&c, rest[i]);
+        bool told = false;
+        for (size_t k = roles_seen[rest[i]]; k < n->role_changes; k++) {
+            const cu_role *r = &n->roles[k];
+            if (r->group_id == G && r->leader_id == nl &&
+                (r->role == MUXRAFT_LEADER) == (rest[i] == nl))
+                told = true;
+        }
+        CHECK(told);
+    }
+    /* The old leader stepped down and no longer takes part. */
+    CHECK(ln->role_changes > roles_seen[l]);
+    CHECK(info_of(ln->handle, G).role != MUXRAFT_LEADER);
+    uint64_t pid = 0;
+    EXPECT_FAIL(muxraft_propose(ln->handle, G, bytes_of("x"), 1, &pid), MUXRAFT_NOT_LEADER);
+    CHECK_OK(muxraft_group_members(ln->handle, G, m, CU_MAX_MEMBERS, &count));
+    CHECK(count == 3);
+    CHECK_OK(muxraft_group_remove(ln->handle, G));
+
+    /* The three go on without it. */
+    cu_node *nn = cu_node_by_id(&c, nl);
+    const size_t before = nn->applied[G].n;
+    propose_str(&c, nl, G, "e");
+    bool applied = false;
+    for (int t = 0; t <= MAX_TICKS && !applied; t++) {
+        applied = true;
+        for (size_t i = 0; i < 3; i++)
+            applied = applied && cu_node_by_id(&c, rest[i])->applied[G].n > before;
+        if (!applied)
+            CHECK(cu_tick(&c));
+    }
+    CHECK(applied);
+    CHECK(c.step_failures == 0);
+    cu_free(&c);
+}
+
+/*
+ * The membership survives restarts: node 2 joins the group node 1 created
+ * alone and is promoted; node 1 then takes a snapshot that covers the
+ * change (so that its log no longer holds it). Both are created again on
+ * their data directories: each lists the two voters before any tick, they
+ * elect a leader between them and commit together.
+ */
+static void test_membership_restart(void)
+{
+    enum { G = 3 };
+    char dir[256];
+    if (!cu_temp_dir(dir, sizeof dir)) {
+        CHECK(!"cu_temp_dir");
+        return;
+    }
+    muxraft_config base;
+    muxraft_config_init(&base);
+    base.snapshot_trailing_entries = 0;
+    cu_cluster c;
+    if (!cu_init_durable(&c, 2, 0, &base, dir)) {
+        CHECK(!"cu_init_durable");
+        cu_remove_dir(dir);
+        return;
+    }
+    cu_node *n1 = cu_node_by_id(&c, 1), *n2 = cu_node_by_id(&c, 2);
+    const uint64_t one[] = {1}, both[] = {1, 2};
+    CHECK_OK(muxraft_group_create(n1->handle, G, 7, one, 1));
+    CHECK_OK(muxraft_group_join(n2->handle, G, 7));
+    CHECK(wait_leader_among(&c, G, one, 1) == 1);
+    propose_str(&c, 1, G, "a");
+    CHECK(wait_node_applied(&c, 1, G, 1));
+    CHECK_OK(muxraft_group_add_member(n1->handle, G, 2, MUXRAFT_PROMOTABLE));
+    bool done = false;
+    for (int t = 0; t <= MAX_TICKS && !done; t++) {
+        done = n2->applied[G].n >= 1 && reported_voters(&c, 1, G, 2, 0) &&
+               reported_voters(&c, 2, G, 2, 0);
+        if (!done)
+            CHECK(cu_tick(&c));
+    }
+    CHECK(done);
+    propose_str(&c, 1, G, "b");
+    CHECK(cu_wait_applied(&c, G, 2, MAX_TICKS));
+    const uint64_t snap = info_of(n1->handle, G).applied_index;
+    CHECK(snap > cu_last_members(n1, G)->index);
+    CHECK_OK(muxraft_group_snapshot(n1->handle, G, snap, bytes_of("ab"), 2));
+    CHECK(info_of(n1->handle, G).first_index == snap + 1);
+
+    CHECK(cu_restart(&c, 1, false) && cu_restart(&c, 2, false));
+    if (n1->handle == NULL || n2->handle == NULL) {
+        cu_free(&c);
+        cu_remove_dir(dir);
+        return;
+    }
+    CHECK(n1->n_restores == 1);
+    for (uint64_t id = 1; id <= 2; id++) {
+        muxraft_member m[CU_MAX_MEMBERS];
+        size_t count = 0;
+        CHECK_OK(muxraft_group_members(cu_node_by_id(&c, id)->handle, G, m, CU_MAX_MEMBERS,
+                                       &count));
+        CHECK(count == 2 && m[0].node_id == 1 && m[1].node_id == 2 &&
+              m[0].role == MUXRAFT_VOTER && m[1].role == MUXRAFT_VOTER);
+    }
+    const uint64_t l = wait_leader_among(&c, G, both, 2);
+    CHECK(l != 0);
+    if (l != 0) {
+        const size_t n1_before = n1->applied[G].n, n2_before = n2->applied[G].n;
+        propose_str(&c, l, G, "c");
+        CHECK(wait_node_applied(&c, 1, G, n1_before + 1) &&
+              wait_node_applied(&c, 2, G, n2_before + 1));
+        CHECK(cu_entry_is(&c, 1, G, n1->applied[G].n - 1, "c") &&
+              cu_entry_is(&c, 2, G, n2->applied[G].n - 1, "c"));
+    }
+    CHECK(c.step_failures == 0);
+    cu_free(&c);
+    cu_remove_dir(dir);
+}
+
 int main(void)
 {
     /* Before anything failed on this thread, the message is empty. */
@@ -3558,6 +3967,8 @@ int main(void)
     RUN(test_transfer_leader);
     RUN(test_read_index_busy);
     RUN(test_metrics_text);
+    RUN(test_membership);
+    RUN(test_membership_restart);
 
     printf("%d passed, %d failed\n", n_passed, n_failed);
     return n_failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
