@@ -16,6 +16,8 @@
 //   muxraft::ReadResult what try_read_index returns instead of throwing: the
 //                       status and, with MUXRAFT_OK, the read id
 //   muxraft::Peer       a peer of the node as node_peers() lists it (muxraft_peer)
+//   muxraft::Member     a member of a group as members() and members_changed give
+//                       it (muxraft_member)
 //
 // Routine outcomes. A proposal to a node that does not lead the group
 // (MUXRAFT_NOT_LEADER) is routine: leadership moves. So is MUXRAFT_BUSY from a
@@ -29,6 +31,10 @@
 // try_read_index() returns them. So do leadership transfers:
 // transfer_leader() throws MUXRAFT_NOT_LEADER and MUXRAFT_BUSY (the leader
 // is not replicating to the target now), try_transfer_leader() returns them.
+// And membership changes: add_member() and remove_member() throw
+// MUXRAFT_NOT_LEADER and MUXRAFT_BUSY (a change of the group is in flight,
+// or the leader is new), try_add_member() and try_remove_member() return
+// them.
 //
 // Callbacks and exceptions. muxraft calls the Callbacks on the thread of the
 // call that caused them (host-driven mode) or on a muxraft thread (embedded
@@ -68,16 +74,20 @@
 
 namespace muxraft {
 
-// The C types are used as they are: a status, a role, and the plain structs
-// filled by muxraft_group_status, muxraft_node_stats and muxraft_node_peers
-// (group_status() and stats() set their struct_size with
-// muxraft_group_info_init and muxraft_stats_init; muxraft_peer has none:
-// node_id, heard (1 or 0) and epoch).
+// The C types are used as they are: a status, a role, a member's role, and
+// the plain structs filled by muxraft_group_status, muxraft_node_stats,
+// muxraft_node_peers and muxraft_group_members (group_status() and stats()
+// set their struct_size with muxraft_group_info_init and
+// muxraft_stats_init; muxraft_peer has none: node_id, heard (1 or 0) and
+// epoch; nor has muxraft_member: node_id, match_index and role).
 using Status = muxraft_status;
 using Role = muxraft_role;
 using GroupInfo = muxraft_group_info;
 using Stats = muxraft_stats;
 using Peer = muxraft_peer;
+// MUXRAFT_VOTER, MUXRAFT_NONVOTER or MUXRAFT_PROMOTABLE.
+using MemberRole = muxraft_member_role;
+using Member = muxraft_member;
 
 // muxraft_status_str: "MUXRAFT_NOT_LEADER" for MUXRAFT_NOT_LEADER,
 // "MUXRAFT_UNKNOWN_STATUS" for a number that is no status.
@@ -93,6 +103,17 @@ inline const char *role_name(Role role) noexcept
     case MUXRAFT_FOLLOWER: return "follower";
     case MUXRAFT_CANDIDATE: return "candidate";
     case MUXRAFT_LEADER: return "leader";
+    }
+    return "unknown";
+}
+
+// "voter", "nonvoter", "promotable"; "unknown" otherwise.
+inline const char *member_role_name(MemberRole role) noexcept
+{
+    switch (role) {
+    case MUXRAFT_VOTER: return "voter";
+    case MUXRAFT_NONVOTER: return "nonvoter";
+    case MUXRAFT_PROMOTABLE: return "promotable";
     }
     return "unknown";
 }
@@ -339,6 +360,17 @@ struct Callbacks {
     std::function<void(std::uint64_t group_id, std::uint64_t read_id, Status status,
                        std::uint64_t index)>
         read_done;
+    // A membership of the group applied on this replica (a change made
+    // with add_member() or remove_member(), or an automatic promotion,
+    // committed at `index`; or a snapshot installed at `index` carried
+    // it): `members`, voters first, match_index 0, is the whole membership
+    // from then on. Without this node among them, its replica was removed:
+    // it no longer takes part; remove_group() it once its state is no
+    // longer needed. In log order with apply; a change lost before it
+    // committed is never reported.
+    std::function<void(std::uint64_t group_id, std::uint64_t index,
+                       const std::vector<Member> &members)>
+        members_changed;
 };
 
 namespace detail {
@@ -435,6 +467,17 @@ struct Trampolines {
             callback_threw("read_done");
         }
     }
+
+    static void members_changed(void *userdata, std::uint64_t group_id, std::uint64_t index,
+                                const muxraft_member *members, std::size_t count) noexcept
+    {
+        try {
+            const std::vector<Member> copy(members, members + count);
+            static_cast<const Callbacks *>(userdata)->members_changed(group_id, index, copy);
+        } catch (...) {
+            callback_threw("members_changed");
+        }
+    }
 };
 
 // The calls on a node that are allowed from inside its own callbacks, shared
@@ -482,6 +525,17 @@ public:
                       std::initializer_list<std::uint64_t> members) const
     {
         rejoin_group(group_id, incarnation, members.begin(), members.size());
+    }
+
+    // muxraft_group_join: this node's replica of an existing group it is
+    // being added to (with add_member() on the group's leader, just before
+    // or after): empty, without members of its own, it never campaigns and
+    // waits for the leader's log or snapshot; members_changed then reports
+    // the membership it learned. `incarnation` is the group's. Durable when
+    // it returns; MUXRAFT_ALREADY_EXISTS if the node hosts the group.
+    void join_group(std::uint64_t group_id, std::uint64_t incarnation) const
+    {
+        check(muxraft_group_join(h(), group_id, incarnation), "muxraft_group_join");
     }
 
     // muxraft_group_snapshot: the group's state after applying `index` (an
@@ -604,6 +658,84 @@ public:
                                              std::uint64_t to_node_id) const noexcept
     {
         return muxraft_group_transfer_leader(h(), group_id, to_node_id);
+    }
+
+    // muxraft_group_add_member: propose, on the group's leader, adding the
+    // replica on node `member_node_id` (created there with join_group())
+    // with `role`, or giving a member that role (MUXRAFT_VOTER promotes a
+    // non-voter). Returns at once; done when members_changed reports a
+    // membership with it. Add a replica that has to catch up as
+    // MUXRAFT_PROMOTABLE: a voter counts toward commit as soon as the
+    // change is in the leader's log, a promotable member is made a voter
+    // by the leader once it has caught up. One change at a time per group.
+    // Throws Error for every other status: MUXRAFT_NOT_LEADER (this node
+    // does not lead the group, or is handing it over), MUXRAFT_BUSY (a
+    // change of the group is in flight, or this leader has not committed
+    // an entry of its term yet: retry once members_changed reported it, or
+    // shortly), MUXRAFT_NOT_FOUND, MUXRAFT_INVALID_ARGUMENT (member 0, an
+    // unknown role, the member already has that role, the group is full),
+    // MUXRAFT_SHUTDOWN; where leadership moves or changes queue up, use
+    // try_add_member.
+    void add_member(std::uint64_t group_id, std::uint64_t member_node_id, MemberRole role) const
+    {
+        check(try_add_member(group_id, member_node_id, role), "muxraft_group_add_member");
+    }
+
+    // muxraft_group_add_member without exceptions: every status is
+    // returned. MUXRAFT_NOT_LEADER and MUXRAFT_BUSY are routine for a loop
+    // that moves replicas (retry at the leader, or once members_changed
+    // reported the change in flight); for any status but MUXRAFT_OK,
+    // muxraft_last_error() on this thread says why.
+    [[nodiscard]] Status try_add_member(std::uint64_t group_id, std::uint64_t member_node_id,
+                                        MemberRole role) const noexcept
+    {
+        return muxraft_group_add_member(h(), group_id, member_node_id, role);
+    }
+
+    // muxraft_group_remove_member: propose, on the group's leader,
+    // removing the replica on node `member_node_id`, which may be the
+    // leader itself (it leads until the removal commits, then hands the
+    // group to the most caught-up voter and steps down). Returns at once;
+    // done when members_changed reports a membership without it. Throws as
+    // add_member(); MUXRAFT_INVALID_ARGUMENT also for a node that is no
+    // member and for the last voter. Use try_remove_member where leadership
+    // moves or changes queue up.
+    void remove_member(std::uint64_t group_id, std::uint64_t member_node_id) const
+    {
+        check(try_remove_member(group_id, member_node_id), "muxraft_group_remove_member");
+    }
+
+    // muxraft_group_remove_member without exceptions: every status is
+    // returned (see try_add_member).
+    [[nodiscard]] Status try_remove_member(std::uint64_t group_id,
+                                           std::uint64_t member_node_id) const noexcept
+    {
+        return muxraft_group_remove_member(h(), group_id, member_node_id);
+    }
+
+    // muxraft_group_members: the group's members as this replica sees them
+    // (the latest membership in its log, committed or not), voters first;
+    // match_index set on the leader only. Empty for a replica that joined
+    // and has not heard from its leader yet. Sized with a first call,
+    // filled with a second (again if a change came meanwhile). Answers
+    // after stop() too.
+    std::vector<Member> members(std::uint64_t group_id) const
+    {
+        std::vector<Member> out;
+        for (;;) {
+            std::size_t count = 0;
+            const Status s = muxraft_group_members(h(), group_id, out.empty() ? nullptr : out.data(),
+                                                   out.size(), &count);
+            if (s == MUXRAFT_OK) {
+                out.resize(count);
+                return out;
+            }
+            // MUXRAFT_TOO_LARGE (the sizing call's answer too, for a group
+            // with members): count says how many to make room for.
+            if (s != MUXRAFT_TOO_LARGE || count <= out.size())
+                check(s, "muxraft_group_members");
+            out.resize(count);
+        }
     }
 
     // muxraft_tick (host-driven mode): one tick of the node's clock.
@@ -733,6 +865,8 @@ public:
             cb.snapshot_needed = &detail::Trampolines::snapshot_needed;
         if (callbacks_->read_done)
             cb.read_done = &detail::Trampolines::read_done;
+        if (callbacks_->members_changed)
+            cb.members_changed = &detail::Trampolines::members_changed;
         const muxraft_config c = config.to_c();
         muxraft_node *handle = nullptr;
         detail::check(muxraft_node_new(&c, &cb, &handle), "muxraft_node_new");

@@ -5,7 +5,8 @@
 // of the frame (with its liveness flag), and drain() steps every queued
 // frame into its destination until the wire is empty. Time moves only with tick(). The callbacks record
 // what each node applied, every role change, every proposal outcome, every
-// read outcome, every restore and every snapshot_needed hint. With a data root, node id keeps its write-ahead log
+// read outcome, every restore, every snapshot_needed hint and every
+// membership reported. With a data root, node id keeps its write-ahead log
 // in "<root>/node-<id>", and restart() creates it again there (or on an
 // empty directory, as after a lost disk). `isolated` cuts one node off.
 #ifndef MUXRAFT_CPP_TEST_HOST_CLUSTER_HPP
@@ -88,6 +89,12 @@ struct RoleChange {
     std::uint64_t group_id;
     muxraft::Role role;
     std::uint64_t term, leader_id;
+};
+
+// One members_changed report.
+struct Membership {
+    std::uint64_t group_id, index;
+    std::vector<muxraft::Member> members;
 };
 
 struct Frame {
@@ -242,6 +249,7 @@ public:
     std::map<std::uint64_t, std::vector<Read>> reads; // node -> read outcomes, in order
     std::size_t role_changes = 0;
     std::map<std::uint64_t, std::vector<RoleChange>> roles; // node -> reports, in order
+    std::map<std::uint64_t, std::vector<Membership>> memberships; // node -> reports, in order
     std::size_t frames_carried = 0;
     // A node whose frames, sent or received, drain() drops (0: none).
     std::uint64_t isolated = 0;
@@ -300,6 +308,10 @@ private:
             const auto &log = applied[{id, group}];
             reads[id].push_back(Read{group, read, status, index, log.size(),
                                      log.empty() ? 0 : log.back().index});
+        };
+        cb.members_changed = [this, id](std::uint64_t group, std::uint64_t index,
+                                        const std::vector<muxraft::Member> &members) {
+            memberships[id].push_back(Membership{group, index, members});
         };
         return cb;
     }
