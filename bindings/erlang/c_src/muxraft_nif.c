@@ -36,8 +36,8 @@
  *   on a thread ERTS did not create. Embedded mode: callbacks run on
  *   muxraft's thread, caller_env NULL. Host-driven mode: callbacks run
  *   inside our NIF call (start_node, tick, step, propose, read_index,
- *   transfer_leader, create_group, rejoin_group, remove_group, snapshot,
- *   stop_node), on a (dirty)
+ *   transfer_leader, create_group, rejoin_group, join_group, remove_group,
+ *   add_member, remove_member, snapshot, stop_node), on a (dirty)
  *   scheduler thread: each such NIF stores its env in the thread-local
  *   `tls_caller_env` for the duration of the muxraft call.
  *
@@ -70,9 +70,10 @@
 
 static ERL_NIF_TERM am_ok, am_error, am_undefined, am_true, am_false;
 static ERL_NIF_TERM am_muxraft, am_applied, am_role, am_proposal, am_send;
-static ERL_NIF_TERM am_restore, am_snapshot_needed, am_read;
-/* node_peers keys */
+static ERL_NIF_TERM am_restore, am_snapshot_needed, am_read, am_members_changed;
+/* node_peers keys (node_id), members keys and member roles */
 static ERL_NIF_TERM am_node_id, am_heard, am_epoch;
+static ERL_NIF_TERM am_match_index, am_voter, am_nonvoter, am_promotable;
 static ERL_NIF_TERM am_leader, am_follower, am_candidate;
 static ERL_NIF_TERM am_term, am_commit, am_last_index, am_incarnation;
 static ERL_NIF_TERM am_snapshot_index, am_first_index, am_log_bytes_memory,
@@ -139,6 +140,36 @@ static ERL_NIF_TERM role_atom(muxraft_role r)
     case MUXRAFT_FOLLOWER: return am_follower;
     }
     return am_unknown;
+}
+
+static ERL_NIF_TERM member_role_atom(muxraft_member_role r)
+{
+    switch (r) {
+    case MUXRAFT_VOTER: return am_voter;
+    case MUXRAFT_NONVOTER: return am_nonvoter;
+    case MUXRAFT_PROMOTABLE: return am_promotable;
+    }
+    return am_unknown;
+}
+
+/* Members as a list of #{node_id, role, match_index}, in their order
+ * (voters first). 0 if a map cannot be made. */
+static int members_list(ErlNifEnv *env, const muxraft_member *m, size_t count,
+                        ERL_NIF_TERM *out)
+{
+    ERL_NIF_TERM list = enif_make_list(env, 0), keys[3], values[3], map;
+    size_t i;
+    for (i = count; i > 0; i--) {
+        const muxraft_member *x = &m[i - 1];
+        keys[0] = am_node_id;     values[0] = enif_make_uint64(env, x->node_id);
+        keys[1] = am_role;        values[1] = member_role_atom(x->role);
+        keys[2] = am_match_index; values[2] = enif_make_uint64(env, x->match_index);
+        if (!enif_make_map_from_arrays(env, keys, values, 3, &map))
+            return 0;
+        list = enif_make_list_cell(env, map, list);
+    }
+    *out = list;
+    return 1;
 }
 
 /* ---- the node resource ------------------------------------------------------ */
@@ -405,6 +436,23 @@ static void on_restore(void *ud, uint64_t group_id, uint64_t index, uint64_t ter
                              enif_make_uint64(e, index), copy_binary(e, data, len)));
 }
 
+/* {members_changed, GroupId, Index, [#{node_id, role, match_index}]} */
+static void on_members_changed(void *ud, uint64_t group_id, uint64_t index,
+                               const muxraft_member *members, size_t count)
+{
+    ErlNifEnv *e = enif_alloc_env();
+    ERL_NIF_TERM list;
+    if (e == NULL)
+        return;
+    if (!members_list(e, members, count, &list)) {
+        enif_free_env(e);
+        return;
+    }
+    deliver((nif_node *)ud, e,
+            enif_make_tuple4(e, am_members_changed, enif_make_uint64(e, group_id),
+                             enif_make_uint64(e, index), list));
+}
+
 static void on_snapshot_needed(void *ud, uint64_t group_id, uint64_t applied,
                                uint64_t entries, uint64_t bytes)
 {
@@ -627,6 +675,7 @@ static ERL_NIF_TERM start_node_nif(ErlNifEnv *env, int argc,
     cb.restore = on_restore;
     cb.snapshot_needed = on_snapshot_needed;
     cb.read_done = on_read_done;
+    cb.members_changed = on_members_changed;
 
     tls_caller_env = env;
     s = muxraft_node_new(&config, &cb, &n->node);
@@ -847,6 +896,109 @@ static ERL_NIF_TERM transfer_leader_nif(ErlNifEnv *env, int argc,
     tls_caller_env = NULL;
     gate_leave(n);
     return s == MUXRAFT_OK ? am_ok : error3(env, s);
+}
+
+/* join_group_nif(Node, GroupId, Incarnation) -> ok | {error, Reason, Message} */
+static ERL_NIF_TERM join_group_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    nif_node *n;
+    uint64_t group_id, incarnation;
+    muxraft_status s;
+    (void)argc;
+
+    if (!get_node(env, argv[0], &n) || !get_u64(env, argv[1], &group_id) ||
+        !get_u64(env, argv[2], &incarnation))
+        return enif_make_badarg(env);
+    if (!gate_enter(n))
+        return shutdown_error(env);
+    tls_caller_env = env;
+    s = muxraft_group_join(n->node, group_id, incarnation);
+    tls_caller_env = NULL;
+    gate_leave(n);
+    return s == MUXRAFT_OK ? am_ok : error3(env, s);
+}
+
+/* add_member_nif(Node, GroupId, MemberNodeId, Role :: 0..2^32-1)
+ *   -> ok | {error, Reason, Message}
+ * Role is the C value (muxraft.erl maps the atoms); others are refused by
+ * the library (invalid_argument). */
+static ERL_NIF_TERM add_member_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    nif_node *n;
+    uint64_t group_id, member;
+    unsigned int role;
+    muxraft_status s;
+    (void)argc;
+
+    if (!get_node(env, argv[0], &n) || !get_u64(env, argv[1], &group_id) ||
+        !get_u64(env, argv[2], &member) || !enif_get_uint(env, argv[3], &role))
+        return enif_make_badarg(env);
+    if (!gate_enter(n))
+        return shutdown_error(env);
+    tls_caller_env = env;
+    s = muxraft_group_add_member(n->node, group_id, member, (muxraft_member_role)role);
+    tls_caller_env = NULL;
+    gate_leave(n);
+    return s == MUXRAFT_OK ? am_ok : error3(env, s);
+}
+
+/* remove_member_nif(Node, GroupId, MemberNodeId) -> ok | {error, Reason, Message} */
+static ERL_NIF_TERM remove_member_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    nif_node *n;
+    uint64_t group_id, member;
+    muxraft_status s;
+    (void)argc;
+
+    if (!get_node(env, argv[0], &n) || !get_u64(env, argv[1], &group_id) ||
+        !get_u64(env, argv[2], &member))
+        return enif_make_badarg(env);
+    if (!gate_enter(n))
+        return shutdown_error(env);
+    tls_caller_env = env;
+    s = muxraft_group_remove_member(n->node, group_id, member);
+    tls_caller_env = NULL;
+    gate_leave(n);
+    return s == MUXRAFT_OK ? am_ok : error3(env, s);
+}
+
+/* members_nif(Node, GroupId) -> [#{node_id, role, match_index}] | {error, Reason, Message}
+ * Voters first. Sized with a first call (MUXRAFT_TOO_LARGE, or MUXRAFT_OK
+ * for a replica with no member yet), filled with a second (again if a
+ * change came meanwhile, in embedded mode). */
+static ERL_NIF_TERM members_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    nif_node *n;
+    uint64_t group_id;
+    muxraft_member *m = NULL;
+    size_t cap = 0, count = 0;
+    muxraft_status s;
+    ERL_NIF_TERM list;
+    (void)argc;
+
+    if (!get_node(env, argv[0], &n) || !get_u64(env, argv[1], &group_id))
+        return enif_make_badarg(env);
+    /* Like group_status: allowed after stop, runs no callback. */
+    for (;;) {
+        s = muxraft_group_members(n->node, group_id, m, cap, &count);
+        if (s == MUXRAFT_OK)
+            break;
+        if (s != MUXRAFT_TOO_LARGE || count <= cap) {
+            enif_free(m);
+            return error3(env, s);
+        }
+        enif_free(m);
+        cap = count;
+        m = (muxraft_member *)enif_alloc(cap * sizeof *m);
+        if (m == NULL)
+            return error_msg(env, am_io, "out of memory");
+    }
+    if (!members_list(env, m, count, &list)) {
+        enif_free(m);
+        return enif_make_badarg(env);
+    }
+    enif_free(m);
+    return list;
 }
 
 /* node_peers_nif(Node) -> [#{node_id, heard, epoch}] | {error, Reason, Message}
@@ -1151,8 +1303,9 @@ static void make_atoms(ErlNifEnv *env)
 #define ATOM(name) am_##name = mk_atom(env, #name)
     ATOM(ok); ATOM(error); ATOM(undefined); ATOM(true); ATOM(false);
     ATOM(muxraft); ATOM(applied); ATOM(role); ATOM(proposal); ATOM(send);
-    ATOM(restore); ATOM(snapshot_needed); ATOM(read);
+    ATOM(restore); ATOM(snapshot_needed); ATOM(read); ATOM(members_changed);
     ATOM(node_id); ATOM(heard); ATOM(epoch);
+    ATOM(match_index); ATOM(voter); ATOM(nonvoter); ATOM(promotable);
     ATOM(leader); ATOM(follower); ATOM(candidate);
     ATOM(term); ATOM(commit); ATOM(last_index); ATOM(incarnation);
     ATOM(snapshot_index); ATOM(first_index); ATOM(log_bytes_memory);
@@ -1218,6 +1371,10 @@ static ErlNifFunc nif_funcs[] = {
     {"propose_nif", 3, propose_nif, DIRTY},
     {"read_index_nif", 2, read_index_nif, DIRTY},
     {"transfer_leader_nif", 3, transfer_leader_nif, DIRTY},
+    {"join_group_nif", 3, join_group_nif, DIRTY},
+    {"add_member_nif", 4, add_member_nif, DIRTY},
+    {"remove_member_nif", 3, remove_member_nif, DIRTY},
+    {"members_nif", 2, members_nif, DIRTY},
     {"node_peers_nif", 1, node_peers_nif, DIRTY},
     {"metrics_text_nif", 1, metrics_text_nif, DIRTY},
     {"group_status_nif", 2, group_status_nif, DIRTY},

@@ -12,6 +12,7 @@
 %%   {muxraft, Node, {proposal, ProposalId, {error, Reason}}}
 %%   {muxraft, Node, {read, ReadId, ok, Index}}
 %%   {muxraft, Node, {read, ReadId, {error, Reason}}}
+%%   {muxraft, Node, {members_changed, GroupId, Index, Members}}
 %%   {muxraft, Node, {send, ToNodeId, Frame, Liveness}} (host-driven mode only)
 %% </pre>
 %% `applied' messages of a group arrive in log order. `restore' tells the
@@ -27,7 +28,15 @@
 %% by {@link propose/3} gets exactly one `proposal' message, and every read
 %% taken by {@link read_index/2} exactly one `read' message: `ok' once the
 %% `applied' messages up to `Index' have been sent (serve the read from the
-%% state machine then). `Liveness' is
+%% state machine then). `members_changed' says that a membership of the
+%% group was applied on this replica at `Index' (a change made with
+%% {@link add_member/4} or {@link remove_member/3}, or an automatic
+%% promotion, committed; or a snapshot installed there carried it):
+%% `Members' (see the type `member()', `match_index' 0) is the whole
+%% membership from then on, voters first, in log order with the `applied'
+%% messages; without this node among them, its replica was removed and no
+%% longer takes part: {@link remove_group/2} it once its state is no longer
+%% needed. `Liveness' is
 %% `true' for heartbeat batches and their answers: a transport should send
 %% those ahead of other frames, never queued behind megabytes of entries.
 %% Group ids are any integer from 0 to 2^64-1; node ids are non-zero.
@@ -44,7 +53,8 @@
 %%   over Erlang distribution). Callbacks run inside those calls. For events
 %%   to arrive in order, make every call that drives the node (tick, step,
 %%   propose, read_index, transfer_leader, create_group, rejoin_group,
-%%   remove_group, snapshot) from one process, normally the owner.</li>
+%%   join_group, remove_group, add_member, remove_member, snapshot) from one
+%%   process, normally the owner.</li>
 %% </ul>
 %%
 %% Errors: a call with arguments of the wrong type raises `badarg'; a call
@@ -57,7 +67,8 @@
 -module(muxraft).
 
 -export([start_node/1, stop_node/1,
-         create_group/4, rejoin_group/4, remove_group/2,
+         create_group/4, rejoin_group/4, join_group/3, remove_group/2,
+         add_member/4, remove_member/3, members/2,
          propose/3, read_index/2, transfer_leader/3, snapshot/4,
          group_status/2, stats/1,
          node_peers/1, metrics/1, metrics_text/1,
@@ -65,7 +76,8 @@
          last_error/0, version/0]).
 
 -export_type([node_handle/0, node_id/0, group_id/0, proposal_id/0,
-              read_id/0, peer/0, reason/0, role/0, event/0]).
+              read_id/0, peer/0, member/0, member_role/0, reason/0, role/0,
+              event/0]).
 
 -on_load(load_nif/0).
 
@@ -86,6 +98,15 @@
 %% arrived within the last election timeout; `epoch' is its liveness epoch
 %% here (1 at first, one more each time it is lost or seen to restart).
 -type role() :: leader | follower | candidate.
+-type member_role() :: voter | nonvoter | promotable.
+%% A voter counts toward elections and commit; a non-voter receives the
+%% log and never votes; a promotable member is a non-voter its leader makes
+%% a voter once it has caught up.
+-type member() :: #{node_id := node_id(), role := member_role(),
+                    match_index := non_neg_integer()}.
+%% A member of a group: the node hosting its replica, its role, and, in
+%% {@link members/2} on the group's leader, the highest index known to
+%% match the leader's log there (0 elsewhere and in `members_changed').
 -type reason() :: invalid_argument | not_found | already_exists | not_leader
                 | too_large | malformed | io | shutdown | busy | panic | unknown.
 -type event() :: {applied, group_id(), Index :: pos_integer(), Data :: binary()}
@@ -98,6 +119,7 @@
                | {proposal, proposal_id(), {error, reason()}}
                | {read, read_id(), ok, Index :: non_neg_integer()}
                | {read, read_id(), {error, reason()}}
+               | {members_changed, group_id(), Index :: pos_integer(), [member()]}
                | {send, To :: node_id(), Frame :: binary(), Liveness :: boolean()}.
 
 -define(LAST_ERROR, '$muxraft_last_error').
@@ -247,7 +269,8 @@ start_node(Opts) ->
 %% node's last pass in the calling process, which reports every proposal
 %% still waiting the same way.
 %% Every later call returns `{error, shutdown}', except
-%% {@link group_status/2} and {@link stats/1}, which report the final state.
+%% {@link group_status/2}, {@link members/2} and {@link stats/1}, which
+%% report the final state.
 %% Idempotent. The node's memory is freed when no term refers to it; a
 %% stopped node writes nothing and has let its `data_dir' go, so a new node
 %% may open it at once (while a node runs, `start_node/1' on its `data_dir'
@@ -281,6 +304,69 @@ create_group(Node, GroupId, Incarnation, Members) ->
           ok | {error, reason()}.
 rejoin_group(Node, GroupId, Incarnation, Members) ->
     result(rejoin_group_nif(Node, GroupId, Incarnation, Members)).
+
+%% @doc Create this node's replica of an existing group that it is being
+%% added to (with {@link add_member/4} on the group's leader, just before or
+%% after): empty, with no members of its own, it never campaigns and waits
+%% for the leader to send it the log or a snapshot (a `restore' message);
+%% then a `members_changed' message gives the membership it learned.
+%% `Incarnation' is the group's, as its members were created with: messages
+%% of any other are dropped. With a `data_dir' the replica is durable when
+%% this returns. `{error, already_exists}' if the node hosts the group.
+-spec join_group(node_handle(), group_id(), incarnation()) -> ok | {error, reason()}.
+join_group(Node, GroupId, Incarnation) ->
+    result(join_group_nif(Node, GroupId, Incarnation)).
+
+%% @doc Propose, on the group's leader, adding the replica on node
+%% `MemberNodeId' (created there with {@link join_group/3}) with `Role', or
+%% giving a member that role (`voter' promotes a non-voter). Returns at
+%% once: the change is done when a `members_changed' message lists it (on
+%% every replica, this one included). A voter counts toward commit as soon
+%% as the change is in the leader's log, so add a replica that has to catch
+%% up as `promotable': it receives the log (or a snapshot) and its leader
+%% makes it a voter once it has caught up. In embedded mode its node must
+%% be one of this node's `peers'. One change at a time per group:
+%% `{error, busy}' while one is in flight, or while this leader has not
+%% committed an entry of its term (retry once `members_changed' reported
+%% it, or shortly); `{error, not_leader}' on any other node (or while
+%% handing leadership over); `invalid_argument' for member 0, a member
+%% that already has that role or a full group; `not_found'; `shutdown'.
+%% A `Role' other than the three atoms raises `badarg'.
+-spec add_member(node_handle(), group_id(), node_id(), member_role()) ->
+          ok | {error, reason()}.
+add_member(Node, GroupId, MemberNodeId, Role) ->
+    C = case Role of
+            voter -> 0;
+            nonvoter -> 1;
+            promotable -> 2;
+            _ -> error(badarg, [Node, GroupId, MemberNodeId, Role])
+        end,
+    result(add_member_nif(Node, GroupId, MemberNodeId, C)).
+
+%% @doc Propose, on the group's leader, removing the replica on node
+%% `MemberNodeId', which may be this node itself: it leads until the
+%% removal commits, then hands leadership to the most caught-up voter and
+%% steps down (`role' messages name the new leader). Returns at once; done
+%% when a `members_changed' message lists the group without it. The
+%% removed replica stops taking part once it learns of its removal (its own
+%% `members_changed' message); remove it there with {@link remove_group/2}
+%% then. Answers as {@link add_member/4}; `{error, invalid_argument}' also
+%% for a node that is no member and for the last voter.
+-spec remove_member(node_handle(), group_id(), node_id()) -> ok | {error, reason()}.
+remove_member(Node, GroupId, MemberNodeId) ->
+    result(remove_member_nif(Node, GroupId, MemberNodeId)).
+
+%% @doc The members of a group as this replica sees them (the latest
+%% membership in its log, committed or not), voters first; `match_index'
+%% only on the leader. `[]' for a replica that joined and has not heard
+%% from its leader yet. `{error, not_found}' for a group not hosted here.
+%% Answers after {@link stop_node/1} too.
+-spec members(node_handle(), group_id()) -> {ok, [member()]} | {error, reason()}.
+members(Node, GroupId) ->
+    case members_nif(Node, GroupId) of
+        L when is_list(L) -> {ok, L};
+        Error -> result(Error)
+    end.
 
 %% @doc Remove this node's replica of a group. Proposals still waiting are
 %% reported as `{proposal, Id, {error, unknown}}' (they may still commit on
@@ -595,6 +681,10 @@ remove_group_nif(_Node, _GroupId) -> erlang:nif_error(not_loaded).
 propose_nif(_Node, _GroupId, _Data) -> erlang:nif_error(not_loaded).
 read_index_nif(_Node, _GroupId) -> erlang:nif_error(not_loaded).
 transfer_leader_nif(_Node, _GroupId, _ToNodeId) -> erlang:nif_error(not_loaded).
+join_group_nif(_Node, _GroupId, _Incarnation) -> erlang:nif_error(not_loaded).
+add_member_nif(_Node, _GroupId, _Member, _Role) -> erlang:nif_error(not_loaded).
+remove_member_nif(_Node, _GroupId, _Member) -> erlang:nif_error(not_loaded).
+members_nif(_Node, _GroupId) -> erlang:nif_error(not_loaded).
 node_peers_nif(_Node) -> erlang:nif_error(not_loaded).
 metrics_text_nif(_Node) -> erlang:nif_error(not_loaded).
 group_status_nif(_Node, _GroupId) -> erlang:nif_error(not_loaded).

@@ -95,6 +95,12 @@ transfer_leader_test_() ->
 transfer_leader_busy_test_() ->
     {timeout, 60, fun transfer_leader_busy/0}.
 
+membership_test_() ->
+    {timeout, 60, fun membership/0}.
+
+membership_refusals_test_() ->
+    {timeout, 60, fun membership_refusals/0}.
+
 %% Three embedded nodes in this VM on loopback, many groups; every group's
 %% proposals are applied in proposal order, identically, on every node.
 embedded_cluster() ->
@@ -1205,6 +1211,144 @@ transfer_leader_busy() ->
         flush()
     end.
 
+%% join_group/3, add_member/4, remove_member/3 and members/2 on four
+%% host-driven nodes: a group of nodes 1..3 grows to node 4 (joined, added
+%% as promotable: listed at once on the leader, busy for a second change);
+%% every node gets a `members_changed' message with 4 voters, node 4
+%% applies the entries proposed before, and members/2 on the leader gives
+%% each member's match_index. Then the leader removes itself: another node
+%% leads and every node, the old leader included, is told the three others.
+membership() ->
+    Nodes = maps:from_list([begin
+                                {ok, N} = muxraft:start_node(#{node_id => Id,
+                                                               cluster_id => 2020}),
+                                {Id, N}
+                            end || Id <- [1, 2, 3, 4]]),
+    IdOf = maps:from_list([{N, Id} || {Id, N} <- maps:to_list(Nodes)]),
+    Trio = maps:with([1, 2, 3], Nodes),
+    try
+        [ok = muxraft:create_group(N, 1, 5, [1, 2, 3]) || N <- maps:values(Trio)],
+        S0 = hd_ticks_until(Nodes, IdOf, #{}, fun() -> hd_all_led(Trio, [1]) end),
+        L = hd_leader(Trio, 1),
+        LN = maps:get(L, Nodes),
+        FN = maps:get(L rem 3 + 1, Nodes),
+        N4 = maps:get(4, Nodes),
+        {ok, P1} = muxraft:propose(LN, 1, <<"a">>),
+        {ok, P2} = muxraft:propose(LN, 1, <<"b">>),
+        S1 = hd_ticks_until_s(Nodes, IdOf, S0,
+                              fun(S) -> maps:is_key({proposal_index, P2}, S) end, 200),
+        ?assertEqual(error, maps:find({members, L, 1}, S1)), % creation: no message
+
+        ok = muxraft:join_group(N4, 1, 5),
+        ?assertEqual({error, already_exists}, muxraft:join_group(N4, 1, 5)),
+        ?assertEqual({ok, []}, muxraft:members(N4, 1)),
+        ?assertEqual({error, not_leader}, muxraft:add_member(FN, 1, 4, promotable)),
+        ok = muxraft:add_member(LN, 1, 4, promotable),
+        {ok, Listed} = muxraft:members(LN, 1),
+        ?assertMatch([#{role := voter}, #{role := voter}, #{role := voter},
+                      #{node_id := 4, role := promotable}], Listed),
+        ?assertEqual({error, busy}, muxraft:add_member(LN, 1, 4, voter)),
+        ?assertEqual({error, busy}, muxraft:remove_member(LN, 1, 4)),
+        ?assertNotEqual(<<>>, muxraft:last_error()),
+
+        S2 = hd_ticks_until_s(Nodes, IdOf, S1,
+                              fun(S) ->
+                                      length(maps:get({applied, 4, 1}, S, [])) >= 2 andalso
+                                          lists:all(fun(Id) -> told_voters(S, Id, 1, [1, 2, 3, 4]) end,
+                                                    [1, 2, 3, 4])
+                              end, 2000),
+        [{I1, <<"a">>}, {I2, <<"b">>} | _] = maps:get({applied, 4, 1}, S2),
+        ?assertEqual({I1, I2}, {maps:get({proposal_index, P1}, S2),
+                                maps:get({proposal_index, P2}, S2)}),
+        %% Node 4 first learned the change that added it, as promotable.
+        [{_, First} | _] = maps:get({members, 4, 1}, S2),
+        ?assertMatch([_, _, _, #{node_id := 4, role := promotable, match_index := 0}], First),
+        S3 = hd_ticks(Nodes, IdOf, S2, 5),
+        {ok, #{last_index := Last}} = muxraft:group_status(LN, 1),
+        ?assertEqual({ok, [#{node_id => Id, role => voter, match_index => Last}
+                           || Id <- [1, 2, 3, 4]]},
+                     muxraft:members(LN, 1)),
+        {ok, On4} = muxraft:members(N4, 1),
+        ?assertEqual([0, 0, 0, 0], [M || #{match_index := M} <- On4]),
+        ?assertEqual({error, invalid_argument}, muxraft:remove_member(LN, 1, 9)),
+
+        %% The leader leaves.
+        Rest = [Id || Id <- [1, 2, 3, 4], Id =/= L],
+        ok = muxraft:remove_member(LN, 1, L),
+        S4 = hd_ticks_until_s(Nodes, IdOf, maps:remove(roles, S3),
+                              fun(S) ->
+                                      NL = hd_leader(Nodes, 1),
+                                      NL =/= none andalso NL =/= L andalso
+                                          lists:all(fun(Id) -> told_voters(S, Id, 1, Rest) end,
+                                                    [1, 2, 3, 4])
+                              end, 2000),
+        NL = hd_leader(Nodes, 1),
+        ?assert(lists:member(NL, Rest)),
+        ?assert(lists:all(fun(Id) -> told_leader(S4, Id, 1, NL) end, Rest)),
+        ?assertEqual({error, not_leader}, muxraft:propose(LN, 1, <<"gone">>)),
+        ok = muxraft:remove_group(LN, 1),
+        {ok, P3} = muxraft:propose(maps:get(NL, Nodes), 1, <<"without it">>),
+        _ = hd_ticks_until_s(Nodes, IdOf, S4,
+                             fun(S) -> maps:is_key({proposal_index, P3}, S) end, 200)
+    after
+        [muxraft:stop_node(N) || N <- maps:values(Nodes)],
+        flush()
+    end.
+
+%% Whether node Id's last `members_changed' message of group G lists
+%% exactly Ids, all voters.
+told_voters(S, Id, G, Ids) ->
+    case maps:get({members, Id, G}, S, []) of
+        [] -> false;
+        Reports ->
+            {_, Members} = lists:last(Reports),
+            Members =:= [#{node_id => M, role => voter, match_index => 0} || M <- Ids]
+    end.
+
+%% The refusals of the membership calls on one host-driven node, and what
+%% they answer after stop_node/1 (members/2 still answers).
+membership_refusals() ->
+    {ok, N} = muxraft:start_node(#{node_id => 1}),
+    try
+        ok = muxraft:create_group(N, 1, 1, [1]),
+        ok = muxraft:create_group(N, 2, 1, [1, 2, 3]), % nobody leads it
+        [ok = muxraft:tick(N) || _ <- lists:seq(1, 30)],
+        {ok, #{role := leader}} = muxraft:group_status(N, 1),
+        ?assertError(badarg, muxraft:add_member(N, 1, 2, learner)),
+        ?assertError(badarg, muxraft:add_member(N, 1, -1, voter)),
+        ?assertError(badarg, muxraft:add_member(make_ref(), 1, 2, voter)),
+        ?assertError(badarg, muxraft:remove_member(N, 1 bsl 64, 2)),
+        ?assertError(badarg, muxraft:members(N, x)),
+        ?assertError(badarg, muxraft:join_group(N, 3, -1)),
+        ?assertEqual({error, not_found}, muxraft:add_member(N, 99, 2, voter)),
+        ?assertEqual({error, not_found}, muxraft:members(N, 99)),
+        ?assertEqual({error, invalid_argument}, muxraft:add_member(N, 1, 0, voter)),
+        ?assertEqual({error, invalid_argument}, muxraft:add_member(N, 1, 1, voter)),
+        ?assertEqual({error, invalid_argument}, muxraft:remove_member(N, 1, 1)), % last voter
+        ?assertEqual({error, not_leader}, muxraft:add_member(N, 2, 4, nonvoter)),
+        ?assertEqual({error, already_exists}, muxraft:join_group(N, 2, 1)),
+        {ok, Three} = muxraft:members(N, 2),
+        ?assertEqual([1, 2, 3], [Id || #{node_id := Id, role := voter} <- Three]),
+        %% A non-voter commits at once (it never counts): a message here.
+        ok = muxraft:add_member(N, 1, 2, nonvoter),
+        [ok = muxraft:tick(N) || _ <- lists:seq(1, 5)],
+        receive
+            {muxraft, N, {members_changed, 1, _, Two}} ->
+                ?assertEqual([#{node_id => 1, role => voter, match_index => 0},
+                              #{node_id => 2, role => nonvoter, match_index => 0}], Two)
+        after 0 ->
+                error(no_members_changed)
+        end,
+        ok = muxraft:stop_node(N),
+        ?assertEqual({error, shutdown}, muxraft:add_member(N, 1, 3, nonvoter)),
+        ?assertEqual({error, shutdown}, muxraft:remove_member(N, 1, 2)),
+        ?assertEqual({error, shutdown}, muxraft:join_group(N, 3, 1)),
+        ?assertMatch({ok, [_, _]}, muxraft:members(N, 1))
+    after
+        muxraft:stop_node(N),
+        flush()
+    end.
+
 %% Whether node Id received, since `roles' was last cleared from S, a
 %% `role' message naming Leader the leader of group G (as leader on
 %% Leader itself, as follower elsewhere).
@@ -1368,7 +1512,12 @@ hd_deliver(Nodes, IdOf, S) ->
         {muxraft, N, {read, R, ok, I}} ->
             hd_deliver(Nodes, IdOf, hd_read(maps:get(N, IdOf), R, {ok, I}, S));
         {muxraft, N, {read, R, {error, Reason}}} ->
-            hd_deliver(Nodes, IdOf, hd_read(maps:get(N, IdOf), R, {error, Reason}, S))
+            hd_deliver(Nodes, IdOf, hd_read(maps:get(N, IdOf), R, {error, Reason}, S));
+        {muxraft, N, {members_changed, G, I, Members}} when is_list(Members) ->
+            Key = {members, maps:get(N, IdOf), G},
+            hd_deliver(Nodes, IdOf,
+                       maps:update_with(Key, fun(L) -> L ++ [{I, Members}] end,
+                                        [{I, Members}], S))
     after 0 ->
             S
     end.
@@ -1481,6 +1630,8 @@ event({read, Id, ok, I}, S) ->
     outcome({read, Id}, {ok, I}, S);
 event({read, Id, {error, Reason}}, S) ->
     outcome({read, Id}, {error, Reason}, S);
+event({members_changed, G, I, Members}, S) when is_list(Members) ->
+    outcome({members, G}, {I, Members}, S);
 event({send, To, Frame, Liveness}, #{peers := Peers, id := Me} = S) when is_boolean(Liveness) ->
     maps:get(To, Peers) ! {frame, Me, Frame},
     S.
