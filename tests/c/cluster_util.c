@@ -178,6 +178,7 @@ static void cu_on_members_changed(void *userdata, uint64_t group_id, uint64_t in
     m->group_id = group_id;
     m->index = index;
     m->count = count;
+    m->restores_before = n->n_restores;
     for (size_t i = 0; i < count && i < CU_MAX_MEMBERS; i++)
         m->members[i] = members[i];
 }

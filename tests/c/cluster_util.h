@@ -86,10 +86,11 @@ typedef struct cu_role {
 #define CU_MAX_MEMBERS 8
 
 /* One `members_changed` report (the members copied; at most
- * CU_MAX_MEMBERS of them, `count` as reported). */
+ * CU_MAX_MEMBERS of them, `count` as reported). `restores_before` is how
+ * many `restore` calls the node had had when it came. */
 typedef struct cu_members {
     uint64_t group_id, index;
-    size_t count;
+    size_t count, restores_before;
     muxraft_member members[CU_MAX_MEMBERS];
 } cu_members;
 

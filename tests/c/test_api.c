@@ -3919,6 +3919,78 @@ static void test_membership_restart(void)
     cu_remove_dir(dir);
 }
 
+/*
+ * A replica that joins after its leader compacted the log past the
+ * membership gets it through the snapshot: `restore` comes first, then
+ * members_changed with the membership the snapshot carried (node 4
+ * promotable), then its promotion; it applies only what follows the
+ * snapshot.
+ */
+static void test_membership_by_snapshot(void)
+{
+    enum { G = 2 };
+    muxraft_config base;
+    muxraft_config_init(&base);
+    base.snapshot_trailing_entries = 0;
+    cu_cluster c;
+    if (!cu_init(&c, 4, 0, &base)) {
+        CHECK(!"cu_init");
+        return;
+    }
+    const uint64_t trio[] = {1, 2, 3};
+    for (uint64_t id = 1; id <= 3; id++)
+        CHECK_OK(muxraft_group_create(cu_node_by_id(&c, id)->handle, G, 1, trio, 3));
+    const uint64_t l = wait_leader_among(&c, G, trio, 3);
+    CHECK(l != 0);
+    if (l == 0) {
+        cu_free(&c);
+        return;
+    }
+    cu_node *ln = cu_node_by_id(&c, l), *n4 = cu_node_by_id(&c, 4);
+    propose_str(&c, l, G, "a");
+    propose_str(&c, l, G, "b");
+    CHECK(wait_node_applied(&c, l, G, 2));
+    const uint64_t snap = info_of(ln->handle, G).applied_index;
+    CHECK_OK(muxraft_group_snapshot(ln->handle, G, snap, bytes_of("ab"), 2));
+    CHECK(info_of(ln->handle, G).first_index == snap + 1);
+
+    CHECK_OK(muxraft_group_join(n4->handle, G, 1));
+    CHECK_OK(muxraft_group_add_member(ln->handle, G, 4, MUXRAFT_PROMOTABLE));
+    propose_str(&c, l, G, "c");
+    bool done = false;
+    for (int t = 0; t <= MAX_TICKS && !done; t++) {
+        done = n4->applied[G].n >= 1 && reported_voters(&c, 4, G, 4, 0);
+        if (!done)
+            CHECK(cu_tick(&c));
+    }
+    CHECK(done);
+    CHECK(n4->n_restores == 1);
+    if (n4->n_restores == 1) {
+        const cu_restore *r = &n4->restores[0];
+        CHECK(r->group_id == G && r->index == snap && bytes_equal(r->data, r->len, bytes_of("ab"), 2));
+        CHECK(cu_applied_after_restore(n4, r));
+    }
+    /* Every membership came after the restore, in log order, node 4 as
+     * promotable (the change proposed after the snapshot), then as a
+     * voter. (Today the first report is the snapshot's own membership, at
+     * its index: nodes 1..3, without node 4, which members_changed's
+     * comment reads as "this replica was removed". Not asserted either
+     * way: reported to the lead.) */
+    bool promotable = false;
+    for (size_t k = 0; k < n4->n_memberships; k++) {
+        CHECK(n4->memberships[k].restores_before == 1);
+        if (cu_has_member(&n4->memberships[k], 4, MUXRAFT_PROMOTABLE))
+            promotable = n4->memberships[k].index > snap;
+    }
+    CHECK(promotable);
+    CHECK(memberships_in_order(n4, G));
+    /* What follows the snapshot, and nothing before it. */
+    CHECK(n4->applied[G].n == 1 && cu_entry_is(&c, 4, G, 0, "c"));
+    CHECK(stats_of(n4->handle).snapshots_installed == 1);
+    CHECK(c.step_failures == 0);
+    cu_free(&c);
+}
+
 int main(void)
 {
     /* Before anything failed on this thread, the message is empty. */
@@ -3969,6 +4041,7 @@ int main(void)
     RUN(test_metrics_text);
     RUN(test_membership);
     RUN(test_membership_restart);
+    RUN(test_membership_by_snapshot);
 
     printf("%d passed, %d failed\n", n_passed, n_failed);
     return n_failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
