@@ -201,7 +201,12 @@ pub type muxraft_read_done_fn = Option<
 /// (`count` of them, voters first; valid only during the call) is the
 /// whole membership from then on. If this node is not among them, its
 /// replica was removed: it no longer takes part, and the host may call
-/// `muxraft_group_remove` once it no longer needs the replica's state.
+/// `muxraft_group_remove` once it no longer needs the replica's state. (A
+/// replica that joined is told nothing until a membership lists it: what
+/// held before it was added, from a snapshot say, is not a removal.) Also
+/// called at start-up for a replica recovered from its own snapshot (the
+/// membership the snapshot recorded; later ones follow as its log is
+/// applied again).
 /// Reported in log order with `apply`; a change proposed and then lost
 /// (its leader lost leadership first) is never reported.
 pub type muxraft_members_changed_fn = Option<
@@ -225,8 +230,9 @@ pub type muxraft_members_changed_fn = Option<
 ///
 /// Callbacks run on the thread that called `muxraft_tick`, `muxraft_step`,
 /// `muxraft_propose`, `muxraft_read_index`,
-/// `muxraft_group_transfer_leader`, `muxraft_group_create` or
-/// `muxraft_group_remove` (host-driven mode), or on the node's muxraft
+/// `muxraft_group_transfer_leader`, `muxraft_group_add_member`,
+/// `muxraft_group_remove_member`, `muxraft_group_join`,
+/// `muxraft_group_create` or `muxraft_group_remove` (host-driven mode), or on the node's muxraft
 /// thread (embedded mode); also inside `muxraft_node_new` (`restore` of
 /// groups recovered from disk) and `muxraft_node_stop` (outcomes still
 /// owed); never on two threads at once for one node. They

@@ -10,7 +10,10 @@ use super::status::*;
 /// `MUXRAFT_PROMOTABLE`), or giving an existing member that role (e.g.
 /// `MUXRAFT_VOTER` promotes a non-voter). Create the new member's replica
 /// first, on its node, with `muxraft_group_join`; in embedded mode its node
-/// must be one of this node's peers. Returns at once: the change is done
+/// must be one of this node's peers (`muxraft_node_add_peer` or the
+/// config's): a member nobody can reach is not refused, it just never
+/// answers (and a voter that never answers holds back commits). Returns
+/// at once: the change is done
 /// when `members_changed` reports a membership with it (on every replica,
 /// this one included). A new voter counts toward commit from the moment the
 /// change is in the leader's log, so add a replica that has to catch up as
@@ -53,9 +56,13 @@ pub unsafe extern "C" fn muxraft_group_add_member(
 /// node leads. It may be this node itself: it leads until the removal
 /// commits, then hands leadership to the most caught-up voter and steps
 /// down. Returns at once; done when `members_changed` reports a membership
-/// without it. The removed replica stops taking part once it learns of
-/// its removal (its own `members_changed` lists the group without it);
-/// remove it from its node with `muxraft_group_remove` then. A group keeps
+/// without it. The leader goes on sending the removed replica the log and
+/// heartbeats until it holds its removal, committed (at most a few
+/// election timeouts if it does not answer), so a reachable removed
+/// replica gets its own `members_changed` without itself and stops taking
+/// part; remove it from its node with `muxraft_group_remove` then (or
+/// when the leader's `members_changed` reports the removal, if that node
+/// is unreachable). A group keeps
 /// at least one voter.
 ///
 /// Returns as `muxraft_group_add_member`; `MUXRAFT_INVALID_ARGUMENT` also
@@ -76,8 +83,10 @@ pub unsafe extern "C" fn muxraft_group_remove_member(
 /// membership in its log, committed or not; on the leader with each
 /// member's `match_index`), voters first. Writes at most `capacity` of
 /// them to `out` and sets `*count` (if not NULL) to how many there are.
-/// `capacity` 0 (with `out` NULL) asks for the count; a group has at most
-/// `max_replicas` members.
+/// `capacity` 0 (with `out` NULL) asks for the count: the answer is then
+/// `MUXRAFT_TOO_LARGE` with `*count` set (`MUXRAFT_OK` for a joined
+/// replica that knows no member yet). A group has at most `max_replicas`
+/// members.
 ///
 /// Returns `MUXRAFT_OK`; `MUXRAFT_TOO_LARGE` (`capacity` < `*count`:
 /// the first `capacity` were written); `MUXRAFT_NOT_FOUND`;

@@ -52,6 +52,11 @@ pub(crate) struct Group {
     /// and the membership version they were read at (`Raft::conf_version`).
     pub members: Vec<u64>,
     pub conf_version: u64,
+    /// A membership listing this node was reported to the host (or the
+    /// replica was created as a member). Until then (a joiner) a
+    /// membership without it is not reported: it is not a removal, only
+    /// news from before it was added (a snapshot taken earlier, say).
+    pub reported_self: bool,
 }
 
 /// Where a group stands with quiescence (see `quiesce.rs`).
@@ -90,6 +95,7 @@ impl Group {
             quiet: Quiet::Awake { idle: 0 },
             members: Vec::new(),
             conf_version: u64::MAX,
+            reported_self: false,
         }
     }
 

@@ -393,8 +393,9 @@ impl Node {
             Raft::new(cfg, members, store).map_err(|source| Error::Raft { group_id, source })?;
         let generation = self.next_generation;
         self.next_generation += 1;
-        self.groups
-            .insert(group_id, Group::new(raft, incarnation, generation));
+        let mut group = Group::new(raft, incarnation, generation);
+        group.reported_self = !members.is_empty();
+        self.groups.insert(group_id, group);
         // The peers it shares with: of its membership, which a recovered
         // replica may have changed since its creation.
         self.sync_members(group_id);
@@ -739,6 +740,13 @@ impl Node {
             term: meta.term,
             data: data.clone(),
         });
+        // The membership the snapshot recorded (later ones come as its log
+        // is applied again).
+        if let Some(ev) =
+            members_event(group_id, g, self.cfg.node_id, meta.index, meta.membership())
+        {
+            self.events.push(ev);
+        }
         g.snapshot = Some(Held::new(meta, data));
         Ok(())
     }
@@ -1034,13 +1042,10 @@ impl Node {
                         term: meta.term,
                         data: held.data.clone(),
                     });
-                    if !meta.voters.is_empty() {
-                        out.events.push(Event::MembersChanged {
-                            group_id,
-                            incarnation,
-                            index: meta.index,
-                            members: meta.membership().members(),
-                        });
+                    if let Some(ev) =
+                        members_event(group_id, g, self.cfg.node_id, meta.index, meta.membership())
+                    {
+                        out.events.push(ev);
                     }
                     snapshot_data = Some(held.data.clone());
                     g.hinted = false;
@@ -1072,13 +1077,11 @@ impl Node {
                         data: e.data.clone(),
                     });
                 } else if e.kind == EntryKind::Config {
-                    if let Some(m) = raft::Membership::decode(&e.data) {
-                        out.events.push(Event::MembersChanged {
-                            group_id,
-                            incarnation,
-                            index: e.index,
-                            members: m.members(),
-                        });
+                    let m = raft::Membership::decode(&e.data);
+                    if let Some(ev) =
+                        m.and_then(|m| members_event(group_id, g, self.cfg.node_id, e.index, m))
+                    {
+                        out.events.push(ev);
                     }
                 }
                 let (events, stats) = (&mut out.events, &mut self.stats);
@@ -1327,4 +1330,32 @@ fn after_input(
         g.dirty = true;
         dirty.push(group_id);
     }
+}
+
+/// The `MembersChanged` to report for membership `m` applied at `index`
+/// on this node's replica of `g`: none for an empty one (a snapshot of a
+/// joiner that had none), nor for one without this node while it never
+/// saw itself listed (a joiner learning what held before it was added: not
+/// a removal).
+fn members_event(
+    group_id: u64,
+    g: &mut Group,
+    me: u64,
+    index: u64,
+    m: raft::Membership,
+) -> Option<Event> {
+    if m.voters.is_empty() {
+        return None;
+    }
+    if m.contains(me) {
+        g.reported_self = true;
+    } else if !g.reported_self {
+        return None;
+    }
+    Some(Event::MembersChanged {
+        group_id,
+        incarnation: g.incarnation,
+        index,
+        members: m.members(),
+    })
 }

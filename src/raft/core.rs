@@ -99,6 +99,10 @@ pub struct Raft<S: LogStore> {
     /// answer reaches its follower's entry without first reading a heap
     /// list of ids.
     pub(super) progress: Vec<Progress>,
+    /// Members this leader removed: still sent the log and heartbeats
+    /// (never counted) until they hold the removal and its commit, so that
+    /// they learn of it (`membership.rs`).
+    pub(super) leaving: Vec<super::membership::Leaving>,
     pub(super) votes: ReplicaMap<bool>,
     pub(super) msgs: Vec<Message>,
     /// A leader has appends to send at the next `ready`: entries were
@@ -165,6 +169,7 @@ impl<S: LogStore> Raft<S> {
             conf_version: 0,
             initial_conf,
             progress: Vec::new(),
+            leaving: Vec::new(),
             votes: ReplicaMap::default(),
             msgs: Vec::new(),
             send_pending: false,
@@ -273,14 +278,28 @@ impl<S: LogStore> Raft<S> {
         self.progress(id).map(|p| format!("{p:?}"))
     }
 
-    /// A leader's view of member `id`.
+    /// A leader's view of member `id` (or of a member it removed that is
+    /// still being told so).
     pub(super) fn progress(&self, id: ReplicaId) -> Option<&Progress> {
-        self.progress.get(self.member_position(id)?)
+        match self.member_position(id) {
+            Some(at) => self.progress.get(at),
+            None => self
+                .leaving
+                .iter()
+                .find(|l| l.id == id)
+                .map(|l| &l.progress),
+        }
     }
 
     pub(super) fn progress_mut(&mut self, id: ReplicaId) -> Option<&mut Progress> {
-        let at = self.member_position(id)?;
-        self.progress.get_mut(at)
+        match self.member_position(id) {
+            Some(at) => self.progress.get_mut(at),
+            None => self
+                .leaving
+                .iter_mut()
+                .find(|l| l.id == id)
+                .map(|l| &mut l.progress),
+        }
     }
 
     /// Where member `id`'s progress is: voters first, then non-voters.
@@ -347,6 +366,7 @@ impl<S: LogStore> Raft<S> {
         self.heartbeat_elapsed += 1;
         self.election_elapsed += 1;
         let gave_up = self.tick_transfer();
+        self.tick_leaving();
         if self.election_elapsed >= self.cfg.election_ticks {
             self.election_elapsed = 0;
             if self.cfg.check_quorum && !self.quorum_active() {
@@ -609,6 +629,7 @@ impl<S: LogStore> Raft<S> {
             self.vote = NONE;
         }
         self.leader = NONE;
+        self.leaving.clear();
         self.send_pending = false;
         self.commit_pending = false;
         self.election_elapsed = 0;

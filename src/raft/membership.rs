@@ -64,6 +64,26 @@ pub enum ConfChange {
     Remove { id: ReplicaId },
 }
 
+/// A member a leader removed, still sent the log and heartbeats (never
+/// counted) so that it learns of its removal: until it has held the
+/// removal entry, committed, for an election timeout of ticks (a few
+/// heartbeats that carried the commit), or for at most
+/// [`LEAVING_MAX_TIMEOUTS`] election timeouts (a dead one).
+#[derive(Clone, Debug)]
+pub(super) struct Leaving {
+    pub id: ReplicaId,
+    /// Index of the configuration entry that removed it.
+    pub index: u64,
+    pub progress: Progress,
+    /// Ticks since it was removed, and since it held the committed removal.
+    pub age: u32,
+    pub told: u32,
+}
+
+/// How long (in election timeouts) a leader goes on telling a removed
+/// member that does not answer.
+const LEAVING_MAX_TIMEOUTS: u32 = 4;
+
 /// Version byte of an encoded membership.
 const CONF_VERSION: u8 = 1;
 
@@ -304,6 +324,27 @@ impl<S: LogStore> Raft<S> {
         self.conf_version += 1;
         let old_ids: Vec<ReplicaId> = self.conf.ids().collect();
         let mut old_progress = std::mem::take(&mut self.progress);
+        if self.role == Role::Leader {
+            // Removed members go on hearing from this leader until they
+            // hold their removal (and know it committed).
+            self.leaving.retain(|l| !conf.contains(l.id));
+            for (at, &id) in old_ids.iter().enumerate() {
+                if id != self.id && !conf.contains(id) && at < old_progress.len() {
+                    let next = self.log.last_index() + 1;
+                    let progress = std::mem::replace(
+                        &mut old_progress[at],
+                        Progress::new(next, self.cfg.max_inflight),
+                    );
+                    self.leaving.push(Leaving {
+                        id,
+                        index,
+                        progress,
+                        age: 0,
+                        told: 0,
+                    });
+                }
+            }
+        }
         self.voters = Voters::new(&conf.voters);
         self.conf = conf;
         let next = self.log.last_index() + 1;
@@ -409,6 +450,24 @@ impl<S: LogStore> Raft<S> {
             return snap.membership();
         }
         self.initial_conf.clone()
+    }
+
+    /// Once per leader tick: removed members that have held their
+    /// committed removal for an election timeout, or that never answered
+    /// for a few, are no longer sent anything.
+    pub(super) fn tick_leaving(&mut self) {
+        if self.leaving.is_empty() {
+            return;
+        }
+        let (committed, e) = (self.log.committed, self.cfg.election_ticks);
+        for l in &mut self.leaving {
+            l.age = l.age.saturating_add(1);
+            if committed >= l.index && l.progress.matched >= l.index {
+                l.told = l.told.saturating_add(1);
+            }
+        }
+        self.leaving
+            .retain(|l| l.told < e && l.age < LEAVING_MAX_TIMEOUTS * e);
     }
 
     /// After the commit index moved: a leader whose removal committed

@@ -35,6 +35,7 @@ impl<S: LogStore> Raft<S> {
             || self.log.term_or_zero(last) != self.term
             || self.reads.is_some()
             || self.lead_transferee != NONE
+            || !self.leaving.is_empty()
         {
             return false;
         }

@@ -15,9 +15,15 @@ impl<S: LogStore> Raft<S> {
         }
     }
 
-    /// Every other member, voters and non-voters: all get the log.
+    /// Every other member, voters and non-voters, and members being told
+    /// of their removal: all get the log.
     pub(super) fn followers(&self) -> Vec<ReplicaId> {
-        self.conf.ids().filter(|&v| v != self.id).collect()
+        let leaving = self.leaving.iter().map(|l| l.id);
+        self.conf
+            .ids()
+            .chain(leaving)
+            .filter(|&v| v != self.id)
+            .collect()
     }
 
     /// Send `to` an append from its `next` index, unless its progress says to
@@ -202,7 +208,9 @@ impl<S: LogStore> Raft<S> {
         let round = self.next_read_round();
         let (id, term, committed) = (self.id, self.term, self.log.committed);
         let followers = self.voters.ids().iter().chain(&self.conf.learners);
-        for (&to, pr) in followers.zip(&self.progress).filter(|(&v, _)| v != id) {
+        let members = followers.zip(&self.progress).filter(|(&v, _)| v != id);
+        let leaving = self.leaving.iter().map(|l| (&l.id, &l.progress));
+        for (&to, pr) in members.chain(leaving) {
             let mut m = Message::new(MessageType::Heartbeat, id, to, term);
             // MUST NOT forward the commit past what the follower has matched:
             // a heartbeat can overtake the append that carries those entries,

@@ -2715,3 +2715,43 @@ fn a_restarted_replica_and_a_snapshot_keep_the_membership() {
     let old = fresh.raft(1).snapshot_meta_at(before).unwrap();
     assert_eq!(old.membership(), Membership::with_voters(&[1, 2, 3]));
 }
+
+// Mutation: dropping removed members from the leader's sends at once
+// (no `leaving`): a removed follower never gets the entry that removes it.
+#[test]
+fn a_removed_follower_learns_of_its_removal() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    let p = net.change(1, ConfChange::Remove { id: 3 });
+    net.run(2 * net.election_ticks());
+    assert_eq!(net.members(3).voters, vec![1, 2], "3 holds its removal");
+    assert!(net.status(3).commit >= p.index, "and knows it committed");
+    assert!(net.replica(1).raft.leaving.is_empty(), "then it is let go");
+    // It never campaigns; the group goes on without it.
+    let elections = net.replica(3).raft.elections_started();
+    net.run(60);
+    assert_eq!(net.replica(3).raft.elections_started(), elections);
+}
+
+// Mutation: restarting a never-campaigning replica's election timer at
+// each timeout (as a voter's is): its lease on a dead leader is renewed
+// forever and a candidate that needs its vote never gets it.
+#[test]
+fn a_replica_that_never_campaigns_lets_its_lease_run_out() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    let mut learner = Raft::new(Config::new(4), &[], MemStore::new()).unwrap();
+    let hb = Message::new(MessageType::Heartbeat, 1, 4, net.status(1).term);
+    learner.step(hb).unwrap();
+    for _ in 0..5 * net.election_ticks() {
+        learner.tick();
+    }
+    let mut pv = Message::new(MessageType::PreVote, 2, 4, net.status(1).term + 1);
+    pv.index = 10;
+    pv.log_term = net.status(1).term;
+    learner.step(pv).unwrap();
+    let granted = drain(&mut learner)
+        .iter()
+        .any(|m| m.msg_type == MessageType::PreVoteResponse && !m.reject);
+    assert!(granted, "its lease on leader 1 ended and stayed ended");
+}

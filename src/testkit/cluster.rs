@@ -615,7 +615,16 @@ impl Cluster {
             }
             match op {
                 HostOp::Remove { group, incarnation } => {
-                    if self.node(id).and_then(|n| n.group_incarnation(group)) == Some(incarnation) {
+                    // Not if the node was added back meanwhile: its replica
+                    // (whole, just behind) serves as the new member.
+                    let back = self
+                        .groups
+                        .get(&group)
+                        .is_some_and(|s| s.incarnation == incarnation && s.members.contains(&id));
+                    if !back
+                        && self.node(id).and_then(|n| n.group_incarnation(group))
+                            == Some(incarnation)
+                    {
                         self.host_remove(id, group)?;
                     }
                 }
