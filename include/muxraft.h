@@ -296,7 +296,12 @@ typedef struct muxraft_member {
  * (`count` of them, voters first; valid only during the call) is the
  * whole membership from then on. If this node is not among them, its
  * replica was removed: it no longer takes part, and the host may call
- * `muxraft_group_remove` once it no longer needs the replica's state.
+ * `muxraft_group_remove` once it no longer needs the replica's state. (A
+ * replica that joined is told nothing until a membership lists it: what
+ * held before it was added, from a snapshot say, is not a removal.) Also
+ * called at start-up for a replica recovered from its own snapshot (the
+ * membership the snapshot recorded; later ones follow as its log is
+ * applied again).
  * Reported in log order with `apply`; a change proposed and then lost
  * (its leader lost leadership first) is never reported.
  */
@@ -318,8 +323,9 @@ typedef void (*muxraft_members_changed_fn)(void *userdata,
  *
  * Callbacks run on the thread that called `muxraft_tick`, `muxraft_step`,
  * `muxraft_propose`, `muxraft_read_index`,
- * `muxraft_group_transfer_leader`, `muxraft_group_create` or
- * `muxraft_group_remove` (host-driven mode), or on the node's muxraft
+ * `muxraft_group_transfer_leader`, `muxraft_group_add_member`,
+ * `muxraft_group_remove_member`, `muxraft_group_join`,
+ * `muxraft_group_create` or `muxraft_group_remove` (host-driven mode), or on the node's muxraft
  * thread (embedded mode); also inside `muxraft_node_new` (`restore` of
  * groups recovered from disk) and `muxraft_node_stop` (outcomes still
  * owed); never on two threads at once for one node. They
@@ -889,7 +895,10 @@ void muxraft_config_init_sized(struct muxraft_config *config, size_t size);
  * `MUXRAFT_PROMOTABLE`), or giving an existing member that role (e.g.
  * `MUXRAFT_VOTER` promotes a non-voter). Create the new member's replica
  * first, on its node, with `muxraft_group_join`; in embedded mode its node
- * must be one of this node's peers. Returns at once: the change is done
+ * must be one of this node's peers (`muxraft_node_add_peer` or the
+ * config's): a member nobody can reach is not refused, it just never
+ * answers (and a voter that never answers holds back commits). Returns
+ * at once: the change is done
  * when `members_changed` reports a membership with it (on every replica,
  * this one included). A new voter counts toward commit from the moment the
  * change is in the leader's log, so add a replica that has to catch up as
@@ -918,9 +927,13 @@ enum muxraft_status muxraft_group_add_member(struct muxraft_node *node,
  * node leads. It may be this node itself: it leads until the removal
  * commits, then hands leadership to the most caught-up voter and steps
  * down. Returns at once; done when `members_changed` reports a membership
- * without it. The removed replica stops taking part once it learns of
- * its removal (its own `members_changed` lists the group without it);
- * remove it from its node with `muxraft_group_remove` then. A group keeps
+ * without it. The leader goes on sending the removed replica the log and
+ * heartbeats until it holds its removal, committed (at most a few
+ * election timeouts if it does not answer), so a reachable removed
+ * replica gets its own `members_changed` without itself and stops taking
+ * part; remove it from its node with `muxraft_group_remove` then (or
+ * when the leader's `members_changed` reports the removal, if that node
+ * is unreachable). A group keeps
  * at least one voter.
  *
  * Returns as `muxraft_group_add_member`; `MUXRAFT_INVALID_ARGUMENT` also
@@ -935,8 +948,10 @@ enum muxraft_status muxraft_group_remove_member(struct muxraft_node *node,
  * membership in its log, committed or not; on the leader with each
  * member's `match_index`), voters first. Writes at most `capacity` of
  * them to `out` and sets `*count` (if not NULL) to how many there are.
- * `capacity` 0 (with `out` NULL) asks for the count; a group has at most
- * `max_replicas` members.
+ * `capacity` 0 (with `out` NULL) asks for the count: the answer is then
+ * `MUXRAFT_TOO_LARGE` with `*count` set (`MUXRAFT_OK` for a joined
+ * replica that knows no member yet). A group has at most `max_replicas`
+ * members.
  *
  * Returns `MUXRAFT_OK`; `MUXRAFT_TOO_LARGE` (`capacity` < `*count`:
  * the first `capacity` were written); `MUXRAFT_NOT_FOUND`;
