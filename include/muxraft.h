@@ -63,6 +63,12 @@
 
 
 /**
+ * The longest message handed to a log callback, in bytes, "..." included
+ * and the terminating NUL not.
+ */
+#define MUXRAFT_LOG_MESSAGE_MAX 4096
+
+/**
  * A group replica's role.
  */
 typedef enum muxraft_role {
@@ -140,6 +146,38 @@ typedef enum muxraft_status {
 } muxraft_status;
 
 /**
+ * Severity of a log line; a minimum level lets through it and everything
+ * more severe (a smaller number).
+ */
+typedef enum muxraft_log_level {
+  /**
+   * As a minimum level: no log lines at all. Never passed to a callback.
+   */
+  MUXRAFT_LOG_OFF = 0,
+  /**
+   * The node cannot go on as it should (a failed write, a corrupt file).
+   */
+  MUXRAFT_LOG_ERROR = 1,
+  /**
+   * Something was refused, dropped or repaired (a torn WAL tail, a peer
+   * of another cluster).
+   */
+  MUXRAFT_LOG_WARN = 2,
+  /**
+   * What an operator wants to know, a few lines a minute at most in a
+   * healthy cluster: peers connected and lost, elections (a count per
+   * second), recovery, snapshots sent and installed, backpressure
+   * starting and ending.
+   */
+  MUXRAFT_LOG_INFO = 3,
+  /**
+   * What a developer wants to know; can be many lines per second.
+   */
+  MUXRAFT_LOG_DEBUG = 4,
+  MUXRAFT_LOG_TRACE = 5,
+} muxraft_log_level;
+
+/**
  * A node: the groups it hosts, their storage, and (once started) its own
  * threads and connections. Opaque; create it with `muxraft_node_new`, free
  * it with `muxraft_node_free`.
@@ -165,8 +203,7 @@ typedef void (*muxraft_send_fn)(void *userdata,
 /**
  * Called once per committed entry per replica, in log order per group.
  * Indexes increase but may skip: Raft's own entries (the empty entry a new
- * leader appends, membership changes: see `members_changed`) take indexes
- * and are not delivered. `data` (`len` bytes;
+ * leader appends) take indexes and are not delivered. `data` (`len` bytes;
  * NULL when `len` is 0) is valid only during the call.
  */
 typedef void (*muxraft_apply_fn)(void *userdata,
@@ -260,58 +297,6 @@ typedef void (*muxraft_read_done_fn)(void *userdata,
                                      uint64_t index);
 
 /**
- * A member's role in a group: `MUXRAFT_VOTER` (counts toward elections
- * and commit), `MUXRAFT_NONVOTER` (receives the log, never votes) or
- * `MUXRAFT_PROMOTABLE` (a non-voter that its leader makes a voter once it
- * has caught up).
- */
-typedef uint32_t muxraft_member_role;
-
-/**
- * One member of a group (`muxraft_group_members`, `members_changed`).
- */
-typedef struct muxraft_member {
-  /**
-   * The node hosting the member's replica.
-   */
-  uint64_t node_id;
-  /**
-   * On the group's leader (`muxraft_group_members` called there): the
-   * highest index known to match the leader's log on that member (for
-   * the leader itself, its own durable end). 0 elsewhere and in
-   * `members_changed`.
-   */
-  uint64_t match_index;
-  /**
-   * `MUXRAFT_VOTER`, `MUXRAFT_NONVOTER` or `MUXRAFT_PROMOTABLE`.
-   */
-  muxraft_member_role role;
-} muxraft_member;
-
-/**
- * Called when a membership of the group is applied on this replica: the
- * change proposed with `muxraft_group_add_member` or
- * `muxraft_group_remove_member` (or an automatic promotion) committed at
- * `index`, or a snapshot installed at `index` carried it. `members`
- * (`count` of them, voters first; valid only during the call) is the
- * whole membership from then on. If this node is not among them, its
- * replica was removed: it no longer takes part, and the host may call
- * `muxraft_group_remove` once it no longer needs the replica's state. (A
- * replica that joined is told nothing until a membership lists it: what
- * held before it was added, from a snapshot say, is not a removal.) Also
- * called at start-up for a replica recovered from its own snapshot (the
- * membership the snapshot recorded; later ones follow as its log is
- * applied again).
- * Reported in log order with `apply`; a change proposed and then lost
- * (its leader lost leadership first) is never reported.
- */
-typedef void (*muxraft_members_changed_fn)(void *userdata,
-                                           uint64_t group_id,
-                                           uint64_t index,
-                                           const struct muxraft_member *members,
-                                           size_t count);
-
-/**
  * The host's callbacks. Fill the struct with `muxraft_callbacks_init`
  * (which sets `struct_size` and every callback to NULL), then set the ones
  * you need: callbacks are only ever added at the end, and one your program
@@ -323,9 +308,8 @@ typedef void (*muxraft_members_changed_fn)(void *userdata,
  *
  * Callbacks run on the thread that called `muxraft_tick`, `muxraft_step`,
  * `muxraft_propose`, `muxraft_read_index`,
- * `muxraft_group_transfer_leader`, `muxraft_group_add_member`,
- * `muxraft_group_remove_member`, `muxraft_group_join`,
- * `muxraft_group_create` or `muxraft_group_remove` (host-driven mode), or on the node's muxraft
+ * `muxraft_group_transfer_leader`, `muxraft_group_create` or
+ * `muxraft_group_remove` (host-driven mode), or on the node's muxraft
  * thread (embedded mode); also inside `muxraft_node_new` (`restore` of
  * groups recovered from disk) and `muxraft_node_stop` (outcomes still
  * owed); never on two threads at once for one node. They
@@ -350,8 +334,35 @@ typedef struct muxraft_callbacks {
   muxraft_restore_fn restore;
   muxraft_snapshot_needed_fn snapshot_needed;
   muxraft_read_done_fn read_done;
-  muxraft_members_changed_fn members_changed;
 } muxraft_callbacks;
+
+/**
+ * Receives one log line. `level` is its severity (never
+ * `MUXRAFT_LOG_OFF`); `node_id` the node it is about; `has_group` whether
+ * it is about one group, then `group_id` names it (else `group_id` is 0
+ * and means nothing: group ids may be 0). `target` is where in muxraft it
+ * comes from (a Rust module path, e.g. "muxraft::storage::wal::recovery")
+ * and `message` the line (e.g. "truncating a torn tail segment=...
+ * offset=4096 bytes=13"): both NUL-terminated UTF-8, valid only during the
+ * call, never NULL; a message longer than `MUXRAFT_LOG_MESSAGE_MAX` bytes
+ * is cut there and ends with "...".
+ *
+ * Called on muxraft's log thread (one per process, named "muxraft-log"),
+ * never where the event happened and never with a muxraft lock held: it
+ * may call muxraft (e.g. `muxraft_node_stats` on the node it reports on),
+ * except `muxraft_node_stop` and `muxraft_node_free`. One call at a time
+ * for the whole process, so it must
+ * not block long: lines queue meanwhile, and past 8192 queued lines the
+ * newest are dropped and counted (a WARN line then says how many). It must
+ * not unwind or longjmp.
+ */
+typedef void (*muxraft_log_fn)(void *userdata,
+                               enum muxraft_log_level level,
+                               uint64_t node_id,
+                               bool has_group,
+                               uint64_t group_id,
+                               const char *target,
+                               const char *message);
 
 /**
  * Settings of a node. Always fill it with `muxraft_config_init` first, then
@@ -499,23 +510,23 @@ typedef struct muxraft_config {
    */
   uint64_t metrics_per_group_max;
   /**
-   * Embedded mode: a secret shared by every node of the cluster
-   * (`cluster_secret_len` bytes, 16 to 1024, any bytes: use e.g. 32
-   * random ones), copied by `muxraft_node_new`. Every connection between
-   * two nodes then proves, both ways, that the other side has the same
-   * secret: each side sends a fresh random nonce and answers with
-   * HMAC-SHA256 of the secret over both nonces and both node ids; the
-   * secret itself never travels. A peer with another secret, or none,
-   * is refused, counted in `muxraft_stats.peers_refused_auth` and logged
-   * with the reason; a node without a secret likewise refuses a peer
-   * that has one, so turn it on for every node of a cluster together.
-   * It authenticates who opens a connection, not the frames after it:
-   * they travel in the clear. Default NULL and 0: no secret (peers are
-   * known by their cluster and node ids alone). Host-driven mode
-   * ignores it: the host's transport owns the links between nodes.
+   * This node's log lines (see `muxraft_log_fn`) go to this callback,
+   * with `log_userdata`; NULL (the default): to the process-wide one
+   * (`muxraft_set_log_callback`), if any. Every `tracing` event of the
+   * library about this node reaches it, from `muxraft_node_new`
+   * (recovering the data directory) until `muxraft_node_free` returns.
    */
-  const uint8_t *cluster_secret;
-  size_t cluster_secret_len;
+  muxraft_log_fn log;
+  /**
+   * Passed as the first argument of `log`; muxraft never reads it.
+   */
+  void *log_userdata;
+  /**
+   * The least severe `muxraft_log_level` `log` receives (0..5, 0:
+   * none). Default `MUXRAFT_LOG_INFO`: what an operator needs. Lines
+   * under it cost an integer compare: they are not formatted.
+   */
+  uint32_t log_level;
 } muxraft_config;
 
 /**
@@ -839,21 +850,7 @@ typedef struct muxraft_stats {
    */
   uint64_t groups_led;
   uint64_t transfers_started;
-  /**
-   * Embedded mode: handshakes refused for the cluster secret (see
-   * `muxraft_config.cluster_secret`), by this node or by the peer: a
-   * peer with another secret, or without one while this node has one,
-   * or the reverse. Each is logged as a warning with the reason. Also
-   * counted in `handshakes_refused`.
-   */
-  uint64_t peers_refused_auth;
 } muxraft_stats;
-
-#define MUXRAFT_VOTER 0
-
-#define MUXRAFT_NONVOTER 1
-
-#define MUXRAFT_PROMOTABLE 2
 
 #ifdef __cplusplus
 extern "C" {
@@ -890,98 +887,27 @@ void muxraft_callbacks_init_sized(struct muxraft_callbacks *callbacks, size_t si
 void muxraft_config_init_sized(struct muxraft_config *config, size_t size);
 
 /**
- * Propose adding the replica on node `member_node_id` to a group this node
- * leads, with `role` (`MUXRAFT_VOTER`, `MUXRAFT_NONVOTER` or
- * `MUXRAFT_PROMOTABLE`), or giving an existing member that role (e.g.
- * `MUXRAFT_VOTER` promotes a non-voter). Create the new member's replica
- * first, on its node, with `muxraft_group_join`; in embedded mode its node
- * must be one of this node's peers (`muxraft_node_add_peer` or the
- * config's): a member nobody can reach is not refused, it just never
- * answers (and a voter that never answers holds back commits). Returns
- * at once: the change is done
- * when `members_changed` reports a membership with it (on every replica,
- * this one included). A new voter counts toward commit from the moment the
- * change is in the leader's log, so add a replica that has to catch up as
- * `MUXRAFT_PROMOTABLE`: it receives the log (or a snapshot) and is made a
- * voter once it has caught up, without the group waiting for it.
+ * Set (or, with a NULL `callback` or `MUXRAFT_LOG_OFF`, clear) the
+ * process-wide log callback: it receives the log lines of every node
+ * created without a `log` callback in its `muxraft_config` (nodes created
+ * before this call included), at `level` and more severe (a
+ * `muxraft_log_level`; `MUXRAFT_LOG_INFO` is what an operator wants). A
+ * node with its own callback sends its lines there only. `userdata` is
+ * passed back to `callback`; muxraft never reads it.
  *
- * Changes go one at a time per group (one replica added, removed or
- * changed; Raft's single-server changes), and none before a new leader
- * has committed an entry of its term.
+ * Replaces the previous callback: when this returns, lines already queued
+ * have been delivered (to the previous callback) and the previous one is
+ * never called again, so its userdata may be freed. (Called from inside a
+ * log callback, it cannot wait for itself: lines queued before it may
+ * still reach the previous callback afterwards.) May be called from any
+ * thread, at any time.
  *
- * Returns `MUXRAFT_OK`; `MUXRAFT_NOT_LEADER` (this node does not lead the
- * group, or is handing leadership over); `MUXRAFT_BUSY` (another change of
- * the group is in flight, or this leader is new: retry once
- * `members_changed` reported it, or shortly); `MUXRAFT_NOT_FOUND`;
- * `MUXRAFT_INVALID_ARGUMENT` (NULL node, member 0, an unknown `role`, the
- * member already has that role, the group is at `max_replicas`);
- * `MUXRAFT_IO`; `MUXRAFT_SHUTDOWN`; `MUXRAFT_PANIC`.
+ * Returns `MUXRAFT_OK`; `MUXRAFT_INVALID_ARGUMENT` (`level` over
+ * `MUXRAFT_LOG_TRACE`: nothing changed); `MUXRAFT_PANIC`.
  */
-enum muxraft_status muxraft_group_add_member(struct muxraft_node *node,
-                                             uint64_t group_id,
-                                             uint64_t member_node_id,
-                                             muxraft_member_role role);
-
-/**
- * Propose removing the replica on node `member_node_id` from a group this
- * node leads. It may be this node itself: it leads until the removal
- * commits, then hands leadership to the most caught-up voter and steps
- * down. Returns at once; done when `members_changed` reports a membership
- * without it. The leader goes on sending the removed replica the log and
- * heartbeats until it holds its removal, committed (at most a few
- * election timeouts if it does not answer), so a reachable removed
- * replica gets its own `members_changed` without itself and stops taking
- * part; remove it from its node with `muxraft_group_remove` then (or
- * when the leader's `members_changed` reports the removal, if that node
- * is unreachable). A group keeps
- * at least one voter.
- *
- * Returns as `muxraft_group_add_member`; `MUXRAFT_INVALID_ARGUMENT` also
- * when the node is not a member, or is the last voter.
- */
-enum muxraft_status muxraft_group_remove_member(struct muxraft_node *node,
-                                                uint64_t group_id,
-                                                uint64_t member_node_id);
-
-/**
- * The members of a group as this node's replica sees them (the latest
- * membership in its log, committed or not; on the leader with each
- * member's `match_index`), voters first. Writes at most `capacity` of
- * them to `out` and sets `*count` (if not NULL) to how many there are.
- * `capacity` 0 (with `out` NULL) asks for the count: the answer is then
- * `MUXRAFT_TOO_LARGE` with `*count` set (`MUXRAFT_OK` for a joined
- * replica that knows no member yet). A group has at most `max_replicas`
- * members.
- *
- * Returns `MUXRAFT_OK`; `MUXRAFT_TOO_LARGE` (`capacity` < `*count`:
- * the first `capacity` were written); `MUXRAFT_NOT_FOUND`;
- * `MUXRAFT_INVALID_ARGUMENT` (NULL node, NULL `out` with a non-zero
- * `capacity`); `MUXRAFT_PANIC`. Answers after `muxraft_node_stop` too.
- */
-enum muxraft_status muxraft_group_members(struct muxraft_node *node,
-                                          uint64_t group_id,
-                                          struct muxraft_member *out,
-                                          size_t capacity,
-                                          size_t *count);
-
-/**
- * Create this node's replica of an existing group it is being added to:
- * empty, with no membership of its own, it never campaigns and waits for
- * the group's leader to send it the log (or a snapshot); then
- * `members_changed` reports the membership it learned (`restore` comes
- * first if it was a snapshot). `incarnation` is the group's, as the other
- * members were created with: messages of any other incarnation are
- * dropped. Call it on the new member's node before (or just after)
- * `muxraft_group_add_member` on the leader. Durable before it returns,
- * like `muxraft_group_create`.
- *
- * Returns `MUXRAFT_OK`; `MUXRAFT_ALREADY_EXISTS` (the node already hosts the
- * group); `MUXRAFT_INVALID_ARGUMENT` (NULL node); `MUXRAFT_IO`;
- * `MUXRAFT_SHUTDOWN`; `MUXRAFT_PANIC`.
- */
-enum muxraft_status muxraft_group_join(struct muxraft_node *node,
-                                       uint64_t group_id,
-                                       uint64_t incarnation);
+enum muxraft_status muxraft_set_log_callback(muxraft_log_fn callback,
+                                             void *userdata,
+                                             uint32_t level);
 
 /**
  * Render the node's counters and gauges in the Prometheus text exposition
@@ -1045,9 +971,8 @@ enum muxraft_status muxraft_node_metrics_text(struct muxraft_node *node,
  * its `_init` function, a zero `node_id`, `tick_ms` or `heartbeat_ticks`,
  * `election_ticks <= heartbeat_ticks`, `max_proposal_bytes` or
  * `snapshot_chunk_bytes` of 0 or over 4 MiB, `snapshot_timeout_ms` below
- * `tick_ms`, `wal_segment_bytes` under 64 KiB, an empty `data_dir`
- * (NULL means in memory), or a `cluster_secret` of fewer than 16 or more
- * than 1024 bytes, or NULL with a non-zero length; `MUXRAFT_BUSY` when another node (of this process or
+ * `tick_ms`, `wal_segment_bytes` under 64 KiB, or an empty `data_dir`
+ * (NULL means in memory); `MUXRAFT_BUSY` when another node (of this process or
  * another; the message names the process) has the data directory open;
  * `MUXRAFT_IO` when the data directory cannot be used or its log is
  * corrupt (the message says where); `MUXRAFT_PANIC`. On failure
@@ -1062,7 +987,9 @@ enum muxraft_status muxraft_node_new(const struct muxraft_config *config,
  * stopped first (as by `muxraft_node_stop`); when this returns no muxraft
  * thread of the node is left and no callback runs any more. No other call
  * on this node may be running or made afterwards, and it must not be called
- * from inside one of the node's own callbacks.
+ * from inside one of the node's own callbacks. When this returns, the
+ * node's log lines have all been delivered and its log callback is not
+ * called any more.
  */
 void muxraft_node_free(struct muxraft_node *node);
 
@@ -1124,7 +1051,8 @@ enum muxraft_status muxraft_node_listen_port(struct muxraft_node *node, uint16_t
  * (`MUXRAFT_INVALID_ARGUMENT`: no longer listening); `muxraft_node_free`;
  * and calls whose arguments are wrong on their face (a NULL pointer, a
  * length over a limit), which get that status first.
- * Must not be called from inside a callback.
+ * Must not be called from inside a callback. When this returns, the log
+ * lines of the node so far have been delivered.
  *
  * Returns `MUXRAFT_OK`; `MUXRAFT_INVALID_ARGUMENT` (NULL);
  * `MUXRAFT_SHUTDOWN` (already stopped); `MUXRAFT_IO` (host-driven: the

@@ -2,8 +2,10 @@
 
 use std::ffi::CStr;
 use std::mem::{offset_of, size_of};
-use std::os::raw::c_char;
+use std::os::raw::{c_char, c_void};
+use std::sync::Arc;
 
+use super::log::{muxraft_log_fn, muxraft_log_level, Sink};
 use super::sized::read_sized;
 use crate::multi::NodeConfig;
 use crate::transport::ClusterSecret;
@@ -121,6 +123,18 @@ pub struct muxraft_config {
     /// ignores it: the host's transport owns the links between nodes.
     pub cluster_secret: *const u8,
     pub cluster_secret_len: usize,
+    /// This node's log lines (see `muxraft_log_fn`) go to this callback,
+    /// with `log_userdata`; NULL (the default): to the process-wide one
+    /// (`muxraft_set_log_callback`), if any. Every `tracing` event of the
+    /// library about this node reaches it, from `muxraft_node_new`
+    /// (recovering the data directory) until `muxraft_node_free` returns.
+    pub log: muxraft_log_fn,
+    /// Passed as the first argument of `log`; muxraft never reads it.
+    pub log_userdata: *mut c_void,
+    /// The least severe `muxraft_log_level` `log` receives (0..5, 0:
+    /// none). Default `MUXRAFT_LOG_INFO`: what an operator needs. Lines
+    /// under it cost an integer compare: they are not formatted.
+    pub log_level: u32,
 }
 
 const MAX_PROPOSAL_LIMIT: u32 = 4 << 20;
@@ -165,6 +179,9 @@ impl Default for muxraft_config {
             metrics_per_group_max: 0,
             cluster_secret: std::ptr::null(),
             cluster_secret_len: 0,
+            log: None,
+            log_userdata: std::ptr::null_mut(),
+            log_level: muxraft_log_level::MUXRAFT_LOG_INFO as u32,
         }
     }
 }
@@ -207,6 +224,8 @@ pub(crate) struct Settings {
     pub wal_segment_bytes: u64,
     pub metrics_per_group_max: u64,
     pub cluster_secret: Option<ClusterSecret>,
+    /// The node's own log callback, if it has one.
+    pub log: Option<Arc<Sink>>,
 }
 
 /// Read and check a configuration passed by C: the fields its `struct_size`
@@ -318,6 +337,7 @@ pub(crate) unsafe fn read_config(config: *const muxraft_config) -> Result<Settin
             Some(ClusterSecret::new(bytes).map_err(|e| format!("config.cluster_secret: {e}"))?)
         }
     };
+    let log = Sink::new(c.log, c.log_userdata, c.log_level).map_err(|e| format!("config.{e}"))?;
     Ok(Settings {
         node,
         tick_ms: c.tick_ms,
@@ -325,5 +345,6 @@ pub(crate) unsafe fn read_config(config: *const muxraft_config) -> Result<Settin
         wal_segment_bytes: c.wal_segment_bytes,
         metrics_per_group_max: c.metrics_per_group_max,
         cluster_secret,
+        log,
     })
 }

@@ -2,7 +2,8 @@
 //!
 //! One module per C concept: `status.rs` (status codes and their names, the
 //! thread-local last error, the one mapping from errors to statuses, the
-//! panic boundary), `config.rs`, `callbacks.rs`, `node.rs` (the node handle
+//! panic boundary), `config.rs`, `callbacks.rs`, `log.rs` (the log callback: `tracing`
+//! events to the host), `node.rs` (the node handle
 //! and every call on it), `stats.rs`, `metrics.rs` (the counters and gauges
 //! as Prometheus text), and `sized.rs` (how structs that start
 //! with `struct_size` are read and written, so that they can grow). Each exported function
@@ -20,6 +21,7 @@
 
 pub mod callbacks;
 pub mod config;
+pub mod log;
 pub mod membership;
 pub mod metrics;
 pub mod node;

@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 use super::callbacks::{muxraft_callbacks, read_callbacks};
 use super::config::{muxraft_config, read_config};
+use super::log::{flush as flush_log, NodeLog};
 use super::stats::{muxraft_group_info, muxraft_stats};
 use super::status::*;
 use crate::runtime::{Error, Runtime, RuntimeConfig};
@@ -19,6 +20,9 @@ use crate::runtime::{Error, Runtime, RuntimeConfig};
 /// it with `muxraft_node_free`.
 pub struct muxraft_node {
     runtime: Runtime,
+    /// The node's `tracing` dispatcher (`log.rs`), entered by every call
+    /// on the node; its threads inherit it.
+    log: tracing::Dispatch,
 }
 
 fn done(r: Result<(), Error>) -> muxraft_status {
@@ -42,6 +46,7 @@ pub(super) fn with_node(
     // muxraft_node_new and not yet freed. Only shared references are made:
     // all mutation goes through the runtime's locks.
     let h = unsafe { &*node };
+    let _log = tracing::dispatcher::set_default(&h.log);
     let status = guard(|| f(&h.runtime));
     if status == MUXRAFT_PANIC {
         h.runtime.poison();
@@ -115,6 +120,8 @@ pub unsafe extern "C" fn muxraft_node_new(
             Ok(c) => c,
             Err(msg) => return fail(MUXRAFT_INVALID_ARGUMENT, msg),
         };
+        let log = NodeLog::dispatch(settings.node.node_id, settings.log);
+        let _log = tracing::dispatcher::set_default(&log);
         let mut cfg = RuntimeConfig::new(settings.node);
         cfg.tick = Duration::from_millis(settings.tick_ms as u64);
         cfg.data_dir = settings.data_dir;
@@ -127,7 +134,7 @@ pub unsafe extern "C" fn muxraft_node_new(
         };
         // SAFETY: `out` is non-NULL and points to writable storage for a
         // pointer (header contract).
-        unsafe { out.write(Box::into_raw(Box::new(muxraft_node { runtime }))) };
+        unsafe { out.write(Box::into_raw(Box::new(muxraft_node { runtime, log }))) };
         MUXRAFT_OK
     })
 }
@@ -136,13 +143,21 @@ pub unsafe extern "C" fn muxraft_node_new(
 /// stopped first (as by `muxraft_node_stop`); when this returns no muxraft
 /// thread of the node is left and no callback runs any more. No other call
 /// on this node may be running or made afterwards, and it must not be called
-/// from inside one of the node's own callbacks.
+/// from inside one of the node's own callbacks. When this returns, the
+/// node's log lines have all been delivered and its log callback is not
+/// called any more.
 #[no_mangle]
 pub unsafe extern "C" fn muxraft_node_free(node: *mut muxraft_node) {
     guard_void(|| {
         if !node.is_null() {
             // SAFETY: a pointer from muxraft_node_new, freed once (contract).
-            drop(unsafe { Box::from_raw(node) });
+            let node = unsafe { Box::from_raw(node) };
+            {
+                let _log = tracing::dispatcher::set_default(&node.log);
+                drop(node.runtime);
+            }
+            // No log line of this node reaches its callback after this.
+            flush_log();
         }
     })
 }
@@ -241,14 +256,18 @@ pub unsafe extern "C" fn muxraft_node_listen_port(
 /// (`MUXRAFT_INVALID_ARGUMENT`: no longer listening); `muxraft_node_free`;
 /// and calls whose arguments are wrong on their face (a NULL pointer, a
 /// length over a limit), which get that status first.
-/// Must not be called from inside a callback.
+/// Must not be called from inside a callback. When this returns, the log
+/// lines of the node so far have been delivered.
 ///
 /// Returns `MUXRAFT_OK`; `MUXRAFT_INVALID_ARGUMENT` (NULL);
 /// `MUXRAFT_SHUTDOWN` (already stopped); `MUXRAFT_IO` (host-driven: the
 /// final pass could not write to storage); `MUXRAFT_PANIC`.
 #[no_mangle]
 pub unsafe extern "C" fn muxraft_node_stop(node: *mut muxraft_node) -> muxraft_status {
-    with_node(node, |r| done(r.stop()))
+    let status = with_node(node, |r| done(r.stop()));
+    // The lines of the stop reach the host before it goes on.
+    flush_log();
+    status
 }
 
 /// Create this node's replica of group `group_id` (any value, 0 included)

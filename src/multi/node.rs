@@ -806,14 +806,17 @@ impl Node {
         for (group_id, g) in self.groups.iter_awake_mut() {
             // Most ticks only move a group's timers; those leave nothing for
             // `after_input` to find, so an idle group costs just its timers.
-            let mut acted = g.raft.tick();
-            if beat && g.raft.role() == Role::Leader {
-                g.raft.broadcast_heartbeat();
-                acted = true;
-                if quiesce {
-                    leaders.push(group_id);
+            let acted = crate::logging::in_group(group_id, || {
+                let mut acted = g.raft.tick();
+                if beat && g.raft.role() == Role::Leader {
+                    g.raft.broadcast_heartbeat();
+                    acted = true;
+                    if quiesce {
+                        leaders.push(group_id);
+                    }
                 }
-            }
+                acted
+            });
             if acted {
                 after_input(cfg, outbox, &mut self.dirty, group_id, g);
             }
@@ -929,7 +932,7 @@ impl Node {
             self.stats.incarnation_mismatches += 1;
             return Stepped::OtherIncarnation;
         }
-        if let Err(e) = input(&mut g.raft) {
+        if let Err(e) = crate::logging::in_group(group_id, || input(&mut g.raft)) {
             tracing::debug!(group_id, error = %e, "message dropped");
             self.stats.messages_dropped += 1;
             return Stepped::Refused;
@@ -978,7 +981,7 @@ impl Node {
             if !g.raft.has_ready() {
                 continue;
             }
-            let mut rd = g.raft.ready();
+            let mut rd = crate::logging::in_group(group_id, || g.raft.ready());
             if g.raft.conf_version() != g.conf_version {
                 conf_changed.push(group_id);
             }
@@ -1192,7 +1195,7 @@ impl Node {
         for gr in rd.groups {
             match self.groups.get_mut(gr.group_id) {
                 Some(g) if g.generation == gr.generation => {
-                    g.raft.advance(&gr.ready);
+                    crate::logging::in_group(gr.group_id, || g.raft.advance(&gr.ready));
                     account_unsynced(&mut self.stats, g);
                 }
                 _ => continue, // removed since; nothing to record

@@ -125,9 +125,9 @@ impl Embedded {
                 transport.clone(),
                 writer_thread.clone(),
             );
-            std::thread::Builder::new()
-                .name(format!("muxraft-node-{node_id}"))
-                .spawn(move || {
+            crate::logging::spawn(
+                std::thread::Builder::new().name(format!("muxraft-node-{node_id}")),
+                move || {
                     let io = Io {
                         shared,
                         disk,
@@ -140,8 +140,9 @@ impl Embedded {
                         node_id,
                     };
                     io.run(&writer_thread)
-                })
-                .map_err(|e| Error::Network(format!("cannot spawn the node thread: {e}")))?
+                },
+            )
+            .map_err(|e| Error::Network(format!("cannot spawn the node thread: {e}")))?
         };
         Ok(Embedded {
             signal,
@@ -231,9 +232,10 @@ impl Io {
                 self.writer.clone(),
                 self.transport.clone(),
             );
-            std::thread::Builder::new()
-                .name(format!("muxraft-wal-{}", self.node_id))
-                .spawn(move || write_loop(shared, disk, host, signal, transport))
+            crate::logging::spawn(
+                std::thread::Builder::new().name(format!("muxraft-wal-{}", self.node_id)),
+                move || write_loop(shared, disk, host, signal, transport),
+            )
         };
         let writer = match writer {
             Ok(w) => w,

@@ -146,9 +146,9 @@ impl Transport {
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let thread = {
             let shared = shared.clone();
-            std::thread::Builder::new()
-                .name(format!("muxraft-tx-{node_id}"))
-                .spawn(move || {
+            crate::logging::spawn(
+                std::thread::Builder::new().name(format!("muxraft-tx-{node_id}")),
+                move || {
                     runtime.block_on(async move {
                         tokio::select! {
                             _ = listener::accept_loop(shared, listener) => {}
@@ -158,7 +158,8 @@ impl Transport {
                     // Dropping the runtime drops every task: connections and
                     // the listener close here, before the thread exits.
                     drop(runtime);
-                })?
+                },
+            )?
         };
         tracing::debug!(node = node_id, %local_addr, "transport started");
         Ok(Transport {

@@ -335,6 +335,13 @@ static bool is(const char *s, const char *want)
     X(muxraft_last_error, "never NULL, set after a failing call", NONE,        \
       (muxraft_tick(NULL), muxraft_last_error() != NULL &&                     \
                                muxraft_last_error()[0] != '\0'), NO_STATUS)    \
+    /* -- the process-wide log callback ------------------------------------ */ \
+    X(muxraft_set_log_callback, "level 6 (over MUXRAFT_LOG_TRACE)", NONE,      \
+      muxraft_set_log_callback(NULL, NULL, 6), MUXRAFT_INVALID_ARGUMENT)       \
+    X(muxraft_set_log_callback, "level UINT32_MAX", NONE,                      \
+      muxraft_set_log_callback(NULL, NULL, UINT32_MAX), MUXRAFT_INVALID_ARGUMENT) \
+    X(muxraft_set_log_callback, "NULL callback: cleared", NONE,                \
+      muxraft_set_log_callback(NULL, NULL, MUXRAFT_LOG_TRACE), MUXRAFT_OK)     \
     /* -- the _init_sized functions --------------------------------------- */ \
     X(muxraft_config_init_sized, "NULL is ignored", NONE,                      \
       (muxraft_config_init_sized(NULL, sizeof(muxraft_config)), true),         \
@@ -418,6 +425,16 @@ static bool is(const char *s, const char *want)
       MUXRAFT_INVALID_ARGUMENT)                                                \
     X(muxraft_node_new, "election_ticks UINT32_MAX", NONE,                     \
       WITH(f->config.election_ticks = UINT32_MAX,                              \
+           muxraft_node_new(&f->config, NULL, &f->out)), MUXRAFT_OK)           \
+    X(muxraft_node_new, "log_level 6 (over MUXRAFT_LOG_TRACE)", NONE,          \
+      WITH(f->config.log_level = 6, muxraft_node_new(&f->config, NULL, &f->out)), \
+      MUXRAFT_INVALID_ARGUMENT)                                                \
+    X(muxraft_node_new, "log_level UINT32_MAX", NONE,                          \
+      WITH(f->config.log_level = UINT32_MAX,                                   \
+           muxraft_node_new(&f->config, NULL, &f->out)),                       \
+      MUXRAFT_INVALID_ARGUMENT)                                                \
+    X(muxraft_node_new, "NULL log with a level (no log)", NONE,                \
+      WITH(f->config.log_level = MUXRAFT_LOG_TRACE,                            \
            muxraft_node_new(&f->config, NULL, &f->out)), MUXRAFT_OK)           \
     /* HEADER: the next four are refused, but muxraft_node_new's list of       \
      * MUXRAFT_INVALID_ARGUMENT causes names none of them (only                \
