@@ -154,6 +154,8 @@ pub struct Node {
     pub(super) cfg: NodeConfig,
     pub(super) groups: Groups,
     pub(super) ticks: u64,
+    /// Since when proposals are refused with `Busy`, for the operator's log.
+    busy: Option<BusySpell>,
     next_proposal_id: u64,
     next_generation: u64,
     pub(super) stats: Stats,
@@ -207,6 +209,7 @@ impl Node {
         Ok(Node {
             groups: Groups::default(),
             ticks: 0,
+            busy: None,
             next_proposal_id: 1,
             next_generation: 1,
             stats: Stats::default(),
@@ -582,6 +585,28 @@ impl Node {
             // A follower answers NotLeader below: that tells more.
             if let Err(e) = check_pressure(&self.cfg, &self.stats, group_id, g, data.len()) {
                 self.stats.proposals_refused_busy += 1;
+                let (ticks, refused) = (self.ticks, self.stats.proposals_refused_busy);
+                match &mut self.busy {
+                    Some(spell) => spell.last_refusal = ticks,
+                    None => {
+                        if let Error::Busy {
+                            what, value, limit, ..
+                        } = &e
+                        {
+                            tracing::info!(
+                                group_id,
+                                value,
+                                limit,
+                                "backpressure started: proposals refused (BUSY): {what} at its limit"
+                            );
+                        }
+                        self.busy = Some(BusySpell {
+                            since: ticks,
+                            last_refusal: ticks,
+                            refused_before: refused - 1,
+                        });
+                    }
+                }
                 return Err(e);
             }
         }
@@ -716,6 +741,11 @@ impl Node {
         g.snapshot = Some(Held::new(meta, data));
         g.hinted = false;
         self.stats.snapshots_taken += 1;
+        tracing::debug!(
+            group_id,
+            compacted_to = point.0,
+            "snapshot taken; log compacted"
+        );
         Ok(point)
     }
 
@@ -784,6 +814,7 @@ impl Node {
     /// batches (`heartbeat.rs`).
     pub fn tick(&mut self) {
         self.ticks += 1;
+        self.end_busy_spell();
         self.report_undecided();
         if self.has_transfers() {
             self.expire_snapshot_transfers();
@@ -824,6 +855,24 @@ impl Node {
         for group_id in leaders {
             self.quiesce_beat(group_id);
         }
+    }
+
+    /// Backpressure ends, for the log, once no proposal was refused for an
+    /// election timeout: a node at its limit refuses and accepts in turns,
+    /// and one line per turn would flood the log.
+    fn end_busy_spell(&mut self) {
+        let Some(spell) = self.busy else {
+            return;
+        };
+        if self.ticks - spell.last_refusal < u64::from(self.cfg.election_ticks) {
+            return;
+        }
+        self.busy = None;
+        tracing::info!(
+            refused = self.stats.proposals_refused_busy - spell.refused_before,
+            ticks = spell.last_refusal - spell.since + 1,
+            "backpressure ended: no proposal refused for an election timeout"
+        );
     }
 
     /// Proposals still undecided at their deadline are reported unknown
@@ -1024,6 +1073,13 @@ impl Node {
             match (&rd.snapshot, g.received.take()) {
                 (Some(meta), Some(held)) if held.meta == *meta => {
                     self.stats.snapshots_installed += 1;
+                    tracing::info!(
+                        group_id,
+                        index = meta.index,
+                        term = meta.term,
+                        bytes = held.data.len(),
+                        "installing a snapshot from the leader"
+                    );
                     // Proposals made here that the snapshot jumps over:
                     // their outcome is unknown (not decided by entries).
                     let covered = g.take_covered_by_snapshot(meta.index);
@@ -1205,6 +1261,15 @@ impl Node {
             self.touched(gr.group_id);
         }
     }
+}
+
+/// A time proposals were refused with `Busy`, in ticks.
+#[derive(Clone, Copy, Debug)]
+struct BusySpell {
+    since: u64,
+    last_refusal: u64,
+    /// `proposals_refused_busy` before the spell's first refusal.
+    refused_before: u64,
 }
 
 /// Backpressure: may group `g` (led here) take a proposal of `len` bytes?

@@ -309,10 +309,12 @@ impl Node {
             Heard::Same => {}
             Heard::Returned => {
                 self.stats.peers_returned += 1;
+                tracing::info!(peer, "peer heard again");
                 self.peer_returned(peer);
             }
             Heard::Restarted => {
                 self.stats.peers_restarted += 1;
+                tracing::info!(peer, "peer restarted: the groups it led elect again");
                 // Its replicas start over: the groups it led need a leader,
                 // and the quiet ones led here must catch it up.
                 self.leader_node_gone(peer, true);
@@ -329,7 +331,11 @@ impl Node {
             .expire(self.ticks, u64::from(self.cfg.election_ticks));
         for peer in lost {
             self.stats.peers_lost += 1;
-            tracing::debug!(node = self.cfg.node_id, peer, "peer lost");
+            tracing::info!(
+                peer,
+                ticks = self.cfg.election_ticks,
+                "peer lost: not heard for an election timeout; the groups it led elect again"
+            );
             self.leader_node_gone(peer, false);
             self.quorum_check_after_loss();
         }

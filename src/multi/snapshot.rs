@@ -98,6 +98,14 @@ impl Node {
                 last_progress: self.ticks,
             });
             self.stats.snapshot_transfers_started += 1;
+            let bytes = held.map_or(0, |h| h.data.len());
+            tracing::info!(
+                group_id,
+                to = m.to,
+                index = wanted,
+                bytes,
+                "sending a snapshot to a follower behind the log"
+            );
             self.send_chunk(group_id, m.term, m.to, 0);
         }
     }
@@ -267,6 +275,12 @@ impl Node {
             // The follower holds it all: its Raft core installs it and
             // answers, but that answer may be lost; probe after it now.
             self.transfers.swap_remove(pos);
+            tracing::debug!(
+                group_id = a.group_id,
+                to = from,
+                index = a.index,
+                "snapshot sent"
+            );
             g.raft.report_snapshot_sent(from);
             self.touched(a.group_id);
             return;

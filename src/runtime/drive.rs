@@ -5,11 +5,13 @@
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::time::Instant;
 
 use parking_lot::Mutex;
 
 use super::codec::{encode_all, OutFrame};
 use super::disk::Disk;
+use super::elections::ElectionRate;
 use super::error::Error;
 use super::host::Host;
 use crate::multi::{Event, FrameKind, Node};
@@ -48,6 +50,8 @@ pub(crate) struct SharedNode {
     /// removed a group), the pass's remaining events are checked against
     /// the groups still hosted.
     removals: AtomicU64,
+    /// Elections per second, for the log.
+    elections: Mutex<ElectionRate>,
 }
 
 struct DriveGuard(usize);
@@ -70,6 +74,7 @@ impl SharedNode {
             driving: Mutex::new(()),
             failure: AtomicU8::new(HEALTHY),
             removals: AtomicU64::new(0),
+            elections: Mutex::new(ElectionRate::new(Instant::now(), 0)),
         }
     }
 
@@ -99,6 +104,16 @@ impl SharedNode {
     /// A group was removed (see `removals`).
     pub fn note_removal(&self) {
         self.removals.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// One tick of the node's timers; once a second, a log line if the
+    /// node started elections (`elections.rs`).
+    pub fn tick(&self) {
+        let elections = self.with(|n| {
+            n.tick();
+            n.stats().elections_started
+        });
+        self.elections.lock().log(Instant::now(), elections);
     }
 
     /// Run `f` on the node under its lock. Keep `f` short: it blocks every

@@ -256,6 +256,7 @@ impl Io {
     /// Ticks and frames until the stop. `drive_here`: no writer thread.
     fn input_loop(&self, drive_here: bool) {
         let mut next_tick = Instant::now() + self.tick;
+        let mut refusals = Refusals::default();
         let send = |f: OutFrame| self.transport.send(f.to, f.bytes, f.kind.is_heartbeat());
         let pass = Pass {
             disk: self.disk.as_deref(),
@@ -282,7 +283,7 @@ impl Io {
             let now = Instant::now();
             let mut input = wake;
             if now >= next_tick {
-                self.shared.with(|n| n.tick());
+                self.shared.tick();
                 input = true;
                 next_tick += self.tick;
                 if next_tick < now {
@@ -297,7 +298,7 @@ impl Io {
                     for (from, frame) in frames {
                         // Refused frames are counted in the node's stats.
                         if let Err(e) = step_frame(n, self.max_frame, Some(from), frame) {
-                            tracing::debug!(from, error = %e, "frame refused");
+                            refusals.refused(Instant::now(), from, &e);
                         }
                     }
                 });
@@ -334,6 +335,31 @@ impl Io {
                 self.writer.work();
             }
         }
+    }
+}
+
+/// Frames from peers the node refused, for the log: the reason of one per
+/// second at most at WARN, with how many were refused since the last line
+/// (a broken peer may send thousands a second), each one at DEBUG.
+#[derive(Default)]
+struct Refusals {
+    last_line: Option<Instant>,
+    since_line: u64,
+}
+
+impl Refusals {
+    fn refused(&mut self, now: Instant, from: u64, e: &Error) {
+        tracing::debug!(from, error = %e, "frame refused");
+        if self
+            .last_line
+            .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(1))
+        {
+            self.since_line += 1;
+            return;
+        }
+        let more = std::mem::take(&mut self.since_line);
+        self.last_line = Some(now);
+        tracing::warn!(from, more_since_last_line = more, "frame refused: {e}");
     }
 }
 

@@ -9,6 +9,7 @@
 //! host), `codec.rs` (frames to typed messages and back, with their byte
 //! counts), `disk.rs` (the write-ahead log and snapshot files as the runtime
 //! uses them: persist a pass, recover, keep the directory bounded),
+//! `elections.rs` (elections per second, for the operator's log),
 //! `drive.rs` (the drive loop: persist, send, deliver, advance, for a node
 //! shared between threads), `embedded.rs` (the node's own thread and
 //! transport), `metrics.rs` (the counters and gauges as Prometheus text);
@@ -17,6 +18,7 @@
 mod codec;
 mod disk;
 mod drive;
+mod elections;
 mod embedded;
 mod error;
 mod host;
@@ -626,7 +628,7 @@ impl Runtime {
     /// Host-driven mode: one tick.
     pub fn tick(&self) -> Result<(), Error> {
         self.host_driven()?;
-        self.shared.with(|n| n.tick());
+        self.shared.tick();
         self.drive_host()
     }
 

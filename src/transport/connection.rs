@@ -92,12 +92,7 @@ pub(crate) async fn run(
         writer = peer.writer.lock() => writer,
         _ = &mut close_rx => return,
     };
-    tracing::debug!(
-        node = shared.cfg.node_id,
-        peer = peer.id,
-        generation,
-        "connection established"
-    );
+    tracing::info!(peer = peer.id, generation, "peer connected");
     let (rd, wr) = stream.into_split();
     let mut in_flight = InFlight::default();
     let outcome = tokio::select! {
@@ -109,8 +104,12 @@ pub(crate) async fn run(
     in_flight.put_back(&mut peer.queue.lock());
     drop(writer);
     match outcome {
-        Ok(()) => tracing::debug!(peer = peer.id, generation, "peer closed the connection"),
-        Err(err) => tracing::debug!(peer = peer.id, generation, %err, "connection closed"),
+        Ok(()) => tracing::info!(
+            peer = peer.id,
+            generation,
+            "peer connection lost: closed by the peer"
+        ),
+        Err(err) => tracing::info!(peer = peer.id, generation, %err, "peer connection lost"),
     }
 }
 

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use super::backoff::{self, Backoff};
+use super::handshake::HandshakeError;
 use super::peer::Peer;
 use super::shared::Shared;
 use super::stats::bump;
@@ -17,6 +18,8 @@ pub(crate) async fn dial_loop(shared: Arc<Shared>, peer: Arc<Peer>) {
         shared.cfg.reconnect_max,
         backoff::seed(shared.cfg.node_id, peer.id),
     );
+    // What the peer said when it last refused us, logged once.
+    let mut last_refusal: Option<String> = None;
     loop {
         let addr = *addr_rx.borrow_and_update();
         let Some(addr) = addr else {
@@ -33,6 +36,7 @@ pub(crate) async fn dial_loop(shared: Arc<Shared>, peer: Arc<Peer>) {
         match dialed {
             Ok(Ok(stream)) => {
                 backoff.reset();
+                last_refusal = None;
                 let mut addr_changed = false;
                 let mut closed = false;
                 let until = async {
@@ -54,7 +58,18 @@ pub(crate) async fn dial_loop(shared: Arc<Shared>, peer: Arc<Peer>) {
                 tracing::warn!(node = shared.cfg.node_id, peer = peer.id, %addr, %err, "dial failed: cluster secret");
             }
             Ok(Err(err)) => {
-                tracing::debug!(node = shared.cfg.node_id, peer = peer.id, %addr, %err, "dial failed");
+                let refused = matches!(
+                    err,
+                    HandshakeError::RejectedByPeer(_) | HandshakeError::BadAnswer(_)
+                );
+                let said = err.to_string();
+                if refused && last_refusal.as_ref() != Some(&said) {
+                    // Once per reason: the dialer retries for ever.
+                    tracing::warn!(peer = peer.id, %addr, "handshake with the peer refused: {said}");
+                    last_refusal = Some(said);
+                } else {
+                    tracing::debug!(peer = peer.id, %addr, %err, "dial failed");
+                }
             }
             Err(_) => {
                 bump(&shared.stats.dial_failures);

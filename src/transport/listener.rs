@@ -54,11 +54,11 @@ async fn accept_one(shared: Arc<Shared>, mut stream: TcpStream, remote: SocketAd
             tracing::warn!(node = shared.cfg.node_id, %remote, %err, "handshake failed: cluster secret");
         }
         Ok(Err(err)) => {
-            tracing::warn!(node = shared.cfg.node_id, %remote, %err, "handshake refused");
+            tracing::warn!(%remote, "connection refused: {err}");
         }
         Err(_) => {
             bump(&shared.stats.handshakes_refused);
-            tracing::warn!(node = shared.cfg.node_id, %remote, "handshake timed out");
+            tracing::warn!(%remote, "connection refused: handshake timed out");
         }
     }
 }
