@@ -347,8 +347,9 @@ typedef struct muxraft_callbacks {
  * call, never NULL; a message longer than `MUXRAFT_LOG_MESSAGE_MAX` bytes
  * is cut there and ends with "...".
  *
- * Called on muxraft's log thread (one per process, named "muxraft-log"),
- * never where the event happened and never with a muxraft lock held: it
+ * Called on muxraft's log thread (one per process, named "muxraft-log",
+ * started by the first line and ended when the last node is freed with
+ * no process-wide callback set), never where the event happened and never with a muxraft lock held: it
  * may call muxraft (e.g. `muxraft_node_stats` on the node it reports on),
  * except `muxraft_node_stop` and `muxraft_node_free`. One call at a time
  * for the whole process, so it must

@@ -12,7 +12,8 @@
 //! and the host may call muxraft back from its log callback: so the
 //! callback is never called where the event happens. One process-wide
 //! thread, `muxraft-log`, started at the first event to deliver, takes the
-//! queued records and calls the callbacks with no muxraft lock held. The
+//! queued records and calls the callbacks with no muxraft lock held; it
+//! exits once no node is left and no process-wide callback is set. The
 //! queue is bounded ([`MAX_QUEUED`]); what does not fit is counted and
 //! reported by a line of its own once there is room.
 //!
@@ -22,12 +23,13 @@
 //! written `Subscriber` of that size keeps the dependency tree (and its
 //! MSRV) as it is.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt::{self, Write as _};
 use std::os::raw::{c_char, c_void};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::thread::ThreadId;
+use std::thread::JoinHandle;
 
 use parking_lot::{Condvar, Mutex};
 use tracing::field::{Field, Visit};
@@ -69,8 +71,9 @@ pub enum muxraft_log_level {
 /// call, never NULL; a message longer than `MUXRAFT_LOG_MESSAGE_MAX` bytes
 /// is cut there and ends with "...".
 ///
-/// Called on muxraft's log thread (one per process, named "muxraft-log"),
-/// never where the event happened and never with a muxraft lock held: it
+/// Called on muxraft's log thread (one per process, named "muxraft-log",
+/// started by the first line and ended when the last node is freed with
+/// no process-wide callback set), never where the event happened and never with a muxraft lock held: it
 /// may call muxraft (e.g. `muxraft_node_stats` on the node it reports on),
 /// except `muxraft_node_stop` and `muxraft_node_free`. One call at a time
 /// for the whole process, so it must
@@ -213,15 +216,23 @@ pub unsafe extern "C" fn muxraft_set_log_callback(
             Err(msg) => return fail(MUXRAFT_INVALID_ARGUMENT, msg),
         };
         let number = sink.as_ref().map_or(0, |s| s.level as u32);
-        {
+        let (had, has) = {
             let mut process = PROCESS.lock();
+            let had = process.is_some();
             *process = sink;
             PROCESS_LEVEL.store(number, Ordering::Release);
-        }
+            (had, process.is_some())
+        };
         // The level may have risen past what callsites were told: ask them
         // again (it also lowers `LevelFilter::current` when it fell).
         tracing::callsite::rebuild_interest_cache();
-        flush();
+        if has && !had {
+            USERS.fetch_add(1, Ordering::AcqRel);
+        } else if had && !has {
+            release();
+        } else {
+            flush();
+        }
         MUXRAFT_OK
     })
 }
@@ -418,24 +429,32 @@ struct LogRecord {
     message: String,
 }
 
-#[derive(Default)]
 struct Queue {
     records: VecDeque<LogRecord>,
-    /// Records ever queued, and ever delivered (or dropped by the thread):
-    /// a flush waits for the second to reach what the first was.
+    /// Records ever queued, and ever delivered: a flush waits for the
+    /// second to reach what the first was.
     queued: u64,
     done: u64,
-    thread: Option<ThreadId>,
-    started: bool,
+    /// Whether the log thread runs.
+    running: bool,
+    handle: Option<JoinHandle<()>>,
+    /// The thread exits once the queue is empty.
+    stop: bool,
 }
 
 static QUEUE: Mutex<Queue> = parking_lot::const_mutex(Queue {
     records: VecDeque::new(),
     queued: 0,
     done: 0,
-    thread: None,
-    started: false,
+    running: false,
+    handle: None,
+    stop: false,
 });
+/// Nodes alive, plus one while a process-wide callback is set. When none
+/// are left, the log thread delivers what is queued and exits: a program
+/// that freed its nodes and cleared its callback has no muxraft thread
+/// left, and the next line starts a new one.
+static USERS: AtomicUsize = AtomicUsize::new(0);
 /// The log thread waits on it for records.
 static WORK: Condvar = Condvar::new();
 /// Flushes wait on it for `done` to move.
@@ -443,15 +462,20 @@ static DELIVERED: Condvar = Condvar::new();
 
 fn push(record: LogRecord) {
     let mut q = QUEUE.lock();
-    if !q.started {
-        q.started = true;
-        let spawned = std::thread::Builder::new()
+    // A thread told to stop but not yet gone delivers this line first.
+    if q.handle.is_none() && !q.running {
+        match std::thread::Builder::new()
             .name("muxraft-log".into())
-            .spawn(deliver_loop);
-        if spawned.is_err() {
-            // No thread, no delivery: stay quiet rather than queue for
-            // ever (an event here must not recurse into logging).
-            return;
+            .spawn(deliver_loop)
+        {
+            Ok(handle) => {
+                q.handle = Some(handle);
+                q.running = true;
+                q.stop = false;
+            }
+            // No thread, no delivery: drop the line rather than queue it
+            // for ever (an event here must not recurse into logging).
+            Err(_) => return,
         }
     }
     if q.records.len() >= MAX_QUEUED {
@@ -480,12 +504,20 @@ fn push(record: LogRecord) {
 /// The log thread: deliver records in the order they were queued, with no
 /// lock held during a callback.
 fn deliver_loop() {
-    QUEUE.lock().thread = Some(std::thread::current().id());
+    ON_LOG_THREAD.with(|t| t.set(true));
+    // Each pass over a batch keeps the order the records were queued in:
+    // only one log thread runs at a time (`push` starts one only when the
+    // previous one has exited).
     loop {
         let batch: Vec<LogRecord> = {
             let mut q = QUEUE.lock();
-            while q.records.is_empty() {
+            while q.records.is_empty() && !q.stop {
                 WORK.wait(&mut q);
+            }
+            if q.records.is_empty() {
+                // Stopped: whoever stopped it joins the handle it took.
+                q.running = false;
+                return;
             }
             q.records.drain(..).collect()
         };
@@ -523,17 +555,61 @@ fn deliver(r: &LogRecord) {
     }
 }
 
+thread_local! {
+    static ON_LOG_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Is this the log thread (a callback calling muxraft)? A thread-local
+/// flag rather than `thread::current()`, which would allocate a handle for
+/// every host thread.
+fn on_log_thread() -> bool {
+    ON_LOG_THREAD.with(|t| t.get())
+}
+
 /// Wait until every record queued before this call has been delivered.
 /// On the log thread itself (a callback calling muxraft) it returns at
 /// once: it would wait for itself.
 pub(crate) fn flush() {
     let mut q = QUEUE.lock();
-    if q.thread == Some(std::thread::current().id()) || !q.started {
+    if on_log_thread() {
         return;
     }
     let target = q.queued;
     while q.done < target {
         DELIVERED.wait(&mut q);
+    }
+}
+
+/// A node was created (see `USERS`).
+pub(crate) fn node_created() {
+    USERS.fetch_add(1, Ordering::AcqRel);
+}
+
+/// A node was freed: its lines are delivered when this returns.
+pub(crate) fn node_freed() {
+    release();
+}
+
+/// One user fewer: flush, and when it was the last one, stop the log
+/// thread once it delivered everything and wait for it to exit.
+fn release() {
+    if USERS.fetch_sub(1, Ordering::AcqRel) != 1 {
+        flush();
+        return;
+    }
+    let handle = {
+        let mut q = QUEUE.lock();
+        if on_log_thread() {
+            // From a log callback (documented as not allowed): it cannot
+            // wait for itself; the thread stays.
+            return;
+        }
+        q.stop = true;
+        WORK.notify_one();
+        q.handle.take()
+    };
+    if let Some(h) = handle {
+        let _ = h.join();
     }
 }
 

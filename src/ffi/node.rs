@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use super::callbacks::{muxraft_callbacks, read_callbacks};
 use super::config::{muxraft_config, read_config};
-use super::log::{flush as flush_log, NodeLog};
+use super::log::{flush as flush_log, node_created, node_freed, NodeLog};
 use super::stats::{muxraft_group_info, muxraft_stats};
 use super::status::*;
 use crate::runtime::{Error, Runtime, RuntimeConfig};
@@ -132,6 +132,7 @@ pub unsafe extern "C" fn muxraft_node_new(
             Ok(r) => r,
             Err(e) => return fail_with(&e),
         };
+        node_created();
         // SAFETY: `out` is non-NULL and points to writable storage for a
         // pointer (header contract).
         unsafe { out.write(Box::into_raw(Box::new(muxraft_node { runtime, log }))) };
@@ -156,8 +157,10 @@ pub unsafe extern "C" fn muxraft_node_free(node: *mut muxraft_node) {
                 let _log = tracing::dispatcher::set_default(&node.log);
                 drop(node.runtime);
             }
-            // No log line of this node reaches its callback after this.
-            flush_log();
+            drop(node.log);
+            // No log line of this node reaches its callback after this
+            // (and the log thread exits with the last node).
+            node_freed();
         }
     })
 }
