@@ -292,16 +292,36 @@ $(C_OUT)/misuse_shared: $(MISUSE_DEPS) $(C_OUT)/lib/libmuxraft.so.$(ABI_VERSION)
 $(C_OUT)/misuse_cpp: $(MISUSE_DEPS) $(STATIC_LIB) $(NATIVE_LIBS_FILE) | $(C_OUT)
 	$(CXX) $(CXX_FLAGS) $(MISUSE_FLAGS) -x c++ $(MISUSE_SRC) -x none $(STATIC_LIB) $(NATIVE_LIBS) -o $@
 
+# tests/c/test_log.c: the log callback (a torn WAL tail and a refused peer
+# found in the host's log), plain, under AddressSanitizer + UBSan, under
+# valgrind (shared library) and as C++.
+LOG_TEST_SRC := tests/c/test_log.c tests/c/cluster_util.c
+LOG_TEST_DEPS := $(LOG_TEST_SRC) tests/c/cluster_util.h include/muxraft.h
+
+$(C_OUT)/test_log: $(LOG_TEST_DEPS) $(STATIC_LIB) $(NATIVE_LIBS_FILE) | $(C_OUT)
+	$(CC) $(C_FLAGS) $(C_OPT) -pthread $(LOG_TEST_SRC) $(STATIC_LIB) $(NATIVE_LIBS) -o $@
+
+$(C_OUT)/test_log_asan: $(LOG_TEST_DEPS) $(STATIC_LIB) $(NATIVE_LIBS_FILE) | $(C_OUT)
+	$(CC) $(C_FLAGS) -O1 -g -pthread $(ASAN_FLAGS) $(LOG_TEST_SRC) $(STATIC_LIB) $(NATIVE_LIBS) -o $@
+
+$(C_OUT)/test_log_shared: $(LOG_TEST_DEPS) $(C_OUT)/lib/libmuxraft.so.$(ABI_VERSION) | $(C_OUT)
+	$(CC) $(C_FLAGS) $(C_OPT) -pthread $(LOG_TEST_SRC) -L$(C_OUT)/lib -lmuxraft -Wl,-rpath,'$$ORIGIN/lib' -o $@
+
+$(C_OUT)/test_log_cpp: $(LOG_TEST_DEPS) $(STATIC_LIB) $(NATIVE_LIBS_FILE) | $(C_OUT)
+	$(CXX) $(CXX_FLAGS) -pthread -x c++ $(LOG_TEST_SRC) -x none $(STATIC_LIB) $(NATIVE_LIBS) -o $@
+
 $(C_OUT)/header_cpp: tests/c/header_cpp.cc include/muxraft.h $(STATIC_LIB) $(NATIVE_LIBS_FILE) | $(C_OUT)
 	$(CXX) $(CXX_FLAGS) -Wpedantic $< $(STATIC_LIB) $(NATIVE_LIBS) -o $@
 
-## test-c: the C API tests and the misuse table (tests/c/misuse.c), plain,
+## test-c: the C API tests, the misuse table (tests/c/misuse.c) and the
+## log callback's test (tests/c/test_log.c), plain,
 ## under AddressSanitizer + UBSan and under valgrind; the same tests built
 ## as C++; the metrics text of a live cluster read by a real Prometheus
 ## parser (prometheus_client, tests/c/check_metrics.py); the C examples run.
 test-c: $(C_OUT)/test_api $(C_OUT)/test_api_asan $(C_OUT)/test_api_shared \
         $(C_OUT)/test_api_cpp $(C_OUT)/header_cpp $(C_OUT)/cluster_asan $(C_EXAMPLES) \
-        $(C_OUT)/misuse $(C_OUT)/misuse_asan $(C_OUT)/misuse_shared $(C_OUT)/misuse_cpp
+        $(C_OUT)/misuse $(C_OUT)/misuse_asan $(C_OUT)/misuse_shared $(C_OUT)/misuse_cpp \
+        $(C_OUT)/test_log $(C_OUT)/test_log_asan $(C_OUT)/test_log_shared $(C_OUT)/test_log_cpp
 	@echo "== C API tests"
 	MUXRAFT_METRICS_OUT=$(C_OUT)/metrics.txt $(C_OUT)/test_api
 	@echo "== the metrics text, parsed by prometheus_client"
@@ -318,6 +338,11 @@ test-c: $(C_OUT)/test_api $(C_OUT)/test_api_asan $(C_OUT)/test_api_shared \
 	ASAN_OPTIONS=detect_leaks=1 $(C_OUT)/misuse_asan
 	$(VALGRIND) $(VALGRIND_FLAGS) $(C_OUT)/misuse_shared
 	$(C_OUT)/misuse_cpp
+	@echo "== the log callback: plain, under AddressSanitizer and UBSan, under valgrind (shared), as C++"
+	$(C_OUT)/test_log
+	ASAN_OPTIONS=detect_leaks=1 $(C_OUT)/test_log_asan
+	$(VALGRIND) $(VALGRIND_FLAGS) $(C_OUT)/test_log_shared
+	$(C_OUT)/test_log_cpp
 	@echo "== C examples"
 	$(C_OUT)/minimal
 	$(VALGRIND) $(VALGRIND_FLAGS) $(C_OUT)/minimal
