@@ -51,6 +51,16 @@
  *   Data pointers given to callbacks are valid only during the callback, so
  *   binaries are copied (enif_make_new_binary).
  *
+ * Log lines
+ *   set_log_nif installs muxraft's process-wide log callback (every node of
+ *   the VM). muxraft calls it on its own log thread, which ERTS did not
+ *   create and on which no muxraft lock is held; it only sends
+ *   {muxraft_log, Level, NodeId, GroupId | undefined, Target, Message} to
+ *   the forwarder process (src/muxraft.erl), which calls logger: Erlang
+ *   code never runs on muxraft's threads. muxraft_set_log_callback returns
+ *   once the previous callback can no longer be called, so the previous
+ *   target is freed then.
+ *
  * Schedulers
  *   Every call that enters muxraft can wait: on the node's internal lock
  *   (held by the node thread while it ticks every group), on an fsync (with
@@ -81,6 +91,7 @@ static ERL_NIF_TERM am_snapshot_index, am_first_index, am_log_bytes_memory,
 /* group info and stats keys */
 static ERL_NIF_TERM am_pending_proposals, am_unsynced_bytes;
 static ERL_NIF_TERM am_invalid_argument, am_io, am_shutdown, am_unknown;
+static ERL_NIF_TERM am_muxraft_log, am_warning, am_info, am_debug;
 /* stats keys */
 static ERL_NIF_TERM am_messages_sent, am_bytes_sent, am_messages_received,
     am_heartbeat_batches_sent, am_group_heartbeats_batched,
@@ -1273,6 +1284,79 @@ static ERL_NIF_TERM step_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]
 }
 
 /* version_nif() -> {AbiVersion, VersionBinary} */
+/* ---- log lines -------------------------------------------------------------- */
+
+typedef struct {
+    ErlNifPid pid; /* the forwarder */
+} log_target;
+
+static ErlNifMutex *log_mtx;      /* serializes set_log_nif */
+static log_target *log_current;   /* under log_mtx */
+
+static ERL_NIF_TERM copy_string(ErlNifEnv *env, const char *s)
+{
+    return copy_binary(env, (const uint8_t *)s, strlen(s));
+}
+
+/* muxraft's log thread: one message to the forwarder, nothing else. */
+static void on_log(void *userdata, muxraft_log_level level, uint64_t node_id, bool has_group,
+                   uint64_t group_id, const char *target, const char *message)
+{
+    log_target *t = (log_target *)userdata;
+    ErlNifEnv *env = enif_alloc_env();
+    ERL_NIF_TERM lvl;
+    if (env == NULL)
+        return;
+    switch (level) {
+    case MUXRAFT_LOG_ERROR: lvl = am_error; break;
+    case MUXRAFT_LOG_WARN: lvl = am_warning; break;
+    case MUXRAFT_LOG_INFO: lvl = am_info; break;
+    default: lvl = am_debug; break; /* logger has no trace */
+    }
+    ERL_NIF_TERM msg = enif_make_tuple6(
+        env, am_muxraft_log, lvl, enif_make_uint64(env, node_id),
+        has_group ? enif_make_uint64(env, group_id) : am_undefined,
+        copy_string(env, target), copy_string(env, message));
+    /* Not a thread ERTS created: caller_env is NULL. */
+    enif_send(NULL, &t->pid, env, msg);
+    enif_free_env(env);
+}
+
+/* set_log_nif(Pid | undefined, Level 0..5) -> ok | {error, Reason, Message} */
+static ERL_NIF_TERM set_log_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    unsigned level;
+    log_target *t = NULL, *old;
+    muxraft_status s;
+    (void)argc;
+    if (!enif_get_uint(env, argv[1], &level))
+        return enif_make_badarg(env);
+    if (!enif_is_identical(argv[0], am_undefined)) {
+        ErlNifPid pid;
+        if (!enif_get_local_pid(env, argv[0], &pid))
+            return enif_make_badarg(env);
+        t = (log_target *)enif_alloc(sizeof *t);
+        if (t == NULL)
+            return error_msg(env, am_io, "out of memory");
+        t->pid = pid;
+    }
+    enif_mutex_lock(log_mtx);
+    s = muxraft_set_log_callback(t ? on_log : NULL, t, level);
+    if (s != MUXRAFT_OK) {
+        enif_mutex_unlock(log_mtx);
+        if (t)
+            enif_free(t);
+        return error3(env, s);
+    }
+    old = log_current;
+    log_current = t;
+    enif_mutex_unlock(log_mtx);
+    /* muxraft no longer calls the previous callback with it. */
+    if (old)
+        enif_free(old);
+    return am_ok;
+}
+
 static ERL_NIF_TERM version_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
     const char *v = muxraft_version();
@@ -1338,6 +1422,7 @@ static void make_atoms(ErlNifEnv *env)
     ATOM(read_rounds_answered); ATOM(compact_rows_sent);
     ATOM(compact_rows_refused); ATOM(groups_led); ATOM(transfers_started);
     ATOM(peers_refused_auth);
+    ATOM(muxraft_log); ATOM(warning); ATOM(info); ATOM(debug);
 #undef ATOM
 }
 
@@ -1348,6 +1433,8 @@ static int load(ErlNifEnv *env, void **priv, ERL_NIF_TERM info)
     if (muxraft_abi_version() != MUXRAFT_ABI_VERSION)
         return 1;
     make_atoms(env);
+    if (log_mtx == NULL && (log_mtx = enif_mutex_create("muxraft_log")) == NULL)
+        return 1;
     return open_type(env, ERL_NIF_RT_CREATE) ? 0 : 1;
 }
 
@@ -1357,6 +1444,8 @@ static int upgrade(ErlNifEnv *env, void **priv, void **old_priv, ERL_NIF_TERM in
     (void)old_priv;
     (void)info;
     make_atoms(env);
+    if (log_mtx == NULL && (log_mtx = enif_mutex_create("muxraft_log")) == NULL)
+        return 1;
     return open_type(env, ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER) ? 0 : 1;
 }
 
@@ -1383,6 +1472,7 @@ static ErlNifFunc nif_funcs[] = {
     {"tick_nif", 1, tick_nif, DIRTY},
     {"step_nif", 3, step_nif, DIRTY},
     {"version_nif", 0, version_nif, 0},
+    {"set_log_nif", 2, set_log_nif, DIRTY},
 };
 
 ERL_NIF_INIT(muxraft, nif_funcs, load, NULL, upgrade, NULL)

@@ -73,6 +73,7 @@
          group_status/2, stats/1,
          node_peers/1, metrics/1, metrics_text/1,
          tick/1, step/3,
+         set_log_level/1,
          last_error/0, version/0]).
 
 -export_type([node_handle/0, node_id/0, group_id/0, proposal_id/0,
@@ -657,6 +658,68 @@ filename_bin(_, Opts) ->
     error(badarg, [Opts]).
 
 %% ---------------------------------------------------------------------------
+%% Log lines
+
+%% @doc Forward muxraft's log lines to OTP's `logger', at `Level' and more
+%% severe (`none' stops them): every node of this VM, from then on. Each
+%% line is logged at its level (`error', `warning', `info' or `debug') with
+%% the message as a string and the metadata
+%% `#{domain => [muxraft], muxraft_node => NodeId, muxraft_target =>
+%% Target}' plus `muxraft_group => GroupId' when the line is about one
+%% group. `info' is what an operator needs: peers connected and lost,
+%% elections (a count per second), recovery and torn WAL tails, refused
+%% peers and frames, snapshots sent and installed, backpressure.
+%%
+%% muxraft hands its lines to the NIF on its own log thread, which only
+%% sends them to a forwarder process (registered as `muxraft_logger'); that
+%% process calls `logger'. Returns once the lines queued before the call
+%% were sent to the forwarder.
+-spec set_log_level(logger:level() | none) -> ok.
+set_log_level(none) ->
+    ok = set_log_nif(undefined, 0);
+set_log_level(Level) ->
+    ok = set_log_nif(log_forwarder(), log_level_number(Level)).
+
+log_level_number(Level) when Level =:= emergency; Level =:= alert;
+                             Level =:= critical; Level =:= error -> 1;
+log_level_number(warning) -> 2;
+log_level_number(Level) when Level =:= notice; Level =:= info -> 3;
+log_level_number(debug) -> 5;
+log_level_number(Level) -> error(badarg, [Level]).
+
+%% The forwarder: started once, registered, never linked (it outlives the
+%% process that set the level).
+log_forwarder() ->
+    case whereis(muxraft_logger) of
+        undefined ->
+            Pid = spawn(fun forward_log/0),
+            try register(muxraft_logger, Pid) of
+                true -> Pid
+            catch
+                error:badarg -> % started meanwhile by another process
+                    exit(Pid, kill),
+                    log_forwarder()
+            end;
+        Pid ->
+            Pid
+    end.
+
+forward_log() ->
+    receive
+        {muxraft_log, Level, NodeId, GroupId, Target, Message} ->
+            Meta0 = #{domain => [muxraft], muxraft_node => NodeId,
+                      muxraft_target => Target},
+            Meta = case GroupId of
+                       undefined -> Meta0;
+                       _ -> Meta0#{muxraft_group => GroupId}
+                   end,
+            logger:log(Level, "~ts", [Message], Meta),
+            forward_log();
+        _ ->
+            forward_log()
+    end.
+
+%% ---------------------------------------------------------------------------
 %% NIFs (c_src/muxraft_nif.c)
 
 load_nif() ->
@@ -693,3 +756,4 @@ stop_node_nif(_Node) -> erlang:nif_error(not_loaded).
 tick_nif(_Node) -> erlang:nif_error(not_loaded).
 step_nif(_Node, _From, _Frame) -> erlang:nif_error(not_loaded).
 version_nif() -> erlang:nif_error(not_loaded).
+set_log_nif(_Pid, _Level) -> erlang:nif_error(not_loaded).

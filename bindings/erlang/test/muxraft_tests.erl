@@ -12,6 +12,9 @@
 
 -include_lib("eunit/include/eunit.hrl").
 
+%% The logger handler of log_lines_reach_logger/0.
+-export([log/2]).
+
 -define(WAIT_MS, 20000).
 
 %% ---------------------------------------------------------------------------
@@ -40,6 +43,9 @@ single_node_host_driven_test_() ->
 
 data_dir_recovery_test_() ->
     {timeout, 60, fun data_dir_recovery/0}.
+
+log_lines_reach_logger_test_() ->
+    {timeout, 60, fun log_lines_reach_logger/0}.
 
 data_dir_in_use_test_() ->
     {timeout, 60, fun data_dir_in_use/0}.
@@ -481,6 +487,94 @@ data_dir_recovery() ->
     after
         flush(),
         rm_rf(Dir)
+    end.
+
+%% muxraft's log lines reach OTP's logger, with the node (and group) as
+%% metadata: a torn WAL tail truncated when a node reopens its data_dir,
+%% and a peer of another cluster refused. A logger handler (this module's
+%% log/2) sends the test process every event of the muxraft domain.
+log_lines_reach_logger() ->
+    Dir = unique_dir(),
+    ok = logger:add_handler(muxraft_eunit_capture, ?MODULE,
+                            #{level => all, config => #{test => self()},
+                              filters => [{muxraft, {fun logger_filters:domain/2,
+                                                     {log, sub, [muxraft]}}}],
+                              filter_default => stop}),
+    ok = muxraft:set_log_level(info),
+    try
+        {ok, N1} = muxraft:start_node(#{node_id => 1, data_dir => Dir}),
+        ok = muxraft:create_group(N1, 3, 1, [1]),
+        lead(N1, 3),
+        [{ok, _} = muxraft:propose(N1, 3, E) || E <- [<<"a">>, <<"b">>]],
+        ok = muxraft:stop_node(N1),
+        %% Garbage after the last commit, as a torn write leaves it.
+        [Seg | _] = lists:reverse(lists:sort(filelib:wildcard(filename:join(Dir, "*.wal")))),
+        ok = file:write_file(Seg, binary:copy(<<16#A5>>, 11), [append]),
+        {ok, N2} = muxraft:start_node(#{node_id => 1, data_dir => Dir}),
+        Torn = await_log(warning, "truncating a torn tail"),
+        ?assertMatch(#{muxraft_node := 1, muxraft_target := <<"muxraft::", _/binary>>,
+                       domain := [muxraft]}, Torn),
+        ?assertNotEqual(nomatch, string:find(maps:get(text, Torn), "bytes=11")),
+        ok = muxraft:stop_node(N2),
+        %% Node 1 dials node 2, of another cluster: refused.
+        [P1, P2] = free_ports(2),
+        Addr = fun(P) -> "127.0.0.1:" ++ integer_to_list(P) end,
+        {ok, A} = muxraft:start_node(#{node_id => 1, cluster_id => 10, listen => Addr(P1),
+                                       peers => #{2 => Addr(P2)}}),
+        {ok, B} = muxraft:start_node(#{node_id => 2, cluster_id => 11, listen => Addr(P2),
+                                       peers => #{1 => Addr(P1)}}),
+        Refused = await_log(warning, "another cluster"),
+        ?assertMatch(#{muxraft_node := _}, Refused),
+        ok = muxraft:stop_node(A),
+        ok = muxraft:stop_node(B),
+        %% none: nothing more arrives (what was sent before is discarded
+        %% first: the forwarder may still be handing it to logger).
+        ok = muxraft:set_log_level(none),
+        discard_logs(),
+        {ok, N3} = muxraft:start_node(#{node_id => 1, data_dir => Dir}),
+        ok = muxraft:stop_node(N3),
+        drain_logs(),
+        ?assertError(badarg, muxraft:set_log_level(loud))
+    after
+        muxraft:set_log_level(none),
+        logger:remove_handler(muxraft_eunit_capture),
+        flush(),
+        rm_rf(Dir)
+    end.
+
+%% logger handler callback: the event, its text formatted, to the test.
+log(#{level := Level, msg := Msg, meta := Meta}, #{config := #{test := Test}}) ->
+    Text = case Msg of
+               {Format, Args} when is_list(Format) -> lists:flatten(io_lib:format(Format, Args));
+               {string, S} -> unicode:characters_to_list(S);
+               {report, R} -> lists:flatten(io_lib:format("~p", [R]))
+           end,
+    Test ! {muxraft_logged, Level, Meta#{text => Text}},
+    ok.
+
+await_log(Level, Needle) ->
+    receive
+        {muxraft_logged, Level, #{text := Text} = Meta} ->
+            case string:find(Text, Needle) of
+                nomatch -> await_log(Level, Needle);
+                _ -> Meta
+            end
+    after ?WAIT_MS ->
+        error({no_log_line, Level, Needle})
+    end.
+
+discard_logs() ->
+    receive
+        {muxraft_logged, _, _} -> discard_logs()
+    after 200 ->
+        ok
+    end.
+
+drain_logs() ->
+    receive
+        {muxraft_logged, Level, #{text := Text}} -> error({logged_after_none, Level, Text})
+    after 200 ->
+        ok
     end.
 
 %% One node per data_dir: a second start_node/1 on a directory in use
