@@ -18,6 +18,8 @@
 //   muxraft::Peer       a peer of the node as node_peers() lists it (muxraft_peer)
 //   muxraft::Member     a member of a group as members() and members_changed give
 //                       it (muxraft_member)
+//   muxraft::LogFn      a log line (Callbacks::log per node, set_log_callback for
+//                       the process): level, node, group, target, message
 //
 // Routine outcomes. A proposal to a node that does not lead the group
 // (MUXRAFT_NOT_LEADER) is routine: leadership moves. So is MUXRAFT_BUSY from a
@@ -46,6 +48,8 @@
 // the callback's name and the exception's what() to stderr and calls
 // std::terminate(), exactly as if the callback were noexcept. Catch inside
 // the callback what you can handle there (an Error from a NodeRef call, say).
+// The log callbacks are the exception: what escapes one is reported on
+// stderr and that line is dropped.
 //
 // Lifetimes. The Callbacks are kept on the heap, so a Node can be moved at any
 // time, also while a muxraft thread is running its callbacks. Whatever the
@@ -63,6 +67,7 @@
 #include <functional>
 #include <initializer_list>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -88,6 +93,17 @@ using Peer = muxraft_peer;
 // MUXRAFT_VOTER, MUXRAFT_NONVOTER or MUXRAFT_PROMOTABLE.
 using MemberRole = muxraft_member_role;
 using Member = muxraft_member;
+using LogLevel = muxraft_log_level;
+
+// A log line (muxraft_log_fn): its level, the node it is about, the group
+// when it is about one, where in muxraft it comes from, and the message.
+// The views are valid only during the call. Called on muxraft's log thread,
+// never with a muxraft lock held (it may call muxraft, but must not block
+// long). An exception escaping it is reported on stderr and the line is
+// dropped: a log line is not worth the process.
+using LogFn = std::function<void(LogLevel level, std::uint64_t node_id,
+                                 std::optional<std::uint64_t> group_id,
+                                 std::string_view target, std::string_view message)>;
 
 // muxraft_status_str: "MUXRAFT_NOT_LEADER" for MUXRAFT_NOT_LEADER,
 // "MUXRAFT_UNKNOWN_STATUS" for a number that is no status.
@@ -241,6 +257,9 @@ struct Config {
     // every node or none. Host-driven mode ignores it (the host's transport
     // owns the links). muxraft_node_new copies it.
     std::vector<std::uint8_t> cluster_secret;
+    // The least severe level Callbacks::log receives (default
+    // MUXRAFT_LOG_INFO: what an operator needs; MUXRAFT_LOG_OFF: none).
+    LogLevel log_level;
 
     // The defaults of muxraft_config_init.
     Config() : Config(defaults()) {}
@@ -265,7 +284,8 @@ struct Config {
           cluster_secret(c.cluster_secret ? std::vector<std::uint8_t>(
                                                 c.cluster_secret,
                                                 c.cluster_secret + c.cluster_secret_len)
-                                          : std::vector<std::uint8_t>())
+                                          : std::vector<std::uint8_t>()),
+          log_level(static_cast<LogLevel>(c.log_level))
     {
     }
 
@@ -301,6 +321,7 @@ struct Config {
         c.metrics_per_group_max = metrics_per_group_max;
         c.cluster_secret = cluster_secret.empty() ? nullptr : cluster_secret.data();
         c.cluster_secret_len = cluster_secret.size();
+        c.log_level = static_cast<std::uint32_t>(log_level);
         return c;
     }
 
@@ -371,6 +392,10 @@ struct Callbacks {
     std::function<void(std::uint64_t group_id, std::uint64_t index,
                        const std::vector<Member> &members)>
         members_changed;
+    // This node's log lines at Config::log_level and more severe (see
+    // LogFn): on muxraft's log thread, from the constructor until the Node
+    // is freed. Empty: the process-wide one (set_log_callback), if any.
+    LogFn log;
 };
 
 namespace detail {
@@ -455,6 +480,22 @@ struct Trampolines {
                                                                       log_bytes);
         } catch (...) {
             callback_threw("snapshot_needed");
+        }
+    }
+
+    // `userdata` is a LogFn: the node's (in its Callbacks) or the process's.
+    static void log(void *userdata, muxraft_log_level level, std::uint64_t node_id,
+                    bool has_group, std::uint64_t group_id, const char *target,
+                    const char *message) noexcept
+    {
+        try {
+            (*static_cast<const LogFn *>(userdata))(
+                level, node_id, has_group ? std::optional<std::uint64_t>(group_id) : std::nullopt,
+                std::string_view(target), std::string_view(message));
+        } catch (const std::exception &e) {
+            std::fprintf(stderr, "muxraft: exception escaped the log callback: %s\n", e.what());
+        } catch (...) {
+            std::fprintf(stderr, "muxraft: exception escaped the log callback\n");
         }
     }
 
@@ -867,7 +908,11 @@ public:
             cb.read_done = &detail::Trampolines::read_done;
         if (callbacks_->members_changed)
             cb.members_changed = &detail::Trampolines::members_changed;
-        const muxraft_config c = config.to_c();
+        muxraft_config c = config.to_c();
+        if (callbacks_->log) {
+            c.log = &detail::Trampolines::log;
+            c.log_userdata = &callbacks_->log;
+        }
         muxraft_node *handle = nullptr;
         detail::check(muxraft_node_new(&c, &cb, &handle), "muxraft_node_new");
         handle_ = handle;
@@ -935,6 +980,24 @@ private:
     // On the heap, so that the userdata muxraft holds survives moves.
     std::unique_ptr<Callbacks> callbacks_;
 };
+
+// muxraft_set_log_callback: the log lines of every node without a
+// Callbacks::log of its own go to `fn`, at `level` and more severe; an empty
+// `fn` (or MUXRAFT_LOG_OFF) stops them. When it returns the previous
+// function is no longer called (and has been destroyed). Throws Error
+// (MUXRAFT_INVALID_ARGUMENT for a level over MUXRAFT_LOG_TRACE). Not from
+// inside a log callback.
+inline void set_log_callback(LogFn fn, LogLevel level = MUXRAFT_LOG_INFO)
+{
+    static std::mutex mu;
+    static std::unique_ptr<LogFn> current;
+    std::lock_guard<std::mutex> lock(mu);
+    std::unique_ptr<LogFn> next = fn ? std::make_unique<LogFn>(std::move(fn)) : nullptr;
+    detail::check(muxraft_set_log_callback(next ? &detail::Trampolines::log : nullptr,
+                                           next.get(), static_cast<std::uint32_t>(level)),
+                  "muxraft_set_log_callback");
+    current = std::move(next);
+}
 
 } // namespace muxraft
 
