@@ -740,4 +740,58 @@ mod tests {
             .is_none());
         assert!(Sink::new(None, std::ptr::null_mut(), 3).unwrap().is_none());
     }
+
+    /// Backpressure is logged as a spell: one line when proposals start
+    /// being refused (with the group), none for each refusal after it, one
+    /// when none was refused for an election timeout.
+    #[test]
+    fn backpressure_is_one_line_when_it_starts_and_one_when_it_ends() {
+        use crate::multi::{Node, NodeConfig};
+        let seen = Seen::default();
+        tracing::dispatcher::with_default(&node_log(&seen, 3), || {
+            let mut cfg = NodeConfig::new(1);
+            cfg.max_pending_proposals_per_group = 1;
+            let election_ticks = cfg.election_ticks;
+            let mut n = Node::new(cfg).unwrap();
+            n.create_group(6, 1, &[1]).unwrap();
+            n.campaign(6).unwrap();
+            let settle = |n: &mut Node| {
+                for _ in 0..10 {
+                    if n.has_ready() {
+                        let rd = n.ready();
+                        n.advance(rd);
+                    }
+                }
+            };
+            settle(&mut n);
+            n.propose(6, bytes::Bytes::from_static(b"a")).unwrap();
+            for _ in 0..3 {
+                assert!(n.propose(6, bytes::Bytes::from_static(b"b")).is_err());
+            }
+            settle(&mut n);
+            for _ in 0..election_ticks {
+                n.tick();
+            }
+            n.propose(6, bytes::Bytes::from_static(b"c")).unwrap();
+        });
+        flush();
+        let seen = seen.lock().unwrap();
+        let lines: Vec<_> = seen
+            .iter()
+            .filter(|l| l.4.contains("backpressure"))
+            .collect();
+        assert_eq!(lines.len(), 2, "{seen:?}");
+        assert!(
+            lines[0].4.starts_with("backpressure started"),
+            "{}",
+            lines[0].4
+        );
+        assert_eq!(lines[0].2, Some(6));
+        assert!(
+            lines[1].4.starts_with("backpressure ended"),
+            "{}",
+            lines[1].4
+        );
+        assert!(lines[1].4.contains("refused=3"), "{}", lines[1].4);
+    }
 }
