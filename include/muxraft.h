@@ -203,7 +203,8 @@ typedef void (*muxraft_send_fn)(void *userdata,
 /**
  * Called once per committed entry per replica, in log order per group.
  * Indexes increase but may skip: Raft's own entries (the empty entry a new
- * leader appends) take indexes and are not delivered. `data` (`len` bytes;
+ * leader appends, membership changes: see `members_changed`) take indexes
+ * and are not delivered. `data` (`len` bytes;
  * NULL when `len` is 0) is valid only during the call.
  */
 typedef void (*muxraft_apply_fn)(void *userdata,
@@ -297,6 +298,58 @@ typedef void (*muxraft_read_done_fn)(void *userdata,
                                      uint64_t index);
 
 /**
+ * A member's role in a group: `MUXRAFT_VOTER` (counts toward elections
+ * and commit), `MUXRAFT_NONVOTER` (receives the log, never votes) or
+ * `MUXRAFT_PROMOTABLE` (a non-voter that its leader makes a voter once it
+ * has caught up).
+ */
+typedef uint32_t muxraft_member_role;
+
+/**
+ * One member of a group (`muxraft_group_members`, `members_changed`).
+ */
+typedef struct muxraft_member {
+  /**
+   * The node hosting the member's replica.
+   */
+  uint64_t node_id;
+  /**
+   * On the group's leader (`muxraft_group_members` called there): the
+   * highest index known to match the leader's log on that member (for
+   * the leader itself, its own durable end). 0 elsewhere and in
+   * `members_changed`.
+   */
+  uint64_t match_index;
+  /**
+   * `MUXRAFT_VOTER`, `MUXRAFT_NONVOTER` or `MUXRAFT_PROMOTABLE`.
+   */
+  muxraft_member_role role;
+} muxraft_member;
+
+/**
+ * Called when a membership of the group is applied on this replica: the
+ * change proposed with `muxraft_group_add_member` or
+ * `muxraft_group_remove_member` (or an automatic promotion) committed at
+ * `index`, or a snapshot installed at `index` carried it. `members`
+ * (`count` of them, voters first; valid only during the call) is the
+ * whole membership from then on. If this node is not among them, its
+ * replica was removed: it no longer takes part, and the host may call
+ * `muxraft_group_remove` once it no longer needs the replica's state. (A
+ * replica that joined is told nothing until a membership lists it: what
+ * held before it was added, from a snapshot say, is not a removal.) Also
+ * called at start-up for a replica recovered from its own snapshot (the
+ * membership the snapshot recorded; later ones follow as its log is
+ * applied again).
+ * Reported in log order with `apply`; a change proposed and then lost
+ * (its leader lost leadership first) is never reported.
+ */
+typedef void (*muxraft_members_changed_fn)(void *userdata,
+                                           uint64_t group_id,
+                                           uint64_t index,
+                                           const struct muxraft_member *members,
+                                           size_t count);
+
+/**
  * The host's callbacks. Fill the struct with `muxraft_callbacks_init`
  * (which sets `struct_size` and every callback to NULL), then set the ones
  * you need: callbacks are only ever added at the end, and one your program
@@ -308,8 +361,9 @@ typedef void (*muxraft_read_done_fn)(void *userdata,
  *
  * Callbacks run on the thread that called `muxraft_tick`, `muxraft_step`,
  * `muxraft_propose`, `muxraft_read_index`,
- * `muxraft_group_transfer_leader`, `muxraft_group_create` or
- * `muxraft_group_remove` (host-driven mode), or on the node's muxraft
+ * `muxraft_group_transfer_leader`, `muxraft_group_add_member`,
+ * `muxraft_group_remove_member`, `muxraft_group_join`,
+ * `muxraft_group_create` or `muxraft_group_remove` (host-driven mode), or on the node's muxraft
  * thread (embedded mode); also inside `muxraft_node_new` (`restore` of
  * groups recovered from disk) and `muxraft_node_stop` (outcomes still
  * owed); never on two threads at once for one node. They
@@ -334,6 +388,7 @@ typedef struct muxraft_callbacks {
   muxraft_restore_fn restore;
   muxraft_snapshot_needed_fn snapshot_needed;
   muxraft_read_done_fn read_done;
+  muxraft_members_changed_fn members_changed;
 } muxraft_callbacks;
 
 /**
@@ -510,6 +565,24 @@ typedef struct muxraft_config {
    * groups does not produce 100,000 series unless asked to.
    */
   uint64_t metrics_per_group_max;
+  /**
+   * Embedded mode: a secret shared by every node of the cluster
+   * (`cluster_secret_len` bytes, 16 to 1024, any bytes: use e.g. 32
+   * random ones), copied by `muxraft_node_new`. Every connection between
+   * two nodes then proves, both ways, that the other side has the same
+   * secret: each side sends a fresh random nonce and answers with
+   * HMAC-SHA256 of the secret over both nonces and both node ids; the
+   * secret itself never travels. A peer with another secret, or none,
+   * is refused, counted in `muxraft_stats.peers_refused_auth` and logged
+   * with the reason; a node without a secret likewise refuses a peer
+   * that has one, so turn it on for every node of a cluster together.
+   * It authenticates who opens a connection, not the frames after it:
+   * they travel in the clear. Default NULL and 0: no secret (peers are
+   * known by their cluster and node ids alone). Host-driven mode
+   * ignores it: the host's transport owns the links between nodes.
+   */
+  const uint8_t *cluster_secret;
+  size_t cluster_secret_len;
   /**
    * This node's log lines (see `muxraft_log_fn`) go to this callback,
    * with `log_userdata`; NULL (the default): to the process-wide one
@@ -851,7 +924,21 @@ typedef struct muxraft_stats {
    */
   uint64_t groups_led;
   uint64_t transfers_started;
+  /**
+   * Embedded mode: handshakes refused for the cluster secret (see
+   * `muxraft_config.cluster_secret`), by this node or by the peer: a
+   * peer with another secret, or without one while this node has one,
+   * or the reverse. Each is logged as a warning with the reason. Also
+   * counted in `handshakes_refused`.
+   */
+  uint64_t peers_refused_auth;
 } muxraft_stats;
+
+#define MUXRAFT_VOTER 0
+
+#define MUXRAFT_NONVOTER 1
+
+#define MUXRAFT_PROMOTABLE 2
 
 #ifdef __cplusplus
 extern "C" {
@@ -909,6 +996,100 @@ void muxraft_config_init_sized(struct muxraft_config *config, size_t size);
 enum muxraft_status muxraft_set_log_callback(muxraft_log_fn callback,
                                              void *userdata,
                                              uint32_t level);
+
+/**
+ * Propose adding the replica on node `member_node_id` to a group this node
+ * leads, with `role` (`MUXRAFT_VOTER`, `MUXRAFT_NONVOTER` or
+ * `MUXRAFT_PROMOTABLE`), or giving an existing member that role (e.g.
+ * `MUXRAFT_VOTER` promotes a non-voter). Create the new member's replica
+ * first, on its node, with `muxraft_group_join`; in embedded mode its node
+ * must be one of this node's peers (`muxraft_node_add_peer` or the
+ * config's): a member nobody can reach is not refused, it just never
+ * answers (and a voter that never answers holds back commits). Returns
+ * at once: the change is done
+ * when `members_changed` reports a membership with it (on every replica,
+ * this one included). A new voter counts toward commit from the moment the
+ * change is in the leader's log, so add a replica that has to catch up as
+ * `MUXRAFT_PROMOTABLE`: it receives the log (or a snapshot) and is made a
+ * voter once it has caught up, without the group waiting for it.
+ *
+ * Changes go one at a time per group (one replica added, removed or
+ * changed; Raft's single-server changes), and none before a new leader
+ * has committed an entry of its term.
+ *
+ * Returns `MUXRAFT_OK`; `MUXRAFT_NOT_LEADER` (this node does not lead the
+ * group, or is handing leadership over); `MUXRAFT_BUSY` (another change of
+ * the group is in flight, or this leader is new: retry once
+ * `members_changed` reported it, or shortly); `MUXRAFT_NOT_FOUND`;
+ * `MUXRAFT_INVALID_ARGUMENT` (NULL node, member 0, an unknown `role`, the
+ * member already has that role, the group is at `max_replicas`);
+ * `MUXRAFT_IO`; `MUXRAFT_SHUTDOWN`; `MUXRAFT_PANIC`.
+ */
+enum muxraft_status muxraft_group_add_member(struct muxraft_node *node,
+                                             uint64_t group_id,
+                                             uint64_t member_node_id,
+                                             muxraft_member_role role);
+
+/**
+ * Propose removing the replica on node `member_node_id` from a group this
+ * node leads. It may be this node itself: it leads until the removal
+ * commits, then hands leadership to the most caught-up voter and steps
+ * down. Returns at once; done when `members_changed` reports a membership
+ * without it. The leader goes on sending the removed replica the log and
+ * heartbeats until it holds its removal, committed (at most a few
+ * election timeouts if it does not answer), so a reachable removed
+ * replica gets its own `members_changed` without itself and stops taking
+ * part; remove it from its node with `muxraft_group_remove` then (or
+ * when the leader's `members_changed` reports the removal, if that node
+ * is unreachable). A group keeps
+ * at least one voter.
+ *
+ * Returns as `muxraft_group_add_member`; `MUXRAFT_INVALID_ARGUMENT` also
+ * when the node is not a member, or is the last voter.
+ */
+enum muxraft_status muxraft_group_remove_member(struct muxraft_node *node,
+                                                uint64_t group_id,
+                                                uint64_t member_node_id);
+
+/**
+ * The members of a group as this node's replica sees them (the latest
+ * membership in its log, committed or not; on the leader with each
+ * member's `match_index`), voters first. Writes at most `capacity` of
+ * them to `out` and sets `*count` (if not NULL) to how many there are.
+ * `capacity` 0 (with `out` NULL) asks for the count: the answer is then
+ * `MUXRAFT_TOO_LARGE` with `*count` set (`MUXRAFT_OK` for a joined
+ * replica that knows no member yet). A group has at most `max_replicas`
+ * members.
+ *
+ * Returns `MUXRAFT_OK`; `MUXRAFT_TOO_LARGE` (`capacity` < `*count`:
+ * the first `capacity` were written); `MUXRAFT_NOT_FOUND`;
+ * `MUXRAFT_INVALID_ARGUMENT` (NULL node, NULL `out` with a non-zero
+ * `capacity`); `MUXRAFT_PANIC`. Answers after `muxraft_node_stop` too.
+ */
+enum muxraft_status muxraft_group_members(struct muxraft_node *node,
+                                          uint64_t group_id,
+                                          struct muxraft_member *out,
+                                          size_t capacity,
+                                          size_t *count);
+
+/**
+ * Create this node's replica of an existing group it is being added to:
+ * empty, with no membership of its own, it never campaigns and waits for
+ * the group's leader to send it the log (or a snapshot); then
+ * `members_changed` reports the membership it learned (`restore` comes
+ * first if it was a snapshot). `incarnation` is the group's, as the other
+ * members were created with: messages of any other incarnation are
+ * dropped. Call it on the new member's node before (or just after)
+ * `muxraft_group_add_member` on the leader. Durable before it returns,
+ * like `muxraft_group_create`.
+ *
+ * Returns `MUXRAFT_OK`; `MUXRAFT_ALREADY_EXISTS` (the node already hosts the
+ * group); `MUXRAFT_INVALID_ARGUMENT` (NULL node); `MUXRAFT_IO`;
+ * `MUXRAFT_SHUTDOWN`; `MUXRAFT_PANIC`.
+ */
+enum muxraft_status muxraft_group_join(struct muxraft_node *node,
+                                       uint64_t group_id,
+                                       uint64_t incarnation);
 
 /**
  * Render the node's counters and gauges in the Prometheus text exposition
@@ -972,8 +1153,9 @@ enum muxraft_status muxraft_node_metrics_text(struct muxraft_node *node,
  * its `_init` function, a zero `node_id`, `tick_ms` or `heartbeat_ticks`,
  * `election_ticks <= heartbeat_ticks`, `max_proposal_bytes` or
  * `snapshot_chunk_bytes` of 0 or over 4 MiB, `snapshot_timeout_ms` below
- * `tick_ms`, `wal_segment_bytes` under 64 KiB, or an empty `data_dir`
- * (NULL means in memory); `MUXRAFT_BUSY` when another node (of this process or
+ * `tick_ms`, `wal_segment_bytes` under 64 KiB, an empty `data_dir`
+ * (NULL means in memory), or a `cluster_secret` of fewer than 16 or more
+ * than 1024 bytes, or NULL with a non-zero length; `MUXRAFT_BUSY` when another node (of this process or
  * another; the message names the process) has the data directory open;
  * `MUXRAFT_IO` when the data directory cannot be used or its log is
  * corrupt (the message says where); `MUXRAFT_PANIC`. On failure
