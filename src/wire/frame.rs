@@ -10,6 +10,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::Message as _;
 
 use super::batch;
+use super::columns;
 use super::{proto, WireError, PROTOCOL_VERSION};
 use crate::multi::{Body, Envelope, GroupMessage, SnapshotAck, SnapshotChunk};
 use crate::raft::{Entry, EntryKind, Message, MessageType, SnapshotMeta};
@@ -71,9 +72,31 @@ pub fn try_encode_frame(
     envelope: &Envelope,
     max: usize,
 ) -> Result<Bytes, WireError> {
+    let max = max.min(u32::MAX as usize);
+    // The batches every interval brings are written by hand (the same
+    // bytes, faster: `columns.rs`).
+    let columns = match &envelope.body {
+        Body::HeartbeatBatch(b) => Some(proto::EnvelopeBody::Batch(batch::encode_heartbeats(b))),
+        Body::HeartbeatBatchResponse(r) => Some(proto::EnvelopeBody::BatchResponse(
+            batch::encode_responses(r),
+        )),
+        _ => None,
+    };
+    if let Some(body) = columns {
+        let body = match &body {
+            proto::EnvelopeBody::Batch(b) => columns::BatchBody::Batch(b),
+            proto::EnvelopeBody::BatchResponse(r) => columns::BatchBody::Response(r),
+            _ => unreachable!("a batch body"),
+        };
+        let (bytes, len) =
+            columns::encode_batch_frame(cluster_id, envelope.from, envelope.to, body);
+        if len > max {
+            return Err(WireError::TooLarge { len, max });
+        }
+        return Ok(bytes);
+    }
     let envelope = to_envelope(cluster_id, envelope);
     let len = envelope.encoded_len();
-    let max = max.min(u32::MAX as usize);
     if len > max {
         return Err(WireError::TooLarge { len, max });
     }
@@ -225,6 +248,22 @@ fn check_prefix(buf: &[u8], max: usize) -> Result<(), WireError> {
 
 /// Decodes and validates an envelope (the bytes after the prefix).
 fn decode_envelope<B: Buf + Clone>(payload: B) -> Result<Frame, WireError> {
+    // Batches first, read by hand where prost would read the same
+    // (`columns.rs`); anything else, errors included, is prost's.
+    if payload.chunk().len() == payload.remaining() {
+        if let Some(d) = columns::decode_batch_envelope(payload.chunk()) {
+            if d.version != PROTOCOL_VERSION {
+                return Err(WireError::Version(d.version));
+            }
+            return from_envelope(proto::Envelope {
+                version: d.version,
+                cluster_id: d.cluster_id,
+                from: d.from,
+                to: d.to,
+                body: Some(d.body),
+            });
+        }
+    }
     // The version is checked first, on the header fields alone, so that a
     // peer with another version gets `Version` even when its body would not
     // parse as ours.

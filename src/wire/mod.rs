@@ -56,6 +56,7 @@
 //! that is protocol logic, and belongs to `raft`.
 
 mod batch;
+mod columns;
 mod frame;
 mod proto;
 
