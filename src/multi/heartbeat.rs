@@ -42,11 +42,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::group::Quiet;
 use super::message::{
     incarnation_digest, incarnation_row_hash, Body, Envelope, GroupHeartbeat,
     GroupHeartbeatResponse, HeartbeatBatch, HeartbeatBatchResponse, Incarnations,
 };
-use super::node::{Node, Stepped};
+use super::node::{mark_dirty, Node, Stepped};
 use super::stats::Stats;
 use crate::raft::{Message, MessageType};
 
@@ -94,6 +95,10 @@ impl<T> Default for PeerLists<T> {
 
 impl<T> PeerLists<T> {
     fn push(&mut self, peer: u64, item: T) {
+        self.push_with(peer, |v| v.push(item));
+    }
+
+    fn push_with(&mut self, peer: u64, f: impl FnOnce(&mut Vec<T>)) {
         if self.lists.get(self.last).map(|(p, _)| *p) != Some(peer) {
             self.last = match self.lists.iter().position(|(p, _)| *p == peer) {
                 Some(i) => i,
@@ -103,11 +108,16 @@ impl<T> PeerLists<T> {
                 }
             };
         }
-        self.lists[self.last].1.push(item);
+        f(&mut self.lists[self.last].1);
     }
 
     fn is_empty(&self) -> bool {
         self.lists.is_empty()
+    }
+
+    /// Room for `n` more items to `peer` (a list for it, even empty).
+    fn reserve(&mut self, peer: u64, n: usize) {
+        self.push_with(peer, |v| v.reserve(n));
     }
 
     /// Make sure `peer` has a list, even an empty one (so that a frame goes
@@ -158,18 +168,31 @@ impl HeartbeatMux {
                 true
             }
             MessageType::HeartbeatResponse => {
-                let row = GroupHeartbeatResponse {
-                    group_id,
-                    term: m.term,
-                };
-                self.answers.push(m.to, (row, incarnation));
-                if m.index != 0 {
-                    self.answer_rounds.push(m.to, (group_id, m.index));
-                }
+                self.answer(m.to, group_id, incarnation, m.term, m.index);
                 true
             }
             _ => false,
         }
+    }
+
+    /// The answer row of group `group_id` (`incarnation`) to `peer`, at
+    /// `term`, echoing read round `round` (0: none): what [`offer`]
+    /// makes of a `HeartbeatResponse`.
+    ///
+    /// [`offer`]: HeartbeatMux::offer
+    pub fn answer(&mut self, peer: u64, group_id: u64, incarnation: u64, term: u64, round: u64) {
+        let row = GroupHeartbeatResponse { group_id, term };
+        self.answers.push(peer, (row, incarnation));
+        if round != 0 {
+            self.answer_rounds.push(peer, (group_id, round));
+        }
+    }
+
+    /// A batch of `rows` rows from `peer` is being stepped: room for their
+    /// answers.
+    pub fn expect_answers(&mut self, peer: u64, rows: usize) {
+        self.answers.reserve(peer, rows);
+        self.row_terms.reserve(peer, rows);
     }
 
     /// A response batch goes to `peer` in this pass even if it carries no
@@ -661,6 +684,32 @@ fn round_of(rounds: &[(u64, u64)], group_id: u64) -> u64 {
 
 /// The demux, as part of the node: it needs the node's groups.
 impl Node {
+    /// The fast path for an answer row from `from` that does not say
+    /// "quiet" and echoes no read round, whose incarnation the response's
+    /// digest proved (`ack_seq`: the response's, which makes a term of 0
+    /// the leader's own): a leader at rest only marks the follower active
+    /// (`Raft::step_heartbeat_response_at_rest`). Returns false, having
+    /// changed nothing, when it needs the general path.
+    fn step_answer_at_rest(&mut self, from: u64, h: &GroupHeartbeatResponse, ack_seq: u64) -> bool {
+        let Some(g) = self.groups.get_mut(h.group_id) else {
+            return false;
+        };
+        // `before_answer` wakes a quiet leader on an answer that does not
+        // say "quiet", and does nothing otherwise.
+        if matches!(g.quiet, Quiet::Leader) {
+            return false;
+        }
+        let term = match h.term {
+            0 if ack_seq != 0 => g.raft.term(),
+            t => t,
+        };
+        if !g.raft.step_heartbeat_response_at_rest(from, term) {
+            return false;
+        }
+        mark_dirty(&mut self.dirty, h.group_id, g);
+        true
+    }
+
     /// Do the groups hosted here have exactly the incarnations `digest`
     /// stands for (one row per group id in `group_ids`)?
     fn digest_matches(&self, group_ids: impl Iterator<Item = u64>, digest: u64) -> bool {
@@ -693,10 +742,15 @@ impl Node {
         let mismatch = match batch.incarnations {
             Incarnations::Digest(digest) => {
                 if self.digest_matches(batch.rows.iter().map(|h| h.group_id), digest) {
+                    self.outbox.mux.expect_answers(from, batch.rows.len());
                     for h in &batch.rows {
                         let notice = notice(h);
+                        let round = round(h.group_id);
+                        if !notice && self.step_beat_at_rest(from, h, compact, round) {
+                            continue;
+                        }
                         self.before_row(from, h.group_id, notice);
-                        self.step_beat(from, h, compact, None, round(h.group_id));
+                        self.step_beat(from, h, compact, None, round);
                         if notice {
                             self.after_notice(from, h.group_id, h.term, h.commit);
                         }
@@ -736,6 +790,41 @@ impl Node {
         if mismatch {
             self.proofs.report_mismatch.insert(from);
         }
+    }
+
+    /// The fast path of [`step_beat`](Node::step_beat) for a row without
+    /// the quiesce notice, whose incarnation the batch's digest proved: an
+    /// awake follower at rest (`Raft::step_heartbeat_at_rest`) only resets
+    /// its timer, and its answer goes straight into the peer's answer rows,
+    /// as the general path would route it. Returns false, having changed
+    /// nothing, when the row needs the general path.
+    fn step_beat_at_rest(
+        &mut self,
+        from: u64,
+        h: &GroupHeartbeat,
+        compact: bool,
+        round: u64,
+    ) -> bool {
+        if !self.cfg.batch_heartbeats {
+            return false;
+        }
+        let Some(g) = self.groups.get_mut(h.group_id) else {
+            return false;
+        };
+        // An awake group: `before_row` would do nothing.
+        if !matches!(g.quiet, Quiet::Awake { .. }) {
+            return false;
+        }
+        let row = (!(compact && h.term == 0)).then_some((h.term, h.commit));
+        let Some(term) = g.raft.step_heartbeat_at_rest(from, row) else {
+            return false;
+        };
+        let mux = &mut self.outbox.mux;
+        mux.answer(from, h.group_id, g.incarnation, term, round);
+        // A full row's term is the follower's here, as a compact row's.
+        mux.row_stepped(from, h.group_id, term);
+        mark_dirty(&mut self.dirty, h.group_id, g);
+        true
     }
 
     /// Step one heartbeat row from `from` into its group: a full row as
@@ -800,8 +889,11 @@ impl Node {
         }
         for h in &answers.rows {
             let quiet = answers.quiesced.binary_search(&h.group_id).is_ok();
+            let round = round_of(&answers.rounds, h.group_id);
+            if !quiet && round == 0 && self.step_answer_at_rest(from, h, answers.ack_seq) {
+                continue;
+            }
             if self.before_answer(from, h.group_id, quiet) {
-                let round = round_of(&answers.rounds, h.group_id);
                 if round != 0 {
                     self.stats.read_rounds_answered += 1;
                 }

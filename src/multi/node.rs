@@ -166,7 +166,7 @@ pub struct Node {
     /// group costs nothing there. A group is listed at most once per
     /// generation; an id may appear again after a remove + create, and
     /// `ready` visits a listed id only while its group's `dirty` flag is set.
-    dirty: Vec<u64>,
+    pub(super) dirty: Vec<u64>,
     /// Messages already routed (they depended on nothing undurable) and
     /// waiting for the next `ready`.
     pub(super) outbox: Outbox,
@@ -1392,6 +1392,11 @@ fn after_input(
     let incarnation = g.incarnation;
     g.raft
         .send_durable_messages(|m| outbox.route(cfg.batch_heartbeats, group_id, incarnation, m));
+    mark_dirty(dirty, group_id, g);
+}
+
+/// List group `g` as dirty if it has work for the next `ready`.
+pub(super) fn mark_dirty(dirty: &mut Vec<u64>, group_id: u64, g: &mut Group) {
     // `has_ready` first: it reads cache lines the input just touched, while
     // `dirty` sits on a line of its own, and an idle group is never dirty.
     if g.raft.has_ready() && !g.dirty {

@@ -364,6 +364,70 @@ impl<S: LogStore> Raft<S> {
         Ok(Some(term))
     }
 
+    /// The batched demux's fast path for a heartbeat row from `from`: full
+    /// (`Some((term, commit))`) or compact (`None`, as
+    /// [`step_heartbeat_compact`](Raft::step_heartbeat_compact) reads it).
+    /// When stepping it would change nothing but the election timer, and
+    /// its answer would be the only message and leave at once
+    /// ([`send_durable_messages`](Raft::send_durable_messages)): a follower
+    /// of `from` at the row's term, owing no message, with everything
+    /// durable, that the row brings no new commit. Then it resets the timer
+    /// and returns the answer's term, which the caller sends itself, with
+    /// the row's read round; this is exactly what
+    /// [`step_heartbeat_round`](Raft::step_heartbeat_round) would have done
+    /// and handed out. Otherwise it changes nothing and returns None: step
+    /// the row the general way.
+    pub fn step_heartbeat_at_rest(
+        &mut self,
+        from: ReplicaId,
+        row: Option<(u64, u64)>,
+    ) -> Option<u64> {
+        let (term, commit) = row.unwrap_or((self.term, self.log.committed));
+        let at_rest = self.role == Role::Follower
+            && self.leader == from
+            && term == self.term
+            && commit <= self.log.committed
+            && self.msgs.is_empty()
+            && self.log.all_stable()
+            && self.hard_state() == self.log.store().hard_state()
+            && self.check_peer(from).is_ok();
+        if !at_rest {
+            return None;
+        }
+        self.election_elapsed = 0;
+        Some(self.term)
+    }
+
+    /// The batched demux's fast path for follower `from`'s answer at `term`
+    /// to a heartbeat row without a read round: when this is a leader of
+    /// `term` with no message waiting and `from` holds its whole log, the
+    /// answer only marks `from` active (what
+    /// [`step_heartbeat_response_round`](Raft::step_heartbeat_response_round)
+    /// does then, sending nothing); returns whether it was that case (if
+    /// not, nothing changed: step it the general way).
+    pub fn step_heartbeat_response_at_rest(&mut self, from: ReplicaId, term: u64) -> bool {
+        if term != self.term
+            || self.role != Role::Leader
+            || !self.msgs.is_empty()
+            || self.check_peer(from).is_err()
+        {
+            return false;
+        }
+        let last = self.log.last_index();
+        let Some(pr) = self.progress_mut(from) else {
+            return false;
+        };
+        if pr.matched < last {
+            return false;
+        }
+        pr.recent_active = true;
+        pr.probe_sent = false;
+        if pr.state == ProgressState::Replicate && pr.inflights.full() {
+            pr.inflights.free_first_one();
+        }
+        true
+    }
+
     /// The answer of follower `from` (at `term`) to our heartbeat. A higher
     /// term means we are a stale leader: we step down.
     pub fn step_heartbeat_response(&mut self, from: ReplicaId, term: u64) -> Result<(), Error> {
@@ -483,5 +547,203 @@ impl<S: LogStore> Raft<S> {
             return true;
         }
         false
+    }
+}
+
+#[cfg(test)]
+mod at_rest_tests {
+    //! The demux's fast paths against the general ones: the same state
+    //! after the same row, and the same answer handed out.
+    use super::super::{Config, MemStore};
+    use super::*;
+
+    /// Replicas 1..=3 of one group, 1 leading, an entry committed and
+    /// applied everywhere, everything durable.
+    fn group() -> Vec<Raft<MemStore>> {
+        let mut rs: Vec<_> = (1..=3)
+            .map(|id| Raft::new(Config::new(id), &[1, 2, 3], MemStore::new()).unwrap())
+            .collect();
+        rs[0].campaign();
+        pump(&mut rs, |_| false);
+        rs[0].propose(bytes::Bytes::from_static(b"x")).unwrap();
+        pump(&mut rs, |_| false);
+        assert_eq!(rs[0].role(), Role::Leader);
+        rs
+    }
+
+    /// Run every replica's readies (the store records them at `advance`)
+    /// and deliver what they send but what `lost` says, until nothing moves.
+    fn pump(rs: &mut [Raft<MemStore>], lost: impl Fn(&Message) -> bool) {
+        loop {
+            let mut sent = Vec::new();
+            for r in rs.iter_mut() {
+                while r.has_ready() {
+                    let rd = r.ready();
+                    sent.extend(rd.messages.iter().cloned());
+                    r.advance(&rd);
+                }
+            }
+            if sent.is_empty() {
+                return;
+            }
+            for m in sent.into_iter().filter(|m| !lost(m)) {
+                let to = m.to as usize - 1;
+                rs[to].step(m).unwrap();
+            }
+        }
+    }
+
+    fn state(r: &Raft<MemStore>) -> String {
+        format!(
+            "{:?}",
+            (
+                (r.term, r.vote, r.role, r.leader, r.hard_state()),
+                (r.log.committed, r.log.last_index(), r.log.all_stable()),
+                (r.election_elapsed, r.heartbeat_elapsed),
+                (&r.msgs, &r.progress, r.send_pending, r.commit_pending),
+                r.has_ready(),
+            )
+        )
+    }
+
+    /// What the general path hands out at once.
+    fn sent(r: &mut Raft<MemStore>) -> Vec<Message> {
+        let mut out = Vec::new();
+        r.send_durable_messages(|m| out.push(m));
+        out
+    }
+
+    /// Step a row from `from` into replica `at` both ways, after `setup`;
+    /// returns whether the fast path took it (and checks it agreed).
+    fn row(
+        setup: impl Fn(&mut Vec<Raft<MemStore>>),
+        at: usize,
+        from: u64,
+        row: Option<(u64, u64)>,
+        round: u64,
+    ) -> bool {
+        let (mut a, mut b) = (group(), group());
+        setup(&mut a);
+        setup(&mut b);
+        let before = state(&b[at]);
+        let fast = b[at].step_heartbeat_at_rest(from, row);
+        let general = match row {
+            Some((term, commit)) => a[at].step_heartbeat_round(from, term, commit, round),
+            None => a[at].step_heartbeat_compact(from, round).map(|_| ()),
+        };
+        match fast {
+            Some(term) => {
+                assert!(general.is_ok());
+                let mut answer =
+                    Message::new(MessageType::HeartbeatResponse, at as u64 + 1, from, term);
+                answer.index = round;
+                assert_eq!(sent(&mut a[at]), vec![answer]);
+                assert_eq!(state(&a[at]), state(&b[at]));
+                true
+            }
+            None => {
+                assert_eq!(state(&b[at]), before, "the fast path changed nothing");
+                false
+            }
+        }
+    }
+
+    // Mutation: dropping any condition of `step_heartbeat_at_rest` takes a
+    // row the general path treats otherwise (a new term, a new commit, a
+    // message waiting, a write not durable), and the states differ.
+    #[test]
+    fn a_row_at_rest_takes_the_fast_path_and_ends_as_the_general_one() {
+        let none = |_: &mut Vec<Raft<MemStore>>| {};
+        let (term, commit) = {
+            let g = group();
+            (g[0].term, g[0].log.committed)
+        };
+        let elapsed = |rs: &mut Vec<Raft<MemStore>>| {
+            rs[1].tick();
+            rs[1].tick();
+        };
+        assert!(row(elapsed, 1, 1, Some((term, commit)), 0));
+        assert!(row(elapsed, 1, 1, Some((term, commit)), 7));
+        assert!(row(none, 1, 1, Some((term, commit - 1)), 0), "older commit");
+        assert!(row(elapsed, 1, 1, None, 3), "compact");
+        assert!(!row(none, 1, 1, Some((term + 1, commit)), 0), "new term");
+        assert!(!row(none, 1, 1, Some((term - 1, commit)), 0), "stale");
+        assert!(!row(none, 1, 3, Some((term, commit)), 0), "not its leader");
+        assert!(!row(none, 1, 9, Some((term, commit)), 0), "not a member");
+        assert!(!row(none, 0, 2, Some((term, commit)), 0), "a leader");
+        let behind = |rs: &mut Vec<Raft<MemStore>>| {
+            // An entry the follower holds but does not know committed: the
+            // empty append that would tell it is lost.
+            rs[0].propose(bytes::Bytes::from_static(b"y")).unwrap();
+            pump(rs, |m| {
+                m.to == 2 && m.msg_type == MessageType::Append && m.entries.is_empty()
+            });
+            assert_eq!(rs[1].log.committed + 1, rs[0].log.committed);
+        };
+        assert!(
+            !row(behind, 1, 1, Some((term, commit + 1)), 0),
+            "new commit"
+        );
+        assert!(row(behind, 1, 1, Some((term, commit)), 0), "no new commit");
+        let waiting = |rs: &mut Vec<Raft<MemStore>>| {
+            let term = rs[1].term;
+            rs[1].send(Message::new(MessageType::AppendResponse, 2, 1, term));
+        };
+        assert!(
+            !row(waiting, 1, 1, Some((term, commit)), 0),
+            "message waiting"
+        );
+        let undurable = |rs: &mut Vec<Raft<MemStore>>| {
+            rs[1].vote = 3;
+        };
+        assert!(!row(undurable, 1, 1, None, 0), "hard state not durable");
+    }
+
+    /// An answer from `from` at `term` into the leader both ways.
+    fn answer(setup: impl Fn(&mut Vec<Raft<MemStore>>), from: u64, term: u64) -> bool {
+        let (mut a, mut b) = (group(), group());
+        setup(&mut a);
+        setup(&mut b);
+        for r in [&mut a[0], &mut b[0]] {
+            for pr in r.progress.iter_mut() {
+                pr.recent_active = false;
+                pr.probe_sent = true;
+            }
+        }
+        let before = state(&b[0]);
+        let fast = b[0].step_heartbeat_response_at_rest(from, term);
+        a[0].step_heartbeat_response_round(from, term, 0).ok();
+        if fast {
+            assert!(sent(&mut a[0]).is_empty());
+            assert_eq!(state(&a[0]), state(&b[0]));
+        } else {
+            assert_eq!(state(&b[0]), before, "the fast path changed nothing");
+        }
+        fast
+    }
+
+    // Mutation: taking an answer of another term, or from a follower that
+    // lacks entries (which the general path sends an append), differs.
+    #[test]
+    fn an_answer_at_rest_takes_the_fast_path_and_ends_as_the_general_one() {
+        let none = |_: &mut Vec<Raft<MemStore>>| {};
+        let term = group()[0].term;
+        assert!(answer(none, 2, term));
+        assert!(!answer(none, 2, term + 1), "a higher term deposes");
+        assert!(!answer(none, 2, term - 1), "stale");
+        assert!(!answer(none, 9, term), "not a member");
+        let lagging = |rs: &mut Vec<Raft<MemStore>>| {
+            rs[0].propose(bytes::Bytes::from_static(b"y")).unwrap();
+            pump(rs, |m| m.to == 2);
+        };
+        assert!(
+            !answer(lagging, 2, term),
+            "a follower behind gets an append"
+        );
+        let waiting = |rs: &mut Vec<Raft<MemStore>>| {
+            let term = rs[0].term;
+            rs[0].send(Message::new(MessageType::Heartbeat, 1, 3, term));
+        };
+        assert!(!answer(waiting, 2, term), "a message waiting");
     }
 }
