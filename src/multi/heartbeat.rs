@@ -156,15 +156,7 @@ impl HeartbeatMux {
     pub fn offer(&mut self, group_id: u64, incarnation: u64, m: &Message) -> bool {
         match m.msg_type {
             MessageType::Heartbeat => {
-                let row = GroupHeartbeat {
-                    group_id,
-                    term: m.term,
-                    commit: m.commit,
-                };
-                self.beats.push(m.to, (row, incarnation));
-                if m.index != 0 {
-                    self.beat_rounds.push(m.to, (group_id, m.index));
-                }
+                self.beat(m.to, group_id, incarnation, m.term, m.commit, m.index);
                 true
             }
             MessageType::HeartbeatResponse => {
@@ -172,6 +164,28 @@ impl HeartbeatMux {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// The heartbeat row of group `group_id` (`incarnation`) to `peer`:
+    /// what [`offer`](HeartbeatMux::offer) makes of a `Heartbeat`.
+    pub fn beat(
+        &mut self,
+        peer: u64,
+        group_id: u64,
+        incarnation: u64,
+        term: u64,
+        commit: u64,
+        round: u64,
+    ) {
+        let row = GroupHeartbeat {
+            group_id,
+            term,
+            commit,
+        };
+        self.beats.push(peer, (row, incarnation));
+        if round != 0 {
+            self.beat_rounds.push(peer, (group_id, round));
         }
     }
 

@@ -840,7 +840,18 @@ impl Node {
             let acted = crate::logging::in_group(group_id, || {
                 let mut acted = g.raft.tick();
                 if beat && g.raft.role() == Role::Leader {
-                    g.raft.broadcast_heartbeat();
+                    // Heartbeats that would be routed at once go straight
+                    // into the mux's rows; others wait in the group as
+                    // messages.
+                    let (mux, incarnation) = (&mut outbox.mux, g.incarnation);
+                    let rows = g
+                        .raft
+                        .broadcast_heartbeat_at_rest(|to, term, commit, round| {
+                            mux.beat(to, group_id, incarnation, term, commit, round)
+                        });
+                    if !rows {
+                        g.raft.broadcast_heartbeat();
+                    }
                     acted = true;
                     if quiesce {
                         leaders.push(group_id);

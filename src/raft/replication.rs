@@ -221,6 +221,38 @@ impl<S: LogStore> Raft<S> {
         }
     }
 
+    /// [`broadcast_heartbeat`](Raft::broadcast_heartbeat) for the batched
+    /// mux, when its heartbeats would leave at once anyway (no message
+    /// waiting, everything durable: what
+    /// [`send_durable_messages`](Raft::send_durable_messages) checks): each
+    /// goes to `emit` as (to, term, commit, read round), in the order they
+    /// would have been handed out, without a `Message`. Returns false,
+    /// having done nothing, otherwise (or if this is not a leader).
+    pub fn broadcast_heartbeat_at_rest(
+        &mut self,
+        mut emit: impl FnMut(ReplicaId, u64, u64, u64),
+    ) -> bool {
+        if self.role != super::Role::Leader
+            || !self.msgs.is_empty()
+            || !self.log.all_stable()
+            || self.hard_state() != self.log.store().hard_state()
+        {
+            return false;
+        }
+        let round = self.next_read_round();
+        let (id, term, committed) = (self.id, self.term, self.log.committed);
+        // The same followers, in the same order, as `broadcast_heartbeat`:
+        // voters, non-voters, then members being told of their removal.
+        let followers = self.voters.ids().iter().chain(&self.conf.learners);
+        let members = followers.zip(&self.progress).filter(|(&v, _)| v != id);
+        let leaving = self.leaving.iter().map(|l| (&l.id, &l.progress));
+        for (&to, pr) in members.chain(leaving) {
+            // The commit clamped as in `broadcast_heartbeat`.
+            emit(to, term, pr.matched.min(committed), round);
+        }
+        true
+    }
+
     pub(super) fn handle_append(&mut self, m: &Message) {
         let mut resp = Message::new(MessageType::AppendResponse, self.id, m.from, self.term);
         if m.index < self.log.committed {
@@ -697,6 +729,65 @@ mod at_rest_tests {
             rs[1].vote = 3;
         };
         assert!(!row(undurable, 1, 1, None, 0), "hard state not durable");
+    }
+
+    /// Broadcast heartbeats from replica `at` both ways, after `setup`;
+    /// returns whether the fast path took them (and checks it agreed).
+    fn broadcast(setup: impl Fn(&mut Vec<Raft<MemStore>>), at: usize) -> bool {
+        let (mut a, mut b) = (group(), group());
+        setup(&mut a);
+        setup(&mut b);
+        let before = state(&b[at]);
+        let mut rows = Vec::new();
+        let fast = b[at].broadcast_heartbeat_at_rest(|to, term, commit, round| {
+            rows.push((to, term, commit, round))
+        });
+        a[at].broadcast_heartbeat();
+        if fast {
+            let general: Vec<_> = sent(&mut a[at])
+                .into_iter()
+                .map(|m| {
+                    assert_eq!(
+                        (m.msg_type, m.from),
+                        (MessageType::Heartbeat, at as u64 + 1)
+                    );
+                    (m.to, m.term, m.commit, m.index)
+                })
+                .collect();
+            assert_eq!(rows, general);
+            assert!(!rows.is_empty());
+            assert_eq!(state(&a[at]), state(&b[at]));
+        } else {
+            assert!(rows.is_empty());
+            assert_eq!(state(&b[at]), before, "the fast path changed nothing");
+        }
+        fast
+    }
+
+    // Mutation: broadcasting rows while a message waits (they would pass
+    // it) or before a write is durable, or without the read round.
+    #[test]
+    fn heartbeats_at_rest_are_the_rows_the_general_path_would_hand_out() {
+        assert!(broadcast(|_| {}, 0));
+        let reading = |rs: &mut Vec<Raft<MemStore>>| {
+            rs[0].read_index(77, false).unwrap();
+        };
+        assert!(broadcast(reading, 0), "with a read round");
+        let lagging = |rs: &mut Vec<Raft<MemStore>>| {
+            rs[0].propose(bytes::Bytes::from_static(b"y")).unwrap();
+            pump(rs, |m| m.to == 2);
+        };
+        assert!(broadcast(lagging, 0), "commit clamped to the match");
+        let waiting = |rs: &mut Vec<Raft<MemStore>>| {
+            let term = rs[0].term;
+            rs[0].send(Message::new(MessageType::Append, 1, 3, term));
+        };
+        assert!(!broadcast(waiting, 0), "a message waiting");
+        let undurable = |rs: &mut Vec<Raft<MemStore>>| {
+            rs[0].propose(bytes::Bytes::from_static(b"z")).unwrap();
+        };
+        assert!(!broadcast(undurable, 0), "an entry not durable");
+        assert!(!broadcast(|_| {}, 1), "a follower");
     }
 
     /// An answer from `from` at `term` into the leader both ways.

@@ -111,11 +111,16 @@ pub(super) fn decode_heartbeats(batch: proto::HeartbeatBatch) -> Result<Heartbea
             "heartbeat batch: full rows listed in a batch without a number".into(),
         ));
     }
+    // The rows, with their values filled in below once checked.
     let mut ids = DeltaDecoder::default();
-    let group_ids = group_deltas
-        .iter()
-        .map(|&d| ids.next(d))
-        .collect::<Result<Vec<u64>, WireError>>()?;
+    let mut rows = Vec::with_capacity(group_deltas.len());
+    for &delta in &group_deltas {
+        rows.push(GroupHeartbeat {
+            group_id: ids.next(delta)?,
+            term: 0,
+            commit: 0,
+        });
+    }
     // Which rows carry a term and a commit: all, or those listed.
     let full = if seq == 0 {
         None
@@ -123,10 +128,10 @@ pub(super) fn decode_heartbeats(batch: proto::HeartbeatBatch) -> Result<Heartbea
         Some(decode_subset(
             "full rows",
             &full_deltas,
-            group_ids.iter().copied(),
+            rows.iter().map(|r| r.group_id),
         )?)
     };
-    let with_values = full.as_ref().map_or(group_ids.len(), Vec::len);
+    let with_values = full.as_ref().map_or(rows.len(), Vec::len);
     check_columns(
         "heartbeat batch",
         &[
@@ -139,7 +144,7 @@ pub(super) fn decode_heartbeats(batch: proto::HeartbeatBatch) -> Result<Heartbea
         check_columns(
             "heartbeat batch",
             &[
-                ("group_deltas", group_ids.len()),
+                ("group_deltas", rows.len()),
                 ("incarnations", incarnations.len()),
             ],
         )?;
@@ -149,27 +154,25 @@ pub(super) fn decode_heartbeats(batch: proto::HeartbeatBatch) -> Result<Heartbea
             "heartbeat batch: a full row of term 0".into(),
         ));
     }
-    let mut values = terms.into_iter().zip(commits);
-    let mut next_full = full.as_ref().map(|f| f.iter().copied().peekable());
-    let rows = group_ids
-        .into_iter()
-        .map(|group_id| {
-            let is_full = match next_full.as_mut() {
-                None => true,
-                Some(f) => f.next_if_eq(&group_id).is_some(),
-            };
-            let (term, commit) = if is_full {
-                values.next().expect("one value per full row, checked")
-            } else {
-                (0, 0)
-            };
-            GroupHeartbeat {
-                group_id,
-                term,
-                commit,
+    let values = terms.into_iter().zip(commits);
+    match &full {
+        // Every row full: one value each, checked.
+        None => {
+            for (row, (term, commit)) in rows.iter_mut().zip(values) {
+                (row.term, row.commit) = (term, commit);
             }
-        })
-        .collect::<Vec<_>>();
+        }
+        Some(full) => {
+            let mut values = values;
+            let mut next_full = full.iter().copied().peekable();
+            for row in rows.iter_mut() {
+                if next_full.next_if_eq(&row.group_id).is_some() {
+                    (row.term, row.commit) =
+                        values.next().expect("one value per full row, checked");
+                }
+            }
+        }
+    }
     let incarnations = if incarnations.is_empty() {
         Incarnations::Digest(incarnation_digest)
     } else {
@@ -255,21 +258,25 @@ pub(super) fn decode_responses(
             "heartbeat batch response: explicit terms listed without a batch number".into(),
         ));
     }
+    // The rows, with their terms filled in below once checked.
     let mut ids = DeltaDecoder::default();
-    let group_ids = group_deltas
-        .iter()
-        .map(|&d| ids.next(d))
-        .collect::<Result<Vec<u64>, WireError>>()?;
+    let mut rows = Vec::with_capacity(group_deltas.len());
+    for &delta in &group_deltas {
+        rows.push(GroupHeartbeatResponse {
+            group_id: ids.next(delta)?,
+            term: 0,
+        });
+    }
     let explicit = if ack_seq == 0 {
         None
     } else {
         Some(decode_subset(
             "explicit terms",
             &explicit_deltas,
-            group_ids.iter().copied(),
+            rows.iter().map(|r| r.group_id),
         )?)
     };
-    let with_terms = explicit.as_ref().map_or(group_ids.len(), Vec::len);
+    let with_terms = explicit.as_ref().map_or(rows.len(), Vec::len);
     check_columns(
         "heartbeat batch response",
         &[("rows with a term", with_terms), ("terms", terms.len())],
@@ -279,25 +286,23 @@ pub(super) fn decode_responses(
             "heartbeat batch response: an explicit term 0".into(),
         ));
     }
-    let mut terms = terms.into_iter();
-    let mut next_explicit = explicit.as_ref().map(|f| f.iter().copied().peekable());
-    let rows = group_ids
-        .into_iter()
-        .map(|group_id| {
-            let has_term = match next_explicit.as_mut() {
-                None => true,
-                Some(f) => f.next_if_eq(&group_id).is_some(),
-            };
-            GroupHeartbeatResponse {
-                group_id,
-                term: if has_term {
-                    terms.next().expect("one term per listed row, checked")
-                } else {
-                    0
-                },
+    match &explicit {
+        // Every row has a term, checked.
+        None => {
+            for (row, term) in rows.iter_mut().zip(terms) {
+                row.term = term;
             }
-        })
-        .collect::<Vec<_>>();
+        }
+        Some(explicit) => {
+            let mut terms = terms.into_iter();
+            let mut next_explicit = explicit.iter().copied().peekable();
+            for row in rows.iter_mut() {
+                if next_explicit.next_if_eq(&row.group_id).is_some() {
+                    row.term = terms.next().expect("one term per listed row, checked");
+                }
+            }
+        }
+    }
     let need_full = decode_ids("need full", &need_full_deltas)?;
     let quiesced = decode_subset(
         "quiesced",
