@@ -103,7 +103,9 @@ impl<T> PeerLists<T> {
             self.last = match self.lists.iter().position(|(p, _)| *p == peer) {
                 Some(i) => i,
                 None => {
-                    self.lists.push((peer, Vec::new()));
+                    // Lists of a pass are filled from empty: skip the
+                    // smallest steps of growing.
+                    self.lists.push((peer, Vec::with_capacity(64)));
                     self.lists.len() - 1
                 }
             };
@@ -323,6 +325,10 @@ fn finish_rounds(lists: PeerLists<(u64, u64)>) -> PerPeer<(u64, u64)> {
 }
 
 fn keep_last_per_group<T>(v: &mut Vec<T>, key: impl Fn(&T) -> u64) {
+    // The usual case: one row per group, in group order already.
+    if v.windows(2).all(|w| key(&w[0]) < key(&w[1])) {
+        return;
+    }
     // Stable sort keeps emission order within a group (and is linear on the
     // usual already sorted list); then keep the last row of each group, in
     // place: `dedup_by` drops `later` and keeps `kept`, so move the later
@@ -652,11 +658,12 @@ pub(crate) fn flush(
                 .iter()
                 .find(|(p, _)| *p == to)
                 .map_or(&[][..], |(_, t)| t.as_slice());
+            // Both ascending by group, one entry per group: one walk.
+            let mut answered = answered.iter().peekable();
             for r in rows.iter_mut() {
-                if let Ok(i) = answered.binary_search_by_key(&r.group_id, |&(g, _)| g) {
-                    if answered[i].1 == r.term {
-                        r.term = 0;
-                    }
+                while answered.next_if(|&&(g, _)| g < r.group_id).is_some() {}
+                if answered.peek() == Some(&&(r.group_id, r.term)) {
+                    r.term = 0;
                 }
             }
         }
@@ -704,8 +711,14 @@ impl Node {
     /// the leader's own): a leader at rest only marks the follower active
     /// (`Raft::step_heartbeat_response_at_rest`). Returns false, having
     /// changed nothing, when it needs the general path.
-    fn step_answer_at_rest(&mut self, from: u64, h: &GroupHeartbeatResponse, ack_seq: u64) -> bool {
-        let Some(g) = self.groups.get_mut(h.group_id) else {
+    fn step_answer_at_rest(
+        &mut self,
+        from: u64,
+        h: &GroupHeartbeatResponse,
+        slot: usize,
+        ack_seq: u64,
+    ) -> bool {
+        let Some(g) = self.groups.at_mut(slot, h.group_id) else {
             return false;
         };
         // `before_answer` wakes a quiet leader on an answer that does not
@@ -725,12 +738,22 @@ impl Node {
     }
 
     /// Do the groups hosted here have exactly the incarnations `digest`
-    /// stands for (one row per group id in `group_ids`)?
-    fn digest_matches(&self, group_ids: impl Iterator<Item = u64>, digest: u64) -> bool {
+    /// stands for (one row per group id in `group_ids`)? Leaves each row's
+    /// slot in `slots`, for the visit that steps it.
+    fn digest_matches(
+        &self,
+        group_ids: impl Iterator<Item = u64>,
+        digest: u64,
+        slots: &mut Vec<usize>,
+    ) -> bool {
         let mut sum = 0u64;
+        slots.clear();
         for group_id in group_ids {
-            match self.groups.get(group_id) {
-                Some(g) => sum = sum.wrapping_add(incarnation_row_hash(group_id, g.incarnation)),
+            match self.groups.get_with_slot(group_id) {
+                Some((slot, g)) => {
+                    slots.push(slot);
+                    sum = sum.wrapping_add(incarnation_row_hash(group_id, g.incarnation))
+                }
                 None => return false,
             }
         }
@@ -755,12 +778,13 @@ impl Node {
         let round = |g: u64| round_of(rounds, g);
         let mismatch = match batch.incarnations {
             Incarnations::Digest(digest) => {
-                if self.digest_matches(batch.rows.iter().map(|h| h.group_id), digest) {
+                let mut slots = Vec::with_capacity(batch.rows.len());
+                if self.digest_matches(batch.rows.iter().map(|h| h.group_id), digest, &mut slots) {
                     self.outbox.mux.expect_answers(from, batch.rows.len());
-                    for h in &batch.rows {
+                    for (h, &slot) in batch.rows.iter().zip(&slots) {
                         let notice = notice(h);
                         let round = round(h.group_id);
-                        if !notice && self.step_beat_at_rest(from, h, compact, round) {
+                        if !notice && self.step_beat_at_rest(from, h, slot, compact, round) {
                             continue;
                         }
                         self.before_row(from, h.group_id, notice);
@@ -816,13 +840,14 @@ impl Node {
         &mut self,
         from: u64,
         h: &GroupHeartbeat,
+        slot: usize,
         compact: bool,
         round: u64,
     ) -> bool {
         if !self.cfg.batch_heartbeats {
             return false;
         }
-        let Some(g) = self.groups.get_mut(h.group_id) else {
+        let Some(g) = self.groups.at_mut(slot, h.group_id) else {
             return false;
         };
         // An awake group: `before_row` would do nothing.
@@ -894,17 +919,19 @@ impl Node {
             self.proofs.per_row.insert(from, PER_ROW_BATCHES);
             self.compaction.mismatch(from);
         }
+        let mut slots = Vec::with_capacity(answers.rows.len());
         if !self.digest_matches(
             answers.rows.iter().map(|h| h.group_id),
             answers.incarnation_digest,
+            &mut slots,
         ) {
             self.stats.batches_dropped_incarnation += 1;
             return;
         }
-        for h in &answers.rows {
+        for (h, &slot) in answers.rows.iter().zip(&slots) {
             let quiet = answers.quiesced.binary_search(&h.group_id).is_ok();
             let round = round_of(&answers.rounds, h.group_id);
-            if !quiet && round == 0 && self.step_answer_at_rest(from, h, answers.ack_seq) {
+            if !quiet && round == 0 && self.step_answer_at_rest(from, h, slot, answers.ack_seq) {
                 continue;
             }
             if self.before_answer(from, h.group_id, quiet) {

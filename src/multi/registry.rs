@@ -47,6 +47,20 @@ impl Groups {
         self.index.get(&id).map(|&slot| &mut self.slab[slot])
     }
 
+    /// Group `id` and its slot, for [`at_mut`](Groups::at_mut) later.
+    pub fn get_with_slot(&self, id: u64) -> Option<(usize, &Group)> {
+        self.index.get(&id).map(|&slot| (slot, &self.slab[slot]))
+    }
+
+    /// Group `id` if it is still in `slot` (groups move when one is
+    /// removed, quiesced or woken): a second visit without a lookup.
+    pub fn at_mut(&mut self, slot: usize, id: u64) -> Option<&mut Group> {
+        match self.ids.get(slot) {
+            Some(&at) if at == id => Some(&mut self.slab[slot]),
+            _ => self.get_mut(id),
+        }
+    }
+
     /// Add a group, awake; the caller has checked that `id` is not hosted
     /// yet.
     pub fn insert(&mut self, id: u64, g: Group) {
