@@ -441,12 +441,16 @@ impl<S: LogStore> Raft<S> {
         if term != self.term
             || self.role != Role::Leader
             || !self.msgs.is_empty()
-            || self.check_peer(from).is_err()
+            || from == self.id
         {
             return false;
         }
+        // A voter (what `check_peer` asks), and where its progress is.
+        let Some(at) = self.voters.position(from) else {
+            return false;
+        };
         let last = self.log.last_index();
-        let Some(pr) = self.progress_mut(from) else {
+        let Some(pr) = self.progress.get_mut(at) else {
             return false;
         };
         if pr.matched < last {

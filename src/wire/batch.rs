@@ -329,7 +329,7 @@ pub(super) fn decode_responses(
 
 /// Delta-codes a set of group ids (a subset of a batch's rows), sorted and
 /// without duplicates whatever the caller's order.
-fn encode_subset(ids: &[u64]) -> Vec<u64> {
+pub(super) fn encode_subset(ids: &[u64]) -> Vec<u64> {
     let mut sorted = ids.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
@@ -352,7 +352,7 @@ fn decode_ids(what: &str, deltas: &[u64]) -> Result<Vec<u64>, WireError> {
 /// Encodes (group, read round) pairs as a delta-coded subset of the rows'
 /// groups and a column of rounds: sorted by group, one per group (its
 /// highest round).
-fn encode_rounds(rounds: &[(u64, u64)]) -> (Vec<u64>, Vec<u64>) {
+pub(super) fn encode_rounds(rounds: &[(u64, u64)]) -> (Vec<u64>, Vec<u64>) {
     if rounds.is_empty() {
         return (Vec::new(), Vec::new());
     }

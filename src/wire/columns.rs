@@ -21,8 +21,11 @@
 
 use bytes::Bytes;
 
-use super::proto;
+use super::{batch, proto};
 use super::{FRAME_HEADER_LEN, PROTOCOL_VERSION};
+use crate::multi::{
+    GroupHeartbeat, GroupHeartbeatResponse, HeartbeatBatch, HeartbeatBatchResponse, Incarnations,
+};
 
 /// Wire types.
 const VARINT: u8 = 0;
@@ -37,10 +40,15 @@ const ENVELOPE_BATCH_RESPONSE: u32 = 7;
 /// length prefix, four keys and varints, the body's key and length.
 const HEAD_ROOM: usize = FRAME_HEADER_LEN + 4 * (1 + 10) + 1 + 5;
 
-/// A heartbeat batch body or its answer, in proto form.
+/// A heartbeat batch body or its answer: in proto form, or straight from
+/// the multi layer's rows when they are strictly ascending by group (the
+/// columns are then written as `batch.rs` would make them, without
+/// building them first).
 pub(super) enum BatchBody<'a> {
     Batch(&'a proto::HeartbeatBatch),
     Response(&'a proto::HeartbeatBatchResponse),
+    Rows(&'a HeartbeatBatch),
+    Answers(&'a HeartbeatBatchResponse),
 }
 
 /// What [`decode_batch_envelope`] read: the envelope's fields and its body.
@@ -71,6 +79,14 @@ pub(super) fn encode_batch_frame(
         }
         BatchBody::Response(r) => {
             write_response(&mut buf, r);
+            ENVELOPE_BATCH_RESPONSE
+        }
+        BatchBody::Rows(b) => {
+            write_rows(&mut buf, b);
+            ENVELOPE_BATCH
+        }
+        BatchBody::Answers(r) => {
+            write_answers(&mut buf, r);
             ENVELOPE_BATCH_RESPONSE
         }
     };
@@ -114,6 +130,8 @@ fn body_capacity(body: &BatchBody<'_>) -> usize {
                 + b.full_deltas.len()
                 + 4 * b.read_rounds.len()
         }
+        BatchBody::Rows(b) => 6 * b.rows.len() + 2 * (b.quiesce.len() + b.rounds.len()),
+        BatchBody::Answers(r) => 3 * r.rows.len() + 2 * (r.quiesced.len() + r.rounds.len()),
         BatchBody::Response(r) => {
             r.group_deltas.len()
                 + 2 * r.terms.len()
@@ -153,6 +171,85 @@ fn write_response(buf: &mut Vec<u8>, r: &proto::HeartbeatBatchResponse) {
     packed(buf, 10, &r.explicit_deltas);
     packed(buf, 11, &r.need_full_deltas);
     fixed64(buf, 12, r.ack_bits);
+}
+
+/// [`write_batch`] of `batch::encode_heartbeats(b)`, for rows strictly
+/// ascending by group, without building the columns.
+fn write_rows(buf: &mut Vec<u8>, b: &HeartbeatBatch) {
+    debug_assert!(ascending(b.rows.iter().map(|h| h.group_id)));
+    // A numbered batch lists its full rows; the others are compact.
+    let compact = b.seq != 0;
+    let full = |h: &&GroupHeartbeat| !compact || h.term != 0;
+    packed_iter(buf, 1, deltas(b.rows.iter().map(|h| h.group_id)));
+    packed_iter(buf, 2, b.rows.iter().filter(full).map(|h| h.term));
+    packed_iter(buf, 3, b.rows.iter().filter(full).map(|h| h.commit));
+    match &b.incarnations {
+        Incarnations::Digest(d) => fixed64(buf, 4, *d),
+        Incarnations::PerRow(incs) => packed_iter(
+            buf,
+            5,
+            (0..b.rows.len()).map(|i| incs.get(i).copied().unwrap_or(0)),
+        ),
+    }
+    packed(buf, 6, &batch::encode_subset(&b.quiesce));
+    fixed64(buf, 7, b.session);
+    let (groups, rounds) = batch::encode_rounds(&b.rounds);
+    packed(buf, 8, &groups);
+    packed(buf, 9, &rounds);
+    scalar(buf, 10, b.seq);
+    if compact {
+        let full = b.rows.iter().filter(|h| h.term != 0);
+        packed_iter(buf, 11, deltas(full.map(|h| h.group_id)));
+    }
+}
+
+/// [`write_response`] of `batch::encode_responses(r)`, for rows strictly
+/// ascending by group, without building the columns.
+fn write_answers(buf: &mut Vec<u8>, r: &HeartbeatBatchResponse) {
+    debug_assert!(ascending(r.rows.iter().map(|a| a.group_id)));
+    // With a batch number, only rows whose term differs from the row they
+    // answer carry it.
+    let compact = r.ack_seq != 0;
+    let explicit = |a: &&GroupHeartbeatResponse| !compact || a.term != 0;
+    packed_iter(buf, 1, deltas(r.rows.iter().map(|a| a.group_id)));
+    packed_iter(buf, 2, r.rows.iter().filter(explicit).map(|a| a.term));
+    fixed64(buf, 3, r.incarnation_digest);
+    scalar(buf, 4, u64::from(r.incarnation_mismatch));
+    packed(buf, 5, &batch::encode_subset(&r.quiesced));
+    fixed64(buf, 6, r.session);
+    let (groups, rounds) = batch::encode_rounds(&r.rounds);
+    packed(buf, 7, &groups);
+    packed(buf, 8, &rounds);
+    scalar(buf, 9, r.ack_seq);
+    if compact {
+        let listed = r.rows.iter().filter(|a| a.term != 0);
+        packed_iter(buf, 10, deltas(listed.map(|a| a.group_id)));
+    }
+    packed(buf, 11, &batch::encode_subset(&r.need_full));
+    fixed64(buf, 12, r.ack_bits);
+}
+
+/// Are `ids` strictly ascending (so that they can be written as they are)?
+pub(super) fn ascending(ids: impl Iterator<Item = u64>) -> bool {
+    let mut prev = None;
+    for id in ids {
+        if prev.is_some_and(|p| p >= id) {
+            return false;
+        }
+        prev = Some(id);
+    }
+    true
+}
+
+/// Strictly ascending ids as deltas: the first absolute, then each one's
+/// difference from the one before.
+fn deltas(ids: impl Iterator<Item = u64>) -> impl Iterator<Item = u64> {
+    let mut prev = None;
+    ids.map(move |id| {
+        let d = prev.map_or(id, |p| id - p);
+        prev = Some(id);
+        d
+    })
 }
 
 fn key(field: u32, wire_type: u8) -> u8 {
@@ -197,16 +294,24 @@ fn fixed64(buf: &mut Vec<u8>, field: u32, v: u64) {
 /// are written first, after one byte for the length, which moves them on
 /// when it needs more.
 fn packed(buf: &mut Vec<u8>, field: u32, values: &[u64]) {
-    if values.is_empty() {
-        return;
-    }
+    packed_iter(buf, field, values.iter().copied());
+}
+
+/// [`packed`] of the values `values` yields; nothing if none.
+fn packed_iter(buf: &mut Vec<u8>, field: u32, values: impl Iterator<Item = u64>) {
+    let start = buf.len();
     buf.push(key(field, LEN));
     let at = buf.len();
     buf.push(0);
-    for &v in values {
+    for v in values {
         push_varint(buf, v);
     }
     let len = buf.len() - at - 1;
+    if len == 0 {
+        // An empty column is left out (a value takes at least a byte).
+        buf.truncate(start);
+        return;
+    }
     let n = varint_len(len as u64);
     if n > 1 {
         let end = buf.len();
@@ -470,6 +575,112 @@ mod tests {
             let (bytes, len) = ours(&env);
             assert_eq!(&bytes[..], &expected[..], "envelope {env:?}");
             assert_eq!(len, expected.len() - FRAME_HEADER_LEN);
+        }
+    }
+
+    fn ascending_ids(rng: &mut Rng, n: u64) -> Vec<u64> {
+        let mut id = rng.range(0, 1 << 20);
+        (0..n)
+            .map(|_| {
+                let step = if rng.range(0, 8) == 0 { 1 << 30 } else { 3 };
+                id += rng.range(1, step);
+                id
+            })
+            .collect()
+    }
+
+    // Mutation: a compact row's term or commit written, a full row left
+    // out of the full rows, a delta from the wrong row: the bytes differ
+    // from those of the columns `batch.rs` builds.
+    #[test]
+    fn rows_written_directly_are_the_bytes_of_the_columns_built_first() {
+        let mut rng = Rng::new(0x50C7ED);
+        for i in 0..2_000 {
+            let n = rng.range(0, 200);
+            let ids = ascending_ids(&mut rng, n);
+            let pick = |rng: &mut Rng| -> Vec<u64> {
+                ids.iter()
+                    .copied()
+                    .filter(|_| rng.range(0, 10) == 0)
+                    .collect()
+            };
+            let seq = if rng.range(0, 2) == 0 {
+                0
+            } else {
+                maybe(&mut rng)
+            };
+            let (from, to, cluster) = (maybe(&mut rng), maybe(&mut rng), maybe(&mut rng));
+            if i % 2 == 0 {
+                let rows: Vec<GroupHeartbeat> = ids
+                    .iter()
+                    .map(|&group_id| GroupHeartbeat {
+                        group_id,
+                        term: if rng.range(0, 3) == 0 {
+                            0
+                        } else {
+                            maybe(&mut rng)
+                        },
+                        commit: maybe(&mut rng),
+                    })
+                    .collect();
+                let incarnations = if rng.range(0, 4) == 0 {
+                    Incarnations::PerRow(ids.iter().map(|_| maybe(&mut rng)).collect())
+                } else {
+                    Incarnations::Digest(maybe(&mut rng))
+                };
+                let b = HeartbeatBatch {
+                    rows,
+                    incarnations,
+                    quiesce: pick(&mut rng),
+                    session: maybe(&mut rng),
+                    rounds: pick(&mut rng)
+                        .into_iter()
+                        .map(|g| (g, maybe(&mut rng)))
+                        .collect(),
+                    seq,
+                };
+                let columns = batch::encode_heartbeats(&b);
+                assert_eq!(
+                    encode_batch_frame(cluster, from, to, BatchBody::Rows(&b)),
+                    encode_batch_frame(cluster, from, to, BatchBody::Batch(&columns)),
+                    "{b:?}"
+                );
+            } else {
+                let rows: Vec<GroupHeartbeatResponse> = ids
+                    .iter()
+                    .map(|&group_id| GroupHeartbeatResponse {
+                        group_id,
+                        term: if rng.range(0, 3) == 0 {
+                            0
+                        } else {
+                            maybe(&mut rng)
+                        },
+                    })
+                    .collect();
+                let r = HeartbeatBatchResponse {
+                    rows,
+                    incarnation_digest: maybe(&mut rng),
+                    incarnation_mismatch: rng.range(0, 2) == 0,
+                    quiesced: pick(&mut rng),
+                    session: maybe(&mut rng),
+                    rounds: pick(&mut rng)
+                        .into_iter()
+                        .map(|g| (g, maybe(&mut rng)))
+                        .collect(),
+                    ack_seq: seq,
+                    ack_bits: maybe(&mut rng),
+                    need_full: {
+                        let n = rng.range(0, 4);
+                        ascending_ids(&mut rng, n)
+                    },
+                };
+                let columns = batch::encode_responses(&r);
+                assert_eq!(
+                    encode_batch_frame(cluster, from, to, BatchBody::Answers(&r)),
+                    encode_batch_frame(cluster, from, to, BatchBody::Response(&columns)),
+                    "{r:?}"
+                );
+            }
         }
     }
 
