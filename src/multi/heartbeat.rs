@@ -17,6 +17,16 @@
 //! A row for a group this node does not host is dropped for that group
 //! alone.
 //!
+//! Both sides have a fast path for the idle case, which is most rows: a
+//! leader at rest hands its heartbeats to the mux as rows
+//! ([`HeartbeatMux::beat`]), a follower at rest only resets its timer and
+//! its answer goes straight into the answer rows ([`HeartbeatMux::answer`]),
+//! and an answer from an up-to-date follower only marks it active; no
+//! `Message` is built for any of them. Each is what the general path would
+//! have done (the `_at_rest` functions of `raft/replication.rs` say when,
+//! and their tests compare the two); anything else takes the general
+//! path.
+//!
 //! Every row belongs to one incarnation of its group (a group id can be
 //! removed and created again), and rows of another incarnation must never
 //! reach a group. A batch proves the incarnations of all its rows with one

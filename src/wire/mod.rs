@@ -30,7 +30,10 @@
 //! ([`frame_length`]) before it buffers anything, and split a byte stream
 //! into frames ([`split_frame`]). The schema (see `proto.rs`) is
 //! hand-written prost; field numbers are never reused, and new fields get
-//! new numbers so that older peers skip them.
+//! new numbers so that older peers skip them. The heartbeat batch frames,
+//! which every node pair exchanges every interval, are written and read by
+//! hand (`columns.rs`): the bytes prost writes, and only what prost would
+//! read the same (the rest goes to prost).
 //!
 //! # Why batches are columnar
 //!
