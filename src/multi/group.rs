@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 
+use super::message::incarnation_row_hash;
 use super::snapshot::{Held, Incoming};
 use super::ProposalError;
 use crate::raft::MemStore;
@@ -19,6 +20,9 @@ pub(crate) struct Group {
     /// Which creation of this group id the replica belongs to, as the host
     /// named it: the same on every member, carried by every message.
     pub incarnation: u64,
+    /// `incarnation_row_hash(group id, incarnation)`: this replica's share
+    /// of a batch's incarnation digest, computed once.
+    pub row_hash: u64,
     /// Unique on this node for its life (even if a host reuses an
     /// incarnation), so that a `NodeReady` taken before a remove + create is
     /// never applied to the new group.
@@ -76,11 +80,12 @@ pub(crate) enum Quiet {
 }
 
 impl Group {
-    pub fn new(raft: Raft<MemStore>, incarnation: u64, generation: u64) -> Group {
+    pub fn new(group_id: u64, raft: Raft<MemStore>, incarnation: u64, generation: u64) -> Group {
         Group {
             last_elections: raft.elections_started(),
             raft,
             incarnation,
+            row_hash: incarnation_row_hash(group_id, incarnation),
             generation,
             pending: VecDeque::new(),
             undecided_upto: 0,
@@ -196,7 +201,7 @@ mod tests {
     #[test]
     fn proposals_below_older_pending_ones_resolve_by_index_and_term() {
         let raft = Raft::new(Config::new(1), &[1], MemStore::new()).unwrap();
-        let mut g = Group::new(raft, 1, 1);
+        let mut g = Group::new(7, raft, 1, 1);
         // Term 2: proposals at 10 and 11 that another leader will overwrite.
         g.track(10, 2, 100);
         g.track(11, 2, 101);
@@ -220,7 +225,7 @@ mod tests {
     #[test]
     fn proposals_a_snapshot_jumps_over_are_unknown_not_failed() {
         let raft = Raft::new(Config::new(1), &[1], MemStore::new()).unwrap();
-        let mut g = Group::new(raft, 1, 1);
+        let mut g = Group::new(7, raft, 1, 1);
         g.track(10, 2, 100);
         g.track(11, 2, 101);
         g.track(14, 3, 102);

@@ -54,8 +54,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::group::Quiet;
 use super::message::{
-    incarnation_digest, incarnation_row_hash, Body, Envelope, GroupHeartbeat,
-    GroupHeartbeatResponse, HeartbeatBatch, HeartbeatBatchResponse, Incarnations,
+    incarnation_digest, Body, Envelope, GroupHeartbeat, GroupHeartbeatResponse, HeartbeatBatch,
+    HeartbeatBatchResponse, Incarnations,
 };
 use super::node::{mark_dirty, Node, Stepped};
 use super::stats::Stats;
@@ -129,7 +129,10 @@ impl<T> PeerLists<T> {
 
     /// Room for `n` more items to `peer` (a list for it, even empty).
     fn reserve(&mut self, peer: u64, n: usize) {
-        self.push_with(peer, |v| v.reserve(n));
+        match self.lists.iter().position(|(p, _)| *p == peer) {
+            Some(i) => self.lists[i].1.reserve(n),
+            None => self.lists.push((peer, Vec::with_capacity(n))),
+        }
     }
 
     /// Make sure `peer` has a list, even an empty one (so that a frame goes
@@ -228,9 +231,10 @@ impl HeartbeatMux {
     }
 
     /// A heartbeat batch goes to `peer` in this pass even if it carries no
-    /// row: the batch is the node-level liveness signal.
-    pub fn ensure_beat_to(&mut self, peer: u64) {
-        self.beats.ensure(peer);
+    /// row (the batch is the node-level liveness signal), with room for
+    /// `rows` rows.
+    pub fn expect_beats(&mut self, peer: u64, rows: usize) {
+        self.beats.reserve(peer, rows);
     }
 
     /// The row of `group_id` to `peer` in this pass carries the quiesce
@@ -762,7 +766,7 @@ impl Node {
             match self.groups.get_with_slot(group_id) {
                 Some((slot, g)) => {
                     slots.push(slot);
-                    sum = sum.wrapping_add(incarnation_row_hash(group_id, g.incarnation))
+                    sum = sum.wrapping_add(g.row_hash)
                 }
                 None => return false,
             }

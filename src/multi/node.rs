@@ -396,7 +396,7 @@ impl Node {
             Raft::new(cfg, members, store).map_err(|source| Error::Raft { group_id, source })?;
         let generation = self.next_generation;
         self.next_generation += 1;
-        let mut group = Group::new(raft, incarnation, generation);
+        let mut group = Group::new(group_id, raft, incarnation, generation);
         group.reported_self = !members.is_empty();
         self.groups.insert(group_id, group);
         // The peers it shares with: of its membership, which a recovered
@@ -825,9 +825,11 @@ impl Node {
         let beat = self.cfg.batch_heartbeats && self.ticks % self.cfg.heartbeat_ticks as u64 == 0;
         if beat {
             // The per-pair batch goes out every interval, rows or not: it
-            // is the liveness signal that covers quiet groups.
+            // is the liveness signal that covers quiet groups. A peer gets
+            // at most a row per awake group led here: room for that many.
+            let rows = (self.stats.groups_led as usize).min(self.groups.awake_len());
             for peer in self.peers.ids() {
-                self.outbox.mux.ensure_beat_to(peer);
+                self.outbox.mux.expect_beats(peer, rows);
             }
         }
         let quiesce = beat && self.cfg.quiesce;

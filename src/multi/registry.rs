@@ -190,7 +190,7 @@ mod tests {
 
     fn group(incarnation: u64) -> Group {
         let raft = Raft::new(Config::new(1), &[1], MemStore::new()).unwrap();
-        Group::new(raft, incarnation, incarnation)
+        Group::new(incarnation, raft, incarnation, incarnation)
     }
 
     #[test]
