@@ -270,7 +270,7 @@ fn check_prefix(buf: &[u8], max: usize) -> Result<(), WireError> {
 fn decode_envelope<B: Buf + Clone>(payload: B) -> Result<Frame, WireError> {
     // Batches first, read by hand where prost would read the same
     // (`columns.rs`); anything else, errors included, is prost's.
-    if payload.chunk().len() == payload.remaining() {
+    if payload.chunk().len() == payload.remaining() && columns::may_be_batch(payload.chunk()) {
         if let Some(d) = columns::decode_batch_envelope(payload.chunk()) {
             if d.version != PROTOCOL_VERSION {
                 return Err(WireError::Version(d.version));
