@@ -445,7 +445,8 @@ impl<S: LogStore> Raft<S> {
         {
             return false;
         }
-        // A voter (what `check_peer` asks), and where its progress is.
+        // A voter, and where its progress is (a non-voter's answer, or a
+        // removed member's, takes the general path).
         let Some(at) = self.voters.position(from) else {
             return false;
         };
