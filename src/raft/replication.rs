@@ -793,6 +793,24 @@ mod at_rest_tests {
         };
         assert!(!broadcast(undurable, 0), "an entry not durable");
         assert!(!broadcast(|_| {}, 1), "a follower");
+        // Rows to a non-voter, and to a member being told of its removal,
+        // as the general path sends them (node 4 never answers).
+        let with_learner = |rs: &mut Vec<Raft<MemStore>>| {
+            let add = super::super::ConfChange::Add {
+                id: 4,
+                role: super::super::MemberRole::NonVoter,
+            };
+            rs[0].propose_conf_change(add).unwrap();
+            pump(rs, |m| m.to == 4);
+        };
+        assert!(broadcast(with_learner, 0), "with a non-voter");
+        let removing = |rs: &mut Vec<Raft<MemStore>>| {
+            let cc = super::super::ConfChange::Remove { id: 3 };
+            rs[0].propose_conf_change(cc).unwrap();
+            pump(rs, |_| false);
+            assert!(!rs[0].leaving.is_empty());
+        };
+        assert!(broadcast(removing, 0), "with a member leaving");
     }
 
     /// An answer from `from` at `term` into the leader both ways.

@@ -95,6 +95,23 @@ fn check_outgoing(id: ReplicaId, durable: &MemStore, m: &Message) {
     }
 }
 
+impl Replica {
+    /// A replica with nothing applied or seen yet, durable as `store`.
+    fn new(cfg: Config, raft: Raft<MemStore>, store: MemStore) -> Replica {
+        Replica {
+            cfg,
+            raft,
+            durable: store,
+            applied: Vec::new(),
+            apply_batches: Vec::new(),
+            roles: Vec::new(),
+            restored: Vec::new(),
+            reads: Vec::new(),
+            reads_failed: Vec::new(),
+        }
+    }
+}
+
 fn data(s: impl Into<String>) -> Bytes {
     Bytes::from(s.into())
 }
@@ -163,20 +180,7 @@ impl Network {
             let mut cfg = Config::new(id);
             f(&mut cfg);
             let raft = Raft::new(cfg.clone(), &voters, store.clone()).expect("valid replica");
-            replicas.insert(
-                id,
-                Replica {
-                    cfg,
-                    raft,
-                    durable: store,
-                    applied: Vec::new(),
-                    apply_batches: Vec::new(),
-                    roles: Vec::new(),
-                    restored: Vec::new(),
-                    reads: Vec::new(),
-                    reads_failed: Vec::new(),
-                },
-            );
+            replicas.insert(id, Replica::new(cfg, raft, store));
         }
         Network {
             voters,
@@ -2474,20 +2478,7 @@ impl Network {
         };
         let store = MemStore::new();
         let raft = Raft::new(cfg.clone(), &[], store.clone()).expect("a joiner");
-        self.replicas.insert(
-            id,
-            Replica {
-                cfg,
-                raft,
-                durable: store,
-                applied: Vec::new(),
-                apply_batches: Vec::new(),
-                roles: Vec::new(),
-                restored: Vec::new(),
-                reads: Vec::new(),
-                reads_failed: Vec::new(),
-            },
-        );
+        self.replicas.insert(id, Replica::new(cfg, raft, store));
         self.voters.push(id);
         self.joined.insert(id);
     }
