@@ -122,7 +122,7 @@ impl<S: LogStore> Raft<S> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::{Config, MemStore, Message, Raft};
     use super::*;
 
@@ -133,9 +133,11 @@ mod tests {
             .collect()
     }
 
-    /// Run every replica's readies and deliver what they send, but what
-    /// `lost` says, until nothing moves.
-    fn pump(rs: &mut [Raft<MemStore>], lost: impl Fn(&Message) -> bool) {
+    /// Run every replica's readies (the store records them at `advance`)
+    /// and deliver what they send, but what `lost` says, until nothing
+    /// moves. (Replica ids 1..=n at indexes 0..n; also used by the fast
+    /// path's tests in `replication.rs`.)
+    pub(in crate::raft) fn pump(rs: &mut [Raft<MemStore>], lost: impl Fn(&Message) -> bool) {
         loop {
             let mut sent = Vec::new();
             for r in rs.iter_mut() {

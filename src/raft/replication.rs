@@ -591,6 +591,7 @@ impl<S: LogStore> Raft<S> {
 mod at_rest_tests {
     //! The demux's fast paths against the general ones: the same state
     //! after the same row, and the same answer handed out.
+    use super::super::quiet::tests::pump;
     use super::super::{Config, MemStore};
     use super::*;
 
@@ -606,28 +607,6 @@ mod at_rest_tests {
         pump(&mut rs, |_| false);
         assert_eq!(rs[0].role(), Role::Leader);
         rs
-    }
-
-    /// Run every replica's readies (the store records them at `advance`)
-    /// and deliver what they send but what `lost` says, until nothing moves.
-    fn pump(rs: &mut [Raft<MemStore>], lost: impl Fn(&Message) -> bool) {
-        loop {
-            let mut sent = Vec::new();
-            for r in rs.iter_mut() {
-                while r.has_ready() {
-                    let rd = r.ready();
-                    sent.extend(rd.messages.iter().cloned());
-                    r.advance(&rd);
-                }
-            }
-            if sent.is_empty() {
-                return;
-            }
-            for m in sent.into_iter().filter(|m| !lost(m)) {
-                let to = m.to as usize - 1;
-                rs[to].step(m).unwrap();
-            }
-        }
     }
 
     fn state(r: &Raft<MemStore>) -> String {
