@@ -3606,6 +3606,25 @@ static uint64_t wait_leader_among(cu_cluster *c, uint64_t g, const uint64_t *ids
     return 0;
 }
 
+/* Four host-driven nodes (with `base` settings, NULL: defaults), group `g`
+ * created on nodes 1-3 (node 4 is free to join): its leader, or 0 (checks
+ * failed and the cluster is freed). */
+static uint64_t start_trio_of_four(cu_cluster *c, uint64_t g, const muxraft_config *base)
+{
+    if (!cu_init(c, 4, 0, base)) {
+        CHECK(!"cu_init");
+        return 0;
+    }
+    const uint64_t trio[] = {1, 2, 3};
+    for (uint64_t id = 1; id <= 3; id++)
+        CHECK_OK(muxraft_group_create(cu_node_by_id(c, id)->handle, g, 1, trio, 3));
+    const uint64_t l = wait_leader_among(c, g, trio, 3);
+    CHECK(l != 0);
+    if (l == 0)
+        cu_free(c);
+    return l;
+}
+
 /* The last membership node `id` reported for `g` has exactly `count`
  * members, every one a voter, `absent` (0: none) not among them. */
 static bool reported_voters(cu_cluster *c, uint64_t id, uint64_t g, size_t count,
@@ -3667,19 +3686,9 @@ static void test_membership(void)
 {
     enum { G = 1 };
     cu_cluster c;
-    if (!cu_init(&c, 4, 0, NULL)) {
-        CHECK(!"cu_init");
+    const uint64_t l = start_trio_of_four(&c, G, NULL);
+    if (l == 0)
         return;
-    }
-    const uint64_t trio[] = {1, 2, 3};
-    for (uint64_t id = 1; id <= 3; id++)
-        CHECK_OK(muxraft_group_create(cu_node_by_id(&c, id)->handle, G, 1, trio, 3));
-    const uint64_t l = wait_leader_among(&c, G, trio, 3);
-    CHECK(l != 0);
-    if (l == 0) {
-        cu_free(&c);
-        return;
-    }
     cu_node *ln = cu_node_by_id(&c, l), *n4 = cu_node_by_id(&c, 4);
     cu_node *fn = cu_node_by_id(&c, l % 3 + 1);
     propose_str(&c, l, G, "a");
@@ -3933,19 +3942,9 @@ static void test_membership_by_snapshot(void)
     muxraft_config_init(&base);
     base.snapshot_trailing_entries = 0;
     cu_cluster c;
-    if (!cu_init(&c, 4, 0, &base)) {
-        CHECK(!"cu_init");
+    const uint64_t l = start_trio_of_four(&c, G, &base);
+    if (l == 0)
         return;
-    }
-    const uint64_t trio[] = {1, 2, 3};
-    for (uint64_t id = 1; id <= 3; id++)
-        CHECK_OK(muxraft_group_create(cu_node_by_id(&c, id)->handle, G, 1, trio, 3));
-    const uint64_t l = wait_leader_among(&c, G, trio, 3);
-    CHECK(l != 0);
-    if (l == 0) {
-        cu_free(&c);
-        return;
-    }
     cu_node *ln = cu_node_by_id(&c, l), *n4 = cu_node_by_id(&c, 4);
     propose_str(&c, l, G, "a");
     propose_str(&c, l, G, "b");
