@@ -90,6 +90,10 @@ pub struct Raft<S: LogStore> {
     pub(super) conf_index: u64,
     /// Bumped whenever `conf` changes.
     pub(super) conf_version: u64,
+    /// `conf` removed this replica, which was a voter in the membership
+    /// before it: until that removal commits, it may still campaign
+    /// (`may_campaign`).
+    pub(super) removed_voter: bool,
     /// The membership the group was created with (what holds before any
     /// configuration entry or snapshot).
     pub(super) initial_conf: Membership,
@@ -166,6 +170,7 @@ impl<S: LogStore> Raft<S> {
             voters: Voters::new(&[]),
             conf: Membership::default(),
             conf_index: 0,
+            removed_voter: false,
             conf_version: 0,
             initial_conf,
             progress: Vec::new(),
@@ -193,6 +198,7 @@ impl<S: LogStore> Raft<S> {
         r.voters = Voters::new(&conf.voters);
         r.conf = conf;
         r.conf_index = index;
+        r.removed_voter = r.removed_by_conf_at(index);
         r.reset(hs.term);
         // `reset` forgets the vote when the term changes; on restart the vote
         // cast in this term is durable and must be kept, or this replica
@@ -343,7 +349,7 @@ impl<S: LogStore> Raft<S> {
     }
 
     fn tick_election(&mut self) -> bool {
-        if !self.cfg.can_vote || !self.voters.contains(self.id) {
+        if !self.may_campaign() {
             // A replica that never campaigns (a non-voter, one that lost
             // its disk, a joiner) lets its timer run on: its lease on the
             // last leader it heard from ends an election timeout after it,

@@ -11,7 +11,7 @@ impl<S: LogStore> Raft<S> {
     pub(super) fn start_election(&mut self) {
         // Non-voters (learners, removed replicas, a joining replica that
         // has not heard of its group yet) never campaign.
-        if self.role == Role::Leader || !self.cfg.can_vote || !self.voters.contains(self.id) {
+        if self.role == Role::Leader || !self.may_campaign() {
             return;
         }
         if self.cfg.pre_vote {

@@ -266,6 +266,28 @@ impl<S: LogStore> Raft<S> {
         self.conf_version
     }
 
+    /// With `self.conf` set by the configuration entry at `index`: did
+    /// that entry remove this replica as a voter?
+    pub(super) fn removed_by_conf_at(&self, index: u64) -> bool {
+        index > 0
+            && self.conf.role(self.id) != Some(MemberRole::Voter)
+            && self.conf_at(index - 1).role(self.id) == Some(MemberRole::Voter)
+    }
+
+    /// Does this replica campaign when its timer fires? A voter that can
+    /// vote does; so does one whose removal is in its log but not yet
+    /// committed (the Raft thesis, §4.2.2: it may still be needed until
+    /// the removal commits; it does not count its own vote). Without that,
+    /// a group whose only up-to-date replica holds its own uncommitted
+    /// removal cannot elect: the others lack entries it has, so it refuses
+    /// them its vote, and it would never ask for theirs (seed 672: four
+    /// voters, one wiped, the leader removing itself when it lost its
+    /// leadership).
+    pub(super) fn may_campaign(&self) -> bool {
+        self.cfg.can_vote
+            && (self.voters.contains(self.id) || (self.removed_voter && self.conf_change_pending()))
+    }
+
     /// Is a membership change proposed and not yet committed?
     pub fn conf_change_pending(&self) -> bool {
         self.conf_index > self.log.committed
@@ -321,6 +343,10 @@ impl<S: LogStore> Raft<S> {
         if conf == self.conf {
             return;
         }
+        self.removed_voter = index > 0
+            && conf.role(self.id) != Some(MemberRole::Voter)
+            && self.conf_at(index - 1).role(self.id) == Some(MemberRole::Voter);
+        // (`conf` is not in place yet: `conf_at` reads the log.)
         self.conf_version += 1;
         let old_ids: Vec<ReplicaId> = self.conf.ids().collect();
         let mut old_progress = std::mem::take(&mut self.progress);
@@ -369,7 +395,7 @@ impl<S: LogStore> Raft<S> {
                 }
             })
             .collect();
-        if self.role != Role::Leader && !self.voters.contains(self.id) {
+        if self.role != Role::Leader && !self.may_campaign() {
             // A replica that is no longer a voter neither campaigns nor
             // keeps asking for votes.
             if matches!(self.role, Role::Candidate | Role::PreCandidate) {

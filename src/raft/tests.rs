@@ -2635,6 +2635,36 @@ fn a_removed_leader_hands_over_once_its_removal_commits() {
     assert_eq!(net.replica(1).raft.elections_started(), elections);
 }
 
+// Mutation: a replica holding its own uncommitted removal never campaigns
+// (`may_campaign` without its removed-voter case). Seed 672: of four
+// voters one was gone for good, and the only replica with the whole log
+// held its own removal: the other two lacked entries it had, so it
+// refused them its vote, and it never asked for theirs.
+#[test]
+fn a_replica_holding_its_own_uncommitted_removal_still_campaigns() {
+    let mut net = Network::new(4);
+    net.elect(1);
+    let before = net.propose(1, "before");
+    net.deliver_all();
+    assert!(net.status(2).commit >= before.index);
+    net.wipe(4); // back empty: it never votes again
+                 // 1 removes itself and takes one more proposal; nobody hears either.
+    net.isolate(1);
+    let removal = net.change(1, ConfChange::Remove { id: 1 });
+    net.propose(1, "after");
+    net.deliver_all();
+    net.restart(1); // no longer leads; keeps its log
+    net.heal();
+    net.run_until(200, "a leader", |n| n.leader().is_some());
+    net.run_until(200, "the removal committed", |n| {
+        n.status(2).commit >= removal.index
+    });
+    assert_eq!(net.members(2).voters, vec![2, 3, 4]);
+    net.run_until(200, "2 or 3 leads", |n| {
+        n.leader().is_some_and(|l| l == 2 || l == 3)
+    });
+}
+
 // Mutation: not calling `refresh_conf` when an append replaces a suffix
 // holding a configuration.
 #[test]
