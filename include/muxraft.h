@@ -421,6 +421,11 @@ typedef void (*muxraft_log_fn)(void *userdata,
                                const char *message);
 
 /**
+ * `muxraft_config.balance_leaders`: when the leader balancer runs.
+ */
+typedef uint32_t muxraft_balance;
+
+/**
  * Settings of a node. Always fill it with `muxraft_config_init` first, then
  * change the fields you need: fields are only ever added at the end, and
  * `struct_size` tells the library which ones your program knows (the
@@ -601,6 +606,29 @@ typedef struct muxraft_config {
    * under it cost an integer compare: they are not formatted.
    */
   uint32_t log_level;
+  /**
+   * The leader balancer: each node hands leaderships of groups it leads
+   * beyond its share to voters that lead less than theirs (it learns
+   * their counts from the heartbeat batches), a few at a time, each by
+   * a leadership transfer to a voter whose log is already complete, so
+   * that after a node returns every node again leads about its share
+   * of the groups (L/N with every node hosting every group). Groups
+   * with a read waiting or a membership change in flight are left
+   * alone; proposals to a group being handed over are refused with
+   * `MUXRAFT_NOT_LEADER` (naming the new leader) for about a round
+   * trip, while those accepted before are committed by the new leader.
+   * `MUXRAFT_BALANCE_AUTO` (the default): on in embedded mode, off in
+   * host-driven mode (the host may move leaders itself with
+   * `muxraft_group_transfer_leader`); `MUXRAFT_BALANCE_ON`;
+   * `MUXRAFT_BALANCE_OFF`. Only with `batch_heartbeats`, which carry the
+   * counts. `muxraft_stats.balance_transfers` counts its transfers.
+   */
+  muxraft_balance balance_leaders;
+  /**
+   * Transfers the balancer has in flight at most (0: the default, 8;
+   * about 150 leaderships a second with 50 ms ticks).
+   */
+  uint32_t balance_max_transfers;
 } muxraft_config;
 
 /**
@@ -932,6 +960,11 @@ typedef struct muxraft_stats {
    * counted in `handshakes_refused`.
    */
   uint64_t peers_refused_auth;
+  /**
+   * Of `transfers_started`, those the leader balancer started (see
+   * `muxraft_config.balance_leaders`).
+   */
+  uint64_t balance_transfers;
 } muxraft_stats;
 
 #define MUXRAFT_VOTER 0
@@ -939,6 +972,15 @@ typedef struct muxraft_stats {
 #define MUXRAFT_NONVOTER 1
 
 #define MUXRAFT_PROMOTABLE 2
+
+/**
+ * On in embedded mode, off in host-driven mode.
+ */
+#define MUXRAFT_BALANCE_AUTO 0
+
+#define MUXRAFT_BALANCE_ON 1
+
+#define MUXRAFT_BALANCE_OFF 2
 
 #ifdef __cplusplus
 extern "C" {

@@ -117,6 +117,9 @@ struct Scenario {
     /// node, bytes not yet durable per group and per node), with bursts of
     /// proposals to one group that run into them; None: the defaults.
     pressure: Option<[u64; 4]>,
+    /// The nodes run the leader balancer (every other seed), through the
+    /// faults and after them.
+    balance: bool,
 }
 
 impl Scenario {
@@ -178,6 +181,8 @@ impl Scenario {
                     256 + r.below(8000),
                 ]
             }),
+            // From the seed alone: the draws stay what they were.
+            balance: seed % 2 == 0,
         }
     }
 }
@@ -233,6 +238,7 @@ struct Totals {
     adds_lost: u64,
     quorum_checks: u64,
     quiet: QuietTotals,
+    balance: BalanceTotals,
 }
 
 struct Run {
@@ -260,6 +266,7 @@ impl Run {
             cfg.max_unsynced_bytes_per_group = group_bytes;
             cfg.max_unsynced_bytes = node_bytes;
         }
+        cfg.balance_leaders = sc.balance;
         let mut c = Cluster::new(cfg);
         c.net.faults = sc.faults.net.clone();
         c.faults = NodeFaults {
@@ -542,6 +549,53 @@ impl Run {
     }
 }
 
+/// What the balancer did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct BalanceTotals {
+    seeds: u64,
+    transfers: u64,
+    settled_moves: u64,
+}
+
+fn leader_changes(run: &Run) -> u64 {
+    run.c
+        .ids()
+        .iter()
+        .filter_map(|&id| run.c.node(id))
+        .map(|n| n.stats().leader_changes)
+        .sum()
+}
+
+/// After the faults, with the balancer on: leaders may still move to
+/// balance (the faults left them anywhere), but within 150 ticks they
+/// stop, and none moves in the 150 after (no group handed back and
+/// forth). Then the balancer is turned off, so that the quiescence phase
+/// sees only what a node's death causes.
+fn balance_phase(run: &mut Run) -> Result<BalanceTotals, String> {
+    let start = leader_changes(run);
+    for _ in 0..150 {
+        run.step(false)?;
+    }
+    let settled = leader_changes(run);
+    for _ in 0..150 {
+        run.step(false)?;
+    }
+    let after = leader_changes(run);
+    if after != settled {
+        return Err(run.fail(format!(
+            "balancer: {} leader changes 150 ticks after the faults stopped (leaders handed back and forth?)",
+            after - settled
+        )));
+    }
+    let t = BalanceTotals {
+        seeds: 1,
+        transfers: run.c.balance_transfers(),
+        settled_moves: settled - start,
+    };
+    run.c.set_balance_leaders(false);
+    Ok(t)
+}
+
 /// What the quiescence phase saw.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct QuietTotals {
@@ -710,8 +764,13 @@ fn wait_all_quiet(run: &mut Run) -> Result<u64, String> {
                 .iter()
                 .filter_map(|&m| {
                     let n = run.c.node(m)?;
+                    let members = n.members(g).unwrap_or_default();
+                    let progress: Vec<String> = members
+                        .iter()
+                        .filter_map(|x| n.describe_progress(g, x.node_id))
+                        .collect();
                     Some(format!(
-                        "node {m}: quiet {} {:?}; hears {:?}",
+                        "node {m}: quiet {} {:?}; hears {:?}; members {members:?}; progress {progress:?}",
                         n.is_quiesced(g),
                         n.group_status(g).ok(),
                         n.peer_liveness()
@@ -777,6 +836,10 @@ fn run(sc: Scenario) -> Result<Totals, String> {
             &unread[..unread.len().min(3)]
         )));
     }
+    let mut balance = BalanceTotals::default();
+    if sc.balance {
+        balance = balance_phase(&mut run)?;
+    }
     let mut quiet = QuietTotals::default();
     if sc.mode == Mode::Quiesced {
         quiet = quiet_phase(&mut run)?;
@@ -831,6 +894,7 @@ fn run(sc: Scenario) -> Result<Totals, String> {
         adds_lost: s.adds_lost,
         quorum_checks: s.quorum_checks,
         quiet,
+        balance,
         ..Totals::default()
     };
     for (name, on) in sc.faults.kinds() {
@@ -889,6 +953,9 @@ fn add(total: &mut Totals, t: &Totals) {
     total.members_dropped += t.members_dropped;
     total.adds_lost += t.adds_lost;
     total.quorum_checks += t.quorum_checks;
+    total.balance.seeds += t.balance.seeds;
+    total.balance.transfers += t.balance.transfers;
+    total.balance.settled_moves += t.balance.settled_moves;
     total.quiet.slowest_quiet = total.quiet.slowest_quiet.max(t.quiet.slowest_quiet);
     total.quiet.slowest_failover = total.quiet.slowest_failover.max(t.quiet.slowest_failover);
     total.quiet.groups_failed_over += t.quiet.groups_failed_over;
@@ -968,6 +1035,10 @@ fn run_mode(mode: Mode) -> Totals {
         t.elections,
         t.slowest_settle
     );
+    println!(
+        "  leader balancer: on in {} seeds, {} transfers started by it; after the faults, leaders stopped moving within 150 ticks ({} moves then, 0 after)",
+        t.balance.seeds, t.balance.transfers, t.balance.settled_moves
+    );
     if mode == Mode::Quiesced {
         println!(
             "  quiescence: every group quiet on every replica within {} idle ticks; {} groups of a dead leader's node led again, the slowest after {} ticks, none led elsewhere disturbed",
@@ -1030,6 +1101,8 @@ fn checker_catches_a_node_that_forgets_its_vote() {
     for seed in 1..400 {
         let mut sc = Scenario::from_seed(seed, Mode::Quiesced);
         sc.forget_vote_on_restart = true;
+        // What is caught must be the checker's own finding.
+        sc.balance = false;
         sc.faults.crashes = true;
         sc.faults.net.loss = 0.1;
         sc.faults.net.max_delay = 3;

@@ -135,7 +135,33 @@ pub struct muxraft_config {
     /// none). Default `MUXRAFT_LOG_INFO`: what an operator needs. Lines
     /// under it cost an integer compare: they are not formatted.
     pub log_level: u32,
+    /// The leader balancer: each node hands leaderships of groups it leads
+    /// beyond its share to voters that lead less than theirs (it learns
+    /// their counts from the heartbeat batches), a few at a time, each by
+    /// a leadership transfer to a voter whose log is already complete, so
+    /// that after a node returns every node again leads about its share
+    /// of the groups (L/N with every node hosting every group). Groups
+    /// with a read waiting or a membership change in flight are left
+    /// alone; proposals to a group being handed over are refused with
+    /// `MUXRAFT_NOT_LEADER` (naming the new leader) for about a round
+    /// trip, while those accepted before are committed by the new leader.
+    /// `MUXRAFT_BALANCE_AUTO` (the default): on in embedded mode, off in
+    /// host-driven mode (the host may move leaders itself with
+    /// `muxraft_group_transfer_leader`); `MUXRAFT_BALANCE_ON`;
+    /// `MUXRAFT_BALANCE_OFF`. Only with `batch_heartbeats`, which carry the
+    /// counts. `muxraft_stats.balance_transfers` counts its transfers.
+    pub balance_leaders: muxraft_balance,
+    /// Transfers the balancer has in flight at most (0: the default, 8;
+    /// about 150 leaderships a second with 50 ms ticks).
+    pub balance_max_transfers: u32,
 }
+
+/// `muxraft_config.balance_leaders`: when the leader balancer runs.
+pub type muxraft_balance = u32;
+/// On in embedded mode, off in host-driven mode.
+pub const MUXRAFT_BALANCE_AUTO: muxraft_balance = 0;
+pub const MUXRAFT_BALANCE_ON: muxraft_balance = 1;
+pub const MUXRAFT_BALANCE_OFF: muxraft_balance = 2;
 
 const MAX_PROPOSAL_LIMIT: u32 = 4 << 20;
 const MAX_SNAPSHOT_CHUNK: u32 = 4 << 20;
@@ -182,6 +208,8 @@ impl Default for muxraft_config {
             log: None,
             log_userdata: std::ptr::null_mut(),
             log_level: muxraft_log_level::MUXRAFT_LOG_INFO as u32,
+            balance_leaders: MUXRAFT_BALANCE_AUTO,
+            balance_max_transfers: 0,
         }
     }
 }
@@ -226,6 +254,8 @@ pub(crate) struct Settings {
     pub cluster_secret: Option<ClusterSecret>,
     /// The node's own log callback, if it has one.
     pub log: Option<Arc<Sink>>,
+    /// `MUXRAFT_BALANCE_AUTO`: the balancer starts with embedded mode.
+    pub balance_when_embedded: bool,
 }
 
 /// Read and check a configuration passed by C: the fields its `struct_size`
@@ -326,6 +356,28 @@ pub(crate) unsafe fn read_config(config: *const muxraft_config) -> Result<Settin
     node.max_unsynced_bytes = limit(c.max_unsynced_bytes);
     node.max_pending_reads_per_group = limit(c.max_pending_reads_per_group);
     node.max_pending_reads = limit(c.max_pending_reads);
+    let balance_when_embedded = match c.balance_leaders {
+        MUXRAFT_BALANCE_AUTO => c.batch_heartbeats,
+        MUXRAFT_BALANCE_ON if !c.batch_heartbeats => {
+            return Err(
+                "config.balance_leaders: the balancer needs batch_heartbeats (its counts travel in the batches)"
+                    .into(),
+            )
+        }
+        MUXRAFT_BALANCE_ON => {
+            node.balance_leaders = true;
+            false
+        }
+        MUXRAFT_BALANCE_OFF => false,
+        other => {
+            return Err(format!(
+                "config.balance_leaders: {other} is not MUXRAFT_BALANCE_AUTO, _ON or _OFF"
+            ))
+        }
+    };
+    if c.balance_max_transfers != 0 {
+        node.balance_max_transfers = c.balance_max_transfers;
+    }
     node.validate().map_err(|e| e.to_string())?;
     let cluster_secret = match (c.cluster_secret.is_null(), c.cluster_secret_len) {
         (_, 0) => None,
@@ -346,5 +398,6 @@ pub(crate) unsafe fn read_config(config: *const muxraft_config) -> Result<Settin
         metrics_per_group_max: c.metrics_per_group_max,
         cluster_secret,
         log,
+        balance_when_embedded,
     })
 }

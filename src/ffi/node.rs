@@ -128,6 +128,7 @@ pub unsafe extern "C" fn muxraft_node_new(
         cfg.wal_segment_bytes = settings.wal_segment_bytes;
         cfg.metrics_per_group_max = settings.metrics_per_group_max;
         cfg.cluster_secret = settings.cluster_secret;
+        cfg.balance_leaders_when_embedded = settings.balance_when_embedded;
         let runtime = match Runtime::new(cfg, Arc::new(callbacks)) {
             Ok(r) => r,
             Err(e) => return fail_with(&e),

@@ -292,6 +292,9 @@ pub struct muxraft_stats {
     /// or the reverse. Each is logged as a warning with the reason. Also
     /// counted in `handshakes_refused`.
     pub peers_refused_auth: u64,
+    /// Of `transfers_started`, those the leader balancer started (see
+    /// `muxraft_config.balance_leaders`).
+    pub balance_transfers: u64,
 }
 
 /// The smallest `struct_size` accepted: through `messages_sent`.
@@ -388,6 +391,7 @@ impl muxraft_stats {
             groups_led: s.groups_led,
             transfers_started: s.transfers_started,
             peers_refused_auth: t.auth_refused + t.auth_rejected_by_peer,
+            balance_transfers: s.balance_transfers,
         }
     }
 

@@ -72,6 +72,14 @@ pub struct NodeConfig {
     pub max_pending_reads_per_group: u64,
     /// ...or over all the node's groups.
     pub max_pending_reads: u64,
+    /// The leader balancer (`balance.rs`): this node hands leaderships of
+    /// groups it leads beyond its share to voters that lead less than
+    /// theirs, a few at a time. Default off here; an embedded node started
+    /// by the runtime turns it on unless told otherwise.
+    pub balance_leaders: bool,
+    /// Transfers the balancer has in flight at most: bounds how many
+    /// groups refuse proposals (for one round trip each) at any moment.
+    pub balance_max_transfers: u32,
 }
 
 impl NodeConfig {
@@ -91,6 +99,11 @@ impl NodeConfig {
     /// than a node serves.
     pub const DEFAULT_MAX_PENDING_READS_PER_GROUP: u64 = 4096;
     pub const DEFAULT_MAX_PENDING_READS: u64 = 65536;
+    /// Eight transfers in flight move about 150 leaderships a second with
+    /// 50 ms ticks (each takes a round trip and a vote), enough to balance
+    /// 1,000 groups in a few seconds, while at most eight groups at a time
+    /// pause their proposals for a round trip.
+    pub const DEFAULT_BALANCE_MAX_TRANSFERS: u32 = 8;
 
     pub fn new(node_id: u64) -> NodeConfig {
         NodeConfig {
@@ -120,6 +133,8 @@ impl NodeConfig {
             max_unsynced_bytes: Self::DEFAULT_MAX_UNSYNCED_BYTES,
             max_pending_reads_per_group: Self::DEFAULT_MAX_PENDING_READS_PER_GROUP,
             max_pending_reads: Self::DEFAULT_MAX_PENDING_READS,
+            balance_leaders: false,
+            balance_max_transfers: Self::DEFAULT_BALANCE_MAX_TRANSFERS,
         }
     }
 

@@ -575,17 +575,29 @@ impl IncarnationProofs {
     }
 }
 
+/// What every batch of a node says about the node itself.
+#[derive(Clone, Copy)]
+pub(crate) struct Sender {
+    pub id: u64,
+    pub session: u64,
+    pub leader_excess: Option<i64>,
+}
+
 /// Turn the rows gathered during one pass into one batch (and one answer
 /// batch) per peer, each with the proof of its rows' incarnations.
 pub(crate) fn flush(
     mux: HeartbeatMux,
     proofs: &mut IncarnationProofs,
     compaction: &mut Compaction,
-    from: u64,
-    session: u64,
+    sender: Sender,
     stats: &mut Stats,
     out: &mut Vec<Envelope>,
 ) {
+    let Sender {
+        id: from,
+        session,
+        leader_excess,
+    } = sender;
     let mut mux = mux;
     for &peer in &proofs.report_mismatch {
         mux.ensure_answer_to(peer);
@@ -653,6 +665,7 @@ pub(crate) fn flush(
             session,
             rounds,
             seq,
+            leader_excess,
         });
         out.push(Envelope { from, to, body });
     }
@@ -782,6 +795,7 @@ impl Node {
         // liveness signal from this node as much as the batch is ours.
         self.outbox.mux.ensure_answer_to(from);
         self.compaction.session(from, batch.session);
+        self.balancer.peer_reported(from, batch.leader_excess);
         // Only a numbered batch has compact rows (term 0), and those carry
         // no notice (the sender keeps notice rows full).
         let compact = batch.seq != 0;

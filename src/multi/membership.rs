@@ -146,6 +146,7 @@ impl Node {
             return;
         }
         g.conf_version = version;
+        self.balancer.touch();
         let mut now = g.raft.member_ids();
         now.retain(|&m| m != me);
         now.sort_unstable();

@@ -192,6 +192,11 @@ pub struct HeartbeatBatch {
     /// stands for "the same term and commit as the last full row of this
     /// group you received from me" (see `heartbeat.rs`).
     pub seq: u64,
+    /// The sender's leader balancer's own tally: how many more groups it
+    /// leads than its share, in units of 1/720,720 of a group (see
+    /// `balance.rs`); `None` when its balancer is off or has not tallied
+    /// yet. Peers hand it leaderships only while it is below its share.
+    pub leader_excess: Option<i64>,
 }
 
 /// The answers of many groups to a [`HeartbeatBatch`].

@@ -12,6 +12,7 @@
 //! `registry.rs` (groups by id), `config.rs`, `error.rs`, `stats.rs`. This
 //! layer never sees bytes: `wire` encodes its messages.
 
+mod balance;
 mod config;
 mod error;
 mod group;
@@ -40,6 +41,8 @@ pub use node::{Event, GroupReady, Node, NodeReady};
 pub use quiesce::{QuietGauges, QUIET_INTERVALS};
 pub use stats::{Count, FrameKind, Stats, WakeCause};
 
+#[cfg(test)]
+mod balance_tests;
 #[cfg(test)]
 mod compact_tests;
 #[cfg(test)]

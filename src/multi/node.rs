@@ -22,6 +22,7 @@
 
 use bytes::Bytes;
 
+use super::balance::Balancer;
 use super::group::Group;
 use super::group::Quiet;
 use super::heartbeat::{self, Compaction, IncarnationProofs};
@@ -182,6 +183,8 @@ pub struct Node {
     pub(super) peers: Peers,
     /// This node's session, named in its heartbeat batches.
     pub(super) session: u64,
+    /// The leader balancer (`balance.rs`).
+    pub(super) balancer: Balancer,
 }
 
 /// What became of a message handed to a group.
@@ -222,6 +225,7 @@ impl Node {
             transfers: Vec::new(),
             receiving: Vec::new(),
             peers: Peers::default(),
+            balancer: Balancer::new(cfg.balance_leaders),
             session: if cfg.session != 0 {
                 cfg.session
             } else {
@@ -447,6 +451,7 @@ impl Node {
         if g.leading {
             take(&mut self.stats.groups_led, 1);
         }
+        self.balancer.touch();
         let reads = g.raft.take_all_reads();
         self.report_reads_failed(group_id, reads, ReadError::GroupRemoved);
         self.outbox.purge(group_id);
@@ -822,6 +827,7 @@ impl Node {
         if self.cfg.batch_heartbeats {
             self.check_liveness();
         }
+        self.balance();
         let beat = self.cfg.batch_heartbeats && self.ticks % self.cfg.heartbeat_ticks as u64 == 0;
         if beat {
             // The per-pair batch goes out every interval, rows or not: it
@@ -1069,6 +1075,7 @@ impl Node {
                     self.stats.leader_changes += 1;
                     g.last_leader = leader;
                 }
+                self.balancer.touch();
                 out.events.push(Event::RoleChanged {
                     group_id,
                     incarnation,
@@ -1214,13 +1221,12 @@ impl Node {
         // Chunks and acknowledgements queued by transfers go out too.
         outbox.messages.append(&mut self.outbox.messages);
         out.messages = outbox.messages.into_iter().map(|(_, m)| m).collect();
-        let from = self.cfg.node_id;
+        let sender = self.batch_sender();
         heartbeat::flush(
             outbox.mux,
             &mut self.proofs,
             &mut self.compaction,
-            from,
-            self.session,
+            sender,
             &mut self.stats,
             &mut out.messages,
         );
@@ -1229,6 +1235,14 @@ impl Node {
             self.stats.on_sent(m.body.kind());
         }
         out
+    }
+
+    fn batch_sender(&self) -> heartbeat::Sender {
+        heartbeat::Sender {
+            id: self.cfg.node_id,
+            session: self.session,
+            leader_excess: self.balancer.report(),
+        }
     }
 
     /// The heartbeat batches (and their answers) routed since the last
@@ -1244,12 +1258,12 @@ impl Node {
             return out;
         }
         let mux = std::mem::take(&mut self.outbox.mux);
+        let sender = self.batch_sender();
         heartbeat::flush(
             mux,
             &mut self.proofs,
             &mut self.compaction,
-            self.cfg.node_id,
-            self.session,
+            sender,
             &mut self.stats,
             &mut out,
         );

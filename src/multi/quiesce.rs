@@ -308,11 +308,13 @@ impl Node {
         match self.peers.heard(peer, self.ticks, session) {
             Heard::Same => {}
             Heard::Returned => {
+                self.balancer.touch();
                 self.stats.peers_returned += 1;
                 tracing::info!(peer, "peer heard again");
                 self.peer_returned(peer);
             }
             Heard::Restarted => {
+                self.balancer.touch();
                 self.stats.peers_restarted += 1;
                 tracing::info!(peer, "peer restarted: the groups it led elect again");
                 // Its replicas start over: the groups it led need a leader,
@@ -330,6 +332,7 @@ impl Node {
             .peers
             .expire(self.ticks, u64::from(self.cfg.election_ticks));
         for peer in lost {
+            self.balancer.touch();
             self.stats.peers_lost += 1;
             tracing::info!(
                 peer,

@@ -160,6 +160,9 @@ pub struct Stats {
     /// and (gauge) the groups this node leads now.
     pub transfers_started: u64,
     pub groups_led: u64,
+    /// Of `transfers_started`, those the leader balancer started
+    /// (`balance.rs`).
+    pub balance_transfers: u64,
     /// Membership changes this node proposed as leader (`Node::add_member`,
     /// `remove_member`, and the automatic promotions are not counted).
     pub membership_changes: u64,

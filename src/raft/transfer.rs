@@ -59,6 +59,19 @@ impl<S: LogStore> Raft<S> {
         (self.lead_transferee != NONE).then_some(self.lead_transferee)
     }
 
+    /// Could a transfer to `to` hand over at once? It is a voter this
+    /// leader replicates to and its log matches the leader's, so
+    /// `TimeoutNow` would leave now (used by the leader balancer, which
+    /// moves only groups that pause for no more than a round trip).
+    pub fn transfer_ready(&self, to: ReplicaId) -> bool {
+        self.role == Role::Leader
+            && to != self.id
+            && self.voters.contains(to)
+            && self.progress(to).is_some_and(|pr| {
+                pr.state == ProgressState::Replicate && pr.matched == self.log.last_index()
+            })
+    }
+
     /// Transfers this replica started as leader.
     pub fn transfers_started(&self) -> u64 {
         self.transfers

@@ -218,6 +218,11 @@ pub fn render(m: &Metrics) -> String {
         "Leadership transfers this node started.",
         s.transfers_started,
     );
+    w.counter(
+        "balance_transfers_total",
+        "Leadership transfers the leader balancer started (of transfers_started_total).",
+        s.balance_transfers,
+    );
     w.gauge(
         "groups_awake",
         "Groups hosted here that are awake (ticked, with heartbeat rows).",

@@ -78,6 +78,9 @@ pub struct RuntimeConfig {
     /// Host-driven mode does not use it: the host's transport owns the
     /// links between nodes, and their security.
     pub cluster_secret: Option<ClusterSecret>,
+    /// Turn the node's leader balancer on when it starts in embedded mode
+    /// (`NodeConfig::balance_leaders` covers host-driven mode too).
+    pub balance_leaders_when_embedded: bool,
 }
 
 impl RuntimeConfig {
@@ -90,6 +93,7 @@ impl RuntimeConfig {
             wal_segment_bytes: WalOptions::DEFAULT_SEGMENT_BYTES,
             metrics_per_group_max: 0,
             cluster_secret: None,
+            balance_leaders_when_embedded: false,
         }
     }
 }
@@ -134,6 +138,7 @@ pub struct Runtime {
     last_transport: Mutex<TransportStats>,
     metrics_per_group_max: u64,
     cluster_secret: Option<ClusterSecret>,
+    balance_leaders_when_embedded: bool,
 }
 
 fn resolve(addr: &str) -> Result<SocketAddr, Error> {
@@ -195,6 +200,7 @@ impl Runtime {
             last_transport: Mutex::new(TransportStats::default()),
             metrics_per_group_max: cfg.metrics_per_group_max,
             cluster_secret: cfg.cluster_secret,
+            balance_leaders_when_embedded: cfg.balance_leaders_when_embedded,
         };
         if rt.recovery.restored > 0 {
             // The host restores its state machines now, before anything
@@ -690,6 +696,9 @@ impl Runtime {
             &self.peers.lock(),
         )?;
         *mode = Mode::Embedded(embedded);
+        if self.balance_leaders_when_embedded {
+            self.shared.with(|n| n.set_balance_leaders(true));
+        }
         Ok(())
     }
 

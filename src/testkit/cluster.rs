@@ -53,6 +53,8 @@ pub struct ClusterConfig {
     pub max_unsynced_bytes: u64,
     /// Reads pending per group before `read_index` is refused as busy.
     pub max_pending_reads_per_group: u64,
+    /// Every node runs the leader balancer (`multi/balance.rs`).
+    pub balance_leaders: bool,
     pub seed: u64,
     /// Keep each node's groups in the real WAL on an in-memory file system
     /// (crashes then keep exactly what was made durable). Without it a
@@ -115,6 +117,7 @@ impl ClusterConfig {
             max_unsynced_bytes_per_group: NodeConfig::DEFAULT_MAX_UNSYNCED_BYTES_PER_GROUP,
             max_unsynced_bytes: NodeConfig::DEFAULT_MAX_UNSYNCED_BYTES,
             max_pending_reads_per_group: NodeConfig::DEFAULT_MAX_PENDING_READS_PER_GROUP,
+            balance_leaders: false,
             seed,
             wal: true,
             segment_bytes: 16 << 10,
@@ -258,6 +261,7 @@ struct SimNode {
     credit: u64,
     /// Snapshots installed by this node's earlier lives.
     installs: u64,
+    balance_transfers: u64,
     durable: Durable,
     /// Other durable states recovery may rightly return after the crash
     /// that interrupted a write: as if the torn write had reached the disk
@@ -285,7 +289,7 @@ pub struct Cluster {
     next_payload: u64,
     /// Additions a leader took, by (group, node): (incarnation, index of
     /// the configuration entry), until a membership shows their fate.
-    pub(super) pending_adds: BTreeMap<(u64, u64), (u64, u64)>,
+    pub(super) pending_adds: BTreeMap<(u64, u64), (u64, u64, u64)>,
     /// The index of the latest membership applied anywhere, per group.
     pub(super) conf_index: BTreeMap<(u64, u64), u64>,
     /// The commit index last seen per (node, group, incarnation).
@@ -313,6 +317,7 @@ impl Cluster {
                     rate: 100,
                     credit: 0,
                     installs: 0,
+                    balance_transfers: 0,
                     durable: Durable::default(),
                     torn: Vec::new(),
                     elections: 0,
@@ -389,6 +394,7 @@ impl Cluster {
         c.max_unsynced_bytes_per_group = self.cfg.max_unsynced_bytes_per_group;
         c.max_unsynced_bytes = self.cfg.max_unsynced_bytes;
         c.max_pending_reads_per_group = self.cfg.max_pending_reads_per_group;
+        c.balance_leaders = self.cfg.balance_leaders;
         c.seed = self
             .cfg
             .seed
@@ -499,6 +505,7 @@ impl Cluster {
         if let Some(n) = sn.node.take() {
             sn.elections += n.stats().elections_started;
             sn.installs += n.stats().snapshots_installed;
+            sn.balance_transfers += n.stats().balance_transfers;
             self.stats.stale_incarnation_drops +=
                 n.stats().incarnation_mismatches + n.stats().batches_dropped_incarnation;
         }
@@ -543,6 +550,17 @@ impl Cluster {
             return Ok(());
         }
         self.start(id)
+    }
+
+    /// Turn every node's leader balancer on or off (nodes started later
+    /// too).
+    pub fn set_balance_leaders(&mut self, on: bool) {
+        self.cfg.balance_leaders = on;
+        for sn in self.nodes.values_mut() {
+            if let Some(n) = sn.node.as_mut() {
+                n.set_balance_leaders(on);
+            }
+        }
     }
 
     /// Node `id` stops ticking and stepping for `ticks` ticks; frames for it
@@ -1450,6 +1468,16 @@ impl Cluster {
     }
 
     /// Snapshots installed from a leader, by every node in every life.
+    /// Transfers the nodes' leader balancers started, over all their lives.
+    pub fn balance_transfers(&self) -> u64 {
+        self.nodes
+            .values()
+            .map(|sn| {
+                sn.balance_transfers + sn.node.as_ref().map_or(0, |n| n.stats().balance_transfers)
+            })
+            .sum()
+    }
+
     pub fn installs(&self) -> u64 {
         self.nodes
             .values()

@@ -115,6 +115,10 @@ impl Cluster {
         } else {
             return false;
         };
+        let term = self
+            .node(leader)
+            .and_then(|n| n.group_status(g).ok())
+            .map_or(0, |s| s.term);
         match result {
             Ok(index) => {
                 self.stats.membership_changes += 1;
@@ -124,7 +128,7 @@ impl Cluster {
                     spec.members.sort_unstable();
                     spec.joined.push(id);
                     let inc = spec.incarnation;
-                    self.pending_adds.insert((g, id), (inc, index));
+                    self.pending_adds.insert((g, id), (inc, index, term));
                     let spread = self.rng.below(10);
                     self.schedule(
                         id,
@@ -194,12 +198,12 @@ impl Cluster {
             .copied()
             .filter(|n| !ids.contains(n))
             // A joiner added after this membership is not gone.
-            .filter(|n| !pending.get(&(g, *n)).is_some_and(|&(_, at)| at > index))
+            .filter(|n| !pending.get(&(g, *n)).is_some_and(|&(_, at, _)| at > index))
             .collect();
         let resolved: Vec<u64> = self
             .pending_adds
             .iter()
-            .filter(|(&(pg, _), &(pi, at))| pg == g && pi == inc && at <= index)
+            .filter(|(&(pg, _), &(pi, at, _))| pg == g && pi == inc && at <= index)
             .map(|(&(_, n), _)| n)
             .collect();
         for n in resolved {
@@ -230,13 +234,17 @@ impl Cluster {
     }
 
     /// Additions the leader accepted and then lost with no later
-    /// membership to tell: the current leader has committed an entry of
-    /// its term (so no entry of an older term that it lacks can ever
-    /// commit), has no change in flight, and does not list the joiner.
+    /// membership to tell: a leader of a later term than the one that
+    /// accepted it has committed an entry of its term (so no entry of an
+    /// older term that it lacks can ever commit), has no change in flight,
+    /// and does not list the joiner. (Of an earlier term or the same one,
+    /// it may be a deposed leader that still believes it leads: seed 397
+    /// once took a partitioned old leader's word, deleted the joiner, and
+    /// the addition then committed under the new leader, leaving a member
+    /// with no replica.)
     pub(super) fn resolve_lost_adds(&mut self) {
-        let pending: Vec<((u64, u64), (u64, u64))> =
-            self.pending_adds.iter().map(|(&k, &v)| (k, v)).collect();
-        for ((g, n), (inc, _)) in pending {
+        let pending: Vec<_> = self.pending_adds.iter().map(|(&k, &v)| (k, v)).collect();
+        for ((g, n), (inc, _, added_in)) in pending {
             if self.groups.get(&g).map(|s| s.incarnation) != Some(inc) {
                 self.pending_adds.remove(&(g, n));
                 continue;
@@ -247,7 +255,7 @@ impl Cluster {
             let node = self.node(leader).expect("up");
             let committed = node
                 .group_status(g)
-                .is_ok_and(|s| node.log_term(g, s.commit) == Some(s.term));
+                .is_ok_and(|s| s.term > added_in && node.log_term(g, s.commit) == Some(s.term));
             let settled = node.membership_pending(g) == Some(false);
             let listed = node
                 .members(g)

@@ -52,6 +52,7 @@ pub(super) fn encode_heartbeats(batch: &HeartbeatBatch) -> proto::HeartbeatBatch
         read_rounds: Vec::new(),
         seq: batch.seq,
         full_deltas: Vec::new(),
+        leader_excess: batch.leader_excess,
     };
     (out.read_group_deltas, out.read_rounds) = encode_rounds(&batch.rounds);
     // A numbered batch lists its full rows; the others are compact.
@@ -105,6 +106,7 @@ pub(super) fn decode_heartbeats(batch: proto::HeartbeatBatch) -> Result<Heartbea
         read_rounds,
         seq,
         full_deltas,
+        leader_excess,
     } = batch;
     if seq == 0 && !full_deltas.is_empty() {
         return Err(WireError::Malformed(
@@ -191,6 +193,7 @@ pub(super) fn decode_heartbeats(batch: proto::HeartbeatBatch) -> Result<Heartbea
         session,
         rounds,
         seq,
+        leader_excess,
     })
 }
 

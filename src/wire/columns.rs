@@ -156,6 +156,7 @@ fn write_batch(buf: &mut Vec<u8>, b: &proto::HeartbeatBatch) {
     packed(buf, 9, &b.read_rounds);
     scalar(buf, 10, b.seq);
     packed(buf, 11, &b.full_deltas);
+    optional_sint64(buf, 12, b.leader_excess);
 }
 
 fn write_response(buf: &mut Vec<u8>, r: &proto::HeartbeatBatchResponse) {
@@ -201,6 +202,7 @@ fn write_rows(buf: &mut Vec<u8>, b: &HeartbeatBatch) {
         let full = b.rows.iter().filter(|h| h.term != 0);
         packed_iter(buf, 11, deltas(full.map(|h| h.group_id)));
     }
+    optional_sint64(buf, 12, b.leader_excess);
 }
 
 /// [`write_response`] of `batch::encode_responses(r)`, for rows strictly
@@ -281,6 +283,19 @@ fn scalar(buf: &mut Vec<u8>, field: u32, v: u64) {
         buf.push(key(field, VARINT));
         push_varint(buf, v);
     }
+}
+
+/// An `optional sint64` field: written when present, even as 0 (as prost
+/// does), zigzag-coded.
+fn optional_sint64(buf: &mut Vec<u8>, field: u32, v: Option<i64>) {
+    if let Some(v) = v {
+        buf.push(key(field, VARINT));
+        push_varint(buf, ((v << 1) ^ (v >> 63)) as u64);
+    }
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
 fn fixed64(buf: &mut Vec<u8>, field: u32, v: u64) {
@@ -404,6 +419,7 @@ fn read_batch(buf: &[u8]) -> Option<proto::HeartbeatBatch> {
             (9, LEN) => r.packed(&mut b.read_rounds)?,
             (10, VARINT) => b.seq = r.varint()?,
             (11, LEN) => r.packed(&mut b.full_deltas)?,
+            (12, VARINT) => b.leader_excess = Some(unzigzag(r.varint()?)),
             _ => return None,
         }
     }
@@ -537,6 +553,16 @@ mod tests {
             read_rounds: column(rng, 3),
             seq: maybe(rng),
             full_deltas: column(rng, 20),
+            leader_excess: excess(rng),
+        }
+    }
+
+    fn excess(rng: &mut Rng) -> Option<i64> {
+        match rng.range(0, 4) {
+            0 => None,
+            1 => Some(0),
+            2 => Some(-(rng.range(0, 1 << 40) as i64)),
+            _ => Some(rng.next_u64() as i64),
         }
     }
 
@@ -663,6 +689,7 @@ mod tests {
                         .map(|g| (g, maybe(&mut rng)))
                         .collect(),
                     seq,
+                    leader_excess: excess(&mut rng),
                 };
                 let columns = batch::encode_heartbeats(&b);
                 assert_eq!(

@@ -224,6 +224,10 @@ pub(crate) struct HeartbeatBatch {
     pub seq: u64,
     #[prost(uint64, repeated, tag = "11")]
     pub full_deltas: Vec<u64>,
+    /// The sender's leader excess (see `multi::HeartbeatBatch`), absent
+    /// when it does not balance leaders.
+    #[prost(sint64, optional, tag = "12")]
+    pub leader_excess: Option<i64>,
 }
 
 /// The answers of many groups to one [`HeartbeatBatch`], same columnar
