@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use muxraft::transport::auth::{self, Role, Transcript, NONCE_LEN, PROOF_LEN};
 use muxraft::transport::handshake::{self, HandshakeMessage, Hello, RefuseReason, HELLO_LEN};
-use muxraft::transport::{ClusterSecret, Inbound, Transport, TransportConfig};
+use muxraft::transport::{ClusterSecret, Inbound, TlsConfig, Transport, TransportConfig};
 use parking_lot::Mutex;
 
 const CLUSTER: u64 = 7;
@@ -901,4 +901,259 @@ fn a_peer_silent_after_the_acceptors_proof_is_dropped_after_the_timeout() {
     });
     assert_eq!(b.t.stats().connections_established, 0);
     b.t.stop();
+}
+
+// ---------------------------------------------------------------------------
+// TLS between nodes, with the test certificates of tests/certs (gen.sh).
+
+fn cert(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/certs")
+        .join(name)
+}
+
+/// TLS settings: a node certificate (`node1`, `other`, `wrong-ip`...) and
+/// the CA it trusts (`ca` or `other-ca`).
+fn tls(node: &str, ca: &str) -> TlsConfig {
+    TlsConfig::from_pem_files(
+        cert(&format!("{node}.crt")),
+        cert(&format!("{node}.key")),
+        cert(&format!("{ca}.crt")),
+    )
+    .expect("the test certificates load")
+}
+
+fn start_tls(id: u64, tls: Option<TlsConfig>) -> Node {
+    let mut cfg = TransportConfig::new(id, CLUSTER, any_port());
+    cfg.tls = tls;
+    Node::start_with(cfg)
+}
+
+/// Two nodes with these TLS settings that know each other (1 dials 2).
+fn tls_pair(a: Option<TlsConfig>, b: Option<TlsConfig>) -> (Node, Node) {
+    let (a, b) = (start_tls(1, a), start_tls(2, b));
+    a.t.add_peer(2, b.addr());
+    b.t.add_peer(1, a.addr());
+    (a, b)
+}
+
+#[test]
+fn tls_nodes_connect_and_carry_frames_both_ways() {
+    let (a, b) = tls_pair(Some(tls("node1", "ca")), Some(tls("node2", "ca")));
+    for seq in 0..200 {
+        a.t.send(2, frame(seq, size_for(seq)), seq % 10 == 0);
+        b.t.send(1, frame(seq, size_for(seq)), false);
+    }
+    wait_until("200 frames each way", || {
+        a.received() == 200 && b.received() == 200
+    });
+    assert_eq!(a.seqs(2), (0..200).collect::<Vec<_>>());
+    let mut got = b.seqs(1);
+    // Priority frames may overtake: the set is whole.
+    got.sort_unstable();
+    assert_eq!(got, (0..200).collect::<Vec<_>>());
+    for n in [&a, &b] {
+        let s = n.t.stats();
+        assert_eq!(s.connections_established, 1, "node {}: {s:?}", n.id);
+        assert_eq!(s.handshakes_refused + s.handshakes_rejected_by_peer, 0);
+        assert_eq!(s.tls_refused + s.tls_rejected_by_peer, 0, "{s:?}");
+    }
+    a.t.stop();
+    b.t.stop();
+}
+
+/// Waits until `refuser` refused at least two handshakes for TLS (and,
+/// when `refused_sees_it`, `refused` counted them as the peer's refusals),
+/// then checks that nothing got through.
+fn assert_refused_for_tls(refuser: &Node, refused: &Node, refused_sees_it: bool) {
+    wait_until("two refusals for TLS", || {
+        refuser.t.stats().tls_refused >= 2
+            && (!refused_sees_it || refused.t.stats().tls_rejected_by_peer >= 2)
+    });
+    let s = refuser.t.stats();
+    assert!(s.handshakes_refused >= s.tls_refused, "{s:?}");
+    for n in [refuser, refused] {
+        assert_eq!(n.t.stats().connections_established, 0, "node {}", n.id);
+        assert_eq!(n.received(), 0, "node {}", n.id);
+    }
+    assert!(!refuser.t.connected(refused.id) && !refused.t.connected(refuser.id));
+}
+
+#[test]
+fn a_dialer_whose_certificate_another_ca_signed_is_refused_and_counted() {
+    // Node 1 trusts the cluster CA but presents another CA's certificate:
+    // node 2 (accepting) refuses it and tells it so with an alert.
+    let (a, b) = tls_pair(Some(tls("other", "ca")), Some(tls("node2", "ca")));
+    a.t.send(2, frame(1, 100), false);
+    assert_refused_for_tls(&b, &a, true);
+}
+
+#[test]
+fn an_acceptor_whose_certificate_another_ca_signed_is_refused_and_counted() {
+    let (a, b) = tls_pair(Some(tls("node1", "ca")), Some(tls("other", "ca")));
+    a.t.send(2, frame(1, 100), false);
+    assert_refused_for_tls(&a, &b, true);
+}
+
+#[test]
+fn an_acceptor_whose_certificate_names_another_address_is_refused() {
+    // Signed by the cluster CA, but for 127.0.0.2: the dialer reached
+    // 127.0.0.1.
+    let (a, b) = tls_pair(Some(tls("node1", "ca")), Some(tls("wrong-ip", "ca")));
+    a.t.send(2, frame(1, 100), false);
+    assert_refused_for_tls(&a, &b, true);
+}
+
+#[test]
+fn a_plain_node_and_a_tls_node_refuse_each_other_both_ways() {
+    for tls_dials in [true, false] {
+        let (dialer_tls, acceptor_tls) = if tls_dials {
+            (Some(tls("node1", "ca")), None)
+        } else {
+            (None, Some(tls("node2", "ca")))
+        };
+        let (a, b) = tls_pair(dialer_tls, acceptor_tls);
+        a.t.send(2, frame(1, 100), false);
+        // Each side counts the other as refused for TLS: the TLS node
+        // because the peer does not speak it, the plain node because the
+        // peer does (it says so in its log rather than "bad magic").
+        let end = Instant::now() + DEADLINE;
+        while a.t.stats().tls_refused < 2 || b.t.stats().tls_refused < 2 {
+            assert!(
+                Instant::now() < end,
+                "tls dials {tls_dials}: both sides refused for TLS twice: {:?} {:?}",
+                a.t.stats(),
+                b.t.stats()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        for n in [&a, &b] {
+            let s = n.t.stats();
+            assert_eq!(s.connections_established, 0, "tls dials {tls_dials}: {s:?}");
+            assert_eq!(n.received(), 0);
+        }
+    }
+}
+
+/// Both directions of every connection through it, recorded.
+struct Recorder {
+    addr: SocketAddr,
+    bytes: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Recorder {
+    /// Listens on loopback and forwards each connection to `to`, both ways,
+    /// keeping a copy of every byte (both directions together: the test
+    /// only looks for patterns).
+    fn start(to: SocketAddr) -> Recorder {
+        let listener = TcpListener::bind(any_port()).expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let bytes: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let seen = bytes.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = TcpStream::connect(to) else {
+                    continue;
+                };
+                for (mut from, mut into) in [
+                    (
+                        client.try_clone().expect("clone"),
+                        server.try_clone().expect("clone"),
+                    ),
+                    (server, client),
+                ] {
+                    let seen = seen.clone();
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 16 << 10];
+                        while let Ok(n) = from.read(&mut buf) {
+                            if n == 0 || into.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                            seen.lock().extend_from_slice(&buf[..n]);
+                        }
+                        let _ = into.shutdown(Shutdown::Write);
+                    });
+                }
+            }
+        });
+        Recorder { addr, bytes }
+    }
+
+    fn contains(&self, needle: &[u8]) -> bool {
+        self.bytes.lock().windows(needle.len()).any(|w| w == needle)
+    }
+}
+
+/// A frame whose payload carries a marker anyone reading the wire would
+/// see: the length prefix, the sequence number, then the marker.
+fn marked_frame(seq: u64) -> Bytes {
+    let marker = b"muxraft-plaintext-marker-0123456789";
+    let mut buf = Vec::new();
+    buf.extend_from_slice(&((8 + marker.len()) as u32).to_be_bytes());
+    buf.extend_from_slice(&seq.to_be_bytes());
+    buf.extend_from_slice(marker);
+    Bytes::from(buf)
+}
+
+/// Runs two nodes (node 1 dialing node 2 through a recorder) with these TLS
+/// settings, sends marked frames both ways, and returns the recorder.
+fn capture(a_tls: Option<TlsConfig>, b_tls: Option<TlsConfig>) -> Recorder {
+    let (a, b) = (start_tls(1, a_tls), start_tls(2, b_tls));
+    let recorder = Recorder::start(b.addr());
+    a.t.add_peer(2, recorder.addr);
+    b.t.add_peer(1, a.addr());
+    for seq in 0..50 {
+        a.t.send(2, marked_frame(seq), seq % 2 == 0);
+        b.t.send(1, marked_frame(1000 + seq), false);
+    }
+    wait_until("50 frames each way", || {
+        a.received() == 50 && b.received() == 50
+    });
+    a.t.stop();
+    b.t.stop();
+    recorder
+}
+
+/// What would give a frame or a hello away on the wire: the hellos (magic,
+/// version, cluster and node ids), the marker, and the first 12 bytes of
+/// every frame (length prefix and sequence number).
+fn plaintext_seen(r: &Recorder) -> Vec<String> {
+    let mut seen = Vec::new();
+    for id in [1, 2] {
+        if r.contains(&Hello::new(CLUSTER, id).encode()) {
+            seen.push(format!("hello of node {id}"));
+        }
+    }
+    if r.contains(&handshake::HELLO_MAGIC) {
+        seen.push("hello magic".into());
+    }
+    if r.contains(b"plaintext-marker") {
+        seen.push("payload marker".into());
+    }
+    for seq in (0..50).chain(1000..1050) {
+        if r.contains(&marked_frame(seq)[..12]) {
+            seen.push(format!("frame header {seq}"));
+        }
+    }
+    seen
+}
+
+#[test]
+fn with_tls_no_hello_frame_header_or_payload_travels_in_the_clear() {
+    // The same capture of a plain cluster sees all of them: the check can
+    // fail.
+    let plain = capture(None, None);
+    let seen = plaintext_seen(&plain);
+    assert!(
+        seen.len() >= 2 + 1 + 1 + 100,
+        "plain capture saw only {seen:?}"
+    );
+
+    let tls = capture(Some(tls("node1", "ca")), Some(tls("node2", "ca")));
+    assert!(
+        tls.bytes.lock().len() > 50 * 2 * 47,
+        "the TLS capture holds at least the frames' bytes"
+    );
+    assert_eq!(plaintext_seen(&tls), Vec::<String>::new());
 }

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::auth::ClusterSecret;
+use super::tls::TlsConfig;
 use crate::wire::DEFAULT_MAX_FRAME_BYTES;
 
 /// Default bound on the bytes queued for one peer: 64 MiB.
@@ -55,12 +56,19 @@ pub struct TransportConfig {
     /// a node with a secret and one without refuse each other. Every node
     /// of a cluster needs the same setting.
     pub cluster_secret: Option<ClusterSecret>,
+    /// None: connections are plain TCP. Some: every connection is mutual
+    /// TLS against the cluster CA first (see [`tls`](super::tls) for what
+    /// is verified), and the hello (and the secret's proofs) travel inside
+    /// it; a node with TLS and one without refuse each other. Every node of
+    /// a cluster needs the same setting.
+    pub tls: Option<TlsConfig>,
 }
 
 impl TransportConfig {
     /// A configuration with the defaults: frames up to
     /// [`DEFAULT_MAX_FRAME_BYTES`], 64 MiB queued per peer, reconnect delays
-    /// from 50 ms to 2 s, a 5 s handshake timeout, and no cluster secret.
+    /// from 50 ms to 2 s, a 5 s handshake timeout, no cluster secret and no
+    /// TLS.
     pub fn new(node_id: u64, cluster_id: u64, listen: SocketAddr) -> Self {
         TransportConfig {
             node_id,
@@ -72,6 +80,7 @@ impl TransportConfig {
             reconnect_max: DEFAULT_RECONNECT_MAX,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             cluster_secret: None,
+            tls: None,
         }
     }
 }

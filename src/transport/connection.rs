@@ -8,15 +8,14 @@ use std::io::{self, IoSlice};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::oneshot;
 
 use super::peer::Peer;
 use super::queue::OutQueue;
 use super::shared::Shared;
 use super::stats::{add, bump};
+use super::tls::Stream;
 use crate::wire::{self, WireError, FRAME_HEADER_LEN};
 
 /// Read buffer of a connection: enough for many small frames per syscall.
@@ -80,7 +79,7 @@ impl InFlight {
 pub(crate) async fn run(
     shared: &Shared,
     peer: &Arc<Peer>,
-    stream: TcpStream,
+    stream: Stream,
     until: impl std::future::Future<Output = ()>,
 ) {
     let generation = shared.next_generation();
@@ -93,13 +92,24 @@ pub(crate) async fn run(
         _ = &mut close_rx => return,
     };
     tracing::info!(peer = peer.id, generation, "peer connected");
-    let (rd, wr) = stream.into_split();
     let mut in_flight = InFlight::default();
-    let outcome = tokio::select! {
-        r = read_loop(shared, peer.id, rd) => r,
-        r = write_loop(shared, peer, wr, &mut in_flight) => r,
-        _ = &mut close_rx => Err(io::Error::other("replaced by a newer connection")),
-        () = until => Err(io::Error::other("closed by this node")),
+    let closed = async {
+        tokio::select! {
+            _ = &mut close_rx => io::Error::other("replaced by a newer connection"),
+            () = until => io::Error::other("closed by this node"),
+        }
+    };
+    // A plain stream splits into owned halves that share no lock; a TLS
+    // stream's halves share its one session.
+    let outcome = match stream {
+        Stream::Plain(tcp) => {
+            let (rd, wr) = tcp.into_split();
+            serve(shared, peer, rd, wr, &mut in_flight, closed).await
+        }
+        Stream::Tls(tls) => {
+            let (rd, wr) = tokio::io::split(*tls);
+            serve(shared, peer, rd, wr, &mut in_flight, closed).await
+        }
     };
     in_flight.put_back(&mut peer.queue.lock());
     drop(writer);
@@ -113,9 +123,26 @@ pub(crate) async fn run(
     }
 }
 
+/// Runs the reader and the writer of a connection until either ends or
+/// `closed` completes.
+async fn serve(
+    shared: &Shared,
+    peer: &Peer,
+    rd: impl AsyncRead + Unpin,
+    wr: impl AsyncWrite + Unpin,
+    in_flight: &mut InFlight,
+    closed: impl std::future::Future<Output = io::Error>,
+) -> io::Result<()> {
+    tokio::select! {
+        r = read_loop(shared, peer.id, rd) => r,
+        r = write_loop(shared, peer, wr, in_flight) => r,
+        err = closed => Err(err),
+    }
+}
+
 /// Reads frames and delivers each whole one to the inbound callback; `Ok`
 /// when the peer closes the connection between two frames.
-async fn read_loop(shared: &Shared, peer_id: u64, rd: OwnedReadHalf) -> io::Result<()> {
+async fn read_loop(shared: &Shared, peer_id: u64, rd: impl AsyncRead + Unpin) -> io::Result<()> {
     let mut rd = BufReader::with_capacity(READ_BUFFER, rd);
     loop {
         let mut header = [0u8; FRAME_HEADER_LEN];
@@ -154,7 +181,7 @@ async fn read_loop(shared: &Shared, peer_id: u64, rd: OwnedReadHalf) -> io::Resu
 async fn write_loop(
     shared: &Shared,
     peer: &Peer,
-    mut wr: OwnedWriteHalf,
+    mut wr: impl AsyncWrite + Unpin,
     in_flight: &mut InFlight,
 ) -> io::Result<()> {
     loop {
@@ -183,6 +210,9 @@ async fn write_loop(
             }
             in_flight.written += n;
         }
+        // TLS: the session may hold the last records until flushed (plain
+        // TCP: nothing to do).
+        wr.flush().await?;
         add(&shared.stats.frames_sent, in_flight.frames.len() as u64);
         add(&shared.stats.bytes_sent, total as u64);
         in_flight.frames.clear();

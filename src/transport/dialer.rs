@@ -54,6 +54,9 @@ pub(crate) async fn dial_loop(shared: Arc<Shared>, peer: Arc<Peer>) {
                     continue;
                 }
             }
+            Ok(Err(err)) if err.is_tls() => {
+                tracing::warn!(node = shared.cfg.node_id, peer = peer.id, %addr, %err, "dial failed: TLS");
+            }
             Ok(Err(err)) if err.is_auth() => {
                 tracing::warn!(node = shared.cfg.node_id, peer = peer.id, %addr, %err, "dial failed: cluster secret");
             }

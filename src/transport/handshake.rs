@@ -55,6 +55,8 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::tls::{self, Stream};
+
 use super::auth::{self, Role, Transcript, NONCE_LEN, PROOF_LEN};
 use super::peer::Peer;
 use super::shared::Shared;
@@ -295,11 +297,19 @@ pub(crate) fn check_acceptor(
     Ok(())
 }
 
+/// What a node without TLS says of a peer that speaks it.
+const PEER_SPEAKS_TLS: &str =
+    "the peer speaks TLS and this node has no TLS configured (tls_cert_pem, tls_key_pem, tls_ca_pem)";
+
 /// Why a handshake failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum HandshakeError {
     #[error("i/o: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+    /// TLS failed: `by_peer` when the peer refused us (it sent an alert),
+    /// otherwise this node refused the peer.
+    #[error("TLS: {reason}")]
+    Tls { reason: String, by_peer: bool },
     #[error("refused the peer: {0}")]
     Refused(RefuseReason),
     #[error("the peer refused us: {}", refusal_text(*.0))]
@@ -315,7 +325,22 @@ fn refusal_text(code: u32) -> String {
     }
 }
 
+impl From<std::io::Error> for HandshakeError {
+    /// An i/o error, or a TLS failure that rustls reports through one.
+    fn from(err: std::io::Error) -> Self {
+        match tls::tls_failure(&err) {
+            Some((reason, by_peer)) => HandshakeError::Tls { reason, by_peer },
+            None => HandshakeError::Io(err),
+        }
+    }
+}
+
 impl HandshakeError {
+    /// Did the handshake fail for TLS (on either side)?
+    pub fn is_tls(&self) -> bool {
+        matches!(self, HandshakeError::Tls { .. })
+    }
+
     /// Did the handshake fail for the cluster secret (on either side)?
     pub fn is_auth(&self) -> bool {
         match self {
@@ -354,47 +379,103 @@ fn count_rejection(shared: &Shared, err: &HandshakeError) {
     }
 }
 
+/// Counts a TLS failure: this node's refusal, or the peer's.
+fn count_tls(shared: &Shared, by_peer: bool) {
+    if by_peer {
+        bump(&shared.stats.handshakes_rejected_by_peer);
+        bump(&shared.stats.tls_rejected_by_peer);
+    } else {
+        bump(&shared.stats.handshakes_refused);
+        bump(&shared.stats.tls_refused);
+    }
+}
+
 /// Sends a refusal (best effort: the connection is closed either way),
 /// counts it and returns the error.
-async fn refuse(shared: &Shared, stream: &mut TcpStream, reason: RefuseReason) -> HandshakeError {
+async fn refuse(shared: &Shared, stream: &mut Stream, reason: RefuseReason) -> HandshakeError {
     count_refusal(shared, Some(reason));
     let _ = stream.write_all(&reason.encode()).await;
     let _ = stream.shutdown().await;
     HandshakeError::Refused(reason)
 }
 
-async fn read_head(stream: &mut TcpStream) -> std::io::Result<HandshakeMessage> {
+/// Reads a handshake head. A node without TLS whose peer speaks it (a TLS
+/// record where a head should be, or before the peer closed) fails with
+/// [`HandshakeError::Tls`], so that the log says why.
+async fn read_head(
+    shared: &Shared,
+    stream: &mut Stream,
+) -> Result<HandshakeMessage, HandshakeError> {
     let mut buf = [0u8; HELLO_LEN];
-    stream.read_exact(&mut buf).await?;
-    Ok(HandshakeMessage::decode(&buf))
+    let mut got = 0;
+    let peer_speaks_tls = |head: &[u8]| shared.cfg.tls.is_none() && tls::looks_like_tls(head);
+    while got < HELLO_LEN {
+        let n = stream.read(&mut buf[got..]).await?;
+        if n == 0 {
+            if peer_speaks_tls(&buf[..got]) {
+                return Err(HandshakeError::Tls {
+                    reason: PEER_SPEAKS_TLS.into(),
+                    by_peer: false,
+                });
+            }
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+        }
+        got += n;
+    }
+    let msg = HandshakeMessage::decode(&buf);
+    if msg == HandshakeMessage::Garbage && peer_speaks_tls(&buf) {
+        return Err(HandshakeError::Tls {
+            reason: PEER_SPEAKS_TLS.into(),
+            by_peer: false,
+        });
+    }
+    Ok(msg)
 }
 
-async fn read_array<const N: usize>(stream: &mut TcpStream) -> std::io::Result<[u8; N]> {
+async fn read_array<const N: usize>(stream: &mut Stream) -> std::io::Result<[u8; N]> {
     let mut buf = [0u8; N];
     stream.read_exact(&mut buf).await?;
     Ok(buf)
 }
 
-/// The accepting side: reads and checks the dialer's hello (and, with a
-/// cluster secret, exchanges proofs), answers, and returns the
-/// authenticated peer. Refusals are answered and counted here, and so is a
-/// dialer that stops answering; the caller counts a timeout.
+/// The accepting side: with TLS, its handshake first; then reads and
+/// checks the dialer's hello (and, with a cluster secret, exchanges
+/// proofs), answers, and returns the authenticated peer and the stream.
+/// Refusals are answered and counted here, and so is a dialer that stops
+/// answering or fails TLS; the caller counts a timeout.
 pub(crate) async fn accept(
     shared: &Shared,
-    stream: &mut TcpStream,
-) -> Result<Arc<Peer>, HandshakeError> {
-    let result = accept_inner(shared, stream).await;
-    if let Err(HandshakeError::Io(_)) = result {
-        count_refusal(shared, None);
+    tcp: TcpStream,
+) -> Result<(Arc<Peer>, Stream), HandshakeError> {
+    let result = async {
+        let mut stream = match &shared.cfg.tls {
+            None => Stream::Plain(tcp),
+            Some(tls) => tls.accept(tcp).await?,
+        };
+        let peer = accept_inner(shared, &mut stream).await?;
+        Ok((peer, stream))
+    }
+    .await;
+    match &result {
+        Err(HandshakeError::Io(_)) => count_refusal(shared, None),
+        Err(HandshakeError::Tls { by_peer, .. }) => count_tls(shared, *by_peer),
+        _ => {}
     }
     result
 }
 
-async fn accept_inner(
-    shared: &Shared,
-    stream: &mut TcpStream,
-) -> Result<Arc<Peer>, HandshakeError> {
-    let msg = read_head(stream).await?;
+async fn accept_inner(shared: &Shared, stream: &mut Stream) -> Result<Arc<Peer>, HandshakeError> {
+    let msg = match read_head(shared, stream).await {
+        Err(err @ HandshakeError::Tls { .. }) => {
+            // A TLS dialer and this node has no TLS: a refusal in the
+            // clear is garbage to its TLS, which then fails at once (and
+            // its log says so) instead of waiting for the timeout.
+            let _ = stream.write_all(&RefuseReason::BadMagic.encode()).await;
+            let _ = stream.shutdown().await;
+            return Err(err);
+        }
+        other => other?,
+    };
     let own = own_hello(shared);
     let checked = check_dialer(msg, own, |id| shared.known_peer(id).is_some());
     // The peer is looked up again: it cannot be forgotten in between (peers
@@ -406,6 +487,7 @@ async fn accept_inner(
     };
     let Some(secret) = &shared.cfg.cluster_secret else {
         stream.write_all(&own.encode()).await?;
+        stream.flush().await?;
         return Ok(peer);
     };
     let dialer_nonce = read_array::<NONCE_LEN>(stream).await?;
@@ -421,7 +503,8 @@ async fn accept_inner(
     answer.extend_from_slice(&transcript.acceptor_nonce);
     answer.extend_from_slice(&transcript.prove(secret, Role::Acceptor));
     stream.write_all(&answer).await?;
-    match read_head(stream).await? {
+    stream.flush().await?;
+    match read_head(shared, stream).await? {
         HandshakeMessage::Proof => {}
         HandshakeMessage::Refusal(code) => {
             let err = HandshakeError::RejectedByPeer(code);
@@ -435,23 +518,42 @@ async fn accept_inner(
         return Err(refuse(shared, stream, RefuseReason::BadProof).await);
     }
     stream.write_all(&accepted()).await?;
+    stream.flush().await?;
     Ok(peer)
 }
 
-/// The dialing side: connects to `addr`, sends our hello and checks the
-/// answer is the hello of `peer_id` in our cluster (with a cluster secret,
-/// exchanging proofs and waiting for the acceptance). Failures are counted
-/// here; the caller counts a timeout.
+/// The dialing side: connects to `addr` (with TLS, checking that the
+/// acceptor's certificate is the CA's for `addr`'s IP), sends our hello
+/// and checks the answer is the hello of `peer_id` in our cluster (with a
+/// cluster secret, exchanging proofs and waiting for the acceptance).
+/// Failures are counted here; the caller counts a timeout.
 pub(crate) async fn dial(
     shared: &Shared,
     peer_id: u64,
     addr: SocketAddr,
-) -> Result<TcpStream, HandshakeError> {
-    let mut stream = match TcpStream::connect(addr).await {
-        Ok(stream) => stream,
+) -> Result<Stream, HandshakeError> {
+    let tcp = match TcpStream::connect(addr).await {
+        Ok(tcp) => tcp,
         Err(err) => {
             bump(&shared.stats.dial_failures);
-            return Err(err.into());
+            return Err(HandshakeError::Io(err));
+        }
+    };
+    let opened = async {
+        tcp.set_nodelay(true)?;
+        match &shared.cfg.tls {
+            None => Ok(Stream::Plain(tcp)),
+            Some(tls) => tls.connect(addr.ip(), tcp).await,
+        }
+    };
+    let mut stream = match opened.await.map_err(HandshakeError::from) {
+        Ok(stream) => stream,
+        Err(err) => {
+            match &err {
+                HandshakeError::Tls { by_peer, .. } => count_tls(shared, *by_peer),
+                _ => bump(&shared.stats.dial_failures),
+            }
+            return Err(err);
         }
     };
     let err = match dial_inner(shared, peer_id, &mut stream).await {
@@ -460,6 +562,7 @@ pub(crate) async fn dial(
     };
     match &err {
         HandshakeError::Io(_) => bump(&shared.stats.dial_failures),
+        HandshakeError::Tls { by_peer, .. } => count_tls(shared, *by_peer),
         HandshakeError::RejectedByPeer(_) => count_rejection(shared, &err),
         HandshakeError::Refused(reason) => {
             count_refusal(shared, Some(*reason));
@@ -475,20 +578,21 @@ pub(crate) async fn dial(
 async fn dial_inner(
     shared: &Shared,
     peer_id: u64,
-    stream: &mut TcpStream,
+    stream: &mut Stream,
 ) -> Result<(), HandshakeError> {
-    stream.set_nodelay(true)?;
     let own = own_hello(shared);
     let Some(secret) = &shared.cfg.cluster_secret else {
         stream.write_all(&own.encode()).await?;
-        return check_acceptor(read_head(stream).await?, own, peer_id);
+        stream.flush().await?;
+        return check_acceptor(read_head(shared, stream).await?, own, peer_id);
     };
     let dialer_nonce = auth::nonce()?;
     let mut hello = Vec::with_capacity(HELLO_LEN + NONCE_LEN);
     hello.extend_from_slice(&own.encode());
     hello.extend_from_slice(&dialer_nonce);
     stream.write_all(&hello).await?;
-    check_acceptor(read_head(stream).await?, own, peer_id)?;
+    stream.flush().await?;
+    check_acceptor(read_head(shared, stream).await?, own, peer_id)?;
     let transcript = Transcript {
         cluster_id: own.cluster_id,
         dialer_id: own.node_id,
@@ -504,7 +608,8 @@ async fn dial_inner(
     answer.extend_from_slice(&proof_head());
     answer.extend_from_slice(&transcript.prove(secret, Role::Dialer));
     stream.write_all(&answer).await?;
-    match read_head(stream).await? {
+    stream.flush().await?;
+    match read_head(shared, stream).await? {
         HandshakeMessage::Accepted => Ok(()),
         HandshakeMessage::Refusal(code) => Err(HandshakeError::RejectedByPeer(code)),
         _ => Err(HandshakeError::BadAnswer("not an acceptance".into())),

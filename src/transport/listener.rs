@@ -40,16 +40,21 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     }
 }
 
-async fn accept_one(shared: Arc<Shared>, mut stream: TcpStream, remote: SocketAddr) {
+async fn accept_one(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let result = tokio::time::timeout(
         shared.cfg.handshake_timeout,
-        handshake::accept(&shared, &mut stream),
+        handshake::accept(&shared, stream),
     )
     .await;
     shared.pending_handshakes.fetch_sub(1, Ordering::AcqRel);
     match result {
-        Ok(Ok(peer)) => connection::run(&shared, &peer, stream, std::future::pending()).await,
+        Ok(Ok((peer, stream))) => {
+            connection::run(&shared, &peer, stream, std::future::pending()).await
+        }
+        Ok(Err(err)) if err.is_tls() => {
+            tracing::warn!(node = shared.cfg.node_id, %remote, %err, "connection refused: TLS");
+        }
         Ok(Err(err)) if err.is_auth() => {
             tracing::warn!(node = shared.cfg.node_id, %remote, %err, "handshake failed: cluster secret");
         }

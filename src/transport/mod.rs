@@ -11,7 +11,10 @@
 //! wrong dialing direction or another version is refused and counted. With
 //! a cluster secret configured, both sides also prove they know it (a keyed
 //! MAC over fresh nonces, never the secret itself); a peer that fails, or
-//! that has no secret, is refused, counted and logged. If a
+//! that has no secret, is refused, counted and logged. With TLS configured
+//! (see [`tls`]), every connection is mutual TLS against the cluster CA
+//! before the hello, which travels inside it; a peer that fails TLS, or
+//! does not speak it, is refused, counted and logged. If a
 //! second connection from the same peer arrives (the peer restarted, or its
 //! old connection is half-dead), the newer replaces the older, which is
 //! closed.
@@ -76,6 +79,7 @@ mod peer;
 mod queue;
 mod shared;
 mod stats;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -90,6 +94,7 @@ pub use config::{
     DEFAULT_RECONNECT_MIN,
 };
 pub use stats::TransportStats;
+pub use tls::{TlsConfig, TlsConfigError};
 
 use crate::wire::FRAME_HEADER_LEN;
 use shared::Shared;

@@ -29,6 +29,16 @@ pub struct TransportStats {
     /// Of those, the refusals for the cluster secret (this node's proof
     /// was wrong, or one of the two has no secret).
     pub auth_rejected_by_peer: u64,
+    /// Handshakes this node refused for TLS (also counted in
+    /// `handshakes_refused`): the peer's certificate does not lead to the
+    /// cluster CA, does not name the address dialed, or is missing; the
+    /// peer does not speak TLS and this node does, or the reverse. Each is
+    /// logged as a warning with the reason.
+    pub tls_refused: u64,
+    /// Handshakes the peer refused for TLS (also counted in
+    /// `handshakes_rejected_by_peer`): it sent a TLS alert (it does not
+    /// trust this node's certificate, typically).
+    pub tls_rejected_by_peer: u64,
     /// Dials that failed before a hello could be exchanged (connection
     /// refused, unreachable, timeout).
     pub dial_failures: u64,
@@ -59,6 +69,8 @@ pub(crate) struct Counters {
     pub auth_refused: AtomicU64,
     pub auth_rejected_by_peer: AtomicU64,
     pub handshakes_rejected_by_peer: AtomicU64,
+    pub tls_refused: AtomicU64,
+    pub tls_rejected_by_peer: AtomicU64,
     pub dial_failures: AtomicU64,
     pub frames_sent: AtomicU64,
     pub bytes_sent: AtomicU64,
@@ -89,6 +101,8 @@ impl Counters {
             auth_refused: get(&self.auth_refused),
             handshakes_rejected_by_peer: get(&self.handshakes_rejected_by_peer),
             auth_rejected_by_peer: get(&self.auth_rejected_by_peer),
+            tls_refused: get(&self.tls_refused),
+            tls_rejected_by_peer: get(&self.tls_rejected_by_peer),
             dial_failures: get(&self.dial_failures),
             frames_sent: get(&self.frames_sent),
             bytes_sent: get(&self.bytes_sent),
