@@ -629,6 +629,35 @@ typedef struct muxraft_config {
    * about 150 leaderships a second with 50 ms ticks).
    */
   uint32_t balance_max_transfers;
+  /**
+   * Embedded mode: TLS between nodes. Paths (NUL-terminated, copied) of
+   * PEM files: this node's certificate chain (its certificate first,
+   * then any intermediates), its private key (PKCS#8, PKCS#1 or SEC1),
+   * and the cluster CA's certificate(s). All three or none (the
+   * default, NULL: plain TCP). They are read and checked by
+   * `muxraft_node_new`: a missing or unreadable file, a file without
+   * PEM of the kind expected, or a key that is not the certificate's
+   * make it fail with `MUXRAFT_INVALID_ARGUMENT` and a message naming
+   * the field and the file. (Paths rather than PEM bytes: they are what
+   * operators configure, and the key then never passes through the
+   * host's memory. Changed files are read again by a new node only.)
+   *
+   * Every connection between two nodes is then mutual TLS 1.3 before
+   * anything else: the dialing node checks that the other's certificate
+   * chain leads to the CA and that the certificate names the IP address
+   * dialed (an IP subject alternative name; a peer address given by DNS
+   * name is resolved by `muxraft_node_add_peer` and its IP checked); the
+   * accepting node requires a certificate from the CA (which node it is
+   * comes from the handshake that follows, inside TLS, and the
+   * `cluster_secret` if set). A peer that fails TLS, or does not speak
+   * it (a node with TLS and one without refuse each other), is refused,
+   * counted in `muxraft_stats.peers_refused_tls` and logged as a warning
+   * with the reason. Host-driven mode ignores them: the host's transport
+   * owns the links between nodes, and their encryption.
+   */
+  const char *tls_cert_pem;
+  const char *tls_key_pem;
+  const char *tls_ca_pem;
 } muxraft_config;
 
 /**
@@ -965,6 +994,15 @@ typedef struct muxraft_stats {
    * `muxraft_config.balance_leaders`).
    */
   uint64_t balance_transfers;
+  /**
+   * Embedded mode: handshakes refused for TLS (see
+   * `muxraft_config.tls_cert_pem`), by this node or by the peer: a
+   * certificate from another CA, or not for the address dialed, or
+   * none; a peer without TLS while this node has it, or the reverse.
+   * Each is logged as a warning with the reason. Also counted in
+   * `handshakes_refused` (or as refused by the peer).
+   */
+  uint64_t peers_refused_tls;
 } muxraft_stats;
 
 #define MUXRAFT_VOTER 0
@@ -1197,7 +1235,10 @@ enum muxraft_status muxraft_node_metrics_text(struct muxraft_node *node,
  * `snapshot_chunk_bytes` of 0 or over 4 MiB, `snapshot_timeout_ms` below
  * `tick_ms`, `wal_segment_bytes` under 64 KiB, an empty `data_dir`
  * (NULL means in memory), or a `cluster_secret` of fewer than 16 or more
- * than 1024 bytes, or NULL with a non-zero length; `MUXRAFT_BUSY` when another node (of this process or
+ * than 1024 bytes, or NULL with a non-zero length, or TLS settings that
+ * cannot be used (one or two of the `tls_*_pem` paths set, a file missing
+ * or without the PEM expected, a key that is not the certificate's: the
+ * message names the field and the file); `MUXRAFT_BUSY` when another node (of this process or
  * another; the message names the process) has the data directory open;
  * `MUXRAFT_IO` when the data directory cannot be used or its log is
  * corrupt (the message says where); `MUXRAFT_PANIC`. On failure

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::log::{muxraft_log_fn, muxraft_log_level, Sink};
 use super::sized::read_sized;
 use crate::multi::NodeConfig;
-use crate::transport::ClusterSecret;
+use crate::transport::{ClusterSecret, TlsConfig};
 
 /// Settings of a node. Always fill it with `muxraft_config_init` first, then
 /// change the fields you need: fields are only ever added at the end, and
@@ -154,6 +154,33 @@ pub struct muxraft_config {
     /// Transfers the balancer has in flight at most (0: the default, 8;
     /// about 150 leaderships a second with 50 ms ticks).
     pub balance_max_transfers: u32,
+    /// Embedded mode: TLS between nodes. Paths (NUL-terminated, copied) of
+    /// PEM files: this node's certificate chain (its certificate first,
+    /// then any intermediates), its private key (PKCS#8, PKCS#1 or SEC1),
+    /// and the cluster CA's certificate(s). All three or none (the
+    /// default, NULL: plain TCP). They are read and checked by
+    /// `muxraft_node_new`: a missing or unreadable file, a file without
+    /// PEM of the kind expected, or a key that is not the certificate's
+    /// make it fail with `MUXRAFT_INVALID_ARGUMENT` and a message naming
+    /// the field and the file. (Paths rather than PEM bytes: they are what
+    /// operators configure, and the key then never passes through the
+    /// host's memory. Changed files are read again by a new node only.)
+    ///
+    /// Every connection between two nodes is then mutual TLS 1.3 before
+    /// anything else: the dialing node checks that the other's certificate
+    /// chain leads to the CA and that the certificate names the IP address
+    /// dialed (an IP subject alternative name; a peer address given by DNS
+    /// name is resolved by `muxraft_node_add_peer` and its IP checked); the
+    /// accepting node requires a certificate from the CA (which node it is
+    /// comes from the handshake that follows, inside TLS, and the
+    /// `cluster_secret` if set). A peer that fails TLS, or does not speak
+    /// it (a node with TLS and one without refuse each other), is refused,
+    /// counted in `muxraft_stats.peers_refused_tls` and logged as a warning
+    /// with the reason. Host-driven mode ignores them: the host's transport
+    /// owns the links between nodes, and their encryption.
+    pub tls_cert_pem: *const c_char,
+    pub tls_key_pem: *const c_char,
+    pub tls_ca_pem: *const c_char,
 }
 
 /// `muxraft_config.balance_leaders`: when the leader balancer runs.
@@ -210,6 +237,9 @@ impl Default for muxraft_config {
             log_level: muxraft_log_level::MUXRAFT_LOG_INFO as u32,
             balance_leaders: MUXRAFT_BALANCE_AUTO,
             balance_max_transfers: 0,
+            tls_cert_pem: std::ptr::null(),
+            tls_key_pem: std::ptr::null(),
+            tls_ca_pem: std::ptr::null(),
         }
     }
 }
@@ -252,6 +282,7 @@ pub(crate) struct Settings {
     pub wal_segment_bytes: u64,
     pub metrics_per_group_max: u64,
     pub cluster_secret: Option<ClusterSecret>,
+    pub tls: Option<TlsConfig>,
     /// The node's own log callback, if it has one.
     pub log: Option<Arc<Sink>>,
     /// `MUXRAFT_BALANCE_AUTO`: the balancer starts with embedded mode.
@@ -264,8 +295,9 @@ pub(crate) struct Settings {
 /// # Safety
 /// `config` must be NULL or point to a `muxraft_config` whose first
 /// `struct_size` bytes are readable, `data_dir` (when covered) must be
-/// NULL or a NUL-terminated string, and `cluster_secret` (when covered)
-/// NULL or `cluster_secret_len` readable bytes.
+/// NULL or a NUL-terminated string, `cluster_secret` (when covered)
+/// NULL or `cluster_secret_len` readable bytes, and the `tls_*_pem` paths
+/// (when covered) NULL or NUL-terminated strings.
 pub(crate) unsafe fn read_config(config: *const muxraft_config) -> Result<Settings, String> {
     if config.is_null() {
         return Err("config is NULL".into());
@@ -389,6 +421,8 @@ pub(crate) unsafe fn read_config(config: *const muxraft_config) -> Result<Settin
             Some(ClusterSecret::new(bytes).map_err(|e| format!("config.cluster_secret: {e}"))?)
         }
     };
+    // SAFETY: each NULL or NUL-terminated (header contract).
+    let tls = unsafe { read_tls(&c) }?;
     let log = Sink::new(c.log, c.log_userdata, c.log_level).map_err(|e| format!("config.{e}"))?;
     Ok(Settings {
         node,
@@ -397,7 +431,50 @@ pub(crate) unsafe fn read_config(config: *const muxraft_config) -> Result<Settin
         wal_segment_bytes: c.wal_segment_bytes,
         metrics_per_group_max: c.metrics_per_group_max,
         cluster_secret,
+        tls,
         log,
         balance_when_embedded,
     })
+}
+
+/// The TLS settings: all three paths or none, each file read and checked.
+///
+/// # Safety
+/// Each `tls_*_pem` of `c` is NULL or a NUL-terminated string.
+unsafe fn read_tls(c: &muxraft_config) -> Result<Option<TlsConfig>, String> {
+    let fields = [
+        ("tls_cert_pem", c.tls_cert_pem),
+        ("tls_key_pem", c.tls_key_pem),
+        ("tls_ca_pem", c.tls_ca_pem),
+    ];
+    let set = fields.iter().filter(|(_, p)| !p.is_null()).count();
+    if set == 0 {
+        return Ok(None);
+    }
+    if set < fields.len() {
+        let missing: Vec<&str> = fields
+            .iter()
+            .filter(|(_, p)| p.is_null())
+            .map(|(name, _)| *name)
+            .collect();
+        return Err(format!(
+            "config: TLS needs tls_cert_pem, tls_key_pem and tls_ca_pem together; {} NULL",
+            missing.join(" and ")
+        ));
+    }
+    let mut paths = Vec::with_capacity(fields.len());
+    for (name, p) in fields {
+        // SAFETY: non-NULL and NUL-terminated (contract).
+        let s = unsafe { CStr::from_ptr(p) };
+        let s = s
+            .to_str()
+            .map_err(|_| format!("config.{name} is not UTF-8"))?;
+        if s.is_empty() {
+            return Err(format!("config.{name} is empty"));
+        }
+        paths.push(std::path::PathBuf::from(s));
+    }
+    TlsConfig::from_pem_files(&paths[0], &paths[1], &paths[2])
+        .map(Some)
+        .map_err(|e| format!("config.{e}"))
 }

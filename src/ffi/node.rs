@@ -94,7 +94,10 @@ unsafe fn c_str<'a>(s: *const c_char, what: &str) -> Result<&'a str, muxraft_sta
 /// `snapshot_chunk_bytes` of 0 or over 4 MiB, `snapshot_timeout_ms` below
 /// `tick_ms`, `wal_segment_bytes` under 64 KiB, an empty `data_dir`
 /// (NULL means in memory), or a `cluster_secret` of fewer than 16 or more
-/// than 1024 bytes, or NULL with a non-zero length; `MUXRAFT_BUSY` when another node (of this process or
+/// than 1024 bytes, or NULL with a non-zero length, or TLS settings that
+/// cannot be used (one or two of the `tls_*_pem` paths set, a file missing
+/// or without the PEM expected, a key that is not the certificate's: the
+/// message names the field and the file); `MUXRAFT_BUSY` when another node (of this process or
 /// another; the message names the process) has the data directory open;
 /// `MUXRAFT_IO` when the data directory cannot be used or its log is
 /// corrupt (the message says where); `MUXRAFT_PANIC`. On failure
@@ -129,6 +132,7 @@ pub unsafe extern "C" fn muxraft_node_new(
         cfg.metrics_per_group_max = settings.metrics_per_group_max;
         cfg.cluster_secret = settings.cluster_secret;
         cfg.balance_leaders_when_embedded = settings.balance_when_embedded;
+        cfg.tls = settings.tls;
         let runtime = match Runtime::new(cfg, Arc::new(callbacks)) {
             Ok(r) => r,
             Err(e) => return fail_with(&e),

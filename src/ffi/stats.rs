@@ -295,6 +295,13 @@ pub struct muxraft_stats {
     /// Of `transfers_started`, those the leader balancer started (see
     /// `muxraft_config.balance_leaders`).
     pub balance_transfers: u64,
+    /// Embedded mode: handshakes refused for TLS (see
+    /// `muxraft_config.tls_cert_pem`), by this node or by the peer: a
+    /// certificate from another CA, or not for the address dialed, or
+    /// none; a peer without TLS while this node has it, or the reverse.
+    /// Each is logged as a warning with the reason. Also counted in
+    /// `handshakes_refused` (or as refused by the peer).
+    pub peers_refused_tls: u64,
 }
 
 /// The smallest `struct_size` accepted: through `messages_sent`.
@@ -392,6 +399,7 @@ impl muxraft_stats {
             transfers_started: s.transfers_started,
             peers_refused_auth: t.auth_refused + t.auth_rejected_by_peer,
             balance_transfers: s.balance_transfers,
+            peers_refused_tls: t.tls_refused + t.tls_rejected_by_peer,
         }
     }
 

@@ -16,13 +16,14 @@ use super::disk::Disk;
 use super::drive::{Pass, SharedNode};
 use super::error::Error;
 use super::host::Host;
-use crate::transport::{ClusterSecret, Transport, TransportConfig, TransportStats};
+use crate::transport::{ClusterSecret, TlsConfig, Transport, TransportConfig, TransportStats};
 
 /// What the embedded transport takes from the node's configuration.
 pub(crate) struct Link {
     pub listen: SocketAddr,
     pub max_frame: usize,
     pub cluster_secret: Option<ClusterSecret>,
+    pub tls: Option<TlsConfig>,
 }
 
 #[derive(Default)]
@@ -105,6 +106,7 @@ impl Embedded {
         let mut tcfg = TransportConfig::new(node_id, cluster_id, link.listen);
         tcfg.max_frame_bytes = max_frame;
         tcfg.cluster_secret = link.cluster_secret;
+        tcfg.tls = link.tls;
         let inbound_signal = signal.clone();
         let transport = Transport::start(
             tcfg,

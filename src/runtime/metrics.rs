@@ -393,6 +393,16 @@ pub fn render(m: &Metrics) -> String {
         t.auth_rejected_by_peer,
     );
     w.counter(
+        "transport_handshakes_refused_tls_total",
+        "Handshakes this node refused for TLS (a certificate not from the cluster CA or not for the address dialed, or TLS on one side only).",
+        t.tls_refused,
+    );
+    w.counter(
+        "transport_handshakes_rejected_by_peer_tls_total",
+        "Handshakes the peer refused for TLS.",
+        t.tls_rejected_by_peer,
+    );
+    w.counter(
         "transport_dial_failures_total",
         "Dials that failed before a handshake.",
         t.dial_failures,

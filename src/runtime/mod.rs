@@ -51,7 +51,7 @@ use crate::multi::{self, MemberInfo, Node, NodeConfig, QuietGauges, Stats};
 use crate::raft::MemberRole;
 use crate::raft::Status;
 use crate::storage::{RealFs, StorageOptions, WalBatch, WalOptions};
-use crate::transport::{ClusterSecret, TransportStats};
+use crate::transport::{ClusterSecret, TlsConfig, TransportStats};
 use crate::wire::DEFAULT_MAX_FRAME_BYTES;
 
 /// How a node runs.
@@ -81,6 +81,10 @@ pub struct RuntimeConfig {
     /// Turn the node's leader balancer on when it starts in embedded mode
     /// (`NodeConfig::balance_leaders` covers host-driven mode too).
     pub balance_leaders_when_embedded: bool,
+    /// Embedded mode: None, plain TCP between nodes; Some, mutual TLS
+    /// against the cluster CA on every connection (see
+    /// [`crate::transport::tls`]). Host-driven mode does not use it.
+    pub tls: Option<TlsConfig>,
 }
 
 impl RuntimeConfig {
@@ -94,6 +98,7 @@ impl RuntimeConfig {
             metrics_per_group_max: 0,
             cluster_secret: None,
             balance_leaders_when_embedded: false,
+            tls: None,
         }
     }
 }
@@ -139,6 +144,7 @@ pub struct Runtime {
     metrics_per_group_max: u64,
     cluster_secret: Option<ClusterSecret>,
     balance_leaders_when_embedded: bool,
+    tls: Option<TlsConfig>,
 }
 
 fn resolve(addr: &str) -> Result<SocketAddr, Error> {
@@ -201,6 +207,7 @@ impl Runtime {
             metrics_per_group_max: cfg.metrics_per_group_max,
             cluster_secret: cfg.cluster_secret,
             balance_leaders_when_embedded: cfg.balance_leaders_when_embedded,
+            tls: cfg.tls,
         };
         if rt.recovery.restored > 0 {
             // The host restores its state machines now, before anything
@@ -692,6 +699,7 @@ impl Runtime {
                 listen: addr,
                 max_frame: self.max_frame_bytes,
                 cluster_secret: self.cluster_secret.clone(),
+                tls: self.tls.clone(),
             },
             &self.peers.lock(),
         )?;

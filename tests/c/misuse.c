@@ -408,6 +408,33 @@ static bool is(const char *s, const char *want)
     X(muxraft_node_new, "node_id UINT64_MAX", NONE,                            \
       WITH(f->config.node_id = UINT64_MAX,                                     \
            muxraft_node_new(&f->config, NULL, &f->out)), MUXRAFT_OK)           \
+    X(muxraft_node_new, "tls_cert_pem alone (the key and CA NULL)", NONE,       \
+      WITH(f->config.tls_cert_pem = "tests/certs/node1.crt",                   \
+           muxraft_node_new(&f->config, NULL, &f->out)),                       \
+      MUXRAFT_INVALID_ARGUMENT)                                                \
+    X(muxraft_node_new, "tls_* paths of files that do not exist", NONE,        \
+      WITH((f->config.tls_cert_pem = "/nonexistent/node.crt",                  \
+            f->config.tls_key_pem = "/nonexistent/node.key",                   \
+            f->config.tls_ca_pem = "/nonexistent/ca.crt"),                     \
+           muxraft_node_new(&f->config, NULL, &f->out)),                       \
+      MUXRAFT_INVALID_ARGUMENT)                                                \
+    X(muxraft_node_new, "tls_* empty paths", NONE,                             \
+      WITH((f->config.tls_cert_pem = "", f->config.tls_key_pem = "",           \
+            f->config.tls_ca_pem = ""),                                        \
+           muxraft_node_new(&f->config, NULL, &f->out)),                       \
+      MUXRAFT_INVALID_ARGUMENT)                                                \
+    X(muxraft_node_new, "tls_* files without PEM (garbage bytes)", NONE,       \
+      WITH((f->config.tls_cert_pem = "Makefile",                               \
+            f->config.tls_key_pem = "Makefile",                                \
+            f->config.tls_ca_pem = "Makefile"),                                \
+           muxraft_node_new(&f->config, NULL, &f->out)),                       \
+      MUXRAFT_INVALID_ARGUMENT)                                                \
+    X(muxraft_node_new, "tls_key_pem the key of another certificate", NONE,    \
+      WITH((f->config.tls_cert_pem = "tests/certs/node1.crt",                  \
+            f->config.tls_key_pem = "tests/certs/node2.key",                   \
+            f->config.tls_ca_pem = "tests/certs/ca.crt"),                      \
+           muxraft_node_new(&f->config, NULL, &f->out)),                       \
+      MUXRAFT_INVALID_ARGUMENT)                                                \
     X(muxraft_node_new, "tick_ms 0", NONE,                                     \
       WITH(f->config.tick_ms = 0, muxraft_node_new(&f->config, NULL, &f->out)), \
       MUXRAFT_INVALID_ARGUMENT)                                                \

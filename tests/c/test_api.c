@@ -252,6 +252,7 @@ static void test_config_init(void)
     CHECK(c.max_pending_reads == 65536);
     CHECK(c.metrics_per_group_max == 0);
     CHECK(c.cluster_secret == NULL && c.cluster_secret_len == 0);
+    CHECK(c.tls_cert_pem == NULL && c.tls_key_pem == NULL && c.tls_ca_pem == NULL);
 }
 
 static void test_node_new_misuse(void)
@@ -510,6 +511,11 @@ static void test_init_with_an_older_size(void)
          sizeof(muxraft_callbacks), init_callbacks},
         {"stats/pre-read", offsetof(muxraft_stats, reads), sizeof(muxraft_stats),
          init_stats},
+        /* The sizes before TLS was added. */
+        {"config/pre-tls", offsetof(muxraft_config, tls_cert_pem),
+         sizeof(muxraft_config), init_config},
+        {"stats/pre-tls", offsetof(muxraft_stats, peers_refused_tls),
+         sizeof(muxraft_stats), init_stats},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         memset(&u, 0xAB, sizeof u);
@@ -2313,9 +2319,16 @@ static bool applied_at_least(const muxraft_group_info *info, uint64_t index)
  * connects nor applies anything, and peers_refused_auth counts the
  * refusals on every node.
  */
-/* Three started nodes, 1 and 2 sharing a secret, 3 with another, each
- * told where the others listen: 1 and 2 elect and commit without 3. */
-static void check_secret_cluster(muxraft_node *nodes[3])
+/* What keeps node 3 out: the cluster secret, or (tls) TLS. */
+static uint64_t refused(const muxraft_stats *s, bool tls)
+{
+    return tls ? s->peers_refused_tls : s->peers_refused_auth;
+}
+
+/* Three started nodes, 1 and 2 sharing a secret (or the cluster CA: tls),
+ * 3 with another, each told where the others listen: 1 and 2 elect and
+ * commit without 3. */
+static void check_third_kept_out(muxraft_node *nodes[3], bool tls)
 {
     const uint64_t members[] = {1, 2, 3};
     for (int i = 0; i < 3; i++)
@@ -2336,8 +2349,12 @@ static void check_secret_cluster(muxraft_node *nodes[3])
     CHECK(wait_group(nodes[0], 5, applied_at_least, index));
     CHECK(wait_group(nodes[1], 5, applied_at_least, index));
     /* 1 and 2 each refuse 3 (they dial it, and check its proof first). */
-    for (int t = 0; t < 2000 && stats_of(nodes[2]).peers_refused_auth < 2; t++)
+    for (int t = 0; t < 2000; t++) {
+        muxraft_stats third = stats_of(nodes[2]);
+        if (refused(&third, tls) >= 2)
+            break;
         sleep_ms(10);
+    }
     CHECK(info_of(nodes[2], 5).applied_index == 0);
     CHECK(info_of(nodes[2], 5).role != MUXRAFT_LEADER);
 
@@ -2345,11 +2362,14 @@ static void check_secret_cluster(muxraft_node *nodes[3])
     for (int i = 0; i < 3; i++)
         s[i] = stats_of(nodes[i]);
     CHECK(s[2].connections_established == 0);
-    CHECK(s[2].peers_refused_auth >= 2); /* by 1 and by 2, at least once each */
-    CHECK(s[2].handshakes_refused >= s[2].peers_refused_auth);
+    CHECK(refused(&s[2], tls) >= 2); /* by 1 and by 2, at least once each */
+    CHECK(refused(&s[2], !tls) == 0);
+    if (!tls)
+        CHECK(s[2].handshakes_refused >= s[2].peers_refused_auth);
     for (int i = 0; i < 2; i++) {
         CHECK(s[i].connections_established >= 1); /* 1 with 2 */
-        CHECK(s[i].peers_refused_auth >= 1);      /* 3 */
+        CHECK(refused(&s[i], tls) >= 1);          /* 3 */
+        CHECK(refused(&s[i], !tls) == 0);
     }
 }
 
@@ -2400,7 +2420,72 @@ static void test_cluster_secret(void)
         }
     }
     if (started)
-        check_secret_cluster(nodes);
+        check_third_kept_out(nodes, false);
+    for (int i = 0; i < 3; i++)
+        muxraft_node_free(nodes[i]);
+}
+
+/*
+ * Embedded mode with TLS (the certificates of tests/certs; the tests run
+ * from the repository's root): one or two of the three paths, a missing
+ * file, a file without PEM or a key of another certificate are refused at
+ * creation with a message naming the field. Three nodes on loopback, 1 and
+ * 2 with certificates of the cluster CA and 3 with another CA's: 1 and 2
+ * elect and commit without 3, which never connects, and peers_refused_tls
+ * counts the refusals on every node.
+ */
+static void test_tls(void)
+{
+    muxraft_config c;
+    muxraft_config_init(&c);
+    c.node_id = 1;
+    c.cluster_id = 78;
+    c.tick_ms = 10;
+    muxraft_node *nodes[3] = {NULL, NULL, NULL};
+
+    c.tls_cert_pem = "tests/certs/node1.crt";
+    c.tls_key_pem = "tests/certs/node1.key";
+    EXPECT_FAIL(muxraft_node_new(&c, NULL, &nodes[0]), MUXRAFT_INVALID_ARGUMENT);
+    CHECK(strstr(muxraft_last_error(), "tls_ca_pem") != NULL);
+    c.tls_ca_pem = "tests/certs/no-such-ca.crt";
+    EXPECT_FAIL(muxraft_node_new(&c, NULL, &nodes[0]), MUXRAFT_INVALID_ARGUMENT);
+    CHECK(strstr(muxraft_last_error(), "tls_ca_pem") != NULL);
+    CHECK(strstr(muxraft_last_error(), "no-such-ca.crt") != NULL);
+    c.tls_ca_pem = "tests/certs/node1.key"; /* a key where the CA goes */
+    EXPECT_FAIL(muxraft_node_new(&c, NULL, &nodes[0]), MUXRAFT_INVALID_ARGUMENT);
+    CHECK(strstr(muxraft_last_error(), "tls_ca_pem") != NULL);
+    c.tls_ca_pem = "tests/certs/ca.crt";
+    c.tls_key_pem = "tests/certs/node2.key"; /* not node1.crt's key */
+    EXPECT_FAIL(muxraft_node_new(&c, NULL, &nodes[0]), MUXRAFT_INVALID_ARGUMENT);
+    CHECK(strstr(muxraft_last_error(), "tls_key_pem") != NULL);
+    CHECK(nodes[0] == NULL);
+
+    static const char *const certs[3][2] = {
+        {"tests/certs/node1.crt", "tests/certs/node1.key"},
+        {"tests/certs/node2.crt", "tests/certs/node2.key"},
+        {"tests/certs/other.crt", "tests/certs/other.key"},
+    };
+    uint16_t ports[3] = {0, 0, 0};
+    bool started = true;
+    for (int i = 0; i < 3 && started; i++) {
+        c.node_id = (uint64_t)i + 1;
+        c.tls_cert_pem = certs[i][0];
+        c.tls_key_pem = certs[i][1];
+        CHECK_OK(muxraft_node_new(&c, NULL, &nodes[i]));
+        started = nodes[i] != NULL && muxraft_node_start(nodes[i], "127.0.0.1:0") == MUXRAFT_OK &&
+                  muxraft_node_listen_port(nodes[i], &ports[i]) == MUXRAFT_OK;
+        CHECK(started);
+    }
+    for (int i = 0; i < 3 && started; i++) {
+        for (int j = 0; j < 3; j++) {
+            char addr[32];
+            snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)ports[j]);
+            if (i != j)
+                CHECK_OK(muxraft_node_add_peer(nodes[i], (uint64_t)j + 1, addr));
+        }
+    }
+    if (started)
+        check_third_kept_out(nodes, true);
     for (int i = 0; i < 3; i++)
         muxraft_node_free(nodes[i]);
 }
@@ -4025,6 +4110,7 @@ int main(void)
     RUN(test_free_busy);
     RUN(test_embedded_lifecycle);
     RUN(test_cluster_secret);
+    RUN(test_tls);
     RUN(test_snapshot_single_node);
     RUN(test_snapshot_from_apply);
     RUN(test_snapshot_needed);

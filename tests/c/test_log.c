@@ -264,14 +264,25 @@ static void test_torn_wal_tail(void)
 
 /* ---- peers ------------------------------------------------------------------ */
 
-static muxraft_node *start_logged(uint64_t id, uint64_t cluster, sink *s, uint16_t *port)
+/* A started node logging to `s`; with TLS when `cert` is not NULL
+ * ("tests/certs/<cert>.crt" and ".key", the cluster CA). */
+static muxraft_node *start_logged_tls(uint64_t id, uint64_t cluster, sink *s, uint16_t *port,
+                                      const char *cert)
 {
+    char crt[64], key[64];
     muxraft_config c;
     muxraft_config_init(&c);
     c.node_id = id;
     c.cluster_id = cluster;
     c.log = on_log;
     c.log_userdata = s;
+    if (cert) {
+        snprintf(crt, sizeof crt, "tests/certs/%s.crt", cert);
+        snprintf(key, sizeof key, "tests/certs/%s.key", cert);
+        c.tls_cert_pem = crt;
+        c.tls_key_pem = key;
+        c.tls_ca_pem = "tests/certs/ca.crt";
+    }
     muxraft_node *node = NULL;
     CHECK_OK(muxraft_node_new(&c, NULL, &node));
     if (!node)
@@ -279,6 +290,11 @@ static muxraft_node *start_logged(uint64_t id, uint64_t cluster, sink *s, uint16
     CHECK_OK(muxraft_node_start(node, "127.0.0.1:0"));
     CHECK_OK(muxraft_node_listen_port(node, port));
     return node;
+}
+
+static muxraft_node *start_logged(uint64_t id, uint64_t cluster, sink *s, uint16_t *port)
+{
+    return start_logged_tls(id, cluster, s, port, NULL);
 }
 
 static void add_peer(muxraft_node *node, uint64_t id, uint16_t port)
@@ -332,6 +348,28 @@ static void test_refused_and_connected_peers(void)
     muxraft_node_free(n3);
 }
 
+/* Node 1 (TLS, the cluster CA's certificate) dials node 2, whose
+ * certificate another CA signed: node 1 refuses it, node 2 is told so by
+ * an alert, and both say why at WARN. */
+static void test_tls_refusal(void)
+{
+    static sink s;
+    sink_init(&s);
+    uint16_t p1 = 0, p2 = 0;
+    muxraft_node *n1 = start_logged_tls(1, 77, &s, &p1, "node1");
+    muxraft_node *n2 = start_logged_tls(2, 77, &s, &p2, "other");
+    if (!n1 || !n2)
+        return;
+    add_peer(n1, 2, p2);
+    add_peer(n2, 1, p1);
+    CHECK(wait_for(&s, MUXRAFT_LOG_WARN, 1, "dial failed: TLS", "certificate") != NULL);
+    CHECK(wait_for(&s, MUXRAFT_LOG_WARN, 2, "connection refused: TLS", "alert") != NULL);
+    if (n_failed)
+        dump(&s);
+    muxraft_node_free(n1);
+    muxraft_node_free(n2);
+}
+
 /* ---- the process-wide callback -------------------------------------------- */
 
 static void test_process_callback(void)
@@ -376,6 +414,7 @@ int main(void)
 {
     test_torn_wal_tail();
     test_refused_and_connected_peers();
+    test_tls_refusal();
     test_process_callback();
     printf("%d passed, %d failed\n", n_passed, n_failed);
     return n_failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
