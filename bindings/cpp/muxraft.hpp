@@ -257,6 +257,18 @@ struct Config {
     // every node or none. Host-driven mode ignores it (the host's transport
     // owns the links). muxraft_node_new copies it.
     std::vector<std::uint8_t> cluster_secret;
+    // Embedded mode: TLS between nodes. Paths of PEM files: this node's
+    // certificate chain, its private key, and the cluster CA. All three or
+    // none (the default: plain TCP); read and checked by the Node
+    // constructor (a missing file, bad PEM or a key of another certificate
+    // throw MUXRAFT_INVALID_ARGUMENT naming the field). Every connection is
+    // then mutual TLS 1.3 against the CA (the dialer checks the IP it
+    // dialed against the peer certificate's IP SANs); a peer that fails it
+    // is refused and counted in stats().peers_refused_tls. Host-driven mode
+    // ignores them (the host's transport owns the links).
+    std::optional<std::string> tls_cert_pem;
+    std::optional<std::string> tls_key_pem;
+    std::optional<std::string> tls_ca_pem;
     // The least severe level Callbacks::log receives (default
     // MUXRAFT_LOG_INFO: what an operator needs; MUXRAFT_LOG_OFF: none).
     LogLevel log_level;
@@ -264,7 +276,8 @@ struct Config {
     // The defaults of muxraft_config_init.
     Config() : Config(defaults()) {}
 
-    // The values of a C config (data_dir and cluster_secret copied).
+    // The values of a C config (data_dir, cluster_secret and the tls_*
+    // paths copied).
     explicit Config(const muxraft_config &c)
         : node_id(c.node_id), cluster_id(c.cluster_id), tick_ms(c.tick_ms),
           heartbeat_ticks(c.heartbeat_ticks), election_ticks(c.election_ticks),
@@ -285,12 +298,14 @@ struct Config {
                                                 c.cluster_secret,
                                                 c.cluster_secret + c.cluster_secret_len)
                                           : std::vector<std::uint8_t>()),
+          tls_cert_pem(optional_string(c.tls_cert_pem)),
+          tls_key_pem(optional_string(c.tls_key_pem)), tls_ca_pem(optional_string(c.tls_ca_pem)),
           log_level(static_cast<LogLevel>(c.log_level))
     {
     }
 
     // The C struct, from muxraft_config_init with these values written over
-    // it. Its data_dir and cluster_secret point into *this: use it while
+    // it. Its data_dir, cluster_secret and tls_* point into *this: use it while
     // *this is unchanged.
     muxraft_config to_c() const noexcept
     {
@@ -321,11 +336,19 @@ struct Config {
         c.metrics_per_group_max = metrics_per_group_max;
         c.cluster_secret = cluster_secret.empty() ? nullptr : cluster_secret.data();
         c.cluster_secret_len = cluster_secret.size();
+        c.tls_cert_pem = tls_cert_pem ? tls_cert_pem->c_str() : nullptr;
+        c.tls_key_pem = tls_key_pem ? tls_key_pem->c_str() : nullptr;
+        c.tls_ca_pem = tls_ca_pem ? tls_ca_pem->c_str() : nullptr;
         c.log_level = static_cast<std::uint32_t>(log_level);
         return c;
     }
 
 private:
+    static std::optional<std::string> optional_string(const char *s)
+    {
+        return s ? std::optional<std::string>(s) : std::nullopt;
+    }
+
     static muxraft_config defaults() noexcept
     {
         muxraft_config c;

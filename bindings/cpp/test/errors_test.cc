@@ -99,6 +99,19 @@ TEST(Errors, ConfigHoldsTheCDefaults)
     ASSERT_EQ(with_secret.cluster_secret_len, 32u);
     EXPECT_EQ(with_secret.cluster_secret, config.cluster_secret.data());
     EXPECT_EQ(muxraft::Config(with_secret).cluster_secret, config.cluster_secret);
+    // TLS: no paths by default, copied both ways.
+    EXPECT_FALSE(config.tls_cert_pem || config.tls_key_pem || config.tls_ca_pem);
+    EXPECT_EQ(c.tls_cert_pem, nullptr);
+    config.tls_cert_pem = "a.crt";
+    config.tls_key_pem = "a.key";
+    config.tls_ca_pem = "ca.crt";
+    const muxraft_config with_tls = config.to_c();
+    EXPECT_STREQ(with_tls.tls_cert_pem, "a.crt");
+    EXPECT_STREQ(with_tls.tls_key_pem, "a.key");
+    EXPECT_STREQ(with_tls.tls_ca_pem, "ca.crt");
+    const muxraft::Config tls_again(with_tls);
+    EXPECT_EQ(tls_again.tls_ca_pem, std::optional<std::string>("ca.crt"));
+    EXPECT_EQ(tls_again.tls_key_pem, std::optional<std::string>("a.key"));
     EXPECT_EQ(muxraft::abi_version(), static_cast<std::uint32_t>(MUXRAFT_ABI_VERSION));
     EXPECT_STREQ(muxraft::version(), muxraft_version());
 }
@@ -128,6 +141,15 @@ TEST(Errors, BadConfigIsRefused)
     EXPECT_TRUE(throws_status([&] { muxraft::Node n(c); }, MUXRAFT_INVALID_ARGUMENT,
                               "muxraft_node_new"));
     EXPECT_NE(std::string(muxraft_last_error()).find("cluster_secret"), std::string::npos);
+    c = config_for(1);
+    c.tls_cert_pem = "tests/certs/node1.crt"; // the tests run from the repository's root
+    c.tls_key_pem = "tests/certs/node1.key";
+    c.tls_ca_pem = "tests/certs/no-such-ca.crt";
+    EXPECT_TRUE(throws_status([&] { muxraft::Node n(c); }, MUXRAFT_INVALID_ARGUMENT,
+                              "muxraft_node_new"));
+    EXPECT_NE(std::string(muxraft_last_error()).find("tls_ca_pem"), std::string::npos);
+    c.tls_ca_pem = "tests/certs/ca.crt";
+    muxraft::Node with_tls(c); // the same paths, all good: a node
 }
 
 TEST(Errors, BadMemberListsAreRefused)

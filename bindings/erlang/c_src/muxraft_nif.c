@@ -115,7 +115,7 @@ static ERL_NIF_TERM am_messages_sent, am_bytes_sent, am_messages_received,
     am_reads_served, am_reads_failed, am_reads_refused_busy, am_pending_reads,
     am_read_rounds_sent, am_read_rounds_answered, am_compact_rows_sent,
     am_compact_rows_refused, am_groups_led, am_transfers_started,
-    am_peers_refused_auth;
+    am_peers_refused_auth, am_peers_refused_tls;
 
 static ERL_NIF_TERM mk_atom(ErlNifEnv *env, const char *name)
 {
@@ -573,9 +573,12 @@ static int get_cstr(ErlNifEnv *env, ERL_NIF_TERM t, int allow_undefined,
  *                {MaxPendingProposalsPerGroup, MaxPendingProposals,
  *                 MaxUnsyncedBytesPerGroup, MaxUnsyncedBytes},
  *                Quiesce, {MaxPendingReadsPerGroup, MaxPendingReads,
- *                 MetricsPerGroupMax}, ClusterSecret | undefined)
+ *                 MetricsPerGroupMax}, {ClusterSecret | undefined,
+ *                 TlsCertPem | undefined, TlsKeyPem | undefined,
+ *                 TlsCaPem | undefined})
  *   -> {ok, Node} | {error, Reason, Message}
- * ClusterSecret is a binary (its bytes are copied by muxraft_node_new).
+ * ClusterSecret is a binary (its bytes are copied by muxraft_node_new); the
+ * Tls* are binaries holding file paths (read by muxraft_node_new).
  * Numeric options, BatchHeartbeats and Quiesce are `undefined` for the
  * library's default. With a data_dir, the `restore` messages of the groups
  * recovered from a snapshot are sent to the caller before this returns. */
@@ -587,6 +590,8 @@ static ERL_NIF_TERM start_node_nif(ErlNifEnv *env, int argc,
     muxraft_status s;
     uint64_t node_id, cluster_id;
     char *listen = NULL, *data_dir = NULL;
+    char *tls_paths[3] = {NULL, NULL, NULL};
+    const ERL_NIF_TERM *link;
     uint64_t peer_ids[MAX_PEERS];
     char *peer_addrs[MAX_PEERS];
     unsigned n_peers = 0, len, i;
@@ -625,12 +630,15 @@ static ERL_NIF_TERM start_node_nif(ErlNifEnv *env, int argc,
         !get_opt_u64(env, tuple[1], &config.max_pending_reads) ||
         !get_opt_u64(env, tuple[2], &config.metrics_per_group_max))
         return enif_make_badarg(env);
-    if (!enif_is_identical(argv[14], am_undefined)) {
+    /* The links between nodes: the cluster secret, then the TLS paths. */
+    if (!enif_get_tuple(env, argv[14], &arity, &link) || arity != 4)
+        return enif_make_badarg(env);
+    if (!enif_is_identical(link[0], am_undefined)) {
         ErlNifBinary secret;
         /* Valid for this call; muxraft_node_new copies it. An empty binary
          * reaches the library as length 0 (none), so the Erlang side
          * refuses it first. */
-        if (!enif_inspect_binary(env, argv[14], &secret) || secret.size == 0)
+        if (!enif_inspect_binary(env, link[0], &secret) || secret.size == 0)
             return enif_make_badarg(env);
         config.cluster_secret = secret.data;
         config.cluster_secret_len = secret.size;
@@ -649,7 +657,9 @@ static ERL_NIF_TERM start_node_nif(ErlNifEnv *env, int argc,
         return enif_make_badarg(env);
     if (!enif_get_list_length(env, argv[3], &len) || len > MAX_PEERS)
         return enif_make_badarg(env);
-    if (!get_cstr(env, argv[2], 1, &listen) || !get_cstr(env, argv[4], 1, &data_dir))
+    if (!get_cstr(env, argv[2], 1, &listen) || !get_cstr(env, argv[4], 1, &data_dir) ||
+        !get_cstr(env, link[1], 1, &tls_paths[0]) || !get_cstr(env, link[2], 1, &tls_paths[1]) ||
+        !get_cstr(env, link[3], 1, &tls_paths[2]))
         goto badarg;
     list = argv[3];
     while (enif_get_list_cell(env, list, &head, &list)) {
@@ -676,6 +686,9 @@ static ERL_NIF_TERM start_node_nif(ErlNifEnv *env, int argc,
     config.node_id = node_id;
     config.cluster_id = cluster_id;
     config.data_dir = data_dir;
+    config.tls_cert_pem = tls_paths[0];
+    config.tls_key_pem = tls_paths[1];
+    config.tls_ca_pem = tls_paths[2];
 
     muxraft_callbacks_init(&cb); /* struct_size, every callback NULL */
     cb.userdata = n;
@@ -732,6 +745,8 @@ out:
         enif_release_resource(n); /* the term (if any) holds it now */
     free(listen);
     free(data_dir);
+    for (i = 0; i < 3; i++)
+        free(tls_paths[i]);
     for (i = 0; i < n_peers; i++)
         free(peer_addrs[i]);
     return result;
@@ -739,6 +754,8 @@ out:
 badarg:
     free(listen);
     free(data_dir);
+    for (i = 0; i < 3; i++)
+        free(tls_paths[i]);
     for (i = 0; i < MAX_PEERS; i++)
         free(peer_addrs[i]);
     return enif_make_badarg(env);
@@ -1140,7 +1157,7 @@ static ERL_NIF_TERM stats_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
     nif_node *n;
     muxraft_stats st;
     muxraft_status s;
-    ERL_NIF_TERM keys[67], values[67], map;
+    ERL_NIF_TERM keys[68], values[68], map;
     unsigned k = 0;
     (void)argc;
 
@@ -1223,6 +1240,7 @@ static ERL_NIF_TERM stats_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
     STAT(groups_led);
     STAT(transfers_started);
     STAT(peers_refused_auth);
+    STAT(peers_refused_tls);
 #undef STAT
     if (!enif_make_map_from_arrays(env, keys, values, k, &map))
         return enif_make_badarg(env);
@@ -1422,6 +1440,7 @@ static void make_atoms(ErlNifEnv *env)
     ATOM(read_rounds_answered); ATOM(compact_rows_sent);
     ATOM(compact_rows_refused); ATOM(groups_led); ATOM(transfers_started);
     ATOM(peers_refused_auth);
+    ATOM(peers_refused_tls);
     ATOM(muxraft_log); ATOM(warning); ATOM(info); ATOM(debug);
 #undef ATOM
 }

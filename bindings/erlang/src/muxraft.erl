@@ -167,7 +167,14 @@
 %% travels), and a peer with another secret, or none, is refused and
 %% counted in `peers_refused_auth' of {@link stats/1}; set it on every node
 %% or none (a host-driven node ignores it: the host's transport owns the
-%% links). Strings may be given as strings or binaries.
+%% links); and `tls_cert_pem', `tls_key_pem', `tls_ca_pem' (embedded mode;
+%% file names of PEM files: this node's certificate chain, its private key
+%% and the cluster CA; all three or none): every connection is then mutual
+%% TLS 1.3 against the CA (the dialer checks the IP it dialed against the
+%% peer certificate's IP SANs), and a peer that fails it is refused and
+%% counted in `peers_refused_tls' of {@link stats/1}; a missing file, bad
+%% PEM or a key of another certificate give `{error, invalid_argument}'
+%% (see {@link last_error/0}). Strings may be given as strings or binaries.
 %% Unknown keys raise `badarg'.
 %%
 %% The calling process becomes the owner and receives the node's events.
@@ -196,7 +203,10 @@
                    max_pending_reads_per_group => non_neg_integer(),
                    max_pending_reads => non_neg_integer(),
                    metrics_per_group_max => non_neg_integer(),
-                   cluster_secret => binary()}) ->
+                   cluster_secret => binary(),
+                   tls_cert_pem => file:filename_all(),
+                   tls_key_pem => file:filename_all(),
+                   tls_ca_pem => file:filename_all()}) ->
           {ok, node_handle()} | {error, reason()}.
 start_node(Opts) when is_map(Opts) ->
     Known = [node_id, cluster_id, listen, peers, data_dir, tick_ms,
@@ -207,7 +217,8 @@ start_node(Opts) when is_map(Opts) ->
              wal_segment_bytes, max_pending_proposals_per_group,
              max_pending_proposals, max_unsynced_bytes_per_group,
              max_unsynced_bytes, quiesce, max_pending_reads_per_group,
-             max_pending_reads, metrics_per_group_max, cluster_secret],
+             max_pending_reads, metrics_per_group_max, cluster_secret,
+             tls_cert_pem, tls_key_pem, tls_ca_pem],
     [] =:= maps:keys(maps:without(Known, Opts)) orelse error(badarg, [Opts]),
     NodeId = case Opts of
                  #{node_id := Id} when is_integer(Id), Id > 0 -> Id;
@@ -234,6 +245,11 @@ start_node(Opts) when is_map(Opts) ->
                  {ok, S} when is_binary(S), byte_size(S) > 0 -> S;
                  _ -> error(badarg, [Opts])
              end,
+    [TlsCert, TlsKey, TlsCa] =
+        [case maps:find(K, Opts) of
+             error -> undefined;
+             {ok, F} -> filename_bin(F, Opts)
+         end || K <- [tls_cert_pem, tls_key_pem, tls_ca_pem]],
     Batch = opt_bool(batch_heartbeats, Opts),
     Quiesce = opt_bool(quiesce, Opts),
     result(start_node_nif(NodeId, ClusterId, Listen, Peers, DataDir,
@@ -257,7 +273,7 @@ start_node(Opts) when is_map(Opts) ->
                           {opt_u64(max_pending_reads_per_group, Opts),
                            opt_u64(max_pending_reads, Opts),
                            opt_u64(metrics_per_group_max, Opts)},
-                          Secret));
+                          {Secret, TlsCert, TlsKey, TlsCa}));
 start_node(Opts) ->
     error(badarg, [Opts]).
 
@@ -519,7 +535,9 @@ group_status(Node, GroupId) ->
 %% balance the gauge `groups_led' (groups this node leads now) and
 %% `transfers_started' (by {@link transfer_leader/3}); and
 %% `peers_refused_auth', handshakes refused for the cluster secret (see
-%% `cluster_secret' in {@link start_node/1}), by this node or its peer.
+%% `cluster_secret' in {@link start_node/1}), by this node or its peer;
+%% `peers_refused_tls', handshakes refused for TLS (see `tls_cert_pem' in
+%% {@link start_node/1}), by this node or its peer.
 -spec stats(node_handle()) -> #{atom() => non_neg_integer()}.
 stats(Node) ->
     case stats_nif(Node) of
@@ -735,7 +753,7 @@ load_nif() ->
 start_node_nif(_NodeId, _ClusterId, _Listen, _Peers, _DataDir, _TickMs,
                _HeartbeatTicks, _ElectionTicks, _Batch, _MaxProposalBytes,
                _SnapshotOpts, _BackpressureOpts, _Quiesce, _ReadOpts,
-               _ClusterSecret) ->
+               _Link) ->
     erlang:nif_error(not_loaded).
 create_group_nif(_Node, _GroupId, _Incarnation, _Members) -> erlang:nif_error(not_loaded).
 rejoin_group_nif(_Node, _GroupId, _Incarnation, _Members) -> erlang:nif_error(not_loaded).

@@ -285,6 +285,21 @@ bad_arguments() ->
     ?assertEqual({error, invalid_argument},
                  muxraft:start_node(#{node_id => 1, cluster_secret => <<"short">>})),
     ?assertNotEqual(nomatch, binary:match(muxraft:last_error(), <<"cluster_secret">>)),
+    %% TLS: a path that is not a file name, one of the three alone, a
+    %% missing CA file, then the three test files (tests/certs)
+    ?assertError(badarg, muxraft:start_node(#{node_id => 1, tls_ca_pem => 42})),
+    ?assertEqual({error, invalid_argument},
+                 muxraft:start_node(#{node_id => 1, tls_cert_pem => cert("node1.crt")})),
+    ?assertNotEqual(nomatch, binary:match(muxraft:last_error(), <<"tls_key_pem">>)),
+    Tls = #{node_id => 1, tls_cert_pem => cert("node1.crt"),
+            tls_key_pem => list_to_binary(cert("node1.key"))},
+    ?assertEqual({error, invalid_argument},
+                 muxraft:start_node(Tls#{tls_ca_pem => cert("no-such-ca.crt")})),
+    ?assertNotEqual(nomatch, binary:match(muxraft:last_error(), <<"no-such-ca.crt">>)),
+    ?assert(filelib:is_file(cert("ca.crt"))),
+    {ok, TlsNode} = muxraft:start_node(Tls#{tls_ca_pem => cert("ca.crt")}),
+    ?assertMatch(#{peers_refused_tls := 0}, muxraft:stats(TlsNode)),
+    ok = muxraft:stop_node(TlsNode),
     ?assertEqual({error, invalid_argument},
                  muxraft:start_node(#{node_id => 1, heartbeat_ticks => 5, election_ticks => 5})),
     ?assertEqual({error, invalid_argument},
@@ -1888,3 +1903,8 @@ threads_named(Names) ->
 crypto_free_random(N) ->
     rand:seed(exsss, {N, 7, 11}),
     << <<(rand:uniform(256) - 1)>> || _ <- lists:seq(1, N) >>.
+
+%% A test certificate of the repository's tests/certs (gen.sh).
+cert(Name) ->
+    filename:join([filename:dirname(filename:absname(?FILE)), "..", "..", "..",
+                   "tests", "certs", Name]).
