@@ -64,7 +64,8 @@ lint:
 ## committed entries, with snapshots vs replaying the whole log; the soak;
 ## throughput and latency under an open-loop load past saturation; what
 ## idle groups cost (bench-idle); the failover time (bench-failover);
-## read-index throughput, batched vs a round per read (benches/reads.rs).
+## read-index throughput, batched vs a round per read (benches/reads.rs);
+## the throughput plain vs TLS between nodes (bench-tls).
 bench:
 	$(CARGO) bench --bench heartbeat -- --nodes 3 --groups 100 --replicas 3 --intervals 50
 	$(CARGO) bench --bench heartbeat -- --nodes 5 --groups 1000 --replicas 3 --intervals 50
@@ -76,6 +77,7 @@ bench:
 	$(MAKE) bench-throughput
 	$(MAKE) bench-idle
 	$(MAKE) bench-failover
+	$(MAKE) bench-tls
 
 clean:
 	$(CARGO) clean
@@ -193,6 +195,24 @@ $(C_OUT)/throughput: benches/c/throughput.c examples/c/latency_hist.h $(QUEUE_CL
 .PHONY: bench-throughput
 bench-throughput: $(C_OUT)/throughput $(C_OUT)/queue_node
 	$(C_OUT)/throughput --queue-node $(C_OUT)/queue_node $(THROUGHPUT_FLAGS)
+
+## bench-tls: what TLS between nodes costs: the throughput benchmark's
+## cluster (batched heartbeats, 1,000 groups) at the same offered rates,
+## plain TCP then TLS (--tls-dir tests/certs: the test certificates),
+## each step's commits/s, p50/p99/p999 commit latency and CPU per commit
+## printed for both (TLS_RATES, default 5000,10000,20000; TLS_STEP_SECONDS,
+## default 5; THROUGHPUT_FLAGS adds flags to both runs).
+TLS_RATES ?= 5000,10000,20000
+TLS_STEP_SECONDS ?= 5
+.PHONY: bench-tls
+bench-tls: $(C_OUT)/throughput $(C_OUT)/queue_node
+	@echo "== plain TCP"
+	$(C_OUT)/throughput --queue-node $(C_OUT)/queue_node --modes batched --rates $(TLS_RATES) \
+		--step-seconds $(TLS_STEP_SECONDS) --svg target/throughput-plain.svg $(THROUGHPUT_FLAGS)
+	@echo "== TLS between nodes"
+	$(C_OUT)/throughput --queue-node $(C_OUT)/queue_node --modes batched --rates $(TLS_RATES) \
+		--step-seconds $(TLS_STEP_SECONDS) --svg target/throughput-tls.svg --tls-dir tests/certs \
+		$(THROUGHPUT_FLAGS)
 
 $(C_OUT)/idle: benches/c/idle.c $(QUEUE_CLUSTER) | $(C_OUT)
 	$(CC) $(C_FLAGS) -Iexamples/c $(C_OPT) benches/c/idle.c examples/c/queue_cluster.c -o $@

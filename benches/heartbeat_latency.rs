@@ -5,6 +5,7 @@
 //!     cargo bench --bench heartbeat_latency -- --seconds 20
 //!     cargo bench --bench heartbeat_latency -- --json
 //!     cargo bench --bench heartbeat_latency -- --smoke       # ~2 s; what CI runs
+//!     cargo bench --bench heartbeat_latency -- --tls         # both parts over TLS
 //!
 //! Two parts, each measured idle and then under load; the total measuring
 //! time `--seconds S` is split into four equal phases (setup, elections and
@@ -60,7 +61,7 @@ use clap::Parser;
 use muxraft::multi::{Event, FrameKind, NodeConfig, Stats};
 use muxraft::raft::Role;
 use muxraft::runtime::{Host, Runtime, RuntimeConfig};
-use muxraft::transport::{Inbound, Transport, TransportConfig};
+use muxraft::transport::{Inbound, TlsConfig, Transport, TransportConfig};
 use parking_lot::{Condvar, Mutex};
 
 mod common;
@@ -116,6 +117,10 @@ struct Args {
     /// Node part with write-ahead logs in temporary directories
     #[arg(long)]
     wal: bool,
+    /// Both parts with TLS between the nodes (the test certificates of
+    /// tests/certs)
+    #[arg(long)]
+    tls: bool,
     /// Stop the node bulk phase after M MiB committed
     #[arg(long, value_name = "M", default_value_t = 3072, value_parser = clap::value_parser!(u64).range(1..))]
     max_mib: u64,
@@ -239,7 +244,23 @@ struct TransportResult {
     frames_dropped: u64,
 }
 
-fn measure_transport(phase_len: Duration) -> Result<TransportResult, String> {
+/// `--tls`: node `id`'s TLS settings (tests/certs/node<id>.crt, its key,
+/// the test CA); None without `--tls`.
+fn tls_for(tls: bool, id: u64) -> Result<Option<TlsConfig>, String> {
+    if !tls {
+        return Ok(None);
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/certs");
+    TlsConfig::from_pem_files(
+        dir.join(format!("node{id}.crt")),
+        dir.join(format!("node{id}.key")),
+        dir.join("ca.crt"),
+    )
+    .map(Some)
+    .map_err(|e| format!("node {id}: {e}"))
+}
+
+fn measure_transport(phase_len: Duration, tls: bool) -> Result<TransportResult, String> {
     const CLUSTER: u64 = 0x6862;
     let base = Instant::now();
     let any: std::net::SocketAddr = "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?;
@@ -262,8 +283,9 @@ fn measure_transport(phase_len: Duration) -> Result<TransportResult, String> {
         })
     };
     let start = |id: u64, inbound: Inbound| {
-        Transport::start(TransportConfig::new(id, CLUSTER, any), inbound)
-            .map_err(|e| format!("transport {id}: {e}"))
+        let mut cfg = TransportConfig::new(id, CLUSTER, any);
+        cfg.tls = tls_for(tls, id)?;
+        Transport::start(cfg, inbound).map_err(|e| format!("transport {id}: {e}"))
     };
     let a = Arc::new(start(1, Arc::new(|_, _| {}))?);
     let b = start(2, inbound)?;
@@ -424,7 +446,7 @@ struct NodeBench {
 }
 
 impl NodeBench {
-    fn start(wal: bool, election_ticks: u32) -> Result<NodeBench, String> {
+    fn start(wal: bool, election_ticks: u32, tls: bool) -> Result<NodeBench, String> {
         const CLUSTER: u64 = 0x6863;
         let ids = [1u64, 2];
         let mut rts = Vec::new();
@@ -446,6 +468,7 @@ impl NodeBench {
                 RuntimeConfig {
                     tick: TICK,
                     data_dir,
+                    tls: tls_for(tls, id)?,
                     ..RuntimeConfig::new(node)
                 },
                 counter.clone(),
@@ -560,7 +583,7 @@ fn phase_result(nb: &NodeBench, before: &[Stats], sampled: &Sampled, secs: f64) 
 }
 
 fn measure_node(a: &Args, phase_len: Duration) -> Result<NodeResult, String> {
-    let nb = NodeBench::start(a.wal, a.election_ticks)?;
+    let nb = NodeBench::start(a.wal, a.election_ticks, a.tls)?;
     let mut leaders = Vec::new();
     wait_until("every group has a leader both nodes agree on", || {
         leaders = (1..=BULK_GROUP).map(|g| nb.leader_of(g)).collect();
@@ -694,9 +717,10 @@ impl common::Report for Report {
         let t = &self.transport;
         let n = &self.node;
         let mut out = format!(
-            "heartbeat latency bench: {:.2} s per phase, release={}\n\n",
+            "heartbeat latency bench: {:.2} s per phase, release={}, tls={}\n\n",
             self.phase_secs,
-            !cfg!(debug_assertions)
+            !cfg!(debug_assertions),
+            self.args.tls
         );
         out.push_str(&format!(
             "(a) transport: one priority frame every {} ms, one-way delay (ms); \
@@ -921,7 +945,7 @@ impl common::Report for Report {
 
 fn run(a: &Args) -> Result<Report, String> {
     let phase = Duration::from_secs_f64(a.seconds / 4.0);
-    let transport = measure_transport(phase)?;
+    let transport = measure_transport(phase, a.tls)?;
     let node = measure_node(a, phase)?;
     Ok(Report {
         args: a.clone(),

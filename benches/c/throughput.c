@@ -171,7 +171,7 @@ struct step {
 };
 
 struct options {
-    const char *exe, *svg;
+    const char *exe, *svg, *tls_dir;
     unsigned groups, payload_bytes, start_rate, max_steps;
     double step_s, warmup_s;
     long long max_pending_per_group;
@@ -301,6 +301,7 @@ static bool start_cluster(const struct options *o, int batched)
     cluster.rate_file = rate_file;
     cluster.max_inflight = 0; /* no cap of its own: muxraft's BUSY is the only limit */
     cluster.max_pending_per_group = o->max_pending_per_group;
+    cluster.tls_dir = o->tls_dir;
     cluster.on_stat = on_stat;
     memset(&win, 0, sizeof win);
     if (!qc_start_all(&cluster))
@@ -606,7 +607,7 @@ static void usage(void)
             "                  [--step-seconds 10] [--warmup-seconds 3]\n"
             "                  [--modes naive,batched] [--max-pending-per-group N]\n"
             "                  [--json] [--svg PATH (target/throughput.svg)] [--smoke]\n"
-            "                  [--verify]\n");
+            "                  [--verify] [--tls-dir DIR (none: plain TCP)]\n");
     exit(2);
 }
 
@@ -687,6 +688,7 @@ int main(int argc, char **argv)
         QC_DOUBLE("--warmup-seconds", &o.warmup_s),
         QC_CALL("--max-pending-per-group", &o.max_pending_per_group, set_long_long),
         QC_STRING("--svg", &o.svg),
+        QC_STRING("--tls-dir", &o.tls_dir),
         QC_MODES("--modes", o.modes, mode_names, 2),
     };
     if (!qc_parse_args(argc, argv, args, sizeof args / sizeof args[0]))
@@ -716,6 +718,8 @@ int main(int argc, char **argv)
             o.n_rates ? "as given" : "doubling until commits/s stop growing",
             o.verify ? ";\n--verify: app logs on, checked after the last step of each mode"
                      : "");
+    if (o.tls_dir)
+        fprintf(human, "TLS between the nodes (certificates of %s)\n", o.tls_dir);
     static struct step steps[2][MAX_STEPS];
     size_t n[2] = {0, 0};
     int failed = 0;

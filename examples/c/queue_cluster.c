@@ -244,6 +244,14 @@ bool qc_start(qc_cluster *c, size_t i)
         ARG("--roles-ms");
         ARG("%u", c->roles_ms);
     }
+    if (c->tls_dir) {
+        ARG("--tls-cert");
+        ARG("%s/node%" PRIu64 ".crt", c->tls_dir, p->id);
+        ARG("--tls-key");
+        ARG("%s/node%" PRIu64 ".key", c->tls_dir, p->id);
+        ARG("--tls-ca");
+        ARG("%s/ca.crt", c->tls_dir);
+    }
     argv[a] = NULL;
 #undef ARG
 

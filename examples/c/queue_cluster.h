@@ -90,6 +90,10 @@ typedef struct qc_cluster {
      * -1) and --roles-ms (0: not passed, queue_node's default 100). */
     int quiesce;
     unsigned roles_ms;
+    /* TLS between the nodes (NULL: plain TCP): node <id> gets
+     * --tls-cert DIR/node<id>.crt --tls-key DIR/node<id>.key --tls-ca
+     * DIR/ca.crt (tests/certs has them for nodes 1 to 3). */
+    const char *tls_dir;
     /* Called for every STAT line, after `last` was updated. */
     void (*on_stat)(void *userdata, qc_proc *p, const qc_stat *s);
     void *userdata;

@@ -23,6 +23,12 @@
  *                     [--payload-bytes N] [--max-inflight N]
  *                     [--max-pending-per-group N] [--open-loop 0|1]
  *                     [--rate-file PATH] [--quiesce 0|1] [--roles-ms MS]
+ *                     [--tls-cert PEM --tls-key PEM --tls-ca PEM]
+ *
+ * --tls-cert, --tls-key and --tls-ca (all three or none) turn on TLS
+ * between the nodes: this node's certificate chain, its key and the
+ * cluster CA, as PEM files (muxraft's tls_cert_pem, tls_key_pem and
+ * tls_ca_pem; see README's "TLS between nodes").
  *
  * Each queue's state machine is a count of the messages applied and a
  * running hash of them (FNV-1a over index and payload). With
@@ -328,6 +334,7 @@ struct options {
     int64_t max_pending_per_group; /* -1: muxraft's default */
     bool open_loop;
     const char *rate_file;
+    const char *tls_cert, *tls_key, *tls_ca; /* NULL: plain TCP */
     bool quiesce;
     uint64_t roles_ms;
 };
@@ -660,7 +667,8 @@ static void usage(void)
             "                  [--payload-bytes N (0: as it is)] [--max-inflight N (20000; 0: none)]\n"
             "                  [--max-pending-per-group N (muxraft's default; 0: none)]\n"
             "                  [--open-loop 0|1 (0)] [--rate-file PATH]\n"
-            "                  [--quiesce 0|1 (1)] [--roles-ms MS (100)]\n");
+            "                  [--quiesce 0|1 (1)] [--roles-ms MS (100)]\n"
+            "                  [--tls-cert PEM --tls-key PEM --tls-ca PEM (none: plain TCP)]\n");
     exit(2);
 }
 
@@ -743,6 +751,12 @@ static void parse_options(int argc, char **argv, struct options *o)
             o->quiesce = parse_u64(v, flag) != 0;
         } else if (strcmp(flag, "--roles-ms") == 0) {
             o->roles_ms = parse_u64(v, flag);
+        } else if (strcmp(flag, "--tls-cert") == 0) {
+            o->tls_cert = v;
+        } else if (strcmp(flag, "--tls-key") == 0) {
+            o->tls_key = v;
+        } else if (strcmp(flag, "--tls-ca") == 0) {
+            o->tls_ca = v;
         } else {
             usage();
         }
@@ -971,6 +985,10 @@ int main(int argc, char **argv)
         config.snapshot_trailing_entries = opt.snapshot_trailing;
     if (opt.max_pending_per_group >= 0)
         config.max_pending_proposals_per_group = (uint64_t)opt.max_pending_per_group;
+    /* muxraft checks that all three are given, and the files. */
+    config.tls_cert_pem = opt.tls_cert;
+    config.tls_key_pem = opt.tls_key;
+    config.tls_ca_pem = opt.tls_ca;
 
     muxraft_callbacks cb;
     muxraft_callbacks_init(&cb); /* struct_size, and every callback NULL */
