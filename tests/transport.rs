@@ -1157,3 +1157,31 @@ fn with_tls_no_hello_frame_header_or_payload_travels_in_the_clear() {
     );
     assert_eq!(plaintext_seen(&tls), Vec::<String>::new());
 }
+
+#[test]
+fn tls_and_the_cluster_secret_combine_a_wrong_secret_inside_tls_is_still_refused() {
+    let start = |id: u64, node: &str, s: u8| {
+        let mut cfg = TransportConfig::new(id, CLUSTER, any_port());
+        cfg.tls = Some(tls(node, "ca"));
+        cfg.cluster_secret = Some(secret(s));
+        Node::start_with(cfg)
+    };
+    // The same secret: TLS, then the proofs inside it, then frames.
+    let (a, b) = (start(1, "node1", 1), start(2, "node2", 1));
+    a.t.add_peer(2, b.addr());
+    b.t.add_peer(1, a.addr());
+    a.t.send(2, frame(1, 100), false);
+    wait_until("a frame over TLS with the secret", || b.received() == 1);
+    // Another secret: TLS passes, the secret does not.
+    let c = start(3, "node3", 2);
+    a.t.add_peer(3, c.addr());
+    c.t.add_peer(1, a.addr());
+    a.t.send(3, frame(2, 100), false);
+    wait_until("two refusals for the secret", || {
+        a.t.stats().auth_refused >= 2
+    });
+    let s = a.t.stats();
+    assert_eq!(s.tls_refused + s.tls_rejected_by_peer, 0, "{s:?}");
+    assert_eq!(c.received(), 0);
+    assert!(!a.t.connected(3));
+}
