@@ -388,9 +388,14 @@ impl<S: LogStore> Raft<S> {
         if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks {
             self.heartbeat_elapsed = 0;
             // A promotion waiting for another change to commit.
+            let last = self.log.last_index();
             self.maybe_promote();
             if !self.cfg.external_heartbeat {
                 self.broadcast_heartbeat();
+                return true;
+            }
+            if self.log.last_index() != last {
+                // The promotion's entry: work for `ready`.
                 return true;
             }
         }

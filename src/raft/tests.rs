@@ -2501,6 +2501,48 @@ fn add(id: ReplicaId, role: MemberRole) -> ConfChange {
     ConfChange::Add { id, role }
 }
 
+// Mutation: `tick_leader` answering false after a tick's promotion: with
+// external heartbeats the multi layer then never learned that the tick
+// appended the promotion's entry, which waited for an unrelated input
+// (found by the simulation's check of the key metrics).
+#[test]
+fn a_tick_that_promotes_a_caught_up_replica_says_it_acted() {
+    let mut net = Network::with_config(3, |c| c.external_heartbeat = true);
+    net.elect(1);
+    net.join(4);
+    // 4 catches up while the change adding it cannot commit: its promotion
+    // must wait for that commit, which 4's own answers do not bring.
+    net.isolate(2);
+    net.isolate(3);
+    net.change(1, add(4, MemberRole::Promotable));
+    net.raft(1).broadcast_heartbeat();
+    net.deliver_all();
+    assert_eq!(net.status(4).last_index, net.status(1).last_index);
+    net.heal();
+    net.isolate(4);
+    net.raft(1).broadcast_heartbeat();
+    net.deliver_all();
+    let s = net.status(1);
+    assert_eq!(s.commit, s.last_index, "the change committed");
+    assert_eq!(net.members(1).promotable, vec![4], "not promoted yet");
+    // The leader's heartbeat tick promotes 4: a tick that appended an
+    // entry must say it acted.
+    let mut promoted_by_a_tick = false;
+    for _ in 0..=net.replica(1).cfg.heartbeat_ticks {
+        let before = net.status(1).last_index;
+        let acted = net.raft(1).tick();
+        if net.status(1).last_index > before {
+            assert!(
+                acted,
+                "the tick appended the promotion and said it only moved timers"
+            );
+            promoted_by_a_tick = true;
+        }
+    }
+    assert!(promoted_by_a_tick);
+    assert_eq!(net.members(1).voters, vec![1, 2, 3, 4]);
+}
+
 // Mutation: counting non-voters in `committed_index`/`vote_result`, or
 // skipping the promotion in `maybe_promote`.
 #[test]
