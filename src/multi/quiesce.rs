@@ -382,6 +382,11 @@ impl Node {
                 let after = campaign_delay(group_id, me, peer, voters, election, interval, settle);
                 g.raft.leader_lost(after);
             }
+            // Forgetting the leader is news for the host (a role change
+            // with no leader) and for the key metrics: a pass tells both.
+            // Without it the change waited for the campaign, and a leader
+            // heard again before that was never reported gone.
+            self.touched(group_id);
         }
     }
 
