@@ -2,7 +2,9 @@
 //! that are still waiting to commit.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
+use super::key_metrics::KeyCell;
 use super::message::incarnation_row_hash;
 use super::snapshot::{Held, Incoming};
 use super::ProposalError;
@@ -61,6 +63,9 @@ pub(crate) struct Group {
     /// membership without it is not reported: it is not a removal, only
     /// news from before it was added (a snapshot taken earlier, say).
     pub reported_self: bool,
+    /// The group's key metrics as published for readers on any thread
+    /// (`key_metrics.rs`); the registry lists it by id.
+    pub metrics: Arc<KeyCell>,
 }
 
 /// Where a group stands with quiescence (see `quiesce.rs`).
@@ -83,6 +88,7 @@ impl Group {
     pub fn new(group_id: u64, raft: Raft<MemStore>, incarnation: u64, generation: u64) -> Group {
         Group {
             last_elections: raft.elections_started(),
+            metrics: Arc::new(KeyCell::new(incarnation, &raft)),
             raft,
             incarnation,
             row_hash: incarnation_row_hash(group_id, incarnation),

@@ -7,7 +7,8 @@
 //! rows' incarnations), `message.rs` (the typed messages between nodes),
 //! `outbox.rs` (messages waiting for the next `ready`), `liveness.rs` and
 //! `quiesce.rs` (node-level liveness, idle groups going quiet), `group.rs` (one
-//! group and its proposals), `proposals.rs` (deadlines of undecided
+//! group and its proposals), `key_metrics.rs` (a few numbers per group that
+//! any thread reads without the node's lock), `proposals.rs` (deadlines of undecided
 //! proposals), `snapshot.rs` (snapshots sent to followers in chunks),
 //! `registry.rs` (groups by id), `config.rs`, `error.rs`, `stats.rs`. This
 //! layer never sees bytes: `wire` encodes its messages.
@@ -17,6 +18,7 @@ mod config;
 mod error;
 mod group;
 mod heartbeat;
+mod key_metrics;
 mod liveness;
 mod membership;
 mod message;
@@ -30,6 +32,7 @@ mod stats;
 
 pub use config::NodeConfig;
 pub use error::{Error, ProposalError, ReadError};
+pub use key_metrics::{KeyMetrics, KeyMetricsTable};
 pub use membership::MemberInfo;
 pub(crate) use message::msg_kind;
 pub use message::{

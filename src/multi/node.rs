@@ -20,12 +20,15 @@
 //! Only one `NodeReady` may be outstanding at a time; inputs between `ready`
 //! and `advance` are fine.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use super::balance::Balancer;
 use super::group::Group;
 use super::group::Quiet;
 use super::heartbeat::{self, Compaction, IncarnationProofs};
+use super::key_metrics::{key_metrics_now, KeyMetrics, KeyMetricsTable};
 use super::liveness::Peers;
 use super::message::{msg_kind, Body, Envelope};
 use super::outbox::Outbox;
@@ -283,6 +286,42 @@ impl Node {
 
     pub fn group_count(&self) -> usize {
         self.groups.len()
+    }
+
+    /// The key metrics of every group hosted here, to read from any thread
+    /// without this node's lock (see `key_metrics.rs`): the table is
+    /// shared, and stays current for as long as the node lives.
+    pub fn key_metrics_table(&self) -> Arc<KeyMetricsTable> {
+        self.groups.metrics_table()
+    }
+
+    /// Group `group_id`'s key metrics as last published.
+    pub fn key_metrics(&self, group_id: u64) -> Option<KeyMetrics> {
+        self.groups.get(group_id).map(|g| g.metrics.load())
+    }
+
+    /// A group whose published key metrics differ from its state now, or
+    /// a cell left in the table by a removed group, described; None if
+    /// every cell agrees. Every input that changes them gives its group
+    /// work for a pass, which publishes them: so with no work left
+    /// (`!has_ready()`) none may differ. For tests and the simulation.
+    pub fn key_metrics_stale(&self) -> Option<String> {
+        let table = self.groups.metrics_table();
+        if let Some(id) = table
+            .ids()
+            .into_iter()
+            .find(|&id| !self.groups.contains(id))
+        {
+            return Some(format!(
+                "group {id}: removed, but its key metrics are still listed"
+            ));
+        }
+        self.groups.iter().find_map(|(id, g)| {
+            let published = table.get(id);
+            let now = key_metrics_now(g.incarnation, &g.raft, !self.groups.is_awake(id));
+            (published != Some(now))
+                .then(|| format!("group {id}: key metrics published {published:?}, now {now:?}"))
+        })
     }
 
     /// The hosted groups' ids, ascending.
@@ -745,6 +784,8 @@ impl Node {
             .map_err(|source| Error::Raft { group_id, source })?;
         g.snapshot = Some(Held::new(meta, data));
         g.hinted = false;
+        // No pass follows for an idle group: its compacted log is news now.
+        g.metrics.publish(&g.raft);
         self.stats.snapshots_taken += 1;
         tracing::debug!(
             group_id,
@@ -1280,6 +1321,9 @@ impl Node {
                 Some(g) if g.generation == gr.generation => {
                     crate::logging::in_group(gr.group_id, || g.raft.advance(&gr.ready));
                     account_unsynced(&mut self.stats, g);
+                    // The pass is done for this group: what it changed is
+                    // readable by other threads now (`key_metrics.rs`).
+                    g.metrics.publish(&g.raft);
                 }
                 _ => continue, // removed since; nothing to record
             }

@@ -11,8 +11,10 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 use super::group::Group;
+use super::key_metrics::KeyMetricsTable;
 
 /// Hosted groups: a slab in no particular order plus an index by id. The
 /// awake groups (those not quiesced) are the slab's first `awake` slots, so
@@ -28,11 +30,20 @@ pub(crate) struct Groups {
     /// groups: removal and `sorted_ids` read ids without touching a group.
     ids: Vec<u64>,
     index: HashMap<u64, usize, BuildHasherDefault<IdHasher>>,
+    /// Each group's key-metrics cell by id, for readers on other threads
+    /// (`key_metrics.rs`): kept here, where groups come and go, and where
+    /// they quiesce and wake (the cells' `quiesced` flag).
+    metrics: Arc<KeyMetricsTable>,
 }
 
 impl Groups {
     pub fn len(&self) -> usize {
         self.slab.len()
+    }
+
+    /// The key-metrics table of these groups, to read from any thread.
+    pub fn metrics_table(&self) -> Arc<KeyMetricsTable> {
+        self.metrics.clone()
     }
 
     pub fn contains(&self, id: u64) -> bool {
@@ -65,6 +76,8 @@ impl Groups {
     /// yet.
     pub fn insert(&mut self, id: u64, g: Group) {
         debug_assert!(!self.contains(id), "group {id} inserted twice");
+        g.metrics.set_quiesced(false);
+        self.metrics.insert(id, g.metrics.clone());
         self.index.insert(id, self.slab.len());
         self.slab.push(g);
         self.ids.push(id);
@@ -83,6 +96,7 @@ impl Groups {
         let last = self.slab.len() - 1;
         self.swap_slots(slot, last);
         self.index.remove(&id);
+        self.metrics.remove(id);
         self.ids.pop();
         self.slab.pop()
     }
@@ -108,6 +122,7 @@ impl Groups {
     pub fn sleep(&mut self, id: u64) -> bool {
         match self.index.get(&id) {
             Some(&slot) if slot < self.awake => {
+                self.slab[slot].metrics.set_quiesced(true);
                 self.swap_slots(slot, self.awake - 1);
                 self.awake -= 1;
                 true
@@ -121,6 +136,7 @@ impl Groups {
     pub fn wake(&mut self, id: u64) -> bool {
         match self.index.get(&id) {
             Some(&slot) if slot >= self.awake => {
+                self.slab[slot].metrics.set_quiesced(false);
                 self.swap_slots(slot, self.awake);
                 self.awake += 1;
                 true

@@ -47,7 +47,9 @@ use disk::check_snapshot_size;
 use drive::{Pass, SharedNode};
 use embedded::{Embedded, Link};
 
-use crate::multi::{self, MemberInfo, Node, NodeConfig, QuietGauges, Stats};
+use crate::multi::{
+    self, KeyMetrics, KeyMetricsTable, MemberInfo, Node, NodeConfig, QuietGauges, Stats,
+};
 use crate::raft::MemberRole;
 use crate::raft::Status;
 use crate::storage::{RealFs, StorageOptions, WalBatch, WalOptions};
@@ -145,6 +147,9 @@ pub struct Runtime {
     cluster_secret: Option<ClusterSecret>,
     balance_leaders_when_embedded: bool,
     tls: Option<TlsConfig>,
+    /// The groups' key metrics, shared with the node: read without the
+    /// node's lock (`multi/key_metrics.rs`).
+    key_metrics: Arc<KeyMetricsTable>,
 }
 
 fn resolve(addr: &str) -> Result<SocketAddr, Error> {
@@ -194,7 +199,9 @@ impl Runtime {
                 Some(Arc::new(disk))
             }
         };
+        let key_metrics = node.key_metrics_table();
         let rt = Runtime {
+            key_metrics,
             shared: Arc::new(SharedNode::new(node)),
             disk,
             recovery,
@@ -431,6 +438,19 @@ impl Runtime {
             (info.log_bytes_disk, info.snapshot_bytes_disk) = disk.group_bytes(group_id);
         }
         Ok(info)
+    }
+
+    /// A group's key metrics (role, term, leader, commit, applied, last
+    /// index, snapshot index, log bytes, membership, quiesced) as of its
+    /// last pass, read from atomics the node publishes: this never waits
+    /// for the node (its lock, a pass, an fsync or a callback), so any
+    /// thread may call it at any time, from inside a callback too, and
+    /// after `stop`. Fields may be from adjacent moments (see
+    /// [`KeyMetrics`]).
+    pub fn key_metrics(&self, group_id: u64) -> Result<KeyMetrics, Error> {
+        self.key_metrics
+            .get(group_id)
+            .ok_or_else(|| multi::Error::NotFound(group_id).into())
     }
 
     pub fn propose(&self, group_id: u64, data: Bytes) -> Result<u64, Error> {
@@ -778,4 +798,81 @@ enum Creation {
     Rejoin,
     /// An existing group this node is being added to.
     Join,
+}
+
+#[cfg(test)]
+mod key_metrics_tests {
+    use super::*;
+    use crate::multi::Event;
+    use crate::raft::Role;
+    use std::sync::mpsc;
+
+    struct NoHost;
+
+    impl Host for NoHost {
+        fn send(&self, _to: u64, _frame: &[u8], _liveness: bool) {}
+        fn event(&self, _ev: &Event) {}
+    }
+
+    fn leader_of_one() -> Arc<Runtime> {
+        let rt = Runtime::new(RuntimeConfig::new(NodeConfig::new(1)), Arc::new(NoHost)).unwrap();
+        rt.create_group(7, 3, &[1]).unwrap();
+        for _ in 0..100 {
+            if rt.group_status(7).unwrap().role == Role::Leader {
+                break;
+            }
+            rt.tick().unwrap();
+        }
+        Arc::new(rt)
+    }
+
+    // Mutation: reading the key metrics through the node (its lock), as
+    // `group_info` does: the read then waits for whoever holds it.
+    #[test]
+    fn key_metrics_are_read_while_the_node_is_held_by_another_thread() {
+        let rt = leader_of_one();
+        rt.propose(7, Bytes::from_static(b"x")).unwrap();
+        let status = rt.group_status(7).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let reader = rt.clone();
+        let got = rt.shared.with(|_node| {
+            // The node's lock is held here, as by a pass or a long tick.
+            std::thread::spawn(move || {
+                let _ = tx.send((reader.key_metrics(7), reader.key_metrics(8)));
+            });
+            rx.recv_timeout(Duration::from_secs(10))
+                .expect("the read waited for the node's lock")
+        });
+        let (m, missing) = got;
+        let m = m.unwrap();
+        assert!(
+            matches!(missing, Err(Error::Node(multi::Error::NotFound(8)))),
+            "{missing:?}"
+        );
+        assert_eq!(m.role, Role::Leader);
+        assert_eq!(m.incarnation, 3);
+        assert_eq!((m.term, m.leader), (status.term, 1));
+        assert_eq!(
+            (m.commit, m.applied, m.last_index),
+            (status.commit, status.applied, status.last_index)
+        );
+        assert_eq!(m.last_index, 2, "the leader's no-op and x");
+        assert_eq!(m.log_bytes, 1);
+        assert_eq!((m.voters, m.membership_index, m.quiesced), (1, 0, false));
+    }
+
+    #[test]
+    fn key_metrics_follow_removal_and_re_creation_and_outlive_stop() {
+        let rt = leader_of_one();
+        rt.remove_group(7).unwrap();
+        assert!(rt.key_metrics(7).is_err());
+        rt.create_group(7, 4, &[1]).unwrap();
+        let m = rt.key_metrics(7).unwrap();
+        assert_eq!(
+            (m.incarnation, m.role, m.last_index),
+            (4, Role::Follower, 0)
+        );
+        rt.stop().unwrap();
+        assert_eq!(rt.key_metrics(7).unwrap().incarnation, 4);
+    }
 }

@@ -1132,6 +1132,7 @@ impl Cluster {
         if !self.cfg.check {
             return self.drain_unchecked(id);
         }
+        let mut passes = 0u32;
         for _ in 0..10_000 {
             let may_crash = self.up_count() > self.faults.min_up.max(1);
             let torn = may_crash && self.rng.chance(self.faults.torn_write);
@@ -1154,8 +1155,17 @@ impl Cluster {
                     .map_err(|e| format!("node {id} storage upkeep: {e}"))?;
             }
             if !node.has_ready() {
+                // After a pass, with no work left: every group's key
+                // metrics, which readers on other threads see, are its
+                // state (`multi/key_metrics.rs`).
+                if passes > 0 {
+                    if let Some(stale) = node.key_metrics_stale() {
+                        return Err(format!("node {id}: {stale}"));
+                    }
+                }
                 return Ok(());
             }
+            passes += 1;
             let rd = node.ready();
             // 0. As the runtime's drive loop: a leader's appends leave
             // before its own write (a crash in the write below leaves them
