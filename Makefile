@@ -273,21 +273,21 @@ test-crash: $(C_OUT)/crash_test $(C_OUT)/queue_node $(C_OUT)/soak $(C_OUT)/throu
 	$(C_OUT)/throughput --smoke --queue-node $(C_OUT)/queue_node
 
 $(C_OUT)/test_api: $(C_TEST_DEPS) $(STATIC_LIB) $(NATIVE_LIBS_FILE) | $(C_OUT)
-	$(CC) $(C_FLAGS) $(C_OPT) $(C_TEST_SRC) $(STATIC_LIB) $(NATIVE_LIBS) -o $@
+	$(CC) $(C_FLAGS) $(C_OPT) -pthread $(C_TEST_SRC) $(STATIC_LIB) $(NATIVE_LIBS) -o $@
 
 $(C_OUT)/test_api_asan: $(C_TEST_DEPS) $(STATIC_LIB) $(NATIVE_LIBS_FILE) | $(C_OUT)
-	$(CC) $(C_FLAGS) -O1 -g $(ASAN_FLAGS) $(C_TEST_SRC) $(STATIC_LIB) $(NATIVE_LIBS) -o $@
+	$(CC) $(C_FLAGS) -O1 -g -pthread $(ASAN_FLAGS) $(C_TEST_SRC) $(STATIC_LIB) $(NATIVE_LIBS) -o $@
 
 $(C_OUT)/cluster_asan: examples/c/cluster.c include/muxraft.h $(STATIC_LIB) $(NATIVE_LIBS_FILE) | $(C_OUT)
 	$(CC) $(C_FLAGS) -O1 -g $(ASAN_FLAGS) $< $(STATIC_LIB) $(NATIVE_LIBS) -o $@
 
 # Linked against the shared library (found through the rpath).
 $(C_OUT)/test_api_shared: $(C_TEST_DEPS) $(C_OUT)/lib/libmuxraft.so.$(ABI_VERSION) | $(C_OUT)
-	$(CC) $(C_FLAGS) $(C_OPT) $(C_TEST_SRC) -L$(C_OUT)/lib -lmuxraft -Wl,-rpath,'$$ORIGIN/lib' -o $@
+	$(CC) $(C_FLAGS) $(C_OPT) -pthread $(C_TEST_SRC) -L$(C_OUT)/lib -lmuxraft -Wl,-rpath,'$$ORIGIN/lib' -o $@
 
 # The same test compiled as C++: the header (and the test) are C++-clean.
 $(C_OUT)/test_api_cpp: $(C_TEST_DEPS) $(STATIC_LIB) $(NATIVE_LIBS_FILE) | $(C_OUT)
-	$(CXX) $(CXX_FLAGS) -x c++ $(C_TEST_SRC) -x none $(STATIC_LIB) $(NATIVE_LIBS) -o $@
+	$(CXX) $(CXX_FLAGS) -pthread -x c++ $(C_TEST_SRC) -x none $(STATIC_LIB) $(NATIVE_LIBS) -o $@
 
 # tests/c/misuse.c: every exported function misused, a table row per misuse.
 # misuse_exports.h lists every function include/muxraft.h declares (a line

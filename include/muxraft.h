@@ -12,8 +12,9 @@
  *    library never frees memory it did not allocate.
  *  - Every struct starts with uint32_t struct_size, set by its _init macro
  *    (muxraft_config_init, muxraft_callbacks_init, muxraft_stats_init,
- *    muxraft_group_info_init: each passes sizeof the struct as your program
- *    was compiled to its _init_sized function) to that size.
+ *    muxraft_group_info_init, muxraft_key_metrics_init: each passes sizeof
+ *    the struct as your program was compiled to its _init_sized function)
+ *    to that size.
  *    Fields are only ever added at the end: the library reads only the
  *    fields your struct_size covers (the others take their defaults) and
  *    writes only those, so a program built against an older header keeps
@@ -757,6 +758,75 @@ typedef struct muxraft_group_info {
 } muxraft_group_info;
 
 /**
+ * A group replica's key metrics, from `muxraft_group_key_metrics`: the
+ * numbers the node publishes for the group at the end of each pass that
+ * touched it, read without waiting for the node. Each field is read
+ * whole, but fields may be from adjacent moments (the commit index of one
+ * pass beside the applied index of the next), as with counters. Set
+ * `struct_size` with `muxraft_key_metrics_init` before the call; fields
+ * are only ever added at the end, and the library writes only the ones
+ * `struct_size` covers.
+ */
+typedef struct muxraft_key_metrics {
+  /**
+   * Size of this struct as the program was compiled; set by
+   * `muxraft_key_metrics_init`. Not written by the library.
+   */
+  uint32_t struct_size;
+  enum muxraft_role role;
+  /**
+   * Current term.
+   */
+  uint64_t term;
+  /**
+   * The leader this replica knows of, 0 if none.
+   */
+  uint64_t leader_id;
+  /**
+   * Highest index known committed.
+   */
+  uint64_t commit_index;
+  /**
+   * Highest index applied (handed to `apply` and returned from it, or
+   * one of Raft's own entries).
+   */
+  uint64_t applied_index;
+  /**
+   * Highest index in this replica's log (durable or not).
+   */
+  uint64_t last_index;
+  /**
+   * Index of the latest snapshot (0: none).
+   */
+  uint64_t snapshot_index;
+  /**
+   * Payload bytes of the group's log in memory (as
+   * `muxraft_group_info.log_bytes_memory`; the WAL estimate,
+   * `log_bytes_disk`, is only in `muxraft_group_status`).
+   */
+  uint64_t log_bytes;
+  /**
+   * Voters in the membership as this replica sees it (the latest
+   * configuration in its log, committed or not).
+   */
+  uint64_t voters;
+  /**
+   * Index of the configuration entry that set that membership (0: the
+   * group's creation, or a snapshot's).
+   */
+  uint64_t membership_index;
+  /**
+   * 1 if the group is quiesced here (idle: no ticks, no heartbeat
+   * rows), else 0.
+   */
+  uint64_t quiesced;
+  /**
+   * Which creation of the group id this replica belongs to.
+   */
+  uint64_t incarnation;
+} muxraft_key_metrics;
+
+/**
  * Counters since the node was created, from `muxraft_node_stats`. Set
  * `struct_size` with `muxraft_stats_init` before the call; counters are
  * only ever added at the end, and the library writes only the ones
@@ -1450,6 +1520,32 @@ enum muxraft_status muxraft_group_status(struct muxraft_node *node,
                                          struct muxraft_group_info *out);
 
 /**
+ * Fill `*out` with a group's key metrics (role, term, leader, commit,
+ * applied, last index, snapshot index, log bytes, membership, quiesced):
+ * as much of it as `out->struct_size` holds (set it with
+ * `muxraft_key_metrics_init`).
+ *
+ * Never waits for the node: the numbers are atomics that the node
+ * publishes at the end of each pass that touched the group (and when it
+ * quiesces, wakes or is compacted by a snapshot), read without the node's
+ * lock, so this returns at once while the node is busy (a long tick, an
+ * fsync, a callback that blocks). Callable from any thread, including
+ * from inside callbacks, and after `muxraft_node_stop`. The only lock it
+ * takes is a read lock on the index of groups, which `muxraft_group_create`
+ * and `muxraft_group_remove` (and their kin) hold for one map update.
+ * Each field is read whole; fields may be from adjacent moments (see
+ * `muxraft_key_metrics`). `muxraft_group_status` tells more (bytes on
+ * disk, backpressure) but goes through the node.
+ *
+ * Returns `MUXRAFT_OK`; `MUXRAFT_NOT_FOUND` (no such group here);
+ * `MUXRAFT_INVALID_ARGUMENT` (NULL node or `out`, `struct_size` not set);
+ * `MUXRAFT_PANIC`.
+ */
+enum muxraft_status muxraft_group_key_metrics(struct muxraft_node *node,
+                                              uint64_t group_id,
+                                              struct muxraft_key_metrics *out);
+
+/**
  * Propose `len` bytes at `data` (copied; NULL allowed when `len` is 0) to a
  * group this node leads. On `MUXRAFT_OK`, `*out_proposal_id` (if not NULL)
  * receives an id — written before any callback runs — that `proposal_done`
@@ -1567,6 +1663,14 @@ enum muxraft_status muxraft_node_stats(struct muxraft_node *node, struct muxraft
 void muxraft_group_info_init_sized(struct muxraft_group_info *info, size_t size);
 
 /**
+ * Zero the first `size` bytes of `metrics` and set `struct_size` (see
+ * `muxraft_config_init_sized`). Call it as
+ * `muxraft_key_metrics_init(&metrics)`, a macro that passes the size your
+ * program was compiled with. NULL is ignored.
+ */
+void muxraft_key_metrics_init_sized(struct muxraft_key_metrics *metrics, size_t size);
+
+/**
  * Zero the first `size` bytes of `stats` and set `struct_size` (see
  * `muxraft_config_init_sized`). Call it as `muxraft_stats_init(&stats)`, a
  * macro that passes the size your program was compiled with. NULL is
@@ -1607,3 +1711,4 @@ const char *muxraft_last_error(void);
 #define muxraft_callbacks_init(p) muxraft_callbacks_init_sized((p), sizeof *(p))
 #define muxraft_stats_init(p) muxraft_stats_init_sized((p), sizeof *(p))
 #define muxraft_group_info_init(p) muxraft_group_info_init_sized((p), sizeof *(p))
+#define muxraft_key_metrics_init(p) muxraft_key_metrics_init_sized((p), sizeof *(p))

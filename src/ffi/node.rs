@@ -11,7 +11,7 @@ use bytes::Bytes;
 use super::callbacks::{muxraft_callbacks, read_callbacks};
 use super::config::{muxraft_config, read_config};
 use super::log::{flush as flush_log, node_created, node_freed, NodeLog};
-use super::stats::{muxraft_group_info, muxraft_stats};
+use super::stats::{muxraft_group_info, muxraft_key_metrics, muxraft_stats};
 use super::status::*;
 use crate::runtime::{Error, Runtime, RuntimeConfig};
 
@@ -519,6 +519,52 @@ pub unsafe extern "C" fn muxraft_group_status(
             // SAFETY: non-NULL pointer to the caller's struct of
             // `struct_size` writable bytes (header contract).
             Ok(info) => match unsafe { muxraft_group_info::new(&info).write_to(out) } {
+                Ok(()) => MUXRAFT_OK,
+                Err(msg) => fail(MUXRAFT_INVALID_ARGUMENT, msg),
+            },
+            Err(e) => fail_with(&e),
+        }
+    })
+}
+
+/// Fill `*out` with a group's key metrics (role, term, leader, commit,
+/// applied, last index, snapshot index, log bytes, membership, quiesced):
+/// as much of it as `out->struct_size` holds (set it with
+/// `muxraft_key_metrics_init`).
+///
+/// Never waits for the node: the numbers are atomics that the node
+/// publishes at the end of each pass that touched the group (and when it
+/// quiesces, wakes or is compacted by a snapshot), read without the node's
+/// lock, so this returns at once while the node is busy (a long tick, an
+/// fsync, a callback that blocks). Callable from any thread, including
+/// from inside callbacks, and after `muxraft_node_stop`. The only lock it
+/// takes is a read lock on the index of groups, which `muxraft_group_create`
+/// and `muxraft_group_remove` (and their kin) hold for one map update.
+/// Each field is read whole; fields may be from adjacent moments (see
+/// `muxraft_key_metrics`). `muxraft_group_status` tells more (bytes on
+/// disk, backpressure) but goes through the node.
+///
+/// Returns `MUXRAFT_OK`; `MUXRAFT_NOT_FOUND` (no such group here);
+/// `MUXRAFT_INVALID_ARGUMENT` (NULL node or `out`, `struct_size` not set);
+/// `MUXRAFT_PANIC`.
+#[no_mangle]
+pub unsafe extern "C" fn muxraft_group_key_metrics(
+    node: *mut muxraft_node,
+    group_id: u64,
+    out: *mut muxraft_key_metrics,
+) -> muxraft_status {
+    with_node(node, |r| {
+        if out.is_null() {
+            return fail(MUXRAFT_INVALID_ARGUMENT, "out is NULL");
+        }
+        // SAFETY: non-NULL pointer to the caller's struct (header contract).
+        if let Err(msg) = unsafe { muxraft_key_metrics::check(out) } {
+            return fail(MUXRAFT_INVALID_ARGUMENT, msg);
+        }
+        match r.key_metrics(group_id) {
+            // SAFETY: non-NULL pointer to the caller's struct of
+            // `struct_size` writable bytes (header contract).
+            Ok(m) => match unsafe { muxraft_key_metrics::new(&m).write_to(out) } {
                 Ok(()) => MUXRAFT_OK,
                 Err(msg) => fail(MUXRAFT_INVALID_ARGUMENT, msg),
             },

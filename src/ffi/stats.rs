@@ -6,7 +6,7 @@ use std::mem::{offset_of, size_of};
 
 use super::callbacks::muxraft_role;
 use super::sized::{init_sized, write_sized};
-use crate::multi::{FrameKind, QuietGauges, Stats, WakeCause};
+use crate::multi::{FrameKind, KeyMetrics, QuietGauges, Stats, WakeCause};
 use crate::raft::Status;
 use crate::runtime::{DiskStats, GroupInfo};
 use crate::transport::TransportStats;
@@ -136,6 +136,122 @@ pub unsafe extern "C" fn muxraft_group_info_init_sized(info: *mut muxraft_group_
             // SAFETY: NULL or a struct of `size` writable bytes (contract).
             unsafe { init_sized(info, size, v) };
         }
+    })
+}
+
+/// A group replica's key metrics, from `muxraft_group_key_metrics`: the
+/// numbers the node publishes for the group at the end of each pass that
+/// touched it, read without waiting for the node. Each field is read
+/// whole, but fields may be from adjacent moments (the commit index of one
+/// pass beside the applied index of the next), as with counters. Set
+/// `struct_size` with `muxraft_key_metrics_init` before the call; fields
+/// are only ever added at the end, and the library writes only the ones
+/// `struct_size` covers.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct muxraft_key_metrics {
+    /// Size of this struct as the program was compiled; set by
+    /// `muxraft_key_metrics_init`. Not written by the library.
+    pub struct_size: u32,
+    pub role: muxraft_role,
+    /// Current term.
+    pub term: u64,
+    /// The leader this replica knows of, 0 if none.
+    pub leader_id: u64,
+    /// Highest index known committed.
+    pub commit_index: u64,
+    /// Highest index applied (handed to `apply` and returned from it, or
+    /// one of Raft's own entries).
+    pub applied_index: u64,
+    /// Highest index in this replica's log (durable or not).
+    pub last_index: u64,
+    /// Index of the latest snapshot (0: none).
+    pub snapshot_index: u64,
+    /// Payload bytes of the group's log in memory (as
+    /// `muxraft_group_info.log_bytes_memory`; the WAL estimate,
+    /// `log_bytes_disk`, is only in `muxraft_group_status`).
+    pub log_bytes: u64,
+    /// Voters in the membership as this replica sees it (the latest
+    /// configuration in its log, committed or not).
+    pub voters: u64,
+    /// Index of the configuration entry that set that membership (0: the
+    /// group's creation, or a snapshot's).
+    pub membership_index: u64,
+    /// 1 if the group is quiesced here (idle: no ticks, no heartbeat
+    /// rows), else 0.
+    pub quiesced: u64,
+    /// Which creation of the group id this replica belongs to.
+    pub incarnation: u64,
+}
+
+impl muxraft_key_metrics {
+    pub(crate) fn new(m: &KeyMetrics) -> muxraft_key_metrics {
+        muxraft_key_metrics {
+            struct_size: size_of::<muxraft_key_metrics>() as u32,
+            role: m.role.into(),
+            term: m.term,
+            leader_id: m.leader,
+            commit_index: m.commit,
+            applied_index: m.applied,
+            last_index: m.last_index,
+            snapshot_index: m.snapshot_index,
+            log_bytes: m.log_bytes,
+            voters: m.voters,
+            membership_index: m.membership_index,
+            quiesced: u64::from(m.quiesced),
+            incarnation: m.incarnation,
+        }
+    }
+
+    /// Check the caller's `struct_size` before anything else.
+    ///
+    /// # Safety
+    /// `out` must be non-NULL and point to `struct_size` readable bytes.
+    pub(crate) unsafe fn check(out: *const muxraft_key_metrics) -> Result<(), String> {
+        // SAFETY: forwarded contract.
+        unsafe { super::sized::check_size(out, KEY_METRICS_MIN_SIZE, "muxraft_key_metrics") }
+    }
+
+    /// Write into the caller's struct, as much as its `struct_size` holds.
+    ///
+    /// # Safety
+    /// `out` must be non-NULL and point to `struct_size` writable bytes.
+    pub(crate) unsafe fn write_to(&self, out: *mut muxraft_key_metrics) -> Result<(), String> {
+        // SAFETY: forwarded contract.
+        unsafe { write_sized(out, self, KEY_METRICS_MIN_SIZE, "muxraft_key_metrics") }
+    }
+}
+
+/// The smallest `struct_size` accepted: through `role`.
+const KEY_METRICS_MIN_SIZE: usize =
+    offset_of!(muxraft_key_metrics, role) + size_of::<muxraft_role>();
+
+/// Zero the first `size` bytes of `metrics` and set `struct_size` (see
+/// `muxraft_config_init_sized`). Call it as
+/// `muxraft_key_metrics_init(&metrics)`, a macro that passes the size your
+/// program was compiled with. NULL is ignored.
+#[no_mangle]
+pub unsafe extern "C" fn muxraft_key_metrics_init_sized(
+    metrics: *mut muxraft_key_metrics,
+    size: usize,
+) {
+    super::status::guard_void(|| {
+        let v = muxraft_key_metrics::new(&KeyMetrics {
+            incarnation: 0,
+            role: crate::raft::Role::Follower,
+            term: 0,
+            leader: 0,
+            commit: 0,
+            applied: 0,
+            last_index: 0,
+            snapshot_index: 0,
+            log_bytes: 0,
+            voters: 0,
+            membership_index: 0,
+            quiesced: false,
+        });
+        // SAFETY: NULL or a struct of `size` writable bytes (contract).
+        unsafe { init_sized(metrics, size, v) };
     })
 }
 

@@ -94,6 +94,7 @@ typedef struct fixture {
     muxraft_callbacks callbacks;
     muxraft_node *out;
     muxraft_group_info info;
+    muxraft_key_metrics km;
     muxraft_stats stats;
     muxraft_peer peers[8];
     muxraft_member members[8];
@@ -154,6 +155,7 @@ static bool setup(fixture *f, fixture_kind kind)
     f->config.node_id = 1;
     muxraft_callbacks_init(&f->callbacks);
     muxraft_group_info_init(&f->info);
+    muxraft_key_metrics_init(&f->km);
     muxraft_stats_init(&f->stats);
     f->out = SENTINEL;
     memset(f->garbage, 0x5A, sizeof f->garbage);
@@ -273,6 +275,7 @@ static union {
     muxraft_callbacks callbacks;
     muxraft_stats stats;
     muxraft_group_info info;
+    muxraft_key_metrics km;
 } scratch;
 
 static bool fill_scratch(void)
@@ -379,6 +382,17 @@ static bool is(const char *s, const char *want)
     X(muxraft_group_info_init_sized, "SIZE_MAX: the library's size", NONE,     \
       INIT_SIZED(muxraft_group_info_init_sized, muxraft_group_info, SIZE_MAX,  \
                  sizeof(muxraft_group_info)), NO_STATUS)                       \
+    X(muxraft_key_metrics_init_sized, "NULL is ignored", NONE,                 \
+      (muxraft_key_metrics_init_sized(NULL, sizeof(muxraft_key_metrics)), true), \
+      NO_STATUS)                                                               \
+    X(muxraft_key_metrics_init_sized, "size 0 writes nothing", NONE,           \
+      INIT_SIZED(muxraft_key_metrics_init_sized, muxraft_key_metrics, 0, 0), NO_STATUS) \
+    X(muxraft_key_metrics_init_sized, "size 16: struct_size 16, rest untouched", \
+      NONE, INIT_SIZED(muxraft_key_metrics_init_sized, muxraft_key_metrics, 16, 16), \
+      NO_STATUS)                                                               \
+    X(muxraft_key_metrics_init_sized, "SIZE_MAX: the library's size", NONE,    \
+      INIT_SIZED(muxraft_key_metrics_init_sized, muxraft_key_metrics, SIZE_MAX, \
+                 sizeof(muxraft_key_metrics)), NO_STATUS)                      \
     /* -- muxraft_node_new -------------------------------------------------- */ \
     X(muxraft_node_new, "NULL config", NONE,                                   \
       muxraft_node_new(NULL, NULL, &f->out), MUXRAFT_INVALID_ARGUMENT)         \
@@ -755,6 +769,45 @@ static bool is(const char *s, const char *want)
            f->info.role == MUXRAFT_LEADER), MUXRAFT_OK)                        \
     X(muxraft_group_status, "after stop, unknown group", STOPPED,              \
       muxraft_group_status(f->node, NO_GROUP, &f->info), MUXRAFT_NOT_FOUND)    \
+    /* -- muxraft_group_key_metrics ----------------------------------------- */ \
+    X(muxraft_group_key_metrics, "NULL node", NONE,                            \
+      muxraft_group_key_metrics(NULL, SOLO, &f->km), MUXRAFT_INVALID_ARGUMENT) \
+    X(muxraft_group_key_metrics, "NULL out", HOST,                             \
+      muxraft_group_key_metrics(f->node, SOLO, NULL), MUXRAFT_INVALID_ARGUMENT) \
+    X(muxraft_group_key_metrics, "struct_size 0", HOST,                        \
+      WITH(f->km.struct_size = 0, muxraft_group_key_metrics(f->node, SOLO, &f->km)), \
+      MUXRAFT_INVALID_ARGUMENT)                                                \
+    X(muxraft_group_key_metrics, "struct_size 7 (short of role)", HOST,        \
+      WITH(f->km.struct_size = 7, muxraft_group_key_metrics(f->node, SOLO, &f->km)), \
+      MUXRAFT_INVALID_ARGUMENT)                                                \
+    X(muxraft_group_key_metrics, "struct_size 8: role only, the rest untouched", \
+      HOST,                                                                    \
+      THEN(WITH((memset(&f->km, 0xAB, sizeof f->km), f->km.struct_size = 8),   \
+                muxraft_group_key_metrics(f->node, SOLO, &f->km)),             \
+           f->km.role == MUXRAFT_LEADER &&                                     \
+               all_bytes((const uint8_t *)&f->km + 8, sizeof f->km - 8, 0xAB)), \
+      MUXRAFT_OK)                                                              \
+    X(muxraft_group_key_metrics, "struct_size UINT32_MAX (a newer program)", HOST, \
+      THEN(WITH(f->km.struct_size = UINT32_MAX,                                \
+                muxraft_group_key_metrics(f->node, SOLO, &f->km)),             \
+           f->km.struct_size == UINT32_MAX && f->km.role == MUXRAFT_LEADER &&  \
+               f->km.applied_index == f->applied && f->km.voters == 1),        \
+      MUXRAFT_OK)                                                              \
+    X(muxraft_group_key_metrics, "unknown group", HOST,                        \
+      muxraft_group_key_metrics(f->node, NO_GROUP, &f->km), MUXRAFT_NOT_FOUND) \
+    X(muxraft_group_key_metrics, "group UINT64_MAX, unknown", HOST,            \
+      muxraft_group_key_metrics(f->node, UINT64_MAX, &f->km), MUXRAFT_NOT_FOUND) \
+    X(muxraft_group_key_metrics, "a removed group", HOST,                      \
+      (muxraft_group_remove(f->node, SOLO),                                    \
+       muxraft_group_key_metrics(f->node, SOLO, &f->km)), MUXRAFT_NOT_FOUND)   \
+    X(muxraft_group_key_metrics, "a started node", STARTED,                    \
+      THEN(muxraft_group_key_metrics(f->node, SOLO, &f->km),                   \
+           f->km.incarnation == 1 && f->km.voters == 1), MUXRAFT_OK)           \
+    X(muxraft_group_key_metrics, "after stop (read-only: answers)", STOPPED,   \
+      THEN(muxraft_group_key_metrics(f->node, SOLO, &f->km),                   \
+           f->km.role == MUXRAFT_LEADER), MUXRAFT_OK)                          \
+    X(muxraft_group_key_metrics, "after stop, unknown group", STOPPED,         \
+      muxraft_group_key_metrics(f->node, NO_GROUP, &f->km), MUXRAFT_NOT_FOUND) \
     /* -- muxraft_propose --------------------------------------------------- */ \
     X(muxraft_propose, "NULL node", NONE,                                      \
       muxraft_propose(NULL, SOLO, ONE_BYTE, 1, &f->id), MUXRAFT_INVALID_ARGUMENT) \

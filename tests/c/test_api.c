@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -4075,6 +4076,177 @@ static void test_membership_by_snapshot(void)
     cu_free(&c);
 }
 
+/* ---- key metrics: read while the node is blocked ------------------------- */
+
+/* An embedded node whose apply callback, at index `block_at`, reads the key
+ * metrics itself, then blocks until the main thread releases it. */
+typedef struct km_blocker {
+    muxraft_node *node;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t block_at;
+    bool inside, released;
+    muxraft_status from_callback;
+    muxraft_key_metrics in_callback;
+} km_blocker;
+
+static void km_apply(void *userdata, uint64_t group_id, uint64_t index,
+                     const uint8_t *data, size_t len)
+{
+    km_blocker *b = (km_blocker *)userdata;
+    (void)data;
+    (void)len;
+    if (index != b->block_at)
+        return;
+    muxraft_key_metrics_init(&b->in_callback);
+    b->from_callback = muxraft_group_key_metrics(b->node, group_id, &b->in_callback);
+    pthread_mutex_lock(&b->mu);
+    b->inside = true;
+    pthread_cond_broadcast(&b->cv);
+    while (!b->released)
+        pthread_cond_wait(&b->cv, &b->mu);
+    pthread_mutex_unlock(&b->mu);
+}
+
+typedef struct km_read {
+    muxraft_node *node;
+    uint64_t group_id;
+    muxraft_status status;
+    muxraft_key_metrics m;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+} km_read;
+
+static void *km_reader(void *arg)
+{
+    km_read *r = (km_read *)arg;
+    muxraft_key_metrics m;
+    muxraft_key_metrics_init(&m);
+    const muxraft_status s = muxraft_group_key_metrics(r->node, r->group_id, &m);
+    pthread_mutex_lock(&r->mu);
+    r->status = s;
+    r->m = m;
+    r->done = true;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+/* Wait on `cv` until `*flag`, for at most `ms`; true if it was set. */
+static bool wait_flag(pthread_mutex_t *mu, pthread_cond_t *cv, const bool *flag, long ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(mu);
+    while (!*flag && pthread_cond_timedwait(cv, mu, &until) == 0)
+        ;
+    const bool set = *flag;
+    pthread_mutex_unlock(mu);
+    return set;
+}
+
+static muxraft_key_metrics key_metrics_of(muxraft_node *node, uint64_t g)
+{
+    muxraft_key_metrics m;
+    muxraft_key_metrics_init(&m);
+    CHECK_OK(muxraft_group_key_metrics(node, g, &m));
+    return m;
+}
+
+/*
+ * muxraft_group_key_metrics never waits for the node: on an embedded node
+ * whose pass is blocked inside an apply callback, a read from another
+ * thread completes (within 5 s; the callback stays blocked until after it)
+ * and shows the pass in flight: the entry committed, not yet applied. A
+ * read from inside the callback answers too. Once released, the pass ends
+ * and publishes the entry applied. Unknown groups answer NOT_FOUND.
+ */
+static void test_key_metrics_while_a_callback_blocks(void)
+{
+    enum { G = 9 };
+    km_blocker b;
+    memset(&b, 0, sizeof b);
+    pthread_mutex_init(&b.mu, NULL);
+    pthread_cond_init(&b.cv, NULL);
+    b.block_at = UINT64_MAX;
+    muxraft_config c;
+    muxraft_config_init(&c);
+    c.node_id = 1;
+    c.tick_ms = 5;
+    muxraft_callbacks cb;
+    muxraft_callbacks_init(&cb);
+    cb.userdata = &b;
+    cb.apply = km_apply;
+    CHECK_OK(muxraft_node_new(&c, &cb, &b.node));
+    if (b.node == NULL)
+        return;
+    const uint64_t self[] = {1};
+    CHECK_OK(muxraft_group_create(b.node, G, 77, self, 1));
+    muxraft_key_metrics m = key_metrics_of(b.node, G);
+    CHECK(m.incarnation == 77 && m.voters == 1 && m.role == MUXRAFT_FOLLOWER);
+    CHECK_OK(muxraft_node_start(b.node, "127.0.0.1:0"));
+    for (int i = 0; i < 2000 && key_metrics_of(b.node, G).role != MUXRAFT_LEADER; i++)
+        sleep_ms(5);
+    m = key_metrics_of(b.node, G);
+    CHECK(m.role == MUXRAFT_LEADER && m.leader_id == 1 && m.term >= 1);
+    /* Its no-op applied: the next entry is the one proposed below. */
+    for (int i = 0; i < 2000 && key_metrics_of(b.node, G).applied_index < m.last_index; i++)
+        sleep_ms(5);
+    const uint64_t target = key_metrics_of(b.node, G).last_index + 1;
+    pthread_mutex_lock(&b.mu);
+    b.block_at = target;
+    pthread_mutex_unlock(&b.mu);
+    CHECK_OK(muxraft_propose(b.node, G, bytes_of("held"), 4, NULL));
+    const bool inside = wait_flag(&b.mu, &b.cv, &b.inside, 20000);
+    CHECK(inside);
+
+    km_read r;
+    memset(&r, 0, sizeof r);
+    r.node = b.node;
+    r.group_id = G;
+    pthread_mutex_init(&r.mu, NULL);
+    pthread_cond_init(&r.cv, NULL);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, km_reader, &r) == 0);
+    const bool read_while_blocked = wait_flag(&r.mu, &r.cv, &r.done, 5000);
+    /* Only now is the callback released. */
+    pthread_mutex_lock(&b.mu);
+    const bool still_inside = b.inside && !b.released;
+    b.released = true;
+    pthread_cond_broadcast(&b.cv);
+    pthread_mutex_unlock(&b.mu);
+    pthread_join(t, NULL);
+    CHECK(read_while_blocked && still_inside);
+    CHECK(r.status == MUXRAFT_OK);
+    CHECK(r.m.role == MUXRAFT_LEADER && r.m.incarnation == 77);
+    CHECK(r.m.last_index == target && r.m.commit_index == target);
+    CHECK(r.m.applied_index == target - 1); /* the pass applying it is blocked */
+    CHECK(r.m.log_bytes >= 4 && r.m.quiesced == 0);
+    CHECK(b.from_callback == MUXRAFT_OK);
+    CHECK(b.in_callback.commit_index == target && b.in_callback.applied_index == target - 1);
+
+    for (int i = 0; i < 2000 && key_metrics_of(b.node, G).applied_index < target; i++)
+        sleep_ms(5);
+    CHECK(key_metrics_of(b.node, G).applied_index == target);
+    muxraft_key_metrics none;
+    muxraft_key_metrics_init(&none);
+    EXPECT_FAIL(muxraft_group_key_metrics(b.node, G + 1, &none), MUXRAFT_NOT_FOUND);
+    CHECK_OK(muxraft_node_stop(b.node));
+    CHECK(key_metrics_of(b.node, G).applied_index == target);
+    muxraft_node_free(b.node);
+    pthread_mutex_destroy(&r.mu);
+    pthread_cond_destroy(&r.cv);
+    pthread_mutex_destroy(&b.mu);
+    pthread_cond_destroy(&b.cv);
+}
+
 int main(void)
 {
     /* Before anything failed on this thread, the message is empty. */
@@ -4127,6 +4299,7 @@ int main(void)
     RUN(test_membership);
     RUN(test_membership_restart);
     RUN(test_membership_by_snapshot);
+    RUN(test_key_metrics_while_a_callback_blocks);
 
     printf("%d passed, %d failed\n", n_passed, n_failed);
     return n_failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
