@@ -1132,8 +1132,8 @@ impl Cluster {
         if !self.cfg.check {
             return self.drain_unchecked(id);
         }
-        let mut passes = 0u32;
-        for _ in 0..10_000 {
+        // Each turn of the loop runs a pass or returns.
+        for passes in 0..10_000 {
             let may_crash = self.up_count() > self.faults.min_up.max(1);
             let torn = may_crash && self.rng.chance(self.faults.torn_write);
             let between = self.rng.chance(self.faults.input_between);
@@ -1165,7 +1165,6 @@ impl Cluster {
                 }
                 return Ok(());
             }
-            passes += 1;
             let rd = node.ready();
             // 0. As the runtime's drive loop: a leader's appends leave
             // before its own write (a crash in the write below leaves them
