@@ -13,7 +13,8 @@
  *   stop_node, so no call can see a freed handle (a NIF call holds a
  *   reference to the resource through its argument) and nothing is freed
  *   twice. stop_node only stops: later calls answer {error, shutdown}
- *   (group_status/2 and stats/1 keep answering, as in the C API).
+ *   (group_status/2, key_metrics/2 and stats/1 keep answering, as in the
+ *   C API).
  *
  * Why a started node keeps itself alive
  *   In embedded mode the callbacks run on muxraft's node thread and build
@@ -90,6 +91,8 @@ static ERL_NIF_TERM am_snapshot_index, am_first_index, am_log_bytes_memory,
     am_snapshot_bytes_memory, am_log_bytes_disk, am_snapshot_bytes_disk;
 /* group info and stats keys */
 static ERL_NIF_TERM am_pending_proposals, am_unsynced_bytes;
+/* key metrics keys */
+static ERL_NIF_TERM am_log_bytes, am_voters, am_membership_index, am_quiesced;
 static ERL_NIF_TERM am_invalid_argument, am_io, am_shutdown, am_unknown;
 static ERL_NIF_TERM am_muxraft_log, am_warning, am_info, am_debug;
 /* stats keys */
@@ -1151,6 +1154,42 @@ static ERL_NIF_TERM group_status_nif(ErlNifEnv *env, int argc,
     return enif_make_tuple2(env, am_ok, map);
 }
 
+/* key_metrics_nif(Node, GroupId) -> {ok, Map} | {error, Reason, Message}
+ * muxraft_group_key_metrics never waits for the node (it reads atomics the
+ * node publishes), so this runs on a normal scheduler, not a dirty one. */
+static ERL_NIF_TERM key_metrics_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    nif_node *n;
+    uint64_t group_id;
+    muxraft_key_metrics m;
+    muxraft_status s;
+    ERL_NIF_TERM keys[12], values[12], map;
+    (void)argc;
+
+    if (!get_node(env, argv[0], &n) || !get_u64(env, argv[1], &group_id))
+        return enif_make_badarg(env);
+    /* Allowed after stop (C API): the handle lives until the destructor. */
+    muxraft_key_metrics_init(&m);
+    s = muxraft_group_key_metrics(n->node, group_id, &m);
+    if (s != MUXRAFT_OK)
+        return error3(env, s);
+    keys[0] = am_role;        values[0] = role_atom(m.role);
+    keys[1] = am_term;        values[1] = enif_make_uint64(env, m.term);
+    keys[2] = am_leader;      values[2] = enif_make_uint64(env, m.leader_id);
+    keys[3] = am_commit;      values[3] = enif_make_uint64(env, m.commit_index);
+    keys[4] = am_applied;     values[4] = enif_make_uint64(env, m.applied_index);
+    keys[5] = am_last_index;  values[5] = enif_make_uint64(env, m.last_index);
+    keys[6] = am_snapshot_index; values[6] = enif_make_uint64(env, m.snapshot_index);
+    keys[7] = am_log_bytes;   values[7] = enif_make_uint64(env, m.log_bytes);
+    keys[8] = am_voters;      values[8] = enif_make_uint64(env, m.voters);
+    keys[9] = am_membership_index; values[9] = enif_make_uint64(env, m.membership_index);
+    keys[10] = am_quiesced;   values[10] = m.quiesced ? am_true : am_false;
+    keys[11] = am_incarnation; values[11] = enif_make_uint64(env, m.incarnation);
+    if (!enif_make_map_from_arrays(env, keys, values, 12, &map))
+        return enif_make_badarg(env);
+    return enif_make_tuple2(env, am_ok, map);
+}
+
 /* stats_nif(Node) -> Map | {error, Reason, Message} */
 static ERL_NIF_TERM stats_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
@@ -1412,6 +1451,7 @@ static void make_atoms(ErlNifEnv *env)
     ATOM(term); ATOM(commit); ATOM(last_index); ATOM(incarnation);
     ATOM(snapshot_index); ATOM(first_index); ATOM(log_bytes_memory);
     ATOM(snapshot_bytes_memory); ATOM(log_bytes_disk); ATOM(snapshot_bytes_disk);
+    ATOM(log_bytes); ATOM(voters); ATOM(membership_index); ATOM(quiesced);
     ATOM(invalid_argument); ATOM(io); ATOM(shutdown); ATOM(unknown);
     ATOM(messages_sent); ATOM(bytes_sent); ATOM(messages_received);
     ATOM(heartbeat_batches_sent); ATOM(group_heartbeats_batched);
@@ -1486,6 +1526,7 @@ static ErlNifFunc nif_funcs[] = {
     {"node_peers_nif", 1, node_peers_nif, DIRTY},
     {"metrics_text_nif", 1, metrics_text_nif, DIRTY},
     {"group_status_nif", 2, group_status_nif, DIRTY},
+    {"key_metrics_nif", 2, key_metrics_nif, 0},
     {"stats_nif", 1, stats_nif, DIRTY},
     {"stop_node_nif", 1, stop_node_nif, DIRTY},
     {"tick_nif", 1, tick_nif, DIRTY},

@@ -70,7 +70,7 @@
          create_group/4, rejoin_group/4, join_group/3, remove_group/2,
          add_member/4, remove_member/3, members/2,
          propose/3, read_index/2, transfer_leader/3, snapshot/4,
-         group_status/2, stats/1,
+         group_status/2, key_metrics/2, stats/1,
          node_peers/1, metrics/1, metrics_text/1,
          tick/1, step/3,
          set_log_level/1,
@@ -490,6 +490,30 @@ snapshot(Node, GroupId, Index, Data) ->
 group_status(Node, GroupId) ->
     result(group_status_nif(Node, GroupId)).
 
+%% @doc A group's key metrics, the fields of the C `muxraft_key_metrics':
+%% `role', `term', `leader' (0: none known), `commit', `applied',
+%% `last_index', `snapshot_index', `log_bytes' (payload bytes of the log in
+%% memory), `voters' and `membership_index' (the membership as this replica
+%% sees it, and the index of the entry that set it), `quiesced' and
+%% `incarnation', as of the group's last pass. Unlike
+%% {@link group_status/2} it never waits for the node: it reads atomics the
+%% node publishes, without its lock, so it is a plain NIF (no dirty
+%% scheduler) that answers at once however busy the node is, also after
+%% {@link stop_node/1}. The fields may be from adjacent moments (the
+%% commit of one pass beside the applied index of the next).
+%% `{error, not_found}' for a group not hosted here.
+-spec key_metrics(node_handle(), group_id()) ->
+          {ok, #{role := role(), term := non_neg_integer(),
+                 leader := non_neg_integer(), commit := non_neg_integer(),
+                 applied := non_neg_integer(), last_index := non_neg_integer(),
+                 snapshot_index := non_neg_integer(),
+                 log_bytes := non_neg_integer(), voters := non_neg_integer(),
+                 membership_index := non_neg_integer(), quiesced := boolean(),
+                 incarnation := incarnation()}}
+          | {error, reason()}.
+key_metrics(Node, GroupId) ->
+    result(key_metrics_nif(Node, GroupId)).
+
 %% @doc The node's counters since it was created, the fields of the C
 %% `muxraft_stats' (see muxraft.h for each):
 %% `messages_sent', `bytes_sent', `messages_received', `bytes_received',
@@ -769,6 +793,7 @@ members_nif(_Node, _GroupId) -> erlang:nif_error(not_loaded).
 node_peers_nif(_Node) -> erlang:nif_error(not_loaded).
 metrics_text_nif(_Node) -> erlang:nif_error(not_loaded).
 group_status_nif(_Node, _GroupId) -> erlang:nif_error(not_loaded).
+key_metrics_nif(_Node, _GroupId) -> erlang:nif_error(not_loaded).
 stats_nif(_Node) -> erlang:nif_error(not_loaded).
 stop_node_nif(_Node) -> erlang:nif_error(not_loaded).
 tick_nif(_Node) -> erlang:nif_error(not_loaded).

@@ -53,6 +53,9 @@ data_dir_in_use_test_() ->
 group_zero_test_() ->
     {timeout, 60, fun group_zero/0}.
 
+key_metrics_test_() ->
+    {timeout, 60, fun key_metrics/0}.
+
 liveness_flag_test_() ->
     {timeout, 60, fun liveness_flag/0}.
 
@@ -609,6 +612,33 @@ data_dir_in_use() ->
         flush(),
         rm_rf(Dir)
     end.
+
+%% key_metrics/2 on a host-driven node: the group's numbers as
+%% group_status/2 has them once a pass ended, a follower before it leads,
+%% not_found for a group not hosted (or removed), badarg for a bad id, and
+%% still answering after stop.
+key_metrics() ->
+    {ok, N} = muxraft:start_node(#{node_id => 1}),
+    ok = muxraft:create_group(N, 3, 9, [1]),
+    ?assertMatch({ok, #{role := follower, leader := 0, incarnation := 9, voters := 1,
+                        quiesced := false, last_index := 0}},
+                 muxraft:key_metrics(N, 3)),
+    lead(N, 3),
+    {ok, _} = muxraft:propose(N, 3, <<"four">>),
+    I = receive {muxraft, N, {applied, 3, A, <<"four">>}} -> A after ?WAIT_MS -> error(not_applied) end,
+    {ok, #{term := T, commit := C, applied := Ap, last_index := L, snapshot_index := S}} =
+        muxraft:group_status(N, 3),
+    ?assertEqual({ok, #{role => leader, term => T, leader => 1, commit => C, applied => Ap,
+                        last_index => L, snapshot_index => S, log_bytes => 4, voters => 1,
+                        membership_index => 0, quiesced => false, incarnation => 9}},
+                 muxraft:key_metrics(N, 3)),
+    ?assertEqual(I, Ap),
+    ?assertEqual({error, not_found}, muxraft:key_metrics(N, 4)),
+    ?assertError(badarg, muxraft:key_metrics(N, -1)),
+    ?assertError(badarg, muxraft:key_metrics(not_a_node, 3)),
+    ok = muxraft:stop_node(N),
+    ?assertMatch({ok, #{applied := Ap}}, muxraft:key_metrics(N, 3)),
+    flush().
 
 %% Group id 0 is a group id like any other (as is 2^64-1): created,
 %% proposed to, applied, removed, created again.
