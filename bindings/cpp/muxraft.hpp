@@ -80,14 +80,16 @@
 namespace muxraft {
 
 // The C types are used as they are: a status, a role, a member's role, and
-// the plain structs filled by muxraft_group_status, muxraft_node_stats,
-// muxraft_node_peers and muxraft_group_members (group_status() and stats()
-// set their struct_size with muxraft_group_info_init and
+// the plain structs filled by muxraft_group_status, muxraft_group_key_metrics,
+// muxraft_node_stats, muxraft_node_peers and muxraft_group_members
+// (group_status(), key_metrics() and stats() set their struct_size with
+// muxraft_group_info_init, muxraft_key_metrics_init and
 // muxraft_stats_init; muxraft_peer has none: node_id, heard (1 or 0) and
 // epoch; nor has muxraft_member: node_id, match_index and role).
 using Status = muxraft_status;
 using Role = muxraft_role;
 using GroupInfo = muxraft_group_info;
+using KeyMetrics = muxraft_key_metrics;
 using Stats = muxraft_stats;
 using Peer = muxraft_peer;
 // MUXRAFT_VOTER, MUXRAFT_NONVOTER or MUXRAFT_PROMOTABLE.
@@ -631,6 +633,19 @@ public:
         muxraft_group_info_init(&info);
         check(muxraft_group_status(h(), group_id, &info), "muxraft_group_status");
         return info;
+    }
+
+    // muxraft_group_key_metrics: role, term, leader, commit, applied, last
+    // index, snapshot index, log bytes, membership and quiesced as of the
+    // group's last pass. Never waits for the node (no lock it holds, no
+    // pass, no callback): call it from any thread, from inside callbacks,
+    // after stop(). Fields may be from adjacent moments.
+    KeyMetrics key_metrics(std::uint64_t group_id) const
+    {
+        KeyMetrics m;
+        muxraft_key_metrics_init(&m);
+        check(muxraft_group_key_metrics(h(), group_id, &m), "muxraft_group_key_metrics");
+        return m;
     }
 
     // muxraft_propose: the bytes are copied; returns the proposal id that
