@@ -11,12 +11,14 @@
 //! the number of groups. Per-group series (a `group` label) come only when
 //! the node hosts at most `metrics_per_group_max` groups; the default, 0,
 //! never renders them, so that 100,000 groups never become 100,000 series
-//! by accident.
+//! by accident. The per-group numbers are the groups' key metrics
+//! (`multi/key_metrics.rs`), copied without the node's lock.
 
 use std::fmt::Write;
 
+use crate::multi::KeyMetrics;
 use crate::multi::{FrameKind, QuietGauges, Stats, WakeCause};
-use crate::raft::{Role, Status};
+use crate::raft::Role;
 use crate::transport::TransportStats;
 
 use super::DiskStats;
@@ -38,14 +40,14 @@ pub struct Metrics {
     pub group_rows: Vec<GroupRow>,
 }
 
-/// One group replica's gauges, for the per-group series.
+/// One group replica's gauges, for the per-group series: its key metrics
+/// (read without the node's lock; `log_bytes` is the log's payload in
+/// memory) and, with a data directory, the bytes of its log in the
+/// write-ahead log (an estimate).
 #[derive(Clone, Copy, Debug)]
 pub struct GroupRow {
     pub group_id: u64,
-    pub status: Status,
-    /// Payload bytes of its log in memory, and (with a data directory) in
-    /// the write-ahead log (an estimate).
-    pub log_bytes_memory: u64,
+    pub metrics: KeyMetrics,
     pub log_bytes_disk: u64,
 }
 
@@ -461,32 +463,32 @@ fn render_groups(w: &mut Writer, rows: &[GroupRow]) {
         (
             "group_role",
             "This replica's role: 0 follower, 1 candidate, 2 leader (as muxraft_role).",
-            |r| match r.status.role {
+            |r| match r.metrics.role {
                 Role::Follower => 0,
                 Role::PreCandidate | Role::Candidate => 1,
                 Role::Leader => 2,
             },
         ),
         ("group_term", "The replica's current term.", |r| {
-            r.status.term
+            r.metrics.term
         }),
         (
             "group_commit_index",
             "Highest index known committed.",
-            |r| r.status.commit,
+            |r| r.metrics.commit,
         ),
         ("group_applied_index", "Highest index applied.", |r| {
-            r.status.applied
+            r.metrics.applied
         }),
         (
             "group_last_index",
             "Highest index in the replica's log.",
-            |r| r.status.last_index,
+            |r| r.metrics.last_index,
         ),
         (
             "group_snapshot_index",
             "Index of the latest snapshot (0: none).",
-            |r| r.status.snapshot_index,
+            |r| r.metrics.snapshot_index,
         ),
     ];
     for (name, help, field) in families {
@@ -502,7 +504,7 @@ fn render_groups(w: &mut Writer, rows: &[GroupRow]) {
         "Payload bytes of the group's log in memory, and in the write-ahead log (an estimate).",
     );
     for r in rows {
-        w.sample_group_where(name, r.group_id, "memory", r.log_bytes_memory);
+        w.sample_group_where(name, r.group_id, "memory", r.metrics.log_bytes);
         w.sample_group_where(name, r.group_id, "disk", r.log_bytes_disk);
     }
 }
@@ -590,17 +592,19 @@ mod tests {
             c.bytes = max;
         }
         stats.wakeups = [max; WakeCause::COUNT];
-        let status = Status {
-            id: max,
+        let metrics = KeyMetrics {
+            incarnation: max,
             role: Role::Leader,
             term: max,
-            vote: max,
             leader: max,
             commit: max,
             applied: max,
             last_index: max,
-            first_index: max,
             snapshot_index: max,
+            log_bytes: max,
+            voters: max,
+            membership_index: max,
+            quiesced: true,
         };
         Metrics {
             node_id: max,
@@ -610,8 +614,7 @@ mod tests {
             group_rows: (0..groups)
                 .map(|i| GroupRow {
                     group_id: max - i,
-                    status,
-                    log_bytes_memory: max,
+                    metrics,
                     log_bytes_disk: max,
                 })
                 .collect(),
@@ -718,7 +721,7 @@ mod tests {
         m.stats.wakeups[WakeCause::PeerLost as usize] = 3;
         m.peers = vec![(2, true, 1), (3, false, 4)];
         m.group_rows[0].group_id = 42;
-        m.group_rows[0].status.role = Role::Follower;
+        m.group_rows[0].metrics.role = Role::Follower;
         let samples = check_exposition(&render(&m));
         let node = ("node", "7");
         assert_eq!(

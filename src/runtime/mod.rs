@@ -566,40 +566,31 @@ impl Runtime {
         (stats, groups, transport, disk, quiet)
     }
 
-    /// The numbers a metrics scrape renders: copied under the node's lock,
-    /// which is held no longer than the copy (one pass over the groups only
-    /// when the per-group rows are wanted). Render them with
-    /// [`render_metrics`], outside any lock.
+    /// The numbers a metrics scrape renders: the node-level ones copied
+    /// under the node's lock, which is held no longer than the copy; the
+    /// per-group rows, when wanted, from the key metrics, without it.
+    /// Render them with [`render_metrics`], outside any lock.
     pub fn metrics(&self) -> Metrics {
         let max = self.metrics_per_group_max;
-        let mut m = self.shared.with(|n| {
-            let groups = n.group_count() as u64;
-            let group_rows = if groups > 0 && groups <= max {
-                n.group_ids()
-                    .filter_map(|id| {
-                        let status = n.group_status(id).ok()?;
-                        let (log_bytes_memory, _) = n.group_memory(id).unwrap_or_default();
-                        Some(GroupRow {
-                            group_id: id,
-                            status,
-                            log_bytes_memory,
-                            log_bytes_disk: 0,
-                        })
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            Metrics {
-                node_id: n.id(),
-                stats: n.stats().clone(),
-                groups,
-                quiet: n.quiet_gauges(),
-                peers: n.peer_liveness(),
-                group_rows,
-                ..Metrics::default()
-            }
+        let mut m = self.shared.with(|n| Metrics {
+            node_id: n.id(),
+            stats: n.stats().clone(),
+            groups: n.group_count() as u64,
+            quiet: n.quiet_gauges(),
+            peers: n.peer_liveness(),
+            ..Metrics::default()
         });
+        if m.groups > 0 && m.groups <= max {
+            let rows = usize::try_from(max).unwrap_or(usize::MAX);
+            m.group_rows = (self.key_metrics.all_up_to(rows).unwrap_or_default())
+                .into_iter()
+                .map(|(group_id, metrics)| GroupRow {
+                    group_id,
+                    metrics,
+                    log_bytes_disk: 0,
+                })
+                .collect();
+        }
         m.transport = match &*self.mode.lock() {
             Mode::Embedded(e) => e.transport_stats(),
             _ => self.last_transport.lock().clone(),
