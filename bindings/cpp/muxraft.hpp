@@ -274,6 +274,16 @@ struct Config {
     // The least severe level Callbacks::log receives (default
     // MUXRAFT_LOG_INFO: what an operator needs; MUXRAFT_LOG_OFF: none).
     LogLevel log_level;
+    // The leader balancer: each node hands leaderships beyond its share of
+    // the groups to nodes below theirs, a few at a time, by leadership
+    // transfers to up-to-date voters (see muxraft_config.balance_leaders).
+    // MUXRAFT_BALANCE_AUTO (the default): on in embedded mode, off in
+    // host-driven mode; MUXRAFT_BALANCE_ON; MUXRAFT_BALANCE_OFF. ON without
+    // batch_heartbeats throws MUXRAFT_INVALID_ARGUMENT. stats() counts its
+    // transfers in balance_transfers.
+    muxraft_balance balance_leaders;
+    // Transfers the balancer has in flight at most (0: the default, 8).
+    std::uint32_t balance_max_transfers;
 
     // The defaults of muxraft_config_init.
     Config() : Config(defaults()) {}
@@ -302,7 +312,8 @@ struct Config {
                                           : std::vector<std::uint8_t>()),
           tls_cert_pem(optional_string(c.tls_cert_pem)),
           tls_key_pem(optional_string(c.tls_key_pem)), tls_ca_pem(optional_string(c.tls_ca_pem)),
-          log_level(static_cast<LogLevel>(c.log_level))
+          log_level(static_cast<LogLevel>(c.log_level)), balance_leaders(c.balance_leaders),
+          balance_max_transfers(c.balance_max_transfers)
     {
     }
 
@@ -342,6 +353,8 @@ struct Config {
         c.tls_key_pem = tls_key_pem ? tls_key_pem->c_str() : nullptr;
         c.tls_ca_pem = tls_ca_pem ? tls_ca_pem->c_str() : nullptr;
         c.log_level = static_cast<std::uint32_t>(log_level);
+        c.balance_leaders = balance_leaders;
+        c.balance_max_transfers = balance_max_transfers;
         return c;
     }
 

@@ -51,8 +51,10 @@ use super::WakeCause;
 use crate::raft::Role;
 
 /// A node's excess must be above this share of its share (in per cent),
-/// and at least one group, before it hands any group over: half the slack
-/// the operator's goal (within 10% of L/N) allows.
+/// and above half a group, before it hands any group over: half the slack
+/// the operator's goal (within 10% of L/N) allows. (Half a group, not
+/// one: a node one group over its share with another one under it moves
+/// that group, so small clusters end exactly balanced.)
 const TOLERANCE_PERCENT: i64 = 5;
 
 /// One leadership, in the units the tally counts in: divisible by every
@@ -233,7 +235,7 @@ impl Node {
         let mut mine = tally.excess(me);
         self.balancer.mine = Some(mine);
         let my_share = tally.share.get(&me).copied().unwrap_or(0);
-        let tolerance = (my_share * TOLERANCE_PERCENT / 100).max(ONE);
+        let tolerance = (my_share * TOLERANCE_PERCENT / 100).max(ONE / 2);
         if mine <= tolerance {
             // Balanced, as far as this node goes: nothing to do until
             // something changes (unless its own transfers are still on).

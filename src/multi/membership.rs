@@ -89,6 +89,7 @@ impl Node {
             }
             source => Error::Raft { group_id, source },
         })?;
+        tracing::info!(group_id, index = p.index, change = ?cc, "membership change proposed");
         self.stats.membership_changes += 1;
         self.touched(group_id);
         self.sync_members(group_id);
@@ -147,6 +148,20 @@ impl Node {
         }
         g.conf_version = version;
         self.balancer.touch();
+        // Once per change on each replica (and once more if a change is
+        // undone by a new leader's log): what an operator looks for. Not
+        // for a group's creation membership (index 0), which would be a
+        // line per group at every start.
+        let m = g.raft.membership();
+        if g.raft.conf_index() > 0 {
+            tracing::info!(
+                group_id,
+                index = g.raft.conf_index(),
+                voters = ?m.voters,
+                non_voters = ?m.learners,
+                "membership in effect"
+            );
+        }
         let mut now = g.raft.member_ids();
         now.retain(|&m| m != me);
         now.sort_unstable();

@@ -3301,6 +3301,60 @@ static void test_transfer_leader(void)
 }
 
 /*
+ * The leader balancer (muxraft_config.balance_leaders): a bad setting is
+ * refused; with MUXRAFT_BALANCE_ON in host-driven mode, nine groups end
+ * led three by each node (wherever their elections put them; transfers
+ * counted in balance_transfers) and nothing moves afterwards; with the
+ * default (AUTO: off in host-driven mode) nothing is transferred.
+ */
+static void test_balance_leaders(void)
+{
+    muxraft_config base;
+    muxraft_config_init(&base);
+    CHECK(base.balance_leaders == MUXRAFT_BALANCE_AUTO && base.balance_max_transfers == 0);
+    base.node_id = 1;
+    base.balance_leaders = 3;
+    muxraft_node *bad = NULL;
+    EXPECT_FAIL(muxraft_node_new(&base, NULL, &bad), MUXRAFT_INVALID_ARGUMENT);
+    CHECK(strstr(muxraft_last_error(), "balance_leaders") != NULL);
+    base.balance_leaders = MUXRAFT_BALANCE_ON;
+    base.batch_heartbeats = false;
+    EXPECT_FAIL(muxraft_node_new(&base, NULL, &bad), MUXRAFT_INVALID_ARGUMENT);
+    CHECK(bad == NULL);
+    base.batch_heartbeats = true;
+    for (int on = 0; on < 2; on++) {
+        base.balance_leaders = on ? MUXRAFT_BALANCE_ON : MUXRAFT_BALANCE_AUTO;
+        cu_cluster c;
+        if (!cu_init(&c, 3, 0, &base)) {
+            CHECK(!"cu_init");
+            return;
+        }
+        for (uint64_t g = 1; g <= 9; g++)
+            CHECK(cu_create_group(&c, g));
+        for (int t = 0; t < 300; t++)
+            CHECK(cu_tick(&c));
+        uint64_t led[3], moved = 0;
+        for (size_t i = 0; i < 3; i++) {
+            const muxraft_stats s = stats_of(c.nodes[i].handle);
+            led[i] = s.groups_led;
+            moved += s.balance_transfers;
+        }
+        CHECK(led[0] + led[1] + led[2] == 9);
+        if (on)
+            CHECK(led[0] == 3 && led[1] == 3 && led[2] == 3);
+        else
+            CHECK(moved == 0);
+        for (int t = 0; t < 100; t++)
+            CHECK(cu_tick(&c));
+        uint64_t later = 0;
+        for (size_t i = 0; i < 3; i++)
+            later += stats_of(c.nodes[i].handle).balance_transfers;
+        CHECK(later == moved); /* nothing moves once balanced */
+        cu_free(&c);
+    }
+}
+
+/*
  * muxraft_read_index and read_done: misuse refused at once; on the leader a
  * read is reported exactly once, after a heartbeat round a quorum answered,
  * with MUXRAFT_OK and an index at or past every proposal acknowledged
@@ -4294,6 +4348,7 @@ int main(void)
     RUN(test_peers);
     RUN(test_read_index);
     RUN(test_transfer_leader);
+    RUN(test_balance_leaders);
     RUN(test_read_index_busy);
     RUN(test_metrics_text);
     RUN(test_membership);

@@ -112,6 +112,14 @@ TEST(Errors, ConfigHoldsTheCDefaults)
     const muxraft::Config tls_again(with_tls);
     EXPECT_EQ(tls_again.tls_ca_pem, std::optional<std::string>("ca.crt"));
     EXPECT_EQ(tls_again.tls_key_pem, std::optional<std::string>("a.key"));
+    // The leader balancer: automatic by default, copied both ways.
+    EXPECT_EQ(config.balance_leaders, static_cast<muxraft_balance>(MUXRAFT_BALANCE_AUTO));
+    EXPECT_EQ(config.balance_max_transfers, 0u);
+    config.balance_leaders = MUXRAFT_BALANCE_OFF;
+    config.balance_max_transfers = 3;
+    const muxraft_config balanced = config.to_c();
+    EXPECT_EQ(balanced.balance_leaders, static_cast<muxraft_balance>(MUXRAFT_BALANCE_OFF));
+    EXPECT_EQ(muxraft::Config(balanced).balance_max_transfers, 3u);
     EXPECT_EQ(muxraft::abi_version(), static_cast<std::uint32_t>(MUXRAFT_ABI_VERSION));
     EXPECT_STREQ(muxraft::version(), muxraft_version());
 }
@@ -150,6 +158,15 @@ TEST(Errors, BadConfigIsRefused)
     EXPECT_NE(std::string(muxraft_last_error()).find("tls_ca_pem"), std::string::npos);
     c.tls_ca_pem = "tests/certs/ca.crt";
     muxraft::Node with_tls(c); // the same paths, all good: a node
+    c = config_for(1);
+    c.balance_leaders = 7;
+    EXPECT_TRUE(throws_status([&] { muxraft::Node n(c); }, MUXRAFT_INVALID_ARGUMENT,
+                              "muxraft_node_new"));
+    EXPECT_NE(std::string(muxraft_last_error()).find("balance_leaders"), std::string::npos);
+    c.balance_leaders = MUXRAFT_BALANCE_ON;
+    c.batch_heartbeats = false;
+    EXPECT_TRUE(throws_status([&] { muxraft::Node n(c); }, MUXRAFT_INVALID_ARGUMENT,
+                              "muxraft_node_new"));
 }
 
 TEST(Errors, BadMemberListsAreRefused)

@@ -118,7 +118,7 @@ static ERL_NIF_TERM am_messages_sent, am_bytes_sent, am_messages_received,
     am_reads_served, am_reads_failed, am_reads_refused_busy, am_pending_reads,
     am_read_rounds_sent, am_read_rounds_answered, am_compact_rows_sent,
     am_compact_rows_refused, am_groups_led, am_transfers_started,
-    am_peers_refused_auth, am_peers_refused_tls;
+    am_peers_refused_auth, am_peers_refused_tls, am_balance_transfers;
 
 static ERL_NIF_TERM mk_atom(ErlNifEnv *env, const char *name)
 {
@@ -633,8 +633,11 @@ static ERL_NIF_TERM start_node_nif(ErlNifEnv *env, int argc,
         !get_opt_u64(env, tuple[1], &config.max_pending_reads) ||
         !get_opt_u64(env, tuple[2], &config.metrics_per_group_max))
         return enif_make_badarg(env);
-    /* The links between nodes: the cluster secret, then the TLS paths. */
-    if (!enif_get_tuple(env, argv[14], &arity, &link) || arity != 4)
+    /* The links between nodes: the cluster secret, then the TLS paths;
+     * then the leader balancer (MUXRAFT_BALANCE_*, transfers in flight). */
+    if (!enif_get_tuple(env, argv[14], &arity, &link) || arity != 6 ||
+        !get_opt_u32(env, link[4], &config.balance_leaders) ||
+        !get_opt_u32(env, link[5], &config.balance_max_transfers))
         return enif_make_badarg(env);
     if (!enif_is_identical(link[0], am_undefined)) {
         ErlNifBinary secret;
@@ -1196,7 +1199,7 @@ static ERL_NIF_TERM stats_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
     nif_node *n;
     muxraft_stats st;
     muxraft_status s;
-    ERL_NIF_TERM keys[68], values[68], map;
+    ERL_NIF_TERM keys[72], values[72], map;
     unsigned k = 0;
     (void)argc;
 
@@ -1280,6 +1283,7 @@ static ERL_NIF_TERM stats_nif(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
     STAT(transfers_started);
     STAT(peers_refused_auth);
     STAT(peers_refused_tls);
+    STAT(balance_transfers);
 #undef STAT
     if (!enif_make_map_from_arrays(env, keys, values, k, &map))
         return enif_make_badarg(env);
@@ -1481,6 +1485,7 @@ static void make_atoms(ErlNifEnv *env)
     ATOM(compact_rows_refused); ATOM(groups_led); ATOM(transfers_started);
     ATOM(peers_refused_auth);
     ATOM(peers_refused_tls);
+    ATOM(balance_transfers);
     ATOM(muxraft_log); ATOM(warning); ATOM(info); ATOM(debug);
 #undef ATOM
 }

@@ -174,8 +174,13 @@
 %% peer certificate's IP SANs), and a peer that fails it is refused and
 %% counted in `peers_refused_tls' of {@link stats/1}; a missing file, bad
 %% PEM or a key of another certificate give `{error, invalid_argument}'
-%% (see {@link last_error/0}). Strings may be given as strings or binaries.
-%% Unknown keys raise `badarg'.
+%% (see {@link last_error/0}); `balance_leaders' (`auto', the default: on in
+%% embedded mode, off in host-driven mode; `on'; `off'): the leader balancer,
+%% which hands leaderships beyond this node's share of the groups to nodes
+%% below theirs by leadership transfers, a few at a time
+%% (`balance_max_transfers' in flight, default 8), counted in
+%% `balance_transfers' of {@link stats/1}. Strings may be given as strings
+%% or binaries. Unknown keys raise `badarg'.
 %%
 %% The calling process becomes the owner and receives the node's events.
 -spec start_node(#{node_id := node_id(),
@@ -206,7 +211,9 @@
                    cluster_secret => binary(),
                    tls_cert_pem => file:filename_all(),
                    tls_key_pem => file:filename_all(),
-                   tls_ca_pem => file:filename_all()}) ->
+                   tls_ca_pem => file:filename_all(),
+                   balance_leaders => auto | on | off,
+                   balance_max_transfers => non_neg_integer()}) ->
           {ok, node_handle()} | {error, reason()}.
 start_node(Opts) when is_map(Opts) ->
     Known = [node_id, cluster_id, listen, peers, data_dir, tick_ms,
@@ -218,7 +225,8 @@ start_node(Opts) when is_map(Opts) ->
              max_pending_proposals, max_unsynced_bytes_per_group,
              max_unsynced_bytes, quiesce, max_pending_reads_per_group,
              max_pending_reads, metrics_per_group_max, cluster_secret,
-             tls_cert_pem, tls_key_pem, tls_ca_pem],
+             tls_cert_pem, tls_key_pem, tls_ca_pem, balance_leaders,
+             balance_max_transfers],
     [] =:= maps:keys(maps:without(Known, Opts)) orelse error(badarg, [Opts]),
     NodeId = case Opts of
                  #{node_id := Id} when is_integer(Id), Id > 0 -> Id;
@@ -252,6 +260,13 @@ start_node(Opts) when is_map(Opts) ->
          end || K <- [tls_cert_pem, tls_key_pem, tls_ca_pem]],
     Batch = opt_bool(batch_heartbeats, Opts),
     Quiesce = opt_bool(quiesce, Opts),
+    %% MUXRAFT_BALANCE_AUTO, _ON, _OFF.
+    Balance = case maps:get(balance_leaders, Opts, auto) of
+                  auto -> 0;
+                  on -> 1;
+                  off -> 2;
+                  _ -> error(badarg, [Opts])
+              end,
     result(start_node_nif(NodeId, ClusterId, Listen, Peers, DataDir,
                           opt_int(tick_ms, Opts),
                           opt_int(heartbeat_ticks, Opts),
@@ -273,7 +288,8 @@ start_node(Opts) when is_map(Opts) ->
                           {opt_u64(max_pending_reads_per_group, Opts),
                            opt_u64(max_pending_reads, Opts),
                            opt_u64(metrics_per_group_max, Opts)},
-                          {Secret, TlsCert, TlsKey, TlsCa}));
+                          {Secret, TlsCert, TlsKey, TlsCa, Balance,
+                           opt_int(balance_max_transfers, Opts)}));
 start_node(Opts) ->
     error(badarg, [Opts]).
 
@@ -557,7 +573,9 @@ key_metrics(Node, GroupId) ->
 %% (heartbeat rows sent as the group id alone) and `compact_rows_refused'
 %% (compact rows received that this node could not use); and for leader
 %% balance the gauge `groups_led' (groups this node leads now) and
-%% `transfers_started' (by {@link transfer_leader/3}); and
+%% `transfers_started' (by {@link transfer_leader/3}, and by the leader
+%% balancer: `balance_transfers', see `balance_leaders' in
+%% {@link start_node/1}); and
 %% `peers_refused_auth', handshakes refused for the cluster secret (see
 %% `cluster_secret' in {@link start_node/1}), by this node or its peer;
 %% `peers_refused_tls', handshakes refused for TLS (see `tls_cert_pem' in

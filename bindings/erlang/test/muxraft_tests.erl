@@ -77,6 +77,9 @@ backpressure_test_() ->
 quiesce_option_test_() ->
     {timeout, 60, fun quiesce_option/0}.
 
+balance_option_test_() ->
+    {timeout, 60, fun balance_option/0}.
+
 quiesce_idle_groups_test_() ->
     {timeout, 60, fun quiesce_idle_groups/0}.
 
@@ -1023,6 +1026,25 @@ quiesce_option() ->
      end || Q <- [false, true], B <- [false, true]],
     [?assertError(badarg, muxraft:start_node(#{node_id => 1, quiesce => Bad}))
      || Bad <- [1, yes, "true", <<"false">>]],
+    flush().
+
+%% The leader balancer's options: auto (the default), on and off start a
+%% node whose stats count balance_transfers; on without batched heartbeats
+%% (which carry the counts) is refused by the library; anything else is
+%% badarg.
+balance_option() ->
+    [begin
+         {ok, N} = muxraft:start_node(Opts#{node_id => 1, cluster_id => 1313}),
+         ?assertMatch(#{balance_transfers := 0}, muxraft:stats(N)),
+         ok = muxraft:stop_node(N)
+     end || Opts <- [#{}, #{balance_leaders => auto}, #{balance_leaders => on},
+                     #{balance_leaders => off, balance_max_transfers => 3}]],
+    ?assertEqual({error, invalid_argument},
+                 muxraft:start_node(#{node_id => 1, balance_leaders => on,
+                                      batch_heartbeats => false})),
+    [?assertError(badarg, muxraft:start_node(#{node_id => 1, balance_leaders => Bad}))
+     || Bad <- [1, yes, "on", true]],
+    ?assertError(badarg, muxraft:start_node(#{node_id => 1, balance_max_transfers => -1})),
     flush().
 
 %% Three host-driven nodes owned by this process, quiesce on (the default
