@@ -614,6 +614,71 @@ fn a_segment_whose_header_was_never_written_is_dropped() {
     assert_recovered(&after, &rec);
 }
 
+/// Found by the `wal_recovery` fuzz target: a segment named (and headed)
+/// with a sequence number near `u64::MAX`, or a commit record with a good
+/// CRC and salt carrying one, made recovery overflow counting on from it
+/// (a panic with overflow checks, a wrapped number without). Such numbers
+/// are never written (2^62 commits would take a century and a half at a
+/// billion a second): they are corruption. The fuzzer's input is kept in
+/// fuzz/regressions/wal_recovery/.
+#[test]
+fn sequence_numbers_past_the_largest_a_wal_writes_are_corrupt() {
+    const MAX_SEQ: u64 = 1 << 62;
+    let base = TempDir::new("huge-seq-base");
+    let starts = write_commits(base.path(), 3);
+    assert_eq!(segment_files(base.path()).len(), 1);
+    // The segment renamed, and its header changed, to a huge number.
+    for seq in [MAX_SEQ + 1, u64::MAX - 1, u64::MAX] {
+        let copy = copy_of(base.path(), "huge-segment-seq");
+        let old = segment_files(copy.path()).remove(0);
+        let mut data = fs::read(&old).unwrap();
+        data[16..24].copy_from_slice(&seq.to_le_bytes());
+        fs::remove_file(&old).unwrap();
+        let f = copy.path().join(format!("{seq:020}.wal"));
+        fs::write(&f, &data).unwrap();
+        match Wal::open(WalOptions::new(copy.path())) {
+            Err(WalError::Corrupt {
+                segment, reason, ..
+            }) => {
+                assert_eq!(segment, f);
+                assert!(reason.contains("sequence number"), "{seq}: {reason}");
+            }
+            Err(e) => panic!("{seq}: wrong error: {e}"),
+            Ok(_) => panic!("segment {seq} was accepted"),
+        }
+    }
+    // At the limit it is still a segment like any other.
+    let copy = copy_of(base.path(), "max-segment-seq");
+    let old = segment_files(copy.path()).remove(0);
+    let mut data = fs::read(&old).unwrap();
+    data[16..24].copy_from_slice(&MAX_SEQ.to_le_bytes());
+    fs::remove_file(&old).unwrap();
+    fs::write(copy.path().join(format!("{MAX_SEQ:020}.wal")), &data).unwrap();
+    let (_, rec) = open(copy.path());
+    assert_eq!(rec.groups[&1].store.last_index(), 3);
+    // The last commit's sequence number made huge, its CRC made right.
+    let (seg, at) = starts[2].clone();
+    let at = at as usize;
+    for seq in [MAX_SEQ + 1, u64::MAX] {
+        let copy = copy_of(base.path(), "huge-commit-seq");
+        let f = copy.path().join(seg.file_name().unwrap());
+        let mut data = fs::read(&f).unwrap();
+        // len:u32 | crc:u32 | type:u8 | seq:u64 | body_len:u64 | count:u32 | salt:u64
+        data[at + 9..at + 17].copy_from_slice(&seq.to_le_bytes());
+        let crc = crc32c(&data[at + 8..at + 9 + 28]);
+        data[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
+        fs::write(&f, &data).unwrap();
+        match Wal::open(WalOptions::new(copy.path())) {
+            Err(WalError::Corrupt { offset, reason, .. }) => {
+                assert_eq!(offset, at as u64);
+                assert!(reason.contains("sequence number"), "{seq}: {reason}");
+            }
+            Err(e) => panic!("commit {seq}: wrong error: {e}"),
+            Ok(_) => panic!("commit {seq} was accepted"),
+        }
+    }
+}
+
 /// A commit record as a client can forge one in a proposal: len | crc |
 /// type 1 | payload with crc = CRC-32C(type ++ payload), payload = seq,
 /// body_len, count as format version 1 laid it out or, with `salt`, as

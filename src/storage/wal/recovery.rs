@@ -8,7 +8,7 @@ use tracing::{debug, warn};
 
 use super::fs::WalFs;
 use super::record::{Creation, Record};
-use super::segment::{list_segments, SegmentReader};
+use super::segment::{list_segments, SegmentReader, MAX_SEQ};
 use super::tracker::Tracker;
 use super::{Recovered, RecoveredGroup, WalError};
 use crate::raft::{Entry, MemStore, SnapshotMeta};
@@ -376,12 +376,22 @@ pub(super) fn recover(fs: &dyn WalFs, dir: &Path) -> Result<Outcome, WalError> {
     for (i, (seq, path)) in segments.iter().enumerate() {
         let seq = *seq;
         let is_last = i + 1 == segments.len();
-        let data = fs.read(path)?;
         let corrupt = |offset: u64, reason: String| WalError::Corrupt {
             segment: path.clone(),
             offset,
             reason,
         };
+        // Checked on the name alone, before anything is read: the next
+        // segment's number is this one plus one.
+        if seq > MAX_SEQ {
+            return Err(corrupt(
+                0,
+                format!(
+                    "segment sequence number {seq} is past the largest a WAL writes ({MAX_SEQ})"
+                ),
+            ));
+        }
+        let data = fs.read(path)?;
         let Some(mut reader) = SegmentReader::open(path, seq, &data, is_last, replay.last_commit)?
         else {
             warn!(segment = %path.display(), bytes = data.len(), "removing a segment whose header was never completely written");
@@ -393,6 +403,15 @@ pub(super) fn recover(fs: &dyn WalFs, dir: &Path) -> Result<Outcome, WalError> {
         replay.tracker.add_segment(seq);
         read += 1;
         while let Some(commit) = reader.next_commit()? {
+            if commit.seq > MAX_SEQ {
+                return Err(corrupt(
+                    commit.offset,
+                    format!(
+                        "commit sequence number {} is past the largest a WAL writes ({MAX_SEQ})",
+                        commit.seq
+                    ),
+                ));
+            }
             if commit.seq <= replay.last_commit {
                 return Err(corrupt(
                     commit.offset,

@@ -32,6 +32,12 @@ pub const VERSION: u32 = 2;
 /// magic (8) | version:u32 | reserved:u32 (0) | seq:u64 | salt:u64
 pub const SEGMENT_HEADER: usize = 32;
 
+/// The largest segment or commit sequence number a WAL holds. Far beyond
+/// any real log (2^62 commits take 146 years at a billion a second), so
+/// that counting on from the last one never overflows; recovery refuses a
+/// larger one as corruption.
+pub const MAX_SEQ: u64 = 1 << 62;
+
 const SUFFIX: &str = ".wal";
 const DIGITS: usize = 20;
 
