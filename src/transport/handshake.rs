@@ -52,7 +52,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::tls::{self, Stream};
@@ -353,6 +353,11 @@ impl HandshakeError {
     }
 }
 
+/// What the handshake runs over: a TCP stream, or (fuzzing, tests) bytes
+/// in memory.
+trait Io: AsyncRead + AsyncWrite + Unpin {}
+impl<S: AsyncRead + AsyncWrite + Unpin> Io for S {}
+
 /// This node's hello.
 fn own_hello(shared: &Shared) -> Hello {
     let hello = Hello::new(shared.cfg.cluster_id, shared.cfg.node_id);
@@ -392,7 +397,7 @@ fn count_tls(shared: &Shared, by_peer: bool) {
 
 /// Sends a refusal (best effort: the connection is closed either way),
 /// counts it and returns the error.
-async fn refuse(shared: &Shared, stream: &mut Stream, reason: RefuseReason) -> HandshakeError {
+async fn refuse<S: Io>(shared: &Shared, stream: &mut S, reason: RefuseReason) -> HandshakeError {
     count_refusal(shared, Some(reason));
     let _ = stream.write_all(&reason.encode()).await;
     let _ = stream.shutdown().await;
@@ -402,9 +407,9 @@ async fn refuse(shared: &Shared, stream: &mut Stream, reason: RefuseReason) -> H
 /// Reads a handshake head. A node without TLS whose peer speaks it (a TLS
 /// record where a head should be, or before the peer closed) fails with
 /// [`HandshakeError::Tls`], so that the log says why.
-async fn read_head(
+async fn read_head<S: Io>(
     shared: &Shared,
-    stream: &mut Stream,
+    stream: &mut S,
 ) -> Result<HandshakeMessage, HandshakeError> {
     let mut buf = [0u8; HELLO_LEN];
     let mut got = 0;
@@ -432,7 +437,7 @@ async fn read_head(
     Ok(msg)
 }
 
-async fn read_array<const N: usize>(stream: &mut Stream) -> std::io::Result<[u8; N]> {
+async fn read_array<S: Io, const N: usize>(stream: &mut S) -> std::io::Result<[u8; N]> {
     let mut buf = [0u8; N];
     stream.read_exact(&mut buf).await?;
     Ok(buf)
@@ -464,7 +469,7 @@ pub(crate) async fn accept(
     result
 }
 
-async fn accept_inner(shared: &Shared, stream: &mut Stream) -> Result<Arc<Peer>, HandshakeError> {
+async fn accept_inner<S: Io>(shared: &Shared, stream: &mut S) -> Result<Arc<Peer>, HandshakeError> {
     let msg = match read_head(shared, stream).await {
         Err(err @ HandshakeError::Tls { .. }) => {
             // A TLS dialer and this node has no TLS: a refusal in the
@@ -490,7 +495,7 @@ async fn accept_inner(shared: &Shared, stream: &mut Stream) -> Result<Arc<Peer>,
         stream.flush().await?;
         return Ok(peer);
     };
-    let dialer_nonce = read_array::<NONCE_LEN>(stream).await?;
+    let dialer_nonce = read_array::<S, NONCE_LEN>(stream).await?;
     let transcript = Transcript {
         cluster_id: own.cluster_id,
         dialer_id: peer.id,
@@ -513,7 +518,7 @@ async fn accept_inner(shared: &Shared, stream: &mut Stream) -> Result<Arc<Peer>,
         }
         _ => return Err(refuse(shared, stream, RefuseReason::BadMagic).await),
     }
-    let proof = read_array::<PROOF_LEN>(stream).await?;
+    let proof = read_array::<S, PROOF_LEN>(stream).await?;
     if !transcript.verify(secret, Role::Dialer, &proof) {
         return Err(refuse(shared, stream, RefuseReason::BadProof).await);
     }
@@ -556,7 +561,8 @@ pub(crate) async fn dial(
             return Err(err);
         }
     };
-    let err = match dial_inner(shared, peer_id, &mut stream).await {
+    let handshake = dial_inner(shared, peer_id, &mut stream);
+    let err = match handshake.await {
         Ok(()) => return Ok(stream),
         Err(err) => err,
     };
@@ -575,10 +581,10 @@ pub(crate) async fn dial(
     Err(err)
 }
 
-async fn dial_inner(
+async fn dial_inner<S: Io>(
     shared: &Shared,
     peer_id: u64,
-    stream: &mut Stream,
+    stream: &mut S,
 ) -> Result<(), HandshakeError> {
     let own = own_hello(shared);
     let Some(secret) = &shared.cfg.cluster_secret else {
@@ -598,9 +604,9 @@ async fn dial_inner(
         dialer_id: own.node_id,
         acceptor_id: peer_id,
         dialer_nonce,
-        acceptor_nonce: read_array::<NONCE_LEN>(stream).await?,
+        acceptor_nonce: read_array::<S, NONCE_LEN>(stream).await?,
     };
-    let proof = read_array::<PROOF_LEN>(stream).await?;
+    let proof = read_array::<S, PROOF_LEN>(stream).await?;
     if !transcript.verify(secret, Role::Acceptor, &proof) {
         return Err(HandshakeError::Refused(RefuseReason::BadProof));
     }
@@ -613,6 +619,172 @@ async fn dial_inner(
         HandshakeMessage::Accepted => Ok(()),
         HandshakeMessage::Refusal(code) => Err(HandshakeError::RejectedByPeer(code)),
         _ => Err(HandshakeError::BadAnswer("not an acceptance".into())),
+    }
+}
+
+/// The handshake over bytes in memory, for the fuzz targets (`fuzz/`):
+/// built only with the `fuzzing` feature (and in tests). Not part of the
+/// library's API.
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::io;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use tokio::io::ReadBuf;
+
+    use super::*;
+    use crate::transport::{ClusterSecret, TransportConfig};
+
+    /// The cluster of the node under test.
+    pub const CLUSTER: u64 = 0xC1;
+    /// The node under test; it knows peers [`LOWER_PEER`] (which may dial
+    /// it) and [`HIGHER_PEER`] (which it dials).
+    pub const NODE: u64 = 5;
+    pub const LOWER_PEER: u64 = 3;
+    pub const HIGHER_PEER: u64 = 7;
+    /// The secret the node has when asked to authenticate.
+    pub const SECRET: &[u8] = b"fuzzing secret, 32 bytes long!!!";
+
+    /// A connection whose far side sent `input` and then closed; what this
+    /// side writes is kept.
+    struct Memory<'a> {
+        input: &'a [u8],
+        written: Vec<u8>,
+    }
+
+    impl AsyncRead for Memory<'_> {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            let n = buf.remaining().min(self.input.len());
+            buf.put_slice(&self.input[..n]);
+            self.input = &self.input[n..];
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncWrite for Memory<'_> {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.written.extend_from_slice(buf);
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// How one side's handshake ended.
+    #[derive(Debug)]
+    pub struct Outcome {
+        /// `Ok` with the authenticated peer's id, or why it failed.
+        pub result: Result<u64, String>,
+        /// Whether the failure was this side's refusal, and its reason.
+        pub refused: Option<RefuseReason>,
+        /// What this side sent.
+        pub written: Vec<u8>,
+    }
+
+    fn shared(secret: bool) -> Shared {
+        let mut cfg = TransportConfig::new(NODE, CLUSTER, ([127, 0, 0, 1], 0).into());
+        if secret {
+            cfg.cluster_secret = Some(ClusterSecret::new(SECRET).expect("a valid secret"));
+        }
+        let shared = Shared::new(cfg, Arc::new(|_, _| {}));
+        for id in [LOWER_PEER, HIGHER_PEER] {
+            let peer = shared.peer_or_insert(id);
+            peer.known.store(true, std::sync::atomic::Ordering::Release);
+        }
+        shared
+    }
+
+    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+        thread_local! {
+            static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("a tokio runtime");
+        }
+        RUNTIME.with(|rt| rt.block_on(f))
+    }
+
+    fn outcome(result: Result<u64, HandshakeError>, written: Vec<u8>) -> Outcome {
+        let refused = match &result {
+            Err(HandshakeError::Refused(reason)) => Some(*reason),
+            _ => None,
+        };
+        Outcome {
+            result: result.map_err(|e| e.to_string()),
+            refused,
+            written,
+        }
+    }
+
+    /// Node [`NODE`] accepts a connection on which the dialer sent `input`.
+    pub fn accept(input: &[u8], secret: bool) -> Outcome {
+        let shared = shared(secret);
+        let mut stream = Memory {
+            input,
+            written: Vec::new(),
+        };
+        let result = run(accept_inner(&shared, &mut stream)).map(|peer| peer.id);
+        outcome(result, stream.written)
+    }
+
+    /// Node [`NODE`] dials [`HIGHER_PEER`], which answers `input`.
+    pub fn dial(input: &[u8], secret: bool) -> Outcome {
+        let shared = shared(secret);
+        let mut stream = Memory {
+            input,
+            written: Vec::new(),
+        };
+        let result = run(dial_inner(&shared, HIGHER_PEER, &mut stream)).map(|()| HIGHER_PEER);
+        outcome(result, stream.written)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn the_in_memory_handshake_accepts_a_good_hello_and_refuses_a_bad_one() {
+            let good = Hello::new(CLUSTER, LOWER_PEER).encode();
+            let out = accept(&good, false);
+            assert_eq!(out.result, Ok(LOWER_PEER));
+            assert_eq!(out.written, Hello::new(CLUSTER, NODE).encode());
+            let out = accept(&Hello::new(CLUSTER, HIGHER_PEER).encode(), false);
+            assert_eq!(out.refused, Some(RefuseReason::WrongDirection));
+            assert_eq!(out.written, RefuseReason::WrongDirection.encode());
+            // With a secret: the dialer's nonce, then a proof that is wrong.
+            let mut input = good_auth_hello(LOWER_PEER);
+            input.extend_from_slice(&[9; NONCE_LEN]);
+            input.extend_from_slice(&proof_head());
+            input.extend_from_slice(&[0; PROOF_LEN]);
+            let out = accept(&input, true);
+            assert_eq!(out.refused, Some(RefuseReason::BadProof));
+            // The dialer: the peer it meant to reach answers.
+            let out = dial(&Hello::new(CLUSTER, HIGHER_PEER).encode(), false);
+            assert_eq!(out.result, Ok(HIGHER_PEER));
+            assert!(dial(&Hello::new(CLUSTER, 8).encode(), false)
+                .result
+                .is_err());
+            // Cut short: an i/o error, no refusal.
+            let out = accept(&good[..10], false);
+            assert!(out.result.is_err() && out.refused.is_none());
+        }
+
+        fn good_auth_hello(id: u64) -> Vec<u8> {
+            Hello::new(CLUSTER, id).authenticating().encode().to_vec()
+        }
     }
 }
 

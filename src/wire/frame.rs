@@ -267,7 +267,7 @@ fn check_prefix(buf: &[u8], max: usize) -> Result<(), WireError> {
 }
 
 /// Decodes and validates an envelope (the bytes after the prefix).
-fn decode_envelope<B: Buf + Clone>(payload: B) -> Result<Frame, WireError> {
+pub(super) fn decode_envelope<B: Buf + Clone>(payload: B) -> Result<Frame, WireError> {
     // Batches first, read by hand where prost would read the same
     // (`columns.rs`); anything else, errors included, is prost's.
     if payload.chunk().len() == payload.remaining() && columns::may_be_batch(payload.chunk()) {
@@ -284,6 +284,13 @@ fn decode_envelope<B: Buf + Clone>(payload: B) -> Result<Frame, WireError> {
             });
         }
     }
+    decode_envelope_with_prost(payload)
+}
+
+/// An envelope as prost alone reads it: what [`decode_envelope`] does with
+/// anything the hand-written batch reader declines (and what it must agree
+/// with on everything that reader accepts).
+pub(super) fn decode_envelope_with_prost<B: Buf + Clone>(payload: B) -> Result<Frame, WireError> {
     // The version is checked first, on the header fields alone, so that a
     // peer with another version gets `Version` even when its body would not
     // parse as ours.

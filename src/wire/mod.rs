@@ -61,6 +61,9 @@
 mod batch;
 mod columns;
 mod frame;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod proto;
 
 pub use frame::{
