@@ -32,7 +32,7 @@ demo-rust:
 	$(CARGO) run --release --quiet --example local_cluster
 
 ## test: every test the project has.
-test: test-rust test-c test-crash test-install test-cpp test-erlang
+test: test-rust test-c test-crash test-install test-cpp test-erlang fuzz-smoke
 
 # Unit tests, the simulation (its summary is printed), the examples built,
 # and the benchmark in smoke mode, all in one optimized-with-assertions build.
@@ -57,6 +57,7 @@ mutants:
 
 lint:
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
 ## bench: heartbeat cost, naive vs batched, for three cluster sizes;
@@ -479,3 +480,73 @@ REBAR3 ?= rebar3
 test-erlang: $(STATIC_LIB) $(NATIVE_LIBS_FILE)
 	@echo "== Erlang binding (EUnit)"
 	$(MAKE) --no-print-directory -C bindings/erlang test REBAR3=$(REBAR3)
+
+# ---------------------------------------------------------------------------
+# Fuzzing: fuzz/ (cargo-fuzz, libFuzzer; a crate of its own, outside the
+# main build) holds five targets: the frame decoder (frame_decode), the
+# heartbeat-batch reader against prost (batch_decode), a live host-driven
+# node stepping arbitrary frames (node_step), the handshake both ways
+# (handshake) and WAL recovery on arbitrary or mutated segments
+# (wal_recovery). Seeds from real traffic are committed in fuzz/seeds/
+# (examples/fuzz_seeds.rs writes them); inputs that once found a bug are
+# kept in fuzz/regressions/. cargo-fuzz passes -Z flags to rustc: on the
+# stable toolchain RUSTC_BOOTSTRAP=1 lets it.
+
+.PHONY: fuzz fuzz-smoke fuzz-build fuzz-seeds cargo-fuzz
+
+FUZZ_TARGETS := frame_decode batch_decode node_step handshake wal_recovery
+CARGO_FUZZ_VERSION := 0.12.0
+CARGO_FUZZ := RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
+# Release build with debug assertions and overflow checks, AddressSanitizer
+# (cargo-fuzz's default): its allocator makes -malloc_limit_mb work.
+FUZZ_BUILD_FLAGS := -O -a --fuzz-dir fuzz
+# No single allocation over 256 MiB (the inputs are at most 64 KiB), RSS
+# under 2 GiB, and no input may take 10 s.
+FUZZ_LIMITS := -rss_limit_mb=2048 -malloc_limit_mb=256 -timeout=10 -max_len=65536
+FUZZ_SMOKE_SECONDS ?= 10
+# make fuzz: each target this many runs (or FUZZ_SECONDS, whichever ends
+# first), one after another on one core; logs in fuzz/logs/.
+FUZZ_RUNS ?= 10000000
+FUZZ_SECONDS ?= 3600
+
+cargo-fuzz:
+	@$(CARGO) fuzz --version 2>/dev/null | grep -q ' $(CARGO_FUZZ_VERSION)$$' \
+	  || $(CARGO) install cargo-fuzz --locked --version $(CARGO_FUZZ_VERSION)
+
+fuzz-build: cargo-fuzz
+	$(CARGO_FUZZ) build $(FUZZ_BUILD_FLAGS)
+
+# One target: $(1) the target, $(2) extra libFuzzer flags. New inputs go to
+# fuzz/corpus/<target> (not committed); the seeds and regressions are read.
+fuzz_run = mkdir -p fuzz/corpus/$(1) fuzz/regressions/$(1) && \
+	$(CARGO_FUZZ) run $(FUZZ_BUILD_FLAGS) $(1) fuzz/corpus/$(1) fuzz/seeds/$(1) fuzz/regressions/$(1) \
+	  -- $(FUZZ_LIMITS) $(2)
+
+## fuzz-smoke (part of `make test`): installs cargo-fuzz $(CARGO_FUZZ_VERSION) if
+## missing, builds the five targets, replays the seeds and regressions and
+## fuzzes each target for FUZZ_SMOKE_SECONDS (10).
+fuzz-smoke: fuzz-build
+	@mkdir -p fuzz/logs; set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz $$t ($(FUZZ_SMOKE_SECONDS) s)"; \
+	  $(call fuzz_run,$$t,-max_total_time=$(FUZZ_SMOKE_SECONDS) -print_final_stats=1) \
+	    > fuzz/logs/smoke-$$t.log 2>&1 \
+	    || { tail -n 60 fuzz/logs/smoke-$$t.log; echo "fuzz target $$t failed (fuzz/artifacts/$$t)"; exit 1; }; \
+	  grep -E '^INFO: seed corpus|^#[0-9]+[[:space:]]+(INITED|DONE)|^stat::(number_of_executed_units|peak_rss_mb)' \
+	    fuzz/logs/smoke-$$t.log; \
+	done
+
+## fuzz: the long local campaign (not in CI): each target FUZZ_RUNS runs
+## (10 million) or FUZZ_SECONDS, one after another; full logs in
+## fuzz/logs/<target>.log, final stats (execs, cov, ft, peak RSS) printed.
+fuzz: fuzz-build
+	@mkdir -p fuzz/logs; set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz $$t: $(FUZZ_RUNS) runs or $(FUZZ_SECONDS) s"; \
+	  $(call fuzz_run,$$t,-runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1) \
+	    > fuzz/logs/$$t.log 2>&1 || { tail -n 40 fuzz/logs/$$t.log; exit 1; }; \
+	  grep -E '^#[0-9]+[[:space:]]+DONE|^stat::' fuzz/logs/$$t.log; \
+	done
+
+## fuzz-seeds: rewrite fuzz/seeds/ from a real three-node cluster's traffic
+## (examples/fuzz_seeds.rs).
+fuzz-seeds:
+	$(CARGO) run --profile ci --example fuzz_seeds -- fuzz/seeds
