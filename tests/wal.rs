@@ -679,6 +679,62 @@ fn sequence_numbers_past_the_largest_a_wal_writes_are_corrupt() {
     }
 }
 
+/// Found by the `wal_recovery` fuzz target: a checkpoint (CRC right)
+/// saying a group's log ends, or is compacted, at `u64::MAX` made recovery
+/// overflow computing the index after it. No log gets past 2^62 entries:
+/// such an index is corruption, as is a Compact, Install or Entries record
+/// past it. The input is kept in fuzz/regressions/wal_recovery/.
+#[test]
+fn log_indexes_past_the_largest_a_wal_writes_are_corrupt() {
+    const MAX_INDEX: u64 = 1 << 62;
+    let base = TempDir::new("huge-index-base");
+    write_commits(base.path(), 3);
+    // Reopened: segment 2 begins with a checkpoint listing group 1 (of
+    // incarnation 1001); a later commit makes a damaged checkpoint
+    // corruption, not a torn tail.
+    let (mut wal, _) = open(base.path());
+    let mut b = WalBatch::new();
+    b.hard_state(1, 1001, hs(2, 1, 0));
+    wal.write(&b).unwrap();
+    drop(wal);
+    let seg = segment_files(base.path()).pop().unwrap();
+    let data = fs::read(&seg).unwrap();
+    // Header, the commit record (9 + 28 bytes), then the checkpoint: count
+    // (u32), then group, creation seq and offset, incarnation, term, vote,
+    // commit, compacted index, compacted term, last index (u64 each).
+    let cp = 32 + 9 + 28;
+    assert_eq!(data[cp + 8], 2, "a checkpoint record");
+    let payload = cp + 9;
+    assert_eq!(
+        u32::from_le_bytes(data[payload..payload + 4].try_into().unwrap()),
+        1
+    );
+    let compacted_at = payload + 4 + 7 * 8;
+    let last_at = payload + 4 + 9 * 8;
+    for (what, compacted, last) in [
+        ("last index", 0, u64::MAX),
+        ("both", u64::MAX, u64::MAX),
+        ("last index past the limit", 0, MAX_INDEX + 1),
+    ] {
+        let copy = copy_of(base.path(), "huge-index");
+        let f = copy.path().join(seg.file_name().unwrap());
+        let mut d = data.clone();
+        d[compacted_at..compacted_at + 8].copy_from_slice(&compacted.to_le_bytes());
+        d[last_at..last_at + 8].copy_from_slice(&last.to_le_bytes());
+        let len = u32::from_le_bytes(d[cp..cp + 4].try_into().unwrap()) as usize;
+        let crc = crc32c(&d[cp + 8..cp + 9 + len]);
+        d[cp + 4..cp + 8].copy_from_slice(&crc.to_le_bytes());
+        fs::write(&f, &d).unwrap();
+        match Wal::open(WalOptions::new(copy.path())) {
+            Err(WalError::Corrupt { reason, .. }) => {
+                assert!(reason.contains("past the largest"), "{what}: {reason}")
+            }
+            Err(e) => panic!("{what}: wrong error: {e}"),
+            Ok(_) => panic!("{what}: accepted"),
+        }
+    }
+}
+
 /// A commit record as a client can forge one in a proposal: len | crc |
 /// type 1 | payload with crc = CRC-32C(type ++ payload), payload = seq,
 /// body_len, count as format version 1 laid it out or, with `salt`, as

@@ -120,8 +120,9 @@
 //! entries that a later record overwrote or compacted — and must be gone by
 //! the end: filled by an overwrite, compacted past, or emptied by an
 //! install. The log a hole is judged against starts at the compaction point
-//! plus one. So is a segment or commit sequence number past 2^62, which no
-//! WAL writes and from which counting on could overflow.
+//! plus one. So is a segment or commit sequence number, or a log index
+//! (of an entry, a compaction, an install, a checkpoint's last index), past
+//! 2^62: no WAL writes one, and counting on from it could overflow.
 //!
 //! A write cut short by a crash can leave any prefix — and, since pages of
 //! an unsynced write reach the disk in any order, any subset of the pages —

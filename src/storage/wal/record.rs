@@ -500,6 +500,20 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// The largest log index a record may name. No log gets near it (2^62
+/// entries), so that replay can always name the index after one; a larger
+/// one is corruption.
+pub const MAX_INDEX: u64 = 1 << 62;
+
+fn index_in_range(what: &str, index: u64) -> Result<u64, String> {
+    if index > MAX_INDEX {
+        return Err(format!(
+            "{what} {index} is past the largest a WAL writes ({MAX_INDEX})"
+        ));
+    }
+    Ok(index)
+}
+
 /// Decode the payload of a (CRC-checked) record of type `t`.
 pub fn decode(t: u8, payload: &[u8]) -> Result<Record, String> {
     let mut c = Cursor::new(payload);
@@ -521,7 +535,7 @@ pub fn decode(t: u8, payload: &[u8]) -> Result<Record, String> {
                 };
                 let compacted_index = c.u64()?;
                 let compacted_term = c.u64()?;
-                let last_index = c.u64()?;
+                let last_index = index_in_range("last index", c.u64()?)?;
                 if last_index < compacted_index {
                     return Err(format!(
                         "group {group} ends at {last_index}, below its compaction point {compacted_index}"
@@ -570,9 +584,10 @@ pub fn decode(t: u8, payload: &[u8]) -> Result<Record, String> {
             if n == 0 {
                 return Err("entries record with no entry".into());
             }
-            if first.checked_add(n as u64 - 1).is_none() {
-                return Err(format!("entries {first}+{n} overflow the index space"));
-            }
+            match first.checked_add(n as u64 - 1) {
+                Some(last) => index_in_range("entry index", last)?,
+                None => return Err(format!("entries {first}+{n} overflow the index space")),
+            };
             let mut term = c.varint()?;
             let mut entries = Vec::with_capacity(n);
             for i in 0..n as u64 {
@@ -608,11 +623,12 @@ pub fn decode(t: u8, payload: &[u8]) -> Result<Record, String> {
         }
         T_COMPACT => Record::Compact {
             group: c.u64()?,
-            index: c.u64()?,
+            index: index_in_range("compaction index", c.u64()?)?,
             term: c.u64()?,
         },
         T_INSTALL => {
             let (group, index, term) = (c.u64()?, c.u64()?, c.u64()?);
+            index_in_range("snapshot index", index)?;
             if index == 0 {
                 return Err("snapshot install at index 0".into());
             }
@@ -700,19 +716,25 @@ mod tests {
             }
             r => panic!("{r:?}"),
         }
-        // Large numbers take more bytes and still round-trip.
-        let far = vec![Entry {
+        // Large numbers take more bytes and still round-trip (an index up
+        // to MAX_INDEX; past it, the record is refused).
+        let mut far = vec![Entry {
             term: u64::MAX,
-            index: u64::MAX,
+            index: MAX_INDEX + 1,
             kind: EntryKind::Normal,
             data: Bytes::from(vec![7u8; 300]),
         }];
         b.clear();
         encode_entries(&mut b, u64::MAX, u64::MAX, &far).unwrap();
+        let err = decode(T_ENTRIES, &b[RECORD_HEADER..]).unwrap_err();
+        assert!(err.contains("past the largest"), "{err}");
+        far[0].index = MAX_INDEX;
+        b.clear();
+        encode_entries(&mut b, u64::MAX, u64::MAX, &far).unwrap();
         match roundtrip(&b) {
             Record::Entries {
                 group: u64::MAX,
-                first: u64::MAX,
+                first: MAX_INDEX,
                 commit: u64::MAX,
                 entries: got,
                 ..
