@@ -481,19 +481,26 @@ bool lv_verify(const qc_cluster *c, unsigned groups, lv_check_fn fn, void *arg,
         if (unique_ok)
             check(&x, true, "unique");
 
-        /* agreement: the last incarnations end at the same index and state. */
-        const struct seq *ref = &logs[0][n_logs[0] - 1].groups[g];
+        /* agreement: the last incarnations end at the same index and state
+         * (those of retired nodes, removed from the groups, excepted). */
+        size_t r0 = 0;
+        while (r0 + 1 < nodes && c->procs[r0].retired)
+            r0++;
+        const struct seq *ref = &logs[r0][n_logs[r0] - 1].groups[g];
         bool same = ref->n > 0;
         if (!same)
-            check(&x, false, "group %u: node 1's last incarnation applied and restored nothing",
-                  g);
-        for (size_t i = 1; same && i < nodes; i++) {
+            check(&x, false,
+                  "group %u: node %zu's last incarnation applied and restored nothing", g,
+                  r0 + 1);
+        for (size_t i = r0 + 1; same && i < nodes; i++) {
+            if (c->procs[i].retired)
+                continue;
             const struct seq *s = &logs[i][n_logs[i] - 1].groups[g];
             if (s->n == 0 || s->index[s->n - 1] != ref->index[ref->n - 1] ||
                 s->hash[s->n - 1] != ref->hash[ref->n - 1]) {
                 check(&x, false,
-                      "group %u: node %zu ends at index %" PRIu64 ", node 1 at %" PRIu64, g,
-                      i + 1, s->n ? s->index[s->n - 1] : 0, ref->index[ref->n - 1]);
+                      "group %u: node %zu ends at index %" PRIu64 ", node %zu at %" PRIu64, g,
+                      i + 1, s->n ? s->index[s->n - 1] : 0, r0 + 1, ref->index[ref->n - 1]);
                 same = false;
             }
         }
@@ -514,6 +521,8 @@ bool lv_verify(const qc_cluster *c, unsigned groups, lv_check_fn fn, void *arg,
                     applied |= !v[e].restore && v[e].payload == payload;
                 size_t behind = 0;
                 for (size_t i = 0; i < nodes; i++) {
+                    if (c->procs[i].retired)
+                        continue;
                     const struct seq *fin = &logs[i][n_logs[i] - 1].groups[g];
                     if (fin->n == 0 || fin->index[fin->n - 1] < index)
                         behind = i + 1;

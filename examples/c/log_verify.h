@@ -19,7 +19,9 @@
  *               applied at that index;
  *   unique      no payload sits at two indexes of a group;
  *   agreement   the last incarnations of the replicas of a group end at
- *               the same index with the same state;
+ *               the same index with the same state (a node marked retired,
+ *               qc_proc.retired: removed from its groups for good, is
+ *               checked for everything but this and the final states);
  *   acked       every proposal acknowledged (proposal_done OK) by any
  *               incarnation was applied at the index it was acknowledged
  *               at, and every replica's final state is at or past it (so it
@@ -29,7 +31,9 @@
  *
  * Payloads must be unique (queue_node's messages are, unless
  * --payload-bytes cuts them short). Every node of the cluster must host
- * every group (3 nodes, 3 replicas). Lines are parsed by hand (not with
+ * every group (3 nodes, 3 replicas; a node that replaced one, queue_node
+ * --join, hosts every group too: its applied log starts from a restored
+ * snapshot or from the group's first entry). Lines are parsed by hand (not with
  * sscanf) and payloads are interned: 6 million acknowledged proposals
  * applied on 3 replicas (24 million lines, 32-byte payloads) take about
  * 1 GiB and 15 to 30 s of one core.

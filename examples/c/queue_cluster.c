@@ -150,6 +150,29 @@ bool qc_init(qc_cluster *c, const char *exe, size_t n, const char *base)
     return true;
 }
 
+int qc_add_node(qc_cluster *c)
+{
+    if (c->n == QC_MAX_NODES || c->n == 0)
+        return -1;
+    int ports[QC_MAX_NODES];
+    for (size_t i = 0; i < c->n; i++)
+        ports[i] = c->procs[i].port;
+    size_t i = c->n;
+    qc_proc *p = &c->procs[i];
+    memset(p, 0, sizeof *p);
+    p->id = i + 1;
+    p->fd = -1;
+    p->port = pick_port(ports, i);
+    if (p->port < 0)
+        return -1;
+    /* Next to node 1's: base/n1 -> base/n<id>. */
+    const char *d = c->procs[0].dir, *slash = strrchr(d, '/');
+    snprintf(p->dir, sizeof p->dir, "%.*s/n%zu", slash ? (int)(slash - d) : 1,
+             slash ? d : ".", i + 1);
+    c->n++;
+    return (int)i;
+}
+
 bool qc_start(qc_cluster *c, size_t i)
 {
     qc_proc *p = &c->procs[i];
@@ -243,6 +266,14 @@ bool qc_start(qc_cluster *c, size_t i)
     if (c->roles_ms > 0) {
         ARG("--roles-ms");
         ARG("%u", c->roles_ms);
+    }
+    if (p->join) {
+        ARG("--join");
+        ARG("1");
+    }
+    if (c->control_file) {
+        ARG("--control");
+        argv[a++] = (char *)c->control_file;
     }
     if (c->tls_dir) {
         ARG("--tls-cert");
@@ -366,6 +397,7 @@ static bool parse_stat(char *line, qc_stat *s)
         F(snapshots) F(restores) F(installed) F(wal_segments) F(wal_bytes)
         F(snapshot_bytes) F(log_bytes) F(rss_kb) F(index_sum) F(skipped)
         F(busy) F(shed) F(rate) F(awake) F(quiesced) F(peers_heard)
+        F(repl_added) F(repl_promoted) F(replaced) F(balance_transfers) F(transfers)
 #undef F
         if (strcmp(k, "state") == 0) {
             s->state = (uint64_t)strtoull(v, NULL, 16);

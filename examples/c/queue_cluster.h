@@ -41,6 +41,8 @@ typedef struct qc_stat {
      * none known). */
     uint64_t awake, quiesced, peers_heard;
     uint64_t term_bumps[QC_MAX_ID + 1];
+    /* Replacing a member (queue_node --control) and leadership transfers. */
+    uint64_t repl_added, repl_promoted, replaced, balance_transfers, transfers;
     size_t n_hist;
     uint64_t hist_us[QC_MAX_HIST], hist_count[QC_MAX_HIST];
     uint64_t received_ns; /* when the line arrived (qc_now_ns clock) */
@@ -64,6 +66,11 @@ typedef struct qc_proc {
     /* Every pid this node ever ran as, in order. */
     pid_t incarnations[QC_MAX_INCARNATIONS];
     size_t n_incarnations;
+    /* Start it with --join 1 (a new node that joins every group). */
+    bool join;
+    /* Removed from the cluster for good (replaced): lv_verify checks its
+     * logs but does not expect its final state to match the others'. */
+    bool retired;
 } qc_proc;
 
 typedef struct qc_cluster {
@@ -94,6 +101,8 @@ typedef struct qc_cluster {
      * --tls-cert DIR/node<id>.crt --tls-key DIR/node<id>.key --tls-ca
      * DIR/ca.crt (tests/certs has them for nodes 1 to 3). */
     const char *tls_dir;
+    /* --control PATH for every node (NULL: not passed; see queue_node.c). */
+    const char *control_file;
     /* Called for every STAT line, after `last` was updated. */
     void (*on_stat)(void *userdata, qc_proc *p, const qc_stat *s);
     void *userdata;
@@ -117,6 +126,12 @@ void qc_remove_tree(const char *path);
 /* Set up `c` with n nodes (ids 1..n) on free loopback ports, their data
  * directories under `base` (base/n1, ...). Nothing is started. */
 bool qc_init(qc_cluster *c, const char *exe, size_t n, const char *base);
+
+/* Set up one more node (id c->n + 1, a free loopback port, its data
+ * directory next to the others'), not started; the nodes started before
+ * it do not know it (queue_node --control tells them). Returns its index,
+ * or -1. */
+int qc_add_node(qc_cluster *c);
 
 /* Start (or restart) node i (0-based) from its data directory. */
 bool qc_start(qc_cluster *c, size_t i);

@@ -24,6 +24,7 @@
  *                     [--max-pending-per-group N] [--open-loop 0|1]
  *                     [--rate-file PATH] [--quiesce 0|1] [--roles-ms MS]
  *                     [--tls-cert PEM --tls-key PEM --tls-ca PEM]
+ *                     [--join 0|1] [--control PATH]
  *
  * --tls-cert, --tls-key and --tls-ca (all three or none) turn on TLS
  * between the nodes: this node's certificate chain, its key and the
@@ -76,6 +77,8 @@
  *        wal_segments=.. wal_bytes=.. snapshot_bytes=.. log_bytes=.. rss_kb=..
  *        index_sum=.. skipped=.. state=.. busy=.. shed=.. rate=..
  *        awake=.. quiesced=.. peers_heard=.. term_bumps=ID:N,...
+ *        repl_added=.. repl_promoted=.. replaced=.. balance_transfers=..
+ *        transfers=..
  *
  * Counters are totals since this process started. groups = replicas hosted
  * here, leading = groups this node leads, leaderless = groups for which
@@ -107,7 +110,14 @@
  * one; e.g. "0:300,1:2,2:0,3:5"), as seen each time this process re-reads
  * its groups' roles: after a node dies, the survivors' steps counted under
  * the dead node's id are the elections that replaced it, and any under
- * the others' ids are elections in groups it did not lead.
+ * the others' ids are elections in groups it did not lead. With a
+ * "replace OLD NEW" control line (see --control): repl_added = hosted
+ * groups whose members (as this replica sees them) include NEW, in any
+ * role; repl_promoted = those where NEW is a voter; replaced = those where
+ * NEW is a voter and OLD is gone (all 0 without one). balance_transfers =
+ * leadership transfers muxraft's leader balancer started on this node,
+ * transfers = all the leadership transfers it started (muxraft_stats's
+ * balance_transfers and transfers_started).
  *
  * --quiesce 0|1 sets muxraft's `quiesce` (default 1, muxraft's default):
  * idle groups go quiet on every replica, and only the loss of a leader's
@@ -121,6 +131,24 @@
  * loop runs every 5 ms while it proposes; while it has nothing to propose
  * (rate 0, or paused by SIGUSR1) it wakes only for its STAT lines and the
  * rate file, at least every 100 ms.
+ *
+ * Replacing a node (every node hosting every group, R = N):
+ * --join 1 starts a NEW node that joins all G groups (muxraft_group_join,
+ * incarnation 1 as the others created them) instead of creating its share:
+ * its replicas are empty and wait for the groups' leaders to add them.
+ * --control PATH: a file this process re-reads every 100 ms (like the rate
+ * file); the line "replace OLD NEW HOST:PORT" in it makes every node
+ * replace member OLD by NEW in every group it leads: it adds NEW as a peer
+ * at HOST:PORT (muxraft_node_add_peer, once), then every 100 ms, for each
+ * group not yet done, reads its members (muxraft_group_members) and, if it
+ * leads the group, adds NEW as MUXRAFT_PROMOTABLE while NEW is no member,
+ * and removes OLD once NEW is a voter (MUXRAFT_NOT_LEADER and MUXRAFT_BUSY:
+ * another node leads the group, or a change is in flight; tried again on
+ * the next pass, so leadership may move meanwhile). The NEW node reads the
+ * same file (it removes OLD from the groups it has come to lead). A
+ * group is done once its members, as this replica sees them, hold NEW as
+ * a voter and no OLD. (Writing the file is enough: no signal, no reply;
+ * the counts in the STAT line say how far it got.)
  *
  * Signals: SIGTERM or SIGINT stop the node cleanly (muxraft_node_stop, then
  * muxraft_node_free) and exit 0; SIGUSR1 stops proposing, SIGUSR2 resumes.
@@ -337,6 +365,8 @@ struct options {
     const char *tls_cert, *tls_key, *tls_ca; /* NULL: plain TCP */
     bool quiesce;
     uint64_t roles_ms;
+    bool join;               /* --join 1: join every group (a new node) */
+    const char *control;     /* --control PATH (NULL: none) */
 };
 
 /* A queue's state machine: what it applied, as a count and a hash. */
@@ -668,7 +698,8 @@ static void usage(void)
             "                  [--max-pending-per-group N (muxraft's default; 0: none)]\n"
             "                  [--open-loop 0|1 (0)] [--rate-file PATH]\n"
             "                  [--quiesce 0|1 (1)] [--roles-ms MS (100)]\n"
-            "                  [--tls-cert PEM --tls-key PEM --tls-ca PEM (none: plain TCP)]\n");
+            "                  [--tls-cert PEM --tls-key PEM --tls-ca PEM (none: plain TCP)]\n"
+            "                  [--join 0|1 (0)] [--control PATH]\n");
     exit(2);
 }
 
@@ -751,6 +782,10 @@ static void parse_options(int argc, char **argv, struct options *o)
             o->quiesce = parse_u64(v, flag) != 0;
         } else if (strcmp(flag, "--roles-ms") == 0) {
             o->roles_ms = parse_u64(v, flag);
+        } else if (strcmp(flag, "--join") == 0) {
+            o->join = parse_u64(v, flag) != 0;
+        } else if (strcmp(flag, "--control") == 0) {
+            o->control = v;
         } else if (strcmp(flag, "--tls-cert") == 0) {
             o->tls_cert = v;
         } else if (strcmp(flag, "--tls-key") == 0) {
@@ -819,10 +854,91 @@ struct load {
     double rate; /* offered now, per second */
 };
 
+/* ---------------------------------------------------------------------- */
+/* Replacing a member (--control): see the header comment                   */
+
+struct replace {
+    bool active;
+    uint64_t old_id, new_id;
+    bool *done;          /* 1..groups: NEW a voter and OLD gone, as seen here */
+    uint64_t added, promoted, replaced; /* the STAT fields, as of the last pass */
+    uint64_t errors;     /* unexpected statuses (printed to stderr, first few) */
+};
+
+/* "replace OLD NEW HOST:PORT" in the control file: start replacing (once). */
+static void read_control(const char *path, struct replace *r, muxraft_node *node,
+                         uint64_t self)
+{
+    if (r->active)
+        return;
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return;
+    unsigned long long old_id = 0, new_id = 0;
+    char addr[256];
+    bool ok = fscanf(f, "replace %llu %llu %255s", &old_id, &new_id, addr) == 3;
+    fclose(f);
+    if (!ok || old_id == 0 || new_id == 0 || old_id == new_id)
+        return;
+    if (new_id != self)
+        check(muxraft_node_add_peer(node, new_id, addr), "muxraft_node_add_peer (control)");
+    r->old_id = old_id;
+    r->new_id = new_id;
+    r->active = true;
+}
+
+/* One pass over the groups not yet done: count, and on their leader take
+ * the next step (add NEW as promotable, or remove OLD once NEW votes). */
+static void replace_pass(struct replace *r, muxraft_node *node, const bool *hosted,
+                         uint64_t groups)
+{
+    uint64_t added = 0, promoted = 0, replaced = 0;
+    for (uint64_t g = 1; g <= groups; g++) {
+        if (!hosted[g])
+            continue;
+        if (r->done[g]) {
+            added++, promoted++, replaced++;
+            continue;
+        }
+        muxraft_member m[16];
+        size_t n = 0;
+        if (muxraft_group_members(node, g, m, 16, &n) != MUXRAFT_OK)
+            continue;
+        bool has_old = false, has_new = false, new_votes = false;
+        for (size_t i = 0; i < n; i++) {
+            has_old = has_old || m[i].node_id == r->old_id;
+            if (m[i].node_id == r->new_id) {
+                has_new = true;
+                new_votes = m[i].role == MUXRAFT_VOTER;
+            }
+        }
+        added += has_new;
+        promoted += new_votes;
+        if (new_votes && !has_old) {
+            r->done[g] = true;
+            replaced++;
+            continue;
+        }
+        if (n == 0 || (has_new && !new_votes))
+            continue; /* a joined replica that knows nothing yet; NEW catching up */
+        muxraft_status st = !has_new ? muxraft_group_add_member(node, g, r->new_id,
+                                                                MUXRAFT_PROMOTABLE)
+                                     : muxraft_group_remove_member(node, g, r->old_id);
+        if (st != MUXRAFT_OK && st != MUXRAFT_NOT_LEADER && st != MUXRAFT_BUSY &&
+            r->errors++ < 5)
+            fprintf(stderr, "queue_node: group %" PRIu64 ": %s member %" PRIu64 ": %s: %s\n",
+                    g, !has_new ? "adding" : "removing", !has_new ? r->new_id : r->old_id,
+                    muxraft_status_str((int)st), muxraft_last_error());
+    }
+    r->added = added;
+    r->promoted = promoted;
+    r->replaced = replaced;
+}
+
 static void print_stat(struct app *app, muxraft_node *node, uint64_t t_ms,
                        uint64_t hosted, struct view v, struct load load,
                        uint64_t snapshots, uint64_t log_bytes, const struct terms *t,
-                       bool final)
+                       const struct replace *r, bool final)
 {
     muxraft_stats s;
     muxraft_stats_init(&s); /* struct_size, and every counter 0 */
@@ -896,6 +1012,9 @@ static void print_stat(struct app *app, muxraft_node *node, uint64_t t_ms,
         printf("%s%zu:%" PRIu64, first ? "" : ",", k, t->bumps[k]);
         first = false;
     }
+    printf(" repl_added=%" PRIu64 " repl_promoted=%" PRIu64 " replaced=%" PRIu64
+           " balance_transfers=%" PRIu64 " transfers=%" PRIu64,
+           r->added, r->promoted, r->replaced, s.balance_transfers, s.transfers_started);
     printf("%s\n", final ? " final=1" : "");
     fflush(stdout);
 }
@@ -1014,6 +1133,16 @@ int main(int argc, char **argv)
         size_t n = group_members(nodes, n_nodes, opt.replicas, g, members);
         for (size_t i = 0; i < n; i++)
             hosted[g] = hosted[g] || members[i] == opt.id;
+        if (opt.join) {
+            /* A new node: an empty replica of every group, which its leader
+             * adds (incarnation 1, as the others created them). */
+            hosted[g] = true;
+            muxraft_status st = muxraft_group_join(node, g, 1);
+            if (st != MUXRAFT_ALREADY_EXISTS) /* recovered from the data dir */
+                check(st, "muxraft_group_join");
+            n_hosted++;
+            continue;
+        }
         if (!hosted[g])
             continue;
         muxraft_status st = rejoin ? muxraft_group_rejoin(node, g, 1, members, n)
@@ -1040,6 +1169,9 @@ int main(int argc, char **argv)
      * entries applied, snapshots restored and taken. */
     uint64_t roles_seen[4] = {UINT64_MAX, 0, 0, 0};
     uint64_t deadline = opt.duration_s ? start + opt.duration_s * 1000000000ull : 0;
+    struct replace replace = {0};
+    replace.done = xcalloc(opt.groups + 1, sizeof *replace.done);
+    uint64_t last_replace = last_loop;
 
     while (!stop_requested && (deadline == 0 || now_ns() < deadline)) {
         uint64_t now = now_ns();
@@ -1066,10 +1198,16 @@ int main(int argc, char **argv)
             else
                 load.rate = opt.rate;
         }
+        if (opt.control && now - last_replace >= LEADERS_REFRESH_MS * 1000000ull) {
+            last_replace = now;
+            read_control(opt.control, &replace, node, opt.id);
+            if (replace.active && replace.replaced < n_hosted)
+                replace_pass(&replace, node, hosted, opt.groups);
+        }
         if (now - last_report >= opt.report_ms * 1000000ull) {
             load.shed = (uint64_t)shed;
             print_stat(&app, node, (now - start) / 1000000, n_hosted, view, load,
-                       snapshots, view.log_bytes, &terms, false);
+                       snapshots, view.log_bytes, &terms, &replace, false);
             last_report = now;
         }
 
@@ -1146,7 +1284,7 @@ int main(int argc, char **argv)
     view = read_roles(node, hosted, opt.groups, led, &n_led, &terms);
     load.shed = (uint64_t)shed;
     print_stat(&app, node, (now_ns() - start) / 1000000, n_hosted, view, load,
-               snapshots, view.log_bytes, &terms, true);
+               snapshots, view.log_bytes, &terms, &replace, true);
     muxraft_node_free(node);
 
     if (app.acked_fd >= 0)
@@ -1159,6 +1297,7 @@ int main(int argc, char **argv)
     free(data);
     free(app.done_buf);
     free(hosted);
+    free(replace.done);
     free(led);
     free(terms.term);
     free(terms.leader);
