@@ -17,7 +17,9 @@ build:
 
 ## demo: three queue_node processes on loopback (embedded mode: TCP and a
 ## write-ahead log each), 300 groups: leaders, heartbeats batched vs naive,
-## commits and latency, then SIGKILL of a node, failover, restart, catch-up
+## commits and latency, then SIGKILL of a node, failover, restart, catch-up,
+## the leader balancer giving it its share back, a wiped node rejoining, and
+## a dead node replaced by a new one in every group while proposals continue
 ## (examples/c/demo.c drives examples/c/queue_node.c).
 demo: c-examples
 	$(C_OUT)/demo $(C_OUT)/queue_node
@@ -161,8 +163,9 @@ c-examples: $(C_EXAMPLES)
 $(C_OUT)/%: examples/c/%.c include/muxraft.h $(STATIC_LIB) $(NATIVE_LIBS_FILE) | $(C_OUT)
 	$(CC) $(C_FLAGS) $(C_OPT) $< $(STATIC_LIB) $(NATIVE_LIBS) -o $@
 
-$(C_OUT)/demo: examples/c/demo.c $(QUEUE_CLUSTER) | $(C_OUT)
-	$(CC) $(C_FLAGS) $(C_OPT) examples/c/demo.c examples/c/queue_cluster.c -o $@
+$(C_OUT)/demo: examples/c/demo.c $(QUEUE_CLUSTER) $(LOG_VERIFY) | $(C_OUT)
+	$(CC) $(C_FLAGS) $(C_OPT) examples/c/demo.c examples/c/queue_cluster.c \
+		examples/c/log_verify.c -o $@
 
 $(C_OUT)/crash_test: tests/c/crash_test.c $(QUEUE_CLUSTER) $(LOG_VERIFY) | $(C_OUT)
 	$(CC) $(C_FLAGS) -Iexamples/c $(C_OPT) tests/c/crash_test.c examples/c/queue_cluster.c \
