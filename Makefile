@@ -66,7 +66,8 @@ lint:
 ## heartbeat latency under load; restart time after 10,000 and 1,000,000
 ## committed entries, with snapshots vs replaying the whole log; the soak;
 ## throughput and latency under an open-loop load past saturation; what
-## idle groups cost (bench-idle); the failover time (bench-failover);
+## idle groups cost (bench-idle); the failover time (bench-failover); the leader
+## balance time after a restart (bench-balance);
 ## read-index throughput, batched vs a round per read (benches/reads.rs);
 ## the throughput plain vs TLS between nodes (bench-tls).
 bench:
@@ -80,6 +81,7 @@ bench:
 	$(MAKE) bench-throughput
 	$(MAKE) bench-idle
 	$(MAKE) bench-failover
+	$(MAKE) bench-balance
 	$(MAKE) bench-tls
 
 clean:
@@ -250,6 +252,24 @@ bench-idle: $(C_OUT)/idle $(C_OUT)/queue_node
 bench-failover: $(C_OUT)/failover $(C_OUT)/queue_node
 	$(C_OUT)/failover --queue-node $(C_OUT)/queue_node $(FAILOVER_FLAGS)
 
+$(C_OUT)/balance: benches/c/balance.c $(QUEUE_CLUSTER) $(LOG_VERIFY) | $(C_OUT)
+	$(CC) $(C_FLAGS) -Iexamples/c $(C_OPT) benches/c/balance.c examples/c/queue_cluster.c \
+		examples/c/log_verify.c -o $@
+
+## bench-balance: three queue_node processes with data directories and app
+## logs, 1,000 groups, 2,000 proposals/s in all, muxraft's leader balancer
+## (on by default in embedded mode); 5 runs on a fresh cluster each: SIGKILL
+## the node leading the most groups, wait until every group is led again,
+## restart it, time until every node leads within 10% of L/N (333 +- 33),
+## with the leaders per node on the way, the balancer's transfers, the
+## elections and the failed proposals since the restart (must be 0); then
+## every acknowledged proposal checked as test-crash does (0 lost)
+## (benches/c/balance.c; BALANCE_FLAGS adds flags, e.g.
+## BALANCE_FLAGS='--runs 10 --groups 3000'). Fails if a run takes 10 s.
+.PHONY: bench-balance
+bench-balance: $(C_OUT)/balance $(C_OUT)/queue_node
+	$(C_OUT)/balance --queue-node $(C_OUT)/queue_node $(BALANCE_FLAGS)
+
 ## soak: three queue_node processes with data directories, 100 groups, at
 ## least 10,000 commits/s for 120 s with snapshots every 10,000 entries per
 ## group: the data directories stay under 64 MiB plus the snapshots and the
@@ -268,13 +288,17 @@ soak: $(C_OUT)/soak $(C_OUT)/queue_node
 ## tests/c/crash_test.c for the other knobs).
 ## Also the soak benchmark in smoke mode (10 s, bounds on the WAL checked)
 ## and the throughput benchmark in smoke mode (about 17 s: 100 groups, two
-## short steps per mode; each must commit a third of its offered rate).
-test-crash: $(C_OUT)/crash_test $(C_OUT)/queue_node $(C_OUT)/soak $(C_OUT)/throughput
+## short steps per mode; each must commit a third of its offered rate),
+## and the leader-balance benchmark in smoke mode (about 5 s: 300 groups, one
+## kill and restart; balanced within 10 s, no failed or lost proposal).
+test-crash: $(C_OUT)/crash_test $(C_OUT)/queue_node $(C_OUT)/soak $(C_OUT)/throughput \
+            $(C_OUT)/balance
 	$(C_OUT)/crash_test $(C_OUT)/queue_node
 	MUXRAFT_CRASH_WIPE=50 MUXRAFT_CRASH_SECONDS=$${MUXRAFT_CRASH_SECONDS:-20} \
 		$(C_OUT)/crash_test $(C_OUT)/queue_node
 	$(C_OUT)/soak --smoke --queue-node $(C_OUT)/queue_node
 	$(C_OUT)/throughput --smoke --queue-node $(C_OUT)/queue_node
+	$(C_OUT)/balance --smoke --queue-node $(C_OUT)/queue_node
 
 $(C_OUT)/test_api: $(C_TEST_DEPS) $(STATIC_LIB) $(NATIVE_LIBS_FILE) | $(C_OUT)
 	$(CC) $(C_FLAGS) $(C_OPT) -pthread $(C_TEST_SRC) $(STATIC_LIB) $(NATIVE_LIBS) -o $@
