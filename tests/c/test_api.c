@@ -3303,7 +3303,7 @@ static void test_transfer_leader(void)
 /*
  * The leader balancer (muxraft_config.balance_leaders): a bad setting is
  * refused; with MUXRAFT_BALANCE_ON in host-driven mode, 30 groups end
- * led 10 (within one) by each node (wherever their elections put them;
+ * led 8 to 11 by each node (one over its share at most) (wherever their elections put them;
  * transfers counted in balance_transfers) and nothing moves afterwards; with the
  * default (AUTO: off in host-driven mode) nothing is transferred.
  */
@@ -3340,8 +3340,13 @@ static void test_balance_leaders(void)
             moved += s.balance_transfers;
         }
         CHECK(led[0] + led[1] + led[2] == 30);
-        if (on) /* within a group of the share (the balancer's tolerance) */
-            CHECK(led[0] >= 9 && led[0] <= 11 && led[1] >= 9 && led[1] <= 11 && led[2] >= 8);
+        /* A node more than a group over its share gives; so each ends at
+         * most one over, and (two others one over) at most two under. */
+        if (on) {
+            for (size_t i = 0; i < 3; i++)
+                CHECK(led[i] >= 8 && led[i] <= 11);
+            CHECK(moved > 0); /* the elections alone left it further apart */
+        }
         else
             CHECK(moved == 0);
         for (int t = 0; t < 100; t++)
