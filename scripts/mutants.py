@@ -279,6 +279,14 @@ MUTANTS = [
         "tests": [unit("multi::balance_tests::a_target_that_cannot_take_over_is_not_tried_again_soon")],
     },
     {
+        "name": "joiner-told-membership-without-itself",
+        "what": "a joiner is told the membership of a snapshot taken before it was added (which reads as its removal)",
+        "file": "src/multi/node.rs",
+        "find": "    } else if !g.reported_self {",
+        "replace": "    } else if false && !g.reported_self {",
+        "tests": [unit("multi::node::members_event_tests::a_joiner_is_not_told_a_membership_from_before_its_addition")],
+    },
+    {
         "name": "balancer-gives-above-share",
         "what": "the leader balancer hands groups to voters that already lead their share",
         "file": "src/multi/balance.rs",

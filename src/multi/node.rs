@@ -1503,3 +1503,54 @@ fn members_event(
         members: m.members(),
     })
 }
+
+#[cfg(test)]
+mod members_event_tests {
+    use super::*;
+    use crate::raft::{ConfChange, MemStore, MemberRole, Membership, Raft};
+
+    fn joiner() -> Group {
+        let raft = Raft::new(crate::raft::Config::new(4), &[], MemStore::new()).unwrap();
+        Group::new(7, raft, 1, 1)
+    }
+
+    fn listed(e: Option<Event>) -> Option<Vec<u64>> {
+        match e? {
+            Event::MembersChanged { members, .. } => Some(members.iter().map(|m| m.0).collect()),
+            _ => None,
+        }
+    }
+
+    // Mutation: reporting every membership to a joiner (`reported_self`
+    // ignored) tells it, from a snapshot taken before it was added, that
+    // it is not a member: what the header calls a removal.
+    #[test]
+    fn a_joiner_is_not_told_a_membership_from_before_its_addition() {
+        let mut g = joiner();
+        let before = Membership::with_voters(&[1, 2, 3]);
+        assert_eq!(listed(members_event(7, &mut g, 4, 5, before.clone())), None);
+        let added = before
+            .apply(ConfChange::Add {
+                id: 4,
+                role: MemberRole::Promotable,
+            })
+            .unwrap();
+        assert_eq!(
+            listed(members_event(7, &mut g, 4, 6, added.clone())),
+            Some(vec![1, 2, 3, 4])
+        );
+        // Once it saw itself listed, a membership without it is its
+        // removal, and is reported.
+        let removed = added.apply(ConfChange::Remove { id: 4 }).unwrap();
+        assert_eq!(
+            listed(members_event(7, &mut g, 4, 9, removed)),
+            Some(vec![1, 2, 3])
+        );
+        // An empty membership (a joiner's snapshot of nothing) is never
+        // reported.
+        assert_eq!(
+            listed(members_event(7, &mut joiner(), 4, 1, Membership::default())),
+            None
+        );
+    }
+}

@@ -4116,13 +4116,14 @@ static void test_membership_by_snapshot(void)
     }
     /* Every membership came after the restore, in log order, node 4 as
      * promotable (the change proposed after the snapshot), then as a
-     * voter. (Today the first report is the snapshot's own membership, at
-     * its index: nodes 1..3, without node 4, which members_changed's
-     * comment reads as "this replica was removed". Not asserted either
-     * way: reported to the lead.) */
+     * voter; never the snapshot's own membership (nodes 1..3), which
+     * members_changed's comment would read as "this replica was removed"
+     * (multi::node::members_event_tests). */
     bool promotable = false;
     for (size_t k = 0; k < n4->n_memberships; k++) {
         CHECK(n4->memberships[k].restores_before == 1);
+        CHECK(cu_has_member(&n4->memberships[k], 4, MUXRAFT_PROMOTABLE) ||
+              cu_has_member(&n4->memberships[k], 4, MUXRAFT_VOTER));
         if (cu_has_member(&n4->memberships[k], 4, MUXRAFT_PROMOTABLE))
             promotable = n4->memberships[k].index > snap;
     }
