@@ -287,6 +287,14 @@ MUTANTS = [
         "tests": [unit("multi::node::members_event_tests::a_joiner_is_not_told_a_membership_from_before_its_addition")],
     },
     {
+        "name": "removed-groups-events-kept",
+        "what": "a removed group's queued events (a restore from recovery) reach a later replica with the same id",
+        "file": "src/multi/node.rs",
+        "find": "            | Event::MembersChanged { group_id: g, .. } => *g != group_id,",
+        "replace": "            | Event::MembersChanged { group_id: g, .. } => *g != group_id || true,",
+        "tests": [unit("multi::node::remove_group_tests::a_removed_groups_queued_events_never_reach_a_later_replica_of_its_id")],
+    },
+    {
         "name": "balancer-gives-above-share",
         "what": "the leader balancer hands groups to voters that already lead their share",
         "file": "src/multi/balance.rs",

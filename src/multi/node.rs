@@ -1554,3 +1554,57 @@ mod members_event_tests {
         );
     }
 }
+
+#[cfg(test)]
+mod remove_group_tests {
+    use super::*;
+    use crate::raft::{HardState, MemStore, SnapshotMeta};
+
+    fn recovered(n: &mut Node, group_id: u64, incarnation: u64) {
+        let meta = SnapshotMeta {
+            index: 5,
+            term: 2,
+            voters: vec![1, 2, 3],
+            ..Default::default()
+        };
+        let hs = HardState {
+            term: 2,
+            vote: 0,
+            commit: 5,
+        };
+        let store = MemStore::restored(hs, meta, 5, 2, Vec::new());
+        n.create_group_with_store(group_id, incarnation, &[1, 2, 3], store, 5)
+            .unwrap();
+        n.restore_snapshot(group_id, Bytes::from_static(b"state"))
+            .unwrap();
+    }
+
+    // Mutation: a removed group's queued events kept (simulation seed 45):
+    // the restore queued by recovery reaches the host as the new replica's.
+    #[test]
+    fn a_removed_groups_queued_events_never_reach_a_later_replica_of_its_id() {
+        let mut n = Node::new(NodeConfig::new(1)).unwrap();
+        recovered(&mut n, 9, 1);
+        recovered(&mut n, 10, 1);
+        n.remove_group(9).unwrap();
+        n.create_group(9, 2, &[1, 2, 3]).unwrap();
+        let rd = n.ready();
+        let about = |g: u64| {
+            rd.events
+                .iter()
+                .filter(|e| match e {
+                    Event::Restore { group_id, .. } | Event::MembersChanged { group_id, .. } => {
+                        *group_id == g
+                    }
+                    _ => false,
+                })
+                .count()
+        };
+        assert_eq!(about(9), 0, "{:?}", rd.events);
+        assert_eq!(
+            about(10),
+            2,
+            "the other group's restore and membership stay"
+        );
+    }
+}
