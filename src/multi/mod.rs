@@ -49,6 +49,8 @@ mod balance_tests;
 #[cfg(test)]
 mod compact_tests;
 #[cfg(test)]
+mod grow_tests;
+#[cfg(test)]
 mod snapshot_tests;
 #[cfg(test)]
 mod tests;

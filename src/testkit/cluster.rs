@@ -603,6 +603,20 @@ impl Cluster {
         });
     }
 
+    /// The host adds node `id` to group `g`'s metadata and creates its
+    /// empty replica there now (`Node::join_group`, with its WAL), as it
+    /// does before asking the leader to add it.
+    pub fn join(&mut self, id: u64, g: u64) -> Check {
+        let spec = self.groups.get_mut(&g).ok_or("no such group")?;
+        if !spec.members.contains(&id) {
+            spec.members.push(id);
+            spec.members.sort_unstable();
+            spec.joined.push(id);
+        }
+        let inc = spec.incarnation;
+        self.host_join(id, g, inc)
+    }
+
     /// Delete group `g` on its members: at once, or each within `spread`.
     pub fn remove_group(&mut self, g: u64, spread: u64) -> Check {
         let Some(spec) = self.groups.remove(&g) else {
