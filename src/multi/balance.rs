@@ -108,19 +108,19 @@ pub(crate) struct Balancer {
 /// completed transfer a little too long only makes givers wait.
 const REPORTS_TO_CATCH_UP: u64 = BACKOFF_INTERVALS + 3;
 
-/// How leaderships of the groups hosted here are spread, as seen here, in
-/// units of [`ONE`].
+/// This node's leaderships against its share, over the groups hosted
+/// here, in units of [`ONE`] (the other nodes report their own).
 #[derive(Default)]
 struct Tally {
-    /// Per node: groups it leads minus its share.
-    excess: HashMap<u64, i64>,
-    /// Per node: its share.
-    share: HashMap<u64, i64>,
+    /// Groups it leads (a transfer under way counts for its target).
+    led: i64,
+    /// Its share: `1/n` of each group with `n` voters on heard nodes.
+    share: i64,
 }
 
 impl Tally {
-    fn excess(&self, node: u64) -> i64 {
-        self.excess.get(&node).copied().unwrap_or(0)
+    fn excess(&self) -> i64 {
+        self.led - self.share
     }
 }
 
@@ -233,11 +233,9 @@ impl Node {
         let room =
             (self.cfg.balance_max_transfers as usize).saturating_sub(self.balancer.inflight.len());
         let (tally, mut candidates) = self.tally();
-        let me = self.cfg.node_id;
-        let mut mine = tally.excess(me);
+        let mut mine = tally.excess();
         self.balancer.mine = Some(mine);
-        let my_share = tally.share.get(&me).copied().unwrap_or(0);
-        let tolerance = (my_share * TOLERANCE_PERCENT / 100).max(ONE);
+        let tolerance = (tally.share * TOLERANCE_PERCENT / 100).max(ONE);
         if mine <= tolerance {
             // Balanced, as far as this node goes: nothing to do until
             // something changes (unless its own transfers are still on).
@@ -311,17 +309,12 @@ impl Node {
             if leader == 0 || !heard.contains(&leader) {
                 continue; // leaderless for now: an election will place it
             }
-            let part = ONE / heard.len() as i64;
-            for &v in &heard {
-                *t.share.entry(v).or_default() += part;
-                *t.excess.entry(v).or_default() -= part;
+            t.share += ONE / heard.len() as i64;
+            if leader != me {
+                continue;
             }
-            *t.excess.entry(leader).or_default() += ONE;
-            if leader == me
-                && !g.raft.conf_change_pending()
-                && g.raft.pending_reads() == 0
-                && heard.len() > 1
-            {
+            t.led += ONE;
+            if !g.raft.conf_change_pending() && g.raft.pending_reads() == 0 && heard.len() > 1 {
                 candidates.push((group_id, g.has_pending()));
             }
         }
