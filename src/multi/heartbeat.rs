@@ -57,7 +57,7 @@ use super::message::{
     incarnation_digest, Body, Envelope, GroupHeartbeat, GroupHeartbeatResponse, HeartbeatBatch,
     HeartbeatBatchResponse, Incarnations,
 };
-use super::node::{mark_dirty, Node, Stepped};
+use super::node::{Node, Stepped};
 use super::stats::Stats;
 use crate::raft::{Message, MessageType};
 
@@ -426,9 +426,13 @@ impl PeerRows {
     fn compact(&mut self, rows: &mut [Row<GroupHeartbeat>], full: &[u64]) -> u64 {
         self.sent += 1;
         let seq = self.sent;
-        let mut old = std::mem::take(&mut self.bases).into_iter().peekable();
+        // Two vectors take turns: the bases are read from one and written
+        // to the other, and neither is allocated again in steady state.
+        let bases = std::mem::take(&mut self.bases);
+        let mut old = bases.iter().copied().peekable();
         let mut new = std::mem::take(&mut self.scratch);
         new.clear();
+        new.reserve(rows.len());
         let fresh = |b: &Base| b.seq + BASE_WINDOW > seq;
         for (row, incarnation) in rows.iter_mut() {
             let incarnation = *incarnation;
@@ -464,8 +468,7 @@ impl PeerRows {
         }
         new.extend(old.filter(|b| fresh(b)));
         self.bases = new;
-        // The drained vector's allocation is reused next time.
-        self.scratch = Vec::new();
+        self.scratch = bases;
         seq
     }
 
@@ -757,11 +760,9 @@ impl Node {
             0 if ack_seq != 0 => g.raft.term(),
             t => t,
         };
-        if !g.raft.step_heartbeat_response_at_rest(from, term) {
-            return false;
-        }
-        mark_dirty(&mut self.dirty, h.group_id, g);
-        true
+        // Only activity changed: no work for a pass that it did not have
+        // (and a group with work is listed already: `Node::unlisted_work`).
+        g.raft.step_heartbeat_response_at_rest(from, term)
     }
 
     /// Do the groups hosted here have exactly the incarnations `digest`
@@ -890,7 +891,9 @@ impl Node {
         mux.answer(from, h.group_id, g.incarnation, term, round);
         // A full row's term is the follower's here, as a compact row's.
         mux.row_stepped(from, h.group_id, term);
-        mark_dirty(&mut self.dirty, h.group_id, g);
+        // Only the election timer changed: no work for a pass that it did
+        // not have (and a group with work is listed already:
+        // `Node::unlisted_work`).
         true
     }
 

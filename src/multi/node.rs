@@ -324,6 +324,17 @@ impl Node {
         })
     }
 
+    /// A group with work for a pass (`Raft::has_ready`) while the node has
+    /// none (`!has_ready()`), if any: work nothing would ever collect. Every
+    /// input that gives a group work lists it dirty, which is what lets the
+    /// demux's fast paths (`heartbeat.rs`), which only touch timers and
+    /// activity, skip asking. For tests and the simulation.
+    pub fn unlisted_work(&self) -> Option<u64> {
+        self.groups
+            .iter()
+            .find_map(|(id, g)| (g.raft.has_ready() && !g.dirty).then_some(id))
+    }
+
     /// The hosted groups' ids, ascending.
     pub fn group_ids(&self) -> impl Iterator<Item = u64> + '_ {
         self.groups.sorted_ids().into_iter()

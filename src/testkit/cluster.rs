@@ -1177,6 +1177,11 @@ impl Cluster {
                         return Err(format!("node {id}: {stale}"));
                     }
                 }
+                if let Some(group) = node.unlisted_work() {
+                    return Err(format!(
+                        "node {id}: group {group} has work for a pass but is not listed"
+                    ));
+                }
                 return Ok(());
             }
             let rd = node.ready();
