@@ -295,6 +295,22 @@ MUTANTS = [
         "tests": [unit("multi::node::remove_group_tests::a_removed_groups_queued_events_never_reach_a_later_replica_of_its_id")],
     },
     {
+        "name": "row-slots-outlive-the-registry",
+        "what": "the demux reuses a peer's remembered slots and digest after a group was removed and created again",
+        "file": "src/multi/heartbeat.rs",
+        "find": "if seen.layout == Some(layout) && seen.ids",
+        "replace": "if seen.layout.is_some() && seen.ids",
+        "tests": [unit("multi::tests::a_batch_with_the_same_ids_after_a_group_was_created_again_is_checked_again")],
+    },
+    {
+        "name": "fast-path-work-unlisted",
+        "what": "a follower's work is not listed for the next pass (what the demux's fast paths may assume never happens)",
+        "file": "src/multi/node.rs",
+        "find": "    if g.raft.has_ready() && !g.dirty {",
+        "replace": "    if g.raft.has_ready() && !g.dirty && g.raft.role() != crate::raft::Role::Follower {",
+        "tests": [SIM],
+    },
+    {
         "name": "balancer-gives-above-share",
         "what": "the leader balancer hands groups to voters that already lead their share",
         "file": "src/multi/balance.rs",

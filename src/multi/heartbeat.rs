@@ -555,6 +555,50 @@ impl Compaction {
     }
 }
 
+/// Where the groups of the last batch, and of the last answer batch, from
+/// each peer sit in the registry, and the digest of their incarnations. A
+/// peer sends rows for the same groups interval after interval: while no
+/// group here was added, removed or moved (`Groups::layout`), a batch with
+/// the same group ids finds its slots and its digest here, without a
+/// lookup per row.
+#[derive(Default)]
+pub(crate) struct RowSlots {
+    seen: Vec<SeenRows>,
+}
+
+#[derive(Default)]
+struct SeenRows {
+    peer: u64,
+    answers: bool,
+    /// The registry's layout these were found at (None: nothing to reuse).
+    layout: Option<u64>,
+    ids: Vec<u64>,
+    slots: Vec<usize>,
+    /// The wrapping sum of the groups' row hashes.
+    sum: u64,
+}
+
+impl RowSlots {
+    fn of(&mut self, peer: u64, answers: bool) -> &mut SeenRows {
+        let i = match self
+            .seen
+            .iter()
+            .position(|s| s.peer == peer && s.answers == answers)
+        {
+            Some(i) => i,
+            None => {
+                self.seen.push(SeenRows {
+                    peer,
+                    answers,
+                    ..SeenRows::default()
+                });
+                self.seen.len() - 1
+            }
+        };
+        &mut self.seen[i]
+    }
+}
+
 /// After a peer reports an incarnation mismatch, this many heartbeat batches
 /// to it name each row's incarnation before the node goes back to a digest.
 const PER_ROW_BATCHES: u32 = 8;
@@ -766,25 +810,42 @@ impl Node {
     }
 
     /// Do the groups hosted here have exactly the incarnations `digest`
-    /// stands for (one row per group id in `group_ids`)? Leaves each row's
-    /// slot in `slots`, for the visit that steps it.
+    /// stands for (one row per group id in `group_ids`, from `from`'s
+    /// batch, or its answers if `answers`)? Leaves each row's slot in
+    /// `slots`, for the visit that steps it. The same groups as in the
+    /// previous such batch, with no group here moved since, take no lookup
+    /// ([`RowSlots`]).
     fn digest_matches(
-        &self,
-        group_ids: impl Iterator<Item = u64>,
+        &mut self,
+        from: u64,
+        answers: bool,
+        group_ids: impl Iterator<Item = u64> + Clone,
         digest: u64,
         slots: &mut Vec<usize>,
     ) -> bool {
-        let mut sum = 0u64;
+        let layout = self.groups.layout();
+        let seen = self.row_slots.of(from, answers);
+        if seen.layout == Some(layout) && seen.ids.iter().copied().eq(group_ids.clone()) {
+            slots.clone_from(&seen.slots);
+            return seen.sum == digest;
+        }
+        seen.layout = None;
+        seen.ids.clear();
         slots.clear();
+        let mut sum = 0u64;
         for group_id in group_ids {
             match self.groups.get_with_slot(group_id) {
                 Some((slot, g)) => {
                     slots.push(slot);
+                    seen.ids.push(group_id);
                     sum = sum.wrapping_add(g.row_hash)
                 }
                 None => return false,
             }
         }
+        seen.slots.clone_from(slots);
+        seen.sum = sum;
+        seen.layout = Some(layout);
         sum == digest
     }
 
@@ -808,7 +869,8 @@ impl Node {
         let mismatch = match batch.incarnations {
             Incarnations::Digest(digest) => {
                 let mut slots = Vec::with_capacity(batch.rows.len());
-                if self.digest_matches(batch.rows.iter().map(|h| h.group_id), digest, &mut slots) {
+                let ids = batch.rows.iter().map(|h| h.group_id);
+                if self.digest_matches(from, false, ids, digest, &mut slots) {
                     self.outbox.mux.expect_answers(from, batch.rows.len());
                     for (h, &slot) in batch.rows.iter().zip(&slots) {
                         let notice = notice(h);
@@ -952,6 +1014,8 @@ impl Node {
         }
         let mut slots = Vec::with_capacity(answers.rows.len());
         if !self.digest_matches(
+            from,
+            true,
             answers.rows.iter().map(|h| h.group_id),
             answers.incarnation_digest,
             &mut slots,

@@ -27,7 +27,7 @@ use bytes::Bytes;
 use super::balance::Balancer;
 use super::group::Group;
 use super::group::Quiet;
-use super::heartbeat::{self, Compaction, IncarnationProofs};
+use super::heartbeat::{self, Compaction, IncarnationProofs, RowSlots};
 use super::key_metrics::{key_metrics_now, KeyMetrics, KeyMetricsTable};
 use super::liveness::Peers;
 use super::message::{msg_kind, Body, Envelope};
@@ -178,6 +178,8 @@ pub struct Node {
     pub(super) proofs: IncarnationProofs,
     /// Compact heartbeat rows: batch numbers and full rows per peer.
     pub(super) compaction: Compaction,
+    /// The slots of the groups of each peer's last batches (`heartbeat.rs`).
+    pub(super) row_slots: RowSlots,
     /// Snapshots being sent to followers, and groups receiving one.
     pub(super) transfers: Vec<Outgoing>,
     pub(super) receiving: Vec<(u64, u64)>,
@@ -225,6 +227,7 @@ impl Node {
             undecided: Undecided::default(),
             proofs: IncarnationProofs::default(),
             compaction: Compaction::default(),
+            row_slots: RowSlots::default(),
             transfers: Vec::new(),
             receiving: Vec::new(),
             peers: Peers::default(),

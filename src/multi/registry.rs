@@ -34,11 +34,20 @@ pub(crate) struct Groups {
     /// (`key_metrics.rs`): kept here, where groups come and go, and where
     /// they quiesce and wake (the cells' `quiesced` flag).
     metrics: Arc<KeyMetricsTable>,
+    /// Grows whenever a group is added or removed or changes slot: slots
+    /// (and row hashes) noted at one layout are right while it holds.
+    layout: u64,
 }
 
 impl Groups {
     pub fn len(&self) -> usize {
         self.slab.len()
+    }
+
+    /// The current layout (see the field): equal layouts, same groups in
+    /// the same slots.
+    pub fn layout(&self) -> u64 {
+        self.layout
     }
 
     /// The key-metrics table of these groups, to read from any thread.
@@ -78,6 +87,7 @@ impl Groups {
         debug_assert!(!self.contains(id), "group {id} inserted twice");
         g.metrics.set_quiesced(false);
         self.metrics.insert(id, g.metrics.clone());
+        self.layout += 1;
         self.index.insert(id, self.slab.len());
         self.slab.push(g);
         self.ids.push(id);
@@ -95,6 +105,7 @@ impl Groups {
         }
         let last = self.slab.len() - 1;
         self.swap_slots(slot, last);
+        self.layout += 1;
         self.index.remove(&id);
         self.metrics.remove(id);
         self.ids.pop();
@@ -106,6 +117,7 @@ impl Groups {
         if a == b {
             return;
         }
+        self.layout += 1;
         self.slab.swap(a, b);
         self.ids.swap(a, b);
         self.index.insert(self.ids[a], a);

@@ -794,6 +794,41 @@ fn a_node_still_leading_a_removed_group_cannot_reach_the_new_one() {
     assert_ne!(net.role(1, 7), Role::Leader);
 }
 
+// The demux remembers where the groups of a peer's last batch sit and the
+// digest of their incarnations (`heartbeat::RowSlots`), and reuses both for
+// a batch with the same group ids. A group removed and created again under
+// the same id must invalidate that: the next batch, with the same ids, still
+// carries the old incarnation's row. Mutation: reusing the remembered digest
+// across a change of the registry steps the old leader's row into the new
+// group, which then follows node 1.
+#[test]
+fn a_batch_with_the_same_ids_after_a_group_was_created_again_is_checked_again() {
+    const NEW: u64 = 0x2000;
+    // Awake groups: rows for both in every batch.
+    let mut net = Net::with(3, &[5, 7], true, |c| c.quiesce = false);
+    net.elect(5, 1);
+    net.elect(7, 1);
+    // Several intervals of the same rows [5, 7] from node 1 to node 2.
+    net.tick(8);
+    let before = net.n(2).stats().batches_dropped_incarnation;
+    // Node 2 alone deletes group 7 and creates it again.
+    net.node(2).remove_group(7).unwrap();
+    net.node(2).create_group(7, NEW, &[1, 2, 3]).unwrap();
+    net.tick(4);
+    assert!(
+        net.n(2).stats().batches_dropped_incarnation > before,
+        "the batch naming the old group 7 is refused"
+    );
+    let s = net.n(2).group_status(7).unwrap();
+    assert_ne!(
+        s.leader, 1,
+        "the new group 7 took the old one's heartbeat: {s:?}"
+    );
+    assert_eq!(s.term, 0, "{s:?}");
+    // Group 5 is untouched.
+    assert_eq!(net.role(1, 5), Role::Leader);
+}
+
 // Scenario 3. Mutation: without the undecided deadline (`report_undecided`)
 // the proposal at 11 below is never reported.
 #[test]
