@@ -33,6 +33,28 @@ pub(crate) fn in_group<R>(group_id: u64, f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// The group the thread's events are about, for a walk over many groups:
+/// [`set`](GroupScope::set) names each in turn (one store, where
+/// [`in_group`] saves and restores around each), and the group in effect
+/// before the walk is put back at its end.
+pub(crate) struct GroupScope(Option<u64>);
+
+impl GroupScope {
+    pub fn enter() -> GroupScope {
+        GroupScope(GROUP.with(|g| g.get()))
+    }
+
+    pub fn set(&self, group_id: u64) {
+        GROUP.with(|g| g.set(Some(group_id)));
+    }
+}
+
+impl Drop for GroupScope {
+    fn drop(&mut self) {
+        GROUP.with(|g| g.set(self.0));
+    }
+}
+
 /// The group the current thread's events are about, if any.
 pub fn current_group() -> Option<u64> {
     GROUP.with(|g| g.get())

@@ -896,36 +896,36 @@ impl Node {
         let quiesce = beat && self.cfg.quiesce;
         let mut leaders = Vec::new();
         let (cfg, outbox) = (&self.cfg, &mut self.outbox);
+        let scope = crate::logging::GroupScope::enter();
         // Quiet groups are not ticked: they are not in this walk at all.
         for (group_id, g) in self.groups.iter_awake_mut() {
+            scope.set(group_id);
             // Most ticks only move a group's timers; those leave nothing for
             // `after_input` to find, so an idle group costs just its timers.
-            let acted = crate::logging::in_group(group_id, || {
-                let mut acted = g.raft.tick();
-                if beat && g.raft.role() == Role::Leader {
-                    // Heartbeats that would be routed at once go straight
-                    // into the mux's rows; others wait in the group as
-                    // messages.
-                    let (mux, incarnation) = (&mut outbox.mux, g.incarnation);
-                    let rows = g
-                        .raft
-                        .broadcast_heartbeat_at_rest(|to, term, commit, round| {
-                            mux.beat(to, group_id, incarnation, term, commit, round)
-                        });
-                    if !rows {
-                        g.raft.broadcast_heartbeat();
-                    }
+            let mut acted = g.raft.tick();
+            if beat && g.raft.role() == Role::Leader {
+                // Heartbeats that would be routed at once go straight into
+                // the mux's rows (which leaves the group nothing to do);
+                // others wait in the group as messages.
+                let (mux, incarnation) = (&mut outbox.mux, g.incarnation);
+                let rows = g
+                    .raft
+                    .broadcast_heartbeat_at_rest(|to, term, commit, round| {
+                        mux.beat(to, group_id, incarnation, term, commit, round)
+                    });
+                if !rows {
+                    g.raft.broadcast_heartbeat();
                     acted = true;
-                    if quiesce {
-                        leaders.push(group_id);
-                    }
                 }
-                acted
-            });
+                if quiesce {
+                    leaders.push(group_id);
+                }
+            }
             if acted {
                 after_input(cfg, outbox, &mut self.dirty, group_id, g);
             }
         }
+        drop(scope);
         for group_id in leaders {
             self.quiesce_beat(group_id);
         }

@@ -349,18 +349,16 @@ impl<S: LogStore> Raft<S> {
     }
 
     fn tick_election(&mut self) -> bool {
-        if !self.may_campaign() {
+        self.election_elapsed = self.election_elapsed.saturating_add(1);
+        // Whether it may campaign is asked only once the timer ran out (most
+        // ticks of most followers end at the first test).
+        if self.election_elapsed < self.randomized_election_timeout || !self.may_campaign() {
             // A replica that never campaigns (a non-voter, one that lost
             // its disk, a joiner) lets its timer run on: its lease on the
             // last leader it heard from ends an election timeout after it,
             // and stays ended, so it answers candidates on their logs
             // alone (restarting the timer would renew the lease each
             // timeout and leave candidates that need its vote waiting).
-            self.election_elapsed = self.election_elapsed.saturating_add(1);
-            return false;
-        }
-        self.election_elapsed += 1;
-        if self.election_elapsed < self.randomized_election_timeout {
             return false;
         }
         self.election_elapsed = 0;
