@@ -85,6 +85,14 @@ pub(crate) enum Quiet {
 }
 
 impl Group {
+    /// This replica, as its heartbeat rows name it.
+    pub fn replica(&self) -> super::heartbeat::Replica {
+        super::heartbeat::Replica {
+            incarnation: self.incarnation,
+            hash: self.row_hash,
+        }
+    }
+
     pub fn new(group_id: u64, raft: Raft<MemStore>, incarnation: u64, generation: u64) -> Group {
         Group {
             last_elections: raft.elections_started(),

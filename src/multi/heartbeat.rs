@@ -54,7 +54,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::group::Quiet;
 use super::message::{
-    incarnation_digest, Body, Envelope, GroupHeartbeat, GroupHeartbeatResponse, HeartbeatBatch,
+    incarnation_row_hash, Body, Envelope, GroupHeartbeat, GroupHeartbeatResponse, HeartbeatBatch,
     HeartbeatBatchResponse, Incarnations,
 };
 use super::node::{Node, Stepped};
@@ -64,8 +64,26 @@ use crate::raft::{Message, MessageType};
 /// One list per peer node, in peer order.
 pub(crate) type PerPeer<T> = Vec<(u64, Vec<T>)>;
 
-/// A row and the incarnation of the group that produced it.
-pub(crate) type Row<T> = (T, u64);
+/// A row and the replica that produced it.
+pub(crate) type Row<T> = (T, Replica);
+
+/// Which replica of its group a row comes from: the group's incarnation,
+/// and that pair's share of a batch's digest (`incarnation_row_hash`, which
+/// a group computes once: `Group::replica`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Replica {
+    pub incarnation: u64,
+    pub hash: u64,
+}
+
+impl Replica {
+    pub fn new(group_id: u64, incarnation: u64) -> Replica {
+        Replica {
+            incarnation,
+            hash: incarnation_row_hash(group_id, incarnation),
+        }
+    }
+}
 
 /// Heartbeats and answers bound for each peer during one `ready` pass.
 #[derive(Default)]
@@ -171,11 +189,13 @@ impl HeartbeatMux {
     pub fn offer(&mut self, group_id: u64, incarnation: u64, m: &Message) -> bool {
         match m.msg_type {
             MessageType::Heartbeat => {
-                self.beat(m.to, group_id, incarnation, m.term, m.commit, m.index);
+                let replica = Replica::new(group_id, incarnation);
+                self.beat(m.to, group_id, replica, m.term, m.commit, m.index);
                 true
             }
             MessageType::HeartbeatResponse => {
-                self.answer(m.to, group_id, incarnation, m.term, m.index);
+                let replica = Replica::new(group_id, incarnation);
+                self.answer(m.to, group_id, replica, m.term, m.index);
                 true
             }
             _ => false,
@@ -188,7 +208,7 @@ impl HeartbeatMux {
         &mut self,
         peer: u64,
         group_id: u64,
-        incarnation: u64,
+        replica: Replica,
         term: u64,
         commit: u64,
         round: u64,
@@ -198,7 +218,7 @@ impl HeartbeatMux {
             term,
             commit,
         };
-        self.beats.push(peer, (row, incarnation));
+        self.beats.push(peer, (row, replica));
         if round != 0 {
             self.beat_rounds.push(peer, (group_id, round));
         }
@@ -209,9 +229,9 @@ impl HeartbeatMux {
     /// makes of a `HeartbeatResponse`.
     ///
     /// [`offer`]: HeartbeatMux::offer
-    pub fn answer(&mut self, peer: u64, group_id: u64, incarnation: u64, term: u64, round: u64) {
+    pub fn answer(&mut self, peer: u64, group_id: u64, replica: Replica, term: u64, round: u64) {
         let row = GroupHeartbeatResponse { group_id, term };
-        self.answers.push(peer, (row, incarnation));
+        self.answers.push(peer, (row, replica));
         if round != 0 {
             self.answer_rounds.push(peer, (group_id, round));
         }
@@ -434,8 +454,8 @@ impl PeerRows {
         new.clear();
         new.reserve(rows.len());
         let fresh = |b: &Base| b.seq + BASE_WINDOW > seq;
-        for (row, incarnation) in rows.iter_mut() {
-            let incarnation = *incarnation;
+        for (row, replica) in rows.iter_mut() {
+            let incarnation = replica.incarnation;
             // Bases of groups without a row here stay while fresh.
             while let Some(b) = old.next_if(|b| b.group < row.group_id) {
                 if fresh(&b) {
@@ -681,11 +701,9 @@ pub(crate) fn flush(
                     proofs.per_row.remove(&to);
                 }
                 stats.batches_with_incarnations += 1;
-                Incarnations::PerRow(rows.iter().map(|(_, i)| *i).collect())
+                Incarnations::PerRow(rows.iter().map(|(_, r)| r.incarnation).collect())
             }
-            None => Incarnations::Digest(incarnation_digest(
-                rows.iter().map(|(h, i)| (h.group_id, *i)),
-            )),
+            None => Incarnations::Digest(digest(&rows)),
         };
         let mut rows = rows;
         let quiesce = flags(&quiesce, to, &|g| {
@@ -718,7 +736,7 @@ pub(crate) fn flush(
     }
     for (to, rows) in answers {
         stats.group_heartbeat_responses_batched += rows.len() as u64;
-        let incarnation_digest = incarnation_digest(rows.iter().map(|(h, i)| (h.group_id, *i)));
+        let incarnation_digest = digest(&rows);
         let mut rows: Vec<GroupHeartbeatResponse> = rows.into_iter().map(|(h, _)| h).collect();
         let p = compaction.peer(to);
         let (ack_seq, ack_bits) = if std::mem::take(&mut p.owe_ack) {
@@ -764,6 +782,12 @@ pub(crate) fn flush(
         });
         out.push(Envelope { from, to, body });
     }
+}
+
+/// The incarnation digest of `rows` (`message::incarnation_digest`), from
+/// the hashes their replicas computed once.
+fn digest<T>(rows: &[Row<T>]) -> u64 {
+    rows.iter().fold(0u64, |d, (_, r)| d.wrapping_add(r.hash))
 }
 
 /// The read round a batch's row of `group_id` carries (0: none); `rounds`
@@ -950,7 +974,7 @@ impl Node {
             return false;
         };
         let mux = &mut self.outbox.mux;
-        mux.answer(from, h.group_id, g.incarnation, term, round);
+        mux.answer(from, h.group_id, g.replica(), term, round);
         // A full row's term is the follower's here, as a compact row's.
         mux.row_stepped(from, h.group_id, term);
         // Only the election timer changed: no work for a pass that it did
@@ -1081,7 +1105,7 @@ mod tests {
                             term: 4,
                             commit: 11
                         },
-                        70
+                        Replica::new(7, 70)
                     ),
                     (
                         GroupHeartbeat {
@@ -1089,7 +1113,7 @@ mod tests {
                             term: 1,
                             commit: 1
                         },
-                        90
+                        Replica::new(9, 90)
                     )
                 ]
             )
@@ -1127,7 +1151,7 @@ mod compaction_tests {
                 term,
                 commit,
             },
-            100 + group_id,
+            Replica::new(group_id, 100 + group_id),
         )
     }
 
@@ -1216,7 +1240,7 @@ mod compaction_tests {
         let mut rows = vec![row(1, 3, 10), row(2, 3, 20)];
         let s = tx.compact(&mut rows, &[]);
         deliver(&mut tx, &mut rx, s);
-        let mut rows = vec![row(1, 4, 10), (row(2, 3, 20).0, 999)];
+        let mut rows = vec![row(1, 4, 10), (row(2, 3, 20).0, Replica::new(2, 999))];
         tx.compact(&mut rows, &[]);
         assert!(compact_groups(&rows).is_empty());
     }

@@ -907,11 +907,11 @@ impl Node {
                 // Heartbeats that would be routed at once go straight into
                 // the mux's rows (which leaves the group nothing to do);
                 // others wait in the group as messages.
-                let (mux, incarnation) = (&mut outbox.mux, g.incarnation);
+                let (mux, replica) = (&mut outbox.mux, g.replica());
                 let rows = g
                     .raft
                     .broadcast_heartbeat_at_rest(|to, term, commit, round| {
-                        mux.beat(to, group_id, incarnation, term, commit, round)
+                        mux.beat(to, group_id, replica, term, commit, round)
                     });
                 if !rows {
                     g.raft.broadcast_heartbeat();
