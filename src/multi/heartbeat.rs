@@ -734,16 +734,24 @@ pub(crate) fn flush(
         });
         out.push(Envelope { from, to, body });
     }
-    for (to, rows) in answers {
-        stats.group_heartbeat_responses_batched += rows.len() as u64;
-        let incarnation_digest = digest(&rows);
-        let mut rows: Vec<GroupHeartbeatResponse> = rows.into_iter().map(|(h, _)| h).collect();
+    for (to, mut rows) in answers {
         let p = compaction.peer(to);
         let (ack_seq, ack_bits) = if std::mem::take(&mut p.owe_ack) {
             (p.received, p.received_bits)
         } else {
             (0, 0)
         };
+        if ack_seq == 0 {
+            // Answers stepped at rest from a numbered batch left their term
+            // out (`step_beat_at_rest`), counting on this acknowledgement;
+            // it was withdrawn since (the peer restarted: a new session),
+            // and they answer its previous life. They go nowhere, as if
+            // lost.
+            rows.retain(|(h, _)| h.term != 0);
+        }
+        stats.group_heartbeat_responses_batched += rows.len() as u64;
+        let incarnation_digest = digest(&rows);
+        let mut rows: Vec<GroupHeartbeatResponse> = rows.into_iter().map(|(h, _)| h).collect();
         if ack_seq != 0 {
             // An answer at the term of the row it answers leaves it out.
             let answered = row_terms
@@ -974,9 +982,17 @@ impl Node {
             return false;
         };
         let mux = &mut self.outbox.mux;
-        mux.answer(from, h.group_id, g.replica(), term, round);
-        // A full row's term is the follower's here, as a compact row's.
-        mux.row_stepped(from, h.group_id, term);
+        if compact {
+            // A numbered batch: the answers to it acknowledge it (see
+            // `received` in `step_heartbeat_batch`), and an answer at the
+            // term of the row it answers leaves the term out, as `flush`
+            // would find for this one (a full row's term is the follower's
+            // here, as a compact row's).
+            mux.answer(from, h.group_id, g.replica(), 0, round);
+        } else {
+            mux.answer(from, h.group_id, g.replica(), term, round);
+            mux.row_stepped(from, h.group_id, term);
+        }
         // Only the election timer changed: no work for a pass that it did
         // not have (and a group with work is listed already:
         // `Node::unlisted_work`).

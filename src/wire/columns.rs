@@ -463,6 +463,13 @@ impl<'a> Reader<'a> {
     /// A varint as prost reads one: at most ten bytes, the tenth at most 1
     /// (no value past `u64::MAX`); longer forms than needed are accepted.
     fn varint(&mut self) -> Option<u64> {
+        // Most values of a batch (id deltas, compact answers) take a byte.
+        if let Some(&b) = self.buf.get(self.at) {
+            if b < 0x80 {
+                self.at += 1;
+                return Some(u64::from(b));
+            }
+        }
         let mut v = 0u64;
         for i in 0..10 {
             let b = *self.buf.get(self.at)?;
