@@ -122,10 +122,12 @@ impl<T> Default for PeerLists<T> {
 }
 
 impl<T> PeerLists<T> {
+    #[inline]
     fn push(&mut self, peer: u64, item: T) {
         self.push_with(peer, |v| v.push(item));
     }
 
+    #[inline]
     fn push_with(&mut self, peer: u64, f: impl FnOnce(&mut Vec<T>)) {
         if self.lists.get(self.last).map(|(p, _)| *p) != Some(peer) {
             self.last = match self.lists.iter().position(|(p, _)| *p == peer) {
@@ -204,6 +206,7 @@ impl HeartbeatMux {
 
     /// The heartbeat row of group `group_id` (`incarnation`) to `peer`:
     /// what [`offer`](HeartbeatMux::offer) makes of a `Heartbeat`.
+    #[inline]
     pub fn beat(
         &mut self,
         peer: u64,
@@ -229,6 +232,7 @@ impl HeartbeatMux {
     /// makes of a `HeartbeatResponse`.
     ///
     /// [`offer`]: HeartbeatMux::offer
+    #[inline]
     pub fn answer(&mut self, peer: u64, group_id: u64, replica: Replica, term: u64, round: u64) {
         let row = GroupHeartbeatResponse { group_id, term };
         self.answers.push(peer, (row, replica));
@@ -270,6 +274,7 @@ impl HeartbeatMux {
 
     /// Group `group_id`'s row from `peer` was stepped at `term` (the row's,
     /// or for a compact row the term it stood for).
+    #[inline]
     pub fn row_stepped(&mut self, peer: u64, group_id: u64, term: u64) {
         self.row_terms.push(peer, (group_id, term));
     }
@@ -817,6 +822,7 @@ impl Node {
     /// the leader's own): a leader at rest only marks the follower active
     /// (`Raft::step_heartbeat_response_at_rest`). Returns false, having
     /// changed nothing, when it needs the general path.
+    #[inline]
     fn step_answer_at_rest(
         &mut self,
         from: u64,
@@ -959,6 +965,7 @@ impl Node {
     /// its timer, and its answer goes straight into the peer's answer rows,
     /// as the general path would route it. Returns false, having changed
     /// nothing, when the row needs the general path.
+    #[inline]
     fn step_beat_at_rest(
         &mut self,
         from: u64,

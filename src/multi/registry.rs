@@ -74,6 +74,7 @@ impl Groups {
 
     /// Group `id` if it is still in `slot` (groups move when one is
     /// removed, quiesced or woken): a second visit without a lookup.
+    #[inline]
     pub fn at_mut(&mut self, slot: usize, id: u64) -> Option<&mut Group> {
         match self.ids.get(slot) {
             Some(&at) if at == id => Some(&mut self.slab[slot]),

@@ -228,6 +228,7 @@ impl<S: LogStore> Raft<S> {
     /// goes to `emit` as (to, term, commit, read round), in the order they
     /// would have been handed out, without a `Message`. Returns false,
     /// having done nothing, otherwise (or if this is not a leader).
+    #[inline]
     pub fn broadcast_heartbeat_at_rest(
         &mut self,
         mut emit: impl FnMut(ReplicaId, u64, u64, u64),
@@ -409,6 +410,7 @@ impl<S: LogStore> Raft<S> {
     /// [`step_heartbeat_round`](Raft::step_heartbeat_round) would have done
     /// and handed out. Otherwise it changes nothing and returns None: step
     /// the row the general way.
+    #[inline]
     pub fn step_heartbeat_at_rest(
         &mut self,
         from: ReplicaId,
@@ -437,6 +439,7 @@ impl<S: LogStore> Raft<S> {
     /// [`step_heartbeat_response_round`](Raft::step_heartbeat_response_round)
     /// does then, sending nothing); returns whether it was that case (if
     /// not, nothing changed: step it the general way).
+    #[inline]
     pub fn step_heartbeat_response_at_rest(&mut self, from: ReplicaId, term: u64) -> bool {
         if term != self.term
             || self.role != Role::Leader
