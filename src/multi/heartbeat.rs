@@ -122,12 +122,12 @@ impl<T> Default for PeerLists<T> {
 }
 
 impl<T> PeerLists<T> {
-    #[inline]
+    #[inline(always)]
     fn push(&mut self, peer: u64, item: T) {
         self.push_with(peer, |v| v.push(item));
     }
 
-    #[inline]
+    #[inline(always)]
     fn push_with(&mut self, peer: u64, f: impl FnOnce(&mut Vec<T>)) {
         if self.lists.get(self.last).map(|(p, _)| *p) != Some(peer) {
             self.last = match self.lists.iter().position(|(p, _)| *p == peer) {

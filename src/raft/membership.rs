@@ -481,6 +481,7 @@ impl<S: LogStore> Raft<S> {
     /// Once per leader tick: removed members that have held their
     /// committed removal for an election timeout, or that never answered
     /// for a few, are no longer sent anything.
+    #[inline]
     pub(super) fn tick_leaving(&mut self) {
         if self.leaving.is_empty() {
             return;
@@ -542,10 +543,18 @@ impl<S: LogStore> Raft<S> {
 
     /// A promotable non-voter that has caught up with the commit index is
     /// made a voter (one change at a time: it waits for any other).
+    #[inline]
     pub(super) fn maybe_promote(&mut self) {
         if self.role != Role::Leader || self.conf.promotable.is_empty() {
             return;
         }
+        self.promote_one();
+    }
+
+    /// The first promotable non-voter that caught up is proposed as a
+    /// voter (out of line: most leader ticks have none to promote).
+    #[inline(never)]
+    fn promote_one(&mut self) {
         let committed = self.log.committed;
         let ready = self.conf.promotable.iter().copied().find(|&id| {
             self.progress(id).is_some_and(|p| {

@@ -55,6 +55,7 @@ impl Voters {
         Voters { ids }
     }
 
+    #[inline]
     pub fn ids(&self) -> &[ReplicaId] {
         match &self.ids {
             Ids::Inline { len, ids } => &ids[..usize::from(*len)],
@@ -70,6 +71,7 @@ impl Voters {
 
     /// Where `id` is in [`ids`](Voters::ids), for state kept per voter in
     /// that order.
+    #[inline]
     pub fn position(&self, id: ReplicaId) -> Option<usize> {
         self.ids().iter().position(|&v| v == id)
     }

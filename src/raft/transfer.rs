@@ -102,6 +102,7 @@ impl<S: LogStore> Raft<S> {
     /// A leader's tick with a transfer under way: give up after an
     /// election timeout (the target is down or cannot win). Returns whether
     /// it gave up.
+    #[inline]
     pub(super) fn tick_transfer(&mut self) -> bool {
         if self.lead_transferee == NONE {
             return false;
