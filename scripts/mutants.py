@@ -311,6 +311,14 @@ MUTANTS = [
         "tests": [SIM],
     },
     {
+        "name": "balancer-moves-leaders-during-failover",
+        "what": "the leader balancer moves leaders among the survivors right after a peer is lost",
+        "file": "src/multi/balance.rs",
+        "find": "            || self.ticks < self.balancer.hold_until",
+        "replace": "            || (false && self.ticks < self.balancer.hold_until)",
+        "tests": [unit("multi::balance_tests::a_node_that_is_not_heard_has_no_share")],
+    },
+    {
         "name": "balancer-gives-above-share",
         "what": "the leader balancer hands groups to voters that already lead their share",
         "file": "src/multi/balance.rs",

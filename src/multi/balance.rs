@@ -77,6 +77,16 @@ const BACKOFF_INTERVALS: u64 = 5;
 const ABANDONED_TIMEOUTS: u64 = 20;
 const ABANDONED_MAX_DOUBLINGS: u32 = 12;
 
+/// After a peer is lost, no transfer starts for this many election
+/// timeouts (10 s with muxraft's default timeouts) while it stays lost.
+/// The survivors elect leaders for its groups within one or two timeouts;
+/// moving other groups' leaders among them at the same time would add
+/// elections to a cluster busy failing over (and groups the dead node did
+/// not lead should see none), and a node that comes back soon, as in a
+/// rolling restart, gets its share back anyway. A peer lost for good is
+/// balanced around once the hold ends.
+pub(super) const LOSS_HOLD_TIMEOUTS: u64 = 20;
+
 #[derive(Default)]
 pub(crate) struct Balancer {
     /// On: set by `NodeConfig::balance_leaders` or `Node::set_balance_leaders`.
@@ -99,6 +109,9 @@ pub(crate) struct Balancer {
     /// sent [`REPORTS_TO_CATCH_UP`] more reports (by then its own tally
     /// includes them).
     credits: Vec<(u64, u64)>,
+    /// No transfer starts before this tick: a peer was lost
+    /// ([`LOSS_HOLD_TIMEOUTS`]); 0 once every peer is heard again.
+    hold_until: u64,
 }
 
 /// Reports a target sends after taking over a group before its report is
@@ -136,6 +149,19 @@ impl Balancer {
     /// Something that may unbalance the leaders changed.
     pub fn touch(&mut self) {
         self.dirty = true;
+    }
+
+    /// A peer was lost: hold until tick `until` (see
+    /// [`LOSS_HOLD_TIMEOUTS`]).
+    pub fn hold(&mut self, until: u64) {
+        self.dirty = true;
+        self.hold_until = self.hold_until.max(until);
+    }
+
+    /// Every peer is heard again: the hold ends.
+    pub fn end_hold(&mut self) {
+        self.dirty = true;
+        self.hold_until = 0;
     }
 
     /// What this node's batches say of its leaders.
@@ -225,7 +251,10 @@ impl Node {
                 .insert((group_id, to), (now + wait, failures + 1));
             false
         });
-        if !self.balancer.dirty || self.ticks < self.balancer.next_tally {
+        if !self.balancer.dirty
+            || self.ticks < self.balancer.next_tally
+            || self.ticks < self.balancer.hold_until
+        {
             return;
         }
         let interval = u64::from(self.cfg.heartbeat_ticks);

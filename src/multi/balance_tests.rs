@@ -85,12 +85,17 @@ fn a_restarted_node_gets_its_share_back_and_proposals_are_not_disturbed() {
         c.tick().unwrap();
     }
     assert_eq!(leaders(&c), vec![10, 10, 10]);
+    let moved = balance_transfers(&c);
     c.crash(3);
     for _ in 0..60 {
         c.tick().unwrap();
     }
     assert_eq!(led(&c, 1) + led(&c, 2), 30, "the survivors lead all");
-    assert!(led(&c, 1).abs_diff(led(&c, 2)) <= 2, "{:?}", leaders(&c));
+    assert_eq!(
+        balance_transfers(&c),
+        moved,
+        "no leader moved among the survivors while node 3 was lost"
+    );
     c.restart(3).unwrap();
     // Proposals keep flowing to every group while leaders move.
     let mut failed = 0;
@@ -171,6 +176,10 @@ fn a_group_with_a_read_waiting_is_not_handed_over() {
 }
 // Mutation: counting a node that is not heard toward the shares leaves the
 // survivors at 20 and 10 (each "owes" the dead node a third).
+//
+// While a peer is lost, the survivors hold (`LOSS_HOLD_TIMEOUTS`): no
+// leader moves among them while they fail over. Mutation: without the
+// hold, node 1 hands groups to node 2 within a few intervals of the loss.
 #[test]
 fn a_node_that_is_not_heard_has_no_share() {
     let mut c = cluster(3, 30, 3, false);
@@ -178,13 +187,16 @@ fn a_node_that_is_not_heard_has_no_share() {
         c.tick().unwrap();
     }
     c.crash(3);
-    for _ in 0..40 {
-        c.tick().unwrap();
-    }
-    assert_eq!(leaders(&c), vec![30, 0, 0]);
     for id in [1, 2] {
         c.node_mut(id).unwrap().set_balance_leaders(true);
     }
+    // The loss is noticed within an election timeout (10 ticks); the hold
+    // lasts 20 timeouts from then.
+    let hold = super::balance::LOSS_HOLD_TIMEOUTS * 10;
+    for _ in 0..hold {
+        c.tick().unwrap();
+    }
+    assert_eq!(leaders(&c), vec![30, 0, 0], "nothing moved during the hold");
     for _ in 0..60 {
         c.tick().unwrap();
     }

@@ -308,13 +308,13 @@ impl Node {
         match self.peers.heard(peer, self.ticks, session) {
             Heard::Same => {}
             Heard::Returned => {
-                self.balancer.touch();
+                self.every_peer_heard_ends_the_balance_hold();
                 self.stats.peers_returned += 1;
                 tracing::info!(peer, "peer heard again");
                 self.peer_returned(peer);
             }
             Heard::Restarted => {
-                self.balancer.touch();
+                self.every_peer_heard_ends_the_balance_hold();
                 self.stats.peers_restarted += 1;
                 tracing::info!(peer, "peer restarted: the groups it led elect again");
                 // Its replicas start over: the groups it led need a leader,
@@ -325,6 +325,16 @@ impl Node {
         }
     }
 
+    /// A peer was heard again: once no peer is lost, the leader balancer
+    /// may move leaders again at once (`balance.rs`: the hold after a loss).
+    fn every_peer_heard_ends_the_balance_hold(&mut self) {
+        if self.peers.heard_count() == self.peers.ids().count() {
+            self.balancer.end_hold();
+        } else {
+            self.balancer.touch();
+        }
+    }
+
     /// Called at every tick: peers not heard for an election timeout are
     /// lost.
     pub(super) fn check_liveness(&mut self) {
@@ -332,7 +342,8 @@ impl Node {
             .peers
             .expire(self.ticks, u64::from(self.cfg.election_ticks));
         for peer in lost {
-            self.balancer.touch();
+            let hold = super::balance::LOSS_HOLD_TIMEOUTS * u64::from(self.cfg.election_ticks);
+            self.balancer.hold(self.ticks + hold);
             self.stats.peers_lost += 1;
             tracing::info!(
                 peer,
