@@ -244,8 +244,8 @@ impl HeartbeatMux {
     /// A batch of `rows` rows from `peer` is being stepped: room for their
     /// answers.
     pub fn expect_answers(&mut self, peer: u64, rows: usize) {
+        // Not `row_terms`: rows stepped at rest mostly leave nothing there.
         self.answers.reserve(peer, rows);
-        self.row_terms.reserve(peer, rows);
     }
 
     /// A response batch goes to `peer` in this pass even if it carries no
@@ -589,6 +589,8 @@ impl Compaction {
 #[derive(Default)]
 pub(crate) struct RowSlots {
     seen: Vec<SeenRows>,
+    /// The slots of the batch being stepped (kept for its allocation).
+    scratch: Vec<usize>,
 }
 
 #[derive(Default)]
@@ -906,9 +908,10 @@ impl Node {
         let round = |g: u64| round_of(rounds, g);
         let mismatch = match batch.incarnations {
             Incarnations::Digest(digest) => {
-                let mut slots = Vec::with_capacity(batch.rows.len());
+                let mut slots = std::mem::take(&mut self.row_slots.scratch);
                 let ids = batch.rows.iter().map(|h| h.group_id);
-                if self.digest_matches(from, false, ids, digest, &mut slots) {
+                let matched = self.digest_matches(from, false, ids, digest, &mut slots);
+                if matched {
                     self.outbox.mux.expect_answers(from, batch.rows.len());
                     for (h, &slot) in batch.rows.iter().zip(&slots) {
                         let notice = notice(h);
@@ -923,13 +926,14 @@ impl Node {
                         }
                     }
                     self.compaction.peer(from).received(batch.seq);
-                    false
-                } else {
+                }
+                self.row_slots.scratch = slots;
+                if !matched {
                     // Which rows are of another incarnation cannot be told:
                     // drop them all, and ask for incarnations per row.
                     self.stats.batches_dropped_incarnation += 1;
-                    true
                 }
+                !matched
             }
             Incarnations::PerRow(incarnations) => {
                 let mut mismatch = false;
@@ -1059,7 +1063,7 @@ impl Node {
             self.proofs.per_row.insert(from, PER_ROW_BATCHES);
             self.compaction.mismatch(from);
         }
-        let mut slots = Vec::with_capacity(answers.rows.len());
+        let mut slots = std::mem::take(&mut self.row_slots.scratch);
         if !self.digest_matches(
             from,
             true,
@@ -1067,6 +1071,7 @@ impl Node {
             answers.incarnation_digest,
             &mut slots,
         ) {
+            self.row_slots.scratch = slots;
             self.stats.batches_dropped_incarnation += 1;
             return;
         }
@@ -1092,6 +1097,7 @@ impl Node {
                 });
             }
         }
+        self.row_slots.scratch = slots;
     }
 }
 

@@ -181,9 +181,14 @@ fn write_rows(buf: &mut Vec<u8>, b: &HeartbeatBatch) {
     // A numbered batch lists its full rows; the others are compact.
     let compact = b.seq != 0;
     let full = |h: &&GroupHeartbeat| !compact || h.term != 0;
+    // At rest every row of a numbered batch is compact: no value columns
+    // (and no list of full rows) to walk the rows for.
+    let any_full = !compact || b.rows.iter().any(|h| h.term != 0);
     packed_iter(buf, 1, deltas(b.rows.iter().map(|h| h.group_id)));
-    packed_iter(buf, 2, b.rows.iter().filter(full).map(|h| h.term));
-    packed_iter(buf, 3, b.rows.iter().filter(full).map(|h| h.commit));
+    if any_full {
+        packed_iter(buf, 2, b.rows.iter().filter(full).map(|h| h.term));
+        packed_iter(buf, 3, b.rows.iter().filter(full).map(|h| h.commit));
+    }
     match &b.incarnations {
         Incarnations::Digest(d) => fixed64(buf, 4, *d),
         Incarnations::PerRow(incs) => packed_iter(
@@ -198,7 +203,7 @@ fn write_rows(buf: &mut Vec<u8>, b: &HeartbeatBatch) {
     packed(buf, 8, &groups);
     packed(buf, 9, &rounds);
     scalar(buf, 10, b.seq);
-    if compact {
+    if compact && any_full {
         let full = b.rows.iter().filter(|h| h.term != 0);
         packed_iter(buf, 11, deltas(full.map(|h| h.group_id)));
     }
@@ -213,8 +218,11 @@ fn write_answers(buf: &mut Vec<u8>, r: &HeartbeatBatchResponse) {
     // answer carry it.
     let compact = r.ack_seq != 0;
     let explicit = |a: &&GroupHeartbeatResponse| !compact || a.term != 0;
+    let any_explicit = !compact || r.rows.iter().any(|a| a.term != 0);
     packed_iter(buf, 1, deltas(r.rows.iter().map(|a| a.group_id)));
-    packed_iter(buf, 2, r.rows.iter().filter(explicit).map(|a| a.term));
+    if any_explicit {
+        packed_iter(buf, 2, r.rows.iter().filter(explicit).map(|a| a.term));
+    }
     fixed64(buf, 3, r.incarnation_digest);
     scalar(buf, 4, u64::from(r.incarnation_mismatch));
     packed(buf, 5, &batch::encode_subset(&r.quiesced));
@@ -223,7 +231,7 @@ fn write_answers(buf: &mut Vec<u8>, r: &HeartbeatBatchResponse) {
     packed(buf, 7, &groups);
     packed(buf, 8, &rounds);
     scalar(buf, 9, r.ack_seq);
-    if compact {
+    if compact && any_explicit {
         let listed = r.rows.iter().filter(|a| a.term != 0);
         packed_iter(buf, 10, deltas(listed.map(|a| a.group_id)));
     }
