@@ -204,7 +204,7 @@ impl HeartbeatMux {
         }
     }
 
-    /// The heartbeat row of group `group_id` (`incarnation`) to `peer`:
+    /// The heartbeat row of group `group_id` (its `replica`) to `peer`:
     /// what [`offer`](HeartbeatMux::offer) makes of a `Heartbeat`.
     #[inline]
     pub fn beat(
@@ -227,7 +227,7 @@ impl HeartbeatMux {
         }
     }
 
-    /// The answer row of group `group_id` (`incarnation`) to `peer`, at
+    /// The answer row of group `group_id` (its `replica`) to `peer`, at
     /// `term`, echoing read round `round` (0: none): what [`offer`]
     /// makes of a `HeartbeatResponse`.
     ///
