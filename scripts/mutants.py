@@ -319,6 +319,14 @@ MUTANTS = [
         "tests": [unit("multi::balance_tests::a_node_that_is_not_heard_has_no_share")],
     },
     {
+        "name": "compact-answers-sent-without-their-ack",
+        "what": "answers written without their term go out after the acknowledgement they rely on was withdrawn (a malformed response)",
+        "file": "src/multi/heartbeat.rs",
+        "find": "            rows.retain(|(h, _)| h.term != 0);",
+        "replace": "            rows.retain(|(h, _)| h.term != 0 || true);",
+        "tests": [unit("multi::tests::answers_left_compact_are_dropped_when_the_peer_restarted_before_they_left"), SIM],
+    },
+    {
         "name": "balancer-gives-above-share",
         "what": "the leader balancer hands groups to voters that already lead their share",
         "file": "src/multi/balance.rs",

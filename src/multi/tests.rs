@@ -829,6 +829,60 @@ fn a_batch_with_the_same_ids_after_a_group_was_created_again_is_checked_again() 
     assert_eq!(net.role(1, 5), Role::Leader);
 }
 
+// An answer stepped at rest from a numbered batch leaves its term out,
+// counting on the acknowledgement that the same response carries. If that
+// acknowledgement is withdrawn before the response leaves (a frame of the
+// peer's next life arrived: a new session), those answers must not go out
+// with term 0 and no acknowledgement, which the peer refuses as malformed:
+// they are dropped, as if lost. Mutation: without the drop in `flush`, the
+// response carries a row of term 0 and no `ack_seq`.
+#[test]
+fn answers_left_compact_are_dropped_when_the_peer_restarted_before_they_left() {
+    let mut net = Net::with(3, &[7, 8], true, |c| c.quiesce = false);
+    net.elect(7, 1);
+    net.elect(8, 2);
+    // Node 2 acknowledges node 1's batches: its rows for group 7 go compact.
+    net.tick(10);
+    net.hold_for(Some(2));
+    net.tick(2);
+    let held = net.take_held();
+    net.hold_for(None);
+    let batch = held
+        .iter()
+        .find(|f| {
+            f.from == 1
+                && matches!(&f.body, Body::HeartbeatBatch(b)
+                    if b.seq != 0 && b.rows.iter().any(|r| r.group_id == 7 && r.term == 0))
+        })
+        .cloned()
+        .expect("a numbered batch from node 1 with group 7's row compact");
+    let mut answers = held
+        .iter()
+        .find(|f| f.from == 1 && matches!(f.body, Body::HeartbeatBatchResponse(_)))
+        .cloned()
+        .expect("node 1's answers to node 2's batch");
+    net.node(2).step(batch).unwrap();
+    // Before node 2's pass, a frame of node 1's next life.
+    if let Body::HeartbeatBatchResponse(a) = &mut answers.body {
+        a.session ^= 0x5555;
+        (a.ack_seq, a.ack_bits) = (0, 0);
+    }
+    net.node(2).step(answers).unwrap();
+    let rd = net.node(2).ready();
+    let mut responses = 0;
+    for f in rd.early.iter().chain(&rd.messages).filter(|f| f.to == 1) {
+        if let Body::HeartbeatBatchResponse(a) = &f.body {
+            responses += 1;
+            assert!(
+                a.ack_seq != 0 || a.rows.iter().all(|r| r.term != 0),
+                "a row without its term and no acknowledgement: {a:?}"
+            );
+        }
+    }
+    assert_eq!(responses, 1, "node 2 answers node 1's batch");
+    net.node(2).advance(rd);
+}
+
 // Scenario 3. Mutation: without the undecided deadline (`report_undecided`)
 // the proposal at 11 below is never reported.
 #[test]
