@@ -424,7 +424,9 @@ impl<S: LogStore> Raft<S> {
             && self.msgs.is_empty()
             && self.log.all_stable()
             && self.hard_state() == self.log.store().hard_state()
-            && self.check_peer(from).is_ok();
+            // `check_peer`, without building its error.
+            && from != self.id
+            && from != NONE;
         if !at_rest {
             return None;
         }
