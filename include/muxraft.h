@@ -618,6 +618,10 @@ typedef struct muxraft_config {
    * alone; proposals to a group being handed over are refused with
    * `MUXRAFT_NOT_LEADER` (naming the new leader) for about a round
    * trip, while those accepted before are committed by the new leader.
+   * After a node is lost it moves nothing for 20 election timeouts
+   * (10 s by default) unless every node is heard again first: the
+   * survivors are electing leaders for the lost node's groups, and a
+   * node back from a restart gets its share back at once.
    * `MUXRAFT_BALANCE_AUTO` (the default): on in embedded mode, off in
    * host-driven mode (the host may move leaders itself with
    * `muxraft_group_transfer_leader`); `MUXRAFT_BALANCE_ON`;
