@@ -272,16 +272,7 @@ pub(super) fn decode_envelope<B: Buf + Clone>(payload: B) -> Result<Frame, WireE
     // (`columns.rs`); anything else, errors included, is prost's.
     if payload.chunk().len() == payload.remaining() && columns::may_be_batch(payload.chunk()) {
         if let Some(d) = columns::decode_batch_envelope(payload.chunk()) {
-            if d.version != PROTOCOL_VERSION {
-                return Err(WireError::Version(d.version));
-            }
-            return from_envelope(proto::Envelope {
-                version: d.version,
-                cluster_id: d.cluster_id,
-                from: d.from,
-                to: d.to,
-                body: Some(d.body),
-            });
+            return from_decoded(d);
         }
     }
     decode_envelope_with_prost(payload)
@@ -372,6 +363,35 @@ fn to_envelope(cluster_id: u64, frame: &Envelope) -> proto::Envelope {
     }
 }
 
+/// The frame of a batch envelope the hand-written reader read, checked as
+/// [`decode_envelope_with_prost`] checks the same envelope.
+pub(super) fn from_decoded(d: columns::Decoded) -> Result<Frame, WireError> {
+    if d.version != PROTOCOL_VERSION {
+        return Err(WireError::Version(d.version));
+    }
+    check_ends(d.from, d.to)?;
+    Ok(Frame {
+        cluster_id: d.cluster_id,
+        envelope: Envelope {
+            from: d.from,
+            to: d.to,
+            body: d.body,
+        },
+    })
+}
+
+/// 0 is "no replica" in Raft: a message from or to nobody cannot be
+/// stepped, and would confuse vote and leader bookkeeping.
+fn check_ends(from: u64, to: u64) -> Result<(), WireError> {
+    if from == 0 {
+        return Err(WireError::Malformed("sender node id is 0".into()));
+    }
+    if to == 0 {
+        return Err(WireError::Malformed("receiver node id is 0".into()));
+    }
+    Ok(())
+}
+
 fn from_envelope(envelope: proto::Envelope) -> Result<Frame, WireError> {
     let proto::Envelope {
         version: _,
@@ -380,14 +400,7 @@ fn from_envelope(envelope: proto::Envelope) -> Result<Frame, WireError> {
         to,
         body,
     } = envelope;
-    // 0 is "no replica" in Raft: a message from or to nobody cannot be
-    // stepped, and would confuse vote and leader bookkeeping.
-    if from == 0 {
-        return Err(WireError::Malformed("sender node id is 0".into()));
-    }
-    if to == 0 {
-        return Err(WireError::Malformed("receiver node id is 0".into()));
-    }
+    check_ends(from, to)?;
     let body = match body {
         None => return Err(WireError::Malformed("envelope has no body".into())),
         Some(proto::EnvelopeBody::Group(group)) => {

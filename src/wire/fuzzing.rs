@@ -2,10 +2,8 @@
 //! nothing else: built only with the `fuzzing` feature (and in tests).
 //! Not part of the library's API.
 
-use prost::Message as _;
-
 use super::frame::{self, Frame};
-use super::{columns, proto, WireError};
+use super::{columns, WireError};
 
 /// An envelope (the bytes after the length prefix) decoded as
 /// `decode_frame` decodes it: heartbeat batches by the hand-written reader
@@ -33,23 +31,17 @@ pub enum BatchReader {
 }
 
 /// Runs the hand-written batch reader on `envelope` and, if it accepts,
-/// prost too: `Err` describes a disagreement (prost refuses what the
-/// reader accepted, or reads something else), which is a bug.
+/// prost with `batch.rs`'s checks too: `Err` describes a disagreement
+/// (prost refuses what the reader accepted, or reads other rows), which is
+/// a bug.
 pub fn check_batch_reader(envelope: &[u8]) -> Result<BatchReader, String> {
     let Some(d) = columns::decode_batch_envelope(envelope) else {
         return Ok(BatchReader::Declined);
     };
-    let ours = proto::Envelope {
-        version: d.version,
-        cluster_id: d.cluster_id,
-        from: d.from,
-        to: d.to,
-        body: Some(d.body),
-    };
-    match proto::Envelope::decode(envelope) {
-        Ok(theirs) if theirs == ours => Ok(BatchReader::Agrees),
-        Ok(theirs) => Err(format!("the reader read {ours:?}, prost {theirs:?}")),
-        Err(err) => Err(format!("the reader read {ours:?}, prost refused: {err}")),
+    let ours = frame::from_decoded(d);
+    match frame::decode_envelope_with_prost(envelope) {
+        theirs if theirs == ours => Ok(BatchReader::Agrees),
+        theirs => Err(format!("the reader read {ours:?}, prost {theirs:?}")),
     }
 }
 
