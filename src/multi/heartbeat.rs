@@ -459,6 +459,7 @@ impl PeerRows {
         new.clear();
         new.reserve(rows.len());
         let fresh = |b: &Base| b.seq + BASE_WINDOW > seq;
+        let kept_full = |group: u64| !full.is_empty() && full.binary_search(&group).is_ok();
         for (row, replica) in rows.iter_mut() {
             let incarnation = replica.incarnation;
             // Bases of groups without a row here stay while fresh.
@@ -474,7 +475,7 @@ impl PeerRows {
                     && b.commit == row.commit
                     && fresh(&b)
                     && self.was_received(b.seq)
-                    && full.binary_search(&row.group_id).is_err()
+                    && !kept_full(row.group_id)
             });
             match prev {
                 Some(b) if same => {
@@ -913,9 +914,15 @@ impl Node {
                 let matched = self.digest_matches(from, false, ids, digest, &mut slots);
                 if matched {
                     self.outbox.mux.expect_answers(from, batch.rows.len());
+                    // Most batches carry no notice and no read round: no
+                    // lookup per row for them.
+                    let plain = batch.quiesce.is_empty() && rounds.is_empty();
                     for (h, &slot) in batch.rows.iter().zip(&slots) {
-                        let notice = notice(h);
-                        let round = round(h.group_id);
+                        let (notice, round) = if plain {
+                            (false, 0)
+                        } else {
+                            (notice(h), round(h.group_id))
+                        };
                         if !notice && self.step_beat_at_rest(from, h, slot, compact, round) {
                             continue;
                         }
@@ -1075,9 +1082,18 @@ impl Node {
             self.stats.batches_dropped_incarnation += 1;
             return;
         }
+        // Most answers say "quiet" for no row and echo no read round: no
+        // lookup per row for them.
+        let plain = answers.quiesced.is_empty() && answers.rounds.is_empty();
         for (h, &slot) in answers.rows.iter().zip(&slots) {
-            let quiet = answers.quiesced.binary_search(&h.group_id).is_ok();
-            let round = round_of(&answers.rounds, h.group_id);
+            let (quiet, round) = if plain {
+                (false, 0)
+            } else {
+                (
+                    answers.quiesced.binary_search(&h.group_id).is_ok(),
+                    round_of(&answers.rounds, h.group_id),
+                )
+            };
             if !quiet && round == 0 && self.step_answer_at_rest(from, h, slot, answers.ack_seq) {
                 continue;
             }

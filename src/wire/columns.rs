@@ -599,9 +599,20 @@ fn read_rows<T>(ids: &[u8], row: impl Fn(u64) -> T) -> Option<Vec<T>> {
     // At least a byte per id.
     let mut rows = Vec::with_capacity(ids.len());
     let mut col = Reader { buf: ids, at: 0 };
-    let mut dec = Ids::default();
+    if col.done() {
+        return Some(rows);
+    }
+    // The first id absolute, then deltas above 0 (what `Ids` checks, with
+    // the first row out of the loop).
+    let mut id = col.varint()?;
+    rows.push(row(id));
     while !col.done() {
-        rows.push(row(dec.next(col.varint()?)?));
+        let delta = col.varint()?;
+        if delta == 0 {
+            return None;
+        }
+        id = id.checked_add(delta)?;
+        rows.push(row(id));
     }
     Some(rows)
 }
@@ -674,14 +685,22 @@ impl<'a> Reader<'a> {
 
     /// A varint as prost reads one: at most ten bytes, the tenth at most 1
     /// (no value past `u64::MAX`); longer forms than needed are accepted.
+    #[inline(always)]
     fn varint(&mut self) -> Option<u64> {
-        // Most values of a batch (id deltas, compact answers) take a byte.
+        // Most values of a batch (id deltas, compact answers) take a byte:
+        // read where the value is needed, the rest out of line.
         if let Some(&b) = self.buf.get(self.at) {
             if b < 0x80 {
                 self.at += 1;
                 return Some(u64::from(b));
             }
         }
+        self.long_varint()
+    }
+
+    /// [`varint`](Reader::varint) of more than a byte (or of none).
+    #[inline(never)]
+    fn long_varint(&mut self) -> Option<u64> {
         let mut v = 0u64;
         for i in 0..10 {
             let b = *self.buf.get(self.at)?;
