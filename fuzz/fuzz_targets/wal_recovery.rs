@@ -30,10 +30,14 @@ const HEADER: usize = 32;
 const RECORD_HEADER: usize = 9;
 
 fn split_files(data: &[u8]) -> Vec<&[u8]> {
-    let mut starts: Vec<usize> = (1..data.len().saturating_sub(MAGIC.len() - 1))
-        .filter(|&i| data[i..].starts_with(MAGIC))
-        .collect();
-    starts.insert(0, 0);
+    // A byte compare first: a slice compare at every offset costs a
+    // memcmp each, which libFuzzer intercepts (a fifth of the run).
+    let mut starts = vec![0];
+    for i in 1..data.len().saturating_sub(MAGIC.len() - 1) {
+        if data[i] == MAGIC[0] && data[i..].starts_with(MAGIC) {
+            starts.push(i);
+        }
+    }
     starts.push(data.len());
     starts
         .windows(2)
