@@ -51,11 +51,15 @@ pub(crate) fn step_frame(
             sender,
         });
     }
-    let mut shares = Vec::new();
-    share_bytes(&f.envelope.body, len, |kind, n| shares.push((kind, n)));
+    // Per kind, this frame's bytes, counted once it is stepped (an array,
+    // not a list: every frame of an idle node would allocate one).
+    let mut shares = [0usize; FrameKind::COUNT];
+    share_bytes(&f.envelope.body, len, |kind, n| shares[kind as usize] += n);
     node.step(f.envelope)?;
-    for (kind, n) in shares {
-        node.record_bytes_received(kind, n);
+    for (kind, n) in FrameKind::ALL.into_iter().zip(shares) {
+        if n > 0 {
+            node.record_bytes_received(kind, n);
+        }
     }
     Ok(())
 }
