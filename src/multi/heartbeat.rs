@@ -419,6 +419,8 @@ struct PeerRows {
     acked_bits: u64,
     bases: Vec<Base>,
     scratch: Vec<Base>,
+    /// How many rows the last [`compact`](PeerRows::compact) made compact.
+    compacted: usize,
     /// As a receiver: the highest batch number received from the peer and
     /// the bits of the 64 up to it, and whether the next answer owes them.
     received: u64,
@@ -460,6 +462,7 @@ impl PeerRows {
         new.reserve(rows.len());
         let fresh = |b: &Base| b.seq + BASE_WINDOW > seq;
         let kept_full = |group: u64| !full.is_empty() && full.binary_search(&group).is_ok();
+        let mut compacted = 0;
         for (row, replica) in rows.iter_mut() {
             let incarnation = replica.incarnation;
             // Bases of groups without a row here stay while fresh.
@@ -481,6 +484,7 @@ impl PeerRows {
                 Some(b) if same => {
                     row.term = 0;
                     row.commit = 0;
+                    compacted += 1;
                     new.push(b);
                 }
                 _ => new.push(Base {
@@ -495,6 +499,7 @@ impl PeerRows {
         new.extend(old.filter(|b| fresh(b)));
         self.bases = new;
         self.scratch = bases;
+        self.compacted = compacted;
         seq
     }
 
@@ -722,10 +727,12 @@ pub(crate) fn flush(
         let seq = if rows.is_empty() {
             0
         } else {
-            compaction.peer(to).compact(&mut rows, &quiesce)
+            let p = compaction.peer(to);
+            let seq = p.compact(&mut rows, &quiesce);
+            stats.compact_rows_sent += p.compacted as u64;
+            seq
         };
         let rows: Vec<GroupHeartbeat> = rows.into_iter().map(|(h, _)| h).collect();
-        stats.compact_rows_sent += rows.iter().filter(|h| h.term == 0).count() as u64;
         stats.quiesce_notices_sent += quiesce.len() as u64;
         let rounds: Vec<(u64, u64)> = rounds(&beat_rounds, to, &|g| {
             rows.binary_search_by_key(&g, |h| h.group_id).is_ok()
