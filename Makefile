@@ -141,10 +141,14 @@ $(SHARED_LIB): $(STATIC_LIB)
 header:
 	MUXRAFT_UPDATE_HEADER=1 $(CARGO) build --release
 
+# (Built without the release profile's LTO and single codegen unit: only
+# the list of native libraries is wanted, and it does not depend on them.)
+NATIVE_LIBS_CARGO := CARGO_TARGET_DIR=target/native-libs CARGO_PROFILE_RELEASE_LTO=false \
+  CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 $(CARGO)
 $(NATIVE_LIBS_FILE): Cargo.toml Cargo.lock
 	@mkdir -p $(@D)
-	-@CARGO_TARGET_DIR=target/native-libs $(CARGO) clean --release -p muxraft -q 2>/dev/null
-	CARGO_TARGET_DIR=target/native-libs $(CARGO) rustc --release --quiet --lib --crate-type staticlib -- --print native-static-libs 2>&1 \
+	-@$(NATIVE_LIBS_CARGO) clean --release -p muxraft -q 2>/dev/null
+	$(NATIVE_LIBS_CARGO) rustc --release --quiet --lib --crate-type staticlib -- --print native-static-libs 2>&1 \
 	  | sed -n 's/^note: native-static-libs: //p' > $@.tmp
 	@if [ -s $@.tmp ]; then mv $@.tmp $@; else \
 	  echo "warning: rustc did not report native-static-libs; using $(NATIVE_LIBS_FALLBACK)"; \
