@@ -319,6 +319,22 @@ MUTANTS = [
         "tests": [unit("multi::balance_tests::a_node_that_is_not_heard_has_no_share")],
     },
     {
+        "name": "batch-reader-takes-a-full-row-of-term-0",
+        "what": "the hand-written batch reader accepts a full row of term 0, which batch.rs refuses",
+        "file": "src/wire/columns.rs",
+        "find": "    let mut values = || match terms.varint()? {\n        0 => None,",
+        "replace": "    let mut values = || match terms.varint()? {\n        0 if false => None,",
+        "tests": [unit("wire::columns::tests::unpacked_columns_unknown_fields_other_bodies_and_invalid_rows_are_left_to_prost")],
+    },
+    {
+        "name": "batch-reader-ignores-extra-values",
+        "what": "the hand-written batch reader accepts a term or commit column longer than its rows",
+        "file": "src/wire/columns.rs",
+        "find": "    if !terms.done() || !commits.done() {",
+        "replace": "    if false && (!terms.done() || !commits.done()) {",
+        "tests": [unit("wire::columns::tests::what_the_reader_accepts_prost_decodes_the_same")],
+    },
+    {
         "name": "compact-answers-sent-without-their-ack",
         "what": "answers written without their term go out after the acknowledgement they rely on was withdrawn (a malformed response)",
         "file": "src/multi/heartbeat.rs",
