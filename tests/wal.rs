@@ -647,15 +647,35 @@ fn sequence_numbers_past_the_largest_a_wal_writes_are_corrupt() {
             Ok(_) => panic!("segment {seq} was accepted"),
         }
     }
-    // At the limit it is still a segment like any other.
+    // Just below the limit it is a segment like any other; opening starts
+    // the segment at the limit, after which no number is left for the
+    // next open's segment: that open refuses, writing nothing (found by
+    // the fuzz target too: an open used to write a segment past the limit,
+    // which every later open refused as corrupt).
     let copy = copy_of(base.path(), "max-segment-seq");
     let old = segment_files(copy.path()).remove(0);
     let mut data = fs::read(&old).unwrap();
-    data[16..24].copy_from_slice(&MAX_SEQ.to_le_bytes());
+    data[16..24].copy_from_slice(&(MAX_SEQ - 1).to_le_bytes());
     fs::remove_file(&old).unwrap();
-    fs::write(copy.path().join(format!("{MAX_SEQ:020}.wal")), &data).unwrap();
-    let (_, rec) = open(copy.path());
+    fs::write(copy.path().join(format!("{:020}.wal", MAX_SEQ - 1)), &data).unwrap();
+    let (wal, rec) = open(copy.path());
     assert_eq!(rec.groups[&1].store.last_index(), 3);
+    drop(wal);
+    let files = segment_files(copy.path());
+    assert_eq!(
+        files.last(),
+        Some(&copy.path().join(format!("{MAX_SEQ:020}.wal")))
+    );
+    for _ in 0..2 {
+        match Wal::open(WalOptions::new(copy.path())) {
+            Err(WalError::Exhausted { segment, max, .. }) => {
+                assert_eq!((segment, max), (MAX_SEQ, MAX_SEQ));
+            }
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("a segment past {MAX_SEQ} was written"),
+        }
+        assert_eq!(segment_files(copy.path()), files, "nothing written");
+    }
     // The last commit's sequence number made huge, its CRC made right.
     let (seg, at) = starts[2].clone();
     let at = at as usize;

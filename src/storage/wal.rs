@@ -360,6 +360,18 @@ pub enum WalError {
     /// An earlier write or sync failed; reopen the WAL to recover.
     #[error("the WAL failed earlier and must be reopened")]
     Failed,
+    /// The WAL recovered, but its last segment or commit carries the
+    /// largest sequence number a WAL writes (2^62, a century and a half of
+    /// a billion commits a second: only a damaged or forged segment gets
+    /// there), and opening starts a segment with the next: nothing is
+    /// written, since no later open could read it.
+    #[error("WAL in {} has no sequence number left: its last segment is {segment} and its last commit {commit}, the largest a WAL writes is {max}", dir.display())]
+    Exhausted {
+        dir: PathBuf,
+        segment: u64,
+        commit: u64,
+        max: u64,
+    },
 }
 
 /// Counters since open.
@@ -454,6 +466,16 @@ impl Wal {
         // Before reading anything: another writer may be appending.
         let lock = fs.lock_dir(&opts.dir)?;
         let out = recovery::recover(fs.as_ref(), &opts.dir)?;
+        // Opening writes the next segment and commit: their numbers must
+        // still be ones a later recovery accepts.
+        if out.last_segment >= segment::MAX_SEQ || out.last_commit >= segment::MAX_SEQ {
+            return Err(WalError::Exhausted {
+                dir: opts.dir.clone(),
+                segment: out.last_segment,
+                commit: out.last_commit,
+                max: segment::MAX_SEQ,
+            });
+        }
         info!(
             dir = %opts.dir.display(),
             groups = out.recovered.groups.len(),

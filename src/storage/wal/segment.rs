@@ -35,7 +35,8 @@ pub const SEGMENT_HEADER: usize = 32;
 /// The largest segment or commit sequence number a WAL holds. Far beyond
 /// any real log (2^62 commits take 146 years at a billion a second), so
 /// that counting on from the last one never overflows; recovery refuses a
-/// larger one as corruption.
+/// larger one as corruption, and opening a WAL whose last segment or
+/// commit has it refuses to write past it (`WalError::Exhausted`).
 pub const MAX_SEQ: u64 = 1 << 62;
 
 const SUFFIX: &str = ".wal";
