@@ -866,15 +866,18 @@ mod tests {
             .collect()
     }
 
+    /// About one in ten of `ids`, in order.
+    fn pick_some(rng: &mut Rng, ids: &[u64]) -> Vec<u64> {
+        ids.iter()
+            .copied()
+            .filter(|_| rng.range(0, 10) == 0)
+            .collect()
+    }
+
     fn random_rows(rng: &mut Rng, seq: u64) -> HeartbeatBatch {
         let n = rng.range(0, 200);
         let ids = ascending_ids(rng, n);
-        let pick = |rng: &mut Rng| -> Vec<u64> {
-            ids.iter()
-                .copied()
-                .filter(|_| rng.range(0, 10) == 0)
-                .collect()
-        };
+        let pick = |rng: &mut Rng| pick_some(rng, &ids);
         let rows: Vec<GroupHeartbeat> = ids
             .iter()
             .map(|&group_id| GroupHeartbeat {
@@ -906,12 +909,7 @@ mod tests {
     fn random_answers(rng: &mut Rng, ack_seq: u64) -> HeartbeatBatchResponse {
         let n = rng.range(0, 200);
         let ids = ascending_ids(rng, n);
-        let pick = |rng: &mut Rng| -> Vec<u64> {
-            ids.iter()
-                .copied()
-                .filter(|_| rng.range(0, 10) == 0)
-                .collect()
-        };
+        let pick = |rng: &mut Rng| pick_some(rng, &ids);
         let rows: Vec<GroupHeartbeatResponse> = ids
             .iter()
             .map(|&group_id| GroupHeartbeatResponse {
