@@ -7,6 +7,7 @@
 
 pub mod crc32c;
 pub mod ffi;
+pub(crate) mod idmap;
 pub(crate) mod logging;
 pub mod multi;
 pub mod raft;

@@ -31,14 +31,12 @@
 //! work, that every cell equals its group's state
 //! ([`Node::key_metrics_stale`](super::Node::key_metrics_stale)).
 
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use super::registry::IdHasher;
+use crate::idmap::IdMap;
 use crate::raft::{MemStore, Raft, Role};
 
 /// One group replica's key metrics, as last published by its node.
@@ -188,7 +186,7 @@ pub(crate) fn key_metrics_now(
 /// removes cells) and its readers (any thread).
 #[derive(Default)]
 pub struct KeyMetricsTable {
-    cells: RwLock<HashMap<u64, Arc<KeyCell>, BuildHasherDefault<IdHasher>>>,
+    cells: RwLock<IdMap<Arc<KeyCell>>>,
 }
 
 impl KeyMetricsTable {

@@ -9,12 +9,11 @@
 //! id descends a chain of dependent misses through nodes holding whole
 //! groups.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use super::group::Group;
 use super::key_metrics::KeyMetricsTable;
+use crate::idmap::IdMap;
 
 /// Hosted groups: a slab in no particular order plus an index by id. The
 /// awake groups (those not quiesced) are the slab's first `awake` slots, so
@@ -29,7 +28,7 @@ pub(crate) struct Groups {
     /// The id of the group in each slot. A dense list apart from the
     /// groups: removal and `sorted_ids` read ids without touching a group.
     ids: Vec<u64>,
-    index: HashMap<u64, usize, BuildHasherDefault<IdHasher>>,
+    index: IdMap<usize>,
     /// Each group's key-metrics cell by id, for readers on other threads
     /// (`key_metrics.rs`): kept here, where groups come and go, and where
     /// they quiesce and wake (the cells' `quiesced` flag).
@@ -182,35 +181,6 @@ impl Groups {
     }
 }
 
-/// Hashes a group id with one folded 64×64→128-bit multiply: a few cycles
-/// against SipHash's few dozen, and without a random seed, so runs replay.
-/// Every bit of the id reaches both ends of the hash, so ids that differ
-/// only in their high bits (say, a shard number shifted up) still spread.
-/// Only the host inserts groups; a peer naming ids in frames merely looks
-/// them up, so it cannot build the long probe chains of a flooding attack.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        // Only u64 keys are hashed here; this keeps other input correct.
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    fn write_u64(&mut self, x: u64) {
-        // An odd constant with well-mixed bits (from the golden ratio).
-        const K: u128 = 0x9E37_79B9_7F4A_7C15;
-        let p = u128::from(self.0 ^ x) * K;
-        self.0 = (p as u64) ^ ((p >> 64) as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,17 +233,5 @@ mod tests {
             assert_eq!(gs.get(id).map(|g| g.incarnation), Some(id), "{id}");
         }
         assert_eq!(gs.sorted_ids(), vec![1, 4, 5, 6, 7]);
-    }
-
-    #[test]
-    fn ids_differing_only_in_high_bits_spread() {
-        let hash = |id: u64| {
-            let mut h = IdHasher::default();
-            h.write_u64(id);
-            h.finish()
-        };
-        let low: std::collections::HashSet<u64> =
-            (0..1024u64).map(|i| hash(i << 40) & 1023).collect();
-        assert!(low.len() > 512, "{} distinct buckets of 1024", low.len());
     }
 }

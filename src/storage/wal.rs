@@ -257,7 +257,7 @@ mod recovery;
 mod segment;
 mod tracker;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -273,6 +273,7 @@ use batch::Op;
 use record::Creation;
 use tracker::Tracker;
 
+use crate::idmap::IdMap;
 use crate::raft::MemStore;
 
 /// Where the WAL lives and how large its segments grow.
@@ -707,7 +708,8 @@ impl Wal {
             compacted: u64,
         }
         // Groups the batch itself changed: Some if live.
-        let mut overlay: HashMap<u64, Option<Live>> = HashMap::new();
+        let mut overlay: IdMap<Option<Live>> = IdMap::default();
+        overlay.reserve(batch.ops.len());
         for op in &batch.ops {
             let (group, incarnation) = match op {
                 Op::Create { group, .. } | Op::Remove { group } => (*group, None),

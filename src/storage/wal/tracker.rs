@@ -25,6 +25,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::record::{Creation, GroupCheckpoint};
+use crate::idmap::IdMap;
 use crate::raft::HardState;
 
 /// Entries `first..=last` of a group's current log were written in segment
@@ -136,7 +137,7 @@ pub(super) struct Reconciled {
 
 #[derive(Debug, Default)]
 pub(super) struct Tracker {
-    groups: HashMap<u64, GroupState>,
+    groups: IdMap<GroupState>,
     /// Every segment file that exists.
     segments: BTreeMap<u64, SegmentState>,
 }
