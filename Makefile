@@ -45,6 +45,7 @@ test-rust:
 	$(CARGO) test --profile ci --bench heartbeat_latency -- --smoke
 	$(CARGO) test --profile ci --bench restart -- --smoke
 	$(CARGO) test --profile ci --bench reads -- --smoke
+	$(CARGO) test --profile ci --bench commit_path -- --smoke
 
 ## sim: the deterministic simulation alone (SIM_SEEDS=1000 make sim).
 sim:

@@ -42,14 +42,14 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def bench_binary():
-    """Build the heartbeat bench as `cargo bench` does; return its path."""
+def bench_binary(name="heartbeat"):
+    """Build bench `name` as `cargo bench` does; return its path."""
     out = subprocess.run(
         [
             "cargo",
             "bench",
             "--bench",
-            "heartbeat",
+            name,
             "--no-run",
             "--message-format=json-render-diagnostics",
         ],
@@ -67,13 +67,13 @@ def bench_binary():
         t = msg.get("target", {})
         if (
             msg.get("reason") == "compiler-artifact"
-            and t.get("name") == "heartbeat"
+            and t.get("name") == name
             and "bench" in t.get("kind", [])
             and msg.get("executable")
         ):
             exe = msg["executable"]
     if not exe:
-        sys.exit("heartbeat_callgrind: cargo built no heartbeat bench executable")
+        sys.exit(f"callgrind: cargo built no {name} bench executable")
     return exe
 
 
@@ -84,7 +84,7 @@ def total_ir(path):
             m = re.match(r"^(?:summary|totals):\s+(\d+)", line)
             if m:
                 return int(m.group(1))
-    sys.exit(f"heartbeat_callgrind: no totals in {path}")
+    sys.exit(f"callgrind: no totals in {path}")
 
 
 def run(exe, a, intervals, out, extra=()):
