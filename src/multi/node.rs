@@ -190,6 +190,37 @@ pub struct Node {
     pub(super) session: u64,
     /// The leader balancer (`balance.rs`).
     pub(super) balancer: Balancer,
+    /// The vectors of the last `NodeReady`, emptied by `advance` and used
+    /// again by the next `ready`, so that a pass under load does not grow
+    /// new ones from nothing (doubling and copying thousands of envelopes
+    /// and events each time).
+    spare: Spare,
+}
+
+/// Emptied vectors kept from one pass to the next (see [`Node::ready`] and
+/// [`Node::advance`]).
+#[derive(Default)]
+struct Spare {
+    groups: Vec<GroupReady>,
+    early: Vec<Envelope>,
+    messages: Vec<Envelope>,
+    events: Vec<Event>,
+    routed: Vec<(u64, Envelope)>,
+}
+
+/// The most elements a spare vector keeps room for: a burst (a node
+/// catching up thousands of groups at once) does not pin its peak memory
+/// for good.
+const SPARE_MAX: usize = 4096;
+
+/// Keep `v`, emptied, as the spare in `slot` (its room capped at
+/// [`SPARE_MAX`]).
+fn keep_spare<T>(slot: &mut Vec<T>, mut v: Vec<T>) {
+    v.clear();
+    v.shrink_to(SPARE_MAX);
+    if v.capacity() >= slot.capacity() {
+        *slot = v;
+    }
 }
 
 /// What became of a message handed to a group.
@@ -224,6 +255,7 @@ impl Node {
             events: Vec::new(),
             dirty: Vec::new(),
             outbox: Outbox::default(),
+            spare: Spare::default(),
             undecided: Undecided::default(),
             proofs: IncarnationProofs::default(),
             compaction: Compaction::default(),
@@ -1075,18 +1107,28 @@ impl Node {
     /// Collect every group's work: writes to persist, messages to send (the
     /// heartbeats of all groups packed into one batch per peer), and events.
     pub fn ready(&mut self) -> NodeReady {
+        // The node's events so far become the ready's, and the spare takes
+        // their place (the vectors trade places, nothing is copied).
+        let events = std::mem::take(&mut self.spare.events);
         let mut out = NodeReady {
-            events: std::mem::take(&mut self.events),
-            ..NodeReady::default()
+            events: std::mem::replace(&mut self.events, events),
+            groups: std::mem::take(&mut self.spare.groups),
+            early: Vec::new(),
+            messages: std::mem::take(&mut self.spare.messages),
         };
         // Messages routed earlier go first: a group's messages stay in order.
         // They depend on nothing undurable, so they may leave early, and so
         // may a leader's appends made in this pass, after them.
-        let mut outbox = std::mem::take(&mut self.outbox);
-        let mut early: Vec<Envelope> = std::mem::take(&mut outbox.messages)
-            .into_iter()
-            .map(|(_, m)| m)
-            .collect();
+        let routed = std::mem::take(&mut self.spare.routed);
+        let mut outbox = std::mem::replace(
+            &mut self.outbox,
+            Outbox {
+                messages: routed,
+                ..Outbox::default()
+            },
+        );
+        let mut early = std::mem::take(&mut self.spare.early);
+        early.extend(outbox.messages.drain(..).map(|(_, m)| m));
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable();
         let mut changed = Vec::new();
@@ -1275,7 +1317,9 @@ impl Node {
         }
         // Chunks and acknowledgements queued by transfers go out too.
         outbox.messages.append(&mut self.outbox.messages);
-        out.messages = outbox.messages.into_iter().map(|(_, m)| m).collect();
+        out.messages
+            .extend(outbox.messages.drain(..).map(|(_, m)| m));
+        keep_spare(&mut self.spare.routed, outbox.messages);
         let sender = self.batch_sender();
         heartbeat::flush(
             outbox.mux,
@@ -1330,7 +1374,13 @@ impl Node {
 
     /// The host has persisted, sent and delivered what `rd` asked.
     pub fn advance(&mut self, rd: NodeReady) {
-        for gr in rd.groups {
+        let NodeReady {
+            mut groups,
+            early,
+            messages,
+            events,
+        } = rd;
+        for gr in groups.drain(..) {
             match self.groups.get_mut(gr.group_id) {
                 Some(g) if g.generation == gr.generation => {
                     crate::logging::in_group(gr.group_id, || g.raft.advance(&gr.ready));
@@ -1345,6 +1395,10 @@ impl Node {
             // that waited for this write: the group has work again.
             self.touched(gr.group_id);
         }
+        keep_spare(&mut self.spare.groups, groups);
+        keep_spare(&mut self.spare.early, early);
+        keep_spare(&mut self.spare.messages, messages);
+        keep_spare(&mut self.spare.events, events);
     }
 }
 
