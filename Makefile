@@ -70,6 +70,7 @@ lint:
 ## idle groups cost (bench-idle); the failover time (bench-failover); the leader
 ## balance time after a restart (bench-balance);
 ## read-index throughput, batched vs a round per read (benches/reads.rs);
+## CPU per commit at mid-load and saturated batch shapes (benches/commit_path.rs);
 ## the throughput plain vs TLS between nodes (bench-tls).
 bench:
 	$(CARGO) bench --bench heartbeat -- --nodes 3 --groups 100 --replicas 3 --intervals 50
@@ -78,6 +79,8 @@ bench:
 	$(CARGO) bench --bench heartbeat_latency
 	$(CARGO) bench --bench restart
 	$(CARGO) bench --bench reads
+	$(CARGO) bench --bench commit_path -- --per-group 1
+	$(CARGO) bench --bench commit_path -- --per-group 8 --active 250
 	$(MAKE) soak
 	$(MAKE) bench-throughput
 	$(MAKE) bench-idle
