@@ -35,7 +35,7 @@ use clap::Parser;
 use muxraft::multi::{NodeConfig, Stats};
 use muxraft::raft::Role;
 use muxraft::storage::WalOptions;
-use muxraft::testkit::{Cluster, ClusterConfig, GroupSpec, Phases};
+use muxraft::testkit::{Cluster, ClusterConfig, Phases};
 
 mod common;
 use common::JsonObject;
@@ -172,19 +172,7 @@ impl Bench {
         let members: Vec<Vec<u64>> = (1..=a.groups)
             .map(|g| (0..a.replicas).map(|j| (g + j) % a.nodes + 1).collect())
             .collect();
-        for (g, m) in (1..).zip(&members) {
-            let spec = GroupSpec {
-                incarnation: 1,
-                members: m.clone(),
-                ..Default::default()
-            };
-            cluster
-                .create_group(g, spec, 0)
-                .map_err(|e| format!("create group {g}: {e}"))?;
-        }
-        for (g, m) in (1..).zip(&members) {
-            cluster.campaign(m[0], g)?;
-        }
+        common::create_and_campaign(&mut cluster, &members)?;
         Ok(Bench {
             cluster,
             members,

@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use muxraft::multi::{FrameKind, NodeConfig, Stats, QUIET_INTERVALS};
 use muxraft::raft::Role;
-use muxraft::testkit::{Cluster, ClusterConfig, GroupSpec, Phases};
+use muxraft::testkit::{Cluster, ClusterConfig, Phases};
 
 mod common;
 use common::JsonObject;
@@ -276,19 +276,7 @@ impl Bench {
         let members: Vec<Vec<u64>> = (1..=a.groups)
             .map(|g| a.placement.members(g, a.nodes, a.replicas))
             .collect();
-        for (g, m) in (1..).zip(&members) {
-            let spec = GroupSpec {
-                incarnation: 1,
-                members: m.clone(),
-                ..Default::default()
-            };
-            cluster
-                .create_group(g, spec, 0)
-                .map_err(|e| format!("create group {g}: {e}"))?;
-        }
-        for (g, m) in (1..).zip(&members) {
-            cluster.campaign(m[0], g)?;
-        }
+        common::create_and_campaign(&mut cluster, &members)?;
         Ok(Bench { cluster, members })
     }
 

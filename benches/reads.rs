@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use muxraft::multi::Event;
 use muxraft::raft::Role;
-use muxraft::testkit::{Cluster, ClusterConfig, GroupSpec};
+use muxraft::testkit::{Cluster, ClusterConfig};
 
 mod common;
 use common::JsonObject;
@@ -173,18 +173,7 @@ impl Bench {
         let members: Vec<Vec<u64>> = (0..a.groups)
             .map(|g| (0..a.replicas).map(|r| 1 + (g + r) % a.nodes).collect())
             .collect();
-        for (g, m) in (1..).zip(&members) {
-            let spec = GroupSpec {
-                incarnation: 1,
-                members: m.clone(),
-                ..Default::default()
-            };
-            c.create_group(g, spec, 0)
-                .map_err(|e| format!("create group {g}: {e}"))?;
-        }
-        for (g, m) in (1..).zip(&members) {
-            c.campaign(m[0], g)?;
-        }
+        common::create_and_campaign(&mut c, &members)?;
         let mut b = Bench {
             c,
             members,

@@ -28,45 +28,22 @@ callgrind_annotate's top functions of it. Output files are kept in --out
 """
 
 import argparse
-import json
 import os
 import shutil
-import subprocess
 import sys
 
-from heartbeat_callgrind import ROOT, annotate, bench_binary, total_ir
+from heartbeat_callgrind import ROOT, annotate, bench_binary, callgrind
 
 
 def run(exe, a, rounds, out, extra=()):
-    """One bench run under callgrind; returns (Ir, the bench's JSON)."""
-    cmd = [
-        "valgrind",
-        "--tool=callgrind",
-        f"--callgrind-out-file={out}",
-        *extra,
-        exe,
-        "--nodes",
-        str(a.nodes),
-        "--groups",
-        str(a.groups),
-        "--replicas",
-        str(a.replicas),
-        "--per-group",
-        str(a.per_group),
-        "--rounds",
-        str(rounds),
-        "--json",
-    ]
+    """One commit_path bench run under callgrind; returns (Ir, its JSON)."""
+    args = ["--nodes", str(a.nodes), "--groups", str(a.groups), "--replicas", str(a.replicas)]
+    args += ["--per-group", str(a.per_group), "--rounds", str(rounds)]
     if a.active:
-        cmd += ["--active", str(a.active)]
+        args += ["--active", str(a.active)]
     if a.no_wal:
-        cmd.append("--no-wal")
-    print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if p.returncode != 0:
-        sys.stderr.write(p.stderr)
-        sys.exit(f"commit_callgrind: the bench failed (exit {p.returncode})")
-    return total_ir(out), json.loads(p.stdout.strip().splitlines()[-1])
+        args.append("--no-wal")
+    return callgrind(exe, args, out, extra, name="commit_path")
 
 
 def main():

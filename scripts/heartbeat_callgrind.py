@@ -87,37 +87,36 @@ def total_ir(path):
     sys.exit(f"callgrind: no totals in {path}")
 
 
-def run(exe, a, intervals, out, extra=()):
-    """One bench run under callgrind; returns (Ir, the bench's JSON)."""
+def callgrind(exe, bench_args, out, extra=(), name="heartbeat"):
+    """Run bench `exe` with `bench_args` (and --json) under callgrind into
+    `out`; returns (Ir, the bench's JSON). Lines the bench warns with
+    (starting with WARNING or "<name> bench") are passed on."""
     cmd = [
         "valgrind",
         "--tool=callgrind",
         f"--callgrind-out-file={out}",
         *extra,
         exe,
-        "--only",
-        a.mode,
-        "--nodes",
-        str(a.nodes),
-        "--groups",
-        str(a.groups),
-        "--replicas",
-        str(a.replicas),
-        "--placement",
-        a.placement,
-        "--intervals",
-        str(intervals),
+        *bench_args,
         "--json",
     ]
     print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if p.returncode != 0:
         sys.stderr.write(p.stderr)
-        sys.exit(f"heartbeat_callgrind: the bench failed (exit {p.returncode})")
+        sys.exit(f"{name}_callgrind: the bench failed (exit {p.returncode})")
     for line in p.stderr.splitlines():
-        if line.startswith("WARNING") or line.startswith("heartbeat bench"):
+        if line.startswith("WARNING") or line.startswith(f"{name} bench"):
             print(line, file=sys.stderr)
     return total_ir(out), json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def run(exe, a, intervals, out, extra=()):
+    """One heartbeat bench run under callgrind; returns (Ir, its JSON)."""
+    args = ["--only", a.mode, "--nodes", str(a.nodes), "--groups", str(a.groups)]
+    args += ["--replicas", str(a.replicas), "--placement", a.placement]
+    args += ["--intervals", str(intervals)]
+    return callgrind(exe, args, out, extra)
 
 
 def main():

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Parser};
+use muxraft::testkit::{Cluster, GroupSpec};
 
 /// What cargo puts on a bench's command line besides the bench's own flags:
 /// `--bench` (always, from `cargo bench`) and the name filter of `cargo
@@ -184,4 +185,25 @@ fn json_escape(s: &str) -> String {
         }
     }
     out
+}
+
+/// Create groups 1..=L on the in-process cluster, group g on
+/// `members[g - 1]` (incarnation 1), then have each group's first member
+/// campaign (no time passes: the ticks after settle the elections).
+#[allow(dead_code)] // not every bench runs the in-process cluster
+pub fn create_and_campaign(cluster: &mut Cluster, members: &[Vec<u64>]) -> Result<(), String> {
+    for (g, m) in (1..).zip(members) {
+        let spec = GroupSpec {
+            incarnation: 1,
+            members: m.clone(),
+            ..Default::default()
+        };
+        cluster
+            .create_group(g, spec, 0)
+            .map_err(|e| format!("create group {g}: {e}"))?;
+    }
+    for (g, m) in (1..).zip(members) {
+        cluster.campaign(m[0], g)?;
+    }
+    Ok(())
 }
