@@ -519,10 +519,10 @@ test-erlang: $(STATIC_LIB) $(NATIVE_LIBS_FILE)
 # ---------------------------------------------------------------------------
 # Fuzzing: fuzz/ (cargo-fuzz, libFuzzer; a crate of its own, outside the
 # main build) holds five targets: the frame decoder (frame_decode), the
-# heartbeat-batch reader against prost (batch_decode), a live host-driven
-# node stepping arbitrary frames (node_step), the handshake both ways
-# (handshake) and WAL recovery on arbitrary or mutated segments
-# (wal_recovery). Seeds from real traffic are committed in fuzz/seeds/
+# heartbeat-batch and group message readers against prost (batch_decode),
+# a live host-driven node stepping arbitrary frames (node_step), the
+# handshake both ways (handshake) and WAL recovery on arbitrary or mutated
+# segments (wal_recovery). Seeds from real traffic are committed in fuzz/seeds/
 # (examples/fuzz_seeds.rs writes them); inputs that once found a bug are
 # kept in fuzz/regressions/. cargo-fuzz passes -Z flags to rustc: on the
 # stable toolchain RUSTC_BOOTSTRAP=1 lets it.

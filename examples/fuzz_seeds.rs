@@ -5,8 +5,8 @@
 //! log in small segments, a snapshot and a restart. What node 1 received
 //! becomes the seeds of `node_step` (in that target's input format, see
 //! `fuzz/fuzz_targets/node_step.rs`); the frames of each kind those of
-//! `frame_decode` and (heartbeat batches and their answers, without the
-//! length prefix) `batch_decode`; node 1's segment files those of
+//! `frame_decode` and (heartbeat batches, their answers and group
+//! messages, without the length prefix) `batch_decode`; node 1's segment files those of
 //! `wal_recovery`; hellos, refusals and proofs those of `handshake`.
 //!
 //!     cargo run --example fuzz_seeds -- fuzz/seeds
@@ -268,7 +268,7 @@ fn main() {
     for (kind, frames) in &c.kinds {
         for (i, frame) in frames.iter().enumerate() {
             write(&frame_decode, &format!("{kind}-{i}"), frame);
-            if kind.starts_with("batch") {
+            if kind.starts_with("batch") || kind.starts_with("group") {
                 write(
                     &batch_decode,
                     &format!("{kind}-{i}"),

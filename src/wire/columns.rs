@@ -32,9 +32,9 @@ use crate::multi::{
 };
 
 /// Wire types.
-const VARINT: u8 = 0;
+pub(super) const VARINT: u8 = 0;
 const FIXED64: u8 = 1;
-const LEN: u8 = 2;
+pub(super) const LEN: u8 = 2;
 
 /// The envelope's body fields of the two batch kinds.
 const ENVELOPE_BATCH: u32 = 6;
@@ -267,13 +267,13 @@ fn deltas(ids: impl Iterator<Item = u64>) -> impl Iterator<Item = u64> {
     })
 }
 
-fn key(field: u32, wire_type: u8) -> u8 {
+pub(super) fn key(field: u32, wire_type: u8) -> u8 {
     // Every field number here is below 16: the key is one byte.
     debug_assert!(field < 16);
     (field as u8) << 3 | wire_type
 }
 
-fn varint(mut v: u64, put: &mut impl FnMut(u8)) {
+pub(super) fn varint(mut v: u64, put: &mut impl FnMut(u8)) {
     while v >= 0x80 {
         put(v as u8 | 0x80);
         v >>= 7;
@@ -281,17 +281,17 @@ fn varint(mut v: u64, put: &mut impl FnMut(u8)) {
     put(v as u8);
 }
 
-fn push_varint(buf: &mut Vec<u8>, v: u64) {
+pub(super) fn push_varint(buf: &mut Vec<u8>, v: u64) {
     varint(v, &mut |b| buf.push(b));
 }
 
-fn varint_len(v: u64) -> usize {
+pub(super) fn varint_len(v: u64) -> usize {
     // 1 byte per started 7 bits, at least one.
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// A proto3 scalar: left out when 0.
-fn scalar(buf: &mut Vec<u8>, field: u32, v: u64) {
+pub(super) fn scalar(buf: &mut Vec<u8>, field: u32, v: u64) {
     if v != 0 {
         buf.push(key(field, VARINT));
         push_varint(buf, v);
@@ -353,12 +353,13 @@ fn packed_iter(buf: &mut Vec<u8>, field: u32, values: impl Iterator<Item = u64>)
     });
 }
 
-/// Could `buf` (an envelope) be one [`decode_batch_envelope`] reads? A
-/// quick look at the key after the envelope's leading scalar fields, so
-/// that other frames (a group message each, in the naive mode) do not pay
-/// for a reading that gives up at their body. Only a hint: a "no" sends
-/// the frame to prost, which reads anything.
-pub(super) fn may_be_batch(buf: &[u8]) -> bool {
+/// The key of an envelope's first field after its leading scalar fields
+/// (1 to 4): the body's key in every envelope the schema's encoders write,
+/// so that a decoder can pick the hand-written reader for the body without
+/// reading it (other frames then do not pay for a reading that gives up at
+/// their body). Only a hint: the readers still check everything, and what
+/// they decline goes to prost, which reads anything.
+pub(super) fn body_key(buf: &[u8]) -> Option<u8> {
     let mut at = 0;
     loop {
         match buf.get(at) {
@@ -370,12 +371,16 @@ pub(super) fn may_be_batch(buf: &[u8]) -> bool {
                 }
                 at += 1;
             }
-            Some(&k) => {
-                return k == key(ENVELOPE_BATCH, LEN) || k == key(ENVELOPE_BATCH_RESPONSE, LEN)
-            }
-            None => return false,
+            Some(&k) => return Some(k),
+            None => return None,
         }
     }
+}
+
+/// Could a body of key `k` ([`body_key`]) be one [`decode_batch_envelope`]
+/// reads?
+pub(super) fn is_batch_key(k: u8) -> bool {
+    k == key(ENVELOPE_BATCH, LEN) || k == key(ENVELOPE_BATCH_RESPONSE, LEN)
 }
 
 /// Reads an envelope (the bytes after the length prefix) carrying a
@@ -673,20 +678,24 @@ impl Ids {
     }
 }
 
-struct Reader<'a> {
+pub(super) struct Reader<'a> {
     buf: &'a [u8],
     at: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn done(&self) -> bool {
+    pub(super) fn new(buf: &'a [u8]) -> Reader<'a> {
+        Reader { buf, at: 0 }
+    }
+
+    pub(super) fn done(&self) -> bool {
         self.at >= self.buf.len()
     }
 
     /// A varint as prost reads one: at most ten bytes, the tenth at most 1
     /// (no value past `u64::MAX`); longer forms than needed are accepted.
     #[inline(always)]
-    fn varint(&mut self) -> Option<u64> {
+    pub(super) fn varint(&mut self) -> Option<u64> {
         // Most values of a batch (id deltas, compact answers) take a byte:
         // read where the value is needed, the rest out of line.
         if let Some(&b) = self.buf.get(self.at) {
@@ -717,7 +726,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A key: (field number, wire type). Field 0 is invalid.
-    fn key(&mut self) -> Option<(u32, u8)> {
+    pub(super) fn key(&mut self) -> Option<(u32, u8)> {
         let k = self.varint()?;
         let field = u32::try_from(k >> 3).ok().filter(|&f| f != 0)?;
         Some((field, (k & 7) as u8))
@@ -730,7 +739,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A length-delimited field's bytes.
-    fn bytes(&mut self) -> Option<&'a [u8]> {
+    pub(super) fn bytes(&mut self) -> Option<&'a [u8]> {
         let len = usize::try_from(self.varint()?).ok()?;
         let bytes = self.buf.get(self.at..self.at.checked_add(len)?)?;
         self.at += len;
@@ -1069,13 +1078,14 @@ mod tests {
                 proto::EnvelopeBody::BatchResponse(random_response(&mut rng))
             };
             let (bytes, _) = ours(&envelope(&mut rng, body));
-            assert!(may_be_batch(&bytes[FRAME_HEADER_LEN..]));
+            let k = body_key(&bytes[FRAME_HEADER_LEN..]);
+            assert!(k.is_some_and(is_batch_key));
         }
         // A group message: no.
-        assert!(!may_be_batch(&[
-            0x08, 2, 0x10, 0xff, 0x01, 0x18, 1, 0x20, 2, 0x2a, 0
-        ]));
-        assert!(!may_be_batch(&[]));
+        let k = body_key(&[0x08, 2, 0x10, 0xff, 0x01, 0x18, 1, 0x20, 2, 0x2a, 0]);
+        assert_eq!(k, Some(0x2a));
+        assert!(!is_batch_key(0x2a));
+        assert_eq!(body_key(&[]), None);
     }
 
     #[test]

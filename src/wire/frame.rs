@@ -11,6 +11,7 @@ use prost::Message as _;
 
 use super::batch;
 use super::columns;
+use super::messages;
 use super::{proto, WireError, PROTOCOL_VERSION};
 use crate::multi::{Body, Envelope, GroupMessage, SnapshotAck, SnapshotChunk};
 use crate::raft::{Entry, EntryKind, Message, MessageType, SnapshotMeta};
@@ -95,6 +96,51 @@ pub fn try_encode_frame(
         }
         return Ok(bytes);
     }
+    // Group messages, the data path, by hand too (`messages.rs`).
+    let group_frame = match &envelope.body {
+        Body::Group {
+            group_id,
+            incarnation,
+            msg,
+        } => {
+            debug_assert_eq!(
+                (msg.from, msg.to),
+                (envelope.from, envelope.to),
+                "a group message travels between the nodes hosting its replicas"
+            );
+            let item = [(*group_id, *incarnation, msg)];
+            Some(messages::encode_group_frame(
+                cluster_id,
+                envelope.from,
+                envelope.to,
+                &item,
+                true,
+            ))
+        }
+        Body::Groups(msgs) if !msgs.is_empty() => {
+            let items: Vec<messages::Item> = msgs
+                .iter()
+                .map(|m| {
+                    debug_assert_eq!((m.msg.from, m.msg.to), (envelope.from, envelope.to));
+                    (m.group_id, m.incarnation, &m.msg)
+                })
+                .collect();
+            Some(messages::encode_group_frame(
+                cluster_id,
+                envelope.from,
+                envelope.to,
+                &items,
+                false,
+            ))
+        }
+        _ => None,
+    };
+    if let Some((bytes, len)) = group_frame {
+        if len > max {
+            return Err(WireError::TooLarge { len, max });
+        }
+        return Ok(bytes);
+    }
     let columns = match &envelope.body {
         Body::HeartbeatBatch(b) => Some(proto::EnvelopeBody::Batch(batch::encode_heartbeats(b))),
         Body::HeartbeatBatchResponse(r) => Some(proto::EnvelopeBody::BatchResponse(
@@ -143,41 +189,21 @@ pub fn try_encode_frame(
 ///
 /// If the envelope is over `u32::MAX` bytes (see [`encode_frame`]).
 pub fn encode_groups_frame(cluster_id: u64, from: u64, to: u64, msgs: &[&Envelope]) -> Bytes {
-    let messages = msgs
+    let items: Vec<messages::Item> = msgs
         .iter()
         .filter_map(|env| match &env.body {
             Body::Group {
                 group_id,
                 incarnation,
                 msg,
-            } if env.from == from && env.to == to => Some(proto::GroupMessage {
-                group_id: *group_id,
-                incarnation: *incarnation,
-                msg: Some(raft_message_to_wire(msg)),
-            }),
+            } if env.from == from && env.to == to => Some((*group_id, *incarnation, msg)),
             _ => {
                 debug_assert!(false, "not a group message from {from} to {to}: {env:?}");
                 None
             }
         })
         .collect();
-    let envelope = proto::Envelope {
-        version: PROTOCOL_VERSION,
-        cluster_id,
-        from,
-        to,
-        body: Some(proto::EnvelopeBody::Groups(proto::GroupMessages {
-            messages,
-        })),
-    };
-    let len = envelope.encoded_len();
-    let prefix = u32::try_from(len).expect("a frame of group messages is under 4 GiB");
-    let mut buf = BytesMut::with_capacity(FRAME_HEADER_LEN + len);
-    buf.put_u32(prefix);
-    envelope
-        .encode(&mut buf)
-        .expect("the buffer was sized for the envelope");
-    buf.freeze()
+    messages::encode_group_frame(cluster_id, from, to, &items, false).0
 }
 
 /// Reads a length prefix and checks it before anything is buffered: the
@@ -270,9 +296,21 @@ fn check_prefix(buf: &[u8], max: usize) -> Result<(), WireError> {
 pub(super) fn decode_envelope<B: Buf + Clone>(payload: B) -> Result<Frame, WireError> {
     // Batches first, read by hand where prost would read the same
     // (`columns.rs`); anything else, errors included, is prost's.
-    if payload.chunk().len() == payload.remaining() && columns::may_be_batch(payload.chunk()) {
-        if let Some(d) = columns::decode_batch_envelope(payload.chunk()) {
-            return from_decoded(d);
+    // The group messages of the data path the same way (`messages.rs`).
+    if payload.chunk().len() == payload.remaining() {
+        let buf = payload.chunk();
+        match columns::body_key(buf) {
+            Some(k) if columns::is_batch_key(k) => {
+                if let Some(d) = columns::decode_batch_envelope(buf) {
+                    return from_decoded(d);
+                }
+            }
+            Some(k) if messages::is_group_key(k) => {
+                if let Some(d) = messages::decode_group_envelope(buf) {
+                    return from_decoded(messages_decoded(d));
+                }
+            }
+            _ => {}
         }
     }
     decode_envelope_with_prost(payload)
@@ -380,9 +418,20 @@ pub(super) fn from_decoded(d: columns::Decoded) -> Result<Frame, WireError> {
     })
 }
 
+/// [`messages::Decoded`] in the form [`from_decoded`] checks.
+pub(super) fn messages_decoded(d: messages::Decoded) -> columns::Decoded {
+    columns::Decoded {
+        version: d.version,
+        cluster_id: d.cluster_id,
+        from: d.from,
+        to: d.to,
+        body: d.body,
+    }
+}
+
 /// 0 is "no replica" in Raft: a message from or to nobody cannot be
 /// stepped, and would confuse vote and leader bookkeeping.
-fn check_ends(from: u64, to: u64) -> Result<(), WireError> {
+pub(super) fn check_ends(from: u64, to: u64) -> Result<(), WireError> {
     if from == 0 {
         return Err(WireError::Malformed("sender node id is 0".into()));
     }
@@ -589,7 +638,7 @@ fn own_unless_large(data: Bytes) -> Bytes {
     }
 }
 
-fn msg_type_to_wire(t: MessageType) -> u32 {
+pub(super) fn msg_type_to_wire(t: MessageType) -> u32 {
     match t {
         MessageType::Vote => WIRE_VOTE,
         MessageType::VoteResponse => WIRE_VOTE_RESPONSE,
@@ -604,7 +653,7 @@ fn msg_type_to_wire(t: MessageType) -> u32 {
     }
 }
 
-fn msg_type_from_wire(n: u32) -> Result<MessageType, WireError> {
+pub(super) fn msg_type_from_wire(n: u32) -> Result<MessageType, WireError> {
     Ok(match n {
         WIRE_VOTE => MessageType::Vote,
         WIRE_VOTE_RESPONSE => MessageType::VoteResponse,
@@ -630,7 +679,7 @@ const WIRE_ENTRY_NORMAL: u32 = 0;
 const WIRE_ENTRY_NOOP: u32 = 1;
 const WIRE_ENTRY_CONFIG: u32 = 2;
 
-fn entry_kind_to_wire(kind: EntryKind) -> u32 {
+pub(super) fn entry_kind_to_wire(kind: EntryKind) -> u32 {
     match kind {
         EntryKind::Normal => WIRE_ENTRY_NORMAL,
         EntryKind::Noop => WIRE_ENTRY_NOOP,
@@ -638,7 +687,7 @@ fn entry_kind_to_wire(kind: EntryKind) -> u32 {
     }
 }
 
-fn entry_kind_from_wire(n: u32) -> Result<EntryKind, WireError> {
+pub(super) fn entry_kind_from_wire(n: u32) -> Result<EntryKind, WireError> {
     match n {
         WIRE_ENTRY_NORMAL => Ok(EntryKind::Normal),
         WIRE_ENTRY_NOOP => Ok(EntryKind::Noop),

@@ -3,18 +3,18 @@
 //! Not part of the library's API.
 
 use super::frame::{self, Frame};
-use super::{columns, WireError};
+use super::{columns, messages, WireError};
 
 /// An envelope (the bytes after the length prefix) decoded as
-/// `decode_frame` decodes it: heartbeat batches by the hand-written reader
-/// when it accepts them, the rest by prost.
+/// `decode_frame` decodes it: heartbeat batches and group messages by the
+/// hand-written readers when they accept them, the rest by prost.
 pub fn decode_envelope(envelope: &[u8]) -> Result<Frame, WireError> {
     frame::decode_envelope(envelope)
 }
 
 /// An envelope (the bytes after the length prefix) decoded by prost alone,
-/// without the hand-written heartbeat-batch reader `decode_frame` tries
-/// first.
+/// without the hand-written readers (heartbeat batches, group messages)
+/// `decode_frame` tries first.
 pub fn decode_envelope_with_prost(envelope: &[u8]) -> Result<Frame, WireError> {
     frame::decode_envelope_with_prost(envelope)
 }
@@ -42,6 +42,21 @@ pub fn check_batch_reader(envelope: &[u8]) -> Result<BatchReader, String> {
     match frame::decode_envelope_with_prost(envelope) {
         theirs if theirs == ours => Ok(BatchReader::Agrees),
         theirs => Err(format!("the reader read {ours:?}, prost {theirs:?}")),
+    }
+}
+
+/// Runs the hand-written group message reader (`messages.rs`) on
+/// `envelope` and, if it accepts, prost too: `Err` describes a
+/// disagreement (prost refuses what the reader accepted, or reads other
+/// messages), which is a bug.
+pub fn check_group_reader(envelope: &[u8]) -> Result<BatchReader, String> {
+    let Some(d) = messages::decode_group_envelope(envelope) else {
+        return Ok(BatchReader::Declined);
+    };
+    let ours = frame::from_decoded(frame::messages_decoded(d));
+    match frame::decode_envelope_with_prost(envelope) {
+        theirs if theirs == ours => Ok(BatchReader::Agrees),
+        theirs => Err(format!("the group reader read {ours:?}, prost {theirs:?}")),
     }
 }
 

@@ -31,9 +31,10 @@
 //! into frames ([`split_frame`]). The schema (see `proto.rs`) is
 //! hand-written prost; field numbers are never reused, and new fields get
 //! new numbers so that older peers skip them. The heartbeat batch frames,
-//! which every node pair exchanges every interval, are written and read by
-//! hand (`columns.rs`): the bytes prost writes, and only what prost would
-//! read the same (the rest goes to prost).
+//! which every node pair exchanges every interval, and the group message
+//! frames of the data path are written and read by hand (`columns.rs`,
+//! `messages.rs`): the bytes prost writes, and only what prost would read
+//! the same (the rest goes to prost).
 //!
 //! # Why batches are columnar
 //!
@@ -64,6 +65,7 @@ mod frame;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
+mod messages;
 mod proto;
 
 pub use frame::{
