@@ -722,4 +722,23 @@ impl<S: LogStore> Raft<S> {
     pub(super) fn send(&mut self, m: Message) {
         self.msgs.push(m);
     }
+
+    /// Room for the messages this replica will send, from a pool the host
+    /// keeps: taken if no message waits and there is no room yet (each
+    /// `ready` hands the list over, so a busy replica would otherwise grow
+    /// a new one every pass); otherwise handed back.
+    pub fn lend_message_room(&mut self, room: Vec<Message>) -> Option<Vec<Message>> {
+        debug_assert!(room.is_empty());
+        if self.msgs.capacity() == 0 {
+            self.msgs = room;
+            None
+        } else {
+            Some(room)
+        }
+    }
+
+    /// Does this replica have room for messages already?
+    pub fn has_message_room(&self) -> bool {
+        self.msgs.capacity() > 0
+    }
 }

@@ -187,7 +187,9 @@ impl<S: LogStore> RaftLog<S> {
             let from = lo.max(self.unstable_offset);
             let start = (from - self.unstable_offset) as usize;
             let end = ((hi - self.unstable_offset) as usize).min(self.unstable.len());
-            for e in self.unstable.get(start..end).unwrap_or(&[]) {
+            let range = self.unstable.get(start..end).unwrap_or(&[]);
+            out.reserve(range.len());
+            for e in range {
                 size += e.size();
                 if !out.is_empty() && size > max_bytes {
                     break;

@@ -102,9 +102,12 @@ impl LogStore for MemStore {
         }
         let start = (lo - self.offset_index - 1) as usize;
         let end = (hi - self.offset_index - 1) as usize;
-        let mut out = Vec::new();
+        let range = &self.entries[start..end.max(start)];
+        // Sized for the whole range (a pointer and a few words per entry,
+        // bounded by what the log holds): most calls return all of it.
+        let mut out = Vec::with_capacity(range.len());
         let mut size = 0u64;
-        for e in &self.entries[start..end.max(start)] {
+        for e in range {
             size += e.size();
             if !out.is_empty() && size > max_bytes {
                 break;

@@ -233,7 +233,8 @@ pub(super) fn decode_group_envelope(buf: &[u8]) -> Option<Decoded> {
     }
     let body = match body? {
         (ENVELOPE_GROUP, bytes) => {
-            let m = read_group(bytes, from, to)?;
+            let mut m = blank(from, to);
+            read_group(bytes, &mut m)?;
             Body::Group {
                 group_id: m.group_id,
                 incarnation: m.incarnation,
@@ -241,11 +242,19 @@ pub(super) fn decode_group_envelope(buf: &[u8]) -> Option<Decoded> {
             }
         }
         (_, bytes) => {
-            let mut msgs = Vec::new();
+            // Counted first (each message is skipped by its length), so
+            // that the vector is allocated once; each message is read in
+            // its place there (a message is over a hundred bytes: moving
+            // each one into place costs more than reading it).
+            let mut msgs = Vec::with_capacity(count_messages(bytes)?);
             let mut r = Reader::new(bytes);
             while !r.done() {
                 match r.key()? {
-                    (1, LEN) => msgs.push(read_group(r.bytes()?, from, to)?),
+                    (1, LEN) => {
+                        let bytes = r.bytes()?;
+                        msgs.push(blank(from, to));
+                        read_group(bytes, msgs.last_mut()?)?;
+                    }
                     _ => return None,
                 }
             }
@@ -264,11 +273,35 @@ pub(super) fn decode_group_envelope(buf: &[u8]) -> Option<Decoded> {
     })
 }
 
-/// A `GroupMessage`: its group, incarnation and Raft message (which must
-/// be there), `from` and `to` being the envelope's.
-fn read_group(buf: &[u8], from: u64, to: u64) -> Option<GroupMessage> {
+/// How many messages a `GroupMessages` body holds (its only field, 1,
+/// repeated); `None` if it holds anything else or is malformed.
+fn count_messages(buf: &[u8]) -> Option<usize> {
     let mut r = Reader::new(buf);
-    let (mut group_id, mut incarnation, mut msg) = (0, 0, None);
+    let mut n = 0;
+    while !r.done() {
+        match r.key()? {
+            (1, LEN) => r.bytes()?,
+            _ => return None,
+        };
+        n += 1;
+    }
+    Some(n)
+}
+
+/// A group message to read into: all defaults, `from` and `to` the
+/// envelope's.
+fn blank(from: u64, to: u64) -> GroupMessage {
+    GroupMessage {
+        group_id: 0,
+        incarnation: 0,
+        msg: Message::new(crate::raft::MessageType::Append, from, to, 0),
+    }
+}
+
+/// A `GroupMessage` into `g` (from [`blank`]): its group, incarnation and
+/// Raft message, which must be there.
+fn read_group(buf: &[u8], g: &mut GroupMessage) -> Option<()> {
+    let mut r = Reader::new(buf);
     let mut seen = 0u8;
     while !r.done() {
         let (field, wire_type) = r.key()?;
@@ -278,22 +311,19 @@ fn read_group(buf: &[u8], from: u64, to: u64) -> Option<GroupMessage> {
         }
         seen |= bit;
         match (field, wire_type) {
-            (1, VARINT) => group_id = r.varint()?,
-            (2, LEN) => msg = Some(read_raft(r.bytes()?, from, to)?),
-            (3, VARINT) => incarnation = r.varint()?,
+            (1, VARINT) => g.group_id = r.varint()?,
+            (2, LEN) => read_raft(r.bytes()?, &mut g.msg)?,
+            (3, VARINT) => g.incarnation = r.varint()?,
             _ => return None,
         }
     }
-    Some(GroupMessage {
-        group_id,
-        incarnation,
-        msg: msg?,
-    })
+    // No Raft message: prost's error.
+    (seen & 1 << 2 != 0).then_some(())
 }
 
-fn read_raft(buf: &[u8], from: u64, to: u64) -> Option<Message> {
+/// A `RaftMessage` into `m` (all defaults but `from` and `to`).
+fn read_raft(buf: &[u8], m: &mut Message) -> Option<()> {
     let mut r = Reader::new(buf);
-    let mut m = Message::new(crate::raft::MessageType::Append, from, to, 0);
     let mut msg_type = 0u32;
     let mut seen = 0u16;
     while !r.done() {
@@ -325,7 +355,7 @@ fn read_raft(buf: &[u8], from: u64, to: u64) -> Option<Message> {
         }
     }
     m.msg_type = msg_type_from_wire(msg_type).ok()?;
-    Some(m)
+    Some(())
 }
 
 fn read_entry(buf: &[u8]) -> Option<Entry> {
