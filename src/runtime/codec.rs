@@ -21,41 +21,74 @@ pub struct OutFrame {
 /// `sender` is the peer the host knows sent it, if it knows; a frame
 /// claiming another sender is refused. A frame that cannot be trusted
 /// (malformed, too large, another cluster, another destination) is refused
-/// whole and counted in the node's stats.
+/// whole and counted in the node's stats. (The runtime decodes before it
+/// takes the node's lock, and calls the two halves itself.)
+#[cfg(any(test, feature = "testkit"))]
 pub(crate) fn step_frame(
     node: &mut Node,
     max_frame_bytes: usize,
     sender: Option<u64>,
     frame: Bytes,
 ) -> Result<(), Error> {
-    let len = frame.len();
-    let f = match decode_frame_bytes(frame, max_frame_bytes) {
-        Ok(f) => f,
+    let cluster_id = node.config().cluster_id;
+    match decode_checked(cluster_id, max_frame_bytes, sender, frame) {
+        Ok(d) => step_decoded(node, d),
         Err(e) => {
             node.record_rejected();
-            return Err(Error::Wire(e));
+            Err(e)
         }
-    };
-    let expected = node.config().cluster_id;
-    if f.cluster_id != expected {
-        node.record_rejected();
+    }
+}
+
+/// A frame decoded and checked by [`decode_checked`], to be stepped by
+/// [`step_decoded`].
+pub(crate) struct Checked {
+    env: Envelope,
+    /// The frame's bytes, length prefix included.
+    len: usize,
+}
+
+/// The first half of [`step_frame`], which needs no node: decode `frame`
+/// and check that it belongs to cluster `cluster_id` and comes from
+/// `sender` (if known). A caller that holds the node's lock only to step
+/// decodes first, so that a frame of a thousand groups' appends does not
+/// keep the node from its pass while it is parsed. An error is a refusal
+/// the caller counts ([`Node::record_rejected`]).
+pub(crate) fn decode_checked(
+    cluster_id: u64,
+    max_frame_bytes: usize,
+    sender: Option<u64>,
+    frame: Bytes,
+) -> Result<Checked, Error> {
+    let len = frame.len();
+    let f = decode_frame_bytes(frame, max_frame_bytes).map_err(Error::Wire)?;
+    if f.cluster_id != cluster_id {
         return Err(Error::WrongCluster {
-            expected,
+            expected: cluster_id,
             got: f.cluster_id,
         });
     }
     if let Some(sender) = sender.filter(|&s| s != f.envelope.from) {
-        node.record_rejected();
         return Err(Error::WrongSender {
             claimed: f.envelope.from,
             sender,
         });
     }
+    Ok(Checked {
+        env: f.envelope,
+        len,
+    })
+}
+
+/// The second half of [`step_frame`]: step a checked frame into `node`
+/// and count its bytes by kind.
+pub(crate) fn step_decoded(node: &mut Node, checked: Checked) -> Result<(), Error> {
+    let Checked { env, len } = checked;
     // Per kind, this frame's bytes, counted once it is stepped (an array,
     // not a list: every frame of an idle node would allocate one).
     let mut shares = [0usize; FrameKind::COUNT];
-    share_bytes(&f.envelope.body, len, |kind, n| shares[kind as usize] += n);
-    node.step(f.envelope)?;
+    share_bytes(&env.body, len, |kind, n| shares[kind as usize] += n);
+    node.step(env)?;
     for (kind, n) in FrameKind::ALL.into_iter().zip(shares) {
         if n > 0 {
             node.record_bytes_received(kind, n);

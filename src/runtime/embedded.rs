@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 
-use super::codec::{encode_only, step_frame, OutFrame};
+use super::codec::{decode_checked, encode_only, step_decoded, OutFrame};
 use super::disk::Disk;
 use super::drive::{Pass, SharedNode};
 use super::error::Error;
@@ -257,6 +257,8 @@ impl Io {
 
     /// Ticks and frames until the stop. `drive_here`: no writer thread.
     fn input_loop(&self, drive_here: bool) {
+        // A node's cluster never changes.
+        let cluster_id = self.shared.with(|n| n.config().cluster_id);
         let mut next_tick = Instant::now() + self.tick;
         let mut refusals = Refusals::default();
         let send = |f: OutFrame| self.transport.send(f.to, f.bytes, f.kind.is_heartbeat());
@@ -296,10 +298,23 @@ impl Io {
             }
             if !frames.is_empty() {
                 input = true;
+                // Decoded before the node's lock is taken: only stepping
+                // needs the node, and the writer's pass and the host's
+                // proposals wait while the lock is held.
+                let decoded: Vec<_> = frames
+                    .into_iter()
+                    .map(|(from, frame)| {
+                        let d = decode_checked(cluster_id, self.max_frame, Some(from), frame);
+                        (from, d)
+                    })
+                    .collect();
                 self.shared.with(|n| {
-                    for (from, frame) in frames {
+                    for (from, d) in decoded {
                         // Refused frames are counted in the node's stats.
-                        if let Err(e) = step_frame(n, self.max_frame, Some(from), frame) {
+                        let stepped = d
+                            .inspect_err(|_| n.record_rejected())
+                            .and_then(|d| step_decoded(n, d));
+                        if let Err(e) = stepped {
                             refusals.refused(Instant::now(), from, &e);
                         }
                     }

@@ -33,10 +33,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-#[cfg(any(test, feature = "testkit"))]
-pub(crate) use codec::encode;
-pub(crate) use codec::step_frame;
 pub use codec::OutFrame;
+#[cfg(any(test, feature = "testkit"))]
+pub(crate) use codec::{encode, step_frame};
 pub(crate) use disk::Disk;
 pub use disk::{wal_batch, DiskStats, Recovery};
 pub use error::Error;
@@ -139,6 +138,9 @@ pub struct Runtime {
     host: Arc<dyn Host>,
     tick: Duration,
     max_frame_bytes: usize,
+    /// The node's cluster (fixed at creation), to check frames against
+    /// without the node's lock.
+    cluster_id: u64,
     peers: Mutex<BTreeMap<u64, SocketAddr>>,
     mode: Mutex<Mode>,
     /// The transport's counters when it stopped (they stay readable).
@@ -200,6 +202,7 @@ impl Runtime {
             }
         };
         let key_metrics = node.key_metrics_table();
+        let cluster_id = node.config().cluster_id;
         let rt = Runtime {
             key_metrics,
             shared: Arc::new(SharedNode::new(node)),
@@ -208,6 +211,7 @@ impl Runtime {
             host,
             tick: cfg.tick,
             max_frame_bytes: cfg.max_frame_bytes,
+            cluster_id,
             peers: Mutex::new(BTreeMap::new()),
             mode: Mutex::new(Mode::HostDriven),
             last_transport: Mutex::new(TransportStats::default()),
@@ -668,8 +672,15 @@ impl Runtime {
             return Err(self.refuse_oversized(frame.len()));
         }
         let frame = Bytes::copy_from_slice(frame);
-        self.shared
-            .with(|n| step_frame(n, max, Some(from), frame))?;
+        // Decoded before the node's lock is taken (see `input_loop`).
+        let checked = codec::decode_checked(self.cluster_id, max, Some(from), frame);
+        self.shared.with(|n| match checked {
+            Ok(d) => codec::step_decoded(n, d),
+            Err(e) => {
+                n.record_rejected();
+                Err(e)
+            }
+        })?;
         self.drive_host()
     }
 
