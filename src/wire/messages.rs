@@ -109,8 +109,7 @@ fn write_bool(buf: &mut Vec<u8>, field: u32, v: bool) {
 
 /// A `GroupMessage` (its key and length included: a repeated or oneof
 /// field of `field`).
-fn write_group(buf: &mut Vec<u8>, field: u32, (group_id, incarnation, m): Item<'_>) {
-    let raft = raft_len(m);
+fn write_group(buf: &mut Vec<u8>, field: u32, (group_id, incarnation, m): Item<'_>, raft: usize) {
     buf.push(key(field, LEN));
     push_varint(buf, group_len(group_id, incarnation, raft) as u64);
     scalar(buf, 1, group_id);
@@ -144,15 +143,19 @@ pub(super) fn encode_group_frame(
     single: bool,
 ) -> (Bytes, usize) {
     debug_assert!(!single || msgs.len() == 1);
+    // Each Raft message's length, measured once: it is written in front
+    // of the message and counts in every length around it.
+    let raft_lens: Vec<usize> = msgs.iter().map(|&(_, _, m)| raft_len(m)).collect();
     // A single message is the body itself; a pack nests them in one more
     // message (`GroupMessages`, whose field 1 repeats).
     let (tag, body_len) = if single {
-        let (g, i, m) = msgs[0];
-        (ENVELOPE_GROUP, group_len(g, i, raft_len(m)))
+        let (g, i, _) = msgs[0];
+        (ENVELOPE_GROUP, group_len(g, i, raft_lens[0]))
     } else {
         let groups = msgs
             .iter()
-            .map(|&(g, i, m)| nested_len(group_len(g, i, raft_len(m))))
+            .zip(&raft_lens)
+            .map(|(&(g, i, _), &raft)| nested_len(group_len(g, i, raft)))
             .sum();
         (ENVELOPE_GROUPS, groups)
     };
@@ -169,12 +172,12 @@ pub(super) fn encode_group_frame(
     scalar(&mut buf, 3, from);
     scalar(&mut buf, 4, to);
     if single {
-        write_group(&mut buf, tag, msgs[0]);
+        write_group(&mut buf, tag, msgs[0], raft_lens[0]);
     } else {
         buf.push(key(tag, LEN));
         push_varint(&mut buf, body_len as u64);
-        for &item in msgs {
-            write_group(&mut buf, 1, item);
+        for (&item, &raft) in msgs.iter().zip(&raft_lens) {
+            write_group(&mut buf, 1, item, raft);
         }
     }
     debug_assert_eq!(buf.len(), FRAME_HEADER_LEN + envelope_len);
