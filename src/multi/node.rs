@@ -210,13 +210,16 @@ struct Spare {
     /// replica's list over and the node routes its messages), lent back to
     /// replicas about to send: a follower answering appends and a leader
     /// sending them would otherwise allocate a list per pass each.
+    /// Bounded by [`ROOM_LISTS_MAX`] and [`ROOM_MESSAGES_MAX`].
     message_room: Vec<Vec<Message>>,
 }
 
 /// The most message lists [`Spare::message_room`] keeps, and the most
-/// messages each keeps room for.
-const ROOM_LISTS_MAX: usize = 4096;
-const ROOM_MESSAGES_MAX: usize = 16;
+/// messages each keeps room for: at most 1,024 x 8 x 96 bytes (768 KiB)
+/// held for the next pass, enough for a pass of a thousand groups (a
+/// list is taken back by the pass that hands its messages out).
+const ROOM_LISTS_MAX: usize = 1024;
+const ROOM_MESSAGES_MAX: usize = 8;
 
 impl Spare {
     /// A list from the pool for `raft`, if it has none.
