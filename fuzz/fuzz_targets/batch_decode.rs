@@ -21,7 +21,10 @@ fuzz_target!(|envelope: &[u8]| {
     }
     let both = decode_envelope(envelope);
     let prost = decode_envelope_with_prost(envelope);
-    assert_eq!(both, prost, "the hand-written readers and prost decode differently");
+    assert_eq!(
+        both, prost,
+        "the hand-written readers and prost decode differently"
+    );
     if let Ok(f) = both {
         // A decoded frame re-encodes (batches and group messages by the
         // hand-written writers) to bytes the decoder reads back to the same

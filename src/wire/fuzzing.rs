@@ -53,7 +53,7 @@ pub fn check_group_reader(envelope: &[u8]) -> Result<BatchReader, String> {
     let Some(d) = messages::decode_group_envelope(envelope) else {
         return Ok(BatchReader::Declined);
     };
-    let ours = frame::from_decoded(frame::messages_decoded(d));
+    let ours = frame::from_decoded(d);
     match frame::decode_envelope_with_prost(envelope) {
         theirs if theirs == ours => Ok(BatchReader::Agrees),
         theirs => Err(format!("the group reader read {ours:?}, prost {theirs:?}")),

@@ -26,7 +26,7 @@
 
 use bytes::Bytes;
 
-use super::columns::{key, push_varint, scalar, varint_len, Reader, LEN, VARINT};
+use super::columns::{key, push_varint, scalar, varint_len, Decoded, Reader, LEN, VARINT};
 use super::frame::SHARE_ENTRIES_FROM;
 use super::frame::{
     entry_kind_from_wire, entry_kind_to_wire, msg_type_from_wire, msg_type_to_wire,
@@ -184,16 +184,6 @@ pub(super) fn encode_group_frame(
     (Bytes::from(buf), envelope_len)
 }
 
-/// What [`decode_group_envelope`] read: the envelope's fields and its body.
-pub(super) struct Decoded {
-    pub version: u32,
-    pub cluster_id: u64,
-    pub from: u64,
-    pub to: u64,
-    /// `Body::Group` or `Body::Groups`.
-    pub body: Body,
-}
-
 /// Could `key` (an envelope's body key, see `columns::body_key`) start a
 /// body [`decode_group_envelope`] reads?
 pub(super) fn is_group_key(key_byte: u8) -> bool {
@@ -217,11 +207,7 @@ pub(super) fn decode_group_envelope(buf: &[u8]) -> Option<Decoded> {
     let mut body: Option<(u32, &[u8])> = None;
     while !r.done() {
         let (field, wire_type) = r.key()?;
-        let bit = 1u32.checked_shl(field)?;
-        if seen & bit != 0 {
-            return None;
-        }
-        seen |= bit;
+        first_time::<32>(&mut seen, field)?;
         match (field, wire_type) {
             // prost reads a uint32 as a varint cut to 32 bits.
             (1, VARINT) => version = r.varint()? as u32,
@@ -291,6 +277,23 @@ fn count_messages(buf: &[u8]) -> Option<usize> {
     Some(n)
 }
 
+/// Marks `field` as seen in `seen` (a bit per field number below `N`
+/// bits); `None` if it was seen before or is out of range: a singular
+/// field written twice, which prost would merge or overwrite, is left to
+/// prost.
+#[inline(always)]
+fn first_time<const N: u32>(seen: &mut u32, field: u32) -> Option<()> {
+    if field >= N.min(32) {
+        return None;
+    }
+    let bit = 1 << field;
+    if *seen & bit != 0 {
+        return None;
+    }
+    *seen |= bit;
+    Some(())
+}
+
 /// A group message to read into: all defaults, `from` and `to` the
 /// envelope's.
 fn blank(from: u64, to: u64) -> GroupMessage {
@@ -305,14 +308,10 @@ fn blank(from: u64, to: u64) -> GroupMessage {
 /// Raft message, which must be there.
 fn read_group(buf: &[u8], g: &mut GroupMessage) -> Option<()> {
     let mut r = Reader::new(buf);
-    let mut seen = 0u8;
+    let mut seen = 0;
     while !r.done() {
         let (field, wire_type) = r.key()?;
-        let bit = 1u8.checked_shl(field)?;
-        if seen & bit != 0 {
-            return None;
-        }
-        seen |= bit;
+        first_time::<8>(&mut seen, field)?;
         match (field, wire_type) {
             (1, VARINT) => g.group_id = r.varint()?,
             (2, LEN) => read_raft(r.bytes()?, &mut g.msg)?,
@@ -328,7 +327,7 @@ fn read_group(buf: &[u8], g: &mut GroupMessage) -> Option<()> {
 fn read_raft(buf: &[u8], m: &mut Message) -> Option<()> {
     let mut r = Reader::new(buf);
     let mut msg_type = 0u32;
-    let mut seen = 0u16;
+    let mut seen = 0;
     while !r.done() {
         let (field, wire_type) = r.key()?;
         if (field, wire_type) == (5, LEN) {
@@ -336,11 +335,7 @@ fn read_raft(buf: &[u8], m: &mut Message) -> Option<()> {
             m.entries.push(read_entry(r.bytes()?)?);
             continue;
         }
-        let bit = 1u16.checked_shl(field)?;
-        if seen & bit != 0 {
-            return None;
-        }
-        seen |= bit;
+        first_time::<16>(&mut seen, field)?;
         if wire_type != VARINT {
             return None;
         }
@@ -364,14 +359,10 @@ fn read_raft(buf: &[u8], m: &mut Message) -> Option<()> {
 fn read_entry(buf: &[u8]) -> Option<Entry> {
     let mut r = Reader::new(buf);
     let mut e = Entry::default();
-    let mut seen = 0u8;
+    let mut seen = 0;
     while !r.done() {
         let (field, wire_type) = r.key()?;
-        let bit = 1u8.checked_shl(field)?;
-        if seen & bit != 0 {
-            return None;
-        }
-        seen |= bit;
+        first_time::<8>(&mut seen, field)?;
         match (field, wire_type) {
             (1, VARINT) => e.term = r.varint()?,
             (2, VARINT) => e.index = r.varint()?,
@@ -392,7 +383,7 @@ fn read_entry(buf: &[u8]) -> Option<Entry> {
 #[cfg(test)]
 mod tests {
     use super::super::frame::{self, decode_envelope_with_prost};
-    use super::super::{proto, WireError};
+    use super::super::WireError;
     use super::*;
     use crate::multi::Envelope;
     use crate::raft::{EntryKind, MessageType, Rng};
@@ -407,20 +398,9 @@ mod tests {
         }
     }
 
-    const TYPES: [MessageType; 9] = [
-        MessageType::Vote,
-        MessageType::VoteResponse,
-        MessageType::PreVote,
-        MessageType::PreVoteResponse,
-        MessageType::Append,
-        MessageType::AppendResponse,
-        MessageType::Heartbeat,
-        MessageType::HeartbeatResponse,
-        MessageType::TimeoutNow,
-    ];
-
     fn random_message(rng: &mut Rng, from: u64, to: u64) -> Message {
-        let t = TYPES[rng.range(0, TYPES.len() as u64) as usize];
+        let types = frame::ALL_MESSAGE_TYPES;
+        let t = types[rng.range(0, types.len() as u64) as usize];
         let mut m = Message::new(t, from, to, maybe(rng));
         m.log_term = maybe(rng);
         m.index = maybe(rng);
@@ -475,54 +455,10 @@ mod tests {
         (maybe(rng), Envelope { from, to, body })
     }
 
-    /// What prost writes for `env`, length prefix included.
+    /// What prost writes for `env`, length prefix included (the schema's
+    /// structs as `frame.rs` builds them for prost).
     fn prost_frame(cluster_id: u64, env: &Envelope) -> Vec<u8> {
-        let gm = |group_id: u64, incarnation: u64, m: &Message| proto::GroupMessage {
-            group_id,
-            incarnation,
-            msg: Some(proto::RaftMessage {
-                msg_type: msg_type_to_wire(m.msg_type),
-                term: m.term,
-                log_term: m.log_term,
-                index: m.index,
-                entries: m
-                    .entries
-                    .iter()
-                    .map(|e| proto::Entry {
-                        term: e.term,
-                        index: e.index,
-                        kind: entry_kind_to_wire(e.kind),
-                        data: e.data.clone(),
-                    })
-                    .collect(),
-                commit: m.commit,
-                reject: m.reject,
-                reject_hint: m.reject_hint,
-                transfer: m.transfer,
-            }),
-        };
-        let body = match &env.body {
-            Body::Group {
-                group_id,
-                incarnation,
-                msg,
-            } => proto::EnvelopeBody::Group(gm(*group_id, *incarnation, msg)),
-            Body::Groups(msgs) => proto::EnvelopeBody::Groups(proto::GroupMessages {
-                messages: msgs
-                    .iter()
-                    .map(|m| gm(m.group_id, m.incarnation, &m.msg))
-                    .collect(),
-            }),
-            _ => unreachable!(),
-        };
-        let bytes = proto::Envelope {
-            version: PROTOCOL_VERSION,
-            cluster_id,
-            from: env.from,
-            to: env.to,
-            body: Some(body),
-        }
-        .encode_to_vec();
+        let bytes = frame::to_envelope(cluster_id, env).encode_to_vec();
         let mut out = (bytes.len() as u32).to_be_bytes().to_vec();
         out.extend_from_slice(&bytes);
         out
@@ -576,7 +512,7 @@ mod tests {
             match decode_group_envelope(payload) {
                 Some(d) => {
                     read += 1;
-                    assert_eq!(frame::from_decoded(frame::messages_decoded(d)), theirs);
+                    assert_eq!(frame::from_decoded(d), theirs);
                 }
                 None => declined += 1,
             }
@@ -667,7 +603,7 @@ mod tests {
         ]
         .concat();
         let (ours, theirs) = decode_both(&plain);
-        let ours = frame::from_decoded(frame::messages_decoded(ours.unwrap()));
+        let ours = frame::from_decoded(ours.unwrap());
         assert_eq!(ours, theirs);
         // A scalar of the Raft message as a length-delimited field, and
         // the term written twice (prost keeps the last).
