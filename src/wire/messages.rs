@@ -263,19 +263,29 @@ pub(super) fn decode_group_envelope(buf: &[u8]) -> Option<Decoded> {
 }
 
 /// How many messages a `GroupMessages` body holds (its only field, 1,
-/// repeated); `None` if it holds anything else or is malformed.
+/// repeated); `None` if it holds anything else, is malformed, or holds a
+/// message too short to carry a Raft message of a known type (its key, its
+/// length, a type's key and value: [`MIN_GROUP_MESSAGE`] bytes), which the
+/// reader would decline anyway. So the list allocated for them is at most
+/// a sixth of the body's length in messages: junk of two-byte empty
+/// messages does not make a node allocate fifty times a frame's size
+/// before declining it.
 fn count_messages(buf: &[u8]) -> Option<usize> {
     let mut r = Reader::new(buf);
     let mut n = 0;
     while !r.done() {
         match r.key()? {
-            (1, LEN) => r.bytes()?,
+            (1, LEN) if r.bytes()?.len() >= MIN_GROUP_MESSAGE => {}
             _ => return None,
         };
         n += 1;
     }
     Some(n)
 }
+
+/// The fewest bytes a group message the reader accepts takes: field 2
+/// (key and a one-byte length) holding a message type (key and value).
+const MIN_GROUP_MESSAGE: usize = 4;
 
 /// Marks `field` as seen in `seen` (a bit per field number below `N`
 /// bits); `None` if it was seen before or is out of range: a singular
@@ -621,6 +631,24 @@ mod tests {
         // A truncated frame: prost's error.
         let (ours, theirs) = decode_both(&base[..base.len() - 1]);
         assert!(ours.is_none() && theirs.is_err());
+    }
+
+    // Mutation: no minimum in `count_messages`: the list for a body of
+    // empty messages is allocated at a message per two bytes.
+    #[test]
+    fn a_body_of_messages_too_short_to_be_read_is_declined_before_anything_is_allocated() {
+        // The smallest message the reader accepts: a Raft message holding
+        // only its type.
+        assert_eq!(count_messages(&[0x0a, 4, 0x12, 2, 0x08, 5]), Some(1));
+        assert_eq!(MIN_GROUP_MESSAGE, 4);
+        let empty: Vec<u8> = [0x0a, 0].repeat(1000);
+        assert_eq!(count_messages(&empty), None);
+        let mut env = vec![0x08, 2, 0x10, 7, 0x18, 1, 0x20, 2, 0x52];
+        push_varint(&mut env, empty.len() as u64);
+        env.extend_from_slice(&empty);
+        assert!(decode_group_envelope(&env).is_none());
+        // prost refuses it too (group messages without a Raft message).
+        assert!(decode_envelope_with_prost(&env[..]).is_err());
     }
 
     #[test]
