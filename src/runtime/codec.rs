@@ -48,6 +48,16 @@ pub(crate) struct Checked {
     len: usize,
 }
 
+impl Checked {
+    /// Is this frame on the data path: appends and their answers, alone or
+    /// packed (what the embedded writer steps right before its next pass;
+    /// everything else, heartbeats, votes and snapshots, goes to the node
+    /// thread).
+    pub(crate) fn is_bulk(&self) -> bool {
+        matches!(self.env.body, Body::Groups(_)) || packable(&self.env)
+    }
+}
+
 /// The first half of [`step_frame`], which needs no node: decode `frame`
 /// and check that it belongs to cluster `cluster_id` and comes from
 /// `sender` (if known). A caller that holds the node's lock only to step
@@ -318,6 +328,43 @@ mod tests {
         let frames = encode_all(7, &envs, &mut [0; FrameKind::COUNT]);
         assert_eq!(bodies(&frames), [(2, 2), (2, 2), (2, 1), (2, 1)]);
         assert!(frames.iter().all(|f| f.bytes.len() < 3 * PACK_BYTES));
+    }
+
+    // The embedded transport routes by this: appends and their answers to
+    // the writer, everything else (heartbeats above all) to the node
+    // thread, which never waits for the disk.
+    #[test]
+    fn only_appends_and_their_answers_alone_or_packed_are_bulk() {
+        let checked = |env: &Envelope| {
+            let frame = encode_only(7, env).bytes;
+            decode_checked(7, usize::MAX, Some(1), frame).unwrap()
+        };
+        for t in [MessageType::Append, MessageType::AppendResponse] {
+            assert!(checked(&group_msg(1, 2, t, 0)).is_bulk(), "{t:?}");
+        }
+        for t in [
+            MessageType::Vote,
+            MessageType::VoteResponse,
+            MessageType::PreVote,
+            MessageType::PreVoteResponse,
+            MessageType::Heartbeat,
+            MessageType::HeartbeatResponse,
+            MessageType::TimeoutNow,
+        ] {
+            assert!(!checked(&group_msg(1, 2, t, 0)).is_bulk(), "{t:?}");
+        }
+        let pack: Vec<Envelope> = (1..=3)
+            .map(|g| group_msg(g, 2, MessageType::Append, 16))
+            .collect();
+        let frames = encode_all(7, &pack, &mut [0; FrameKind::COUNT]);
+        let packed = decode_checked(7, usize::MAX, Some(1), frames[0].bytes.clone()).unwrap();
+        assert!(matches!(packed.env.body, Body::Groups(_)) && packed.is_bulk());
+        let batch = Envelope {
+            from: 1,
+            to: 2,
+            body: Body::HeartbeatBatch(Default::default()),
+        };
+        assert!(!checked(&batch).is_bulk());
     }
 
     #[test]

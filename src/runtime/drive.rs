@@ -17,11 +17,15 @@ use super::host::Host;
 use crate::multi::{Event, FrameKind, Node};
 
 /// Where one node's passes go: its WAL (if any), where encoded frames are
-/// sent, and the host that hears the events.
+/// sent, and the host that hears the events; and what a pass steps into
+/// the node, under its lock, right before it takes a `ready` (the
+/// embedded writer's frames: appends and their answers that arrived while
+/// the previous pass was being written).
 pub(crate) struct Pass<'a> {
     pub disk: Option<&'a Disk>,
     pub send: &'a dyn Fn(OutFrame),
     pub host: &'a dyn Host,
+    pub inbound: Option<&'a dyn Fn(&mut Node)>,
 }
 
 thread_local! {
@@ -192,6 +196,9 @@ impl SharedNode {
                 if let Some(disk) = pass.disk {
                     disk.upkeep(&n)?;
                 }
+                if let Some(inbound) = pass.inbound {
+                    inbound(&mut n);
+                }
                 if !n.has_ready() {
                     return Ok(());
                 }
@@ -307,7 +314,39 @@ mod tests {
             disk: None,
             send: &|_| {},
             host,
+            inbound: None,
         }
+    }
+
+    // Mutation: stepping `inbound` after the `has_ready` check (or not at
+    // all) leaves the proposal it makes for a later pass, and this fails.
+    #[test]
+    fn a_pass_steps_its_inbound_work_before_it_takes_the_ready() {
+        let mut node = Node::new(NodeConfig::new(1)).unwrap();
+        node.create_group(1, 1, &[1]).unwrap();
+        let shared = Arc::new(SharedNode::new(node));
+        shared.with(|n| n.campaign(1)).unwrap();
+        let rec = Recorder {
+            shared: shared.clone(),
+            applied: Mutex::new(Vec::new()),
+        };
+        shared.drive(&no_pass(&rec)).unwrap();
+        // Nothing else to do: only the inbound step gives the pass work.
+        assert!(!shared.with(|n| n.has_ready()));
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let inbound = |n: &mut Node| {
+            if calls.fetch_add(1, Ordering::Relaxed) == 0 {
+                n.propose(1, Bytes::from_static(b"stepped")).unwrap();
+            }
+        };
+        let pass = Pass {
+            inbound: Some(&inbound),
+            ..no_pass(&rec)
+        };
+        shared.drive(&pass).unwrap();
+        // index 1 is the leader's no-op; 2 = "stepped", 3 = "again" (the
+        // recorder's own proposal, from inside the first apply).
+        assert_eq!(*rec.applied.lock(), vec![2, 3]);
     }
 
     #[test]

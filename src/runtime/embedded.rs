@@ -2,20 +2,22 @@
 //! frames the transport delivers, and driving the node (WAL write, then
 //! frames to the transport, then callbacks) — all on one muxraft thread.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 
-use super::codec::{decode_checked, encode_only, step_decoded, OutFrame};
+use super::codec::{decode_checked, encode_only, step_decoded, Checked, OutFrame};
 use super::disk::Disk;
 use super::drive::{Pass, SharedNode};
 use super::error::Error;
 use super::host::Host;
+use crate::multi::Node;
 use crate::transport::{ClusterSecret, TlsConfig, Transport, TransportConfig, TransportStats};
 
 /// What the embedded transport takes from the node's configuration.
@@ -26,9 +28,13 @@ pub(crate) struct Link {
     pub tls: Option<TlsConfig>,
 }
 
+/// A frame from a peer, decoded on the transport's thread: checked, or the
+/// reason it is refused.
+type Decoded = (u64, Result<Checked, Error>);
+
 #[derive(Default)]
 struct Inbox {
-    frames: VecDeque<(u64, Bytes)>,
+    frames: VecDeque<Decoded>,
     wake: bool,
     stop: bool,
 }
@@ -51,18 +57,50 @@ impl Signal {
 /// What the writer thread waits on: work for a pass, or the stop.
 #[derive(Default)]
 struct WriterSignal {
-    state: Mutex<(bool, bool)>, // (work, stop)
+    state: Mutex<WriterState>,
     cv: Condvar,
+    /// The writer thread runs: data-path frames go to it, not to the node
+    /// thread (which takes them all before the writer starts, and in the
+    /// degraded mode without one).
+    running: AtomicBool,
+}
+
+#[derive(Default)]
+struct WriterState {
+    work: bool,
+    stop: bool,
+    /// Appends and their answers for the next pass to step.
+    frames: Vec<(u64, Checked)>,
 }
 
 impl WriterSignal {
     fn work(&self) {
-        self.state.lock().0 = true;
+        self.state.lock().work = true;
         self.cv.notify_one();
     }
 
+    fn running(&self) -> bool {
+        self.running.load(Ordering::Acquire)
+    }
+
+    /// A data-path frame, stepped by the writer right before its next
+    /// `ready` (so that it does not cross the node thread first).
+    fn frame(&self, from: u64, frame: Checked) {
+        let mut st = self.state.lock();
+        st.frames.push((from, frame));
+        st.work = true;
+        drop(st);
+        self.cv.notify_one();
+    }
+
+    /// The frames waiting, swapped into `into` (empty; the emptied list is
+    /// left for the next frames, so neither side allocates per pass).
+    fn take_frames(&self, into: &mut Vec<(u64, Checked)>) {
+        std::mem::swap(&mut self.state.lock().frames, into);
+    }
+
     fn stop(&self) {
-        self.state.lock().1 = true;
+        self.state.lock().stop = true;
         self.cv.notify_one();
     }
 
@@ -70,11 +108,11 @@ impl WriterSignal {
     /// taken: work that arrives during the pass sets it again.
     fn wait(&self) -> bool {
         let mut st = self.state.lock();
-        while !st.0 && !st.1 {
+        while !st.work && !st.stop {
             self.cv.wait(&mut st);
         }
-        st.0 = false;
-        st.1
+        st.work = false;
+        st.stop
     }
 }
 
@@ -107,11 +145,20 @@ impl Embedded {
         tcfg.max_frame_bytes = max_frame;
         tcfg.cluster_secret = link.cluster_secret;
         tcfg.tls = link.tls;
-        let inbound_signal = signal.clone();
+        let (inbound_signal, inbound_writer) = (signal.clone(), writer.clone());
         let transport = Transport::start(
             tcfg,
+            // Decoded here, on the transport's thread, where the bytes
+            // are: appends and their answers go straight to the writer,
+            // the rest (heartbeats, votes, snapshots, refusals) to the
+            // node thread.
             Arc::new(move |from, frame| {
-                inbound_signal.notify(|i| i.frames.push_back((from, frame)));
+                match decode_checked(cluster_id, max_frame, Some(from), frame) {
+                    Ok(c) if c.is_bulk() && inbound_writer.running() => {
+                        inbound_writer.frame(from, c)
+                    }
+                    d => inbound_signal.notify(|i| i.frames.push_back((from, d))),
+                }
             }),
         )
         .map_err(|e| Error::Network(e.to_string()))?;
@@ -138,7 +185,6 @@ impl Embedded {
                         writer,
                         transport,
                         tick,
-                        max_frame,
                         node_id,
                     };
                     io.run(&writer_thread)
@@ -220,7 +266,6 @@ struct Io {
     writer: Arc<WriterSignal>,
     transport: Arc<Transport>,
     tick: Duration,
-    max_frame: usize,
     node_id: u64,
 }
 
@@ -248,6 +293,7 @@ impl Io {
             }
         };
         *writer_thread.lock() = Some(writer.thread().id());
+        self.writer.running.store(true, Ordering::Release);
         self.input_loop(false);
         self.writer.stop();
         if writer.join().is_err() {
@@ -257,8 +303,6 @@ impl Io {
 
     /// Ticks and frames until the stop. `drive_here`: no writer thread.
     fn input_loop(&self, drive_here: bool) {
-        // A node's cluster never changes.
-        let cluster_id = self.shared.with(|n| n.config().cluster_id);
         let mut next_tick = Instant::now() + self.tick;
         let mut refusals = Refusals::default();
         let send = |f: OutFrame| self.transport.send(f.to, f.bytes, f.kind.is_heartbeat());
@@ -266,6 +310,7 @@ impl Io {
             disk: self.disk.as_deref(),
             send: &send,
             host: self.host.as_ref(),
+            inbound: None,
         };
         loop {
             let (frames, wake, stop) = {
@@ -298,18 +343,12 @@ impl Io {
             }
             if !frames.is_empty() {
                 input = true;
-                // Decoded before the node's lock is taken: only stepping
-                // needs the node, and the writer's pass and the host's
-                // proposals wait while the lock is held.
-                let decoded: Vec<_> = frames
-                    .into_iter()
-                    .map(|(from, frame)| {
-                        let d = decode_checked(cluster_id, self.max_frame, Some(from), frame);
-                        (from, d)
-                    })
-                    .collect();
+                // Decoded on the transport's thread, before the node's
+                // lock is taken: only stepping needs the node, and the
+                // writer's pass and the host's proposals wait while the
+                // lock is held.
                 self.shared.with(|n| {
-                    for (from, d) in decoded {
+                    for (from, d) in frames {
                         // Refused frames are counted in the node's stats.
                         let stepped = d
                             .inspect_err(|_| n.record_rejected())
@@ -390,10 +429,23 @@ fn write_loop(
     transport: Arc<Transport>,
 ) {
     let send = |f: OutFrame| transport.send(f.to, f.bytes, f.kind.is_heartbeat());
+    let (frames, refusals) = (RefCell::new(Vec::new()), RefCell::new(Refusals::default()));
+    // Under the node's lock, right before each `ready`: the appends and
+    // answers that arrived while the previous pass was being written.
+    let inbound = |n: &mut Node| {
+        let mut frames = frames.borrow_mut();
+        signal.take_frames(&mut frames);
+        for (from, c) in frames.drain(..) {
+            if let Err(e) = step_decoded(n, c) {
+                refusals.borrow_mut().refused(Instant::now(), from, &e);
+            }
+        }
+    };
     let pass = Pass {
         disk: disk.as_deref(),
         send: &send,
         host: host.as_ref(),
+        inbound: Some(&inbound),
     };
     loop {
         if signal.wait() {

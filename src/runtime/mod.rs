@@ -276,6 +276,7 @@ impl Runtime {
             disk: self.disk.as_deref(),
             send: &send,
             host,
+            inbound: None,
         })
     }
 
