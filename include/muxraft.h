@@ -663,6 +663,18 @@ typedef struct muxraft_config {
   const char *tls_cert_pem;
   const char *tls_key_pem;
   const char *tls_ca_pem;
+  /**
+   * How followers learn that an entry is committed. False (the
+   * default): the leader's next append or heartbeat tells them, so a
+   * group taking proposals one at a time sends each follower one append
+   * and gets one answer per proposal, half the messages of true, at the
+   * price of followers applying (their `apply` callbacks) up to one
+   * heartbeat interval after the leader. True: the leader tells them at
+   * once, with an empty append where it has no entries to send. Either
+   * way the leader commits, and reports `proposal_done`, as promptly;
+   * a commit that completes a membership change is always told at once.
+   */
+  bool broadcast_commit;
 } muxraft_config;
 
 /**

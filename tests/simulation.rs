@@ -120,6 +120,9 @@ struct Scenario {
     /// The nodes run the leader balancer (every other seed), through the
     /// faults and after them.
     balance: bool,
+    /// Leaders tell followers each commit at once (every third seed); else
+    /// followers learn it from the next append or heartbeat, the default.
+    broadcast_commit: bool,
 }
 
 impl Scenario {
@@ -183,6 +186,7 @@ impl Scenario {
             }),
             // From the seed alone: the draws stay what they were.
             balance: seed % 2 == 0,
+            broadcast_commit: seed % 3 == 0,
         }
     }
 }
@@ -267,6 +271,7 @@ impl Run {
             cfg.max_unsynced_bytes = node_bytes;
         }
         cfg.balance_leaders = sc.balance;
+        cfg.broadcast_commit = sc.broadcast_commit;
         let mut c = Cluster::new(cfg);
         c.net.faults = sc.faults.net.clone();
         c.faults = NodeFaults {
@@ -1103,6 +1108,10 @@ fn checker_catches_a_node_that_forgets_its_vote() {
         sc.forget_vote_on_restart = true;
         // What is caught must be the checker's own finding.
         sc.balance = false;
+        // The checker sees a leader by the appends it sends: the empty
+        // appends that tell followers each commit show the second leader
+        // of a term on more seeds.
+        sc.broadcast_commit = true;
         sc.faults.crashes = true;
         sc.faults.net.loss = 0.1;
         sc.faults.net.max_delay = 3;

@@ -80,6 +80,13 @@ pub struct NodeConfig {
     /// Transfers the balancer has in flight at most: bounds how many
     /// groups refuse proposals (for one round trip each) at any moment.
     pub balance_max_transfers: u32,
+    /// A leader tells its followers each new commit index at once, by an
+    /// empty append when it has no entries for them (true), or lets it ride
+    /// on its next append or heartbeat row (false, the default: a group
+    /// taking one proposal at a time then sends half the messages, and its
+    /// followers apply up to a heartbeat interval later). See
+    /// [`crate::raft::Config::broadcast_commit`].
+    pub broadcast_commit: bool,
 }
 
 impl NodeConfig {
@@ -135,6 +142,7 @@ impl NodeConfig {
             max_pending_reads: Self::DEFAULT_MAX_PENDING_READS,
             balance_leaders: false,
             balance_max_transfers: Self::DEFAULT_BALANCE_MAX_TRANSFERS,
+            broadcast_commit: false,
         }
     }
 
@@ -180,6 +188,7 @@ impl NodeConfig {
         c.applied = applied;
         c.can_vote = can_vote;
         c.snapshot_trailing_entries = self.snapshot_trailing_entries;
+        c.broadcast_commit = self.broadcast_commit;
         c.seed = mix(self.seed ^ mix(group_id) ^ mix(self.node_id.rotate_left(17)));
         c
     }

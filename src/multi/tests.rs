@@ -984,6 +984,9 @@ fn a_group_at_its_limit_of_proposals_in_flight_is_busy_until_they_commit() {
         .propose(8, Bytes::from_static(b"after"))
         .unwrap();
     net.settle();
+    // The follower learns of the commit with the next heartbeat.
+    net.tick(2);
+    net.settle();
     let applied = applied_in(&net, 2, 8, inc(8));
     assert!(applied.contains(&Bytes::from_static(b"after")));
     assert!(!applied.contains(&Bytes::from_static(b"refused")));

@@ -714,7 +714,17 @@ impl<S: LogStore> Raft<S> {
             None => false,
         };
         if updated && self.maybe_commit() {
-            // Followers learn the new commit index at the next `ready`.
+            self.commit_moved();
+        }
+    }
+
+    /// This leader's commit index moved: its followers learn it at the next
+    /// `ready`, with the entries proposed meanwhile if there are any, or by
+    /// an empty append, unless `broadcast_commit` is off and no membership
+    /// change awaits its applying (then the index rides on the next append
+    /// or heartbeat).
+    pub(super) fn commit_moved(&mut self) {
+        if self.cfg.broadcast_commit || self.conf_index > self.log.applied {
             self.commit_pending = true;
         }
     }

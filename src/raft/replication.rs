@@ -540,9 +540,7 @@ impl<S: LogStore> Raft<S> {
             }
         }
         if self.maybe_commit() {
-            // Followers learn the new commit index at `ready`, with the
-            // entries proposed meanwhile if there are any.
-            self.commit_pending = true;
+            self.commit_moved();
         }
         // Fill the window at `ready`, with everything proposed by then.
         let last = self.log.last_index();

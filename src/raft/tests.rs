@@ -994,6 +994,53 @@ fn proposals_commit_and_apply_in_order_on_every_replica() {
     }
 }
 
+// Mutation: setting `commit_pending` whatever `broadcast_commit` says sends
+// the empty appends this counts; dropping the membership exception leaves
+// the joiner's followers without the commit of the change until a
+// heartbeat, and the second half fails.
+#[test]
+fn without_commit_broadcast_the_commit_index_rides_on_the_next_append_or_heartbeat() {
+    let mut net = Network::with_config(3, |c| c.broadcast_commit = false);
+    net.elect(1);
+    let mark = net.sent.len();
+    net.propose(1, "a");
+    net.deliver_all();
+    let last = net.status(1).last_index;
+    assert_eq!(net.status(1).commit, last, "the leader commits as promptly");
+    let sent = net.sent_since(mark);
+    assert_eq!(
+        count(sent, |m| m.msg_type == MessageType::Append),
+        2,
+        "one append per follower, no empty one for the commit: {sent:?}"
+    );
+    for id in [2, 3] {
+        assert!(net.status(id).commit < last, "replica {id} not told yet");
+    }
+    // The next proposal's appends carry it...
+    net.propose(1, "b");
+    net.deliver_all();
+    for id in [2, 3] {
+        assert_eq!(net.applied_data(id), ["a"], "replica {id}");
+    }
+    // ...and so does the next heartbeat.
+    for _ in 0..net.replica(1).cfg.heartbeat_ticks {
+        net.tick(1);
+    }
+    net.deliver_all();
+    for id in [2, 3] {
+        assert_eq!(net.applied_data(id), ["a", "b"], "replica {id}");
+        assert_eq!(net.status(id).commit, net.status(1).commit);
+    }
+    // A membership change is told at once.
+    net.join(4);
+    net.change(1, add(4, MemberRole::NonVoter));
+    let conf = net.raft(1).conf_index();
+    assert!(net.status(1).commit >= conf);
+    for id in [2, 3, 4] {
+        assert!(net.status(id).commit >= conf, "replica {id}");
+    }
+}
+
 // Mutation: a follower appending without truncating a conflicting suffix
 // (or skipping the prev-entry check) keeps the stale entries.
 #[test]

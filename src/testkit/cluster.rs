@@ -55,6 +55,10 @@ pub struct ClusterConfig {
     pub max_pending_reads_per_group: u64,
     /// Every node runs the leader balancer (`multi/balance.rs`).
     pub balance_leaders: bool,
+    /// Leaders tell followers each commit at once (`NodeConfig`'s
+    /// `broadcast_commit`); false, the default, lets it ride on the next
+    /// append or heartbeat.
+    pub broadcast_commit: bool,
     pub seed: u64,
     /// Keep each node's groups in the real WAL on an in-memory file system
     /// (crashes then keep exactly what was made durable). Without it a
@@ -118,6 +122,7 @@ impl ClusterConfig {
             max_unsynced_bytes: NodeConfig::DEFAULT_MAX_UNSYNCED_BYTES,
             max_pending_reads_per_group: NodeConfig::DEFAULT_MAX_PENDING_READS_PER_GROUP,
             balance_leaders: false,
+            broadcast_commit: false,
             seed,
             wal: true,
             segment_bytes: 16 << 10,
@@ -395,6 +400,7 @@ impl Cluster {
         c.max_unsynced_bytes = self.cfg.max_unsynced_bytes;
         c.max_pending_reads_per_group = self.cfg.max_pending_reads_per_group;
         c.balance_leaders = self.cfg.balance_leaders;
+        c.broadcast_commit = self.cfg.broadcast_commit;
         c.seed = self
             .cfg
             .seed

@@ -254,6 +254,7 @@ static void test_config_init(void)
     CHECK(c.metrics_per_group_max == 0);
     CHECK(c.cluster_secret == NULL && c.cluster_secret_len == 0);
     CHECK(c.tls_cert_pem == NULL && c.tls_key_pem == NULL && c.tls_ca_pem == NULL);
+    CHECK(c.broadcast_commit == false);
 }
 
 static void test_node_new_misuse(void)

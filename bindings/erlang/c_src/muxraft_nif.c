@@ -578,13 +578,16 @@ static int get_cstr(ErlNifEnv *env, ERL_NIF_TERM t, int allow_undefined,
  *                Quiesce, {MaxPendingReadsPerGroup, MaxPendingReads,
  *                 MetricsPerGroupMax}, {ClusterSecret | undefined,
  *                 TlsCertPem | undefined, TlsKeyPem | undefined,
- *                 TlsCaPem | undefined})
+ *                 TlsCaPem | undefined, BalanceLeaders,
+ *                 BalanceMaxTransfers, BroadcastCommit})
  *   -> {ok, Node} | {error, Reason, Message}
  * ClusterSecret is a binary (its bytes are copied by muxraft_node_new); the
- * Tls* are binaries holding file paths (read by muxraft_node_new).
- * Numeric options, BatchHeartbeats and Quiesce are `undefined` for the
- * library's default. With a data_dir, the `restore` messages of the groups
- * recovered from a snapshot are sent to the caller before this returns. */
+ * Tls* are binaries holding file paths (read by muxraft_node_new);
+ * BalanceLeaders is a MUXRAFT_BALANCE_* value.
+ * Numeric options, BatchHeartbeats, Quiesce and BroadcastCommit are
+ * `undefined` for the library's default. With a data_dir, the `restore`
+ * messages of the groups recovered from a snapshot are sent to the caller
+ * before this returns. */
 static ERL_NIF_TERM start_node_nif(ErlNifEnv *env, int argc,
                                    const ERL_NIF_TERM argv[])
 {
@@ -634,8 +637,9 @@ static ERL_NIF_TERM start_node_nif(ErlNifEnv *env, int argc,
         !get_opt_u64(env, tuple[2], &config.metrics_per_group_max))
         return enif_make_badarg(env);
     /* The links between nodes: the cluster secret, then the TLS paths;
-     * then the leader balancer (MUXRAFT_BALANCE_*, transfers in flight). */
-    if (!enif_get_tuple(env, argv[14], &arity, &link) || arity != 6 ||
+     * then the leader balancer (MUXRAFT_BALANCE_*, transfers in flight);
+     * then broadcast_commit. */
+    if (!enif_get_tuple(env, argv[14], &arity, &link) || arity != 7 ||
         !get_opt_u32(env, link[4], &config.balance_leaders) ||
         !get_opt_u32(env, link[5], &config.balance_max_transfers))
         return enif_make_badarg(env);
@@ -660,6 +664,12 @@ static ERL_NIF_TERM start_node_nif(ErlNifEnv *env, int argc,
     else if (enif_is_identical(argv[12], am_false))
         config.quiesce = false;
     else if (!enif_is_identical(argv[12], am_undefined))
+        return enif_make_badarg(env);
+    if (enif_is_identical(link[6], am_true))
+        config.broadcast_commit = true;
+    else if (enif_is_identical(link[6], am_false))
+        config.broadcast_commit = false;
+    else if (!enif_is_identical(link[6], am_undefined))
         return enif_make_badarg(env);
     if (!enif_get_list_length(env, argv[3], &len) || len > MAX_PEERS)
         return enif_make_badarg(env);

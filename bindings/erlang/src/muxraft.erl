@@ -179,8 +179,15 @@
 %% which hands leaderships beyond this node's share of the groups to nodes
 %% below theirs by leadership transfers, a few at a time
 %% (`balance_max_transfers' in flight, default 8), counted in
-%% `balance_transfers' of {@link stats/1}. Strings may be given as strings
-%% or binaries. Unknown keys raise `badarg'.
+%% `balance_transfers' of {@link stats/1}; and `broadcast_commit' (false):
+%% how followers learn that an entry is committed, `false' by the leader's
+%% next append or heartbeat (for proposals made one at a time, half the
+%% messages of `true', but followers apply up to one heartbeat interval
+%% after the leader), `true' at once, by an empty append where there is
+%% nothing else to send; either way the leader commits, and reports the
+%% proposal, as promptly, and the commit of a membership change is always
+%% told at once. Strings may be given as strings or binaries. Unknown keys
+%% raise `badarg'.
 %%
 %% The calling process becomes the owner and receives the node's events.
 -spec start_node(#{node_id := node_id(),
@@ -213,7 +220,8 @@
                    tls_key_pem => file:filename_all(),
                    tls_ca_pem => file:filename_all(),
                    balance_leaders => auto | on | off,
-                   balance_max_transfers => non_neg_integer()}) ->
+                   balance_max_transfers => non_neg_integer(),
+                   broadcast_commit => boolean()}) ->
           {ok, node_handle()} | {error, reason()}.
 start_node(Opts) when is_map(Opts) ->
     Known = [node_id, cluster_id, listen, peers, data_dir, tick_ms,
@@ -226,7 +234,7 @@ start_node(Opts) when is_map(Opts) ->
              max_unsynced_bytes, quiesce, max_pending_reads_per_group,
              max_pending_reads, metrics_per_group_max, cluster_secret,
              tls_cert_pem, tls_key_pem, tls_ca_pem, balance_leaders,
-             balance_max_transfers],
+             balance_max_transfers, broadcast_commit],
     [] =:= maps:keys(maps:without(Known, Opts)) orelse error(badarg, [Opts]),
     NodeId = case Opts of
                  #{node_id := Id} when is_integer(Id), Id > 0 -> Id;
@@ -260,6 +268,7 @@ start_node(Opts) when is_map(Opts) ->
          end || K <- [tls_cert_pem, tls_key_pem, tls_ca_pem]],
     Batch = opt_bool(batch_heartbeats, Opts),
     Quiesce = opt_bool(quiesce, Opts),
+    BroadcastCommit = opt_bool(broadcast_commit, Opts),
     %% MUXRAFT_BALANCE_AUTO, _ON, _OFF.
     Balance = case maps:get(balance_leaders, Opts, auto) of
                   auto -> 0;
@@ -289,7 +298,8 @@ start_node(Opts) when is_map(Opts) ->
                            opt_u64(max_pending_reads, Opts),
                            opt_u64(metrics_per_group_max, Opts)},
                           {Secret, TlsCert, TlsKey, TlsCa, Balance,
-                           opt_int(balance_max_transfers, Opts)}));
+                           opt_int(balance_max_transfers, Opts),
+                           BroadcastCommit}));
 start_node(Opts) ->
     error(badarg, [Opts]).
 

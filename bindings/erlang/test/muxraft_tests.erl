@@ -80,6 +80,9 @@ quiesce_option_test_() ->
 balance_option_test_() ->
     {timeout, 60, fun balance_option/0}.
 
+broadcast_commit_option_test_() ->
+    {timeout, 60, fun broadcast_commit_option/0}.
+
 quiesce_idle_groups_test_() ->
     {timeout, 60, fun quiesce_idle_groups/0}.
 
@@ -1046,6 +1049,47 @@ balance_option() ->
      || Bad <- [1, yes, "on", true]],
     ?assertError(badarg, muxraft:start_node(#{node_id => 1, balance_max_transfers => -1})),
     flush().
+
+%% start_node/1 takes `broadcast_commit' true and false and nothing else.
+%% In three host-driven nodes, a proposal's frames carried without a tick
+%% commit it on the leader either way; with true the followers apply it
+%% then too, with false not before the next heartbeat (heartbeat_ticks
+%% ticks).
+broadcast_commit_option() ->
+    [begin
+         {ok, N} = muxraft:start_node(Opts#{node_id => 1, cluster_id => 2121}),
+         ok = muxraft:create_group(N, 1, 1, [1]),
+         ok = muxraft:stop_node(N)
+     end || Opts <- [#{}, #{broadcast_commit => false}, #{broadcast_commit => true}]],
+    [?assertError(badarg, muxraft:start_node(#{node_id => 1, broadcast_commit => Bad}))
+     || Bad <- [1, yes, "true", <<"false">>]],
+    [begin
+         {Nodes, IdOf} = hd_cluster(#{cluster_id => 2121, heartbeat_ticks => 2,
+                                      broadcast_commit => Broadcast}),
+         try
+             [ok = muxraft:create_group(N, 1, 1, [1, 2, 3]) || N <- maps:values(Nodes)],
+             S0 = hd_ticks_until(Nodes, IdOf, #{}, fun() -> hd_all_led(Nodes, [1]) end),
+             %% Settled: every replica told every commit.
+             S1 = hd_ticks(Nodes, IdOf, S0, 20),
+             L = hd_leader(Nodes, 1),
+             Followers = [Id || Id <- [1, 2, 3], Id =/= L],
+             Applied = fun(S, Id) ->
+                               lists:keymember(<<"bc">>, 2, maps:get({applied, Id, 1}, S, []))
+                       end,
+             {ok, P} = muxraft:propose(maps:get(L, Nodes), 1, <<"bc">>),
+             S2 = hd_deliver(Nodes, IdOf, S1),
+             ?assertEqual([P], maps:get({committed, L}, S2)),
+             ?assert(Applied(S2, L)),
+             [?assertEqual(Broadcast, Applied(S2, Id)) || Id <- Followers],
+             S3 = hd_ticks(Nodes, IdOf, S2, 2),
+             [?assert(Applied(S3, Id)) || Id <- Followers],
+             [ok = muxraft:stop_node(N) || N <- maps:values(Nodes)]
+         after
+             [muxraft:stop_node(N) || N <- maps:values(Nodes)],
+             flush()
+         end
+     end || Broadcast <- [true, false]],
+    ok.
 
 %% Three host-driven nodes owned by this process, quiesce on (the default
 %% too, but said): with no proposals, groups_awake counts down to 0 and
