@@ -414,6 +414,36 @@ fn the_commit_an_entries_record_carries_is_recovered_and_never_lowers_it() {
     assert_eq!(rec.groups[&1].store.hard_state(), hs(2, 3, 8));
 }
 
+/// The check of a batch keeps its map of the groups the batch creates
+/// between batches (so that it allocates nothing): a refused batch that
+/// created a group must leave nothing in it for the next one to trust.
+/// Mutation: not clearing the kept map lets the second batch write entries
+/// for a group that was never created.
+#[test]
+fn a_refused_batch_leaves_nothing_for_the_next_ones_check() {
+    let fs = MemFs::new(3);
+    let (mut wal, _) = open_mem(&fs, 1 << 20).unwrap();
+    let mut b = WalBatch::new();
+    b.create_group(7, 1, &[1, 2, 3]);
+    b.entries(7, 1, &entries(1, 2, 1, 8));
+    b.commits(&[(8, 1, 1)]); // group 8 does not exist: all refused
+    assert!(matches!(wal.write(&b), Err(WalError::InvalidBatch(_))));
+    let mut b = WalBatch::new();
+    b.entries(7, 1, &entries(3, 1, 1, 8));
+    assert!(
+        matches!(wal.write(&b), Err(WalError::InvalidBatch(_))),
+        "group 7 was never created"
+    );
+    let mut b = WalBatch::new();
+    b.create_group(7, 1, &[1, 2, 3]);
+    b.entries(7, 1, &entries(1, 2, 1, 8));
+    wal.write(&b).unwrap();
+    drop(wal);
+    let (_, rec) = open_mem(&fs, 1 << 20).unwrap();
+    assert_eq!(rec.groups[&7].store.last_index(), 2);
+    assert!(!rec.groups.contains_key(&8));
+}
+
 /// One writer per directory: a second `Wal` on a directory in use is
 /// refused (in this process too), and the directory is free once the first
 /// is dropped. Without the lock both would append to the same segments.

@@ -344,9 +344,8 @@ impl<S: LogStore> RaftLog<S> {
             return;
         }
         let n = (index - self.unstable_offset + 1) as usize;
-        self.store.append(&self.unstable[..n]);
         self.unstable_bytes -= payload_bytes(&self.unstable[..n]);
-        self.unstable.drain(..n);
+        self.store.append_drain(self.unstable.drain(..n));
         self.unstable_offset = index + 1;
         self.unstable_in_ready = self.unstable_in_ready.saturating_sub(n);
     }

@@ -47,6 +47,28 @@ impl MemStore {
         s
     }
 
+    /// Cut the log where `entries` (about to be appended) begin, and count
+    /// their payload in.
+    fn make_room(&mut self, entries: &[Entry]) {
+        let Some(first) = entries.first() else {
+            return;
+        };
+        assert!(
+            first.index > self.offset_index && first.index <= self.last_index() + 1,
+            "append at {} leaves a gap after {}",
+            first.index,
+            self.last_index()
+        );
+        let keep = (first.index - self.offset_index - 1) as usize;
+        let dropped: u64 = self.entries[keep.min(self.entries.len())..]
+            .iter()
+            .map(|e| e.data.len() as u64)
+            .sum();
+        self.entries.truncate(keep);
+        self.bytes =
+            self.bytes - dropped + entries.iter().map(|e| e.data.len() as u64).sum::<u64>();
+    }
+
     /// Number of bytes of payload held (for statistics).
     pub fn payload_bytes(&self) -> u64 {
         self.bytes
@@ -118,24 +140,13 @@ impl LogStore for MemStore {
     }
 
     fn append(&mut self, entries: &[Entry]) {
-        let Some(first) = entries.first() else {
-            return;
-        };
-        assert!(
-            first.index > self.offset_index && first.index <= self.last_index() + 1,
-            "append at {} leaves a gap after {}",
-            first.index,
-            self.last_index()
-        );
-        let keep = (first.index - self.offset_index - 1) as usize;
-        let dropped: u64 = self.entries[keep.min(self.entries.len())..]
-            .iter()
-            .map(|e| e.data.len() as u64)
-            .sum();
-        self.entries.truncate(keep);
+        self.make_room(entries);
         self.entries.extend_from_slice(entries);
-        self.bytes =
-            self.bytes - dropped + entries.iter().map(|e| e.data.len() as u64).sum::<u64>();
+    }
+
+    fn append_drain(&mut self, entries: std::vec::Drain<'_, Entry>) {
+        self.make_room(entries.as_slice());
+        self.entries.extend(entries);
     }
 
     fn snapshot(&self) -> &SnapshotMeta {
@@ -195,6 +206,26 @@ mod tests {
             kind: EntryKind::Normal,
             data: Bytes::from(vec![0u8; 10]),
         }
+    }
+
+    #[test]
+    fn append_drain_moves_what_append_copies() {
+        let mut copied = MemStore::new();
+        let mut moved = MemStore::new();
+        let mut first = vec![ent(1, 1), ent(2, 1), ent(3, 1)];
+        copied.append(&first);
+        moved.append_drain(first.drain(..2));
+        moved.append_drain(first.drain(..));
+        let mut second = vec![ent(2, 2), ent(3, 2)];
+        copied.append(&second[..1]);
+        moved.append_drain(second.drain(..1));
+        assert!(second.len() == 1 && first.is_empty());
+        assert_eq!(
+            (moved.last_index(), moved.term(2), moved.payload_bytes()),
+            (2, Ok(2), 20)
+        );
+        assert_eq!(moved.entries, copied.entries);
+        assert_eq!(moved.bytes, copied.bytes);
     }
 
     #[test]

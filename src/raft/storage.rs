@@ -41,6 +41,13 @@ pub trait LogStore {
     /// Record entries that are now durable. `entries[0].index` may be at most
     /// `last_index() + 1`; anything at or after it is replaced.
     fn append(&mut self, entries: &[Entry]);
+    /// [`append`](LogStore::append), moving the entries in rather than
+    /// copying them: what the log does with its unstable entries once they
+    /// are durable.
+    fn append_drain(&mut self, entries: std::vec::Drain<'_, Entry>) {
+        let entries: Vec<Entry> = entries.collect();
+        self.append(&entries);
+    }
     /// The latest snapshot covering this log (index 0 when there is none).
     fn snapshot(&self) -> &SnapshotMeta;
     /// Record a snapshot taken at `meta.index`, an index this log holds or

@@ -438,8 +438,20 @@ pub struct Wal {
     stats: WalStats,
     failed: bool,
     head: Vec<u8>,
+    /// `validate`'s map of the groups a batch changes, kept between
+    /// batches so that checking one allocates nothing.
+    overlay: IdMap<Option<Live>>,
     /// The directory is ours while this lives.
     _lock: DirLock,
+}
+
+/// A live group as the records of a batch before the current one leave
+/// it (`Wal::validate`).
+#[derive(Clone, Copy)]
+struct Live {
+    incarnation: u64,
+    last: u64,
+    compacted: u64,
 }
 
 impl std::fmt::Debug for Wal {
@@ -497,6 +509,7 @@ impl Wal {
             stats: WalStats::default(),
             failed: false,
             head: Vec::new(),
+            overlay: IdMap::default(),
             _lock: lock,
         };
         // Start a fresh segment (it begins with a checkpoint): appends never
@@ -688,27 +701,32 @@ impl Wal {
 
     /// The WAL has not failed and the batch is valid as a whole (see
     /// [`validate`](Self::validate)).
-    fn check_writable(&self, batch: &WalBatch) -> Result<(), WalError> {
+    fn check_writable(&mut self, batch: &WalBatch) -> Result<(), WalError> {
         if self.failed {
             return Err(WalError::Failed);
         }
         if let Some(reason) = &batch.invalid {
             return Err(WalError::InvalidBatch(reason.clone()));
         }
-        self.validate(batch)
+        let mut overlay = std::mem::take(&mut self.overlay);
+        overlay.clear();
+        let checked = self.validate(batch, &mut overlay);
+        // Kept for the next batch, unless one far larger than usual left
+        // it big (clearing costs its capacity).
+        if overlay.capacity() <= 4 * batch.ops.len().max(1024) {
+            self.overlay = overlay;
+        }
+        checked
     }
 
     /// Check the batch against the live groups before writing any of it.
-    fn validate(&self, batch: &WalBatch) -> Result<(), WalError> {
-        /// A live group as the records before the current one leave it.
-        #[derive(Clone, Copy)]
-        struct Live {
-            incarnation: u64,
-            last: u64,
-            compacted: u64,
-        }
-        // Groups the batch itself changed: Some if live.
-        let mut overlay: IdMap<Option<Live>> = IdMap::default();
+    /// `overlay` (empty) receives the groups the batch itself changes:
+    /// Some if live.
+    fn validate(
+        &self,
+        batch: &WalBatch,
+        overlay: &mut IdMap<Option<Live>>,
+    ) -> Result<(), WalError> {
         overlay.reserve(batch.ops.len());
         for op in &batch.ops {
             let (group, incarnation) = match op {
