@@ -318,10 +318,9 @@ mod tests {
         }
     }
 
-    // Mutation: stepping `inbound` after the `has_ready` check (or not at
-    // all) leaves the proposal it makes for a later pass, and this fails.
-    #[test]
-    fn a_pass_steps_its_inbound_work_before_it_takes_the_ready() {
+    /// A node leading a group of one, its first pass done (the leader's
+    /// no-op applied), with a recorder as its host.
+    fn one_leader() -> (Arc<SharedNode>, Recorder) {
         let mut node = Node::new(NodeConfig::new(1)).unwrap();
         node.create_group(1, 1, &[1]).unwrap();
         let shared = Arc::new(SharedNode::new(node));
@@ -331,6 +330,14 @@ mod tests {
             applied: Mutex::new(Vec::new()),
         };
         shared.drive(&no_pass(&rec)).unwrap();
+        (shared, rec)
+    }
+
+    // Mutation: stepping `inbound` after the `has_ready` check (or not at
+    // all) leaves the proposal it makes for a later pass, and this fails.
+    #[test]
+    fn a_pass_steps_its_inbound_work_before_it_takes_the_ready() {
+        let (shared, rec) = one_leader();
         // Nothing else to do: only the inbound step gives the pass work.
         assert!(!shared.with(|n| n.has_ready()));
         let calls = std::sync::atomic::AtomicUsize::new(0);
@@ -351,15 +358,7 @@ mod tests {
 
     #[test]
     fn proposing_from_inside_apply_neither_deadlocks_nor_reorders() {
-        let mut node = Node::new(NodeConfig::new(1)).unwrap();
-        node.create_group(1, 1, &[1]).unwrap();
-        let shared = Arc::new(SharedNode::new(node));
-        shared.with(|n| n.campaign(1)).unwrap();
-        let rec = Recorder {
-            shared: shared.clone(),
-            applied: Mutex::new(Vec::new()),
-        };
-        shared.drive(&no_pass(&rec)).unwrap();
+        let (shared, rec) = one_leader();
         shared
             .with(|n| n.propose(1, Bytes::from_static(b"first")))
             .unwrap();
