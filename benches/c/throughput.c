@@ -13,7 +13,12 @@
  * between steps without restarting the processes: they re-read a rate file
  * (queue_node --rate-file) every 100 ms, so the processes are started once
  * per mode and every step measures a cluster that has been running under
- * load (after the step's own warm-up, which is discarded).
+ * load (after the step's own warm-up, which is discarded). The first step
+ * starts once every group has a leader and, with batched heartbeats, the
+ * leader balancer is done (each node leads at most its share plus the
+ * balancer's 5% tolerance, and none moved for a second): a transfer counts
+ * as an election and a leader change, and those of the startup are not
+ * the load's.
  *
  * Each step offers one total rate for --warmup-seconds (discarded), then
  * for --step-seconds (measured), and prints one line:
@@ -80,6 +85,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +98,14 @@
 #define NODES 3
 #define REPORT_MS 250
 #define LEADERS_TIMEOUT_S 60.0
+/* After the elections the leader balancer (batched mode) hands leaderships
+ * over for a few seconds, or after a hold of 10 s if it missed a peer at
+ * first (each transfer counts as an election and a leader change): the
+ * first step starts once every node leads at most its share plus the
+ * balancer's tolerance (5%, and at least one group) and none moved for
+ * BALANCED_QUIET_S, or after BALANCED_TIMEOUT_S in any case (then said). */
+#define BALANCED_QUIET_S 1.0
+#define BALANCED_TIMEOUT_S 20.0
 #define MAX_STEPS 32
 #define SETTLE_TIMEOUT_S 60.0
 #define SETTLE_STABLE_S 1.0
@@ -283,7 +297,18 @@ static void print_step(const struct options *o, int batched, size_t n, const str
     }
 }
 
-/* Start a fresh cluster for one mode; wait until every group has a leader. */
+/* Does every node lead at most its share of the groups (1/NODES) plus the
+ * balancer's tolerance? */
+static bool balanced(void)
+{
+    for (size_t i = 0; i < cluster.n; i++)
+        if (cluster.procs[i].last.leading * NODES * 100 > cluster.groups * 105 + NODES * 100)
+            return false;
+    return true;
+}
+
+/* Start a fresh cluster for one mode; wait until every group has a leader
+ * and the leader balancer is done. */
 static bool start_cluster(const struct options *o, int batched)
 {
     if (!qc_init_temp(&cluster, o->exe, NODES, base_dir, sizeof base_dir, "muxraft-throughput"))
@@ -319,8 +344,30 @@ static bool start_cluster(const struct options *o, int batched)
         }
         qc_poll(&cluster, 50);
     }
-    fprintf(human, "== %s (--batch %d): every group has a leader after %.1f s; data in %s\n",
-            mode_name(batched), batched, qc_seconds_since(t0), base_dir);
+    double led_s = qc_seconds_since(t0);
+    size_t at = offsetof(qc_stat, balance_transfers);
+    uint64_t moved = qc_sum_field(&cluster, at), t1 = qc_now_ns(), last_move = t1;
+    while (batched && (!balanced() || qc_seconds_since(last_move) < BALANCED_QUIET_S)) {
+        if (qc_any_died(&cluster, PROG) || qc_interrupted)
+            return false;
+        if (qc_seconds_since(t1) > BALANCED_TIMEOUT_S) {
+            fprintf(human, "(the leader balancer was still moving leaders after %.0f s)\n",
+                    BALANCED_TIMEOUT_S);
+            break;
+        }
+        qc_poll(&cluster, 50);
+        uint64_t n = qc_sum_field(&cluster, at);
+        if (n != moved) {
+            moved = n;
+            last_move = qc_now_ns();
+        }
+    }
+    fprintf(human, "== %s (--batch %d): every group has a leader after %.1f s", mode_name(batched),
+            batched, led_s);
+    if (batched)
+        fprintf(human, ", balanced after %.1f s (%" PRIu64 " transfers)", qc_seconds_since(t0),
+                moved);
+    fprintf(human, "; data in %s\n", base_dir);
     return true;
 }
 
