@@ -284,6 +284,12 @@ struct Config {
     muxraft_balance balance_leaders;
     // Transfers the balancer has in flight at most (0: the default, 8).
     std::uint32_t balance_max_transfers;
+    // How followers learn that an entry is committed (see
+    // muxraft_config.broadcast_commit). false (the default): from the
+    // leader's next append or heartbeat, half the messages of a group
+    // taking one proposal at a time; followers apply up to a heartbeat
+    // interval after the leader. true: at once, by an empty append.
+    bool broadcast_commit;
 
     // The defaults of muxraft_config_init.
     Config() : Config(defaults()) {}
@@ -313,7 +319,7 @@ struct Config {
           tls_cert_pem(optional_string(c.tls_cert_pem)),
           tls_key_pem(optional_string(c.tls_key_pem)), tls_ca_pem(optional_string(c.tls_ca_pem)),
           log_level(static_cast<LogLevel>(c.log_level)), balance_leaders(c.balance_leaders),
-          balance_max_transfers(c.balance_max_transfers)
+          balance_max_transfers(c.balance_max_transfers), broadcast_commit(c.broadcast_commit)
     {
     }
 
@@ -355,6 +361,7 @@ struct Config {
         c.log_level = static_cast<std::uint32_t>(log_level);
         c.balance_leaders = balance_leaders;
         c.balance_max_transfers = balance_max_transfers;
+        c.broadcast_commit = broadcast_commit;
         return c;
     }
 

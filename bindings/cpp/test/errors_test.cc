@@ -120,6 +120,12 @@ TEST(Errors, ConfigHoldsTheCDefaults)
     const muxraft_config balanced = config.to_c();
     EXPECT_EQ(balanced.balance_leaders, static_cast<muxraft_balance>(MUXRAFT_BALANCE_OFF));
     EXPECT_EQ(muxraft::Config(balanced).balance_max_transfers, 3u);
+    // Commit broadcast: off by default, copied both ways.
+    EXPECT_FALSE(config.broadcast_commit);
+    config.broadcast_commit = true;
+    const muxraft_config broadcasting = config.to_c();
+    EXPECT_TRUE(broadcasting.broadcast_commit);
+    EXPECT_TRUE(muxraft::Config(broadcasting).broadcast_commit);
     EXPECT_EQ(muxraft::abi_version(), static_cast<std::uint32_t>(MUXRAFT_ABI_VERSION));
     EXPECT_STREQ(muxraft::version(), muxraft_version());
 }
