@@ -270,8 +270,16 @@ static size_t format_entry(char *buf, size_t size, uint64_t group,
 /* Commit latency histogram: latency_hist.h                                */
 
 /* ---------------------------------------------------------------------- */
-/* Proposals awaiting proposal_done: a hash table keyed by proposal id      */
+/* Proposals awaiting proposal_done, by proposal id                         */
 
+/* muxraft numbers a node's proposals 1, 2, 3, ..., so the ids in flight are
+ * a window of that sequence: each id has the slot `id` modulo the table's
+ * size, proposing and completing touch neighbouring slots, and no probing
+ * or shifting is ever needed. (A hash that spread the ids over the table,
+ * as this one once did, cost a cache miss per proposal and per
+ * completion.) An id whose slot is still held by one a whole table older
+ * doubles the table: it always holds the span between the oldest and the
+ * newest id in flight, which muxraft bounds by deciding every proposal. */
 struct pending {
     uint64_t id; /* 0: free slot */
     uint64_t group, seq, start_ns;
@@ -279,15 +287,8 @@ struct pending {
 
 struct pending_table {
     struct pending *v;
-    size_t cap, n; /* cap is a power of two, n < cap / 2 */
+    size_t cap, n; /* cap is a power of two */
 };
-
-static size_t slot_of(const struct pending_table *t, uint64_t id)
-{
-    return (size_t)((id * 0x9E3779B97F4A7C15ull) >> 20) & (t->cap - 1);
-}
-
-static void pending_put(struct pending_table *t, struct pending p);
 
 static void pending_grow(struct pending_table *t)
 {
@@ -295,49 +296,33 @@ static void pending_grow(struct pending_table *t)
     size_t old_cap = t->cap;
     t->cap = old_cap ? old_cap * 2 : 1024;
     t->v = xcalloc(t->cap, sizeof *t->v);
-    t->n = 0;
+    /* Two ids in distinct slots of the old table differ modulo its size,
+     * so they do modulo the new one too. */
     for (size_t i = 0; i < old_cap; i++)
         if (old[i].id != 0)
-            pending_put(t, old[i]);
+            t->v[old[i].id & (t->cap - 1)] = old[i];
     free(old);
 }
 
 static void pending_put(struct pending_table *t, struct pending p)
 {
-    if (2 * (t->n + 1) > t->cap)
+    while (t->cap == 0 || t->v[p.id & (t->cap - 1)].id != 0)
         pending_grow(t);
-    size_t i = slot_of(t, p.id);
-    while (t->v[i].id != 0)
-        i = (i + 1) & (t->cap - 1);
-    t->v[i] = p;
+    t->v[p.id & (t->cap - 1)] = p;
     t->n++;
 }
 
-/* Remove the entry with `id` into *out; false if there is none. Linear
- * probing with backward-shift deletion (no tombstones). */
+/* Remove the entry with `id` into *out; false if there is none. */
 static bool pending_take(struct pending_table *t, uint64_t id, struct pending *out)
 {
-    if (t->cap == 0)
+    if (t->cap == 0 || id == 0)
         return false;
-    size_t i = slot_of(t, id);
-    while (t->v[i].id != id) {
-        if (t->v[i].id == 0)
-            return false;
-        i = (i + 1) & (t->cap - 1);
-    }
-    *out = t->v[i];
+    struct pending *s = &t->v[id & (t->cap - 1)];
+    if (s->id != id)
+        return false;
+    *out = *s;
+    s->id = 0;
     t->n--;
-    size_t hole = i;
-    for (size_t j = (i + 1) & (t->cap - 1); t->v[j].id != 0; j = (j + 1) & (t->cap - 1)) {
-        size_t home = slot_of(t, t->v[j].id);
-        /* Move j into the hole if its home is not in (hole, j]. */
-        bool keep = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
-        if (!keep) {
-            t->v[hole] = t->v[j];
-            hole = j;
-        }
-    }
-    t->v[hole].id = 0;
     return true;
 }
 

@@ -577,6 +577,9 @@ pub unsafe extern "C" fn muxraft_group_key_metrics(
 /// group this node leads. On `MUXRAFT_OK`, `*out_proposal_id` (if not NULL)
 /// receives an id — written before any callback runs — that `proposal_done`
 /// reports exactly once (see `muxraft_proposal_done_fn` for the outcomes).
+/// A node numbers its proposals and reads in one increasing sequence from
+/// 1, never reused while the node lives: a host may keep what it waits for
+/// in a ring indexed by id (`examples/c/queue_node.c` does).
 ///
 /// Returns `MUXRAFT_OK`; `MUXRAFT_NOT_LEADER` (see `muxraft_group_status`
 /// for the leader: leadership moves, so this is routine); `MUXRAFT_NOT_FOUND`;

@@ -342,9 +342,13 @@ static void test_node_new_misuse(void)
             CHECK_OK(muxraft_group_status(node, 1, &info));
         }
         CHECK(info.role == MUXRAFT_LEADER && info.leader_id == 9);
-        uint64_t id = 0;
+        uint64_t id = 0, next = 0, read = 0;
         CHECK_OK(muxraft_propose(node, 1, bytes_of("x"), 1, &id));
         CHECK(id != 0);
+        /* Proposals and reads share one increasing sequence. */
+        CHECK_OK(muxraft_read_index(node, 1, &read));
+        CHECK_OK(muxraft_propose(node, 1, bytes_of("y"), 1, &next));
+        CHECK(read == id + 1 && next == id + 2);
         muxraft_node_free(node);
     }
     muxraft_node_free(NULL); /* a no-op */
