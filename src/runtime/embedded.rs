@@ -1,6 +1,6 @@
-//! Embedded mode: the node's own thread, ticking on a timer, stepping the
-//! frames the transport delivers, and driving the node (WAL write, then
-//! frames to the transport, then callbacks) — all on one muxraft thread.
+//! Embedded mode: the node's own threads (see [`Io`]), ticking on a timer,
+//! stepping the frames the transport delivers, and driving the node (WAL
+//! write, then frames to the transport, then callbacks).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
@@ -244,14 +244,18 @@ impl Embedded {
 
 /// The node's two threads and what they share.
 ///
-/// * The **node thread** (`Io::run`) takes the inputs: ticks on the timer,
-///   frames from the transport. After each, it sends at once the heartbeat
-///   batches and answers the node routed (`Node::take_liveness`: rows of
-///   groups whose state is durable), and tells the writer when there is
-///   work for a pass. It never waits for the disk, so heartbeats keep
-///   their interval while an fsync runs.
-/// * The **writer thread** runs the drive loop (`SharedNode::drive`): take
-///   the `NodeReady`, write and fsync it (group commit: everything that
+/// * The transport's thread decodes every frame and routes it:
+///   appends and their answers to the writer, everything else to the node
+///   thread (all of them to the node thread until the writer runs).
+/// * The **node thread** (`Io::run`) takes the other inputs: ticks on the
+///   timer, heartbeats, votes, snapshot chunks. After each, it sends at
+///   once the heartbeat batches and answers the node routed
+///   (`Node::take_liveness`: rows of groups whose state is durable), and
+///   tells the writer when there is work for a pass. It never waits for
+///   the disk, so heartbeats keep their interval while an fsync runs.
+/// * The **writer thread** runs the drive loop (`SharedNode::drive`): step
+///   the appends and answers that arrived meanwhile, take the
+///   `NodeReady`, write and fsync it (group commit: everything that
 ///   arrived during the previous fsync goes in the next one), send what
 ///   depended on it, deliver the callbacks, advance. The host's callbacks
 ///   run on it, one at a time.
