@@ -906,6 +906,8 @@ fn run(sc: Scenario) -> Result<Totals, String> {
         t.kinds.insert(name, on as u64);
     }
     t.kinds.insert("backpressure", sc.pressure.is_some() as u64);
+    t.kinds
+        .insert("commit-broadcast", sc.broadcast_commit as u64);
     Ok(t)
 }
 
