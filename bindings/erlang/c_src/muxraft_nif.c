@@ -535,6 +535,18 @@ static int get_opt_u32(ErlNifEnv *env, ERL_NIF_TERM t, uint32_t *out)
     return 1;
 }
 
+/* `undefined` leaves *out unchanged; otherwise `true` or `false`. */
+static int get_opt_bool(ERL_NIF_TERM t, bool *out)
+{
+    if (enif_is_identical(t, am_true))
+        *out = true;
+    else if (enif_is_identical(t, am_false))
+        *out = false;
+    else if (!enif_is_identical(t, am_undefined))
+        return 0;
+    return 1;
+}
+
 /* `undefined` leaves *out unchanged; otherwise an unsigned 64-bit integer. */
 static int get_opt_u64(ErlNifEnv *env, ERL_NIF_TERM t, uint64_t *out)
 {
@@ -653,23 +665,9 @@ static ERL_NIF_TERM start_node_nif(ErlNifEnv *env, int argc,
         config.cluster_secret = secret.data;
         config.cluster_secret_len = secret.size;
     }
-    if (enif_is_identical(argv[8], am_true))
-        config.batch_heartbeats = true;
-    else if (enif_is_identical(argv[8], am_false))
-        config.batch_heartbeats = false;
-    else if (!enif_is_identical(argv[8], am_undefined))
-        return enif_make_badarg(env);
-    if (enif_is_identical(argv[12], am_true))
-        config.quiesce = true;
-    else if (enif_is_identical(argv[12], am_false))
-        config.quiesce = false;
-    else if (!enif_is_identical(argv[12], am_undefined))
-        return enif_make_badarg(env);
-    if (enif_is_identical(link[6], am_true))
-        config.broadcast_commit = true;
-    else if (enif_is_identical(link[6], am_false))
-        config.broadcast_commit = false;
-    else if (!enif_is_identical(link[6], am_undefined))
+    if (!get_opt_bool(argv[8], &config.batch_heartbeats) ||
+        !get_opt_bool(argv[12], &config.quiesce) ||
+        !get_opt_bool(link[6], &config.broadcast_commit))
         return enif_make_badarg(env);
     if (!enif_get_list_length(env, argv[3], &len) || len > MAX_PEERS)
         return enif_make_badarg(env);
