@@ -444,6 +444,51 @@ fn a_refused_batch_leaves_nothing_for_the_next_ones_check() {
     assert!(!rec.groups.contains_key(&8));
 }
 
+/// `write_unsynced` appends a batch and leaves its fsync to `sync`, or to
+/// whatever the WAL writes next, which syncs it first (each write is synced
+/// before the next starts, so only the last commit can be torn); until
+/// then the bookkeeping does not count it. A crash before its sync leaves
+/// the batch whole or gone, never a log recovery refuses.
+/// Mutation: a `write` that does not sync what waits first is refused
+/// (its entries would leave a hole in what the WAL counts), and this fails.
+#[test]
+fn an_unsynced_batch_is_synced_by_sync_or_first_by_the_next_write() {
+    let (mut kept, mut lost) = (0, 0);
+    for seed in 0..40 {
+        let fs = MemFs::new(seed);
+        let (mut wal, _) = open_mem(&fs, 1 << 20).unwrap();
+        let mut b = WalBatch::new();
+        b.create_group(1, 1, &[1]);
+        b.entries(1, 1, &entries(1, 2, 1, 8));
+        wal.write(&b).unwrap();
+        let syncs = fs.stats().data_syncs;
+        let mut b = WalBatch::new();
+        b.entries(1, 1, &entries(3, 1, 1, 8));
+        wal.write_unsynced(b).unwrap();
+        assert_eq!(wal.last_index(1), Some(2), "counted before its sync");
+        assert_eq!(fs.stats().data_syncs, syncs);
+        let mut b = WalBatch::new();
+        b.entries(1, 1, &entries(4, 1, 1, 8));
+        wal.write(&b).unwrap();
+        assert_eq!(wal.last_index(1), Some(4));
+        assert_eq!(fs.stats().data_syncs, syncs + 2, "one fsync each");
+        wal.sync().unwrap();
+        assert_eq!(fs.stats().data_syncs, syncs + 2, "nothing waited");
+        let mut b = WalBatch::new();
+        b.entries(1, 1, &entries(5, 1, 1, 8));
+        wal.write_unsynced(b).unwrap();
+        drop(wal);
+        fs.crash(seed);
+        let (_, rec) = open_mem(&fs, 1 << 20).unwrap();
+        match rec.groups[&1].store.last_index() {
+            4 => lost += 1,
+            5 => kept += 1,
+            other => panic!("seed {seed}: recovered up to {other}"),
+        }
+    }
+    assert!(kept > 0 && lost > 0, "kept {kept}, lost {lost}");
+}
+
 /// One writer per directory: a second `Wal` on a directory in use is
 /// refused (in this process too), and the directory is free once the first
 /// is dropped. Without the lock both would append to the same segments.

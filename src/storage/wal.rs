@@ -441,8 +441,24 @@ pub struct Wal {
     /// `validate`'s map of the groups a batch changes, kept between
     /// batches so that checking one allocates nothing.
     overlay: IdMap<Option<Live>>,
+    /// A commit [`write_unsynced`](Wal::write_unsynced) appended and no
+    /// sync has finished yet, with its batch: not yet in the bookkeeping.
+    unsynced: Option<(WalBatch, Written)>,
     /// The directory is ours while this lives.
     _lock: DirLock,
+}
+
+/// Where `Wal::append_commit` put a commit, for `Wal::finish_commit`.
+#[derive(Clone, Copy, Debug)]
+struct Written {
+    /// Its segment, and the offset of the batch's records in it.
+    seq: u64,
+    batch_at: u64,
+    /// Bytes appended, and records (a checkpoint included).
+    bytes: u64,
+    records: u32,
+    /// It started the segment (the directory needs a sync too).
+    rolled: bool,
 }
 
 /// A live group as the records of a batch before the current one leave
@@ -510,6 +526,7 @@ impl Wal {
             failed: false,
             head: Vec::new(),
             overlay: IdMap::default(),
+            unsynced: None,
             _lock: lock,
         };
         // Start a fresh segment (it begins with a checkpoint): appends never
@@ -523,19 +540,57 @@ impl Wal {
     /// ([`WalError::InvalidBatch`], see the methods of [`WalBatch`]) writes
     /// nothing either and leaves the WAL usable.
     pub fn write(&mut self, batch: &WalBatch) -> Result<(), WalError> {
+        match self.append_checked(batch)? {
+            Some(w) => self.finish_commit(batch, w),
+            None => Ok(()),
+        }
+    }
+
+    /// [`write`](Self::write) in two halves: append the batch now, and
+    /// leave its fsync to [`sync`](Self::sync) — or to whatever the WAL
+    /// does next: every other write, and segment deletion, first syncs the
+    /// batch before (each write is synced before the next one starts, so
+    /// only the last commit can be torn). Until it is synced, the batch is
+    /// not durable and not in what [`last_index`](Self::last_index),
+    /// [`segments`](Self::segments) and the like report.
+    ///
+    /// For a caller with work that depends on nothing the batch holds (the
+    /// drive loop tells a host of commits that were durable before): the
+    /// batch's bytes are on their way meanwhile, and whatever that work
+    /// writes to the WAL lands after the batch, as it would have after a
+    /// whole `write`.
+    pub fn write_unsynced(&mut self, batch: WalBatch) -> Result<(), WalError> {
+        if let Some(w) = self.append_checked(&batch)? {
+            self.unsynced = Some((batch, w));
+        }
+        Ok(())
+    }
+
+    /// Make the batch [`write_unsynced`](Self::write_unsynced) appended
+    /// durable, if some is still waiting; returns when it is.
+    pub fn sync(&mut self) -> Result<(), WalError> {
+        match self.unsynced.take() {
+            Some((batch, w)) => self.finish_commit(&batch, w),
+            None => Ok(()),
+        }
+    }
+
+    /// Sync what waits, check the batch and append it (into a new segment
+    /// if the active one is full). `None`: an empty batch, nothing written.
+    fn append_checked(&mut self, batch: &WalBatch) -> Result<Option<Written>, WalError> {
+        self.sync()?;
         self.check_writable(batch)?;
         if batch.ops.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
-        let next_seq = match &self.active {
+        let roll = match &self.active {
             Some(a) if a.len < self.opts.segment_bytes => None,
             Some(a) => Some(a.seq + 1),
             None => return Err(WalError::Failed),
         };
-        match next_seq {
-            Some(seq) => self.commit_checked(batch, seq),
-            None => self.commit(batch, None).inspect_err(|_| self.failed = true),
-        }
+        self.append_commit(batch, roll)
+            .map(Some)
+            .inspect_err(|_| self.failed = true)
     }
 
     /// Write the batch as [`write`](Self::write) does, but as the first
@@ -544,6 +599,7 @@ impl Wal {
     /// live logs of older segments are rewritten into it, all of them can
     /// go (see "Segment deletion").
     pub fn write_in_new_segment(&mut self, batch: &WalBatch) -> Result<(), WalError> {
+        self.sync()?;
         self.check_writable(batch)?;
         let Some(seq) = self.active.as_ref().map(|a| a.seq + 1) else {
             return Err(WalError::Failed);
@@ -562,6 +618,7 @@ impl Wal {
     /// [`segments`](Self::segments) and [`stats`](Self::stats) still answer.
     pub fn close(&mut self) {
         self.failed = true;
+        self.unsynced = None;
         self.active = None;
         self._lock = DirLock::none();
     }
@@ -570,6 +627,7 @@ impl Wal {
     /// any live group's current log; returns how many were deleted. Cheap
     /// when there is nothing to delete (one pass over the segment list).
     pub fn delete_unneeded_segments(&mut self) -> Result<usize, WalError> {
+        self.sync()?;
         if self.failed {
             return Err(WalError::Failed);
         }
@@ -839,13 +897,15 @@ impl Wal {
     /// [`commit`](Self::commit) into a new segment `seq`; marks the WAL
     /// failed on error.
     fn commit_checked(&mut self, batch: &WalBatch, seq: u64) -> Result<(), WalError> {
-        self.commit(batch, Some(seq))
-            .inspect_err(|_| self.failed = true)
+        let w = self
+            .append_commit(batch, Some(seq))
+            .inspect_err(|_| self.failed = true)?;
+        self.finish_commit(batch, w)
     }
 
     /// Append one commit — a checkpoint first if starting segment `roll`,
-    /// then the batch — sync it, and update the bookkeeping.
-    fn commit(&mut self, batch: &WalBatch, roll: Option<u64>) -> Result<(), WalError> {
+    /// then the batch — for [`finish_commit`](Self::finish_commit) to sync.
+    fn append_commit(&mut self, batch: &WalBatch, roll: Option<u64>) -> Result<Written, WalError> {
         let mut body = Vec::new();
         let mut count = batch.records;
         if roll.is_some() {
@@ -893,21 +953,42 @@ impl Wal {
             active.file.append(head)?;
             active.file.append(&batch.buf)?;
         }
+        Ok(Written {
+            seq: active.seq,
+            batch_at,
+            bytes: batch_at - active.len + batch.buf.len() as u64,
+            records: count,
+            rolled: roll.is_some(),
+        })
+    }
+
+    /// Sync the commit `append_commit` wrote for `batch` and update the
+    /// bookkeeping; marks the WAL failed on error.
+    fn finish_commit(&mut self, batch: &WalBatch, w: Written) -> Result<(), WalError> {
+        self.sync_commit(w).inspect_err(|_| self.failed = true)?;
+        let Some(active) = self.active.as_mut() else {
+            return Err(WalError::Failed);
+        };
+        active.len += w.bytes;
+        let len = active.len;
+        self.tracker.set_segment_bytes(w.seq, len);
+        self.stats.bytes += w.bytes;
+        self.stats.records += u64::from(w.records);
+        self.next_commit += 1;
+        self.apply(batch, w.seq, w.batch_at);
+        Ok(())
+    }
+
+    fn sync_commit(&mut self, w: Written) -> Result<(), WalError> {
+        let Some(active) = self.active.as_mut() else {
+            return Err(WalError::Failed);
+        };
         active.file.sync_data()?;
         self.stats.fsyncs += 1;
-        if roll.is_some() {
+        if w.rolled {
             self.fs.sync_dir(&self.opts.dir)?;
             self.stats.fsyncs += 1;
         }
-
-        let written = batch_at - active.len + batch.buf.len() as u64;
-        active.len += written;
-        let (seq, len) = (active.seq, active.len);
-        self.tracker.set_segment_bytes(seq, len);
-        self.stats.bytes += written;
-        self.stats.records += u64::from(count);
-        self.next_commit += 1;
-        self.apply(batch, seq, batch_at);
         Ok(())
     }
 
