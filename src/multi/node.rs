@@ -10,12 +10,22 @@
 //! loop {
 //!     node.tick() / node.step(envelope) / node.propose(..)   // inputs, any time
 //!     let rd = node.ready();
+//!     send rd.early                                          // 0. may go first
+//!     deliver rd.events[..rd.early_events] in order          //    (optional)
 //!     persist rd.groups[*].ready.{hard_state, entries}       // 1. durable first
 //!     send rd.messages                                       // 2. then send
-//!     deliver rd.events in order                             // 3. apply, report
+//!     deliver rd.events[rd.early_events..] in order          // 3. apply, report
 //!     node.advance(rd);                                      // 4. done
 //! }
 //! ```
+//!
+//! The events of a group whose ready writes nothing they depend on — its
+//! committed entries are durable here already (always so on a leader,
+//! which counts itself toward commit only once durable), no snapshot, no
+//! new term or vote — come first in `rd.events`, and a host may deliver
+//! those `rd.early_events` before the write: a leader then reports a
+//! commit without waiting for an fsync of entries that are not part of
+//! it. Delivering every event after the write is correct too.
 //!
 //! Only one `NodeReady` may be outstanding at a time; inputs between `ready`
 //! and `advance` are fine.
@@ -54,6 +64,10 @@ pub struct GroupReady {
     /// The bytes of `ready.snapshot`, when the leader sent one: persist them
     /// with it.
     pub snapshot_data: Option<Bytes>,
+    /// This group's events (and the entries it applies) are among the
+    /// ready's [`NodeReady::early_events`]: they depend on nothing this
+    /// ready writes.
+    pub events_early: bool,
 }
 
 /// Something to tell the host, in the order it happened. More kinds may be
@@ -142,6 +156,11 @@ pub struct NodeReady {
     /// one peer stay in the order they were made (`early` first).
     pub messages: Vec<Envelope>,
     pub events: Vec<Event>,
+    /// How many of `events`, from the first, depend on nothing this ready
+    /// writes (outcomes and applies of entries durable already; see the
+    /// module documentation): these may be delivered before the writes are
+    /// durable. Per group, the order of events is kept either way.
+    pub early_events: usize,
 }
 
 impl NodeReady {
@@ -205,6 +224,9 @@ struct Spare {
     early: Vec<Envelope>,
     messages: Vec<Envelope>,
     events: Vec<Event>,
+    /// The events of groups whose writes they wait for, set apart during
+    /// `ready` (empty between passes).
+    late_events: Vec<Event>,
     routed: Vec<(u64, Envelope)>,
     /// Emptied message lists of group replicas (each `ready` hands a
     /// replica's list over and the node routes its messages), lent back to
@@ -1160,7 +1182,12 @@ impl Node {
             groups: std::mem::take(&mut self.spare.groups),
             early: Vec::new(),
             messages: std::mem::take(&mut self.spare.messages),
+            early_events: 0,
         };
+        // Events raised outside a ready (a removal, outcomes made unknown)
+        // keep their place before everything: with any, no event is early.
+        let split = out.events.is_empty();
+        let mut late = std::mem::take(&mut self.spare.late_events);
         // Messages routed earlier go first: a group's messages stay in order.
         // They depend on nothing undurable, so they may leave early, and so
         // may a leader's appends made in this pass, after them.
@@ -1191,6 +1218,7 @@ impl Node {
             if !g.raft.has_ready() {
                 continue;
             }
+            let first_event = out.events.len();
             // A leader's appends are made in `ready`.
             self.spare.lend_room(&mut g.raft);
             let mut rd = crate::logging::in_group(group_id, || g.raft.ready());
@@ -1345,14 +1373,24 @@ impl Node {
             if let Some(ev) = snapshot_hint(&self.cfg, group_id, g, handed_out) {
                 out.events.push(ev);
             }
+            let events_early = split && events_wait_for_nothing(&rd);
+            if !events_early {
+                late.extend(out.events.drain(first_event..));
+            }
             out.groups.push(GroupReady {
                 group_id,
                 incarnation,
                 generation: g.generation,
                 ready: rd,
                 snapshot_data,
+                events_early,
             });
         }
+        if split {
+            out.early_events = out.events.len();
+        }
+        out.events.append(&mut late);
+        self.spare.late_events = late;
         for group_id in changed {
             self.schedule_undecided(group_id);
         }
@@ -1427,6 +1465,7 @@ impl Node {
             early,
             messages,
             events,
+            early_events: _,
         } = rd;
         for gr in groups.drain(..) {
             match self.groups.get_mut(gr.group_id) {
@@ -1448,6 +1487,22 @@ impl Node {
         keep_spare(&mut self.spare.messages, messages);
         keep_spare(&mut self.spare.events, events);
     }
+}
+
+/// May the host hear a group's events of `rd` before `rd` is durable? Only
+/// if they tell of nothing it writes: no snapshot (restored with its file),
+/// no new term or vote (a role change may follow from it), and every entry
+/// handed out to apply below the first one it writes (a follower may be
+/// told of a commit in the append that brings the entries; a leader's
+/// committed entries are always durable here already).
+pub(super) fn events_wait_for_nothing(rd: &raft::Ready) -> bool {
+    let written_from = rd.entries.first().map_or(u64::MAX, |e| e.index);
+    rd.snapshot.is_none()
+        && !rd.term_or_vote_changed
+        && rd
+            .committed_entries
+            .last()
+            .map_or(true, |e| e.index < written_from)
 }
 
 /// A time proposals were refused with `Busy`, in ticks.

@@ -549,6 +549,75 @@ fn proposals_report_their_outcome_once_applied() {
     }
 }
 
+/// A leader's commits are told before the fsync of the pass that tells
+/// them (they were durable before), even when that pass also writes the
+/// group's next entries; the events of a group whose ready writes what
+/// they tell of wait for the write, and so does everything after an event
+/// raised outside a ready. Mutation: a rule that lets the events of a
+/// follower told of a commit in the append that brings the entries go
+/// early fails here and in the simulation ("told to the host before its
+/// write was durable").
+#[test]
+fn a_leaders_commits_are_early_events_and_what_a_pass_writes_is_not() {
+    let mut net = Net::new(3, &[8, 9], true);
+    net.elect(8, 1);
+    net.elect(9, 1);
+    net.settle();
+    let a = net.node(1).propose(8, Bytes::from_static(b"a")).unwrap();
+    net.hold_for(Some(1));
+    net.settle(); // the followers persist "a" and answer; held
+    let answers = net.take_held();
+    net.hold_for(None);
+    let b = net.node(1).propose(8, Bytes::from_static(b"b")).unwrap();
+    let c = net.node(1).propose(9, Bytes::from_static(b"c")).unwrap();
+    for m in answers {
+        net.node(1).step(m).unwrap();
+    }
+    let rd = net.node(1).ready();
+    let g8 = rd.groups.iter().find(|gr| gr.group_id == 8).unwrap();
+    assert!(g8.events_early);
+    assert_eq!(g8.ready.committed_entries.len(), 1);
+    assert!(g8.ready.entries.iter().any(|e| e.data.as_ref() == b"b"));
+    let early = &rd.events[..rd.early_events];
+    assert!(early.contains(&Event::ProposalDone {
+        group_id: 8,
+        proposal_id: a,
+        result: Ok(g8.ready.committed_entries[0].index),
+    }));
+    assert!(early
+        .iter()
+        .any(|e| matches!(e, Event::Applied { group_id: 8, data, .. } if data.as_ref() == b"a")));
+    // Group 9 wrote "c" and told nothing: no event of it at all.
+    assert!(!rd.events.iter().any(|e| matches!(
+        e,
+        Event::ProposalDone { proposal_id, .. } if *proposal_id == b || *proposal_id == c
+    )));
+    net.node(1).advance(rd);
+
+    // The rule, on readies made by hand.
+    let entry = |index| crate::raft::Entry {
+        index,
+        term: 2,
+        ..Default::default()
+    };
+    let rd = |committed: &[u64], written: &[u64]| crate::raft::Ready {
+        committed_entries: committed.iter().map(|&i| entry(i)).collect(),
+        entries: written.iter().map(|&i| entry(i)).collect(),
+        ..Default::default()
+    };
+    assert!(node::events_wait_for_nothing(&rd(&[4, 5], &[6, 7])));
+    assert!(node::events_wait_for_nothing(&rd(&[4], &[])));
+    assert!(node::events_wait_for_nothing(&rd(&[], &[6])));
+    // A follower told of a commit along with the entries it commits.
+    assert!(!node::events_wait_for_nothing(&rd(&[5, 6], &[6, 7])));
+    let mut term = rd(&[4], &[]);
+    term.term_or_vote_changed = true;
+    assert!(!node::events_wait_for_nothing(&term));
+    let mut snap = rd(&[], &[]);
+    snap.snapshot = Some(crate::raft::SnapshotMeta::default());
+    assert!(!node::events_wait_for_nothing(&snap));
+}
+
 #[test]
 fn removing_a_group_reports_its_pending_proposals_unknown() {
     let mut net = Net::new(3, &[8], true);
@@ -556,6 +625,8 @@ fn removing_a_group_reports_its_pending_proposals_unknown() {
     let id = net.node(1).propose(8, Bytes::from_static(b"x")).unwrap();
     net.node(1).remove_group(8).unwrap();
     let rd = net.node(1).ready();
+    // Raised outside a ready: it and whatever follows wait for the write.
+    assert_eq!(rd.early_events, 0);
     assert!(rd.events.contains(&Event::ProposalDone {
         group_id: 8,
         proposal_id: id,

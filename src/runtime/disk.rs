@@ -61,7 +61,7 @@ pub struct Recovery {
 
 /// The writes one `NodeReady` asks for, as one WAL batch (one write, one
 /// fsync): for every group, the snapshot it installs (whose file must be
-/// durable first: [`Disk::persist`]), its entries and hard state, each for
+/// durable first: [`Disk::persist_unsynced`]), its entries and hard state, each for
 /// the incarnation the ready was taken from. A HardState record only when
 /// the term or the vote changed: a group whose commit index alone moved has
 /// it written in its entries record, or, writing no entries, in the one
@@ -174,14 +174,31 @@ impl Disk {
         Ok(out)
     }
 
-    /// Make what `rd` asks durable: the files of the snapshots it installs,
-    /// then one WAL batch (one write, one fsync).
-    pub fn persist(&self, rd: &NodeReady) -> Result<(), Error> {
+    /// Write what `rd` asks to make durable: the files of the snapshots it
+    /// installs (durable when this returns), then one WAL batch, appended
+    /// but not yet synced: [`sync`](Disk::sync) does that (one fsync for
+    /// every group), or the next write to the WAL, whoever makes it
+    /// (`Wal::write_unsynced`).
+    pub fn persist_unsynced(&self, rd: &NodeReady) -> Result<(), Error> {
         self.save_received_snapshots(rd)?;
-        self.write(&wal_batch(rd))
+        self.write_unsynced(wal_batch(rd))
     }
 
-    /// The first half of [`persist`](Disk::persist): the files of the
+    /// Append a batch to the WAL, for [`sync`](Disk::sync) to make durable
+    /// (nothing if it is empty).
+    pub fn write_unsynced(&self, batch: WalBatch) -> Result<(), Error> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        Ok(self.wal.lock().write_unsynced(batch)?)
+    }
+
+    /// Make what was appended unsynced durable, if nothing did since.
+    pub fn sync(&self) -> Result<(), Error> {
+        Ok(self.wal.lock().sync()?)
+    }
+
+    /// The first half of [`persist_unsynced`](Disk::persist_unsynced): the files of the
     /// snapshots `rd` installs.
     pub fn save_received_snapshots(&self, rd: &NodeReady) -> Result<(), Error> {
         for gr in &rd.groups {

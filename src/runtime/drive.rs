@@ -139,7 +139,9 @@ impl SharedNode {
     /// Run `f` on the node with no drive pass in flight: a `NodeReady` taken
     /// but not yet persisted would otherwise still carry writes for
     /// whatever `f` changes (a group being removed). From inside a callback
-    /// the pass in flight is this thread's own and already persisted.
+    /// the pass in flight is this thread's own and its WAL batch already
+    /// written: if `f` writes to the WAL, that write syncs the batch first
+    /// (`Wal::write_unsynced`), so what `f` records lands after it.
     pub fn exclusive<R>(&self, f: impl FnOnce(&mut Node) -> R) -> R {
         if self.in_callback() {
             return self.with(f);
@@ -211,20 +213,26 @@ impl SharedNode {
                 (pass.send)(f);
             }
             // 1. Durable first: one write and one fsync for every group.
+            // Between the two, the events that depend on nothing this pass
+            // writes: a leader tells of its commits without waiting for
+            // the fsync of entries they are not part of. Whatever their
+            // callbacks write to the WAL (a group removed, a snapshot's
+            // compaction) syncs this pass's batch first and lands after it,
+            // as when the host hears of it after the whole write.
             if let Some(disk) = pass.disk {
-                disk.persist(&rd)?;
+                disk.persist_unsynced(&rd)?;
+            }
+            let (early_events, late_events) = rd.events.split_at(rd.early_events);
+            self.deliver(pass, early_events, removals);
+            if let Some(disk) = pass.disk {
+                disk.sync()?;
             }
             // 2. Then what depended on it.
             for f in encode_all(cluster_id, &rd.messages, &mut bytes) {
                 (pass.send)(f);
             }
-            // 3. Then tell the host.
-            for ev in &rd.events {
-                if self.removals.load(Ordering::Acquire) != removals && self.is_stale(ev) {
-                    continue;
-                }
-                pass.host.event(ev);
-            }
+            // 3. Then tell the host the rest.
+            self.deliver(pass, late_events, removals);
             // 4. Done.
             let mut n = self.node.lock();
             for kind in FrameKind::ALL {
@@ -233,6 +241,17 @@ impl SharedNode {
                 }
             }
             n.advance(rd);
+        }
+    }
+
+    /// Tell the host `events`, in order, but those about a group a callback
+    /// removed since the pass began (`removals` then).
+    fn deliver(&self, pass: &Pass, events: &[Event], removals: u64) {
+        for ev in events {
+            if self.removals.load(Ordering::Acquire) != removals && self.is_stale(ev) {
+                continue;
+            }
+            pass.host.event(ev);
         }
     }
 
@@ -354,6 +373,92 @@ mod tests {
         // index 1 is the leader's no-op; 2 = "stepped", 3 = "again" (the
         // recorder's own proposal, from inside the first apply).
         assert_eq!(*rec.applied.lock(), vec![2, 3]);
+    }
+
+    /// A host that removes group 2 when told group 1 applied "x", as a
+    /// broker deleting a queue from inside its apply callback would.
+    struct Remover<'a> {
+        shared: &'a SharedNode,
+        disk: &'a Disk,
+        removed: Mutex<Option<Result<(), Error>>>,
+    }
+
+    impl Host for Remover<'_> {
+        fn send(&self, _to: u64, _frame: &[u8], _liveness: bool) {}
+        fn event(&self, ev: &Event) {
+            if let Event::Applied {
+                group_id: 1, data, ..
+            } = ev
+            {
+                if data.as_ref() == b"x" {
+                    let r = crate::runtime::remove_group(self.shared, Some(self.disk), 2);
+                    *self.removed.lock() = Some(r);
+                }
+            }
+        }
+    }
+
+    // Mutation: delivering the early events before the pass's batch is
+    // written puts the removal record ahead of group 2's entries, and the
+    // WAL refuses the batch (the node fails with a storage error).
+    #[test]
+    fn a_group_removed_from_inside_an_early_event_is_removed_after_the_pass_that_wrote_to_it() {
+        use crate::storage::{MemFs, StorageOptions, WalBatch};
+        let fs = Arc::new(MemFs::new(7));
+        let dir = std::path::Path::new("/data");
+        let (disk, _) = Disk::open(dir, fs.clone(), StorageOptions::default()).unwrap();
+        let mut node = Node::new(NodeConfig::new(1)).unwrap();
+        let mut batch = WalBatch::default();
+        for g in [1, 2] {
+            node.create_group(g, 1, &[1]).unwrap();
+            batch.create_group(g, 1, &[1]);
+        }
+        disk.write(&batch).unwrap();
+        let shared = SharedNode::new(node);
+        let host = Remover {
+            shared: &shared,
+            disk: &disk,
+            removed: Mutex::new(None),
+        };
+        let pass = Pass {
+            disk: Some(&disk),
+            ..no_pass(&host)
+        };
+        for g in [1, 2] {
+            shared.with(|n| n.campaign(g)).unwrap();
+        }
+        shared.drive(&pass).unwrap();
+        // Group 1 takes "x"; the pass that tells it committed also writes
+        // group 2's "y", proposed right before that pass's ready.
+        shared
+            .with(|n| n.propose(1, Bytes::from_static(b"x")))
+            .unwrap();
+        let passes = std::sync::atomic::AtomicUsize::new(0);
+        let inbound = |n: &mut Node| {
+            if passes.fetch_add(1, Ordering::Relaxed) == 1 {
+                n.propose(2, Bytes::from_static(b"y")).unwrap();
+            }
+        };
+        let pass = Pass {
+            inbound: Some(&inbound),
+            ..pass
+        };
+        shared.drive(&pass).unwrap();
+        assert!(matches!(*host.removed.lock(), Some(Ok(()))));
+        assert_eq!(shared.with(|n| n.group_incarnation(2)), None);
+        disk.close();
+        drop(host);
+        drop(disk);
+        // Recovery: group 2's entries, then its removal; group 1 has "x".
+        let (_, recovered) = Disk::open(dir, fs, StorageOptions::default()).unwrap();
+        assert_eq!(
+            recovered.groups.keys().copied().collect::<Vec<_>>(),
+            vec![1]
+        );
+        let store = &recovered.groups[&1].store;
+        let last = crate::raft::LogStore::last_index(store);
+        let data = crate::raft::LogStore::entries(store, last, last + 1, u64::MAX).unwrap();
+        assert_eq!(data[0].data.as_ref(), b"x");
     }
 
     #[test]

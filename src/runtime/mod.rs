@@ -161,6 +161,26 @@ fn resolve(addr: &str) -> Result<SocketAddr, Error> {
         .ok_or_else(|| Error::invalid(format!("address {addr:?} resolves to nothing")))
 }
 
+/// Remove group `group_id` from `shared` and record that in the WAL.
+fn remove_group(shared: &SharedNode, disk: Option<&Disk>, group_id: u64) -> Result<(), Error> {
+    // The removal record must not reach the WAL between a pass taking this
+    // group's writes and writing them. From inside a callback the pass has
+    // written them already, and the record's write syncs them first.
+    shared.exclusive(|n| -> Result<(), Error> {
+        n.remove_group(group_id)?;
+        // Events of this pass not yet delivered (when removed from inside
+        // a callback) must not reach the host as the new group's.
+        shared.note_removal();
+        if let Some(disk) = disk {
+            let mut batch = WalBatch::default();
+            batch.remove_group(group_id);
+            disk.write(&batch)?;
+            disk.forget_group(group_id);
+        }
+        Ok(())
+    })
+}
+
 impl Runtime {
     /// Create a node; with a data directory, open its WAL and recover every
     /// group it holds.
@@ -400,21 +420,7 @@ impl Runtime {
 
     pub fn remove_group(&self, group_id: u64) -> Result<(), Error> {
         self.check_usable()?;
-        // The removal record must not reach the WAL between a pass taking
-        // this group's writes and persisting them.
-        self.shared.exclusive(|n| -> Result<(), Error> {
-            n.remove_group(group_id)?;
-            // Events of this pass not yet delivered (when removed from inside
-            // a callback) must not reach the host as the new group's.
-            self.shared.note_removal();
-            if let Some(disk) = &self.disk {
-                let mut batch = WalBatch::default();
-                batch.remove_group(group_id);
-                disk.write(&batch)?;
-                disk.forget_group(group_id);
-            }
-            Ok(())
-        })?;
+        remove_group(&self.shared, self.disk.as_deref(), group_id)?;
         self.kick()
     }
 

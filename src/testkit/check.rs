@@ -393,27 +393,42 @@ impl Checker {
                 }
             }
             if let Some(hs) = gr.ready.hard_state {
-                let prev = self.commit_seen.entry((node, g, inc)).or_insert(0);
-                if hs.commit > *prev {
-                    let from = *prev + 1;
-                    *prev = hs.commit;
-                    for idx in from.max(store.first_index())..=hs.commit {
-                        let Ok(term) = store.term(idx) else {
-                            return Err(format!(
-                                "node {node} group {g}/{inc} committed index {idx} it does not hold durably (commit {})",
-                                hs.commit
-                            ));
-                        };
-                        let data = store
-                            .entries(idx, idx + 1, u64::MAX)
-                            .ok()
-                            .and_then(|v| v.into_iter().next())
-                            .map(|e| e.data)
-                            .unwrap_or_default();
-                        self.note_committed(node, (g, inc), idx, term, data, hs.term)?;
-                    }
-                }
+                self.commit_durable(node, (g, inc), store, hs.commit, hs.term)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Node `node` holds group `key`'s log durably in `store` and knows it
+    /// committed up to `commit` (in a term `term`): note what that commits.
+    fn commit_durable(
+        &mut self,
+        node: u64,
+        key: GroupKey,
+        store: &MemStore,
+        commit: u64,
+        term: u64,
+    ) -> Check {
+        let (g, inc) = key;
+        let prev = self.commit_seen.entry((node, g, inc)).or_insert(0);
+        if commit <= *prev {
+            return Ok(());
+        }
+        let from = *prev + 1;
+        *prev = commit;
+        for idx in from.max(store.first_index())..=commit {
+            let Ok(entry_term) = store.term(idx) else {
+                return Err(format!(
+                    "node {node} group {g}/{inc} committed index {idx} it does not hold durably (commit {commit})"
+                ));
+            };
+            let data = store
+                .entries(idx, idx + 1, u64::MAX)
+                .ok()
+                .and_then(|v| v.into_iter().next())
+                .map(|e| e.data)
+                .unwrap_or_default();
+            self.note_committed(node, key, idx, entry_term, data, term)?;
         }
         Ok(())
     }
@@ -599,7 +614,61 @@ impl Checker {
         }
     }
 
-    /// What node `node` (in its life `life`) applied and reported in `rd`.
+    /// What node `node` (in its life `life`) applied and reported in `rd`
+    /// before its writes were durable: the events of the groups
+    /// `rd.early_events` covers, which must tell only of what `durable`
+    /// (the node's durable state before `rd`) holds already. `log_term` as
+    /// for [`on_ready`](Self::on_ready).
+    pub fn on_early_events(
+        &mut self,
+        node: u64,
+        life: u64,
+        rd: &NodeReady,
+        durable: &Durable,
+        log_term: impl Fn(u64, u64) -> Result<Option<u64>, u64>,
+    ) -> Check {
+        let early = &rd.events[..rd.early_events];
+        for gr in rd.groups.iter().filter(|gr| gr.events_early) {
+            let (g, inc) = (gr.group_id, gr.incarnation);
+            let Some(last) = gr.ready.committed_entries.last() else {
+                continue;
+            };
+            let store = durable.store(g, inc);
+            for e in &gr.ready.committed_entries {
+                let held = store.is_some_and(|s| {
+                    e.index <= s.snapshot().index || s.term(e.index) == Ok(e.term)
+                });
+                if !held {
+                    return Err(format!(
+                        "node {node} group {g}/{inc}: entry {} (term {}) told to the host before its write was durable",
+                        e.index, e.term
+                    ));
+                }
+            }
+            // Its commit index, which this ready writes, is what makes
+            // them committed: as far as they go, it is known now.
+            if let (Some(hs), Some(store)) = (gr.ready.hard_state, store) {
+                self.commit_durable(node, (g, inc), store, hs.commit.min(last.index), hs.term)?;
+            }
+        }
+        for ev in early {
+            let g = event_group(ev);
+            if !rd
+                .groups
+                .iter()
+                .any(|gr| gr.group_id == g && gr.events_early)
+            {
+                return Err(format!(
+                    "node {node}: an early event of group {g}, whose events wait for the write: {ev:?}"
+                ));
+            }
+        }
+        self.on_events(node, life, rd, true, &log_term)
+    }
+
+    /// What node `node` (in its life `life`) applied and reported in `rd`
+    /// once its writes were durable (all but what
+    /// [`on_early_events`](Self::on_early_events) took).
     /// `log_term` reads the node's current log (for leader completeness):
     /// `Err(first)` for an index its log no longer holds, `first` being the
     /// first index it still holds.
@@ -610,9 +679,26 @@ impl Checker {
         rd: &NodeReady,
         log_term: impl Fn(u64, u64) -> Result<Option<u64>, u64>,
     ) -> Check {
+        self.on_events(node, life, rd, false, &log_term)
+    }
+
+    /// The events of `rd` (and the groups' applies) that are early, or not.
+    fn on_events(
+        &mut self,
+        node: u64,
+        life: u64,
+        rd: &NodeReady,
+        early: bool,
+        log_term: &impl Fn(u64, u64) -> Result<Option<u64>, u64>,
+    ) -> Check {
+        let events = if early {
+            &rd.events[..rd.early_events]
+        } else {
+            &rd.events[rd.early_events..]
+        };
         // A restore comes before anything applied after it (the runtime
         // delivers the events in this order).
-        for ev in &rd.events {
+        for ev in events {
             if let Event::Restore {
                 group_id,
                 incarnation,
@@ -624,17 +710,17 @@ impl Checker {
                 self.on_restore(node, life, (*group_id, *incarnation), *index, *term, data)?;
             }
         }
-        for gr in &rd.groups {
+        for gr in rd.groups.iter().filter(|gr| gr.events_early == early) {
             let key = (gr.group_id, gr.incarnation);
             for e in &gr.ready.committed_entries {
                 self.on_applied(node, life, key, e)?;
             }
             if let Some((Role::Leader, term, _)) = gr.ready.role_change {
                 self.leadership(node, key, term, "became leader")?;
-                self.leader_completeness(node, key, term, &log_term)?;
+                self.leader_completeness(node, key, term, log_term)?;
             }
         }
-        for ev in &rd.events {
+        for ev in events {
             match ev {
                 Event::ProposalDone {
                     proposal_id,
@@ -930,5 +1016,18 @@ impl Checker {
             }
         }
         Ok(())
+    }
+}
+
+/// The group an event is about.
+fn event_group(ev: &Event) -> u64 {
+    match ev {
+        Event::RoleChanged { group_id, .. }
+        | Event::Applied { group_id, .. }
+        | Event::Restore { group_id, .. }
+        | Event::MembersChanged { group_id, .. }
+        | Event::SnapshotNeeded { group_id, .. }
+        | Event::ProposalDone { group_id, .. }
+        | Event::ReadDone { group_id, .. } => *group_id,
     }
 }

@@ -1205,18 +1205,34 @@ impl Cluster {
                 }
             }
             let sn = self.nodes.get_mut(&id).expect("node");
+            let life = sn.life;
             // 1. Durable first: the files of the snapshots it installs,
-            // then one WAL batch (as `Disk::persist`, in two halves so that
-            // the model knows which completed).
+            // then one WAL batch, appended, then synced (as the runtime's
+            // pass, in steps so that the model knows which completed).
+            // Between append and sync, the events that depend on nothing
+            // the batch holds reach the host, as in the runtime: a crash
+            // in the sync then leaves acknowledgements behind, which must
+            // hold on what was durable before.
             let batch = wal_batch(&rd);
             let installs = rd.groups.iter().any(|gr| gr.ready.snapshot.is_some());
+            let early = |checker: &mut Checker, sn: &SimNode| {
+                let node = sn.node.as_ref().expect("running");
+                checker
+                    .on_early_events(id, life, &rd, &sn.durable, |g, i| node_log_term(node, g, i))
+            };
+            let mut told = false;
             if let Some(disk) = &sn.disk {
                 if !batch.is_empty() || installs {
                     if torn {
                         sn.fs.fail_next_sync();
                     }
                     let saved = disk.save_received_snapshots(&rd);
-                    let written = saved.is_ok() && disk.write(&batch).is_ok();
+                    let appended = saved.is_ok() && disk.write_unsynced(batch).is_ok();
+                    if appended {
+                        early(&mut self.checker, sn)?;
+                        told = true;
+                    }
+                    let written = appended && disk.sync().is_ok();
                     if !written {
                         // The power failed during the write: the node is
                         // gone, with whatever part of it reached the disk.
@@ -1238,8 +1254,10 @@ impl Cluster {
                     }
                 }
             }
+            if !told {
+                early(&mut self.checker, sn)?;
+            }
             sn.durable.persist(&rd);
-            let life = sn.life;
             let node = sn.node.as_ref().expect("running");
             self.checker.on_persisted(id, &rd, &sn.durable)?;
             // 2. What leaves must be backed by what is durable.
@@ -1247,13 +1265,7 @@ impl Cluster {
                 .on_send(id, &rd.messages, &sn.durable, |g| node.group_incarnation(g))?;
             // 3. What it applied and reported.
             self.checker
-                .on_ready(id, life, &rd, |g, i| match node.log_term(g, i) {
-                    Some(t) => Ok(Some(t)),
-                    None => match node.group_status(g) {
-                        Ok(s) if i < s.first_index => Err(s.first_index),
-                        _ => Ok(None),
-                    },
-                })?;
+                .on_ready(id, life, &rd, |g, i| node_log_term(node, g, i))?;
             if self.cfg.record_events {
                 self.events
                     .entry(id)
@@ -1327,7 +1339,8 @@ impl Cluster {
                 now
             });
             if let Some(disk) = &sn.disk {
-                disk.persist(&rd)
+                disk.persist_unsynced(&rd)
+                    .and_then(|()| disk.sync())
                     .map_err(|e| format!("node {id} storage write: {e}"))?;
             }
             if self.cfg.record_events {
@@ -1583,4 +1596,17 @@ fn describe_durable(d: &Durable) -> String {
         .collect();
     v.sort();
     v.join(", ")
+}
+
+/// The term of entry `i` in `node`'s log of group `g`, as the checker's
+/// leader completeness reads it: `Err(first)` for an index the log no
+/// longer holds, `first` being the first index it still holds.
+fn node_log_term(node: &Node, g: u64, i: u64) -> Result<Option<u64>, u64> {
+    match node.log_term(g, i) {
+        Some(t) => Ok(Some(t)),
+        None => match node.group_status(g) {
+            Ok(s) if i < s.first_index => Err(s.first_index),
+            _ => Ok(None),
+        },
+    }
 }
