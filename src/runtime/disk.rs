@@ -61,8 +61,8 @@ pub struct Recovery {
 
 /// The writes one `NodeReady` asks for, as one WAL batch (one write, one
 /// fsync): for every group, the snapshot it installs (whose file must be
-/// durable first: [`Disk::persist_unsynced`]), its entries and hard state, each for
-/// the incarnation the ready was taken from. A HardState record only when
+/// durable first: [`Disk::persist_unsynced`]), its entries and hard state,
+/// each for the incarnation the ready was taken from. A HardState record only when
 /// the term or the vote changed: a group whose commit index alone moved has
 /// it written in its entries record, or, writing no entries, in the one
 /// Commits record of the batch (a few bytes per group). Under load, a
@@ -198,8 +198,8 @@ impl Disk {
         Ok(self.wal.lock().sync()?)
     }
 
-    /// The first half of [`persist_unsynced`](Disk::persist_unsynced): the files of the
-    /// snapshots `rd` installs.
+    /// The first half of [`persist_unsynced`](Disk::persist_unsynced): the
+    /// files of the snapshots `rd` installs.
     pub fn save_received_snapshots(&self, rd: &NodeReady) -> Result<(), Error> {
         for gr in &rd.groups {
             if let (Some(meta), Some(data)) = (&gr.ready.snapshot, &gr.snapshot_data) {
