@@ -489,6 +489,28 @@ fn an_unsynced_batch_is_synced_by_sync_or_first_by_the_next_write() {
     assert!(kept > 0 && lost > 0, "kept {kept}, lost {lost}");
 }
 
+/// Another thread's write may be the one that syncs a waiting batch; if
+/// that sync fails, the writer of the batch must hear it from its own
+/// `sync`, not an Ok that would let it promise the batch durable.
+/// Mutation: `sync` answering Ok when nothing waits, whatever happened to
+/// the batch, fails this.
+#[test]
+fn a_failed_sync_of_a_waiting_batch_fails_its_writers_sync_too() {
+    let fs = MemFs::new(11);
+    let (mut wal, _) = open_mem(&fs, 1 << 20).unwrap();
+    let mut b = WalBatch::new();
+    b.create_group(1, 1, &[1]);
+    wal.write(&b).unwrap();
+    let mut b = WalBatch::new();
+    b.entries(1, 1, &entries(1, 1, 1, 8));
+    wal.write_unsynced(b).unwrap();
+    fs.fail_next_sync();
+    let mut b = WalBatch::new();
+    b.create_group(2, 1, &[1]);
+    assert!(wal.write(&b).is_err());
+    assert!(matches!(wal.sync(), Err(WalError::Failed)));
+}
+
 /// One writer per directory: a second `Wal` on a directory in use is
 /// refused (in this process too), and the directory is free once the first
 /// is dropped. Without the lock both would append to the same segments.

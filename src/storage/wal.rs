@@ -567,8 +567,13 @@ impl Wal {
     }
 
     /// Make the batch [`write_unsynced`](Self::write_unsynced) appended
-    /// durable, if some is still waiting; returns when it is.
+    /// durable, if some is still waiting; returns when it is. Fails if the
+    /// WAL failed since (whoever's write found the failure: the batch may
+    /// not be durable).
     pub fn sync(&mut self) -> Result<(), WalError> {
+        if self.failed {
+            return Err(WalError::Failed);
+        }
         match self.unsynced.take() {
             Some((batch, w)) => self.finish_commit(&batch, w),
             None => Ok(()),
