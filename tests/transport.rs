@@ -87,8 +87,10 @@ impl Node {
 /// Two nodes that know each other (1 dials 2).
 fn pair() -> (Node, Node) {
     let (a, b) = (Node::start(1), Node::start(2));
-    a.t.add_peer(2, b.addr());
+    // The acceptor first: a dial that reached a node not yet told of
+    // its peer would be refused (and counted) and redialed.
     b.t.add_peer(1, a.addr());
+    a.t.add_peer(2, b.addr());
     (a, b)
 }
 
@@ -719,8 +721,10 @@ fn start_secret(id: u64, secret: Option<ClusterSecret>) -> Node {
 /// Two nodes with these secrets that know each other (1 dials 2).
 fn secret_pair(a: Option<ClusterSecret>, b: Option<ClusterSecret>) -> (Node, Node) {
     let (a, b) = (start_secret(1, a), start_secret(2, b));
-    a.t.add_peer(2, b.addr());
+    // The acceptor first: a dial that reached a node not yet told of
+    // its peer would be refused (and counted) and redialed.
     b.t.add_peer(1, a.addr());
+    a.t.add_peer(2, b.addr());
     (a, b)
 }
 
@@ -942,8 +946,10 @@ fn start_tls(id: u64, tls: Option<TlsConfig>) -> Node {
 /// Two nodes with these TLS settings that know each other (1 dials 2).
 fn tls_pair(a: Option<TlsConfig>, b: Option<TlsConfig>) -> (Node, Node) {
     let (a, b) = (start_tls(1, a), start_tls(2, b));
-    a.t.add_peer(2, b.addr());
+    // The acceptor first: a dial that reached a node not yet told of
+    // its peer would be refused (and counted) and redialed.
     b.t.add_peer(1, a.addr());
+    a.t.add_peer(2, b.addr());
     (a, b)
 }
 
