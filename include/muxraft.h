@@ -33,6 +33,9 @@
  *    two threads at once, and a call made while another thread is running
  *    the node's callbacks returns without waiting for them (that thread
  *    delivers the callbacks it causes).
+ *  - Signals: muxraft installs no signal handler. Its transport thread
+ *    (embedded mode) blocks SIGPIPE, so a peer that closed its connection
+ *    never raises SIGPIPE in the host; the host need not ignore it.
  *
  * Host-driven frames
  *  - A frame is an opaque byte string of at most 8 MiB + 4 bytes: a 4-byte

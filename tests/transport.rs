@@ -677,6 +677,49 @@ fn threads_named(name: &str) -> usize {
         .count()
 }
 
+/// The signals blocked on a thread: the `SigBlk` mask of its
+/// `/proc/.../status` file at `path`.
+fn blocked_signals(path: &std::path::Path) -> u64 {
+    let status = std::fs::read_to_string(path).expect("a thread's status");
+    let mask = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigBlk:"))
+        .expect("a SigBlk line");
+    u64::from_str_radix(mask.trim(), 16).expect("a hex mask")
+}
+
+/// The signals blocked on the thread named `name`.
+fn blocked_signals_of(name: &str) -> u64 {
+    for e in std::fs::read_dir("/proc/self/task").expect("/proc/self/task") {
+        let dir = e.expect("a task").path();
+        if std::fs::read_to_string(dir.join("comm")).is_ok_and(|c| c.trim_end() == name) {
+            return blocked_signals(&dir.join("status"));
+        }
+    }
+    panic!("no thread named {name}");
+}
+
+/// Every socket write happens on the transport's thread, and a write to a
+/// connection the peer closed raises SIGPIPE on the writing thread, whose
+/// default action ends the process: a C or C++ broker that does not ignore
+/// SIGPIPE would die because a peer node did. The thread blocks it (the
+/// write then fails with EPIPE, a lost connection); this process's other
+/// threads keep their mask. (Rust programs ignore SIGPIPE, so the check is
+/// of the mask, not of a death.) Mutation: not blocking it fails here.
+#[test]
+fn the_transport_thread_blocks_sigpipe_and_leaves_other_threads_alone() {
+    const SIGPIPE_BIT: u64 = 1 << (13 - 1);
+    let a = Node::start(79);
+    assert_ne!(blocked_signals_of("muxraft-tx-79") & SIGPIPE_BIT, 0);
+    let mine = blocked_signals(std::path::Path::new("/proc/thread-self/status"));
+    assert_eq!(
+        mine & SIGPIPE_BIT,
+        0,
+        "the caller's thread must keep its mask"
+    );
+    a.t.stop();
+}
+
 #[test]
 fn stop_closes_the_listener_and_connections_and_joins_the_thread() {
     // Tests run in parallel threads of this process, so the count is of

@@ -1,8 +1,9 @@
-//! The one operating-system call the crate makes outside `std`: `flock(2)`,
+//! The operating-system calls the crate makes outside `std`: `flock(2)`,
 //! for [`RealFs`](crate::storage::RealFs)'s lock on a data directory
 //! (`std::fs::File::try_lock` needs Rust 1.89, past this crate's
-//! rust-version). It lives here because `src/ffi/` is where the crate keeps
-//! its `unsafe`.
+//! rust-version), and `pthread_sigmask(3)`, to keep SIGPIPE from the
+//! transport's thread. They live here because `src/ffi/` is where the
+//! crate keeps its `unsafe`.
 
 use std::fs::File;
 use std::io;
@@ -24,5 +25,30 @@ pub(crate) fn try_lock_exclusive(file: &File) -> io::Result<bool> {
         Ok(false)
     } else {
         Err(err)
+    }
+}
+
+/// Block SIGPIPE on the calling thread. A write to a connection whose peer
+/// closed it raises SIGPIPE on the writing thread unless the signal is
+/// ignored or blocked, and its default action ends the whole process: a
+/// broker that links this library must not die because a peer node did
+/// (std ignores SIGPIPE in Rust programs; a C or C++ host does not). With
+/// it blocked here, such a write fails with `EPIPE`, which the transport
+/// handles as a lost connection. Only this thread's mask changes: the
+/// host's threads, and what it does with SIGPIPE, are left alone.
+pub(crate) fn block_sigpipe_on_this_thread() -> io::Result<()> {
+    // SAFETY: `set` is a local `sigset_t`, initialized by `sigemptyset`
+    // before `sigaddset` and `pthread_sigmask` read it; `pthread_sigmask`
+    // changes only the calling thread's mask, and a null old-set pointer
+    // means "do not report the old mask", which it allows.
+    let rc = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut())
+    };
+    match rc {
+        0 => Ok(()),
+        errno => Err(io::Error::from_raw_os_error(errno)),
     }
 }

@@ -154,6 +154,11 @@ impl Transport {
             crate::logging::spawn(
                 std::thread::Builder::new().name(format!("muxraft-tx-{node_id}")),
                 move || {
+                    // Every socket write happens on this thread: a peer that
+                    // closed its end must not raise SIGPIPE in the host.
+                    if let Err(err) = crate::ffi::os::block_sigpipe_on_this_thread() {
+                        tracing::warn!(%err, "could not block SIGPIPE on the transport thread");
+                    }
                     runtime.block_on(async move {
                         tokio::select! {
                             _ = listener::accept_loop(shared, listener) => {}
