@@ -651,13 +651,15 @@ impl Checker {
                 self.commit_durable(node, (g, inc), store, hs.commit.min(last.index), hs.term)?;
             }
         }
+        let early_groups: HashSet<u64> = rd
+            .groups
+            .iter()
+            .filter(|gr| gr.events_early)
+            .map(|gr| gr.group_id)
+            .collect();
         for ev in early {
             let g = event_group(ev);
-            if !rd
-                .groups
-                .iter()
-                .any(|gr| gr.group_id == g && gr.events_early)
-            {
+            if !early_groups.contains(&g) {
                 return Err(format!(
                     "node {node}: an early event of group {g}, whose events wait for the write: {ev:?}"
                 ));

@@ -1220,7 +1220,9 @@ impl Cluster {
                 checker
                     .on_early_events(id, life, &rd, &sn.durable, |g, i| node_log_term(node, g, i))
             };
-            let mut told = false;
+            if sn.disk.is_none() || (batch.is_empty() && !installs) {
+                early(&mut self.checker, sn)?; // nothing to append
+            }
             if let Some(disk) = &sn.disk {
                 if !batch.is_empty() || installs {
                     if torn {
@@ -1230,7 +1232,6 @@ impl Cluster {
                     let appended = saved.is_ok() && disk.write_unsynced(batch).is_ok();
                     if appended {
                         early(&mut self.checker, sn)?;
-                        told = true;
                     }
                     let written = appended && disk.sync().is_ok();
                     if !written {
@@ -1253,9 +1254,6 @@ impl Cluster {
                         return Ok(());
                     }
                 }
-            }
-            if !told {
-                early(&mut self.checker, sn)?;
             }
             sn.durable.persist(&rd);
             let node = sn.node.as_ref().expect("running");
