@@ -710,6 +710,14 @@ fn blocked_signals_of(name: &str) -> u64 {
 fn the_transport_thread_blocks_sigpipe_and_leaves_other_threads_alone() {
     const SIGPIPE_BIT: u64 = 1 << (13 - 1);
     let a = Node::start(79);
+    let b = Node::start(80);
+    // The thread is named before its first instruction runs and blocks the
+    // signal only after: read the mask once it has carried a frame (its
+    // runtime runs after the mask is set), not as soon as it has a name.
+    b.t.add_peer(79, a.addr());
+    a.t.add_peer(80, b.addr());
+    a.t.send(80, frame(1, 100), false);
+    wait_until("a frame", || b.received() == 1);
     assert_ne!(blocked_signals_of("muxraft-tx-79") & SIGPIPE_BIT, 0);
     let mine = blocked_signals(std::path::Path::new("/proc/thread-self/status"));
     assert_eq!(
@@ -718,6 +726,7 @@ fn the_transport_thread_blocks_sigpipe_and_leaves_other_threads_alone() {
         "the caller's thread must keep its mask"
     );
     a.t.stop();
+    b.t.stop();
 }
 
 #[test]
