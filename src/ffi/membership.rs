@@ -148,6 +148,15 @@ pub unsafe extern "C" fn muxraft_group_members(
 /// `muxraft_group_add_member` on the leader. Durable before it returns,
 /// like `muxraft_group_create`.
 ///
+/// A node removed from the group and added back joins under the same
+/// replica id (the node's): this node remembers the replica it removed, in
+/// memory, and the new one keeps its term and vote and votes only for
+/// candidates at least as up to date as it was, so that a member still on
+/// an older membership cannot be elected by the newcomer's vote without
+/// entries committed meanwhile. A node restarted between the removal and
+/// the re-addition does not remember it (see the design document,
+/// "Membership changes").
+///
 /// Returns `MUXRAFT_OK`; `MUXRAFT_ALREADY_EXISTS` (the node already hosts the
 /// group); `MUXRAFT_INVALID_ARGUMENT` (NULL node); `MUXRAFT_IO`;
 /// `MUXRAFT_SHUTDOWN`; `MUXRAFT_PANIC`.

@@ -130,8 +130,20 @@ impl Node {
     /// `incarnation` is the group's, as for
     /// [`create_group`](Node::create_group): messages of any other are
     /// dropped.
+    /// If this node removed a replica of the same group incarnation (it is
+    /// being added back), the new one keeps the removed one's term and vote
+    /// and, until its log counts it as a voter, votes only for candidates
+    /// as up to date as the removed one's log (`Raft::succeed_removed`).
     pub fn join_group(&mut self, group_id: u64, incarnation: u64) -> Result<(), Error> {
-        self.insert_group(group_id, incarnation, &[], MemStore::new(), 0, true)
+        self.insert_group(group_id, incarnation, &[], MemStore::new(), 0, true)?;
+        if let Some(t) = self.tombstones.take(group_id, incarnation) {
+            if let Some(g) = self.groups.get_mut(group_id) {
+                g.raft.succeed_removed(t.term, t.vote, t.last);
+            }
+            // Its term and vote to write: work for a pass.
+            self.touched(group_id);
+        }
+        Ok(())
     }
 
     /// Bring the node's per-peer group counts (which peers it shares a

@@ -29,6 +29,7 @@ mod quiesce;
 mod registry;
 mod snapshot;
 mod stats;
+mod tombstones;
 
 pub use config::NodeConfig;
 pub use error::{Error, ProposalError, ReadError};

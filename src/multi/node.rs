@@ -47,6 +47,7 @@ use super::registry::Groups;
 use super::snapshot::{Held, Outgoing};
 use super::stats::WakeCause;
 use super::stats::{FrameKind, Stats};
+use super::tombstones::{Tombstone, Tombstones};
 use super::{Error, NodeConfig, ProposalError, ReadError};
 use crate::raft::{self, EntryKind, LogStore, MemStore, Message, Raft, Role, SnapshotMeta};
 
@@ -181,6 +182,9 @@ pub struct Node {
     busy: Option<BusySpell>,
     next_proposal_id: u64,
     next_generation: u64,
+    /// Replicas removed here, in case the node is added back to their
+    /// group (`join_group`).
+    pub(super) tombstones: Tombstones,
     pub(super) stats: Stats,
     /// Events raised outside a group's `Ready` (a group removed, proposals
     /// whose outcome became unknown).
@@ -311,6 +315,7 @@ impl Node {
             busy: None,
             next_proposal_id: 1,
             next_generation: 1,
+            tombstones: Tombstones::default(),
             stats: Stats::default(),
             events: Vec::new(),
             dirty: Vec::new(),
@@ -592,6 +597,9 @@ impl Node {
             .groups
             .remove(group_id)
             .ok_or(Error::NotFound(group_id))?;
+        let (term, vote, last) = g.raft.to_succeed();
+        self.tombstones
+            .remember(group_id, g.incarnation, Tombstone { term, vote, last });
         self.report_all(group_id, &mut g, ProposalError::GroupRemoved);
         if g.leading {
             take(&mut self.stats.groups_led, 1);

@@ -128,6 +128,11 @@ pub struct Raft<S: LogStore> {
     /// Last index handed out for applying in a `Ready` (the host may have
     /// applied it, and snapshot its state there, before `advance`).
     pub(super) handed_out: u64,
+    /// The last log position (term, index) of the replica of the same id
+    /// that this one succeeds (`succeed_removed`): until this replica's
+    /// own configuration counts it, it votes only for candidates at least
+    /// that up to date (`may_vote_for`).
+    pub(super) vote_floor: Option<(u64, u64)>,
     /// Elections this replica started (real ones, not pre-votes).
     pub(super) elections: u64,
     /// Reads taken while leading (`read.rs`); None while there are none.
@@ -187,6 +192,7 @@ impl<S: LogStore> Raft<S> {
             prev_hard_state: hs,
             prev_role: (Role::Follower, NONE),
             handed_out: 0,
+            vote_floor: None,
             elections: 0,
             reads: None,
             read_round: 0,

@@ -99,6 +99,54 @@ impl<S: LogStore> Raft<S> {
         }
     }
 
+    /// May this replica vote for a candidate whose log ends at
+    /// (`log_term`, `index`)? A voter of its own configuration, by the
+    /// usual rules. One that is not (it joined empty and its log has not
+    /// yet brought the configuration that added it) also, unless it
+    /// succeeds a removed replica of its id (`succeed_removed`): then only
+    /// for a candidate at least as up to date as that replica's log was.
+    fn may_vote_for(&self, log_term: u64, index: u64) -> bool {
+        if self.voters.contains(self.id) {
+            return true;
+        }
+        self.vote_floor
+            .map_or(true, |floor| (log_term, index) >= floor)
+    }
+
+    /// This replica, just joined empty, takes the place of one of its id
+    /// that this node removed from the group (same incarnation): a node
+    /// removed and added back. A candidate still on a configuration from
+    /// before the removal counts this id as the old replica, which may have
+    /// acknowledged entries and voted in terms this one knows nothing of;
+    /// a vote from the empty newcomer could elect a leader without entries
+    /// committed with the old replica's acknowledgement (found by the
+    /// simulation, seed 7168), or a second leader in a term. So it keeps the
+    /// old replica's term and vote, and until its own log counts it as a
+    /// voter, votes only for candidates whose log is at least as up to date
+    /// as the old replica's (`last`, its last (term, index)): such a log
+    /// holds whatever the old replica acknowledged that was committed. A
+    /// candidate without the configuration that added it back does not
+    /// count its vote anyway, and one with it is that up to date.
+    pub fn succeed_removed(&mut self, term: u64, vote: super::ReplicaId, last: (u64, u64)) {
+        if term > self.term {
+            // Written with the next ready, as any change of term or vote.
+            self.term = term;
+            self.vote = vote;
+        }
+        self.vote_floor = Some(last);
+    }
+
+    /// What a replica of this id that joins after this one is removed must
+    /// honour (`succeed_removed`): this one's term, vote, and log's last
+    /// (term, index).
+    pub fn to_succeed(&self) -> (u64, super::ReplicaId, (u64, u64)) {
+        (
+            self.term,
+            self.vote,
+            (self.log.last_term(), self.log.last_index()),
+        )
+    }
+
     /// Vote or pre-vote request at a term ≥ ours (the term rules ran).
     pub(super) fn handle_vote_request(&mut self, m: &Message) {
         let pre = m.msg_type == MessageType::PreVote;
@@ -110,7 +158,10 @@ impl<S: LogStore> Raft<S> {
             || (pre && m.term > self.term);
         // A replica that lost its durable state (`can_vote` false) may have
         // voted in this term before, and may lack entries it acknowledged.
-        let grant = self.cfg.can_vote && can_vote && self.log.is_up_to_date(m.index, m.log_term);
+        let grant = self.cfg.can_vote
+            && self.may_vote_for(m.log_term, m.index)
+            && can_vote
+            && self.log.is_up_to_date(m.index, m.log_term);
         let kind = if pre {
             MessageType::PreVoteResponse
         } else {

@@ -1,0 +1,103 @@
+//! What this node remembers of the group replicas it removed: for each
+//! (group id, incarnation), the replica's term, vote and last log
+//! position, so that if the node is added back to the group, the empty
+//! replica that joins does not vote where the removed one could not have
+//! (`Raft::succeed_removed`). In memory and bounded: the oldest are
+//! forgotten first, and none survives a restart (see docs/DESIGN.md,
+//! "Membership changes", for what that leaves open).
+
+use std::collections::{HashMap, VecDeque};
+
+/// Replicas remembered at most; about 50 bytes each.
+pub(super) const MAX_TOMBSTONES: usize = 65_536;
+
+/// A removed replica: its term and vote, and its log's last (term, index).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Tombstone {
+    pub term: u64,
+    pub vote: u64,
+    pub last: (u64, u64),
+}
+
+#[derive(Default)]
+pub(super) struct Tombstones {
+    /// Each with the number it was remembered under.
+    by_group: HashMap<(u64, u64), (u64, Tombstone)>,
+    /// Keys in the order they were remembered, with that number: a key
+    /// taken or remembered again since is skipped when its turn comes.
+    order: VecDeque<((u64, u64), u64)>,
+    next: u64,
+}
+
+impl Tombstones {
+    pub fn remember(&mut self, group_id: u64, incarnation: u64, t: Tombstone) {
+        let key = (group_id, incarnation);
+        self.next += 1;
+        self.by_group.insert(key, (self.next, t));
+        self.order.push_back((key, self.next));
+        while self.by_group.len() > MAX_TOMBSTONES || self.order.len() > 2 * MAX_TOMBSTONES {
+            let Some((old, n)) = self.order.pop_front() else {
+                break;
+            };
+            if self.by_group.get(&old).is_some_and(|(m, _)| *m == n) {
+                self.by_group.remove(&old);
+            }
+        }
+    }
+
+    /// The removed replica of this group incarnation, once: a replica
+    /// that joins takes its place.
+    pub fn take(&mut self, group_id: u64, incarnation: u64) -> Option<Tombstone> {
+        self.by_group
+            .remove(&(group_id, incarnation))
+            .map(|(_, t)| t)
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.by_group.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(n: u64) -> Tombstone {
+        Tombstone {
+            term: n,
+            vote: 0,
+            last: (n, n),
+        }
+    }
+
+    #[test]
+    fn a_tombstone_is_taken_once_for_its_incarnation_only() {
+        let mut ts = Tombstones::default();
+        ts.remember(7, 1, t(3));
+        assert_eq!(ts.take(7, 2), None, "another incarnation");
+        assert_eq!(ts.take(7, 1), Some(t(3)));
+        assert_eq!(ts.take(7, 1), None, "taken");
+    }
+
+    #[test]
+    fn the_oldest_are_forgotten_past_the_bound() {
+        let mut ts = Tombstones::default();
+        for g in 0..MAX_TOMBSTONES as u64 + 10 {
+            ts.remember(g, 1, t(g));
+        }
+        assert_eq!(ts.len(), MAX_TOMBSTONES);
+        assert_eq!(ts.take(0, 1), None, "the oldest went first");
+        assert_eq!(ts.take(9, 1), None);
+        assert_eq!(ts.take(10, 1), Some(t(10)));
+        // Remembered again: its newer mention keeps it.
+        let mut ts = Tombstones::default();
+        ts.remember(0, 1, t(1));
+        for g in 1..MAX_TOMBSTONES as u64 {
+            ts.remember(g, 1, t(g));
+        }
+        ts.remember(0, 1, t(2));
+        ts.remember(u64::MAX, 1, t(5));
+        assert_eq!(ts.take(0, 1), Some(t(2)));
+    }
+}
