@@ -476,7 +476,7 @@ impl<S: LogStore> Raft<S> {
     /// ([`step_heartbeat`](Raft::step_heartbeat) in `replication.rs`, with
     /// the same term rules), which the node's heartbeat demux calls
     /// directly.
-    pub fn step(&mut self, m: Message) -> Result<(), Error> {
+    pub fn step(&mut self, mut m: Message) -> Result<(), Error> {
         if m.to != self.id {
             return Err(Error::NotForMe { to: m.to });
         }
@@ -550,19 +550,20 @@ impl<S: LogStore> Raft<S> {
             return Ok(());
         }
 
-        // The handlers borrow the message: it is large, and none keeps it.
+        // The handlers borrow the message: it is large. A follower's append
+        // takes its entries out of it (`handle_append`), none keeps it.
         match m.msg_type {
             MessageType::Vote | MessageType::PreVote => self.handle_vote_request(&m),
             _ => match self.role {
                 Role::Leader => self.step_leader(&m),
-                Role::Candidate | Role::PreCandidate => self.step_candidate(&m),
-                Role::Follower => self.step_follower(&m),
+                Role::Candidate | Role::PreCandidate => self.step_candidate(&mut m),
+                Role::Follower => self.step_follower(&mut m),
             },
         }
         Ok(())
     }
 
-    fn step_follower(&mut self, m: &Message) {
+    fn step_follower(&mut self, m: &mut Message) {
         match m.msg_type {
             MessageType::Append => {
                 self.election_elapsed = 0;
@@ -579,7 +580,7 @@ impl<S: LogStore> Raft<S> {
         }
     }
 
-    fn step_candidate(&mut self, m: &Message) {
+    fn step_candidate(&mut self, m: &mut Message) {
         match m.msg_type {
             MessageType::Append => {
                 self.become_follower(m.term, m.from);

@@ -203,30 +203,33 @@ impl<S: LogStore> RaftLog<S> {
     /// Append entries the leader created itself. Returns the new last index.
     pub fn append(&mut self, entries: &[Entry]) -> u64 {
         if let Some(first) = entries.first() {
-            self.truncate_and_append(first.index, entries);
+            self.truncate_and_append(first.index, entries.iter().cloned());
         }
         self.last_index()
     }
 
-    fn truncate_and_append(&mut self, at: u64, entries: &[Entry]) {
+    /// Replace the log from `at` on with `entries` (moved in: a follower's
+    /// come from the append it steps, and cloning each entry's payload
+    /// handle cost an allocation per entry).
+    fn truncate_and_append(&mut self, at: u64, entries: impl IntoIterator<Item = Entry>) {
         debug_assert!(at > self.committed, "truncating committed entry {at}");
         let next = self.unstable_offset + self.unstable.len() as u64;
-        if at == next {
-            self.unstable.extend_from_slice(entries);
-        } else if at <= self.unstable_offset {
-            // Replaces part of the store: the host must overwrite it.
+        if at <= self.unstable_offset {
+            // Replaces part of the store (or nothing of it, when the
+            // unstable part was empty): the host must overwrite it.
             self.unstable_offset = at;
-            self.unstable = entries.to_vec();
+            self.unstable.clear();
             self.unstable_in_ready = 0;
             self.unstable_bytes = 0;
-        } else {
+        } else if at < next {
             let keep = (at - self.unstable_offset) as usize;
             self.unstable_bytes -= payload_bytes(&self.unstable[keep..]);
             self.unstable.truncate(keep);
-            self.unstable.extend_from_slice(entries);
             self.unstable_in_ready = self.unstable_in_ready.min(keep);
         }
-        self.unstable_bytes += payload_bytes(entries);
+        let from = self.unstable.len();
+        self.unstable.extend(entries);
+        self.unstable_bytes += payload_bytes(&self.unstable[from..]);
     }
 
     /// A follower's consistency check and append (Raft Fig. 2, AppendEntries
@@ -238,7 +241,7 @@ impl<S: LogStore> RaftLog<S> {
         index: u64,
         log_term: u64,
         commit: u64,
-        entries: &[Entry],
+        mut entries: Vec<Entry>,
     ) -> Option<(u64, Option<u64>)> {
         if !self.match_term(index, log_term) {
             return None;
@@ -266,7 +269,8 @@ impl<S: LogStore> RaftLog<S> {
                 );
                 return None;
             }
-            self.truncate_and_append(at, &entries[pos..]);
+            entries.drain(..pos);
+            self.truncate_and_append(at, entries);
         }
         // Only what this append verified may be committed from it.
         self.commit_to(commit.min(last_new));

@@ -254,7 +254,9 @@ impl<S: LogStore> Raft<S> {
         true
     }
 
-    pub(super) fn handle_append(&mut self, m: &Message) {
+    /// A follower's (or candidate's) append: its entries are moved into
+    /// the log, out of `m`.
+    pub(super) fn handle_append(&mut self, m: &mut Message) {
         let mut resp = Message::new(MessageType::AppendResponse, self.id, m.from, self.term);
         if m.index < self.log.committed {
             // Everything up to our commit is known to match any leader.
@@ -262,9 +264,11 @@ impl<S: LogStore> Raft<S> {
             self.send(resp);
             return;
         }
+        let config = m.entries.iter().any(|e| e.kind == super::EntryKind::Config);
+        let entries = std::mem::take(&mut m.entries);
         match self
             .log
-            .maybe_append(m.index, m.log_term, m.commit, &m.entries)
+            .maybe_append(m.index, m.log_term, m.commit, entries)
         {
             Some((last, replaced)) => {
                 resp.index = last;
@@ -274,7 +278,7 @@ impl<S: LogStore> Raft<S> {
                 // A configuration arrived, or one was replaced: the
                 // membership is the log's latest (`membership.rs`).
                 let undone = replaced.is_some_and(|at| at <= self.conf_index);
-                if undone || m.entries.iter().any(|e| e.kind == super::EntryKind::Config) {
+                if undone || config {
                     self.refresh_conf();
                 }
             }

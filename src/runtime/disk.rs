@@ -69,8 +69,8 @@ pub struct Recovery {
 /// HardState record per group per pass was 41 of the ~80-100 bytes the WAL
 /// spent per small entry.
 pub fn wal_batch(rd: &NodeReady) -> WalBatch {
-    let mut batch = WalBatch::default();
-    let mut commits = Vec::new();
+    let mut batch = wal_batch_sized(rd);
+    let mut commits = Vec::with_capacity(rd.groups.len());
     for gr in &rd.groups {
         let (g, inc, rd) = (gr.group_id, gr.incarnation, &gr.ready);
         if let Some(meta) = &rd.snapshot {
@@ -86,6 +86,27 @@ pub fn wal_batch(rd: &NodeReady) -> WalBatch {
     }
     batch.commits(&commits);
     batch
+}
+
+/// An empty batch with room for what [`wal_batch`] writes of `rd`, from
+/// above but close (a pass's batch was regrown a dozen times, and a
+/// generous guess per group would make a large pass's buffer an `mmap`):
+/// per group an Entries record's header and a Commits row (under 64 and
+/// 32 bytes), an Install or a HardState record where it has one (under 64
+/// bytes each); per entry its data and at most 16 bytes.
+fn wal_batch_sized(rd: &NodeReady) -> WalBatch {
+    let bytes: usize = rd
+        .groups
+        .iter()
+        .map(|gr| {
+            let rd = &gr.ready;
+            let records = 96
+                + if rd.snapshot.is_some() { 64 } else { 0 }
+                + if rd.term_or_vote_changed { 64 } else { 0 };
+            records + rd.entries.iter().map(|e| 16 + e.data.len()).sum::<usize>()
+        })
+        .sum();
+    WalBatch::with_capacity(64 + bytes, 2 * rd.groups.len())
 }
 
 /// The write-ahead log and the snapshot files of one node.

@@ -92,6 +92,17 @@ impl WalBatch {
         WalBatch::default()
     }
 
+    /// An empty batch with room for `bytes` of records and `ops`
+    /// operations: a batch built by many small appends (a pass's, one
+    /// record per group) otherwise regrows its buffer a dozen times.
+    pub fn with_capacity(bytes: usize, ops: usize) -> WalBatch {
+        WalBatch {
+            buf: Vec::with_capacity(bytes),
+            ops: Vec::with_capacity(ops),
+            ..WalBatch::default()
+        }
+    }
+
     /// Create `group_id` with these members (voters, by node id).
     /// `incarnation` is the host's number for this life of the group id (the
     /// same on every member); it is stored, recovered
