@@ -130,6 +130,7 @@ impl Node {
     /// `incarnation` is the group's, as for
     /// [`create_group`](Node::create_group): messages of any other are
     /// dropped.
+    ///
     /// If this node removed a replica of the same group incarnation (it is
     /// being added back), the new one keeps the removed one's term and vote
     /// and, until its log counts it as a voter, votes only for candidates
