@@ -153,9 +153,10 @@ pub unsafe extern "C" fn muxraft_group_members(
 /// memory, and the new one keeps its term and vote and votes only for
 /// candidates at least as up to date as it was, so that a member still on
 /// an older membership cannot be elected by the newcomer's vote without
-/// entries committed meanwhile. A node restarted between the removal and
-/// the re-addition does not remember it (see the design document,
-/// "Membership changes").
+/// entries committed meanwhile. Not yet across restarts: a node restarted
+/// between the removal and the re-addition, or whose new replica restarts
+/// before it has caught up, does not remember it (see the design
+/// document, "Membership changes").
 ///
 /// Returns `MUXRAFT_OK`; `MUXRAFT_ALREADY_EXISTS` (the node already hosts the
 /// group); `MUXRAFT_INVALID_ARGUMENT` (NULL node); `MUXRAFT_IO`;

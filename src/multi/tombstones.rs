@@ -3,8 +3,9 @@
 //! position, so that if the node is added back to the group, the empty
 //! replica that joins does not vote where the removed one could not have
 //! (`Raft::succeed_removed`). In memory and bounded: the oldest are
-//! forgotten first, and none survives a restart (see docs/DESIGN.md,
-//! "Membership changes", for what that leaves open).
+//! forgotten first, and none survives a restart, nor does the vote floor
+//! a replica takes from one (see docs/DESIGN.md, "Membership changes", for
+//! what that leaves open).
 
 use std::collections::{HashMap, VecDeque};
 
