@@ -139,7 +139,7 @@ impl Node {
         self.insert_group(group_id, incarnation, &[], MemStore::new(), 0, true)?;
         if let Some(t) = self.tombstones.take(group_id, incarnation) {
             if let Some(g) = self.groups.get_mut(group_id) {
-                g.raft.succeed_removed(t.term, t.vote, t.last);
+                g.raft.succeed_removed(t);
             }
             // Its term and vote to write: work for a pass.
             self.touched(group_id);

@@ -47,7 +47,7 @@ use super::registry::Groups;
 use super::snapshot::{Held, Outgoing};
 use super::stats::WakeCause;
 use super::stats::{FrameKind, Stats};
-use super::tombstones::{Tombstone, Tombstones};
+use super::tombstones::Tombstones;
 use super::{Error, NodeConfig, ProposalError, ReadError};
 use crate::raft::{self, EntryKind, LogStore, MemStore, Message, Raft, Role, SnapshotMeta};
 
@@ -597,9 +597,8 @@ impl Node {
             .groups
             .remove(group_id)
             .ok_or(Error::NotFound(group_id))?;
-        let (term, vote, last) = g.raft.to_succeed();
         self.tombstones
-            .remember(group_id, g.incarnation, Tombstone { term, vote, last });
+            .remember(group_id, g.incarnation, g.raft.to_succeed());
         self.report_all(group_id, &mut g, ProposalError::GroupRemoved);
         if g.leading {
             take(&mut self.stats.groups_led, 1);

@@ -9,23 +9,17 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use crate::raft::Predecessor;
+
 /// Replicas remembered at most (the most recent removals: a replica moved
 /// away and back comes back soon): with the map's and the queue's overhead
 /// about 150 bytes each, under 3 MB for a node that removes groups all day.
 pub(super) const MAX_TOMBSTONES: usize = 16_384;
 
-/// A removed replica: its term and vote, and its log's last (term, index).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Tombstone {
-    pub term: u64,
-    pub vote: u64,
-    pub last: (u64, u64),
-}
-
 #[derive(Default)]
 pub(super) struct Tombstones {
     /// Each with the number it was remembered under.
-    by_group: HashMap<(u64, u64), (u64, Tombstone)>,
+    by_group: HashMap<(u64, u64), (u64, Predecessor)>,
     /// Keys in the order they were remembered, with that number: a key
     /// taken or remembered again since is skipped when its turn comes.
     order: VecDeque<((u64, u64), u64)>,
@@ -33,7 +27,7 @@ pub(super) struct Tombstones {
 }
 
 impl Tombstones {
-    pub fn remember(&mut self, group_id: u64, incarnation: u64, t: Tombstone) {
+    pub fn remember(&mut self, group_id: u64, incarnation: u64, t: Predecessor) {
         let key = (group_id, incarnation);
         self.next += 1;
         self.by_group.insert(key, (self.next, t));
@@ -50,7 +44,7 @@ impl Tombstones {
 
     /// The removed replica of this group incarnation, once: a replica
     /// that joins takes its place.
-    pub fn take(&mut self, group_id: u64, incarnation: u64) -> Option<Tombstone> {
+    pub fn take(&mut self, group_id: u64, incarnation: u64) -> Option<Predecessor> {
         self.by_group
             .remove(&(group_id, incarnation))
             .map(|(_, t)| t)
@@ -66,8 +60,8 @@ impl Tombstones {
 mod tests {
     use super::*;
 
-    fn t(n: u64) -> Tombstone {
-        Tombstone {
+    fn t(n: u64) -> Predecessor {
+        Predecessor {
             term: n,
             vote: 0,
             last: (n, n),

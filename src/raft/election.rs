@@ -123,28 +123,27 @@ impl<S: LogStore> Raft<S> {
     /// simulation, seed 7168), or a second leader in a term. So it keeps the
     /// old replica's term and vote, and until its own log counts it as a
     /// voter, votes only for candidates whose log is at least as up to date
-    /// as the old replica's (`last`, its last (term, index)): such a log
+    /// as the old replica's (`last`): such a log
     /// holds whatever the old replica acknowledged that was committed. A
     /// candidate without the configuration that added it back does not
     /// count its vote anyway, and one with it is that up to date.
-    pub fn succeed_removed(&mut self, term: u64, vote: super::ReplicaId, last: (u64, u64)) {
-        if term > self.term {
+    pub fn succeed_removed(&mut self, removed: Predecessor) {
+        if removed.term > self.term {
             // Written with the next ready, as any change of term or vote.
-            self.term = term;
-            self.vote = vote;
+            self.term = removed.term;
+            self.vote = removed.vote;
         }
-        self.vote_floor = Some(last);
+        self.vote_floor = Some(removed.last);
     }
 
     /// What a replica of this id that joins after this one is removed must
-    /// honour (`succeed_removed`): this one's term, vote, and log's last
-    /// (term, index).
-    pub fn to_succeed(&self) -> (u64, super::ReplicaId, (u64, u64)) {
-        (
-            self.term,
-            self.vote,
-            (self.log.last_term(), self.log.last_index()),
-        )
+    /// honour (`succeed_removed`).
+    pub fn to_succeed(&self) -> Predecessor {
+        Predecessor {
+            term: self.term,
+            vote: self.vote,
+            last: (self.log.last_term(), self.log.last_index()),
+        }
     }
 
     /// Vote or pre-vote request at a term ≥ ours (the term rules ran).
@@ -181,4 +180,14 @@ impl<S: LogStore> Raft<S> {
         }
         self.send(resp);
     }
+}
+
+/// A removed replica, as one that takes its place must honour it
+/// (`Raft::succeed_removed`): its term and vote, and its log's last
+/// (term, index).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Predecessor {
+    pub term: u64,
+    pub vote: super::ReplicaId,
+    pub last: (u64, u64),
 }

@@ -35,6 +35,7 @@ mod transfer;
 
 pub use self::config::Config;
 pub use self::core::{Proposed, Raft, Role, Status};
+pub use self::election::Predecessor;
 pub use self::log::RaftLog;
 pub use self::mem_store::MemStore;
 pub use self::membership::{ConfChange, MemberRole, Membership, MAX_MEMBERS};

@@ -2916,7 +2916,11 @@ fn a_replica_added_back_votes_only_for_candidates_as_up_to_date_as_the_removed_o
     assert!(granted(&mut fresh));
 
     let mut back = joiner();
-    back.succeed_removed(4, 5, (4, 27));
+    back.succeed_removed(Predecessor {
+        term: 4,
+        vote: 5,
+        last: (4, 27),
+    });
     // The removed replica's term and vote, written with the next ready.
     let rd = back.ready();
     assert_eq!(rd.hard_state.map(|hs| (hs.term, hs.vote)), Some((4, 5)));
@@ -2930,5 +2934,12 @@ fn a_replica_added_back_votes_only_for_candidates_as_up_to_date_as_the_removed_o
     }
     back.step(vote(MessageType::Vote, 1, 8, (5, 31))).unwrap();
     assert!(granted(&mut back), "an up-to-date candidate refused");
-    assert_eq!(back.to_succeed(), (8, 1, (0, 0)));
+    assert_eq!(
+        back.to_succeed(),
+        Predecessor {
+            term: 8,
+            vote: 1,
+            last: (0, 0)
+        }
+    );
 }
