@@ -1253,14 +1253,16 @@ enum muxraft_status muxraft_group_members(struct muxraft_node *node,
  * like `muxraft_group_create`.
  *
  * A node removed from the group and added back joins under the same
- * replica id (the node's): this node remembers the replica it removed, in
- * memory, and the new one keeps its term and vote and votes only for
- * candidates at least as up to date as it was, so that a member still on
- * an older membership cannot be elected by the newcomer's vote without
- * entries committed meanwhile. Not yet across restarts: a node restarted
- * between the removal and the re-addition, or whose new replica restarts
- * before it has caught up, does not remember it (see the design
- * document, "Membership changes").
+ * replica id (the node's): this node remembers the replica it removed
+ * (`muxraft_group_remove` writes it to the data directory: the latest
+ * 16,384 removals), and the new one keeps its term and vote and votes
+ * only for candidates at least as up to date as it was, so that a member
+ * still on an older membership cannot be elected by the newcomer's vote
+ * without entries committed meanwhile. Both are durable: a restart of the
+ * node between the removal and the re-addition, or after it, keeps them
+ * (see the design document, "Membership changes"). Use the group's
+ * incarnation as before: a new incarnation is a new group, and its
+ * replicas remember nothing of the old one's.
  *
  * Returns `MUXRAFT_OK`; `MUXRAFT_ALREADY_EXISTS` (the node already hosts the
  * group); `MUXRAFT_INVALID_ARGUMENT` (NULL node); `MUXRAFT_IO`;
@@ -1514,7 +1516,10 @@ enum muxraft_status muxraft_group_snapshot(struct muxraft_node *node,
 /**
  * Remove this node's replica of a group. Proposals still waiting are
  * reported to `proposal_done` with `MUXRAFT_UNKNOWN` (they may commit on
- * the other replicas). Its messages not yet sent are dropped.
+ * the other replicas). Its messages not yet sent are dropped. The node
+ * remembers the removed replica's term, vote and log position, durably,
+ * in case it is added back to the same group incarnation
+ * (`muxraft_group_join`).
  *
  * Returns `MUXRAFT_OK`; `MUXRAFT_NOT_FOUND`; `MUXRAFT_INVALID_ARGUMENT`
  * (NULL node); `MUXRAFT_IO` (the removal could not be written, or the

@@ -15,5 +15,6 @@ pub mod runtime;
 pub mod storage;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
+pub(crate) mod tombstones;
 pub mod transport;
 pub mod wire;

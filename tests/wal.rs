@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use muxraft::raft::{Entry, EntryKind, HardState, LogStore, SnapshotMeta};
+use muxraft::raft::{Entry, EntryKind, HardState, LogStore, Predecessor, SnapshotMeta};
 use muxraft::storage::{
     crc32c, open_storage, MemFs, MemFsStats, RealFs, Recovered, RecoveredNode, Storage,
     StorageOptions, Wal, WalBatch, WalError, WalOptions,
@@ -598,6 +598,92 @@ fn a_rejoined_replica_stays_rejoined_across_restarts_and_segment_deletion() {
     assert!(rec.groups[&1].rejoined);
     assert!(!rec.groups[&2].rejoined);
     assert_eq!(rec.groups[&1].compacted_index, last);
+}
+
+/// What a node remembers of a replica it removed (a tombstone), and the
+/// vote floor of a replica that later takes its place, survive restarts and
+/// the deletion of the segments holding their records: each segment starts
+/// with every tombstone kept, and its checkpoint carries each floor. A
+/// creation of the incarnation takes the tombstone. Mutations: not writing
+/// the tombstones at a segment's start, or the floor in a checkpoint, loses
+/// them once the first segment is deleted.
+#[test]
+fn tombstones_and_vote_floors_survive_restarts_and_segment_deletion() {
+    let dir = TempDir::new("tombstones");
+    let (mut wal, _) = open_small(dir.path(), 4096);
+    let old = Predecessor {
+        term: 4,
+        vote: 3,
+        last: (4, 27),
+    };
+    let other = Predecessor {
+        term: 2,
+        vote: 0,
+        last: (1, 5),
+    };
+    let mut b = WalBatch::new();
+    b.create_group(1, 10, &[1, 2, 3]);
+    b.create_group(2, 20, &[1, 2, 3]);
+    b.create_group(3, 30, &[1, 2, 3]);
+    wal.write(&b).unwrap();
+    let mut b = WalBatch::new();
+    b.remove_replica(1, 10, &old);
+    b.remove_replica(3, 30, &other);
+    wal.write(&b).unwrap();
+    // Group 2 writes on and compacts behind itself, so that the segments
+    // with the Create and Remove records go.
+    let mut next = 1;
+    let mut churn = |wal: &mut Wal| {
+        for _ in 0..40 {
+            let mut b = WalBatch::new();
+            b.entries(2, 20, &entries(next, 4, 1, 200));
+            wal.write(&b).unwrap();
+            next += 4;
+            let mut c = WalBatch::new();
+            c.compact(2, 20, next - 1, 1);
+            wal.write(&c).unwrap();
+            wal.delete_unneeded_segments().unwrap();
+        }
+        assert!(!segment_files(dir.path())
+            .iter()
+            .any(|p| p.ends_with("00000000000000000001.wal")));
+    };
+    churn(&mut wal);
+    drop(wal);
+    let (mut wal, rec) = open_small(dir.path(), 4096);
+    assert_eq!(rec.tombstones, vec![(1, 10, old), (3, 30, other)]);
+    assert!(!rec.groups.contains_key(&1));
+
+    // Node 1 is added back to group 1: the new replica takes the old one's
+    // place, its term and vote, and its floor.
+    let mut b = WalBatch::new();
+    b.create_successor(1, 10, &[], &old);
+    wal.write(&b).unwrap();
+    drop(wal);
+    let (mut wal, rec) = open_small(dir.path(), 4096);
+    assert_eq!(
+        rec.tombstones,
+        vec![(3, 30, other)],
+        "taken by the creation"
+    );
+    assert_eq!(rec.groups[&1].vote_floor, Some((4, 27)));
+    assert_eq!(rec.groups[&1].store.hard_state(), hs(4, 3, 0));
+    assert_eq!(rec.groups[&2].vote_floor, None);
+
+    // And after the segment with that Create record is gone too (the
+    // checkpoints carry the floor), with the replica's term moving on.
+    let mut b = WalBatch::new();
+    b.hard_state(1, 10, hs(6, 0, 0));
+    wal.write(&b).unwrap();
+    let first = segment_files(dir.path())[0].clone();
+    churn(&mut wal);
+    assert!(!first.exists());
+    drop(wal);
+    let (_, rec) = open_small(dir.path(), 4096);
+    assert_eq!(rec.tombstones, vec![(3, 30, other)]);
+    assert_eq!(rec.groups[&1].vote_floor, Some((4, 27)));
+    assert_eq!(rec.groups[&1].store.hard_state(), hs(6, 0, 0));
+    assert!(!rec.groups[&1].rejoined);
 }
 
 // ------------------------------------------------------- torn tails

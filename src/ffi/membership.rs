@@ -149,14 +149,16 @@ pub unsafe extern "C" fn muxraft_group_members(
 /// like `muxraft_group_create`.
 ///
 /// A node removed from the group and added back joins under the same
-/// replica id (the node's): this node remembers the replica it removed, in
-/// memory, and the new one keeps its term and vote and votes only for
-/// candidates at least as up to date as it was, so that a member still on
-/// an older membership cannot be elected by the newcomer's vote without
-/// entries committed meanwhile. Not yet across restarts: a node restarted
-/// between the removal and the re-addition, or whose new replica restarts
-/// before it has caught up, does not remember it (see the design
-/// document, "Membership changes").
+/// replica id (the node's): this node remembers the replica it removed
+/// (`muxraft_group_remove` writes it to the data directory: the latest
+/// 16,384 removals), and the new one keeps its term and vote and votes
+/// only for candidates at least as up to date as it was, so that a member
+/// still on an older membership cannot be elected by the newcomer's vote
+/// without entries committed meanwhile. Both are durable: a restart of the
+/// node between the removal and the re-addition, or after it, keeps them
+/// (see the design document, "Membership changes"). Use the group's
+/// incarnation as before: a new incarnation is a new group, and its
+/// replicas remember nothing of the old one's.
 ///
 /// Returns `MUXRAFT_OK`; `MUXRAFT_ALREADY_EXISTS` (the node already hosts the
 /// group); `MUXRAFT_INVALID_ARGUMENT` (NULL node); `MUXRAFT_IO`;

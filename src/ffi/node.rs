@@ -423,7 +423,10 @@ pub unsafe extern "C" fn muxraft_group_snapshot(
 
 /// Remove this node's replica of a group. Proposals still waiting are
 /// reported to `proposal_done` with `MUXRAFT_UNKNOWN` (they may commit on
-/// the other replicas). Its messages not yet sent are dropped.
+/// the other replicas). Its messages not yet sent are dropped. The node
+/// remembers the removed replica's term, vote and log position, durably,
+/// in case it is added back to the same group incarnation
+/// (`muxraft_group_join`).
 ///
 /// Returns `MUXRAFT_OK`; `MUXRAFT_NOT_FOUND`; `MUXRAFT_INVALID_ARGUMENT`
 /// (NULL node); `MUXRAFT_IO` (the removal could not be written, or the

@@ -135,15 +135,11 @@ impl Node {
     /// being added back), the new one keeps the removed one's term and vote
     /// and, until its log counts it as a voter, votes only for candidates
     /// as up to date as the removed one's log (`Raft::succeed_removed`).
+    /// Write the creation with what [`succession`](Node::succession)
+    /// returns (`WalBatch::create_successor`), so that a restart keeps it.
     pub fn join_group(&mut self, group_id: u64, incarnation: u64) -> Result<(), Error> {
         self.insert_group(group_id, incarnation, &[], MemStore::new(), 0, true)?;
-        if let Some(t) = self.tombstones.take(group_id, incarnation) {
-            if let Some(g) = self.groups.get_mut(group_id) {
-                g.raft.succeed_removed(t);
-            }
-            // Its term and vote to write: work for a pass.
-            self.touched(group_id);
-        }
+        self.take_tombstone(group_id, incarnation);
         Ok(())
     }
 

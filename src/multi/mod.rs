@@ -29,7 +29,6 @@ mod quiesce;
 mod registry;
 mod snapshot;
 mod stats;
-mod tombstones;
 
 pub use config::NodeConfig;
 pub use error::{Error, ProposalError, ReadError};
@@ -41,7 +40,7 @@ pub use message::{
     GroupHeartbeatResponse, GroupMessage, HeartbeatBatch, HeartbeatBatchResponse, Incarnations,
     SnapshotAck, SnapshotChunk,
 };
-pub use node::{Event, GroupReady, Node, NodeReady};
+pub use node::{Event, GroupReady, Node, NodeReady, Removed};
 pub use quiesce::{QuietGauges, QUIET_INTERVALS};
 pub use stats::{Count, FrameKind, Stats, WakeCause};
 

@@ -47,9 +47,11 @@ use super::registry::Groups;
 use super::snapshot::{Held, Outgoing};
 use super::stats::WakeCause;
 use super::stats::{FrameKind, Stats};
-use super::tombstones::Tombstones;
 use super::{Error, NodeConfig, ProposalError, ReadError};
-use crate::raft::{self, EntryKind, LogStore, MemStore, Message, Raft, Role, SnapshotMeta};
+use crate::raft::{
+    self, EntryKind, LogStore, MemStore, Message, Predecessor, Raft, Role, SnapshotMeta,
+};
+use crate::tombstones::Tombstones;
 
 /// A group's share of a [`NodeReady`]: what to persist for it. Its messages
 /// are in [`NodeReady::messages`].
@@ -171,6 +173,16 @@ impl NodeReady {
             && self.messages.is_empty()
             && self.events.is_empty()
     }
+}
+
+/// A replica [`Node::remove_group`] removed, as the removal must be made
+/// durable (`WalBatch::remove_replica`): a replica of the same incarnation
+/// created later honours it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Removed {
+    pub incarnation: u64,
+    /// Its term, vote and last log position.
+    pub state: Predecessor,
 }
 
 /// Many Raft groups hosted on one node.
@@ -448,13 +460,49 @@ impl Node {
     /// kept in the host's metadata). Messages of another incarnation are
     /// dropped, so a removed group's late messages never reach a new group
     /// with the same id.
+    ///
+    /// If this node removed a replica of the same incarnation, the new one
+    /// takes its place as [`join_group`](Node::join_group) says (a host
+    /// should not create an incarnation again, but if it does, the new
+    /// replica does not vote twice in a term).
     pub fn create_group(
         &mut self,
         group_id: u64,
         incarnation: u64,
         members: &[u64],
     ) -> Result<(), Error> {
-        self.create_group_with_store(group_id, incarnation, members, MemStore::new(), 0)
+        self.create_group_with_store(group_id, incarnation, members, MemStore::new(), 0)?;
+        self.take_tombstone(group_id, incarnation);
+        Ok(())
+    }
+
+    /// A replica just created takes the place of the one of the same
+    /// incarnation this node removed, if it remembers one.
+    pub(super) fn take_tombstone(&mut self, group_id: u64, incarnation: u64) {
+        if let Some(t) = self.tombstones.take(group_id, incarnation) {
+            if let Some(g) = self.groups.get_mut(group_id) {
+                g.raft.succeed_removed(t);
+            }
+            // Its term and vote to write: work for a pass.
+            self.touched(group_id);
+        }
+    }
+
+    /// The removed replica that group `group_id`'s replica took the place
+    /// of when it was created ([`join_group`](Node::join_group)), as the
+    /// creation must be made durable (`WalBatch::create_successor`): its
+    /// term and vote and the vote floor. None if it took no one's place or
+    /// the group is unknown. Ask right after the creation: the term and
+    /// vote are the replica's own, which move on.
+    pub fn succession(&self, group_id: u64) -> Option<Predecessor> {
+        self.groups.get(group_id)?.raft.succeeded()
+    }
+
+    /// A replica this node removed before it restarted (storage recovered
+    /// its tombstone): remembered as [`remove_group`](Node::remove_group)
+    /// remembers one. Give them oldest first.
+    pub fn remember_removed(&mut self, group_id: u64, incarnation: u64, removed: Predecessor) {
+        self.tombstones.remember(group_id, incarnation, removed);
     }
 
     /// Create this node's replica of a group from what storage recovered
@@ -474,7 +522,9 @@ impl Node {
     /// [`create_group_with_store`](Node::create_group_with_store) for a
     /// replica that storage recovered with its mark of having rejoined
     /// (`rejoined`: see [`rejoin_group`](Node::rejoin_group)), which it
-    /// keeps: it never votes.
+    /// keeps: it never votes. `vote_floor`: it took the place of a removed
+    /// replica ([`join_group`](Node::join_group)) and keeps that floor.
+    #[allow(clippy::too_many_arguments)]
     pub fn recover_group(
         &mut self,
         group_id: u64,
@@ -483,8 +533,13 @@ impl Node {
         store: MemStore,
         applied: u64,
         rejoined: bool,
+        vote_floor: Option<(u64, u64)>,
     ) -> Result<(), Error> {
-        self.insert_group(group_id, incarnation, members, store, applied, !rejoined)
+        self.insert_group(group_id, incarnation, members, store, applied, !rejoined)?;
+        if let (Some(floor), Some(g)) = (vote_floor, self.groups.get_mut(group_id)) {
+            g.raft.restore_vote_floor(floor);
+        }
+        Ok(())
     }
 
     /// Entries `from..=` the end of group `group_id`'s durable log (what
@@ -525,7 +580,11 @@ impl Node {
         members: &[u64],
     ) -> Result<(), Error> {
         self.validate_members(members)?;
-        self.insert_group(group_id, incarnation, members, MemStore::new(), 0, false)
+        self.insert_group(group_id, incarnation, members, MemStore::new(), 0, false)?;
+        // It never votes: what a removed replica of its incarnation did
+        // matters no more (and the WAL's copy is taken too).
+        self.tombstones.take(group_id, incarnation);
+        Ok(())
     }
 
     /// `members` empty: a replica that joins an existing group
@@ -592,13 +651,24 @@ impl Node {
     /// reported as [`ProposalError::GroupRemoved`] (outcome unknown) in the
     /// next `ready`; its messages not yet handed out in a `NodeReady` are
     /// dropped.
-    pub fn remove_group(&mut self, group_id: u64) -> Result<(), Error> {
+    ///
+    /// The node remembers the replica (a tombstone: its term, vote and last
+    /// log position; the latest 16,384 removals) for a replica of the same
+    /// incarnation created later (a node removed from a group and added
+    /// back: [`join_group`](Node::join_group)), and returns it: write it
+    /// with the removal (`WalBatch::remove_replica`) so that a restart
+    /// keeps it too.
+    pub fn remove_group(&mut self, group_id: u64) -> Result<Removed, Error> {
         let mut g = self
             .groups
             .remove(group_id)
             .ok_or(Error::NotFound(group_id))?;
+        let removed = Removed {
+            incarnation: g.incarnation,
+            state: g.raft.to_succeed(),
+        };
         self.tombstones
-            .remember(group_id, g.incarnation, g.raft.to_succeed());
+            .remember(group_id, removed.incarnation, removed.state);
         self.report_all(group_id, &mut g, ProposalError::GroupRemoved);
         if g.leading {
             take(&mut self.stats.groups_led, 1);
@@ -619,7 +689,7 @@ impl Node {
             | Event::MembersChanged { group_id: g, .. } => *g != group_id,
             Event::ProposalDone { .. } | Event::ReadDone { .. } => true,
         });
-        Ok(())
+        Ok(removed)
     }
 
     /// The node is stopping: every proposal still waiting is reported as

@@ -131,8 +131,8 @@ pub struct Raft<S: LogStore> {
     /// The last log position (term, index) of the replica of the same id
     /// that this one succeeds (`succeed_removed`): until this replica's
     /// own configuration counts it, it votes only for candidates at least
-    /// that up to date (`may_vote_for`). Not durable (yet): a restart
-    /// forgets it.
+    /// that up to date (`may_vote_for`). Durable with the replica's
+    /// creation (`restore_vote_floor` at recovery).
     pub(super) vote_floor: Option<(u64, u64)>,
     /// Elections this replica started (real ones, not pre-votes).
     pub(super) elections: u64,

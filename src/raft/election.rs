@@ -136,6 +136,24 @@ impl<S: LogStore> Raft<S> {
         self.vote_floor = Some(removed.last);
     }
 
+    /// Recovery: the vote floor this replica took with its creation
+    /// (`succeed_removed`; its term and vote are in its hard state).
+    pub fn restore_vote_floor(&mut self, floor: (u64, u64)) {
+        self.vote_floor = Some(floor);
+    }
+
+    /// The removed replica this one took the place of
+    /// (`succeed_removed`), as its creation must be made durable: its term
+    /// and vote (this replica's own, until it moves on) and the vote floor.
+    /// None if it took no one's place.
+    pub fn succeeded(&self) -> Option<Predecessor> {
+        self.vote_floor.map(|last| Predecessor {
+            term: self.term,
+            vote: self.vote,
+            last,
+        })
+    }
+
     /// What a replica of this id that joins after this one is removed must
     /// honour (`succeed_removed`).
     pub fn to_succeed(&self) -> Predecessor {

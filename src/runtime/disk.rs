@@ -26,7 +26,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::error::Error;
-use crate::multi::{Node, NodeReady};
+use crate::multi::{Node, NodeReady, Removed};
 use crate::raft::SnapshotMeta;
 use crate::storage::{
     open_storage, RecoveredNode, SnapshotStore, StorageOptions, Wal, WalBatch, WalError, WalFs,
@@ -57,6 +57,49 @@ pub struct Recovery {
     /// Groups whose state could not be rebuilt (their log was compacted and
     /// no valid snapshot covers it): rejoined as fresh replicas.
     pub lost: usize,
+}
+
+/// How a replica came to be (for [`creation_batch`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Creation {
+    /// A new group (`Node::create_group`).
+    Create,
+    /// An existing group this node is added to (`Node::join_group`): no
+    /// members of its own; recovered as a joiner, it learns them again from
+    /// its log.
+    Join,
+    /// A group this node lost its state of (`Node::rejoin_group`).
+    Rejoin,
+}
+
+/// The WAL batch that makes durable the creation of group `group_id`'s
+/// replica, which `node` just made (`how`). A replica that took the place
+/// of one of the same incarnation this node removed
+/// (`Node::succession`) is written with that replica's term, vote and
+/// vote floor, which recovery restores.
+pub fn creation_batch(
+    node: &Node,
+    group_id: u64,
+    incarnation: u64,
+    members: &[u64],
+    how: Creation,
+) -> WalBatch {
+    let mut batch = WalBatch::new();
+    let members = if how == Creation::Join { &[] } else { members };
+    match (how, node.succession(group_id)) {
+        (Creation::Rejoin, _) => batch.rejoin_group(group_id, incarnation, members),
+        (_, Some(p)) => batch.create_successor(group_id, incarnation, members, &p),
+        (_, None) => batch.create_group(group_id, incarnation, members),
+    }
+    batch
+}
+
+/// The WAL batch that makes durable the removal of group `group_id`'s
+/// replica, with the tombstone `Node::remove_group` returned.
+pub fn removal_batch(group_id: u64, removed: &Removed) -> WalBatch {
+    let mut batch = WalBatch::new();
+    batch.remove_replica(group_id, removed.incarnation, &removed.state);
+    batch
 }
 
 /// The writes one `NodeReady` asks for, as one WAL batch (one write, one
@@ -151,8 +194,9 @@ impl Disk {
     /// Create `node`'s groups from what recovery found: each with its log,
     /// at the snapshot it starts from (the host is told to restore it,
     /// before anything later is applied), keeping the mark of a replica
-    /// that rejoined. A group whose state is lost is written anew as a
-    /// rejoining replica.
+    /// that rejoined and the vote floor of one that took a removed one's
+    /// place. A group whose state is lost is written anew as a rejoining
+    /// replica. The node remembers the replicas it removed, as before.
     pub fn recover_into(
         &self,
         node: &mut Node,
@@ -162,6 +206,9 @@ impl Disk {
             groups: recovered.groups.len(),
             ..Recovery::default()
         };
+        for (group_id, incarnation, removed) in recovered.tombstones {
+            node.remember_removed(group_id, incarnation, removed);
+        }
         for (group_id, g) in recovered.groups {
             if g.lost {
                 tracing::error!(
@@ -186,6 +233,7 @@ impl Disk {
                 g.store,
                 applied,
                 g.rejoined,
+                g.vote_floor,
             )?;
             if let Some((_, data)) = g.snapshot {
                 node.restore_snapshot(group_id, data)?;

@@ -36,8 +36,10 @@ use parking_lot::Mutex;
 pub use codec::OutFrame;
 #[cfg(any(test, feature = "testkit"))]
 pub(crate) use codec::{encode, step_frame};
-pub(crate) use disk::Disk;
+#[cfg(any(test, feature = "testkit"))]
+pub(crate) use disk::{creation_batch, removal_batch};
 pub use disk::{wal_batch, DiskStats, Recovery};
+pub(crate) use disk::{Creation, Disk};
 pub use error::Error;
 pub use host::Host;
 pub use metrics::{render as render_metrics, GroupRow, Metrics};
@@ -51,7 +53,7 @@ use crate::multi::{
 };
 use crate::raft::MemberRole;
 use crate::raft::Status;
-use crate::storage::{RealFs, StorageOptions, WalBatch, WalOptions};
+use crate::storage::{RealFs, StorageOptions, WalOptions};
 use crate::transport::{ClusterSecret, TlsConfig, TransportStats};
 use crate::wire::DEFAULT_MAX_FRAME_BYTES;
 
@@ -167,14 +169,12 @@ fn remove_group(shared: &SharedNode, disk: Option<&Disk>, group_id: u64) -> Resu
     // group's writes and writing them. From inside a callback the pass has
     // written them already, and the record's write syncs them first.
     shared.exclusive(|n| -> Result<(), Error> {
-        n.remove_group(group_id)?;
+        let removed = n.remove_group(group_id)?;
         // Events of this pass not yet delivered (when removed from inside
         // a callback) must not reach the host as the new group's.
         shared.note_removal();
         if let Some(disk) = disk {
-            let mut batch = WalBatch::default();
-            batch.remove_group(group_id);
-            disk.write(&batch)?;
+            disk.write(&disk::removal_batch(group_id, &removed))?;
             disk.forget_group(group_id);
         }
         Ok(())
@@ -346,24 +346,13 @@ impl Runtime {
     ) -> Result<(), Error> {
         self.check_usable()?;
         self.shared.with(|n| -> Result<(), Error> {
-            let mut batch = WalBatch::default();
             match how {
-                Creation::Rejoin => {
-                    n.rejoin_group(group_id, incarnation, members)?;
-                    batch.rejoin_group(group_id, incarnation, members);
-                }
-                Creation::Create => {
-                    n.create_group(group_id, incarnation, members)?;
-                    batch.create_group(group_id, incarnation, members);
-                }
-                // No members of its own: recovered as a joiner, it learns
-                // them again from its log.
-                Creation::Join => {
-                    n.join_group(group_id, incarnation)?;
-                    batch.create_group(group_id, incarnation, &[]);
-                }
+                Creation::Rejoin => n.rejoin_group(group_id, incarnation, members)?,
+                Creation::Create => n.create_group(group_id, incarnation, members)?,
+                Creation::Join => n.join_group(group_id, incarnation)?,
             }
             if let Some(disk) = &self.disk {
+                let batch = disk::creation_batch(n, group_id, incarnation, members, how);
                 if let Err(e) = disk.write(&batch) {
                     let _ = n.remove_group(group_id);
                     return Err(e);
@@ -796,17 +785,6 @@ impl Drop for Runtime {
             let _ = e.stop();
         }
     }
-}
-
-/// How a replica comes to a node (`Runtime::add_group`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Creation {
-    /// A new group.
-    Create,
-    /// An existing group after this node lost its state (never votes).
-    Rejoin,
-    /// An existing group this node is being added to.
-    Join,
 }
 
 #[cfg(test)]

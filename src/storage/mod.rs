@@ -65,7 +65,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tracing::{error, info, warn};
 
-use crate::raft::{LogStore, MemStore, SnapshotMeta};
+use crate::raft::{LogStore, MemStore, Predecessor, SnapshotMeta};
 
 pub use snapshots::{SnapshotStore, SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
 
@@ -116,6 +116,9 @@ pub struct RecoveredReplica {
     /// It rejoined once after losing its state
     /// ([`WalBatch::rejoin_group`]): it must never vote.
     pub rejoined: bool,
+    /// It took the place of a replica this node removed
+    /// ([`RecoveredGroup::vote_floor`]).
+    pub vote_floor: Option<(u64, u64)>,
     /// Hard state, log and snapshot meta (`store.snapshot()`, index 0 when
     /// there is no snapshot). The log starts after the compaction point.
     pub store: MemStore,
@@ -132,6 +135,9 @@ pub struct RecoveredReplica {
 #[derive(Debug, Default)]
 pub struct RecoveredNode {
     pub groups: BTreeMap<u64, RecoveredReplica>,
+    /// Replicas this node removed that it still remembers, oldest first
+    /// ([`Recovered::tombstones`](wal::Recovered::tombstones)).
+    pub tombstones: Vec<(u64, u64, Predecessor)>,
     /// Bytes of torn tail cut off the last WAL segment.
     pub truncated_tail_bytes: u64,
     /// WAL records and segments replayed.
@@ -171,6 +177,7 @@ pub fn open_storage(
         records: recovered.records,
         segments: recovered.segments,
         snapshot_files_deleted: deleted,
+        tombstones: recovered.tombstones,
         ..RecoveredNode::default()
     };
     let mut installs = WalBatch::new();
@@ -179,6 +186,7 @@ pub fn open_storage(
             incarnation,
             members,
             rejoined,
+            vote_floor,
             mut store,
             compacted_index,
             ..
@@ -226,6 +234,7 @@ pub fn open_storage(
                 incarnation,
                 members,
                 rejoined,
+                vote_floor,
                 store,
                 snapshot,
                 lost,

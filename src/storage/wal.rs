@@ -54,8 +54,9 @@
 //!
 //! A *commit* frames everything one `write` appended; commit sequence
 //! numbers increase across the whole log. Record types and payloads are
-//! listed in `record.rs`: Checkpoint, Create (group, incarnation, members),
-//! Remove (group), HardState (group, term, vote, commit), Entries (group,
+//! listed in `record.rs`: Checkpoint, Create (group, incarnation, how the
+//! replica may vote, members), Remove (group, and the removed replica's
+//! tombstone when the node gives it), Tombstones (every one kept), HardState (group, term, vote, commit), Entries (group,
 //! first index, the group's commit index, then term, kind and data of each
 //! entry, consecutive indexes; varints, about 3 bytes per entry besides its
 //! data), Compact (group, index, term), Install (group, index, term),
@@ -73,12 +74,16 @@
 //!
 //! **Every segment begins with a Checkpoint record** (first record of its
 //! first commit): the list of live groups with, for each, its creation, its
-//! incarnation, members, hard state, compaction point (index, term) and the
-//! last index of its log.
+//! incarnation, members, hard state, compaction point (index, term), the
+//! last index of its log and how it may vote (rejoined; the vote floor of a
+//! replica that took a removed one's place). A Tombstones record follows
+//! it when the node remembers removed replicas
+//! ([`WalBatch::remove_replica`]): every one kept, oldest first.
 //!
 //! The format is still version 2: Compact gained its term, Install and the
-//! checkpoint's compaction term and last index are new, and none of this
-//! was ever released. A directory written by a build before it is not
+//! checkpoint's compaction term and last index are new, the voting byte
+//! took a third value and Remove an optional tombstone (older directories
+//! read unchanged), and none of this was ever released. A directory written by a build before it is not
 //! supported (it may be refused as corrupt, or misread).
 //!
 //! Two notions tell the lives of a group id apart, and must not be confused:
@@ -274,7 +279,7 @@ use record::Creation;
 use tracker::Tracker;
 
 use crate::idmap::IdMap;
-use crate::raft::MemStore;
+use crate::raft::{MemStore, Predecessor};
 
 /// Where the WAL lives and how large its segments grow.
 #[derive(Clone, Debug)]
@@ -311,6 +316,11 @@ pub struct RecoveredGroup {
     /// Created by [`WalBatch::rejoin_group`]: this replica lost its state
     /// once and must never vote.
     pub rejoined: bool,
+    /// Created by [`WalBatch::create_successor`]: it took the place of a
+    /// removed replica of its id, and votes for no candidate whose log ends
+    /// below this (term, index) until its own log counts it as a voter
+    /// (`Raft::succeed_removed`).
+    pub vote_floor: Option<(u64, u64)>,
     /// Its durable log and hard state. The log starts after the
     /// compaction point: `store.first_index()` is `compacted_index + 1`,
     /// and `store.term(compacted_index)` is `compacted_term`. Its snapshot
@@ -331,6 +341,10 @@ pub struct RecoveredGroup {
 #[derive(Debug, Default)]
 pub struct Recovered {
     pub groups: BTreeMap<u64, RecoveredGroup>,
+    /// The replicas this node removed that it still remembers
+    /// ([`WalBatch::remove_replica`]), oldest first: (group id,
+    /// incarnation, state), for the node to honour if it is added back.
+    pub tombstones: Vec<(u64, u64, Predecessor)>,
     /// Bytes of torn tail cut off the last segment.
     pub truncated_tail_bytes: u64,
     /// Records replayed.
@@ -793,7 +807,7 @@ impl Wal {
         overlay.reserve(batch.ops.len());
         for op in &batch.ops {
             let (group, incarnation) = match op {
-                Op::Create { group, .. } | Op::Remove { group } => (*group, None),
+                Op::Create { group, .. } | Op::Remove { group, .. } => (*group, None),
                 Op::HardState {
                     group, incarnation, ..
                 }
@@ -917,6 +931,13 @@ impl Wal {
             record::encode_checkpoint(&mut body, &self.tracker.checkpoint())
                 .map_err(WalError::InvalidBatch)?;
             count += 1;
+            let tombstones = self.tracker.tombstones();
+            if !tombstones.is_empty() {
+                let all: Vec<_> = tombstones.iter().collect();
+                record::encode_tombstones(&mut body, all.into_iter())
+                    .map_err(WalError::InvalidBatch)?;
+                count += 1;
+            }
         }
         if let Some(seq) = roll {
             let (file, path) = segment::create_segment(self.fs.as_ref(), &self.opts.dir, seq)?;
@@ -1007,7 +1028,7 @@ impl Wal {
                     group,
                     incarnation,
                     members,
-                    rejoined,
+                    voting,
                     offset,
                 } => t.create(
                     *group,
@@ -1017,11 +1038,11 @@ impl Wal {
                     },
                     *incarnation,
                     members.clone(),
-                    *rejoined,
+                    *voting,
                 ),
-                Op::Remove { group } => {
+                Op::Remove { group, tombstone } => {
                     self.maintenance = true;
-                    t.remove(*group)
+                    t.remove(*group, *tombstone)
                 }
                 Op::HardState { group, hs, .. } => t.set_hard_state(*group, *hs),
                 Op::Commit { group, commit, .. } => t.raise_commit(*group, *commit),

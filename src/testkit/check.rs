@@ -7,8 +7,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use bytes::Bytes;
 
-use crate::multi::{Body, Envelope, Event, NodeReady, ProposalError, ReadError};
-use crate::raft::{Entry, EntryKind, LogStore, MemStore, MessageType, Role};
+use crate::multi::{Body, Envelope, Event, NodeReady, ProposalError, ReadError, Removed};
+use crate::raft::{
+    Entry, EntryKind, HardState, LogStore, MemStore, MessageType, Predecessor, Role,
+};
 
 /// A group replica's identity across the cluster: (group id, incarnation).
 pub type GroupKey = (u64, u64);
@@ -157,9 +159,41 @@ pub type Check = Result<(), String>;
 #[derive(Clone, Default)]
 pub struct Durable {
     pub groups: BTreeMap<u64, (u64, MemStore)>,
+    /// The vote floor of each group whose replica took a removed one's
+    /// place.
+    pub floors: BTreeMap<u64, (u64, u64)>,
+    /// The replicas removed, by (group, incarnation), until a replica of
+    /// that incarnation is created (the simulation stays far below the
+    /// bound on how many are kept).
+    pub tombstones: BTreeMap<(u64, u64), Predecessor>,
 }
 
 impl Durable {
+    /// A replica is created (`runtime::creation_batch`); `succeeds`, the
+    /// removed one whose place it took (`Node::succession`).
+    pub fn create(&mut self, group: u64, incarnation: u64, succeeds: Option<Predecessor>) {
+        let mut store = MemStore::new();
+        self.floors.remove(&group);
+        if let Some(p) = succeeds {
+            store.set_hard_state(HardState {
+                term: p.term,
+                vote: p.vote,
+                commit: 0,
+            });
+            self.floors.insert(group, p.last);
+        }
+        self.tombstones.remove(&(group, incarnation));
+        self.groups.insert(group, (incarnation, store));
+    }
+
+    /// A replica is removed (`runtime::removal_batch`).
+    pub fn remove(&mut self, group: u64, removed: &Removed) {
+        self.groups.remove(&group);
+        self.floors.remove(&group);
+        self.tombstones
+            .insert((group, removed.incarnation), removed.state);
+    }
+
     /// Record what a ready asks to persist (the host has made it durable).
     pub fn persist(&mut self, rd: &NodeReady) {
         for gr in &rd.groups {

@@ -21,8 +21,10 @@ use super::Rng;
 use crate::multi::{Envelope, Event, Node, NodeConfig};
 use crate::raft::{HardState, Role};
 use crate::raft::{LogStore, MemStore};
-use crate::runtime::{encode, step_frame, wal_batch, Disk};
-use crate::storage::{MemFs, StorageOptions, WalBatch};
+use crate::runtime::{
+    creation_batch, encode, removal_batch, step_frame, wal_batch, Creation, Disk,
+};
+use crate::storage::{MemFs, StorageOptions};
 use crate::wire::DEFAULT_MAX_FRAME_BYTES;
 
 /// How the nodes of a cluster are set up.
@@ -432,6 +434,12 @@ impl Cluster {
                     ));
                 }
                 durable.groups.insert(g, (rg.incarnation, rg.store.clone()));
+                if let Some(f) = rg.vote_floor {
+                    durable.floors.insert(g, f);
+                }
+            }
+            for &(g, inc, p) in &recovered.tombstones {
+                durable.tombstones.insert((g, inc), p);
             }
             // What recovery rebuilt is exactly what was durable: the state
             // after the last write that completed, or one of those the
@@ -718,19 +726,17 @@ impl Cluster {
             node.create_group(g, spec.incarnation, &spec.members)
         };
         r.map_err(|e| format!("node {id} cannot create group {g}: {e}"))?;
+        let how = if rejoin {
+            Creation::Rejoin
+        } else {
+            Creation::Create
+        };
         if let Some(disk) = &sn.disk {
-            let mut b = WalBatch::default();
-            if rejoin {
-                b.rejoin_group(g, spec.incarnation, &spec.members);
-            } else {
-                b.create_group(g, spec.incarnation, &spec.members);
-            }
+            let b = creation_batch(node, g, spec.incarnation, &spec.members, how);
             disk.write(&b)
                 .map_err(|e| format!("node {id} WAL create {g}: {e}"))?;
         }
-        sn.durable
-            .groups
-            .insert(g, (spec.incarnation, MemStore::new()));
+        sn.durable.create(g, spec.incarnation, node.succession(g));
         if rejoin {
             self.stats.groups_rejoined += 1;
         } else {
@@ -747,12 +753,11 @@ impl Cluster {
         node.join_group(g, incarnation)
             .map_err(|e| format!("node {id} cannot join group {g}: {e}"))?;
         if let Some(disk) = &sn.disk {
-            let mut b = WalBatch::default();
-            b.create_group(g, incarnation, &[]);
+            let b = creation_batch(node, g, incarnation, &[], Creation::Join);
             disk.write(&b)
                 .map_err(|e| format!("node {id} WAL join {g}: {e}"))?;
         }
-        sn.durable.groups.insert(g, (incarnation, MemStore::new()));
+        sn.durable.create(g, incarnation, node.succession(g));
         self.stats.groups_created += 1;
         Ok(())
     }
@@ -774,21 +779,19 @@ impl Cluster {
         let Some(node) = sn.node.as_mut() else {
             return Ok(());
         };
-        let inc = node.group_incarnation(g);
-        let _ = node.remove_group(g);
-        if let Some(inc) = inc {
-            self.checker.on_replica_deleted(id, sn.life, (g, inc));
-        }
+        let Ok(removed) = node.remove_group(g) else {
+            return Ok(());
+        };
+        self.checker
+            .on_replica_deleted(id, sn.life, (g, removed.incarnation));
         if let Some(disk) = &sn.disk {
-            let mut b = WalBatch::default();
-            b.remove_group(g);
-            disk.write(&b)
+            disk.write(&removal_batch(g, &removed))
                 .map_err(|e| format!("node {id} WAL remove {g}: {e}"))?;
             disk.forget_group(g);
             disk.upkeep(node)
                 .map_err(|e| format!("node {id} storage upkeep: {e}"))?;
         }
-        sn.durable.groups.remove(&g);
+        sn.durable.remove(g, &removed);
         self.stats.groups_removed += 1;
         Ok(())
     }
@@ -1578,7 +1581,9 @@ fn same_store(a: &MemStore, b: &MemStore) -> bool {
 }
 
 fn same_durable(a: &Durable, b: &Durable) -> bool {
-    a.groups.len() == b.groups.len()
+    a.floors == b.floors
+        && a.tombstones == b.tombstones
+        && a.groups.len() == b.groups.len()
         && a.groups.iter().all(|(g, (inc, s))| {
             b.groups
                 .get(g)
@@ -1593,7 +1598,12 @@ fn describe_durable(d: &Durable) -> String {
         .map(|(g, (inc, s))| format!("{g}/{inc}: last {} {:?}", s.last_index(), s.hard_state()))
         .collect();
     v.sort();
-    v.join(", ")
+    format!(
+        "{}; floors {:?}; tombstones {:?}",
+        v.join(", "),
+        d.floors,
+        d.tombstones
+    )
 }
 
 /// The term of entry `i` in `node`'s log of group `g`, as the checker's

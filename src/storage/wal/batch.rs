@@ -2,8 +2,8 @@
 //! as they are added so that [`Wal::write`](super::Wal::write) only frames
 //! them, writes them and syncs.
 
-use super::record;
-use crate::raft::{Entry, HardState};
+use super::record::{self, Voting};
+use crate::raft::{Entry, HardState, Predecessor};
 
 /// What one record of a batch does to the bookkeeping, kept next to its
 /// bytes so the WAL can update its view once the batch is durable.
@@ -13,12 +13,13 @@ pub(super) enum Op {
         group: u64,
         incarnation: u64,
         members: Vec<u64>,
-        rejoined: bool,
+        voting: Voting,
         /// Where the record starts in the batch buffer (for its creation).
         offset: usize,
     },
     Remove {
         group: u64,
+        tombstone: Option<(u64, Predecessor)>,
     },
     /// `incarnation` is checked against the live group, not written.
     HardState {
@@ -109,7 +110,24 @@ impl WalBatch {
     /// ([`RecoveredGroup::incarnation`](super::RecoveredGroup::incarnation))
     /// and checked against every later record of the group.
     pub fn create_group(&mut self, group_id: u64, incarnation: u64, members: &[u64]) {
-        self.create(group_id, incarnation, members, false);
+        self.create(group_id, incarnation, members, Voting::Votes);
+    }
+
+    /// [`create_group`](Self::create_group) for a replica that takes the
+    /// place of one of the same incarnation this node removed (the node was
+    /// removed from the group and is added back: see
+    /// [`Node::succession`](crate::multi::Node::succession)): recovery
+    /// starts it at `removed`'s term and vote, and reports its vote floor
+    /// ([`RecoveredGroup::vote_floor`](super::RecoveredGroup::vote_floor))
+    /// for as long as it lives.
+    pub fn create_successor(
+        &mut self,
+        group_id: u64,
+        incarnation: u64,
+        members: &[u64],
+        removed: &Predecessor,
+    ) {
+        self.create(group_id, incarnation, members, Voting::Succeeds(*removed));
     }
 
     /// Create a group replica that rejoins its group after this node lost
@@ -119,12 +137,12 @@ impl WalBatch {
     /// because it must never vote (it may have voted and acknowledged
     /// before, and no longer knows what).
     pub fn rejoin_group(&mut self, group_id: u64, incarnation: u64, members: &[u64]) {
-        self.create(group_id, incarnation, members, true);
+        self.create(group_id, incarnation, members, Voting::Rejoined);
     }
 
-    fn create(&mut self, group_id: u64, incarnation: u64, members: &[u64], rejoined: bool) {
+    fn create(&mut self, group_id: u64, incarnation: u64, members: &[u64], voting: Voting) {
         let offset = self.buf.len();
-        let r = record::encode_create(&mut self.buf, group_id, incarnation, members, rejoined);
+        let r = record::encode_create(&mut self.buf, group_id, incarnation, members, voting);
         if let Err(e) = r {
             self.refuse(format!("group {group_id}: {e}"));
             return;
@@ -134,16 +152,35 @@ impl WalBatch {
             group: group_id,
             incarnation,
             members: members.to_vec(),
-            rejoined,
+            voting,
             offset,
         });
     }
 
     /// Remove `group_id` and everything recorded for it.
     pub fn remove_group(&mut self, group_id: u64) {
-        record::encode_remove(&mut self.buf, group_id);
+        record::encode_remove(&mut self.buf, group_id, None);
         self.records += 1;
-        self.ops.push(Op::Remove { group: group_id });
+        self.ops.push(Op::Remove {
+            group: group_id,
+            tombstone: None,
+        });
+    }
+
+    /// [`remove_group`](Self::remove_group), and remember the removed
+    /// replica (of `incarnation`, in state `removed`: see
+    /// [`Node::remove_group`](crate::multi::Node::remove_group)) among the
+    /// WAL's tombstones, until a replica of the same incarnation is created
+    /// ([`create_successor`](Self::create_successor)) or the bound forgets
+    /// it. Recovery returns them
+    /// ([`Recovered::tombstones`](super::Recovered::tombstones)).
+    pub fn remove_replica(&mut self, group_id: u64, incarnation: u64, removed: &Predecessor) {
+        record::encode_remove(&mut self.buf, group_id, Some((incarnation, removed)));
+        self.records += 1;
+        self.ops.push(Op::Remove {
+            group: group_id,
+            tombstone: Some((incarnation, *removed)),
+        });
     }
 
     /// Record the group's hard state (replaces the previous one).

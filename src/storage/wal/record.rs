@@ -9,13 +9,14 @@
 //! |------|------------|----------------------------------------------------------------|
 //! | 1    | Commit     | seq:u64, body_len:u64, count:u32, salt:u64 (frames the records of one `write`) |
 //! | 2    | Checkpoint | n:u32, n × group-state (see [`GroupCheckpoint`])               |
-//! | 3    | Create     | group:u64, incarnation:u64, m:u32, m × member:u64              |
-//! | 4    | Remove     | group:u64                                                      |
+//! | 3    | Create     | group:u64, incarnation:u64, voting, m:u32, m × member:u64      |
+//! | 4    | Remove     | group:u64 [, tombstone without its group]                      |
 //! | 5    | HardState  | group:u64, term:u64, vote:u64, commit:u64                      |
 //! | 6    | Entries    | group:v, first:v, commit:v, n:v, base_term:v, n × (term_step:v, kind:u8, len:v, data) |
 //! | 7    | Compact    | group:u64, index:u64, term:u64                                 |
 //! | 8    | Install    | group:u64, index:u64, term:u64                                 |
 //! | 9    | Commits    | n:v, n × (group:v, commit:v)                                   |
+//! | 10   | Tombstones | n:u32, n × tombstone                                           |
 //!
 //! `v` is an unsigned LEB128 varint (7 bits per byte, low first, at most 10
 //! bytes, no overlong forms). Entries are the bulk of a WAL, and most are
@@ -31,7 +32,25 @@
 //!
 //! group-state = group:u64, creation (seq:u64, offset:u64), incarnation:u64,
 //! term:u64, vote:u64, commit:u64, compacted_index:u64, compacted_term:u64,
-//! last_index:u64, m:u32, m × member:u64.
+//! last_index:u64, floor, m:u32, m × member:u64.
+//!
+//! How a replica may vote, in a Create record (`voting`) and in a
+//! checkpoint (`floor`), one byte and what it announces: 0, as usual; 1, it
+//! rejoined after losing its state and never votes; 2, it took the place of
+//! a removed replica of its id (a node removed from the group and added
+//! back), followed in a Create record by that replica's term:u64, vote:u64,
+//! last_term:u64, last_index:u64 (recovery starts the new replica at that
+//! term and vote), and in a checkpoint by last_term:u64, last_index:u64:
+//! the *vote floor*, below which it votes for no candidate until its own
+//! log counts it as a voter (`Raft::succeed_removed`).
+//!
+//! tombstone = group:u64, incarnation:u64, term:u64, vote:u64,
+//! last_term:u64, last_index:u64: a replica this node removed (a Remove
+//! record carries it when the replica's state is known), what a replica of
+//! the same group incarnation created later must honour. A Create record of
+//! that incarnation takes it. Each segment starts with a Tombstones record
+//! after its checkpoint (when there are any): every tombstone still kept,
+//! oldest first, which replaces those recovery knew.
 //!
 //! Compact: the group no longer needs its entries up to and including
 //! `index`; the entry at `index` had `term` (kept so that log matching works
@@ -63,7 +82,7 @@
 use bytes::Bytes;
 
 use crate::crc32c::{crc32c, crc32c_append};
-use crate::raft::{Entry, EntryKind, HardState};
+use crate::raft::{Entry, EntryKind, HardState, Predecessor};
 
 /// Bytes before a record's payload: length, CRC, type.
 pub const RECORD_HEADER: usize = 9;
@@ -81,10 +100,19 @@ pub const T_ENTRIES: u8 = 6;
 pub const T_COMPACT: u8 = 7;
 pub const T_INSTALL: u8 = 8;
 pub const T_COMMITS: u8 = 9;
+pub const T_TOMBSTONES: u8 = 10;
 
 const KIND_NORMAL: u8 = 0;
 const KIND_NOOP: u8 = 1;
 const KIND_CONFIG: u8 = 2;
+
+/// The `voting` and `floor` byte (see the module docs).
+const VOTES: u8 = 0;
+const REJOINED: u8 = 1;
+const SUCCEEDS: u8 = 2;
+
+/// Bytes of a tombstone.
+const TOMBSTONE: usize = 6 * 8;
 
 /// Which creation of a group id a record belongs to: the position (segment
 /// sequence number, byte offset) of the Create record that made it. Unique
@@ -107,6 +135,8 @@ pub struct GroupCheckpoint {
     pub members: Vec<u64>,
     /// The replica rejoined after losing its state (never votes).
     pub rejoined: bool,
+    /// It took a removed replica's place: its vote floor.
+    pub vote_floor: Option<(u64, u64)>,
     pub hard_state: HardState,
     /// The compaction point: entries up to here are gone, and this is the
     /// index and term of the last of them (0, 0 if none).
@@ -124,11 +154,17 @@ pub enum Record {
         group: u64,
         incarnation: u64,
         rejoined: bool,
+        /// The removed replica it takes the place of.
+        succeeds: Option<Predecessor>,
         members: Vec<u64>,
     },
     Remove {
         group: u64,
+        /// The replica's incarnation and state, to remember.
+        tombstone: Option<(u64, Predecessor)>,
     },
+    /// Every tombstone kept, oldest first: (group, incarnation, state).
+    Tombstones(Vec<(u64, u64, Predecessor)>),
     HardState {
         group: u64,
         hs: HardState,
@@ -252,10 +288,26 @@ pub fn encode_checkpoint(buf: &mut Vec<u8>, groups: &[GroupCheckpoint]) -> Resul
         put_u64(buf, g.compacted_index);
         put_u64(buf, g.compacted_term);
         put_u64(buf, g.last_index);
-        buf.push(u8::from(g.rejoined));
+        match (g.rejoined, g.vote_floor) {
+            (true, _) => buf.push(REJOINED),
+            (false, None) => buf.push(VOTES),
+            (false, Some((term, index))) => {
+                buf.push(SUCCEEDS);
+                put_u64(buf, term);
+                put_u64(buf, index);
+            }
+        }
         put_members(buf, &g.members);
     }
     finish(buf, start)
+}
+
+/// How a created replica may vote (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Voting {
+    Votes,
+    Rejoined,
+    Succeeds(Predecessor),
 }
 
 pub fn encode_create(
@@ -263,12 +315,19 @@ pub fn encode_create(
     group: u64,
     incarnation: u64,
     members: &[u64],
-    rejoined: bool,
+    voting: Voting,
 ) -> Result<(), String> {
     let start = begin(buf, T_CREATE);
     put_u64(buf, group);
     put_u64(buf, incarnation);
-    buf.push(u8::from(rejoined));
+    match voting {
+        Voting::Votes => buf.push(VOTES),
+        Voting::Rejoined => buf.push(REJOINED),
+        Voting::Succeeds(p) => {
+            buf.push(SUCCEEDS);
+            put_predecessor(buf, &p);
+        }
+    }
     put_members(buf, members);
     let r = finish(buf, start);
     if r.is_err() {
@@ -277,10 +336,37 @@ pub fn encode_create(
     r
 }
 
-pub fn encode_remove(buf: &mut Vec<u8>, group: u64) {
+/// `tombstone`: the removed replica's incarnation and state, to remember.
+pub fn encode_remove(buf: &mut Vec<u8>, group: u64, tombstone: Option<(u64, &Predecessor)>) {
     let start = begin(buf, T_REMOVE);
     put_u64(buf, group);
+    if let Some((incarnation, p)) = tombstone {
+        put_u64(buf, incarnation);
+        put_predecessor(buf, p);
+    }
     finish(buf, start).expect("fixed-size record");
+}
+
+/// Every tombstone kept, oldest first (at a segment's start).
+pub fn encode_tombstones(
+    buf: &mut Vec<u8>,
+    all: impl ExactSizeIterator<Item = (u64, u64, Predecessor)>,
+) -> Result<(), String> {
+    let start = begin(buf, T_TOMBSTONES);
+    put_u32(buf, all.len() as u32);
+    for (group, incarnation, p) in all {
+        put_u64(buf, group);
+        put_u64(buf, incarnation);
+        put_predecessor(buf, &p);
+    }
+    finish(buf, start)
+}
+
+fn put_predecessor(buf: &mut Vec<u8>, p: &Predecessor) {
+    put_u64(buf, p.term);
+    put_u64(buf, p.vote);
+    put_u64(buf, p.last.0);
+    put_u64(buf, p.last.1);
 }
 
 pub fn encode_hard_state(buf: &mut Vec<u8>, group: u64, hs: &HardState) {
@@ -421,15 +507,6 @@ impl<'a> Cursor<'a> {
         Ok(self.take(1)?[0])
     }
 
-    /// A byte that must be 0 or 1.
-    pub fn flag(&mut self) -> Result<bool, String> {
-        match self.u8()? {
-            0 => Ok(false),
-            1 => Ok(true),
-            b => Err(format!("flag byte {b} is neither 0 nor 1")),
-        }
-    }
-
     pub fn u32(&mut self) -> Result<u32, String> {
         let s = self.take(4)?;
         Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
@@ -489,6 +566,18 @@ impl<'a> Cursor<'a> {
         (0..n).map(|_| self.u64()).collect()
     }
 
+    fn left(&self) -> usize {
+        self.b.len() - self.pos
+    }
+
+    fn predecessor(&mut self) -> Result<Predecessor, String> {
+        Ok(Predecessor {
+            term: self.u64()?,
+            vote: self.u64()?,
+            last: (self.u64()?, index_in_range("last index", self.u64()?)?),
+        })
+    }
+
     pub fn end(&self) -> Result<(), String> {
         if self.pos != self.b.len() {
             return Err(format!(
@@ -541,7 +630,15 @@ pub fn decode(t: u8, payload: &[u8]) -> Result<Record, String> {
                         "group {group} ends at {last_index}, below its compaction point {compacted_index}"
                     ));
                 }
-                let rejoined = c.flag()?;
+                let (rejoined, vote_floor) = match c.u8()? {
+                    VOTES => (false, None),
+                    REJOINED => (true, None),
+                    SUCCEEDS => (
+                        false,
+                        Some((c.u64()?, index_in_range("vote floor", c.u64()?)?)),
+                    ),
+                    b => return Err(format!("group {group}: unknown voting byte {b}")),
+                };
                 let members = c.members()?;
                 groups.push(GroupCheckpoint {
                     group,
@@ -549,6 +646,7 @@ pub fn decode(t: u8, payload: &[u8]) -> Result<Record, String> {
                     incarnation,
                     members,
                     rejoined,
+                    vote_floor,
                     hard_state,
                     compacted_index,
                     compacted_term,
@@ -557,13 +655,40 @@ pub fn decode(t: u8, payload: &[u8]) -> Result<Record, String> {
             }
             Record::Checkpoint(groups)
         }
-        T_CREATE => Record::Create {
-            group: c.u64()?,
-            incarnation: c.u64()?,
-            rejoined: c.flag()?,
-            members: c.members()?,
-        },
-        T_REMOVE => Record::Remove { group: c.u64()? },
+        T_CREATE => {
+            let group = c.u64()?;
+            let incarnation = c.u64()?;
+            let (rejoined, succeeds) = match c.u8()? {
+                VOTES => (false, None),
+                REJOINED => (true, None),
+                SUCCEEDS => (false, Some(c.predecessor()?)),
+                b => return Err(format!("group {group}: unknown voting byte {b}")),
+            };
+            Record::Create {
+                group,
+                incarnation,
+                rejoined,
+                succeeds,
+                members: c.members()?,
+            }
+        }
+        T_REMOVE => {
+            let group = c.u64()?;
+            let tombstone = if c.left() > 0 {
+                Some((c.u64()?, c.predecessor()?))
+            } else {
+                None
+            };
+            Record::Remove { group, tombstone }
+        }
+        T_TOMBSTONES => {
+            let n = c.count(TOMBSTONE)?;
+            let mut all = Vec::with_capacity(n);
+            for _ in 0..n {
+                all.push((c.u64()?, c.u64()?, c.predecessor()?));
+            }
+            Record::Tombstones(all)
+        }
         T_HARD_STATE => Record::HardState {
             group: c.u64()?,
             hs: HardState {
@@ -663,16 +788,38 @@ mod tests {
     #[test]
     fn every_record_kind_round_trips() {
         let mut b = Vec::new();
-        encode_create(&mut b, 7, 41, &[1, 2, 3], false).unwrap();
+        encode_create(&mut b, 7, 41, &[1, 2, 3], Voting::Votes).unwrap();
         assert!(matches!(
             roundtrip(&b),
-            Record::Create { group: 7, incarnation: 41, rejoined: false, members } if members == [1, 2, 3]
+            Record::Create { group: 7, incarnation: 41, rejoined: false, succeeds: None, members } if members == [1, 2, 3]
         ));
         let mut b = Vec::new();
-        encode_create(&mut b, 8, 42, &[4], true).unwrap();
+        encode_create(&mut b, 8, 42, &[4], Voting::Rejoined).unwrap();
         assert!(matches!(
             roundtrip(&b),
-            Record::Create { group: 8, incarnation: 42, rejoined: true, members } if members == [4]
+            Record::Create { group: 8, incarnation: 42, rejoined: true, succeeds: None, members } if members == [4]
+        ));
+        let removed = Predecessor {
+            term: 9,
+            vote: 3,
+            last: (8, 27),
+        };
+        let mut b = Vec::new();
+        encode_create(&mut b, 8, 42, &[], Voting::Succeeds(removed)).unwrap();
+        assert!(matches!(
+            roundtrip(&b),
+            Record::Create { group: 8, incarnation: 42, rejoined: false, succeeds: Some(p), members }
+                if members.is_empty() && p == removed
+        ));
+        let mut b = Vec::new();
+        encode_tombstones(
+            &mut b,
+            [(8, 42, removed), (u64::MAX, 1, removed)].into_iter(),
+        )
+        .unwrap();
+        assert!(matches!(
+            roundtrip(&b),
+            Record::Tombstones(all) if all == vec![(8, 42, removed), (u64::MAX, 1, removed)]
         ));
 
         let hs = HardState {
@@ -755,6 +902,7 @@ mod tests {
             creation: Creation { seq: 3, offset: 77 },
             incarnation: 12,
             rejoined: true,
+            vote_floor: None,
             members: vec![1, 5],
             hard_state: hs,
             compacted_index: 2,
@@ -764,10 +912,28 @@ mod tests {
         b.clear();
         encode_checkpoint(&mut b, &cp).unwrap();
         assert!(matches!(roundtrip(&b), Record::Checkpoint(g) if g == cp));
+        let mut succeeding = cp.clone();
+        succeeding[0].rejoined = false;
+        succeeding[0].vote_floor = Some((8, 27));
+        b.clear();
+        encode_checkpoint(&mut b, &succeeding).unwrap();
+        assert!(matches!(roundtrip(&b), Record::Checkpoint(g) if g == succeeding));
 
         b.clear();
-        encode_remove(&mut b, 7);
-        assert!(matches!(roundtrip(&b), Record::Remove { group: 7 }));
+        encode_remove(&mut b, 7, None);
+        assert!(matches!(
+            roundtrip(&b),
+            Record::Remove {
+                group: 7,
+                tombstone: None
+            }
+        ));
+        b.clear();
+        encode_remove(&mut b, 7, Some((42, &removed)));
+        assert!(matches!(
+            roundtrip(&b),
+            Record::Remove { group: 7, tombstone: Some((42, p)) } if p == removed
+        ));
         b.clear();
         encode_compact(&mut b, 7, 12, 3);
         assert!(matches!(
@@ -797,7 +963,7 @@ mod tests {
     #[test]
     fn a_flipped_bit_fails_the_crc() {
         let mut b = Vec::new();
-        encode_create(&mut b, 7, 1, &[1, 2, 3], false).unwrap();
+        encode_create(&mut b, 7, 1, &[1, 2, 3], Voting::Votes).unwrap();
         for i in 8..b.len() {
             let mut c = b.clone();
             c[i] ^= 0x10;
@@ -850,6 +1016,7 @@ mod tests {
             creation: Creation { seq: 1, offset: 32 },
             incarnation: 1,
             rejoined: false,
+            vote_floor: None,
             members: vec![1],
             hard_state: HardState::default(),
             compacted_index: 9,

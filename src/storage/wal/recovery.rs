@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use tracing::{debug, warn};
 
 use super::fs::WalFs;
-use super::record::{Creation, Record};
+use super::record::{Creation, Record, Voting};
 use super::segment::{list_segments, SegmentReader, MAX_SEQ};
 use super::tracker::Tracker;
 use super::{Recovered, RecoveredGroup, WalError};
@@ -201,6 +201,9 @@ impl Replay {
         match rec {
             Record::Checkpoint(groups) => {
                 let r = self.tracker.reconcile(&groups)?;
+                // The segment's start is the whole state: its tombstones
+                // follow, if any.
+                self.tracker.set_tombstones(Vec::new());
                 for g in r.dropped {
                     self.logs.remove(&g);
                 }
@@ -225,21 +228,28 @@ impl Replay {
                 group,
                 incarnation,
                 rejoined,
+                succeeds,
                 members,
             } => {
+                let voting = match (rejoined, succeeds) {
+                    (true, _) => Voting::Rejoined,
+                    (false, Some(p)) => Voting::Succeeds(p),
+                    (false, None) => Voting::Votes,
+                };
                 self.tracker.create(
                     group,
                     Creation { seq, offset },
                     incarnation,
                     members,
-                    rejoined,
+                    voting,
                 )?;
                 self.logs.insert(group, GroupLog::new(self.missing_now));
             }
-            Record::Remove { group } => {
-                self.tracker.remove(group)?;
+            Record::Remove { group, tombstone } => {
+                self.tracker.remove(group, tombstone)?;
                 self.logs.remove(&group);
             }
+            Record::Tombstones(all) => self.tracker.set_tombstones(all),
             Record::HardState { group, hs } => self.tracker.set_hard_state(group, hs)?,
             Record::Commits(pairs) => {
                 for (group, commit) in pairs {
@@ -346,6 +356,7 @@ impl Replay {
                     incarnation: g.incarnation,
                     members: g.members.clone(),
                     rejoined: g.rejoined,
+                    vote_floor: self.tracker.vote_floor(id),
                     store,
                     compacted_index: g.compacted_index,
                     compacted_term: g.compacted_term,
@@ -483,6 +494,7 @@ pub(super) fn recover(fs: &dyn WalFs, dir: &Path) -> Result<Outcome, WalError> {
     fs.sync_dir(dir)?;
     Ok(Outcome {
         recovered: Recovered {
+            tombstones: tracker.tombstones().iter().collect(),
             groups,
             truncated_tail_bytes: truncated,
             records,

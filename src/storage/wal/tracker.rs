@@ -24,9 +24,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::record::{Creation, GroupCheckpoint};
+use super::record::{Creation, GroupCheckpoint, Voting};
 use crate::idmap::IdMap;
-use crate::raft::HardState;
+use crate::raft::{HardState, Predecessor};
+use crate::tombstones::Tombstones;
 
 /// Entries `first..=last` of a group's current log were written in segment
 /// `seq`, by records about `bytes` long.
@@ -140,6 +141,11 @@ pub(super) struct Tracker {
     groups: IdMap<GroupState>,
     /// Every segment file that exists.
     segments: BTreeMap<u64, SegmentState>,
+    /// The vote floor of each live group that took a removed replica's
+    /// place (few: beside the groups rather than in each).
+    floors: HashMap<u64, (u64, u64)>,
+    /// Replicas removed, as the node remembers them (`crate::tombstones`).
+    tombstones: Tombstones,
 }
 
 impl Tracker {
@@ -181,24 +187,45 @@ impl Tracker {
             .ok_or_else(|| format!("group {group} does not exist"))
     }
 
+    /// A replica is created. One that takes a removed replica's place
+    /// starts at its term and vote, with its vote floor; any creation of a
+    /// group incarnation takes the tombstone of that incarnation.
     pub fn create(
         &mut self,
         group: u64,
         creation: Creation,
         incarnation: u64,
         members: Vec<u64>,
-        rejoined: bool,
+        voting: Voting,
     ) -> Result<(), String> {
         if self.groups.contains_key(&group) {
             return Err(format!("group {group} is created twice"));
         }
         let mut g = GroupState::new(creation, incarnation, members);
-        g.rejoined = rejoined;
+        match voting {
+            Voting::Votes => {}
+            Voting::Rejoined => g.rejoined = true,
+            Voting::Succeeds(p) => {
+                g.hard_state = HardState {
+                    term: p.term,
+                    vote: p.vote,
+                    commit: 0,
+                };
+                self.floors.insert(group, p.last);
+            }
+        }
+        self.tombstones.take(group, incarnation);
         self.groups.insert(group, g);
         Ok(())
     }
 
-    pub fn remove(&mut self, group: u64) -> Result<(), String> {
+    /// A replica is removed; `tombstone`: its incarnation and state, to
+    /// remember for a replica of the same incarnation created later.
+    pub fn remove(
+        &mut self,
+        group: u64,
+        tombstone: Option<(u64, Predecessor)>,
+    ) -> Result<(), String> {
         let g = self
             .groups
             .remove(&group)
@@ -206,7 +233,30 @@ impl Tracker {
         for r in &g.runs {
             release(&mut self.segments, r);
         }
+        self.floors.remove(&group);
+        if let Some((incarnation, p)) = tombstone {
+            self.tombstones.remember(group, incarnation, p);
+        }
         Ok(())
+    }
+
+    /// The vote floor of a live group that took a removed replica's place.
+    pub fn vote_floor(&self, group: u64) -> Option<(u64, u64)> {
+        self.floors.get(&group).copied()
+    }
+
+    pub fn tombstones(&self) -> &Tombstones {
+        &self.tombstones
+    }
+
+    /// A segment's start lists every tombstone kept (recovery): it
+    /// replaces those replayed before.
+    pub fn set_tombstones(&mut self, all: Vec<(u64, u64, Predecessor)>) {
+        let mut t = Tombstones::default();
+        for (group, incarnation, p) in all {
+            t.remember(group, incarnation, p);
+        }
+        self.tombstones = t;
     }
 
     /// An Entries record told the group's commit index: raise it (a commit
@@ -347,6 +397,7 @@ impl Tracker {
                 incarnation: g.incarnation,
                 members: g.members.clone(),
                 rejoined: g.rejoined,
+                vote_floor: self.floors.get(&group).copied(),
                 hard_state: g.hard_state,
                 compacted_index: g.compacted_index,
                 compacted_term: g.compacted_term,
@@ -380,7 +431,7 @@ impl Tracker {
             .map(|(&id, _)| id)
             .collect();
         for id in stale {
-            self.remove(id)?;
+            self.remove(id, None)?;
             out.dropped.push(id);
         }
         for cp in listed {
@@ -402,6 +453,10 @@ impl Tracker {
             }
             g.members.clone_from(&cp.members);
             g.rejoined = cp.rejoined;
+            match cp.vote_floor {
+                Some(f) => self.floors.insert(cp.group, f),
+                None => self.floors.remove(&cp.group),
+            };
             g.hard_state = cp.hard_state;
             // (At the same index, an install may have changed the term.)
             g.compacted_term = cp.compacted_term;
@@ -518,7 +573,7 @@ mod tests {
         for s in 1..=4 {
             t.add_segment(s);
         }
-        t.create(1, at(1), 10, vec![1], false).unwrap();
+        t.create(1, at(1), 10, vec![1], Voting::Votes).unwrap();
         t.append(1, 1, 10, 1, 100).unwrap();
         t.append(1, 11, 20, 2, 100).unwrap();
         t.append(1, 21, 30, 3, 100).unwrap();
@@ -535,7 +590,7 @@ mod tests {
             Some(1),
             "contiguous appends merge into one run"
         );
-        t.remove(1).unwrap();
+        t.remove(1, None).unwrap();
         assert_eq!(t.unneeded_segments(4), vec![1, 2, 3]);
     }
 
@@ -543,9 +598,9 @@ mod tests {
     fn reconcile_drops_unlisted_and_replaced_creations() {
         let mut t = Tracker::default();
         t.add_segment(1);
-        t.create(1, at(1), 10, vec![1], false).unwrap();
-        t.create(2, at(1), 10, vec![1], false).unwrap();
-        t.create(3, at(1), 10, vec![1], false).unwrap();
+        t.create(1, at(1), 10, vec![1], Voting::Votes).unwrap();
+        t.create(2, at(1), 10, vec![1], Voting::Votes).unwrap();
+        t.create(3, at(1), 10, vec![1], Voting::Votes).unwrap();
         t.append(3, 1, 3, 1, 100).unwrap();
         let hs = HardState {
             term: 2,
@@ -557,6 +612,7 @@ mod tests {
             creation: at(seq),
             incarnation: seq * 10,
             rejoined: false,
+            vote_floor: None,
             members: vec![1, 2],
             hard_state: hs,
             compacted_index: 0,
@@ -590,7 +646,7 @@ mod tests {
         for s in 1..=4 {
             t.add_segment(s);
         }
-        t.create(1, at(1), 10, vec![1], false).unwrap();
+        t.create(1, at(1), 10, vec![1], Voting::Votes).unwrap();
         t.append(1, 1, 10, 1, 1000).unwrap();
         t.append(1, 11, 20, 2, 1000).unwrap();
         t.append(1, 21, 30, 3, 1000).unwrap();
@@ -622,7 +678,7 @@ mod tests {
         for s in 1..=3 {
             t.add_segment(s);
         }
-        t.create(1, at(1), 10, vec![1], false).unwrap();
+        t.create(1, at(1), 10, vec![1], Voting::Votes).unwrap();
         t.append(1, 1, 10, 1, 100).unwrap();
         t.append(1, 11, 12, 2, 100).unwrap();
         t.install(1, 5, 4).unwrap();
@@ -643,8 +699,8 @@ mod tests {
         for s in 1..=3 {
             t.add_segment(s);
         }
-        t.create(1, at(1), 10, vec![1], false).unwrap();
-        t.create(2, at(1), 10, vec![1], false).unwrap();
+        t.create(1, at(1), 10, vec![1], Voting::Votes).unwrap();
+        t.create(2, at(1), 10, vec![1], Voting::Votes).unwrap();
         t.append(1, 1, 4, 1, 400).unwrap();
         t.append(1, 5, 8, 1, 400).unwrap(); // merges into one run
         t.append(2, 1, 2, 1, 50).unwrap();
@@ -654,7 +710,7 @@ mod tests {
         assert!(t.append(1, 7, 7, 2, 30).unwrap());
         assert_eq!(t.segment(1).unwrap().live_bytes, 600 + 50);
         assert_eq!(t.segment(2).unwrap().live_bytes, 30);
-        t.remove(1).unwrap();
+        t.remove(1, None).unwrap();
         assert_eq!(t.segment(1).unwrap().live_bytes, 50);
         assert_eq!(t.segment(2).unwrap(), SegmentState::default());
     }
@@ -666,7 +722,7 @@ mod tests {
             t.add_segment(s);
         }
         for g in 1..=4 {
-            t.create(g, at(1), 10 + g, vec![1], false).unwrap();
+            t.create(g, at(1), 10 + g, vec![1], Voting::Votes).unwrap();
         }
         t.append(3, 1, 5, 1, 100).unwrap();
         t.append(3, 6, 9, 2, 80).unwrap();

@@ -1,11 +1,16 @@
-//! What this node remembers of the group replicas it removed: for each
-//! (group id, incarnation), the replica's term, vote and last log
-//! position, so that if the node is added back to the group, the empty
-//! replica that joins does not vote where the removed one could not have
-//! (`Raft::succeed_removed`). In memory and bounded: the oldest are
-//! forgotten first, and none survives a restart, nor does the vote floor
-//! a replica takes from one (see docs/DESIGN.md, "Membership changes", for
-//! what that leaves open).
+//! What a node remembers of the group replicas it removed: for each
+//! (group id, incarnation), the replica's term, vote and last log position
+//! ([`Predecessor`]), so that if the node is added back to the group, the
+//! empty replica that joins does not vote where the removed one could not
+//! have (`Raft::succeed_removed`). Bounded: the oldest are forgotten first.
+//!
+//! Two copies are kept in step: the node's (`multi::Node`), which a join
+//! takes from, and the WAL's (its tracker), which makes them durable: a
+//! removal record carries the tombstone, a creation of the same group
+//! incarnation takes it, and every segment starts with the whole set
+//! after its checkpoint. Both see the same removals and creations in the
+//! same order, so the bound forgets the same ones. See docs/DESIGN.md,
+//! "Membership changes".
 
 use std::collections::{HashMap, VecDeque};
 
@@ -14,10 +19,10 @@ use crate::raft::Predecessor;
 /// Replicas remembered at most (the most recent removals: a replica moved
 /// away and back comes back soon): with the map's and the queue's overhead
 /// about 150 bytes each, under 3 MB for a node that removes groups all day.
-pub(super) const MAX_TOMBSTONES: usize = 16_384;
+pub(crate) const MAX_TOMBSTONES: usize = 16_384;
 
-#[derive(Default)]
-pub(super) struct Tombstones {
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Tombstones {
     /// Each with the number it was remembered under.
     by_group: HashMap<(u64, u64), (u64, Predecessor)>,
     /// Keys in the order they were remembered, with that number: a key
@@ -53,6 +58,19 @@ impl Tombstones {
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.by_group.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_group.is_empty()
+    }
+
+    /// Every tombstone as (group id, incarnation, predecessor), oldest
+    /// first: remembered in this order, they come back as they are.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, u64, Predecessor)> + '_ {
+        self.order.iter().filter_map(|&(key, n)| {
+            let (m, t) = self.by_group.get(&key)?;
+            (*m == n).then_some((key.0, key.1, *t))
+        })
     }
 }
 
@@ -96,5 +114,23 @@ mod tests {
         ts.remember(0, 1, t(2));
         ts.remember(u64::MAX, 1, t(5));
         assert_eq!(ts.take(0, 1), Some(t(2)));
+    }
+
+    #[test]
+    fn iteration_is_oldest_first_and_skips_what_was_taken_or_renewed() {
+        let mut ts = Tombstones::default();
+        ts.remember(1, 1, t(1));
+        ts.remember(2, 1, t(2));
+        ts.remember(3, 1, t(3));
+        ts.remember(1, 1, t(4));
+        assert_eq!(ts.take(2, 1), Some(t(2)));
+        let all: Vec<_> = ts.iter().collect();
+        assert_eq!(all, vec![(3, 1, t(3)), (1, 1, t(4))]);
+        // Remembered again in that order, they come back the same.
+        let mut again = Tombstones::default();
+        for (g, inc, p) in ts.iter() {
+            again.remember(g, inc, p);
+        }
+        assert_eq!(again.iter().collect::<Vec<_>>(), all);
     }
 }
