@@ -164,6 +164,18 @@ impl Balancer {
         self.hold_until = 0;
     }
 
+    /// `peer` is heard again, or restarted: a transfer to it that it did
+    /// not complete may have failed only because it was away, so the
+    /// pairs abandoned with it as target may be tried again at once
+    /// rather than after [`ABANDONED_TIMEOUTS`] (a target that cannot lead
+    /// fails again, and waits twice as long as before).
+    pub fn peer_back(&mut self, peer: u64) {
+        self.dirty = true;
+        for (_, (at, _)) in self.abandoned.iter_mut().filter(|((_, to), _)| *to == peer) {
+            *at = 0;
+        }
+    }
+
     /// What this node's batches say of its leaders.
     pub fn report(&self) -> Option<i64> {
         self.on.then_some(self.mine).flatten()
@@ -296,6 +308,9 @@ impl Node {
             tracing::debug!(group_id, to, "balancing leaders: transferring");
             self.stats.transfers_started += 1;
             self.stats.balance_transfers += 1;
+            if self.balancer.abandoned.contains_key(&(group_id, to)) {
+                self.stats.balance_retries += 1;
+            }
             self.touched(group_id);
             self.balancer.inflight.push((group_id, to));
             mine -= ONE;

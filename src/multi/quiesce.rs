@@ -309,12 +309,14 @@ impl Node {
             Heard::Same => {}
             Heard::Returned => {
                 self.every_peer_heard_ends_the_balance_hold();
+                self.balancer.peer_back(peer);
                 self.stats.peers_returned += 1;
                 tracing::info!(peer, "peer heard again");
                 self.peer_returned(peer);
             }
             Heard::Restarted => {
                 self.every_peer_heard_ends_the_balance_hold();
+                self.balancer.peer_back(peer);
                 self.stats.peers_restarted += 1;
                 tracing::info!(peer, "peer restarted: the groups it led elect again");
                 // Its replicas start over: the groups it led need a leader,

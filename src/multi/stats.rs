@@ -163,6 +163,11 @@ pub struct Stats {
     /// Of `transfers_started`, those the leader balancer started
     /// (`balance.rs`).
     pub balance_transfers: u64,
+    /// Of `balance_transfers`, those that tried again a transfer of the
+    /// same group to the same target that the target did not complete
+    /// earlier (after the wait `balance.rs` sets, or once the target is
+    /// back).
+    pub balance_retries: u64,
     /// Membership changes this node proposed as leader (`Node::add_member`,
     /// `remove_member`, and the automatic promotions are not counted).
     pub membership_changes: u64,

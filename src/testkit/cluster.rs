@@ -1515,7 +1515,6 @@ impl Cluster {
             .sum()
     }
 
-    /// Snapshots installed from a leader, by every node in every life.
     /// Transfers the nodes' leader balancers started, over all their lives.
     pub fn balance_transfers(&self) -> u64 {
         self.nodes
@@ -1526,6 +1525,7 @@ impl Cluster {
             .sum()
     }
 
+    /// Snapshots installed from a leader, by every node in every life.
     pub fn installs(&self) -> u64 {
         self.nodes
             .values()
