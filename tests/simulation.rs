@@ -996,8 +996,11 @@ fn add(total: &mut Totals, t: &Totals) {
 /// Seeds outside the usual range that once found a bug, run along with
 /// it every time: 7168 (a replica removed and added back joined empty and
 /// voted a leader in without a committed entry; see
-/// `a_node_added_back_keeps_its_removed_replicas_vote_and_floor_across_restarts`).
-const REGRESSIONS: &[u64] = &[7168];
+/// `a_node_added_back_keeps_its_removed_replicas_vote_and_floor_across_restarts`),
+/// 7683 (a non-voter woken while its leader slept stayed awake for good
+/// once its wake-up answer was lost; see
+/// `a_non_voter_that_hears_nothing_from_its_leader_pokes_it_once_per_election_timeout`).
+const REGRESSIONS: &[u64] = &[7168, 7683];
 
 fn seeds() -> Vec<u64> {
     if let Ok(s) = std::env::var("MUXRAFT_SIM_SEED") {

@@ -374,10 +374,38 @@ impl<S: LogStore> Raft<S> {
             // and stays ended, so it answers candidates on their logs
             // alone (restarting the timer would renew the lease each
             // timeout and leave candidates that need its vote waiting).
-            return false;
+            return self.poke_silent_leader();
         }
         self.election_elapsed = 0;
         self.start_election();
+        true
+    }
+
+    /// A replica that never campaigns has heard nothing from the leader
+    /// it knows for an election timeout (or another since): it sends the
+    /// leader an empty heartbeat answer, once per election timeout. A
+    /// voter in its place campaigns, which wakes the group; without this,
+    /// a non-voter woken while its leader sleeps (quiesced), whose wake-up
+    /// answer was lost, would stay awake forever and never hear from the
+    /// leader again (the simulation's seed 7683). The answer wakes a quiet
+    /// leader, whose heartbeats then reach it; an awake leader takes it as
+    /// any answer (round 0 confirms no read); a dead one costs a message
+    /// per timeout.
+    fn poke_silent_leader(&mut self) -> bool {
+        if self.role != Role::Follower || self.leader == NONE {
+            return false;
+        }
+        let over = self.election_elapsed - self.randomized_election_timeout;
+        if over % self.cfg.election_ticks.max(1) != 0 || self.election_elapsed == u32::MAX {
+            return false;
+        }
+        let poke = Message::new(
+            MessageType::HeartbeatResponse,
+            self.id,
+            self.leader,
+            self.term,
+        );
+        self.send(poke);
         true
     }
 

@@ -2650,6 +2650,52 @@ fn a_non_voter_never_counts_toward_commit_or_elections() {
     assert!(leader == 2 || leader == 3);
 }
 
+// Mutation: `poke_silent_leader` never sending leaves a non-voter woken
+// while its leader sleeps (quiesced), whose wake-up answer was lost, awake
+// for good (the simulation's seed 7683); sending at every tick past the
+// timeout, or before it, fails the count or the spacing.
+#[test]
+fn a_non_voter_that_hears_nothing_from_its_leader_pokes_it_once_per_election_timeout() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    net.join(4);
+    net.change(1, add(4, MemberRole::NonVoter));
+    net.run(3);
+    let r = net.raft(4);
+    assert_eq!((r.role(), r.leader()), (Role::Follower, 1));
+    let timeout = r.cfg.election_ticks;
+    // The leader goes silent (asleep, or gone): only 4 is ticked.
+    let mut pokes = Vec::new();
+    for t in 1..=10 * timeout {
+        r.tick();
+        while r.has_ready() {
+            let rd = r.ready();
+            for m in &rd.messages {
+                assert_eq!(
+                    (m.msg_type, m.to, m.commit, m.index),
+                    (MessageType::HeartbeatResponse, 1, 0, 0),
+                    "an empty answer to its leader, and nothing else"
+                );
+                pokes.push(t);
+            }
+            r.advance(&rd);
+        }
+    }
+    assert!(pokes[0] >= timeout, "not before a timeout: {pokes:?}");
+    assert!(
+        pokes.windows(2).all(|w| w[1] - w[0] == timeout),
+        "{pokes:?}"
+    );
+    assert!(pokes.len() >= 8, "{pokes:?}");
+    // While its leader is heard, it sends nothing of the kind.
+    net.run(20);
+    let r = net.raft(4);
+    for _ in 0..timeout - 1 {
+        r.tick();
+        assert!(!r.has_ready());
+    }
+}
+
 // Mutation: dropping either condition of `propose_conf_change`'s busy
 // check (the known bug of one-server changes needs the first).
 #[test]
