@@ -250,6 +250,21 @@ fn main() {
     for _ in 0..20 {
         c.tick();
     }
+    let wal_after_restart = wal_seed(&wal, 0);
+    let wal_after_restart_fixed = wal_seed(&wal, 3);
+
+    // Node 1 leaves group 1 and is added back (a Remove record with a
+    // tombstone, then a Create record that takes it), leaves group 2 for
+    // good (its tombstone stays), and writes on until a new segment
+    // starts with the tombstones kept.
+    let n1 = &c.nodes[&1].0;
+    n1.remove_group(1).expect("removed");
+    n1.remove_group(2).expect("removed");
+    n1.join_group(1, 1).expect("joined again");
+    for n in 200..210 {
+        c.propose(n);
+        c.tick();
+    }
 
     let node_step = out.join("node_step");
     for (phase, script) in [
@@ -282,10 +297,16 @@ fn main() {
 
     let wal_recovery = out.join("wal_recovery");
     write(&wal_recovery, "before-restart", &wal_before_restart);
-    write(&wal_recovery, "after-restart", &wal_seed(&wal, 0));
+    write(&wal_recovery, "after-restart", &wal_after_restart);
     // The same with the CRCs fixed by the target and files named by their
     // headers.
-    write(&wal_recovery, "after-restart-fixed", &wal_seed(&wal, 3));
+    write(
+        &wal_recovery,
+        "after-restart-fixed",
+        &wal_after_restart_fixed,
+    );
+    write(&wal_recovery, "tombstones", &wal_seed(&wal, 0));
+    write(&wal_recovery, "tombstones-fixed", &wal_seed(&wal, 3));
 
     // Handshakes: node 5 of cluster 0xC1 (see the target), modes
     // accept/dial x without/with a secret.

@@ -229,6 +229,9 @@ struct Totals {
     restores_checked: u64,
     wipes: u64,
     rejoined: u64,
+    successors: u64,
+    tombstones_recovered: u64,
+    floors_recovered: u64,
     busy: u64,
     /// Reads taken, served (each checked linearizable), failed.
     reads: u64,
@@ -911,6 +914,9 @@ fn run(sc: Scenario) -> Result<Totals, String> {
         restores_checked: k.restores_checked,
         wipes: s.wipes,
         rejoined: s.groups_rejoined,
+        successors: s.successors,
+        tombstones_recovered: s.tombstones_recovered,
+        floors_recovered: s.floors_recovered,
         busy: s.proposals_busy,
         reads: k.reads,
         reads_served: k.reads_served,
@@ -973,6 +979,9 @@ fn add(total: &mut Totals, t: &Totals) {
     total.restores_checked += t.restores_checked;
     total.wipes += t.wipes;
     total.rejoined += t.rejoined;
+    total.successors += t.successors;
+    total.tombstones_recovered += t.tombstones_recovered;
+    total.floors_recovered += t.floors_recovered;
     total.busy += t.busy;
     total.reads += t.reads;
     total.reads_served += t.reads_served;
@@ -1077,6 +1086,10 @@ fn run_mode(mode: Mode) -> Totals {
         t.rejoined,
         t.elections,
         t.slowest_settle
+    );
+    println!(
+        "  added back: {} replicas created in the place of one their node removed; recovery read back {} tombstones and {} vote floors at restarts (each checked against what was written)",
+        t.successors, t.tombstones_recovered, t.floors_recovered
     );
     println!(
         "  leader balancer: on in {} seeds, {} transfers started by it; after the faults, leaders stopped moving within 150 ticks ({} moves then, 0 after but {} retries of transfers abandoned during the faults)",

@@ -63,7 +63,7 @@ fn fix_crcs(file: &mut [u8]) {
 }
 
 fn summary(r: &Recovered) -> String {
-    format!("{:?}", r.groups)
+    format!("{:?} {:?}", r.groups, r.tombstones)
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -207,6 +207,13 @@ pub struct ClusterStats {
     /// Data directories deleted (nodes that came back empty and rejoined).
     pub wipes: u64,
     pub groups_rejoined: u64,
+    /// Replicas created in the place of one the node removed (a node added
+    /// back to a group: `Node::succession`), and, at restarts, the
+    /// tombstones of removed replicas and the vote floors of such replicas
+    /// that recovery read back from disk.
+    pub successors: u64,
+    pub tombstones_recovered: u64,
+    pub floors_recovered: u64,
     /// Reads refused by the leader that was asked (busy, or no longer
     /// leading by the time it was asked).
     pub reads_refused: u64,
@@ -441,6 +448,8 @@ impl Cluster {
             for &(g, inc, p) in &recovered.tombstones {
                 durable.tombstones.insert((g, inc), p);
             }
+            self.stats.tombstones_recovered += durable.tombstones.len() as u64;
+            self.stats.floors_recovered += durable.floors.len() as u64;
             // What recovery rebuilt is exactly what was durable: the state
             // after the last write that completed, or one of those the
             // interrupted one allows.
@@ -736,7 +745,9 @@ impl Cluster {
             disk.write(&b)
                 .map_err(|e| format!("node {id} WAL create {g}: {e}"))?;
         }
-        sn.durable.create(g, spec.incarnation, node.succession(g));
+        let succeeds = node.succession(g);
+        self.stats.successors += u64::from(succeeds.is_some());
+        sn.durable.create(g, spec.incarnation, succeeds);
         if rejoin {
             self.stats.groups_rejoined += 1;
         } else {
@@ -757,7 +768,9 @@ impl Cluster {
             disk.write(&b)
                 .map_err(|e| format!("node {id} WAL join {g}: {e}"))?;
         }
-        sn.durable.create(g, incarnation, node.succession(g));
+        let succeeds = node.succession(g);
+        self.stats.successors += u64::from(succeeds.is_some());
+        sn.durable.create(g, incarnation, succeeds);
         self.stats.groups_created += 1;
         Ok(())
     }
