@@ -1632,16 +1632,9 @@ fn survivors_that_lose_the_leaders_node_an_interval_apart_elect_in_one_round() {
     }
 }
 
-/// Node 5's replica of a group, removed and created again by
-/// `join_group` (the node added back to the group), must not vote for a
-/// candidate less up to date than the removed replica was (the simulation's
-/// seed 7168: such a vote elected a leader without committed entries).
-/// Mutation: `join_group` not taking the removed replica's tombstone fails
-/// here.
-#[test]
-fn a_node_added_back_to_a_group_votes_only_for_candidates_as_up_to_date_as_its_removed_replica() {
-    use crate::raft::{Entry, EntryKind, Message};
-    let group = |msg: Message| Envelope {
+/// A message of group 1 (incarnation `inc(1)`), as an envelope.
+fn group_1(msg: crate::raft::Message) -> Envelope {
+    Envelope {
         from: msg.from,
         to: msg.to,
         body: Body::Group {
@@ -1649,26 +1642,21 @@ fn a_node_added_back_to_a_group_votes_only_for_candidates_as_up_to_date_as_its_r
             incarnation: inc(1),
             msg,
         },
-    };
-    let answers = |node: &mut Node| -> Vec<(u64, bool)> {
-        let rd = node.ready();
-        let out = rd
-            .messages
-            .iter()
-            .chain(&rd.early)
-            .filter_map(|e| match &e.body {
-                Body::Group { msg, .. } if msg.msg_type == MessageType::VoteResponse => {
-                    Some((e.to, !msg.reject))
-                }
-                _ => None,
-            })
-            .collect();
-        node.advance(rd);
-        out
-    };
-    let mut node = Node::new(config(5, true)).unwrap();
-    node.create_group(1, inc(1), &[1, 3, 5]).unwrap();
-    // Leader 1 of term 2 brings two entries.
+    }
+}
+
+/// A vote request of group 1 from `from` to replica 5 at `term`, for a
+/// candidate whose log ends at (`log_term`, `index`).
+fn vote_to_5(from: u64, term: u64, (log_term, index): (u64, u64)) -> Envelope {
+    let mut m = crate::raft::Message::new(MessageType::Vote, from, 5, term);
+    (m.log_term, m.index) = (log_term, index);
+    group_1(m)
+}
+
+/// An append of group 1 from leader 1 to replica 5 at term 2, bringing
+/// entries 1 and 2 of term 2.
+fn two_entries_to_5() -> Envelope {
+    use crate::raft::{Entry, EntryKind, Message};
     let mut append = Message::new(MessageType::Append, 1, 5, 2);
     append.entries = (1..=2)
         .map(|index| Entry {
@@ -1678,21 +1666,50 @@ fn a_node_added_back_to_a_group_votes_only_for_candidates_as_up_to_date_as_its_r
             data: Bytes::from_static(b"x"),
         })
         .collect();
-    node.step(group(append)).unwrap();
+    group_1(append)
+}
+
+/// The vote answers a ready sends: (to, granted).
+fn vote_answers(rd: &NodeReady) -> Vec<(u64, bool)> {
+    rd.messages
+        .iter()
+        .chain(&rd.early)
+        .filter_map(|e| match &e.body {
+            Body::Group { msg, .. } if msg.msg_type == MessageType::VoteResponse => {
+                Some((e.to, !msg.reject))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Node 5's replica of a group, removed and created again by
+/// `join_group` (the node added back to the group), must not vote for a
+/// candidate less up to date than the removed replica was (the simulation's
+/// seed 7168: such a vote elected a leader without committed entries).
+/// Mutation: `join_group` not taking the removed replica's tombstone fails
+/// here.
+#[test]
+fn a_node_added_back_to_a_group_votes_only_for_candidates_as_up_to_date_as_its_removed_replica() {
+    let answers = |node: &mut Node| -> Vec<(u64, bool)> {
+        let rd = node.ready();
+        let out = vote_answers(&rd);
+        node.advance(rd);
+        out
+    };
+    let mut node = Node::new(config(5, true)).unwrap();
+    node.create_group(1, inc(1), &[1, 3, 5]).unwrap();
+    // Leader 1 of term 2 brings two entries.
+    node.step(two_entries_to_5()).unwrap();
     answers(&mut node);
     node.remove_group(1).unwrap();
     answers(&mut node);
     node.join_group(1, inc(1)).unwrap();
     answers(&mut node);
-    let vote = |from, term, (log_term, index)| {
-        let mut m = Message::new(MessageType::Vote, from, 5, term);
-        (m.log_term, m.index) = (log_term, index);
-        group(m)
-    };
     // Candidate 3 ends at (term 2, index 1): short of what replica 5 held.
-    node.step(vote(3, 7, (2, 1))).unwrap();
+    node.step(vote_to_5(3, 7, (2, 1))).unwrap();
     assert_eq!(answers(&mut node), vec![(3, false)]);
-    node.step(vote(1, 8, (2, 2))).unwrap();
+    node.step(vote_to_5(1, 8, (2, 2))).unwrap();
     assert_eq!(answers(&mut node), vec![(1, true)]);
 }
 
@@ -1710,40 +1727,15 @@ fn a_node_added_back_keeps_its_removed_replicas_vote_and_floor_across_restarts()
     use std::path::Path;
     use std::sync::Arc;
 
-    use crate::raft::{Entry, EntryKind, Message};
     use crate::runtime::{creation_batch, removal_batch, Creation, Disk};
     use crate::storage::{MemFs, StorageOptions};
 
-    let group = |msg: Message| Envelope {
-        from: msg.from,
-        to: msg.to,
-        body: Body::Group {
-            group_id: 1,
-            incarnation: inc(1),
-            msg,
-        },
-    };
-    let vote = |from, term, (log_term, index)| {
-        let mut m = Message::new(MessageType::Vote, from, 5, term);
-        (m.log_term, m.index) = (log_term, index);
-        group(m)
-    };
     // A pass, made durable as the runtime does, and the votes it answers.
     let pass = |node: &mut Node, disk: &Disk| -> Vec<(u64, bool)> {
         let rd = node.ready();
         disk.persist_unsynced(&rd).unwrap();
         disk.sync().unwrap();
-        let out = rd
-            .messages
-            .iter()
-            .chain(&rd.early)
-            .filter_map(|e| match &e.body {
-                Body::Group { msg, .. } if msg.msg_type == MessageType::VoteResponse => {
-                    Some((e.to, !msg.reject))
-                }
-                _ => None,
-            })
-            .collect();
+        let out = vote_answers(&rd);
         node.advance(rd);
         out
     };
@@ -1768,16 +1760,7 @@ fn a_node_added_back_keeps_its_removed_replicas_vote_and_floor_across_restarts()
     .unwrap();
     // Leader 1 of term 2 brings two entries; then replica 5 votes for 3 in
     // term 3.
-    let mut append = Message::new(MessageType::Append, 1, 5, 2);
-    append.entries = (1..=2)
-        .map(|index| Entry {
-            term: 2,
-            index,
-            kind: EntryKind::Normal,
-            data: Bytes::from_static(b"x"),
-        })
-        .collect();
-    node.step(group(append)).unwrap();
+    node.step(two_entries_to_5()).unwrap();
     pass(&mut node, &disk);
     // Leader 1 goes silent; once its lease is over, candidate 3 gets the
     // vote (replica 5's own pre-votes find no one).
@@ -1786,7 +1769,7 @@ fn a_node_added_back_keeps_its_removed_replicas_vote_and_floor_across_restarts()
         pass(&mut node, &disk);
     }
     assert_eq!(node.group_status(1).unwrap().term, 2);
-    node.step(vote(3, 3, (2, 2))).unwrap();
+    node.step(vote_to_5(3, 3, (2, 2))).unwrap();
     assert_eq!(pass(&mut node, &disk), vec![(3, true)]);
     let removed = node.remove_group(1).unwrap();
     assert_eq!(removed.state.last, (2, 2));
@@ -1806,11 +1789,11 @@ fn a_node_added_back_keeps_its_removed_replicas_vote_and_floor_across_restarts()
     let (mut node, disk) = start();
     assert_eq!(node.group_status(1).unwrap().term, 3);
     // Term 3's vote went to 3: not to 1 as well.
-    node.step(vote(1, 3, (2, 2))).unwrap();
+    node.step(vote_to_5(1, 3, (2, 2))).unwrap();
     assert_eq!(pass(&mut node, &disk), vec![(1, false)]);
     // Candidate 3 ends at (term 2, index 1): short of what replica 5 held.
-    node.step(vote(3, 7, (2, 1))).unwrap();
+    node.step(vote_to_5(3, 7, (2, 1))).unwrap();
     assert_eq!(pass(&mut node, &disk), vec![(3, false)]);
-    node.step(vote(1, 8, (2, 2))).unwrap();
+    node.step(vote_to_5(1, 8, (2, 2))).unwrap();
     assert_eq!(pass(&mut node, &disk), vec![(1, true)]);
 }
