@@ -153,9 +153,7 @@ pub enum Record {
     Create {
         group: u64,
         incarnation: u64,
-        rejoined: bool,
-        /// The removed replica it takes the place of.
-        succeeds: Option<Predecessor>,
+        voting: Voting,
         members: Vec<u64>,
     },
     Remove {
@@ -658,17 +656,16 @@ pub fn decode(t: u8, payload: &[u8]) -> Result<Record, String> {
         T_CREATE => {
             let group = c.u64()?;
             let incarnation = c.u64()?;
-            let (rejoined, succeeds) = match c.u8()? {
-                VOTES => (false, None),
-                REJOINED => (true, None),
-                SUCCEEDS => (false, Some(c.predecessor()?)),
+            let voting = match c.u8()? {
+                VOTES => Voting::Votes,
+                REJOINED => Voting::Rejoined,
+                SUCCEEDS => Voting::Succeeds(c.predecessor()?),
                 b => return Err(format!("group {group}: unknown voting byte {b}")),
             };
             Record::Create {
                 group,
                 incarnation,
-                rejoined,
-                succeeds,
+                voting,
                 members: c.members()?,
             }
         }
@@ -791,13 +788,13 @@ mod tests {
         encode_create(&mut b, 7, 41, &[1, 2, 3], Voting::Votes).unwrap();
         assert!(matches!(
             roundtrip(&b),
-            Record::Create { group: 7, incarnation: 41, rejoined: false, succeeds: None, members } if members == [1, 2, 3]
+            Record::Create { group: 7, incarnation: 41, voting: Voting::Votes, members } if members == [1, 2, 3]
         ));
         let mut b = Vec::new();
         encode_create(&mut b, 8, 42, &[4], Voting::Rejoined).unwrap();
         assert!(matches!(
             roundtrip(&b),
-            Record::Create { group: 8, incarnation: 42, rejoined: true, succeeds: None, members } if members == [4]
+            Record::Create { group: 8, incarnation: 42, voting: Voting::Rejoined, members } if members == [4]
         ));
         let removed = Predecessor {
             term: 9,
@@ -808,7 +805,7 @@ mod tests {
         encode_create(&mut b, 8, 42, &[], Voting::Succeeds(removed)).unwrap();
         assert!(matches!(
             roundtrip(&b),
-            Record::Create { group: 8, incarnation: 42, rejoined: false, succeeds: Some(p), members }
+            Record::Create { group: 8, incarnation: 42, voting: Voting::Succeeds(p), members }
                 if members.is_empty() && p == removed
         ));
         let mut b = Vec::new();

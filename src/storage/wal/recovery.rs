@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use tracing::{debug, warn};
 
 use super::fs::WalFs;
-use super::record::{Creation, Record, Voting};
+use super::record::{Creation, Record};
 use super::segment::{list_segments, SegmentReader, MAX_SEQ};
 use super::tracker::Tracker;
 use super::{Recovered, RecoveredGroup, WalError};
@@ -227,15 +227,9 @@ impl Replay {
             Record::Create {
                 group,
                 incarnation,
-                rejoined,
-                succeeds,
+                voting,
                 members,
             } => {
-                let voting = match (rejoined, succeeds) {
-                    (true, _) => Voting::Rejoined,
-                    (false, Some(p)) => Voting::Succeeds(p),
-                    (false, None) => Voting::Votes,
-                };
                 self.tracker.create(
                     group,
                     Creation { seq, offset },
