@@ -49,7 +49,8 @@ use super::stats::WakeCause;
 use super::stats::{FrameKind, Stats};
 use super::{Error, NodeConfig, ProposalError, ReadError};
 use crate::raft::{
-    self, EntryKind, LogStore, MemStore, Message, Predecessor, Raft, Role, SnapshotMeta,
+    self, entry_lists, EntryKind, LogStore, MemStore, Message, Predecessor, Raft, Role,
+    SnapshotMeta,
 };
 use crate::tombstones::Tombstones;
 
@@ -288,6 +289,17 @@ impl Spare {
 /// catching up thousands of groups at once) does not pin its peak memory
 /// for good.
 const SPARE_MAX: usize = 4096;
+
+/// `envelopes`, emptied, with the entry lists of their group messages
+/// (sent by now) kept for the next pass's appends.
+fn give_entry_lists(mut envelopes: Vec<Envelope>) -> Vec<Envelope> {
+    for env in envelopes.drain(..) {
+        if let Body::Group { msg, .. } = env.body {
+            entry_lists::give(msg.entries);
+        }
+    }
+    envelopes
+}
 
 /// Keep `v`, emptied, as the spare in `slot` (its room capped at
 /// [`SPARE_MAX`]).
@@ -1552,16 +1564,20 @@ impl Node {
                     // The pass is done for this group: what it changed is
                     // readable by other threads now (`key_metrics.rs`).
                     g.metrics.publish(&g.raft);
+                    // More committed entries than one Ready carries, or
+                    // messages that waited for this write: the group has
+                    // work again.
+                    self.touched(gr.group_id);
                 }
-                _ => continue, // removed since; nothing to record
+                _ => {} // removed since; nothing to record
             }
-            // More committed entries than one Ready carries, or messages
-            // that waited for this write: the group has work again.
-            self.touched(gr.group_id);
+            // Their room serves the next pass's lists.
+            entry_lists::give(gr.ready.entries);
+            entry_lists::give(gr.ready.committed_entries);
         }
         keep_spare(&mut self.spare.groups, groups);
-        keep_spare(&mut self.spare.early, early);
-        keep_spare(&mut self.spare.messages, messages);
+        keep_spare(&mut self.spare.early, give_entry_lists(early));
+        keep_spare(&mut self.spare.messages, give_entry_lists(messages));
         keep_spare(&mut self.spare.events, events);
     }
 }

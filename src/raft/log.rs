@@ -188,7 +188,11 @@ impl<S: LogStore> RaftLog<S> {
             let start = (from - self.unstable_offset) as usize;
             let end = ((hi - self.unstable_offset) as usize).min(self.unstable.len());
             let range = self.unstable.get(start..end).unwrap_or(&[]);
-            out.reserve(range.len());
+            if out.capacity() == 0 {
+                out = super::entry_lists::take(range.len());
+            } else {
+                out.reserve(range.len());
+            }
             for e in range {
                 size += e.size();
                 if !out.is_empty() && size > max_bytes {
@@ -270,8 +274,10 @@ impl<S: LogStore> RaftLog<S> {
                 return None;
             }
             entries.drain(..pos);
-            self.truncate_and_append(at, entries);
+            self.truncate_and_append(at, entries.drain(..));
         }
+        // The list's room serves the next list this thread makes.
+        super::entry_lists::give(entries);
         // Only what this append verified may be committed from it.
         self.commit_to(commit.min(last_new));
         Some((last_new, replaced))
@@ -324,7 +330,9 @@ impl<S: LogStore> RaftLog<S> {
 
     /// Unstable entries not yet handed out in a `Ready`.
     pub fn unstable_for_ready(&mut self) -> Vec<Entry> {
-        let out = self.unstable[self.unstable_in_ready..].to_vec();
+        let new = &self.unstable[self.unstable_in_ready..];
+        let mut out = super::entry_lists::take(new.len());
+        out.extend_from_slice(new);
         self.unstable_in_ready = self.unstable.len();
         out
     }

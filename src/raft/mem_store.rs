@@ -127,7 +127,7 @@ impl LogStore for MemStore {
         let range = &self.entries[start..end.max(start)];
         // Sized for the whole range (a pointer and a few words per entry,
         // bounded by what the log holds): most calls return all of it.
-        let mut out = Vec::with_capacity(range.len());
+        let mut out = super::entry_lists::take(range.len());
         let mut size = 0u64;
         for e in range {
             size += e.size();

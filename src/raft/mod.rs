@@ -18,6 +18,7 @@
 mod config;
 mod core;
 mod election;
+pub(crate) mod entry_lists;
 mod log;
 mod mem_store;
 mod membership;
