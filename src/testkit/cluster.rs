@@ -688,9 +688,20 @@ impl Cluster {
                         .groups
                         .get(&group)
                         .is_some_and(|s| s.incarnation == incarnation && s.members.contains(&id));
-                    let hosted = self.node(id).and_then(|n| n.group_incarnation(group));
-                    if wanted && hosted.is_none() {
-                        self.host_join(id, group, incarnation)?;
+                    if !wanted {
+                        continue;
+                    }
+                    match self.node(id).and_then(|n| n.group_incarnation(group)) {
+                        Some(i) if i == incarnation => {}
+                        // A replica of the group's earlier life, whose
+                        // deletion has not reached this node yet (seed
+                        // 14908): it goes now, as a Create does it, or the
+                        // joiner would never be made.
+                        Some(_) => {
+                            self.host_remove(id, group)?;
+                            self.host_join(id, group, incarnation)?;
+                        }
+                        None => self.host_join(id, group, incarnation)?,
                     }
                 }
                 HostOp::Create { group, spec } => {
