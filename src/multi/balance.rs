@@ -38,6 +38,10 @@
 //!   (a read pending at a leader that steps down would fail);
 //! - groups with no proposal in flight go first.
 //!
+//! A node that lost a peer starts no transfer for a while (the hold,
+//! [`LOSS_HOLD_TIMEOUTS`]), but keeps tallying and reporting its excess,
+//! so that the others can still hand it its share.
+//!
 //! At most `NodeConfig::balance_max_transfers` transfers are in flight per
 //! node, and the tally runs at most once per heartbeat interval, only
 //! while something changed since the node was last found balanced (a
@@ -263,10 +267,7 @@ impl Node {
                 .insert((group_id, to), (now + wait, failures + 1));
             false
         });
-        if !self.balancer.dirty
-            || self.ticks < self.balancer.next_tally
-            || self.ticks < self.balancer.hold_until
-        {
+        if !self.balancer.dirty || self.ticks < self.balancer.next_tally {
             return;
         }
         let interval = u64::from(self.cfg.heartbeat_ticks);
@@ -276,6 +277,14 @@ impl Node {
         let (tally, mut candidates) = self.tally();
         let mut mine = tally.excess();
         self.balancer.mine = Some(mine);
+        if self.ticks < self.balancer.hold_until {
+            // Holding after a loss: no transfer starts here, but the
+            // report stays true, so that the others (which may not hold:
+            // they may not have shared a group with the lost peer) hand
+            // this node its share now rather than when the hold ends
+            // (seed 16470). It stays dirty: tallied again next interval.
+            return;
+        }
         let tolerance = (tally.share * TOLERANCE_PERCENT / 100).max(ONE);
         if mine <= tolerance {
             // Balanced, as far as this node goes: nothing to do until

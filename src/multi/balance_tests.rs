@@ -293,3 +293,57 @@ fn transfers_abandoned_while_their_target_was_away_are_retried_once_it_is_back()
     // share hands nothing over), at least 3.
     assert!(led(&c, 3) >= 3, "{:?}", leaders(&c));
 }
+
+// Seed 16470: a node holding after a loss kept reporting the excess of
+// its last tally before the hold (or none), so the others would not hand
+// it its share until the hold ended, 20 election timeouts later, and
+// then moved leaders long after the faults. Mutation: no tally during
+// the hold leaves node 4 leading nothing here.
+#[test]
+fn a_node_holding_after_a_loss_still_reports_its_share_and_is_given_it() {
+    let mut c = Cluster::new({
+        let mut cfg = ClusterConfig::new(4, 7);
+        cfg.wal = true;
+        cfg
+    });
+    // Twelve groups on nodes 1, 2 and 4, all led by node 1; one group on
+    // nodes 3 and 4 only, so that node 4 loses a peer when node 3 dies
+    // and node 1 does not.
+    for g in 1..=12 {
+        let spec = GroupSpec {
+            incarnation: 1,
+            members: vec![1, 2, 4],
+            ..Default::default()
+        };
+        c.create_group(g, spec, 0).unwrap();
+        c.campaign(1, g).unwrap();
+    }
+    let spec = GroupSpec {
+        incarnation: 1,
+        members: vec![3, 4],
+        ..Default::default()
+    };
+    c.create_group(13, spec, 0).unwrap();
+    c.campaign(4, 13).unwrap();
+    for _ in 0..40 {
+        c.tick().unwrap();
+    }
+    c.crash(3);
+    for _ in 0..20 {
+        c.tick().unwrap();
+    }
+    let lost = |c: &Cluster, id| c.node(id).unwrap().stats().peers_lost;
+    assert_eq!((lost(&c, 1), lost(&c, 4)), (0, 1), "only node 4 holds");
+    for id in [1, 2, 4] {
+        c.node_mut(id).unwrap().set_balance_leaders(true);
+    }
+    // Well inside node 4's hold (20 election timeouts, 200 ticks).
+    for _ in 0..80 {
+        c.tick().unwrap();
+    }
+    let moved_by_4 = c.node(4).unwrap().stats().balance_transfers;
+    assert_eq!(moved_by_4, 0, "a node in its hold starts no transfer");
+    // Shares of 4 each; within the tolerance of one group.
+    let l = leaders(&c);
+    assert!(l[1] >= 3 && l[3] >= 3, "{l:?}");
+}
