@@ -162,9 +162,13 @@ impl Balancer {
         self.hold_until = self.hold_until.max(until);
     }
 
-    /// Every peer is heard again: the hold ends.
+    /// Every peer is heard again: the hold ends, and the next tally (put
+    /// off while holding) runs at once.
     pub fn end_hold(&mut self) {
         self.dirty = true;
+        if self.hold_until != 0 {
+            self.next_tally = 0;
+        }
         self.hold_until = 0;
     }
 
@@ -282,7 +286,9 @@ impl Node {
             // report stays true, so that the others (which may not hold:
             // they may not have shared a group with the lost peer) hand
             // this node its share now rather than when the hold ends
-            // (seed 16470). It stays dirty: tallied again next interval.
+            // (seed 16470). It stays dirty, tallied again at the pace of
+            // a node that found no target.
+            self.balancer.next_tally = self.ticks + BACKOFF_INTERVALS * interval;
             return;
         }
         let tolerance = (tally.share * TOLERANCE_PERCENT / 100).max(ONE);
