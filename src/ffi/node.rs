@@ -350,6 +350,14 @@ unsafe fn members_of<'a>(
 /// elections. To make it a full member again, remove it from the group and
 /// add a new replica through a membership change.
 ///
+/// **Known issue (not fixed yet):** because its acknowledgements count, a
+/// stale leader cut off from the group's current leader can commit with
+/// it alone an entry that conflicts with one the current leader committed
+/// with this replica before it lost its disk. Until the fix (its leaders
+/// leave it out of every quorum), replace a rejoined replica through a
+/// membership change as soon as the group has a leader, and prefer adding
+/// a new replica to rejoining where the broker can.
+///
 /// Returns `MUXRAFT_OK`; `MUXRAFT_ALREADY_EXISTS` (the group was recovered:
 /// nothing was lost); `MUXRAFT_INVALID_ARGUMENT` (NULL pointer, bad member
 /// list); `MUXRAFT_IO`; `MUXRAFT_SHUTDOWN`; `MUXRAFT_PANIC`.
