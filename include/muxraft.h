@@ -1466,18 +1466,16 @@ enum muxraft_status muxraft_group_create(struct muxraft_node *node,
  * The replica starts empty; its leader brings it up to date with a
  * snapshot (`restore` is called) and appends, after which it applies what
  * the others apply. It **never votes nor campaigns**, for as long as it
- * lives (the mark is durable): its acknowledgements count toward commits,
- * but a group with such a replica tolerates one failure less for
- * elections. To make it a full member again, remove it from the group and
- * add a new replica through a membership change.
- *
- * **Known issue (not fixed yet):** because its acknowledgements count, a
- * stale leader cut off from the group's current leader can commit with
- * it alone an entry that conflicts with one the current leader committed
- * with this replica before it lost its disk. Until the fix (its leaders
- * leave it out of every quorum), replace a rejoined replica through a
- * membership change as soon as the group has a leader, and prefer adding
- * a new replica to rejoining where the broker can.
+ * lives (the mark is durable), and its acknowledgements count toward no
+ * quorum: not toward commits, read confirmation nor a leader's check that
+ * a majority still hears it. Before it lost its disk it may have helped
+ * commit entries of a term a stale leader never heard of; counting its
+ * answers would let that leader commit a conflicting entry. So a group
+ * with a rejoined replica tolerates one failure less, for elections and
+ * for writes alike (a group of 3 with one rejoined replica needs both
+ * other replicas), and a leadership transfer to it is refused. To make it
+ * a full member again, remove it from the group and add a new replica
+ * through a membership change, as soon as the group has a leader.
  *
  * Returns `MUXRAFT_OK`; `MUXRAFT_ALREADY_EXISTS` (the group was recovered:
  * nothing was lost); `MUXRAFT_INVALID_ARGUMENT` (NULL pointer, bad member

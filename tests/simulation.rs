@@ -1009,12 +1009,17 @@ fn add(total: &mut Totals, t: &Totals) {
 /// 7683 (a non-voter woken while its leader slept stayed awake for good
 /// once its wake-up answer was lost; see
 /// `a_non_voter_that_hears_nothing_from_its_leader_pokes_it_once_per_election_timeout`),
+/// 13630 (a replica that rejoined after its disk was wiped acknowledged a
+/// stale leader's appends, which committed an entry conflicting with one
+/// the replica had helped commit before the wipe: a rejoined replica now
+/// marks its answers and counts in no quorum; see
+/// `a_rejoined_replica_does_not_give_a_stale_leader_a_quorum`),
 /// 14908 (the simulated host never made a joiner's replica when the
 /// node still held the group's earlier incarnation: `HostOp::Join`),
 /// 16470 (a node holding its transfers after a loss reported a stale
 /// excess, so that it was given its share only when the hold ended; see
 /// `a_node_holding_after_a_loss_still_reports_its_share_and_is_given_it`).
-const REGRESSIONS: &[u64] = &[7168, 7683, 14908, 16470];
+const REGRESSIONS: &[u64] = &[7168, 7683, 13630, 14908, 16470];
 
 fn seeds() -> Vec<u64> {
     if let Ok(s) = std::env::var("MUXRAFT_SIM_SEED") {

@@ -103,6 +103,9 @@ pub(crate) struct HeartbeatMux {
     row_terms: PeerLists<(u64, u64)>,
     /// Per peer, the groups whose compact row could not be used.
     need_full: PeerLists<u64>,
+    /// Per peer, the groups whose answer to it comes from a replica that
+    /// rejoined without its disk (`Message::rejoined`).
+    rejoined: PeerLists<u64>,
 }
 
 /// One list per peer. A node has few peers and a batch's rows all go to the
@@ -198,6 +201,9 @@ impl HeartbeatMux {
             MessageType::HeartbeatResponse => {
                 let replica = Replica::new(group_id, incarnation);
                 self.answer(m.to, group_id, replica, m.term, m.index);
+                if m.rejoined {
+                    self.rejoined.push(m.to, group_id);
+                }
                 true
             }
             _ => false,
@@ -294,6 +300,7 @@ impl HeartbeatMux {
         self.beat_rounds.retain(|&(g, _)| g != group_id);
         self.answer_rounds.retain(|&(g, _)| g != group_id);
         self.row_terms.retain(|&(g, _)| g != group_id);
+        self.rejoined.retain(|&g| g != group_id);
     }
 
     /// The batches, one per peer and kind, each sorted by group. Rows mostly
@@ -314,8 +321,10 @@ impl HeartbeatMux {
     }
 
     /// [`finish`](Self::finish), and per peer the groups marked with
-    /// [`mark_quiesce`](Self::mark_quiesce) and
-    /// [`mark_quiesced`](Self::mark_quiesced) (sorted, one entry per group).
+    /// [`mark_quiesce`](Self::mark_quiesce),
+    /// [`mark_quiesced`](Self::mark_quiesced) and as rejoined (sorted, one
+    /// entry per group), the rounds, the rows' terms and the groups that
+    /// need a full row.
     #[allow(clippy::type_complexity)]
     fn finish_with_flags(
         self,
@@ -326,7 +335,7 @@ impl HeartbeatMux {
         ),
         (PerPeer<u64>, PerPeer<u64>),
         (PerPeer<(u64, u64)>, PerPeer<(u64, u64)>),
-        (PerPeer<(u64, u64)>, PerPeer<u64>),
+        (PerPeer<(u64, u64)>, PerPeer<u64>, PerPeer<u64>),
     ) {
         (
             (
@@ -341,6 +350,7 @@ impl HeartbeatMux {
             (
                 self.row_terms.finish(|&(g, _)| g),
                 self.need_full.finish(|&g| g),
+                self.rejoined.finish(|&g| g),
             ),
         )
     }
@@ -686,7 +696,7 @@ pub(crate) fn flush(
         (beats, answers),
         (quiesce, quiesced),
         (beat_rounds, answer_rounds),
-        (row_terms, need_full),
+        (row_terms, need_full, rejoined),
     ) = mux.finish_with_flags();
     // The rounds of the rows in the peer's batch (a row dropped since, by
     // `purge`, takes its round with it); the wire keeps one per group.
@@ -792,6 +802,9 @@ pub(crate) fn flush(
         let rounds = rounds(&answer_rounds, to, &|g| {
             rows.binary_search_by_key(&g, |h| h.group_id).is_ok()
         });
+        let rejoined = flags(&rejoined, to, &|g| {
+            rows.binary_search_by_key(&g, |h| h.group_id).is_ok()
+        });
         let body = Body::HeartbeatBatchResponse(HeartbeatBatchResponse {
             incarnation_digest,
             incarnation_mismatch: proofs.report_mismatch.remove(&to),
@@ -802,6 +815,7 @@ pub(crate) fn flush(
             ack_seq,
             ack_bits,
             need_full,
+            rejoined,
         });
         out.push(Envelope { from, to, body });
     }
@@ -1089,19 +1103,25 @@ impl Node {
             self.stats.batches_dropped_incarnation += 1;
             return;
         }
-        // Most answers say "quiet" for no row and echo no read round: no
-        // lookup per row for them.
-        let plain = answers.quiesced.is_empty() && answers.rounds.is_empty();
+        // Most answers say "quiet" for no row, echo no read round and come
+        // from no replica that rejoined: no lookup per row for them.
+        let plain =
+            answers.quiesced.is_empty() && answers.rounds.is_empty() && answers.rejoined.is_empty();
         for (h, &slot) in answers.rows.iter().zip(&slots) {
-            let (quiet, round) = if plain {
-                (false, 0)
+            let (quiet, round, rejoined) = if plain {
+                (false, 0, false)
             } else {
                 (
                     answers.quiesced.binary_search(&h.group_id).is_ok(),
                     round_of(&answers.rounds, h.group_id),
+                    answers.rejoined.binary_search(&h.group_id).is_ok(),
                 )
             };
-            if !quiet && round == 0 && self.step_answer_at_rest(from, h, slot, answers.ack_seq) {
+            if !quiet
+                && round == 0
+                && !rejoined
+                && self.step_answer_at_rest(from, h, slot, answers.ack_seq)
+            {
                 continue;
             }
             if self.before_answer(from, h.group_id, quiet) {
@@ -1116,7 +1136,7 @@ impl Node {
                         0 if answers.ack_seq != 0 => r.term(),
                         t => t,
                     };
-                    r.step_heartbeat_response_round(from, term, round)
+                    r.step_heartbeat_response_marked(from, term, round, rejoined)
                 });
             }
         }

@@ -231,6 +231,11 @@ pub struct HeartbeatBatchResponse {
     /// Groups whose compact row the responder could not use: send them a
     /// full row. Ascending once decoded.
     pub need_full: Vec<u64>,
+    /// The groups whose row is answered by a replica that lost its durable
+    /// state and rejoined (see `Message::rejoined`): its leader counts it
+    /// in no quorum. Each is the group of a row; ascending once decoded.
+    /// Empty unless the responder hosts such a replica.
+    pub rejoined: Vec<u64>,
 }
 
 /// The contribution of one row to an incarnation digest. For a given group

@@ -583,8 +583,9 @@ impl Node {
     /// data directory was wiped): an empty replica that its leader brings up
     /// to date (by a snapshot and appends). It may have voted in terms it no
     /// longer knows of, and acknowledged entries it no longer holds, so it
-    /// never votes nor campaigns; it replicates, and its acknowledgements
-    /// count. (Replacing it by a full member is a membership change.)
+    /// never votes nor campaigns, and its leader counts it in no quorum
+    /// (`Config::can_vote`); it replicates. (Replacing it by a full member
+    /// is a membership change.)
     pub fn rejoin_group(
         &mut self,
         group_id: u64,

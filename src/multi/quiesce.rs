@@ -150,6 +150,8 @@ impl Node {
                         g.raft.term(),
                     );
                     m.commit = 0;
+                    // As the replica's own answers are (`Raft::send`).
+                    m.rejoined = !g.raft.can_vote();
                     let incarnation = g.incarnation;
                     self.outbox
                         .route(self.cfg.batch_heartbeats, group_id, incarnation, m);

@@ -1797,3 +1797,111 @@ fn a_node_added_back_keeps_its_removed_replicas_vote_and_floor_across_restarts()
     node.step(vote_to_5(1, 8, (2, 2))).unwrap();
     assert_eq!(pass(&mut node, &disk), vec![(1, true)]);
 }
+
+// A replica that rejoined without its disk marks its answer rows, and its
+// leader leaves them out of read confirmation: node 2 is cut off, and
+// node 3's answers reach the leader with its row marked rejoined (or not,
+// the control). Mutation: the demux stepping a marked row at rest, or
+// unmarked, confirms the read with node 3's answer alone.
+#[test]
+fn answer_rows_marked_rejoined_confirm_no_read() {
+    for marked in [false, true] {
+        let mut net = Net::new(3, &[1], true);
+        net.elect(1, 1);
+        net.tick(4);
+        net.drop_from(Some(2));
+        net.hold_for(Some(1));
+        let r = net.node(1).read_index(1).unwrap();
+        net.tick(2);
+        let answers: Vec<Envelope> = net
+            .take_held()
+            .into_iter()
+            .filter(|e| e.from == 3)
+            .collect();
+        net.hold_for(None);
+        let mut rows = 0;
+        for mut env in answers {
+            if let Body::HeartbeatBatchResponse(a) = &mut env.body {
+                assert!(a.rejoined.is_empty(), "node 3 did not rejoin");
+                rows += a.rows.len();
+                if marked {
+                    a.rejoined = a.rows.iter().map(|h| h.group_id).collect();
+                }
+            }
+            net.node(1).step(env).unwrap();
+        }
+        assert!(rows > 0, "node 3 answered a batch");
+        net.collect();
+        let served = reads_done(&net, 1).iter().any(|&(_, id, _)| id == r);
+        assert_eq!(served, !marked, "marked: {marked}");
+    }
+}
+
+// The follower's side: a replica that rejoined answers heartbeat rows
+// through the general path, and its rows to the leader carry the mark.
+// Mutation: `step_heartbeat_at_rest` answering for it at rest leaves the
+// mark out.
+#[test]
+fn a_rejoined_replica_marks_its_answer_rows() {
+    let mut net = Net::with(3, &[1], true, |c| c.quiesce = false);
+    net.elect(1, 1);
+    net.tick(4);
+    net.c.wipe(3);
+    net.c.restart(3).unwrap();
+    net.tick(20);
+    assert!(
+        net.n(3).group_status(1).unwrap().commit > 0,
+        "node 3 caught up"
+    );
+    // Node 1's answers in flight, looked at before they are delivered.
+    let mut marked = (0, 0);
+    net.hold_for(Some(1));
+    for _ in 0..6 {
+        net.tick(1);
+        for env in net.take_held() {
+            if let Body::HeartbeatBatchResponse(a) = &env.body {
+                if a.rows.iter().any(|h| h.group_id == 1) {
+                    match (env.from, a.rejoined.as_slice()) {
+                        (3, [1]) => marked.0 += 1,
+                        (3, _) => panic!("node 3's answer unmarked: {a:?}"),
+                        (_, []) => marked.1 += 1,
+                        _ => panic!("node 2's answer marked: {a:?}"),
+                    }
+                }
+            }
+            net.node(1).step(env).unwrap();
+        }
+    }
+    assert!(marked.0 > 0 && marked.1 > 0, "answers seen: {marked:?}");
+    assert_eq!(net.role(1, 1), Role::Leader);
+}
+
+// CheckQuorum through the batches: a leader whose only live follower's
+// answer rows are marked rejoined has no quorum and steps down. Mutation:
+// a marked row taking the leader's fast path (which only marks the
+// follower active) keeps node 1 leading.
+#[test]
+fn a_leader_heard_only_through_rows_marked_rejoined_steps_down() {
+    for marked in [false, true] {
+        let mut net = Net::with(3, &[1], true, |c| c.quiesce = false);
+        net.elect(1, 1);
+        net.tick(4);
+        net.drop_from(Some(2));
+        net.hold_for(Some(1));
+        for _ in 0..40 {
+            net.tick(1);
+            for mut env in net.take_held() {
+                if env.from != 3 {
+                    continue;
+                }
+                if let Body::HeartbeatBatchResponse(a) = &mut env.body {
+                    if marked {
+                        a.rejoined = a.rows.iter().map(|h| h.group_id).collect();
+                    }
+                }
+                net.node(1).step(env).unwrap();
+            }
+        }
+        assert_eq!(net.role(1, 1) == Role::Leader, !marked, "marked: {marked}");
+    }
+}

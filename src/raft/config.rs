@@ -40,7 +40,8 @@ pub struct Config {
     /// directory was wiped) and that rejoins its group: it may have voted in
     /// terms it no longer knows of, and acknowledged entries it no longer
     /// holds, so it never votes, never campaigns and never grants a
-    /// pre-vote. It still replicates, and its acknowledgements count.
+    /// pre-vote. It still replicates, but its messages say it rejoined
+    /// (`Message::rejoined`) and its leader counts it in no quorum.
     pub can_vote: bool,
     /// Seed of the replica's election-timeout randomness: the same seed gives
     /// the same timeouts, which is what makes simulations replayable.

@@ -448,9 +448,14 @@ impl<S: LogStore> Raft<S> {
     /// Resets the marks for the next round.
     fn quorum_active(&mut self) -> bool {
         let id = self.id;
-        let active = self
-            .voters
-            .vote_result(|v| Some(v == id || self.progress(v).is_some_and(|p| p.recent_active)));
+        let active = self.voters.vote_result(|v| {
+            Some(
+                v == id
+                    || self
+                        .progress(v)
+                        .is_some_and(|p| p.recent_active && !p.rejoined),
+            )
+        });
         let ids = self.voters.ids().iter().chain(&self.conf.learners);
         for (&v, p) in ids.zip(&mut self.progress) {
             p.recent_active = v == id;
@@ -514,7 +519,7 @@ impl<S: LogStore> Raft<S> {
                 return self.step_heartbeat_round(m.from, m.term, m.commit, m.index)
             }
             MessageType::HeartbeatResponse => {
-                return self.step_heartbeat_response_round(m.from, m.term, m.index)
+                return self.step_heartbeat_response_marked(m.from, m.term, m.index, m.rejoined)
             }
             _ => {}
         }
@@ -644,7 +649,8 @@ impl<S: LogStore> Raft<S> {
     /// answers it, and Raft lets any replica send (Raft thesis §4.1: a
     /// server handles requests without consulting its configuration).
     /// What a message may change is limited instead: only voters' votes
-    /// and acknowledgements count, and answers from non-members find no
+    /// and acknowledgements count (and of those, none of a replica that
+    /// rejoined without its disk), and answers from non-members find no
     /// progress to move.
     pub(super) fn check_peer(&self, from: ReplicaId) -> Result<(), Error> {
         if from == self.id || from == NONE {
@@ -765,7 +771,10 @@ impl<S: LogStore> Raft<S> {
         }
     }
 
-    pub(super) fn send(&mut self, m: Message) {
+    pub(super) fn send(&mut self, mut m: Message) {
+        // A replica that lost its durable state says so in everything it
+        // sends (it leads nothing, so that is answers and its refusals).
+        m.rejoined = !self.cfg.can_vote;
         self.msgs.push(m);
     }
 

@@ -91,7 +91,9 @@ impl<S: LogStore> Raft<S> {
 
     pub(super) fn handle_vote_response(&mut self, m: &Message) {
         // The first answer of a voter counts; a duplicate cannot change it.
-        self.votes.get_or_insert(m.from, !m.reject);
+        // A replica that rejoined never grants; were one to, it would not
+        // count (it may have voted in this term before it lost its disk).
+        self.votes.get_or_insert(m.from, !m.reject && !m.rejoined);
         match self.tally() {
             VoteResult::Won => self.on_won(),
             VoteResult::Lost => self.become_follower(self.term, NONE),

@@ -157,6 +157,12 @@ pub struct Message {
     /// over (`TimeoutNow`): voters grant it even within their lease, which
     /// otherwise makes them ignore candidates while a leader is alive.
     pub transfer: bool,
+    /// Set on every message of a replica that lost its durable state and
+    /// rejoined its group (`Config::can_vote` false). It may have
+    /// acknowledged entries, and heard of terms, that it no longer knows
+    /// of, so its leader counts it in no quorum: not toward commit, read
+    /// confirmation nor CheckQuorum (see `Progress::rejoined`).
+    pub rejoined: bool,
 }
 
 impl Message {
@@ -174,6 +180,7 @@ impl Message {
             reject_hint: 0,
             snapshot: None,
             transfer: false,
+            rejoined: false,
         }
     }
 }

@@ -67,7 +67,8 @@ pub enum Error {
     /// newer than the current one).
     #[error("snapshot refused: {0}")]
     Snapshot(String),
-    /// A leadership transfer to a replica that is not a voter.
+    /// A leadership transfer to a replica that is not a voter, or that
+    /// rejoined without its disk and so never votes or leads.
     #[error("leadership transfer refused: replica {0} is not a voter of the group")]
     TransferNotVoter(ReplicaId),
     /// A leadership transfer to a replica the leader is not replicating to

@@ -88,6 +88,13 @@ pub struct Progress {
     /// The highest heartbeat round this follower answered at the leader's
     /// term (`read.rs`).
     pub read_round: u64,
+    /// The follower lost its durable state and rejoined (its messages
+    /// carry `Message::rejoined`): it may have acknowledged entries of a
+    /// term this leader never heard of and then forgotten them, so it
+    /// counts in no quorum (commit, read confirmation, CheckQuorum,
+    /// quiescence), whatever it answers. Set by its first marked answer,
+    /// before that answer counts; such a replica marks every answer.
+    pub rejoined: bool,
 }
 
 impl Progress {
@@ -101,6 +108,7 @@ impl Progress {
             recent_active: false,
             pending_snapshot: 0,
             read_round: 0,
+            rejoined: false,
         }
     }
 

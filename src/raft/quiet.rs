@@ -58,7 +58,9 @@ impl<S: LogStore> Raft<S> {
             if pr.matched != last || pr.state == ProgressState::Snapshot {
                 return false;
             }
-            caught_up += usize::from(voter);
+            // A replica that rejoined counts toward no quorum, nor toward
+            // the one CheckQuorum will ask for when this leader wakes.
+            caught_up += usize::from(voter && !pr.rejoined);
         }
         caught_up >= self.voters.quorum()
     }

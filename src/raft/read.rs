@@ -157,7 +157,9 @@ impl<S: LogStore> Raft<S> {
             if id == me {
                 u64::MAX
             } else {
-                self.progress(id).map_or(0, |p| p.read_round)
+                // A replica that rejoined may not know of a newer leader.
+                self.progress(id)
+                    .map_or(0, |p| if p.rejoined { 0 } else { p.read_round })
             }
         });
         let commit = self.log.committed;

@@ -430,7 +430,9 @@ impl<S: LogStore> Raft<S> {
             && self.hard_state() == self.log.store().hard_state()
             // `check_peer`, without building its error.
             && from != self.id
-            && from != NONE;
+            && from != NONE
+            // A replica that rejoined marks its answers: a `Message` does.
+            && self.cfg.can_vote;
         if !at_rest {
             return None;
         }
@@ -489,14 +491,42 @@ impl<S: LogStore> Raft<S> {
         term: u64,
         round: u64,
     ) -> Result<(), Error> {
+        self.step_heartbeat_response_marked(from, term, round, false)
+    }
+
+    /// [`step_heartbeat_response_round`](Raft::step_heartbeat_response_round)
+    /// of an answer that may come from a replica that rejoined
+    /// (`Message::rejoined`; the demux reads it from the response's list):
+    /// the follower's progress is marked before the answer counts.
+    pub fn step_heartbeat_response_marked(
+        &mut self,
+        from: ReplicaId,
+        term: u64,
+        round: u64,
+        rejoined: bool,
+    ) -> Result<(), Error> {
         self.check_peer(from)?;
         if term > self.term {
             self.become_follower(term, NONE);
         } else if term == self.term && self.role == Role::Leader {
+            if rejoined {
+                self.mark_rejoined(from);
+            }
             self.handle_heartbeat_response(from);
             self.read_round_answered(from, round);
         }
         Ok(())
+    }
+
+    /// Follower `from` lost its durable state and rejoined: from now on it
+    /// counts in no quorum of this leader's (`Progress::rejoined`).
+    fn mark_rejoined(&mut self, from: ReplicaId) {
+        if let Some(pr) = self.progress_mut(from) {
+            if !pr.rejoined {
+                tracing::info!(from, "follower rejoined without its disk: in no quorum");
+                pr.rejoined = true;
+            }
+        }
     }
 
     pub(super) fn handle_append_response(&mut self, m: &Message) {
@@ -520,6 +550,8 @@ impl<S: LogStore> Raft<S> {
         let Some(pr) = self.progress_mut(from) else {
             return;
         };
+        // Before the answer counts: a replica that rejoined marks all.
+        pr.rejoined |= m.rejoined;
         pr.recent_active = true;
         if m.reject {
             if pr.maybe_decr_to(m.index, next_probe) {
@@ -579,9 +611,13 @@ impl<S: LogStore> Raft<S> {
     /// Commit the highest index a majority has matched, if it is of this
     /// term (§5.4.2: never count replicas for an older term's entry).
     pub(super) fn maybe_commit(&mut self) -> bool {
-        let index = self
-            .voters
-            .committed_index(|id| self.progress(id).map_or(0, |p| p.matched));
+        // A replica that rejoined may acknowledge entries that conflict
+        // with one it helped commit before it lost its disk: it holds
+        // nothing toward a quorum.
+        let index = self.voters.committed_index(|id| {
+            self.progress(id)
+                .map_or(0, |p| if p.rejoined { 0 } else { p.matched })
+        });
         if index > self.log.committed && self.log.term_or_zero(index) == self.term {
             self.log.commit_to(index);
             // Reads taken before this leader's first commit wait for it.

@@ -2048,17 +2048,16 @@ fn a_follower_that_lost_its_log_is_brought_back_by_its_leader() {
     assert_eq!(net.applied_data(3), net.applied_data(1));
 }
 
-// KNOWN SAFETY BUG, not fixed yet (found by the simulation's seed 13630,
-// quiesced mode): a replica that rejoined after losing its disk never votes,
-// but its acknowledgements count toward commit. Before the wipe it helped
-// commit entries in a later term than the one a stale leader, cut off from
-// that term's leader, still leads in; after the wipe it remembers neither,
-// takes the stale leader's appends and gives it the quorum to commit a
-// conflicting entry at the same index. The fix: a rejoined replica's
-// answers must say so, and its leader must leave it out of every quorum
-// (commit, read confirmation, CheckQuorum), as it does a non-voter's.
+// A replica that rejoined after losing its disk never votes, and it must
+// not acknowledge toward any quorum either (seed 13630, quiesced mode).
+// Before the wipe it helped commit entries in a later term than the one a
+// stale leader, cut off from that term's leader, still leads in; after the
+// wipe it remembers neither, takes the stale leader's appends and would
+// give it the quorum to commit a conflicting entry at the same index. Its
+// answers say it rejoined (`Message::rejoined`) and its leader leaves it
+// out of every quorum. Mutation: counting its `matched` in `maybe_commit`
+// commits "y".
 #[test]
-#[ignore = "known safety bug (seed 13630): a rejoined replica's acknowledgements count toward commit"]
 fn a_rejoined_replica_does_not_give_a_stale_leader_a_quorum() {
     // Without PreVote and CheckQuorum, so that node 2 wins at once (the
     // simulation reached the same state with them, by timing).
@@ -2085,6 +2084,128 @@ fn a_rejoined_replica_does_not_give_a_stale_leader_a_quorum() {
     net.deliver_all();
     // "x" was committed at the index "y" takes here: "y" must not commit.
     assert_eq!(net.applied_data(1), vec!["a"], "the stale leader committed");
+}
+
+/// Nodes 1, 2, 3; node 1 leads term 1 and is then cut off while node 2
+/// leads term 2 with node 3 and commits "x"; node 3 loses its disk and
+/// rejoins; only nodes 1 and 3 hear each other. Node 1 is a stale leader
+/// whose one live follower rejoined.
+fn stale_leader_with_a_rejoined_follower() -> Network {
+    let mut net = Network::with_config(3, |c| {
+        c.pre_vote = false;
+        c.check_quorum = false;
+    });
+    net.elect(1);
+    net.propose(1, "a");
+    net.deliver_all();
+    net.isolate(1);
+    net.elect(2);
+    net.propose(2, "x");
+    net.deliver_all();
+    net.wipe(3);
+    net.heal();
+    net.drop_if = Some(Box::new(|m: &Message| m.from == 2 || m.to == 2));
+    net
+}
+
+// The read side of the same bug: node 1 would answer a read with "a" alone
+// when "x" is committed. Mutation: counting a rejoined replica's read round
+// in `confirm_reads` confirms the read.
+#[test]
+fn a_rejoined_replica_confirms_no_read_of_a_stale_leader() {
+    let mut net = stale_leader_with_a_rejoined_follower();
+    assert_eq!(net.status(1).role, Role::Leader);
+    net.raft(1).read_index(7, false).unwrap();
+    for _ in 0..3 {
+        beat(&mut net, 1);
+        net.deliver_all();
+    }
+    assert_eq!(
+        net.raft(1).pending_reads(),
+        1,
+        "the read still waits for a quorum"
+    );
+    assert!(
+        read_ids(&net, 1).is_empty(),
+        "a stale leader confirmed a read"
+    );
+}
+
+// CheckQuorum: a leader that only a rejoined replica hears has no quorum
+// and steps down. Mutation: counting its activity in `quorum_active` keeps
+// node 1 leading.
+#[test]
+fn a_leader_heard_only_by_a_rejoined_replica_steps_down() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    net.propose(1, "a");
+    net.deliver_all();
+    let commit = net.status(1).commit;
+    net.wipe(3);
+    net.isolate(2);
+    // Node 3 takes node 1's appends again, saying it rejoined.
+    net.propose(1, "b");
+    net.deliver_all();
+    assert_eq!(
+        net.applied_data(3),
+        vec!["a"],
+        "node 3 caught up to the commit"
+    );
+    let e = net.election_ticks();
+    let mut ticks = 0;
+    while net.status(1).role == Role::Leader {
+        net.tick(1);
+        net.tick(3);
+        net.deliver_all();
+        ticks += 1;
+        assert!(ticks <= 2 * e, "still leader after {ticks} ticks");
+    }
+    assert_eq!(
+        net.status(1).commit,
+        commit,
+        "\"b\" committed without a quorum"
+    );
+}
+
+// A rejoined replica never campaigns, so a transfer to it could only stall
+// the group until it timed out; the balancer must not pick it either.
+// Mutation: without the check in `transfer_leader` the transfer starts.
+#[test]
+fn a_leadership_transfer_to_a_rejoined_replica_is_refused() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    net.propose(1, "a");
+    net.deliver_all();
+    net.wipe(3);
+    net.propose(1, "b");
+    net.deliver_all();
+    net.run(2);
+    assert_eq!(net.applied_data(3), vec!["a", "b"]);
+    assert!(!net.raft(1).transfer_ready(3));
+    assert_eq!(
+        net.raft(1).transfer_leader(3),
+        Err(Error::TransferNotVoter(3))
+    );
+    assert!(net.raft(1).transfer_ready(2));
+}
+
+// Quiescence: a leader goes quiet only with a quorum caught up that will
+// keep it leading when it wakes (CheckQuorum); a rejoined replica is in
+// none. Mutation: counting it in `quiet_leader` lets node 1 go quiet with
+// only node 3's node heard, and step down on waking.
+#[test]
+fn a_rejoined_replica_is_not_in_the_quorum_a_leader_needs_to_go_quiet() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    net.propose(1, "a");
+    net.deliver_all();
+    net.wipe(3);
+    net.propose(1, "b");
+    net.deliver_all();
+    net.run(2);
+    assert_eq!(net.applied_data(3), vec!["a", "b"]);
+    assert!(net.raft(1).quiet_leader(|id| id == 2));
+    assert!(!net.raft(1).quiet_leader(|id| id == 3));
 }
 
 // A leader's appends may leave before its own write (the drive loop sends

@@ -38,6 +38,10 @@ impl<S: LogStore> Raft<S> {
         let Some(pr) = self.progress(to) else {
             return Err(Error::TransferNotVoter(to));
         };
+        if pr.rejoined {
+            // It would refuse `TimeoutNow`: it never campaigns.
+            return Err(Error::TransferNotVoter(to));
+        }
         if pr.state != ProgressState::Replicate {
             return Err(Error::TransferNotCaughtUp(to));
         }
@@ -68,7 +72,9 @@ impl<S: LogStore> Raft<S> {
             && to != self.id
             && self.voters.contains(to)
             && self.progress(to).is_some_and(|pr| {
-                pr.state == ProgressState::Replicate && pr.matched == self.log.last_index()
+                pr.state == ProgressState::Replicate
+                    && pr.matched == self.log.last_index()
+                    && !pr.rejoined
             })
     }
 

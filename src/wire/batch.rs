@@ -213,6 +213,9 @@ pub(super) fn encode_responses(response: &HeartbeatBatchResponse) -> proto::Hear
         ack_bits: response.ack_bits,
         explicit_deltas: Vec::new(),
         need_full_deltas: encode_subset(&response.need_full),
+        // Nearly always empty: an empty list allocates nothing, and an
+        // empty column is not written.
+        rejoined_deltas: encode_subset(&response.rejoined),
     };
     (out.read_group_deltas, out.read_rounds) = encode_rounds(&response.rounds);
     // With a batch number, only rows whose term differs from the row they
@@ -255,6 +258,7 @@ pub(super) fn decode_responses(
         ack_bits,
         explicit_deltas,
         need_full_deltas,
+        rejoined_deltas,
     } = response;
     if ack_seq == 0 && !explicit_deltas.is_empty() {
         return Err(WireError::Malformed(
@@ -317,6 +321,11 @@ pub(super) fn decode_responses(
         read_rounds,
         rows.iter().map(|r| r.group_id),
     )?;
+    let rejoined = decode_subset(
+        "rejoined",
+        &rejoined_deltas,
+        rows.iter().map(|r| r.group_id),
+    )?;
     Ok(HeartbeatBatchResponse {
         rows,
         incarnation_digest,
@@ -327,6 +336,7 @@ pub(super) fn decode_responses(
         ack_seq,
         ack_bits,
         need_full,
+        rejoined,
     })
 }
 
@@ -602,6 +612,56 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(decode_responses(encode_responses(&r)), Ok(r));
+    }
+
+    /// The rejoined marks are a subset of the rows: sent in any order,
+    /// with duplicates, they arrive once each, ascending.
+    #[test]
+    fn rejoined_marks_round_trip_ascending_and_once_each() {
+        let answer = |group_id, term| GroupHeartbeatResponse { group_id, term };
+        let r = HeartbeatBatchResponse {
+            rows: vec![answer(9, 1), answer(3, 1), answer(700, 2)],
+            rejoined: vec![700, 3, 700],
+            ..Default::default()
+        };
+        let encoded = encode_responses(&r);
+        assert_eq!(encoded.rejoined_deltas, [3, 697]);
+        let decoded = decode_responses(encoded).unwrap();
+        assert_eq!(decoded.rejoined, [3, 700]);
+        // None: no column.
+        let encoded = encode_responses(&answers(r.rows));
+        assert!(encoded.rejoined_deltas.is_empty());
+        assert_eq!(decode_responses(encoded).unwrap().rejoined, [0u64; 0]);
+    }
+
+    // Mutation: the rejoined column decoded with `decode_ids` (any ids):
+    // a mark for a group without a row is accepted.
+    #[test]
+    fn decode_rejects_rejoined_marks_that_are_not_rows_or_not_ascending() {
+        let response = |rejoined_deltas| proto::HeartbeatBatchResponse {
+            group_deltas: vec![10, 2],
+            terms: vec![1, 1],
+            rejoined_deltas,
+            ..Default::default()
+        };
+        assert_eq!(
+            decode_responses(response(vec![10, 2])).map(|r| r.rejoined),
+            Ok(vec![10, 12])
+        );
+        assert_malformed(
+            decode_responses(response(vec![11])),
+            "rejoined: group 11 has no row",
+        );
+        assert_malformed(
+            decode_responses(response(vec![10, 2, 1])),
+            "rejoined: group 13 has no row",
+        );
+        assert_malformed(decode_responses(response(vec![10, 0])), "zero delta");
+        // An id past `u64::MAX`.
+        assert_malformed(
+            decode_responses(response(vec![12, u64::MAX - 1])),
+            "overflows",
+        );
     }
 
     /// One stale row always changes the digest, whatever the other rows:

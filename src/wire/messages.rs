@@ -82,6 +82,7 @@ fn raft_len(m: &Message) -> usize {
         + 2 * usize::from(m.reject)
         + scalar_len(m.reject_hint)
         + 2 * usize::from(m.transfer)
+        + 2 * usize::from(m.rejoined)
 }
 
 /// A `GroupMessage`'s bytes, given its Raft message's.
@@ -128,6 +129,7 @@ fn write_group(buf: &mut Vec<u8>, field: u32, (group_id, incarnation, m): Item<'
     write_bool(buf, 7, m.reject);
     scalar(buf, 8, m.reject_hint);
     write_bool(buf, 9, m.transfer);
+    write_bool(buf, 10, m.rejoined);
     scalar(buf, 3, incarnation);
 }
 
@@ -359,6 +361,7 @@ fn read_raft(buf: &[u8], m: &mut Message) -> Option<()> {
             7 => m.reject = v != 0,
             8 => m.reject_hint = v,
             9 => m.transfer = v != 0,
+            10 => m.rejoined = v != 0,
             _ => return None,
         }
     }
@@ -418,6 +421,7 @@ mod tests {
         m.reject = rng.range(0, 3) == 0;
         m.reject_hint = maybe(rng);
         m.transfer = rng.range(0, 5) == 0;
+        m.rejoined = rng.range(0, 5) == 0;
         let n = match rng.range(0, 4) {
             0 => 0,
             1 => 1,
@@ -572,8 +576,9 @@ mod tests {
         let base = one_append();
         let (ours, theirs) = decode_both(&base);
         assert!(ours.is_some() && theirs.is_ok());
-        // Envelope: version 1, cluster 7, from 1, to 2, then the body.
-        assert_eq!(&base[..8], &[0x08, 2, 0x10, 7, 0x18, 1, 0x20, 2]);
+        // Envelope: the version, cluster 7, from 1, to 2, then the body.
+        let version = PROTOCOL_VERSION as u8;
+        assert_eq!(&base[..8], &[0x08, version, 0x10, 7, 0x18, 1, 0x20, 2]);
         let with = |extra: &[u8]| [base.clone(), extra.to_vec()].concat();
         // A second body, an unknown envelope field, `to` written twice.
         for extra in [&base[8..], &[0x98, 0x06, 1][..], &[0x20, 3][..]] {
@@ -643,12 +648,72 @@ mod tests {
         assert_eq!(MIN_GROUP_MESSAGE, 4);
         let empty: Vec<u8> = [0x0a, 0].repeat(1000);
         assert_eq!(count_messages(&empty), None);
-        let mut env = vec![0x08, 2, 0x10, 7, 0x18, 1, 0x20, 2, 0x52];
+        let version = PROTOCOL_VERSION as u8;
+        let mut env = vec![0x08, version, 0x10, 7, 0x18, 1, 0x20, 2, 0x52];
         push_varint(&mut env, empty.len() as u64);
         env.extend_from_slice(&empty);
         assert!(decode_group_envelope(&env).is_none());
         // prost refuses it too (group messages without a Raft message).
-        assert!(decode_envelope_with_prost(&env[..]).is_err());
+        assert!(matches!(
+            decode_envelope_with_prost(&env[..]),
+            Err(WireError::Malformed(_))
+        ));
+    }
+
+    /// A rejoined replica's mark (field 10) is written only when set, as
+    /// prost writes it, and read as prost reads it; written twice it is
+    /// left to prost.
+    // Mutation: the mark left out of `raft_len`, `write_group` or
+    // `read_raft`, written when false, or read as `== 1`: the bytes or the
+    // message differ from prost's.
+    #[test]
+    fn a_rejoined_mark_is_written_and_read_as_prost_does() {
+        let group = |msg: Message| Envelope {
+            from: 1,
+            to: 2,
+            body: Body::Group {
+                group_id: 3,
+                incarnation: 1,
+                msg,
+            },
+        };
+        for msg_type in frame::ALL_MESSAGE_TYPES {
+            let mut m = Message::new(msg_type, 1, 2, 4);
+            m.commit = 8;
+            let plain = crate::wire::encode_frame(7, &group(m.clone()));
+            m.rejoined = true;
+            let env = group(m);
+            let bytes = crate::wire::encode_frame(7, &env);
+            assert_eq!(&bytes[..], &prost_frame(7, &env)[..], "{msg_type:?}");
+            // The mark costs its key and a byte, and only when set.
+            assert_eq!(bytes.len(), plain.len() + 2);
+            let (ours, theirs) = decode_both(&bytes[FRAME_HEADER_LEN..]);
+            let ours = frame::from_decoded(ours.expect("read by hand"));
+            assert_eq!(ours, theirs);
+            assert_eq!(ours.map(|f| f.envelope), Ok(env));
+        }
+        // By hand: an append of group 3 whose Raft message is `raft`.
+        let envelope = |raft: &[u8]| {
+            let len = raft.len() as u8;
+            let head = [0x08, PROTOCOL_VERSION as u8, 0x10, 7, 0x18, 1, 0x20, 2];
+            [&head[..], &[0x2a, len + 4, 0x08, 3, 0x12, len], raft].concat()
+        };
+        // The mark as 0, as 1 and as 2 (prost reads a bool as "not 0").
+        for (v, rejoined) in [(0, false), (1, true), (2, true)] {
+            let (ours, theirs) = decode_both(&envelope(&[0x08, 5, 0x50, v]));
+            let ours = frame::from_decoded(ours.expect("read by hand"));
+            assert_eq!(ours, theirs);
+            let Ok(Body::Group { msg, .. }) = ours.map(|f| f.envelope.body) else {
+                panic!("a group message");
+            };
+            assert_eq!(msg.rejoined, rejoined, "{v}");
+        }
+        // Twice (prost keeps the last), and as a length-delimited field.
+        for raft in [&[0x08, 5, 0x50, 1, 0x50, 0][..], &[0x08, 5, 0x52, 1, 1]] {
+            let (ours, theirs) = decode_both(&envelope(raft));
+            assert!(ours.is_none(), "{raft:?}");
+            assert_eq!(frame::decode_envelope(&envelope(raft)[..]), theirs);
+        }
     }
 
     #[test]

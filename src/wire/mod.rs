@@ -30,9 +30,10 @@
 //! ([`frame_length`]) before it buffers anything, and split a byte stream
 //! into frames ([`split_frame`]). The schema (see `proto.rs`) is
 //! hand-written prost; field numbers are never reused, and new fields get
-//! new numbers so that older peers skip them. The heartbeat batch frames,
-//! which every node pair exchanges every interval, and the group message
-//! frames of the data path are written and read by hand (`columns.rs`,
+//! new numbers so that older peers skip them (a field an older peer must
+//! not skip comes with a new [`PROTOCOL_VERSION`]). The heartbeat batch
+//! frames, which every node pair exchanges every interval, and the group
+//! message frames of the data path are written and read by hand (`columns.rs`,
 //! `messages.rs`): the bytes prost writes, and only what prost would read
 //! the same (the rest goes to prost).
 //!
@@ -82,7 +83,15 @@ pub use frame::{
 /// removed group's earlier life, so the two do not talk. The group messages
 /// body (field 10) is part of version 2 from its start: no release spoke
 /// version 2 without it.
-pub const PROTOCOL_VERSION: u32 = 2;
+///
+/// Version 3 added the rejoined marks (a Raft message's field 10, a batch
+/// response's column 13): a replica that lost its durable state and
+/// rejoined its group says so, and its leader counts it in no quorum. A
+/// version 2 node decodes through prost, which skips fields it does not
+/// know, so a version 2 leader would silently ignore the mark and count the
+/// rejoined replica toward its quorums (commit, read confirmation,
+/// CheckQuorum): unsafe, so the two do not talk.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The default limit on the envelope size of one frame (the bytes after the
 /// length prefix). Appends are split well below this by the Raft layer; the

@@ -5,7 +5,8 @@
 //! contract with every peer, so a field number is never reused or retyped.
 //! New fields get new numbers; proto3 decoders skip fields they do not know,
 //! which is what lets a newer peer add a field without bumping
-//! [`PROTOCOL_VERSION`](super::PROTOCOL_VERSION).
+//! [`PROTOCOL_VERSION`](super::PROTOCOL_VERSION), unless an older peer
+//! skipping it would be unsafe (the rejoined marks of version 3).
 //!
 //! Nothing outside `wire` sees these types: [`frame`](super::frame) converts
 //! between them and the Rust-side [`Frame`](super::Frame), and validates
@@ -161,6 +162,11 @@ pub(crate) struct RaftMessage {
     /// Vote: a campaign its leader asked for (leadership transfer).
     #[prost(bool, tag = "9")]
     pub transfer: bool,
+    /// The sender is a replica that lost its durable state and rejoined
+    /// its group: its leader must count it in no quorum. Written only when
+    /// true, so that every other message costs nothing more.
+    #[prost(bool, tag = "10")]
+    pub rejoined: bool,
 }
 
 /// One log entry. `data` is `Bytes` so that decoding from a `Bytes` buffer
@@ -273,6 +279,12 @@ pub(crate) struct HeartbeatBatchResponse {
     /// Delta-coded, not necessarily groups of rows.
     #[prost(uint64, repeated, tag = "11")]
     pub need_full_deltas: Vec<u64>,
+    /// The groups whose row is answered by a replica that lost its durable
+    /// state and rejoined (its leader counts it in no quorum), delta-coded
+    /// as `group_deltas`; each must be the group of a row. Such replicas
+    /// are rare: the column is almost always empty, and then absent.
+    #[prost(uint64, repeated, tag = "13")]
+    pub rejoined_deltas: Vec<u64>,
 }
 
 #[cfg(test)]
