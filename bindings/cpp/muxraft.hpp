@@ -595,7 +595,8 @@ public:
     // muxraft_group_rejoin: this node's replica of a group that exists on
     // the other members, after this node lost what it held of it (its
     // data_dir was deleted): it starts empty, its leader restores it, and it
-    // never votes. MUXRAFT_ALREADY_EXISTS if the group was recovered.
+    // never votes nor counts toward a quorum (replace it through a membership
+    // change). MUXRAFT_ALREADY_EXISTS if the group was recovered.
     void rejoin_group(std::uint64_t group_id, std::uint64_t incarnation,
                       const std::uint64_t *members, std::size_t n_members) const
     {

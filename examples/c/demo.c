@@ -548,8 +548,8 @@ static void replace_scene(qc_cluster *c, size_t dead)
     qc_kill(c, dead);
     c->procs[dead].retired = true;
     printf("\nSIGKILL node %zu (pid %d), the one that rejoined: it is gone for good (say its\n"
-           "machine died). (A replica that rejoined empty never votes again: until it is\n"
-           "replaced, its groups could not lose another node.) The\n"
+           "machine died). (A replica that rejoined empty never votes nor counts toward a\n"
+           "quorum again: until it is replaced, its groups could not lose another node.) The\n"
            "proposals resume; we replace it with a new node 4 in all %d groups: node 4\n"
            "joins every group (muxraft_group_join), then each group's leader adds it as\n"
            "promotable, muxraft makes it a voter once it caught up, and the leader removes\n"
@@ -911,9 +911,10 @@ int main(int argc, char **argv)
            GROUPS, c.procs[0].last.index_sum, c.procs[0].last.state);
 
     /* The node that rejoined dies for good. It had to be that one: a
-     * replica that rejoined with an empty disk never votes nor campaigns
-     * again (it may have forgotten a vote it gave), so its groups survive
-     * the loss of no other node until it is replaced by a full member. */
+     * replica that rejoined with an empty disk never votes, campaigns nor
+     * counts toward a quorum again (it may have forgotten a vote it gave
+     * and entries it acknowledged), so its groups survive the loss of no
+     * other node until it is replaced by a full member. */
     replace_scene(&c, wiped);
 
     if (!qc_stop_all(&c, 10000))

@@ -25,9 +25,9 @@
  *                MUXRAFT_CRASH_WIPE (0)    percent of node 3's restarts that
  *                                          delete its muxraft data first
  *                                          (one node only: a replica that
- *                                          rejoined never votes, so two
- *                                          would leave groups without a
- *                                          quorum of voters)
+ *                                          rejoined never votes nor counts
+ *                                          toward a quorum, so two would
+ *                                          leave groups without one)
  *                MUXRAFT_CRASH_SEED        the kill schedule (default: clock)
  *                MUXRAFT_CRASH_KEEP=1      keep the data directories
  *

@@ -341,8 +341,10 @@ create_group(Node, GroupId, Incarnation, Members) ->
 %% group the broker's metadata says this node is a member of (use
 %% {@link create_group/4} only for a group new on every member). The
 %% replica starts empty; its leader sends it a snapshot (a `restore'
-%% message) and the entries after it. It never votes nor campaigns, for as
-%% long as it lives. `{error, already_exists}' if the group was recovered.
+%% message) and the entries after it. It never votes nor campaigns, and
+%% counts toward no quorum, for as long as it lives: its group tolerates
+%% one failure less until a membership change replaces it.
+%% `{error, already_exists}' if the group was recovered.
 -spec rejoin_group(node_handle(), group_id(), incarnation(), [node_id()]) ->
           ok | {error, reason()}.
 rejoin_group(Node, GroupId, Incarnation, Members) ->
